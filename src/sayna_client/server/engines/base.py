@@ -1,0 +1,230 @@
+"""The small interface every speech engine of the local server implements.
+
+An engine turns text into audio (TTS) and audio into transcripts (STT). The
+WebSocket session and ``POST /speak`` only talk to engines through this module,
+so the deterministic ``fake`` engine and the real offline ``local`` engine
+(espeak-ng + pocketsphinx) are interchangeable per session.
+
+Audio inside engines is always 16-bit little-endian mono PCM ("pcm16");
+:func:`encode_output` converts it to the wire format a ``tts_config`` asked for.
+"""
+
+from __future__ import annotations
+
+import abc
+import struct
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "Engine",
+    "STTParams",
+    "STTStream",
+    "TTSRequest",
+    "Transcript",
+    "Voice",
+    "encode_output",
+    "linear16_to_mulaw",
+    "mulaw_to_linear16",
+    "wav_header",
+]
+
+
+@dataclass(frozen=True)
+class TTSRequest:
+    """One synthesis job, already normalised from a ``tts_config`` (server defaults applied)."""
+
+    text: str
+    voice_id: str = "aura-asteria-en"
+    model: str = ""
+    speaking_rate: float = 1.0
+    audio_format: str = "linear16"
+    sample_rate: int = 24000
+    pronunciations: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class STTParams:
+    """The ``stt_config`` of a session: what the client promised to send."""
+
+    language: str = "en-US"
+    sample_rate: int = 16000
+    channels: int = 1
+    encoding: str = "linear16"
+    model: str = ""
+    punctuation: bool = True
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """One ``stt_result`` the session will send."""
+
+    transcript: str
+    is_final: bool
+    is_speech_final: bool
+    confidence: float = 1.0
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": "stt_result",
+            "transcript": self.transcript,
+            "is_final": self.is_final,
+            "is_speech_final": self.is_speech_final,
+            "confidence": self.confidence,
+        }
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One entry of ``GET /voices`` (all fields are required strings on the wire)."""
+
+    id: str
+    name: str
+    sample: str = ""
+    accent: str = "Unknown"
+    gender: str = "Unknown"
+    language: str = "Unknown"
+
+    def to_wire(self) -> dict[str, str]:
+        return {
+            "id": self.id,
+            "sample": self.sample,
+            "name": self.name,
+            "accent": self.accent,
+            "gender": self.gender,
+            "language": self.language,
+        }
+
+
+class STTStream(abc.ABC):
+    """A streaming recogniser for one session.
+
+    ``feed`` receives the client's binary frames exactly as sent (format per
+    :class:`STTParams`) and returns the results that became available. It must
+    never raise on odd input sizes: the real server forwards frames untouched.
+    """
+
+    @abc.abstractmethod
+    async def feed(self, audio: bytes) -> list[Transcript]:
+        """Consume one binary frame; return results produced by it (possibly none)."""
+
+    @abc.abstractmethod
+    async def finish(self) -> list[Transcript]:
+        """End of input: flush pending finals (used when the session ends)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release engine resources. Default: nothing to release."""
+
+
+class Engine(abc.ABC):
+    """A speech engine: voices, synthesis and recognition."""
+
+    #: Short name used in logs and in ``--engine``.
+    name: str = "engine"
+
+    @abc.abstractmethod
+    def voices(self) -> dict[str, list[Voice]]:
+        """The ``GET /voices`` catalogue, keyed by provider name."""
+
+    @abc.abstractmethod
+    def synthesize(self, request: TTSRequest) -> AsyncIterator[bytes]:
+        """Yield audio chunks already encoded per ``request.audio_format``/``sample_rate``.
+
+        Implementations produce pcm16 internally and finish with :func:`encode_output`
+        (per chunk for raw formats; the ``wav`` format gets one header first).
+        """
+
+    @abc.abstractmethod
+    def open_stt(self, params: STTParams) -> STTStream:
+        """Start a recogniser for one session."""
+
+
+# --- audio format helpers shared by engines -------------------------------------------
+
+_MULAW_BIAS = 0x84
+_MULAW_CLIP = 32635
+
+
+def _mulaw_encode_sample(sample: int) -> int:
+    sign = 0x80 if sample < 0 else 0
+    if sample < 0:
+        sample = -sample
+    sample = min(sample, _MULAW_CLIP) + _MULAW_BIAS
+    exponent = 7
+    mask = 0x4000
+    while exponent > 0 and not (sample & mask):
+        exponent -= 1
+        mask >>= 1
+    mantissa = (sample >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def _mulaw_decode_byte(byte: int) -> int:
+    byte = ~byte & 0xFF
+    sign = byte & 0x80
+    exponent = (byte >> 4) & 0x07
+    mantissa = byte & 0x0F
+    sample = ((mantissa << 3) + _MULAW_BIAS) << exponent
+    sample -= _MULAW_BIAS
+    return -sample if sign else sample
+
+
+# Lookup tables: 64 K entries for encode (indexed by the unsigned 16-bit value) and 256
+# for decode, so conversion is a bytes.translate-like loop with no per-sample branching.
+_ENCODE_TABLE = bytes(_mulaw_encode_sample(v - 65536 if v >= 32768 else v) for v in range(65536))
+_DECODE_TABLE = [_mulaw_decode_byte(b) for b in range(256)]
+
+
+def linear16_to_mulaw(pcm: bytes) -> bytes:
+    """Convert 16-bit little-endian PCM to G.711 mu-law (one byte per sample)."""
+    count = len(pcm) // 2
+    samples = struct.unpack(f"<{count}H", pcm[: count * 2])
+    table = _ENCODE_TABLE
+    return bytes(table[s] for s in samples)
+
+
+def mulaw_to_linear16(data: bytes) -> bytes:
+    """Convert G.711 mu-law bytes to 16-bit little-endian PCM."""
+    table = _DECODE_TABLE
+    return struct.pack(f"<{len(data)}h", *(table[b] for b in data))
+
+
+def wav_header(sample_rate: int, channels: int = 1, data_bytes: int = 0, bits: int = 16) -> bytes:
+    """A 44-byte RIFF/WAVE header for PCM data of ``data_bytes`` bytes.
+
+    Streaming writers that do not know the length yet pass ``0xFFFFFFFF - 36``-style
+    values; the engines pass the real length when they know it.
+    """
+    block_align = channels * bits // 8
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF",
+        36 + data_bytes,
+        b"WAVE",
+        b"fmt ",
+        16,
+        1,
+        channels,
+        sample_rate,
+        sample_rate * block_align,
+        block_align,
+        bits,
+        b"data",
+        data_bytes,
+    )
+
+
+def encode_output(pcm16: bytes, audio_format: str) -> bytes:
+    """Encode one chunk of pcm16 into ``audio_format`` (raw formats only; see below).
+
+    ``linear16``/``pcm``/``wav``/unknown → unchanged pcm16 (callers emit a WAV header
+    first for ``wav``), ``mulaw``/``ulaw`` → G.711 mu-law. Compressed formats
+    (mp3, ogg, opus) are not produced locally: they fall back to pcm16, which the
+    content type (``application/octet-stream`` / requested type) does not promise
+    otherwise.
+    """
+    fmt = audio_format.strip().lower()
+    if fmt in ("mulaw", "ulaw"):
+        return linear16_to_mulaw(pcm16)
+    return pcm16
