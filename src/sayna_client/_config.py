@@ -1,0 +1,192 @@
+"""Small frozen settings objects and URL handling, shared by REST and WebSocket.
+
+Everything here is pure: no I/O, no event loop, so it is tested with plain asserts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import SaynaValidationError
+
+__all__ = [
+    "API_KEY_ENV",
+    "ReconnectPolicy",
+    "RetryPolicy",
+    "Timeouts",
+    "backoff_delay",
+    "derive_urls",
+    "is_loopback_host",
+    "resolve_api_key",
+]
+
+API_KEY_ENV = "SAYNA_API_KEY"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Deadlines in seconds; ``None`` disables one.
+
+    Attributes:
+        connect: TCP + TLS + WebSocket/HTTP handshake.
+        ready: from sending ``config`` to the server's ``ready``. The server may take
+            30 s for providers, plus a LiveKit join and 10 s of audio-source wait, so
+            the default is 45 s as the protocol reference advises.
+        request: a whole REST request, body included.
+        close: how long ``disconnect()`` waits for the server's close handshake.
+    """
+
+    connect: Optional[float] = 10.0
+    ready: Optional[float] = 45.0
+    request: Optional[float] = 60.0
+    close: Optional[float] = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "ready", "request", "close"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise SaynaValidationError(
+                    f"Timeouts.{name} must be a positive number of seconds or None, got {value!r}"
+                )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries of idempotent REST requests on connection errors, 429 and 5xx.
+
+    The delay before retry ``n`` (1-based) is ``min(max_backoff, initial_backoff *
+    2 ** (n - 1))`` scaled by a random factor in ``[1 - jitter, 1]``; a server
+    ``Retry-After`` (seconds) is honoured when it is larger, capped at ``max_backoff``.
+    """
+
+    max_retries: int = 2
+    initial_backoff: float = 0.5
+    max_backoff: float = 8.0
+    jitter: float = 0.5
+    retry_statuses: frozenset[int] = field(
+        default_factory=lambda: frozenset({429, 500, 502, 503, 504})
+    )
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise SaynaValidationError("RetryPolicy.max_retries must be >= 0 (0 disables retries)")
+        if self.initial_backoff < 0 or self.max_backoff < 0:
+            raise SaynaValidationError("RetryPolicy backoff values must be >= 0 seconds")
+        if not 0 <= self.jitter <= 1:
+            raise SaynaValidationError("RetryPolicy.jitter must be between 0 and 1")
+
+
+@dataclass(frozen=True)
+class ReconnectPolicy:
+    """Opt-in automatic reconnection of the WebSocket session after a recoverable close.
+
+    Attributes:
+        max_attempts: attempts per outage before giving up (``None`` = forever).
+        initial_backoff / max_backoff / jitter: as :class:`RetryPolicy`.
+        buffer_bytes: audio sent with ``on_audio_input`` during an outage is held up
+            to this many bytes (default 1 MiB, about 32 s of 16 kHz mono PCM) and
+            replayed, in order, after the session is ready again. Audio beyond the
+            limit is never dropped silently: the oldest held frames are discarded and
+            an ``AudioDropped`` event reports the count and bytes.
+    """
+
+    max_attempts: Optional[int] = 10
+    initial_backoff: float = 0.5
+    max_backoff: float = 15.0
+    jitter: float = 0.5
+    buffer_bytes: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise SaynaValidationError("ReconnectPolicy.max_attempts must be >= 1 or None")
+        if self.buffer_bytes < 0:
+            raise SaynaValidationError("ReconnectPolicy.buffer_bytes must be >= 0")
+        if not 0 <= self.jitter <= 1:
+            raise SaynaValidationError("ReconnectPolicy.jitter must be between 0 and 1")
+
+
+def backoff_delay(
+    attempt: int,
+    *,
+    initial: float,
+    maximum: float,
+    jitter: float,
+    retry_after: Optional[float] = None,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Seconds to wait before retry ``attempt`` (1-based): capped exponential with jitter.
+
+    ``retry_after`` (a server hint) raises the delay to at least that value, still
+    capped at ``maximum`` so a hostile header cannot stall the caller.
+    """
+    base = min(maximum, initial * float(2 ** max(0, attempt - 1)))
+    delay: float = base * (1.0 - jitter * float(rand()))
+    if retry_after is not None and retry_after > delay:
+        delay = min(maximum, retry_after)
+    return max(0.0, delay)
+
+
+def resolve_api_key(api_key: Optional[str]) -> Optional[str]:
+    """The explicit key, else ``SAYNA_API_KEY``, else ``None``; blank values count as unset."""
+    if api_key is not None and not isinstance(api_key, str):
+        raise SaynaValidationError(
+            f"api_key must be a string, got {type(api_key).__name__}; pass the key text "
+            f"or set the {API_KEY_ENV} environment variable"
+        )
+    key = api_key if api_key and api_key.strip() else os.environ.get(API_KEY_ENV)
+    if key is None or not key.strip():
+        return None
+    return key.strip()
+
+
+def derive_urls(url: str) -> tuple[str, str]:
+    """Return ``(http_base, ws_url)`` for a server URL given as http(s) or ws(s).
+
+    ``http_base`` has no trailing slash; ``ws_url`` ends with ``/ws``. A trailing
+    ``/ws`` on the input is accepted, and a path prefix (a server behind a reverse
+    proxy at ``https://host/sayna``) is kept on both.
+
+    Raises:
+        SaynaValidationError: the URL is empty, has another scheme, or has no host.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise SaynaValidationError(
+            "url must be a non-empty string such as 'https://api.sayna.ai' or "
+            "'ws://127.0.0.1:3001/ws'"
+        )
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    secure = {"http": False, "ws": False, "https": True, "wss": True}.get(scheme)
+    if secure is None:
+        raise SaynaValidationError(
+            f"url must start with http://, https://, ws:// or wss://, got {url!r}"
+        )
+    if not parts.hostname:
+        raise SaynaValidationError(f"url has no host: {url!r}; use e.g. 'http://127.0.0.1:3001'")
+    path = parts.path.rstrip("/")
+    if path.endswith("/ws") or path == "/ws":
+        path = path[: -len("/ws")]
+    http_base = urlunsplit(("https" if secure else "http", parts.netloc, path, "", ""))
+    ws_url = urlunsplit(("wss" if secure else "ws", parts.netloc, path + "/ws", parts.query, ""))
+    return http_base, ws_url
+
+
+def is_loopback_host(url: str) -> bool:
+    """True when the URL's host is ``localhost`` or a loopback address."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_plaintext(url: str) -> bool:
+    """True for http:// and ws:// URLs."""
+    return urlsplit(url).scheme.lower() in ("http", "ws")

@@ -1,0 +1,228 @@
+"""The REST transport: the only place that calls aiohttp for HTTP requests.
+
+It adds authentication, applies the per-client or per-call timeout, retries
+idempotent requests on connection errors, 429 and 5xx (honouring
+``Retry-After``), and turns every failure into a typed ``Sayna*`` error chained
+to the aiohttp exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable, Optional
+from urllib.parse import quote
+
+import aiohttp
+
+from ._config import RetryPolicy, backoff_delay
+from .errors import (
+    SaynaConnectionError,
+    SaynaHttpError,
+    SaynaRateLimitError,
+    SaynaTimeoutError,
+    http_error_for_status,
+)
+
+__all__ = ["HttpResponse", "HttpTransport", "path_segment"]
+
+logger = logging.getLogger("sayna_client")
+
+
+def path_segment(value: str) -> str:
+    """Percent-encode one path segment (room names and stream ids may hold anything)."""
+    return quote(value, safe="")
+
+
+class HttpResponse:
+    """A successful response: status, headers (a plain dict) and the raw body."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+def _retry_after_seconds(value: Optional[str]) -> Optional[float]:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    import datetime
+
+    now = datetime.datetime.now(when.tzinfo or datetime.timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _error_from_response(
+    status: int, endpoint: str, headers: Mapping[str, str], body: bytes
+) -> SaynaHttpError:
+    """Build the typed error for a non-2xx response, keeping the server's body."""
+    text = body.decode("utf-8", errors="replace")
+    parsed: Any = text
+    error: Optional[str] = None
+    code: Optional[str] = None
+    detail = text.strip()
+    try:
+        parsed = json.loads(text) if text else None
+    except ValueError:
+        parsed = text
+    if isinstance(parsed, dict):
+        error = parsed.get("error") if isinstance(parsed.get("error"), str) else None
+        code = parsed.get("code") if isinstance(parsed.get("code"), str) else None
+        message = parsed.get("message") if isinstance(parsed.get("message"), str) else None
+        # Auth errors: {"error": code, "message": text}; handlers: {"error": text, "code"?}.
+        detail = message or error or text
+        if message and error and not code:
+            code = error
+    reason = detail or "(empty body)"
+    message_text = f"{endpoint} failed with HTTP {status}: {reason}"
+    error_cls = http_error_for_status(status)
+    if error_cls is SaynaRateLimitError:
+        return SaynaRateLimitError(
+            message_text,
+            status,
+            endpoint,
+            body=parsed,
+            error=error,
+            code=code,
+            retry_after=_retry_after_seconds(headers.get("Retry-After")),
+        )
+    return error_cls(message_text, status, endpoint, body=parsed, error=error, code=code)
+
+
+class HttpTransport:
+    """Sends REST requests to one Sayna server through a shared aiohttp session."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: Optional[str],
+        timeout: Optional[float],
+        retry: RetryPolicy,
+        session: Callable[[], aiohttp.ClientSession],
+        ssl: Any = True,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self._base_url = base_url
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._timeout = timeout
+        self._retry = retry
+        self._session = session
+        self._ssl = ssl
+        self._sleep = sleep
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        timeout: Optional[float] = None,
+        retry: Optional[RetryPolicy] = None,
+        idempotent: bool = False,
+    ) -> HttpResponse:
+        """Send a request and return the 2xx response.
+
+        Args:
+            method: HTTP method.
+            path: path below the base URL, already percent-encoded.
+            json_body: a JSON-able body; sent with ``Content-Type: application/json``
+                (DELETE bodies included, as the server requires).
+            timeout: seconds for the whole request; the client default when ``None``.
+            retry: overrides the client's retry policy for this call.
+            idempotent: retries happen only when True.
+
+        Raises:
+            SaynaHttpError (a status subclass): a non-2xx status after any retries.
+            SaynaTimeoutError: the request exceeded ``timeout``.
+            SaynaConnectionError: the connection failed.
+        """
+        policy = retry or self._retry
+        attempts = 1 + (policy.max_retries if idempotent else 0)
+        endpoint = f"{method} {path.split('?', 1)[0]}"
+        deadline = timeout if timeout is not None else self._timeout
+        data = None if json_body is None else json.dumps(json_body, separators=(",", ":"))
+        headers = dict(self._headers)
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        url = self._base_url + path
+        for attempt in range(1, attempts + 1):
+            retry_after: Optional[float] = None
+            try:
+                response = await self._send(method, url, headers, data, deadline, endpoint)
+            except (SaynaConnectionError, SaynaTimeoutError) as exc:
+                if attempt >= attempts:
+                    raise
+                logger.debug("Retrying %s after %s", endpoint, type(exc).__name__)
+            else:
+                if response.status < 300:
+                    return response
+                error = _error_from_response(
+                    response.status, endpoint, response.headers, response.body
+                )
+                if attempt >= attempts or response.status not in policy.retry_statuses:
+                    raise error
+                retry_after = getattr(error, "retry_after", None) or _retry_after_seconds(
+                    response.headers.get("Retry-After")
+                )
+                logger.debug("Retrying %s after HTTP %d", endpoint, response.status)
+            await self._sleep(
+                backoff_delay(
+                    attempt,
+                    initial=policy.initial_backoff,
+                    maximum=policy.max_backoff,
+                    jitter=policy.jitter,
+                    retry_after=retry_after,
+                )
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        data: Optional[str],
+        timeout: Optional[float],
+        endpoint: str,
+    ) -> HttpResponse:
+        try:
+            async with self._session().request(
+                method,
+                url,
+                data=data,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                ssl=self._ssl,
+                allow_redirects=False,
+            ) as resp:
+                body = await resp.read()
+                return HttpResponse(resp.status, dict(resp.headers), body)
+        except asyncio.TimeoutError as exc:
+            raise SaynaTimeoutError(
+                f"{endpoint} timed out after {timeout} s; raise the timeout (client "
+                "Timeouts.request or timeout= on the call) or check the server",
+                operation=endpoint,
+                timeout=timeout,
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise SaynaConnectionError(f"{endpoint} failed: {exc}", exc) from exc
+        except OSError as exc:
+            raise SaynaConnectionError(f"{endpoint} failed: {exc}", exc) from exc

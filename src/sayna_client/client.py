@@ -1,0 +1,694 @@
+"""``SaynaClient``: the seed API, a thin facade over REST, the WebSocket session and the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from collections.abc import AsyncIterator
+from typing import Any, Callable, Optional, TypeVar, Union
+
+import aiohttp
+
+from ._config import (
+    ReconnectPolicy,
+    RetryPolicy,
+    Timeouts,
+    derive_urls,
+    is_loopback_host,
+    is_plaintext,
+    resolve_api_key,
+)
+from ._http import HttpTransport
+from ._rest import RestMethods
+from .errors import (
+    SaynaConfigRejectedError,
+    SaynaNotConnectedError,
+    SaynaNotReadyError,
+    SaynaValidationError,
+)
+from .protocol.commands import (
+    ClearMessage,
+    LoadingStartMessage,
+    LoadingStopMessage,
+    SendMessageMessage,
+    SipTransferMessage,
+    TurnDetectConfig,
+    UpdateConfigMessage,
+    VADConfig,
+    encode,
+    encode_config,
+    encode_speak,
+)
+from .protocol.events import (
+    ConnectionClosed,
+    Event,
+    MessageMessage,
+    ParticipantConnectedMessage,
+    ParticipantDisconnectedMessage,
+    ReadyMessage,
+    SipTransferErrorMessage,
+    STTResultMessage,
+    TrackSubscribedMessage,
+    TTSPlaybackCompleteMessage,
+    VADEventMessage,
+)
+from .realtime.connection import WebSocketConnection
+from .realtime.hub import _CLOSED, DEFAULT_MAX_QUEUE, CallbackConsumer, EventHub, Mailbox
+from .types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
+
+__all__ = ["SaynaClient", "Unsubscribe"]
+
+logger = logging.getLogger("sayna_client")
+
+T = TypeVar("T")
+Callback = Callable[[T], Any]
+
+MAX_TEXT_CHARS = 100_000
+MAX_AUDIO_FRAME = 16 * 1024 * 1024
+_BYTES_PER_SAMPLE = {"linear16": 2, "pcm": 2, "pcm_s16le": 2, "mulaw": 1, "ulaw": 1, "alaw": 1}
+
+#: Event types error callbacks receive.
+ERROR_EVENT_TYPES = frozenset(
+    {"error", "malformed_message", "callback_error", "events_dropped", "audio_dropped", "lost"}
+)
+
+
+class Unsubscribe:
+    """Returned by ``register_on_*`` and :meth:`SaynaClient.on`: call it to remove that callback."""
+
+    __slots__ = ("_consumer", "_hub")
+
+    def __init__(self, hub: EventHub, consumer: CallbackConsumer) -> None:
+        self._hub = hub
+        self._consumer = consumer
+
+    def __call__(self) -> bool:
+        """Remove the callback; True if it was still registered."""
+        return self._hub.remove_callback(self._consumer)
+
+
+class SaynaClient(RestMethods):
+    """A client for one Sayna server: REST calls, and one WebSocket voice session at a time.
+
+    Args:
+        url: server URL, ``http(s)://host[:port]`` or ``ws(s)://host[:port][/ws]``.
+        stt_config: speech-to-text settings (required unless ``without_audio``).
+        tts_config: text-to-speech settings (required unless ``without_audio``).
+        livekit_config: join a LiveKit room with this session.
+        without_audio: control-only session (``audio: false``): no STT/TTS.
+        api_key: sent as ``Authorization: Bearer``; defaults to ``SAYNA_API_KEY``.
+        stream_id: session id echoed in ``ready`` and used for recordings.
+        loading_audio: a loading clip for LiveKit sessions (see ``loading_start``).
+        timeouts: connect / ready / request / close deadlines.
+        retry: retry policy for idempotent REST requests.
+        heartbeat: seconds within which a dead server is detected by WebSocket
+            ping/pong (``None`` disables pings).
+        max_queue: per-consumer event queue bound (see ``events()``).
+        ssl: passed to aiohttp (``True`` verifies certificates; an ``SSLContext`` for
+            private CAs). Verification is never turned off by default.
+
+    Raises:
+        SaynaValidationError: a bad argument, named with the fix.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        stt_config: Optional[STTConfig] = None,
+        tts_config: Optional[TTSConfig] = None,
+        livekit_config: Optional[LiveKitConfig] = None,
+        without_audio: bool = False,
+        api_key: Optional[str] = None,
+        *,
+        stream_id: Optional[str] = None,
+        loading_audio: Optional[LoadingAudioConfig] = None,
+        timeouts: Optional[Timeouts] = None,
+        retry: Optional[RetryPolicy] = None,
+        heartbeat: Optional[float] = 20.0,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        ssl: Any = True,
+        reconnect: Optional[ReconnectPolicy] = None,
+    ) -> None:
+        self._http_base, self._ws_url = derive_urls(url)
+        self.url = url
+        _check_type("stt_config", stt_config, STTConfig, "STTConfig(provider='deepgram')")
+        _check_type("tts_config", tts_config, TTSConfig, "TTSConfig(provider='deepgram')")
+        _check_type("livekit_config", livekit_config, LiveKitConfig, "LiveKitConfig(room_name=..)")
+        _check_type("loading_audio", loading_audio, LoadingAudioConfig, "LoadingAudioConfig(..)")
+        if not isinstance(without_audio, bool):
+            raise SaynaValidationError(
+                f"without_audio must be True or False, got {without_audio!r}"
+            )
+        if not without_audio and (stt_config is None or tts_config is None):
+            raise SaynaValidationError(
+                "stt_config and tts_config are required when audio is enabled; pass both, "
+                "or without_audio=True for a control-only session"
+            )
+        if stream_id is not None and (
+            not isinstance(stream_id, str) or "/" in stream_id or ".." in stream_id
+        ):
+            raise SaynaValidationError(
+                "stream_id must be a string without '/' or '..' (it names the recording path)"
+            )
+        if heartbeat is not None and not heartbeat > 0:
+            raise SaynaValidationError("heartbeat must be a positive number of seconds or None")
+        if not isinstance(max_queue, int) or max_queue < 1:
+            raise SaynaValidationError("max_queue must be a positive integer")
+        self.stt_config = stt_config
+        self.tts_config = tts_config
+        self.livekit_config = livekit_config
+        self.loading_audio = loading_audio
+        self.without_audio = without_audio
+        self.stream_id = stream_id
+        self.timeouts = timeouts or Timeouts()
+        self.retry = retry or RetryPolicy()
+        self.heartbeat = heartbeat
+        self.reconnect_policy = reconnect
+        self._api_key = resolve_api_key(api_key)
+        self._ssl = ssl
+        if (
+            self._api_key
+            and is_plaintext(self._http_base)
+            and not is_loopback_host(self._http_base)
+        ):
+            warnings.warn(
+                "An API key will be sent over unencrypted http/ws to a non-loopback host; "
+                "use https:// or wss:// so it cannot be read on the network",
+                stacklevel=2,
+            )
+        self._session: Optional[aiohttp.ClientSession] = None
+        self._http = HttpTransport(
+            self._http_base,
+            api_key=self._api_key,
+            timeout=self.timeouts.request,
+            retry=self.retry,
+            session=self._get_session,
+            ssl=ssl,
+        )
+        self._hub = EventHub(max_queue)
+        self._conn: Optional[WebSocketConnection] = None
+        self._ready_msg: Optional[ReadyMessage] = None
+        self._connect_lock: Optional[asyncio.Lock] = None
+
+    def __repr__(self) -> str:
+        state = "ready" if self.ready else ("connected" if self.connected else "disconnected")
+        return f"SaynaClient(url={self._http_base!r}, {state})"
+
+    # --- resources -----------------------------------------------------------------
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        session = self._session
+        if session is None or session.closed:
+            session = self._session = aiohttp.ClientSession()
+        return session
+
+    async def __aenter__(self) -> SaynaClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.disconnect()
+
+    async def aclose(self) -> None:
+        """Same as :meth:`disconnect`."""
+        await self.disconnect()
+
+    # --- state ---------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True while the WebSocket is open."""
+        return self._conn is not None and not self._conn.closed
+
+    @property
+    def ready(self) -> bool:
+        """True once the server sent ``ready`` and while the socket stays open."""
+        return self._ready_msg is not None and self.connected
+
+    @property
+    def livekit_room_name(self) -> Optional[str]:
+        """The LiveKit room of this session (after ready, LiveKit sessions only)."""
+        return self._ready_msg.livekit_room_name if self._ready_msg else None
+
+    @property
+    def livekit_url(self) -> Optional[str]:
+        """The LiveKit URL participants join (after ready)."""
+        return self._ready_msg.livekit_url if self._ready_msg else None
+
+    @property
+    def sayna_participant_identity(self) -> Optional[str]:
+        """Sayna's identity in the LiveKit room (after ready, LiveKit sessions only)."""
+        return self._ready_msg.sayna_participant_identity if self._ready_msg else None
+
+    @property
+    def sayna_participant_name(self) -> Optional[str]:
+        """Sayna's display name in the LiveKit room (after ready, LiveKit sessions only)."""
+        return self._ready_msg.sayna_participant_name if self._ready_msg else None
+
+    @property
+    def received_stream_id(self) -> Optional[str]:
+        """The ``stream_id`` the server confirmed in ``ready`` (key for ``get_recording``)."""
+        return self._ready_msg.stream_id if self._ready_msg else None
+
+    # --- connecting ----------------------------------------------------------------
+
+    def _config_text(self) -> str:
+        return encode_config(
+            stream_id=self.stream_id,
+            audio=not self.without_audio,
+            stt_config=None if self.without_audio else self.stt_config,
+            tts_config=None if self.without_audio else self.tts_config,
+            livekit=self.livekit_config,
+            loading_audio=self.loading_audio,
+        )
+
+    async def connect(self) -> None:
+        """Open the WebSocket, send the config, and return once the server sent ``ready``.
+
+        Calling it when already ready does nothing. Cancelling it closes whatever it
+        had opened.
+
+        Raises:
+            SaynaTimeoutError: no socket within ``timeouts.connect`` or no ``ready``
+                within ``timeouts.ready`` (the socket is closed).
+            SaynaConfigRejectedError: the server answered the config with an error; the
+                socket stays open: call :meth:`reconfigure` with a fixed config, or
+                :meth:`disconnect`.
+            SaynaAuthenticationError: the upgrade got 401 (API key missing or wrong).
+            SaynaConnectionError: the network failed or the socket closed first.
+        """
+        if self._connect_lock is None:
+            self._connect_lock = asyncio.Lock()
+        async with self._connect_lock:
+            if self.ready:
+                return
+            if self._conn is not None and not self._conn.closed:
+                # A config was rejected earlier: send the current one again.
+                await self._configure(self._conn)
+                return
+            await self._open()
+
+    async def _open(self) -> None:
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        self._ready_msg = None
+        conn = await WebSocketConnection.open(
+            self._get_session(),
+            self._ws_url,
+            headers=headers,
+            heartbeat=self.heartbeat,
+            connect_timeout=self.timeouts.connect,
+            ssl=self._ssl,
+            hub=self._hub,
+            on_closed=self._on_closed,
+            on_ready=self._on_ready,
+        )
+        self._conn = conn
+        try:
+            await self._configure(conn)
+        except SaynaConfigRejectedError:
+            raise  # the socket stays open for reconfigure()
+        except BaseException:
+            await self._close_connection()
+            raise
+
+    async def _configure(self, conn: WebSocketConnection) -> None:
+        ready = await conn.configure(self._config_text(), self.timeouts.ready)
+        logger.info(
+            "Sayna session ready (stream_id=%s, livekit_room=%s)",
+            ready.stream_id,
+            ready.livekit_room_name,
+        )
+
+    def _on_ready(self, ready: ReadyMessage) -> None:
+        self._ready_msg = ready
+
+    def _on_closed(self, info: ConnectionClosed) -> None:
+        self._hub.publish(info)
+        if not info.initiated_by_client:
+            logger.warning("Sayna WebSocket closed by the server or network: %s", info.message)
+            self._hub.notify_callbacks("lost", info)
+
+    async def reconfigure(
+        self,
+        *,
+        stt_config: Optional[STTConfig] = None,
+        tts_config: Optional[TTSConfig] = None,
+        livekit_config: Optional[LiveKitConfig] = None,
+        loading_audio: Optional[LoadingAudioConfig] = None,
+    ) -> None:
+        """Replace parts of the session config and send it again, waiting for ``ready``.
+
+        Use it after :class:`SaynaConfigRejectedError` to send a corrected config on the
+        same socket, or on a ready session to switch providers. When not connected it
+        only stores the new values for the next :meth:`connect`.
+
+        Raises:
+            the same errors as :meth:`connect`.
+        """
+        _check_type("stt_config", stt_config, STTConfig, "STTConfig(provider='deepgram')")
+        _check_type("tts_config", tts_config, TTSConfig, "TTSConfig(provider='deepgram')")
+        _check_type("livekit_config", livekit_config, LiveKitConfig, "LiveKitConfig(room_name=..)")
+        _check_type("loading_audio", loading_audio, LoadingAudioConfig, "LoadingAudioConfig(..)")
+        if stt_config is not None:
+            self.stt_config = stt_config
+        if tts_config is not None:
+            self.tts_config = tts_config
+        if livekit_config is not None:
+            self.livekit_config = livekit_config
+        if loading_audio is not None:
+            self.loading_audio = loading_audio
+        conn = self._conn
+        if conn is None or conn.closed:
+            return
+        self._ready_msg = None
+        await self._configure(conn)
+
+    async def disconnect(self) -> None:
+        """Close the session and release every socket, task and HTTP session.
+
+        Safe in every state (never connected, REST-only use, after the server closed
+        the socket, after a failed connect) and safe to call twice. Callbacks get up
+        to ``timeouts.close`` seconds to finish queued events; ``events()`` iterators
+        end after draining.
+        """
+        await self._close_connection()
+        self._hub.close_iterators()
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+    async def _close_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close(self.timeouts.close)
+            finally:
+                await self._hub.close_session(self.timeouts.close)
+        self._ready_msg = None
+
+    # --- sending -------------------------------------------------------------------
+
+    def _ready_connection(self) -> WebSocketConnection:
+        conn = self._conn
+        if conn is None or conn.closed:
+            raise SaynaNotConnectedError()
+        if self._ready_msg is None:
+            raise SaynaNotReadyError()
+        return conn
+
+    async def speak(self, text: str, flush: bool = True, allow_interruption: bool = True) -> None:
+        """Queue ``text`` for synthesis; audio arrives as ``tts_audio`` events.
+
+        Args:
+            text: non-empty text (use :meth:`tts_flush` to send an empty speak).
+            flush: sent as given (the current server ignores it; use :meth:`clear`
+                to cut speech short).
+            allow_interruption: False makes :meth:`clear` a no-op until this speech ends.
+
+        Raises:
+            SaynaValidationError: empty or oversized text (nothing is sent).
+            SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
+            SaynaConnectionError: the socket closed while sending.
+        """
+        _check_text("text", text)
+        await self._send_speak(text, flush, allow_interruption)
+
+    async def _send_speak(self, text: str, flush: bool, allow_interruption: bool) -> None:
+        if not isinstance(flush, bool) or not isinstance(allow_interruption, bool):
+            raise SaynaValidationError("flush and allow_interruption must be True or False")
+        conn = self._ready_connection()
+        await conn.send_text(encode_speak(text, flush, allow_interruption))
+
+    async def tts_flush(self, allow_interruption: bool = True) -> None:
+        """Send an empty ``speak`` (the server treats it as a no-op flush marker)."""
+        await self._send_speak("", True, allow_interruption)
+
+    async def clear(self) -> None:
+        """Stop queued and in-flight speech (ignored while non-interruptible speech plays)."""
+        await self._ready_connection().send_text(encode(ClearMessage()))
+
+    async def on_audio_input(self, audio_data: Union[bytes, bytearray, memoryview]) -> None:
+        """Send one frame of microphone/phone audio for transcription.
+
+        The frame must match ``stt_config`` (sample rate, channels, encoding); for
+        PCM encodings its length must be a whole number of samples × channels.
+
+        Raises:
+            SaynaValidationError: not bytes, empty, oversized, or not whole samples.
+            SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
+            SaynaConnectionError: the socket closed while sending.
+        """
+        if not isinstance(audio_data, (bytes, bytearray, memoryview)):
+            raise SaynaValidationError(
+                f"audio_data must be bytes, got {type(audio_data).__name__}; send raw "
+                "audio in the stt_config format"
+            )
+        size = len(audio_data) if not isinstance(audio_data, memoryview) else audio_data.nbytes
+        if size == 0:
+            raise SaynaValidationError(
+                "audio_data is empty; empty frames end the stream for some providers, "
+                "so send audio or nothing"
+            )
+        if size > MAX_AUDIO_FRAME:
+            raise SaynaValidationError(
+                f"audio_data is {size} bytes; split it into frames of at most "
+                f"{MAX_AUDIO_FRAME} bytes (20 ms frames are typical)"
+            )
+        stt = self.stt_config
+        if stt is not None:
+            width = _BYTES_PER_SAMPLE.get(stt.encoding.lower())
+            if width is not None and size % (width * stt.channels):
+                raise SaynaValidationError(
+                    f"audio_data is {size} bytes, not a whole number of {stt.encoding} "
+                    f"samples for {stt.channels} channel(s) ({width * stt.channels} bytes each); "
+                    "send whole samples"
+                )
+        await self._ready_connection().send_bytes(audio_data)
+
+    async def send_message(
+        self,
+        message: str,
+        role: str,
+        topic: str = "messages",
+        debug: Optional[dict[str, Any]] = None,
+    ) -> None:
+        """Publish a data message into the session's LiveKit room.
+
+        Raises:
+            SaynaValidationError: empty ``role`` or ``message`` of the wrong type.
+        """
+        if not isinstance(message, str):
+            raise SaynaValidationError("message must be a string")
+        if len(message) > MAX_TEXT_CHARS:
+            raise SaynaValidationError(f"message exceeds {MAX_TEXT_CHARS} characters; split it")
+        if not isinstance(role, str) or not role.strip():
+            raise SaynaValidationError(
+                "role must be a non-empty string such as 'user' or 'assistant'"
+            )
+        if debug is not None and not isinstance(debug, dict):
+            raise SaynaValidationError("debug must be a dict or None")
+        text = encode(SendMessageMessage(message=message, role=role, topic=topic, debug=debug))
+        await self._ready_connection().send_text(text)
+
+    async def sip_transfer(self, transfer_to: str) -> None:
+        """Transfer the room's SIP caller to ``transfer_to``; failures arrive as
+        ``sip_transfer_error`` events (success is silent)."""
+        if not isinstance(transfer_to, str) or not transfer_to.strip():
+            raise SaynaValidationError("transfer_to must be a phone number such as '+15551234567'")
+        text = encode(SipTransferMessage(transfer_to=transfer_to.strip()))
+        await self._ready_connection().send_text(text)
+
+    async def update_config(
+        self,
+        *,
+        vad_silence_duration_ms: Optional[int] = None,
+        turn_detect_threshold: Optional[float] = None,
+    ) -> None:
+        """Send ``update_config`` (turn-detector threshold 0.0–1.0; the VAD part has no
+        effect on the current server). No acknowledgement is sent back."""
+        if turn_detect_threshold is not None and not 0.0 <= turn_detect_threshold <= 1.0:
+            raise SaynaValidationError("turn_detect_threshold must be between 0.0 and 1.0")
+        if vad_silence_duration_ms is not None and vad_silence_duration_ms < 0:
+            raise SaynaValidationError("vad_silence_duration_ms must be >= 0")
+        message = UpdateConfigMessage(
+            vad=None
+            if vad_silence_duration_ms is None
+            else VADConfig(silence_duration_ms=vad_silence_duration_ms),
+            turn_detect=None
+            if turn_detect_threshold is None
+            else TurnDetectConfig(threshold=turn_detect_threshold),
+        )
+        await self._ready_connection().send_text(encode(message))
+
+    async def loading_start(self) -> None:
+        """Start looping the configured loading clip into the LiveKit track."""
+        await self._ready_connection().send_text(encode(LoadingStartMessage()))
+
+    async def loading_stop(self) -> None:
+        """Fade out the loading clip (always silent on the server)."""
+        await self._ready_connection().send_text(encode(LoadingStopMessage()))
+
+    # --- events --------------------------------------------------------------------
+
+    def events(self) -> AsyncIterator[Event]:
+        """Every event of the session, in arrival order, TTS audio included.
+
+        Subscribes immediately (before the first ``await``), so create the iterator
+        before the actions whose events you want. It ends after a ``ConnectionClosed``
+        when the client disconnects. Its queue holds ``max_queue`` events; a consumer
+        that falls further behind loses its oldest events and receives
+        ``EventsDropped`` with the count.
+        """
+        mailbox = self._hub.add_iterator(f"events-{id(self):x}")
+        return _iterate(self._hub, mailbox)
+
+    def on(self, event_type: str, callback: Callback[Any]) -> Unsubscribe:
+        """Call ``callback(event)`` for every event of ``event_type`` (e.g. ``"stt_result"``,
+        ``"tts_audio"``, ``"closed"``, ``"unknown"``). Plain and async callables work.
+
+        Each callback runs on its own task, one event at a time in order; a slow one
+        delays only its own later events. If it raises, the error callbacks receive a
+        ``CallbackError`` and the session continues.
+        """
+        if not callable(callback):
+            raise SaynaValidationError("callback must be callable")
+        consumer = self._hub.add_callback(callback, frozenset({event_type}))
+        return Unsubscribe(self._hub, consumer)
+
+    def off(self, callback: Callback[Any]) -> int:
+        """Remove every registration of ``callback``; returns how many were removed."""
+        consumers = self._hub.find_callbacks(callback)
+        for consumer in consumers:
+            self._hub.remove_callback(consumer)
+        return len(consumers)
+
+    def register_on_ready(self, callback: Callback[ReadyMessage]) -> Unsubscribe:
+        """Call ``callback(ReadyMessage)`` when the server sends ``ready``."""
+        return self.on("ready", callback)
+
+    def register_on_stt_result(self, callback: Callback[STTResultMessage]) -> Unsubscribe:
+        """Call ``callback(STTResultMessage)`` for every transcription result."""
+        return self.on("stt_result", callback)
+
+    def register_on_tts_audio(self, callback: Callback[bytes]) -> Unsubscribe:
+        """Call ``callback(bytes)`` for every frame of synthesized audio."""
+        if not callable(callback):
+            raise SaynaValidationError("callback must be callable")
+        consumer = self._hub.add_callback(callback, frozenset({"tts_audio"}), unwrap=_audio_payload)
+        return Unsubscribe(self._hub, consumer)
+
+    def register_on_error(self, callback: Callback[Any]) -> Unsubscribe:
+        """Call ``callback(event)`` for server ``error`` messages and for problems the SDK
+        reports: an unexpected close (``ConnectionClosed``), a malformed frame, a callback
+        that raised, dropped events. Every one has a ``message`` string."""
+        if not callable(callback):
+            raise SaynaValidationError("callback must be callable")
+        consumer = self._hub.add_callback(callback, ERROR_EVENT_TYPES)
+        return Unsubscribe(self._hub, consumer)
+
+    def register_on_message(self, callback: Callback[MessageMessage]) -> Unsubscribe:
+        """Call ``callback(MessageMessage)`` for LiveKit data messages."""
+        return self.on("message", callback)
+
+    def register_on_participant_connected(
+        self, callback: Callback[ParticipantConnectedMessage]
+    ) -> Unsubscribe:
+        """Call ``callback(ParticipantConnectedMessage)`` when someone joins the room."""
+        return self.on("participant_connected", callback)
+
+    def register_on_participant_disconnected(
+        self, callback: Callback[ParticipantDisconnectedMessage]
+    ) -> Unsubscribe:
+        """Call ``callback(ParticipantDisconnectedMessage)`` when someone leaves (the server
+        ends the session about 100 ms later)."""
+        return self.on("participant_disconnected", callback)
+
+    def register_on_track_subscribed(
+        self, callback: Callback[TrackSubscribedMessage]
+    ) -> Unsubscribe:
+        """Call ``callback(TrackSubscribedMessage)`` when Sayna subscribes to a track."""
+        return self.on("track_subscribed", callback)
+
+    def register_on_tts_playback_complete(
+        self, callback: Callback[TTSPlaybackCompleteMessage]
+    ) -> Unsubscribe:
+        """Call ``callback(TTSPlaybackCompleteMessage)`` when the TTS queue drained."""
+        return self.on("tts_playback_complete", callback)
+
+    def register_on_sip_transfer_error(
+        self, callback: Callback[SipTransferErrorMessage]
+    ) -> Unsubscribe:
+        """Call ``callback(SipTransferErrorMessage)`` when a WebSocket ``sip_transfer`` fails."""
+        return self.on("sip_transfer_error", callback)
+
+    def register_on_vad_event(self, callback: Callback[VADEventMessage]) -> Unsubscribe:
+        """Call ``callback(VADEventMessage)`` (defined by the protocol; not sent today)."""
+        return self.on("vad_event", callback)
+
+    def register_on_close(self, callback: Callback[ConnectionClosed]) -> Unsubscribe:
+        """Call ``callback(ConnectionClosed)`` whenever the socket closes, for any reason."""
+        return self.on("closed", callback)
+
+    # --- 0.0.18 names --------------------------------------------------------------
+
+    def register_on_audio(self, callback: Callback[bytes]) -> Unsubscribe:
+        """Deprecated alias of :meth:`register_on_tts_audio`."""
+        warnings.warn("use register_on_tts_audio()", DeprecationWarning, stacklevel=2)
+        return self.register_on_tts_audio(callback)
+
+    async def send_audio(self, audio_data: bytes) -> None:
+        """Deprecated alias of :meth:`on_audio_input`."""
+        warnings.warn("use on_audio_input()", DeprecationWarning, stacklevel=2)
+        await self.on_audio_input(audio_data)
+
+    async def send_clear(self) -> None:
+        """Deprecated alias of :meth:`clear`."""
+        warnings.warn("use clear()", DeprecationWarning, stacklevel=2)
+        await self.clear()
+
+    async def send_speak(
+        self, text: str, flush: bool = True, allow_interruption: bool = True
+    ) -> None:
+        """Deprecated alias of :meth:`speak`."""
+        warnings.warn("use speak()", DeprecationWarning, stacklevel=2)
+        await self.speak(text, flush, allow_interruption)
+
+
+def _audio_payload(event: Any) -> bytes:
+    return event.data  # type: ignore[no-any-return]
+
+
+async def _iterate(hub: EventHub, mailbox: Mailbox) -> AsyncIterator[Event]:
+    try:
+        while True:
+            try:
+                event = mailbox.get_nowait()
+            except IndexError:
+                event = await mailbox.get()
+            if event is _CLOSED:
+                return
+            yield event
+    finally:
+        hub.remove_iterator(mailbox)
+
+
+def _check_type(name: str, value: Any, cls: type, example: str) -> None:
+    if value is not None and not isinstance(value, cls):
+        raise SaynaValidationError(
+            f"{name} must be a {cls.__name__} (e.g. {example}), got {type(value).__name__}"
+        )
+
+
+def _check_text(name: str, text: Any) -> None:
+    if not isinstance(text, str):
+        raise SaynaValidationError(f"{name} must be a string, got {type(text).__name__}")
+    if not text.strip():
+        raise SaynaValidationError(
+            f"{name} is empty; the server would ignore it. Pass text to speak, or call "
+            "tts_flush() to send an empty speak on purpose"
+        )
+    if len(text) > MAX_TEXT_CHARS:
+        raise SaynaValidationError(
+            f"{name} is {len(text)} characters; the limit is {MAX_TEXT_CHARS}: split it "
+            "into several speak() calls"
+        )

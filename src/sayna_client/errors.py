@@ -1,0 +1,264 @@
+"""Every exception the SDK raises, organised by what the caller can do about it.
+
+::
+
+    SaynaError                          catch-all for this SDK
+    ├── SaynaValidationError            a bad argument or bad local input; fix the call
+    │   └── WebhookVerificationError    (sayna_client.webhooks) a webhook failed verification
+    ├── SaynaNotConnectedError          the call needs an open WebSocket: connect() first
+    ├── SaynaNotReadyError              the socket is open but the server's ``ready`` has not come
+    ├── SaynaTimeoutError               a deadline passed (connect, ready, REST request)
+    ├── SaynaConnectionError            the transport failed (refused, reset, TLS, DNS, lost)
+    │   └── SaynaConnectionClosedError  the WebSocket closed; carries ``code`` and ``reason``
+    ├── SaynaProtocolError              the server sent something the protocol does not allow
+    └── SaynaServerError                the server answered with an error
+        ├── SaynaConfigRejectedError    the WebSocket ``config`` was answered with ``error``
+        └── SaynaHttpError              a REST call returned a non-2xx status (``status_code``,
+            │                           ``body``, ``error``, ``code``, ``endpoint``)
+            ├── SaynaBadRequestError            400
+            ├── SaynaAuthenticationError        401
+            ├── SaynaPermissionDeniedError      403
+            ├── SaynaNotFoundError              404
+            ├── SaynaMethodNotAllowedError      405
+            ├── SaynaPayloadTooLargeError       413
+            ├── SaynaUnprocessableEntityError   415, 422
+            ├── SaynaRateLimitError             429 (``retry_after`` seconds when sent)
+            └── SaynaInternalServerError        5xx
+
+aiohttp exceptions never escape the SDK: they are translated in exactly one place
+for REST (``_http``) and one for the WebSocket (``realtime``), always chained with
+``from`` so the original stays on ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+__all__ = [
+    "SaynaAuthenticationError",
+    "SaynaBadRequestError",
+    "SaynaConfigRejectedError",
+    "SaynaConnectionClosedError",
+    "SaynaConnectionError",
+    "SaynaError",
+    "SaynaHttpError",
+    "SaynaInternalServerError",
+    "SaynaMethodNotAllowedError",
+    "SaynaNotConnectedError",
+    "SaynaNotFoundError",
+    "SaynaNotReadyError",
+    "SaynaPayloadTooLargeError",
+    "SaynaPermissionDeniedError",
+    "SaynaProtocolError",
+    "SaynaRateLimitError",
+    "SaynaServerError",
+    "SaynaTimeoutError",
+    "SaynaUnprocessableEntityError",
+    "SaynaValidationError",
+    "http_error_for_status",
+]
+
+
+class SaynaError(Exception):
+    """Base class of every exception raised by ``sayna_client``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SaynaValidationError(SaynaError, ValueError):
+    """An argument or local input is invalid; the message names it and the fix.
+
+    Raised before anything is sent, so the session is unaffected.
+    """
+
+
+class SaynaNotConnectedError(SaynaError):
+    """The operation needs an open WebSocket session."""
+
+    def __init__(
+        self, message: str = "Not connected to Sayna: call `await client.connect()` first"
+    ) -> None:
+        super().__init__(message)
+
+
+class SaynaNotReadyError(SaynaError):
+    """The WebSocket is open but the server has not sent ``ready`` yet."""
+
+    def __init__(
+        self,
+        message: str = (
+            "The Sayna session is not ready yet: await `client.connect()`, which returns "
+            "once the server has sent `ready`"
+        ),
+    ) -> None:
+        super().__init__(message)
+
+
+class SaynaTimeoutError(SaynaError, TimeoutError):
+    """A deadline passed. ``operation`` says which (``"connect"``, ``"ready"``, ``"GET /"``...)."""
+
+    def __init__(self, message: str, *, operation: str = "", timeout: Optional[float] = None):
+        super().__init__(message)
+        self.operation = operation
+        self.timeout = timeout
+
+
+class SaynaConnectionError(SaynaError):
+    """The transport failed: refused, reset, TLS or DNS failure, or the session was lost.
+
+    ``cause`` is the underlying exception when there is one (also on ``__cause__``).
+    """
+
+    def __init__(self, message: str, cause: Optional[BaseException] = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+class SaynaConnectionClosedError(SaynaConnectionError):
+    """The WebSocket closed. ``code`` is the close code (1005 when the peer sent none)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: Optional[int] = None,
+        reason: str = "",
+        cause: Optional[BaseException] = None,
+    ) -> None:
+        super().__init__(message, cause)
+        self.code = code
+        self.reason = reason
+
+
+class SaynaProtocolError(SaynaError):
+    """The server sent something the Sayna protocol does not allow."""
+
+
+class SaynaServerError(SaynaError):
+    """The server answered with an error.
+
+    ``status_code`` and ``endpoint`` are set for REST errors (see :class:`SaynaHttpError`).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status_code: Optional[int] = None,
+        endpoint: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.endpoint = endpoint
+
+
+class SaynaConfigRejectedError(SaynaServerError):
+    """The server answered the WebSocket ``config`` with an ``error`` and will not send ``ready``.
+
+    ``server_message`` is the server's text (e.g. ``"Unsupported provider: foo"``). The
+    socket stays open: fix the configuration and call ``client.reconfigure(...)``, or
+    ``disconnect()`` and connect again.
+    """
+
+    def __init__(self, server_message: str) -> None:
+        super().__init__(f"The server rejected the session config: {server_message}")
+        self.server_message = server_message
+
+
+class SaynaHttpError(SaynaServerError):
+    """A REST call returned a non-2xx status.
+
+    Attributes:
+        status_code: the HTTP status.
+        body: the decoded JSON body (``dict``) or the raw text when it is not JSON.
+        error: the server's ``error`` field (an error code for auth errors, else the text).
+        code: the server's machine ``code`` field when present (``"INVALID_PHONE_NUMBER"``...).
+        endpoint: ``"METHOD /path"`` of the failed request.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status_code: int,
+        endpoint: Optional[str] = None,
+        *,
+        body: Any = None,
+        error: Optional[str] = None,
+        code: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, endpoint=endpoint)
+        self.status_code: int = status_code
+        self.body = body
+        self.error = error
+        self.code = code
+
+
+class SaynaBadRequestError(SaynaHttpError):
+    """400: the server refused the request's content (empty text, bad phone number...)."""
+
+
+class SaynaAuthenticationError(SaynaHttpError):
+    """401: the API key is missing or wrong (pass ``api_key=`` or set ``SAYNA_API_KEY``)."""
+
+
+class SaynaPermissionDeniedError(SaynaHttpError):
+    """403: the resource belongs to another tenant."""
+
+
+class SaynaNotFoundError(SaynaHttpError):
+    """404: not found, or not accessible to this tenant (the server masks both as 404)."""
+
+
+class SaynaMethodNotAllowedError(SaynaHttpError):
+    """405: the method is not allowed (e.g. changing a SIP hook defined in server config)."""
+
+
+class SaynaPayloadTooLargeError(SaynaHttpError):
+    """413: the request body exceeds the server's limit (2 MiB)."""
+
+
+class SaynaUnprocessableEntityError(SaynaHttpError):
+    """415/422: the body was not JSON of the expected shape."""
+
+
+class SaynaRateLimitError(SaynaHttpError):
+    """429: too many requests. ``retry_after`` is the server's hint in seconds, if any."""
+
+    def __init__(
+        self,
+        message: str,
+        status_code: int,
+        endpoint: Optional[str] = None,
+        *,
+        body: Any = None,
+        error: Optional[str] = None,
+        code: Optional[str] = None,
+        retry_after: Optional[float] = None,
+    ) -> None:
+        super().__init__(message, status_code, endpoint, body=body, error=error, code=code)
+        self.retry_after = retry_after
+
+
+class SaynaInternalServerError(SaynaHttpError):
+    """5xx: the server or one of its upstream providers failed."""
+
+
+_STATUS_CLASSES: dict[int, type[SaynaHttpError]] = {
+    400: SaynaBadRequestError,
+    401: SaynaAuthenticationError,
+    403: SaynaPermissionDeniedError,
+    404: SaynaNotFoundError,
+    405: SaynaMethodNotAllowedError,
+    413: SaynaPayloadTooLargeError,
+    415: SaynaUnprocessableEntityError,
+    422: SaynaUnprocessableEntityError,
+    429: SaynaRateLimitError,
+}
+
+
+def http_error_for_status(status: int) -> type[SaynaHttpError]:
+    """The most specific :class:`SaynaHttpError` subclass for an HTTP status."""
+    if status >= 500:
+        return SaynaInternalServerError
+    return _STATUS_CLASSES.get(status, SaynaHttpError)

@@ -1,0 +1,146 @@
+"""Client → server messages and their encoding: pure functions, no I/O.
+
+Each command is a small pydantic model (public, for users who speak the protocol
+themselves) and an ``encode_*`` function that returns the exact JSON text the
+client sends. Optional keys are omitted rather than sent as ``null``.
+"""
+
+import json
+from typing import Any, Dict, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..types.config import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
+
+__all__ = [
+    "ClearMessage",
+    "ConfigMessage",
+    "LoadingStartMessage",
+    "LoadingStopMessage",
+    "OutgoingMessage",
+    "SendMessageMessage",
+    "SipTransferMessage",
+    "SpeakMessage",
+    "TurnDetectConfig",
+    "UpdateConfigMessage",
+    "VADConfig",
+    "encode",
+    "encode_config",
+    "encode_speak",
+]
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ConfigMessage(_Command):
+    """First message of a session: providers, LiveKit room, loading clip."""
+
+    type: Literal["config"] = "config"
+    stream_id: Optional[str] = None
+    audio: Optional[bool] = True
+    stt_config: Optional[STTConfig] = None
+    tts_config: Optional[TTSConfig] = None
+    livekit: Optional[LiveKitConfig] = None
+    loading_audio: Optional[LoadingAudioConfig] = None
+
+
+class SpeakMessage(_Command):
+    type: Literal["speak"] = "speak"
+    text: str
+    flush: Optional[bool] = None
+    allow_interruption: Optional[bool] = None
+
+
+class ClearMessage(_Command):
+    type: Literal["clear"] = "clear"
+
+
+class SendMessageMessage(_Command):
+    type: Literal["send_message"] = "send_message"
+    message: str
+    role: str
+    topic: Optional[str] = None
+    debug: Optional[Dict[str, Any]] = None
+
+
+class SipTransferMessage(_Command):
+    type: Literal["sip_transfer"] = "sip_transfer"
+    transfer_to: str
+
+
+class VADConfig(_Command):
+    """Accepted by the server but not implemented there (no effect)."""
+
+    silence_duration_ms: int = Field(..., ge=0)
+
+
+class TurnDetectConfig(_Command):
+    """Turn-detector threshold; changes a server-global setting (``stt-vad`` builds only)."""
+
+    threshold: float = Field(..., ge=0.0, le=1.0)
+
+
+class UpdateConfigMessage(_Command):
+    type: Literal["update_config"] = "update_config"
+    vad: Optional[VADConfig] = None
+    turn_detect: Optional[TurnDetectConfig] = None
+
+
+class LoadingStartMessage(_Command):
+    type: Literal["loading_start"] = "loading_start"
+
+
+class LoadingStopMessage(_Command):
+    type: Literal["loading_stop"] = "loading_stop"
+
+
+OutgoingMessage = Union[
+    ConfigMessage,
+    SpeakMessage,
+    ClearMessage,
+    SendMessageMessage,
+    SipTransferMessage,
+    UpdateConfigMessage,
+    LoadingStartMessage,
+    LoadingStopMessage,
+]
+
+
+def encode(command: BaseModel) -> str:
+    """The JSON text for a command, with unset optional keys omitted."""
+    return command.model_dump_json(exclude_none=True)
+
+
+def encode_speak(text: str, flush: bool, allow_interruption: bool) -> str:
+    """Fast path for ``speak``, the most frequent command after audio."""
+    return json.dumps(
+        {"type": "speak", "text": text, "flush": flush, "allow_interruption": allow_interruption},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def encode_config(
+    *,
+    stream_id: Optional[str],
+    audio: bool,
+    stt_config: Optional[STTConfig],
+    tts_config: Optional[TTSConfig],
+    livekit: Optional[LiveKitConfig],
+    loading_audio: Optional[LoadingAudioConfig],
+) -> str:
+    """The ``config`` text. Every ``stt_config`` key is sent: the server requires them all."""
+    payload: Dict[str, Any] = {"type": "config", "audio": audio}
+    if stream_id is not None:
+        payload["stream_id"] = stream_id
+    if stt_config is not None:
+        payload["stt_config"] = stt_config.model_dump(mode="json", exclude_none=True)
+    if tts_config is not None:
+        payload["tts_config"] = tts_config.model_dump(mode="json", exclude_none=True)
+    if livekit is not None:
+        payload["livekit"] = livekit.model_dump(mode="json", exclude_none=True)
+    if loading_audio is not None:
+        payload["loading_audio"] = loading_audio.model_dump(mode="json", exclude_none=True)
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))

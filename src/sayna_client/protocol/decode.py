@@ -1,0 +1,85 @@
+"""Decode server frames into typed events: a pure function, no I/O.
+
+The fast path is one pydantic-core call over the raw text through a discriminated
+union. Only when that fails does the decoder look closer to tell an unknown event
+type (a value, :class:`UnknownEvent`) from a malformed frame
+(:class:`MalformedMessage`). It never raises.
+"""
+
+import json
+from typing import Annotated, Any, Union
+
+from pydantic import Field, TypeAdapter, ValidationError
+
+from .events import MalformedMessage, ServerEvent, UnknownEvent
+
+__all__ = ["KNOWN_EVENT_TYPES", "MAX_TEXT_FRAME", "decode_text"]
+
+#: Text frames above this many characters are reported as malformed without parsing
+#: (the largest legitimate server message is a few kilobytes).
+MAX_TEXT_FRAME = 1 << 20
+
+_RAW_PREVIEW = 200
+
+_adapter: TypeAdapter[ServerEvent] = TypeAdapter(
+    Annotated[ServerEvent, Field(discriminator="type")]
+)
+
+KNOWN_EVENT_TYPES = frozenset(
+    {
+        "ready",
+        "stt_result",
+        "message",
+        "participant_connected",
+        "participant_disconnected",
+        "track_subscribed",
+        "tts_playback_complete",
+        "vad_event",
+        "error",
+        "sip_transfer_error",
+    }
+)
+
+
+def _preview(text: str) -> str:
+    return text if len(text) <= _RAW_PREVIEW else text[:_RAW_PREVIEW] + "..."
+
+
+def decode_text(text: Union[str, bytes]) -> Union[ServerEvent, UnknownEvent, MalformedMessage]:
+    """Turn one text frame into an event; never raises.
+
+    Returns a server event model, :class:`UnknownEvent` for a JSON object whose
+    ``type`` is not known, or :class:`MalformedMessage` (with a short preview of the
+    frame, never the whole of it) for everything else.
+    """
+    if len(text) > MAX_TEXT_FRAME:
+        return MalformedMessage(
+            f"<{len(text)} characters>", f"frame exceeds {MAX_TEXT_FRAME} characters"
+        )
+    try:
+        return _adapter.validate_json(text)
+    except ValidationError as exc:
+        first_error = exc
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            return MalformedMessage("<undecodable bytes>", "frame is not valid UTF-8")
+    try:
+        data: Any = json.loads(text)
+    except ValueError as exc:
+        return MalformedMessage(_preview(text), f"invalid JSON: {exc}")
+    if not isinstance(data, dict):
+        return MalformedMessage(
+            _preview(text), f"expected a JSON object, got {type(data).__name__}"
+        )
+    event_type = data.get("type")
+    if not isinstance(event_type, str):
+        return MalformedMessage(_preview(text), "the message has no string 'type' field")
+    if event_type not in KNOWN_EVENT_TYPES:
+        return UnknownEvent(event_type, data)
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc'][1:]) or '<root>'}: {err['msg']}"
+        for err in first_error.errors(include_url=False)
+    )
+    return MalformedMessage(_preview(text), f"invalid {event_type!r} message: {problems}")

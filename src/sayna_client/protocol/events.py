@@ -1,0 +1,346 @@
+"""Typed events: what the server sends, and what the SDK itself reports.
+
+Server messages are pydantic models with a ``type`` literal, decoded through one
+discriminated union (see :mod:`.decode`). They tolerate fields a newer server may
+add. Events the SDK raises itself (TTS audio frames, a closed connection, a
+malformed frame, a failing callback) are small slotted classes: TTS audio arrives
+tens of times a second and must not pay for validation.
+
+Every event has a ``type`` string; every event delivered to error callbacks has a
+``message`` string, so ``lambda e: print(e.message)`` works for all of them.
+"""
+
+from typing import Any, Dict, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AudioDropped",
+    "CallbackError",
+    "ConnectionClosed",
+    "ErrorEvent",
+    "ErrorMessage",
+    "Event",
+    "EventsDropped",
+    "MalformedMessage",
+    "MessageMessage",
+    "Participant",
+    "ParticipantConnectedMessage",
+    "ParticipantDisconnectedMessage",
+    "ReadyMessage",
+    "Reconnected",
+    "Reconnecting",
+    "STTResultMessage",
+    "SaynaMessage",
+    "ServerEvent",
+    "SipTransferErrorMessage",
+    "TTSAudio",
+    "TTSPlaybackCompleteMessage",
+    "Track",
+    "TrackSubscribedMessage",
+    "UnknownEvent",
+    "VADEventMessage",
+]
+
+
+class _ServerMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ReadyMessage(_ServerMessage):
+    """The session is configured. ``stream_id`` keys ``GET /recording/{stream_id}``."""
+
+    type: Literal["ready"] = "ready"
+    stream_id: Optional[str] = None
+    livekit_room_name: Optional[str] = None
+    livekit_url: Optional[str] = None
+    sayna_participant_identity: Optional[str] = None
+    sayna_participant_name: Optional[str] = None
+
+
+class STTResultMessage(_ServerMessage):
+    """A transcription result.
+
+    ``is_final`` results are stable text; ``is_speech_final`` marks the end of the
+    speaker's turn. A speech-final forced by the server carries an empty transcript:
+    build the utterance from the preceding ``is_final`` results.
+    """
+
+    type: Literal["stt_result"] = "stt_result"
+    transcript: str
+    is_final: bool
+    is_speech_final: bool
+    confidence: float
+
+
+class SaynaMessage(_ServerMessage):
+    """A LiveKit data packet. Exactly one of ``message`` (UTF-8) or ``data`` (base64) is set;
+    ``room`` is always ``"livekit"`` and ``topic`` defaults to ``"default"``."""
+
+    message: Optional[str] = None
+    data: Optional[str] = None
+    identity: str
+    topic: str
+    room: str
+    timestamp: int = Field(..., description="Unix milliseconds")
+
+
+class MessageMessage(_ServerMessage):
+    type: Literal["message"] = "message"
+    message: SaynaMessage
+
+
+class Participant(_ServerMessage):
+    identity: str
+    name: Optional[str] = None
+    room: str
+    timestamp: int = Field(..., description="Unix milliseconds")
+
+
+class ParticipantConnectedMessage(_ServerMessage):
+    type: Literal["participant_connected"] = "participant_connected"
+    participant: Participant
+
+
+class ParticipantDisconnectedMessage(_ServerMessage):
+    """A remote participant left; the server closes the session about 100 ms later."""
+
+    type: Literal["participant_disconnected"] = "participant_disconnected"
+    participant: Participant
+
+
+class Track(_ServerMessage):
+    identity: str
+    name: Optional[str] = None
+    track_kind: str = Field(..., description="'audio' or 'video'")
+    track_sid: str
+    room: str
+    timestamp: int = Field(..., description="Unix milliseconds")
+
+
+class TrackSubscribedMessage(_ServerMessage):
+    type: Literal["track_subscribed"] = "track_subscribed"
+    track: Track
+
+
+class TTSPlaybackCompleteMessage(_ServerMessage):
+    """Synthesis of the queued text finished (generation, not the listener's playback)."""
+
+    type: Literal["tts_playback_complete"] = "tts_playback_complete"
+    timestamp: int = Field(..., description="Unix milliseconds")
+
+
+class VADEventMessage(_ServerMessage):
+    """Voice-activity event. Defined by the protocol; the current server never sends it."""
+
+    type: Literal["vad_event"] = "vad_event"
+    event: str
+    timestamp_ms: int
+    silence_duration_ms: Optional[int] = None
+
+
+class ErrorMessage(_ServerMessage):
+    """An error reported by the server. It never closes the session by itself."""
+
+    type: Literal["error"] = "error"
+    message: str
+
+
+class SipTransferErrorMessage(_ServerMessage):
+    """A WebSocket ``sip_transfer`` failed."""
+
+    type: Literal["sip_transfer_error"] = "sip_transfer_error"
+    message: str
+
+
+ServerEvent = Union[
+    ReadyMessage,
+    STTResultMessage,
+    MessageMessage,
+    ParticipantConnectedMessage,
+    ParticipantDisconnectedMessage,
+    TrackSubscribedMessage,
+    TTSPlaybackCompleteMessage,
+    VADEventMessage,
+    ErrorMessage,
+    SipTransferErrorMessage,
+]
+
+
+class _LocalEvent:
+    """Base of events the SDK creates itself: slotted, equal by value, readable repr."""
+
+    __slots__ = ()
+    type: str
+
+    def _fields(self) -> Dict[str, Any]:
+        names: tuple[str, ...] = self.__slots__
+        return {name: getattr(self, name) for name in names}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _LocalEvent) and type(other) is type(self) and (
+            self._fields() == other._fields()
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, *map(repr, self._fields().values())))
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}={v!r}" for k, v in self._fields().items())
+        return f"{type(self).__name__}({body})"
+
+
+class TTSAudio(_LocalEvent):
+    """One binary frame of synthesized audio, in the session's ``tts_config`` format."""
+
+    __slots__ = ("data",)
+    type = "tts_audio"
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:  # never dump audio into logs
+        return f"TTSAudio(<{len(self.data)} bytes>)"
+
+
+class UnknownEvent(_LocalEvent):
+    """A server message whose ``type`` this SDK version does not know. ``data`` is the JSON."""
+
+    __slots__ = ("data", "event_type")
+    type = "unknown"
+
+    def __init__(self, event_type: str, data: Dict[str, Any]) -> None:
+        self.event_type = event_type
+        self.data = data
+
+
+class MalformedMessage(_LocalEvent):
+    """A server frame that could not be decoded (invalid JSON, not an object, a known type
+    with missing or mistyped fields, or over the size limit). The session keeps running."""
+
+    __slots__ = ("raw", "reason")
+    type = "malformed_message"
+
+    def __init__(self, raw: str, reason: str) -> None:
+        self.raw = raw
+        self.reason = reason
+
+    @property
+    def message(self) -> str:
+        return f"Malformed message from server: {self.reason}"
+
+
+class ConnectionClosed(_LocalEvent):
+    """The WebSocket closed. ``initiated_by_client`` is True after ``disconnect()``.
+
+    ``code`` is the close code (1005: the peer sent none, 1006: the transport dropped
+    or the heartbeat timed out).
+    """
+
+    __slots__ = ("code", "initiated_by_client", "reason")
+    type = "closed"
+
+    def __init__(self, code: Optional[int], reason: str, initiated_by_client: bool) -> None:
+        self.code = code
+        self.reason = reason
+        self.initiated_by_client = initiated_by_client
+
+    @property
+    def message(self) -> str:
+        why = f": {self.reason}" if self.reason else ""
+        return f"Connection closed (code {self.code}){why}"
+
+
+class CallbackError(_LocalEvent):
+    """A user callback raised. The session keeps running; the exception is ``error``."""
+
+    __slots__ = ("callback", "error", "event_type")
+    type = "callback_error"
+
+    def __init__(self, callback: str, event_type: str, error: BaseException) -> None:
+        self.callback = callback
+        self.event_type = event_type
+        self.error = error
+
+    @property
+    def message(self) -> str:
+        return (
+            f"Callback {self.callback} raised {type(self.error).__name__} while handling "
+            f"{self.event_type!r}: {self.error}"
+        )
+
+
+class EventsDropped(_LocalEvent):
+    """A consumer fell behind and its bounded queue overflowed: ``count`` events were
+    discarded for that consumer only (the oldest ones). Delivered before the next event."""
+
+    __slots__ = ("consumer", "count")
+    type = "events_dropped"
+
+    def __init__(self, consumer: str, count: int) -> None:
+        self.consumer = consumer
+        self.count = count
+
+    @property
+    def message(self) -> str:
+        return f"{self.count} events were dropped for slow consumer {self.consumer}"
+
+
+class Reconnecting(_LocalEvent):
+    """The session was lost and will be re-established after ``delay`` seconds."""
+
+    __slots__ = ("attempt", "code", "delay", "reason")
+    type = "reconnecting"
+
+    def __init__(self, attempt: int, delay: float, code: Optional[int], reason: str) -> None:
+        self.attempt = attempt
+        self.delay = delay
+        self.code = code
+        self.reason = reason
+
+
+class Reconnected(_LocalEvent):
+    """The session is ready again; ``replayed_bytes`` of held audio were re-sent."""
+
+    __slots__ = ("attempt", "replayed_bytes", "replayed_frames")
+    type = "reconnected"
+
+    def __init__(self, attempt: int, replayed_frames: int, replayed_bytes: int) -> None:
+        self.attempt = attempt
+        self.replayed_frames = replayed_frames
+        self.replayed_bytes = replayed_bytes
+
+
+class AudioDropped(_LocalEvent):
+    """Audio held during an outage exceeded the reconnect buffer; the oldest frames went."""
+
+    __slots__ = ("bytes", "frames")
+    type = "audio_dropped"
+
+    def __init__(self, frames: int, bytes: int) -> None:
+        self.frames = frames
+        self.bytes = bytes
+
+    @property
+    def message(self) -> str:
+        return f"{self.frames} audio frames ({self.bytes} bytes) held during an outage were dropped"
+
+
+ErrorEvent = Union[
+    ErrorMessage, ConnectionClosed, MalformedMessage, CallbackError, EventsDropped, AudioDropped
+]
+"""What error callbacks receive; every member has a ``message`` string."""
+
+Event = Union[
+    ServerEvent,
+    TTSAudio,
+    UnknownEvent,
+    MalformedMessage,
+    ConnectionClosed,
+    CallbackError,
+    EventsDropped,
+    Reconnecting,
+    Reconnected,
+    AudioDropped,
+]
+"""Everything ``client.events()`` yields."""

@@ -1,0 +1,1 @@
+"""The WebSocket session: connection + ready, reader task, heartbeat, event fan-out."""

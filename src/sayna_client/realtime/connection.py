@@ -1,0 +1,329 @@
+"""One WebSocket connection: handshake, ``config`` → ``ready``, the reader task, sends, close.
+
+This is the only module that touches aiohttp's WebSocket API, and the one place
+where its exceptions are translated (always chained with ``from``).
+
+The reader task owns the socket's receive side. It decodes every frame, records
+``ready``, and publishes events to the :class:`~.hub.EventHub`, which never
+blocks; so a slow consumer cannot delay close detection or the heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable, Optional, Union
+
+import aiohttp
+
+from ..errors import (
+    SaynaConfigRejectedError,
+    SaynaConnectionClosedError,
+    SaynaConnectionError,
+    SaynaTimeoutError,
+    http_error_for_status,
+)
+from ..protocol.decode import decode_text
+from ..protocol.events import ConnectionClosed, ErrorMessage, ReadyMessage, TTSAudio
+from .hub import EventHub
+
+__all__ = ["NON_FATAL_CONFIG_ERRORS", "WebSocketConnection"]
+
+logger = logging.getLogger("sayna_client")
+
+#: Server ``error`` messages that may arrive before ``ready`` without ending the
+#: config (loading-clip problems and TTS audio callback setup, protocol §6.3).
+NON_FATAL_CONFIG_ERRORS = (
+    "loading_audio",
+    "sample_rate is required for raw PCM loading_audio",
+    "failed to resample loading audio",
+    "Failed to set up TTS audio callback",
+)
+
+_WS = aiohttp.WSMsgType
+#: Close code reported when the transport dropped or the heartbeat timed out.
+ABNORMAL_CLOSURE = 1006
+NO_STATUS_RECEIVED = 1005
+#: Codes after which reconnecting makes sense (the peer went away or the network failed).
+RECOVERABLE_CLOSE_CODES = frozenset({1001, 1005, 1006, 1011, 1012, 1013, 1014})
+
+
+def _is_non_fatal(message: str) -> bool:
+    return message.startswith(NON_FATAL_CONFIG_ERRORS)
+
+
+class WebSocketConnection:
+    """A single connected socket and its reader task. Not reused after it closes."""
+
+    def __init__(
+        self,
+        ws: aiohttp.ClientWebSocketResponse[Any],
+        hub: EventHub,
+        *,
+        on_closed: Callable[[ConnectionClosed], None],
+        on_ready: Callable[[ReadyMessage], None],
+    ) -> None:
+        self._ws = ws
+        self._hub = hub
+        self._on_closed = on_closed
+        self._on_ready_cb = on_ready
+        loop = asyncio.get_running_loop()
+        self._ready_waiter: Optional[asyncio.Future[ReadyMessage]] = None
+        self._closed_event = asyncio.Event()
+        self.close_info: Optional[ConnectionClosed] = None
+        self._closing_by_client = False
+        self._reader: asyncio.Task[None] = loop.create_task(self._read(), name="sayna-reader")
+
+    # --- opening -------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        session: aiohttp.ClientSession,
+        url: str,
+        *,
+        headers: dict[str, str],
+        heartbeat: Optional[float],
+        connect_timeout: Optional[float],
+        ssl: Any,
+        hub: EventHub,
+        on_closed: Callable[[ConnectionClosed], None],
+        on_ready: Callable[[ReadyMessage], None],
+    ) -> WebSocketConnection:
+        """Open the socket (bounded by ``connect_timeout``) and start its reader.
+
+        Raises:
+            SaynaAuthenticationError (and other ``SaynaHttpError``): the upgrade got an
+                HTTP error status, e.g. 401 for a missing or wrong API key.
+            SaynaTimeoutError: the handshake took longer than ``connect_timeout``.
+            SaynaConnectionError: refused, reset, DNS or TLS failure.
+        """
+        # aiohttp pings every ``interval`` and declares the peer dead when no pong
+        # came within half of it; 2/3 of the user's figure makes detection happen
+        # within the figure itself.
+        interval = heartbeat * 2 / 3 if heartbeat else None
+        try:
+            ws = await asyncio.wait_for(
+                session.ws_connect(
+                    url,
+                    headers=headers,
+                    heartbeat=interval,
+                    autoping=True,
+                    autoclose=True,
+                    max_msg_size=64 * 1024 * 1024,
+                    ssl=ssl,
+                ),
+                connect_timeout,
+            )
+        except asyncio.TimeoutError as exc:
+            raise SaynaTimeoutError(
+                f"Timed out after {connect_timeout} s opening the WebSocket to {_safe(url)}; "
+                "check the URL and that the server is reachable, or raise Timeouts.connect",
+                operation="connect",
+                timeout=connect_timeout,
+            ) from exc
+        except aiohttp.WSServerHandshakeError as exc:
+            error_cls = http_error_for_status(exc.status)
+            hint = (
+                "pass api_key= or set SAYNA_API_KEY"
+                if exc.status == 401
+                else "check the URL points at a Sayna server"
+            )
+            raise error_cls(
+                f"WebSocket upgrade to {_safe(url)} failed with HTTP {exc.status} "
+                f"{exc.message}: {hint}",
+                exc.status,
+                "GET /ws",
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise SaynaConnectionError(
+                f"Could not open the WebSocket to {_safe(url)}: {exc}", exc
+            ) from exc
+        except OSError as exc:
+            raise SaynaConnectionError(
+                f"Could not open the WebSocket to {_safe(url)}: {exc}", exc
+            ) from exc
+        return cls(ws, hub, on_closed=on_closed, on_ready=on_ready)
+
+    async def configure(self, config_text: str, ready_timeout: Optional[float]) -> ReadyMessage:
+        """Send ``config`` and wait for ``ready``.
+
+        Raises:
+            SaynaConfigRejectedError: the server answered with a fatal ``error``.
+            SaynaTimeoutError: no ``ready`` within ``ready_timeout``.
+            SaynaConnectionClosedError: the socket closed first.
+        """
+        waiter: asyncio.Future[ReadyMessage] = asyncio.get_running_loop().create_future()
+        self._ready_waiter = waiter
+        try:
+            await self.send_text(config_text)
+            return await asyncio.wait_for(asyncio.shield(waiter), ready_timeout)
+        except asyncio.TimeoutError as exc:
+            raise SaynaTimeoutError(
+                f"The server did not send `ready` within {ready_timeout} s of the config; "
+                "providers may be slow or misconfigured (raise Timeouts.ready to wait longer)",
+                operation="ready",
+                timeout=ready_timeout,
+            ) from exc
+        finally:
+            self._ready_waiter = None
+            if not waiter.done():
+                waiter.cancel()
+
+    # --- state ---------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self.close_info is not None or self._ws.closed
+
+    async def wait_closed(self) -> ConnectionClosed:
+        await self._closed_event.wait()
+        assert self.close_info is not None
+        return self.close_info
+
+    # --- sending -------------------------------------------------------------------
+
+    def _closed_error(self, exc: Optional[BaseException] = None) -> SaynaConnectionClosedError:
+        info = self.close_info
+        code = info.code if info else ABNORMAL_CLOSURE
+        reason = info.reason if info else str(exc or "")
+        return SaynaConnectionClosedError(
+            f"The Sayna WebSocket is closed (code {code}){': ' + reason if reason else ''}",
+            code=code,
+            reason=reason,
+            cause=exc,
+        )
+
+    async def send_text(self, text: str) -> None:
+        """Send one text frame. Raises :class:`SaynaConnectionClosedError` if the socket is gone."""
+        if self.close_info is not None:
+            raise self._closed_error()
+        try:
+            await self._ws.send_str(text)
+        except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+            raise self._closed_error(exc) from exc
+
+    async def send_bytes(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        """Send one binary frame; :class:`SaynaConnectionClosedError` if the socket is gone."""
+        if self.close_info is not None:
+            raise self._closed_error()
+        try:
+            await self._ws.send_bytes(data)  # type: ignore[arg-type]
+        except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+            raise self._closed_error(exc) from exc
+
+    # --- reading -------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        ws = self._ws
+        publish = self._hub.publish
+        code: Optional[int] = None
+        reason = ""
+        try:
+            while True:
+                msg = await ws.receive()
+                kind = msg.type
+                if kind is _WS.BINARY:
+                    publish(TTSAudio(msg.data))
+                elif kind is _WS.TEXT:
+                    event = decode_text(msg.data)
+                    if event.type == "ready":
+                        self._got_ready(event)  # type: ignore[arg-type]
+                    elif event.type == "error":
+                        self._got_error(event)  # type: ignore[arg-type]
+                    publish(event)
+                elif kind is _WS.CLOSE:
+                    code = msg.data if msg.data else NO_STATUS_RECEIVED
+                    reason = msg.extra or ""
+                    break
+                elif kind is _WS.ERROR:
+                    exc = msg.data
+                    code = ABNORMAL_CLOSURE
+                    reason = _describe(exc)
+                    break
+                elif kind in (_WS.CLOSED, _WS.CLOSING):
+                    code = ws.close_code or ABNORMAL_CLOSURE
+                    reason = _describe(ws.exception()) if ws.exception() else ""
+                    break
+        except asyncio.CancelledError:
+            code, reason = (1000, "closed by client")
+            raise
+        except Exception as exc:  # the reader must always end in a typed close
+            logger.error("Sayna reader failed", exc_info=exc)
+            code, reason = ABNORMAL_CLOSURE, _describe(exc)
+        finally:
+            self._finish(code, reason)
+
+    def _got_ready(self, ready: ReadyMessage) -> None:
+        self._on_ready_cb(ready)
+        waiter = self._ready_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(ready)
+
+    def _got_error(self, error: ErrorMessage) -> None:
+        waiter = self._ready_waiter
+        if waiter is not None and not waiter.done() and not _is_non_fatal(error.message):
+            waiter.set_exception(SaynaConfigRejectedError(error.message))
+
+    def _finish(self, code: Optional[int], reason: str) -> None:
+        if self.close_info is not None:
+            return
+        by_client = self._closing_by_client
+        if by_client:
+            code = code if code not in (None, ABNORMAL_CLOSURE) else 1000
+        info = ConnectionClosed(code, reason, by_client)
+        self.close_info = info
+        waiter = self._ready_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(self._closed_error())
+        self._closed_event.set()
+        self._on_closed(info)
+
+    # --- closing -------------------------------------------------------------------
+
+    async def close(self, timeout: Optional[float]) -> ConnectionClosed:
+        """Close the socket (bounded by ``timeout``) and wait for the reader to end.
+
+        Safe to call in any state and more than once; never raises except
+        ``CancelledError``.
+        """
+        self._closing_by_client = True
+        if not self._ws.closed:
+            try:
+                await asyncio.wait_for(self._ws.close(), timeout)
+            except (asyncio.TimeoutError, aiohttp.ClientError, ConnectionError, RuntimeError):
+                pass
+        if not self._reader.done():
+            # The reader normally sees the close and ends; if the peer never answered,
+            # stop it.
+            self._reader.cancel()
+        await asyncio.gather(self._reader, return_exceptions=True)
+        if self.close_info is None:  # pragma: no cover - reader always finishes
+            self._finish(1000, "closed by client")
+        assert self.close_info is not None
+        return self.close_info
+
+    def abort(self) -> None:
+        """Synchronous last resort (used when cancellation leaves no time to close)."""
+        self._closing_by_client = True
+        self._reader.cancel()
+
+
+def _describe(exc: Optional[BaseException]) -> str:
+    if exc is None:
+        return ""
+    if isinstance(exc, asyncio.TimeoutError) or type(exc).__name__ == "ServerTimeoutError":
+        return "no pong from the server within the heartbeat interval"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _safe(url: str) -> str:
+    """The URL without its query string (which may carry ``api_key``)."""
+    return url.split("?", 1)[0]
+
+
+def is_recoverable(info: ConnectionClosed) -> bool:
+    """True when a close is worth a reconnect: not asked for by the client, and a code
+    that means the peer or the network went away rather than a policy or protocol refusal."""
+    return not info.initiated_by_client and (info.code in RECOVERABLE_CLOSE_CODES)

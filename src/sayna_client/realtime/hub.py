@@ -1,0 +1,281 @@
+"""Fan-out of events to consumers, each with its own bounded mailbox.
+
+The reader task publishes every event once; :class:`EventHub` appends it to the
+mailbox of every consumer interested in its type and returns at once, so no
+consumer can stall the socket, the heartbeat, or another consumer.
+
+Consumers are ``client.events()`` iterators and callbacks. Each callback has its
+own mailbox and its own dispatcher task: callbacks run one event at a time, in
+arrival order, on that task. A slow callback delays only its own later events.
+
+Overflow policy: a mailbox holds at most ``max_queue`` events. When a consumer
+falls that far behind, the *oldest* undelivered event of that consumer is
+discarded for each new one, and the consumer receives one :class:`EventsDropped`
+with the count before its next event (error callbacks are told too). Nothing is
+dropped without a report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import logging
+from typing import Any, Callable, Optional
+
+from ..protocol.events import CallbackError, EventsDropped
+
+__all__ = ["CallbackConsumer", "EventHub", "Mailbox"]
+
+logger = logging.getLogger("sayna_client")
+
+DEFAULT_MAX_QUEUE = 10_000
+
+_CLOSED = object()
+
+
+class Mailbox:
+    """A bounded FIFO of events for one consumer, with a single waiting reader."""
+
+    __slots__ = ("_closed", "_dropped", "_items", "_limit", "_waiter", "name")
+
+    def __init__(self, name: str, limit: int = DEFAULT_MAX_QUEUE) -> None:
+        self.name = name
+        self._limit = limit
+        self._items: collections.deque[Any] = collections.deque()
+        self._waiter: Optional[asyncio.Future[None]] = None
+        self._dropped = 0
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def put(self, event: Any) -> bool:
+        """Append without blocking; returns False when an older event had to be discarded."""
+        items = self._items
+        kept = True
+        if len(items) >= self._limit:
+            items.popleft()
+            self._dropped += 1
+            kept = False
+        items.append(event)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        return kept
+
+    def close(self) -> None:
+        """No more events will come; readers drain what is queued, then stop."""
+        self._closed = True
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def get_nowait(self) -> Any:
+        """The next event, an :class:`EventsDropped` report first if events were dropped;
+        ``_CLOSED`` when closed and empty; raises ``IndexError`` when merely empty."""
+        if self._dropped:
+            count, self._dropped = self._dropped, 0
+            return EventsDropped(self.name, count)
+        if self._items:
+            return self._items.popleft()
+        if self._closed:
+            return _CLOSED
+        raise IndexError
+
+    async def get(self) -> Any:
+        """Wait for the next event; returns ``_CLOSED`` once closed and drained."""
+        while True:
+            try:
+                return self.get_nowait()
+            except IndexError:
+                pass
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            try:
+                await waiter
+            finally:
+                if self._waiter is waiter:
+                    self._waiter = None
+
+
+Callback = Callable[[Any], Any]
+
+
+def _callback_name(callback: Callback) -> str:
+    return getattr(callback, "__qualname__", None) or repr(callback)
+
+
+class CallbackConsumer:
+    """One registered callback: its event types, its mailbox, its dispatcher task."""
+
+    def __init__(
+        self,
+        callback: Callback,
+        types: frozenset[str],
+        limit: int,
+        report: Callable[[Any], None],
+        unwrap: Optional[Callable[[Any], Any]] = None,
+    ) -> None:
+        self.callback = callback
+        self.types = types
+        self.name = _callback_name(callback)
+        self.mailbox = Mailbox(self.name, limit)
+        self._report = report
+        self._unwrap = unwrap
+        self._task: Optional[asyncio.Task[None]] = None
+
+    def deliver(self, event: Any) -> bool:
+        kept = self.mailbox.put(event)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"sayna-callback:{self.name}"
+            )
+        return kept
+
+    async def _run(self) -> None:
+        mailbox = self.mailbox
+        callback = self.callback
+        unwrap = self._unwrap
+        try:
+            while True:
+                try:
+                    event = mailbox.get_nowait()
+                except IndexError:
+                    event = await mailbox.get()
+                if event is _CLOSED:
+                    return
+                if isinstance(event, EventsDropped):
+                    logger.warning("%s", event.message)
+                    self._report(event)
+                    continue
+                try:
+                    result = callback(unwrap(event) if unwrap is not None else event)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception as exc:  # a user callback must not end the session
+                    logger.error(
+                        "Sayna callback %s raised while handling %r",
+                        self.name,
+                        event.type,
+                        exc_info=exc,
+                    )
+                    self._report(CallbackError(self.name, event.type, exc))
+        finally:
+            self._task = None
+
+    async def drain(self, timeout: Optional[float]) -> None:
+        """Let the dispatcher finish what is queued (bounded), then stop it."""
+        self.mailbox.close()
+        task = self._task
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except asyncio.TimeoutError:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        finally:
+            # A later session reuses this consumer with a fresh mailbox.
+            self.mailbox = Mailbox(self.name, self.mailbox._limit)
+
+
+class EventHub:
+    """Routes each published event to the consumers of its type."""
+
+    def __init__(self, max_queue: int = DEFAULT_MAX_QUEUE) -> None:
+        self.max_queue = max_queue
+        self._by_type: dict[str, list[Any]] = {}
+        self._all: list[Any] = []
+        self._callbacks: list[CallbackConsumer] = []
+        self._iterators: list[Mailbox] = []
+
+    # --- consumers -------------------------------------------------------------------
+
+    def add_callback(
+        self,
+        callback: Callback,
+        types: frozenset[str],
+        unwrap: Optional[Callable[[Any], Any]] = None,
+    ) -> CallbackConsumer:
+        consumer = CallbackConsumer(callback, types, self.max_queue, self._report, unwrap)
+        self._callbacks.append(consumer)
+        self._rebuild()
+        return consumer
+
+    def remove_callback(self, consumer: CallbackConsumer) -> bool:
+        if consumer not in self._callbacks:
+            return False
+        self._callbacks.remove(consumer)
+        consumer.mailbox.close()
+        self._rebuild()
+        return True
+
+    def find_callbacks(self, callback: Callback) -> list[CallbackConsumer]:
+        return [c for c in self._callbacks if c.callback == callback]
+
+    def add_iterator(self, name: str) -> Mailbox:
+        mailbox = Mailbox(name, self.max_queue)
+        self._iterators.append(mailbox)
+        self._rebuild()
+        return mailbox
+
+    def remove_iterator(self, mailbox: Mailbox) -> None:
+        if mailbox in self._iterators:
+            self._iterators.remove(mailbox)
+            mailbox.close()
+            self._rebuild()
+
+    def has_consumers(self, event_type: str) -> bool:
+        return bool(self._all) or event_type in self._by_type
+
+    def _rebuild(self) -> None:
+        by_type: dict[str, list[Any]] = {}
+        for consumer in self._callbacks:
+            for event_type in consumer.types:
+                by_type.setdefault(event_type, []).append(consumer.deliver)
+        self._all = [mailbox.put for mailbox in self._iterators]
+        for targets in by_type.values():
+            targets.extend(self._all)
+        self._by_type = by_type
+
+    # --- publishing ------------------------------------------------------------------
+
+    def publish(self, event: Any) -> None:
+        """Deliver to every interested consumer; never blocks, never raises."""
+        for deliver in self._by_type.get(event.type, self._all):
+            deliver(event)
+
+    def notify_callbacks(self, route: str, event: Any) -> None:
+        """Deliver ``event`` to the callbacks subscribed to ``route`` only (not iterators)."""
+        for consumer in self._callbacks:
+            if route in consumer.types:
+                consumer.deliver(event)
+
+    def _report(self, error: Any) -> None:
+        # Error callbacks hear about other callbacks' failures; a failing error
+        # callback is only logged (reporting it to itself would loop).
+        for consumer in self._callbacks:
+            if error.type in consumer.types and consumer.name != getattr(error, "callback", None):
+                consumer.deliver(error)
+        for mailbox in self._iterators:
+            mailbox.put(error)
+
+    async def close_session(self, timeout: Optional[float]) -> None:
+        """End of a session: flush callbacks (bounded by ``timeout``), keep registrations."""
+        await asyncio.gather(*(c.drain(timeout) for c in list(self._callbacks)))
+
+    def close_iterators(self) -> None:
+        """End every ``events()`` iterator after it drains its queue."""
+        for mailbox in self._iterators:
+            mailbox.close()
+        self._iterators = []
+        self._rebuild()

@@ -1,0 +1,201 @@
+"""REST request and response bodies.
+
+Responses tolerate fields the server may add later (``extra="allow"``) and keep
+them on the model; requests reject unknown fields so typos fail early.
+"""
+
+from typing import Dict, List, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .config import TTSConfig
+
+__all__ = [
+    "DeleteSipHooksRequest",
+    "HealthResponse",
+    "LiveKitParticipantInfo",
+    "LiveKitRoomDetails",
+    "LiveKitRoomSummary",
+    "LiveKitRoomsResponse",
+    "LiveKitTokenRequest",
+    "LiveKitTokenResponse",
+    "MuteLiveKitParticipantRequest",
+    "MuteLiveKitParticipantResponse",
+    "RemoveLiveKitParticipantRequest",
+    "RemoveLiveKitParticipantResponse",
+    "SetSipHooksRequest",
+    "SipCallRequest",
+    "SipCallResponse",
+    "SipCallSipConfig",
+    "SipHook",
+    "SipHooksResponse",
+    "SipTransferRequest",
+    "SipTransferResponse",
+    "SpeakRequest",
+    "VoiceDescriptor",
+]
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HealthResponse(_Response):
+    """``GET /``: ``status`` is ``"OK"`` when the server is healthy."""
+
+    status: str
+
+
+class VoiceDescriptor(_Response):
+    """One voice of ``GET /voices``; pass ``id`` as ``TTSConfig.voice_id``."""
+
+    id: str
+    sample: str = ""
+    name: str
+    accent: str = "Unknown"
+    gender: str = "Unknown"
+    language: str = "Unknown"
+
+
+class SpeakRequest(_Request):
+    text: str
+    tts_config: TTSConfig
+
+
+class LiveKitTokenRequest(_Request):
+    room_name: str
+    participant_name: str
+    participant_identity: str
+
+
+class LiveKitTokenResponse(_Response):
+    """A LiveKit access token; join ``livekit_url`` with ``token``."""
+
+    token: str = Field(..., repr=False)
+    room_name: str
+    participant_identity: str
+    livekit_url: str
+
+
+class LiveKitRoomSummary(_Response):
+    name: str
+    num_participants: int
+    creation_time: int = Field(..., description="Unix seconds")
+
+
+class LiveKitRoomsResponse(_Response):
+    rooms: List[LiveKitRoomSummary]
+
+
+class LiveKitParticipantInfo(_Response):
+    sid: str
+    identity: str
+    name: str = ""
+    state: str = Field(..., description="JOINING, JOINED, ACTIVE, DISCONNECTED or UNKNOWN")
+    kind: str = Field(..., description="STANDARD, INGRESS, EGRESS, SIP, AGENT or UNKNOWN")
+    joined_at: int = Field(..., description="Unix seconds")
+    metadata: str = ""
+    attributes: Dict[str, str] = Field(default_factory=dict)
+    is_publisher: bool = False
+
+
+class LiveKitRoomDetails(_Response):
+    sid: str
+    name: str
+    num_participants: int
+    max_participants: int = Field(..., description="0 means unlimited")
+    creation_time: int = Field(..., description="Unix seconds")
+    metadata: str = ""
+    active_recording: bool = False
+    participants: List[LiveKitParticipantInfo] = Field(default_factory=list)
+
+
+class RemoveLiveKitParticipantRequest(_Request):
+    room_name: str
+    participant_identity: str
+
+
+class RemoveLiveKitParticipantResponse(_Response):
+    status: str
+    room_name: str
+    participant_identity: str
+
+
+class MuteLiveKitParticipantRequest(_Request):
+    room_name: str
+    participant_identity: str
+    track_sid: str
+    muted: bool
+
+
+class MuteLiveKitParticipantResponse(_Response):
+    room_name: str
+    participant_identity: str
+    track_sid: str
+    muted: bool
+
+
+class SipHook(BaseModel):
+    """A SIP routing entry: calls to ``host`` are announced to ``url`` (signed webhook)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    host: str
+    url: str
+    auth_id: str = ""
+
+
+class SipHooksResponse(_Response):
+    hooks: List[SipHook]
+
+
+class SetSipHooksRequest(_Request):
+    hooks: List[SipHook]
+
+
+class DeleteSipHooksRequest(_Request):
+    hosts: List[str]
+
+
+class SipTransferRequest(_Request):
+    room_name: str
+    participant_identity: str
+    transfer_to: str
+
+
+class SipTransferResponse(_Response):
+    """``status`` is ``"completed"`` (confirmed) or ``"initiated"`` (LiveKit timed out)."""
+
+    status: str
+    room_name: str
+    participant_identity: str
+    transfer_to: str = Field(..., description="Normalised as 'tel:<number>'")
+
+
+class SipCallSipConfig(_Request):
+    """Per-call SIP overrides; each falls back to the server's configuration."""
+
+    outbound_address: Optional[str] = None
+    auth_username: Optional[str] = None
+    auth_password: Optional[str] = Field(None, repr=False)
+
+
+class SipCallRequest(_Request):
+    room_name: str
+    participant_name: str
+    participant_identity: str
+    from_phone_number: str
+    to_phone_number: str
+    sip: Optional[SipCallSipConfig] = None
+
+
+class SipCallResponse(_Response):
+    status: str
+    room_name: str
+    participant_identity: str
+    participant_id: str
+    sip_call_id: str
