@@ -1,17 +1,94 @@
-"""SIP webhook signatures (protocol reference section 9).
+"""SIP webhook signatures and the receiver that verifies them (protocol reference section 9).
 
-Pure functions over raw bytes with an injectable clock, so both the local
-server (which signs) and user receivers (which verify) share one definition.
+When a SIP participant joins a LiveKit room, Sayna POSTs a signed JSON body
+(:class:`WebhookSIPOutput`) to the hook URL configured for the caller's SIP host.
+:func:`sign_payload` is the one definition of the signature, shared by the local
+server (which signs) and :class:`WebhookReceiver` (which verifies).
+
+Verification always runs over the **raw request body bytes**, exactly as they came
+off the wire: parsing the JSON and serialising it again changes whitespace or key
+order and breaks the signature. Read the body with ``await request.read()``
+(aiohttp) or ``await request.body()`` (Starlette / FastAPI), never ``request.json()``.
+
+The clock is injectable so the replay window can be tested without sleeping, and
+the secret never appears in a repr, a log line or an exception message.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Literal, Optional, Tuple, Union
 
-__all__ = ["SIGNATURE_VERSION", "sign_payload"]
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sayna_client.errors import SaynaValidationError
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+__all__ = [
+    "DEFAULT_TOLERANCE_SECONDS",
+    "EVENT_ID_HEADER",
+    "MIN_SECRET_LENGTH",
+    "SECRET_ENV_VAR",
+    "SIGNATURE_HEADER",
+    "SIGNATURE_VERSION",
+    "SIGNATURE_VERSION_HEADER",
+    "TIMESTAMP_HEADER",
+    "WebhookReceiver",
+    "WebhookRejectReason",
+    "WebhookSIPOutput",
+    "WebhookSIPParticipant",
+    "WebhookSIPRoom",
+    "WebhookVerificationError",
+    "receive_aiohttp",
+    "sign_payload",
+]
 
 SIGNATURE_VERSION = "v1"
+
+#: Header names as Sayna sends them; lookups are case-insensitive.
+SIGNATURE_HEADER = "X-Sayna-Signature"
+TIMESTAMP_HEADER = "X-Sayna-Timestamp"
+EVENT_ID_HEADER = "X-Sayna-Event-Id"
+SIGNATURE_VERSION_HEADER = "X-Sayna-Signature-Version"
+
+#: Environment variable read when :class:`WebhookReceiver` gets no explicit secret.
+SECRET_ENV_VAR = "SAYNA_WEBHOOK_SECRET"
+#: Shortest accepted secret, counted after surrounding whitespace is removed.
+MIN_SECRET_LENGTH = 16
+#: Accepted distance between ``X-Sayna-Timestamp`` and the receiver's clock, both ways.
+DEFAULT_TOLERANCE_SECONDS = 300.0
+
+_DEFAULT_DEDUPE_CAPACITY = 1024
+_SIGNATURE_RE = re.compile(r"v1=([0-9a-fA-F]{64})")
+# ASCII digits only (str.isdigit would accept other scripts); 20 digits bounds int().
+_TIMESTAMP_RE = re.compile(r"[0-9]{1,20}")
+_HTTP_OWS = " \t"
+
+HeadersLike = Union[Mapping[str, Any], Iterable[Tuple[Any, Any]]]
+BodyLike = Union[bytes, bytearray, memoryview, str]
+
+WebhookRejectReason = Literal[
+    "missing_header",
+    "duplicate_header",
+    "malformed_signature",
+    "malformed_timestamp",
+    "stale_timestamp",
+    "future_timestamp",
+    "bad_version",
+    "signature_mismatch",
+    "invalid_body",
+    "duplicate_event",
+]
 
 
 def sign_payload(secret: str, timestamp: str, event_id: str, body: bytes) -> str:
@@ -23,3 +100,408 @@ def sign_payload(secret: str, timestamp: str, event_id: str, body: bytes) -> str
     message = f"{SIGNATURE_VERSION}:{timestamp}:{event_id}:".encode() + body
     digest = hmac.new(secret.strip().encode(), message, hashlib.sha256).hexdigest()
     return f"{SIGNATURE_VERSION}={digest}"
+
+
+# Payload models. Optional/Dict from typing (not ``X | None``) so pydantic can
+# evaluate the postponed annotations on Python 3.9.
+
+
+class WebhookSIPParticipant(BaseModel):
+    """The SIP caller as a LiveKit participant. ``name`` may be absent or ``""``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: Optional[str] = None
+    identity: str
+    sid: str
+
+
+class WebhookSIPRoom(BaseModel):
+    """The LiveKit room the SIP call was routed into."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    sid: str
+
+
+class WebhookSIPOutput(BaseModel):
+    """The body of a SIP webhook: who called which number, and into which room.
+
+    Unknown keys sent by newer servers are kept (see ``model_extra``) rather than
+    rejected. ``sip_headers`` holds the participant's ``sip.h.*`` attributes with the
+    prefix removed (``to``, ``from``, ``x-to-ip``, ...); current servers always send
+    it, older ones may not, hence ``None``.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    participant: WebhookSIPParticipant
+    room: WebhookSIPRoom
+    from_phone_number: str
+    to_phone_number: str
+    room_prefix: str
+    sip_host: str
+    sip_headers: Optional[Dict[str, str]] = None
+
+
+class WebhookVerificationError(SaynaValidationError):
+    """A webhook request was rejected; nothing in it should be trusted.
+
+    Attributes:
+        reason: A short machine-readable code (see :data:`WebhookRejectReason`).
+            Everything except ``"invalid_body"`` and ``"duplicate_event"`` means the
+            request did not prove it came from Sayna (answer 401); ``"invalid_body"``
+            is a signed body this SDK cannot parse (answer 400 and upgrade);
+            ``"duplicate_event"`` is a redelivery already handled (answer 200).
+    """
+
+    def __init__(self, message: str, *, reason: WebhookRejectReason) -> None:
+        super().__init__(message)
+        self.reason: WebhookRejectReason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only ``reason`` would otherwise be lost when pickling.
+        return (_rebuild_verification_error, (str(self), self.reason))
+
+
+def _rebuild_verification_error(
+    message: str, reason: WebhookRejectReason
+) -> WebhookVerificationError:
+    return WebhookVerificationError(message, reason=reason)
+
+
+class WebhookReceiver:
+    """Verify and parse Sayna SIP webhooks.
+
+    A request is accepted only if all of these hold, checked in this order:
+
+    1. ``X-Sayna-Signature``, ``X-Sayna-Timestamp`` and ``X-Sayna-Event-Id`` are
+       each present exactly once (names are case-insensitive);
+       ``X-Sayna-Signature-Version``, if sent, is ``v1``;
+    2. the signature is ``v1=`` followed by 64 hex digits and the timestamp is
+       decimal Unix seconds;
+    3. the timestamp is within ``tolerance_seconds`` of ``clock()``, in either
+       direction (a future timestamp is rejected like a stale one);
+    4. the HMAC-SHA256 of ``v1:{timestamp}:{event_id}:{raw body}`` under the secret
+       matches, compared in constant time;
+    5. (:meth:`receive` only) the body is JSON matching :class:`WebhookSIPOutput`;
+    6. with ``dedupe=True``, the event id has not been accepted before.
+
+    The receiver holds no I/O and is safe to share between tasks and threads.
+
+    Args:
+        secret: The hook's signing secret (``sip.hook_secret`` or the hook's own
+            ``secret`` in the Sayna config). ``None`` reads ``SAYNA_WEBHOOK_SECRET``.
+            Surrounding whitespace is removed, as the server does.
+        tolerance_seconds: Replay window in seconds; exactly ``tolerance_seconds``
+            away is still accepted.
+        clock: Returns the current Unix time in seconds; inject one in tests.
+        dedupe: Remember the ids of accepted events and reject a repeat with reason
+            ``"duplicate_event"``. The memory is per receiver and per process, and
+            bounded: once ``dedupe_capacity`` ids are stored the least recently
+            accepted one is forgotten. Deployments with several workers need a
+            shared store (for example a unique constraint on the event id) instead.
+        dedupe_capacity: How many event ids ``dedupe`` remembers.
+
+    Raises:
+        SaynaValidationError: No secret was given or found in the environment, the
+            secret is shorter than 16 characters, or an option is out of range.
+    """
+
+    __slots__ = ("_clock", "_dedupe_capacity", "_lock", "_secret", "_seen", "_tolerance")
+
+    def __init__(
+        self,
+        secret: Optional[str] = None,
+        *,
+        tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
+        clock: Callable[[], float] = time.time,
+        dedupe: bool = False,
+        dedupe_capacity: int = _DEFAULT_DEDUPE_CAPACITY,
+    ) -> None:
+        if secret is None:
+            secret = os.environ.get(SECRET_ENV_VAR)
+        if secret is None or not secret.strip():
+            raise SaynaValidationError(
+                "Webhook secret is required: pass WebhookReceiver(secret=...) or set the "
+                f"{SECRET_ENV_VAR} environment variable to the hook's signing secret."
+            )
+        secret = secret.strip()
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise SaynaValidationError(
+                f"Webhook secret must be at least {MIN_SECRET_LENGTH} characters long "
+                "(after removing surrounding whitespace): configure a longer random secret "
+                "in Sayna (sip.hook_secret) and pass the same value here."
+            )
+        if (
+            isinstance(tolerance_seconds, bool)
+            or not isinstance(tolerance_seconds, (int, float))
+            or not math.isfinite(tolerance_seconds)
+            or tolerance_seconds < 0
+        ):
+            raise SaynaValidationError(
+                f"tolerance_seconds must be a finite number >= 0, got {tolerance_seconds!r}: "
+                f"use the default {DEFAULT_TOLERANCE_SECONDS:g} unless clocks are known to drift."
+            )
+        if isinstance(dedupe_capacity, bool) or not isinstance(dedupe_capacity, int):
+            raise SaynaValidationError(
+                f"dedupe_capacity must be an int >= 1, got {dedupe_capacity!r}."
+            )
+        if dedupe_capacity < 1:
+            raise SaynaValidationError(
+                f"dedupe_capacity must be >= 1, got {dedupe_capacity}: pass dedupe=False to "
+                "turn duplicate detection off instead."
+            )
+        self._secret = secret
+        self._tolerance = float(tolerance_seconds)
+        self._clock = clock
+        self._dedupe_capacity = dedupe_capacity
+        self._seen: Optional[OrderedDict[str, None]] = OrderedDict() if dedupe else None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(tolerance_seconds={self._tolerance:g}, "
+            f"dedupe={self._seen is not None})"
+        )
+
+    @property
+    def tolerance_seconds(self) -> float:
+        """The replay window in seconds."""
+        return self._tolerance
+
+    def verify(self, headers: HeadersLike, body: BodyLike) -> None:
+        """Check that a request was signed by Sayna, without parsing the body.
+
+        Use this when you parse the body yourself; otherwise call :meth:`receive`.
+        With ``dedupe=True`` a successful call records the event id, so call either
+        ``verify`` or ``receive`` for a request, not both.
+
+        Args:
+            headers: The request headers: a dict, a multidict (aiohttp, Starlette)
+                or an iterable of ``(name, value)`` pairs; ``str`` or ``bytes``.
+            body: The raw request body. ``str`` is encoded as UTF-8; pass bytes when
+                you have them.
+
+        Raises:
+            WebhookVerificationError: The request is not authentic, not fresh, or a
+                duplicate; ``reason`` says which check failed.
+        """
+        event_id = self._verify_signature(headers, _body_bytes(body))
+        self._remember(event_id)
+
+    def receive(self, headers: HeadersLike, body: BodyLike) -> WebhookSIPOutput:
+        """Verify a request (see :meth:`verify`) and parse its body.
+
+        Args:
+            headers: As for :meth:`verify`.
+            body: As for :meth:`verify`.
+
+        Returns:
+            The parsed payload.
+
+        Raises:
+            WebhookVerificationError: As for :meth:`verify`, or with reason
+                ``"invalid_body"`` if the signed body is not JSON matching
+                :class:`WebhookSIPOutput`.
+        """
+        raw = _body_bytes(body)
+        event_id = self._verify_signature(headers, raw)
+        payload = _parse_body(raw)
+        self._remember(event_id)
+        return payload
+
+    def _verify_signature(self, headers: HeadersLike, raw: bytes) -> str:
+        found = _collect_headers(headers)
+        signature = _require(found, SIGNATURE_HEADER)
+        timestamp = _require(found, TIMESTAMP_HEADER)
+        event_id = _require(found, EVENT_ID_HEADER)
+        version = _optional(found, SIGNATURE_VERSION_HEADER)
+
+        if version is not None and version != SIGNATURE_VERSION:
+            raise WebhookVerificationError(
+                f"Unsupported {SIGNATURE_VERSION_HEADER} {version[:16]!r}: this SDK verifies "
+                f"{SIGNATURE_VERSION!r} signatures only; upgrade sayna-client.",
+                reason="bad_version",
+            )
+        match = _SIGNATURE_RE.fullmatch(signature)
+        if match is None:
+            prefix = f"{SIGNATURE_VERSION}="
+            problem = (
+                f"Invalid signature: must be 64 hex characters after {prefix!r}"
+                if signature.startswith(prefix)
+                else f"Invalid signature format: must start with {prefix!r}"
+            )
+            raise WebhookVerificationError(
+                f"{problem} in {SIGNATURE_HEADER}. Sayna sends '{prefix}' + 64 hex "
+                "characters; check that no proxy rewrites the header.",
+                reason="malformed_signature",
+            )
+        if _TIMESTAMP_RE.fullmatch(timestamp) is None:
+            raise WebhookVerificationError(
+                f"Invalid timestamp format in {TIMESTAMP_HEADER}: expected Unix seconds as "
+                "decimal digits; check that a proxy does not rewrite the header.",
+                reason="malformed_timestamp",
+            )
+        skew = float(int(timestamp)) - self._clock()
+        if skew < -self._tolerance:
+            raise WebhookVerificationError(
+                f"Timestamp outside replay protection window: the webhook is {-skew:.0f} s "
+                f"old, more than the allowed {self._tolerance:g} s. Reject it as a replay; "
+                "if deliveries are genuinely late, check this host's clock (NTP).",
+                reason="stale_timestamp",
+            )
+        if skew > self._tolerance:
+            raise WebhookVerificationError(
+                f"Timestamp outside replay protection window: the webhook is dated {skew:.0f} "
+                f"s in the future, more than the allowed {self._tolerance:g} s. Check the "
+                "clocks of this host and the Sayna server (NTP).",
+                reason="future_timestamp",
+            )
+
+        expected = sign_payload(self._secret, timestamp, event_id, raw)
+        provided = f"{SIGNATURE_VERSION}={match.group(1).lower()}"
+        if not hmac.compare_digest(expected, provided):
+            raise WebhookVerificationError(
+                "Signature verification failed: the body or headers were altered, or the "
+                "secret differs from the one Sayna signs with. Verify the raw body bytes "
+                "(never re-serialised JSON) with the same secret as sip.hook_secret.",
+                reason="signature_mismatch",
+            )
+        return event_id
+
+    def _remember(self, event_id: str) -> None:
+        seen = self._seen
+        if seen is None:
+            return
+        with self._lock:
+            if event_id in seen:
+                seen.move_to_end(event_id)
+                raise WebhookVerificationError(
+                    f"Duplicate webhook event {event_id[:64]!r}: it was already accepted. "
+                    "Acknowledge it (2xx) without processing it again.",
+                    reason="duplicate_event",
+                )
+            seen[event_id] = None
+            while len(seen) > self._dedupe_capacity:
+                seen.popitem(last=False)
+
+
+async def receive_aiohttp(receiver: WebhookReceiver, request: web.Request) -> WebhookSIPOutput:
+    """Verify and parse a webhook delivered to an aiohttp handler.
+
+    Reads the raw body with ``await request.read()`` so the bytes verified are the
+    bytes Sayna signed. For FastAPI / Starlette the equivalent is
+    ``receiver.receive(request.headers, await request.body())``.
+
+    Example::
+
+        receiver = WebhookReceiver()  # reads SAYNA_WEBHOOK_SECRET
+
+        async def sip_hook(request: web.Request) -> web.Response:
+            try:
+                event = await receive_aiohttp(receiver, request)
+            except WebhookVerificationError as exc:
+                return web.Response(status=400 if exc.reason == "invalid_body" else 401)
+            ...  # route event.from_phone_number / event.room.name
+            return web.Response(status=204)
+
+    Args:
+        receiver: The configured receiver.
+        request: The incoming request; its body is consumed.
+
+    Returns:
+        The parsed payload.
+
+    Raises:
+        WebhookVerificationError: As for :meth:`WebhookReceiver.receive`.
+    """
+    body = await request.read()
+    return receiver.receive(request.headers, body)
+
+
+def _body_bytes(body: BodyLike) -> bytes:
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return bytes(body)
+    raise TypeError(
+        f"webhook body must be the raw bytes (or str) of the request, got "
+        f"{type(body).__name__}: read it with `await request.read()` or `await request.body()`"
+    )
+
+
+def _header_text(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        # HTTP header bytes are latin-1 by definition (RFC 9110 obs-text).
+        value = bytes(value).decode("latin-1")
+    return str(value).strip(_HTTP_OWS)
+
+
+def _collect_headers(headers: HeadersLike) -> Dict[str, List[str]]:
+    """Map lowercase header name -> every value seen for it.
+
+    ``Mapping.items()`` of a multidict yields each duplicate, and a plain dict can
+    still hold one header under two spellings, so both count as duplicates.
+    """
+    pairs: Iterable[Any] = headers.items() if isinstance(headers, Mapping) else headers
+    found: Dict[str, List[str]] = {}
+    try:
+        for name, value in pairs:
+            key = _header_text(name).lower()
+            values = value if isinstance(value, (list, tuple)) else [value]
+            found.setdefault(key, []).extend(_header_text(v) for v in values)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            "webhook headers must be a mapping (dict, multidict) or an iterable of "
+            f"(name, value) pairs, got {type(headers).__name__}"
+        ) from exc
+    return found
+
+
+def _optional(found: Dict[str, List[str]], name: str) -> Optional[str]:
+    values = found.get(name.lower())
+    if not values:
+        return None
+    if len(values) > 1:
+        raise WebhookVerificationError(
+            f"Duplicate header: {name.lower()} was sent {len(values)} times. Sayna sends it "
+            "once; reject the request, or fix the proxy that adds a second copy.",
+            reason="duplicate_header",
+        )
+    return values[0]
+
+
+def _require(found: Dict[str, List[str]], name: str) -> str:
+    value = _optional(found, name)
+    if value is None:
+        raise WebhookVerificationError(
+            f"Missing required header: {name.lower()}. Pass all request headers (not just "
+            "the body) and make sure a proxy does not strip X-Sayna-* headers.",
+            reason="missing_header",
+        )
+    return value
+
+
+def _parse_body(raw: bytes) -> WebhookSIPOutput:
+    try:
+        return WebhookSIPOutput.model_validate_json(raw)
+    except ValidationError as exc:
+        # Built from the error list without inputs: the body carries phone numbers.
+        errors = exc.errors(include_input=False, include_url=False, include_context=False)
+        if any(err["type"] == "json_invalid" for err in errors):
+            detail = errors[0]["msg"]
+            message = f"Invalid JSON payload: {detail}. Pass the raw request body unchanged."
+        else:
+            fields = "; ".join(
+                f"{'.'.join(str(part) for part in err['loc']) or '<root>'}: {err['msg']}"
+                for err in errors[:10]
+            )
+            message = (
+                f"Webhook payload does not match WebhookSIPOutput ({fields}). The signature "
+                "is valid, so the server sends a shape this SDK does not know: upgrade "
+                "sayna-client."
+            )
+        # Not chained: the ValidationError's text quotes the input (caller PII).
+        raise WebhookVerificationError(message, reason="invalid_body") from None

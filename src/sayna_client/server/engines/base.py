@@ -17,6 +17,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+# One mu-law implementation for the SDK and the server; re-exported via __all__.
+from sayna_client.audio import linear16_to_mulaw, mulaw_to_linear16
+
 __all__ = [
     "Engine",
     "STTParams",
@@ -141,53 +144,6 @@ class Engine(abc.ABC):
 
 
 # --- audio format helpers shared by engines -------------------------------------------
-
-_MULAW_BIAS = 0x84
-_MULAW_CLIP = 32635
-
-
-def _mulaw_encode_sample(sample: int) -> int:
-    sign = 0x80 if sample < 0 else 0
-    if sample < 0:
-        sample = -sample
-    sample = min(sample, _MULAW_CLIP) + _MULAW_BIAS
-    exponent = 7
-    mask = 0x4000
-    while exponent > 0 and not (sample & mask):
-        exponent -= 1
-        mask >>= 1
-    mantissa = (sample >> (exponent + 3)) & 0x0F
-    return ~(sign | (exponent << 4) | mantissa) & 0xFF
-
-
-def _mulaw_decode_byte(byte: int) -> int:
-    byte = ~byte & 0xFF
-    sign = byte & 0x80
-    exponent = (byte >> 4) & 0x07
-    mantissa = byte & 0x0F
-    sample = ((mantissa << 3) + _MULAW_BIAS) << exponent
-    sample -= _MULAW_BIAS
-    return -sample if sign else sample
-
-
-# Lookup tables: 64 K entries for encode (indexed by the unsigned 16-bit value) and 256
-# for decode, so conversion is a bytes.translate-like loop with no per-sample branching.
-_ENCODE_TABLE = bytes(_mulaw_encode_sample(v - 65536 if v >= 32768 else v) for v in range(65536))
-_DECODE_TABLE = [_mulaw_decode_byte(b) for b in range(256)]
-
-
-def linear16_to_mulaw(pcm: bytes) -> bytes:
-    """Convert 16-bit little-endian PCM to G.711 mu-law (one byte per sample)."""
-    count = len(pcm) // 2
-    samples = struct.unpack(f"<{count}H", pcm[: count * 2])
-    table = _ENCODE_TABLE
-    return bytes(table[s] for s in samples)
-
-
-def mulaw_to_linear16(data: bytes) -> bytes:
-    """Convert G.711 mu-law bytes to 16-bit little-endian PCM."""
-    table = _DECODE_TABLE
-    return struct.pack(f"<{len(data)}h", *(table[b] for b in data))
 
 
 def wav_header(sample_rate: int, channels: int = 1, data_bytes: int = 0, bits: int = 16) -> bytes:

@@ -1,0 +1,709 @@
+"""PCM and WAV helpers for feeding STT and saving TTS output.
+
+Sayna forwards binary frames to the STT provider untouched, so the bytes a client
+sends must already match ``stt_config`` (``sample_rate``, ``channels``,
+``encoding``); TTS audio comes back as headerless chunks. This module covers both
+directions with the standard library only:
+
+* :func:`read_wav` / :func:`wav_frames` turn a 16-bit WAV file into fixed-size
+  frames in the session's format, and :func:`paced` sends them at real-time pace;
+* :func:`pcm_to_wav_bytes`, :func:`write_wav` and :class:`WavWriter` wrap PCM
+  (for example from ``register_on_tts_audio``) into playable WAV files;
+* :func:`linear16_to_mulaw` / :func:`mulaw_to_linear16` convert G.711 mu-law;
+* :func:`duration_ms` / :func:`frame_bytes` do the size arithmetic.
+
+"PCM" here always means signed 16-bit little-endian samples (``linear16``),
+channels interleaved. Resampling (``wav_frames(..., resample=True)``) is the only
+feature with optional dependencies: ``soxr`` and ``numpy`` from the ``local`` extra,
+imported on first use.
+
+Reading and writing files is synchronous; in async code load a file first with
+``await asyncio.to_thread(read_wav, path)`` and pass the :class:`WavAudio` on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+import os
+import struct
+import sys
+import wave
+from array import array
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import IO, Any, Optional, Tuple, Union
+
+from sayna_client.errors import SaynaValidationError
+
+__all__ = [
+    "WavAudio",
+    "WavWriter",
+    "duration_ms",
+    "frame_bytes",
+    "linear16_to_mulaw",
+    "mulaw_to_linear16",
+    "paced",
+    "pcm_to_wav_bytes",
+    "read_wav",
+    "wav_frames",
+    "write_wav",
+]
+
+StrPath = Union[str, "os.PathLike[str]"]
+WavSource = Union[str, "os.PathLike[str]", IO[bytes]]
+
+_SAMPLE_WIDTH = 2  # bytes per linear16 sample
+_LINEAR16_NAMES = frozenset({"linear16", "pcm", "pcm_s16le", "s16le"})
+_MULAW_NAMES = frozenset({"mulaw", "ulaw", "mu-law", "pcm_mulaw", "g711_ulaw"})
+_ALAW_NAMES = frozenset({"alaw", "pcm_alaw"})
+_INSTALL_HINT = "pip install 'sayna-client[local]'"
+_FFMPEG_HINT = "ffmpeg -i input -ac {channels} -ar {rate} -c:a pcm_s16le output.wav"
+_BIG_ENDIAN = sys.byteorder == "big"
+
+
+@dataclass(frozen=True)
+class WavAudio:
+    """Decoded 16-bit PCM audio: little-endian samples, channels interleaved.
+
+    Attributes:
+        pcm: The sample bytes (``len(pcm)`` is a multiple of ``2 * channels``).
+        sample_rate: Samples per second per channel.
+        channels: Number of interleaved channels.
+
+    Raises:
+        SaynaValidationError: On construction, if the values are inconsistent.
+    """
+
+    pcm: bytes = field(repr=False)
+    sample_rate: int
+    channels: int
+
+    def __post_init__(self) -> None:
+        _check_positive_int("sample_rate", self.sample_rate)
+        _check_positive_int("channels", self.channels)
+        if len(self.pcm) % (_SAMPLE_WIDTH * self.channels):
+            raise SaynaValidationError(
+                f"WavAudio.pcm has {len(self.pcm)} bytes, not a whole number of "
+                f"{self.channels}-channel 16-bit frames ({_SAMPLE_WIDTH * self.channels} bytes "
+                "each): pass complete samples."
+            )
+
+    @property
+    def duration_ms(self) -> float:
+        """Length of the audio in milliseconds."""
+        return duration_ms(len(self.pcm), self.sample_rate, self.channels)
+
+    @property
+    def nbytes(self) -> int:
+        """Size of :attr:`pcm` in bytes (shown in the repr instead of the audio)."""
+        return len(self.pcm)
+
+    def __repr__(self) -> str:
+        return (
+            f"WavAudio(sample_rate={self.sample_rate}, channels={self.channels}, "
+            f"nbytes={len(self.pcm)}, duration_ms={self.duration_ms:.1f})"
+        )
+
+
+def read_wav(path: WavSource) -> WavAudio:
+    """Read a 16-bit PCM WAV file.
+
+    Args:
+        path: A file path, or a binary file object positioned at the RIFF header.
+
+    Returns:
+        The samples with the file's own sample rate and channel count. A truncated
+        final frame is dropped.
+
+    Raises:
+        SaynaValidationError: The file is not a PCM WAV file (compressed or float
+            WAV, not RIFF at all) or its samples are not 16-bit.
+        OSError: The file cannot be opened or read.
+    """
+    # wave.open only recognises str paths as paths (not PathLike on 3.9).
+    source: Union[str, IO[bytes]] = (
+        os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
+    )
+    label = repr(source) if isinstance(source, str) else "the WAV data"
+    try:
+        with wave.open(source, "rb") as reader:
+            width = reader.getsampwidth()
+            rate = reader.getframerate()
+            channels = reader.getnchannels()
+            if width != _SAMPLE_WIDTH:
+                raise SaynaValidationError(
+                    f"{label} has {8 * width}-bit samples; only 16-bit PCM is supported: "
+                    "convert it with `" + _FFMPEG_HINT.format(channels=channels, rate=rate) + "`."
+                )
+            data = reader.readframes(reader.getnframes())
+    except (wave.Error, EOFError) as exc:
+        raise SaynaValidationError(
+            f"{label} is not a PCM WAV file ({exc}); compressed, float and non-RIFF "
+            "files are not supported: convert it with `"
+            + _FFMPEG_HINT.format(channels=1, rate=16000)
+            + "`."
+        ) from exc
+    block = _SAMPLE_WIDTH * channels
+    return WavAudio(pcm=data[: len(data) - len(data) % block], sample_rate=rate, channels=channels)
+
+
+def wav_frames(
+    source: Union[WavSource, WavAudio],
+    *,
+    frame_ms: int = 20,
+    sample_rate: Optional[int] = None,
+    channels: Optional[int] = None,
+    stt_config: Optional[Any] = None,
+    resample: bool = False,
+) -> Iterator[bytes]:
+    """Split a WAV file into equal frames in the format the STT session expects.
+
+    The target format comes from ``stt_config`` (any object or mapping with
+    ``sample_rate``, ``channels`` and ``encoding``, such as the ``stt_config`` passed
+    to ``connect``) or from ``sample_rate``/``channels``; unspecified values keep the
+    file's own. Every frame holds exactly ``frame_ms`` of audio: the **last frame is
+    padded with silence** to full length, so the total sent can exceed the file's
+    duration by up to one frame. Empty audio yields no frames.
+
+    The file is read and checked when this function is called (not on first
+    iteration), and held in memory while iterating.
+
+    Args:
+        source: A WAV path or binary file object, or an already loaded
+            :class:`WavAudio`.
+        frame_ms: Frame length in milliseconds; it must be a whole number of samples
+            at the target rate (20 ms works for every common rate).
+        sample_rate: Target rate in Hz; must agree with ``stt_config`` if both given.
+        channels: Target channel count; must agree with ``stt_config`` if both given.
+        stt_config: Source of the target rate, channels and encoding. An encoding of
+            ``mulaw``/``ulaw`` produces G.711 mu-law frames (one byte per sample);
+            ``linear16``/``pcm`` (or none) produces 16-bit PCM.
+        resample: Convert audio whose rate or channel count differs from the target:
+            rates with ``soxr`` (optional dependency), channels by averaging down to
+            mono or duplicating mono. Without it a mismatch is an error.
+
+    Returns:
+        An iterator of frames, each ``frame_bytes(frame_ms, rate, channels, encoding)``
+        bytes long.
+
+    Raises:
+        SaynaValidationError: The file is not 16-bit PCM WAV; the format differs from
+            the target and ``resample`` is false; ``sample_rate``/``channels``
+            contradict ``stt_config``; the encoding cannot be produced; ``frame_ms``
+            is not a whole number of samples; ``soxr``/``numpy`` are missing when
+            resampling is needed; or channels cannot be mixed (neither side mono).
+        OSError: The file cannot be read.
+    """
+    audio = source if isinstance(source, WavAudio) else read_wav(source)
+    rate = _target_value("sample_rate", sample_rate, stt_config, audio.sample_rate)
+    n_channels = _target_value("channels", channels, stt_config, audio.channels)
+    encoding = _target_encoding(stt_config)
+    step = frame_bytes(frame_ms, rate, n_channels)
+    if (rate, n_channels) != (audio.sample_rate, audio.channels) and not resample:
+        raise SaynaValidationError(
+            f"The audio is {audio.sample_rate} Hz with {audio.channels} channel(s) but the "
+            f"target is {rate} Hz with {n_channels} channel(s): pass resample=True (rate "
+            f"conversion needs soxr: {_INSTALL_HINT}) or convert the file first, e.g. `"
+            + _FFMPEG_HINT.format(channels=n_channels, rate=rate)
+            + "`."
+        )
+    pcm = _convert(audio, rate, n_channels)
+    return _iter_frames(pcm, step, mulaw=encoding in _MULAW_NAMES)
+
+
+async def paced(
+    frames: Union[AsyncIterable[bytes], Iterable[bytes]],
+    *,
+    frame_ms: int = 20,
+    speed: float = 1.0,
+) -> AsyncGenerator[bytes, None]:
+    """Yield frames no faster than real time, like a live microphone.
+
+    Frame ``k`` is released at ``start + k * frame_ms / speed`` on the event loop's
+    monotonic clock, where ``start`` is when the first frame arrives. Deadlines are
+    computed from ``start``, not from the previous frame, so sleep overshoot does not
+    accumulate; if the consumer or source falls behind, the late frames are released
+    immediately until the schedule is met again.
+
+    Arguments are checked when iteration starts. Cancelling the consumer cancels the
+    pending sleep; the source iterator is left as it is.
+
+    Args:
+        frames: The frames, as a sync or async iterable.
+        frame_ms: Duration of each frame in milliseconds (not checked against sizes).
+        speed: Playback rate: ``2.0`` sends twice as fast as real time; ``0`` or
+            ``math.inf`` disables pacing.
+
+    Yields:
+        The frames, unchanged, in order.
+
+    Raises:
+        SaynaValidationError: ``frame_ms`` is not a positive int or ``speed`` is
+            negative or NaN.
+    """
+    _check_positive_int("frame_ms", frame_ms)
+    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not speed >= 0:
+        raise SaynaValidationError(
+            f"speed must be a number >= 0, got {speed!r}: use 1.0 for real time, 2.0 for "
+            "twice as fast, or 0 to send without pacing."
+        )
+    interval = 0.0 if speed == 0 or math.isinf(speed) else frame_ms / 1000.0 / speed
+    schedule = _Schedule(interval)
+    # Two loops rather than an adapter generator, so closing this generator early
+    # leaves no inner async generator waiting for the loop's finaliser.
+    if isinstance(frames, AsyncIterable):
+        async for frame in frames:
+            await schedule.wait()
+            yield frame
+    else:
+        for frame in frames:
+            await schedule.wait()
+            yield frame
+
+
+def pcm_to_wav_bytes(pcm: bytes, sample_rate: int, channels: int = 1) -> bytes:
+    """Wrap 16-bit PCM in a 44-byte RIFF/WAVE header.
+
+    Args:
+        pcm: Little-endian 16-bit samples, channels interleaved.
+        sample_rate: Samples per second per channel.
+        channels: Number of interleaved channels.
+
+    Returns:
+        A complete WAV file.
+
+    Raises:
+        SaynaValidationError: ``sample_rate``/``channels`` are not positive ints, or
+            ``pcm`` is not a whole number of frames.
+    """
+    audio = WavAudio(pcm=bytes(pcm), sample_rate=sample_rate, channels=channels)
+    return _wav_header(audio.sample_rate, audio.channels, len(audio.pcm)) + audio.pcm
+
+
+def write_wav(path: StrPath, pcm: bytes, sample_rate: int, channels: int = 1) -> None:
+    """Write 16-bit PCM to a WAV file, replacing any existing file.
+
+    Args:
+        path: Destination path.
+        pcm: Little-endian 16-bit samples, channels interleaved.
+        sample_rate: Samples per second per channel.
+        channels: Number of interleaved channels.
+
+    Raises:
+        SaynaValidationError: As for :func:`pcm_to_wav_bytes` (nothing is written).
+        OSError: The file cannot be written.
+    """
+    data = pcm_to_wav_bytes(pcm, sample_rate, channels)
+    with open(os.fspath(path), "wb") as out:
+        out.write(data)
+
+
+class WavWriter:
+    """Stream 16-bit PCM chunks into a WAV file whose header is fixed up on close.
+
+    Chunks may split samples anywhere (a partial frame is carried over to the next
+    :meth:`write`); a partial frame still pending at :meth:`close` is padded with
+    zeros. Leaving the ``with`` block closes the writer even on error, so the file is
+    always playable. Writes are small synchronous file writes, cheap enough to call
+    from a TTS audio callback::
+
+        with WavWriter("reply.wav", sample_rate=24000) as wav:
+            client.register_on_tts_audio(wav.write)
+            await client.speak("Hello!")
+            ...
+
+    Args:
+        path_or_file: Destination path, or a seekable binary file object (left open).
+        sample_rate: Samples per second per channel.
+        channels: Number of interleaved channels.
+
+    Raises:
+        SaynaValidationError: ``sample_rate``/``channels`` are not positive ints.
+        OSError: The file cannot be opened.
+    """
+
+    def __init__(self, path_or_file: WavSource, sample_rate: int, channels: int = 1) -> None:
+        _check_positive_int("sample_rate", sample_rate)
+        _check_positive_int("channels", channels)
+        self._sample_rate = sample_rate
+        self._channels = channels
+        self._block = _SAMPLE_WIDTH * channels
+        self._pending = b""
+        self._frames = 0
+        self._owned: Optional[IO[bytes]] = None
+        if isinstance(path_or_file, (str, os.PathLike)):
+            self._owned = open(os.fspath(path_or_file), "wb")  # noqa: SIM115 - closed in close()
+            target: IO[bytes] = self._owned
+        else:
+            target = path_or_file
+        try:
+            self._wave: Optional[wave.Wave_write] = wave.open(target, "wb")  # noqa: SIM115
+            self._wave.setnchannels(channels)
+            self._wave.setsampwidth(_SAMPLE_WIDTH)
+            self._wave.setframerate(sample_rate)
+        except BaseException:
+            if self._owned is not None:
+                self._owned.close()
+            raise
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has run."""
+        return self._wave is None
+
+    @property
+    def frames_written(self) -> int:
+        """Complete frames (one sample per channel) written so far."""
+        return self._frames
+
+    @property
+    def duration_ms(self) -> float:
+        """Duration of the complete frames written so far, in milliseconds."""
+        return self._frames * 1000.0 / self._sample_rate
+
+    def write(self, chunk: bytes) -> None:
+        """Append PCM bytes (16-bit little-endian, channels interleaved).
+
+        Raises:
+            SaynaValidationError: The writer is closed.
+        """
+        if self._wave is None:
+            raise SaynaValidationError(
+                "WavWriter is closed: create a new WavWriter to write more audio."
+            )
+        data = self._pending + bytes(chunk) if self._pending else bytes(chunk)
+        whole = len(data) - len(data) % self._block
+        self._pending = data[whole:]
+        if whole:
+            self._wave.writeframesraw(data[:whole])
+            self._frames += whole // self._block
+
+    def close(self) -> None:
+        """Flush a padded partial frame, patch the header sizes and close the file.
+
+        Calling it again does nothing.
+        """
+        if self._wave is None:
+            return
+        try:
+            if self._pending:
+                padded = self._pending.ljust(self._block, b"\x00")
+                self._pending = b""
+                self._wave.writeframesraw(padded)
+                self._frames += 1
+            self._wave.close()
+        finally:
+            self._wave = None
+            if self._owned is not None:
+                self._owned.close()
+
+    def __enter__(self) -> WavWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"WavWriter(sample_rate={self._sample_rate}, channels={self._channels}, "
+            f"frames_written={self._frames}, closed={self.closed})"
+        )
+
+
+# G.711 mu-law. The server engines import these too (one implementation).
+
+_MULAW_BIAS = 0x84
+_MULAW_CLIP = 32635
+
+
+def _mulaw_encode_sample(sample: int) -> int:
+    sign = 0x80 if sample < 0 else 0
+    if sample < 0:
+        sample = -sample
+    sample = min(sample, _MULAW_CLIP) + _MULAW_BIAS
+    exponent = 7
+    mask = 0x4000
+    while exponent > 0 and not (sample & mask):
+        exponent -= 1
+        mask >>= 1
+    mantissa = (sample >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def _mulaw_decode_byte(byte: int) -> int:
+    byte = ~byte & 0xFF
+    sign = byte & 0x80
+    exponent = (byte >> 4) & 0x07
+    mantissa = byte & 0x0F
+    sample = ((mantissa << 3) + _MULAW_BIAS) << exponent
+    sample -= _MULAW_BIAS
+    return -sample if sign else sample
+
+
+# Lookup tables: 64 K entries for encode (indexed by the unsigned 16-bit value) and 256
+# for decode, so conversion is a table lookup per sample. Built on first use: the
+# encode table takes tens of milliseconds, which importing the SDK should not pay.
+@functools.cache
+def _encode_table() -> bytes:
+    return bytes(_mulaw_encode_sample(v - 65536 if v >= 32768 else v) for v in range(65536))
+
+
+@functools.cache
+def _decode_table() -> Tuple[int, ...]:
+    return tuple(_mulaw_decode_byte(b) for b in range(256))
+
+
+def linear16_to_mulaw(pcm: bytes) -> bytes:
+    """Convert 16-bit little-endian PCM to G.711 mu-law (one byte per sample).
+
+    Args:
+        pcm: Little-endian 16-bit samples; a trailing odd byte is ignored.
+
+    Returns:
+        ``len(pcm) // 2`` mu-law bytes.
+    """
+    samples = array("H")
+    samples.frombytes(pcm[: len(pcm) - len(pcm) % 2])
+    if _BIG_ENDIAN:
+        samples.byteswap()
+    return bytes(map(_encode_table().__getitem__, samples))
+
+
+def mulaw_to_linear16(data: bytes) -> bytes:
+    """Convert G.711 mu-law bytes to 16-bit little-endian PCM.
+
+    Args:
+        data: Mu-law bytes, one per sample.
+
+    Returns:
+        ``2 * len(data)`` bytes of PCM.
+    """
+    return struct.pack(f"<{len(data)}h", *map(_decode_table().__getitem__, bytes(data)))
+
+
+def duration_ms(
+    nbytes: int, sample_rate: int, channels: int = 1, encoding: str = "linear16"
+) -> float:
+    """Duration in milliseconds of ``nbytes`` of raw audio.
+
+    Args:
+        nbytes: Size of the audio in bytes.
+        sample_rate: Samples per second per channel.
+        channels: Number of interleaved channels.
+        encoding: ``linear16``/``pcm`` (2 bytes per sample) or
+            ``mulaw``/``ulaw``/``alaw`` (1 byte per sample).
+
+    Returns:
+        The duration; a trailing partial sample counts proportionally.
+
+    Raises:
+        SaynaValidationError: A negative size, a non-positive rate or channel count,
+            or an encoding without a fixed sample size (such as ``opus``).
+    """
+    if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
+        raise SaynaValidationError(f"nbytes must be an int >= 0, got {nbytes!r}.")
+    _check_positive_int("sample_rate", sample_rate)
+    _check_positive_int("channels", channels)
+    per_second = sample_rate * channels * _bytes_per_sample(encoding)
+    return nbytes * 1000.0 / per_second
+
+
+def frame_bytes(
+    frame_ms: int, sample_rate: int, channels: int = 1, encoding: str = "linear16"
+) -> int:
+    """Size in bytes of one frame of ``frame_ms`` milliseconds.
+
+    Args:
+        frame_ms: Frame duration in milliseconds.
+        sample_rate: Samples per second per channel.
+        channels: Number of interleaved channels.
+        encoding: As for :func:`duration_ms`.
+
+    Returns:
+        ``sample_rate * frame_ms / 1000 * channels * bytes_per_sample``.
+
+    Raises:
+        SaynaValidationError: Non-positive arguments, an encoding without a fixed
+            sample size, or a ``frame_ms`` that is not a whole number of samples at
+            ``sample_rate`` (for example 1 ms at 22050 Hz).
+    """
+    _check_positive_int("frame_ms", frame_ms)
+    _check_positive_int("sample_rate", sample_rate)
+    _check_positive_int("channels", channels)
+    samples, remainder = divmod(sample_rate * frame_ms, 1000)
+    if remainder:
+        raise SaynaValidationError(
+            f"frame_ms={frame_ms} is {sample_rate * frame_ms / 1000:g} samples at "
+            f"{sample_rate} Hz, not a whole number: choose a frame length such as 10, 20 "
+            "or 40 ms."
+        )
+    return samples * channels * _bytes_per_sample(encoding)
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise SaynaValidationError(f"{name} must be a positive int, got {value!r}.")
+
+
+def _bytes_per_sample(encoding: str) -> int:
+    name = _normalise_encoding(encoding)
+    if name in _LINEAR16_NAMES:
+        return _SAMPLE_WIDTH
+    if name in _MULAW_NAMES or name in _ALAW_NAMES:
+        return 1
+    raise SaynaValidationError(
+        f"Encoding {encoding!r} has no fixed bytes per sample: use 'linear16', 'mulaw' or "
+        "'alaw' for size and duration arithmetic."
+    )
+
+
+def _normalise_encoding(encoding: Any) -> str:
+    if not isinstance(encoding, str):
+        raise SaynaValidationError(
+            f"encoding must be a string such as 'linear16', got {encoding!r}."
+        )
+    return encoding.strip().lower()
+
+
+def _config_value(stt_config: Any, name: str) -> Any:
+    if isinstance(stt_config, Mapping):
+        return stt_config.get(name)
+    return getattr(stt_config, name, None)
+
+
+def _target_value(name: str, explicit: Optional[int], stt_config: Any, default: int) -> int:
+    configured = None if stt_config is None else _config_value(stt_config, name)
+    if explicit is not None and configured is not None and explicit != configured:
+        raise SaynaValidationError(
+            f"{name}={explicit!r} contradicts stt_config.{name}={configured!r}: pass one "
+            "of them, not both."
+        )
+    value = explicit if explicit is not None else configured
+    if value is None:
+        return default
+    _check_positive_int(name, value)
+    return int(value)
+
+
+def _target_encoding(stt_config: Any) -> str:
+    configured = None if stt_config is None else _config_value(stt_config, "encoding")
+    if configured is None:
+        return "linear16"
+    name = _normalise_encoding(configured)
+    if name not in _LINEAR16_NAMES and name not in _MULAW_NAMES:
+        raise SaynaValidationError(
+            f"wav_frames cannot produce stt_config.encoding={configured!r} from WAV audio: "
+            "use encoding 'linear16' (or 'mulaw'/'ulaw'), or encode the audio yourself."
+        )
+    return name
+
+
+def _convert(audio: WavAudio, rate: int, channels: int) -> bytes:
+    pcm = audio.pcm
+    if channels < audio.channels:  # mix down first: less to resample
+        pcm = _mix_channels(pcm, audio.channels, channels)
+    if rate != audio.sample_rate:
+        pcm = _resample(pcm, min(channels, audio.channels), audio.sample_rate, rate)
+    if channels > audio.channels:
+        pcm = _mix_channels(pcm, audio.channels, channels)
+    return pcm
+
+
+def _mix_channels(pcm: bytes, source: int, target: int) -> bytes:
+    if source != 1 and target != 1:
+        raise SaynaValidationError(
+            f"Cannot mix {source} channels into {target}: only mixing down to mono or up "
+            "from mono is supported; convert the file first."
+        )
+    samples = array("h")
+    samples.frombytes(pcm)
+    if _BIG_ENDIAN:
+        samples.byteswap()
+    if target == 1:  # average the channels of each frame (floor division, like >> 1)
+        columns = [samples[c::source] for c in range(source)]
+        mixed = array("h", (sum(frame) // source for frame in zip(*columns)))
+    else:  # copy the mono sample into every channel
+        mixed = array("h", (s for s in samples for _ in range(target)))
+    if _BIG_ENDIAN:
+        mixed.byteswap()
+    return mixed.tobytes()
+
+
+def _resample(pcm: bytes, channels: int, in_rate: int, out_rate: int) -> bytes:
+    try:
+        import numpy as np
+        import soxr
+    except ImportError as exc:
+        raise SaynaValidationError(
+            f"Resampling from {in_rate} Hz to {out_rate} Hz needs the optional soxr and "
+            f"numpy packages: {_INSTALL_HINT}, or convert the file first, e.g. `"
+            + _FFMPEG_HINT.format(channels=channels, rate=out_rate)
+            + "`."
+        ) from exc
+    samples = np.frombuffer(pcm, dtype="<i2")
+    if channels > 1:
+        samples = samples.reshape(-1, channels)
+    # soxr keeps int16 in and out (clipping internally), in C order.
+    out = soxr.resample(samples, in_rate, out_rate)
+    return np.ascontiguousarray(out, dtype="<i2").tobytes()
+
+
+def _iter_frames(pcm: bytes, step: int, *, mulaw: bool) -> Iterator[bytes]:
+    view = memoryview(pcm)
+    for offset in range(0, len(pcm), step):
+        frame = bytes(view[offset : offset + step])
+        if len(frame) < step:
+            frame = frame.ljust(step, b"\x00")  # silence; see wav_frames docstring
+        yield linear16_to_mulaw(frame) if mulaw else frame
+
+
+class _Schedule:
+    """Release times ``start + k * interval`` on the running loop's monotonic clock."""
+
+    __slots__ = ("_index", "_interval", "_loop", "_start")
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._loop = asyncio.get_running_loop()
+        self._start: Optional[float] = None
+        self._index = 0
+
+    async def wait(self) -> None:
+        if not self._interval:
+            return
+        if self._start is None:
+            self._start = self._loop.time()
+        else:
+            delay = self._start + self._index * self._interval - self._loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        self._index += 1
+
+
+def _wav_header(sample_rate: int, channels: int, data_bytes: int) -> bytes:
+    block_align = channels * _SAMPLE_WIDTH
+    return b"".join(
+        (
+            b"RIFF",
+            (36 + data_bytes).to_bytes(4, "little"),
+            b"WAVE",
+            b"fmt ",
+            (16).to_bytes(4, "little"),
+            (1).to_bytes(2, "little"),  # WAVE_FORMAT_PCM
+            channels.to_bytes(2, "little"),
+            sample_rate.to_bytes(4, "little"),
+            (sample_rate * block_align).to_bytes(4, "little"),
+            block_align.to_bytes(2, "little"),
+            (8 * _SAMPLE_WIDTH).to_bytes(2, "little"),
+            b"data",
+            data_bytes.to_bytes(4, "little"),
+        )
+    )
