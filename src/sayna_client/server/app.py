@@ -1,0 +1,307 @@
+"""``LocalServer``: the embedded Sayna-compatible server and its test-facing Python API."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Optional, Union
+
+from aiohttp import web
+
+from .control import SERVER_KEY, add_control_routes
+from .engines import ENGINE_NAMES
+from .faults import Faults
+from .livekit import Participant, Room, Track, new_id
+from .livekit_routes import add_livekit_routes
+from .records import Records
+from .routes import add_core_routes
+from .sip import SipHook
+from .sip_routes import add_sip_routes
+from .state import STATE_KEY, ServerConfig, ServerState
+from .web_util import BODY_LIMIT, make_middlewares
+
+__all__ = ["LocalServer"]
+
+logger = logging.getLogger("sayna_client.server")
+
+
+class LocalServer:
+    """A Sayna-compatible server on loopback, speaking the real REST + WebSocket protocol.
+
+    Use ``async with LocalServer() as server:`` (or :meth:`start` / :meth:`stop`).
+
+    Args:
+        host: interface to bind (default loopback).
+        port: TCP port; ``0`` picks a free one (read :attr:`port` after start).
+        engine: engine serving real provider names (``deepgram``, ``elevenlabs``, ...):
+            ``"fake"`` (deterministic) or ``"local"`` (espeak-ng + pocketsphinx, needs the
+            ``local`` extra). Providers ``fake`` and ``local`` always pick their engine.
+        api_key: require this key (``Authorization: Bearer`` or ``?api_key=``) on every
+            route except ``GET /`` and ``POST /livekit/webhook``. No tenant isolation.
+        api_keys: alternatively several keys, each mapped to a tenant id (``auth.id``;
+            ``None`` for none) to exercise LiveKit room isolation.
+        livekit_url: ``livekit_url`` reported in ``ready`` and ``/livekit/token``.
+        livekit_api_key / livekit_api_secret: sign LiveKit tokens (LiveKit dev-mode
+            defaults). Empty strings make LiveKit "not configured".
+        hook_secret: global SIP webhook signing secret (runtime hooks only use this one).
+        sip_hooks: config-file hooks (cannot be changed through ``/sip/hooks``: 405).
+        sip_room_prefix / sip_outbound_address: SIP configuration (``None`` address makes
+            ``/sip/call`` fail unless the request carries one).
+        faults: initial :class:`Faults` for new WebSocket sessions.
+        control: serve the ``/_local/...`` control endpoints (authenticated like the rest).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        engine: str = "fake",
+        api_key: Optional[str] = None,
+        *,
+        api_keys: Optional[Mapping[str, Optional[str]]] = None,
+        livekit_url: str = "ws://127.0.0.1:7880",
+        livekit_api_key: str = "devkey",
+        livekit_api_secret: str = "secret",
+        hook_secret: Optional[str] = None,
+        sip_hooks: Sequence[SipHook] = (),
+        sip_room_prefix: str = "sip-",
+        sip_outbound_address: Optional[str] = "127.0.0.1:5060",
+        faults: Optional[Faults] = None,
+        control: bool = True,
+    ) -> None:
+        if engine not in ENGINE_NAMES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINE_NAMES)}, not {engine!r}")
+        keys: dict[str, Optional[str]] = dict(api_keys or {})
+        if api_key:
+            keys.setdefault(api_key, None)
+        self.host = host
+        self._requested_port = port
+        self._port: Optional[int] = None
+        self._runner: Optional[web.AppRunner] = None
+        self._state = ServerState(
+            ServerConfig(
+                engine=engine,
+                api_keys=keys,
+                livekit_url=livekit_url,
+                livekit_api_key=livekit_api_key,
+                livekit_api_secret=livekit_api_secret,
+                hook_secret=hook_secret,
+                sip_room_prefix=sip_room_prefix,
+                sip_outbound_address=sip_outbound_address,
+                control=control,
+            ),
+            faults or Faults(),
+            tuple(sip_hooks),
+        )
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind and start serving.
+
+        Raises:
+            EngineUnavailable: the default engine cannot be created (e.g. ``local``
+                without its optional dependencies).
+            OSError: the port cannot be bound.
+        """
+        if self._runner is not None:
+            return
+        self._state.engine(self._state.config.engine)  # fail fast on a missing extra
+        app = web.Application(
+            client_max_size=BODY_LIMIT,
+            middlewares=make_middlewares(lambda: self._state.auth, self._state.records),
+        )
+        app[STATE_KEY] = self._state
+        app[SERVER_KEY] = self
+        add_core_routes(app)
+        add_livekit_routes(app)
+        add_sip_routes(app)
+        if self._state.config.control:
+            add_control_routes(app)
+        runner_kwargs: dict[str, Any] = {"handle_signals": False, "access_log": None}
+        if "shutdown_timeout" in inspect.signature(web.BaseRunner.__init__).parameters:
+            runner_kwargs["shutdown_timeout"] = 2.0
+        runner = web.AppRunner(app, **runner_kwargs)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self._requested_port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+        logger.info("local Sayna server listening on %s (engine %s)", self.url, self.engine)
+
+    async def stop(self) -> None:
+        """Close every session, task and socket. Idempotent."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        await self._state.aclose()
+        await runner.cleanup()
+
+    async def __aenter__(self) -> LocalServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.stop()
+
+    # --- addresses and state -------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound port.
+
+        Raises:
+            RuntimeError: the server is not started.
+        """
+        if self._port is None:
+            raise RuntimeError("LocalServer is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``http://<host>:<port>`` (the base URL for SDK clients)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://<host>:<port>/ws``."""
+        return f"ws://{self.host}:{self.port}/ws"
+
+    @property
+    def engine(self) -> str:
+        """The default engine name."""
+        return self._state.config.engine
+
+    @property
+    def records(self) -> Records:
+        """What the server received and sent (see :mod:`sayna_client.server.records`)."""
+        return self._state.records
+
+    @property
+    def faults(self) -> Faults:
+        """Faults applied to WebSocket sessions opened from now on."""
+        return self._state.faults
+
+    @faults.setter
+    def faults(self, value: Faults) -> None:
+        self._state.faults = value
+
+    @property
+    def rooms(self) -> dict[str, Room]:
+        """The simulated LiveKit rooms by name (live objects; do not mutate)."""
+        return self._state.livekit.rooms
+
+    @property
+    def turn_detect_threshold(self) -> float:
+        """Server-global turn-detection threshold set by ``update_config``."""
+        return self._state.turn_detect_threshold
+
+    # --- LiveKit injection ---------------------------------------------------------------
+
+    async def inject_participant(
+        self,
+        room: str,
+        identity: str,
+        *,
+        name: str = "",
+        kind: str = "STANDARD",
+        attributes: Optional[Mapping[str, str]] = None,
+        metadata: str = "",
+        audio: bool = True,
+    ) -> dict[str, Any]:
+        """A remote participant joins ``room`` (created if missing).
+
+        Every session in the room receives ``participant_connected``, and sessions in
+        audio mode also ``track_subscribed`` when ``audio`` (a microphone track).
+        Returns the participant as ``ParticipantInfo`` JSON.
+        """
+        target = self._state.livekit.ensure_room(room, None)
+        participant = Participant(
+            identity=identity,
+            name=name,
+            kind=kind,
+            metadata=metadata,
+            attributes=dict(attributes or {}),
+            tracks=[Track(new_id("TR_"), "audio", "microphone")] if audio else [],
+        )
+        self._state.participant_joined(target, participant)
+        self.records.touch()
+        return participant.to_wire()
+
+    async def inject_sip_participant(
+        self,
+        room: str,
+        identity: str,
+        *,
+        from_phone_number: str,
+        to_phone_number: str,
+        sip_host: Optional[str] = None,
+        name: str = "",
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> dict[str, Any]:
+        """A SIP caller joins ``room``: attributes ``sip.phoneNumber`` (caller),
+        ``sip.trunkPhoneNumber`` (called DID) and ``sip.h.<header>`` for ``headers``;
+        ``sip_host`` sets ``sip.h.to`` to ``sip:<to>@<host>``. A matching SIP hook with a
+        secret receives the signed webhook (see ``records.webhooks``)."""
+        attributes = {
+            "sip.phoneNumber": from_phone_number,
+            "sip.trunkPhoneNumber": to_phone_number,
+        }
+        if sip_host is not None:
+            attributes["sip.h.to"] = f"<sip:{to_phone_number}@{sip_host}>"
+        for header, value in (headers or {}).items():
+            attributes[f"sip.h.{header.lower()}"] = value
+        return await self.inject_participant(
+            room, identity, name=name, kind="SIP", attributes=attributes
+        )
+
+    async def inject_participant_left(self, room: str, identity: str) -> bool:
+        """A participant leaves: sessions get ``participant_disconnected`` then close
+        (payload-less Close, 100 ms later). Returns ``False`` if it was not there."""
+        target = self._state.livekit.rooms.get(room)
+        if target is None or identity not in target.participants:
+            return False
+        self._state.livekit.leave(target, identity)
+        self.records.touch()
+        return True
+
+    async def inject_data(
+        self,
+        room: str,
+        payload: Union[bytes, str],
+        *,
+        identity: Optional[str] = "user",
+        topic: Optional[str] = None,
+    ) -> bool:
+        """Publish a data packet from ``identity`` (``None`` = server API, shown as
+        ``"server"`` and never filtered by ``listen_participants``). Returns ``False``
+        when the room does not exist."""
+        target = self._state.livekit.rooms.get(room)
+        if target is None:
+            return False
+        data = payload.encode() if isinstance(payload, str) else payload
+        self._state.publish_data(target, identity, data, topic)
+        return True
+
+    async def inject_audio(self, room: str, identity: str, pcm16: bytes) -> bool:
+        """Room audio from ``identity`` (16-bit mono PCM at the session's TTS rate) is fed
+        to the STT of every audio-mode session in ``room`` (honouring
+        ``listen_participants``). Returns ``False`` when the room does not exist."""
+        target = self._state.livekit.rooms.get(room)
+        if target is None:
+            return False
+        for session in list(self._state.sessions):
+            if session.room is target:
+                await session.room_audio(identity, pcm16)
+        return True

@@ -1,0 +1,180 @@
+"""The ``/_local/...`` control endpoints: drive the simulated LiveKit and faults over HTTP.
+
+These exist only on the local server (the real one has no such routes) so tests written in
+any language, or a second process, can inject room events. They require the same
+authentication as every other route. Errors are ``{"error": text}`` with status 400/404.
+
+=========================================================  ==================================
+``POST   /_local/rooms/{room}/participants``               join: ``{"identity", "name"?,
+                                                           "kind"?, "attributes"?,
+                                                           "metadata"?, "audio"?}``
+``DELETE /_local/rooms/{room}/participants/{identity}``    leave (sessions close 100 ms later)
+``POST   /_local/rooms/{room}/sip``                        SIP caller joins (+ webhook):
+                                                           ``{"identity", "from_phone_number",
+                                                           "to_phone_number", "sip_host"?,
+                                                           "name"?, "headers"?}``
+``POST   /_local/rooms/{room}/data``                       data packet: ``{"message"|"data"
+                                                           (base64), "identity"?, "topic"?}``
+``POST   /_local/rooms/{room}/audio?identity=...``         raw pcm16 body -> STT of the agents
+``GET    /_local/rooms/{room}/data``                       packets published into the room
+``GET    /_local/faults`` / ``PUT /_local/faults``         read / replace the :class:`Faults`
+=========================================================  ==================================
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+from typing import TYPE_CHECKING, Any, Optional
+
+from aiohttp import web
+
+from .faults import Faults
+from .routes import state_of
+from .web_util import error, json_response
+
+if TYPE_CHECKING:
+    from .app import LocalServer
+
+__all__ = ["SERVER_KEY", "add_control_routes"]
+
+SERVER_KEY: web.AppKey[LocalServer] = web.AppKey("sayna_local_server")
+
+
+def _server(request: web.Request) -> LocalServer:
+    return request.app[SERVER_KEY]
+
+
+async def _object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.read() or b"{}")
+    except ValueError as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"invalid JSON: {exc}"}), content_type="application/json"
+        ) from exc
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "expected a JSON object"}), content_type="application/json"
+        )
+    return body
+
+
+def _str(body: dict[str, Any], key: str, default: Optional[str] = None) -> str:
+    value = body.get(key, default)
+    if not isinstance(value, str):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"'{key}' must be a string"}),
+            content_type="application/json",
+        )
+    return value
+
+
+async def add_participant(request: web.Request) -> web.Response:
+    body = await _object(request)
+    participant = await _server(request).inject_participant(
+        request.match_info["room"],
+        _str(body, "identity"),
+        name=_str(body, "name", ""),
+        kind=_str(body, "kind", "STANDARD"),
+        attributes={str(k): str(v) for k, v in (body.get("attributes") or {}).items()},
+        metadata=_str(body, "metadata", ""),
+        audio=bool(body.get("audio", True)),
+    )
+    return json_response(participant)
+
+
+async def remove_participant(request: web.Request) -> web.Response:
+    room, identity = request.match_info["room"], request.match_info["identity"]
+    if not await _server(request).inject_participant_left(room, identity):
+        return error(404, f"Participant '{identity}' not found in room '{room}'")
+    return json_response({"status": "removed"})
+
+
+async def add_sip_participant(request: web.Request) -> web.Response:
+    body = await _object(request)
+    participant = await _server(request).inject_sip_participant(
+        request.match_info["room"],
+        _str(body, "identity"),
+        from_phone_number=_str(body, "from_phone_number"),
+        to_phone_number=_str(body, "to_phone_number"),
+        sip_host=body.get("sip_host") if isinstance(body.get("sip_host"), str) else None,
+        name=_str(body, "name", ""),
+        headers={str(k): str(v) for k, v in (body.get("headers") or {}).items()},
+    )
+    return json_response(participant)
+
+
+async def send_data(request: web.Request) -> web.Response:
+    body = await _object(request)
+    if isinstance(body.get("data"), str):
+        try:
+            payload = base64.b64decode(body["data"], validate=True)
+        except (binascii.Error, ValueError):
+            return error(400, "'data' must be base64")
+    else:
+        payload = _str(body, "message").encode()
+    identity = body.get("identity")
+    topic = body.get("topic")
+    delivered = await _server(request).inject_data(
+        request.match_info["room"],
+        payload,
+        identity=identity if isinstance(identity, str) else None,
+        topic=topic if isinstance(topic, str) else None,
+    )
+    if not delivered:
+        return error(404, f"Room '{request.match_info['room']}' not found")
+    return json_response({"status": "sent"})
+
+
+async def send_audio(request: web.Request) -> web.Response:
+    identity = request.query.get("identity", "user")
+    room = request.match_info["room"]
+    if not await _server(request).inject_audio(room, identity, await request.read()):
+        return error(404, f"Room '{room}' not found")
+    return json_response({"status": "sent"})
+
+
+async def list_data(request: web.Request) -> web.Response:
+    room = request.match_info["room"]
+    packets = []
+    for packet in state_of(request).records.data_packets:
+        if packet.room != room:
+            continue
+        item: dict[str, Any] = {"identity": packet.identity, "topic": packet.topic}
+        try:
+            item["message"] = packet.payload.decode("utf-8")
+        except UnicodeDecodeError:
+            item["data"] = base64.b64encode(packet.payload).decode()
+        packets.append(item)
+    return json_response({"packets": packets})
+
+
+async def get_faults(request: web.Request) -> web.Response:
+    return json_response(dataclasses.asdict(_server(request).faults))
+
+
+async def put_faults(request: web.Request) -> web.Response:
+    body = await _object(request)
+    names = {f.name for f in dataclasses.fields(Faults)}
+    unknown = sorted(set(body) - names)
+    if unknown:
+        return error(400, f"unknown fault(s): {', '.join(unknown)}")
+    try:
+        faults = Faults(**body)
+    except TypeError as exc:
+        return error(400, str(exc))
+    _server(request).faults = faults
+    return json_response(dataclasses.asdict(faults))
+
+
+def add_control_routes(app: web.Application) -> None:
+    app.router.add_post("/_local/rooms/{room}/participants", add_participant)
+    app.router.add_delete("/_local/rooms/{room}/participants/{identity}", remove_participant)
+    app.router.add_post("/_local/rooms/{room}/sip", add_sip_participant)
+    app.router.add_post("/_local/rooms/{room}/data", send_data)
+    app.router.add_get("/_local/rooms/{room}/data", list_data, allow_head=False)
+    app.router.add_post("/_local/rooms/{room}/audio", send_audio)
+    app.router.add_get("/_local/faults", get_faults, allow_head=False)
+    app.router.add_put("/_local/faults", put_faults)

@@ -1,0 +1,533 @@
+"""Text-to-speech for the ``local`` engine: libespeak-ng through ctypes.
+
+The library and its data come from the ``espeakng-loader`` wheel, so nothing has to be
+installed system-wide. libespeak-ng keeps all its state in process globals (current
+voice, parameters, the one synthesis callback) and is not thread-safe, hence:
+
+* one :class:`Espeak` per process (:func:`get_espeak`), initialised once;
+* every call into the library holds :data:`_ESPEAK_LOCK`;
+* synthesis runs in a worker thread (ctypes releases the GIL during C calls), and audio
+  leaves the callback as it is produced, so :meth:`EspeakSynthesizer.synthesize`
+  streams instead of waiting for the whole clip.
+
+espeak-ng renders at 22050 Hz; a per-request ``soxr`` stream resamples to the requested
+rate and the output is cut into 20 ms chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ctypes
+import math
+import os
+import re
+import threading
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+try:
+    import espeakng_loader
+    import numpy as np
+    import numpy.typing as npt
+    import soxr
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "the local engine needs the optional dependencies: pip install 'sayna-client[local]'"
+    ) from exc
+
+from .base import TTSRequest, Voice, encode_output, wav_header
+
+__all__ = [
+    "DEFAULT_VOICE",
+    "Espeak",
+    "EspeakSynthesizer",
+    "EspeakVoice",
+    "apply_pronunciations",
+    "get_espeak",
+    "speaking_rate_to_wpm",
+]
+
+#: Voice used when a ``voice_id`` names no espeak voice (e.g. ``aura-asteria-en``).
+DEFAULT_VOICE = "en-us"
+
+# speak_lib.h constants (ESPEAK_API_REVISION 12).
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_ESPEAK_INITIALIZE_DONT_EXIT = 0x8000  # otherwise a missing data dir calls exit()
+_POS_CHARACTER = 1
+_ESPEAK_CHARS_UTF8 = 1
+_ESPEAK_ENDPAUSE = 0x1000
+_ESPEAK_RATE = 1
+_EE_OK = 0
+_RATE_NORMAL = 175
+_RATE_MIN = 80
+_RATE_MAX = 450
+
+#: Length of the buffers espeak hands to the callback, in ms.
+_CALLBACK_BUFFER_MS = 100
+#: Duration of each yielded chunk, in ms.
+_CHUNK_MS = 20
+
+#: Serialises every call into libespeak-ng (process-global, not thread-safe).
+_ESPEAK_LOCK = threading.Lock()
+
+Int16Array = npt.NDArray[np.int16]
+#: Receives one block of int16 samples at :attr:`Espeak.sample_rate`; returns False
+#: to abort synthesis.
+Sink = Callable[[Int16Array], bool]
+
+_SynthCallback = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)
+
+
+class _CVoice(ctypes.Structure):
+    """``espeak_VOICE`` from speak_lib.h; ``languages`` is a raw pointer (see below)."""
+
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("languages", ctypes.c_void_p),
+        ("identifier", ctypes.c_char_p),
+        ("gender", ctypes.c_ubyte),
+        ("age", ctypes.c_ubyte),
+        ("variant", ctypes.c_ubyte),
+        ("xx1", ctypes.c_ubyte),
+        ("score", ctypes.c_int),
+        ("spare", ctypes.c_void_p),
+    ]
+
+
+@dataclass(frozen=True)
+class EspeakVoice:
+    """One installed espeak-ng voice.
+
+    ``id`` is what ``GET /voices`` lists and ``voice_id`` accepts; ``identifier`` is
+    espeak's own file name (``gmw/en-US``), optionally followed by ``+variant``.
+    """
+
+    id: str
+    identifier: str
+    name: str
+    languages: tuple[tuple[int, str], ...]
+    gender: str
+
+    def to_voice(self) -> Voice:
+        language, accent = _split_display_name(self.name)
+        return Voice(
+            id=self.id,
+            name=self.name,
+            accent=accent,
+            gender=self.gender,
+            language=language,
+        )
+
+
+def _split_display_name(name: str) -> tuple[str, str]:
+    """``"English (America, New York City)"`` → ``("English", "America, New York City")``."""
+    match = re.match(r"\s*([^(]*?)\s*\(([^)]*)\)", name)
+    if match is None:
+        return name.strip() or "Unknown", "Standard"
+    return match.group(1) or "Unknown", match.group(2)
+
+
+def _read_languages(pointer: Optional[int]) -> tuple[tuple[int, str], ...]:
+    """Decode ``espeak_VOICE.languages``: repeated (priority byte, NUL-terminated code)
+    pairs, ended by a zero priority byte. Lower priority numbers are preferred."""
+    result: list[tuple[int, str]] = []
+    if not pointer:
+        return ()
+    while True:
+        priority = ctypes.string_at(pointer, 1)[0]
+        if priority == 0:
+            return tuple(result)
+        code = ctypes.string_at(pointer + 1)
+        result.append((priority, code.decode("utf-8", "replace").lower()))
+        pointer += 2 + len(code)
+
+
+class Espeak:
+    """The process-wide libespeak-ng handle. Obtain it with :func:`get_espeak`.
+
+    Attributes:
+        sample_rate: rate of the pcm16 espeak produces (22050 Hz for the bundled data).
+        voices: installed voices plus a few female English variants, sorted by id.
+    """
+
+    def __init__(self) -> None:
+        # Called with _ESPEAK_LOCK held (see get_espeak).
+        self._data_path = espeakng_loader.get_data_path()
+        lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
+        lib.espeak_SetSynthCallback.restype = None
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetVoiceByName.restype = ctypes.c_int
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_SetParameter.restype = ctypes.c_int
+        lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
+        lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_CVoice))
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
+        lib.espeak_Synth.restype = ctypes.c_int
+        rate = lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS,
+            _CALLBACK_BUFFER_MS,
+            self._data_path.encode(),
+            _ESPEAK_INITIALIZE_DONT_EXIT,
+        )
+        if rate <= 0:
+            raise RuntimeError(f"espeak-ng failed to initialise with data at {self._data_path}")
+        self._lib = lib
+        self.sample_rate: int = rate
+        # The callback object must outlive every synthesis: keep it on the instance,
+        # which lives for the whole process.
+        self._callback = _SynthCallback(self._on_audio)
+        lib.espeak_SetSynthCallback(self._callback)
+        # Per-synthesis sink and the error it raised; only touched with the lock held.
+        self._sink: Optional[Sink] = None
+        self._sink_error: Optional[BaseException] = None
+        self.voices: tuple[EspeakVoice, ...] = self._list_voices()
+        self._by_key = self._index_voices(self.voices)
+
+    # --- voices ---------------------------------------------------------------------
+
+    def _list_voices(self) -> tuple[EspeakVoice, ...]:
+        entries = self._lib.espeak_ListVoices(None)
+        raw: list[tuple[str, str, tuple[tuple[int, str], ...], int]] = []
+        index = 0
+        while entries[index]:
+            entry = entries[index].contents
+            name = (entry.name or b"").decode("utf-8", "replace").strip()
+            identifier = (entry.identifier or b"").decode("utf-8", "replace")
+            raw.append((name, identifier, _read_languages(entry.languages), entry.gender))
+            index += 1
+        taken: set[str] = set()
+        voices: list[EspeakVoice] = []
+        for name, identifier, languages, gender in raw:
+            # Prefer the voice's first language code as its public id ("en-us"), and the
+            # file name where two voices share a code (the two Cantonese voices).
+            candidates = [code for _, code in languages[:1]]
+            candidates.append(identifier.rsplit("/", 1)[-1].lower())
+            voice_id = next((c for c in candidates if c and c not in taken), identifier.lower())
+            taken.add(voice_id)
+            voices.append(
+                EspeakVoice(
+                    id=voice_id,
+                    identifier=identifier,
+                    name=name or voice_id,
+                    languages=languages,
+                    gender={1: "Male", 2: "Female"}.get(gender, "Unknown"),
+                )
+            )
+        # espeak's language voices are all male; its "f" variants give English callers
+        # a female option (and pocketsphinx happens to recognise f2 best).
+        for base_id, variant in (("en-us", "f2"), ("en-gb", "f2")):
+            base = next((v for v in voices if v.id == base_id), None)
+            if base is not None and self._variant_exists(variant):
+                voices.append(
+                    EspeakVoice(
+                        id=f"{base_id}+{variant}",
+                        identifier=f"{base.identifier}+{variant}",
+                        name=f"{base.name}, female",
+                        languages=base.languages,
+                        gender="Female",
+                    )
+                )
+        return tuple(sorted(voices, key=lambda v: v.id))
+
+    @staticmethod
+    def _index_voices(voices: Sequence[EspeakVoice]) -> dict[str, EspeakVoice]:
+        """Map every accepted spelling (lower-case) to a voice.
+
+        Language codes resolve like espeak does: the voice listing the code with the
+        lowest priority number wins (``en`` → British English).
+        """
+        index: dict[str, EspeakVoice] = {}
+        best: dict[str, tuple[int, int]] = {}
+        for order, voice in enumerate(voices):
+            if "+" in voice.id:
+                continue
+            for priority, code in voice.languages:
+                rank = (priority, order)
+                if code not in best or rank < best[code]:
+                    best[code] = rank
+                    index[code] = voice
+        for voice in voices:
+            index[voice.identifier.lower()] = voice
+            index[voice.identifier.rsplit("/", 1)[-1].lower()] = voice
+            index[voice.name.lower()] = voice
+            index[voice.id] = voice
+        return index
+
+    def _variant_exists(self, variant: str) -> bool:
+        # Validate before handing the name to espeak: it silently ignores unknown
+        # variants, and the name must not be able to walk out of the data directory.
+        if not re.fullmatch(r"[A-Za-z0-9_]+", variant):
+            return False
+        return os.path.isfile(os.path.join(self._data_path, "voices", "!v", variant))
+
+    def resolve_voice(self, voice_id: str) -> str:
+        """Return the espeak voice name (``gmw/en-US`` or ``gmw/en-US+f2``) for ``voice_id``.
+
+        Accepts listed ids, espeak language codes and file names, display names, and
+        an optional ``+variant`` suffix (``en-us+f3``). Provider-style ids that start
+        with a locale (``en-GB-Wavenet-D``, ``de-DE-KatjaNeural``) use that locale's
+        voice. Anything else — Deepgram (``aura-asteria-en``) or ElevenLabs ids, empty
+        strings, unknown variants — falls back to :data:`DEFAULT_VOICE`. Never raises.
+        """
+        base, _, variant = voice_id.strip().partition("+")
+        key = base.strip().lower()
+        voice = self._by_key.get(key)
+        if voice is None:
+            # Locale-prefixed provider ids: "en-GB-Wavenet-D" → en-gb, "de-DE-X" → de.
+            parts = re.split(r"[-_]", key)
+            if (
+                len(parts) >= 2
+                and re.fullmatch(r"[a-z]{2,3}", parts[0])
+                and re.fullmatch(r"[a-z]{2}|[0-9]{3}", parts[1])
+            ):
+                voice = self._by_key.get(f"{parts[0]}-{parts[1]}") or self._by_key.get(parts[0])
+        if voice is None:
+            voice = self._by_key[DEFAULT_VOICE]
+        if variant and "+" not in voice.identifier and self._variant_exists(variant.strip()):
+            return f"{voice.identifier}+{variant.strip()}"
+        return voice.identifier
+
+    # --- synthesis ------------------------------------------------------------------
+
+    def _on_audio(
+        self, wav: ctypes._Pointer[ctypes.c_short], count: int, _events: Optional[int]
+    ) -> int:
+        """espeak's synth callback: 0 = continue, 1 = abort. Runs in the synth thread."""
+        sink = self._sink
+        if sink is None:
+            return 1
+        if not wav or count <= 0:  # NULL marks the end; zero-length buffers happen too
+            return 0
+        try:
+            samples = np.ctypeslib.as_array(wav, shape=(count,)).copy()
+            return 0 if sink(samples) else 1
+        except BaseException as exc:  # an exception must not unwind through C frames
+            self._sink_error = exc
+            return 1
+
+    def synthesize(self, text: str, voice: str, words_per_minute: int, sink: Sink) -> None:
+        """Render ``text`` synchronously, passing pcm16 blocks to ``sink`` as they appear.
+
+        Blocks the calling thread (and every other espeak user) until done; call it
+        from a worker thread. ``sink`` returns False to abort; an exception it raises
+        aborts synthesis and is re-raised here.
+
+        Raises:
+            RuntimeError: espeak rejected the voice or the synthesis.
+        """
+        data = text.replace("\x00", " ").encode("utf-8") + b"\x00"
+        with _ESPEAK_LOCK:
+            if self._lib.espeak_SetVoiceByName(voice.encode("utf-8")) != _EE_OK:
+                raise RuntimeError(f"espeak-ng rejected voice {voice!r}")
+            # Set after the voice: selecting a voice resets the rate to its default.
+            self._lib.espeak_SetParameter(_ESPEAK_RATE, words_per_minute, 0)
+            self._sink = sink
+            self._sink_error = None
+            try:
+                status = self._lib.espeak_Synth(
+                    data,
+                    len(data),
+                    0,
+                    _POS_CHARACTER,
+                    0,
+                    _ESPEAK_CHARS_UTF8 | _ESPEAK_ENDPAUSE,
+                    None,
+                    None,
+                )
+            finally:
+                self._sink = None
+            error, self._sink_error = self._sink_error, None
+        if error is not None:
+            raise error
+        if status != _EE_OK:
+            raise RuntimeError(f"espeak-ng synthesis failed (status {status})")
+
+
+_INSTANCE: Optional[Espeak] = None
+
+
+def get_espeak() -> Espeak:
+    """Return the process-wide :class:`Espeak`, initialising libespeak-ng on first use.
+
+    Raises:
+        RuntimeError: the bundled library or its data cannot be loaded.
+    """
+    global _INSTANCE
+    instance = _INSTANCE
+    if instance is None:
+        with _ESPEAK_LOCK:
+            if _INSTANCE is None:
+                _INSTANCE = Espeak()
+            instance = _INSTANCE
+    return instance
+
+
+def speaking_rate_to_wpm(speaking_rate: float) -> int:
+    """Map Sayna's ``speaking_rate`` (1.0 = normal, clamped to 0.25–4.0) to espeak words
+    per minute (175 at 1.0, limited to espeak's 80–450). Non-finite rates count as 1.0."""
+    rate = speaking_rate if math.isfinite(speaking_rate) else 1.0
+    rate = min(max(rate, 0.25), 4.0)
+    return min(max(round(_RATE_NORMAL * rate), _RATE_MIN), _RATE_MAX)
+
+
+def apply_pronunciations(text: str, pronunciations: Sequence[tuple[str, str]]) -> str:
+    """Replace each ``word`` by its pronunciation: in order, case-sensitive, whole words
+    only (``\\b<word>\\b`` with the word regex-escaped), as the Sayna server does."""
+    for word, spoken in pronunciations:
+        if not word:
+            continue
+        # A function replacement keeps backslashes in ``spoken`` literal.
+        text = re.sub(rf"\b{re.escape(word)}\b", _literal(spoken), text)
+    return text
+
+
+def _literal(replacement: str) -> Callable[[re.Match[str]], str]:
+    return lambda _match: replacement
+
+
+class _Chunker:
+    """Resamples espeak output and cuts it into fixed-size encoded chunks.
+
+    Used from the synthesis thread only.
+    """
+
+    def __init__(self, source_rate: int, target_rate: int, audio_format: str) -> None:
+        self._resampler = (
+            soxr.ResampleStream(source_rate, target_rate, 1, dtype="int16", quality="HQ")
+            if source_rate != target_rate
+            else None
+        )
+        self._format = audio_format
+        self._chunk_bytes = max(1, target_rate * _CHUNK_MS // 1000) * 2
+        self._pending = bytearray()
+
+    def push(self, samples: Int16Array, last: bool = False) -> list[bytes]:
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples, last=last)
+        self._pending += samples.astype("<i2", copy=False).tobytes()
+        size = self._chunk_bytes
+        chunks: list[bytes] = []
+        while len(self._pending) >= size:
+            chunks.append(encode_output(bytes(self._pending[:size]), self._format))
+            del self._pending[:size]
+        if last and self._pending:
+            chunks.append(encode_output(bytes(self._pending), self._format))
+            self._pending.clear()
+        return chunks
+
+
+class EspeakSynthesizer:
+    """Turns :class:`TTSRequest` objects into encoded audio with espeak-ng.
+
+    Args:
+        executor: where blocking synthesis runs. One worker is enough: espeak is
+            serialised process-wide anyway, and a dedicated thread keeps TTS from
+            queueing behind other blocking work.
+    """
+
+    def __init__(self, executor: concurrent.futures.Executor) -> None:
+        self._espeak = get_espeak()
+        self._executor = executor
+
+    def voices(self) -> list[Voice]:
+        """Every installed voice (about 140 languages and accents), sorted by id."""
+        return [voice.to_voice() for voice in self._espeak.voices]
+
+    async def synthesize(self, request: TTSRequest) -> AsyncIterator[bytes]:
+        """Yield ``request`` as audio, streamed in 20 ms chunks while espeak renders.
+
+        Pronunciations are applied first; blank text yields nothing. ``voice_id`` is
+        resolved by :meth:`Espeak.resolve_voice`; ``model`` is ignored. Formats:
+        ``linear16``/``pcm`` and unknown strings → raw pcm16 LE, ``mulaw``/``ulaw`` →
+        G.711 mu-law. ``wav`` is the one buffered format: it needs the data length in
+        its header, so the whole clip is rendered (fast: espeak runs hundreds of times
+        faster than real time), then one header chunk is yielded before the data.
+
+        Closing the generator early (``aclose()`` or cancellation) aborts espeak at its
+        next callback; the worker thread then returns on its own.
+
+        Raises:
+            ValueError: ``sample_rate`` is not a positive rate up to 384 kHz.
+            RuntimeError: espeak-ng failed.
+        """
+        if not 0 < request.sample_rate <= 384_000:
+            raise ValueError(f"unsupported sample_rate {request.sample_rate}")
+        text = apply_pronunciations(request.text, request.pronunciations)
+        if not text.strip():
+            return
+        audio_format = request.audio_format.strip().lower()
+        is_wav = audio_format == "wav"
+        voice = self._espeak.resolve_voice(request.voice_id)
+        wpm = speaking_rate_to_wpm(request.speaking_rate)
+
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Optional[bytes]] = asyncio.Queue()
+        stop = threading.Event()
+
+        def deliver(chunk: Optional[bytes]) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, chunk)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                stop.set()
+
+        chunker = _Chunker(self._espeak.sample_rate, request.sample_rate, audio_format)
+
+        def sink(samples: Int16Array) -> bool:
+            if stop.is_set():
+                return False
+            for chunk in chunker.push(samples):
+                deliver(chunk)
+            return True
+
+        def render() -> None:
+            try:
+                self._espeak.synthesize(text, voice, wpm, sink)
+                if not stop.is_set():
+                    for chunk in chunker.push(np.zeros(0, dtype=np.int16), last=True):
+                        deliver(chunk)
+            finally:
+                deliver(None)  # always wake the consumer, also on errors
+
+        job = loop.run_in_executor(self._executor, render)
+        buffered: list[bytes] = []
+        try:
+            while True:
+                chunk = await queue.get()
+                if chunk is None:
+                    break
+                if is_wav:
+                    buffered.append(chunk)
+                else:
+                    yield chunk
+            await job  # re-raises a synthesis error
+            if is_wav:
+                yield wav_header(request.sample_rate, data_bytes=sum(map(len, buffered)))
+                for chunk in buffered:
+                    yield chunk
+        finally:
+            stop.set()
+            if not job.done():
+                # Retrieve the outcome later so an abandoned job never logs
+                # "exception was never retrieved".
+                job.add_done_callback(_consume_outcome)
+
+
+def _consume_outcome(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -1,0 +1,48 @@
+"""Fault injection for tests of WebSocket clients (all off by default)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+__all__ = ["Faults"]
+
+
+@dataclass(frozen=True)
+class Faults:
+    """How new WebSocket sessions misbehave. Set ``LocalServer.faults`` to change it at runtime.
+
+    A session takes a snapshot of the server's faults when it is accepted, so changing
+    them affects only sessions opened afterwards.
+
+    Attributes:
+        never_send_ready: process ``config`` normally but never send ``ready``.
+        ready_delay: seconds to wait before sending ``ready``.
+        close_after_config: answer ``config`` by closing the socket with ``close_code``.
+        close_code: the close code used by ``close_after_config``.
+        drop_connection_after_frames: abort the TCP connection (no Close frame) once this
+            many server-to-client frames (text or binary) have been sent.
+        malformed_frames: before ``ready``, send frames a client must tolerate: invalid
+            JSON, a non-object, an unknown ``type`` and a known type with wrong field types.
+        ignore_pings: never answer client Ping frames, so clients see a dead peer.
+        reject_config_error: answer ``config`` with ``{"type":"error","message": <this>}``
+            and no ``ready`` (like a fatal provider error).
+    """
+
+    never_send_ready: bool = False
+    ready_delay: float = 0.0
+    close_after_config: bool = False
+    close_code: int = 1011
+    drop_connection_after_frames: Optional[int] = None
+    malformed_frames: bool = False
+    ignore_pings: bool = False
+    reject_config_error: Optional[str] = None
+
+
+#: Frames sent by ``malformed_frames``, in order.
+MALFORMED_FRAMES: tuple[str, ...] = (
+    "{not json",
+    "[1, 2, 3]",
+    '{"type": "no_such_event", "value": 1}',
+    '{"type": "stt_result", "transcript": 5, "is_final": "yes"}',
+)

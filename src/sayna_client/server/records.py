@@ -1,0 +1,226 @@
+"""What the local server received and sent, for tests to assert on the wire.
+
+Every REST request and WebSocket session is appended to :class:`Records` as it happens.
+Lists only grow; tests read them directly and use :meth:`Records.wait_for` to wait
+for something to happen without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, TypeVar
+
+__all__ = [
+    "AUDIO_KEEP_LIMIT",
+    "DataPacketRecord",
+    "Records",
+    "RequestRecord",
+    "SessionRecord",
+    "WebhookRecord",
+]
+
+#: Received audio kept per session; counters keep counting past it.
+AUDIO_KEEP_LIMIT = 64 * 1024 * 1024
+
+T = TypeVar("T")
+
+
+class _Signal:
+    """Wakes :meth:`Records.wait_for` callers whenever anything was recorded."""
+
+    def __init__(self) -> None:
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def fire(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def wait(self) -> Awaitable[None]:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return waiter
+
+
+@dataclass
+class RequestRecord:
+    """One REST request (``json`` is the parsed body, or ``None`` if it was not JSON)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    json: Any
+    auth_id: Optional[str] = None
+    status: Optional[int] = None
+
+
+@dataclass
+class SessionRecord:
+    """One WebSocket session, from upgrade to close.
+
+    ``messages`` holds every client JSON frame that parsed as a JSON object (valid or
+    not for the protocol) in arrival order; ``sent`` every JSON frame the server sent.
+    ``audio`` keeps the first :data:`AUDIO_KEEP_LIMIT` bytes of binary input.
+    """
+
+    headers: dict[str, str]
+    query: dict[str, str]
+    _signal: _Signal = field(repr=False)
+    auth_id: Optional[str] = None
+    stream_id: Optional[str] = None
+    config: Optional[dict[str, Any]] = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    raw_text_frames: list[str] = field(default_factory=list)
+    audio_frames: int = 0
+    audio_bytes: int = 0
+    audio: bytearray = field(default_factory=bytearray, repr=False)
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    sent_audio_frames: int = 0
+    sent_audio_bytes: int = 0
+    tts_engine: Optional[str] = None
+    stt_engine: Optional[str] = None
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    close_code: Optional[int] = None
+
+    def add_text(self, text: str, message: Any) -> None:
+        self.raw_text_frames.append(text)
+        if isinstance(message, dict):
+            self.messages.append(message)
+            if message.get("type") == "config":
+                self.config = message
+        self._signal.fire()
+
+    def add_audio(self, data: bytes) -> None:
+        self.audio_frames += 1
+        self.audio_bytes += len(data)
+        room = AUDIO_KEEP_LIMIT - len(self.audio)
+        if room > 0:
+            self.audio += data[:room]
+        self._signal.fire()
+
+    def add_sent(self, frame: Any) -> None:
+        if isinstance(frame, (bytes, bytearray)):
+            self.sent_audio_frames += 1
+            self.sent_audio_bytes += len(frame)
+        else:
+            self.sent.append(frame)
+        self._signal.fire()
+
+    def sent_of_type(self, kind: str) -> list[dict[str, Any]]:
+        """Sent JSON messages whose ``type`` is ``kind``, in order."""
+        return [message for message in self.sent if message.get("type") == kind]
+
+    def mark_closed(self, code: Optional[int]) -> None:
+        if self.closed.is_set():
+            return
+        self.close_code = code
+        self.closed.set()
+        self._signal.fire()
+
+    def touch(self) -> None:
+        self._signal.fire()
+
+
+@dataclass
+class WebhookRecord:
+    """One SIP webhook delivery attempt (``status`` ``None`` when the request failed)."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    status: Optional[int] = None
+    error: Optional[str] = None
+    done: bool = False
+
+
+@dataclass
+class DataPacketRecord:
+    """A LiveKit data packet published into a simulated room."""
+
+    room: str
+    identity: str
+    topic: Optional[str]
+    payload: bytes
+
+
+class Records:
+    """Everything the server saw. Reset with :meth:`clear` between phases of a test."""
+
+    def __init__(self) -> None:
+        self._signal = _Signal()
+        self.requests: list[RequestRecord] = []
+        self.sessions: list[SessionRecord] = []
+        self.webhooks: list[WebhookRecord] = []
+        self.data_packets: list[DataPacketRecord] = []
+        self.sip_transfers: list[dict[str, str]] = []
+
+    def new_session(self, headers: dict[str, str], query: dict[str, str]) -> SessionRecord:
+        record = SessionRecord(headers=headers, query=query, _signal=self._signal)
+        self.sessions.append(record)
+        self._signal.fire()
+        return record
+
+    def add(self, kind: list[T], item: T) -> T:
+        """Append ``item`` to one of the lists above and wake waiters."""
+        kind.append(item)
+        self._signal.fire()
+        return item
+
+    def touch(self) -> None:
+        """Wake waiters after mutating a record in place."""
+        self._signal.fire()
+
+    def clear(self) -> None:
+        """Forget everything recorded so far (open sessions keep their own record objects)."""
+        self.requests.clear()
+        self.sessions.clear()
+        self.webhooks.clear()
+        self.data_packets.clear()
+        self.sip_transfers.clear()
+
+    @property
+    def last_session(self) -> SessionRecord:
+        """The most recently opened session.
+
+        Raises:
+            LookupError: no session was opened yet.
+        """
+        if not self.sessions:
+            raise LookupError("no WebSocket session recorded yet")
+        return self.sessions[-1]
+
+    def requests_to(self, path: str, method: Optional[str] = None) -> list[RequestRecord]:
+        """Requests whose path is ``path`` (and method, if given)."""
+        return [
+            request
+            for request in self.requests
+            if request.path == path and (method is None or request.method == method.upper())
+        ]
+
+    async def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0) -> T:
+        """Wait until ``predicate()`` returns something truthy and return it.
+
+        The predicate is re-evaluated whenever anything is recorded (and at least every
+        50 ms). Cancellation simply stops waiting.
+
+        Raises:
+            asyncio.TimeoutError: still falsy after ``timeout`` seconds.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise asyncio.TimeoutError(f"condition not met within {timeout} s")
+            try:
+                await asyncio.wait_for(self._signal.wait(), min(remaining, 0.05))
+            except asyncio.TimeoutError:
+                continue

@@ -1,0 +1,117 @@
+"""Core REST routes (health, voices, speak, recording) and the ``/ws`` upgrade."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from .engines import EngineUnavailable
+from .providers import (
+    ProviderError,
+    apply_pronunciations,
+    content_type_for,
+    engine_for_provider,
+    tts_request,
+    validate_auth,
+)
+from .schemas import SPEAK
+from .session import Session
+from .state import STATE_KEY, ServerState
+from .web_util import auth_id, error, json_response, read_json
+
+__all__ = ["add_core_routes", "state_of"]
+
+
+def state_of(request: web.Request) -> ServerState:
+    """The server state attached to the application."""
+    return request.app[STATE_KEY]
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_response({"status": "OK"})
+
+
+async def voices(request: web.Request) -> web.Response:
+    catalogue = state_of(request).voices()
+    return json_response(
+        {
+            provider: [voice.to_wire() for voice in entries]
+            for provider, entries in catalogue.items()
+        }
+    )
+
+
+async def speak(request: web.Request) -> web.Response:
+    """``POST /speak``: whole clip synthesized, then returned with format headers."""
+    state = state_of(request)
+    body = await read_json(request, SPEAK)
+    config: dict[str, Any] = body["tts_config"]
+    text: str = body["text"]
+    if not text.strip():
+        return error(400, "Text cannot be empty")
+    provider = config["provider"]
+    try:
+        engine_name = engine_for_provider(provider, state.config.engine)
+        validate_auth(provider, config.get("auth"))
+    except ProviderError as exc:
+        return error(400, str(exc))
+    try:
+        engine = state.engine(engine_name)
+    except EngineUnavailable as exc:
+        return error(500, f"Failed to create TTS provider: {exc}")
+    text = apply_pronunciations(text, config.get("pronunciations") or [], substring_first=True)
+    tts = tts_request(config, text)
+    chunks: list[bytes] = []
+    try:
+        async for chunk in engine.synthesize(tts):
+            chunks.append(chunk)
+    except Exception as exc:
+        return error(500, f"Failed to synthesize speech: {exc}")
+    audio = b"".join(chunks)
+    requested_format = config.get("audio_format")
+    audio_format = requested_format if requested_format is not None else "linear16"
+    requested_rate = config.get("sample_rate")
+    return web.Response(
+        body=audio,
+        headers={
+            "Content-Type": content_type_for(audio_format),
+            "x-audio-format": audio_format,
+            "x-sample-rate": str(requested_rate if requested_rate is not None else 24000),
+        },
+    )
+
+
+async def recording(request: web.Request) -> web.Response:
+    """``GET /recording/{stream_id}``: the session's recorded input (OGG, or WAV fallback)."""
+    stream_id = request.match_info["stream_id"]
+    if not stream_id or ".." in stream_id or "/" in stream_id:
+        return error(400, "Invalid stream_id format")
+    encoded = await state_of(request).recordings.encode(stream_id)
+    if encoded is None:
+        return error(404, f"Recording not found: {stream_id}")
+    body, content_type, extension = encoded
+    return web.Response(
+        body=body,
+        headers={
+            "Content-Type": content_type,
+            "Content-Disposition": f'attachment; filename="{stream_id}.{extension}"',
+        },
+    )
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    """``GET /ws``: authenticated by the middleware before the upgrade."""
+    state = state_of(request)
+    record = state.records.new_session(dict(request.headers), dict(request.query))
+    tenant = auth_id(request)
+    record.auth_id = tenant
+    return await Session(state, request, record, tenant).run()
+
+
+def add_core_routes(app: web.Application) -> None:
+    app.router.add_get("/", health, allow_head=False)
+    app.router.add_get("/voices", voices, allow_head=False)
+    app.router.add_post("/speak", speak)
+    app.router.add_get("/recording/{stream_id}", recording, allow_head=False)
+    app.router.add_get("/ws", websocket, allow_head=False)

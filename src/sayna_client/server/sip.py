@@ -1,0 +1,251 @@
+"""SIP pieces: phone number rules (section 4), the hooks table (3.11), webhook forwarding (9)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import aiohttp
+
+from ..webhooks import SIGNATURE_VERSION, sign_payload
+from .livekit import Participant, Room, new_id
+from .records import Records, WebhookRecord
+
+__all__ = [
+    "HookError",
+    "SipHook",
+    "SipHooks",
+    "parse_sip_host",
+    "validate_phone",
+    "webhook_body",
+]
+
+logger = logging.getLogger("sayna_client.server")
+
+WEBHOOK_TIMEOUT = 5.0
+
+
+def validate_phone(number: str) -> str:
+    """Normalize a phone number to ``tel:<trimmed>``.
+
+    Raises:
+        ValueError: with the server's detail text.
+    """
+    value = number.strip()
+    if not value:
+        raise ValueError("Phone number cannot be empty")
+    for index, char in enumerate(value):
+        if char == "+":
+            if index != 0:
+                raise ValueError(
+                    f"Invalid character '+' at position {index} - plus sign is only allowed "
+                    "at the beginning"
+                )
+        elif not ("0" <= char <= "9"):
+            raise ValueError(
+                f"Invalid character '{char}' at position {index} - only digits (0-9) and "
+                "optional leading '+' are allowed"
+            )
+    if not any("0" <= char <= "9" for char in value):
+        raise ValueError("Phone number must contain at least one digit")
+    return f"tel:{value}"
+
+
+@dataclass(frozen=True)
+class SipHook:
+    """One routing entry. ``secret`` is only honoured for config-defined hooks."""
+
+    host: str
+    url: str
+    auth_id: str = ""
+    secret: Optional[str] = None
+
+    def to_wire(self) -> dict[str, str]:
+        return {"host": self.host, "url": self.url, "auth_id": self.auth_id}
+
+    @staticmethod
+    def normalized(host: str, url: str, auth_id: str = "", secret: Optional[str] = None) -> SipHook:
+        return SipHook(host.strip().lower(), url, auth_id.strip(), secret)
+
+
+class HookError(Exception):
+    """A hooks-table error: HTTP ``status`` and the ``error`` text."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class SipHooks:
+    """Config-file hooks (read-only) plus runtime hooks (upsert/delete by host)."""
+
+    def __init__(self, config_hooks: Iterable[SipHook] = ()) -> None:
+        self.config: dict[str, SipHook] = {}
+        for hook in config_hooks:
+            normalized = SipHook.normalized(hook.host, hook.url, hook.auth_id, hook.secret)
+            self.config[normalized.host] = normalized
+        self.runtime: dict[str, SipHook] = {}
+
+    def merged(self) -> list[SipHook]:
+        merged = dict(self.runtime)
+        merged.update(self.config)
+        return list(merged.values())
+
+    def find(self, host: str) -> Optional[SipHook]:
+        key = host.lower()
+        return self.config.get(key) or self.runtime.get(key)
+
+    def _hardcoded(self, hosts: Sequence[str]) -> None:
+        clash = [host for host in hosts if host in self.config]
+        if clash:
+            raise HookError(
+                405,
+                f"Host(s) {', '.join(clash)} are hardcoded in the application config and "
+                "cannot be changed.",
+            )
+
+    def upsert(self, entries: Sequence[Mapping[str, str]], auth_required: bool) -> list[SipHook]:
+        """POST /sip/hooks semantics (check order of section 3.11).
+
+        Raises:
+            HookError: 400 empty auth_id (auth required) / 405 hardcoded / 400 duplicate.
+        """
+        hooks = [SipHook.normalized(e["host"], e["url"], e["auth_id"]) for e in entries]
+        if auth_required:
+            for hook in hooks:
+                if not hook.auth_id:
+                    raise HookError(
+                        400,
+                        f"Hook for host '{hook.host}' has empty auth_id. When "
+                        "AUTH_REQUIRED=true, auth_id must be provided.",
+                    )
+        self._hardcoded([hook.host for hook in hooks])
+        seen: set[str] = set()
+        for hook in hooks:
+            if hook.host in seen:
+                raise HookError(400, f"Validation error: Duplicate host detected: {hook.host}")
+            seen.add(hook.host)
+        for hook in hooks:
+            self.runtime[hook.host] = hook
+        return self.merged()
+
+    def delete(self, hosts: Sequence[str]) -> list[SipHook]:
+        """DELETE /sip/hooks semantics.
+
+        Raises:
+            HookError: 400 no hosts / 405 hardcoded.
+        """
+        if not hosts:
+            raise HookError(400, "No hosts provided to delete.")
+        normalized = [host.strip().lower() for host in hosts]
+        self._hardcoded(normalized)
+        for host in normalized:
+            self.runtime.pop(host, None)
+        return self.merged()
+
+
+def parse_sip_host(value: str) -> Optional[str]:
+    """Extract the routing domain from a ``sip.h.to`` / ``sip.h.x-to-ip`` header value."""
+    text = value.strip()
+    if "<" in text and ">" in text:
+        text = text[text.index("<") + 1 : text.index(">", text.index("<"))]
+    text = text.split(";", 1)[0].strip()
+    lowered = text.lower()
+    for scheme in ("sips:", "sip:"):
+        if lowered.startswith(scheme):
+            rest = text[len(scheme) :]
+            domain = rest.split("@", 1)[1] if "@" in rest else rest
+            domain = _strip_port(domain)
+            return domain.lower() or None
+    if "@" in text or " " in text or "." not in text:
+        return None
+    return _strip_port(text).lower() or None
+
+
+def _strip_port(host: str) -> str:
+    head, sep, port = host.rpartition(":")
+    if sep and port.isdigit():
+        return head
+    return host
+
+
+def webhook_body(
+    participant: Participant, room: Room, host: str, room_prefix: str
+) -> dict[str, Any]:
+    """The ``WebhookSIPOutput`` body, keys in the server's order."""
+    attributes = participant.attributes
+    return {
+        "participant": {
+            "name": participant.name,
+            "identity": participant.identity,
+            "sid": participant.sid,
+        },
+        "room": {"name": room.name, "sid": room.sid},
+        "from_phone_number": attributes.get("sip.phoneNumber", ""),
+        "to_phone_number": attributes.get("sip.trunkPhoneNumber", ""),
+        "room_prefix": room_prefix,
+        "sip_host": host,
+        "sip_headers": {
+            key[len("sip.h.") :]: value
+            for key, value in attributes.items()
+            if key.startswith("sip.h.")
+        },
+    }
+
+
+def match_hook(participant: Participant, hooks: SipHooks) -> Optional[tuple[SipHook, str]]:
+    """The hook a joining SIP participant is forwarded to, and the matched host."""
+    attributes = participant.attributes
+    header = attributes.get("sip.h.x-to-ip") or attributes.get("sip.h.to")
+    if not header or "sip.phoneNumber" not in attributes:
+        return None
+    if "sip.trunkPhoneNumber" not in attributes:
+        return None
+    host = parse_sip_host(header)
+    if host is None:
+        return None
+    hook = hooks.find(host)
+    return (hook, host) if hook is not None else None
+
+
+async def deliver_webhook(
+    session: aiohttp.ClientSession,
+    records: Records,
+    url: str,
+    secret: str,
+    body: dict[str, Any],
+    event_id: Optional[str] = None,
+) -> WebhookRecord:
+    """POST one signed webhook: single attempt, 5 s timeout; outcome recorded, never raised."""
+    raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    timestamp = str(int(time.time()))
+    event = event_id or new_id("EV_")
+    headers = {
+        "Content-Type": "application/json",
+        "X-Sayna-Signature": sign_payload(secret, timestamp, event, raw),
+        "X-Sayna-Timestamp": timestamp,
+        "X-Sayna-Event-Id": event,
+        "X-Sayna-Signature-Version": SIGNATURE_VERSION,
+    }
+    record = records.add(records.webhooks, WebhookRecord(url=url, headers=headers, body=raw))
+    try:
+        async with session.post(
+            url, data=raw, headers=headers, timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT)
+        ) as response:
+            record.status = response.status
+            await response.read()
+        if not 200 <= response.status < 300:
+            logger.warning("SIP webhook to %s answered %s", url, response.status)
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        record.error = f"{type(exc).__name__}: {exc}"
+        logger.warning("SIP webhook to %s failed: %s", url, record.error)
+    finally:
+        record.done = True
+        records.touch()
+    return record

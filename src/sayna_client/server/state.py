@@ -1,0 +1,167 @@
+"""Shared state of one local server: configuration, rooms, hooks, engines, live sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Optional
+
+import aiohttp
+from aiohttp import web
+
+from .auth import Authenticator
+from .engines import EngineUnavailable, get_engine
+from .engines.base import Engine, Voice
+from .engines.fake import FakeEngine
+from .faults import Faults
+from .livekit import LiveKitSim, Participant, Room
+from .recording import RecordingStore
+from .records import DataPacketRecord, Records
+from .sip import SipHook, SipHooks, deliver_webhook, match_hook, webhook_body
+
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["STATE_KEY", "ServerConfig", "ServerState"]
+
+logger = logging.getLogger("sayna_client.server")
+
+STATE_KEY: web.AppKey[ServerState] = web.AppKey("sayna_state")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Static configuration of a local server (see :class:`~.app.LocalServer` for meanings)."""
+
+    engine: str = "fake"
+    api_keys: Mapping[str, Optional[str]] = field(default_factory=dict)
+    livekit_url: str = "ws://127.0.0.1:7880"
+    livekit_api_key: str = "devkey"
+    livekit_api_secret: str = "secret"
+    hook_secret: Optional[str] = None
+    sip_room_prefix: str = "sip-"
+    sip_outbound_address: Optional[str] = "127.0.0.1:5060"
+    control: bool = True
+
+    @property
+    def livekit_configured(self) -> bool:
+        return bool(self.livekit_api_key and self.livekit_api_secret)
+
+
+class ServerState:
+    """Everything routes and sessions share. Owned by one event loop."""
+
+    def __init__(
+        self, config: ServerConfig, faults: Faults, config_hooks: tuple[SipHook, ...] = ()
+    ) -> None:
+        self.config = config
+        self.faults = faults
+        self.auth = Authenticator(config.api_keys)
+        self.records = Records()
+        self.livekit = LiveKitSim()
+        self.recordings = RecordingStore()
+        self.hooks = SipHooks(config_hooks)
+        self.sessions: set[Session] = set()
+        self.turn_detect_threshold = 0.5
+        self._engines: dict[str, Engine] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._http: Optional[aiohttp.ClientSession] = None
+
+    # --- engines ---------------------------------------------------------------------
+
+    def engine(self, name: str) -> Engine:
+        """The (cached) engine called ``name``.
+
+        Raises:
+            EngineUnavailable: it cannot be created.
+        """
+        engine = self._engines.get(name)
+        if engine is None:
+            if name == "fake":
+                aliases = ("deepgram", "elevenlabs") if self.config.engine == "fake" else ()
+                engine = FakeEngine(voice_aliases=aliases)
+            else:
+                engine = get_engine(name)
+            self._engines[name] = engine
+        return engine
+
+    def voices(self) -> dict[str, list[Voice]]:
+        """Default engine catalogue plus the fake catalogue (never fails)."""
+        catalogue: dict[str, list[Voice]] = {}
+        for name in dict.fromkeys((self.config.engine, "fake")):
+            try:
+                catalogue.update(self.engine(name).voices())
+            except EngineUnavailable:
+                logger.warning("engine %s unavailable; its voices are omitted", name)
+        return catalogue
+
+    # --- background tasks ------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task the server cancels on stop."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def aclose(self) -> None:
+        """Close sessions, cancel tasks, close the webhook client."""
+        for session in list(self.sessions):
+            await session.shutdown()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        for engine in self._engines.values():
+            close = getattr(engine, "close", None)
+            if callable(close):
+                close()
+
+    # --- LiveKit side effects ----------------------------------------------------------
+
+    def participant_joined(self, room: Room, participant: Participant) -> None:
+        """Add a participant like LiveKit does, then forward its SIP webhook if one matches."""
+        self.livekit.join(room, participant)
+        if participant.kind == "SIP":
+            self.forward_sip_webhook(room, participant)
+
+    def forward_sip_webhook(
+        self, room: Room, participant: Participant, event_id: Optional[str] = None
+    ) -> None:
+        """Send the section 9 webhook for a joining SIP participant, if a hook matches."""
+        matched = match_hook(participant, self.hooks)
+        if matched is None:
+            return
+        hook, host = matched
+        secret = (hook.secret or self.config.hook_secret or "").strip()
+        if not secret:
+            logger.warning("SIP hook for %s has no signing secret; webhook not sent", host)
+            return
+        if hook.auth_id:
+            room.set_auth_id(hook.auth_id)
+        body = webhook_body(participant, room, host, self.config.sip_room_prefix)
+        self.spawn(deliver_webhook(self._client(), self.records, hook.url, secret, body, event_id))
+
+    def publish_data(
+        self, room: Room, identity: Optional[str], payload: bytes, topic: Optional[str]
+    ) -> None:
+        """Publish a data packet into ``room`` and record it (``identity`` None = server API)."""
+        packet = DataPacketRecord(room.name, identity or "server", topic, payload)
+        self.records.add(self.records.data_packets, packet)
+        self.livekit.publish_data(room, identity, payload, topic)
+
+    def record_transfer(self, room: str, identity: str, transfer_to: str) -> dict[str, str]:
+        """Record a SIP transfer (the simulated REFER always succeeds)."""
+        transfer = {"room_name": room, "participant_identity": identity, "transfer_to": transfer_to}
+        return self.records.add(self.records.sip_transfers, transfer)
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession()
+        return self._http

@@ -1,0 +1,187 @@
+"""A session's "voice manager": the TTS queue worker and the STT result gate.
+
+TTS (section 6.7): ``speak`` requests are synthesized one at a time, FIFO, in a worker
+task so the session keeps reading frames meanwhile. ``tts_playback_complete`` follows
+a request's last chunk only when nothing else is queued; ``clear`` cancels queued and
+in-flight work (no completion) unless the latest ``speak`` forbade interruption.
+
+STT (section 6.8): empty non-speech-final finals are suppressed, and a speech-final is
+forced (empty transcript, confidence 1.0) 1.8 s after the last final, or 5 s after the
+first final of a segment, when the engine has not sent one itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable
+from typing import Any, Callable, Optional
+
+from .engines.base import Engine, STTStream, Transcript, TTSRequest
+
+__all__ = ["SpeechFinalGate", "TTSPipeline", "now_ms"]
+
+logger = logging.getLogger("sayna_client.server")
+
+FORCE_AFTER_FINAL = 1.8
+FORCE_HARD_CAP = 5.0
+DEDUPE_WINDOW = 0.5
+
+
+def now_ms() -> int:
+    """Unix time in milliseconds (Sayna event timestamps)."""
+    return int(time.time() * 1000)
+
+
+class TTSPipeline:
+    """FIFO synthesis for one session.
+
+    Args:
+        engine: synthesizes each request.
+        emit_audio: receives every chunk in order (WS binary frame or LiveKit track).
+        emit_json: receives ``error`` and ``tts_playback_complete`` messages.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        emit_audio: Callable[[bytes], Awaitable[None]],
+        emit_json: Callable[[dict[str, Any]], None],
+    ) -> None:
+        self._engine = engine
+        self._emit_audio = emit_audio
+        self._emit_json = emit_json
+        self._queue: deque[TTSRequest] = deque()
+        self._task: Optional[asyncio.Task[None]] = None
+        self._busy = False
+        self._allow_interruption = True
+        self._blocked_until_interruptible = False
+        self._playback_end = 0.0
+
+    def speak(self, request: TTSRequest, allow_interruption: bool) -> None:
+        """Queue one request (empty text only updates the interruption flag)."""
+        self._allow_interruption = allow_interruption
+        if allow_interruption:
+            self._blocked_until_interruptible = False
+        if not request.text.strip():
+            if not allow_interruption:
+                self._blocked_until_interruptible = True
+            return
+        self._queue.append(request)
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._work())
+
+    def interruptible(self) -> bool:
+        """Whether ``clear`` takes effect now."""
+        if self._allow_interruption:
+            return True
+        if self._blocked_until_interruptible or self._queue or self._busy:
+            return False
+        return asyncio.get_running_loop().time() >= self._playback_end
+
+    async def clear(self) -> bool:
+        """Drop queued and in-flight work; returns ``False`` when interruption is blocked."""
+        if not self.interruptible():
+            return False
+        self._queue.clear()
+        await self._cancel()
+        return True
+
+    async def aclose(self) -> None:
+        """Stop the worker and forget queued work."""
+        self._queue.clear()
+        await self._cancel()
+
+    async def _cancel(self) -> None:
+        task, self._task = self._task, None
+        self._busy = False
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            request = self._queue.popleft()
+            self._busy = True
+            bytes_per_second = max(1, request.sample_rate * 2)
+            try:
+                async for chunk in self._engine.synthesize(request):
+                    self._playback_end = (
+                        max(self._playback_end, loop.time()) + len(chunk) / bytes_per_second
+                    )
+                    await self._emit_audio(chunk)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("TTS engine %s failed: %s", self._engine.name, exc)
+                self._emit_json({"type": "error", "message": f"TTS error: {exc}"})
+            finally:
+                self._busy = False
+            if not self._queue:
+                self._emit_json({"type": "tts_playback_complete", "timestamp": now_ms()})
+
+
+class SpeechFinalGate:
+    """Filters engine transcripts and forces speech-finals on a wall-clock timer."""
+
+    def __init__(self, stream: STTStream, emit: Callable[[dict[str, Any]], None]) -> None:
+        self.stream = stream
+        self._emit = emit
+        self._lock = asyncio.Lock()
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._segment_started: Optional[float] = None
+        self._forced_at: Optional[float] = None
+        self._finals_since_forced = 0
+
+    async def feed(self, audio: bytes) -> None:
+        """Feed one frame to the recogniser and emit what it produced (serialized)."""
+        async with self._lock:
+            results = await self.stream.feed(audio)
+        for result in results:
+            self.handle(result)
+
+    def handle(self, result: Transcript) -> None:
+        loop = asyncio.get_running_loop()
+        if result.is_speech_final:
+            recent = self._forced_at is not None and loop.time() - self._forced_at < DEDUPE_WINDOW
+            self._reset_timer()
+            if recent and self._finals_since_forced == 0:
+                return
+            self._emit(result.to_wire())
+            return
+        if result.is_final:
+            if not result.transcript:
+                return
+            self._finals_since_forced += 1
+            if self._segment_started is None:
+                self._segment_started = loop.time()
+            delay = min(FORCE_AFTER_FINAL, self._segment_started + FORCE_HARD_CAP - loop.time())
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_later(max(0.0, delay), self._force)
+        self._emit(result.to_wire())
+
+    def _force(self) -> None:
+        self._timer = None
+        self._segment_started = None
+        self._forced_at = asyncio.get_running_loop().time()
+        self._finals_since_forced = 0
+        forced = Transcript("", is_final=True, is_speech_final=True, confidence=1.0)
+        self._emit(forced.to_wire())
+
+    def _reset_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._segment_started = None
+        self._forced_at = None
+        self._finals_since_forced = 0
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.stream.close()
