@@ -1,0 +1,41 @@
+"""Helpers for client tests: configs and a connected client on the local server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from sayna_client import SaynaClient, STTConfig, Timeouts, TTSConfig
+from sayna_client.server import LocalServer
+
+
+@pytest.fixture(autouse=True)
+def _no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SAYNA_API_KEY", raising=False)
+
+
+def stt(**kwargs: object) -> STTConfig:
+    return STTConfig(provider="deepgram", model="nova-2", **kwargs)  # type: ignore[arg-type]
+
+
+def tts(**kwargs: object) -> TTSConfig:
+    return TTSConfig(provider="elevenlabs", voice_id="v1", **kwargs)  # type: ignore[arg-type]
+
+
+def make_client(server: LocalServer, **kwargs: object) -> SaynaClient:
+    kwargs.setdefault("timeouts", Timeouts(connect=5, ready=10, request=10, close=2))
+    return SaynaClient(server.url, stt(), tts(sample_rate=16000), **kwargs)  # type: ignore[arg-type]
+
+
+@pytest_asyncio.fixture
+async def client(server: LocalServer) -> AsyncIterator[SaynaClient]:
+    async with make_client(server) as c:
+        yield c
+
+
+@pytest_asyncio.fixture
+async def connected(client: SaynaClient) -> AsyncIterator[SaynaClient]:
+    await client.connect()
+    yield client

@@ -1,0 +1,81 @@
+"""Pure settings: URL derivation, API key fallback, backoff, timeouts."""
+
+import pytest
+
+from sayna_client import ReconnectPolicy, RetryPolicy, SaynaValidationError, Timeouts
+from sayna_client._config import backoff_delay, derive_urls, is_loopback_host, resolve_api_key
+from sayna_client.errors import (
+    SaynaAuthenticationError,
+    SaynaHttpError,
+    SaynaInternalServerError,
+    SaynaRateLimitError,
+    http_error_for_status,
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "http", "ws"),
+    [
+        ("http://h:3001", "http://h:3001", "ws://h:3001/ws"),
+        ("http://h:3001/", "http://h:3001", "ws://h:3001/ws"),
+        ("https://api.sayna.ai", "https://api.sayna.ai", "wss://api.sayna.ai/ws"),
+        ("ws://h:1/ws", "http://h:1", "ws://h:1/ws"),
+        ("wss://h/ws/", "https://h", "wss://h/ws"),
+        ("wss://h", "https://h", "wss://h/ws"),
+        ("https://h/prefix", "https://h/prefix", "wss://h/prefix/ws"),
+        ("HTTP://h", "http://h", "ws://h/ws"),
+    ],
+)
+def test_derive_urls(url: str, http: str, ws: str) -> None:
+    assert derive_urls(url) == (http, ws)
+
+
+@pytest.mark.parametrize("url", ["", "   ", "ftp://h", "h:3001", "http://", 5])
+def test_bad_urls_name_the_fix(url: object) -> None:
+    with pytest.raises(SaynaValidationError, match="url"):
+        derive_urls(url)  # type: ignore[arg-type]
+
+
+def test_api_key_falls_back_to_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAYNA_API_KEY", " env-key ")
+    assert resolve_api_key(None) == "env-key"
+    assert resolve_api_key("explicit") == "explicit"
+    monkeypatch.delenv("SAYNA_API_KEY")
+    assert resolve_api_key(None) is None
+    assert resolve_api_key("  ") is None
+
+
+def test_loopback_detection() -> None:
+    assert is_loopback_host("http://127.0.0.1:1")
+    assert is_loopback_host("ws://localhost/ws")
+    assert is_loopback_host("http://[::1]:80")
+    assert not is_loopback_host("http://10.0.0.1")
+    assert not is_loopback_host("https://api.sayna.ai")
+
+
+def test_backoff_is_capped_exponential_with_jitter() -> None:
+    no_jitter = [
+        backoff_delay(n, initial=0.5, maximum=4, jitter=0, rand=lambda: 0.7) for n in range(1, 7)
+    ]
+    assert no_jitter == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    jittered = backoff_delay(3, initial=0.5, maximum=4, jitter=0.5, rand=lambda: 1.0)
+    assert jittered == pytest.approx(1.0)
+    assert backoff_delay(1, initial=0.5, maximum=4, jitter=0, retry_after=3) == 3
+    assert backoff_delay(1, initial=0.5, maximum=4, jitter=0, retry_after=1000) == 4
+
+
+def test_policies_validate() -> None:
+    with pytest.raises(SaynaValidationError, match="Timeouts.ready"):
+        Timeouts(ready=0)
+    with pytest.raises(SaynaValidationError, match="max_retries"):
+        RetryPolicy(max_retries=-1)
+    with pytest.raises(SaynaValidationError, match="max_attempts"):
+        ReconnectPolicy(max_attempts=0)
+    assert Timeouts(ready=None).ready is None
+
+
+def test_status_classes() -> None:
+    assert http_error_for_status(401) is SaynaAuthenticationError
+    assert http_error_for_status(429) is SaynaRateLimitError
+    assert http_error_for_status(503) is SaynaInternalServerError
+    assert http_error_for_status(418) is SaynaHttpError
