@@ -1,0 +1,207 @@
+"""REST endpoints: statuses, headers, error bodies, axum-style rejections."""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import Any
+
+import aiohttp
+import pytest
+
+from sayna_client.server import LocalServer
+from sayna_client.server.engines.fake import render_words
+
+TTS: dict[str, Any] = {"provider": "deepgram", "model": ""}
+
+
+async def test_health_is_open_and_compact(server: LocalServer, http: aiohttp.ClientSession) -> None:
+    async with http.get(server.url + "/") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "application/json"
+        assert await response.read() == b'{"status":"OK"}'
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/nope", 404), ("POST", "/", 405), ("GET", "/speak", 405), ("PUT", "/voices", 405)],
+)
+async def test_unknown_path_and_wrong_method_have_empty_bodies(
+    server: LocalServer, http: aiohttp.ClientSession, method: str, path: str, status: int
+) -> None:
+    async with http.request(method, server.url + path) as response:
+        assert response.status == status
+        assert await response.read() == b""
+
+
+async def test_voices_lists_fake_catalogue_under_provider_keys(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(server.url + "/voices") as response:
+        assert response.status == 200
+        voices = await response.json()
+    assert set(voices) == {"fake", "deepgram", "elevenlabs"}
+    for entries in voices.values():
+        assert entries
+        for voice in entries:
+            assert set(voice) == {"id", "sample", "name", "accent", "gender", "language"}
+            assert all(isinstance(value, str) for value in voice.values())
+
+
+async def test_speak_returns_pcm_with_format_headers(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(server.url + "/speak", json={"text": "one two", "tts_config": TTS}) as r:
+        assert r.status == 200
+        body = await r.read()
+        assert r.headers["Content-Type"] == "audio/pcm"
+        assert r.headers["x-audio-format"] == "linear16"
+        assert r.headers["x-sample-rate"] == "24000"
+        assert int(r.headers["Content-Length"]) == len(body)
+    assert body == render_words(["one", "two"], 24000)
+    request = server.records.requests_to("/speak")[0]
+    assert request.json == {"text": "one two", "tts_config": TTS}
+    assert request.status == 200
+
+
+@pytest.mark.parametrize(
+    ("audio_format", "content_type"),
+    [
+        ("wav", "audio/wav"),
+        ("mulaw", "audio/basic"),
+        ("mp3", "audio/mpeg"),
+        ("opus", "audio/ogg"),
+        ("pcm", "audio/pcm"),
+        ("mp3_44100_128", "application/octet-stream"),
+    ],
+)
+async def test_speak_content_type_follows_requested_format(
+    server: LocalServer, http: aiohttp.ClientSession, audio_format: str, content_type: str
+) -> None:
+    config = {**TTS, "audio_format": audio_format, "sample_rate": 8000}
+    async with http.post(server.url + "/speak", json={"text": "hi", "tts_config": config}) as r:
+        assert r.status == 200
+        body = await r.read()
+        assert r.headers["Content-Type"] == content_type
+        assert r.headers["x-audio-format"] == audio_format
+        assert r.headers["x-sample-rate"] == "8000"
+    pcm_len = len(render_words(["hi"], 8000))
+    if audio_format == "wav":
+        assert body[:4] == b"RIFF"
+        assert struct.unpack_from("<I", body, 24)[0] == 8000
+        assert len(body) == 44 + pcm_len
+    elif audio_format == "mulaw":
+        assert len(body) == pcm_len // 2
+
+
+async def test_speak_length_follows_text_and_speaking_rate(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    sizes = []
+    for text, rate in (("a", 1.0), ("a b c", 1.0), ("a b c", 2.0)):
+        config = {**TTS, "speaking_rate": rate}
+        async with http.post(server.url + "/speak", json={"text": text, "tts_config": config}) as r:
+            sizes.append(len(await r.read()))
+    assert sizes[1] == 3 * sizes[0]
+    assert sizes[2] == sizes[1] // 2
+
+
+async def test_speak_applies_pronunciations(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    config = {**TTS, "pronunciations": [{"word": "AI", "pronunciation": "ay eye"}]}
+    async with http.post(server.url + "/speak", json={"text": "AI", "tts_config": config}) as r:
+        body = await r.read()
+    assert body == render_words(["ay", "eye"], 24000)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"text": "  ", "tts_config": TTS}, 400, "Text cannot be empty"),
+        (
+            {"text": "hi", "tts_config": {"provider": "nope", "model": ""}},
+            400,
+            "Unsupported provider: nope",
+        ),
+        (
+            {"text": "hi", "tts_config": {**TTS, "auth": {"token": "x"}}},
+            400,
+            "Invalid auth input for provider deepgram: Unsupported auth field(s) for provider "
+            "deepgram: token",
+        ),
+        (
+            {"text": "hi", "tts_config": {"provider": "azure", "model": "", "auth": {"api_key": "k"}}},
+            400,
+            "Invalid auth input for provider azure: Auth field 'region' is required for provider "
+            "azure",
+        ),
+        (
+            {"text": "hi", "tts_config": {**TTS, "auth": {"api_key": 5}}},
+            400,
+            "Invalid auth input for provider deepgram: Auth field 'api_key' must be a string for "
+            "provider deepgram",
+        ),
+        (
+            {"text": "hi", "tts_config": {"provider": "google", "model": "", "auth": {"credentials": 1}}},
+            400,
+            "Invalid auth input for provider google: Auth field 'credentials' must be a string or "
+            "JSON object for provider google",
+        ),
+    ],
+)
+async def test_speak_handler_errors(
+    server: LocalServer, http: aiohttp.ClientSession, body: Any, status: int, message: str
+) -> None:
+    async with http.post(server.url + "/speak", json=body) as response:
+        assert response.status == status
+        assert await response.json() == {"error": message}
+
+
+async def test_speak_accepts_valid_provider_auth(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    config = {"provider": "Google", "model": "", "auth": {"credentials": {"project_id": "p"}}}
+    async with http.post(server.url + "/speak", json={"text": "hi", "tts_config": config}) as r:
+        assert r.status == 200
+
+
+async def test_json_rejections_are_plain_text(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    url = server.url + "/speak"
+    async with http.post(url, data=b'{"text":"hi"}') as response:
+        assert response.status == 415
+        assert response.content_type == "text/plain"
+        assert await response.text() == "Expected request with `Content-Type: application/json`"
+    headers = {"Content-Type": "application/json"}
+    async with http.post(url, data=b'{"text": ', headers=headers) as response:
+        assert response.status == 400
+        assert (await response.text()).startswith("Failed to parse the request body as JSON: ")
+    async with http.post(url, data=b'{"text":"hi"}', headers=headers) as response:
+        assert response.status == 422
+        assert await response.text() == (
+            "Failed to deserialize the JSON body into the target type: missing field "
+            "`tts_config` at line 1 column 13"
+        )
+    async with http.post(url, data=b'{"text":5,"tts_config":{}}', headers=headers) as response:
+        assert response.status == 422
+        assert await response.text() == (
+            "Failed to deserialize the JSON body into the target type: text: invalid type: "
+            "integer `5`, expected a string at line 1 column 9"
+        )
+    big = b'{"text":"' + b"a" * (2 * 1024 * 1024) + b'"}'
+    async with http.post(url, data=io.BytesIO(big), headers=headers) as response:
+        assert response.status == 413
+        assert response.content_type == "text/plain"
+
+
+async def test_recording_path_validation(server: LocalServer, http: aiohttp.ClientSession) -> None:
+    async with http.get(server.url + "/recording/a%2Fb") as response:
+        assert response.status == 400
+        assert await response.json() == {"error": "Invalid stream_id format"}
+    async with http.get(server.url + "/recording/a..b") as response:
+        assert response.status == 400
+    async with http.get(server.url + "/recording/missing") as response:
+        assert response.status == 404
+        assert await response.json() == {"error": "Recording not found: missing"}

@@ -1,0 +1,269 @@
+"""WebSocket: strict parsing, the command x state matrix, config processing."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import uuid
+from typing import Any
+
+import aiohttp
+import pytest
+
+from sayna_client.server import LocalServer
+from sayna_client.server.engines.base import wav_header
+
+from .helpers import STT, TTS, config, configure, recv, recv_json, send
+
+VARIANTS = (
+    "`config`, `speak`, `clear`, `send_message`, `sip_transfer`, `update_config`, "
+    "`loading_start`, `loading_stop`"
+)
+AUDIO_DISABLED = "Audio processing is disabled. Send config message with audio=true first."
+NO_LIVEKIT = "LiveKit client not configured. Send config message with livekit configuration first."
+
+
+def _error(message: str) -> dict[str, str]:
+    return {"type": "error", "message": message}
+
+
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [
+        ('{"type":"foo"}', f"unknown variant `foo`, expected one of {VARIANTS} at line 1 column 14"),
+        ('{"text":"hi"}', "missing field `type` at line 1 column 13"),
+        ('{"type":"speak"}', "missing field `text` at line 1 column 16"),
+        ('{"type":"speak","text":5}', "invalid type: integer `5`, expected a string at line 1 column 25"),
+        ("not json", "expected value at line 1 column 1"),
+        ("[1]", "invalid type: sequence, expected internally tagged enum IncomingMessage at line 1 column 3"),
+        (
+            json.dumps(config(tts_config={"provider": "deepgram"})),
+            "missing field `model`",
+        ),
+        (
+            json.dumps(config(stt_config={k: v for k, v in STT.items() if k != "encoding"})),
+            "missing field `encoding`",
+        ),
+        (
+            json.dumps(config(stt_config={**STT, "sample_rate": -1})),
+            "invalid value: integer `-1`, expected u32",
+        ),
+        (json.dumps(config(audio="yes")), 'invalid type: string "yes", expected a boolean'),
+    ],
+)
+async def test_invalid_frames_get_serde_errors_and_connection_stays_open(
+    server: LocalServer, http: aiohttp.ClientSession, text: str, detail: str
+) -> None:
+    async with http.ws_connect(server.ws_url) as ws:
+        await ws.send_str(text)
+        error = await recv_json(ws)
+        assert error["type"] == "error"
+        assert error["message"].startswith("Invalid message format: " + detail), error
+        await configure(ws)
+    session = server.records.last_session
+    assert session.raw_text_frames[0] == text
+
+
+async def test_stream_id_is_echoed_or_generated(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    async with http.ws_connect(server.ws_url) as ws:
+        ready = await configure(ws, config(stream_id=""))
+        assert ready == {"type": "ready", "stream_id": "", "livekit_url": "ws://127.0.0.1:7880"}
+        ready = await configure(ws)
+        assert uuid.UUID(ready["stream_id"]).version == 4
+        assert server.records.last_session.stream_id == ready["stream_id"]
+
+
+async def test_before_config_matrix(server: LocalServer, http: aiohttp.ClientSession) -> None:
+    async with http.ws_connect(server.ws_url) as ws:
+        await ws.send_bytes(b"\x00\x00")
+        assert await recv_json(ws) == _error(AUDIO_DISABLED)
+        await send(ws, {"type": "speak", "text": "hi"})
+        assert await recv_json(ws) == _error(AUDIO_DISABLED)
+        await send(ws, {"type": "clear"})
+        await send(ws, {"type": "loading_stop"})
+        await send(ws, {"type": "update_config", "turn_detect": {"threshold": 0.7}})
+        await send(ws, {"type": "send_message", "message": "m", "role": "user"})
+        assert await recv_json(ws) == _error(NO_LIVEKIT)
+        await send(ws, {"type": "sip_transfer", "transfer_to": "+15550100"})
+        assert await recv_json(ws) == {
+            "type": "sip_transfer_error",
+            "message": "Room name not available. Ensure LiveKit is configured.",
+        }
+        await send(ws, {"type": "loading_start"})
+        assert await recv_json(ws) == _error(
+            "Send a config message first before using loading_start."
+        )
+        await send(ws, {"type": "update_config", "turn_detect": {"threshold": 2}})
+        assert await recv_json(ws) == _error(
+            "Invalid turn detection threshold: 2. Must be between 0.0 and 1.0"
+        )
+    assert server.turn_detect_threshold == pytest.approx(0.7)
+    session = server.records.last_session
+    assert [m["type"] for m in session.messages][:3] == ["speak", "clear", "loading_stop"]
+    assert session.audio_frames == 1
+    assert session.audio_bytes == 2
+
+
+async def test_audio_false_matrix(server: LocalServer, http: aiohttp.ClientSession) -> None:
+    async with http.ws_connect(server.ws_url) as ws:
+        ready = await configure(ws, {"type": "config", "audio": False})
+        assert "livekit_room_name" not in ready
+        await ws.send_bytes(b"\x00\x00")
+        assert await recv_json(ws) == _error(AUDIO_DISABLED)
+        await send(ws, {"type": "speak", "text": "hi"})
+        assert await recv_json(ws) == _error(AUDIO_DISABLED)
+        await send(ws, {"type": "clear"})
+        await send(ws, {"type": "loading_start"})
+        assert await recv_json(ws) == _error(
+            "Loading indicator requires audio to be enabled. Send a config message with audio=true."
+        )
+
+
+async def test_audio_without_livekit_matrix(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    async with http.ws_connect(server.ws_url) as ws:
+        await configure(ws)
+        await send(ws, {"type": "send_message", "message": "m", "role": "user"})
+        assert await recv_json(ws) == _error(NO_LIVEKIT)
+        await send(ws, {"type": "sip_transfer", "transfer_to": "12a"})
+        assert await recv_json(ws) == {
+            "type": "sip_transfer_error",
+            "message": "Invalid phone number: Invalid character 'a' at position 2 - only digits "
+            "(0-9) and optional leading '+' are allowed",
+        }
+        await send(ws, {"type": "loading_start"})
+        assert await recv_json(ws) == _error(
+            "Loading indicator requires a LiveKit room. Include a livekit configuration in your "
+            "config message."
+        )
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        ({"type": "config"}, "STT configuration is required when audio=true"),
+        ({"type": "config", "stt_config": STT}, "TTS configuration is required when audio=true"),
+        (config(stt_config={**STT, "provider": "whisper"}), "Unsupported provider: whisper"),
+        (
+            config(tts_config={**TTS, "provider": "cartesia", "auth": {}}),
+            None,
+        ),
+        (
+            config(stt_config={**STT, "auth": {"api_key": ""}}),
+            "Invalid auth input for provider deepgram: Auth field 'api_key' is required for "
+            "provider deepgram",
+        ),
+        (
+            config(tts_config={**TTS, "provider": "microsoft-azure", "auth": {"key": "x"}}),
+            "Invalid auth input for provider azure: Unsupported auth field(s) for provider azure: "
+            "key",
+        ),
+    ],
+)
+async def test_config_errors_are_fatal(
+    server: LocalServer, http: aiohttp.ClientSession, message: dict[str, Any], error: Any
+) -> None:
+    async with http.ws_connect(server.ws_url) as ws:
+        await send(ws, message)
+        first = await recv_json(ws)
+        if error is None:
+            assert first["type"] == "ready"
+            return
+        assert first == _error(error)
+        # No ready follows: the next frame answers the next message.
+        await send(ws, {"type": "speak", "text": "hi"})
+        follow = await recv_json(ws)
+        assert follow["type"] == "error"
+        assert follow["message"] in (
+            AUDIO_DISABLED,
+            "Voice manager not configured. Send config message with audio=true first.",
+        )
+
+
+async def test_fake_and_local_provider_names_pick_engines(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    async with http.ws_connect(server.ws_url) as ws:
+        await configure(
+            ws, config(stt_config={**STT, "provider": "fake"}, tts_config={**TTS, "provider": "FAKE"})
+        )
+    assert server.records.last_session.stt_engine == "fake"
+    assert server.records.last_session.tts_engine == "fake"
+
+
+def _pcm_clip(ms: int, rate: int = 16000) -> bytes:
+    return bytes(rate * ms // 1000 * 2)
+
+
+@pytest.mark.parametrize(
+    ("loading", "error"),
+    [
+        ({"data": "!!!"}, "loading_audio.data is not valid base64"),
+        ({"data": base64.b64encode(_pcm_clip(500)).decode()}, "sample_rate is required for raw PCM loading_audio"),
+        (
+            {"data": base64.b64encode(_pcm_clip(100)).decode(), "sample_rate": 16000},
+            "loading_audio is too short; the minimum duration is 250 ms",
+        ),
+        (
+            {"data": base64.b64encode(_pcm_clip(500)).decode(), "format": "mp3"},
+            'loading_audio.format must be "wav" or "pcm"',
+        ),
+        (
+            {"data": base64.b64encode(_pcm_clip(500, 4000)).decode(), "sample_rate": 4000},
+            "loading_audio sample rate must be between 8000 Hz and 48000 Hz",
+        ),
+        (
+            {"data": base64.b64encode(b"\x00" * 16001).decode(), "sample_rate": 16000},
+            "loading_audio raw PCM length is not frame-aligned",
+        ),
+        (
+            {
+                "data": base64.b64encode(
+                    wav_header(16000, data_bytes=8000, bits=8) + bytes(8000)
+                ).decode()
+            },
+            "loading_audio: only 16-bit PCM is supported; please provide 16-bit PCM audio",
+        ),
+    ],
+)
+async def test_loading_audio_errors_are_not_fatal(
+    server: LocalServer, http: aiohttp.ClientSession, loading: dict[str, Any], error: str
+) -> None:
+    async with http.ws_connect(server.ws_url) as ws:
+        await send(ws, config(livekit={"room_name": "r1"}, loading_audio=loading))
+        assert await recv_json(ws) == _error(error)
+        assert (await recv_json(ws))["type"] == "ready"
+        await send(ws, {"type": "loading_start"})
+        assert await recv_json(ws) == _error(error)
+
+
+async def test_loading_audio_needs_livekit_and_valid_clip_starts(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    clip = _pcm_clip(300)
+    wav = wav_header(16000, data_bytes=len(clip)) + clip
+    async with http.ws_connect(server.ws_url) as ws:
+        await send(ws, config(loading_audio={"data": base64.b64encode(wav).decode()}))
+        assert await recv_json(ws) == _error(
+            "loading_audio requires audio to be enabled and a livekit configuration"
+        )
+        assert (await recv_json(ws))["type"] == "ready"
+        await send(
+            ws,
+            config(livekit={"room_name": "r2"}, loading_audio={"data": base64.b64encode(wav).decode()}),
+        )
+        assert (await recv_json(ws))["type"] == "ready"
+        await send(ws, {"type": "loading_start"})
+        await send(ws, {"type": "loading_stop"})
+        await send(ws, {"type": "speak", "text": ""})
+        await send(ws, {"type": "update_config", "vad": {"silence_duration_ms": 10}})
+        # Nothing answered any of the four: the next frame is this error.
+        await send(ws, {"type": "send_message", "message": 1, "role": "r"})
+        frame = await recv(ws)
+        assert isinstance(frame, dict)
+        assert frame["message"].startswith("Invalid message format: invalid type: integer `1`")
+    assert struct.unpack_from("<I", wav, 24)[0] == 16000
