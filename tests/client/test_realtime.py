@@ -1,0 +1,467 @@
+"""The WebSocket session against the local server: connect/ready, sends, events, close."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from sayna_client import (
+    CallbackError,
+    ConnectionClosed,
+    ErrorMessage,
+    LiveKitConfig,
+    MalformedMessage,
+    MessageMessage,
+    ParticipantConnectedMessage,
+    ParticipantDisconnectedMessage,
+    ReadyMessage,
+    SaynaAuthenticationError,
+    SaynaClient,
+    SaynaConfigRejectedError,
+    SaynaConnectionClosedError,
+    SaynaConnectionError,
+    SaynaNotConnectedError,
+    SaynaTimeoutError,
+    SaynaValidationError,
+    STTConfig,
+    STTResultMessage,
+    Timeouts,
+    TrackSubscribedMessage,
+    TTSAudio,
+    TTSConfig,
+    TTSPlaybackCompleteMessage,
+    UnknownEvent,
+)
+from sayna_client.server import Faults, LocalServer
+
+from .conftest import make_client, stt, tts
+
+
+async def _collect_until(events: Any, predicate: Any, limit: float = 10.0) -> list[Any]:
+    seen: list[Any] = []
+
+    async def run() -> None:
+        async for event in events:
+            seen.append(event)
+            if predicate(event):
+                return
+
+    await asyncio.wait_for(run(), limit)
+    return seen
+
+
+async def test_connect_returns_after_ready_and_sends_full_config(server: LocalServer) -> None:
+    async with make_client(server, stream_id="call-42") as c:
+        assert not c.connected
+        assert not c.ready
+        await c.connect()
+        assert c.connected
+        assert c.ready
+        assert c.received_stream_id == "call-42"
+        assert c.livekit_url == "ws://127.0.0.1:7880"
+        assert c.livekit_room_name is None
+        record = server.records.last_session
+        assert record.config is not None
+        assert record.config["stream_id"] == "call-42"
+        assert record.config["stt_config"] == {
+            "provider": "deepgram",
+            "language": "en-US",
+            "sample_rate": 16000,
+            "channels": 1,
+            "punctuation": True,
+            "encoding": "linear16",
+            "model": "nova-2",
+        }
+        assert record.config["tts_config"]["voice_id"] == "v1"
+        await c.connect()  # already ready: no second session
+        assert len(server.records.sessions) == 1
+    assert not c.connected
+    await server.records.wait_for(lambda: record.closed.is_set())
+
+
+async def test_seed_quick_start_runs_unchanged(server: LocalServer) -> None:
+    from sayna_client import STTConfig as SeedSTT
+    from sayna_client import TTSConfig as SeedTTS
+
+    received: list[int] = []
+    client = SaynaClient(
+        url=server.url,
+        stt_config=SeedSTT(provider="deepgram", model="nova-2"),
+        tts_config=SeedTTS(provider="cartesia", voice_id="example-voice"),
+        api_key="your-api-key",
+    )
+    client.register_on_stt_result(lambda result: print(f"Transcription: {result.transcript}"))
+    client.register_on_tts_audio(lambda audio: received.append(len(audio)))
+    await client.connect()
+    await client.speak("Hello, world!")
+    await server.records.wait_for(lambda: server.records.last_session.sent_audio_frames > 0)
+    await client.disconnect()
+    assert server.records.last_session.messages[-1]["text"] == "Hello, world!"
+    assert server.records.last_session.headers["Authorization"] == "Bearer your-api-key"
+
+
+async def test_speak_delivers_audio_then_completion_in_order(
+    connected: SaynaClient, server: LocalServer
+) -> None:
+    events = connected.events()
+    chunks: list[bytes] = []
+    completions: list[TTSPlaybackCompleteMessage] = []
+    connected.register_on_tts_audio(chunks.append)
+
+    async def on_complete(message: TTSPlaybackCompleteMessage) -> None:
+        await asyncio.sleep(0)
+        completions.append(message)
+
+    connected.register_on_tts_playback_complete(on_complete)
+    await connected.speak("one two three", flush=False, allow_interruption=False)
+    seen = await _collect_until(events, lambda e: isinstance(e, TTSPlaybackCompleteMessage))
+    audio_events = [e for e in seen if isinstance(e, TTSAudio)]
+    assert audio_events
+    assert isinstance(seen[-1], TTSPlaybackCompleteMessage)
+    record = server.records.last_session
+    assert record.messages[-1] == {
+        "type": "speak",
+        "text": "one two three",
+        "flush": False,
+        "allow_interruption": False,
+    }
+    await server.records.wait_for(lambda: len(completions) == 1)
+    assert b"".join(chunks) == b"".join(e.data for e in audio_events)
+    assert len(b"".join(chunks)) == record.sent_audio_bytes
+
+
+async def test_audio_input_reaches_server_and_results_come_back(
+    connected: SaynaClient, server: LocalServer
+) -> None:
+    results: list[STTResultMessage] = []
+    connected.register_on_stt_result(results.append)
+    audio = bytearray()
+    done = asyncio.Event()
+    connected.register_on_tts_audio(audio.extend)
+    connected.register_on_tts_playback_complete(lambda _: done.set())
+    await connected.speak("alpha beta gamma")
+    await asyncio.wait_for(done.wait(), 10)
+    frame = 640  # 20 ms of 16 kHz mono PCM
+    pcm = bytes(audio) + b"\x00" * (16000 * 2)  # one second of silence closes the turn
+    pcm += b"\x00" * (-len(pcm) % frame)
+    for i in range(0, len(pcm), frame):
+        await connected.on_audio_input(pcm[i : i + frame])
+    record = server.records.last_session
+    await server.records.wait_for(lambda: record.audio_bytes == len(pcm))
+    assert bytes(record.audio[: len(pcm)]) == pcm
+    assert record.audio_frames == len(pcm) // frame
+    await server.records.wait_for(lambda: any(r.is_speech_final for r in results))
+    finals = [r.transcript for r in results if r.is_final and r.transcript]
+    assert finals == ["word word word"]
+    assert results[-1].transcript == ""  # forced speech-final (protocol §6.8)
+
+
+async def test_clear_flush_message_and_commands_reach_the_wire(server: LocalServer) -> None:
+    async with make_client(server, livekit_config=LiveKitConfig(room_name="cmd-room")) as c:
+        await c.connect()
+        await c.clear()
+        await c.tts_flush(allow_interruption=False)
+        await c.send_message("hi", "assistant", topic="chat", debug={"k": 1})
+        await c.send_message("default topic", "user")
+        await c.update_config(turn_detect_threshold=0.3, vad_silence_duration_ms=200)
+        await c.loading_stop()
+        await c.sip_transfer("+15550001111")
+        record = server.records.last_session
+        await server.records.wait_for(lambda: len(record.messages) >= 8)
+        assert record.messages[1:] == [
+            {"type": "clear"},
+            {"type": "speak", "text": "", "flush": True, "allow_interruption": False},
+            {
+                "type": "send_message",
+                "message": "hi",
+                "role": "assistant",
+                "topic": "chat",
+                "debug": {"k": 1},
+            },
+            {
+                "type": "send_message",
+                "message": "default topic",
+                "role": "user",
+                "topic": "messages",
+            },
+            {
+                "type": "update_config",
+                "vad": {"silence_duration_ms": 200},
+                "turn_detect": {"threshold": 0.3},
+            },
+            {"type": "loading_stop"},
+            {"type": "sip_transfer", "transfer_to": "+15550001111"},
+        ]
+        packet = await server.records.wait_for(lambda: server.records.data_packets)
+        assert json.loads(packet[0].payload) == {
+            "message": "hi",
+            "role": "assistant",
+            "debug": {"k": 1},
+        }
+        assert server.turn_detect_threshold == pytest.approx(0.3)
+
+
+async def test_loading_start_error_arrives_on_error_callback(connected: SaynaClient) -> None:
+    errors: list[Any] = []
+    connected.register_on_error(errors.append)
+    await connected.loading_start()
+    for _ in range(200):
+        if errors:
+            break
+        await asyncio.sleep(0.02)
+    assert isinstance(errors[0], ErrorMessage)
+    assert "LiveKit room" in errors[0].message
+
+
+async def test_livekit_events_and_properties(server: LocalServer) -> None:
+    lk = LiveKitConfig(
+        room_name="lk-room", sayna_participant_identity="agent", sayna_participant_name="Agent"
+    )
+    async with make_client(server, livekit_config=lk) as c:
+        joined: list[ParticipantConnectedMessage] = []
+        left: list[ParticipantDisconnectedMessage] = []
+        messages: list[MessageMessage] = []
+        tracks: list[TrackSubscribedMessage] = []
+        closed: list[ConnectionClosed] = []
+        c.register_on_participant_connected(joined.append)
+        c.register_on_participant_disconnected(left.append)
+        c.register_on_message(messages.append)
+        c.register_on_track_subscribed(tracks.append)
+        c.register_on_close(closed.append)
+        events = c.events()
+        await c.connect()
+        assert c.livekit_room_name == "lk-room"
+        assert c.sayna_participant_identity == "agent"
+        assert c.sayna_participant_name == "Agent"
+        await server.inject_participant("lk-room", "user-1", name="User")
+        await server.inject_data("lk-room", "hello agent", identity="user-1", topic="chat")
+        await server.inject_data("lk-room", b"\xff\xfe", identity="user-1")
+        await server.inject_participant_left("lk-room", "user-1")
+        seen = await _collect_until(events, lambda e: isinstance(e, ConnectionClosed))
+        kinds = [e.type for e in seen]
+        assert kinds.index("participant_connected") < kinds.index("participant_disconnected")
+        assert kinds[-1] == "closed"
+        assert seen[-1].code == 1005
+        assert not seen[-1].initiated_by_client
+        assert not c.connected
+        assert not c.ready
+        await server.records.wait_for(lambda: closed and left and len(messages) == 2)
+        assert joined[0].participant.identity == "user-1"
+        assert tracks[0].track.track_kind == "audio"
+        text, binary = messages
+        assert text.message.message == "hello agent"
+        assert text.message.topic == "chat"
+        assert text.message.room == "livekit"
+        assert binary.message.data == "//4="
+        assert binary.message.topic == "default"
+        with pytest.raises(SaynaNotConnectedError):
+            await c.speak("too late")
+
+
+async def test_ready_timeout_closes_everything(server: LocalServer) -> None:
+    server.faults = Faults(never_send_ready=True)
+    async with make_client(server, timeouts=Timeouts(ready=0.3)) as c:
+        with pytest.raises(SaynaTimeoutError) as info:
+            await c.connect()
+        assert info.value.operation == "ready"
+        assert not c.connected
+        await server.records.wait_for(lambda: server.records.last_session.closed.is_set())
+
+
+async def test_config_rejection_then_reconfigure(server: LocalServer) -> None:
+    async with make_client(server) as c:
+        c.stt_config = STTConfig(provider="nope")
+        with pytest.raises(SaynaConfigRejectedError) as info:
+            await c.connect()
+        assert info.value.server_message == "Unsupported provider: nope"
+        assert c.connected
+        assert not c.ready
+        await c.reconfigure(stt_config=stt())
+        assert c.ready
+        assert len(server.records.sessions) == 1
+        configs = [m for m in server.records.last_session.messages if m["type"] == "config"]
+        assert [cfg["stt_config"]["provider"] for cfg in configs] == ["nope", "deepgram"]
+
+
+async def test_fault_reject_config_and_close_after_config(server: LocalServer) -> None:
+    server.faults = Faults(reject_config_error="Timeout waiting for voice providers to be ready")
+    async with make_client(server) as c:
+        with pytest.raises(SaynaConfigRejectedError, match="Timeout waiting"):
+            await c.connect()
+    server.faults = Faults(close_after_config=True, close_code=1011)
+    async with make_client(server) as c:
+        with pytest.raises(SaynaConnectionClosedError) as info:
+            await c.connect()
+        assert info.value.code == 1011
+        assert not c.connected
+
+
+async def test_websocket_upgrade_401(auth_server: LocalServer) -> None:
+    async with make_client(auth_server) as c:
+        with pytest.raises(SaynaAuthenticationError) as info:
+            await c.connect()
+        assert info.value.status_code == 401
+        assert not c.connected
+    async with make_client(auth_server, api_key="test-key") as c:
+        await c.connect()
+        assert c.ready
+
+
+async def test_connect_to_nothing_is_a_connection_error() -> None:
+    async with LocalServer() as srv:
+        url = srv.url
+    async with SaynaClient(url, stt(), tts()) as c:
+        with pytest.raises(SaynaConnectionError):
+            await c.connect()
+        assert not c.connected
+
+
+async def test_hostile_frames_become_events_and_session_continues(server: LocalServer) -> None:
+    server.faults = Faults(malformed_frames=True)
+    async with make_client(server) as c:
+        errors: list[Any] = []
+        c.register_on_error(errors.append)
+        unknown: list[UnknownEvent] = []
+        c.on("unknown", unknown.append)
+        events = c.events()
+        await c.connect()
+        seen = await _collect_until(events, lambda e: isinstance(e, ReadyMessage))
+        malformed = [e for e in seen if isinstance(e, MalformedMessage)]
+        assert len(malformed) == 3
+        assert [e.event_type for e in seen if isinstance(e, UnknownEvent)] == ["no_such_event"]
+        await server.records.wait_for(lambda: len(errors) == 3 and unknown)
+        await c.speak("still alive")
+        await _collect_until(events, lambda e: isinstance(e, TTSPlaybackCompleteMessage))
+
+
+async def test_raising_callback_is_reported_and_session_continues(connected: SaynaClient) -> None:
+    reports: list[Any] = []
+    connected.register_on_error(reports.append)
+    calls: list[int] = []
+
+    def broken(_: Any) -> None:
+        calls.append(1)
+        raise RuntimeError("boom")
+
+    connected.register_on_tts_playback_complete(broken)
+    events = connected.events()
+    await connected.speak("a")
+    await _collect_until(events, lambda e: isinstance(e, TTSPlaybackCompleteMessage))
+    await connected.speak("b")
+    await _collect_until(events, lambda e: isinstance(e, TTSPlaybackCompleteMessage))
+    for _ in range(200):
+        if len(reports) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert len(calls) == 2
+    assert all(isinstance(r, CallbackError) for r in reports)
+    assert "boom" in reports[0].message
+    assert connected.ready
+
+
+async def test_unsubscribe_and_off(connected: SaynaClient) -> None:
+    first: list[Any] = []
+    second: list[Any] = []
+    remove_first = connected.register_on_tts_playback_complete(first.append)
+    connected.register_on_tts_playback_complete(second.append)
+    connected.register_on_tts_playback_complete(second.append)
+    assert remove_first() is True
+    assert remove_first() is False
+    events = connected.events()
+    await connected.speak("x")
+    await _collect_until(events, lambda e: isinstance(e, TTSPlaybackCompleteMessage))
+    for _ in range(200):
+        if len(second) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert first == []
+    assert len(second) == 2
+    assert connected.off(second.append) == 2
+
+
+async def test_local_validation_happens_before_sending(
+    connected: SaynaClient, server: LocalServer
+) -> None:
+    record = server.records.last_session
+    before = len(record.messages)
+    with pytest.raises(SaynaValidationError, match="whole number"):
+        await connected.on_audio_input(b"\x00\x01\x02")
+    with pytest.raises(SaynaValidationError, match="empty"):
+        await connected.on_audio_input(b"")
+    with pytest.raises(SaynaValidationError, match="must be bytes"):
+        await connected.on_audio_input("text")  # type: ignore[arg-type]
+    with pytest.raises(SaynaValidationError, match="empty"):
+        await connected.speak("  ")
+    with pytest.raises(SaynaValidationError, match="limit"):
+        await connected.speak("x" * 100_001)
+    with pytest.raises(SaynaValidationError, match="role"):
+        await connected.send_message("m", "")
+    with pytest.raises(SaynaValidationError, match="transfer_to"):
+        await connected.sip_transfer(" ")
+    with pytest.raises(SaynaValidationError, match="threshold"):
+        await connected.update_config(turn_detect_threshold=2)
+    assert len(record.messages) == before
+    assert record.audio_frames == 0
+
+
+async def test_calls_in_the_wrong_state(server: LocalServer) -> None:
+    async with make_client(server) as c:
+        with pytest.raises(SaynaNotConnectedError, match="connect"):
+            await c.speak("hi")
+        with pytest.raises(SaynaNotConnectedError):
+            await c.on_audio_input(b"\x00\x00")
+        await c.disconnect()  # disconnect when never connected is fine
+        await c.disconnect()
+
+
+def test_constructor_validation() -> None:
+    with pytest.raises(SaynaValidationError, match="stt_config and tts_config"):
+        SaynaClient("http://127.0.0.1:1", None, None)
+    with pytest.raises(SaynaValidationError, match="stt_config must be a STTConfig"):
+        SaynaClient("http://127.0.0.1:1", {"provider": "x"}, tts())  # type: ignore[arg-type]
+    with pytest.raises(SaynaValidationError, match="url"):
+        SaynaClient("localhost:3001", stt(), tts())
+    with pytest.raises(SaynaValidationError, match="stream_id"):
+        SaynaClient("http://127.0.0.1:1", stt(), tts(), stream_id="a/b")
+    SaynaClient("http://127.0.0.1:1", without_audio=True)
+
+
+def test_plaintext_key_to_remote_host_warns() -> None:
+    with pytest.warns(UserWarning, match="unencrypted"):
+        SaynaClient("http://api.example.com", stt(), tts(), api_key="k")
+
+
+async def test_without_audio_session(server: LocalServer) -> None:
+    async with SaynaClient(
+        server.url, without_audio=True, livekit_config=LiveKitConfig(room_name="ctl")
+    ) as c:
+        await c.connect()
+        record = server.records.last_session
+        assert record.config == {"type": "config", "audio": False, "livekit": {"room_name": "ctl"}}
+        await c.send_message("hello", "user")
+        await server.records.wait_for(lambda: server.records.data_packets)
+
+
+async def test_mulaw_and_stereo_frame_checks(server: LocalServer) -> None:
+    config = STTConfig(provider="deepgram", encoding="mulaw", sample_rate=8000, channels=2)
+    async with SaynaClient(server.url, config, tts()) as c:
+        await c.connect()
+        await c.on_audio_input(b"\xff" * 320)
+        with pytest.raises(SaynaValidationError, match="2 channel"):
+            await c.on_audio_input(b"\xff" * 3)
+
+
+async def test_tts_config_variants_reach_server(server: LocalServer) -> None:
+    config = TTSConfig(
+        provider="deepgram",
+        voice_id="aura-asteria-en",
+        pronunciations=[{"word": "SQL", "pronunciation": "sequel"}],
+    )  # type: ignore[list-item]
+    async with SaynaClient(server.url, stt(), config) as c:
+        await c.connect()
+    sent = server.records.last_session.config
+    assert sent is not None
+    assert sent["tts_config"]["pronunciations"] == [{"word": "SQL", "pronunciation": "sequel"}]
