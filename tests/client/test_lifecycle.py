@@ -1,0 +1,141 @@
+"""Every state releases every session, socket and task (run with ResourceWarning as error)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import warnings
+
+import pytest
+
+from sayna_client import (
+    SaynaClient,
+    SaynaConnectionError,
+    SaynaTimeoutError,
+    Timeouts,
+)
+from sayna_client.server import Faults, LocalServer
+
+from .conftest import make_client, stt, tts
+
+
+def _other_tasks() -> set[asyncio.Task[object]]:
+    current = asyncio.current_task()
+    return {t for t in asyncio.all_tasks() if t is not current and not t.done()}
+
+
+async def _assert_released(client: SaynaClient, baseline: set[asyncio.Task[object]]) -> None:
+    assert not client.connected
+    assert client._session is None
+    await asyncio.sleep(0)
+    leftover = {t for t in _other_tasks() - baseline if t.get_name().startswith("sayna")}
+    assert leftover == set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        gc.collect()
+
+
+async def test_rest_only_use_is_released(server: LocalServer) -> None:
+    baseline = _other_tasks()
+    client = make_client(server)
+    await client.health()
+    await client.disconnect()
+    await _assert_released(client, baseline)
+
+
+async def test_async_with_after_session(server: LocalServer) -> None:
+    baseline = _other_tasks()
+    async with make_client(server) as client:
+        client.register_on_tts_audio(lambda _: None)
+        await client.connect()
+        await client.speak("hello world")
+        await server.records.wait_for(lambda: server.records.last_session.sent_audio_frames)
+    await _assert_released(client, baseline)
+
+
+async def test_after_server_closed_the_socket(server: LocalServer) -> None:
+    baseline = _other_tasks()
+    client = make_client(server)
+    closed = asyncio.Event()
+    client.register_on_close(lambda _: closed.set())
+    await client.connect()
+    await server.stop()
+    await asyncio.wait_for(closed.wait(), 5)
+    assert not client.connected
+    await client.disconnect()
+    await _assert_released(client, baseline)
+
+
+async def test_after_failed_connect(server: LocalServer) -> None:
+    baseline = _other_tasks()
+    server.faults = Faults(never_send_ready=True)
+    client = make_client(server, timeouts=Timeouts(ready=0.2))
+    with pytest.raises(SaynaTimeoutError):
+        await client.connect()
+    await client.disconnect()
+    await _assert_released(client, baseline)
+
+
+async def test_connect_to_closed_port() -> None:
+    async with LocalServer() as srv:
+        url = srv.url
+    baseline = _other_tasks()
+    client = SaynaClient(url, stt(), tts())
+    with pytest.raises(SaynaConnectionError):
+        await client.connect()
+    await client.disconnect()
+    await _assert_released(client, baseline)
+
+
+async def test_cancelling_connect_leaves_nothing_open(server: LocalServer) -> None:
+    baseline = _other_tasks()
+    server.faults = Faults(never_send_ready=True)
+    client = make_client(server)
+    task = asyncio.ensure_future(client.connect())
+    await server.records.wait_for(
+        lambda: server.records.sessions and server.records.last_session.config
+    )
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not client.connected
+    await server.records.wait_for(lambda: server.records.last_session.closed.is_set())
+    await client.disconnect()
+    await _assert_released(client, baseline)
+
+
+async def test_cancelling_the_owning_task(server: LocalServer) -> None:
+    baseline = _other_tasks()
+    started = asyncio.Event()
+
+    async def owner() -> None:
+        async with make_client(server) as client:
+            client.register_on_stt_result(lambda _: None)
+            await client.connect()
+            started.set()
+            while True:
+                await client.on_audio_input(b"\x00\x00" * 320)
+                await asyncio.sleep(0.01)
+
+    task = asyncio.ensure_future(owner())
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await server.records.wait_for(lambda: server.records.last_session.closed.is_set())
+    await asyncio.sleep(0)
+    assert {t for t in _other_tasks() - baseline if t.get_name().startswith("sayna")} == set()
+
+
+async def test_events_iterator_ends_on_disconnect(connected: SaynaClient) -> None:
+    events = connected.events()
+    await connected.speak("a b")
+
+    async def consume() -> list[str]:
+        return [event.type async for event in events]
+
+    consumer = asyncio.ensure_future(consume())
+    await asyncio.sleep(0.05)
+    await connected.disconnect()
+    kinds = await asyncio.wait_for(consumer, 5)
+    assert kinds[-1] == "closed"
