@@ -42,7 +42,9 @@ async def recv(ws: aiohttp.ClientWebSocketResponse, timeout: float = TIMEOUT) ->
     return msg
 
 
-async def recv_json(ws: aiohttp.ClientWebSocketResponse, timeout: float = TIMEOUT) -> dict[str, Any]:
+async def recv_json(
+    ws: aiohttp.ClientWebSocketResponse, timeout: float = TIMEOUT
+) -> dict[str, Any]:
     """Next JSON frame (fails on anything else)."""
     frame = await recv(ws, timeout)
     assert isinstance(frame, dict), frame

@@ -8,7 +8,7 @@ import pytest
 from sayna_client.server import LocalServer
 from sayna_client.testing import running_server
 
-from .helpers import configure, config, recv_json, send
+from .helpers import config, configure, recv_json, send
 
 MISSING = {
     "error": "missing_auth_header",

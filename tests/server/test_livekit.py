@@ -243,7 +243,7 @@ async def test_livekit_audio_mode_publishes_tts_to_room(
     async with http.ws_connect(server.ws_url) as ws:
         await configure(ws, config(livekit={"room_name": "voice"}))
         await send(ws, {"type": "speak", "text": "a b"})
-        frames, audio = await collect(ws, of_type("tts_playback_complete"))
+        _frames, audio = await collect(ws, of_type("tts_playback_complete"))
         assert audio == b""
         agent = server.rooms["voice"].participants["sayna-ai"]
         assert agent.tracks[0].name == "tts-audio"

@@ -131,7 +131,10 @@ async def test_speak_applies_pronunciations(
             "deepgram: token",
         ),
         (
-            {"text": "hi", "tts_config": {"provider": "azure", "model": "", "auth": {"api_key": "k"}}},
+            {
+                "text": "hi",
+                "tts_config": {"provider": "azure", "model": "", "auth": {"api_key": "k"}},
+            },
             400,
             "Invalid auth input for provider azure: Auth field 'region' is required for provider "
             "azure",
@@ -143,7 +146,10 @@ async def test_speak_applies_pronunciations(
             "provider deepgram",
         ),
         (
-            {"text": "hi", "tts_config": {"provider": "google", "model": "", "auth": {"credentials": 1}}},
+            {
+                "text": "hi",
+                "tts_config": {"provider": "google", "model": "", "auth": {"credentials": 1}},
+            },
             400,
             "Invalid auth input for provider google: Auth field 'credentials' must be a string or "
             "JSON object for provider google",

@@ -43,7 +43,7 @@ async def test_back_to_back_speaks_are_fifo_with_one_completion(
         await send(ws, {"type": "speak", "text": "a b"})
         await send(ws, {"type": "speak", "text": "c"})
         await send(ws, {"type": "speak", "text": "   "})
-        frames, audio = await collect(ws, of_type("tts_playback_complete"))
+        _frames, audio = await collect(ws, of_type("tts_playback_complete"))
         assert audio == render_words(["a", "b"], 16000) + render_words(["c"], 16000)
         # At most one completion was sent for the whole queue; nothing follows.
         await send(ws, {"type": "update_config", "turn_detect": {"threshold": 9}})
@@ -73,13 +73,13 @@ async def test_non_interruptible_speak_ignores_clear(
         await configure(ws)
         await send(ws, {"type": "speak", "text": "a b c d", "allow_interruption": False})
         await send(ws, {"type": "clear"})
-        frames, audio = await collect(ws, of_type("tts_playback_complete"))
+        _frames, audio = await collect(ws, of_type("tts_playback_complete"))
         assert audio == render_words(["a"] * 4, 16000)
         # An empty non-interruptible speak keeps blocking clear.
         await send(ws, {"type": "speak", "text": "", "allow_interruption": False})
         await send(ws, {"type": "speak", "text": "x y", "allow_interruption": False})
         await send(ws, {"type": "clear"})
-        frames, audio = await collect(ws, of_type("tts_playback_complete"))
+        _frames, audio = await collect(ws, of_type("tts_playback_complete"))
         assert audio == render_words(["x", "y"], 16000)
 
 

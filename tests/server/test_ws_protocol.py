@@ -31,12 +31,22 @@ def _error(message: str) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("text", "detail"),
     [
-        ('{"type":"foo"}', f"unknown variant `foo`, expected one of {VARIANTS} at line 1 column 14"),
+        (
+            '{"type":"foo"}',
+            f"unknown variant `foo`, expected one of {VARIANTS} at line 1 column 14",
+        ),
         ('{"text":"hi"}', "missing field `type` at line 1 column 13"),
         ('{"type":"speak"}', "missing field `text` at line 1 column 16"),
-        ('{"type":"speak","text":5}', "invalid type: integer `5`, expected a string at line 1 column 25"),
+        (
+            '{"type":"speak","text":5}',
+            "invalid type: integer `5`, expected a string at line 1 column 25",
+        ),
         ("not json", "expected value at line 1 column 1"),
-        ("[1]", "invalid type: sequence, expected internally tagged enum IncomingMessage at line 1 column 3"),
+        (
+            "[1]",
+            "invalid type: sequence, expected internally tagged enum IncomingMessage at line 1 "
+            "column 3",
+        ),
         (
             json.dumps(config(tts_config={"provider": "deepgram"})),
             "missing field `model`",
@@ -189,7 +199,8 @@ async def test_fake_and_local_provider_names_pick_engines(
 ) -> None:
     async with http.ws_connect(server.ws_url) as ws:
         await configure(
-            ws, config(stt_config={**STT, "provider": "fake"}, tts_config={**TTS, "provider": "FAKE"})
+            ws,
+            config(stt_config={**STT, "provider": "fake"}, tts_config={**TTS, "provider": "FAKE"}),
         )
     assert server.records.last_session.stt_engine == "fake"
     assert server.records.last_session.tts_engine == "fake"
@@ -203,7 +214,10 @@ def _pcm_clip(ms: int, rate: int = 16000) -> bytes:
     ("loading", "error"),
     [
         ({"data": "!!!"}, "loading_audio.data is not valid base64"),
-        ({"data": base64.b64encode(_pcm_clip(500)).decode()}, "sample_rate is required for raw PCM loading_audio"),
+        (
+            {"data": base64.b64encode(_pcm_clip(500)).decode()},
+            "sample_rate is required for raw PCM loading_audio",
+        ),
         (
             {"data": base64.b64encode(_pcm_clip(100)).decode(), "sample_rate": 16000},
             "loading_audio is too short; the minimum duration is 250 ms",
@@ -254,7 +268,9 @@ async def test_loading_audio_needs_livekit_and_valid_clip_starts(
         assert (await recv_json(ws))["type"] == "ready"
         await send(
             ws,
-            config(livekit={"room_name": "r2"}, loading_audio={"data": base64.b64encode(wav).decode()}),
+            config(
+                livekit={"room_name": "r2"}, loading_audio={"data": base64.b64encode(wav).decode()}
+            ),
         )
         assert (await recv_json(ws))["type"] == "ready"
         await send(ws, {"type": "loading_start"})

@@ -1,0 +1,83 @@
+"""`sayna serve` (serve_main) and the pytest plugin of sayna_client.testing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+import aiohttp
+import pytest
+
+from sayna_client.server import LocalServer
+from sayna_client.server.cli import build_parser
+from sayna_client.testing import running_server
+
+pytest_plugins = ["pytester"]
+
+
+def test_parser_defaults() -> None:
+    args = build_parser().parse_args([])
+    assert (args.host, args.port, args.engine, args.api_key) == ("127.0.0.1", 3001, "fake", None)
+
+
+async def test_serve_main_runs_until_interrupted(http: aiohttp.ClientSession) -> None:
+    env = {**os.environ, "SAYNA_API_KEY": "env-key"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sayna_client.server",
+        "--port",
+        "0",
+        "--log-level",
+        "WARNING",
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        assert "listening on http://127.0.0.1:" in line
+        url = line.split("listening on ")[1].split()[0]
+        async with http.get(url + "/voices") as response:
+            assert response.status == 401
+        async with http.get(url + "/voices", headers={"Authorization": "Bearer env-key"}) as r:
+            assert r.status == 200
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_running_server_context_manager(http: aiohttp.ClientSession) -> None:
+    async with running_server(api_key="k") as server:
+        assert isinstance(server, LocalServer)
+        assert server.url == f"http://127.0.0.1:{server.port}"
+        assert server.ws_url == f"ws://127.0.0.1:{server.port}/ws"
+        async with http.get(server.url + "/") as response:
+            assert response.status == 200
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with http.get(server.url + "/"):
+            pass
+    with pytest.raises(RuntimeError):
+        _ = LocalServer().port
+
+
+def test_plugin_fixture_for_users(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest('pytest_plugins = ["sayna_client.testing"]\n')
+    pytester.makepyfile(
+        """
+        import aiohttp
+
+        async def test_uses_fixture(sayna_server):
+            async with aiohttp.ClientSession() as http:
+                async with http.get(sayna_server.url + "/voices") as response:
+                    assert response.status == 200
+            assert sayna_server.records.requests[0].path == "/voices"
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "asyncio", "-o", "asyncio_mode=auto")
+    result.assert_outcomes(passed=1)
