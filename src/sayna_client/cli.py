@@ -96,7 +96,7 @@ async def _cmd_speak(args: argparse.Namespace) -> int:
     async with _client(args) as client:
         data, headers = await client.speak_rest(args.text, tts)
     rate = int(headers.get("x-sample-rate", args.sample_rate))
-    audio.write_wav(args.output, data, rate)
+    await asyncio.to_thread(audio.write_wav, args.output, data, rate)
     seconds = audio.duration_ms(len(data), rate) / 1000
     print(f"wrote {args.output}: {seconds:.2f} s at {rate} Hz ({len(data)} bytes of PCM)")
     return 0
@@ -137,7 +137,7 @@ async def _cmd_hooks(args: argparse.Namespace) -> int:
 async def _cmd_recording(args: argparse.Namespace) -> int:
     async with _client(args) as client:
         data, headers = await client.get_recording(args.stream_id)
-    Path(args.output).write_bytes(data)
+    await asyncio.to_thread(Path(args.output).write_bytes, data)
     print(f"wrote {args.output}: {len(data)} bytes ({headers.get('Content-Type', '?')})")
     return 0
 
@@ -186,10 +186,8 @@ async def _transcribe(
 
 
 async def _cmd_transcribe(args: argparse.Namespace) -> int:
-    wav = audio.read_wav(args.file)
-    stt = STTConfig(
-        provider=args.provider, sample_rate=wav.sample_rate, channels=wav.channels
-    )
+    wav = await asyncio.to_thread(audio.read_wav, args.file)
+    stt = STTConfig(provider=args.provider, sample_rate=wav.sample_rate, channels=wav.channels)
     tts = TTSConfig(provider=args.provider)
     frames = list(audio.wav_frames(wav, frame_ms=20, stt_config=stt))
     async with SaynaClient(args.url, stt, tts, api_key=args.api_key) as client:
@@ -214,8 +212,10 @@ def _pick_engine(requested: str) -> str:
     try:
         from .server.engines.local import LocalEngine  # noqa: F401
     except ImportError:
-        print("(local speech engines not installed: using the fake engine; "
-              "pip install 'sayna-client[local]' for real speech)")
+        print(
+            "(local speech engines not installed: using the fake engine; "
+            "pip install 'sayna-client[local]' for real speech)"
+        )
         return "fake"
     return "local"
 
@@ -225,7 +225,7 @@ async def _demo(args: argparse.Namespace) -> int:
 
     engine = _pick_engine(args.engine)
     out_dir = Path(args.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
     async with LocalServer(engine=engine, port=0) as server:
         print(f"1. Local Sayna server ({engine} engine) listening on {server.url}")
         stt = STTConfig(provider="deepgram", model="nova-2", sample_rate=16000)
@@ -238,7 +238,7 @@ async def _demo(args: argparse.Namespace) -> int:
             print(f"3. get_voices(): {counts}")
             data, headers = await client.speak_rest(args.text, tts)
             wav_path = out_dir / "sayna-demo-speak.wav"
-            audio.write_wav(wav_path, data, int(headers["x-sample-rate"]))
+            await asyncio.to_thread(audio.write_wav, wav_path, data, int(headers["x-sample-rate"]))
             print(
                 f"4. speak_rest(): {len(data)} bytes of {headers['x-audio-format']} at "
                 f"{headers['x-sample-rate']} Hz -> {wav_path}"
@@ -287,8 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=1.0, help="streaming speed x real time")
     p.add_argument("--output-dir", default=".", help="where to write sayna-demo-speak.wav")
 
-    sub.add_parser("serve", help="run the local Sayna server (see `sayna serve --help`)",
-                   add_help=False)
+    sub.add_parser(
+        "serve", help="run the local Sayna server (see `sayna serve --help`)", add_help=False
+    )
 
     p = sub.add_parser("health", help="GET / (server health)")
     _add_conn(p)

@@ -178,8 +178,10 @@ class _LocalEvent:
         return {name: getattr(self, name) for name in names}
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _LocalEvent) and type(other) is type(self) and (
-            self._fields() == other._fields()
+        return (
+            isinstance(other, _LocalEvent)
+            and type(other) is type(self)
+            and (self._fields() == other._fields())
         )
 
     def __hash__(self) -> int:

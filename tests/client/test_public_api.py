@@ -1,0 +1,43 @@
+"""The public surface: sorted, documented in the README, and only what we mean to export."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import sayna_client
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+
+
+def test_all_is_sorted_and_importable() -> None:
+    names = sayna_client.__all__
+    assert names == sorted(names)
+    for name in names:
+        assert hasattr(sayna_client, name), name
+
+
+def test_readme_documents_every_public_name() -> None:
+    missing = [
+        name
+        for name in sayna_client.__all__
+        if not name.startswith("__") and not re.search(rf"\b{re.escape(name)}\b", README)
+    ]
+    assert missing == []
+
+
+def test_readme_documents_every_public_client_method() -> None:
+    methods = [
+        name
+        for name in dir(sayna_client.SaynaClient)
+        if not name.startswith("_") and callable(getattr(sayna_client.SaynaClient, name))
+    ]
+    missing = [name for name in methods if not re.search(rf"\b{name}\b", README)]
+    assert missing == []
+
+
+def test_readme_opens_with_the_two_setup_commands() -> None:
+    blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
+    assert blocks[0].strip().endswith("sayna demo")
+    assert blocks[1].strip().endswith("python -m pytest")
+    assert README.index("sayna demo") < README.index("## Quick Start")
