@@ -12,8 +12,7 @@ import base64
 import json
 import logging
 import uuid
-from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 from aiohttp import WSMsgType, web
 
@@ -21,6 +20,7 @@ from .engines import EngineUnavailable
 from .faults import MALFORMED_FRAMES
 from .livekit import AccessDenied, Participant, Room, Track, new_id
 from .loading import LoadingClip, LoadingError, decode_loading_audio
+from .outbound import Close, Item, Outbound, Raw
 from .providers import (
     ProviderError,
     apply_pronunciations,
@@ -43,28 +43,10 @@ logger = logging.getLogger("sayna_client.server")
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 DISCONNECT_CLOSE_DELAY = 0.1
-CLOSE_REPLY_TIMEOUT = 5.0
 
 AUDIO_DISABLED = "Audio processing is disabled. Send config message with audio=true first."
 NO_VOICE_MANAGER = "Voice manager not configured. Send config message with audio=true first."
 NO_LIVEKIT = "LiveKit client not configured. Send config message with livekit configuration first."
-
-
-@dataclass(frozen=True)
-class _Close:
-    """Outbound sentinel: close with ``code`` (``None`` = Close frame without payload)."""
-
-    code: Optional[int]
-
-
-@dataclass(frozen=True)
-class _Raw:
-    """Outbound sentinel: a text frame sent verbatim (fault injection)."""
-
-    text: str
-
-
-_Outbound = Union[dict[str, Any], bytes, _Close, _Raw]
 
 
 class Session:
@@ -88,13 +70,9 @@ class Session:
             max_msg_size=MAX_MESSAGE_BYTES,
             timeout=2.0,
         )
-        self._out: asyncio.Queue[_Outbound] = asyncio.Queue()
-        self._writer: Optional[asyncio.Task[None]] = None
-        self._closer: Optional[asyncio.Task[None]] = None
+        self.out = Outbound(self.ws, request, record, self.faults.drop_connection_after_frames)
+        self._disconnect_close: Optional[asyncio.Task[None]] = None
         self._done = asyncio.Event()
-        self._dead = False
-        self._server_closing = False
-        self._close_code: Optional[int] = None
         # session state written by config, in the real server's order
         self.configured = False
         self.audio: Optional[bool] = None
@@ -117,7 +95,7 @@ class Session:
         """Upgrade, serve frames until close, then release everything."""
         await self.ws.prepare(self.request)
         self.state.sessions.add(self)
-        self._writer = asyncio.ensure_future(self._write_loop())
+        self.out.start()
         try:
             await self._read_loop()
         except (ConnectionError, asyncio.TimeoutError) as exc:
@@ -134,112 +112,35 @@ class Session:
             elif msg.type == WSMsgType.BINARY:
                 await self._on_binary(msg.data)
             elif msg.type == WSMsgType.CLOSE:
-                await self._on_client_close(int(msg.data or 0))
+                await self.out.client_closed(int(msg.data or 0))
                 return
             elif msg.type in (WSMsgType.PING, WSMsgType.PONG):
                 continue  # only seen with ignore_pings: deliberately unanswered
             else:  # CLOSING / CLOSED / ERROR
-                if self._close_code is None:
-                    self._close_code = self.ws.close_code or 1006
+                self.out.connection_lost()
                 return
 
-    async def _on_client_close(self, code: int) -> None:
-        if self._server_closing:
-            # Our payload-less Close was answered: end the TCP connection, send nothing more.
-            self._close_code = self._close_code or 1005
-            self._close_transport()
-            return
-        self._close_code = code or 1005
-        if code:
-            await self.ws.close(code=code)
-        else:
-            await _send_close_frame(self.ws, b"")
-            self._close_transport()
-
-    def _close_transport(self) -> None:
-        transport = self.request.transport
-        if transport is not None:
-            transport.close()
-
-    async def _write_loop(self) -> None:
-        frames = 0
-        limit = self.faults.drop_connection_after_frames
-        try:
-            while True:
-                item = await self._out.get()
-                if isinstance(item, _Close):
-                    await self._send_close(item.code)
-                    return
-                if isinstance(item, bytes):
-                    await self.ws.send_bytes(item)
-                elif isinstance(item, _Raw):
-                    await self.ws.send_str(item.text)
-                else:
-                    await self.ws.send_str(json.dumps(item, separators=(",", ":")))
-                if not isinstance(item, _Raw):
-                    self.record.add_sent(item)
-                frames += 1
-                if limit is not None and frames >= limit:
-                    self._close_code = 1006
-                    transport = self.request.transport
-                    if transport is not None:
-                        transport.abort()
-                    return
-        except (ConnectionError, RuntimeError) as exc:
-            logger.debug("session writer stopped: %s", exc)
-        finally:
-            self._dead = True
-
-    async def _send_close(self, code: Optional[int]) -> None:
-        if code is None:
-            self._server_closing = True
-            self._close_code = 1005
-            await _send_close_frame(self.ws, b"")
-            # The reader ends the connection when the client answers; do not wait forever.
-            self._closer = asyncio.ensure_future(self._abort_after(CLOSE_REPLY_TIMEOUT))
-        else:
-            self._close_code = code
-            await self.ws.close(code=code)
-
-    async def _abort_after(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        transport = self.request.transport
-        if transport is not None:
-            transport.abort()
-
-    def send(self, item: _Outbound) -> None:
-        """Queue a frame (dropped once the writer has stopped or a Close was queued)."""
-        if not self._dead:
-            self._out.put_nowait(item)
-            if isinstance(item, _Close):
-                self._dead = True
+    def send(self, item: Item) -> None:
+        """Queue a frame for the client (see :class:`Outbound`)."""
+        self.out.send(item)
 
     async def shutdown(self) -> None:
         """Close with 1001 (server going away) and wait until the session is released."""
-        if not self.ws.closed and not self._dead:
-            self._close_code = 1001
-            try:
-                await asyncio.wait_for(self.ws.close(code=1001), 3.0)
-            except (asyncio.TimeoutError, ConnectionError, RuntimeError):
-                self._close_transport()
-        else:
-            self._close_transport()
+        await self.out.shutdown(1001)
         try:
             await asyncio.wait_for(self._done.wait(), 5.0)
         except asyncio.TimeoutError:
             logger.warning("session %s did not finish in time", self.stream_id)
 
     async def _teardown(self) -> None:
-        self._dead = True
-        for task in (self._writer, self._closer):
-            if task is not None and not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        if self._disconnect_close is not None:
+            self._disconnect_close.cancel()
+        await self.out.aclose()
         await self._release_voice()
         self._leave_room(delete=True)
         self.loading_active = False
         self.state.sessions.discard(self)
-        self.record.mark_closed(self._close_code or self.ws.close_code)
+        self.record.mark_closed(self.out.close_code or self.ws.close_code)
         self._done.set()
 
     async def _release_voice(self) -> None:
@@ -315,7 +216,7 @@ class Session:
     async def _on_config(self, message: dict[str, Any]) -> None:
         faults = self.faults
         if faults.close_after_config:
-            self.send(_Close(faults.close_code))
+            self.send(Close(faults.close_code))
             return
         if faults.reject_config_error is not None:
             self._error(faults.reject_config_error)
@@ -443,7 +344,7 @@ class Session:
         faults = self.faults
         if faults.malformed_frames:
             for text in MALFORMED_FRAMES:
-                self.send(_Raw(text))
+                self.send(Raw(text))
         if faults.ready_delay > 0:
             await asyncio.sleep(faults.ready_delay)
         if faults.never_send_ready:
@@ -604,13 +505,12 @@ class Session:
                 "participant": _participant_wire(room, participant),
             }
         )
-        if self._closer is None and not self._dead:
-            self._closer = asyncio.ensure_future(self._close_later())
+        if self._disconnect_close is None and self.out.accepting:
+            self._disconnect_close = asyncio.ensure_future(self._close_later())
 
     async def _close_later(self) -> None:
         await asyncio.sleep(DISCONNECT_CLOSE_DELAY)
-        self._closer = None
-        self.send(_Close(None))
+        self.send(Close(None))
 
     def data_received(
         self, room: Room, identity: Optional[str], topic: Optional[str], payload: bytes
@@ -646,16 +546,3 @@ def _participant_wire(room: Room, participant: Participant) -> dict[str, Any]:
         "room": room.name,
         "timestamp": now_ms(),
     }
-
-
-async def _send_close_frame(ws: web.WebSocketResponse, payload: bytes) -> None:
-    """Send a Close frame with an arbitrary payload (empty = "no status", seen as 1005).
-
-    ``WebSocketResponse.close()`` always sends a status code, so the frame is written
-    directly: public ``send_frame`` on aiohttp >= 3.11, the writer before that.
-    """
-    send_frame = getattr(ws, "send_frame", None)
-    if send_frame is not None:
-        await send_frame(payload, WSMsgType.CLOSE)
-    else:  # pragma: no cover - aiohttp < 3.11
-        await ws._writer._send_frame(payload, WSMsgType.CLOSE)  # type: ignore[union-attr]

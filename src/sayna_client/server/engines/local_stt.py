@@ -239,9 +239,12 @@ class Recognizer:
     # --- end of input ---------------------------------------------------------------
 
     def finish(self, out: list[Transcript]) -> None:
-        """Flush everything buffered: the resampler tail, the endpointer's pending
-        speech, the open utterance (→ final) and the due speech-final. The recogniser
-        then starts over as if new, keeping its decoder."""
+        """Flush everything buffered — the resampler tail, the endpointer's pending
+        speech and the open utterance — into a final (when its text is not empty).
+
+        Like the ``fake`` engine, no speech-final is added: the session's own timer
+        forces one if the session goes on. The recogniser then starts over as if new,
+        keeping its decoder (and the channel normalisation it learned)."""
         if self._resampler is not None:
             self._push(np.zeros(0, dtype=np.int16), out, last=True)
         if self._endpointer.in_speech:
@@ -251,8 +254,6 @@ class Recognizer:
                 self._decode(speech, out)
         if self._in_utterance:
             self._end_utterance(out)
-        if self._turn_open:
-            out.append(Transcript("", is_final=True, is_speech_final=True, confidence=1.0))
         self._reset_input()
 
     def release(self) -> None:
@@ -307,7 +308,7 @@ class PocketsphinxStream(STTStream):
         return self._take_results()
 
     async def finish(self) -> list[Transcript]:
-        """Decode what is queued and flush the pending final and speech-final."""
+        """Decode what is queued and flush the pending utterance as a final."""
         if self._closed:
             return []
         await asyncio.wrap_future(self._executor.submit(self._work, True))
