@@ -211,3 +211,11 @@ async def test_recording_path_validation(server: LocalServer, http: aiohttp.Clie
     async with http.get(server.url + "/recording/missing") as response:
         assert response.status == 404
         assert await response.json() == {"error": "Recording not found: missing"}
+
+
+async def test_get_routes_answer_head_like_axum(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    async with http.head(server.url + "/") as response:
+        assert response.status == 200
+        assert await response.read() == b""

@@ -187,8 +187,8 @@ async def livekit_webhook(request: web.Request) -> web.Response:
 
 def add_livekit_routes(app: web.Application) -> None:
     app.router.add_post("/livekit/token", token)
-    app.router.add_get("/livekit/rooms", list_rooms, allow_head=False)
-    app.router.add_get("/livekit/rooms/{room_name}", room_details, allow_head=False)
+    app.router.add_get("/livekit/rooms", list_rooms)
+    app.router.add_get("/livekit/rooms/{room_name}", room_details)
     app.router.add_delete("/livekit/participant", remove_participant)
     app.router.add_post("/livekit/participant/mute", mute_track)
     app.router.add_post("/livekit/webhook", livekit_webhook)

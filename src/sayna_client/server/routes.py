@@ -110,8 +110,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 
 def add_core_routes(app: web.Application) -> None:
-    app.router.add_get("/", health, allow_head=False)
-    app.router.add_get("/voices", voices, allow_head=False)
+    app.router.add_get("/", health)
+    app.router.add_get("/voices", voices)
     app.router.add_post("/speak", speak)
-    app.router.add_get("/recording/{stream_id}", recording, allow_head=False)
+    app.router.add_get("/recording/{stream_id}", recording)
     app.router.add_get("/ws", websocket, allow_head=False)

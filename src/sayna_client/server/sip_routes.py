@@ -133,6 +133,6 @@ async def delete_hooks(request: web.Request) -> web.Response:
 def add_sip_routes(app: web.Application) -> None:
     app.router.add_post("/sip/call", sip_call)
     app.router.add_post("/sip/transfer", sip_transfer)
-    app.router.add_get("/sip/hooks", get_hooks, allow_head=False)
+    app.router.add_get("/sip/hooks", get_hooks)
     app.router.add_post("/sip/hooks", post_hooks)
     app.router.add_delete("/sip/hooks", delete_hooks)

@@ -28,6 +28,9 @@ __all__ = ["STATE_KEY", "ServerConfig", "ServerState"]
 
 logger = logging.getLogger("sayna_client.server")
 
+#: Concurrent webhook requests per SIP hook host (as the real server).
+HOOK_CONCURRENCY = 3
+
 STATE_KEY: web.AppKey[ServerState] = web.AppKey("sayna_state")
 
 
@@ -68,6 +71,7 @@ class ServerState:
         self._engines: dict[str, Engine] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._http: Optional[aiohttp.ClientSession] = None
+        self._hook_slots: dict[str, asyncio.Semaphore] = {}
 
     # --- engines ---------------------------------------------------------------------
 
@@ -146,7 +150,15 @@ class ServerState:
         if hook.auth_id:
             room.set_auth_id(hook.auth_id)
         body = webhook_body(participant, room, host, self.config.sip_room_prefix)
-        self.spawn(deliver_webhook(self._client(), self.records, hook.url, secret, body, event_id))
+        slots = self._hook_slots.setdefault(host, asyncio.Semaphore(HOOK_CONCURRENCY))
+
+        async def deliver() -> None:
+            async with slots:
+                await deliver_webhook(
+                    self._client(), self.records, hook.url, secret, body, event_id
+                )
+
+        self.spawn(deliver())
 
     def publish_data(
         self, room: Room, identity: Optional[str], payload: bytes, topic: Optional[str]
