@@ -219,3 +219,12 @@ async def test_get_routes_answer_head_like_axum(
     async with http.head(server.url + "/") as response:
         assert response.status == 200
         assert await response.read() == b""
+
+
+async def test_plain_get_on_ws_is_rejected_before_upgrade(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(server.url + "/ws") as response:
+        assert response.status == 400
+        assert await response.text() == "Connection header did not include 'upgrade'"
+    assert server.records.sessions == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from aiohttp import web
 
@@ -18,7 +18,7 @@ from .providers import (
 from .schemas import SPEAK
 from .session import Session
 from .state import STATE_KEY, ServerState
-from .web_util import auth_id, error, json_response, read_json
+from .web_util import Rejection, auth_id, error, json_response, read_json
 
 __all__ = ["add_core_routes", "state_of"]
 
@@ -102,11 +102,29 @@ async def recording(request: web.Request) -> web.Response:
 
 async def websocket(request: web.Request) -> web.StreamResponse:
     """``GET /ws``: authenticated by the middleware before the upgrade."""
+    problem = _upgrade_problem(request)
+    if problem is not None:
+        return Rejection(400, problem).response()
     state = state_of(request)
     record = state.records.new_session(dict(request.headers), dict(request.query))
     tenant = auth_id(request)
     record.auth_id = tenant
     return await Session(state, request, record, tenant).run()
+
+
+def _upgrade_problem(request: web.Request) -> Optional[str]:
+    """axum's ``WebSocketUpgrade`` rejection text for a request that cannot upgrade."""
+    headers = request.headers
+    connection = {t.strip().lower() for t in headers.get("Connection", "").split(",")}
+    if "upgrade" not in connection:
+        return "Connection header did not include 'upgrade'"
+    if headers.get("Upgrade", "").strip().lower() != "websocket":
+        return "`Upgrade` header did not include 'websocket'"
+    if headers.get("Sec-WebSocket-Version", "").strip() != "13":
+        return "`Sec-WebSocket-Version` header did not include '13'"
+    if not headers.get("Sec-WebSocket-Key"):
+        return "`Sec-WebSocket-Key` header missing"
+    return None
 
 
 def add_core_routes(app: web.Application) -> None:
