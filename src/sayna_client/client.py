@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
-from collections.abc import AsyncIterator
 from typing import Any, Callable, Optional, TypeVar, Union
 
 import aiohttp
 
+from ._callbacks import CallbackMethods, Unsubscribe
 from ._config import (
     ReconnectPolicy,
     RetryPolicy,
@@ -42,19 +42,11 @@ from .protocol.commands import (
 )
 from .protocol.events import (
     ConnectionClosed,
-    Event,
-    MessageMessage,
-    ParticipantConnectedMessage,
-    ParticipantDisconnectedMessage,
     ReadyMessage,
-    SipTransferErrorMessage,
-    STTResultMessage,
-    TrackSubscribedMessage,
-    TTSPlaybackCompleteMessage,
-    VADEventMessage,
 )
 from .realtime.connection import WebSocketConnection
-from .realtime.hub import _CLOSED, DEFAULT_MAX_QUEUE, CallbackConsumer, EventHub, Mailbox
+from .realtime.hub import DEFAULT_MAX_QUEUE, EventHub
+from .realtime.reconnect import AudioHold, is_recoverable, run_reconnect
 from .types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
 
 __all__ = ["SaynaClient", "Unsubscribe"]
@@ -68,27 +60,8 @@ MAX_TEXT_CHARS = 100_000
 MAX_AUDIO_FRAME = 16 * 1024 * 1024
 _BYTES_PER_SAMPLE = {"linear16": 2, "pcm": 2, "pcm_s16le": 2, "mulaw": 1, "ulaw": 1, "alaw": 1}
 
-#: Event types error callbacks receive.
-ERROR_EVENT_TYPES = frozenset(
-    {"error", "malformed_message", "callback_error", "events_dropped", "audio_dropped", "lost"}
-)
 
-
-class Unsubscribe:
-    """Returned by ``register_on_*`` and :meth:`SaynaClient.on`: call it to remove that callback."""
-
-    __slots__ = ("_consumer", "_hub")
-
-    def __init__(self, hub: EventHub, consumer: CallbackConsumer) -> None:
-        self._hub = hub
-        self._consumer = consumer
-
-    def __call__(self) -> bool:
-        """Remove the callback; True if it was still registered."""
-        return self._hub.remove_callback(self._consumer)
-
-
-class SaynaClient(RestMethods):
+class SaynaClient(RestMethods, CallbackMethods):
     """A client for one Sayna server: REST calls, and one WebSocket voice session at a time.
 
     Args:
@@ -190,6 +163,8 @@ class SaynaClient(RestMethods):
         self._conn: Optional[WebSocketConnection] = None
         self._ready_msg: Optional[ReadyMessage] = None
         self._connect_lock: Optional[asyncio.Lock] = None
+        self._reconnect_task: Optional[asyncio.Task[None]] = None
+        self._audio_hold: Optional[AudioHold] = None
 
     def __repr__(self) -> str:
         state = "ready" if self.ready else ("connected" if self.connected else "disconnected")
@@ -277,9 +252,7 @@ class SaynaClient(RestMethods):
             SaynaAuthenticationError: the upgrade got 401 (API key missing or wrong).
             SaynaConnectionError: the network failed or the socket closed first.
         """
-        if self._connect_lock is None:
-            self._connect_lock = asyncio.Lock()
-        async with self._connect_lock:
+        async with self._lock():
             if self.ready:
                 return
             if self._conn is not None and not self._conn.closed:
@@ -287,6 +260,11 @@ class SaynaClient(RestMethods):
                 await self._configure(self._conn)
                 return
             await self._open()
+
+    def _lock(self) -> asyncio.Lock:
+        if self._connect_lock is None:
+            self._connect_lock = asyncio.Lock()
+        return self._connect_lock
 
     async def _open(self) -> None:
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
@@ -308,7 +286,8 @@ class SaynaClient(RestMethods):
         except SaynaConfigRejectedError:
             raise  # the socket stays open for reconfigure()
         except BaseException:
-            await self._close_connection()
+            self._conn = None
+            await conn.close(self.timeouts.close)
             raise
 
     async def _configure(self, conn: WebSocketConnection) -> None:
@@ -321,12 +300,81 @@ class SaynaClient(RestMethods):
 
     def _on_ready(self, ready: ReadyMessage) -> None:
         self._ready_msg = ready
+        if self.stream_id is None and self.reconnect_policy is not None:
+            # Reconnects must resume the same stream (recording key, server logs).
+            self.stream_id = ready.stream_id
 
     def _on_closed(self, info: ConnectionClosed) -> None:
+        """Called by the reader when a socket ends (any reason)."""
+        policy = self.reconnect_policy
+        will_reconnect = policy is not None and self._ready_msg is not None and is_recoverable(info)
+        info.will_reconnect = will_reconnect
         self._hub.publish(info)
-        if not info.initiated_by_client:
-            logger.warning("Sayna WebSocket closed by the server or network: %s", info.message)
-            self._hub.notify_callbacks("lost", info)
+        if info.initiated_by_client:
+            return
+        logger.warning("Sayna WebSocket closed by the server or network: %s", info.message)
+        self._hub.notify_callbacks("lost", info)
+        if will_reconnect and policy is not None:
+            self._audio_hold = AudioHold(policy.buffer_bytes)
+            self._reconnect_task = asyncio.get_running_loop().create_task(
+                self._reconnect(policy, info), name="sayna-reconnect"
+            )
+        elif self._ready_msg is not None:
+            self._end_of_session()
+
+    def _end_of_session(self) -> None:
+        """The session is over for good: iterators end, callbacks drain on their own."""
+        self._ready_msg = None
+        self._hub.end_session()
+        self._hub.close_iterators()
+
+    async def _reconnect(self, policy: ReconnectPolicy, info: ConnectionClosed) -> None:
+        async def open_session() -> None:
+            async with self._lock():
+                await self._open()
+
+        ok = False
+        try:
+            ok = await run_reconnect(
+                policy,
+                info,
+                open_session=open_session,
+                replay=self._replay_audio,
+                publish=self._hub.publish,
+            )
+        finally:
+            self._reconnect_task = None
+            hold, self._audio_hold = self._audio_hold, None
+            report = hold.discard() if hold is not None and not ok else None
+            if report is not None:
+                self._report(report)
+            if not ok:
+                self._end_of_session()
+
+    async def _replay_audio(self) -> tuple[int, int]:
+        """Send the audio held during the outage, in order; report what overflowed."""
+        hold = self._audio_hold
+        if hold is None:
+            return 0, 0
+        frames = hold.take()
+        conn = self._ready_connection()
+        for frame in frames:
+            await conn.send_bytes(frame)
+        report = hold.take_dropped()
+        if report is not None:
+            self._report(report)
+        self._audio_hold = None
+        return len(frames), sum(map(len, frames))
+
+    def _report(self, event: Any) -> None:
+        """An SDK-side problem: to the event stream and the error callbacks."""
+        logger.warning("%s", event.message)
+        self._hub.publish(event)
+
+    @property
+    def reconnecting(self) -> bool:
+        """True while an automatic reconnection is in progress (see ``ReconnectPolicy``)."""
+        return self._reconnect_task is not None
 
     async def reconfigure(
         self,
@@ -360,37 +408,45 @@ class SaynaClient(RestMethods):
         conn = self._conn
         if conn is None or conn.closed:
             return
-        self._ready_msg = None
-        await self._configure(conn)
+        async with self._lock():
+            self._ready_msg = None
+            await self._configure(conn)
 
     async def disconnect(self) -> None:
         """Close the session and release every socket, task and HTTP session.
 
         Safe in every state (never connected, REST-only use, after the server closed
-        the socket, after a failed connect) and safe to call twice. Callbacks get up
-        to ``timeouts.close`` seconds to finish queued events; ``events()`` iterators
-        end after draining.
+        the socket, after a failed connect, while reconnecting) and safe to call twice.
+        Callbacks get up to ``timeouts.close`` seconds to finish queued events;
+        ``events()`` iterators end after draining. Audio held for a reconnect that will
+        not happen is reported as ``AudioDropped``.
         """
-        await self._close_connection()
-        self._hub.close_iterators()
-        session, self._session = self._session, None
-        if session is not None and not session.closed:
-            await session.close()
-
-    async def _close_connection(self) -> None:
+        task = self._reconnect_task
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
+        try:
+            if conn is not None:
                 await conn.close(self.timeouts.close)
-            finally:
-                await self._hub.close_session(self.timeouts.close)
-        self._ready_msg = None
+            await self._hub.close_session(self.timeouts.close)
+        finally:
+            self._ready_msg = None
+            self._hub.close_iterators()
+            session, self._session = self._session, None
+            if session is not None and not session.closed:
+                await session.close()
 
     # --- sending -------------------------------------------------------------------
 
     def _ready_connection(self) -> WebSocketConnection:
         conn = self._conn
         if conn is None or conn.closed:
+            if self._reconnect_task is not None:
+                raise SaynaNotReadyError(
+                    "The Sayna session is reconnecting; retry after the `reconnected` event "
+                    "(audio sent with on_audio_input is held and replayed)"
+                )
             raise SaynaNotConnectedError()
         if self._ready_msg is None:
             raise SaynaNotReadyError()
@@ -463,6 +519,10 @@ class SaynaClient(RestMethods):
                     f"samples for {stt.channels} channel(s) ({width * stt.channels} bytes each); "
                     "send whole samples"
                 )
+        hold = self._audio_hold
+        if hold is not None and self._reconnect_task is not None:
+            hold.add(bytes(audio_data))
+            return
         await self._ready_connection().send_bytes(audio_data)
 
     async def send_message(
@@ -528,107 +588,6 @@ class SaynaClient(RestMethods):
         """Fade out the loading clip (always silent on the server)."""
         await self._ready_connection().send_text(encode(LoadingStopMessage()))
 
-    # --- events --------------------------------------------------------------------
-
-    def events(self) -> AsyncIterator[Event]:
-        """Every event of the session, in arrival order, TTS audio included.
-
-        Subscribes immediately (before the first ``await``), so create the iterator
-        before the actions whose events you want. It ends after a ``ConnectionClosed``
-        when the client disconnects. Its queue holds ``max_queue`` events; a consumer
-        that falls further behind loses its oldest events and receives
-        ``EventsDropped`` with the count.
-        """
-        mailbox = self._hub.add_iterator(f"events-{id(self):x}")
-        return _iterate(self._hub, mailbox)
-
-    def on(self, event_type: str, callback: Callback[Any]) -> Unsubscribe:
-        """Call ``callback(event)`` for every event of ``event_type`` (e.g. ``"stt_result"``,
-        ``"tts_audio"``, ``"closed"``, ``"unknown"``). Plain and async callables work.
-
-        Each callback runs on its own task, one event at a time in order; a slow one
-        delays only its own later events. If it raises, the error callbacks receive a
-        ``CallbackError`` and the session continues.
-        """
-        if not callable(callback):
-            raise SaynaValidationError("callback must be callable")
-        consumer = self._hub.add_callback(callback, frozenset({event_type}))
-        return Unsubscribe(self._hub, consumer)
-
-    def off(self, callback: Callback[Any]) -> int:
-        """Remove every registration of ``callback``; returns how many were removed."""
-        consumers = self._hub.find_callbacks(callback)
-        for consumer in consumers:
-            self._hub.remove_callback(consumer)
-        return len(consumers)
-
-    def register_on_ready(self, callback: Callback[ReadyMessage]) -> Unsubscribe:
-        """Call ``callback(ReadyMessage)`` when the server sends ``ready``."""
-        return self.on("ready", callback)
-
-    def register_on_stt_result(self, callback: Callback[STTResultMessage]) -> Unsubscribe:
-        """Call ``callback(STTResultMessage)`` for every transcription result."""
-        return self.on("stt_result", callback)
-
-    def register_on_tts_audio(self, callback: Callback[bytes]) -> Unsubscribe:
-        """Call ``callback(bytes)`` for every frame of synthesized audio."""
-        if not callable(callback):
-            raise SaynaValidationError("callback must be callable")
-        consumer = self._hub.add_callback(callback, frozenset({"tts_audio"}), unwrap=_audio_payload)
-        return Unsubscribe(self._hub, consumer)
-
-    def register_on_error(self, callback: Callback[Any]) -> Unsubscribe:
-        """Call ``callback(event)`` for server ``error`` messages and for problems the SDK
-        reports: an unexpected close (``ConnectionClosed``), a malformed frame, a callback
-        that raised, dropped events. Every one has a ``message`` string."""
-        if not callable(callback):
-            raise SaynaValidationError("callback must be callable")
-        consumer = self._hub.add_callback(callback, ERROR_EVENT_TYPES)
-        return Unsubscribe(self._hub, consumer)
-
-    def register_on_message(self, callback: Callback[MessageMessage]) -> Unsubscribe:
-        """Call ``callback(MessageMessage)`` for LiveKit data messages."""
-        return self.on("message", callback)
-
-    def register_on_participant_connected(
-        self, callback: Callback[ParticipantConnectedMessage]
-    ) -> Unsubscribe:
-        """Call ``callback(ParticipantConnectedMessage)`` when someone joins the room."""
-        return self.on("participant_connected", callback)
-
-    def register_on_participant_disconnected(
-        self, callback: Callback[ParticipantDisconnectedMessage]
-    ) -> Unsubscribe:
-        """Call ``callback(ParticipantDisconnectedMessage)`` when someone leaves (the server
-        ends the session about 100 ms later)."""
-        return self.on("participant_disconnected", callback)
-
-    def register_on_track_subscribed(
-        self, callback: Callback[TrackSubscribedMessage]
-    ) -> Unsubscribe:
-        """Call ``callback(TrackSubscribedMessage)`` when Sayna subscribes to a track."""
-        return self.on("track_subscribed", callback)
-
-    def register_on_tts_playback_complete(
-        self, callback: Callback[TTSPlaybackCompleteMessage]
-    ) -> Unsubscribe:
-        """Call ``callback(TTSPlaybackCompleteMessage)`` when the TTS queue drained."""
-        return self.on("tts_playback_complete", callback)
-
-    def register_on_sip_transfer_error(
-        self, callback: Callback[SipTransferErrorMessage]
-    ) -> Unsubscribe:
-        """Call ``callback(SipTransferErrorMessage)`` when a WebSocket ``sip_transfer`` fails."""
-        return self.on("sip_transfer_error", callback)
-
-    def register_on_vad_event(self, callback: Callback[VADEventMessage]) -> Unsubscribe:
-        """Call ``callback(VADEventMessage)`` (defined by the protocol; not sent today)."""
-        return self.on("vad_event", callback)
-
-    def register_on_close(self, callback: Callback[ConnectionClosed]) -> Unsubscribe:
-        """Call ``callback(ConnectionClosed)`` whenever the socket closes, for any reason."""
-        return self.on("closed", callback)
-
     # --- 0.0.18 names --------------------------------------------------------------
 
     def register_on_audio(self, callback: Callback[bytes]) -> Unsubscribe:
@@ -652,24 +611,6 @@ class SaynaClient(RestMethods):
         """Deprecated alias of :meth:`speak`."""
         warnings.warn("use speak()", DeprecationWarning, stacklevel=2)
         await self.speak(text, flush, allow_interruption)
-
-
-def _audio_payload(event: Any) -> bytes:
-    return event.data  # type: ignore[no-any-return]
-
-
-async def _iterate(hub: EventHub, mailbox: Mailbox) -> AsyncIterator[Event]:
-    try:
-        while True:
-            try:
-                event = mailbox.get_nowait()
-            except IndexError:
-                event = await mailbox.get()
-            if event is _CLOSED:
-                return
-            yield event
-    finally:
-        hub.remove_iterator(mailbox)
 
 
 def _check_type(name: str, value: Any, cls: type, example: str) -> None:

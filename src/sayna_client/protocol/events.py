@@ -233,19 +233,27 @@ class MalformedMessage(_LocalEvent):
 
 
 class ConnectionClosed(_LocalEvent):
-    """The WebSocket closed. ``initiated_by_client`` is True after ``disconnect()``.
+    """The WebSocket closed. ``initiated_by_client`` is True after ``disconnect()``;
+    ``will_reconnect`` is True when automatic reconnection is about to start.
 
     ``code`` is the close code (1005: the peer sent none, 1006: the transport dropped
     or the heartbeat timed out).
     """
 
-    __slots__ = ("code", "initiated_by_client", "reason")
+    __slots__ = ("code", "initiated_by_client", "reason", "will_reconnect")
     type = "closed"
 
-    def __init__(self, code: Optional[int], reason: str, initiated_by_client: bool) -> None:
+    def __init__(
+        self,
+        code: Optional[int],
+        reason: str,
+        initiated_by_client: bool,
+        will_reconnect: bool = False,
+    ) -> None:
         self.code = code
         self.reason = reason
         self.initiated_by_client = initiated_by_client
+        self.will_reconnect = will_reconnect
 
     @property
     def message(self) -> str:

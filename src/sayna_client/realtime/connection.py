@@ -44,8 +44,6 @@ _WS = aiohttp.WSMsgType
 #: Close code reported when the transport dropped or the heartbeat timed out.
 ABNORMAL_CLOSURE = 1006
 NO_STATUS_RECEIVED = 1005
-#: Codes after which reconnecting makes sense (the peer went away or the network failed).
-RECOVERABLE_CLOSE_CODES = frozenset({1001, 1005, 1006, 1011, 1012, 1013, 1014})
 
 
 def _is_non_fatal(message: str) -> bool:
@@ -321,9 +319,3 @@ def _describe(exc: Optional[BaseException]) -> str:
 def _safe(url: str) -> str:
     """The URL without its query string (which may carry ``api_key``)."""
     return url.split("?", 1)[0]
-
-
-def is_recoverable(info: ConnectionClosed) -> bool:
-    """True when a close is worth a reconnect: not asked for by the client, and a code
-    that means the peer or the network went away rather than a policy or protocol refusal."""
-    return not info.initiated_by_client and (info.code in RECOVERABLE_CLOSE_CODES)

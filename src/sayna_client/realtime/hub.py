@@ -34,6 +34,12 @@ DEFAULT_MAX_QUEUE = 10_000
 _CLOSED = object()
 
 
+class OwnDrop(EventsDropped):
+    """A mailbox's report of its own overflow (as opposed to one relayed from elsewhere)."""
+
+    __slots__ = ()
+
+
 class Mailbox:
     """A bounded FIFO of events for one consumer, with a single waiting reader."""
 
@@ -84,7 +90,7 @@ class Mailbox:
         ``_CLOSED`` when closed and empty; raises ``IndexError`` when merely empty."""
         if self._dropped:
             count, self._dropped = self._dropped, 0
-            return EventsDropped(self.name, count)
+            return OwnDrop(self.name, count)
         if self._items:
             return self._items.popleft()
         if self._closed:
@@ -122,7 +128,7 @@ class CallbackConsumer:
         callback: Callback,
         types: frozenset[str],
         limit: int,
-        report: Callable[[Any], None],
+        report: Callable[[Any, CallbackConsumer], None],
         unwrap: Optional[Callable[[Any], Any]] = None,
     ) -> None:
         self.callback = callback
@@ -137,25 +143,30 @@ class CallbackConsumer:
         kept = self.mailbox.put(event)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"sayna-callback:{self.name}"
+                self._run(self.mailbox), name=f"sayna-callback:{self.name}"
             )
         return kept
 
-    async def _run(self) -> None:
-        mailbox = self.mailbox
+    async def _run(self, mailbox: Mailbox) -> None:
         callback = self.callback
         unwrap = self._unwrap
+        burst = 0
         try:
             while True:
                 try:
                     event = mailbox.get_nowait()
+                    burst += 1
+                    if burst >= 256:  # let other tasks run during long bursts
+                        burst = 0
+                        await asyncio.sleep(0)
                 except IndexError:
+                    burst = 0
                     event = await mailbox.get()
                 if event is _CLOSED:
                     return
-                if isinstance(event, EventsDropped):
+                if type(event) is OwnDrop:
                     logger.warning("%s", event.message)
-                    self._report(event)
+                    self._report(event, self)
                     continue
                 try:
                     result = callback(unwrap(event) if unwrap is not None else event)
@@ -168,14 +179,26 @@ class CallbackConsumer:
                         event.type,
                         exc_info=exc,
                     )
-                    self._report(CallbackError(self.name, event.type, exc))
+                    self._report(CallbackError(self.name, event.type, exc), self)
         finally:
             self._task = None
+            if len(self.mailbox) and not self.mailbox.closed:
+                # Events of a new session arrived while this one drained.
+                self._task = asyncio.get_running_loop().create_task(
+                    self._run(self.mailbox), name=f"sayna-callback:{self.name}"
+                )
+
+    def end(self) -> Optional[asyncio.Task[None]]:
+        """End of a session: the dispatcher drains what is queued, then stops; events of
+        a later session go to a fresh mailbox. Returns the draining task, if any."""
+        old = self.mailbox
+        self.mailbox = Mailbox(self.name, old._limit)
+        old.close()
+        return self._task
 
     async def drain(self, timeout: Optional[float]) -> None:
-        """Let the dispatcher finish what is queued (bounded), then stop it."""
-        self.mailbox.close()
-        task = self._task
+        """Like :meth:`end`, then wait (bounded) for the dispatcher; cancel it if too slow."""
+        task = self.end()
         if task is None:
             return
         try:
@@ -183,9 +206,6 @@ class CallbackConsumer:
         except asyncio.TimeoutError:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        finally:
-            # A later session reuses this consumer with a fresh mailbox.
-            self.mailbox = Mailbox(self.name, self.mailbox._limit)
 
 
 class EventHub:
@@ -260,18 +280,30 @@ class EventHub:
             if route in consumer.types:
                 consumer.deliver(event)
 
-    def _report(self, error: Any) -> None:
-        # Error callbacks hear about other callbacks' failures; a failing error
-        # callback is only logged (reporting it to itself would loop).
+    def report_overflow(self, event: EventsDropped) -> None:
+        """An ``events()`` iterator lost events: log it and tell the error callbacks."""
+        logger.warning("%s", event.message)
+        self.notify_callbacks(event.type, EventsDropped(event.consumer, event.count))
+
+    def _report(self, problem: Any, source: CallbackConsumer) -> None:
+        """A callback raised or overflowed: tell the other error callbacks and the
+        iterators. Never the source itself: a failing error callback would loop."""
+        if isinstance(problem, OwnDrop):
+            problem = EventsDropped(problem.consumer, problem.count)
         for consumer in self._callbacks:
-            if error.type in consumer.types and consumer.name != getattr(error, "callback", None):
-                consumer.deliver(error)
+            if consumer is not source and problem.type in consumer.types:
+                consumer.deliver(problem)
         for mailbox in self._iterators:
-            mailbox.put(error)
+            mailbox.put(problem)
 
     async def close_session(self, timeout: Optional[float]) -> None:
         """End of a session: flush callbacks (bounded by ``timeout``), keep registrations."""
         await asyncio.gather(*(c.drain(timeout) for c in list(self._callbacks)))
+
+    def end_session(self) -> None:
+        """End of a session without waiting: callbacks drain on their own tasks."""
+        for consumer in self._callbacks:
+            consumer.end()
 
     def close_iterators(self) -> None:
         """End every ``events()`` iterator after it drains its queue."""

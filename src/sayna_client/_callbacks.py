@@ -1,0 +1,177 @@
+"""Subscribing to session events: the pull iterator and the ``register_on_*`` callbacks.
+
+Mixed into :class:`~sayna_client.SaynaClient`. Everything goes through one
+:class:`~sayna_client.realtime.hub.EventHub`; callbacks are sugar over the same
+stream that ``events()`` yields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Callable, TypeVar
+
+from .errors import SaynaValidationError
+from .protocol.events import (
+    ConnectionClosed,
+    Event,
+    MessageMessage,
+    ParticipantConnectedMessage,
+    ParticipantDisconnectedMessage,
+    ReadyMessage,
+    SipTransferErrorMessage,
+    STTResultMessage,
+    TrackSubscribedMessage,
+    TTSPlaybackCompleteMessage,
+    VADEventMessage,
+)
+from .realtime.hub import _CLOSED, CallbackConsumer, EventHub, Mailbox, OwnDrop
+
+__all__ = ["ERROR_EVENT_TYPES", "CallbackMethods", "Unsubscribe"]
+
+T = TypeVar("T")
+Callback = Callable[[T], Any]
+
+#: Event types error callbacks receive (``lost`` = an unexpected ``ConnectionClosed``).
+ERROR_EVENT_TYPES = frozenset(
+    {"error", "malformed_message", "callback_error", "events_dropped", "audio_dropped", "lost"}
+)
+
+
+class Unsubscribe:
+    """Returned by ``register_on_*`` and :meth:`CallbackMethods.on`: call it to remove that
+    callback."""
+
+    __slots__ = ("_consumer", "_hub")
+
+    def __init__(self, hub: EventHub, consumer: CallbackConsumer) -> None:
+        self._hub = hub
+        self._consumer = consumer
+
+    def __call__(self) -> bool:
+        """Remove the callback; True if it was still registered."""
+        return self._hub.remove_callback(self._consumer)
+
+
+class CallbackMethods:
+    """Event half of :class:`~sayna_client.SaynaClient`."""
+
+    _hub: EventHub
+
+    def events(self) -> AsyncIterator[Event]:
+        """Every event of the session, in arrival order, TTS audio included.
+
+        Subscribes immediately (before the first ``await``), so create the iterator
+        before the actions whose events you want. It ends after a ``ConnectionClosed``
+        when the client disconnects. Its queue holds ``max_queue`` events; a consumer
+        that falls further behind loses its oldest events and receives
+        ``EventsDropped`` with the count.
+        """
+        mailbox = self._hub.add_iterator(f"events-{id(self):x}")
+        return _iterate(self._hub, mailbox)
+
+    def on(self, event_type: str, callback: Callback[Any]) -> Unsubscribe:
+        """Call ``callback(event)`` for every event of ``event_type`` (e.g. ``"stt_result"``,
+        ``"tts_audio"``, ``"closed"``, ``"unknown"``). Plain and async callables work.
+
+        Each callback runs on its own task, one event at a time in order; a slow one
+        delays only its own later events. If it raises, the error callbacks receive a
+        ``CallbackError`` and the session continues.
+        """
+        if not callable(callback):
+            raise SaynaValidationError("callback must be callable")
+        consumer = self._hub.add_callback(callback, frozenset({event_type}))
+        return Unsubscribe(self._hub, consumer)
+
+    def off(self, callback: Callback[Any]) -> int:
+        """Remove every registration of ``callback``; returns how many were removed."""
+        consumers = self._hub.find_callbacks(callback)
+        for consumer in consumers:
+            self._hub.remove_callback(consumer)
+        return len(consumers)
+
+    def register_on_ready(self, callback: Callback[ReadyMessage]) -> Unsubscribe:
+        """Call ``callback(ReadyMessage)`` when the server sends ``ready``."""
+        return self.on("ready", callback)
+
+    def register_on_stt_result(self, callback: Callback[STTResultMessage]) -> Unsubscribe:
+        """Call ``callback(STTResultMessage)`` for every transcription result."""
+        return self.on("stt_result", callback)
+
+    def register_on_tts_audio(self, callback: Callback[bytes]) -> Unsubscribe:
+        """Call ``callback(bytes)`` for every frame of synthesized audio."""
+        if not callable(callback):
+            raise SaynaValidationError("callback must be callable")
+        consumer = self._hub.add_callback(callback, frozenset({"tts_audio"}), unwrap=_audio_payload)
+        return Unsubscribe(self._hub, consumer)
+
+    def register_on_error(self, callback: Callback[Any]) -> Unsubscribe:
+        """Call ``callback(event)`` for server ``error`` messages and for problems the SDK
+        reports: an unexpected close (``ConnectionClosed``), a malformed frame, a callback
+        that raised, dropped events. Every one has a ``message`` string."""
+        if not callable(callback):
+            raise SaynaValidationError("callback must be callable")
+        consumer = self._hub.add_callback(callback, ERROR_EVENT_TYPES)
+        return Unsubscribe(self._hub, consumer)
+
+    def register_on_message(self, callback: Callback[MessageMessage]) -> Unsubscribe:
+        """Call ``callback(MessageMessage)`` for LiveKit data messages."""
+        return self.on("message", callback)
+
+    def register_on_participant_connected(
+        self, callback: Callback[ParticipantConnectedMessage]
+    ) -> Unsubscribe:
+        """Call ``callback(ParticipantConnectedMessage)`` when someone joins the room."""
+        return self.on("participant_connected", callback)
+
+    def register_on_participant_disconnected(
+        self, callback: Callback[ParticipantDisconnectedMessage]
+    ) -> Unsubscribe:
+        """Call ``callback(ParticipantDisconnectedMessage)`` when someone leaves (the server
+        ends the session about 100 ms later)."""
+        return self.on("participant_disconnected", callback)
+
+    def register_on_track_subscribed(
+        self, callback: Callback[TrackSubscribedMessage]
+    ) -> Unsubscribe:
+        """Call ``callback(TrackSubscribedMessage)`` when Sayna subscribes to a track."""
+        return self.on("track_subscribed", callback)
+
+    def register_on_tts_playback_complete(
+        self, callback: Callback[TTSPlaybackCompleteMessage]
+    ) -> Unsubscribe:
+        """Call ``callback(TTSPlaybackCompleteMessage)`` when the TTS queue drained."""
+        return self.on("tts_playback_complete", callback)
+
+    def register_on_sip_transfer_error(
+        self, callback: Callback[SipTransferErrorMessage]
+    ) -> Unsubscribe:
+        """Call ``callback(SipTransferErrorMessage)`` when a WebSocket ``sip_transfer`` fails."""
+        return self.on("sip_transfer_error", callback)
+
+    def register_on_vad_event(self, callback: Callback[VADEventMessage]) -> Unsubscribe:
+        """Call ``callback(VADEventMessage)`` (defined by the protocol; not sent today)."""
+        return self.on("vad_event", callback)
+
+    def register_on_close(self, callback: Callback[ConnectionClosed]) -> Unsubscribe:
+        """Call ``callback(ConnectionClosed)`` whenever the socket closes, for any reason."""
+        return self.on("closed", callback)
+
+
+def _audio_payload(event: Any) -> bytes:
+    return event.data  # type: ignore[no-any-return]
+
+
+async def _iterate(hub: EventHub, mailbox: Mailbox) -> AsyncIterator[Event]:
+    try:
+        while True:
+            try:
+                event = mailbox.get_nowait()
+            except IndexError:
+                event = await mailbox.get()
+            if event is _CLOSED:
+                return
+            if type(event) is OwnDrop:
+                hub.report_overflow(event)
+            yield event
+    finally:
+        hub.remove_iterator(mailbox)

@@ -1,0 +1,317 @@
+"""Faults injected through the local server: dead peers, lost connections, reconnect,
+slow consumers, overflow, and secrets that must never show."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from sayna_client import (
+    ApiKeyAuth,
+    AudioDropped,
+    ConnectionClosed,
+    EventsDropped,
+    LiveKitConfig,
+    Reconnected,
+    Reconnecting,
+    ReconnectPolicy,
+    SaynaAuthenticationError,
+    SaynaClient,
+    SaynaConnectionError,
+    SaynaNotConnectedError,
+    SaynaNotReadyError,
+    STTConfig,
+    TTSConfig,
+    TTSPlaybackCompleteMessage,
+)
+from sayna_client.server import Faults, LocalServer
+
+from .conftest import make_client, stt, tts
+
+FRAME = b"\x01\x00" * 320  # 20 ms of 16 kHz mono PCM
+
+
+async def _wait(predicate: Any, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+async def test_dead_peer_is_detected_by_heartbeat(server: LocalServer) -> None:
+    server.faults = Faults(ignore_pings=True)
+    async with make_client(server, heartbeat=0.5) as c:
+        closes: list[ConnectionClosed] = []
+        errors: list[Any] = []
+        c.register_on_close(closes.append)
+        c.register_on_error(errors.append)
+        await c.connect()
+        await _wait(lambda: closes)
+        assert closes[0].code == 1006
+        assert "pong" in closes[0].reason
+        assert not c.connected
+        assert not c.ready
+        await _wait(lambda: errors)
+        assert isinstance(errors[0], ConnectionClosed)
+        with pytest.raises(SaynaNotConnectedError):
+            await c.on_audio_input(FRAME)
+
+
+async def test_heartbeat_keeps_a_healthy_idle_session(server: LocalServer) -> None:
+    async with make_client(server, heartbeat=0.3) as c:
+        await c.connect()
+        await asyncio.sleep(1.0)
+        assert c.ready
+
+
+async def test_connection_lost_during_tts_audio(server: LocalServer) -> None:
+    server.faults = Faults(drop_connection_after_frames=4)
+    async with make_client(server) as c:
+        events = c.events()
+        errors: list[Any] = []
+        c.register_on_error(errors.append)
+        await c.connect()
+        await c.speak("one two three four five six")
+        seen = [event async for event in events]  # ends by itself after the loss
+        assert [e.type for e in seen].count("tts_audio") >= 1
+        closed = seen[-1]
+        assert isinstance(closed, ConnectionClosed)
+        assert closed.code == 1006
+        assert not closed.initiated_by_client
+        assert not c.connected
+        await _wait(lambda: errors)
+        with pytest.raises(SaynaNotConnectedError):
+            await c.speak("again")
+
+
+async def test_connection_lost_during_upload(server: LocalServer) -> None:
+    async with make_client(server) as c:
+        await c.connect()
+        failures: list[BaseException] = []
+
+        async def upload() -> None:
+            for _ in range(10_000):
+                try:
+                    await c.on_audio_input(FRAME)
+                except (SaynaConnectionError, SaynaNotConnectedError) as exc:
+                    failures.append(exc)
+                    return
+                await asyncio.sleep(0.001)
+
+        uploader = asyncio.ensure_future(upload())
+        await server.records.wait_for(lambda: server.records.last_session.audio_frames > 10)
+        await server.stop()
+        await asyncio.wait_for(uploader, 10)
+        assert len(failures) == 1
+        assert not c.connected
+
+
+async def test_slow_callback_does_not_delay_others_or_close_detection(server: LocalServer) -> None:
+    async with make_client(server) as c:
+        slow_done: list[bool] = []
+        fast_saw_slow_done: list[bool] = []
+        close_saw_slow_done: list[bool] = []
+
+        async def slow(_: bytes) -> None:
+            await asyncio.sleep(1.0)
+            slow_done.append(True)
+
+        c.register_on_tts_audio(slow)
+        c.register_on_tts_playback_complete(lambda _: fast_saw_slow_done.append(bool(slow_done)))
+        c.register_on_close(lambda _: close_saw_slow_done.append(bool(slow_done)))
+        await c.connect()
+        await c.speak("a b c")
+        await _wait(lambda: fast_saw_slow_done)
+        assert fast_saw_slow_done == [False]
+        server.records.last_session  # noqa: B018 - the session exists
+        await server.stop()
+        await _wait(lambda: close_saw_slow_done)
+        assert close_saw_slow_done == [False]
+
+
+async def test_overflow_is_reported_not_silent(server: LocalServer) -> None:
+    async with make_client(server, max_queue=5) as c:
+        errors: list[Any] = []
+        c.register_on_error(errors.append)
+        done = asyncio.Event()
+        c.register_on_tts_playback_complete(lambda _: done.set())
+        events = c.events()
+        await c.connect()
+        await c.speak("one two three four five six seven eight")
+        await asyncio.wait_for(done.wait(), 10)
+        first = await events.__anext__()
+        assert isinstance(first, EventsDropped)
+        assert first.count > 0
+        rest = []
+        while len(rest) < 5:
+            rest.append(await events.__anext__())
+        assert isinstance(rest[-1], TTSPlaybackCompleteMessage)
+        await _wait(lambda: any(isinstance(e, EventsDropped) for e in errors))
+
+
+async def _reconnecting_client(server: LocalServer, **kwargs: Any) -> SaynaClient:
+    policy = kwargs.pop("reconnect", ReconnectPolicy(initial_backoff=0.2, max_backoff=0.5))
+    return make_client(server, reconnect=policy, **kwargs)
+
+
+async def test_reconnect_resends_config_and_replays_held_audio(server: LocalServer) -> None:
+    lk = LiveKitConfig(room_name="rc-room")
+    server.faults = Faults(drop_connection_after_frames=3)
+    c = await _reconnecting_client(server, livekit_config=lk)
+    async with c:
+        events = c.events()
+        await c.connect()
+        server.faults = Faults()  # only the first session breaks
+        first = server.records.last_session
+        stream_id = c.received_stream_id
+        # Two more server frames (participant_connected, track_subscribed) trip the fault.
+        await server.inject_participant("rc-room", "caller")
+        await _wait(lambda: c.reconnecting)
+        with pytest.raises(SaynaNotReadyError, match="reconnecting"):
+            await c.speak("not now")
+        for _ in range(5):
+            await c.on_audio_input(FRAME)
+        seen: list[Any] = []
+        async for event in events:
+            seen.append(event)
+            if isinstance(event, Reconnected):
+                break
+        kinds = [e.type for e in seen]
+        closed = next(e for e in seen if isinstance(e, ConnectionClosed))
+        assert closed.will_reconnect
+        assert kinds.index("closed") < kinds.index("reconnecting") < kinds.index("reconnected")
+        reconnected = seen[-1]
+        assert reconnected.replayed_frames == 5
+        assert reconnected.replayed_bytes == 5 * len(FRAME)
+        assert c.ready
+        second = server.records.last_session
+        assert second is not first
+        assert second.config is not None
+        assert second.config["stream_id"] == stream_id
+        assert second.config["livekit"]["room_name"] == "rc-room"
+        await server.records.wait_for(lambda: second.audio_bytes == 5 * len(FRAME))
+        await c.speak("back again")
+        await server.records.wait_for(lambda: second.sent_of_type("tts_playback_complete"))
+
+
+async def test_reconnect_reports_overflowing_audio(server: LocalServer) -> None:
+    server.faults = Faults(drop_connection_after_frames=3)
+    policy = ReconnectPolicy(initial_backoff=0.3, max_backoff=0.5, buffer_bytes=3 * len(FRAME))
+    c = await _reconnecting_client(server, reconnect=policy)
+    async with c:
+        errors: list[Any] = []
+        c.register_on_error(errors.append)
+        await c.connect()
+        server.faults = Faults()
+        await c.speak("break the line now please")
+        await _wait(lambda: c.reconnecting)
+        for _ in range(5):
+            await c.on_audio_input(FRAME)
+        await _wait(lambda: any(isinstance(e, AudioDropped) for e in errors))
+        dropped = next(e for e in errors if isinstance(e, AudioDropped))
+        assert dropped.frames == 2
+        assert dropped.bytes == 2 * len(FRAME)
+        await server.records.wait_for(lambda: server.records.last_session.audio_frames == 3)
+
+
+async def test_reconnect_gives_up_and_reports_held_audio() -> None:
+    srv = LocalServer()
+    await srv.start()
+    policy = ReconnectPolicy(max_attempts=2, initial_backoff=0.05, max_backoff=0.1)
+    c = make_client(srv, reconnect=policy)
+    try:
+        errors: list[Any] = []
+        events_seen: list[Any] = []
+        c.register_on_error(errors.append)
+        events = c.events()
+        await c.connect()
+        await srv.stop()
+        await _wait(lambda: c.reconnecting)
+        await c.on_audio_input(FRAME)
+        async for event in events:  # ends when reconnecting gives up
+            events_seen.append(event)
+        kinds = [e.type for e in events_seen]
+        assert kinds.count("reconnecting") == 2
+        assert "reconnected" not in kinds
+        assert not c.reconnecting
+        await _wait(lambda: any(isinstance(e, AudioDropped) for e in errors))
+        with pytest.raises(SaynaNotConnectedError):
+            await c.on_audio_input(FRAME)
+    finally:
+        await c.disconnect()
+
+
+async def test_normal_end_of_session_does_not_reconnect(server: LocalServer) -> None:
+    c = await _reconnecting_client(server, livekit_config=LiveKitConfig(room_name="end"))
+    async with c:
+        events = c.events()
+        await c.connect()
+        await server.inject_participant("end", "user")
+        await server.inject_participant_left("end", "user")
+        seen = [e async for e in events]
+        assert seen[-1].type == "closed"
+        assert seen[-1].code == 1005
+        assert not seen[-1].will_reconnect
+        assert not any(isinstance(e, Reconnecting) for e in seen)
+        assert len(server.records.sessions) == 1
+
+
+async def test_disconnect_while_reconnecting_releases_everything(server: LocalServer) -> None:
+    server.faults = Faults(drop_connection_after_frames=3)
+    policy = ReconnectPolicy(initial_backoff=5, max_backoff=5, jitter=0)
+    c = await _reconnecting_client(server, reconnect=policy)
+    errors: list[Any] = []
+    c.register_on_error(errors.append)
+    await c.connect()
+    await c.speak("break the line now please")
+    await _wait(lambda: c.reconnecting)
+    await c.on_audio_input(FRAME)
+    await c.disconnect()
+    assert not c.reconnecting
+    assert not c.connected
+    assert len(server.records.sessions) == 1
+
+
+SECRET_KEY = "sk-live-SECRET-api-key-0001"
+PROVIDER_SECRET = "dg-PROVIDER-secret-0002"
+
+
+async def test_secrets_never_in_logs_reprs_or_errors(
+    auth_server: LocalServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    stt_cfg = STTConfig(provider="deepgram", auth=ApiKeyAuth(api_key=PROVIDER_SECRET))
+    tts_cfg = TTSConfig(provider="deepgram", auth={"api_key": PROVIDER_SECRET})
+    texts: list[str] = [repr(stt_cfg), str(stt_cfg), repr(tts_cfg)]
+    async with SaynaClient(auth_server.url, stt_cfg, tts_cfg, api_key=SECRET_KEY) as bad:
+        texts.append(repr(bad))
+        with pytest.raises(SaynaAuthenticationError) as info:
+            await bad.get_voices()
+        texts += [str(info.value), repr(info.value), repr(info.value.body)]
+        with pytest.raises(SaynaAuthenticationError) as ws_info:
+            await bad.connect()
+        texts += [str(ws_info.value), repr(ws_info.value)]
+    good_tts = TTSConfig(
+        provider="elevenlabs", voice_id="v", auth=ApiKeyAuth(api_key=PROVIDER_SECRET)
+    )
+    async with SaynaClient(auth_server.url, stt_cfg, good_tts, api_key="test-key") as ok:
+        await ok.connect()
+        await ok.speak("hello")
+        texts.append(repr(ok))
+    sent = auth_server.records.last_session.config
+    assert sent is not None
+    assert sent["stt_config"]["auth"] == {"api_key": PROVIDER_SECRET}  # it does reach the server
+    texts.append(caplog.text)
+    for text in texts:
+        assert SECRET_KEY not in text
+        assert PROVIDER_SECRET not in text
+
+
+def test_tls_verification_is_on_by_default() -> None:
+    c = SaynaClient("https://api.example.com", stt(), tts())
+    assert c._ssl is True
