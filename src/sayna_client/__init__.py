@@ -42,6 +42,7 @@ from .protocol.commands import (
     VADConfig,
 )
 from .protocol.decode import decode_text
+from .realtime.conversation import SessionMetrics, Turn
 from .protocol.events import (
     AudioDropped,
     CallbackError,
@@ -178,6 +179,7 @@ __all__ = [
     "SaynaValidationError",
     "SendMessageMessage",
     "ServerEvent",
+    "SessionMetrics",
     "SetSipHooksRequest",
     "SipCallRequest",
     "SipCallResponse",
@@ -196,6 +198,7 @@ __all__ = [
     "Timeouts",
     "Track",
     "TrackSubscribedMessage",
+    "Turn",
     "TurnDetectConfig",
     "UnknownEvent",
     "Unsubscribe",

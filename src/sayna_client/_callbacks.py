@@ -161,7 +161,7 @@ def _audio_payload(event: Any) -> bytes:
     return event.data  # type: ignore[no-any-return]
 
 
-async def _iterate(hub: EventHub, mailbox: Mailbox) -> AsyncIterator[Event]:
+async def _iterate(hub: EventHub, mailbox: Mailbox) -> AsyncIterator[Any]:
     try:
         while True:
             try:

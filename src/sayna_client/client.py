@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Callable, Optional, TypeVar, Union
 
 import aiohttp
 
-from ._callbacks import CallbackMethods, Unsubscribe
+from ._callbacks import CallbackMethods, Unsubscribe, _iterate
 from ._config import (
     ReconnectPolicy,
     RetryPolicy,
@@ -23,8 +24,10 @@ from ._http import HttpTransport
 from ._rest import RestMethods
 from .errors import (
     SaynaConfigRejectedError,
+    SaynaConnectionClosedError,
     SaynaNotConnectedError,
     SaynaNotReadyError,
+    SaynaTimeoutError,
     SaynaValidationError,
 )
 from .protocol.commands import (
@@ -40,11 +43,9 @@ from .protocol.commands import (
     encode_config,
     encode_speak,
 )
-from .protocol.events import (
-    ConnectionClosed,
-    ReadyMessage,
-)
+from .protocol.events import ConnectionClosed, ReadyMessage, STTResultMessage
 from .realtime.connection import WebSocketConnection
+from .realtime.conversation import SessionMetrics, SessionTracker, Turn
 from .realtime.hub import DEFAULT_MAX_QUEUE, EventHub
 from .realtime.reconnect import AudioHold, is_recoverable, run_reconnect
 from .types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
@@ -160,6 +161,10 @@ class SaynaClient(RestMethods, CallbackMethods):
             ssl=ssl,
         )
         self._hub = EventHub(max_queue)
+        self._tracker = SessionTracker()
+        self._hub.observe("tts_audio", self._tracker.on_tts_audio)
+        self._hub.observe("tts_playback_complete", self._tracker.on_playback_complete)
+        self._hub.observe("stt_result", self._observe_stt)
         self._conn: Optional[WebSocketConnection] = None
         self._ready_msg: Optional[ReadyMessage] = None
         self._connect_lock: Optional[asyncio.Lock] = None
@@ -269,6 +274,7 @@ class SaynaClient(RestMethods, CallbackMethods):
     async def _open(self) -> None:
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         self._ready_msg = None
+        started = self._tracker.connecting()
         conn = await WebSocketConnection.open(
             self._get_session(),
             self._ws_url,
@@ -283,6 +289,7 @@ class SaynaClient(RestMethods, CallbackMethods):
         self._conn = conn
         try:
             await self._configure(conn)
+            self._tracker.ready(started)
         except SaynaConfigRejectedError:
             raise  # the socket stays open for reconfigure()
         except BaseException:
@@ -309,6 +316,13 @@ class SaynaClient(RestMethods, CallbackMethods):
         policy = self.reconnect_policy
         will_reconnect = policy is not None and self._ready_msg is not None and is_recoverable(info)
         info.will_reconnect = will_reconnect
+        self._tracker.closed(
+            SaynaConnectionClosedError(
+                f"The Sayna session closed while waiting: {info.message}",
+                code=info.code,
+                reason=info.reason,
+            )
+        )
         self._hub.publish(info)
         if info.initiated_by_client:
             return
@@ -452,7 +466,15 @@ class SaynaClient(RestMethods, CallbackMethods):
             raise SaynaNotReadyError()
         return conn
 
-    async def speak(self, text: str, flush: bool = True, allow_interruption: bool = True) -> None:
+    async def speak(
+        self,
+        text: str,
+        flush: bool = True,
+        allow_interruption: bool = True,
+        *,
+        wait: bool = False,
+        timeout: Optional[float] = None,
+    ) -> None:
         """Queue ``text`` for synthesis; audio arrives as ``tts_audio`` events.
 
         Args:
@@ -460,19 +482,35 @@ class SaynaClient(RestMethods, CallbackMethods):
             flush: sent as given (the current server ignores it; use :meth:`clear`
                 to cut speech short).
             allow_interruption: False makes :meth:`clear` a no-op until this speech ends.
+            wait: return only when the server reports the queue drained
+                (``tts_playback_complete``), i.e. this text is fully synthesized; a
+                :meth:`clear` also ends the wait.
+            timeout: with ``wait``, seconds to wait at most.
 
         Raises:
             SaynaValidationError: empty or oversized text (nothing is sent).
             SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
-            SaynaConnectionError: the socket closed while sending.
+            SaynaConnectionError: the socket closed while sending (or while waiting).
+            SaynaTimeoutError: ``wait`` took longer than ``timeout``.
         """
         _check_text("text", text)
-        await self._send_speak(text, flush, allow_interruption)
+        conn = self._ready_connection()
+        self._tracker.speak_sent()
+        done = self._tracker.wait_playback() if wait else None
+        await self._send_speak(text, flush, allow_interruption, conn)
+        if done is not None:
+            await _bounded(done, timeout, "speak(wait=True)")
 
-    async def _send_speak(self, text: str, flush: bool, allow_interruption: bool) -> None:
+    async def _send_speak(
+        self,
+        text: str,
+        flush: bool,
+        allow_interruption: bool,
+        conn: Optional[WebSocketConnection] = None,
+    ) -> None:
         if not isinstance(flush, bool) or not isinstance(allow_interruption, bool):
             raise SaynaValidationError("flush and allow_interruption must be True or False")
-        conn = self._ready_connection()
+        conn = conn or self._ready_connection()
         await conn.send_text(encode_speak(text, flush, allow_interruption))
 
     async def tts_flush(self, allow_interruption: bool = True) -> None:
@@ -482,6 +520,7 @@ class SaynaClient(RestMethods, CallbackMethods):
     async def clear(self) -> None:
         """Stop queued and in-flight speech (ignored while non-interruptible speech plays)."""
         await self._ready_connection().send_text(encode(ClearMessage()))
+        self._tracker.cleared()
 
     async def on_audio_input(self, audio_data: Union[bytes, bytearray, memoryview]) -> None:
         """Send one frame of microphone/phone audio for transcription.
@@ -524,6 +563,7 @@ class SaynaClient(RestMethods, CallbackMethods):
             hold.add(bytes(audio_data))
             return
         await self._ready_connection().send_bytes(audio_data)
+        self._tracker.audio_sent(size)
 
     async def send_message(
         self,
@@ -588,6 +628,52 @@ class SaynaClient(RestMethods, CallbackMethods):
         """Fade out the loading clip (always silent on the server)."""
         await self._ready_connection().send_text(encode(LoadingStopMessage()))
 
+    # --- conversation helpers ---------------------------------------------------------
+
+    def _observe_stt(self, result: STTResultMessage) -> None:
+        turn = self._tracker.on_stt_result(result)
+        if turn is not None:
+            self._hub.publish(turn)
+
+    def turns(self) -> AsyncIterator[Turn]:
+        """One :class:`Turn` per user turn (interim and final results joined), in order.
+
+        Subscribes when called; ends when the session ends. ``client.on("turn", cb)``
+        delivers the same objects to a callback.
+        """
+        mailbox = self._hub.add_iterator(f"turns-{id(self):x}", frozenset({"turn"}))
+        return _iterate(self._hub, mailbox)
+
+    async def drain(self, timeout: Optional[float] = None, *, settle: float = 0.3) -> None:
+        """Wait until outstanding speech is synthesized (``tts_playback_complete``) and the
+        user's current turn has ended (its ``is_speech_final``), e.g. before ``disconnect()``.
+
+        Results of audio sent just before may still be in flight, so the session must
+        also stay quiet (no result, no TTS audio) for ``settle`` seconds. Returns after
+        about ``settle`` seconds when nothing is outstanding.
+
+        Raises:
+            SaynaTimeoutError: not drained within ``timeout`` seconds.
+            SaynaConnectionClosedError: the session closed first.
+        """
+        tracker = self._tracker
+
+        async def quiet() -> None:
+            while True:
+                await asyncio.gather(tracker.wait_playback(), tracker.wait_turn_end())
+                seen = tracker.activity
+                await asyncio.sleep(settle)
+                if tracker.activity == seen and not tracker.turn_pending:
+                    if not tracker.playback_pending:
+                        return
+
+        await _bounded(quiet(), timeout, "drain()")
+
+    @property
+    def metrics(self) -> SessionMetrics:
+        """Latency figures of the current session (also logged at DEBUG)."""
+        return self._tracker.metrics
+
     # --- 0.0.18 names --------------------------------------------------------------
 
     def register_on_audio(self, callback: Callback[bytes]) -> Unsubscribe:
@@ -611,6 +697,15 @@ class SaynaClient(RestMethods, CallbackMethods):
         """Deprecated alias of :meth:`speak`."""
         warnings.warn("use speak()", DeprecationWarning, stacklevel=2)
         await self.speak(text, flush, allow_interruption)
+
+
+async def _bounded(waiter: Awaitable[Any], timeout: Optional[float], what: str) -> None:
+    try:
+        await asyncio.wait_for(waiter, timeout)
+    except asyncio.TimeoutError as exc:
+        raise SaynaTimeoutError(
+            f"{what} did not finish within {timeout} s", operation=what, timeout=timeout
+        ) from exc
 
 
 def _check_type(name: str, value: Any, cls: type, example: str) -> None:

@@ -217,6 +217,8 @@ class EventHub:
         self._all: list[Any] = []
         self._callbacks: list[CallbackConsumer] = []
         self._iterators: list[Mailbox] = []
+        self._iterator_types: dict[int, Optional[frozenset[str]]] = {}
+        self._observers: list[tuple[str, Callable[[Any], None]]] = []
 
     # --- consumers -------------------------------------------------------------------
 
@@ -242,15 +244,27 @@ class EventHub:
     def find_callbacks(self, callback: Callback) -> list[CallbackConsumer]:
         return [c for c in self._callbacks if c.callback == callback]
 
-    def add_iterator(self, name: str) -> Mailbox:
+    def add_iterator(self, name: str, types: Optional[frozenset[str]] = None) -> Mailbox:
+        """A mailbox for a pull consumer: every event, or only ``types``."""
         mailbox = Mailbox(name, self.max_queue)
         self._iterators.append(mailbox)
+        self._iterator_types[id(mailbox)] = types
         self._rebuild()
         return mailbox
+
+    def observe(self, event_type: str, observer: Callable[[Any], None]) -> None:
+        """Call ``observer(event)`` inline, after the consumers, for every event of a type.
+
+        Only for the SDK's own cheap bookkeeping: it runs on the reader task and must
+        neither block nor raise.
+        """
+        self._observers.append((event_type, observer))
+        self._rebuild()
 
     def remove_iterator(self, mailbox: Mailbox) -> None:
         if mailbox in self._iterators:
             self._iterators.remove(mailbox)
+            self._iterator_types.pop(id(mailbox), None)
             mailbox.close()
             self._rebuild()
 
@@ -258,14 +272,27 @@ class EventHub:
         return bool(self._all) or event_type in self._by_type
 
     def _rebuild(self) -> None:
-        by_type: dict[str, list[Any]] = {}
+        """Precompute, per event type, the flat list of delivery functions ``publish`` calls."""
+        specific: dict[str, list[Any]] = {}
         for consumer in self._callbacks:
             for event_type in consumer.types:
-                by_type.setdefault(event_type, []).append(consumer.deliver)
-        self._all = [mailbox.put for mailbox in self._iterators]
-        for targets in by_type.values():
-            targets.extend(self._all)
-        self._by_type = by_type
+                specific.setdefault(event_type, []).append(consumer.deliver)
+        wildcard: list[Any] = []
+        for mailbox in self._iterators:
+            types = self._iterator_types.get(id(mailbox))
+            if types is None:
+                wildcard.append(mailbox.put)
+            else:
+                for event_type in types:
+                    specific.setdefault(event_type, []).append(mailbox.put)
+        observers: dict[str, list[Any]] = {}
+        for event_type, observer in self._observers:
+            observers.setdefault(event_type, []).append(observer)
+        self._by_type = {
+            event_type: specific.get(event_type, []) + wildcard + observers.get(event_type, [])
+            for event_type in set(specific) | set(observers)
+        }
+        self._all = wildcard
 
     # --- publishing ------------------------------------------------------------------
 
@@ -294,7 +321,8 @@ class EventHub:
             if consumer is not source and problem.type in consumer.types:
                 consumer.deliver(problem)
         for mailbox in self._iterators:
-            mailbox.put(problem)
+            if self._iterator_types.get(id(mailbox)) is None:
+                mailbox.put(problem)
 
     async def close_session(self, timeout: Optional[float]) -> None:
         """End of a session: flush callbacks (bounded by ``timeout``), keep registrations."""
@@ -310,4 +338,5 @@ class EventHub:
         for mailbox in self._iterators:
             mailbox.close()
         self._iterators = []
+        self._iterator_types = {}
         self._rebuild()

@@ -1,0 +1,268 @@
+"""Conversation bookkeeping on top of raw events: turns, playback waits, latency metrics.
+
+:class:`SessionTracker` watches the event stream inline (it is cheap and never
+calls user code), so it sees every event exactly when the reader does:
+
+* it joins interim and final ``stt_result`` events into one :class:`Turn` per
+  user turn (the server's forced speech-final carries an empty transcript, so the
+  text is the concatenation of the turn's finals);
+* it knows whether synthesized speech is still outstanding (a ``speak`` sent
+  since the last ``tts_playback_complete``), for ``speak(wait=True)`` and
+  ``drain()``;
+* it measures latencies users tune: connect → ready, speak → first audio byte,
+  speak → playback complete, first audio sent → first interim / final result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Optional
+
+__all__ = ["SessionMetrics", "SessionTracker", "Turn"]
+
+logger = logging.getLogger("sayna_client")
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One user turn: everything said between the first result and ``is_speech_final``.
+
+    Attributes:
+        text: the turn's final transcripts joined with spaces.
+        confidence: mean confidence of the final segments (1.0 when there were none).
+        segments: the ``is_final`` transcripts in order.
+        started_at / ended_at: ``time.monotonic()`` of the first result and of the
+            speech-final.
+        interim_count: how many interim results the turn had.
+    """
+
+    type: ClassVar[str] = "turn"
+
+    text: str
+    confidence: float
+    segments: tuple[str, ...]
+    started_at: float
+    ended_at: float
+    interim_count: int
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first result to the end of the turn."""
+        return self.ended_at - self.started_at
+
+
+@dataclass
+class SessionMetrics:
+    """Latency figures of the current session, in seconds (``None`` until measured).
+
+    The ``*_last`` values are the most recent measurement; the lists keep every
+    measurement of the session (bounded to the last 1,000) for percentiles.
+    """
+
+    connect_to_ready: Optional[float] = None
+    speak_to_first_audio_last: Optional[float] = None
+    speak_to_playback_complete_last: Optional[float] = None
+    audio_to_first_interim: Optional[float] = None
+    audio_to_first_final: Optional[float] = None
+    speak_to_first_audio: list[float] = field(default_factory=list)
+    speak_to_playback_complete: list[float] = field(default_factory=list)
+    turns: int = 0
+    audio_frames_sent: int = 0
+    audio_bytes_sent: int = 0
+    tts_audio_frames: int = 0
+    tts_audio_bytes: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-able snapshot."""
+        return {
+            name: (list(value) if isinstance(value, list) else value)
+            for name, value in self.__dict__.items()
+        }
+
+
+_HISTORY = 1000
+
+
+def _keep(values: list[float], value: float) -> None:
+    values.append(value)
+    if len(values) > _HISTORY:
+        del values[: len(values) - _HISTORY]
+
+
+class SessionTracker:
+    """Inline observer of one client's events (see the module docstring)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.metrics = SessionMetrics()
+        self._speak_sent_at: list[float] = []
+        self._first_audio_pending: Optional[float] = None
+        self._playback_waiters: list[asyncio.Future[None]] = []
+        self._turn_waiters: list[asyncio.Future[None]] = []
+        self._first_audio_sent_at: Optional[float] = None
+        # The turn being assembled.
+        self._segments: list[str] = []
+        self._confidences: list[float] = []
+        self._turn_started: Optional[float] = None
+        self._interims = 0
+        self._final_pending = False
+        #: Number of ``stt_result`` and TTS events seen; ``drain()`` watches it settle.
+        self.activity = 0
+
+    # --- session boundaries -----------------------------------------------------------
+
+    def connecting(self) -> float:
+        """Reset for a new session; returns the start time to pass to :meth:`ready`."""
+        self.metrics = SessionMetrics()
+        self._speak_sent_at.clear()
+        self._first_audio_pending = None
+        self._first_audio_sent_at = None
+        self._reset_turn()
+        return self._clock()
+
+    def ready(self, started: float) -> None:
+        self.metrics.connect_to_ready = self._clock() - started
+        logger.debug("Sayna metrics: connect -> ready %.1f ms", self.metrics.connect_to_ready * 1e3)
+
+    def closed(self, error: BaseException) -> None:
+        """The session ended: wake every waiter with ``error``."""
+        for waiter in self._playback_waiters + self._turn_waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
+        self._playback_waiters.clear()
+        self._turn_waiters.clear()
+        self._speak_sent_at.clear()
+        self._final_pending = False
+
+    # --- outbound ---------------------------------------------------------------------
+
+    def speak_sent(self) -> None:
+        now = self._clock()
+        self._speak_sent_at.append(now)
+        if self._first_audio_pending is None:
+            self._first_audio_pending = now
+
+    def audio_sent(self, size: int) -> None:
+        metrics = self.metrics
+        metrics.audio_frames_sent += 1
+        metrics.audio_bytes_sent += size
+        if self._first_audio_sent_at is None:
+            self._first_audio_sent_at = self._clock()
+
+    # --- inbound (called inline by the hub) ----------------------------------------------
+
+    def on_tts_audio(self, event: Any) -> None:
+        self.activity += 1
+        metrics = self.metrics
+        metrics.tts_audio_frames += 1
+        metrics.tts_audio_bytes += len(event.data)
+        if self._first_audio_pending is not None:
+            value = self._clock() - self._first_audio_pending
+            self._first_audio_pending = None
+            metrics.speak_to_first_audio_last = value
+            _keep(metrics.speak_to_first_audio, value)
+            logger.debug("Sayna metrics: speak -> first audio %.1f ms", value * 1e3)
+
+    def cleared(self) -> None:
+        """``clear`` was sent: cancelled speech gets no completion, so end the waits now."""
+        self.on_playback_complete(None, measure=False)
+
+    def on_playback_complete(self, event: Any, measure: bool = True) -> None:
+        if self._speak_sent_at and measure:
+            value = self._clock() - self._speak_sent_at[0]
+            self.metrics.speak_to_playback_complete_last = value
+            _keep(self.metrics.speak_to_playback_complete, value)
+            logger.debug("Sayna metrics: speak -> playback complete %.1f ms", value * 1e3)
+        # Completions coalesce: one marks the whole queue drained.
+        self._speak_sent_at.clear()
+        self._first_audio_pending = None
+        waiters, self._playback_waiters = self._playback_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def on_stt_result(self, event: Any) -> Optional[Turn]:
+        """Fold one result into the current turn; returns the turn when it ends."""
+        self.activity += 1
+        now = self._clock()
+        metrics = self.metrics
+        if self._first_audio_sent_at is not None:
+            if metrics.audio_to_first_interim is None:
+                metrics.audio_to_first_interim = now - self._first_audio_sent_at
+                logger.debug(
+                    "Sayna metrics: audio -> first result %.1f ms",
+                    metrics.audio_to_first_interim * 1e3,
+                )
+            if event.is_final and metrics.audio_to_first_final is None and event.transcript:
+                metrics.audio_to_first_final = now - self._first_audio_sent_at
+        if self._turn_started is None:
+            self._turn_started = now
+        if event.is_final:
+            if event.transcript:
+                self._segments.append(event.transcript)
+                self._confidences.append(event.confidence)
+            self._final_pending = False
+        else:
+            self._interims += 1
+            self._final_pending = True
+        if not event.is_speech_final:
+            return None
+        if not self._segments and not event.transcript:
+            self._reset_turn()  # a speech-final with nothing said: no turn
+            return None
+        turn = Turn(
+            text=" ".join(self._segments),
+            confidence=(
+                sum(self._confidences) / len(self._confidences) if self._confidences else 1.0
+            ),
+            segments=tuple(self._segments),
+            started_at=self._turn_started,
+            ended_at=now,
+            interim_count=self._interims,
+        )
+        metrics.turns += 1
+        self._reset_turn()
+        waiters, self._turn_waiters = self._turn_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        return turn
+
+    def _reset_turn(self) -> None:
+        self._segments = []
+        self._confidences = []
+        self._turn_started = None
+        self._interims = 0
+        self._final_pending = False
+
+    # --- waiting ----------------------------------------------------------------------
+
+    @property
+    def playback_pending(self) -> bool:
+        """A ``speak`` was sent and its ``tts_playback_complete`` has not arrived."""
+        return bool(self._speak_sent_at)
+
+    @property
+    def turn_pending(self) -> bool:
+        """Results of an unfinished turn arrived (interim without final, or finals
+        without the speech-final)."""
+        return self._turn_started is not None
+
+    def wait_playback(self) -> asyncio.Future[None]:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.playback_pending:
+            self._playback_waiters.append(waiter)
+        else:
+            waiter.set_result(None)
+        return waiter
+
+    def wait_turn_end(self) -> asyncio.Future[None]:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.turn_pending:
+            self._turn_waiters.append(waiter)
+        else:
+            waiter.set_result(None)
+        return waiter

@@ -1,0 +1,125 @@
+"""Turns, waiting for playback, drain() and latency metrics against the local server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sayna_client import SaynaClient, SaynaConnectionClosedError, STTResultMessage, Turn
+from sayna_client.server import Faults, LocalServer
+
+from .conftest import make_client
+
+FRAME = 640  # 20 ms at 16 kHz mono
+
+
+async def _speak_and_collect(client: SaynaClient, text: str) -> bytes:
+    audio = bytearray()
+    remove = client.register_on_tts_audio(audio.extend)
+    await client.speak(text, wait=True, timeout=10)
+    await asyncio.sleep(0.05)  # let the audio callback drain its queue
+    remove()
+    return bytes(audio)
+
+
+async def _feed(client: SaynaClient, pcm: bytes, silence_ms: int = 1000) -> None:
+    pcm = pcm + b"\x00" * (16 * 2 * silence_ms)
+    pcm += b"\x00" * (-len(pcm) % FRAME)
+    for i in range(0, len(pcm), FRAME):
+        await client.on_audio_input(pcm[i : i + FRAME])
+
+
+async def test_turns_join_interim_and_final_results(connected: SaynaClient) -> None:
+    turns = connected.turns()
+    results: list[STTResultMessage] = []
+    connected.register_on_stt_result(results.append)
+    audio = await _speak_and_collect(connected, "one two three")
+    await _feed(connected, audio)
+    turn = await asyncio.wait_for(turns.__anext__(), 10)
+    assert isinstance(turn, Turn)
+    assert turn.text == "word word word"
+    assert turn.segments == ("word word word",)
+    assert turn.interim_count >= 1
+    assert turn.confidence == pytest.approx(0.99)
+    assert turn.ended_at >= turn.started_at
+    assert turn.duration >= 0
+    await asyncio.sleep(0.05)
+    assert results[-1].is_speech_final
+    assert results[-1].transcript == ""
+
+
+async def test_two_turns_and_turn_callback(connected: SaynaClient) -> None:
+    seen: list[Turn] = []
+    connected.on("turn", seen.append)
+    audio_a = await _speak_and_collect(connected, "a b")
+    audio_b = await _speak_and_collect(connected, "c d e f")
+    await _feed(connected, audio_a)
+    await _feed(connected, audio_b)
+    await connected.drain(timeout=10)
+    for _ in range(100):
+        if len(seen) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert [t.text for t in seen] == ["word word", "word word word word"]
+    assert connected.metrics.turns == 2
+
+
+async def test_speak_wait_returns_after_playback_complete(
+    connected: SaynaClient, server: LocalServer
+) -> None:
+    await connected.speak("hello there friend", wait=True, timeout=10)
+    record = server.records.last_session
+    assert record.sent_of_type("tts_playback_complete")
+    metrics = connected.metrics
+    assert metrics.speak_to_first_audio_last is not None
+    assert metrics.speak_to_playback_complete_last is not None
+    assert metrics.speak_to_playback_complete_last >= metrics.speak_to_first_audio_last
+    assert metrics.tts_audio_bytes == record.sent_audio_bytes
+
+
+async def test_clear_ends_playback_waits(connected: SaynaClient) -> None:
+    waiter = asyncio.ensure_future(connected.speak("a long sentence " * 20, wait=True))
+    await asyncio.sleep(0.05)
+    await connected.clear()
+    await asyncio.wait_for(waiter, 5)
+
+
+async def test_drain_returns_at_once_when_idle(connected: SaynaClient) -> None:
+    await asyncio.wait_for(connected.drain(settle=0.05), 5)
+
+
+async def test_drain_waits_for_the_turn_to_end(connected: SaynaClient) -> None:
+    audio = await _speak_and_collect(connected, "x y z")
+    results: list[STTResultMessage] = []
+    connected.register_on_stt_result(results.append)
+    await _feed(connected, audio, silence_ms=100)  # not enough silence to end the turn
+    await asyncio.sleep(0.1)
+    drained = asyncio.ensure_future(connected.drain(timeout=10))
+    await asyncio.sleep(0.1)
+    assert not drained.done()
+    await _feed(connected, b"", silence_ms=1000)
+    await drained
+    assert any(r.is_speech_final for r in results)
+
+
+async def test_metrics_cover_the_session(connected: SaynaClient) -> None:
+    audio = await _speak_and_collect(connected, "m n")
+    await _feed(connected, audio)
+    await connected.drain(timeout=10)
+    m = connected.metrics
+    assert m.connect_to_ready is not None
+    assert m.connect_to_ready > 0
+    assert m.audio_to_first_interim is not None
+    assert m.audio_to_first_final is not None
+    assert m.audio_to_first_final >= m.audio_to_first_interim
+    assert m.audio_frames_sent == m.audio_bytes_sent // FRAME
+    assert m.as_dict()["turns"] == 1
+
+
+async def test_waits_fail_when_the_session_closes(server: LocalServer) -> None:
+    server.faults = Faults(drop_connection_after_frames=2)
+    async with make_client(server) as c:
+        await c.connect()
+        with pytest.raises(SaynaConnectionClosedError):
+            await c.speak("one two three four", wait=True, timeout=10)
