@@ -42,7 +42,6 @@ from .protocol.commands import (
     VADConfig,
 )
 from .protocol.decode import decode_text
-from .realtime.conversation import SessionMetrics, Turn
 from .protocol.events import (
     AudioDropped,
     CallbackError,
@@ -70,6 +69,7 @@ from .protocol.events import (
     UnknownEvent,
     VADEventMessage,
 )
+from .realtime.conversation import SessionMetrics, Turn
 from .types import (
     ApiKeyAuth,
     AzureAuth,

@@ -663,9 +663,9 @@ class SaynaClient(RestMethods, CallbackMethods):
                 await asyncio.gather(tracker.wait_playback(), tracker.wait_turn_end())
                 seen = tracker.activity
                 await asyncio.sleep(settle)
-                if tracker.activity == seen and not tracker.turn_pending:
-                    if not tracker.playback_pending:
-                        return
+                idle = not tracker.turn_pending and not tracker.playback_pending
+                if idle and tracker.activity == seen:
+                    return
 
         await _bounded(quiet(), timeout, "drain()")
 

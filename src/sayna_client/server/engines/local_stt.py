@@ -172,7 +172,7 @@ class Recognizer:
 
     # --- decoding -------------------------------------------------------------------
 
-    def _decode(self, speech: bytes, out: list[Transcript]) -> None:
+    def _decode(self, speech: bytes, out: list[Transcript], interims: bool = True) -> None:
         if self._decoder is None:
             self._decoder = self._load_decoder()
         if not self._in_utterance:
@@ -185,7 +185,7 @@ class Recognizer:
         self._utterance_seconds += len(speech) / (2 * DECODER_RATE)
         if self._utterance_seconds >= MAX_UTTERANCE_S:
             self._end_utterance(out)
-        elif self._utterance_seconds >= self._next_interim:
+        elif interims and self._utterance_seconds >= self._next_interim:
             self._next_interim += INTERIM_INTERVAL_S
             text = self._hypothesis()
             if text and text != self._last_interim:
@@ -251,7 +251,8 @@ class Recognizer:
             # end_stream accepts at most one frame; _push left less than that.
             speech: Optional[bytes] = self._endpointer.end_stream(bytes(self._pcm))
             if speech:
-                self._decode(speech, out)
+                # No interim now: the final follows immediately.
+                self._decode(speech, out, interims=False)
         if self._in_utterance:
             self._end_utterance(out)
         self._reset_input()
