@@ -465,3 +465,44 @@ async def test_tts_config_variants_reach_server(server: LocalServer) -> None:
     sent = server.records.last_session.config
     assert sent is not None
     assert sent["tts_config"]["pronunciations"] == [{"word": "SQL", "pronunciation": "sequel"}]
+
+
+async def test_ready_and_sip_transfer_error_callbacks(server: LocalServer) -> None:
+    from sayna_client import SipTransferErrorMessage
+
+    async with make_client(server) as c:
+        readies: list[ReadyMessage] = []
+        transfer_errors: list[SipTransferErrorMessage] = []
+        c.register_on_ready(readies.append)
+        c.register_on_sip_transfer_error(transfer_errors.append)
+        c.register_on_vad_event(lambda _: None)
+        await c.connect()
+        await c.sip_transfer("+15550001111")
+        await c.sip_transfer("12ab")
+        await server.records.wait_for(lambda: len(transfer_errors) == 2 and readies)
+        assert readies[0].stream_id == c.received_stream_id
+        assert (
+            transfer_errors[0].message == "Room name not available. Ensure LiveKit is configured."
+        )
+        assert transfer_errors[1].message.startswith("Invalid phone number")
+
+
+async def test_018_aliases_still_work(server: LocalServer) -> None:
+    async with make_client(server) as c:
+        assert (await c.health_check()).status == "OK"
+        frames: list[bytes] = []
+        with pytest.warns(DeprecationWarning):
+            c.register_on_audio(frames.append)
+        await c.connect()
+        with pytest.warns(DeprecationWarning):
+            await c.send_speak("hello")
+        with pytest.warns(DeprecationWarning):
+            await c.send_audio(b"\x00\x00" * 160)
+        with pytest.warns(DeprecationWarning):
+            await c.send_clear()
+        record = server.records.last_session
+        await server.records.wait_for(
+            lambda: record.audio_frames == 1 and len(record.messages) >= 3
+        )
+        assert [m["type"] for m in record.messages[1:3]] == ["speak", "clear"]
+    await c.aclose()
