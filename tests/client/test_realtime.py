@@ -491,14 +491,14 @@ async def test_018_aliases_still_work(server: LocalServer) -> None:
     async with make_client(server) as c:
         assert (await c.health_check()).status == "OK"
         frames: list[bytes] = []
-        with pytest.warns(DeprecationWarning):
+        with pytest.warns(DeprecationWarning, match="register_on_tts_audio"):
             c.register_on_audio(frames.append)
         await c.connect()
-        with pytest.warns(DeprecationWarning):
+        with pytest.warns(DeprecationWarning, match="speak"):
             await c.send_speak("hello")
-        with pytest.warns(DeprecationWarning):
+        with pytest.warns(DeprecationWarning, match="on_audio_input"):
             await c.send_audio(b"\x00\x00" * 160)
-        with pytest.warns(DeprecationWarning):
+        with pytest.warns(DeprecationWarning, match="clear"):
             await c.send_clear()
         record = server.records.last_session
         await server.records.wait_for(
