@@ -7,6 +7,7 @@ stream that ``events()`` yields.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import AsyncIterator
 from typing import Any, Callable, TypeVar
 
@@ -155,6 +156,11 @@ class CallbackMethods:
     def register_on_close(self, callback: Callback[ConnectionClosed]) -> Unsubscribe:
         """Call ``callback(ConnectionClosed)`` whenever the socket closes, for any reason."""
         return self.on("closed", callback)
+
+    def register_on_audio(self, callback: Callback[bytes]) -> Unsubscribe:
+        """Deprecated alias of :meth:`register_on_tts_audio`."""
+        warnings.warn("use register_on_tts_audio()", DeprecationWarning, stacklevel=2)
+        return self.register_on_tts_audio(callback)
 
 
 def _audio_payload(event: Any) -> bytes:

@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional, TypeVar, Union
 import aiohttp
 
 from ._callbacks import CallbackMethods, Unsubscribe, _iterate
+from ._commands import MAX_TEXT_CHARS, CommandMethods
 from ._config import (
     ReconnectPolicy,
     RetryPolicy,
@@ -32,13 +33,6 @@ from .errors import (
 )
 from .protocol.commands import (
     ClearMessage,
-    LoadingStartMessage,
-    LoadingStopMessage,
-    SendMessageMessage,
-    SipTransferMessage,
-    TurnDetectConfig,
-    UpdateConfigMessage,
-    VADConfig,
     encode,
     encode_config,
     encode_speak,
@@ -57,12 +51,11 @@ logger = logging.getLogger("sayna_client")
 T = TypeVar("T")
 Callback = Callable[[T], Any]
 
-MAX_TEXT_CHARS = 100_000
 MAX_AUDIO_FRAME = 16 * 1024 * 1024
 _BYTES_PER_SAMPLE = {"linear16": 2, "pcm": 2, "pcm_s16le": 2, "mulaw": 1, "ulaw": 1, "alaw": 1}
 
 
-class SaynaClient(RestMethods, CallbackMethods):
+class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
     """A client for one Sayna server: REST calls, and one WebSocket voice session at a time.
 
     Args:
@@ -565,69 +558,6 @@ class SaynaClient(RestMethods, CallbackMethods):
         await self._ready_connection().send_bytes(audio_data)
         self._tracker.audio_sent(size)
 
-    async def send_message(
-        self,
-        message: str,
-        role: str,
-        topic: str = "messages",
-        debug: Optional[dict[str, Any]] = None,
-    ) -> None:
-        """Publish a data message into the session's LiveKit room.
-
-        Raises:
-            SaynaValidationError: empty ``role`` or ``message`` of the wrong type.
-        """
-        if not isinstance(message, str):
-            raise SaynaValidationError("message must be a string")
-        if len(message) > MAX_TEXT_CHARS:
-            raise SaynaValidationError(f"message exceeds {MAX_TEXT_CHARS} characters; split it")
-        if not isinstance(role, str) or not role.strip():
-            raise SaynaValidationError(
-                "role must be a non-empty string such as 'user' or 'assistant'"
-            )
-        if debug is not None and not isinstance(debug, dict):
-            raise SaynaValidationError("debug must be a dict or None")
-        text = encode(SendMessageMessage(message=message, role=role, topic=topic, debug=debug))
-        await self._ready_connection().send_text(text)
-
-    async def sip_transfer(self, transfer_to: str) -> None:
-        """Transfer the room's SIP caller to ``transfer_to``; failures arrive as
-        ``sip_transfer_error`` events (success is silent)."""
-        if not isinstance(transfer_to, str) or not transfer_to.strip():
-            raise SaynaValidationError("transfer_to must be a phone number such as '+15551234567'")
-        text = encode(SipTransferMessage(transfer_to=transfer_to.strip()))
-        await self._ready_connection().send_text(text)
-
-    async def update_config(
-        self,
-        *,
-        vad_silence_duration_ms: Optional[int] = None,
-        turn_detect_threshold: Optional[float] = None,
-    ) -> None:
-        """Send ``update_config`` (turn-detector threshold 0.0–1.0; the VAD part has no
-        effect on the current server). No acknowledgement is sent back."""
-        if turn_detect_threshold is not None and not 0.0 <= turn_detect_threshold <= 1.0:
-            raise SaynaValidationError("turn_detect_threshold must be between 0.0 and 1.0")
-        if vad_silence_duration_ms is not None and vad_silence_duration_ms < 0:
-            raise SaynaValidationError("vad_silence_duration_ms must be >= 0")
-        message = UpdateConfigMessage(
-            vad=None
-            if vad_silence_duration_ms is None
-            else VADConfig(silence_duration_ms=vad_silence_duration_ms),
-            turn_detect=None
-            if turn_detect_threshold is None
-            else TurnDetectConfig(threshold=turn_detect_threshold),
-        )
-        await self._ready_connection().send_text(encode(message))
-
-    async def loading_start(self) -> None:
-        """Start looping the configured loading clip into the LiveKit track."""
-        await self._ready_connection().send_text(encode(LoadingStartMessage()))
-
-    async def loading_stop(self) -> None:
-        """Fade out the loading clip (always silent on the server)."""
-        await self._ready_connection().send_text(encode(LoadingStopMessage()))
-
     # --- conversation helpers ---------------------------------------------------------
 
     def _observe_stt(self, result: STTResultMessage) -> None:
@@ -674,12 +604,7 @@ class SaynaClient(RestMethods, CallbackMethods):
         """Latency figures of the current session (also logged at DEBUG)."""
         return self._tracker.metrics
 
-    # --- 0.0.18 names --------------------------------------------------------------
-
-    def register_on_audio(self, callback: Callback[bytes]) -> Unsubscribe:
-        """Deprecated alias of :meth:`register_on_tts_audio`."""
-        warnings.warn("use register_on_tts_audio()", DeprecationWarning, stacklevel=2)
-        return self.register_on_tts_audio(callback)
+    # --- 0.0.18 names ---------------------------------------------------------------
 
     async def send_audio(self, audio_data: bytes) -> None:
         """Deprecated alias of :meth:`on_audio_input`."""
