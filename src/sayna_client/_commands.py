@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ._config import MAX_TEXT_CHARS
 from .errors import SaynaValidationError
 from .protocol.commands import (
     LoadingStartMessage,
@@ -24,9 +25,7 @@ from .protocol.commands import (
 if TYPE_CHECKING:
     from .realtime.connection import WebSocketConnection
 
-__all__ = ["MAX_TEXT_CHARS", "CommandMethods"]
-
-MAX_TEXT_CHARS = 100_000
+__all__ = ["CommandMethods"]
 
 
 class CommandMethods:

@@ -16,6 +16,7 @@ from .errors import SaynaValidationError
 
 __all__ = [
     "API_KEY_ENV",
+    "MAX_TEXT_CHARS",
     "ReconnectPolicy",
     "RetryPolicy",
     "Timeouts",
@@ -26,6 +27,9 @@ __all__ = [
 ]
 
 API_KEY_ENV = "SAYNA_API_KEY"
+
+#: Longest text accepted by speak(), speak_rest() and send_message() (characters).
+MAX_TEXT_CHARS = 100_000
 
 
 @dataclass(frozen=True)

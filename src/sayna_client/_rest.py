@@ -14,7 +14,7 @@ from typing import Any, Optional, Union
 
 from pydantic import ValidationError
 
-from ._config import RetryPolicy
+from ._config import MAX_TEXT_CHARS, RetryPolicy
 from ._http import HttpResponse, HttpTransport, path_segment
 from .errors import SaynaProtocolError, SaynaValidationError
 from .types import (
@@ -34,8 +34,6 @@ from .types import (
 )
 
 __all__ = ["RestMethods"]
-
-MAX_SPEAK_TEXT = 100_000
 
 
 def _require_text(name: str, value: Any, example: str) -> str:
@@ -126,9 +124,9 @@ class RestMethods:
             SaynaBadRequestError: the server refused the text or the provider.
         """
         _require_text("text", text, "Hello, world!")
-        if len(text) > MAX_SPEAK_TEXT:
+        if len(text) > MAX_TEXT_CHARS:
             raise SaynaValidationError(
-                f"text is {len(text)} characters; the limit is {MAX_SPEAK_TEXT}: split it"
+                f"text is {len(text)} characters; the limit is {MAX_TEXT_CHARS}: split it"
             )
         if not isinstance(tts_config, TTSConfig):
             raise SaynaValidationError(

@@ -11,8 +11,9 @@ from typing import Any, Callable, Optional, TypeVar, Union
 import aiohttp
 
 from ._callbacks import CallbackMethods, Unsubscribe, _iterate
-from ._commands import MAX_TEXT_CHARS, CommandMethods
+from ._commands import CommandMethods
 from ._config import (
+    MAX_TEXT_CHARS,
     ReconnectPolicy,
     RetryPolicy,
     Timeouts,
