@@ -124,8 +124,6 @@ class Recognizer:
         self._turn_open = False  # a final was sent and its speech-final is still due
         self._speech_end = 0.0
 
-    # --- input ----------------------------------------------------------------------
-
     def process(self, data: bytes, out: list[Transcript]) -> None:
         """Consume client bytes of any length (a partial sample is carried over)."""
         data = self._carry + data
@@ -169,8 +167,6 @@ class Recognizer:
         ):
             self._turn_open = False
             out.append(Transcript("", is_final=True, is_speech_final=True, confidence=1.0))
-
-    # --- decoding -------------------------------------------------------------------
 
     def _decode(self, speech: bytes, out: list[Transcript], interims: bool = True) -> None:
         if self._decoder is None:
@@ -235,8 +231,6 @@ class Recognizer:
         text = re.sub(r"\bi\b", "I", text)
         text = text[:1].upper() + text[1:]
         return f"{text}." if final else text
-
-    # --- end of input ---------------------------------------------------------------
 
     def finish(self, out: list[Transcript]) -> None:
         """Flush everything buffered — the resampler tail, the endpointer's pending

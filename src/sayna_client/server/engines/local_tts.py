@@ -199,8 +199,6 @@ class Espeak:
         self.voices: tuple[EspeakVoice, ...] = self._list_voices()
         self._by_key = self._index_voices(self.voices)
 
-    # --- voices ---------------------------------------------------------------------
-
     def _list_voices(self) -> tuple[EspeakVoice, ...]:
         entries = self._lib.espeak_ListVoices(None)
         raw: list[tuple[str, str, tuple[tuple[int, str], ...], int]] = []
@@ -302,8 +300,6 @@ class Espeak:
         if variant and "+" not in voice.identifier and self._variant_exists(variant.strip()):
             return f"{voice.identifier}+{variant.strip()}"
         return voice.identifier
-
-    # --- synthesis ------------------------------------------------------------------
 
     def _on_audio(
         self, wav: ctypes._Pointer[ctypes.c_short], count: int, _events: Optional[int]
