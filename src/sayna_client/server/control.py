@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from aiohttp import web
 
+from .bench import add_bench_routes
 from .faults import Faults
 from .routes import state_of
 from .web_util import error, json_response
@@ -178,3 +179,4 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_post("/_local/rooms/{room}/audio", send_audio)
     app.router.add_get("/_local/faults", get_faults)
     app.router.add_put("/_local/faults", put_faults)
+    add_bench_routes(app)  # /_local/bench/... (see bench.py)
