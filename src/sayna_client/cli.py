@@ -37,16 +37,26 @@ def _client(args: argparse.Namespace, **kwargs: Any) -> SaynaClient:
 
 
 class _Progress:
-    """A one-line progress display on stderr (silent when stderr is not a terminal)."""
+    """Progress on stderr: a live bar on a terminal, a line per quarter otherwise (logs, CI)."""
 
     def __init__(self, label: str, total: float, unit: str) -> None:
         self.label, self.total, self.unit = label, total, unit
         self.enabled = sys.stderr.isatty()
         self._last = 0.0
+        self._quarter = 0
 
     def update(self, done: float, extra: str = "") -> None:
+        if not self.enabled:
+            quarter = int(4 * done / self.total) if self.total else 4
+            if quarter > self._quarter:
+                self._quarter = quarter
+                print(
+                    f"{self.label}: {25 * quarter}% ({done:.1f}/{self.total:.1f} {self.unit})",
+                    file=sys.stderr,
+                )
+            return
         now = time.monotonic()
-        if not self.enabled or (now - self._last < 0.1 and done < self.total):
+        if now - self._last < 0.1 and done < self.total:
             return
         self._last = now
         width = 30
@@ -203,7 +213,7 @@ async def _cmd_transcribe(args: argparse.Namespace) -> int:
 
 # --- demo -----------------------------------------------------------------------------
 
-DEMO_TEXT = "Hello from Sayna. This sentence was spoken and then transcribed on your machine."
+DEMO_TEXT = "Hello from Sayna. I would like a cup of coffee, please."
 
 
 def _pick_engine(requested: str) -> str:
@@ -229,7 +239,7 @@ async def _demo(args: argparse.Namespace) -> int:
     async with LocalServer(engine=engine, port=0) as server:
         print(f"1. Local Sayna server ({engine} engine) listening on {server.url}")
         stt = STTConfig(provider="deepgram", model="nova-2", sample_rate=16000)
-        tts = TTSConfig(provider="elevenlabs", voice_id="en-us", sample_rate=16000)
+        tts = TTSConfig(provider="elevenlabs", voice_id="en-us+f2", sample_rate=16000)
         async with SaynaClient(server.url, stt, tts) as client:
             health = await client.health()
             print(f"2. health(): status={health.status}")
@@ -319,14 +329,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_conn(p)
     p.add_argument("room", nargs="?")
     p = sub.add_parser("hooks", help="SIP hooks: list, set, delete")
-    _add_conn(p)
     hooks = p.add_subparsers(dest="action", required=True)
-    hooks.add_parser("list")
-    hp = hooks.add_parser("set")
+    hp = hooks.add_parser("list", help="show the SIP routing table")
+    _add_conn(hp)
+    hp = hooks.add_parser("set", help="add or replace the hook of HOST")
+    _add_conn(hp)
     hp.add_argument("host")
     hp.add_argument("hook_url")
     hp.add_argument("--auth-id", default="")
-    hp = hooks.add_parser("delete")
+    hp = hooks.add_parser("delete", help="remove the hooks of HOSTS")
+    _add_conn(hp)
     hp.add_argument("hosts", nargs="+")
     p = sub.add_parser("recording", help="download a session recording")
     _add_conn(p)
