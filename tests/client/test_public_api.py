@@ -41,3 +41,9 @@ def test_readme_opens_with_the_two_setup_commands() -> None:
     assert blocks[0].strip().endswith("sayna demo")
     assert blocks[1].strip().endswith("python -m pytest")
     assert README.index("sayna demo") < README.index("## Quick Start")
+
+
+def test_public_surface_matches_the_snapshot() -> None:
+    """Adding or removing a public name is a deliberate act: update public_api.txt with it."""
+    snapshot = (Path(__file__).with_name("public_api.txt")).read_text(encoding="utf-8").split()
+    assert sayna_client.__all__ == snapshot
