@@ -1,0 +1,118 @@
+"""Real-time pacing of audio frames, shared by the benchmark driver and the load test.
+
+Standard library only: the driver imports it under any SDK's virtual environment.
+A stream sends frame ``i`` at ``start + i × period`` on the event loop's clock. A frame
+whose moment has passed is sent at once (never skipped: the load test counts every
+frame), and how late it went out is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+__all__ = ["LateStats", "paced_stream", "percentile"]
+
+#: Lateness is kept in a histogram of 0.1 ms buckets up to this many ms (then one bucket).
+_HISTOGRAM_MS = 1000
+_BUCKETS_PER_MS = 10
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of ``values`` (``fraction`` in 0..1); 0.0 when empty."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1))
+    return ordered[rank]
+
+
+@dataclass
+class LateStats:
+    """How late paced frames left, as a histogram (cheap enough for millions of frames)."""
+
+    frames: int = 0
+    late_over_period: int = 0
+    max_ms: float = 0.0
+    total_ms: float = 0.0
+    _buckets: list[int] = field(
+        default_factory=lambda: [0] * (_HISTOGRAM_MS * _BUCKETS_PER_MS + 1), repr=False
+    )
+
+    def add(self, late_s: float, period_s: float) -> None:
+        late_ms = late_s * 1000.0 if late_s > 0 else 0.0
+        self.frames += 1
+        self.total_ms += late_ms
+        if late_ms > self.max_ms:
+            self.max_ms = late_ms
+        if late_s > period_s:
+            self.late_over_period += 1
+        self._buckets[min(int(late_ms * _BUCKETS_PER_MS), len(self._buckets) - 1)] += 1
+
+    def merge(self, other: LateStats) -> None:
+        self.frames += other.frames
+        self.late_over_period += other.late_over_period
+        self.max_ms = max(self.max_ms, other.max_ms)
+        self.total_ms += other.total_ms
+        for index, count in enumerate(other._buckets):
+            if count:
+                self._buckets[index] += count
+
+    def quantile_ms(self, fraction: float) -> float:
+        """Upper edge of the bucket holding the ``fraction`` quantile (0.1 ms resolution)."""
+        if not self.frames:
+            return 0.0
+        target = fraction * self.frames
+        seen = 0
+        for index, count in enumerate(self._buckets):
+            seen += count
+            if seen >= target:
+                return min((index + 1) / _BUCKETS_PER_MS, self.max_ms)
+        return self.max_ms
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "frames": self.frames,
+            "mean_ms": self.total_ms / self.frames if self.frames else 0.0,
+            "p50_ms": self.quantile_ms(0.50),
+            "p99_ms": self.quantile_ms(0.99),
+            "max_ms": self.max_ms,
+            "late_over_period": self.late_over_period,
+        }
+
+
+async def paced_stream(
+    send: Callable[[bytes], Awaitable[None]],
+    frame: bytes,
+    period: float,
+    *,
+    start: float,
+    frames: Optional[int] = None,
+    stop: Optional[asyncio.Event] = None,
+    stats: Optional[LateStats] = None,
+) -> int:
+    """Send ``frame`` every ``period`` seconds from loop time ``start``; return frames sent.
+
+    Ends after ``frames`` frames, or at the first frame boundary after ``stop`` is set
+    (one of them is required). An exception from ``send`` propagates; the frames sent
+    before it are those counted by the caller's ``send``. Cancellation stops at once.
+    """
+    if frames is None and stop is None:
+        raise ValueError("give frames= or stop=")
+    loop = asyncio.get_running_loop()
+    sent = 0
+    while frames is None or sent < frames:
+        due = start + sent * period
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if stop is not None and stop.is_set():
+            break
+        if stats is not None:
+            stats.add(loop.time() - due, period)
+        await send(frame)
+        sent += 1
+    return sent
