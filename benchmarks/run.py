@@ -175,7 +175,10 @@ def run_driver(
     command += ["--measure", measure, "--url", url, "--params", json.dumps(params)]
     if cpu is not None:
         command += ["--cpu", str(cpu)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=HERE)
+    env = dict(os.environ)
+    if client == OLD_VERSION:
+        env.pop("PYTHONPATH", None)  # never let a source checkout shadow the old package
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=HERE, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{client} {measure} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -195,10 +198,12 @@ def machine_facts(pythons: dict[str, str]) -> list[tuple[str, str]]:
     except OSError:
         pass
 
-    def version(python: str, module: str) -> str:
-        code = f"import {module}; print({module}.__version__)"
+    def probe(python: str, module: str, attribute: str = "__version__") -> str:
+        code = f"import {module}; print({module}.{attribute})"
         found = subprocess.run([python, "-c", code], capture_output=True, text=True)
         return found.stdout.strip() or "?"
+
+    version = probe
 
     this = pythons["this"]
     facts = [
@@ -208,6 +213,7 @@ def machine_facts(pythons: dict[str, str]) -> list[tuple[str, str]]:
         ("aiohttp", version(this, "aiohttp")),
         ("pydantic", version(this, "pydantic")),
         ("sayna-client (this)", version(this, "sayna_client")),
+        ("this imported from", probe(this, "sayna_client", "__file__")),
     ]
     if OLD_VERSION in pythons:
         old = pythons[OLD_VERSION]
