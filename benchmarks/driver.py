@@ -76,6 +76,7 @@ class RawSession:
         self.stream_id = stream_id
         self.on_audio: Handler = _noop
         self.on_stt: Handler = _noop
+        self.on_error: Handler = _noop  # nothing is ever dropped here
         self._session: Optional[aiohttp.ClientSession] = None
         self._ws: Optional[aiohttp.ClientWebSocketResponse] = None
         self._reader: Optional[asyncio.Task[None]] = None
@@ -176,6 +177,14 @@ class SdkSession:
     def on_stt(self, handler: Handler) -> None:
         self._client.register_on_stt_result(handler)
 
+    @property
+    def on_error(self) -> Handler:
+        raise AttributeError("write-only")
+
+    @on_error.setter
+    def on_error(self, handler: Handler) -> None:
+        self._client.register_on_error(handler)
+
     async def open(self) -> None:
         await self._client.connect()
         if self._ready is not None:
@@ -270,6 +279,7 @@ class Arrivals:
     def __init__(self, expected: int) -> None:
         self.expected = expected
         self.count = 0
+        self.dropped = 0
         self.started = 0.0
         self.last = 0.0
         self.done = asyncio.Event()
@@ -279,11 +289,19 @@ class Arrivals:
 
     def __call__(self, _event: Any) -> None:
         self.count += 1
-        if self.count == self.expected:
-            self.last = time.perf_counter()
+        self.last = time.perf_counter()
+        if self.count + self.dropped >= self.expected:
             self.done.set()
 
+    def on_error(self, event: Any) -> None:
+        """This SDK reports events its bounded queues discarded (``EventsDropped``)."""
+        if getattr(event, "type", None) == "events_dropped":
+            self.dropped += int(event.count)
+            if self.count + self.dropped >= self.expected:
+                self.done.set()
+
     def rate(self) -> float:
+        """Delivered items per second (discarded ones do not count)."""
         return self.count / (self.last - self.started)
 
 
@@ -348,6 +366,7 @@ async def m_tts(client: str, url: str, control: Control, p: dict[str, Any]) -> d
     session = new_session(client, url)
     arrivals = Arrivals(p["frames"])
     session.on_audio = arrivals
+    session.on_error = arrivals.on_error
     await session.open()
     cpu0 = time.process_time()
     arrivals.start()
@@ -355,7 +374,11 @@ async def m_tts(client: str, url: str, control: Control, p: dict[str, Any]) -> d
     await _wait(arrivals.done, 300, "audio burst")
     cpu = time.process_time() - cpu0
     await session.close()
-    return {"frames_per_s": arrivals.rate(), "cpu_us_per_frame": cpu / p["frames"] * 1e6}
+    return {
+        "frames_per_s": arrivals.rate(),
+        "cpu_us_per_frame": cpu / p["frames"] * 1e6,
+        "dropped": arrivals.dropped,
+    }
 
 
 async def m_latency(client: str, url: str, control: Control, p: dict[str, Any]) -> dict[str, Any]:
@@ -399,6 +422,7 @@ async def m_burst(client: str, url: str, control: Control, p: dict[str, Any]) ->
         arrivals(event)
 
     session.on_stt = on_stt
+    session.on_error = arrivals.on_error
     await session.open()
     await control.burst(session.stream_id, "stt", 500)
     await _wait(warm_done, 30, "warm-up")
@@ -408,7 +432,11 @@ async def m_burst(client: str, url: str, control: Control, p: dict[str, Any]) ->
     await _wait(arrivals.done, 300, "event burst")
     cpu = time.process_time() - cpu0
     await session.close()
-    return {"events_per_s": arrivals.rate(), "cpu_us_per_event": cpu / p["events"] * 1e6}
+    return {
+        "events_per_s": arrivals.rate(),
+        "cpu_us_per_event": cpu / p["events"] * 1e6,
+        "dropped": arrivals.dropped,
+    }
 
 
 async def _open_many(client: str, url: str, count: int, parallel: int = 10) -> list[Any]:
@@ -473,7 +501,7 @@ async def m_cpu(client: str, url: str, control: Control, p: dict[str, Any]) -> d
         loop.create_task(
             paced_stream(
                 s.send_audio,
-                FRAME,
+                (FRAME,),
                 period,
                 start=base + period * i / count,  # spread the streams over a frame period
                 stop=stop,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -86,25 +86,27 @@ class LateStats:
 
 async def paced_stream(
     send: Callable[[bytes], Awaitable[None]],
-    frame: bytes,
+    pattern: Sequence[bytes],
     period: float,
     *,
     start: float,
-    frames: Optional[int] = None,
+    count: Optional[int] = None,
     stop: Optional[asyncio.Event] = None,
     stats: Optional[LateStats] = None,
 ) -> int:
-    """Send ``frame`` every ``period`` seconds from loop time ``start``; return frames sent.
+    """Send the frames of ``pattern`` in a loop, one every ``period`` seconds from loop
+    time ``start``; return how many were sent.
 
-    Ends after ``frames`` frames, or at the first frame boundary after ``stop`` is set
+    Ends after ``count`` frames, or at the first frame boundary after ``stop`` is set
     (one of them is required). An exception from ``send`` propagates; the frames sent
-    before it are those counted by the caller's ``send``. Cancellation stops at once.
+    before it are those the caller's ``send`` counted. Cancellation stops at once.
     """
-    if frames is None and stop is None:
-        raise ValueError("give frames= or stop=")
+    if count is None and stop is None:
+        raise ValueError("give count= or stop=")
     loop = asyncio.get_running_loop()
+    cycle = len(pattern)
     sent = 0
-    while frames is None or sent < frames:
+    while count is None or sent < count:
         due = start + sent * period
         delay = due - loop.time()
         if delay > 0:
@@ -113,6 +115,6 @@ async def paced_stream(
             break
         if stats is not None:
             stats.add(loop.time() - due, period)
-        await send(frame)
+        await send(pattern[sent % cycle])
         sent += 1
     return sent

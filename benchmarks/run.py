@@ -93,6 +93,8 @@ EXTRA_LINES = (
     Line("tts", "cpu_us_per_frame", "client CPU per TTS frame received", "µs", False, None, 2),
     Line("burst", "cpu_us_per_event", "client CPU per stt_result event", "µs", False, None, 2),
     Line("upload", "send_frames_per_s", "upload, until the last send returned", "frames/s", True),
+    Line("tts", "dropped", "TTS frames discarded by a bounded queue", "frames", False),
+    Line("burst", "dropped", "stt_result events discarded by a bounded queue", "events", False),
     Line("cpu", "cpu_percent", "CPU, 200 streams (one core = 100)", "%", False, None, 1),
     Line("cpu", "late_p99_ms", "pacing lateness p99, 200 streams", "ms", False, None, 1),
 )
