@@ -1,0 +1,154 @@
+"""Load test: many real-time sessions in one process, zero frames lost, clean closes.
+
+    python benchmarks/load.py [--sessions 200] [--seconds 60] [--url URL] [--output PATH]
+
+Without ``--url`` it starts ``sayna serve --engine fake`` on a free port as a separate
+process (stopped at the end). Every session streams 16 kHz mono linear16 audio in 20 ms
+frames in real time; afterwards the server's per-session counters must equal what each
+client sent, the server must have seen every session close normally, and no client task
+may be left. Prints a summary, writes ``benchmarks/LOAD.md`` and exits 1 on failure.
+The logic lives in ``loadlib.py`` (shared with ``tests/test_load_short.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Optional
+
+import aiohttp
+import pydantic
+from loadlib import LoadReport, run_load
+
+import sayna_client
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(port: int) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "sayna_client", "serve", "--engine", "fake"]
+    command += ["--port", str(port), "--log-level", "WARNING"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited with status {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1):
+                return server
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("the server did not start within 30 s")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool) -> str:
+    lines = [
+        "# Load test",
+        "",
+        f"`python benchmarks/load.py --sessions {args.sessions} --seconds {args.seconds:g}` "
+        f"on {datetime.date.today().isoformat()}: {args.sessions} `SaynaClient` sessions "
+        "in one process stream real-time 16 kHz mono linear16 audio in 20 ms frames "
+        "(300 ms tone / 300 ms silence) to "
+        + (
+            "`sayna serve --engine fake` in a separate process"
+            if separate_server
+            else f"the server at {args.url}"
+        )
+        + "; then every session is disconnected and checked against the server's own "
+        "per-session counters (`GET /_local/bench/sessions`).",
+        "",
+        "| | |",
+        "| --- | --- |",
+        *[f"| {name} | {value} |" for name, value in report.summary()],
+        "",
+        "Pass criteria (counts only): every frame the clients sent was counted by the "
+        "server, frames and bytes equal per session, every session closed with 1000 as "
+        "seen by the server, no session error, no SDK or aiohttp client task left and no "
+        "client still connected after `disconnect()`. Lateness is how long after its "
+        "20 ms slot a frame was handed to `on_audio_input` (reported, not judged).",
+        "",
+        f"Machine: {cpu_model()}, {os.cpu_count()} logical cores, Python "
+        f"{platform.python_version()}, aiohttp {aiohttp.__version__}, pydantic "
+        f"{pydantic.VERSION}, sayna-client {sayna_client.__version__}; load average at the "
+        f"end {os.getloadavg()[0]:.2f}.",
+        "",
+    ]
+    if report.errors:
+        lines += ["## Session errors", "", *[f"- {e}" for e in report.errors[:50]], ""]
+    if report.leftover_tasks:
+        lines += ["## Leftover tasks", "", *[f"- `{t}`" for t in report.leftover_tasks[:50]]]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--url", default=None, help="use this server instead of starting one")
+    parser.add_argument("--api-key", default=None)
+    parser.add_argument("--output", type=Path, default=HERE / "LOAD.md")
+    args = parser.parse_args(argv)
+    if args.sessions < 1 or args.seconds <= 0:
+        parser.error("--sessions and --seconds must be positive")
+    server: Optional[subprocess.Popen[bytes]] = None
+    url = args.url
+    if url is None:
+        port = free_port()
+        server = start_server(port)
+        url = f"http://127.0.0.1:{port}"
+    try:
+        print(f"{args.sessions} sessions × {args.seconds:g} s against {url} ...", flush=True)
+        report = asyncio.run(
+            run_load(
+                url,
+                args.sessions,
+                args.seconds,
+                api_key=args.api_key,
+                server_pid=server.pid if server is not None else None,
+            )
+        )
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+    width = max(len(name) for name, _ in report.summary())
+    for name, value in report.summary():
+        print(f"{name:<{width}}  {value}")
+    for error in report.errors[:10]:
+        print(f"  error: {error}")
+    for task in report.leftover_tasks[:10]:
+        print(f"  leftover task: {task}")
+    args.output.write_text(markdown(report, args, server is not None), encoding="utf-8")
+    print(f"wrote {args.output}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,361 @@
+"""Many real-time sessions in one process, then proof that nothing was lost.
+
+Used by ``benchmarks/load.py`` (200 sessions × 60 s against a separate server process)
+and by ``tests/test_load_short.py`` (20 × 5 s against an in-process server): the same
+:func:`run_load` either way.
+
+Each session is one :class:`~sayna_client.SaynaClient` streaming 16 kHz mono linear16 in
+20 ms frames (300 ms of tone, 300 ms of silence, so the fake engine answers with
+``stt_result`` events) on its own paced task. Afterwards every session is disconnected
+and checked against the server's own counters (``GET /_local/bench/sessions``): the
+frames and bytes the server received must equal what the client sent, the server must
+have seen a normal close (1000), and no task of the client may be left running.
+Only counts are asserted; timings (pacing lateness, CPU) are reported, never judged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import struct
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import aiohttp
+from pacing import LateStats, paced_stream
+
+from sayna_client import SaynaClient, SaynaError, STTConfig, TTSConfig
+
+__all__ = ["LoadReport", "SessionOutcome", "process_cpu_seconds", "run_load", "tone_pattern"]
+
+FRAME_MS = 20
+SAMPLE_RATE = 16_000
+NORMAL_CLOSURE = 1000
+
+
+def tone_pattern(sample_rate: int = SAMPLE_RATE, frame_ms: int = FRAME_MS) -> list[bytes]:
+    """300 ms of a 440 Hz tone then 300 ms of silence, as 16-bit mono frames."""
+    samples = sample_rate * frame_ms // 1000
+    per_half = 300 // frame_ms
+    frames: list[bytes] = []
+    for index in range(per_half):
+        offset = index * samples
+        values = (
+            int(8000 * math.sin(2 * math.pi * 440 * (offset + n) / sample_rate))
+            for n in range(samples)
+        )
+        frames.append(struct.pack(f"<{samples}h", *values))
+    frames.extend(bytes(samples * 2) for _ in range(per_half))
+    return frames
+
+
+def process_cpu_seconds(pid: Optional[int] = None) -> float:
+    """CPU time (user + system) of this process, or of ``pid`` through ``/proc``."""
+    if pid is None:
+        return time.process_time()
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+@dataclass
+class SessionOutcome:
+    """One session as the client and the server saw it."""
+
+    stream_id: str
+    frames_sent: int = 0
+    bytes_sent: int = 0
+    stt_results: int = 0
+    error: Optional[str] = None
+    server_frames: Optional[int] = None
+    server_bytes: Optional[int] = None
+    server_closed: bool = False
+    server_close_code: Optional[int] = None
+
+    @property
+    def frames_lost(self) -> int:
+        return self.frames_sent - (self.server_frames or 0)
+
+    @property
+    def matches(self) -> bool:
+        return self.server_frames == self.frames_sent and self.server_bytes == self.bytes_sent
+
+    @property
+    def closed_cleanly(self) -> bool:
+        return self.server_closed and self.server_close_code == NORMAL_CLOSURE
+
+
+@dataclass
+class LoadReport:
+    """What :func:`run_load` measured; :attr:`ok` is the verdict (counts only)."""
+
+    sessions: int
+    seconds: float
+    frames_per_session: int
+    outcomes: list[SessionOutcome]
+    late: dict[str, float]
+    connect_s: float
+    stream_wall_s: float
+    client_cpu_percent: float
+    server_cpu_percent: Optional[float]
+    leftover_tasks: list[str] = field(default_factory=list)
+    still_connected: int = 0
+
+    @property
+    def frames_sent(self) -> int:
+        return sum(o.frames_sent for o in self.outcomes)
+
+    @property
+    def bytes_sent(self) -> int:
+        return sum(o.bytes_sent for o in self.outcomes)
+
+    @property
+    def frames_received(self) -> int:
+        return sum(o.server_frames or 0 for o in self.outcomes)
+
+    @property
+    def frames_lost(self) -> int:
+        return sum(max(0, o.frames_lost) for o in self.outcomes)
+
+    @property
+    def mismatched_sessions(self) -> int:
+        return sum(not o.matches for o in self.outcomes)
+
+    @property
+    def unclean_closes(self) -> int:
+        return sum(not o.closed_cleanly for o in self.outcomes)
+
+    @property
+    def errors(self) -> list[str]:
+        return [f"{o.stream_id}: {o.error}" for o in self.outcomes if o.error]
+
+    @property
+    def stt_results(self) -> int:
+        return sum(o.stt_results for o in self.outcomes)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.errors
+            and self.frames_sent == self.sessions * self.frames_per_session
+            and self.frames_lost == 0
+            and self.mismatched_sessions == 0
+            and self.unclean_closes == 0
+            and not self.leftover_tasks
+            and self.still_connected == 0
+        )
+
+    def summary(self) -> list[tuple[str, str]]:
+        late = self.late
+        server_cpu = "–" if self.server_cpu_percent is None else f"{self.server_cpu_percent:.1f} %"
+        return [
+            ("verdict", "PASS" if self.ok else "FAIL"),
+            ("sessions × seconds", f"{self.sessions} × {self.seconds:g} s"),
+            (
+                "frames sent",
+                f"{self.frames_sent:,} ({self.bytes_sent:,} bytes; expected "
+                f"{self.sessions * self.frames_per_session:,})",
+            ),
+            ("frames counted by the server", f"{self.frames_received:,}"),
+            ("frames lost", f"{self.frames_lost:,}"),
+            ("sessions whose counts differ", f"{self.mismatched_sessions}"),
+            ("sessions not closed cleanly (server saw no 1000)", f"{self.unclean_closes}"),
+            ("client tasks left after disconnect", f"{len(self.leftover_tasks)}"),
+            ("clients still connected after disconnect", f"{self.still_connected}"),
+            ("session errors", f"{len(self.errors)}"),
+            ("stt_result events received", f"{self.stt_results:,}"),
+            (
+                "pacing lateness (ms)",
+                f"mean {late['mean_ms']:.2f}, p50 {late['p50_ms']:.1f}, "
+                f"p99 {late['p99_ms']:.1f}, max {late['max_ms']:.1f}",
+            ),
+            (
+                "frames later than one period (20 ms)",
+                f"{int(late['late_over_period']):,} "
+                f"({late['late_over_period'] / max(1, late['frames']) * 100:.3f} %)",
+            ),
+            ("connect, all sessions", f"{self.connect_s:.2f} s"),
+            ("streaming wall time", f"{self.stream_wall_s:.2f} s"),
+            ("client process CPU while streaming", f"{self.client_cpu_percent:.1f} % of a core"),
+            ("server process CPU while streaming", server_cpu),
+        ]
+
+
+def _is_client_task(task: asyncio.Task[Any]) -> bool:
+    """A task of the SDK or of aiohttp's client (not of an in-process local server)."""
+    if task.get_name().startswith("sayna-"):
+        return True
+    code = getattr(task.get_coro(), "cr_code", None)
+    filename = getattr(code, "co_filename", "").replace("\\", "/")
+    if "/sayna_client/server/" in filename:
+        return False
+    return "/sayna_client/" in filename or "/aiohttp/client" in filename
+
+
+async def _server_sessions(control: aiohttp.ClientSession, url: str) -> dict[str, dict[str, Any]]:
+    async with control.get(url + "/_local/bench/sessions") as response:
+        response.raise_for_status()
+        sessions = (await response.json())["sessions"]
+    return {s["stream_id"]: s for s in sessions if s["stream_id"] is not None}
+
+
+async def _gather_bounded(coroutines: list[Any], parallel: int) -> list[Any]:
+    slots = asyncio.Semaphore(parallel)
+
+    async def one(coroutine: Any) -> Any:
+        async with slots:
+            return await coroutine
+
+    return await asyncio.gather(*(one(c) for c in coroutines), return_exceptions=True)
+
+
+async def run_load(
+    url: str,
+    sessions: int,
+    seconds: float,
+    *,
+    api_key: Optional[str] = None,
+    server_pid: Optional[int] = None,
+    connect_parallel: int = 20,
+    settle_timeout: float = 60.0,
+) -> LoadReport:
+    """Stream ``seconds`` of real-time audio on ``sessions`` sessions, then verify.
+
+    Args:
+        url: the local server (``/_local/bench`` endpoints enabled).
+        sessions: concurrent ``SaynaClient`` sessions in this process.
+        seconds: audio per session (``seconds × 50`` frames of 640 bytes each).
+        api_key: for a server that requires one.
+        server_pid: the server's process id, to report its CPU use (Linux ``/proc``).
+        connect_parallel: connects (and disconnects) in flight at once.
+        settle_timeout: how long to wait for the server to record every close.
+
+    Returns:
+        The report; ``report.ok`` is False on any lost frame, count mismatch, session
+        error, unclean close or leftover task.
+    """
+    period = FRAME_MS / 1000
+    count = round(seconds * 1000 / FRAME_MS)
+    pattern = tone_pattern()
+    run_id = uuid.uuid4().hex[:8]
+    outcomes = [SessionOutcome(f"load-{run_id}-{index}") for index in range(sessions)]
+    clients = [
+        SaynaClient(
+            url,
+            STTConfig(provider="deepgram", sample_rate=SAMPLE_RATE),
+            TTSConfig(provider="elevenlabs", voice_id="fake-alpha"),
+            api_key=api_key,
+            stream_id=outcome.stream_id,
+        )
+        for outcome in outcomes
+    ]
+    for client, outcome in zip(clients, outcomes):
+        client.register_on_stt_result(_counter(outcome))
+    baseline = set(asyncio.all_tasks())
+    loop = asyncio.get_running_loop()
+    stats = LateStats()
+    started = time.perf_counter()
+    connected = await _gather_bounded([c.connect() for c in clients], connect_parallel)
+    connect_s = time.perf_counter() - started
+    for outcome, result in zip(outcomes, connected):
+        if isinstance(result, BaseException):
+            outcome.error = f"connect: {type(result).__name__}: {result}"
+
+    async def stream(client: SaynaClient, outcome: SessionOutcome, start: float) -> None:
+        async def send(frame: bytes) -> None:
+            await client.on_audio_input(frame)
+            outcome.frames_sent += 1
+            outcome.bytes_sent += len(frame)
+
+        try:
+            await paced_stream(send, pattern, period, start=start, count=count, stats=stats)
+        except SaynaError as exc:
+            outcome.error = f"stream: {type(exc).__name__}: {exc}"
+
+    base = loop.time() + 0.05
+    cpu0, server_cpu0 = process_cpu_seconds(), _maybe_cpu(server_pid)
+    wall0 = time.perf_counter()
+    await asyncio.gather(
+        *(
+            # Spread the sessions over one frame period, like independent sources.
+            stream(client, outcome, base + period * index / sessions)
+            for index, (client, outcome) in enumerate(zip(clients, outcomes))
+            if outcome.error is None
+        )
+    )
+    wall = time.perf_counter() - wall0
+    cpu = process_cpu_seconds() - cpu0
+    server_cpu1 = _maybe_cpu(server_pid)
+    closed = await _gather_bounded([c.disconnect() for c in clients], connect_parallel)
+    for outcome, result in zip(outcomes, closed):
+        if isinstance(result, BaseException) and outcome.error is None:
+            outcome.error = f"disconnect: {type(result).__name__}: {result}"
+    await asyncio.sleep(0)  # let cancelled tasks finish unwinding
+    leftover = [
+        f"{task.get_name()}: {task.get_coro()!r}"
+        for task in asyncio.all_tasks()
+        if task not in baseline and not task.done() and _is_client_task(task)
+    ]
+    still_connected = sum(client.connected for client in clients)
+    await _collect_server_view(url, api_key, outcomes, settle_timeout)
+    server_cpu_percent = (
+        None
+        if server_cpu0 is None or server_cpu1 is None
+        else (server_cpu1 - server_cpu0) / wall * 100
+    )
+    return LoadReport(
+        sessions=sessions,
+        seconds=seconds,
+        frames_per_session=count,
+        outcomes=outcomes,
+        late=stats.summary(),
+        connect_s=connect_s,
+        stream_wall_s=wall,
+        client_cpu_percent=cpu / wall * 100,
+        server_cpu_percent=server_cpu_percent,
+        leftover_tasks=leftover,
+        still_connected=still_connected,
+    )
+
+
+def _counter(outcome: SessionOutcome) -> Any:
+    def on_stt_result(_result: Any) -> None:
+        outcome.stt_results += 1
+
+    return on_stt_result
+
+
+def _maybe_cpu(pid: Optional[int]) -> Optional[float]:
+    if pid is None:
+        return None
+    try:
+        return process_cpu_seconds(pid)
+    except OSError:
+        return None
+
+
+async def _collect_server_view(
+    url: str, api_key: Optional[str], outcomes: list[SessionOutcome], timeout: float
+) -> None:
+    """Fill in the server's counters once it recorded every close (or ``timeout``)."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+    async with aiohttp.ClientSession(headers=headers) as control:
+        deadline = time.monotonic() + timeout
+        while True:
+            view = await _server_sessions(control, url)
+            pending = [o for o in outcomes if not view.get(o.stream_id, {}).get("closed")]
+            if not pending or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+    for outcome in outcomes:
+        seen = view.get(outcome.stream_id)
+        if seen is None:
+            continue
+        outcome.server_frames = seen["audio_frames"]
+        outcome.server_bytes = seen["audio_bytes"]
+        outcome.server_closed = bool(seen["closed"])
+        outcome.server_close_code = seen["close_code"]

@@ -1,0 +1,115 @@
+"""Short load test: the code path of ``benchmarks/load.py`` at CI size, plus the bench hooks.
+
+20 sessions × 5 s of real-time audio against an in-process local server. Only counts are
+asserted (frames, bytes, closes, tasks), never timings, so a loaded machine can make it
+slower but not make it fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from sayna_client import SaynaClient, STTConfig, TTSConfig
+from sayna_client.testing import running_server
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from loadlib import run_load
+
+SESSIONS = 20
+SECONDS = 5.0
+
+
+async def test_short_load_loses_no_frame_and_closes_cleanly() -> None:
+    async with running_server() as server:
+        report = await run_load(server.url, SESSIONS, SECONDS)
+    assert report.errors == []
+    assert report.frames_per_session == 250
+    assert report.frames_sent == SESSIONS * 250
+    assert report.bytes_sent == SESSIONS * 250 * 640
+    assert report.frames_received == report.frames_sent
+    assert report.frames_lost == 0
+    assert report.mismatched_sessions == 0
+    assert report.unclean_closes == 0
+    assert report.leftover_tasks == []
+    assert report.still_connected == 0
+    assert report.late["frames"] == report.frames_sent
+    assert report.stt_results > 0  # the tone bursts came back as results
+    assert report.ok
+
+
+async def test_bench_endpoints_count_and_push_in_order() -> None:
+    async with running_server() as server:
+        client = SaynaClient(
+            server.url,
+            STTConfig(provider="fake"),
+            TTSConfig(provider="fake"),
+            stream_id="bench-1",
+        )
+        audio: list[int] = []
+        results: list[Any] = []
+        delivered = asyncio.Event()
+
+        def on_audio(chunk: bytes) -> None:
+            audio.append(len(chunk))
+            if len(audio) == 300 and len(results) == 20:
+                delivered.set()
+
+        def on_result(result: Any) -> None:
+            results.append(result)
+            if len(audio) == 300 and len(results) == 20:
+                delivered.set()
+
+        client.register_on_tts_audio(on_audio)
+        client.register_on_stt_result(on_result)
+        async with client, aiohttp.ClientSession() as http:
+            await client.connect()
+            for _ in range(7):
+                await client.on_audio_input(bytes(640))
+            burst_url = f"{server.url}/_local/bench/bench-1/burst"
+            async with http.post(burst_url, json={"kind": "audio", "count": 300}) as response:
+                assert response.status == 202
+            stt = {"kind": "stt", "count": 20, "interval_ms": 1}
+            async with http.post(burst_url, json=stt) as response:
+                assert response.status == 202
+            record = server.records.last_session
+            await server.records.wait_for(
+                lambda: record.sent_audio_frames == 300 and len(record.sent) == 21
+            )
+            async with http.get(
+                f"{server.url}/_local/bench/sessions", params={"stream_id": "bench-1"}
+            ) as response:
+                (info,) = (await response.json())["sessions"]
+            assert info["audio_frames"] == 7
+            assert info["audio_bytes"] == 7 * 640
+            assert info["sent_audio_frames"] == 300
+            assert info["sent_events"] == 21  # ready + 20 results
+            assert info["open"] is True
+            assert info["closed"] is False
+
+            for body, status in (
+                ({"kind": "video", "count": 1}, 400),
+                ({"kind": "audio", "count": 0}, 400),
+                ({"kind": "audio", "count": 1, "interval_ms": -1}, 400),
+            ):
+                async with http.post(burst_url, json=body) as response:
+                    assert response.status == status
+            async with http.post(
+                f"{server.url}/_local/bench/nobody/burst", json={"kind": "audio", "count": 1}
+            ) as response:
+                assert response.status == 404
+
+            await asyncio.wait_for(delivered.wait(), 60)  # generous: counts are the test
+            assert audio == [640] * 300
+            stamps = [result.sent_ns for result in results]
+            assert stamps == sorted(stamps)
+            assert [int(result.transcript) for result in results] == stamps
+
+            async with http.post(f"{server.url}/_local/bench/reset") as response:
+                assert response.status == 200
+            assert server.records.sessions == []
