@@ -74,9 +74,11 @@ class CallbackMethods:
         """Call ``callback(event)`` for every event of ``event_type`` (e.g. ``"stt_result"``,
         ``"tts_audio"``, ``"closed"``, ``"unknown"``). Plain and async callables work.
 
-        Each callback runs on its own task, one event at a time in order; a slow one
-        delays only its own later events. If it raises, the error callbacks receive a
-        ``CallbackError`` and the session continues.
+        Events arrive one at a time, in order. A plain function runs inline on the task
+        reading the socket, so it must be quick; an async one runs on its own task
+        behind a bounded queue, so a slow one delays only its own later events. If a
+        callback raises, the error callbacks receive a ``CallbackError`` and the session
+        continues.
         """
         if not callable(callback):
             raise SaynaValidationError("callback must be callable")

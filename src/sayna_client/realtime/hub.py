@@ -4,11 +4,13 @@ The reader task publishes every event once; :class:`EventHub` appends it to the
 mailbox of every consumer interested in its type and returns at once, so no
 consumer can stall the socket, the heartbeat, or another consumer.
 
-Consumers are ``client.events()`` iterators and callbacks. Each callback has its
-own mailbox and its own dispatcher task: callbacks run one event at a time, in
-arrival order, on that task. A slow callback delays only its own later events.
+Consumers are ``client.events()`` iterators and callbacks. Plain-function callbacks
+run inline on the publishing (reader) task: in order, with no queue and no task
+switch. Async callbacks have their own mailbox and dispatcher task: one event at a
+time, in arrival order, so a slow one delays only its own later events.
 
-Overflow policy: a mailbox holds at most ``max_queue`` events. When a consumer
+Overflow policy (iterators and async callbacks): a mailbox holds at most
+``max_queue`` events. When a consumer
 falls that far behind, the *oldest* undelivered event of that consumer is
 discarded for each new one, and the consumer receives one :class:`EventsDropped`
 with the count before its next event (error callbacks are told too). Nothing is
@@ -120,8 +122,30 @@ def _callback_name(callback: Callback) -> str:
     return getattr(callback, "__qualname__", None) or repr(callback)
 
 
+class _Pending:
+    """An awaitable returned by a plain callback: its dispatcher awaits it in order."""
+
+    __slots__ = ("awaitable", "event_type")
+
+    def __init__(self, awaitable: Any, event_type: str) -> None:
+        self.awaitable = awaitable
+        self.event_type = event_type
+
+
+def _is_async_callable(callback: Callback) -> bool:
+    return inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(
+        getattr(callback, "__call__", None)  # noqa: B004 - callable objects with async __call__
+    )
+
+
 class CallbackConsumer:
-    """One registered callback: its event types, its mailbox, its dispatcher task."""
+    """One registered callback: its event types, its mailbox, its dispatcher task.
+
+    Plain functions run inline, on the task that publishes (the reader): no queue and
+    no task switch, so they must be quick (as any code on an event loop). Coroutine
+    functions, and plain functions once they return an awaitable, run on the
+    consumer's own dispatcher task through its bounded mailbox, one event at a time.
+    """
 
     def __init__(
         self,
@@ -138,14 +162,36 @@ class CallbackConsumer:
         self._report = report
         self._unwrap = unwrap
         self._task: Optional[asyncio.Task[None]] = None
+        self.inline = not _is_async_callable(callback)
 
-    def deliver(self, event: Any) -> bool:
-        kept = self.mailbox.put(event)
+    def deliver(self, event: Any) -> None:
+        if self.inline:
+            try:
+                unwrap = self._unwrap
+                result = self.callback(unwrap(event) if unwrap is not None else event)
+            except Exception as exc:  # a user callback must not end the session
+                self._failed(event.type, exc)
+                return
+            if result is not None and inspect.isawaitable(result):
+                # It returned a coroutine: from now on run it on a dispatcher task so
+                # its events stay in order behind this one.
+                self.inline = False
+                self._enqueue(_Pending(result, event.type))
+            return
+        self._enqueue(event)
+
+    def _enqueue(self, item: Any) -> None:
+        self.mailbox.put(item)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
                 self._run(self.mailbox), name=f"sayna-callback:{self.name}"
             )
-        return kept
+
+    def _failed(self, event_type: str, exc: Exception) -> None:
+        logger.error(
+            "Sayna callback %s raised while handling %r", self.name, event_type, exc_info=exc
+        )
+        self._report(CallbackError(self.name, event_type, exc), self)
 
     async def _run(self, mailbox: Mailbox) -> None:
         callback = self.callback
@@ -169,17 +215,16 @@ class CallbackConsumer:
                     self._report(event, self)
                     continue
                 try:
+                    if type(event) is _Pending:
+                        event_type = event.event_type
+                        await event.awaitable
+                        continue
+                    event_type = event.type
                     result = callback(unwrap(event) if unwrap is not None else event)
                     if inspect.isawaitable(result):
                         await result
                 except Exception as exc:  # a user callback must not end the session
-                    logger.error(
-                        "Sayna callback %s raised while handling %r",
-                        self.name,
-                        event.type,
-                        exc_info=exc,
-                    )
-                    self._report(CallbackError(self.name, event.type, exc), self)
+                    self._failed(event_type, exc)
         finally:
             self._task = None
             if len(self.mailbox) and not self.mailbox.closed:
