@@ -506,3 +506,24 @@ async def test_018_aliases_still_work(server: LocalServer) -> None:
         )
         assert [m["type"] for m in record.messages[1:3]] == ["speak", "clear"]
     await c.aclose()
+
+
+async def test_plain_callback_returning_a_coroutine_keeps_order(connected: SaynaClient) -> None:
+    order: list[int] = []
+    delays = iter([0.05, 0.0, 0.02, 0.0, 0.01] + [0.0] * 1000)
+
+    async def handle(chunk: bytes) -> None:
+        await asyncio.sleep(next(delays))
+        order.append(len(order))
+
+    connected.register_on_tts_audio(lambda chunk: handle(chunk))
+    done = asyncio.Event()
+    connected.register_on_tts_playback_complete(lambda _: done.set())
+    await connected.speak("one two three")
+    await asyncio.wait_for(done.wait(), 10)
+    record_frames = connected.metrics.tts_audio_frames
+    for _ in range(500):
+        if len(order) == record_frames:
+            break
+        await asyncio.sleep(0.01)
+    assert order == list(range(record_frames))
