@@ -6,7 +6,7 @@ import asyncio
 import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
 
 import aiohttp
 
@@ -164,6 +164,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         self._connect_lock: Optional[asyncio.Lock] = None
         self._reconnect_task: Optional[asyncio.Task[None]] = None
         self._audio_hold: Optional[AudioHold] = None
+        self._unit_cache: Optional[tuple[Optional[STTConfig], int]] = None
 
     def __repr__(self) -> str:
         state = "ready" if self.ready else ("connected" if self.connected else "disconnected")
@@ -527,37 +528,34 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
             SaynaConnectionError: the socket closed while sending.
         """
-        if not isinstance(audio_data, (bytes, bytearray, memoryview)):
-            raise SaynaValidationError(
-                f"audio_data must be bytes, got {type(audio_data).__name__}; send raw "
-                "audio in the stt_config format"
-            )
-        size = len(audio_data) if not isinstance(audio_data, memoryview) else audio_data.nbytes
-        if size == 0:
-            raise SaynaValidationError(
-                "audio_data is empty; empty frames end the stream for some providers, "
-                "so send audio or nothing"
-            )
-        if size > MAX_AUDIO_FRAME:
-            raise SaynaValidationError(
-                f"audio_data is {size} bytes; split it into frames of at most "
-                f"{MAX_AUDIO_FRAME} bytes (20 ms frames are typical)"
-            )
+        # Hot path (50 calls a second per stream): cheap checks first, messages only
+        # built on failure, the sample size cached per stt_config object.
+        size = len(audio_data) if type(audio_data) is bytes else _frame_size(audio_data)
+        if not 0 < size <= MAX_AUDIO_FRAME or size % self._sample_unit():
+            _reject_frame(audio_data, size, self.stt_config)
+        conn = self._conn
+        if conn is None or self._ready_msg is None or conn.close_info is not None:
+            hold = self._audio_hold
+            if hold is not None and self._reconnect_task is not None:
+                hold.add(bytes(audio_data))
+                return
+            conn = self._ready_connection()
+        await conn.send_bytes(audio_data)
+        self._tracker.audio_sent(size)
+
+    def _sample_unit(self) -> int:
+        """Bytes per sample × channels of the STT encoding (1 when unknown: opus...)."""
         stt = self.stt_config
+        cached = self._unit_cache
+        if cached is not None and cached[0] is stt:
+            return cached[1]
+        unit = 1
         if stt is not None:
             width = _BYTES_PER_SAMPLE.get(stt.encoding.lower())
-            if width is not None and size % (width * stt.channels):
-                raise SaynaValidationError(
-                    f"audio_data is {size} bytes, not a whole number of {stt.encoding} "
-                    f"samples for {stt.channels} channel(s) ({width * stt.channels} bytes each); "
-                    "send whole samples"
-                )
-        hold = self._audio_hold
-        if hold is not None and self._reconnect_task is not None:
-            hold.add(bytes(audio_data))
-            return
-        await self._ready_connection().send_bytes(audio_data)
-        self._tracker.audio_sent(size)
+            if width is not None:
+                unit = width * stt.channels
+        self._unit_cache = (stt, unit)
+        return unit
 
     # --- conversation helpers ---------------------------------------------------------
 
@@ -623,6 +621,37 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         """Deprecated alias of :meth:`speak`."""
         warnings.warn("use speak()", DeprecationWarning, stacklevel=2)
         await self.speak(text, flush, allow_interruption)
+
+
+def _frame_size(audio_data: Any) -> int:
+    if isinstance(audio_data, memoryview):
+        return audio_data.nbytes
+    if isinstance(audio_data, (bytes, bytearray)):
+        return len(audio_data)
+    raise SaynaValidationError(
+        f"audio_data must be bytes, got {type(audio_data).__name__}; send raw audio in the "
+        "stt_config format"
+    )
+
+
+def _reject_frame(audio_data: Any, size: int, stt: Optional[STTConfig]) -> NoReturn:
+    """Raise the precise error for a frame that failed the quick checks."""
+    if size == 0:
+        raise SaynaValidationError(
+            "audio_data is empty; empty frames end the stream for some providers, "
+            "so send audio or nothing"
+        )
+    if size > MAX_AUDIO_FRAME:
+        raise SaynaValidationError(
+            f"audio_data is {size} bytes; split it into frames of at most "
+            f"{MAX_AUDIO_FRAME} bytes (20 ms frames are typical)"
+        )
+    assert stt is not None
+    width = _BYTES_PER_SAMPLE[stt.encoding.lower()]
+    raise SaynaValidationError(
+        f"audio_data is {size} bytes, not a whole number of {stt.encoding} samples for "
+        f"{stt.channels} channel(s) ({width * stt.channels} bytes each); send whole samples"
+    )
 
 
 async def _bounded(waiter: Awaitable[Any], timeout: Optional[float], what: str) -> None:
