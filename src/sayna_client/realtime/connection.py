@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional, Union
 
 import aiohttp
 
+from .._compat import within
 from ..errors import (
     SaynaConfigRejectedError,
     SaynaConnectionClosedError,
@@ -101,7 +102,8 @@ class WebSocketConnection:
         # within the figure itself.
         interval = heartbeat * 2 / 3 if heartbeat else None
         try:
-            ws = await asyncio.wait_for(
+            ws = await within(
+                connect_timeout,
                 session.ws_connect(
                     url,
                     headers=headers,
@@ -111,7 +113,6 @@ class WebSocketConnection:
                     max_msg_size=64 * 1024 * 1024,
                     ssl=ssl,
                 ),
-                connect_timeout,
             )
         except asyncio.TimeoutError as exc:
             raise SaynaTimeoutError(
@@ -155,7 +156,8 @@ class WebSocketConnection:
         self._ready_waiter = waiter
         try:
             await self.send_text(config_text)
-            return await asyncio.wait_for(asyncio.shield(waiter), ready_timeout)
+            # The waiter is ours alone: a timeout may cancel it (no shield needed).
+            return await within(ready_timeout, waiter)
         except asyncio.TimeoutError as exc:
             raise SaynaTimeoutError(
                 f"The server did not send `ready` within {ready_timeout} s of the config; "
