@@ -40,6 +40,7 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level",
         default="INFO",
+        type=str.upper,
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="logging level (default: %(default)s)",
     )
