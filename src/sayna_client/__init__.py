@@ -70,6 +70,7 @@ from .protocol.events import (
     VADEventMessage,
 )
 from .realtime.conversation import SessionMetrics, Turn
+from .sync import SaynaSyncClient
 from .types import (
     ApiKeyAuth,
     AzureAuth,
@@ -174,6 +175,7 @@ __all__ = [
     "SaynaProtocolError",
     "SaynaRateLimitError",
     "SaynaServerError",
+    "SaynaSyncClient",
     "SaynaTimeoutError",
     "SaynaUnprocessableEntityError",
     "SaynaValidationError",

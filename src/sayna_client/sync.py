@@ -1,0 +1,897 @@
+"""``SaynaSyncClient``: the ``SaynaClient`` API as blocking calls, for scripts, notebooks, threads.
+
+The sync client wraps one :class:`~sayna_client.SaynaClient` and runs it on a private
+event loop in a daemon thread named ``sayna-sync-loop-<n>``, started by the first call
+that needs it. A blocking method submits the matching coroutine to that loop with
+:func:`asyncio.run_coroutine_threadsafe` and waits for it, so:
+
+* any thread may call any method, concurrently (a microphone thread calling
+  ``on_audio_input`` while the main thread calls ``speak``); calls from one thread keep
+  their order;
+* it works where an event loop already runs (Jupyter, an ``async def``): the caller's
+  loop is never used, the calling thread simply blocks;
+* errors are the async client's, unchanged: the same exception object is re-raised.
+
+Callbacks run on the loop thread. A blocking method called there (from a callback)
+would wait for the thread it runs on, so it raises ``RuntimeError`` instead; async
+callbacks can ``await client.async_client.<method>(...)``.
+
+``close()`` (= ``disconnect()``) ends the session, then the thread and its loop. The
+client stays usable: the next call starts a new thread, and registered callbacks stay
+registered, as with ``SaynaClient.disconnect()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import itertools
+import logging
+import threading
+import warnings
+import weakref
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from typing import Any, Callable, Generic, Optional, TypeVar, Union
+
+from ._callbacks import Unsubscribe
+from ._config import ReconnectPolicy, RetryPolicy, Timeouts
+from .client import SaynaClient
+from .errors import SaynaConnectionError, SaynaTimeoutError
+from .protocol.events import (
+    ConnectionClosed,
+    Event,
+    MessageMessage,
+    ParticipantConnectedMessage,
+    ParticipantDisconnectedMessage,
+    ReadyMessage,
+    SipTransferErrorMessage,
+    STTResultMessage,
+    TrackSubscribedMessage,
+    TTSPlaybackCompleteMessage,
+    VADEventMessage,
+)
+from .realtime.conversation import SessionMetrics, Turn
+from .realtime.hub import DEFAULT_MAX_QUEUE
+from .types import (
+    HealthResponse,
+    LiveKitConfig,
+    LiveKitRoomDetails,
+    LiveKitRoomsResponse,
+    LiveKitTokenResponse,
+    LoadingAudioConfig,
+    MuteLiveKitParticipantResponse,
+    RemoveLiveKitParticipantResponse,
+    SipCallResponse,
+    SipCallSipConfig,
+    SipHook,
+    SipHooksResponse,
+    SipTransferResponse,
+    STTConfig,
+    TTSConfig,
+    VoiceDescriptor,
+)
+
+__all__ = ["BlockingIterator", "SaynaSyncClient"]
+
+logger = logging.getLogger("sayna_client")
+
+T = TypeVar("T")
+Callback = Callable[[T], Any]
+
+#: After ``disconnect()``, how long calls still running on the loop (woken by the close)
+#: get to finish before they are cancelled.
+_SETTLE_SECONDS = 0.1
+_thread_numbers = itertools.count(1)
+_clients: weakref.WeakSet[SaynaSyncClient] = weakref.WeakSet()
+
+
+def _deadlock_error(what: str) -> RuntimeError:
+    return RuntimeError(
+        f"SaynaSyncClient.{what} was called on the client's own event-loop thread (from a "
+        "callback?). It would wait for that very thread and deadlock. In a callback, use an "
+        "async callback that awaits the async method on `client.async_client` (e.g. `await "
+        "client.async_client.speak(...)`), or make the call from another thread."
+    )
+
+
+def _wait(future: concurrent.futures.Future[T]) -> T:
+    """The result of ``future``; an interrupted wait (Ctrl-C) cancels the call on the loop."""
+    try:
+        return future.result()
+    except concurrent.futures.CancelledError:
+        raise SaynaConnectionError(
+            "The SaynaSyncClient was closed (close() or disconnect() in another thread) "
+            "while this call was running"
+        ) from None
+    except BaseException:
+        future.cancel()  # no-op when the call itself raised
+        raise
+
+
+async def _shutdown(client: SaynaClient) -> None:
+    """Disconnect, then let calls woken by the close finish; cancel whatever still runs."""
+    try:
+        await client.disconnect()
+    finally:
+        current = asyncio.current_task()
+        others = {task for task in asyncio.all_tasks() if task is not current}
+        if others:
+            _, pending = await asyncio.wait(others, timeout=_SETTLE_SECONDS)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            # A cancelled REST retry may have opened a new HTTP session meanwhile.
+            await client.disconnect()
+
+
+class _LoopThread:
+    """One event loop in one daemon thread. Holds no reference to the sync client, so an
+    unclosed client can still be garbage-collected (and warn)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(
+            target=self._main, name=f"sayna-sync-loop-{next(_thread_numbers)}", daemon=True
+        )
+        self.stopping: Optional[concurrent.futures.Future[None]] = None
+        self.thread.start()
+
+    def _main(self) -> None:
+        loop = self.loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+            loop.run_until_complete(loop.shutdown_asyncgens())  # ends unfinished events()
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    def is_current(self) -> bool:
+        return threading.current_thread() is self.thread
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:
+                    future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+
+        self.loop.call_soon_threadsafe(run)
+        return future
+
+    def shutdown(self, client: SaynaClient) -> concurrent.futures.Future[None]:
+        """Start the shutdown (once); the loop stops when it is done and the thread ends."""
+        if self.stopping is None:
+            loop = self.loop
+            self.stopping = self.submit(_shutdown(client))
+            self.stopping.add_done_callback(lambda _: loop.call_soon_threadsafe(loop.stop))
+        return self.stopping
+
+
+class _Portal:
+    """Starts the loop thread lazily and carries calls into it from any other thread."""
+
+    def __init__(self) -> None:
+        # Held to start or submit to the loop, and for a whole close(): a call made during
+        # close() waits for it, then starts a fresh loop, never one that is stopping.
+        # Code on the loop thread never takes it.
+        self._lock = threading.Lock()
+        self._runner: Optional[_LoopThread] = None
+        #: Shutdowns so far. Each one ends every ``events()``/``turns()`` iterator, so an
+        #: iterator from an earlier generation is over and must not start a new loop.
+        self.generation = 0
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
+    def on_loop_thread(self) -> bool:
+        runner = self._runner
+        return runner is not None and runner.is_current()
+
+    def check_thread(self, what: str) -> None:
+        """Raise the deadlock ``RuntimeError`` when called on the loop thread."""
+        if self.on_loop_thread():
+            raise _deadlock_error(what)
+
+    def submit(
+        self, what: str, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[T]:
+        self.check_thread(what)
+        with self._lock:
+            if self._runner is None:
+                self._runner = _LoopThread()
+            return self._runner.submit(fn(*args, **kwargs))
+
+    def submit_within(
+        self, generation: int, what: str, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any
+    ) -> Optional[concurrent.futures.Future[T]]:
+        """Like :meth:`submit`, or ``None`` once a shutdown happened after ``generation``."""
+        self.check_thread(what)
+        with self._lock:
+            if generation != self.generation:
+                return None
+            if self._runner is None:
+                self._runner = _LoopThread()
+            return self._runner.submit(fn(*args))
+
+    def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` on the loop and wait for its result (see :func:`_wait`)."""
+        return _wait(self.submit(f"{fn.__name__}()", fn, *args, **kwargs))
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a quick non-blocking ``fn`` where it cannot race the loop: inline on the loop
+        thread, on the loop when it runs, else inline under the lock (no loop to race)."""
+        if self.on_loop_thread():
+            return fn(*args)
+        with self._lock:
+            runner = self._runner
+            if runner is None:
+                return fn(*args)
+            future = runner.call(fn, *args)
+        return _wait(future)
+
+    def close(self, client: SaynaClient, timeout: Optional[float] = None) -> None:
+        """Shut down and join the loop thread; at most ``timeout`` seconds when given."""
+        self.check_thread("close()")
+        if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
+            return
+        try:
+            runner = self._runner
+            if runner is None:
+                return
+            stopping = runner.shutdown(client)
+            runner.thread.join(timeout)
+            if runner.thread.is_alive():
+                return
+            self._runner = None
+            self.generation += 1
+        finally:
+            self._lock.release()
+        stopping.result()
+
+    def close_nowait(self, client: SaynaClient) -> None:
+        """Start the shutdown without waiting (from ``__del__``, on any thread)."""
+        runner = self._runner
+        if runner is not None:
+            self._runner = None  # the thread ends on its own
+            self.generation += 1
+            try:
+                runner.shutdown(client)
+            except RuntimeError:  # the loop is already closed
+                pass
+
+
+class _ThreadSafeUnsubscribe(Unsubscribe):
+    """An :class:`Unsubscribe` that removes the callback on the loop thread."""
+
+    __slots__ = ("_inner", "_portal")
+
+    def __init__(self, inner: Unsubscribe, portal: _Portal) -> None:  # no super(): wraps
+        self._inner = inner
+        self._portal = portal
+
+    def __call__(self) -> bool:
+        """Remove the callback; True if it was still registered. Safe from any thread."""
+        return self._portal.call(self._inner)
+
+
+async def _next_or_none(source: AsyncIterator[T]) -> Optional[T]:
+    try:
+        return await source.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+class BlockingIterator(Generic[T]):
+    """A blocking iterator over an async one of the client (``events()`` or ``turns()``).
+
+    ``next()`` waits up to ``timeout`` seconds (``None``: no limit) for the next item and
+    raises :class:`~sayna_client.SaynaTimeoutError` if none came; the iterator stays
+    usable, and the item still arrives on a later ``next()``. Iteration ends when the
+    session ends (``close()``, or a server close not followed by a reconnect). Leaving a
+    ``for`` loop early keeps the subscription (and its queue) until :meth:`close`, the end
+    of the session or garbage collection; ``with client.events() as events:`` closes it.
+    One thread at a time may read an iterator; :meth:`close` works from any thread.
+    """
+
+    def __init__(
+        self, portal: _Portal, source: AsyncIterator[T], timeout: Optional[float], what: str
+    ) -> None:
+        self._portal = portal
+        self._source = source
+        self._timeout = timeout
+        self._what = what
+        self._generation = portal.generation
+        self._pending: Optional[concurrent.futures.Future[Optional[T]]] = None
+        self._closing: Optional[asyncio.Future[Any]] = None
+        self._finished = False
+
+    def __iter__(self) -> BlockingIterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        """The next item.
+
+        Raises:
+            StopIteration: the session ended (or :meth:`close` was called).
+            SaynaTimeoutError: nothing within ``timeout`` seconds.
+            RuntimeError: called on the client's loop thread (it would deadlock).
+        """
+        if self._finished:
+            raise StopIteration
+        pending = self._pending
+        if pending is None:
+            pending = self._portal.submit_within(
+                self._generation, self._what, _next_or_none, self._source
+            )
+            if pending is None:  # the client closed since: the session this iterated is over
+                self._finished = True
+                raise StopIteration
+            self._pending = pending
+        try:
+            item = pending.result(self._timeout)
+        except concurrent.futures.TimeoutError:
+            raise SaynaTimeoutError(
+                f"{self._what} received nothing within {self._timeout} s",
+                operation=self._what,
+                timeout=self._timeout,
+            ) from None
+        except concurrent.futures.CancelledError:  # the client closed
+            item = None
+        self._pending = None
+        if item is None:
+            self._finished = True
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        """Unsubscribe now (safe from any thread, and twice)."""
+        if self._finished:
+            return
+        self._finished = True
+        pending, self._pending = self._pending, None
+        if pending is not None and pending.cancel():
+            return  # the cancellation runs the async iterator's cleanup
+        aclose = getattr(self._source, "aclose", None)
+        if aclose is None or not self._portal.running:
+            return  # without a loop the iterator already ended (or never started)
+        if self._portal.on_loop_thread():
+            self._closing = asyncio.ensure_future(aclose())
+            return
+        future = self._portal.submit_within(self._generation, f"{self._what}.close()", aclose)
+        if future is not None:
+            _wait(future)
+
+    def __enter__(self) -> BlockingIterator[T]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        pending = getattr(self, "_pending", None)
+        if pending is not None and not pending.done():
+            pending.cancel()
+
+
+class SaynaSyncClient:
+    """The :class:`~sayna_client.SaynaClient` API as blocking calls, usable from any thread.
+
+    Takes the same arguments as ``SaynaClient`` (validated the same way, at once) and has
+    the same methods and properties, blocking instead of ``async``: each runs the async
+    method on the client's own event loop, in the daemon thread ``sayna-sync-loop-<n>``
+    started by the first call, and returns its result or raises its exception unchanged.
+    A blocking call has the async method's own deadlines (``timeouts``, ``timeout=``);
+    an interrupted wait (Ctrl-C) cancels the call, as cancelling the coroutine would.
+
+    Threads: any thread may call any method concurrently; calls from one thread keep
+    their order. Callbacks (plain or ``async``) run on the loop thread: a callback that
+    blocks stalls the socket and heartbeat, so hand slow work to another thread. Calling
+    a blocking method on the loop thread (e.g. ``speak()`` inside a callback) raises
+    ``RuntimeError`` because it would deadlock; the non-blocking ones (``register_on_*``,
+    ``on``, ``off``, properties) work everywhere.
+
+    Lifetime: :meth:`close` (or :meth:`disconnect`, or leaving ``with``) ends the session,
+    then the thread and its loop. The client stays usable: a later call starts a new
+    thread; callbacks stay registered. A client dropped or still open at interpreter exit
+    is closed and warns with ``ResourceWarning``; the daemon thread never delays exit.
+
+    Raises:
+        SaynaValidationError: a bad argument, named with the fix.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        stt_config: Optional[STTConfig] = None,
+        tts_config: Optional[TTSConfig] = None,
+        livekit_config: Optional[LiveKitConfig] = None,
+        without_audio: bool = False,
+        api_key: Optional[str] = None,
+        *,
+        stream_id: Optional[str] = None,
+        loading_audio: Optional[LoadingAudioConfig] = None,
+        timeouts: Optional[Timeouts] = None,
+        retry: Optional[RetryPolicy] = None,
+        heartbeat: Optional[float] = 20.0,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        ssl: Any = True,
+        reconnect: Optional[ReconnectPolicy] = None,
+    ) -> None:
+        self._portal = _Portal()
+        self._client = SaynaClient(
+            url,
+            stt_config,
+            tts_config,
+            livekit_config,
+            without_audio,
+            api_key,
+            stream_id=stream_id,
+            loading_audio=loading_audio,
+            timeouts=timeouts,
+            retry=retry,
+            heartbeat=heartbeat,
+            max_queue=max_queue,
+            ssl=ssl,
+            reconnect=reconnect,
+        )
+        # connect() and reconfigure() one at a time: the async client's lock must not be
+        # contended across the loops of successive threads.
+        self._connect_serial = threading.Lock()
+        _clients.add(self)
+
+    def __repr__(self) -> str:
+        thread = "running" if self._portal.running else "stopped"
+        return f"<SaynaSyncClient {self._client!r}, loop thread {thread}>"
+
+    @property
+    def async_client(self) -> SaynaClient:
+        """The wrapped ``SaynaClient``. Use it only on the loop thread, i.e. in async
+        callbacks (``await client.async_client.speak(...)``)."""
+        return self._client
+
+    # --- lifetime --------------------------------------------------------------------
+
+    def __enter__(self) -> SaynaSyncClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the session (as ``SaynaClient.disconnect()``), then the loop thread.
+
+        Blocks until the thread has ended. Calls still waiting in other threads get their
+        own error (``SaynaConnectionClosedError`` for a ``speak(wait=True)``...) or
+        ``SaynaConnectionError``; ``events()`` iterators end. Safe in every state and
+        twice; the client may be used again afterwards (a new thread starts).
+
+        Raises:
+            RuntimeError: called on the loop thread (from a callback).
+        """
+        self._portal.close(self._client)
+
+    def disconnect(self) -> None:
+        """Same as :meth:`close`."""
+        self.close()
+
+    def __del__(self) -> None:
+        portal = getattr(self, "_portal", None)
+        if portal is None or not portal.running:
+            return
+        warnings.warn(
+            f"unclosed {self!r}: call close() or use `with SaynaSyncClient(...) as client:`",
+            ResourceWarning,
+            stacklevel=1,
+            source=self,
+        )
+        portal.close_nowait(self._client)
+
+    def _close_at_exit(self) -> None:
+        if self._portal.running:
+            warnings.warn(f"unclosed {self!r} at exit", ResourceWarning, stacklevel=1, source=self)
+            close = self._client.timeouts.close
+            self._portal.close(self._client, timeout=2 * (close or 5.0) + 1)
+
+    # --- state (snapshots, readable from any thread) ---------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True while the WebSocket is open."""
+        return self._client.connected
+
+    @property
+    def ready(self) -> bool:
+        """True once the server sent ``ready`` and while the socket stays open."""
+        return self._client.ready
+
+    @property
+    def reconnecting(self) -> bool:
+        """True while an automatic reconnection is in progress."""
+        return self._client.reconnecting
+
+    @property
+    def livekit_room_name(self) -> Optional[str]:
+        """The LiveKit room of this session (after ready, LiveKit sessions only)."""
+        return self._client.livekit_room_name
+
+    @property
+    def livekit_url(self) -> Optional[str]:
+        """The LiveKit URL participants join (after ready)."""
+        return self._client.livekit_url
+
+    @property
+    def sayna_participant_identity(self) -> Optional[str]:
+        """Sayna's identity in the LiveKit room (after ready, LiveKit sessions only)."""
+        return self._client.sayna_participant_identity
+
+    @property
+    def sayna_participant_name(self) -> Optional[str]:
+        """Sayna's display name in the LiveKit room (after ready, LiveKit sessions only)."""
+        return self._client.sayna_participant_name
+
+    @property
+    def received_stream_id(self) -> Optional[str]:
+        """The ``stream_id`` the server confirmed in ``ready`` (key for ``get_recording``)."""
+        return self._client.received_stream_id
+
+    @property
+    def metrics(self) -> SessionMetrics:
+        """Latency figures of the current session (updated on the loop thread)."""
+        return self._client.metrics
+
+    # --- REST: each is the SaynaClient method, blocking; same arguments, result, errors ---
+
+    def health(self, *, timeout: Optional[float] = None) -> HealthResponse:
+        """``GET /``: ``HealthResponse`` (``status == "OK"``). See ``SaynaClient.health``."""
+        return self._portal.run(self._client.health, timeout=timeout)
+
+    def get_voices(self, *, timeout: Optional[float] = None) -> dict[str, list[VoiceDescriptor]]:
+        """``GET /voices``: provider name -> voices. See ``SaynaClient.get_voices``."""
+        return self._portal.run(self._client.get_voices, timeout=timeout)
+
+    def speak_rest(
+        self,
+        text: str,
+        tts_config: TTSConfig,
+        *,
+        timeout: Optional[float] = None,
+        retry: Optional[RetryPolicy] = None,
+    ) -> tuple[bytes, dict[str, str]]:
+        """``POST /speak``: ``(audio, headers)``. See ``SaynaClient.speak_rest``."""
+        return self._portal.run(
+            self._client.speak_rest, text, tts_config, timeout=timeout, retry=retry
+        )
+
+    def get_livekit_token(
+        self, room_name: str, participant_name: str, participant_identity: str
+    ) -> LiveKitTokenResponse:
+        """``POST /livekit/token``. See ``SaynaClient.get_livekit_token``."""
+        return self._portal.run(
+            self._client.get_livekit_token,
+            room_name,
+            participant_name,
+            participant_identity,
+        )
+
+    def get_livekit_rooms(self) -> LiveKitRoomsResponse:
+        """``GET /livekit/rooms``. See ``SaynaClient.get_livekit_rooms``."""
+        return self._portal.run(self._client.get_livekit_rooms)
+
+    def get_livekit_room(self, room_name: str) -> LiveKitRoomDetails:
+        """``GET /livekit/rooms/{room_name}``. See ``SaynaClient.get_livekit_room``."""
+        return self._portal.run(self._client.get_livekit_room, room_name)
+
+    def remove_livekit_participant(
+        self, room_name: str, participant_identity: str
+    ) -> RemoveLiveKitParticipantResponse:
+        """``DELETE /livekit/participant`` (sent once). See the ``SaynaClient`` method."""
+        return self._portal.run(
+            self._client.remove_livekit_participant,
+            room_name,
+            participant_identity,
+        )
+
+    def mute_livekit_participant_track(
+        self, room_name: str, participant_identity: str, track_sid: str, muted: bool
+    ) -> MuteLiveKitParticipantResponse:
+        """``POST /livekit/participant/mute``. See the ``SaynaClient`` method."""
+        return self._portal.run(
+            self._client.mute_livekit_participant_track,
+            room_name,
+            participant_identity,
+            track_sid,
+            muted,
+        )
+
+    def get_sip_hooks(self) -> SipHooksResponse:
+        """``GET /sip/hooks``. See ``SaynaClient.get_sip_hooks``."""
+        return self._portal.run(self._client.get_sip_hooks)
+
+    def set_sip_hooks(self, hooks: Sequence[Union[SipHook, dict[str, Any]]]) -> SipHooksResponse:
+        """``POST /sip/hooks``: the merged table. See ``SaynaClient.set_sip_hooks``."""
+        return self._portal.run(self._client.set_sip_hooks, hooks)
+
+    def delete_sip_hooks(self, hosts: Sequence[str]) -> SipHooksResponse:
+        """``DELETE /sip/hooks``: what remains. See ``SaynaClient.delete_sip_hooks``."""
+        return self._portal.run(self._client.delete_sip_hooks, hosts)
+
+    def sip_transfer_rest(
+        self, room_name: str, participant_identity: str, transfer_to: str
+    ) -> SipTransferResponse:
+        """``POST /sip/transfer`` (sent once). See ``SaynaClient.sip_transfer_rest``."""
+        return self._portal.run(
+            self._client.sip_transfer_rest,
+            room_name,
+            participant_identity,
+            transfer_to,
+        )
+
+    def sip_call(
+        self,
+        room_name: str,
+        participant_name: str,
+        participant_identity: str,
+        from_phone_number: str,
+        to_phone_number: str,
+        sip_config: Optional[SipCallSipConfig] = None,
+    ) -> SipCallResponse:
+        """``POST /sip/call`` (sent once, never retried). See ``SaynaClient.sip_call``."""
+        return self._portal.run(
+            self._client.sip_call,
+            room_name,
+            participant_name,
+            participant_identity,
+            from_phone_number,
+            to_phone_number,
+            sip_config,
+        )
+
+    def get_recording(
+        self, stream_id: str, *, timeout: Optional[float] = None
+    ) -> tuple[bytes, dict[str, str]]:
+        """``GET /recording/{stream_id}``: ``(bytes, headers)``. See the ``SaynaClient`` one."""
+        return self._portal.run(self._client.get_recording, stream_id, timeout=timeout)
+
+    # --- the WebSocket session ---------------------------------------------------------
+
+    def connect(self) -> None:
+        """Open the WebSocket, send the config, and return once the server sent ``ready``.
+
+        Does nothing when already ready. Interrupting the wait closes what it opened.
+
+        Raises:
+            SaynaTimeoutError, SaynaConfigRejectedError, SaynaAuthenticationError,
+            SaynaConnectionError: as ``SaynaClient.connect``.
+        """
+        self._portal.check_thread("connect()")  # before the lock: a callback must not wait
+        with self._connect_serial:
+            self._portal.run(self._client.connect)
+
+    def reconfigure(
+        self,
+        *,
+        stt_config: Optional[STTConfig] = None,
+        tts_config: Optional[TTSConfig] = None,
+        livekit_config: Optional[LiveKitConfig] = None,
+        loading_audio: Optional[LoadingAudioConfig] = None,
+    ) -> None:
+        """Replace parts of the config and send it again, waiting for ``ready`` (only stores
+        them when not connected). Raises what :meth:`connect` raises."""
+        self._portal.check_thread("reconfigure()")
+        with self._connect_serial:
+            self._portal.run(
+                self._client.reconfigure,
+                stt_config=stt_config,
+                tts_config=tts_config,
+                livekit_config=livekit_config,
+                loading_audio=loading_audio,
+            )
+
+    def speak(
+        self,
+        text: str,
+        flush: bool = True,
+        allow_interruption: bool = True,
+        *,
+        wait: bool = False,
+        timeout: Optional[float] = None,
+    ) -> None:
+        """Queue ``text`` for synthesis; with ``wait``, return once it is synthesized
+        (``tts_playback_complete``, or a ``clear()``), within ``timeout`` seconds if given.
+
+        Raises:
+            SaynaValidationError: empty or oversized text (nothing is sent).
+            SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
+            SaynaConnectionError: the socket closed while sending or waiting.
+            SaynaTimeoutError: ``wait`` took longer than ``timeout``.
+        """
+        self._portal.run(
+            self._client.speak,
+            text,
+            flush,
+            allow_interruption,
+            wait=wait,
+            timeout=timeout,
+        )
+
+    def tts_flush(self, allow_interruption: bool = True) -> None:
+        """Send an empty ``speak`` (a no-op flush marker for the server)."""
+        self._portal.run(self._client.tts_flush, allow_interruption)
+
+    def clear(self) -> None:
+        """Stop queued and in-flight speech (ignored while non-interruptible speech plays)."""
+        self._portal.run(self._client.clear)
+
+    def on_audio_input(self, audio_data: Union[bytes, bytearray, memoryview]) -> None:
+        """Send one frame of audio in the ``stt_config`` format; returns once it is sent.
+
+        Raises:
+            SaynaValidationError: not bytes, empty, oversized, or not whole samples.
+            SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
+            SaynaConnectionError: the socket closed while sending.
+        """
+        self._portal.run(self._client.on_audio_input, audio_data)
+
+    def send_message(
+        self,
+        message: str,
+        role: str,
+        topic: str = "messages",
+        debug: Optional[dict[str, Any]] = None,
+    ) -> None:
+        """Publish a data message into the session's LiveKit room."""
+        self._portal.run(self._client.send_message, message, role, topic, debug)
+
+    def sip_transfer(self, transfer_to: str) -> None:
+        """Transfer the room's SIP caller; failures arrive as ``sip_transfer_error`` events."""
+        self._portal.run(self._client.sip_transfer, transfer_to)
+
+    def update_config(
+        self,
+        *,
+        vad_silence_duration_ms: Optional[int] = None,
+        turn_detect_threshold: Optional[float] = None,
+    ) -> None:
+        """Send ``update_config`` (turn-detector threshold 0.0-1.0); nothing is sent back."""
+        self._portal.run(
+            self._client.update_config,
+            vad_silence_duration_ms=vad_silence_duration_ms,
+            turn_detect_threshold=turn_detect_threshold,
+        )
+
+    def loading_start(self) -> None:
+        """Start looping the configured loading clip into the LiveKit track."""
+        self._portal.run(self._client.loading_start)
+
+    def loading_stop(self) -> None:
+        """Fade out the loading clip."""
+        self._portal.run(self._client.loading_stop)
+
+    def drain(self, timeout: Optional[float] = None, *, settle: float = 0.3) -> None:
+        """Wait until outstanding speech is synthesized, the user's turn has ended and the
+        session stayed quiet ``settle`` seconds.
+
+        Raises:
+            SaynaTimeoutError: not drained within ``timeout`` seconds.
+            SaynaConnectionClosedError: the session closed first.
+        """
+        self._portal.run(self._client.drain, timeout, settle=settle)
+
+    # --- events: pull -------------------------------------------------------------------
+
+    def events(self, timeout: Optional[float] = None) -> BlockingIterator[Event]:
+        """Every event of the session in arrival order, as a blocking iterator.
+
+        Subscribes when called (create it before the actions whose events you want);
+        ends when the session ends. ``timeout`` bounds each wait (see
+        :class:`BlockingIterator`); the queue bound and overflow reports are those of
+        ``SaynaClient.events()``.
+        """
+        source = self._portal.call(self._client.events)
+        return BlockingIterator(self._portal, source, timeout, "events()")
+
+    def turns(self, timeout: Optional[float] = None) -> BlockingIterator[Turn]:
+        """One :class:`Turn` per user turn, as a blocking iterator; like :meth:`events`."""
+        source = self._portal.call(self._client.turns)
+        return BlockingIterator(self._portal, source, timeout, "turns()")
+
+    # --- events: callbacks, run on the loop thread --------------------------------------
+
+    def _subscribe(self, register: Callable[[Any], Unsubscribe], callback: Any) -> Unsubscribe:
+        return _ThreadSafeUnsubscribe(self._portal.call(register, callback), self._portal)
+
+    def on(self, event_type: str, callback: Callback[Any]) -> Unsubscribe:
+        """Call ``callback(event)`` on the loop thread for every event of ``event_type``
+        (``"stt_result"``, ``"turn"``, ``"closed"``, ``"unknown"``...). Plain or async.
+
+        Returns:
+            An ``Unsubscribe`` handle, callable from any thread.
+
+        Raises:
+            SaynaValidationError: ``callback`` is not callable.
+        """
+        return self._subscribe(lambda cb: self._client.on(event_type, cb), callback)
+
+    def off(self, callback: Callback[Any]) -> int:
+        """Remove every registration of ``callback``; returns how many were removed."""
+        return self._portal.call(self._client.off, callback)
+
+    def register_on_ready(self, callback: Callback[ReadyMessage]) -> Unsubscribe:
+        """Call ``callback(ReadyMessage)`` when the server sends ``ready``."""
+        return self._subscribe(self._client.register_on_ready, callback)
+
+    def register_on_stt_result(self, callback: Callback[STTResultMessage]) -> Unsubscribe:
+        """Call ``callback(STTResultMessage)`` for every transcription result."""
+        return self._subscribe(self._client.register_on_stt_result, callback)
+
+    def register_on_tts_audio(self, callback: Callback[bytes]) -> Unsubscribe:
+        """Call ``callback(bytes)`` for every frame of synthesized audio."""
+        return self._subscribe(self._client.register_on_tts_audio, callback)
+
+    def register_on_error(self, callback: Callback[Any]) -> Unsubscribe:
+        """Call ``callback(event)`` for server errors and SDK reports (unexpected close,
+        malformed frame, a callback that raised, dropped events or audio)."""
+        return self._subscribe(self._client.register_on_error, callback)
+
+    def register_on_message(self, callback: Callback[MessageMessage]) -> Unsubscribe:
+        """Call ``callback(MessageMessage)`` for LiveKit data messages."""
+        return self._subscribe(self._client.register_on_message, callback)
+
+    def register_on_participant_connected(
+        self, callback: Callback[ParticipantConnectedMessage]
+    ) -> Unsubscribe:
+        """Call ``callback(ParticipantConnectedMessage)`` when someone joins the room."""
+        return self._subscribe(self._client.register_on_participant_connected, callback)
+
+    def register_on_participant_disconnected(
+        self, callback: Callback[ParticipantDisconnectedMessage]
+    ) -> Unsubscribe:
+        """Call ``callback(ParticipantDisconnectedMessage)`` when someone leaves."""
+        return self._subscribe(self._client.register_on_participant_disconnected, callback)
+
+    def register_on_track_subscribed(
+        self, callback: Callback[TrackSubscribedMessage]
+    ) -> Unsubscribe:
+        """Call ``callback(TrackSubscribedMessage)`` when Sayna subscribes to a track."""
+        return self._subscribe(self._client.register_on_track_subscribed, callback)
+
+    def register_on_tts_playback_complete(
+        self, callback: Callback[TTSPlaybackCompleteMessage]
+    ) -> Unsubscribe:
+        """Call ``callback(TTSPlaybackCompleteMessage)`` when the TTS queue drained."""
+        return self._subscribe(self._client.register_on_tts_playback_complete, callback)
+
+    def register_on_sip_transfer_error(
+        self, callback: Callback[SipTransferErrorMessage]
+    ) -> Unsubscribe:
+        """Call ``callback(SipTransferErrorMessage)`` when a ``sip_transfer`` fails."""
+        return self._subscribe(self._client.register_on_sip_transfer_error, callback)
+
+    def register_on_vad_event(self, callback: Callback[VADEventMessage]) -> Unsubscribe:
+        """Call ``callback(VADEventMessage)`` (defined by the protocol; not sent today)."""
+        return self._subscribe(self._client.register_on_vad_event, callback)
+
+    def register_on_close(self, callback: Callback[ConnectionClosed]) -> Unsubscribe:
+        """Call ``callback(ConnectionClosed)`` whenever the socket closes, for any reason."""
+        return self._subscribe(self._client.register_on_close, callback)
+
+
+@atexit.register
+def _close_clients_at_exit() -> None:
+    for client in list(_clients):
+        try:
+            client._close_at_exit()
+        except Exception:  # keep closing the others; the interpreter is exiting anyway
+            logger.warning("closing %r at exit failed", client, exc_info=True)

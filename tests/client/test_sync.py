@@ -1,0 +1,518 @@
+"""``SaynaSyncClient`` against the local server: blocking calls, threads, callbacks, lifetime.
+
+The server runs on the test's event loop, so blocking calls run in a worker thread
+(``asyncio.to_thread``) while that loop keeps serving; the "inside a running loop" test
+instead runs its server in a thread of its own and blocks the test's loop on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Callable
+
+import pytest
+import pytest_asyncio
+
+from sayna_client import (
+    ConnectionClosed,
+    SaynaAuthenticationError,
+    SaynaClient,
+    SaynaConnectionClosedError,
+    SaynaNotConnectedError,
+    SaynaNotFoundError,
+    SaynaSyncClient,
+    SaynaTimeoutError,
+    SaynaValidationError,
+    Timeouts,
+    TTSAudio,
+    TTSPlaybackCompleteMessage,
+)
+from sayna_client.server import LocalServer
+
+from .conftest import stt, tts
+
+THREAD_PREFIX = "sayna-sync-loop"
+FRAME = 640  # 20 ms of 16 kHz mono PCM
+
+
+def make_sync(server: LocalServer, **kwargs: Any) -> SaynaSyncClient:
+    kwargs.setdefault("timeouts", Timeouts(connect=5, ready=10, request=10, close=2))
+    return SaynaSyncClient(server.url, stt(), tts(sample_rate=16000), **kwargs)
+
+
+def loop_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.01)
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_loop_threads() -> Iterator[None]:
+    yield
+    assert wait_until(lambda: not loop_threads()), loop_threads()
+
+
+async def test_rest_calls_reach_the_server(server: LocalServer) -> None:
+    def scenario() -> None:
+        with make_sync(server, api_key="k") as c:
+            assert c.health().status == "OK"
+            voices = c.get_voices()
+            assert voices
+            audio, headers = c.speak_rest("hello world", tts())
+            assert len(audio) == int(headers["Content-Length"]) > 0
+            token = c.get_livekit_token("room-1", "Jane", "jane")
+            assert token.room_name == "room-1"
+
+    await asyncio.to_thread(scenario)
+    speak = server.records.requests_to("/speak", "POST")[0]
+    assert speak.json["text"] == "hello world"
+    assert speak.headers["Authorization"] == "Bearer k"
+    assert server.records.requests_to("/livekit/token", "POST")[0].json == {
+        "room_name": "room-1",
+        "participant_name": "Jane",
+        "participant_identity": "jane",
+    }
+
+
+async def test_connect_speak_wait_and_events(server: LocalServer) -> None:
+    def scenario() -> list[Any]:
+        with make_sync(server, stream_id="sync-1") as c:
+            events = c.events(timeout=10)  # subscribe before acting
+            c.connect()
+            assert c.ready
+            assert c.connected
+            assert c.received_stream_id == "sync-1"
+            c.speak("one two three", wait=True, timeout=10)
+            seen = []
+            for event in events:
+                seen.append(event)
+                if isinstance(event, TTSPlaybackCompleteMessage):
+                    break
+            assert c.metrics.speak_to_playback_complete_last is not None
+            return seen
+
+    seen = await asyncio.to_thread(scenario)
+    assert seen[0].type == "ready"
+    audio = [e for e in seen if isinstance(e, TTSAudio)]
+    record = server.records.last_session
+    assert record.messages[-1]["text"] == "one two three"
+    assert sum(len(e.data) for e in audio) == record.sent_audio_bytes
+    await server.records.wait_for(lambda: record.closed.is_set())
+
+
+async def test_events_timeout_keeps_the_iterator_and_it_ends_with_the_session(
+    server: LocalServer,
+) -> None:
+    def scenario() -> list[str]:
+        c = make_sync(server)
+        c.connect()
+        events = c.events(timeout=0.2)
+        with pytest.raises(SaynaTimeoutError) as info:
+            next(events)
+        assert info.value.operation == "events()"
+        untimed = c.events()
+        c.speak("a b")
+        assert next(events).type == "tts_audio"  # still subscribed after the timeout
+        events.close()
+        kinds: list[str] = []
+        reader = threading.Thread(target=lambda: kinds.extend(e.type for e in untimed))
+        reader.start()
+        time.sleep(0.2)
+        c.close()  # from another thread: the blocked iteration ends
+        reader.join(5)
+        assert not reader.is_alive()
+        return kinds
+
+    kinds = await asyncio.to_thread(scenario)
+    assert kinds[-1] == "closed"
+    assert "tts_playback_complete" in kinds
+
+
+async def test_close_in_another_thread_ends_a_blocked_call(server: LocalServer) -> None:
+    def scenario() -> BaseException:
+        c = make_sync(server)
+        c.connect()
+        audio = _speak_and_collect(c, "x y z")
+        audio += b"\x00" * (-len(audio) % FRAME)  # no trailing silence: the turn stays open
+        for i in range(0, len(audio), FRAME):
+            c.on_audio_input(audio[i : i + FRAME])
+        failures: list[BaseException] = []
+
+        def drain() -> None:
+            try:
+                c.drain()
+            except BaseException as exc:
+                failures.append(exc)
+
+        waiter = threading.Thread(target=drain)
+        waiter.start()
+        time.sleep(0.3)
+        assert waiter.is_alive()  # waiting for the end of the user's turn
+        c.close()
+        waiter.join(5)
+        assert not waiter.is_alive()
+        return failures[0]
+
+    failure = await asyncio.to_thread(scenario)
+    assert isinstance(failure, SaynaConnectionClosedError)
+
+
+def _speak_and_collect(c: SaynaSyncClient, text: str) -> bytes:
+    audio = bytearray()
+    with c.events(timeout=10) as events:
+        c.speak(text)
+        for event in events:
+            if isinstance(event, TTSAudio):
+                audio += event.data
+            elif isinstance(event, TTSPlaybackCompleteMessage):
+                break
+    return bytes(audio)
+
+
+async def test_turns_from_audio_fed_by_the_sync_client(server: LocalServer) -> None:
+    def scenario() -> str:
+        with make_sync(server) as c:
+            c.connect()
+            audio = _speak_and_collect(c, "one two")
+            turns = c.turns(timeout=10)
+            pcm = audio + b"\x00" * (16000 * 2)  # a second of silence ends the turn
+            pcm += b"\x00" * (-len(pcm) % FRAME)
+            for i in range(0, len(pcm), FRAME):
+                c.on_audio_input(pcm[i : i + FRAME])
+            return next(turns).text
+
+    assert await asyncio.to_thread(scenario) == "word word"
+
+
+async def test_audio_from_four_threads_at_once(server: LocalServer) -> None:
+    threads, frames = 4, 50
+
+    def scenario() -> None:
+        with make_sync(server) as c:
+            c.connect()
+            start = threading.Barrier(threads)
+            errors: list[BaseException] = []
+
+            def microphone(tid: int) -> None:
+                start.wait()
+                try:
+                    for seq in range(frames):
+                        c.on_audio_input(bytes([tid, seq]) * (FRAME // 2))
+                except BaseException as exc:
+                    errors.append(exc)
+
+            workers = [threading.Thread(target=microphone, args=(i,)) for i in range(threads)]
+            for worker in workers:
+                worker.start()
+            c.speak("meanwhile")  # the main thread keeps using the client
+            for worker in workers:
+                worker.join(10)
+            assert errors == []
+            assert c.metrics.audio_frames_sent == threads * frames
+
+    await asyncio.to_thread(scenario)
+    record = server.records.last_session
+    await server.records.wait_for(lambda: record.closed.is_set())
+    assert record.audio_frames == threads * frames
+    assert record.audio_bytes == threads * frames * FRAME
+    order: dict[int, list[int]] = {}
+    for i in range(0, record.audio_bytes, FRAME):
+        chunk = record.audio[i : i + FRAME]
+        assert chunk == bytes(chunk[:2]) * (FRAME // 2)  # frames arrive whole
+        order.setdefault(chunk[0], []).append(chunk[1])
+    assert order == {tid: list(range(frames)) for tid in range(threads)}  # per-thread order
+
+
+async def test_callbacks_run_on_the_loop_thread(server: LocalServer) -> None:
+    def scenario() -> dict[str, str]:
+        names: dict[str, str] = {}
+        with make_sync(server) as c:
+            c.register_on_tts_audio(lambda _: names.setdefault("sync", _thread_name()))
+
+            async def on_complete(_: Any) -> None:
+                names["async"] = _thread_name()
+
+            remove = c.register_on_tts_playback_complete(on_complete)
+            c.on("ready", lambda _: names.setdefault("on", _thread_name()))
+            c.connect()
+            c.speak("x y", wait=True, timeout=10)
+            assert wait_until(lambda: len(names) == 3)
+            assert remove() is True  # the handle works from this (foreign) thread
+            assert remove() is False
+            assert c.off(print) == 0
+        return names
+
+    names = await asyncio.to_thread(scenario)
+    assert {n.startswith(THREAD_PREFIX) for n in names.values()} == {True}
+    assert len(set(names.values())) == 1
+
+
+def _thread_name() -> str:
+    return threading.current_thread().name
+
+
+async def test_errors_propagate_with_their_types(auth_server: LocalServer) -> None:
+    def scenario() -> None:
+        with make_sync(auth_server) as anonymous:
+            with pytest.raises(SaynaAuthenticationError) as info:
+                anonymous.get_livekit_rooms()
+            assert info.value.status_code == 401
+            with pytest.raises(SaynaAuthenticationError):
+                anonymous.connect()
+        with make_sync(auth_server, api_key="test-key") as c:
+            with pytest.raises(SaynaNotFoundError) as missing:
+                c.get_livekit_room("no-such-room")
+            assert missing.value.endpoint is not None
+            with pytest.raises(SaynaValidationError, match="empty"):
+                c.speak("   ")
+            with pytest.raises(SaynaNotConnectedError):
+                c.speak("not yet")
+            with pytest.raises(SaynaValidationError, match="whole number"):
+                c.on_audio_input(b"\x00\x01\x02")
+
+    await asyncio.to_thread(scenario)
+    with pytest.raises(SaynaValidationError, match="stt_config and tts_config"):
+        SaynaSyncClient("http://127.0.0.1:1")  # validated at once, no thread started
+
+
+async def test_close_ends_the_thread_and_the_client_can_be_used_again(
+    server: LocalServer,
+) -> None:
+    def scenario() -> int:
+        c = make_sync(server)
+        closes: list[ConnectionClosed] = []
+        c.register_on_close(closes.append)  # no thread needed to register
+        assert loop_threads() == []
+        c.connect()
+        first = loop_threads()
+        assert len(first) == 1
+        assert first[0].daemon
+        c.close()
+        assert not first[0].is_alive()
+        assert loop_threads() == []
+        assert not c.connected
+        c.close()  # twice is fine
+        c.connect()  # a new thread and loop; callbacks are still registered
+        assert c.ready
+        assert loop_threads()[0] is not first[0]
+        c.disconnect()
+        assert loop_threads() == []
+        return len(closes)
+
+    assert await asyncio.to_thread(scenario) == 2
+    assert len(server.records.sessions) == 2
+    await server.records.wait_for(lambda: all(s.closed.is_set() for s in server.records.sessions))
+
+
+async def test_context_manager_closes_session_and_thread(server: LocalServer) -> None:
+    c = make_sync(server)
+
+    def body() -> None:
+        with c:
+            c.connect()
+            assert loop_threads()
+            raise RuntimeError("boom")
+
+    def scenario() -> None:
+        with pytest.raises(RuntimeError, match="boom"):
+            body()
+        assert loop_threads() == []
+        assert not c.connected
+
+    await asyncio.to_thread(scenario)
+    record = server.records.last_session
+    await server.records.wait_for(lambda: record.closed.is_set())
+
+
+async def test_blocking_call_in_a_callback_raises_instead_of_deadlocking(
+    server: LocalServer,
+) -> None:
+    def scenario() -> list[BaseException]:
+        problems: list[BaseException] = []
+        with make_sync(server) as c:
+
+            def on_ready(_: Any) -> None:
+                c.register_on_error(lambda _: None)  # non-blocking methods work here
+                assert c.ready or c.connected
+                for call in (lambda: c.speak("from callback"), c.health, c.close):
+                    try:
+                        call()
+                    except RuntimeError as exc:
+                        problems.append(exc)
+
+            async def on_complete(_: Any) -> None:  # the documented alternative
+                await c.async_client.send_message("done", "assistant")
+
+            c.register_on_ready(on_ready)
+            c.register_on_tts_playback_complete(on_complete)
+            c.connect()
+            assert wait_until(lambda: len(problems) == 3)
+            c.speak("hello", wait=True, timeout=10)
+            assert wait_until(
+                lambda: any(
+                    m["type"] == "send_message" for m in server.records.last_session.messages
+                )
+            )
+        return problems
+
+    problems = await asyncio.to_thread(scenario)
+    assert [type(p) for p in problems] == [RuntimeError] * 3
+    assert "deadlock" in str(problems[0])
+    assert "speak()" in str(problems[0])
+    assert "async_client" in str(problems[0])
+    sent = [m["type"] for m in server.records.last_session.messages]
+    assert "speak" in sent
+    assert sent.count("speak") == 1  # the callback's speak() was refused before sending
+
+
+@contextlib.contextmanager
+def _server_in_its_own_thread() -> Iterator[LocalServer]:
+    started = threading.Event()
+    box: dict[str, Any] = {}
+
+    def serve() -> None:
+        async def main() -> None:
+            async with LocalServer() as srv:
+                box["server"], box["stop"] = srv, asyncio.Event()
+                box["loop"] = asyncio.get_running_loop()
+                started.set()
+                await box["stop"].wait()
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=serve, name="test-server")
+    thread.start()
+    assert started.wait(10)
+    try:
+        yield box["server"]
+    finally:
+        box["loop"].call_soon_threadsafe(box["stop"].set)
+        thread.join(10)
+
+
+async def test_blocking_calls_from_inside_a_running_event_loop() -> None:
+    asyncio.get_running_loop()  # like a Jupyter cell: a loop runs on this thread
+    with _server_in_its_own_thread() as srv:
+        c = make_sync(srv)
+        try:
+            assert c.health().status == "OK"
+            c.connect()
+            c.speak("inside a loop", wait=True, timeout=10)
+            record = srv.records.last_session
+            assert record.messages[-1]["text"] == "inside a loop"
+        finally:
+            c.close()
+        assert wait_until(lambda: record.closed.is_set())
+
+
+async def test_unclosed_client_warns_when_collected(server: LocalServer) -> None:
+    def scenario() -> None:
+        clients = [make_sync(server)]
+        clients[0].connect()
+        thread = loop_threads()[0]
+        with pytest.warns(ResourceWarning, match="unclosed"):
+            clients.clear()  # the last reference: collected at once, no cycle keeps it
+        thread.join(10)
+        assert not thread.is_alive()
+
+    await asyncio.to_thread(scenario)
+    record = server.records.last_session
+    await server.records.wait_for(lambda: record.closed.is_set())
+
+
+_EXIT_SCRIPT = """
+import sys, time
+from sayna_client import SaynaSyncClient, STTConfig, TTSConfig, Timeouts
+client = SaynaSyncClient(sys.argv[1], STTConfig(provider="deepgram"),
+                         TTSConfig(provider="elevenlabs", voice_id="v"),
+                         timeouts=Timeouts(close=0.5))
+client.connect()
+if sys.argv[2] == "stuck":  # a callback that blocks the loop thread for good
+    client.on("tts_audio", lambda _: time.sleep(120))
+client.speak("never closed")
+time.sleep(0.2)
+print("end of script", flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["idle", "stuck"])
+async def test_unclosed_client_does_not_hang_interpreter_exit(
+    server: LocalServer, mode: str
+) -> None:
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-W",
+        "always::ResourceWarning",
+        "-c",
+        _EXIT_SCRIPT,
+        server.url,
+        mode,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert b"end of script" in out
+    assert b"ResourceWarning: unclosed" in err
+    assert time.monotonic() - started < 15
+    record = server.records.last_session
+    if mode == "idle":  # closed at exit: a clean close handshake
+        await server.records.wait_for(lambda: record.closed.is_set())
+        assert record.close_code == 1000
+
+
+def test_same_methods_and_signatures_as_the_async_client() -> None:
+    deprecated = {"aclose", "health_check", "register_on_audio", "send_audio", "send_clear"}
+    deprecated |= {"send_speak"}
+    public = {n for n in dir(SaynaClient) if not n.startswith("_")} - deprecated
+    missing = sorted(n for n in public if not hasattr(SaynaSyncClient, n))
+    assert missing == []
+    for name in sorted(public):
+        ours, theirs = getattr(SaynaSyncClient, name), getattr(SaynaClient, name)
+        if isinstance(theirs, property):
+            assert isinstance(ours, property), name
+            continue
+        if not callable(theirs):
+            continue
+        expected = _params(theirs)
+        if name in ("events", "turns"):
+            expected.append(("timeout", "POSITIONAL_OR_KEYWORD", None))
+        assert _params(ours) == expected, name
+        assert not inspect.iscoroutinefunction(ours), name
+        assert ours.__doc__, name
+
+
+def _params(fn: Any) -> list[tuple[str, str, Any]]:
+    return [
+        (p.name, p.kind.name, p.default)
+        for p in inspect.signature(fn).parameters.values()
+        if p.name != "self"
+    ]
+
+
+@pytest_asyncio.fixture
+async def sync_client(server: LocalServer) -> AsyncIterator[SaynaSyncClient]:
+    c = make_sync(server, api_key="s3cret-key")
+    yield c
+    await asyncio.to_thread(c.close)
+
+
+async def test_repr_shows_state_but_no_secret(sync_client: SaynaSyncClient) -> None:
+    assert "loop thread stopped" in repr(sync_client)
+    await asyncio.to_thread(sync_client.health)
+    assert "loop thread running" in repr(sync_client)
+    assert "s3cret" not in repr(sync_client)
