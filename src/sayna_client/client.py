@@ -441,6 +441,9 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             await self._hub.close_session(self.timeouts.close)
         finally:
             self._ready_msg = None
+            # A lock is bound to the loop that first waits on it; the next session may
+            # run on another loop (the sync client restarts its thread).
+            self._connect_lock = None
             self._hub.close_iterators()
             session, self._session = self._session, None
             if session is not None and not session.closed:
