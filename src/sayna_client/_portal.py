@@ -1,0 +1,327 @@
+"""The machinery behind :class:`~sayna_client.SaynaSyncClient`: a private event loop in a
+daemon thread, the portal that submits coroutines to it from any thread, thread-safe
+unsubscribe handles, and blocking iterators over async ones."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import logging
+import threading
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, Callable, Generic, Optional, TypeVar
+
+from ._callbacks import Unsubscribe
+from .client import SaynaClient
+from .errors import SaynaConnectionError, SaynaTimeoutError
+
+__all__ = ["BlockingIterator"]
+
+logger = logging.getLogger("sayna_client")
+
+T = TypeVar("T")
+
+#: After ``disconnect()``, how long calls still running on the loop (woken by the close)
+#: get to finish before they are cancelled.
+_SETTLE_SECONDS = 0.1
+_thread_numbers = itertools.count(1)
+
+
+def _deadlock_error(what: str) -> RuntimeError:
+    return RuntimeError(
+        f"SaynaSyncClient.{what} was called on the client's own event-loop thread (from a "
+        "callback?). It would wait for that very thread and deadlock. In a callback, use an "
+        "async callback that awaits the async method on `client.async_client` (e.g. `await "
+        "client.async_client.speak(...)`), or make the call from another thread."
+    )
+
+
+def _wait(future: concurrent.futures.Future[T]) -> T:
+    """The result of ``future``; an interrupted wait (Ctrl-C) cancels the call on the loop."""
+    try:
+        return future.result()
+    except concurrent.futures.CancelledError:
+        raise SaynaConnectionError(
+            "The SaynaSyncClient was closed (close() or disconnect() in another thread) "
+            "while this call was running"
+        ) from None
+    except BaseException:
+        future.cancel()  # no-op when the call itself raised
+        raise
+
+
+async def _shutdown(client: SaynaClient) -> None:
+    """Disconnect, then let calls woken by the close finish; cancel whatever still runs."""
+    try:
+        await client.disconnect()
+    finally:
+        current = asyncio.current_task()
+        others = {task for task in asyncio.all_tasks() if task is not current}
+        if others:
+            _, pending = await asyncio.wait(others, timeout=_SETTLE_SECONDS)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            # A cancelled REST retry may have opened a new HTTP session meanwhile.
+            await client.disconnect()
+
+
+class _LoopThread:
+    """One event loop in one daemon thread. Holds no reference to the sync client, so an
+    unclosed client can still be garbage-collected (and warn)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(
+            target=self._main, name=f"sayna-sync-loop-{next(_thread_numbers)}", daemon=True
+        )
+        self.stopping: Optional[concurrent.futures.Future[None]] = None
+        self.thread.start()
+
+    def _main(self) -> None:
+        loop = self.loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+            loop.run_until_complete(loop.shutdown_asyncgens())  # ends unfinished events()
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    def is_current(self) -> bool:
+        return threading.current_thread() is self.thread
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:
+                    future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+
+        self.loop.call_soon_threadsafe(run)
+        return future
+
+    def shutdown(self, client: SaynaClient) -> concurrent.futures.Future[None]:
+        """Start the shutdown (once); the loop stops when it is done and the thread ends."""
+        if self.stopping is None:
+            loop = self.loop
+            self.stopping = self.submit(_shutdown(client))
+            self.stopping.add_done_callback(lambda _: loop.call_soon_threadsafe(loop.stop))
+        return self.stopping
+
+
+class _Portal:
+    """Starts the loop thread lazily and carries calls into it from any other thread."""
+
+    def __init__(self) -> None:
+        # Held to start or submit to the loop, and for a whole close(): a call made during
+        # close() waits for it, then starts a fresh loop, never one that is stopping.
+        # Code on the loop thread never takes it.
+        self._lock = threading.Lock()
+        self._runner: Optional[_LoopThread] = None
+        #: Shutdowns so far. Each one ends every ``events()``/``turns()`` iterator, so an
+        #: iterator from an earlier generation is over and must not start a new loop.
+        self.generation = 0
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
+    def on_loop_thread(self) -> bool:
+        runner = self._runner
+        return runner is not None and runner.is_current()
+
+    def check_thread(self, what: str) -> None:
+        """Raise the deadlock ``RuntimeError`` when called on the loop thread."""
+        if self.on_loop_thread():
+            raise _deadlock_error(what)
+
+    def submit(
+        self, what: str, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[T]:
+        self.check_thread(what)
+        with self._lock:
+            if self._runner is None:
+                self._runner = _LoopThread()
+            return self._runner.submit(fn(*args, **kwargs))
+
+    def submit_within(
+        self, generation: int, what: str, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any
+    ) -> Optional[concurrent.futures.Future[T]]:
+        """Like :meth:`submit`, or ``None`` once a shutdown happened after ``generation``."""
+        self.check_thread(what)
+        with self._lock:
+            if generation != self.generation:
+                return None
+            if self._runner is None:
+                self._runner = _LoopThread()
+            return self._runner.submit(fn(*args))
+
+    def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` on the loop and wait for its result (see :func:`_wait`)."""
+        return _wait(self.submit(f"{fn.__name__}()", fn, *args, **kwargs))
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a quick non-blocking ``fn`` where it cannot race the loop: inline on the loop
+        thread, on the loop when it runs, else inline under the lock (no loop to race)."""
+        if self.on_loop_thread():
+            return fn(*args)
+        with self._lock:
+            runner = self._runner
+            if runner is None:
+                return fn(*args)
+            future = runner.call(fn, *args)
+        return _wait(future)
+
+    def close(self, client: SaynaClient, timeout: Optional[float] = None) -> None:
+        """Shut down and join the loop thread; at most ``timeout`` seconds when given."""
+        self.check_thread("close()")
+        if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
+            return
+        try:
+            runner = self._runner
+            if runner is None:
+                return
+            stopping = runner.shutdown(client)
+            runner.thread.join(timeout)
+            if runner.thread.is_alive():
+                return
+            self._runner = None
+            self.generation += 1
+        finally:
+            self._lock.release()
+        stopping.result()
+
+    def close_nowait(self, client: SaynaClient) -> None:
+        """Start the shutdown without waiting (from ``__del__``, on any thread)."""
+        runner = self._runner
+        if runner is not None:
+            self._runner = None  # the thread ends on its own
+            self.generation += 1
+            try:
+                runner.shutdown(client)
+            except RuntimeError:  # the loop is already closed
+                pass
+
+
+class _ThreadSafeUnsubscribe(Unsubscribe):
+    """An :class:`Unsubscribe` that removes the callback on the loop thread."""
+
+    __slots__ = ("_inner", "_portal")
+
+    def __init__(self, inner: Unsubscribe, portal: _Portal) -> None:  # no super(): wraps
+        self._inner = inner
+        self._portal = portal
+
+    def __call__(self) -> bool:
+        """Remove the callback; True if it was still registered. Safe from any thread."""
+        return self._portal.call(self._inner)
+
+
+async def _next_or_none(source: AsyncIterator[T]) -> Optional[T]:
+    try:
+        return await source.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+class BlockingIterator(Generic[T]):
+    """A blocking iterator over an async one of the client (``events()`` or ``turns()``).
+
+    ``next()`` waits up to ``timeout`` seconds (``None``: no limit) for the next item and
+    raises :class:`~sayna_client.SaynaTimeoutError` if none came; the iterator stays
+    usable, and the item still arrives on a later ``next()``. Iteration ends when the
+    session ends (``close()``, or a server close not followed by a reconnect). Leaving a
+    ``for`` loop early keeps the subscription (and its queue) until :meth:`close`, the end
+    of the session or garbage collection; ``with client.events() as events:`` closes it.
+    One thread at a time may read an iterator; :meth:`close` works from any thread.
+    """
+
+    def __init__(
+        self, portal: _Portal, source: AsyncIterator[T], timeout: Optional[float], what: str
+    ) -> None:
+        self._portal = portal
+        self._source = source
+        self._timeout = timeout
+        self._what = what
+        self._generation = portal.generation
+        self._pending: Optional[concurrent.futures.Future[Optional[T]]] = None
+        self._closing: Optional[asyncio.Future[Any]] = None
+        self._finished = False
+
+    def __iter__(self) -> BlockingIterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        """The next item.
+
+        Raises:
+            StopIteration: the session ended (or :meth:`close` was called).
+            SaynaTimeoutError: nothing within ``timeout`` seconds.
+            RuntimeError: called on the client's loop thread (it would deadlock).
+        """
+        if self._finished:
+            raise StopIteration
+        pending = self._pending
+        if pending is None:
+            pending = self._portal.submit_within(
+                self._generation, self._what, _next_or_none, self._source
+            )
+            if pending is None:  # the client closed since: the session this iterated is over
+                self._finished = True
+                raise StopIteration
+            self._pending = pending
+        try:
+            item = pending.result(self._timeout)
+        except concurrent.futures.TimeoutError:
+            raise SaynaTimeoutError(
+                f"{self._what} received nothing within {self._timeout} s",
+                operation=self._what,
+                timeout=self._timeout,
+            ) from None
+        except concurrent.futures.CancelledError:  # the client closed
+            item = None
+        self._pending = None
+        if item is None:
+            self._finished = True
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        """Unsubscribe now (safe from any thread, and twice)."""
+        if self._finished:
+            return
+        self._finished = True
+        pending, self._pending = self._pending, None
+        if pending is not None and pending.cancel():
+            return  # the cancellation runs the async iterator's cleanup
+        aclose = getattr(self._source, "aclose", None)
+        if aclose is None or not self._portal.running:
+            return  # without a loop the iterator already ended (or never started)
+        if self._portal.on_loop_thread():
+            self._closing = asyncio.ensure_future(aclose())
+            return
+        future = self._portal.submit_within(self._generation, f"{self._what}.close()", aclose)
+        if future is not None:
+            _wait(future)
+
+    def __enter__(self) -> BlockingIterator[T]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        pending = getattr(self, "_pending", None)
+        if pending is not None and not pending.done():
+            pending.cancel()
