@@ -104,6 +104,7 @@ from .types import (
     TTSConfig,
     VoiceDescriptor,
 )
+from .types.credentials import resolve_config_auth, resolve_google_credentials
 from .webhooks import (
     WebhookReceiver,
     WebhookSIPOutput,
@@ -215,4 +216,6 @@ __all__ = [
     "WebhookVerificationError",
     "__version__",
     "decode_text",
+    "resolve_config_auth",
+    "resolve_google_credentials",
 ]

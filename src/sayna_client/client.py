@@ -43,7 +43,8 @@ from .realtime.connection import WebSocketConnection
 from .realtime.conversation import SessionMetrics, SessionTracker, Turn
 from .realtime.hub import DEFAULT_MAX_QUEUE, EventHub
 from .realtime.reconnect import AudioHold, is_recoverable, run_reconnect
-from .types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
+from .types import GoogleAuth, LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
+from .types.credentials import load_local_google_credentials
 
 __all__ = ["SaynaClient", "Unsubscribe"]
 
@@ -293,6 +294,15 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             raise
 
     async def _configure(self, conn: WebSocketConnection) -> None:
+        if _has_google_auth(self.stt_config) or _has_google_auth(self.tts_config):
+            # 0.0.18 compatibility: credentials given as a local file path are read here
+            # (in a thread: file I/O) and sent as JSON.
+            self.stt_config = await asyncio.to_thread(
+                load_local_google_credentials, self.stt_config
+            )
+            self.tts_config = await asyncio.to_thread(
+                load_local_google_credentials, self.tts_config
+            )
         ready = await conn.configure(self._config_text(), self.timeouts.ready)
         logger.info(
             "Sayna session ready (stream_id=%s, livekit_room=%s)",
@@ -624,6 +634,10 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         """Deprecated alias of :meth:`speak`."""
         warnings.warn("use speak()", DeprecationWarning, stacklevel=2)
         await self.speak(text, flush, allow_interruption)
+
+
+def _has_google_auth(config: Optional[Union[STTConfig, TTSConfig]]) -> bool:
+    return config is not None and isinstance(config.auth, GoogleAuth)
 
 
 def _frame_size(audio_data: Any) -> int:

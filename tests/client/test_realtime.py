@@ -527,3 +527,30 @@ async def test_plain_callback_returning_a_coroutine_keeps_order(connected: Sayna
             break
         await asyncio.sleep(0.01)
     assert order == list(range(record_frames))
+
+
+async def test_google_credentials_file_is_read_on_the_client(
+    server: LocalServer, tmp_path: Any
+) -> None:
+    from sayna_client import GoogleAuth, resolve_config_auth, resolve_google_credentials
+
+    service_account = {"type": "service_account", "project_id": "p1"}
+    path = tmp_path / "sa.json"
+    path.write_text(json.dumps(service_account))
+    assert resolve_google_credentials(str(path)) == service_account
+    assert resolve_google_credentials('{"a": 1}') == {"a": 1}
+    with pytest.raises(SaynaValidationError, match="readable local file"):
+        resolve_google_credentials("/no/such/file.json")
+    config = STTConfig(provider="google", auth=GoogleAuth(credentials=str(path)))
+    assert resolve_config_auth(config).auth.credentials == service_account  # type: ignore[union-attr]
+    server_side = TTSConfig(
+        provider="google",
+        voice_id="en-US-Wavenet-D",
+        auth=GoogleAuth(credentials="/srv/only/on/server.json"),
+    )
+    async with SaynaClient(server.url, config, server_side) as c:
+        await c.connect()
+    sent = server.records.last_session.config
+    assert sent is not None
+    assert sent["stt_config"]["auth"] == {"credentials": service_account}
+    assert sent["tts_config"]["auth"] == {"credentials": "/srv/only/on/server.json"}
