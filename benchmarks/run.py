@@ -23,6 +23,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ class Line:
     higher_is_better: bool
     target: Optional[tuple[str, float]] = None
     digits: int = 0
+    total: bool = False  # sum over the runs instead of the median (counts of losses)
 
 
 LINES = (
@@ -93,8 +95,8 @@ EXTRA_LINES = (
     Line("tts", "cpu_us_per_frame", "client CPU per TTS frame received", "µs", False, None, 2),
     Line("burst", "cpu_us_per_event", "client CPU per stt_result event", "µs", False, None, 2),
     Line("upload", "send_frames_per_s", "upload, until the last send returned", "frames/s", True),
-    Line("tts", "dropped", "TTS frames discarded by a bounded queue", "frames", False),
-    Line("burst", "dropped", "stt_result events discarded by a bounded queue", "events", False),
+    Line("tts", "dropped", "TTS frames discarded, all runs", "frames", False, total=True),
+    Line("burst", "dropped", "stt_result events discarded, all runs", "events", False, total=True),
     Line("cpu", "cpu_percent", "CPU, 200 streams (one core = 100)", "%", False, None, 1),
     Line("cpu", "late_p99_ms", "pacing lateness p99, 200 streams", "ms", False, None, 1),
 )
@@ -257,7 +259,9 @@ class Table:
 
     def median(self, client: str, line: Line) -> Optional[float]:
         values = list(self.series(client, line).values())
-        return statistics.median(values) if values else None
+        if not values:
+            return None
+        return sum(values) if line.total else statistics.median(values)
 
     def spread(self, client: str, line: Line) -> str:
         values = list(self.series(client, line).values())
@@ -448,6 +452,11 @@ def write_report(
     return failures
 
 
+def _git(*command: str) -> str:
+    done = subprocess.run(["git", "-C", str(HERE.parent), *command], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else "?"
+
+
 def _load() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
 
@@ -462,6 +471,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--measures", default=",".join(PARAMS), help="comma-separated subset")
     parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset")
     parser.add_argument("--output", type=Path, default=None, help="report path")
+    parser.add_argument(
+        "--snapshot",
+        action="store_true",
+        help="benchmark the last commit (git archive of src/), not the work tree",
+    )
     parser.add_argument(
         "--from-json", type=Path, default=None, help="rewrite the report from a saved .out file"
     )
@@ -490,6 +504,19 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
     if OLD_VERSION in clients:
         pythons[OLD_VERSION] = str(ensure_old_venv())
+    snapshot: Optional[tempfile.TemporaryDirectory[str]] = None
+    commit = _git("rev-parse", "--short", "HEAD")
+    if args.snapshot:
+        snapshot = tempfile.TemporaryDirectory(prefix="sayna-bench-")
+        archive = subprocess.run(
+            ["git", "-C", str(HERE.parent), "archive", "HEAD", "src"],
+            capture_output=True,
+            check=True,
+        )
+        subprocess.run(["tar", "-x", "-C", snapshot.name], input=archive.stdout, check=True)
+        os.environ["PYTHONPATH"] = str(Path(snapshot.name) / "src")
+    elif _git("status", "--porcelain", "src"):
+        commit += " + uncommitted changes in src/"
     server_cpu, client_cpu = cpus()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -519,6 +546,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         json.dumps(raw_log, indent=1), encoding="utf-8"
     )
     facts = machine_facts(pythons)
+    facts.insert(0, ("commit", commit + (" (snapshot)" if args.snapshot else "")))
+    if snapshot is not None:
+        snapshot.cleanup()
     facts.append(("load average (1 min) at start / end", f"{load_start:.2f} / {_load():.2f}"))
     failures = write_report(output, raw_log, args, runs, facts, elapsed)
     print(f"wrote {output} ({elapsed / 60:.1f} min)")
