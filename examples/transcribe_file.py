@@ -1,0 +1,103 @@
+"""Stream a 16-bit WAV file to Sayna like a live microphone and print the transcript.
+
+    sayna serve --engine local                            # terminal 1 (real speech)
+    python examples/transcribe_file.py speech.wav         # terminal 2
+    python examples/transcribe_file.py speech.wav --speed 4   # four times real time
+
+Interim results overwrite one status line; each final result is printed on its own
+line. The file is cut into 20 ms frames in the session's format
+(``audio.wav_frames``) and sent at real-time pace (``audio.paced``), because a
+streaming recogniser expects audio at the rate a microphone produces it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from sayna_client import (
+    SaynaClient,
+    SaynaError,
+    STTConfig,
+    STTResultMessage,
+    TTSConfig,
+    audio,
+)
+
+FRAME_MS = 20
+#: Silence sent after the file, as a microphone would, so the recogniser hears the
+#: speaker stop and closes the utterance (final, then speech-final).
+TRAILING_SILENCE_MS = 1500
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("file", type=Path, help="a 16-bit PCM WAV file")
+    parser.add_argument("--url", default="http://127.0.0.1:3001", help="Sayna server URL")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("SAYNA_API_KEY"),
+        help="API key (default: $SAYNA_API_KEY)",
+    )
+    parser.add_argument("--provider", default="deepgram", help="STT provider")
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="x real time (default 1; 0 = no pacing)"
+    )
+    return parser.parse_args()
+
+
+class TranscriptPrinter:
+    """Interim results on one rewritten line, finals on lines of their own."""
+
+    def __init__(self) -> None:
+        self.finals: list[str] = []
+        self._width = 0
+
+    def __call__(self, result: STTResultMessage) -> None:
+        if result.is_final and result.transcript:
+            self.finals.append(result.transcript)
+            self._show(f"final:   {result.transcript}", end="\n")
+        elif not result.is_final:
+            self._show(f"interim: {result.transcript}", end="")
+        # A speech-final with an empty transcript only marks the end of the turn.
+
+    def _show(self, text: str, end: str) -> None:
+        # "\r" + padding overwrites the previous interim on a terminal.
+        print("\r" + text.ljust(self._width), end=end, flush=True)
+        self._width = 0 if end else len(text)
+
+
+async def main(args: argparse.Namespace) -> None:
+    # Reading a file blocks: do it in a thread, then work on the decoded audio.
+    wav = await asyncio.to_thread(audio.read_wav, args.file)
+    print(f"{args.file}: {wav.duration_ms / 1000:.2f} s, {wav.sample_rate} Hz, {wav.channels} ch")
+    # Tell the server exactly what we send: the file's own rate and channel count.
+    stt = STTConfig(provider=args.provider, sample_rate=wav.sample_rate, channels=wav.channels)
+    tts = TTSConfig(provider="deepgram", voice_id="aura-asteria-en")  # unused here
+    frames = audio.wav_frames(wav, frame_ms=FRAME_MS, stt_config=stt)
+    silence = bytes(audio.frame_bytes(FRAME_MS, wav.sample_rate, wav.channels))
+    trailing = [silence] * (TRAILING_SILENCE_MS // FRAME_MS)
+
+    printer = TranscriptPrinter()
+    async with SaynaClient(args.url, stt, tts, api_key=args.api_key) as client:
+        client.register_on_stt_result(printer)
+        await client.connect()
+        for chunk in (frames, trailing):
+            async for frame in audio.paced(chunk, frame_ms=FRAME_MS, speed=args.speed):
+                await client.on_audio_input(frame)
+        # Wait for the results of the audio already sent and for the end of the turn.
+        await client.drain(timeout=30)
+        metrics = client.metrics
+    print(f"transcript: {' '.join(printer.finals) or '(nothing recognised)'}")
+    if metrics.audio_to_first_final is not None:
+        print(f"first final {metrics.audio_to_first_final * 1000:.0f} ms after the first frame")
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main(parse_args()))
+    except SaynaError as exc:
+        sys.exit(f"error: {exc}")

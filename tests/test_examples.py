@@ -1,0 +1,297 @@
+"""Smoke tests: every script in ``examples/`` runs against a local server and exits 0,
+and every code snippet in ``docs/`` is valid against the current API.
+
+One :class:`LocalServer` (fake engine, an API key, a SIP hook secret) runs on its own
+event loop in a background thread for the whole module; each example runs as a
+subprocess, exactly as the README in ``examples/`` tells users to run it.
+
+Docs snippets: every ``python`` block must compile (top-level ``await`` allowed, for
+fragments); self-contained programs (``asyncio.run`` with ``running_server``) run, and
+their stdout must equal the ``text`` block that follows them after "It prints:";
+blocks defining ``test_`` functions run under pytest with the package's plugin.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import math
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sayna_client import audio
+from sayna_client.server import LocalServer
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+DOCS = ROOT / "docs"
+API_KEY = "examples-api-key"
+HOOK_SECRET = "examples-webhook-secret-0123456789"
+TIMEOUT = 60  # per example; they take 1-10 s
+
+
+class ServerThread:
+    """A started ``LocalServer`` on a private event loop in a daemon thread."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._kwargs = kwargs
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self.server: LocalServer
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)
+
+    def start(self) -> LocalServer:
+        self._thread.start()
+
+        async def create() -> LocalServer:
+            server = LocalServer(**self._kwargs)
+            await server.start()
+            return server
+
+        self.server = self._call(create())
+        return self.server
+
+    def stop(self) -> None:
+        try:
+            self._call(self.server.stop())
+            self._call(self._loop.shutdown_asyncgens())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop.close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalServer]:
+    thread = ServerThread(api_key=API_KEY, hook_secret=HOOK_SECRET)
+    try:
+        yield thread.start()
+    finally:
+        thread.stop()
+
+
+def run_example(
+    server: LocalServer, name: str, *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> str:
+    """Run ``examples/<name>`` with ``--url`` and ``--api-key``; return its stdout."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SAYNA_")}
+    environment.update(env or {})
+    command = [sys.executable, str(EXAMPLES / name), "--url", server.url, "--api-key", API_KEY]
+    done = subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=cwd,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert done.returncode == 0, (
+        f"{name} exited {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+    )
+    return done.stdout
+
+
+def tone_bursts(path: Path, words: int, rate: int = 16000) -> None:
+    """A WAV the fake engine hears as ``words`` words: 120 ms tones, 60 ms apart."""
+    tone = [
+        int(0.3 * 32767 * math.sin(2 * math.pi * 440 * i / rate)) for i in range(rate * 120 // 1000)
+    ]
+    gap = [0] * (rate * 60 // 1000)
+    samples = (tone + gap) * words
+    pcm = b"".join(s.to_bytes(2, "little", signed=True) for s in samples)
+    audio.write_wav(path, pcm, rate)
+
+
+def test_every_example_is_tested() -> None:
+    scripts = sorted(p.name for p in EXAMPLES.glob("*.py"))
+    assert scripts == sorted(TESTED), "add a smoke test for each new example"
+    readme = (EXAMPLES / "README.md").read_text(encoding="utf-8")
+    for script in scripts:
+        assert f"examples/{script}" in readme, f"{script} is missing from examples/README.md"
+
+
+def test_speak_to_file(server: LocalServer, tmp_path: Path) -> None:
+    out = run_example(
+        server, "speak_to_file.py", "one two three", "--out-dir", str(tmp_path), cwd=tmp_path
+    )
+    assert "REST:" in out
+    assert "WebSocket:" in out
+    for name in ("speak-rest.wav", "speak-ws.wav"):
+        wav = audio.read_wav(tmp_path / name)
+        assert wav.sample_rate == 24000
+        # The fake engine renders each word as 120 ms of tone and 60 ms of silence.
+        assert wav.duration_ms == pytest.approx(3 * 180, abs=5)
+
+
+def test_transcribe_file(server: LocalServer, tmp_path: Path) -> None:
+    tone_bursts(tmp_path / "three.wav", 3)
+    out = run_example(server, "transcribe_file.py", "three.wav", "--speed", "8", cwd=tmp_path)
+    assert "final:   word word word" in out
+    assert "transcript: word word word\n" in out
+
+
+def test_voice_agent(server: LocalServer, tmp_path: Path) -> None:
+    out = run_example(server, "voice_agent.py", "--simulate", "--turns", "2", cwd=tmp_path)
+    lines = out.splitlines()
+    assert lines[0].startswith("connected: stream_id=")
+    assert "agent: Hello! How can I help you today?" in lines
+    assert 'turn 1: "word word" (1 interim results)' in lines
+    # The second caller line (8 words) starts while the agent answers the first turn.
+    assert any(line.startswith("barge-in: the user started talking") for line in lines)
+    assert any(line.startswith('turn 2: "' + " ".join(["word"] * 8) + '"') for line in lines)
+    assert "agent: Thank you for calling. Goodbye!" in lines
+    assert lines[-1].startswith("done: 2 turns, 1 barge-in(s)")
+
+
+def test_livekit_room_control(server: LocalServer, tmp_path: Path) -> None:
+    room = "examples-room"
+    out = run_example(server, "livekit_room_control.py", "--simulate", "--room", room, cwd=tmp_path)
+    assert f"ready: room {room}, Sayna joined as sayna-agent" in out
+    assert "token for caller-1: " in out
+    assert "participant_connected: caller-1 (Caller)" in out
+    assert "sayna-agent (AGENT), caller-1 (STANDARD)" in out
+    assert "muted TR_" in out
+    assert "message from caller-1 on 'chat': hello agent" in out
+    assert "[simulate] caller-1 received: 'You said: hello agent' (assistant)" in out
+    assert "participant_disconnected: caller-1" in out
+    assert "session closed (code 1005)" in out
+    assert out.endswith("done\n")
+    assert room not in server.rooms  # Sayna deletes the room when the session ends
+
+
+def test_sip_webhook_server(server: LocalServer, tmp_path: Path) -> None:
+    before = len(server.records.webhooks)
+    out = run_example(
+        server,
+        "sip_webhook_server.py",
+        "--simulate",
+        "--port",
+        "0",
+        "--auth-id",
+        "examples-tenant",  # the server checks API keys, so hooks need a tenant
+        cwd=tmp_path,
+        env={"SAYNA_WEBHOOK_SECRET": HOOK_SECRET},
+    )
+    assert "SIP hooks: sip.example.com -> http://127.0.0.1:" in out
+    assert "SIP call from +15551230000 to +15559990000 via sip.example.com" in out
+    assert "'x-customer-id': '42'" in out
+    assert "rejected with 401: signature_mismatch" in out
+    assert "forged request answered 401" in out
+    assert "removed the hook for sip.example.com" in out
+    # The server's side of the delivery: one signed POST, answered 200.
+    (delivery,) = server.records.webhooks[before:]
+    assert delivery.status == 200
+    assert delivery.headers["X-Sayna-Signature"].startswith("v1=")
+
+
+TESTED = (
+    "livekit_room_control.py",
+    "sip_webhook_server.py",
+    "speak_to_file.py",
+    "transcribe_file.py",
+    "voice_agent.py",
+)
+
+
+# --- docs ---------------------------------------------------------------------------------
+
+_BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.S)
+#: Reports the benchmark scripts write (linked from docs/benchmarks.md, committed separately).
+GENERATED = {"RESULTS.md", "LOAD.md"}
+_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+class Snippet:
+    def __init__(self, path: Path, line: int, code: str, prints: str | None) -> None:
+        self.path, self.line, self.code, self.prints = path, line, code, prints
+
+    @property
+    def where(self) -> str:
+        return f"{self.path.relative_to(ROOT)}:{self.line}"
+
+
+def doc_snippets() -> list[Snippet]:
+    snippets = []
+    for path in sorted(DOCS.glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        blocks = list(_BLOCK.finditer(text))
+        for index, block in enumerate(blocks):
+            if block.group(1) != "python":
+                continue
+            prints = None
+            following = blocks[index + 1] if index + 1 < len(blocks) else None
+            if following is not None and following.group(1) == "text":
+                between = text[block.end() : following.start()]
+                if between.strip() == "It prints:":
+                    prints = following.group(2)
+            line = text.count("\n", 0, block.start()) + 2
+            snippets.append(Snippet(path, line, block.group(2), prints))
+    return snippets
+
+
+SNIPPETS = doc_snippets()
+PROGRAMS = [s for s in SNIPPETS if "asyncio.run(" in s.code and "running_server(" in s.code]
+TESTS = [s for s in SNIPPETS if re.search(r"^async def test_|^def test_", s.code, re.M)]
+
+
+def test_docs_exist_and_link() -> None:
+    pages = {p.name for p in DOCS.glob("*.md")}
+    assert {"index.md", "sessions.md", "errors.md", "reconnect.md", "testing.md"} <= pages
+    assert "benchmarks.md" in pages
+    for path in [*DOCS.glob("*.md"), EXAMPLES / "README.md"]:
+        for target in _LINK.findall(path.read_text(encoding="utf-8")):
+            if "://" in target or Path(target).name in GENERATED:
+                continue
+            assert (path.parent / target).exists(), f"{path.name}: broken link {target}"
+
+
+@pytest.mark.parametrize("snippet", SNIPPETS, ids=[s.where for s in SNIPPETS])
+def test_docs_snippet_compiles(snippet: Snippet) -> None:
+    compile(snippet.code, snippet.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+
+
+@pytest.mark.parametrize("snippet", PROGRAMS, ids=[s.where for s in PROGRAMS])
+def test_docs_program_runs(snippet: Snippet, tmp_path: Path) -> None:
+    script = tmp_path / "snippet.py"
+    script.write_text(snippet.code, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, f"{snippet.where}\n{done.stdout}\n{done.stderr}"
+    if snippet.prints is not None:
+        assert done.stdout == snippet.prints, f"{snippet.where}: the output shown differs"
+
+
+def test_docs_pytest_snippets(tmp_path: Path) -> None:
+    assert TESTS, "docs/testing.md shows tests"
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["sayna_client.testing"]\n')
+    for index, snippet in enumerate(TESTS):
+        (tmp_path / f"test_doc_{index}.py").write_text(
+            f"# {snippet.where}\n{snippet.code}", encoding="utf-8"
+        )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "asyncio_mode=auto"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
