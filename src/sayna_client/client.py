@@ -39,7 +39,7 @@ from .protocol.commands import (
     encode_speak,
 )
 from .protocol.events import ConnectionClosed, ReadyMessage, STTResultMessage
-from .realtime.connection import WebSocketConnection
+from .realtime.connection import NO_STATUS_RECEIVED, WebSocketConnection
 from .realtime.conversation import SessionMetrics, SessionTracker, Turn
 from .realtime.hub import DEFAULT_MAX_QUEUE, EventHub
 from .realtime.reconnect import AudioHold, is_recoverable, run_reconnect
@@ -54,6 +54,8 @@ T = TypeVar("T")
 Callback = Callable[[T], Any]
 
 MAX_AUDIO_FRAME = 16 * 1024 * 1024
+#: speak(wait=True) also waits for async callbacks of these to catch up.
+_PLAYBACK_TYPES = frozenset({"tts_audio", "tts_playback_complete"})
 _BYTES_PER_SAMPLE = {"linear16": 2, "pcm": 2, "pcm_s16le": 2, "mulaw": 1, "ulaw": 1, "alaw": 1}
 
 
@@ -160,6 +162,8 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         self._hub.observe("tts_audio", self._tracker.on_tts_audio)
         self._hub.observe("tts_playback_complete", self._tracker.on_playback_complete)
         self._hub.observe("stt_result", self._observe_stt)
+        self._peer_left = False
+        self._hub.observe("participant_disconnected", self._observe_peer_left)
         self._conn: Optional[WebSocketConnection] = None
         self._ready_msg: Optional[ReadyMessage] = None
         self._connect_lock: Optional[asyncio.Lock] = None
@@ -270,6 +274,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
     async def _open(self) -> None:
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         self._ready_msg = None
+        self._peer_left = False
         started = self._tracker.connecting()
         conn = await WebSocketConnection.open(
             self._get_session(),
@@ -331,8 +336,13 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         self._hub.publish(info)
         if info.initiated_by_client:
             return
-        logger.warning("Sayna WebSocket closed by the server or network: %s", info.message)
-        self._hub.notify_callbacks("lost", info)
+        if info.code == NO_STATUS_RECEIVED and self._peer_left:
+            # The server ends a LiveKit session this way ~100 ms after a participant
+            # left (protocol §6.6): the normal end, not an error.
+            logger.info("Sayna session ended after a participant left the room")
+        else:
+            logger.warning("Sayna WebSocket closed by the server or network: %s", info.message)
+            self._hub.notify_callbacks("lost", info)
         if will_reconnect and policy is not None:
             self._audio_hold = AudioHold(policy.buffer_bytes)
             self._reconnect_task = asyncio.get_running_loop().create_task(
@@ -491,8 +501,9 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
                 to cut speech short).
             allow_interruption: False makes :meth:`clear` a no-op until this speech ends.
             wait: return only when the server reports the queue drained
-                (``tts_playback_complete``), i.e. this text is fully synthesized; a
-                :meth:`clear` also ends the wait.
+                (``tts_playback_complete``), i.e. this text is fully synthesized, and
+                async audio callbacks have handled that audio; a :meth:`clear` also
+                ends the wait.
             timeout: with ``wait``, seconds to wait at most.
 
         Raises:
@@ -507,7 +518,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         done = self._tracker.wait_playback() if wait else None
         await self._send_speak(text, flush, allow_interruption, conn)
         if done is not None:
-            await _bounded(done, timeout, "speak(wait=True)")
+            await _bounded(self._caught_up(done, _PLAYBACK_TYPES), timeout, "speak(wait=True)")
 
     async def _send_speak(
         self,
@@ -572,6 +583,9 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
 
     # --- conversation helpers ---------------------------------------------------------
 
+    def _observe_peer_left(self, _: object) -> None:
+        self._peer_left = True
+
     def _observe_stt(self, result: STTResultMessage) -> None:
         turn = self._tracker.on_stt_result(result)
         if turn is not None:
@@ -607,9 +621,15 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
                 await asyncio.sleep(settle)
                 idle = not tracker.turn_pending and not tracker.playback_pending
                 if idle and tracker.activity == seen:
+                    await self._hub.caught_up()
                     return
 
         await _bounded(quiet(), timeout, "drain()")
+
+    async def _caught_up(self, waiter: Awaitable[None], types: frozenset[str]) -> None:
+        """``waiter``, then async callbacks of ``types`` have handled what they had."""
+        await waiter
+        await self._hub.caught_up(types)
 
     @property
     def metrics(self) -> SessionMetrics:

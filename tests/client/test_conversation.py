@@ -123,3 +123,30 @@ async def test_waits_fail_when_the_session_closes(server: LocalServer) -> None:
         await c.connect()
         with pytest.raises(SaynaConnectionClosedError):
             await c.speak("one two three four", wait=True, timeout=10)
+
+
+async def test_speak_wait_includes_async_audio_callbacks(
+    connected: SaynaClient, server: LocalServer
+) -> None:
+    handled: list[int] = []
+
+    async def slow_player(chunk: bytes) -> None:
+        await asyncio.sleep(0.002)
+        handled.append(len(chunk))
+
+    connected.register_on_tts_audio(slow_player)
+    await connected.speak("one two three four five", wait=True, timeout=20)
+    assert sum(handled) == server.records.last_session.sent_audio_bytes
+
+
+async def test_drain_includes_async_callbacks(connected: SaynaClient) -> None:
+    finished: list[bool] = []
+
+    async def slow(_: object) -> None:
+        await asyncio.sleep(0.3)
+        finished.append(True)
+
+    connected.register_on_tts_playback_complete(slow)
+    await connected.speak("a", wait=True, timeout=10)
+    await connected.drain(timeout=10, settle=0.05)
+    assert finished == [True]

@@ -226,6 +226,8 @@ async def test_livekit_events_and_properties(server: LocalServer) -> None:
         messages: list[MessageMessage] = []
         tracks: list[TrackSubscribedMessage] = []
         closed: list[ConnectionClosed] = []
+        errors: list[Any] = []
+        c.register_on_error(errors.append)
         c.register_on_participant_connected(joined.append)
         c.register_on_participant_disconnected(left.append)
         c.register_on_message(messages.append)
@@ -257,6 +259,7 @@ async def test_livekit_events_and_properties(server: LocalServer) -> None:
         assert text.message.room == "livekit"
         assert binary.message.data == "//4="
         assert binary.message.topic == "default"
+        assert errors == []  # the normal end of a LiveKit session is not an error
         with pytest.raises(SaynaNotConnectedError):
             await c.speak("too late")
 

@@ -10,7 +10,7 @@ Every event has a ``type`` string; every event delivered to error callbacks has 
 ``message`` string, so ``lambda e: print(e.message)`` works for all of them.
 """
 
-from typing import Any, Dict, Literal, Optional, Union
+from typing import Any, ClassVar, Dict, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -171,7 +171,7 @@ class _LocalEvent:
     """Base of events the SDK creates itself: slotted, equal by value, readable repr."""
 
     __slots__ = ()
-    type: str
+    type: ClassVar[str]
 
     def _fields(self) -> Dict[str, Any]:
         names: tuple[str, ...] = self.__slots__
@@ -196,7 +196,7 @@ class TTSAudio(_LocalEvent):
     """One binary frame of synthesized audio, in the session's ``tts_config`` format."""
 
     __slots__ = ("data",)
-    type = "tts_audio"
+    type: ClassVar[Literal["tts_audio"]] = "tts_audio"
 
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -209,7 +209,7 @@ class UnknownEvent(_LocalEvent):
     """A server message whose ``type`` this SDK version does not know. ``data`` is the JSON."""
 
     __slots__ = ("data", "event_type")
-    type = "unknown"
+    type: ClassVar[Literal["unknown"]] = "unknown"
 
     def __init__(self, event_type: str, data: Dict[str, Any]) -> None:
         self.event_type = event_type
@@ -221,7 +221,7 @@ class MalformedMessage(_LocalEvent):
     with missing or mistyped fields, or over the size limit). The session keeps running."""
 
     __slots__ = ("raw", "reason")
-    type = "malformed_message"
+    type: ClassVar[Literal["malformed_message"]] = "malformed_message"
 
     def __init__(self, raw: str, reason: str) -> None:
         self.raw = raw
@@ -241,7 +241,7 @@ class ConnectionClosed(_LocalEvent):
     """
 
     __slots__ = ("code", "initiated_by_client", "reason", "will_reconnect")
-    type = "closed"
+    type: ClassVar[Literal["closed"]] = "closed"
 
     def __init__(
         self,
@@ -265,7 +265,7 @@ class CallbackError(_LocalEvent):
     """A user callback raised. The session keeps running; the exception is ``error``."""
 
     __slots__ = ("callback", "error", "event_type")
-    type = "callback_error"
+    type: ClassVar[Literal["callback_error"]] = "callback_error"
 
     def __init__(self, callback: str, event_type: str, error: BaseException) -> None:
         self.callback = callback
@@ -285,7 +285,7 @@ class EventsDropped(_LocalEvent):
     discarded for that consumer only (the oldest ones). Delivered before the next event."""
 
     __slots__ = ("consumer", "count")
-    type = "events_dropped"
+    type: ClassVar[Literal["events_dropped"]] = "events_dropped"
 
     def __init__(self, consumer: str, count: int) -> None:
         self.consumer = consumer
@@ -300,7 +300,7 @@ class Reconnecting(_LocalEvent):
     """The session was lost and will be re-established after ``delay`` seconds."""
 
     __slots__ = ("attempt", "code", "delay", "reason")
-    type = "reconnecting"
+    type: ClassVar[Literal["reconnecting"]] = "reconnecting"
 
     def __init__(self, attempt: int, delay: float, code: Optional[int], reason: str) -> None:
         self.attempt = attempt
@@ -313,7 +313,7 @@ class Reconnected(_LocalEvent):
     """The session is ready again; ``replayed_bytes`` of held audio were re-sent."""
 
     __slots__ = ("attempt", "replayed_bytes", "replayed_frames")
-    type = "reconnected"
+    type: ClassVar[Literal["reconnected"]] = "reconnected"
 
     def __init__(self, attempt: int, replayed_frames: int, replayed_bytes: int) -> None:
         self.attempt = attempt
@@ -325,7 +325,7 @@ class AudioDropped(_LocalEvent):
     """Audio held during an outage exceeded the reconnect buffer; the oldest frames went."""
 
     __slots__ = ("bytes", "frames")
-    type = "audio_dropped"
+    type: ClassVar[Literal["audio_dropped"]] = "audio_dropped"
 
     def __init__(self, frames: int, bytes: int) -> None:
         self.frames = frames

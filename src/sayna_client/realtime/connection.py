@@ -228,12 +228,13 @@ class WebSocketConnection:
                 elif kind is _WS.TEXT:
                     event = decode_text(msg.data)
                     if event.type == "ready":
-                        self._got_ready(event)  # type: ignore[arg-type]
+                        self._got_ready(event)
                     elif event.type == "error":
-                        self._got_error(event)  # type: ignore[arg-type]
+                        self._got_error(event)
                     publish(event)
                 elif kind is _WS.CLOSE:
-                    code = msg.data if msg.data else NO_STATUS_RECEIVED
+                    # aiohttp reports a Close frame without payload as code 0.
+                    code = int(msg.data) if msg.data else NO_STATUS_RECEIVED
                     reason = msg.extra or ""
                     break
                 elif kind is _WS.ERROR:
@@ -242,10 +243,12 @@ class WebSocketConnection:
                     reason = _describe(exc)
                     break
                 elif kind in (_WS.CLOSED, _WS.CLOSING):
-                    code = ws.close_code or ABNORMAL_CLOSURE
+                    code = int(ws.close_code or ABNORMAL_CLOSURE)
                     reason = _describe(ws.exception()) if ws.exception() else ""
                     break
         except asyncio.CancelledError:
+            # Cancelled from outside (disconnect, or loop teardown): the client's doing.
+            self._closing_by_client = True
             code, reason = (1000, "closed by client")
             raise
         except Exception as exc:  # the reader must always end in a typed close

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Literal, Optional
 
 __all__ = ["SessionMetrics", "SessionTracker", "Turn"]
 
@@ -39,7 +39,7 @@ class Turn:
         interim_count: how many interim results the turn had.
     """
 
-    type: ClassVar[str] = "turn"
+    type: ClassVar[Literal["turn"]] = "turn"
 
     text: str
     confidence: float

@@ -67,9 +67,12 @@ class Mailbox:
         items = self._items
         kept = True
         if len(items) >= self._limit:
-            items.popleft()
-            self._dropped += 1
-            kept = False
+            old = items.popleft()
+            if type(old) is Barrier:
+                old.release()
+            else:
+                self._dropped += 1
+                kept = False
         items.append(event)
         waiter = self._waiter
         if waiter is not None:
@@ -120,6 +123,20 @@ Callback = Callable[[Any], Any]
 
 def _callback_name(callback: Callback) -> str:
     return getattr(callback, "__qualname__", None) or repr(callback)
+
+
+class Barrier:
+    """A marker a dispatcher releases when it reaches it: every event queued before it
+    has been handled. Released early if the consumer ends or overflow discards it."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def release(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
 
 
 class _Pending:
@@ -210,6 +227,9 @@ class CallbackConsumer:
                     event = await mailbox.get()
                 if event is _CLOSED:
                     return
+                if type(event) is Barrier:
+                    event.release()
+                    continue
                 if type(event) is OwnDrop:
                     logger.warning("%s", event.message)
                     self._report(event, self)
@@ -227,6 +247,10 @@ class CallbackConsumer:
                     self._failed(event_type, exc)
         finally:
             self._task = None
+            if mailbox.closed:  # cancelled while draining: nobody will reach these
+                for item in mailbox._items:
+                    if type(item) is Barrier:
+                        item.release()
             if len(self.mailbox) and not self.mailbox.closed:
                 # Events of a new session arrived while this one drained.
                 self._task = asyncio.get_running_loop().create_task(
@@ -345,6 +369,21 @@ class EventHub:
         """Deliver to every interested consumer; never blocks, never raises."""
         for deliver in self._by_type.get(event.type, self._all):
             deliver(event)
+
+    async def caught_up(self, types: Optional[frozenset[str]] = None) -> None:
+        """Wait until every queued (async) callback, of ``types`` or all, has handled
+        the events it had when this was called. Inline callbacks are always caught up."""
+        barriers: list[asyncio.Future[None]] = []
+        for consumer in self._callbacks:
+            if types is not None and not consumer.types & types:
+                continue
+            if consumer._task is None and not len(consumer.mailbox):
+                continue  # idle
+            barrier = Barrier()
+            consumer._enqueue(barrier)
+            barriers.append(barrier.future)
+        if barriers:
+            await asyncio.gather(*barriers)
 
     def notify_callbacks(self, route: str, event: Any) -> None:
         """Deliver ``event`` to the callbacks subscribed to ``route`` only (not iterators)."""
