@@ -116,8 +116,7 @@ class Moderator:
         print(f"participant_disconnected: {event.participant.identity}", flush=True)
 
     def on_error(self, error: ErrorEvent) -> None:
-        if error.type != "closed":  # the close is handled below
-            print(f"error: {error.message}", flush=True)
+        print(f"error: {error.message}", flush=True)
 
     def on_close(self, event: ConnectionClosed) -> None:
         # 1005 (no status) is Sayna's normal end of a LiveKit session.
