@@ -68,6 +68,19 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def commit() -> str:
+    """The checked-out commit, marked when ``src/`` has uncommitted changes."""
+
+    def git(*command: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(HERE.parent), *command], capture_output=True, text=True
+        )
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + (" + uncommitted changes in src/" if git("status", "--porcelain", "src") else "")
+
+
 def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool) -> str:
     lines = [
         "# Load test",
@@ -96,8 +109,8 @@ def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool
         "",
         f"Machine: {cpu_model()}, {os.cpu_count()} logical cores, Python "
         f"{platform.python_version()}, aiohttp {aiohttp.__version__}, pydantic "
-        f"{pydantic.VERSION}, sayna-client {sayna_client.__version__}; load average at the "
-        f"end {os.getloadavg()[0]:.2f}.",
+        f"{pydantic.VERSION}, sayna-client {sayna_client.__version__} (commit {commit()}); "
+        f"load average at the end {os.getloadavg()[0]:.2f}.",
         "",
     ]
     if report.errors:
