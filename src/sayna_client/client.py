@@ -54,6 +54,9 @@ T = TypeVar("T")
 Callback = Callable[[T], Any]
 
 MAX_AUDIO_FRAME = 16 * 1024 * 1024
+_DEFAULT_TIMEOUTS = Timeouts()
+_DEFAULT_RETRY = RetryPolicy()
+
 #: speak(wait=True) also waits for async callbacks of these to catch up.
 _PLAYBACK_TYPES = frozenset({"tts_audio", "tts_playback_complete"})
 _BYTES_PER_SAMPLE = {"linear16": 2, "pcm": 2, "pcm_s16le": 2, "mulaw": 1, "ulaw": 1, "alaw": 1}
@@ -132,8 +135,8 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         self.loading_audio = loading_audio
         self.without_audio = without_audio
         self.stream_id = stream_id
-        self.timeouts = timeouts or Timeouts()
-        self.retry = retry or RetryPolicy()
+        self.timeouts = timeouts or _DEFAULT_TIMEOUTS
+        self.retry = retry or _DEFAULT_RETRY
         self.heartbeat = heartbeat
         self.reconnect_policy = reconnect
         self._api_key = resolve_api_key(api_key)

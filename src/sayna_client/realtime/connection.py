@@ -68,7 +68,6 @@ class WebSocketConnection:
         self._on_ready_cb = on_ready
         loop = asyncio.get_running_loop()
         self._ready_waiter: Optional[asyncio.Future[ReadyMessage]] = None
-        self._closed_event = asyncio.Event()
         self.close_info: Optional[ConnectionClosed] = None
         self._closing_by_client = False
         self._reader: asyncio.Task[None] = loop.create_task(self._read(), name="sayna-reader")
@@ -176,11 +175,6 @@ class WebSocketConnection:
     def closed(self) -> bool:
         return self.close_info is not None or self._ws.closed
 
-    async def wait_closed(self) -> ConnectionClosed:
-        await self._closed_event.wait()
-        assert self.close_info is not None
-        return self.close_info
-
     # --- sending -------------------------------------------------------------------
 
     def _closed_error(self, exc: Optional[BaseException] = None) -> SaynaConnectionClosedError:
@@ -279,7 +273,6 @@ class WebSocketConnection:
         waiter = self._ready_waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(self._closed_error())
-        self._closed_event.set()
         self._on_closed(info)
 
     # --- closing -------------------------------------------------------------------
