@@ -381,7 +381,8 @@ def write_report(
         )
         extra = ""
         if line.target is not None and line.target[0] == "plus":
-            extra = f" (+{fmt(table.difference(line, 'this', 'raw'), 0)})"
+            difference = table.difference(line, "this", "raw")
+            extra = "" if difference is None else f" ({difference:+.0f} {line.unit})"
         out.append(
             f"| {line.label} | {line.unit} | {cells} "
             f"| {ratio_text(table.ratio(line, 'this', 'raw'))}{extra} "
@@ -458,17 +459,16 @@ def write_report(
         "Measured by profiling and A/B runs against scratch copies of the SDK; details, "
         "causes and suggested fixes in `benchmarks/PROFILE.md`.",
         "",
-        "- **Ordering and isolation of callbacks** (each callback has a mailbox and a "
-        "dispatcher task, events in arrival order): one extra task wake-up between the "
-        "socket and a callback. On an idle client that is a few to ~20 µs of event latency "
-        "over raw; in bursts the dispatcher drains up to 256 events per wake-up, so "
-        "throughput matches raw on a quiet machine.",
-        "- **Bounded queues** (`max_queue`, oldest dropped, `EventsDropped` reported): free "
-        "while the client keeps up. When the client's core is busy (the `busy loop` lines), "
-        "the reader empties aiohttp's whole receive buffer in one turn while a dispatcher "
-        "takes at most 256 events per turn, so a burst overflows the 10,000-event mailbox "
-        "and events are discarded even though the callback does nothing. Raw code and 0.0.18 "
-        "call the callback inline and never discard; they hold the socket instead.",
+        "- **Ordering and isolation of callbacks**: plain-function callbacks run inline on "
+        "the reader task (no queue, no task switch), like raw code; async callbacks and "
+        "`events()` iterators get a mailbox and a task, one wake-up between the socket and "
+        "the consumer (a few to ~20 µs of latency on an idle client).",
+        "- **Bounded queues** (`max_queue`, oldest dropped, `EventsDropped` reported) for "
+        "async callbacks and iterators: free while the consumer keeps up. The `busy loop` "
+        "lines share the client's core with another process and count what is discarded; "
+        "before plain callbacks ran inline, such a core lost 17–25 % of a burst even with a "
+        "callback that did nothing (see `PROFILE.md`). Raw code and 0.0.18 never discard: "
+        "they hold the socket instead.",
         "- **Typed events** (pydantic-core `validate_json` per text frame): about the cost of "
         "raw's `json.loads` into a dict, and cheaper than 0.0.18's `json.loads` + "
         "`Model(**dict)`.",
@@ -476,10 +476,10 @@ def write_report(
         "frame and byte counters) plus two extra coroutine layers: about 0.6–1 µs per "
         "uploaded frame; it shows in CPU per real-time stream.",
         "- **`connect()` returns only after `ready`, bounded by timeouts**: the ready frame "
-        "is read by the reader task and handed over through `wait_for(shield(...))`, and the "
-        "handshake runs inside `wait_for` (a task of its own before Python 3.12): about 15 "
-        "event-loop turns per connect against raw's 8, plus encoding the config models; "
-        "about +0.1 ms per connect.",
+        "is read by the reader task and handed to `connect()` (10 event-loop turns per "
+        "connect against raw's 8 on Python 3.11+, more on 3.9/3.10 where the deadlines use "
+        "`wait_for`), the config models are encoded again on every connect, and the "
+        "reader task, heartbeat timer and tracker are set up: about +0.15 ms per connect.",
         "- **Per-session state** (heartbeat timer, event hub, session tracker and metrics, "
         "the kept `ready` message, timeouts and retry policy): about +5 KiB RSS per idle "
         "session over raw, of which about 2 KiB are the caller's typed `STTConfig` and "
