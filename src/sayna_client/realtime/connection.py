@@ -45,6 +45,8 @@ _WS = aiohttp.WSMsgType
 #: Close code reported when the transport dropped or the heartbeat timed out.
 ABNORMAL_CLOSURE = 1006
 NO_STATUS_RECEIVED = 1005
+#: The reader yields to the event loop after this many frames in a row.
+_YIELD_EVERY = 128
 
 
 def _is_non_fatal(message: str) -> bool:
@@ -52,7 +54,23 @@ def _is_non_fatal(message: str) -> bool:
 
 
 class WebSocketConnection:
-    """A single connected socket and its reader task. Not reused after it closes."""
+    """A single connected socket and its reader task. Not reused after it closes.
+
+    Until the first ``ready`` the connecting task reads the socket itself (as code
+    written by hand against aiohttp would: no hand-off between tasks on the connect
+    path); the reader task takes over from then on.
+    """
+
+    __slots__ = (
+        "_closing_by_client",
+        "_hub",
+        "_on_closed",
+        "_on_ready_cb",
+        "_reader",
+        "_ready_waiter",
+        "_ws",
+        "close_info",
+    )
 
     def __init__(
         self,
@@ -66,11 +84,10 @@ class WebSocketConnection:
         self._hub = hub
         self._on_closed = on_closed
         self._on_ready_cb = on_ready
-        loop = asyncio.get_running_loop()
         self._ready_waiter: Optional[asyncio.Future[ReadyMessage]] = None
         self.close_info: Optional[ConnectionClosed] = None
         self._closing_by_client = False
-        self._reader: asyncio.Task[None] = loop.create_task(self._read(), name="sayna-reader")
+        self._reader: Optional[asyncio.Task[None]] = None
 
     # --- opening -------------------------------------------------------------------
 
@@ -147,7 +164,8 @@ class WebSocketConnection:
         """Send ``config`` and wait for ``ready``.
 
         Raises:
-            SaynaConfigRejectedError: the server answered with a fatal ``error``.
+            SaynaConfigRejectedError: the server answered with a fatal ``error`` (the
+                socket stays open and its reader runs, for a corrected config).
             SaynaTimeoutError: no ``ready`` within ``ready_timeout``.
             SaynaConnectionClosedError: the socket closed first.
         """
@@ -155,6 +173,8 @@ class WebSocketConnection:
         self._ready_waiter = waiter
         try:
             await self.send_text(config_text)
+            if self._reader is None:
+                return await within(ready_timeout, self._read_until_ready(waiter))
             # The waiter is ours alone: a timeout may cancel it (no shield needed).
             return await within(ready_timeout, waiter)
         except asyncio.TimeoutError as exc:
@@ -168,6 +188,23 @@ class WebSocketConnection:
             self._ready_waiter = None
             if not waiter.done():
                 waiter.cancel()
+
+    async def _read_until_ready(self, waiter: asyncio.Future[ReadyMessage]) -> ReadyMessage:
+        """Read on the calling task until ``waiter`` is decided, then start the reader."""
+        ws = self._ws
+        try:
+            while not waiter.done():
+                ended = self._handle(await ws.receive())
+                if ended is not None:
+                    self._finish(*ended)  # fails the waiter with a typed close
+        except asyncio.CancelledError:
+            raise  # a timeout or the caller: the caller closes the connection
+        except Exception as exc:
+            logger.error("Sayna reader failed", exc_info=exc)
+            self._finish(ABNORMAL_CLOSURE, _describe(exc))
+        if self.close_info is None:
+            self._reader = asyncio.get_running_loop().create_task(self._read(), name="sayna-reader")
+        return waiter.result()
 
     # --- state ---------------------------------------------------------------------
 
@@ -208,48 +245,60 @@ class WebSocketConnection:
 
     # --- reading -------------------------------------------------------------------
 
+    def _handle(self, msg: aiohttp.WSMessage) -> Optional[tuple[int, str]]:
+        """Process one frame; returns ``(code, reason)`` when the socket has ended."""
+        kind = msg.type
+        if kind is _WS.BINARY:
+            self._hub.publish(TTSAudio(msg.data))
+        elif kind is _WS.TEXT:
+            event = decode_text(msg.data)
+            if event.type == "ready":
+                self._got_ready(event)
+            elif event.type == "error":
+                self._got_error(event)
+            self._hub.publish(event)
+        elif kind is _WS.CLOSE:
+            # aiohttp reports a Close frame without payload as code 0.
+            return (int(msg.data) if msg.data else NO_STATUS_RECEIVED), msg.extra or ""
+        elif kind is _WS.ERROR:
+            return ABNORMAL_CLOSURE, _describe(msg.data)
+        elif kind in (_WS.CLOSED, _WS.CLOSING):
+            exc = self._ws.exception()
+            return int(self._ws.close_code or ABNORMAL_CLOSURE), _describe(exc) if exc else ""
+        return None
+
     async def _read(self) -> None:
         ws = self._ws
         publish = self._hub.publish
-        code: Optional[int] = None
-        reason = ""
+        handle = self._handle
+        ended: Optional[tuple[int, str]] = None
+        burst = 0
         try:
             while True:
                 msg = await ws.receive()
-                kind = msg.type
-                if kind is _WS.BINARY:
+                if msg.type is _WS.BINARY:  # the hot path: TTS audio
                     publish(TTSAudio(msg.data))
-                elif kind is _WS.TEXT:
-                    event = decode_text(msg.data)
-                    if event.type == "ready":
-                        self._got_ready(event)
-                    elif event.type == "error":
-                        self._got_error(event)
-                    publish(event)
-                elif kind is _WS.CLOSE:
-                    # aiohttp reports a Close frame without payload as code 0.
-                    code = int(msg.data) if msg.data else NO_STATUS_RECEIVED
-                    reason = msg.extra or ""
-                    break
-                elif kind is _WS.ERROR:
-                    exc = msg.data
-                    code = ABNORMAL_CLOSURE
-                    reason = _describe(exc)
-                    break
-                elif kind in (_WS.CLOSED, _WS.CLOSING):
-                    code = int(ws.close_code or ABNORMAL_CLOSURE)
-                    reason = _describe(ws.exception()) if ws.exception() else ""
-                    break
+                else:
+                    ended = handle(msg)
+                    if ended is not None:
+                        break
+                burst += 1
+                if burst >= _YIELD_EVERY:
+                    # ws.receive() does not yield while aiohttp has frames buffered: give
+                    # async consumers a turn, and leave the backlog in aiohttp's
+                    # flow-controlled buffer (TCP back-pressure) rather than in mailboxes.
+                    burst = 0
+                    await asyncio.sleep(0)
         except asyncio.CancelledError:
             # Cancelled from outside (disconnect, or loop teardown): the client's doing.
             self._closing_by_client = True
-            code, reason = (1000, "closed by client")
+            ended = (1000, "closed by client")
             raise
         except Exception as exc:  # the reader must always end in a typed close
             logger.error("Sayna reader failed", exc_info=exc)
-            code, reason = ABNORMAL_CLOSURE, _describe(exc)
+            ended = (ABNORMAL_CLOSURE, _describe(exc))
         finally:
-            self._finish(code, reason)
+            self._finish(*(ended or (ABNORMAL_CLOSURE, "")))
 
     def _got_ready(self, ready: ReadyMessage) -> None:
         self._on_ready_cb(ready)
@@ -289,20 +338,17 @@ class WebSocketConnection:
                 await asyncio.wait_for(self._ws.close(), timeout)
             except (asyncio.TimeoutError, aiohttp.ClientError, ConnectionError, RuntimeError):
                 pass
-        if not self._reader.done():
-            # The reader normally sees the close and ends; if the peer never answered,
-            # stop it.
-            self._reader.cancel()
-        await asyncio.gather(self._reader, return_exceptions=True)
-        if self.close_info is None:  # pragma: no cover - reader always finishes
+        reader = self._reader
+        if reader is not None:
+            if not reader.done():
+                # The reader normally sees the close and ends; if the peer never
+                # answered, stop it.
+                reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        if self.close_info is None:  # no reader yet (closed while connecting)
             self._finish(1000, "closed by client")
         assert self.close_info is not None
         return self.close_info
-
-    def abort(self) -> None:
-        """Synchronous last resort (used when cancellation leaves no time to close)."""
-        self._closing_by_client = True
-        self._reader.cancel()
 
 
 def _describe(exc: Optional[BaseException]) -> str:
