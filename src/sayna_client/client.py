@@ -567,7 +567,13 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
                 hold.add(bytes(audio_data))
                 return
             conn = self._ready_connection()
-        await conn.send_bytes(audio_data)
+        try:
+            await conn.send_bytes_raw(audio_data)
+        except Exception as exc:
+            error = conn.send_failed(exc)
+            if error is exc:
+                raise
+            raise error from exc
         self._tracker.audio_sent(size)
 
     def _sample_unit(self) -> int:
