@@ -109,6 +109,16 @@ def _error_from_response(
 class HttpTransport:
     """Sends REST requests to one Sayna server through a shared aiohttp session."""
 
+    __slots__ = (
+        "_base_url",
+        "_headers",
+        "_retry",
+        "_session",
+        "_sleep",
+        "_ssl",
+        "_timeout",
+    )
+
     def __init__(
         self,
         base_url: str,

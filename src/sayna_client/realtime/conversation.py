@@ -95,6 +95,22 @@ def _keep(values: list[float], value: float) -> None:
 class SessionTracker:
     """Inline observer of one client's events (see the module docstring)."""
 
+    __slots__ = (
+        "_clock",
+        "_confidences",
+        "_final_pending",
+        "_first_audio_pending",
+        "_first_audio_sent_at",
+        "_interims",
+        "_playback_waiters",
+        "_segments",
+        "_speak_sent_at",
+        "_turn_started",
+        "_turn_waiters",
+        "activity",
+        "metrics",
+    )
+
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self.metrics = SessionMetrics()

@@ -280,6 +280,16 @@ class CallbackConsumer:
 class EventHub:
     """Routes each published event to the consumers of its type."""
 
+    __slots__ = (
+        "_all",
+        "_by_type",
+        "_callbacks",
+        "_iterator_types",
+        "_iterators",
+        "_observers",
+        "max_queue",
+    )
+
     def __init__(self, max_queue: int = DEFAULT_MAX_QUEUE) -> None:
         self.max_queue = max_queue
         self._by_type: dict[str, list[Any]] = {}
