@@ -6,14 +6,23 @@ import asyncio
 import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable
-from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
+from typing import Any, Callable, Optional, TypeVar, Union
 
 import aiohttp
 
 from ._callbacks import CallbackMethods, Unsubscribe, _iterate
+from ._checks import (
+    BYTES_PER_SAMPLE,
+    MAX_AUDIO_FRAME,
+    bounded,
+    check_text,
+    check_type,
+    frame_size,
+    has_google_auth,
+    reject_frame,
+)
 from ._commands import CommandMethods
 from ._config import (
-    MAX_TEXT_CHARS,
     ReconnectPolicy,
     RetryPolicy,
     Timeouts,
@@ -29,7 +38,6 @@ from .errors import (
     SaynaConnectionClosedError,
     SaynaNotConnectedError,
     SaynaNotReadyError,
-    SaynaTimeoutError,
     SaynaValidationError,
 )
 from .protocol.commands import (
@@ -43,7 +51,7 @@ from .realtime.connection import NO_STATUS_RECEIVED, WebSocketConnection
 from .realtime.conversation import SessionMetrics, SessionTracker, Turn
 from .realtime.hub import DEFAULT_MAX_QUEUE, EventHub
 from .realtime.reconnect import AudioHold, is_recoverable, run_reconnect
-from .types import GoogleAuth, LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
+from .types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
 from .types.credentials import load_local_google_credentials
 
 __all__ = ["SaynaClient", "Unsubscribe"]
@@ -53,13 +61,11 @@ logger = logging.getLogger("sayna_client")
 T = TypeVar("T")
 Callback = Callable[[T], Any]
 
-MAX_AUDIO_FRAME = 16 * 1024 * 1024
 _DEFAULT_TIMEOUTS = Timeouts()
 _DEFAULT_RETRY = RetryPolicy()
 
 #: speak(wait=True) also waits for async callbacks of these to catch up.
 _PLAYBACK_TYPES = frozenset({"tts_audio", "tts_playback_complete"})
-_BYTES_PER_SAMPLE = {"linear16": 2, "pcm": 2, "pcm_s16le": 2, "mulaw": 1, "ulaw": 1, "alaw": 1}
 
 
 class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
@@ -106,10 +112,10 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
     ) -> None:
         self._http_base, self._ws_url = derive_urls(url)
         self.url = url
-        _check_type("stt_config", stt_config, STTConfig, "STTConfig(provider='deepgram')")
-        _check_type("tts_config", tts_config, TTSConfig, "TTSConfig(provider='deepgram')")
-        _check_type("livekit_config", livekit_config, LiveKitConfig, "LiveKitConfig(room_name=..)")
-        _check_type("loading_audio", loading_audio, LoadingAudioConfig, "LoadingAudioConfig(..)")
+        check_type("stt_config", stt_config, STTConfig, "STTConfig(provider='deepgram')")
+        check_type("tts_config", tts_config, TTSConfig, "TTSConfig(provider='deepgram')")
+        check_type("livekit_config", livekit_config, LiveKitConfig, "LiveKitConfig(room_name=..)")
+        check_type("loading_audio", loading_audio, LoadingAudioConfig, "LoadingAudioConfig(..)")
         if not isinstance(without_audio, bool):
             raise SaynaValidationError(
                 f"without_audio must be True or False, got {without_audio!r}"
@@ -302,7 +308,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             raise
 
     async def _configure(self, conn: WebSocketConnection) -> None:
-        if _has_google_auth(self.stt_config) or _has_google_auth(self.tts_config):
+        if has_google_auth(self.stt_config) or has_google_auth(self.tts_config):
             # 0.0.18 compatibility: credentials given as a local file path are read here
             # (in a thread: file I/O) and sent as JSON.
             self.stt_config = await asyncio.to_thread(
@@ -425,10 +431,10 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         Raises:
             the same errors as :meth:`connect`.
         """
-        _check_type("stt_config", stt_config, STTConfig, "STTConfig(provider='deepgram')")
-        _check_type("tts_config", tts_config, TTSConfig, "TTSConfig(provider='deepgram')")
-        _check_type("livekit_config", livekit_config, LiveKitConfig, "LiveKitConfig(room_name=..)")
-        _check_type("loading_audio", loading_audio, LoadingAudioConfig, "LoadingAudioConfig(..)")
+        check_type("stt_config", stt_config, STTConfig, "STTConfig(provider='deepgram')")
+        check_type("tts_config", tts_config, TTSConfig, "TTSConfig(provider='deepgram')")
+        check_type("livekit_config", livekit_config, LiveKitConfig, "LiveKitConfig(room_name=..)")
+        check_type("loading_audio", loading_audio, LoadingAudioConfig, "LoadingAudioConfig(..)")
         if stt_config is not None:
             self.stt_config = stt_config
         if tts_config is not None:
@@ -515,13 +521,13 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             SaynaConnectionError: the socket closed while sending (or while waiting).
             SaynaTimeoutError: ``wait`` took longer than ``timeout``.
         """
-        _check_text("text", text)
+        check_text("text", text)
         conn = self._ready_connection()
         self._tracker.speak_sent()
         done = self._tracker.wait_playback() if wait else None
         await self._send_speak(text, flush, allow_interruption, conn)
         if done is not None:
-            await _bounded(self._caught_up(done, _PLAYBACK_TYPES), timeout, "speak(wait=True)")
+            await bounded(self._caught_up(done, _PLAYBACK_TYPES), timeout, "speak(wait=True)")
 
     async def _send_speak(
         self,
@@ -557,9 +563,9 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         """
         # Hot path (50 calls a second per stream): cheap checks first, messages only
         # built on failure, the sample size cached per stt_config object.
-        size = len(audio_data) if type(audio_data) is bytes else _frame_size(audio_data)
+        size = len(audio_data) if type(audio_data) is bytes else frame_size(audio_data)
         if not 0 < size <= MAX_AUDIO_FRAME or size % self._sample_unit():
-            _reject_frame(audio_data, size, self.stt_config)
+            reject_frame(audio_data, size, self.stt_config)
         conn = self._conn
         if conn is None or self._ready_msg is None or conn.close_info is not None:
             hold = self._audio_hold
@@ -584,7 +590,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             return cached[1]
         unit = 1
         if stt is not None:
-            width = _BYTES_PER_SAMPLE.get(stt.encoding.lower())
+            width = BYTES_PER_SAMPLE.get(stt.encoding.lower())
             if width is not None:
                 unit = width * stt.channels
         self._unit_cache = (stt, unit)
@@ -633,7 +639,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
                     await self._hub.caught_up()
                     return
 
-        await _bounded(quiet(), timeout, "drain()")
+        await bounded(quiet(), timeout, "drain()")
 
     async def _caught_up(self, waiter: Awaitable[None], types: frozenset[str]) -> None:
         """``waiter``, then async callbacks of ``types`` have handled what they had."""
@@ -663,69 +669,3 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         """Deprecated alias of :meth:`speak`."""
         warnings.warn("use speak()", DeprecationWarning, stacklevel=2)
         await self.speak(text, flush, allow_interruption)
-
-
-def _has_google_auth(config: Optional[Union[STTConfig, TTSConfig]]) -> bool:
-    return config is not None and isinstance(config.auth, GoogleAuth)
-
-
-def _frame_size(audio_data: Any) -> int:
-    if isinstance(audio_data, memoryview):
-        return audio_data.nbytes
-    if isinstance(audio_data, (bytes, bytearray)):
-        return len(audio_data)
-    raise SaynaValidationError(
-        f"audio_data must be bytes, got {type(audio_data).__name__}; send raw audio in the "
-        "stt_config format"
-    )
-
-
-def _reject_frame(audio_data: Any, size: int, stt: Optional[STTConfig]) -> NoReturn:
-    """Raise the precise error for a frame that failed the quick checks."""
-    if size == 0:
-        raise SaynaValidationError(
-            "audio_data is empty; empty frames end the stream for some providers, "
-            "so send audio or nothing"
-        )
-    if size > MAX_AUDIO_FRAME:
-        raise SaynaValidationError(
-            f"audio_data is {size} bytes; split it into frames of at most "
-            f"{MAX_AUDIO_FRAME} bytes (20 ms frames are typical)"
-        )
-    assert stt is not None
-    width = _BYTES_PER_SAMPLE[stt.encoding.lower()]
-    raise SaynaValidationError(
-        f"audio_data is {size} bytes, not a whole number of {stt.encoding} samples for "
-        f"{stt.channels} channel(s) ({width * stt.channels} bytes each); send whole samples"
-    )
-
-
-async def _bounded(waiter: Awaitable[Any], timeout: Optional[float], what: str) -> None:
-    try:
-        await asyncio.wait_for(waiter, timeout)
-    except asyncio.TimeoutError as exc:
-        raise SaynaTimeoutError(
-            f"{what} did not finish within {timeout} s", operation=what, timeout=timeout
-        ) from exc
-
-
-def _check_type(name: str, value: Any, cls: type, example: str) -> None:
-    if value is not None and not isinstance(value, cls):
-        raise SaynaValidationError(
-            f"{name} must be a {cls.__name__} (e.g. {example}), got {type(value).__name__}"
-        )
-
-
-def _check_text(name: str, text: Any) -> None:
-    if not isinstance(text, str):
-        raise SaynaValidationError(f"{name} must be a string, got {type(text).__name__}")
-    if not text.strip():
-        raise SaynaValidationError(
-            f"{name} is empty; the server would ignore it. Pass text to speak, or call "
-            "tts_flush() to send an empty speak on purpose"
-        )
-    if len(text) > MAX_TEXT_CHARS:
-        raise SaynaValidationError(
-            f"{name} is {len(text)} characters; the limit is {MAX_TEXT_CHARS}: split it "
-            "into several speak() calls"
-        )
