@@ -6,7 +6,7 @@ import asyncio
 import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, Optional, Union
 
 import aiohttp
 
@@ -57,9 +57,6 @@ from .types.credentials import load_local_google_credentials
 __all__ = ["SaynaClient", "Unsubscribe"]
 
 logger = logging.getLogger("sayna_client")
-
-T = TypeVar("T")
-Callback = Callable[[T], Any]
 
 _DEFAULT_TIMEOUTS = Timeouts()
 _DEFAULT_RETRY = RetryPolicy()
