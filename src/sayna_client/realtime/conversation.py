@@ -98,7 +98,6 @@ class SessionTracker:
     __slots__ = (
         "_clock",
         "_confidences",
-        "_final_pending",
         "_first_audio_pending",
         "_first_audio_sent_at",
         "_interims",
@@ -124,7 +123,6 @@ class SessionTracker:
         self._confidences: list[float] = []
         self._turn_started: Optional[float] = None
         self._interims = 0
-        self._final_pending = False
         #: Number of ``stt_result`` and TTS events seen; ``drain()`` watches it settle.
         self.activity = 0
 
@@ -151,7 +149,6 @@ class SessionTracker:
         self._playback_waiters.clear()
         self._turn_waiters.clear()
         self._speak_sent_at.clear()
-        self._final_pending = False
 
     # --- outbound ---------------------------------------------------------------------
 
@@ -220,10 +217,8 @@ class SessionTracker:
             if event.transcript:
                 self._segments.append(event.transcript)
                 self._confidences.append(event.confidence)
-            self._final_pending = False
         else:
             self._interims += 1
-            self._final_pending = True
         if not event.is_speech_final:
             return None
         if not self._segments and not event.transcript:
@@ -252,7 +247,6 @@ class SessionTracker:
         self._confidences = []
         self._turn_started = None
         self._interims = 0
-        self._final_pending = False
 
     # --- waiting ----------------------------------------------------------------------
 

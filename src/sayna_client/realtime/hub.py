@@ -347,9 +347,6 @@ class EventHub:
             mailbox.close()
             self._rebuild()
 
-    def has_consumers(self, event_type: str) -> bool:
-        return bool(self._all) or event_type in self._by_type
-
     def _rebuild(self) -> None:
         """Precompute, per event type, the flat list of delivery functions ``publish`` calls."""
         specific: dict[str, list[Any]] = {}
