@@ -186,7 +186,11 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
     def _get_session(self) -> aiohttp.ClientSession:
         session = self._session
         if session is None or session.closed:
-            session = self._session = aiohttp.ClientSession()
+            # The session's own timeout bounds only the WebSocket handshake (REST calls
+            # pass theirs per request): one timer aiohttp arms anyway, none of ours.
+            session = self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeouts.connect)
+            )
         return session
 
     async def __aenter__(self) -> SaynaClient:

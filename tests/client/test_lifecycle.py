@@ -87,6 +87,47 @@ async def test_connect_to_closed_port() -> None:
     await _assert_released(client, baseline)
 
 
+class _SilentListener:
+    """A loopback TCP server that accepts and never answers (a hung upgrade)."""
+
+    def __init__(self) -> None:
+        self._held: list[asyncio.StreamWriter] = []
+        self._server: asyncio.AbstractServer | None = None
+
+    async def __aenter__(self) -> str:
+        async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self._held.append(writer)
+
+        self._server = await asyncio.start_server(hold, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._held:
+            writer.close()
+        await self._server.wait_closed()
+
+
+@pytest.mark.parametrize("changed_after_rest_call", [False, True])
+async def test_hung_handshake_times_out(changed_after_rest_call: bool) -> None:
+    async with _SilentListener() as url:
+        baseline = _other_tasks()
+        client = SaynaClient(url, stt(), tts(), timeouts=Timeouts(connect=0.2, request=0.2))
+        if changed_after_rest_call:
+            # The HTTP session exists (with the first connect timeout) before it changes.
+            with pytest.raises(SaynaTimeoutError):
+                await client.health()
+            client.timeouts = Timeouts(connect=0.3, request=0.2)
+        with pytest.raises(SaynaTimeoutError) as info:
+            await client.connect()
+        assert info.value.operation == "connect"
+        assert info.value.timeout == client.timeouts.connect
+        assert "Timeouts.connect" in str(info.value)
+        await client.disconnect()
+        await _assert_released(client, baseline)
+
+
 async def test_cancelling_connect_leaves_nothing_open(server: LocalServer) -> None:
     baseline = _other_tasks()
     server.faults = Faults(never_send_ready=True)

@@ -118,19 +118,20 @@ class WebSocketConnection:
         # came within half of it; 2/3 of the user's figure makes detection happen
         # within the figure itself.
         interval = heartbeat * 2 / 3 if heartbeat else None
+        handshake = session.ws_connect(
+            url,
+            headers=headers,
+            heartbeat=interval,
+            autoping=True,
+            autoclose=True,
+            max_msg_size=64 * 1024 * 1024,
+            ssl=ssl,
+        )
         try:
-            ws = await within(
-                connect_timeout,
-                session.ws_connect(
-                    url,
-                    headers=headers,
-                    heartbeat=interval,
-                    autoping=True,
-                    autoclose=True,
-                    max_msg_size=64 * 1024 * 1024,
-                    ssl=ssl,
-                ),
-            )
+            if session.timeout.total == connect_timeout:
+                ws = await handshake  # the session's own timer bounds the handshake
+            else:
+                ws = await within(connect_timeout, handshake)
         except asyncio.TimeoutError as exc:
             raise SaynaTimeoutError(
                 f"Timed out after {connect_timeout} s opening the WebSocket to {_safe(url)}; "
