@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable
@@ -60,6 +61,13 @@ logger = logging.getLogger("sayna_client")
 
 _DEFAULT_TIMEOUTS = Timeouts()
 _DEFAULT_RETRY = RetryPolicy()
+
+
+@functools.lru_cache(maxsize=16)
+def _handshake_timeout(seconds: Optional[float]) -> aiohttp.ClientTimeout:
+    """The (frozen, shareable) aiohttp timeout for a WebSocket handshake of ``seconds``."""
+    return aiohttp.ClientTimeout(total=seconds)
+
 
 #: speak(wait=True) also waits for async callbacks of these to catch up.
 _PLAYBACK_TYPES = frozenset({"tts_audio", "tts_playback_complete"})
@@ -189,7 +197,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             # The session's own timeout bounds only the WebSocket handshake (REST calls
             # pass theirs per request): one timer aiohttp arms anyway, none of ours.
             session = self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeouts.connect)
+                timeout=_handshake_timeout(self.timeouts.connect)
             )
         return session
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import warnings
+import weakref
 
 import pytest
 
@@ -126,6 +127,19 @@ async def test_hung_handshake_times_out(changed_after_rest_call: bool) -> None:
         assert "Timeouts.connect" in str(info.value)
         await client.disconnect()
         await _assert_released(client, baseline)
+
+
+async def test_closed_socket_is_freed_at_disconnect(server: LocalServer) -> None:
+    # aiohttp re-arms the heartbeat when the server's Close frame arrives during
+    # close(); the timer would keep the closed socket alive for one heartbeat interval.
+    client = make_client(server, heartbeat=30.0)
+    await client.connect()
+    assert client._conn is not None
+    socket_ref = weakref.ref(client._conn._ws)
+    await client.disconnect()
+    await asyncio.sleep(0)
+    gc.collect()
+    assert socket_ref() is None
 
 
 async def test_cancelling_connect_leaves_nothing_open(server: LocalServer) -> None:

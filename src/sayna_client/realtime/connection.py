@@ -361,8 +361,22 @@ class WebSocketConnection:
             await asyncio.gather(reader, return_exceptions=True)
         if self.close_info is None:  # no reader yet (closed while connecting)
             self._finish(1000, "closed by client")
+        _stop_heartbeat(self._ws)
         assert self.close_info is not None
         return self.close_info
+
+
+def _stop_heartbeat(ws: aiohttp.ClientWebSocketResponse[Any]) -> None:
+    """Cancel the heartbeat timers of a closed socket.
+
+    aiohttp 3.13+ resets the heartbeat whenever bytes arrive, without checking whether
+    the socket is closing; the server's Close frame, which arrives during ``close()``,
+    re-arms the timer, which then keeps the closed socket's objects alive for one
+    interval (and tries a ping on it). Older versions have no such method.
+    """
+    cancel = getattr(ws, "_cancel_heartbeat", None)
+    if cancel is not None:
+        cancel()
 
 
 def _describe(exc: Optional[BaseException]) -> str:
