@@ -9,6 +9,7 @@ to the aiohttp exception.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -38,11 +39,11 @@ def path_segment(value: str) -> str:
 
 
 class HttpResponse:
-    """A successful response: status, headers (a plain dict) and the raw body."""
+    """A response: status, headers (case-insensitive, read-only) and the raw body."""
 
     __slots__ = ("body", "headers", "status")
 
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
         self.status = status
         self.headers = headers
         self.body = body
@@ -106,8 +107,19 @@ def _error_from_response(
     return error_cls(message_text, status, endpoint, body=parsed, error=error, code=code)
 
 
+@functools.lru_cache(maxsize=32)
+def client_timeout(seconds: Optional[float]) -> aiohttp.ClientTimeout:
+    """The aiohttp timeout for ``seconds`` in total (frozen, so one object per value)."""
+    return aiohttp.ClientTimeout(total=seconds)
+
+
 class HttpTransport:
-    """Sends REST requests to one Sayna server through a shared aiohttp session."""
+    """Sends REST requests to one Sayna server, and owns the client's aiohttp session.
+
+    The WebSocket is opened through :meth:`session` too, so one client holds one
+    session. The session's own timeout is the WebSocket handshake's
+    (``handshake_timeout``): REST calls pass theirs per request.
+    """
 
     __slots__ = (
         "_base_url",
@@ -117,6 +129,7 @@ class HttpTransport:
         "_sleep",
         "_ssl",
         "_timeout",
+        "handshake_timeout",
     )
 
     def __init__(
@@ -126,7 +139,7 @@ class HttpTransport:
         api_key: Optional[str],
         timeout: Optional[float],
         retry: RetryPolicy,
-        session: Callable[[], aiohttp.ClientSession],
+        handshake_timeout: Optional[float] = None,
         ssl: Any = True,
         sleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
@@ -134,9 +147,30 @@ class HttpTransport:
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._timeout = timeout
         self._retry = retry
-        self._session = session
+        self._session: Optional[aiohttp.ClientSession] = None
         self._ssl = ssl
         self._sleep = sleep
+        self.handshake_timeout = handshake_timeout
+
+    @property
+    def has_session(self) -> bool:
+        """True while an open aiohttp session exists."""
+        return self._session is not None and not self._session.closed
+
+    def session(self) -> aiohttp.ClientSession:
+        """The shared aiohttp session, created on first use (inside a running loop)."""
+        session = self._session
+        if session is None or session.closed:
+            session = self._session = aiohttp.ClientSession(
+                timeout=client_timeout(self.handshake_timeout)
+            )
+        return session
+
+    async def close(self) -> None:
+        """Close the session (a new one is made on the next use). Safe to call twice."""
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
 
     async def request(
         self,
@@ -169,9 +203,9 @@ class HttpTransport:
         endpoint = f"{method} {path.split('?', 1)[0]}"
         deadline = timeout if timeout is not None else self._timeout
         data = None if json_body is None else json.dumps(json_body, separators=(",", ":"))
-        headers = dict(self._headers)
+        headers = self._headers
         if data is not None:
-            headers["Content-Type"] = "application/json"
+            headers = {**headers, "Content-Type": "application/json"}
         url = self._base_url + path
         for attempt in range(1, attempts + 1):
             retry_after: Optional[float] = None
@@ -214,17 +248,17 @@ class HttpTransport:
         endpoint: str,
     ) -> HttpResponse:
         try:
-            async with self._session().request(
+            async with self.session().request(
                 method,
                 url,
                 data=data,
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=client_timeout(timeout),
                 ssl=self._ssl,
                 allow_redirects=False,
             ) as resp:
                 body = await resp.read()
-                return HttpResponse(resp.status, dict(resp.headers), body)
+                return HttpResponse(resp.status, resp.headers, body)
         except asyncio.TimeoutError as exc:
             raise SaynaTimeoutError(
                 f"{endpoint} timed out after {timeout} s; raise the timeout (client "

@@ -137,7 +137,7 @@ class RestMethods:
         response = await self._http.request(
             "POST", "/speak", json_body=body, timeout=timeout, retry=retry, idempotent=True
         )
-        return response.body, response.headers
+        return response.body, dict(response.headers)
 
     async def get_livekit_token(
         self, room_name: str, participant_name: str, participant_identity: str
@@ -328,4 +328,4 @@ class RestMethods:
             )
         path = f"/recording/{path_segment(stream_id)}"
         response = await self._http.request("GET", path, timeout=timeout, idempotent=True)
-        return response.body, response.headers
+        return response.body, dict(response.headers)

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Optional, Union
-
-import aiohttp
 
 from ._callbacks import CallbackMethods, Unsubscribe, _iterate
 from ._checks import (
@@ -61,12 +58,6 @@ logger = logging.getLogger("sayna_client")
 
 _DEFAULT_TIMEOUTS = Timeouts()
 _DEFAULT_RETRY = RetryPolicy()
-
-
-@functools.lru_cache(maxsize=16)
-def _handshake_timeout(seconds: Optional[float]) -> aiohttp.ClientTimeout:
-    """The (frozen, shareable) aiohttp timeout for a WebSocket handshake of ``seconds``."""
-    return aiohttp.ClientTimeout(total=seconds)
 
 
 #: speak(wait=True) also waits for async callbacks of these to catch up.
@@ -162,13 +153,12 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
                 "use https:// or wss:// so it cannot be read on the network",
                 stacklevel=2,
             )
-        self._session: Optional[aiohttp.ClientSession] = None
         self._http = HttpTransport(
             self._http_base,
             api_key=self._api_key,
             timeout=self.timeouts.request,
             retry=self.retry,
-            session=self._get_session,
+            handshake_timeout=self.timeouts.connect,
             ssl=ssl,
         )
         self._hub = EventHub(max_queue)
@@ -190,16 +180,6 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         return f"SaynaClient(url={self._http_base!r}, {state})"
 
     # --- resources -----------------------------------------------------------------
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        session = self._session
-        if session is None or session.closed:
-            # The session's own timeout bounds only the WebSocket handshake (REST calls
-            # pass theirs per request): one timer aiohttp arms anyway, none of ours.
-            session = self._session = aiohttp.ClientSession(
-                timeout=_handshake_timeout(self.timeouts.connect)
-            )
-        return session
 
     async def __aenter__(self) -> SaynaClient:
         return self
@@ -294,8 +274,10 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         self._ready_msg = None
         self._peer_left = False
         started = self._tracker.connecting()
+        http = self._http
+        http.handshake_timeout = self.timeouts.connect  # for a session made from now on
         conn = await WebSocketConnection.open(
-            self._get_session(),
+            http.session(),
             self._ws_url,
             headers=headers,
             heartbeat=self.heartbeat,
@@ -316,25 +298,26 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             await conn.close(self.timeouts.close)
             raise
 
-    async def _configure(self, conn: WebSocketConnection) -> None:
+    def _configure(self, conn: WebSocketConnection) -> Awaitable[ReadyMessage]:
+        """Send the current config on ``conn``; the awaitable ends at ``ready``."""
         if has_google_auth(self.stt_config) or has_google_auth(self.tts_config):
-            # 0.0.18 compatibility: credentials given as a local file path are read here
-            # (in a thread: file I/O) and sent as JSON.
-            self.stt_config = await asyncio.to_thread(
-                load_local_google_credentials, self.stt_config
-            )
-            self.tts_config = await asyncio.to_thread(
-                load_local_google_credentials, self.tts_config
-            )
-        ready = await conn.configure(self._config_text(), self.timeouts.ready)
+            return self._configure_with_credential_files(conn)
+        return conn.configure(self._config_text(), self.timeouts.ready)
+
+    async def _configure_with_credential_files(self, conn: WebSocketConnection) -> ReadyMessage:
+        # 0.0.18 compatibility: credentials given as a local file path are read here
+        # (in a thread: file I/O) and sent as JSON.
+        self.stt_config = await asyncio.to_thread(load_local_google_credentials, self.stt_config)
+        self.tts_config = await asyncio.to_thread(load_local_google_credentials, self.tts_config)
+        return await conn.configure(self._config_text(), self.timeouts.ready)
+
+    def _on_ready(self, ready: ReadyMessage) -> None:
+        self._ready_msg = ready
         logger.info(
             "Sayna session ready (stream_id=%s, livekit_room=%s)",
             ready.stream_id,
             ready.livekit_room_name,
         )
-
-    def _on_ready(self, ready: ReadyMessage) -> None:
-        self._ready_msg = ready
         if self.stream_id is None and self.reconnect_policy is not None:
             # Reconnects must resume the same stream (recording key, server logs).
             self.stream_id = ready.stream_id
@@ -483,9 +466,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             # run on another loop (the sync client restarts its thread).
             self._connect_lock = None
             self._hub.close_iterators()
-            session, self._session = self._session, None
-            if session is not None and not session.closed:
-                await session.close()
+            await self._http.close()
 
     # --- sending -------------------------------------------------------------------
 

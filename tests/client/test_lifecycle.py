@@ -27,7 +27,7 @@ def _other_tasks() -> set[asyncio.Task[object]]:
 
 async def _assert_released(client: SaynaClient, baseline: set[asyncio.Task[object]]) -> None:
     assert not client.connected
-    assert client._session is None
+    assert not client._http.has_session
     await asyncio.sleep(0)
     leftover = {t for t in _other_tasks() - baseline if t.get_name().startswith("sayna")}
     assert leftover == set()
