@@ -27,6 +27,7 @@ from ..errors import (
 )
 from ..protocol.decode import decode_text
 from ..protocol.events import ConnectionClosed, ErrorMessage, ReadyMessage, TTSAudio
+from .heartbeat import Heartbeat
 from .hub import EventHub
 
 __all__ = ["NON_FATAL_CONFIG_ERRORS", "WebSocketConnection"]
@@ -48,6 +49,11 @@ ABNORMAL_CLOSURE = 1006
 NO_STATUS_RECEIVED = 1005
 #: The reader yields to the event loop after this many frames in a row.
 _YIELD_EVERY = 128
+GOING_AWAY = 1001
+#: The close reason when the heartbeat found the server dead.
+NO_PONG = "no pong from the server within the heartbeat interval"
+#: Seconds a dead peer gets to answer our Close before the socket is dropped.
+_DEAD_CLOSE_WAIT = 1.0
 
 
 def _is_non_fatal(message: str) -> bool:
@@ -64,9 +70,12 @@ class WebSocketConnection:
 
     __slots__ = (
         "_closing_by_client",
+        "_control",
+        "_heartbeat",
         "_hub",
         "_on_closed",
         "_on_ready_cb",
+        "_peer_dead",
         "_reader",
         "_ready_waiter",
         "_ws",
@@ -80,6 +89,7 @@ class WebSocketConnection:
         *,
         on_closed: Callable[[ConnectionClosed], None],
         on_ready: Callable[[ReadyMessage], None],
+        heartbeat: Optional[float] = None,
     ) -> None:
         self._ws = ws
         self._hub = hub
@@ -89,6 +99,14 @@ class WebSocketConnection:
         self.close_info: Optional[ConnectionClosed] = None
         self._closing_by_client = False
         self._reader: Optional[asyncio.Task[None]] = None
+        # Ping every 2/3 of the user's figure, Pong due within 1/3 of it: a dead peer
+        # is detected within the figure itself. Armed by the reader task.
+        self._heartbeat = (
+            Heartbeat(heartbeat * 2 / 3, self._send_ping, self._declare_dead) if heartbeat else None
+        )
+        self._peer_dead = False
+        #: Ping / Pong sends and the close after a dead heartbeat (awaited by close()).
+        self._control: set[asyncio.Task[None]] = set()
 
     # --- opening -------------------------------------------------------------------
 
@@ -106,7 +124,8 @@ class WebSocketConnection:
         on_closed: Callable[[ConnectionClosed], None],
         on_ready: Callable[[ReadyMessage], None],
     ) -> WebSocketConnection:
-        """Open the socket (bounded by ``connect_timeout``) and start its reader.
+        """Open the socket (bounded by ``connect_timeout``); ``heartbeat`` is the user's
+        dead-peer detection figure in seconds (None: no pings).
 
         Raises:
             SaynaAuthenticationError (and other ``SaynaHttpError``): the upgrade got an
@@ -114,15 +133,11 @@ class WebSocketConnection:
             SaynaTimeoutError: the handshake took longer than ``connect_timeout``.
             SaynaConnectionError: refused, reset, DNS or TLS failure.
         """
-        # aiohttp pings every ``interval`` and declares the peer dead when no pong
-        # came within half of it; 2/3 of the user's figure makes detection happen
-        # within the figure itself.
-        interval = heartbeat * 2 / 3 if heartbeat else None
+        # Pings and Pongs are ours (autoping=False): see heartbeat.py for why.
         handshake = session.ws_connect(
             url,
             headers=headers,
-            heartbeat=interval,
-            autoping=True,
+            autoping=False,
             autoclose=True,
             max_msg_size=64 * 1024 * 1024,
             ssl=ssl,
@@ -160,7 +175,7 @@ class WebSocketConnection:
             raise SaynaConnectionError(
                 f"Could not open the WebSocket to {_safe(url)}: {exc}", exc
             ) from exc
-        return cls(ws, hub, on_closed=on_closed, on_ready=on_ready)
+        return cls(ws, hub, on_closed=on_closed, on_ready=on_ready, heartbeat=heartbeat)
 
     async def configure(self, config_text: str, ready_timeout: Optional[float]) -> ReadyMessage:
         """Send ``config`` and wait for ``ready``.
@@ -271,9 +286,16 @@ class WebSocketConnection:
             elif event.type == "error":
                 self._got_error(event)
             self._hub.publish(event)
+        elif kind is _WS.PONG:
+            if self._heartbeat is not None:
+                self._heartbeat.pong()
+        elif kind is _WS.PING:
+            self._spawn(self._ws.pong(msg.data))
         elif kind is _WS.CLOSE:
             # aiohttp reports a Close frame without payload as code 0.
             return (int(msg.data) if msg.data else NO_STATUS_RECEIVED), msg.extra or ""
+        elif self._peer_dead:  # our close after a missed Pong
+            return ABNORMAL_CLOSURE, NO_PONG
         elif kind is _WS.ERROR:
             return ABNORMAL_CLOSURE, _describe(msg.data)
         elif kind in (_WS.CLOSED, _WS.CLOSING):
@@ -281,12 +303,35 @@ class WebSocketConnection:
             return int(self._ws.close_code or ABNORMAL_CLOSURE), _describe(exc) if exc else ""
         return None
 
+    # --- heartbeat -----------------------------------------------------------------
+
+    def _spawn(self, send: Awaitable[Any]) -> None:
+        """Run a control-frame send (or the dead-peer close) beside the reader."""
+        task = asyncio.get_running_loop().create_task(_quietly(send), name="sayna-control")
+        self._control.add(task)
+        task.add_done_callback(self._control.discard)
+
+    def _send_ping(self) -> None:
+        if self.close_info is None:
+            self._spawn(self._ws.ping())
+
+    def _declare_dead(self) -> None:
+        """No Pong in time: close the socket; the reader then ends with 1006."""
+        if self.close_info is not None or self._peer_dead:
+            return
+        self._peer_dead = True
+        logger.warning("Sayna server did not answer a ping in time: closing the connection")
+        # The peer will not answer the close either: give it a moment, then drop.
+        self._spawn(asyncio.wait_for(self._ws.close(code=GOING_AWAY), _DEAD_CLOSE_WAIT))
+
     async def _read(self) -> None:
         ws = self._ws
         publish = self._hub.publish
         handle = self._handle
         ended: Optional[tuple[int, str]] = None
         burst = 0
+        if self._heartbeat is not None and self.close_info is None:
+            self._heartbeat.start()
         try:
             while True:
                 msg = await ws.receive()
@@ -333,6 +378,8 @@ class WebSocketConnection:
             code = code if code not in (None, ABNORMAL_CLOSURE) else 1000
         info = ConnectionClosed(code, reason, by_client)
         self.close_info = info
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         waiter = self._ready_waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(self._closed_error())
@@ -361,29 +408,26 @@ class WebSocketConnection:
             await asyncio.gather(reader, return_exceptions=True)
         if self.close_info is None:  # no reader yet (closed while connecting)
             self._finish(1000, "closed by client")
-        _stop_heartbeat(self._ws)
+        if self._control:
+            pending = list(self._control)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         assert self.close_info is not None
         return self.close_info
 
 
-def _stop_heartbeat(ws: aiohttp.ClientWebSocketResponse[Any]) -> None:
-    """Cancel the heartbeat timers of a closed socket.
-
-    aiohttp 3.13+ resets the heartbeat whenever bytes arrive, without checking whether
-    the socket is closing; the server's Close frame, which arrives during ``close()``,
-    re-arms the timer, which then keeps the closed socket's objects alive for one
-    interval (and tries a ping on it). Older versions have no such method.
-    """
-    cancel = getattr(ws, "_cancel_heartbeat", None)
-    if cancel is not None:
-        cancel()
+async def _quietly(send: Awaitable[Any]) -> None:
+    """Await a control send; a socket that is closing is reported by the reader instead."""
+    try:
+        await send
+    except (aiohttp.ClientError, ConnectionError, RuntimeError, asyncio.TimeoutError):
+        pass
 
 
 def _describe(exc: Optional[BaseException]) -> str:
     if exc is None:
         return ""
-    if isinstance(exc, asyncio.TimeoutError) or type(exc).__name__ == "ServerTimeoutError":
-        return "no pong from the server within the heartbeat interval"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

@@ -1,0 +1,72 @@
+"""Keepalive timing: a Ping every ``interval``, and a Pong due within half of it.
+
+Pure timers on the event loop, no I/O: the connection sends the Ping and reports
+the Pong. Declaring the peer dead at most ``1.5 × interval`` after the last answer
+is what lets the client detect a dead server within its ``heartbeat`` figure
+(the interval is two thirds of it).
+
+It replaces aiohttp's own heartbeat, which resets a timer on every chunk of
+incoming data (a callback per event-loop turn while audio streams in) and ties the
+socket and its protocol in a reference cycle. Here the cost is two timer handles
+per interval, armed only once the session is ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Callable, Optional
+
+__all__ = ["Heartbeat"]
+
+
+class Heartbeat:
+    """Calls ``ping()`` every ``interval`` seconds and ``on_dead()`` when a Pong is late.
+
+    ``pong()`` must be called for every Pong received. After ``on_dead()`` or
+    ``stop()`` nothing is called any more.
+    """
+
+    __slots__ = ("_interval", "_loop", "_on_dead", "_ping", "_pong_due", "_timer")
+
+    def __init__(
+        self, interval: float, ping: Callable[[], None], on_dead: Callable[[], None]
+    ) -> None:
+        if not interval > 0:
+            raise ValueError("the heartbeat interval must be positive")
+        self._interval = interval
+        self._ping = ping
+        self._on_dead = on_dead
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._pong_due: Optional[asyncio.TimerHandle] = None
+
+    def start(self) -> None:
+        """Arm the first Ping, ``interval`` from now (inside the running loop)."""
+        loop = self._loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._interval, self._tick)
+
+    def pong(self) -> None:
+        """A Pong arrived: the peer is alive."""
+        due, self._pong_due = self._pong_due, None
+        if due is not None:
+            due.cancel()
+
+    def stop(self) -> None:
+        """Cancel both timers. Safe to call twice."""
+        for handle in (self._timer, self._pong_due):
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._pong_due = None
+
+    def _tick(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        self._timer = loop.call_later(self._interval, self._tick)
+        if self._pong_due is None:
+            self._pong_due = loop.call_later(self._interval / 2, self._expired)
+        self._ping()
+
+    def _expired(self) -> None:
+        self._pong_due = None
+        self.stop()
+        self._on_dead()

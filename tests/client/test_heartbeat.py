@@ -1,0 +1,107 @@
+"""The keepalive: timer behaviour on a real loop, and Ping/Pong over a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from aiohttp import WSMsgType, web
+
+from sayna_client import SaynaClient
+from sayna_client.realtime.heartbeat import Heartbeat
+
+from .conftest import stt, tts
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.pings = 0
+        self.dead = 0
+
+
+async def test_pings_every_interval_while_pongs_come_back() -> None:
+    seen = Recorder()
+    beat: Heartbeat
+
+    def ping() -> None:
+        seen.pings += 1
+        asyncio.get_running_loop().call_soon(beat.pong)  # an immediate answer
+
+    beat = Heartbeat(0.05, ping, lambda: setattr(seen, "dead", seen.dead + 1))
+    beat.start()
+    await asyncio.sleep(0.4)
+    beat.stop()
+    assert seen.pings >= 3  # about 8 on an idle machine; timers may run late
+    assert seen.dead == 0
+
+
+async def test_a_missing_pong_is_reported_once_then_nothing_more() -> None:
+    seen = Recorder()
+
+    def dead() -> None:
+        seen.dead += 1
+
+    beat = Heartbeat(0.05, lambda: setattr(seen, "pings", seen.pings + 1), dead)
+    beat.start()
+    await asyncio.sleep(0.4)
+    assert seen.dead == 1
+    assert seen.pings == 1  # declared dead 0.025 s after the first unanswered ping
+
+
+async def test_stop_cancels_the_timers() -> None:
+    seen = Recorder()
+    beat = Heartbeat(0.05, lambda: setattr(seen, "pings", seen.pings + 1), lambda: None)
+    beat.start()
+    beat.stop()
+    beat.stop()  # twice is fine
+    await asyncio.sleep(0.15)
+    assert seen.pings == 0
+
+
+def test_the_interval_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        Heartbeat(0, lambda: None, lambda: None)
+
+
+@pytest_asyncio.fixture
+async def pinging_server() -> AsyncIterator[tuple[str, asyncio.Queue[bytes]]]:
+    """A minimal Sayna-speaking server that pings the client once it is ready and
+    puts each Pong payload it gets on a queue."""
+    pongs: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=False)
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT and '"config"' in msg.data:
+                await ws.send_str('{"type":"ready","stream_id":"s1"}')
+                await ws.ping(b"are you there")
+            elif msg.type is WSMsgType.PONG:
+                pongs.put_nowait(msg.data)
+            elif msg.type is WSMsgType.PING:
+                await ws.pong(msg.data)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}", pongs
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_client_answers_the_servers_pings(
+    pinging_server: tuple[str, asyncio.Queue[bytes]],
+) -> None:
+    url, pongs = pinging_server
+    async with SaynaClient(url, stt(), tts()) as client:
+        await client.connect()
+        assert await asyncio.wait_for(pongs.get(), 5) == b"are you there"
+        assert client.ready
