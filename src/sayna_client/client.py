@@ -58,6 +58,7 @@ logger = logging.getLogger("sayna_client")
 
 _DEFAULT_TIMEOUTS = Timeouts()
 _DEFAULT_RETRY = RetryPolicy()
+_NO_HEADERS: dict[str, str] = {}  # never mutated (aiohttp copies what it is given)
 
 
 #: speak(wait=True) also waits for async callbacks of these to catch up.
@@ -270,7 +271,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         return self._connect_lock
 
     async def _open(self) -> None:
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else _NO_HEADERS
         self._ready_msg = None
         self._peer_left = False
         started = self._tracker.connecting()

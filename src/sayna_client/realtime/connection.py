@@ -106,7 +106,7 @@ class WebSocketConnection:
         )
         self._peer_dead = False
         #: Ping / Pong sends and the close after a dead heartbeat (awaited by close()).
-        self._control: set[asyncio.Task[None]] = set()
+        self._control: Optional[set[asyncio.Task[None]]] = None
 
     # --- opening -------------------------------------------------------------------
 
@@ -308,6 +308,8 @@ class WebSocketConnection:
     def _spawn(self, send: Awaitable[Any]) -> None:
         """Run a control-frame send (or the dead-peer close) beside the reader."""
         task = asyncio.get_running_loop().create_task(_quietly(send), name="sayna-control")
+        if self._control is None:
+            self._control = set()
         self._control.add(task)
         task.add_done_callback(self._control.discard)
 
