@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from aiohttp import web
 
 from sayna_client import SaynaClient, STTConfig, Timeouts, TTSConfig
 from sayna_client.server import LocalServer
@@ -39,3 +40,11 @@ async def client(server: LocalServer) -> AsyncIterator[SaynaClient]:
 async def connected(client: SaynaClient) -> AsyncIterator[SaynaClient]:
     await client.connect()
     yield client
+
+
+async def start_app(app: web.Application) -> tuple[web.AppRunner, str]:
+    """Serve ``app`` on a free loopback port: the runner (to clean up) and the base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"

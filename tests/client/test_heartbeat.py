@@ -12,7 +12,7 @@ from aiohttp import WSMsgType, web
 from sayna_client import SaynaClient
 from sayna_client.realtime.heartbeat import Heartbeat
 
-from .conftest import stt, tts
+from .conftest import start_app, stt, tts
 
 
 class Recorder:
@@ -86,13 +86,9 @@ async def pinging_server() -> AsyncIterator[tuple[str, asyncio.Queue[bytes]]]:
 
     app = web.Application()
     app.router.add_get("/ws", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    runner, url = await start_app(app)
     try:
-        yield f"http://127.0.0.1:{port}", pongs
+        yield url, pongs
     finally:
         await runner.cleanup()
 

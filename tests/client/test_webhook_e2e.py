@@ -12,7 +12,7 @@ from sayna_client import SipHook, WebhookReceiver, WebhookSIPOutput, WebhookVeri
 from sayna_client.server import LocalServer
 from sayna_client.webhooks import receive_aiohttp
 
-from .conftest import make_client
+from .conftest import make_client, start_app
 
 SECRET = "local-webhook-secret-0123456789"
 
@@ -31,11 +31,8 @@ async def _endpoint(
 
     app = web.Application()
     app.router.add_post("/sayna", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/sayna"
+    runner, base = await start_app(app)
+    return runner, base + "/sayna"
 
 
 @pytest.mark.parametrize("secret", [SECRET, "a-different-secret-of-length"])
