@@ -44,7 +44,7 @@ from .protocol.commands import (
     encode_config,
     encode_speak,
 )
-from .protocol.events import ConnectionClosed, ReadyMessage, STTResultMessage
+from .protocol.events import ConnectionClosed, ReadyMessage
 from .realtime.connection import NO_STATUS_RECEIVED, WebSocketConnection
 from .realtime.conversation import SessionMetrics, SessionTracker, Turn
 from .realtime.hub import DEFAULT_MAX_QUEUE, EventHub
@@ -166,9 +166,8 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         self._tracker = SessionTracker()
         self._hub.observe("tts_audio", self._tracker.on_tts_audio)
         self._hub.observe("tts_playback_complete", self._tracker.on_playback_complete)
-        self._hub.observe("stt_result", self._observe_stt)
-        self._peer_left = False
-        self._hub.observe("participant_disconnected", self._observe_peer_left)
+        self._hub.derive("stt_result", self._tracker.on_stt_result)  # -> Turn events
+        self._hub.observe("participant_disconnected", self._tracker.on_participant_disconnected)
         self._conn: Optional[WebSocketConnection] = None
         self._ready_msg: Optional[ReadyMessage] = None
         self._connect_lock: Optional[asyncio.Lock] = None
@@ -273,7 +272,6 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
     async def _open(self) -> None:
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else _NO_HEADERS
         self._ready_msg = None
-        self._peer_left = False
         started = self._tracker.connecting()
         http = self._http
         http.handshake_timeout = self.timeouts.connect  # for a session made from now on
@@ -338,7 +336,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         self._hub.publish(info)
         if info.initiated_by_client:
             return
-        if info.code == NO_STATUS_RECEIVED and self._peer_left:
+        if info.code == NO_STATUS_RECEIVED and self._tracker.peer_left:
             # The server ends a LiveKit session this way ~100 ms after a participant
             # left (protocol §6.6): the normal end, not an error.
             logger.info("Sayna session ended after a participant left the room")
@@ -588,14 +586,6 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         return unit
 
     # --- conversation helpers ---------------------------------------------------------
-
-    def _observe_peer_left(self, _: object) -> None:
-        self._peer_left = True
-
-    def _observe_stt(self, result: STTResultMessage) -> None:
-        turn = self._tracker.on_stt_result(result)
-        if turn is not None:
-            self._hub.publish(turn)
 
     def turns(self) -> AsyncIterator[Turn]:
         """One :class:`Turn` per user turn (interim and final results joined), in order.

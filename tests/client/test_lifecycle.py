@@ -142,6 +142,32 @@ async def test_closed_socket_is_freed_at_disconnect(server: LocalServer) -> None
     assert socket_ref() is None
 
 
+async def test_a_dropped_client_is_freed_without_the_cycle_collector(server: LocalServer) -> None:
+    # No reference cycles through the SDK's own objects: memory comes back as soon as
+    # the application drops the client, and the cyclic GC has less to do per session.
+    async def on_audio(_: object) -> None:
+        return None
+
+    client = make_client(server)
+    client.register_on_stt_result(lambda _: None)
+    client.register_on_tts_audio(on_audio)
+    events = client.events()
+    await client.connect()
+    await client.speak("hello")
+    await client.disconnect()
+    async for _ in events:  # ends after the session
+        pass
+    await events.aclose()
+    refs = [weakref.ref(client), weakref.ref(client._hub)]
+    gc.collect()
+    gc.disable()
+    try:
+        del client, events
+        assert [ref() for ref in refs] == [None, None]
+    finally:
+        gc.enable()
+
+
 async def test_cancelling_connect_leaves_nothing_open(server: LocalServer) -> None:
     baseline = _other_tasks()
     server.faults = Faults(never_send_ready=True)

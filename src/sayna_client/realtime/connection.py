@@ -380,8 +380,9 @@ class WebSocketConnection:
             code = code if code not in (None, ABNORMAL_CLOSURE) else 1000
         info = ConnectionClosed(code, reason, by_client)
         self.close_info = info
-        if self._heartbeat is not None:
-            self._heartbeat.stop()
+        heartbeat, self._heartbeat = self._heartbeat, None  # it refers back to us
+        if heartbeat is not None:
+            heartbeat.stop()
         waiter = self._ready_waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(self._closed_error())

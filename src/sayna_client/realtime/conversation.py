@@ -108,6 +108,7 @@ class SessionTracker:
         "_turn_waiters",
         "activity",
         "metrics",
+        "peer_left",
     )
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -125,17 +126,23 @@ class SessionTracker:
         self._interims = 0
         #: Number of ``stt_result`` and TTS events seen; ``drain()`` watches it settle.
         self.activity = 0
+        #: A ``participant_disconnected`` arrived in this session.
+        self.peer_left = False
 
     # --- session boundaries -----------------------------------------------------------
 
     def connecting(self) -> float:
         """Reset for a new session; returns the start time to pass to :meth:`ready`."""
         self.metrics = SessionMetrics()
+        self.peer_left = False
         self._speak_sent_at.clear()
         self._first_audio_pending = None
         self._first_audio_sent_at = None
         self._reset_turn()
         return self._clock()
+
+    def on_participant_disconnected(self, _event: object) -> None:
+        self.peer_left = True
 
     def ready(self, started: float) -> None:
         self.metrics.connect_to_ready = self._clock() - started

@@ -23,6 +23,7 @@ import asyncio
 import collections
 import inspect
 import logging
+import weakref
 from typing import Any, Callable, Optional
 
 from ..protocol.events import CallbackError, EventsDropped
@@ -281,6 +282,7 @@ class EventHub:
     """Routes each published event to the consumers of its type."""
 
     __slots__ = (
+        "__weakref__",
         "_all",
         "_by_type",
         "_callbacks",
@@ -307,7 +309,7 @@ class EventHub:
         types: frozenset[str],
         unwrap: Optional[Callable[[Any], Any]] = None,
     ) -> CallbackConsumer:
-        consumer = CallbackConsumer(callback, types, self.max_queue, self._report, unwrap)
+        consumer = CallbackConsumer(callback, types, self.max_queue, self._weak_report(), unwrap)
         self._callbacks.append(consumer)
         self._rebuild()
         return consumer
@@ -339,6 +341,34 @@ class EventHub:
         """
         self._observers.append((event_type, observer))
         self._rebuild()
+
+    def _weak_report(self) -> Callable[[Any, CallbackConsumer], None]:
+        """:meth:`_report` without a strong reference to the hub (see :meth:`derive`)."""
+        hub = weakref.ref(self)
+
+        def report(problem: Any, source: CallbackConsumer) -> None:
+            target = hub()
+            if target is not None:
+                target._report(problem, source)
+
+        return report
+
+    def derive(self, event_type: str, derive: Callable[[Any], Any]) -> None:
+        """Like :meth:`observe`, and a non-None result of ``derive(event)`` is published.
+
+        The hub is held weakly, so a hub and its owner never form a reference cycle
+        (they are freed as soon as the owner is dropped, without the cyclic GC).
+        """
+        hub = weakref.ref(self)
+
+        def observer(event: Any) -> None:
+            derived = derive(event)
+            if derived is not None:
+                target = hub()
+                if target is not None:
+                    target.publish(derived)
+
+        self.observe(event_type, observer)
 
     def remove_iterator(self, mailbox: Mailbox) -> None:
         if mailbox in self._iterators:
