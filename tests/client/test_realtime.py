@@ -267,11 +267,19 @@ async def test_livekit_events_and_properties(server: LocalServer) -> None:
 async def test_ready_timeout_closes_everything(server: LocalServer) -> None:
     server.faults = Faults(never_send_ready=True)
     async with make_client(server, timeouts=Timeouts(ready=0.3)) as c:
+        errors: list[Any] = []
+        closes: list[ConnectionClosed] = []
+        c.register_on_error(errors.append)
+        c.register_on_close(closes.append)
         with pytest.raises(SaynaTimeoutError) as info:
             await c.connect()
         assert info.value.operation == "ready"
+        assert "Timeouts.ready" in str(info.value)
         assert not c.connected
         await server.records.wait_for(lambda: server.records.last_session.closed.is_set())
+        # Giving up is the client's decision: not reported as a lost connection.
+        assert errors == []
+        assert [close.initiated_by_client for close in closes] == [True]
 
 
 async def test_config_rejection_then_reconfigure(server: LocalServer) -> None:

@@ -186,14 +186,20 @@ class WebSocketConnection:
             SaynaTimeoutError: no ``ready`` within ``ready_timeout``.
             SaynaConnectionClosedError: the socket closed first.
         """
-        waiter: asyncio.Future[ReadyMessage] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[ReadyMessage] = loop.create_future()
         self._ready_waiter = waiter
+        expiry: Optional[asyncio.TimerHandle] = None
         try:
             await self.send_text(config_text)
-            if self._reader is None:
-                return await within(ready_timeout, self._read_until_ready(waiter))
-            # The waiter is ours alone: a timeout may cancel it (no shield needed).
-            return await within(ready_timeout, waiter)
+            if self._reader is not None:
+                # The waiter is ours alone: a timeout may cancel it (no shield needed).
+                return await within(ready_timeout, waiter)
+            if ready_timeout is not None:
+                # A plain timer rather than a timeout scope: on expiry it fails the
+                # waiter and closes the socket, which ends the read below.
+                expiry = loop.call_later(ready_timeout, self._ready_expired, waiter)
+            return await self._read_until_ready(waiter)
         except asyncio.TimeoutError as exc:
             raise SaynaTimeoutError(
                 f"The server did not send `ready` within {ready_timeout} s of the config; "
@@ -202,9 +208,18 @@ class WebSocketConnection:
                 timeout=ready_timeout,
             ) from exc
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self._ready_waiter = None
             if not waiter.done():
                 waiter.cancel()
+
+    def _ready_expired(self, waiter: asyncio.Future[ReadyMessage]) -> None:
+        if waiter.done():
+            return
+        waiter.set_exception(asyncio.TimeoutError())
+        self._closing_by_client = True  # giving up on this socket is our decision
+        self._spawn(self._ws.close())  # wakes the pending receive() with CLOSING
 
     async def _read_until_ready(self, waiter: asyncio.Future[ReadyMessage]) -> ReadyMessage:
         """Read on the calling task until ``waiter`` is decided, then start the reader."""
