@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import socket
@@ -334,6 +335,29 @@ def target_check(line: Line, table: Table) -> tuple[str, Optional[bool]]:
     return f"{sign} {amount:g}x raw", ratio >= amount if line.higher_is_better else ratio <= amount
 
 
+def runs_against(line: Line, table: Table, base: str, limit: float) -> Optional[tuple[int, int]]:
+    """How many same-run ratios this / ``base`` fall on the wrong side of ``limit``, of how many."""
+    mine, theirs = table.series("this", line), table.series(base, line)
+    ratios = [mine[run] / theirs[run] for run in mine if theirs.get(run)]
+    if not ratios:
+        return None
+    wrong = sum(1 for r in ratios if (r < limit if line.higher_is_better else r > limit))
+    return wrong, len(ratios)
+
+
+def chance(wrong: int, total: int) -> float:
+    """One-sided sign test: the chance of at least ``wrong`` of ``total`` runs on the wrong
+    side if each run were a coin flip (a small value means the miss is not noise)."""
+    return sum(math.comb(total, k) for k in range(wrong, total + 1)) / 2**total
+
+
+def miss_text(counts: Optional[tuple[int, int]]) -> str:
+    if counts is None:
+        return ""
+    wrong, total = counts
+    return f" ({wrong} of {total} runs on the wrong side, sign test p = {chance(wrong, total):.2f})"
+
+
 def versus_old(line: Line, table: Table) -> Optional[bool]:
     ratio = table.ratio(line, "this", OLD_VERSION)
     if ratio is None:
@@ -386,9 +410,13 @@ def write_report(
         target, ok = target_check(line, table)
         vs_old = versus_old(line, table)
         if ok is False:
-            failures.append(f"{line.label}: target {target} missed")
+            assert line.target is not None
+            kind, amount = line.target
+            counts = runs_against(line, table, "raw", amount) if kind == "ratio" else None
+            failures.append(f"{line.label}: target {target} missed{miss_text(counts)}")
         if vs_old is False:
-            failures.append(f"{line.label}: worse than {OLD_VERSION}")
+            counts = runs_against(line, table, OLD_VERSION, 1.0)
+            failures.append(f"{line.label}: worse than {OLD_VERSION}{miss_text(counts)}")
         cells = " | ".join(
             f"{fmt(value, line.digits)}<br><sub>{table.spread(client, line)}</sub>"
             for client, value in zip(CLIENTS, (raw, this, old))
@@ -422,6 +450,17 @@ def write_report(
         "",
         "## Verdict",
         "",
+        *(
+            [
+                "Each miss says in how many runs the same-run ratio fell on the wrong side, "
+                "and the chance of at least that many if every run were a coin flip "
+                "(one-sided sign test): a p near 0.5 means the side the median fell on is "
+                "noise on this machine; a p under 0.05 means a real miss.",
+                "",
+            ]
+            if failures
+            else []
+        ),
         *(
             [f"- {failure}" for failure in failures]
             if failures
