@@ -285,6 +285,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             hub=self._hub,
             on_closed=self._on_closed,
             on_ready=self._on_ready,
+            activity=self._tracker.activity_count,
         )
         self._conn = conn
         try:

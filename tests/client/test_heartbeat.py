@@ -50,6 +50,28 @@ async def test_a_missing_pong_is_reported_once_then_nothing_more() -> None:
     assert seen.pings == 1  # declared dead 0.025 s after the first unanswered ping
 
 
+async def test_data_still_arriving_defers_the_verdict_on_a_late_pong() -> None:
+    # On a slow link the Pong can wait behind seconds of queued audio: as long as data
+    # keeps coming the peer is alive; once it stops, a missing Pong is a dead peer.
+    seen = Recorder()
+    received = [0]
+
+    def dead() -> None:
+        seen.dead += 1
+
+    # Pings every 0.2 s, Pong due 0.1 s later; data every 10 ms leaves a wide margin
+    # for a loaded machine's late timers.
+    beat = Heartbeat(0.2, lambda: None, dead, activity=lambda: received[0])
+    beat.start()
+    for _ in range(80):  # 0.8 s of steady data (four Pings) and never a Pong
+        received[0] += 1
+        await asyncio.sleep(0.01)
+    assert seen.dead == 0
+    await asyncio.sleep(0.6)  # the data stops
+    assert seen.dead == 1
+    beat.stop()
+
+
 async def test_stop_cancels_the_timers() -> None:
     seen = Recorder()
     beat = Heartbeat(0.05, lambda: setattr(seen, "pings", seen.pings + 1), lambda: None)

@@ -90,6 +90,7 @@ class WebSocketConnection:
         on_closed: Callable[[ConnectionClosed], None],
         on_ready: Callable[[ReadyMessage], None],
         heartbeat: Optional[float] = None,
+        activity: Optional[Callable[[], int]] = None,
     ) -> None:
         self._ws = ws
         self._hub = hub
@@ -102,7 +103,9 @@ class WebSocketConnection:
         # Ping every 2/3 of the user's figure, Pong due within 1/3 of it: a dead peer
         # is detected within the figure itself. Armed by the reader task.
         self._heartbeat = (
-            Heartbeat(heartbeat * 2 / 3, self._send_ping, self._declare_dead) if heartbeat else None
+            Heartbeat(heartbeat * 2 / 3, self._send_ping, self._declare_dead, activity)
+            if heartbeat
+            else None
         )
         self._peer_dead = False
         #: Ping / Pong sends and the close after a dead heartbeat (awaited by close()).
@@ -123,9 +126,11 @@ class WebSocketConnection:
         hub: EventHub,
         on_closed: Callable[[ConnectionClosed], None],
         on_ready: Callable[[ReadyMessage], None],
+        activity: Optional[Callable[[], int]] = None,
     ) -> WebSocketConnection:
         """Open the socket (bounded by ``connect_timeout``); ``heartbeat`` is the user's
-        dead-peer detection figure in seconds (None: no pings).
+        dead-peer detection figure in seconds (None: no pings), ``activity`` a counter
+        of received data that keeps a late Pong from counting while data still flows.
 
         Raises:
             SaynaAuthenticationError (and other ``SaynaHttpError``): the upgrade got an
@@ -175,7 +180,9 @@ class WebSocketConnection:
             raise SaynaConnectionError(
                 f"Could not open the WebSocket to {_safe(url)}: {exc}", exc
             ) from exc
-        return cls(ws, hub, on_closed=on_closed, on_ready=on_ready, heartbeat=heartbeat)
+        return cls(
+            ws, hub, on_closed=on_closed, on_ready=on_ready, heartbeat=heartbeat, activity=activity
+        )
 
     async def configure(self, config_text: str, ready_timeout: Optional[float]) -> ReadyMessage:
         """Send ``config`` and wait for ``ready``.

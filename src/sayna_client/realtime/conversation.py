@@ -141,6 +141,10 @@ class SessionTracker:
         self._reset_turn()
         return self._clock()
 
+    def activity_count(self) -> int:
+        """:attr:`activity`, as a callable (the keepalive watches it while a Pong is late)."""
+        return self.activity
+
     def on_participant_disconnected(self, _event: object) -> None:
         self.peer_left = True
 

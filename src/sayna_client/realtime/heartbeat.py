@@ -3,7 +3,9 @@
 Pure timers on the event loop, no I/O: the connection sends the Ping and reports
 the Pong. Declaring the peer dead at most ``1.5 × interval`` after the last answer
 is what lets the client detect a dead server within its ``heartbeat`` figure
-(the interval is two thirds of it).
+(the interval is two thirds of it). A peer that is still delivering data when the
+Pong is due is not dead: on a slow link the Pong may wait behind seconds of queued
+TTS audio, so the deadline moves on while an activity counter keeps changing.
 
 It replaces aiohttp's own heartbeat, which resets a timer on every chunk of
 incoming data (a callback per event-loop turn while audio streams in) and ties the
@@ -26,16 +28,32 @@ class Heartbeat:
     ``stop()`` nothing is called any more.
     """
 
-    __slots__ = ("_interval", "_loop", "_on_dead", "_ping", "_pong_due", "_timer")
+    __slots__ = (
+        "_activity",
+        "_interval",
+        "_loop",
+        "_mark",
+        "_on_dead",
+        "_ping",
+        "_pong_due",
+        "_timer",
+    )
 
     def __init__(
-        self, interval: float, ping: Callable[[], None], on_dead: Callable[[], None]
+        self,
+        interval: float,
+        ping: Callable[[], None],
+        on_dead: Callable[[], None],
+        activity: Optional[Callable[[], int]] = None,
     ) -> None:
+        """``activity()``, if given, returns a number that changes whenever data arrives."""
         if not interval > 0:
             raise ValueError("the heartbeat interval must be positive")
         self._interval = interval
         self._ping = ping
         self._on_dead = on_dead
+        self._activity = activity
+        self._mark = 0
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._timer: Optional[asyncio.TimerHandle] = None
         self._pong_due: Optional[asyncio.TimerHandle] = None
@@ -64,9 +82,18 @@ class Heartbeat:
         self._timer = loop.call_later(self._interval, self._tick)
         if self._pong_due is None:
             self._pong_due = loop.call_later(self._interval / 2, self._expired)
+            if self._activity is not None:
+                self._mark = self._activity()
         self._ping()
 
     def _expired(self) -> None:
         self._pong_due = None
+        if self._activity is not None:
+            seen = self._activity()
+            if seen != self._mark:  # data is still coming in: the Pong may be behind it
+                self._mark = seen
+                assert self._loop is not None
+                self._pong_due = self._loop.call_later(self._interval / 2, self._expired)
+                return
         self.stop()
         self._on_dead()
