@@ -1,13 +1,18 @@
 """The sans-I/O protocol layer: encoding commands and decoding frames, no event loop."""
 
 import json
+from typing import Any, Optional
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from sayna_client import (
+    ApiKeyAuth,
+    AzureAuth,
     ErrorMessage,
+    GoogleAuth,
     MalformedMessage,
+    Pronunciation,
     ReadyMessage,
     STTConfig,
     STTResultMessage,
@@ -43,6 +48,67 @@ def test_config_sends_every_stt_key_the_server_requires() -> None:
     assert data["stt_config"]["language"] == "en-US"
     assert data["tts_config"]["model"] == ""
     assert "livekit" not in data
+
+
+_text = st.text(max_size=12)
+_json_value = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=8,
+)
+_auth = st.one_of(
+    st.none(),
+    st.builds(ApiKeyAuth, api_key=st.text(min_size=1, max_size=12)),
+    st.builds(AzureAuth, api_key=st.text(min_size=1), region=st.text(min_size=1)),
+    st.builds(GoogleAuth, credentials=_text | st.dictionaries(_text, _json_value, max_size=3)),
+    st.dictionaries(_text, _json_value, max_size=3),
+)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stt=st.builds(
+        STTConfig,
+        provider=st.text(min_size=1, max_size=12),
+        language=_text,
+        sample_rate=st.integers(1, 384000),
+        channels=st.integers(1, 8),
+        encoding=st.text(min_size=1, max_size=8),
+        auth=_auth,
+    ),
+    tts=st.builds(
+        TTSConfig,
+        provider=st.text(min_size=1, max_size=12),
+        voice_id=st.none() | _text,
+        speaking_rate=st.floats(0.01, 4.0),
+        connection_timeout=st.none() | st.integers(0, 600),
+        pronunciations=st.lists(
+            st.builds(Pronunciation, word=st.text(min_size=1, max_size=8), pronunciation=_text),
+            max_size=2,
+        ),
+        auth=_auth,
+    ),
+    stream_id=st.none() | _text,
+)
+def test_config_encoding_matches_the_models_json(
+    stt: STTConfig, tts: TTSConfig, stream_id: Optional[str]
+) -> None:
+    # The one-call encoder must send what model_dump(mode="json", exclude_none=True)
+    # says, key for key (None dropped at every level of the models).
+    text = encode_config(
+        stream_id=stream_id,
+        audio=True,
+        stt_config=stt,
+        tts_config=tts,
+        livekit=None,
+        loading_audio=None,
+    )
+    expected: dict[str, Any] = {"type": "config", "audio": True}
+    if stream_id is not None:
+        expected["stream_id"] = stream_id
+    expected["stt_config"] = stt.model_dump(mode="json", exclude_none=True)
+    expected["tts_config"] = tts.model_dump(mode="json", exclude_none=True)
+    assert json.loads(text) == expected
 
 
 def test_speak_encoding_is_compact_json() -> None:
