@@ -7,6 +7,7 @@ import asyncio
 import logging
 from typing import Any
 
+import aiohttp
 import pytest
 
 from sayna_client import (
@@ -60,6 +61,28 @@ async def test_dead_peer_is_detected_by_heartbeat(server: LocalServer) -> None:
         assert isinstance(errors[0], ConnectionClosed)
         with pytest.raises(SaynaNotConnectedError):
             await c.on_audio_input(FRAME)
+
+
+async def test_a_late_pong_does_not_count_while_audio_keeps_arriving(server: LocalServer) -> None:
+    # The server answers no Ping, but streams TTS audio for ~2 s (the Pong could be
+    # queued behind it): the session lives while audio flows, then dies with 1006.
+    # Pings every 0.4 s, the Pong due 0.2 s later: a wide margin over the 10 ms pacing.
+    server.faults = Faults(ignore_pings=True)
+    async with make_client(server, heartbeat=0.6, stream_id="late-pong") as c:
+        closes: list[ConnectionClosed] = []
+        frames: list[Any] = []
+        c.register_on_close(closes.append)
+        c.register_on_tts_audio(frames.append)
+        await c.connect()
+        async with aiohttp.ClientSession() as http:
+            burst = {"kind": "audio", "count": 200, "size": 640, "interval_ms": 10}
+            async with http.post(f"{server.url}/_local/bench/late-pong/burst", json=burst) as r:
+                assert r.status == 202
+        await _wait(lambda: len(frames) >= 150 or bool(closes))
+        assert closes == []  # alive through 1.5 s of audio: three Pings went unanswered
+        await _wait(lambda: closes)
+        assert closes[0].code == 1006
+        assert "pong" in closes[0].reason
 
 
 async def test_heartbeat_keeps_a_healthy_idle_session(server: LocalServer) -> None:
