@@ -328,7 +328,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         will_reconnect = policy is not None and self._ready_msg is not None and is_recoverable(info)
         info.will_reconnect = will_reconnect
         self._tracker.closed(
-            SaynaConnectionClosedError(
+            lambda: SaynaConnectionClosedError(
                 f"The Sayna session closed while waiting: {info.message}",
                 code=info.code,
                 reason=info.reason,

@@ -421,7 +421,7 @@ class WebSocketConnection:
         self._closing_by_client = True
         if not self._ws.closed:
             try:
-                await asyncio.wait_for(self._ws.close(), timeout)
+                await within(timeout, self._ws.close())
             except (asyncio.TimeoutError, aiohttp.ClientError, ConnectionError, RuntimeError):
                 pass
         reader = self._reader
@@ -430,7 +430,9 @@ class WebSocketConnection:
                 # The reader normally sees the close and ends; if the peer never
                 # answered, stop it.
                 reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+                await asyncio.gather(reader, return_exceptions=True)
+            elif not reader.cancelled():
+                reader.exception()  # retrieved here, as the gather above would
         if self.close_info is None:  # no reader yet (closed while connecting)
             self._finish(1000, "closed by client")
         if self._control:

@@ -152,13 +152,17 @@ class SessionTracker:
         self.metrics.connect_to_ready = self._clock() - started
         logger.debug("Sayna metrics: connect -> ready %.1f ms", self.metrics.connect_to_ready * 1e3)
 
-    def closed(self, error: BaseException) -> None:
-        """The session ended: wake every waiter with ``error``."""
-        for waiter in self._playback_waiters + self._turn_waiters:
-            if not waiter.done():
-                waiter.set_exception(error)
-        self._playback_waiters.clear()
-        self._turn_waiters.clear()
+    def closed(self, error: Callable[[], BaseException]) -> None:
+        """The session ended: wake every waiter with the exception ``error()`` makes
+        (built only when someone is waiting: most sessions end with no waiter)."""
+        waiters = self._playback_waiters + self._turn_waiters
+        if waiters:
+            exc = error()
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            self._playback_waiters.clear()
+            self._turn_waiters.clear()
         self._speak_sent_at.clear()
 
     # --- outbound ---------------------------------------------------------------------

@@ -447,7 +447,8 @@ class EventHub:
 
     async def close_session(self, timeout: Optional[float]) -> None:
         """End of a session: flush callbacks (bounded by ``timeout``), keep registrations."""
-        await asyncio.gather(*(c.drain(timeout) for c in list(self._callbacks)))
+        if self._callbacks:
+            await asyncio.gather(*(c.drain(timeout) for c in list(self._callbacks)))
 
     def end_session(self) -> None:
         """End of a session without waiting: callbacks drain on their own tasks."""
@@ -456,6 +457,8 @@ class EventHub:
 
     def close_iterators(self) -> None:
         """End every ``events()`` iterator after it drains its queue."""
+        if not self._iterators:
+            return
         for mailbox in self._iterators:
             mailbox.close()
         self._iterators = []
