@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from array import array
 
 import pytest
 
 from sayna_client.server import LocalServer
 from sayna_client.server.engines import LOCAL_EXTRA_HINT, EngineUnavailable, get_engine
 from sayna_client.server.engines.base import STTParams, TTSRequest
-from sayna_client.server.engines.fake import FakeEngine, render_words
+from sayna_client.server.engines.fake import SPEECH_PEAK, FakeEngine, _is_speech, render_words
 
 
 async def _synth(engine: FakeEngine, **kwargs: object) -> list[bytes]:
@@ -25,6 +26,15 @@ async def test_fake_tts_is_deterministic_and_chunked() -> None:
     assert {len(c) for c in first[:-1]} == {960}
     assert len(b"".join(first)) == 3 * int(24000 * 0.18) * 2
     assert await _synth(engine, text="   ") == []
+
+
+def test_fake_stt_speech_test_matches_the_peak_rule_for_every_sample_value() -> None:
+    # The quiet-high-byte shortcut must agree with |sample| > SPEECH_PEAK exactly.
+    for value in range(-32768, 32768):
+        frame = bytearray(array("h", [3, -3, value, 0]).tobytes())
+        assert _is_speech(frame, 0, len(frame)) is (abs(value) > SPEECH_PEAK), value
+        assert _is_speech(frame, 4, 6) is (abs(value) > SPEECH_PEAK), value
+    assert not _is_speech(bytearray(320), 0, 320)
 
 
 async def test_fake_stt_counts_bursts_in_audio_time() -> None:
