@@ -104,7 +104,7 @@ class CallbackMethods:
         """Call ``callback(bytes)`` for every frame of synthesized audio."""
         if not callable(callback):
             raise SaynaValidationError("callback must be callable")
-        consumer = self._hub.add_callback(callback, frozenset({"tts_audio"}), unwrap=_audio_payload)
+        consumer = self._hub.add_callback(callback, frozenset({"tts_audio"}), audio_bytes=True)
         return Unsubscribe(self._hub, consumer)
 
     def register_on_error(self, callback: Callback[Any]) -> Unsubscribe:
@@ -163,10 +163,6 @@ class CallbackMethods:
         """Deprecated alias of :meth:`register_on_tts_audio`."""
         warnings.warn("use register_on_tts_audio()", DeprecationWarning, stacklevel=2)
         return self.register_on_tts_audio(callback)
-
-
-def _audio_payload(event: Any) -> bytes:
-    return event.data  # type: ignore[no-any-return]
 
 
 async def _iterate(hub: EventHub, mailbox: Mailbox) -> AsyncIterator[Any]:

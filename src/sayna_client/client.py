@@ -164,7 +164,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         )
         self._hub = EventHub(max_queue)
         self._tracker = SessionTracker()
-        self._hub.observe("tts_audio", self._tracker.on_tts_audio)
+        self._hub.observe_audio(self._tracker.on_tts_audio)
         self._hub.observe("tts_playback_complete", self._tracker.on_playback_complete)
         self._hub.derive("stt_result", self._tracker.on_stt_result)  # -> Turn events
         self._hub.observe("participant_disconnected", self._tracker.on_participant_disconnected)

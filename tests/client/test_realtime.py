@@ -565,3 +565,51 @@ async def test_google_credentials_file_is_read_on_the_client(
     assert sent is not None
     assert sent["stt_config"]["auth"] == {"credentials": service_account}
     assert sent["tts_config"]["auth"] == {"credentials": "/srv/only/on/server.json"}
+
+
+async def test_every_kind_of_audio_consumer_gets_every_frame_in_order(
+    connected: SaynaClient, server: LocalServer
+) -> None:
+    # TTS audio takes a path of its own (EventHub.publish_audio): bytes callbacks get the
+    # bytes, everything else a TTSAudio event; all of them every frame, in order.
+    plain: list[bytes] = []
+    queued: list[bytes] = []
+    returned: list[bytes] = []
+    as_events: list[TTSAudio] = []
+    reports: list[Any] = []
+    broken_calls: list[int] = []
+
+    async def slow(chunk: bytes) -> None:
+        await asyncio.sleep(0)
+        queued.append(chunk)
+
+    async def record(chunk: bytes) -> None:
+        returned.append(chunk)
+
+    def broken(chunk: bytes) -> None:
+        broken_calls.append(len(chunk))
+        raise ValueError("bad audio callback")
+
+    connected.register_on_tts_audio(plain.append)
+    connected.register_on_tts_audio(slow)
+    connected.register_on_tts_audio(lambda chunk: record(chunk))
+    connected.register_on_tts_audio(broken)
+    connected.on("tts_audio", as_events.append)
+    connected.register_on_error(reports.append)
+    events = connected.events()
+    await connected.speak("one two", wait=True)
+    seen = await _collect_until(events, lambda e: isinstance(e, TTSPlaybackCompleteMessage))
+    from_iterator = [e.data for e in seen if isinstance(e, TTSAudio)]
+    sent = server.records.last_session.sent_audio_frames
+    assert sent > 2
+    assert len(plain) == sent
+    assert queued == plain
+    assert returned == plain
+    assert [e.data for e in as_events] == plain
+    assert from_iterator == plain
+    assert connected.metrics.tts_audio_frames == sent
+    assert connected.metrics.tts_audio_bytes == len(b"".join(plain))
+    assert broken_calls == [len(chunk) for chunk in plain]
+    errors = [r for r in reports if isinstance(r, CallbackError)]
+    assert len(errors) == sent
+    assert all(r.event_type == "tts_audio" and "bad audio callback" in r.message for r in errors)

@@ -26,7 +26,7 @@ from ..errors import (
     http_error_for_status,
 )
 from ..protocol.decode import decode_text
-from ..protocol.events import ConnectionClosed, ErrorMessage, ReadyMessage, TTSAudio
+from ..protocol.events import ConnectionClosed, ErrorMessage, ReadyMessage
 from .heartbeat import Heartbeat
 from .hub import EventHub
 
@@ -300,7 +300,7 @@ class WebSocketConnection:
         """Process one frame; returns ``(code, reason)`` when the socket has ended."""
         kind = msg.type
         if kind is _WS.BINARY:
-            self._hub.publish(TTSAudio(msg.data))
+            self._hub.publish_audio(msg.data)
         elif kind is _WS.TEXT:
             event = decode_text(msg.data)
             if event.type == "ready":
@@ -350,7 +350,7 @@ class WebSocketConnection:
 
     async def _read(self) -> None:
         ws = self._ws
-        publish = self._hub.publish
+        publish_audio = self._hub.publish_audio
         handle = self._handle
         ended: Optional[tuple[int, str]] = None
         burst = 0
@@ -360,7 +360,7 @@ class WebSocketConnection:
             while True:
                 msg = await ws.receive()
                 if msg.type is _WS.BINARY:  # the hot path: TTS audio
-                    publish(TTSAudio(msg.data))
+                    publish_audio(msg.data)
                 else:
                     ended = handle(msg)
                     if ended is not None:

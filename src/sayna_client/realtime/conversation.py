@@ -182,11 +182,11 @@ class SessionTracker:
 
     # --- inbound (called inline by the hub) ----------------------------------------------
 
-    def on_tts_audio(self, event: Any) -> None:
+    def on_tts_audio(self, data: bytes) -> None:
         self.activity += 1
         metrics = self.metrics
         metrics.tts_audio_frames += 1
-        metrics.tts_audio_bytes += len(event.data)
+        metrics.tts_audio_bytes += len(data)
         if self._first_audio_pending is not None:
             value = self._clock() - self._first_audio_pending
             self._first_audio_pending = None

@@ -26,7 +26,7 @@ import logging
 import weakref
 from typing import Any, Callable, Optional
 
-from ..protocol.events import CallbackError, EventsDropped
+from ..protocol.events import CallbackError, EventsDropped, TTSAudio
 
 __all__ = ["CallbackConsumer", "EventHub", "Mailbox"]
 
@@ -163,6 +163,9 @@ class CallbackConsumer:
     no task switch, so they must be quick (as any code on an event loop). Coroutine
     functions, and plain functions once they return an awaitable, run on the
     consumer's own dispatcher task through its bounded mailbox, one event at a time.
+
+    With ``audio_bytes`` the callback takes a ``tts_audio`` event's bytes rather than
+    the event (``register_on_tts_audio``).
     """
 
     def __init__(
@@ -171,32 +174,49 @@ class CallbackConsumer:
         types: frozenset[str],
         limit: int,
         report: Callable[[Any, CallbackConsumer], None],
-        unwrap: Optional[Callable[[Any], Any]] = None,
+        audio_bytes: bool = False,
     ) -> None:
         self.callback = callback
         self.types = types
         self.name = _callback_name(callback)
         self.mailbox = Mailbox(self.name, limit)
         self._report = report
-        self._unwrap = unwrap
+        self.audio_bytes = audio_bytes
         self._task: Optional[asyncio.Task[None]] = None
         self.inline = not _is_async_callable(callback)
 
     def deliver(self, event: Any) -> None:
         if self.inline:
-            try:
-                unwrap = self._unwrap
-                result = self.callback(unwrap(event) if unwrap is not None else event)
-            except Exception as exc:  # a user callback must not end the session
-                self._failed(event.type, exc)
-                return
-            if result is not None and inspect.isawaitable(result):
-                # It returned a coroutine: from now on run it on a dispatcher task so
-                # its events stay in order behind this one.
-                self.inline = False
-                self._enqueue(_Pending(result, event.type))
+            self._call(event.data if self.audio_bytes else event, event.type)
+        else:
+            self._enqueue(event)
+
+    def deliver_audio(self, data: bytes) -> None:
+        """:meth:`deliver` of ``TTSAudio(data)`` to an ``audio_bytes`` consumer; the event
+        object is made only if it has to be queued."""
+        if not self.inline:
+            self._enqueue(TTSAudio(data))
             return
-        self._enqueue(event)
+        try:  # _call(), inline: this runs for every audio frame
+            result = self.callback(data)
+        except Exception as exc:  # a user callback must not end the session
+            self._failed("tts_audio", exc)
+            return
+        if result is not None and inspect.isawaitable(result):
+            self.inline = False
+            self._enqueue(_Pending(result, "tts_audio"))
+
+    def _call(self, payload: Any, event_type: str) -> None:
+        try:
+            result = self.callback(payload)
+        except Exception as exc:  # a user callback must not end the session
+            self._failed(event_type, exc)
+            return
+        if result is not None and inspect.isawaitable(result):
+            # It returned a coroutine: from now on run it on a dispatcher task so its
+            # events stay in order behind this one.
+            self.inline = False
+            self._enqueue(_Pending(result, event_type))
 
     def _enqueue(self, item: Any) -> None:
         self.mailbox.put(item)
@@ -213,7 +233,7 @@ class CallbackConsumer:
 
     async def _run(self, mailbox: Mailbox) -> None:
         callback = self.callback
-        unwrap = self._unwrap
+        audio_bytes = self.audio_bytes
         burst = 0
         try:
             while True:
@@ -241,7 +261,7 @@ class CallbackConsumer:
                         await event.awaitable
                         continue
                     event_type = event.type
-                    result = callback(unwrap(event) if unwrap is not None else event)
+                    result = callback(event.data if audio_bytes else event)
                     if inspect.isawaitable(result):
                         await result
                 except Exception as exc:  # a user callback must not end the session
@@ -278,12 +298,20 @@ class CallbackConsumer:
             await asyncio.gather(task, return_exceptions=True)
 
 
+def _on_audio_data(observe: Callable[[bytes], None]) -> Callable[[Any], None]:
+    """An event observer that passes a ``TTSAudio``'s bytes to ``observe``."""
+    return lambda event: observe(event.data)
+
+
 class EventHub:
     """Routes each published event to the consumers of its type."""
 
     __slots__ = (
         "__weakref__",
         "_all",
+        "_audio_bytes",
+        "_audio_events",
+        "_audio_observers",
         "_by_type",
         "_callbacks",
         "_iterator_types",
@@ -300,6 +328,10 @@ class EventHub:
         self._iterators: list[Mailbox] = []
         self._iterator_types: dict[int, Optional[frozenset[str]]] = {}
         self._observers: list[tuple[str, Callable[[Any], None]]] = []
+        self._audio_observers: list[Callable[[bytes], None]] = []
+        #: What :meth:`publish_audio` calls with the bytes, then with a ``TTSAudio``.
+        self._audio_bytes: list[Callable[[bytes], None]] = []
+        self._audio_events: list[Any] = []
 
     # --- consumers -------------------------------------------------------------------
 
@@ -307,9 +339,12 @@ class EventHub:
         self,
         callback: Callback,
         types: frozenset[str],
-        unwrap: Optional[Callable[[Any], Any]] = None,
+        audio_bytes: bool = False,
     ) -> CallbackConsumer:
-        consumer = CallbackConsumer(callback, types, self.max_queue, self._weak_report(), unwrap)
+        """Register ``callback`` for ``types`` (see :class:`CallbackConsumer`)."""
+        consumer = CallbackConsumer(
+            callback, types, self.max_queue, self._weak_report(), audio_bytes
+        )
         self._callbacks.append(consumer)
         self._rebuild()
         return consumer
@@ -370,6 +405,11 @@ class EventHub:
 
         self.observe(event_type, observer)
 
+    def observe_audio(self, observer: Callable[[bytes], None]) -> None:
+        """:meth:`observe` for ``tts_audio``, called with the frame's bytes."""
+        self._audio_observers.append(observer)
+        self._rebuild()
+
     def remove_iterator(self, mailbox: Mailbox) -> None:
         if mailbox in self._iterators:
             self._iterators.remove(mailbox)
@@ -378,11 +418,20 @@ class EventHub:
             self._rebuild()
 
     def _rebuild(self) -> None:
-        """Precompute, per event type, the flat list of delivery functions ``publish`` calls."""
+        """Precompute, per event type, the flat list of delivery functions ``publish`` calls,
+        and the two lists of :meth:`publish_audio`: what takes the bytes (``audio_bytes``
+        callbacks, audio observers), then what needs the ``TTSAudio`` event."""
         specific: dict[str, list[Any]] = {}
+        audio_bytes: list[Callable[[bytes], None]] = []
+        audio_events: list[Any] = []
         for consumer in self._callbacks:
             for event_type in consumer.types:
                 specific.setdefault(event_type, []).append(consumer.deliver)
+            if "tts_audio" in consumer.types:
+                if consumer.audio_bytes:
+                    audio_bytes.append(consumer.deliver_audio)
+                else:
+                    audio_events.append(consumer.deliver)
         wildcard: list[Any] = []
         for mailbox in self._iterators:
             types = self._iterator_types.get(id(mailbox))
@@ -391,14 +440,25 @@ class EventHub:
             else:
                 for event_type in types:
                     specific.setdefault(event_type, []).append(mailbox.put)
+            if types is None or "tts_audio" in types:
+                audio_events.append(mailbox.put)
         observers: dict[str, list[Any]] = {}
         for event_type, observer in self._observers:
             observers.setdefault(event_type, []).append(observer)
+        audio_events += observers.get("tts_audio", [])
+        audio_bytes += self._audio_observers
+        if self._audio_observers:
+            # publish(TTSAudio(...)) reaches them too, though the reader uses publish_audio.
+            observers.setdefault("tts_audio", []).extend(
+                _on_audio_data(observe) for observe in self._audio_observers
+            )
         self._by_type = {
             event_type: specific.get(event_type, []) + wildcard + observers.get(event_type, [])
             for event_type in set(specific) | set(observers)
         }
         self._all = wildcard
+        self._audio_bytes = audio_bytes
+        self._audio_events = audio_events
 
     # --- publishing ------------------------------------------------------------------
 
@@ -406,6 +466,17 @@ class EventHub:
         """Deliver to every interested consumer; never blocks, never raises."""
         for deliver in self._by_type.get(event.type, self._all):
             deliver(event)
+
+    def publish_audio(self, data: bytes) -> None:
+        """``publish(TTSAudio(data))`` for the hottest path; the event object is made only
+        when a consumer needs it. Never blocks, never raises."""
+        for deliver in self._audio_bytes:
+            deliver(data)
+        events = self._audio_events
+        if events:
+            event = TTSAudio(data)
+            for deliver in events:
+                deliver(event)
 
     async def caught_up(self, types: Optional[frozenset[str]] = None) -> None:
         """Wait until every queued (async) callback, of ``types`` or all, has handled
