@@ -8,9 +8,9 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Optional, Union
 
+from ._audio_lane import AudioLane, sample_unit
 from ._callbacks import CallbackMethods, Unsubscribe, _iterate
 from ._checks import (
-    BYTES_PER_SAMPLE,
     MAX_AUDIO_FRAME,
     bounded,
     check_text,
@@ -173,7 +173,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         self._connect_lock: Optional[asyncio.Lock] = None
         self._reconnect_task: Optional[asyncio.Task[None]] = None
         self._audio_hold: Optional[AudioHold] = None
-        self._unit_cache: Optional[tuple[Optional[STTConfig], int]] = None
+        self._lane: Optional[AudioLane] = None
 
     def __repr__(self) -> str:
         state = "ready" if self.ready else ("connected" if self.connected else "disconnected")
@@ -324,6 +324,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
 
     def _on_closed(self, info: ConnectionClosed) -> None:
         """Called by the reader when a socket ends (any reason)."""
+        self._lane = None  # it holds the connection
         policy = self.reconnect_policy
         will_reconnect = policy is not None and self._ready_msg is not None and is_recoverable(info)
         info.will_reconnect = will_reconnect
@@ -551,40 +552,51 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
             SaynaConnectionError: the socket closed while sending.
         """
-        # Hot path (50 calls a second per stream): cheap checks first, messages only
-        # built on failure, the sample size cached per stt_config object.
+        # Hot path (50 calls a second per stream): the lane holds what a frame needs,
+        # looked up once per session and stt_config; messages are built only on failure.
         size = len(audio_data) if type(audio_data) is bytes else frame_size(audio_data)
-        if not 0 < size <= MAX_AUDIO_FRAME or size % self._sample_unit():
+        lane = self._lane
+        if (
+            lane is None
+            or lane.ready is not self._ready_msg
+            or lane.stt is not self.stt_config
+            or lane.conn.close_info is not None
+        ):
+            lane = self._new_audio_lane(audio_data, size)
+            if lane is None:
+                return  # held for the reconnect
+        elif not 0 < size <= MAX_AUDIO_FRAME or size % lane.unit:
             reject_frame(audio_data, size, self.stt_config)
-        conn = self._conn
-        if conn is None or self._ready_msg is None or conn.close_info is not None:
-            hold = self._audio_hold
-            if hold is not None and self._reconnect_task is not None:
-                hold.add(bytes(audio_data))
-                return
-            conn = self._ready_connection()
         try:
-            await conn.send_bytes_raw(audio_data)
+            await lane.send(audio_data)
         except Exception as exc:
-            error = conn.send_failed(exc)
+            error = lane.conn.send_failed(exc)
             if error is exc:
                 raise
             raise error from exc
-        self._tracker.audio_sent(size)
+        metrics = lane.metrics
+        metrics.audio_frames_sent += 1
+        metrics.audio_bytes_sent += size
 
-    def _sample_unit(self) -> int:
-        """Bytes per sample × channels of the STT encoding (1 when unknown: opus...)."""
+    def _new_audio_lane(
+        self, audio_data: Union[bytes, bytearray, memoryview], size: int
+    ) -> Optional[AudioLane]:
+        """``on_audio_input``'s first frame of a session (or of an ``stt_config``): check
+        the frame, then return a new lane, or None when the frame was held for a
+        reconnect. Raises what ``on_audio_input`` documents."""
         stt = self.stt_config
-        cached = self._unit_cache
-        if cached is not None and cached[0] is stt:
-            return cached[1]
-        unit = 1
-        if stt is not None:
-            width = BYTES_PER_SAMPLE.get(stt.encoding.lower())
-            if width is not None:
-                unit = width * stt.channels
-        self._unit_cache = (stt, unit)
-        return unit
+        if not 0 < size <= MAX_AUDIO_FRAME or size % sample_unit(stt):
+            reject_frame(audio_data, size, stt)
+        hold = self._audio_hold
+        if hold is not None and self._reconnect_task is not None and not self.ready:
+            hold.add(bytes(audio_data))
+            return None
+        conn = self._ready_connection()  # raises: not connected, or not ready yet
+        ready = self._ready_msg
+        assert ready is not None  # checked by _ready_connection()
+        self._tracker.audio_started()
+        lane = self._lane = AudioLane(conn, ready, stt, self._tracker.metrics)
+        return lane
 
     # --- conversation helpers ---------------------------------------------------------
 

@@ -465,6 +465,31 @@ async def test_mulaw_and_stereo_frame_checks(server: LocalServer) -> None:
             await c.on_audio_input(b"\xff" * 3)
 
 
+async def test_audio_checks_follow_the_session_and_stt_config(server: LocalServer) -> None:
+    # on_audio_input looks its per-frame state up once per session and stt_config; every
+    # change must be seen: a new config, a closed session, the next session.
+    async with make_client(server) as c:
+        await c.connect()
+        await c.on_audio_input(b"\x00" * 640)
+        with pytest.raises(SaynaValidationError, match="sample"):
+            await c.on_audio_input(b"\x00" * 3)  # linear16: 2 bytes a sample
+        await c.reconfigure(stt_config=STTConfig(provider="deepgram", encoding="mulaw"))
+        await c.on_audio_input(b"\xff" * 3)  # mulaw: 1 byte a sample
+        c.stt_config = stt()  # set directly, not through reconfigure(): checked all the same
+        with pytest.raises(SaynaValidationError, match="sample"):
+            await c.on_audio_input(b"\x00" * 3)
+        await server.records.wait_for(lambda: server.records.last_session.audio_frames == 2)
+        assert c.metrics.audio_frames_sent == 2
+        assert c.metrics.audio_bytes_sent == 643
+        await c.disconnect()
+        with pytest.raises(SaynaNotConnectedError):
+            await c.on_audio_input(b"\x00" * 640)
+        await c.connect()
+        await c.on_audio_input(b"\x00" * 320)
+        await server.records.wait_for(lambda: server.records.last_session.audio_frames == 1)
+        assert (c.metrics.audio_frames_sent, c.metrics.audio_bytes_sent) == (1, 320)
+
+
 async def test_tts_config_variants_reach_server(server: LocalServer) -> None:
     config = TTSConfig(
         provider="deepgram",

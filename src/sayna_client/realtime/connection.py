@@ -80,6 +80,7 @@ class WebSocketConnection:
         "_ready_waiter",
         "_ws",
         "close_info",
+        "send_bytes_raw",
     )
 
     def __init__(
@@ -93,6 +94,10 @@ class WebSocketConnection:
         activity: Optional[Callable[[], int]] = None,
     ) -> None:
         self._ws = ws
+        #: The transport's own send, for the per-frame hot path (no SDK frame in
+        #: between): pass any exception it raises through :meth:`send_failed`.
+        self.send_bytes_raw: Callable[[Union[bytes, bytearray, memoryview]], Awaitable[None]]
+        self.send_bytes_raw = ws.send_bytes  # type: ignore[assignment]
         self._hub = hub
         self._on_closed = on_closed
         self._on_ready_cb = on_ready
@@ -282,14 +287,8 @@ class WebSocketConnection:
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
             raise self._closed_error(exc) from exc
 
-    def send_bytes_raw(self, data: Union[bytes, bytearray, memoryview]) -> Awaitable[None]:
-        """The transport's send, for the per-frame hot path: one coroutine layer less than
-        :meth:`send_bytes`. The caller must pass any exception it raises through
-        :meth:`send_failed` (which knows the transport's exception types)."""
-        return self._ws.send_bytes(data)  # type: ignore[arg-type]
-
     def send_failed(self, exc: BaseException) -> BaseException:
-        """The SDK error for an exception raised by :meth:`send_bytes_raw`."""
+        """The SDK error for an exception raised by :attr:`send_bytes_raw`."""
         if isinstance(exc, (aiohttp.ClientError, ConnectionError, RuntimeError)):
             return self._closed_error(exc)
         return exc

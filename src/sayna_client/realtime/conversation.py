@@ -173,10 +173,8 @@ class SessionTracker:
         if self._first_audio_pending is None:
             self._first_audio_pending = now
 
-    def audio_sent(self, size: int) -> None:
-        metrics = self.metrics
-        metrics.audio_frames_sent += 1
-        metrics.audio_bytes_sent += size
+    def audio_started(self) -> None:
+        """The client is about to send audio (its per-frame counts go to ``metrics``)."""
         if self._first_audio_sent_at is None:
             self._first_audio_sent_at = self._clock()
 

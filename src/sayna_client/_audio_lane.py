@@ -1,0 +1,57 @@
+"""What ``on_audio_input`` needs for each frame, looked up once per session.
+
+A live call sends 50 frames a second per stream, each through the same checks: is
+the session ready, how many bytes make one sample of the STT encoding, which
+connection, which metrics. An :class:`AudioLane` holds those answers; the client
+makes a new one whenever one of them can have changed (a new ``ready``, another
+``stt_config``, a closed connection), so the per-frame work is a few identity checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Callable, Optional, Union
+
+from ._checks import BYTES_PER_SAMPLE
+from .protocol.events import ReadyMessage
+from .realtime.connection import WebSocketConnection
+from .realtime.conversation import SessionMetrics
+from .types import STTConfig
+
+__all__ = ["AudioLane", "sample_unit"]
+
+
+def sample_unit(stt: Optional[STTConfig]) -> int:
+    """Bytes per sample × channels of the STT encoding: every PCM frame is a multiple of
+    it (1 when the encoding has no fixed sample size, e.g. opus)."""
+    if stt is None:
+        return 1
+    width = BYTES_PER_SAMPLE.get(stt.encoding.lower())
+    return 1 if width is None else width * stt.channels
+
+
+class AudioLane:
+    """The per-frame state of one ready session and one ``stt_config`` object.
+
+    Valid while ``ready`` and ``stt`` are the client's current objects and ``conn`` is
+    open; ``send`` is the transport's own send (errors go through
+    :meth:`WebSocketConnection.send_failed`).
+    """
+
+    __slots__ = ("conn", "metrics", "ready", "send", "stt", "unit")
+
+    def __init__(
+        self,
+        conn: WebSocketConnection,
+        ready: ReadyMessage,
+        stt: Optional[STTConfig],
+        metrics: SessionMetrics,
+    ) -> None:
+        self.conn = conn
+        self.ready = ready
+        self.stt = stt
+        self.metrics = metrics
+        self.unit = sample_unit(stt)
+        self.send: Callable[[Union[bytes, bytearray, memoryview]], Awaitable[None]] = (
+            conn.send_bytes_raw
+        )
