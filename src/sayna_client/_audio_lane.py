@@ -34,8 +34,8 @@ class AudioLane:
     """The per-frame state of one ready session and one ``stt_config`` object.
 
     Valid while ``ready`` and ``stt`` are the client's current objects and ``conn`` is
-    open; ``send`` is the transport's own send (errors go through
-    :meth:`WebSocketConnection.send_failed`).
+    open (the client drops the lane when the connection ends); ``send`` is the
+    transport's own send (errors go through :meth:`WebSocketConnection.send_failed`).
     """
 
     __slots__ = ("conn", "metrics", "ready", "send", "stt", "unit")

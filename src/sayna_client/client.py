@@ -324,7 +324,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
 
     def _on_closed(self, info: ConnectionClosed) -> None:
         """Called by the reader when a socket ends (any reason)."""
-        self._lane = None  # it holds the connection
+        self._lane = None  # on_audio_input must not use this connection any more
         policy = self.reconnect_policy
         will_reconnect = policy is not None and self._ready_msg is not None and is_recoverable(info)
         info.will_reconnect = will_reconnect
@@ -556,12 +556,8 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         # looked up once per session and stt_config; messages are built only on failure.
         size = len(audio_data) if type(audio_data) is bytes else frame_size(audio_data)
         lane = self._lane
-        if (
-            lane is None
-            or lane.ready is not self._ready_msg
-            or lane.stt is not self.stt_config
-            or lane.conn.close_info is not None
-        ):
+        # (A connection that ends drops its lane: see _on_closed.)
+        if lane is None or lane.ready is not self._ready_msg or lane.stt is not self.stt_config:
             lane = self._new_audio_lane(audio_data, size)
             if lane is None:
                 return  # held for the reconnect
