@@ -62,7 +62,7 @@ PARAMS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 #: (a p50 of 50 connects; sequential round trips) get this many times the runs. A fresh
 #: process per run is its own draw of memory layout and hash seeds: only many processes
 #: average that out (63 connect runs take about 1.5 minutes).
-RUN_FACTOR = {"connect": 9, "rest_seq": 3}
+RUN_FACTOR = {"connect": 9, "rest_seq": 3, "upload": 3, "tts": 3, "burst": 3}
 
 
 def runs_of(measure: str, runs: int) -> int:

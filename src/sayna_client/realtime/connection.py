@@ -69,9 +69,11 @@ class WebSocketConnection:
     """
 
     __slots__ = (
+        "_activity",
         "_closing_by_client",
         "_control",
         "_heartbeat",
+        "_heartbeat_interval",
         "_hub",
         "_on_closed",
         "_on_ready_cb",
@@ -106,12 +108,10 @@ class WebSocketConnection:
         self._closing_by_client = False
         self._reader: Optional[asyncio.Task[None]] = None
         # Ping every 2/3 of the user's figure, Pong due within 1/3 of it: a dead peer
-        # is detected within the figure itself. Armed by the reader task.
-        self._heartbeat = (
-            Heartbeat(heartbeat * 2 / 3, self._send_ping, self._declare_dead, activity)
-            if heartbeat
-            else None
-        )
+        # is detected within the figure itself. Made and armed by the reader task.
+        self._heartbeat_interval = heartbeat * 2 / 3 if heartbeat else None
+        self._activity = activity
+        self._heartbeat: Optional[Heartbeat] = None
         self._peer_dead = False
         #: Ping / Pong sends and the close after a dead heartbeat (awaited by close()).
         self._control: Optional[set[asyncio.Task[None]]] = None
@@ -353,8 +353,11 @@ class WebSocketConnection:
         handle = self._handle
         ended: Optional[tuple[int, str]] = None
         burst = 0
-        if self._heartbeat is not None and self.close_info is None:
-            self._heartbeat.start()
+        interval = self._heartbeat_interval
+        if interval is not None and self.close_info is None:
+            heartbeat = Heartbeat(interval, self._send_ping, self._declare_dead, self._activity)
+            self._heartbeat = heartbeat
+            heartbeat.start()
         try:
             while True:
                 msg = await ws.receive()
