@@ -3,8 +3,9 @@
 A live call sends 50 frames a second per stream, each through the same checks: is
 the session ready, how many bytes make one sample of the STT encoding, which
 connection, which metrics. An :class:`AudioLane` holds those answers; the client
-makes a new one whenever one of them can have changed (a new ``ready``, another
-``stt_config``, a closed connection), so the per-frame work is a few identity checks.
+drops it whenever one of them can change (``ready`` set or cleared, ``stt_config``
+assigned, the connection closed) and makes a new one at the next frame, so the
+per-frame work is one check.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Awaitable
 from typing import Callable, Optional, Union
 
 from ._checks import BYTES_PER_SAMPLE
-from .protocol.events import ReadyMessage
 from .realtime.connection import WebSocketConnection
 from .realtime.conversation import SessionMetrics
 from .types import STTConfig
@@ -33,22 +33,20 @@ def sample_unit(stt: Optional[STTConfig]) -> int:
 class AudioLane:
     """The per-frame state of one ready session and one ``stt_config`` object.
 
-    Valid while ``ready`` and ``stt`` are the client's current objects and ``conn`` is
-    open (the client drops the lane when the connection ends); ``send`` is the
-    transport's own send (errors go through :meth:`WebSocketConnection.send_failed`).
+    The client keeps it only while the session stays ready with that ``stt_config``
+    on ``conn``; ``send`` is the transport's own send (errors go through
+    :meth:`WebSocketConnection.send_failed`).
     """
 
-    __slots__ = ("conn", "metrics", "ready", "send", "stt", "unit")
+    __slots__ = ("conn", "metrics", "send", "stt", "unit")
 
     def __init__(
         self,
         conn: WebSocketConnection,
-        ready: ReadyMessage,
         stt: Optional[STTConfig],
         metrics: SessionMetrics,
     ) -> None:
         self.conn = conn
-        self.ready = ready
         self.stt = stt
         self.metrics = metrics
         self.unit = sample_unit(stt)

@@ -194,6 +194,17 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
     # --- state ---------------------------------------------------------------------
 
     @property
+    def stt_config(self) -> Optional[STTConfig]:
+        """The speech-to-text settings: sent with the next ``config`` (``reconfigure()``
+        sends new ones now); ``on_audio_input`` checks frames against them."""
+        return self._stt_config
+
+    @stt_config.setter
+    def stt_config(self, value: Optional[STTConfig]) -> None:
+        self._stt_config = value
+        self._lane = None  # frames are checked against the new settings
+
+    @property
     def connected(self) -> bool:
         """True while the WebSocket is open."""
         return self._conn is not None and not self._conn.closed
@@ -271,7 +282,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
 
     async def _open(self) -> None:
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else _NO_HEADERS
-        self._ready_msg = None
+        self._set_ready(None)
         started = self._tracker.connecting()
         http = self._http
         http.handshake_timeout = self.timeouts.connect  # for a session made from now on
@@ -311,8 +322,13 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         self.tts_config = await asyncio.to_thread(load_local_google_credentials, self.tts_config)
         return await conn.configure(self._config_text(), self.timeouts.ready)
 
-    def _on_ready(self, ready: ReadyMessage) -> None:
+    def _set_ready(self, ready: Optional[ReadyMessage]) -> None:
+        """Record the session's ``ready`` (None: not ready); on_audio_input looks again."""
         self._ready_msg = ready
+        self._lane = None
+
+    def _on_ready(self, ready: ReadyMessage) -> None:
+        self._set_ready(ready)
         logger.info(
             "Sayna session ready (stream_id=%s, livekit_room=%s)",
             ready.stream_id,
@@ -355,7 +371,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
 
     def _end_of_session(self) -> None:
         """The session is over for good: iterators end, callbacks drain on their own."""
-        self._ready_msg = None
+        self._set_ready(None)
         self._hub.end_session()
         self._hub.close_iterators()
 
@@ -440,7 +456,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         if conn is None or conn.closed:
             return
         async with self._lock():
-            self._ready_msg = None
+            self._set_ready(None)
             await self._configure(conn)
 
     async def disconnect(self) -> None:
@@ -462,7 +478,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
                 await conn.close(self.timeouts.close)
             await self._hub.close_session(self.timeouts.close)
         finally:
-            self._ready_msg = None
+            self._set_ready(None)
             # A lock is bound to the loop that first waits on it; the next session may
             # run on another loop (the sync client restarts its thread).
             self._connect_lock = None
@@ -556,8 +572,8 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         # looked up once per session and stt_config; messages are built only on failure.
         size = len(audio_data) if type(audio_data) is bytes else frame_size(audio_data)
         lane = self._lane
-        # (A connection that ends drops its lane: see _on_closed.)
-        if lane is None or lane.ready is not self._ready_msg or lane.stt is not self.stt_config:
+        # (The lane is dropped when the session, its readiness or stt_config changes.)
+        if lane is None:
             lane = self._new_audio_lane(audio_data, size)
             if lane is None:
                 return  # held for the reconnect
@@ -588,10 +604,8 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             hold.add(bytes(audio_data))
             return None
         conn = self._ready_connection()  # raises: not connected, or not ready yet
-        ready = self._ready_msg
-        assert ready is not None  # checked by _ready_connection()
         self._tracker.audio_started()
-        lane = self._lane = AudioLane(conn, ready, stt, self._tracker.metrics)
+        lane = self._lane = AudioLane(conn, stt, self._tracker.metrics)
         return lane
 
     # --- conversation helpers ---------------------------------------------------------

@@ -245,6 +245,11 @@ class SaynaSyncClient:
         """Latency figures of the current session (updated on the loop thread)."""
         return self._client.metrics
 
+    @property
+    def stt_config(self) -> Optional[STTConfig]:
+        """The speech-to-text settings (use :meth:`reconfigure` to change them in a session)."""
+        return self._client.stt_config
+
     # --- REST: each is the SaynaClient method, blocking; same arguments, result, errors ---
 
     def health(self, *, timeout: Optional[float] = None) -> HealthResponse:
