@@ -485,11 +485,12 @@ def write_report(
         "- **upload**: frames of 640 bytes through `on_audio_input` (raw: `send_bytes`) back "
         "to back; frames/s until the server's `audio_frames` counter "
         "(`GET /_local/bench/sessions`) confirmed all of them. The server's STT engine "
-        "sees every frame, so this line is bounded by the server; client CPU per frame is "
-        "in the second table.",
+        "sees every frame (the fake engine's silence test costs ~0.3 µs per 10 ms), and the "
+        "clients are the slower side; client CPU per frame is in the second table.",
         "- **TTS receive + dispatch**: the server pushes 640-byte binary frames "
         "(`POST /_local/bench/{stream_id}/burst`) through the session's outbound FIFO as "
-        "fast as the socket takes them; frames/s from the request to the last "
+        "fast as the socket takes them (frames queued back to back leave in one write, so "
+        "the client sets the pace); frames/s from the request to the last "
         "`register_on_tts_audio` callback entry (raw: a function called from "
         "`async for msg in ws`).",
         "- **stt_result burst**: the same with `stt_result` events (JSON text, one "
@@ -530,15 +531,19 @@ def write_report(
         "raw's `json.loads` into a dict, and cheaper than 0.0.18's `json.loads` + "
         "`Model(**dict)`.",
         "- **Argument checks and metrics on `on_audio_input`** (type, size, whole samples, "
-        "frame and byte counters) plus two extra coroutine layers: about 0.6–1 µs per "
-        "uploaded frame; it shows in CPU per real-time stream.",
+        "frame and byte counters) plus one coroutine layer: what a frame needs is looked up "
+        "once per session and `stt_config`, so a frame costs a few identity checks, the "
+        "size check and two counters (about 90 bytecode instructions, 0.3–0.5 µs); it "
+        "shows in CPU per real-time stream.",
         "- **`connect()` returns only after `ready`, bounded by timeouts**: the connecting "
         "task reads the socket itself until `ready` (no hand-off between tasks, as raw "
         "code), the handshake is bounded by the HTTP session's own timer, the ready wait "
         "by one `call_later` timer; the config is encoded from the "
         "models in one pydantic-core call, `ready` is decoded into a typed message and "
         "published, a connect lock, the reader task and the session tracker are set up. "
-        "Phase timings put this at about +55 µs per connect (1.04–1.05x raw); fresh "
+        "The SDK runs about 5 % more Python bytecode than raw on the connect path and "
+        "the same number of C calls; phase timings put it at +30–55 µs per connect "
+        "(1.02–1.05x raw), mostly cache misses in the extra code between two waits; fresh "
         "processes, as here, spread from 1.0x to 1.2x between runs of the same code "
         "(see `PROFILE.md`). The SDK leaves no reference cycles, so a finished client is "
         "freed without the cyclic GC, as raw code is.",
