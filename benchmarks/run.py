@@ -533,8 +533,12 @@ def write_report(
         "- **Argument checks and metrics on `on_audio_input`** (type, size, whole samples, "
         "frame and byte counters) plus one coroutine layer: what a frame needs is looked up "
         "once per session and `stt_config`, so a frame costs a few identity checks, the "
-        "size check and two counters (about 90 bytecode instructions, 0.3–0.5 µs); it "
-        "shows in CPU per real-time stream.",
+        "size check and two counters (about 60 bytecode instructions; without I/O 323 ns "
+        "a frame against 0.0.18's 246 and aiohttp's bare send's 93). Yet per uploaded "
+        "frame, counted by valgrind over 20,000 frames, this package and 0.0.18 execute "
+        "the same number of machine instructions (20,363 and 20,373): the upload lines "
+        "below 0.0.18 are not explained by work the SDK does per frame (open question, "
+        "see `PROFILE.md`).",
         "- **`connect()` returns only after `ready`, bounded by timeouts**: the connecting "
         "task reads the socket itself until `ready` (no hand-off between tasks, as raw "
         "code), the handshake is bounded by the HTTP session's own timer, the ready wait "
