@@ -536,9 +536,10 @@ def write_report(
         "size check and two counters (about 60 bytecode instructions; without I/O 323 ns "
         "a frame against 0.0.18's 246 and aiohttp's bare send's 93). Yet per uploaded "
         "frame, counted by valgrind over 20,000 frames, this package and 0.0.18 execute "
-        "the same number of machine instructions (20,363 and 20,373): the upload lines "
-        "below 0.0.18 are not explained by work the SDK does per frame (open question, "
-        "see `PROFILE.md`).",
+        "the same number of machine instructions (20,363 and 20,373), and `perf` puts "
+        "the same user time per frame in both; the upload line follows the kernel's "
+        "loopback TCP path, which settles per run in a cheap or a costly state (1.4–1.7 "
+        "or 2.5–3.5 µs of kernel time per frame) for every client (see `PROFILE.md`).",
         "- **`connect()` returns only after `ready`, bounded by timeouts**: the connecting "
         "task reads the socket itself until `ready` (no hand-off between tasks, as raw "
         "code), the handshake is bounded by the HTTP session's own timer, the ready wait "
