@@ -34,6 +34,11 @@ from typing import Any, Callable, Optional
 import aiohttp
 from pacing import LateStats, paced_stream, percentile
 
+try:
+    import resource
+except ImportError:  # not on Windows: no user / system split there
+    resource = None  # type: ignore[assignment]
+
 FRAME = bytes(640)  # 20 ms of 16 kHz mono linear16 silence (no STT results come back)
 
 STT = {
@@ -339,10 +344,19 @@ async def m_upload(client: str, url: str, control: Control, p: dict[str, Any]) -
         await send(FRAME)
     target = 200 + count
     await control.wait_frames(session.stream_id, 200, 30)
+    usage0 = resource.getrusage(resource.RUSAGE_SELF) if resource else None
     cpu0, started = time.process_time(), time.perf_counter()
     for _ in range(count):
         await send(FRAME)
     sent_at, cpu = time.perf_counter(), time.process_time() - cpu0
+    split = {}
+    if usage0 is not None:
+        # The kernel's share (the loopback TCP path) varies per run; see PROFILE.md.
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        split = {
+            "user_us_per_frame": (usage.ru_utime - usage0.ru_utime) / count * 1e6,
+            "system_us_per_frame": (usage.ru_stime - usage0.ru_stime) / count * 1e6,
+        }
     seen = await control.wait_frames(session.stream_id, target, 120)
     confirmed = time.perf_counter()
     await session.close()
@@ -352,6 +366,7 @@ async def m_upload(client: str, url: str, control: Control, p: dict[str, Any]) -
         "frames_per_s": count / (confirmed - started),
         "send_frames_per_s": count / (sent_at - started),
         "cpu_us_per_frame": cpu / count * 1e6,
+        **split,
     }
 
 

@@ -110,6 +110,8 @@ LINES = (
 #: server, not the client, limits a throughput line).
 EXTRA_LINES = (
     Line("upload", "cpu_us_per_frame", "client CPU per uploaded frame", "µs", False, None, 2),
+    Line("upload", "user_us_per_frame", "… of which user space", "µs", False, None, 2),
+    Line("upload", "system_us_per_frame", "… of which kernel", "µs", False, None, 2),
     Line("tts", "cpu_us_per_frame", "client CPU per TTS frame received", "µs", False, None, 2),
     Line("burst", "cpu_us_per_event", "client CPU per stt_result event", "µs", False, None, 2),
     Line("upload", "send_frames_per_s", "upload, until the last send returned", "frames/s", True),
