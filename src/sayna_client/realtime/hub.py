@@ -187,24 +187,17 @@ class CallbackConsumer:
 
     def deliver(self, event: Any) -> None:
         if self.inline:
-            self._call(event.data if self.audio_bytes else event, event.type)
+            self._call(event, event.type)
         else:
             self._enqueue(event)
 
     def deliver_audio(self, data: bytes) -> None:
         """:meth:`deliver` of ``TTSAudio(data)`` to an ``audio_bytes`` consumer; the event
         object is made only if it has to be queued."""
-        if not self.inline:
+        if self.inline:
+            self._call(data, "tts_audio")
+        else:
             self._enqueue(TTSAudio(data))
-            return
-        try:  # _call(), inline: this runs for every audio frame
-            result = self.callback(data)
-        except Exception as exc:  # a user callback must not end the session
-            self._failed("tts_audio", exc)
-            return
-        if result is not None and inspect.isawaitable(result):
-            self.inline = False
-            self._enqueue(_Pending(result, "tts_audio"))
 
     def _call(self, payload: Any, event_type: str) -> None:
         try:
@@ -296,11 +289,6 @@ class CallbackConsumer:
         except asyncio.TimeoutError:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-
-
-def _on_audio_data(observe: Callable[[bytes], None]) -> Callable[[Any], None]:
-    """An event observer that passes a ``TTSAudio``'s bytes to ``observe``."""
-    return lambda event: observe(event.data)
 
 
 class EventHub:
@@ -418,17 +406,18 @@ class EventHub:
             self._rebuild()
 
     def _rebuild(self) -> None:
-        """Precompute, per event type, the flat list of delivery functions ``publish`` calls,
-        and the two lists of :meth:`publish_audio`: what takes the bytes (``audio_bytes``
-        callbacks, audio observers), then what needs the ``TTSAudio`` event."""
+        """Precompute the flat lists of delivery functions: per event type for
+        :meth:`publish`, and for ``tts_audio``, which only :meth:`publish_audio` delivers,
+        what takes the bytes (``audio_bytes`` callbacks, audio observers), then what
+        needs the ``TTSAudio`` event."""
         specific: dict[str, list[Any]] = {}
         audio_bytes: list[Callable[[bytes], None]] = []
         audio_events: list[Any] = []
         for consumer in self._callbacks:
             for event_type in consumer.types:
-                specific.setdefault(event_type, []).append(consumer.deliver)
-            if "tts_audio" in consumer.types:
-                if consumer.audio_bytes:
+                if event_type != "tts_audio":
+                    specific.setdefault(event_type, []).append(consumer.deliver)
+                elif consumer.audio_bytes:
                     audio_bytes.append(consumer.deliver_audio)
                 else:
                     audio_events.append(consumer.deliver)
@@ -438,32 +427,26 @@ class EventHub:
             if types is None:
                 wildcard.append(mailbox.put)
             else:
-                for event_type in types:
+                for event_type in types - {"tts_audio"}:
                     specific.setdefault(event_type, []).append(mailbox.put)
             if types is None or "tts_audio" in types:
                 audio_events.append(mailbox.put)
         observers: dict[str, list[Any]] = {}
         for event_type, observer in self._observers:
             observers.setdefault(event_type, []).append(observer)
-        audio_events += observers.get("tts_audio", [])
-        audio_bytes += self._audio_observers
-        if self._audio_observers:
-            # publish(TTSAudio(...)) reaches them too, though the reader uses publish_audio.
-            observers.setdefault("tts_audio", []).extend(
-                _on_audio_data(observe) for observe in self._audio_observers
-            )
         self._by_type = {
             event_type: specific.get(event_type, []) + wildcard + observers.get(event_type, [])
             for event_type in set(specific) | set(observers)
         }
         self._all = wildcard
-        self._audio_bytes = audio_bytes
-        self._audio_events = audio_events
+        self._audio_bytes = audio_bytes + self._audio_observers
+        self._audio_events = audio_events + observers.get("tts_audio", [])
 
     # --- publishing ------------------------------------------------------------------
 
     def publish(self, event: Any) -> None:
-        """Deliver to every interested consumer; never blocks, never raises."""
+        """Deliver to every interested consumer; never blocks, never raises. TTS audio
+        goes through :meth:`publish_audio` instead."""
         for deliver in self._by_type.get(event.type, self._all):
             deliver(event)
 

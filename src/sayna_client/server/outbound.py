@@ -27,6 +27,8 @@ CLOSE_REPLY_TIMEOUT = 5.0
 #: Queued frames written with one transport write (see ``Outbound._write_batch``).
 BATCH_FRAMES = 256
 BATCH_BYTES = 256 * 1024
+#: What a JSON message counts towards BATCH_BYTES before it is encoded.
+_JSON_SIZE_GUESS = 256
 #: Bytes the transport may hold unsent before the writer waits for the client to read.
 WRITE_BUFFER_LIMIT = 256 * 1024
 _WRITE_WAIT = 0.001
@@ -188,7 +190,7 @@ class Outbound:
             if isinstance(item, (Close, Raw)):
                 return item
             batch.append(item)
-            size += len(item) if isinstance(item, bytes) else 256
+            size += len(item) if isinstance(item, bytes) else _JSON_SIZE_GUESS
         return None
 
     async def _write_batch(self, batch: list[Item]) -> None:
