@@ -10,11 +10,10 @@ per-frame work is one check.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Callable, Optional, Union
+from typing import Optional
 
 from ._checks import BYTES_PER_SAMPLE
-from .realtime.connection import WebSocketConnection
+from .realtime.connection import BinarySender, WebSocketConnection
 from .realtime.conversation import SessionMetrics
 from .types import STTConfig
 
@@ -34,7 +33,7 @@ class AudioLane:
     """The per-frame state of one ready session and one ``stt_config`` object.
 
     The client keeps it only while the session stays ready with that ``stt_config``
-    on ``conn``; ``send`` is the transport's own send (errors go through
+    on ``conn``; ``send`` is the connection's binary sender (errors go through
     :meth:`WebSocketConnection.send_failed`).
     """
 
@@ -50,6 +49,4 @@ class AudioLane:
         self.stt = stt
         self.metrics = metrics
         self.unit = sample_unit(stt)
-        self.send: Callable[[Union[bytes, bytearray, memoryview]], Awaitable[None]] = (
-            conn.send_bytes_raw
-        )
+        self.send: BinarySender = conn.binary_sender()

@@ -1,7 +1,8 @@
 """One WebSocket connection: handshake, ``config`` → ``ready``, the reader task, sends, close.
 
-This is the only module that touches aiohttp's WebSocket API, and the one place
-where its exceptions are translated (always chained with ``from``).
+This is the only module that touches aiohttp's WebSocket API (with :mod:`.wire`, which
+writes audio frames to its transport), and the one place where its exceptions are
+translated (always chained with ``from``).
 
 The reader task owns the socket's receive side. It decodes every frame, records
 ``ready``, and publishes events to the :class:`~.hub.EventHub`, which never
@@ -29,6 +30,7 @@ from ..protocol.decode import decode_text
 from ..protocol.events import ConnectionClosed, ErrorMessage, ReadyMessage
 from .heartbeat import Heartbeat
 from .hub import EventHub
+from .wire import frame_writer
 
 __all__ = ["NON_FATAL_CONFIG_ERRORS", "WebSocketConnection"]
 
@@ -42,6 +44,9 @@ NON_FATAL_CONFIG_ERRORS = (
     "failed to resample loading audio",
     "Failed to set up TTS audio callback",
 )
+
+#: Sends one binary frame (see :meth:`WebSocketConnection.binary_sender`).
+BinarySender = Callable[[Union[bytes, bytearray, memoryview]], Awaitable[None]]
 
 _WS = aiohttp.WSMsgType
 #: Close code reported when the transport dropped or the heartbeat timed out.
@@ -70,6 +75,7 @@ class WebSocketConnection:
 
     __slots__ = (
         "_activity",
+        "_binary_sender",
         "_closing_by_client",
         "_control",
         "_heartbeat",
@@ -82,7 +88,6 @@ class WebSocketConnection:
         "_ready_waiter",
         "_ws",
         "close_info",
-        "send_bytes_raw",
     )
 
     def __init__(
@@ -96,10 +101,7 @@ class WebSocketConnection:
         activity: Optional[Callable[[], int]] = None,
     ) -> None:
         self._ws = ws
-        #: The transport's own send, for the per-frame hot path (no SDK frame in
-        #: between): pass any exception it raises through :meth:`send_failed`.
-        self.send_bytes_raw: Callable[[Union[bytes, bytearray, memoryview]], Awaitable[None]]
-        self.send_bytes_raw = ws.send_bytes  # type: ignore[assignment]
+        self._binary_sender: Optional[BinarySender] = None
         self._hub = hub
         self._on_closed = on_closed
         self._on_ready_cb = on_ready
@@ -283,12 +285,30 @@ class WebSocketConnection:
         if self.close_info is not None:
             raise self._closed_error()
         try:
-            await self._ws.send_bytes(data)  # type: ignore[arg-type]
+            await self.binary_sender()(data)
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
             raise self._closed_error(exc) from exc
 
+    def binary_sender(self) -> BinarySender:
+        """The per-frame hot path's send: :class:`~.wire.FrameWriter` when aiohttp's
+        writer allows it, else aiohttp's ``send_bytes``. No SDK checks in between: pass
+        any exception it raises through :meth:`send_failed`."""
+        sender = self._binary_sender
+        if sender is None:
+            writer = frame_writer(self._ws)
+            sender = writer.send if writer else self._send_via_aiohttp
+            self._binary_sender = sender
+        return sender
+
+    async def _send_via_aiohttp(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        """aiohttp's ``send_bytes``, given a view of plain bytes: it would put the number
+        of items (not bytes) of e.g. a 16-bit array's view into the frame header."""
+        if type(data) is memoryview and (data.ndim != 1 or data.itemsize != 1):
+            data = data.tobytes()
+        await self._ws.send_bytes(data)  # type: ignore[arg-type]
+
     def send_failed(self, exc: BaseException) -> BaseException:
-        """The SDK error for an exception raised by :attr:`send_bytes_raw`."""
+        """The SDK error for an exception raised by a :meth:`binary_sender` send."""
         if isinstance(exc, (aiohttp.ClientError, ConnectionError, RuntimeError)):
             return self._closed_error(exc)
         return exc

@@ -1,0 +1,193 @@
+"""Audio frames written straight to the transport (``realtime.wire``) against real servers.
+
+Every test runs twice: through :class:`FrameWriter` (what a client gets with the
+aiohttp it ships with) and through aiohttp's own ``send_bytes`` (what it falls back to),
+so the two paths are held to the same wire bytes, errors and back-pressure.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from sayna_client import (
+    SaynaClient,
+    SaynaConnectionClosedError,
+    SaynaConnectionError,
+    SaynaNotConnectedError,
+)
+from sayna_client.realtime import connection as connection_module
+from sayna_client.realtime.wire import FrameWriter, frame_header, frame_writer
+from sayna_client.server import LocalServer
+
+from .conftest import make_client, start_app, stt, tts
+
+
+@pytest.fixture(params=["frame_writer", "send_bytes"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "send_bytes":
+        monkeypatch.setattr(connection_module, "frame_writer", lambda ws: None)
+    return str(request.param)
+
+
+def _sender_kind(client: SaynaClient) -> str:
+    conn = client._conn
+    assert conn is not None
+    owner = getattr(conn.binary_sender(), "__self__", None)
+    return "frame_writer" if isinstance(owner, FrameWriter) else "send_bytes"
+
+
+def test_frame_header_lengths() -> None:
+    # RFC 6455 §5.2: 7-bit length, then 126 + 16 bits, then 127 + 64 bits; MASK bit set.
+    assert frame_header(0) == b"\x82\x80"
+    assert frame_header(125) == b"\x82\xfd"
+    assert frame_header(126) == b"\x82\xfe\x00\x7e"
+    assert frame_header(65535) == b"\x82\xfe\xff\xff"
+    assert frame_header(65536) == b"\x82\xff" + (65536).to_bytes(8, "big")
+
+
+async def test_frames_reach_the_server_byte_for_byte(server: LocalServer, path: str) -> None:
+    # Sizes around each header length; bytes, bytearray and memoryviews (a 16-bit
+    # array's view is counted in bytes, not items).
+    sizes = [2, 124, 126, 128, 640, 65534, 65536, 70000, 640]
+    frames: list[Any] = []
+    for index, size in enumerate(sizes):
+        payload = bytes((index * 31 + i) % 256 for i in range(size))
+        kind = index % 3
+        frames.append(
+            payload if kind == 0 else bytearray(payload) if kind == 1 else memoryview(payload)
+        )
+    samples = array.array("h", range(-160, 160))
+    frames.append(memoryview(samples))
+    expected = b"".join(bytes(frame) for frame in frames)
+    originals = [bytes(frame) for frame in frames]
+    async with make_client(server) as client:
+        await client.connect()
+        for frame in frames:
+            await client.on_audio_input(frame)
+        assert _sender_kind(client) == path
+        record = server.records.last_session
+        await server.records.wait_for(lambda: record.audio_bytes == len(expected))
+        assert bytes(record.audio) == expected
+        assert record.audio_frames == len(frames)
+        # Masking works on a copy: the caller's buffers are untouched.
+        assert [bytes(frame) for frame in frames] == originals
+        assert client.metrics.audio_bytes_sent == len(expected)
+
+
+async def test_masking_keys_differ_per_frame(server: LocalServer) -> None:
+    keys: list[bytes] = []
+    async with make_client(server) as client:
+        await client.connect()
+        assert client._conn is not None
+        writer = frame_writer(client._conn._ws)
+        assert writer is not None
+        writer._transport = _KeySpy(writer._transport, keys)
+        for _ in range(64):
+            await writer.send(bytes(640))
+        record = server.records.last_session
+        await server.records.wait_for(lambda: record.audio_bytes == 64 * 640)
+    assert bytes(record.audio) == bytes(64 * 640)  # each frame unmasked with its own key
+    assert len(set(keys)) > 60  # 32-bit random keys: a repeat is a one-in-millions event
+
+
+class _KeySpy:
+    """The real transport, noting each frame's masking key (after a 4-byte header)."""
+
+    def __init__(self, transport: Any, keys: list[bytes]) -> None:
+        self._transport = transport
+        self._keys = keys
+
+    def write(self, data: bytes) -> None:
+        self._keys.append(bytes(data[4:8]))
+        self._transport.write(data)
+
+    def is_closing(self) -> bool:
+        return bool(self._transport.is_closing())
+
+
+async def test_send_on_a_closing_socket_is_a_typed_error(server: LocalServer, path: str) -> None:
+    async with make_client(server) as client:
+        await client.connect()
+        await client.on_audio_input(bytes(640))
+        conn = client._conn
+        assert conn is not None
+        await conn._ws.close()  # our Close frame is out: no data frame may follow it
+        with pytest.raises(ConnectionError) as info:
+            await conn.binary_sender()(bytes(640))
+        error = conn.send_failed(info.value)
+        assert isinstance(error, SaynaConnectionClosedError)
+        with pytest.raises((SaynaConnectionError, SaynaNotConnectedError)):  # as it's seen
+            await client.on_audio_input(bytes(640))
+    assert server.records.last_session.audio_bytes == 640
+
+
+async def test_compressed_socket_uses_send_bytes(server: LocalServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{server.url}/ws", compress=15) as ws:
+            assert frame_writer(ws) is None  # per-message deflate: aiohttp frames it
+        async with session.ws_connect(f"{server.url}/ws") as ws:
+            assert frame_writer(ws) is not None
+
+
+async def test_send_waits_while_the_server_does_not_read(path: str) -> None:
+    """Back-pressure: a server that stops reading makes sends wait; nothing is lost."""
+    release = asyncio.Event()
+    received = bytearray()
+    finished = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.receive()  # config
+        await ws.send_json({"type": "ready", "stream_id": "s"})
+        await release.wait()
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                received.extend(msg.data)
+                if len(received) == total:
+                    finished.set()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    runner, url = await start_app(app)
+    frame = bytes(range(256)) * 256  # 64 KiB
+    count = 512  # 32 MiB: ~3x what the loopback socket buffers took before sends waited
+    total = len(frame) * count
+    peak = 0
+    try:
+        client = SaynaClient(url, stt(), tts())
+        await client.connect()
+        conn = client._conn
+        assert conn is not None
+        assert _sender_kind(client) == path
+        transport = conn._ws._writer.transport
+        high = transport.get_write_buffer_limits()[1]
+
+        async def send_all() -> None:
+            nonlocal peak
+            for _ in range(count):
+                await client.on_audio_input(frame)
+                peak = max(peak, transport.get_write_buffer_size())
+
+        sender = asyncio.create_task(send_all())
+        # (The transport's buffer has no event to wait on: poll it.)
+        while transport.get_write_buffer_size() < high and not sender.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        assert not sender.done()  # the server reads nothing, so the sender must wait
+        release.set()
+        await asyncio.wait_for(sender, 60)
+        await asyncio.wait_for(finished.wait(), 60)
+        assert bytes(received) == frame * count
+        # The client's own buffer never grew past the transport's limit by more than a
+        # frame or two (without back-pressure it would hold most of the 32 MiB).
+        assert peak <= high + 3 * len(frame)
+        await client.disconnect()
+    finally:
+        await runner.cleanup()
