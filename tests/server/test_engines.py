@@ -55,6 +55,26 @@ async def test_fake_stt_counts_bursts_in_audio_time() -> None:
     assert await stream.finish() == []
 
 
+async def test_fake_stt_results_do_not_depend_on_how_audio_is_chunked() -> None:
+    # Quiet stretches are tested in one go, loud ones window by window: the results
+    # must be those of feeding one 10 ms window at a time, whatever the chunk size.
+    pcm = bytes(3200) + render_words(["a"] * 4, 16000) + bytes(16000 * 2) + b"\x01\x00" * 99
+    window = 320
+
+    async def feed_in(chunk: int) -> list[tuple[str, bool, bool]]:
+        stream = FakeEngine().open_stt(STTParams(sample_rate=16000))
+        results = []
+        for start in range(0, len(pcm), chunk):
+            results += await stream.feed(pcm[start : start + chunk])
+        results += await stream.finish()
+        return [(r.transcript, r.is_final, r.is_speech_final) for r in results]
+
+    expected = await feed_in(window)
+    assert ("word word word word", True, False) in expected
+    for chunk in (2, 318, 640, 1000, 6400, len(pcm)):
+        assert await feed_in(chunk) == expected, chunk
+
+
 async def test_fake_stt_finish_flushes_a_pending_segment() -> None:
     stream = FakeEngine().open_stt(STTParams(sample_rate=8000))
     await stream.feed(render_words(["a", "b"], 8000))

@@ -283,3 +283,23 @@ async def test_loading_audio_needs_livekit_and_valid_clip_starts(
         assert isinstance(frame, dict)
         assert frame["message"].startswith("Invalid message format: invalid type: integer `1`")
     assert struct.unpack_from("<I", wav, 24)[0] == 16000
+
+
+@pytest.mark.parametrize(("keep", "kept"), [(0, 0), (1000, 1000), (10_000, 6400)])
+async def test_records_keep_as_much_audio_as_asked(keep: int, kept: int) -> None:
+    audio = bytes(range(256)) * 25  # 6,400 bytes in 10 frames
+    async with LocalServer(keep_audio=keep) as server, aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(server.ws_url)
+        await configure(ws, config())
+        for start in range(0, len(audio), 640):
+            await ws.send_bytes(audio[start : start + 640])
+        session = server.records.last_session
+        await server.records.wait_for(lambda: session.audio_frames == 10)
+        await ws.close()
+    assert session.audio_bytes == len(audio)  # counted whatever is kept
+    assert bytes(session.audio) == audio[:kept]
+
+
+def test_keep_audio_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="keep_audio is a number of bytes"):
+        LocalServer(keep_audio=-1)

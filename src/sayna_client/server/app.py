@@ -15,7 +15,7 @@ from .engines import ENGINE_NAMES
 from .faults import Faults
 from .livekit import Participant, Room, Track, new_id
 from .livekit_routes import add_livekit_routes
-from .records import Records
+from .records import AUDIO_KEEP_LIMIT, Records
 from .routes import add_core_routes
 from .sip import SipHook
 from .sip_routes import add_sip_routes
@@ -51,6 +51,9 @@ class LocalServer:
             ``/sip/call`` fail unless the request carries one).
         faults: initial :class:`Faults` for new WebSocket sessions.
         control: serve the ``/_local/...`` control endpoints (authenticated like the rest).
+        keep_audio: bytes of each session's audio input kept in memory for
+            ``records`` (``SessionRecord.audio``; the counters count everything). ``sayna
+            serve`` keeps none: nothing outside the process can read them.
     """
 
     def __init__(
@@ -70,9 +73,12 @@ class LocalServer:
         sip_outbound_address: Optional[str] = "127.0.0.1:5060",
         faults: Optional[Faults] = None,
         control: bool = True,
+        keep_audio: int = AUDIO_KEEP_LIMIT,
     ) -> None:
         if engine not in ENGINE_NAMES:
             raise ValueError(f"engine must be one of {', '.join(ENGINE_NAMES)}, not {engine!r}")
+        if keep_audio < 0:
+            raise ValueError(f"keep_audio is a number of bytes (0 keeps none), not {keep_audio}")
         keys: dict[str, Optional[str]] = dict(api_keys or {})
         if api_key:
             keys.setdefault(api_key, None)
@@ -91,6 +97,7 @@ class LocalServer:
                 sip_room_prefix=sip_room_prefix,
                 sip_outbound_address=sip_outbound_address,
                 control=control,
+                keep_audio=keep_audio,
             ),
             faults or Faults(),
             tuple(sip_hooks),

@@ -85,6 +85,7 @@ def serve_main(argv: Optional[list[str]] = None) -> int:
         api_key=args.api_key or os.environ.get("SAYNA_API_KEY") or None,
         livekit_url=args.livekit_url,
         hook_secret=args.hook_secret,
+        keep_audio=0,  # records are only readable in-process; the counters still count
         faults=Faults(
             never_send_ready=args.fault_never_send_ready,
             ready_delay=args.fault_ready_delay,

@@ -34,6 +34,8 @@ class _Signal:
         self._waiters: list[asyncio.Future[None]] = []
 
     def fire(self) -> None:
+        if not self._waiters:  # the usual case: called for every frame, nobody waiting
+            return
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -65,7 +67,8 @@ class SessionRecord:
 
     ``messages`` holds every client JSON frame that parsed as a JSON object (valid or
     not for the protocol) in arrival order; ``sent`` every JSON frame the server sent.
-    ``audio`` keeps the first :data:`AUDIO_KEEP_LIMIT` bytes of binary input.
+    ``audio`` keeps the first ``keep_audio`` bytes of binary input (the server's
+    setting; :data:`AUDIO_KEEP_LIMIT` by default); the counters count all of it.
     """
 
     headers: dict[str, str]
@@ -86,6 +89,7 @@ class SessionRecord:
     stt_engine: Optional[str] = None
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     close_code: Optional[int] = None
+    keep_audio: int = field(default=AUDIO_KEEP_LIMIT, repr=False)
 
     def add_text(self, text: str, message: Any) -> None:
         self.raw_text_frames.append(text)
@@ -98,9 +102,9 @@ class SessionRecord:
     def add_audio(self, data: bytes) -> None:
         self.audio_frames += 1
         self.audio_bytes += len(data)
-        room = AUDIO_KEEP_LIMIT - len(self.audio)
+        room = self.keep_audio - len(self.audio)
         if room > 0:
-            self.audio += data[:room]
+            self.audio += data if len(data) <= room else data[:room]
         self._signal.fire()
 
     def add_sent(self, frame: Any) -> None:
@@ -149,9 +153,13 @@ class DataPacketRecord:
 
 
 class Records:
-    """Everything the server saw. Reset with :meth:`clear` between phases of a test."""
+    """Everything the server saw. Reset with :meth:`clear` between phases of a test.
 
-    def __init__(self) -> None:
+    ``keep_audio``: bytes of each session's audio input kept in ``SessionRecord.audio``.
+    """
+
+    def __init__(self, keep_audio: int = AUDIO_KEEP_LIMIT) -> None:
+        self.keep_audio = keep_audio
         self._signal = _Signal()
         self.requests: list[RequestRecord] = []
         self.sessions: list[SessionRecord] = []
@@ -160,7 +168,9 @@ class Records:
         self.sip_transfers: list[dict[str, str]] = []
 
     def new_session(self, headers: dict[str, str], query: dict[str, str]) -> SessionRecord:
-        record = SessionRecord(headers=headers, query=query, _signal=self._signal)
+        record = SessionRecord(
+            headers=headers, query=query, _signal=self._signal, keep_audio=self.keep_audio
+        )
         self.sessions.append(record)
         self._signal.fire()
         return record

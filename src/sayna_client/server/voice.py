@@ -138,8 +138,12 @@ class SpeechFinalGate:
 
     async def feed(self, audio: bytes) -> None:
         """Feed one frame to the recogniser and emit what it produced (serialized)."""
-        async with self._lock:
+        lock = self._lock  # (acquire/release: async with costs two more coroutines)
+        await lock.acquire()
+        try:
             results = await self.stream.feed(audio)
+        finally:
+            lock.release()
         for result in results:
             self.handle(result)
 
