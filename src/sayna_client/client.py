@@ -561,7 +561,10 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         """Send one frame of microphone/phone audio for transcription.
 
         The frame must match ``stt_config`` (sample rate, channels, encoding); for
-        PCM encodings its length must be a whole number of samples × channels.
+        PCM encodings its length must be a whole number of samples × channels. Frames
+        sent back to back, faster than live audio (an upload, a replay), share system
+        calls: each is handed to the socket by the time the event loop next waits, and
+        always before a later text message or the close.
 
         Raises:
             SaynaValidationError: not bytes, empty, oversized, or not whole samples.

@@ -22,7 +22,13 @@ from sayna_client import (
     SaynaNotConnectedError,
 )
 from sayna_client.realtime import connection as connection_module
-from sayna_client.realtime.wire import FrameWriter, frame_header, frame_writer
+from sayna_client.realtime.wire import (
+    BATCH_BYTES,
+    BURST_GAP,
+    FrameWriter,
+    frame_header,
+    frame_writer,
+)
 from sayna_client.server import LocalServer
 
 from .conftest import make_client, start_app, stt, tts
@@ -80,35 +86,129 @@ async def test_frames_reach_the_server_byte_for_byte(server: LocalServer, path: 
         assert client.metrics.audio_bytes_sent == len(expected)
 
 
-async def test_masking_keys_differ_per_frame(server: LocalServer) -> None:
-    keys: list[bytes] = []
-    async with make_client(server) as client:
-        await client.connect()
-        assert client._conn is not None
-        writer = frame_writer(client._conn._ws)
-        assert writer is not None
-        writer._transport = _KeySpy(writer._transport, keys)
-        for _ in range(64):
-            await writer.send(bytes(640))
-        record = server.records.last_session
-        await server.records.wait_for(lambda: record.audio_bytes == 64 * 640)
-    assert bytes(record.audio) == bytes(64 * 640)  # each frame unmasked with its own key
-    assert len(set(keys)) > 60  # 32-bit random keys: a repeat is a one-in-millions event
+class _WriteSpy:
+    """The real transport, keeping a copy of every write (to count and parse them)."""
 
-
-class _KeySpy:
-    """The real transport, noting each frame's masking key (after a 4-byte header)."""
-
-    def __init__(self, transport: Any, keys: list[bytes]) -> None:
+    def __init__(self, transport: Any) -> None:
         self._transport = transport
-        self._keys = keys
+        self.writes: list[bytes] = []
 
     def write(self, data: bytes) -> None:
-        self._keys.append(bytes(data[4:8]))
+        self.writes.append(bytes(data))
         self._transport.write(data)
 
     def is_closing(self) -> bool:
         return bool(self._transport.is_closing())
+
+    def frames(self) -> list[tuple[bytes, bytes]]:
+        """(masking key, unmasked payload) of every frame written (masked, 126..65535
+        bytes of payload: a 4-byte header)."""
+        stream = b"".join(self.writes)
+        found = []
+        while stream:
+            assert stream[:2] == b"\x82\xfe"
+            size = int.from_bytes(stream[2:4], "big")
+            key, masked = stream[4:8], stream[8 : 8 + size]
+            found.append((key, bytes(b ^ key[i % 4] for i, b in enumerate(masked))))
+            stream = stream[8 + size :]
+        return found
+
+
+async def _spied_writer(client: SaynaClient) -> _WriteSpy:
+    """Connect ``client`` and spy on its frame writer's transport."""
+    await client.connect()
+    conn = client._conn
+    assert conn is not None
+    conn.binary_sender()
+    writer = conn._frames
+    assert writer is not None
+    spy = writer._transport = _WriteSpy(writer._transport)
+    return spy
+
+
+async def test_masking_keys_differ_per_frame(server: LocalServer) -> None:
+    async with make_client(server) as client:
+        spy = await _spied_writer(client)
+        payloads = [bytes([i]) * 640 for i in range(64)]
+        for payload in payloads:
+            await client.on_audio_input(payload)
+        record = server.records.last_session
+        await server.records.wait_for(lambda: record.audio_bytes == 64 * 640)
+    frames = spy.frames()
+    assert [payload for _, payload in frames] == payloads
+    assert bytes(record.audio) == b"".join(payloads)  # the server unmasked each one
+    keys = {key for key, _ in frames}
+    assert len(keys) > 60  # 32-bit random keys: a repeat is a one-in-millions event
+
+
+async def test_bursts_share_writes_and_live_frames_go_at_once(server: LocalServer) -> None:
+    frame = bytes(640)
+    async with make_client(server) as client:
+        spy = await _spied_writer(client)
+        record = server.records.last_session
+        # A live stream: every frame is written by its own call, before the next one.
+        for sent in range(1, 6):
+            await client.on_audio_input(frame)
+            assert len(spy.writes) == sent
+            await asyncio.sleep(2 * BURST_GAP)
+        # An upload loop: frames share writes, each write at most one batch plus a frame.
+        spy.writes.clear()
+        for _ in range(1000):
+            await client.on_audio_input(frame)
+        await server.records.wait_for(lambda: record.audio_frames == 1005)
+        assert len(spy.writes) < 1000 // 4
+        assert max(len(write) for write in spy.writes) < BATCH_BYTES + 648
+        # A frame that joined a batch is written when the loop turns, without more sends.
+        assert client._conn is not None
+        writer = client._conn._frames
+        assert writer is not None
+        held = 0
+        for target in range(1007, 1027, 2):
+            await client.on_audio_input(frame)
+            await client.on_audio_input(frame)  # right after: it joins a batch
+            held += writer._batch is not None
+            await server.records.wait_for(lambda n=target: record.audio_frames == n)
+        assert held  # (a frame is written at once only if the machine stalled > BURST_GAP)
+    assert bytes(record.audio) == bytes(1025 * 640)
+
+
+async def test_text_and_close_follow_the_audio_sent_before_them() -> None:
+    """A batch is written before a text frame and before Close: the server sees every
+    frame in call order."""
+    seen: list[Any] = []
+    done = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.receive()  # config
+        await ws.send_json({"type": "ready", "stream_id": "s"})
+        async for msg in ws:
+            seen.append(msg.data[0] if msg.type == aiohttp.WSMsgType.BINARY else msg.json())
+        seen.append("closed")
+        done.set()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    runner, url = await start_app(app)
+    try:
+        client = SaynaClient(url, stt(), tts())
+        await client.connect()
+        for round_ in range(3):
+            for index in range(50):
+                await client.on_audio_input(bytes([round_ * 50 + index]) * 640)
+            await client.send_message(f"after {round_}", "user")
+        for index in range(150, 200):
+            await client.on_audio_input(bytes([index]) * 640)
+        await client.disconnect()
+        await asyncio.wait_for(done.wait(), 10)
+    finally:
+        await runner.cleanup()
+    texts = [(i, item["message"]) for i, item in enumerate(seen) if isinstance(item, dict)]
+    assert texts == [(50, "after 0"), (101, "after 1"), (152, "after 2")]
+    assert [item for item in seen if isinstance(item, int)] == list(range(200))
+    assert seen[-1] == "closed"
 
 
 async def test_send_on_a_closing_socket_is_a_typed_error(server: LocalServer, path: str) -> None:

@@ -30,7 +30,7 @@ from ..protocol.decode import decode_text
 from ..protocol.events import ConnectionClosed, ErrorMessage, ReadyMessage
 from .heartbeat import Heartbeat
 from .hub import EventHub
-from .wire import frame_writer
+from .wire import FrameWriter, frame_writer
 
 __all__ = ["NON_FATAL_CONFIG_ERRORS", "WebSocketConnection"]
 
@@ -78,6 +78,7 @@ class WebSocketConnection:
         "_binary_sender",
         "_closing_by_client",
         "_control",
+        "_frames",
         "_heartbeat",
         "_heartbeat_interval",
         "_hub",
@@ -102,6 +103,7 @@ class WebSocketConnection:
     ) -> None:
         self._ws = ws
         self._binary_sender: Optional[BinarySender] = None
+        self._frames: Optional[FrameWriter] = None  # set with _binary_sender, if used
         self._hub = hub
         self._on_closed = on_closed
         self._on_ready_cb = on_ready
@@ -275,6 +277,8 @@ class WebSocketConnection:
         """Send one text frame. Raises :class:`SaynaConnectionClosedError` if the socket is gone."""
         if self.close_info is not None:
             raise self._closed_error()
+        if self._frames is not None:
+            self._frames.flush()  # audio sent before this text goes first
         try:
             await self._ws.send_str(text)
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
@@ -295,7 +299,7 @@ class WebSocketConnection:
         any exception it raises through :meth:`send_failed`."""
         sender = self._binary_sender
         if sender is None:
-            writer = frame_writer(self._ws)
+            writer = self._frames = frame_writer(self._ws)
             sender = writer.send if writer else self._send_via_aiohttp
             self._binary_sender = sender
         return sender
@@ -441,6 +445,8 @@ class WebSocketConnection:
         ``CancelledError``.
         """
         self._closing_by_client = True
+        if self._frames is not None:
+            self._frames.flush()  # the audio sent so far goes before our Close
         if not self._ws.closed:
             try:
                 await within(timeout, self._ws.close())

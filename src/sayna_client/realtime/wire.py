@@ -6,12 +6,19 @@ live call sends 50 frames a second per stream and an upload loop sends as fast a
 socket takes them, so :class:`FrameWriter` writes the very same bytes in one coroutine:
 the RFC 6455 §5.2 header of a final, masked binary frame, a fresh 32-bit masking key
 per frame (§5.3, from a Mersenne Twister as aiohttp's writer does) and the masked
-payload, in one ``transport.write``. Back-pressure is aiohttp's: while the transport
-has paused the protocol, the send waits for it to resume.
+payload. Back-pressure is aiohttp's: while the transport has paused the protocol, the
+send waits for it to resume.
 
-Ordering is unchanged: the frame reaches the transport before the first ``await``,
-exactly as aiohttp's own frames (``send_str`` and the Close frame) do, so frames leave
-in call order and a cancelled send never leaves half a frame behind.
+**Bursts share system calls.** A frame that follows the previous one within
+:data:`BURST_GAP` seconds (an upload loop, a replay of held audio; never a live stream,
+whose frames are 10-20 ms apart) is appended to a batch instead of written at once; the
+batch is written when it reaches :data:`BATCH_BYTES`, when the event loop next turns (a
+``call_soon`` made when the batch opened), and before any text frame or Close of the
+connection (:meth:`FrameWriter.flush`). Every frame stays its own WebSocket frame; only
+the ``send()`` calls are shared (one per ~100 frames instead of one each).
+
+Ordering is unchanged: frames reach the transport in call order and before any later
+text frame or Close; a cancelled send never leaves half a frame behind.
 
 The writer uses aiohttp's writer state (``ClientWebSocketResponse._writer``: its
 transport, protocol, mask flag, compression and closing flag), so :func:`frame_writer`
@@ -22,13 +29,21 @@ socket): the connection then sends through ``send_bytes``.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import logging
 import os
 import random
 import struct
+import time
 from typing import Any, Callable, Optional, Union, cast
 
-__all__ = ["FrameWriter", "frame_header", "frame_writer"]
+__all__ = ["BATCH_BYTES", "BURST_GAP", "FrameWriter", "frame_header", "frame_writer"]
+
+#: A frame sent within this many seconds of the previous one joins a batch.
+BURST_GAP = 0.0005
+#: A batch is written once it holds this many bytes.
+BATCH_BYTES = 64 * 1024
 
 _FIN_BINARY = 0x82  # FIN bit + opcode 2 (binary)
 _MASKED = 0x80  # the MASK bit of the second header byte
@@ -62,6 +77,8 @@ def _aiohttp_mask() -> Optional[Callable[[bytes, bytearray], None]]:
     return None
 
 
+logger = logging.getLogger("sayna_client")
+_monotonic = time.monotonic
 _apply_mask = _aiohttp_mask()
 #: Masking keys for every connection (seeding a generator per connection would cost
 #: the connect path a urandom read); reseeded in a forked child so siblings differ.
@@ -78,7 +95,18 @@ class FrameWriter:
     callers translate errors the same way for both paths.
     """
 
-    __slots__ = ("_getrandbits", "_header", "_mask", "_protocol", "_size", "_transport", "_writer")
+    __slots__ = (
+        "_batch",
+        "_getrandbits",
+        "_header",
+        "_last",
+        "_loop",
+        "_mask",
+        "_protocol",
+        "_size",
+        "_transport",
+        "_writer",
+    )
 
     def __init__(self, writer: Any, mask: Callable[[bytes, bytearray], None]) -> None:
         self._writer = writer
@@ -88,9 +116,13 @@ class FrameWriter:
         self._getrandbits = _RNG.getrandbits
         self._size = -1  # the payload size _header was made for
         self._header = b""
+        self._loop = asyncio.get_running_loop()
+        self._last = -BURST_GAP  # monotonic time of the previous frame
+        self._batch: Optional[bytearray] = None  # frames of a burst not yet written
 
     async def send(self, data: Union[bytes, bytearray, memoryview]) -> None:
-        """Write one binary frame carrying ``data``; wait while the transport is paused."""
+        """Write one binary frame carrying ``data`` (or add it to the open batch); wait
+        while the transport is paused."""
         if self._writer._closing or self._transport.is_closing():
             raise ConnectionResetError("Cannot write to closing transport")
         payload = bytearray(data)  # masked in place: the caller's buffer stays as it was
@@ -100,9 +132,38 @@ class FrameWriter:
             self._size = size
         key = _MASK_KEY.pack(self._getrandbits(32))
         self._mask(key, payload)
-        self._transport.write(self._header + key + payload)
+        now = _monotonic()
+        batch = self._batch
+        if batch is None and now - self._last < BURST_GAP:
+            batch = self._batch = bytearray()
+            self._loop.call_soon(self.flush)
+        self._last = now
+        if batch is None:
+            self._transport.write(self._header + key + payload)
+        else:
+            batch += self._header
+            batch += key
+            batch += payload
+            if len(batch) < BATCH_BYTES:
+                return
+            self.flush()
         if self._protocol._paused:
             await self._protocol._drain_helper()
+
+    def flush(self) -> None:
+        """Write the open batch, if any. Called when the loop turns, and by the
+        connection before a text frame or its Close so those follow the audio."""
+        batch = self._batch
+        if batch is None:
+            return
+        self._batch = None
+        if self._writer._closing or self._transport.is_closing():
+            # The socket closed under the burst (the server's Close, a lost
+            # connection): these frames share the fate of bytes in the transport's
+            # buffer; the connection reports the close.
+            logger.debug("Sayna WebSocket closed with %d bytes of audio unsent", len(batch))
+            return
+        self._transport.write(batch)
 
 
 def frame_writer(ws: Any) -> Optional[FrameWriter]:
