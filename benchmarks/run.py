@@ -489,8 +489,8 @@ def write_report(
         "(`GET /_local/bench/sessions`) confirmed all of them. The server's STT engine "
         "sees every frame (the fake engine tests a chunk for silence in one pass; "
         "`sayna serve` keeps no copy of the audio). The server and the kernel's loopback "
-        "path set much of the pace, so single runs spread widely (same-run ratios from "
-        "about 0.7x to 1.6x); the client's own cost per frame is in the second table.",
+        "path set much of the pace, so single runs spread widely; the client's own cost "
+        "per frame is in the second table.",
         "- **TTS receive + dispatch**: the server pushes 640-byte binary frames "
         "(`POST /_local/bench/{stream_id}/burst`) through the session's outbound FIFO as "
         "fast as the socket takes them (frames queued back to back leave in one write, so "
@@ -543,8 +543,10 @@ def write_report(
         "`send_bytes` → `send_frame` (two coroutines and enum arithmetic per frame). "
         "Without I/O a frame takes 893 ns through `on_audio_input` against 1,161 ns through "
         "aiohttp's `send_bytes` alone; in the 200-stream run a frame executes 445 bytecode "
-        "instructions (timers and loop included) against raw's 454 and 0.0.18's 526 (see "
-        "`PROFILE.md`).",
+        "instructions (timers and loop included) against raw's 454 and 0.0.18's 526. "
+        "Frames sent within 0.5 ms of each other (this upload; never a live stream) share "
+        "one socket write per 64 KiB or loop turn, written before any later text frame or "
+        "Close, so the upload's kernel share nearly vanishes (see `PROFILE.md`).",
         "- **`connect()` returns only after `ready`, bounded by timeouts**: the connecting "
         "task reads the socket itself until `ready` (no hand-off between tasks, as raw "
         "code), the handshake is bounded by the HTTP session's own timer, the ready wait "
