@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import array
 import asyncio
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, Callable
 
 import aiohttp
 import pytest
@@ -172,26 +173,38 @@ async def test_bursts_share_writes_and_live_frames_go_at_once(server: LocalServe
     assert bytes(record.audio) == bytes(1025 * 640)
 
 
-async def test_text_and_close_follow_the_audio_sent_before_them() -> None:
-    """A batch is written before a text frame and before Close: the server sees every
-    frame in call order."""
-    seen: list[Any] = []
-    done = asyncio.Event()
+async def _bare_server(
+    session: Callable[[web.WebSocketResponse], Awaitable[None]],
+) -> tuple[web.AppRunner, str]:
+    """A WebSocket server that answers ``config`` with ``ready`` and hands the socket to
+    ``session``: the runner (to clean up) and the base URL."""
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         await ws.receive()  # config
         await ws.send_json({"type": "ready", "stream_id": "s"})
-        async for msg in ws:
-            seen.append(msg.data[0] if msg.type == aiohttp.WSMsgType.BINARY else msg.json())
-        seen.append("closed")
-        done.set()
+        await session(ws)
         return ws
 
     app = web.Application()
     app.router.add_get("/ws", handler)
-    runner, url = await start_app(app)
+    return await start_app(app)
+
+
+async def test_text_and_close_follow_the_audio_sent_before_them() -> None:
+    """A batch is written before a text frame and before Close: the server sees every
+    frame in call order."""
+    seen: list[Any] = []
+    done = asyncio.Event()
+
+    async def session(ws: web.WebSocketResponse) -> None:
+        async for msg in ws:
+            seen.append(msg.data[0] if msg.type == aiohttp.WSMsgType.BINARY else msg.json())
+        seen.append("closed")
+        done.set()
+
+    runner, url = await _bare_server(session)
     try:
         client = SaynaClient(url, stt(), tts())
         await client.connect()
@@ -241,22 +254,15 @@ async def test_send_waits_while_the_server_does_not_read(path: str) -> None:
     received = bytearray()
     finished = asyncio.Event()
 
-    async def handler(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        await ws.receive()  # config
-        await ws.send_json({"type": "ready", "stream_id": "s"})
+    async def session(ws: web.WebSocketResponse) -> None:
         await release.wait()
         async for msg in ws:
             if msg.type == aiohttp.WSMsgType.BINARY:
                 received.extend(msg.data)
                 if len(received) == total:
                     finished.set()
-        return ws
 
-    app = web.Application()
-    app.router.add_get("/ws", handler)
-    runner, url = await start_app(app)
+    runner, url = await _bare_server(session)
     frame = bytes(range(256)) * 256  # 64 KiB
     count = 512  # 32 MiB: ~3x what the loopback socket buffers took before sends waited
     total = len(frame) * count

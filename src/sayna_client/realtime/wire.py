@@ -117,7 +117,7 @@ class FrameWriter:
         self._size = -1  # the payload size _header was made for
         self._header = b""
         self._loop = asyncio.get_running_loop()
-        self._last = -BURST_GAP  # monotonic time of the previous frame
+        self._last = float("-inf")  # monotonic time of the previous frame
         self._batch: Optional[bytearray] = None  # frames of a burst not yet written
 
     async def send(self, data: Union[bytes, bytearray, memoryview]) -> None:
