@@ -37,7 +37,7 @@ class AudioLane:
     :meth:`WebSocketConnection.send_failed`).
     """
 
-    __slots__ = ("conn", "metrics", "send", "stt", "unit")
+    __slots__ = ("conn", "metrics", "send", "unit")
 
     def __init__(
         self,
@@ -46,7 +46,6 @@ class AudioLane:
         metrics: SessionMetrics,
     ) -> None:
         self.conn = conn
-        self.stt = stt
         self.metrics = metrics
         self.unit = sample_unit(stt)
         self.send: BinarySender = conn.binary_sender()
