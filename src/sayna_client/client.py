@@ -48,7 +48,7 @@ from .protocol.events import ConnectionClosed, ReadyMessage
 from .realtime.connection import NO_STATUS_RECEIVED, WebSocketConnection
 from .realtime.conversation import SessionMetrics, SessionTracker, Turn
 from .realtime.hub import DEFAULT_MAX_QUEUE, EventHub
-from .realtime.reconnect import AudioHold, is_recoverable, run_reconnect
+from .realtime.reconnect import STABLE_AFTER, AudioHold, is_recoverable, run_reconnect
 from .types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
 from .types.credentials import load_local_google_credentials
 
@@ -174,6 +174,8 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         self._reconnect_task: Optional[asyncio.Task[None]] = None
         self._audio_hold: Optional[AudioHold] = None
         self._lane: Optional[AudioLane] = None
+        #: (attempts spent, loop time) of the last automatic reconnect that succeeded.
+        self._last_recovery: Optional[tuple[int, float]] = None
 
     def __repr__(self) -> str:
         state = "ready" if self.ready else ("connected" if self.connected else "disconnected")
@@ -343,6 +345,15 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         self._lane = None  # on_audio_input must not use this connection any more
         policy = self.reconnect_policy
         will_reconnect = policy is not None and self._ready_msg is not None and is_recoverable(info)
+        used = self._attempts_spent() if will_reconnect else 0
+        if policy is not None and policy.max_attempts is not None and used >= policy.max_attempts:
+            will_reconnect = False  # it keeps failing right after recovering: give up
+            logger.error(
+                "Sayna session lost again within %s s of reconnecting; giving up after %d "
+                "attempts (ReconnectPolicy.max_attempts)",
+                STABLE_AFTER,
+                used,
+            )
         info.will_reconnect = will_reconnect
         self._tracker.closed(
             lambda: SaynaConnectionClosedError(
@@ -364,7 +375,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         if will_reconnect and policy is not None:
             self._audio_hold = AudioHold(policy.buffer_bytes)
             self._reconnect_task = asyncio.get_running_loop().create_task(
-                self._reconnect(policy, info), name="sayna-reconnect"
+                self._reconnect(policy, info, used), name="sayna-reconnect"
             )
         elif self._ready_msg is not None:
             self._end_of_session()
@@ -375,20 +386,33 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         self._hub.end_session()
         self._hub.close_iterators()
 
-    async def _reconnect(self, policy: ReconnectPolicy, info: ConnectionClosed) -> None:
+    def _attempts_spent(self) -> int:
+        """Reconnect attempts already spent on this outage: those of the last recovery
+        when the session is lost again within ``STABLE_AFTER`` seconds of it, else 0."""
+        last, self._last_recovery = self._last_recovery, None
+        if last is not None and asyncio.get_running_loop().time() - last[1] < STABLE_AFTER:
+            return last[0]
+        return 0
+
+    async def _reconnect(self, policy: ReconnectPolicy, info: ConnectionClosed, used: int) -> None:
         async def open_session() -> None:
             async with self._lock():
                 await self._open()
 
+        loop = asyncio.get_running_loop()
         ok = False
         try:
-            ok = await run_reconnect(
+            succeeded = await run_reconnect(
                 policy,
                 info,
                 open_session=open_session,
                 replay=self._replay_audio,
                 publish=self._hub.publish,
+                attempts_used=used,
             )
+            ok = succeeded is not None
+            if succeeded is not None:
+                self._last_recovery = (succeeded, loop.time())
         finally:
             self._reconnect_task = None
             hold, self._audio_hold = self._audio_hold, None

@@ -342,7 +342,11 @@ class WebSocketConnection:
         elif self._peer_dead:  # our close after a missed Pong
             return ABNORMAL_CLOSURE, NO_PONG
         elif kind is _WS.ERROR:
-            return ABNORMAL_CLOSURE, _describe(msg.data)
+            # A protocol violation aiohttp closed the socket for carries its close code
+            # (1007: a text frame not in UTF-8, 1009: too big), which no reconnect fixes.
+            error = msg.data
+            code = error.code if isinstance(error, aiohttp.WebSocketError) else ABNORMAL_CLOSURE
+            return code, _describe(error)
         elif kind in (_WS.CLOSED, _WS.CLOSING):
             exc = self._ws.exception()
             return int(self._ws.close_code or ABNORMAL_CLOSURE), _describe(exc) if exc else ""
