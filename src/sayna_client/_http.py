@@ -18,8 +18,10 @@ from typing import Any, Callable, Optional
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from ._config import RetryPolicy, backoff_delay
+from ._redact import safe_url
 from .errors import (
     SaynaConnectionError,
     SaynaHttpError,
@@ -28,7 +30,7 @@ from .errors import (
     http_error_for_status,
 )
 
-__all__ = ["HttpResponse", "HttpTransport", "path_segment"]
+__all__ = ["HttpResponse", "HttpTransport", "RedirectRefused", "path_segment"]
 
 logger = logging.getLogger("sayna_client")
 
@@ -113,6 +115,50 @@ def client_timeout(seconds: Optional[float]) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=seconds)
 
 
+class RedirectRefused(Exception):
+    """A WebSocket upgrade was redirected to another origin (raised to stop aiohttp
+    following it; the connection turns it into a typed error)."""
+
+    def __init__(self, status: int, source: str, target: str) -> None:
+        super().__init__(f"HTTP {status} redirect from {source} to {target}")
+        self.status = status
+        self.source = source
+        self.target = target
+
+
+_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+_SECURE = {"http": "http", "ws": "http", "https": "https", "wss": "https"}
+
+
+def _origin(url: URL) -> tuple[str, str, Optional[int]]:
+    scheme = (url.scheme or "").lower()
+    return _SECURE.get(scheme, scheme), (url.host or "").lower(), url.port
+
+
+async def _refuse_redirect(
+    session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestRedirectParams
+) -> None:
+    """Stop aiohttp from following a redirect to another origin.
+
+    REST requests never follow redirects (``allow_redirects=False``); the WebSocket
+    upgrade cannot say so, and a redirect there would take the session's config and
+    provider keys to another host, or from wss to ws. A redirect within the same
+    origin (scheme, host and port) is followed: it changes nothing of that.
+    """
+    response = params.response
+    location = response.headers.get("Location", "")
+    try:
+        target = params.url.join(URL(location))
+    except ValueError:
+        target = None
+    if target is not None and _origin(target) == _origin(params.url):
+        return
+    response.release()
+    raise RedirectRefused(
+        response.status, safe_url(params.url), safe_url(target) if target else "<invalid Location>"
+    )
+
+
 class HttpTransport:
     """Sends REST requests to one Sayna server, and owns the client's aiohttp session.
 
@@ -161,8 +207,10 @@ class HttpTransport:
         """The shared aiohttp session, created on first use (inside a running loop)."""
         session = self._session
         if session is None or session.closed:
+            redirects = aiohttp.TraceConfig()
+            redirects.on_request_redirect.append(_refuse_redirect)
             session = self._session = aiohttp.ClientSession(
-                timeout=client_timeout(self.handshake_timeout)
+                timeout=client_timeout(self.handshake_timeout), trace_configs=[redirects]
             )
         return session
 

@@ -14,11 +14,13 @@ import pytest_asyncio
 from aiohttp import WSMsgType, web
 
 from sayna_client import (
+    ApiKeyAuth,
     ConnectionClosed,
     MalformedMessage,
     Reconnecting,
     ReconnectPolicy,
     SaynaClient,
+    SaynaHttpError,
     Timeouts,
 )
 
@@ -179,3 +181,78 @@ async def test_a_session_that_dies_after_ready_every_time_backs_off_and_gives_up
         assert [a.delay for a in attempts] == [0.01, 0.02, 0.04]  # the backoff carried on
         assert server.connections == 4  # the first session and three attempts
         assert not client.connected
+
+
+class Target:
+    """Where a redirect points: it records every request it gets."""
+
+    def __init__(self, *routes: web.RouteDef) -> None:
+        self.requests: list[str] = []
+        self.configs: list[str] = []
+        app = web.Application()
+        app.add_routes(routes)
+        app.router.add_get("/{tail:.*}", self._any)
+        self.app = app
+
+    async def _any(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.path_qs)
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return web.Response(text="not here")
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        msg = await ws.receive()
+        if msg.type is WSMsgType.TEXT:
+            self.configs.append(msg.data)
+        await ws.send_str(json.dumps({"type": "ready", "stream_id": "stolen"}))
+        async for _ in ws:
+            pass
+        return ws
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_websocket_redirects_to_another_origin_are_refused(status: int, host: str) -> None:
+    target = Target()
+    target_runner, target_url = await start_app(target.app)
+    port = target_url.rsplit(":", 1)[1]
+    location = f"ws://{host}:{port}/ws?api_key=leak"
+
+    async def redirect(request: web.Request) -> web.Response:
+        return web.Response(status=status, headers={"Location": location})
+
+    app = web.Application()
+    app.router.add_get("/ws", redirect)
+    runner, url = await start_app(app)
+    secret = ApiKeyAuth(api_key="provider-secret-0003")
+    try:
+        async with SaynaClient(
+            url, stt(auth=secret), tts(), timeouts=Timeouts(connect=5, ready=5)
+        ) as client:
+            with pytest.raises(SaynaHttpError) as info:
+                await client.connect()
+    finally:
+        await runner.cleanup()
+        await target_runner.cleanup()
+    error = info.value
+    assert error.status_code == status
+    assert f"ws://{host}:{port}/ws" in str(error)  # names the target
+    assert "leak" not in str(error)
+    assert target.requests == []  # never followed
+    assert target.configs == []
+
+
+async def test_a_redirect_within_the_same_origin_is_followed() -> None:
+    async def moved(request: web.Request) -> web.Response:
+        return web.Response(status=307, headers={"Location": "/new/ws"})
+
+    target = Target(web.get("/old/ws", moved))
+    runner, base = await start_app(target.app)
+    try:
+        async with SaynaClient(
+            base + "/old", stt(), tts(), timeouts=Timeouts(connect=5, ready=5)
+        ) as client:
+            await client.connect()
+            assert client.ready
+    finally:
+        await runner.cleanup()
+    assert target.requests == ["/new/ws"]

@@ -19,10 +19,12 @@ from typing import Any, Callable, Optional, Union
 import aiohttp
 
 from .._compat import within
+from .._http import RedirectRefused
 from ..errors import (
     SaynaConfigRejectedError,
     SaynaConnectionClosedError,
     SaynaConnectionError,
+    SaynaHttpError,
     SaynaTimeoutError,
     http_error_for_status,
 )
@@ -167,6 +169,17 @@ class WebSocketConnection:
                 "check the URL and that the server is reachable, or raise Timeouts.connect",
                 operation="connect",
                 timeout=connect_timeout,
+            ) from exc
+        except RedirectRefused as exc:
+            raise SaynaHttpError(
+                f"The WebSocket upgrade to {exc.source} was redirected (HTTP {exc.status}) "
+                f"to {exc.target}. The SDK does not follow a WebSocket redirect to another "
+                "origin, which would take the session config and provider keys there: "
+                "connect to that URL directly if you trust it",
+                exc.status,
+                "GET /ws",
+                error="redirect",
+                body={"location": exc.target},
             ) from exc
         except aiohttp.WSServerHandshakeError as exc:
             error_cls = http_error_for_status(exc.status)
