@@ -42,8 +42,12 @@ def safe_url(url: object) -> str:
 
 
 def split_userinfo(url: str) -> tuple[str, Optional[tuple[str, str]]]:
-    """``(url without user:password, (user, password) or None)``, both percent-decoded."""
-    parts = urlsplit(url)
+    """``(url without user:password, (user, password) or None)``, both percent-decoded.
+    A URL that does not parse is returned as it is (``derive_urls`` rejects it)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url, None
     if "@" not in parts.netloc:
         return url, None
     userinfo, _, hostport = parts.netloc.rpartition("@")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable
@@ -29,7 +30,8 @@ from ._config import (
     is_plaintext,
     resolve_api_key,
 )
-from ._http import HttpTransport
+from ._http import DEFAULT_MAX_RESPONSE_BYTES, HttpTransport
+from ._redact import Redactor, safe_url, split_userinfo, url_secrets
 from ._rest import RestMethods
 from .errors import (
     SaynaConfigRejectedError,
@@ -68,6 +70,21 @@ _NO_HEADERS: dict[str, str] = {}  # never mutated (aiohttp copies what it is giv
 _PLAYBACK_TYPES = frozenset({"tts_audio", "tts_playback_complete"})
 
 
+def _auth_headers(api_key: Optional[str], userinfo: Optional[tuple[str, str]]) -> dict[str, str]:
+    """The ``Authorization`` header: Bearer for an API key, Basic for a URL's user:password."""
+    if userinfo is not None and api_key:
+        raise SaynaValidationError(
+            "url carries user:password credentials and an API key is set (api_key= or "
+            "SAYNA_API_KEY); only one Authorization header can be sent: remove one"
+        )
+    if api_key:
+        return {"Authorization": f"Bearer {api_key}"}
+    if userinfo is not None:
+        token = base64.b64encode(":".join(userinfo).encode("utf-8")).decode("ascii")
+        return {"Authorization": f"Basic {token}"}
+    return {}
+
+
 class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
     """A client for one Sayna server: REST calls, and one WebSocket voice session at a time.
 
@@ -87,6 +104,14 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         max_queue: per-consumer event queue bound (see ``events()``).
         ssl: passed to aiohttp (``True`` verifies certificates; an ``SSLContext`` for
             private CAs). Verification is never turned off by default.
+        reconnect: automatic reconnection after a lost session (off by default).
+        max_response_bytes: REST response bodies larger than this raise
+            ``SaynaInvalidResponseError`` without being read further (default 64 MiB;
+            ``None``: no bound). Error bodies are read up to 64 KiB.
+
+    A ``user:password@`` in ``url`` is sent as HTTP Basic authentication (instead of
+    ``api_key``) and, like the API key and any query value, never appears in a repr,
+    message or log line of this client.
 
     Raises:
         SaynaValidationError: a bad argument, named with the fix.
@@ -109,8 +134,10 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         max_queue: int = DEFAULT_MAX_QUEUE,
         ssl: Any = True,
         reconnect: Optional[ReconnectPolicy] = None,
+        max_response_bytes: Optional[int] = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        self._http_base, self._ws_url = derive_urls(url)
+        bare, userinfo = split_userinfo(url.strip()) if isinstance(url, str) else (url, None)
+        self._http_base, self._ws_url = derive_urls(bare)
         self.url = url
         check_type("stt_config", stt_config, STTConfig, "STTConfig(provider='deepgram')")
         check_type("tts_config", tts_config, TTSConfig, "TTSConfig(provider='deepgram')")
@@ -135,6 +162,12 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             raise SaynaValidationError("heartbeat must be a positive number of seconds or None")
         if not isinstance(max_queue, int) or max_queue < 1:
             raise SaynaValidationError("max_queue must be a positive integer")
+        if max_response_bytes is not None and (
+            type(max_response_bytes) is not int or max_response_bytes < 1
+        ):
+            raise SaynaValidationError(
+                "max_response_bytes must be a positive whole number of bytes, or None for no bound"
+            )
         self.stt_config = stt_config
         self.tts_config = tts_config
         self.livekit_config = livekit_config
@@ -146,9 +179,11 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         self.heartbeat = heartbeat
         self.reconnect_policy = reconnect
         self._api_key = resolve_api_key(api_key)
+        self._redactor = Redactor([self._api_key, *url_secrets(url)])
+        self._auth_headers = _auth_headers(self._api_key, userinfo)
         self._ssl = ssl
         if (
-            self._api_key
+            self._auth_headers
             and is_plaintext(self._http_base)
             and not is_loopback_host(self._http_base)
         ):
@@ -164,6 +199,9 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             retry=self.retry,
             handshake_timeout=self.timeouts.connect,
             ssl=ssl,
+            max_response_bytes=max_response_bytes,
+            headers=self._auth_headers,
+            redactor=self._redactor,
         )
         self._hub = EventHub(max_queue)
         self._tracker = SessionTracker()
@@ -182,7 +220,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
 
     def __repr__(self) -> str:
         state = "ready" if self.ready else ("connected" if self.connected else "disconnected")
-        return f"SaynaClient(url={self._http_base!r}, {state})"
+        return f"SaynaClient(url={safe_url(self._http_base)!r}, {state})"
 
     # --- resources -----------------------------------------------------------------
 
@@ -285,7 +323,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         return self._connect_lock
 
     async def _open(self) -> None:
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else _NO_HEADERS
+        headers = self._auth_headers or _NO_HEADERS
         self._set_ready(None)
         started = self._tracker.connecting()
         http = self._http
@@ -301,6 +339,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             on_closed=self._on_closed,
             on_ready=self._on_ready,
             activity=self._tracker.activity_count,
+            redactor=self._redactor,
         )
         self._conn = conn
         try:

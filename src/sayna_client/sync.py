@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
 from ._callbacks import Unsubscribe
 from ._config import ReconnectPolicy, RetryPolicy, Timeouts
+from ._http import DEFAULT_MAX_RESPONSE_BYTES
 from ._portal import BlockingIterator, _Portal, _ThreadSafeUnsubscribe
 from .client import SaynaClient
 from .protocol.events import (
@@ -125,6 +126,7 @@ class SaynaSyncClient:
         max_queue: int = DEFAULT_MAX_QUEUE,
         ssl: Any = True,
         reconnect: Optional[ReconnectPolicy] = None,
+        max_response_bytes: Optional[int] = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._portal = _Portal()
         self._client = SaynaClient(
@@ -142,6 +144,7 @@ class SaynaSyncClient:
             max_queue=max_queue,
             ssl=ssl,
             reconnect=reconnect,
+            max_response_bytes=max_response_bytes,
         )
         # connect() and reconfigure() one at a time: the async client's lock must not be
         # contended across the loops of successive threads.
