@@ -73,6 +73,12 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         "unless they have their own)",
     )
     parser.add_argument(
+        "--no-control",
+        dest="control",
+        action="store_false",
+        help="do not serve the /_local/... control endpoints (default: served)",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         type=str.upper,
@@ -149,7 +155,9 @@ def serve_main(argv: Optional[list[str]] = None) -> int:
         livekit_api_key=args.livekit_api_key or os.environ.get("LIVEKIT_API_KEY") or None,
         livekit_api_secret=args.livekit_api_secret or os.environ.get("LIVEKIT_API_SECRET") or None,
         hook_secret=args.hook_secret,
+        control=args.control,
         keep_audio=0,  # records are only readable in-process; the counters still count
+        keep_records=1000,
         faults=Faults(
             never_send_ready=args.fault_never_send_ready,
             ready_delay=args.fault_ready_delay,
