@@ -102,12 +102,12 @@ async def test_a_slow_peer_survives_an_upload_that_fills_the_send_buffer(
     server: LocalServer, slow_link: tuple[SlowLink, str]
 ) -> None:
     # 640 KB through 128 KB/s: about 5 s during which our Pings queue behind up to a
-    # few hundred KB of audio (seconds at this rate) while the Pong is due 0.5 s after
+    # few hundred KB of audio (seconds at this rate) while the Pong is due 1 s after
     # each Ping. The peer keeps reading, so it is alive.
     link, url = slow_link
     total = 1000 * len(FRAME)
     timeouts = Timeouts(connect=10, ready=10, close=2)
-    async with SaynaClient(url, stt(), tts(), heartbeat=1.5, timeouts=timeouts) as client:
+    async with SaynaClient(url, stt(), tts(), heartbeat=3, timeouts=timeouts) as client:
         closes: list[ConnectionClosed] = []
         client.register_on_close(closes.append)
         await client.connect()
