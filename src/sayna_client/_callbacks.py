@@ -111,9 +111,7 @@ class CallbackMethods:
         """Call ``callback(bytes)`` for every frame of synthesized audio."""
         if not callable(callback):
             raise SaynaValidationError("callback must be callable")
-        subscription = self._hub.add_callback(
-            callback, frozenset({"tts_audio"}), audio_bytes=True
-        )
+        subscription = self._hub.add_callback(callback, frozenset({"tts_audio"}), audio_bytes=True)
         return Unsubscribe(self._hub, subscription)
 
     def register_on_error(self, callback: Callback[Any]) -> Unsubscribe:

@@ -64,7 +64,6 @@ _DEFAULT_RETRY = RetryPolicy()
 _NO_HEADERS: dict[str, str] = {}  # never mutated (aiohttp copies what it is given)
 
 
-
 class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
     """A client for one Sayna server: REST calls, and one WebSocket voice session at a time.
 

@@ -26,7 +26,7 @@ import logging
 from typing import Any, Callable, Optional
 
 from ..protocol.events import CallbackError, EventsDropped, TTSAudio
-from .mailbox import CLOSED, EMPTY, Barrier, Mailbox, OwnDrop
+from .mailbox import Barrier, Mailbox
 
 __all__ = ["Dispatcher", "Notice", "Subscription", "Subscriptions"]
 
@@ -77,11 +77,13 @@ class Subscriptions:
     dispatch already under way keeps the tuple it started with.
     """
 
-    __slots__ = ("_all", "by_type")
+    __slots__ = ("_all", "audio", "by_type")
 
     def __init__(self) -> None:
         self._all: list[Subscription] = []
         self.by_type: dict[str, tuple[Subscription, ...]] = {}
+        #: ``by_type["tts_audio"]`` (or empty), for the hottest path.
+        self.audio: tuple[Subscription, ...] = ()
 
     def __iter__(self) -> Any:
         return iter(self._all)
@@ -107,6 +109,7 @@ class Subscriptions:
             for event_type in subscription.types:
                 by_type.setdefault(event_type, []).append(subscription)
         self.by_type = {event_type: tuple(subs) for event_type, subs in by_type.items()}
+        self.audio = self.by_type.get("tts_audio", ())
 
 
 class Notice:
@@ -120,8 +123,12 @@ class Notice:
         self.event = event
 
 
-class Dispatcher:
+class Dispatcher(Mailbox):
     """One session's callback task and its mailbox (see the module docstring).
+
+    The dispatcher *is* the callbacks' mailbox: the fan-out appends to it with
+    :meth:`put` / :meth:`put_audio`, which also start the task on the first event. The
+    task is this module's only reader of the queue.
 
     ``report`` receives the SDK's reports the dispatcher makes (``CallbackError``,
     ``EventsDropped``) for the ``events()`` iterators. With ``after``, the task first
@@ -129,7 +136,7 @@ class Dispatcher:
     two sessions never overlap.
     """
 
-    __slots__ = ("_after", "_mailbox", "_report", "_subs", "_task")
+    __slots__ = ("_after", "_report", "_subs", "_task")
 
     def __init__(
         self,
@@ -140,31 +147,40 @@ class Dispatcher:
         report: Callable[[Any], None],
         after: Optional[asyncio.Task[None]] = None,
     ) -> None:
+        super().__init__("callbacks", limit, max_bytes)
         self._subs = subscriptions
-        self._mailbox = Mailbox("callbacks", limit, max_bytes)
         self._report = report
         self._after = after
         self._task: Optional[asyncio.Task[None]] = None
 
     # --- the reader's side ---------------------------------------------------------
 
-    def put(self, event: Any) -> None:
+    def put(self, item: Any) -> None:
         """Queue an event for the callbacks of its type; never blocks."""
-        self._mailbox.put(event)
-        if self._task is None:
+        items = self._items
+        items.append(item)
+        if len(items) > self._limit:
+            self._shed()
+        if self._waiter is not None:
+            self._wake()
+        elif self._task is None:
             self._start()
 
     def put_audio(self, data: bytes) -> None:
         """Queue a TTS audio frame (its bytes) for the ``tts_audio`` callbacks."""
-        self._mailbox.put_sized(data, len(data))
-        if self._task is None:
+        items = self._items
+        items.append(data)
+        size = self._bytes = self._bytes + len(data)
+        if size > self._max_bytes or len(items) > self._limit:
+            self._shed()
+        if self._waiter is not None:
+            self._wake()
+        elif self._task is None:
             self._start()
 
     def _start(self) -> None:
-        if not self._mailbox.closed:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="sayna-callbacks"
-            )
+        if not self._closed:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="sayna-callbacks")
 
     # --- waiting and ending ----------------------------------------------------------
 
@@ -175,75 +191,97 @@ class Dispatcher:
         task = self._task
         if task is None or task is asyncio.current_task():
             return None
-        mailbox = self._mailbox
-        if not len(mailbox) and mailbox.waiting:
+        if not self._items and self._waiter is not None:
             return None  # idle
         barrier = Barrier()
-        mailbox.put(barrier)
+        self.put(barrier)
         return barrier.future
 
-    def close(self) -> Optional[asyncio.Task[None]]:
-        """End of the session: the task handles what is queued, then ends (returned, if
-        one runs); later puts are ignored."""
-        self._mailbox.close()
+    def end(self) -> Optional[asyncio.Task[None]]:
+        """End of the session: the task handles what is queued, then ends; returns it,
+        if one runs."""
+        self.close()
         return self._task
 
     # --- the dispatcher task ---------------------------------------------------------
 
     async def _run(self) -> None:
         after, self._after = self._after, None
-        mailbox = self._mailbox
         try:
             if after is not None and not after.done():
                 await asyncio.wait((after,))  # the previous session's callbacks first
-            await self._loop(mailbox)
+            await self._loop()
         finally:
             self._task = None
-            if mailbox.closed:  # ended or cancelled while draining: nobody will come
-                mailbox.discard()
+            if self._closed:  # ended or cancelled while draining: nobody will come
+                self.discard()
 
-    async def _loop(self, mailbox: Mailbox) -> None:
+    async def _loop(self) -> None:
+        # The per-event path, run for every frame of every session: the queue is read in
+        # place, up to _YIELD_EVERY events per loop turn. Nothing else can put while
+        # this task runs (the reader runs only while it is suspended), so the overflow
+        # report is looked at, and the audio bytes taken are subtracted, only around a
+        # suspension: after one, the run ends and the queue is looked at again.
+        items = self._items
+        popleft = items.popleft
         subs = self._subs
-        get_nowait = mailbox.get_nowait
         isawaitable = inspect.isawaitable
-        burst = 0
         while True:
-            item = get_nowait()
-            if item is EMPTY:
-                burst = 0
-                item = await mailbox.get()
-            else:
-                burst += 1
-                if burst >= _YIELD_EVERY:  # let other tasks run during long bursts
-                    burst = 0
-                    await asyncio.sleep(0)
-            kind = type(item)
-            audio = kind is bytes
-            if audio:
-                event_type = "tts_audio"
-            elif item is CLOSED:
-                return
-            elif kind is Barrier:
-                item.release()
+            if self._dropped:
+                await self._dropped_report()
+            if not items:
+                if self._closed:
+                    return
+                await self.wait()
                 continue
-            elif kind is OwnDrop:
-                await self._dropped(item)
-                continue
-            elif kind is Notice:
-                await self._tell(item.route, item.event)
-                continue
-            else:
-                event_type = item.type
-            targets = subs.by_type.get(event_type)
-            if targets is None:
-                continue
-            for sub in targets:
-                try:
-                    result = (sub.on_audio if audio else sub.callback)(item)
-                    if result is not None and (sub.is_async or isawaitable(result)):
-                        await result
-                except Exception as exc:  # a user callback must not end the session
-                    await self._failed(sub, event_type, exc)
+            taken = 0  # audio bytes popped and not yet subtracted from self._bytes
+            handled = 0
+            suspended = False
+            while items:
+                item = popleft()
+                handled += 1
+                if type(item) is bytes:
+                    taken += len(item)
+                    for sub in subs.audio:
+                        try:
+                            result = sub.on_audio(item)
+                            if result is not None and (sub.is_async or isawaitable(result)):
+                                self._bytes -= taken
+                                taken = 0
+                                suspended = True
+                                await result
+                        except Exception as exc:  # a user callback must not end the session
+                            self._bytes -= taken
+                            taken = 0
+                            suspended = True
+                            await self._failed(sub, "tts_audio", exc)
+                else:
+                    kind = type(item)
+                    if kind is Barrier:
+                        item.release()
+                        continue
+                    self._bytes -= taken
+                    taken = 0
+                    suspended = True  # the rest may suspend: simpler to look again after
+                    if kind is Notice:
+                        await self._tell(item.route, item.event)
+                        break
+                    event_type = item.type
+                    for sub in subs.by_type.get(event_type, ()):
+                        try:
+                            result = sub.callback(item)
+                            if result is not None and (sub.is_async or isawaitable(result)):
+                                await result
+                        except Exception as exc:  # a user callback must not end the session
+                            await self._failed(sub, event_type, exc)
+                if suspended:
+                    break
+                if handled >= _YIELD_EVERY:
+                    self._bytes -= taken
+                    taken = 0
+                    await asyncio.sleep(0)  # let other tasks run during long bursts
+                    break
+            self._bytes -= taken
 
     async def _failed(self, sub: Subscription, event_type: str, exc: Exception) -> None:
         logger.error(
@@ -255,9 +293,10 @@ class Dispatcher:
         self._report(error)
         await self._tell("callback_error", error, sub)
 
-    async def _dropped(self, report: OwnDrop) -> None:
-        logger.warning("%s", report.message)
-        event = EventsDropped(report.consumer, report.count)
+    async def _dropped_report(self) -> None:
+        count, self._dropped = self._dropped, 0
+        event = EventsDropped(self.name, count)
+        logger.warning("%s", event.message)
         self._report(event)
         await self._tell("events_dropped", event)
 

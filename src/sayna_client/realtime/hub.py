@@ -212,7 +212,7 @@ class EventHub:
     def end_session(self) -> None:
         """End of a session without waiting: its dispatcher handles what is queued on its
         own; the next session's starts after it."""
-        task = self._dispatcher.close()
+        task = self._dispatcher.end()
         if task is not None:
             self._draining.add(task)
             task.add_done_callback(self._draining.discard)

@@ -114,24 +114,25 @@ class Mailbox:
         items.append(item)
         if len(items) > self._limit:
             self._shed()
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        if self._waiter is not None:
+            self._wake()
 
     def put_sized(self, item: Any, size: int) -> None:
         """Append a ``bytes`` frame or ``TTSAudio`` event of ``size`` payload bytes."""
         items = self._items
         items.append(item)
-        self._bytes += size
-        if len(items) > self._limit or self._bytes > self._max_bytes:
+        total = self._bytes = self._bytes + size
+        if total > self._max_bytes or len(items) > self._limit:
             self._shed()
+        if self._waiter is not None:
+            self._wake()
+
+    def _wake(self) -> None:
+        """Wake the waiting reader."""
         waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self._waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _shed(self) -> None:
         """Discard the oldest items until both bounds hold; keep the newest."""
@@ -174,22 +175,25 @@ class Mailbox:
             item = self.get_nowait()
             if item is not EMPTY:
                 return item
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiter = waiter
-            try:
-                await waiter
-            finally:
-                if self._waiter is waiter:
-                    self._waiter = None
+            await self.wait()
+
+    async def wait(self) -> None:
+        """Wait until an item is put or the mailbox is closed (the single reader only).
+
+        Cancellation: stops waiting.
+        """
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        try:
+            await waiter
+        finally:
+            if self._waiter is waiter:
+                self._waiter = None
 
     def close(self) -> None:
         """No more items will come; the consumer drains what is queued, then stops."""
         self._closed = True
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self._wake()
 
     def discard(self) -> None:
         """Close and drop everything queued (the consumer is gone), releasing barriers."""
