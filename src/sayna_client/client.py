@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any, Optional, Union
+
+import aiohttp
 
 from ._audio_lane import AudioLane
 from ._callbacks import CallbackMethods, Unsubscribe, _iterate
@@ -49,7 +52,7 @@ from .protocol.commands import (
 from .protocol.events import ConnectionClosed, ReadyMessage
 from .realtime.connection import NO_STATUS_RECEIVED, WebSocketConnection
 from .realtime.conversation import SessionMetrics, SessionTracker, Turn
-from .realtime.hub import DEFAULT_MAX_QUEUE, EventHub
+from .realtime.hub import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, EventHub
 from .realtime.reconnect import STABLE_AFTER, AudioHold, is_recoverable, run_reconnect
 from .types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
 from .types.credentials import load_local_google_credentials
@@ -64,10 +67,6 @@ logger = logging.getLogger("sayna_client")
 _DEFAULT_TIMEOUTS = Timeouts()
 _DEFAULT_RETRY = RetryPolicy()
 _NO_HEADERS: dict[str, str] = {}  # never mutated (aiohttp copies what it is given)
-
-
-#: speak(wait=True) also waits for async callbacks of these to catch up.
-_PLAYBACK_TYPES = frozenset({"tts_audio", "tts_playback_complete"})
 
 
 def _auth_headers(api_key: Optional[str], userinfo: Optional[tuple[str, str]]) -> dict[str, str]:
@@ -101,17 +100,27 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         retry: retry policy for idempotent REST requests.
         heartbeat: seconds within which a dead server is detected by WebSocket
             ping/pong (``None`` disables pings).
-        max_queue: per-consumer event queue bound (see ``events()``).
+        max_queue: per-consumer event queue bound: each ``events()`` / ``turns()``
+            iterator and the callbacks' dispatcher hold at most this many events.
+        max_queue_bytes: per-consumer bound on queued audio, in bytes (16 MiB by
+            default); past either bound the oldest events are dropped and reported
+            (``EventsDropped``).
         ssl: passed to aiohttp (``True`` verifies certificates; an ``SSLContext`` for
             private CAs). Verification is never turned off by default.
-        reconnect: automatic reconnection after a lost session (off by default).
+        reconnect: opt-in automatic reconnection (see ``ReconnectPolicy``).
+        proxy: an HTTP proxy URL (``http://[user:pass@]host:port``) for REST and the
+            WebSocket upgrade. Without it, ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY``
+            from the environment apply (to a session the client makes itself).
+        http_session: an ``aiohttp.ClientSession`` to send everything through, e.g. one
+            shared by many clients so they share its connection pool. The client never
+            closes it; its own settings (``trust_env``, connector limits) apply.
         max_response_bytes: REST response bodies larger than this raise
             ``SaynaInvalidResponseError`` without being read further (default 64 MiB;
             ``None``: no bound). Error bodies are read up to 64 KiB.
 
     A ``user:password@`` in ``url`` is sent as HTTP Basic authentication (instead of
-    ``api_key``) and, like the API key and any query value, never appears in a repr,
-    message or log line of this client.
+    ``api_key``) and, like the API key, any query value and a proxy's credentials, never
+    appears in a repr, message or log line of this client.
 
     Raises:
         SaynaValidationError: a bad argument, named with the fix.
@@ -132,8 +141,11 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         retry: Optional[RetryPolicy] = None,
         heartbeat: Optional[float] = 20.0,
         max_queue: int = DEFAULT_MAX_QUEUE,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         ssl: Any = True,
         reconnect: Optional[ReconnectPolicy] = None,
+        proxy: Optional[str] = None,
+        http_session: Optional[aiohttp.ClientSession] = None,
         max_response_bytes: Optional[int] = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         bare, userinfo = split_userinfo(url.strip()) if isinstance(url, str) else (url, None)
@@ -168,6 +180,22 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             raise SaynaValidationError(
                 "max_response_bytes must be a positive whole number of bytes, or None for no bound"
             )
+        if not isinstance(max_queue_bytes, int) or max_queue_bytes < 1:
+            raise SaynaValidationError(
+                "max_queue_bytes must be a positive integer (bytes of audio a consumer "
+                "may have queued, e.g. 16 * 1024 * 1024)"
+            )
+        if proxy is not None and (
+            not isinstance(proxy, str) or not proxy.startswith(("http://", "https://"))
+        ):
+            raise SaynaValidationError(
+                "proxy must be an http:// URL such as 'http://proxy.example:3128', or None"
+            )
+        if http_session is not None and not isinstance(http_session, aiohttp.ClientSession):
+            raise SaynaValidationError(
+                "http_session must be an aiohttp.ClientSession (or None), got "
+                f"{type(http_session).__name__}"
+            )
         self.stt_config = stt_config
         self.tts_config = tts_config
         self.livekit_config = livekit_config
@@ -179,7 +207,9 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         self.heartbeat = heartbeat
         self.reconnect_policy = reconnect
         self._api_key = resolve_api_key(api_key)
-        self._redactor = Redactor([self._api_key, *url_secrets(url)])
+        self._redactor = Redactor(
+            [self._api_key, *url_secrets(url), *(url_secrets(proxy) if proxy else ())]
+        )
         self._auth_headers = _auth_headers(self._api_key, userinfo)
         self._ssl = ssl
         if (
@@ -202,8 +232,10 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             max_response_bytes=max_response_bytes,
             headers=self._auth_headers,
             redactor=self._redactor,
+            proxy=proxy,
+            http_session=http_session,
         )
-        self._hub = EventHub(max_queue)
+        self._hub = EventHub(max_queue, max_queue_bytes)
         self._tracker = SessionTracker()
         self._hub.observe_audio(self._tracker.on_tts_audio)
         self._hub.observe("tts_playback_complete", self._tracker.on_playback_complete)
@@ -233,6 +265,26 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
     async def aclose(self) -> None:
         """Same as :meth:`disconnect`."""
         await self.disconnect()
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[SaynaClient]:
+        """Connect on entry and disconnect on exit, in one statement (like the Node SDK's
+        ``saynaConnect()``)::
+
+            async with SaynaClient(url, stt, tts).session() as client:
+                await client.speak("Hello!")
+
+        Yields:
+            this client, ready (the server's ``ready`` has arrived).
+
+        Raises:
+            what :meth:`connect` raises, on entry (nothing is left open then).
+        """
+        try:
+            await self.connect()
+            yield self
+        finally:
+            await self.disconnect()
 
     # --- state ---------------------------------------------------------------------
 
@@ -315,7 +367,15 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
                 # A config was rejected earlier: send the current one again.
                 await self._configure(self._conn)
                 return
-            await self._open()
+            try:
+                await self._open()
+            except BaseException:
+                if self._conn is None:
+                    # Nothing stays open after a failed connect, even when the caller
+                    # never reaches disconnect() (a Quick Start whose exception ends
+                    # the program); a later REST call makes a new HTTP session.
+                    await self._http.close()
+                raise
 
     def _lock(self) -> asyncio.Lock:
         if self._connect_lock is None:
@@ -328,9 +388,15 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         started = self._tracker.connecting()
         http = self._http
         http.handshake_timeout = self.timeouts.connect  # for a session made from now on
+        proxy, proxy_auth = http.proxy_for(self._ws_url)
+        # Through a forward proxy the upgrade is `GET http://host/ws`: proxies know the
+        # http scheme (ws:// is not one they all accept); wss:// tunnels with CONNECT.
+        ws_url = "http" + self._ws_url[2:] if proxy and self._ws_url[:5] == "ws://" else None
         conn = await WebSocketConnection.open(
             http.session(),
-            self._ws_url,
+            ws_url or self._ws_url,
+            proxy=proxy,
+            proxy_auth=proxy_auth,
             headers=headers,
             heartbeat=self.heartbeat,
             connect_timeout=self.timeouts.connect,
@@ -529,7 +595,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
 
         Safe in every state (never connected, REST-only use, after the server closed
         the socket, after a failed connect, while reconnecting) and safe to call twice.
-        Callbacks get up to ``timeouts.close`` seconds to finish queued events;
+        Callbacks get up to ``timeouts.close`` seconds to handle the events queued;
         ``events()`` iterators end after draining. Audio held for a reconnect that will
         not happen is reported as ``AudioDropped``.
         """
@@ -583,8 +649,9 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             allow_interruption: False makes :meth:`clear` a no-op until this speech ends.
             wait: return only when the server reports the queue drained
                 (``tts_playback_complete``), i.e. this text is fully synthesized, and
-                async audio callbacks have handled that audio; a :meth:`clear` also
-                ends the wait.
+                the callbacks have handled that audio and the completion (called from
+                a callback, it cannot wait for the callbacks after it); a :meth:`clear`
+                also ends the wait.
             timeout: with ``wait``, seconds to wait at most.
 
         Raises:
@@ -599,7 +666,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         done = self._tracker.wait_playback() if wait else None
         await self._send_speak(text, flush, allow_interruption, conn)
         if done is not None:
-            await bounded(self._caught_up(done, _PLAYBACK_TYPES), timeout, "speak(wait=True)")
+            await bounded(self._caught_up(done), timeout, "speak(wait=True)")
 
     async def _send_speak(
         self,
@@ -723,10 +790,10 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
 
         await bounded(quiet(), timeout, "drain()")
 
-    async def _caught_up(self, waiter: Awaitable[None], types: frozenset[str]) -> None:
-        """``waiter``, then async callbacks of ``types`` have handled what they had."""
+    async def _caught_up(self, waiter: Awaitable[None]) -> None:
+        """``waiter``, then the callbacks have handled the events queued by then."""
         await waiter
-        await self._hub.caught_up(types)
+        await self._hub.caught_up()
 
     @property
     def metrics(self) -> SessionMetrics:

@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Callable
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import WSMsgType, web
@@ -256,3 +257,32 @@ async def test_a_redirect_within_the_same_origin_is_followed() -> None:
     finally:
         await runner.cleanup()
     assert target.requests == ["/new/ws"]
+
+
+async def test_a_users_own_session_does_not_send_the_config_after_a_redirect() -> None:
+    # aiohttp follows the redirect inside a session the client did not make
+    # (http_session=): the client must still refuse before sending the config.
+    target = Target()
+    target_runner, target_url = await start_app(target.app)
+
+    async def redirect(request: web.Request) -> web.Response:
+        return web.Response(status=307, headers={"Location": target_url + "/ws"})
+
+    app = web.Application()
+    app.router.add_get("/ws", redirect)
+    runner, url = await start_app(app)
+    try:
+        async with (
+            aiohttp.ClientSession() as own,
+            SaynaClient(
+                url, stt(), tts(), timeouts=Timeouts(connect=5, ready=5), http_session=own
+            ) as client,
+        ):
+            with pytest.raises(SaynaHttpError) as info:
+                await client.connect()
+    finally:
+        await runner.cleanup()
+        await target_runner.cleanup()
+    assert info.value.status_code == 307
+    assert target_url.split("//", 1)[1] in str(info.value)
+    assert target.configs == []  # the socket was closed before the config

@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional, Union
 import aiohttp
 
 from .._compat import within
-from .._http import RedirectRefused, auth_hint
+from .._http import RedirectRefused, auth_hint, connection_problem, redirected_elsewhere
 from .._redact import Redactor, safe_url
 from ..errors import (
     SaynaConfigRejectedError,
@@ -145,6 +145,8 @@ class WebSocketConnection:
         on_ready: Callable[[ReadyMessage], None],
         activity: Optional[Callable[[], int]] = None,
         redactor: Optional[Redactor] = None,
+        proxy: Optional[str] = None,
+        proxy_auth: Optional[aiohttp.BasicAuth] = None,
     ) -> WebSocketConnection:
         """Open the socket (bounded by ``connect_timeout``); ``heartbeat`` is the user's
         dead-peer detection figure in seconds (None: no pings), ``activity`` a counter
@@ -167,6 +169,8 @@ class WebSocketConnection:
             autoclose=True,
             max_msg_size=64 * 1024 * 1024,
             ssl=ssl,
+            proxy=proxy,
+            proxy_auth=proxy_auth,
         )
         scrub = redactor or Redactor()
         where = safe_url(url)
@@ -185,40 +189,38 @@ class WebSocketConnection:
             )
             cause: BaseException = exc
         except RedirectRefused as exc:
-            failure = SaynaHttpError(
-                f"The WebSocket upgrade to {exc.source} was redirected (HTTP {exc.status}) "
-                f"to {exc.target}. The SDK does not follow a WebSocket redirect to another "
-                "origin, which would take the session config and provider keys there: "
-                "connect to that URL directly if you trust it",
-                exc.status,
-                "GET /ws",
-                error="redirect",
-                body={"location": exc.target},
-            )
+            failure = _redirect_error(exc)
             cause = exc
         except aiohttp.WSServerHandshakeError as exc:
             cause = scrub.cause(exc)  # its text holds the URL, query included
-            body = await _refusal_body(session, url, headers, ssl, connect_timeout, scrub)
+            body = await _refusal_body(
+                session, url, headers, ssl, connect_timeout, proxy, proxy_auth, scrub
+            )
             failure = _handshake_error(where, exc.status, body, "Authorization" in headers)
         except (aiohttp.ClientError, OSError) as exc:
             cause = scrub.cause(exc)
-            failure = SaynaConnectionError(
-                f"Could not open the WebSocket to {where}: {scrub.scrub(str(exc))}", cause
-            )
+            problem = scrub.scrub(connection_problem(url, exc))
+            failure = SaynaConnectionError(f"Could not open the WebSocket: {problem}", cause)
         except ValueError as exc:  # aiohttp refused a header or the URL as built
             cause = scrub.cause(exc)
             failure = SaynaValidationError(
                 f"The WebSocket to {where} could not be opened: {scrub.scrub(str(exc))}"
             )
         else:
-            return cls(
-                ws,
-                hub,
-                on_closed=on_closed,
-                on_ready=on_ready,
-                heartbeat=heartbeat,
-                activity=activity,
-            )
+            moved = redirected_elsewhere(ws, url)
+            if moved is None:
+                return cls(
+                    ws,
+                    hub,
+                    on_closed=on_closed,
+                    on_ready=on_ready,
+                    heartbeat=heartbeat,
+                    activity=activity,
+                )
+            await ws.close()  # nothing was sent on it
+            refused = RedirectRefused(moved[0], where, moved[1])
+            failure = _redirect_error(refused)
+            cause = refused
         # Raised outside the except blocks so that an original whose text holds a
         # secret is not kept as __context__; __cause__ is it or its scrubbed stand-in.
         failure.__cause__ = cause
@@ -535,12 +537,27 @@ def _describe(exc: Optional[BaseException]) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _redirect_error(exc: RedirectRefused) -> SaynaHttpError:
+    return SaynaHttpError(
+        f"The WebSocket upgrade to {exc.source} was redirected (HTTP {exc.status}) "
+        f"to {exc.target}. The SDK does not follow a WebSocket redirect to another "
+        "origin, which would take the session config and provider keys there: "
+        "connect to that URL directly if you trust it",
+        exc.status,
+        "GET /ws",
+        error="redirect",
+        body={"location": exc.target},
+    )
+
+
 async def _refusal_body(
     session: aiohttp.ClientSession,
     url: str,
     headers: dict[str, str],
     ssl: Any,
     timeout: Optional[float],
+    proxy: Optional[str],
+    proxy_auth: Optional[aiohttp.BasicAuth],
     scrub: Redactor,
 ) -> Any:
     """The body of a refused upgrade, which aiohttp discards (the real server explains a
@@ -551,7 +568,13 @@ async def _refusal_body(
     limit = aiohttp.ClientTimeout(total=min(timeout, 5.0) if timeout else 5.0)
     try:
         async with session.get(
-            http_url, headers=headers, ssl=ssl, timeout=limit, allow_redirects=False
+            http_url,
+            headers=headers,
+            ssl=ssl,
+            timeout=limit,
+            proxy=proxy,
+            proxy_auth=proxy_auth,
+            allow_redirects=False,
         ) as response:
             if response.status < 400:
                 return None
