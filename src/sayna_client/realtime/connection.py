@@ -479,6 +479,7 @@ class WebSocketConnection:
         info = ConnectionClosed(code, reason, by_client)
         self.close_info = info
         heartbeat, self._heartbeat = self._heartbeat, None  # it refers back to us
+        self._sent = None  # so does this (through _bytes_written)
         if heartbeat is not None:
             heartbeat.stop()
         waiter = self._ready_waiter
