@@ -7,9 +7,10 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 from .app import LocalServer
+from .config_file import ConfigFileError, load_config_file
 from .engines import ENGINE_NAMES, EngineUnavailable
 from .faults import Faults
 
@@ -21,9 +22,14 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         prog=prog, description="Run a local Sayna-compatible server (no network needed)."
     )
     parser.add_argument(
-        "--host", default="127.0.0.1", help="interface to bind (default: %(default)s)"
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="a Sayna config file (JSON, or YAML with PyYAML): server, livekit, auth and sip "
+        "keys, SIP hooks included; command-line options win over it",
     )
-    parser.add_argument("--port", type=int, default=3001, help="TCP port (default: %(default)s)")
+    parser.add_argument("--host", default=None, help="interface to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="TCP port (default: 3001)")
     parser.add_argument(
         "--engine",
         choices=ENGINE_NAMES,
@@ -35,8 +41,15 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         default=None,
         help="require this API key (default: $SAYNA_API_KEY; unset = no auth)",
     )
-    parser.add_argument("--livekit-url", default="ws://127.0.0.1:7880", help="reported LiveKit URL")
+    parser.add_argument(
+        "--livekit-url", default=None, help="reported LiveKit URL (default: ws://127.0.0.1:7880)"
+    )
     parser.add_argument("--hook-secret", default=None, help="global SIP webhook signing secret")
+    parser.add_argument(
+        "--fast-tts",
+        action="store_true",
+        help="send TTS audio as fast as it is made instead of at the pace of speech (benchmarks)",
+    )
     parser.add_argument(
         "--log-level",
         default="INFO",
@@ -71,21 +84,39 @@ class _Printer:
 def serve_main(argv: Optional[list[str]] = None) -> int:
     """Entry point of ``sayna serve``; returns the process exit status.
 
-    The API key falls back to ``SAYNA_API_KEY``. Exits 2 when the engine is unavailable
-    (e.g. ``--engine local`` without ``pip install 'sayna-client[local]'``), 0 on Ctrl-C.
+    The API key falls back to ``SAYNA_API_KEY``; ``--config`` reads a Sayna config file
+    (:mod:`.config_file`), which command-line options override. Exits 2 when the engine
+    is unavailable (e.g. ``--engine local`` without ``pip install 'sayna-client[local]'``)
+    or the config file is unusable, 0 on Ctrl-C.
     """
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    options: dict[str, Any] = {}
+    if args.config is not None:
+        try:
+            options = load_config_file(args.config)
+        except ConfigFileError as exc:
+            print(f"sayna serve: {exc}", file=sys.stderr)
+            return 2
+    for key, value in (
+        ("host", args.host),
+        ("port", args.port),
+        ("livekit_url", args.livekit_url),
+        ("hook_secret", args.hook_secret),
+    ):
+        if value is not None:
+            options[key] = value
+    options.setdefault("host", "127.0.0.1")
+    options.setdefault("port", 3001)
+    api_key = args.api_key or os.environ.get("SAYNA_API_KEY") or None
+    if api_key:
+        options["api_key"] = api_key
     server = LocalServer(
-        host=args.host,
-        port=args.port,
         engine=args.engine,
-        api_key=args.api_key or os.environ.get("SAYNA_API_KEY") or None,
-        livekit_url=args.livekit_url,
-        hook_secret=args.hook_secret,
         keep_audio=0,  # records are only readable in-process; the counters still count
+        tts_realtime=not args.fast_tts,
         faults=Faults(
             never_send_ready=args.fault_never_send_ready,
             ready_delay=args.fault_ready_delay,
@@ -93,6 +124,7 @@ def serve_main(argv: Optional[list[str]] = None) -> int:
             malformed_frames=args.fault_malformed_frames,
             ignore_pings=args.fault_ignore_pings,
         ),
+        **options,
     )
     try:
         asyncio.run(_serve(server, _Printer()))
@@ -102,6 +134,7 @@ def serve_main(argv: Optional[list[str]] = None) -> int:
         print(f"sayna serve: cannot start engine {args.engine!r}: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"sayna serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        where = f"{options['host']}:{options['port']}"
+        print(f"sayna serve: cannot listen on {where}: {exc}", file=sys.stderr)
         return 1
     return 0
