@@ -119,8 +119,11 @@ def serve_main(argv: Optional[list[str]] = None) -> int:
         ("host", args.host),
         ("port", args.port),
         ("livekit_url", args.livekit_url),
-        ("livekit_api_key", args.livekit_api_key or os.environ.get("LIVEKIT_API_KEY")),
-        ("livekit_api_secret", args.livekit_api_secret or os.environ.get("LIVEKIT_API_SECRET")),
+        ("livekit_api_key", args.livekit_api_key or os.environ.get("LIVEKIT_API_KEY") or None),
+        (
+            "livekit_api_secret",
+            args.livekit_api_secret or os.environ.get("LIVEKIT_API_SECRET") or None,
+        ),
         ("hook_secret", args.hook_secret),
     ):
         if value is not None:
