@@ -27,14 +27,15 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         description="Run a local Sayna-compatible server (REST and WebSocket, no network "
         "needed) until Ctrl-C.",
         epilog="examples:\n  sayna serve\n  sayna serve --engine local --port 3001\n"
-        "  sayna serve --port 0 --api-key dev-key   # any free port, auth required",
+        "  sayna serve --port 0 --api-key dev-key   # any free port, auth required\n"
+        "  sayna serve --config sayna.json          # hooks and keys from a Sayna config",
     )
     parser.add_argument(
         "--config",
         default=None,
         metavar="FILE",
         help="a Sayna config file (JSON, or YAML with PyYAML): server, livekit, auth and sip "
-        "keys, SIP hooks included; command-line options win over it",
+        "keys, SIP hooks included; command-line options win over it (default: none)",
     )
     parser.add_argument("--host", default=None, help="interface to bind (default: 127.0.0.1)")
     parser.add_argument(
@@ -82,12 +83,13 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         "--no-control",
         dest="control",
         action="store_false",
-        help="do not serve the /_local/... control endpoints",
+        help="do not serve the /_local/... control endpoints (default: served)",
     )
     parser.add_argument(
         "--fast-tts",
         action="store_true",
-        help="send TTS audio as fast as it is made instead of at the pace of speech (benchmarks)",
+        help="send TTS audio as fast as it is made instead of at the pace of speech, for "
+        "benchmarks (default: paced)",
     )
     parser.add_argument(
         "--log-level",
