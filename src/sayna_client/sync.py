@@ -374,8 +374,10 @@ class SaynaSyncClient:
         Does nothing when already ready. Interrupting the wait closes what it opened.
 
         Raises:
-            SaynaTimeoutError, SaynaConfigRejectedError, SaynaAuthenticationError,
-            SaynaConnectionError: as ``SaynaClient.connect``.
+            SaynaTimeoutError: no socket or no ``ready`` in time, as ``SaynaClient.connect``.
+            SaynaConfigRejectedError: the server answered the config with an error.
+            SaynaAuthenticationError: the upgrade got 401 (API key missing or wrong).
+            SaynaConnectionError: the network failed or the socket closed first.
         """
         self._portal.check_thread("connect()")  # before the lock: a callback must not wait
         with self._connect_serial:
