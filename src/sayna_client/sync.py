@@ -49,7 +49,7 @@ from .protocol.events import (
     VADEventMessage,
 )
 from .realtime.conversation import SessionMetrics, Turn
-from .realtime.hub import DEFAULT_MAX_QUEUE
+from .realtime.hub import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES
 from .types import (
     HealthResponse,
     LiveKitConfig,
@@ -123,6 +123,7 @@ class SaynaSyncClient:
         retry: Optional[RetryPolicy] = None,
         heartbeat: Optional[float] = 20.0,
         max_queue: int = DEFAULT_MAX_QUEUE,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         ssl: Any = True,
         reconnect: Optional[ReconnectPolicy] = None,
     ) -> None:
@@ -140,6 +141,7 @@ class SaynaSyncClient:
             retry=retry,
             heartbeat=heartbeat,
             max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes,
             ssl=ssl,
             reconnect=reconnect,
         )
