@@ -145,7 +145,7 @@ class Dispatcher(Mailbox):
     two sessions never overlap.
     """
 
-    __slots__ = ("_after", "_report", "_subs", "_task")
+    __slots__ = ("_after", "_report", "_spare", "_subs", "_task")
 
     def __init__(
         self,
@@ -161,6 +161,8 @@ class Dispatcher(Mailbox):
         self._report = report
         self._after = after
         self._task: Optional[asyncio.Task[None]] = None
+        #: The other queue of the plain-function batches (see _loop).
+        self._spare: Optional[collections.deque[Any]] = None
 
     # --- the reader's side ---------------------------------------------------------
 
@@ -170,8 +172,11 @@ class Dispatcher(Mailbox):
         items.append(item)
         if len(items) > self._limit:
             self._shed()
-        if self._waiter is not None:
-            self._wake()
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
         elif self._task is None:
             self._start()
 
@@ -182,8 +187,11 @@ class Dispatcher(Mailbox):
         size = self._bytes = self._bytes + len(data)
         if size > self._max_bytes or len(items) > self._limit:
             self._shed()
-        if self._waiter is not None:
-            self._wake()
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
         elif self._task is None:
             self._start()
 
@@ -232,6 +240,7 @@ class Dispatcher(Mailbox):
         # around a suspension; after one, the queue is looked at again.
         subs = self._subs
         isawaitable = inspect.isawaitable
+        create_future = asyncio.get_running_loop().create_future
         handled = 0  # events since this task last let others run
         while True:
             if self._dropped:
@@ -241,7 +250,13 @@ class Dispatcher(Mailbox):
                 if self._closed:
                     return
                 handled = 0
-                await self.wait()
+                # Mailbox.wait(), inline: once per wake-up, i.e. per event at low rates.
+                waiter = self._waiter = create_future()
+                try:
+                    await waiter
+                finally:
+                    if self._waiter is waiter:
+                        self._waiter = None
                 continue
             if handled >= _YIELD_EVERY:
                 handled = 0
@@ -249,12 +264,16 @@ class Dispatcher(Mailbox):
                 continue
             if subs.all_plain and len(items) <= _YIELD_EVERY:
                 # Only plain functions: take the whole queue at once and call them in a
-                # tight loop (its bytes stay counted until it is done).
-                self._items = collections.deque()
+                # tight loop (its bytes stay counted until it is done). Two queues take
+                # turns, so no allocation per batch.
+                spare, self._spare = self._spare, None
+                self._items = spare if spare is not None else collections.deque()
                 handled += len(items)
                 size = self._bytes
                 await self._plain_batch(items)
                 self._bytes -= size
+                items.clear()
+                self._spare = items
                 continue
             # One event at a time (some callback is async: it suspends this task anyway).
             handled += 1
