@@ -16,10 +16,10 @@ from .engines import EngineUnavailable, get_engine
 from .engines.base import Engine, Voice
 from .engines.fake import FakeEngine
 from .faults import Faults
-from .livekit import LiveKitSim, Participant, Room
+from .livekit import DEPARTURE_TIMEOUT, EMPTY_TIMEOUT, LiveKitSim, Participant, Room
 from .recording import RecordingStore
 from .records import AUDIO_KEEP_LIMIT, RECORDS_KEEP_LIMIT, DataPacketRecord, Records
-from .sip import SipHook, SipHooks, deliver_webhook, match_hook, webhook_body
+from .sip import HookHosts, SipHook, SipHooks, deliver_webhook, match_hook, webhook_body
 
 if TYPE_CHECKING:
     from .session import Session
@@ -49,7 +49,11 @@ class ServerConfig:
     control: bool = True
     request_timeout: float = 30.0
     keep_records: int = RECORDS_KEEP_LIMIT
+    sip_hook_hosts: Optional[frozenset[str]] = None
     keep_audio: int = AUDIO_KEEP_LIMIT
+    tts_realtime: bool = True
+    room_departure_timeout: Optional[float] = DEPARTURE_TIMEOUT
+    room_empty_timeout: Optional[float] = EMPTY_TIMEOUT
 
     @property
     def livekit_configured(self) -> bool:
@@ -66,9 +70,10 @@ class ServerState:
         self.faults = faults
         self.auth = Authenticator(config.api_keys)
         self.records = Records(config.keep_audio, config.keep_records)
-        self.livekit = LiveKitSim()
+        self.livekit = LiveKitSim(config.room_departure_timeout, config.room_empty_timeout)
         self.recordings = RecordingStore()
         self.hooks = SipHooks(config_hooks)
+        self.hook_hosts = HookHosts(config.sip_hook_hosts)
         self.sessions: set[Session] = set()
         self.turn_detect_threshold = 0.5
         self._engines: dict[str, Engine] = {}
@@ -94,6 +99,13 @@ class ServerState:
             self._engines[name] = engine
         return engine
 
+    def fake_engine(self) -> FakeEngine:
+        """The ``fake`` engine (holds the scripted speech)."""
+        engine = self.engine("fake")
+        if not isinstance(engine, FakeEngine):  # pragma: no cover - engine() makes one
+            raise RuntimeError("the fake engine slot holds another engine")
+        return engine
+
     def voices(self) -> dict[str, list[Voice]]:
         """Default engine catalogue plus the fake catalogue (never fails)."""
         catalogue: dict[str, list[Voice]] = {}
@@ -117,6 +129,7 @@ class ServerState:
         """Close sessions, cancel tasks, close the webhook client."""
         for session in list(self.sessions):
             await session.shutdown()
+        self.livekit.close()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -158,7 +171,13 @@ class ServerState:
         async def deliver() -> None:
             async with slots:
                 await deliver_webhook(
-                    self._client(), self.records, hook.url, secret, body, event_id
+                    self._client(),
+                    self.records,
+                    hook.url,
+                    secret,
+                    body,
+                    event_id,
+                    self.hook_hosts,
                 )
 
         self.spawn(deliver())
