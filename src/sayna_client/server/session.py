@@ -42,7 +42,11 @@ __all__ = ["Session"]
 
 logger = logging.getLogger("sayna_client.server")
 
+#: The real server's limit (tungstenite's default maximum message size); the local
+#: server's default is lower (``LocalServer(max_message_bytes=...)``).
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: Binary frames larger than this are fed to speech-to-text in pieces of this size.
+FEED_PIECE_BYTES = 256 * 1024
 DISCONNECT_CLOSE_DELAY = 0.1
 
 AUDIO_DISABLED = "Audio processing is disabled. Send config message with audio=true first."
@@ -68,7 +72,7 @@ class Session:
         self.ws = web.WebSocketResponse(
             autoping=not self.faults.ignore_pings,
             autoclose=False,
-            max_msg_size=MAX_MESSAGE_BYTES,
+            max_msg_size=state.config.max_message_bytes,
             timeout=2.0,
         )
         self.out = Outbound(self.ws, request, record, self.faults.drop_connection_after_frames)
@@ -203,13 +207,29 @@ class Session:
         if self.stt is None:
             self._error(NO_VOICE_MANAGER)
             return
-        if self.recording is not None:
-            self.recording.append(data)
         try:
-            await self.stt.feed(data)
+            if len(data) <= FEED_PIECE_BYTES:
+                if self.recording is not None:
+                    self.recording.append(data)
+                await self.stt.feed(data)
+            else:
+                await self._feed_in_pieces(data)
         except Exception as exc:
             logger.warning("STT engine failed: %s", exc)
             self._error(f"Failed to process audio: {exc}")
+
+    async def _feed_in_pieces(self, data: bytes) -> None:
+        """A large frame, fed in pieces with the loop free in between (other clients are
+        served while a 16 MB frame is processed); the engines see the same byte stream."""
+        view = memoryview(data)
+        for start in range(0, len(data), FEED_PIECE_BYTES):
+            piece = bytes(view[start : start + FEED_PIECE_BYTES])
+            if self.recording is not None:
+                self.recording.append(piece)
+            if self.stt is None:
+                return
+            await self.stt.feed(piece)
+            await asyncio.sleep(0)
 
     def _error(self, message: str) -> None:
         self.send({"type": "error", "message": message})
