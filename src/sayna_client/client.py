@@ -7,7 +7,7 @@ import base64
 import contextlib
 import logging
 import warnings
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 import aiohttp
@@ -36,6 +36,8 @@ from ._config import (
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, HttpTransport
 from ._redact import Redactor, safe_url, split_userinfo, url_secrets
 from ._rest import RestMethods
+from .agents.segmenter import SentenceSegmenter
+from .agents.speech import AudioOutput, SpeechHandle, SpeechQueue
 from .errors import (
     SaynaConfigRejectedError,
     SaynaConnectionClosedError,
@@ -249,6 +251,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         self._lane: Optional[AudioLane] = None
         #: (attempts spent, loop time) of the last automatic reconnect that succeeded.
         self._last_recovery: Optional[tuple[int, float]] = None
+        self._speech: Optional[SpeechQueue] = None  # made by the first speak
 
     def __repr__(self) -> str:
         state = "ready" if self.ready else ("connected" if self.connected else "disconnected")
@@ -639,7 +642,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         *,
         wait: bool = False,
         timeout: Optional[float] = None,
-    ) -> None:
+    ) -> SpeechHandle:
         """Queue ``text`` for synthesis; audio arrives as ``tts_audio`` events.
 
         Args:
@@ -654,6 +657,12 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
                 also ends the wait.
             timeout: with ``wait``, seconds to wait at most.
 
+        Returns:
+            a :class:`~sayna_client.agents.SpeechHandle` once the ``speak`` is on the
+            wire (``await client.speak(text)`` alone does not wait for the audio):
+            ``await handle`` waits until it played out or was interrupted,
+            ``handle.interrupt()`` stops it, ``handle.text_heard`` is what the user heard.
+
         Raises:
             SaynaValidationError: empty or oversized text (nothing is sent).
             SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
@@ -661,12 +670,99 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             SaynaTimeoutError: ``wait`` took longer than ``timeout``.
         """
         check_text("text", text)
+        self._ready_connection()
+        queue = self._speeches()
+        await queue.settle()
         conn = self._ready_connection()
+        handle = queue.open(allow_interruption)
+        queue.add_chunk(handle, text)
         self._tracker.speak_sent()
         done = self._tracker.wait_playback() if wait else None
-        await self._send_speak(text, flush, allow_interruption, conn)
+        try:
+            await self._send_speak(text, flush, allow_interruption, conn)
+        except BaseException:
+            queue.abandon(handle, None)
+            raise
+        queue.chunk_sent(handle, last=True)
         if done is not None:
             await bounded(self._caught_up(done), timeout, "speak(wait=True)")
+        return handle
+
+    async def speak_stream(
+        self,
+        chunks: Union[AsyncIterable[str], Iterable[str]],
+        *,
+        flush: bool = True,
+        allow_interruption: bool = True,
+        segmenter: Optional[SentenceSegmenter] = None,
+    ) -> SpeechHandle:
+        """Speak text that arrives in pieces (an LLM's tokens), sentence by sentence.
+
+        The pieces are cut at sentence and clause boundaries by ``segmenter`` (a
+        :class:`~sayna_client.agents.SentenceSegmenter` with its defaults when None);
+        each chunk goes out as one ``speak``, in order, the first as soon as the first
+        sentence is complete. The first ``speak`` carries ``flush``, later ones
+        ``flush=False`` (so a chunk never asks to drop the one before it). The pieces are
+        read on a task of their own; this returns the handle at once.
+
+        Returns:
+            the :class:`~sayna_client.agents.SpeechHandle`: ``await handle`` waits for
+            every chunk to play out and raises what the iterable (or a send) raised;
+            ``handle.interrupt()`` also stops reading the pieces.
+
+        Raises:
+            SaynaValidationError: ``chunks`` is a string or not iterable.
+            SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
+        """
+        self._ready_connection()
+        return self._speeches().speak_stream(
+            chunks, flush=flush, allow_interruption=allow_interruption, segmenter=segmenter
+        )
+
+    @property
+    def audio_output(self) -> Optional[AudioOutput]:
+        """Where TTS audio is written as it arrives (a speaker, a phone bridge), or None.
+
+        Set it to an :class:`~sayna_client.agents.AudioOutput`; interruptions flush it,
+        and speech handles then count only audio it played as heard.
+        """
+        return self._speech.output if self._speech is not None else None
+
+    @audio_output.setter
+    def audio_output(self, output: Optional[AudioOutput]) -> None:
+        if output is not None and not isinstance(output, AudioOutput):
+            raise SaynaValidationError(
+                "audio_output needs write(bytes) and flush() -> int (see AudioOutput)"
+            )
+        self._speeches().output = output
+
+    @property
+    def speech(self) -> SpeechQueue:
+        """The session's speech handles, in ``speak`` order (``current``, ``speaking``,
+        ``interrupt_all()``); used by :class:`~sayna_client.agents.BargeIn`."""
+        return self._speeches()
+
+    def _speeches(self) -> SpeechQueue:
+        queue = self._speech
+        if queue is None:
+            queue = self._speech = SpeechQueue(self._send_chunk, self._send_clear, self._tts_format)
+            self._hub.observe_audio(queue.on_tts_audio)
+            self._hub.observe("tts_playback_complete", queue.on_playback_complete)
+            self._hub.observe("closed", queue.on_closed)
+        return queue
+
+    def _tts_format(self) -> tuple[str, int]:
+        tts = self.tts_config
+        return (tts.audio_format, tts.sample_rate) if tts is not None else ("linear16", 24000)
+
+    async def _send_clear(self) -> None:
+        await self._ready_connection().send_text(encode(ClearMessage()))
+        self._tracker.cleared()
+
+    async def _send_chunk(self, text: str, flush: bool, allow_interruption: bool) -> None:
+        conn = self._ready_connection()
+        self._tracker.speak_sent()
+        await self._send_speak(text, flush, allow_interruption, conn)
 
     async def _send_speak(
         self,
@@ -686,8 +782,9 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
 
     async def clear(self) -> None:
         """Stop queued and in-flight speech (ignored while non-interruptible speech plays)."""
-        await self._ready_connection().send_text(encode(ClearMessage()))
-        self._tracker.cleared()
+        await self._send_clear()
+        if self._speech is not None:
+            self._speech.cleared()
 
     async def on_audio_input(self, audio_data: Buffer) -> None:
         """Send one frame of microphone/phone audio for transcription.

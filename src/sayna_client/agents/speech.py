@@ -1,0 +1,419 @@
+"""Speech handles: what became of one ``speak`` or ``speak_stream``, and what was heard.
+
+The protocol has no per-``speak`` acknowledgement: TTS audio arrives in ``speak`` order
+(FIFO), and one ``tts_playback_complete`` marks the whole queue drained. The
+:class:`SpeechQueue` of a client therefore keeps its handles in send order, credits each
+audio frame to the oldest unfinished handle, and finishes every handle whose last
+``speak`` was followed by audio and then a completion. ``interrupt()`` sends ``clear``
+(which cancels everything queued on the server), flushes the attached
+:class:`AudioOutput` and ignores audio of the cancelled speech that was already on its way.
+
+"Heard" is an estimate: the bytes delivered (minus those an attached output dropped
+unplayed) divided by the byte rate of the session's TTS encoding, mapped to words at the
+session's measured seconds per word (0.4 s until a handle has played out in full).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterable, Awaitable, Generator, Iterable
+from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
+
+from ..errors import SaynaValidationError
+from .segmenter import SentenceSegmenter
+
+__all__ = ["AudioOutput", "SpeechHandle", "SpeechQueue", "bytes_per_second"]
+
+logger = logging.getLogger("sayna_client")
+
+#: Seconds per spoken word assumed until the session has measured its own (150 words/min).
+DEFAULT_SECONDS_PER_WORD = 0.4
+
+SendSpeak = Callable[[str, bool, bool], Awaitable[None]]
+SendClear = Callable[[], Awaitable[None]]
+
+
+@runtime_checkable
+class AudioOutput(Protocol):
+    """Where the agent's voice is played: a speaker, a phone bridge, a file.
+
+    ``write`` is called on the event loop for every TTS frame as it arrives and must not
+    block (buffer it; play it from another thread or task). ``flush`` drops what was
+    written and not played yet and returns how many bytes it dropped (barge-in).
+    """
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` (TTS audio in the session's format) for playing."""
+
+    def flush(self) -> int:
+        """Drop unplayed audio; return the number of bytes dropped."""
+
+
+def bytes_per_second(audio_format: str, sample_rate: int) -> Optional[float]:
+    """Bytes of one second of mono TTS audio, or None for a compressed format (mp3, opus).
+
+    Args:
+        audio_format: ``TTSConfig.audio_format`` (``linear16``, ``pcm``, ``mulaw``, ...).
+        sample_rate: ``TTSConfig.sample_rate``.
+    """
+    name = audio_format.lower().replace("-", "").replace("_", "")
+    if name in {"linear16", "pcm", "pcm16", "s16le", "wav", "raw"} or name.startswith("pcm"):
+        return 2.0 * sample_rate
+    if name in {"mulaw", "ulaw", "alaw", "pcmu", "pcma"}:
+        return float(sample_rate)
+    return None
+
+
+class SpeechHandle:
+    """One utterance of the agent: a ``speak`` or a ``speak_stream``.
+
+    ``await handle`` returns when the speech has played out (its
+    ``tts_playback_complete`` arrived) or was interrupted; it raises what the text
+    source (``speak_stream``'s iterable) or a ``speak`` raised. Cancelling the await
+    does not stop the speech (use :meth:`interrupt`).
+    """
+
+    __slots__ = (
+        "_bytes",
+        "_done",
+        "_error",
+        "_heard_bytes",
+        "_queue",
+        "_sent",
+        "_task",
+        "allow_interruption",
+        "audio_after_last_send",
+        "chunks",
+        "interrupted",
+        "sent_all",
+    )
+
+    def __init__(self, queue: SpeechQueue, allow_interruption: bool) -> None:
+        self._queue = queue
+        self.allow_interruption = allow_interruption
+        #: The text chunks sent so far, one per ``speak``, in order.
+        self.chunks: list[str] = []
+        #: True once :meth:`interrupt` (or a barge-in) stopped this speech.
+        self.interrupted = False
+        #: Every chunk has been sent (the text source is exhausted).
+        self.sent_all = False
+        self.audio_after_last_send = False
+        self._bytes = 0
+        self._heard_bytes: Optional[int] = None
+        self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._error: Optional[BaseException] = None
+        self._task: Optional[asyncio.Task[None]] = None
+        self._sent = 0
+
+    def __repr__(self) -> str:
+        state = "interrupted" if self.interrupted else ("done" if self.done else "speaking")
+        return f"<SpeechHandle {state} chunks={len(self.chunks)} heard={self.seconds_heard}s>"
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return asyncio.shield(self._done).__await__()
+
+    async def wait(self, timeout: Optional[float] = None) -> None:
+        """``await handle`` with a deadline.
+
+        Raises:
+            asyncio.TimeoutError: not done within ``timeout`` seconds (speech goes on).
+        """
+        await asyncio.wait_for(asyncio.shield(self._done), timeout)
+
+    @property
+    def done(self) -> bool:
+        """Played out, interrupted or failed."""
+        return self._done.done()
+
+    @property
+    def text(self) -> str:
+        """Everything sent to be spoken so far, chunks joined with spaces."""
+        return " ".join(self.chunks)
+
+    @property
+    def bytes_delivered(self) -> int:
+        """TTS audio bytes of this speech that reached the client (and the output)."""
+        return self._bytes
+
+    @property
+    def seconds_heard(self) -> Optional[float]:
+        """Seconds of this speech the user heard: the audio delivered, less what an
+        attached output dropped unplayed at the interruption; None when the TTS format
+        is compressed (no byte rate)."""
+        rate = self._queue.byte_rate()
+        if rate is None:
+            return None
+        heard = self._bytes if self._heard_bytes is None else self._heard_bytes
+        return round(heard / rate, 3)
+
+    @property
+    def text_heard(self) -> str:
+        """The words the user heard: all of :attr:`text` when the speech played out, else
+        the first words that fit in :attr:`seconds_heard` at the session's seconds per
+        word (all words sent when the format is compressed)."""
+        if not self.interrupted:
+            return self.text
+        seconds = self.seconds_heard
+        words = self.text.split()
+        if seconds is None:
+            return " ".join(words)
+        count = int(seconds / self._queue.seconds_per_word + 0.3)
+        return " ".join(words[: max(0, count)])
+
+    def interrupt(self) -> None:
+        """Stop this speech now: ``clear`` is sent (it cancels every speech queued on the
+        server, so every unfinished handle is interrupted), the attached output drops
+        unplayed audio and late audio of the cancelled speech is ignored. No effect on a
+        finished handle.
+
+        Raises:
+            SaynaValidationError: the speech was sent with ``allow_interruption=False``
+                (the server ignores ``clear`` then).
+        """
+        if self.done:
+            return
+        if not self.allow_interruption:
+            raise SaynaValidationError(
+                "this speech was sent with allow_interruption=False; the server ignores "
+                "clear until it has played out"
+            )
+        self._queue.interrupt_all()
+
+    # --- called by the queue ------------------------------------------------------------
+
+    def _credit(self, size: int) -> None:
+        self._bytes += size
+        if self._sent and self._sent == len(self.chunks):
+            self.audio_after_last_send = True
+
+    def _finish(self, *, interrupted: bool, unplayed: int = 0, error: Any = None) -> None:
+        if self._done.done():
+            return
+        if interrupted:
+            self.interrupted = True
+            self._heard_bytes = max(0, self._bytes - unplayed)
+        task = self._task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+        if error is not None:
+            self._done.set_exception(error)
+            self._done.exception()  # retrieved: no "never retrieved" warning if unawaited
+        else:
+            self._done.set_result(None)
+
+
+class SpeechQueue:
+    """The handles of one client, in ``speak`` order (see the module docstring).
+
+    Owned by the client, which passes the functions that put ``speak`` and ``clear`` on
+    the wire and calls the ``on_*`` observers inline from its reader.
+    """
+
+    def __init__(
+        self,
+        send_speak: SendSpeak,
+        send_clear: SendClear,
+        tts_format: Callable[[], tuple[str, int]],
+    ) -> None:
+        self._send_speak = send_speak
+        self._send_clear = send_clear
+        self._tts_format = tts_format
+        self._handles: deque[SpeechHandle] = deque()
+        self._muted = False
+        self._played_seconds = 0.0
+        self._played_words = 0
+        self._interrupt_listeners: list[Callable[[list[SpeechHandle]], None]] = []
+        self._clear_tasks: set[asyncio.Task[None]] = set()
+        #: Where TTS audio is written as it arrives (see :class:`AudioOutput`).
+        self.output: Optional[AudioOutput] = None
+
+    # --- state ---------------------------------------------------------------------------
+
+    def byte_rate(self) -> Optional[float]:
+        audio_format, rate = self._tts_format()
+        return bytes_per_second(audio_format, rate)
+
+    @property
+    def seconds_per_word(self) -> float:
+        """Measured on the session's speech that played out in full (a default before)."""
+        if self._played_words and self._played_seconds > 0:
+            return self._played_seconds / self._played_words
+        return DEFAULT_SECONDS_PER_WORD
+
+    @property
+    def current(self) -> Optional[SpeechHandle]:
+        """The oldest unfinished handle: the one being heard (or about to be)."""
+        return self._handles[0] if self._handles else None
+
+    @property
+    def speaking(self) -> bool:
+        """Speech is outstanding: an unfinished handle exists."""
+        return bool(self._handles)
+
+    def on_interrupt(self, listener: Callable[[list[SpeechHandle]], None]) -> None:
+        """Call ``listener(handles)`` (inline) whenever handles are interrupted."""
+        self._interrupt_listeners.append(listener)
+
+    # --- starting speech -------------------------------------------------------------------
+
+    def open(self, allow_interruption: bool) -> SpeechHandle:
+        """A new handle, last in the queue (its chunks are added with :meth:`add_chunk`)."""
+        handle = SpeechHandle(self, allow_interruption)
+        self._handles.append(handle)
+        return handle
+
+    def add_chunk(self, handle: SpeechHandle, chunk: str) -> None:
+        """``chunk`` of ``handle`` is about to be sent: audio from now on is new speech."""
+        handle.chunks.append(chunk)
+        self._muted = False
+
+    def chunk_sent(self, handle: SpeechHandle, *, last: bool) -> None:
+        """The ``speak`` of the chunk added last is on the wire."""
+        handle._sent += 1
+        handle.audio_after_last_send = False
+        if last:
+            handle.sent_all = True
+
+    def abandon(self, handle: SpeechHandle, error: Optional[BaseException]) -> None:
+        """``handle`` ends now (its send failed, or it had nothing to say)."""
+        if handle in self._handles:
+            self._handles.remove(handle)
+        handle._finish(interrupted=handle.interrupted, error=error)
+
+    def cleared(self) -> list[SpeechHandle]:
+        """``clear`` was sent by the application: unfinished handles are interrupted,
+        unless the newest speech is non-interruptible (the server ignores the clear)."""
+        if not self._handles or not self._handles[-1].allow_interruption:
+            return []
+        return self._interrupt(send_clear=False)
+
+    def speak_stream(
+        self,
+        pieces: Union[AsyncIterable[str], Iterable[str]],
+        *,
+        flush: bool,
+        allow_interruption: bool,
+        segmenter: Optional[SentenceSegmenter],
+    ) -> SpeechHandle:
+        """Start feeding ``pieces`` through ``segmenter`` as ``speak``s; return the handle."""
+        if not isinstance(pieces, (AsyncIterable, Iterable)) or isinstance(pieces, (str, bytes)):
+            raise SaynaValidationError(
+                "speak_stream takes an async iterable (or iterable) of str pieces, e.g. an "
+                f"LLM's token stream; got {type(pieces).__name__} (use speak() for one text)"
+            )
+        cutter = segmenter or SentenceSegmenter()
+        handle = self.open(allow_interruption)
+        handle._task = asyncio.ensure_future(self._feed(handle, pieces, cutter, flush))
+        return handle
+
+    async def _feed(
+        self,
+        handle: SpeechHandle,
+        pieces: Union[AsyncIterable[str], Iterable[str]],
+        cutter: SentenceSegmenter,
+        flush: bool,
+    ) -> None:
+        try:
+            if isinstance(pieces, AsyncIterable):
+                async for piece in pieces:
+                    for chunk in cutter.push(piece):
+                        await self._send(handle, chunk, flush and not handle.chunks)
+            else:
+                for piece in pieces:
+                    for chunk in cutter.push(piece):
+                        await self._send(handle, chunk, flush and not handle.chunks)
+            for chunk in cutter.finish():
+                await self._send(handle, chunk, flush and not handle.chunks)
+        except asyncio.CancelledError:
+            if not handle.done:
+                self.abandon(handle, None)
+            raise
+        except BaseException as exc:  # the source or a send failed: the handle reports it
+            self.abandon(handle, exc)
+            return
+        finally:
+            aclose = getattr(pieces, "aclose", None)
+            if aclose is not None and handle.done:
+                try:
+                    await asyncio.shield(aclose())
+                except Exception as exc:  # the source's own cleanup failed: not ours to raise
+                    logger.debug("closing the text source failed: %s", exc)
+        handle.sent_all = True
+        if not handle.chunks:
+            self.abandon(handle, None)  # nothing to say: done at once
+
+    async def settle(self) -> None:
+        """Wait until the ``clear`` of an interruption is on the wire, so that a ``speak``
+        sent next is not cancelled by it."""
+        while self._clear_tasks:
+            await asyncio.gather(*self._clear_tasks, return_exceptions=True)
+
+    async def _send(self, handle: SpeechHandle, chunk: str, flush: bool) -> None:
+        await self.settle()
+        if handle.done:
+            return
+        self.add_chunk(handle, chunk)
+        await self._send_speak(chunk, flush, handle.allow_interruption)
+        self.chunk_sent(handle, last=False)
+
+    # --- interrupting ------------------------------------------------------------------------
+
+    def interrupt_all(self) -> list[SpeechHandle]:
+        """Interrupt every unfinished handle (see :meth:`SpeechHandle.interrupt`); returns
+        them. ``clear`` is sent on a task (its failure on a closed socket is logged)."""
+        return self._interrupt(send_clear=True)
+
+    def _interrupt(self, *, send_clear: bool) -> list[SpeechHandle]:
+        handles = list(self._handles)
+        self._handles.clear()
+        unplayed = self.output.flush() if self.output is not None else 0
+        self._muted = True
+        for handle in handles:
+            # The output's unplayed audio belongs to the newest handles that had audio.
+            taken = min(unplayed, handle.bytes_delivered) if handle is handles[0] else 0
+            handle._finish(interrupted=True, unplayed=taken)
+        if send_clear:
+            task = asyncio.ensure_future(self._clear())
+            self._clear_tasks.add(task)
+            task.add_done_callback(self._clear_tasks.discard)
+        for listener in self._interrupt_listeners:
+            listener(handles)
+        return handles
+
+    async def _clear(self) -> None:
+        try:
+            await self._send_clear()
+        except Exception as exc:  # nothing left to stop when the session is gone
+            logger.debug("clear after an interruption not sent: %s", exc)
+
+    # --- observers (inline on the reader) -------------------------------------------------
+
+    def on_tts_audio(self, data: bytes) -> None:
+        if self._muted:
+            return  # audio of cancelled speech, already on its way
+        if self._handles:
+            self._handles[0]._credit(len(data))
+        output = self.output
+        if output is not None:
+            output.write(data)
+
+    def on_playback_complete(self, _event: object) -> None:
+        rate = self.byte_rate()
+        while self._handles:
+            handle = self._handles[0]
+            if not (handle.sent_all and handle.audio_after_last_send):
+                break  # FIFO: later handles cannot be done either
+            self._handles.popleft()
+            if rate is not None:
+                self._played_seconds += handle.bytes_delivered / rate
+                self._played_words += len(handle.text.split())
+            handle._finish(interrupted=False)
+
+    def on_closed(self, event: Any) -> None:
+        """The socket closed: unfinished handles end as interrupted (nothing more plays)."""
+        handles = list(self._handles)
+        self._handles.clear()
+        for handle in handles:
+            handle._finish(interrupted=True)

@@ -1,0 +1,120 @@
+"""SentenceSegmenter: a pure function of the text, whatever the pieces."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sayna_client import SaynaValidationError
+from sayna_client.agents import SentenceSegmenter
+
+
+def cut(text: str, piece: int = 1, **kwargs: int) -> list[str]:
+    segmenter = SentenceSegmenter(**kwargs)
+    chunks: list[str] = []
+    for start in range(0, len(text), piece):
+        chunks += segmenter.push(text[start : start + piece])
+    return chunks + segmenter.finish()
+
+
+def test_first_sentence_leaves_at_once_and_later_ones_respect_min_chars() -> None:
+    segmenter = SentenceSegmenter(min_chars=20)
+    assert segmenter.push("Hi.") == []  # the boundary needs the next character
+    assert segmenter.push(" Ok.") == ["Hi."]
+    assert segmenter.push(" Fine. And now a longer one. ") == ["Ok. Fine. And now a longer one."]
+    assert segmenter.finish() == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Pi is about 3.14159 and e is 2.71828 in value.",
+        "Dr. Smith met Mrs. Jones at St. Mary's today.",
+        "Bring snacks, e.g. apples, i.e. fruit, etc. for everyone please.",
+        "See https://example.com/docs/v1.2/index.html for the full list now.",
+        "Write to help.desk@example.co.uk or visit www.example.org today ok.",
+        "The author J. R. R. Tolkien wrote many long books indeed.",
+    ],
+)
+def test_no_cut_inside_numbers_abbreviations_or_urls(text: str) -> None:
+    first = "Okay. "
+    assert cut(first + text + " Then more text follows here.") == [
+        "Okay.",
+        text,
+        "Then more text follows here.",
+    ]
+
+
+def test_long_text_is_cut_at_clauses_then_spaces() -> None:
+    text = "alpha beta gamma, delta epsilon zeta eta theta iota kappa lambda mu nu xi"
+    assert cut(text, max_chars=30) == [
+        "alpha beta gamma,",
+        "delta epsilon zeta eta theta",
+        "iota kappa lambda mu nu xi",
+    ]
+    assert cut("a" * 40 + " b", max_chars=20) == ["a" * 40, "b"]  # never inside a word
+
+
+def test_other_sentence_ends_and_paragraphs() -> None:
+    assert cut("Really?! Yes… I think so\n\nNew paragraph here", min_chars=0) == [
+        "Really?!",
+        "Yes…",
+        "I think so",
+        "New paragraph here",
+    ]
+    assert cut('He said "stop." Then he left the building.') == [
+        'He said "stop."',
+        "Then he left the building.",
+    ]
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(SaynaValidationError, match="max_chars"):
+        SentenceSegmenter(min_chars=50, max_chars=20)
+    with pytest.raises(SaynaValidationError, match="min_chars"):
+        SentenceSegmenter(min_chars=-1)
+    with pytest.raises(SaynaValidationError, match="str"):
+        SentenceSegmenter().push(b"bytes")  # type: ignore[arg-type]
+    assert SentenceSegmenter(abbreviations=["Approx."]).abbreviations == frozenset({"approx"})
+
+
+words = st.sampled_from(
+    [
+        "Hello",
+        "world.",
+        "Dr.",
+        "3.14",
+        "e.g.",
+        "yes,",
+        "no;",
+        "https://a.b/c.d",
+        "ok!",
+        "why?",
+        "a",
+        "longer",
+        "sentence",
+        "here",
+        "and",
+        "there",
+        "x" * 30,
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(words, min_size=1, max_size=80),
+    st.integers(min_value=1, max_value=9),
+    st.integers(min_value=0, max_value=40),
+    st.integers(min_value=40, max_value=120),
+)
+def test_chunks_keep_every_word_and_do_not_depend_on_the_pieces(
+    tokens: list[str], piece: int, min_chars: int, max_chars: int
+) -> None:
+    text = " ".join(tokens)
+    whole = cut(text, len(text), min_chars=min_chars, max_chars=max_chars)
+    assert " ".join(whole).split() == tokens
+    assert cut(text, piece, min_chars=min_chars, max_chars=max_chars) == whole
+    for chunk in whole:
+        assert len(chunk) <= max_chars or " " not in chunk[: max_chars + 1].strip()

@@ -1,0 +1,200 @@
+"""Speech handles and speak_stream against the local server (paced TTS: clear cuts speech)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from sayna_client import SaynaClient, SaynaValidationError
+from sayna_client.agents import AudioOutput, SpeechHandle
+from sayna_client.server import LocalServer
+
+from .conftest import RATE, WORD_BYTES
+
+LONG = "this is a long answer that goes on and on for quite a few words indeed"
+
+
+def speaks(server: LocalServer) -> list[dict[str, object]]:
+    return [m for m in server.records.last_session.messages if m["type"] == "speak"]
+
+
+async def test_speak_returns_a_handle_that_plays_out(agent: SaynaClient) -> None:
+    handle = await agent.speak("one two three")
+    assert isinstance(handle, SpeechHandle)
+    await handle.wait(10)
+    assert handle.done
+    assert not handle.interrupted
+    assert handle.bytes_delivered == 3 * WORD_BYTES
+    assert handle.seconds_heard == pytest.approx(0.54)
+    assert handle.text_heard == "one two three"
+    # The session measured its own seconds per word from speech that played out.
+    assert agent.speech.seconds_per_word == pytest.approx(0.18)
+
+
+async def test_first_speak_leaves_with_the_first_sentence(
+    agent: SaynaClient, server: LocalServer
+) -> None:
+    gate = asyncio.Event()
+    consumed: list[str] = []
+
+    async def llm() -> AsyncIterator[str]:
+        for token in ["Sure", ".", " Dr", ". Who", " is 3", ".5 km", " away", ". "]:
+            consumed.append(token)
+            yield token
+        await gate.wait()
+        for token in [" Then", " we", " are", " done", " here", " ok."]:
+            yield token
+
+    handle = await agent.speak_stream(llm())
+    first = await server.records.wait_for(lambda: speaks(server))
+    assert first[0]["text"] == "Sure."
+    second = await server.records.wait_for(lambda: speaks(server)[1:])
+    assert second[0]["text"] == "Dr. Who is 3.5 km away."
+    assert not handle.done
+    gate.set()
+    await handle.wait(15)
+    sent = speaks(server)
+    assert [m["text"] for m in sent] == [
+        "Sure.",
+        "Dr. Who is 3.5 km away.",
+        "Then we are done here ok.",
+    ]
+    assert [m["flush"] for m in sent] == [True, False, False]
+    assert handle.text == "Sure. Dr. Who is 3.5 km away. Then we are done here ok."
+    assert handle.bytes_delivered == 13 * WORD_BYTES
+    assert not handle.interrupted
+
+
+async def test_interrupt_stops_speech_and_keeps_the_words_heard(
+    agent: SaynaClient, server: LocalServer
+) -> None:
+    await (await agent.speak("calibrate the rate"))  # 0.18 s a word on the fake engine
+    handle = await agent.speak(LONG)
+
+    def two_words(_: bytes) -> None:
+        if handle.bytes_delivered >= 2 * WORD_BYTES and not handle.done:
+            handle.interrupt()
+
+    agent.register_on_tts_audio(two_words)
+    await handle.wait(10)
+    assert handle.interrupted
+    assert handle.text_heard == "this is"
+    assert 0.36 <= (handle.seconds_heard or 0) < 0.54
+    session = server.records.last_session
+    await server.records.wait_for(lambda: any(m["type"] == "clear" for m in session.messages))
+    # The server stopped: far less than the whole answer was synthesized.
+    assert session.sent_audio_bytes < (3 + 8) * WORD_BYTES
+    handle.interrupt()  # finished: no effect
+
+
+class Buffered(AudioOutput):
+    """A speaker that has played nothing yet: everything written is still buffered."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.flushed = 0
+
+    def write(self, data: bytes) -> None:
+        self.buffer += data
+
+    def flush(self) -> int:
+        dropped, self.flushed = len(self.buffer), self.flushed + 1
+        self.buffer.clear()
+        return dropped
+
+
+async def test_output_gets_audio_and_unplayed_audio_is_not_heard(
+    agent: SaynaClient, server: LocalServer
+) -> None:
+    output = Buffered()
+    agent.audio_output = output
+    assert agent.audio_output is output
+    handle = await agent.speak(LONG)
+    await server.records.wait_for(lambda: len(output.buffer) >= WORD_BYTES, 10)
+    handle.interrupt()
+    assert output.flushed == 1
+    assert not output.buffer
+    assert handle.seconds_heard == 0
+    assert handle.text_heard == ""
+    # Audio of the cancelled speech still on its way is not written to the output.
+    await agent.clear()
+    assert not output.buffer
+    follow = await agent.speak("two words")
+    await follow.wait(10)
+    assert (follow.interrupted, follow.bytes_delivered) == (False, 2 * WORD_BYTES)
+    assert len(output.buffer) == 2 * WORD_BYTES
+    with pytest.raises(SaynaValidationError, match="write"):
+        agent.audio_output = object()  # type: ignore[assignment]
+    agent.audio_output = None
+
+
+async def test_clear_interrupts_handles(agent: SaynaClient) -> None:
+    handle = await agent.speak(LONG)
+    await agent.clear()
+    await handle.wait(5)
+    assert handle.interrupted
+
+
+async def test_non_interruptible_speech_refuses_interrupt(agent: SaynaClient) -> None:
+    handle = await agent.speak("please hold", allow_interruption=False)
+    with pytest.raises(SaynaValidationError, match="allow_interruption=False"):
+        handle.interrupt()
+    await handle.wait(10)
+    assert not handle.interrupted
+
+
+async def test_interrupting_a_stream_stops_reading_it(
+    agent: SaynaClient, server: LocalServer
+) -> None:
+    closed = asyncio.Event()
+    read: list[str] = []
+
+    async def llm() -> AsyncIterator[str]:
+        try:
+            for n in range(1000):
+                read.append(str(n))
+                yield f"Sentence number {n} is here. "
+                await asyncio.sleep(0)
+        finally:
+            closed.set()
+
+    handle = await agent.speak_stream(llm())
+    await server.records.wait_for(lambda: len(read) >= 3, 10)
+    handle.interrupt()
+    await handle.wait(5)
+    await asyncio.wait_for(closed.wait(), 5)
+    assert handle.interrupted
+    assert len(read) < 1000
+
+
+async def test_stream_errors_reach_the_awaiter(agent: SaynaClient) -> None:
+    async def llm() -> AsyncIterator[str]:
+        yield "Hello there. "
+        raise ValueError("model overloaded")
+
+    handle = await agent.speak_stream(llm())
+    with pytest.raises(ValueError, match="model overloaded"):
+        await handle
+    empty = await agent.speak_stream([])
+    await empty.wait(5)
+    assert empty.text == ""
+    assert not empty.interrupted
+    with pytest.raises(SaynaValidationError, match="speak\\(\\)"):
+        await agent.speak_stream("a plain string")
+    plain = await agent.speak_stream(["Plain ", "iterables work too."])
+    await plain.wait(10)
+    assert plain.text == "Plain iterables work too."
+
+
+async def test_closing_ends_handles(server: LocalServer) -> None:
+    from .conftest import make_client
+
+    client = make_client(server)
+    await client.connect()
+    handle = await client.speak(LONG)
+    await client.disconnect()
+    await handle.wait(5)
+    assert handle.interrupted
+    assert RATE == 16000
