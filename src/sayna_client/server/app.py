@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Mapping, Sequence
@@ -11,7 +12,7 @@ from typing import Any, Optional, Union
 from aiohttp import web
 
 from .control import SERVER_KEY, add_control_routes
-from .engines import ENGINE_NAMES
+from .engines import ENGINE_NAMES, EngineUnavailable
 from .faults import Faults
 from .livekit import Participant, Room, Track, new_id
 from .livekit_routes import add_livekit_routes
@@ -36,8 +37,9 @@ class LocalServer:
         host: interface to bind (default loopback).
         port: TCP port; ``0`` picks a free one (read :attr:`port` after start).
         engine: engine serving real provider names (``deepgram``, ``elevenlabs``, ...):
-            ``"fake"`` (deterministic) or ``"local"`` (espeak-ng + pocketsphinx, needs the
-            ``local`` extra). Providers ``fake`` and ``local`` always pick their engine.
+            ``"fake"`` (deterministic) or ``"local"`` (Whisper + Piper, falling back to
+            pocketsphinx + espeak-ng; needs the ``local`` extra). Providers ``fake`` and
+            ``local`` always pick their engine.
         api_key: require this key (``Authorization: Bearer`` or ``?api_key=``) on every
             route except ``GET /`` and ``POST /livekit/webhook``. No tenant isolation.
         api_keys: alternatively several keys, each mapped to a tenant id (``auth.id``;
@@ -54,6 +56,9 @@ class LocalServer:
         keep_audio: bytes of each session's audio input kept in memory for
             ``records`` (``SessionRecord.audio``; the counters count everything). ``sayna
             serve`` keeps none: nothing outside the process can read them.
+        stt_hint: words the local engine's recogniser should expect in every session
+            (names such as ``"Sayna"``); given to Whisper as previous text. Other
+            engines ignore it.
     """
 
     def __init__(
@@ -74,6 +79,7 @@ class LocalServer:
         faults: Optional[Faults] = None,
         control: bool = True,
         keep_audio: int = AUDIO_KEEP_LIMIT,
+        stt_hint: str = "",
     ) -> None:
         if engine not in ENGINE_NAMES:
             raise ValueError(f"engine must be one of {', '.join(ENGINE_NAMES)}, not {engine!r}")
@@ -98,6 +104,7 @@ class LocalServer:
                 sip_outbound_address=sip_outbound_address,
                 control=control,
                 keep_audio=keep_audio,
+                stt_hint=stt_hint,
             ),
             faults or Faults(),
             tuple(sip_hooks),
@@ -109,13 +116,20 @@ class LocalServer:
         """Bind and start serving.
 
         Raises:
-            EngineUnavailable: the default engine cannot be created (e.g. ``local``
-                without its optional dependencies).
+            EngineUnavailable: the default engine cannot be created or started (e.g.
+                ``local`` without its optional dependencies, or a modified model file).
             OSError: the port cannot be bound.
         """
         if self._runner is not None:
             return
-        self._state.engine(self._state.config.engine)  # fail fast on a missing extra
+        # Fail fast on a missing extra or a bad model file; engines load their models
+        # in worker threads, never on the loop.
+        name = self._state.config.engine
+        engine = await asyncio.to_thread(self._state.engine, name)
+        try:
+            await engine.start()
+        except RuntimeError as exc:
+            raise EngineUnavailable(f"engine {name!r} cannot start: {exc}") from exc
         app = web.Application(
             client_max_size=BODY_LIMIT,
             middlewares=make_middlewares(lambda: self._state.auth, self._state.records),

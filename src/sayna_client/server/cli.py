@@ -35,6 +35,12 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         default=None,
         help="require this API key (default: $SAYNA_API_KEY; unset = no auth)",
     )
+    parser.add_argument(
+        "--stt-hint",
+        default="",
+        metavar="WORDS",
+        help="words the local engine should expect, e.g. --stt-hint Sayna (default: none)",
+    )
     parser.add_argument("--livekit-url", default="ws://127.0.0.1:7880", help="reported LiveKit URL")
     parser.add_argument("--hook-secret", default=None, help="global SIP webhook signing secret")
     parser.add_argument(
@@ -85,6 +91,7 @@ def serve_main(argv: Optional[list[str]] = None) -> int:
         api_key=args.api_key or os.environ.get("SAYNA_API_KEY") or None,
         livekit_url=args.livekit_url,
         hook_secret=args.hook_secret,
+        stt_hint=args.stt_hint,
         keep_audio=0,  # records are only readable in-process; the counters still count
         faults=Faults(
             never_send_ready=args.fault_never_send_ready,

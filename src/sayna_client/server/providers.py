@@ -145,8 +145,9 @@ def tts_request(config: dict[str, Any], text: str) -> TTSRequest:
     )
 
 
-def stt_params(config: dict[str, Any]) -> STTParams:
-    """Build recogniser parameters from a validated ``stt_config``."""
+def stt_params(config: dict[str, Any], hint: str = "") -> STTParams:
+    """Build recogniser parameters from a validated ``stt_config`` and the server's
+    keyword ``hint``."""
     return STTParams(
         language=config["language"],
         sample_rate=config["sample_rate"],
@@ -154,4 +155,5 @@ def stt_params(config: dict[str, Any]) -> STTParams:
         encoding=config["encoding"],
         model=config["model"],
         punctuation=config["punctuation"],
+        hint=hint,
     )

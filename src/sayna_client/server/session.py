@@ -287,7 +287,7 @@ class Session:
             self._error(f"Failed to create voice manager: {exc}")
             return False
         try:
-            stream = stt_engine.open_stt(stt_params(stt_config))
+            stream = stt_engine.open_stt(stt_params(stt_config, self.state.config.stt_hint))
         except Exception as exc:
             logger.warning("engine %s could not start STT: %s", stt_name, exc)
             self._error(f"Failed to start voice manager: {exc}")

@@ -48,6 +48,7 @@ class ServerConfig:
     sip_outbound_address: Optional[str] = "127.0.0.1:5060"
     control: bool = True
     keep_audio: int = AUDIO_KEEP_LIMIT
+    stt_hint: str = ""
 
     @property
     def livekit_configured(self) -> bool:

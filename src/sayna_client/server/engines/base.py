@@ -57,6 +57,9 @@ class STTParams:
     encoding: str = "linear16"
     model: str = ""
     punctuation: bool = True
+    #: Words the recogniser should expect (names such as "Sayna"); engines that
+    #: support hints (the local Whisper engine) use them, others ignore them.
+    hint: str = ""
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,13 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def open_stt(self, params: STTParams) -> STTStream:
         """Start a recogniser for one session."""
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Load what the engine needs before serving, off the event loop.
+
+        Default: nothing to load. The server awaits it once for its default engine, so
+        errors (e.g. a corrupted model file) surface at start-up.
+        """
 
 
 # --- audio format helpers shared by engines -------------------------------------------
