@@ -239,7 +239,13 @@ _LOCAL_CORE = ("numpy", "soxr", "espeakng_loader", "pocketsphinx")
 def _local_missing() -> list[str]:
     import importlib.util
 
-    return [name for name in _LOCAL_CORE if importlib.util.find_spec(name) is None]
+    def missing(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is None
+        except (ImportError, ValueError):  # broken or blocked (sys.modules[name] = None)
+            return True
+
+    return [name for name in _LOCAL_CORE if missing(name)]
 
 
 async def _demo(args: argparse.Namespace) -> int:

@@ -181,16 +181,22 @@ class LocalEngine(Engine):
             RuntimeError: synthesis failed or the engine was closed.
         """
         piper: Any = None
-        voice_id = request.voice_id.strip().lower()
-        if self._piper is not None and (
-            voice_id in _JOE_IDS or not self._espeak.names_voice(request.voice_id)
-        ):
+        if self.uses_piper(request.voice_id) and self._piper is not None:
             piper = await asyncio.wrap_future(self._piper)
         source = piper.synthesize(request) if piper is not None else None
         if source is None:
             source = self._espeak.synthesize(request)
         async for chunk in source:
             yield chunk
+
+    def uses_piper(self, voice_id: str) -> bool:
+        """True when ``voice_id`` is spoken by the Piper voice (installed, and the id is
+        ``joe``/``en_US-joe-medium`` or names no espeak-ng voice). Never raises."""
+        if self._piper is None:
+            return False
+        if voice_id.strip().lower() in _JOE_IDS:
+            return True
+        return not self._espeak.names_voice(voice_id)
 
     def open_stt(self, params: STTParams) -> STTStream:
         """Start a recogniser for one session.

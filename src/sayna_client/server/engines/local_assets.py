@@ -152,7 +152,14 @@ def missing_packages(packages: dict[str, str]) -> list[str]:
     Uses ``importlib.util.find_spec`` only: nothing is imported, so this is cheap
     enough for the event loop.
     """
-    return [pip for module, pip in packages.items() if importlib.util.find_spec(module) is None]
+    return [pip for module, pip in packages.items() if not _installed(module)]
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken or blocked package (sys.modules[name] = None)
+        return False
 
 
 def _check(model: ModelFile, path: Path, digest: str) -> None:
