@@ -67,6 +67,9 @@ class LocalEngine(Engine):
 
     Args:
         stt_workers: concurrent Whisper decodes (default: the number of CPUs, 2 to 4).
+        neural: use Whisper and Piper when installed (default: True unless the
+            environment variable ``SAYNA_LOCAL_NEURAL`` is ``0``, which selects
+            pocketsphinx and espeak-ng, e.g. to compare them in benchmarks).
 
     Raises:
         RuntimeError: the bundled espeak-ng library cannot be loaded.
@@ -74,8 +77,10 @@ class LocalEngine(Engine):
 
     name = "local"
 
-    def __init__(self, stt_workers: Optional[int] = None) -> None:
+    def __init__(self, stt_workers: Optional[int] = None, neural: Optional[bool] = None) -> None:
         workers = stt_workers or min(4, max(2, os.cpu_count() or 2))
+        if neural is None:
+            neural = os.environ.get("SAYNA_LOCAL_NEURAL", "1").strip() != "0"
         self._tts_executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=2, thread_name_prefix="sayna-tts"
         )
@@ -93,6 +98,9 @@ class LocalEngine(Engine):
         )
         self._speech: Optional[concurrent.futures.Future[Any]] = None
         self._piper: Optional[concurrent.futures.Future[Any]] = None
+        if not neural:
+            logger.info("local engine: neural models disabled; pocketsphinx and espeak-ng")
+            return
         missing = missing_packages(STT_PACKAGES)
         if missing:
             logger.warning(
