@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import gc
 import os
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -376,3 +378,83 @@ async def test_unreachable_proxy_is_named(
             await client.health()
     with pytest.raises(SaynaValidationError, match="proxy must be an http:// URL"):
         make_client(server, proxy="socks5://127.0.0.1:1080")
+
+
+class TlsFront:
+    """TLS in front of a plain local server: decrypts on 127.0.0.1 and pipes to it, so a
+    client can reach it with https:// and wss:// (through a CONNECT tunnel)."""
+
+    def __init__(self, target_port: int, context: ssl.SSLContext) -> None:
+        self.target_port = target_port
+        self.context = context
+        self.accepted = 0
+        self.url = ""
+        self._server: Optional[asyncio.AbstractServer] = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def __aenter__(self) -> TlsFront:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.context)
+        self.url = f"https://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        up_reader, upstream = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers.update((writer, upstream))
+        try:
+            await asyncio.gather(_pipe(reader, upstream), _pipe(up_reader, writer))
+        finally:
+            for w in (writer, upstream):
+                self._writers.discard(w)
+                w.close()
+
+
+@pytest.fixture(scope="module")
+def tls_contexts(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) SSL contexts for a self-signed 127.0.0.1 certificate."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    client_context = ssl.create_default_context(cafile=str(cert))
+    return server_context, client_context
+
+
+@pytest.mark.parametrize("how", ["argument", "HTTPS_PROXY"])
+async def test_https_and_wss_tunnel_through_connect(
+    server: LocalServer,
+    no_proxy_env: pytest.MonkeyPatch,
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+    how: str,
+) -> None:
+    server_context, client_context = tls_contexts
+    async with TlsFront(server.port, server_context) as front, ForwardProxy() as proxy:
+        kwargs: dict[str, Any] = {"ssl": client_context}
+        if how == "argument":
+            kwargs["proxy"] = proxy.url
+        else:
+            no_proxy_env.setenv("HTTPS_PROXY", proxy.url)
+        client = SaynaClient(front.url, stt(), tts(), **kwargs)
+        await _rest_and_voice(client)
+        assert not client.connected
+    host = front.url[len("https://") :]
+    assert proxy.requests
+    assert set(proxy.requests) == {f"CONNECT {host}"}
+    # Every connection that reached the TLS server came through a tunnel.
+    assert front.accepted == len(proxy.requests)

@@ -25,6 +25,7 @@ for _module in ("ctranslate2", "onnxruntime", "tokenizers", "piper", "meeting_no
 import numpy as np  # noqa: E402
 
 from sayna_client._wer import normalize_words, word_error_rate  # noqa: E402
+from sayna_client.server.engines import whisper_stt  # noqa: E402
 from sayna_client.server.engines.base import STTParams, Transcript, TTSRequest  # noqa: E402
 from sayna_client.server.engines.local import LocalEngine  # noqa: E402
 from sayna_client.server.engines.local_assets import (  # noqa: E402
@@ -101,6 +102,23 @@ async def test_phone_band_mulaw_speech_is_transcribed(engine: LocalEngine) -> No
     params = STTParams(sample_rate=8000, encoding="mulaw")
     results = await recognise(engine, linear16_to_mulaw(narrow), params, frame=160)
     assert word_error_rate(transcripts()[name], final_text(results)) <= 0.10, results
+
+
+async def test_a_long_utterance_is_cut_into_finals_and_ends_speech_final(
+    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Cuts happen at a pause after 15 s of speech, or at 25 s; 3 s / 4 s here, so a 7 s
+    # sentence shows them.
+    monkeypatch.setattr(whisper_stt, "SOFT_CUT_S", 3.0)
+    monkeypatch.setattr(whisper_stt, "HARD_CUT_S", 4.0)
+    name = "librivox-0870.wav"
+    results = await recognise(engine, read_clip(name) + bytes(RATE * 2))
+    finals = [r for r in results if r.is_final]
+    assert len(finals) >= 2, finals
+    assert [r.is_speech_final for r in finals] == [False] * (len(finals) - 1) + [True]
+    assert all(r.transcript for r in finals)
+    # A hard cut can split a word: allow for it.
+    assert word_error_rate(transcripts()[name], final_text(results)) <= 0.3, finals
 
 
 # --- guards against invented text ----------------------------------------------------------

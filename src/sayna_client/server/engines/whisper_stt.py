@@ -9,8 +9,9 @@ Pipeline per stream, in a worker thread::
 Results follow Sayna's shape (protocol §6.8): interims every ~0.4 s of speech while the
 text changes, and a final that is also speech-final, carrying its text, when the VAD has
 heard :data:`END_SILENCE_S` of silence after speech. Utterances longer than
-:data:`SOFT_CUT_S` are cut at the next short pause (a final that is not speech-final), so
-a monologue is decoded in pieces Whisper handles well (it reads at most 30 s).
+:data:`SOFT_CUT_S` are cut at the next short pause, so a monologue is decoded in pieces
+Whisper handles well (it reads at most 30 s); each piece but the last becomes a final
+that is not speech-final, sent once the next piece is decoded.
 
 Whisper invents text on noise and tones; the guards (each tested): only VAD-detected
 speech is decoded; results whose no-speech probability exceeds
@@ -64,11 +65,12 @@ END_SILENCE_S = 0.5
 TRAIL_KEEP_S = 0.2
 #: Utterances with less voiced audio than this are not decoded (clicks, coughs).
 MIN_SPEECH_S = 0.25
-#: Voiced audio between two interims.
+#: Voiced audio between two interims; utterances over 4 s get one per tenth of their
+#: length (each interim decodes the whole utterance so far, so this bounds the cost).
 INTERIM_INTERVAL_S = 0.4
 #: Past this length an utterance is cut at the next pause of PAUSE_CUT_S ...
 SOFT_CUT_S = 15.0
-PAUSE_CUT_S = 0.15
+PAUSE_CUT_S = 0.1
 #: ... and unconditionally here (Whisper reads 30 s at most).
 HARD_CUT_S = 25.0
 #: Guards against invented text.
@@ -298,7 +300,7 @@ class WhisperRecognizer:
         self._silence = 0.0
         self._since_interim = 0.0
         self._last_interim = ""
-        self._cut_sent = False  # a final of this turn went out before a cut
+        self._held = ""  # text of a piece cut from the current utterance, not yet sent
 
     def _ready_models(self) -> SpeechModels:
         if self._models is None:
@@ -313,7 +315,8 @@ class WhisperRecognizer:
         self._carry = data[usable:]
         if usable:
             self._push(self._to_mono(data[:usable]), out)
-        if self._in_speech and self._since_interim >= INTERIM_INTERVAL_S:
+        length = len(self._chunks) * CHUNK_S
+        if self._in_speech and self._since_interim >= max(INTERIM_INTERVAL_S, length / 10):
             # Once per call: a stream that fell behind gets fewer interims, not a backlog.
             self._since_interim = 0.0
             self._interim(out)
@@ -372,7 +375,7 @@ class WhisperRecognizer:
         text = self._ready_models().transcribe(self._utterance_audio(), self._hint)
         if text and text != self._last_interim:
             self._last_interim = text
-            out.append(Transcript(self._format(text), False, False, CONFIDENCE))
+            out.append(Transcript.interim(self._format(text), CONFIDENCE))
 
     def _end_utterance(self, out: list[Transcript], speech_final: bool) -> None:
         text = ""
@@ -387,13 +390,18 @@ class WhisperRecognizer:
             self._silence = 0.0
         self._voiced = self._since_interim = 0.0
         self._last_interim = ""
-        if text:
-            out.append(Transcript(self._format(text), True, speech_final, CONFIDENCE))
-            self._cut_sent = not speech_final
-        elif speech_final and self._cut_sent:
-            # The turn's text went out before a cut: close the turn.
-            out.append(Transcript("", True, True, 1.0))
-            self._cut_sent = False
+        # A piece cut from a long utterance is held until the next piece is decoded, so
+        # the turn's last final is always speech-final with text (never an empty one).
+        held, self._held = self._held, ""
+        if not speech_final:
+            if held and text:
+                out.append(Transcript.segment_final(self._format(held), CONFIDENCE))
+            self._held = text or held
+        elif held and text:
+            out.append(Transcript.segment_final(self._format(held), CONFIDENCE))
+            out.append(Transcript.speech_final(self._format(text), CONFIDENCE))
+        elif held or text:
+            out.append(Transcript.speech_final(self._format(held or text), CONFIDENCE))
 
     def _format(self, text: str) -> str:
         """Whisper punctuates; without ``punctuation`` the text is lower case without
