@@ -7,8 +7,9 @@ import base64
 import contextlib
 import logging
 import warnings
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import aiohttp
 
@@ -36,6 +37,7 @@ from ._config import (
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, HttpTransport
 from ._redact import Redactor, safe_url, split_userinfo, url_secrets
 from ._rest import RestMethods
+from .agents.barge_in import DEFAULT_BACKCHANNELS, DEFAULT_FILLERS, BargeIn, BargeInEvent
 from .agents.segmenter import SentenceSegmenter
 from .agents.speech import AudioOutput, SpeechHandle, SpeechQueue
 from .errors import (
@@ -84,6 +86,13 @@ def _auth_headers(api_key: Optional[str], userinfo: Optional[tuple[str, str]]) -
         token = base64.b64encode(":".join(userinfo).encode("utf-8")).decode("ascii")
         return {"Authorization": f"Basic {token}"}
     return {}
+
+
+def _alive(ref: weakref.ref[SaynaClient]) -> SaynaClient:
+    client = ref()
+    if client is None:
+        raise SaynaNotConnectedError()
+    return client
 
 
 class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
@@ -742,10 +751,56 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         ``interrupt_all()``); used by :class:`~sayna_client.agents.BargeIn`."""
         return self._speeches()
 
+    def barge_in(
+        self,
+        *,
+        min_words: int = 1,
+        min_duration: float = 0.0,
+        backchannels: Iterable[str] = DEFAULT_BACKCHANNELS,
+        fillers: Iterable[str] = DEFAULT_FILLERS,
+        resume_on_noise: bool = False,
+        on_barge_in: Optional[Callable[[BargeInEvent], Any]] = None,
+    ) -> BargeIn:
+        """Stop the agent's speech when the user talks over it (see
+        :class:`~sayna_client.agents.BargeIn` for the arguments); returns the attached
+        policy (``detach()`` it to stop). Each decision is a ``BargeInEvent``, also
+        delivered to ``client.on("barge_in", cb)``.
+
+        Raises:
+            SaynaValidationError: a bad guard value.
+        """
+        policy = BargeIn(
+            min_words=min_words,
+            min_duration=min_duration,
+            backchannels=backchannels,
+            fillers=fillers,
+            resume_on_noise=resume_on_noise,
+            on_barge_in=on_barge_in,
+        )
+        return policy.attach(self)
+
+    def _emit_local(self, event: Any) -> None:
+        """An event the agents helpers made: to callbacks and iterators, in order."""
+        self._hub.publish(event)
+
     def _speeches(self) -> SpeechQueue:
         queue = self._speech
         if queue is None:
-            queue = self._speech = SpeechQueue(self._send_chunk, self._send_clear, self._tts_format)
+            # Weakly: a dropped client must not be kept alive by its own queue (its HTTP
+            # session is released when it is freed, see test_first_hour).
+            me = weakref.ref(self)
+
+            async def send_chunk(text: str, flush: bool, allow_interruption: bool) -> None:
+                await _alive(me)._send_chunk(text, flush, allow_interruption)
+
+            async def send_clear() -> None:
+                await _alive(me)._send_clear()
+
+            def tts_format() -> tuple[str, int]:
+                client = me()
+                return client._tts_format() if client is not None else ("linear16", 24000)
+
+            queue = self._speech = SpeechQueue(send_chunk, send_clear, tts_format)
             self._hub.observe_audio(queue.on_tts_audio)
             self._hub.observe("tts_playback_complete", queue.on_playback_complete)
             self._hub.observe("closed", queue.on_closed)

@@ -3,17 +3,23 @@
 * :class:`SentenceSegmenter`: cut an LLM's token stream into ``speak``-sized chunks.
 * :class:`SpeechHandle`: what ``client.speak()`` / ``client.speak_stream()`` return:
   await it, interrupt it, read what the user heard.
+* :class:`BargeIn`: stop the agent when the user talks over it (``client.barge_in()``).
 * :class:`AudioOutput`: the protocol of a speaker the client writes TTS audio to.
 
 See ``docs/agents.md``.
 """
 
+from .barge_in import DEFAULT_BACKCHANNELS, DEFAULT_FILLERS, BargeIn, BargeInEvent
 from .segmenter import DEFAULT_ABBREVIATIONS, SentenceSegmenter
 from .speech import AudioOutput, SpeechHandle, SpeechQueue, bytes_per_second
 
 __all__ = [
     "DEFAULT_ABBREVIATIONS",
+    "DEFAULT_BACKCHANNELS",
+    "DEFAULT_FILLERS",
     "AudioOutput",
+    "BargeIn",
+    "BargeInEvent",
     "SentenceSegmenter",
     "SpeechHandle",
     "SpeechQueue",

@@ -1,0 +1,236 @@
+"""Barge-in: stop the agent when the user starts talking over it.
+
+Sayna never interrupts speech by itself (protocol §6.7). A :class:`BargeIn` attached to a
+client watches ``stt_result`` events (on the session's dispatcher, in server order) and,
+while the agent has unfinished speech, interrupts it through the client's
+:class:`~sayna_client.agents.SpeechQueue`: ``clear`` is sent, the attached audio output is
+flushed, the speech handles end as interrupted, and a :class:`BargeInEvent` is emitted.
+
+Guards against false interruptions: the user's words so far (not counting fillers
+such as "um") must number at least ``min_words``, and the user must have been heard for
+``min_duration`` seconds (from the turn's first result); a transcript made only of
+backchannels ("uh-huh", "yeah") never interrupts. With ``resume_on_noise`` the words
+not heard yet are spoken again when the user's turn ends as noise (an empty transcript
+or fillers such as "hmm").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Optional
+
+from ..errors import SaynaValidationError
+from .speech import SpeechHandle
+
+if TYPE_CHECKING:
+    from ..client import SaynaClient
+
+__all__ = ["DEFAULT_BACKCHANNELS", "DEFAULT_FILLERS", "BargeIn", "BargeInEvent"]
+
+logger = logging.getLogger("sayna_client")
+
+#: Short acknowledgements that do not take the turn (compared as normalised phrases).
+DEFAULT_BACKCHANNELS = frozenset(
+    {
+        "uh huh", "uh-huh", "mhm", "mm hmm", "mm-hmm", "yeah", "yes", "yep", "yup", "ok",
+        "okay", "right", "sure", "i see", "got it", "alright", "all right", "cool", "nice",
+    }
+)  # fmt: skip
+#: Sounds that mean nothing: a turn made only of these is noise (``resume_on_noise``).
+DEFAULT_FILLERS = frozenset({"hmm", "hm", "um", "umm", "uh", "er", "erm", "ah", "mm", "eh"})
+
+_WORD = re.compile(r"[\w'-]+")
+
+
+def _words(text: str) -> list[str]:
+    return [w.strip("'-") for w in _WORD.findall(text.lower()) if w.strip("'-")]
+
+
+@dataclass(frozen=True)
+class BargeInEvent:
+    """The user talked over the agent (``resumed`` False), or the agent resumed after the
+    interruption turned out to be noise (``resumed`` True).
+
+    Attributes:
+        transcript: what the user was heard saying when the decision was taken.
+        handles: the speech handles interrupted (or, when resumed, the new one).
+        text_heard: what the user heard of the interrupted speech.
+        text_unheard: the words of the interrupted speech the user did not hear.
+        at: ``time.monotonic()`` of the decision.
+    """
+
+    type: ClassVar[Literal["barge_in"]] = "barge_in"
+
+    transcript: str
+    handles: tuple[SpeechHandle, ...]
+    text_heard: str
+    text_unheard: str
+    resumed: bool = False
+    at: float = field(default_factory=time.monotonic)
+
+
+class BargeIn:
+    """A barge-in policy (see the module docstring). Attach it with
+    ``client.barge_in(...)`` or :meth:`attach`.
+
+    Args:
+        min_words: words the user must have said (backchannels excluded) to interrupt.
+        min_duration: seconds from the user's first result of the turn before interrupting.
+        backchannels: phrases that never interrupt (lower case), e.g. ``{"yeah", "uh huh"}``.
+        fillers: words that are noise; a turn made only of them (or empty) is noise.
+        resume_on_noise: after an interruption, speak the unheard words again when the
+            user's turn ends as noise.
+        on_barge_in: called with each :class:`BargeInEvent` (plain or async), on the
+            session's dispatcher task; ``client.on("barge_in", cb)`` works too.
+
+    Raises:
+        SaynaValidationError: a negative or non-numeric guard.
+    """
+
+    def __init__(
+        self,
+        *,
+        min_words: int = 1,
+        min_duration: float = 0.0,
+        backchannels: Iterable[str] = DEFAULT_BACKCHANNELS,
+        fillers: Iterable[str] = DEFAULT_FILLERS,
+        resume_on_noise: bool = False,
+        on_barge_in: Optional[Callable[[BargeInEvent], Any]] = None,
+    ) -> None:
+        if type(min_words) is not int or min_words < 1:
+            raise SaynaValidationError("min_words must be a whole number >= 1")
+        if not isinstance(min_duration, (int, float)) or min_duration < 0:
+            raise SaynaValidationError("min_duration must be a number of seconds >= 0")
+        if isinstance(backchannels, str) or isinstance(fillers, str):
+            raise SaynaValidationError("backchannels and fillers are collections of strings")
+        self.min_words = min_words
+        self.min_duration = float(min_duration)
+        self.backchannels = frozenset(" ".join(_words(p)) for p in backchannels)
+        self.fillers = frozenset(w.lower() for w in fillers)
+        self.resume_on_noise = resume_on_noise
+        self.on_barge_in = on_barge_in
+        #: Every decision taken, in order.
+        self.history: list[BargeInEvent] = []
+        self._client_ref: Optional[weakref.ref[SaynaClient]] = None
+        self._unsubscribe: Optional[Callable[[], Any]] = None
+        self._turn_started: Optional[float] = None
+        self._pending_resume: Optional[BargeInEvent] = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def attach(self, client: SaynaClient) -> BargeIn:
+        """Watch ``client``'s results from now on; returns self.
+
+        Raises:
+            SaynaValidationError: already attached to a client.
+        """
+        if self._client is not None:
+            raise SaynaValidationError("this BargeIn is already attached; detach() it first")
+        self._client_ref = weakref.ref(client)  # the client's callbacks hold this policy
+        self._unsubscribe = client.on("stt_result", self._on_result)
+        return self
+
+    def detach(self) -> None:
+        """Stop watching (idempotent)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self._unsubscribe = None
+        self._client_ref = None
+
+    @property
+    def _client(self) -> Optional[SaynaClient]:
+        return self._client_ref() if self._client_ref is not None else None
+
+    def is_backchannel(self, text: str) -> bool:
+        """``text`` holds a backchannel phrase and nothing else but fillers."""
+        words = _words(text)
+        index, found = 0, False
+        while index < len(words):
+            for size in (3, 2, 1):
+                if " ".join(words[index : index + size]) in self.backchannels:
+                    index += size
+                    found = True
+                    break
+            else:
+                if words[index] not in self.fillers:
+                    return False
+                index += 1
+        return found
+
+    def is_noise(self, text: str) -> bool:
+        """``text`` is empty or only fillers ("hmm", "um")."""
+        return all(word in self.fillers for word in _words(text))
+
+    # --- the decision (on the dispatcher task, in server order) -------------------------
+
+    def _on_result(self, result: Any) -> None:
+        client = self._client
+        if client is None:
+            return
+        now = time.monotonic()
+        transcript = result.transcript or ""
+        if transcript.strip() and self._turn_started is None:
+            self._turn_started = now
+        if result.is_speech_final:
+            self._turn_started = None
+            self._maybe_resume(client, transcript)
+            return
+        queue = client.speech
+        current = queue.current
+        if current is None or not current.allow_interruption or not transcript.strip():
+            return
+        if self.is_backchannel(transcript):
+            return
+        if len([w for w in _words(transcript) if w not in self.fillers]) < self.min_words:
+            return  # fillers alone ("um", "hmm") never interrupt
+        started = self._turn_started if self._turn_started is not None else now
+        if now - started < self.min_duration:
+            return
+        handles = queue.interrupt_all()
+        heard = handles[0].text_heard if handles else ""
+        unheard = (
+            " ".join(
+                [*handles[0].text.split()[len(heard.split()) :], *[h.text for h in handles[1:]]]
+            ).strip()
+            if handles
+            else ""
+        )
+        event = BargeInEvent(transcript, tuple(handles), heard, unheard, at=now)
+        self._pending_resume = event if self.resume_on_noise and unheard else None
+        self._emit(client, event)
+
+    def _maybe_resume(self, client: SaynaClient, transcript: str) -> None:
+        event, self._pending_resume = self._pending_resume, None
+        if event is None or not self.is_noise(transcript):
+            return
+        self._spawn(self._resume(client, event, transcript))
+
+    async def _resume(self, client: SaynaClient, event: BargeInEvent, transcript: str) -> None:
+        try:
+            handle = await client.speak(event.text_unheard)
+        except Exception as exc:  # the session ended meanwhile: nothing to resume
+            logger.debug("barge-in resume not sent: %s", exc)
+            return
+        self._emit(
+            client,
+            BargeInEvent(transcript, (handle,), event.text_heard, event.text_unheard, True),
+        )
+
+    def _emit(self, client: SaynaClient, event: BargeInEvent) -> None:
+        self.history.append(event)
+        client._emit_local(event)
+        callback = self.on_barge_in
+        if callback is not None:
+            outcome = callback(event)
+            if asyncio.iscoroutine(outcome):
+                self._spawn(outcome)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,103 @@
+"""Barge-in against the local server: scripted caller speech over paced agent speech."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sayna_client import SaynaClient, SaynaValidationError
+from sayna_client.agents import BargeIn, BargeInEvent
+from sayna_client.server import LocalServer
+from sayna_client.server.engines.fake import render_words
+
+from .conftest import RATE, WORD_BYTES
+
+LONG = "this is a long answer that goes on and on for quite a few words indeed"
+SILENCE = bytes(RATE)  # 0.5 s: ends the caller's utterance
+
+
+async def say(client: SaynaClient, words: int) -> None:
+    """The caller speaks ``words`` bursts (their text comes from the script), then pauses."""
+    pcm = render_words(["x"] * words, RATE) + SILENCE
+    for start in range(0, len(pcm), 640):
+        await client.on_audio_input(pcm[start : start + 640])
+
+
+async def test_caller_interrupts_the_agent(agent: SaynaClient, server: LocalServer) -> None:
+    seen: list[BargeInEvent] = []
+    events: list[BargeInEvent] = []
+    agent.on("barge_in", events.append)
+    policy = agent.barge_in(min_words=2, on_barge_in=seen.append)
+    handle = await agent.speak(LONG)
+    await server.records.wait_for(lambda: handle.bytes_delivered >= WORD_BYTES, 10)
+    server.script_speech("wait stop please")
+    await say(agent, 3)
+    await handle.wait(10)
+    assert handle.interrupted
+    (event,) = policy.history
+    assert seen == [event]
+    await server.records.wait_for(lambda: events, 5)
+    assert events == [event]
+    assert event.transcript == "wait stop"  # the interim with two words, not the final
+    assert event.handles == (handle,)
+    assert event.text_heard == handle.text_heard
+    assert (event.text_heard + " " + event.text_unheard).split() == LONG.split()
+    session = server.records.last_session
+    await server.records.wait_for(lambda: any(m["type"] == "clear" for m in session.messages))
+    policy.detach()
+    policy.detach()
+
+
+async def test_backchannels_and_fillers_do_not_interrupt(
+    agent: SaynaClient, server: LocalServer
+) -> None:
+    policy = agent.barge_in()
+    handle = await agent.speak("one two three four five six seven eight")
+    await server.records.wait_for(lambda: handle.bytes_delivered >= WORD_BYTES, 10)
+    server.script_speech("uh huh", "hmm")
+    await say(agent, 2)
+    await say(agent, 1)
+    turns = await server.records.wait_for(
+        lambda: server.records.last_session.sent_of_type("stt_result"), 10
+    )
+    await handle.wait(10)
+    assert turns
+    assert not handle.interrupted
+    assert policy.history == []
+    assert not any(m["type"] == "clear" for m in server.records.last_session.messages)
+
+
+async def test_min_duration_and_no_speech(agent: SaynaClient, server: LocalServer) -> None:
+    policy = BargeIn(min_duration=30).attach(agent)
+    handle = await agent.speak("one two three four five six")
+    await server.records.wait_for(lambda: handle.bytes_delivered >= WORD_BYTES, 10)
+    server.script_speech("hello there")
+    await say(agent, 2)
+    await handle.wait(10)
+    assert not handle.interrupted  # not heard for 30 s
+    # Without agent speech, user speech interrupts nothing.
+    policy.detach()
+    policy.min_duration = 0.0
+    policy.attach(agent)
+    server.script_speech("anything")
+    await say(agent, 1)
+    await asyncio.sleep(0)
+    assert policy.history == []
+
+
+def test_policy_arguments() -> None:
+    with pytest.raises(SaynaValidationError, match="min_words"):
+        BargeIn(min_words=0)
+    with pytest.raises(SaynaValidationError, match="min_duration"):
+        BargeIn(min_duration=-1)
+    with pytest.raises(SaynaValidationError, match="collections"):
+        BargeIn(backchannels="yeah")
+    policy = BargeIn(backchannels=["Uh-huh", "Got it!"])
+    assert policy.is_backchannel("uh-huh, got it")
+    assert policy.is_backchannel("um got it")
+    assert not policy.is_backchannel("hmm")  # a filler alone is noise, not a backchannel
+    assert not policy.is_backchannel("got it but wait")
+    assert policy.is_noise("")
+    assert policy.is_noise("Hmm... um")
+    assert not policy.is_noise("hmm no")
