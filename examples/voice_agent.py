@@ -1,23 +1,18 @@
-"""A voice agent loop with barge-in: greet, answer every user turn, stop when interrupted.
+"""A voice agent on `sayna_client.agents`: streamed answers, barge-in, only heard words kept.
 
     sayna serve                                              # terminal 1 (fake engine)
     python examples/voice_agent.py --simulate --turns 3      # terminal 2
 
-The agent greets with ``speak``, consumes ``client.turns()`` (one ``Turn`` per user
-utterance, interim and final results joined) and answers each turn with ``speak``.
-Sayna never interrupts speech by itself ("no automatic barge-in" in the protocol), so
-when an interim ``stt_result`` arrives while the agent is still talking, the agent
-sends ``clear()`` and drops the audio its speaker has not played yet.
-
-"Still talking" is decided at the speaker, not at the server: TTS audio arrives faster
-than real time, so the agent talks until its speaker has played what it received.
+The agent greets, then answers every user turn (``client.turns()``) by streaming its
+"LLM"'s tokens into ``client.speak_stream()``, sentence by sentence. ``client.barge_in()``
+stops it when the caller talks over it (Sayna never does by itself), and the agent keeps in
+its LLM context only ``handle.text_heard``: the words the caller actually heard.
 
 ``--simulate`` needs no microphone: a simulated caller speaks lines synthesized with
-``speak_rest`` into the session, every second one over the agent (a barge-in). With
-the ``fake`` engine every spoken word is a tone and every turn reads ``word word ...``;
-``sayna serve --engine local`` gives real speech. Without ``--simulate`` the agent uses
-the microphone and loudspeaker through the optional ``sounddevice`` package (wear
-headphones, or the agent hears itself and barges in on its own voice).
+``speak_rest`` into the session, every second one 400 ms into the agent's answer (a
+barge-in). With the fake engine every spoken word is a tone and every turn reads
+``word word ...``; ``sayna serve --engine local`` gives real speech. Without ``--simulate``
+the microphone is read through the optional ``sounddevice`` package (wear headphones).
 """
 
 from __future__ import annotations
@@ -27,193 +22,122 @@ import asyncio
 import itertools
 import os
 import sys
-import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Callable, Optional
 
-from sayna_client import (
-    Event,
-    SaynaClient,
-    SaynaError,
-    STTConfig,
-    STTResultMessage,
-    TTSAudio,
-    TTSConfig,
-    TTSPlaybackCompleteMessage,
-    Turn,
-    audio,
-)
+from sayna_client import SaynaClient, SaynaError, STTConfig, TTSConfig, audio
+from sayna_client.agents import BargeInEvent
 
 FRAME_MS = 20
 MIC_RATE = 16000  # what the microphone sends (stt_config.sample_rate)
-SPEAKER_RATE = 24000  # what the agent's voice comes back at (tts_config.sample_rate)
 GREETING = "Hello! How can I help you today?"
 GOODBYE = "Thank you for calling. Goodbye!"
-CALLER_LINES = (
-    "hello there",
-    "sorry to interrupt but what time is it",
-    "thank you very much",
-    "could you say that again please",
-)
+CALLER_LINES = ("hello there", "sorry to interrupt but what time is it", "thank you very much")
+Brain = Callable[[list[dict[str, str]]], AsyncIterator[str]]
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="http://127.0.0.1:3001", help="Sayna server URL")
-    parser.add_argument(
-        "--api-key",
-        default=os.environ.get("SAYNA_API_KEY"),
-        help="API key (default: $SAYNA_API_KEY)",
-    )
-    parser.add_argument(
-        "--simulate", action="store_true", help="play a simulated caller (no microphone)"
-    )
-    parser.add_argument(
-        "--turns",
-        type=int,
-        default=None,
-        help="stop after N user turns (default: 3 with --simulate, else run until Ctrl-C)",
-    )
-    args = parser.parse_args()
-    if args.turns is None and args.simulate:
-        args.turns = 3
-    return args
+async def llm(context: list[dict[str, str]]) -> AsyncIterator[str]:
+    """The agent's brain, streaming tokens: replace it with your LLM client."""
+    said = context[-1]["content"]
+    answer = f"You said: {said}. That was {len(said.split())} words. Tell me more, I am listening."
+    for token in tokens(answer):
+        await asyncio.sleep(0.02)  # tokens trickle in
+        yield token
 
 
-def answer(turn: Turn) -> str:
-    """The agent's brain: replace it with your LLM call."""
-    said = turn.text.rstrip(".?! ")
-    return f"You said: {said}. That was {len(said.split())} words. Tell me more, I am listening."
+def tokens(text: str) -> Iterator[str]:
+    """``text`` as LLM-like tokens: words with their leading space."""
+    for index, word in enumerate(text.split(" ")):
+        yield word if index == 0 else " " + word
 
 
-class Speaker:
-    """The agent's loudspeaker: a buffer the output device drains in real time.
+class Agent:
+    """The conversation: the LLM context, and barge-in on the client."""
 
-    ``on_event`` takes the session's audio and synthesis completions, ``pull`` is called
-    by the device (possibly from a sound card thread, hence the lock), ``stop`` drops
-    what was not played yet (barge-in). All but ``pull`` run on the event loop.
-    """
+    def __init__(self, client: SaynaClient, brain: Brain = llm) -> None:
+        self.client = client
+        self.brain = brain
+        self.context: list[dict[str, str]] = []
+        self.barge_ins = 0
+        client.barge_in(on_barge_in=self.on_barge_in)
 
-    def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._lock = threading.Lock()
-        self._buffer = bytearray()
-        self._pending = False  # a speak was sent and its synthesis is not complete
-        self._muted = False  # after stop(): late chunks of the cancelled speech are ignored
-        self._idle = asyncio.Event()
-        self._idle.set()
+    def on_barge_in(self, event: BargeInEvent) -> None:
+        self.barge_ins += 1
+        print(f'barge-in after "{event.text_heard}"', flush=True)
 
-    @property
-    def busy(self) -> bool:
-        """True while the agent is talking: speech outstanding or not yet played."""
-        with self._lock:
-            return self._pending or bool(self._buffer)
+    async def say(self, pieces: object) -> None:
+        handle = await self.client.speak_stream(pieces)  # type: ignore[arg-type]
+        await handle  # played out, or interrupted by the caller
+        # Only what the caller heard goes into the context, not the whole answer.
+        self.context.append({"role": "assistant", "content": handle.text_heard})
+        print(f"agent: {handle.text_heard}" + (" [interrupted]" if handle.interrupted else ""))
 
-    def expect(self) -> None:
-        """A ``speak`` is about to be sent: the agent talks from now on."""
-        with self._lock:
-            self._pending, self._muted = True, False
-        self._idle.clear()
-
-    def on_event(self, event: Event) -> None:
-        if isinstance(event, TTSAudio):
-            with self._lock:
-                if not self._muted:
-                    self._buffer += event.data
-        elif isinstance(event, TTSPlaybackCompleteMessage):
-            with self._lock:
-                self._pending = False
-            self._check_idle()
-
-    def pull(self, size: int) -> bytes:
-        with self._lock:
-            data = bytes(self._buffer[:size])
-            del self._buffer[:size]
-            played_out = bool(data) and not self._buffer and not self._pending
-        if played_out:
-            self._loop.call_soon_threadsafe(self._check_idle)
-        return data
-
-    def stop(self) -> float:
-        """Drop unplayed audio; returns how many seconds of speech were cut."""
-        with self._lock:
-            cut = len(self._buffer) / (SPEAKER_RATE * 2)
-            self._buffer.clear()
-            self._pending, self._muted = False, True
-        self._idle.set()
-        return cut
-
-    async def wait_idle(self) -> None:
-        await self._idle.wait()
-
-    def _check_idle(self) -> None:
-        if not self.busy:
-            self._idle.set()
+    async def run(self, max_turns: Optional[int]) -> int:
+        turns = self.client.turns()
+        await self.say(tokens(GREETING))
+        count = 0
+        async for turn in turns:
+            count += 1
+            print(f'turn {count}: "{turn.text}" ({turn.interim_count} interim results)', flush=True)
+            self.context.append({"role": "user", "content": turn.text})
+            if max_turns is not None and count >= max_turns:
+                await self.say(tokens(GOODBYE))
+                break
+            await self.say(self.brain(self.context))
+        return count
 
 
-async def virtual_speaker(speaker: Speaker) -> None:
-    """No sound card: consume the agent's audio at real-time pace and discard it."""
-    size = audio.frame_bytes(FRAME_MS, SPEAKER_RATE)
-    async for _ in audio.paced(itertools.repeat(b""), frame_ms=FRAME_MS):
-        speaker.pull(size)
+def caller(client: SaynaClient, lines: list[tuple[str, bytes]]) -> Iterator[bytes]:
+    """Microphone frames of a simulated caller: silence while it listens; each line once the
+    agent has finished and 300 ms passed, or, every second line, 400 ms into its answer."""
+    size = audio.frame_bytes(FRAME_MS, MIC_RATE)
+    for index, (text, pcm) in enumerate(lines):
+        interrupt, spoke, waited = index % 2 == 1, False, 0
+        while waited < (400 if interrupt else 300):
+            speaking = client.speech.speaking
+            spoke = spoke or speaking
+            waited = waited + FRAME_MS if spoke and speaking == interrupt else 0
+            yield bytes(size)
+        print(f'[caller] {"talks over the agent" if interrupt else "says"}: "{text}"', flush=True)
+        voice = pcm + bytes(MIC_RATE)  # the line, then 0.5 s of silence
+        for start in range(0, len(voice), size):
+            yield voice[start : start + size].ljust(size, b"\x00")
+    yield from itertools.repeat(bytes(size))
 
 
-class SimulatedCaller:
-    """Plays the user through a virtual microphone that sends a 20 ms frame at a time.
-
-    Before each frame it "listens" to the agent's speaker, as a person would: it waits
-    for the agent to speak (the greeting or an answer), then either lets it finish and
-    answers 300 ms later, or, every second line, starts talking 400 ms into it.
-    """
-
-    def __init__(self, lines: list[tuple[str, bytes]], speaker: Speaker) -> None:
-        self._lines = lines
-        self._speaker = speaker
-        self._voice = b""  # what is left of the line being said
-        self._heard_agent = False
-        self._frames = 0
-        self._said = 0
-
-    @classmethod
-    async def create(
-        cls, client: SaynaClient, tts: TTSConfig, speaker: Speaker, count: int
-    ) -> SimulatedCaller:
-        # The caller's voice: the session's own TTS, rendered over REST at the mic's rate.
-        voice = tts.model_copy(update={"sample_rate": MIC_RATE})
-        texts = list(itertools.islice(itertools.cycle(CALLER_LINES), count))
-        return cls([(text, (await client.speak_rest(text, voice))[0]) for text in texts], speaker)
-
-    async def microphone(self) -> AsyncIterator[bytes]:
-        size = audio.frame_bytes(FRAME_MS, MIC_RATE)
-        async for _ in audio.paced(itertools.repeat(b""), frame_ms=FRAME_MS):
-            if not self._voice:
-                self._decide()
-            frame, self._voice = self._voice[:size], self._voice[size:]
-            yield frame.ljust(size, b"\x00")  # silence when not talking
-
-    def _decide(self) -> None:
-        if not self._lines:
-            return
-        if not self._heard_agent:  # wait for the agent to say something
-            self._heard_agent, self._frames = self._speaker.busy, 0
-            return
-        interrupt = self._said % 2 == 1
-        if interrupt:
-            self._frames += 1  # frames since the agent started talking
-            if self._frames < 400 // FRAME_MS:
-                return
+async def main(args: argparse.Namespace) -> None:
+    stt = STTConfig(provider="deepgram", model="nova-2", sample_rate=MIC_RATE)
+    tts = TTSConfig(provider="deepgram", voice_id="aura-asteria-en", sample_rate=24000)
+    async with SaynaClient(args.url, stt, tts, api_key=args.api_key) as client:
+        agent = Agent(client)
+        if args.simulate:
+            voice = tts.model_copy(update={"sample_rate": MIC_RATE})
+            texts = itertools.islice(itertools.cycle(CALLER_LINES), args.turns)
+            lines = [(text, (await client.speak_rest(text, voice))[0]) for text in texts]
+            microphone = audio.paced(caller(client, lines), frame_ms=FRAME_MS)
         else:
-            self._frames = 0 if self._speaker.busy else self._frames + 1  # quiet frames
-            if self._frames < 300 // FRAME_MS:
-                return
-        text, self._voice = self._lines.pop(0)
-        self._heard_agent = False
-        self._said += 1
-        how = "talks over the agent" if interrupt else "says"
-        print(f'[caller] {how}: "{text}"', flush=True)
+            microphone = sound_card()
+        await client.connect()
+        print(f"connected: stream_id={client.received_stream_id}", flush=True)
+
+        async def stream() -> None:
+            async for frame in microphone:
+                await client.on_audio_input(frame)
+
+        task = asyncio.ensure_future(stream())
+        try:
+            count = await agent.run(args.turns)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        summary = client.turn_metrics.summary()["end_to_first_audio"]
+    print(f"done: {count} turns, {agent.barge_ins} barge-in(s)", end="")
+    p50 = summary["p50"]
+    print(f"; end of turn -> first audio p50 {p50 * 1000:.0f} ms" if p50 is not None else "")
 
 
-def sound_card(speaker: Speaker) -> AsyncIterator[bytes]:
-    """Microphone frames from the default input device; plays ``speaker`` on the output."""
+async def sound_card() -> AsyncIterator[bytes]:
+    """Microphone frames from the default input device (the agent's voice is not played)."""
     try:
         import sounddevice  # optional: pip install sounddevice (needs PortAudio)
     except (ImportError, OSError) as exc:
@@ -224,99 +148,23 @@ def sound_card(speaker: Speaker) -> AsyncIterator[bytes]:
     def on_input(data: bytes, *_: object) -> None:  # PortAudio's thread
         loop.call_soon_threadsafe(frames.put_nowait, bytes(data))
 
-    def on_output(out: bytearray, *_: object) -> None:  # PortAudio's thread
-        data = speaker.pull(len(out))
-        out[:] = data + bytes(len(out) - len(data))
-
-    async def microphone() -> AsyncIterator[bytes]:
-        mic = sounddevice.RawInputStream(
-            samplerate=MIC_RATE,
-            blocksize=MIC_RATE * FRAME_MS // 1000,
-            channels=1,
-            dtype="int16",
-            callback=on_input,
-        )
-        out = sounddevice.RawOutputStream(
-            samplerate=SPEAKER_RATE, channels=1, dtype="int16", callback=on_output
-        )
-        with mic, out:
-            print("listening on the microphone; press Ctrl-C to stop", flush=True)
-            while True:
-                yield await frames.get()
-
-    return microphone()
+    block = MIC_RATE * FRAME_MS // 1000
+    with sounddevice.RawInputStream(MIC_RATE, block, channels=1, dtype="int16", callback=on_input):
+        print("listening on the microphone; press Ctrl-C to stop", flush=True)
+        while True:
+            yield await frames.get()
 
 
-async def main(args: argparse.Namespace) -> None:
-    # A production config; on the local server these providers run on its engine.
-    stt = STTConfig(provider="deepgram", model="nova-2", sample_rate=MIC_RATE)
-    tts = TTSConfig(provider="deepgram", voice_id="aura-asteria-en", sample_rate=SPEAKER_RATE)
-    speaker = Speaker()
-    barge_ins = count = 0
-
-    async with SaynaClient(args.url, stt, tts, api_key=args.api_key) as client:
-
-        async def on_stt_result(result: STTResultMessage) -> None:
-            # Barge-in: the user is heard (an interim) while the agent is still talking.
-            nonlocal barge_ins
-            if not result.is_final and result.transcript and speaker.busy:
-                cut = speaker.stop()  # silence the speaker at once...
-                await client.clear()  # ...and cancel what the server still synthesizes
-                barge_ins += 1
-                print(f"barge-in: the user started talking; cut {cut:.1f} s of speech", flush=True)
-
-        # Callbacks run on their own tasks: this one never delays the audio below.
-        client.register_on_stt_result(on_stt_result)
-
-        async def play(events: AsyncIterator[Event]) -> None:
-            # One consumer sees audio and tts_playback_complete in arrival order, so the
-            # speaker knows synthesis is over only once it holds every chunk.
-            async for event in events:
-                speaker.on_event(event)
-
-        async def stream(microphone: AsyncIterator[bytes]) -> None:
-            async for frame in microphone:
-                await client.on_audio_input(frame)
-
-        async def say(text: str) -> None:
-            speaker.expect()
-            print(f"agent: {text}", flush=True)
-            await client.speak(text)
-
-        if args.simulate:
-            caller = await SimulatedCaller.create(client, tts, speaker, args.turns)
-            microphone = caller.microphone()
-        else:
-            microphone = sound_card(speaker)  # the sound card also plays the speaker
-
-        # Subscribe before connecting, so nothing that follows is missed.
-        events, turns = client.events(), client.turns()
-        await client.connect()
-        print(f"connected: stream_id={client.received_stream_id}", flush=True)
-        jobs = [play(events), stream(microphone)]
-        if args.simulate:
-            jobs.append(virtual_speaker(speaker))
-        tasks = [asyncio.ensure_future(job) for job in jobs]
-        try:
-            await say(GREETING)
-            async for turn in turns:
-                count += 1
-                print(
-                    f'turn {count}: "{turn.text}" ({turn.interim_count} interim results)',
-                    flush=True,
-                )
-                if args.turns is not None and count >= args.turns:
-                    await say(GOODBYE)
-                    break
-                await say(answer(turn))
-            await speaker.wait_idle()  # let the last words play out before hanging up
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        first_audio = client.metrics.speak_to_first_audio_last
-    print(f"done: {count} turns, {barge_ins} barge-in(s)", end="")
-    print(f"; last speak -> first audio {first_audio * 1000:.0f} ms" if first_audio else "")
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="http://127.0.0.1:3001", help="Sayna server URL")
+    parser.add_argument("--api-key", default=os.environ.get("SAYNA_API_KEY"), help="API key")
+    parser.add_argument("--simulate", action="store_true", help="a simulated caller, no mic")
+    parser.add_argument("--turns", type=int, default=None, help="stop after N user turns")
+    args = parser.parse_args()
+    if args.turns is None and args.simulate:
+        args.turns = 3
+    return args
 
 
 if __name__ == "__main__":
@@ -324,7 +172,5 @@ if __name__ == "__main__":
         asyncio.run(main(parse_args()))
     except SaynaError as exc:
         sys.exit(f"error: {exc}")
-    except OSError as exc:  # a file or folder that cannot be read or written
-        sys.exit(f"error: {exc.filename or ''}: {exc.strerror or exc}")
     except KeyboardInterrupt:
         pass

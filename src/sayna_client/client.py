@@ -38,8 +38,10 @@ from ._http import DEFAULT_MAX_RESPONSE_BYTES, HttpTransport
 from ._redact import Redactor, safe_url, split_userinfo, url_secrets
 from ._rest import RestMethods
 from .agents.barge_in import DEFAULT_BACKCHANNELS, DEFAULT_FILLERS, BargeIn, BargeInEvent
+from .agents.metrics import TurnMetrics
 from .agents.segmenter import SentenceSegmenter
 from .agents.speech import AudioOutput, SpeechHandle, SpeechQueue
+from .agents.watchdog import IdleEvent, IdleWatchdog
 from .errors import (
     SaynaConfigRejectedError,
     SaynaConnectionClosedError,
@@ -260,7 +262,8 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         self._lane: Optional[AudioLane] = None
         #: (attempts spent, loop time) of the last automatic reconnect that succeeded.
         self._last_recovery: Optional[tuple[int, float]] = None
-        self._speech: Optional[SpeechQueue] = None  # made by the first speak
+        self._speech: Optional[SpeechQueue] = None
+        self._speeches()  # watches from the start, for turn_metrics
 
     def __repr__(self) -> str:
         state = "ready" if self.ready else ("connected" if self.connected else "disconnected")
@@ -779,6 +782,32 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         )
         return policy.attach(self)
 
+    def idle_watchdog(
+        self,
+        idle_after: float,
+        *,
+        on_idle: Optional[Callable[[IdleEvent], Any]] = None,
+        max_duration: Optional[float] = None,
+        on_max_duration: Optional[Callable[[IdleEvent], Any]] = None,
+    ) -> IdleWatchdog:
+        """Start an :class:`~sayna_client.agents.IdleWatchdog`: an ``IdleEvent`` (also to
+        ``client.on("idle", cb)``) after ``idle_after`` seconds with neither user speech
+        nor agent audio, ``on_idle`` to re-prompt or hang up, and the end of the session
+        after ``max_duration`` seconds (``on_max_duration``, default ``disconnect()``).
+        Call it on the event loop; ``stop()`` the returned watchdog to end it.
+
+        Raises:
+            SaynaValidationError: a duration that is not a positive number.
+        """
+        watchdog = IdleWatchdog(
+            self,
+            idle_after=idle_after,
+            on_idle=on_idle,
+            max_duration=max_duration,
+            on_max_duration=on_max_duration,
+        )
+        return watchdog.start()
+
     def _emit_local(self, event: Any) -> None:
         """An event the agents helpers made: to callbacks and iterators, in order."""
         self._hub.publish(event)
@@ -800,11 +829,42 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
                 client = me()
                 return client._tts_format() if client is not None else ("linear16", 24000)
 
+            def providers() -> tuple[str, str]:
+                client = me()
+                return client._providers() if client is not None else ("stt", "tts")
+
+            def transcribed() -> float:
+                client = me()
+                if client is None or client.stt_config is None:
+                    return 0.0
+                return client.metrics.audio_bytes_sent / (2.0 * client.stt_config.sample_rate)
+
             queue = self._speech = SpeechQueue(send_chunk, send_clear, tts_format)
+            metrics = queue.metrics
+            metrics.emit, metrics.providers, metrics.transcribed = (
+                self._hub.publish,
+                providers,
+                transcribed,
+            )
+            self._hub.observe("stt_result", metrics.on_stt_result)
             self._hub.observe_audio(queue.on_tts_audio)
             self._hub.observe("tts_playback_complete", queue.on_playback_complete)
             self._hub.observe("closed", queue.on_closed)
         return queue
+
+    @property
+    def turn_metrics(self) -> TurnMetrics:
+        """Latency of each user turn and the agent's reply, and usage per provider:
+        ``turn_metrics.turns`` (``TurnRecord``s, also delivered as ``turn_metrics`` events)
+        and ``turn_metrics.summary()`` (p50/p95). See ``docs/agents.md``."""
+        return self._speeches().metrics
+
+    def _providers(self) -> tuple[str, str]:
+        stt, tts = self.stt_config, self.tts_config
+        return (
+            "/".join(filter(None, (stt.provider, stt.model))) if stt is not None else "stt",
+            "/".join(filter(None, (tts.provider, tts.model))) if tts is not None else "tts",
+        )
 
     def _tts_format(self) -> tuple[str, int]:
         tts = self.tts_config

@@ -10,8 +10,10 @@ See ``docs/agents.md``.
 """
 
 from .barge_in import DEFAULT_BACKCHANNELS, DEFAULT_FILLERS, BargeIn, BargeInEvent
+from .metrics import TurnMetrics, TurnRecord, percentile
 from .segmenter import DEFAULT_ABBREVIATIONS, SentenceSegmenter
 from .speech import AudioOutput, SpeechHandle, SpeechQueue, bytes_per_second
+from .watchdog import IdleEvent, IdleWatchdog
 
 __all__ = [
     "DEFAULT_ABBREVIATIONS",
@@ -20,8 +22,13 @@ __all__ = [
     "AudioOutput",
     "BargeIn",
     "BargeInEvent",
+    "IdleEvent",
+    "IdleWatchdog",
     "SentenceSegmenter",
     "SpeechHandle",
     "SpeechQueue",
+    "TurnMetrics",
+    "TurnRecord",
     "bytes_per_second",
+    "percentile",
 ]

@@ -176,10 +176,13 @@ class BargeIn:
         transcript = result.transcript or ""
         if transcript.strip() and self._turn_started is None:
             self._turn_started = now
-        if result.is_speech_final:
+        final = bool(result.is_speech_final)
+        if final:
             self._turn_started = None
-            self._maybe_resume(client, transcript)
-            return
+            if self._pending_resume is not None:
+                self._maybe_resume(client, transcript)
+                return
+            # Else decide on it too: a short utterance may end without any interim.
         queue = client.speech
         current = queue.current
         if current is None or not current.allow_interruption or not transcript.strip():
@@ -201,7 +204,9 @@ class BargeIn:
             else ""
         )
         event = BargeInEvent(transcript, tuple(handles), heard, unheard, at=now)
-        self._pending_resume = event if self.resume_on_noise and unheard else None
+        # The turn goes on after an interim: its speech-final tells whether it was noise.
+        resumable = self.resume_on_noise and unheard and not final
+        self._pending_resume = event if resumable else None
         self._emit(client, event)
 
     def _maybe_resume(self, client: SaynaClient, transcript: str) -> None:

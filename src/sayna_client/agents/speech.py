@@ -22,6 +22,7 @@ from collections.abc import AsyncIterable, Awaitable, Generator, Iterable
 from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
 
 from ..errors import SaynaValidationError
+from .metrics import TurnMetrics
 from .segmenter import SentenceSegmenter
 
 __all__ = ["AudioOutput", "SpeechHandle", "SpeechQueue", "bytes_per_second"]
@@ -228,6 +229,8 @@ class SpeechQueue:
         self._clear_tasks: set[asyncio.Task[None]] = set()
         #: Where TTS audio is written as it arrives (see :class:`AudioOutput`).
         self.output: Optional[AudioOutput] = None
+        #: Per-turn latency and usage, fed by this queue and the client's reader.
+        self.metrics = TurnMetrics(tts_rate=self.byte_rate)
 
     # --- state ---------------------------------------------------------------------------
 
@@ -268,6 +271,7 @@ class SpeechQueue:
         """``chunk`` of ``handle`` is about to be sent: audio from now on is new speech."""
         handle.chunks.append(chunk)
         self._muted = False
+        self.metrics.on_speak(chunk)
 
     def chunk_sent(self, handle: SpeechHandle, *, last: bool) -> None:
         """The ``speak`` of the chunk added last is on the wire."""
@@ -391,6 +395,7 @@ class SpeechQueue:
     # --- observers (inline on the reader) -------------------------------------------------
 
     def on_tts_audio(self, data: bytes) -> None:
+        self.metrics.on_tts_audio(len(data))
         if self._muted:
             return  # audio of cancelled speech, already on its way
         if self._handles:

@@ -1,0 +1,158 @@
+"""Turn latency and usage: what the user feels, measured per turn, with p50/p95.
+
+:class:`TurnMetrics` is fed inline by the client's reader (results and TTS audio, in
+arrival order) and by the speech queue (each ``speak`` as it is sent), so every time is
+taken when the SDK itself sees the event:
+
+* ``end_to_first_audio``: the user's speech-final result -> the first byte of the agent's
+  reply (the latency a caller feels, without the provider's endpointing);
+* ``end_to_speak``: speech-final -> the reply's first ``speak`` on the wire (your LLM);
+* ``tts_first_byte``: that ``speak`` -> its first audio byte (the TTS provider);
+* ``stt_turn``: the turn's first result -> its speech-final (how long the STT took to
+  close the turn);
+* usage: characters synthesized, seconds of audio synthesized and transcribed, per
+  provider (``provider/model`` of the session's configs).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Literal, Optional
+
+__all__ = ["TurnMetrics", "TurnRecord", "percentile"]
+
+_HISTORY = 1000
+
+
+def percentile(values: list[float], fraction: float) -> Optional[float]:
+    """The ``fraction`` quantile (0..1) of ``values`` by nearest rank; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+@dataclass
+class TurnRecord:
+    """The figures of one user turn and the agent's reply (seconds; None: not measured).
+
+    Also delivered as an event (``type`` ``"turn_metrics"``) when the reply's first audio
+    byte arrives, or when the next turn starts without a reply.
+    """
+
+    type: ClassVar[Literal["turn_metrics"]] = "turn_metrics"
+
+    transcript: str
+    ended_at: float
+    stt_turn: Optional[float] = None
+    end_to_speak: Optional[float] = None
+    tts_first_byte: Optional[float] = None
+    end_to_first_audio: Optional[float] = None
+    characters: int = 0
+
+
+@dataclass
+class _Usage:
+    characters: int = 0
+    seconds_synthesized: float = 0.0
+    seconds_transcribed: float = 0.0
+
+
+@dataclass
+class TurnMetrics:
+    """Per-turn latency and session usage (see the module docstring)."""
+
+    turns: list[TurnRecord] = field(default_factory=list)
+    usage: dict[str, _Usage] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
+    emit: Optional[Callable[[Any], None]] = None
+    providers: Callable[[], tuple[str, str]] = lambda: ("stt", "tts")
+    tts_rate: Callable[[], Optional[float]] = lambda: None
+    #: Seconds of audio sent for transcription in the session so far.
+    transcribed: Callable[[], float] = lambda: 0.0
+    _turn_started: Optional[float] = None
+    _open: Optional[TurnRecord] = None
+    _speak_at: Optional[float] = None
+
+    # --- inputs --------------------------------------------------------------------------
+
+    def on_stt_result(self, result: Any) -> None:
+        now = self.clock()
+        if result.transcript and self._turn_started is None:
+            self._turn_started = now
+        if not result.is_speech_final:
+            return
+        started, self._turn_started = self._turn_started, None
+        if started is None and not result.transcript:
+            return  # an empty speech-final: no turn
+        self._close(emit=True)
+        record = TurnRecord(result.transcript or "", now)
+        if started is not None:
+            record.stt_turn = now - started
+        self._open = record
+        self.turns.append(record)
+        if len(self.turns) > _HISTORY:
+            del self.turns[: len(self.turns) - _HISTORY]
+
+    def on_speak(self, text: str) -> None:
+        now = self.clock()
+        self._usage(1).characters += len(text)
+        record = self._open
+        if record is not None:
+            record.characters += len(text)
+            if record.end_to_speak is None:
+                record.end_to_speak = now - record.ended_at
+                self._speak_at = now
+
+    def on_tts_audio(self, size: int) -> None:
+        rate = self.tts_rate()
+        if rate:
+            self._usage(1).seconds_synthesized += size / rate
+        record = self._open
+        if record is None or record.end_to_speak is None or record.end_to_first_audio is not None:
+            return
+        now = self.clock()
+        record.end_to_first_audio = now - record.ended_at
+        if self._speak_at is not None:
+            record.tts_first_byte = now - self._speak_at
+        self._close(emit=True)
+
+    # --- outputs -------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """p50/p95 and counts of each latency over the session's turns, and the usage per
+        provider: a JSON-able dict."""
+        out: dict[str, Any] = {"turns": len(self.turns)}
+        for name in ("end_to_first_audio", "end_to_speak", "tts_first_byte", "stt_turn"):
+            values = [v for v in (getattr(t, name) for t in self.turns) if v is not None]
+            out[name] = {
+                "count": len(values),
+                "p50": percentile(values, 0.5),
+                "p95": percentile(values, 0.95),
+            }
+        self._usage(0).seconds_transcribed = self.transcribed()
+        out["usage"] = {
+            provider: {
+                "characters": u.characters,
+                "seconds_synthesized": round(u.seconds_synthesized, 3),
+                "seconds_transcribed": round(u.seconds_transcribed, 3),
+            }
+            for provider, u in self.usage.items()
+        }
+        return out
+
+    def _usage(self, which: int) -> _Usage:
+        name = self.providers()[which]
+        usage = self.usage.get(name)
+        if usage is None:
+            usage = self.usage[name] = _Usage()
+        return usage
+
+    def _close(self, *, emit: bool) -> None:
+        record, self._open = self._open, None
+        self._speak_at = None
+        if record is not None and emit and self.emit is not None:
+            self.emit(record)

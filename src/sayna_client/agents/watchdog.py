@@ -1,0 +1,170 @@
+"""The idle watchdog: notice a conversation that went quiet, and end one that ran too long.
+
+An :class:`IdleEvent` is emitted after ``idle_after`` seconds with neither user speech (an
+``stt_result`` with text) nor agent audio (TTS audio arriving, or speech outstanding), and
+again after each further ``idle_after`` quiet seconds; ``on_idle`` can re-prompt the user or
+end the call. After ``max_duration`` seconds from :meth:`IdleWatchdog.start` an event with
+``reason="max_duration"`` is emitted and ``on_max_duration`` runs (by default the client
+disconnects). The watchdog stops by itself when the session closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Optional
+
+from ..errors import SaynaValidationError
+
+if TYPE_CHECKING:
+    from ..client import SaynaClient
+
+__all__ = ["IdleEvent", "IdleWatchdog"]
+
+logger = logging.getLogger("sayna_client")
+
+Hook = Callable[["IdleEvent"], Any]
+
+
+@dataclass(frozen=True)
+class IdleEvent:
+    """The conversation was quiet for ``idle_for`` seconds (``reason="idle"``; ``count``-th
+    time in a row), or the session reached ``max_duration`` (``reason="max_duration"``)."""
+
+    type: ClassVar[Literal["idle"]] = "idle"
+
+    reason: Literal["idle", "max_duration"]
+    idle_for: float
+    count: int
+    session_seconds: float
+
+
+class IdleWatchdog:
+    """See the module docstring; ``client.idle_watchdog(...)`` makes and starts one.
+
+    Args:
+        client: the client to watch.
+        idle_after: seconds of quiet before an :class:`IdleEvent`.
+        on_idle: called with each idle event (plain or async, awaited on the watchdog's task
+            before it watches again), e.g. to ``speak("Are you still there?")``.
+        max_duration: seconds after :meth:`start` when the session must end (None: never).
+        on_max_duration: called then (default: ``client.disconnect()``).
+
+    Raises:
+        SaynaValidationError: ``idle_after`` or ``max_duration`` not a positive number.
+    """
+
+    def __init__(
+        self,
+        client: SaynaClient,
+        *,
+        idle_after: float,
+        on_idle: Optional[Hook] = None,
+        max_duration: Optional[float] = None,
+        on_max_duration: Optional[Hook] = None,
+    ) -> None:
+        for name, value in (("idle_after", idle_after), ("max_duration", max_duration)):
+            if value is None and name == "max_duration":
+                continue
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                raise SaynaValidationError(f"{name} must be a positive number of seconds")
+        self._client = weakref.ref(client)
+        self.idle_after = float(idle_after)
+        self.on_idle = on_idle
+        self.max_duration = None if max_duration is None else float(max_duration)
+        self.on_max_duration = on_max_duration
+        #: Every event emitted, in order.
+        self.history: list[IdleEvent] = []
+        self._task: Optional[asyncio.Task[None]] = None
+        self._last_speech = 0.0
+        self._unsubscribe: list[Callable[[], Any]] = []
+
+    @property
+    def running(self) -> bool:
+        """The watchdog is watching."""
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> IdleWatchdog:
+        """Start watching now (call it on the event loop); returns self. Idempotent."""
+        client = self._client()
+        if client is None or self.running:
+            return self
+        loop = asyncio.get_running_loop()
+        self._last_speech = loop.time()
+        self._unsubscribe = [
+            client.on("stt_result", self._on_result),
+            client.on("closed", lambda _event: self.stop()),
+        ]
+        self._task = asyncio.ensure_future(self._watch(loop))
+        return self
+
+    def stop(self) -> None:
+        """Stop watching (idempotent; a hook that is running is cancelled)."""
+        task = self._task
+        self.stop_watching()
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    def stop_watching(self) -> None:
+        """Stop watching without cancelling a hook that is running."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+        self._task = None
+
+    def _on_result(self, result: Any) -> None:
+        if (result.transcript or "").strip():
+            self._last_speech = asyncio.get_running_loop().time()
+
+    async def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        started = loop.time()
+        last_activity = started
+        audio_seen = -1
+        count = 0
+        step = min(0.1, self.idle_after / 4)
+        while True:
+            await asyncio.sleep(step)
+            client = self._client()
+            if client is None:
+                return
+            now = loop.time()
+            audio = client.metrics.tts_audio_bytes
+            if audio != audio_seen or client.speech.speaking:
+                audio_seen, last_activity = audio, now
+            if self._last_speech > last_activity:
+                last_activity = self._last_speech
+            if last_activity > now - step:
+                count = 0  # active again: the next quiet spell counts from 1
+            if self.max_duration is not None and now - started >= self.max_duration:
+                # Detached first: the hook may close the session, which stops the watchdog.
+                self.stop_watching()
+                event = IdleEvent("max_duration", now - last_activity, count, now - started)
+                hook = self.on_max_duration
+                await self._fire(client, event, hook if hook is not None else _ender(client))
+                return
+            if now - last_activity >= self.idle_after:
+                count += 1
+                event = IdleEvent("idle", now - last_activity, count, now - started)
+                await self._fire(client, event, self.on_idle)
+                last_activity = loop.time()
+
+    async def _fire(self, client: SaynaClient, event: IdleEvent, hook: Optional[Hook]) -> None:
+        self.history.append(event)
+        client._emit_local(event)
+        if hook is None:
+            return
+        try:
+            outcome = hook(event)
+            if asyncio.iscoroutine(outcome):
+                await outcome
+        except Exception:  # a hook's failure must not stop the watchdog
+            logger.exception("idle watchdog hook failed")
+
+
+def _ender(client: SaynaClient) -> Hook:
+    async def disconnect(_event: IdleEvent) -> None:
+        await client.disconnect()
+
+    return disconnect
