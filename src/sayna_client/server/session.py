@@ -272,9 +272,18 @@ class Session:
                 return
         if livekit is not None and not self._join_room(livekit, audio):
             return
+        if self.loading_clip is not None and tts_config is not None:
+            self._convert_loading_clip(tts_config)
         if livekit is not None and livekit.get("enable_recording"):
             self._start_recording(stt_config)
         await self._announce_ready(livekit)
+
+    def _convert_loading_clip(self, tts_config: dict[str, Any]) -> None:
+        """HEAD's conversion of the clip to the track format (6.11, non-fatal): the track
+        runs at the TTS rate, so a rate of 0 drops the clip (not kept for loading_start)."""
+        if tts_config.get("sample_rate") == 0:
+            self.loading_clip = None
+            self._error("loading audio sample rate must be non-zero")
 
     def _configure_loading(
         self, loading: Optional[dict[str, Any]], audio: bool, has_livekit: bool
