@@ -10,6 +10,14 @@ See ``docs/agents.md``.
 """
 
 from .barge_in import DEFAULT_BACKCHANNELS, DEFAULT_FILLERS, BargeIn, BargeInEvent
+from .devices import (
+    Microphone,
+    PacedSpeaker,
+    SoundDeviceMicrophone,
+    SoundDeviceSpeaker,
+    Speaker,
+    WavMicrophone,
+)
 from .metrics import TurnMetrics, TurnRecord, percentile
 from .segmenter import DEFAULT_ABBREVIATIONS, SentenceSegmenter
 from .speech import AudioOutput, SpeechHandle, SpeechQueue, bytes_per_second
@@ -24,11 +32,17 @@ __all__ = [
     "BargeInEvent",
     "IdleEvent",
     "IdleWatchdog",
+    "Microphone",
+    "PacedSpeaker",
     "SentenceSegmenter",
+    "SoundDeviceMicrophone",
+    "SoundDeviceSpeaker",
+    "Speaker",
     "SpeechHandle",
     "SpeechQueue",
     "TurnMetrics",
     "TurnRecord",
+    "WavMicrophone",
     "bytes_per_second",
     "percentile",
 ]

@@ -76,6 +76,7 @@ class TurnMetrics:
     _turn_started: Optional[float] = None
     _open: Optional[TurnRecord] = None
     _speak_at: Optional[float] = None
+    _tts_bytes: int = 0
 
     # --- inputs --------------------------------------------------------------------------
 
@@ -108,9 +109,8 @@ class TurnMetrics:
                 self._speak_at = now
 
     def on_tts_audio(self, size: int) -> None:
-        rate = self.tts_rate()
-        if rate:
-            self._usage(1).seconds_synthesized += size / rate
+        # Hot path (every TTS frame): bytes only; seconds are worked out by summary().
+        self._tts_bytes += size
         record = self._open
         if record is None or record.end_to_speak is None or record.end_to_first_audio is not None:
             return
@@ -134,6 +134,10 @@ class TurnMetrics:
                 "p95": percentile(values, 0.95),
             }
         self._usage(0).seconds_transcribed = self.transcribed()
+        rate = self.tts_rate()
+        if rate and self._tts_bytes:
+            self._usage(1).seconds_synthesized += self._tts_bytes / rate
+            self._tts_bytes = 0
         out["usage"] = {
             provider: {
                 "characters": u.characters,
