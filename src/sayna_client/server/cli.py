@@ -57,6 +57,12 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         help="require this API key (default: $SAYNA_API_KEY; unset = no auth)",
     )
     parser.add_argument(
+        "--stt-hint",
+        default="",
+        metavar="WORDS",
+        help="words the local engine should expect, e.g. --stt-hint Sayna (default: none)",
+    )
+    parser.add_argument(
         "--livekit-url",
         default=None,
         help="LiveKit URL reported to clients (default: ws://127.0.0.1:7880)",
@@ -86,6 +92,14 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         metavar="HOST",
         default=None,
         help="allow SIP hook URLs on this host only (repeat for several; default: any host)",
+    )
+    parser.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=4 * 1024 * 1024,
+        metavar="N",
+        help="largest WebSocket message accepted, up to the real server's 67108864 "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--no-control",
@@ -196,6 +210,8 @@ def serve_main(argv: Optional[list[str]] = None) -> int:
         options["api_key"] = api_key
     server = LocalServer(
         engine=args.engine,
+        stt_hint=args.stt_hint,
+        max_message_bytes=args.max_message_bytes,
         sip_hook_hosts=args.sip_hook_hosts,
         keep_audio=0,  # records are only readable in-process; the counters still count
         keep_records=1000,
