@@ -103,7 +103,9 @@ class RawSession:
     async def open(self) -> None:
         if self._shared is None:
             self._session = aiohttp.ClientSession()
-        ws = self._ws = await (self._shared or self._session).ws_connect(self.url.replace("http", "ws", 1) + "/ws")
+        ws = self._ws = await (self._shared or self._session).ws_connect(
+            self.url.replace("http", "ws", 1) + "/ws"
+        )
         config = {
             "type": "config",
             "audio": True,
@@ -525,9 +527,7 @@ async def m_rss(client: str, url: str, control: Control, p: dict[str, Any]) -> d
     return {"kib_per_session": (after - before) / p["sessions"]}
 
 
-async def m_rss_seed(
-    client: str, url: str, control: Control, p: dict[str, Any]
-) -> dict[str, Any]:
+async def m_rss_seed(client: str, url: str, control: Control, p: dict[str, Any]) -> dict[str, Any]:
     """RSS per idle session as users write them: raw sessions share one ``ClientSession``
     (the cheapest way to hold many sockets with aiohttp); each SDK session is a
     ``SaynaClient`` of its own with three callbacks registered (audio, result, error)."""

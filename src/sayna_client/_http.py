@@ -423,7 +423,7 @@ class HttpTransport:
         self._retry = retry
         self._shared: Optional[_Shared] = None
         self._user_session = http_session
-        self._finalizer: Optional[weakref.finalize[[_Shared], None]] = None
+        self._finalizer: Optional[weakref.finalize[[_Shared], HttpTransport]] = None
         self._ssl = ssl
         self._sleep = sleep
         self._proxy = proxy

@@ -38,7 +38,8 @@ async def test_one_clients_close_leaves_the_others_socket_open(server: LocalServ
     shared = _session(second)
     await first.disconnect()
     assert not first.connected
-    assert second.connected and second.ready
+    assert second.connected
+    assert second.ready
     assert not shared.closed
     # The socket still carries both ways: audio up, TTS down, and REST still answers.
     await second.on_audio_input(b"\x00\x00" * 320)
@@ -64,7 +65,8 @@ async def test_a_new_client_after_the_last_left_gets_a_fresh_session(
     assert old.closed
     second = make_client(server)
     await second.health()
-    assert _session(second) is not old and not _session(second).closed
+    assert _session(second) is not old
+    assert not _session(second).closed
     await second.disconnect()
 
 
@@ -79,7 +81,8 @@ async def test_a_dropped_client_leaves_the_session_to_the_others(server: LocalSe
     with warnings.catch_warnings():
         warnings.simplefilter("error", ResourceWarning)
         gc.collect()
-    assert not shared.closed and kept.ready
+    assert not shared.closed
+    assert kept.ready
     await kept.speak("still here")
     await kept.disconnect()
     assert shared.closed
