@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections import deque
 from typing import Optional
 
 from ..client import SaynaClient
 from ..errors import SaynaValidationError
 from ..types import STTConfig, TTSConfig
 
-__all__ = ["PCM_FORMATS", "SharedSession", "check_client", "pcm_stt", "pcm_tts"]
+__all__ = ["PCM_FORMATS", "SharedSession", "SpeakQueue", "check_client", "pcm_stt", "pcm_tts"]
 
 #: ``audio_format`` / ``encoding`` values that mean raw 16-bit little-endian PCM.
 PCM_FORMATS = frozenset({"linear16", "pcm"})
@@ -125,3 +126,63 @@ class SharedSession:
             await abort()
         else:
             await self.client.disconnect()
+
+
+class SpeakQueue:
+    """Sends ``speak`` commands to a session one at a time.
+
+    Sayna reports ``tts_playback_complete`` when its queue drains, so completions of
+    back-to-back ``speak`` commands coalesce and a client cannot tell which text a
+    completion covers. Sending the next text only once the previous one completed makes
+    every ``speak`` get exactly one completion, so the end of a reply is known exactly.
+    It costs nothing audible: Sayna synthesizes requests one after another anyway, and
+    audio arrives faster than it plays.
+    """
+
+    def __init__(self, client: SaynaClient, *, allow_interruption: bool = True) -> None:
+        self.client = client
+        self.allow_interruption = allow_interruption
+        self._pending: deque[str] = deque()
+        self._in_flight = False
+
+    @property
+    def idle(self) -> bool:
+        """True when every text sent has completed and none is waiting."""
+        return not self._in_flight and not self._pending
+
+    async def add(self, text: str) -> None:
+        """Speak ``text`` now, or after the texts before it completed.
+
+        Raises:
+            what ``SaynaClient.speak`` raises (the text is then dropped).
+        """
+        if self._in_flight:
+            self._pending.append(text)
+            return
+        await self._send(text)
+
+    async def completed(self) -> bool:
+        """Handle a ``tts_playback_complete``: send the next text, if any. Returns True
+        when the queue is idle afterwards (a completion while idle, e.g. of speech
+        cleared before, is ignored and returns True).
+
+        Raises:
+            what ``SaynaClient.speak`` raises for the next text.
+        """
+        self._in_flight = False
+        if self._pending:
+            await self._send(self._pending.popleft())
+        return self.idle
+
+    def reset(self) -> None:
+        """Forget queued and in-flight texts (after ``clear``: they get no completion)."""
+        self._pending.clear()
+        self._in_flight = False
+
+    async def _send(self, text: str) -> None:
+        self._in_flight = True
+        try:
+            await self.client.speak(text, allow_interruption=self.allow_interruption)
+        except BaseException:
+            self._in_flight = False
+            raise

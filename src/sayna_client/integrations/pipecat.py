@@ -31,7 +31,7 @@ from typing import Any, Optional
 from ..client import SaynaClient
 from ..errors import SaynaError
 from ..protocol.events import STTResultMessage
-from ._shared import SharedSession, check_client, pcm_stt, pcm_tts
+from ._shared import SharedSession, SpeakQueue, check_client, pcm_stt, pcm_tts
 
 try:
     from pipecat.frames.frames import (
@@ -230,13 +230,14 @@ class SaynaSTTService(STTService):
 class SaynaTTSService(TTSService):
     """Text-to-speech through a Sayna session.
 
-    Each aggregated sentence is sent with ``client.speak``; audio comes back as
-    ``TTSAudioRawFrame`` at the pipeline's output rate, and the end of the reply
-    (``tts_playback_complete`` after the reply was flushed) closes it with a
-    ``TTSStoppedFrame``. An interruption sends ``clear`` and drops the audio still
-    queued; audio of the cleared speech that was already on its way is dropped until
-    the next sentence is sent. Metrics: TTFB (text sent to first audio) and, per reply,
-    a processing time from its first ``speak`` to Sayna's ``tts_playback_complete``.
+    Each aggregated sentence is sent with ``client.speak``, one at a time (the next when
+    Sayna reported the previous one complete, so the end of a reply is known exactly);
+    audio comes back as ``TTSAudioRawFrame`` at the pipeline's output rate, and the
+    completion of the reply's last sentence closes it with a ``TTSStoppedFrame``. An
+    interruption sends ``clear`` and drops the audio still queued; audio of the cleared
+    speech that was already on its way is dropped until the next sentence is sent.
+    Metrics: TTFB (text sent to first audio), TTFA, and per reply a processing time from
+    its first ``speak`` to the completion of its last.
 
     Args:
         client: the ``SaynaClient`` to use (the same one as ``SaynaSTTService`` to share
@@ -271,7 +272,7 @@ class SaynaTTSService(TTSService):
         kwargs.setdefault("append_trailing_space", True)
         super().__init__(sample_rate=sample_rate, **kwargs)
         self._session = SharedSession.of(client)
-        self._allow_interruption = allow_interruption
+        self._speaks = SpeakQueue(client, allow_interruption=allow_interruption)
         self._reader: Any = None
         self._closing = False
         # The reply audio goes to (None: audio is dropped, e.g. after a clear).
@@ -331,27 +332,30 @@ class SaynaTTSService(TTSService):
         await self._session.release(self, graceful=graceful)
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Optional[Frame], None]:
-        """Send ``text`` with ``client.speak``; its audio arrives on the reader task."""
+        """Queue ``text`` for ``client.speak``; its audio arrives on the reader task."""
         if self._context_id != context_id:
             self._context_id = context_id
             self._flushed = False
             self._first_speak_at = time.time()
         try:
-            await self._client.speak(text, allow_interruption=self._allow_interruption)
+            await self._speaks.add(text)
         except SaynaError as exc:
             yield ErrorFrame(error=f"Sayna TTS: speak failed: {exc}", exception=exc)
         yield None
 
     async def flush_audio(self, context_id: Optional[str] = None) -> None:
-        """The reply's text is all sent: Sayna's next ``tts_playback_complete`` ends it."""
+        """The reply's text is all queued: the completion of its last sentence ends it."""
         if context_id is None or context_id == self._context_id:
             self._flushed = True
+            if self._speaks.idle:
+                await self._end_reply()
 
     async def on_audio_context_interrupted(self, context_id: str) -> None:
         """Interruption: ``clear`` Sayna's queue once and drop its audio from now on."""
         await self.stop_all_metrics()  # type: ignore[no-untyped-call]
         if self._context_id is not None:
             self._context_id = None
+            self._speaks.reset()
             try:
                 await self._client.clear()
             except SaynaError as exc:
@@ -372,18 +376,23 @@ class SaynaTTSService(TTSService):
         context_id = self._context_id
         if context_id is None:
             return  # cleared speech still on its way
-        if not self.audio_context_available(context_id):
-            # A completion ended the reply before this audio (a completion can overtake a
-            # sentence sent just after Sayna's queue drained): reopen it.
-            await self.create_audio_context(context_id)
         await self.append_to_audio_context(
             context_id, TTSAudioRawFrame(data, self.sample_rate, 1, context_id=context_id)
         )
 
     async def _on_complete(self) -> None:
-        context_id = self._context_id
-        if context_id is None or not self._flushed:
-            return  # Sayna drained its queue mid-reply: more text is coming
+        try:
+            idle = await self._speaks.completed()
+        except SaynaError as exc:
+            await self.push_error(f"Sayna TTS: speak failed: {exc}", exception=exc)
+            idle = self._speaks.idle
+        if idle and self._flushed:
+            await self._end_reply()
+
+    async def _end_reply(self) -> None:
+        context_id, self._flushed = self._context_id, False
+        if context_id is None:
+            return
         if self.audio_context_available(context_id):
             await self.append_to_audio_context(context_id, TTSStoppedFrame(context_id=context_id))
             await self.remove_audio_context(context_id)
