@@ -1,51 +1,30 @@
 """What ``on_audio_input`` needs for each frame, looked up once per session.
 
-A live call sends 50 frames a second per stream, each through the same checks: is
-the session ready, how many bytes make one sample of the STT encoding, which
-connection, which metrics. An :class:`AudioLane` holds those answers; the client
-drops it whenever one of them can change (``ready`` set or cleared, ``stt_config``
-assigned, the connection closed) and makes a new one at the next frame, so the
-per-frame work is one check.
+A live call sends 50 frames a second per stream, each through the same steps: is the
+session ready, which connection and sender, which metrics. An :class:`AudioLane` holds
+those answers; the client drops it whenever one of them can change (``ready`` set or
+cleared, the connection closed) and makes a new one at the next frame, so the per-frame
+work is one check.
 """
 
 from __future__ import annotations
 
-from typing import Optional
-
-from ._checks import BYTES_PER_SAMPLE
 from .realtime.connection import BinarySender, WebSocketConnection
 from .realtime.conversation import SessionMetrics
-from .types import STTConfig
 
-__all__ = ["AudioLane", "sample_unit"]
-
-
-def sample_unit(stt: Optional[STTConfig]) -> int:
-    """Bytes per sample × channels of the STT encoding: every PCM frame is a multiple of
-    it (1 when the encoding has no fixed sample size, e.g. opus)."""
-    if stt is None:
-        return 1
-    width = BYTES_PER_SAMPLE.get(stt.encoding.lower())
-    return 1 if width is None else width * stt.channels
+__all__ = ["AudioLane"]
 
 
 class AudioLane:
-    """The per-frame state of one ready session and one ``stt_config`` object.
+    """The per-frame state of one ready session.
 
-    The client keeps it only while the session stays ready with that ``stt_config``
-    on ``conn``; ``send`` is the connection's binary sender (errors go through
-    :meth:`WebSocketConnection.send_failed`).
+    The client keeps it only while the session stays ready on ``conn``; ``send`` is the
+    connection's binary sender (errors go through :meth:`WebSocketConnection.send_failed`).
     """
 
-    __slots__ = ("conn", "metrics", "send", "unit")
+    __slots__ = ("conn", "metrics", "send")
 
-    def __init__(
-        self,
-        conn: WebSocketConnection,
-        stt: Optional[STTConfig],
-        metrics: SessionMetrics,
-    ) -> None:
+    def __init__(self, conn: WebSocketConnection, metrics: SessionMetrics) -> None:
         self.conn = conn
         self.metrics = metrics
-        self.unit = sample_unit(stt)
         self.send: BinarySender = conn.binary_sender()

@@ -6,16 +6,16 @@ import asyncio
 import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
-from ._audio_lane import AudioLane, sample_unit
+from ._audio_lane import AudioLane
 from ._callbacks import CallbackMethods, Unsubscribe, _iterate
 from ._checks import (
     MAX_AUDIO_FRAME,
+    as_frame,
     bounded,
     check_text,
     check_type,
-    frame_size,
     has_google_auth,
     reject_frame,
 )
@@ -47,10 +47,13 @@ from .protocol.commands import (
 from .protocol.events import ConnectionClosed, ReadyMessage
 from .realtime.connection import NO_STATUS_RECEIVED, WebSocketConnection
 from .realtime.conversation import SessionMetrics, SessionTracker, Turn
-from .realtime.hub import DEFAULT_MAX_QUEUE, EventHub
+from .realtime.hub import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, EventHub
 from .realtime.reconnect import AudioHold, is_recoverable, run_reconnect
 from .types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
 from .types.credentials import load_local_google_credentials
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 __all__ = ["SaynaClient", "Unsubscribe"]
 
@@ -59,10 +62,6 @@ logger = logging.getLogger("sayna_client")
 _DEFAULT_TIMEOUTS = Timeouts()
 _DEFAULT_RETRY = RetryPolicy()
 _NO_HEADERS: dict[str, str] = {}  # never mutated (aiohttp copies what it is given)
-
-
-#: speak(wait=True) also waits for async callbacks of these to catch up.
-_PLAYBACK_TYPES = frozenset({"tts_audio", "tts_playback_complete"})
 
 
 class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
@@ -81,7 +80,11 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         retry: retry policy for idempotent REST requests.
         heartbeat: seconds within which a dead server is detected by WebSocket
             ping/pong (``None`` disables pings).
-        max_queue: per-consumer event queue bound (see ``events()``).
+        max_queue: per-consumer event queue bound: each ``events()`` / ``turns()``
+            iterator and the callbacks' dispatcher hold at most this many events.
+        max_queue_bytes: per-consumer bound on queued audio, in bytes (16 MiB by
+            default); past either bound the oldest events are dropped and reported
+            (``EventsDropped``).
         ssl: passed to aiohttp (``True`` verifies certificates; an ``SSLContext`` for
             private CAs). Verification is never turned off by default.
 
@@ -104,6 +107,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         retry: Optional[RetryPolicy] = None,
         heartbeat: Optional[float] = 20.0,
         max_queue: int = DEFAULT_MAX_QUEUE,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         ssl: Any = True,
         reconnect: Optional[ReconnectPolicy] = None,
     ) -> None:
@@ -132,6 +136,11 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             raise SaynaValidationError("heartbeat must be a positive number of seconds or None")
         if not isinstance(max_queue, int) or max_queue < 1:
             raise SaynaValidationError("max_queue must be a positive integer")
+        if not isinstance(max_queue_bytes, int) or max_queue_bytes < 1:
+            raise SaynaValidationError(
+                "max_queue_bytes must be a positive integer (bytes of audio a consumer "
+                "may have queued, e.g. 16 * 1024 * 1024)"
+            )
         self.stt_config = stt_config
         self.tts_config = tts_config
         self.livekit_config = livekit_config
@@ -162,7 +171,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             handshake_timeout=self.timeouts.connect,
             ssl=ssl,
         )
-        self._hub = EventHub(max_queue)
+        self._hub = EventHub(max_queue, max_queue_bytes)
         self._tracker = SessionTracker()
         self._hub.observe_audio(self._tracker.on_tts_audio)
         self._hub.observe("tts_playback_complete", self._tracker.on_playback_complete)
@@ -196,13 +205,12 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
     @property
     def stt_config(self) -> Optional[STTConfig]:
         """The speech-to-text settings: sent with the next ``config`` (``reconfigure()``
-        sends new ones now); ``on_audio_input`` checks frames against them."""
+        sends new ones now). Audio passed to ``on_audio_input`` must be in this format."""
         return self._stt_config
 
     @stt_config.setter
     def stt_config(self, value: Optional[STTConfig]) -> None:
         self._stt_config = value
-        self._lane = None  # frames are checked against the new settings
 
     @property
     def connected(self) -> bool:
@@ -464,7 +472,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
 
         Safe in every state (never connected, REST-only use, after the server closed
         the socket, after a failed connect, while reconnecting) and safe to call twice.
-        Callbacks get up to ``timeouts.close`` seconds to finish queued events;
+        Callbacks get up to ``timeouts.close`` seconds to handle the events queued;
         ``events()`` iterators end after draining. Audio held for a reconnect that will
         not happen is reported as ``AudioDropped``.
         """
@@ -518,8 +526,9 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             allow_interruption: False makes :meth:`clear` a no-op until this speech ends.
             wait: return only when the server reports the queue drained
                 (``tts_playback_complete``), i.e. this text is fully synthesized, and
-                async audio callbacks have handled that audio; a :meth:`clear` also
-                ends the wait.
+                the callbacks have handled that audio and the completion (called from
+                a callback, it cannot wait for the callbacks after it); a :meth:`clear`
+                also ends the wait.
             timeout: with ``wait``, seconds to wait at most.
 
         Raises:
@@ -534,7 +543,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         done = self._tracker.wait_playback() if wait else None
         await self._send_speak(text, flush, allow_interruption, conn)
         if done is not None:
-            await bounded(self._caught_up(done, _PLAYBACK_TYPES), timeout, "speak(wait=True)")
+            await bounded(self._caught_up(done), timeout, "speak(wait=True)")
 
     async def _send_speak(
         self,
@@ -557,33 +566,44 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         await self._ready_connection().send_text(encode(ClearMessage()))
         self._tracker.cleared()
 
-    async def on_audio_input(self, audio_data: Union[bytes, bytearray, memoryview]) -> None:
+    async def on_audio_input(self, audio_data: Buffer) -> None:
         """Send one frame of microphone/phone audio for transcription.
 
-        The frame must match ``stt_config`` (sample rate, channels, encoding); for
-        PCM encodings its length must be a whole number of samples × channels. Frames
-        sent back to back, faster than live audio (an upload, a replay), share system
-        calls: each is handed to the socket by the time the event loop next waits, and
-        always before a later text message or the close.
+        ``audio_data`` is any bytes-like object: ``bytes``, ``bytearray``, a
+        ``memoryview``, or any C-contiguous buffer such as an ``array.array`` or a numpy
+        array. It goes out as one binary frame carrying exactly its bytes (a 16-bit
+        array's frame holds two bytes per item), whatever its length: the server and
+        its providers take a byte stream, so the audio must be in the ``stt_config``
+        format (sample rate, channels, encoding), but a frame need not end on a sample.
+        Frames sent back to back, faster than live audio (an upload, a replay), share
+        system calls: each is handed to the socket by the time the event loop next
+        waits, and always before a later text message or the close. The buffer is
+        copied before this returns, so it may be reused at once.
 
         Raises:
-            SaynaValidationError: not bytes, empty, oversized, or not whole samples.
+            SaynaValidationError: not bytes-like (the message names ``.tobytes()`` when
+                the object has one), a buffer that is not C-contiguous, empty, or over
+                16 MiB; nothing is sent.
             SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
             SaynaConnectionError: the socket closed while sending.
         """
         # Hot path (50 calls a second per stream): the lane holds what a frame needs,
-        # looked up once per session and stt_config; messages are built only on failure.
-        size = len(audio_data) if type(audio_data) is bytes else frame_size(audio_data)
+        # looked up once per session; messages are built only on failure.
+        frame: Union[bytes, bytearray, memoryview]
+        if type(audio_data) is bytes:
+            frame, size = audio_data, len(audio_data)
+        else:
+            frame, size = as_frame(audio_data)
         lane = self._lane
-        # (The lane is dropped when the session, its readiness or stt_config changes.)
+        # (The lane is dropped when the session or its readiness changes.)
         if lane is None:
-            lane = self._new_audio_lane(audio_data, size)
+            lane = self._new_audio_lane(frame, size)
             if lane is None:
                 return  # held for the reconnect
-        elif not 0 < size <= MAX_AUDIO_FRAME or size % lane.unit:
-            reject_frame(audio_data, size, self.stt_config)
+        elif not 0 < size <= MAX_AUDIO_FRAME:
+            reject_frame(size)
         try:
-            await lane.send(audio_data)
+            await lane.send(frame)
         except Exception as exc:
             error = lane.conn.send_failed(exc)
             if error is exc:
@@ -596,19 +616,18 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
     def _new_audio_lane(
         self, audio_data: Union[bytes, bytearray, memoryview], size: int
     ) -> Optional[AudioLane]:
-        """``on_audio_input``'s first frame of a session (or of an ``stt_config``): check
-        the frame, then return a new lane, or None when the frame was held for a
-        reconnect. Raises what ``on_audio_input`` documents."""
-        stt = self.stt_config
-        if not 0 < size <= MAX_AUDIO_FRAME or size % sample_unit(stt):
-            reject_frame(audio_data, size, stt)
+        """``on_audio_input``'s first frame of a session: check the frame, then return a
+        new lane, or None when the frame was held for a reconnect (as an exact copy of
+        its bytes). Raises what ``on_audio_input`` documents."""
+        if not 0 < size <= MAX_AUDIO_FRAME:
+            reject_frame(size)
         hold = self._audio_hold
         if hold is not None and self._reconnect_task is not None and not self.ready:
             hold.add(bytes(audio_data))
             return None
         conn = self._ready_connection()  # raises: not connected, or not ready yet
         self._tracker.audio_started()
-        lane = self._lane = AudioLane(conn, stt, self._tracker.metrics)
+        lane = self._lane = AudioLane(conn, self._tracker.metrics)
         return lane
 
     # --- conversation helpers ---------------------------------------------------------
@@ -648,10 +667,10 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
 
         await bounded(quiet(), timeout, "drain()")
 
-    async def _caught_up(self, waiter: Awaitable[None], types: frozenset[str]) -> None:
-        """``waiter``, then async callbacks of ``types`` have handled what they had."""
+    async def _caught_up(self, waiter: Awaitable[None]) -> None:
+        """``waiter``, then the callbacks have handled the events queued by then."""
         await waiter
-        await self._hub.caught_up(types)
+        await self._hub.caught_up()
 
     @property
     def metrics(self) -> SessionMetrics:
@@ -660,7 +679,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
 
     # --- 0.0.18 names ---------------------------------------------------------------
 
-    async def send_audio(self, audio_data: bytes) -> None:
+    async def send_audio(self, audio_data: Buffer) -> None:
         """Deprecated alias of :meth:`on_audio_input`."""
         warnings.warn("use on_audio_input()", DeprecationWarning, stacklevel=2)
         await self.on_audio_input(audio_data)

@@ -29,7 +29,7 @@ import threading
 import warnings
 import weakref
 from collections.abc import Sequence
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
 from ._callbacks import Unsubscribe
 from ._config import ReconnectPolicy, RetryPolicy, Timeouts
@@ -49,7 +49,7 @@ from .protocol.events import (
     VADEventMessage,
 )
 from .realtime.conversation import SessionMetrics, Turn
-from .realtime.hub import DEFAULT_MAX_QUEUE
+from .realtime.hub import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES
 from .types import (
     HealthResponse,
     LiveKitConfig,
@@ -68,6 +68,9 @@ from .types import (
     TTSConfig,
     VoiceDescriptor,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 __all__ = ["BlockingIterator", "SaynaSyncClient"]
 
@@ -120,6 +123,7 @@ class SaynaSyncClient:
         retry: Optional[RetryPolicy] = None,
         heartbeat: Optional[float] = 20.0,
         max_queue: int = DEFAULT_MAX_QUEUE,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         ssl: Any = True,
         reconnect: Optional[ReconnectPolicy] = None,
     ) -> None:
@@ -137,6 +141,7 @@ class SaynaSyncClient:
             retry=retry,
             heartbeat=heartbeat,
             max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes,
             ssl=ssl,
             reconnect=reconnect,
         )
@@ -371,8 +376,10 @@ class SaynaSyncClient:
         Does nothing when already ready. Interrupting the wait closes what it opened.
 
         Raises:
-            SaynaTimeoutError, SaynaConfigRejectedError, SaynaAuthenticationError,
-            SaynaConnectionError: as ``SaynaClient.connect``.
+            SaynaTimeoutError: no socket or no ``ready`` in time, as ``SaynaClient.connect``.
+            SaynaConfigRejectedError: the server answered the config with an error.
+            SaynaAuthenticationError: the upgrade got 401 (API key missing or wrong).
+            SaynaConnectionError: the network failed or the socket closed first.
         """
         self._portal.check_thread("connect()")  # before the lock: a callback must not wait
         with self._connect_serial:
@@ -433,11 +440,15 @@ class SaynaSyncClient:
         """Stop queued and in-flight speech (ignored while non-interruptible speech plays)."""
         self._portal.run(self._client.clear)
 
-    def on_audio_input(self, audio_data: Union[bytes, bytearray, memoryview]) -> None:
+    def on_audio_input(self, audio_data: Buffer) -> None:
         """Send one frame of audio in the ``stt_config`` format; returns once it is sent.
 
+        ``audio_data`` is any bytes-like object (``bytes``, ``bytearray``, a memoryview,
+        an ``array.array``, a C-contiguous numpy array); exactly its bytes go out as one
+        binary frame, whatever its length (see ``SaynaClient.on_audio_input``).
+
         Raises:
-            SaynaValidationError: not bytes, empty, oversized, or not whole samples.
+            SaynaValidationError: not bytes-like, not C-contiguous, empty or over 16 MiB.
             SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
             SaynaConnectionError: the socket closed while sending.
         """
