@@ -292,10 +292,10 @@ class SpeechStream(stt.RecognizeStream):
     async def _send(self, client: SaynaClient) -> None:
         async for data in self._input_ch:
             if isinstance(data, rtc.AudioFrame):
-                pcm = data.data.tobytes()
-                if pcm:
+                pcm = data.data  # 16-bit samples: sent without a copy
+                if pcm.nbytes:
                     await client.on_audio_input(pcm)
-                    self._sent_bytes += len(pcm)
+                    self._sent_bytes += pcm.nbytes
             # A flush needs nothing: Sayna finalizes on its own.
 
     async def _receive(self, events: Any) -> None:
