@@ -192,7 +192,11 @@ class Agent:
 
     async def say(self, words: int) -> None:
         """The caller speaks ``words`` words (then a second of silence)."""
-        for chunk in frames_of(tone_bursts(words, IN_RATE), IN_RATE):
+        await self.play(tone_bursts(words, IN_RATE))
+
+    async def play(self, pcm: bytes) -> None:
+        """The caller's microphone delivers ``pcm`` (16-bit mono at IN_RATE)."""
+        for chunk in frames_of(pcm, IN_RATE):
             await self.worker.queue_frame(
                 InputAudioRawFrame(audio=chunk, sample_rate=IN_RATE, num_channels=1)
             )
@@ -338,3 +342,25 @@ def test_bad_configs_are_named() -> None:
     control = SaynaClient(url, without_audio=True)
     with pytest.raises(SaynaValidationError, match="without_audio"):
         SaynaTTSService(client=control)
+
+
+async def test_real_speech_with_the_local_engine() -> None:
+    """End to end with espeak-ng and pocketsphinx: a spoken question is transcribed, and the
+    scripted answer comes back as speech."""
+    pytest.importorskip("pocketsphinx", reason="the [local] extra is not installed")
+    question = "I would like a cup of coffee, please."
+    async with LocalServer(engine="local") as server:
+        client = make_client(server)
+        pcm, _ = await client.speak_rest(
+            question, TTSConfig(provider="elevenlabs", voice_id="en-us+f2", sample_rate=IN_RATE)
+        )
+        llm = ScriptedLLM([["Here is your coffee."]])
+        async with Agent(client, llm) as agent:
+            await agent.play(pcm + bytes(2 * IN_RATE * 2))
+            await agent.sink.wait_for(lambda: agent.sink.of(TTSStoppedFrame), timeout=60)
+            sink = agent.sink
+        assert server.records.last_session.stt_engine == "local"
+    heard = set(llm.heard[0].lower().split())
+    assert heard & {"cup", "coffee", "like", "would", "please"}, llm.heard
+    # "Here is your coffee." as speech: well over half a second at the output rate.
+    assert audio_bytes(sink.frames) > OUT_RATE * 2 // 2
