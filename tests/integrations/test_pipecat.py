@@ -345,8 +345,8 @@ def test_bad_configs_are_named() -> None:
 
 
 async def test_real_speech_with_the_local_engine() -> None:
-    """End to end with espeak-ng and pocketsphinx: a spoken question is transcribed, and the
-    scripted answer comes back as speech."""
+    """End to end with the local engine: a question spoken by an espeak-ng voice is
+    transcribed by the engine's recognizer, and the scripted answer comes back as speech."""
     pytest.importorskip("pocketsphinx", reason="the [local] extra is not installed")
     question = "I would like a cup of coffee, please."
     async with LocalServer(engine="local") as server:
@@ -363,9 +363,9 @@ async def test_real_speech_with_the_local_engine() -> None:
         record = server.records.last_session
         assert record.stt_engine == "local"
         assert bytes(record.audio) == caller  # every frame, in order
-    # What pocketsphinx made of it reached the LLM as the user's turn. (Its words are not
-    # asserted: the local engine's recognition of the same bytes varies between runs on a
-    # loaded machine, e.g. "I would like a cup of coffee please" or "What I got off the trees".)
+    # What the recognizer made of it reached the LLM as the user's turn. (Its words are not
+    # asserted: pocketsphinx's recognition of the same bytes varied between runs on a loaded
+    # machine, e.g. "I would like a cup of coffee please" or "What I got off the trees".)
     transcript = " ".join(f.text for f in heard.of(TranscriptionFrame))
     assert transcript.strip()
     assert llm.heard == [transcript]
