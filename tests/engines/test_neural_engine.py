@@ -250,7 +250,12 @@ async def test_missing_neural_packages_fall_back_with_a_warning(
         audio = b"".join([chunk async for chunk in local.synthesize(request)])
         assert len(audio) > RATE  # espeak-ng spoke
         results = await recognise(local, audio + bytes(RATE * 2))
-        assert any(r.is_final for r in results)  # pocketsphinx listened
+        finals = [r for r in results if r.is_final]  # pocketsphinx listened
+        assert finals, results
+        # The turn ends with a speech-final that carries its text, as real providers send.
+        assert finals[-1].is_speech_final
+        assert finals[-1].transcript
+        assert all(r.transcript for r in finals)
     finally:
         local.close()
 
