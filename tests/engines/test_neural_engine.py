@@ -289,6 +289,14 @@ async def test_decoding_keeps_the_event_loop_responsive(engine: LocalEngine) -> 
     assert max(gaps) < 0.5, max(gaps)
 
 
+def test_repetition_loops_are_collapsed() -> None:
+    looped = "Where did you put the car keys? Where did you put the car keys"
+    assert whisper_stt.collapse_repeats(looped) == "Where did you put the car keys?"
+    assert whisper_stt.collapse_repeats("10 of clubs 10 of clubs 10 of clubs 10") == "10 of clubs"
+    for kept in ("5 5", "I said no, no, no.", "one two three four"):
+        assert whisper_stt.collapse_repeats(kept) == kept
+
+
 def test_wer_normalises_numbers_case_and_punctuation() -> None:
     assert normalize_words("Mr. Smith has 10 cold-hearted cats!") == [
         "mister",
