@@ -187,8 +187,12 @@ async def stream(
     arrivals: list[float] = []
     loop = asyncio.get_running_loop()
     async with SaynaClient(url, stt, TTSConfig(provider="deepgram")) as client:
+        turn_open = [False]
+        last = [loop.time()]
 
         def on_result(result: Any) -> None:
+            turn_open[0] = not result.is_speech_final
+            last[0] = loop.time()
             if result.is_final and result.transcript:
                 finals.append(result.transcript)
                 arrivals.append(loop.time())
@@ -201,7 +205,14 @@ async def stream(
             if delay > 0:
                 await asyncio.sleep(delay)
             await client.on_audio_input(audio[offset : offset + step])
-        await asyncio.sleep(1.0)
+        # A loaded server may still be decoding: wait for the turn to close and 2 s of
+        # quiet (at most 30 s).
+        deadline = loop.time() + 30.0
+        while True:  # a poll: the condition mixes events and elapsed time
+            now = loop.time()
+            if now >= deadline or (not turn_open[0] and now - last[0] >= 2.0):
+                break
+            await asyncio.sleep(0.05)
     return " ".join(finals), arrivals, start
 
 
@@ -467,6 +478,7 @@ def report(results: dict[str, dict[str, Any]], sizes: dict[str, Any], args: Any)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-install", action="store_true", help="skip the install sizes")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--output", default=str(Path(__file__).with_name("ENGINES.md")))
     args = parser.parse_args()
@@ -475,7 +487,7 @@ def main() -> None:
         return
     results = {kind: asyncio.run(measure(kind, args.quick)) for kind in ("neural", "legacy")}
     sizes: dict[str, Any] = {}
-    if not args.quick:
+    if not args.quick and not args.no_install:
         print("install sizes", file=sys.stderr)
         legacy = ["espeakng-loader", "pocketsphinx", "soxr", "numpy", "soundfile"]
         local = re.findall(
