@@ -13,11 +13,15 @@ from __future__ import annotations
 from typing import Optional
 
 from ._checks import BYTES_PER_SAMPLE
+from .errors import SaynaValidationError
 from .realtime.connection import BinarySender, WebSocketConnection
 from .realtime.conversation import SessionMetrics
 from .types import STTConfig
 
-__all__ = ["AudioLane", "sample_unit"]
+__all__ = ["AudioLane", "sample_unit", "silence_frame"]
+
+#: The byte of one silent sample per 8-bit encoding (G.711 mu-law and A-law zero).
+_SILENT_BYTE = {"mulaw": 0xFF, "ulaw": 0xFF, "alaw": 0xD5}
 
 
 def sample_unit(stt: Optional[STTConfig]) -> int:
@@ -27,6 +31,29 @@ def sample_unit(stt: Optional[STTConfig]) -> int:
         return 1
     width = BYTES_PER_SAMPLE.get(stt.encoding.lower())
     return 1 if width is None else width * stt.channels
+
+
+def silence_frame(stt: Optional[STTConfig], frame_ms: int) -> bytes:
+    """``frame_ms`` of silence in the format of ``stt`` (its encoding, rate, channels).
+
+    Raises:
+        SaynaValidationError: an encoding without a fixed sample size (``opus``...),
+            whose silence needs an encoder.
+    """
+    if stt is None:
+        raise SaynaValidationError(
+            "finish_audio() needs an stt_config: a session without audio has no stream"
+        )
+    encoding = stt.encoding.strip().lower()
+    width = BYTES_PER_SAMPLE.get(encoding)
+    if width is None:
+        raise SaynaValidationError(
+            f"finish_audio() cannot make silence in the {stt.encoding!r} encoding (it needs "
+            "an encoder): send your own encoded silence with on_audio_input(), then drain()"
+        )
+    samples = max(1, stt.sample_rate * frame_ms // 1000) * stt.channels
+    silent = _SILENT_BYTE.get(encoding)
+    return bytes(samples * width) if silent is None else bytes((silent,)) * samples
 
 
 class AudioLane:

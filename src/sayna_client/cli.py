@@ -160,7 +160,6 @@ async def _transcribe(
 ) -> list[str]:
     """Stream ``frames`` paced at ``speed`` × real time; return the final transcripts."""
     finals: list[str] = []
-    speech_final = asyncio.Event()
     progress = _Progress(label, len(frames) * frame_ms / 1000, "s")
     latest = [""]
 
@@ -168,8 +167,6 @@ async def _transcribe(
         if result.is_final and result.transcript:
             finals.append(result.transcript)
         latest[0] = result.transcript or latest[0]
-        if result.is_speech_final:
-            speech_final.set()
 
     unsubscribe = client.register_on_stt_result(on_result)
     try:
@@ -178,17 +175,9 @@ async def _transcribe(
             await client.on_audio_input(frame)
             sent += 1
             progress.update(sent * frame_ms / 1000, latest[0])
-        # Trailing silence lets the recogniser close the utterance.
-        silence = b"\x00" * len(frames[0]) if frames else b""
-        for _ in range(1500 // frame_ms):
-            if speech_final.is_set():
-                break
-            await client.on_audio_input(silence)
-            await asyncio.sleep(frame_ms / 1000 / max(speed, 1.0))
-        try:
-            await asyncio.wait_for(speech_final.wait(), 10.0)
-        except asyncio.TimeoutError:
-            pass
+        # The file ends where it ends, maybe mid-word: trailing silence lets the
+        # recogniser close the utterance, and finish_audio() waits for its final.
+        await client.finish_audio()
     finally:
         progress.close()
         unsubscribe()

@@ -8,7 +8,7 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Optional, Union
 
-from ._audio_lane import AudioLane, sample_unit
+from ._audio_lane import AudioLane, sample_unit, silence_frame
 from ._callbacks import CallbackMethods, Unsubscribe, _iterate
 from ._checks import (
     MAX_AUDIO_FRAME,
@@ -24,6 +24,7 @@ from ._config import (
     ReconnectPolicy,
     RetryPolicy,
     Timeouts,
+    check_seconds,
     derive_urls,
     is_loopback_host,
     is_plaintext,
@@ -34,8 +35,10 @@ from ._rest import RestMethods
 from .errors import (
     SaynaConfigRejectedError,
     SaynaConnectionClosedError,
+    SaynaConnectionError,
     SaynaNotConnectedError,
     SaynaNotReadyError,
+    SaynaTimeoutError,
     SaynaValidationError,
 )
 from .protocol.commands import (
@@ -47,6 +50,7 @@ from .protocol.commands import (
 from .protocol.events import ConnectionClosed, ReadyMessage
 from .realtime.connection import NO_STATUS_RECEIVED, WebSocketConnection
 from .realtime.conversation import SessionMetrics, SessionTracker, Turn
+from .realtime.gate import SessionGate
 from .realtime.hub import DEFAULT_MAX_QUEUE, EventHub
 from .realtime.reconnect import AudioHold, is_recoverable, run_reconnect
 from .types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
@@ -63,6 +67,24 @@ _NO_HEADERS: dict[str, str] = {}  # never mutated (aiohttp copies what it is giv
 
 #: speak(wait=True) also waits for async callbacks of these to catch up.
 _PLAYBACK_TYPES = frozenset({"tts_audio", "tts_playback_complete"})
+#: Seconds without a result or TTS audio after which the results of audio already
+#: sent are taken to have arrived (drain(), graceful disconnect(), finish_audio()).
+_SETTLE = 0.3
+#: finish_audio(): frames of this many milliseconds, sent at real-time pace.
+_SILENCE_FRAME_MS = 20
+
+
+class _ClientDefault:
+    """The type of :data:`CLIENT_DEFAULT`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "CLIENT_DEFAULT"
+
+
+#: "Use the client's setting" in a per-call option, so that ``None`` can mean "no limit".
+CLIENT_DEFAULT = _ClientDefault()
 
 
 class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
@@ -128,10 +150,12 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             raise SaynaValidationError(
                 "stream_id must be a string without '/' or '..' (it names the recording path)"
             )
-        if heartbeat is not None and not heartbeat > 0:
-            raise SaynaValidationError("heartbeat must be a positive number of seconds or None")
-        if not isinstance(max_queue, int) or max_queue < 1:
-            raise SaynaValidationError("max_queue must be a positive integer")
+        check_type("timeouts", timeouts, Timeouts, "Timeouts(connect=5)")
+        check_type("retry", retry, RetryPolicy, "RetryPolicy(max_retries=2)")
+        check_type("reconnect", reconnect, ReconnectPolicy, "ReconnectPolicy(max_attempts=10)")
+        check_seconds("heartbeat", heartbeat)
+        if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
+            raise SaynaValidationError(f"max_queue must be a positive integer, got {max_queue!r}")
         self.stt_config = stt_config
         self.tts_config = tts_config
         self.livekit_config = livekit_config
@@ -154,14 +178,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
                 "use https:// or wss:// so it cannot be read on the network",
                 stacklevel=2,
             )
-        self._http = HttpTransport(
-            self._http_base,
-            api_key=self._api_key,
-            timeout=self.timeouts.request,
-            retry=self.retry,
-            handshake_timeout=self.timeouts.connect,
-            ssl=ssl,
-        )
+        self._http = self._new_http()
         self._hub = EventHub(max_queue)
         self._tracker = SessionTracker()
         self._hub.observe_audio(self._tracker.on_tts_audio)
@@ -170,10 +187,20 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         self._hub.observe("participant_disconnected", self._tracker.on_participant_disconnected)
         self._conn: Optional[WebSocketConnection] = None
         self._ready_msg: Optional[ReadyMessage] = None
-        self._connect_lock: Optional[asyncio.Lock] = None
+        self._gate = SessionGate()
         self._reconnect_task: Optional[asyncio.Task[None]] = None
         self._audio_hold: Optional[AudioHold] = None
         self._lane: Optional[AudioLane] = None
+
+    def _new_http(self) -> HttpTransport:
+        return HttpTransport(
+            self._http_base,
+            api_key=self._api_key,
+            timeout=self.timeouts.request,
+            retry=self.retry,
+            handshake_timeout=self.timeouts.connect,
+            ssl=self._ssl,
+        )
 
     def __repr__(self) -> str:
         state = "ready" if self.ready else ("connected" if self.connected else "disconnected")
@@ -184,11 +211,12 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
     async def __aenter__(self) -> SaynaClient:
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.disconnect()
+    async def __aexit__(self, exc_type: object, *exc_info: object) -> None:
+        # Leaving normally lets the conversation finish; an exception aborts at once.
+        await self.disconnect(graceful=exc_type is None)
 
     async def aclose(self) -> None:
-        """Same as :meth:`disconnect`."""
+        """Same as :meth:`disconnect` (graceful)."""
         await self.disconnect()
 
     # --- state ---------------------------------------------------------------------
@@ -264,9 +292,21 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
                 socket stays open: call :meth:`reconfigure` with a fixed config, or
                 :meth:`disconnect`.
             SaynaAuthenticationError: the upgrade got 401 (API key missing or wrong).
-            SaynaConnectionError: the network failed or the socket closed first.
+            SaynaConnectionError: the network failed or the socket closed first;
+                ``SaynaConnectionClosedError`` when :meth:`disconnect` or :meth:`abort`
+                (from another task) ended the attempt.
+            SaynaEventLoopError: the client's session lives on another running loop.
+
+        Concurrency: ``connect()``, ``reconfigure()`` and the close of ``disconnect()``
+        run one at a time, in call order, from any tasks of the session's loop. A
+        ``connect()`` during an automatic reconnection stops it and connects at once.
         """
-        async with self._lock():
+        self._adopt_loop()
+        task = self._reconnect_task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()  # the caller takes over from the automatic reconnection
+            await asyncio.gather(task, return_exceptions=True)
+        async with self._gate.hold("connect()"):
             if self.ready:
                 return
             if self._conn is not None and not self._conn.closed:
@@ -275,12 +315,23 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
                 return
             await self._open()
 
-    def _lock(self) -> asyncio.Lock:
-        if self._connect_lock is None:
-            self._connect_lock = asyncio.Lock()
-        return self._connect_lock
+    def _adopt_loop(self) -> None:
+        """Raise ``SaynaEventLoopError`` when the session lives on another running loop;
+        forget a session whose loop has been closed (nothing of it can run any more)."""
+        if self._gate.check_loop():
+            logger.info("The loop of the previous Sayna session was closed; starting afresh")
+            self._conn = None
+            self._reconnect_task = None
+            self._audio_hold = None
+            self._set_ready(None)
+            self._gate.release()
+            self._http = self._new_http()  # its aiohttp session belonged to that loop
 
     async def _open(self) -> None:
+        """Open a socket and configure it (the caller holds the gate)."""
+        old = self._conn
+        if old is not None:
+            await old.close(self.timeouts.close)  # closed already; release what remains
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else _NO_HEADERS
         self._set_ready(None)
         started = self._tracker.connecting()
@@ -299,6 +350,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             activity=self._tracker.activity_count,
         )
         self._conn = conn
+        self._gate.bind()
         try:
             await self._configure(conn)
             self._tracker.ready(started)
@@ -377,7 +429,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
 
     async def _reconnect(self, policy: ReconnectPolicy, info: ConnectionClosed) -> None:
         async def open_session() -> None:
-            async with self._lock():
+            async with self._gate.hold("reconnecting"):
                 await self._open()
 
         ok = False
@@ -389,6 +441,11 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
                 replay=self._replay_audio,
                 publish=self._hub.publish,
             )
+            conn = self._conn
+            if not ok and conn is not None:
+                # A refused attempt (rejected config) leaves its socket open: the
+                # session is over, so close it; later sends raise "not connected".
+                await conn.close(self.timeouts.close)
         finally:
             self._reconnect_task = None
             hold, self._audio_hold = self._audio_hold, None
@@ -455,45 +512,125 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         conn = self._conn
         if conn is None or conn.closed:
             return
-        async with self._lock():
+        self._adopt_loop()
+        async with self._gate.hold("reconfigure()"):
+            conn = self._conn
+            if conn is None or conn.closed:
+                return  # closed while waiting: the values are kept for connect()
             self._set_ready(None)
             await self._configure(conn)
 
-    async def disconnect(self) -> None:
-        """Close the session and release every socket, task and HTTP session.
+    async def disconnect(
+        self,
+        *,
+        graceful: bool = True,
+        drain: Union[float, _ClientDefault, None] = CLIENT_DEFAULT,
+    ) -> None:
+        """Let the conversation finish, then close the session and release every socket,
+        task and HTTP session.
+
+        Graceful (the default): first wait, at most ``drain`` seconds, until speech
+        already sent has been synthesized and received (``tts_playback_complete``, with
+        async callbacks caught up) and the results of audio already sent have arrived
+        (the current turn's speech-final, then no new result for a moment). A stream
+        that stopped mid-utterance gets no final: call :meth:`finish_audio` first.
+        Then close: a Close handshake bounded by ``timeouts.close``, after which the
+        connection is dropped whatever the server does; callbacks get up to
+        ``timeouts.close`` seconds to finish queued events; ``events()`` iterators end
+        after draining. Audio held for a reconnect that will not happen is reported as
+        ``AudioDropped``.
 
         Safe in every state (never connected, REST-only use, after the server closed
         the socket, after a failed connect, while reconnecting) and safe to call twice.
-        Callbacks get up to ``timeouts.close`` seconds to finish queued events;
-        ``events()`` iterators end after draining. Audio held for a reconnect that will
-        not happen is reported as ``AudioDropped``.
+        A ``connect()`` or ``reconfigure()`` running in another task is interrupted
+        and raises ``SaynaConnectionClosedError``; sends waiting for the server fail
+        with it too.
+
+        Args:
+            graceful: False closes at once, as :meth:`abort`.
+            drain: seconds to let the conversation finish (default ``timeouts.drain``;
+                ``None``: no limit). When it passes, the session closes anyway.
+
+        Raises:
+            SaynaEventLoopError: the session lives on another running event loop.
+
+        Cancellation: cancelling ``disconnect()`` (while it waits for the conversation
+        or while it closes) still closes the session and releases everything: the
+        close goes on in a task of its own and takes at most about ``timeouts.close``
+        seconds.
         """
+        self._adopt_loop()
+        try:
+            if graceful:
+                await self._let_conversation_finish(drain)
+        finally:
+            closing = asyncio.get_running_loop().create_task(self._close(), name="sayna-close")
+            await asyncio.shield(closing)
+
+    async def abort(self) -> None:
+        """Close the session at once, as :meth:`disconnect` with ``graceful=False``.
+
+        Speech not yet received and results not yet arrived are lost; the Close
+        handshake is still bounded by ``timeouts.close``, after which the connection
+        is dropped whatever the server does. Safe in every state; the same
+        cancellation guarantee as :meth:`disconnect`.
+        """
+        await self.disconnect(graceful=False)
+
+    async def _let_conversation_finish(self, drain: Union[float, _ClientDefault, None]) -> None:
+        """The graceful half of :meth:`disconnect`: never raises but for cancellation."""
+        timeout = self.timeouts.drain if isinstance(drain, _ClientDefault) else drain
+        check_seconds("drain", timeout)
+        if not self.ready:
+            return  # nothing in flight: never ready, closed, reconnecting
+        try:
+            await bounded(self._quiet(always_settle=False), timeout, "disconnect()")
+        except SaynaTimeoutError:
+            logger.info(
+                "disconnect(): the conversation had not finished after %s s (drain); closing",
+                timeout,
+            )
+        except SaynaConnectionError:
+            pass  # the session ended meanwhile
+
+    async def _close(self) -> None:
+        """Close and release everything (the second half of :meth:`disconnect`)."""
         task = self._reconnect_task
         if task is not None:
             task.cancel()
+        self._gate.interrupt()  # a connect()/reconfigure() in another task ends now
+        if task is not None:
             await asyncio.gather(task, return_exceptions=True)
-        conn, self._conn = self._conn, None
-        try:
-            if conn is not None:
-                await conn.close(self.timeouts.close)
-            await self._hub.close_session(self.timeouts.close)
-        finally:
-            self._set_ready(None)
-            # A lock is bound to the loop that first waits on it; the next session may
-            # run on another loop (the sync client restarts its thread).
-            self._connect_lock = None
-            self._hub.close_iterators()
-            await self._http.close()
+        async with self._gate.hold("disconnect()", interruptible=False):
+            conn, self._conn = self._conn, None
+            try:
+                if conn is not None:
+                    await conn.close(self.timeouts.close)
+                await self._hub.close_session(self.timeouts.close)
+            finally:
+                self._set_ready(None)
+                self._gate.release()
+                self._hub.close_iterators()
+                await self._http.close()
 
     # --- sending -------------------------------------------------------------------
 
     def _ready_connection(self) -> WebSocketConnection:
+        """The ready connection for a send, or the error saying why there is none."""
         conn = self._conn
+        if self._gate.loop is not None:
+            self._gate.check_loop()  # raises for another live loop; a dead one has no conn
         if conn is None or conn.closed:
             if self._reconnect_task is not None:
                 raise SaynaNotReadyError(
                     "The Sayna session is reconnecting; retry after the `reconnected` event "
                     "(audio sent with on_audio_input is held and replayed)"
+                )
+            info = conn.close_info if conn is not None else None
+            if info is not None:
+                raise SaynaNotConnectedError(
+                    f"The Sayna session has ended ({info.message}); call "
+                    "`await client.connect()` to start a new one"
                 )
             raise SaynaNotConnectedError()
         if self._ready_msg is None:
@@ -634,19 +771,87 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             SaynaTimeoutError: not drained within ``timeout`` seconds.
             SaynaConnectionClosedError: the session closed first.
         """
-        tracker = self._tracker
+        await bounded(self._quiet(settle=settle), timeout, "drain()")
 
-        async def quiet() -> None:
-            while True:
-                await asyncio.gather(tracker.wait_playback(), tracker.wait_turn_end())
+    async def _quiet(self, *, settle: float = _SETTLE, always_settle: bool = True) -> None:
+        """Wait for playback complete and the end of the current turn, then (always, or
+        only while audio sent has had no result) for ``settle`` seconds without a result
+        or TTS audio, then for async callbacks to catch up.
+
+        Raises:
+            SaynaConnectionClosedError: the session closed first.
+        """
+        tracker = self._tracker
+        while True:
+            await asyncio.gather(tracker.wait_playback(), tracker.wait_turn_end())
+            if always_settle or tracker.audio_unanswered:
                 seen = tracker.activity
                 await asyncio.sleep(settle)
-                idle = not tracker.turn_pending and not tracker.playback_pending
-                if idle and tracker.activity == seen:
-                    await self._hub.caught_up()
-                    return
+                busy = tracker.turn_pending or tracker.playback_pending
+                if busy or tracker.activity != seen:
+                    continue
+            await self._hub.caught_up()
+            return
 
-        await bounded(quiet(), timeout, "drain()")
+    async def finish_audio(
+        self, timeout: Optional[float] = 10.0, *, silence_ms: int = 1500
+    ) -> Optional[Turn]:
+        """End the audio stream: send trailing silence so the recogniser ends the
+        utterance, and wait for its final result.
+
+        A file or call that stops mid-utterance leaves the recogniser waiting for more
+        speech: no final arrives and :meth:`drain` would wait for ever. This sends up to
+        ``silence_ms`` of silence in the session's own format (``stt_config`` encoding,
+        sample rate and channels), in 20 ms frames at real-time pace, stopping as soon
+        as the turn ends (the speech-final result), then waits for that result. When
+        nothing is outstanding (no result pending, no audio without a result) it
+        returns None at once, sending nothing.
+
+        Args:
+            timeout: seconds for the whole call (``None``: no limit).
+            silence_ms: most silence to send, in milliseconds (default 1.5 s: more
+                than the end-of-utterance silence of common recognisers).
+
+        Returns:
+            The :class:`Turn` that ended, or None when the recogniser heard no words.
+
+        Raises:
+            SaynaValidationError: the encoding has no silence the SDK can make (e.g.
+                ``opus``): send your own encoded silence, then :meth:`drain`.
+            SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
+            SaynaConnectionError: the session closed meanwhile.
+            SaynaTimeoutError: the final did not arrive within ``timeout``.
+        """
+        if isinstance(silence_ms, bool) or not isinstance(silence_ms, int) or silence_ms < 0:
+            raise SaynaValidationError(f"silence_ms must be an int >= 0, got {silence_ms!r}")
+        frame = silence_frame(self.stt_config, _SILENCE_FRAME_MS)
+        self._ready_connection()
+        tracker = self._tracker
+        if not tracker.turn_pending and not tracker.audio_unanswered:
+            return None
+        ended = tracker.next_speech_final()
+
+        async def finish() -> Optional[Turn]:
+            for _ in range(silence_ms // _SILENCE_FRAME_MS):
+                if ended.done():
+                    break
+                await self.on_audio_input(frame)
+                await asyncio.sleep(_SILENCE_FRAME_MS / 1000)
+            while not ended.done():
+                if tracker.turn_pending:
+                    await ended  # words were heard: their final comes
+                    break
+                seen = tracker.activity  # results of the last audio may still come
+                await asyncio.wait((ended,), timeout=_SETTLE)
+                if not ended.done() and tracker.activity == seen and not tracker.turn_pending:
+                    return None  # nothing was heard
+            return ended.result()
+
+        try:
+            return await bounded(finish(), timeout, "finish_audio()")
+        finally:
+            if not ended.done():
+                ended.cancel()
 
     async def _caught_up(self, waiter: Awaitable[None], types: frozenset[str]) -> None:
         """``waiter``, then async callbacks of ``types`` have handled what they had."""

@@ -20,6 +20,12 @@ the ``send()`` calls are shared (one per ~100 frames instead of one each).
 Ordering is unchanged: frames reach the transport in call order and before any later
 text frame or Close; a cancelled send never leaves half a frame behind.
 
+**The end of a session wakes every waiting send.** A send waiting for a peer that stopped
+reading would wait for ever (TCP keeps a silent connection open). The connection ends a
+session by aborting the transport (:func:`drop_transport`), which wakes aiohttp's drain
+waiters; a send woken that way raises ``ConnectionResetError`` like one made after the
+close, which the connection turns into the session's close error.
+
 The writer uses aiohttp's writer state (``ClientWebSocketResponse._writer``: its
 transport, protocol, mask flag, compression and closing flag), so :func:`frame_writer`
 checks every piece once per connection and returns None when anything is not as
@@ -38,7 +44,14 @@ import struct
 import time
 from typing import Any, Callable, Optional, Union, cast
 
-__all__ = ["BATCH_BYTES", "BURST_GAP", "FrameWriter", "frame_header", "frame_writer"]
+__all__ = [
+    "BATCH_BYTES",
+    "BURST_GAP",
+    "FrameWriter",
+    "drop_transport",
+    "frame_header",
+    "frame_writer",
+]
 
 #: A frame sent within this many seconds of the previous one joins a batch.
 BURST_GAP = 0.0005
@@ -149,6 +162,10 @@ class FrameWriter:
             self.flush()
         if self._protocol._paused:
             await self._protocol._drain_helper()
+            if self._transport.is_closing():
+                # Woken by the end of the session (the connection drops the transport
+                # then), not by the peer reading: this frame may never arrive.
+                raise ConnectionResetError("The connection closed while the frame waited")
 
     def flush(self) -> None:
         """Write the open batch, if any. Called when the loop turns, and by the
@@ -184,3 +201,19 @@ def frame_writer(ws: Any) -> Optional[FrameWriter]:
         and callable(getattr(protocol, "_drain_helper", None))
     )
     return FrameWriter(writer, _apply_mask) if usable else None
+
+
+def drop_transport(ws: Any) -> None:
+    """Abort the TCP connection under the aiohttp client WebSocket ``ws`` at once, unsent
+    bytes included: the end of a session whatever the peer does. The kernel socket is
+    released and every send waiting for the peer to read (ours and aiohttp's) wakes up.
+    A no-op when the connection is already gone."""
+    writer = getattr(ws, "_writer", None)
+    transport = getattr(writer, "transport", None)
+    if transport is None:
+        response = getattr(ws, "_response", None)
+        connection = getattr(response, "connection", None)
+        transport = getattr(connection, "transport", None)
+    abort = getattr(transport, "abort", None)
+    if callable(abort):
+        abort()
