@@ -137,7 +137,7 @@ def test_header_names_are_case_insensitive_in_a_dict() -> None:
 
 def test_multidict_and_pair_list_and_raw_bytes_headers() -> None:
     headers = signed_headers()
-    receiver = make_receiver()
+    receiver = make_receiver(dedupe=False)  # the same event three times
     receiver.receive(CIMultiDict(headers), BODY)
     receiver.receive(list(headers.items()), BODY)
     receiver.receive([(k.lower().encode(), v.encode()) for k, v in headers.items()], BODY)
@@ -388,10 +388,35 @@ def test_dedupe_rejects_a_repeated_event_id() -> None:
     receiver.receive(signed_headers(event_id="EV_next"), BODY)
 
 
-def test_dedupe_is_off_by_default() -> None:
+def test_replay_within_the_window_is_rejected_by_default() -> None:
     receiver = make_receiver()
     receiver.receive(signed_headers(), BODY)
+    assert rejection(receiver, signed_headers()).reason == "duplicate_event"
+    with pytest.raises(WebhookVerificationError) as info:
+        receiver.verify(signed_headers(), BODY)
+    assert info.value.reason == "duplicate_event"
+
+
+def test_dedupe_can_be_turned_off() -> None:
+    receiver = make_receiver(dedupe=False)
     receiver.receive(signed_headers(), BODY)
+    receiver.receive(signed_headers(), BODY)
+    assert repr(receiver) == "WebhookReceiver(tolerance_seconds=300, dedupe=False)"
+
+
+def test_dedupe_forgets_ids_once_their_timestamp_left_the_window() -> None:
+    now = [float(NOW)]
+    receiver = WebhookReceiver(SECRET, clock=lambda: now[0])
+    for index in range(50):
+        receiver.receive(signed_headers(event_id=f"EV_{index}"), BODY)
+    assert len(receiver._seen or ()) == 50
+    now[0] = NOW + 300  # exactly at the edge: still inside, still remembered
+    assert rejection(receiver, signed_headers(event_id="EV_7")).reason == "duplicate_event"
+    now[0] = NOW + 301
+    # A replay is now refused by the timestamp check, so the ids need not be kept.
+    assert rejection(receiver, signed_headers(event_id="EV_7")).reason == "stale_timestamp"
+    receiver.receive(signed_headers(timestamp=str(NOW + 301), event_id="EV_new"), BODY)
+    assert list(receiver._seen or ()) == ["EV_new"]
 
 
 def test_dedupe_records_only_verified_and_parsed_events() -> None:

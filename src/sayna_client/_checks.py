@@ -15,12 +15,11 @@ from .errors import SaynaTimeoutError, SaynaValidationError
 from .types import GoogleAuth, STTConfig, TTSConfig
 
 __all__ = [
-    "BYTES_PER_SAMPLE",
     "MAX_AUDIO_FRAME",
+    "as_frame",
     "bounded",
     "check_text",
     "check_type",
-    "frame_size",
     "has_google_auth",
     "reject_frame",
 ]
@@ -29,42 +28,58 @@ T = TypeVar("T")
 
 #: Largest binary frame ``on_audio_input`` accepts (the server's frame limit).
 MAX_AUDIO_FRAME = 16 * 1024 * 1024
-#: Bytes per sample of the PCM-like STT encodings (others are not checked).
-BYTES_PER_SAMPLE = {"linear16": 2, "pcm": 2, "pcm_s16le": 2, "mulaw": 1, "ulaw": 1, "alaw": 1}
+
+Frame = Union[bytes, bytearray, memoryview]
 
 
 def has_google_auth(config: Optional[Union[STTConfig, TTSConfig]]) -> bool:
     return config is not None and isinstance(config.auth, GoogleAuth)
 
 
-def frame_size(audio_data: Any) -> int:
-    if isinstance(audio_data, memoryview):
-        return audio_data.nbytes
-    if isinstance(audio_data, (bytes, bytearray)):
-        return len(audio_data)
-    raise SaynaValidationError(
-        f"audio_data must be bytes, got {type(audio_data).__name__}; send raw audio in the "
-        "stt_config format"
-    )
+def as_frame(audio_data: Any) -> tuple[Frame, int]:
+    """Any bytes-like ``audio_data`` other than ``bytes`` as ``(frame, size in bytes)``:
+    a ``bytearray`` as is, any other C-contiguous buffer (a memoryview, ``array.array``,
+    a numpy array...) as a one-dimensional memoryview of its bytes, so every sender puts
+    exactly those bytes in the frame (never an item count).
+
+    Raises:
+        SaynaValidationError: not bytes-like, or a buffer that is not C-contiguous.
+    """
+    if type(audio_data) is bytearray:
+        return audio_data, len(audio_data)
+    try:
+        view = memoryview(audio_data)
+    except TypeError:
+        hint = (
+            "pass audio_data.tobytes()"
+            if callable(getattr(audio_data, "tobytes", None))
+            else "send raw audio in the stt_config format"
+        )
+        raise SaynaValidationError(
+            f"audio_data must be a bytes-like object (bytes, bytearray, memoryview, "
+            f"array.array, a numpy array), got {type(audio_data).__name__}; {hint}"
+        ) from None
+    if not view.c_contiguous:
+        raise SaynaValidationError(
+            f"audio_data is a {type(audio_data).__name__} whose memory is not contiguous "
+            "(e.g. a strided slice of an array); pass audio_data.tobytes() (or "
+            "numpy.ascontiguousarray(audio_data))"
+        )
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return view, view.nbytes
 
 
-def reject_frame(audio_data: Any, size: int, stt: Optional[STTConfig]) -> NoReturn:
-    """Raise the precise error for a frame that failed the quick checks."""
+def reject_frame(size: int) -> NoReturn:
+    """Raise the precise error for a frame whose ``size`` is 0 or over the limit."""
     if size == 0:
         raise SaynaValidationError(
             "audio_data is empty; empty frames end the stream for some providers, "
             "so send audio or nothing"
         )
-    if size > MAX_AUDIO_FRAME:
-        raise SaynaValidationError(
-            f"audio_data is {size} bytes; split it into frames of at most "
-            f"{MAX_AUDIO_FRAME} bytes (20 ms frames are typical)"
-        )
-    assert stt is not None
-    width = BYTES_PER_SAMPLE[stt.encoding.lower()]
     raise SaynaValidationError(
-        f"audio_data is {size} bytes, not a whole number of {stt.encoding} samples for "
-        f"{stt.channels} channel(s) ({width * stt.channels} bytes each); send whole samples"
+        f"audio_data is {size} bytes; split it into frames of at most "
+        f"{MAX_AUDIO_FRAME} bytes (20 ms frames are typical)"
     )
 
 

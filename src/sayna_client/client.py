@@ -6,16 +6,16 @@ import asyncio
 import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
-from ._audio_lane import AudioLane, sample_unit, silence_frame
+from ._audio_lane import AudioLane, silence_frame
 from ._callbacks import CallbackMethods, Unsubscribe, _iterate
 from ._checks import (
     MAX_AUDIO_FRAME,
+    as_frame,
     bounded,
     check_text,
     check_type,
-    frame_size,
     has_google_auth,
     reject_frame,
 )
@@ -55,6 +55,9 @@ from .realtime.hub import DEFAULT_MAX_QUEUE, EventHub
 from .realtime.reconnect import AudioHold, is_recoverable, run_reconnect
 from .types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
 from .types.credentials import load_local_google_credentials
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 __all__ = ["SaynaClient", "Unsubscribe"]
 
@@ -224,13 +227,12 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
     @property
     def stt_config(self) -> Optional[STTConfig]:
         """The speech-to-text settings: sent with the next ``config`` (``reconfigure()``
-        sends new ones now); ``on_audio_input`` checks frames against them."""
+        sends new ones now). Audio passed to ``on_audio_input`` must be in this format."""
         return self._stt_config
 
     @stt_config.setter
     def stt_config(self, value: Optional[STTConfig]) -> None:
         self._stt_config = value
-        self._lane = None  # frames are checked against the new settings
 
     @property
     def connected(self) -> bool:
@@ -694,33 +696,44 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         await self._ready_connection().send_text(encode(ClearMessage()))
         self._tracker.cleared()
 
-    async def on_audio_input(self, audio_data: Union[bytes, bytearray, memoryview]) -> None:
+    async def on_audio_input(self, audio_data: Buffer) -> None:
         """Send one frame of microphone/phone audio for transcription.
 
-        The frame must match ``stt_config`` (sample rate, channels, encoding); for
-        PCM encodings its length must be a whole number of samples × channels. Frames
-        sent back to back, faster than live audio (an upload, a replay), share system
-        calls: each is handed to the socket by the time the event loop next waits, and
-        always before a later text message or the close.
+        ``audio_data`` is any bytes-like object: ``bytes``, ``bytearray``, a
+        ``memoryview``, or any C-contiguous buffer such as an ``array.array`` or a numpy
+        array. It goes out as one binary frame carrying exactly its bytes (a 16-bit
+        array's frame holds two bytes per item), whatever its length: the server and
+        its providers take a byte stream, so the audio must be in the ``stt_config``
+        format (sample rate, channels, encoding), but a frame need not end on a sample.
+        Frames sent back to back, faster than live audio (an upload, a replay), share
+        system calls: each is handed to the socket by the time the event loop next
+        waits, and always before a later text message or the close. The buffer is
+        copied before this returns, so it may be reused at once.
 
         Raises:
-            SaynaValidationError: not bytes, empty, oversized, or not whole samples.
+            SaynaValidationError: not bytes-like (the message names ``.tobytes()`` when
+                the object has one), a buffer that is not C-contiguous, empty, or over
+                16 MiB; nothing is sent.
             SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
             SaynaConnectionError: the socket closed while sending.
         """
         # Hot path (50 calls a second per stream): the lane holds what a frame needs,
-        # looked up once per session and stt_config; messages are built only on failure.
-        size = len(audio_data) if type(audio_data) is bytes else frame_size(audio_data)
+        # looked up once per session; messages are built only on failure.
+        frame: Union[bytes, bytearray, memoryview]
+        if type(audio_data) is bytes:
+            frame, size = audio_data, len(audio_data)
+        else:
+            frame, size = as_frame(audio_data)
         lane = self._lane
-        # (The lane is dropped when the session, its readiness or stt_config changes.)
+        # (The lane is dropped when the session or its readiness changes.)
         if lane is None:
-            lane = self._new_audio_lane(audio_data, size)
+            lane = self._new_audio_lane(frame, size)
             if lane is None:
                 return  # held for the reconnect
-        elif not 0 < size <= MAX_AUDIO_FRAME or size % lane.unit:
-            reject_frame(audio_data, size, self.stt_config)
+        elif not 0 < size <= MAX_AUDIO_FRAME:
+            reject_frame(size)
         try:
-            await lane.send(audio_data)
+            await lane.send(frame)
         except Exception as exc:
             error = lane.conn.send_failed(exc)
             if error is exc:
@@ -733,19 +746,18 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
     def _new_audio_lane(
         self, audio_data: Union[bytes, bytearray, memoryview], size: int
     ) -> Optional[AudioLane]:
-        """``on_audio_input``'s first frame of a session (or of an ``stt_config``): check
-        the frame, then return a new lane, or None when the frame was held for a
-        reconnect. Raises what ``on_audio_input`` documents."""
-        stt = self.stt_config
-        if not 0 < size <= MAX_AUDIO_FRAME or size % sample_unit(stt):
-            reject_frame(audio_data, size, stt)
+        """``on_audio_input``'s first frame of a session: check the frame, then return a
+        new lane, or None when the frame was held for a reconnect (as an exact copy of
+        its bytes). Raises what ``on_audio_input`` documents."""
+        if not 0 < size <= MAX_AUDIO_FRAME:
+            reject_frame(size)
         hold = self._audio_hold
         if hold is not None and self._reconnect_task is not None and not self.ready:
             hold.add(bytes(audio_data))
             return None
         conn = self._ready_connection()  # raises: not connected, or not ready yet
         self._tracker.audio_started()
-        lane = self._lane = AudioLane(conn, stt, self._tracker.metrics)
+        lane = self._lane = AudioLane(conn, self._tracker.metrics)
         return lane
 
     # --- conversation helpers ---------------------------------------------------------
@@ -865,7 +877,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
 
     # --- 0.0.18 names ---------------------------------------------------------------
 
-    async def send_audio(self, audio_data: bytes) -> None:
+    async def send_audio(self, audio_data: Buffer) -> None:
         """Deprecated alias of :meth:`on_audio_input`."""
         warnings.warn("use on_audio_input()", DeprecationWarning, stacklevel=2)
         await self.on_audio_input(audio_data)

@@ -29,7 +29,7 @@ import threading
 import warnings
 import weakref
 from collections.abc import Sequence
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
 from ._callbacks import Unsubscribe
 from ._config import ReconnectPolicy, RetryPolicy, Timeouts
@@ -68,6 +68,9 @@ from .types import (
     TTSConfig,
     VoiceDescriptor,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 __all__ = ["BlockingIterator", "SaynaSyncClient"]
 
@@ -445,11 +448,15 @@ class SaynaSyncClient:
         """Stop queued and in-flight speech (ignored while non-interruptible speech plays)."""
         self._portal.run(self._client.clear)
 
-    def on_audio_input(self, audio_data: Union[bytes, bytearray, memoryview]) -> None:
+    def on_audio_input(self, audio_data: Buffer) -> None:
         """Send one frame of audio in the ``stt_config`` format; returns once it is sent.
 
+        ``audio_data`` is any bytes-like object (``bytes``, ``bytearray``, a memoryview,
+        an ``array.array``, a C-contiguous numpy array); exactly its bytes go out as one
+        binary frame, whatever its length (see ``SaynaClient.on_audio_input``).
+
         Raises:
-            SaynaValidationError: not bytes, empty, oversized, or not whole samples.
+            SaynaValidationError: not bytes-like, not C-contiguous, empty or over 16 MiB.
             SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
             SaynaConnectionError: the socket closed while sending.
         """

@@ -68,7 +68,7 @@ MIN_SECRET_LENGTH = 16
 #: Accepted distance between ``X-Sayna-Timestamp`` and the receiver's clock, both ways.
 DEFAULT_TOLERANCE_SECONDS = 300.0
 
-_DEFAULT_DEDUPE_CAPACITY = 1024
+_DEFAULT_DEDUPE_CAPACITY = 100_000
 _SIGNATURE_RE = re.compile(r"v1=([0-9a-fA-F]{64})")
 # ASCII digits only (str.isdigit would accept other scripts); 20 digits bounds int().
 _TIMESTAMP_RE = re.compile(r"[0-9]{1,20}")
@@ -186,7 +186,8 @@ class WebhookReceiver:
     4. the HMAC-SHA256 of ``v1:{timestamp}:{event_id}:{raw body}`` under the secret
        matches, compared in constant time;
     5. (:meth:`receive` only) the body is JSON matching :class:`WebhookSIPOutput`;
-    6. with ``dedupe=True``, the event id has not been accepted before.
+    6. with ``dedupe=True`` (the default), the event id has not been accepted before
+       while its timestamp was inside the window.
 
     The receiver holds no I/O and is safe to share between tasks and threads.
 
@@ -198,11 +199,20 @@ class WebhookReceiver:
             away is still accepted.
         clock: Returns the current Unix time in seconds; inject one in tests.
         dedupe: Remember the ids of accepted events and reject a repeat with reason
-            ``"duplicate_event"``. The memory is per receiver and per process, and
-            bounded: once ``dedupe_capacity`` ids are stored the least recently
-            accepted one is forgotten. Deployments with several workers need a
-            shared store (for example a unique constraint on the event id) instead.
-        dedupe_capacity: How many event ids ``dedupe`` remembers.
+            ``"duplicate_event"`` (on by default: a signed request captured on the way
+            could otherwise be replayed as often as wanted within the window). An id is
+            forgotten once its signed timestamp has left the window, since the
+            timestamp check rejects any replay of it from then on; memory therefore
+            holds only the events of the last ``2 * tolerance_seconds`` (a timestamp
+            may be up to ``tolerance_seconds`` in the future). ``dedupe=False`` turns
+            it off, for receivers that de-duplicate in their own store. The memory is
+            per receiver and per process: deployments with several workers need a
+            shared store (for example a unique constraint on the event id) as well.
+        dedupe_capacity: The most event ids remembered at once, a hard bound on memory
+            (about 150 bytes per id). When that many ids are still inside the window,
+            the least recently seen one is forgotten, and a replay of it would be
+            accepted: raise it if you receive more than ``dedupe_capacity`` webhooks
+            per ``2 * tolerance_seconds``.
 
     Raises:
         SaynaValidationError: No secret was given or found in the environment, the
@@ -217,7 +227,7 @@ class WebhookReceiver:
         *,
         tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
         clock: Callable[[], float] = time.time,
-        dedupe: bool = False,
+        dedupe: bool = True,
         dedupe_capacity: int = _DEFAULT_DEDUPE_CAPACITY,
     ) -> None:
         if secret is None:
@@ -257,7 +267,8 @@ class WebhookReceiver:
         self._tolerance = float(tolerance_seconds)
         self._clock = clock
         self._dedupe_capacity = dedupe_capacity
-        self._seen: Optional[OrderedDict[str, None]] = OrderedDict() if dedupe else None
+        # event id -> its signed timestamp, oldest accepted first
+        self._seen: Optional[OrderedDict[str, int]] = OrderedDict() if dedupe else None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -275,8 +286,8 @@ class WebhookReceiver:
         """Check that a request was signed by Sayna, without parsing the body.
 
         Use this when you parse the body yourself; otherwise call :meth:`receive`.
-        With ``dedupe=True`` a successful call records the event id, so call either
-        ``verify`` or ``receive`` for a request, not both.
+        With ``dedupe=True`` (the default) a successful call records the event id, so
+        call either ``verify`` or ``receive`` for a request, not both.
 
         Args:
             headers: The request headers: a dict, a multidict (aiohttp, Starlette)
@@ -288,8 +299,8 @@ class WebhookReceiver:
             WebhookVerificationError: The request is not authentic, not fresh, or a
                 duplicate; ``reason`` says which check failed.
         """
-        event_id = self._verify_signature(headers, _body_bytes(body))
-        self._remember(event_id)
+        event_id, timestamp = self._verify_signature(headers, _body_bytes(body))
+        self._remember(event_id, timestamp)
 
     def receive(self, headers: HeadersLike, body: BodyLike) -> WebhookSIPOutput:
         """Verify a request (see :meth:`verify`) and parse its body.
@@ -307,12 +318,12 @@ class WebhookReceiver:
                 :class:`WebhookSIPOutput`.
         """
         raw = _body_bytes(body)
-        event_id = self._verify_signature(headers, raw)
+        event_id, timestamp = self._verify_signature(headers, raw)
         payload = _parse_body(raw)
-        self._remember(event_id)
+        self._remember(event_id, timestamp)
         return payload
 
-    def _verify_signature(self, headers: HeadersLike, raw: bytes) -> str:
+    def _verify_signature(self, headers: HeadersLike, raw: bytes) -> tuple[str, int]:
         found = _collect_headers(headers)
         signature = _require(found, SIGNATURE_HEADER)
         timestamp = _require(found, TIMESTAMP_HEADER)
@@ -344,7 +355,8 @@ class WebhookReceiver:
                 "decimal digits; check that a proxy does not rewrite the header.",
                 reason="malformed_timestamp",
             )
-        skew = float(int(timestamp)) - self._clock()
+        seconds = int(timestamp)
+        skew = float(seconds) - self._clock()
         if skew < -self._tolerance:
             raise WebhookVerificationError(
                 f"Timestamp outside replay protection window: the webhook is {-skew:.0f} s "
@@ -369,13 +381,22 @@ class WebhookReceiver:
                 "(never re-serialised JSON) with the same secret as sip.hook_secret.",
                 reason="signature_mismatch",
             )
-        return event_id
+        return event_id, seconds
 
-    def _remember(self, event_id: str) -> None:
+    def _remember(self, event_id: str, timestamp: int) -> None:
         seen = self._seen
         if seen is None:
             return
         with self._lock:
+            # Forget ids whose timestamp has left the window: a replay of one is now
+            # rejected as stale. Entries are nearly in timestamp order (accepted ones
+            # are at most 2 * tolerance apart), so the oldest are at the front.
+            horizon = self._clock() - self._tolerance
+            while seen:
+                oldest_id, oldest_ts = next(iter(seen.items()))
+                if oldest_ts >= horizon:
+                    break
+                del seen[oldest_id]
             if event_id in seen:
                 seen.move_to_end(event_id)
                 raise WebhookVerificationError(
@@ -383,7 +404,7 @@ class WebhookReceiver:
                     "Acknowledge it (2xx) without processing it again.",
                     reason="duplicate_event",
                 )
-            seen[event_id] = None
+            seen[event_id] = timestamp
             while len(seen) > self._dedupe_capacity:
                 seen.popitem(last=False)
 

@@ -280,8 +280,8 @@ async def test_errors_propagate_with_their_types(auth_server: LocalServer) -> No
                 c.speak("   ")
             with pytest.raises(SaynaNotConnectedError):
                 c.speak("not yet")
-            with pytest.raises(SaynaValidationError, match="whole number"):
-                c.on_audio_input(b"\x00\x01\x02")
+            with pytest.raises(SaynaValidationError, match="empty"):
+                c.on_audio_input(b"")
 
     await asyncio.to_thread(scenario)
     with pytest.raises(SaynaValidationError, match="stt_config and tts_config"):

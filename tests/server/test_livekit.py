@@ -27,7 +27,7 @@ async def test_token_is_a_verifiable_livekit_jwt(
     assert data["room_name"] == "room 1"
     assert data["participant_identity"] == "ann"
     assert data["livekit_url"] == "ws://127.0.0.1:7880"
-    claims = TokenVerifier("devkey", "secret").verify(data["token"])
+    claims = TokenVerifier(server.livekit_api_key, server.livekit_api_secret).verify(data["token"])
     assert claims.identity == "ann"
     assert claims.name == "Ann"
     assert claims.video is not None

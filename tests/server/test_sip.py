@@ -334,7 +334,7 @@ async def test_livekit_webhook_endpoint_forwards_sip_join(
             },
         }
         raw = json.dumps(event).encode()
-        jwt = access_token("devkey", "secret", "", "", "")
+        jwt = access_token(server.livekit_api_key, server.livekit_api_secret, "", "", "")
         # Add the body hash claim LiveKit signs.
         header, claims_b64, _ = jwt.split(".")
         claims = json.loads(base64.urlsafe_b64decode(claims_b64 + "=="))
@@ -344,7 +344,9 @@ async def test_livekit_webhook_endpoint_forwards_sip_join(
             + "."
             + base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
         )
-        signature = hmac.new(b"secret", signing.encode(), hashlib.sha256).digest()
+        signature = hmac.new(
+            server.livekit_api_secret.encode(), signing.encode(), hashlib.sha256
+        ).digest()
         token = signing + "." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
         async with http.post(server.url + "/livekit/webhook", data=raw) as response:
             assert response.status == 401

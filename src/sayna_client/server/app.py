@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import secrets
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Optional, Union
@@ -43,8 +44,11 @@ class LocalServer:
         api_keys: alternatively several keys, each mapped to a tenant id (``auth.id``;
             ``None`` for none) to exercise LiveKit room isolation.
         livekit_url: ``livekit_url`` reported in ``ready`` and ``/livekit/token``.
-        livekit_api_key / livekit_api_secret: sign LiveKit tokens (LiveKit dev-mode
-            defaults). Empty strings make LiveKit "not configured".
+        livekit_api_key / livekit_api_secret: sign LiveKit tokens and verify
+            ``/livekit/webhook`` JWTs. ``None`` (the default) generates a random pair per
+            server (read them from :attr:`livekit_api_key` / :attr:`livekit_api_secret`),
+            so no well-known secret can forge a LiveKit webhook. Empty strings make
+            LiveKit "not configured".
         hook_secret: global SIP webhook signing secret (runtime hooks only use this one).
         sip_hooks: config-file hooks (cannot be changed through ``/sip/hooks``: 405).
         sip_room_prefix / sip_outbound_address: SIP configuration (``None`` address makes
@@ -65,8 +69,8 @@ class LocalServer:
         *,
         api_keys: Optional[Mapping[str, Optional[str]]] = None,
         livekit_url: str = "ws://127.0.0.1:7880",
-        livekit_api_key: str = "devkey",
-        livekit_api_secret: str = "secret",
+        livekit_api_key: Optional[str] = None,
+        livekit_api_secret: Optional[str] = None,
         hook_secret: Optional[str] = None,
         sip_hooks: Sequence[SipHook] = (),
         sip_room_prefix: str = "sip-",
@@ -79,6 +83,10 @@ class LocalServer:
             raise ValueError(f"engine must be one of {', '.join(ENGINE_NAMES)}, not {engine!r}")
         if keep_audio < 0:
             raise ValueError(f"keep_audio is a number of bytes (0 keeps none), not {keep_audio}")
+        if livekit_api_key is None:
+            livekit_api_key = "API" + secrets.token_urlsafe(9)
+        if livekit_api_secret is None:
+            livekit_api_secret = secrets.token_urlsafe(32)
         keys: dict[str, Optional[str]] = dict(api_keys or {})
         if api_key:
             keys.setdefault(api_key, None)
@@ -208,6 +216,17 @@ class LocalServer:
     def rooms(self) -> dict[str, Room]:
         """The simulated LiveKit rooms by name (live objects; do not mutate)."""
         return self._state.livekit.rooms
+
+    @property
+    def livekit_api_key(self) -> str:
+        """The LiveKit API key tokens are issued under (``iss``); generated when not given."""
+        return self._state.config.livekit_api_key
+
+    @property
+    def livekit_api_secret(self) -> str:
+        """The LiveKit API secret signing tokens and verifying ``/livekit/webhook``
+        (random when not given). Keep it out of logs."""
+        return self._state.config.livekit_api_secret
 
     @property
     def turn_detect_threshold(self) -> float:

@@ -36,6 +36,18 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         help="require this API key (default: $SAYNA_API_KEY; unset = no auth)",
     )
     parser.add_argument("--livekit-url", default="ws://127.0.0.1:7880", help="reported LiveKit URL")
+    parser.add_argument(
+        "--livekit-api-key",
+        default=None,
+        help="LiveKit API key for tokens and /livekit/webhook (default: $LIVEKIT_API_KEY; "
+        "unset = a random one)",
+    )
+    parser.add_argument(
+        "--livekit-api-secret",
+        default=None,
+        help="LiveKit API secret signing tokens and verifying /livekit/webhook (default: "
+        "$LIVEKIT_API_SECRET; unset = a random one, never printed)",
+    )
     parser.add_argument("--hook-secret", default=None, help="global SIP webhook signing secret")
     parser.add_argument(
         "--log-level",
@@ -57,7 +69,8 @@ async def _serve(server: LocalServer, out: _Printer) -> None:
     await server.start()
     try:
         out(f"Sayna local server listening on {server.url} (WebSocket {server.ws_url})")
-        out(f"engine: {server.engine}; press Ctrl-C to stop")
+        out(f"engine: {server.engine}; LiveKit API key: {server.livekit_api_key}")
+        out("press Ctrl-C to stop")
         await asyncio.Event().wait()
     finally:
         await server.stop()
@@ -71,8 +84,10 @@ class _Printer:
 def serve_main(argv: Optional[list[str]] = None) -> int:
     """Entry point of ``sayna serve``; returns the process exit status.
 
-    The API key falls back to ``SAYNA_API_KEY``. Exits 2 when the engine is unavailable
-    (e.g. ``--engine local`` without ``pip install 'sayna-client[local]'``), 0 on Ctrl-C.
+    The API key falls back to ``SAYNA_API_KEY``, the LiveKit key and secret to
+    ``LIVEKIT_API_KEY`` / ``LIVEKIT_API_SECRET`` (random when unset). Exits 2 when the
+    engine is unavailable (e.g. ``--engine local`` without
+    ``pip install 'sayna-client[local]'``), 0 on Ctrl-C.
     """
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -84,6 +99,8 @@ def serve_main(argv: Optional[list[str]] = None) -> int:
         engine=args.engine,
         api_key=args.api_key or os.environ.get("SAYNA_API_KEY") or None,
         livekit_url=args.livekit_url,
+        livekit_api_key=args.livekit_api_key or os.environ.get("LIVEKIT_API_KEY") or None,
+        livekit_api_secret=args.livekit_api_secret or os.environ.get("LIVEKIT_API_SECRET") or None,
         hook_secret=args.hook_secret,
         keep_audio=0,  # records are only readable in-process; the counters still count
         faults=Faults(

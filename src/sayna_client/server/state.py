@@ -41,8 +41,8 @@ class ServerConfig:
     engine: str = "fake"
     api_keys: Mapping[str, Optional[str]] = field(default_factory=dict)
     livekit_url: str = "ws://127.0.0.1:7880"
-    livekit_api_key: str = "devkey"
-    livekit_api_secret: str = "secret"
+    livekit_api_key: str = ""
+    livekit_api_secret: str = ""  # LocalServer generates a random pair
     hook_secret: Optional[str] = None
     sip_room_prefix: str = "sip-"
     sip_outbound_address: Optional[str] = "127.0.0.1:5060"
