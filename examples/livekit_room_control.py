@@ -184,5 +184,7 @@ if __name__ == "__main__":
         asyncio.run(main(parse_args()))
     except SaynaError as exc:
         sys.exit(f"error: {exc}")
+    except OSError as exc:  # a file or folder that cannot be read or written
+        sys.exit(f"error: {exc.filename or ''}: {exc.strerror or exc}")
     except KeyboardInterrupt:
         pass

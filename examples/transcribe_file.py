@@ -43,7 +43,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--speed", type=float, default=1.0, help="x real time (default 1; 0 = no pacing)"
     )
-    return parser.parse_args()
+    args = parser.parse_args()
+    if not args.file.is_file():
+        problem = "is a directory" if args.file.is_dir() else "does not exist"
+        parser.error(f"{args.file} {problem}; pass a 16-bit PCM WAV file")
+    return args
 
 
 class TranscriptPrinter:
@@ -68,7 +72,8 @@ class TranscriptPrinter:
 
 
 async def main(args: argparse.Namespace) -> None:
-    # Reading a file blocks: do it in a thread, then work on the decoded audio.
+    # Reading a file blocks: do it in a thread. A file that is not 16-bit PCM WAV raises
+    # SaynaValidationError, which says how to convert it.
     wav = await asyncio.to_thread(audio.read_wav, args.file)
     print(f"{args.file}: {wav.duration_ms / 1000:.2f} s, {wav.sample_rate} Hz, {wav.channels} ch")
     # Tell the server exactly what we send: the file's own rate and channel count.
@@ -96,3 +101,5 @@ if __name__ == "__main__":
         asyncio.run(main(parse_args()))
     except SaynaError as exc:
         sys.exit(f"error: {exc}")
+    except OSError as exc:  # a file or folder that cannot be read or written
+        sys.exit(f"error: {exc.filename or ''}: {exc.strerror or exc}")

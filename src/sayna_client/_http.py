@@ -70,8 +70,20 @@ def _retry_after_seconds(value: Optional[str]) -> Optional[float]:
     return max(0.0, (when - now).total_seconds())
 
 
+def auth_hint(sent_key: bool) -> str:
+    """The fix for a 401, in code terms: never "pass api_key=" when one was passed."""
+    if sent_key:
+        return "the server refused the API key: pass the right one as api_key= or SAYNA_API_KEY"
+    return "the server requires an API key: pass api_key= or set SAYNA_API_KEY"
+
+
 def _error_from_response(
-    status: int, endpoint: str, headers: Mapping[str, str], body: bytes
+    status: int,
+    endpoint: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    sent_key: bool = False,
 ) -> SaynaHttpError:
     """Build the typed error for a non-2xx response, keeping the server's body."""
     text = body.decode("utf-8", errors="replace")
@@ -93,6 +105,8 @@ def _error_from_response(
             code = error
     reason = detail or "(empty body)"
     message_text = f"{endpoint} failed with HTTP {status}: {reason}"
+    if status == 401:
+        message_text += f"; {auth_hint(sent_key)}"
     error_cls = http_error_for_status(status)
     if error_cls is SaynaRateLimitError:
         return SaynaRateLimitError(
@@ -219,7 +233,11 @@ class HttpTransport:
                 if response.status < 300:
                     return response
                 error = _error_from_response(
-                    response.status, endpoint, response.headers, response.body
+                    response.status,
+                    endpoint,
+                    response.headers,
+                    response.body,
+                    sent_key="Authorization" in self._headers,
                 )
                 if attempt >= attempts or response.status not in policy.retry_statuses:
                     raise error

@@ -139,8 +139,9 @@ def read_wav(path: WavSource) -> WavAudio:
                 )
             data = reader.readframes(reader.getnframes())
     except (wave.Error, EOFError) as exc:
+        why = f" ({exc})" if str(exc) else ""
         raise SaynaValidationError(
-            f"{label} is not a PCM WAV file ({exc}); compressed, float and non-RIFF "
+            f"{label} is not a PCM WAV file{why}; compressed, float and non-RIFF "
             "files are not supported: convert it with `"
             + _FFMPEG_HINT.format(channels=1, rate=16000)
             + "`."

@@ -3,23 +3,48 @@
 ``sayna demo`` runs the whole story on an embedded local server; ``sayna serve``
 starts that server; the other subcommands wrap REST and streaming calls against
 any Sayna server (``--url``, ``--api-key`` or ``SAYNA_API_KEY``).
+
+Everyday mistakes end with one line on stderr naming the problem and the fix, never
+a traceback: exit status 2 for usage errors (a bad option, a missing input file),
+1 for failures (server unreachable, key refused, a file that cannot be written).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
 from . import audio
+from ._cli_util import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    CliError,
+    Parser,
+    input_file,
+    non_negative_float,
+    output_file,
+    sample_rate,
+    silence_broken_pipe,
+    speaking_rate,
+)
 from ._version import __version__
 from .client import SaynaClient
-from .errors import SaynaError
+from .errors import (
+    SaynaAuthenticationError,
+    SaynaConnectionClosedError,
+    SaynaConnectionError,
+    SaynaError,
+    SaynaHttpError,
+    SaynaValidationError,
+)
 from .protocol.events import STTResultMessage, TTSPlaybackCompleteMessage
 from .types import SipHook, STTConfig, TTSConfig
 
@@ -37,28 +62,23 @@ def _client(args: argparse.Namespace, **kwargs: Any) -> SaynaClient:
 
 
 class _Progress:
-    """Progress on stderr: a live bar on a terminal, a line per quarter otherwise (logs, CI)."""
+    """A live progress bar on stderr when it is a terminal; silent otherwise (logs, CI,
+    pipes), so captured output holds only results."""
 
     def __init__(self, label: str, total: float, unit: str) -> None:
         self.label, self.total, self.unit = label, total, unit
         self.enabled = sys.stderr.isatty()
         self._last = 0.0
-        self._quarter = 0
+        self._shown = False
 
     def update(self, done: float, extra: str = "") -> None:
         if not self.enabled:
-            quarter = int(4 * done / self.total) if self.total else 4
-            if quarter > self._quarter:
-                self._quarter = quarter
-                print(
-                    f"{self.label}: {25 * quarter}% ({done:.1f}/{self.total:.1f} {self.unit})",
-                    file=sys.stderr,
-                )
             return
         now = time.monotonic()
         if now - self._last < 0.1 and done < self.total:
             return
         self._last = now
+        self._shown = True
         width = 30
         filled = int(width * min(1.0, done / self.total)) if self.total else width
         bar = "#" * filled + "-" * (width - filled)
@@ -68,8 +88,43 @@ class _Progress:
         sys.stderr.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        if self._shown:
             sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+#: Seconds an operation runs before ``_working`` shows that it is still going.
+PROGRESS_AFTER = 1.0
+
+
+@contextlib.asynccontextmanager
+async def _working(label: str) -> AsyncIterator[None]:
+    """Show ``label... N.N s`` on a terminal's stderr while the block runs longer than
+    :data:`PROGRESS_AFTER`; the line is erased at the end. Silent when stderr is not a
+    terminal."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    started = time.monotonic()
+    shown = [False]
+
+    async def tick() -> None:
+        await asyncio.sleep(PROGRESS_AFTER)
+        while True:
+            shown[0] = True
+            sys.stderr.write(f"\r{label}... {time.monotonic() - started:.1f} s")
+            sys.stderr.flush()
+            await asyncio.sleep(0.2)
+
+    task = asyncio.get_running_loop().create_task(tick())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if shown[0]:
+            sys.stderr.write("\r" + " " * (len(label) + 16) + "\r")
+            sys.stderr.flush()
 
 
 # --- REST subcommands -----------------------------------------------------------------
@@ -95,6 +150,18 @@ async def _cmd_voices(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _check_voice(client: SaynaClient, provider: str, voice: str) -> None:
+    """Refuse a ``--voice`` the server does not list for ``provider`` (when it lists any)."""
+    voices = await client.get_voices()
+    known = [v.id for v in voices.get(provider, [])]
+    if known and voice not in known:
+        raise CliError(
+            f"unknown --voice {voice!r} for provider {provider!r}; known voices: "
+            f"{', '.join(known)} (`sayna voices` lists every provider's)",
+            EXIT_USAGE,
+        )
+
+
 async def _cmd_speak(args: argparse.Namespace) -> int:
     tts = TTSConfig(
         provider=args.provider,
@@ -104,7 +171,10 @@ async def _cmd_speak(args: argparse.Namespace) -> int:
         speaking_rate=args.rate,
     )
     async with _client(args) as client:
-        data, headers = await client.speak_rest(args.text, tts)
+        if args.voice is not None:
+            await _check_voice(client, args.provider, args.voice)
+        async with _working("synthesizing"):
+            data, headers = await client.speak_rest(args.text, tts)
     rate = int(headers.get("x-sample-rate", args.sample_rate))
     await asyncio.to_thread(audio.write_wav, args.output, data, rate)
     seconds = audio.duration_ms(len(data), rate) / 1000
@@ -145,7 +215,7 @@ async def _cmd_hooks(args: argparse.Namespace) -> int:
 
 
 async def _cmd_recording(args: argparse.Namespace) -> int:
-    async with _client(args) as client:
+    async with _client(args) as client, _working("downloading"):
         data, headers = await client.get_recording(args.stream_id)
     await asyncio.to_thread(Path(args.output).write_bytes, data)
     print(f"wrote {args.output}: {len(data)} bytes ({headers.get('Content-Type', '?')})")
@@ -184,13 +254,24 @@ async def _transcribe(
     return finals
 
 
+def _read_wav(path: Path) -> audio.WavAudio:
+    try:
+        wav = audio.read_wav(path)
+    except SaynaValidationError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    if not wav.pcm:
+        raise CliError(f"{path} holds no audio; pass a WAV file with speech in it", EXIT_USAGE)
+    return wav
+
+
 async def _cmd_transcribe(args: argparse.Namespace) -> int:
-    wav = await asyncio.to_thread(audio.read_wav, args.file)
+    wav = await asyncio.to_thread(_read_wav, args.file)
     stt = STTConfig(provider=args.provider, sample_rate=wav.sample_rate, channels=wav.channels)
     tts = TTSConfig(provider=args.provider)
     frames = list(audio.wav_frames(wav, frame_ms=20, stt_config=stt))
     async with SaynaClient(args.url, stt, tts, api_key=args.api_key) as client:
-        await client.connect()
+        async with _working("connecting"):
+            await client.connect()
         finals = await _transcribe(client, frames, 20, args.speed, "transcribing")
     text = " ".join(finals)
     if args.json:
@@ -269,70 +350,207 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 # --- parser ---------------------------------------------------------------------------
 
+_KEY_FIX = "pass --api-key KEY or set SAYNA_API_KEY"
+
 
 def _add_conn(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", default=DEFAULT_URL, help=f"server URL (default {DEFAULT_URL})")
-    p.add_argument("--api-key", default=None, help="API key (default: $SAYNA_API_KEY)")
+    p.add_argument(
+        "--url",
+        default=DEFAULT_URL,
+        help="Sayna server URL, http(s):// or ws(s):// (default: %(default)s, "
+        "where `sayna serve` listens)",
+    )
+    p.add_argument(
+        "--api-key",
+        default=None,
+        help="API key sent as `Authorization: Bearer` (default: $SAYNA_API_KEY; none when unset)",
+    )
+
+
+def _sub(
+    sub: Any, name: str, summary: str, examples: Sequence[str], description: str = ""
+) -> argparse.ArgumentParser:
+    epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples)
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=summary, description=description or summary, epilog=epilog
+    )
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sayna", description="Sayna voice SDK command line")
+    """The ``sayna`` argument parser (``sayna serve`` has its own, in ``server.cli``)."""
+    parser = Parser(
+        prog="sayna",
+        description="Sayna voice SDK command line. `sayna COMMAND --help` explains each "
+        "command's options, with their defaults and an example.",
+        epilog="examples:\n  sayna demo\n  sayna serve --engine local\n"
+        "  sayna speak 'Hello there' -o hello.wav\n  sayna transcribe hello.wav\n\n"
+        "exit status: 0 ok, 1 failure (server unreachable, key refused, ...), "
+        "2 usage error, 130 Ctrl-C",
+    )
     parser.add_argument("--version", action="version", version=f"sayna-client {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="run the whole flow on an embedded local server")
-    p.add_argument("--engine", choices=["auto", "local", "fake"], default="auto")
-    p.add_argument("--text", default=DEMO_TEXT)
-    p.add_argument("--speed", type=float, default=1.0, help="streaming speed x real time")
-    p.add_argument("--output-dir", default=".", help="where to write sayna-demo-speak.wav")
+    p = _sub(
+        sub,
+        "demo",
+        "run the whole flow on an embedded local server",
+        ["sayna demo", "sayna demo --engine fake --speed 4 --output-dir /tmp/sayna"],
+    )
+    p.add_argument(
+        "--engine",
+        choices=["auto", "local", "fake"],
+        default="auto",
+        help="speech engine: local (espeak-ng + pocketsphinx), fake (tones), or auto "
+        "(local when installed) (default: %(default)s)",
+    )
+    p.add_argument("--text", default=DEMO_TEXT, help="sentence to speak (default: %(default)r)")
+    p.add_argument(
+        "--speed",
+        type=non_negative_float,
+        default=1.0,
+        help="streaming speed x real time, 0 = as fast as possible (default: %(default)s)",
+    )
+    p.add_argument(
+        "--output-dir",
+        default=".",
+        help="where to write sayna-demo-speak.wav (default: %(default)s)",
+    )
 
     sub.add_parser(
         "serve", help="run the local Sayna server (see `sayna serve --help`)", add_help=False
     )
 
-    p = sub.add_parser("health", help="GET / (server health)")
+    p = _sub(
+        sub,
+        "health",
+        "check the server is up (GET /)",
+        ["sayna health --url http://127.0.0.1:3001"],
+    )
     _add_conn(p)
-    p = sub.add_parser("voices", help="list voices")
+    p = _sub(
+        sub,
+        "voices",
+        "list the server's voices by provider",
+        ["sayna voices", "sayna voices --json"],
+    )
     _add_conn(p)
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("speak", help="synthesize TEXT to a WAV file with POST /speak")
+    p.add_argument("--json", action="store_true", help="print JSON (default: a table)")
+    p = _sub(
+        sub,
+        "speak",
+        "synthesize TEXT to a 16-bit WAV file with POST /speak",
+        [
+            "sayna speak 'Hello there' -o hello.wav",
+            "sayna speak 'Hola' --voice fake-bravo --rate 1.25 --sample-rate 16000",
+        ],
+    )
     _add_conn(p)
-    p.add_argument("text")
-    p.add_argument("-o", "--output", default="speech.wav")
-    p.add_argument("--provider", default="deepgram")
-    p.add_argument("--voice", default=None)
-    p.add_argument("--rate", type=float, default=1.0)
-    p.add_argument("--sample-rate", type=int, default=24000)
-    p = sub.add_parser("transcribe", help="stream a 16-bit WAV file and print the transcript")
+    p.add_argument("text", help="the text to speak")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=output_file,
+        default=Path("speech.wav"),
+        help="WAV file to write; its folder must exist (default: %(default)s)",
+    )
+    p.add_argument("--provider", default="deepgram", help="TTS provider (default: %(default)s)")
+    p.add_argument(
+        "--voice",
+        default=None,
+        help="voice id from `sayna voices`; checked against the server's list "
+        "(default: the provider's default voice)",
+    )
+    p.add_argument(
+        "--rate",
+        type=speaking_rate,
+        default=1.0,
+        help="speaking rate from 0.25 to 4, 1 = normal (default: %(default)s)",
+    )
+    p.add_argument(
+        "--sample-rate",
+        type=sample_rate,
+        default=24000,
+        metavar="HZ",
+        help="output sample rate: 8000, 16000, 22050, 24000, 32000, 44100 or 48000 "
+        "(default: %(default)s)",
+    )
+    p = _sub(
+        sub,
+        "transcribe",
+        "stream a 16-bit PCM WAV file like a microphone and print the transcript",
+        ["sayna transcribe speech.wav", "sayna transcribe speech.wav --speed 0 --json"],
+    )
     _add_conn(p)
-    p.add_argument("file")
-    p.add_argument("--provider", default="deepgram")
-    p.add_argument("--speed", type=float, default=1.0, help="x real time (0 = as fast as possible)")
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("token", help="issue a LiveKit token")
+    p.add_argument("file", type=input_file, help="a 16-bit PCM WAV file (any rate, mono or stereo)")
+    p.add_argument("--provider", default="deepgram", help="STT provider (default: %(default)s)")
+    p.add_argument(
+        "--speed",
+        type=non_negative_float,
+        default=1.0,
+        help="streaming speed x real time, 0 = as fast as possible (default: %(default)s)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print {transcript, segments} as JSON (default: the transcript as text)",
+    )
+    p = _sub(
+        sub,
+        "token",
+        "issue a LiveKit access token for ROOM",
+        ["sayna token my-room user-1", "sayna token my-room user-1 --name 'Jane Doe'"],
+    )
     _add_conn(p)
-    p.add_argument("room")
-    p.add_argument("identity")
-    p.add_argument("--name", default="")
-    p = sub.add_parser("rooms", help="list LiveKit rooms, or show one")
+    p.add_argument("room", help="LiveKit room name")
+    p.add_argument("identity", help="participant identity")
+    p.add_argument("--name", default="", help="participant display name (default: the identity)")
+    p = _sub(
+        sub, "rooms", "list LiveKit rooms, or show one ROOM", ["sayna rooms", "sayna rooms my-room"]
+    )
     _add_conn(p)
-    p.add_argument("room", nargs="?")
-    p = sub.add_parser("hooks", help="SIP hooks: list, set, delete")
-    hooks = p.add_subparsers(dest="action", required=True)
-    hp = hooks.add_parser("list", help="show the SIP routing table")
+    p.add_argument("room", nargs="?", help="show this room (default: list all rooms)")
+    p = _sub(
+        sub,
+        "hooks",
+        "SIP hooks: list, set, delete",
+        [
+            "sayna hooks list",
+            "sayna hooks set sip.example.com https://example.com/hook --auth-id tenant-1",
+            "sayna hooks delete sip.example.com",
+        ],
+    )
+    hooks = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    hp = _sub(hooks, "list", "show the SIP routing table", ["sayna hooks list"])
     _add_conn(hp)
-    hp = hooks.add_parser("set", help="add or replace the hook of HOST")
+    hp = _sub(
+        hooks,
+        "set",
+        "add or replace the hook of HOST",
+        ["sayna hooks set sip.example.com https://example.com/hook --auth-id tenant-1"],
+    )
     _add_conn(hp)
-    hp.add_argument("host")
-    hp.add_argument("hook_url")
-    hp.add_argument("--auth-id", default="")
-    hp = hooks.add_parser("delete", help="remove the hooks of HOSTS")
+    hp.add_argument("host", help="SIP host whose calls go to HOOK_URL")
+    hp.add_argument("hook_url", help="webhook URL that receives the calls")
+    hp.add_argument("--auth-id", default="", help="tenant the hook belongs to (default: none)")
+    hp = _sub(hooks, "delete", "remove the hooks of HOSTS", ["sayna hooks delete sip.example.com"])
     _add_conn(hp)
-    hp.add_argument("hosts", nargs="+")
-    p = sub.add_parser("recording", help="download a session recording")
+    hp.add_argument("hosts", nargs="+", help="SIP hosts whose hooks to remove")
+    p = _sub(
+        sub,
+        "recording",
+        "download the recording of a session",
+        ["sayna recording call-42", "sayna recording call-42 -o call.ogg"],
+    )
     _add_conn(p)
-    p.add_argument("stream_id")
-    p.add_argument("-o", "--output", default=None)
+    p.add_argument("stream_id", help="the session's stream_id")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=output_file,
+        default=None,
+        help="file to write; its folder must exist (default: STREAM_ID.ogg)",
+    )
     return parser
 
 
@@ -348,8 +566,53 @@ _ASYNC_COMMANDS = {
 }
 
 
+def _server_reason(exc: SaynaHttpError) -> str:
+    """What the server said, from the error body (``message``, else ``error``)."""
+    body = exc.body
+    if isinstance(body, dict):
+        for key in ("message", "error"):
+            if isinstance(body.get(key), str) and body[key]:
+                return str(body[key])
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:200]
+    return f"HTTP {exc.status_code}"
+
+
+def _explain(exc: SaynaError, args: argparse.Namespace) -> tuple[str, int]:
+    """One line for ``exc`` in the command line's terms, and the exit status."""
+    if isinstance(exc, SaynaAuthenticationError):
+        reason = _server_reason(exc)
+        if args.api_key or os.environ.get("SAYNA_API_KEY"):
+            fix = "pass the right key with --api-key KEY or set SAYNA_API_KEY"
+            return f"the server refused the API key ({reason}): {fix}", EXIT_FAILURE
+        return f"the server requires an API key ({reason}): {_KEY_FIX}", EXIT_FAILURE
+    if isinstance(exc, SaynaConnectionError) and not isinstance(exc, SaynaConnectionClosedError):
+        url = str(getattr(args, "url", DEFAULT_URL)).rstrip("/")
+        return f"cannot reach {url}: start `sayna serve` or pass --url", EXIT_FAILURE
+    if isinstance(exc, SaynaValidationError):
+        return str(exc), EXIT_USAGE
+    return str(exc), EXIT_FAILURE
+
+
+def _describe_os_error(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        return _cmd_demo(args)
+    return asyncio.run(_ASYNC_COMMANDS[args.command](args))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``sayna``; returns the exit status (0 ok, 1 Sayna error, 2 usage)."""
+    """Entry point of ``sayna``; returns the exit status.
+
+    Returns:
+        0 on success, 1 on a failure (unreachable server, refused key, unwritable
+        file), 2 on a usage error (bad option value, missing or unreadable input
+        file), 130 on Ctrl-C. Errors are one line on stderr, never a traceback.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "serve":
         from .server.cli import serve_main
@@ -357,18 +620,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return serve_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "recording" and not args.output:
-        args.output = f"{args.stream_id}.ogg"
+        args.output = Path(f"{args.stream_id}.ogg")
     if args.command == "token" and not args.name:
         args.name = args.identity
     try:
-        if args.command == "demo":
-            return _cmd_demo(args)
-        return asyncio.run(_ASYNC_COMMANDS[args.command](args))
+        status = _run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
+    except CliError as exc:
+        message, status = str(exc), exc.status
     except SaynaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        message, status = _explain(exc, args)
+    except BrokenPipeError:
+        return silence_broken_pipe()
+    except OSError as exc:
+        message, status = _describe_os_error(exc), EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    print(f"error: {message}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

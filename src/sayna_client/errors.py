@@ -211,7 +211,11 @@ class SaynaBadRequestError(SaynaHttpError):
 
 
 class SaynaAuthenticationError(SaynaHttpError):
-    """401: the API key is missing or wrong (pass ``api_key=`` or set ``SAYNA_API_KEY``)."""
+    """401: the API key is missing or wrong (pass ``api_key=`` or set ``SAYNA_API_KEY``).
+
+    The message holds the server's reason and says which: "the server requires an API
+    key" when none was sent, "the server refused the API key" when one was.
+    """
 
 
 class SaynaPermissionDeniedError(SaynaHttpError):

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import io
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import sys
 from typing import Optional
 
 import aiohttp
+import pytest
 
 from sayna_client.server import LocalServer
 from sayna_client.server.livekit import access_token
@@ -125,5 +127,340 @@ async def test_sayna_serve_takes_livekit_credentials_from_flags_and_environment(
     try:
         assert "LiveKit API key: APIflag" in banner
         assert await post_webhook(http, url, "APIflag", "secret") == 401  # random secret
+    finally:
+        await stop_serve(process)
+
+
+# --- raw sockets ---------------------------------------------------------------------
+
+
+async def raw_request(
+    port: int, data: bytes, *, timeout: float = 20.0, close_write: bool = False
+) -> bytes:
+    """Send ``data`` on a fresh connection and read until the server closes (or the
+    response's head and body arrived); fails if nothing arrives within ``timeout``."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        if close_write:
+            writer.write_eof()
+        return await asyncio.wait_for(_read_response(reader), timeout)
+    finally:
+        writer.close()
+
+
+async def _read_response(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return head + await reader.readexactly(length)
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])
+
+
+# --- authenticate before reading bodies (item 10) -------------------------------------
+
+TWO_MIB = 2 * 1024 * 1024
+
+
+async def test_unauthenticated_bodies_are_neither_read_nor_kept(
+    auth_server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    body = b"x" * (TWO_MIB - 1024)
+    for path in ("/speak", "/sip/hooks", "/_local/rooms/r/audio", "/livekit/token"):
+        async with http.post(auth_server.url + path, data=io.BytesIO(body)) as response:
+            assert response.status == 401
+    assert len(auth_server.records.requests) == 4
+    assert all(record.body == b"" for record in auth_server.records.requests)
+    assert all(record.status == 401 for record in auth_server.records.requests)
+
+
+async def test_unauthenticated_request_is_answered_without_waiting_for_its_body(
+    auth_server: LocalServer,
+) -> None:
+    # Headers announce 2 MiB that never come: the 401 must not wait for them.
+    head = (
+        b"POST /speak HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % (TWO_MIB - 1)
+    )
+    response = await raw_request(auth_server.port, head)
+    assert status_of(response) == 401
+    assert b"missing_auth_header" in response
+
+
+async def test_a_declared_oversized_body_is_refused_before_it_is_read(
+    auth_server: LocalServer,
+) -> None:
+    head = (
+        b"POST /speak HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer test-key\r\nContent-Length: %d\r\n\r\n" % (TWO_MIB + 1)
+    )
+    response = await raw_request(auth_server.port, head)
+    assert status_of(response) == 413
+    assert auth_server.records.requests[-1].body == b""
+
+
+async def test_records_are_bounded(http: aiohttp.ClientSession) -> None:
+    async with LocalServer(keep_records=5, keep_audio=1000) as server:
+        for index in range(12):
+            async with http.post(server.url + "/sip/hooks", json={"hooks": []}) as response:
+                assert response.status == 200, index
+        assert len(server.records.requests) == 5
+        async with http.ws_connect(server.ws_url) as ws:
+            for index in range(12):
+                await ws.send_str(json.dumps({"type": "speak", "text": f"t{index}"}))
+            await ws.send_bytes(b"\0" * 3000)
+            record = server.records.last_session
+            await server.records.wait_for(lambda: record.audio_frames == 1)
+        assert record.text_frames == 12
+        assert len(record.raw_text_frames) == len(record.messages) == 5
+        assert record.sent_events == 13  # an error for each frame (no config yet)
+        assert len(record.sent) == 5
+        assert len(record.audio) == 1000
+        assert record.audio_bytes == 3000
+
+
+# --- malformed JSON: 400/422 as axum, never 500 (item 15) -----------------------------
+
+MALFORMED = [
+    b"",
+    b"{",
+    b'{"a',
+    b'{"a":',
+    b'{"text": "\\x"}',
+    b'{"text": "\x01"}',
+    b'{"text": "\\ud800"}',
+    b'{"text": "\\udc00x", "tts_config": {}}',
+    b"[" * 5000 + b"]" * 5000,
+    b'{"a":' * 3000 + b"1" + b"}" * 3000,
+    b'{"text": ' + b"9" * 5000 + b"}",
+    b'{"text": 1e999}',
+    b'{"text": NaN}',
+    b'{"text": -Infinity}',
+    b"\xff\xfe{}",
+    b'{"text": "\xc3\x28"}',
+    b"null",
+    b"[]",
+    b'"just a string"',
+    b'{"hooks": [{"host": 1}]}',
+    b'{"hooks": ' + b"[" * 200 + b"]" * 200 + b"}",
+    b'{"room_name": "r", "participant_name": "p", "participant_identity": "\\ud83d"}',
+    b'{"kind": "audio", "count": "x"}',
+    b'{"identity": "a", "attributes": [1, 2]}',
+    b'{"identity": "a", "audio": "yes"}',
+    b'{"ready_delay": "soon"}',
+    b'{"close_code": 1e308}',
+    b"{}" + b" " * 10 + b"x",
+    '{"text": "\u0661"}'.encode(),
+    b'{"text": 1\xd9\xa3}',
+]
+
+JSON_ROUTES = [
+    ("POST", "/speak"),
+    ("POST", "/livekit/token"),
+    ("DELETE", "/livekit/participant"),
+    ("POST", "/livekit/participant/mute"),
+    ("POST", "/sip/call"),
+    ("POST", "/sip/transfer"),
+    ("POST", "/sip/hooks"),
+    ("DELETE", "/sip/hooks"),
+    ("POST", "/livekit/webhook"),
+    ("POST", "/_local/rooms/r/participants"),
+    ("POST", "/_local/rooms/r/sip"),
+    ("POST", "/_local/rooms/r/data"),
+    ("PUT", "/_local/faults"),
+    ("POST", "/_local/bench/nobody/burst"),
+]
+
+
+@pytest.mark.parametrize("authorized", [True, False])
+async def test_malformed_json_never_gets_a_500(
+    auth_server: LocalServer, http: aiohttp.ClientSession, authorized: bool
+) -> None:
+    headers = {"Content-Type": "application/json"}
+    if authorized:
+        headers["Authorization"] = "Bearer test-key"
+    statuses: dict[int, int] = {}
+    for method, path in JSON_ROUTES:
+        for body in MALFORMED:
+            async with http.request(
+                method, auth_server.url + path, data=body, headers=headers
+            ) as response:
+                text = await response.text(errors="replace")
+                assert response.status < 500 or (
+                    path == "/speak" and response.status == 500 and "synthesize" in text
+                ), (method, path, body[:40], response.status, text[:200])
+                statuses[response.status] = statuses.get(response.status, 0) + 1
+    assert statuses
+    if authorized:
+        assert 400 in statuses
+        assert 422 in statuses
+
+
+async def test_serde_wording_for_the_new_rejections(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    headers = {"Content-Type": "application/json"}
+    cases = [
+        (b"[" * 200 + b"]" * 200, 400, "recursion limit exceeded at line 1 column 129"),
+        (b'{"text": 1e999}', 400, "number out of range at line 1 column 14"),
+        (b'{"text": "\\ud800"}', 400, "lone leading surrogate in hex escape"),
+        (
+            b'{"text": ' + b"9" * 30 + b', "tts_config": {}}',
+            422,
+            "text: invalid type: floating point `1" + "0" * 30 + "`, expected a string",
+        ),
+    ]
+    for body, status, wording in cases:
+        async with http.post(server.url + "/speak", data=body, headers=headers) as response:
+            assert response.status == status, body[:30]
+            assert wording in await response.text()
+
+
+async def test_malformed_frames_get_errors_and_the_session_goes_on(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    from .helpers import configure
+
+    async with http.ws_connect(server.ws_url) as ws:
+        for body in MALFORMED:
+            text = body.decode("utf-8", errors="replace")
+            await ws.send_str(text)
+            reply = await asyncio.wait_for(ws.receive_json(), 10)
+            assert reply["type"] == "error", (body[:40], reply)
+            assert reply["message"].startswith("Invalid message format: "), reply
+        await configure(ws)
+    assert server.records.last_session.text_frames == len(MALFORMED) + 1
+
+
+async def test_stream_id_is_escaped_in_content_disposition(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    from .helpers import config, configure
+
+    stream_id = 'x"; filename=evil.sh; a="\r\nX-Injected: 1\\'
+    async with http.ws_connect(server.ws_url) as ws:
+        await configure(
+            ws, config(stream_id=stream_id, livekit={"room_name": "r", "enable_recording": True})
+        )
+        await ws.send_bytes(b"\0\1" * 1600)
+        await server.records.wait_for(lambda: server.records.last_session.audio_bytes)
+    from urllib.parse import quote
+
+    async with http.get(server.url + "/recording/" + quote(stream_id, safe="")) as response:
+        assert response.status == 200
+        assert "X-Injected" not in response.headers
+        disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith('attachment; filename="x\\"; filename=evil.sh; a=\\"__X')
+    assert "filename*=UTF-8''x%22%3B%20filename%3Devil.sh" in disposition
+
+
+async def test_fault_values_are_type_checked(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    from sayna_client.server import Faults
+
+    for body in (
+        {"ready_delay": "soon"},
+        {"ready_delay": 1e9},
+        {"never_send_ready": 1},
+        {"close_code": "1011"},
+        {"drop_connection_after_frames": -1},
+        {"reject_config_error": 5},
+    ):
+        async with http.put(server.url + "/_local/faults", json=body) as response:
+            assert response.status == 400, body
+            assert "must be" in (await response.json())["error"]
+    assert server.faults == Faults()
+    with pytest.raises(ValueError, match="ready_delay"):
+        Faults(ready_delay="soon")  # type: ignore[arg-type]
+
+
+async def test_half_sent_requests_time_out(http: aiohttp.ClientSession) -> None:
+    async with LocalServer(request_timeout=0.5) as server:
+        # headers that never end
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 20) == b""  # closed by the server
+        writer.close()
+        # a body that never arrives
+        head = (
+            b"POST /sip/hooks HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        )
+        response = await raw_request(server.port, head)
+        assert status_of(response) == 408
+        # and the server still serves
+        async with http.get(server.url + "/") as ok:
+            assert ok.status == 200
+
+
+# --- /_local control routes (item 11) ---------------------------------------------------
+
+
+async def test_control_routes_refuse_cross_origin_and_foreign_hosts(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    await server.inject_participant("r", "agent-peer")
+    url = server.url + "/_local/rooms/r/data"
+    # What a web page can send without a preflight: a text/plain POST with its Origin.
+    page = {"Origin": "https://evil.example", "Content-Type": "text/plain"}
+    async with http.post(url, data='{"message": "hi"}', headers=page) as response:
+        assert response.status == 403
+        assert "cross-origin" in (await response.json())["error"]
+    async with http.post(
+        url, json={"message": "hi"}, headers={"Sec-Fetch-Site": "cross-site"}
+    ) as r:
+        assert r.status == 403
+    # DNS rebinding: the page's own name resolving to 127.0.0.1.
+    rebound = {
+        "Host": f"evil.example:{server.port}",
+        "Origin": f"http://evil.example:{server.port}",
+    }
+    async with http.put(
+        server.url + "/_local/faults", json={"ignore_pings": True}, headers=rebound
+    ) as r:
+        assert r.status == 403
+        assert "Host" in (await r.json())["error"]
+    assert server.faults.ignore_pings is False
+    assert server.records.data_packets == []
+    # The project's own callers: loopback addresses and localhost, with or without Origin.
+    for host in (f"127.0.0.1:{server.port}", f"localhost:{server.port}", "localhost"):
+        async with http.get(server.url + "/_local/faults", headers={"Host": host}) as r:
+            assert r.status == 200, host
+    same = {"Origin": f"http://127.0.0.1:{server.port}"}
+    async with http.post(url, json={"message": "hi"}, headers=same) as response:
+        assert response.status == 200
+    # Other routes are the real server's: no such checks there.
+    async with http.get(server.url + "/voices", headers={"Origin": "https://evil.example"}) as r:
+        assert r.status == 200
+
+
+async def test_control_routes_need_the_api_key_and_can_be_turned_off(
+    http: aiohttp.ClientSession,
+) -> None:
+    async with LocalServer(api_key="k") as server:
+        async with http.get(server.url + "/_local/faults") as response:
+            assert response.status == 401
+        async with http.get(
+            server.url + "/_local/faults", headers={"Authorization": "Bearer k"}
+        ) as response:
+            assert response.status == 200
+    async with LocalServer(control=False) as server:
+        for path in ("/_local/faults", "/_local/bench/sessions"):
+            async with http.get(server.url + path) as response:
+                assert response.status == 404
+    process, url, _ = await run_serve("--no-control")
+    try:
+        async with http.get(url + "/_local/faults") as response:
+            assert response.status == 404
+        async with http.get(url + "/voices") as response:
+            assert response.status == 200
     finally:
         await stop_serve(process)

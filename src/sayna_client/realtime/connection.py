@@ -12,6 +12,7 @@ blocks; so a slow consumer cannot delay close detection or the heartbeat.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable
 from typing import Any, Callable, Optional, Union
@@ -19,10 +20,12 @@ from typing import Any, Callable, Optional, Union
 import aiohttp
 
 from .._compat import within
+from .._http import auth_hint
 from ..errors import (
     SaynaConfigRejectedError,
     SaynaConnectionClosedError,
     SaynaConnectionError,
+    SaynaHttpError,
     SaynaTimeoutError,
     http_error_for_status,
 )
@@ -164,18 +167,8 @@ class WebSocketConnection:
                 timeout=connect_timeout,
             ) from exc
         except aiohttp.WSServerHandshakeError as exc:
-            error_cls = http_error_for_status(exc.status)
-            hint = (
-                "pass api_key= or set SAYNA_API_KEY"
-                if exc.status == 401
-                else "check the URL points at a Sayna server"
-            )
-            raise error_cls(
-                f"WebSocket upgrade to {_safe(url)} failed with HTTP {exc.status} "
-                f"{exc.message}: {hint}",
-                exc.status,
-                "GET /ws",
-            ) from exc
+            body = await _refusal_body(session, url, headers, ssl, connect_timeout)
+            raise _handshake_error(url, exc.status, body, "Authorization" in headers) from exc
         except aiohttp.ClientError as exc:
             raise SaynaConnectionError(
                 f"Could not open the WebSocket to {_safe(url)}: {exc}", exc
@@ -502,6 +495,58 @@ def _describe(exc: Optional[BaseException]) -> str:
         return ""
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _refusal_body(
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    ssl: Any,
+    timeout: Optional[float],
+) -> Any:
+    """The body of a refused upgrade, which aiohttp discards (the real server explains a
+    401 there): the same request again without the upgrade, read up to 4 KiB. JSON is
+    parsed; None when that request fails or succeeds."""
+    http_url = "http" + url[2:] if url.startswith(("ws://", "wss://")) else url
+    limit = aiohttp.ClientTimeout(total=min(timeout, 5.0) if timeout else 5.0)
+    try:
+        async with session.get(
+            http_url, headers=headers, ssl=ssl, timeout=limit, allow_redirects=False
+        ) as response:
+            if response.status < 400:
+                return None
+            raw = await response.content.read(4096)
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+        return None
+    text = raw.decode("utf-8", errors="replace").strip()
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text or None
+
+
+def _handshake_error(url: str, status: int, body: Any, sent_key: bool) -> SaynaHttpError:
+    """The typed error of a refused upgrade: the server's reason, and the fix in the
+    caller's terms (``api_key=``; never "pass api_key=" when one was passed)."""
+    error = code = message = None
+    if isinstance(body, dict):
+        error = body.get("error") if isinstance(body.get("error"), str) else None
+        code = body.get("code") if isinstance(body.get("code"), str) else None
+        message = body.get("message") if isinstance(body.get("message"), str) else None
+        if message and error and not code:
+            code = error
+    elif isinstance(body, str):
+        message = body[:200]
+    reason = message or error or "no reason given"
+    hint = auth_hint(sent_key) if status == 401 else "check the URL points at a Sayna server"
+    return http_error_for_status(status)(
+        f"WebSocket upgrade to {_safe(url)} failed with HTTP {status}: {reason}; {hint}",
+        status,
+        "GET /ws",
+        body=body,
+        error=error,
+        code=code,
+    )
 
 
 def _safe(url: str) -> str:

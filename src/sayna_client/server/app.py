@@ -11,12 +11,12 @@ from typing import Any, Optional, Union
 
 from aiohttp import web
 
-from .control import SERVER_KEY, add_control_routes
+from .control import SERVER_KEY, add_control_routes, control_guard
 from .engines import ENGINE_NAMES
 from .faults import Faults
 from .livekit import Participant, Room, Track, new_id
 from .livekit_routes import add_livekit_routes
-from .records import AUDIO_KEEP_LIMIT, Records
+from .records import AUDIO_KEEP_LIMIT, RECORDS_KEEP_LIMIT, Records
 from .routes import add_core_routes
 from .sip import SipHook
 from .sip_routes import add_sip_routes
@@ -54,10 +54,19 @@ class LocalServer:
         sip_room_prefix / sip_outbound_address: SIP configuration (``None`` address makes
             ``/sip/call`` fail unless the request carries one).
         faults: initial :class:`Faults` for new WebSocket sessions.
-        control: serve the ``/_local/...`` control endpoints (authenticated like the rest).
+        control: serve the ``/_local/...`` control endpoints: authenticated like the rest,
+            and refused to cross-origin requests and to a ``Host`` that is not an IP
+            address, ``localhost`` or ``host`` (see ``docs/security.md``).
+        request_timeout: seconds a client may take to send a request's headers or body
+            (slowloris), and that an idle keep-alive connection is kept; the request
+            then gets 408 or the connection is closed.
         keep_audio: bytes of each session's audio input kept in memory for
-            ``records`` (``SessionRecord.audio``; the counters count everything). ``sayna
-            serve`` keeps none: nothing outside the process can read them.
+            ``records`` (``SessionRecord.audio``; the counters count everything), and of
+            its text frames. ``sayna serve`` keeps none: nothing outside the process can
+            read them.
+        keep_records: entries kept per list of ``records`` (the newest) and messages
+            per list of a session record (the first); request bodies are kept up to
+            64 MiB in all. Bounds the memory a long-running server uses.
     """
 
     def __init__(
@@ -78,9 +87,15 @@ class LocalServer:
         faults: Optional[Faults] = None,
         control: bool = True,
         keep_audio: int = AUDIO_KEEP_LIMIT,
+        request_timeout: float = 30.0,
+        keep_records: int = RECORDS_KEEP_LIMIT,
     ) -> None:
         if engine not in ENGINE_NAMES:
             raise ValueError(f"engine must be one of {', '.join(ENGINE_NAMES)}, not {engine!r}")
+        if not request_timeout > 0:
+            raise ValueError(f"request_timeout is a number of seconds > 0, not {request_timeout}")
+        if keep_records < 1:
+            raise ValueError(f"keep_records must be at least 1, not {keep_records}")
         if keep_audio < 0:
             raise ValueError(f"keep_audio is a number of bytes (0 keeps none), not {keep_audio}")
         if livekit_api_key is None:
@@ -106,6 +121,8 @@ class LocalServer:
                 sip_outbound_address=sip_outbound_address,
                 control=control,
                 keep_audio=keep_audio,
+                keep_records=keep_records,
+                request_timeout=request_timeout,
             ),
             faults or Faults(),
             tuple(sip_hooks),
@@ -126,7 +143,11 @@ class LocalServer:
         self._state.engine(self._state.config.engine)  # fail fast on a missing extra
         app = web.Application(
             client_max_size=BODY_LIMIT,
-            middlewares=make_middlewares(lambda: self._state.auth, self._state.records),
+            middlewares=make_middlewares(
+                lambda: self._state.auth,
+                self._state.records,
+                control_guard(self.host) if self._state.config.control else None,
+            ),
         )
         app[STATE_KEY] = self._state
         app[SERVER_KEY] = self
@@ -135,7 +156,12 @@ class LocalServer:
         add_sip_routes(app)
         if self._state.config.control:
             add_control_routes(app)
-        runner_kwargs: dict[str, Any] = {"handle_signals": False, "access_log": None}
+        runner_kwargs: dict[str, Any] = {
+            "handle_signals": False,
+            "access_log": None,
+            # Closes connections whose request headers do not arrive (and idle keep-alives).
+            "keepalive_timeout": self._state.config.request_timeout,
+        }
         if "shutdown_timeout" in inspect.signature(web.BaseRunner.__init__).parameters:
             runner_kwargs["shutdown_timeout"] = 2.0
         runner = web.AppRunner(app, **runner_kwargs)

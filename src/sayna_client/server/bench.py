@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from aiohttp import web
 
 from .state import STATE_KEY, ServerState
-from .web_util import error, json_response
+from .web_util import error, json_response, read_object
 
 if TYPE_CHECKING:
     from .records import SessionRecord
@@ -65,7 +65,7 @@ def _session_info(record: SessionRecord, open_ids: set[int]) -> dict[str, Any]:
         "audio_bytes": record.audio_bytes,
         "sent_audio_frames": record.sent_audio_frames,
         "sent_audio_bytes": record.sent_audio_bytes,
-        "sent_events": len(record.sent),
+        "sent_events": record.sent_events,
         "closed": record.closed.is_set(),
         "close_code": record.close_code,
     }
@@ -106,12 +106,7 @@ def _int(body: dict[str, Any], key: str, default: Optional[int], low: int, high:
 
 
 async def burst(request: web.Request) -> web.Response:
-    try:
-        body = json.loads(await request.read() or b"{}")
-    except ValueError as exc:
-        return error(400, f"invalid JSON: {exc}")
-    if not isinstance(body, dict):
-        return error(400, "expected a JSON object")
+    body = await read_object(request)
     kind = body.get("kind")
     if kind not in ("audio", "stt"):
         return error(400, '\'kind\' must be "audio" or "stt"')

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
+import socket
 import sys
 from typing import Optional
 
+from .._cli_util import EXIT_FAILURE, EXIT_USAGE, Parser, non_negative_float, port
 from .app import LocalServer
 from .engines import ENGINE_NAMES, EngineUnavailable
 from .faults import Faults
@@ -17,25 +20,40 @@ __all__ = ["build_parser", "serve_main"]
 
 
 def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog, description="Run a local Sayna-compatible server (no network needed)."
+    """The ``sayna serve`` argument parser; usage errors are one line, exit status 2."""
+    parser = Parser(
+        prog=prog,
+        description="Run a local Sayna-compatible server (REST and WebSocket, no network "
+        "needed) until Ctrl-C.",
+        epilog="examples:\n  sayna serve\n  sayna serve --engine local --port 3001\n"
+        "  sayna serve --port 0 --api-key dev-key   # any free port, auth required",
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="interface to bind (default: %(default)s)"
     )
-    parser.add_argument("--port", type=int, default=3001, help="TCP port (default: %(default)s)")
+    parser.add_argument(
+        "--port",
+        type=port,
+        default=3001,
+        help="TCP port, 0 = any free port (default: %(default)s)",
+    )
     parser.add_argument(
         "--engine",
         choices=ENGINE_NAMES,
         default="fake",
-        help="engine serving real provider names (default: %(default)s)",
+        help="engine behind every provider name: fake (deterministic tones) or local "
+        "(espeak-ng + pocketsphinx, needs the [local] extra) (default: %(default)s)",
     )
     parser.add_argument(
         "--api-key",
         default=None,
         help="require this API key (default: $SAYNA_API_KEY; unset = no auth)",
     )
-    parser.add_argument("--livekit-url", default="ws://127.0.0.1:7880", help="reported LiveKit URL")
+    parser.add_argument(
+        "--livekit-url",
+        default="ws://127.0.0.1:7880",
+        help="LiveKit URL reported to clients (default: %(default)s)",
+    )
     parser.add_argument(
         "--livekit-api-key",
         default=None,
@@ -48,7 +66,18 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         help="LiveKit API secret signing tokens and verifying /livekit/webhook (default: "
         "$LIVEKIT_API_SECRET; unset = a random one, never printed)",
     )
-    parser.add_argument("--hook-secret", default=None, help="global SIP webhook signing secret")
+    parser.add_argument(
+        "--hook-secret",
+        default=None,
+        help="global SIP webhook signing secret (default: none, hooks are unsigned "
+        "unless they have their own)",
+    )
+    parser.add_argument(
+        "--no-control",
+        dest="control",
+        action="store_false",
+        help="do not serve the /_local/... control endpoints",
+    )
     parser.add_argument(
         "--log-level",
         default="INFO",
@@ -57,11 +86,35 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         help="logging level (default: %(default)s)",
     )
     faults = parser.add_argument_group("fault injection (for client tests)")
-    faults.add_argument("--fault-ready-delay", type=float, default=0.0, metavar="SECONDS")
-    faults.add_argument("--fault-never-send-ready", action="store_true")
-    faults.add_argument("--fault-ignore-pings", action="store_true")
-    faults.add_argument("--fault-drop-after-frames", type=int, default=None, metavar="N")
-    faults.add_argument("--fault-malformed-frames", action="store_true")
+    faults.add_argument(
+        "--fault-ready-delay",
+        type=non_negative_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long before sending ready (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--fault-never-send-ready",
+        action="store_true",
+        help="never answer the config with ready (default: off)",
+    )
+    faults.add_argument(
+        "--fault-ignore-pings",
+        action="store_true",
+        help="do not answer WebSocket pings (default: off)",
+    )
+    faults.add_argument(
+        "--fault-drop-after-frames",
+        type=int,
+        default=None,
+        metavar="N",
+        help="drop the connection after N audio frames (default: never)",
+    )
+    faults.add_argument(
+        "--fault-malformed-frames",
+        action="store_true",
+        help="send malformed JSON frames (default: off)",
+    )
     return parser
 
 
@@ -102,7 +155,9 @@ def serve_main(argv: Optional[list[str]] = None) -> int:
         livekit_api_key=args.livekit_api_key or os.environ.get("LIVEKIT_API_KEY") or None,
         livekit_api_secret=args.livekit_api_secret or os.environ.get("LIVEKIT_API_SECRET") or None,
         hook_secret=args.hook_secret,
+        control=args.control,
         keep_audio=0,  # records are only readable in-process; the counters still count
+        keep_records=1000,
         faults=Faults(
             never_send_ready=args.fault_never_send_ready,
             ready_delay=args.fault_ready_delay,
@@ -117,8 +172,25 @@ def serve_main(argv: Optional[list[str]] = None) -> int:
         return 0
     except EngineUnavailable as exc:
         print(f"sayna serve: cannot start engine {args.engine!r}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except OSError as exc:
-        print(f"sayna serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
+        print(f"sayna serve: {_listen_problem(args.host, args.port, exc)}", file=sys.stderr)
+        return EXIT_FAILURE
     return 0
+
+
+def _listen_problem(host: str, port_number: int, exc: OSError) -> str:
+    """One line for a failed bind, with the fix."""
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {port_number} on {host} is already in use (another `sayna serve`?): "
+            "stop that program, or pass --port N (--port 0 picks a free one)"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (
+            f"no permission to listen on {host}:{port_number} (ports below 1024 need root): "
+            "pass --port 3001 or another port above 1023"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        return f"cannot listen on {host}: not an address of this machine; pass --host 127.0.0.1"
+    return f"cannot listen on {host}:{port_number}: {exc.strerror or exc}"

@@ -2,7 +2,12 @@
 
 These exist only on the local server (the real one has no such routes) so tests written in
 any language, or a second process, can inject room events. They require the same
-authentication as every other route. Errors are ``{"error": text}`` with status 400/404.
+authentication as every other route (the API key, when one is set), and refuse what a web
+page could send (:func:`control_guard`): a ``Host`` that is neither an IP address,
+``localhost`` nor the bound host name (DNS rebinding), and any cross-origin request
+(``Origin`` other than the server's own, ``Sec-Fetch-Site`` cross-site). Turn them off with
+``LocalServer(control=False)`` / ``sayna serve --no-control``. Errors are
+``{"error": text}`` with status 400/403/404.
 
 =========================================================  ==================================
 ``POST   /_local/rooms/{room}/participants``               join: ``{"identity", "name"?,
@@ -26,20 +31,22 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import ipaddress
 import json
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from .bench import add_bench_routes
-from .faults import Faults
+from .faults import Faults, fault_type_problem
 from .routes import state_of
-from .web_util import error, json_response
+from .web_util import error, json_response, read_body, read_object
 
 if TYPE_CHECKING:
     from .app import LocalServer
 
-__all__ = ["SERVER_KEY", "add_control_routes"]
+__all__ = ["SERVER_KEY", "add_control_routes", "control_guard"]
 
 SERVER_KEY: web.AppKey[LocalServer] = web.AppKey("sayna_local_server")
 
@@ -48,27 +55,75 @@ def _server(request: web.Request) -> LocalServer:
     return request.app[SERVER_KEY]
 
 
-async def _object(request: web.Request) -> dict[str, Any]:
+def control_guard(bound_host: str) -> Callable[[web.Request], Optional[str]]:
+    """The check of every ``/_local`` request: returns why it is refused, or ``None``.
+
+    A web page can make a browser send simple cross-origin POSTs to loopback, and DNS
+    rebinding makes such a page same-origin with a name that resolves to 127.0.0.1. So
+    the ``Host`` must be an IP literal, ``localhost`` or ``bound_host``, and a request
+    carrying an ``Origin`` must come from ``http://<that Host>``.
+    """
+    bound = bound_host.strip("[]").lower()
+
+    def check(request: web.Request) -> Optional[str]:
+        host_header = request.headers.get("Host", "")
+        try:
+            hostname = urlsplit("//" + host_header).hostname or ""
+        except ValueError:
+            hostname = ""
+        if not _local_name(hostname, bound):
+            return (
+                f"/_local refuses Host {host_header[:100]!r}: address the server as "
+                "127.0.0.1, localhost or its IP address"
+            )
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.lower() != f"http://{host_header}".lower():
+            return f"/_local refuses cross-origin requests (Origin {origin[:100]!r})"
+        if request.headers.get("Sec-Fetch-Site", "").lower() in ("cross-site", "same-site"):
+            return "/_local refuses cross-site requests"
+        return None
+
+    return check
+
+
+def _local_name(hostname: str, bound: str) -> bool:
+    if not hostname:
+        return False
+    if hostname in ("localhost", bound):
+        return True
     try:
-        body = json.loads(await request.read() or b"{}")
-    except ValueError as exc:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": f"invalid JSON: {exc}"}), content_type="application/json"
-        ) from exc
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "expected a JSON object"}), content_type="application/json"
-        )
-    return body
+        ipaddress.ip_address(hostname)
+    except ValueError:
+        return False
+    return True
+
+
+def _bad(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+
+
+async def _object(request: web.Request) -> dict[str, Any]:
+    return await read_object(request)
 
 
 def _str(body: dict[str, Any], key: str, default: Optional[str] = None) -> str:
     value = body.get(key, default)
     if not isinstance(value, str):
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": f"'{key}' must be a string"}),
-            content_type="application/json",
-        )
+        raise _bad(f"'{key}' must be a string")
+    return value
+
+
+def _str_map(body: dict[str, Any], key: str) -> dict[str, str]:
+    value = body.get(key) or {}
+    if not isinstance(value, dict):
+        raise _bad(f"'{key}' must be an object")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _bool(body: dict[str, Any], key: str, default: bool) -> bool:
+    value = body.get(key, default)
+    if not isinstance(value, bool):
+        raise _bad(f"'{key}' must be true or false")
     return value
 
 
@@ -79,9 +134,9 @@ async def add_participant(request: web.Request) -> web.Response:
         _str(body, "identity"),
         name=_str(body, "name", ""),
         kind=_str(body, "kind", "STANDARD"),
-        attributes={str(k): str(v) for k, v in (body.get("attributes") or {}).items()},
+        attributes=_str_map(body, "attributes"),
         metadata=_str(body, "metadata", ""),
-        audio=bool(body.get("audio", True)),
+        audio=_bool(body, "audio", True),
     )
     return json_response(participant)
 
@@ -102,7 +157,7 @@ async def add_sip_participant(request: web.Request) -> web.Response:
         to_phone_number=_str(body, "to_phone_number"),
         sip_host=body.get("sip_host") if isinstance(body.get("sip_host"), str) else None,
         name=_str(body, "name", ""),
-        headers={str(k): str(v) for k, v in (body.get("headers") or {}).items()},
+        headers=_str_map(body, "headers"),
     )
     return json_response(participant)
 
@@ -132,7 +187,7 @@ async def send_data(request: web.Request) -> web.Response:
 async def send_audio(request: web.Request) -> web.Response:
     identity = request.query.get("identity", "user")
     room = request.match_info["room"]
-    if not await _server(request).inject_audio(room, identity, await request.read()):
+    if not await _server(request).inject_audio(room, identity, await read_body(request)):
         return error(404, f"Room '{room}' not found")
     return json_response({"status": "sent"})
 
@@ -162,10 +217,10 @@ async def put_faults(request: web.Request) -> web.Response:
     unknown = sorted(set(body) - names)
     if unknown:
         return error(400, f"unknown fault(s): {', '.join(unknown)}")
-    try:
-        faults = Faults(**body)
-    except TypeError as exc:
-        return error(400, str(exc))
+    problem = fault_type_problem(body)
+    if problem is not None:
+        return error(400, problem)
+    faults = Faults(**body)
     _server(request).faults = faults
     return json_response(dataclasses.asdict(faults))
 

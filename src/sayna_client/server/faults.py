@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Optional
 
-__all__ = ["Faults"]
+__all__ = ["Faults", "fault_type_problem"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,38 @@ class Faults:
     malformed_frames: bool = False
     ignore_pings: bool = False
     reject_config_error: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        problem = fault_type_problem(asdict(self))
+        if problem is not None:
+            raise ValueError(f"Faults: {problem}")
+
+
+def fault_type_problem(values: dict[str, Any]) -> Optional[str]:
+    """Why ``values`` (``Faults`` fields from JSON) cannot make a :class:`Faults`, or ``None``."""
+    for name, value in values.items():
+        if name in ("never_send_ready", "close_after_config", "malformed_frames", "ignore_pings"):
+            if not isinstance(value, bool):
+                return f"'{name}' must be true or false"
+        elif name == "ready_delay":
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or not 0 <= value <= 3600
+            ):
+                return "'ready_delay' must be a number of seconds from 0 to 3600"
+        elif name == "close_code":
+            if isinstance(value, bool) or not isinstance(value, int) or not 1000 <= value <= 4999:
+                return "'close_code' must be an integer close code from 1000 to 4999"
+        elif name == "drop_connection_after_frames":
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 0
+            ):
+                return "'drop_connection_after_frames' must be null or an integer >= 0"
+        elif name == "reject_config_error" and value is not None and not isinstance(value, str):
+            return "'reject_config_error' must be null or a string"
+    return None
 
 
 #: Frames sent by ``malformed_frames``, in order.

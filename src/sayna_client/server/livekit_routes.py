@@ -11,7 +11,16 @@ from aiohttp import web
 from .livekit import AccessDenied, Participant, Room, access_token, verify_token
 from .routes import state_of
 from .schemas import MUTE, REMOVE_PARTICIPANT, TOKEN
-from .web_util import auth_id, error, error_code, json_response, read_json
+from .web_util import (
+    Rejection,
+    auth_id,
+    error,
+    error_code,
+    json_response,
+    keep_body,
+    read_body,
+    read_json,
+)
 
 __all__ = ["add_livekit_routes"]
 
@@ -152,9 +161,12 @@ async def livekit_webhook(request: web.Request) -> web.Response:
         return web.Response(status=503)
     header = request.headers.get("Authorization", "").strip()
     header = header[len("Bearer ") :] if header.startswith("Bearer ") else header
-    raw = await request.read()
     if not header:
         return web.Response(status=401)
+    try:
+        raw = await read_body(request)
+    except Rejection as exc:
+        return web.Response(status=exc.status)
     try:
         claims = verify_token(header, state.config.livekit_api_key, state.config.livekit_api_secret)
     except ValueError:
@@ -162,6 +174,7 @@ async def livekit_webhook(request: web.Request) -> web.Response:
     digest = base64.b64encode(hashlib.sha256(raw).digest()).decode()
     if claims.get("sha256") != digest:
         return web.Response(status=401)
+    keep_body(request, raw)  # only now: it came from whoever holds the LiveKit secret
     try:
         event = json.loads(raw.decode("utf-8"))
     except ValueError:

@@ -1,8 +1,11 @@
 """What the local server received and sent, for tests to assert on the wire.
 
 Every REST request and WebSocket session is appended to :class:`Records` as it happens.
-Lists only grow; tests read them directly and use :meth:`Records.wait_for` to wait
-for something to happen without sleeping.
+Tests read the lists directly and use :meth:`Records.wait_for` to wait for something to
+happen without sleeping. Memory is bounded: each list keeps the newest ``keep_records``
+entries (10,000 by default), request bodies at most :data:`BODIES_KEEP_LIMIT` bytes in all,
+and each session the first ``keep_records`` messages and ``keep_audio`` bytes of input;
+the counters count everything.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import Any, Callable, Optional, TypeVar
 
 __all__ = [
     "AUDIO_KEEP_LIMIT",
+    "BODIES_KEEP_LIMIT",
+    "RECORDS_KEEP_LIMIT",
     "DataPacketRecord",
     "Records",
     "RequestRecord",
@@ -21,8 +26,12 @@ __all__ = [
     "WebhookRecord",
 ]
 
-#: Received audio kept per session; counters keep counting past it.
+#: Received audio (and, separately, text) kept per session; counters keep counting past it.
 AUDIO_KEEP_LIMIT = 64 * 1024 * 1024
+#: Entries kept per list of :class:`Records` and messages per list of a session record.
+RECORDS_KEEP_LIMIT = 10_000
+#: Bytes of request bodies kept in all; the oldest request records go first.
+BODIES_KEEP_LIMIT = 64 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -89,14 +98,28 @@ class SessionRecord:
     stt_engine: Optional[str] = None
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     close_code: Optional[int] = None
+    text_frames: int = 0
+    text_bytes: int = 0
+    sent_events: int = 0
     keep_audio: int = field(default=AUDIO_KEEP_LIMIT, repr=False)
+    keep_messages: int = field(default=RECORDS_KEEP_LIMIT, repr=False)
+    _kept_text: int = field(default=0, repr=False)
 
     def add_text(self, text: str, message: Any) -> None:
+        self.text_frames += 1
+        self.text_bytes += len(text)
+        if isinstance(message, dict) and message.get("type") == "config":
+            self.config = message
+        if (
+            self._kept_text + len(text) > self.keep_audio
+            or len(self.raw_text_frames) >= self.keep_messages
+        ):
+            self._signal.fire()
+            return
+        self._kept_text += len(text)
         self.raw_text_frames.append(text)
         if isinstance(message, dict):
             self.messages.append(message)
-            if message.get("type") == "config":
-                self.config = message
         self._signal.fire()
 
     def add_audio(self, data: bytes) -> None:
@@ -112,7 +135,9 @@ class SessionRecord:
             self.sent_audio_frames += 1
             self.sent_audio_bytes += len(frame)
         else:
-            self.sent.append(frame)
+            self.sent_events += 1
+            if len(self.sent) < self.keep_messages:
+                self.sent.append(frame)
         self._signal.fire()
 
     def sent_of_type(self, kind: str) -> list[dict[str, Any]]:
@@ -155,11 +180,17 @@ class DataPacketRecord:
 class Records:
     """Everything the server saw. Reset with :meth:`clear` between phases of a test.
 
-    ``keep_audio``: bytes of each session's audio input kept in ``SessionRecord.audio``.
+    ``keep_audio``: bytes of each session's audio input kept in ``SessionRecord.audio``
+    (and of its text frames); ``keep_records``: entries kept per list (the newest) and
+    messages per session list (the first).
     """
 
-    def __init__(self, keep_audio: int = AUDIO_KEEP_LIMIT) -> None:
+    def __init__(
+        self, keep_audio: int = AUDIO_KEEP_LIMIT, keep_records: int = RECORDS_KEEP_LIMIT
+    ) -> None:
         self.keep_audio = keep_audio
+        self.keep_records = keep_records
+        self._kept_bodies = 0
         self._signal = _Signal()
         self.requests: list[RequestRecord] = []
         self.sessions: list[SessionRecord] = []
@@ -169,17 +200,36 @@ class Records:
 
     def new_session(self, headers: dict[str, str], query: dict[str, str]) -> SessionRecord:
         record = SessionRecord(
-            headers=headers, query=query, _signal=self._signal, keep_audio=self.keep_audio
+            headers=headers,
+            query=query,
+            _signal=self._signal,
+            keep_audio=self.keep_audio,
+            keep_messages=self.keep_records,
         )
-        self.sessions.append(record)
-        self._signal.fire()
-        return record
+        return self.add(self.sessions, record)
 
     def add(self, kind: list[T], item: T) -> T:
-        """Append ``item`` to one of the lists above and wake waiters."""
+        """Append ``item`` to one of the lists above (dropping its oldest entries beyond
+        ``keep_records``) and wake waiters."""
         kind.append(item)
+        if len(kind) > self.keep_records:
+            del kind[: len(kind) - self.keep_records]
         self._signal.fire()
         return item
+
+    def keep_body(self, record: RequestRecord, body: bytes) -> None:
+        """Store a request's body, forgetting the oldest requests while all bodies kept
+        would exceed :data:`BODIES_KEEP_LIMIT`."""
+        record.body = body
+        self._kept_bodies += len(body)
+        if self._kept_bodies <= BODIES_KEEP_LIMIT:
+            return
+        self._kept_bodies = sum(len(kept.body) for kept in self.requests)
+        drop = 0
+        while self._kept_bodies > BODIES_KEEP_LIMIT and drop < len(self.requests) - 1:
+            self._kept_bodies -= len(self.requests[drop].body)
+            drop += 1
+        del self.requests[:drop]
 
     def touch(self) -> None:
         """Wake waiters after mutating a record in place."""

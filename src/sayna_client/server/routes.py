@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, Optional
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -95,9 +96,22 @@ async def recording(request: web.Request) -> web.Response:
         body=body,
         headers={
             "Content-Type": content_type,
-            "Content-Disposition": f'attachment; filename="{stream_id}.{extension}"',
+            "Content-Disposition": content_disposition(f"{stream_id}.{extension}"),
         },
     )
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment; filename="..."`` with the name quoted safely: ``"`` and ``\\`` escaped,
+    control characters and non-ASCII replaced by ``_`` there, and the exact name in a
+    ``filename*`` (RFC 6266) when it was changed."""
+    safe = "".join("_" if ord(char) < 0x20 or ord(char) >= 0x7F else char for char in filename)
+    quoted = safe.replace("\\", "\\\\").replace('"', '\\"')
+    value = f'attachment; filename="{quoted}"'
+    if safe != filename:
+        exact = quote(filename.encode("utf-8", "replace"), safe="")
+        value += f"; filename*=UTF-8''{exact}"
+    return value
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:

@@ -21,7 +21,8 @@ from .serde import (
     SerdeError,
     Struct,
     describe,
-    parse_json,
+    parse_checked,
+    parse_checked_async,
     validate,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "SPEAK",
     "TOKEN",
     "parse_client_message",
+    "parse_client_message_async",
 ]
 
 
@@ -132,15 +134,8 @@ CLIENT_MESSAGES: dict[str, Struct] = {
 _VARIANTS = ", ".join(f"`{name}`" for name in CLIENT_MESSAGES)
 
 
-def parse_client_message(text: str) -> dict[str, Any]:
-    """Parse one WebSocket text frame into a validated message dict.
-
-    Raises:
-        SerdeError: whose ``located(text)`` is the serde text the server puts after
-            ``Invalid message format: ``.
-    """
-    value, ends = parse_json(text)
-    end = ends.get((), len(text))
+def _check_client_message(value: Any, ends: dict[Any, int]) -> None:
+    end = ends.get((), 0)
     if not isinstance(value, dict):
         raise SerdeError(
             f"invalid type: {describe(value)}, expected internally tagged enum IncomingMessage",
@@ -156,6 +151,24 @@ def parse_client_message(text: str) -> dict[str, Any]:
     if spec is None:
         raise SerdeError(f"unknown variant `{tag}`, expected one of {_VARIANTS}", (), end)
     validate(value, spec, ends, whole_value_position=True)
+
+
+def parse_client_message(text: str) -> dict[str, Any]:
+    """Parse one WebSocket text frame into a validated message dict.
+
+    Raises:
+        SerdeError: whose ``located(text)`` is the serde text the server puts after
+            ``Invalid message format: ``; ``value`` is the JSON value if it parsed.
+    """
+    value = parse_checked(text, _check_client_message, whole_value_position=True)
+    assert isinstance(value, dict)
+    return value
+
+
+async def parse_client_message_async(text: str) -> dict[str, Any]:
+    """:func:`parse_client_message`, off the event loop for large frames."""
+    value = await parse_checked_async(text, _check_client_message, whole_value_position=True)
+    assert isinstance(value, dict)
     return value
 
 

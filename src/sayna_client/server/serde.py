@@ -14,9 +14,12 @@ produces the same texts, with positions computed from the original text:
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Callable, Optional, Union
 
 scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
@@ -34,6 +37,8 @@ __all__ = [
     "SerdeError",
     "Struct",
     "describe",
+    "parse_checked",
+    "parse_checked_async",
     "parse_json",
     "position",
     "validate",
@@ -103,6 +108,8 @@ class SerdeError(Exception):
         self.path = path
         self.offset = offset
         self.syntax = syntax
+        #: the parsed JSON value when the text was valid JSON (``None`` otherwise)
+        self.value: Any = None
 
     def located(self, text: str) -> str:
         """``"<message> at line L column C"`` for ``text``."""
@@ -131,7 +138,55 @@ def position(text: str, offset: int) -> str:
 # --- parsing with end offsets ---------------------------------------------------------
 
 _WS = re.compile(r"[ \t\n\r]*")
-_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+#: serde_json's nesting limit: the 129th nested array or object is an error.
+RECURSION_LIMIT = 128
+#: Most JSON values the local server parses in one WebSocket message or request body
+#: (estimated from the separators, see :func:`estimate_values`). A local-server limit
+#: (docs/security.md): it bounds the CPU one message can take.
+MAX_VALUES = 100_000
+#: Texts up to these sizes are parsed on the event loop (well under a millisecond or
+#: two); larger ones in a worker thread, so the loop keeps serving other clients.
+INLINE_CHARS = 64 * 1024
+INLINE_VALUES = 2_000
+_I64_MIN = -(2**63)
+_U64_END = 2**64
+
+
+def estimate_values(text: str) -> int:
+    """An upper bound of the number of JSON values in ``text`` (separators in strings count)."""
+    return text.count(",") + text.count("[") + text.count("{") + 1
+
+
+def _string(text: str, start: int) -> tuple[str, int]:
+    """A JSON string whose opening quote is at ``start - 1``; serde's errors."""
+    try:
+        value, end = scanstring(text, start)
+    except json.JSONDecodeError as exc:
+        if exc.msg.startswith("Invalid control character"):
+            raise _syntax(
+                "control character (\\u0000-\\u001F) found while parsing a string", exc.pos + 1
+            ) from None
+        if "escape" in exc.msg and exc.pos < len(text) - 1:
+            raise _syntax("invalid escape", exc.pos + 2) from None
+        raise _syntax("EOF while parsing a string", len(text)) from None
+    if _SURROGATE.search(value):
+        raise _syntax("lone leading surrogate in hex escape", end)
+    return value, end
+
+
+def _number(literal: str, end: int) -> Union[int, float]:
+    """serde_json's reading: integers outside i64/u64 become floats; infinity is an error."""
+    if len(literal) <= 20 and not any(c in literal for c in ".eE"):
+        number = int(literal)
+        if _I64_MIN <= number < _U64_END:
+            return number
+    value = float(literal)
+    if math.isinf(value):
+        raise _syntax("number out of range", end)
+    return value
 
 
 def _skip(text: str, index: int) -> int:
@@ -139,10 +194,14 @@ def _skip(text: str, index: int) -> int:
     return match.end() if match else index
 
 
-def _scan(text: str, index: int, path: Path, ends: dict[Path, int]) -> tuple[Any, int]:
+def _scan(
+    text: str, index: int, path: Path, ends: dict[Path, int], depth: int = 0
+) -> tuple[Any, int]:
     """Parse one value starting at ``index`` (no leading whitespace); record end offsets."""
     char = text[index : index + 1]
     value: Any
+    if char in ("{", "[") and depth >= RECURSION_LIMIT:
+        raise _syntax("recursion limit exceeded", index + 1)
     if char == "{":
         value = {}
         index = _skip(text, index + 1)
@@ -152,12 +211,12 @@ def _scan(text: str, index: int, path: Path, ends: dict[Path, int]) -> tuple[Any
             while True:
                 if text[index : index + 1] != '"':
                     raise _syntax("key must be a string", index)
-                key, index = scanstring(text, index + 1)
+                key, index = _string(text, index + 1)
                 index = _skip(text, index)
                 if text[index : index + 1] != ":":
                     raise _syntax("expected `:`", index)
                 index = _skip(text, index + 1)
-                value[key], index = _scan(text, index, (*path, key), ends)
+                value[key], index = _scan(text, index, (*path, key), ends, depth + 1)
                 index = _skip(text, index)
                 if text[index : index + 1] == ",":
                     index = _skip(text, index + 1)
@@ -173,7 +232,7 @@ def _scan(text: str, index: int, path: Path, ends: dict[Path, int]) -> tuple[Any
             index += 1
         else:
             while True:
-                item, index = _scan(text, index, (*path, len(value)), ends)
+                item, index = _scan(text, index, (*path, len(value)), ends, depth + 1)
                 value.append(item)
                 index = _skip(text, index)
                 if text[index : index + 1] == ",":
@@ -184,10 +243,7 @@ def _scan(text: str, index: int, path: Path, ends: dict[Path, int]) -> tuple[Any
                     break
                 raise _syntax("expected `,` or `]`", index)
     elif char == '"':
-        try:
-            value, index = scanstring(text, index + 1)
-        except json.JSONDecodeError as exc:
-            raise _syntax("EOF while parsing a string", len(text)) from exc
+        value, index = _string(text, index + 1)
     elif text.startswith("true", index):
         value, index = True, index + 4
     elif text.startswith("false", index):
@@ -200,8 +256,7 @@ def _scan(text: str, index: int, path: Path, ends: dict[Path, int]) -> tuple[Any
             if index >= len(text):
                 raise _syntax("EOF while parsing a value", index)
             raise _syntax("expected value", index + 1)
-        literal = match.group()
-        value = float(literal) if any(c in literal for c in ".eE") else int(literal)
+        value = _number(match.group(), match.end())
         index = match.end()
     ends[path] = index
     return value, index
@@ -228,6 +283,86 @@ def parse_json(text: str) -> tuple[Any, dict[Path, int]]:
     return value, ends
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _fast_int(literal: str) -> Union[int, float]:
+    number = int(literal)
+    return number if _I64_MIN <= number < _U64_END else float(literal)
+
+
+def _fast_float(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):
+        raise ValueError(literal)
+    return value
+
+
+_NOT_PARSED = object()
+
+
+def _parse_fast(text: str) -> Any:
+    """``json.loads`` where it reads ``text`` exactly as :func:`parse_json` would, else
+    ``_NOT_PARSED`` (then the careful parser decides and words the error)."""
+    if "\\ud" in text or "\\uD" in text:  # maybe a lone surrogate
+        return _NOT_PARSED
+    if text.count("[") + text.count("{") > RECURSION_LIMIT:  # maybe too deep
+        return _NOT_PARSED
+    try:
+        return json.loads(
+            text, parse_constant=_reject_constant, parse_int=_fast_int, parse_float=_fast_float
+        )
+    except (ValueError, RecursionError):
+        return _NOT_PARSED
+
+
+Check = Callable[[Any, "dict[Path, int]"], None]
+
+
+def parse_checked(text: str, check: Check, whole_value_position: bool = False) -> Any:
+    """Parse ``text`` like ``serde_json`` and run ``check(value, ends)`` on the result.
+
+    The C decoder is used when it agrees with :func:`parse_json`; the exact parser then
+    runs only to word and locate an error. ``check`` raises :class:`SerdeError`; with
+    ``whole_value_position`` its errors point at the end of the whole value (so the fast
+    path already locates them).
+
+    Raises:
+        SerdeError: malformed JSON (``syntax``), more than :data:`MAX_VALUES` values, or
+            whatever ``check`` raised; ``value`` holds the JSON value when it parsed.
+    """
+    if estimate_values(text) > MAX_VALUES:
+        raise _syntax(
+            f"more than {MAX_VALUES} JSON values in one message (a limit of the local server)", 0
+        )
+    value = _parse_fast(text)
+    if value is not _NOT_PARSED:
+        end = len(text.rstrip(" \t\n\r"))
+        try:
+            check(value, {(): end})
+            return value
+        except SerdeError as exc:
+            if whole_value_position:
+                exc.value = value
+                raise
+    value, ends = parse_json(text)
+    try:
+        check(value, ends)
+    except SerdeError as exc:
+        exc.value = value
+        raise
+    return value
+
+
+async def parse_checked_async(text: str, check: Check, whole_value_position: bool = False) -> Any:
+    """:func:`parse_checked`, in a worker thread when ``text`` is too large to parse on the
+    event loop without holding up other clients (cancelling stops waiting for it)."""
+    if len(text) <= INLINE_CHARS and estimate_values(text) <= INLINE_VALUES:
+        return parse_checked(text, check, whole_value_position)
+    return await asyncio.to_thread(parse_checked, text, check, whole_value_position)
+
+
 # --- validation -----------------------------------------------------------------------
 
 
@@ -250,6 +385,8 @@ def describe(value: Any) -> str:
 
 def _rust_float(value: float) -> str:
     text = repr(value)
+    if "e" in text:  # Rust's Display never uses an exponent
+        text = format(Decimal(text), "f")
     return text[:-2] if text.endswith(".0") else text
 
 

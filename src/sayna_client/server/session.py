@@ -31,7 +31,7 @@ from .providers import (
 )
 from .recording import Recording
 from .records import SessionRecord
-from .schemas import parse_client_message
+from .schemas import parse_client_message_async
 from .serde import SerdeError
 from .sip import validate_phone
 from .state import ServerState
@@ -107,10 +107,15 @@ class Session:
     async def _read_loop(self) -> None:
         while True:
             msg = await self.ws.receive()
-            if msg.type == WSMsgType.TEXT:
-                await self._on_text(msg.data)
-            elif msg.type == WSMsgType.BINARY:
-                await self._on_binary(msg.data)
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                try:
+                    if msg.type == WSMsgType.TEXT:
+                        await self._on_text(msg.data)
+                    else:
+                        await self._on_binary(msg.data)
+                except Exception as exc:  # as the real server: no error closes the socket
+                    logger.exception("session %s: message handling failed", self.stream_id)
+                    self._error(f"Internal error: {type(exc).__name__}")
             elif msg.type == WSMsgType.CLOSE:
                 await self.out.client_closed(int(msg.data or 0))
                 return
@@ -165,12 +170,9 @@ class Session:
 
     async def _on_text(self, text: str) -> None:
         try:
-            message = parse_client_message(text)
+            message = await parse_client_message_async(text)
         except SerdeError as exc:
-            try:
-                self.record.add_text(text, json.loads(text))
-            except ValueError:
-                self.record.add_text(text, None)
+            self.record.add_text(text, exc.value)
             self.send({"type": "error", "message": f"Invalid message format: {exc.located(text)}"})
             return
         self.record.add_text(text, message)

@@ -18,7 +18,7 @@ from .engines.fake import FakeEngine
 from .faults import Faults
 from .livekit import LiveKitSim, Participant, Room
 from .recording import RecordingStore
-from .records import AUDIO_KEEP_LIMIT, DataPacketRecord, Records
+from .records import AUDIO_KEEP_LIMIT, RECORDS_KEEP_LIMIT, DataPacketRecord, Records
 from .sip import SipHook, SipHooks, deliver_webhook, match_hook, webhook_body
 
 if TYPE_CHECKING:
@@ -47,6 +47,8 @@ class ServerConfig:
     sip_room_prefix: str = "sip-"
     sip_outbound_address: Optional[str] = "127.0.0.1:5060"
     control: bool = True
+    request_timeout: float = 30.0
+    keep_records: int = RECORDS_KEEP_LIMIT
     keep_audio: int = AUDIO_KEEP_LIMIT
 
     @property
@@ -63,7 +65,7 @@ class ServerState:
         self.config = config
         self.faults = faults
         self.auth = Authenticator(config.api_keys)
-        self.records = Records(config.keep_audio)
+        self.records = Records(config.keep_audio, config.keep_records)
         self.livekit = LiveKitSim()
         self.recordings = RecordingStore()
         self.hooks = SipHooks(config_hooks)
