@@ -40,6 +40,7 @@ import importlib
 import logging
 import os
 import random
+import socket
 import struct
 import time
 from typing import Any, Callable, Optional, Union, cast
@@ -63,6 +64,8 @@ _MASKED = 0x80  # the MASK bit of the second header byte
 _LEN16 = struct.Struct("!BBH")
 _LEN64 = struct.Struct("!BBQ")
 _MASK_KEY = struct.Struct("!I")
+#: SO_LINGER on, 0 s: closing the socket resets the connection instead of draining it.
+_RESET = struct.pack("ii", 1, 0)
 
 
 def frame_header(size: int) -> bytes:
@@ -205,15 +208,26 @@ def frame_writer(ws: Any) -> Optional[FrameWriter]:
 
 def drop_transport(ws: Any) -> None:
     """Abort the TCP connection under the aiohttp client WebSocket ``ws`` at once, unsent
-    bytes included: the end of a session whatever the peer does. The kernel socket is
-    released and every send waiting for the peer to read (ours and aiohttp's) wakes up.
-    A no-op when the connection is already gone."""
+    bytes included: the end of a session whatever the peer does. Every send waiting for
+    the peer to read (ours and aiohttp's) wakes up, and the socket is released.
+
+    A connection with bytes still unsent (or not closed yet) is reset (``SO_LINGER``
+    0): closed normally, the kernel would keep trying to deliver megabytes to a peer that
+    reads nothing. One that already closed after a Close handshake is left alone.
+    """
     writer = getattr(ws, "_writer", None)
     transport = getattr(writer, "transport", None)
     if transport is None:
         response = getattr(ws, "_response", None)
         connection = getattr(response, "connection", None)
         transport = getattr(connection, "transport", None)
-    abort = getattr(transport, "abort", None)
-    if callable(abort):
-        abort()
+    if transport is None or not callable(getattr(transport, "abort", None)):
+        return
+    try:
+        unsent = transport.get_write_buffer_size() or not transport.is_closing()
+        sock = transport.get_extra_info("socket") if unsent else None
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+    except (AttributeError, OSError, RuntimeError):
+        pass  # not a TCP socket, or already closed: the abort alone will do
+    transport.abort()
