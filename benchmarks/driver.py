@@ -10,9 +10,11 @@ handled is that 0.0.18's ``connect()`` returns before ``ready`` (the driver then
 for ``register_on_ready``).
 
 Measures (see ``run.py`` for the defaults and what each figure means): ``connect``,
-``upload``, ``tts``, ``latency``, ``burst``, ``tts_busy``, ``burst_busy``, ``rss``,
-``rest_seq``, ``rest_conc``, ``cpu``. The ``_busy`` ones are ``tts`` and ``burst``
-again; ``run.py`` runs them with a busy-looping process on the same core.
+``upload``, ``tts``, ``latency``, ``burst``, ``tts_busy``, ``burst_busy``, ``tts_async``,
+``burst_async``, ``latency_async``, ``rss``, ``rest_seq``, ``rest_conc``, ``cpu``. The
+``_busy`` ones are ``tts`` and ``burst`` again; ``run.py`` runs them with a busy-looping
+process on the same core. The ``_async`` ones register ``async def`` callbacks (raw
+awaits them in its reader).
 It needs the local server's ``/_local/bench`` endpoints
 (:mod:`sayna_client.server.bench`).
 """
@@ -84,6 +86,8 @@ class RawSession:
         self.on_audio: Handler = _noop
         self.on_stt: Handler = _noop
         self.on_error: Handler = _noop  # nothing is ever dropped here
+        #: The handlers are ``async def``: the reader awaits each call.
+        self.awaits = False
         self._session: Optional[aiohttp.ClientSession] = None
         self._ws: Optional[aiohttp.ClientWebSocketResponse] = None
         self._reader: Optional[asyncio.Task[None]] = None
@@ -112,6 +116,15 @@ class RawSession:
 
     async def _read(self) -> None:
         assert self._ws is not None
+        if self.awaits:
+            async for msg in self._ws:
+                if msg.type is aiohttp.WSMsgType.BINARY:
+                    await self.on_audio(msg.data)
+                elif msg.type is aiohttp.WSMsgType.TEXT:
+                    event = json.loads(msg.data)
+                    if event["type"] == "stt_result":
+                        await self.on_stt(event)
+            return
         async for msg in self._ws:
             if msg.type is aiohttp.WSMsgType.BINARY:
                 self.on_audio(msg.data)
@@ -157,6 +170,7 @@ class SdkSession:
 
         self.stream_id = stream_id
         self._client = SaynaClient(url, STTConfig(**STT), TTSConfig(**TTS), stream_id=stream_id)
+        self.awaits = False  # the SDK tells plain and async callbacks apart itself
         # 0.0.18's connect() returns before `ready`; this package's returns after it.
         self._waits_for_ready = hasattr(SaynaClient, "events")
         self._ready: Optional[asyncio.Event] = None
@@ -370,10 +384,26 @@ async def m_upload(client: str, url: str, control: Control, p: dict[str, Any]) -
     }
 
 
-async def m_tts(client: str, url: str, control: Control, p: dict[str, Any]) -> dict[str, Any]:
+def _async_handler(handler: Callable[[Any], None]) -> Callable[[Any], Awaitable[None]]:
+    """``handler`` as an ``async def`` callback (the ``_async`` measures)."""
+
+    async def call(event: Any) -> None:
+        handler(event)
+
+    return call
+
+
+def _handler(handler: Callable[[Any], None], use_async: bool) -> Any:
+    return _async_handler(handler) if use_async else handler
+
+
+async def m_tts(
+    client: str, url: str, control: Control, p: dict[str, Any], use_async: bool = False
+) -> dict[str, Any]:
     session = new_session(client, url)
+    session.awaits = use_async
     warm = Arrivals(500)
-    session.on_audio = warm
+    session.on_audio = _handler(warm, use_async)
     await session.open()
     await control.burst(session.stream_id, "audio", 500)
     await _wait(warm.done, 30, "warm-up")
@@ -381,8 +411,9 @@ async def m_tts(client: str, url: str, control: Control, p: dict[str, Any]) -> d
     # A fresh session so only one callback is registered (SDK callbacks cannot be
     # swapped without unsubscribing, which 0.0.18 lacks).
     session = new_session(client, url)
+    session.awaits = use_async
     arrivals = Arrivals(p["frames"])
-    session.on_audio = arrivals
+    session.on_audio = _handler(arrivals, use_async)
     session.on_error = arrivals.on_error
     await session.open()
     cpu0 = time.process_time()
@@ -398,8 +429,11 @@ async def m_tts(client: str, url: str, control: Control, p: dict[str, Any]) -> d
     }
 
 
-async def m_latency(client: str, url: str, control: Control, p: dict[str, Any]) -> dict[str, Any]:
+async def m_latency(
+    client: str, url: str, control: Control, p: dict[str, Any], use_async: bool = False
+) -> dict[str, Any]:
     session = new_session(client, url)
+    session.awaits = use_async
     transcript = session.transcript
     latencies: list[float] = []
     expected = [p["warmup"]]
@@ -410,7 +444,7 @@ async def m_latency(client: str, url: str, control: Control, p: dict[str, Any]) 
         if len(latencies) == expected[0]:
             done.set()
 
-    session.on_stt = on_stt
+    session.on_stt = _handler(on_stt, use_async)
     await session.open()
     await control.burst(session.stream_id, "stt", p["warmup"], p["interval_ms"])
     await _wait(done, 60, "warm-up")
@@ -424,8 +458,11 @@ async def m_latency(client: str, url: str, control: Control, p: dict[str, Any]) 
     return {"p50_us": percentile(micros, 0.5), "p99_us": percentile(micros, 0.99)}
 
 
-async def m_burst(client: str, url: str, control: Control, p: dict[str, Any]) -> dict[str, Any]:
+async def m_burst(
+    client: str, url: str, control: Control, p: dict[str, Any], use_async: bool = False
+) -> dict[str, Any]:
     session = new_session(client, url)
+    session.awaits = use_async
     warm_done = asyncio.Event()
     arrivals = Arrivals(p["events"])
     seen = [0]
@@ -438,7 +475,7 @@ async def m_burst(client: str, url: str, control: Control, p: dict[str, Any]) ->
             return
         arrivals(event)
 
-    session.on_stt = on_stt
+    session.on_stt = _handler(on_stt, use_async)
     session.on_error = arrivals.on_error
     await session.open()
     await control.burst(session.stream_id, "stt", 500)
@@ -553,6 +590,10 @@ MEASURES: dict[str, Callable[[str, str, Control, dict[str, Any]], Awaitable[dict
     # The same, while run.py keeps this process's core busy with another process.
     "tts_busy": m_tts,
     "burst_busy": m_burst,
+    # The same with `async def` callbacks.
+    "tts_async": lambda c, u, ctl, p: m_tts(c, u, ctl, p, use_async=True),
+    "burst_async": lambda c, u, ctl, p: m_burst(c, u, ctl, p, use_async=True),
+    "latency_async": lambda c, u, ctl, p: m_latency(c, u, ctl, p, use_async=True),
     "rss": m_rss,
     "rest_seq": m_rest_seq,
     "rest_conc": m_rest_conc,

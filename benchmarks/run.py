@@ -1,6 +1,12 @@
 """Side-by-side benchmark: raw aiohttp, this SDK and sayna-client 0.0.18 against one server.
 
     python benchmarks/run.py [--quick] [--runs N] [--measures a,b] [--clients raw,this,0.0.18]
+    python benchmarks/run.py --base main --measures tts,burst --output benchmarks/X.md
+
+With ``--base REF`` the clients are ``this`` (the work tree) and ``base`` (``src/`` of the
+git revision REF, unpacked to a temporary directory), measured back to back in every
+run with the order rotating, and the report compares the two line by line (same-run
+ratios, sign test): an A/B check of a change on a shared, noisy machine.
 
 Starts ``sayna serve --engine fake`` on a free port as a separate process, creates
 ``benchmarks/.venv-0018`` with ``sayna-client==0.0.18`` if it is missing, then runs every
@@ -35,6 +41,10 @@ HERE = Path(__file__).resolve().parent
 OLD_VENV = HERE / ".venv-0018"
 OLD_VERSION = "0.0.18"
 CLIENTS = ("raw", "this", OLD_VERSION)
+#: The client of ``--base REF``: this package at another git revision.
+BASE = "base"
+#: ``src/`` directories to import each client from (``base`` once unpacked).
+SOURCE_PATHS: dict[str, str] = {}
 
 #: Measure parameters: (full, quick).
 PARAMS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
@@ -48,6 +58,12 @@ PARAMS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "burst": ({"events": 20_000}, {"events": 10_000}),
     "tts_busy": ({"frames": 50_000}, {"frames": 20_000}),
     "burst_busy": ({"events": 20_000}, {"events": 10_000}),
+    "tts_async": ({"frames": 50_000}, {"frames": 20_000}),
+    "burst_async": ({"events": 20_000}, {"events": 10_000}),
+    "latency_async": (
+        {"warmup": 300, "events": 5_000, "interval_ms": 1.0},
+        {"warmup": 200, "events": 1_500, "interval_ms": 1.0},
+    ),
     "rss": ({"sessions": 200, "idle_s": 1.0}, {"sessions": 100, "idle_s": 0.5}),
     "rest_seq": ({"requests": 3_000}, {"requests": 1_000}),
     "rest_conc": ({"requests": 6_000, "parallel": 50}, {"requests": 2_000, "parallel": 50}),
@@ -62,7 +78,15 @@ PARAMS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 #: (a p50 of 50 connects; sequential round trips) get this many times the runs. A fresh
 #: process per run is its own draw of memory layout and hash seeds: only many processes
 #: average that out (63 connect runs take about 1.5 minutes).
-RUN_FACTOR = {"connect": 9, "rest_seq": 3, "upload": 3, "tts": 3, "burst": 3}
+RUN_FACTOR = {
+    "connect": 9,
+    "rest_seq": 3,
+    "upload": 3,
+    "tts": 3,
+    "burst": 3,
+    "tts_async": 3,
+    "burst_async": 3,
+}
 
 
 def runs_of(measure: str, runs: int) -> int:
@@ -98,8 +122,12 @@ LINES = (
     Line(
         "burst_busy", "events_per_s", "burst, client core shared with a busy loop", "events/s", True
     ),
+    Line("tts_async", "frames_per_s", "TTS receive + dispatch, async callback", "frames/s", True),
+    Line("burst_async", "events_per_s", "stt_result burst, async callback", "events/s", True),
     Line("latency", "p50_us", "event latency p50 (paced 1 ms)", "µs", False, ("plus", 20.0)),
     Line("latency", "p99_us", "event latency p99 (paced 1 ms)", "µs", False, None),
+    Line("latency_async", "p50_us", "event latency p50, async callback", "µs", False, None),
+    Line("latency_async", "p99_us", "event latency p99, async callback", "µs", False, None),
     Line("rss", "kib_per_session", "RSS per idle session", "KiB", False, ("ratio", 1.3), 1),
     Line("rest_seq", "req_per_s", "REST health() sequential", "req/s", True, ("ratio", 0.95)),
     Line("rest_conc", "req_per_s", "REST health() 50 concurrent", "req/s", True, ("ratio", 0.95)),
@@ -117,6 +145,12 @@ EXTRA_LINES = (
     Line("upload", "send_frames_per_s", "upload, until the last send returned", "frames/s", True),
     Line("tts", "dropped", "TTS frames discarded, all runs", "frames", False, total=True),
     Line("burst", "dropped", "stt_result events discarded, all runs", "events", False, total=True),
+    Line(
+        "tts_async", "dropped", "TTS frames discarded, async, all runs", "frames", False, total=True
+    ),
+    Line(
+        "burst_async", "dropped", "events discarded, async, all runs", "events", False, total=True
+    ),
     Line(
         "tts_busy",
         "dropped",
@@ -223,6 +257,8 @@ def run_driver(
     env = dict(os.environ)
     if client == OLD_VERSION:
         env.pop("PYTHONPATH", None)  # never let a source checkout shadow the old package
+    elif client in SOURCE_PATHS:
+        env["PYTHONPATH"] = SOURCE_PATHS[client]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=HERE, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{client} {measure} failed:\n{done.stderr[-3000:]}")
@@ -575,6 +611,61 @@ def write_report(
     return failures
 
 
+def write_base_report(
+    path: Path, log: list[dict[str, Any]], base: str, facts: list[tuple[str, str]], elapsed: float
+) -> list[str]:
+    """The ``--base`` report: this work tree against revision ``base``, line by line."""
+    table = Table(log)
+    out = [
+        f"# A/B: this work tree against `{base}`",
+        "",
+        "Both measured back to back in every run (the order rotating), each run a fresh "
+        "process per client; figures are medians over the runs (min–max under them), the "
+        "ratio is the median of the same-run ratios this / base, and the last column "
+        "counts the runs in which this was worse than base, with the one-sided sign-test "
+        "chance of at least that many if each run were a coin flip (p < 0.05: a real "
+        f"difference). Generated by `python benchmarks/run.py --base {base}` on "
+        f"{datetime.date.today().isoformat()} in {elapsed / 60:.1f} min.",
+        "",
+        f"| measure | unit | this | {base} | this / {base} | runs worse (p) |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
+    ]
+    worse: list[str] = []
+    for line in (*LINES, *EXTRA_LINES):
+        this, theirs = table.median("this", line), table.median(BASE, line)
+        if this is None or theirs is None:
+            continue
+        ratio = table.ratio(line, "this", BASE)
+        counts = runs_against(line, table, BASE, 1.0) if not line.total else None
+        verdict_text = ""
+        if counts is not None:
+            wrong, total = counts
+            p = chance(wrong, total)
+            verdict_text = f"{wrong} of {total} (p = {p:.2f})"
+            if p < 0.05:
+                worse.append(f"{line.label}: this worse than {base} in {verdict_text}")
+        cells = " | ".join(
+            f"{fmt(value, line.digits)}<br><sub>{table.spread(client, line)}</sub>"
+            for client, value in (("this", this), (BASE, theirs))
+        )
+        out.append(
+            f"| {line.label} | {line.unit} | {cells} | {ratio_text(ratio)} | {verdict_text} |"
+        )
+    out += [
+        "",
+        "## Verdict",
+        "",
+        *([f"- {w}" for w in worse] or [f"- no line significantly worse than {base}"]),
+        "",
+        "## Machine",
+        "",
+        *[f"- {name}: {value}" for name, value in facts],
+        "",
+    ]
+    path.write_text("\n".join(out), encoding="utf-8")
+    return worse
+
+
 def _git(*command: str) -> str:
     done = subprocess.run(["git", "-C", str(HERE.parent), *command], capture_output=True, text=True)
     return done.stdout.strip() if done.returncode == 0 else "?"
@@ -602,19 +693,31 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument(
         "--from-json", type=Path, default=None, help="rewrite the report from a saved .out file"
     )
+    parser.add_argument(
+        "--base",
+        default=None,
+        metavar="REF",
+        help="A/B: compare the work tree (this) with src/ of git revision REF (base)",
+    )
     args = parser.parse_args(argv)
     runs = args.runs or (3 if args.quick else 7)
     if runs < 3:
         parser.error("--runs must be at least 3 (figures are medians)")
     measures = [m for m in args.measures.split(",") if m]
     clients = [c for c in args.clients.split(",") if c]
+    if args.base is not None:
+        clients = ["this", BASE]
+        if args.snapshot or args.from_json is not None:
+            parser.error("--base compares the work tree with REF: no --snapshot, --from-json")
     for name in measures:
         if name not in PARAMS:
             parser.error(f"unknown measure {name!r}")
     for name in clients:
-        if name not in CLIENTS:
+        if name not in (*CLIENTS, BASE):
             parser.error(f"unknown client {name!r}")
     output = args.output or HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
+    if args.base is not None and args.output is None:
+        output = HERE / "AB.md"
 
     pythons = {"raw": sys.executable, "this": sys.executable}
     if args.from_json is not None:
@@ -637,6 +740,18 @@ def main(argv: Optional[list[str]] = None) -> int:
         pythons[OLD_VERSION] = str(ensure_old_venv())
     snapshot: Optional[tempfile.TemporaryDirectory[str]] = None
     commit = _git("rev-parse", "--short", "HEAD")
+    base_tree: Optional[tempfile.TemporaryDirectory[str]] = None
+    if args.base is not None:
+        base_tree = tempfile.TemporaryDirectory(prefix="sayna-bench-base-")
+        archive = subprocess.run(
+            ["git", "-C", str(HERE.parent), "archive", args.base, "src"],
+            capture_output=True,
+            check=True,
+        )
+        subprocess.run(["tar", "-x", "-C", base_tree.name], input=archive.stdout, check=True)
+        SOURCE_PATHS[BASE] = str(Path(base_tree.name) / "src")
+        SOURCE_PATHS["this"] = str(HERE.parent / "src")
+        pythons[BASE] = sys.executable
     if args.snapshot:
         snapshot = tempfile.TemporaryDirectory(prefix="sayna-bench-")
         archive = subprocess.run(
@@ -695,6 +810,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     if snapshot is not None:
         snapshot.cleanup()
+    if base_tree is not None:
+        base_tree.cleanup()
+        base_commit = _git("rev-parse", "--short", args.base)
+        facts.insert(1, ("base", f"{args.base} = {base_commit}"))
+        worse = write_base_report(output, raw_log, args.base, facts, elapsed)
+        print(f"wrote {output} ({elapsed / 60:.1f} min)")
+        for line in worse:
+            print(f"  {line}")
+        return 0
     failures = write_report(output, raw_log, args, runs, facts, elapsed)
     print(f"wrote {output} ({elapsed / 60:.1f} min)")
     for failure in failures:

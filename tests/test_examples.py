@@ -222,9 +222,12 @@ class Snippet:
         return f"{self.path.relative_to(ROOT)}:{self.line}"
 
 
-def doc_snippets() -> list[Snippet]:
+README = ROOT / "README.md"
+
+
+def doc_snippets(paths: Any = None) -> list[Snippet]:
     snippets = []
-    for path in sorted(DOCS.glob("*.md")):
+    for path in sorted(DOCS.glob("*.md")) if paths is None else paths:
         text = path.read_text(encoding="utf-8")
         blocks = list(_BLOCK.finditer(text))
         for index, block in enumerate(blocks):
@@ -295,3 +298,111 @@ def test_docs_pytest_snippets(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- README -------------------------------------------------------------------------------
+
+README_SNIPPETS = doc_snippets([README])
+
+
+@pytest.mark.parametrize("snippet", README_SNIPPETS, ids=[s.where for s in README_SNIPPETS])
+def test_readme_snippet_compiles(snippet: Snippet) -> None:
+    compile(snippet.code, snippet.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+
+
+def test_readme_pytest_snippet_runs_as_shown(tmp_path: Path) -> None:
+    """The conftest.py and test blocks, copied as they are, pass under pytest-asyncio's
+    default (strict) mode: no asyncio_mode setting needed."""
+    files = {}
+    for snippet in README_SNIPPETS:
+        first = snippet.code.splitlines()[0]
+        if first in ("# conftest.py", "# test_bot.py"):
+            files[first[2:]] = snippet.code
+    assert sorted(files) == ["conftest.py", "test_bot.py"]
+    for name, code in files.items():
+        (tmp_path / name).write_text(code, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+
+
+def _github_anchor(heading: str) -> str:
+    text = heading.strip().lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def test_readme_table_of_contents_links_resolve() -> None:
+    text = README.read_text(encoding="utf-8")
+    anchors = {_github_anchor(h) for h in re.findall(r"^#{2,4} (.+)$", text, re.M)}
+    toc = text[text.index("Contents:") : text.index("## Installation")]
+    links = re.findall(r"\]\(#([^)]+)\)", toc)
+    assert len(links) >= 10
+    for link in links:
+        assert link in anchors, f"README contents: no heading for #{link}"
+    top = [_github_anchor(h) for h in re.findall(r"^## (.+)$", text, re.M)]
+    assert set(top) <= set(links), "every top-level section is in the contents"
+
+
+def test_readme_installs_this_code_not_the_index_package() -> None:
+    from sayna_client import __version__
+
+    text = README.read_text(encoding="utf-8")
+    install = text[text.index("## Installation") : text.index("## Quick Start")]
+    assert "0.0.18" in install  # says what the index's package is
+    commands = [line for line in install.splitlines() if "pip install" in line]
+    assert any("-e '.[local]'" in line for line in commands)
+    assert any(f"sayna_client-{__version__}-py3-none-any.whl[local]" in line for line in commands)
+    for line in commands:  # never the index's older package
+        assert not re.search(r"pip install '?sayna-client(\[|'|\s|$)", line), line
+
+
+# --- API reference ------------------------------------------------------------------------
+
+API_DOCS = DOCS / "api"
+#: Type aliases (unions): documented in prose on the pages that use them.
+ALIASES = {"Event", "ServerEvent", "OutgoingMessage", "ErrorEvent", "ProviderAuth", "__version__"}
+
+
+def test_api_reference_covers_the_public_api() -> None:
+    text = "\n".join(p.read_text(encoding="utf-8") for p in API_DOCS.glob("*.md"))
+    directives = set(re.findall(r"^::: (\S+)$", text, re.M))
+    import sayna_client
+    import sayna_client.errors
+
+    public = (ROOT / "tests" / "client" / "public_api.txt").read_text().split()
+    for name in public:
+        if name in ALIASES:
+            continue
+        obj = getattr(sayna_client, name)
+        covered = f"sayna_client.{name}" in directives or (
+            getattr(obj, "__module__", "") == "sayna_client.errors"
+            and "sayna_client.errors" in directives
+        )
+        assert covered, f"{name} is missing from docs/api (add a `::: sayna_client.{name}`)"
+    readme = README.read_text(encoding="utf-8")
+    assert "(docs/api/index.md)" in readme
+
+
+def test_api_reference_builds_strict(tmp_path: Path) -> None:
+    """`mkdocs build --strict`: any docstring warning fails (CI runs it too)."""
+    pytest.importorskip("mkdocstrings", reason="the docs extra needs Python 3.11+")
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "--site-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT * 2,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    page = (tmp_path / "clients" / "index.html").read_text(encoding="utf-8")
+    assert "on_audio_input" in page
+    assert "Open the WebSocket, send the config" in page

@@ -25,7 +25,9 @@ from .protocol.events import (
     TTSPlaybackCompleteMessage,
     VADEventMessage,
 )
-from .realtime.hub import _CLOSED, CallbackConsumer, EventHub, Mailbox, OwnDrop
+from .realtime.dispatcher import Subscription
+from .realtime.hub import EventHub
+from .realtime.mailbox import CLOSED, EMPTY, Mailbox, OwnDrop
 
 __all__ = ["ERROR_EVENT_TYPES", "CallbackMethods", "Unsubscribe"]
 
@@ -42,15 +44,16 @@ class Unsubscribe:
     """Returned by ``register_on_*`` and :meth:`CallbackMethods.on`: call it to remove that
     callback."""
 
-    __slots__ = ("_consumer", "_hub")
+    __slots__ = ("_hub", "_subscription")
 
-    def __init__(self, hub: EventHub, consumer: CallbackConsumer) -> None:
+    def __init__(self, hub: EventHub, subscription: Subscription) -> None:
         self._hub = hub
-        self._consumer = consumer
+        self._subscription = subscription
 
     def __call__(self) -> bool:
-        """Remove the callback; True if it was still registered."""
-        return self._hub.remove_callback(self._consumer)
+        """Remove the callback (it is not called for any later event); True if it was
+        still registered."""
+        return self._hub.remove_callback(self._subscription)
 
 
 class CallbackMethods:
@@ -63,9 +66,10 @@ class CallbackMethods:
 
         Subscribes immediately (before the first ``await``), so create the iterator
         before the actions whose events you want. It ends after a ``ConnectionClosed``
-        when the client disconnects. Its queue holds ``max_queue`` events; a consumer
-        that falls further behind loses its oldest events and receives
-        ``EventsDropped`` with the count.
+        when the client disconnects. It has its own queue, filled by the task reading
+        the socket, so slow callbacks never delay it. The queue holds ``max_queue``
+        events and ``max_queue_bytes`` bytes of audio; a consumer that falls further
+        behind loses its oldest events and receives ``EventsDropped`` with the count.
         """
         mailbox = self._hub.add_iterator(f"events-{id(self):x}")
         return _iterate(self._hub, mailbox)
@@ -74,23 +78,26 @@ class CallbackMethods:
         """Call ``callback(event)`` for every event of ``event_type`` (e.g. ``"stt_result"``,
         ``"tts_audio"``, ``"closed"``, ``"unknown"``). Plain and async callables work.
 
-        Events arrive one at a time, in order. A plain function runs inline on the task
-        reading the socket, so it must be quick; an async one runs on its own task
-        behind a bounded queue, so a slow one delays only its own later events. If a
+        Every callback of the session, plain or async, runs on the session's one
+        dispatcher task (never on the task reading the socket), one event at a time, in
+        the order the server sent them across event types; an async callback is awaited
+        before the next event. A slow callback therefore delays the callbacks after it,
+        never the socket, the keepalive or ``events()`` iterators; the dispatcher's queue
+        is bounded like an iterator's (``EventsDropped`` to the error callbacks). If a
         callback raises, the error callbacks receive a ``CallbackError`` and the session
         continues.
         """
         if not callable(callback):
             raise SaynaValidationError("callback must be callable")
-        consumer = self._hub.add_callback(callback, frozenset({event_type}))
-        return Unsubscribe(self._hub, consumer)
+        subscription = self._hub.add_callback(callback, frozenset({event_type}))
+        return Unsubscribe(self._hub, subscription)
 
     def off(self, callback: Callback[Any]) -> int:
         """Remove every registration of ``callback``; returns how many were removed."""
-        consumers = self._hub.find_callbacks(callback)
-        for consumer in consumers:
-            self._hub.remove_callback(consumer)
-        return len(consumers)
+        subscriptions = self._hub.find_callbacks(callback)
+        for subscription in subscriptions:
+            self._hub.remove_callback(subscription)
+        return len(subscriptions)
 
     def register_on_ready(self, callback: Callback[ReadyMessage]) -> Unsubscribe:
         """Call ``callback(ReadyMessage)`` when the server sends ``ready``."""
@@ -104,8 +111,8 @@ class CallbackMethods:
         """Call ``callback(bytes)`` for every frame of synthesized audio."""
         if not callable(callback):
             raise SaynaValidationError("callback must be callable")
-        consumer = self._hub.add_callback(callback, frozenset({"tts_audio"}), audio_bytes=True)
-        return Unsubscribe(self._hub, consumer)
+        subscription = self._hub.add_callback(callback, frozenset({"tts_audio"}), audio_bytes=True)
+        return Unsubscribe(self._hub, subscription)
 
     def register_on_error(self, callback: Callback[Any]) -> Unsubscribe:
         """Call ``callback(event)`` for server ``error`` messages and for problems the SDK
@@ -113,8 +120,8 @@ class CallbackMethods:
         that raised, dropped events. Every one has a ``message`` string."""
         if not callable(callback):
             raise SaynaValidationError("callback must be callable")
-        consumer = self._hub.add_callback(callback, ERROR_EVENT_TYPES)
-        return Unsubscribe(self._hub, consumer)
+        subscription = self._hub.add_callback(callback, ERROR_EVENT_TYPES)
+        return Unsubscribe(self._hub, subscription)
 
     def register_on_message(self, callback: Callback[MessageMessage]) -> Unsubscribe:
         """Call ``callback(MessageMessage)`` for LiveKit data messages."""
@@ -168,11 +175,10 @@ class CallbackMethods:
 async def _iterate(hub: EventHub, mailbox: Mailbox) -> AsyncIterator[Any]:
     try:
         while True:
-            try:
-                event = mailbox.get_nowait()
-            except IndexError:
+            event = mailbox.get_nowait()
+            if event is EMPTY:
                 event = await mailbox.get()
-            if event is _CLOSED:
+            if event is CLOSED:
                 return
             if type(event) is OwnDrop:
                 hub.report_overflow(event)

@@ -51,7 +51,7 @@ from .protocol.events import ConnectionClosed, ReadyMessage
 from .realtime.connection import NO_STATUS_RECEIVED, WebSocketConnection
 from .realtime.conversation import SessionMetrics, SessionTracker, Turn
 from .realtime.gate import SessionGate
-from .realtime.hub import DEFAULT_MAX_QUEUE, EventHub
+from .realtime.hub import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, EventHub
 from .realtime.reconnect import AudioHold, is_recoverable, run_reconnect
 from .types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
 from .types.credentials import load_local_google_credentials
@@ -68,8 +68,6 @@ _DEFAULT_RETRY = RetryPolicy()
 _NO_HEADERS: dict[str, str] = {}  # never mutated (aiohttp copies what it is given)
 
 
-#: speak(wait=True) also waits for async callbacks of these to catch up.
-_PLAYBACK_TYPES = frozenset({"tts_audio", "tts_playback_complete"})
 #: Seconds without a result or TTS audio after which the results of audio already
 #: sent are taken to have arrived (drain(), graceful disconnect(), finish_audio()).
 _SETTLE = 0.3
@@ -106,7 +104,11 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         retry: retry policy for idempotent REST requests.
         heartbeat: seconds within which a dead server is detected by WebSocket
             ping/pong (``None`` disables pings).
-        max_queue: per-consumer event queue bound (see ``events()``).
+        max_queue: per-consumer event queue bound: each ``events()`` / ``turns()``
+            iterator and the callbacks' dispatcher hold at most this many events.
+        max_queue_bytes: per-consumer bound on queued audio, in bytes (16 MiB by
+            default); past either bound the oldest events are dropped and reported
+            (``EventsDropped``).
         ssl: passed to aiohttp (``True`` verifies certificates; an ``SSLContext`` for
             private CAs). Verification is never turned off by default.
 
@@ -129,6 +131,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         retry: Optional[RetryPolicy] = None,
         heartbeat: Optional[float] = 20.0,
         max_queue: int = DEFAULT_MAX_QUEUE,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         ssl: Any = True,
         reconnect: Optional[ReconnectPolicy] = None,
     ) -> None:
@@ -159,6 +162,15 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         check_seconds("heartbeat", heartbeat)
         if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
             raise SaynaValidationError(f"max_queue must be a positive integer, got {max_queue!r}")
+        if (
+            isinstance(max_queue_bytes, bool)
+            or not isinstance(max_queue_bytes, int)
+            or max_queue_bytes < 1
+        ):
+            raise SaynaValidationError(
+                "max_queue_bytes must be a positive integer (bytes of audio a consumer "
+                "may have queued, e.g. 16 * 1024 * 1024)"
+            )
         self.stt_config = stt_config
         self.tts_config = tts_config
         self.livekit_config = livekit_config
@@ -182,7 +194,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
                 stacklevel=2,
             )
         self._http = self._new_http()
-        self._hub = EventHub(max_queue)
+        self._hub = EventHub(max_queue, max_queue_bytes)
         self._tracker = SessionTracker()
         self._hub.observe_audio(self._tracker.on_tts_audio)
         self._hub.observe("tts_playback_complete", self._tracker.on_playback_complete)
@@ -533,7 +545,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
 
         Graceful (the default): first wait, at most ``drain`` seconds, until speech
         already sent has been synthesized and received (``tts_playback_complete``, with
-        async callbacks caught up) and the results of audio already sent have arrived
+        callbacks caught up) and the results of audio already sent have arrived
         (the current turn's speech-final, then no new result for a moment). A stream
         that stopped mid-utterance gets no final: call :meth:`finish_audio` first.
         Then close: a Close handshake bounded by ``timeouts.close``, after which the
@@ -657,8 +669,9 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             allow_interruption: False makes :meth:`clear` a no-op until this speech ends.
             wait: return only when the server reports the queue drained
                 (``tts_playback_complete``), i.e. this text is fully synthesized, and
-                async audio callbacks have handled that audio; a :meth:`clear` also
-                ends the wait.
+                the callbacks have handled that audio and the completion (called from
+                a callback, it cannot wait for the callbacks after it); a :meth:`clear`
+                also ends the wait.
             timeout: with ``wait``, seconds to wait at most.
 
         Raises:
@@ -673,7 +686,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         done = self._tracker.wait_playback() if wait else None
         await self._send_speak(text, flush, allow_interruption, conn)
         if done is not None:
-            await bounded(self._caught_up(done, _PLAYBACK_TYPES), timeout, "speak(wait=True)")
+            await bounded(self._caught_up(done), timeout, "speak(wait=True)")
 
     async def _send_speak(
         self,
@@ -788,7 +801,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
     async def _quiet(self, *, settle: float = _SETTLE, always_settle: bool = True) -> None:
         """Wait for playback complete and the end of the current turn, then (always, or
         only while audio sent has had no result) for ``settle`` seconds without a result
-        or TTS audio, then for async callbacks to catch up.
+        or TTS audio, then for the callbacks to catch up.
 
         Raises:
             SaynaConnectionClosedError: the session closed first.
@@ -865,10 +878,10 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             if not ended.done():
                 ended.cancel()
 
-    async def _caught_up(self, waiter: Awaitable[None], types: frozenset[str]) -> None:
-        """``waiter``, then async callbacks of ``types`` have handled what they had."""
+    async def _caught_up(self, waiter: Awaitable[None]) -> None:
+        """``waiter``, then the callbacks have handled the events queued by then."""
         await waiter
-        await self._hub.caught_up(types)
+        await self._hub.caught_up()
 
     @property
     def metrics(self) -> SessionMetrics:

@@ -49,7 +49,7 @@ from .protocol.events import (
     VADEventMessage,
 )
 from .realtime.conversation import SessionMetrics, Turn
-from .realtime.hub import DEFAULT_MAX_QUEUE
+from .realtime.hub import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES
 from .types import (
     HealthResponse,
     LiveKitConfig,
@@ -123,6 +123,7 @@ class SaynaSyncClient:
         retry: Optional[RetryPolicy] = None,
         heartbeat: Optional[float] = 20.0,
         max_queue: int = DEFAULT_MAX_QUEUE,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         ssl: Any = True,
         reconnect: Optional[ReconnectPolicy] = None,
     ) -> None:
@@ -140,6 +141,7 @@ class SaynaSyncClient:
             retry=retry,
             heartbeat=heartbeat,
             max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes,
             ssl=ssl,
             reconnect=reconnect,
         )
@@ -386,8 +388,10 @@ class SaynaSyncClient:
         Does nothing when already ready. Interrupting the wait closes what it opened.
 
         Raises:
-            SaynaTimeoutError, SaynaConfigRejectedError, SaynaAuthenticationError,
-            SaynaConnectionError: as ``SaynaClient.connect``.
+            SaynaTimeoutError: no socket or no ``ready`` in time, as ``SaynaClient.connect``.
+            SaynaConfigRejectedError: the server answered the config with an error.
+            SaynaAuthenticationError: the upgrade got 401 (API key missing or wrong).
+            SaynaConnectionError: the network failed or the socket closed first.
         """
         self._portal.check_thread("connect()")  # before the lock: a callback must not wait
         with self._connect_serial:

@@ -10,16 +10,21 @@ import array
 import asyncio
 from typing import Any
 
+import aiohttp
 import numpy as np
 import pytest
 
 from sayna_client import (
+    EventsDropped,
     LiveKitConfig,
     Reconnected,
     ReconnectPolicy,
+    SaynaClient,
     SaynaSyncClient,
     SaynaValidationError,
     Timeouts,
+    TTSAudio,
+    TTSPlaybackCompleteMessage,
 )
 from sayna_client.realtime import connection as connection_module
 from sayna_client.server import Faults, LocalServer
@@ -137,3 +142,182 @@ async def test_audio_held_for_a_reconnect_keeps_its_exact_bytes(server: LocalSer
         assert second is not first
         await server.records.wait_for(lambda: second.audio_frames == len(frames))
         assert bytes(second.audio) == b"".join(expected)
+
+
+# --- events in server order ---------------------------------------------------------
+
+
+async def _post_burst(server: LocalServer, stream_id: str, count: int, size: int) -> None:
+    async with aiohttp.ClientSession() as http:
+        body = {"kind": "audio", "count": count, "size": size}
+        async with http.post(f"{server.url}/_local/bench/{stream_id}/burst", json=body) as r:
+            assert r.status == 202
+
+
+@pytest.mark.parametrize(
+    ("audio_kind", "done_kind"), [("async", "sync"), ("sync", "async"), ("async", "async")]
+)
+async def test_callbacks_see_audio_then_completion_then_the_next_sentence(
+    server: LocalServer, audio_kind: str, done_kind: str
+) -> None:
+    calls: list[str] = []
+    done_count = [0]
+
+    def on_audio_sync(chunk: bytes) -> None:
+        calls.append("audio")
+
+    async def on_audio_async(chunk: bytes) -> None:
+        await asyncio.sleep(0.001)  # lag behind the socket: the queue holds the rest
+        calls.append("audio")
+
+    def on_done_sync(_: TTSPlaybackCompleteMessage) -> None:
+        calls.append("done")
+        done_count[0] += 1
+
+    async def on_done_async(_: TTSPlaybackCompleteMessage) -> None:
+        await asyncio.sleep(0)
+        calls.append("done")
+        done_count[0] += 1
+
+    async with make_client(server) as client:
+        client.register_on_tts_audio(on_audio_async if audio_kind == "async" else on_audio_sync)
+        client.register_on_tts_playback_complete(
+            on_done_async if done_kind == "async" else on_done_sync
+        )
+        events = client.events()
+        await client.connect()
+        record = server.records.last_session
+        await client.speak("one two three four")
+        # The second sentence is sent once the server has sent the first one's
+        # completion (back-to-back speaks would share one), not when callbacks ran.
+        await server.records.wait_for(lambda: record.sent_of_type("tts_playback_complete"))
+        first = record.sent_audio_frames
+        await client.speak("five six seven")
+        await server.records.wait_for(
+            lambda: len(record.sent_of_type("tts_playback_complete")) == 2
+        )
+        second = record.sent_audio_frames - first
+        assert first > 2
+        assert second > 2
+        seen: list[str] = []
+        async for event in events:
+            if event.type in ("tts_audio", "tts_playback_complete"):
+                seen.append("audio" if isinstance(event, TTSAudio) else event.type)
+            if seen.count("tts_playback_complete") == 2:
+                break
+        expected = ["audio"] * first + ["done"] + ["audio"] * second + ["done"]
+        assert seen == [e.replace("done", "tts_playback_complete") for e in expected]
+        await server.records.wait_for(lambda: done_count[0] == 2, timeout=20)
+        assert calls == expected
+
+
+async def test_a_slow_callback_delays_later_callbacks_not_the_socket(server: LocalServer) -> None:
+    # The first audio callback blocks until the test releases it. Meanwhile the events()
+    # iterator gets the whole sentence, and the keepalive (the server answers no Ping)
+    # declares the peer dead: neither waits for the callback. The callbacks after it
+    # run once it returns, in server order.
+    server.faults = Faults(ignore_pings=True)
+    started = asyncio.Event()
+    release = asyncio.Event()
+    calls: list[str] = []
+
+    async def slow_audio(chunk: bytes) -> None:
+        if not started.is_set():
+            started.set()
+            await asyncio.wait_for(release.wait(), 30)
+        calls.append("audio")
+
+    async with make_client(server, heartbeat=0.6) as client:
+        client.register_on_tts_audio(slow_audio)
+        client.register_on_tts_playback_complete(lambda _: calls.append("done"))
+        client.register_on_close(lambda closed: calls.append(f"closed {closed.code}"))
+        events = client.events()
+        await client.connect()
+        await client.speak("a slow consumer")
+        seen = [event.type async for event in events]  # ends after the close
+        assert started.is_set()
+        assert not release.is_set()
+        assert calls == []  # every later callback waits behind the slow one
+        sent = server.records.last_session.sent_audio_frames
+        assert seen[-2:] == ["tts_playback_complete", "closed"]
+        assert seen.count("tts_audio") == sent
+        assert not client.connected  # the keepalive found the peer dead meanwhile
+        release.set()
+        await server.records.wait_for(lambda: len(calls) == sent + 2, timeout=20)
+        assert calls == ["audio"] * sent + ["done", "closed 1006"]
+
+
+async def test_callbacks_mixed_sync_and_async_share_one_order(connected: SaynaClient) -> None:
+    # Several callbacks per event, across event types: each event goes to its callbacks
+    # in registration order, and the next event only after the last of them.
+    order: list[tuple[str, int]] = []
+    frames = [0]
+
+    async def first(chunk: bytes) -> None:
+        frames[0] += 1
+        await asyncio.sleep(0)
+        order.append(("first", frames[0]))
+
+    def second(chunk: bytes) -> None:
+        order.append(("second", frames[0]))
+
+    async def as_event(event: TTSAudio) -> None:
+        order.append(("event", frames[0]))
+
+    connected.register_on_tts_audio(first)
+    connected.register_on_tts_audio(second)
+    connected.on("tts_audio", as_event)
+    connected.register_on_tts_playback_complete(lambda _: order.append(("done", frames[0])))
+    await connected.speak("one two", wait=True)
+    count = connected.metrics.tts_audio_frames
+    expected = [(name, n) for n in range(1, count + 1) for name in ("first", "second", "event")]
+    assert order == [*expected, ("done", count)]  # wait=True: callbacks caught up
+
+
+# --- bounded in bytes as well as counts -------------------------------------------
+
+
+async def test_queues_are_bounded_in_bytes(server: LocalServer) -> None:
+    # 60 frames of 512 KiB (30 MiB) into a stalled events() iterator and a stalled
+    # callback, each allowed 2 MiB: the oldest are dropped, and each consumer gets one
+    # EventsDropped with the count before what was kept.
+    size, count, budget = 512 * 1024, 60, 2 * 1024 * 1024
+    release = asyncio.Event()
+    received: list[int] = []
+    reports: list[Any] = []
+
+    async def stalled(chunk: bytes) -> None:
+        await asyncio.wait_for(release.wait(), 30)
+        received.append(len(chunk))
+
+    async with make_client(server, max_queue_bytes=budget, stream_id="bytes-bound") as client:
+        client.register_on_tts_audio(stalled)
+        client.register_on_error(reports.append)
+        events = client.events()
+        await client.connect()
+        await _post_burst(server, "bytes-bound", count, size)
+        await server.records.wait_for(lambda: client.metrics.tts_audio_frames == count, timeout=30)
+        # The iterator: one report, then at most `budget` bytes of audio.
+        report = await events.__anext__()
+        assert isinstance(report, EventsDropped)
+        kept: list[int] = []
+        while len(kept) + report.count < count:
+            event = await events.__anext__()
+            assert isinstance(event, TTSAudio)
+            kept.append(len(event.data))
+        assert sum(kept) <= budget
+        assert report.count >= count - budget // size
+        # The callbacks' queue: the same rule, reported to the error callbacks.
+        release.set()
+
+        def ours() -> list[Any]:
+            return [
+                r for r in reports if isinstance(r, EventsDropped) and r.consumer == "callbacks"
+            ]
+
+        await server.records.wait_for(ours, timeout=20)
+        assert len(ours()) == 1
+        dropped = ours()[0].count
+        await server.records.wait_for(lambda: len(received) + dropped == count, timeout=20)
+        assert (len(received) - 1) * size <= budget  # the one in progress, and the queue
+        assert dropped >= count - 1 - budget // size

@@ -134,29 +134,6 @@ async def test_connection_lost_during_upload(server: LocalServer) -> None:
         assert not c.connected
 
 
-async def test_slow_callback_does_not_delay_others_or_close_detection(server: LocalServer) -> None:
-    async with make_client(server) as c:
-        slow_done: list[bool] = []
-        fast_saw_slow_done: list[bool] = []
-        close_saw_slow_done: list[bool] = []
-
-        async def slow(_: bytes) -> None:
-            await asyncio.sleep(1.0)
-            slow_done.append(True)
-
-        c.register_on_tts_audio(slow)
-        c.register_on_tts_playback_complete(lambda _: fast_saw_slow_done.append(bool(slow_done)))
-        c.register_on_close(lambda _: close_saw_slow_done.append(bool(slow_done)))
-        await c.connect()
-        await c.speak("a b c")
-        await _wait(lambda: fast_saw_slow_done)
-        assert fast_saw_slow_done == [False]
-        server.records.last_session  # noqa: B018 - the session exists
-        await server.stop()
-        await _wait(lambda: close_saw_slow_done)
-        assert close_saw_slow_done == [False]
-
-
 async def test_overflow_is_reported_not_silent(server: LocalServer) -> None:
     async with make_client(server, max_queue=5) as c:
         errors: list[Any] = []

@@ -44,14 +44,16 @@ class LocalServer:
         api_keys: alternatively several keys, each mapped to a tenant id (``auth.id``;
             ``None`` for none) to exercise LiveKit room isolation.
         livekit_url: ``livekit_url`` reported in ``ready`` and ``/livekit/token``.
-        livekit_api_key / livekit_api_secret: sign LiveKit tokens and verify
+        livekit_api_key: with ``livekit_api_secret``, signs LiveKit tokens and verifies
             ``/livekit/webhook`` JWTs. ``None`` (the default) generates a random pair per
             server (read them from :attr:`livekit_api_key` / :attr:`livekit_api_secret`),
             so no well-known secret can forge a LiveKit webhook. Empty strings make
             LiveKit "not configured".
+        livekit_api_secret: the secret of that pair (``None``: random).
         hook_secret: global SIP webhook signing secret (runtime hooks only use this one).
         sip_hooks: config-file hooks (cannot be changed through ``/sip/hooks``: 405).
-        sip_room_prefix / sip_outbound_address: SIP configuration (``None`` address makes
+        sip_room_prefix: prefix of the rooms SIP calls create.
+        sip_outbound_address: SIP trunk address for ``/sip/call`` (``None`` makes
             ``/sip/call`` fail unless the request carries one).
         faults: initial :class:`Faults` for new WebSocket sessions.
         control: serve the ``/_local/...`` control endpoints: authenticated like the rest,

@@ -76,7 +76,7 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         "--no-control",
         dest="control",
         action="store_false",
-        help="do not serve the /_local/... control endpoints",
+        help="do not serve the /_local/... control endpoints (default: served)",
     )
     parser.add_argument(
         "--log-level",
