@@ -21,6 +21,7 @@ from sayna_client import (
     RetryPolicy,
     SaynaClient,
     SaynaNotConnectedError,
+    SaynaSyncClient,
     SaynaValidationError,
     Timeouts,
     Turn,
@@ -272,3 +273,37 @@ async def test_disconnect_drain_argument_is_checked(connected: SaynaClient) -> N
     with pytest.raises(SaynaValidationError, match="drain"):
         await connected.disconnect(drain=-1)
     assert not connected.connected  # the session is closed all the same
+
+
+async def test_leaving_async_with_on_an_exception_aborts(server: LocalServer) -> None:
+    completions: list[object] = []
+    client = make_client(server)
+    client.register_on_tts_playback_complete(completions.append)
+
+    async def fail_mid_speech() -> None:
+        async with client:
+            await client.connect()
+            await client.speak(" ".join(["word"] * 300))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await fail_mid_speech()
+    assert completions == []
+    assert not client.connected
+
+
+async def test_sync_client_finish_audio_and_abort(server: LocalServer) -> None:
+    def session() -> Any:
+        with SaynaSyncClient(server.url, stt(), tts(), timeouts=Timeouts(close=2)) as client:
+            client.connect()
+            for frame in _speech(2):
+                client.on_audio_input(frame)
+            turn = client.finish_audio()
+            client.speak(" ".join(["word"] * 300))
+            client.abort()
+            assert not client.connected
+            return turn
+
+    turn = await asyncio.to_thread(session)
+    assert isinstance(turn, Turn)
+    assert turn.text == "word word"

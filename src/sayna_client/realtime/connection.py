@@ -29,24 +29,16 @@ from ..errors import (
     SaynaTimeoutError,
     http_error_for_status,
 )
+from ..protocol.attribution import refuses_config
 from ..protocol.decode import decode_text
 from ..protocol.events import ConnectionClosed, ErrorMessage, ReadyMessage
 from .heartbeat import Heartbeat
 from .hub import EventHub
 from .wire import FrameWriter, drop_transport, frame_writer
 
-__all__ = ["NON_FATAL_CONFIG_ERRORS", "WebSocketConnection"]
+__all__ = ["WebSocketConnection"]
 
 logger = logging.getLogger("sayna_client")
-
-#: Server ``error`` messages that may arrive before ``ready`` without ending the
-#: config (loading-clip problems and TTS audio callback setup, protocol §6.3).
-NON_FATAL_CONFIG_ERRORS = (
-    "loading_audio",
-    "sample_rate is required for raw PCM loading_audio",
-    "failed to resample loading audio",
-    "Failed to set up TTS audio callback",
-)
 
 #: Sends one binary frame (see :meth:`WebSocketConnection.binary_sender`).
 BinarySender = Callable[[Union[bytes, bytearray, memoryview]], Awaitable[None]]
@@ -59,10 +51,6 @@ NO_STATUS_RECEIVED = 1005
 _YIELD_EVERY = 128
 #: The close reason when the heartbeat found the server dead.
 NO_PONG = "no pong from the server within the heartbeat interval"
-
-
-def _is_non_fatal(message: str) -> bool:
-    return message.startswith(NON_FATAL_CONFIG_ERRORS)
 
 
 class WebSocketConnection:
@@ -411,8 +399,10 @@ class WebSocketConnection:
             waiter.set_result(ready)
 
     def _got_error(self, error: ErrorMessage) -> None:
+        # Errors of commands sent before the config arrive after it was sent: only the
+        # config's own refusals fail the wait (see protocol.attribution).
         waiter = self._ready_waiter
-        if waiter is not None and not waiter.done() and not _is_non_fatal(error.message):
+        if waiter is not None and not waiter.done() and refuses_config(error.message):
             waiter.set_exception(SaynaConfigRejectedError(error.message))
 
     def _finish(self, code: Optional[int], reason: str) -> None:
