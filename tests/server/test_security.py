@@ -8,15 +8,17 @@ import hashlib
 import hmac
 import io
 import json
+import logging
 import os
 import signal
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 import aiohttp
 import pytest
+from aiohttp import web
 
-from sayna_client.server import LocalServer
+from sayna_client.server import LocalServer, SipHook
 from sayna_client.server.livekit import access_token
 
 # --- LiveKit webhook secret (item 12) -------------------------------------------------
@@ -464,3 +466,137 @@ async def test_control_routes_need_the_api_key_and_can_be_turned_off(
             assert response.status == 200
     finally:
         await stop_serve(process)
+
+
+# --- SIP hooks: no redirects, bounded replies, allow-list, no credentials in logs (item 13)
+
+HOOK_SECRET = "a-very-long-hook-secret"
+
+
+class HostileHooks:
+    """Small aiohttp servers on loopback: one redirecting, one replying without end, one
+    receiving whatever reaches it."""
+
+    def __init__(self) -> None:
+        self.reached: list[str] = []
+        self.streamed = 0
+        self.stream_total = 100 * 1024 * 1024
+        self.runner: Optional[web.AppRunner] = None
+        self.base = ""
+
+    async def redirect(self, request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(self.base + "/target")
+
+    async def target(self, request: web.Request) -> web.Response:
+        self.reached.append(request.path)
+        return web.Response(status=204)
+
+    async def endless(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse()
+        response.content_length = self.stream_total
+        await response.prepare(request)
+        chunk = b"x" * 65536
+        try:
+            while self.streamed < self.stream_total:
+                await response.write(chunk)
+                self.streamed += len(chunk)
+        except (ConnectionError, RuntimeError):
+            pass
+        return response
+
+    async def __aenter__(self) -> HostileHooks:
+        app = web.Application()
+        app.router.add_post("/redirect", self.redirect)
+        app.router.add_post("/target", self.target)
+        app.router.add_post("/endless", self.endless)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.base = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+
+async def deliver_to(server: LocalServer, http: aiohttp.ClientSession, url: str, host: str) -> Any:
+    async with http.post(
+        server.url + "/sip/hooks", json={"hooks": [{"host": host, "url": url, "auth_id": ""}]}
+    ) as response:
+        assert response.status == 200, await response.text()
+    count = len(server.records.webhooks)
+    await server.inject_sip_participant(
+        "room-" + host, "caller", from_phone_number="+1", to_phone_number="+2", sip_host=host
+    )
+    return await server.records.wait_for(
+        lambda: len(server.records.webhooks) > count and server.records.webhooks[-1].done, 20
+    )
+
+
+async def test_sip_hooks_follow_no_redirect_and_read_a_bounded_reply(
+    http: aiohttp.ClientSession,
+) -> None:
+    async with HostileHooks() as hostile, LocalServer(hook_secret=HOOK_SECRET) as server:
+        await deliver_to(server, http, hostile.base + "/redirect", "a.test")
+        delivery = server.records.webhooks[-1]
+        assert delivery.status == 307
+        assert hostile.reached == []
+        await deliver_to(server, http, hostile.base + "/endless", "b.test")
+        delivery = server.records.webhooks[-1]
+        assert delivery.status == 200
+        assert delivery.error is None
+        # The reply was dropped after 64 KiB: the sender got no further than its buffers.
+        assert hostile.streamed < hostile.stream_total // 4
+
+
+async def test_sip_hook_hosts_allow_list(http: aiohttp.ClientSession) -> None:
+    async with (
+        HostileHooks() as hostile,
+        LocalServer(
+            hook_secret=HOOK_SECRET,
+            sip_hook_hosts=["localhost"],
+            sip_hooks=[SipHook("fixed.test", hostile.base + "/target")],
+        ) as server,
+    ):
+        body = {"hooks": [{"host": "x.test", "url": hostile.base + "/target", "auth_id": ""}]}
+        async with http.post(server.url + "/sip/hooks", json=body) as response:
+            assert response.status == 400
+            assert "Hook URL host '127.0.0.1' is not allowed" in (await response.json())["error"]
+        await server.inject_sip_participant(
+            "r", "c", from_phone_number="+1", to_phone_number="+2", sip_host="fixed.test"
+        )
+        (delivery,) = await server.records.wait_for(
+            lambda: [w for w in server.records.webhooks if w.done]
+        )
+        assert delivery.status is None
+        assert delivery.error is not None
+        assert "not allowed" in delivery.error
+        assert hostile.reached == []
+        allowed = hostile.base.replace("127.0.0.1", "localhost") + "/target"
+        await deliver_to(server, http, allowed, "ok.test")
+        assert server.records.webhooks[-1].status == 204
+        assert hostile.reached == ["/target"]
+    with pytest.raises(ValueError, match="list of host names"):
+        LocalServer(sip_hook_hosts="localhost")
+
+
+async def test_hook_url_credentials_stay_out_of_logs(
+    http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with HostileHooks() as hostile, LocalServer(hook_secret=HOOK_SECRET) as server:
+        port = hostile.base.rsplit(":", 1)[1]
+        answered = f"http://hookuser:pa55w0rd-x@127.0.0.1:{port}/redirect?token=t0ken-y"
+        await deliver_to(server, http, answered, "a.test")
+        unreachable = "http://hookuser:pa55w0rd-x@127.0.0.1:1/hook?token=t0ken-y"
+        await deliver_to(server, http, unreachable, "b.test")
+        assert server.records.webhooks[-1].error
+        assert "t0ken-y" not in server.records.webhooks[-1].error
+    # Ours only: the hostile receiver's own access log shows what it received.
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("sayna_client"))
+    assert "SIP webhook to http://127.0.0.1:" in text
+    assert "pa55w0rd-x" not in text
+    assert "t0ken-y" not in text

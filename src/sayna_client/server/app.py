@@ -52,6 +52,11 @@ class LocalServer:
         livekit_api_secret: the secret of that pair (``None``: random).
         hook_secret: global SIP webhook signing secret (runtime hooks only use this one).
         sip_hooks: config-file hooks (cannot be changed through ``/sip/hooks``: 405).
+        sip_hook_hosts: the hosts SIP hook URLs may point at (host names or IP addresses;
+            ``POST /sip/hooks`` with another URL host is refused with 400, and no webhook
+            is sent to one). ``None`` (default) allows any URL, as the real server: whoever
+            may call ``/sip/hooks`` can then make this server POST to any address it
+            reaches (see ``docs/security.md``).
         sip_room_prefix: prefix of the rooms SIP calls create.
         sip_outbound_address: SIP trunk address for ``/sip/call`` (``None`` makes
             ``/sip/call`` fail unless the request carries one).
@@ -86,6 +91,7 @@ class LocalServer:
         sip_hooks: Sequence[SipHook] = (),
         sip_room_prefix: str = "sip-",
         sip_outbound_address: Optional[str] = "127.0.0.1:5060",
+        sip_hook_hosts: Optional[Sequence[str]] = None,
         faults: Optional[Faults] = None,
         control: bool = True,
         keep_audio: int = AUDIO_KEEP_LIMIT,
@@ -96,6 +102,8 @@ class LocalServer:
             raise ValueError(f"engine must be one of {', '.join(ENGINE_NAMES)}, not {engine!r}")
         if not request_timeout > 0:
             raise ValueError(f"request_timeout is a number of seconds > 0, not {request_timeout}")
+        if isinstance(sip_hook_hosts, str):
+            raise ValueError("sip_hook_hosts is a list of host names, not one string")
         if keep_records < 1:
             raise ValueError(f"keep_records must be at least 1, not {keep_records}")
         if keep_audio < 0:
@@ -125,6 +133,7 @@ class LocalServer:
                 keep_audio=keep_audio,
                 keep_records=keep_records,
                 request_timeout=request_timeout,
+                sip_hook_hosts=None if sip_hook_hosts is None else frozenset(sip_hook_hosts),
             ),
             faults or Faults(),
             tuple(sip_hooks),

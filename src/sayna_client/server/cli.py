@@ -73,6 +73,14 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         "unless they have their own)",
     )
     parser.add_argument(
+        "--sip-hook-host",
+        dest="sip_hook_hosts",
+        action="append",
+        metavar="HOST",
+        default=None,
+        help="allow SIP hook URLs on this host only (repeat for several; default: any host)",
+    )
+    parser.add_argument(
         "--no-control",
         dest="control",
         action="store_false",
@@ -156,6 +164,7 @@ def serve_main(argv: Optional[list[str]] = None) -> int:
         livekit_api_secret=args.livekit_api_secret or os.environ.get("LIVEKIT_API_SECRET") or None,
         hook_secret=args.hook_secret,
         control=args.control,
+        sip_hook_hosts=args.sip_hook_hosts,
         keep_audio=0,  # records are only readable in-process; the counters still count
         keep_records=1000,
         faults=Faults(

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
@@ -18,9 +19,11 @@ from .records import Records, WebhookRecord
 
 __all__ = [
     "HookError",
+    "HookHosts",
     "SipHook",
     "SipHooks",
     "parse_sip_host",
+    "redact_url",
     "validate_phone",
     "webhook_body",
 ]
@@ -28,6 +31,63 @@ __all__ = [
 logger = logging.getLogger("sayna_client.server")
 
 WEBHOOK_TIMEOUT = 5.0
+#: Bytes of a hook's reply read (then the connection is closed): the reply is not used.
+WEBHOOK_REPLY_LIMIT = 64 * 1024
+
+
+def redact_url(url: str) -> str:
+    """``url`` for logs: no ``user:password@``, no query or fragment (they may hold tokens)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<invalid URL>"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None else f"{host}:{port}"
+    tail = "?..." if parts.query or parts.fragment else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + tail
+
+
+def url_host(url: str) -> Optional[str]:
+    """The lower-case host name of an http(s) URL, or ``None`` when it has none."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return parts.hostname.lower()
+
+
+class HookHosts:
+    """The allow-list of hosts hook URLs may point at (``None`` = any, as the real server).
+
+    Entries are host names or IP addresses, compared case-insensitively with the URL's
+    host (ports are not part of the match).
+    """
+
+    def __init__(self, hosts: Optional[Iterable[str]]) -> None:
+        self.hosts: Optional[frozenset[str]] = (
+            None
+            if hosts is None
+            else frozenset(host.strip().strip("[]").lower() for host in hosts if host.strip())
+        )
+
+    def problem(self, url: str) -> Optional[str]:
+        """Why ``url`` may not receive webhooks, or ``None`` when it may."""
+        if self.hosts is None:
+            return None
+        host = url_host(url)
+        if host is None:
+            return f"Hook URL {redact_url(url)!r} is not an http(s) URL with a host"
+        if host not in self.hosts:
+            return (
+                f"Hook URL host '{host}' is not allowed by this server "
+                f"(allowed: {', '.join(sorted(self.hosts)) or 'none'})"
+            )
+        return None
 
 
 def validate_phone(number: str) -> str:
@@ -110,11 +170,18 @@ class SipHooks:
                 "cannot be changed.",
             )
 
-    def upsert(self, entries: Sequence[Mapping[str, str]], auth_required: bool) -> list[SipHook]:
-        """POST /sip/hooks semantics (check order of section 3.11).
+    def upsert(
+        self,
+        entries: Sequence[Mapping[str, str]],
+        auth_required: bool,
+        allowed: Optional[HookHosts] = None,
+    ) -> list[SipHook]:
+        """POST /sip/hooks semantics (check order of section 3.11), then the local
+        server's allow-list of hook hosts.
 
         Raises:
-            HookError: 400 empty auth_id (auth required) / 405 hardcoded / 400 duplicate.
+            HookError: 400 empty auth_id (auth required) / 405 hardcoded / 400 duplicate /
+                400 URL host not allowed.
         """
         hooks = [SipHook.normalized(e["host"], e["url"], e["auth_id"]) for e in entries]
         if auth_required:
@@ -131,6 +198,11 @@ class SipHooks:
             if hook.host in seen:
                 raise HookError(400, f"Validation error: Duplicate host detected: {hook.host}")
             seen.add(hook.host)
+        if allowed is not None:
+            for hook in hooks:
+                problem = allowed.problem(hook.url)
+                if problem is not None:
+                    raise HookError(400, problem)
         for hook in hooks:
             self.runtime[hook.host] = hook
         return self.merged()
@@ -221,8 +293,12 @@ async def deliver_webhook(
     secret: str,
     body: dict[str, Any],
     event_id: Optional[str] = None,
+    allowed: Optional[HookHosts] = None,
 ) -> WebhookRecord:
-    """POST one signed webhook: single attempt, 5 s timeout; outcome recorded, never raised."""
+    """POST one signed webhook: single attempt, 5 s timeout, no redirects followed, at
+    most :data:`WEBHOOK_REPLY_LIMIT` bytes of the reply read; a URL outside ``allowed``
+    is not contacted. The outcome is recorded, never raised; logs show the URL without
+    credentials or query."""
     raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     timestamp = str(int(time.time()))
     event = event_id or new_id("EV_")
@@ -234,18 +310,51 @@ async def deliver_webhook(
         "X-Sayna-Signature-Version": SIGNATURE_VERSION,
     }
     record = records.add(records.webhooks, WebhookRecord(url=url, headers=headers, body=raw))
+    shown = redact_url(url)
     try:
+        problem = allowed.problem(url) if allowed is not None else None
+        if problem is not None:
+            record.error = f"NotAllowed: {problem}"
+            logger.warning("SIP webhook to %s not sent: %s", shown, problem)
+            return record
         async with session.post(
-            url, data=raw, headers=headers, timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT)
+            url,
+            data=raw,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT),
+            allow_redirects=False,
         ) as response:
             record.status = response.status
-            await response.read()
+            await _discard_reply(response)
         if not 200 <= response.status < 300:
-            logger.warning("SIP webhook to %s answered %s", url, response.status)
+            logger.warning("SIP webhook to %s answered %s", shown, response.status)
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-        record.error = f"{type(exc).__name__}: {exc}"
-        logger.warning("SIP webhook to %s failed: %s", url, record.error)
+        record.error = _redacted(f"{type(exc).__name__}: {exc}", url)
+        logger.warning("SIP webhook to %s failed: %s", shown, record.error)
     finally:
         record.done = True
         records.touch()
     return record
+
+
+async def _discard_reply(response: aiohttp.ClientResponse) -> None:
+    """Read at most :data:`WEBHOOK_REPLY_LIMIT` bytes; close the connection if more come."""
+    seen = 0
+    while seen <= WEBHOOK_REPLY_LIMIT:
+        chunk = await response.content.readany()
+        if not chunk:
+            return
+        seen += len(chunk)
+    response.close()
+
+
+def _redacted(text: str, url: str) -> str:
+    """``text`` without the URL's credentials or query (exception texts may quote it)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return text.replace(url, "<invalid URL>")
+    for secret in (parts.password, parts.query, parts.fragment):
+        if secret:
+            text = text.replace(secret, "***")
+    return text

@@ -114,7 +114,9 @@ async def post_hooks(request: web.Request) -> web.Response:
     state = state_of(request)
     body = await read_json(request, POST_HOOKS)
     try:
-        state.hooks.upsert(body.get("hooks") or [], auth_required=state.auth.required)
+        state.hooks.upsert(
+            body.get("hooks") or [], auth_required=state.auth.required, allowed=state.hook_hosts
+        )
     except HookError as exc:
         return error(exc.status, exc.message)
     return _hooks_response(request)

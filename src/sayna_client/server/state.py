@@ -19,7 +19,7 @@ from .faults import Faults
 from .livekit import LiveKitSim, Participant, Room
 from .recording import RecordingStore
 from .records import AUDIO_KEEP_LIMIT, RECORDS_KEEP_LIMIT, DataPacketRecord, Records
-from .sip import SipHook, SipHooks, deliver_webhook, match_hook, webhook_body
+from .sip import HookHosts, SipHook, SipHooks, deliver_webhook, match_hook, webhook_body
 
 if TYPE_CHECKING:
     from .session import Session
@@ -49,6 +49,7 @@ class ServerConfig:
     control: bool = True
     request_timeout: float = 30.0
     keep_records: int = RECORDS_KEEP_LIMIT
+    sip_hook_hosts: Optional[frozenset[str]] = None
     keep_audio: int = AUDIO_KEEP_LIMIT
 
     @property
@@ -69,6 +70,7 @@ class ServerState:
         self.livekit = LiveKitSim()
         self.recordings = RecordingStore()
         self.hooks = SipHooks(config_hooks)
+        self.hook_hosts = HookHosts(config.sip_hook_hosts)
         self.sessions: set[Session] = set()
         self.turn_detect_threshold = 0.5
         self._engines: dict[str, Engine] = {}
@@ -158,7 +160,13 @@ class ServerState:
         async def deliver() -> None:
             async with slots:
                 await deliver_webhook(
-                    self._client(), self.records, hook.url, secret, body, event_id
+                    self._client(),
+                    self.records,
+                    hook.url,
+                    secret,
+                    body,
+                    event_id,
+                    self.hook_hosts,
                 )
 
         self.spawn(deliver())
