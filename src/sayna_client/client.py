@@ -586,11 +586,15 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
         await self.disconnect(graceful=False)
 
     async def _let_conversation_finish(self, drain: Union[float, _ClientDefault, None]) -> None:
-        """The graceful half of :meth:`disconnect`: never raises but for cancellation."""
+        """The graceful half of :meth:`disconnect`. Raises ``SaynaValidationError`` for a
+        bad ``drain``, else nothing but ``CancelledError``."""
         timeout = self.timeouts.drain if isinstance(drain, _ClientDefault) else drain
         check_seconds("drain", timeout)
         if not self.ready:
             return  # nothing in flight: never ready, closed, reconnecting
+        tracker = self._tracker
+        if not (tracker.playback_pending or tracker.turn_pending or tracker.audio_unanswered):
+            return  # nothing outstanding (the close lets callbacks finish what is queued)
         try:
             await bounded(self._quiet(always_settle=False), timeout, "disconnect()")
         except SaynaTimeoutError:

@@ -165,8 +165,10 @@ class SaynaSyncClient:
     def __enter__(self) -> SaynaSyncClient:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        # As ``async with SaynaClient``: a normal exit lets the conversation finish, an
+        # exception aborts at once.
+        self._portal.close(self._client, graceful=exc_type is None)
 
     def close(self) -> None:
         """End the session (as ``SaynaClient.disconnect()``: the conversation finishes

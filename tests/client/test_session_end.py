@@ -307,3 +307,36 @@ async def test_sync_client_finish_audio_and_abort(server: LocalServer) -> None:
     turn = await asyncio.to_thread(session)
     assert isinstance(turn, Turn)
     assert turn.text == "word word"
+
+
+@pytest.mark.parametrize(
+    "finals",
+    [
+        # Today's fake engine: the text final, then an empty speech-final.
+        [("word word", True, False), ("", True, True)],
+        # The real server's provider-driven shape: the text on the speech-final itself.
+        [("word word", True, True)],
+    ],
+)
+async def test_finish_audio_waits_for_either_shape_of_speech_final(
+    finals: list[tuple[str, bool, bool]],
+) -> None:
+    from sayna_client import STTResultMessage
+    from sayna_client.realtime.conversation import SessionTracker
+
+    tracker = SessionTracker()
+    tracker.on_stt_result(
+        STTResultMessage(transcript="word", is_final=False, is_speech_final=False, confidence=0.9)
+    )
+    ended = tracker.next_speech_final()
+    for text, final, speech_final in finals:
+        assert not ended.done()
+        tracker.on_stt_result(
+            STTResultMessage(
+                transcript=text, is_final=final, is_speech_final=speech_final, confidence=0.99
+            )
+        )
+    turn = await asyncio.wait_for(ended, 1)
+    assert isinstance(turn, Turn)
+    assert turn.text == "word word"
+    assert not tracker.turn_pending
