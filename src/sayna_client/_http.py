@@ -9,15 +9,21 @@ to the aiohttp exception.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import json
 import logging
+import os
+import socket
+import weakref
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Optional
 from urllib.parse import quote
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
 from ._config import RetryPolicy, backoff_delay
 from .errors import (
@@ -127,22 +133,75 @@ def client_timeout(seconds: Optional[float]) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=seconds)
 
 
+def connection_problem(url: str, exc: BaseException) -> str:
+    """``exc`` (an aiohttp or OS error) in words a user acts on, without aiohttp's
+    internals (``ssl:default``, connection keys) and without credentials."""
+    where = url.split("?", 1)[0]
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return f"cannot reach the proxy for {where}: check HTTPS_PROXY/HTTP_PROXY or proxy="
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return (
+            f"cannot reach {where}: its TLS certificate is not trusted; pass ssl= an "
+            "SSLContext that trusts its CA"
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        os_error = exc.os_error
+        if isinstance(os_error, socket.gaierror):
+            return f"cannot reach {where}: host name not found; check the URL"
+        if os_error.errno == errno.ECONNREFUSED:
+            return f"cannot reach {where}: connection refused; is the server running there?"
+        reason = os.strerror(os_error.errno) if os_error.errno else str(os_error)
+        return f"cannot reach {where}: {reason.lower()}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return f"{where} closed the connection before answering"
+    if isinstance(exc, aiohttp.ClientError):
+        return f"{type(exc).__name__} talking to {where}: {exc}"
+    reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc)
+    return f"cannot reach {where}: {reason}"
+
+
+def _abandon(session: aiohttp.ClientSession) -> None:
+    """Release a session whose client was dropped without ``disconnect()``: a REST-only
+    script may end without it, and aiohttp would warn "Unclosed client session" and
+    "Unclosed connector". Its connections are closed as aiohttp itself does when it
+    collects a connector (``_close``, synchronous); quietly, since nothing is lost."""
+    if session.closed:
+        return
+    connector = session.connector
+    session.detach()  # public: the session counts as closed from now on
+    if connector is None:
+        return
+    try:
+        connector._close()
+    except Exception:  # pragma: no cover - a loop already closed, another aiohttp
+        logger.debug("Could not close the connections of a dropped client", exc_info=True)
+
+
 class HttpTransport:
     """Sends REST requests to one Sayna server, and owns the client's aiohttp session.
 
     The WebSocket is opened through :meth:`session` too, so one client holds one
     session. The session's own timeout is the WebSocket handshake's
     (``handshake_timeout``): REST calls pass theirs per request.
+
+    The session is the user's when ``http_session`` is given (never closed here);
+    otherwise it is made on first use with ``trust_env=True`` (``HTTP_PROXY``,
+    ``HTTPS_PROXY``, ``NO_PROXY``, ``.netrc``) and closed by :meth:`close`, or when this
+    transport is garbage-collected without it (no "Unclosed client session" warnings).
     """
 
     __slots__ = (
+        "__weakref__",
         "_base_url",
+        "_finalizer",
         "_headers",
+        "_proxy",
         "_retry",
         "_session",
         "_sleep",
         "_ssl",
         "_timeout",
+        "_user_session",
         "handshake_timeout",
     )
 
@@ -156,33 +215,78 @@ class HttpTransport:
         handshake_timeout: Optional[float] = None,
         ssl: Any = True,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        proxy: Optional[str] = None,
+        http_session: Optional[aiohttp.ClientSession] = None,
     ) -> None:
         self._base_url = base_url
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._timeout = timeout
         self._retry = retry
         self._session: Optional[aiohttp.ClientSession] = None
+        self._user_session = http_session
+        self._finalizer: Optional[weakref.finalize[[aiohttp.ClientSession], HttpTransport]] = None
         self._ssl = ssl
         self._sleep = sleep
+        self._proxy = proxy
         self.handshake_timeout = handshake_timeout
 
     @property
     def has_session(self) -> bool:
         """True while an open aiohttp session exists."""
-        return self._session is not None and not self._session.closed
+        session = self._user_session or self._session
+        return session is not None and not session.closed
 
     def session(self) -> aiohttp.ClientSession:
-        """The shared aiohttp session, created on first use (inside a running loop)."""
+        """The aiohttp session: the user's, else ours, created on first use (inside a
+        running loop).
+
+        Raises:
+            SaynaConnectionError: the user's ``http_session`` has been closed.
+        """
+        if self._user_session is not None:
+            if self._user_session.closed:
+                raise SaynaConnectionError(
+                    "the aiohttp.ClientSession passed as http_session= is closed; keep it "
+                    "open while the client uses it"
+                )
+            return self._user_session
         session = self._session
         if session is None or session.closed:
             session = self._session = aiohttp.ClientSession(
-                timeout=client_timeout(self.handshake_timeout)
+                timeout=client_timeout(self.handshake_timeout), trust_env=True
             )
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            finalizer = self._finalizer = weakref.finalize(self, _abandon, session)
+            # Not at interpreter exit: the loop is gone by then, and a client still
+            # alive there (the sync client's) closes its own session properly.
+            finalizer.atexit = False
         return session
 
+    def proxy_for(self, url: str) -> tuple[Optional[str], Optional[aiohttp.BasicAuth]]:
+        """The proxy (and its credentials) for ``url``: the ``proxy=`` argument, else for
+        ``ws://``/``wss://`` the environment's ``HTTP_PROXY``/``HTTPS_PROXY`` unless
+        ``NO_PROXY`` matches (aiohttp's ``trust_env`` looks up only ``WS_PROXY`` there).
+        HTTP URLs get ``(None, None)`` and aiohttp's own ``trust_env`` lookup."""
+        if self._proxy is not None:
+            return self._proxy, None
+        session = self._user_session
+        trust_env = session.trust_env if session is not None else True
+        if not trust_env or not url.startswith(("ws://", "wss://")):
+            return None, None
+        try:
+            proxy, auth = get_env_proxy_for_url(URL("http" + url[2:]))
+        except LookupError:
+            return None, None
+        return str(proxy), auth
+
     async def close(self) -> None:
-        """Close the session (a new one is made on the next use). Safe to call twice."""
+        """Close our session (a new one is made on the next use); the user's
+        ``http_session`` stays open. Safe to call twice."""
         session, self._session = self._session, None
+        finalizer, self._finalizer = self._finalizer, None
+        if finalizer is not None:
+            finalizer.detach()
         if session is not None and not session.closed:
             await session.close()
 
@@ -273,6 +377,7 @@ class HttpTransport:
                 headers=headers,
                 timeout=client_timeout(timeout),
                 ssl=self._ssl,
+                proxy=self._proxy,
                 allow_redirects=False,
             ) as resp:
                 body = await resp.read()
@@ -284,7 +389,7 @@ class HttpTransport:
                 operation=endpoint,
                 timeout=timeout,
             ) from exc
-        except aiohttp.ClientError as exc:
-            raise SaynaConnectionError(f"{endpoint} failed: {exc}", exc) from exc
-        except OSError as exc:
-            raise SaynaConnectionError(f"{endpoint} failed: {exc}", exc) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise SaynaConnectionError(
+                f"{endpoint} failed: {connection_problem(self._base_url, exc)}", exc
+            ) from exc

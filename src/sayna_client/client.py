@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import warnings
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any, Optional, Union
+
+import aiohttp
 
 from ._audio_lane import AudioLane
 from ._callbacks import CallbackMethods, Unsubscribe
@@ -105,6 +108,13 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
             (``EventsDropped``).
         ssl: passed to aiohttp (``True`` verifies certificates; an ``SSLContext`` for
             private CAs). Verification is never turned off by default.
+        reconnect: opt-in automatic reconnection (see ``ReconnectPolicy``).
+        proxy: an HTTP proxy URL (``http://[user:pass@]host:port``) for REST and the
+            WebSocket upgrade. Without it, ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY``
+            from the environment apply (to a session the client makes itself).
+        http_session: an ``aiohttp.ClientSession`` to send everything through, e.g. one
+            shared by many clients so they share its connection pool. The client never
+            closes it; its own settings (``trust_env``, connector limits) apply.
 
     Raises:
         SaynaValidationError: a bad argument, named with the fix.
@@ -128,6 +138,8 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
         max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         ssl: Any = True,
         reconnect: Optional[ReconnectPolicy] = None,
+        proxy: Optional[str] = None,
+        http_session: Optional[aiohttp.ClientSession] = None,
     ) -> None:
         self._http_base, self._ws_url = derive_urls(url)
         self.url = url
@@ -165,6 +177,17 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
                 "max_queue_bytes must be a positive integer (bytes of audio a consumer "
                 "may have queued, e.g. 16 * 1024 * 1024)"
             )
+        if proxy is not None and (
+            not isinstance(proxy, str) or not proxy.startswith(("http://", "https://"))
+        ):
+            raise SaynaValidationError(
+                "proxy must be an http:// URL such as 'http://proxy.example:3128', or None"
+            )
+        if http_session is not None and not isinstance(http_session, aiohttp.ClientSession):
+            raise SaynaValidationError(
+                "http_session must be an aiohttp.ClientSession (or None), got "
+                f"{type(http_session).__name__}"
+            )
         self.stt_config = stt_config
         self.tts_config = tts_config
         self.livekit_config = livekit_config
@@ -187,6 +210,8 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
                 "use https:// or wss:// so it cannot be read on the network",
                 stacklevel=2,
             )
+        self._proxy = proxy
+        self._user_http_session = http_session
         self._http = self._new_http()
         self._hub = EventHub(max_queue, max_queue_bytes)
         self._tracker = SessionTracker()
@@ -209,6 +234,8 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
             retry=self.retry,
             handshake_timeout=self.timeouts.connect,
             ssl=self._ssl,
+            proxy=self._proxy,
+            http_session=self._user_http_session,
         )
 
     def __repr__(self) -> str:
@@ -227,6 +254,28 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
     async def aclose(self) -> None:
         """Same as :meth:`disconnect` (graceful)."""
         await self.disconnect()
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[SaynaClient]:
+        """Connect on entry and disconnect on exit, in one statement (like the Node SDK's
+        ``saynaConnect()``)::
+
+            async with SaynaClient(url, stt, tts).session() as client:
+                await client.speak("Hello!")
+
+        Yields:
+            this client, ready (the server's ``ready`` has arrived).
+
+        Raises:
+            what :meth:`connect` raises, on entry (nothing is left open then).
+        """
+        graceful = False  # an exception (or a failed connect) aborts, as `async with`
+        try:
+            await self.connect()
+            yield self
+            graceful = True
+        finally:
+            await self.disconnect(graceful=graceful)
 
     # --- state ---------------------------------------------------------------------
 
@@ -321,7 +370,15 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
                 # A config was rejected earlier: send the current one again.
                 await self._configure(self._conn)
                 return
-            await self._open()
+            try:
+                await self._open()
+            except BaseException:
+                if self._conn is None:
+                    # Nothing stays open after a failed connect, even when the caller
+                    # never reaches disconnect() (a Quick Start whose exception ends
+                    # the program); a later REST call makes a new HTTP session.
+                    await self._http.close()
+                raise
 
     def _adopt_loop(self) -> None:
         """Raise ``SaynaEventLoopError`` when the session lives on another running loop;
@@ -345,9 +402,15 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
         started = self._tracker.connecting()
         http = self._http
         http.handshake_timeout = self.timeouts.connect  # for a session made from now on
+        proxy, proxy_auth = http.proxy_for(self._ws_url)
+        # Through a forward proxy the upgrade is `GET http://host/ws`: proxies know the
+        # http scheme (ws:// is not one they all accept); wss:// tunnels with CONNECT.
+        ws_url = "http" + self._ws_url[2:] if proxy and self._ws_url[:5] == "ws://" else None
         conn = await WebSocketConnection.open(
             http.session(),
-            self._ws_url,
+            ws_url or self._ws_url,
+            proxy=proxy,
+            proxy_auth=proxy_auth,
             headers=headers,
             heartbeat=self.heartbeat,
             connect_timeout=self.timeouts.connect,

@@ -24,11 +24,12 @@ registered, as with ``SaynaClient.disconnect()``.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import threading
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
 from ._callbacks import Unsubscribe
@@ -85,7 +86,9 @@ _clients: weakref.WeakSet[SaynaSyncClient] = weakref.WeakSet()
 class SaynaSyncClient:
     """The :class:`~sayna_client.SaynaClient` API as blocking calls, usable from any thread.
 
-    Takes the same arguments as ``SaynaClient`` (validated the same way, at once) and has
+    Takes the same arguments as ``SaynaClient`` but ``http_session`` (an aiohttp session
+    belongs to one event loop; this client's loop is private), validated the same way, at
+    once, and has
     the same methods and properties, blocking instead of ``async``: each runs the async
     method on the client's own event loop, in the daemon thread ``sayna-sync-loop-<n>``
     started by the first call, and returns its result or raises its exception unchanged.
@@ -126,6 +129,7 @@ class SaynaSyncClient:
         max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         ssl: Any = True,
         reconnect: Optional[ReconnectPolicy] = None,
+        proxy: Optional[str] = None,
     ) -> None:
         self._portal = _Portal()
         self._client = SaynaClient(
@@ -144,6 +148,7 @@ class SaynaSyncClient:
             max_queue_bytes=max_queue_bytes,
             ssl=ssl,
             reconnect=reconnect,
+            proxy=proxy,
         )
         # connect() and reconfigure() one at a time: the async client's lock must not be
         # contended across the loops of successive threads.
@@ -198,6 +203,27 @@ class SaynaSyncClient:
     def abort(self) -> None:
         """End the session at once (as ``SaynaClient.abort()``), then the loop thread."""
         self._portal.close(self._client, graceful=False)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[SaynaSyncClient]:
+        """Connect on entry and :meth:`close` on exit, in one statement::
+
+            with SaynaSyncClient(url, stt, tts).session() as client:
+                client.speak("Hello!", wait=True)
+
+        Yields:
+            this client, ready.
+
+        Raises:
+            what :meth:`connect` raises, on entry (the client is closed then).
+        """
+        graceful = False  # an exception (or a failed connect) aborts, as leaving `with`
+        try:
+            self.connect()
+            yield self
+            graceful = True
+        finally:
+            self._portal.close(self._client, graceful=graceful)
 
     def __del__(self) -> None:
         portal = getattr(self, "_portal", None)

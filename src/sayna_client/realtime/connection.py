@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional, Union
 import aiohttp
 
 from .._compat import within
-from .._http import auth_hint
+from .._http import auth_hint, connection_problem
 from ..errors import (
     SaynaConfigRejectedError,
     SaynaConnectionClosedError,
@@ -122,6 +122,8 @@ class WebSocketConnection:
         on_closed: Callable[[ConnectionClosed], None],
         on_ready: Callable[[ReadyMessage], None],
         activity: Optional[Callable[[], int]] = None,
+        proxy: Optional[str] = None,
+        proxy_auth: Optional[aiohttp.BasicAuth] = None,
     ) -> WebSocketConnection:
         """Open the socket (bounded by ``connect_timeout``); ``heartbeat`` is the user's
         dead-peer detection figure in seconds (None: no pings), ``activity`` a counter
@@ -141,6 +143,8 @@ class WebSocketConnection:
             autoclose=True,
             max_msg_size=64 * 1024 * 1024,
             ssl=ssl,
+            proxy=proxy,
+            proxy_auth=proxy_auth,
         )
         try:
             if session.timeout.total == connect_timeout:
@@ -155,15 +159,13 @@ class WebSocketConnection:
                 timeout=connect_timeout,
             ) from exc
         except aiohttp.WSServerHandshakeError as exc:
-            body = await _refusal_body(session, url, headers, ssl, connect_timeout)
+            body = await _refusal_body(
+                session, url, headers, ssl, connect_timeout, proxy, proxy_auth
+            )
             raise _handshake_error(url, exc.status, body, "Authorization" in headers) from exc
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             raise SaynaConnectionError(
-                f"Could not open the WebSocket to {_safe(url)}: {exc}", exc
-            ) from exc
-        except OSError as exc:
-            raise SaynaConnectionError(
-                f"Could not open the WebSocket to {_safe(url)}: {exc}", exc
+                f"Could not open the WebSocket: {connection_problem(url, exc)}", exc
             ) from exc
         return cls(
             ws, hub, on_closed=on_closed, on_ready=on_ready, heartbeat=heartbeat, activity=activity
@@ -493,6 +495,8 @@ async def _refusal_body(
     headers: dict[str, str],
     ssl: Any,
     timeout: Optional[float],
+    proxy: Optional[str],
+    proxy_auth: Optional[aiohttp.BasicAuth],
 ) -> Any:
     """The body of a refused upgrade, which aiohttp discards (the real server explains a
     401 there): the same request again without the upgrade, read up to 4 KiB. JSON is
@@ -501,7 +505,13 @@ async def _refusal_body(
     limit = aiohttp.ClientTimeout(total=min(timeout, 5.0) if timeout else 5.0)
     try:
         async with session.get(
-            http_url, headers=headers, ssl=ssl, timeout=limit, allow_redirects=False
+            http_url,
+            headers=headers,
+            ssl=ssl,
+            timeout=limit,
+            proxy=proxy,
+            proxy_auth=proxy_auth,
+            allow_redirects=False,
         ) as response:
             if response.status < 400:
                 return None
