@@ -2,7 +2,7 @@
 
     python benchmarks/load.py [--sessions 200] [--seconds 60] [--url URL] [--output PATH]
 
-Without ``--url`` it starts ``sayna serve --engine fake`` on a free port as a separate
+Without ``--url`` it starts ``sayna serve --engine fake --fast-tts`` on a free port as a separate
 process (stopped at the end). Every session streams 16 kHz mono linear16 audio in 20 ms
 frames in real time; afterwards the server's per-session counters must equal what each
 client sent, the server must have seen every session close normally, and no client task
@@ -41,7 +41,7 @@ def free_port() -> int:
 
 
 def start_server(port: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "sayna_client", "serve", "--engine", "fake"]
+    command = [sys.executable, "-m", "sayna_client", "serve", "--engine", "fake", "--fast-tts"]
     command += ["--port", str(port), "--log-level", "WARNING"]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
@@ -90,7 +90,7 @@ def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool
         "in one process stream real-time 16 kHz mono linear16 audio in 20 ms frames "
         "(300 ms tone / 300 ms silence) to "
         + (
-            "`sayna serve --engine fake` in a separate process"
+            "`sayna serve --engine fake --fast-tts` in a separate process"
             if separate_server
             else f"the server at {args.url}"
         )

@@ -8,7 +8,7 @@ git revision REF, unpacked to a temporary directory), measured back to back in e
 run with the order rotating, and the report compares the two line by line (same-run
 ratios, sign test): an A/B check of a change on a shared, noisy machine.
 
-Starts ``sayna serve --engine fake`` on a free port as a separate process, creates
+Starts ``sayna serve --engine fake --fast-tts`` on a free port as a separate process, creates
 ``benchmarks/.venv-0018`` with ``sayna-client==0.0.18`` if it is missing, then runs every
 measure of ``driver.py`` for every client, each run in a fresh process, rotating the
 client order between runs. Each figure is the median over the runs. The server is
@@ -193,7 +193,7 @@ def cpus() -> tuple[Optional[int], Optional[int]]:
 
 
 def start_server(port: int, cpu: Optional[int]) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "sayna_client", "serve", "--engine", "fake"]
+    command = [sys.executable, "-m", "sayna_client", "serve", "--engine", "fake", "--fast-tts"]
     command += ["--port", str(port), "--log-level", "WARNING"]
     server = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=pin(cpu)
@@ -438,7 +438,8 @@ def write_report(
         "Clients: **raw** = aiohttp speaking the protocol by hand (the limit of this stack), "
         "**this** = this package, **0.0.18** = `sayna-client==0.0.18` from PyPI, all "
         "driven by the same `benchmarks/driver.py` through the seed API. Server: "
-        "`sayna serve --engine fake` in its own process (pinned to CPU 0; clients to CPU 1).",
+        "`sayna serve --engine fake --fast-tts` in its own process (pinned to CPU 0; "
+        "clients to CPU 1).",
         "",
         "| measure | unit | raw | this | 0.0.18 | this / raw | this / 0.0.18 | target "
         "| target met | ≥ 0.0.18 |",

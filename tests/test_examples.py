@@ -161,7 +161,7 @@ def test_livekit_room_control(server: LocalServer, tmp_path: Path) -> None:
     assert f"ready: room {room}, Sayna joined as sayna-agent" in out
     assert "token for caller-1: " in out
     assert "participant_connected: caller-1 (Caller)" in out
-    assert "sayna-agent (AGENT), caller-1 (STANDARD)" in out
+    assert "sayna-agent (STANDARD), caller-1 (STANDARD)" in out
     assert "muted TR_" in out
     assert "message from caller-1 on 'chat': hello agent" in out
     assert "[simulate] caller-1 received: 'You said: hello agent' (assistant)" in out

@@ -45,8 +45,9 @@ async def test_turns_join_interim_and_final_results(connected: SaynaClient) -> N
     assert turn.ended_at >= turn.started_at
     assert turn.duration >= 0
     await asyncio.sleep(0.05)
-    assert results[-1].is_speech_final
-    assert results[-1].transcript == ""
+    # Protocol 6.8: the turn ends in a final, speech-final result carrying its text.
+    assert (results[-1].is_final, results[-1].is_speech_final) == (True, True)
+    assert results[-1].transcript == "word word word"
 
 
 async def test_two_turns_and_turn_callback(connected: SaynaClient) -> None:

@@ -156,7 +156,8 @@ async def test_audio_input_reaches_server_and_results_come_back(
     await server.records.wait_for(lambda: any(r.is_speech_final for r in results))
     finals = [r.transcript for r in results if r.is_final and r.transcript]
     assert finals == ["word word word"]
-    assert results[-1].transcript == ""  # forced speech-final (protocol §6.8)
+    # Protocol 6.8: the last final is speech-final and carries the text.
+    assert (results[-1].is_speech_final, results[-1].transcript) == (True, "word word word")
 
 
 async def test_clear_flush_message_and_commands_reach_the_wire(server: LocalServer) -> None:
@@ -560,7 +561,12 @@ async def test_plain_callback_returning_a_coroutine_keeps_order(connected: Sayna
 async def test_google_credentials_file_is_read_on_the_client(
     server: LocalServer, tmp_path: Any
 ) -> None:
-    from sayna_client import GoogleAuth, resolve_config_auth, resolve_google_credentials
+    from sayna_client import (
+        GoogleAuth,
+        SaynaConfigRejectedError,
+        resolve_config_auth,
+        resolve_google_credentials,
+    )
 
     service_account = {"type": "service_account", "project_id": "p1"}
     path = tmp_path / "sa.json"
@@ -577,7 +583,9 @@ async def test_google_credentials_file_is_read_on_the_client(
         auth=GoogleAuth(credentials="/srv/only/on/server.json"),
     )
     async with SaynaClient(server.url, config, server_side) as c:
-        await c.connect()
+        # The path goes to the server untouched, which looks for it there (protocol 6.11).
+        with pytest.raises(SaynaConfigRejectedError, match="Credential file not found: /srv/only"):
+            await c.connect()
     sent = server.records.last_session.config
     assert sent is not None
     assert sent["stt_config"]["auth"] == {"credentials": service_account}

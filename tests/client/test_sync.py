@@ -128,9 +128,17 @@ async def test_events_timeout_keeps_the_iterator_and_it_ends_with_the_session(
         assert next(events).type == "tts_audio"  # still subscribed after the timeout
         events.close()
         kinds: list[str] = []
-        reader = threading.Thread(target=lambda: kinds.extend(e.type for e in untimed))
+        completed = threading.Event()
+
+        def read() -> None:
+            for event in untimed:
+                kinds.append(event.type)
+                if event.type == "tts_playback_complete":
+                    completed.set()
+
+        reader = threading.Thread(target=read)
         reader.start()
-        time.sleep(0.2)
+        assert completed.wait(10)  # the paced speech has played
         c.close()  # from another thread: the blocked iteration ends
         reader.join(5)
         assert not reader.is_alive()

@@ -19,7 +19,9 @@ pytest_plugins = ["pytester"]
 
 def test_parser_defaults() -> None:
     args = build_parser().parse_args([])
-    assert (args.host, args.port, args.engine, args.api_key) == ("127.0.0.1", 3001, "fake", None)
+    # host and port stay unset so a --config file can supply them (127.0.0.1:3001 else).
+    assert (args.host, args.port, args.engine, args.api_key) == (None, None, "fake", None)
+    assert (args.config, args.fast_tts) == (None, False)
 
 
 async def test_serve_main_runs_until_interrupted(http: aiohttp.ClientSession) -> None:

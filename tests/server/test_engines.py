@@ -47,11 +47,12 @@ async def test_fake_stt_counts_bursts_in_audio_time() -> None:
         len(r.transcript.split()) for r in results
     )
     results = await stream.feed(bytes(2 * 16000 * 3 // 10))  # +300 ms
-    assert [(r.transcript, r.is_final, r.confidence) for r in results] == [
-        ("word word word word word", True, 0.99)
+    # The utterance ends as real providers end it: one final that is speech-final and
+    # carries the text (protocol 6.8); no empty speech-final follows.
+    assert [(r.transcript, r.is_final, r.is_speech_final, r.confidence) for r in results] == [
+        ("word word word word word", True, True, 0.99)
     ]
-    results = await stream.feed(bytes(2 * 16000 * 4 // 10))  # 700 ms total
-    assert [(r.transcript, r.is_speech_final) for r in results] == [("", True)]
+    assert await stream.feed(bytes(2 * 16000 * 2)) == []
     assert await stream.finish() == []
 
 
@@ -70,7 +71,7 @@ async def test_fake_stt_results_do_not_depend_on_how_audio_is_chunked() -> None:
         return [(r.transcript, r.is_final, r.is_speech_final) for r in results]
 
     expected = await feed_in(window)
-    assert ("word word word word", True, False) in expected
+    assert ("word word word word", True, True) in expected
     for chunk in (2, 318, 640, 1000, 6400, len(pcm)):
         assert await feed_in(chunk) == expected, chunk
 
@@ -79,7 +80,7 @@ async def test_fake_stt_finish_flushes_a_pending_segment() -> None:
     stream = FakeEngine().open_stt(STTParams(sample_rate=8000))
     await stream.feed(render_words(["a", "b"], 8000))
     (final,) = await stream.finish()
-    assert final.transcript == "word word"
+    assert (final.transcript, final.is_final, final.is_speech_final) == ("word word", True, True)
 
 
 def test_voice_aliases() -> None:

@@ -101,7 +101,7 @@ async def test_session_room_lifecycle_and_rest_views(
         assert details["metadata"] == ""
         assert details["active_recording"] is False
         by_identity = {p["identity"]: p for p in details["participants"]}
-        assert by_identity["bot"]["kind"] == "AGENT"
+        assert by_identity["bot"]["kind"] == "STANDARD"  # section 3.14: Sayna's token marks no kind
         assert by_identity["user-1"]["sid"].startswith("PA_")
         assert by_identity["user-1"]["state"] == "ACTIVE"
         assert by_identity["user-1"]["is_publisher"] is True

@@ -77,7 +77,8 @@ def test_phone_validation_details(number: str, detail: str) -> None:
 def test_phone_normalization_and_sip_host_parsing() -> None:
     assert validate_phone(" +15550100 ") == "tel:+15550100"
     assert validate_phone("1001") == "tel:1001"
-    assert parse_sip_host("<sip:+1555@Sip.Example.COM:5060>;tag=x") == "sip.example.com"
+    # A sip: URI keeps its port (section 9.1); the full table is in tests/fidelity.
+    assert parse_sip_host("<sip:+1555@Sip.Example.COM:5060>;tag=x") == "sip.example.com:5060"
     assert parse_sip_host("sips:bob@example.org") == "example.org"
     assert parse_sip_host("10.0.0.5:5060") == "10.0.0.5"
     assert parse_sip_host("no-dots") is None
@@ -245,7 +246,8 @@ async def test_sip_participant_triggers_signed_webhook(
     http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     async with running_server(hook_secret=f"  {SECRET} ") as server:
-        hook = {"host": "sip.acme.test", "url": receiver.url, "auth_id": "acme"}
+        # A sip: URI keeps its port, so the hook names it too (section 9.1).
+        hook = {"host": "sip.acme.test:5060", "url": receiver.url, "auth_id": "acme"}
         async with http.post(server.url + "/sip/hooks", json={"hooks": [hook]}) as response:
             assert response.status == 200
         participant = await server.inject_sip_participant(
@@ -285,7 +287,7 @@ async def test_sip_participant_triggers_signed_webhook(
     assert payload["room"] == {"name": "sip-call-1", "sid": room.sid}
     assert payload["from_phone_number"] == "+15550100"
     assert payload["to_phone_number"] == "+15550199"
-    assert payload["sip_host"] == "sip.acme.test"
+    assert payload["sip_host"] == "sip.acme.test:5060"
     assert payload["room_prefix"] == "sip-"
     assert payload["sip_headers"] == {"to": "<sip:+15550199@SIP.acme.test:5060>", "x-custom": "1"}
     assert room.metadata == '{"auth_id":"acme"}'

@@ -110,25 +110,18 @@ async def test_tts_round_trip_through_fake_stt(
         frames, _ = await collect(ws, lambda m: m.get("is_speech_final") is True)
     results = [f for f in frames if isinstance(f, dict) and f["type"] == "stt_result"]
     interims = [r for r in results if not r["is_final"]]
-    finals = [r for r in results if r["is_final"] and not r["is_speech_final"]]
     assert interims
     assert all(r["transcript"].split() == ["word"] * len(r["transcript"].split()) for r in interims)
-    assert finals == [
+    # Protocol 6.8: the utterance ends in one final that is speech-final with its text.
+    assert [r for r in results if r["is_final"]] == [
         {
             "type": "stt_result",
             "transcript": "word word word word",
             "is_final": True,
-            "is_speech_final": False,
+            "is_speech_final": True,
             "confidence": 0.99,
         }
     ]
-    assert results[-1] == {
-        "type": "stt_result",
-        "transcript": "",
-        "is_final": True,
-        "is_speech_final": True,
-        "confidence": 1.0,
-    }
     session = server.records.last_session
     assert session.audio_bytes == len(audio) + len(SILENCE_1S)
     assert bytes(session.audio[: len(audio)]) == audio
@@ -145,28 +138,8 @@ async def test_mulaw_stereo_input_is_decoded(
         await configure(ws, config(stt_config=stt))
         await ws.send_bytes(linear16_to_mulaw(stereo))
         frames, _ = await collect(ws, lambda m: m.get("is_speech_final") is True)
-    finals = [f["transcript"] for f in frames if f["is_final"] and not f["is_speech_final"]]
+    finals = [f["transcript"] for f in frames if f["is_final"]]
     assert finals == ["word word"]
-
-
-async def test_speech_final_is_forced_by_timer_without_more_audio(
-    server: LocalServer, http: aiohttp.ClientSession
-) -> None:
-    audio = render_words(["a"], 16000) + bytes(16000 * 2 * 400 // 1000)  # 400 ms silence
-    async with http.ws_connect(server.ws_url) as ws:
-        await configure(ws)
-        await ws.send_bytes(audio)
-        first = await recv_json(ws)
-        assert first["is_final"] is True
-        assert first["transcript"] == "word"
-        forced = await recv_json(ws, timeout=10)
-    assert forced == {
-        "type": "stt_result",
-        "transcript": "",
-        "is_final": True,
-        "is_speech_final": True,
-        "confidence": 1.0,
-    }
 
 
 async def test_odd_sized_and_empty_frames_are_accepted(
@@ -179,5 +152,5 @@ async def test_odd_sized_and_empty_frames_are_accepted(
         for start in range(0, len(audio), 333):
             await ws.send_bytes(audio[start : start + 333])
         frames, _ = await collect(ws, lambda m: m.get("is_speech_final") is True)
-    finals = [f["transcript"] for f in frames if f["is_final"] and not f["is_speech_final"]]
+    finals = [f["transcript"] for f in frames if f["is_final"]]
     assert finals == ["word word word"]

@@ -13,8 +13,9 @@ from aiohttp import web
 
 from .control import SERVER_KEY, add_control_routes, control_guard
 from .engines import ENGINE_NAMES
+from .engines.fake import ScriptedLine
 from .faults import Faults
-from .livekit import Participant, Room, Track, new_id
+from .livekit import DEPARTURE_TIMEOUT, EMPTY_TIMEOUT, Participant, Room, Track, new_id
 from .livekit_routes import add_livekit_routes
 from .records import AUDIO_KEEP_LIMIT, RECORDS_KEEP_LIMIT, Records
 from .routes import add_core_routes
@@ -23,7 +24,10 @@ from .sip_routes import add_sip_routes
 from .state import STATE_KEY, ServerConfig, ServerState
 from .web_util import BODY_LIMIT, make_middlewares
 
-__all__ = ["LocalServer"]
+__all__ = ["DEFAULT_TENANT", "LocalServer"]
+
+#: Tenant of the single ``api_key`` (the real server's ``AUTH_API_SECRET_ID`` default).
+DEFAULT_TENANT = "default"
 
 logger = logging.getLogger("sayna_client.server")
 
@@ -40,7 +44,10 @@ class LocalServer:
             ``"fake"`` (deterministic) or ``"local"`` (espeak-ng + pocketsphinx, needs the
             ``local`` extra). Providers ``fake`` and ``local`` always pick their engine.
         api_key: require this key (``Authorization: Bearer`` or ``?api_key=``) on every
-            route except ``GET /`` and ``POST /livekit/webhook``. No tenant isolation.
+            route except ``GET /`` and ``POST /livekit/webhook``. Its tenant is
+            ``default``, as on a real server run with one ``AUTH_API_SECRET`` (section
+            1.6): token requests create rooms marked ``{"auth_id":"default"}``, room
+            lists show only such rooms, and other rooms answer 404.
         api_keys: alternatively several keys, each mapped to a tenant id (``auth.id``;
             ``None`` for none) to exercise LiveKit room isolation.
         livekit_url: ``livekit_url`` reported in ``ready`` and ``/livekit/token``.
@@ -74,6 +81,12 @@ class LocalServer:
         keep_records: entries kept per list of ``records`` (the newest) and messages
             per list of a session record (the first); request bodies are kept up to
             64 MiB in all. Bounds the memory a long-running server uses.
+        tts_realtime: pace TTS audio like real speech (first chunk after about 100 ms,
+            then real time), so ``clear`` cuts speech as it would on Sayna. ``False``
+            sends audio as fast as the engine makes it (benchmarks, quick tests).
+        room_departure_timeout / room_empty_timeout: seconds after which a room that
+            everyone left / that nobody ever joined is deleted, as LiveKit does
+            (defaults 20 and 300, LiveKit's). ``None`` keeps such rooms.
     """
 
     def __init__(
@@ -97,6 +110,9 @@ class LocalServer:
         keep_audio: int = AUDIO_KEEP_LIMIT,
         request_timeout: float = 30.0,
         keep_records: int = RECORDS_KEEP_LIMIT,
+        tts_realtime: bool = True,
+        room_departure_timeout: Optional[float] = DEPARTURE_TIMEOUT,
+        room_empty_timeout: Optional[float] = EMPTY_TIMEOUT,
     ) -> None:
         if engine not in ENGINE_NAMES:
             raise ValueError(f"engine must be one of {', '.join(ENGINE_NAMES)}, not {engine!r}")
@@ -114,7 +130,7 @@ class LocalServer:
             livekit_api_secret = secrets.token_urlsafe(32)
         keys: dict[str, Optional[str]] = dict(api_keys or {})
         if api_key:
-            keys.setdefault(api_key, None)
+            keys.setdefault(api_key, DEFAULT_TENANT)
         self.host = host
         self._requested_port = port
         self._port: Optional[int] = None
@@ -134,6 +150,9 @@ class LocalServer:
                 keep_records=keep_records,
                 request_timeout=request_timeout,
                 sip_hook_hosts=None if sip_hook_hosts is None else frozenset(sip_hook_hosts),
+                tts_realtime=tts_realtime,
+                room_departure_timeout=room_departure_timeout,
+                room_empty_timeout=room_empty_timeout,
             ),
             faults or Faults(),
             tuple(sip_hooks),
@@ -270,6 +289,43 @@ class LocalServer:
         """Server-global turn-detection threshold set by ``update_config``."""
         return self._state.turn_detect_threshold
 
+    # --- scripted speech ----------------------------------------------------------------
+
+    def script_speech(
+        self, *transcripts: str, unit: str = "utterance", stream_id: Optional[str] = None
+    ) -> list[ScriptedLine]:
+        """Say what the caller "says" next, for the ``fake`` engine's recognisers.
+
+        Audio must still flow: the fake STT hears an utterance in the bursts of the
+        client's audio (any loud sound; ``fake.render_words`` makes some) and ends it
+        after 300 ms of silence with one final, speech-final result. With a script, that
+        result's transcript is the next scripted line instead of ``"word word ..."``.
+
+        Args:
+            *transcripts: lines in the order they will be heard.
+            unit: ``"utterance"`` - each line is the whole text of the next utterance
+                (interims reveal it one word per burst); ``"burst"`` - each line is the
+                text of the next audio burst, and the utterance's final joins them.
+            stream_id: only the session with this ``stream_id`` hears the lines
+                (default: whichever session hears speech first).
+
+        Returns:
+            Every line still pending, in order.
+
+        Raises:
+            ValueError: unknown ``unit`` or a blank transcript.
+        """
+        return self._state.fake_engine().script.add(transcripts, unit, stream_id)
+
+    @property
+    def scripted_speech(self) -> list[ScriptedLine]:
+        """Scripted lines not heard yet, in order."""
+        return self._state.fake_engine().script.pending()
+
+    def clear_scripted_speech(self) -> None:
+        """Forget every scripted line not heard yet."""
+        self._state.fake_engine().script.clear()
+
     # --- LiveKit injection ---------------------------------------------------------------
 
     async def inject_participant(
@@ -289,7 +345,7 @@ class LocalServer:
         audio mode also ``track_subscribed`` when ``audio`` (a microphone track).
         Returns the participant as ``ParticipantInfo`` JSON.
         """
-        target = self._state.livekit.ensure_room(room, None)
+        target = self._state.livekit.ensure_room(room, None, sayna=False)
         participant = Participant(
             identity=identity,
             name=name,

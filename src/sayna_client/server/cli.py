@@ -9,10 +9,11 @@ import logging
 import os
 import socket
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 from .._cli_util import EXIT_FAILURE, EXIT_USAGE, Parser, non_negative_float, port
 from .app import LocalServer
+from .config_file import ConfigFileError, load_config_file
 from .engines import ENGINE_NAMES, EngineUnavailable
 from .faults import Faults
 
@@ -26,16 +27,22 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         description="Run a local Sayna-compatible server (REST and WebSocket, no network "
         "needed) until Ctrl-C.",
         epilog="examples:\n  sayna serve\n  sayna serve --engine local --port 3001\n"
-        "  sayna serve --port 0 --api-key dev-key   # any free port, auth required",
+        "  sayna serve --port 0 --api-key dev-key   # any free port, auth required\n"
+        "  sayna serve --config sayna.json          # hooks and keys from a Sayna config",
     )
     parser.add_argument(
-        "--host", default="127.0.0.1", help="interface to bind (default: %(default)s)"
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="a Sayna config file (JSON, or YAML with PyYAML): server, livekit, auth and sip "
+        "keys, SIP hooks included; command-line options win over it (default: none)",
     )
+    parser.add_argument("--host", default=None, help="interface to bind (default: 127.0.0.1)")
     parser.add_argument(
         "--port",
         type=port,
-        default=3001,
-        help="TCP port, 0 = any free port (default: %(default)s)",
+        default=None,
+        help="TCP port, 0 = any free port (default: 3001)",
     )
     parser.add_argument(
         "--engine",
@@ -51,8 +58,8 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--livekit-url",
-        default="ws://127.0.0.1:7880",
-        help="LiveKit URL reported to clients (default: %(default)s)",
+        default=None,
+        help="LiveKit URL reported to clients (default: ws://127.0.0.1:7880)",
     )
     parser.add_argument(
         "--livekit-api-key",
@@ -85,6 +92,12 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         dest="control",
         action="store_false",
         help="do not serve the /_local/... control endpoints (default: served)",
+    )
+    parser.add_argument(
+        "--fast-tts",
+        action="store_true",
+        help="send TTS audio as fast as it is made instead of at the pace of speech, for "
+        "benchmarks (default: paced)",
     )
     parser.add_argument(
         "--log-level",
@@ -146,27 +159,48 @@ def serve_main(argv: Optional[list[str]] = None) -> int:
     """Entry point of ``sayna serve``; returns the process exit status.
 
     The API key falls back to ``SAYNA_API_KEY``, the LiveKit key and secret to
-    ``LIVEKIT_API_KEY`` / ``LIVEKIT_API_SECRET`` (random when unset). Exits 2 when the
-    engine is unavailable (e.g. ``--engine local`` without
-    ``pip install 'sayna-client[local]'``), 0 on Ctrl-C.
+    ``LIVEKIT_API_KEY`` / ``LIVEKIT_API_SECRET`` (random when unset); ``--config`` reads
+    a Sayna config file (:mod:`.config_file`), which command-line options and those
+    variables override. Exits 2 when the engine is unavailable (e.g. ``--engine local``
+    without ``pip install 'sayna-client[local]'``) or the config file is unusable, 0 on
+    Ctrl-C.
     """
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    options: dict[str, Any] = {}
+    if args.config is not None:
+        try:
+            options = load_config_file(args.config)
+        except ConfigFileError as exc:
+            print(f"sayna serve: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    for key, value in (
+        ("host", args.host),
+        ("port", args.port),
+        ("livekit_url", args.livekit_url),
+        ("livekit_api_key", args.livekit_api_key or os.environ.get("LIVEKIT_API_KEY") or None),
+        (
+            "livekit_api_secret",
+            args.livekit_api_secret or os.environ.get("LIVEKIT_API_SECRET") or None,
+        ),
+        ("hook_secret", args.hook_secret),
+    ):
+        if value is not None:
+            options[key] = value
+    options.setdefault("host", "127.0.0.1")
+    options.setdefault("port", 3001)
+    api_key = args.api_key or os.environ.get("SAYNA_API_KEY") or None
+    if api_key:
+        options["api_key"] = api_key
     server = LocalServer(
-        host=args.host,
-        port=args.port,
         engine=args.engine,
-        api_key=args.api_key or os.environ.get("SAYNA_API_KEY") or None,
-        livekit_url=args.livekit_url,
-        livekit_api_key=args.livekit_api_key or os.environ.get("LIVEKIT_API_KEY") or None,
-        livekit_api_secret=args.livekit_api_secret or os.environ.get("LIVEKIT_API_SECRET") or None,
-        hook_secret=args.hook_secret,
-        control=args.control,
         sip_hook_hosts=args.sip_hook_hosts,
         keep_audio=0,  # records are only readable in-process; the counters still count
         keep_records=1000,
+        control=args.control,
+        tts_realtime=not args.fast_tts,
         faults=Faults(
             never_send_ready=args.fault_never_send_ready,
             ready_delay=args.fault_ready_delay,
@@ -174,6 +208,7 @@ def serve_main(argv: Optional[list[str]] = None) -> int:
             malformed_frames=args.fault_malformed_frames,
             ignore_pings=args.fault_ignore_pings,
         ),
+        **options,
     )
     try:
         asyncio.run(_serve(server, _Printer()))
@@ -183,7 +218,8 @@ def serve_main(argv: Optional[list[str]] = None) -> int:
         print(f"sayna serve: cannot start engine {args.engine!r}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
-        print(f"sayna serve: {_listen_problem(args.host, args.port, exc)}", file=sys.stderr)
+        where, number = options["host"], options["port"]
+        print(f"sayna serve: {_listen_problem(where, number, exc)}", file=sys.stderr)
         return EXIT_FAILURE
     return 0
 

@@ -23,6 +23,10 @@ page could send (:func:`control_guard`): a ``Host`` that is neither an IP addres
 ``POST   /_local/rooms/{room}/audio?identity=...``         raw pcm16 body -> STT of the agents
 ``GET    /_local/rooms/{room}/data``                       packets published into the room
 ``GET    /_local/faults`` / ``PUT /_local/faults``         read / replace the :class:`Faults`
+``POST   /_local/speech``                                  script what callers say next:
+                                                           ``{"transcripts": [...], "unit"?:
+                                                           "utterance"|"burst", "stream_id"?}``
+``GET    /_local/speech`` / ``DELETE /_local/speech``      pending lines / forget them
 =========================================================  ==================================
 """
 
@@ -225,6 +229,37 @@ async def put_faults(request: web.Request) -> web.Response:
     return json_response(dataclasses.asdict(faults))
 
 
+def _pending(server: LocalServer) -> web.Response:
+    return json_response({"pending": [line.to_wire() for line in server.scripted_speech]})
+
+
+async def add_speech(request: web.Request) -> web.Response:
+    body = await _object(request)
+    transcripts = body.get("transcripts")
+    if not isinstance(transcripts, list) or not transcripts:
+        return error(400, "'transcripts' must be a non-empty list of strings")
+    stream_id = body.get("stream_id")
+    if stream_id is not None and not isinstance(stream_id, str):
+        return error(400, "'stream_id' must be a string")
+    server = _server(request)
+    try:
+        unit = _str(body, "unit", "utterance")
+        server.script_speech(*transcripts, unit=unit, stream_id=stream_id)
+    except ValueError as exc:
+        return error(400, str(exc))
+    return _pending(server)
+
+
+async def get_speech(request: web.Request) -> web.Response:
+    return _pending(_server(request))
+
+
+async def clear_speech(request: web.Request) -> web.Response:
+    server = _server(request)
+    server.clear_scripted_speech()
+    return _pending(server)
+
+
 def add_control_routes(app: web.Application) -> None:
     app.router.add_post("/_local/rooms/{room}/participants", add_participant)
     app.router.add_delete("/_local/rooms/{room}/participants/{identity}", remove_participant)
@@ -234,4 +269,7 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_post("/_local/rooms/{room}/audio", send_audio)
     app.router.add_get("/_local/faults", get_faults)
     app.router.add_put("/_local/faults", put_faults)
+    app.router.add_post("/_local/speech", add_speech)
+    app.router.add_get("/_local/speech", get_speech)
+    app.router.add_delete("/_local/speech", clear_speech)
     add_bench_routes(app)  # /_local/bench/... (see bench.py)

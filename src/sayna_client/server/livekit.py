@@ -7,6 +7,7 @@ Sessions join rooms as agent participants and receive room events through the
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -18,6 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol
 
 __all__ = [
+    "DEPARTURE_TIMEOUT",
+    "EMPTY_TIMEOUT",
+    "SAYNA_ROOM_MAX_PARTICIPANTS",
     "AccessDenied",
     "LiveKitSim",
     "Participant",
@@ -30,6 +34,12 @@ __all__ = [
 ]
 
 TOKEN_TTL_SECONDS = 6 * 3600
+#: LiveKit's defaults: a room everyone left closes after ``departure_timeout`` (20 s), a
+#: room nobody joined after ``empty_timeout`` (300 s).
+DEPARTURE_TIMEOUT = 20.0
+EMPTY_TIMEOUT = 300.0
+#: Rooms Sayna creates itself (token requests, WS ``config``) hold at most 3 people.
+SAYNA_ROOM_MAX_PARTICIPANTS = 3
 _ALPHABET = string.ascii_letters + string.digits
 
 
@@ -50,24 +60,42 @@ def access_token(
     room: str,
     now: Optional[float] = None,
     ttl: int = TOKEN_TTL_SECONDS,
+    *,
+    agent: bool = False,
+    can_publish: bool = True,
 ) -> str:
-    """A LiveKit access token (HS256 JWT) granting join/publish/subscribe/data in ``room``."""
+    """A LiveKit access token (HS256 JWT) with the grants Sayna signs (section 3.14).
+
+    User tokens (``agent=False``, ``POST /livekit/token``) grant join, create, list,
+    record, publish, subscribe, data and own-metadata updates in ``room``, but not
+    room admin. Sayna's own token (``agent=True``) adds ``roomAdmin`` and a SIP
+    ``admin`` grant; ``can_publish=False`` is its ``audio:false`` form. No token
+    carries metadata, attributes or a participant kind.
+    """
     issued = int(time.time() if now is None else now)
     header = {"alg": "HS256", "typ": "JWT"}
-    claims = {
+    video: dict[str, Any] = {
+        "room": room,
+        "roomJoin": True,
+        "roomAdmin": agent,
+        "roomCreate": True,
+        "roomList": True,
+        "roomRecord": True,
+        "canPublish": can_publish,
+        "canSubscribe": True,
+        "canPublishData": True,
+        "canUpdateOwnMetadata": True,
+    }
+    claims: dict[str, Any] = {
         "iss": api_key,
         "sub": identity,
         "name": name,
         "nbf": issued,
         "exp": issued + ttl,
-        "video": {
-            "room": room,
-            "roomJoin": True,
-            "canPublish": True,
-            "canSubscribe": True,
-            "canPublishData": True,
-        },
+        "video": video,
     }
+    if agent:
+        claims["sip"] = {"admin": True}
     signing_input = ".".join(
         _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
     )
@@ -136,6 +164,8 @@ class Participant:
     tracks: list[Track] = field(default_factory=list)
     listener: Optional[RoomListener] = field(default=None, repr=False)
     audio_mode: bool = False
+    #: The LiveKit token the participant joined with (Sayna's agent token for sessions).
+    token: str = field(default="", repr=False)
 
     def audio_track(self) -> Optional[Track]:
         return next((track for track in self.tracks if track.kind == "audio"), None)
@@ -164,6 +194,8 @@ class Room:
     metadata: str = ""
     participants: dict[str, Participant] = field(default_factory=dict)
     recording: bool = False
+    max_participants: int = 0
+    expiry: Optional[asyncio.TimerHandle] = field(default=None, repr=False, compare=False)
 
     @property
     def auth_id(self) -> Optional[str]:
@@ -175,7 +207,16 @@ class Room:
         return value if isinstance(value, str) and value else None
 
     def set_auth_id(self, auth_id: str) -> None:
-        self.metadata = json.dumps({"auth_id": auth_id}, separators=(",", ":"))
+        """Write the owner mark as Sayna does: merged into the metadata object (other keys
+        kept, compact JSON, sorted keys). Metadata that is not a JSON object is replaced."""
+        try:
+            current = json.loads(self.metadata) if self.metadata else {}
+        except ValueError:
+            current = {}
+        if not isinstance(current, dict):
+            current = {}
+        current["auth_id"] = auth_id
+        self.metadata = json.dumps(current, separators=(",", ":"), sort_keys=True)
 
     def to_info(self) -> dict[str, Any]:
         return {
@@ -189,7 +230,7 @@ class Room:
             "sid": self.sid,
             "name": self.name,
             "num_participants": len(self.participants),
-            "max_participants": 0,
+            "max_participants": self.max_participants,
             "creation_time": self.creation_time,
             "metadata": self.metadata,
             "active_recording": self.recording,
@@ -202,32 +243,56 @@ class AccessDenied(Exception):
 
 
 class LiveKitSim:
-    """All rooms of one local server."""
+    """All rooms of one local server.
 
-    def __init__(self) -> None:
+    Args:
+        departure_timeout: seconds after the last participant left before the room is
+            deleted (``None``: never).
+        empty_timeout: seconds after creation before a room nobody joined is deleted.
+    """
+
+    def __init__(
+        self,
+        departure_timeout: Optional[float] = DEPARTURE_TIMEOUT,
+        empty_timeout: Optional[float] = EMPTY_TIMEOUT,
+    ) -> None:
         self.rooms: dict[str, Room] = {}
+        self.departure_timeout = departure_timeout
+        self.empty_timeout = empty_timeout
 
     def accessible(self, name: str, auth_id: Optional[str]) -> Optional[Room]:
-        """The room if it exists and ``auth_id`` may use it (any room when ``auth_id`` is None)."""
+        """The room if it exists and ``auth_id`` may use it: any room without a tenant; with
+        one, only a room whose ``auth_id`` is equal (rooms without an owner are refused)."""
         room = self.rooms.get(name)
         if room is None or (auth_id is not None and room.auth_id != auth_id):
             return None
         return room
 
-    def ensure_room(self, name: str, auth_id: Optional[str]) -> Room:
-        """Return room ``name``, creating it (owned by ``auth_id``) when missing.
+    def create_room(self, name: str, max_participants: int = 0) -> Room:
+        """Create room ``name`` (it must not exist) and start its empty timeout."""
+        room = Room(name, max_participants=max_participants)
+        self.rooms[name] = room
+        self._schedule_expiry(room, self.empty_timeout)
+        return room
+
+    def ensure_room(self, name: str, auth_id: Optional[str], *, sayna: bool = True) -> Room:
+        """Return room ``name``, creating it when missing, and mark it for ``auth_id``.
+
+        A room without an owner is adopted by ``auth_id`` (section 1.6). ``sayna`` rooms
+        are created with Sayna's ``max_participants`` of 3.
 
         Raises:
-            AccessDenied: the room exists and is not owned by ``auth_id``.
+            AccessDenied: the room is owned by another tenant.
         """
         room = self.rooms.get(name)
         if room is None:
-            room = Room(name)
-            if auth_id is not None:
+            room = self.create_room(name, SAYNA_ROOM_MAX_PARTICIPANTS if sayna else 0)
+        if auth_id is not None:
+            owner = room.auth_id
+            if owner is None:
                 room.set_auth_id(auth_id)
-            self.rooms[name] = room
-        elif auth_id is not None and room.auth_id != auth_id:
-            raise AccessDenied(name)
+            elif owner != auth_id:
+                raise AccessDenied(name)
         return room
 
     def list_rooms(self, auth_id: Optional[str]) -> list[Room]:
@@ -235,24 +300,55 @@ class LiveKitSim:
 
     def join(self, room: Room, participant: Participant) -> None:
         """Add ``participant``; every other agent hears ``participant_connected``."""
+        self._cancel_expiry(room)
         room.participants[participant.identity] = participant
         for listener in self._listeners(room, exclude=participant.identity):
             listener.participant_connected(room, participant)
 
     def leave(self, room: Room, identity: str) -> Optional[Participant]:
-        """Remove a participant; every other agent hears ``participant_disconnected``."""
+        """Remove a participant; every other agent hears ``participant_disconnected``.
+        The last one out starts the departure timeout."""
         participant = room.participants.pop(identity, None)
         if participant is None:
             return None
         participant.state = "DISCONNECTED"
         for listener in self._listeners(room, exclude=identity):
             listener.participant_disconnected(room, participant)
+        if not room.participants and self.rooms.get(room.name) is room:
+            self._schedule_expiry(room, self.departure_timeout)
         return participant
 
     def delete_room(self, name: str) -> None:
         room = self.rooms.pop(name, None)
         if room is not None:
+            self._cancel_expiry(room)
             room.participants.clear()
+
+    def close(self) -> None:
+        """Cancel every pending expiry (the server is stopping)."""
+        for room in self.rooms.values():
+            self._cancel_expiry(room)
+
+    def _schedule_expiry(self, room: Room, timeout: Optional[float]) -> None:
+        self._cancel_expiry(room)
+        if timeout is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # created outside the server's loop: nothing to schedule
+            return
+        room.expiry = loop.call_later(timeout, self._expire, room)
+
+    def _expire(self, room: Room) -> None:
+        room.expiry = None
+        if not room.participants and self.rooms.get(room.name) is room:
+            del self.rooms[room.name]
+
+    @staticmethod
+    def _cancel_expiry(room: Room) -> None:
+        if room.expiry is not None:
+            room.expiry.cancel()
+            room.expiry = None
 
     def publish_data(
         self, room: Room, identity: Optional[str], payload: bytes, topic: Optional[str]

@@ -69,7 +69,7 @@ def engine_for_provider(provider: str, default_engine: str) -> str:
         return name
     if name in _REAL_PROVIDERS:
         return default_engine
-    raise ProviderError(f"Unsupported provider: {provider}")
+    raise ProviderError(f"Unsupported provider: {name}")
 
 
 def validate_auth(provider: str, auth: Any) -> None:
@@ -145,9 +145,10 @@ def tts_request(config: dict[str, Any], text: str) -> TTSRequest:
     )
 
 
-def stt_params(config: dict[str, Any]) -> STTParams:
-    """Build recogniser parameters from a validated ``stt_config``."""
+def stt_params(config: dict[str, Any], stream_id: Optional[str] = None) -> STTParams:
+    """Build recogniser parameters from a validated ``stt_config`` (and the session's id)."""
     return STTParams(
+        stream_id=stream_id,
         language=config["language"],
         sample_rate=config["sample_rate"],
         channels=config["channels"],

@@ -19,6 +19,7 @@ from .providers import (
 from .schemas import SPEAK
 from .session import Session
 from .state import STATE_KEY, ServerState
+from .validation import tts_build_error
 from .web_util import Rejection, auth_id, error, json_response, read_json
 
 __all__ = ["add_core_routes", "state_of"]
@@ -57,6 +58,12 @@ async def speak(request: web.Request) -> web.Response:
         validate_auth(provider, config.get("auth"))
     except ProviderError as exc:
         return error(400, str(exc))
+    problem = tts_build_error(config)
+    if problem is not None:
+        # 400 needs a request-scoped auth object and a configuration error (section 2).
+        return error(
+            400 if config.get("auth") else 500, f"Failed to create TTS provider: {problem}"
+        )
     try:
         engine = state.engine(engine_name)
     except EngineUnavailable as exc:

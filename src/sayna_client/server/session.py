@@ -18,7 +18,7 @@ from aiohttp import WSMsgType, web
 
 from .engines import EngineUnavailable
 from .faults import MALFORMED_FRAMES
-from .livekit import AccessDenied, Participant, Room, Track, new_id
+from .livekit import AccessDenied, Participant, Room, Track, access_token, new_id
 from .loading import LoadingClip, LoadingError, decode_loading_audio
 from .outbound import Close, Item, Outbound, Raw
 from .providers import (
@@ -35,6 +35,7 @@ from .schemas import parse_client_message_async
 from .serde import SerdeError
 from .sip import validate_phone
 from .state import ServerState
+from .validation import ConfigRejected, check_voice_config
 from .voice import SpeechFinalGate, TTSPipeline, now_ms
 
 __all__ = ["Session"]
@@ -279,7 +280,8 @@ class Session:
             validate_auth(stt_config["provider"], stt_config.get("auth"))
             tts_name = engine_for_provider(tts_config["provider"], default)
             validate_auth(tts_config["provider"], tts_config.get("auth"))
-        except ProviderError as exc:
+            check_voice_config(stt_config, tts_config)
+        except (ProviderError, ConfigRejected) as exc:
             self._error(str(exc))
             return False
         try:
@@ -289,13 +291,18 @@ class Session:
             self._error(f"Failed to create voice manager: {exc}")
             return False
         try:
-            stream = stt_engine.open_stt(stt_params(stt_config))
+            stream = stt_engine.open_stt(stt_params(stt_config, self.stream_id))
         except Exception as exc:
             logger.warning("engine %s could not start STT: %s", stt_name, exc)
             self._error(f"Failed to start voice manager: {exc}")
             return False
-        self.stt = SpeechFinalGate(stream, self.send)
-        self.tts = TTSPipeline(tts_engine, self._emit_tts_audio, self.send)
+        tts = TTSPipeline(
+            tts_engine, self._emit_tts_audio, self.send, realtime=self.state.config.tts_realtime
+        )
+        self.stt = SpeechFinalGate(
+            stream, self.send, suppressed=lambda: not tts.interruptible(), engine_name=stt_name
+        )
+        self.tts = tts
         self.tts_config = tts_config
         self.record.stt_engine, self.record.tts_engine = stt_engine.name, tts_engine.name
         logger.info(
@@ -319,10 +326,21 @@ class Session:
             self._error(f"Access denied: room '{name}' belongs to a different tenant")
             return False
         identity = livekit.get("sayna_participant_identity") or "sayna-ai"
+        display = livekit.get("sayna_participant_name") or "Sayna AI"
+        config = self.state.config
         agent = Participant(
             identity=identity,
-            name=livekit.get("sayna_participant_name") or "Sayna AI",
-            kind="AGENT",
+            name=display,
+            token=access_token(
+                config.livekit_api_key,
+                config.livekit_api_secret,
+                identity,
+                display,
+                name,
+                agent=True,
+                can_publish=audio,
+            ),
+            kind="STANDARD",  # Sayna's token marks no kind: LiveKit lists it as STANDARD
             listener=self,
             audio_mode=audio,
             tracks=[Track(new_id("TR_"), "audio", "tts-audio")] if audio else [],

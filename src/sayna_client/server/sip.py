@@ -223,28 +223,37 @@ class SipHooks:
 
 
 def parse_sip_host(value: str) -> Optional[str]:
-    """Extract the routing domain from a ``sip.h.to`` / ``sip.h.x-to-ip`` header value."""
+    """The routing host of a ``sip.h.to`` / ``sip.h.x-to-ip`` value, as the real server's
+    ``parse_sip_domain`` computes it (section 9.1), or ``None`` for no host.
+
+    ``sip:``/``sips:`` URIs (lower-case scheme) keep their ``:port``; plain hosts (the
+    ``x-to-ip`` form) lose a numeric one. The real parser panics when the first ``>``
+    comes before the first ``<``; here that value gives no host.
+    """
     text = value.strip()
-    if "<" in text and ">" in text:
-        text = text[text.index("<") + 1 : text.index(">", text.index("<"))]
-    text = text.split(";", 1)[0].strip()
-    lowered = text.lower()
-    for scheme in ("sips:", "sip:"):
-        if lowered.startswith(scheme):
-            rest = text[len(scheme) :]
-            domain = rest.split("@", 1)[1] if "@" in rest else rest
-            domain = _strip_port(domain)
-            return domain.lower() or None
-    if "@" in text or " " in text or "." not in text:
+    if not text:
         return None
-    return _strip_port(text).lower() or None
-
-
-def _strip_port(host: str) -> str:
-    head, sep, port = host.rpartition(":")
-    if sep and port.isdigit():
-        return head
-    return host
+    if "<" in text and ">" in text:
+        start, end = text.index("<"), text.index(">")
+        if end < start:
+            return None
+        text = text[start + 1 : end]
+    text = text.split(";", 1)[0]
+    if text.startswith(("sip:", "sips:")) and "@" in text:
+        return text.split("@", 1)[1].strip().lower()
+    plain = text.strip()
+    if (
+        not plain
+        or plain.startswith(("sip:", "sips:"))
+        or "." not in plain
+        or " " in plain
+        or "@" in plain
+    ):
+        return None
+    head, sep, port = plain.rpartition(":")
+    if sep and port and port.isascii() and port.isdigit():
+        plain = head
+    return plain.lower()
 
 
 def webhook_body(
@@ -274,8 +283,9 @@ def webhook_body(
 def match_hook(participant: Participant, hooks: SipHooks) -> Optional[tuple[SipHook, str]]:
     """The hook a joining SIP participant is forwarded to, and the matched host."""
     attributes = participant.attributes
-    header = attributes.get("sip.h.x-to-ip") or attributes.get("sip.h.to")
-    if not header or "sip.phoneNumber" not in attributes:
+    # x-to-ip wins whenever present, even when it does not parse (section 9.1).
+    header = attributes.get("sip.h.x-to-ip", attributes.get("sip.h.to"))
+    if header is None or "sip.phoneNumber" not in attributes:
         return None
     if "sip.trunkPhoneNumber" not in attributes:
         return None

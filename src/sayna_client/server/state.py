@@ -16,7 +16,7 @@ from .engines import EngineUnavailable, get_engine
 from .engines.base import Engine, Voice
 from .engines.fake import FakeEngine
 from .faults import Faults
-from .livekit import LiveKitSim, Participant, Room
+from .livekit import DEPARTURE_TIMEOUT, EMPTY_TIMEOUT, LiveKitSim, Participant, Room
 from .recording import RecordingStore
 from .records import AUDIO_KEEP_LIMIT, RECORDS_KEEP_LIMIT, DataPacketRecord, Records
 from .sip import HookHosts, SipHook, SipHooks, deliver_webhook, match_hook, webhook_body
@@ -51,6 +51,9 @@ class ServerConfig:
     keep_records: int = RECORDS_KEEP_LIMIT
     sip_hook_hosts: Optional[frozenset[str]] = None
     keep_audio: int = AUDIO_KEEP_LIMIT
+    tts_realtime: bool = True
+    room_departure_timeout: Optional[float] = DEPARTURE_TIMEOUT
+    room_empty_timeout: Optional[float] = EMPTY_TIMEOUT
 
     @property
     def livekit_configured(self) -> bool:
@@ -67,7 +70,7 @@ class ServerState:
         self.faults = faults
         self.auth = Authenticator(config.api_keys)
         self.records = Records(config.keep_audio, config.keep_records)
-        self.livekit = LiveKitSim()
+        self.livekit = LiveKitSim(config.room_departure_timeout, config.room_empty_timeout)
         self.recordings = RecordingStore()
         self.hooks = SipHooks(config_hooks)
         self.hook_hosts = HookHosts(config.sip_hook_hosts)
@@ -96,6 +99,13 @@ class ServerState:
             self._engines[name] = engine
         return engine
 
+    def fake_engine(self) -> FakeEngine:
+        """The ``fake`` engine (holds the scripted speech)."""
+        engine = self.engine("fake")
+        if not isinstance(engine, FakeEngine):  # pragma: no cover - engine() makes one
+            raise RuntimeError("the fake engine slot holds another engine")
+        return engine
+
     def voices(self) -> dict[str, list[Voice]]:
         """Default engine catalogue plus the fake catalogue (never fails)."""
         catalogue: dict[str, list[Voice]] = {}
@@ -119,6 +129,7 @@ class ServerState:
         """Close sessions, cancel tasks, close the webhook client."""
         for session in list(self.sessions):
             await session.shutdown()
+        self.livekit.close()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

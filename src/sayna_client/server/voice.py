@@ -5,9 +5,11 @@ task so the session keeps reading frames meanwhile. ``tts_playback_complete`` fo
 a request's last chunk only when nothing else is queued; ``clear`` cancels queued and
 in-flight work (no completion) unless the latest ``speak`` forbade interruption.
 
-STT (section 6.8): empty non-speech-final finals are suppressed, and a speech-final is
-forced (empty transcript, confidence 1.0) 1.8 s after the last final, or 5 s after the
-first final of a segment, when the engine has not sent one itself.
+STT (section 6.8): engine results pass as they are (a speech-final carries its text);
+empty non-speech-final finals are suppressed, results are dropped while
+non-interruptible speech plays, and a speech-final is forced (empty transcript,
+confidence 1.0) 1.8 s after the last segment final, or 5 s after the first final of a
+segment, when the engine has not sent one itself.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ __all__ = ["SpeechFinalGate", "TTSPipeline", "now_ms"]
 
 logger = logging.getLogger("sayna_client.server")
 
+#: Seconds from a ``speak`` being taken up to its first audio chunk (paced mode).
+FIRST_AUDIO_DELAY = 0.1
 FORCE_AFTER_FINAL = 1.8
 FORCE_HARD_CAP = 5.0
 DEDUPE_WINDOW = 0.5
@@ -42,6 +46,10 @@ class TTSPipeline:
         engine: synthesizes each request.
         emit_audio: receives every chunk in order (WS binary frame or LiveKit track).
         emit_json: receives ``error`` and ``tts_playback_complete`` messages.
+        realtime: pace audio like speech: the first chunk of each request after
+            :data:`FIRST_AUDIO_DELAY`, then each chunk when the audio before it has
+            played, so ``clear`` during speech cuts it. ``False`` sends chunks as fast
+            as the engine makes them (benchmarks).
     """
 
     def __init__(
@@ -49,8 +57,10 @@ class TTSPipeline:
         engine: Engine,
         emit_audio: Callable[[bytes], Awaitable[None]],
         emit_json: Callable[[dict[str, Any]], None],
+        realtime: bool = True,
     ) -> None:
         self._engine = engine
+        self._realtime = realtime
         self._emit_audio = emit_audio
         self._emit_json = emit_json
         self._queue: deque[TTSRequest] = deque()
@@ -106,9 +116,19 @@ class TTSPipeline:
         while self._queue:
             request = self._queue.popleft()
             self._busy = True
+            # Sayna's playback estimate assumes 16-bit PCM whatever the format (6.7).
             bytes_per_second = max(1, request.sample_rate * 2)
+            fmt = request.audio_format.strip().lower()
+            wire_rate = max(1, request.sample_rate * (1 if fmt in ("mulaw", "ulaw") else 2))
+            start = loop.time() + FIRST_AUDIO_DELAY
+            played = 0.0
             try:
                 async for chunk in self._engine.synthesize(request):
+                    if self._realtime:
+                        delay = start + played - loop.time()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                        played += len(chunk) / wire_rate
                     self._playback_end = (
                         max(self._playback_end, loop.time()) + len(chunk) / bytes_per_second
                     )
@@ -125,16 +145,44 @@ class TTSPipeline:
 
 
 class SpeechFinalGate:
-    """Filters engine transcripts and forces speech-finals on a wall-clock timer."""
+    """Sayna's own filter between an engine and the client (section 6.8).
 
-    def __init__(self, stream: STTStream, emit: Callable[[dict[str, Any]], None]) -> None:
+    * Provider results pass as they are; a speech-final keeps its text.
+    * An ``is_final`` with a blank transcript that is not speech-final is dropped.
+    * While ``suppressed()`` is true (non-interruptible speech playing, section 6.7)
+      every engine result is dropped, not queued.
+    * A delivered ``is_final`` that is not speech-final arms the forced speech-final:
+      ``("", is_final, is_speech_final, 1.0)`` 1.8 s after the latest such final, or
+      5 s after the first of the segment, unless the engine's speech-final came first.
+      The forced result bypasses ``suppressed()``.
+    * An engine speech-final arriving less than 500 ms after a forced one, with a
+      transcript equal to the segment text buffered when it fired, is dropped.
+
+    Args:
+        stream: the engine's recogniser.
+        emit: receives each ``stt_result`` to send.
+        suppressed: whether results are dropped now (default: never).
+        engine_name: named in the warning about an engine's empty speech-final.
+    """
+
+    def __init__(
+        self,
+        stream: STTStream,
+        emit: Callable[[dict[str, Any]], None],
+        suppressed: Optional[Callable[[], bool]] = None,
+        engine_name: str = "engine",
+    ) -> None:
         self.stream = stream
         self._emit = emit
+        self._suppressed = suppressed
+        self._engine_name = engine_name
         self._lock = asyncio.Lock()
         self._timer: Optional[asyncio.TimerHandle] = None
         self._segment_started: Optional[float] = None
+        self._buffered = ""  # the armed segment's final texts, concatenated
         self._forced_at: Optional[float] = None
-        self._finals_since_forced = 0
+        self._forced_text = ""
+        self._warned_empty = False
 
     async def feed(self, audio: bytes) -> None:
         """Feed one frame to the recogniser and emit what it produced (serialized)."""
@@ -148,18 +196,32 @@ class SpeechFinalGate:
             self.handle(result)
 
     def handle(self, result: Transcript) -> None:
+        """Apply the rules above to one engine result."""
+        if self._suppressed is not None and self._suppressed():
+            return
         loop = asyncio.get_running_loop()
         if result.is_speech_final:
-            recent = self._forced_at is not None and loop.time() - self._forced_at < DEDUPE_WINDOW
+            if not result.transcript and self._buffered and not self._warned_empty:
+                self._warned_empty = True
+                logger.warning(
+                    "engine %s ended an utterance with an empty speech-final; real providers "
+                    "mark the last final speech-final with its text (Transcript.speech_final)",
+                    self._engine_name,
+                )
+            forced_at, forced_text = self._forced_at, self._forced_text
             self._reset_timer()
-            if recent and self._finals_since_forced == 0:
+            if (
+                forced_at is not None
+                and loop.time() - forced_at < DEDUPE_WINDOW
+                and result.transcript == forced_text
+            ):
                 return
             self._emit(result.to_wire())
             return
         if result.is_final:
-            if not result.transcript:
+            if not result.transcript.strip():
                 return
-            self._finals_since_forced += 1
+            self._buffered += result.transcript
             if self._segment_started is None:
                 self._segment_started = loop.time()
             delay = min(FORCE_AFTER_FINAL, self._segment_started + FORCE_HARD_CAP - loop.time())
@@ -172,7 +234,7 @@ class SpeechFinalGate:
         self._timer = None
         self._segment_started = None
         self._forced_at = asyncio.get_running_loop().time()
-        self._finals_since_forced = 0
+        self._forced_text, self._buffered = self._buffered, ""
         forced = Transcript("", is_final=True, is_speech_final=True, confidence=1.0)
         self._emit(forced.to_wire())
 
@@ -181,10 +243,12 @@ class SpeechFinalGate:
             self._timer.cancel()
             self._timer = None
         self._segment_started = None
+        self._buffered = ""
         self._forced_at = None
-        self._finals_since_forced = 0
+        self._forced_text = ""
 
     def close(self) -> None:
+        """Cancel the forced speech-final and release the recogniser."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

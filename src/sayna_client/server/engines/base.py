@@ -15,7 +15,7 @@ import abc
 import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 # One mu-law implementation for the SDK and the server; re-exported via __all__.
 from sayna_client.audio import linear16_to_mulaw, mulaw_to_linear16
@@ -57,16 +57,49 @@ class STTParams:
     encoding: str = "linear16"
     model: str = ""
     punctuation: bool = True
+    #: The session's ``stream_id`` (scripted speech can target one session); ``None``
+    #: when the recogniser is not tied to a session (``POST /speak`` round trips, tests).
+    stream_id: Optional[str] = None
 
 
 @dataclass(frozen=True)
 class Transcript:
-    """One ``stt_result`` the session will send."""
+    """One ``stt_result`` the session will send.
+
+    The shapes an engine may produce (protocol section 6.8), best built with the
+    constructors below:
+
+    * :meth:`interim` - a hypothesis that may still change (``is_final`` false);
+    * :meth:`speech_final` - the end of an utterance: final **and** speech-final,
+      carrying the utterance's text, as every real provider sends it. Agents wait for
+      ``is_final and is_speech_final and transcript``;
+    * :meth:`segment_final` - a final that does not end the utterance (Deepgram splits
+      long speech this way); the utterance must still end in a :meth:`speech_final`.
+
+    An engine never sends an empty speech-final: ``("", is_final, is_speech_final)`` is
+    Sayna's own forced speech-final, which the session produces itself when a
+    segment final is not followed by a speech-final in time.
+    """
 
     transcript: str
     is_final: bool
     is_speech_final: bool
     confidence: float = 1.0
+
+    @classmethod
+    def interim(cls, text: str, confidence: float) -> Transcript:
+        """A non-final hypothesis."""
+        return cls(text, is_final=False, is_speech_final=False, confidence=confidence)
+
+    @classmethod
+    def speech_final(cls, text: str, confidence: float) -> Transcript:
+        """The utterance's last final, marked speech-final, with its (non-empty) text."""
+        return cls(text, is_final=True, is_speech_final=True, confidence=confidence)
+
+    @classmethod
+    def segment_final(cls, text: str, confidence: float) -> Transcript:
+        """A final that is not the end of the utterance (a speech-final follows)."""
+        return cls(text, is_final=True, is_speech_final=False, confidence=confidence)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -106,6 +139,10 @@ class STTStream(abc.ABC):
     ``feed`` receives the client's binary frames exactly as sent (format per
     :class:`STTParams`) and returns the results that became available. It must
     never raise on odd input sizes: the real server forwards frames untouched.
+
+    Result shapes follow :class:`Transcript`: each utterance ends in a
+    :meth:`Transcript.speech_final` that carries its text. The session warns in the
+    log when an engine ends an utterance with an empty speech-final instead.
     """
 
     @abc.abstractmethod

@@ -6,14 +6,28 @@ table) followed by 60 ms of silence, both divided by ``speaking_rate``, delivere
 and transcribes each burst as the word ``"word"``; every decision is driven by audio
 time (samples received), never the wall clock, so a TTS -> STT round trip recovers the
 word count deterministically.
+
+Utterances end as real providers end them (protocol section 6.8): 300 ms of silence
+after the last burst produce one result that is final **and** speech-final and carries
+the utterance's text. Interim results show the words heard so far every 200 ms of
+speech.
+
+Scripted speech: a :class:`SpeechScript` (one per engine, filled through
+``LocalServer.script_speech`` or ``POST /_local/speech``) says what the caller "says":
+the next utterance's whole text (``unit="utterance"``) or the next burst's word(s)
+(``unit="burst"``); without a script every burst is ``"word"``.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from array import array
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Optional
 
 from .base import (
     Engine,
@@ -27,7 +41,7 @@ from .base import (
     wav_header,
 )
 
-__all__ = ["FakeEngine", "FakeSTTStream"]
+__all__ = ["SCRIPT_UNITS", "FakeEngine", "FakeSTTStream", "ScriptedLine", "SpeechScript"]
 
 #: Burst frequencies (Hz), cycled by word index.
 FREQUENCIES = (440.0, 523.25, 587.33, 659.25, 698.46, 783.99, 880.0, 987.77)
@@ -48,8 +62,12 @@ _QUIET_HIGH_BYTES = bytes(
 MIN_BURST_FRAMES = 4  # 40 ms of speech make a burst
 MIN_GAP_FRAMES = 4  # 40 ms of silence separate bursts
 INTERIM_FRAMES = 20  # an interim result every 200 ms of audio while speaking
-FINAL_SILENCE_FRAMES = 30  # 300 ms of silence end a segment
-SPEECH_FINAL_SILENCE_FRAMES = 70  # 700 ms of silence end the utterance
+FINAL_SILENCE_FRAMES = 30  # 300 ms of silence end the utterance (final + speech-final)
+FINAL_CONFIDENCE = 0.99
+INTERIM_CONFIDENCE = 0.9
+
+#: What one scripted line stands for.
+SCRIPT_UNITS = ("utterance", "burst")
 
 _VOICES = (
     Voice("fake-alpha", "Alpha", "", "American", "Female", "English"),
@@ -77,6 +95,80 @@ def render_words(words: list[str], sample_rate: int, speaking_rate: float = 1.0)
     return bytes(out)
 
 
+@dataclass(frozen=True)
+class ScriptedLine:
+    """One scripted piece of speech.
+
+    Attributes:
+        text: the transcript (``unit="utterance"``) or the burst's word(s) (``"burst"``).
+        unit: ``"utterance"`` or ``"burst"``.
+        stream_id: only the session with this ``stream_id`` hears it; ``None`` = any.
+    """
+
+    text: str
+    unit: str = "utterance"
+    stream_id: Optional[str] = None
+
+    def to_wire(self) -> dict[str, Optional[str]]:
+        return {"text": self.text, "unit": self.unit, "stream_id": self.stream_id}
+
+
+class SpeechScript:
+    """A FIFO of :class:`ScriptedLine` consumed by fake recognisers.
+
+    A recogniser takes the first line meant for its session (``stream_id`` equal or
+    ``None``) when an utterance starts (``unit="utterance"``: the line is the whole
+    final text) or when a burst starts (``unit="burst"``: the line is that burst's
+    text; the final joins them). Thread-safe: the control routes and tests may add
+    lines while sessions consume them.
+    """
+
+    def __init__(self) -> None:
+        self._lines: deque[ScriptedLine] = deque()
+        self._lock = threading.Lock()
+
+    def add(
+        self, texts: Iterable[str], unit: str = "utterance", stream_id: Optional[str] = None
+    ) -> list[ScriptedLine]:
+        """Queue ``texts`` in order; returns the lines now pending.
+
+        Raises:
+            ValueError: ``unit`` is not one of :data:`SCRIPT_UNITS`, or a text is not a
+                non-blank string.
+        """
+        if unit not in SCRIPT_UNITS:
+            raise ValueError(f"unit must be one of {', '.join(SCRIPT_UNITS)}, not {unit!r}")
+        lines = []
+        for text in texts:
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"scripted speech must be non-blank strings, not {text!r}")
+            lines.append(ScriptedLine(" ".join(text.split()), unit, stream_id))
+        with self._lock:
+            self._lines.extend(lines)
+            return list(self._lines)
+
+    def pending(self) -> list[ScriptedLine]:
+        """The lines not yet heard, in order."""
+        with self._lock:
+            return list(self._lines)
+
+    def clear(self) -> None:
+        """Forget every pending line."""
+        with self._lock:
+            self._lines.clear()
+
+    def take(self, unit: str, stream_id: Optional[str]) -> Optional[str]:
+        """Pop the first line for ``stream_id`` if it has ``unit``; else ``None``."""
+        with self._lock:
+            for line in self._lines:
+                if line.stream_id is None or line.stream_id == stream_id:
+                    if line.unit != unit:
+                        return None
+                    self._lines.remove(line)
+                    return line.text
+        return None
+
+
 class FakeEngine(Engine):
     """Deterministic, dependency-free engine.
 
@@ -84,12 +176,17 @@ class FakeEngine(Engine):
         voice_aliases: extra provider keys under which ``voices()`` repeats the fake
             catalogue (the server passes ``("deepgram", "elevenlabs")`` when fake is
             its default engine, so production-style code finds voices).
+        script: scripted speech shared by this engine's recognisers (a new empty one
+            by default); see :class:`SpeechScript`.
     """
 
     name = "fake"
 
-    def __init__(self, voice_aliases: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, voice_aliases: tuple[str, ...] = (), script: Optional[SpeechScript] = None
+    ) -> None:
         self._aliases = voice_aliases
+        self.script = script if script is not None else SpeechScript()
 
     def voices(self) -> dict[str, list[Voice]]:
         return {key: list(_VOICES) for key in ("fake", *self._aliases)}
@@ -107,7 +204,7 @@ class FakeEngine(Engine):
             yield encode_output(pcm[start : start + chunk], request.audio_format)
 
     def open_stt(self, params: STTParams) -> STTStream:
-        return FakeSTTStream(params)
+        return FakeSTTStream(params, self.script)
 
 
 def _surely_quiet(audio: bytearray, start: int, end: int) -> bool:
@@ -129,18 +226,20 @@ def _is_speech(audio: bytearray, start: int, end: int) -> bool:
 class FakeSTTStream(STTStream):
     """Energy-based burst counter; see the module docstring for the timing rules."""
 
-    def __init__(self, params: STTParams) -> None:
+    def __init__(self, params: STTParams, script: Optional[SpeechScript] = None) -> None:
         self._mulaw = params.encoding.strip().lower() in ("mulaw", "ulaw")
         channels = max(1, params.channels)
         self._frame_bytes = max(1, params.sample_rate * FRAME_MS // 1000) * channels * 2
+        self._script = script
+        self._stream_id = params.stream_id
         self._pending = bytearray()
         self._speech_run = 0
         self._silence_run = 0
         self._in_burst = False
-        self._words = 0  # bursts in the current segment
+        self._words: list[str] = []  # what each burst of the current utterance said
+        self._utterance: Optional[str] = None  # scripted text of the whole utterance
         self._segment_active = False
         self._frames_since_interim = 0
-        self._awaiting_speech_final = False
 
     async def feed(self, audio: bytes) -> list[Transcript]:
         if self._mulaw:
@@ -165,12 +264,33 @@ class FakeSTTStream(STTStream):
             results.append(self._final())
         return results
 
+    def _text(self, final: bool) -> str:
+        if self._utterance is None:
+            return " ".join(self._words)
+        if final:
+            return self._utterance
+        # Interims reveal the scripted utterance one word per burst heard so far.
+        words = self._utterance.split()
+        return " ".join(words[: min(len(self._words), len(words))])
+
     def _final(self) -> Transcript:
-        transcript = " ".join(["word"] * self._words)
+        result = Transcript.speech_final(self._text(final=True), FINAL_CONFIDENCE)
         self._segment_active = False
-        self._words = 0
-        self._awaiting_speech_final = True
-        return Transcript(transcript, is_final=True, is_speech_final=False, confidence=0.99)
+        self._words = []
+        self._utterance = None
+        return result
+
+    def _burst_started(self) -> None:
+        script = self._script
+        if not self._segment_active:
+            self._segment_active = True
+            self._frames_since_interim = 0
+            if script is not None:
+                self._utterance = script.take("utterance", self._stream_id)
+        word: Optional[str] = None
+        if script is not None and self._utterance is None:
+            word = script.take("burst", self._stream_id)
+        self._words.append(word if word is not None else "word")
 
     def _step(self, speech: bool, results: list[Transcript]) -> None:
         if speech:
@@ -178,10 +298,7 @@ class FakeSTTStream(STTStream):
             self._speech_run += 1
             if self._speech_run >= MIN_BURST_FRAMES and not self._in_burst:
                 self._in_burst = True
-                self._words += 1
-                if not self._segment_active:
-                    self._segment_active = True
-                    self._frames_since_interim = 0
+                self._burst_started()
         else:
             self._speech_run = 0
             self._silence_run += 1
@@ -191,16 +308,6 @@ class FakeSTTStream(STTStream):
             self._frames_since_interim += 1
             if self._frames_since_interim >= INTERIM_FRAMES and self._in_burst:
                 self._frames_since_interim = 0
-                results.append(
-                    Transcript(
-                        " ".join(["word"] * self._words),
-                        is_final=False,
-                        is_speech_final=False,
-                        confidence=0.9,
-                    )
-                )
+                results.append(Transcript.interim(self._text(final=False), INTERIM_CONFIDENCE))
             if self._silence_run >= FINAL_SILENCE_FRAMES:
                 results.append(self._final())
-        if self._awaiting_speech_final and self._silence_run >= SPEECH_FINAL_SILENCE_FRAMES:
-            self._awaiting_speech_final = False
-            results.append(Transcript("", is_final=True, is_speech_final=True, confidence=1.0))

@@ -1,0 +1,226 @@
+"""Issue #15 item 6: TTS paced like real speech, LiveKit room expiry, the config file.
+
+* TTS audio (section 6.7) arrives at about real time after a short first-audio delay,
+  so ``clear`` during speech cuts it; ``tts_realtime=False`` / ``--fast-tts`` sends it
+  as fast as it is made (benchmarks).
+* Rooms everyone left close after LiveKit's ``departure_timeout`` (20 s), rooms nobody
+  joined after its ``empty_timeout`` (300 s).
+* ``sayna serve --config FILE`` reads the real server's config keys (JSON always, YAML
+  when PyYAML is installed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from sayna_client.server import LocalServer
+from sayna_client.server.config_file import ConfigFileError, load_config_file
+from sayna_client.server.engines.fake import render_words
+from sayna_client.server.voice import FIRST_AUDIO_DELAY
+
+from .wire import collect, configure, of_type, send
+
+
+async def test_speech_takes_as_long_as_it_sounds(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    words = ["one", "two", "three", "four", "five"]
+    duration = len(render_words(words, 16000)) / (16000 * 2)  # 0.9 s
+    loop = asyncio.get_running_loop()
+    async with http.ws_connect(server.ws_url) as ws:
+        await configure(ws)
+        started = loop.time()
+        await send(ws, {"type": "speak", "text": " ".join(words)})
+        _, audio = await collect(ws, of_type("tts_playback_complete"))
+        elapsed = loop.time() - started
+    assert audio == render_words(words, 16000)
+    # Pacing can only be late, never early: the last 20 ms chunk leaves after the audio
+    # before it has played (plus the first-audio delay).
+    assert elapsed >= FIRST_AUDIO_DELAY + duration - 0.02
+
+
+async def test_clear_during_speech_cuts_it(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    text = " ".join(["word"] * 50)  # 9 s of speech
+    async with http.ws_connect(server.ws_url) as ws:
+        await configure(ws)
+        await send(ws, {"type": "speak", "text": text})
+        first = await ws.receive(timeout=10)
+        assert first.type == aiohttp.WSMsgType.BINARY
+        await send(ws, {"type": "clear"})
+        # A barge-in: nothing of the rest arrives, and no completion for the cleared work.
+        await send(ws, {"type": "update_config", "turn_detect": {"threshold": 9}})
+        frames, audio = await collect(ws, of_type("error"))
+    assert [f["type"] for f in frames] == ["error"]
+    assert len(first.data) + len(audio) < len(render_words(["w"] * 50, 16000)) // 4
+
+
+async def test_fast_tts_sends_everything_without_pacing(http: aiohttp.ClientSession) -> None:
+    async with LocalServer(tts_realtime=False) as server, http.ws_connect(server.ws_url) as ws:
+        await configure(ws)
+        await send(ws, {"type": "speak", "text": " ".join(["word"] * 300)})  # 54 s of speech
+        _, audio = await collect(ws, of_type("tts_playback_complete"), timeout=30)
+    assert audio == render_words(["w"] * 300, 16000)
+
+
+async def test_rooms_everyone_left_expire() -> None:
+    async with LocalServer(room_departure_timeout=0.05, room_empty_timeout=0.05) as server:
+        await server.inject_participant("left", "a")
+        await server.inject_participant("stays", "b")
+        await server.inject_participant_left("left", "a")
+        await server.records.wait_for(lambda: "left" not in server.rooms)
+        assert "stays" in server.rooms
+
+
+async def test_rooms_nobody_joined_expire(http: aiohttp.ClientSession) -> None:
+    async with LocalServer(api_key="k", room_empty_timeout=0.05) as server:
+        body = {"room_name": "never", "participant_name": "n", "participant_identity": "i"}
+        headers = {"Authorization": "Bearer k"}
+        async with http.post(server.url + "/livekit/token", json=body, headers=headers) as r:
+            assert r.status == 200
+        await server.records.wait_for(lambda: "never" not in server.rooms)
+
+
+async def test_default_room_timeouts_are_livekits() -> None:
+    server = LocalServer()
+    assert (server._state.livekit.departure_timeout, server._state.livekit.empty_timeout) == (
+        20.0,
+        300.0,
+    )
+
+
+def _write(tmp_path: Path, name: str, data: object) -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_config_file_keys_are_the_real_servers(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "sayna.json",
+        {
+            "server": {"host": "127.0.0.1", "port": 0},
+            "livekit": {"url": "ws://lk:7880", "public_url": "wss://lk.example.com"},
+            "providers": {"deepgram_api_key": "ignored here"},
+            "auth": {
+                "required": True,
+                "api_secrets": [{"id": "t1", "secret": "s1"}, {"id": "t2", "secret": "s2"}],
+            },
+            "sip": {
+                "room_prefix": "call-",
+                "hook_secret": "global-secret-0123456789",
+                "hooks": [
+                    {"host": "Example-SIP.sayna.ai:5063", "url": "http://127.0.0.1:9/h"},
+                    {
+                        "host": "b.example.com",
+                        "url": "http://127.0.0.1:9/b",
+                        "auth_id": "t2",
+                        "secret": "own-secret-0123456789",
+                    },
+                ],
+            },
+        },
+    )
+    options = load_config_file(str(path))
+    assert options["livekit_url"] == "wss://lk.example.com"
+    assert options["api_keys"] == {"s1": "t1", "s2": "t2"}
+    assert options["sip_room_prefix"] == "call-"
+    assert options["hook_secret"] == "global-secret-0123456789"
+    hooks = options["sip_hooks"]
+    assert [(h.host, h.auth_id, h.secret) for h in hooks] == [
+        ("example-sip.sayna.ai:5063", "", None),
+        ("b.example.com", "t2", "own-secret-0123456789"),
+    ]
+
+
+def test_auth_is_off_unless_required(tmp_path: Path) -> None:
+    # Section 1.6: AUTH_REQUIRED false attaches no tenant, even with secrets configured.
+    path = _write(tmp_path, "a.json", {"auth": {"api_secret": "legacy"}})
+    assert "api_keys" not in load_config_file(str(path))
+    path = _write(tmp_path, "b.json", {"auth": {"required": True, "api_secret": "legacy"}})
+    assert load_config_file(str(path))["api_keys"] == {"legacy": "default"}
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"sip": {"hooks": [{"host": "h"}]}}, "needs a non-empty 'host' and 'url'"),
+        ({"auth": {"required": True}}, "no auth.api_secrets or auth.api_secret"),
+        ({"server": {"port": "x"}}, "server.port must be a port number"),
+        ([1, 2], "must hold a mapping"),
+    ],
+)
+def test_bad_config_files_name_the_problem(tmp_path: Path, data: object, problem: str) -> None:
+    path = _write(tmp_path, "bad.json", data)
+    with pytest.raises(ConfigFileError, match=problem):
+        load_config_file(str(path))
+
+
+def test_yaml_needs_pyyaml_or_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "sayna.yaml"
+    path.write_text("sip:\n  hooks:\n    - host: h.example.com\n      url: http://x/\n")
+    try:
+        import yaml  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigFileError, match="pip install pyyaml"):
+            load_config_file(str(path))
+    else:
+        assert [h.host for h in load_config_file(str(path))["sip_hooks"]] == ["h.example.com"]
+
+
+async def test_sayna_serve_loads_hooks_from_the_config_file(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    path = _write(
+        tmp_path,
+        "sayna.json",
+        {
+            "server": {"port": 0},
+            "sip": {"hooks": [{"host": "h.example.com:5063", "url": "http://127.0.0.1:9/"}]},
+        },
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sayna_client",
+        "serve",
+        "--config",
+        str(path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+        url = line.split(" listening on ")[1].split()[0]
+        async with http.get(url + "/sip/hooks") as response:
+            hooks = (await response.json())["hooks"]
+    finally:
+        process.terminate()
+        await process.wait()
+    assert [hook["host"] for hook in hooks] == ["h.example.com:5063"]
+
+
+async def test_sayna_serve_refuses_a_bad_config_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, "bad.json", {"auth": {"required": True}})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sayna_client",
+        "serve",
+        "--config",
+        str(path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    assert b"no auth.api_secrets or auth.api_secret" in err

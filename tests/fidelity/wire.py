@@ -1,0 +1,81 @@
+"""Raw-socket helpers of the fidelity suite (what a client of any language sends)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Optional
+
+import aiohttp
+
+TIMEOUT = 10.0
+STT = {
+    "provider": "deepgram",
+    "language": "en-US",
+    "sample_rate": 16000,
+    "channels": 1,
+    "punctuation": True,
+    "encoding": "linear16",
+    "model": "nova-3",
+}
+TTS = {"provider": "deepgram", "model": "", "audio_format": "linear16", "sample_rate": 16000}
+
+
+def config(**overrides: Any) -> dict[str, Any]:
+    """A valid ``config`` message; keyword arguments replace top-level keys."""
+    message: dict[str, Any] = {"type": "config", "stt_config": dict(STT), "tts_config": dict(TTS)}
+    message.update(overrides)
+    return message
+
+
+async def send(ws: aiohttp.ClientWebSocketResponse, message: dict[str, Any]) -> None:
+    await ws.send_str(json.dumps(message))
+
+
+async def recv(ws: aiohttp.ClientWebSocketResponse, timeout: float = TIMEOUT) -> Any:
+    """Next frame: a dict for text, bytes for binary, the WSMessage otherwise."""
+    msg = await ws.receive(timeout=timeout)
+    if msg.type == aiohttp.WSMsgType.TEXT:
+        return json.loads(msg.data)
+    if msg.type == aiohttp.WSMsgType.BINARY:
+        return bytes(msg.data)
+    return msg
+
+
+async def recv_json(ws: aiohttp.ClientWebSocketResponse, timeout: float = TIMEOUT) -> Any:
+    frame = await recv(ws, timeout)
+    assert isinstance(frame, dict), frame
+    return frame
+
+
+async def collect(
+    ws: aiohttp.ClientWebSocketResponse,
+    until: Callable[[dict[str, Any]], bool],
+    timeout: float = TIMEOUT,
+) -> tuple[list[Any], bytes]:
+    """JSON frames up to and including the first matching ``until``; plus all audio."""
+    frames: list[Any] = []
+    audio = bytearray()
+    while True:
+        frame = await recv(ws, timeout)
+        if isinstance(frame, bytes):
+            audio += frame
+        elif isinstance(frame, dict):
+            frames.append(frame)
+            if until(frame):
+                return frames, bytes(audio)
+        else:
+            raise AssertionError(f"unexpected frame {frame!r}")
+
+
+def of_type(kind: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda message: message.get("type") == kind
+
+
+async def configure(
+    ws: aiohttp.ClientWebSocketResponse, message: Optional[dict[str, Any]] = None
+) -> dict[str, Any]:
+    """Send ``config`` and return ``ready`` (fails if anything else comes first)."""
+    await send(ws, message or config())
+    ready = await recv_json(ws)
+    assert ready["type"] == "ready", ready
+    return dict(ready)
