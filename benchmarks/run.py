@@ -558,16 +558,19 @@ def write_report(
         "Measured by profiling and A/B runs against scratch copies of the SDK; details, "
         "causes and suggested fixes in `benchmarks/PROFILE.md`.",
         "",
-        "- **Ordering and isolation of callbacks**: plain-function callbacks run inline on "
-        "the reader task (no queue, no task switch), like raw code; async callbacks and "
-        "`events()` iterators get a mailbox and a task, one wake-up between the socket and "
-        "the consumer (a few to ~20 µs of latency on an idle client).",
-        "- **Bounded queues** (`max_queue`, oldest dropped, `EventsDropped` reported) for "
-        "async callbacks and iterators: free while the consumer keeps up. The `busy loop` "
-        "lines share the client's core with another process and count what is discarded; "
-        "before plain callbacks ran inline, such a core lost 17–25 % of a burst even with a "
-        "callback that did nothing (see `PROFILE.md`). Raw code and 0.0.18 never discard: "
-        "they hold the socket instead.",
+        "- **Ordering and isolation of callbacks**: every callback, plain or async, runs "
+        "on the session's one dispatcher task, in server order across event types, so a "
+        "slow callback never holds the socket, the heartbeat or an `events()` iterator. "
+        "The reader appends each event to the dispatcher's queue; with only plain "
+        "callbacks the dispatcher takes up to 256 queued events at once and calls them in "
+        "a tight loop, so the hop costs one append and one task wake-up per batch (a few "
+        "to ~20 µs of latency on an idle client). Iterators have their own queues.",
+        "- **Bounded queues** (`max_queue` events and `max_queue_bytes` of audio, oldest "
+        "dropped, `EventsDropped` reported) for the dispatcher and iterators: free while "
+        "the consumer keeps up. The `busy loop` lines share the client's core with another "
+        "process and count what is discarded; the reader yields every 128 frames, so the "
+        "backlog stays in aiohttp's flow-controlled buffer (see `PROFILE.md`). Raw code "
+        "and 0.0.18 never discard: they hold the socket instead.",
         "- **Typed events** (pydantic-core `validate_json` per text frame): about the cost of "
         "raw's `json.loads` into a dict, and cheaper than 0.0.18's `json.loads` + "
         "`Model(**dict)`.",

@@ -131,14 +131,14 @@ async def _working(label: str) -> AsyncIterator[None]:
 
 
 async def _cmd_health(args: argparse.Namespace) -> int:
-    async with _client(args) as client:
+    async with _client(args) as client, _working("waiting for the server"):
         health = await client.health()
     _print_json(health.model_dump())
     return 0
 
 
 async def _cmd_voices(args: argparse.Namespace) -> int:
-    async with _client(args) as client:
+    async with _client(args) as client, _working("waiting for the server"):
         voices = await client.get_voices()
     if args.json:
         _print_json({p: [v.model_dump() for v in vs] for p, vs in voices.items()})
@@ -170,11 +170,10 @@ async def _cmd_speak(args: argparse.Namespace) -> int:
         sample_rate=args.sample_rate,
         speaking_rate=args.rate,
     )
-    async with _client(args) as client:
+    async with _client(args) as client, _working("synthesizing"):
         if args.voice is not None:
             await _check_voice(client, args.provider, args.voice)
-        async with _working("synthesizing"):
-            data, headers = await client.speak_rest(args.text, tts)
+        data, headers = await client.speak_rest(args.text, tts)
     rate = int(headers.get("x-sample-rate", args.sample_rate))
     await asyncio.to_thread(audio.write_wav, args.output, data, rate)
     seconds = audio.duration_ms(len(data), rate) / 1000
@@ -183,14 +182,14 @@ async def _cmd_speak(args: argparse.Namespace) -> int:
 
 
 async def _cmd_token(args: argparse.Namespace) -> int:
-    async with _client(args) as client:
+    async with _client(args) as client, _working("waiting for the server"):
         token = await client.get_livekit_token(args.room, args.name, args.identity)
     _print_json({**token.model_dump(), "token": token.token})
     return 0
 
 
 async def _cmd_rooms(args: argparse.Namespace) -> int:
-    async with _client(args) as client:
+    async with _client(args) as client, _working("waiting for the server"):
         if args.room:
             details = await client.get_livekit_room(args.room)
             _print_json(details.model_dump())
@@ -201,7 +200,7 @@ async def _cmd_rooms(args: argparse.Namespace) -> int:
 
 
 async def _cmd_hooks(args: argparse.Namespace) -> int:
-    async with _client(args) as client:
+    async with _client(args) as client, _working("waiting for the server"):
         if args.action == "list":
             result = await client.get_sip_hooks()
         elif args.action == "set":

@@ -155,7 +155,8 @@ async def _post_burst(server: LocalServer, stream_id: str, count: int, size: int
 
 
 @pytest.mark.parametrize(
-    ("audio_kind", "done_kind"), [("async", "sync"), ("sync", "async"), ("async", "async")]
+    ("audio_kind", "done_kind"),
+    [("async", "sync"), ("sync", "async"), ("async", "async"), ("sync", "sync")],
 )
 async def test_callbacks_see_audio_then_completion_then_the_next_sentence(
     server: LocalServer, audio_kind: str, done_kind: str

@@ -44,7 +44,11 @@ def _works(python: Path) -> bool:
 
 @pytest.fixture(scope="session")
 def upstream_python() -> Path:
-    """A Python with ``sayna-client==0.0.18`` installed (skips when it cannot be had)."""
+    """A Python with ``sayna-client==0.0.18`` installed (skips when it cannot be had).
+
+    Several test sessions may start at once on one machine: a lock file serializes the
+    check-and-create, so one builds the venv and the others reuse it.
+    """
     default = Path(tempfile.gettempdir()) / (
         f"sayna-fidelity-{UPSTREAM_VERSION}-py{sys.version_info[0]}{sys.version_info[1]}"
     )
@@ -52,6 +56,20 @@ def upstream_python() -> Path:
     python = _venv_python(root)
     if _works(python):
         return python
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{root}.lock", "w") as lock:
+        try:
+            import fcntl
+
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - Windows: no concurrent runs expected
+            pass
+        if not _works(python):
+            _create(root, python)
+    return python
+
+
+def _create(root: Path, python: Path) -> None:
     try:
         venv.EnvBuilder(with_pip=True, clear=True).create(root)
         install = subprocess.run(
@@ -76,7 +94,6 @@ def upstream_python() -> Path:
             f"sayna-client=={UPSTREAM_VERSION} could not be installed from PyPI: "
             + " | ".join(tail)
         )
-    return python
 
 
 async def run_upstream(python: Path, script: str, *args: str, timeout: float = 60) -> Any:

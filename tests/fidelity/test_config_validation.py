@@ -164,6 +164,27 @@ async def test_non_fatal_errors_come_before_ready(
         assert (await recv_json(ws))["type"] == "ready"
 
 
+async def test_a_clip_for_a_zero_rate_track_is_dropped_after_an_error(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    # Section 6.11, HEAD only: the clip is converted to the track's rate (the TTS rate).
+    clip = base64.b64encode(bytes(16000)).decode()  # 500 ms of 16 kHz mono silence
+    message = config(
+        tts_config={**TTS, "sample_rate": 0},
+        livekit={"room_name": "r"},
+        loading_audio={"data": clip, "format": "pcm", "sample_rate": 16000},
+    )
+    async with http.ws_connect(server.ws_url) as ws:
+        await send(ws, message)
+        assert await recv_json(ws) == {
+            "type": "error",
+            "message": "loading audio sample rate must be non-zero",
+        }
+        assert (await recv_json(ws))["type"] == "ready"
+        await send(ws, {"type": "loading_start"})
+        assert await recv_json(ws) == {"type": "error", "message": "no loading audio configured"}
+
+
 async def test_speak_rest_reports_tts_build_errors(
     server: LocalServer, http: aiohttp.ClientSession
 ) -> None:

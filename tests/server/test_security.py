@@ -600,3 +600,99 @@ async def test_hook_url_credentials_stay_out_of_logs(
     assert "SIP webhook to http://127.0.0.1:" in text
     assert "pa55w0rd-x" not in text
     assert "t0ken-y" not in text
+
+
+# --- large messages: bounded, and the loop keeps turning (item 14) -----------------------
+
+
+class StallWatch:
+    """Measures how late a 5 ms sleep on this event loop wakes up (the server's loop too)."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._task: Optional[asyncio.Task[None]] = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(0.005)
+            self.worst = max(self.worst, loop.time() - start - 0.005)
+
+    async def __aenter__(self) -> StallWatch:
+        self._task = asyncio.ensure_future(self._run())
+        await asyncio.sleep(0.02)
+        self.worst = 0.0
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
+# Generous on purpose: the mechanism keeps stalls to milliseconds (benchmarks/server_stall.py
+# measures them); before it, these inputs held the loop for many seconds.
+STALL_LIMIT = 1.0
+
+
+async def test_huge_json_messages_neither_freeze_the_loop_nor_kill_the_session(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    from .helpers import configure
+
+    dense = '{"type":"speak","text":"hi","x":[' + ",".join(["1"] * 1_900_000) + "]}"
+    strings = (
+        '{"type":"speak","text":"hi","x":[' + ",".join(['"' + "b" * 150 + '"'] * 19_000) + "]}"
+    )
+    async with http.ws_connect(server.ws_url) as ws, StallWatch() as watch:
+        await ws.send_str(dense)
+        reply = await asyncio.wait_for(ws.receive_json(), 30)
+        assert "more than 20000 JSON values" in reply["message"]
+        await ws.send_str(strings)
+        reply = await asyncio.wait_for(ws.receive_json(), 30)
+        assert reply["message"].startswith("Audio processing is disabled")  # parsed, valid
+        await configure(ws)
+    assert watch.worst < STALL_LIMIT, watch.worst
+
+
+async def test_websocket_messages_are_bounded(http: aiohttp.ClientSession) -> None:
+    async with LocalServer() as server, StallWatch() as watch:
+        async with http.ws_connect(server.ws_url) as ws:
+            try:
+                await ws.send_str("[" + "1," * (8 * 1024 * 1024) + "1]")  # 16 MiB
+                message = await asyncio.wait_for(ws.receive(), 30)
+                assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+                assert ws.close_code == 1009
+            except (aiohttp.ClientError, ConnectionError):
+                pass  # refused while the rest was still being sent
+        async with http.get(server.url + "/") as response:
+            assert response.status == 200
+    assert watch.worst < STALL_LIMIT, watch.worst
+    async with (
+        LocalServer(max_message_bytes=8 * 1024 * 1024) as big,
+        http.ws_connect(big.ws_url) as ws,
+    ):
+        await ws.send_bytes(bytes(6 * 1024 * 1024))
+        record = await big.records.wait_for(lambda: big.records.sessions)
+        await big.records.wait_for(lambda: record[0].audio_bytes == 6 * 1024 * 1024, 30)
+    with pytest.raises(ValueError, match="max_message_bytes"):
+        LocalServer(max_message_bytes=65 * 1024 * 1024)
+
+
+async def test_a_large_rest_body_does_not_freeze_the_loop(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    dense = b'{"hooks":[' + b",".join([b"1"] * 950_000) + b"]}"
+    hook = '{"host":"h%d.test","url":"http://127.0.0.1:9/x","auth_id":""}'
+    many = ('{"hooks":[' + ",".join(hook % i for i in range(1001)) + "]}").encode()
+    headers = {"Content-Type": "application/json"}
+    async with StallWatch() as watch:
+        async with http.post(
+            server.url + "/sip/hooks", data=io.BytesIO(dense), headers=headers
+        ) as response:
+            assert response.status == 400
+            assert "more than 20000 JSON values" in await response.text()
+        async with http.post(server.url + "/sip/hooks", data=many, headers=headers) as response:
+            assert response.status == 400
+            assert "at most 1000 runtime hooks" in (await response.json())["error"]
+    assert watch.worst < STALL_LIMIT, watch.worst

@@ -10,6 +10,11 @@ callbacks see events exactly in the order the server sent them, across event typ
 and a slow callback delays later callbacks only: the reader, the keepalive and the
 ``events()`` / ``turns()`` iterators (each with its own mailbox) go on.
 
+Cost: while every callback is a plain function, the dispatcher takes what is queued
+(up to 256 events) at once and calls them in a tight loop; otherwise it takes one event
+at a time (an ``async`` callback suspends it anyway). Either way it lets other tasks
+run after 256 events in a row.
+
 Overflow: when the dispatcher falls ``max_queue`` events (or ``max_queue_bytes`` of
 audio) behind, the oldest queued events are discarded and the error callbacks receive
 one :class:`EventsDropped` before the next event. A callback that raises is logged and
@@ -21,6 +26,7 @@ report is only logged, so reports never loop.
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import logging
 from typing import Any, Callable, Optional
@@ -77,13 +83,15 @@ class Subscriptions:
     dispatch already under way keeps the tuple it started with.
     """
 
-    __slots__ = ("_all", "audio", "by_type")
+    __slots__ = ("_all", "all_plain", "audio", "by_type")
 
     def __init__(self) -> None:
         self._all: list[Subscription] = []
         self.by_type: dict[str, tuple[Subscription, ...]] = {}
         #: ``by_type["tts_audio"]`` (or empty), for the hottest path.
         self.audio: tuple[Subscription, ...] = ()
+        #: No callback is a coroutine function.
+        self.all_plain = True
 
     def __iter__(self) -> Any:
         return iter(self._all)
@@ -110,6 +118,7 @@ class Subscriptions:
                 by_type.setdefault(event_type, []).append(subscription)
         self.by_type = {event_type: tuple(subs) for event_type, subs in by_type.items()}
         self.audio = self.by_type.get("tts_audio", ())
+        self.all_plain = not any(s.is_async for s in self._all)
 
 
 class Notice:
@@ -136,7 +145,7 @@ class Dispatcher(Mailbox):
     two sessions never overlap.
     """
 
-    __slots__ = ("_after", "_report", "_subs", "_task")
+    __slots__ = ("_after", "_report", "_spare", "_subs", "_task")
 
     def __init__(
         self,
@@ -152,6 +161,8 @@ class Dispatcher(Mailbox):
         self._report = report
         self._after = after
         self._task: Optional[asyncio.Task[None]] = None
+        #: The other queue of the plain-function batches (see _loop).
+        self._spare: Optional[collections.deque[Any]] = None
 
     # --- the reader's side ---------------------------------------------------------
 
@@ -161,8 +172,11 @@ class Dispatcher(Mailbox):
         items.append(item)
         if len(items) > self._limit:
             self._shed()
-        if self._waiter is not None:
-            self._wake()
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
         elif self._task is None:
             self._start()
 
@@ -173,8 +187,11 @@ class Dispatcher(Mailbox):
         size = self._bytes = self._bytes + len(data)
         if size > self._max_bytes or len(items) > self._limit:
             self._shed()
-        if self._waiter is not None:
-            self._wake()
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
         elif self._task is None:
             self._start()
 
@@ -217,71 +234,114 @@ class Dispatcher(Mailbox):
                 self.discard()
 
     async def _loop(self) -> None:
-        # The per-event path, run for every frame of every session: the queue is read in
-        # place, up to _YIELD_EVERY events per loop turn. Nothing else can put while
-        # this task runs (the reader runs only while it is suspended), so the overflow
-        # report is looked at, and the audio bytes taken are subtracted, only around a
-        # suspension: after one, the run ends and the queue is looked at again.
-        items = self._items
-        popleft = items.popleft
+        # The per-event path, run for every frame of every session. Nothing else can put
+        # while this task runs (the reader runs only while it is suspended), so the
+        # overflow report is looked at, and the audio bytes handled are subtracted, only
+        # around a suspension; after one, the queue is looked at again.
         subs = self._subs
         isawaitable = inspect.isawaitable
+        create_future = asyncio.get_running_loop().create_future
+        handled = 0  # events since this task last let others run
         while True:
             if self._dropped:
                 await self._dropped_report()
+            items = self._items
             if not items:
                 if self._closed:
                     return
-                await self.wait()
+                handled = 0
+                # Mailbox.wait(), inline: once per wake-up, i.e. per event at low rates.
+                waiter = self._waiter = create_future()
+                try:
+                    await waiter
+                finally:
+                    if self._waiter is waiter:
+                        self._waiter = None
                 continue
-            taken = 0  # audio bytes popped and not yet subtracted from self._bytes
-            handled = 0
-            suspended = False
-            while items:
-                item = popleft()
-                handled += 1
+            if handled >= _YIELD_EVERY:
+                handled = 0
+                await asyncio.sleep(0)  # let other tasks run during long bursts
+                continue
+            if subs.all_plain and len(items) <= _YIELD_EVERY:
+                # Only plain functions: take the whole queue at once and call them in a
+                # tight loop (its bytes stay counted until it is done). Two queues take
+                # turns, so no allocation per batch.
+                spare, self._spare = self._spare, None
+                self._items = spare if spare is not None else collections.deque()
+                handled += len(items)
+                size = self._bytes
+                await self._plain_batch(items)
+                self._bytes -= size
+                items.clear()
+                self._spare = items
+                continue
+            # One event at a time (some callback is async: it suspends this task anyway).
+            handled += 1
+            item = items.popleft()
+            if type(item) is bytes:
+                self._bytes -= len(item)
+                for sub in subs.audio:
+                    try:
+                        result = sub.on_audio(item)
+                        if result is not None and (sub.is_async or isawaitable(result)):
+                            await result
+                    except Exception as exc:  # a user callback must not end the session
+                        await self._failed(sub, "tts_audio", exc)
+                continue
+            kind = type(item)
+            if kind is Barrier or kind is Notice:
+                await self._special(item)
+                continue
+            event_type = item.type
+            for sub in subs.by_type.get(event_type, ()):
+                try:
+                    result = sub.callback(item)
+                    if result is not None and (sub.is_async or isawaitable(result)):
+                        await result
+                except Exception as exc:  # a user callback must not end the session
+                    await self._failed(sub, event_type, exc)
+
+    async def _plain_batch(self, batch: collections.deque[Any]) -> None:
+        """Deliver ``batch`` (taken off the queue) when every callback is a plain
+        function; one that returns an awaitable is awaited all the same. Cancelled (the
+        session ended), it releases the batch's barriers: nobody waits for ever."""
+        subs = self._subs
+        isawaitable = inspect.isawaitable
+        try:
+            for item in batch:
                 if type(item) is bytes:
-                    taken += len(item)
                     for sub in subs.audio:
                         try:
                             result = sub.on_audio(item)
-                            if result is not None and (sub.is_async or isawaitable(result)):
-                                self._bytes -= taken
-                                taken = 0
-                                suspended = True
+                            if result is not None and isawaitable(result):
                                 await result
                         except Exception as exc:  # a user callback must not end the session
-                            self._bytes -= taken
-                            taken = 0
-                            suspended = True
                             await self._failed(sub, "tts_audio", exc)
-                else:
-                    kind = type(item)
-                    if kind is Barrier:
-                        item.release()
-                        continue
-                    self._bytes -= taken
-                    taken = 0
-                    suspended = True  # the rest may suspend: simpler to look again after
-                    if kind is Notice:
-                        await self._tell(item.route, item.event)
-                        break
-                    event_type = item.type
-                    for sub in subs.by_type.get(event_type, ()):
-                        try:
-                            result = sub.callback(item)
-                            if result is not None and (sub.is_async or isawaitable(result)):
-                                await result
-                        except Exception as exc:  # a user callback must not end the session
-                            await self._failed(sub, event_type, exc)
-                if suspended:
-                    break
-                if handled >= _YIELD_EVERY:
-                    self._bytes -= taken
-                    taken = 0
-                    await asyncio.sleep(0)  # let other tasks run during long bursts
-                    break
-            self._bytes -= taken
+                    continue
+                kind = type(item)
+                if kind is Barrier or kind is Notice:
+                    await self._special(item)
+                    continue
+                event_type = item.type
+                for sub in subs.by_type.get(event_type, ()):
+                    try:
+                        result = sub.callback(item)
+                        if result is not None and isawaitable(result):
+                            await result
+                    except Exception as exc:  # a user callback must not end the session
+                        await self._failed(sub, event_type, exc)
+        except BaseException:
+            for item in batch:
+                if type(item) is Barrier:
+                    item.release()
+            raise
+
+    async def _special(self, item: Any) -> None:
+        """A queued barrier (released) or notice (told to its route's callbacks)."""
+        if type(item) is Barrier:
+            item.release()
+        else:
+            await self._tell(item.route, item.event)
 
     async def _failed(self, sub: Subscription, event_type: str, exc: Exception) -> None:
         logger.error(

@@ -19,13 +19,16 @@ from .livekit import DEPARTURE_TIMEOUT, EMPTY_TIMEOUT, Participant, Room, Track,
 from .livekit_routes import add_livekit_routes
 from .records import AUDIO_KEEP_LIMIT, RECORDS_KEEP_LIMIT, Records
 from .routes import add_core_routes
+from .session import MAX_MESSAGE_BYTES
 from .sip import SipHook
 from .sip_routes import add_sip_routes
 from .state import STATE_KEY, ServerConfig, ServerState
 from .web_util import BODY_LIMIT, make_middlewares
 
-__all__ = ["DEFAULT_TENANT", "LocalServer"]
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "DEFAULT_TENANT", "LocalServer"]
 
+#: Largest WebSocket message the local server accepts by default (see ``max_message_bytes``).
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 #: Tenant of the single ``api_key`` (the real server's ``AUTH_API_SECRET_ID`` default).
 DEFAULT_TENANT = "default"
 
@@ -78,6 +81,11 @@ class LocalServer:
             ``records`` (``SessionRecord.audio``; the counters count everything), and of
             its text frames. ``sayna serve`` keeps none: nothing outside the process can
             read them.
+        max_message_bytes: largest WebSocket message accepted (text or binary); a larger
+            one closes the session with 1009. 4 MiB by default, lower than the real
+            server's 64 MiB: aiohttp holds the event loop for about 10 ms per 4 MiB while
+            it assembles a message, so a 16 MB frame would stall every other client (see
+            ``docs/security.md``). At most 64 MiB.
         keep_records: entries kept per list of ``records`` (the newest) and messages
             per list of a session record (the first); request bodies are kept up to
             64 MiB in all. Bounds the memory a long-running server uses.
@@ -110,6 +118,7 @@ class LocalServer:
         keep_audio: int = AUDIO_KEEP_LIMIT,
         request_timeout: float = 30.0,
         keep_records: int = RECORDS_KEEP_LIMIT,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         tts_realtime: bool = True,
         room_departure_timeout: Optional[float] = DEPARTURE_TIMEOUT,
         room_empty_timeout: Optional[float] = EMPTY_TIMEOUT,
@@ -120,6 +129,11 @@ class LocalServer:
             raise ValueError(f"request_timeout is a number of seconds > 0, not {request_timeout}")
         if isinstance(sip_hook_hosts, str):
             raise ValueError("sip_hook_hosts is a list of host names, not one string")
+        if not 1 <= max_message_bytes <= MAX_MESSAGE_BYTES:
+            raise ValueError(
+                f"max_message_bytes must be from 1 to {MAX_MESSAGE_BYTES} (the real server's "
+                f"limit), not {max_message_bytes}"
+            )
         if keep_records < 1:
             raise ValueError(f"keep_records must be at least 1, not {keep_records}")
         if keep_audio < 0:
@@ -149,6 +163,7 @@ class LocalServer:
                 keep_audio=keep_audio,
                 keep_records=keep_records,
                 request_timeout=request_timeout,
+                max_message_bytes=max_message_bytes,
                 sip_hook_hosts=None if sip_hook_hosts is None else frozenset(sip_hook_hosts),
                 tts_realtime=tts_realtime,
                 room_departure_timeout=room_departure_timeout,

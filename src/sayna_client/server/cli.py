@@ -88,6 +88,14 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         help="allow SIP hook URLs on this host only (repeat for several; default: any host)",
     )
     parser.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=4 * 1024 * 1024,
+        metavar="N",
+        help="largest WebSocket message accepted, up to the real server's 67108864 "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--no-control",
         dest="control",
         action="store_false",
@@ -196,6 +204,7 @@ def serve_main(argv: Optional[list[str]] = None) -> int:
         options["api_key"] = api_key
     server = LocalServer(
         engine=args.engine,
+        max_message_bytes=args.max_message_bytes,
         sip_hook_hosts=args.sip_hook_hosts,
         keep_audio=0,  # records are only readable in-process; the counters still count
         keep_records=1000,

@@ -42,7 +42,11 @@ __all__ = ["Session"]
 
 logger = logging.getLogger("sayna_client.server")
 
+#: The real server's limit (tungstenite's default maximum message size); the local
+#: server's default is lower (``LocalServer(max_message_bytes=...)``).
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: Binary frames larger than this are fed to speech-to-text in pieces of this size.
+FEED_PIECE_BYTES = 256 * 1024
 DISCONNECT_CLOSE_DELAY = 0.1
 
 AUDIO_DISABLED = "Audio processing is disabled. Send config message with audio=true first."
@@ -68,7 +72,7 @@ class Session:
         self.ws = web.WebSocketResponse(
             autoping=not self.faults.ignore_pings,
             autoclose=False,
-            max_msg_size=MAX_MESSAGE_BYTES,
+            max_msg_size=state.config.max_message_bytes,
             timeout=2.0,
         )
         self.out = Outbound(self.ws, request, record, self.faults.drop_connection_after_frames)
@@ -203,13 +207,29 @@ class Session:
         if self.stt is None:
             self._error(NO_VOICE_MANAGER)
             return
-        if self.recording is not None:
-            self.recording.append(data)
         try:
-            await self.stt.feed(data)
+            if len(data) <= FEED_PIECE_BYTES:
+                if self.recording is not None:
+                    self.recording.append(data)
+                await self.stt.feed(data)
+            else:
+                await self._feed_in_pieces(data)
         except Exception as exc:
             logger.warning("STT engine failed: %s", exc)
             self._error(f"Failed to process audio: {exc}")
+
+    async def _feed_in_pieces(self, data: bytes) -> None:
+        """A large frame, fed in pieces with the loop free in between (other clients are
+        served while a 16 MB frame is processed); the engines see the same byte stream."""
+        view = memoryview(data)
+        for start in range(0, len(data), FEED_PIECE_BYTES):
+            piece = bytes(view[start : start + FEED_PIECE_BYTES])
+            if self.recording is not None:
+                self.recording.append(piece)
+            if self.stt is None:
+                return
+            await self.stt.feed(piece)
+            await asyncio.sleep(0)
 
     def _error(self, message: str) -> None:
         self.send({"type": "error", "message": message})
@@ -252,9 +272,18 @@ class Session:
                 return
         if livekit is not None and not self._join_room(livekit, audio):
             return
+        if self.loading_clip is not None and tts_config is not None:
+            self._convert_loading_clip(tts_config)
         if livekit is not None and livekit.get("enable_recording"):
             self._start_recording(stt_config)
         await self._announce_ready(livekit)
+
+    def _convert_loading_clip(self, tts_config: dict[str, Any]) -> None:
+        """HEAD's conversion of the clip to the track format (6.11, non-fatal): the track
+        runs at the TTS rate, so a rate of 0 drops the clip (not kept for loading_start)."""
+        if tts_config.get("sample_rate") == 0:
+            self.loading_clip = None
+            self._error("loading audio sample rate must be non-zero")
 
     def _configure_loading(
         self, loading: Optional[dict[str, Any]], audio: bool, has_livekit: bool

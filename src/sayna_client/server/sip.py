@@ -31,6 +31,9 @@ __all__ = [
 logger = logging.getLogger("sayna_client.server")
 
 WEBHOOK_TIMEOUT = 5.0
+#: Most runtime hooks the local server keeps (a local-server limit: it bounds the table's
+#: memory and the time one ``POST /sip/hooks`` takes; the real server has none).
+MAX_RUNTIME_HOOKS = 1000
 #: Bytes of a hook's reply read (then the connection is closed): the reply is not used.
 WEBHOOK_REPLY_LIMIT = 64 * 1024
 
@@ -181,8 +184,10 @@ class SipHooks:
 
         Raises:
             HookError: 400 empty auth_id (auth required) / 405 hardcoded / 400 duplicate /
-                400 URL host not allowed.
+                400 more than :data:`MAX_RUNTIME_HOOKS` / 400 URL host not allowed.
         """
+        if len(entries) > MAX_RUNTIME_HOOKS:
+            raise _too_many()
         hooks = [SipHook.normalized(e["host"], e["url"], e["auth_id"]) for e in entries]
         if auth_required:
             for hook in hooks:
@@ -198,6 +203,8 @@ class SipHooks:
             if hook.host in seen:
                 raise HookError(400, f"Validation error: Duplicate host detected: {hook.host}")
             seen.add(hook.host)
+        if len(self.runtime.keys() | {hook.host for hook in hooks}) > MAX_RUNTIME_HOOKS:
+            raise _too_many()
         if allowed is not None:
             for hook in hooks:
                 problem = allowed.problem(hook.url)
@@ -220,6 +227,14 @@ class SipHooks:
         for host in normalized:
             self.runtime.pop(host, None)
         return self.merged()
+
+
+def _too_many() -> HookError:
+    return HookError(
+        400,
+        f"Too many SIP hooks: the local server keeps at most {MAX_RUNTIME_HOOKS} runtime "
+        "hooks; delete some first.",
+    )
 
 
 def parse_sip_host(value: str) -> Optional[str]:

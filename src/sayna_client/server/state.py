@@ -50,6 +50,7 @@ class ServerConfig:
     request_timeout: float = 30.0
     keep_records: int = RECORDS_KEEP_LIMIT
     sip_hook_hosts: Optional[frozenset[str]] = None
+    max_message_bytes: int = 4 * 1024 * 1024
     keep_audio: int = AUDIO_KEEP_LIMIT
     tts_realtime: bool = True
     room_departure_timeout: Optional[float] = DEPARTURE_TIMEOUT

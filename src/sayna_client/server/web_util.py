@@ -107,7 +107,8 @@ def _is_json_content_type(value: Optional[str]) -> bool:
 async def read_json(request: web.Request, shape: Struct) -> dict[str, Any]:
     """Extract a JSON body the way axum's ``Json<T>`` does.
 
-    Large bodies are parsed in a worker thread (see :func:`~.serde.parse_checked_async`).
+    Large bodies are parsed without holding up the event loop (see
+    :func:`~.serde.parse_checked_async`).
 
     Raises:
         Rejection: 415 without a JSON content type, 413 over 2 MiB, 408 when the body
