@@ -182,7 +182,13 @@ def resolve_api_key(api_key: Optional[str]) -> Optional[str]:
     key = api_key if api_key and api_key.strip() else os.environ.get(API_KEY_ENV)
     if key is None or not key.strip():
         return None
-    return key.strip()
+    key = key.strip()
+    if not key.isprintable():  # a header cannot carry it; the message must not either
+        raise SaynaValidationError(
+            "api_key contains a control character (a newline, a tab...); pass the key "
+            "exactly as issued"
+        )
+    return key
 
 
 def derive_urls(url: str) -> tuple[str, str]:
@@ -193,22 +199,32 @@ def derive_urls(url: str) -> tuple[str, str]:
     proxy at ``https://host/sayna``) is kept on both.
 
     Raises:
-        SaynaValidationError: the URL is empty, has another scheme, or has no host.
+        SaynaValidationError: the URL is empty, has another scheme, or has no host. The
+            message does not quote the URL (it may hold credentials, or be a key pasted
+            in the wrong place).
     """
     if not isinstance(url, str) or not url.strip():
         raise SaynaValidationError(
             "url must be a non-empty string such as 'https://api.sayna.ai' or "
             "'ws://127.0.0.1:3001/ws'"
         )
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        raise SaynaValidationError(
+            "url is not a valid URL (check the brackets of an IPv6 address and the port); "
+            "use e.g. 'http://127.0.0.1:3001'"
+        ) from None
     scheme = parts.scheme.lower()
     secure = {"http": False, "ws": False, "https": True, "wss": True}.get(scheme)
     if secure is None:
         raise SaynaValidationError(
-            f"url must start with http://, https://, ws:// or wss://, got {url!r}"
+            "url must start with http://, https://, ws:// or wss://, e.g. "
+            "'https://api.sayna.ai' or 'http://127.0.0.1:3001'"
         )
     if not parts.hostname:
-        raise SaynaValidationError(f"url has no host: {url!r}; use e.g. 'http://127.0.0.1:3001'")
+        raise SaynaValidationError("url has no host; use e.g. 'http://127.0.0.1:3001'")
     path = parts.path.rstrip("/")
     if path.endswith("/ws") or path == "/ws":
         path = path[: -len("/ws")]

@@ -18,7 +18,7 @@ import socket
 import weakref
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 from urllib.parse import quote
 
 import aiohttp
@@ -26,17 +26,46 @@ from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
 from ._config import RetryPolicy, backoff_delay
+from ._redact import Redactor, safe_url
 from .errors import (
     SaynaConnectionError,
+    SaynaError,
     SaynaHttpError,
+    SaynaInvalidResponseError,
     SaynaRateLimitError,
     SaynaTimeoutError,
+    SaynaValidationError,
     http_error_for_status,
 )
 
-__all__ = ["HttpResponse", "HttpTransport", "path_segment"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "HttpResponse",
+    "HttpTransport",
+    "RedirectRefused",
+    "excerpt",
+    "path_segment",
+    "redirected_elsewhere",
+]
 
 logger = logging.getLogger("sayna_client")
+
+#: Default bound of a REST response body (``SaynaClient(max_response_bytes=...)``):
+#: far above any JSON answer, a long recording or minutes of synthesized PCM.
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: Bodies of error statuses are read up to this many bytes (the rest is not read).
+_MAX_ERROR_BODY = 64 * 1024
+#: Characters of a body quoted in an error message.
+_EXCERPT_CHARS = 300
+_CHUNK = 64 * 1024
+
+
+def excerpt(body: Union[bytes, str], limit: int = _EXCERPT_CHARS) -> str:
+    """The start of ``body`` on one line, at most ``limit`` characters (``...`` when cut)."""
+    text = body if isinstance(body, str) else body[: limit * 4].decode("utf-8", "replace")
+    text = " ".join(text[: limit * 4].split())
+    cut = len(text) > limit or len(body) > limit * 4
+    return (text[:limit] + "...") if cut else (text or "(empty body)")
 
 
 def path_segment(value: str) -> str:
@@ -47,15 +76,43 @@ def path_segment(value: str) -> str:
 class HttpResponse:
     """A response: status, headers (case-insensitive, read-only) and the raw body."""
 
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("body", "endpoint", "headers", "status")
 
-    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+    def __init__(
+        self, status: int, headers: Mapping[str, str], body: bytes, endpoint: str = ""
+    ) -> None:
         self.status = status
         self.headers = headers
         self.body = body
+        self.endpoint = endpoint
 
     def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
+        """The body as JSON (None when empty).
+
+        Raises:
+            SaynaInvalidResponseError: not JSON, not UTF-8, nested too deeply, or a
+                number too large to convert.
+        """
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except RecursionError:
+            problem = "JSON nested too deeply"
+        except ValueError as exc:  # also UnicodeDecodeError and 4,300-digit integers
+            problem = f"not JSON ({exc})"
+        raise self.unreadable(problem)
+
+    def unreadable(self, problem: str) -> SaynaInvalidResponseError:
+        """The error for a body this SDK cannot use (``problem`` says why)."""
+        quoted = excerpt(self.body)
+        return SaynaInvalidResponseError(
+            f"{self.endpoint} answered HTTP {self.status} with a body this SDK cannot read: "
+            f"{problem}. The body starts: {quoted}",
+            self.status,
+            self.endpoint,
+            excerpt=quoted,
+        )
 
 
 def _retry_after_seconds(value: Optional[str]) -> Optional[float]:
@@ -68,7 +125,7 @@ def _retry_after_seconds(value: Optional[str]) -> Optional[float]:
         pass
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     import datetime
 
@@ -90,16 +147,20 @@ def _error_from_response(
     body: bytes,
     *,
     sent_key: bool = False,
+    redactor: Optional[Redactor] = None,
 ) -> SaynaHttpError:
-    """Build the typed error for a non-2xx response, keeping the server's body."""
+    """Build the typed error for a non-2xx response, keeping the server's body (with the
+    client's secrets masked, should the server echo them)."""
     text = body.decode("utf-8", errors="replace")
+    if redactor is not None:
+        text = redactor.scrub(text)
     parsed: Any = text
     error: Optional[str] = None
     code: Optional[str] = None
     detail = text.strip()
     try:
         parsed = json.loads(text) if text else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, 4,300-digit numbers, deep nesting
         parsed = text
     if isinstance(parsed, dict):
         error = parsed.get("error") if isinstance(parsed.get("error"), str) else None
@@ -109,8 +170,7 @@ def _error_from_response(
         detail = message or error or text
         if message and error and not code:
             code = error
-    reason = detail or "(empty body)"
-    message_text = f"{endpoint} failed with HTTP {status}: {reason}"
+    message_text = f"{endpoint} failed with HTTP {status}: {excerpt(detail)}"
     if status == 401:
         message_text += f"; {auth_hint(sent_key)}"
     error_cls = http_error_for_status(status)
@@ -131,6 +191,65 @@ def _error_from_response(
 def client_timeout(seconds: Optional[float]) -> aiohttp.ClientTimeout:
     """The aiohttp timeout for ``seconds`` in total (frozen, so one object per value)."""
     return aiohttp.ClientTimeout(total=seconds)
+
+
+class RedirectRefused(Exception):
+    """A WebSocket upgrade was redirected to another origin (raised to stop aiohttp
+    following it; the connection turns it into a typed error)."""
+
+    def __init__(self, status: int, source: str, target: str) -> None:
+        super().__init__(f"HTTP {status} redirect from {source} to {target}")
+        self.status = status
+        self.source = source
+        self.target = target
+
+
+_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+_SECURE = {"http": "http", "ws": "http", "https": "https", "wss": "https"}
+
+
+def _origin(url: URL) -> tuple[str, str, Optional[int]]:
+    scheme = (url.scheme or "").lower()
+    return _SECURE.get(scheme, scheme), (url.host or "").lower(), url.port
+
+
+def redirected_elsewhere(ws: Any, url: str) -> Optional[tuple[int, str]]:
+    """``(status, target)`` when the upgrade of ``ws`` (opened for ``url``) was
+    redirected to another origin, else None. A session the client did not make
+    (``http_session=``) follows redirects before :func:`_refuse_redirect` could stop
+    it; this catches it before anything is sent on the socket."""
+    response = getattr(ws, "_response", None)
+    history = getattr(response, "history", ())
+    final = getattr(response, "url", None)
+    if not history or not isinstance(final, URL):
+        return None
+    if _origin(final) == _origin(URL(url)):
+        return None
+    return int(history[0].status), safe_url(final)
+
+
+async def _refuse_redirect(
+    session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestRedirectParams
+) -> None:
+    """Stop aiohttp from following a redirect to another origin.
+
+    REST requests never follow redirects (``allow_redirects=False``); the WebSocket
+    upgrade cannot say so, and a redirect there would take the session's config and
+    provider keys to another host, or from wss to ws. A redirect within the same
+    origin (scheme, host and port) is followed: it changes nothing of that.
+    """
+    response = params.response
+    location = response.headers.get("Location", "")
+    try:
+        target = params.url.join(URL(location))
+    except ValueError:
+        target = None
+    if target is not None and _origin(target) == _origin(params.url):
+        return
+    response.release()
+    raise RedirectRefused(
+        response.status, safe_url(params.url), safe_url(target) if target else "<invalid Location>"
+    )
 
 
 def connection_problem(url: str, exc: BaseException) -> str:
@@ -203,6 +322,8 @@ class HttpTransport:
         "_timeout",
         "_user_session",
         "handshake_timeout",
+        "max_response_bytes",
+        "redactor",
     )
 
     def __init__(
@@ -215,11 +336,21 @@ class HttpTransport:
         handshake_timeout: Optional[float] = None,
         ssl: Any = True,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        max_response_bytes: Optional[int] = DEFAULT_MAX_RESPONSE_BYTES,
+        headers: Optional[dict[str, str]] = None,
+        redactor: Optional[Redactor] = None,
         proxy: Optional[str] = None,
         http_session: Optional[aiohttp.ClientSession] = None,
     ) -> None:
+        """``headers`` replaces the ``Authorization: Bearer`` made from ``api_key``;
+        ``redactor`` masks the client's secrets in error texts."""
         self._base_url = base_url
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        if headers is not None:
+            self._headers = headers
+        else:
+            self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.max_response_bytes = max_response_bytes
+        self.redactor = redactor or Redactor([api_key])
         self._timeout = timeout
         self._retry = retry
         self._session: Optional[aiohttp.ClientSession] = None
@@ -252,8 +383,12 @@ class HttpTransport:
             return self._user_session
         session = self._session
         if session is None or session.closed:
+            redirects = aiohttp.TraceConfig()
+            redirects.on_request_redirect.append(_refuse_redirect)
             session = self._session = aiohttp.ClientSession(
-                timeout=client_timeout(self.handshake_timeout), trust_env=True
+                timeout=client_timeout(self.handshake_timeout),
+                trust_env=True,
+                trace_configs=[redirects],
             )
             if self._finalizer is not None:
                 self._finalizer.detach()
@@ -312,9 +447,13 @@ class HttpTransport:
             idempotent: retries happen only when True.
 
         Raises:
-            SaynaHttpError (a status subclass): a non-2xx status after any retries.
+            SaynaHttpError (a status subclass): a non-2xx status after any retries (its
+                body is read up to 64 KiB; the message quotes the start).
+            SaynaInvalidResponseError: a 2xx body over ``max_response_bytes`` (it is not
+                read further).
             SaynaTimeoutError: the request exceeded ``timeout``.
             SaynaConnectionError: the connection failed.
+            SaynaValidationError: aiohttp refused to send the request as built.
         """
         policy = retry or self._retry
         attempts = 1 + (policy.max_retries if idempotent else 0)
@@ -342,6 +481,7 @@ class HttpTransport:
                     response.headers,
                     response.body,
                     sent_key="Authorization" in self._headers,
+                    redactor=self.redactor,
                 )
                 if attempt >= attempts or response.status not in policy.retry_statuses:
                     raise error
@@ -369,6 +509,7 @@ class HttpTransport:
         timeout: Optional[float],
         endpoint: str,
     ) -> HttpResponse:
+        failure: SaynaError
         try:
             async with self.session().request(
                 method,
@@ -380,16 +521,61 @@ class HttpTransport:
                 proxy=self._proxy,
                 allow_redirects=False,
             ) as resp:
-                body = await resp.read()
-                return HttpResponse(resp.status, resp.headers, body)
+                return await self._read(resp, endpoint)
         except asyncio.TimeoutError as exc:
-            raise SaynaTimeoutError(
+            failure = SaynaTimeoutError(
                 f"{endpoint} timed out after {timeout} s; raise the timeout (client "
                 "Timeouts.request or timeout= on the call) or check the server",
                 operation=endpoint,
                 timeout=timeout,
-            ) from exc
+            )
+            cause: BaseException = exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise SaynaConnectionError(
-                f"{endpoint} failed: {connection_problem(self._base_url, exc)}", exc
-            ) from exc
+            cause = self.redactor.cause(exc)
+            problem = connection_problem(self._base_url, exc)
+            failure = SaynaConnectionError(
+                f"{endpoint} failed: {self.redactor.scrub(problem)}", cause
+            )
+        except ValueError as exc:  # aiohttp refused a header or the URL as built
+            cause = self.redactor.cause(exc)
+            failure = SaynaValidationError(
+                f"{endpoint} could not be sent: {self.redactor.scrub(str(exc))}"
+            )
+        # Raised here, outside the except blocks, so the original (whose text may hold
+        # a secret) is not kept as __context__; __cause__ is it, or its scrubbed stand-in.
+        failure.__cause__ = cause
+        raise failure
+
+    async def _read(self, resp: aiohttp.ClientResponse, endpoint: str) -> HttpResponse:
+        """The response with its body, read up to the bound for its status."""
+        status = resp.status
+        limit = self.max_response_bytes if status < 300 else _MAX_ERROR_BODY
+        if limit is None:
+            return HttpResponse(status, resp.headers, await resp.read(), endpoint)
+        declared = resp.content_length
+        if status < 300 and declared is not None and declared > limit:
+            resp.close()  # drop the connection: the body is never read
+            raise _too_large(status, endpoint, limit, f"declares {declared} bytes")
+        body = bytearray()
+        while True:
+            chunk = await resp.content.read(_CHUNK)
+            if not chunk:
+                break
+            body += chunk
+            if len(body) > limit:
+                resp.close()  # the rest stays unread; the connection is not reused
+                if status < 300:
+                    raise _too_large(status, endpoint, limit, f"sent more than {limit} bytes")
+                del body[limit:]  # an error's start is enough to report it
+                break
+        return HttpResponse(status, resp.headers, bytes(body), endpoint)
+
+
+def _too_large(status: int, endpoint: str, limit: int, what: str) -> SaynaInvalidResponseError:
+    return SaynaInvalidResponseError(
+        f"{endpoint} answered HTTP {status} with a body that {what}, over the client's "
+        f"bound of {limit} bytes; nothing more was read. If you expect such a body, raise "
+        "SaynaClient(max_response_bytes=...) (None: no bound)",
+        status,
+        endpoint,
+    )

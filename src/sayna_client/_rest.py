@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from ._config import MAX_TEXT_CHARS, RetryPolicy
 from ._http import HttpResponse, HttpTransport, path_segment
-from .errors import SaynaProtocolError, SaynaValidationError
+from .errors import SaynaValidationError
 from .types import (
     HealthResponse,
     LiveKitRoomDetails,
@@ -46,13 +46,30 @@ def _require_text(name: str, value: Any, example: str) -> str:
     return value
 
 
+def _problems(exc: ValidationError) -> str:
+    """Pydantic's complaints without the input (which may be long, or a secret)."""
+    found = [
+        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+        for err in exc.errors(include_url=False, include_input=False)[:3]
+    ]
+    return "; ".join(found)
+
+
 def _parse(model: Any, response: HttpResponse, endpoint: str) -> Any:
+    """``response``'s body as ``model``.
+
+    Raises:
+        SaynaInvalidResponseError: the body is not a ``model`` (not JSON, nested too
+            deeply, another shape), with the status and the start of the body.
+    """
     try:
         return model.model_validate_json(response.body)
     except ValidationError as exc:
-        raise SaynaProtocolError(
-            f"{endpoint} returned a body this SDK cannot read as {model.__name__}: {exc}"
-        ) from exc
+        problem = f"not a {model.__name__} ({_problems(exc)})"
+    except (ValueError, RecursionError) as exc:
+        problem = f"not a {model.__name__} ({type(exc).__name__})"
+    response.endpoint = response.endpoint or endpoint
+    raise response.unreadable(problem)
 
 
 class RestMethods:
@@ -84,18 +101,26 @@ class RestMethods:
 
         A provider is absent when the server has no credentials for it or its
         upstream failed; the result may be empty.
+
+        Raises:
+            SaynaInvalidResponseError: the body is not a JSON object of voice lists
+                (with the status and the start of the body).
+            SaynaHttpError, SaynaConnectionError, SaynaTimeoutError: as every call.
         """
         response = await self._http.request("GET", "/voices", timeout=timeout, idempotent=True)
         data = response.json()
         if not isinstance(data, dict):
-            raise SaynaProtocolError("GET /voices did not return a JSON object of providers")
+            raise response.unreadable("expected a JSON object of providers")
         try:
             return {
                 str(provider): [VoiceDescriptor.model_validate(v) for v in voices]
                 for provider, voices in data.items()
             }
-        except (ValidationError, TypeError) as exc:
-            raise SaynaProtocolError(f"GET /voices returned an unreadable voice: {exc}") from exc
+        except ValidationError as exc:
+            problem = f"an unreadable voice ({_problems(exc)})"
+        except TypeError:
+            problem = "a provider whose voices are not a list"
+        raise response.unreadable(problem)
 
     async def speak_rest(
         self,

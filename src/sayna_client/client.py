@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import functools
 import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable
@@ -34,7 +36,8 @@ from ._config import (
     resolve_api_key,
 )
 from ._conversation import ConversationMethods
-from ._http import HttpTransport
+from ._http import DEFAULT_MAX_RESPONSE_BYTES, HttpTransport
+from ._redact import Redactor, safe_url, split_userinfo, url_secrets
 from ._rest import RestMethods
 from .errors import (
     SaynaConfigRejectedError,
@@ -56,7 +59,7 @@ from .realtime.connection import NO_STATUS_RECEIVED, WebSocketConnection
 from .realtime.conversation import SessionTracker
 from .realtime.gate import SessionGate
 from .realtime.hub import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, EventHub
-from .realtime.reconnect import AudioHold, is_recoverable, run_reconnect
+from .realtime.reconnect import STABLE_AFTER, AudioHold, is_recoverable, run_reconnect
 from .types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
 from .types.credentials import load_local_google_credentials
 
@@ -83,6 +86,21 @@ class _ClientDefault:
 
 #: "Use the client's setting" in a per-call option, so that ``None`` can mean "no limit".
 CLIENT_DEFAULT = _ClientDefault()
+
+
+def _auth_headers(api_key: Optional[str], userinfo: Optional[tuple[str, str]]) -> dict[str, str]:
+    """The ``Authorization`` header: Bearer for an API key, Basic for a URL's user:password."""
+    if userinfo is not None and api_key:
+        raise SaynaValidationError(
+            "url carries user:password credentials and an API key is set (api_key= or "
+            "SAYNA_API_KEY); only one Authorization header can be sent: remove one"
+        )
+    if api_key:
+        return {"Authorization": f"Bearer {api_key}"}
+    if userinfo is not None:
+        token = base64.b64encode(":".join(userinfo).encode("utf-8")).decode("ascii")
+        return {"Authorization": f"Basic {token}"}
+    return {}
 
 
 class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMethods):
@@ -115,6 +133,13 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
         http_session: an ``aiohttp.ClientSession`` to send everything through, e.g. one
             shared by many clients so they share its connection pool. The client never
             closes it; its own settings (``trust_env``, connector limits) apply.
+        max_response_bytes: REST response bodies larger than this raise
+            ``SaynaInvalidResponseError`` without being read further (default 64 MiB;
+            ``None``: no bound). Error bodies are read up to 64 KiB.
+
+    A ``user:password@`` in ``url`` is sent as HTTP Basic authentication (instead of
+    ``api_key``) and, like the API key, any query value and a proxy's credentials, never
+    appears in a repr, message or log line of this client.
 
     Raises:
         SaynaValidationError: a bad argument, named with the fix.
@@ -140,8 +165,10 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
         reconnect: Optional[ReconnectPolicy] = None,
         proxy: Optional[str] = None,
         http_session: Optional[aiohttp.ClientSession] = None,
+        max_response_bytes: Optional[int] = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        self._http_base, self._ws_url = derive_urls(url)
+        bare, userinfo = split_userinfo(url.strip()) if isinstance(url, str) else (url, None)
+        self._http_base, self._ws_url = derive_urls(bare)
         self.url = url
         check_type("stt_config", stt_config, STTConfig, "STTConfig(provider='deepgram')")
         check_type("tts_config", tts_config, TTSConfig, "TTSConfig(provider='deepgram')")
@@ -168,6 +195,12 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
         check_seconds("heartbeat", heartbeat)
         if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
             raise SaynaValidationError(f"max_queue must be a positive integer, got {max_queue!r}")
+        if max_response_bytes is not None and (
+            type(max_response_bytes) is not int or max_response_bytes < 1
+        ):
+            raise SaynaValidationError(
+                "max_response_bytes must be a positive whole number of bytes, or None for no bound"
+            )
         if (
             isinstance(max_queue_bytes, bool)
             or not isinstance(max_queue_bytes, int)
@@ -199,9 +232,13 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
         self.heartbeat = heartbeat
         self.reconnect_policy = reconnect
         self._api_key = resolve_api_key(api_key)
+        self._redactor = Redactor(
+            [self._api_key, *url_secrets(url), *(url_secrets(proxy) if proxy else ())]
+        )
+        self._auth_headers = _auth_headers(self._api_key, userinfo)
         self._ssl = ssl
         if (
-            self._api_key
+            self._auth_headers
             and is_plaintext(self._http_base)
             and not is_loopback_host(self._http_base)
         ):
@@ -210,8 +247,21 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
                 "use https:// or wss:// so it cannot be read on the network",
                 stacklevel=2,
             )
-        self._proxy = proxy
-        self._user_http_session = http_session
+        # A new event loop gets a new transport (see _adopt_loop): made from these.
+        self._new_http = functools.partial(
+            HttpTransport,
+            self._http_base,
+            api_key=self._api_key,
+            timeout=self.timeouts.request,
+            retry=self.retry,
+            handshake_timeout=self.timeouts.connect,
+            ssl=ssl,
+            max_response_bytes=max_response_bytes,
+            headers=self._auth_headers,
+            redactor=self._redactor,
+            proxy=proxy,
+            http_session=http_session,
+        )
         self._http = self._new_http()
         self._hub = EventHub(max_queue, max_queue_bytes)
         self._tracker = SessionTracker()
@@ -225,22 +275,12 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
         self._reconnect_task: Optional[asyncio.Task[None]] = None
         self._audio_hold: Optional[AudioHold] = None
         self._lane: Optional[AudioLane] = None
-
-    def _new_http(self) -> HttpTransport:
-        return HttpTransport(
-            self._http_base,
-            api_key=self._api_key,
-            timeout=self.timeouts.request,
-            retry=self.retry,
-            handshake_timeout=self.timeouts.connect,
-            ssl=self._ssl,
-            proxy=self._proxy,
-            http_session=self._user_http_session,
-        )
+        #: (attempts spent, loop time) of the last automatic reconnect that succeeded.
+        self._last_recovery: Optional[tuple[int, float]] = None
 
     def __repr__(self) -> str:
         state = "ready" if self.ready else ("connected" if self.connected else "disconnected")
-        return f"SaynaClient(url={self._http_base!r}, {state})"
+        return f"SaynaClient(url={safe_url(self._http_base)!r}, {state})"
 
     # --- resources -----------------------------------------------------------------
 
@@ -397,7 +437,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
         old = self._conn
         if old is not None:
             await old.close(self.timeouts.close)  # closed already; release what remains
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else _NO_HEADERS
+        headers = self._auth_headers or _NO_HEADERS
         self._set_ready(None)
         started = self._tracker.connecting()
         http = self._http
@@ -419,6 +459,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
             on_closed=self._on_closed,
             on_ready=self._on_ready,
             activity=self._tracker.activity_count,
+            redactor=self._redactor,
         )
         self._conn = conn
         self._gate.bind()
@@ -466,6 +507,15 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
         self._lane = None  # on_audio_input must not use this connection any more
         policy = self.reconnect_policy
         will_reconnect = policy is not None and self._ready_msg is not None and is_recoverable(info)
+        used = self._attempts_spent() if will_reconnect else 0
+        if policy is not None and policy.max_attempts is not None and used >= policy.max_attempts:
+            will_reconnect = False  # it keeps failing right after recovering: give up
+            logger.error(
+                "Sayna session lost again within %s s of reconnecting; giving up after %d "
+                "attempts (ReconnectPolicy.max_attempts)",
+                STABLE_AFTER,
+                used,
+            )
         info.will_reconnect = will_reconnect
         self._tracker.closed(
             lambda: SaynaConnectionClosedError(
@@ -487,7 +537,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
         if will_reconnect and policy is not None:
             self._audio_hold = AudioHold(policy.buffer_bytes)
             self._reconnect_task = asyncio.get_running_loop().create_task(
-                self._reconnect(policy, info), name="sayna-reconnect"
+                self._reconnect(policy, info, used), name="sayna-reconnect"
             )
         elif self._ready_msg is not None:
             self._end_of_session()
@@ -498,20 +548,33 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
         self._hub.end_session()
         self._hub.close_iterators()
 
-    async def _reconnect(self, policy: ReconnectPolicy, info: ConnectionClosed) -> None:
+    def _attempts_spent(self) -> int:
+        """Reconnect attempts already spent on this outage: those of the last recovery
+        when the session is lost again within ``STABLE_AFTER`` seconds of it, else 0."""
+        last, self._last_recovery = self._last_recovery, None
+        if last is not None and asyncio.get_running_loop().time() - last[1] < STABLE_AFTER:
+            return last[0]
+        return 0
+
+    async def _reconnect(self, policy: ReconnectPolicy, info: ConnectionClosed, used: int) -> None:
         async def open_session() -> None:
             async with self._gate.hold("reconnecting"):
                 await self._open()
 
+        loop = asyncio.get_running_loop()
         ok = False
         try:
-            ok = await run_reconnect(
+            succeeded = await run_reconnect(
                 policy,
                 info,
                 open_session=open_session,
                 replay=self._replay_audio,
                 publish=self._hub.publish,
+                attempts_used=used,
             )
+            ok = succeeded is not None
+            if succeeded is not None:
+                self._last_recovery = (succeeded, loop.time())
             conn = self._conn
             if not ok and conn is not None:
                 # A refused attempt (rejected config) leaves its socket open: the

@@ -13,6 +13,8 @@
     │   └── SaynaConnectionClosedError  the WebSocket closed; carries ``code`` and ``reason``
     ├── SaynaProtocolError              the server sent something the protocol does not allow
     └── SaynaServerError                the server answered with an error
+        ├── SaynaInvalidResponseError   a REST body this SDK cannot read (not JSON, too deep,
+        │                               too large...); also a SaynaProtocolError
         ├── SaynaConfigRejectedError    the WebSocket ``config`` was answered with ``error``
         └── SaynaHttpError              a REST call returned a non-2xx status (``status_code``,
             │                           ``body``, ``error``, ``code``, ``endpoint``)
@@ -45,6 +47,7 @@ __all__ = [
     "SaynaEventLoopError",
     "SaynaHttpError",
     "SaynaInternalServerError",
+    "SaynaInvalidResponseError",
     "SaynaMethodNotAllowedError",
     "SaynaNotConnectedError",
     "SaynaNotFoundError",
@@ -163,6 +166,22 @@ class SaynaServerError(SaynaError):
         super().__init__(message)
         self.status_code = status_code
         self.endpoint = endpoint
+
+
+class SaynaInvalidResponseError(SaynaServerError, SaynaProtocolError):
+    """A REST answer this SDK cannot use: a body that is not JSON, not UTF-8, nested too
+    deeply, holds a number too large to convert or is not the documented shape, or a
+    body larger than the client's ``max_response_bytes`` (not read past the bound).
+
+    ``status_code`` and ``endpoint`` say which answer; ``excerpt`` (also in the message)
+    is the start of the body, never the whole of it. It is a :class:`SaynaProtocolError`
+    too, the class such answers raised before.
+    """
+
+    def __init__(self, message: str, status_code: int, endpoint: str, *, excerpt: str = "") -> None:
+        super().__init__(message, status_code=status_code, endpoint=endpoint)
+        self.status_code: int = status_code
+        self.excerpt = excerpt
 
 
 class SaynaConfigRejectedError(SaynaServerError):

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
 from ._callbacks import Unsubscribe
 from ._config import ReconnectPolicy, RetryPolicy, Timeouts
+from ._http import DEFAULT_MAX_RESPONSE_BYTES
 from ._portal import BlockingIterator, _Portal, _ThreadSafeUnsubscribe
 from .client import CLIENT_DEFAULT, SaynaClient, _ClientDefault
 from .protocol.events import (
@@ -130,6 +131,7 @@ class SaynaSyncClient:
         ssl: Any = True,
         reconnect: Optional[ReconnectPolicy] = None,
         proxy: Optional[str] = None,
+        max_response_bytes: Optional[int] = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._portal = _Portal()
         self._client = SaynaClient(
@@ -149,6 +151,7 @@ class SaynaSyncClient:
             ssl=ssl,
             reconnect=reconnect,
             proxy=proxy,
+            max_response_bytes=max_response_bytes,
         )
         # connect() and reconfigure() one at a time: the async client's lock must not be
         # contended across the loops of successive threads.

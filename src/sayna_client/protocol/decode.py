@@ -42,7 +42,10 @@ KNOWN_EVENT_TYPES = frozenset(
 
 
 def _preview(text: str) -> str:
-    return text if len(text) <= _RAW_PREVIEW else text[:_RAW_PREVIEW] + "..."
+    """The frame's start, printable anywhere: lone surrogates (from ``\\ud800``-style
+    escapes) would make a log handler's encoder fail."""
+    head = text if len(text) <= _RAW_PREVIEW else text[:_RAW_PREVIEW] + "..."
+    return head.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def decode_text(text: Union[str, bytes]) -> Union[ServerEvent, UnknownEvent, MalformedMessage]:
@@ -52,6 +55,13 @@ def decode_text(text: Union[str, bytes]) -> Union[ServerEvent, UnknownEvent, Mal
     ``type`` is not known, or :class:`MalformedMessage` (with a short preview of the
     frame, never the whole of it) for everything else.
     """
+    try:
+        return _decode(text)
+    except Exception as exc:  # the contract: a hostile frame is a value, never a crash
+        return MalformedMessage("<undecodable frame>", f"decoding failed: {type(exc).__name__}")
+
+
+def _decode(text: Union[str, bytes]) -> Union[ServerEvent, UnknownEvent, MalformedMessage]:
     if len(text) > MAX_TEXT_FRAME:
         return MalformedMessage(
             f"<{len(text)} characters>", f"frame exceeds {MAX_TEXT_FRAME} characters"
@@ -67,7 +77,9 @@ def decode_text(text: Union[str, bytes]) -> Union[ServerEvent, UnknownEvent, Mal
             return MalformedMessage("<undecodable bytes>", "frame is not valid UTF-8")
     try:
         data: Any = json.loads(text)
-    except ValueError as exc:
+    except RecursionError:  # e.g. 1,000 nested arrays in 2 KB
+        return MalformedMessage(_preview(text), "JSON nested too deeply to decode")
+    except ValueError as exc:  # bad JSON, or an integer of more than 4,300 digits
         return MalformedMessage(_preview(text), f"invalid JSON: {exc}")
     if not isinstance(data, dict):
         return MalformedMessage(

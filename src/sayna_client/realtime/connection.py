@@ -20,13 +20,16 @@ from typing import Any, Callable, Optional, Union
 import aiohttp
 
 from .._compat import within
-from .._http import auth_hint, connection_problem
+from .._http import RedirectRefused, auth_hint, connection_problem, redirected_elsewhere
+from .._redact import Redactor, safe_url
 from ..errors import (
     SaynaConfigRejectedError,
     SaynaConnectionClosedError,
     SaynaConnectionError,
+    SaynaError,
     SaynaHttpError,
     SaynaTimeoutError,
+    SaynaValidationError,
     http_error_for_status,
 )
 from ..protocol.attribution import refuses_config
@@ -34,7 +37,7 @@ from ..protocol.decode import decode_text
 from ..protocol.events import ConnectionClosed, ErrorMessage, ReadyMessage
 from .heartbeat import Heartbeat
 from .hub import EventHub
-from .wire import FrameWriter, drop_transport, frame_writer
+from .wire import FrameWriter, SendProgress, drop_transport, frame_writer, send_progress
 
 __all__ = ["WebSocketConnection"]
 
@@ -74,6 +77,7 @@ class WebSocketConnection:
         "_on_ready_cb",
         "_reader",
         "_ready_waiter",
+        "_sent",
         "_ws",
         "close_info",
     )
@@ -103,6 +107,7 @@ class WebSocketConnection:
         self._heartbeat_interval = heartbeat * 2 / 3 if heartbeat else None
         self._activity = activity
         self._heartbeat: Optional[Heartbeat] = None
+        self._sent: Optional[SendProgress] = None  # made with the heartbeat
         #: Ping / Pong sends and the close after a dead heartbeat (awaited by close()).
         self._control: Optional[set[asyncio.Task[None]]] = None
 
@@ -122,18 +127,22 @@ class WebSocketConnection:
         on_closed: Callable[[ConnectionClosed], None],
         on_ready: Callable[[ReadyMessage], None],
         activity: Optional[Callable[[], int]] = None,
+        redactor: Optional[Redactor] = None,
         proxy: Optional[str] = None,
         proxy_auth: Optional[aiohttp.BasicAuth] = None,
     ) -> WebSocketConnection:
         """Open the socket (bounded by ``connect_timeout``); ``heartbeat`` is the user's
         dead-peer detection figure in seconds (None: no pings), ``activity`` a counter
         of received data that keeps a late Pong from counting while data still flows.
+        ``redactor`` masks the client's secrets in the errors and their causes.
 
         Raises:
             SaynaAuthenticationError (and other ``SaynaHttpError``): the upgrade got an
                 HTTP error status, e.g. 401 for a missing or wrong API key.
             SaynaTimeoutError: the handshake took longer than ``connect_timeout``.
+            SaynaHttpError: the upgrade was redirected to another origin (not followed).
             SaynaConnectionError: refused, reset, DNS or TLS failure.
+            SaynaValidationError: aiohttp refused to send the upgrade as built.
         """
         # Pings and Pongs are ours (autoping=False): see heartbeat.py for why.
         handshake = session.ws_connect(
@@ -146,30 +155,59 @@ class WebSocketConnection:
             proxy=proxy,
             proxy_auth=proxy_auth,
         )
+        scrub = redactor or Redactor()
+        where = safe_url(url)
+        failure: SaynaError
         try:
             if session.timeout.total == connect_timeout:
                 ws = await handshake  # the session's own timer bounds the handshake
             else:
                 ws = await within(connect_timeout, handshake)
         except asyncio.TimeoutError as exc:
-            raise SaynaTimeoutError(
-                f"Timed out after {connect_timeout} s opening the WebSocket to {_safe(url)}; "
+            failure = SaynaTimeoutError(
+                f"Timed out after {connect_timeout} s opening the WebSocket to {where}; "
                 "check the URL and that the server is reachable, or raise Timeouts.connect",
                 operation="connect",
                 timeout=connect_timeout,
-            ) from exc
-        except aiohttp.WSServerHandshakeError as exc:
-            body = await _refusal_body(
-                session, url, headers, ssl, connect_timeout, proxy, proxy_auth
             )
-            raise _handshake_error(url, exc.status, body, "Authorization" in headers) from exc
+            cause: BaseException = exc
+        except RedirectRefused as exc:
+            failure = _redirect_error(exc)
+            cause = exc
+        except aiohttp.WSServerHandshakeError as exc:
+            cause = scrub.cause(exc)  # its text holds the URL, query included
+            body = await _refusal_body(
+                session, url, headers, ssl, connect_timeout, proxy, proxy_auth, scrub
+            )
+            failure = _handshake_error(where, exc.status, body, "Authorization" in headers)
         except (aiohttp.ClientError, OSError) as exc:
-            raise SaynaConnectionError(
-                f"Could not open the WebSocket: {connection_problem(url, exc)}", exc
-            ) from exc
-        return cls(
-            ws, hub, on_closed=on_closed, on_ready=on_ready, heartbeat=heartbeat, activity=activity
-        )
+            cause = scrub.cause(exc)
+            problem = scrub.scrub(connection_problem(url, exc))
+            failure = SaynaConnectionError(f"Could not open the WebSocket: {problem}", cause)
+        except ValueError as exc:  # aiohttp refused a header or the URL as built
+            cause = scrub.cause(exc)
+            failure = SaynaValidationError(
+                f"The WebSocket to {where} could not be opened: {scrub.scrub(str(exc))}"
+            )
+        else:
+            moved = redirected_elsewhere(ws, url)
+            if moved is None:
+                return cls(
+                    ws,
+                    hub,
+                    on_closed=on_closed,
+                    on_ready=on_ready,
+                    heartbeat=heartbeat,
+                    activity=activity,
+                )
+            await ws.close()  # nothing was sent on it
+            refused = RedirectRefused(moved[0], where, moved[1])
+            failure = _redirect_error(refused)
+            cause = refused
+        # Raised outside the except blocks so that an original whose text holds a
+        # secret is not kept as __context__; __cause__ is it or its scrubbed stand-in.
+        failure.__cause__ = cause
+        raise failure
 
     async def configure(self, config_text: str, ready_timeout: Optional[float]) -> ReadyMessage:
         """Send ``config`` and wait for ``ready``.
@@ -327,7 +365,11 @@ class WebSocketConnection:
             # aiohttp reports a Close frame without payload as code 0.
             return (int(msg.data) if msg.data else NO_STATUS_RECEIVED), msg.extra or ""
         elif kind is _WS.ERROR:
-            return ABNORMAL_CLOSURE, _describe(msg.data)
+            # A protocol violation aiohttp closed the socket for carries its close code
+            # (1007: a text frame not in UTF-8, 1009: too big), which no reconnect fixes.
+            error = msg.data
+            code = error.code if isinstance(error, aiohttp.WebSocketError) else ABNORMAL_CLOSURE
+            return code, _describe(error)
         elif kind in (_WS.CLOSED, _WS.CLOSING):
             exc = self._ws.exception()
             return int(self._ws.close_code or ABNORMAL_CLOSURE), _describe(exc) if exc else ""
@@ -347,6 +389,18 @@ class WebSocketConnection:
         if self.close_info is None:
             self._spawn(self._ws.ping())
 
+    def _bytes_written(self) -> int:
+        return self._frames.written if self._frames is not None else 0
+
+    def _liveness(self) -> int:
+        """A number that changes while the peer shows life other than a Pong: data
+        arriving (``activity``), or our queued bytes draining into it. A Ping sent
+        during an upload waits behind the upload's bytes, so its Pong is late however
+        alive a slow peer is; a silent peer takes nothing and is still found dead."""
+        seen = self._activity() if self._activity is not None else 0
+        sent = self._sent
+        return seen + (sent() if sent is not None else 0)
+
     def _declare_dead(self) -> None:
         """No Pong in time: the session ends now with 1006, and the connection is dropped
         (a peer that answers no ping answers no Close either; a send waiting for it to
@@ -364,7 +418,8 @@ class WebSocketConnection:
         burst = 0
         interval = self._heartbeat_interval
         if interval is not None and self.close_info is None:
-            heartbeat = Heartbeat(interval, self._send_ping, self._declare_dead, self._activity)
+            self._sent = send_progress(self._ws, self._bytes_written)
+            heartbeat = Heartbeat(interval, self._send_ping, self._declare_dead, self._liveness)
             self._heartbeat = heartbeat
             heartbeat.start()
         try:
@@ -416,6 +471,7 @@ class WebSocketConnection:
         info = ConnectionClosed(code, reason, by_client)
         self.close_info = info
         heartbeat, self._heartbeat = self._heartbeat, None  # it refers back to us
+        self._sent = None  # so does this (through _bytes_written)
         if heartbeat is not None:
             heartbeat.stop()
         waiter = self._ready_waiter
@@ -489,6 +545,19 @@ def _describe(exc: Optional[BaseException]) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _redirect_error(exc: RedirectRefused) -> SaynaHttpError:
+    return SaynaHttpError(
+        f"The WebSocket upgrade to {exc.source} was redirected (HTTP {exc.status}) "
+        f"to {exc.target}. The SDK does not follow a WebSocket redirect to another "
+        "origin, which would take the session config and provider keys there: "
+        "connect to that URL directly if you trust it",
+        exc.status,
+        "GET /ws",
+        error="redirect",
+        body={"location": exc.target},
+    )
+
+
 async def _refusal_body(
     session: aiohttp.ClientSession,
     url: str,
@@ -497,10 +566,12 @@ async def _refusal_body(
     timeout: Optional[float],
     proxy: Optional[str],
     proxy_auth: Optional[aiohttp.BasicAuth],
+    scrub: Redactor,
 ) -> Any:
     """The body of a refused upgrade, which aiohttp discards (the real server explains a
     401 there): the same request again without the upgrade, read up to 4 KiB. JSON is
-    parsed; None when that request fails or succeeds."""
+    parsed; None when that request fails or succeeds. The client's secrets are masked
+    (a server may echo the query)."""
     http_url = "http" + url[2:] if url.startswith(("ws://", "wss://")) else url
     limit = aiohttp.ClientTimeout(total=min(timeout, 5.0) if timeout else 5.0)
     try:
@@ -518,14 +589,14 @@ async def _refusal_body(
             raw = await response.content.read(4096)
     except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
         return None
-    text = raw.decode("utf-8", errors="replace").strip()
+    text = scrub.scrub(raw.decode("utf-8", errors="replace").strip())
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply
         return text or None
 
 
-def _handshake_error(url: str, status: int, body: Any, sent_key: bool) -> SaynaHttpError:
+def _handshake_error(where: str, status: int, body: Any, sent_key: bool) -> SaynaHttpError:
     """The typed error of a refused upgrade: the server's reason, and the fix in the
     caller's terms (``api_key=``; never "pass api_key=" when one was passed)."""
     error = code = message = None
@@ -540,15 +611,10 @@ def _handshake_error(url: str, status: int, body: Any, sent_key: bool) -> SaynaH
     reason = message or error or "no reason given"
     hint = auth_hint(sent_key) if status == 401 else "check the URL points at a Sayna server"
     return http_error_for_status(status)(
-        f"WebSocket upgrade to {_safe(url)} failed with HTTP {status}: {reason}; {hint}",
+        f"WebSocket upgrade to {where} failed with HTTP {status}: {reason}; {hint}",
         status,
         "GET /ws",
         body=body,
         error=error,
         code=code,
     )
-
-
-def _safe(url: str) -> str:
-    """The URL without its query string (which may carry ``api_key``)."""
-    return url.split("?", 1)[0]

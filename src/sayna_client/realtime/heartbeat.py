@@ -3,9 +3,12 @@
 Pure timers on the event loop, no I/O: the connection sends the Ping and reports
 the Pong. Declaring the peer dead at most ``1.5 × interval`` after the last answer
 is what lets the client detect a dead server within its ``heartbeat`` figure
-(the interval is two thirds of it). A peer that is still delivering data when the
-Pong is due is not dead: on a slow link the Pong may wait behind seconds of queued
-TTS audio, so the deadline moves on while an activity counter keeps changing.
+(the interval is two thirds of it). A peer that still shows life when the Pong is
+due is not dead, so the deadline moves on while an activity counter keeps changing.
+The connection's counter changes in both directions of a slow link: while data
+arrives (the Pong may wait behind seconds of queued TTS audio) and while the peer
+takes the bytes we queued (our Ping waits behind an upload that fills the socket
+buffers: a 128 KB/s link drains 2 MB in 16 s). A silent peer does neither.
 
 It replaces aiohttp's own heartbeat, which resets a timer on every chunk of
 incoming data (a callback per event-loop turn while audio streams in) and ties the
@@ -46,7 +49,8 @@ class Heartbeat:
         on_dead: Callable[[], None],
         activity: Optional[Callable[[], int]] = None,
     ) -> None:
-        """``activity()``, if given, returns a number that changes whenever data arrives."""
+        """``activity()``, if given, returns a number that changes while the peer shows
+        life other than a Pong (data arriving, our queued data draining)."""
         if not interval > 0:
             raise ValueError("the heartbeat interval must be positive")
         self._interval = interval

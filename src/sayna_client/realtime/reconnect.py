@@ -22,7 +22,13 @@ from ..errors import (
 )
 from ..protocol.events import AudioDropped, ConnectionClosed, Reconnected, Reconnecting
 
-__all__ = ["RECOVERABLE_CLOSE_CODES", "AudioHold", "is_recoverable", "run_reconnect"]
+__all__ = [
+    "RECOVERABLE_CLOSE_CODES",
+    "STABLE_AFTER",
+    "AudioHold",
+    "is_recoverable",
+    "run_reconnect",
+]
 
 logger = logging.getLogger("sayna_client")
 
@@ -31,6 +37,12 @@ logger = logging.getLogger("sayna_client")
 #: 1005 (no status) is absent: the server sends it after ``participant_disconnected``,
 #: the normal end of a LiveKit session whose room it then deletes.
 RECOVERABLE_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
+
+#: Seconds a re-established session must stay up before its next loss starts a new
+#: outage. A session that fails again sooner (the server closes it after ``ready``
+#: every time) continues the same outage: the attempt count and the backoff carry
+#: on, so the policy's ``max_attempts`` ends the loop instead of reconnecting for ever.
+STABLE_AFTER = 30.0
 
 
 def is_recoverable(info: ConnectionClosed) -> bool:
@@ -95,14 +107,23 @@ async def run_reconnect(
     replay: Callable[[], Awaitable[tuple[int, int]]],
     publish: Callable[[object], None],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> bool:
+    attempts_used: int = 0,
+) -> Optional[int]:
     """Re-open the session with capped exponential backoff and jitter.
 
     Publishes :class:`Reconnecting` before each attempt and :class:`Reconnected`
-    (with what ``replay`` re-sent) on success. Returns False when attempts ran out
-    or the server refused the session (authentication, rejected config).
+    (with what ``replay`` re-sent) on success.
+
+    Args:
+        attempts_used: attempts already spent on this outage (a session that was
+            re-established and failed again within :data:`STABLE_AFTER`); numbering
+            and backoff continue from there.
+
+    Returns:
+        The number of the attempt that succeeded, or None when attempts ran out or
+        the server refused the session (authentication, rejected config).
     """
-    attempt = 0
+    attempt = attempts_used
     while policy.max_attempts is None or attempt < policy.max_attempts:
         attempt += 1
         delay = backoff_delay(
@@ -123,11 +144,11 @@ async def run_reconnect(
             await open_session()
         except SaynaConfigRejectedError as exc:
             logger.error("Reconnect refused by the server: %s", exc.server_message)
-            return False
+            return None
         except SaynaHttpError as exc:
             if exc.status_code < 500 and exc.status_code != 429:
                 logger.error("Reconnect refused with HTTP %d; giving up", exc.status_code)
-                return False
+                return None
             logger.info("Reconnect attempt %d failed: %s", attempt, exc)
         except (SaynaConnectionError, SaynaTimeoutError) as exc:
             logger.info("Reconnect attempt %d failed: %s", attempt, exc)
@@ -135,6 +156,6 @@ async def run_reconnect(
             frames, size = await replay()
             publish(Reconnected(attempt, frames, size))
             logger.info("Sayna session re-established after %d attempt(s)", attempt)
-            return True
+            return attempt
     logger.error("Giving up reconnecting after %d attempts", attempt)
-    return False
+    return None

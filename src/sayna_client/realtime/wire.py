@@ -42,6 +42,7 @@ import os
 import random
 import socket
 import struct
+import sys
 import time
 from typing import Any, Callable, Optional, Union, cast
 
@@ -49,9 +50,12 @@ __all__ = [
     "BATCH_BYTES",
     "BURST_GAP",
     "FrameWriter",
+    "SendProgress",
     "drop_transport",
     "frame_header",
     "frame_writer",
+    "send_progress",
+    "unsent_bytes",
 ]
 
 #: A frame sent within this many seconds of the previous one joins a batch.
@@ -122,6 +126,7 @@ class FrameWriter:
         "_size",
         "_transport",
         "_writer",
+        "written",
     )
 
     def __init__(self, writer: Any, mask: Callable[[bytes, bytearray], None]) -> None:
@@ -135,6 +140,8 @@ class FrameWriter:
         self._loop = asyncio.get_running_loop()
         self._last = float("-inf")  # monotonic time of the previous frame
         self._batch: Optional[bytearray] = None  # frames of a burst not yet written
+        #: Bytes handed to the transport so far (see :class:`SendProgress`).
+        self.written = 0
 
     async def send(self, data: Union[bytes, bytearray, memoryview]) -> None:
         """Write one binary frame carrying ``data`` (or add it to the open batch); wait
@@ -155,7 +162,9 @@ class FrameWriter:
             self._loop.call_soon(self.flush)
         self._last = now
         if batch is None:
-            self._transport.write(self._header + key + payload)
+            frame = self._header + key + payload
+            self._transport.write(frame)
+            self.written += len(frame)
         else:
             batch += self._header
             batch += key
@@ -184,6 +193,7 @@ class FrameWriter:
             logger.debug("Sayna WebSocket closed with %d bytes of audio unsent", len(batch))
             return
         self._transport.write(batch)
+        self.written += len(batch)
 
 
 def frame_writer(ws: Any) -> Optional[FrameWriter]:
@@ -231,3 +241,78 @@ def drop_transport(ws: Any) -> None:
     except (AttributeError, OSError, RuntimeError):
         pass  # not a TCP socket, or already closed: the abort alone will do
     transport.abort()
+
+
+def _kernel_unsent_linux(sock: Any) -> int:
+    # SIOCOUTQ (TIOCOUTQ for TCP sockets): bytes not yet acknowledged by the peer.
+    buf = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    return int(struct.unpack("i", buf)[0])
+
+
+def _kernel_unsent_darwin(sock: Any) -> int:
+    # SO_NWRITE: bytes in the send buffer (unsent or unacknowledged).
+    return int(sock.getsockopt(socket.SOL_SOCKET, 0x1024))
+
+
+_kernel_unsent: Optional[Callable[[Any], int]] = None
+if sys.platform.startswith("linux"):  # pragma: no branch
+    try:
+        import fcntl
+        import termios
+
+        _kernel_unsent = _kernel_unsent_linux
+    except ImportError:  # pragma: no cover
+        pass
+elif sys.platform == "darwin":  # pragma: no cover
+    _kernel_unsent = _kernel_unsent_darwin
+
+
+def unsent_bytes(transport: Any) -> int:
+    """Bytes written to ``transport`` that the peer has not taken yet: the transport's
+    own buffer plus, on Linux and macOS, the kernel's send queue (elsewhere 0 for it)."""
+    queued = int(transport.get_write_buffer_size())
+    sock = transport.get_extra_info("socket")
+    if sock is not None and _kernel_unsent is not None:
+        try:
+            queued += _kernel_unsent(sock)
+        except (OSError, ValueError):
+            pass  # closed, or not a TCP socket
+    return queued
+
+
+class SendProgress:
+    """How far the peer has read what this client sent: a number that grows only while
+    it takes our bytes (never decreases).
+
+    It is the bytes handed to the transport (``written()``) minus those still queued
+    (:func:`unsent_bytes`). While an upload fills the socket buffers, a Ping waits
+    behind them and its Pong is late however alive the peer is; the keepalive uses
+    this to tell a slow peer (still reading) from a silent one (reading nothing: the
+    queue stops draining). New writes do not count as progress, only draining does.
+    """
+
+    __slots__ = ("_best", "_transport", "_written")
+
+    def __init__(self, transport: Any, written: Callable[[], int]) -> None:
+        self._transport = transport
+        self._written = written
+        self._best: Optional[int] = None
+
+    def __call__(self) -> int:
+        try:
+            taken = self._written() - unsent_bytes(self._transport)
+        except (AttributeError, OSError, RuntimeError):
+            taken = None
+        best = self._best
+        if taken is not None and (best is None or taken > best):
+            self._best = best = taken
+        return best or 0
+
+
+def send_progress(ws: Any, written: Callable[[], int]) -> Optional[SendProgress]:
+    """A :class:`SendProgress` for the aiohttp client WebSocket ``ws``, or None when its
+    transport cannot be found."""
+    transport = getattr(getattr(ws, "_writer", None), "transport", None)
+    if transport is None or not callable(getattr(transport, "get_write_buffer_size", None)):
+        return None
+    return SendProgress(transport, written)

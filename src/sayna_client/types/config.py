@@ -3,7 +3,8 @@
 Defaults follow the protocol reference: the server itself requires every
 ``stt_config`` key, so the SDK fills the documented values (``en-US``, 16 kHz,
 mono, punctuation on, ``linear16``) and always sends all of them. Credentials in
-``auth`` objects never appear in ``repr()``.
+``auth`` objects never appear in ``repr()``, and validation errors never quote
+the input (a key passed in the wrong place would otherwise be printed).
 """
 
 from typing import Any, Dict, List, Literal, Optional, Union
@@ -25,7 +26,9 @@ __all__ = [
 
 class _Model(BaseModel):
     # Configs are built by users: reject typos in field names instead of ignoring them.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Validation errors name the field and the problem but never quote the input: a
+    # provider key passed in the wrong place would be printed with the error.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, hide_input_in_errors=True)
 
 
 class Pronunciation(_Model):

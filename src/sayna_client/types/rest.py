@@ -142,7 +142,7 @@ class MuteLiveKitParticipantResponse(_Response):
 class SipHook(BaseModel):
     """A SIP routing entry: calls to ``host`` are announced to ``url`` (signed webhook)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", hide_input_in_errors=True)
 
     host: str
     url: str
@@ -178,6 +178,8 @@ class SipTransferResponse(_Response):
 
 class SipCallSipConfig(_Request):
     """Per-call SIP overrides; each falls back to the server's configuration."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     outbound_address: Optional[str] = None
     auth_username: Optional[str] = None

@@ -1,0 +1,129 @@
+"""Keeping secrets out of text: URLs shown without credentials, and exceptions of other
+libraries (whose text may hold a URL's ``?api_key=``) scrubbed before they are chained.
+
+Pure helpers, no I/O. The client collects its secrets once (:func:`url_secrets` and
+the API key) into a :class:`Redactor`; the two places that translate aiohttp errors
+(REST in ``_http``, the WebSocket in ``realtime.connection``) pass every message and
+every cause through it.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterable
+from typing import Optional
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit, urlunsplit
+
+__all__ = ["MASK", "RedactedError", "Redactor", "safe_url", "split_userinfo", "url_secrets"]
+
+MASK = "***"
+#: Shorter strings are not treated as secrets (masking "ab" would garble every message).
+_MIN_SECRET = 4
+
+
+def safe_url(url: object) -> str:
+    """``url`` as ``scheme://host[:port]/path``: no user, password, query or fragment.
+
+    Anything that does not parse as a URL with a host becomes ``"<unparseable URL>"``
+    (it may be a key pasted in the wrong place).
+    """
+    try:
+        parts = urlsplit(str(url))
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return "<unparseable URL>"
+    if not parts.scheme or not host:
+        return "<unparseable URL>"
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def split_userinfo(url: str) -> tuple[str, Optional[tuple[str, str]]]:
+    """``(url without user:password, (user, password) or None)``, both percent-decoded.
+    A URL that does not parse is returned as it is (``derive_urls`` rejects it)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url, None
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    stripped = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+    return stripped, (unquote(user), unquote(password))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of ``url`` that may be credentials: user, password and query values."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [url]
+    found: list[str] = []
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rpartition("@")[0]
+        user, _, password = userinfo.partition(":")
+        found += [user, password, unquote(user), unquote(password)]
+    for _name, value in parse_qsl(parts.query, keep_blank_values=False):
+        found.append(value)
+    for piece in parts.query.split("&"):
+        found.append(piece.partition("=")[2])  # as written (still percent-encoded)
+    return found
+
+
+class RedactedError(Exception):
+    """Stands in for another library's exception whose text held a secret.
+
+    Its text is the original's (type name and message, chained causes included) with
+    every secret replaced by ``***``; ``__traceback__`` is the original's stack.
+    """
+
+
+class Redactor:
+    """Replaces known secrets (and their percent-encoded forms) in text."""
+
+    __slots__ = ("_secrets",)
+
+    def __init__(self, secrets: Iterable[Optional[str]] = ()) -> None:
+        forms: set[str] = set()
+        for secret in secrets:
+            if not secret or len(secret) < _MIN_SECRET:
+                continue
+            forms.update((secret, quote(secret, safe=""), quote_plus(secret, safe="")))
+        # Longest first, so a secret containing another is masked whole.
+        self._secrets = tuple(sorted(forms, key=len, reverse=True))
+
+    def add(self, *secrets: Optional[str]) -> None:
+        """Also mask ``secrets`` from now on."""
+        merged = Redactor((*self._secrets, *secrets))
+        self._secrets = merged._secrets
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret replaced by ``***``."""
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+    def leaks(self, text: str) -> bool:
+        return any(secret in text for secret in self._secrets)
+
+    def cause(self, exc: BaseException) -> BaseException:
+        """``exc`` itself when no secret shows anywhere in its formatted chain, else a
+        :class:`RedactedError` carrying the scrubbed text (and the original stack)."""
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        if not self.leaks(text) and not self.leaks(repr(exc)):
+            return exc
+        chain: list[str] = []
+        seen: set[int] = set()
+        current: Optional[BaseException] = exc
+        while current is not None and id(current) not in seen:
+            seen.add(id(current))
+            chain.append(f"{type(current).__module__}.{type(current).__qualname__}: {current}")
+            current = current.__cause__ or current.__context__
+        stand_in = RedactedError(self.scrub(" <- ".join(chain)))
+        stand_in.__traceback__ = exc.__traceback__
+        return stand_in

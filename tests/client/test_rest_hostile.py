@@ -1,0 +1,220 @@
+"""REST against a hostile loopback server: bodies that are not JSON, not UTF-8, nested
+1,000 levels, numbers of 5,000 digits, or 300 MB long. Every failure is a SaynaError
+with the status and a short excerpt; no body is read past the client's bound."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, Callable, Optional
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from sayna_client import (
+    RetryPolicy,
+    SaynaClient,
+    SaynaError,
+    SaynaHttpError,
+    SaynaInternalServerError,
+    SaynaInvalidResponseError,
+    SaynaProtocolError,
+    SaynaServerError,
+    SaynaValidationError,
+    Timeouts,
+    TTSConfig,
+)
+
+from .conftest import start_app
+
+MB = 1024 * 1024
+NOT_JSON = b"<html><body>502 Bad Gateway from a proxy</body></html>"
+NOT_UTF8 = b'{"status": "\xff\xfe\xfd"}'
+NESTED = b"[" * 1000 + b"]" * 1000
+NESTED_OBJECT = b'{"a":' * 1000 + b"1" + b"}" * 1000
+HUGE_INT = b'{"status": ' + b"9" * 5000 + b"}"
+BODIES = {
+    "not-json": NOT_JSON,
+    "not-utf8": NOT_UTF8,
+    "nested": NESTED,
+    "nested-object": NESTED_OBJECT,
+    "huge-int": HUGE_INT,
+    "empty": b"",
+    "not-an-object": b"[1, 2, 3]",
+}
+
+Call = Callable[[SaynaClient], Awaitable[Any]]
+CALLS: dict[str, Call] = {
+    "health": lambda c: c.health(),
+    "get_voices": lambda c: c.get_voices(),
+    "get_livekit_rooms": lambda c: c.get_livekit_rooms(),
+    "get_livekit_token": lambda c: c.get_livekit_token("room", "Jane", "jane"),
+    "get_sip_hooks": lambda c: c.get_sip_hooks(),
+    "sip_transfer_rest": lambda c: c.sip_transfer_rest("room", "caller", "+15551234567"),
+}
+
+
+class Hostile:
+    """Answers every request with ``status`` and ``body``, or streams ``stream_bytes``."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.body = b""
+        self.stream_bytes = 0
+        self.declare_length = False
+        self.sent = 0
+        self.finished = asyncio.Event()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._any)
+        self.app = app
+
+    async def _any(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        if not self.stream_bytes:
+            return web.Response(status=self.status, body=self.body)
+        response = web.StreamResponse(status=self.status)
+        if self.declare_length:
+            response.content_length = self.stream_bytes
+        await response.prepare(request)
+        chunk = b"x" * (256 * 1024)
+        try:
+            while self.sent < self.stream_bytes:
+                await response.write(chunk)
+                self.sent += len(chunk)
+        except (ConnectionError, RuntimeError):
+            pass  # the client hung up: what we wanted
+        finally:
+            self.finished.set()
+        return response
+
+
+@pytest_asyncio.fixture
+async def hostile() -> AsyncIterator[tuple[Hostile, str]]:
+    server = Hostile()
+    runner, url = await start_app(server.app)
+    try:
+        yield server, url
+    finally:
+        await runner.cleanup()
+
+
+def _client(url: str, **kwargs: Any) -> SaynaClient:
+    return SaynaClient(
+        url,
+        without_audio=True,
+        timeouts=Timeouts(connect=10, request=30),
+        retry=RetryPolicy(max_retries=0),
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("body_name", sorted(BODIES))
+@pytest.mark.parametrize("call_name", sorted(CALLS))
+async def test_unreadable_2xx_bodies_are_typed_errors_with_an_excerpt(
+    hostile: tuple[Hostile, str], body_name: str, call_name: str
+) -> None:
+    server, url = hostile
+    server.body = BODIES[body_name]
+    async with _client(url) as client:
+        with pytest.raises(SaynaError) as info:
+            await CALLS[call_name](client)
+    error = info.value
+    assert isinstance(error, SaynaInvalidResponseError)
+    assert isinstance(error, SaynaServerError)  # with the status and the endpoint
+    assert isinstance(error, SaynaProtocolError)  # as before, for older except clauses
+    assert error.status_code == 200
+    assert error.endpoint
+    assert len(str(error)) < 1000
+
+
+async def test_get_voices_names_status_and_body_of_a_non_json_answer(
+    hostile: tuple[Hostile, str],
+) -> None:
+    server, url = hostile
+    server.body = NOT_JSON
+    async with _client(url) as client:
+        with pytest.raises(SaynaServerError) as info:
+            await client.get_voices()
+    assert info.value.status_code == 200
+    assert info.value.endpoint == "GET /voices"
+    assert "502 Bad Gateway from a proxy" in str(info.value)
+
+
+@pytest.mark.parametrize("body_name", sorted(BODIES))
+@pytest.mark.parametrize("status", [400, 404, 500])
+async def test_error_statuses_with_hostile_bodies_keep_their_type(
+    hostile: tuple[Hostile, str], body_name: str, status: int
+) -> None:
+    server, url = hostile
+    server.status = status
+    server.body = BODIES[body_name]
+    async with _client(url) as client:
+        with pytest.raises(SaynaHttpError) as info:
+            await client.get_voices()
+    assert info.value.status_code == status
+    assert len(str(info.value)) < 1000
+
+
+async def test_a_long_error_body_is_quoted_as_an_excerpt(hostile: tuple[Hostile, str]) -> None:
+    server, url = hostile
+    server.status = 500
+    server.body = b"E" * (2 * MB)
+    async with _client(url) as client:
+        with pytest.raises(SaynaInternalServerError) as info:
+            await client.health()
+    assert len(str(info.value)) < 1000
+    assert "EEEE" in str(info.value)
+
+
+async def _streamed(
+    hostile: tuple[Hostile, str],
+    call: Call,
+    *,
+    status: int = 200,
+    declare_length: bool = False,
+    limit: Optional[int] = MB,
+) -> SaynaError:
+    server, url = hostile
+    server.status = status
+    server.stream_bytes = 300 * MB
+    server.declare_length = declare_length
+    kwargs = {} if limit is None else {"max_response_bytes": limit}
+    async with _client(url, **kwargs) as client:
+        with pytest.raises(SaynaError) as info:
+            await call(client)
+    await asyncio.wait_for(server.finished.wait(), 60)
+    return info.value
+
+
+@pytest.mark.parametrize("declare_length", [False, True])
+async def test_a_300_mb_body_is_not_read_whole(
+    hostile: tuple[Hostile, str], declare_length: bool
+) -> None:
+    error = await _streamed(
+        hostile, lambda c: c.get_recording("call-1"), declare_length=declare_length
+    )
+    assert isinstance(error, SaynaInvalidResponseError)
+    assert "max_response_bytes" in str(error)
+    assert hostile[0].sent < 100 * MB  # stopped near the bound (plus socket buffers)
+
+
+async def test_the_default_bound_stops_a_300_mb_body(hostile: tuple[Hostile, str]) -> None:
+    tts = TTSConfig(provider="deepgram")
+    error = await _streamed(hostile, lambda c: c.speak_rest("hello", tts), limit=None)
+    assert isinstance(error, SaynaInvalidResponseError)
+    assert hostile[0].sent < 250 * MB
+
+
+async def test_a_300_mb_error_body_is_not_read_whole(hostile: tuple[Hostile, str]) -> None:
+    error = await _streamed(hostile, lambda c: c.health(), status=503)
+    assert isinstance(error, SaynaInternalServerError)
+    assert error.status_code == 503
+    assert len(str(error)) < 1000
+    assert hostile[0].sent < 100 * MB
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "10"])
+def test_the_bound_must_be_a_positive_integer(bad: Any) -> None:
+    with pytest.raises(SaynaValidationError, match="max_response_bytes"):
+        SaynaClient("http://127.0.0.1:1", without_audio=True, max_response_bytes=bad)
