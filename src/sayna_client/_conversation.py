@@ -95,20 +95,22 @@ class ConversationMethods:
         utterance, and wait for its final result.
 
         A file or call that stops mid-utterance leaves the recogniser waiting for more
-        speech: no final arrives and :meth:`drain` would wait for ever. This sends up to
+        speech: no final arrives and :meth:`drain` would wait for ever. This sends
         ``silence_ms`` of silence in the session's own format (``stt_config`` encoding,
-        sample rate and channels), in 20 ms frames at real-time pace, stopping as soon
-        as the turn ends (the speech-final result), then waits for that result. When
-        nothing is outstanding (no result pending, no audio without a result) it
-        returns None at once, sending nothing.
+        sample rate and channels), in 20 ms frames at real-time pace, as a microphone
+        would after the speaker stopped, then waits until no turn is open (its
+        speech-final has arrived) and no new result came for a moment. When nothing is
+        outstanding (no result pending, no audio without a result) it returns None at
+        once, sending nothing.
 
         Args:
             timeout: seconds for the whole call (``None``: no limit).
-            silence_ms: most silence to send, in milliseconds (default 1.5 s: more
-                than the end-of-utterance silence of common recognisers).
+            silence_ms: silence to send, in milliseconds (default 1.5 s: more than the
+                end-of-utterance silence of common recognisers).
 
         Returns:
-            The :class:`Turn` that ended, or None when the recogniser heard no words.
+            The last :class:`Turn` that ended meanwhile, or None when the recogniser
+            heard no words.
 
         Raises:
             SaynaValidationError: the encoding has no silence the SDK can make (e.g.
@@ -124,29 +126,37 @@ class ConversationMethods:
         tracker = self._tracker
         if not tracker.turn_pending and not tracker.audio_unanswered:
             return None
-        ended = tracker.next_speech_final()
+        turns: list[Optional[Turn]] = []
+        ended = [tracker.next_speech_final()]
+
+        def take() -> None:
+            """Record a speech-final that arrived and wait for the next one."""
+            turns.append(ended[0].result())
+            ended[0] = tracker.next_speech_final()
 
         async def finish() -> Optional[Turn]:
             for _ in range(silence_ms // _SILENCE_FRAME_MS):
-                if ended.done():
-                    break
                 await self.on_audio_input(frame)
                 await asyncio.sleep(_SILENCE_FRAME_MS / 1000)
-            while not ended.done():
-                if tracker.turn_pending:
-                    await ended  # words were heard: their final comes
-                    break
-                seen = tracker.activity  # results of the last audio may still come
-                await asyncio.wait((ended,), timeout=_SETTLE)
-                if not ended.done() and tracker.activity == seen and not tracker.turn_pending:
-                    return None  # nothing was heard
-            return ended.result()
+                if ended[0].done():
+                    take()
+            while True:
+                if ended[0].done():
+                    take()
+                elif tracker.turn_pending:
+                    await asyncio.wait(ended)  # words were heard: their final comes
+                else:
+                    seen = tracker.activity  # results of the last audio may still come
+                    await asyncio.wait(ended, timeout=_SETTLE)
+                    if not ended[0].done() and tracker.activity == seen:
+                        tracker.audio_answered()
+                        return next((t for t in reversed(turns) if t is not None), None)
 
         try:
             return await bounded(finish(), timeout, "finish_audio()")
         finally:
-            if not ended.done():
-                ended.cancel()
+            if not ended[0].done():
+                ended[0].cancel()
 
     async def _caught_up(self, waiter: Awaitable[None]) -> None:
         """``waiter``, then the callbacks have handled the events queued by then."""

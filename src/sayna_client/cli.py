@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -43,6 +44,7 @@ from .errors import (
     SaynaConnectionError,
     SaynaError,
     SaynaHttpError,
+    SaynaTimeoutError,
     SaynaValidationError,
 )
 from .protocol.events import STTResultMessage, TTSPlaybackCompleteMessage
@@ -229,6 +231,12 @@ async def _transcribe(
 ) -> list[str]:
     """Stream ``frames`` paced at ``speed`` × real time; return the final transcripts."""
     finals: list[str] = []
+    loop = asyncio.get_running_loop()
+    # A turn is open from its first words until its speech-final; recognisers may send
+    # several turns per stream (one per utterance).
+    turn_open = [False]
+    last_result = [loop.time()]
+    changed = asyncio.Event()
     progress = _Progress(label, len(frames) * frame_ms / 1000, "s")
     latest = [""]
 
@@ -236,6 +244,9 @@ async def _transcribe(
         if result.is_final and result.transcript:
             finals.append(result.transcript)
         latest[0] = result.transcript or latest[0]
+        turn_open[0] = not result.is_speech_final
+        last_result[0] = loop.time()
+        changed.set()
 
     unsubscribe = client.register_on_stt_result(on_result)
     try:
@@ -244,9 +255,26 @@ async def _transcribe(
             await client.on_audio_input(frame)
             sent += 1
             progress.update(sent * frame_ms / 1000, latest[0])
-        # The file ends where it ends, maybe mid-word: trailing silence lets the
-        # recogniser close the utterance, and finish_audio() waits for its final.
-        await client.finish_audio()
+        # The file ends where it ends, maybe mid-word: trailing silence in the session's
+        # own format lets the recogniser close the last utterance.
+        try:
+            await client.finish_audio(timeout=15.0)
+        except SaynaTimeoutError:
+            pass  # a recogniser still busy: the wait below tells when it is done
+        # The server may still be decoding a backlog: done once no turn is open and
+        # nothing new arrived for a second.
+        deadline = loop.time() + 15.0
+        while True:
+            now = loop.time()
+            quiet = now - last_result[0]
+            if now >= deadline or (not turn_open[0] and quiet >= 1.0):
+                break
+            wait = deadline - now if turn_open[0] else min(deadline - now, 1.0 - quiet)
+            changed.clear()
+            try:
+                await asyncio.wait_for(changed.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
     finally:
         progress.close()
         unsubscribe()
@@ -283,32 +311,49 @@ async def _cmd_transcribe(args: argparse.Namespace) -> int:
 # --- demo -----------------------------------------------------------------------------
 
 DEMO_TEXT = "Hello from Sayna. I would like a cup of coffee, please."
+#: Names the demo's recogniser should expect (the local engine's keyword hint).
+DEMO_HINT = "Sayna"
+#: Packages without which the local engine cannot run at all (the neural models have
+#: their own fallback inside the engine).
+_LOCAL_CORE = ("numpy", "soxr", "espeakng_loader", "pocketsphinx")
 
 
-def _pick_engine(requested: str) -> str:
-    if requested != "auto":
-        return requested
-    try:
-        from .server.engines.local import LocalEngine  # noqa: F401
-    except ImportError:
-        print(
-            "(local speech engines not installed: using the fake engine; "
-            "pip install 'sayna-client[local]' for real speech)"
-        )
-        return "fake"
-    return "local"
+def _local_missing() -> list[str]:
+    import importlib.util
+
+    def missing(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is None
+        except (ImportError, ValueError):  # broken or blocked (sys.modules[name] = None)
+            return True
+
+    return [name for name in _LOCAL_CORE if missing(name)]
 
 
 async def _demo(args: argparse.Namespace) -> int:
+    from ._wer import word_error_rate
     from .server import LocalServer
 
-    engine = _pick_engine(args.engine)
-    out_dir = Path(args.output_dir)
-    await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
-    async with LocalServer(engine=engine, port=0) as server:
+    engine = "local" if args.engine == "auto" else args.engine
+    if engine == "local" and _local_missing():
+        print(
+            "error: sayna demo speaks and listens with the local engine, which is not "
+            f"installed (missing: {', '.join(_local_missing())}). Install it with:\n"
+            "    pip install 'sayna-client[local]'\n"
+            "or run `sayna demo --engine fake` for the tone-burst engine (no real speech).",
+            file=sys.stderr,
+        )
+        return 1
+    if args.output_dir is None:
+        out_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="sayna-demo-"))
+    else:
+        out_dir = Path(args.output_dir)
+        await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
+    voice = "en_US-joe-medium" if engine == "local" else None
+    async with LocalServer(engine=engine, port=0, stt_hint=DEMO_HINT) as server:
         print(f"1. Local Sayna server ({engine} engine) listening on {server.url}")
         stt = STTConfig(provider="deepgram", model="nova-2", sample_rate=16000)
-        tts = TTSConfig(provider="elevenlabs", voice_id="en-us+f2", sample_rate=16000)
+        tts = TTSConfig(provider="elevenlabs", voice_id=voice, sample_rate=16000)
         async with SaynaClient(server.url, stt, tts) as client:
             health = await client.health()
             print(f"2. health(): status={health.status}")
@@ -332,13 +377,17 @@ async def _demo(args: argparse.Namespace) -> int:
             client.register_on_tts_playback_complete(on_complete)
             await client.connect()
             print(f"5. connect(): ready, stream_id={client.received_stream_id}")
+            print(f"6. speak(): said    {args.text!r}")
             await client.speak(args.text)
             await asyncio.wait_for(done.wait(), 60)
             seconds = audio.duration_ms(len(received), 16000) / 1000
-            print(f"6. speak(): received {len(received)} bytes ({seconds:.2f} s) of TTS audio")
+            print(f"   received {len(received)} bytes ({seconds:.2f} s) of TTS audio")
             frames = list(audio.wav_frames(audio.WavAudio(bytes(received), 16000, 1), frame_ms=20))
             finals = await _transcribe(client, frames, 20, args.speed, "7. streaming audio back")
-            print(f"8. transcript: {' '.join(finals) or '(nothing recognised)'}")
+            heard = " ".join(finals)
+            print(f"8. transcript: heard {heard!r}" if heard else "8. transcript: (nothing heard)")
+            if engine == "local":
+                print(f"   word error rate: {word_error_rate(args.text, heard):.0%}")
     print("Done: the whole Sayna flow ran locally, no account and no network.")
     return 0
 
@@ -400,8 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine",
         choices=["auto", "local", "fake"],
         default="auto",
-        help="speech engine: local (espeak-ng + pocketsphinx), fake (tones), or auto "
-        "(local when installed) (default: %(default)s)",
+        help="speech engine: local (Whisper + Piper; needs the local extra), fake (tone "
+        "bursts), or auto, which means local (default: %(default)s)",
     )
     p.add_argument("--text", default=DEMO_TEXT, help="sentence to speak (default: %(default)r)")
     p.add_argument(
@@ -412,8 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--output-dir",
-        default=".",
-        help="where to write sayna-demo-speak.wav (default: %(default)s)",
+        default=None,
+        help="where to write sayna-demo-speak.wav (default: a new temporary directory)",
     )
 
     sub.add_parser(

@@ -120,7 +120,7 @@ def test_errors_exit_1_with_a_message(url: str, capsys: pytest.CaptureFixture[st
 def test_demo_with_the_fake_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--engine", "fake", "--speed", "0", "--output-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "transcript: word word" in out
+    assert "heard 'word word" in out
     assert audio.read_wav(tmp_path / "sayna-demo-speak.wav").sample_rate == 16000
 
 

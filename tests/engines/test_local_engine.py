@@ -1,13 +1,11 @@
-"""The ``local`` engine (espeak-ng + pocketsphinx) against its contract, without a socket.
+"""The ``local`` engine's espeak-ng voices and its stream contract, without a socket.
 
-Skipped when the ``local`` extra is not installed. Two facts shape the assertions:
-
-* espeak-ng output is not bit-reproducible (its wave generator keeps state between
-  clips, so the same text comes out shifted by a few samples), hence TTS comparisons
-  use durations and levels, never bytes;
-* pocketsphinx's generic en-US model recognises espeak's robotic voice only
-  approximately, hence STT checks shared words, not exact transcripts. STT itself is
-  deterministic for identical input bytes.
+Skipped when the ``local`` extra is not installed. The TTS tests here select espeak-ng
+voices explicitly (``en-us``); the neural parts (Whisper, Piper) have their own module,
+``test_neural_engine.py``. espeak-ng output is not bit-reproducible (its wave generator
+keeps state between clips), hence TTS comparisons use durations and levels, never bytes.
+STT tests speak with the Piper voice and listen with Whisper (or pocketsphinx where the
+neural packages are missing); STT is deterministic for identical input bytes.
 """
 
 from __future__ import annotations
@@ -45,6 +43,9 @@ SENTENCE = "i would like a cup of coffee"
 #: For round trips: in 75 of 75 renderings (16 kHz, 24 kHz and 8 kHz mu-law) at
 #: least one word came back, usually several ("are you doing ... a cup of coffee").
 TWO_SENTENCES = "How are you doing today? I would like a cup of coffee."
+#: The espeak-ng voice the TTS tests use; STT tests speak with the neural voice.
+ESPEAK = "en-us"
+JOE = "en_US-joe-medium"
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,7 @@ def engine() -> Iterator[LocalEngine]:
 
 
 async def synth(engine: LocalEngine, text: str = SENTENCE, **kwargs: object) -> list[bytes]:
+    kwargs.setdefault("voice_id", ESPEAK)
     request = TTSRequest(text=text, **kwargs)  # type: ignore[arg-type]
     return [chunk async for chunk in engine.synthesize(request)]
 
@@ -88,6 +90,8 @@ def test_voices_list_espeak_voices_under_local(engine: LocalEngine) -> None:
     assert list(catalogue) == ["local"]
     voices = {voice.id: voice for voice in catalogue["local"]}
     assert len(voices) > 50
+    if engine.neural["tts"]:
+        assert catalogue["local"][0].id == JOE
     assert {"en-us", "en-gb", "fr-fr", "de", "en-us+f2"} <= set(voices)
     us = voices["en-us"]
     assert (us.name, us.language, us.accent, us.gender) == (
@@ -230,7 +234,7 @@ async def test_tts_blank_text_yields_nothing(engine: LocalEngine) -> None:
 
 async def test_tts_abandoned_stream_does_not_disturb_the_next(engine: LocalEngine) -> None:
     long_text = " ".join([SENTENCE] * 20)
-    stream = engine.synthesize(TTSRequest(text=long_text))
+    stream = engine.synthesize(TTSRequest(text=long_text, voice_id=ESPEAK))
     await stream.__anext__()
     await stream.aclose()  # type: ignore[attr-defined]
     audio = await pcm(engine)
@@ -241,7 +245,7 @@ async def test_tts_streams_while_rendering(engine: LocalEngine) -> None:
     # The first chunk must not wait for a long clip to be rendered completely.
     long_text = " ".join([SENTENCE] * 40)
     started = time.perf_counter()
-    stream = engine.synthesize(TTSRequest(text=long_text))
+    stream = engine.synthesize(TTSRequest(text=long_text, voice_id=ESPEAK))
     await stream.__anext__()
     first = time.perf_counter() - started
     rest = [chunk async for chunk in stream]
@@ -273,13 +277,16 @@ async def run_stt(
 
 
 def check_turn(results: list[Transcript]) -> str:
-    """Assert the §6.8 shape of one spoken turn; return the joined final text."""
-    finals = [r for r in results if r.is_final and not r.is_speech_final]
+    """Assert the §6.8 shape of one spoken turn; return the joined final text.
+
+    Finals carry text; the turn's last final is also speech-final (with its text, as
+    real providers send it) unless an empty forced-style speech-final closes it.
+    """
+    finals = [r for r in results if r.is_final and r.transcript]
     assert finals, results
-    assert all(r.transcript for r in finals), "empty finals must not be emitted"
     assert all(0.0 <= r.confidence <= 1.0 for r in results)
     assert all(not r.is_speech_final for r in results if not r.is_final)
-    assert results[-1] == Transcript("", is_final=True, is_speech_final=True, confidence=1.0)
+    assert results[-1].is_speech_final, results
     assert [r for r in results if r.is_speech_final] == [results[-1]]
     return " ".join(r.transcript for r in finals)
 
@@ -288,7 +295,7 @@ def check_turn(results: list[Transcript]) -> str:
     ("rate", "encoding"), [(16000, "linear16"), (24000, "linear16"), (8000, "mulaw")]
 )
 async def test_stt_round_trip(engine: LocalEngine, rate: int, encoding: str) -> None:
-    speech = await pcm(engine, TWO_SENTENCES, sample_rate=rate)
+    speech = await pcm(engine, SENTENCE, sample_rate=rate, voice_id=JOE)
     audio = speech + bytes(int(rate * 1.5) * 2)  # then 1.5 s of silence
     if encoding == "mulaw":
         audio = linear16_to_mulaw(audio)
@@ -297,20 +304,24 @@ async def test_stt_round_trip(engine: LocalEngine, rate: int, encoding: str) -> 
         engine, audio, STTParams(sample_rate=rate, encoding=encoding), bytes_per_frame
     )
     text = check_turn(results)
-    assert words(text) & words(TWO_SENTENCES), text
+    expected = words(SENTENCE)
+    if engine.neural["stt"]:
+        assert words(text) == expected, text
+    else:
+        assert words(text) & expected, text
 
 
 async def test_stt_timing_is_audio_time(engine: LocalEngine) -> None:
     rate = 16000
-    speech = await pcm(engine, sample_rate=rate)
+    speech = await pcm(engine, SENTENCE, sample_rate=rate, voice_id=JOE)
     stream = engine.open_stt(STTParams(sample_rate=rate))
     try:
-        results = await stream.feed(speech + bytes(rate * 2 * 2 // 5))  # + 400 ms
-        assert [r.is_speech_final for r in results if r.is_final] == [False]
-        assert any(not r.is_final for r in results), "interims while speaking"
-        assert await stream.feed(bytes(rate * 2 // 5)) == [  # 800 ms of silence in total
-            Transcript("", is_final=True, is_speech_final=True, confidence=1.0)
-        ]
+        results = await stream.feed(speech + bytes(rate * 2 // 10))  # + 100 ms
+        assert all(not r.is_final for r in results), "no final before the endpoint"
+        assert results, "interims while speaking"
+        results = await stream.feed(bytes(rate * 2))  # 1.1 s of silence in total
+        assert [(r.is_final, r.is_speech_final) for r in results] == [(True, True)]
+        assert results[0].transcript
         assert await stream.feed(bytes(rate * 2)) == []  # one speech-final per turn
         assert await stream.finish() == []
     finally:
@@ -319,25 +330,26 @@ async def test_stt_timing_is_audio_time(engine: LocalEngine) -> None:
 
 async def test_stt_odd_frames_and_stereo_give_the_same_transcript(engine: LocalEngine) -> None:
     rate = 16000
-    audio = await pcm(engine, sample_rate=rate) + bytes(rate * 2)
+    audio = await pcm(engine, sample_rate=rate, voice_id=JOE) + bytes(rate * 2)
     reference = await run_stt(engine, audio, STTParams(sample_rate=rate), 640)
     odd = await run_stt(engine, audio, STTParams(sample_rate=rate), 333)
-    assert odd == reference
+    assert [r for r in odd if r.is_final] == [r for r in reference if r.is_final]
     stereo = b"".join(audio[i : i + 2] * 2 for i in range(0, len(audio), 2))
     both = await run_stt(engine, stereo, STTParams(sample_rate=rate, channels=2), 1001)
-    assert both == reference
+    assert [r for r in both if r.is_final] == [r for r in reference if r.is_final]
 
 
 async def test_stt_finish_flushes_a_pending_utterance(engine: LocalEngine) -> None:
-    speech = await pcm(engine, sample_rate=16000)
+    speech = await pcm(engine, sample_rate=16000, voice_id=JOE)
     stream = engine.open_stt(STTParams(sample_rate=16000))
     try:
         await stream.feed(speech[: len(speech) * 3 // 4])  # cut mid-sentence
         flushed = await stream.finish()
     finally:
         stream.close()
-    assert [(r.is_final, r.is_speech_final) for r in flushed] == [(True, False)]
-    assert flushed[0].transcript
+    finals = [r for r in flushed if r.is_final]
+    assert [(r.is_final, r.is_speech_final) for r in finals] == [(True, True)]
+    assert finals[0].transcript
 
 
 async def test_stt_silence_and_empty_frames_give_nothing(engine: LocalEngine) -> None:
@@ -353,7 +365,7 @@ async def test_stt_silence_and_empty_frames_give_nothing(engine: LocalEngine) ->
 
 async def test_stt_decoding_leaves_the_event_loop_running(engine: LocalEngine) -> None:
     # Decoding runs in worker threads: a ticker must keep running meanwhile.
-    audio = await pcm(engine, sample_rate=16000) + bytes(16000)
+    audio = await pcm(engine, sample_rate=16000, voice_id=JOE) + bytes(16000)
     ticks = 0
 
     async def ticker() -> None:

@@ -277,6 +277,11 @@ class SessionTracker:
         """A ``speak`` was sent and its ``tts_playback_complete`` has not arrived."""
         return bool(self._speak_sent_at)
 
+    def audio_answered(self) -> None:
+        """Count the audio sent so far as answered: the recogniser had it and went quiet
+        (``finish_audio()``), so it is owed no result."""
+        self._frames_answered = self.metrics.audio_frames_sent
+
     @property
     def audio_unanswered(self) -> bool:
         """Audio was sent since the last ``stt_result`` (its results may be in flight)."""

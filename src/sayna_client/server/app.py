@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import secrets
@@ -12,7 +13,7 @@ from typing import Any, Optional, Union
 from aiohttp import web
 
 from .control import SERVER_KEY, add_control_routes, control_guard
-from .engines import ENGINE_NAMES
+from .engines import ENGINE_NAMES, EngineUnavailable
 from .engines.fake import ScriptedLine
 from .faults import Faults
 from .livekit import DEPARTURE_TIMEOUT, EMPTY_TIMEOUT, Participant, Room, Track, new_id
@@ -44,8 +45,9 @@ class LocalServer:
         host: interface to bind (default loopback).
         port: TCP port; ``0`` picks a free one (read :attr:`port` after start).
         engine: engine serving real provider names (``deepgram``, ``elevenlabs``, ...):
-            ``"fake"`` (deterministic) or ``"local"`` (espeak-ng + pocketsphinx, needs the
-            ``local`` extra). Providers ``fake`` and ``local`` always pick their engine.
+            ``"fake"`` (deterministic) or ``"local"`` (Whisper + Piper, falling back to
+            pocketsphinx + espeak-ng; needs the ``local`` extra). Providers ``fake`` and
+            ``local`` always pick their engine.
         api_key: require this key (``Authorization: Bearer`` or ``?api_key=``) on every
             route except ``GET /`` and ``POST /livekit/webhook``. Its tenant is
             ``default``, as on a real server run with one ``AUTH_API_SECRET`` (section
@@ -89,6 +91,9 @@ class LocalServer:
         keep_records: entries kept per list of ``records`` (the newest) and messages
             per list of a session record (the first); request bodies are kept up to
             64 MiB in all. Bounds the memory a long-running server uses.
+        stt_hint: words the local engine's recogniser should expect in every session
+            (names such as ``"Sayna"``); given to Whisper as previous text. Other
+            engines ignore it.
         tts_realtime: pace TTS audio like real speech (first chunk after about 100 ms,
             then real time), so ``clear`` cuts speech as it would on Sayna. ``False``
             sends audio as fast as the engine makes it (benchmarks, quick tests).
@@ -118,6 +123,7 @@ class LocalServer:
         keep_audio: int = AUDIO_KEEP_LIMIT,
         request_timeout: float = 30.0,
         keep_records: int = RECORDS_KEEP_LIMIT,
+        stt_hint: str = "",
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         tts_realtime: bool = True,
         room_departure_timeout: Optional[float] = DEPARTURE_TIMEOUT,
@@ -163,6 +169,7 @@ class LocalServer:
                 keep_audio=keep_audio,
                 keep_records=keep_records,
                 request_timeout=request_timeout,
+                stt_hint=stt_hint,
                 max_message_bytes=max_message_bytes,
                 sip_hook_hosts=None if sip_hook_hosts is None else frozenset(sip_hook_hosts),
                 tts_realtime=tts_realtime,
@@ -179,13 +186,20 @@ class LocalServer:
         """Bind and start serving.
 
         Raises:
-            EngineUnavailable: the default engine cannot be created (e.g. ``local``
-                without its optional dependencies).
+            EngineUnavailable: the default engine cannot be created or started (e.g.
+                ``local`` without its optional dependencies, or a modified model file).
             OSError: the port cannot be bound.
         """
         if self._runner is not None:
             return
-        self._state.engine(self._state.config.engine)  # fail fast on a missing extra
+        # Fail fast on a missing extra or a bad model file; engines load their models
+        # in worker threads, never on the loop.
+        name = self._state.config.engine
+        engine = await asyncio.to_thread(self._state.engine, name)
+        try:
+            await engine.start()
+        except RuntimeError as exc:
+            raise EngineUnavailable(f"engine {name!r} cannot start: {exc}") from exc
         app = web.Application(
             client_max_size=BODY_LIMIT,
             middlewares=make_middlewares(

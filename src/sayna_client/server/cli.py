@@ -57,6 +57,12 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         help="require this API key (default: $SAYNA_API_KEY; unset = no auth)",
     )
     parser.add_argument(
+        "--stt-hint",
+        default="",
+        metavar="WORDS",
+        help="words the local engine should expect, e.g. --stt-hint Sayna (default: none)",
+    )
+    parser.add_argument(
         "--livekit-url",
         default=None,
         help="LiveKit URL reported to clients (default: ws://127.0.0.1:7880)",
@@ -204,6 +210,7 @@ def serve_main(argv: Optional[list[str]] = None) -> int:
         options["api_key"] = api_key
     server = LocalServer(
         engine=args.engine,
+        stt_hint=args.stt_hint,
         max_message_bytes=args.max_message_bytes,
         sip_hook_hosts=args.sip_hook_hosts,
         keep_audio=0,  # records are only readable in-process; the counters still count

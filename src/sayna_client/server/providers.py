@@ -145,8 +145,11 @@ def tts_request(config: dict[str, Any], text: str) -> TTSRequest:
     )
 
 
-def stt_params(config: dict[str, Any], stream_id: Optional[str] = None) -> STTParams:
-    """Build recogniser parameters from a validated ``stt_config`` (and the session's id)."""
+def stt_params(
+    config: dict[str, Any], stream_id: Optional[str] = None, hint: str = ""
+) -> STTParams:
+    """Build recogniser parameters from a validated ``stt_config``, the session's id and
+    the server's keyword ``hint``."""
     return STTParams(
         stream_id=stream_id,
         language=config["language"],
@@ -155,4 +158,5 @@ def stt_params(config: dict[str, Any], stream_id: Optional[str] = None) -> STTPa
         encoding=config["encoding"],
         model=config["model"],
         punctuation=config["punctuation"],
+        hint=hint,
     )

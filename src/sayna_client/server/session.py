@@ -320,7 +320,9 @@ class Session:
             self._error(f"Failed to create voice manager: {exc}")
             return False
         try:
-            stream = stt_engine.open_stt(stt_params(stt_config, self.stream_id))
+            stream = stt_engine.open_stt(
+                stt_params(stt_config, self.stream_id, self.state.config.stt_hint)
+            )
         except Exception as exc:
             logger.warning("engine %s could not start STT: %s", stt_name, exc)
             self._error(f"Failed to start voice manager: {exc}")

@@ -52,6 +52,7 @@ class ServerConfig:
     sip_hook_hosts: Optional[frozenset[str]] = None
     max_message_bytes: int = 4 * 1024 * 1024
     keep_audio: int = AUDIO_KEEP_LIMIT
+    stt_hint: str = ""
     tts_realtime: bool = True
     room_departure_timeout: Optional[float] = DEPARTURE_TIMEOUT
     room_empty_timeout: Optional[float] = EMPTY_TIMEOUT

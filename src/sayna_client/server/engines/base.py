@@ -57,6 +57,9 @@ class STTParams:
     encoding: str = "linear16"
     model: str = ""
     punctuation: bool = True
+    #: Words the recogniser should expect (names such as "Sayna"); engines that
+    #: support hints (the local Whisper engine) use them, others ignore them.
+    hint: str = ""
     #: The session's ``stream_id`` (scripted speech can target one session); ``None``
     #: when the recogniser is not tied to a session (``POST /speak`` round trips, tests).
     stream_id: Optional[str] = None
@@ -178,6 +181,13 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def open_stt(self, params: STTParams) -> STTStream:
         """Start a recogniser for one session."""
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Load what the engine needs before serving, off the event loop.
+
+        Default: nothing to load. The server awaits it once for its default engine, so
+        errors (e.g. a corrupted model file) surface at start-up.
+        """
 
 
 # --- audio format helpers shared by engines -------------------------------------------

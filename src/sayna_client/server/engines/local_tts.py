@@ -47,6 +47,7 @@ __all__ = [
     "apply_pronunciations",
     "get_espeak",
     "speaking_rate_to_wpm",
+    "stream_rendered",
 ]
 
 #: Voice used when a ``voice_id`` names no espeak voice (e.g. ``aura-asteria-en``).
@@ -274,6 +275,22 @@ class Espeak:
             return False
         return os.path.isfile(os.path.join(self._data_path, "voices", "!v", variant))
 
+    def names_voice(self, voice_id: str) -> bool:
+        """True when ``voice_id`` names an espeak voice explicitly: a listed id, language
+        code, file or display name (with an optional ``+variant``), or a provider id
+        whose locale prefix is a language espeak speaks other than English
+        (``de-DE-KatjaNeural``). Never raises."""
+        key = voice_id.strip().partition("+")[0].strip().lower()
+        if key in self._by_key:
+            return True
+        parts = re.split(r"[-_]", key)
+        return (
+            len(parts) >= 2
+            and parts[0] != "en"
+            and re.fullmatch(r"[a-z]{2,3}", parts[0]) is not None
+            and parts[0] in self._by_key
+        )
+
     def resolve_voice(self, voice_id: str) -> str:
         """Return the espeak voice name (``gmw/en-US`` or ``gmw/en-US+f2``) for ``voice_id``.
 
@@ -441,6 +458,10 @@ class EspeakSynthesizer:
         self._espeak = get_espeak()
         self._executor = executor
 
+    def names_voice(self, voice_id: str) -> bool:
+        """See :meth:`Espeak.names_voice`."""
+        return self._espeak.names_voice(voice_id)
+
     def voices(self) -> list[Voice]:
         """Every installed voice (about 140 languages and accents), sorted by id."""
         return [voice.to_voice() for voice in self._espeak.voices]
@@ -468,60 +489,91 @@ class EspeakSynthesizer:
         if not text.strip():
             return
         audio_format = request.audio_format.strip().lower()
-        is_wav = audio_format == "wav"
         voice = self._espeak.resolve_voice(request.voice_id)
         wpm = speaking_rate_to_wpm(request.speaking_rate)
 
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Optional[bytes]] = asyncio.Queue()
-        stop = threading.Event()
+        espeak = self._espeak
 
-        def deliver(chunk: Optional[bytes]) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, chunk)
-            except RuntimeError:  # the loop is closed: nobody is listening any more
-                stop.set()
+        def render(sink: Sink) -> None:
+            espeak.synthesize(text, voice, wpm, sink)
 
-        chunker = _Chunker(self._espeak.sample_rate, request.sample_rate, audio_format)
+        async for chunk in stream_rendered(
+            self._executor, render, espeak.sample_rate, request.sample_rate, audio_format
+        ):
+            yield chunk
 
-        def sink(samples: Int16Array) -> bool:
-            if stop.is_set():
-                return False
-            for chunk in chunker.push(samples):
-                deliver(chunk)
-            return True
 
-        def render() -> None:
-            try:
-                self._espeak.synthesize(text, voice, wpm, sink)
-                if not stop.is_set():
-                    for chunk in chunker.push(np.zeros(0, dtype=np.int16), last=True):
-                        deliver(chunk)
-            finally:
-                deliver(None)  # always wake the consumer, also on errors
+async def stream_rendered(
+    executor: concurrent.futures.Executor,
+    render: Callable[[Sink], None],
+    source_rate: int,
+    sample_rate: int,
+    audio_format: str,
+) -> AsyncIterator[bytes]:
+    """Run ``render`` on ``executor`` and yield its audio as it appears.
 
-        job = loop.run_in_executor(self._executor, render)
-        buffered: list[bytes] = []
+    ``render(sink)`` passes int16 blocks at ``source_rate`` to ``sink`` (which returns
+    False when the consumer has gone) and raises on failure. Blocks are resampled to
+    ``sample_rate``, cut into 20 ms chunks and encoded per ``audio_format``; ``wav``
+    is buffered whole so its header can carry the data length.
+
+    Closing the generator early (``aclose()`` or cancellation) makes the next
+    ``sink`` call return False; the worker then returns on its own.
+
+    Raises:
+        Exception: whatever ``render`` raised.
+    """
+    is_wav = audio_format == "wav"
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Optional[bytes]] = asyncio.Queue()
+    stop = threading.Event()
+
+    def deliver(chunk: Optional[bytes]) -> None:
         try:
-            while True:
-                chunk = await queue.get()
-                if chunk is None:
-                    break
-                if is_wav:
-                    buffered.append(chunk)
-                else:
-                    yield chunk
-            await job  # re-raises a synthesis error
-            if is_wav:
-                yield wav_header(request.sample_rate, data_bytes=sum(map(len, buffered)))
-                for chunk in buffered:
-                    yield chunk
-        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, chunk)
+        except RuntimeError:  # the loop is closed: nobody is listening any more
             stop.set()
-            if not job.done():
-                # Retrieve the outcome later so an abandoned job never logs
-                # "exception was never retrieved".
-                job.add_done_callback(_consume_outcome)
+
+    chunker = _Chunker(source_rate, sample_rate, audio_format)
+
+    def sink(samples: Int16Array) -> bool:
+        if stop.is_set():
+            return False
+        for chunk in chunker.push(samples):
+            deliver(chunk)
+        return True
+
+    def run() -> None:
+        try:
+            render(sink)
+            if not stop.is_set():
+                for chunk in chunker.push(np.zeros(0, dtype=np.int16), last=True):
+                    deliver(chunk)
+        finally:
+            deliver(None)  # always wake the consumer, also on errors
+
+    job = loop.run_in_executor(executor, run)
+    buffered: list[bytes] = []
+    try:
+        while True:
+            chunk = await queue.get()
+            if chunk is None:
+                break
+            if is_wav:
+                buffered.append(chunk)
+            else:
+                yield chunk
+        await job  # re-raises a synthesis error
+        if is_wav:
+            yield wav_header(sample_rate, data_bytes=sum(map(len, buffered)))
+            for chunk in buffered:
+                yield chunk
+    finally:
+        stop.set()
+        if not job.done():
+            # Retrieve the outcome later so an abandoned job never logs
+            # "exception was never retrieved".
+            job.add_done_callback(_consume_outcome)
 
 
 def _consume_outcome(future: asyncio.Future[None]) -> None:

@@ -1,0 +1,426 @@
+"""Speech-to-text for the ``local`` engine: Whisper tiny.en (CTranslate2) gated by Silero VAD.
+
+Pipeline per stream, in a worker thread::
+
+    client frames ─► align (carry odd bytes) ─► mu-law decode ─► downmix
+      ─► soxr stream to 16 kHz ─► Silero VAD v6 (32 ms chunks, ONNX Runtime)
+      ─► utterance buffer ─► log-mel features ─► Whisper tiny.en int8
+
+Results follow Sayna's shape (protocol §6.8): interims every ~0.4 s of speech while the
+text changes, and a final that is also speech-final, carrying its text, when the VAD has
+heard :data:`END_SILENCE_S` of silence after speech. Utterances longer than
+:data:`SOFT_CUT_S` are cut at the next short pause, so a monologue is decoded in pieces
+Whisper handles well (it reads at most 30 s); each piece but the last becomes a final
+that is not speech-final, sent once the next piece is decoded.
+
+Whisper invents text on noise and tones; the guards (each tested): only VAD-detected
+speech is decoded; results whose no-speech probability exceeds
+:data:`NO_SPEECH_THRESHOLD` are dropped; generation is capped at
+:data:`TOKENS_PER_SECOND` tokens per second of audio plus :data:`TOKEN_SLACK` (a result
+hitting the cap is a runaway repetition and is dropped); punctuation-only text is
+dropped. All timing is audio time, never wall-clock time.
+
+CTranslate2 and ONNX Runtime release the GIL while they compute, so decoding in worker
+threads does not stall the event loop. Importing this module imports both (~0.3 s): the
+engine does that in a worker thread too.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import logging
+import re
+import threading
+from typing import Any, Optional
+
+import ctranslate2
+import numpy as np
+import numpy.typing as npt
+import onnxruntime
+import soxr
+import tokenizers
+
+from .base import STTParams, Transcript, mulaw_to_linear16
+from .local_assets import SILERO_VAD, WHISPER_TINY_EN, read_verified
+
+__all__ = ["SpeechModels", "WhisperRecognizer", "log_mel_spectrogram"]
+
+logger = logging.getLogger(__name__)
+
+RATE = 16_000
+#: Silero v6 at 16 kHz reads 512 new samples per call, after 64 of context.
+VAD_CHUNK = 512
+VAD_CONTEXT = 64
+CHUNK_S = VAD_CHUNK / RATE
+#: Probability that starts speech, and the one below which a chunk counts as silence
+#: once in speech (hysteresis).
+SPEECH_ON = 0.5
+SPEECH_OFF = 0.35
+#: Audio kept from before the VAD triggered (word onsets are soft).
+PRE_ROLL_S = 0.3
+#: Silence that ends an utterance (the endpoint).
+END_SILENCE_S = 0.5
+#: Silence kept after the speech when decoding.
+TRAIL_KEEP_S = 0.2
+#: Utterances with less voiced audio than this are not decoded (clicks, coughs).
+MIN_SPEECH_S = 0.25
+#: Voiced audio between two interims; utterances over 4 s get one per tenth of their
+#: length (each interim decodes the whole utterance so far, so this bounds the cost).
+INTERIM_INTERVAL_S = 0.4
+#: Past this length an utterance is cut at the next pause of PAUSE_CUT_S ...
+SOFT_CUT_S = 15.0
+PAUSE_CUT_S = 0.1
+#: ... and unconditionally here (Whisper reads 30 s at most).
+HARD_CUT_S = 25.0
+#: Guards against invented text.
+NO_SPEECH_THRESHOLD = 0.6
+TOKENS_PER_SECOND = 12
+TOKEN_SLACK = 10
+#: Confidence reported on results (Whisper's greedy search gives no calibrated score).
+CONFIDENCE = 0.9
+
+# Whisper's front end: 25 ms Hann windows every 10 ms, 80 mel bands; inputs are padded
+# to whole multiples of 1,000 frames (10 s; shorter padding made tiny.en repeat itself
+# on 1-2 s clips), at most 3,000 (30 s).
+N_FFT = 400
+HOP = 160
+N_MELS = 80
+FRAME_BLOCK = 1000
+MAX_FRAMES = 3000
+
+_MULAW_ENCODINGS = frozenset({"mulaw", "ulaw", "mu-law", "pcm_mulaw", "g711_ulaw"})
+_LINEAR_ENCODINGS = frozenset({"linear16", "pcm", "pcm16", "pcm_s16le", "s16le"})
+_WORDLESS = re.compile(r"[\W_]+")
+
+Float32Array = npt.NDArray[np.float32]
+_MULAW_TO_FLOAT = (
+    np.frombuffer(mulaw_to_linear16(bytes(range(256))), dtype="<i2").astype(np.float32) / 32768.0
+)
+
+
+def _mel_filters() -> Float32Array:
+    """librosa's ``mel(sr=16000, n_fft=400, n_mels=80)`` (Slaney scale and norm), as
+    Whisper uses it."""
+    f_sp = 200.0 / 3
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+
+    def hz_to_mel(hz: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        mel = hz / f_sp
+        log = hz >= min_log_hz
+        mel[log] = min_log_mel + np.log(hz[log] / min_log_hz) / logstep
+        return mel
+
+    def mel_to_hz(mel: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        hz = f_sp * mel
+        log = mel >= min_log_mel
+        hz[log] = min_log_hz * np.exp(logstep * (mel[log] - min_log_mel))
+        return hz
+
+    fft_freqs = np.linspace(0, RATE / 2, N_FFT // 2 + 1)
+    edges = hz_to_mel(np.array([0.0, RATE / 2]))
+    points = mel_to_hz(np.linspace(edges[0], edges[1], N_MELS + 2))
+    widths = np.diff(points)
+    ramps = points[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (points[2:] - points[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+_FILTERS = _mel_filters()
+# torch.hann_window(400) is periodic.
+_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
+
+
+def log_mel_spectrogram(audio: Float32Array) -> Float32Array:
+    """Whisper's log-mel features of 16 kHz mono ``audio`` in [-1, 1].
+
+    Returns ``[80, frames]`` with ``frames`` the smallest multiple of 1,000 covering the
+    audio (at most 3,000; longer audio is truncated to 30 s), padded like Whisper pads
+    (silence), normalised like Whisper (``max - 8`` floor, then ``(x + 4) / 4``).
+    """
+    needed = len(audio) // HOP + 1
+    frames = min(MAX_FRAMES, -(-needed // FRAME_BLOCK) * FRAME_BLOCK)
+    padded = np.zeros(frames * HOP, dtype=np.float32)
+    used = min(len(audio), len(padded))
+    padded[:used] = audio[:used]
+    # center=True with reflect padding, as torch.stft; the last frame is dropped.
+    signal = np.pad(padded, N_FFT // 2, mode="reflect")
+    windows = np.lib.stride_tricks.sliding_window_view(signal, N_FFT)[::HOP][:frames]
+    power = np.abs(np.fft.rfft(windows * _WINDOW, axis=1)) ** 2
+    mel = _FILTERS @ power.T.astype(np.float32)
+    log = np.log10(np.maximum(mel, 1e-10))
+    log = np.maximum(log, log.max() - 8.0)
+    normalised: Float32Array = ((log + 4.0) / 4.0).astype(np.float32)
+    return normalised
+
+
+class SpeechModels:
+    """Whisper tiny.en and Silero VAD, loaded once per engine and shared by its streams.
+
+    Construction reads the model files, checks them against their pinned digests and
+    loads them (about 0.5 s): do it in a worker thread. Both runtimes are safe to call
+    from several threads at once.
+
+    Args:
+        workers: concurrent Whisper decodes (CTranslate2 ``inter_threads``).
+
+    Raises:
+        ModelIntegrityError: a model file is missing or was modified.
+    """
+
+    def __init__(self, workers: int = 2) -> None:
+        files = {
+            model.relative.rsplit("/", 1)[-1]: read_verified(model) for model in WHISPER_TINY_EN
+        }
+        tokenizer_json = files.pop("tokenizer.json")
+        folder = WHISPER_TINY_EN[0].path().parent
+        self.whisper = ctranslate2.models.Whisper(
+            str(folder),
+            device="cpu",
+            compute_type="int8",
+            inter_threads=max(1, workers),
+            intra_threads=1,
+            files={name: io.BytesIO(data) for name, data in files.items()},
+        )
+        self.tokenizer = tokenizers.Tokenizer.from_str(tokenizer_json.decode("utf-8"))
+        self._start = [self._token("<|startoftranscript|>"), self._token("<|notimestamps|>")]
+        self._previous = self._token("<|startofprev|>")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self.vad = onnxruntime.InferenceSession(
+            read_verified(SILERO_VAD), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self._prompts: dict[str, list[int]] = {}
+        self._prompt_lock = threading.Lock()
+
+    def _token(self, name: str) -> int:
+        token = self.tokenizer.token_to_id(name)
+        if token is None:
+            raise RuntimeError(f"the Whisper tokenizer has no {name} token")
+        return int(token)
+
+    def prompt(self, hint: str) -> list[int]:
+        """Decoder prompt token ids; ``hint`` (e.g. ``"Sayna"``) is given as previous text
+        so Whisper spells those words that way."""
+        with self._prompt_lock:
+            cached = self._prompts.get(hint)
+            if cached is None:
+                cached = list(self._start)
+                if hint.strip():
+                    words = self.tokenizer.encode(" " + hint.strip(), add_special_tokens=False)
+                    cached = [self._previous, *words.ids[-100:], *cached]
+                self._prompts[hint] = cached
+        return cached
+
+    def transcribe(self, audio: Float32Array, hint: str = "") -> str:
+        """Decode one utterance (16 kHz, at most 30 s are read); ``""`` when a guard
+        rejects it (no-speech probability, runaway length, no words)."""
+        seconds = len(audio) / RATE
+        prompt = self.prompt(hint)
+        cap = int(TOKENS_PER_SECOND * seconds) + TOKEN_SLACK
+        features = ctranslate2.StorageView.from_array(log_mel_spectrogram(audio)[None])
+        result = self.whisper.generate(
+            features,
+            [prompt],
+            beam_size=1,
+            max_length=len(prompt) + cap,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+        )[0]
+        if result.no_speech_prob > NO_SPEECH_THRESHOLD:
+            return ""
+        ids = [i for i in result.sequences_ids[0] if i < self._previous]
+        if len(result.sequences_ids[0]) >= cap:
+            return ""  # ran into the cap: a repetition loop, not speech
+        text = str(self.tokenizer.decode(ids, skip_special_tokens=True)).strip()
+        if not _WORDLESS.sub("", text):
+            return ""
+        return text
+
+    def vad_probability(self, chunk: Float32Array, state: Any) -> tuple[float, Any]:
+        """Speech probability of one ``[1, 576]`` chunk (64 context + 512 new samples)."""
+        probability, new_state = self.vad.run(
+            None, {"input": chunk, "state": state, "sr": np.array(RATE, dtype=np.int64)}
+        )
+        return float(probability[0][0]), new_state
+
+
+class WhisperRecognizer:
+    """The synchronous state of one recognition stream (see the module docstring).
+
+    Not thread-safe: a :class:`~.threaded.ThreadedSTTStream` calls it from one worker
+    at a time.
+
+    Args:
+        params: what the client sends (rate, channels, ``linear16`` or ``mulaw``) and
+            the keyword ``hint``.
+        models: the shared models (waited for on first use, in the worker).
+    """
+
+    def __init__(self, params: STTParams, models: Any) -> None:
+        if params.sample_rate <= 0:
+            raise ValueError(f"unsupported sample_rate {params.sample_rate}")
+        if params.channels <= 0:
+            raise ValueError(f"unsupported channel count {params.channels}")
+        encoding = params.encoding.strip().lower()
+        self._mulaw = encoding in _MULAW_ENCODINGS
+        if not self._mulaw and encoding not in _LINEAR_ENCODINGS:
+            logger.warning("local STT cannot decode %r audio; reading it as linear16", encoding)
+        self._rate = params.sample_rate
+        self._channels = params.channels
+        self._align = params.channels * (1 if self._mulaw else 2)
+        self._punctuate = params.punctuation
+        self._hint = params.hint
+        self._models_source = models
+        self._models: Optional[SpeechModels] = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._carry = b""
+        self._resampler: Any = (
+            soxr.ResampleStream(self._rate, RATE, 1, dtype="float32", quality="HQ")
+            if self._rate != RATE
+            else None
+        )
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._context = np.zeros(VAD_CONTEXT, dtype=np.float32)
+        self._state = np.zeros((2, 1, 128), dtype=np.float32)
+        self._pre_roll: collections.deque[Float32Array] = collections.deque(
+            maxlen=round(PRE_ROLL_S / CHUNK_S)
+        )
+        self._chunks: list[Float32Array] = []
+        self._in_speech = False
+        self._voiced = 0.0
+        self._silence = 0.0
+        self._since_interim = 0.0
+        self._last_interim = ""
+        self._held = ""  # text of a piece cut from the current utterance, not yet sent
+
+    def _ready_models(self) -> SpeechModels:
+        if self._models is None:
+            source = self._models_source
+            self._models = source() if callable(source) else source
+        return self._models
+
+    def process(self, data: bytes, out: list[Transcript]) -> None:
+        """Consume client bytes of any length (a partial sample is carried over)."""
+        data = self._carry + data
+        usable = len(data) - len(data) % self._align
+        self._carry = data[usable:]
+        if usable:
+            self._push(self._to_mono(data[:usable]), out)
+        length = len(self._chunks) * CHUNK_S
+        if self._in_speech and self._since_interim >= max(INTERIM_INTERVAL_S, length / 10):
+            # Once per call: a stream that fell behind gets fewer interims, not a backlog.
+            self._since_interim = 0.0
+            self._interim(out)
+
+    def _to_mono(self, data: bytes) -> Float32Array:
+        if self._mulaw:
+            samples: Float32Array = _MULAW_TO_FLOAT[np.frombuffer(data, dtype=np.uint8)]
+        else:
+            samples = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+        if self._channels > 1:
+            samples = samples.reshape(-1, self._channels).mean(axis=1, dtype=np.float32)
+        return samples
+
+    def _push(self, samples: Float32Array, out: list[Transcript], last: bool = False) -> None:
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples, last=last)
+        pending = np.concatenate((self._pending, samples.astype(np.float32, copy=False)))
+        models = self._ready_models()
+        whole = len(pending) - len(pending) % VAD_CHUNK
+        for start in range(0, whole, VAD_CHUNK):
+            chunk = pending[start : start + VAD_CHUNK]
+            framed = np.concatenate((self._context, chunk))[None]
+            probability, self._state = models.vad_probability(framed, self._state)
+            self._context = chunk[-VAD_CONTEXT:]
+            self._step(chunk, probability, out)
+        self._pending = pending[whole:]
+
+    def _step(self, chunk: Float32Array, probability: float, out: list[Transcript]) -> None:
+        if not self._in_speech:
+            self._pre_roll.append(chunk)
+            if probability >= SPEECH_ON:
+                self._in_speech = True
+                self._chunks = list(self._pre_roll)
+                self._pre_roll.clear()
+                self._voiced = self._since_interim = CHUNK_S
+                self._silence = 0.0
+            return
+        self._chunks.append(chunk)
+        if probability >= SPEECH_OFF:
+            self._voiced += CHUNK_S
+            self._since_interim += CHUNK_S
+            self._silence = 0.0
+        else:
+            self._silence += CHUNK_S
+        length = len(self._chunks) * CHUNK_S
+        if self._silence >= END_SILENCE_S:
+            self._end_utterance(out, speech_final=True)
+        elif length >= HARD_CUT_S or (length >= SOFT_CUT_S and self._silence >= PAUSE_CUT_S):
+            self._end_utterance(out, speech_final=False)
+
+    def _utterance_audio(self) -> Float32Array:
+        keep = len(self._chunks) - max(0, round((self._silence - TRAIL_KEEP_S) / CHUNK_S))
+        return np.concatenate(self._chunks[: max(1, keep)])
+
+    def _interim(self, out: list[Transcript]) -> None:
+        text = self._ready_models().transcribe(self._utterance_audio(), self._hint)
+        if text and text != self._last_interim:
+            self._last_interim = text
+            out.append(Transcript.interim(self._format(text), CONFIDENCE))
+
+    def _end_utterance(self, out: list[Transcript], speech_final: bool) -> None:
+        text = ""
+        if self._voiced >= MIN_SPEECH_S:
+            text = self._ready_models().transcribe(self._utterance_audio(), self._hint)
+        if speech_final:
+            self._in_speech = False
+            self._chunks = []
+        else:
+            # Keep listening: the talker did not stop, only this piece ended.
+            self._chunks = []
+            self._silence = 0.0
+        self._voiced = self._since_interim = 0.0
+        self._last_interim = ""
+        # A piece cut from a long utterance is held until the next piece is decoded, so
+        # the turn's last final is always speech-final with text (never an empty one).
+        held, self._held = self._held, ""
+        if not speech_final:
+            if held and text:
+                out.append(Transcript.segment_final(self._format(held), CONFIDENCE))
+            self._held = text or held
+        elif held and text:
+            out.append(Transcript.segment_final(self._format(held), CONFIDENCE))
+            out.append(Transcript.speech_final(self._format(text), CONFIDENCE))
+        elif held or text:
+            out.append(Transcript.speech_final(self._format(held or text), CONFIDENCE))
+
+    def _format(self, text: str) -> str:
+        """Whisper punctuates; without ``punctuation`` the text is lower case without
+        punctuation marks, as providers return it."""
+        if self._punctuate:
+            return text
+        return " ".join(re.sub(r"[^\w\s']", " ", text).lower().split())
+
+    def finish(self, out: list[Transcript]) -> None:
+        """Flush the resampler tail and the open utterance as a speech-final, then
+        start over as if new."""
+        if self._resampler is not None:
+            self._push(np.zeros(0, dtype=np.float32), out, last=True)
+        if self._in_speech:
+            self._silence = 0.0
+            self._end_utterance(out, speech_final=True)
+        self._reset()
+
+    def release(self) -> None:
+        """Forget buffered audio (the models are shared and stay loaded)."""
+        self._chunks = []
+        self._in_speech = False

