@@ -183,3 +183,26 @@ async def test_upstream_sdk_sees_tenant_default(upstream_python: Path) -> None:
     assert result["other_room_status"] == 404
     assert result["video"]["roomCreate"] is True
     assert result["video"]["roomAdmin"] is False
+
+
+async def test_sip_hook_owner_marks_the_room_unless_another_tenant_owns_it(
+    http: aiohttp.ClientSession,
+) -> None:
+    # Section 1.6: the hook's auth_id is written before the webhook goes out; a room that
+    # belongs to another tenant keeps its owner (only logged) and the webhook still goes.
+    from sayna_client.server import SipHook
+
+    hooks = [SipHook("h.example.com", "http://127.0.0.1:9/hook", auth_id="t-hook")]
+    async with LocalServer(hook_secret="hook-secret-0123456789", sip_hooks=hooks) as server:
+        await server.inject_sip_participant(
+            "new", "c1", from_phone_number="+1", to_phone_number="+2", sip_host="h.example.com"
+        )
+        assert server.rooms["new"].metadata == '{"auth_id":"t-hook"}'
+        assert server.rooms["new"].max_participants == 0  # created by LiveKit, not Sayna
+        await server.inject_participant("taken", "someone")
+        server.rooms["taken"].set_auth_id("other")
+        await server.inject_sip_participant(
+            "taken", "c2", from_phone_number="+1", to_phone_number="+2", sip_host="h.example.com"
+        )
+        assert server.rooms["taken"].metadata == '{"auth_id":"other"}'
+        await server.records.wait_for(lambda: len(server.records.webhooks) == 2)

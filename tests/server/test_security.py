@@ -696,3 +696,10 @@ async def test_a_large_rest_body_does_not_freeze_the_loop(
             assert response.status == 400
             assert "at most 1000 runtime hooks" in (await response.json())["error"]
     assert watch.worst < STALL_LIMIT, watch.worst
+
+
+def test_sayna_serve_refuses_out_of_range_options(capsys: pytest.CaptureFixture[str]) -> None:
+    from sayna_client.server.cli import serve_main
+
+    assert serve_main(["--port", "0", "--max-message-bytes", "0"]) == 2
+    assert "max_message_bytes must be from 1" in capsys.readouterr().err

@@ -208,24 +208,11 @@ def serve_main(argv: Optional[list[str]] = None) -> int:
     api_key = args.api_key or os.environ.get("SAYNA_API_KEY") or None
     if api_key:
         options["api_key"] = api_key
-    server = LocalServer(
-        engine=args.engine,
-        stt_hint=args.stt_hint,
-        max_message_bytes=args.max_message_bytes,
-        sip_hook_hosts=args.sip_hook_hosts,
-        keep_audio=0,  # records are only readable in-process; the counters still count
-        keep_records=1000,
-        control=args.control,
-        tts_realtime=not args.fast_tts,
-        faults=Faults(
-            never_send_ready=args.fault_never_send_ready,
-            ready_delay=args.fault_ready_delay,
-            drop_connection_after_frames=args.fault_drop_after_frames,
-            malformed_frames=args.fault_malformed_frames,
-            ignore_pings=args.fault_ignore_pings,
-        ),
-        **options,
-    )
+    try:
+        server = _make_server(args, options)
+    except ValueError as exc:  # an option out of range, named by the message
+        print(f"sayna serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         asyncio.run(_serve(server, _Printer()))
     except KeyboardInterrupt:
@@ -255,3 +242,29 @@ def _listen_problem(host: str, port_number: int, exc: OSError) -> str:
     if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
         return f"cannot listen on {host}: not an address of this machine; pass --host 127.0.0.1"
     return f"cannot listen on {host}:{port_number}: {exc.strerror or exc}"
+
+
+def _make_server(args: argparse.Namespace, options: dict[str, Any]) -> LocalServer:
+    """The server ``args`` and ``options`` describe.
+
+    Raises:
+        ValueError: an option is out of range.
+    """
+    return LocalServer(
+        engine=args.engine,
+        stt_hint=args.stt_hint,
+        max_message_bytes=args.max_message_bytes,
+        sip_hook_hosts=args.sip_hook_hosts,
+        keep_audio=0,  # records are only readable in-process; the counters still count
+        keep_records=1000,
+        control=args.control,
+        tts_realtime=not args.fast_tts,
+        faults=Faults(
+            never_send_ready=args.fault_never_send_ready,
+            ready_delay=args.fault_ready_delay,
+            drop_connection_after_frames=args.fault_drop_after_frames,
+            malformed_frames=args.fault_malformed_frames,
+            ignore_pings=args.fault_ignore_pings,
+        ),
+        **options,
+    )

@@ -41,7 +41,8 @@ async def sip_call(request: web.Request) -> web.Response:
     existing = state.livekit.rooms.get(room_name)
     if existing is not None and tenant is not None and existing.auth_id != tenant:
         return error_code(404, "Room not found or not accessible", "ROOM_ACCESS_DENIED")
-    room = existing or state.livekit.ensure_room(room_name, None)
+    # LiveKit's SIP service creates a missing room itself (LiveKit defaults, no owner).
+    room = existing or state.livekit.ensure_room(room_name, None, sayna=False)
     participant = Participant(
         identity=body["participant_identity"],
         name=body["participant_name"],

@@ -166,7 +166,11 @@ class ServerState:
             logger.warning("SIP hook for %s has no signing secret; webhook not sent", host)
             return
         if hook.auth_id:
-            room.set_auth_id(hook.auth_id)
+            owner = room.auth_id
+            if owner is None or owner == hook.auth_id:
+                room.set_auth_id(hook.auth_id)
+            else:  # section 1.6: a conflict is only logged; the webhook still goes out
+                logger.warning("room %s belongs to another tenant; owner kept", room.name)
         body = webhook_body(participant, room, host, self.config.sip_room_prefix)
         slots = self._hook_slots.setdefault(host, asyncio.Semaphore(HOOK_CONCURRENCY))
 
