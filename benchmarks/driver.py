@@ -11,7 +11,7 @@ for ``register_on_ready``).
 
 Measures (see ``run.py`` for the defaults and what each figure means): ``connect``,
 ``upload``, ``tts``, ``latency``, ``burst``, ``tts_busy``, ``burst_busy``, ``tts_async``,
-``burst_async``, ``latency_async``, ``rss``, ``rest_seq``, ``rest_conc``, ``cpu``. The
+``burst_async``, ``latency_async``, ``rss``, ``rss_seed``, ``rest_seq``, ``rest_conc``, ``cpu``. The
 ``_busy`` ones are ``tts`` and ``burst`` again; ``run.py`` runs them with a busy-looping
 process on the same core. The ``_async`` ones register ``async def`` callbacks (raw
 awaits them in its reader).
@@ -80,9 +80,13 @@ class RawSession:
 
     kind = "raw"
 
-    def __init__(self, url: str, stream_id: str) -> None:
+    def __init__(
+        self, url: str, stream_id: str, shared: Optional[aiohttp.ClientSession] = None
+    ) -> None:
         self.url = url
         self.stream_id = stream_id
+        #: A ``ClientSession`` shared with other sessions (never closed here), else own.
+        self._shared = shared
         self.on_audio: Handler = _noop
         self.on_stt: Handler = _noop
         self.on_error: Handler = _noop  # nothing is ever dropped here
@@ -97,8 +101,11 @@ class RawSession:
         return event["transcript"]  # type: ignore[no-any-return]
 
     async def open(self) -> None:
-        self._session = aiohttp.ClientSession()
-        ws = self._ws = await self._session.ws_connect(self.url.replace("http", "ws", 1) + "/ws")
+        if self._shared is None:
+            self._session = aiohttp.ClientSession()
+        ws = self._ws = await (self._shared or self._session).ws_connect(
+            self.url.replace("http", "ws", 1) + "/ws"
+        )
         config = {
             "type": "config",
             "audio": True,
@@ -493,8 +500,10 @@ async def m_burst(
     }
 
 
-async def _open_many(client: str, url: str, count: int, parallel: int = 10) -> list[Any]:
-    sessions = [new_session(client, url) for _ in range(count)]
+async def _open_many(
+    client: str, url: str, count: int, parallel: int = 10, make: Optional[Callable[[], Any]] = None
+) -> list[Any]:
+    sessions = [make() if make else new_session(client, url) for _ in range(count)]
     for start in range(0, count, parallel):
         await asyncio.gather(*(s.open() for s in sessions[start : start + parallel]))
     return sessions
@@ -515,6 +524,37 @@ async def m_rss(client: str, url: str, control: Control, p: dict[str, Any]) -> d
     gc.collect()
     after = rss_kib()
     await _close_many(sessions)
+    return {"kib_per_session": (after - before) / p["sessions"]}
+
+
+async def m_rss_seed(client: str, url: str, control: Control, p: dict[str, Any]) -> dict[str, Any]:
+    """RSS per idle session as users write them: raw sessions share one ``ClientSession``
+    (the cheapest way to hold many sockets with aiohttp); each SDK session is a
+    ``SaynaClient`` of its own with three callbacks registered (audio, result, error)."""
+    shared = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+    def make() -> Any:
+        stream_id = f"bench-{uuid.uuid4().hex[:12]}"
+        if client == "raw":
+            return RawSession(url, stream_id, shared)
+        session = SdkSession(url, stream_id)
+        session.on_audio = _noop
+        session.on_stt = _noop
+        session.on_error = _noop
+        return session
+
+    try:
+        await _close_many(await _open_many(client, url, 5, make=make))  # warm lazy paths
+        gc.collect()
+        await asyncio.sleep(0.3)
+        before = rss_kib()
+        sessions = await _open_many(client, url, p["sessions"], make=make)
+        await asyncio.sleep(p["idle_s"])
+        gc.collect()
+        after = rss_kib()
+        await _close_many(sessions)
+    finally:
+        await shared.close()
     return {"kib_per_session": (after - before) / p["sessions"]}
 
 
@@ -595,6 +635,7 @@ MEASURES: dict[str, Callable[[str, str, Control, dict[str, Any]], Awaitable[dict
     "burst_async": lambda c, u, ctl, p: m_burst(c, u, ctl, p, use_async=True),
     "latency_async": lambda c, u, ctl, p: m_latency(c, u, ctl, p, use_async=True),
     "rss": m_rss,
+    "rss_seed": m_rss_seed,
     "rest_seq": m_rest_seq,
     "rest_conc": m_rest_conc,
     "cpu": m_cpu,

@@ -65,6 +65,7 @@ PARAMS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"warmup": 200, "events": 1_500, "interval_ms": 1.0},
     ),
     "rss": ({"sessions": 200, "idle_s": 1.0}, {"sessions": 100, "idle_s": 0.5}),
+    "rss_seed": ({"sessions": 200, "idle_s": 1.0}, {"sessions": 100, "idle_s": 0.5}),
     "rest_seq": ({"requests": 3_000}, {"requests": 1_000}),
     "rest_conc": ({"requests": 6_000, "parallel": 50}, {"requests": 2_000, "parallel": 50}),
     "cpu": (
@@ -129,6 +130,15 @@ LINES = (
     Line("latency_async", "p50_us", "event latency p50, async callback", "µs", False, None),
     Line("latency_async", "p99_us", "event latency p99, async callback", "µs", False, None),
     Line("rss", "kib_per_session", "RSS per idle session", "KiB", False, ("ratio", 1.3), 1),
+    Line(
+        "rss_seed",
+        "kib_per_session",
+        "RSS per idle session, raw sharing one ClientSession",
+        "KiB",
+        False,
+        ("ratio", 1.3),
+        1,
+    ),
     Line("rest_seq", "req_per_s", "REST health() sequential", "req/s", True, ("ratio", 0.95)),
     Line("rest_conc", "req_per_s", "REST health() 50 concurrent", "req/s", True, ("ratio", 0.95)),
     Line("cpu", "core_ms_per_stream_s", "CPU per real-time stream", "core-ms/s", False, None, 2),

@@ -280,10 +280,11 @@ def connection_problem(url: str, exc: BaseException) -> str:
 
 
 def _abandon(session: aiohttp.ClientSession) -> None:
-    """Release a session whose client was dropped without ``disconnect()``: a REST-only
-    script may end without it, and aiohttp would warn "Unclosed client session" and
-    "Unclosed connector". Its connections are closed as aiohttp itself does when it
-    collects a connector (``_close``, synchronous); quietly, since nothing is lost."""
+    """Release a session nobody will close: its last client was dropped without
+    ``disconnect()`` (a REST-only script may end without it), and aiohttp would warn
+    "Unclosed client session" and "Unclosed connector". Its connections are closed as
+    aiohttp itself does when it collects a connector (``_close``, synchronous); quietly,
+    since nothing is lost."""
     if session.closed:
         return
     connector = session.connector
@@ -296,17 +297,84 @@ def _abandon(session: aiohttp.ClientSession) -> None:
         logger.debug("Could not close the connections of a dropped client", exc_info=True)
 
 
-class HttpTransport:
-    """Sends REST requests to one Sayna server, and owns the client's aiohttp session.
+class _Shared:
+    """The aiohttp session that the clients of one event loop share when they were
+    given no ``http_session`` (one per handshake timeout, its default timer), with the
+    count of clients holding it. A client's connections stay its own (a WebSocket is
+    one socket, never pooled); what is shared is immutable or a pool of idle REST
+    connections: the connector, its DNS cache, the redirect guard. No cookie jar
+    (``DummyCookieJar``): nothing one client is sent reaches another. It is closed
+    when its last client lets go."""
 
-    The WebSocket is opened through :meth:`session` too, so one client holds one
-    session. The session's own timeout is the WebSocket handshake's
-    (``handshake_timeout``): REST calls pass theirs per request.
+    __slots__ = ("__weakref__", "key", "loop", "session", "users")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, key: Optional[float]) -> None:
+        redirects = aiohttp.TraceConfig()
+        redirects.on_request_redirect.append(_refuse_redirect)
+        self.loop = loop
+        self.key = key
+        self.session = aiohttp.ClientSession(
+            # limit=0: a WebSocket holds its connection for the session's life, and
+            # aiohttp's default of 100 per session would stall the 101st client.
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=client_timeout(key),
+            trust_env=True,
+            trace_configs=[redirects],
+        )
+        self.users = 0
+
+
+#: The shared sessions of each running event loop, by handshake timeout.
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Optional[float], _Shared]]
+_SHARED = weakref.WeakKeyDictionary()
+
+
+def _lease(timeout: Optional[float]) -> _Shared:
+    """Join the running loop's shared session for ``timeout`` (made if none is open)."""
+    loop = asyncio.get_running_loop()
+    by_key = _SHARED.get(loop)
+    if by_key is None:
+        by_key = _SHARED[loop] = {}
+    shared = by_key.get(timeout)
+    if shared is None or shared.session.closed:
+        shared = by_key[timeout] = _Shared(loop, timeout)
+    shared.users += 1
+    return shared
+
+
+def _unlease(shared: _Shared) -> Optional[aiohttp.ClientSession]:
+    """Leave ``shared``; returns its session when this was the last client (for the
+    caller to close), else None."""
+    shared.users -= 1
+    if shared.users > 0:
+        return None
+    by_key = _SHARED.get(shared.loop)
+    if by_key is not None and by_key.get(shared.key) is shared:
+        del by_key[shared.key]
+    return shared.session
+
+
+def _drop(shared: _Shared) -> None:
+    """A client holding ``shared`` was collected without ``disconnect()``."""
+    session = _unlease(shared)
+    if session is not None:
+        _abandon(session)
+
+
+class HttpTransport:
+    """Sends REST requests to one Sayna server through the client's aiohttp session.
+
+    The WebSocket is opened through :meth:`session` too. The session's own timeout is
+    the WebSocket handshake's (``handshake_timeout``): REST calls pass theirs per
+    request.
 
     The session is the user's when ``http_session`` is given (never closed here);
-    otherwise it is made on first use with ``trust_env=True`` (``HTTP_PROXY``,
-    ``HTTPS_PROXY``, ``NO_PROXY``, ``.netrc``) and closed by :meth:`close`, or when this
-    transport is garbage-collected without it (no "Unclosed client session" warnings).
+    otherwise it is the running loop's shared one (:class:`_Shared`: ``trust_env=True``
+    for ``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY`` and ``.netrc``), joined on first
+    use and left by :meth:`close` or when this transport is garbage-collected without
+    it; the last client to leave closes it (no "Unclosed client session" warnings).
+    One client's close never closes another's socket.
     """
 
     __slots__ = (
@@ -316,7 +384,7 @@ class HttpTransport:
         "_headers",
         "_proxy",
         "_retry",
-        "_session",
+        "_shared",
         "_sleep",
         "_ssl",
         "_timeout",
@@ -353,9 +421,9 @@ class HttpTransport:
         self.redactor = redactor or Redactor([api_key])
         self._timeout = timeout
         self._retry = retry
-        self._session: Optional[aiohttp.ClientSession] = None
+        self._shared: Optional[_Shared] = None
         self._user_session = http_session
-        self._finalizer: Optional[weakref.finalize[[aiohttp.ClientSession], HttpTransport]] = None
+        self._finalizer: Optional[weakref.finalize[[_Shared], HttpTransport]] = None
         self._ssl = ssl
         self._sleep = sleep
         self._proxy = proxy
@@ -364,7 +432,9 @@ class HttpTransport:
     @property
     def has_session(self) -> bool:
         """True while an open aiohttp session exists."""
-        session = self._user_session or self._session
+        session = self._user_session
+        if session is None and self._shared is not None:
+            session = self._shared.session
         return session is not None and not session.closed
 
     def session(self) -> aiohttp.ClientSession:
@@ -381,22 +451,36 @@ class HttpTransport:
                     "open while the client uses it"
                 )
             return self._user_session
-        session = self._session
-        if session is None or session.closed:
-            redirects = aiohttp.TraceConfig()
-            redirects.on_request_redirect.append(_refuse_redirect)
-            session = self._session = aiohttp.ClientSession(
-                timeout=client_timeout(self.handshake_timeout),
-                trust_env=True,
-                trace_configs=[redirects],
-            )
-            if self._finalizer is not None:
-                self._finalizer.detach()
-            finalizer = self._finalizer = weakref.finalize(self, _abandon, session)
-            # Not at interpreter exit: the loop is gone by then, and a client still
-            # alive there (the sync client's) closes its own session properly.
-            finalizer.atexit = False
-        return session
+        shared = self._shared
+        if (
+            shared is None
+            or shared.key != self.handshake_timeout
+            or shared.session.closed
+            or shared.loop is not asyncio.get_running_loop()
+        ):
+            shared = self._rejoin()
+        return shared.session
+
+    def _rejoin(self) -> _Shared:
+        old, self._shared = self._shared, None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        if old is not None:
+            stale = _unlease(old)
+            if stale is not None and not stale.closed:
+                # Its loop is this one (a client lives on one loop): close in the
+                # background, as nothing here may wait.
+                if old.loop is asyncio.get_running_loop():
+                    old.loop.create_task(stale.close())
+                else:  # pragma: no cover - a client moved between loops
+                    _abandon(stale)
+        shared = self._shared = _lease(self.handshake_timeout)
+        finalizer = self._finalizer = weakref.finalize(self, _drop, shared)
+        # Not at interpreter exit: the loop is gone by then, and a client still
+        # alive there (the sync client's) closes its own session properly.
+        finalizer.atexit = False
+        return shared
 
     def proxy_for(self, url: str) -> tuple[Optional[str], Optional[aiohttp.BasicAuth]]:
         """The proxy (and its credentials) for ``url``: the ``proxy=`` argument, else for
@@ -416,12 +500,16 @@ class HttpTransport:
         return str(proxy), auth
 
     async def close(self) -> None:
-        """Close our session (a new one is made on the next use); the user's
-        ``http_session`` stays open. Safe to call twice."""
-        session, self._session = self._session, None
+        """Leave the shared session, closing it if this client was its last (it is
+        joined again on the next use); the user's ``http_session`` stays open. Safe to
+        call twice."""
+        shared, self._shared = self._shared, None
         finalizer, self._finalizer = self._finalizer, None
         if finalizer is not None:
             finalizer.detach()
+        if shared is None:
+            return
+        session = _unlease(shared)
         if session is not None and not session.closed:
             await session.close()
 

@@ -132,7 +132,10 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
             from the environment apply (to a session the client makes itself).
         http_session: an ``aiohttp.ClientSession`` to send everything through, e.g. one
             shared by many clients so they share its connection pool. The client never
-            closes it; its own settings (``trust_env``, connector limits) apply.
+            closes it; its own settings (``trust_env``, connector limits) apply. Without
+            it, the clients of one event loop share one session the SDK makes (no cookie
+            jar, no connection limit) and closes when the last of them disconnects; one
+            client's ``disconnect()`` never closes another's socket.
         max_response_bytes: REST response bodies larger than this raise
             ``SaynaInvalidResponseError`` without being read further (default 64 MiB;
             ``None``: no bound). Error bodies are read up to 64 KiB.

@@ -703,3 +703,22 @@ def test_sayna_serve_refuses_out_of_range_options(capsys: pytest.CaptureFixture[
 
     assert serve_main(["--port", "0", "--max-message-bytes", "0"]) == 2
     assert "max_message_bytes must be from 1" in capsys.readouterr().err
+
+
+async def test_recordings_kept_for_download_are_bounded(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    from sayna_client.server.recording import MAX_RECORDINGS
+
+    from .helpers import config, configure
+
+    for index in range(MAX_RECORDINGS + 2):
+        async with http.ws_connect(server.ws_url) as ws:
+            livekit = {"room_name": f"r{index}", "enable_recording": True}
+            await configure(ws, config(stream_id=f"rec-{index}", livekit=livekit))
+            await ws.send_bytes(b"\0\1" * 800)
+            record = server.records.last_session
+            await server.records.wait_for(lambda record=record: record.audio_bytes)
+    for index, expected in ((0, 404), (1, 404), (2, 200), (MAX_RECORDINGS + 1, 200)):
+        async with http.get(f"{server.url}/recording/rec-{index}") as response:
+            assert response.status == expected, index

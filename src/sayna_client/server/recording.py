@@ -16,9 +16,17 @@ from typing import Any, Optional
 
 from .engines.base import mulaw_to_linear16, wav_header
 
-__all__ = ["MAX_RECORDING_BYTES", "Recording", "RecordingStore", "encode_recording"]
+__all__ = [
+    "MAX_RECORDINGS",
+    "MAX_RECORDING_BYTES",
+    "Recording",
+    "RecordingStore",
+    "encode_recording",
+]
 
 MAX_RECORDING_BYTES = 64 * 1024 * 1024
+#: Recordings kept for download (the newest; a local-server bound on memory).
+MAX_RECORDINGS = 16
 
 
 @dataclass
@@ -73,14 +81,18 @@ def encode_recording(recording: Recording) -> tuple[bytes, str, str]:
 
 
 class RecordingStore:
-    """Recordings by stream id (the latest session using a stream id wins)."""
+    """Recordings by stream id (the latest session using a stream id wins); the newest
+    :data:`MAX_RECORDINGS` are kept."""
 
     def __init__(self) -> None:
         self._recordings: dict[str, Recording] = {}
 
     def start(self, stream_id: str, sample_rate: int, channels: int, mulaw: bool) -> Recording:
         recording = Recording(sample_rate, channels, mulaw)
+        self._recordings.pop(stream_id, None)  # re-inserted as the newest
         self._recordings[stream_id] = recording
+        while len(self._recordings) > MAX_RECORDINGS:
+            del self._recordings[next(iter(self._recordings))]
         return recording
 
     def get(self, stream_id: str) -> Optional[Recording]:
