@@ -196,8 +196,36 @@ def test_sip_webhook_server(server: LocalServer, tmp_path: Path) -> None:
     assert delivery.headers["X-Sayna-Signature"].startswith("v1=")
 
 
+def test_pipecat_agent(server: LocalServer, tmp_path: Path) -> None:
+    if sys.version_info < (3, 11):
+        pytest.skip("pipecat-ai 1.14 (the [pipecat] extra) requires Python 3.11+")
+    out = run_example(
+        server, "pipecat_agent.py", "one two three", "--speed", "8", "--quiet", cwd=tmp_path
+    )
+    assert "heard:  word word word" in out
+    # "You said: word word word." is 5 words of fake speech, 180 ms each.
+    assert "agent:  0.90 s of speech written to reply.wav" in out
+    assert audio.read_wav(tmp_path / "reply.wav").duration_ms == pytest.approx(900, abs=5)
+
+
+def test_livekit_agent(server: LocalServer, tmp_path: Path) -> None:
+    if sys.version_info < (3, 10):
+        pytest.skip("livekit-agents 1.8 (the [livekit] extra) requires Python 3.10+")
+    out = run_example(server, "livekit_agent.py", "one two", "--speed", "8", cwd=tmp_path)
+    lines = out.splitlines()
+    assert lines[0] == "stt: start_of_speech"
+    assert "stt: final_transcript word word" in lines
+    assert "stt: end_of_speech" in lines
+    # "You said: word word." is 4 words of fake speech (0.72 s); LiveKit may pad 10-20 ms.
+    assert lines[-1].startswith("tts: 'You said: word word.': 0.7")
+    assert lines[-1].endswith(" s of speech written to reply.wav")
+    assert audio.read_wav(tmp_path / "reply.wav").duration_ms == pytest.approx(730, abs=15)
+
+
 TESTED = (
+    "livekit_agent.py",
     "livekit_room_control.py",
+    "pipecat_agent.py",
     "sip_webhook_server.py",
     "speak_to_file.py",
     "transcribe_file.py",

@@ -250,7 +250,12 @@ async def test_missing_neural_packages_fall_back_with_a_warning(
         audio = b"".join([chunk async for chunk in local.synthesize(request)])
         assert len(audio) > RATE  # espeak-ng spoke
         results = await recognise(local, audio + bytes(RATE * 2))
-        assert any(r.is_final for r in results)  # pocketsphinx listened
+        finals = [r for r in results if r.is_final]  # pocketsphinx listened
+        assert finals, results
+        # The turn ends with a speech-final that carries its text, as real providers send.
+        assert finals[-1].is_speech_final
+        assert finals[-1].transcript
+        assert all(r.transcript for r in finals)
     finally:
         local.close()
 
@@ -282,6 +287,14 @@ async def test_decoding_keeps_the_event_loop_responsive(engine: LocalEngine) -> 
     assert all(final_text(r) for r in results)
     assert len(gaps) > 20
     assert max(gaps) < 0.5, max(gaps)
+
+
+def test_repetition_loops_are_collapsed() -> None:
+    looped = "Where did you put the car keys? Where did you put the car keys"
+    assert whisper_stt.collapse_repeats(looped) == "Where did you put the car keys?"
+    assert whisper_stt.collapse_repeats("10 of clubs 10 of clubs 10 of clubs 10") == "10 of clubs"
+    for kept in ("5 5", "I said no, no, no.", "one two three four"):
+        assert whisper_stt.collapse_repeats(kept) == kept
 
 
 def test_wer_normalises_numbers_case_and_punctuation() -> None:

@@ -24,6 +24,7 @@ from sayna_client.server.config_file import ConfigFileError, load_config_file
 from sayna_client.server.engines.fake import render_words
 from sayna_client.server.voice import FIRST_AUDIO_DELAY
 
+from .conftest import run_upstream
 from .wire import collect, configure, of_type, send
 
 
@@ -55,11 +56,67 @@ async def test_clear_during_speech_cuts_it(
         first = await ws.receive(timeout=10)
         assert first.type == aiohttp.WSMsgType.BINARY
         await send(ws, {"type": "clear"})
-        # A barge-in: nothing of the rest arrives, and no completion for the cleared work.
-        await send(ws, {"type": "update_config", "turn_detect": {"threshold": 9}})
-        frames, audio = await collect(ws, of_type("error"))
-    assert [f["type"] for f in frames] == ["error"]
+        # A barge-in, then the agent's answer: synthesis is FIFO, so uncut speech would
+        # all arrive before the answer's audio and its completion.
+        await send(ws, {"type": "speak", "text": "ok"})
+        frames, audio = await collect(ws, of_type("tts_playback_complete"))
+    assert [f["type"] for f in frames] == ["tts_playback_complete"]  # one, the answer's
+    answer = render_words(["ok"], 16000)
+    assert audio.endswith(answer)
     assert len(first.data) + len(audio) < len(render_words(["w"] * 50, 16000)) // 4
+
+
+_UPSTREAM_BARGE_IN = """
+import asyncio, json, sys
+from sayna_client import SaynaClient, STTConfig, TTSConfig
+
+async def main():
+    client = SaynaClient(
+        sys.argv[1],
+        STTConfig(provider="deepgram", language="en-US", sample_rate=16000, channels=1,
+                  punctuation=True, encoding="linear16", model="nova-3"),
+        TTSConfig(provider="deepgram", model="aura-asteria-en", audio_format="linear16",
+                  sample_rate=16000),
+    )
+    ready, first, done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    received = []
+    completions = []
+    client.register_on_ready(lambda message: ready.set())
+
+    def on_complete(message):
+        completions.append(message)
+        done.set()
+
+
+    def on_audio(chunk):
+        received.append(len(chunk))
+        first.set()
+
+    client.register_on_tts_audio(on_audio)
+    client.register_on_tts_playback_complete(on_complete)
+    await client.connect()
+    await asyncio.wait_for(ready.wait(), 20)
+    await client.speak(" ".join(["word"] * 50))
+    await asyncio.wait_for(first.wait(), 20)
+    await client.clear()  # the caller barged in
+    # The agent answers; synthesis is FIFO, so uncut speech would all arrive first.
+    await client.speak("ok")
+    await asyncio.wait_for(done.wait(), 30)
+    await client.disconnect()
+    print(json.dumps({"bytes": sum(received), "completions": len(completions)}))
+
+asyncio.run(main())
+"""
+
+
+async def test_upstream_sdk_barge_in_cuts_speech(
+    server: LocalServer, upstream_python: Path
+) -> None:
+    result = await run_upstream(upstream_python, _UPSTREAM_BARGE_IN, server.url)
+    # One completion (the answer's, none for the cleared speech), and far less than the
+    # 9 s of speech asked for arrived before it.
+    assert result["completions"] == 1
+    assert 0 < result["bytes"] < len(render_words(["w"] * 50, 16000)) // 4
 
 
 async def test_fast_tts_sends_everything_without_pacing(http: aiohttp.ClientSession) -> None:

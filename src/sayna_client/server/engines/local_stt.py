@@ -6,11 +6,11 @@ Pipeline per stream, all in a worker thread::
       ─► soxr stream to 16 kHz ─► Endpointer (VAD, 30 ms frames) ─► Decoder
 
 Results follow Sayna's shape (protocol §6.8): interim hypotheses every ~400 ms of
-speech when the text changed, a final when the endpointer sees the utterance end
-(~300 ms of silence), and — once 700 ms of silence have passed since the end of the
-speech — the forced-style speech-final ``("", is_final=True, is_speech_final=True,
-confidence=1.0)``. All timing is audio time, never wall-clock time, so results are
-reproducible however fast the frames arrive.
+speech when the text changed, and a final when the endpointer sees the utterance end
+(~300 ms of silence), held until 700 ms of silence have passed since the end of the
+speech and then sent speech-final with its text, as real providers do (when speech
+resumes first, it goes out as a final that is not speech-final). All timing is audio
+time, never wall-clock time, so results are reproducible however fast the frames arrive.
 
 pocketsphinx holds the GIL while it decodes (about 8 ms of CPU per 20 ms of audio on
 a 2-core test machine), so decoding in threads keeps the event loop running but not
@@ -120,7 +120,8 @@ class Recognizer:
         self._utterance_seconds = 0.0
         self._next_interim = INTERIM_INTERVAL_S
         self._last_interim = ""
-        self._turn_open = False  # a final was sent and its speech-final is still due
+        # The last final of the turn, held until the turn ends (then sent speech-final).
+        self._held: Optional[Transcript] = None
         self._speech_end = 0.0
 
     def process(self, data: bytes, out: list[Transcript]) -> None:
@@ -160,17 +161,21 @@ class Recognizer:
                 self._end_utterance(out)
                 self._speech_end = float(self._endpointer.speech_end)
         if (
-            self._turn_open
+            self._held is not None
             and not self._in_utterance
             and self._clock - self._speech_end >= SPEECH_FINAL_SILENCE_S
         ):
-            self._turn_open = False
-            out.append(Transcript("", is_final=True, is_speech_final=True, confidence=1.0))
+            held, self._held = self._held, None
+            out.append(Transcript.speech_final(held.transcript, held.confidence))
 
     def _decode(self, speech: bytes, out: list[Transcript], interims: bool = True) -> None:
         if self._decoder is None:
             self._decoder = self._load_decoder()
         if not self._in_utterance:
+            if self._held is not None:
+                # The talker went on: the held final ends a segment, not the turn.
+                out.append(self._held)
+                self._held = None
             self._decoder.start_utt()
             self._in_utterance = True
             self._utterance_seconds = 0.0
@@ -204,15 +209,9 @@ class Recognizer:
         text = self._hypothesis()
         if not text:
             return  # noise: Sayna never sends empty finals
-        self._turn_open = True
-        out.append(
-            Transcript(
-                self._format(text, final=True),
-                is_final=True,
-                is_speech_final=False,
-                confidence=self._confidence(),
-            )
-        )
+        # Held until SPEECH_FINAL_SILENCE_S of silence (then speech-final, with its text,
+        # as real providers send it) or until speech resumes (then a segment final).
+        self._held = Transcript.segment_final(self._format(text, final=True), self._confidence())
 
     def _confidence(self) -> float:
         """Mean posterior of the recognised words (fillers excluded), from the lattice."""
@@ -235,8 +234,8 @@ class Recognizer:
         """Flush everything buffered — the resampler tail, the endpointer's pending
         speech and the open utterance — into a final (when its text is not empty).
 
-        Like the ``fake`` engine, no speech-final is added: the session's own timer
-        forces one if the session goes on. The recogniser then starts over as if new,
+        The end of input ends the turn: its last final is sent speech-final, with its
+        text. The recogniser then starts over as if new,
         keeping its decoder (and the channel normalisation it learned)."""
         if self._resampler is not None:
             self._push(np.zeros(0, dtype=np.int16), out, last=True)
@@ -248,6 +247,8 @@ class Recognizer:
                 self._decode(speech, out, interims=False)
         if self._in_utterance:
             self._end_utterance(out)
+        if self._held is not None:
+            out.append(Transcript.speech_final(self._held.transcript, self._held.confidence))
         self._reset_input()
 
     def release(self) -> None:

@@ -44,7 +44,7 @@ import tokenizers
 from .base import STTParams, Transcript, mulaw_to_linear16
 from .local_assets import SILERO_VAD, WHISPER_TINY_EN, read_verified
 
-__all__ = ["SpeechModels", "WhisperRecognizer", "log_mel_spectrogram"]
+__all__ = ["SpeechModels", "WhisperRecognizer", "collapse_repeats", "log_mel_spectrogram"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,9 @@ SPEECH_OFF = 0.35
 PRE_ROLL_S = 0.3
 #: Silence that ends an utterance (the endpoint).
 END_SILENCE_S = 0.5
+#: Silence after which the final is decoded ahead of the endpoint (used at the endpoint
+#: if no speech came back meanwhile), so the final follows the endpoint at once.
+PREDECODE_SILENCE_S = 0.25
 #: Silence kept after the speech when decoding.
 TRAIL_KEEP_S = 0.2
 #: Utterances with less voiced audio than this are not decoded (clicks, coughs).
@@ -159,6 +162,28 @@ def log_mel_spectrogram(audio: Float32Array) -> Float32Array:
     return normalised
 
 
+def collapse_repeats(text: str) -> str:
+    """Drop Whisper's repetition loops: a phrase of three or more words said again right
+    after itself ("Where are the keys? Where are the keys") is kept once, and a trailing
+    partial copy is dropped. Shorter repeats ("five five", "no, no") are left alone."""
+    words = text.split()
+    norm = [re.sub(r"[^\w']", "", word.lower()) for word in words]
+    i = 0
+    while i < len(words):
+        for n in range((len(words) - i) // 2, 2, -1):
+            if norm[i : i + n] == norm[i + n : i + 2 * n]:
+                end = i + n
+                while norm[i : i + n] == norm[end : end + n]:
+                    end += n
+                tail = norm[end:]
+                if tail and tail == norm[i : i + len(tail)]:
+                    end = len(words)
+                del words[i + n : end], norm[i + n : end]
+                break
+        i += 1
+    return " ".join(words)
+
+
 class SpeechModels:
     """Whisper tiny.en and Silero VAD, loaded once per engine and shared by its streams.
 
@@ -241,7 +266,7 @@ class SpeechModels:
         text = str(self.tokenizer.decode(ids, skip_special_tokens=True)).strip()
         if not _WORDLESS.sub("", text):
             return ""
-        return text
+        return collapse_repeats(text)
 
     def vad_probability(self, chunk: Float32Array, state: Any) -> tuple[float, Any]:
         """Speech probability of one ``[1, 576]`` chunk (64 context + 512 new samples)."""
@@ -301,6 +326,7 @@ class WhisperRecognizer:
         self._since_interim = 0.0
         self._last_interim = ""
         self._held = ""  # text of a piece cut from the current utterance, not yet sent
+        self._predecoded: Optional[str] = None  # the final's text, decoded early
 
     def _ready_models(self) -> SpeechModels:
         if self._models is None:
@@ -359,8 +385,18 @@ class WhisperRecognizer:
             self._voiced += CHUNK_S
             self._since_interim += CHUNK_S
             self._silence = 0.0
+            self._predecoded = None
         else:
             self._silence += CHUNK_S
+            if (
+                self._predecoded is None
+                and self._silence >= PREDECODE_SILENCE_S
+                and self._voiced >= MIN_SPEECH_S
+            ):
+                # The audio kept for the final (TRAIL_KEEP_S of silence) is complete now.
+                self._predecoded = self._ready_models().transcribe(
+                    self._utterance_audio(), self._hint
+                )
         length = len(self._chunks) * CHUNK_S
         if self._silence >= END_SILENCE_S:
             self._end_utterance(out, speech_final=True)
@@ -379,8 +415,11 @@ class WhisperRecognizer:
 
     def _end_utterance(self, out: list[Transcript], speech_final: bool) -> None:
         text = ""
-        if self._voiced >= MIN_SPEECH_S:
+        if speech_final and self._predecoded is not None:
+            text = self._predecoded
+        elif self._voiced >= MIN_SPEECH_S:
             text = self._ready_models().transcribe(self._utterance_audio(), self._hint)
+        self._predecoded = None
         if speech_final:
             self._in_speech = False
             self._chunks = []

@@ -1,0 +1,414 @@
+"""Pipecat services backed by Sayna: ``SaynaSTTService`` and ``SaynaTTSService``.
+
+Install with ``pip install 'sayna-client[pipecat]'`` (Pipecat needs Python 3.11+). Pass one
+``SaynaClient`` to both services and they share its session::
+
+    client = SaynaClient(url, STTConfig(provider="deepgram", model="nova-2"),
+                         TTSConfig(provider="deepgram", voice_id="aura-asteria-en"))
+    stt = SaynaSTTService(client=client)
+    tts = SaynaTTSService(client=client)
+    pipeline = Pipeline([transport.input(), stt, user_aggregator, llm, tts,
+                         transport.output(), assistant_aggregator])
+
+Audio runs at the pipeline's rates: the services set ``stt_config.sample_rate`` to the
+input rate and ``tts_config.sample_rate`` to the output rate before connecting (16-bit
+mono PCM both ways). Sayna detects the end of each user turn itself, so the STT service
+proposes turns the way Pipecat's services with their own turn detection do (Deepgram
+Flux, AssemblyAI): ``ProposedUserStartedSpeakingFrame`` on the first words of a turn,
+``TranscriptionFrame`` for each final segment, ``ProposedUserStoppedSpeakingFrame`` at
+Sayna's speech-final; the user aggregator turns them into ``UserStartedSpeakingFrame`` /
+``UserStoppedSpeakingFrame`` and the interruption. An ``InterruptionFrame`` reaching the
+TTS service sends ``clear`` and drops the audio still queued.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, Optional
+
+from ..client import SaynaClient
+from ..errors import SaynaError
+from ..protocol.events import STTResultMessage
+from ._shared import SharedSession, SpeakQueue, check_client, pcm_stt, pcm_tts
+
+try:
+    from pipecat.frames.frames import (
+        CancelFrame,
+        EndFrame,
+        ErrorFrame,
+        Frame,
+        InterimTranscriptionFrame,
+        ProposedUserStartedSpeakingFrame,
+        ProposedUserStoppedSpeakingFrame,
+        StartFrame,
+        STTMetadataFrame,
+        TranscriptionFrame,
+        TTSAudioRawFrame,
+        TTSStoppedFrame,
+    )
+    from pipecat.processors.frame_processor import FrameProcessorSetup
+    from pipecat.services.settings import STTSettings, TTSSettings
+    from pipecat.services.stt_service import STTService
+    from pipecat.services.tts_service import TTSService
+    from pipecat.transcriptions.language import Language
+    from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
+    from pipecat.utils.time import time_now_iso8601
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "sayna_client.integrations.pipecat needs Pipecat: "
+        "pip install 'sayna-client[pipecat]' (Python 3.11 or newer)"
+    ) from exc
+
+__all__ = ["SaynaSTTService", "SaynaTTSService"]
+
+logger = logging.getLogger("sayna_client.integrations.pipecat")
+
+
+def _language(code: str) -> Optional[Language]:
+    try:
+        return Language(code)
+    except ValueError:
+        return None
+
+
+class SaynaSTTService(STTService):
+    """Speech-to-text through a Sayna session, with Sayna's turn detection.
+
+    Input audio frames go to ``client.on_audio_input``; ``stt_result`` events come back
+    as ``InterimTranscriptionFrame`` / ``TranscriptionFrame`` and turn proposals (see
+    the module docstring). Server ``error`` events and an unexpected end of the session
+    are pushed as ``ErrorFrame``s.
+
+    Args:
+        client: the ``SaynaClient`` to use (pass the same one to ``SaynaTTSService`` to
+            share its session); its ``stt_config`` must be ``linear16``, mono.
+        sample_rate: input rate; defaults to the pipeline's ``audio_in_sample_rate``.
+        should_interrupt: whether the start of a user turn interrupts the bot (routed to
+            the ``ExternalUserTurnStrategies`` this service recommends).
+        **kwargs: passed to Pipecat's ``STTService``.
+
+    Raises:
+        SaynaValidationError: ``client`` is not a ``SaynaClient`` with audio, or its
+            ``stt_config`` is not 16-bit mono PCM.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: SaynaClient,
+        sample_rate: Optional[int] = None,
+        should_interrupt: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self._client = check_client(client, "SaynaSTTService")
+        config = pcm_stt(client.stt_config, None, "SaynaSTTService")
+        kwargs.setdefault(
+            "settings", STTSettings(model=config.model or None, language=config.language)
+        )
+        super().__init__(sample_rate=sample_rate, **kwargs)
+        self._session = SharedSession.of(client)
+        self._should_interrupt = should_interrupt
+        self._reader: Any = None
+        self._closing = False
+        self._send_failed = False
+        self._speaking = False
+        self._language = _language(config.language)
+
+    @property
+    def client(self) -> SaynaClient:
+        """The ``SaynaClient`` this service uses."""
+        return self._client
+
+    def can_generate_metrics(self) -> bool:
+        """True: TTFB metrics are reported (see Pipecat's ``STTService``)."""
+        return True
+
+    @property
+    def supports_ttfs(self) -> bool:
+        """False: Sayna decides where a turn ends, so there is no separate wait to tune."""
+        return False
+
+    def service_metadata_frame(self) -> STTMetadataFrame:
+        """Recommend turn strategies that follow this service's turn proposals."""
+        frame = super().service_metadata_frame()
+        frame.user_turn_strategies = ExternalUserTurnStrategies(
+            enable_interruptions=self._should_interrupt
+        )
+        return frame
+
+    async def setup(self, setup: FrameProcessorSetup) -> None:  # type: ignore[override]
+        """Set ``stt_config.sample_rate`` to the rate this service will send."""
+        await super().setup(setup)
+        self._client.stt_config = pcm_stt(
+            self._client.stt_config, self.sample_rate, "SaynaSTTService"
+        )
+
+    async def start(self, frame: StartFrame) -> None:
+        """Connect (or join the session another Sayna service opened) and start reading."""
+        await super().start(frame)
+        self._closing = False
+        events = self._client.events()  # subscribe before connecting
+        try:
+            await self._session.acquire(self)
+        except SaynaError as exc:
+            await self.push_error(f"Sayna STT could not connect: {exc}", exception=exc)
+            return
+        self._reader = self.create_task(self._read(events), name="sayna-stt-events")
+
+    async def stop(self, frame: EndFrame) -> None:
+        """End of the pipeline: leave the session (the last Sayna service closes it)."""
+        await super().stop(frame)
+        await self._leave(graceful=True)
+
+    async def cancel(self, frame: CancelFrame) -> None:
+        """Cancelled pipeline: leave the session at once."""
+        await super().cancel(frame)
+        await self._leave(graceful=False)
+
+    async def _leave(self, *, graceful: bool) -> None:
+        self._closing = True
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await self.cancel_task(reader)
+        await self._session.release(self, graceful=graceful)
+
+    async def run_stt(self, audio: bytes) -> AsyncGenerator[Optional[Frame], None]:
+        """Send one frame of input audio to Sayna; results arrive on the reader task.
+
+        A failed send is reported once as an ``ErrorFrame`` (then again only after a
+        send has succeeded), so a lost session does not flood the pipeline.
+        """
+        try:
+            await self._client.on_audio_input(audio)
+        except SaynaError as exc:
+            if not self._send_failed:
+                self._send_failed = True
+                yield ErrorFrame(error=f"Sayna STT: audio not sent: {exc}", exception=exc)
+        else:
+            self._send_failed = False
+        yield None
+
+    async def _read(self, events: AsyncIterator[Any]) -> None:
+        async for event in events:
+            kind = event.type
+            if kind == "stt_result":
+                await self._on_result(event)
+            elif kind in ("error", "closed"):
+                await _report(self, self._session, event, self._closing)
+
+    async def _on_result(self, result: STTResultMessage) -> None:
+        text = result.transcript
+        if text:
+            if not self._speaking:
+                self._speaking = True
+                await self.broadcast_frame(ProposedUserStartedSpeakingFrame)
+            if result.is_final or result.is_speech_final:
+                await self.emit_stt_usage_metrics()  # type: ignore[no-untyped-call]
+                await self.push_frame(
+                    TranscriptionFrame(
+                        text,
+                        self._user_id,
+                        time_now_iso8601(),
+                        self._language,
+                        result=result,
+                        finalized=result.is_speech_final,
+                    )
+                )
+            else:
+                await self.push_frame(
+                    InterimTranscriptionFrame(
+                        text, self._user_id, time_now_iso8601(), self._language, result=result
+                    )
+                )
+        if result.is_speech_final and self._speaking:
+            self._speaking = False
+            await self.broadcast_frame(ProposedUserStoppedSpeakingFrame)
+
+
+class SaynaTTSService(TTSService):
+    """Text-to-speech through a Sayna session.
+
+    Each aggregated sentence is sent with ``client.speak``, one at a time (the next when
+    Sayna reported the previous one complete, so the end of a reply is known exactly);
+    audio comes back as ``TTSAudioRawFrame`` at the pipeline's output rate, and the
+    completion of the reply's last sentence closes it with a ``TTSStoppedFrame``. An
+    interruption sends ``clear`` and drops the audio still queued; audio of the cleared
+    speech that was already on its way is dropped until the next sentence is sent.
+    Metrics: TTFB (text sent to first audio), TTFA, and per reply a processing time from
+    its first ``speak`` to the completion of its last.
+
+    Args:
+        client: the ``SaynaClient`` to use (the same one as ``SaynaSTTService`` to share
+            its session); its ``tts_config.audio_format`` must be ``linear16``.
+        sample_rate: output rate; defaults to the pipeline's ``audio_out_sample_rate``.
+        allow_interruption: sent with every ``speak``: False makes Sayna ignore ``clear``.
+        **kwargs: passed to Pipecat's ``TTSService``.
+
+    Raises:
+        SaynaValidationError: ``client`` is not a ``SaynaClient`` with audio, or its
+            ``tts_config`` does not produce raw PCM.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: SaynaClient,
+        sample_rate: Optional[int] = None,
+        allow_interruption: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self._client = check_client(client, "SaynaTTSService")
+        config = pcm_tts(client.tts_config, None, "SaynaTTSService")
+        kwargs.setdefault(
+            "settings",
+            TTSSettings(model=config.model or None, voice=config.voice_id, language=None),
+        )
+        kwargs.setdefault("push_stop_frames", False)
+        kwargs.setdefault("push_start_frame", True)
+        # Sayna's audio carries no request id: hold the next reply until this one ended.
+        kwargs.setdefault("pause_frame_processing", True)
+        kwargs.setdefault("append_trailing_space", True)
+        super().__init__(sample_rate=sample_rate, **kwargs)
+        self._session = SharedSession.of(client)
+        self._speaks = SpeakQueue(client, allow_interruption=allow_interruption)
+        self._reader: Any = None
+        self._closing = False
+        # The reply audio goes to (None: audio is dropped, e.g. after a clear).
+        self._context_id: Optional[str] = None
+        self._flushed = False  # the reply's last text was sent: its completion ends it
+        self._first_speak_at = 0.0
+
+    @property
+    def client(self) -> SaynaClient:
+        """The ``SaynaClient`` this service uses."""
+        return self._client
+
+    def can_generate_metrics(self) -> bool:
+        """True: TTFB, TTFA and processing metrics are reported."""
+        return True
+
+    @property
+    def supports_processing_metrics(self) -> bool:
+        """False for Pipecat's own timing around ``run_tts`` (it only sends the text);
+        this service reports the synthesis time itself when the reply completes."""
+        return False
+
+    async def setup(self, setup: FrameProcessorSetup) -> None:  # type: ignore[override]
+        """Set ``tts_config.sample_rate`` to the pipeline's output rate."""
+        await super().setup(setup)
+        self._client.tts_config = pcm_tts(
+            self._client.tts_config, self.sample_rate, "SaynaTTSService"
+        )
+
+    async def start(self, frame: StartFrame) -> None:
+        """Connect (or join the session another Sayna service opened) and start reading."""
+        await super().start(frame)
+        self._closing = False
+        events = self._client.events()
+        try:
+            await self._session.acquire(self)
+        except SaynaError as exc:
+            await self.push_error(f"Sayna TTS could not connect: {exc}", exception=exc)
+            return
+        self._reader = self.create_task(self._read(events), name="sayna-tts-events")
+
+    async def stop(self, frame: EndFrame) -> None:
+        """End of the pipeline: leave the session (the last Sayna service closes it)."""
+        await super().stop(frame)
+        await self._leave(graceful=True)
+
+    async def cancel(self, frame: CancelFrame) -> None:
+        """Cancelled pipeline: leave the session at once."""
+        await super().cancel(frame)
+        await self._leave(graceful=False)
+
+    async def _leave(self, *, graceful: bool) -> None:
+        self._closing = True
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await self.cancel_task(reader)
+        await self._session.release(self, graceful=graceful)
+
+    async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Optional[Frame], None]:
+        """Queue ``text`` for ``client.speak``; its audio arrives on the reader task."""
+        if self._context_id != context_id:
+            self._context_id = context_id
+            self._flushed = False
+            self._first_speak_at = time.time()
+        try:
+            await self._speaks.add(text)
+        except SaynaError as exc:
+            yield ErrorFrame(error=f"Sayna TTS: speak failed: {exc}", exception=exc)
+        yield None
+
+    async def flush_audio(self, context_id: Optional[str] = None) -> None:
+        """The reply's text is all queued: the completion of its last sentence ends it."""
+        if context_id is None or context_id == self._context_id:
+            self._flushed = True
+            if self._speaks.idle:
+                await self._end_reply()
+
+    async def on_audio_context_interrupted(self, context_id: str) -> None:
+        """Interruption: ``clear`` Sayna's queue once and drop its audio from now on."""
+        await self.stop_all_metrics()  # type: ignore[no-untyped-call]
+        if self._context_id is not None:
+            self._context_id = None
+            self._speaks.reset()
+            try:
+                await self._client.clear()
+            except SaynaError as exc:
+                logger.warning("Sayna TTS: clear failed: %s", exc)
+        await super().on_audio_context_interrupted(context_id)
+
+    async def _read(self, events: AsyncIterator[Any]) -> None:
+        async for event in events:
+            kind = event.type
+            if kind == "tts_audio":
+                await self._on_audio(event.data)
+            elif kind == "tts_playback_complete":
+                await self._on_complete()
+            elif kind in ("error", "closed"):
+                await _report(self, self._session, event, self._closing)
+
+    async def _on_audio(self, data: bytes) -> None:
+        context_id = self._context_id
+        if context_id is None:
+            return  # cleared speech still on its way
+        await self.append_to_audio_context(
+            context_id, TTSAudioRawFrame(data, self.sample_rate, 1, context_id=context_id)
+        )
+
+    async def _on_complete(self) -> None:
+        try:
+            idle = await self._speaks.completed()
+        except SaynaError as exc:
+            await self.push_error(f"Sayna TTS: speak failed: {exc}", exception=exc)
+            idle = self._speaks.idle
+        if idle and self._flushed:
+            await self._end_reply()
+
+    async def _end_reply(self) -> None:
+        context_id, self._flushed = self._context_id, False
+        if context_id is None:
+            return
+        if self.audio_context_available(context_id):
+            await self.append_to_audio_context(context_id, TTSStoppedFrame(context_id=context_id))
+            await self.remove_audio_context(context_id)
+        if self._first_speak_at:
+            # Pipecat's collector measures from the reply's first speak to now.
+            await self.start_processing_metrics(start_time=self._first_speak_at)
+            self._first_speak_at = 0.0
+            await self.stop_processing_metrics()
+
+
+async def _report(service: Any, session: SharedSession, event: Any, closing: bool) -> None:
+    """Push a server ``error`` or an unexpected close as an ``ErrorFrame`` (once per
+    session: only the first service on it reports)."""
+    if not session.is_reporter(service):
+        return
+    if event.type == "error":
+        await service.push_error(f"Sayna: {event.message}")
+    elif not closing and not getattr(event, "initiated_by_client", False):
+        await service.push_error(f"Sayna session closed: {event.message}")

@@ -1,0 +1,202 @@
+"""LiveKit Agents: the plugin's STT and TTS driven through the framework's own stream
+interfaces (RecognizeStream, SynthesizeStream, ChunkedStream) against the local server."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+
+if sys.version_info < (3, 10):
+    pytest.skip(
+        "livekit-agents 1.8 requires Python 3.10+, so the [livekit] extra cannot be installed here",
+        allow_module_level=True,
+    )
+
+from livekit import rtc
+from livekit.agents import APIConnectOptions, APIStatusError, stt, tts
+
+from sayna_client import STTConfig, Timeouts, TTSConfig
+from sayna_client.errors import SaynaValidationError
+from sayna_client.integrations import livekit as sayna
+from sayna_client.server import LocalServer
+
+from .helpers import frames_of, tone_bursts
+
+STT_RATE = 16000
+TTS_RATE = 24000
+ROOM_RATE = 48000  # what LiveKit rooms carry; the plugin's stream resamples it
+WORD_BYTES = 2 * TTS_RATE * 180 // 1000  # fake engine: 120 ms tone + 60 ms gap per word
+OPTIONS = APIConnectOptions(max_retry=0, timeout=10)
+
+
+def configs() -> dict[str, object]:
+    return {
+        "stt_config": STTConfig(provider="deepgram", model="nova-2", sample_rate=STT_RATE),
+        "tts_config": TTSConfig(provider="deepgram", voice_id="aura-asteria-en"),
+        "timeouts": Timeouts(connect=5, ready=10, request=10, close=5),
+    }
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[LocalServer]:
+    async with LocalServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+async def sayna_tts(server: LocalServer) -> AsyncIterator[sayna.TTS]:
+    plugin = sayna.TTS(url=server.url, **configs())  # type: ignore[arg-type]
+    yield plugin
+    await plugin.aclose()
+
+
+def room_frames(words: int) -> list[rtc.AudioFrame]:
+    pcm = tone_bursts(words, ROOM_RATE)
+    return [
+        rtc.AudioFrame(chunk, ROOM_RATE, 1, len(chunk) // 2) for chunk in frames_of(pcm, ROOM_RATE)
+    ]
+
+
+async def test_stt_stream_transcribes_room_audio(server: LocalServer) -> None:
+    plugin = sayna.STT(url=server.url, **configs())  # type: ignore[arg-type]
+    stream = plugin.stream(conn_options=OPTIONS)
+    for frame in room_frames(3):
+        stream.push_frame(frame)
+    events: list[stt.SpeechEvent] = []
+    async for event in stream:
+        events.append(event)
+        if event.type == stt.SpeechEventType.END_OF_SPEECH:
+            break
+    await stream.aclose()
+    kinds = [e.type for e in events]
+    assert kinds[0] == stt.SpeechEventType.START_OF_SPEECH
+    assert stt.SpeechEventType.INTERIM_TRANSCRIPT in kinds
+    assert kinds[-1] == stt.SpeechEventType.END_OF_SPEECH
+    finals = [e for e in events if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT]
+    assert " ".join(e.alternatives[0].text for e in finals) == "word word word"
+    assert finals[0].alternatives[0].language == "en-US"
+    session = server.records.last_session
+    assert session.config["stt_config"]["sample_rate"] == STT_RATE
+    # 48 kHz room audio arrived resampled to the session's 16 kHz (the resampler keeps
+    # back a few ms until more input comes).
+    assert 0.95 < session.audio_bytes / len(tone_bursts(3, STT_RATE)) <= 1
+    await asyncio.wait_for(session.closed.wait(), 10)
+
+
+async def test_stt_end_input_drains_and_closes(server: LocalServer) -> None:
+    plugin = sayna.STT(url=server.url, **configs())  # type: ignore[arg-type]
+    stream = plugin.stream(conn_options=OPTIONS)
+    for frame in room_frames(2):
+        stream.push_frame(frame)
+    stream.end_input()
+    events = [event async for event in stream]  # ends once the session is drained
+    finals = [e for e in events if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT]
+    assert " ".join(e.alternatives[0].text for e in finals) == "word word"
+    assert any(e.type == stt.SpeechEventType.RECOGNITION_USAGE for e in events)
+    await asyncio.wait_for(server.records.last_session.closed.wait(), 10)
+
+
+async def test_stt_recognize_a_buffer(server: LocalServer) -> None:
+    plugin = sayna.STT(url=server.url, **configs())  # type: ignore[arg-type]
+    event = await plugin.recognize(room_frames(2), conn_options=OPTIONS)
+    assert event.type == stt.SpeechEventType.FINAL_TRANSCRIPT
+    assert event.alternatives[0].text == "word word"
+    assert server.records.last_session.config["stt_config"]["sample_rate"] == ROOM_RATE
+
+
+async def collect(stream: tts.SynthesizeStream | tts.ChunkedStream) -> list[rtc.AudioFrame]:
+    return [audio.frame async for audio in stream]
+
+
+def pcm_bytes(frames: list[rtc.AudioFrame]) -> int:
+    return sum(len(f.data.tobytes()) for f in frames)
+
+
+def words_of(frames: list[rtc.AudioFrame]) -> float:
+    """Fake-engine words in ``frames`` (LiveKit's emitter may pad the end by a few ms)."""
+    size = pcm_bytes(frames)
+    assert size % WORD_BYTES <= 2 * TTS_RATE * 20 // 1000
+    return size // WORD_BYTES
+
+
+async def test_tts_chunked(server: LocalServer, sayna_tts: sayna.TTS) -> None:
+    async with sayna_tts.synthesize("one two three", conn_options=OPTIONS) as stream:
+        frames = await collect(stream)
+    assert {(f.sample_rate, f.num_channels) for f in frames} == {(TTS_RATE, 1)}
+    assert words_of(frames) == 3
+    session = server.records.last_session
+    assert [m["text"] for m in session.messages if m["type"] == "speak"] == ["one two three"]
+
+
+async def test_tts_stream_speaks_sentences_and_reuses_the_session(
+    server: LocalServer, sayna_tts: sayna.TTS
+) -> None:
+    for _ in range(2):
+        stream = sayna_tts.stream(conn_options=OPTIONS)
+        for piece in ["Hello there", ". How are", " you doing today", "? Fine."]:
+            stream.push_text(piece)
+        stream.end_input()
+        frames = await collect(stream)
+        await stream.aclose()
+        assert words_of(frames) == 8
+    assert len(server.records.sessions) == 1  # pooled
+    session = server.records.last_session
+    speaks = [m["text"] for m in session.messages if m["type"] == "speak"]
+    # Sentences (LiveKit's tokenizer joins short ones), one speak each.
+    text = "Hello there. How are you doing today? Fine."
+    assert " ".join(speaks) == f"{text} {text}"
+    assert len(speaks) >= 4
+    completions = session.sent_of_type("tts_playback_complete")
+    assert len(completions) == len(speaks)  # one speak at a time: one completion each
+
+
+async def test_tts_stream_interrupted_clears_and_drops_the_session(
+    server: LocalServer, sayna_tts: sayna.TTS
+) -> None:
+    stream = sayna_tts.stream(conn_options=OPTIONS)
+    stream.push_text("One two. Three four. Five six. Seven eight. Nine ten. ")
+    first = await stream.__anext__()
+    assert first.frame.sample_rate == TTS_RATE
+    await stream.aclose()  # what AgentSession does when the user interrupts
+    session = server.records.last_session
+    assert any(m["type"] == "clear" for m in session.messages)
+    # The interrupted session is not reused: its in-flight audio cannot leak.
+    async with sayna_tts.synthesize("okay", conn_options=OPTIONS) as chunked:
+        frames = await collect(chunked)
+    assert words_of(frames) == 1
+    assert len(server.records.sessions) == 2
+    await asyncio.wait_for(session.closed.wait(), 10)
+
+
+async def test_bad_arguments(server: LocalServer) -> None:
+    with pytest.raises(SaynaValidationError, match="both required"):
+        sayna.STT(
+            url=server.url,
+            stt_config=STTConfig(provider="deepgram"),
+            tts_config=None,  # type: ignore[arg-type]
+        )
+    with pytest.raises(SaynaValidationError, match="audio_format"):
+        sayna.TTS(
+            url=server.url,
+            stt_config=STTConfig(provider="deepgram"),
+            tts_config=TTSConfig(provider="deepgram", audio_format="mp3"),
+        )
+    with pytest.raises(SaynaValidationError):
+        sayna.TTS(url="ftp://nowhere", **configs())  # type: ignore[arg-type]
+
+
+async def test_rejected_config_is_not_retried(server: LocalServer) -> None:
+    plugin = sayna.TTS(
+        url=server.url,
+        stt_config=STTConfig(provider="deepgram"),
+        tts_config=TTSConfig(provider="no-such-provider"),
+    )
+    with pytest.raises(APIStatusError) as info:
+        async with plugin.synthesize("hello", conn_options=APIConnectOptions(max_retry=2)) as s:
+            await collect(s)
+    assert info.value.retryable is False
+    assert len(server.records.sessions) == 1
+    await plugin.aclose()

@@ -1,0 +1,373 @@
+"""Pipecat: a real pipeline (STT -> user aggregator -> scripted LLM -> TTS) against the local
+server. Nothing of Pipecat is mocked: frames flow through Pipecat's PipelineWorker."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from typing import Any, Callable, Optional
+
+import pytest
+
+if sys.version_info < (3, 11):
+    pytest.skip(
+        "pipecat-ai 1.14 requires Python 3.11+, so the [pipecat] extra cannot be installed here",
+        allow_module_level=True,
+    )
+
+from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
+    Frame,
+    InputAudioRawFrame,
+    InterimTranscriptionFrame,
+    InterruptionFrame,
+    LLMContextFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+    MetricsFrame,
+    TranscriptionFrame,
+    TTSAudioRawFrame,
+    TTSStartedFrame,
+    TTSStoppedFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
+from pipecat.metrics.metrics import ProcessingMetricsData, TTFBMetricsData
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.workers.runner import WorkerRunner
+
+from sayna_client import SaynaClient, STTConfig, Timeouts, TTSConfig
+from sayna_client.errors import SaynaValidationError
+from sayna_client.integrations.pipecat import SaynaSTTService, SaynaTTSService
+from sayna_client.server import LocalServer
+
+from .helpers import frames_of, tone_bursts
+
+IN_RATE = 16000
+OUT_RATE = 24000
+#: Bytes of fake-engine speech per word at OUT_RATE: 120 ms tone + 60 ms gap.
+WORD_BYTES = 2 * OUT_RATE * 180 // 1000
+
+
+def make_client(server: LocalServer) -> SaynaClient:
+    return SaynaClient(
+        server.url,
+        STTConfig(provider="deepgram", model="nova-2"),
+        TTSConfig(provider="deepgram", voice_id="aura-asteria-en"),
+        timeouts=Timeouts(connect=5, ready=10, request=10, close=5),
+    )
+
+
+class ScriptedLLM(FrameProcessor):
+    """Stands in for the LLM: answers each user turn with the next reply of a script.
+
+    A reply is a list of sentences; ``gate(i)`` (if given) is awaited before sentence
+    ``i`` is sent, so a test can hold the reply mid-way. An interruption cancels the
+    reply in progress, as Pipecat's LLM services do.
+    """
+
+    def __init__(
+        self,
+        replies: list[list[str]],
+        gate: Optional[Callable[[int], Any]] = None,
+    ) -> None:
+        super().__init__()
+        self.replies = list(replies)
+        self.heard: list[str] = []
+        self.gate = gate
+        self._reply: Optional[asyncio.Task[None]] = None
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, LLMContextFrame):
+            messages = frame.context.get_messages()
+            self.heard.append(str(messages[-1]["content"]) if messages else "")
+            if self.replies:
+                self._reply = self.create_task(self._say(self.replies.pop(0)))
+            return
+        if isinstance(frame, InterruptionFrame) and self._reply is not None:
+            await self.cancel_task(self._reply)
+            self._reply = None
+        await self.push_frame(frame, direction)
+
+    async def _say(self, sentences: list[str]) -> None:
+        await self.push_frame(LLMFullResponseStartFrame())
+        for index, sentence in enumerate(sentences):
+            if self.gate is not None:
+                await self.gate(index)
+            await self.push_frame(LLMTextFrame(sentence + " "))
+        await self.push_frame(LLMFullResponseEndFrame())
+
+
+class Sink(FrameProcessor):
+    """The end of the pipeline: records every downstream frame and wakes waiters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list[Frame] = []
+        self.changed = asyncio.Event()
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if direction == FrameDirection.DOWNSTREAM:
+            self.frames.append(frame)
+            self.changed.set()
+        await self.push_frame(frame, direction)
+
+    def of(self, kind: type) -> list[Any]:
+        return [f for f in self.frames if isinstance(f, kind)]
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
+        async def poll() -> Any:
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                self.changed.clear()
+                await self.changed.wait()
+
+        return await asyncio.wait_for(poll(), timeout)
+
+
+class Agent:
+    """A running pipeline: transport in -> STT -> user aggregator -> LLM -> TTS -> sink."""
+
+    def __init__(self, client: SaynaClient, llm: ScriptedLLM) -> None:
+        self.stt = SaynaSTTService(client=client)
+        self.tts = SaynaTTSService(client=client)
+        self.llm = llm
+        self.heard = Sink()  # what the STT service pushed
+        self.sink = Sink()
+        self.context = LLMContext()
+        aggregators = LLMContextAggregatorPair(self.context)
+        self.pipeline = Pipeline(
+            [
+                self.stt,
+                self.heard,
+                aggregators.user(),
+                llm,
+                self.tts,
+                self.sink,
+                aggregators.assistant(),
+            ]
+        )
+        self.worker = PipelineWorker(
+            self.pipeline,
+            params=PipelineParams(
+                audio_in_sample_rate=IN_RATE, audio_out_sample_rate=OUT_RATE, enable_metrics=True
+            ),
+            cancel_on_idle_timeout=False,
+        )
+        self.started = asyncio.Event()
+        self.worker.event_handler("on_pipeline_started")(self._on_started)
+        self._run: Optional[asyncio.Task[None]] = None
+
+    async def _on_started(self, worker: Any, frame: Frame) -> None:
+        self.started.set()
+
+    async def __aenter__(self) -> Agent:
+        runner = WorkerRunner(handle_sigint=False)
+        await runner.add_workers(self.worker)
+        self._run = asyncio.create_task(runner.run())
+        await asyncio.wait_for(self.started.wait(), 20)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._run is not None
+        if not self._run.done():
+            if exc[0] is None:
+                await self.worker.queue_frame(EndFrame())
+            else:
+                await self.worker.cancel()
+        await asyncio.wait_for(self._run, 30)
+
+    async def say(self, words: int) -> None:
+        """The caller speaks ``words`` words (then a second of silence)."""
+        await self.play(tone_bursts(words, IN_RATE))
+
+    async def play(self, pcm: bytes) -> None:
+        """The caller's microphone delivers ``pcm`` (16-bit mono at IN_RATE)."""
+        for chunk in frames_of(pcm, IN_RATE):
+            await self.worker.queue_frame(
+                InputAudioRawFrame(audio=chunk, sample_rate=IN_RATE, num_channels=1)
+            )
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[LocalServer]:
+    async with LocalServer() as srv:
+        yield srv
+
+
+def audio_bytes(frames: list[Frame]) -> int:
+    return sum(len(f.audio) for f in frames if isinstance(f, TTSAudioRawFrame))
+
+
+async def test_caller_audio_to_reply_audio(server: LocalServer) -> None:
+    client = make_client(server)
+    llm = ScriptedLLM([["One two three.", "Four five."]])
+    async with Agent(client, llm) as agent:
+        await agent.say(3)
+        stopped = await agent.sink.wait_for(lambda: agent.sink.of(TTSStoppedFrame))
+        sink, heard = agent.sink, agent.heard
+        # One session shared by both services, at the pipeline's rates.
+        assert len(server.records.sessions) == 1
+        session = server.records.last_session
+        assert session.config["stt_config"]["sample_rate"] == IN_RATE
+        assert session.config["tts_config"]["sample_rate"] == OUT_RATE
+        assert session.audio_bytes == len(tone_bursts(3, IN_RATE))
+    # Transcript in: interim and final frames, the turn proposed and resolved.
+    assert heard.of(InterimTranscriptionFrame)
+    finals = heard.of(TranscriptionFrame)
+    assert " ".join(f.text for f in finals) == "word word word"
+    assert llm.heard == ["word word word"]
+    kinds = [type(f) for f in sink.frames]
+    assert kinds.index(UserStartedSpeakingFrame) < kinds.index(UserStoppedSpeakingFrame)
+    # Reply text out, as speak commands, then its audio at the pipeline's output rate.
+    speaks = [m["text"].strip() for m in session.messages if m["type"] == "speak"]
+    assert speaks == ["One two three.", "Four five."]
+    audio = sink.of(TTSAudioRawFrame)
+    assert {(f.sample_rate, f.num_channels) for f in audio} == {(OUT_RATE, 1)}
+    assert audio_bytes(sink.frames) == 5 * WORD_BYTES == session.sent_audio_bytes
+    assert kinds.index(TTSStartedFrame) < kinds.index(TTSAudioRawFrame)
+    assert sink.frames.index(stopped[0]) > sink.frames.index(audio[-1])
+    # Metrics frames: the TTS's TTFB and its processing time (speak -> playback complete).
+    metrics = [d for f in sink.of(MetricsFrame) for d in f.data]
+    assert any(isinstance(d, TTFBMetricsData) and d.processor == agent.tts.name for d in metrics)
+    assert any(
+        isinstance(d, ProcessingMetricsData) and d.processor == agent.tts.name and d.value > 0
+        for d in metrics
+    )
+    await session.closed.wait()
+    assert client.connected is False
+
+
+async def test_interruption_mid_reply_stops_the_audio(server: LocalServer) -> None:
+    client = make_client(server)
+    agents: list[Agent] = []
+
+    async def gate(index: int) -> None:
+        # A slow LLM: sentence i waits until sentence i-2 is heard (Pipecat's sentence
+        # aggregator sends a sentence once the next one begins). Sentence 3 never comes:
+        # the caller talks over the reply once its first sentence is heard.
+        agent = agents[0]
+        sink = agent.sink
+        await sink.wait_for(lambda: audio_bytes(sink.frames) >= (index - 1) * 2 * WORD_BYTES)
+        if index == 2:
+            await agent.say(2)
+            await asyncio.Event().wait()  # cancelled by the interruption
+
+    llm = ScriptedLLM(
+        [["One two.", "Three four.", "Five six.", "Seven eight."], ["Okay."]], gate=gate
+    )
+
+    def barge_in(sink: Sink) -> Optional[int]:
+        """Index of the interruption that came after reply audio (every user turn start
+        interrupts, the first one included)."""
+        audio = [i for i, f in enumerate(sink.frames) if isinstance(f, TTSAudioRawFrame)]
+        cuts = [i for i, f in enumerate(sink.frames) if isinstance(f, InterruptionFrame)]
+        return next((i for i in cuts if audio and i > audio[0]), None)
+
+    async with Agent(client, llm) as agent:
+        agents.append(agent)
+        await agent.say(1)
+        sink = agent.sink
+        await sink.wait_for(lambda: barge_in(sink) is not None)
+        # The second turn is answered after the interruption, to its end.
+        await sink.wait_for(
+            lambda: (
+                [i for i, f in enumerate(sink.frames) if isinstance(f, TTSStoppedFrame)][-1:]
+                > [barge_in(sink)]
+            )
+        )
+        session = server.records.last_session
+    cut = barge_in(sink)
+    assert cut is not None
+    messages = [(m["type"], m.get("text", "").strip()) for m in session.messages]
+    speaks = [text for kind, text in messages if kind == "speak"]
+    # Sentences after the interruption were never sent; clear went out before the next reply.
+    assert speaks[0] == "One two."
+    assert speaks[-1] == "Okay."
+    assert "Five six." not in speaks
+    assert "Seven eight." not in speaks
+    assert messages.index(("clear", "")) < messages.index(("speak", "Okay."))
+    assert llm.heard == ["word", "word word"]
+    # No audio of the interrupted reply after the interruption: the next audio belongs to
+    # the next reply (after its TTSStartedFrame), and it is the whole of "Okay." (1 word).
+    after = sink.frames[cut:]
+    first_audio = next(i for i, f in enumerate(after) if isinstance(f, TTSAudioRawFrame))
+    assert any(isinstance(f, TTSStartedFrame) for f in after[:first_audio])
+    assert audio_bytes(after) == WORD_BYTES
+    assert audio_bytes(sink.frames[:cut]) <= 4 * WORD_BYTES
+
+
+async def test_cancelled_pipeline_closes_the_session(server: LocalServer) -> None:
+    client = make_client(server)
+    agent = Agent(client, ScriptedLLM([]))
+    async with agent:
+        await agent.say(1)
+        await agent.heard.wait_for(lambda: agent.heard.of(TranscriptionFrame))
+        await agent.worker.queue_frame(CancelFrame())
+        await asyncio.wait_for(agent._run, 30)  # type: ignore[arg-type]
+    record = server.records.last_session
+    await asyncio.wait_for(record.closed.wait(), 10)
+    assert not client.connected
+
+
+def test_bad_configs_are_named() -> None:
+    url = "http://127.0.0.1:1"
+    with pytest.raises(SaynaValidationError, match="SaynaClient"):
+        SaynaSTTService(client="not a client")  # type: ignore[arg-type]
+    opus = SaynaClient(
+        url,
+        STTConfig(provider="deepgram", encoding="opus"),
+        TTSConfig(provider="deepgram"),
+    )
+    with pytest.raises(SaynaValidationError, match="linear16"):
+        SaynaSTTService(client=opus)
+    mp3 = SaynaClient(
+        url, STTConfig(provider="deepgram"), TTSConfig(provider="deepgram", audio_format="mp3")
+    )
+    with pytest.raises(SaynaValidationError, match="audio_format"):
+        SaynaTTSService(client=mp3)
+    control = SaynaClient(url, without_audio=True)
+    with pytest.raises(SaynaValidationError, match="without_audio"):
+        SaynaTTSService(client=control)
+
+
+async def test_real_speech_with_the_local_engine() -> None:
+    """End to end with the local engine: a question spoken by an espeak-ng voice is
+    transcribed by the engine's recognizer, and the scripted answer comes back as speech."""
+    pytest.importorskip("pocketsphinx", reason="the [local] extra is not installed")
+    question = "I would like a cup of coffee, please."
+    async with LocalServer(engine="local") as server:
+        client = make_client(server)
+        pcm, _ = await client.speak_rest(
+            question, TTSConfig(provider="elevenlabs", voice_id="en-us+f2", sample_rate=IN_RATE)
+        )
+        llm = ScriptedLLM([["Here is your coffee."]])
+        caller = pcm + bytes(2 * IN_RATE * 2)
+        async with Agent(client, llm) as agent:
+            await agent.play(caller)
+            await agent.sink.wait_for(lambda: agent.sink.of(TTSStoppedFrame), timeout=60)
+            sink, heard = agent.sink, agent.heard
+        record = server.records.last_session
+        assert record.stt_engine == "local"
+        assert bytes(record.audio) == caller  # every frame, in order
+    # What the recognizer made of it reached the LLM as the user's turn. (Its words are not
+    # asserted: pocketsphinx's recognition of the same bytes varied between runs on a loaded
+    # machine, e.g. "I would like a cup of coffee please" or "What I got off the trees".)
+    transcript = " ".join(f.text for f in heard.of(TranscriptionFrame))
+    assert transcript.strip()
+    assert llm.heard == [transcript]
+    # "Here is your coffee." as speech: well over half a second at the output rate.
+    assert audio_bytes(sink.frames) > OUT_RATE * 2 // 2
