@@ -1,6 +1,11 @@
 """Load test: many real-time sessions in one process, zero frames lost, clean closes.
 
     python benchmarks/load.py [--sessions 200] [--seconds 60] [--url URL] [--output PATH]
+                              [--uvloop] [--cpu N]
+
+``--uvloop`` runs the clients on uvloop's event loop (``pip install uvloop``);
+``--cpu N`` pins the client process to CPU ``N`` (and a server it starts to another one), so
+"one core" means one core.
 
 Without ``--url`` it starts ``sayna serve --engine fake --fast-tts`` on a free port as a separate
 process (stopped at the end). Every session streams 16 kHz mono linear16 audio in 20 ms
@@ -40,10 +45,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(port: int) -> subprocess.Popen[bytes]:
+def start_server(port: int, cpu: Optional[int] = None) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "sayna_client", "serve", "--engine", "fake", "--fast-tts"]
     command += ["--port", str(port), "--log-level", "WARNING"]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, preexec_fn=pin)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -85,8 +91,10 @@ def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool
     lines = [
         "# Load test",
         "",
-        f"`python benchmarks/load.py --sessions {args.sessions} --seconds {args.seconds:g}` "
-        f"on {datetime.date.today().isoformat()}: {args.sessions} `SaynaClient` sessions "
+        f"`python benchmarks/load.py --sessions {args.sessions} --seconds {args.seconds:g}"
+        + (" --uvloop" if args.uvloop else "")
+        + (f" --cpu {args.cpu}" if args.cpu is not None else "")
+        + f"` on {datetime.date.today().isoformat()}: {args.sessions} `SaynaClient` sessions "
         "in one process stream real-time 16 kHz mono linear16 audio in 20 ms frames "
         "(300 ms tone / 300 ms silence) to "
         + (
@@ -127,18 +135,32 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--url", default=None, help="use this server instead of starting one")
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--output", type=Path, default=HERE / "LOAD.md")
+    parser.add_argument("--uvloop", action="store_true", help="run the clients on uvloop")
+    parser.add_argument("--cpu", type=int, default=None, help="pin the clients to this CPU")
     args = parser.parse_args(argv)
     if args.sessions < 1 or args.seconds <= 0:
         parser.error("--sessions and --seconds must be positive")
+    runner = asyncio.run
+    if args.uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            parser.error("--uvloop needs uvloop: pip install uvloop")
+        runner = uvloop.run
+    server_cpu = None
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+        others = sorted(set(range(os.cpu_count() or 1)) - {args.cpu})
+        server_cpu = others[0] if others else None
     server: Optional[subprocess.Popen[bytes]] = None
     url = args.url
     if url is None:
         port = free_port()
-        server = start_server(port)
+        server = start_server(port, server_cpu)
         url = f"http://127.0.0.1:{port}"
     try:
         print(f"{args.sessions} sessions × {args.seconds:g} s against {url} ...", flush=True)
-        report = asyncio.run(
+        report = runner(
             run_load(
                 url,
                 args.sessions,

@@ -181,6 +181,10 @@ class LoadReport:
             ("connect, all sessions", f"{self.connect_s:.2f} s"),
             ("streaming wall time", f"{self.stream_wall_s:.2f} s"),
             ("client process CPU while streaming", f"{self.client_cpu_percent:.1f} % of a core"),
+            (
+                "client CPU per session",
+                f"{self.client_cpu_percent * 10 / max(self.sessions, 1):.3f} core-ms/s",
+            ),
             ("server process CPU while streaming", server_cpu),
         ]
 

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import weakref
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
@@ -328,31 +329,38 @@ class _Shared:
 #: The shared sessions of each running event loop, by handshake timeout.
 _SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Optional[float], _Shared]]
 _SHARED = weakref.WeakKeyDictionary()
+#: Loops of several threads (sync clients) join and leave; a finalizer may leave while its
+#: thread is inside _lease, hence reentrant.
+_SHARED_LOCK = threading.RLock()
+#: Closes of sessions left behind by a changed handshake timeout (kept until done).
+_CLOSING: set[asyncio.Task[None]] = set()
 
 
 def _lease(timeout: Optional[float]) -> _Shared:
     """Join the running loop's shared session for ``timeout`` (made if none is open)."""
     loop = asyncio.get_running_loop()
-    by_key = _SHARED.get(loop)
-    if by_key is None:
-        by_key = _SHARED[loop] = {}
-    shared = by_key.get(timeout)
-    if shared is None or shared.session.closed:
-        shared = by_key[timeout] = _Shared(loop, timeout)
-    shared.users += 1
-    return shared
+    with _SHARED_LOCK:
+        by_key = _SHARED.get(loop)
+        if by_key is None:
+            by_key = _SHARED[loop] = {}
+        shared = by_key.get(timeout)
+        if shared is None or shared.session.closed:
+            shared = by_key[timeout] = _Shared(loop, timeout)
+        shared.users += 1
+        return shared
 
 
 def _unlease(shared: _Shared) -> Optional[aiohttp.ClientSession]:
     """Leave ``shared``; returns its session when this was the last client (for the
     caller to close), else None."""
-    shared.users -= 1
-    if shared.users > 0:
-        return None
-    by_key = _SHARED.get(shared.loop)
-    if by_key is not None and by_key.get(shared.key) is shared:
-        del by_key[shared.key]
-    return shared.session
+    with _SHARED_LOCK:
+        shared.users -= 1
+        if shared.users > 0:
+            return None
+        by_key = _SHARED.get(shared.loop)
+        if by_key is not None and by_key.get(shared.key) is shared:
+            del by_key[shared.key]
+        return shared.session
 
 
 def _drop(shared: _Shared) -> None:
@@ -472,7 +480,9 @@ class HttpTransport:
                 # Its loop is this one (a client lives on one loop): close in the
                 # background, as nothing here may wait.
                 if old.loop is asyncio.get_running_loop():
-                    old.loop.create_task(stale.close())
+                    closing = old.loop.create_task(stale.close())
+                    _CLOSING.add(closing)
+                    closing.add_done_callback(_CLOSING.discard)
                 else:  # pragma: no cover - a client moved between loops
                     _abandon(stale)
         shared = self._shared = _lease(self.handshake_timeout)

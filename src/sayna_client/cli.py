@@ -263,13 +263,18 @@ async def _transcribe(
             pass  # a recogniser still busy: the wait below tells when it is done
         # The server may still be decoding a backlog: done once no turn is open and
         # nothing new arrived for a second.
-        deadline = loop.time() + 15.0
+        # Nothing heard yet: give a backlogged server 5 s for its first result.
+        deadline = loop.time() + (15.0 if finals or latest[0] else 5.0)
         while True:
             now = loop.time()
             quiet = now - last_result[0]
-            if now >= deadline or (not turn_open[0] and quiet >= 1.0):
+            heard = bool(finals or latest[0])
+            if now >= deadline or (heard and not turn_open[0] and quiet >= 1.0):
                 break
-            wait = deadline - now if turn_open[0] else min(deadline - now, 1.0 - quiet)
+            if heard and not turn_open[0]:
+                wait = min(deadline - now, 1.0 - quiet)
+            else:
+                wait = deadline - now
             changed.clear()
             try:
                 await asyncio.wait_for(changed.wait(), wait)

@@ -98,3 +98,21 @@ async def test_another_connect_timeout_gets_its_own_session(server: LocalServer)
     assert _session(short) is not _session(long)
     assert _session(long).timeout.total == 30
     await asyncio.gather(short.disconnect(), long.disconnect())
+
+
+async def test_a_changed_connect_timeout_moves_the_client_to_another_session(
+    server: LocalServer,
+) -> None:
+    client = make_client(server)
+    await client.connect()
+    first = _session(client)
+    await client.disconnect()
+    client.timeouts = Timeouts(connect=7, ready=10, request=10, close=2)
+    await client.connect()
+    second = _session(client)
+    assert second is not first
+    assert second.timeout.total == 7
+    await client.speak("on the new session")
+    await client.disconnect()
+    assert first.closed
+    assert second.closed

@@ -46,6 +46,11 @@ _YIELD_EVERY = 256
 _REPORTS = frozenset({"callback_error", "events_dropped"})
 
 
+#: One frozenset per distinct set of event types, shared by every subscription that has
+#: it (a small frozenset is 216 bytes; each session subscribes the same few sets).
+_TYPE_SETS: dict[frozenset[str], frozenset[str]] = {}
+
+
 def _is_async_callable(callback: Callback) -> bool:
     return inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(
         getattr(callback, "__call__", None)  # noqa: B004 - callable objects with async __call__
@@ -64,7 +69,7 @@ class Subscription:
 
     def __init__(self, callback: Callback, types: frozenset[str], audio_bytes: bool) -> None:
         self.callback = callback
-        self.types = types
+        self.types = _TYPE_SETS.setdefault(types, types) if len(_TYPE_SETS) < 256 else types
         self.name: str = getattr(callback, "__qualname__", None) or repr(callback)
         self.is_async = _is_async_callable(callback)
         self.on_audio: Callback = callback

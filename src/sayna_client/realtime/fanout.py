@@ -31,10 +31,11 @@ class FanOut:
     __slots__ = ("_audio_bytes", "_audio_mailboxes", "_by_type", "_default")
 
     def __init__(self) -> None:
-        self._by_type: dict[str, list[Route]] = {}
-        self._default: list[Route] = []
-        self._audio_bytes: list[Callable[[bytes], None]] = []
-        self._audio_mailboxes: list[Mailbox] = []
+        # Tuples, not lists: built once per rebuild, and smaller per idle session.
+        self._by_type: dict[str, tuple[Route, ...]] = {}
+        self._default: tuple[Route, ...] = ()
+        self._audio_bytes: tuple[Callable[[bytes], None], ...] = ()
+        self._audio_mailboxes: tuple[Mailbox, ...] = ()
 
     def rebuild(
         self,
@@ -62,22 +63,23 @@ class FanOut:
         for event_type in callback_types - {"tts_audio"}:
             by_type[event_type] = [to_callbacks]
         for mailbox, types in iterators:
+            put = mailbox.put  # one bound method, shared by all its routes
             if types is None:
-                default.append(mailbox.put)
+                default.append(put)
                 for routes in by_type.values():
-                    routes.append(mailbox.put)
+                    routes.append(put)
             else:
                 for event_type in types - {"tts_audio"}:
-                    by_type.setdefault(event_type, list(default)).append(mailbox.put)
+                    by_type.setdefault(event_type, list(default)).append(put)
             if types is None or "tts_audio" in types:
                 audio_mailboxes.append(mailbox)
         for event_type, observer in observers:
             by_type.setdefault(event_type, list(default)).append(observer)
-        self._by_type = by_type
-        self._default = default
-        self._audio_bytes = [audio_to_callbacks] if "tts_audio" in callback_types else []
-        self._audio_bytes += audio_observers
-        self._audio_mailboxes = audio_mailboxes
+        self._by_type = {event_type: tuple(routes) for event_type, routes in by_type.items()}
+        self._default = tuple(default)
+        audio_bytes = [audio_to_callbacks] if "tts_audio" in callback_types else []
+        self._audio_bytes = (*audio_bytes, *audio_observers)
+        self._audio_mailboxes = tuple(audio_mailboxes)
 
     def publish(self, event: Any) -> None:
         """Route ``event`` (not TTS audio: see :meth:`publish_audio`); never blocks."""
