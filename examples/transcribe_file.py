@@ -66,6 +66,9 @@ class TranscriptPrinter:
         # A speech-final with an empty transcript only marks the end of the turn.
 
     def _show(self, text: str, end: str) -> None:
+        if not sys.stdout.isatty():  # a pipe or a file: one result per line
+            print(text, flush=True)
+            return
         # "\r" + padding overwrites the previous interim on a terminal.
         print("\r" + text.ljust(self._width), end=end, flush=True)
         self._width = 0 if end else len(text)

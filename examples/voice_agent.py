@@ -263,7 +263,11 @@ async def main(args: argparse.Namespace) -> None:
                 cut = speaker.stop()  # silence the speaker at once...
                 await client.clear()  # ...and cancel what the server still synthesizes
                 barge_ins += 1
-                print(f"barge-in: the user started talking; cut {cut:.1f} s of speech", flush=True)
+                print(
+                    f"barge-in: the user started talking; dropped {cut:.1f} s of buffered "
+                    "speech, clear() cancels the rest",
+                    flush=True,
+                )
 
         # Callbacks run on their own tasks: this one never delays the audio below.
         client.register_on_stt_result(on_stt_result)

@@ -49,7 +49,8 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         choices=ENGINE_NAMES,
         default="fake",
         help="engine behind every provider name: fake (deterministic tones) or local "
-        "(espeak-ng + pocketsphinx, needs the [local] extra) (default: %(default)s)",
+        "(Whisper + Silero VAD + a Piper voice, offline, needs the [local] extra; see "
+        "docs/local-engine.md) (default: %(default)s)",
     )
     parser.add_argument(
         "--api-key",
