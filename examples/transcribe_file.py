@@ -28,9 +28,6 @@ from sayna_client import (
 )
 
 FRAME_MS = 20
-#: Silence sent after the file, as a microphone would, so the recogniser hears the
-#: speaker stop and closes the utterance (final, then speech-final).
-TRAILING_SILENCE_MS = 1500
 
 
 def parse_args() -> argparse.Namespace:
@@ -86,18 +83,16 @@ async def main(args: argparse.Namespace) -> None:
     stt = STTConfig(provider=args.provider, sample_rate=wav.sample_rate, channels=wav.channels)
     tts = TTSConfig(provider="deepgram", voice_id="aura-asteria-en")  # unused here
     frames = audio.wav_frames(wav, frame_ms=FRAME_MS, stt_config=stt)
-    silence = bytes(audio.frame_bytes(FRAME_MS, wav.sample_rate, wav.channels))
-    trailing = [silence] * (TRAILING_SILENCE_MS // FRAME_MS)
 
     printer = TranscriptPrinter()
     async with SaynaClient(args.url, stt, tts, api_key=args.api_key) as client:
         client.register_on_stt_result(printer)
         await client.connect()
-        for chunk in (frames, trailing):
-            async for frame in audio.paced(chunk, frame_ms=FRAME_MS, speed=args.speed):
-                await client.on_audio_input(frame)
-        # Wait for the results of the audio already sent and for the end of the turn.
-        await client.drain(timeout=30)
+        async for frame in audio.paced(frames, frame_ms=FRAME_MS, speed=args.speed):
+            await client.on_audio_input(frame)
+        # The file may end mid-word: send the silence a microphone would have sent, so
+        # the recogniser ends the utterance, and wait for its final result.
+        await client.finish_audio()
         metrics = client.metrics
     print(f"transcript: {' '.join(printer.finals) or '(nothing recognised)'}")
     if metrics.audio_to_first_final is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Any, NoReturn, Optional, Union
+from typing import Any, NoReturn, Optional, TypeVar, Union
 
 from ._config import MAX_TEXT_CHARS
 from .errors import SaynaTimeoutError, SaynaValidationError
@@ -23,6 +23,8 @@ __all__ = [
     "has_google_auth",
     "reject_frame",
 ]
+
+T = TypeVar("T")
 
 #: Largest binary frame ``on_audio_input`` accepts (the server's frame limit).
 MAX_AUDIO_FRAME = 16 * 1024 * 1024
@@ -81,9 +83,11 @@ def reject_frame(size: int) -> NoReturn:
     )
 
 
-async def bounded(waiter: Awaitable[Any], timeout: Optional[float], what: str) -> None:
+async def bounded(waiter: Awaitable[T], timeout: Optional[float], what: str) -> T:
+    """``await waiter`` within ``timeout`` seconds (None: no limit), else
+    :class:`SaynaTimeoutError` naming ``what``."""
     try:
-        await asyncio.wait_for(waiter, timeout)
+        return await asyncio.wait_for(waiter, timeout)
     except asyncio.TimeoutError as exc:
         raise SaynaTimeoutError(
             f"{what} did not finish within {timeout} s", operation=what, timeout=timeout
@@ -91,9 +95,11 @@ async def bounded(waiter: Awaitable[Any], timeout: Optional[float], what: str) -
 
 
 def check_type(name: str, value: Any, cls: type, example: str) -> None:
+    """Raise :class:`SaynaValidationError` unless ``value`` is None or a ``cls``."""
     if value is not None and not isinstance(value, cls):
+        hint = f"; build one from it: {cls.__name__}(**{name})" if isinstance(value, dict) else ""
         raise SaynaValidationError(
-            f"{name} must be a {cls.__name__} (e.g. {example}), got {type(value).__name__}"
+            f"{name} must be a {cls.__name__} (e.g. {example}), got {type(value).__name__}{hint}"
         )
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "RetryPolicy",
     "Timeouts",
     "backoff_delay",
+    "check_seconds",
     "derive_urls",
     "is_loopback_host",
     "resolve_api_key",
@@ -42,21 +43,22 @@ class Timeouts:
             30 s for providers, plus a LiveKit join and 10 s of audio-source wait, so
             the default is 45 s as the protocol reference advises.
         request: a whole REST request, body included.
-        close: how long ``disconnect()`` waits for the server's close handshake.
+        close: how long ``disconnect()`` and ``abort()`` wait for the server's close
+            handshake; the socket is dropped when it passes, whatever the peer does.
+        drain: how long ``disconnect()`` first lets the conversation finish: speech
+            already sent plays out (``tts_playback_complete``) and results of audio
+            already sent arrive. Per call: ``disconnect(drain=...)``.
     """
 
     connect: Optional[float] = 10.0
     ready: Optional[float] = 45.0
     request: Optional[float] = 60.0
     close: Optional[float] = 5.0
+    drain: Optional[float] = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("connect", "ready", "request", "close"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise SaynaValidationError(
-                    f"Timeouts.{name} must be a positive number of seconds or None, got {value!r}"
-                )
+        for name in ("connect", "ready", "request", "close", "drain"):
+            check_seconds(f"Timeouts.{name}", getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class RetryPolicy:
     retry_statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
 
     def __post_init__(self) -> None:
+        check_numbers(self, ("initial_backoff", "max_backoff", "jitter"), ("max_retries",))
         if self.max_retries < 0:
             raise SaynaValidationError("RetryPolicy.max_retries must be >= 0 (0 disables retries)")
         if self.initial_backoff < 0 or self.max_backoff < 0:
@@ -104,12 +107,48 @@ class ReconnectPolicy:
     buffer_bytes: int = 1 << 20
 
     def __post_init__(self) -> None:
+        check_numbers(
+            self,
+            ("initial_backoff", "max_backoff", "jitter"),
+            ("max_attempts", "buffer_bytes"),
+            optional=("max_attempts",),
+        )
         if self.max_attempts is not None and self.max_attempts < 1:
             raise SaynaValidationError("ReconnectPolicy.max_attempts must be >= 1 or None")
         if self.buffer_bytes < 0:
             raise SaynaValidationError("ReconnectPolicy.buffer_bytes must be >= 0")
         if not 0 <= self.jitter <= 1:
             raise SaynaValidationError("ReconnectPolicy.jitter must be between 0 and 1")
+
+
+def check_numbers(
+    settings: object,
+    reals: tuple[str, ...],
+    integers: tuple[str, ...],
+    optional: tuple[str, ...] = (),
+) -> None:
+    """Raise :class:`SaynaValidationError` naming the first field of ``settings`` that is
+    not a number (``integers``: not an int; None passes only for ``optional`` names)."""
+    for names, kinds in ((reals, (int, float)), (integers, (int,))):
+        for name in names:
+            value = getattr(settings, name)
+            if value is None and name in optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                kind = "an integer" if kinds == (int,) else "a number"
+                raise SaynaValidationError(
+                    f"{type(settings).__name__}.{name} must be {kind}, got {value!r}"
+                )
+
+
+def check_seconds(name: str, value: object) -> None:
+    """Raise :class:`SaynaValidationError` unless ``value`` is None or a positive number."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise SaynaValidationError(
+            f"{name} must be a positive number of seconds or None, got {value!r}"
+        )
 
 
 def backoff_delay(

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Callable, Generic, Optional, TypeVar
 
 from ._callbacks import Unsubscribe
-from .client import SaynaClient
+from .client import CLIENT_DEFAULT, SaynaClient
 from .errors import SaynaConnectionError, SaynaTimeoutError
 
 __all__ = ["BlockingIterator"]
@@ -51,10 +51,10 @@ def _wait(future: concurrent.futures.Future[T]) -> T:
         raise
 
 
-async def _shutdown(client: SaynaClient) -> None:
+async def _shutdown(client: SaynaClient, graceful: bool, drain: Any) -> None:
     """Disconnect, then let calls woken by the close finish; cancel whatever still runs."""
     try:
-        await client.disconnect()
+        await client.disconnect(graceful=graceful, drain=drain)
     finally:
         current = asyncio.current_task()
         others = {task for task in asyncio.all_tasks() if task is not current}
@@ -64,7 +64,7 @@ async def _shutdown(client: SaynaClient) -> None:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             # A cancelled REST retry may have opened a new HTTP session meanwhile.
-            await client.disconnect()
+            await client.disconnect(graceful=False)
 
 
 class _LoopThread:
@@ -111,11 +111,13 @@ class _LoopThread:
         self.loop.call_soon_threadsafe(run)
         return future
 
-    def shutdown(self, client: SaynaClient) -> concurrent.futures.Future[None]:
+    def shutdown(
+        self, client: SaynaClient, graceful: bool = False, drain: Any = CLIENT_DEFAULT
+    ) -> concurrent.futures.Future[None]:
         """Start the shutdown (once); the loop stops when it is done and the thread ends."""
         if self.stopping is None:
             loop = self.loop
-            self.stopping = self.submit(_shutdown(client))
+            self.stopping = self.submit(_shutdown(client, graceful, drain))
             self.stopping.add_done_callback(lambda _: loop.call_soon_threadsafe(loop.stop))
         return self.stopping
 
@@ -183,8 +185,16 @@ class _Portal:
             future = runner.call(fn, *args)
         return _wait(future)
 
-    def close(self, client: SaynaClient, timeout: Optional[float] = None) -> None:
-        """Shut down and join the loop thread; at most ``timeout`` seconds when given."""
+    def close(
+        self,
+        client: SaynaClient,
+        timeout: Optional[float] = None,
+        *,
+        graceful: bool = True,
+        drain: Any = CLIENT_DEFAULT,
+    ) -> None:
+        """Shut down (``client.disconnect(graceful=..., drain=...)``) and join the loop
+        thread; at most ``timeout`` seconds when given."""
         self.check_thread("close()")
         if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
             return
@@ -192,7 +202,7 @@ class _Portal:
             runner = self._runner
             if runner is None:
                 return
-            stopping = runner.shutdown(client)
+            stopping = runner.shutdown(client, graceful, drain)
             runner.thread.join(timeout)
             if runner.thread.is_alive():
                 return

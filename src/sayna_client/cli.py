@@ -44,6 +44,7 @@ from .errors import (
     SaynaConnectionError,
     SaynaError,
     SaynaHttpError,
+    SaynaTimeoutError,
     SaynaValidationError,
 )
 from .protocol.events import STTResultMessage, TTSPlaybackCompleteMessage
@@ -254,11 +255,12 @@ async def _transcribe(
             await client.on_audio_input(frame)
             sent += 1
             progress.update(sent * frame_ms / 1000, latest[0])
-        # Trailing silence lets the recogniser close the last utterance.
-        silence = b"\x00" * len(frames[0]) if frames else b""
-        tail = [silence] * (1500 // frame_ms)
-        async for frame in audio.paced(tail, frame_ms=frame_ms, speed=max(speed, 1.0)):
-            await client.on_audio_input(frame)
+        # The file ends where it ends, maybe mid-word: trailing silence in the session's
+        # own format lets the recogniser close the last utterance.
+        try:
+            await client.finish_audio(timeout=15.0)
+        except SaynaTimeoutError:
+            pass  # a recogniser still busy: the wait below tells when it is done
         # The server may still be decoding a backlog: done once no turn is open and
         # nothing new arrived for a second.
         # Nothing heard yet: give a backlogged server 5 s for its first result.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import logging
 import warnings
 import weakref
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 import aiohttp
 
 from ._audio_lane import AudioLane
-from ._callbacks import CallbackMethods, Unsubscribe, _iterate
+from ._callbacks import CallbackMethods, Unsubscribe
 from ._checks import (
     MAX_AUDIO_FRAME,
     as_frame,
@@ -29,11 +30,13 @@ from ._config import (
     ReconnectPolicy,
     RetryPolicy,
     Timeouts,
+    check_seconds,
     derive_urls,
     is_loopback_host,
     is_plaintext,
     resolve_api_key,
 )
+from ._conversation import ConversationMethods
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, HttpTransport
 from ._redact import Redactor, safe_url, split_userinfo, url_secrets
 from ._rest import RestMethods
@@ -45,8 +48,10 @@ from .agents.watchdog import IdleEvent, IdleWatchdog
 from .errors import (
     SaynaConfigRejectedError,
     SaynaConnectionClosedError,
+    SaynaConnectionError,
     SaynaNotConnectedError,
     SaynaNotReadyError,
+    SaynaTimeoutError,
     SaynaValidationError,
 )
 from .protocol.commands import (
@@ -57,7 +62,8 @@ from .protocol.commands import (
 )
 from .protocol.events import ConnectionClosed, ReadyMessage
 from .realtime.connection import NO_STATUS_RECEIVED, WebSocketConnection
-from .realtime.conversation import SessionMetrics, SessionTracker, Turn
+from .realtime.conversation import SessionTracker
+from .realtime.gate import SessionGate
 from .realtime.hub import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, EventHub
 from .realtime.reconnect import STABLE_AFTER, AudioHold, is_recoverable, run_reconnect
 from .types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
@@ -73,6 +79,19 @@ logger = logging.getLogger("sayna_client")
 _DEFAULT_TIMEOUTS = Timeouts()
 _DEFAULT_RETRY = RetryPolicy()
 _NO_HEADERS: dict[str, str] = {}  # never mutated (aiohttp copies what it is given)
+
+
+class _ClientDefault:
+    """The type of :data:`CLIENT_DEFAULT`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "CLIENT_DEFAULT"
+
+
+#: "Use the client's setting" in a per-call option, so that ``None`` can mean "no limit".
+CLIENT_DEFAULT = _ClientDefault()
 
 
 def _auth_headers(api_key: Optional[str], userinfo: Optional[tuple[str, str]]) -> dict[str, str]:
@@ -97,7 +116,7 @@ def _alive(ref: weakref.ref[SaynaClient]) -> SaynaClient:
     return client
 
 
-class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
+class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMethods):
     """A client for one Sayna server: REST calls, and one WebSocket voice session at a time.
 
     Args:
@@ -186,17 +205,23 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             raise SaynaValidationError(
                 "stream_id must be a string without '/' or '..' (it names the recording path)"
             )
-        if heartbeat is not None and not heartbeat > 0:
-            raise SaynaValidationError("heartbeat must be a positive number of seconds or None")
-        if not isinstance(max_queue, int) or max_queue < 1:
-            raise SaynaValidationError("max_queue must be a positive integer")
+        check_type("timeouts", timeouts, Timeouts, "Timeouts(connect=5)")
+        check_type("retry", retry, RetryPolicy, "RetryPolicy(max_retries=2)")
+        check_type("reconnect", reconnect, ReconnectPolicy, "ReconnectPolicy(max_attempts=10)")
+        check_seconds("heartbeat", heartbeat)
+        if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
+            raise SaynaValidationError(f"max_queue must be a positive integer, got {max_queue!r}")
         if max_response_bytes is not None and (
             type(max_response_bytes) is not int or max_response_bytes < 1
         ):
             raise SaynaValidationError(
                 "max_response_bytes must be a positive whole number of bytes, or None for no bound"
             )
-        if not isinstance(max_queue_bytes, int) or max_queue_bytes < 1:
+        if (
+            isinstance(max_queue_bytes, bool)
+            or not isinstance(max_queue_bytes, int)
+            or max_queue_bytes < 1
+        ):
             raise SaynaValidationError(
                 "max_queue_bytes must be a positive integer (bytes of audio a consumer "
                 "may have queued, e.g. 16 * 1024 * 1024)"
@@ -238,7 +263,9 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
                 "use https:// or wss:// so it cannot be read on the network",
                 stacklevel=2,
             )
-        self._http = HttpTransport(
+        # A new event loop gets a new transport (see _adopt_loop): made from these.
+        self._new_http = functools.partial(
+            HttpTransport,
             self._http_base,
             api_key=self._api_key,
             timeout=self.timeouts.request,
@@ -251,6 +278,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             proxy=proxy,
             http_session=http_session,
         )
+        self._http = self._new_http()
         self._hub = EventHub(max_queue, max_queue_bytes)
         self._tracker = SessionTracker()
         self._hub.observe_audio(self._tracker.on_tts_audio)
@@ -259,7 +287,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         self._hub.observe("participant_disconnected", self._tracker.on_participant_disconnected)
         self._conn: Optional[WebSocketConnection] = None
         self._ready_msg: Optional[ReadyMessage] = None
-        self._connect_lock: Optional[asyncio.Lock] = None
+        self._gate = SessionGate()
         self._reconnect_task: Optional[asyncio.Task[None]] = None
         self._audio_hold: Optional[AudioHold] = None
         self._lane: Optional[AudioLane] = None
@@ -277,11 +305,12 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
     async def __aenter__(self) -> SaynaClient:
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.disconnect()
+    async def __aexit__(self, exc_type: object, *exc_info: object) -> None:
+        # Leaving normally lets the conversation finish; an exception aborts at once.
+        await self.disconnect(graceful=exc_type is None)
 
     async def aclose(self) -> None:
-        """Same as :meth:`disconnect`."""
+        """Same as :meth:`disconnect` (graceful)."""
         await self.disconnect()
 
     @contextlib.asynccontextmanager
@@ -298,11 +327,13 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         Raises:
             what :meth:`connect` raises, on entry (nothing is left open then).
         """
+        graceful = False  # an exception (or a failed connect) aborts, as `async with`
         try:
             await self.connect()
             yield self
+            graceful = True
         finally:
-            await self.disconnect()
+            await self.disconnect(graceful=graceful)
 
     # --- state ---------------------------------------------------------------------
 
@@ -376,9 +407,21 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
                 socket stays open: call :meth:`reconfigure` with a fixed config, or
                 :meth:`disconnect`.
             SaynaAuthenticationError: the upgrade got 401 (API key missing or wrong).
-            SaynaConnectionError: the network failed or the socket closed first.
+            SaynaConnectionError: the network failed or the socket closed first;
+                ``SaynaConnectionClosedError`` when :meth:`disconnect` or :meth:`abort`
+                (from another task) ended the attempt.
+            SaynaEventLoopError: the client's session lives on another running loop.
+
+        Concurrency: ``connect()``, ``reconfigure()`` and the close of ``disconnect()``
+        run one at a time, in call order, from any tasks of the session's loop. A
+        ``connect()`` during an automatic reconnection stops it and connects at once.
         """
-        async with self._lock():
+        self._adopt_loop()
+        task = self._reconnect_task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()  # the caller takes over from the automatic reconnection
+            await asyncio.gather(task, return_exceptions=True)
+        async with self._gate.hold("connect()"):
             if self.ready:
                 return
             if self._conn is not None and not self._conn.closed:
@@ -395,12 +438,23 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
                     await self._http.close()
                 raise
 
-    def _lock(self) -> asyncio.Lock:
-        if self._connect_lock is None:
-            self._connect_lock = asyncio.Lock()
-        return self._connect_lock
+    def _adopt_loop(self) -> None:
+        """Raise ``SaynaEventLoopError`` when the session lives on another running loop;
+        forget a session whose loop has been closed (nothing of it can run any more)."""
+        if self._gate.check_loop():
+            logger.info("The loop of the previous Sayna session was closed; starting afresh")
+            self._conn = None
+            self._reconnect_task = None
+            self._audio_hold = None
+            self._set_ready(None)
+            self._gate.release()
+            self._http = self._new_http()  # its aiohttp session belonged to that loop
 
     async def _open(self) -> None:
+        """Open a socket and configure it (the caller holds the gate)."""
+        old = self._conn
+        if old is not None:
+            await old.close(self.timeouts.close)  # closed already; release what remains
         headers = self._auth_headers or _NO_HEADERS
         self._set_ready(None)
         started = self._tracker.connecting()
@@ -426,6 +480,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             redactor=self._redactor,
         )
         self._conn = conn
+        self._gate.bind()
         try:
             await self._configure(conn)
             self._tracker.ready(started)
@@ -521,7 +576,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
 
     async def _reconnect(self, policy: ReconnectPolicy, info: ConnectionClosed, used: int) -> None:
         async def open_session() -> None:
-            async with self._lock():
+            async with self._gate.hold("reconnecting"):
                 await self._open()
 
         loop = asyncio.get_running_loop()
@@ -538,6 +593,11 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
             ok = succeeded is not None
             if succeeded is not None:
                 self._last_recovery = (succeeded, loop.time())
+            conn = self._conn
+            if not ok and conn is not None:
+                # A refused attempt (rejected config) leaves its socket open: the
+                # session is over, so close it; later sends raise "not connected".
+                await conn.close(self.timeouts.close)
         finally:
             self._reconnect_task = None
             hold, self._audio_hold = self._audio_hold, None
@@ -604,45 +664,129 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         conn = self._conn
         if conn is None or conn.closed:
             return
-        async with self._lock():
+        self._adopt_loop()
+        async with self._gate.hold("reconfigure()"):
+            conn = self._conn
+            if conn is None or conn.closed:
+                return  # closed while waiting: the values are kept for connect()
             self._set_ready(None)
             await self._configure(conn)
 
-    async def disconnect(self) -> None:
-        """Close the session and release every socket, task and HTTP session.
+    async def disconnect(
+        self,
+        *,
+        graceful: bool = True,
+        drain: Union[float, _ClientDefault, None] = CLIENT_DEFAULT,
+    ) -> None:
+        """Let the conversation finish, then close the session and release every socket,
+        task and HTTP session.
+
+        Graceful (the default): first wait, at most ``drain`` seconds, until speech
+        already sent has been synthesized and received (``tts_playback_complete``, with
+        callbacks caught up) and the results of audio already sent have arrived
+        (the current turn's speech-final, then no new result for a moment). A stream
+        that stopped mid-utterance gets no final: call :meth:`finish_audio` first.
+        Then close: a Close handshake bounded by ``timeouts.close``, after which the
+        connection is dropped whatever the server does; callbacks get up to
+        ``timeouts.close`` seconds to finish queued events; ``events()`` iterators end
+        after draining. Audio held for a reconnect that will not happen is reported as
+        ``AudioDropped``.
 
         Safe in every state (never connected, REST-only use, after the server closed
         the socket, after a failed connect, while reconnecting) and safe to call twice.
-        Callbacks get up to ``timeouts.close`` seconds to handle the events queued;
-        ``events()`` iterators end after draining. Audio held for a reconnect that will
-        not happen is reported as ``AudioDropped``.
+        A ``connect()`` or ``reconfigure()`` running in another task is interrupted
+        and raises ``SaynaConnectionClosedError``; sends waiting for the server fail
+        with it too.
+
+        Args:
+            graceful: False closes at once, as :meth:`abort`.
+            drain: seconds to let the conversation finish (default ``timeouts.drain``;
+                ``None``: no limit). When it passes, the session closes anyway.
+
+        Raises:
+            SaynaEventLoopError: the session lives on another running event loop.
+
+        Cancellation: cancelling ``disconnect()`` (while it waits for the conversation
+        or while it closes) still closes the session and releases everything: the
+        close goes on in a task of its own and takes at most about ``timeouts.close``
+        seconds.
         """
+        self._adopt_loop()
+        try:
+            if graceful:
+                await self._let_conversation_finish(drain)
+        finally:
+            closing = asyncio.get_running_loop().create_task(self._close(), name="sayna-close")
+            await asyncio.shield(closing)
+
+    async def abort(self) -> None:
+        """Close the session at once, as :meth:`disconnect` with ``graceful=False``.
+
+        Speech not yet received and results not yet arrived are lost; the Close
+        handshake is still bounded by ``timeouts.close``, after which the connection
+        is dropped whatever the server does. Safe in every state; the same
+        cancellation guarantee as :meth:`disconnect`.
+        """
+        await self.disconnect(graceful=False)
+
+    async def _let_conversation_finish(self, drain: Union[float, _ClientDefault, None]) -> None:
+        """The graceful half of :meth:`disconnect`. Raises ``SaynaValidationError`` for a
+        bad ``drain``, else nothing but ``CancelledError``."""
+        timeout = self.timeouts.drain if isinstance(drain, _ClientDefault) else drain
+        check_seconds("drain", timeout)
+        if not self.ready:
+            return  # nothing in flight: never ready, closed, reconnecting
+        tracker = self._tracker
+        if not (tracker.playback_pending or tracker.turn_pending or tracker.audio_unanswered):
+            return  # nothing outstanding (the close lets callbacks finish what is queued)
+        try:
+            await bounded(self._quiet(always_settle=False), timeout, "disconnect()")
+        except SaynaTimeoutError:
+            logger.info(
+                "disconnect(): the conversation had not finished after %s s (drain); closing",
+                timeout,
+            )
+        except SaynaConnectionError:
+            pass  # the session ended meanwhile
+
+    async def _close(self) -> None:
+        """Close and release everything (the second half of :meth:`disconnect`)."""
         task = self._reconnect_task
         if task is not None:
             task.cancel()
+        self._gate.interrupt()  # a connect()/reconfigure() in another task ends now
+        if task is not None:
             await asyncio.gather(task, return_exceptions=True)
-        conn, self._conn = self._conn, None
-        try:
-            if conn is not None:
-                await conn.close(self.timeouts.close)
-            await self._hub.close_session(self.timeouts.close)
-        finally:
-            self._set_ready(None)
-            # A lock is bound to the loop that first waits on it; the next session may
-            # run on another loop (the sync client restarts its thread).
-            self._connect_lock = None
-            self._hub.close_iterators()
-            await self._http.close()
+        async with self._gate.hold("disconnect()", interruptible=False):
+            conn, self._conn = self._conn, None
+            try:
+                if conn is not None:
+                    await conn.close(self.timeouts.close)
+                await self._hub.close_session(self.timeouts.close)
+            finally:
+                self._set_ready(None)
+                self._gate.release()
+                self._hub.close_iterators()
+                await self._http.close()
 
     # --- sending -------------------------------------------------------------------
 
     def _ready_connection(self) -> WebSocketConnection:
+        """The ready connection for a send, or the error saying why there is none."""
         conn = self._conn
+        if self._gate.loop is not None:
+            self._gate.check_loop()  # raises for another live loop; a dead one has no conn
         if conn is None or conn.closed:
             if self._reconnect_task is not None:
                 raise SaynaNotReadyError(
                     "The Sayna session is reconnecting; retry after the `reconnected` event "
                     "(audio sent with on_audio_input is held and replayed)"
+                )
+            info = conn.close_info if conn is not None else None
+            if info is not None:
+                raise SaynaNotConnectedError(
+                    f"The Sayna session has ended ({info.message}); call "
+                    "`await client.connect()` to start a new one"
                 )
             raise SaynaNotConnectedError()
         if self._ready_msg is None:
@@ -967,53 +1111,6 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods):
         self._tracker.audio_started()
         lane = self._lane = AudioLane(conn, self._tracker.metrics)
         return lane
-
-    # --- conversation helpers ---------------------------------------------------------
-
-    def turns(self) -> AsyncIterator[Turn]:
-        """One :class:`Turn` per user turn (interim and final results joined), in order.
-
-        Subscribes when called; ends when the session ends. ``client.on("turn", cb)``
-        delivers the same objects to a callback.
-        """
-        mailbox = self._hub.add_iterator(f"turns-{id(self):x}", frozenset({"turn"}))
-        return _iterate(self._hub, mailbox)
-
-    async def drain(self, timeout: Optional[float] = None, *, settle: float = 0.3) -> None:
-        """Wait until outstanding speech is synthesized (``tts_playback_complete``) and the
-        user's current turn has ended (its ``is_speech_final``), e.g. before ``disconnect()``.
-
-        Results of audio sent just before may still be in flight, so the session must
-        also stay quiet (no result, no TTS audio) for ``settle`` seconds. Returns after
-        about ``settle`` seconds when nothing is outstanding.
-
-        Raises:
-            SaynaTimeoutError: not drained within ``timeout`` seconds.
-            SaynaConnectionClosedError: the session closed first.
-        """
-        tracker = self._tracker
-
-        async def quiet() -> None:
-            while True:
-                await asyncio.gather(tracker.wait_playback(), tracker.wait_turn_end())
-                seen = tracker.activity
-                await asyncio.sleep(settle)
-                idle = not tracker.turn_pending and not tracker.playback_pending
-                if idle and tracker.activity == seen:
-                    await self._hub.caught_up()
-                    return
-
-        await bounded(quiet(), timeout, "drain()")
-
-    async def _caught_up(self, waiter: Awaitable[None]) -> None:
-        """``waiter``, then the callbacks have handled the events queued by then."""
-        await waiter
-        await self._hub.caught_up()
-
-    @property
-    def metrics(self) -> SessionMetrics:
-        """Latency figures of the current session (also logged at DEBUG)."""
-        return self._tracker.metrics
 
     # --- 0.0.18 names ---------------------------------------------------------------
 

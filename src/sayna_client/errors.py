@@ -7,6 +7,7 @@
     │   └── WebhookVerificationError    (sayna_client.webhooks) a webhook failed verification
     ├── SaynaNotConnectedError          the call needs an open WebSocket: connect() first
     ├── SaynaNotReadyError              the socket is open but the server's ``ready`` has not come
+    ├── SaynaEventLoopError             the session belongs to another running event loop
     ├── SaynaTimeoutError               a deadline passed (connect, ready, REST request)
     ├── SaynaConnectionError            the transport failed (refused, reset, TLS, DNS, lost)
     │   └── SaynaConnectionClosedError  the WebSocket closed; carries ``code`` and ``reason``
@@ -43,6 +44,7 @@ __all__ = [
     "SaynaConnectionClosedError",
     "SaynaConnectionError",
     "SaynaError",
+    "SaynaEventLoopError",
     "SaynaHttpError",
     "SaynaInternalServerError",
     "SaynaInvalidResponseError",
@@ -97,6 +99,16 @@ class SaynaNotReadyError(SaynaError):
         ),
     ) -> None:
         super().__init__(message)
+
+
+class SaynaEventLoopError(SaynaError, RuntimeError):
+    """A session method was awaited on an event loop other than the one whose session it
+    would touch (the loop that called ``connect()``, while that loop is alive).
+
+    A client's socket, tasks and timers belong to one loop; use one client per loop, or
+    ``SaynaSyncClient`` to share a client between threads. Once the session is closed
+    (``disconnect()``), or its loop has been closed, another loop may use the client.
+    """
 
 
 class SaynaTimeoutError(SaynaError, TimeoutError):

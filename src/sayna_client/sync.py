@@ -36,7 +36,7 @@ from ._callbacks import Unsubscribe
 from ._config import ReconnectPolicy, RetryPolicy, Timeouts
 from ._http import DEFAULT_MAX_RESPONSE_BYTES
 from ._portal import BlockingIterator, _Portal, _ThreadSafeUnsubscribe
-from .client import SaynaClient
+from .client import CLIENT_DEFAULT, SaynaClient, _ClientDefault
 from .protocol.events import (
     ConnectionClosed,
     Event,
@@ -173,11 +173,14 @@ class SaynaSyncClient:
     def __enter__(self) -> SaynaSyncClient:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        # As ``async with SaynaClient``: a normal exit lets the conversation finish, an
+        # exception aborts at once.
+        self._portal.close(self._client, graceful=exc_type is None)
 
     def close(self) -> None:
-        """End the session (as ``SaynaClient.disconnect()``), then the loop thread.
+        """End the session (as ``SaynaClient.disconnect()``: the conversation finishes
+        first, within ``timeouts.drain``), then the loop thread.
 
         Blocks until the thread has ended. Calls still waiting in other threads get their
         own error (``SaynaConnectionClosedError`` for a ``speak(wait=True)``...) or
@@ -189,9 +192,20 @@ class SaynaSyncClient:
         """
         self._portal.close(self._client)
 
-    def disconnect(self) -> None:
-        """Same as :meth:`close`."""
-        self.close()
+    def disconnect(
+        self,
+        *,
+        graceful: bool = True,
+        drain: Union[float, _ClientDefault, None] = CLIENT_DEFAULT,
+    ) -> None:
+        """:meth:`close`, with the options of ``SaynaClient.disconnect()``: ``graceful``
+        (False: close at once, as :meth:`abort`) and ``drain`` (seconds to let the
+        conversation finish; default ``timeouts.drain``, ``None``: no limit)."""
+        self._portal.close(self._client, graceful=graceful, drain=drain)
+
+    def abort(self) -> None:
+        """End the session at once (as ``SaynaClient.abort()``), then the loop thread."""
+        self._portal.close(self._client, graceful=False)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[SaynaSyncClient]:
@@ -206,11 +220,13 @@ class SaynaSyncClient:
         Raises:
             what :meth:`connect` raises, on entry (the client is closed then).
         """
+        graceful = False  # an exception (or a failed connect) aborts, as leaving `with`
         try:
             self.connect()
             yield self
+            graceful = True
         finally:
-            self.close()
+            self._portal.close(self._client, graceful=graceful)
 
     def __del__(self) -> None:
         portal = getattr(self, "_portal", None)
@@ -228,7 +244,7 @@ class SaynaSyncClient:
         if self._portal.running:
             warnings.warn(f"unclosed {self!r} at exit", ResourceWarning, stacklevel=1, source=self)
             close = self._client.timeouts.close
-            self._portal.close(self._client, timeout=2 * (close or 5.0) + 1)
+            self._portal.close(self._client, timeout=2 * (close or 5.0) + 1, graceful=False)
 
     # --- state (snapshots, readable from any thread) ---------------------------------
 
@@ -515,6 +531,21 @@ class SaynaSyncClient:
     def loading_stop(self) -> None:
         """Fade out the loading clip."""
         self._portal.run(self._client.loading_stop)
+
+    def finish_audio(
+        self, timeout: Optional[float] = 10.0, *, silence_ms: int = 1500
+    ) -> Optional[Turn]:
+        """End the audio stream: send up to ``silence_ms`` of trailing silence in the
+        session's format so the recogniser ends the utterance, and wait for its final.
+
+        Returns:
+            The :class:`Turn` that ended, or None when no words were heard.
+
+        Raises:
+            SaynaValidationError, SaynaNotConnectedError, SaynaNotReadyError,
+            SaynaConnectionError, SaynaTimeoutError: as ``SaynaClient.finish_audio``.
+        """
+        return self._portal.run(self._client.finish_audio, timeout, silence_ms=silence_ms)
 
     def drain(self, timeout: Optional[float] = None, *, settle: float = 0.3) -> None:
         """Wait until outstanding speech is synthesized, the user's turn has ended and the

@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Dict, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .attribution import error_source
+
 __all__ = [
     "AudioDropped",
     "CallbackError",
@@ -140,10 +142,23 @@ class VADEventMessage(_ServerMessage):
 
 
 class ErrorMessage(_ServerMessage):
-    """An error reported by the server. It never closes the session by itself."""
+    """An error reported by the server. It never closes the session by itself.
+
+    The protocol gives an error no request id; :attr:`source` names the client message
+    it answers, as far as its text tells.
+    """
 
     type: Literal["error"] = "error"
     message: str
+
+    @property
+    def source(self) -> Optional[str]:
+        """The client message this error answers, from its text: ``"config"``,
+        ``"speak"`` (also the "not configured" errors of ``clear`` and audio frames),
+        ``"clear"``, ``"send_message"``, ``"update_config"``, ``"loading_start"``,
+        ``"audio"``, ``"session"`` (a provider failing mid-session), ``"message"``
+        (a message the server could not parse), or None for an unknown text."""
+        return error_source(self.message)
 
 
 class SipTransferErrorMessage(_ServerMessage):

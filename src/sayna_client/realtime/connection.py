@@ -32,24 +32,16 @@ from ..errors import (
     SaynaValidationError,
     http_error_for_status,
 )
+from ..protocol.attribution import refuses_config
 from ..protocol.decode import decode_text
 from ..protocol.events import ConnectionClosed, ErrorMessage, ReadyMessage
 from .heartbeat import Heartbeat
 from .hub import EventHub
-from .wire import FrameWriter, SendProgress, frame_writer, send_progress
+from .wire import FrameWriter, SendProgress, drop_transport, frame_writer, send_progress
 
-__all__ = ["NON_FATAL_CONFIG_ERRORS", "WebSocketConnection"]
+__all__ = ["WebSocketConnection"]
 
 logger = logging.getLogger("sayna_client")
-
-#: Server ``error`` messages that may arrive before ``ready`` without ending the
-#: config (loading-clip problems and TTS audio callback setup, protocol §6.3).
-NON_FATAL_CONFIG_ERRORS = (
-    "loading_audio",
-    "sample_rate is required for raw PCM loading_audio",
-    "failed to resample loading audio",
-    "Failed to set up TTS audio callback",
-)
 
 #: Sends one binary frame (see :meth:`WebSocketConnection.binary_sender`).
 BinarySender = Callable[[Union[bytes, bytearray, memoryview]], Awaitable[None]]
@@ -60,15 +52,8 @@ ABNORMAL_CLOSURE = 1006
 NO_STATUS_RECEIVED = 1005
 #: The reader yields to the event loop after this many frames in a row.
 _YIELD_EVERY = 128
-GOING_AWAY = 1001
 #: The close reason when the heartbeat found the server dead.
 NO_PONG = "no pong from the server within the heartbeat interval"
-#: Seconds a dead peer gets to answer our Close before the socket is dropped.
-_DEAD_CLOSE_WAIT = 1.0
-
-
-def _is_non_fatal(message: str) -> bool:
-    return message.startswith(NON_FATAL_CONFIG_ERRORS)
 
 
 class WebSocketConnection:
@@ -90,7 +75,6 @@ class WebSocketConnection:
         "_hub",
         "_on_closed",
         "_on_ready_cb",
-        "_peer_dead",
         "_reader",
         "_ready_waiter",
         "_sent",
@@ -124,7 +108,6 @@ class WebSocketConnection:
         self._activity = activity
         self._heartbeat: Optional[Heartbeat] = None
         self._sent: Optional[SendProgress] = None  # made with the heartbeat
-        self._peer_dead = False
         #: Ping / Pong sends and the close after a dead heartbeat (awaited by close()).
         self._control: Optional[set[asyncio.Task[None]]] = None
 
@@ -278,6 +261,7 @@ class WebSocketConnection:
                 ended = self._handle(await ws.receive())
                 if ended is not None:
                     self._finish(*ended)  # fails the waiter with a typed close
+                    break  # a closed aiohttp socket answers receive() without waiting
         except asyncio.CancelledError:
             raise  # a timeout or the caller: the caller closes the connection
         except Exception as exc:
@@ -285,6 +269,8 @@ class WebSocketConnection:
             self._finish(ABNORMAL_CLOSURE, _describe(exc))
         if self.close_info is None:
             self._reader = asyncio.get_running_loop().create_task(self._read(), name="sayna-reader")
+        elif not waiter.done():
+            waiter.set_exception(self._closed_error())
         return waiter.result()
 
     # --- state ---------------------------------------------------------------------
@@ -316,6 +302,10 @@ class WebSocketConnection:
             await self._ws.send_str(text)
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
             raise self._closed_error(exc) from exc
+        if self.close_info is not None:
+            # The session ended while the frame waited for the peer to read: the
+            # dropped transport woke aiohttp's wait, but the text may never arrive.
+            raise self._closed_error()
 
     async def send_bytes(self, data: Union[bytes, bytearray, memoryview]) -> None:
         """Send one binary frame; :class:`SaynaConnectionClosedError` if the socket is gone."""
@@ -343,6 +333,8 @@ class WebSocketConnection:
         if type(data) is memoryview and (data.ndim != 1 or data.itemsize != 1):
             data = data.tobytes()
         await self._ws.send_bytes(data)  # type: ignore[arg-type]
+        if self.close_info is not None:  # woken by the end of the session (see send_text)
+            raise ConnectionResetError("The connection closed while the frame waited to be sent")
 
     def send_failed(self, exc: BaseException) -> BaseException:
         """The SDK error for an exception raised by a :meth:`binary_sender` send."""
@@ -372,8 +364,6 @@ class WebSocketConnection:
         elif kind is _WS.CLOSE:
             # aiohttp reports a Close frame without payload as code 0.
             return (int(msg.data) if msg.data else NO_STATUS_RECEIVED), msg.extra or ""
-        elif self._peer_dead:  # our close after a missed Pong
-            return ABNORMAL_CLOSURE, NO_PONG
         elif kind is _WS.ERROR:
             # A protocol violation aiohttp closed the socket for carries its close code
             # (1007: a text frame not in UTF-8, 1009: too big), which no reconnect fixes.
@@ -412,13 +402,13 @@ class WebSocketConnection:
         return seen + (sent() if sent is not None else 0)
 
     def _declare_dead(self) -> None:
-        """No Pong in time: close the socket; the reader then ends with 1006."""
-        if self.close_info is not None or self._peer_dead:
+        """No Pong in time: the session ends now with 1006, and the connection is dropped
+        (a peer that answers no ping answers no Close either; a send waiting for it to
+        read is woken by the drop). The reader then sees the closed socket and ends."""
+        if self.close_info is not None:
             return
-        self._peer_dead = True
-        logger.warning("Sayna server did not answer a ping in time: closing the connection")
-        # The peer will not answer the close either: give it a moment, then drop.
-        self._spawn(asyncio.wait_for(self._ws.close(code=GOING_AWAY), _DEAD_CLOSE_WAIT))
+        logger.warning("Sayna server did not answer a ping in time: dropping the connection")
+        self._finish(ABNORMAL_CLOSURE, NO_PONG)
 
     async def _read(self) -> None:
         ws = self._ws
@@ -466,8 +456,10 @@ class WebSocketConnection:
             waiter.set_result(ready)
 
     def _got_error(self, error: ErrorMessage) -> None:
+        # Errors of commands sent before the config arrive after it was sent: only the
+        # config's own refusals fail the wait (see protocol.attribution).
         waiter = self._ready_waiter
-        if waiter is not None and not waiter.done() and not _is_non_fatal(error.message):
+        if waiter is not None and not waiter.done() and refuses_config(error.message):
             waiter.set_exception(SaynaConfigRejectedError(error.message))
 
     def _finish(self, code: Optional[int], reason: str) -> None:
@@ -486,41 +478,56 @@ class WebSocketConnection:
         if waiter is not None and not waiter.done():
             waiter.set_exception(self._closed_error())
         self._on_closed(info)
+        if code == ABNORMAL_CLOSURE and not by_client:
+            # Lost or dead rather than closed by a handshake: release the socket now and
+            # wake sends waiting for a peer that may never read again (a close() of ours
+            # drops it itself, after its bounded Close handshake).
+            drop_transport(self._ws)
 
     # --- closing -------------------------------------------------------------------
 
     async def close(self, timeout: Optional[float]) -> ConnectionClosed:
-        """Close the socket (bounded by ``timeout``) and wait for the reader to end.
+        """Close the socket: a Close handshake bounded by ``timeout``, then the TCP
+        connection is dropped whatever the peer does (sends still waiting for it fail
+        with the close error), and the reader and control tasks end.
 
         Safe to call in any state and more than once; never raises except
-        ``CancelledError``.
+        ``CancelledError``. Cancelled, it still drops the connection and stops its
+        tasks before the cancellation propagates.
         """
         self._closing_by_client = True
-        if self._frames is not None:
-            self._frames.flush()  # the audio sent so far goes before our Close
-        if not self._ws.closed:
-            try:
-                await within(timeout, self._ws.close())
-            except (asyncio.TimeoutError, aiohttp.ClientError, ConnectionError, RuntimeError):
-                pass
+        try:
+            if self._frames is not None:
+                self._frames.flush()  # the audio sent so far goes before our Close
+            if not self._ws.closed:
+                try:
+                    await within(timeout, self._ws.close())
+                except (asyncio.TimeoutError, aiohttp.ClientError, ConnectionError, RuntimeError):
+                    pass
+        finally:
+            tasks = self._release()
+        # Not reached when cancelled: the tasks were told to stop and end on their own.
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        assert self.close_info is not None
+        return self.close_info
+
+    def _release(self) -> list[asyncio.Task[None]]:
+        """Synchronously end everything: close record, TCP connection, reader, control
+        sends. Returns the tasks that were told to stop (to be awaited)."""
+        if self.close_info is None:  # the reader has not seen the close (or never ran)
+            self._finish(1000, "closed by client")
+        drop_transport(self._ws)
+        tasks = [task for task in (self._control or ()) if not task.done()]
         reader = self._reader
         if reader is not None:
             if not reader.done():
-                # The reader normally sees the close and ends; if the peer never
-                # answered, stop it.
-                reader.cancel()
-                await asyncio.gather(reader, return_exceptions=True)
+                tasks.append(reader)
             elif not reader.cancelled():
-                reader.exception()  # retrieved here, as the gather above would
-        if self.close_info is None:  # no reader yet (closed while connecting)
-            self._finish(1000, "closed by client")
-        if self._control:
-            pending = list(self._control)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        assert self.close_info is not None
-        return self.close_info
+                reader.exception()  # retrieved here, as the gather would
+        for task in tasks:
+            task.cancel()
+        return tasks
 
 
 async def _quietly(send: Awaitable[Any]) -> None:

@@ -100,6 +100,7 @@ class SessionTracker:
         "_confidences",
         "_first_audio_pending",
         "_first_audio_sent_at",
+        "_frames_answered",
         "_interims",
         "_playback_waiters",
         "_segments",
@@ -117,8 +118,10 @@ class SessionTracker:
         self._speak_sent_at: list[float] = []
         self._first_audio_pending: Optional[float] = None
         self._playback_waiters: list[asyncio.Future[None]] = []
-        self._turn_waiters: list[asyncio.Future[None]] = []
+        self._turn_waiters: list[asyncio.Future[Optional[Turn]]] = []
         self._first_audio_sent_at: Optional[float] = None
+        #: ``metrics.audio_frames_sent`` when the last ``stt_result`` arrived.
+        self._frames_answered = 0
         # The turn being assembled.
         self._segments: list[str] = []
         self._confidences: list[float] = []
@@ -138,6 +141,7 @@ class SessionTracker:
         self._speak_sent_at.clear()
         self._first_audio_pending = None
         self._first_audio_sent_at = None
+        self._frames_answered = 0
         self._reset_turn()
         return self._clock()
 
@@ -215,6 +219,7 @@ class SessionTracker:
         self.activity += 1
         now = self._clock()
         metrics = self.metrics
+        self._frames_answered = metrics.audio_frames_sent
         if self._first_audio_sent_at is not None:
             if metrics.audio_to_first_interim is None:
                 metrics.audio_to_first_interim = now - self._first_audio_sent_at
@@ -236,6 +241,7 @@ class SessionTracker:
             return None
         if not self._segments and not event.transcript:
             self._reset_turn()  # a speech-final with nothing said: no turn
+            self._turn_ended(None)
             return None
         turn = Turn(
             text=" ".join(self._segments),
@@ -249,11 +255,14 @@ class SessionTracker:
         )
         metrics.turns += 1
         self._reset_turn()
+        self._turn_ended(turn)
+        return turn
+
+    def _turn_ended(self, turn: Optional[Turn]) -> None:
         waiters, self._turn_waiters = self._turn_waiters, []
         for waiter in waiters:
             if not waiter.done():
-                waiter.set_result(None)
-        return turn
+                waiter.set_result(turn)
 
     def _reset_turn(self) -> None:
         self._segments = []
@@ -267,6 +276,16 @@ class SessionTracker:
     def playback_pending(self) -> bool:
         """A ``speak`` was sent and its ``tts_playback_complete`` has not arrived."""
         return bool(self._speak_sent_at)
+
+    def audio_answered(self) -> None:
+        """Count the audio sent so far as answered: the recogniser had it and went quiet
+        (``finish_audio()``), so it is owed no result."""
+        self._frames_answered = self.metrics.audio_frames_sent
+
+    @property
+    def audio_unanswered(self) -> bool:
+        """Audio was sent since the last ``stt_result`` (its results may be in flight)."""
+        return self.metrics.audio_frames_sent != self._frames_answered
 
     @property
     def turn_pending(self) -> bool:
@@ -282,10 +301,18 @@ class SessionTracker:
             waiter.set_result(None)
         return waiter
 
-    def wait_turn_end(self) -> asyncio.Future[None]:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def wait_turn_end(self) -> asyncio.Future[Optional[Turn]]:
+        """Resolved when the current turn ends (at once, with None, when none is pending)."""
+        waiter: asyncio.Future[Optional[Turn]] = asyncio.get_running_loop().create_future()
         if self.turn_pending:
             self._turn_waiters.append(waiter)
         else:
             waiter.set_result(None)
+        return waiter
+
+    def next_speech_final(self) -> asyncio.Future[Optional[Turn]]:
+        """Resolved at the next speech-final: with its :class:`Turn`, or None when it
+        ended nothing said; fails with the close error if the session ends first."""
+        waiter: asyncio.Future[Optional[Turn]] = asyncio.get_running_loop().create_future()
+        self._turn_waiters.append(waiter)
         return waiter

@@ -20,6 +20,12 @@ the ``send()`` calls are shared (one per ~100 frames instead of one each).
 Ordering is unchanged: frames reach the transport in call order and before any later
 text frame or Close; a cancelled send never leaves half a frame behind.
 
+**The end of a session wakes every waiting send.** A send waiting for a peer that stopped
+reading would wait for ever (TCP keeps a silent connection open). The connection ends a
+session by aborting the transport (:func:`drop_transport`), which wakes aiohttp's drain
+waiters; a send woken that way raises ``ConnectionResetError`` like one made after the
+close, which the connection turns into the session's close error.
+
 The writer uses aiohttp's writer state (``ClientWebSocketResponse._writer``: its
 transport, protocol, mask flag, compression and closing flag), so :func:`frame_writer`
 checks every piece once per connection and returns None when anything is not as
@@ -45,6 +51,7 @@ __all__ = [
     "BURST_GAP",
     "FrameWriter",
     "SendProgress",
+    "drop_transport",
     "frame_header",
     "frame_writer",
     "send_progress",
@@ -61,6 +68,8 @@ _MASKED = 0x80  # the MASK bit of the second header byte
 _LEN16 = struct.Struct("!BBH")
 _LEN64 = struct.Struct("!BBQ")
 _MASK_KEY = struct.Struct("!I")
+#: SO_LINGER on, 0 s: closing the socket resets the connection instead of draining it.
+_RESET = struct.pack("ii", 1, 0)
 
 
 def frame_header(size: int) -> bytes:
@@ -165,6 +174,10 @@ class FrameWriter:
             self.flush()
         if self._protocol._paused:
             await self._protocol._drain_helper()
+            if self._transport.is_closing():
+                # Woken by the end of the session (the connection drops the transport
+                # then), not by the peer reading: this frame may never arrive.
+                raise ConnectionResetError("The connection closed while the frame waited")
 
     def flush(self) -> None:
         """Write the open batch, if any. Called when the loop turns, and by the
@@ -201,6 +214,33 @@ def frame_writer(ws: Any) -> Optional[FrameWriter]:
         and callable(getattr(protocol, "_drain_helper", None))
     )
     return FrameWriter(writer, _apply_mask) if usable else None
+
+
+def drop_transport(ws: Any) -> None:
+    """Abort the TCP connection under the aiohttp client WebSocket ``ws`` at once, unsent
+    bytes included: the end of a session whatever the peer does. Every send waiting for
+    the peer to read (ours and aiohttp's) wakes up, and the socket is released.
+
+    A connection with bytes still unsent (or not closed yet) is reset (``SO_LINGER``
+    0): closed normally, the kernel would keep trying to deliver megabytes to a peer that
+    reads nothing. One that already closed after a Close handshake is left alone.
+    """
+    writer = getattr(ws, "_writer", None)
+    transport = getattr(writer, "transport", None)
+    if transport is None:
+        response = getattr(ws, "_response", None)
+        connection = getattr(response, "connection", None)
+        transport = getattr(connection, "transport", None)
+    if transport is None or not callable(getattr(transport, "abort", None)):
+        return
+    try:
+        unsent = transport.get_write_buffer_size() or not transport.is_closing()
+        sock = transport.get_extra_info("socket") if unsent else None
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+    except (AttributeError, OSError, RuntimeError):
+        pass  # not a TCP socket, or already closed: the abort alone will do
+    transport.abort()
 
 
 def _kernel_unsent_linux(sock: Any) -> int:

@@ -1,0 +1,169 @@
+"""Conversation helpers, mixed into :class:`~sayna_client.SaynaClient`: ``turns()``,
+``drain()``, ``finish_audio()`` and ``metrics``, over the session tracker's view of the
+event stream (:class:`~sayna_client.realtime.conversation.SessionTracker`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from typing import TYPE_CHECKING, Callable, Optional
+
+from ._audio_lane import silence_frame
+from ._callbacks import _iterate
+from ._checks import bounded
+from .errors import SaynaValidationError
+from .realtime.conversation import SessionMetrics, SessionTracker, Turn
+from .realtime.hub import EventHub
+from .types import STTConfig
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+    from .realtime.connection import WebSocketConnection
+
+__all__ = ["ConversationMethods"]
+
+#: Seconds without a result or TTS audio after which the results of audio already
+#: sent are taken to have arrived (drain(), graceful disconnect(), finish_audio()).
+_SETTLE = 0.3
+#: finish_audio(): frames of this many milliseconds, sent at real-time pace.
+_SILENCE_FRAME_MS = 20
+
+
+class ConversationMethods:
+    """Conversation half of :class:`~sayna_client.SaynaClient`."""
+
+    # Provided by SaynaClient (annotated here so the type checker sees them).
+    _hub: EventHub
+    _tracker: SessionTracker
+    _ready_connection: Callable[[], WebSocketConnection]
+
+    if TYPE_CHECKING:
+
+        @property
+        def stt_config(self) -> Optional[STTConfig]: ...
+
+        async def on_audio_input(self, audio_data: Buffer) -> None: ...
+
+    def turns(self) -> AsyncIterator[Turn]:
+        """One :class:`Turn` per user turn (interim and final results joined), in order.
+
+        Subscribes when called; ends when the session ends. ``client.on("turn", cb)``
+        delivers the same objects to a callback.
+        """
+        mailbox = self._hub.add_iterator(f"turns-{id(self):x}", frozenset({"turn"}))
+        return _iterate(self._hub, mailbox)
+
+    async def drain(self, timeout: Optional[float] = None, *, settle: float = 0.3) -> None:
+        """Wait until outstanding speech is synthesized (``tts_playback_complete``) and the
+        user's current turn has ended (its ``is_speech_final``), e.g. before ``disconnect()``.
+
+        Results of audio sent just before may still be in flight, so the session must
+        also stay quiet (no result, no TTS audio) for ``settle`` seconds. Returns after
+        about ``settle`` seconds when nothing is outstanding.
+
+        Raises:
+            SaynaTimeoutError: not drained within ``timeout`` seconds.
+            SaynaConnectionClosedError: the session closed first.
+        """
+        await bounded(self._quiet(settle=settle), timeout, "drain()")
+
+    async def _quiet(self, *, settle: float = _SETTLE, always_settle: bool = True) -> None:
+        """Wait for playback complete and the end of the current turn, then (always, or
+        only while audio sent has had no result) for ``settle`` seconds without a result
+        or TTS audio, then for the callbacks to catch up.
+
+        Raises:
+            SaynaConnectionClosedError: the session closed first.
+        """
+        tracker = self._tracker
+        while True:
+            await asyncio.gather(tracker.wait_playback(), tracker.wait_turn_end())
+            if always_settle or tracker.audio_unanswered:
+                seen = tracker.activity
+                await asyncio.sleep(settle)
+                busy = tracker.turn_pending or tracker.playback_pending
+                if busy or tracker.activity != seen:
+                    continue
+            await self._hub.caught_up()
+            return
+
+    async def finish_audio(
+        self, timeout: Optional[float] = 10.0, *, silence_ms: int = 1500
+    ) -> Optional[Turn]:
+        """End the audio stream: send trailing silence so the recogniser ends the
+        utterance, and wait for its final result.
+
+        A file or call that stops mid-utterance leaves the recogniser waiting for more
+        speech: no final arrives and :meth:`drain` would wait for ever. This sends
+        ``silence_ms`` of silence in the session's own format (``stt_config`` encoding,
+        sample rate and channels), in 20 ms frames at real-time pace, as a microphone
+        would after the speaker stopped, then waits until no turn is open (its
+        speech-final has arrived) and no new result came for a moment. When nothing is
+        outstanding (no result pending, no audio without a result) it returns None at
+        once, sending nothing.
+
+        Args:
+            timeout: seconds for the whole call (``None``: no limit).
+            silence_ms: silence to send, in milliseconds (default 1.5 s: more than the
+                end-of-utterance silence of common recognisers).
+
+        Returns:
+            The last :class:`Turn` that ended meanwhile, or None when the recogniser
+            heard no words.
+
+        Raises:
+            SaynaValidationError: the encoding has no silence the SDK can make (e.g.
+                ``opus``): send your own encoded silence, then :meth:`drain`.
+            SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
+            SaynaConnectionError: the session closed meanwhile.
+            SaynaTimeoutError: the final did not arrive within ``timeout``.
+        """
+        if isinstance(silence_ms, bool) or not isinstance(silence_ms, int) or silence_ms < 0:
+            raise SaynaValidationError(f"silence_ms must be an int >= 0, got {silence_ms!r}")
+        frame = silence_frame(self.stt_config, _SILENCE_FRAME_MS)
+        self._ready_connection()
+        tracker = self._tracker
+        if not tracker.turn_pending and not tracker.audio_unanswered:
+            return None
+        turns: list[Optional[Turn]] = []
+        ended = [tracker.next_speech_final()]
+
+        def take() -> None:
+            """Record a speech-final that arrived and wait for the next one."""
+            turns.append(ended[0].result())
+            ended[0] = tracker.next_speech_final()
+
+        async def finish() -> Optional[Turn]:
+            for _ in range(silence_ms // _SILENCE_FRAME_MS):
+                await self.on_audio_input(frame)
+                await asyncio.sleep(_SILENCE_FRAME_MS / 1000)
+                if ended[0].done():
+                    take()
+            while True:
+                if ended[0].done():
+                    take()
+                elif tracker.turn_pending:
+                    await asyncio.wait(ended)  # words were heard: their final comes
+                else:
+                    seen = tracker.activity  # results of the last audio may still come
+                    await asyncio.wait(ended, timeout=_SETTLE)
+                    if not ended[0].done() and tracker.activity == seen:
+                        tracker.audio_answered()
+                        return next((t for t in reversed(turns) if t is not None), None)
+
+        try:
+            return await bounded(finish(), timeout, "finish_audio()")
+        finally:
+            if not ended[0].done():
+                ended[0].cancel()
+
+    async def _caught_up(self, waiter: Awaitable[None]) -> None:
+        """``waiter``, then the callbacks have handled the events queued by then."""
+        await waiter
+        await self._hub.caught_up()
+
+    @property
+    def metrics(self) -> SessionMetrics:
+        """Latency figures of the current session (also logged at DEBUG)."""
+        return self._tracker.metrics
