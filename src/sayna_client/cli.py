@@ -439,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  sayna demo\n  sayna serve --engine local\n"
         "  sayna speak 'Hello there' -o hello.wav\n  sayna transcribe hello.wav\n\n"
         "exit status: 0 ok, 1 failure (server unreachable, key refused, ...), "
-        "2 usage error, 130 Ctrl-C",
+        "2 usage error, 130 Ctrl-C (sayna serve: 0, Ctrl-C is how it stops)",
     )
     parser.add_argument("--version", action="version", version=f"sayna-client {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
