@@ -993,8 +993,14 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
                 providers,
                 transcribed,
             )
+            metrics.synthesized = self._tracker.tts_bytes_total
+            hub = self._hub
+
+            def listen(on: bool) -> None:  # TTS frames only while the queue needs them
+                (hub.observe_audio if on else hub.unobserve_audio)(queue.on_tts_audio)
+
+            queue.listen = listen
             self._hub.observe("stt_result", metrics.on_stt_result)
-            self._hub.observe_audio(queue.on_tts_audio)
             self._hub.observe("tts_playback_complete", queue.on_playback_complete)
             self._hub.observe("closed", queue.on_closed)
         return queue
