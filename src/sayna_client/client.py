@@ -994,10 +994,12 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
                 transcribed,
             )
             metrics.synthesized = self._tracker.tts_bytes_total
-            hub = self._hub
+            hub_ref, queue_ref = weakref.ref(self._hub), weakref.ref(queue)  # no cycles
 
             def listen(on: bool) -> None:  # TTS frames only while the queue needs them
-                (hub.observe_audio if on else hub.unobserve_audio)(queue.on_tts_audio)
+                hub, speech = hub_ref(), queue_ref()
+                if hub is not None and speech is not None:
+                    (hub.observe_audio if on else hub.unobserve_audio)(speech.on_tts_audio)
 
             queue.listen = listen
             self._hub.observe("stt_result", metrics.on_stt_result)
