@@ -55,6 +55,11 @@ def decode_text(text: Union[str, bytes]) -> Union[ServerEvent, UnknownEvent, Mal
     ``type`` is not known, or :class:`MalformedMessage` (with a short preview of the
     frame, never the whole of it) for everything else.
     """
+    if len(text) <= MAX_TEXT_FRAME:
+        try:  # the hot path: a well-formed event, one call
+            return _adapter.validate_json(text)
+        except Exception:  # noqa: S110 - _decode below validates again and explains
+            pass
     try:
         return _decode(text)
     except Exception as exc:  # the contract: a hostile frame is a value, never a crash
