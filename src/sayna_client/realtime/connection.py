@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union, cast
 
 import aiohttp
 
@@ -355,9 +355,9 @@ class WebSocketConnection:
             event = decode_text(msg.data)
             event_type = event.type
             if event_type == "ready":
-                self._got_ready(event)
+                self._got_ready(cast(ReadyMessage, event))
             elif event_type == "error":
-                self._got_error(event)
+                self._got_error(cast(ErrorMessage, event))
             self._hub.publish(event)
         elif kind is _BINARY:
             self._hub.publish_audio(msg.data)
