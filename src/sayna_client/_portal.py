@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Callable, Generic, Optional, TypeVar
 
 from ._callbacks import Unsubscribe
-from .client import CLIENT_DEFAULT, SaynaClient
+from ._defaults import CLIENT_DEFAULT
+from .client import SaynaClient
 from .errors import SaynaConnectionError, SaynaTimeoutError
 
 __all__ = ["BlockingIterator"]

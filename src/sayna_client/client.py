@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import functools
 import logging
 import warnings
 import weakref
@@ -32,14 +30,13 @@ from ._config import (
     Timeouts,
     check_seconds,
     derive_urls,
-    is_loopback_host,
-    is_plaintext,
-    resolve_api_key,
 )
 from ._conversation import ConversationMethods
-from ._http import DEFAULT_MAX_RESPONSE_BYTES, HttpTransport
-from ._redact import Redactor, safe_url, split_userinfo, url_secrets
-from ._rest import RestMethods
+from ._defaults import CLIENT_DEFAULT
+from ._defaults import ClientDefault as _ClientDefault
+from ._http import DEFAULT_MAX_RESPONSE_BYTES
+from ._redact import safe_url, split_userinfo
+from ._rest import RestClient
 from .agents.barge_in import DEFAULT_BACKCHANNELS, DEFAULT_FILLERS, BargeIn, BargeInEvent
 from .agents.metrics import TurnMetrics
 from .agents.segmenter import SentenceSegmenter
@@ -81,34 +78,6 @@ _DEFAULT_RETRY = RetryPolicy()
 _NO_HEADERS: dict[str, str] = {}  # never mutated (aiohttp copies what it is given)
 
 
-class _ClientDefault:
-    """The type of :data:`CLIENT_DEFAULT`."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "CLIENT_DEFAULT"
-
-
-#: "Use the client's setting" in a per-call option, so that ``None`` can mean "no limit".
-CLIENT_DEFAULT = _ClientDefault()
-
-
-def _auth_headers(api_key: Optional[str], userinfo: Optional[tuple[str, str]]) -> dict[str, str]:
-    """The ``Authorization`` header: Bearer for an API key, Basic for a URL's user:password."""
-    if userinfo is not None and api_key:
-        raise SaynaValidationError(
-            "url carries user:password credentials and an API key is set (api_key= or "
-            "SAYNA_API_KEY); only one Authorization header can be sent: remove one"
-        )
-    if api_key:
-        return {"Authorization": f"Bearer {api_key}"}
-    if userinfo is not None:
-        token = base64.b64encode(":".join(userinfo).encode("utf-8")).decode("ascii")
-        return {"Authorization": f"Basic {token}"}
-    return {}
-
-
 def _alive(ref: weakref.ref[SaynaClient]) -> SaynaClient:
     client = ref()
     if client is None:
@@ -116,7 +85,7 @@ def _alive(ref: weakref.ref[SaynaClient]) -> SaynaClient:
     return client
 
 
-class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMethods):
+class SaynaClient(RestClient, CommandMethods, CallbackMethods, ConversationMethods):
     """A client for one Sayna server: REST calls, and one WebSocket voice session at a time.
 
     Args:
@@ -183,8 +152,8 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
         http_session: Optional[aiohttp.ClientSession] = None,
         max_response_bytes: Optional[int] = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        bare, userinfo = split_userinfo(url.strip()) if isinstance(url, str) else (url, None)
-        self._http_base, self._ws_url = derive_urls(bare)
+        bare = split_userinfo(url.strip())[0] if isinstance(url, str) else url
+        self._ws_url = derive_urls(bare)[1]
         self.url = url
         check_type("stt_config", stt_config, STTConfig, "STTConfig(provider='deepgram')")
         check_type("tts_config", tts_config, TTSConfig, "TTSConfig(provider='deepgram')")
@@ -211,12 +180,6 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
         check_seconds("heartbeat", heartbeat)
         if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
             raise SaynaValidationError(f"max_queue must be a positive integer, got {max_queue!r}")
-        if max_response_bytes is not None and (
-            type(max_response_bytes) is not int or max_response_bytes < 1
-        ):
-            raise SaynaValidationError(
-                "max_response_bytes must be a positive whole number of bytes, or None for no bound"
-            )
         if (
             isinstance(max_queue_bytes, bool)
             or not isinstance(max_queue_bytes, int)
@@ -225,17 +188,6 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
             raise SaynaValidationError(
                 "max_queue_bytes must be a positive integer (bytes of audio a consumer "
                 "may have queued, e.g. 16 * 1024 * 1024)"
-            )
-        if proxy is not None and (
-            not isinstance(proxy, str) or not proxy.startswith(("http://", "https://"))
-        ):
-            raise SaynaValidationError(
-                "proxy must be an http:// URL such as 'http://proxy.example:3128', or None"
-            )
-        if http_session is not None and not isinstance(http_session, aiohttp.ClientSession):
-            raise SaynaValidationError(
-                "http_session must be an aiohttp.ClientSession (or None), got "
-                f"{type(http_session).__name__}"
             )
         self.stt_config = stt_config
         self.tts_config = tts_config
@@ -247,38 +199,18 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
         self.retry = retry or _DEFAULT_RETRY
         self.heartbeat = heartbeat
         self.reconnect_policy = reconnect
-        self._api_key = resolve_api_key(api_key)
-        self._redactor = Redactor(
-            [self._api_key, *url_secrets(url), *(url_secrets(proxy) if proxy else ())]
-        )
-        self._auth_headers = _auth_headers(self._api_key, userinfo)
-        self._ssl = ssl
-        if (
-            self._auth_headers
-            and is_plaintext(self._http_base)
-            and not is_loopback_host(self._http_base)
-        ):
-            warnings.warn(
-                "An API key will be sent over unencrypted http/ws to a non-loopback host; "
-                "use https:// or wss:// so it cannot be read on the network",
-                stacklevel=2,
-            )
-        # A new event loop gets a new transport (see _adopt_loop): made from these.
-        self._new_http = functools.partial(
-            HttpTransport,
-            self._http_base,
-            api_key=self._api_key,
+        RestClient.__init__(
+            self,
+            url,
+            api_key,
             timeout=self.timeouts.request,
             retry=self.retry,
-            handshake_timeout=self.timeouts.connect,
             ssl=ssl,
-            max_response_bytes=max_response_bytes,
-            headers=self._auth_headers,
-            redactor=self._redactor,
             proxy=proxy,
             http_session=http_session,
+            max_response_bytes=max_response_bytes,
         )
-        self._http = self._new_http()
+        self._http.handshake_timeout = self.timeouts.connect
         self._hub = EventHub(max_queue, max_queue_bytes)
         self._tracker = SessionTracker()
         self._hub.observe_audio(self._tracker.on_tts_audio)
@@ -448,7 +380,8 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
             self._audio_hold = None
             self._set_ready(None)
             self._gate.release()
-            self._http = self._new_http()  # its aiohttp session belonged to that loop
+            self._http = self._new_transport()  # its aiohttp session belonged to that loop
+            self._http.handshake_timeout = self.timeouts.connect
 
     async def _open(self) -> None:
         """Open a socket and configure it (the caller holds the gate)."""

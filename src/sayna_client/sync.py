@@ -34,9 +34,11 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
 from ._callbacks import Unsubscribe
 from ._config import ReconnectPolicy, RetryPolicy, Timeouts
+from ._defaults import CLIENT_DEFAULT, Seconds
+from ._defaults import ClientDefault as _ClientDefault
 from ._http import DEFAULT_MAX_RESPONSE_BYTES
 from ._portal import BlockingIterator, _Portal, _ThreadSafeUnsubscribe
-from .client import CLIENT_DEFAULT, SaynaClient, _ClientDefault
+from .client import SaynaClient
 from .protocol.events import (
     ConnectionClosed,
     Event,
@@ -299,12 +301,13 @@ class SaynaSyncClient:
         return self._client.stt_config
 
     # --- REST: each is the SaynaClient method, blocking; same arguments, result, errors ---
+    # ``timeout``: seconds, None for no limit, left out for the client's timeouts.request.
 
-    def health(self, *, timeout: Optional[float] = None) -> HealthResponse:
+    def health(self, *, timeout: Seconds = CLIENT_DEFAULT) -> HealthResponse:
         """``GET /``: ``HealthResponse`` (``status == "OK"``). See ``SaynaClient.health``."""
         return self._portal.run(self._client.health, timeout=timeout)
 
-    def get_voices(self, *, timeout: Optional[float] = None) -> dict[str, list[VoiceDescriptor]]:
+    def get_voices(self, *, timeout: Seconds = CLIENT_DEFAULT) -> dict[str, list[VoiceDescriptor]]:
         """``GET /voices``: provider name -> voices. See ``SaynaClient.get_voices``."""
         return self._portal.run(self._client.get_voices, timeout=timeout)
 
@@ -313,7 +316,7 @@ class SaynaSyncClient:
         text: str,
         tts_config: TTSConfig,
         *,
-        timeout: Optional[float] = None,
+        timeout: Seconds = CLIENT_DEFAULT,
         retry: Optional[RetryPolicy] = None,
     ) -> tuple[bytes, dict[str, str]]:
         """``POST /speak``: ``(audio, headers)``. See ``SaynaClient.speak_rest``."""
@@ -322,7 +325,12 @@ class SaynaSyncClient:
         )
 
     def get_livekit_token(
-        self, room_name: str, participant_name: str, participant_identity: str
+        self,
+        room_name: str,
+        participant_name: str,
+        participant_identity: str,
+        *,
+        timeout: Seconds = CLIENT_DEFAULT,
     ) -> LiveKitTokenResponse:
         """``POST /livekit/token``. See ``SaynaClient.get_livekit_token``."""
         return self._portal.run(
@@ -330,28 +338,38 @@ class SaynaSyncClient:
             room_name,
             participant_name,
             participant_identity,
+            timeout=timeout,
         )
 
-    def get_livekit_rooms(self) -> LiveKitRoomsResponse:
+    def get_livekit_rooms(self, *, timeout: Seconds = CLIENT_DEFAULT) -> LiveKitRoomsResponse:
         """``GET /livekit/rooms``. See ``SaynaClient.get_livekit_rooms``."""
-        return self._portal.run(self._client.get_livekit_rooms)
+        return self._portal.run(self._client.get_livekit_rooms, timeout=timeout)
 
-    def get_livekit_room(self, room_name: str) -> LiveKitRoomDetails:
+    def get_livekit_room(
+        self, room_name: str, *, timeout: Seconds = CLIENT_DEFAULT
+    ) -> LiveKitRoomDetails:
         """``GET /livekit/rooms/{room_name}``. See ``SaynaClient.get_livekit_room``."""
-        return self._portal.run(self._client.get_livekit_room, room_name)
+        return self._portal.run(self._client.get_livekit_room, room_name, timeout=timeout)
 
     def remove_livekit_participant(
-        self, room_name: str, participant_identity: str
+        self, room_name: str, participant_identity: str, *, timeout: Seconds = CLIENT_DEFAULT
     ) -> RemoveLiveKitParticipantResponse:
         """``DELETE /livekit/participant`` (sent once). See the ``SaynaClient`` method."""
         return self._portal.run(
             self._client.remove_livekit_participant,
             room_name,
             participant_identity,
+            timeout=timeout,
         )
 
     def mute_livekit_participant_track(
-        self, room_name: str, participant_identity: str, track_sid: str, muted: bool
+        self,
+        room_name: str,
+        participant_identity: str,
+        track_sid: str,
+        muted: bool,
+        *,
+        timeout: Seconds = CLIENT_DEFAULT,
     ) -> MuteLiveKitParticipantResponse:
         """``POST /livekit/participant/mute``. See the ``SaynaClient`` method."""
         return self._portal.run(
@@ -360,22 +378,35 @@ class SaynaSyncClient:
             participant_identity,
             track_sid,
             muted,
+            timeout=timeout,
         )
 
-    def get_sip_hooks(self) -> SipHooksResponse:
+    def get_sip_hooks(self, *, timeout: Seconds = CLIENT_DEFAULT) -> SipHooksResponse:
         """``GET /sip/hooks``. See ``SaynaClient.get_sip_hooks``."""
-        return self._portal.run(self._client.get_sip_hooks)
+        return self._portal.run(self._client.get_sip_hooks, timeout=timeout)
 
-    def set_sip_hooks(self, hooks: Sequence[Union[SipHook, dict[str, Any]]]) -> SipHooksResponse:
+    def set_sip_hooks(
+        self,
+        hooks: Sequence[Union[SipHook, dict[str, Any]]],
+        *,
+        timeout: Seconds = CLIENT_DEFAULT,
+    ) -> SipHooksResponse:
         """``POST /sip/hooks``: the merged table. See ``SaynaClient.set_sip_hooks``."""
-        return self._portal.run(self._client.set_sip_hooks, hooks)
+        return self._portal.run(self._client.set_sip_hooks, hooks, timeout=timeout)
 
-    def delete_sip_hooks(self, hosts: Sequence[str]) -> SipHooksResponse:
+    def delete_sip_hooks(
+        self, hosts: Sequence[str], *, timeout: Seconds = CLIENT_DEFAULT
+    ) -> SipHooksResponse:
         """``DELETE /sip/hooks``: what remains. See ``SaynaClient.delete_sip_hooks``."""
-        return self._portal.run(self._client.delete_sip_hooks, hosts)
+        return self._portal.run(self._client.delete_sip_hooks, hosts, timeout=timeout)
 
     def sip_transfer_rest(
-        self, room_name: str, participant_identity: str, transfer_to: str
+        self,
+        room_name: str,
+        participant_identity: str,
+        transfer_to: str,
+        *,
+        timeout: Seconds = CLIENT_DEFAULT,
     ) -> SipTransferResponse:
         """``POST /sip/transfer`` (sent once). See ``SaynaClient.sip_transfer_rest``."""
         return self._portal.run(
@@ -383,6 +414,7 @@ class SaynaSyncClient:
             room_name,
             participant_identity,
             transfer_to,
+            timeout=timeout,
         )
 
     def sip_call(
@@ -393,6 +425,8 @@ class SaynaSyncClient:
         from_phone_number: str,
         to_phone_number: str,
         sip_config: Optional[SipCallSipConfig] = None,
+        *,
+        timeout: Seconds = CLIENT_DEFAULT,
     ) -> SipCallResponse:
         """``POST /sip/call`` (sent once, never retried). See ``SaynaClient.sip_call``."""
         return self._portal.run(
@@ -403,10 +437,11 @@ class SaynaSyncClient:
             from_phone_number,
             to_phone_number,
             sip_config,
+            timeout=timeout,
         )
 
     def get_recording(
-        self, stream_id: str, *, timeout: Optional[float] = None
+        self, stream_id: str, *, timeout: Seconds = CLIENT_DEFAULT
     ) -> tuple[bytes, dict[str, str]]:
         """``GET /recording/{stream_id}``: ``(bytes, headers)``. See the ``SaynaClient`` one."""
         return self._portal.run(self._client.get_recording, stream_id, timeout=timeout)
