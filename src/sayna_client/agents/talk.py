@@ -161,8 +161,10 @@ async def talk(
         the conversation's lines, in order.
 
     Raises:
-        Whatever ``reply`` raised (the conversation stops), and the session's errors.
-        Cancelling stops the conversation (the microphone is closed).
+        Exception: whatever ``reply`` raised (the conversation stops).
+        SaynaConnectionError: the session failed while talking.
+
+    Cancelling stops the conversation (the microphone is closed).
     """
     lines: list[Line] = []
     ends = {w.lower() for w in end_words}
