@@ -161,13 +161,18 @@ async def run(args: argparse.Namespace) -> int:
             if args.input is None:
                 print("listening: speak now (Ctrl-C to stop)", file=sys.stderr, flush=True)
             async with speaker:
-                await talk(
-                    client,
-                    microphone,
-                    reply,
-                    speaker=speaker,
-                    barge_in=not args.no_barge_in,
-                    max_seconds=args.max_seconds,
-                    on_line=show,
-                )
+                try:
+                    await talk(
+                        client,
+                        microphone,
+                        reply,
+                        speaker=speaker,
+                        barge_in=not args.no_barge_in,
+                        max_seconds=args.max_seconds,
+                        on_line=show,
+                    )
+                except (SaynaError, OSError):
+                    raise
+                except Exception as exc:  # the agent's own code failed: one line, not a trace
+                    raise CliError(f"the agent's reply failed: {exc!r}", EXIT_FAILURE) from exc
     return 0

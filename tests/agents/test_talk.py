@@ -119,6 +119,21 @@ def test_talk_runs_the_users_own_reply_function(
     assert spoken == ["Sure.", "You asked about weather."]  # streamed sentence by sentence
 
 
+def test_a_failing_reply_function_is_one_line(
+    threaded: ThreadedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bot = tmp_path / "bot.py"
+    bot.write_text(
+        "async def reply(text):\n    yield 'One moment. '\n    raise KeyError('no such intent')\n"
+    )
+    threaded.script("book a table")
+    wav_in = caller_wav(tmp_path / "caller.wav", 3)
+    args = ["talk", "--url", threaded.server.url, "--input", str(wav_in), "--speed", "0"]
+    assert main([*args, "--output", str(tmp_path / "a.wav"), "--reply", f"{bot}:reply"]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: the agent's reply failed: KeyError('no such intent')\n"
+
+
 def test_talk_without_a_sound_card_names_the_extra_or_portaudio(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
