@@ -197,9 +197,7 @@ def markdown(args: argparse.Namespace, out: dict[str, Any], load: tuple[float, f
     ]
     for name, values in rows:
         verdict = (
-            "–"
-            if not values
-            else ("yes" if percentile(values, 0.99) * 1e3 < target else "**no**")
+            "–" if not values else ("yes" if percentile(values, 0.99) * 1e3 < target else "**no**")
         )
         lines.append(
             f"| {name} | {len(values):,} | {_ms(values, 0.5)} | {_ms(values, 0.99)} | "
