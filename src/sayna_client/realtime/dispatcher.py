@@ -125,7 +125,12 @@ class Subscriptions:
         for subscription in self._all:
             for event_type in subscription.types:
                 by_type.setdefault(event_type, []).append(subscription)
-        self.by_type = {event_type: tuple(subs) for event_type, subs in by_type.items()}
+        # Types with the same callbacks share one tuple (the error callbacks take several).
+        shared: dict[tuple[Subscription, ...], tuple[Subscription, ...]] = {}
+        self.by_type = {
+            event_type: shared.setdefault(tuple(subs), tuple(subs))
+            for event_type, subs in by_type.items()
+        }
         self.audio = self.by_type.get("tts_audio", ())
         self.all_plain = not any(s.is_async for s in self._all)
 
