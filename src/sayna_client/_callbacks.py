@@ -14,7 +14,6 @@ from typing import Any, Callable, TypeVar
 from .errors import SaynaValidationError
 from .protocol.events import (
     ConnectionClosed,
-    Event,
     MessageMessage,
     ParticipantConnectedMessage,
     ParticipantDisconnectedMessage,
@@ -26,6 +25,7 @@ from .protocol.events import (
     VADEventMessage,
 )
 from .realtime.dispatcher import Subscription
+from .realtime.events import Event
 from .realtime.hub import EventHub
 from .realtime.mailbox import CLOSED, EMPTY, Mailbox, OwnDrop
 

@@ -61,11 +61,12 @@ from .protocol.commands import (
     encode_speak,
 )
 from .protocol.events import ConnectionClosed, ReadyMessage
-from .realtime.connection import NO_STATUS_RECEIVED, WebSocketConnection
+from .protocol.lifecycle import ends_normally, is_recoverable
+from .realtime.connection import WebSocketConnection
 from .realtime.conversation import SessionTracker
 from .realtime.gate import SessionGate
 from .realtime.hub import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, EventHub
-from .realtime.reconnect import STABLE_AFTER, AudioHold, is_recoverable, run_reconnect
+from .realtime.reconnect import STABLE_AFTER, AudioHold, run_reconnect
 from .types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
 from .types.credentials import load_local_google_credentials
 
@@ -524,7 +525,11 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
         """Called by the reader when a socket ends (any reason)."""
         self._lane = None  # on_audio_input must not use this connection any more
         policy = self.reconnect_policy
-        will_reconnect = policy is not None and self._ready_msg is not None and is_recoverable(info)
+        will_reconnect = (
+            policy is not None
+            and self._ready_msg is not None
+            and is_recoverable(info.code, initiated_by_client=info.initiated_by_client)
+        )
         used = self._attempts_spent() if will_reconnect else 0
         if policy is not None and policy.max_attempts is not None and used >= policy.max_attempts:
             will_reconnect = False  # it keeps failing right after recovering: give up
@@ -545,9 +550,7 @@ class SaynaClient(RestMethods, CommandMethods, CallbackMethods, ConversationMeth
         self._hub.publish(info)
         if info.initiated_by_client:
             return
-        if info.code == NO_STATUS_RECEIVED and self._tracker.peer_left:
-            # The server ends a LiveKit session this way ~100 ms after a participant
-            # left (protocol §6.6): the normal end, not an error.
+        if ends_normally(info.code, initiated_by_client=False, peer_left=self._tracker.peer_left):
             logger.info("Sayna session ended after a participant left the room")
         else:
             logger.warning("Sayna WebSocket closed by the server or network: %s", info.message)

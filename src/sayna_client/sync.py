@@ -39,7 +39,6 @@ from ._portal import BlockingIterator, _Portal, _ThreadSafeUnsubscribe
 from .client import CLIENT_DEFAULT, SaynaClient, _ClientDefault
 from .protocol.events import (
     ConnectionClosed,
-    Event,
     MessageMessage,
     ParticipantConnectedMessage,
     ParticipantDisconnectedMessage,
@@ -51,6 +50,7 @@ from .protocol.events import (
     VADEventMessage,
 )
 from .realtime.conversation import SessionMetrics, Turn
+from .realtime.events import Event
 from .realtime.hub import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES
 from .types import (
     HealthResponse,

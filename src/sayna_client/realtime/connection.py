@@ -32,9 +32,17 @@ from ..errors import (
     SaynaValidationError,
     http_error_for_status,
 )
-from ..protocol.attribution import refuses_config
 from ..protocol.decode import decode_text
 from ..protocol.events import ConnectionClosed, ErrorMessage, ReadyMessage
+from ..protocol.lifecycle import (
+    CloseCode,
+    Phase,
+    PhaseInput,
+    client_close_code,
+    config_answer,
+    next_phase,
+    received_close_code,
+)
 from .heartbeat import Heartbeat
 from .hub import EventHub
 from .wire import FrameWriter, SendProgress, drop_transport, frame_writer, send_progress
@@ -48,8 +56,7 @@ BinarySender = Callable[[Union[bytes, bytearray, memoryview]], Awaitable[None]]
 
 _WS = aiohttp.WSMsgType
 #: Close code reported when the transport dropped or the heartbeat timed out.
-ABNORMAL_CLOSURE = 1006
-NO_STATUS_RECEIVED = 1005
+ABNORMAL_CLOSURE = int(CloseCode.ABNORMAL_CLOSURE)
 #: The reader yields to the event loop after this many frames in a row.
 _YIELD_EVERY = 128
 #: The close reason when the heartbeat found the server dead.
@@ -80,6 +87,7 @@ class WebSocketConnection:
         "_sent",
         "_ws",
         "close_info",
+        "phase",
     )
 
     def __init__(
@@ -100,6 +108,8 @@ class WebSocketConnection:
         self._on_ready_cb = on_ready
         self._ready_waiter: Optional[asyncio.Future[ReadyMessage]] = None
         self.close_info: Optional[ConnectionClosed] = None
+        #: Where the session stands (see :mod:`sayna_client.protocol.lifecycle`).
+        self.phase = Phase.CONNECTING
         self._closing_by_client = False
         self._reader: Optional[asyncio.Task[None]] = None
         # Ping every 2/3 of the user's figure, Pong due within 1/3 of it: a dead peer
@@ -221,6 +231,7 @@ class WebSocketConnection:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[ReadyMessage] = loop.create_future()
         self._ready_waiter = waiter
+        self.phase = next_phase(self.phase, PhaseInput.CONFIG_SENT)
         expiry: Optional[asyncio.TimerHandle] = None
         try:
             await self.send_text(config_text)
@@ -363,7 +374,7 @@ class WebSocketConnection:
             self._spawn(self._ws.pong(msg.data))
         elif kind is _WS.CLOSE:
             # aiohttp reports a Close frame without payload as code 0.
-            return (int(msg.data) if msg.data else NO_STATUS_RECEIVED), msg.extra or ""
+            return received_close_code(msg.data), msg.extra or ""
         elif kind is _WS.ERROR:
             # A protocol violation aiohttp closed the socket for carries its close code
             # (1007: a text frame not in UTF-8, 1009: too big), which no reconnect fixes.
@@ -450,6 +461,7 @@ class WebSocketConnection:
             self._finish(*(ended or (ABNORMAL_CLOSURE, "")))
 
     def _got_ready(self, ready: ReadyMessage) -> None:
+        self.phase = next_phase(self.phase, PhaseInput.READY_RECEIVED)
         self._on_ready_cb(ready)
         waiter = self._ready_waiter
         if waiter is not None and not waiter.done():
@@ -457,9 +469,12 @@ class WebSocketConnection:
 
     def _got_error(self, error: ErrorMessage) -> None:
         # Errors of commands sent before the config arrive after it was sent: only the
-        # config's own refusals fail the wait (see protocol.attribution).
+        # config's own refusals fail the wait (see protocol.lifecycle.config_answer).
         waiter = self._ready_waiter
-        if waiter is not None and not waiter.done() and refuses_config(error.message):
+        if waiter is None or waiter.done():
+            return
+        if config_answer("error", error.message) is PhaseInput.CONFIG_REFUSED:
+            self.phase = next_phase(self.phase, PhaseInput.CONFIG_REFUSED)
             waiter.set_exception(SaynaConfigRejectedError(error.message))
 
     def _finish(self, code: Optional[int], reason: str) -> None:
@@ -467,7 +482,8 @@ class WebSocketConnection:
             return
         by_client = self._closing_by_client
         if by_client:
-            code = code if code not in (None, ABNORMAL_CLOSURE) else 1000
+            code = client_close_code(code)
+        self.phase = Phase.CLOSED
         info = ConnectionClosed(code, reason, by_client)
         self.close_info = info
         heartbeat, self._heartbeat = self._heartbeat, None  # it refers back to us

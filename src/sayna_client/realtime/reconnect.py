@@ -1,8 +1,9 @@
-"""Automatic reconnection: which closes qualify, the retry loop, and held audio.
+"""Automatic reconnection: the retry loop and the audio held meanwhile.
 
 The loop is opt-in (``SaynaClient(reconnect=ReconnectPolicy())``). It only runs
 after a close the client did not ask for, with a code that means the peer or the
-network went away; policy refusals (auth, a rejected config) end it at once.
+network went away (the rule is :func:`sayna_client.protocol.lifecycle.is_recoverable`);
+policy refusals (auth, a rejected config) end it at once.
 """
 
 from __future__ import annotations
@@ -20,34 +21,22 @@ from ..errors import (
     SaynaHttpError,
     SaynaTimeoutError,
 )
-from ..protocol.events import AudioDropped, ConnectionClosed, Reconnected, Reconnecting
+from ..protocol.events import ConnectionClosed
+from .events import AudioDropped, Reconnected, Reconnecting
 
 __all__ = [
-    "RECOVERABLE_CLOSE_CODES",
     "STABLE_AFTER",
     "AudioHold",
-    "is_recoverable",
     "run_reconnect",
 ]
 
 logger = logging.getLogger("sayna_client")
-
-#: Close codes after which reconnecting makes sense: going away (1001), abnormal
-#: closure / dead heartbeat (1006), server error, restart, try again later, bad gateway.
-#: 1005 (no status) is absent: the server sends it after ``participant_disconnected``,
-#: the normal end of a LiveKit session whose room it then deletes.
-RECOVERABLE_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
 
 #: Seconds a re-established session must stay up before its next loss starts a new
 #: outage. A session that fails again sooner (the server closes it after ``ready``
 #: every time) continues the same outage: the attempt count and the backoff carry
 #: on, so the policy's ``max_attempts`` ends the loop instead of reconnecting for ever.
 STABLE_AFTER = 30.0
-
-
-def is_recoverable(info: ConnectionClosed) -> bool:
-    """True when the close was not asked for and its code is in :data:`RECOVERABLE_CLOSE_CODES`."""
-    return not info.initiated_by_client and info.code in RECOVERABLE_CLOSE_CODES
 
 
 class AudioHold:
