@@ -229,9 +229,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from ._callbacks import Unsubscribe
     from .client import SaynaClient
     from .realtime.conversation import SessionMetrics, Turn
+    from .realtime.subscriptions import Unsubscribe
     from .sync import SaynaSyncClient
 
 #: Public names imported on first use: their modules load aiohttp or asyncio.
@@ -240,7 +240,7 @@ _LAZY = {
     "SaynaSyncClient": "sync",
     "SessionMetrics": "realtime.conversation",
     "Turn": "realtime.conversation",
-    "Unsubscribe": "_callbacks",
+    "Unsubscribe": "realtime.subscriptions",
 }
 
 

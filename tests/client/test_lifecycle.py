@@ -134,8 +134,10 @@ async def test_closed_socket_is_freed_at_disconnect(server: LocalServer) -> None
     # close(); the timer would keep the closed socket alive for one heartbeat interval.
     client = make_client(server, heartbeat=30.0)
     await client.connect()
-    assert client._conn is not None
-    socket_ref = weakref.ref(client._conn._ws)
+    conn = client._voice._conn
+    assert conn is not None
+    socket_ref = weakref.ref(conn._ws)
+    del conn
     await client.disconnect()
     await asyncio.sleep(0)
     gc.collect()
@@ -158,7 +160,7 @@ async def test_a_dropped_client_is_freed_without_the_cycle_collector(server: Loc
     async for _ in events:  # ends after the session
         pass
     await events.aclose()
-    refs = [weakref.ref(client), weakref.ref(client._hub)]
+    refs = [weakref.ref(client), weakref.ref(client._voice.hub)]
     gc.collect()
     gc.disable()
     try:

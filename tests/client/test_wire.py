@@ -43,7 +43,7 @@ def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
 
 
 def _sender_kind(client: SaynaClient) -> str:
-    conn = client._conn
+    conn = client._voice._conn
     assert conn is not None
     owner = getattr(conn.binary_sender(), "__self__", None)
     return "frame_writer" if isinstance(owner, FrameWriter) else "send_bytes"
@@ -118,7 +118,7 @@ class _WriteSpy:
 async def _spied_writer(client: SaynaClient) -> _WriteSpy:
     """Connect ``client`` and spy on its frame writer's transport."""
     await client.connect()
-    conn = client._conn
+    conn = client._voice._conn
     assert conn is not None
     conn.binary_sender()
     writer = conn._frames
@@ -160,8 +160,8 @@ async def test_bursts_share_writes_and_live_frames_go_at_once(server: LocalServe
         assert len(spy.writes) < 1000 // 4
         assert max(len(write) for write in spy.writes) < BATCH_BYTES + 648
         # A frame that joined a batch is written when the loop turns, without more sends.
-        assert client._conn is not None
-        writer = client._conn._frames
+        assert client._voice._conn is not None
+        writer = client._voice._conn._frames
         assert writer is not None
         held = 0
         for target in range(1007, 1027, 2):
@@ -228,7 +228,7 @@ async def test_send_on_a_closing_socket_is_a_typed_error(server: LocalServer, pa
     async with make_client(server) as client:
         await client.connect()
         await client.on_audio_input(bytes(640))
-        conn = client._conn
+        conn = client._voice._conn
         assert conn is not None
         await conn._ws.close()  # our Close frame is out: no data frame may follow it
         with pytest.raises(ConnectionError) as info:
@@ -270,7 +270,7 @@ async def test_send_waits_while_the_server_does_not_read(path: str) -> None:
     try:
         client = SaynaClient(url, stt(), tts())
         await client.connect()
-        conn = client._conn
+        conn = client._voice._conn
         assert conn is not None
         assert _sender_kind(client) == path
         transport = conn._ws._writer.transport

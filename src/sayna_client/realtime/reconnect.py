@@ -12,7 +12,7 @@ import asyncio
 import collections
 import logging
 from collections.abc import Awaitable
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from .._config import ReconnectPolicy, backoff_delay
 from ..errors import (
@@ -22,11 +22,16 @@ from ..errors import (
     SaynaTimeoutError,
 )
 from ..protocol.events import ConnectionClosed
+from ..protocol.lifecycle import is_recoverable
 from .events import AudioDropped, Reconnected, Reconnecting
+
+if TYPE_CHECKING:
+    from .session import VoiceSession
 
 __all__ = [
     "STABLE_AFTER",
     "AudioHold",
+    "Reconnector",
     "run_reconnect",
 ]
 
@@ -148,3 +153,103 @@ async def run_reconnect(
             return attempt
     logger.error("Giving up reconnecting after %d attempts", attempt)
     return None
+
+
+class Reconnector:
+    """A voice session's automatic reconnection: whether a close starts one, the task
+    that runs it, and the audio held meanwhile.
+
+    Args:
+        session: the session: its ``reconnect_policy``, hub and ready connection;
+            ``reopen()`` makes one attempt, ``close_refused()`` and
+            ``end_of_session()`` end it when the reconnection gives up.
+    """
+
+    def __init__(self, session: VoiceSession) -> None:
+        self._session = session
+        #: The running reconnection, if any.
+        self.task: Optional[asyncio.Task[None]] = None
+        #: Audio sent during the outage, replayed once the session is ready again.
+        self.hold: Optional[AudioHold] = None
+        #: (attempts spent, loop time) of the last automatic reconnect that succeeded.
+        self._last_recovery: Optional[tuple[int, float]] = None
+
+    def forget(self) -> None:
+        """The session's loop was closed: nothing of the old reconnection can run."""
+        self.task = None
+        self.hold = None
+
+    def attempts_for(self, info: ConnectionClosed, *, was_ready: bool) -> Optional[int]:
+        """Whether the close ``info`` starts a reconnection: None when it does not, else
+        the attempts already spent on this outage (those of the last recovery when the
+        session is lost again within :data:`STABLE_AFTER` seconds of it, else 0)."""
+        policy = self._session.reconnect_policy
+        if policy is None or not was_ready:
+            return None
+        if not is_recoverable(info.code, initiated_by_client=info.initiated_by_client):
+            return None
+        last, self._last_recovery = self._last_recovery, None
+        used = 0
+        if last is not None and asyncio.get_running_loop().time() - last[1] < STABLE_AFTER:
+            used = last[0]
+        if policy.max_attempts is not None and used >= policy.max_attempts:
+            logger.error(
+                "Sayna session lost again within %s s of reconnecting; giving up after %d "
+                "attempts (ReconnectPolicy.max_attempts)",
+                STABLE_AFTER,
+                used,
+            )
+            return None  # it keeps failing right after recovering: give up
+        return used
+
+    def start(self, info: ConnectionClosed, used: int) -> None:
+        """Start reconnecting after ``info`` (``used``: from :meth:`attempts_for`)."""
+        policy = self._session.reconnect_policy
+        assert policy is not None
+        self.hold = AudioHold(policy.buffer_bytes)
+        self.task = asyncio.get_running_loop().create_task(
+            self._run(policy, info, used), name="sayna-reconnect"
+        )
+
+    async def _run(self, policy: ReconnectPolicy, info: ConnectionClosed, used: int) -> None:
+        session = self._session
+        ok = False
+        try:
+            succeeded = await run_reconnect(
+                policy,
+                info,
+                open_session=session.reopen,
+                replay=self._replay_audio,
+                publish=session.hub.publish,
+                attempts_used=used,
+            )
+            ok = succeeded is not None
+            if succeeded is not None:
+                self._last_recovery = (succeeded, asyncio.get_running_loop().time())
+            else:
+                # A refused attempt (rejected config) leaves its socket open: the
+                # session is over, so close it; later sends raise "not connected".
+                await session.close_refused()
+        finally:
+            self.task = None
+            hold, self.hold = self.hold, None
+            report = hold.discard() if hold is not None and not ok else None
+            if report is not None:
+                session.report(report)
+            if not ok:
+                session.end_of_session()
+
+    async def _replay_audio(self) -> tuple[int, int]:
+        """Send the audio held during the outage, in order; report what overflowed."""
+        hold = self.hold
+        if hold is None:
+            return 0, 0
+        frames = hold.take()
+        conn = self._session.ready_connection()
+        for frame in frames:
+            await conn.send_bytes(frame)
+        report = hold.take_dropped()
+        if report is not None:
+            self._session.report(report)
+        self.hold = None
+        return len(frames), sum(map(len, frames))
