@@ -24,9 +24,11 @@ from urllib.parse import quote
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
+from pydantic import BaseModel
 from yarl import URL
 
 from ._config import RetryPolicy, backoff_delay
+from ._defaults import CLIENT_DEFAULT, Seconds, resolve
 from ._redact import Redactor, safe_url
 from .errors import (
     SaynaConnectionError,
@@ -528,8 +530,8 @@ class HttpTransport:
         method: str,
         path: str,
         *,
-        json_body: Any = None,
-        timeout: Optional[float] = None,
+        body: Optional[BaseModel] = None,
+        timeout: Seconds = CLIENT_DEFAULT,
         retry: Optional[RetryPolicy] = None,
         idempotent: bool = False,
     ) -> HttpResponse:
@@ -538,9 +540,11 @@ class HttpTransport:
         Args:
             method: HTTP method.
             path: path below the base URL, already percent-encoded.
-            json_body: a JSON-able body; sent with ``Content-Type: application/json``
-                (DELETE bodies included, as the server requires).
-            timeout: seconds for the whole request; the client default when ``None``.
+            body: a request model, sent as its JSON without ``None`` fields with
+                ``Content-Type: application/json`` (DELETE bodies included, as the
+                server requires).
+            timeout: seconds for each attempt (connect, send and read the whole
+                answer); ``None``: no limit; ``CLIENT_DEFAULT``: the client's.
             retry: overrides the client's retry policy for this call.
             idempotent: retries happen only when True.
 
@@ -556,8 +560,8 @@ class HttpTransport:
         policy = retry or self._retry
         attempts = 1 + (policy.max_retries if idempotent else 0)
         endpoint = f"{method} {path.split('?', 1)[0]}"
-        deadline = timeout if timeout is not None else self._timeout
-        data = None if json_body is None else json.dumps(json_body, separators=(",", ":"))
+        deadline = resolve(timeout, self._timeout)
+        data = None if body is None else body.model_dump_json(exclude_none=True)
         headers = self._headers
         if data is not None:
             headers = {**headers, "Content-Type": "application/json"}

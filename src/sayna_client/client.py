@@ -1,8 +1,8 @@
 """``SaynaClient``: the seed API over a REST client and a voice session.
 
-The client holds its parts and forwards the seed's names to them (see
-:mod:`._forward`): REST calls to :class:`~._rest.RestMethods` over the HTTP
-transport, and everything about the WebSocket session to
+The client is a :class:`~._rest.RestClient` (every REST call, the HTTP transport)
+that holds a voice session and forwards the seed's names to it (see
+:mod:`._forward`): everything about the WebSocket session to
 :class:`~.realtime.session.VoiceSession` and its parts (``client.speak`` is the
 session's ``speak``). Session arguments are checked once, by
 :class:`~._options.SessionOptions`.
@@ -10,9 +10,7 @@ session's ``speak``). Session arguments are checked once, by
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import functools
 import warnings
 import weakref
 from collections.abc import AsyncIterator, Iterable
@@ -20,15 +18,11 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import aiohttp
 
-from ._checks import check_type
 from ._config import (
     ReconnectPolicy,
     RetryPolicy,
     Timeouts,
     derive_urls,
-    is_loopback_host,
-    is_plaintext,
-    resolve_api_key,
 )
 from ._defaults import CLIENT_DEFAULT, ClientDefault
 from ._forward import Forward, ForwardAttribute
@@ -39,13 +33,13 @@ from ._options import (
     DEFAULT_MAX_QUEUE_BYTES,
     SessionOptions,
 )
-from ._redact import Redactor, safe_url, split_userinfo, url_secrets
-from ._rest import RestMethods
+from ._redact import safe_url, split_userinfo
+from ._rest import RestClient
 from .agents.barge_in import DEFAULT_BACKCHANNELS, DEFAULT_FILLERS, BargeIn, BargeInEvent
 from .agents.metrics import TurnMetrics
 from .agents.speech import AudioOutput, SpeechQueue
 from .agents.watchdog import IdleEvent, IdleWatchdog
-from .errors import SaynaNotConnectedError, SaynaValidationError
+from .errors import SaynaNotConnectedError
 from .realtime.commands import Commands
 from .realtime.conversation import SessionMetrics
 from .realtime.drain import Drainer
@@ -69,21 +63,6 @@ _EVENTS, _DRAIN, _COMMANDS = "_voice.subscriptions", "_voice.drainer", "_voice.c
 _SPEECH, _AUDIO = "_voice.speaking", "_voice.audio_in"
 
 
-def _auth_headers(api_key: Optional[str], userinfo: Optional[tuple[str, str]]) -> dict[str, str]:
-    """The ``Authorization`` header: Bearer for an API key, Basic for a URL's user:password."""
-    if userinfo is not None and api_key:
-        raise SaynaValidationError(
-            "url carries user:password credentials and an API key is set (api_key= or "
-            "SAYNA_API_KEY); only one Authorization header can be sent: remove one"
-        )
-    if api_key:
-        return {"Authorization": f"Bearer {api_key}"}
-    if userinfo is not None:
-        token = base64.b64encode(":".join(userinfo).encode("utf-8")).decode("ascii")
-        return {"Authorization": f"Basic {token}"}
-    return {}
-
-
 def _alive(ref: weakref.ref[SaynaClient]) -> SaynaClient:
     client = ref()
     if client is None:
@@ -91,7 +70,7 @@ def _alive(ref: weakref.ref[SaynaClient]) -> SaynaClient:
     return client
 
 
-class SaynaClient(RestMethods):
+class SaynaClient(RestClient):
     """A client for one Sayna server: REST calls, and one WebSocket voice session at a time.
 
     Args:
@@ -158,8 +137,8 @@ class SaynaClient(RestMethods):
         http_session: Optional[aiohttp.ClientSession] = None,
         max_response_bytes: Optional[int] = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        bare, userinfo = split_userinfo(url.strip()) if isinstance(url, str) else (url, None)
-        self._http_base, ws_url = derive_urls(bare)
+        bare = split_userinfo(url.strip())[0] if isinstance(url, str) else url
+        ws_url = derive_urls(bare)[1]
         self.url = url
         options = SessionOptions(
             stt_config=stt_config,
@@ -174,63 +153,26 @@ class SaynaClient(RestMethods):
             max_queue_bytes=max_queue_bytes,
             reconnect=reconnect,
         )
-        if max_response_bytes is not None and (
-            type(max_response_bytes) is not int or max_response_bytes < 1
-        ):
-            raise SaynaValidationError(
-                "max_response_bytes must be a positive whole number of bytes, or None for no bound"
-            )
-        if proxy is not None and (
-            not isinstance(proxy, str) or not proxy.startswith(("http://", "https://"))
-        ):
-            raise SaynaValidationError(
-                "proxy must be an http:// URL such as 'http://proxy.example:3128', or None"
-            )
-        if http_session is not None and not isinstance(http_session, aiohttp.ClientSession):
-            raise SaynaValidationError(
-                "http_session must be an aiohttp.ClientSession (or None), got "
-                f"{type(http_session).__name__}"
-            )
-        check_type("retry", retry, RetryPolicy, "RetryPolicy(max_retries=2)")
-        self.retry = retry or _DEFAULT_RETRY
-        self._api_key = resolve_api_key(api_key)
-        self._redactor = Redactor(
-            [self._api_key, *url_secrets(url), *(url_secrets(proxy) if proxy else ())]
-        )
-        self._auth_headers = _auth_headers(self._api_key, userinfo)
-        self._ssl = ssl
-        if (
-            self._auth_headers
-            and is_plaintext(self._http_base)
-            and not is_loopback_host(self._http_base)
-        ):
-            warnings.warn(
-                "An API key will be sent over unencrypted http/ws to a non-loopback host; "
-                "use https:// or wss:// so it cannot be read on the network",
-                stacklevel=2,
-            )
-        # A new event loop gets a new transport (see VoiceSession._adopt_loop).
-        self._new_http = functools.partial(
-            HttpTransport,
-            self._http_base,
-            api_key=self._api_key,
+        RestClient.__init__(
+            self,
+            url,
+            api_key,
             timeout=options.timeouts.request,
-            retry=self.retry,
-            handshake_timeout=options.timeouts.connect,
+            retry=retry,
             ssl=ssl,
-            max_response_bytes=max_response_bytes,
-            headers=self._auth_headers,
-            redactor=self._redactor,
             proxy=proxy,
             http_session=http_session,
+            max_response_bytes=max_response_bytes,
         )
-        self._http = self._new_http()
+        self.retry = retry or _DEFAULT_RETRY
+        self._http.handshake_timeout = options.timeouts.connect
         me = weakref.ref(self)  # the session must not keep a dropped client alive
 
         def renew_http() -> HttpTransport:
             client = _alive(me)
-            client._http = client._new_http()
-            return client._http
+            http = client._http = client._new_transport()
+            http.handshake_timeout = client.timeouts.connect
+            return http
 
         link = SessionLink(
             ws_url, self._auth_headers, ssl, self._redactor, lambda: _alive(me)._http, renew_http

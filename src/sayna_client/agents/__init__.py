@@ -5,6 +5,7 @@
   await it, interrupt it, read what the user heard.
 * :class:`BargeIn`: stop the agent when the user talks over it (``client.barge_in()``).
 * :class:`AudioOutput`: the protocol of a speaker the client writes TTS audio to.
+* :func:`instrument`: OpenTelemetry spans and metrics of the session (extra ``otel``).
 
 See ``docs/agents.md``.
 """
@@ -19,6 +20,7 @@ from .devices import (
     WavMicrophone,
 )
 from .metrics import TurnMetrics, TurnRecord, percentile
+from .otel import Telemetry, instrument
 from .segmenter import DEFAULT_ABBREVIATIONS, SentenceSegmenter
 from .speech import AudioOutput, SpeechHandle, SpeechQueue, bytes_per_second
 from .watchdog import IdleEvent, IdleWatchdog
@@ -40,9 +42,11 @@ __all__ = [
     "Speaker",
     "SpeechHandle",
     "SpeechQueue",
+    "Telemetry",
     "TurnMetrics",
     "TurnRecord",
     "WavMicrophone",
     "bytes_per_second",
+    "instrument",
     "percentile",
 ]

@@ -123,6 +123,18 @@ class SpeechHandle:
         """
         await asyncio.wait_for(asyncio.shield(self._done), timeout)
 
+    def add_done_callback(self, callback: Callable[[SpeechHandle], Any]) -> None:
+        """Call ``callback(handle)`` on the event loop once the speech is done (played out,
+        interrupted or failed); at the next loop pass if it is done already."""
+        self._done.add_done_callback(lambda _future: callback(self))
+
+    def exception(self) -> Optional[BaseException]:
+        """What the speech failed with (the text source or a ``speak`` raised), else None
+        (also while it is not done)."""
+        if not self._done.done() or self._done.cancelled():
+            return None
+        return self._done.exception()
+
     @property
     def done(self) -> bool:
         """Played out, interrupted or failed."""
@@ -226,6 +238,7 @@ class SpeechQueue:
         self._played_seconds = 0.0
         self._played_words = 0
         self._interrupt_listeners: list[Callable[[list[SpeechHandle]], None]] = []
+        self._open_listeners: list[Callable[[SpeechHandle], None]] = []
         self._clear_tasks: set[asyncio.Task[None]] = set()
         #: Where TTS audio is written as it arrives (see :class:`AudioOutput`).
         self.output: Optional[AudioOutput] = None
@@ -259,12 +272,25 @@ class SpeechQueue:
         """Call ``listener(handles)`` (inline) whenever handles are interrupted."""
         self._interrupt_listeners.append(listener)
 
+    def on_open(self, listener: Callable[[SpeechHandle], None]) -> Callable[[], None]:
+        """Call ``listener(handle)`` (inline) for every new handle, before its first
+        ``speak`` is sent; returns a function that removes the listener."""
+        self._open_listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._open_listeners:
+                self._open_listeners.remove(listener)
+
+        return remove
+
     # --- starting speech -------------------------------------------------------------------
 
     def open(self, allow_interruption: bool) -> SpeechHandle:
         """A new handle, last in the queue (its chunks are added with :meth:`add_chunk`)."""
         handle = SpeechHandle(self, allow_interruption)
         self._handles.append(handle)
+        for listener in self._open_listeners:
+            listener(handle)
         return handle
 
     def add_chunk(self, handle: SpeechHandle, chunk: str) -> None:
