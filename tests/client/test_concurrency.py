@@ -20,6 +20,8 @@ from typing import Any, Callable, Optional
 
 import pytest
 
+from helpers import internals
+from helpers.waiting import eventually
 from sayna_client import (
     SaynaClient,
     SaynaConnectionError,
@@ -42,15 +44,6 @@ STALL_SECONDS = 1.0
 
 def _sayna_tasks() -> set[asyncio.Task[Any]]:
     return {t for t in asyncio.all_tasks() if t.get_name().startswith("sayna") and not t.done()}
-
-
-async def _eventually(predicate: Callable[[], Any], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 # --- the stress test ---------------------------------------------------------------
@@ -137,12 +130,12 @@ async def _stress(beat: list[float]) -> int:
                 await client.abort()
                 assert not client.connected
                 assert not client.ready
-                assert not client._http.has_session
-                await _eventually(lambda: not _sayna_tasks())
+                assert not internals.holds_http_session(client)
+                await eventually(lambda: not _sayna_tasks())
                 await client.connect()
                 await client.speak("still fine", wait=True, timeout=10)
                 await client.disconnect()
-                await _eventually(lambda: not _sayna_tasks())
+                await eventually(lambda: not _sayna_tasks())
                 await server.records.wait_for(
                     lambda: all(r.closed.is_set() for r in server.records.sessions)
                 )
@@ -304,7 +297,7 @@ async def test_a_refused_reconnect_closes_its_socket(server: LocalServer) -> Non
     first = server.records.last_session
     server.faults = Faults(reject_config_error="Unsupported provider: nope")  # the reconnect
     await client.speak("one two three")
-    await _eventually(lambda: len(server.records.sessions) == 2 and not client.reconnecting)
+    await eventually(lambda: len(server.records.sessions) == 2 and not client.reconnecting)
     refused = server.records.last_session
     await server.records.wait_for(lambda: refused.closed.is_set())  # not left open
     assert first.closed.is_set()

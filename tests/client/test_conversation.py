@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from helpers.waiting import eventually
 from sayna_client import SaynaClient, SaynaConnectionClosedError, STTResultMessage, Turn
 from sayna_client.server import Faults, LocalServer
 
@@ -16,9 +17,10 @@ FRAME = 640  # 20 ms at 16 kHz mono
 
 async def _speak_and_collect(client: SaynaClient, text: str) -> bytes:
     audio = bytearray()
+    before = client.metrics.tts_audio_bytes
     remove = client.register_on_tts_audio(audio.extend)
     await client.speak(text, wait=True, timeout=10)
-    await asyncio.sleep(0.05)  # let the audio callback drain its queue
+    await eventually(lambda: len(audio) == client.metrics.tts_audio_bytes - before)
     remove()
     return bytes(audio)
 
@@ -44,7 +46,7 @@ async def test_turns_join_interim_and_final_results(connected: SaynaClient) -> N
     assert turn.confidence == pytest.approx(0.99)
     assert turn.ended_at >= turn.started_at
     assert turn.duration >= 0
-    await asyncio.sleep(0.05)
+    await eventually(lambda: results and results[-1].is_final)
     # Protocol 6.8: the turn ends in a final, speech-final result carrying its text.
     assert (results[-1].is_final, results[-1].is_speech_final) == (True, True)
     assert results[-1].transcript == "word word word"
@@ -58,10 +60,7 @@ async def test_two_turns_and_turn_callback(connected: SaynaClient) -> None:
     await _feed(connected, audio_a)
     await _feed(connected, audio_b)
     await connected.drain(timeout=10)
-    for _ in range(100):
-        if len(seen) == 2:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(seen) == 2)
     assert [t.text for t in seen] == ["word word", "word word word word"]
     assert connected.metrics.turns == 2
 
@@ -81,7 +80,7 @@ async def test_speak_wait_returns_after_playback_complete(
 
 async def test_clear_ends_playback_waits(connected: SaynaClient) -> None:
     waiter = asyncio.ensure_future(connected.speak("a long sentence " * 20, wait=True))
-    await asyncio.sleep(0.05)
+    await eventually(lambda: connected.metrics.tts_audio_frames, what="speech is playing")
     await connected.clear()
     await asyncio.wait_for(waiter, 5)
 
@@ -95,9 +94,9 @@ async def test_drain_waits_for_the_turn_to_end(connected: SaynaClient) -> None:
     results: list[STTResultMessage] = []
     connected.register_on_stt_result(results.append)
     await _feed(connected, audio, silence_ms=100)  # not enough silence to end the turn
-    await asyncio.sleep(0.1)
+    await eventually(lambda: results, what="a result: the turn has begun")
     drained = asyncio.ensure_future(connected.drain(timeout=10))
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # the scenario: no more audio for a while, the turn stays open
     assert not drained.done()
     await _feed(connected, b"", silence_ms=1000)
     await drained

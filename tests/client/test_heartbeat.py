@@ -9,6 +9,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import WSMsgType, web
 
+from helpers.waiting import eventually
 from sayna_client import SaynaClient
 from sayna_client.realtime.heartbeat import Heartbeat
 
@@ -31,9 +32,8 @@ async def test_pings_every_interval_while_pongs_come_back() -> None:
 
     beat = Heartbeat(0.05, ping, lambda: setattr(seen, "dead", seen.dead + 1))
     beat.start()
-    await asyncio.sleep(0.4)
+    await eventually(lambda: seen.pings >= 3)  # a Ping every 50 ms
     beat.stop()
-    assert seen.pings >= 3  # about 8 on an idle machine; timers may run late
     assert seen.dead == 0
 
 
@@ -45,9 +45,11 @@ async def test_a_missing_pong_is_reported_once_then_nothing_more() -> None:
 
     beat = Heartbeat(0.05, lambda: setattr(seen, "pings", seen.pings + 1), dead)
     beat.start()
-    await asyncio.sleep(0.4)
+    await eventually(lambda: seen.dead)  # 25 ms after the first unanswered Ping
+    await asyncio.sleep(0.3)  # the scenario: six more intervals pass
     assert seen.dead == 1
-    assert seen.pings == 1  # declared dead 0.025 s after the first unanswered ping
+    assert seen.pings == 1  # no Ping after the verdict
+    beat.stop()
 
 
 async def test_data_still_arriving_defers_the_verdict_on_a_late_pong() -> None:
@@ -67,7 +69,8 @@ async def test_data_still_arriving_defers_the_verdict_on_a_late_pong() -> None:
         received[0] += 1
         await asyncio.sleep(0.01)
     assert seen.dead == 0
-    await asyncio.sleep(0.6)  # the data stops
+    # The data stops: the next Pong missing is a verdict.
+    await eventually(lambda: seen.dead)
     assert seen.dead == 1
     beat.stop()
 
@@ -78,7 +81,7 @@ async def test_stop_cancels_the_timers() -> None:
     beat.start()
     beat.stop()
     beat.stop()  # twice is fine
-    await asyncio.sleep(0.15)
+    await asyncio.sleep(0.15)  # the scenario: three intervals pass, and nothing fires
     assert seen.pings == 0
 
 

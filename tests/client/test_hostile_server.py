@@ -3,7 +3,6 @@ die right after ``ready`` every time, and upgrades redirected elsewhere."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable
@@ -14,6 +13,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import WSMsgType, web
 
+from helpers.waiting import eventually
 from sayna_client import (
     ApiKeyAuth,
     ConnectionClosed,
@@ -90,15 +90,6 @@ def _client(url: str, **kwargs: Any) -> SaynaClient:
     return SaynaClient(url, stt(), tts(), **kwargs)
 
 
-async def _eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
 async def test_hostile_frames_are_malformed_messages_and_the_session_lives(
     hostile: tuple[Hostile, str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -122,7 +113,7 @@ async def test_hostile_frames_are_malformed_messages_and_the_session_lives(
         client.on("unknown", events.append)
         client.register_on_message(events.append)
         await client.connect()
-        await _eventually(lambda: any(getattr(e, "type", "") == "message" for e in events))
+        await eventually(lambda: any(getattr(e, "type", "") == "message" for e in events))
         assert len(malformed) == len(HOSTILE)
         reasons = [m.reason for m in malformed]
         assert "nested too deeply" in reasons[0]
@@ -151,7 +142,7 @@ async def test_invalid_utf8_in_a_text_frame_ends_the_session_with_a_typed_close(
         closes: list[ConnectionClosed] = []
         client.register_on_close(closes.append)
         await client.connect()
-        await _eventually(lambda: bool(closes))
+        await eventually(lambda: bool(closes))
         assert closes[0].code == 1007
         assert not closes[0].will_reconnect
     assert server.connections == 1
@@ -176,8 +167,8 @@ async def test_a_session_that_dies_after_ready_every_time_backs_off_and_gives_up
         client.on("reconnecting", attempts.append)
         client.register_on_close(closes.append)
         await client.connect()
-        await _eventually(lambda: bool(closes) and not closes[-1].will_reconnect)
-        await _eventually(lambda: not client.reconnecting)
+        await eventually(lambda: bool(closes) and not closes[-1].will_reconnect)
+        await eventually(lambda: not client.reconnecting)
         assert [a.attempt for a in attempts] == [1, 2, 3]
         assert [a.delay for a in attempts] == [0.01, 0.02, 0.04]  # the backoff carried on
         assert server.connections == 4  # the first session and three attempts

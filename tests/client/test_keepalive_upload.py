@@ -17,6 +17,7 @@ from typing import Optional
 import pytest_asyncio
 from aiohttp import WSMsgType, web
 
+from helpers.waiting import eventually
 from sayna_client import ConnectionClosed, SaynaClient, Timeouts
 from sayna_client.server import LocalServer
 
@@ -89,15 +90,6 @@ async def slow_link(server: LocalServer) -> AsyncIterator[tuple[SlowLink, str]]:
         await link.stop()
 
 
-async def _eventually(predicate: object, timeout: float = 60.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():  # type: ignore[operator]
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-
-
 async def test_a_slow_peer_survives_an_upload_that_fills_the_send_buffer(
     server: LocalServer, slow_link: tuple[SlowLink, str]
 ) -> None:
@@ -114,7 +106,7 @@ async def test_a_slow_peer_survives_an_upload_that_fills_the_send_buffer(
         for _ in range(1000):
             await client.on_audio_input(FRAME)
         record = server.records.last_session
-        await _eventually(lambda: record.audio_bytes >= total or bool(closes))
+        await eventually(lambda: record.audio_bytes >= total or bool(closes), timeout=60)
         assert closes == []
         assert client.ready
         await client.speak("still here", wait=True, timeout=30)
@@ -151,7 +143,7 @@ async def test_a_silent_peer_is_found_dead_during_an_upload() -> None:
                     await client.on_audio_input(FRAME)
 
             uploading = asyncio.ensure_future(upload())
-            await _eventually(lambda: bool(closes), timeout=30)
+            await eventually(lambda: bool(closes))
             uploading.cancel()
             await asyncio.gather(uploading, return_exceptions=True)
             assert closes[0].code == 1006

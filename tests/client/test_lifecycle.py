@@ -9,6 +9,8 @@ import weakref
 
 import pytest
 
+from helpers import internals
+from helpers.waiting import eventually
 from sayna_client import (
     SaynaClient,
     SaynaConnectionError,
@@ -25,12 +27,14 @@ def _other_tasks() -> set[asyncio.Task[object]]:
     return {t for t in asyncio.all_tasks() if t is not current and not t.done()}
 
 
+def _sayna_tasks_since(baseline: set[asyncio.Task[object]]) -> set[asyncio.Task[object]]:
+    return {t for t in _other_tasks() - baseline if t.get_name().startswith("sayna")}
+
+
 async def _assert_released(client: SaynaClient, baseline: set[asyncio.Task[object]]) -> None:
     assert not client.connected
-    assert not client._http.has_session
-    await asyncio.sleep(0)
-    leftover = {t for t in _other_tasks() - baseline if t.get_name().startswith("sayna")}
-    assert leftover == set()
+    assert not internals.holds_http_session(client)
+    await eventually(lambda: not _sayna_tasks_since(baseline), what="the SDK's tasks ended")
     with warnings.catch_warnings():
         warnings.simplefilter("error", ResourceWarning)
         gc.collect()
@@ -134,14 +138,10 @@ async def test_closed_socket_is_freed_at_disconnect(server: LocalServer) -> None
     # close(); the timer would keep the closed socket alive for one heartbeat interval.
     client = make_client(server, heartbeat=30.0)
     await client.connect()
-    conn = client._voice._conn
-    assert conn is not None
-    socket_ref = weakref.ref(conn._ws)
-    del conn
+    socket_ref = weakref.ref(internals.raw_socket(client))
     await client.disconnect()
-    await asyncio.sleep(0)
-    gc.collect()
-    assert socket_ref() is None
+    # Well within the heartbeat's 30 s: the timer must not be what frees it.
+    await eventually(lambda: gc.collect() >= 0 and socket_ref() is None, timeout=5)
 
 
 async def test_a_dropped_client_is_freed_without_the_cycle_collector(server: LocalServer) -> None:
@@ -160,7 +160,7 @@ async def test_a_dropped_client_is_freed_without_the_cycle_collector(server: Loc
     async for _ in events:  # ends after the session
         pass
     await events.aclose()
-    refs = [weakref.ref(client), weakref.ref(client._voice.hub)]
+    refs = [weakref.ref(client), weakref.ref(internals.event_hub(client))]
     gc.collect()
     gc.disable()
     try:
@@ -206,19 +206,24 @@ async def test_cancelling_the_owning_task(server: LocalServer) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     await server.records.wait_for(lambda: server.records.last_session.closed.is_set())
-    await asyncio.sleep(0)
-    assert {t for t in _other_tasks() - baseline if t.get_name().startswith("sayna")} == set()
+    await eventually(lambda: not _sayna_tasks_since(baseline), what="the SDK's tasks ended")
 
 
 async def test_events_iterator_ends_on_disconnect(connected: SaynaClient) -> None:
     events = connected.events()
     await connected.speak("a b")
 
+    iterating = asyncio.Event()
+
     async def consume() -> list[str]:
-        return [event.type async for event in events]
+        kinds = []
+        async for event in events:
+            kinds.append(event.type)
+            iterating.set()
+        return kinds
 
     consumer = asyncio.ensure_future(consume())
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(iterating.wait(), 10)
     await connected.disconnect()
     kinds = await asyncio.wait_for(consumer, 5)
     assert kinds[-1] == "closed"

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from helpers.waiting import eventually
 from sayna_client import (
     CallbackError,
     ConnectionClosed,
@@ -209,10 +210,7 @@ async def test_loading_start_error_arrives_on_error_callback(connected: SaynaCli
     errors: list[Any] = []
     connected.register_on_error(errors.append)
     await connected.loading_start()
-    for _ in range(200):
-        if errors:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: errors)
     assert isinstance(errors[0], ErrorMessage)
     assert "LiveKit room" in errors[0].message
 
@@ -364,10 +362,7 @@ async def test_raising_callback_is_reported_and_session_continues(connected: Say
     await _collect_until(events, lambda e: isinstance(e, TTSPlaybackCompleteMessage))
     await connected.speak("b")
     await _collect_until(events, lambda e: isinstance(e, TTSPlaybackCompleteMessage))
-    for _ in range(200):
-        if len(reports) == 2:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(reports) == 2)
     assert len(calls) == 2
     assert all(isinstance(r, CallbackError) for r in reports)
     assert "boom" in reports[0].message
@@ -385,10 +380,7 @@ async def test_unsubscribe_and_off(connected: SaynaClient) -> None:
     events = connected.events()
     await connected.speak("x")
     await _collect_until(events, lambda e: isinstance(e, TTSPlaybackCompleteMessage))
-    for _ in range(200):
-        if len(second) == 2:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(second) == 2)
     assert first == []
     assert len(second) == 2
     assert connected.off(second.append) == 2
@@ -551,10 +543,7 @@ async def test_plain_callback_returning_a_coroutine_keeps_order(connected: Sayna
     await connected.speak("one two three")
     await asyncio.wait_for(done.wait(), 10)
     record_frames = connected.metrics.tts_audio_frames
-    for _ in range(500):
-        if len(order) == record_frames:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(order) == record_frames)
     assert order == list(range(record_frames))
 
 

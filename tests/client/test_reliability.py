@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from helpers.waiting import eventually
 from sayna_client import (
     ApiKeyAuth,
     AudioDropped,
@@ -35,15 +36,6 @@ from .conftest import make_client, stt, tts
 FRAME = b"\x01\x00" * 320  # 20 ms of 16 kHz mono PCM
 
 
-async def _wait(predicate: Any, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
 async def test_dead_peer_is_detected_by_heartbeat(server: LocalServer) -> None:
     server.faults = Faults(ignore_pings=True)
     async with make_client(server, heartbeat=0.5) as c:
@@ -52,12 +44,12 @@ async def test_dead_peer_is_detected_by_heartbeat(server: LocalServer) -> None:
         c.register_on_close(closes.append)
         c.register_on_error(errors.append)
         await c.connect()
-        await _wait(lambda: closes)
+        await eventually(lambda: closes)
         assert closes[0].code == 1006
         assert "pong" in closes[0].reason
         assert not c.connected
         assert not c.ready
-        await _wait(lambda: errors)
+        await eventually(lambda: errors)
         assert isinstance(errors[0], ConnectionClosed)
         with pytest.raises(SaynaNotConnectedError):
             await c.on_audio_input(FRAME)
@@ -78,9 +70,9 @@ async def test_a_late_pong_does_not_count_while_audio_keeps_arriving(server: Loc
             burst = {"kind": "audio", "count": 200, "size": 640, "interval_ms": 10}
             async with http.post(f"{server.url}/_local/bench/late-pong/burst", json=burst) as r:
                 assert r.status == 202
-        await _wait(lambda: len(frames) >= 150 or bool(closes))
+        await eventually(lambda: len(frames) >= 150 or bool(closes))
         assert closes == []  # alive through 1.5 s of audio: three Pings went unanswered
-        await _wait(lambda: closes)
+        await eventually(lambda: closes)
         assert closes[0].code == 1006
         assert "pong" in closes[0].reason
 
@@ -88,7 +80,7 @@ async def test_a_late_pong_does_not_count_while_audio_keeps_arriving(server: Loc
 async def test_heartbeat_keeps_a_healthy_idle_session(server: LocalServer) -> None:
     async with make_client(server, heartbeat=0.3) as c:
         await c.connect()
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # the scenario: three heartbeat intervals pass
         assert c.ready
 
 
@@ -107,7 +99,7 @@ async def test_connection_lost_during_tts_audio(server: LocalServer) -> None:
         assert closed.code == 1006
         assert not closed.initiated_by_client
         assert not c.connected
-        await _wait(lambda: errors)
+        await eventually(lambda: errors)
         with pytest.raises(SaynaNotConnectedError):
             await c.speak("again")
 
@@ -151,7 +143,7 @@ async def test_overflow_is_reported_not_silent(server: LocalServer) -> None:
         while len(rest) < 5:
             rest.append(await events.__anext__())
         assert isinstance(rest[-1], TTSPlaybackCompleteMessage)
-        await _wait(lambda: any(isinstance(e, EventsDropped) for e in errors))
+        await eventually(lambda: any(isinstance(e, EventsDropped) for e in errors))
 
 
 async def _reconnecting_client(server: LocalServer, **kwargs: Any) -> SaynaClient:
@@ -171,7 +163,7 @@ async def test_reconnect_resends_config_and_replays_held_audio(server: LocalServ
         stream_id = c.received_stream_id
         # Two more server frames (participant_connected, track_subscribed) trip the fault.
         await server.inject_participant("rc-room", "caller")
-        await _wait(lambda: c.reconnecting)
+        await eventually(lambda: c.reconnecting)
         with pytest.raises(SaynaNotReadyError, match="reconnecting"):
             await c.speak("not now")
         for _ in range(5):
@@ -209,10 +201,10 @@ async def test_reconnect_reports_overflowing_audio(server: LocalServer) -> None:
         await c.connect()
         server.faults = Faults()
         await c.speak("break the line now please")
-        await _wait(lambda: c.reconnecting)
+        await eventually(lambda: c.reconnecting)
         for _ in range(5):
             await c.on_audio_input(FRAME)
-        await _wait(lambda: any(isinstance(e, AudioDropped) for e in errors))
+        await eventually(lambda: any(isinstance(e, AudioDropped) for e in errors))
         dropped = next(e for e in errors if isinstance(e, AudioDropped))
         assert dropped.frames == 2
         assert dropped.bytes == 2 * len(FRAME)
@@ -231,7 +223,7 @@ async def test_reconnect_gives_up_and_reports_held_audio() -> None:
         events = c.events()
         await c.connect()
         await srv.stop()
-        await _wait(lambda: c.reconnecting)
+        await eventually(lambda: c.reconnecting)
         await c.on_audio_input(FRAME)
         async for event in events:  # ends when reconnecting gives up
             events_seen.append(event)
@@ -239,7 +231,7 @@ async def test_reconnect_gives_up_and_reports_held_audio() -> None:
         assert kinds.count("reconnecting") == 2
         assert "reconnected" not in kinds
         assert not c.reconnecting
-        await _wait(lambda: any(isinstance(e, AudioDropped) for e in errors))
+        await eventually(lambda: any(isinstance(e, AudioDropped) for e in errors))
         with pytest.raises(SaynaNotConnectedError):
             await c.on_audio_input(FRAME)
     finally:
@@ -269,7 +261,7 @@ async def test_disconnect_while_reconnecting_releases_everything(server: LocalSe
     c.register_on_error(errors.append)
     await c.connect()
     await c.speak("break the line now please")
-    await _wait(lambda: c.reconnecting)
+    await eventually(lambda: c.reconnecting)
     await c.on_audio_input(FRAME)
     await c.disconnect()
     assert not c.reconnecting

@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 import pytest
 
+from helpers import internals
+from helpers.waiting import eventually
 from sayna_client import (
     ReconnectPolicy,
     RetryPolicy,
@@ -33,16 +35,6 @@ from .conftest import make_client, stt, tts
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 FRAME_BYTES = 640  # 20 ms of 16 kHz mono PCM
-
-
-async def eventually(predicate: Callable[[], Any], timeout: float = 10.0) -> None:
-    """Wait until ``predicate()`` is true (polling), failing after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def _sayna_tasks() -> set[asyncio.Task[Any]]:
@@ -154,7 +146,7 @@ async def test_drain_timeout_bounds_a_graceful_disconnect(server: LocalServer) -
     await client.connect()
     for frame in _speech(2):  # stops mid-utterance: the turn never ends by itself
         await client.on_audio_input(frame)
-    await eventually(lambda: client._voice.tracker.turn_pending)
+    await eventually(lambda: internals.turn_pending(client))
     started = time.monotonic()
     await client.disconnect()
     assert time.monotonic() - started < 2.0  # the 0.2 s drain, not the 10 s default wait
@@ -180,14 +172,14 @@ async def test_cancelling_a_graceful_disconnect_still_releases_everything(
     await server.records.wait_for(
         lambda: server.records.last_session.sent_of_type("tts_playback_complete")
     )
-    await asyncio.sleep(0.05)  # let disconnect() reach its wait
+    await asyncio.sleep(0.05)  # the scenario: a while passes, the graceful wait holds
     assert not disconnecting.done()
     disconnecting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await disconnecting
     record = server.records.last_session
     await server.records.wait_for(lambda: record.closed.is_set())
-    await eventually(lambda: not client.connected and not client._http.has_session)
+    await eventually(lambda: not client.connected and not internals.holds_http_session(client))
     await eventually(lambda: not _sayna_tasks())
 
 

@@ -8,23 +8,18 @@ import asyncio
 import gc
 import warnings
 
-import aiohttp
-
-from sayna_client import SaynaClient, Timeouts
+from helpers import internals
+from sayna_client import Timeouts
 from sayna_client.server import LocalServer
 
 from .conftest import make_client
-
-
-def _session(client: SaynaClient) -> aiohttp.ClientSession:
-    return client._http.session()
 
 
 async def test_clients_of_one_loop_share_one_session(server: LocalServer) -> None:
     first, second = make_client(server), make_client(server)
     await first.health()
     await second.health()
-    assert _session(first) is _session(second)
+    assert internals.http_session(first) is internals.http_session(second)
     await first.disconnect()
     await second.disconnect()
 
@@ -35,7 +30,7 @@ async def test_one_clients_close_leaves_the_others_socket_open(server: LocalServ
     second.register_on_tts_audio(heard.append)
     await first.connect()
     await second.connect()
-    shared = _session(second)
+    shared = internals.http_session(second)
     await first.disconnect()
     assert not first.connected
     assert second.connected
@@ -60,23 +55,23 @@ async def test_a_new_client_after_the_last_left_gets_a_fresh_session(
 ) -> None:
     first = make_client(server)
     await first.health()
-    old = _session(first)
+    old = internals.http_session(first)
     await first.disconnect()
     assert old.closed
     second = make_client(server)
     await second.health()
-    assert _session(second) is not old
-    assert not _session(second).closed
+    assert internals.http_session(second) is not old
+    assert not internals.http_session(second).closed
     await second.disconnect()
 
 
 async def test_a_dropped_client_leaves_the_session_to_the_others(server: LocalServer) -> None:
     kept = make_client(server)
     await kept.connect()
-    shared = _session(kept)
+    shared = internals.http_session(kept)
     dropped = make_client(server)
     await dropped.health()
-    assert _session(dropped) is shared
+    assert internals.http_session(dropped) is shared
     del dropped
     with warnings.catch_warnings():
         warnings.simplefilter("error", ResourceWarning)
@@ -95,8 +90,8 @@ async def test_another_connect_timeout_gets_its_own_session(server: LocalServer)
     long = make_client(server, timeouts=Timeouts(connect=30, ready=10, request=10, close=2))
     await short.connect()
     await long.connect()
-    assert _session(short) is not _session(long)
-    assert _session(long).timeout.total == 30
+    assert internals.http_session(short) is not internals.http_session(long)
+    assert internals.http_session(long).timeout.total == 30
     await asyncio.gather(short.disconnect(), long.disconnect())
 
 
@@ -105,11 +100,11 @@ async def test_a_changed_connect_timeout_moves_the_client_to_another_session(
 ) -> None:
     client = make_client(server)
     await client.connect()
-    first = _session(client)
+    first = internals.http_session(client)
     await client.disconnect()
     client.timeouts = Timeouts(connect=7, ready=10, request=10, close=2)
     await client.connect()
-    second = _session(client)
+    second = internals.http_session(client)
     assert second is not first
     assert second.timeout.total == 7
     await client.speak("on the new session")

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import pytest
 
+from helpers.waiting import eventually
 from sayna_client import SaynaClient, SaynaConnectionClosedError, Timeouts
 
 from .conftest import stt, tts
@@ -50,7 +51,7 @@ class SilentPeer:
     def __init__(self) -> None:
         self.url = ""
         self.silent = asyncio.Event()
-        self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._peer: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._server: asyncio.AbstractServer | None = None
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -73,14 +74,14 @@ class SilentPeer:
         writer.write(bytes((0x81, len(ready))) + ready)
         await writer.drain()
         writer.transport.pause_reading()  # from now on, nothing is read
-        self._conn = (reader, writer)
+        self._peer = (reader, writer)
         self.silent.set()
 
     async def released(self, timeout: float = 10.0) -> None:
         """Resume reading and wait for the client's end of the connection (EOF or reset):
         it proves the client let go of its socket."""
-        assert self._conn is not None
-        reader, writer = self._conn
+        assert self._peer is not None
+        reader, writer = self._peer
         writer.transport.resume_reading()
 
         async def until_end() -> None:
@@ -100,8 +101,8 @@ class SilentPeer:
         try:
             yield self
         finally:
-            if self._conn is not None:
-                self._conn[1].close()
+            if self._peer is not None:
+                self._peer[1].close()
             self._server.close()
             await self._server.wait_closed()
 
@@ -117,12 +118,11 @@ async def _send_until_it_fails(client: SaynaClient, progress: list[float]) -> Ba
 
 async def _blocked(progress: list[float], task: asyncio.Future[Any]) -> None:
     """Wait until the sender has made no progress for a while (it waits for the peer)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 20
-    while time.monotonic() - progress[0] < 0.3:
-        assert not task.done(), task.result()
-        assert loop.time() < deadline, "the sender never blocked"
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: task.done() or time.monotonic() - progress[0] >= 0.3,
+        what="the sender stopped making progress",
+    )
+    assert not task.done(), task.result()
 
 
 async def test_keepalive_releases_a_send_blocked_on_a_silent_peer() -> None:

@@ -14,11 +14,12 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import pytest_asyncio
 
+from helpers.waiting import eventually_sync
 from sayna_client import (
     ConnectionClosed,
     SaynaAuthenticationError,
@@ -50,19 +51,10 @@ def loop_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.01)
-
-
 @pytest.fixture(autouse=True)
 def _no_leftover_loop_threads() -> Iterator[None]:
     yield
-    assert wait_until(lambda: not loop_threads()), loop_threads()
+    eventually_sync(lambda: not loop_threads(), what="the loop threads ended")
 
 
 async def test_rest_calls_reach_the_server(server: LocalServer) -> None:
@@ -257,7 +249,7 @@ async def test_callbacks_run_on_the_loop_thread(server: LocalServer) -> None:
             c.on("ready", lambda _: names.setdefault("on", _thread_name()))
             c.connect()
             c.speak("x y", wait=True, timeout=10)
-            assert wait_until(lambda: len(names) == 3)
+            eventually_sync(lambda: len(names) == 3)
             assert remove() is True  # the handle works from this (foreign) thread
             assert remove() is False
             assert c.off(print) == 0
@@ -367,9 +359,9 @@ async def test_blocking_call_in_a_callback_raises_instead_of_deadlocking(
             c.register_on_ready(on_ready)
             c.register_on_tts_playback_complete(on_complete)
             c.connect()
-            assert wait_until(lambda: len(problems) == 3)
+            eventually_sync(lambda: len(problems) == 3)
             c.speak("hello", wait=True, timeout=10)
-            assert wait_until(
+            eventually_sync(
                 lambda: any(
                     m["type"] == "send_message" for m in server.records.last_session.messages
                 )
@@ -423,7 +415,7 @@ async def test_blocking_calls_from_inside_a_running_event_loop() -> None:
             assert record.messages[-1]["text"] == "inside a loop"
         finally:
             c.close()
-        assert wait_until(lambda: record.closed.is_set())
+        eventually_sync(lambda: record.closed.is_set())
 
 
 async def test_unclosed_client_warns_when_collected(server: LocalServer) -> None:

@@ -16,6 +16,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from helpers import internals
+from helpers.waiting import eventually
 from sayna_client import (
     SaynaClient,
     SaynaConnectionClosedError,
@@ -26,7 +28,6 @@ from sayna_client.realtime import connection as connection_module
 from sayna_client.realtime.wire import (
     BATCH_BYTES,
     BURST_GAP,
-    FrameWriter,
     frame_header,
     frame_writer,
 )
@@ -40,13 +41,6 @@ def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
     if request.param == "send_bytes":
         monkeypatch.setattr(connection_module, "frame_writer", lambda ws: None)
     return str(request.param)
-
-
-def _sender_kind(client: SaynaClient) -> str:
-    conn = client._voice._conn
-    assert conn is not None
-    owner = getattr(conn.binary_sender(), "__self__", None)
-    return "frame_writer" if isinstance(owner, FrameWriter) else "send_bytes"
 
 
 def test_frame_header_lengths() -> None:
@@ -77,7 +71,7 @@ async def test_frames_reach_the_server_byte_for_byte(server: LocalServer, path: 
         await client.connect()
         for frame in frames:
             await client.on_audio_input(frame)
-        assert _sender_kind(client) == path
+        assert internals.sender_kind(client) == path
         record = server.records.last_session
         await server.records.wait_for(lambda: record.audio_bytes == len(expected))
         assert bytes(record.audio) == expected
@@ -118,13 +112,7 @@ class _WriteSpy:
 async def _spied_writer(client: SaynaClient) -> _WriteSpy:
     """Connect ``client`` and spy on its frame writer's transport."""
     await client.connect()
-    conn = client._voice._conn
-    assert conn is not None
-    conn.binary_sender()
-    writer = conn._frames
-    assert writer is not None
-    spy = writer._transport = _WriteSpy(writer._transport)
-    return spy
+    return internals.wrap_frame_transport(client, _WriteSpy)
 
 
 async def test_masking_keys_differ_per_frame(server: LocalServer) -> None:
@@ -160,14 +148,11 @@ async def test_bursts_share_writes_and_live_frames_go_at_once(server: LocalServe
         assert len(spy.writes) < 1000 // 4
         assert max(len(write) for write in spy.writes) < BATCH_BYTES + 648
         # A frame that joined a batch is written when the loop turns, without more sends.
-        assert client._voice._conn is not None
-        writer = client._voice._conn._frames
-        assert writer is not None
         held = 0
         for target in range(1007, 1027, 2):
             await client.on_audio_input(frame)
             await client.on_audio_input(frame)  # right after: it joins a batch
-            held += writer._batch is not None
+            held += internals.batch_open(client)
             await server.records.wait_for(lambda n=target: record.audio_frames == n)
         assert held  # (a frame is written at once only if the machine stalled > BURST_GAP)
     assert bytes(record.audio) == bytes(1025 * 640)
@@ -228,9 +213,10 @@ async def test_send_on_a_closing_socket_is_a_typed_error(server: LocalServer, pa
     async with make_client(server) as client:
         await client.connect()
         await client.on_audio_input(bytes(640))
-        conn = client._voice._conn
-        assert conn is not None
-        await conn._ws.close()  # our Close frame is out: no data frame may follow it
+        conn = internals.connection(client)
+        await internals.raw_socket(
+            client
+        ).close()  # our Close frame is out: no data frame may follow it
         with pytest.raises(ConnectionError) as info:
             await conn.binary_sender()(bytes(640))
         error = conn.send_failed(info.value)
@@ -270,10 +256,8 @@ async def test_send_waits_while_the_server_does_not_read(path: str) -> None:
     try:
         client = SaynaClient(url, stt(), tts())
         await client.connect()
-        conn = client._voice._conn
-        assert conn is not None
-        assert _sender_kind(client) == path
-        transport = conn._ws._writer.transport
+        assert internals.sender_kind(client) == path
+        transport = internals.transport(client)
         high = transport.get_write_buffer_limits()[1]
 
         async def send_all() -> None:
@@ -284,8 +268,7 @@ async def test_send_waits_while_the_server_does_not_read(path: str) -> None:
 
         sender = asyncio.create_task(send_all())
         # (The transport's buffer has no event to wait on: poll it.)
-        while transport.get_write_buffer_size() < high and not sender.done():  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
+        await eventually(lambda: transport.get_write_buffer_size() >= high or sender.done())
         assert not sender.done()  # the server reads nothing, so the sender must wait
         release.set()
         await asyncio.wait_for(sender, 60)

@@ -28,6 +28,7 @@ from livekit import rtc
 from livekit.agents import DEFAULT_API_CONNECT_OPTIONS, Agent, AgentSession, llm
 from livekit.agents.voice import io
 
+from helpers.waiting import eventually
 from sayna_client import STTConfig, Timeouts, TTSConfig
 from sayna_client.integrations import livekit as sayna
 from sayna_client.server import LocalServer
@@ -151,17 +152,8 @@ async def server() -> AsyncIterator[LocalServer]:
         yield srv
 
 
-async def until(event: asyncio.Event, predicate: Any, timeout: float = 30.0) -> Any:
-    async def poll() -> Any:
-        while not (value := predicate()):
-            event.clear()
-            await event.wait()
-        return value
-
-    try:
-        return await asyncio.wait_for(poll(), timeout)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"timed out waiting for {predicate}") from None
+async def until(event: asyncio.Event, predicate: Any) -> Any:
+    return await eventually(predicate, wake=event)
 
 
 async def test_agent_session_turns_and_interruption(server: LocalServer) -> None:

@@ -45,6 +45,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
+from helpers.waiting import eventually
 from sayna_client import SaynaClient, STTConfig, Timeouts, TTSConfig
 from sayna_client.errors import SaynaValidationError
 from sayna_client.integrations.pipecat import SaynaSTTService, SaynaTTSService
@@ -126,16 +127,8 @@ class Sink(FrameProcessor):
     def of(self, kind: type) -> list[Any]:
         return [f for f in self.frames if isinstance(f, kind)]
 
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
-        async def poll() -> Any:
-            while True:
-                value = predicate()
-                if value:
-                    return value
-                self.changed.clear()
-                await self.changed.wait()
-
-        return await asyncio.wait_for(poll(), timeout)
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
+        return await eventually(predicate, timeout, wake=self.changed)
 
 
 class Agent:

@@ -1,0 +1,105 @@
+"""White-box access to the client's internals: the only module of the suite that reads
+private attributes of ``sayna_client`` objects.
+
+A few tests must look under the public API: the audio frame writer (bytes on the wire,
+batching, back-pressure), the aiohttp session the client holds, and the socket it
+frees. They go through these functions, so a change of the client's internal layout is
+one edit here, not one per test.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+import aiohttp
+
+from sayna_client import SaynaClient
+from sayna_client.realtime.wire import FrameWriter
+
+__all__ = [
+    "batch_open",
+    "connection",
+    "event_hub",
+    "frame_writer",
+    "holds_http_session",
+    "http_session",
+    "raw_socket",
+    "sender_kind",
+    "transport",
+    "turn_pending",
+    "wrap_frame_transport",
+]
+
+W = TypeVar("W")
+
+
+def connection(client: SaynaClient) -> Any:
+    """The client's live connection object (fails if it has none)."""
+    conn = client._voice._conn
+    assert conn is not None, "the client has no connection"
+    return conn
+
+
+def raw_socket(client: SaynaClient) -> aiohttp.ClientWebSocketResponse:
+    """The aiohttp WebSocket under the client's connection."""
+    ws = connection(client)._ws
+    assert isinstance(ws, aiohttp.ClientWebSocketResponse), ws
+    return ws
+
+
+def frame_writer(client: SaynaClient) -> FrameWriter:
+    """The connection's :class:`FrameWriter` (fails when it sends through ``send_bytes``)."""
+    conn = connection(client)
+    conn.binary_sender()  # made on first use
+    writer = conn._frames
+    assert isinstance(writer, FrameWriter), "the connection sends through send_bytes"
+    return writer
+
+
+def http_session(client: SaynaClient) -> aiohttp.ClientSession:
+    """The aiohttp session the client uses (opened on first use)."""
+    session = client._http.session()
+    assert isinstance(session, aiohttp.ClientSession)
+    return session
+
+
+def holds_http_session(client: SaynaClient) -> bool:
+    """Whether the client still holds an aiohttp session (a lease on the shared one)."""
+    return bool(client._http.has_session)
+
+
+def sender_kind(client: SaynaClient) -> str:
+    """How the connection sends audio: ``"frame_writer"`` or ``"send_bytes"``."""
+    owner = getattr(connection(client).binary_sender(), "__self__", None)
+    return "frame_writer" if isinstance(owner, FrameWriter) else "send_bytes"
+
+
+def transport(client: SaynaClient) -> Any:
+    """The asyncio transport under the client's WebSocket (aiohttp's writer holds it)."""
+    found = raw_socket(client)._writer.transport
+    assert found is not None, "the socket has no transport"
+    return found
+
+
+def wrap_frame_transport(client: SaynaClient, wrap: Callable[[Any], W]) -> W:
+    """Put ``wrap(transport)`` between the frame writer and its transport (a spy that
+    records every write); returns the wrapper."""
+    writer = frame_writer(client)
+    wrapper = wrap(writer._transport)
+    writer._transport = wrapper
+    return wrapper
+
+
+def batch_open(client: SaynaClient) -> bool:
+    """Whether the frame writer holds a batch of frames not yet written."""
+    return frame_writer(client)._batch is not None
+
+
+def event_hub(client: SaynaClient) -> Any:
+    """The client's event hub (callbacks, iterators and their queues)."""
+    return client._voice.hub
+
+
+def turn_pending(client: SaynaClient) -> bool:
+    """Whether the session tracker has a user turn open (results without a final)."""
+    return bool(client._voice.tracker.turn_pending)
