@@ -23,7 +23,7 @@ from ..protocol.commands import (
 )
 
 if TYPE_CHECKING:
-    from .session import VoiceSession
+    from .core import SessionCore
 
 __all__ = ["Commands"]
 
@@ -35,7 +35,7 @@ class Commands:
 
     __slots__ = ("_session",)
 
-    def __init__(self, session: VoiceSession) -> None:
+    def __init__(self, session: SessionCore) -> None:
         self._session = session
 
     async def send_message(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Optional
 
 from .._checks import bounded
@@ -18,7 +17,7 @@ from .conversation import SessionMetrics, Turn
 from .lane import silence_frame
 
 if TYPE_CHECKING:
-    from .session import VoiceSession
+    from .core import SessionCore
 
 __all__ = ["Drainer"]
 
@@ -36,7 +35,7 @@ class Drainer:
 
     __slots__ = ("_session",)
 
-    def __init__(self, session: VoiceSession) -> None:
+    def __init__(self, session: SessionCore) -> None:
         self._session = session
 
     async def drain(self, timeout: Optional[float] = None, *, settle: float = 0.3) -> None:
@@ -160,11 +159,6 @@ class Drainer:
         finally:
             if not ended[0].done():
                 ended[0].cancel()
-
-    async def caught_up(self, waiter: Awaitable[None]) -> None:
-        """``waiter``, then the callbacks have handled the events queued by then."""
-        await waiter
-        await self._session.hub.caught_up()
 
     @property
     def metrics(self) -> SessionMetrics:

@@ -20,7 +20,7 @@ from .conversation import SessionMetrics
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-    from .session import VoiceSession
+    from .core import SessionCore
 
 __all__ = ["AudioInput", "AudioLane", "silence_frame"]
 
@@ -79,7 +79,7 @@ class AudioInput:
 
     __slots__ = ("_session", "lane")
 
-    def __init__(self, session: VoiceSession) -> None:
+    def __init__(self, session: SessionCore) -> None:
         self._session = session
         self.lane: Optional[AudioLane] = None
 

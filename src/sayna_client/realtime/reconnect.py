@@ -9,7 +9,6 @@ policy refusals (auth, a rejected config) end it at once.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Callable, Optional
@@ -23,14 +22,14 @@ from ..errors import (
 )
 from ..protocol.events import ConnectionClosed
 from ..protocol.lifecycle import is_recoverable
-from .events import AudioDropped, Reconnected, Reconnecting
+from .events import Reconnected, Reconnecting
+from .hold import AudioHold
 
 if TYPE_CHECKING:
-    from .session import VoiceSession
+    from .core import SessionCore
 
 __all__ = [
     "STABLE_AFTER",
-    "AudioHold",
     "Reconnector",
     "run_reconnect",
 ]
@@ -42,55 +41,6 @@ logger = logging.getLogger("sayna_client")
 #: every time) continues the same outage: the attempt count and the backoff carry
 #: on, so the policy's ``max_attempts`` ends the loop instead of reconnecting for ever.
 STABLE_AFTER = 30.0
-
-
-class AudioHold:
-    """A FIFO of audio frames bounded in bytes; overflow discards the oldest and counts it."""
-
-    def __init__(self, limit_bytes: int) -> None:
-        self.limit = limit_bytes
-        self._frames: collections.deque[bytes] = collections.deque()
-        self._bytes = 0
-        self.dropped_frames = 0
-        self.dropped_bytes = 0
-
-    def __len__(self) -> int:
-        return len(self._frames)
-
-    @property
-    def held_bytes(self) -> int:
-        return self._bytes
-
-    def add(self, frame: bytes) -> None:
-        self._frames.append(frame)
-        self._bytes += len(frame)
-        while self._bytes > self.limit and self._frames:
-            old = self._frames.popleft()
-            self._bytes -= len(old)
-            self.dropped_frames += 1
-            self.dropped_bytes += len(old)
-
-    def take(self) -> list[bytes]:
-        """Everything held, oldest first; the hold is empty afterwards."""
-        frames = list(self._frames)
-        self._frames.clear()
-        self._bytes = 0
-        return frames
-
-    def take_dropped(self) -> Optional[AudioDropped]:
-        """An :class:`AudioDropped` report of what overflowed since the last call, if any."""
-        if not self.dropped_frames:
-            return None
-        report = AudioDropped(self.dropped_frames, self.dropped_bytes)
-        self.dropped_frames = self.dropped_bytes = 0
-        return report
-
-    def discard(self) -> Optional[AudioDropped]:
-        """Drop everything (the session will not come back) and report it with the overflow."""
-        for frame in self.take():
-            self.dropped_frames += 1
-            self.dropped_bytes += len(frame)
-        return self.take_dropped()
 
 
 async def run_reconnect(
@@ -165,7 +115,7 @@ class Reconnector:
             ``end_of_session()`` end it when the reconnection gives up.
     """
 
-    def __init__(self, session: VoiceSession) -> None:
+    def __init__(self, session: SessionCore) -> None:
         self._session = session
         #: The running reconnection, if any.
         self.task: Optional[asyncio.Task[None]] = None

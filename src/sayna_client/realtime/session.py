@@ -42,9 +42,10 @@ from .connection import WebSocketConnection
 from .conversation import SessionTracker
 from .drain import Drainer
 from .gate import SessionGate
+from .hold import AudioHold
 from .hub import EventHub
 from .lane import AudioInput
-from .reconnect import AudioHold, Reconnector
+from .reconnect import Reconnector
 from .speaking import Speaking
 from .subscriptions import Subscriptions
 

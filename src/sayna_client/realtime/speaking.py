@@ -9,7 +9,7 @@ audio, playback complete, results) from the start, for ``turn_metrics``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Iterable
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .._checks import bounded, check_text
@@ -21,12 +21,12 @@ from ..protocol.commands import ClearMessage, encode, encode_speak
 
 if TYPE_CHECKING:
     from .connection import WebSocketConnection
-    from .session import VoiceSession
+    from .core import SessionCore
 
 __all__ = ["Speaking"]
 
 
-def _alive(session: VoiceSession) -> VoiceSession:
+def _alive(session: SessionCore) -> SessionCore:
     """``session`` (a weak proxy), or ``SaynaNotConnectedError`` once it was freed."""
     try:
         session.hub  # noqa: B018 (raises ReferenceError for a freed session)
@@ -35,7 +35,7 @@ def _alive(session: VoiceSession) -> VoiceSession:
     return session
 
 
-def _or_none(session: VoiceSession) -> Optional[VoiceSession]:
+def _or_none(session: SessionCore) -> Optional[SessionCore]:
     try:
         session.hub  # noqa: B018
     except ReferenceError:
@@ -48,7 +48,7 @@ class Speaking:
 
     __slots__ = ("_queue", "_session")
 
-    def __init__(self, session: VoiceSession) -> None:
+    def __init__(self, session: SessionCore) -> None:
         # ``session`` is a weak proxy: a dropped client must not be kept alive by its
         # own queue (its HTTP session is released when it is freed, see test_first_hour).
         self._session = me = session
@@ -60,7 +60,7 @@ class Speaking:
             await _send_speak(text, flush, allow_interruption, conn)
 
         async def send_clear() -> None:
-            await _alive(me).speaking.send_clear()
+            await _send_clear(_alive(me))
 
         def tts_format() -> tuple[str, int]:
             session = _or_none(me)
@@ -145,7 +145,7 @@ class Speaking:
             raise
         queue.chunk_sent(handle, last=True)
         if done is not None:
-            await bounded(session.drainer.caught_up(done), timeout, "speak(wait=True)")
+            await bounded(_caught_up(session, done), timeout, "speak(wait=True)")
         return handle
 
     async def speak_stream(
@@ -202,9 +202,7 @@ class Speaking:
 
     async def send_clear(self) -> None:
         """Send ``clear`` (the speech queue's own interruptions come this way)."""
-        session = self._session
-        await session.ready_connection().send_text(encode(ClearMessage()))
-        session.tracker.cleared()
+        await _send_clear(self._session)
 
     @property
     def audio_output(self) -> Optional[AudioOutput]:
@@ -251,3 +249,14 @@ async def _send_speak(
 ) -> None:
     _check_flags(flush, allow_interruption)
     await conn.send_text(encode_speak(text, flush, allow_interruption))
+
+
+async def _send_clear(session: SessionCore) -> None:
+    await session.ready_connection().send_text(encode(ClearMessage()))
+    session.tracker.cleared()
+
+
+async def _caught_up(session: SessionCore, waiter: Awaitable[None]) -> None:
+    """``waiter``, then the callbacks have handled the events queued by then."""
+    await waiter
+    await session.hub.caught_up()
