@@ -9,6 +9,7 @@ audio, playback complete, results) from the start, for ``turn_metrics``.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterable, Awaitable, Iterable
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -87,8 +88,16 @@ class Speaking:
         queue = self._queue = SpeechQueue(send_chunk, send_clear, tts_format)
         metrics = queue.metrics
         metrics.emit, metrics.providers, metrics.transcribed = hub.publish, providers, transcribed
+        metrics.synthesized = session.tracker.tts_bytes_total
+        hub_ref, queue_ref = weakref.ref(hub), weakref.ref(queue)  # no cycles
+
+        def listen(on: bool) -> None:  # TTS frames only while the queue needs them
+            hub, speech = hub_ref(), queue_ref()
+            if hub is not None and speech is not None:
+                (hub.observe_audio if on else hub.unobserve_audio)(speech.on_tts_audio)
+
+        queue.listen = listen
         hub.observe("stt_result", metrics.on_stt_result)
-        hub.observe_audio(queue.on_tts_audio)
         hub.observe("tts_playback_complete", queue.on_playback_complete)
         hub.observe("closed", queue.on_closed)
 
