@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Optional, Union
 
 from .._checks import MAX_AUDIO_FRAME, as_frame, reject_frame
 from ..errors import SaynaValidationError
+from ..protocol.encodings import lookup
 from ..types import STTConfig
 from .connection import BinarySender, WebSocketConnection
 from .conversation import SessionMetrics
@@ -23,17 +24,6 @@ if TYPE_CHECKING:
     from .core import SessionCore
 
 __all__ = ["AudioInput", "AudioLane", "silence_frame"]
-
-#: Bytes per sample and the byte of a silent sample, per STT encoding with a fixed
-#: sample size (PCM zero; G.711 mu-law and A-law zero).
-_SILENCE = {
-    "linear16": (2, 0),
-    "pcm": (2, 0),
-    "pcm_s16le": (2, 0),
-    "mulaw": (1, 0xFF),
-    "ulaw": (1, 0xFF),
-    "alaw": (1, 0xD5),
-}
 
 
 def silence_frame(stt: Optional[STTConfig], frame_ms: int) -> bytes:
@@ -47,13 +37,13 @@ def silence_frame(stt: Optional[STTConfig], frame_ms: int) -> bytes:
         raise SaynaValidationError(
             "finish_audio() needs an stt_config: a session without audio has no stream"
         )
-    found = _SILENCE.get(stt.encoding.strip().lower())
-    if found is None:
+    found = lookup(stt.encoding)  # bytes per sample and the byte of a silent sample
+    if found is None or found.bytes_per_sample is None or found.silence is None:
         raise SaynaValidationError(
             f"finish_audio() cannot make silence in the {stt.encoding!r} encoding (it needs "
             "an encoder): send your own encoded silence with on_audio_input(), then drain()"
         )
-    width, silent = found
+    width, silent = found.bytes_per_sample, found.silence
     samples = max(1, stt.sample_rate * frame_ms // 1000) * stt.channels
     return bytes((silent,)) * (samples * width)
 
