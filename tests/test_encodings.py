@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 import pytest
-from sayna_client._audio_lane import silence_frame
+from sayna_client.realtime.lane import silence_frame
 
 from sayna_client import STTConfig, audio
 from sayna_client.agents.speech import bytes_per_second
