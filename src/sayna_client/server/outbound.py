@@ -74,6 +74,7 @@ class Outbound:
         self._abort_timer: Optional[asyncio.Task[None]] = None
         self._accepting = True
         self._server_closing = False
+        self._writer_closing = False  # the writer took a Close off the queue
         #: The close code the session ended with (1005 = no status, 1006 = abnormal).
         self.close_code: Optional[int] = None
 
@@ -117,10 +118,10 @@ class Outbound:
 
     async def wait_writer(self) -> None:
         """Wait (at most :data:`CLOSE_REPLY_TIMEOUT` s) until the writer task ends, when
-        it is sending a Close: a close from it must finish before the session tears
-        down."""
+        it is sending a queued Close: that close must finish before the session tears
+        down. Returns at once otherwise."""
         writer = self._writer
-        if self._accepting or writer is None or writer.done():
+        if not self._writer_closing or writer is None or writer.done():
             return
         await asyncio.wait({writer}, timeout=CLOSE_REPLY_TIMEOUT)
 
@@ -157,6 +158,7 @@ class Outbound:
                 item = held if held is not None else await self._queue.get()
                 held = None
                 if isinstance(item, Close):
+                    self._writer_closing = True
                     await self._send_close(item.code)
                     return
                 if isinstance(item, Raw):
