@@ -926,8 +926,16 @@ class SaynaClient(RestClient, CommandMethods, CallbackMethods, ConversationMetho
                 providers,
                 transcribed,
             )
+            metrics.synthesized = self._tracker.tts_bytes_total
+            hub_ref, queue_ref = weakref.ref(self._hub), weakref.ref(queue)  # no cycles
+
+            def listen(on: bool) -> None:  # TTS frames only while the queue needs them
+                hub, speech = hub_ref(), queue_ref()
+                if hub is not None and speech is not None:
+                    (hub.observe_audio if on else hub.unobserve_audio)(speech.on_tts_audio)
+
+            queue.listen = listen
             self._hub.observe("stt_result", metrics.on_stt_result)
-            self._hub.observe_audio(queue.on_tts_audio)
             self._hub.observe("tts_playback_complete", queue.on_playback_complete)
             self._hub.observe("closed", queue.on_closed)
         return queue

@@ -198,3 +198,34 @@ async def test_closing_ends_handles(server: LocalServer) -> None:
     await handle.wait(5)
     assert handle.interrupted
     assert RATE == 16000
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def flush(self) -> int:
+        return 0
+
+
+async def test_frames_reach_the_queue_only_while_it_needs_them(agent: SaynaClient) -> None:
+    queue = agent.speech
+    assert not queue.listening  # a session without speech pays nothing per TTS frame
+    handle = await agent.speak("one two")
+    assert queue.listening
+    await handle.wait(10)
+    assert handle.bytes_delivered == 2 * WORD_BYTES
+    assert not queue.listening  # played out, no output: frames are not looked at
+    sink = _Sink()
+    agent.audio_output = sink
+    assert queue.listening
+    await (await agent.speak("three")).wait(10)
+    assert len(sink.data) == WORD_BYTES
+    agent.audio_output = None
+    assert not queue.listening
+    # Usage still counts every byte the session received.
+    usage = agent.turn_metrics.summary()["usage"]["deepgram"]
+    assert usage["seconds_synthesized"] == pytest.approx(3 * 0.18)

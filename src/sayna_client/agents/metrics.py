@@ -73,10 +73,15 @@ class TurnMetrics:
     tts_rate: Callable[[], Optional[float]] = lambda: None
     #: Seconds of audio sent for transcription in the session so far.
     transcribed: Callable[[], float] = lambda: 0.0
+    #: TTS audio bytes received so far (the client's own count); None: count the sizes
+    #: given to :meth:`on_tts_audio` instead.
+    synthesized: Optional[Callable[[], int]] = None
     _turn_started: Optional[float] = None
     _open: Optional[TurnRecord] = None
     _speak_at: Optional[float] = None
     _tts_bytes: int = 0
+    #: ``synthesized()`` when the usage was last brought up to date.
+    _tts_bytes_seen: int = 0
 
     # --- inputs --------------------------------------------------------------------------
 
@@ -108,9 +113,22 @@ class TurnMetrics:
                 record.end_to_speak = now - record.ended_at
                 self._speak_at = now
 
+    @property
+    def awaiting_audio(self) -> bool:
+        """A reply was spoken and its first audio byte is still to come: only then does
+        :meth:`on_tts_audio` measure anything (when ``synthesized`` counts the bytes)."""
+        record = self._open
+        return (
+            record is not None
+            and record.end_to_speak is not None
+            and record.end_to_first_audio is None
+        )
+
     def on_tts_audio(self, size: int) -> None:
-        # Hot path (every TTS frame): bytes only; seconds are worked out by summary().
-        self._tts_bytes += size
+        # Hot path (every TTS frame while observed): bytes only; seconds are worked out
+        # by summary().
+        if self.synthesized is None:
+            self._tts_bytes += size
         record = self._open
         if record is None or record.end_to_speak is None or record.end_to_first_audio is not None:
             return
@@ -134,6 +152,11 @@ class TurnMetrics:
                 "p95": percentile(values, 0.95),
             }
         self._usage(0).seconds_transcribed = self.transcribed()
+        synthesized = self.synthesized
+        if synthesized is not None:
+            total = synthesized()
+            self._tts_bytes += max(0, total - self._tts_bytes_seen)
+            self._tts_bytes_seen = total
         rate = self.tts_rate()
         if rate and self._tts_bytes:
             self._usage(1).seconds_synthesized += self._tts_bytes / rate

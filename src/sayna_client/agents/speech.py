@@ -222,6 +222,11 @@ class SpeechQueue:
 
     Owned by the client, which passes the functions that put ``speak`` and ``clear`` on
     the wire and calls the ``on_*`` observers inline from its reader.
+
+    TTS frames are observed only while something needs them (a handle is unfinished, an
+    output is attached, or a reply's first audio byte is awaited by the metrics): the
+    client sets :attr:`listen`, called with True/False as that need starts and ends, so an
+    idle or callbacks-only session pays nothing per frame for the agents toolkit.
     """
 
     def __init__(
@@ -240,10 +245,38 @@ class SpeechQueue:
         self._interrupt_listeners: list[Callable[[list[SpeechHandle]], None]] = []
         self._open_listeners: list[Callable[[SpeechHandle], None]] = []
         self._clear_tasks: set[asyncio.Task[None]] = set()
-        #: Where TTS audio is written as it arrives (see :class:`AudioOutput`).
-        self.output: Optional[AudioOutput] = None
+        self._output: Optional[AudioOutput] = None
         #: Per-turn latency and usage, fed by this queue and the client's reader.
         self.metrics = TurnMetrics(tts_rate=self.byte_rate)
+        #: ``listen(True)`` / ``listen(False)``: start / stop calling :meth:`on_tts_audio`
+        #: (None: the owner calls it for every frame).
+        self.listen: Optional[Callable[[bool], None]] = None
+        self._listening = False
+
+    @property
+    def output(self) -> Optional[AudioOutput]:
+        """Where TTS audio is written as it arrives (see :class:`AudioOutput`), or None."""
+        return self._output
+
+    @output.setter
+    def output(self, output: Optional[AudioOutput]) -> None:
+        self._output = output
+        self._relisten()
+
+    @property
+    def listening(self) -> bool:
+        """TTS frames reach :meth:`on_tts_audio` now (see the class docstring)."""
+        return self._listening
+
+    def _relisten(self) -> None:
+        """Tell the owner whether TTS frames are needed now (see the class docstring)."""
+        listen = self.listen
+        if listen is None:
+            return
+        wanted = bool(self._handles) or self._output is not None or self.metrics.awaiting_audio
+        if wanted is not self._listening:
+            self._listening = wanted
+            listen(wanted)
 
     # --- state ---------------------------------------------------------------------------
 
@@ -289,6 +322,8 @@ class SpeechQueue:
         """A new handle, last in the queue (its chunks are added with :meth:`add_chunk`)."""
         handle = SpeechHandle(self, allow_interruption)
         self._handles.append(handle)
+        if not self._listening:
+            self._relisten()
         for listener in self._open_listeners:
             listener(handle)
         return handle
@@ -311,6 +346,7 @@ class SpeechQueue:
         if handle in self._handles:
             self._handles.remove(handle)
         handle._finish(interrupted=handle.interrupted, error=error)
+        self._relisten()
 
     def cleared(self) -> list[SpeechHandle]:
         """``clear`` was sent by the application: unfinished handles are interrupted,
@@ -398,7 +434,7 @@ class SpeechQueue:
     def _interrupt(self, *, send_clear: bool) -> list[SpeechHandle]:
         handles = list(self._handles)
         self._handles.clear()
-        unplayed = self.output.flush() if self.output is not None else 0
+        unplayed = self._output.flush() if self._output is not None else 0
         self._muted = True
         for handle in handles:
             # The output's unplayed audio belongs to the newest handles that had audio.
@@ -410,6 +446,7 @@ class SpeechQueue:
             task.add_done_callback(self._clear_tasks.discard)
         for listener in self._interrupt_listeners:
             listener(handles)
+        self._relisten()
         return handles
 
     async def _clear(self) -> None:
@@ -422,11 +459,14 @@ class SpeechQueue:
 
     def on_tts_audio(self, data: bytes) -> None:
         self.metrics.on_tts_audio(len(data))
+        handles = self._handles
+        output = self._output
+        if not handles and output is None:
+            self._relisten()  # the metrics may have had their first byte: stop listening
         if self._muted:
             return  # audio of cancelled speech, already on its way
-        if self._handles:
-            self._handles[0]._credit(len(data))
-        output = self.output
+        if handles:
+            handles[0]._credit(len(data))
         if output is not None:
             output.write(data)
 
@@ -441,6 +481,7 @@ class SpeechQueue:
                 self._played_seconds += handle.bytes_delivered / rate
                 self._played_words += len(handle.text.split())
             handle._finish(interrupted=False)
+        self._relisten()
 
     def on_closed(self, event: Any) -> None:
         """The socket closed: unfinished handles end as interrupted (nothing more plays)."""
@@ -448,3 +489,4 @@ class SpeechQueue:
         self._handles.clear()
         for handle in handles:
             handle._finish(interrupted=True)
+        self._relisten()

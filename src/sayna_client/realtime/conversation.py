@@ -105,6 +105,7 @@ class SessionTracker:
         "_playback_waiters",
         "_segments",
         "_speak_sent_at",
+        "_tts_bytes_past",
         "_turn_started",
         "_turn_waiters",
         "activity",
@@ -115,6 +116,7 @@ class SessionTracker:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self.metrics = SessionMetrics()
+        self._tts_bytes_past = 0  # TTS bytes of the sessions before this one
         self._speak_sent_at: list[float] = []
         self._first_audio_pending: Optional[float] = None
         self._playback_waiters: list[asyncio.Future[None]] = []
@@ -136,6 +138,7 @@ class SessionTracker:
 
     def connecting(self) -> float:
         """Reset for a new session; returns the start time to pass to :meth:`ready`."""
+        self._tts_bytes_past += self.metrics.tts_audio_bytes
         self.metrics = SessionMetrics()
         self.peer_left = False
         self._speak_sent_at.clear()
@@ -144,6 +147,10 @@ class SessionTracker:
         self._frames_answered = 0
         self._reset_turn()
         return self._clock()
+
+    def tts_bytes_total(self) -> int:
+        """TTS audio bytes received in every session of the client so far."""
+        return self._tts_bytes_past + self.metrics.tts_audio_bytes
 
     def activity_count(self) -> int:
         """:attr:`activity`, as a callable (the keepalive watches it while a Pong is late)."""

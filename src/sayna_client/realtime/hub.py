@@ -130,6 +130,16 @@ class EventHub:
         self._audio_observers.append(observer)
         self._rebuild()
 
+    def unobserve_audio(self, observer: Callable[[bytes], None]) -> None:
+        """Stop calling ``observer`` (added by :meth:`observe_audio`); no effect if it is
+        not observing. Safe to call from an observer: the frame being published still
+        reaches the observers it was routed to."""
+        try:
+            self._audio_observers.remove(observer)
+        except ValueError:
+            return
+        self._rebuild()
+
     def derive(self, event_type: str, derive: Callable[[Any], Any]) -> None:
         """Like :meth:`observe`, and a non-None result of ``derive(event)`` is published.
 
