@@ -502,8 +502,11 @@ def test_secret_never_in_repr() -> None:
 
 def test_error_hierarchy_and_pickling() -> None:
     error = rejection(make_receiver(), {})
-    assert isinstance(error, SaynaValidationError)
     assert isinstance(error, SaynaError)
+    assert isinstance(error, ValueError)
+    # Not a bad argument: an `except SaynaValidationError` for those must not swallow it.
+    assert not isinstance(error, SaynaValidationError)
+    assert not issubclass(WebhookVerificationError, SaynaValidationError)
     clone = pickle.loads(pickle.dumps(error))
     assert isinstance(clone, WebhookVerificationError)
     assert clone.reason == error.reason

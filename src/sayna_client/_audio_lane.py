@@ -12,22 +12,12 @@ from __future__ import annotations
 from typing import Optional
 
 from .errors import SaynaValidationError
+from .protocol.encodings import lookup
 from .realtime.connection import BinarySender, WebSocketConnection
 from .realtime.conversation import SessionMetrics
 from .types import STTConfig
 
 __all__ = ["AudioLane", "silence_frame"]
-
-#: Bytes per sample and the byte of a silent sample, per STT encoding with a fixed
-#: sample size (PCM zero; G.711 mu-law and A-law zero).
-_SILENCE = {
-    "linear16": (2, 0),
-    "pcm": (2, 0),
-    "pcm_s16le": (2, 0),
-    "mulaw": (1, 0xFF),
-    "ulaw": (1, 0xFF),
-    "alaw": (1, 0xD5),
-}
 
 
 def silence_frame(stt: Optional[STTConfig], frame_ms: int) -> bytes:
@@ -41,13 +31,13 @@ def silence_frame(stt: Optional[STTConfig], frame_ms: int) -> bytes:
         raise SaynaValidationError(
             "finish_audio() needs an stt_config: a session without audio has no stream"
         )
-    found = _SILENCE.get(stt.encoding.strip().lower())
-    if found is None:
+    found = lookup(stt.encoding)  # bytes per sample and the byte of a silent sample
+    if found is None or found.bytes_per_sample is None or found.silence is None:
         raise SaynaValidationError(
             f"finish_audio() cannot make silence in the {stt.encoding!r} encoding (it needs "
             "an encoder): send your own encoded silence with on_audio_input(), then drain()"
         )
-    width, silent = found
+    width, silent = found.bytes_per_sample, found.silence
     samples = max(1, stt.sample_rate * frame_ms // 1000) * stt.channels
     return bytes((silent,)) * (samples * width)
 

@@ -36,6 +36,7 @@ from typing import IO, Any, Optional, Union
 
 from sayna_client._mulaw import linear16_to_mulaw, mulaw_to_linear16
 from sayna_client.errors import SaynaValidationError
+from sayna_client.protocol import encodings
 
 __all__ = [
     "WavAudio",
@@ -54,10 +55,7 @@ __all__ = [
 StrPath = Union[str, "os.PathLike[str]"]
 WavSource = Union[str, "os.PathLike[str]", IO[bytes]]
 
-_SAMPLE_WIDTH = 2  # bytes per linear16 sample
-_LINEAR16_NAMES = frozenset({"linear16", "pcm", "pcm_s16le", "s16le"})
-_MULAW_NAMES = frozenset({"mulaw", "ulaw", "mu-law", "pcm_mulaw", "g711_ulaw"})
-_ALAW_NAMES = frozenset({"alaw", "pcm_alaw"})
+_SAMPLE_WIDTH = 2  # bytes per sample of a 16-bit WAV file and of linear16
 _INSTALL_HINT = "pip install 'sayna-client[local]'"
 _FFMPEG_HINT = "ffmpeg -i input -ac {channels} -ar {rate} -c:a pcm_s16le output.wav"
 _BIG_ENDIAN = sys.byteorder == "big"
@@ -211,7 +209,7 @@ def wav_frames(
             + "`."
         )
     pcm = _convert(audio, rate, n_channels)
-    return _iter_frames(pcm, step, mulaw=encoding in _MULAW_NAMES)
+    return _iter_frames(pcm, step, mulaw=encoding == "mulaw")
 
 
 async def paced(
@@ -483,11 +481,9 @@ def _check_positive_int(name: str, value: Any) -> None:
 
 
 def _bytes_per_sample(encoding: str) -> int:
-    name = _normalise_encoding(encoding)
-    if name in _LINEAR16_NAMES:
-        return _SAMPLE_WIDTH
-    if name in _MULAW_NAMES or name in _ALAW_NAMES:
-        return 1
+    width = encodings.bytes_per_sample(_normalise_encoding(encoding))
+    if width is not None:
+        return width
     raise SaynaValidationError(
         f"Encoding {encoding!r} has no fixed bytes per sample: use 'linear16', 'mulaw' or "
         "'alaw' for size and duration arithmetic."
@@ -526,13 +522,13 @@ def _target_encoding(stt_config: Any) -> str:
     configured = None if stt_config is None else _config_value(stt_config, "encoding")
     if configured is None:
         return "linear16"
-    name = _normalise_encoding(configured)
-    if name not in _LINEAR16_NAMES and name not in _MULAW_NAMES:
+    found = encodings.lookup(_normalise_encoding(configured))
+    if found is None or not found.sdk_encodes:
         raise SaynaValidationError(
             f"wav_frames cannot produce stt_config.encoding={configured!r} from WAV audio: "
             "use encoding 'linear16' (or 'mulaw'/'ulaw'), or encode the audio yourself."
         )
-    return name
+    return found.name
 
 
 def _convert(audio: WavAudio, rate: int, channels: int) -> bytes:

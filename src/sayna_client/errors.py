@@ -4,7 +4,8 @@
 
     SaynaError                          catch-all for this SDK
     ├── SaynaValidationError            a bad argument or bad local input; fix the call
-    │   └── WebhookVerificationError    (sayna_client.webhooks) a webhook failed verification
+    ├── WebhookVerificationError        (sayna_client.webhooks) a webhook request failed
+    │                                   verification: an untrusted peer, not a bad argument
     ├── SaynaNotConnectedError          the call needs an open WebSocket: connect() first
     ├── SaynaNotReadyError              the socket is open but the server's ``ready`` has not come
     ├── SaynaEventLoopError             the session belongs to another running event loop

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Literal, Optional, 
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from sayna_client.errors import SaynaValidationError
+from sayna_client.errors import SaynaError, SaynaValidationError
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -145,8 +145,14 @@ class WebhookSIPOutput(BaseModel):
     sip_headers: Optional[Dict[str, str]] = None
 
 
-class WebhookVerificationError(SaynaValidationError):
+class WebhookVerificationError(SaynaError, ValueError):
     """A webhook request was rejected; nothing in it should be trusted.
+
+    Its own branch of :class:`~sayna_client.SaynaError` (and a ``ValueError``), not a
+    ``SaynaValidationError``: the request came from outside and failed a check, while
+    the calling code did nothing wrong, so an ``except SaynaValidationError`` meant for
+    bad arguments does not catch it. Bad arguments to :class:`WebhookReceiver` itself
+    (a missing secret, a negative tolerance) are ``SaynaValidationError``.
 
     Attributes:
         reason: A short machine-readable code (see :data:`WebhookRejectReason`).

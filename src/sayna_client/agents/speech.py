@@ -22,6 +22,7 @@ from collections.abc import AsyncIterable, Awaitable, Generator, Iterable
 from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
 
 from ..errors import SaynaValidationError
+from ..protocol.encodings import bytes_per_sample
 from .metrics import TurnMetrics
 from .segmenter import SentenceSegmenter
 
@@ -59,10 +60,14 @@ def bytes_per_second(audio_format: str, sample_rate: int) -> Optional[float]:
         audio_format: ``TTSConfig.audio_format`` (``linear16``, ``pcm``, ``mulaw``, ...).
         sample_rate: ``TTSConfig.sample_rate``.
     """
-    name = audio_format.lower().replace("-", "").replace("_", "")
-    if name in {"linear16", "pcm", "pcm16", "s16le", "wav", "raw"} or name.startswith("pcm"):
+    known = bytes_per_sample(audio_format)  # the one table (protocol.encodings)
+    if known is not None:
+        return float(known * sample_rate)
+    # TTS names outside the table: "wav", "raw", ElevenLabs' "pcm_16000", "ulaw_8000".
+    name = audio_format.strip().lower()
+    if name in ("wav", "raw") or name.startswith("pcm_"):
         return 2.0 * sample_rate
-    if name in {"mulaw", "ulaw", "alaw", "pcmu", "pcma"}:
+    if name.startswith(("ulaw_", "alaw_")):
         return float(sample_rate)
     return None
 

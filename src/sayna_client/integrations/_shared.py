@@ -9,12 +9,10 @@ from typing import Optional
 
 from ..client import SaynaClient
 from ..errors import SaynaValidationError
+from ..protocol.encodings import canonical
 from ..types import STTConfig, TTSConfig
 
-__all__ = ["PCM_FORMATS", "SharedSession", "SpeakQueue", "check_client", "pcm_stt", "pcm_tts"]
-
-#: ``audio_format`` / ``encoding`` values that mean raw 16-bit little-endian PCM.
-PCM_FORMATS = frozenset({"linear16", "pcm"})
+__all__ = ["SharedSession", "SpeakQueue", "check_client", "pcm_stt", "pcm_tts"]
 
 
 def check_client(client: object, owner: str) -> SaynaClient:
@@ -35,7 +33,7 @@ def pcm_stt(config: Optional[STTConfig], sample_rate: Optional[int], owner: str)
     unless None. Raises ``SaynaValidationError`` naming the field to fix."""
     if config is None:
         raise SaynaValidationError(f"{owner} needs the SaynaClient's stt_config")
-    if config.encoding.lower() not in PCM_FORMATS or config.channels != 1:
+    if canonical(config.encoding) != "linear16" or config.channels != 1:
         raise SaynaValidationError(
             f"{owner} sends the framework's 16-bit mono PCM: use STTConfig(encoding='linear16', "
             f"channels=1), got encoding={config.encoding!r}, channels={config.channels}"
@@ -50,7 +48,7 @@ def pcm_tts(config: Optional[TTSConfig], sample_rate: Optional[int], owner: str)
     Raises ``SaynaValidationError`` naming the field to fix."""
     if config is None:
         raise SaynaValidationError(f"{owner} needs the SaynaClient's tts_config")
-    if config.audio_format.lower() not in PCM_FORMATS:
+    if canonical(config.audio_format) != "linear16":
         raise SaynaValidationError(
             f"{owner} plays raw PCM: use TTSConfig(audio_format='linear16'), "
             f"got audio_format={config.audio_format!r}"

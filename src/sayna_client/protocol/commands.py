@@ -48,6 +48,12 @@ class ConfigMessage(_Command):
 
 
 class SpeakMessage(_Command):
+    """``speak``: queue ``text`` for synthesis; the audio comes back as binary frames.
+
+    ``flush`` is accepted but ignored by the server; ``allow_interruption`` sets the
+    session-wide interruption flag (the last ``speak`` wins). No acknowledgement.
+    """
+
     type: Literal["speak"] = "speak"
     text: str
     flush: Optional[bool] = None
@@ -55,10 +61,18 @@ class SpeakMessage(_Command):
 
 
 class ClearMessage(_Command):
+    """``clear``: cancel queued and in-flight speech (ignored while non-interruptible
+    speech plays); STT and the loading clip are unaffected."""
+
     type: Literal["clear"] = "clear"
 
 
 class SendMessageMessage(_Command):
+    """``send_message``: publish ``message`` as a LiveKit data packet on ``topic``.
+
+    Needs a LiveKit session; not echoed back, no acknowledgement.
+    """
+
     type: Literal["send_message"] = "send_message"
     message: str
     role: str
@@ -67,6 +81,11 @@ class SendMessageMessage(_Command):
 
 
 class SipTransferMessage(_Command):
+    """``sip_transfer``: transfer the room's SIP caller to ``transfer_to`` (a phone number).
+
+    Success is silent; a failure arrives as ``sip_transfer_error``.
+    """
+
     type: Literal["sip_transfer"] = "sip_transfer"
     transfer_to: str
 
@@ -84,16 +103,26 @@ class TurnDetectConfig(_Command):
 
 
 class UpdateConfigMessage(_Command):
+    """``update_config``: change turn detection while running (no ack).
+
+    ``turn_detect`` sets the server's turn-detection threshold (server-wide on the real
+    server); ``vad`` is accepted and has no effect.
+    """
+
     type: Literal["update_config"] = "update_config"
     vad: Optional[VADConfig] = None
     turn_detect: Optional[TurnDetectConfig] = None
 
 
 class LoadingStartMessage(_Command):
+    """``loading_start``: loop the configured loading clip into the LiveKit room."""
+
     type: Literal["loading_start"] = "loading_start"
 
 
 class LoadingStopMessage(_Command):
+    """``loading_stop``: stop the loading clip started by ``loading_start``."""
+
     type: Literal["loading_stop"] = "loading_stop"
 
 

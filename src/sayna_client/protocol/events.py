@@ -88,11 +88,15 @@ class SaynaMessage(_ServerMessage):
 
 
 class MessageMessage(_ServerMessage):
+    """``message``: a LiveKit data packet from a participant (``message`` holds it)."""
+
     type: Literal["message"] = "message"
     message: SaynaMessage
 
 
 class Participant(_ServerMessage):
+    """A LiveKit participant, as carried by ``participant_connected``/``_disconnected``."""
+
     identity: str
     name: Optional[str] = None
     room: str
@@ -100,6 +104,8 @@ class Participant(_ServerMessage):
 
 
 class ParticipantConnectedMessage(_ServerMessage):
+    """``participant_connected``: a remote participant joined the session's room."""
+
     type: Literal["participant_connected"] = "participant_connected"
     participant: Participant
 
@@ -112,6 +118,8 @@ class ParticipantDisconnectedMessage(_ServerMessage):
 
 
 class Track(_ServerMessage):
+    """A remote participant's published track, as carried by ``track_subscribed``."""
+
     identity: str
     name: Optional[str] = None
     track_kind: str = Field(..., description="'audio' or 'video'")
@@ -121,6 +129,8 @@ class Track(_ServerMessage):
 
 
 class TrackSubscribedMessage(_ServerMessage):
+    """``track_subscribed``: the server subscribed to a remote track (audio LiveKit sessions)."""
+
     type: Literal["track_subscribed"] = "track_subscribed"
     track: Track
 

@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 
 from aiohttp import WSMsgType, web
 
+from ..protocol.encodings import canonical
 from .engines import EngineUnavailable
 from .faults import MALFORMED_FRAMES
 from .livekit import AccessDenied, Participant, Room, Track, access_token, new_id
@@ -376,7 +377,7 @@ class Session:
         rate, channels, mulaw = 16000, 1, False
         if stt_config is not None:
             rate, channels = stt_config["sample_rate"], stt_config["channels"]
-            mulaw = stt_config["encoding"].strip().lower() in ("mulaw", "ulaw")
+            mulaw = canonical(stt_config["encoding"]) == "mulaw"
         self.recording = self.state.recordings.start(self.stream_id, rate, channels, mulaw)
         if self.room is not None:
             self.room.recording = True

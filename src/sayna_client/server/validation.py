@@ -15,6 +15,8 @@ import json
 import os
 from typing import Any, Optional
 
+from ..protocol import encodings
+
 __all__ = [
     "CARTESIA_STT_RATES",
     "DEEPGRAM_ENCODINGS",
@@ -26,21 +28,10 @@ __all__ = [
 
 #: Cartesia STT's accepted ``sample_rate`` values (stt/cartesia/config.rs:40).
 CARTESIA_STT_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
-#: Encodings Deepgram's streaming API accepts; any other makes Deepgram refuse the
-#: socket, which Sayna reports as a generic connection failure (section 6.11).
-DEEPGRAM_ENCODINGS = (
-    "linear16",
-    "linear32",
-    "flac",
-    "alaw",
-    "mulaw",
-    "amr-nb",
-    "amr-wb",
-    "opus",
-    "ogg-opus",
-    "speex",
-    "g729",
-)
+#: Encodings Deepgram's streaming API accepts (from the one table,
+#: ``protocol.encodings``); any other makes Deepgram refuse the socket, which Sayna
+#: reports as a generic connection failure (section 6.11).
+DEEPGRAM_ENCODINGS = encodings.DEEPGRAM_ENCODINGS
 GOOGLE_PROJECT_REQUIRED = (
     "Google Cloud project_id is required. Provide it either:\n"
     "1. In the model field as 'project_id:model_name'\n"

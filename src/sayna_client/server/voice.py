@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import Any, Callable, Optional
 
+from ..protocol.encodings import canonical
 from .engines.base import Engine, STTStream, Transcript, TTSRequest
 
 __all__ = ["SpeechFinalGate", "TTSPipeline", "now_ms"]
@@ -118,8 +119,8 @@ class TTSPipeline:
             self._busy = True
             # Sayna's playback estimate assumes 16-bit PCM whatever the format (6.7).
             bytes_per_second = max(1, request.sample_rate * 2)
-            fmt = request.audio_format.strip().lower()
-            wire_rate = max(1, request.sample_rate * (1 if fmt in ("mulaw", "ulaw") else 2))
+            mulaw = canonical(request.audio_format) == "mulaw"  # else engines send pcm16
+            wire_rate = max(1, request.sample_rate * (1 if mulaw else 2))
             start = loop.time() + FIRST_AUDIO_DELAY
             played = 0.0
             try:

@@ -62,11 +62,15 @@ class VoiceDescriptor(_Response):
 
 
 class SpeakRequest(_Request):
+    """``POST /speak`` body: ``text`` to synthesize with ``tts_config``."""
+
     text: str
     tts_config: TTSConfig
 
 
 class LiveKitTokenRequest(_Request):
+    """``POST /livekit/token`` body: who joins which room."""
+
     room_name: str
     participant_name: str
     participant_identity: str
@@ -82,16 +86,22 @@ class LiveKitTokenResponse(_Response):
 
 
 class LiveKitRoomSummary(_Response):
+    """One room of ``GET /livekit/rooms``."""
+
     name: str
     num_participants: int
     creation_time: int = Field(..., description="Unix seconds")
 
 
 class LiveKitRoomsResponse(_Response):
+    """``GET /livekit/rooms``: the rooms this API key may see."""
+
     rooms: List[LiveKitRoomSummary]
 
 
 class LiveKitParticipantInfo(_Response):
+    """One participant of ``GET /livekit/rooms/{room_name}``."""
+
     sid: str
     identity: str
     name: str = ""
@@ -104,6 +114,8 @@ class LiveKitParticipantInfo(_Response):
 
 
 class LiveKitRoomDetails(_Response):
+    """``GET /livekit/rooms/{room_name}``: one room with its participants."""
+
     sid: str
     name: str
     num_participants: int
@@ -115,17 +127,23 @@ class LiveKitRoomDetails(_Response):
 
 
 class RemoveLiveKitParticipantRequest(_Request):
+    """``DELETE /livekit/participant`` body: whom to disconnect from which room."""
+
     room_name: str
     participant_identity: str
 
 
 class RemoveLiveKitParticipantResponse(_Response):
+    """``DELETE /livekit/participant``: the participant was removed."""
+
     status: str
     room_name: str
     participant_identity: str
 
 
 class MuteLiveKitParticipantRequest(_Request):
+    """``POST /livekit/participant/mute`` body: which track to (un)mute."""
+
     room_name: str
     participant_identity: str
     track_sid: str
@@ -133,6 +151,8 @@ class MuteLiveKitParticipantRequest(_Request):
 
 
 class MuteLiveKitParticipantResponse(_Response):
+    """``POST /livekit/participant/mute``: the track's new ``muted`` state."""
+
     room_name: str
     participant_identity: str
     track_sid: str
@@ -150,18 +170,26 @@ class SipHook(BaseModel):
 
 
 class SipHooksResponse(_Response):
+    """``GET``/``POST``/``DELETE /sip/hooks``: the routing table (without secrets)."""
+
     hooks: List[SipHook]
 
 
 class SetSipHooksRequest(_Request):
+    """``POST /sip/hooks`` body: hooks to add or replace, one per host."""
+
     hooks: List[SipHook]
 
 
 class DeleteSipHooksRequest(_Request):
+    """``DELETE /sip/hooks`` body: hosts whose runtime hooks to remove."""
+
     hosts: List[str]
 
 
 class SipTransferRequest(_Request):
+    """``POST /sip/transfer`` body: whom to transfer, and to which number."""
+
     room_name: str
     participant_identity: str
     transfer_to: str
@@ -187,6 +215,8 @@ class SipCallSipConfig(_Request):
 
 
 class SipCallRequest(_Request):
+    """``POST /sip/call`` body: the call to place, into ``room_name``."""
+
     room_name: str
     participant_name: str
     participant_identity: str
@@ -196,6 +226,8 @@ class SipCallRequest(_Request):
 
 
 class SipCallResponse(_Response):
+    """``POST /sip/call``: the call was placed; ``sip_call_id`` names it."""
+
     status: str
     room_name: str
     participant_identity: str

@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 # One mu-law implementation for the SDK and the server; re-exported via __all__.
 from sayna_client.audio import linear16_to_mulaw, mulaw_to_linear16
+from sayna_client.protocol.encodings import canonical
 
 __all__ = [
     "Engine",
@@ -222,12 +223,11 @@ def encode_output(pcm16: bytes, audio_format: str) -> bytes:
     """Encode one chunk of pcm16 into ``audio_format`` (raw formats only; see below).
 
     ``linear16``/``pcm``/``wav``/unknown → unchanged pcm16 (callers emit a WAV header
-    first for ``wav``), ``mulaw``/``ulaw`` → G.711 mu-law. Compressed formats
-    (mp3, ogg, opus) are not produced locally: they fall back to pcm16, which the
-    content type (``application/octet-stream`` / requested type) does not promise
-    otherwise.
+    first for ``wav``), ``mulaw`` and its aliases (``protocol.encodings``) → G.711
+    mu-law. Compressed formats (mp3, ogg, opus) are not produced locally: they fall
+    back to pcm16, which the content type (``application/octet-stream`` / requested
+    type) does not promise otherwise.
     """
-    fmt = audio_format.strip().lower()
-    if fmt in ("mulaw", "ulaw"):
+    if canonical(audio_format) == "mulaw":
         return linear16_to_mulaw(pcm16)
     return pcm16

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional
 
+from ...protocol.encodings import canonical
 from .base import (
     Engine,
     STTParams,
@@ -227,7 +228,7 @@ class FakeSTTStream(STTStream):
     """Energy-based burst counter; see the module docstring for the timing rules."""
 
     def __init__(self, params: STTParams, script: Optional[SpeechScript] = None) -> None:
-        self._mulaw = params.encoding.strip().lower() in ("mulaw", "ulaw")
+        self._mulaw = canonical(params.encoding) == "mulaw"
         channels = max(1, params.channels)
         self._frame_bytes = max(1, params.sample_rate * FRAME_MS // 1000) * channels * 2
         self._script = script

@@ -34,6 +34,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "the local engine needs the optional dependencies: pip install 'sayna-client[local]'"
     ) from exc
 
+from ...protocol.encodings import LOCAL_ENGINE_ENCODINGS, canonical
 from .base import STTParams, Transcript, mulaw_to_linear16
 from .threaded import ThreadedSTTStream
 
@@ -53,8 +54,6 @@ MAX_UTTERANCE_S = 10.0
 #: Confidence of interims and of finals without word posteriors.
 DEFAULT_CONFIDENCE = 0.9
 
-_MULAW_ENCODINGS = frozenset({"mulaw", "ulaw", "mu-law", "pcm_mulaw", "g711_ulaw"})
-_LINEAR_ENCODINGS = frozenset({"linear16", "pcm", "pcm16", "pcm_s16le", "s16le"})
 
 Int16Array = npt.NDArray[np.int16]
 
@@ -92,10 +91,12 @@ class Recognizer:
             raise ValueError(f"unsupported sample_rate {params.sample_rate}")
         if params.channels <= 0:
             raise ValueError(f"unsupported channel count {params.channels}")
-        encoding = params.encoding.strip().lower()
-        self._mulaw = encoding in _MULAW_ENCODINGS
-        if not self._mulaw and encoding not in _LINEAR_ENCODINGS:
-            logger.warning("local STT cannot decode %r audio; reading it as linear16", encoding)
+        encoding = canonical(params.encoding)
+        self._mulaw = encoding == "mulaw"
+        if encoding not in LOCAL_ENGINE_ENCODINGS:
+            logger.warning(
+                "local STT cannot decode %r audio; reading it as linear16", params.encoding
+            )
         self._rate = params.sample_rate
         self._channels = params.channels
         self._align = params.channels * (1 if self._mulaw else 2)

@@ -41,6 +41,7 @@ import onnxruntime
 import soxr
 import tokenizers
 
+from ...protocol.encodings import LOCAL_ENGINE_ENCODINGS, canonical
 from .base import STTParams, Transcript, mulaw_to_linear16
 from .local_assets import SILERO_VAD, WHISPER_TINY_EN, read_verified
 
@@ -92,8 +93,6 @@ N_MELS = 80
 FRAME_BLOCK = 1000
 MAX_FRAMES = 3000
 
-_MULAW_ENCODINGS = frozenset({"mulaw", "ulaw", "mu-law", "pcm_mulaw", "g711_ulaw"})
-_LINEAR_ENCODINGS = frozenset({"linear16", "pcm", "pcm16", "pcm_s16le", "s16le"})
 _WORDLESS = re.compile(r"[\W_]+")
 
 Float32Array = npt.NDArray[np.float32]
@@ -293,10 +292,12 @@ class WhisperRecognizer:
             raise ValueError(f"unsupported sample_rate {params.sample_rate}")
         if params.channels <= 0:
             raise ValueError(f"unsupported channel count {params.channels}")
-        encoding = params.encoding.strip().lower()
-        self._mulaw = encoding in _MULAW_ENCODINGS
-        if not self._mulaw and encoding not in _LINEAR_ENCODINGS:
-            logger.warning("local STT cannot decode %r audio; reading it as linear16", encoding)
+        encoding = canonical(params.encoding)
+        self._mulaw = encoding == "mulaw"
+        if encoding not in LOCAL_ENGINE_ENCODINGS:
+            logger.warning(
+                "local STT cannot decode %r audio; reading it as linear16", params.encoding
+            )
         self._rate = params.sample_rate
         self._channels = params.channels
         self._align = params.channels * (1 if self._mulaw else 2)
