@@ -89,23 +89,6 @@ class HttpResponse:
         self.body = body
         self.endpoint = endpoint
 
-    def json(self) -> Any:
-        """The body as JSON (None when empty).
-
-        Raises:
-            SaynaInvalidResponseError: not JSON, not UTF-8, nested too deeply, or a
-                number too large to convert.
-        """
-        if not self.body:
-            return None
-        try:
-            return json.loads(self.body)
-        except RecursionError:
-            problem = "JSON nested too deeply"
-        except ValueError as exc:  # also UnicodeDecodeError and 4,300-digit integers
-            problem = f"not JSON ({exc})"
-        raise self.unreadable(problem)
-
     def unreadable(self, problem: str) -> SaynaInvalidResponseError:
         """The error for a body this SDK cannot use (``problem`` says why)."""
         quoted = excerpt(self.body)

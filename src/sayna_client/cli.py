@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from . import audio
+from . import _talk_cli, audio
 from ._cli_util import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -437,7 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sayna voice SDK command line. `sayna COMMAND --help` explains each "
         "command's options, with their defaults and an example.",
         epilog="examples:\n  sayna demo\n  sayna serve --engine local\n"
-        "  sayna speak 'Hello there' -o hello.wav\n  sayna transcribe hello.wav\n\n"
+        "  sayna speak 'Hello there' -o hello.wav\n  sayna transcribe hello.wav\n"
+        "  sayna talk --input caller.wav --output agent.wav\n\n"
         "exit status: 0 ok, 1 failure (server unreachable, key refused, ...), "
         "2 usage error, 130 Ctrl-C (sayna serve: 0, Ctrl-C is how it stops)",
     )
@@ -550,6 +551,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = _sub(
         sub,
+        "talk",
+        "a voice conversation with an agent: microphone and speaker, or WAV files",
+        [
+            "sayna talk",
+            "sayna talk --input caller.wav --output agent.wav --agent rules",
+            "sayna talk --reply mybot.py:reply",
+        ],
+        "Talk to an agent through the server: your microphone (or --input WAV) is "
+        "transcribed, each turn goes to the agent, its answer is spoken on your speaker (or "
+        "--output WAV); talking over it interrupts it. The agent is the built-in echo or "
+        "rule table, or your own async function reply(text) yielding text pieces. The sound "
+        "card needs: pip install 'sayna-client[devices]'.",
+    )
+    _add_conn(p)
+    _talk_cli.add_parser(p)
+    p = _sub(
+        sub,
         "token",
         "issue a LiveKit access token for ROOM",
         ["sayna token my-room user-1", "sayna token my-room user-1 --name 'Jane Doe'"],
@@ -612,6 +630,7 @@ _ASYNC_COMMANDS = {
     "voices": _cmd_voices,
     "speak": _cmd_speak,
     "transcribe": _cmd_transcribe,
+    "talk": _talk_cli.run,
     "token": _cmd_token,
     "rooms": _cmd_rooms,
     "hooks": _cmd_hooks,

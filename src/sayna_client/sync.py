@@ -577,8 +577,9 @@ class SaynaSyncClient:
             The :class:`Turn` that ended, or None when no words were heard.
 
         Raises:
-            SaynaValidationError, SaynaNotConnectedError, SaynaNotReadyError,
-            SaynaConnectionError, SaynaTimeoutError: as ``SaynaClient.finish_audio``.
+            SaynaError: as ``SaynaClient.finish_audio`` (``SaynaValidationError``,
+                ``SaynaNotConnectedError``, ``SaynaNotReadyError``,
+                ``SaynaConnectionError``, ``SaynaTimeoutError``).
         """
         return self._portal.run(self._client.finish_audio, timeout, silence_ms=silence_ms)
 

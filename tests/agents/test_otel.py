@@ -4,6 +4,7 @@ in-memory span exporter and metric reader."""
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -220,6 +221,18 @@ async def test_without_the_extra_the_error_names_it(
     async with make_client(server) as agent:
         with pytest.raises(SaynaError, match=r"sayna-client\[otel\]"):
             instrument(agent)
+
+
+async def test_an_instrumented_client_is_freed_when_dropped(
+    server: LocalServer, otel: Otel
+) -> None:
+    client = make_client(server)
+    telemetry = otel.instrument(client)
+    client.speech  # noqa: B018  (the speech queue exists and holds the listener)
+    freed = weakref.ref(client)
+    del client
+    assert freed() is None  # no reference cycle through the instrumentation
+    telemetry.detach()  # harmless afterwards
 
 
 def test_instrument_takes_an_async_client() -> None:

@@ -11,6 +11,10 @@ same two methods.
 * :class:`WavMicrophone` reads a WAV file as live 20 ms frames at the session's rate;
 * :class:`SoundDeviceMicrophone` / :class:`SoundDeviceSpeaker` use the sound card through
   ``sounddevice`` (``pip install 'sayna-client[devices]'``, needs the PortAudio library).
+
+Devices run at their own rate (``device_rate``: a sound card's native 44.1 or 48 kHz, a
+file's rate); audio is converted to and from the session's rate on the way with
+:class:`~sayna_client.agents.resample.Resampler` (pure Python, no numpy).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
 
 from .. import audio
 from ..errors import SaynaError, SaynaValidationError
+from .resample import Reframer, Resampler
 
 __all__ = [
     "Microphone",
@@ -102,12 +107,17 @@ class PacedSpeaker:
 
     Args:
         sample_rate: Hz of the TTS audio (16-bit mono), ``tts_config.sample_rate``.
-        sink: called with each played frame (``WavWriter(path, rate).write``); None
+        sink: called with each played frame (``WavWriter(path, device_rate).write``); None
             discards the audio (a speaker nobody records).
         frame_ms: the playing step.
         prebuffer_ms: audio held before playing starts (the jitter buffer).
+        device_rate: Hz the sink plays at (default ``sample_rate``); the TTS audio is
+            resampled to it as it is written.
 
     Use ``async with PacedSpeaker(...) as speaker: client.audio_output = speaker``.
+
+    Raises:
+        SaynaValidationError: a rate or duration that is not a positive whole number.
     """
 
     def __init__(
@@ -117,14 +127,19 @@ class PacedSpeaker:
         sink: Optional[Callable[[bytes], Any]] = None,
         frame_ms: int = 20,
         prebuffer_ms: int = 60,
+        device_rate: Optional[int] = None,
     ) -> None:
         if type(sample_rate) is not int or sample_rate <= 0:
             raise SaynaValidationError("sample_rate must be a positive whole number of Hz")
         if type(prebuffer_ms) is not int or prebuffer_ms < 0:
             raise SaynaValidationError("prebuffer_ms must be a whole number >= 0")
-        frame = audio.frame_bytes(frame_ms, sample_rate)
+        rate = sample_rate if device_rate is None else device_rate
+        self._resampler = Resampler(sample_rate, rate)
+        frame = audio.frame_bytes(frame_ms, rate)
         self._buffer = _JitterBuffer(frame, frame * prebuffer_ms // frame_ms)
         self.sample_rate = sample_rate
+        #: Hz of the audio handed to the sink (or the sound card).
+        self.device_rate = rate
         self.frame_ms = frame_ms
         self._sink = sink
         self._task: Optional[asyncio.Task[None]] = None
@@ -137,22 +152,30 @@ class PacedSpeaker:
         await self.aclose()
 
     def write(self, data: bytes) -> None:
-        """Queue TTS audio; it plays from the next step on."""
-        self._buffer.write(data)
+        """Queue TTS audio (at ``sample_rate``); it plays from the next step on."""
+        self._buffer.write(self._resampler.process(data))
 
     def flush(self) -> int:
-        """Drop what was not played; returns the bytes dropped."""
-        return self._buffer.flush()
+        """Drop what was not played; returns the bytes dropped, counted at ``sample_rate``
+        (the bytes of the written audio they came from)."""
+        dropped = self._buffer.flush()
+        self._resampler.reset()
+        return self._at_sample_rate(dropped)
 
     @property
     def played_bytes(self) -> int:
-        """Bytes played (handed to the sink) so far."""
-        return self._buffer.played_bytes
+        """Bytes of the written audio played so far, counted at ``sample_rate``."""
+        return self._at_sample_rate(self._buffer.played_bytes)
 
     @property
     def buffered_bytes(self) -> int:
-        """Bytes written and not played yet."""
-        return self._buffer.buffered
+        """Bytes written and not played yet, counted at ``sample_rate``."""
+        return self._at_sample_rate(self._buffer.buffered)
+
+    def _at_sample_rate(self, device_bytes: int) -> int:
+        if self.device_rate == self.sample_rate:
+            return device_bytes
+        return 2 * round(device_bytes // 2 * self.sample_rate / self.device_rate)
 
     def start(self) -> None:
         """Start playing on a task of the running loop (idempotent)."""
@@ -176,8 +199,12 @@ class PacedSpeaker:
 class WavMicrophone:
     """A WAV file as a live microphone: 20 ms frames at the session's rate, paced.
 
+    The file plays the part of a sound card running at the file's rate: its audio goes
+    through the same streaming :class:`~sayna_client.agents.resample.Resampler` as
+    :class:`SoundDeviceMicrophone`'s (no numpy needed).
+
     Args:
-        path: the WAV file (any rate and channel count: it is converted).
+        path: the WAV file (16-bit PCM, any rate and channel count: it is converted).
         sample_rate: the session's STT rate (``stt_config.sample_rate``).
         frame_ms: frame length.
         speed: 1.0 is real time; 0 sends as fast as possible.
@@ -196,11 +223,14 @@ class WavMicrophone:
         speed: float = 1.0,
         tail_ms: int = 600,
     ) -> None:
-        self._frames = list(
-            audio.wav_frames(
-                path, frame_ms=frame_ms, sample_rate=sample_rate, channels=1, resample=True
-            )
-        )
+        wav = audio.read_wav(path)
+        pipeline = _Capture(wav.sample_rate, sample_rate, frame_ms)
+        self._frames: list[bytes] = []
+        for block in audio.wav_frames(
+            wav, frame_ms=frame_ms, sample_rate=wav.sample_rate, channels=1, resample=True
+        ):
+            self._frames += pipeline.push(block)
+        self._frames += pipeline.finish()
         silence = bytes(audio.frame_bytes(frame_ms, sample_rate))
         self._frames += [silence] * (tail_ms // frame_ms)
         self.frame_ms = frame_ms
@@ -209,6 +239,20 @@ class WavMicrophone:
     def frames(self) -> AsyncIterator[bytes]:
         """The file's frames, then the silent tail, at ``speed`` times real time."""
         return audio.paced(self._frames, frame_ms=self.frame_ms, speed=self.speed)
+
+
+class _Capture:
+    """Device-rate blocks in, session-rate frames of exactly ``frame_ms`` out."""
+
+    def __init__(self, device_rate: int, sample_rate: int, frame_ms: int) -> None:
+        self._resampler = Resampler(device_rate, sample_rate)
+        self._frames = Reframer(audio.frame_bytes(frame_ms, sample_rate))
+
+    def push(self, block: bytes) -> list[bytes]:
+        return self._frames.push(self._resampler.process(block))
+
+    def finish(self) -> list[bytes]:
+        return self._frames.finish()
 
 
 def _sounddevice() -> Any:
@@ -226,33 +270,60 @@ def _sounddevice() -> Any:
     return sounddevice
 
 
-class SoundDeviceMicrophone:
-    """The default (or a chosen) input device, 16-bit mono, in ``frame_ms`` frames.
+def _device_rate(sd: Any, device: Optional[Any], kind: str) -> int:
+    """The native rate of the (default) ``kind`` device, or a clear error when none."""
+    try:
+        info = sd.query_devices(device, kind)
+    except (ValueError, sd.PortAudioError) as exc:
+        raise SaynaError(
+            f"no audio {kind} device ({exc}); plug one in, pick one with device=..., or use "
+            "a file instead (WavMicrophone / PacedSpeaker, `sayna talk --input/--output`)"
+        ) from exc
+    return int(info["default_samplerate"])
 
-    PortAudio calls back on its own thread; frames are handed to the loop with
-    ``call_soon_threadsafe``. Raises :class:`SaynaError` naming the ``devices`` extra
-    (or PortAudio) when the sound card cannot be used.
+
+class SoundDeviceMicrophone:
+    """The default (or a chosen) input device, 16-bit mono, in ``frame_ms`` frames at
+    ``sample_rate``.
+
+    The device is opened at ``device_rate`` (default: its native rate, e.g. 48 kHz) and
+    its audio resampled to ``sample_rate``. PortAudio calls back on its own thread;
+    blocks are handed to the loop with ``call_soon_threadsafe``.
+
+    Raises:
+        SaynaError: the ``devices`` extra or PortAudio is missing (named), or there is
+            no input device.
     """
 
     def __init__(
-        self, sample_rate: int = 16000, *, frame_ms: int = 20, device: Optional[Any] = None
+        self,
+        sample_rate: int = 16000,
+        *,
+        frame_ms: int = 20,
+        device: Optional[Any] = None,
+        device_rate: Optional[int] = None,
     ) -> None:
         self._sd = _sounddevice()
         self.sample_rate = sample_rate
         self.frame_ms = frame_ms
         self.device = device
+        #: Hz the device captures at.
+        self.device_rate = (
+            _device_rate(self._sd, device, "input") if device_rate is None else device_rate
+        )
 
     async def frames(self) -> AsyncIterator[bytes]:
         """Frames as the device captures them, until the consumer stops iterating."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes] = asyncio.Queue()
+        pipeline = _Capture(self.device_rate, self.sample_rate, self.frame_ms)
 
         def captured(data: Any, *_: object) -> None:  # PortAudio's thread
             loop.call_soon_threadsafe(queue.put_nowait, bytes(data))
 
         stream = self._sd.RawInputStream(
-            samplerate=self.sample_rate,
-            blocksize=self.sample_rate * self.frame_ms // 1000,
+            samplerate=self.device_rate,
+            blocksize=self.device_rate * self.frame_ms // 1000,
             channels=1,
             dtype="int16",
             device=self.device,
@@ -260,12 +331,21 @@ class SoundDeviceMicrophone:
         )
         with stream:
             while True:
-                yield await queue.get()
+                for frame in pipeline.push(await queue.get()):
+                    yield frame
 
 
 class SoundDeviceSpeaker(PacedSpeaker):
     """The default (or a chosen) output device, fed from the jitter buffer by PortAudio's
-    callback (so the device's clock paces it, not the event loop)."""
+    callback (so the device's clock paces it, not the event loop).
+
+    The device plays at ``device_rate`` (default: its native rate); TTS audio at
+    ``sample_rate`` is resampled as it is written.
+
+    Raises:
+        SaynaError: the ``devices`` extra or PortAudio is missing (named), or there is
+            no output device.
+    """
 
     def __init__(
         self,
@@ -274,9 +354,14 @@ class SoundDeviceSpeaker(PacedSpeaker):
         frame_ms: int = 20,
         prebuffer_ms: int = 60,
         device: Optional[Any] = None,
+        device_rate: Optional[int] = None,
     ) -> None:
-        super().__init__(sample_rate, frame_ms=frame_ms, prebuffer_ms=prebuffer_ms)
-        self._sd = _sounddevice()
+        sd = _sounddevice()
+        rate = _device_rate(sd, device, "output") if device_rate is None else device_rate
+        super().__init__(
+            sample_rate, frame_ms=frame_ms, prebuffer_ms=prebuffer_ms, device_rate=rate
+        )
+        self._sd = sd
         self.device = device
         self._stream: Any = None
 
@@ -290,8 +375,8 @@ class SoundDeviceSpeaker(PacedSpeaker):
             out[:] = chunk.ljust(len(out), b"\x00")[: len(out)]
 
         self._stream = self._sd.RawOutputStream(
-            samplerate=self.sample_rate,
-            blocksize=audio.frame_bytes(self.frame_ms, self.sample_rate) // 2,
+            samplerate=self.device_rate,
+            blocksize=audio.frame_bytes(self.frame_ms, self.device_rate) // 2,
             channels=1,
             dtype="int16",
             device=self.device,

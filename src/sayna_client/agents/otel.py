@@ -24,6 +24,7 @@ are never recorded (they are the caller's words), only their lengths.
 from __future__ import annotations
 
 import time
+import weakref
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .._version import __version__
@@ -101,7 +102,9 @@ class Telemetry:
     ) -> None:
         trace, metrics = _otel()
         self._trace = trace
-        self._client = client
+        # Weakly: the client's hub and speech queue hold this object's methods, and a
+        # dropped client must be freed at once (its HTTP session is released then).
+        self._client_ref = weakref.ref(client)
         self._tracer = trace.get_tracer("sayna_client", __version__, tracer_provider)
         meter = metrics.get_meter("sayna_client", __version__, meter_provider)
         self._histograms = {
@@ -134,6 +137,13 @@ class Telemetry:
         ]
         if client.ready:
             self._start_session()
+
+    @property
+    def _client(self) -> SaynaClient:
+        client = self._client_ref()
+        if client is None:  # only reachable from detach() after the client was freed
+            raise SaynaError("the instrumented client no longer exists")
+        return client
 
     # --- attributes ----------------------------------------------------------------------
 
@@ -276,8 +286,11 @@ class Telemetry:
         span.end()
 
     def _count_stt_audio(self) -> None:
-        config = self._client.stt_config
-        sent = self._client.metrics.audio_bytes_sent
+        client = self._client_ref()
+        if client is None:
+            return
+        config = client.stt_config
+        sent = client.metrics.audio_bytes_sent
         new, self._stt_bytes_counted = sent - self._stt_bytes_counted, sent
         if config is not None and new > 0:
             seconds = new / (2.0 * config.sample_rate * config.channels)

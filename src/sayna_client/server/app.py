@@ -97,9 +97,10 @@ class LocalServer:
         tts_realtime: pace TTS audio like real speech (first chunk after about 100 ms,
             then real time), so ``clear`` cuts speech as it would on Sayna. ``False``
             sends audio as fast as the engine makes it (benchmarks, quick tests).
-        room_departure_timeout / room_empty_timeout: seconds after which a room that
-            everyone left / that nobody ever joined is deleted, as LiveKit does
-            (defaults 20 and 300, LiveKit's). ``None`` keeps such rooms.
+        room_departure_timeout: seconds after which a room that everyone left is
+            deleted, as LiveKit does (default 20, LiveKit's). ``None`` keeps such rooms.
+        room_empty_timeout: seconds after which a room that nobody ever joined is
+            deleted (default 300, LiveKit's). ``None`` keeps such rooms.
     """
 
     def __init__(

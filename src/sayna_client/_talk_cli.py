@@ -1,0 +1,178 @@
+"""``sayna talk``: a voice conversation from the terminal (see ``agents.talk``).
+
+The microphone and the speaker (extra ``devices``), or WAV files with ``--input`` /
+``--output``; the agent is the built-in echo or rule table, or the user's own
+``reply(text)`` function (``--reply MODULE:FUNCTION``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from typing import Any, Callable
+
+from . import audio
+from ._cli_util import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    CliError,
+    input_file,
+    non_negative_float,
+    output_file,
+    sample_rate,
+)
+from .agents.devices import (
+    Microphone,
+    PacedSpeaker,
+    SoundDeviceMicrophone,
+    SoundDeviceSpeaker,
+    WavMicrophone,
+)
+from .agents.talk import Line, RuleTable, echo, load_reply, rules_from_json, talk
+from .client import SaynaClient
+from .errors import SaynaError, SaynaValidationError
+from .types import STTConfig, TTSConfig
+
+__all__ = ["add_parser", "run"]
+
+#: The session's STT rate (the microphone is resampled to it).
+STT_RATE = 16000
+_FILES_HINT = "or talk through WAV files: sayna talk --input caller.wav --output agent.wav"
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    """The options of ``sayna talk`` (``--url``/``--api-key`` are added by the caller)."""
+    parser.add_argument(
+        "--input",
+        type=input_file,
+        default=None,
+        metavar="WAV",
+        help="the caller's audio from a 16-bit PCM WAV file (any rate) instead of the "
+        "microphone (default: the microphone; needs the devices extra)",
+    )
+    parser.add_argument(
+        "--output",
+        type=output_file,
+        default=None,
+        metavar="WAV",
+        help="write the agent's voice to a WAV file instead of the speaker (default: the "
+        "speaker; needs the devices extra)",
+    )
+    parser.add_argument(
+        "--agent",
+        choices=["echo", "rules"],
+        default="echo",
+        help="the built-in agent: echo says back what it heard, rules answers from a rule "
+        "table (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rules",
+        type=input_file,
+        default=None,
+        metavar="JSON",
+        help='the rule table of --agent rules, a JSON object {"regex": "answer"} '
+        "(default: a small built-in table: hello, how are you, your name, help, goodbye)",
+    )
+    parser.add_argument(
+        "--reply",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="your own agent instead: an async function reply(text) yielding text pieces, "
+        "as module:function or file.py:function (default: none)",
+    )
+    parser.add_argument(
+        "--provider", default="deepgram", help="STT and TTS provider (default: %(default)s)"
+    )
+    parser.add_argument("--voice", default=None, help="TTS voice id (default: the provider's)")
+    parser.add_argument(
+        "--sample-rate",
+        type=sample_rate,
+        default=24000,
+        metavar="HZ",
+        help="TTS sample rate; the speaker is resampled from it (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--speed",
+        type=non_negative_float,
+        default=1.0,
+        help="--input streaming speed x real time, 0 = as fast as possible (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-barge-in",
+        action="store_true",
+        help="let the agent finish even when you talk over it (default: you interrupt it)",
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=non_negative_float,
+        default=None,
+        help="end the conversation after this many seconds (default: no limit; Ctrl-C ends it)",
+    )
+
+
+def _reply(args: argparse.Namespace) -> Callable[[str], Any]:
+    try:
+        if args.reply is not None:
+            return load_reply(args.reply)
+        if args.rules is not None:
+            return rules_from_json(args.rules.read_bytes())
+        if args.agent == "rules":
+            return RuleTable()
+    except SaynaValidationError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    return echo
+
+
+def _devices(args: argparse.Namespace) -> tuple[Microphone, PacedSpeaker, Any]:
+    """The microphone, the speaker and the WAV writer to close (or None)."""
+    try:
+        if args.input is not None:
+            microphone: Microphone = WavMicrophone(
+                args.input, sample_rate=STT_RATE, speed=args.speed
+            )
+        else:
+            microphone = SoundDeviceMicrophone(STT_RATE)
+        if args.output is not None:
+            writer = audio.WavWriter(args.output, args.sample_rate)
+            return microphone, PacedSpeaker(args.sample_rate, sink=writer.write), writer
+        return microphone, SoundDeviceSpeaker(args.sample_rate), None
+    except SaynaValidationError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    except SaynaError as exc:  # no sound card, PortAudio or devices extra
+        raise CliError(f"{exc}; {_FILES_HINT}", EXIT_FAILURE) from exc
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Run ``sayna talk``; returns the exit status (errors raise ``CliError``/``SaynaError``)."""
+    reply = _reply(args)
+    microphone, speaker, writer = _devices(args)
+    stt = STTConfig(provider=args.provider, sample_rate=STT_RATE)
+    tts = TTSConfig(provider=args.provider, voice_id=args.voice, sample_rate=args.sample_rate)
+
+    def show(line: Line) -> None:
+        print(line, flush=True)
+
+    with contextlib.ExitStack() as files:
+        if writer is not None:
+            files.callback(writer.close)
+        async with SaynaClient(args.url, stt, tts, api_key=args.api_key) as client:
+            await client.connect()
+            if args.input is None:
+                print("listening: speak now (Ctrl-C to stop)", file=sys.stderr, flush=True)
+            async with speaker:
+                try:
+                    await talk(
+                        client,
+                        microphone,
+                        reply,
+                        speaker=speaker,
+                        barge_in=not args.no_barge_in,
+                        max_seconds=args.max_seconds,
+                        on_line=show,
+                    )
+                except (SaynaError, OSError):
+                    raise
+                except Exception as exc:  # the agent's own code failed: one line, not a trace
+                    raise CliError(f"the agent's reply failed: {exc!r}", EXIT_FAILURE) from exc
+    return 0

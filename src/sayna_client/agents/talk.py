@@ -1,0 +1,296 @@
+"""A voice conversation loop: a microphone in, a reply function, a speaker out.
+
+:func:`talk` is what ``sayna talk`` runs, usable on its own: each user turn's text goes to
+``reply(text)``, whose pieces (an LLM's tokens, or one string) are spoken with
+``speak_stream``; barge-in stops the agent when the user talks over it, and only the words
+the user heard are reported. :func:`echo` and :class:`RuleTable` are the trivial built-in
+agents; your own is any ``reply(text) -> AsyncIterable[str]`` (an async generator).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+
+from ..errors import SaynaValidationError
+from .devices import Microphone, PacedSpeaker
+
+if TYPE_CHECKING:
+    from ..client import SaynaClient
+    from ..realtime.conversation import Turn
+
+__all__ = ["DEFAULT_END_WORDS", "DEFAULT_RULES", "Line", "Reply", "RuleTable", "echo", "talk"]
+
+#: What a reply function may return: pieces of text (async or not), one text, or an
+#: awaitable of either.
+Reply = Callable[[str], Any]
+
+#: Words of the user that end the conversation once the agent has answered.
+DEFAULT_END_WORDS = ("bye", "goodbye")
+
+#: The built-in rule table of ``sayna talk --agent rules``: a regular expression searched
+#: (case-insensitively) in what the user said -> the answer.
+DEFAULT_RULES: Mapping[str, str] = {
+    r"\b(hello|hi|hey)\b": "Hello! How can I help you today?",
+    r"\bhow are you\b": "I am fine, thank you. How are you?",
+    r"\b(your name|who are you)\b": "I am the Sayna talk demo, a very small voice agent.",
+    r"\b(help|what can you do)\b": "Say hello, ask my name, or say goodbye to end the call.",
+    r"\b(good)?bye\b": "Goodbye! Thanks for calling.",
+}
+
+
+async def echo(text: str) -> AsyncIterator[str]:
+    """The echo agent: says back what it heard ("You said: ...")."""
+    yield f"You said: {text}."
+
+
+class RuleTable:
+    """A rule-table agent: the answer of the first pattern found in the user's words.
+
+    Args:
+        rules: regular expression -> answer, tried in order, case-insensitively
+            (:data:`DEFAULT_RULES` when None).
+        fallback: the answer when nothing matches; ``None`` echoes the user.
+
+    Raises:
+        SaynaValidationError: a pattern that is not a valid regular expression, or an
+            answer that is not a non-empty string.
+    """
+
+    def __init__(
+        self, rules: Optional[Mapping[str, str]] = None, *, fallback: Optional[str] = None
+    ) -> None:
+        table = DEFAULT_RULES if rules is None else rules
+        self.rules: list[tuple[re.Pattern[str], str]] = []
+        for pattern, answer in table.items():
+            if not isinstance(answer, str) or not answer.strip():
+                raise SaynaValidationError(
+                    f"the answer of rule {pattern!r} must be a non-empty string"
+                )
+            try:
+                self.rules.append((re.compile(pattern, re.IGNORECASE), answer))
+            except re.error as exc:
+                raise SaynaValidationError(
+                    f"rule {pattern!r} is not a valid regular expression: {exc}"
+                ) from exc
+        self.fallback = fallback
+
+    def answer(self, text: str) -> str:
+        """The answer to ``text`` (the fallback, or an echo, when no rule matches)."""
+        for pattern, answer in self.rules:
+            if pattern.search(text):
+                return answer
+        return self.fallback if self.fallback is not None else f"You said: {text}."
+
+    async def __call__(self, text: str) -> AsyncIterator[str]:
+        """The reply function: yields :meth:`answer`."""
+        yield self.answer(text)
+
+
+@dataclass
+class Line:
+    """One line of the conversation: who spoke and what (for the agent: what the user
+    heard; ``interrupted`` when the user talked over it)."""
+
+    speaker: str
+    text: str
+    interrupted: bool = False
+
+    def __str__(self) -> str:
+        tail = " [interrupted]" if self.interrupted else ""
+        return f"{self.speaker}: {self.text}{tail}"
+
+
+async def _pieces(reply: Reply, text: str) -> AsyncIterator[str]:
+    """Whatever ``reply(text)`` gives, as an async stream of str pieces."""
+    result = reply(text)
+    if inspect.isawaitable(result):
+        result = await result
+    if isinstance(result, str):
+        yield result
+    elif isinstance(result, AsyncIterable):
+        async for piece in result:
+            yield piece
+    elif isinstance(result, Iterable):
+        for piece in result:
+            yield piece
+    elif result is not None:
+        raise SaynaValidationError(
+            "reply(text) must return text, or an (async) iterable of text pieces; got "
+            f"{type(result).__name__}"
+        )
+
+
+async def talk(
+    client: SaynaClient,
+    microphone: Microphone,
+    reply: Reply = echo,
+    *,
+    speaker: Optional[PacedSpeaker] = None,
+    barge_in: bool = True,
+    end_words: Iterable[str] = DEFAULT_END_WORDS,
+    max_seconds: Optional[float] = None,
+    on_line: Optional[Callable[[Line], Any]] = None,
+) -> list[Line]:
+    """Hold a conversation on a connected client until it ends; return its lines.
+
+    Each user turn's text is passed to ``reply`` and the answer spoken with
+    ``client.speak_stream`` (one reply at a time, in turn order). It ends when the
+    microphone's frames end (a file) and every turn has been answered and played, when
+    the user said one of ``end_words`` and was answered, after ``max_seconds``, or when
+    the session closes.
+
+    Args:
+        client: a connected :class:`~sayna_client.SaynaClient`.
+        microphone: frames in the session's STT format (``WavMicrophone``,
+            ``SoundDeviceMicrophone``, your own ``Microphone``).
+        reply: ``reply(text)`` -> an async iterable (or iterable) of text pieces, or a
+            text, or an awaitable of these (default :func:`echo`).
+        speaker: set as ``client.audio_output`` while talking (played out before
+            returning); None: the audio is not played.
+        barge_in: stop the agent when the user talks over it (``client.barge_in()``).
+        end_words: words of the user that end the conversation after the answer.
+        max_seconds: end after this long (None: no limit).
+        on_line: called with each :class:`Line` as it happens (e.g. ``print``).
+
+    Returns:
+        the conversation's lines, in order.
+
+    Raises:
+        Exception: whatever ``reply`` raised (the conversation stops).
+        SaynaConnectionError: the session failed while talking.
+
+    Cancelling stops the conversation (the microphone is closed).
+    """
+    lines: list[Line] = []
+    ends = {w.lower() for w in end_words}
+    pending: asyncio.Queue[Turn] = asyncio.Queue()
+    policy = client.barge_in() if barge_in else None
+    unsubscribe = client.on("turn", pending.put_nowait)
+    previous_output = client.audio_output
+    if speaker is not None:
+        client.audio_output = speaker
+
+    def say(line: Line) -> None:
+        lines.append(line)
+        if on_line is not None:
+            on_line(line)
+
+    async def feed() -> None:
+        async for frame in microphone.frames():
+            await client.on_audio_input(frame)
+        await client.finish_audio()
+        await client.drain()  # the last turn is in `pending` (the callbacks caught up)
+
+    async def converse() -> None:
+        while True:
+            turn = await pending.get()
+            try:
+                text = turn.text.strip()
+                if not text:
+                    continue
+                say(Line("you", text))
+                handle = await client.speak_stream(_pieces(reply, text))
+                await handle
+                say(Line("agent", handle.text_heard, handle.interrupted))
+                if ends & set(re.findall(r"[a-z']+", text.lower())):
+                    return
+            finally:
+                pending.task_done()
+
+    async def until_answered() -> None:
+        await feed()
+        await pending.join()
+
+    conversation = asyncio.ensure_future(converse())
+    listening = asyncio.ensure_future(until_answered())
+    try:
+        await asyncio.wait(
+            {conversation, listening},
+            timeout=max_seconds,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        for task in (conversation, listening):
+            if task.done() and not task.cancelled():
+                task.result()  # raises what reply() or the session raised
+        if speaker is not None:
+            await _played_out(speaker)
+    finally:
+        for task in (conversation, listening):
+            task.cancel()
+        await asyncio.gather(conversation, listening, return_exceptions=True)
+        unsubscribe()
+        if policy is not None:
+            policy.detach()
+        if speaker is not None:
+            client.audio_output = previous_output
+    return lines
+
+
+async def _played_out(speaker: PacedSpeaker) -> None:
+    """Wait until the speaker has played what it holds (a frame at a time)."""
+    # Polled: a sound card's speaker empties its buffer on PortAudio's thread.
+    while speaker.buffered_bytes:  # noqa: ASYNC110
+        await asyncio.sleep(speaker.frame_ms / 1000)
+
+
+def load_reply(spec: str) -> Reply:
+    """The reply function named by ``spec``: ``module:function`` (importable) or
+    ``path/to/file.py:function``.
+
+    Raises:
+        SaynaValidationError: no such module, file or function, or not callable.
+    """
+    import importlib
+    import importlib.util
+    from pathlib import Path
+
+    module_name, sep, attr = spec.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise SaynaValidationError(
+            f"--reply takes MODULE:FUNCTION or FILE.py:FUNCTION, got {spec!r}"
+        )
+    module: Any
+    if module_name.endswith(".py"):
+        path = Path(module_name)
+        if not path.is_file():
+            raise SaynaValidationError(f"--reply: no file {module_name}")
+        loaded = importlib.util.spec_from_file_location(path.stem, path)
+        if loaded is None or loaded.loader is None:
+            raise SaynaValidationError(f"--reply: cannot load {module_name}")
+        module = importlib.util.module_from_spec(loaded)
+        try:
+            loaded.loader.exec_module(module)
+        except Exception as exc:  # the user's file failed: say so in one line
+            raise SaynaValidationError(f"--reply: loading {module_name} failed: {exc!r}") from exc
+    else:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise SaynaValidationError(f"--reply: cannot import {module_name}: {exc}") from exc
+    function = getattr(module, attr, None)
+    if not callable(function):
+        raise SaynaValidationError(f"--reply: {module_name} has no function {attr!r}")
+    reply: Reply = function
+    return reply
+
+
+def rules_from_json(text: Union[str, bytes]) -> RuleTable:
+    """A :class:`RuleTable` from a JSON object ``{"pattern": "answer", ...}``.
+
+    Raises:
+        SaynaValidationError: not a JSON object of strings, or a bad pattern.
+    """
+    import json
+
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SaynaValidationError(f"the rules are not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise SaynaValidationError('the rules must be a JSON object: {"pattern": "answer", ...}')
+    return RuleTable(data)
