@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,7 +48,9 @@ def upstream_python() -> Path:
     """A Python with ``sayna-client==0.0.18`` installed (skips when it cannot be had).
 
     Several test sessions may start at once on one machine: a lock file serializes the
-    check-and-create, so one builds the venv and the others reuse it.
+    check-and-create, so one builds the venv and the others reuse it. The venv is built
+    in a fresh folder beside the cache and renamed into place once it works, so a
+    session that is using the cached venv never sees it half-built or cleared.
     """
     default = Path(tempfile.gettempdir()) / (
         f"sayna-fidelity-{UPSTREAM_VERSION}-py{sys.version_info[0]}{sys.version_info[1]}"
@@ -65,11 +68,27 @@ def upstream_python() -> Path:
         except ImportError:  # pragma: no cover - Windows: no concurrent runs expected
             pass
         if not _works(python):
-            _create(root, python)
+            _create(root)
     return python
 
 
-def _create(root: Path, python: Path) -> None:
+def _create(root: Path) -> None:
+    """Build the venv in a temporary folder beside ``root``, then rename it into place
+    (a broken venv at ``root`` is moved aside first and removed)."""
+    build = Path(tempfile.mkdtemp(prefix=f"{root.name}.build-", dir=root.parent))
+    try:
+        _build(build)
+        if root.exists():
+            stale = Path(tempfile.mkdtemp(prefix=f"{root.name}.stale-", dir=root.parent))
+            root.rename(stale / "venv")
+            shutil.rmtree(stale, ignore_errors=True)
+        build.rename(root)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+
+
+def _build(root: Path) -> None:
+    python = _venv_python(root)
     try:
         venv.EnvBuilder(with_pip=True, clear=True).create(root)
         install = subprocess.run(

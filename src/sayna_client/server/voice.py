@@ -33,6 +33,10 @@ FIRST_AUDIO_DELAY = 0.1
 FORCE_AFTER_FINAL = 1.8
 FORCE_HARD_CAP = 5.0
 DEDUPE_WINDOW = 0.5
+#: Client audio a background-fed recogniser may have queued before the session waits
+#: for it (about 30 s of 16 kHz pcm16): a client sending faster than the engine
+#: decodes is slowed down instead of growing the queue without bound.
+MAX_BACKLOG_BYTES = 1_000_000
 
 
 def now_ms() -> int:
@@ -161,7 +165,8 @@ class SpeechFinalGate:
 
     Args:
         stream: the engine's recogniser.
-        emit: receives each ``stt_result`` to send.
+        emit: receives each ``stt_result`` to send (and the ``error`` of a failed
+            background feed, see :meth:`feed`).
         suppressed: whether results are dropped now (default: never).
         engine_name: named in the warning about an engine's empty speech-final.
     """
@@ -184,9 +189,26 @@ class SpeechFinalGate:
         self._forced_at: Optional[float] = None
         self._forced_text = ""
         self._warned_empty = False
+        self._backlog: list[bytes] = []
+        self._backlog_bytes = 0
+        self._drained = asyncio.Event()
+        self._pump: Optional[asyncio.Task[None]] = None
 
     async def feed(self, audio: bytes) -> None:
-        """Feed one frame to the recogniser and emit what it produced (serialized)."""
+        """Feed one frame to the recogniser and emit what it produced (serialized).
+
+        A stream whose ``feed`` may wait for a decode (:attr:`STTStream.feed_may_wait`)
+        is fed by a background task instead: this returns at once (frames that arrive
+        while it decodes are joined and fed together; the caller waits only when more
+        than :data:`MAX_BACKLOG_BYTES` are queued), and a failure is sent to the client
+        as ``Failed to process audio: ...``.
+
+        Raises:
+            Exception: what the recogniser raised (direct streams only).
+        """
+        if self.stream.feed_may_wait:
+            await self._queue(audio)
+            return
         lock = self._lock  # (acquire/release: async with costs two more coroutines)
         await lock.acquire()
         try:
@@ -195,6 +217,35 @@ class SpeechFinalGate:
             lock.release()
         for result in results:
             self.handle(result)
+
+    async def _queue(self, audio: bytes) -> None:
+        if not audio:
+            return
+        self._backlog.append(audio)
+        self._backlog_bytes += len(audio)
+        if self._pump is None:
+            self._pump = asyncio.ensure_future(self._run_pump())
+        if self._backlog_bytes > MAX_BACKLOG_BYTES:
+            self._drained.clear()
+            await self._drained.wait()
+
+    async def _run_pump(self) -> None:
+        try:
+            while self._backlog:
+                data = b"".join(self._backlog)
+                self._backlog.clear()
+                self._backlog_bytes = 0
+                self._drained.set()
+                try:
+                    results = await self.stream.feed(data)
+                except Exception as exc:
+                    logger.warning("STT engine failed: %s", exc)
+                    self._emit({"type": "error", "message": f"Failed to process audio: {exc}"})
+                    continue
+                for result in results:
+                    self.handle(result)
+        finally:
+            self._pump = None
 
     def handle(self, result: Transcript) -> None:
         """Apply the rules above to one engine result."""
@@ -249,7 +300,13 @@ class SpeechFinalGate:
         self._forced_text = ""
 
     def close(self) -> None:
-        """Cancel the forced speech-final and release the recogniser."""
+        """Cancel the forced speech-final and the background feeding, release the
+        recogniser (queued frames are dropped)."""
+        self._backlog.clear()
+        self._drained.set()
+        if self._pump is not None:
+            self._pump.cancel()
+            self._pump = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -149,6 +149,11 @@ class STTStream(abc.ABC):
     log when an engine ends an utterance with an empty speech-final instead.
     """
 
+    #: True when ``feed`` may wait a long time (a model decoding the frame): the session
+    #: then feeds the stream from a background task, joining the frames that arrive
+    #: meanwhile, so it keeps reading its socket (and answering pings) while it waits.
+    feed_may_wait: bool = False
+
     @abc.abstractmethod
     async def feed(self, audio: bytes) -> list[Transcript]:
         """Consume one binary frame; return results produced by it (possibly none)."""

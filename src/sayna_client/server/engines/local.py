@@ -62,14 +62,19 @@ class LocalEngine(Engine):
 
     Construction is cheap and never blocks on models: it checks which packages are
     installed (logging a warning naming the missing ones) and starts loading the models
-    on a worker thread; :meth:`start` waits for that. Decoding and synthesis run on
-    worker threads in libraries that release the GIL.
+    on a worker thread; :meth:`start` waits for that. Synthesis runs on worker threads
+    in libraries that release the GIL; Whisper recognition runs in a worker process at a
+    lower scheduling priority (:mod:`.speech_worker`), so neither its Python code nor its
+    CPU use delays the server's event loop.
 
     Args:
         stt_workers: concurrent Whisper decodes (default: the number of CPUs, 2 to 4).
         neural: use Whisper and Piper when installed (default: True unless the
             environment variable ``SAYNA_LOCAL_NEURAL`` is ``0``, which selects
             pocketsphinx and espeak-ng, e.g. to compare them in benchmarks).
+        stt_process: run Whisper in a worker process (default: True unless the
+            environment variable ``SAYNA_LOCAL_STT_PROCESS`` is ``0``, which runs it on
+            threads of the server's process, e.g. to compare the two in benchmarks).
 
     Raises:
         RuntimeError: the bundled espeak-ng library cannot be loaded.
@@ -77,10 +82,18 @@ class LocalEngine(Engine):
 
     name = "local"
 
-    def __init__(self, stt_workers: Optional[int] = None, neural: Optional[bool] = None) -> None:
+    def __init__(
+        self,
+        stt_workers: Optional[int] = None,
+        neural: Optional[bool] = None,
+        stt_process: Optional[bool] = None,
+    ) -> None:
         workers = stt_workers or min(4, max(2, os.cpu_count() or 2))
         if neural is None:
             neural = os.environ.get("SAYNA_LOCAL_NEURAL", "1").strip() != "0"
+        if stt_process is None:
+            stt_process = os.environ.get("SAYNA_LOCAL_STT_PROCESS", "1").strip() != "0"
+        self._stt_process = stt_process
         self._tts_executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=2, thread_name_prefix="sayna-tts"
         )
@@ -110,7 +123,7 @@ class LocalEngine(Engine):
                 _INSTALL,
             )
         else:
-            self._speech = self._loader.submit(self._load_speech, workers)
+            self._speech = self._loader.submit(self._load_speech, workers, stt_process)
         missing = missing_packages(TTS_PACKAGES)
         if missing:
             logger.warning(
@@ -124,8 +137,14 @@ class LocalEngine(Engine):
     # --- loading (worker thread) -------------------------------------------------------
 
     @staticmethod
-    def _load_speech(workers: int) -> Any:
+    def _load_speech(workers: int, in_process: bool) -> Any:
         try:
+            if in_process:
+                from .speech_worker import SpeechWorker
+
+                worker = SpeechWorker(workers)
+                worker.start()
+                return worker
             from . import whisper_stt
         except ImportError as exc:
             logger.warning(
@@ -215,6 +234,8 @@ class LocalEngine(Engine):
         """
         if self._speech is None:
             return PocketsphinxStream(params, self._stt_executor)
+        if self._stt_process:
+            return _WorkerStream(params, self._speech, self._stt_executor)
         return ThreadedSTTStream(_Deferred(params, self._speech), self._stt_executor)
 
     def close(self) -> None:
@@ -226,6 +247,76 @@ class LocalEngine(Engine):
         self._loader.shutdown(wait=False, cancel_futures=True)
         self._tts_executor.shutdown(wait=False, cancel_futures=True)
         self._stt_executor.shutdown(wait=False, cancel_futures=True)
+        if self._speech is not None:
+            # Stops the worker process, now or as soon as it has started.
+            self._speech.add_done_callback(_close_worker)
+
+
+def _close_worker(job: concurrent.futures.Future[Any]) -> None:
+    if job.cancelled() or job.exception() is not None:
+        return
+    worker = job.result()
+    if hasattr(worker, "close"):
+        worker.close()
+
+
+class _WorkerStream(STTStream):
+    """A stream in the speech worker process, opened once the worker is ready (or a
+    pocketsphinx stream when the worker could not import its packages)."""
+
+    feed_may_wait = True
+
+    def __init__(
+        self,
+        params: STTParams,
+        worker: concurrent.futures.Future[Any],
+        executor: concurrent.futures.Executor,
+    ) -> None:
+        if params.sample_rate <= 0:
+            raise ValueError(f"unsupported sample_rate {params.sample_rate}")
+        if params.channels <= 0:
+            raise ValueError(f"unsupported channel count {params.channels}")
+        self._params = params
+        self._worker = worker
+        self._executor = executor
+        self._inner: Optional[STTStream] = None
+        self._closed = False
+
+    async def _stream(self) -> Optional[STTStream]:
+        if self._inner is None:
+            worker = await asyncio.wrap_future(self._worker)
+            if self._closed or self._inner is not None:
+                return self._inner
+            if worker is None:
+                self._inner = PocketsphinxStream(self._params, self._executor)
+            else:
+                self._inner = worker.open(self._params)
+        return self._inner
+
+    async def feed(self, audio: bytes) -> list[Transcript]:
+        """Decode one frame in the worker (see :class:`.speech_worker.ProcessSTTStream`).
+
+        Raises:
+            ModelIntegrityError: a model file is missing or was modified.
+            RuntimeError: the recogniser failed or the worker process exited.
+        """
+        if self._closed:
+            return []
+        stream = await self._stream()
+        return [] if stream is None else await stream.feed(audio)
+
+    async def finish(self) -> list[Transcript]:
+        """Flush the open utterance (see :meth:`feed` for errors)."""
+        if self._closed:
+            return []
+        stream = await self._stream()
+        return [] if stream is None else await stream.finish()
+
+    def close(self) -> None:
+        """Free the stream in the worker; later calls return no results."""
+        self._closed = True
+        if self._inner is not None:
+            self._inner.close()
 
 
 class _Deferred:

@@ -39,6 +39,8 @@ class ThreadedSTTStream(STTStream):
     from one task at a time. Empty frames are ignored.
     """
 
+    feed_may_wait = True
+
     def __init__(self, recognizer: SyncRecognizer, executor: concurrent.futures.Executor) -> None:
         self._executor = executor
         self._recognizer = recognizer
