@@ -102,9 +102,13 @@ def free_port() -> int:
 class Server:
     """``sayna serve --engine local`` in a subprocess, with a loop-stall monitor."""
 
-    def __init__(self, neural: bool) -> None:
+    def __init__(self, neural: bool, stt_process: bool = True) -> None:
         self.port = free_port()
-        env = dict(os.environ, SAYNA_LOCAL_NEURAL="1" if neural else "0")
+        env = dict(
+            os.environ,
+            SAYNA_LOCAL_NEURAL="1" if neural else "0",
+            SAYNA_LOCAL_STT_PROCESS="1" if stt_process else "0",
+        )
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--serve", str(self.port)],
             env=env,
@@ -351,6 +355,7 @@ def demo_time(kind: str) -> float:
 
 
 async def measure(kind: str, quick: bool) -> dict[str, Any]:
+    load_before = os.getloadavg()
     print(f"[{kind}] offline figures", file=sys.stderr)
     figures = await offline_figures(kind)
     server = Server(neural=kind == "neural")
@@ -369,7 +374,17 @@ async def measure(kind: str, quick: bool) -> dict[str, Any]:
         figures["peak_rss_mb"] = server.peak_rss_mb()
     finally:
         server.close()
+    if kind == "neural":
+        print(f"[{kind}] 20 streams, Whisper on threads of the server", file=sys.stderr)
+        threaded = Server(neural=True, stt_process=False)
+        try:
+            stalls = await loop_stall(threaded, 20)
+            figures["thread_stall_max_ms"] = stalls["max_ms"]
+            figures["thread_stall_p99_ms"] = stalls["p99_ms"]
+        finally:
+            threaded.close()
     figures["demo_seconds"] = demo_time(kind)
+    figures["load"] = (load_before, os.getloadavg())
     return figures
 
 
@@ -433,6 +448,11 @@ def report(results: dict[str, dict[str, Any]], sizes: dict[str, Any], args: Any)
             num(legacy["stall_p99_ms"], "{:.1f}"),
         ),
         (
+            "same with Whisper on threads of the server: worst / p99 (ms)",
+            f"{n['thread_stall_max_ms']:.1f} / {n['thread_stall_p99_ms']:.1f}",
+            "-",
+        ),
+        (
             "`sayna demo --speed 4`, first run (s)",
             num(n["demo_seconds"], "{:.1f}"),
             num(legacy["demo_seconds"], "{:.1f}"),
@@ -458,8 +478,14 @@ def report(results: dict[str, dict[str, Any]], sizes: dict[str, Any], args: Any)
         "",
         f"`python benchmarks/engines.py{' --quick' if args.quick else ''}` on "
         f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. The machine was shared "
-        "with other work while this ran: times are upper bounds.",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (finished). The machine is "
+        "shared: load average (1/5/15 min) at the start and end of each column: "
+        + "; ".join(
+            f"{kind} {' / '.join(f'{v:.1f}' for v in results[kind]['load'][0])} -> "
+            f"{' / '.join(f'{v:.1f}' for v in results[kind]['load'][1])}"
+            for kind in ("neural", "legacy")
+        )
+        + ". Times on a loaded machine are upper bounds.",
         "",
         "| measure | Whisper tiny.en + Silero VAD + Piper joe | pocketsphinx + espeak-ng |",
         "|---|---|---|",
