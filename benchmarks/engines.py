@@ -15,11 +15,14 @@ Definitions:
   streamed (end of speech + 0.5 s for Silero, + 0.7 s for pocketsphinx's) to
   the final's arrival. End of speech: the last 20 ms frame above 10 % of the clip's
   95th-percentile frame RMS.
-* CPU per stream: the server process's CPU seconds / wall seconds while one stream runs.
+* CPU per stream: the CPU seconds of the server and its speech worker process / wall
+  seconds while one stream runs. Peak RSS: the sum of both processes' peaks.
 * RTF offline: decode time / audio time, in-process, no pacing. TTS RTF: synthesis
   time / audio time; first audio: time to the first chunk of a sentence.
 * worst loop stall: the largest lateness of a 5 ms timer on the server's event loop while
-  20 streams run (clients in this process, server in a subprocess).
+  20 streams run (clients in this process, server in a subprocess), next to the same
+  timer on the idle server (the machine's own noise) and, for Whisper, the same run with
+  Whisper on threads of the server instead of its worker process.
 """
 
 from __future__ import annotations
@@ -122,15 +125,31 @@ class Server:
             raise RuntimeError(f"server did not start: {line!r}")
         self.url = f"http://127.0.0.1:{self.port}"
 
+    def pids(self) -> list[int]:
+        """The server and its descendants (the speech worker process)."""
+        found, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            for task in Path(f"/proc/{pid}/task").glob("*/children"):
+                todo.extend(int(child) for child in task.read_text().split())
+        return found
+
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.pids():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        """Sum of the peak RSS of the server and its worker process."""
+        total = 0.0
+        for pid in self.pids():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024
+        return total
 
     def stalls(self, reset: bool = True) -> dict[str, float]:
         assert self.proc.stdin is not None
