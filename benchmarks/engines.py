@@ -166,7 +166,20 @@ class Server:
 
 def serve(port: int) -> None:
     """Subprocess side: LocalServer(engine="local") plus a 5 ms timer measuring lateness."""
+    import gc
+
     from sayna_client.server import LocalServer
+
+    pauses: list[float] = []
+    started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append(time.perf_counter() - started[0])
+
+    gc.callbacks.append(on_gc)
 
     async def main() -> None:
         lateness: list[float] = []
@@ -186,9 +199,14 @@ def serve(port: int) -> None:
             while line := (await reader.readline()).decode():
                 worst = max(lateness, default=0.0)
                 p99 = float(np.percentile(lateness, 99)) if lateness else 0.0
-                print(json.dumps({"max_ms": worst * 1000, "p99_ms": p99 * 1000}), flush=True)
+                gc_ms = max(pauses, default=0.0) * 1000
+                print(
+                    json.dumps({"max_ms": worst * 1000, "p99_ms": p99 * 1000, "gc_max_ms": gc_ms}),
+                    flush=True,
+                )
                 if "reset" in line:
                     lateness.clear()
+                    pauses.clear()
             task.cancel()
 
     asyncio.run(main())
