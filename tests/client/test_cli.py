@@ -22,27 +22,8 @@ from aiohttp import web
 
 from sayna_client import audio
 from sayna_client.cli import build_parser, main
-from sayna_client.server import LocalServer
 
-
-class ThreadedServer:
-    """A LocalServer on its own loop thread, so synchronous code (the CLI) can call it."""
-
-    def __init__(self, **kwargs: object) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.server = LocalServer(**kwargs)  # type: ignore[arg-type]
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def __enter__(self) -> LocalServer:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
-        return self.server
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
+from .conftest import ThreadedServer
 
 
 @pytest.fixture

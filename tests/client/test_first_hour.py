@@ -12,7 +12,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
@@ -31,29 +30,9 @@ from sayna_client import (
 )
 from sayna_client.server import LocalServer
 
-from .conftest import make_client, stt, tts
+from .conftest import ThreadedServer, make_client, stt, tts
 
 THREADED_KEY = "first-hour-key"
-
-
-class ThreadedServer:
-    """A LocalServer on its own loop thread, for subprocesses and blocking clients."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.server = LocalServer(**kwargs)
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def __enter__(self) -> LocalServer:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
-        return self.server
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
 
 
 @pytest.fixture(scope="module")
@@ -257,22 +236,26 @@ def test_sync_session_context(server_thread: str) -> None:
 # --- proxies ----------------------------------------------------------------------------------
 
 
-class ForwardProxy:
-    """An HTTP proxy on loopback. Absolute-form requests (``GET http://host/path``, the
-    WebSocket upgrade included) go on to the origin; ``CONNECT host:port`` opens a tunnel.
-    Then bytes are piped both ways. Plain requests are sent with ``Connection: close``,
-    so each request is one connection and ``requests`` lists every one."""
+class _LoopbackPeer:
+    """A raw TCP server on 127.0.0.1 (``url`` once entered) whose connections are closed
+    on exit; subclasses handle each connection in ``_handle``."""
+
+    scheme = "http"
+    ssl_context: Optional[ssl.SSLContext] = None
 
     def __init__(self) -> None:
-        self.requests: list[str] = []
         self.url = ""
         self._server: Optional[asyncio.AbstractServer] = None
         self._writers: set[asyncio.StreamWriter] = set()
 
-    async def __aenter__(self) -> ForwardProxy:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
-        return self
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(
+            self._handle, "127.0.0.1", 0, ssl=self.ssl_context
+        )
+        self.url = f"{self.scheme}://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
@@ -280,6 +263,21 @@ class ForwardProxy:
         for writer in list(self._writers):
             writer.close()
         await self._server.wait_closed()
+
+
+class ForwardProxy(_LoopbackPeer):
+    """An HTTP proxy on loopback. Absolute-form requests (``GET http://host/path``, the
+    WebSocket upgrade included) go on to the origin; ``CONNECT host:port`` opens a tunnel.
+    Then bytes are piped both ways. Plain requests are sent with ``Connection: close``,
+    so each request is one connection and ``requests`` lists every one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[str] = []
+
+    async def __aenter__(self) -> ForwardProxy:
+        await self._listen()
+        return self
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
@@ -380,29 +378,21 @@ async def test_unreachable_proxy_is_named(
         make_client(server, proxy="socks5://127.0.0.1:1080")
 
 
-class TlsFront:
+class TlsFront(_LoopbackPeer):
     """TLS in front of a plain local server: decrypts on 127.0.0.1 and pipes to it, so a
     client can reach it with https:// and wss:// (through a CONNECT tunnel)."""
 
+    scheme = "https"
+
     def __init__(self, target_port: int, context: ssl.SSLContext) -> None:
+        super().__init__()
         self.target_port = target_port
-        self.context = context
+        self.ssl_context = context
         self.accepted = 0
-        self.url = ""
-        self._server: Optional[asyncio.AbstractServer] = None
-        self._writers: set[asyncio.StreamWriter] = set()
 
     async def __aenter__(self) -> TlsFront:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.context)
-        self.url = f"https://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        await self._listen()
         return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1

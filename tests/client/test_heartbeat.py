@@ -13,7 +13,7 @@ from helpers.waiting import eventually
 from sayna_client import SaynaClient
 from sayna_client.realtime.heartbeat import Heartbeat
 
-from .conftest import start_app, stt, tts
+from .conftest import serving, stt, tts
 
 
 class Recorder:
@@ -111,11 +111,8 @@ async def pinging_server() -> AsyncIterator[tuple[str, asyncio.Queue[bytes]]]:
 
     app = web.Application()
     app.router.add_get("/ws", handler)
-    runner, url = await start_app(app)
-    try:
+    async with serving(app) as url:
         yield url, pongs
-    finally:
-        await runner.cleanup()
 
 
 async def test_the_client_answers_the_servers_pings(

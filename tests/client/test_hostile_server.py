@@ -25,7 +25,7 @@ from sayna_client import (
     Timeouts,
 )
 
-from .conftest import start_app, stt, tts
+from .conftest import serving, start_app, stt, tts
 
 Script = Callable[[web.WebSocketResponse], Awaitable[None]]
 
@@ -78,11 +78,8 @@ class Hostile:
 @pytest_asyncio.fixture
 async def hostile() -> AsyncIterator[tuple[Hostile, str]]:
     server = Hostile()
-    runner, url = await start_app(server.app)
-    try:
+    async with serving(server.app) as url:
         yield server, url
-    finally:
-        await runner.cleanup()
 
 
 def _client(url: str, **kwargs: Any) -> SaynaClient:

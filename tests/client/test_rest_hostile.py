@@ -26,7 +26,7 @@ from sayna_client import (
     TTSConfig,
 )
 
-from .conftest import start_app
+from .conftest import serving
 
 MB = 1024 * 1024
 NOT_JSON = b"<html><body>502 Bad Gateway from a proxy</body></html>"
@@ -92,11 +92,8 @@ class Hostile:
 @pytest_asyncio.fixture
 async def hostile() -> AsyncIterator[tuple[Hostile, str]]:
     server = Hostile()
-    runner, url = await start_app(server.app)
-    try:
+    async with serving(server.app) as url:
         yield server, url
-    finally:
-        await runner.cleanup()
 
 
 def _client(url: str, **kwargs: Any) -> SaynaClient:

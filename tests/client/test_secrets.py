@@ -35,7 +35,7 @@ from sayna_client import (
 )
 from sayna_client.server import LocalServer
 
-from .conftest import start_app
+from .conftest import serving
 
 API_KEY = "sk-live-SECRET-api-key-0001"
 PROVIDER = "dg-PROVIDER-secret-0002"
@@ -127,11 +127,8 @@ async def hostile() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", status_of)
-    runner, url = await start_app(app)
-    try:
+    async with serving(app) as url:
         yield url
-    finally:
-        await runner.cleanup()
 
 
 Call = Callable[[SaynaClient], Awaitable[Any]]

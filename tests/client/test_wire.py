@@ -1,8 +1,10 @@
 """Audio frames written straight to the transport (``realtime.wire``) against real servers.
 
 Every test runs twice: through :class:`FrameWriter` (what a client gets with the
-aiohttp it ships with) and through aiohttp's own ``send_bytes`` (what it falls back to),
-so the two paths are held to the same wire bytes, errors and back-pressure.
+aiohttp it ships with) and through aiohttp's own ``send_bytes`` (what it falls back to,
+forced here with the internal switch ``wire.FAST_PATH``), so the two paths are held to
+the same wire bytes, errors and back-pressure. ``.ci/run`` runs this file on the oldest
+aiohttp the package allows as well as the newest.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sayna_client import (
     SaynaConnectionError,
     SaynaNotConnectedError,
 )
-from sayna_client.realtime import connection as connection_module
+from sayna_client.realtime import wire
 from sayna_client.realtime.wire import (
     BATCH_BYTES,
     BURST_GAP,
@@ -39,7 +41,7 @@ from .conftest import make_client, start_app, stt, tts
 @pytest.fixture(params=["frame_writer", "send_bytes"])
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "send_bytes":
-        monkeypatch.setattr(connection_module, "frame_writer", lambda ws: None)
+        monkeypatch.setattr(wire, "FAST_PATH", False)  # the documented internal switch
     return str(request.param)
 
 
@@ -226,12 +228,19 @@ async def test_send_on_a_closing_socket_is_a_typed_error(server: LocalServer, pa
     assert server.records.last_session.audio_bytes == 640
 
 
-async def test_compressed_socket_uses_send_bytes(server: LocalServer) -> None:
+async def test_compressed_socket_uses_send_bytes(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(f"{server.url}/ws", compress=15) as ws:
             assert frame_writer(ws) is None  # per-message deflate: aiohttp frames it
         async with session.ws_connect(f"{server.url}/ws") as ws:
+            # This aiohttp's writer is laid out as the fast path expects...
             assert frame_writer(ws) is not None
+            assert wire.transport_of(ws) is not None
+            # ...and the switch turns the fast path off.
+            monkeypatch.setattr(wire, "FAST_PATH", False)
+            assert frame_writer(ws) is None
 
 
 async def test_send_waits_while_the_server_does_not_read(path: str) -> None:

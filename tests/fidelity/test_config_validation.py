@@ -14,10 +14,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from helpers.wire import STT, TTS, config, configure, recv_json, send
 from sayna_client.server import LocalServer
 
 from .conftest import run_upstream
-from .wire import STT, TTS, config, configure, recv_json, send
 
 PROJECT_REQUIRED = (
     "Failed to create voice manager: STT error: Configuration error: Google Cloud project_id "

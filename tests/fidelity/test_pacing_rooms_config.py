@@ -19,13 +19,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from helpers.wire import collect, configure, of_type, send
 from sayna_client.server import LocalServer
 from sayna_client.server.config_file import ConfigFileError, load_config_file
 from sayna_client.server.engines.fake import render_words
 from sayna_client.server.voice import FIRST_AUDIO_DELAY
 
 from .conftest import run_upstream
-from .wire import collect, configure, of_type, send
 
 
 async def test_speech_takes_as_long_as_it_sounds(

@@ -13,11 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from helpers.wire import collect, config, configure
 from sayna_client import SaynaClient, STTConfig, STTResultMessage, TTSConfig
 from sayna_client.server import LocalServer
 from sayna_client.server.engines.fake import render_words
-
-from .wire import collect, config, configure
 
 SILENCE = bytes(16000 * 2 // 2)  # 500 ms
 

@@ -15,13 +15,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from helpers.wire import TTS, collect, config, configure, of_type, send
 from sayna_client.server import LocalServer
 from sayna_client.server.engines.base import STTParams, STTStream, Transcript, TTSRequest
 from sayna_client.server.engines.fake import render_words
 from sayna_client.server.voice import SpeechFinalGate
 
 from .conftest import run_upstream
-from .wire import TTS, collect, config, configure, of_type, send
 
 SILENCE_1S = bytes(16000 * 2)
 

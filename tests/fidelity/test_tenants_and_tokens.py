@@ -14,10 +14,10 @@ from typing import Any
 import aiohttp
 import jwt
 
+from helpers.wire import config, configure
 from sayna_client.server import LocalServer
 
 from .conftest import run_upstream
-from .wire import config, configure
 
 KEY = "fidelity-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -14,7 +14,7 @@ from typing import Any, Callable, TypeVar
 import aiohttp
 
 from sayna_client import SaynaClient
-from sayna_client.realtime.wire import FrameWriter
+from sayna_client.realtime.wire import FrameWriter, transport_of
 
 __all__ = [
     "batch_open",
@@ -74,8 +74,8 @@ def sender_kind(client: SaynaClient) -> str:
 
 
 def transport(client: SaynaClient) -> Any:
-    """The asyncio transport under the client's WebSocket (aiohttp's writer holds it)."""
-    found = raw_socket(client)._writer.transport
+    """The asyncio transport under the client's WebSocket (found as the client finds it)."""
+    found = transport_of(raw_socket(client))
     assert found is not None, "the socket has no transport"
     return found
 

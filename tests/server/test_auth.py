@@ -5,10 +5,9 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from helpers.wire import config, configure, recv_json, send
 from sayna_client.server import LocalServer
 from sayna_client.testing import running_server
-
-from .helpers import config, configure, recv_json, send
 
 MISSING = {
     "error": "missing_auth_header",

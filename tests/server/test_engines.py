@@ -111,7 +111,7 @@ async def test_local_provider_without_extra_is_a_fatal_config_error(
 ) -> None:
     import aiohttp
 
-    from .helpers import STT, config, recv_json, send
+    from helpers.wire import STT, config, recv_json, send
 
     monkeypatch.setitem(sys.modules, "sayna_client.server.engines.local", None)
     async with LocalServer() as server, aiohttp.ClientSession() as http:

@@ -8,10 +8,9 @@ import json
 import aiohttp
 import pytest
 
+from helpers.wire import config, recv, recv_json, send
 from sayna_client.server import Faults, LocalServer
 from sayna_client.server.faults import MALFORMED_FRAMES
-
-from .helpers import config, recv, recv_json, send
 
 
 async def test_defaults_are_off(server: LocalServer) -> None:

@@ -10,10 +10,9 @@ import aiohttp
 import pytest
 from livekit.api import TokenVerifier
 
+from helpers.wire import TTS, collect, config, configure, of_type, recv, recv_json, send
 from sayna_client.server import LocalServer
 from sayna_client.server.engines.fake import render_words
-
-from .helpers import TTS, collect, config, configure, of_type, recv, recv_json, send
 
 
 @pytest.mark.filterwarnings("ignore:The HMAC key is 6 bytes long")  # LiveKit dev secret

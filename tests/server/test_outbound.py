@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import aiohttp
 
+from helpers.wire import configure, recv
 from sayna_client.server import LocalServer
 from sayna_client.server.outbound import BATCH_FRAMES, Raw
-
-from .helpers import configure, recv
 
 
 async def test_queued_frames_leave_in_order_and_intact(

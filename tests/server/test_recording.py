@@ -7,11 +7,10 @@ import io
 import aiohttp
 import soundfile
 
+from helpers.wire import config, configure
 from sayna_client.server import LocalServer
 from sayna_client.server.engines.fake import render_words
 from sayna_client.server.recording import Recording, encode_recording
-
-from .helpers import config, configure
 
 
 async def test_recording_download_after_session(

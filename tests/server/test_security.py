@@ -327,7 +327,7 @@ async def test_serde_wording_for_the_new_rejections(
 async def test_malformed_frames_get_errors_and_the_session_goes_on(
     server: LocalServer, http: aiohttp.ClientSession
 ) -> None:
-    from .helpers import configure
+    from helpers.wire import configure
 
     async with http.ws_connect(server.ws_url) as ws:
         for body in MALFORMED:
@@ -343,7 +343,7 @@ async def test_malformed_frames_get_errors_and_the_session_goes_on(
 async def test_stream_id_is_escaped_in_content_disposition(
     server: LocalServer, http: aiohttp.ClientSession
 ) -> None:
-    from .helpers import config, configure
+    from helpers.wire import config, configure
 
     stream_id = 'x"; filename=evil.sh; a="\r\nX-Injected: 1\\'
     async with http.ws_connect(server.ws_url) as ws:
@@ -638,7 +638,7 @@ STALL_LIMIT = 1.0
 async def test_huge_json_messages_neither_freeze_the_loop_nor_kill_the_session(
     server: LocalServer, http: aiohttp.ClientSession
 ) -> None:
-    from .helpers import configure
+    from helpers.wire import configure
 
     dense = '{"type":"speak","text":"hi","x":[' + ",".join(["1"] * 1_900_000) + "]}"
     strings = (
@@ -708,9 +708,8 @@ def test_sayna_serve_refuses_out_of_range_options(capsys: pytest.CaptureFixture[
 async def test_recordings_kept_for_download_are_bounded(
     server: LocalServer, http: aiohttp.ClientSession
 ) -> None:
+    from helpers.wire import config, configure
     from sayna_client.server.recording import MAX_RECORDINGS
-
-    from .helpers import config, configure
 
     for index in range(MAX_RECORDINGS + 2):
         async with http.ws_connect(server.ws_url) as ws:

@@ -15,12 +15,11 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from helpers.wire import config, configure, recv_json, send
 from sayna_client.server import LocalServer, SipHook
 from sayna_client.server.livekit import access_token
 from sayna_client.server.sip import parse_sip_host, validate_phone
 from sayna_client.testing import running_server
-
-from .helpers import config, configure, recv_json, send
 
 SECRET = "a-very-long-hook-secret"
 

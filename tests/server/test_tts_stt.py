@@ -6,11 +6,10 @@ from typing import Any
 
 import aiohttp
 
+from helpers.wire import STT, TTS, collect, config, configure, of_type, recv_json, send
 from sayna_client.server import LocalServer
 from sayna_client.server.engines.base import linear16_to_mulaw
 from sayna_client.server.engines.fake import render_words
-
-from .helpers import STT, TTS, collect, config, configure, of_type, recv_json, send
 
 SILENCE_1S = bytes(16000 * 2)
 
@@ -25,7 +24,7 @@ async def test_speak_sends_all_audio_before_completion(
     async with http.ws_connect(server.ws_url) as ws:
         await configure(ws)
         await send(ws, {"type": "speak", "text": "one two three"})
-        frames, audio = await collect(ws, of_type("tts_playback_complete"))
+        frames, audio = await collect(ws, of_type("tts_playback_complete"), with_audio_frames=True)
     assert audio == render_words(["one", "two", "three"], 16000)
     assert _types(frames)[-1] == "tts_playback_complete"
     assert set(_types(frames)[:-1]) == {"<audio>"}

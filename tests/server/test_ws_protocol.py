@@ -11,10 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from helpers.wire import STT, TTS, config, configure, recv, recv_json, send
 from sayna_client.server import LocalServer
 from sayna_client.server.engines.base import wav_header
-
-from .helpers import STT, TTS, config, configure, recv, recv_json, send
 
 VARIANTS = (
     "`config`, `speak`, `clear`, `send_message`, `sip_transfer`, `update_config`, "
@@ -303,3 +302,13 @@ async def test_records_keep_as_much_audio_as_asked(keep: int, kept: int) -> None
 def test_keep_audio_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="keep_audio is a number of bytes"):
         LocalServer(keep_audio=-1)
+
+
+def test_every_client_message_type_has_exactly_one_handler() -> None:
+    """The session dispatches through a table: each type the parser admits has a handler,
+    and the table holds nothing the parser would never let through."""
+    from sayna_client.server.schemas import CLIENT_MESSAGES
+    from sayna_client.server.session import HANDLERS
+
+    assert sorted(HANDLERS) == sorted(CLIENT_MESSAGES)
+    assert all(callable(handler) for handler in HANDLERS.values())

@@ -86,18 +86,22 @@ class TurnMetrics:
     # --- inputs --------------------------------------------------------------------------
 
     def on_stt_result(self, result: Any) -> None:
-        now = self.clock()
-        if result.transcript and self._turn_started is None:
-            self._turn_started = now
+        # Every result (a transcript stream's hot path): the clock is read only at a
+        # turn's first words and at its speech-final.
+        started = self._turn_started
         if not result.is_speech_final:
+            if started is None and result.transcript:
+                self._turn_started = self.clock()
             return
-        started, self._turn_started = self._turn_started, None
-        if started is None and not result.transcript:
-            return  # an empty speech-final: no turn
+        now = self.clock()
+        self._turn_started = None
+        if started is None:
+            if not result.transcript:
+                return  # an empty speech-final: no turn
+            started = now
         self._close(emit=True)
         record = TurnRecord(result.transcript or "", now)
-        if started is not None:
-            record.stt_turn = now - started
+        record.stt_turn = now - started
         self._open = record
         self.turns.append(record)
         if len(self.turns) > _HISTORY:

@@ -56,20 +56,22 @@ def decode_text(text: Union[str, bytes]) -> Union[ServerEvent, UnknownEvent, Mal
     frame, never the whole of it) for everything else.
     """
     try:
-        return _decode(text)
+        if len(text) > MAX_TEXT_FRAME:
+            return MalformedMessage(
+                f"<{len(text)} characters>", f"frame exceeds {MAX_TEXT_FRAME} characters"
+            )
+        try:
+            return _adapter.validate_json(text)  # the hot path: one call per event
+        except ValidationError as exc:
+            return _explain(text, exc)
     except Exception as exc:  # the contract: a hostile frame is a value, never a crash
         return MalformedMessage("<undecodable frame>", f"decoding failed: {type(exc).__name__}")
 
 
-def _decode(text: Union[str, bytes]) -> Union[ServerEvent, UnknownEvent, MalformedMessage]:
-    if len(text) > MAX_TEXT_FRAME:
-        return MalformedMessage(
-            f"<{len(text)} characters>", f"frame exceeds {MAX_TEXT_FRAME} characters"
-        )
-    try:
-        return _adapter.validate_json(text)
-    except ValidationError as exc:
-        first_error = exc
+def _explain(
+    text: Union[str, bytes], first_error: ValidationError
+) -> Union[UnknownEvent, MalformedMessage]:
+    """What a frame that is not a valid server event is: unknown, or malformed and why."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")

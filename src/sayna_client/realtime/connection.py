@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union, cast
 
 import aiohttp
 
@@ -47,6 +47,10 @@ logger = logging.getLogger("sayna_client")
 BinarySender = Callable[[Union[bytes, bytearray, memoryview]], Awaitable[None]]
 
 _WS = aiohttp.WSMsgType
+# The message kinds as module constants: ``WSMsgType.BINARY`` is an enum class attribute
+# lookup (about 0.15 µs on CPython 3.11), paid for every frame on the hot path.
+_BINARY = _WS.BINARY
+_TEXT = _WS.TEXT
 #: Close code reported when the transport dropped or the heartbeat timed out.
 ABNORMAL_CLOSURE = 1006
 NO_STATUS_RECEIVED = 1005
@@ -347,15 +351,16 @@ class WebSocketConnection:
     def _handle(self, msg: aiohttp.WSMessage) -> Optional[tuple[int, str]]:
         """Process one frame; returns ``(code, reason)`` when the socket has ended."""
         kind = msg.type
-        if kind is _WS.BINARY:
-            self._hub.publish_audio(msg.data)
-        elif kind is _WS.TEXT:
+        if kind is _TEXT:  # first: the reader handles binary frames itself
             event = decode_text(msg.data)
-            if event.type == "ready":
-                self._got_ready(event)
-            elif event.type == "error":
-                self._got_error(event)
+            event_type = event.type
+            if event_type == "ready":
+                self._got_ready(cast(ReadyMessage, event))
+            elif event_type == "error":
+                self._got_error(cast(ErrorMessage, event))
             self._hub.publish(event)
+        elif kind is _BINARY:
+            self._hub.publish_audio(msg.data)
         elif kind is _WS.PONG:
             if self._heartbeat is not None:
                 self._heartbeat.pong()
@@ -425,7 +430,7 @@ class WebSocketConnection:
         try:
             while True:
                 msg = await ws.receive()
-                if msg.type is _WS.BINARY:  # the hot path: TTS audio
+                if msg.type is _BINARY:  # the hot path: TTS audio
                     publish_audio(msg.data)
                 else:
                     ended = handle(msg)

@@ -26,11 +26,15 @@ session by aborting the transport (:func:`drop_transport`), which wakes aiohttp'
 waiters; a send woken that way raises ``ConnectionResetError`` like one made after the
 close, which the connection turns into the session's close error.
 
-The writer uses aiohttp's writer state (``ClientWebSocketResponse._writer``: its
-transport, protocol, mask flag, compression and closing flag), so :func:`frame_writer`
-checks every piece once per connection and returns None when anything is not as
-expected (another aiohttp layout, per-message compression negotiated, a server-side
-socket): the connection then sends through ``send_bytes``.
+**The fence around aiohttp's private state.** This module holds the client's uses of
+aiohttp's private WebSocket state: the writer state (``ClientWebSocketResponse._writer``:
+its transport, protocol, mask flag, compression and closing flag) and, to find the
+transport, the upgrade response (:func:`transport_of`). :func:`frame_writer` checks every
+piece once per connection and returns None when anything is not as expected (another
+aiohttp layout, per-message compression negotiated, a server-side socket), and when
+:data:`FAST_PATH` is off: the connection then sends through the public ``send_bytes``.
+The tests run every wire test both ways, on the oldest aiohttp the package allows and on
+the newest (``.ci/run``).
 """
 
 from __future__ import annotations
@@ -49,15 +53,21 @@ from typing import Any, Callable, Optional, Union, cast
 __all__ = [
     "BATCH_BYTES",
     "BURST_GAP",
+    "FAST_PATH",
     "FrameWriter",
     "SendProgress",
     "drop_transport",
     "frame_header",
     "frame_writer",
     "send_progress",
+    "transport_of",
     "unsent_bytes",
 ]
 
+#: The internal switch of :func:`frame_writer`: ``False`` makes every connection send
+#: through aiohttp's public ``send_bytes`` (the fallback path, which the tests exercise
+#: by turning this off).
+FAST_PATH = True
 #: A frame sent within this many seconds of the previous one joins a batch.
 BURST_GAP = 0.0005
 #: A batch is written once it holds this many bytes.
@@ -200,7 +210,7 @@ def frame_writer(ws: Any) -> Optional[FrameWriter]:
     """A :class:`FrameWriter` for the aiohttp client WebSocket ``ws``, or None when its
     writer is not laid out as this module expects (then use ``ws.send_bytes``)."""
     writer = getattr(ws, "_writer", None)
-    if writer is None or _apply_mask is None:
+    if writer is None or _apply_mask is None or not FAST_PATH:
         return None
     protocol = getattr(writer, "protocol", None)
     transport = getattr(writer, "transport", None)
@@ -216,6 +226,17 @@ def frame_writer(ws: Any) -> Optional[FrameWriter]:
     return FrameWriter(writer, _apply_mask) if usable else None
 
 
+def transport_of(ws: Any) -> Optional[Any]:
+    """The asyncio transport under the aiohttp client WebSocket ``ws`` (its writer's, else
+    its upgrade response's connection's), or None when neither is found."""
+    transport = getattr(getattr(ws, "_writer", None), "transport", None)
+    if transport is None:
+        response = getattr(ws, "_response", None)
+        connection = getattr(response, "connection", None)
+        transport = getattr(connection, "transport", None)
+    return transport
+
+
 def drop_transport(ws: Any) -> None:
     """Abort the TCP connection under the aiohttp client WebSocket ``ws`` at once, unsent
     bytes included: the end of a session whatever the peer does. Every send waiting for
@@ -225,12 +246,7 @@ def drop_transport(ws: Any) -> None:
     0): closed normally, the kernel would keep trying to deliver megabytes to a peer that
     reads nothing. One that already closed after a Close handshake is left alone.
     """
-    writer = getattr(ws, "_writer", None)
-    transport = getattr(writer, "transport", None)
-    if transport is None:
-        response = getattr(ws, "_response", None)
-        connection = getattr(response, "connection", None)
-        transport = getattr(connection, "transport", None)
+    transport = transport_of(ws)
     if transport is None or not callable(getattr(transport, "abort", None)):
         return
     try:
@@ -312,7 +328,7 @@ class SendProgress:
 def send_progress(ws: Any, written: Callable[[], int]) -> Optional[SendProgress]:
     """A :class:`SendProgress` for the aiohttp client WebSocket ``ws``, or None when its
     transport cannot be found."""
-    transport = getattr(getattr(ws, "_writer", None), "transport", None)
+    transport = transport_of(ws)
     if transport is None or not callable(getattr(transport, "get_write_buffer_size", None)):
         return None
     return SendProgress(transport, written)

@@ -74,6 +74,7 @@ class Outbound:
         self._abort_timer: Optional[asyncio.Task[None]] = None
         self._accepting = True
         self._server_closing = False
+        self._writer_closing = False  # the writer took a Close off the queue
         #: The close code the session ended with (1005 = no status, 1006 = abnormal).
         self.close_code: Optional[int] = None
 
@@ -112,8 +113,17 @@ class Outbound:
         if code:
             await self._ws.close(code=code)
         else:
-            await send_close_frame(self._ws, b"")
+            await send_close_frame(self._ws, self._request, b"")
             self.close_transport()
+
+    async def wait_writer(self) -> None:
+        """Wait (at most :data:`CLOSE_REPLY_TIMEOUT` s) until the writer task ends, when
+        it is sending a queued Close: that close must finish before the session tears
+        down. Returns at once otherwise."""
+        writer = self._writer
+        if not self._writer_closing or writer is None or writer.done():
+            return
+        await asyncio.wait({writer}, timeout=CLOSE_REPLY_TIMEOUT)
 
     def connection_lost(self) -> None:
         """The reader saw the connection end without a Close handshake."""
@@ -148,6 +158,7 @@ class Outbound:
                 item = held if held is not None else await self._queue.get()
                 held = None
                 if isinstance(item, Close):
+                    self._writer_closing = True
                     await self._send_close(item.code)
                     return
                 if isinstance(item, Raw):
@@ -219,7 +230,7 @@ class Outbound:
         if code is None:
             self._server_closing = True
             self.close_code = 1005
-            await send_close_frame(self._ws, b"")
+            await send_close_frame(self._ws, self._request, b"")
             # The reader ends the connection when the client answers; do not wait forever.
             self._abort_timer = asyncio.ensure_future(self._abort_later())
         else:
@@ -240,14 +251,28 @@ def _frame_header(first_byte: int, length: int) -> bytes:
     return struct.pack("!BBQ", first_byte, 127, length)
 
 
-async def send_close_frame(ws: web.WebSocketResponse, payload: bytes) -> None:
+#: The internal switch of :func:`send_close_frame` (tests turn it off to hold both paths
+#: to the same wire bytes): ``False`` writes the Close frame's bytes on the transport even
+#: when aiohttp has the public ``send_frame``.
+USE_SEND_FRAME = True
+
+
+async def send_close_frame(ws: web.WebSocketResponse, request: web.Request, payload: bytes) -> None:
     """Send a Close frame with an arbitrary payload (empty = "no status", seen as 1005).
 
-    ``WebSocketResponse.close()`` always sends a status code, so the frame is written
-    directly: public ``send_frame`` on aiohttp >= 3.11, the writer before that.
+    ``WebSocketResponse.close()`` always sends a status code, so the frame goes out through
+    aiohttp's public ``send_frame`` (aiohttp >= 3.11) or, without it, as the bytes aiohttp
+    would write (FIN + opcode 8, unmasked: a server's frame) on the request's transport,
+    the same one :meth:`Outbound._write_batch` writes to. No private aiohttp state is used.
+
+    Raises:
+        ConnectionResetError: the transport is gone or closing.
     """
-    send_frame = getattr(ws, "send_frame", None)
+    send_frame = getattr(ws, "send_frame", None) if USE_SEND_FRAME else None
     if send_frame is not None:
         await send_frame(payload, WSMsgType.CLOSE)
-    else:  # pragma: no cover - aiohttp < 3.11
-        await ws._writer._send_frame(payload, WSMsgType.CLOSE)  # type: ignore[union-attr]
+        return
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        raise ConnectionResetError("Cannot write to closing transport")
+    transport.write(_frame_header(0x88, len(payload)) + payload)

@@ -12,7 +12,8 @@ import base64
 import json
 import logging
 import uuid
-from typing import Any, Optional
+from collections.abc import Awaitable
+from typing import Any, Callable, Optional
 
 from aiohttp import WSMsgType, web
 
@@ -39,7 +40,7 @@ from .state import ServerState
 from .validation import ConfigRejected, check_voice_config
 from .voice import SpeechFinalGate, TTSPipeline, now_ms
 
-__all__ = ["Session"]
+__all__ = ["HANDLERS", "Session"]
 
 logger = logging.getLogger("sayna_client.server")
 
@@ -128,6 +129,10 @@ class Session:
             elif msg.type in (WSMsgType.PING, WSMsgType.PONG):
                 continue  # only seen with ignore_pings: deliberately unanswered
             else:  # CLOSING / CLOSED / ERROR
+                if msg.type == WSMsgType.CLOSING:
+                    # Our own close woke the reader (aiohttp < 3.10 does): let the writer
+                    # finish its Close handshake, or its close code would be lost.
+                    await self.out.wait_writer()
                 self.out.connection_lost()
                 return
 
@@ -182,23 +187,8 @@ class Session:
             self.send({"type": "error", "message": f"Invalid message format: {exc.located(text)}"})
             return
         self.record.add_text(text, message)
-        kind = message["type"]
-        if kind == "config":
-            await self._on_config(message)
-        elif kind == "speak":
-            self._on_speak(message)
-        elif kind == "clear":
-            await self._on_clear()
-        elif kind == "send_message":
-            self._on_send_message(message)
-        elif kind == "sip_transfer":
-            self._on_sip_transfer(message["transfer_to"])
-        elif kind == "update_config":
-            self._on_update_config(message)
-        elif kind == "loading_start":
-            self._on_loading_start()
-        else:
-            self.loading_active = False
+        # The parser admits only the types of CLIENT_MESSAGES, and each has a handler.
+        await HANDLERS[message["type"]](self, message)
 
     async def _on_binary(self, data: bytes) -> None:
         self.record.add_audio(data)
@@ -412,7 +402,7 @@ class Session:
 
     # --- commands ------------------------------------------------------------------------
 
-    def _on_speak(self, message: dict[str, Any]) -> None:
+    async def _on_speak(self, message: dict[str, Any]) -> None:
         if not self.audio:
             self._error(AUDIO_DISABLED)
             return
@@ -434,7 +424,7 @@ class Session:
             self.send(chunk)
         await asyncio.sleep(0)  # let the reader and writer run between chunks
 
-    async def _on_clear(self) -> None:
+    async def _on_clear(self, message: dict[str, Any]) -> None:
         if not self.audio:
             return
         if self.tts is None:
@@ -442,7 +432,7 @@ class Session:
             return
         await self.tts.clear()
 
-    def _on_send_message(self, message: dict[str, Any]) -> None:
+    async def _on_send_message(self, message: dict[str, Any]) -> None:
         room, agent = self.room, self.agent
         if room is None or agent is None:
             self._error(NO_LIVEKIT)
@@ -455,12 +445,12 @@ class Session:
         topic = message.get("topic") or "messages"
         self.state.publish_data(room, agent.identity, payload, topic)
 
-    def _on_sip_transfer(self, transfer_to: str) -> None:
+    async def _on_sip_transfer(self, message: dict[str, Any]) -> None:
         def fail(text: str) -> None:
             self.send({"type": "sip_transfer_error", "message": text})
 
         try:
-            target = validate_phone(transfer_to)
+            target = validate_phone(message["transfer_to"])
         except ValueError as exc:
             fail(f"Invalid phone number: {exc}")
             return
@@ -490,7 +480,7 @@ class Session:
             return
         self.state.record_transfer(room.name, sip.identity, target)
 
-    def _on_update_config(self, message: dict[str, Any]) -> None:
+    async def _on_update_config(self, message: dict[str, Any]) -> None:
         turn_detect = message.get("turn_detect")
         if turn_detect is None:
             return
@@ -501,7 +491,7 @@ class Session:
             return
         self.state.turn_detect_threshold = threshold
 
-    def _on_loading_start(self) -> None:
+    async def _on_loading_start(self, message: dict[str, Any]) -> None:
         if not self.configured:
             self._error("Send a config message first before using loading_start.")
         elif not self.audio:
@@ -524,6 +514,9 @@ class Session:
             self._error("no loading audio configured")
         else:
             self.loading_active = True
+
+    async def _on_loading_stop(self, message: dict[str, Any]) -> None:
+        self.loading_active = False
 
     # --- RoomListener ----------------------------------------------------------------------
 
@@ -589,6 +582,20 @@ class Session:
             return
         if self.stt is not None:
             await self.stt.feed(pcm16)
+
+
+#: The handler of each client message type (the keys of ``schemas.CLIENT_MESSAGES``, the
+#: only types the parser lets through). A new message type is a schema plus a line here.
+HANDLERS: dict[str, Callable[[Session, dict[str, Any]], Awaitable[None]]] = {
+    "config": Session._on_config,
+    "speak": Session._on_speak,
+    "clear": Session._on_clear,
+    "send_message": Session._on_send_message,
+    "sip_transfer": Session._on_sip_transfer,
+    "update_config": Session._on_update_config,
+    "loading_start": Session._on_loading_start,
+    "loading_stop": Session._on_loading_stop,
+}
 
 
 def _participant_wire(room: Room, participant: Participant) -> dict[str, Any]:

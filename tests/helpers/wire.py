@@ -1,4 +1,5 @@
-"""Raw-socket helpers of the fidelity suite (what a client of any language sends)."""
+"""Raw WebSocket helpers for talking to the local server as a client of any language
+does (the server and fidelity suites): JSON messages in, frames out, nothing of the SDK."""
 
 from __future__ import annotations
 
@@ -51,14 +52,20 @@ async def collect(
     ws: aiohttp.ClientWebSocketResponse,
     until: Callable[[dict[str, Any]], bool],
     timeout: float = TIMEOUT,
+    *,
+    with_audio_frames: bool = False,
 ) -> tuple[list[Any], bytes]:
-    """JSON frames up to and including the first matching ``until``; plus all audio."""
+    """JSON frames up to and including the first matching ``until``; plus all audio.
+
+    With ``with_audio_frames`` the list holds the binary frames too, in arrival order."""
     frames: list[Any] = []
     audio = bytearray()
     while True:
         frame = await recv(ws, timeout)
         if isinstance(frame, bytes):
             audio += frame
+            if with_audio_frames:
+                frames.append(frame)
         elif isinstance(frame, dict):
             frames.append(frame)
             if until(frame):
