@@ -26,6 +26,7 @@ __all__ = [
     "raw_socket",
     "sender_kind",
     "transport",
+    "turn_pending",
     "wrap_frame_transport",
 ]
 
@@ -34,7 +35,7 @@ W = TypeVar("W")
 
 def connection(client: SaynaClient) -> Any:
     """The client's live connection object (fails if it has none)."""
-    conn = client._conn
+    conn = client._voice._conn
     assert conn is not None, "the client has no connection"
     return conn
 
@@ -96,4 +97,9 @@ def batch_open(client: SaynaClient) -> bool:
 
 def event_hub(client: SaynaClient) -> Any:
     """The client's event hub (callbacks, iterators and their queues)."""
-    return client._hub
+    return client._voice.hub
+
+
+def turn_pending(client: SaynaClient) -> bool:
+    """Whether the session tracker has a user turn open (results without a final)."""
+    return bool(client._voice.tracker.turn_pending)
