@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from sayna_client import STTConfig, audio
-from sayna_client._audio_lane import silence_frame
 from sayna_client.agents.speech import bytes_per_second
 from sayna_client.errors import SaynaValidationError
 from sayna_client.protocol import encodings
 from sayna_client.protocol.encodings import ENCODINGS, lookup
+from sayna_client.realtime.lane import silence_frame
 from sayna_client.server.engines.base import encode_output
 from sayna_client.server.validation import DEEPGRAM_ENCODINGS, ConfigRejected, _start_stt
 

@@ -1,11 +1,15 @@
 """Python SDK for Sayna: real-time speech-to-text and text-to-speech over one WebSocket.
 
 The public surface is re-exported here; everything else lives in private modules.
+The names whose modules do I/O (the clients, and the conversation types beside the
+session) are imported on first use, so ``import sayna_client.protocol`` (sans-I/O)
+loads neither aiohttp nor asyncio.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ._config import ReconnectPolicy, RetryPolicy, Timeouts
 from ._version import __version__
-from .client import SaynaClient, Unsubscribe
 from .errors import (
     SaynaAuthenticationError,
     SaynaBadRequestError,
@@ -45,21 +49,14 @@ from .protocol.commands import (
 )
 from .protocol.decode import decode_text
 from .protocol.events import (
-    AudioDropped,
-    CallbackError,
     ConnectionClosed,
-    ErrorEvent,
     ErrorMessage,
-    Event,
-    EventsDropped,
     MalformedMessage,
     MessageMessage,
     Participant,
     ParticipantConnectedMessage,
     ParticipantDisconnectedMessage,
     ReadyMessage,
-    Reconnected,
-    Reconnecting,
     SaynaMessage,
     ServerEvent,
     SipTransferErrorMessage,
@@ -71,8 +68,15 @@ from .protocol.events import (
     UnknownEvent,
     VADEventMessage,
 )
-from .realtime.conversation import SessionMetrics, Turn
-from .sync import SaynaSyncClient
+from .realtime.events import (
+    AudioDropped,
+    CallbackError,
+    ErrorEvent,
+    Event,
+    EventsDropped,
+    Reconnected,
+    Reconnecting,
+)
 from .types import (
     ApiKeyAuth,
     AzureAuth,
@@ -223,3 +227,33 @@ __all__ = [
     "resolve_config_auth",
     "resolve_google_credentials",
 ]
+
+if TYPE_CHECKING:
+    from .client import SaynaClient
+    from .realtime.conversation import SessionMetrics, Turn
+    from .realtime.subscriptions import Unsubscribe
+    from .sync import SaynaSyncClient
+
+#: Public names imported on first use: their modules load aiohttp or asyncio.
+_LAZY = {
+    "SaynaClient": "client",
+    "SaynaSyncClient": "sync",
+    "SessionMetrics": "realtime.conversation",
+    "Turn": "realtime.conversation",
+    "Unsubscribe": "realtime.subscriptions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sayna_client' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

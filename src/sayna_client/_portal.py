@@ -6,22 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import itertools
 import logging
 import threading
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any, Callable, Generic, Optional, TypeVar
+from typing import Any, Callable, Generic, Optional, TypeVar, overload
 
-from ._callbacks import Unsubscribe
+from typing_extensions import Concatenate, ParamSpec
+
 from ._defaults import CLIENT_DEFAULT
 from .client import SaynaClient
 from .errors import SaynaConnectionError, SaynaTimeoutError
+from .realtime.subscriptions import Unsubscribe
 
-__all__ = ["BlockingIterator"]
+__all__ = ["Blocking", "BlockingIterator", "Registration"]
 
 logger = logging.getLogger("sayna_client")
 
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
 
 #: After ``disconnect()``, how long calls still running on the loop (woken by the close)
 #: get to finish before they are cancelled.
@@ -336,3 +341,69 @@ class BlockingIterator(Generic[T]):
         pending = getattr(self, "_pending", None)
         if pending is not None and not pending.done():
             pending.cancel()
+
+
+class Blocking(Generic[P, R]):
+    """A ``SaynaSyncClient`` method that is the ``SaynaClient`` coroutine method of the
+    same name, run on the loop thread: same arguments, result and errors, blocking
+    (see :meth:`_Portal.run`). On the class it is a plain function with the async
+    method's signature; the first use on an instance stores the blocking call on it."""
+
+    def __init__(self, function: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]) -> None:
+        name = self._name = function.__name__
+
+        @functools.wraps(function)
+        def blocking(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return self._portal.run(getattr(self._client, name), *args, **kwargs)
+
+        blocking.__doc__ = (
+            f"``SaynaClient.{name}()``, blocking: it runs on the client's loop thread and "
+            f"this returns its result or raises its error.\n\n{function.__doc__ or ''}"
+        )
+        self._function = blocking
+        self.__doc__ = blocking.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: Optional[type] = None) -> Callable[..., R]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: Optional[type] = None) -> Callable[P, R]: ...
+
+    def __get__(self, obj: Optional[Any], owner: Optional[type] = None) -> Any:
+        if obj is None:
+            return self._function
+        call = functools.partial(obj._portal.run, getattr(obj._client, self._name))
+        obj.__dict__[self._name] = call  # holds the portal and the client, not obj
+        return call
+
+
+class Registration(Generic[T]):
+    """A ``SaynaSyncClient`` ``register_on_*`` method: the ``SaynaClient`` one, run where
+    it cannot race the loop, returning an ``Unsubscribe`` callable from any thread."""
+
+    def __init__(self, function: Callable[[Any, Callable[[T], Any]], Unsubscribe]) -> None:
+        name = self._name = function.__name__
+
+        @functools.wraps(function)
+        def register(self: Any, callback: Callable[[T], Any]) -> Unsubscribe:
+            return _ThreadSafeUnsubscribe(
+                self._portal.call(getattr(self._client, name), callback), self._portal
+            )
+
+        register.__doc__ = f"{function.__doc__}\n\nThe callback runs on the loop thread."
+        self._function = register
+
+    @overload
+    def __get__(
+        self, obj: None, owner: Optional[type] = None
+    ) -> Callable[[Any, Callable[[T], Any]], Unsubscribe]: ...
+
+    @overload
+    def __get__(
+        self, obj: object, owner: Optional[type] = None
+    ) -> Callable[[Callable[[T], Any]], Unsubscribe]: ...
+
+    def __get__(self, obj: Optional[Any], owner: Optional[type] = None) -> Any:
+        if obj is None:
+            return self._function
+        return functools.partial(self._function, obj)

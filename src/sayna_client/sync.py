@@ -29,52 +29,29 @@ import logging
 import threading
 import warnings
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
-from ._callbacks import Unsubscribe
 from ._config import ReconnectPolicy, RetryPolicy, Timeouts
-from ._defaults import CLIENT_DEFAULT, Seconds
+from ._defaults import CLIENT_DEFAULT
 from ._defaults import ClientDefault as _ClientDefault
+from ._forward import ForwardAttribute
 from ._http import DEFAULT_MAX_RESPONSE_BYTES
-from ._portal import BlockingIterator, _Portal, _ThreadSafeUnsubscribe
+from ._options import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES
+from ._portal import Blocking, BlockingIterator, Registration, _Portal, _ThreadSafeUnsubscribe
 from .client import SaynaClient
-from .protocol.events import (
-    ConnectionClosed,
-    Event,
-    MessageMessage,
-    ParticipantConnectedMessage,
-    ParticipantDisconnectedMessage,
-    ReadyMessage,
-    SipTransferErrorMessage,
-    STTResultMessage,
-    TrackSubscribedMessage,
-    TTSPlaybackCompleteMessage,
-    VADEventMessage,
-)
 from .realtime.conversation import SessionMetrics, Turn
-from .realtime.hub import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES
+from .realtime.events import Event
+from .realtime.subscriptions import Unsubscribe
 from .types import (
-    HealthResponse,
     LiveKitConfig,
-    LiveKitRoomDetails,
-    LiveKitRoomsResponse,
-    LiveKitTokenResponse,
     LoadingAudioConfig,
-    MuteLiveKitParticipantResponse,
-    RemoveLiveKitParticipantResponse,
-    SipCallResponse,
-    SipCallSipConfig,
-    SipHook,
-    SipHooksResponse,
-    SipTransferResponse,
     STTConfig,
     TTSConfig,
-    VoiceDescriptor,
 )
 
 if TYPE_CHECKING:
-    from typing_extensions import Buffer
+    pass
 
 __all__ = ["BlockingIterator", "SaynaSyncClient"]
 
@@ -300,151 +277,34 @@ class SaynaSyncClient:
         """The speech-to-text settings (use :meth:`reconfigure` to change them in a session)."""
         return self._client.stt_config
 
+    # The client's other settings, read-only here (the wrapped client's own attributes).
+    tts_config = ForwardAttribute[Optional[TTSConfig]]("_client", "The TTS settings.")
+    livekit_config = ForwardAttribute[Optional[LiveKitConfig]]("_client", "The LiveKit settings.")
+    loading_audio = ForwardAttribute[Optional[LoadingAudioConfig]]("_client", "The loading clip.")
+    without_audio = ForwardAttribute[bool]("_client", "True for a control-only session.")
+    stream_id = ForwardAttribute[Optional[str]]("_client", "The ``stream_id`` of the next config.")
+    timeouts = ForwardAttribute[Timeouts]("_client", "The client's deadlines.")
+    heartbeat = ForwardAttribute[Optional[float]]("_client", "The dead-peer detection figure.")
+    reconnect_policy = ForwardAttribute[Optional[ReconnectPolicy]](
+        "_client", "The automatic reconnection policy."
+    )
+
     # --- REST: each is the SaynaClient method, blocking; same arguments, result, errors ---
-    # ``timeout``: seconds, None for no limit, left out for the client's timeouts.request.
 
-    def health(self, *, timeout: Seconds = CLIENT_DEFAULT) -> HealthResponse:
-        """``GET /``: ``HealthResponse`` (``status == "OK"``). See ``SaynaClient.health``."""
-        return self._portal.run(self._client.health, timeout=timeout)
-
-    def get_voices(self, *, timeout: Seconds = CLIENT_DEFAULT) -> dict[str, list[VoiceDescriptor]]:
-        """``GET /voices``: provider name -> voices. See ``SaynaClient.get_voices``."""
-        return self._portal.run(self._client.get_voices, timeout=timeout)
-
-    def speak_rest(
-        self,
-        text: str,
-        tts_config: TTSConfig,
-        *,
-        timeout: Seconds = CLIENT_DEFAULT,
-        retry: Optional[RetryPolicy] = None,
-    ) -> tuple[bytes, dict[str, str]]:
-        """``POST /speak``: ``(audio, headers)``. See ``SaynaClient.speak_rest``."""
-        return self._portal.run(
-            self._client.speak_rest, text, tts_config, timeout=timeout, retry=retry
-        )
-
-    def get_livekit_token(
-        self,
-        room_name: str,
-        participant_name: str,
-        participant_identity: str,
-        *,
-        timeout: Seconds = CLIENT_DEFAULT,
-    ) -> LiveKitTokenResponse:
-        """``POST /livekit/token``. See ``SaynaClient.get_livekit_token``."""
-        return self._portal.run(
-            self._client.get_livekit_token,
-            room_name,
-            participant_name,
-            participant_identity,
-            timeout=timeout,
-        )
-
-    def get_livekit_rooms(self, *, timeout: Seconds = CLIENT_DEFAULT) -> LiveKitRoomsResponse:
-        """``GET /livekit/rooms``. See ``SaynaClient.get_livekit_rooms``."""
-        return self._portal.run(self._client.get_livekit_rooms, timeout=timeout)
-
-    def get_livekit_room(
-        self, room_name: str, *, timeout: Seconds = CLIENT_DEFAULT
-    ) -> LiveKitRoomDetails:
-        """``GET /livekit/rooms/{room_name}``. See ``SaynaClient.get_livekit_room``."""
-        return self._portal.run(self._client.get_livekit_room, room_name, timeout=timeout)
-
-    def remove_livekit_participant(
-        self, room_name: str, participant_identity: str, *, timeout: Seconds = CLIENT_DEFAULT
-    ) -> RemoveLiveKitParticipantResponse:
-        """``DELETE /livekit/participant`` (sent once). See the ``SaynaClient`` method."""
-        return self._portal.run(
-            self._client.remove_livekit_participant,
-            room_name,
-            participant_identity,
-            timeout=timeout,
-        )
-
-    def mute_livekit_participant_track(
-        self,
-        room_name: str,
-        participant_identity: str,
-        track_sid: str,
-        muted: bool,
-        *,
-        timeout: Seconds = CLIENT_DEFAULT,
-    ) -> MuteLiveKitParticipantResponse:
-        """``POST /livekit/participant/mute``. See the ``SaynaClient`` method."""
-        return self._portal.run(
-            self._client.mute_livekit_participant_track,
-            room_name,
-            participant_identity,
-            track_sid,
-            muted,
-            timeout=timeout,
-        )
-
-    def get_sip_hooks(self, *, timeout: Seconds = CLIENT_DEFAULT) -> SipHooksResponse:
-        """``GET /sip/hooks``. See ``SaynaClient.get_sip_hooks``."""
-        return self._portal.run(self._client.get_sip_hooks, timeout=timeout)
-
-    def set_sip_hooks(
-        self,
-        hooks: Sequence[Union[SipHook, dict[str, Any]]],
-        *,
-        timeout: Seconds = CLIENT_DEFAULT,
-    ) -> SipHooksResponse:
-        """``POST /sip/hooks``: the merged table. See ``SaynaClient.set_sip_hooks``."""
-        return self._portal.run(self._client.set_sip_hooks, hooks, timeout=timeout)
-
-    def delete_sip_hooks(
-        self, hosts: Sequence[str], *, timeout: Seconds = CLIENT_DEFAULT
-    ) -> SipHooksResponse:
-        """``DELETE /sip/hooks``: what remains. See ``SaynaClient.delete_sip_hooks``."""
-        return self._portal.run(self._client.delete_sip_hooks, hosts, timeout=timeout)
-
-    def sip_transfer_rest(
-        self,
-        room_name: str,
-        participant_identity: str,
-        transfer_to: str,
-        *,
-        timeout: Seconds = CLIENT_DEFAULT,
-    ) -> SipTransferResponse:
-        """``POST /sip/transfer`` (sent once). See ``SaynaClient.sip_transfer_rest``."""
-        return self._portal.run(
-            self._client.sip_transfer_rest,
-            room_name,
-            participant_identity,
-            transfer_to,
-            timeout=timeout,
-        )
-
-    def sip_call(
-        self,
-        room_name: str,
-        participant_name: str,
-        participant_identity: str,
-        from_phone_number: str,
-        to_phone_number: str,
-        sip_config: Optional[SipCallSipConfig] = None,
-        *,
-        timeout: Seconds = CLIENT_DEFAULT,
-    ) -> SipCallResponse:
-        """``POST /sip/call`` (sent once, never retried). See ``SaynaClient.sip_call``."""
-        return self._portal.run(
-            self._client.sip_call,
-            room_name,
-            participant_name,
-            participant_identity,
-            from_phone_number,
-            to_phone_number,
-            sip_config,
-            timeout=timeout,
-        )
-
-    def get_recording(
-        self, stream_id: str, *, timeout: Seconds = CLIENT_DEFAULT
-    ) -> tuple[bytes, dict[str, str]]:
-        """``GET /recording/{stream_id}``: ``(bytes, headers)``. See the ``SaynaClient`` one."""
-        return self._portal.run(self._client.get_recording, stream_id, timeout=timeout)
+    health = Blocking(SaynaClient.health)
+    get_voices = Blocking(SaynaClient.get_voices)
+    speak_rest = Blocking(SaynaClient.speak_rest)
+    get_livekit_token = Blocking(SaynaClient.get_livekit_token)
+    get_livekit_rooms = Blocking(SaynaClient.get_livekit_rooms)
+    get_livekit_room = Blocking(SaynaClient.get_livekit_room)
+    remove_livekit_participant = Blocking(SaynaClient.remove_livekit_participant)
+    mute_livekit_participant_track = Blocking(SaynaClient.mute_livekit_participant_track)
+    get_sip_hooks = Blocking(SaynaClient.get_sip_hooks)
+    set_sip_hooks = Blocking(SaynaClient.set_sip_hooks)
+    delete_sip_hooks = Blocking(SaynaClient.delete_sip_hooks)
+    sip_transfer_rest = Blocking(SaynaClient.sip_transfer_rest)
+    sip_call = Blocking(SaynaClient.sip_call)
+    get_recording = Blocking(SaynaClient.get_recording)
 
     # --- the WebSocket session ---------------------------------------------------------
 
@@ -510,88 +370,25 @@ class SaynaSyncClient:
             timeout=timeout,
         )
 
-    def tts_flush(self, allow_interruption: bool = True) -> None:
-        """Send an empty ``speak`` (a no-op flush marker for the server)."""
-        self._portal.run(self._client.tts_flush, allow_interruption)
+    tts_flush = Blocking(SaynaClient.tts_flush)
 
-    def clear(self) -> None:
-        """Stop queued and in-flight speech (ignored while non-interruptible speech plays)."""
-        self._portal.run(self._client.clear)
+    clear = Blocking(SaynaClient.clear)
 
-    def on_audio_input(self, audio_data: Buffer) -> None:
-        """Send one frame of audio in the ``stt_config`` format; returns once it is sent.
+    on_audio_input = Blocking(SaynaClient.on_audio_input)
 
-        ``audio_data`` is any bytes-like object (``bytes``, ``bytearray``, a memoryview,
-        an ``array.array``, a C-contiguous numpy array); exactly its bytes go out as one
-        binary frame, whatever its length (see ``SaynaClient.on_audio_input``).
+    send_message = Blocking(SaynaClient.send_message)
 
-        Raises:
-            SaynaValidationError: not bytes-like, not C-contiguous, empty or over 16 MiB.
-            SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
-            SaynaConnectionError: the socket closed while sending.
-        """
-        self._portal.run(self._client.on_audio_input, audio_data)
+    sip_transfer = Blocking(SaynaClient.sip_transfer)
 
-    def send_message(
-        self,
-        message: str,
-        role: str,
-        topic: str = "messages",
-        debug: Optional[dict[str, Any]] = None,
-    ) -> None:
-        """Publish a data message into the session's LiveKit room."""
-        self._portal.run(self._client.send_message, message, role, topic, debug)
+    update_config = Blocking(SaynaClient.update_config)
 
-    def sip_transfer(self, transfer_to: str) -> None:
-        """Transfer the room's SIP caller; failures arrive as ``sip_transfer_error`` events."""
-        self._portal.run(self._client.sip_transfer, transfer_to)
+    loading_start = Blocking(SaynaClient.loading_start)
 
-    def update_config(
-        self,
-        *,
-        vad_silence_duration_ms: Optional[int] = None,
-        turn_detect_threshold: Optional[float] = None,
-    ) -> None:
-        """Send ``update_config`` (turn-detector threshold 0.0-1.0); nothing is sent back."""
-        self._portal.run(
-            self._client.update_config,
-            vad_silence_duration_ms=vad_silence_duration_ms,
-            turn_detect_threshold=turn_detect_threshold,
-        )
+    loading_stop = Blocking(SaynaClient.loading_stop)
 
-    def loading_start(self) -> None:
-        """Start looping the configured loading clip into the LiveKit track."""
-        self._portal.run(self._client.loading_start)
+    finish_audio = Blocking(SaynaClient.finish_audio)
 
-    def loading_stop(self) -> None:
-        """Fade out the loading clip."""
-        self._portal.run(self._client.loading_stop)
-
-    def finish_audio(
-        self, timeout: Optional[float] = 10.0, *, silence_ms: int = 1500
-    ) -> Optional[Turn]:
-        """End the audio stream: send up to ``silence_ms`` of trailing silence in the
-        session's format so the recogniser ends the utterance, and wait for its final.
-
-        Returns:
-            The :class:`Turn` that ended, or None when no words were heard.
-
-        Raises:
-            SaynaError: as ``SaynaClient.finish_audio`` (``SaynaValidationError``,
-                ``SaynaNotConnectedError``, ``SaynaNotReadyError``,
-                ``SaynaConnectionError``, ``SaynaTimeoutError``).
-        """
-        return self._portal.run(self._client.finish_audio, timeout, silence_ms=silence_ms)
-
-    def drain(self, timeout: Optional[float] = None, *, settle: float = 0.3) -> None:
-        """Wait until outstanding speech is synthesized, the user's turn has ended and the
-        session stayed quiet ``settle`` seconds.
-
-        Raises:
-            SaynaTimeoutError: not drained within ``timeout`` seconds.
-            SaynaConnectionClosedError: the session closed first.
-        """
-        self._portal.run(self._client.drain, timeout, settle=settle)
+    drain = Blocking(SaynaClient.drain)
 
     # --- events: pull -------------------------------------------------------------------
 
@@ -632,64 +429,20 @@ class SaynaSyncClient:
         """Remove every registration of ``callback``; returns how many were removed."""
         return self._portal.call(self._client.off, callback)
 
-    def register_on_ready(self, callback: Callback[ReadyMessage]) -> Unsubscribe:
-        """Call ``callback(ReadyMessage)`` when the server sends ``ready``."""
-        return self._subscribe(self._client.register_on_ready, callback)
-
-    def register_on_stt_result(self, callback: Callback[STTResultMessage]) -> Unsubscribe:
-        """Call ``callback(STTResultMessage)`` for every transcription result."""
-        return self._subscribe(self._client.register_on_stt_result, callback)
-
-    def register_on_tts_audio(self, callback: Callback[bytes]) -> Unsubscribe:
-        """Call ``callback(bytes)`` for every frame of synthesized audio."""
-        return self._subscribe(self._client.register_on_tts_audio, callback)
-
-    def register_on_error(self, callback: Callback[Any]) -> Unsubscribe:
-        """Call ``callback(event)`` for server errors and SDK reports (unexpected close,
-        malformed frame, a callback that raised, dropped events or audio)."""
-        return self._subscribe(self._client.register_on_error, callback)
-
-    def register_on_message(self, callback: Callback[MessageMessage]) -> Unsubscribe:
-        """Call ``callback(MessageMessage)`` for LiveKit data messages."""
-        return self._subscribe(self._client.register_on_message, callback)
-
-    def register_on_participant_connected(
-        self, callback: Callback[ParticipantConnectedMessage]
-    ) -> Unsubscribe:
-        """Call ``callback(ParticipantConnectedMessage)`` when someone joins the room."""
-        return self._subscribe(self._client.register_on_participant_connected, callback)
-
-    def register_on_participant_disconnected(
-        self, callback: Callback[ParticipantDisconnectedMessage]
-    ) -> Unsubscribe:
-        """Call ``callback(ParticipantDisconnectedMessage)`` when someone leaves."""
-        return self._subscribe(self._client.register_on_participant_disconnected, callback)
-
-    def register_on_track_subscribed(
-        self, callback: Callback[TrackSubscribedMessage]
-    ) -> Unsubscribe:
-        """Call ``callback(TrackSubscribedMessage)`` when Sayna subscribes to a track."""
-        return self._subscribe(self._client.register_on_track_subscribed, callback)
-
-    def register_on_tts_playback_complete(
-        self, callback: Callback[TTSPlaybackCompleteMessage]
-    ) -> Unsubscribe:
-        """Call ``callback(TTSPlaybackCompleteMessage)`` when the TTS queue drained."""
-        return self._subscribe(self._client.register_on_tts_playback_complete, callback)
-
-    def register_on_sip_transfer_error(
-        self, callback: Callback[SipTransferErrorMessage]
-    ) -> Unsubscribe:
-        """Call ``callback(SipTransferErrorMessage)`` when a ``sip_transfer`` fails."""
-        return self._subscribe(self._client.register_on_sip_transfer_error, callback)
-
-    def register_on_vad_event(self, callback: Callback[VADEventMessage]) -> Unsubscribe:
-        """Call ``callback(VADEventMessage)`` (defined by the protocol; not sent today)."""
-        return self._subscribe(self._client.register_on_vad_event, callback)
-
-    def register_on_close(self, callback: Callback[ConnectionClosed]) -> Unsubscribe:
-        """Call ``callback(ConnectionClosed)`` whenever the socket closes, for any reason."""
-        return self._subscribe(self._client.register_on_close, callback)
+    register_on_ready = Registration(SaynaClient.register_on_ready)
+    register_on_stt_result = Registration(SaynaClient.register_on_stt_result)
+    register_on_tts_audio = Registration(SaynaClient.register_on_tts_audio)
+    register_on_error = Registration(SaynaClient.register_on_error)
+    register_on_message = Registration(SaynaClient.register_on_message)
+    register_on_participant_connected = Registration(SaynaClient.register_on_participant_connected)
+    register_on_participant_disconnected = Registration(
+        SaynaClient.register_on_participant_disconnected
+    )
+    register_on_track_subscribed = Registration(SaynaClient.register_on_track_subscribed)
+    register_on_tts_playback_complete = Registration(SaynaClient.register_on_tts_playback_complete)
+    register_on_sip_transfer_error = Registration(SaynaClient.register_on_sip_transfer_error)
+    register_on_vad_event = Registration(SaynaClient.register_on_vad_event)
+    register_on_close = Registration(SaynaClient.register_on_close)
 
 
 @atexit.register

@@ -146,7 +146,7 @@ async def test_drain_timeout_bounds_a_graceful_disconnect(server: LocalServer) -
     await client.connect()
     for frame in _speech(2):  # stops mid-utterance: the turn never ends by itself
         await client.on_audio_input(frame)
-    await eventually(lambda: client._tracker.turn_pending)
+    await eventually(lambda: internals.turn_pending(client))
     started = time.monotonic()
     await client.disconnect()
     assert time.monotonic() - started < 2.0  # the 0.2 s drain, not the 10 s default wait

@@ -28,6 +28,7 @@ __all__ = [
     "sender_kind",
     "server_state",
     "transport",
+    "turn_pending",
     "wrap_frame_transport",
 ]
 
@@ -36,7 +37,7 @@ W = TypeVar("W")
 
 def connection(client: SaynaClient) -> Any:
     """The client's live connection object (fails if it has none)."""
-    conn = client._conn
+    conn = client._voice._conn
     assert conn is not None, "the client has no connection"
     return conn
 
@@ -98,7 +99,12 @@ def batch_open(client: SaynaClient) -> bool:
 
 def event_hub(client: SaynaClient) -> Any:
     """The client's event hub (callbacks, iterators and their queues)."""
-    return client._hub
+    return client._voice.hub
+
+
+def turn_pending(client: SaynaClient) -> bool:
+    """Whether the session tracker has a user turn open (results without a final)."""
+    return bool(client._voice.tracker.turn_pending)
 
 
 def server_state(server: LocalServer) -> Any:

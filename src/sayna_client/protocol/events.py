@@ -1,10 +1,12 @@
-"""Typed events: what the server sends, and what the SDK itself reports.
+"""Typed events of the wire: what the server sends, and what a frame or a close means.
 
 Server messages are pydantic models with a ``type`` literal, decoded through one
 discriminated union (see :mod:`.decode`). They tolerate fields a newer server may
-add. Events the SDK raises itself (TTS audio frames, a closed connection, a
-malformed frame, a failing callback) are small slotted classes: TTS audio arrives
-tens of times a second and must not pay for validation.
+add. What the wire carries besides JSON (a TTS audio frame, a frame that could not
+be decoded, an unknown type, the close) are small slotted classes: TTS audio arrives
+tens of times a second and must not pay for validation. The SDK's own reports
+(dropped events, failing callbacks, reconnection) live in
+:mod:`sayna_client.realtime.events`.
 
 Every event has a ``type`` string; every event delivered to error callbacks has a
 ``message`` string, so ``lambda e: print(e.message)`` works for all of them.
@@ -17,21 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from .attribution import error_source
 
 __all__ = [
-    "AudioDropped",
-    "CallbackError",
     "ConnectionClosed",
-    "ErrorEvent",
     "ErrorMessage",
-    "Event",
-    "EventsDropped",
+    "LocalEvent",
     "MalformedMessage",
     "MessageMessage",
     "Participant",
     "ParticipantConnectedMessage",
     "ParticipantDisconnectedMessage",
     "ReadyMessage",
-    "Reconnected",
-    "Reconnecting",
     "STTResultMessage",
     "SaynaMessage",
     "ServerEvent",
@@ -192,8 +188,8 @@ ServerEvent = Union[
 ]
 
 
-class _LocalEvent:
-    """Base of events the SDK creates itself: slotted, equal by value, readable repr."""
+class LocalEvent:
+    """Base of events made without pydantic: slotted, equal by value, readable repr."""
 
     __slots__ = ()
     type: ClassVar[str]
@@ -204,7 +200,7 @@ class _LocalEvent:
 
     def __eq__(self, other: object) -> bool:
         return (
-            isinstance(other, _LocalEvent)
+            isinstance(other, LocalEvent)
             and type(other) is type(self)
             and (self._fields() == other._fields())
         )
@@ -217,7 +213,7 @@ class _LocalEvent:
         return f"{type(self).__name__}({body})"
 
 
-class TTSAudio(_LocalEvent):
+class TTSAudio(LocalEvent):
     """One binary frame of synthesized audio, in the session's ``tts_config`` format."""
 
     __slots__ = ("data",)
@@ -230,7 +226,7 @@ class TTSAudio(_LocalEvent):
         return f"TTSAudio(<{len(self.data)} bytes>)"
 
 
-class UnknownEvent(_LocalEvent):
+class UnknownEvent(LocalEvent):
     """A server message whose ``type`` this SDK version does not know. ``data`` is the JSON."""
 
     __slots__ = ("data", "event_type")
@@ -241,7 +237,7 @@ class UnknownEvent(_LocalEvent):
         self.data = data
 
 
-class MalformedMessage(_LocalEvent):
+class MalformedMessage(LocalEvent):
     """A server frame that could not be decoded (invalid JSON, not an object, a known type
     with missing or mistyped fields, or over the size limit). The session keeps running."""
 
@@ -257,7 +253,7 @@ class MalformedMessage(_LocalEvent):
         return f"Malformed message from server: {self.reason}"
 
 
-class ConnectionClosed(_LocalEvent):
+class ConnectionClosed(LocalEvent):
     """The WebSocket closed. ``initiated_by_client`` is True after ``disconnect()``;
     ``will_reconnect`` is True when automatic reconnection is about to start.
 
@@ -284,98 +280,3 @@ class ConnectionClosed(_LocalEvent):
     def message(self) -> str:
         why = f": {self.reason}" if self.reason else ""
         return f"Connection closed (code {self.code}){why}"
-
-
-class CallbackError(_LocalEvent):
-    """A user callback raised. The session keeps running; the exception is ``error``."""
-
-    __slots__ = ("callback", "error", "event_type")
-    type: ClassVar[Literal["callback_error"]] = "callback_error"
-
-    def __init__(self, callback: str, event_type: str, error: BaseException) -> None:
-        self.callback = callback
-        self.event_type = event_type
-        self.error = error
-
-    @property
-    def message(self) -> str:
-        return (
-            f"Callback {self.callback} raised {type(self.error).__name__} while handling "
-            f"{self.event_type!r}: {self.error}"
-        )
-
-
-class EventsDropped(_LocalEvent):
-    """A consumer fell behind and its bounded queue overflowed: ``count`` events were
-    discarded for that consumer only (the oldest ones). Delivered before the next event."""
-
-    __slots__ = ("consumer", "count")
-    type: ClassVar[Literal["events_dropped"]] = "events_dropped"
-
-    def __init__(self, consumer: str, count: int) -> None:
-        self.consumer = consumer
-        self.count = count
-
-    @property
-    def message(self) -> str:
-        return f"{self.count} events were dropped for slow consumer {self.consumer}"
-
-
-class Reconnecting(_LocalEvent):
-    """The session was lost and will be re-established after ``delay`` seconds."""
-
-    __slots__ = ("attempt", "code", "delay", "reason")
-    type: ClassVar[Literal["reconnecting"]] = "reconnecting"
-
-    def __init__(self, attempt: int, delay: float, code: Optional[int], reason: str) -> None:
-        self.attempt = attempt
-        self.delay = delay
-        self.code = code
-        self.reason = reason
-
-
-class Reconnected(_LocalEvent):
-    """The session is ready again; ``replayed_bytes`` of held audio were re-sent."""
-
-    __slots__ = ("attempt", "replayed_bytes", "replayed_frames")
-    type: ClassVar[Literal["reconnected"]] = "reconnected"
-
-    def __init__(self, attempt: int, replayed_frames: int, replayed_bytes: int) -> None:
-        self.attempt = attempt
-        self.replayed_frames = replayed_frames
-        self.replayed_bytes = replayed_bytes
-
-
-class AudioDropped(_LocalEvent):
-    """Audio held during an outage exceeded the reconnect buffer; the oldest frames went."""
-
-    __slots__ = ("bytes", "frames")
-    type: ClassVar[Literal["audio_dropped"]] = "audio_dropped"
-
-    def __init__(self, frames: int, bytes: int) -> None:
-        self.frames = frames
-        self.bytes = bytes
-
-    @property
-    def message(self) -> str:
-        return f"{self.frames} audio frames ({self.bytes} bytes) held during an outage were dropped"
-
-
-ErrorEvent = Union[
-    ErrorMessage, ConnectionClosed, MalformedMessage, CallbackError, EventsDropped, AudioDropped
-]
-"""What error callbacks receive; every member has a ``message`` string."""
-
-Event = Union[
-    ServerEvent,
-    TTSAudio,
-    UnknownEvent,
-    MalformedMessage,
-    ConnectionClosed,
-    CallbackError,
-    EventsDropped,
-    Reconnecting,
-    Reconnected,
-    AudioDropped,
-]
-"""Everything ``client.events()`` yields."""

@@ -12,7 +12,6 @@ blocks; so a slow consumer cannot delay close detection or the heartbeat.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable
 from typing import Any, Callable, Optional, Union, cast
@@ -20,21 +19,24 @@ from typing import Any, Callable, Optional, Union, cast
 import aiohttp
 
 from .._compat import within
-from .._http import RedirectRefused, auth_hint, connection_problem, redirected_elsewhere
-from .._redact import Redactor, safe_url
+from .._redact import Redactor
 from ..errors import (
     SaynaConfigRejectedError,
     SaynaConnectionClosedError,
-    SaynaConnectionError,
-    SaynaError,
-    SaynaHttpError,
     SaynaTimeoutError,
-    SaynaValidationError,
-    http_error_for_status,
 )
-from ..protocol.attribution import refuses_config
 from ..protocol.decode import decode_text
 from ..protocol.events import ConnectionClosed, ErrorMessage, ReadyMessage
+from ..protocol.lifecycle import (
+    CloseCode,
+    Phase,
+    PhaseInput,
+    client_close_code,
+    config_answer,
+    next_phase,
+    received_close_code,
+)
+from .handshake import open_socket
 from .heartbeat import Heartbeat
 from .hub import EventHub
 from .wire import FrameWriter, SendProgress, drop_transport, frame_writer, send_progress
@@ -52,8 +54,7 @@ _WS = aiohttp.WSMsgType
 _BINARY = _WS.BINARY
 _TEXT = _WS.TEXT
 #: Close code reported when the transport dropped or the heartbeat timed out.
-ABNORMAL_CLOSURE = 1006
-NO_STATUS_RECEIVED = 1005
+ABNORMAL_CLOSURE = int(CloseCode.ABNORMAL_CLOSURE)
 #: The reader yields to the event loop after this many frames in a row.
 _YIELD_EVERY = 128
 #: The close reason when the heartbeat found the server dead.
@@ -84,6 +85,7 @@ class WebSocketConnection:
         "_sent",
         "_ws",
         "close_info",
+        "phase",
     )
 
     def __init__(
@@ -104,6 +106,8 @@ class WebSocketConnection:
         self._on_ready_cb = on_ready
         self._ready_waiter: Optional[asyncio.Future[ReadyMessage]] = None
         self.close_info: Optional[ConnectionClosed] = None
+        #: Where the session stands (see :mod:`sayna_client.protocol.lifecycle`).
+        self.phase = Phase.CONNECTING
         self._closing_by_client = False
         self._reader: Optional[asyncio.Task[None]] = None
         # Ping every 2/3 of the user's figure, Pong due within 1/3 of it: a dead peer
@@ -148,70 +152,19 @@ class WebSocketConnection:
             SaynaConnectionError: refused, reset, DNS or TLS failure.
             SaynaValidationError: aiohttp refused to send the upgrade as built.
         """
-        # Pings and Pongs are ours (autoping=False): see heartbeat.py for why.
-        handshake = session.ws_connect(
+        ws = await open_socket(
+            session,
             url,
             headers=headers,
-            autoping=False,
-            autoclose=True,
-            max_msg_size=64 * 1024 * 1024,
+            connect_timeout=connect_timeout,
             ssl=ssl,
+            redactor=redactor,
             proxy=proxy,
             proxy_auth=proxy_auth,
         )
-        scrub = redactor or Redactor()
-        where = safe_url(url)
-        failure: SaynaError
-        try:
-            if session.timeout.total == connect_timeout:
-                ws = await handshake  # the session's own timer bounds the handshake
-            else:
-                ws = await within(connect_timeout, handshake)
-        except asyncio.TimeoutError as exc:
-            failure = SaynaTimeoutError(
-                f"Timed out after {connect_timeout} s opening the WebSocket to {where}; "
-                "check the URL and that the server is reachable, or raise Timeouts.connect",
-                operation="connect",
-                timeout=connect_timeout,
-            )
-            cause: BaseException = exc
-        except RedirectRefused as exc:
-            failure = _redirect_error(exc)
-            cause = exc
-        except aiohttp.WSServerHandshakeError as exc:
-            cause = scrub.cause(exc)  # its text holds the URL, query included
-            body = await _refusal_body(
-                session, url, headers, ssl, connect_timeout, proxy, proxy_auth, scrub
-            )
-            failure = _handshake_error(where, exc.status, body, "Authorization" in headers)
-        except (aiohttp.ClientError, OSError) as exc:
-            cause = scrub.cause(exc)
-            problem = scrub.scrub(connection_problem(url, exc))
-            failure = SaynaConnectionError(f"Could not open the WebSocket: {problem}", cause)
-        except ValueError as exc:  # aiohttp refused a header or the URL as built
-            cause = scrub.cause(exc)
-            failure = SaynaValidationError(
-                f"The WebSocket to {where} could not be opened: {scrub.scrub(str(exc))}"
-            )
-        else:
-            moved = redirected_elsewhere(ws, url)
-            if moved is None:
-                return cls(
-                    ws,
-                    hub,
-                    on_closed=on_closed,
-                    on_ready=on_ready,
-                    heartbeat=heartbeat,
-                    activity=activity,
-                )
-            await ws.close()  # nothing was sent on it
-            refused = RedirectRefused(moved[0], where, moved[1])
-            failure = _redirect_error(refused)
-            cause = refused
-        # Raised outside the except blocks so that an original whose text holds a
-        # secret is not kept as __context__; __cause__ is it or its scrubbed stand-in.
-        failure.__cause__ = cause
-        raise failure
+        return cls(
+            ws, hub, on_closed=on_closed, on_ready=on_ready, heartbeat=heartbeat, activity=activity
+        )
 
     async def configure(self, config_text: str, ready_timeout: Optional[float]) -> ReadyMessage:
         """Send ``config`` and wait for ``ready``.
@@ -225,6 +178,7 @@ class WebSocketConnection:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[ReadyMessage] = loop.create_future()
         self._ready_waiter = waiter
+        self.phase = next_phase(self.phase, PhaseInput.CONFIG_SENT)
         expiry: Optional[asyncio.TimerHandle] = None
         try:
             await self.send_text(config_text)
@@ -368,7 +322,7 @@ class WebSocketConnection:
             self._spawn(self._ws.pong(msg.data))
         elif kind is _WS.CLOSE:
             # aiohttp reports a Close frame without payload as code 0.
-            return (int(msg.data) if msg.data else NO_STATUS_RECEIVED), msg.extra or ""
+            return received_close_code(msg.data), msg.extra or ""
         elif kind is _WS.ERROR:
             # A protocol violation aiohttp closed the socket for carries its close code
             # (1007: a text frame not in UTF-8, 1009: too big), which no reconnect fixes.
@@ -455,6 +409,7 @@ class WebSocketConnection:
             self._finish(*(ended or (ABNORMAL_CLOSURE, "")))
 
     def _got_ready(self, ready: ReadyMessage) -> None:
+        self.phase = next_phase(self.phase, PhaseInput.READY_RECEIVED)
         self._on_ready_cb(ready)
         waiter = self._ready_waiter
         if waiter is not None and not waiter.done():
@@ -462,9 +417,12 @@ class WebSocketConnection:
 
     def _got_error(self, error: ErrorMessage) -> None:
         # Errors of commands sent before the config arrive after it was sent: only the
-        # config's own refusals fail the wait (see protocol.attribution).
+        # config's own refusals fail the wait (see protocol.lifecycle.config_answer).
         waiter = self._ready_waiter
-        if waiter is not None and not waiter.done() and refuses_config(error.message):
+        if waiter is None or waiter.done():
+            return
+        if config_answer("error", error.message) is PhaseInput.CONFIG_REFUSED:
+            self.phase = next_phase(self.phase, PhaseInput.CONFIG_REFUSED)
             waiter.set_exception(SaynaConfigRejectedError(error.message))
 
     def _finish(self, code: Optional[int], reason: str) -> None:
@@ -472,7 +430,8 @@ class WebSocketConnection:
             return
         by_client = self._closing_by_client
         if by_client:
-            code = code if code not in (None, ABNORMAL_CLOSURE) else 1000
+            code = client_close_code(code)
+        self.phase = Phase.CLOSED
         info = ConnectionClosed(code, reason, by_client)
         self.close_info = info
         heartbeat, self._heartbeat = self._heartbeat, None  # it refers back to us
@@ -548,78 +507,3 @@ def _describe(exc: Optional[BaseException]) -> str:
         return ""
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _redirect_error(exc: RedirectRefused) -> SaynaHttpError:
-    return SaynaHttpError(
-        f"The WebSocket upgrade to {exc.source} was redirected (HTTP {exc.status}) "
-        f"to {exc.target}. The SDK does not follow a WebSocket redirect to another "
-        "origin, which would take the session config and provider keys there: "
-        "connect to that URL directly if you trust it",
-        exc.status,
-        "GET /ws",
-        error="redirect",
-        body={"location": exc.target},
-    )
-
-
-async def _refusal_body(
-    session: aiohttp.ClientSession,
-    url: str,
-    headers: dict[str, str],
-    ssl: Any,
-    timeout: Optional[float],
-    proxy: Optional[str],
-    proxy_auth: Optional[aiohttp.BasicAuth],
-    scrub: Redactor,
-) -> Any:
-    """The body of a refused upgrade, which aiohttp discards (the real server explains a
-    401 there): the same request again without the upgrade, read up to 4 KiB. JSON is
-    parsed; None when that request fails or succeeds. The client's secrets are masked
-    (a server may echo the query)."""
-    http_url = "http" + url[2:] if url.startswith(("ws://", "wss://")) else url
-    limit = aiohttp.ClientTimeout(total=min(timeout, 5.0) if timeout else 5.0)
-    try:
-        async with session.get(
-            http_url,
-            headers=headers,
-            ssl=ssl,
-            timeout=limit,
-            proxy=proxy,
-            proxy_auth=proxy_auth,
-            allow_redirects=False,
-        ) as response:
-            if response.status < 400:
-                return None
-            raw = await response.content.read(4096)
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
-        return None
-    text = scrub.scrub(raw.decode("utf-8", errors="replace").strip())
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError):  # not JSON, or nested too deeply
-        return text or None
-
-
-def _handshake_error(where: str, status: int, body: Any, sent_key: bool) -> SaynaHttpError:
-    """The typed error of a refused upgrade: the server's reason, and the fix in the
-    caller's terms (``api_key=``; never "pass api_key=" when one was passed)."""
-    error = code = message = None
-    if isinstance(body, dict):
-        error = body.get("error") if isinstance(body.get("error"), str) else None
-        code = body.get("code") if isinstance(body.get("code"), str) else None
-        message = body.get("message") if isinstance(body.get("message"), str) else None
-        if message and error and not code:
-            code = error
-    elif isinstance(body, str):
-        message = body[:200]
-    reason = message or error or "no reason given"
-    hint = auth_hint(sent_key) if status == 401 else "check the URL points at a Sayna server"
-    return http_error_for_status(status)(
-        f"WebSocket upgrade to {where} failed with HTTP {status}: {reason}; {hint}",
-        status,
-        "GET /ws",
-        body=body,
-        error=error,
-        code=code,
-    )

@@ -31,7 +31,8 @@ import inspect
 import logging
 from typing import Any, Callable, Optional
 
-from ..protocol.events import CallbackError, EventsDropped, TTSAudio
+from ..protocol.events import TTSAudio
+from .events import CallbackError, EventsDropped
 from .mailbox import Barrier, Mailbox
 
 __all__ = ["Dispatcher", "Notice", "Subscription", "Subscriptions"]

@@ -28,8 +28,8 @@ import logging
 import weakref
 from typing import Any, Callable, Optional
 
-from ..protocol.events import EventsDropped
 from .dispatcher import Dispatcher, Notice, Subscription, Subscriptions
+from .events import EventsDropped
 from .fanout import FanOut
 from .mailbox import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, Mailbox
 

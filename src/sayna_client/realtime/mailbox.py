@@ -18,7 +18,8 @@ import asyncio
 import collections
 from typing import Any, Optional
 
-from ..protocol.events import EventsDropped, TTSAudio
+from ..protocol.events import TTSAudio
+from .events import EventsDropped
 
 __all__ = [
     "CLOSED",

@@ -1,17 +1,17 @@
-"""Automatic reconnection: which closes qualify, the retry loop, and held audio.
+"""Automatic reconnection: the retry loop and the audio held meanwhile.
 
 The loop is opt-in (``SaynaClient(reconnect=ReconnectPolicy())``). It only runs
 after a close the client did not ask for, with a code that means the peer or the
-network went away; policy refusals (auth, a rejected config) end it at once.
+network went away (the rule is :func:`sayna_client.protocol.lifecycle.is_recoverable`);
+policy refusals (auth, a rejected config) end it at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from collections.abc import Awaitable
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from .._config import ReconnectPolicy, backoff_delay
 from ..errors import (
@@ -20,83 +20,27 @@ from ..errors import (
     SaynaHttpError,
     SaynaTimeoutError,
 )
-from ..protocol.events import AudioDropped, ConnectionClosed, Reconnected, Reconnecting
+from ..protocol.events import ConnectionClosed
+from ..protocol.lifecycle import is_recoverable
+from .events import Reconnected, Reconnecting
+from .hold import AudioHold
+
+if TYPE_CHECKING:
+    from .core import SessionCore
 
 __all__ = [
-    "RECOVERABLE_CLOSE_CODES",
     "STABLE_AFTER",
-    "AudioHold",
-    "is_recoverable",
+    "Reconnector",
     "run_reconnect",
 ]
 
 logger = logging.getLogger("sayna_client")
-
-#: Close codes after which reconnecting makes sense: going away (1001), abnormal
-#: closure / dead heartbeat (1006), server error, restart, try again later, bad gateway.
-#: 1005 (no status) is absent: the server sends it after ``participant_disconnected``,
-#: the normal end of a LiveKit session whose room it then deletes.
-RECOVERABLE_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
 
 #: Seconds a re-established session must stay up before its next loss starts a new
 #: outage. A session that fails again sooner (the server closes it after ``ready``
 #: every time) continues the same outage: the attempt count and the backoff carry
 #: on, so the policy's ``max_attempts`` ends the loop instead of reconnecting for ever.
 STABLE_AFTER = 30.0
-
-
-def is_recoverable(info: ConnectionClosed) -> bool:
-    """True when the close was not asked for and its code is in :data:`RECOVERABLE_CLOSE_CODES`."""
-    return not info.initiated_by_client and info.code in RECOVERABLE_CLOSE_CODES
-
-
-class AudioHold:
-    """A FIFO of audio frames bounded in bytes; overflow discards the oldest and counts it."""
-
-    def __init__(self, limit_bytes: int) -> None:
-        self.limit = limit_bytes
-        self._frames: collections.deque[bytes] = collections.deque()
-        self._bytes = 0
-        self.dropped_frames = 0
-        self.dropped_bytes = 0
-
-    def __len__(self) -> int:
-        return len(self._frames)
-
-    @property
-    def held_bytes(self) -> int:
-        return self._bytes
-
-    def add(self, frame: bytes) -> None:
-        self._frames.append(frame)
-        self._bytes += len(frame)
-        while self._bytes > self.limit and self._frames:
-            old = self._frames.popleft()
-            self._bytes -= len(old)
-            self.dropped_frames += 1
-            self.dropped_bytes += len(old)
-
-    def take(self) -> list[bytes]:
-        """Everything held, oldest first; the hold is empty afterwards."""
-        frames = list(self._frames)
-        self._frames.clear()
-        self._bytes = 0
-        return frames
-
-    def take_dropped(self) -> Optional[AudioDropped]:
-        """An :class:`AudioDropped` report of what overflowed since the last call, if any."""
-        if not self.dropped_frames:
-            return None
-        report = AudioDropped(self.dropped_frames, self.dropped_bytes)
-        self.dropped_frames = self.dropped_bytes = 0
-        return report
-
-    def discard(self) -> Optional[AudioDropped]:
-        """Drop everything (the session will not come back) and report it with the overflow."""
-        for frame in self.take():
-            self.dropped_frames += 1
-            self.dropped_bytes += len(frame)
-        return self.take_dropped()
 
 
 async def run_reconnect(
@@ -159,3 +103,103 @@ async def run_reconnect(
             return attempt
     logger.error("Giving up reconnecting after %d attempts", attempt)
     return None
+
+
+class Reconnector:
+    """A voice session's automatic reconnection: whether a close starts one, the task
+    that runs it, and the audio held meanwhile.
+
+    Args:
+        session: the session: its ``reconnect_policy``, hub and ready connection;
+            ``reopen()`` makes one attempt, ``close_refused()`` and
+            ``end_of_session()`` end it when the reconnection gives up.
+    """
+
+    def __init__(self, session: SessionCore) -> None:
+        self._session = session
+        #: The running reconnection, if any.
+        self.task: Optional[asyncio.Task[None]] = None
+        #: Audio sent during the outage, replayed once the session is ready again.
+        self.hold: Optional[AudioHold] = None
+        #: (attempts spent, loop time) of the last automatic reconnect that succeeded.
+        self._last_recovery: Optional[tuple[int, float]] = None
+
+    def forget(self) -> None:
+        """The session's loop was closed: nothing of the old reconnection can run."""
+        self.task = None
+        self.hold = None
+
+    def attempts_for(self, info: ConnectionClosed, *, was_ready: bool) -> Optional[int]:
+        """Whether the close ``info`` starts a reconnection: None when it does not, else
+        the attempts already spent on this outage (those of the last recovery when the
+        session is lost again within :data:`STABLE_AFTER` seconds of it, else 0)."""
+        policy = self._session.reconnect_policy
+        if policy is None or not was_ready:
+            return None
+        if not is_recoverable(info.code, initiated_by_client=info.initiated_by_client):
+            return None
+        last, self._last_recovery = self._last_recovery, None
+        used = 0
+        if last is not None and asyncio.get_running_loop().time() - last[1] < STABLE_AFTER:
+            used = last[0]
+        if policy.max_attempts is not None and used >= policy.max_attempts:
+            logger.error(
+                "Sayna session lost again within %s s of reconnecting; giving up after %d "
+                "attempts (ReconnectPolicy.max_attempts)",
+                STABLE_AFTER,
+                used,
+            )
+            return None  # it keeps failing right after recovering: give up
+        return used
+
+    def start(self, info: ConnectionClosed, used: int) -> None:
+        """Start reconnecting after ``info`` (``used``: from :meth:`attempts_for`)."""
+        policy = self._session.reconnect_policy
+        assert policy is not None
+        self.hold = AudioHold(policy.buffer_bytes)
+        self.task = asyncio.get_running_loop().create_task(
+            self._run(policy, info, used), name="sayna-reconnect"
+        )
+
+    async def _run(self, policy: ReconnectPolicy, info: ConnectionClosed, used: int) -> None:
+        session = self._session
+        ok = False
+        try:
+            succeeded = await run_reconnect(
+                policy,
+                info,
+                open_session=session.reopen,
+                replay=self._replay_audio,
+                publish=session.hub.publish,
+                attempts_used=used,
+            )
+            ok = succeeded is not None
+            if succeeded is not None:
+                self._last_recovery = (succeeded, asyncio.get_running_loop().time())
+            else:
+                # A refused attempt (rejected config) leaves its socket open: the
+                # session is over, so close it; later sends raise "not connected".
+                await session.close_refused()
+        finally:
+            self.task = None
+            hold, self.hold = self.hold, None
+            report = hold.discard() if hold is not None and not ok else None
+            if report is not None:
+                session.report(report)
+            if not ok:
+                session.end_of_session()
+
+    async def _replay_audio(self) -> tuple[int, int]:
+        """Send the audio held during the outage, in order; report what overflowed."""
+        hold = self.hold
+        if hold is None:
+            return 0, 0
+        frames = hold.take()
+        conn = self._session.ready_connection()
+        for frame in frames:
+            await conn.send_bytes(frame)
+        report = hold.take_dropped()
+        if report is not None:
+            self._session.report(report)
+        self.hold = None
+        return len(frames), sum(map(len, frames))

@@ -1,4 +1,4 @@
-"""Fire-and-forget session commands, mixed into :class:`~sayna_client.SaynaClient`.
+"""Fire-and-forget session commands: :class:`Commands`, a part of the voice session.
 
 Each validates its arguments first (``SaynaValidationError`` names the problem and
 the fix, nothing is sent), then sends one text frame. The server acknowledges none
@@ -7,11 +7,11 @@ of them; failures come back as ``error`` / ``sip_transfer_error`` events.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from ._config import MAX_TEXT_CHARS
-from .errors import SaynaValidationError
-from .protocol.commands import (
+from .._config import MAX_TEXT_CHARS
+from ..errors import SaynaValidationError
+from ..protocol.commands import (
     LoadingStartMessage,
     LoadingStopMessage,
     SendMessageMessage,
@@ -23,16 +23,20 @@ from .protocol.commands import (
 )
 
 if TYPE_CHECKING:
-    from .realtime.connection import WebSocketConnection
+    from .core import SessionCore
 
-__all__ = ["CommandMethods"]
+__all__ = ["Commands"]
 
 
-class CommandMethods:
-    """Command half of :class:`~sayna_client.SaynaClient`."""
+class Commands:
+    """``send_message``, ``sip_transfer``, ``update_config``, ``loading_start`` /
+    ``loading_stop``: each checks its arguments, then sends one text frame on the
+    session's ready connection."""
 
-    # Provided by SaynaClient (annotated here so the type checker sees it).
-    _ready_connection: Callable[[], WebSocketConnection]
+    __slots__ = ("_session",)
+
+    def __init__(self, session: SessionCore) -> None:
+        self._session = session
 
     async def send_message(
         self,
@@ -57,7 +61,7 @@ class CommandMethods:
         if debug is not None and not isinstance(debug, dict):
             raise SaynaValidationError("debug must be a dict or None")
         text = encode(SendMessageMessage(message=message, role=role, topic=topic, debug=debug))
-        await self._ready_connection().send_text(text)
+        await self._session.ready_connection().send_text(text)
 
     async def sip_transfer(self, transfer_to: str) -> None:
         """Transfer the room's SIP caller to ``transfer_to``; failures arrive as
@@ -65,7 +69,7 @@ class CommandMethods:
         if not isinstance(transfer_to, str) or not transfer_to.strip():
             raise SaynaValidationError("transfer_to must be a phone number such as '+15551234567'")
         text = encode(SipTransferMessage(transfer_to=transfer_to.strip()))
-        await self._ready_connection().send_text(text)
+        await self._session.ready_connection().send_text(text)
 
     async def update_config(
         self,
@@ -87,12 +91,12 @@ class CommandMethods:
             if turn_detect_threshold is None
             else TurnDetectConfig(threshold=turn_detect_threshold),
         )
-        await self._ready_connection().send_text(encode(message))
+        await self._session.ready_connection().send_text(encode(message))
 
     async def loading_start(self) -> None:
         """Start looping the configured loading clip into the LiveKit track."""
-        await self._ready_connection().send_text(encode(LoadingStartMessage()))
+        await self._session.ready_connection().send_text(encode(LoadingStartMessage()))
 
     async def loading_stop(self) -> None:
         """Fade out the loading clip (always silent on the server)."""
-        await self._ready_connection().send_text(encode(LoadingStopMessage()))
+        await self._session.ready_connection().send_text(encode(LoadingStopMessage()))

@@ -1,27 +1,27 @@
-"""Conversation helpers, mixed into :class:`~sayna_client.SaynaClient`: ``turns()``,
-``drain()``, ``finish_audio()`` and ``metrics``, over the session tracker's view of the
-event stream (:class:`~sayna_client.realtime.conversation.SessionTracker`)."""
+"""Waiting for the conversation to finish: ``drain()``, ``finish_audio()`` and the
+graceful half of ``disconnect()``, over the session tracker's view of the event stream
+(:class:`~.conversation.SessionTracker`).
+
+:class:`Drainer` is a part of the voice session; ``SaynaClient`` forwards to it.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
-from typing import TYPE_CHECKING, Callable, Optional
+import logging
+from typing import TYPE_CHECKING, Optional
 
-from ._audio_lane import silence_frame
-from ._callbacks import _iterate
-from ._checks import bounded
-from .errors import SaynaValidationError
-from .realtime.conversation import SessionMetrics, SessionTracker, Turn
-from .realtime.hub import EventHub
-from .types import STTConfig
+from .._checks import bounded
+from ..errors import SaynaConnectionError, SaynaTimeoutError, SaynaValidationError
+from .conversation import SessionMetrics, Turn
+from .lane import silence_frame
 
 if TYPE_CHECKING:
-    from typing_extensions import Buffer
+    from .core import SessionCore
 
-    from .realtime.connection import WebSocketConnection
+__all__ = ["Drainer"]
 
-__all__ = ["ConversationMethods"]
+logger = logging.getLogger("sayna_client")
 
 #: Seconds without a result or TTS audio after which the results of audio already
 #: sent are taken to have arrived (drain(), graceful disconnect(), finish_audio()).
@@ -30,29 +30,13 @@ _SETTLE = 0.3
 _SILENCE_FRAME_MS = 20
 
 
-class ConversationMethods:
-    """Conversation half of :class:`~sayna_client.SaynaClient`."""
+class Drainer:
+    """Waits for speech and results in flight (a part of :class:`~.session.VoiceSession`)."""
 
-    # Provided by SaynaClient (annotated here so the type checker sees them).
-    _hub: EventHub
-    _tracker: SessionTracker
-    _ready_connection: Callable[[], WebSocketConnection]
+    __slots__ = ("_session",)
 
-    if TYPE_CHECKING:
-
-        @property
-        def stt_config(self) -> Optional[STTConfig]: ...
-
-        async def on_audio_input(self, audio_data: Buffer) -> None: ...
-
-    def turns(self) -> AsyncIterator[Turn]:
-        """One :class:`Turn` per user turn (interim and final results joined), in order.
-
-        Subscribes when called; ends when the session ends. ``client.on("turn", cb)``
-        delivers the same objects to a callback.
-        """
-        mailbox = self._hub.add_iterator(f"turns-{id(self):x}", frozenset({"turn"}))
-        return _iterate(self._hub, mailbox)
+    def __init__(self, session: SessionCore) -> None:
+        self._session = session
 
     async def drain(self, timeout: Optional[float] = None, *, settle: float = 0.3) -> None:
         """Wait until outstanding speech is synthesized (``tts_playback_complete``) and the
@@ -76,7 +60,7 @@ class ConversationMethods:
         Raises:
             SaynaConnectionClosedError: the session closed first.
         """
-        tracker = self._tracker
+        tracker = self._session.tracker
         while True:
             await asyncio.gather(tracker.wait_playback(), tracker.wait_turn_end())
             if always_settle or tracker.audio_unanswered:
@@ -85,8 +69,25 @@ class ConversationMethods:
                 busy = tracker.turn_pending or tracker.playback_pending
                 if busy or tracker.activity != seen:
                     continue
-            await self._hub.caught_up()
+            await self._session.hub.caught_up()
             return
+
+    async def let_finish(self, timeout: Optional[float]) -> None:
+        """The graceful half of ``disconnect()``, on a ready session: wait at most
+        ``timeout`` seconds for what is outstanding. Raises nothing but
+        ``CancelledError``."""
+        tracker = self._session.tracker
+        if not (tracker.playback_pending or tracker.turn_pending or tracker.audio_unanswered):
+            return  # nothing outstanding (the close lets callbacks finish what is queued)
+        try:
+            await bounded(self._quiet(always_settle=False), timeout, "disconnect()")
+        except SaynaTimeoutError:
+            logger.info(
+                "disconnect(): the conversation had not finished after %s s (drain); closing",
+                timeout,
+            )
+        except SaynaConnectionError:
+            pass  # the session ended meanwhile
 
     async def finish_audio(
         self, timeout: Optional[float] = 10.0, *, silence_ms: int = 1500
@@ -121,9 +122,10 @@ class ConversationMethods:
         """
         if isinstance(silence_ms, bool) or not isinstance(silence_ms, int) or silence_ms < 0:
             raise SaynaValidationError(f"silence_ms must be an int >= 0, got {silence_ms!r}")
-        frame = silence_frame(self.stt_config, _SILENCE_FRAME_MS)
-        self._ready_connection()
-        tracker = self._tracker
+        session = self._session
+        frame = silence_frame(session.stt_config, _SILENCE_FRAME_MS)
+        session.ready_connection()
+        tracker = session.tracker
         if not tracker.turn_pending and not tracker.audio_unanswered:
             return None
         turns: list[Optional[Turn]] = []
@@ -136,7 +138,7 @@ class ConversationMethods:
 
         async def finish() -> Optional[Turn]:
             for _ in range(silence_ms // _SILENCE_FRAME_MS):
-                await self.on_audio_input(frame)
+                await session.audio_in.on_audio_input(frame)
                 await asyncio.sleep(_SILENCE_FRAME_MS / 1000)
                 if ended[0].done():
                     take()
@@ -158,12 +160,7 @@ class ConversationMethods:
             if not ended[0].done():
                 ended[0].cancel()
 
-    async def _caught_up(self, waiter: Awaitable[None]) -> None:
-        """``waiter``, then the callbacks have handled the events queued by then."""
-        await waiter
-        await self._hub.caught_up()
-
     @property
     def metrics(self) -> SessionMetrics:
         """Latency figures of the current session (also logged at DEBUG)."""
-        return self._tracker.metrics
+        return self._session.tracker.metrics

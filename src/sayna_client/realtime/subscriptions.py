@@ -1,7 +1,8 @@
-"""Subscribing to session events: the pull iterator and the ``register_on_*`` callbacks.
+"""Subscribing to session events: the pull iterators and the ``register_on_*`` callbacks.
 
-Mixed into :class:`~sayna_client.SaynaClient`. Everything goes through one
-:class:`~sayna_client.realtime.hub.EventHub`; callbacks are sugar over the same
+:class:`Subscriptions` is the voice session's part that ``SaynaClient`` forwards
+``events()``, ``turns()``, ``on()``, ``off()`` and ``register_on_*`` to. Everything goes
+through the session's one :class:`~.hub.EventHub`; callbacks are sugar over the same
 stream that ``events()`` yields.
 """
 
@@ -11,10 +12,9 @@ import warnings
 from collections.abc import AsyncIterator
 from typing import Any, Callable, TypeVar
 
-from .errors import SaynaValidationError
-from .protocol.events import (
+from ..errors import SaynaValidationError
+from ..protocol.events import (
     ConnectionClosed,
-    Event,
     MessageMessage,
     ParticipantConnectedMessage,
     ParticipantDisconnectedMessage,
@@ -25,11 +25,13 @@ from .protocol.events import (
     TTSPlaybackCompleteMessage,
     VADEventMessage,
 )
-from .realtime.dispatcher import Subscription
-from .realtime.hub import EventHub
-from .realtime.mailbox import CLOSED, EMPTY, Mailbox, OwnDrop
+from .conversation import Turn
+from .dispatcher import Subscription
+from .events import Event
+from .hub import EventHub
+from .mailbox import CLOSED, EMPTY, Mailbox, OwnDrop
 
-__all__ = ["ERROR_EVENT_TYPES", "CallbackMethods", "Unsubscribe"]
+__all__ = ["ERROR_EVENT_TYPES", "Subscriptions", "Unsubscribe", "iterate"]
 
 T = TypeVar("T")
 Callback = Callable[[T], Any]
@@ -41,8 +43,7 @@ ERROR_EVENT_TYPES = frozenset(
 
 
 class Unsubscribe:
-    """Returned by ``register_on_*`` and :meth:`CallbackMethods.on`: call it to remove that
-    callback."""
+    """Returned by ``register_on_*`` and ``on()``: call it to remove that callback."""
 
     __slots__ = ("_hub", "_subscription")
 
@@ -56,10 +57,13 @@ class Unsubscribe:
         return self._hub.remove_callback(self._subscription)
 
 
-class CallbackMethods:
-    """Event half of :class:`~sayna_client.SaynaClient`."""
+class Subscriptions:
+    """The session's events, pulled (``events()``, ``turns()``) or pushed to callbacks."""
 
-    _hub: EventHub
+    __slots__ = ("_hub",)
+
+    def __init__(self, hub: EventHub) -> None:
+        self._hub = hub
 
     def events(self) -> AsyncIterator[Event]:
         """Every event of the session, in arrival order, TTS audio included.
@@ -72,7 +76,16 @@ class CallbackMethods:
         behind loses its oldest events and receives ``EventsDropped`` with the count.
         """
         mailbox = self._hub.add_iterator(f"events-{id(self):x}")
-        return _iterate(self._hub, mailbox)
+        return iterate(self._hub, mailbox)
+
+    def turns(self) -> AsyncIterator[Turn]:
+        """One :class:`Turn` per user turn (interim and final results joined), in order.
+
+        Subscribes when called; ends when the session ends. ``client.on("turn", cb)``
+        delivers the same objects to a callback.
+        """
+        mailbox = self._hub.add_iterator(f"turns-{id(self):x}", frozenset({"turn"}))
+        return iterate(self._hub, mailbox)
 
     def on(self, event_type: str, callback: Callback[Any]) -> Unsubscribe:
         """Call ``callback(event)`` for every event of ``event_type`` (e.g. ``"stt_result"``,
@@ -172,7 +185,8 @@ class CallbackMethods:
         return self.register_on_tts_audio(callback)
 
 
-async def _iterate(hub: EventHub, mailbox: Mailbox) -> AsyncIterator[Any]:
+async def iterate(hub: EventHub, mailbox: Mailbox) -> AsyncIterator[Any]:
+    """Yield what ``mailbox`` receives until it is closed; report its own overflow."""
     try:
         while True:
             event = mailbox.get_nowait()

@@ -1,0 +1,91 @@
+"""How ``SaynaClient`` forwards the seed's names to the parts it composes.
+
+``client.speak`` *is* the voice session's ``speak``: :class:`Forward` looks the
+method up on the part (``client._voice.speaking``) at the first use on an instance
+and stores that bound method on the instance, so later calls cost a plain attribute
+read (``on_audio_input`` is called 50 times a second per stream). On the class, the
+attribute is the part's function itself, so ``help(SaynaClient.speak)`` shows its
+signature and docstring. :class:`ForwardAttribute` does the same for a value the
+part holds (``client.stt_config``), read and optionally written through.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, Callable, Generic, Optional, TypeVar, overload
+
+# (typing_extensions comes with pydantic; typing has these from Python 3.10 on.)
+from typing_extensions import Concatenate, ParamSpec
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+__all__ = ["Forward", "ForwardAttribute"]
+
+
+class Forward(Generic[P, R]):
+    """A method of the owner that is the method of the same name of the part at ``path``.
+
+    Args:
+        path: the dotted attribute path of the part on the owner (``"_voice.speaking"``).
+        function: the part's function (its class attribute), for the signature and
+            the docstring.
+    """
+
+    def __init__(self, path: str, function: Callable[Concatenate[Any, P], R]) -> None:
+        self._part = operator.attrgetter(path)
+        self._function = function
+        self._name = function.__name__
+        self.__doc__ = function.__doc__
+        self.__wrapped__ = function
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        if name != self._name:
+            raise TypeError(f"{owner.__name__}.{name} must forward to a method of that name")
+
+    @overload
+    def __get__(
+        self, obj: None, owner: Optional[type] = None
+    ) -> Callable[Concatenate[Any, P], R]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: Optional[type] = None) -> Callable[P, R]: ...
+
+    def __get__(self, obj: Optional[object], owner: Optional[type] = None) -> Any:
+        if obj is None:
+            return self._function
+        bound = getattr(self._part(obj), self._name)
+        obj.__dict__[self._name] = bound  # a non-data descriptor: the instance's wins
+        return bound
+
+
+class ForwardAttribute(Generic[T]):
+    """An attribute of the owner that is the attribute of the same name of the part at
+    ``path`` (read-only unless ``writable``), documented by ``doc``."""
+
+    def __init__(self, path: str, doc: str, *, writable: bool = False) -> None:
+        self._path = path
+        self._part = operator.attrgetter(path)
+        self._writable = writable
+        self._name = ""
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, obj: None, owner: Optional[type] = None) -> ForwardAttribute[T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: Optional[type] = None) -> T: ...
+
+    def __get__(self, obj: Optional[object], owner: Optional[type] = None) -> Any:
+        if obj is None:
+            return self
+        return getattr(self._part(obj), self._name)
+
+    def __set__(self, obj: object, value: T) -> None:
+        if not self._writable:
+            raise AttributeError(f"{self._name} is read-only")
+        setattr(self._part(obj), self._name, value)

@@ -1,0 +1,182 @@
+"""Opening the WebSocket: the upgrade, bounded by the connect timeout, and the one
+place where its failures become typed errors (a refused upgrade with the server's
+reason and the fix, a redirect to another origin refused, a timeout, a network error),
+always chained with ``from`` and with the client's secrets masked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Optional
+
+import aiohttp
+
+from .._compat import within
+from .._http import RedirectRefused, auth_hint, connection_problem, redirected_elsewhere
+from .._redact import Redactor, safe_url
+from ..errors import (
+    SaynaConnectionError,
+    SaynaError,
+    SaynaHttpError,
+    SaynaTimeoutError,
+    SaynaValidationError,
+    http_error_for_status,
+)
+
+__all__ = ["open_socket"]
+
+
+async def open_socket(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    headers: dict[str, str],
+    connect_timeout: Optional[float],
+    ssl: Any,
+    redactor: Optional[Redactor] = None,
+    proxy: Optional[str] = None,
+    proxy_auth: Optional[aiohttp.BasicAuth] = None,
+) -> aiohttp.ClientWebSocketResponse[Any]:
+    """Open the socket (bounded by ``connect_timeout``); ``redactor`` masks the client's
+    secrets in the errors and their causes.
+
+    Raises:
+        SaynaAuthenticationError (and other ``SaynaHttpError``): the upgrade got an
+            HTTP error status, e.g. 401 for a missing or wrong API key.
+        SaynaTimeoutError: the handshake took longer than ``connect_timeout``.
+        SaynaHttpError: the upgrade was redirected to another origin (not followed).
+        SaynaConnectionError: refused, reset, DNS or TLS failure.
+        SaynaValidationError: aiohttp refused to send the upgrade as built.
+    """
+    # Pings and Pongs are ours (autoping=False): see heartbeat.py for why.
+    handshake = session.ws_connect(
+        url,
+        headers=headers,
+        autoping=False,
+        autoclose=True,
+        max_msg_size=64 * 1024 * 1024,
+        ssl=ssl,
+        proxy=proxy,
+        proxy_auth=proxy_auth,
+    )
+    scrub = redactor or Redactor()
+    where = safe_url(url)
+    failure: SaynaError
+    try:
+        if session.timeout.total == connect_timeout:
+            ws = await handshake  # the session's own timer bounds the handshake
+        else:
+            ws = await within(connect_timeout, handshake)
+    except asyncio.TimeoutError as exc:
+        failure = SaynaTimeoutError(
+            f"Timed out after {connect_timeout} s opening the WebSocket to {where}; "
+            "check the URL and that the server is reachable, or raise Timeouts.connect",
+            operation="connect",
+            timeout=connect_timeout,
+        )
+        cause: BaseException = exc
+    except RedirectRefused as exc:
+        failure = _redirect_error(exc)
+        cause = exc
+    except aiohttp.WSServerHandshakeError as exc:
+        cause = scrub.cause(exc)  # its text holds the URL, query included
+        body = await _refusal_body(
+            session, url, headers, ssl, connect_timeout, proxy, proxy_auth, scrub
+        )
+        failure = _handshake_error(where, exc.status, body, "Authorization" in headers)
+    except (aiohttp.ClientError, OSError) as exc:
+        cause = scrub.cause(exc)
+        problem = scrub.scrub(connection_problem(url, exc))
+        failure = SaynaConnectionError(f"Could not open the WebSocket: {problem}", cause)
+    except ValueError as exc:  # aiohttp refused a header or the URL as built
+        cause = scrub.cause(exc)
+        failure = SaynaValidationError(
+            f"The WebSocket to {where} could not be opened: {scrub.scrub(str(exc))}"
+        )
+    else:
+        moved = redirected_elsewhere(ws, url)
+        if moved is None:
+            return ws
+        await ws.close()  # nothing was sent on it
+        refused = RedirectRefused(moved[0], where, moved[1])
+        failure = _redirect_error(refused)
+        cause = refused
+    # Raised outside the except blocks so that an original whose text holds a
+    # secret is not kept as __context__; __cause__ is it or its scrubbed stand-in.
+    failure.__cause__ = cause
+    raise failure
+
+
+def _redirect_error(exc: RedirectRefused) -> SaynaHttpError:
+    return SaynaHttpError(
+        f"The WebSocket upgrade to {exc.source} was redirected (HTTP {exc.status}) "
+        f"to {exc.target}. The SDK does not follow a WebSocket redirect to another "
+        "origin, which would take the session config and provider keys there: "
+        "connect to that URL directly if you trust it",
+        exc.status,
+        "GET /ws",
+        error="redirect",
+        body={"location": exc.target},
+    )
+
+
+async def _refusal_body(
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    ssl: Any,
+    timeout: Optional[float],
+    proxy: Optional[str],
+    proxy_auth: Optional[aiohttp.BasicAuth],
+    scrub: Redactor,
+) -> Any:
+    """The body of a refused upgrade, which aiohttp discards (the real server explains a
+    401 there): the same request again without the upgrade, read up to 4 KiB. JSON is
+    parsed; None when that request fails or succeeds. The client's secrets are masked
+    (a server may echo the query)."""
+    http_url = "http" + url[2:] if url.startswith(("ws://", "wss://")) else url
+    limit = aiohttp.ClientTimeout(total=min(timeout, 5.0) if timeout else 5.0)
+    try:
+        async with session.get(
+            http_url,
+            headers=headers,
+            ssl=ssl,
+            timeout=limit,
+            proxy=proxy,
+            proxy_auth=proxy_auth,
+            allow_redirects=False,
+        ) as response:
+            if response.status < 400:
+                return None
+            raw = await response.content.read(4096)
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+        return None
+    text = scrub.scrub(raw.decode("utf-8", errors="replace").strip())
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply
+        return text or None
+
+
+def _handshake_error(where: str, status: int, body: Any, sent_key: bool) -> SaynaHttpError:
+    """The typed error of a refused upgrade: the server's reason, and the fix in the
+    caller's terms (``api_key=``; never "pass api_key=" when one was passed)."""
+    error = code = message = None
+    if isinstance(body, dict):
+        error = body.get("error") if isinstance(body.get("error"), str) else None
+        code = body.get("code") if isinstance(body.get("code"), str) else None
+        message = body.get("message") if isinstance(body.get("message"), str) else None
+        if message and error and not code:
+            code = error
+    elif isinstance(body, str):
+        message = body[:200]
+    reason = message or error or "no reason given"
+    hint = auth_hint(sent_key) if status == 401 else "check the URL points at a Sayna server"
+    return http_error_for_status(status)(
+        f"WebSocket upgrade to {where} failed with HTTP {status}: {reason}; {hint}",
+        status,
+        "GET /ws",
+        body=body,
+        error=error,
+        code=code,
+    )

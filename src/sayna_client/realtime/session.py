@@ -1,0 +1,477 @@
+"""The voice session: one WebSocket at a time, its hub, connect + ready, reconnect, close.
+
+:class:`VoiceSession` owns the connection (:class:`~.connection.WebSocketConnection`),
+the event hub and dispatcher (:class:`~.hub.EventHub`), the conversation tracker and
+the lifecycle gate. It applies the protocol's rules (:mod:`sayna_client.protocol.lifecycle`)
+to what the connection reports; its parts hold the rest of the session API:
+:class:`~.subscriptions.Subscriptions` (events and callbacks),
+:class:`~.speaking.Speaking` (speech, with the agents toolkit's handles),
+:class:`~.commands.Commands` (the other commands) and :class:`~.drain.Drainer`
+(waiting for the conversation to finish), :class:`~.lane.AudioInput`
+(``on_audio_input``). ``SaynaClient`` forwards the seed's names
+to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Union, cast
+
+from .._checks import has_google_auth
+from .._config import check_seconds
+from .._defaults import CLIENT_DEFAULT, ClientDefault
+from .._http import HttpTransport
+from .._options import SessionOptions, check_configs
+from .._redact import Redactor
+from ..errors import (
+    SaynaConfigRejectedError,
+    SaynaConnectionClosedError,
+    SaynaNotConnectedError,
+    SaynaNotReadyError,
+)
+from ..protocol.commands import encode_config
+from ..protocol.events import ConnectionClosed, ReadyMessage
+from ..protocol.lifecycle import ends_normally
+from ..types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
+from ..types.credentials import load_local_google_credentials
+from .commands import Commands
+from .connection import WebSocketConnection
+from .conversation import SessionTracker
+from .drain import Drainer
+from .gate import SessionGate
+from .hold import AudioHold
+from .hub import EventHub
+from .lane import AudioInput
+from .reconnect import Reconnector
+from .speaking import Speaking
+from .subscriptions import Subscriptions
+
+__all__ = ["SessionLink", "VoiceSession"]
+
+logger = logging.getLogger("sayna_client")
+
+_NO_HEADERS: dict[str, str] = {}  # never mutated (aiohttp copies what it is given)
+
+
+@dataclass
+class SessionLink:
+    """Where and how the session's socket is opened, shared with the REST side.
+
+    Attributes:
+        ws_url: the ``ws(s)://.../ws`` URL.
+        headers: the ``Authorization`` header (or none).
+        ssl: passed to aiohttp.
+        redactor: masks the client's secrets in errors.
+        http: the client's current HTTP transport (its aiohttp session opens the socket).
+        renew_http: replace it with a new one (its aiohttp session belonged to a loop
+            that has been closed); returns the new one.
+    """
+
+    ws_url: str
+    headers: dict[str, str]
+    ssl: Any
+    redactor: Redactor
+    http: Callable[[], HttpTransport]
+    renew_http: Callable[[], HttpTransport]
+
+
+class VoiceSession:
+    """One voice session of a client: a WebSocket at a time, ready or not.
+
+    Args:
+        options: the checked session arguments.
+        link: the socket's URL, headers and HTTP transport.
+
+    The configs (``stt_config``...) are the values sent with the next ``config``;
+    :meth:`reconfigure` replaces them.
+    """
+
+    def __init__(self, options: SessionOptions, link: SessionLink) -> None:
+        self.stt_config = options.stt_config
+        self.tts_config = options.tts_config
+        self.livekit_config = options.livekit_config
+        self.loading_audio = options.loading_audio
+        self.without_audio = options.without_audio
+        self.stream_id = options.stream_id
+        self.timeouts = options.timeouts
+        self.heartbeat = options.heartbeat
+        self.reconnect_policy = options.reconnect
+        self._link = link
+        self.hub = hub = EventHub(options.max_queue, options.max_queue_bytes)
+        self.tracker = tracker = SessionTracker()
+        hub.observe_audio(tracker.on_tts_audio)
+        hub.observe("tts_playback_complete", tracker.on_playback_complete)
+        hub.derive("stt_result", tracker.on_stt_result)  # -> Turn events
+        hub.observe("participant_disconnected", tracker.on_participant_disconnected)
+        self._conn: Optional[WebSocketConnection] = None
+        self._ready_msg: Optional[ReadyMessage] = None
+        self._gate = SessionGate()
+        # The parts refer back to the session weakly, so that a dropped client is freed
+        # by reference counting alone (no cycle through the SDK's own objects).
+        me = cast("VoiceSession", weakref.proxy(self))
+        self.audio_in = AudioInput(me)
+        self._reconnector = Reconnector(me)
+        self.subscriptions = Subscriptions(hub)
+        self.drainer = Drainer(me)
+        self.commands = Commands(me)
+        self.speaking = Speaking(me)  # watches from the start, for turn_metrics
+
+    # --- state ---------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True while the WebSocket is open."""
+        return self._conn is not None and not self._conn.closed
+
+    @property
+    def ready(self) -> bool:
+        """True once the server sent ``ready`` and while the socket stays open."""
+        return self._ready_msg is not None and self.connected
+
+    @property
+    def ready_message(self) -> Optional[ReadyMessage]:
+        """The server's ``ready`` of the current session (None before it, after the end)."""
+        return self._ready_msg
+
+    @property
+    def reconnecting(self) -> bool:
+        """True while an automatic reconnection is in progress (see ``ReconnectPolicy``)."""
+        return self._reconnector.task is not None
+
+    def held_audio(self) -> Optional[AudioHold]:
+        """Where audio goes while an automatic reconnection runs (None: send it now)."""
+        reconnector = self._reconnector
+        if reconnector.task is None or self.ready:
+            return None
+        return reconnector.hold
+
+    def ready_connection(self) -> WebSocketConnection:
+        """The ready connection for a send, or the error saying why there is none.
+
+        Raises:
+            SaynaNotConnectedError: never connected, or the session ended.
+            SaynaNotReadyError: not ready yet, or reconnecting.
+            SaynaEventLoopError: the session lives on another running loop.
+        """
+        conn = self._conn
+        if self._gate.loop is not None:
+            self._gate.check_loop()  # raises for another live loop; a dead one has no conn
+        if conn is None or conn.closed:
+            if self._reconnector.task is not None:
+                raise SaynaNotReadyError(
+                    "The Sayna session is reconnecting; retry after the `reconnected` event "
+                    "(audio sent with on_audio_input is held and replayed)"
+                )
+            info = conn.close_info if conn is not None else None
+            if info is not None:
+                raise SaynaNotConnectedError(
+                    f"The Sayna session has ended ({info.message}); call "
+                    "`await client.connect()` to start a new one"
+                )
+            raise SaynaNotConnectedError()
+        if self._ready_msg is None:
+            raise SaynaNotReadyError()
+        return conn
+
+    # --- connecting ----------------------------------------------------------------
+
+    def _config_text(self) -> str:
+        return encode_config(
+            stream_id=self.stream_id,
+            audio=not self.without_audio,
+            stt_config=None if self.without_audio else self.stt_config,
+            tts_config=None if self.without_audio else self.tts_config,
+            livekit=self.livekit_config,
+            loading_audio=self.loading_audio,
+        )
+
+    async def connect(self) -> None:
+        """Open the WebSocket, send the config, and return once the server sent ``ready``.
+
+        Calling it when already ready does nothing. Cancelling it closes whatever it
+        had opened.
+
+        Raises:
+            SaynaTimeoutError: no socket within ``timeouts.connect`` or no ``ready``
+                within ``timeouts.ready`` (the socket is closed).
+            SaynaConfigRejectedError: the server answered the config with an error; the
+                socket stays open: call :meth:`reconfigure` with a fixed config, or
+                :meth:`disconnect`.
+            SaynaAuthenticationError: the upgrade got 401 (API key missing or wrong).
+            SaynaConnectionError: the network failed or the socket closed first;
+                ``SaynaConnectionClosedError`` when :meth:`disconnect` or :meth:`abort`
+                (from another task) ended the attempt.
+            SaynaEventLoopError: the client's session lives on another running loop.
+
+        Concurrency: ``connect()``, ``reconfigure()`` and the close of ``disconnect()``
+        run one at a time, in call order, from any tasks of the session's loop. A
+        ``connect()`` during an automatic reconnection stops it and connects at once.
+        """
+        self._adopt_loop()
+        task = self._reconnector.task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()  # the caller takes over from the automatic reconnection
+            await asyncio.gather(task, return_exceptions=True)
+        async with self._gate.hold("connect()"):
+            if self.ready:
+                return
+            if self._conn is not None and not self._conn.closed:
+                # A config was rejected earlier: send the current one again.
+                await self._configure(self._conn)
+                return
+            try:
+                await self._open()
+            except BaseException:
+                if self._conn is None:
+                    # Nothing stays open after a failed connect, even when the caller
+                    # never reaches disconnect() (a Quick Start whose exception ends
+                    # the program); a later REST call makes a new HTTP session.
+                    await self._link.http().close()
+                raise
+
+    def _adopt_loop(self) -> None:
+        """Raise ``SaynaEventLoopError`` when the session lives on another running loop;
+        forget a session whose loop has been closed (nothing of it can run any more)."""
+        if self._gate.check_loop():
+            logger.info("The loop of the previous Sayna session was closed; starting afresh")
+            self._conn = None
+            self._reconnector.forget()
+            self._set_ready(None)
+            self._gate.release()
+            self._link.renew_http()  # its aiohttp session belonged to that loop
+
+    async def _open(self) -> None:
+        """Open a socket and configure it (the caller holds the gate)."""
+        old = self._conn
+        if old is not None:
+            await old.close(self.timeouts.close)  # closed already; release what remains
+        link = self._link
+        self._set_ready(None)
+        started = self.tracker.connecting()
+        http = link.http()
+        http.handshake_timeout = self.timeouts.connect  # for a session made from now on
+        proxy, proxy_auth = http.proxy_for(link.ws_url)
+        # Through a forward proxy the upgrade is `GET http://host/ws`: proxies know the
+        # http scheme (ws:// is not one they all accept); wss:// tunnels with CONNECT.
+        ws_url = "http" + link.ws_url[2:] if proxy and link.ws_url[:5] == "ws://" else None
+        conn = await WebSocketConnection.open(
+            http.session(),
+            ws_url or link.ws_url,
+            proxy=proxy,
+            proxy_auth=proxy_auth,
+            headers=link.headers or _NO_HEADERS,
+            heartbeat=self.heartbeat,
+            connect_timeout=self.timeouts.connect,
+            ssl=link.ssl,
+            hub=self.hub,
+            on_closed=self._on_closed,
+            on_ready=self._on_ready,
+            activity=self.tracker.activity_count,
+            redactor=link.redactor,
+        )
+        self._conn = conn
+        self._gate.bind()
+        try:
+            await self._configure(conn)
+            self.tracker.ready(started)
+        except SaynaConfigRejectedError:
+            raise  # the socket stays open for reconfigure()
+        except BaseException:
+            self._conn = None
+            await conn.close(self.timeouts.close)
+            raise
+
+    async def reopen(self) -> None:
+        """One attempt of an automatic reconnection (see :class:`~.reconnect.Reconnector`)."""
+        async with self._gate.hold("reconnecting"):
+            await self._open()
+
+    async def close_refused(self) -> None:
+        """The reconnection gave up: close the socket a refused config left open."""
+        conn = self._conn
+        if conn is not None:
+            await conn.close(self.timeouts.close)
+
+    async def _configure(self, conn: WebSocketConnection) -> ReadyMessage:
+        """Send the current config on ``conn``; returns at ``ready``."""
+        if has_google_auth(self.stt_config) or has_google_auth(self.tts_config):
+            # 0.0.18 compatibility: credentials given as a local file path are read
+            # here (in a thread: file I/O) and sent as JSON.
+            load = load_local_google_credentials
+            self.stt_config = await asyncio.to_thread(load, self.stt_config)
+            self.tts_config = await asyncio.to_thread(load, self.tts_config)
+        return await conn.configure(self._config_text(), self.timeouts.ready)
+
+    def _set_ready(self, ready: Optional[ReadyMessage]) -> None:
+        """Record the session's ``ready`` (None: not ready); on_audio_input looks again."""
+        self._ready_msg = ready
+        self.audio_in.lane = None
+
+    def _on_ready(self, ready: ReadyMessage) -> None:
+        self._set_ready(ready)
+        logger.info(
+            "Sayna session ready (stream_id=%s, livekit_room=%s)",
+            ready.stream_id,
+            ready.livekit_room_name,
+        )
+        if self.stream_id is None and self.reconnect_policy is not None:
+            # Reconnects must resume the same stream (recording key, server logs).
+            self.stream_id = ready.stream_id
+
+    def _on_closed(self, info: ConnectionClosed) -> None:
+        """Called by the reader when a socket ends (any reason)."""
+        self.audio_in.lane = None  # on_audio_input must not use this connection any more
+        used = self._reconnector.attempts_for(info, was_ready=self._ready_msg is not None)
+        info.will_reconnect = used is not None
+        self.tracker.closed(
+            lambda: SaynaConnectionClosedError(
+                f"The Sayna session closed while waiting: {info.message}",
+                code=info.code,
+                reason=info.reason,
+            )
+        )
+        self.hub.publish(info)
+        if info.initiated_by_client:
+            return
+        if ends_normally(info.code, initiated_by_client=False, peer_left=self.tracker.peer_left):
+            logger.info("Sayna session ended after a participant left the room")
+        else:
+            logger.warning("Sayna WebSocket closed by the server or network: %s", info.message)
+            self.hub.notify_callbacks("lost", info)
+        if used is not None:
+            self._reconnector.start(info, used)
+        elif self._ready_msg is not None:
+            self.end_of_session()
+
+    def end_of_session(self) -> None:
+        """The session is over for good: iterators end, callbacks drain on their own."""
+        self._set_ready(None)
+        self.hub.end_session()
+        self.hub.close_iterators()
+
+    def report(self, event: Any) -> None:
+        """An SDK-side problem: to the log, the event stream and the error callbacks."""
+        logger.warning("%s", event.message)
+        self.hub.publish(event)
+
+    async def reconfigure(
+        self,
+        *,
+        stt_config: Optional[STTConfig] = None,
+        tts_config: Optional[TTSConfig] = None,
+        livekit_config: Optional[LiveKitConfig] = None,
+        loading_audio: Optional[LoadingAudioConfig] = None,
+    ) -> None:
+        """Replace parts of the session config and send it again, waiting for ``ready``.
+
+        Use it after :class:`SaynaConfigRejectedError` to send a corrected config on the
+        same socket, or on a ready session to switch providers. When not connected it
+        only stores the new values for the next :meth:`connect`.
+
+        Raises:
+            the same errors as :meth:`connect`.
+        """
+        check_configs(stt_config, tts_config, livekit_config, loading_audio)
+        if stt_config is not None:
+            self.stt_config = stt_config
+        if tts_config is not None:
+            self.tts_config = tts_config
+        if livekit_config is not None:
+            self.livekit_config = livekit_config
+        if loading_audio is not None:
+            self.loading_audio = loading_audio
+        conn = self._conn
+        if conn is None or conn.closed:
+            return
+        self._adopt_loop()
+        async with self._gate.hold("reconfigure()"):
+            conn = self._conn
+            if conn is None or conn.closed:
+                return  # closed while waiting: the values are kept for connect()
+            self._set_ready(None)
+            await self._configure(conn)
+
+    # --- closing -------------------------------------------------------------------
+
+    async def disconnect(
+        self,
+        *,
+        graceful: bool = True,
+        drain: Union[float, ClientDefault, None] = CLIENT_DEFAULT,
+    ) -> None:
+        """Let the conversation finish, then close the session and release every socket,
+        task and HTTP session.
+
+        Graceful (the default): first wait, at most ``drain`` seconds, until speech
+        already sent has been synthesized and received (``tts_playback_complete``, with
+        callbacks caught up) and the results of audio already sent have arrived
+        (the current turn's speech-final, then no new result for a moment). A stream
+        that stopped mid-utterance gets no final: call :meth:`finish_audio` first.
+        Then close: a Close handshake bounded by ``timeouts.close``, after which the
+        connection is dropped whatever the server does; callbacks get up to
+        ``timeouts.close`` seconds to finish queued events; ``events()`` iterators end
+        after draining. Audio held for a reconnect that will not happen is reported as
+        ``AudioDropped``.
+
+        Safe in every state (never connected, REST-only use, after the server closed
+        the socket, after a failed connect, while reconnecting) and safe to call twice.
+        A ``connect()`` or ``reconfigure()`` running in another task is interrupted
+        and raises ``SaynaConnectionClosedError``; sends waiting for the server fail
+        with it too.
+
+        Args:
+            graceful: False closes at once, as :meth:`abort`.
+            drain: seconds to let the conversation finish (default ``timeouts.drain``;
+                ``None``: no limit). When it passes, the session closes anyway.
+
+        Raises:
+            SaynaEventLoopError: the session lives on another running event loop.
+
+        Cancellation: cancelling ``disconnect()`` (while it waits for the conversation
+        or while it closes) still closes the session and releases everything: the
+        close goes on in a task of its own and takes at most about ``timeouts.close``
+        seconds.
+        """
+        self._adopt_loop()
+        try:
+            if graceful:
+                timeout = self.timeouts.drain if isinstance(drain, ClientDefault) else drain
+                check_seconds("drain", timeout)
+                if self.ready:  # else nothing is in flight: never ready, closed, reconnecting
+                    await self.drainer.let_finish(timeout)
+        finally:
+            closing = asyncio.get_running_loop().create_task(self._close(), name="sayna-close")
+            await asyncio.shield(closing)
+
+    async def abort(self) -> None:
+        """Close the session at once, as :meth:`disconnect` with ``graceful=False``.
+
+        Speech not yet received and results not yet arrived are lost; the Close
+        handshake is still bounded by ``timeouts.close``, after which the connection
+        is dropped whatever the server does. Safe in every state; the same
+        cancellation guarantee as :meth:`disconnect`.
+        """
+        await self.disconnect(graceful=False)
+
+    async def _close(self) -> None:
+        """Close and release everything (the second half of :meth:`disconnect`)."""
+        task = self._reconnector.task
+        if task is not None:
+            task.cancel()
+        self._gate.interrupt()  # a connect()/reconfigure() in another task ends now
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        async with self._gate.hold("disconnect()", interruptible=False):
+            conn, self._conn = self._conn, None
+            try:
+                if conn is not None:
+                    await conn.close(self.timeouts.close)
+                await self.hub.close_session(self.timeouts.close)
+            finally:
+                self._set_ready(None)
+                self._gate.release()
+                self.hub.close_iterators()
+                await self._link.http().close()

@@ -1,0 +1,271 @@
+"""Speech out: ``speak``, ``speak_stream``, ``clear``, ``tts_flush``, and the agents
+toolkit's hooks (speech handles, the audio output, turn metrics).
+
+:class:`Speaking` is a part of the voice session. Every ``speak`` goes through the
+session's :class:`~sayna_client.agents.SpeechQueue`, which turns it into a
+:class:`~sayna_client.agents.SpeechHandle` and watches the session's events (TTS
+audio, playback complete, results) from the start, for ``turn_metrics``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import AsyncIterable, Awaitable, Iterable
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from .._checks import bounded, check_text
+from ..agents.metrics import TurnMetrics
+from ..agents.segmenter import SentenceSegmenter
+from ..agents.speech import AudioOutput, SpeechHandle, SpeechQueue
+from ..errors import SaynaNotConnectedError, SaynaValidationError
+from ..protocol.commands import ClearMessage, encode, encode_speak
+
+if TYPE_CHECKING:
+    from .connection import WebSocketConnection
+    from .core import SessionCore
+
+__all__ = ["Speaking"]
+
+
+def _alive(session: SessionCore) -> SessionCore:
+    """``session`` (a weak proxy), or ``SaynaNotConnectedError`` once it was freed."""
+    try:
+        session.hub  # noqa: B018 (raises ReferenceError for a freed session)
+    except ReferenceError:
+        raise SaynaNotConnectedError() from None
+    return session
+
+
+def _or_none(session: SessionCore) -> Optional[SessionCore]:
+    try:
+        session.hub  # noqa: B018
+    except ReferenceError:
+        return None
+    return session
+
+
+class Speaking:
+    """The session's speech: what ``speak`` sends and what became of it."""
+
+    __slots__ = ("_queue", "_session")
+
+    def __init__(self, session: SessionCore) -> None:
+        # ``session`` is a weak proxy: a dropped client must not be kept alive by its
+        # own queue (its HTTP session is released when it is freed, see test_first_hour).
+        self._session = me = session
+
+        async def send_chunk(text: str, flush: bool, allow_interruption: bool) -> None:
+            session = _alive(me)
+            conn = session.ready_connection()
+            session.tracker.speak_sent()
+            await _send_speak(text, flush, allow_interruption, conn)
+
+        async def send_clear() -> None:
+            await _send_clear(_alive(me))
+
+        def tts_format() -> tuple[str, int]:
+            session = _or_none(me)
+            tts = session.tts_config if session is not None else None
+            return (tts.audio_format, tts.sample_rate) if tts is not None else ("linear16", 24000)
+
+        def providers() -> tuple[str, str]:
+            session = _or_none(me)
+            stt = session.stt_config if session is not None else None
+            tts = session.tts_config if session is not None else None
+            return (
+                "/".join(filter(None, (stt.provider, stt.model))) if stt is not None else "stt",
+                "/".join(filter(None, (tts.provider, tts.model))) if tts is not None else "tts",
+            )
+
+        def transcribed() -> float:
+            session = _or_none(me)
+            if session is None or session.stt_config is None:
+                return 0.0
+            sent = session.tracker.metrics.audio_bytes_sent
+            return sent / (2.0 * session.stt_config.sample_rate)
+
+        hub = session.hub
+        queue = self._queue = SpeechQueue(send_chunk, send_clear, tts_format)
+        metrics = queue.metrics
+        metrics.emit, metrics.providers, metrics.transcribed = hub.publish, providers, transcribed
+        metrics.synthesized = session.tracker.tts_bytes_total
+        hub_ref, queue_ref = weakref.ref(hub), weakref.ref(queue)  # no cycles
+
+        def listen(on: bool) -> None:  # TTS frames only while the queue needs them
+            hub, speech = hub_ref(), queue_ref()
+            if hub is not None and speech is not None:
+                (hub.observe_audio if on else hub.unobserve_audio)(speech.on_tts_audio)
+
+        queue.listen = listen
+        hub.observe("stt_result", metrics.on_stt_result)
+        hub.observe("tts_playback_complete", queue.on_playback_complete)
+        hub.observe("closed", queue.on_closed)
+
+    async def speak(
+        self,
+        text: str,
+        flush: bool = True,
+        allow_interruption: bool = True,
+        *,
+        wait: bool = False,
+        timeout: Optional[float] = None,
+    ) -> SpeechHandle:
+        """Queue ``text`` for synthesis; audio arrives as ``tts_audio`` events.
+
+        Args:
+            text: non-empty text (use :meth:`tts_flush` to send an empty speak).
+            flush: sent as given (the current server ignores it; use :meth:`clear`
+                to cut speech short).
+            allow_interruption: False makes :meth:`clear` a no-op until this speech ends.
+            wait: return only when the server reports the queue drained
+                (``tts_playback_complete``), i.e. this text is fully synthesized, and
+                the callbacks have handled that audio and the completion (called from
+                a callback, it cannot wait for the callbacks after it); a :meth:`clear`
+                also ends the wait.
+            timeout: with ``wait``, seconds to wait at most.
+
+        Returns:
+            a :class:`~sayna_client.agents.SpeechHandle` once the ``speak`` is on the
+            wire (``await client.speak(text)`` alone does not wait for the audio):
+            ``await handle`` waits until it played out or was interrupted,
+            ``handle.interrupt()`` stops it, ``handle.text_heard`` is what the user heard.
+
+        Raises:
+            SaynaValidationError: empty or oversized text (nothing is sent).
+            SaynaNotConnectedError / SaynaNotReadyError: call ``connect()`` first.
+            SaynaConnectionError: the socket closed while sending (or while waiting).
+            SaynaTimeoutError: ``wait`` took longer than ``timeout``.
+        """
+        check_text("text", text)
+        session = self._session
+        session.ready_connection()
+        queue = self._queue
+        await queue.settle()
+        conn = session.ready_connection()
+        handle = queue.open(allow_interruption)
+        queue.add_chunk(handle, text)
+        tracker = session.tracker
+        tracker.speak_sent()
+        done = tracker.wait_playback() if wait else None
+        try:
+            await _send_speak(text, flush, allow_interruption, conn)
+        except BaseException:
+            queue.abandon(handle, None)
+            raise
+        queue.chunk_sent(handle, last=True)
+        if done is not None:
+            await bounded(_caught_up(session, done), timeout, "speak(wait=True)")
+        return handle
+
+    async def speak_stream(
+        self,
+        chunks: Union[AsyncIterable[str], Iterable[str]],
+        *,
+        flush: bool = True,
+        allow_interruption: bool = True,
+        segmenter: Optional[SentenceSegmenter] = None,
+    ) -> SpeechHandle:
+        """Speak text that arrives in pieces (an LLM's tokens), sentence by sentence.
+
+        The pieces are cut at sentence and clause boundaries by ``segmenter`` (a
+        :class:`~sayna_client.agents.SentenceSegmenter` with its defaults when None);
+        each chunk goes out as one ``speak``, in order, the first as soon as the first
+        sentence is complete. The first ``speak`` carries ``flush``, later ones
+        ``flush=False`` (so a chunk never asks to drop the one before it). The pieces are
+        read on a task of their own; this returns the handle at once.
+
+        Returns:
+            the :class:`~sayna_client.agents.SpeechHandle`: ``await handle`` waits for
+            every chunk to play out and raises what the iterable (or a send) raised;
+            ``handle.interrupt()`` also stops reading the pieces.
+
+        Raises:
+            SaynaValidationError: ``chunks`` is a string or not iterable.
+            SaynaNotConnectedError / SaynaNotReadyError: call ``connect()`` first.
+        """
+        self._session.ready_connection()
+        return self._queue.speak_stream(
+            chunks, flush=flush, allow_interruption=allow_interruption, segmenter=segmenter
+        )
+
+    async def tts_flush(self, allow_interruption: bool = True) -> None:
+        """Send an empty ``speak`` (the server treats it as a no-op flush marker).
+
+        Raises:
+            SaynaNotConnectedError / SaynaNotReadyError: call ``connect()`` first.
+            SaynaConnectionError: the socket closed while sending.
+        """
+        _check_flags(True, allow_interruption)
+        conn = self._session.ready_connection()
+        await _send_speak("", True, allow_interruption, conn)
+
+    async def clear(self) -> None:
+        """Stop queued and in-flight speech (ignored while non-interruptible speech plays).
+
+        Raises:
+            SaynaNotConnectedError / SaynaNotReadyError: call ``connect()`` first.
+            SaynaConnectionError: the socket closed while sending.
+        """
+        await self.send_clear()
+        self._queue.cleared()
+
+    async def send_clear(self) -> None:
+        """Send ``clear`` (the speech queue's own interruptions come this way)."""
+        await _send_clear(self._session)
+
+    @property
+    def audio_output(self) -> Optional[AudioOutput]:
+        """Where TTS audio is written as it arrives (a speaker, a phone bridge), or None.
+
+        Set it to an :class:`~sayna_client.agents.AudioOutput`; interruptions flush it,
+        and speech handles then count only audio it played as heard.
+        """
+        return self._queue.output
+
+    @audio_output.setter
+    def audio_output(self, output: Optional[AudioOutput]) -> None:
+        if output is not None and not isinstance(output, AudioOutput):
+            raise SaynaValidationError(
+                "audio_output needs write(bytes) and flush() -> int (see AudioOutput)"
+            )
+        self._queue.output = output
+
+    @property
+    def speech(self) -> SpeechQueue:
+        """The session's speech handles, in ``speak`` order (``current``, ``speaking``,
+        ``interrupt_all()``); used by :class:`~sayna_client.agents.BargeIn`."""
+        return self._queue
+
+    @property
+    def turn_metrics(self) -> TurnMetrics:
+        """Latency of each user turn and the agent's reply, and usage per provider:
+        ``turn_metrics.turns`` (``TurnRecord``s, also delivered as ``turn_metrics`` events)
+        and ``turn_metrics.summary()`` (p50/p95). See ``docs/agents.md``."""
+        return self._queue.metrics
+
+    def emit_local(self, event: Any) -> None:
+        """An event the agents helpers made: to callbacks and iterators, in order."""
+        self._session.hub.publish(event)
+
+
+def _check_flags(flush: object, allow_interruption: object) -> None:
+    if not isinstance(flush, bool) or not isinstance(allow_interruption, bool):
+        raise SaynaValidationError("flush and allow_interruption must be True or False")
+
+
+async def _send_speak(
+    text: str, flush: bool, allow_interruption: bool, conn: WebSocketConnection
+) -> None:
+    _check_flags(flush, allow_interruption)
+    await conn.send_text(encode_speak(text, flush, allow_interruption))
+
+
+async def _send_clear(session: SessionCore) -> None:
+    await session.ready_connection().send_text(encode(ClearMessage()))
+    session.tracker.cleared()
+
+
+async def _caught_up(session: SessionCore, waiter: Awaitable[None]) -> None:
+    """``waiter``, then the callbacks have handled the events queued by then."""
+    await waiter
+    await session.hub.caught_up()
