@@ -15,11 +15,14 @@ Definitions:
   streamed (end of speech + 0.5 s for Silero, + 0.7 s for pocketsphinx's) to
   the final's arrival. End of speech: the last 20 ms frame above 10 % of the clip's
   95th-percentile frame RMS.
-* CPU per stream: the server process's CPU seconds / wall seconds while one stream runs.
+* CPU per stream: the CPU seconds of the server and its speech worker process / wall
+  seconds while one stream runs. Peak RSS: the sum of both processes' peaks.
 * RTF offline: decode time / audio time, in-process, no pacing. TTS RTF: synthesis
   time / audio time; first audio: time to the first chunk of a sentence.
 * worst loop stall: the largest lateness of a 5 ms timer on the server's event loop while
-  20 streams run (clients in this process, server in a subprocess).
+  20 streams run (clients in this process, server in a subprocess), next to the same
+  timer on the idle server (the machine's own noise) and, for Whisper, the same run with
+  Whisper on threads of the server instead of its worker process.
 """
 
 from __future__ import annotations
@@ -102,9 +105,13 @@ def free_port() -> int:
 class Server:
     """``sayna serve --engine local`` in a subprocess, with a loop-stall monitor."""
 
-    def __init__(self, neural: bool) -> None:
+    def __init__(self, neural: bool, stt_process: bool = True) -> None:
         self.port = free_port()
-        env = dict(os.environ, SAYNA_LOCAL_NEURAL="1" if neural else "0")
+        env = dict(
+            os.environ,
+            SAYNA_LOCAL_NEURAL="1" if neural else "0",
+            SAYNA_LOCAL_STT_PROCESS="1" if stt_process else "0",
+        )
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--serve", str(self.port)],
             env=env,
@@ -118,15 +125,31 @@ class Server:
             raise RuntimeError(f"server did not start: {line!r}")
         self.url = f"http://127.0.0.1:{self.port}"
 
+    def pids(self) -> list[int]:
+        """The server and its descendants (the speech worker process)."""
+        found, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            for task in Path(f"/proc/{pid}/task").glob("*/children"):
+                todo.extend(int(child) for child in task.read_text().split())
+        return found
+
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.pids():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        """Sum of the peak RSS of the server and its worker process."""
+        total = 0.0
+        for pid in self.pids():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024
+        return total
 
     def stalls(self, reset: bool = True) -> dict[str, float]:
         assert self.proc.stdin is not None
@@ -143,7 +166,20 @@ class Server:
 
 def serve(port: int) -> None:
     """Subprocess side: LocalServer(engine="local") plus a 5 ms timer measuring lateness."""
+    import gc
+
     from sayna_client.server import LocalServer
+
+    pauses: list[float] = []
+    started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append(time.perf_counter() - started[0])
+
+    gc.callbacks.append(on_gc)
 
     async def main() -> None:
         lateness: list[float] = []
@@ -163,9 +199,14 @@ def serve(port: int) -> None:
             while line := (await reader.readline()).decode():
                 worst = max(lateness, default=0.0)
                 p99 = float(np.percentile(lateness, 99)) if lateness else 0.0
-                print(json.dumps({"max_ms": worst * 1000, "p99_ms": p99 * 1000}), flush=True)
+                gc_ms = max(pauses, default=0.0) * 1000
+                print(
+                    json.dumps({"max_ms": worst * 1000, "p99_ms": p99 * 1000, "gc_max_ms": gc_ms}),
+                    flush=True,
+                )
                 if "reset" in line:
                     lateness.clear()
+                    pauses.clear()
             task.cancel()
 
     asyncio.run(main())
@@ -351,6 +392,7 @@ def demo_time(kind: str) -> float:
 
 
 async def measure(kind: str, quick: bool) -> dict[str, Any]:
+    load_before = os.getloadavg()
     print(f"[{kind}] offline figures", file=sys.stderr)
     figures = await offline_figures(kind)
     server = Server(neural=kind == "neural")
@@ -369,7 +411,17 @@ async def measure(kind: str, quick: bool) -> dict[str, Any]:
         figures["peak_rss_mb"] = server.peak_rss_mb()
     finally:
         server.close()
+    if kind == "neural":
+        print(f"[{kind}] 20 streams, Whisper on threads of the server", file=sys.stderr)
+        threaded = Server(neural=True, stt_process=False)
+        try:
+            stalls = await loop_stall(threaded, 20)
+            figures["thread_stall_max_ms"] = stalls["max_ms"]
+            figures["thread_stall_p99_ms"] = stalls["p99_ms"]
+        finally:
+            threaded.close()
     figures["demo_seconds"] = demo_time(kind)
+    figures["load"] = (load_before, os.getloadavg())
     return figures
 
 
@@ -433,6 +485,11 @@ def report(results: dict[str, dict[str, Any]], sizes: dict[str, Any], args: Any)
             num(legacy["stall_p99_ms"], "{:.1f}"),
         ),
         (
+            "same with Whisper on threads of the server: worst / p99 (ms)",
+            f"{n['thread_stall_max_ms']:.1f} / {n['thread_stall_p99_ms']:.1f}",
+            "-",
+        ),
+        (
             "`sayna demo --speed 4`, first run (s)",
             num(n["demo_seconds"], "{:.1f}"),
             num(legacy["demo_seconds"], "{:.1f}"),
@@ -458,8 +515,14 @@ def report(results: dict[str, dict[str, Any]], sizes: dict[str, Any], args: Any)
         "",
         f"`python benchmarks/engines.py{' --quick' if args.quick else ''}` on "
         f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. The machine was shared "
-        "with other work while this ran: times are upper bounds.",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (finished). The machine is "
+        "shared: load average (1/5/15 min) at the start and end of each column: "
+        + "; ".join(
+            f"{kind} {' / '.join(f'{v:.1f}' for v in results[kind]['load'][0])} -> "
+            f"{' / '.join(f'{v:.1f}' for v in results[kind]['load'][1])}"
+            for kind in ("neural", "legacy")
+        )
+        + ". Times on a loaded machine are upper bounds.",
         "",
         "| measure | Whisper tiny.en + Silero VAD + Piper joe | pocketsphinx + espeak-ng |",
         "|---|---|---|",

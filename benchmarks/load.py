@@ -94,9 +94,12 @@ def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool
         f"`python benchmarks/load.py --sessions {args.sessions} --seconds {args.seconds:g}"
         + (" --uvloop" if args.uvloop else "")
         + (f" --cpu {args.cpu}" if args.cpu is not None else "")
+        + (" --speak" if args.speak else "")
         + f"` on {datetime.date.today().isoformat()}: {args.sessions} `SaynaClient` sessions "
         "in one process stream real-time 16 kHz mono linear16 audio in 20 ms frames "
-        "(300 ms tone / 300 ms silence) to "
+        "(300 ms tone / 300 ms silence)"
+        + (", answer every speech-final with `speak()`, take the TTS audio," if args.speak else "")
+        + " to "
         + (
             "`sayna serve --engine fake --fast-tts` in a separate process"
             if separate_server
@@ -137,6 +140,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--output", type=Path, default=HERE / "LOAD.md")
     parser.add_argument("--uvloop", action="store_true", help="run the clients on uvloop")
     parser.add_argument("--cpu", type=int, default=None, help="pin the clients to this CPU")
+    parser.add_argument(
+        "--speak",
+        action="store_true",
+        help="answer every speech-final with speak() and take the TTS audio (TTS down too)",
+    )
     args = parser.parse_args(argv)
     if args.sessions < 1 or args.seconds <= 0:
         parser.error("--sessions and --seconds must be positive")
@@ -167,6 +175,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 args.seconds,
                 api_key=args.api_key,
                 server_pid=server.pid if server is not None else None,
+                speak=args.speak,
             )
         )
     finally:

@@ -70,6 +70,8 @@ class SessionOutcome:
     frames_sent: int = 0
     bytes_sent: int = 0
     stt_results: int = 0
+    replies: int = 0
+    tts_frames: int = 0
     error: Optional[str] = None
     server_frames: Optional[int] = None
     server_bytes: Optional[int] = None
@@ -104,6 +106,7 @@ class LoadReport:
     server_cpu_percent: Optional[float]
     leftover_tasks: list[str] = field(default_factory=list)
     still_connected: int = 0
+    speak: bool = False
 
     @property
     def frames_sent(self) -> int:
@@ -168,6 +171,17 @@ class LoadReport:
             ("clients still connected after disconnect", f"{self.still_connected}"),
             ("session errors", f"{len(self.errors)}"),
             ("stt_result events received", f"{self.stt_results:,}"),
+            *(
+                [
+                    (
+                        "speech-finals answered with speak / TTS frames received",
+                        f"{sum(o.replies for o in self.outcomes):,} / "
+                        f"{sum(o.tts_frames for o in self.outcomes):,}",
+                    )
+                ]
+                if self.speak
+                else []
+            ),
             (
                 "pacing lateness (ms)",
                 f"mean {late['mean_ms']:.2f}, p50 {late['p50_ms']:.1f}, "
@@ -226,6 +240,7 @@ async def run_load(
     server_pid: Optional[int] = None,
     connect_parallel: int = 20,
     settle_timeout: float = 60.0,
+    speak: bool = False,
 ) -> LoadReport:
     """Stream ``seconds`` of real-time audio on ``sessions`` sessions, then verify.
 
@@ -237,6 +252,9 @@ async def run_load(
         server_pid: the server's process id, to report its CPU use (Linux ``/proc``).
         connect_parallel: connects (and disconnects) in flight at once.
         settle_timeout: how long to wait for the server to record every close.
+        speak: answer every speech-final at once with ``speak("okay")`` from an async
+            result callback, and take the TTS audio with a plain audio callback (TTS
+            down as well as results).
 
     Returns:
         The report; ``report.ok`` is False on any lost frame, count mismatch, session
@@ -258,7 +276,11 @@ async def run_load(
         for outcome in outcomes
     ]
     for client, outcome in zip(clients, outcomes):
-        client.register_on_stt_result(_counter(outcome))
+        if speak:
+            client.register_on_stt_result(_replier(client, outcome))
+            client.register_on_tts_audio(_audio_counter(outcome))
+        else:
+            client.register_on_stt_result(_counter(outcome))
     baseline = set(asyncio.all_tasks())
     loop = asyncio.get_running_loop()
     stats = LateStats()
@@ -323,7 +345,31 @@ async def run_load(
         server_cpu_percent=server_cpu_percent,
         leftover_tasks=leftover,
         still_connected=still_connected,
+        speak=speak,
     )
+
+
+def _replier(client: SaynaClient, outcome: SessionOutcome) -> Any:
+    async def on_stt_result(result: Any) -> None:
+        outcome.stt_results += 1
+        if not result.is_speech_final or not client.ready:
+            return
+        try:
+            await client.speak("okay")
+        except SaynaError as exc:  # the session ended under the reply
+            if client.ready and outcome.error is None:
+                outcome.error = f"speak: {type(exc).__name__}: {exc}"
+            return
+        outcome.replies += 1
+
+    return on_stt_result
+
+
+def _audio_counter(outcome: SessionOutcome) -> Any:
+    def on_tts_audio(_data: bytes) -> None:
+        outcome.tts_frames += 1
+
+    return on_tts_audio
 
 
 def _counter(outcome: SessionOutcome) -> Any:

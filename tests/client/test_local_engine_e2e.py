@@ -55,6 +55,7 @@ async def test_tts_then_stt_round_trip_hears_the_sentence() -> None:
     assert turn.text
     if _neural():
         assert word_error_rate(SENTENCE, turn.text) <= 0.1, turn.text
+        assert "sayna" in _words(turn.text), turn.text  # the server's keyword hint
     else:
         assert _words(turn.text) & _words(SENTENCE), turn.text
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
+import signal
 import sys
 import wave
 from collections.abc import Iterator
@@ -35,6 +37,7 @@ from sayna_client.server.engines.local_assets import (  # noqa: E402
     read_verified,
     verify,
 )
+from sayna_client.server.engines.speech_worker import SpeechWorker  # noqa: E402
 from sayna_client.server.engines.whisper_stt import SpeechModels  # noqa: E402
 
 SPEECH = Path(__file__).resolve().parents[1] / "data" / "speech"
@@ -315,3 +318,22 @@ def test_wer_normalises_numbers_case_and_punctuation() -> None:
     assert word_error_rate("ten of clubs", "10 of Clubs.") == 0.0
     assert word_error_rate("a b c d", "a x c") == 0.5
     assert word_error_rate("", "") == 0.0
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+async def test_a_dead_speech_worker_fails_feeds_with_a_clear_error() -> None:
+    worker = SpeechWorker(workers=1)
+    await asyncio.get_running_loop().run_in_executor(None, worker.start)
+    try:
+        stream = worker.open(STTParams())
+        assert await stream.feed(bytes(640)) == []  # silence: no result, but decoded
+        pid = worker.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        # The frame is queued or refused; either way the exit is reported, not awaited.
+        with pytest.raises(RuntimeError, match="speech worker process exited"):
+            await stream.feed(bytes(640))
+        with pytest.raises(RuntimeError, match="speech worker"):
+            worker.open(STTParams())
+    finally:
+        worker.close()

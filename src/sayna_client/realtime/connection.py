@@ -55,6 +55,8 @@ _BINARY = _WS.BINARY
 _TEXT = _WS.TEXT
 #: Close code reported when the transport dropped or the heartbeat timed out.
 ABNORMAL_CLOSURE = int(CloseCode.ABNORMAL_CLOSURE)
+#: The close the client asked for.
+_CLOSED_BY_CLIENT = (int(CloseCode.NORMAL_CLOSURE), "closed by client")
 #: The reader yields to the event loop after this many frames in a row.
 _YIELD_EVERY = 128
 #: The close reason when the heartbeat found the server dead.
@@ -400,7 +402,7 @@ class WebSocketConnection:
         except asyncio.CancelledError:
             # Cancelled from outside (disconnect, or loop teardown): the client's doing.
             self._closing_by_client = True
-            ended = (1000, "closed by client")
+            ended = _CLOSED_BY_CLIENT
             raise
         except Exception as exc:  # the reader must always end in a typed close
             logger.error("Sayna reader failed", exc_info=exc)
@@ -480,7 +482,7 @@ class WebSocketConnection:
         """Synchronously end everything: close record, TCP connection, reader, control
         sends. Returns the tasks that were told to stop (to be awaited)."""
         if self.close_info is None:  # the reader has not seen the close (or never ran)
-            self._finish(1000, "closed by client")
+            self._finish(*_CLOSED_BY_CLIENT)
         drop_transport(self._ws)
         tasks = [task for task in (self._control or ()) if not task.done()]
         reader = self._reader

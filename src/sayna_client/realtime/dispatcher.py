@@ -47,6 +47,10 @@ _YIELD_EVERY = 256
 _REPORTS = frozenset({"callback_error", "events_dropped"})
 
 
+#: The queue of a dispatcher that has never had an event (an empty ``deque`` is 760
+#: bytes, and most of a session's life is waiting): replaced by a deque on the first put.
+_NOTHING: Any = ()
+
 #: One frozenset per distinct set of event types, shared by every subscription that has
 #: it (a small frozenset is 216 bytes; each session subscribes the same few sets).
 _TYPE_SETS: dict[frozenset[str], frozenset[str]] = {}
@@ -74,7 +78,7 @@ class Subscription:
         self.name: str = getattr(callback, "__qualname__", None) or repr(callback)
         self.is_async = _is_async_callable(callback)
         self.on_audio: Callback = callback
-        if not audio_bytes:
+        if not audio_bytes and "tts_audio" in types:  # made only when it can be called
 
             def on_audio(data: bytes) -> Any:
                 return callback(TTSAudio(data))
@@ -122,7 +126,12 @@ class Subscriptions:
         for subscription in self._all:
             for event_type in subscription.types:
                 by_type.setdefault(event_type, []).append(subscription)
-        self.by_type = {event_type: tuple(subs) for event_type, subs in by_type.items()}
+        # Types with the same callbacks share one tuple (the error callbacks take several).
+        shared: dict[tuple[Subscription, ...], tuple[Subscription, ...]] = {}
+        self.by_type = {
+            event_type: shared.setdefault(tuple(subs), tuple(subs))
+            for event_type, subs in by_type.items()
+        }
         self.audio = self.by_type.get("tts_audio", ())
         self.all_plain = not any(s.is_async for s in self._all)
 
@@ -169,12 +178,15 @@ class Dispatcher(Mailbox):
         self._task: Optional[asyncio.Task[None]] = None
         #: The other queue of the plain-function batches (see _loop).
         self._spare: Optional[collections.deque[Any]] = None
+        self._items = _NOTHING
 
     # --- the reader's side ---------------------------------------------------------
 
     def put(self, item: Any) -> None:
         """Queue an event for the callbacks of its type; never blocks."""
         items = self._items
+        if items is _NOTHING:
+            items = self._items = collections.deque()
         items.append(item)
         if len(items) > self._limit:
             self._shed()
@@ -189,6 +201,8 @@ class Dispatcher(Mailbox):
     def put_audio(self, data: bytes) -> None:
         """Queue a TTS audio frame (its bytes) for the ``tts_audio`` callbacks."""
         items = self._items
+        if items is _NOTHING:
+            items = self._items = collections.deque()
         items.append(data)
         size = self._bytes = self._bytes + len(data)
         if size > self._max_bytes or len(items) > self._limit:
@@ -256,6 +270,11 @@ class Dispatcher(Mailbox):
                 if self._closed:
                     return
                 handled = 0
+                spare = self._spare
+                if spare is not None:  # idle: one empty queue is enough to wait with
+                    self._spare = None
+                    if items is _NOTHING:
+                        self._items = spare
                 # Mailbox.wait(), inline: once per wake-up, i.e. per event at low rates.
                 waiter = self._waiter = create_future()
                 try:
@@ -273,7 +292,7 @@ class Dispatcher(Mailbox):
                 # tight loop (its bytes stay counted until it is done). Two queues take
                 # turns, so no allocation per batch.
                 spare, self._spare = self._spare, None
-                self._items = spare if spare is not None else collections.deque()
+                self._items = spare if spare is not None else _NOTHING
                 handled += len(items)
                 size = self._bytes
                 await self._plain_batch(items)

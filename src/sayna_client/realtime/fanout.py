@@ -75,7 +75,13 @@ class FanOut:
                 audio_mailboxes.append(mailbox)
         for event_type, observer in observers:
             by_type.setdefault(event_type, list(default)).append(observer)
-        self._by_type = {event_type: tuple(routes) for event_type, routes in by_type.items()}
+        # Types with the same routes share one tuple (most types go to the callbacks only);
+        # keyed by identity: a route's owner need not be hashable.
+        shared: dict[tuple[int, ...], tuple[Route, ...]] = {}
+        self._by_type = {
+            event_type: shared.setdefault(tuple(map(id, routes)), tuple(routes))
+            for event_type, routes in by_type.items()
+        }
         self._default = tuple(default)
         audio_bytes = [audio_to_callbacks] if "tts_audio" in callback_types else []
         self._audio_bytes = (*audio_bytes, *audio_observers)

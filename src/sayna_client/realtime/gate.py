@@ -26,6 +26,7 @@ from contextlib import asynccontextmanager
 from typing import Optional
 
 from ..errors import SaynaConnectionClosedError, SaynaEventLoopError
+from ..protocol.lifecycle import CloseCode
 
 __all__ = ["SessionGate"]
 
@@ -119,7 +120,7 @@ class SessionGate:
                     raise
                 raise SaynaConnectionClosedError(
                     f"{what} was interrupted: disconnect() or abort() closed the session",
-                    code=1000,
+                    code=int(CloseCode.NORMAL_CLOSURE),
                     reason="closed by client",
                 ) from None
             finally:

@@ -146,6 +146,11 @@ class SpeechWorker:
         )
         self._writer.start()
 
+    @property
+    def pid(self) -> Optional[int]:
+        """The worker process's id (``None`` before :meth:`start` and after :meth:`close`)."""
+        return None if self._proc is None else self._proc.pid
+
     def open(self, params: STTParams) -> ProcessSTTStream:
         """A new recognition stream in the worker.
 
@@ -204,11 +209,14 @@ class SpeechWorker:
                 message = None
             if message is None:
                 break
-            _, sid, seq, results, error = message
-            with self._lock:
-                stream = self._streams.get(sid)
-            if stream is not None:
-                stream._deliver(seq, results, error)
+            try:
+                _, sid, seq, results, error = message
+                with self._lock:
+                    stream = self._streams.get(sid)
+                if stream is not None:
+                    stream._deliver(seq, results, error)
+            except Exception:  # keep routing the other streams' replies
+                logger.exception("speech worker: cannot route a reply")
         with self._lock:
             self._dead = "the speech worker process exited"
             streams = list(self._streams.values())
@@ -337,7 +345,10 @@ class ProcessSTTStream(STTStream):
             ready = [w for w in self._waiters if w[0] <= self._done or seq is None or error]
             self._waiters = [w for w in self._waiters if w not in ready]
         for _, loop, future in ready:
-            loop.call_soon_threadsafe(_resolve, future)
+            try:
+                loop.call_soon_threadsafe(_resolve, future)
+            except RuntimeError:
+                pass  # that loop is closed: nobody is waiting any more
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

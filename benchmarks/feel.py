@@ -1,0 +1,268 @@
+"""The numbers users feel, with many live sessions: the SDK's own share of a reply's latency.
+
+    python benchmarks/feel.py [--sessions 200] [--seconds 30] [--url URL] [--cpu N]
+                              [--uvloop] [--output benchmarks/FEEL.md]
+
+Every session streams real-time 16 kHz audio (20 ms frames, 300 ms tone / 300 ms
+silence) to ``sayna serve --engine fake --fast-tts`` (started in another process unless
+``--url`` is given) and answers each of the user's speech-finals at once with
+``await client.speak("okay")`` from an ``async`` result callback; a plain audio callback
+takes the TTS frames. Two intervals are measured inside the client process:
+
+(a) **speech-final -> speak on the wire**: from the moment aiohttp hands the frame holding
+    the speech-final to the SDK (``ClientWebSocketResponse.receive`` returns) to the
+    moment the ``speak`` frame has been written to the socket (``send_str`` returns);
+(b) **TTS byte -> audio callback**: from ``receive`` returning a TTS frame to the audio
+    callback being called with it, for the first frame of each reply and for all frames.
+
+Both are the SDK's time plus the time the event loop spends on the other sessions'
+work queued before it (the same loop runs every session): what a user's handler sees.
+The hooks wrap two aiohttp methods at class level in this process only (a context
+variable set per session tells them apart); the SDK is used through its public API.
+Writes ``benchmarks/FEEL.md`` (or ``--output``) and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextvars
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+import aiohttp
+from load import commit, cpu_model, free_port, start_server
+from loadlib import FRAME_MS, SAMPLE_RATE, process_cpu_seconds, tone_pattern
+from pacing import LateStats, paced_stream, percentile
+
+import sayna_client
+from sayna_client import SaynaClient, SaynaError, STTConfig, TTSConfig
+
+HERE = Path(__file__).resolve().parent
+_now = time.perf_counter
+
+
+class Probe:
+    """One session's timestamps (perf_counter seconds)."""
+
+    __slots__ = ("audio_rx", "final_rx", "first_audio", "pending_final")
+
+    def __init__(self) -> None:
+        self.final_rx: collections.deque[float] = collections.deque()
+        self.audio_rx: collections.deque[float] = collections.deque()
+        self.pending_final: Optional[float] = None
+        self.first_audio = False
+
+
+SESSION: contextvars.ContextVar[Probe] = contextvars.ContextVar("feel_session")
+#: (a) speech-final received -> speak written, seconds.
+final_to_speak: list[float] = []
+#: (b) first TTS frame of a reply received -> audio callback; and every frame.
+first_audio: list[float] = []
+all_audio: list[float] = []
+_BINARY, _TEXT = aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT
+
+
+def install_hooks() -> None:
+    """Wrap ``receive`` and ``send_str`` of aiohttp's client WebSocket (this process)."""
+    receive = aiohttp.ClientWebSocketResponse.receive
+    send_str = aiohttp.ClientWebSocketResponse.send_str
+
+    async def timed_receive(self: Any, *args: Any, **kwargs: Any) -> Any:
+        msg = await receive(self, *args, **kwargs)
+        at = _now()
+        probe = SESSION.get(None)
+        if probe is not None:
+            if msg.type is _BINARY:
+                probe.audio_rx.append(at)
+            elif msg.type is _TEXT and '"is_speech_final":true' in msg.data.replace(" ", ""):
+                probe.final_rx.append(at)
+        return msg
+
+    async def timed_send_str(self: Any, data: str, *args: Any, **kwargs: Any) -> Any:
+        result = await send_str(self, data, *args, **kwargs)
+        probe = SESSION.get(None)
+        if probe is not None and probe.pending_final is not None and '"speak"' in data:
+            final_to_speak.append(_now() - probe.pending_final)
+            probe.pending_final = None
+            probe.first_audio = True
+        return result
+
+    aiohttp.ClientWebSocketResponse.receive = timed_receive  # type: ignore[method-assign]
+    aiohttp.ClientWebSocketResponse.send_str = timed_send_str  # type: ignore[method-assign]
+
+
+async def run(url: str, sessions: int, seconds: float) -> dict[str, Any]:
+    period = FRAME_MS / 1000
+    count = round(seconds * 1000 / FRAME_MS)
+    pattern = tone_pattern()
+    run_id = uuid.uuid4().hex[:8]
+    stats = LateStats()
+    errors: list[str] = []
+    loop = asyncio.get_running_loop()
+    start_at = loop.time() + 2.0 + sessions * 0.01  # after every session connected
+    finals = [0]
+
+    async def one(index: int) -> None:
+        probe = Probe()
+        SESSION.set(probe)  # inherited by the reader and callback tasks made from here
+        client = SaynaClient(
+            url,
+            STTConfig(provider="deepgram", sample_rate=SAMPLE_RATE),
+            TTSConfig(provider="elevenlabs", voice_id="fake-alpha", sample_rate=24000),
+            stream_id=f"feel-{run_id}-{index}",
+        )
+
+        async def on_result(result: Any) -> None:
+            if not result.is_speech_final:
+                return
+            finals[0] += 1
+            probe.pending_final = probe.final_rx.popleft() if probe.final_rx else None
+            await client.speak("okay")  # the user's handler answers at once
+
+        def on_audio(_data: bytes) -> None:
+            at = _now()
+            if not probe.audio_rx:
+                return
+            delay = at - probe.audio_rx.popleft()
+            all_audio.append(delay)
+            if probe.first_audio:
+                probe.first_audio = False
+                first_audio.append(delay)
+
+        client.register_on_stt_result(on_result)
+        client.register_on_tts_audio(on_audio)
+        client.register_on_error(lambda error: errors.append(str(error)[:200]))
+        try:
+            await asyncio.sleep(index * 0.01)  # connect gradually
+            await client.connect()
+            await paced_stream(
+                client.on_audio_input,
+                pattern,
+                period,
+                start=start_at + period * index / sessions,
+                count=count,
+                stats=stats,
+            )
+        except SaynaError as exc:
+            errors.append(f"session {index}: {type(exc).__name__}: {exc}"[:200])
+        finally:
+            await client.disconnect()
+
+    cpu0, wall0 = process_cpu_seconds(), _now()
+    await asyncio.gather(*(one(index) for index in range(sessions)))
+    wall = _now() - wall0
+    cpu = process_cpu_seconds() - cpu0
+    return {
+        "finals": finals[0],
+        "late": stats.summary(),
+        "cpu_percent": cpu / wall * 100,
+        "wall_s": wall,
+        "errors": errors,
+    }
+
+
+def _ms(values: list[float], fraction: float) -> str:
+    return f"{percentile(values, fraction) * 1e3:.3f}" if values else "–"
+
+
+def markdown(args: argparse.Namespace, out: dict[str, Any], load: tuple[float, float]) -> str:
+    target = 1.0  # ms, p99
+    rows = [
+        ("speech-final -> speak on the wire", final_to_speak),
+        ("first TTS frame of a reply -> audio callback", first_audio),
+        ("every TTS frame -> audio callback", all_audio),
+    ]
+    lines = [
+        "# The numbers users feel (issue #19, part 3)",
+        "",
+        f"`python benchmarks/feel.py --sessions {args.sessions} --seconds {args.seconds:g}"
+        + (" --uvloop" if args.uvloop else "")
+        + (f" --cpu {args.cpu}" if args.cpu is not None else "")
+        + f"` on {datetime.date.today().isoformat()}: {args.sessions} live sessions in one "
+        "process, each streaming real-time audio and answering every speech-final at once "
+        "with `await client.speak(...)`; times from aiohttp handing a frame to the SDK to "
+        "the SDK's part being done (see the module docstring of `benchmarks/feel.py`).",
+        "",
+        "| interval | count | p50 (ms) | p99 (ms) | max (ms) | p99 < 1 ms |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for name, values in rows:
+        verdict = (
+            "–" if not values else ("yes" if percentile(values, 0.99) * 1e3 < target else "**no**")
+        )
+        lines.append(
+            f"| {name} | {len(values):,} | {_ms(values, 0.5)} | {_ms(values, 0.99)} | "
+            f"{_ms(values, 1.0)} | {verdict} |"
+        )
+    late = out["late"]
+    lines += [
+        "",
+        f"Speech-finals answered: {out['finals']:,}; session errors: {len(out['errors'])}; "
+        f"client process CPU while streaming: {out['cpu_percent']:.1f} % of a core "
+        f"over {out['wall_s']:.1f} s; frame pacing lateness p50 {late['p50_ms']:.2f} ms, "
+        f"p99 {late['p99_ms']:.2f} ms.",
+        "",
+        f"Machine: {cpu_model()}, {os.cpu_count()} logical cores, Python "
+        f"{platform.python_version()}, aiohttp {aiohttp.__version__}, sayna-client "
+        f"{sayna_client.__version__} (commit {commit()}); load average (1 min) at the start "
+        f"{load[0]:.2f}, at the end {load[1]:.2f}.",
+        "",
+    ]
+    if out["errors"]:
+        lines += ["## Session errors (first 20)", "", *[f"- {e}" for e in out["errors"][:20]]]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--url", default=None, help="use this server instead of starting one")
+    parser.add_argument("--output", type=Path, default=HERE / "FEEL.md")
+    parser.add_argument("--uvloop", action="store_true", help="run the clients on uvloop")
+    parser.add_argument("--cpu", type=int, default=None, help="pin the clients to this CPU")
+    args = parser.parse_args(argv)
+    runner: Any = asyncio.run
+    if args.uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            parser.error("--uvloop needs uvloop: pip install uvloop")
+        runner = uvloop.run
+    server_cpu = None
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+        others = sorted(set(range(os.cpu_count() or 1)) - {args.cpu})
+        server_cpu = others[0] if others else None
+    server = None
+    url = args.url
+    if url is None:
+        port = free_port()
+        server = start_server(port, server_cpu)
+        url = f"http://127.0.0.1:{port}"
+    install_hooks()
+    load_start = os.getloadavg()[0]
+    try:
+        out = runner(run(url, args.sessions, args.seconds))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+    text = markdown(args, out, (load_start, os.getloadavg()[0]))
+    args.output.write_text(text)
+    print(text)
+    print(json.dumps({"finals": out["finals"], "errors": len(out["errors"])}), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
