@@ -22,7 +22,8 @@ Definitions:
 * worst loop stall: the largest lateness of a 5 ms timer on the server's event loop while
   20 streams run (clients in this process, server in a subprocess), next to the same
   timer on the idle server (the machine's own noise) and, for Whisper, the same run with
-  Whisper on threads of the server instead of its worker process.
+  Whisper on threads of the server instead of its worker process; and while 4 or 20
+  ``/speak`` requests (six sentences each) synthesize at once.
 """
 
 from __future__ import annotations
@@ -322,6 +323,16 @@ async def loop_stall(server: Server, streams: int) -> dict[str, float]:
     return {**busy, "idle_max_ms": idle["max_ms"], "idle_p99_ms": idle["p99_ms"]}
 
 
+async def tts_stall(server: Server, requests: int) -> dict[str, float]:
+    """The loop's lateness while ``requests`` ``/speak`` calls synthesize at once."""
+    text = " ".join(EVERYDAY[:6])
+    tts = TTSConfig(provider="elevenlabs", sample_rate=RATE)
+    server.stalls(reset=True)
+    async with SaynaClient(server.url, without_audio=True) as client:
+        await asyncio.gather(*(client.speak_rest(text, tts) for _ in range(requests)))
+    return server.stalls(reset=True)
+
+
 async def offline_figures(kind: str) -> dict[str, Any]:
     """In-process: STT RTF without pacing, TTS RTF and first-audio latency."""
     from sayna_client.server.engines.base import STTParams, TTSRequest
@@ -408,6 +419,10 @@ async def measure(kind: str, quick: bool) -> dict[str, Any]:
             stalls["idle_max_ms"],
             stalls["idle_p99_ms"],
         )
+        print(f"[{kind}] 4 and 20 concurrent TTS requests", file=sys.stderr)
+        for requests in (4, 20):
+            stalls = await tts_stall(server, requests)
+            figures[f"tts_stall_{requests}"] = (stalls["max_ms"], stalls["p99_ms"])
         figures["peak_rss_mb"] = server.peak_rss_mb()
     finally:
         server.close()
@@ -488,6 +503,14 @@ def report(results: dict[str, dict[str, Any]], sizes: dict[str, Any], args: Any)
             "same with Whisper on threads of the server: worst / p99 (ms)",
             f"{n['thread_stall_max_ms']:.1f} / {n['thread_stall_p99_ms']:.1f}",
             "-",
+        ),
+        *(
+            (
+                f"loop stall, {requests} concurrent TTS requests: worst / p99 (ms)",
+                "{:.1f} / {:.1f}".format(*n[f"tts_stall_{requests}"]),
+                "{:.1f} / {:.1f}".format(*legacy[f"tts_stall_{requests}"]),
+            )
+            for requests in (4, 20)
         ),
         (
             "`sayna demo --speed 4`, first run (s)",

@@ -76,6 +76,7 @@ def _create(root: Path) -> None:
     """Build the venv in a temporary folder beside ``root``, then rename it into place
     (a broken venv at ``root`` is moved aside first and removed)."""
     build = Path(tempfile.mkdtemp(prefix=f"{root.name}.build-", dir=root.parent))
+    build.chmod(0o755)  # as venv would create it (mkdtemp makes it private)
     try:
         _build(build)
         if root.exists():
