@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Protocol
 
@@ -20,15 +20,7 @@ class _Current(Protocol):
 
     async def clear(self) -> None: ...
 
-    async def speak(
-        self,
-        text: str,
-        flush: bool = True,
-        allow_interruption: bool = True,
-        *,
-        wait: bool = False,
-        timeout: Optional[float] = None,
-    ) -> Any: ...
+    async def speak(self, text: str, flush: bool = ..., allow_interruption: bool = ...) -> Any: ...
 
 
 class DeprecatedNames:
