@@ -68,7 +68,7 @@ class EventHub:
         self._observers: list[tuple[str, Callable[[Any], None]]] = []
         self._audio_observers: list[Callable[[bytes], None]] = []
         #: Dispatchers of ended sessions still handling their queue.
-        self._draining: set[asyncio.Task[None]] = set()
+        self._draining: Optional[set[asyncio.Task[None]]] = None  # made by end_session
         self._fanout = FanOut()
         #: Deliver one event to every interested consumer; never blocks, never raises.
         #: TTS audio goes through :attr:`publish_audio` instead.
@@ -124,6 +124,16 @@ class EventHub:
         """
         self._observers.append((event_type, observer))
         self._rebuild()
+
+    def unobserve(self, event_type: str, observer: Callable[[Any], None]) -> None:
+        """Stop calling ``observer`` (added by :meth:`observe` for ``event_type``); no
+        effect if it is not observing. Safe to call from an observer: the event being
+        published still reaches the observers it was routed to."""
+        for index, (kind, candidate) in enumerate(self._observers):
+            if kind == event_type and candidate is observer:
+                del self._observers[index]
+                self._rebuild()
+                return
 
     def observe_audio(self, observer: Callable[[bytes], None]) -> None:
         """:meth:`observe` for ``tts_audio``, called with the frame's bytes."""
@@ -224,8 +234,11 @@ class EventHub:
         own; the next session's starts after it."""
         task = self._dispatcher.end()
         if task is not None:
-            self._draining.add(task)
-            task.add_done_callback(self._draining.discard)
+            draining = self._draining
+            if draining is None:
+                draining = self._draining = set()
+            draining.add(task)
+            task.add_done_callback(draining.discard)
         self._dispatcher = self._new_dispatcher(task)
         self._rebuild()
 
@@ -233,7 +246,7 @@ class EventHub:
         """End of a session (``disconnect()``): let the callbacks handle what is queued,
         bounded by ``timeout``, then cancel what still runs. Registrations stay."""
         self.end_session()
-        pending = set(self._draining)
+        pending = set(self._draining or ())
         if not pending:
             return
         done, late = await asyncio.wait(pending, timeout=timeout)

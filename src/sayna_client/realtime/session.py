@@ -117,7 +117,7 @@ class VoiceSession:
         self.subscriptions = Subscriptions(hub)
         self.drainer = Drainer(me)
         self.commands = Commands(me)
-        self.speaking = Speaking(me)  # watches from the start, for turn_metrics
+        self.speaking = Speaking(me)  # its speech queue is made when first needed
 
     # --- state ---------------------------------------------------------------------
 

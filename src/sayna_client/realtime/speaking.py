@@ -4,14 +4,19 @@ toolkit's hooks (speech handles, the audio output, turn metrics).
 :class:`Speaking` is a part of the voice session. Every ``speak`` goes through the
 session's :class:`~sayna_client.agents.SpeechQueue`, which turns it into a
 :class:`~sayna_client.agents.SpeechHandle` and watches the session's events (TTS
-audio, playback complete, results) from the start, for ``turn_metrics``.
+audio, playback complete, results), for ``turn_metrics``.
+
+The queue is made when first needed: the first ``speak``, a look at ``speech``,
+``audio_output`` or ``turn_metrics``, or the first ``stt_result`` (a turn to measure).
+Until then one small observer waits for that result, so an idle session does not hold
+the queue, its metrics and their hooks (about 3 KiB).
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import AsyncIterable, Awaitable, Iterable
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from .._checks import bounded, check_text
 from ..agents.metrics import TurnMetrics
@@ -47,12 +52,28 @@ def _or_none(session: SessionCore) -> Optional[SessionCore]:
 class Speaking:
     """The session's speech: what ``speak`` sends and what became of it."""
 
-    __slots__ = ("_queue", "_session")
+    __slots__ = ("__weakref__", "_queue", "_session", "_waiting")
 
     def __init__(self, session: SessionCore) -> None:
         # ``session`` is a weak proxy: a dropped client must not be kept alive by its
         # own queue (its HTTP session is released when it is freed, see test_first_hour).
-        self._session = me = session
+        self._session = session
+        self._queue: Optional[SpeechQueue] = None
+        me = weakref.ref(self)
+
+        def first_result(event: Any) -> None:  # replaced by the metrics' own observer
+            speaking = me()
+            if speaking is not None:
+                speaking.speech.metrics.on_stt_result(event)
+
+        self._waiting: Optional[Callable[[Any], None]] = first_result
+        session.hub.observe("stt_result", first_result)
+
+    def _make_queue(self) -> SpeechQueue:
+        """Make the speech queue and hook it to the session's events (see the module
+        docstring)."""
+        me = self._session
+        session = me
 
         async def send_chunk(text: str, flush: bool, allow_interruption: bool) -> None:
             session = _alive(me)
@@ -97,9 +118,13 @@ class Speaking:
                 (hub.observe_audio if on else hub.unobserve_audio)(speech.on_tts_audio)
 
         queue.listen = listen
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            hub.unobserve("stt_result", waiting)
         hub.observe("stt_result", metrics.on_stt_result)
         hub.observe("tts_playback_complete", queue.on_playback_complete)
         hub.observe("closed", queue.on_closed)
+        return queue
 
     async def speak(
         self,
@@ -139,7 +164,7 @@ class Speaking:
         check_text("text", text)
         session = self._session
         session.ready_connection()
-        queue = self._queue
+        queue = self.speech
         await queue.settle()
         conn = session.ready_connection()
         handle = queue.open(allow_interruption)
@@ -184,7 +209,7 @@ class Speaking:
             SaynaNotConnectedError / SaynaNotReadyError: call ``connect()`` first.
         """
         self._session.ready_connection()
-        return self._queue.speak_stream(
+        return self.speech.speak_stream(
             chunks, flush=flush, allow_interruption=allow_interruption, segmenter=segmenter
         )
 
@@ -207,7 +232,8 @@ class Speaking:
             SaynaConnectionError: the socket closed while sending.
         """
         await self.send_clear()
-        self._queue.cleared()
+        if self._queue is not None:  # no queue: no speech of ours to mark interrupted
+            self._queue.cleared()
 
     async def send_clear(self) -> None:
         """Send ``clear`` (the speech queue's own interruptions come this way)."""
@@ -220,7 +246,7 @@ class Speaking:
         Set it to an :class:`~sayna_client.agents.AudioOutput`; interruptions flush it,
         and speech handles then count only audio it played as heard.
         """
-        return self._queue.output
+        return self._queue.output if self._queue is not None else None
 
     @audio_output.setter
     def audio_output(self, output: Optional[AudioOutput]) -> None:
@@ -228,20 +254,21 @@ class Speaking:
             raise SaynaValidationError(
                 "audio_output needs write(bytes) and flush() -> int (see AudioOutput)"
             )
-        self._queue.output = output
+        self.speech.output = output
 
     @property
     def speech(self) -> SpeechQueue:
         """The session's speech handles, in ``speak`` order (``current``, ``speaking``,
         ``interrupt_all()``); used by :class:`~sayna_client.agents.BargeIn`."""
-        return self._queue
+        queue = self._queue
+        return queue if queue is not None else self._make_queue()
 
     @property
     def turn_metrics(self) -> TurnMetrics:
         """Latency of each user turn and the agent's reply, and usage per provider:
         ``turn_metrics.turns`` (``TurnRecord``s, also delivered as ``turn_metrics`` events)
         and ``turn_metrics.summary()`` (p50/p95). See ``docs/agents.md``."""
-        return self._queue.metrics
+        return self.speech.metrics
 
     def emit_local(self, event: Any) -> None:
         """An event the agents helpers made: to callbacks and iterators, in order."""

@@ -1,0 +1,178 @@
+"""``RestClient``: every REST endpoint of the Sayna server, one area a module.
+
+The endpoints of LiveKit (``livekit.py``) and SIP (``sip.py``) and those here (health,
+voices, ``POST /speak``, recordings) all go through :meth:`RestBase._request`
+(``base.py``). Arguments are checked before anything is sent (``SaynaValidationError``
+names the argument and the fix). Read-only and repeatable calls are marked idempotent
+so the retry policy may re-send them; calls with side effects (placing a SIP call, a
+transfer, removing a participant) are sent once.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+from pydantic import RootModel
+
+from .._config import MAX_TEXT_CHARS, RetryPolicy
+from .._defaults import CLIENT_DEFAULT, Seconds
+from .._http import path_segment
+from ..errors import SaynaValidationError
+from ..types import HealthResponse, SpeakRequest, TTSConfig, VoiceDescriptor
+from .base import require_text
+from .livekit import LiveKitEndpoints
+from .sip import SipEndpoints
+
+__all__ = ["RestClient"]
+
+
+class VoiceCatalogue(RootModel[Dict[str, List[VoiceDescriptor]]]):
+    """``GET /voices``: provider name -> its voices."""
+
+
+class RestClient(LiveKitEndpoints, SipEndpoints):
+    """The REST half of the Sayna API: every endpoint, no WebSocket needed.
+
+    :class:`~sayna_client.SaynaClient` is a ``RestClient``; this class alone serves a
+    program that only calls REST (it needs no STT/TTS configuration).
+
+    Args:
+        url: server URL, ``http(s)://host[:port][/prefix]`` (``ws(s)://`` is accepted
+            too). A ``user:password@`` in it is sent as HTTP Basic authentication.
+        api_key: sent as ``Authorization: Bearer``; defaults to ``SAYNA_API_KEY``.
+        timeout: the default deadline of a call, in seconds, for each attempt
+            (connect, send and read the whole answer); ``None``: no limit. A call's
+            own ``timeout=`` overrides it.
+        retry: retry policy for idempotent requests.
+        ssl: passed to aiohttp (``True`` verifies certificates).
+        proxy: an HTTP proxy URL; without it ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``
+            apply to a session the client makes itself.
+        http_session: an ``aiohttp.ClientSession`` to send through (never closed here).
+        max_response_bytes: bound of a 2xx body (``None``: no bound).
+
+    Every call method takes a keyword-only ``timeout``: seconds, ``None`` for no
+    limit, or (the default) the client's ``timeout``. A call is retried, per the
+    retry policy, only when it has no side effect.
+
+    Raises:
+        SaynaValidationError: a bad argument, named with the fix.
+    """
+
+    async def __aenter__(self) -> RestClient:
+        return self
+
+    async def __aexit__(self, exc_type: object, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def health(self, *, timeout: Seconds = CLIENT_DEFAULT) -> HealthResponse:
+        """``GET /``: check the server is up.
+
+        Args:
+            timeout: seconds; ``None``: no limit; default: the client's.
+
+        Returns:
+            ``HealthResponse`` whose ``status`` is ``"OK"`` when healthy.
+
+        Raises:
+            SaynaConnectionError / SaynaTimeoutError: the server is unreachable.
+            SaynaHttpError: a non-2xx answer.
+            SaynaInvalidResponseError: the body is not a health answer.
+        """
+        return await self._request(
+            "GET", "/", cast_to=HealthResponse, timeout=timeout, idempotent=True
+        )
+
+    async def health_check(self, *, timeout: Seconds = CLIENT_DEFAULT) -> HealthResponse:
+        """Alias of :meth:`health` kept from sayna-client 0.0.18."""
+        return await self.health(timeout=timeout)
+
+    async def get_voices(
+        self, *, timeout: Seconds = CLIENT_DEFAULT
+    ) -> dict[str, list[VoiceDescriptor]]:
+        """``GET /voices``: the voice catalogue grouped by provider.
+
+        A provider is absent when the server has no credentials for it or its
+        upstream failed; the result may be empty.
+
+        Args:
+            timeout: seconds; ``None``: no limit; default: the client's.
+
+        Raises:
+            SaynaInvalidResponseError: the body is not a JSON object of voice lists
+                (a ``SaynaServerError`` with the status and the start of the body).
+            SaynaHttpError, SaynaConnectionError, SaynaTimeoutError: as every call.
+        """
+        catalogue = await self._request(
+            "GET", "/voices", cast_to=VoiceCatalogue, timeout=timeout, idempotent=True
+        )
+        return catalogue.root
+
+    async def speak_rest(
+        self,
+        text: str,
+        tts_config: TTSConfig,
+        *,
+        timeout: Seconds = CLIENT_DEFAULT,
+        retry: Optional[RetryPolicy] = None,
+    ) -> tuple[bytes, dict[str, str]]:
+        """``POST /speak``: synthesize ``text`` in one request, no WebSocket needed.
+
+        Args:
+            text: non-empty text to speak.
+            tts_config: provider, voice and output format.
+            timeout: seconds for the whole request (long texts take long); ``None``:
+                no limit; default: the client's.
+            retry: override the retry policy for this call.
+
+        Returns:
+            ``(audio, headers)``: the audio bytes in ``tts_config.audio_format`` and the
+            response headers, including ``Content-Type``, ``Content-Length``,
+            ``x-audio-format`` and ``x-sample-rate``. PCM formats are headerless
+            16-bit mono; ``sayna_client.audio.pcm_to_wav_bytes`` makes them playable.
+
+        Raises:
+            SaynaValidationError: empty text or a ``tts_config`` that is not a ``TTSConfig``.
+            SaynaBadRequestError: the server refused the text or the provider.
+        """
+        require_text("text", text, "Hello, world!")
+        if len(text) > MAX_TEXT_CHARS:
+            raise SaynaValidationError(
+                f"text is {len(text)} characters; the limit is {MAX_TEXT_CHARS}: split it"
+            )
+        if not isinstance(tts_config, TTSConfig):
+            raise SaynaValidationError(
+                "tts_config must be a TTSConfig, e.g. TTSConfig(provider='deepgram', "
+                f"voice_id='aura-asteria-en'), got {type(tts_config).__name__}"
+            )
+        response = await self._request(
+            "POST",
+            "/speak",
+            body=SpeakRequest(text=text, tts_config=tts_config),
+            timeout=timeout,
+            retry=retry,
+            idempotent=True,
+        )
+        return response.body, dict(response.headers)
+
+    async def get_recording(
+        self, stream_id: str, *, timeout: Seconds = CLIENT_DEFAULT
+    ) -> tuple[bytes, dict[str, str]]:
+        """``GET /recording/{stream_id}``: a session's recording (OGG on the real server).
+
+        Args:
+            stream_id: the session's id (``received_stream_id`` after ``ready``).
+            timeout: seconds; ``None``: no limit; default: the client's.
+
+        Raises:
+            SaynaValidationError: ``stream_id`` is empty or holds ``/`` or ``..``.
+            SaynaNotFoundError: no recording for that stream.
+        """
+        require_text("stream_id", stream_id, "call-42")
+        if "/" in stream_id or ".." in stream_id:
+            raise SaynaValidationError(
+                f"stream_id {stream_id!r} must not contain '/' or '..' (it names a storage path)"
+            )
+        response = await self._request(
+            "GET", f"/recording/{path_segment(stream_id)}", timeout=timeout, idempotent=True
+        )
+        return response.body, dict(response.headers)
