@@ -29,7 +29,7 @@ import logging
 import threading
 import warnings
 import weakref
-from collections.abc import Iterator
+from collections.abc import AsyncIterable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
 from ._config import ReconnectPolicy, RetryPolicy, Timeouts
@@ -39,6 +39,8 @@ from ._forward import ForwardAttribute
 from ._http import DEFAULT_MAX_RESPONSE_BYTES
 from ._options import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES
 from ._portal import Blocking, BlockingIterator, Registration, _Portal, _ThreadSafeUnsubscribe
+from .agents.segmenter import SentenceSegmenter
+from .agents.speech_sync import SyncSpeechHandle, iterate_in_thread
 from .client import SaynaClient
 from .realtime.conversation import SessionMetrics, Turn
 from .realtime.events import Event
@@ -351,9 +353,14 @@ class SaynaSyncClient:
         *,
         wait: bool = False,
         timeout: Optional[float] = None,
-    ) -> None:
+    ) -> SyncSpeechHandle:
         """Queue ``text`` for synthesis; with ``wait``, return once it is synthesized
         (``tts_playback_complete``, or a ``clear()``), within ``timeout`` seconds if given.
+
+        Returns:
+            a :class:`~sayna_client.agents.SyncSpeechHandle` (ignore it, or
+            ``handle.wait()`` until played out, ``handle.interrupt()``,
+            ``handle.text_heard``; see ``docs/agents.md``).
 
         Raises:
             SaynaValidationError: empty or oversized text (nothing is sent).
@@ -361,7 +368,7 @@ class SaynaSyncClient:
             SaynaConnectionError: the socket closed while sending or waiting.
             SaynaTimeoutError: ``wait`` took longer than ``timeout``.
         """
-        self._portal.run(
+        handle = self._portal.run(
             self._client.speak,
             text,
             flush,
@@ -369,6 +376,36 @@ class SaynaSyncClient:
             wait=wait,
             timeout=timeout,
         )
+        return SyncSpeechHandle(handle, self._portal)
+
+    def speak_stream(
+        self,
+        chunks: Union[AsyncIterable[str], Iterable[str]],
+        *,
+        flush: bool = True,
+        allow_interruption: bool = True,
+        segmenter: Optional[SentenceSegmenter] = None,
+    ) -> SyncSpeechHandle:
+        """Speak text that arrives in pieces (a synchronous LLM client's token stream),
+        sentence by sentence, as ``SaynaClient.speak_stream``; returns the handle at once.
+
+        A plain iterator is read on a worker thread (each ``next()`` may block), never on
+        the session's loop.
+
+        Raises:
+            SaynaValidationError: ``chunks`` is a string or not iterable.
+            SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
+        """
+        if isinstance(chunks, Iterable) and not isinstance(chunks, (str, bytes)):
+            chunks = iterate_in_thread(chunks)
+        handle = self._portal.run(
+            self._client.speak_stream,
+            chunks,
+            flush=flush,
+            allow_interruption=allow_interruption,
+            segmenter=segmenter,
+        )
+        return SyncSpeechHandle(handle, self._portal)
 
     tts_flush = Blocking(SaynaClient.tts_flush)
 

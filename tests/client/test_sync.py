@@ -478,9 +478,10 @@ async def test_unclosed_client_does_not_hang_interpreter_exit(
 def test_same_methods_and_signatures_as_the_async_client() -> None:
     deprecated = {"aclose", "health_check", "register_on_audio", "send_audio", "send_clear"}
     deprecated |= {"send_speak"}
-    # The voice-agent helpers (docs/agents.md) hand out loop-bound objects (speech handles,
-    # watchdogs, policies whose callbacks run on the loop): async client only.
-    agents = {"audio_output", "barge_in", "idle_watchdog", "speak_stream", "speech"}
+    # The voice-agent helpers (docs/agents.md) that hand out loop-bound objects (the speech
+    # queue, watchdogs, policies whose callbacks run on the loop) are async client only;
+    # speak() and speak_stream() are mirrored, returning a SyncSpeechHandle.
+    agents = {"audio_output", "barge_in", "idle_watchdog", "speech"}
     agents |= {"turn_metrics"}
     public = {n for n in dir(SaynaClient) if not n.startswith("_")} - deprecated - agents
     missing = sorted(n for n in public if not hasattr(SaynaSyncClient, n))

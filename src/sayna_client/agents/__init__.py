@@ -23,6 +23,7 @@ from .metrics import TurnMetrics, TurnRecord, percentile
 from .otel import Telemetry, instrument
 from .segmenter import DEFAULT_ABBREVIATIONS, SentenceSegmenter
 from .speech import AudioOutput, SpeechHandle, SpeechQueue, bytes_per_second
+from .speech_sync import SyncSpeechHandle
 from .watchdog import IdleEvent, IdleWatchdog
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "Speaker",
     "SpeechHandle",
     "SpeechQueue",
+    "SyncSpeechHandle",
     "Telemetry",
     "TurnMetrics",
     "TurnRecord",

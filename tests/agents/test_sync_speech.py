@@ -1,0 +1,102 @@
+"""Speech handles and speak_stream on SaynaSyncClient: blocking handles from any thread,
+and a blocking token iterator read off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from helpers.waiting import eventually_sync
+from sayna_client import SaynaSyncClient, SaynaValidationError, STTConfig, Timeouts, TTSConfig
+from sayna_client.agents import SyncSpeechHandle
+from sayna_client.server import LocalServer
+
+from .conftest import RATE, WORD_BYTES
+
+LONG = "this is a long answer that goes on and on for quite a few words indeed"
+
+
+def make_sync(server: LocalServer) -> SaynaSyncClient:
+    return SaynaSyncClient(
+        server.url,
+        STTConfig(provider="deepgram", model="nova-2", sample_rate=RATE),
+        TTSConfig(provider="deepgram", sample_rate=RATE),
+        timeouts=Timeouts(connect=5, ready=10, request=10, close=2),
+    )
+
+
+def speaks(server: LocalServer) -> list[str]:
+    session = server.records.last_session
+    return [str(m["text"]) for m in session.messages if m["type"] == "speak"]
+
+
+async def test_speak_returns_a_handle_to_wait_on(server: LocalServer) -> None:
+    def scenario() -> None:
+        with make_sync(server) as client:
+            client.connect()
+            handle = client.speak("one two three")
+            assert isinstance(handle, SyncSpeechHandle)
+            handle.wait(10)
+            assert handle.done
+            assert not handle.interrupted
+            assert handle.bytes_delivered == 3 * WORD_BYTES
+            assert handle.seconds_heard == pytest.approx(0.54)
+            assert handle.text_heard == "one two three"
+            assert handle.chunks == ["one two three"]
+
+            long = client.speak(LONG)
+            eventually_sync(lambda: long.bytes_delivered >= 2 * WORD_BYTES)
+            long.interrupt()
+            long.wait(5)
+            assert long.interrupted
+            assert 2 <= len(long.text_heard.split()) < len(LONG.split())
+
+    await asyncio.to_thread(scenario)
+
+
+async def test_speak_stream_reads_a_blocking_iterator_off_the_loop(server: LocalServer) -> None:
+    gate = threading.Event()
+
+    def llm() -> Iterator[str]:
+        """A synchronous LLM client's token stream: it blocks between tokens."""
+        yield from ["Sure", ".", " Dr", ". Who", " is 3", ".5 km", " away", ". "]
+        gate.wait(30)  # blocks its thread, never the session's loop
+        yield from [" Then", " we", " are", " done", " here", " ok."]
+
+    def scenario() -> None:
+        with make_sync(server) as client:
+            client.connect()
+            handle = client.speak_stream(llm())
+            # The first sentences left while the iterator is still blocked ...
+            eventually_sync(lambda: len(speaks(server)) == 2)
+            assert speaks(server) == ["Sure.", "Dr. Who is 3.5 km away."]
+            assert not handle.done
+            assert client.health().status == "OK"  # ... and the loop serves other calls
+            gate.set()
+            handle.wait(15)
+            assert speaks(server)[2:] == ["Then we are done here ok."]
+            assert handle.text == "Sure. Dr. Who is 3.5 km away. Then we are done here ok."
+            assert not handle.interrupted
+            with pytest.raises(SaynaValidationError, match="speak\\(\\) for one text"):
+                client.speak_stream("a whole string")  # type: ignore[arg-type]
+
+    await asyncio.to_thread(scenario)
+
+
+async def test_a_failing_iterator_surfaces_in_wait(server: LocalServer) -> None:
+    def broken() -> Iterator[str]:
+        yield "Hello there. "
+        raise RuntimeError("the LLM connection dropped")
+
+    def scenario() -> None:
+        with make_sync(server) as client:
+            client.connect()
+            handle = client.speak_stream(broken())
+            with pytest.raises(RuntimeError, match="LLM connection dropped"):
+                handle.wait(10)
+            assert handle.done
+
+    await asyncio.to_thread(scenario)
