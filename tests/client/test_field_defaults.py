@@ -2,8 +2,8 @@
 
 mypy (through ``dataclass_transform``) sees a field's default only when it is passed as
 ``Field(default=...)`` (``Field(...)`` stays: required); ``Field(16000, ...)`` makes
-``STTConfig(provider="deepgram")`` an error ("Missing named argument 'sample_rate'") in a user's ``mypy --strict`` run of
-the README's Quick Start.
+``STTConfig(provider="deepgram")`` an error ("Missing named argument 'sample_rate'") in
+a user's ``mypy --strict`` run of the README's Quick Start.
 """
 
 from __future__ import annotations
