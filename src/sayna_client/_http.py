@@ -9,17 +9,10 @@ to the aiohttp exception.
 from __future__ import annotations
 
 import asyncio
-import errno
-import functools
-import json
 import logging
-import os
-import socket
-import threading
 import weakref
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional
 from urllib.parse import quote
 
 import aiohttp
@@ -29,26 +22,28 @@ from yarl import URL
 
 from ._config import RetryPolicy, backoff_delay
 from ._defaults import CLIENT_DEFAULT, Seconds, resolve
-from ._redact import Redactor, safe_url
+from ._http_errors import (
+    connection_problem,
+    error_from_response,
+    excerpt,
+    retry_after_seconds,
+    too_large,
+)
+from ._http_sessions import CLOSING, SharedSession, abandon, client_timeout, drop, lease, unlease
+from ._redact import Redactor
 from .errors import (
     SaynaConnectionError,
     SaynaError,
-    SaynaHttpError,
     SaynaInvalidResponseError,
-    SaynaRateLimitError,
     SaynaTimeoutError,
     SaynaValidationError,
-    http_error_for_status,
 )
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "HttpResponse",
     "HttpTransport",
-    "RedirectRefused",
-    "excerpt",
     "path_segment",
-    "redirected_elsewhere",
 ]
 
 logger = logging.getLogger("sayna_client")
@@ -58,17 +53,7 @@ logger = logging.getLogger("sayna_client")
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 #: Bodies of error statuses are read up to this many bytes (the rest is not read).
 _MAX_ERROR_BODY = 64 * 1024
-#: Characters of a body quoted in an error message.
-_EXCERPT_CHARS = 300
 _CHUNK = 64 * 1024
-
-
-def excerpt(body: Union[bytes, str], limit: int = _EXCERPT_CHARS) -> str:
-    """The start of ``body`` on one line, at most ``limit`` characters (``...`` when cut)."""
-    text = body if isinstance(body, str) else body[: limit * 4].decode("utf-8", "replace")
-    text = " ".join(text[: limit * 4].split())
-    cut = len(text) > limit or len(body) > limit * 4
-    return (text[:limit] + "...") if cut else (text or "(empty body)")
 
 
 def path_segment(value: str) -> str:
@@ -101,260 +86,6 @@ class HttpResponse:
         )
 
 
-def _retry_after_seconds(value: Optional[str]) -> Optional[float]:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    import datetime
-
-    now = datetime.datetime.now(when.tzinfo or datetime.timezone.utc)
-    return max(0.0, (when - now).total_seconds())
-
-
-def auth_hint(sent_key: bool) -> str:
-    """The fix for a 401, in code terms: never "pass api_key=" when one was passed."""
-    if sent_key:
-        return "the server refused the API key: pass the right one as api_key= or SAYNA_API_KEY"
-    return "the server requires an API key: pass api_key= or set SAYNA_API_KEY"
-
-
-def _error_from_response(
-    status: int,
-    endpoint: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    sent_key: bool = False,
-    redactor: Optional[Redactor] = None,
-) -> SaynaHttpError:
-    """Build the typed error for a non-2xx response, keeping the server's body (with the
-    client's secrets masked, should the server echo them)."""
-    text = body.decode("utf-8", errors="replace")
-    if redactor is not None:
-        text = redactor.scrub(text)
-    parsed: Any = text
-    error: Optional[str] = None
-    code: Optional[str] = None
-    detail = text.strip()
-    try:
-        parsed = json.loads(text) if text else None
-    except (ValueError, RecursionError):  # not JSON, 4,300-digit numbers, deep nesting
-        parsed = text
-    if isinstance(parsed, dict):
-        error = parsed.get("error") if isinstance(parsed.get("error"), str) else None
-        code = parsed.get("code") if isinstance(parsed.get("code"), str) else None
-        message = parsed.get("message") if isinstance(parsed.get("message"), str) else None
-        # Auth errors: {"error": code, "message": text}; handlers: {"error": text, "code"?}.
-        detail = message or error or text
-        if message and error and not code:
-            code = error
-    message_text = f"{endpoint} failed with HTTP {status}: {excerpt(detail)}"
-    if status == 401:
-        message_text += f"; {auth_hint(sent_key)}"
-    error_cls = http_error_for_status(status)
-    if error_cls is SaynaRateLimitError:
-        return SaynaRateLimitError(
-            message_text,
-            status,
-            endpoint,
-            body=parsed,
-            error=error,
-            code=code,
-            retry_after=_retry_after_seconds(headers.get("Retry-After")),
-        )
-    return error_cls(message_text, status, endpoint, body=parsed, error=error, code=code)
-
-
-@functools.lru_cache(maxsize=32)
-def client_timeout(seconds: Optional[float]) -> aiohttp.ClientTimeout:
-    """The aiohttp timeout for ``seconds`` in total (frozen, so one object per value)."""
-    return aiohttp.ClientTimeout(total=seconds)
-
-
-class RedirectRefused(Exception):
-    """A WebSocket upgrade was redirected to another origin (raised to stop aiohttp
-    following it; the connection turns it into a typed error)."""
-
-    def __init__(self, status: int, source: str, target: str) -> None:
-        super().__init__(f"HTTP {status} redirect from {source} to {target}")
-        self.status = status
-        self.source = source
-        self.target = target
-
-
-_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
-_SECURE = {"http": "http", "ws": "http", "https": "https", "wss": "https"}
-
-
-def _origin(url: URL) -> tuple[str, str, Optional[int]]:
-    scheme = (url.scheme or "").lower()
-    return _SECURE.get(scheme, scheme), (url.host or "").lower(), url.port
-
-
-def redirected_elsewhere(ws: Any, url: str) -> Optional[tuple[int, str]]:
-    """``(status, target)`` when the upgrade of ``ws`` (opened for ``url``) was
-    redirected to another origin, else None. A session the client did not make
-    (``http_session=``) follows redirects before :func:`_refuse_redirect` could stop
-    it; this catches it before anything is sent on the socket."""
-    response = getattr(ws, "_response", None)
-    history = getattr(response, "history", ())
-    final = getattr(response, "url", None)
-    if not history or not isinstance(final, URL):
-        return None
-    if _origin(final) == _origin(URL(url)):
-        return None
-    return int(history[0].status), safe_url(final)
-
-
-async def _refuse_redirect(
-    session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestRedirectParams
-) -> None:
-    """Stop aiohttp from following a redirect to another origin.
-
-    REST requests never follow redirects (``allow_redirects=False``); the WebSocket
-    upgrade cannot say so, and a redirect there would take the session's config and
-    provider keys to another host, or from wss to ws. A redirect within the same
-    origin (scheme, host and port) is followed: it changes nothing of that.
-    """
-    response = params.response
-    location = response.headers.get("Location", "")
-    try:
-        target = params.url.join(URL(location))
-    except ValueError:
-        target = None
-    if target is not None and _origin(target) == _origin(params.url):
-        return
-    response.release()
-    raise RedirectRefused(
-        response.status, safe_url(params.url), safe_url(target) if target else "<invalid Location>"
-    )
-
-
-def connection_problem(url: str, exc: BaseException) -> str:
-    """``exc`` (an aiohttp or OS error) in words a user acts on, without aiohttp's
-    internals (``ssl:default``, connection keys) and without credentials."""
-    where = url.split("?", 1)[0]
-    if isinstance(exc, aiohttp.ClientProxyConnectionError):
-        return f"cannot reach the proxy for {where}: check HTTPS_PROXY/HTTP_PROXY or proxy="
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return (
-            f"cannot reach {where}: its TLS certificate is not trusted; pass ssl= an "
-            "SSLContext that trusts its CA"
-        )
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        os_error = exc.os_error
-        if isinstance(os_error, socket.gaierror):
-            return f"cannot reach {where}: host name not found; check the URL"
-        if os_error.errno == errno.ECONNREFUSED:
-            return f"cannot reach {where}: connection refused; is the server running there?"
-        reason = os.strerror(os_error.errno) if os_error.errno else str(os_error)
-        return f"cannot reach {where}: {reason.lower()}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return f"{where} closed the connection before answering"
-    if isinstance(exc, aiohttp.ClientError):
-        return f"{type(exc).__name__} talking to {where}: {exc}"
-    reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc)
-    return f"cannot reach {where}: {reason}"
-
-
-def _abandon(session: aiohttp.ClientSession) -> None:
-    """Release a session nobody will close: its last client was dropped without
-    ``disconnect()`` (a REST-only script may end without it), and aiohttp would warn
-    "Unclosed client session" and "Unclosed connector". Its connections are closed as
-    aiohttp itself does when it collects a connector (``_close``, synchronous); quietly,
-    since nothing is lost."""
-    if session.closed:
-        return
-    connector = session.connector
-    session.detach()  # public: the session counts as closed from now on
-    if connector is None:
-        return
-    try:
-        connector._close()
-    except Exception:  # pragma: no cover - a loop already closed, another aiohttp
-        logger.debug("Could not close the connections of a dropped client", exc_info=True)
-
-
-class _Shared:
-    """The aiohttp session that the clients of one event loop share when they were
-    given no ``http_session`` (one per handshake timeout, its default timer), with the
-    count of clients holding it. A client's connections stay its own (a WebSocket is
-    one socket, never pooled); what is shared is immutable or a pool of idle REST
-    connections: the connector, its DNS cache, the redirect guard. No cookie jar
-    (``DummyCookieJar``): nothing one client is sent reaches another. It is closed
-    when its last client lets go."""
-
-    __slots__ = ("__weakref__", "key", "loop", "session", "users")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, key: Optional[float]) -> None:
-        redirects = aiohttp.TraceConfig()
-        redirects.on_request_redirect.append(_refuse_redirect)
-        self.loop = loop
-        self.key = key
-        self.session = aiohttp.ClientSession(
-            # limit=0: a WebSocket holds its connection for the session's life, and
-            # aiohttp's default of 100 per session would stall the 101st client.
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
-            cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=client_timeout(key),
-            trust_env=True,
-            trace_configs=[redirects],
-        )
-        self.users = 0
-
-
-#: The shared sessions of each running event loop, by handshake timeout.
-_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Optional[float], _Shared]]
-_SHARED = weakref.WeakKeyDictionary()
-#: Loops of several threads (sync clients) join and leave; a finalizer may leave while its
-#: thread is inside _lease, hence reentrant.
-_SHARED_LOCK = threading.RLock()
-#: Closes of sessions left behind by a changed handshake timeout (kept until done).
-_CLOSING: set[asyncio.Task[None]] = set()
-
-
-def _lease(timeout: Optional[float]) -> _Shared:
-    """Join the running loop's shared session for ``timeout`` (made if none is open)."""
-    loop = asyncio.get_running_loop()
-    with _SHARED_LOCK:
-        by_key = _SHARED.get(loop)
-        if by_key is None:
-            by_key = _SHARED[loop] = {}
-        shared = by_key.get(timeout)
-        if shared is None or shared.session.closed:
-            shared = by_key[timeout] = _Shared(loop, timeout)
-        shared.users += 1
-        return shared
-
-
-def _unlease(shared: _Shared) -> Optional[aiohttp.ClientSession]:
-    """Leave ``shared``; returns its session when this was the last client (for the
-    caller to close), else None."""
-    with _SHARED_LOCK:
-        shared.users -= 1
-        if shared.users > 0:
-            return None
-        by_key = _SHARED.get(shared.loop)
-        if by_key is not None and by_key.get(shared.key) is shared:
-            del by_key[shared.key]
-        return shared.session
-
-
-def _drop(shared: _Shared) -> None:
-    """A client holding ``shared`` was collected without ``disconnect()``."""
-    session = _unlease(shared)
-    if session is not None:
-        _abandon(session)
-
-
 class HttpTransport:
     """Sends REST requests to one Sayna server through the client's aiohttp session.
 
@@ -363,7 +94,7 @@ class HttpTransport:
     request.
 
     The session is the user's when ``http_session`` is given (never closed here);
-    otherwise it is the running loop's shared one (:class:`_Shared`: ``trust_env=True``
+    otherwise it is the running loop's shared one (:class:`SharedSession`: ``trust_env=True``
     for ``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY`` and ``.netrc``), joined on first
     use and left by :meth:`close` or when this transport is garbage-collected without
     it; the last client to leave closes it (no "Unclosed client session" warnings).
@@ -414,9 +145,9 @@ class HttpTransport:
         self.redactor = redactor or Redactor([api_key])
         self._timeout = timeout
         self._retry = retry
-        self._shared: Optional[_Shared] = None
+        self._shared: Optional[SharedSession] = None
         self._user_session = http_session
-        self._finalizer: Optional[weakref.finalize[[_Shared], HttpTransport]] = None
+        self._finalizer: Optional[weakref.finalize[[SharedSession], HttpTransport]] = None
         self._ssl = ssl
         self._sleep = sleep
         self._proxy = proxy
@@ -454,24 +185,24 @@ class HttpTransport:
             shared = self._rejoin()
         return shared.session
 
-    def _rejoin(self) -> _Shared:
+    def _rejoin(self) -> SharedSession:
         old, self._shared = self._shared, None
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
         if old is not None:
-            stale = _unlease(old)
+            stale = unlease(old)
             if stale is not None and not stale.closed:
                 # Its loop is this one (a client lives on one loop): close in the
                 # background, as nothing here may wait.
                 if old.loop is asyncio.get_running_loop():
                     closing = old.loop.create_task(stale.close())
-                    _CLOSING.add(closing)
-                    closing.add_done_callback(_CLOSING.discard)
+                    CLOSING.add(closing)
+                    closing.add_done_callback(CLOSING.discard)
                 else:  # pragma: no cover - a client moved between loops
-                    _abandon(stale)
-        shared = self._shared = _lease(self.handshake_timeout)
-        finalizer = self._finalizer = weakref.finalize(self, _drop, shared)
+                    abandon(stale)
+        shared = self._shared = lease(self.handshake_timeout)
+        finalizer = self._finalizer = weakref.finalize(self, drop, shared)
         # Not at interpreter exit: the loop is gone by then, and a client still
         # alive there (the sync client's) closes its own session properly.
         finalizer.atexit = False
@@ -504,7 +235,7 @@ class HttpTransport:
             finalizer.detach()
         if shared is None:
             return
-        session = _unlease(shared)
+        session = unlease(shared)
         if session is not None and not session.closed:
             await session.close()
 
@@ -560,7 +291,7 @@ class HttpTransport:
             else:
                 if response.status < 300:
                     return response
-                error = _error_from_response(
+                error = error_from_response(
                     response.status,
                     endpoint,
                     response.headers,
@@ -570,7 +301,7 @@ class HttpTransport:
                 )
                 if attempt >= attempts or response.status not in policy.retry_statuses:
                     raise error
-                retry_after = getattr(error, "retry_after", None) or _retry_after_seconds(
+                retry_after = getattr(error, "retry_after", None) or retry_after_seconds(
                     response.headers.get("Retry-After")
                 )
                 logger.debug("Retrying %s after HTTP %d", endpoint, response.status)
@@ -640,7 +371,7 @@ class HttpTransport:
         declared = resp.content_length
         if status < 300 and declared is not None and declared > limit:
             resp.close()  # drop the connection: the body is never read
-            raise _too_large(status, endpoint, limit, f"declares {declared} bytes")
+            raise too_large(status, endpoint, limit, f"declares {declared} bytes")
         body = bytearray()
         while True:
             chunk = await resp.content.read(_CHUNK)
@@ -650,17 +381,7 @@ class HttpTransport:
             if len(body) > limit:
                 resp.close()  # the rest stays unread; the connection is not reused
                 if status < 300:
-                    raise _too_large(status, endpoint, limit, f"sent more than {limit} bytes")
+                    raise too_large(status, endpoint, limit, f"sent more than {limit} bytes")
                 del body[limit:]  # an error's start is enough to report it
                 break
         return HttpResponse(status, resp.headers, bytes(body), endpoint)
-
-
-def _too_large(status: int, endpoint: str, limit: int, what: str) -> SaynaInvalidResponseError:
-    return SaynaInvalidResponseError(
-        f"{endpoint} answered HTTP {status} with a body that {what}, over the client's "
-        f"bound of {limit} bytes; nothing more was read. If you expect such a body, raise "
-        "SaynaClient(max_response_bytes=...) (None: no bound)",
-        status,
-        endpoint,
-    )

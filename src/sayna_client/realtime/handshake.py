@@ -12,7 +12,8 @@ from typing import Any, Optional
 import aiohttp
 
 from .._compat import within
-from .._http import RedirectRefused, auth_hint, connection_problem, redirected_elsewhere
+from .._http_errors import auth_hint, connection_problem
+from .._http_sessions import RedirectRefused, redirected_elsewhere
 from .._redact import Redactor, safe_url
 from ..errors import (
     SaynaConnectionError,

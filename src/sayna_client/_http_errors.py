@@ -1,0 +1,158 @@
+"""A failed HTTP exchange as a typed ``Sayna*`` error, in words a user acts on.
+
+The REST transport (``_http.py``) and the WebSocket handshake (``realtime/handshake.py``)
+both use these: an error status to its ``SaynaHttpError`` subclass (the server's body
+kept, the client's secrets masked), a connection failure without aiohttp's internals,
+a body over the client's bound.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any, Optional, Union
+
+import aiohttp
+
+from ._redact import Redactor
+from .errors import (
+    SaynaHttpError,
+    SaynaInvalidResponseError,
+    SaynaRateLimitError,
+    http_error_for_status,
+)
+
+__all__ = [
+    "auth_hint",
+    "connection_problem",
+    "error_from_response",
+    "excerpt",
+    "retry_after_seconds",
+    "too_large",
+]
+
+#: Characters of a body quoted in an error message.
+_EXCERPT_CHARS = 300
+
+
+def excerpt(body: Union[bytes, str], limit: int = _EXCERPT_CHARS) -> str:
+    """The start of ``body`` on one line, at most ``limit`` characters (``...`` when cut)."""
+    text = body if isinstance(body, str) else body[: limit * 4].decode("utf-8", "replace")
+    text = " ".join(text[: limit * 4].split())
+    cut = len(text) > limit or len(body) > limit * 4
+    return (text[:limit] + "...") if cut else (text or "(empty body)")
+
+
+def retry_after_seconds(value: Optional[str]) -> Optional[float]:
+    """A ``Retry-After`` header (seconds or an HTTP date) in seconds from now, or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    import datetime
+
+    now = datetime.datetime.now(when.tzinfo or datetime.timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+def auth_hint(sent_key: bool) -> str:
+    """The fix for a 401, in code terms: never "pass api_key=" when one was passed."""
+    if sent_key:
+        return "the server refused the API key: pass the right one as api_key= or SAYNA_API_KEY"
+    return "the server requires an API key: pass api_key= or set SAYNA_API_KEY"
+
+
+def error_from_response(
+    status: int,
+    endpoint: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    sent_key: bool = False,
+    redactor: Optional[Redactor] = None,
+) -> SaynaHttpError:
+    """Build the typed error for a non-2xx response, keeping the server's body (with the
+    client's secrets masked, should the server echo them)."""
+    text = body.decode("utf-8", errors="replace")
+    if redactor is not None:
+        text = redactor.scrub(text)
+    parsed: Any = text
+    error: Optional[str] = None
+    code: Optional[str] = None
+    detail = text.strip()
+    try:
+        parsed = json.loads(text) if text else None
+    except (ValueError, RecursionError):  # not JSON, 4,300-digit numbers, deep nesting
+        parsed = text
+    if isinstance(parsed, dict):
+        error = parsed.get("error") if isinstance(parsed.get("error"), str) else None
+        code = parsed.get("code") if isinstance(parsed.get("code"), str) else None
+        message = parsed.get("message") if isinstance(parsed.get("message"), str) else None
+        # Auth errors: {"error": code, "message": text}; handlers: {"error": text, "code"?}.
+        detail = message or error or text
+        if message and error and not code:
+            code = error
+    message_text = f"{endpoint} failed with HTTP {status}: {excerpt(detail)}"
+    if status == 401:
+        message_text += f"; {auth_hint(sent_key)}"
+    error_cls = http_error_for_status(status)
+    if error_cls is SaynaRateLimitError:
+        return SaynaRateLimitError(
+            message_text,
+            status,
+            endpoint,
+            body=parsed,
+            error=error,
+            code=code,
+            retry_after=retry_after_seconds(headers.get("Retry-After")),
+        )
+    return error_cls(message_text, status, endpoint, body=parsed, error=error, code=code)
+
+
+def connection_problem(url: str, exc: BaseException) -> str:
+    """``exc`` (an aiohttp or OS error) in words a user acts on, without aiohttp's
+    internals (``ssl:default``, connection keys) and without credentials."""
+    where = url.split("?", 1)[0]
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return f"cannot reach the proxy for {where}: check HTTPS_PROXY/HTTP_PROXY or proxy="
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return (
+            f"cannot reach {where}: its TLS certificate is not trusted; pass ssl= an "
+            "SSLContext that trusts its CA"
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        os_error = exc.os_error
+        if isinstance(os_error, socket.gaierror):
+            return f"cannot reach {where}: host name not found; check the URL"
+        if os_error.errno == errno.ECONNREFUSED:
+            return f"cannot reach {where}: connection refused; is the server running there?"
+        reason = os.strerror(os_error.errno) if os_error.errno else str(os_error)
+        return f"cannot reach {where}: {reason.lower()}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return f"{where} closed the connection before answering"
+    if isinstance(exc, aiohttp.ClientError):
+        return f"{type(exc).__name__} talking to {where}: {exc}"
+    reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc)
+    return f"cannot reach {where}: {reason}"
+
+
+def too_large(status: int, endpoint: str, limit: int, what: str) -> SaynaInvalidResponseError:
+    """The error for a body over the client's ``max_response_bytes`` (``what`` it did)."""
+    return SaynaInvalidResponseError(
+        f"{endpoint} answered HTTP {status} with a body that {what}, over the client's "
+        f"bound of {limit} bytes; nothing more was read. If you expect such a body, raise "
+        "SaynaClient(max_response_bytes=...) (None: no bound)",
+        status,
+        endpoint,
+    )

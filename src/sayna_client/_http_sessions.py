@@ -1,0 +1,191 @@
+"""The aiohttp sessions the clients of one event loop share, and the redirect guard.
+
+A client given no ``http_session`` leases the running loop's shared session for its
+handshake timeout (:func:`lease`), lets go of it on close (:func:`unlease`, the last
+one closes it) or when collected without a close (:func:`drop`). Every shared session
+refuses a redirect to another origin (:class:`RedirectRefused`), and
+:func:`redirected_elsewhere` catches one a user's own session followed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+import weakref
+from typing import Any, Optional
+
+import aiohttp
+from yarl import URL
+
+from ._redact import safe_url
+
+__all__ = [
+    "CLOSING",
+    "RedirectRefused",
+    "SharedSession",
+    "abandon",
+    "client_timeout",
+    "drop",
+    "lease",
+    "redirected_elsewhere",
+    "unlease",
+]
+
+logger = logging.getLogger("sayna_client")
+
+
+@functools.lru_cache(maxsize=32)
+def client_timeout(seconds: Optional[float]) -> aiohttp.ClientTimeout:
+    """The aiohttp timeout for ``seconds`` in total (frozen, so one object per value)."""
+    return aiohttp.ClientTimeout(total=seconds)
+
+
+class RedirectRefused(Exception):
+    """A WebSocket upgrade was redirected to another origin (raised to stop aiohttp
+    following it; the connection turns it into a typed error)."""
+
+    def __init__(self, status: int, source: str, target: str) -> None:
+        super().__init__(f"HTTP {status} redirect from {source} to {target}")
+        self.status = status
+        self.source = source
+        self.target = target
+
+
+_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+_SECURE = {"http": "http", "ws": "http", "https": "https", "wss": "https"}
+
+
+def _origin(url: URL) -> tuple[str, str, Optional[int]]:
+    scheme = (url.scheme or "").lower()
+    return _SECURE.get(scheme, scheme), (url.host or "").lower(), url.port
+
+
+def redirected_elsewhere(ws: Any, url: str) -> Optional[tuple[int, str]]:
+    """``(status, target)`` when the upgrade of ``ws`` (opened for ``url``) was
+    redirected to another origin, else None. A session the client did not make
+    (``http_session=``) follows redirects before :func:`_refuse_redirect` could stop
+    it; this catches it before anything is sent on the socket."""
+    response = getattr(ws, "_response", None)
+    history = getattr(response, "history", ())
+    final = getattr(response, "url", None)
+    if not history or not isinstance(final, URL):
+        return None
+    if _origin(final) == _origin(URL(url)):
+        return None
+    return int(history[0].status), safe_url(final)
+
+
+async def _refuse_redirect(
+    session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestRedirectParams
+) -> None:
+    """Stop aiohttp from following a redirect to another origin.
+
+    REST requests never follow redirects (``allow_redirects=False``); the WebSocket
+    upgrade cannot say so, and a redirect there would take the session's config and
+    provider keys to another host, or from wss to ws. A redirect within the same
+    origin (scheme, host and port) is followed: it changes nothing of that.
+    """
+    response = params.response
+    location = response.headers.get("Location", "")
+    try:
+        target = params.url.join(URL(location))
+    except ValueError:
+        target = None
+    if target is not None and _origin(target) == _origin(params.url):
+        return
+    response.release()
+    raise RedirectRefused(
+        response.status, safe_url(params.url), safe_url(target) if target else "<invalid Location>"
+    )
+
+
+def abandon(session: aiohttp.ClientSession) -> None:
+    """Release a session nobody will close: its last client was dropped without
+    ``disconnect()`` (a REST-only script may end without it), and aiohttp would warn
+    "Unclosed client session" and "Unclosed connector". Its connections are closed as
+    aiohttp itself does when it collects a connector (``_close``, synchronous); quietly,
+    since nothing is lost."""
+    if session.closed:
+        return
+    connector = session.connector
+    session.detach()  # public: the session counts as closed from now on
+    if connector is None:
+        return
+    try:
+        connector._close()
+    except Exception:  # pragma: no cover - a loop already closed, another aiohttp
+        logger.debug("Could not close the connections of a dropped client", exc_info=True)
+
+
+class SharedSession:
+    """The aiohttp session that the clients of one event loop share when they were
+    given no ``http_session`` (one per handshake timeout, its default timer), with the
+    count of clients holding it. A client's connections stay its own (a WebSocket is
+    one socket, never pooled); what is shared is immutable or a pool of idle REST
+    connections: the connector, its DNS cache, the redirect guard. No cookie jar
+    (``DummyCookieJar``): nothing one client is sent reaches another. It is closed
+    when its last client lets go."""
+
+    __slots__ = ("__weakref__", "key", "loop", "session", "users")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, key: Optional[float]) -> None:
+        redirects = aiohttp.TraceConfig()
+        redirects.on_request_redirect.append(_refuse_redirect)
+        self.loop = loop
+        self.key = key
+        self.session = aiohttp.ClientSession(
+            # limit=0: a WebSocket holds its connection for the session's life, and
+            # aiohttp's default of 100 per session would stall the 101st client.
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=client_timeout(key),
+            trust_env=True,
+            trace_configs=[redirects],
+        )
+        self.users = 0
+
+
+#: The shared sessions of each running event loop, by handshake timeout.
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Optional[float], SharedSession]]
+_SHARED = weakref.WeakKeyDictionary()
+#: Loops of several threads (sync clients) join and leave; a finalizer may leave while its
+#: thread is inside lease, hence reentrant.
+_SHARED_LOCK = threading.RLock()
+#: Closes of sessions left behind by a changed handshake timeout (kept until done).
+CLOSING: set[asyncio.Task[None]] = set()
+
+
+def lease(timeout: Optional[float]) -> SharedSession:
+    """Join the running loop's shared session for ``timeout`` (made if none is open)."""
+    loop = asyncio.get_running_loop()
+    with _SHARED_LOCK:
+        by_key = _SHARED.get(loop)
+        if by_key is None:
+            by_key = _SHARED[loop] = {}
+        shared = by_key.get(timeout)
+        if shared is None or shared.session.closed:
+            shared = by_key[timeout] = SharedSession(loop, timeout)
+        shared.users += 1
+        return shared
+
+
+def unlease(shared: SharedSession) -> Optional[aiohttp.ClientSession]:
+    """Leave ``shared``; returns its session when this was the last client (for the
+    caller to close), else None."""
+    with _SHARED_LOCK:
+        shared.users -= 1
+        if shared.users > 0:
+            return None
+        by_key = _SHARED.get(shared.loop)
+        if by_key is not None and by_key.get(shared.key) is shared:
+            del by_key[shared.key]
+        return shared.session
+
+
+def drop(shared: SharedSession) -> None:
+    """A client holding ``shared`` was collected without ``disconnect()``."""
+    session = unlease(shared)
+    if session is not None:
+        abandon(session)
