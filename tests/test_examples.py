@@ -425,7 +425,7 @@ def test_api_reference_builds_strict(tmp_path: Path) -> None:
     """`mkdocs build --strict`: any docstring warning fails (CI runs it too)."""
     pytest.importorskip("mkdocstrings", reason="the docs extra needs Python 3.11+")
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "--site-dir", str(tmp_path)],
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=TIMEOUT * 2,

@@ -27,9 +27,10 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Literal, Optional, Tuple, Union
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from sayna_client.errors import SaynaError, SaynaValidationError
+from sayna_client.types.webhooks import WebhookSIPOutput, WebhookSIPParticipant, WebhookSIPRoom
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -100,49 +101,6 @@ def sign_payload(secret: str, timestamp: str, event_id: str, body: bytes) -> str
     message = f"{SIGNATURE_VERSION}:{timestamp}:{event_id}:".encode() + body
     digest = hmac.new(secret.strip().encode(), message, hashlib.sha256).hexdigest()
     return f"{SIGNATURE_VERSION}={digest}"
-
-
-# Payload models. Optional/Dict from typing (not ``X | None``) so pydantic can
-# evaluate the postponed annotations on Python 3.9.
-
-
-class WebhookSIPParticipant(BaseModel):
-    """The SIP caller as a LiveKit participant. ``name`` may be absent or ``""``."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: Optional[str] = None
-    identity: str
-    sid: str
-
-
-class WebhookSIPRoom(BaseModel):
-    """The LiveKit room the SIP call was routed into."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: str
-    sid: str
-
-
-class WebhookSIPOutput(BaseModel):
-    """The body of a SIP webhook: who called which number, and into which room.
-
-    Unknown keys sent by newer servers are kept (see ``model_extra``) rather than
-    rejected. ``sip_headers`` holds the participant's ``sip.h.*`` attributes with the
-    prefix removed (``to``, ``from``, ``x-to-ip``, ...); current servers always send
-    it, older ones may not, hence ``None``.
-    """
-
-    model_config = ConfigDict(extra="allow")
-
-    participant: WebhookSIPParticipant
-    room: WebhookSIPRoom
-    from_phone_number: str
-    to_phone_number: str
-    room_prefix: str
-    sip_host: str
-    sip_headers: Optional[Dict[str, str]] = None
 
 
 class WebhookVerificationError(SaynaError, ValueError):

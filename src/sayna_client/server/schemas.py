@@ -21,10 +21,9 @@ from .serde import (
     SerdeError,
     Struct,
     describe,
-    parse_checked,
-    parse_checked_async,
     validate,
 )
+from .serde_json import parse_checked, parse_checked_async
 
 __all__ = [
     "CLIENT_MESSAGES",

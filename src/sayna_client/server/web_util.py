@@ -13,14 +13,16 @@ from aiohttp.typedefs import Middleware
 from .auth import Authenticator, AuthError
 from .records import Records, RequestRecord
 from .serde import (
-    INLINE_CHARS,
-    INLINE_VALUES,
     SerdeError,
     Struct,
+    validate,
+)
+from .serde_json import (
+    INLINE_CHARS,
+    INLINE_VALUES,
     estimate_values,
     parse_checked,
     parse_checked_async,
-    validate,
 )
 
 __all__ = [
@@ -108,7 +110,7 @@ async def read_json(request: web.Request, shape: Struct) -> dict[str, Any]:
     """Extract a JSON body the way axum's ``Json<T>`` does.
 
     Large bodies are parsed without holding up the event loop (see
-    :func:`~.serde.parse_checked_async`).
+    :func:`~.serde_json.parse_checked_async`).
 
     Raises:
         Rejection: 415 without a JSON content type, 413 over 2 MiB, 408 when the body
