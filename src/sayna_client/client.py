@@ -63,7 +63,9 @@ _SPEECH, _AUDIO = "_voice.speaking", "_voice.audio_in"
 def _alive(ref: weakref.ref[SaynaClient]) -> SaynaClient:
     client = ref()
     if client is None:
-        raise SaynaNotConnectedError()
+        raise SaynaNotConnectedError(
+            "The SaynaClient was dropped (garbage-collected): its session cannot be reopened"
+        )
     return client
 
 
