@@ -6,6 +6,7 @@ Everything here is pure: no I/O, no event loop, so it is tested with plain asser
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import random
 from dataclasses import dataclass
@@ -142,12 +143,13 @@ def check_numbers(
 
 
 def check_seconds(name: str, value: object) -> None:
-    """Raise :class:`SaynaValidationError` unless ``value`` is None or a positive number."""
+    """Raise :class:`SaynaValidationError` unless ``value`` is None or a positive finite
+    number (infinity is refused: None is the way to say "no limit")."""
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
         raise SaynaValidationError(
-            f"{name} must be a positive number of seconds or None, got {value!r}"
+            f"{name} must be a positive number of seconds or None (no limit), got {value!r}"
         )
 
 

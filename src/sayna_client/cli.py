@@ -388,7 +388,10 @@ async def _demo(args: argparse.Namespace) -> int:
             seconds = audio.duration_ms(len(received), 16000) / 1000
             print(f"   received {len(received)} bytes ({seconds:.2f} s) of TTS audio")
             frames = list(audio.wav_frames(audio.WavAudio(bytes(received), 16000, 1), frame_ms=20))
-            finals = await _transcribe(client, frames, 20, args.speed, "7. streaming audio back")
+            # Printed on every output (the progress bar below shows on a terminal only),
+            # so captured output has all the steps.
+            print("7. on_audio_input(): streaming that audio back as microphone input")
+            finals = await _transcribe(client, frames, 20, args.speed, "   streaming")
             heard = " ".join(finals)
             print(f"8. transcript: heard {heard!r}" if heard else "8. transcript: (nothing heard)")
             if engine == "local":

@@ -11,10 +11,9 @@ session's ``speak``). Session arguments are checked once, by
 from __future__ import annotations
 
 import contextlib
-import warnings
 import weakref
 from collections.abc import AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
 import aiohttp
 
@@ -25,6 +24,7 @@ from ._config import (
     derive_urls,
 )
 from ._defaults import CLIENT_DEFAULT, ClientDefault
+from ._deprecated import DeprecatedNames
 from ._forward import Forward, ForwardAttribute
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, HttpTransport
 from ._options import (
@@ -49,9 +49,6 @@ from .realtime.speaking import Speaking
 from .realtime.subscriptions import Subscriptions, Unsubscribe
 from .types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
 
-if TYPE_CHECKING:
-    from typing_extensions import Buffer
-
 __all__ = ["CLIENT_DEFAULT", "SaynaClient", "Unsubscribe"]
 
 _DEFAULT_TIMEOUTS = Timeouts()
@@ -66,11 +63,13 @@ _SPEECH, _AUDIO = "_voice.speaking", "_voice.audio_in"
 def _alive(ref: weakref.ref[SaynaClient]) -> SaynaClient:
     client = ref()
     if client is None:
-        raise SaynaNotConnectedError()
+        raise SaynaNotConnectedError(
+            "The SaynaClient was dropped (garbage-collected): its session cannot be reopened"
+        )
     return client
 
 
-class SaynaClient(RestClient):
+class SaynaClient(RestClient, DeprecatedNames):
     """A client for one Sayna server: REST calls, and one WebSocket voice session at a time.
 
     Args:
@@ -415,22 +414,3 @@ class SaynaClient(RestClient):
     def _emit_local(self, event: Any) -> None:
         """An event the agents helpers made: to callbacks and iterators, in order."""
         self._voice.speaking.emit_local(event)
-
-    # --- 0.0.18 names ------------------------------------------------------------------
-
-    async def send_audio(self, audio_data: Buffer) -> None:
-        """Deprecated alias of :meth:`on_audio_input`."""
-        warnings.warn("use on_audio_input()", DeprecationWarning, stacklevel=2)
-        await self.on_audio_input(audio_data)
-
-    async def send_clear(self) -> None:
-        """Deprecated alias of :meth:`clear`."""
-        warnings.warn("use clear()", DeprecationWarning, stacklevel=2)
-        await self.clear()
-
-    async def send_speak(
-        self, text: str, flush: bool = True, allow_interruption: bool = True
-    ) -> None:
-        """Deprecated alias of :meth:`speak`."""
-        warnings.warn("use speak()", DeprecationWarning, stacklevel=2)
-        await self.speak(text, flush, allow_interruption)

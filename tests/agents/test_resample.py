@@ -82,6 +82,10 @@ def test_equal_rates_pass_through_and_bad_input_is_refused() -> None:
     assert same.process(b"\x01\x02\x03\x04") == b"\x01\x02\x03\x04"
     with pytest.raises(SaynaValidationError, match="even byte count"):
         Resampler(48000, 16000).process(b"\x00\x00\x00")
+    with pytest.raises(SaynaValidationError, match="bytes-like"):
+        Resampler(48000, 16000).process("abcd")  # type: ignore[arg-type]
+    with pytest.raises(SaynaValidationError, match="bytes-like"):
+        Resampler(16000, 16000).process(1234)  # type: ignore[arg-type]
     with pytest.raises(SaynaValidationError, match="in_rate"):
         Resampler(0, 16000)
     with pytest.raises(SaynaValidationError, match="out_rate"):

@@ -20,6 +20,9 @@ def test_demo_writes_to_a_temporary_directory_not_the_cwd(
     assert main(["demo", "--engine", "fake", "--speed", "0"]) == 0
     out = capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []  # nothing written into the current directory
+    # Captured (not a terminal): every numbered step is still printed, in order.
+    steps = [int(n) for n in re.findall(r"^(\d+)\. ", out, re.MULTILINE)]
+    assert steps == list(range(1, 9)), out
     written = Path(re.search(r"-> (\S+sayna-demo-speak\.wav)", out).group(1))  # type: ignore[union-attr]
     assert written.is_file()
     assert Path(tempfile.gettempdir()) in written.parents

@@ -12,6 +12,7 @@ import pytest
 from helpers import internals
 from helpers.waiting import eventually
 from sayna_client import (
+    ReconnectPolicy,
     SaynaClient,
     SaynaConnectionError,
     SaynaTimeoutError,
@@ -168,6 +169,33 @@ async def test_a_dropped_client_is_freed_without_the_cycle_collector(server: Loc
         assert [ref() for ref in refs] == [None, None]
     finally:
         gc.enable()
+
+
+async def test_a_client_dropped_while_reconnecting_stops_quietly(server: LocalServer) -> None:
+    # The application drops the client while the server is down and the reconnection is
+    # waiting: the next attempt finds no client and the reconnection ends, with no
+    # "Task exception was never retrieved" from the loop.
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        baseline = _other_tasks()
+        client = make_client(
+            server, reconnect=ReconnectPolicy(max_attempts=50, initial_backoff=0.05)
+        )
+        lost = asyncio.Event()
+        client.on("reconnecting", lambda _: lost.set())
+        await client.connect()
+        await server.stop()
+        await asyncio.wait_for(lost.wait(), 5)
+        del client
+        gc.collect()
+        await eventually(lambda: not _sayna_tasks_since(baseline), what="the reconnection ended")
+        gc.collect()
+        assert reported == []
+    finally:
+        loop.set_exception_handler(previous)
 
 
 async def test_cancelling_connect_leaves_nothing_open(server: LocalServer) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 import pickle
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Callable
@@ -160,7 +161,7 @@ async def test_client_default_applies_when_timeout_is_left_out(
         assert info.value.timeout == 0.1
 
 
-@pytest.mark.parametrize("bad", [0, -1, "5", True, [1]])
+@pytest.mark.parametrize("bad", [0, -1, "5", True, [1], math.inf, math.nan])
 async def test_a_bad_timeout_is_refused_before_sending(
     stalling: tuple[Stalling, str], bad: Any
 ) -> None:

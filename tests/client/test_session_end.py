@@ -8,6 +8,7 @@ does not wait; cancelling a graceful disconnect still releases everything.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import sys
 import time
@@ -252,6 +253,7 @@ def test_options_of_the_wrong_type_are_validation_errors(
     [
         lambda: Timeouts(connect="5"),  # type: ignore[arg-type]
         lambda: Timeouts(drain=-1),
+        lambda: Timeouts(connect=math.inf),  # aiohttp would fail with OverflowError
         lambda: RetryPolicy(max_retries="2"),  # type: ignore[arg-type]
         lambda: ReconnectPolicy(max_attempts=2.5),  # type: ignore[arg-type]
     ],

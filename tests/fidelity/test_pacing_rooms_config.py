@@ -19,6 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from helpers import internals
 from helpers.wire import collect, configure, of_type, send
 from sayna_client.server import LocalServer
 from sayna_client.server.config_file import ConfigFileError, load_config_file
@@ -147,7 +148,8 @@ async def test_rooms_nobody_joined_expire(http: aiohttp.ClientSession) -> None:
 
 async def test_default_room_timeouts_are_livekits() -> None:
     server = LocalServer()
-    assert (server._state.livekit.departure_timeout, server._state.livekit.empty_timeout) == (
+    livekit = internals.server_state(server).livekit
+    assert (livekit.departure_timeout, livekit.empty_timeout) == (
         20.0,
         300.0,
     )

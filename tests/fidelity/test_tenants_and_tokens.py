@@ -27,7 +27,7 @@ TOKEN_REQUEST = {"room_name": "support", "participant_name": "Ann", "participant
 def _claims(token: str, server: LocalServer) -> dict[str, Any]:
     claims: dict[str, Any] = jwt.decode(
         token,
-        server._state.config.livekit_api_secret,
+        server.livekit_api_secret,
         algorithms=["HS256"],
         options={"verify_aud": False},
     )
@@ -101,7 +101,7 @@ async def test_user_token_grants(http: aiohttp.ClientSession) -> None:
         claims = _claims(token, server)
     assert claims["sub"] == "ann"
     assert claims["name"] == "Ann"
-    assert claims["iss"] == server._state.config.livekit_api_key
+    assert claims["iss"] == server.livekit_api_key
     assert claims["exp"] - claims["nbf"] == 6 * 3600
     assert claims["video"] == {
         "room": "support",

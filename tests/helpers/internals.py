@@ -1,5 +1,5 @@
-"""White-box access to the client's internals: the only module of the suite that reads
-private attributes of ``sayna_client`` objects.
+"""White-box access to internals: the only module of the suite that reads private
+attributes of ``sayna_client`` objects (the client's, and the local server's state).
 
 A few tests must look under the public API: the audio frame writer (bytes on the wire,
 batching, back-pressure), the aiohttp session the client holds, and the socket it
@@ -15,6 +15,7 @@ import aiohttp
 
 from sayna_client import SaynaClient
 from sayna_client.realtime.wire import FrameWriter, transport_of
+from sayna_client.server import LocalServer
 
 __all__ = [
     "batch_open",
@@ -25,6 +26,7 @@ __all__ = [
     "http_session",
     "raw_socket",
     "sender_kind",
+    "server_state",
     "transport",
     "turn_pending",
     "wrap_frame_transport",
@@ -103,3 +105,8 @@ def event_hub(client: SaynaClient) -> Any:
 def turn_pending(client: SaynaClient) -> bool:
     """Whether the session tracker has a user turn open (results without a final)."""
     return bool(client._voice.tracker.turn_pending)
+
+
+def server_state(server: LocalServer) -> Any:
+    """The local server's state object (its live sessions, rooms and settings)."""
+    return server._state

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
+from helpers import internals
 from helpers.wire import configure, recv
 from sayna_client.server import LocalServer
 from sayna_client.server.outbound import BATCH_FRAMES, Raw
@@ -14,7 +15,7 @@ async def test_queued_frames_leave_in_order_and_intact(
 ) -> None:
     async with http.ws_connect(server.ws_url, max_msg_size=0) as ws:
         await configure(ws)
-        (session,) = server._state.sessions
+        (session,) = internals.server_state(server).sessions
         # Every header length (7-bit, 16-bit, 64-bit), text and binary mixed, a Raw frame
         # (sent alone) in the middle, and more frames than one batch holds.
         sizes = [1, 125, 126, 65535, 65536, 300_000]

@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from helpers.waiting import eventually
 from sayna_client.server import LocalServer, SipHook
 from sayna_client.server.livekit import access_token
 
@@ -610,18 +611,20 @@ class StallWatch:
 
     def __init__(self) -> None:
         self.worst = 0.0
+        self.ticks = 0
         self._task: Optional[asyncio.Task[None]] = None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             start = loop.time()
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # the probe: how late does it wake?
             self.worst = max(self.worst, loop.time() - start - 0.005)
+            self.ticks += 1
 
     async def __aenter__(self) -> StallWatch:
         self._task = asyncio.ensure_future(self._run())
-        await asyncio.sleep(0.02)
+        await eventually(lambda: self.ticks >= 2, what="the watch is ticking")
         self.worst = 0.0
         return self
 

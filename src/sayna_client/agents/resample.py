@@ -66,8 +66,15 @@ class Resampler:
         """Convert the next piece of the stream; returns what is ready (possibly b"").
 
         Raises:
-            SaynaValidationError: ``pcm`` is not whole 16-bit samples.
+            SaynaValidationError: ``pcm`` is not bytes-like, or not whole 16-bit samples.
         """
+        try:
+            memoryview(pcm)
+        except TypeError:
+            raise SaynaValidationError(
+                f"pcm must be bytes-like 16-bit PCM (bytes, bytearray, memoryview), "
+                f"got {type(pcm).__name__}"
+            ) from None
         if len(pcm) % 2:
             raise SaynaValidationError(
                 f"PCM must be whole 16-bit samples (an even byte count), got {len(pcm)} bytes"

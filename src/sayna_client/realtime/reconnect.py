@@ -18,6 +18,7 @@ from ..errors import (
     SaynaConfigRejectedError,
     SaynaConnectionError,
     SaynaHttpError,
+    SaynaNotConnectedError,
     SaynaTimeoutError,
 )
 from ..protocol.events import ConnectionClosed
@@ -64,8 +65,9 @@ async def run_reconnect(
             and backoff continue from there.
 
     Returns:
-        The number of the attempt that succeeded, or None when attempts ran out or
-        the server refused the session (authentication, rejected config).
+        The number of the attempt that succeeded, or None when attempts ran out, the
+        server refused the session (authentication, rejected config) or the client was
+        dropped meanwhile.
     """
     attempt = attempts_used
     while policy.max_attempts is None or attempt < policy.max_attempts:
@@ -96,6 +98,11 @@ async def run_reconnect(
             logger.info("Reconnect attempt %d failed: %s", attempt, exc)
         except (SaynaConnectionError, SaynaTimeoutError) as exc:
             logger.info("Reconnect attempt %d failed: %s", attempt, exc)
+        except SaynaNotConnectedError as exc:
+            # The application dropped the client mid-outage: nothing can reopen the
+            # session, so the reconnection ends here (not as a task exception nobody reads).
+            logger.info("Reconnecting stopped: %s", exc)
+            return None
         else:
             frames, size = await replay()
             publish(Reconnected(attempt, frames, size))

@@ -69,12 +69,16 @@ class STTConfig(_Model):
 
     provider: str = Field(..., min_length=1, description="deepgram, google, elevenlabs, ...")
     language: str = "en-US"
-    sample_rate: int = Field(16000, gt=0, le=384000, description="Hz of the frames you send")
-    channels: int = Field(1, ge=1, le=8)
+    sample_rate: int = Field(
+        default=16000, gt=0, le=384000, description="Hz of the frames you send"
+    )
+    channels: int = Field(default=1, ge=1, le=8)
     punctuation: bool = True
-    encoding: str = Field("linear16", min_length=1, description="linear16, mulaw, opus, ...")
+    encoding: str = Field(
+        default="linear16", min_length=1, description="linear16, mulaw, opus, ..."
+    )
     model: str = ""
-    auth: Optional[ProviderAuth] = Field(None, repr=False)
+    auth: Optional[ProviderAuth] = Field(default=None, repr=False)
 
 
 class TTSConfig(_Model):
@@ -83,14 +87,14 @@ class TTSConfig(_Model):
 
     provider: str = Field(..., min_length=1, description="deepgram, elevenlabs, google, ...")
     voice_id: Optional[str] = None
-    speaking_rate: float = Field(1.0, gt=0, le=4.0)
-    audio_format: str = Field("linear16", min_length=1)
-    sample_rate: int = Field(24000, gt=0, le=384000)
+    speaking_rate: float = Field(default=1.0, gt=0, le=4.0)
+    audio_format: str = Field(default="linear16", min_length=1)
+    sample_rate: int = Field(default=24000, gt=0, le=384000)
     connection_timeout: Optional[int] = 30
     request_timeout: Optional[int] = 60
     model: str = ""
     pronunciations: List[Pronunciation] = Field(default_factory=list)
-    auth: Optional[ProviderAuth] = Field(None, repr=False)
+    auth: Optional[ProviderAuth] = Field(default=None, repr=False)
 
 
 class LiveKitConfig(_Model):
@@ -112,9 +116,9 @@ class LoadingAudioConfig(_Model):
 
     data: str = Field(..., min_length=1, repr=False)
     format: Optional[Literal["wav", "pcm"]] = None
-    sample_rate: Optional[int] = Field(None, gt=0)
-    channels: Optional[int] = Field(None, ge=1, le=2)
-    volume: Optional[float] = Field(None, ge=0.0, le=1.0)
+    sample_rate: Optional[int] = Field(default=None, gt=0)
+    channels: Optional[int] = Field(default=None, ge=1, le=2)
+    volume: Optional[float] = Field(default=None, ge=0.0, le=1.0)
 
     @field_validator("data")
     @classmethod

@@ -211,7 +211,7 @@ class SipCallSipConfig(_Request):
 
     outbound_address: Optional[str] = None
     auth_username: Optional[str] = None
-    auth_password: Optional[str] = Field(None, repr=False)
+    auth_password: Optional[str] = Field(default=None, repr=False)
 
 
 class SipCallRequest(_Request):
