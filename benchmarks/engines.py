@@ -3,6 +3,7 @@ pocketsphinx + espeak-ng. One command writes ``benchmarks/ENGINES.md``::
 
     python benchmarks/engines.py            # about 10 minutes on 2 cores
     python benchmarks/engines.py --quick    # fewer clips, no install-size measurement
+    python benchmarks/engines.py --tts-stall  # only the synthesis stall rows (~2 min), printed
 
 Every STT figure comes from audio streamed through ``sayna serve --engine local`` (a
 subprocess) with ``SaynaClient`` in 20 ms frames at real time. The legacy engines run
@@ -23,7 +24,8 @@ Definitions:
   20 streams run (clients in this process, server in a subprocess), next to the same
   timer on the idle server (the machine's own noise) and, for Whisper, the same run with
   Whisper on threads of the server instead of its worker process; and while 4 or 20
-  ``/speak`` requests (six sentences each) synthesize at once.
+  ``/speak`` requests (six sentences each) synthesize at once, with Piper in the worker
+  process and (``--tts-stall``) on threads of the server (``SAYNA_LOCAL_TTS_PROCESS=0``).
 """
 
 from __future__ import annotations
@@ -106,12 +108,13 @@ def free_port() -> int:
 class Server:
     """``sayna serve --engine local`` in a subprocess, with a loop-stall monitor."""
 
-    def __init__(self, neural: bool, stt_process: bool = True) -> None:
+    def __init__(self, neural: bool, stt_process: bool = True, tts_process: bool = True) -> None:
         self.port = free_port()
         env = dict(
             os.environ,
             SAYNA_LOCAL_NEURAL="1" if neural else "0",
             SAYNA_LOCAL_STT_PROCESS="1" if stt_process else "0",
+            SAYNA_LOCAL_TTS_PROCESS="1" if tts_process else "0",
         )
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--serve", str(self.port)],
@@ -142,6 +145,11 @@ class Server:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])
         return total / os.sysconf("SC_CLK_TCK")
+
+    def own_cpu_seconds(self) -> float:
+        """CPU seconds of the server's own process (not its worker)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def peak_rss_mb(self) -> float:
         """Sum of the peak RSS of the server and its worker process."""
@@ -561,15 +569,54 @@ def report(results: dict[str, dict[str, Any]], sizes: dict[str, Any], args: Any)
     return "\n".join(lines) + "\n"
 
 
+async def tts_stall_only(rounds: int) -> str:
+    """The synthesis stall rows only: Piper in the worker process vs on server threads."""
+    lines = [
+        "| Piper runs in | /speak at once | worst / p99 stall (ms) | idle worst (ms) "
+        "| server process CPU (s) | load |",
+        "|---|---|---|---|---|---|",
+    ]
+    for _ in range(rounds):
+        for in_process in (True, False):
+            server = Server(neural=True, tts_process=in_process)
+            try:
+                await tts_stall(server, 1)  # warm-up: the first synthesis fills caches
+                for requests in (4, 20):
+                    server.stalls(reset=True)
+                    await asyncio.sleep(3)
+                    idle = server.stalls(reset=True)
+                    before = os.getloadavg()[0]
+                    cpu = server.own_cpu_seconds()
+                    stalls = await tts_stall(server, requests)
+                    cpu = server.own_cpu_seconds() - cpu
+                    after = os.getloadavg()[0]
+                    where = "worker process" if in_process else "server threads"
+                    lines.append(
+                        f"| {where} | {requests} | {stalls['max_ms']:.1f} / "
+                        f"{stalls['p99_ms']:.1f} | {idle['max_ms']:.1f} | {cpu:.2f} | "
+                        f"{before:.1f} -> {after:.1f} |"
+                    )
+                    print(lines[-1], file=sys.stderr)
+            finally:
+                server.close()
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-install", action="store_true", help="skip the install sizes")
+    parser.add_argument("--tts-stall", action="store_true", help="only the synthesis stall rows")
+    parser.add_argument("--rounds", type=int, default=2, help="repetitions for --tts-stall")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--output", default=str(Path(__file__).with_name("ENGINES.md")))
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
+        return
+    if args.tts_stall:
+        print(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+        print(asyncio.run(tts_stall_only(args.rounds)))
         return
     results = {kind: asyncio.run(measure(kind, args.quick)) for kind in ("neural", "legacy")}
     sizes: dict[str, Any] = {}

@@ -37,7 +37,10 @@ from sayna_client.server.engines.local_assets import (  # noqa: E402
     read_verified,
     verify,
 )
-from sayna_client.server.engines.speech_worker import SpeechWorker  # noqa: E402
+from sayna_client.server.engines.speech_worker import (  # noqa: E402
+    ProcessSynthesizer,
+    SpeechWorker,
+)
 from sayna_client.server.engines.whisper_stt import SpeechModels  # noqa: E402
 
 SPEECH = Path(__file__).resolve().parents[1] / "data" / "speech"
@@ -211,6 +214,22 @@ async def test_piper_voice_streams_sentence_by_sentence(
     assert 8 < seconds < 30
 
 
+async def test_piper_on_threads_of_the_server_still_streams() -> None:
+    # SAYNA_LOCAL_TTS_PROCESS=0 / tts_process=False: Piper in this process, as before.
+    threaded = LocalEngine(stt_process=False, tts_process=False)
+    try:
+        await threaded.start()
+        assert threaded.neural["tts"]
+        request = TTSRequest(
+            text="One sentence. And another one.", sample_rate=RATE, voice_id="joe"
+        )
+        chunks = [chunk async for chunk in threaded.synthesize(request)]
+        assert len(chunks[0]) == RATE // 50 * 2
+        assert 1 < sum(map(len, chunks)) / 2 / RATE < 6
+    finally:
+        threaded.close()
+
+
 def test_provider_voice_ids_use_the_piper_voice(engine: LocalEngine) -> None:
     for voice_id in ("joe", "en_US-joe-medium", "aura-asteria-en", "", "21m00Tcm4TlvDq8ikWAM"):
         assert engine.uses_piper(voice_id), voice_id
@@ -335,5 +354,48 @@ async def test_a_dead_speech_worker_fails_feeds_with_a_clear_error() -> None:
             await stream.feed(bytes(640))
         with pytest.raises(RuntimeError, match="speech worker"):
             worker.open(STTParams())
+    finally:
+        worker.close()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+async def test_piper_in_the_worker_process_streams_stops_and_fails_clearly() -> None:
+    worker = SpeechWorker(workers=1, parts=("tts",))
+    await asyncio.get_running_loop().run_in_executor(None, worker.start)
+    piper = ProcessSynthesizer(worker)
+    long_text = "This is one of many sentences that keep the worker busy. " * 200
+    try:
+        assert worker.runs("tts")
+        assert not worker.runs("stt")
+        # wav: one header, then the whole clip; mulaw: 20 ms chunks of one byte a sample.
+        wav = [
+            c async for c in piper.synthesize(TTSRequest(text="Hello there.", audio_format="wav"))
+        ]
+        assert wav[0][:4] == b"RIFF"
+        assert int.from_bytes(wav[0][40:44], "little") == sum(map(len, wav[1:]))
+        request = TTSRequest(text="Hello there.", sample_rate=8000, audio_format="mulaw")
+        mulaw = [c async for c in piper.synthesize(request)]
+        assert len(mulaw[0]) == 160
+        assert 0.3 < sum(map(len, mulaw)) / 8000 < 3
+        # A consumer that leaves early stops the synthesis; the worker serves the next one.
+        stream = piper.synthesize(TTSRequest(text=long_text, sample_rate=RATE))
+        assert len(await stream.__anext__()) == RATE // 50 * 2
+        await stream.aclose()
+        again = [
+            c async for c in piper.synthesize(TTSRequest(text="Still here.", sample_rate=RATE))
+        ]
+        assert sum(map(len, again)) > RATE // 2
+        # Killed mid-synthesis: the request fails with the reason instead of waiting forever
+        # (200 sentences take the worker many seconds; the kill follows the first one).
+        stream = piper.synthesize(TTSRequest(text=long_text, sample_rate=RATE))
+        await stream.__anext__()
+        pid = worker.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(RuntimeError, match="speech worker process exited"):
+            async for _ in stream:
+                pass
+        with pytest.raises(RuntimeError, match="speech worker"):
+            await piper.synthesize(TTSRequest(text="Anyone there?")).__anext__()
     finally:
         worker.close()

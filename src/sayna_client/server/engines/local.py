@@ -62,10 +62,10 @@ class LocalEngine(Engine):
 
     Construction is cheap and never blocks on models: it checks which packages are
     installed (logging a warning naming the missing ones) and starts loading the models
-    on a worker thread; :meth:`start` waits for that. Synthesis runs on worker threads
-    in libraries that release the GIL; Whisper recognition runs in a worker process at a
-    lower scheduling priority (:mod:`.speech_worker`), so neither its Python code nor its
-    CPU use delays the server's event loop.
+    on a worker thread; :meth:`start` waits for that. Whisper recognition and Piper
+    synthesis run in one worker process at a lower scheduling priority
+    (:mod:`.speech_worker`), so neither their Python code nor their CPU use delays the
+    server's event loop; espeak-ng voices synthesize on threads (they are fast).
 
     Args:
         stt_workers: concurrent Whisper decodes (default: the number of CPUs, 2 to 4).
@@ -75,6 +75,9 @@ class LocalEngine(Engine):
         stt_process: run Whisper in a worker process (default: True unless the
             environment variable ``SAYNA_LOCAL_STT_PROCESS`` is ``0``, which runs it on
             threads of the server's process, e.g. to compare the two in benchmarks).
+        tts_process: run Piper in the worker process (default: True unless the
+            environment variable ``SAYNA_LOCAL_TTS_PROCESS`` is ``0``, which runs it on
+            threads of the server's process).
 
     Raises:
         RuntimeError: the bundled espeak-ng library cannot be loaded.
@@ -87,13 +90,17 @@ class LocalEngine(Engine):
         stt_workers: Optional[int] = None,
         neural: Optional[bool] = None,
         stt_process: Optional[bool] = None,
+        tts_process: Optional[bool] = None,
     ) -> None:
         workers = stt_workers or min(4, max(2, os.cpu_count() or 2))
         if neural is None:
             neural = os.environ.get("SAYNA_LOCAL_NEURAL", "1").strip() != "0"
         if stt_process is None:
             stt_process = os.environ.get("SAYNA_LOCAL_STT_PROCESS", "1").strip() != "0"
+        if tts_process is None:
+            tts_process = os.environ.get("SAYNA_LOCAL_TTS_PROCESS", "1").strip() != "0"
         self._stt_process = stt_process
+        self._tts_process = tts_process
         self._tts_executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=2, thread_name_prefix="sayna-tts"
         )
@@ -109,12 +116,14 @@ class LocalEngine(Engine):
         self._loader = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="sayna-load"
         )
+        self._worker: Optional[concurrent.futures.Future[Any]] = None
         self._speech: Optional[concurrent.futures.Future[Any]] = None
         self._piper: Optional[concurrent.futures.Future[Any]] = None
         if not neural:
             logger.info("local engine: neural models disabled; pocketsphinx and espeak-ng")
             return
         missing = missing_packages(STT_PACKAGES)
+        stt = not missing
         if missing:
             logger.warning(
                 "local engine: %s not installed; speech recognition falls back to "
@@ -122,48 +131,54 @@ class LocalEngine(Engine):
                 ", ".join(missing),
                 _INSTALL,
             )
-        else:
-            self._speech = self._loader.submit(self._load_speech, workers, stt_process)
         missing = missing_packages(TTS_PACKAGES)
+        tts = not missing
         if missing:
             logger.warning(
                 "local engine: %s not installed; speech synthesis falls back to espeak-ng (%s)",
                 ", ".join(missing),
                 _INSTALL,
             )
-        else:
+        parts = [p for p, on in (("stt", stt and stt_process), ("tts", tts and tts_process)) if on]
+        if parts:
+            # One loader thread: the parts below run after the worker has started.
+            self._worker = self._loader.submit(_start_worker, workers, parts)
+        if stt:
+            self._speech = self._loader.submit(self._load_speech, workers)
+        if tts:
             self._piper = self._loader.submit(self._load_piper)
 
     # --- loading (worker thread) -------------------------------------------------------
 
-    @staticmethod
-    def _load_speech(workers: int, in_process: bool) -> Any:
+    def _load_speech(self, workers: int) -> Any:
+        if self._stt_process:
+            assert self._worker is not None
+            worker = self._worker.result()
+            if worker is None or not worker.runs("stt"):
+                _cannot_import("the Whisper recogniser", worker, "stt", "pocketsphinx")
+                return None
+            return worker
         try:
-            if in_process:
-                from .speech_worker import SpeechWorker
-
-                worker = SpeechWorker(workers)
-                worker.start()
-                return worker
             from . import whisper_stt
         except ImportError as exc:
-            logger.warning(
-                "local engine: cannot import the Whisper recogniser (%s); speech "
-                "recognition falls back to pocketsphinx",
-                exc,
-            )
+            _cannot_import("the Whisper recogniser", exc, "stt", "pocketsphinx")
             return None
         return whisper_stt.SpeechModels(workers)
 
     def _load_piper(self) -> Any:
+        if self._tts_process:
+            assert self._worker is not None
+            worker = self._worker.result()
+            if worker is None or not worker.runs("tts"):
+                _cannot_import("the Piper voice", worker, "tts", "espeak-ng")
+                return None
+            from .speech_worker import ProcessSynthesizer
+
+            return ProcessSynthesizer(worker)
         try:
             from . import piper_tts
         except ImportError as exc:
-            logger.warning(
-                "local engine: cannot import the Piper voice (%s); speech synthesis "
-                "falls back to espeak-ng",
-                exc,
-            )
+            _cannot_import("the Piper voice", exc, "tts", "espeak-ng")
             return None
         return piper_tts.PiperSynthesizer(self._tts_executor)
 
@@ -247,9 +262,28 @@ class LocalEngine(Engine):
         self._loader.shutdown(wait=False, cancel_futures=True)
         self._tts_executor.shutdown(wait=False, cancel_futures=True)
         self._stt_executor.shutdown(wait=False, cancel_futures=True)
-        if self._speech is not None:
+        if self._worker is not None:
             # Stops the worker process, now or as soon as it has started.
-            self._speech.add_done_callback(_close_worker)
+            self._worker.add_done_callback(_close_worker)
+
+
+def _start_worker(workers: int, parts: list[str]) -> Any:
+    """Start the speech worker process for ``parts`` (loader thread); ``None`` when its
+    module cannot be imported here (the parts fall back)."""
+    try:
+        from .speech_worker import SpeechWorker
+    except ImportError as exc:
+        logger.warning("local engine: cannot import the speech worker (%s)", exc)
+        return None
+    worker = SpeechWorker(workers, parts)
+    worker.start()
+    return worker
+
+
+def _cannot_import(what: str, cause: Any, part: str, fallback: str) -> None:
+    if not isinstance(cause, BaseException) and cause is not None:
+        cause = cause.unavailable.get(part, "not loaded")
+    logger.warning("local engine: cannot import %s (%s); falls back to %s", what, cause, fallback)
 
 
 def _close_worker(job: concurrent.futures.Future[Any]) -> None:

@@ -18,6 +18,7 @@ import concurrent.futures
 import json
 import math
 from collections.abc import AsyncIterator
+from typing import Callable
 
 import onnxruntime
 from piper import PiperVoice, SynthesisConfig
@@ -75,7 +76,22 @@ class PiperSynthesizer:
         text = apply_pronunciations(request.text, request.pronunciations)
         if not text.strip():
             return
-        rate = request.speaking_rate if math.isfinite(request.speaking_rate) else 1.0
+        async for chunk in stream_rendered(
+            self._executor,
+            self.renderer(text, request.speaking_rate),
+            self.sample_rate,
+            request.sample_rate,
+            request.audio_format.strip().lower(),
+        ):
+            yield chunk
+
+    def renderer(self, text: str, speaking_rate: float) -> Callable[[Sink], None]:
+        """A blocking function that renders ``text`` sentence by sentence into ``sink``
+        (int16 at :attr:`sample_rate`; ``sink`` returning False stops it at the next
+        sentence). ``speaking_rate`` scales phoneme durations (clamped to 0.25-4.0;
+        non-finite counts as 1.0). Used by :meth:`synthesize` and by the speech worker
+        process, which resamples and encodes the audio itself."""
+        rate = speaking_rate if math.isfinite(speaking_rate) else 1.0
         config = SynthesisConfig(length_scale=self._length_scale / min(max(rate, 0.25), 4.0))
         voice = self._voice
 
@@ -84,11 +100,4 @@ class PiperSynthesizer:
                 if not sink(sentence.audio_int16_array):
                     return
 
-        async for chunk in stream_rendered(
-            self._executor,
-            render,
-            self.sample_rate,
-            request.sample_rate,
-            request.audio_format.strip().lower(),
-        ):
-            yield chunk
+        return render

@@ -1,26 +1,32 @@
-"""Whisper recognition in a worker process, so decoding never competes with the server's
-event loop for the GIL or, at a lower scheduling priority, for the CPU.
+"""Whisper recognition and Piper synthesis in a worker process, so neither competes with
+the server's event loop for the GIL or, at a lower scheduling priority, for the CPU.
 
 Why a process: measured with 20 concurrent streams on 2 cores, the loop's lateness came
 from CPU contention and the Python glue around the models (VAD chunking, features), not
 only from the models themselves, which release the GIL. In a separate process at
 ``nice`` :data:`NICENESS` the loop's thread wins the CPU whenever it has work, and no
-Python code of the recognisers runs in the server's interpreter.
+Python code of the recognisers runs in the server's interpreter. The same held for Piper
+on threads of the server (phonemizer, resampling and the Python around ONNX Runtime):
+4 concurrent ``/speak`` requests stalled the loop by ~30 ms, so synthesis runs here too.
 
 Wire format on the child's stdin/stdout: frames of a 4-byte big-endian length and a
 pickled tuple (both ends are this module, started by the engine itself; nothing else
 writes to these pipes).
 
 * parent -> child: ``("open", sid, STTParams)``, ``("feed", sid, seq, bytes)``,
-  ``("finish", sid, seq)``, ``("close", sid)``;
-* child -> parent: ``("ready", None)`` or ``("failed", kind, message)`` once, then
-  ``("done", sid, seq, [Transcript, ...], error)`` per processed job, in order per
-  stream (``seq`` is the highest sequence number the job consumed).
+  ``("finish", sid, seq)``, ``("close", sid)``; ``("speak", tid, text, speaking_rate,
+  sample_rate, audio_format)``, ``("stop", tid)``;
+* child -> parent: ``("ready", {part: reason})`` (the parts that could not be imported)
+  or ``("failed", kind, message)`` once, then ``("done", sid, seq, [Transcript, ...],
+  error)`` per processed job, in order per stream (``seq`` is the highest sequence number
+  the job consumed); per synthesis ``("audio", tid, [chunk, ...])`` for each sentence
+  (resampled, encoded, 20 ms chunks) and one ``("spoken", tid, error)`` at its end.
 
 The child has a thread pool (CTranslate2 and ONNX Runtime release the GIL, so two
 streams decode in parallel on two cores); each stream's frames are processed in order by
 one job at a time, frames that queued meanwhile in one batch (a stream that falls behind
-gets fewer interims, never a backlog of them). The child exits when its stdin closes.
+gets fewer interims, never a backlog of them). Syntheses run on a second pool of two
+threads, so recognition never queues behind them. The child exits when its stdin closes.
 """
 
 from __future__ import annotations
@@ -35,12 +41,19 @@ import struct
 import subprocess
 import sys
 import threading
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import IO, Any, Optional
+from typing import IO, Any, Callable, Optional
 
-from .base import STTParams, STTStream, Transcript
+from .base import STTParams, STTStream, Transcript, TTSRequest, wav_header
+from .local_tts import apply_pronunciations
 
-__all__ = ["NICENESS", "ProcessSTTStream", "SpeechWorker"]
+__all__ = ["NICENESS", "PARTS", "ProcessSTTStream", "ProcessSynthesizer", "SpeechWorker"]
+
+#: What a worker can run: ``"stt"`` (Whisper + Silero VAD) and ``"tts"`` (Piper).
+PARTS = ("stt", "tts")
+#: Synthesis threads in the child (as many as the server used before).
+TTS_THREADS = 2
 
 logger = logging.getLogger(__name__)
 
@@ -88,15 +101,27 @@ class SpeechWorker:
 
     :meth:`start` (blocking; call it in a worker thread) launches the process and waits
     until it has loaded and verified the models. A reader thread then routes the child's
-    replies to the streams, and a writer thread sends the frames, so the event loop
-    never blocks on a full pipe (it only queues).
+    replies to the streams and syntheses, and a writer thread sends the frames, so the
+    event loop never blocks on a full pipe (it only queues).
 
     Args:
         workers: the child's decoding threads.
+        parts: what the child loads, from :data:`PARTS`.
+
+    Raises:
+        ValueError: an unknown part.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, parts: Sequence[str] = ("stt",)) -> None:
+        unknown = sorted(set(parts) - set(PARTS))
+        if unknown or not parts:
+            raise ValueError(f"speech worker parts must be among {PARTS}, got {list(parts)}")
         self._workers = workers
+        self._parts = tuple(parts)
+        #: Parts the child could not import (part -> reason); filled by :meth:`start`.
+        self.unavailable: dict[str, str] = {}
+        self._speakers: dict[int, Callable[[tuple[str, Any]], None]] = {}
+        self._next_tid = 0
         self._proc: Optional[subprocess.Popen[bytes]] = None
         self._writer: Optional[threading.Thread] = None
         self._outgoing: queue.SimpleQueue[Optional[bytes]] = queue.SimpleQueue()
@@ -121,7 +146,7 @@ class SpeechWorker:
             p for p in (package_root, env.get("PYTHONPATH", "")) if p
         )
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(self._workers)],
+            [sys.executable, "-m", __name__, str(self._workers), ",".join(self._parts)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -140,11 +165,16 @@ class SpeechWorker:
             if kind == "ImportError":
                 raise ImportError(message)
             raise RuntimeError(f"the speech worker process failed to load: {message}")
+        self.unavailable = dict(first[1] or {})
         threading.Thread(target=self._read_replies, name="sayna-stt-replies", daemon=True).start()
         self._writer = threading.Thread(
             target=self._write_frames, args=(self._proc.stdin,), name="sayna-stt-out", daemon=True
         )
         self._writer.start()
+
+    def runs(self, part: str) -> bool:
+        """True when the started worker loaded ``part`` (``"stt"`` or ``"tts"``)."""
+        return part in self._parts and part not in self.unavailable
 
     @property
     def pid(self) -> Optional[int]:
@@ -166,6 +196,49 @@ class SpeechWorker:
             self._streams[sid] = stream
         self.send(("open", sid, params))
         return stream
+
+    def speak(
+        self,
+        text: str,
+        speaking_rate: float,
+        sample_rate: int,
+        audio_format: str,
+        deliver: Callable[[tuple[str, Any]], None],
+    ) -> int:
+        """Start synthesizing ``text`` in the worker; never blocks.
+
+        ``deliver`` is called on the reader thread with ``("audio", [chunk, ...])`` per
+        sentence and then once with ``("end", error)`` (``error`` is ``None`` on
+        success, a message when synthesis failed or the worker exited). Returns the id
+        to pass to :meth:`stop_speaking`.
+
+        Raises:
+            RuntimeError: the worker has exited or was closed.
+        """
+        with self._lock:
+            if self._dead is not None:
+                raise RuntimeError(self._dead)
+            tid = self._next_tid
+            self._next_tid += 1
+            self._speakers[tid] = deliver
+        try:
+            self.send(("speak", tid, text, speaking_rate, sample_rate, audio_format))
+        except RuntimeError:
+            with self._lock:
+                self._speakers.pop(tid, None)
+            raise
+        return tid
+
+    def stop_speaking(self, tid: int) -> None:
+        """Forget synthesis ``tid``; if it is still running, the worker stops it at its
+        next sentence. Never raises."""
+        with self._lock:
+            running = self._speakers.pop(tid, None) is not None
+        if running:
+            try:
+                self.send(("stop", tid))
+            except RuntimeError:
+                pass  # the worker is gone: nothing to stop
 
     def send(self, message: tuple[Any, ...]) -> None:
         """Queue one message for the child; never blocks.
@@ -210,18 +283,37 @@ class SpeechWorker:
             if message is None:
                 break
             try:
-                _, sid, seq, results, error = message
-                with self._lock:
-                    stream = self._streams.get(sid)
-                if stream is not None:
-                    stream._deliver(seq, results, error)
+                self._route(message)
             except Exception:  # keep routing the other streams' replies
                 logger.exception("speech worker: cannot route a reply")
         with self._lock:
             self._dead = "the speech worker process exited"
             streams = list(self._streams.values())
+            speakers = list(self._speakers.values())
+            self._speakers.clear()
         for stream in streams:
             stream._deliver(None, [], self._dead)
+        for deliver in speakers:
+            deliver(("end", self._dead))
+
+    def _route(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "done":
+            _, sid, seq, results, error = message
+            with self._lock:
+                stream = self._streams.get(sid)
+            if stream is not None:
+                stream._deliver(seq, results, error)
+        elif kind == "audio":
+            with self._lock:
+                deliver = self._speakers.get(message[1])
+            if deliver is not None:
+                deliver(("audio", message[2]))
+        elif kind == "spoken":
+            with self._lock:
+                deliver = self._speakers.pop(message[1], None)
+            if deliver is not None:
+                deliver(("end", message[2]))
 
     def close(self) -> None:
         """Stop the child (closing its stdin ends it; killed after 5 s)."""
@@ -351,6 +443,72 @@ class ProcessSTTStream(STTStream):
                 pass  # that loop is closed: nobody is waiting any more
 
 
+class ProcessSynthesizer:
+    """The Piper voice in the :class:`SpeechWorker` (started with the ``"tts"`` part).
+
+    Same contract as :class:`~.piper_tts.PiperSynthesizer`; the worker resamples and
+    encodes, so the server's process only relays finished 20 ms chunks.
+
+    Args:
+        worker: a started worker that :meth:`~SpeechWorker.runs` ``"tts"``.
+    """
+
+    def __init__(self, worker: SpeechWorker) -> None:
+        self._worker = worker
+
+    async def synthesize(self, request: TTSRequest) -> AsyncIterator[bytes]:
+        """Yield ``request`` as audio, sentence by sentence, in 20 ms chunks (the first
+        sentence's audio arrives before the rest is synthesized).
+
+        Pronunciations are applied first; blank text yields nothing. Formats: raw pcm16
+        for ``linear16`` and unknown formats, G.711 for ``mulaw``, one buffered clip with
+        a header for ``wav``. Closing the generator early (``aclose()`` or
+        cancellation) stops the worker's synthesis at its next sentence.
+
+        Raises:
+            ValueError: ``sample_rate`` is not a positive rate up to 384 kHz.
+            RuntimeError: synthesis failed in the worker, or the worker process exited
+                (before or during synthesis).
+        """
+        if not 0 < request.sample_rate <= 384_000:
+            raise ValueError(f"unsupported sample_rate {request.sample_rate}")
+        text = apply_pronunciations(request.text, request.pronunciations)
+        if not text.strip():
+            return
+        audio_format = request.audio_format.strip().lower()
+        loop = asyncio.get_running_loop()
+        replies: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+        def deliver(reply: tuple[str, Any]) -> None:  # on the reader thread
+            try:
+                loop.call_soon_threadsafe(replies.put_nowait, reply)
+            except RuntimeError:
+                pass  # the loop is closed: nobody is listening any more
+
+        tid = self._worker.speak(
+            text, request.speaking_rate, request.sample_rate, audio_format, deliver
+        )
+        buffered: list[bytes] = []
+        try:
+            while True:
+                kind, payload = await replies.get()
+                if kind == "end":
+                    if payload is not None:
+                        raise RuntimeError(f"speech synthesis failed: {payload}")
+                    break
+                if audio_format == "wav":
+                    buffered.extend(payload)
+                else:
+                    for chunk in payload:
+                        yield chunk
+            if audio_format == "wav":
+                yield wav_header(request.sample_rate, data_bytes=sum(map(len, buffered)))
+                for chunk in buffered:
+                    yield chunk
+        finally:
+            self._worker.stop_speaking(tid)
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -369,8 +527,8 @@ class _ChildStream:
         self.closed = False
 
 
-def _child_main(workers: int) -> None:
-    """Load the models, then serve the parent until stdin closes."""
+def _child_main(workers: int, parts: Sequence[str]) -> None:
+    """Load the models of ``parts``, then serve the parent until stdin closes."""
     out = sys.stdout.buffer
     source = sys.stdin.buffer
     write_lock = threading.Lock()
@@ -378,15 +536,32 @@ def _child_main(workers: int) -> None:
         os.nice(NICENESS)
     except (AttributeError, OSError):
         pass  # no nice on this platform: same priority
+    unavailable: dict[str, str] = {}
+    models: Any = None
+    piper: Any = None
+    tts_pool = concurrent.futures.ThreadPoolExecutor(max_workers=TTS_THREADS)
     try:
-        from .whisper_stt import SpeechModels, WhisperRecognizer
+        if "stt" in parts:
+            try:
+                from .whisper_stt import SpeechModels, WhisperRecognizer
 
-        models = SpeechModels(workers)
+                models = SpeechModels(workers)
+            except ImportError as exc:  # the parent falls back for this part
+                unavailable["stt"] = str(exc)
+        if "tts" in parts:
+            try:
+                from .piper_tts import PiperSynthesizer
+
+                piper = PiperSynthesizer(tts_pool)
+            except ImportError as exc:
+                unavailable["tts"] = str(exc)
     except BaseException as exc:  # reported to the parent, which raises it
         _write(out, write_lock, ("failed", type(exc).__name__, str(exc)))
         return
-    _write(out, write_lock, ("ready", None))
+    _write(out, write_lock, ("ready", unavailable))
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+    speaking: set[int] = set()  # syntheses running (guarded by ``guard``)
+    stopped: set[int] = set()
     streams: dict[int, _ChildStream] = {}
     guard = threading.Lock()
 
@@ -409,6 +584,40 @@ def _child_main(workers: int) -> None:
                 error = f"{type(exc).__name__}: {exc}"
             _write(out, write_lock, ("done", sid, batch[-1][0], results, error))
 
+    def speak(tid: int, text: str, rate: float, sample_rate: int, audio_format: str) -> None:
+        from .local_tts import _Chunker
+
+        def running() -> bool:
+            with guard:
+                return tid not in stopped
+
+        error: Optional[str] = None
+        try:
+            chunker = _Chunker(piper.sample_rate, sample_rate, audio_format)
+
+            def sink(samples: Any) -> bool:
+                if not running():
+                    return False
+                chunks = chunker.push(samples)
+                if chunks:
+                    _write(out, write_lock, ("audio", tid, chunks))
+                return True
+
+            piper.renderer(text, rate)(sink)
+            if running():
+                import numpy as np
+
+                tail = chunker.push(np.zeros(0, dtype=np.int16), last=True)
+                if tail:
+                    _write(out, write_lock, ("audio", tid, tail))
+        except Exception as exc:  # reported to the request as a failed synthesis
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            with guard:
+                speaking.discard(tid)
+                stopped.discard(tid)
+        _write(out, write_lock, ("spoken", tid, error))
+
     def enqueue(sid: int, item: tuple[int, bytes, bool]) -> None:
         with guard:
             stream = streams.get(sid)
@@ -426,6 +635,9 @@ def _child_main(workers: int) -> None:
             break
         kind, sid = message[0], message[1]
         if kind == "open":
+            if models is None:
+                _write(out, write_lock, ("done", sid, 0, [], "this worker does not run Whisper"))
+                continue
             try:
                 recognizer: Any = WhisperRecognizer(message[2], models)
             except Exception as exc:
@@ -442,9 +654,24 @@ def _child_main(workers: int) -> None:
                 stream = streams.pop(sid, None)
                 if stream is not None:
                     stream.closed = True
+        elif kind == "speak":
+            if piper is None:
+                _write(out, write_lock, ("spoken", sid, "this worker does not run Piper"))
+                continue
+            with guard:
+                speaking.add(sid)
+            tts_pool.submit(speak, sid, *message[2:])
+        elif kind == "stop":
+            with guard:
+                if sid in speaking:
+                    stopped.add(sid)
     pool.shutdown(wait=False, cancel_futures=True)
+    tts_pool.shutdown(wait=False, cancel_futures=True)
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
-    _child_main(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
+    _child_main(
+        int(sys.argv[1]) if len(sys.argv) > 1 else 2,
+        sys.argv[2].split(",") if len(sys.argv) > 2 else ["stt"],
+    )
