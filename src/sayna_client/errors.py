@@ -84,7 +84,11 @@ class SaynaNotConnectedError(SaynaError):
     """The operation needs an open WebSocket session."""
 
     def __init__(
-        self, message: str = "Not connected to Sayna: call `await client.connect()` first"
+        self,
+        message: str = (
+            "Not connected to Sayna: call client.connect() first "
+            "(`await client.connect()` on SaynaClient)"
+        ),
     ) -> None:
         super().__init__(message)
 

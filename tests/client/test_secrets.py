@@ -25,6 +25,7 @@ from sayna_client import (
     ApiKeyAuth,
     AzureAuth,
     GoogleAuth,
+    SaynaAuthenticationError,
     SaynaClient,
     SaynaError,
     SaynaSyncClient,
@@ -243,3 +244,20 @@ def test_bad_input_errors_never_echo_a_secret(index: int) -> None:
     for text in texts.texts:
         for secret in SECRETS:
             assert secret not in text, f"{secret!r} leaked in: {text[:300]!r}"
+
+
+async def test_a_key_in_the_url_query_authenticates_rest_calls_too() -> None:
+    """``?api_key=`` is how the seed README's URL form carries a key: the server reads it
+    on REST requests as well as the WebSocket upgrade (protocol section 1), so the
+    client's REST calls must be authenticated by it, not only ``connect()``."""
+    stt, tts = _configs()
+    async with LocalServer(api_key=API_KEY) as server:
+        host = server.url.split("//", 1)[1]
+        async with SaynaClient(f"http://{host}/?api_key={API_KEY}", stt, tts) as client:
+            await client.connect()
+            voices = await client.get_voices()
+            assert voices
+            assert API_KEY not in repr(client)
+        async with SaynaClient(f"http://{host}/?api_key={QUERY_KEY}", stt, tts) as wrong:
+            with pytest.raises(SaynaAuthenticationError):
+                await wrong.get_voices()

@@ -278,8 +278,9 @@ async def test_errors_propagate_with_their_types(auth_server: LocalServer) -> No
             assert missing.value.endpoint is not None
             with pytest.raises(SaynaValidationError, match="empty"):
                 c.speak("   ")
-            with pytest.raises(SaynaNotConnectedError):
+            with pytest.raises(SaynaNotConnectedError) as early:
                 c.speak("not yet")
+            assert "call client.connect() first" in str(early.value)  # advice fits both clients
             with pytest.raises(SaynaValidationError, match="empty"):
                 c.on_audio_input(b"")
 

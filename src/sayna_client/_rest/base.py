@@ -24,6 +24,7 @@ import sys
 import warnings
 from types import FrameType
 from typing import Any, Optional, TypeVar, Union, overload
+from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
@@ -88,6 +89,19 @@ def _parse(model: type[M], response: HttpResponse) -> M:
     except (ValueError, RecursionError) as exc:
         problem = f"not a {model.__name__} ({type(exc).__name__})"
     raise response.unreadable(problem)
+
+
+def query_api_key(url: str) -> Optional[str]:
+    """The ``api_key`` query parameter of ``url`` (URL-decoded), or None when absent or
+    only whitespace: the server reads it when no ``Authorization`` header is sent."""
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        return None
+    for name, value in parse_qsl(query):
+        if name == "api_key" and value.strip():
+            return value
+    return None
 
 
 def auth_headers(api_key: Optional[str], userinfo: Optional[tuple[str, str]]) -> dict[str, str]:
@@ -179,7 +193,10 @@ class RestBase:
         self._redactor = Redactor(
             [self._api_key, *url_secrets(url), *(url_secrets(proxy) if proxy else ())]
         )
-        self._auth_headers = auth_headers(self._api_key, userinfo)
+        # A key given only as the URL's ``?api_key=`` authenticates REST calls too (the
+        # WebSocket URL keeps the query; REST paths are joined to a base without it).
+        key = self._api_key or (None if userinfo else query_api_key(bare))
+        self._auth_headers = auth_headers(key, userinfo)
         self._ssl = ssl
         if (
             self._auth_headers

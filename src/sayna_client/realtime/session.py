@@ -169,7 +169,7 @@ class VoiceSession:
             if info is not None:
                 raise SaynaNotConnectedError(
                     f"The Sayna session has ended ({info.message}); call "
-                    "`await client.connect()` to start a new one"
+                    "client.connect() (awaited on SaynaClient) to start a new one"
                 )
             raise SaynaNotConnectedError()
         if self._ready_msg is None:
