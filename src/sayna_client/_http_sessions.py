@@ -62,15 +62,14 @@ def _origin(url: URL) -> tuple[str, str, Optional[int]]:
     return _SECURE.get(scheme, scheme), (url.host or "").lower(), url.port
 
 
-def redirected_elsewhere(ws: Any, url: str) -> Optional[tuple[int, str]]:
-    """``(status, target)`` when the upgrade of ``ws`` (opened for ``url``) was
-    redirected to another origin, else None. A session the client did not make
-    (``http_session=``) follows redirects before :func:`_refuse_redirect` could stop
-    it; this catches it before anything is sent on the socket."""
-    response = getattr(ws, "_response", None)
-    history = getattr(response, "history", ())
-    final = getattr(response, "url", None)
-    if not history or not isinstance(final, URL):
+def redirected_elsewhere(response: aiohttp.ClientResponse, url: str) -> Optional[tuple[int, str]]:
+    """``(status, target)`` when ``response``, the upgrade of a WebSocket opened for
+    ``url``, was redirected to another origin, else None. A session the client did not
+    make (``http_session=``) follows redirects before :func:`_refuse_redirect` could
+    stop it; this catches it before anything is sent on the socket."""
+    history = response.history
+    final = response.url
+    if not history:
         return None
     if _origin(final) == _origin(URL(url)):
         return None

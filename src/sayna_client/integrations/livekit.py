@@ -37,7 +37,7 @@ from ..errors import (
 )
 from ..protocol.events import STTResultMessage
 from ..types import STTConfig, TTSConfig
-from ._shared import SpeakQueue, pcm_stt, pcm_tts
+from ._shared import SpeakQueue, missing_extra, pcm_stt, pcm_tts
 
 try:
     from livekit import rtc
@@ -57,10 +57,7 @@ try:
     from livekit.agents.types import NOT_GIVEN, NotGivenOr
     from livekit.agents.utils import AudioBuffer
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "sayna_client.integrations.livekit needs LiveKit Agents: "
-        "pip install 'sayna-client[livekit]' (Python 3.10 or newer)"
-    ) from exc
+    raise missing_extra("livekit") from exc
 
 __all__ = ["STT", "TTS", "ChunkedStream", "SpeechStream", "SynthesizeStream"]
 
