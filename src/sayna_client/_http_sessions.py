@@ -100,6 +100,16 @@ async def _refuse_redirect(
     )
 
 
+@functools.cache
+def _redirect_guard() -> aiohttp.TraceConfig:
+    """The trace config that runs :func:`_refuse_redirect`: one for every shared session
+    (it holds no state; aiohttp's signals and their owner form a cycle, which one object
+    made once leaves nothing for the cycle collector when a session closes)."""
+    guard = aiohttp.TraceConfig()
+    guard.on_request_redirect.append(_refuse_redirect)
+    return guard
+
+
 def abandon(session: aiohttp.ClientSession) -> None:
     """Release a session nobody will close: its last client was dropped without
     ``disconnect()`` (a REST-only script may end without it), and aiohttp would warn
@@ -130,8 +140,6 @@ class SharedSession:
     __slots__ = ("__weakref__", "key", "loop", "session", "users")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, key: Optional[float]) -> None:
-        redirects = aiohttp.TraceConfig()
-        redirects.on_request_redirect.append(_refuse_redirect)
         self.loop = loop
         self.key = key
         self.session = aiohttp.ClientSession(
@@ -141,7 +149,7 @@ class SharedSession:
             cookie_jar=aiohttp.DummyCookieJar(),
             timeout=client_timeout(key),
             trust_env=True,
-            trace_configs=[redirects],
+            trace_configs=[_redirect_guard()],
         )
         self.users = 0
 
