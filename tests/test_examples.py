@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import importlib.util
 import math
 import os
 import re
@@ -437,3 +438,13 @@ def test_api_reference_builds_strict(tmp_path: Path) -> None:
     page = (tmp_path / "clients" / "index.html").read_text(encoding="utf-8")
     assert "on_audio_input" in page
     assert "Open the WebSocket, send the config" in page
+    # Every name SaynaClient forwards to its session has its entry (docs/forwarded.py).
+    spec = importlib.util.spec_from_file_location("forwarded", ROOT / "docs" / "forwarded.py")
+    assert spec is not None
+    assert spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    names = [name for name, _ in hook.forwarded_names()]
+    assert {"speak", "on_audio_input", "register_on_stt_result", "stt_config"} <= set(names)
+    missing = [n for n in names if not re.search(rf">\s*SaynaClient\.{n}\s*<", page)]
+    assert missing == [], f"no entry on the Clients page for {missing}"
