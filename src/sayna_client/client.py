@@ -17,22 +17,12 @@ from typing import Any, Optional
 
 import aiohttp
 
-from ._config import (
-    ReconnectPolicy,
-    RetryPolicy,
-    Timeouts,
-    derive_urls,
-)
-from ._defaults import CLIENT_DEFAULT, ClientDefault
+from ._config import ReconnectPolicy, RetryPolicy, Timeouts, derive_urls
+from ._defaults import CLIENT_DEFAULT
 from ._deprecated import DeprecatedNames
 from ._forward import Forward, ForwardAttribute, ReadyField
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, HttpTransport
-from ._options import (
-    DEFAULT_HEARTBEAT,
-    DEFAULT_MAX_QUEUE,
-    DEFAULT_MAX_QUEUE_BYTES,
-    SessionOptions,
-)
+from ._options import DEFAULT_HEARTBEAT, DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, SessionOptions
 from ._redact import safe_url, split_userinfo
 from ._rest import RestClient
 from .agents.methods import AgentMethods
@@ -52,7 +42,6 @@ __all__ = ["CLIENT_DEFAULT", "SaynaClient", "Unsubscribe"]
 
 _DEFAULT_TIMEOUTS = Timeouts()
 _DEFAULT_RETRY = RetryPolicy()
-_ClientDefault = ClientDefault  # the name sync.py and older code import
 
 _S = "_voice"
 _EVENTS, _DRAIN, _COMMANDS = "_voice.subscriptions", "_voice.drainer", "_voice.commands"
