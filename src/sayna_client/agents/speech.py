@@ -16,7 +16,6 @@ session's measured seconds per word (0.4 s until a handle has played out in full
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Generator, Iterable
@@ -254,7 +253,7 @@ class SpeechQueue:
         self._output: Optional[AudioOutput] = None
         #: Per-turn latency and usage, fed by this queue and the client's reader.
         # Not self.byte_rate: the metrics would hold the queue that holds them (a cycle).
-        self.metrics = TurnMetrics(tts_rate=functools.partial(_byte_rate, tts_format))
+        self.metrics = TurnMetrics(tts_rate=lambda: bytes_per_second(*tts_format()))
         #: ``listen(True)`` / ``listen(False)``: start / stop calling :meth:`on_tts_audio`
         #: (None: the owner calls it for every frame).
         self.listen: Optional[Callable[[bool], None]] = None
@@ -289,7 +288,7 @@ class SpeechQueue:
 
     def byte_rate(self) -> Optional[float]:
         """Bytes per second of the session's TTS audio (None for a compressed format)."""
-        return _byte_rate(self._tts_format)
+        return bytes_per_second(*self._tts_format())
 
     @property
     def seconds_per_word(self) -> float:
@@ -497,9 +496,3 @@ class SpeechQueue:
         for handle in handles:
             handle._finish(interrupted=True)
         self._relisten()
-
-
-def _byte_rate(tts_format: Callable[[], tuple[str, int]]) -> Optional[float]:
-    """Bytes per second of the TTS audio ``tts_format()`` describes (None: compressed)."""
-    audio_format, rate = tts_format()
-    return bytes_per_second(audio_format, rate)
