@@ -17,8 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple, Optional, Union, cast
+from typing import Any, NamedTuple, Optional, Protocol, Union, cast
 
 from .._checks import has_google_auth
 from .._config import check_seconds
@@ -49,7 +48,7 @@ from .reconnect import Reconnector
 from .speaking import Speaking
 from .subscriptions import Subscriptions
 
-__all__ = ["ReadyInfo", "SessionLink", "VoiceSession"]
+__all__ = ["HttpOwner", "ReadyInfo", "SessionLink", "VoiceSession"]
 
 logger = logging.getLogger("sayna_client")
 
@@ -67,7 +66,17 @@ class ReadyInfo(NamedTuple):
     sayna_participant_name: Optional[str]
 
 
-@dataclass
+class HttpOwner(Protocol):
+    """The client whose HTTP transport opens the session's socket."""
+
+    _http: HttpTransport
+
+    def _renew_http(self) -> HttpTransport:
+        """Replace the transport with a new one (its aiohttp session belonged to a loop
+        that has been closed); returns the new one."""
+        ...
+
+
 class SessionLink:
     """Where and how the session's socket is opened, shared with the REST side.
 
@@ -76,17 +85,45 @@ class SessionLink:
         headers: the ``Authorization`` header (or none).
         ssl: passed to aiohttp.
         redactor: masks the client's secrets in errors.
-        http: the client's current HTTP transport (its aiohttp session opens the socket).
-        renew_http: replace it with a new one (its aiohttp session belonged to a loop
-            that has been closed); returns the new one.
+
+    The client is held weakly: the session must not keep a dropped client alive.
     """
 
-    ws_url: str
-    headers: dict[str, str]
-    ssl: Any
-    redactor: Redactor
-    http: Callable[[], HttpTransport]
-    renew_http: Callable[[], HttpTransport]
+    __slots__ = ("_owner", "headers", "redactor", "ssl", "ws_url")
+
+    def __init__(
+        self, ws_url: str, headers: dict[str, str], ssl: Any, redactor: Redactor, owner: HttpOwner
+    ) -> None:
+        self.ws_url = ws_url
+        self.headers = headers
+        self.ssl = ssl
+        self.redactor = redactor
+        self._owner = weakref.ref(owner)
+
+    def _client(self) -> HttpOwner:
+        client = self._owner()
+        if client is None:
+            raise SaynaNotConnectedError(
+                "The SaynaClient was dropped (garbage-collected): its session cannot be reopened"
+            )
+        return client
+
+    def http(self) -> HttpTransport:
+        """The client's current HTTP transport (its aiohttp session opens the socket).
+
+        Raises:
+            SaynaNotConnectedError: the client was garbage-collected.
+        """
+        return self._client()._http
+
+    def renew_http(self) -> HttpTransport:
+        """Replace the client's transport with a new one (its aiohttp session belonged
+        to a loop that has been closed); returns the new one.
+
+        Raises:
+            SaynaNotConnectedError: the client was garbage-collected.
+        """
+        return self._client()._renew_http()
 
 
 class VoiceSession:
