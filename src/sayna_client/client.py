@@ -11,7 +11,6 @@ session's ``speak``). Session arguments are checked once, by
 from __future__ import annotations
 
 import contextlib
-import weakref
 from collections.abc import AsyncIterator
 from typing import Any, Optional
 
@@ -28,7 +27,6 @@ from ._rest import RestClient
 from .agents.methods import AgentMethods
 from .agents.metrics import TurnMetrics
 from .agents.speech import AudioOutput, SpeechQueue
-from .errors import SaynaNotConnectedError
 from .realtime.commands import Commands
 from .realtime.conversation import SessionMetrics
 from .realtime.drain import Drainer
@@ -46,15 +44,6 @@ _DEFAULT_RETRY = RetryPolicy()
 _S = "_voice"
 _EVENTS, _DRAIN, _COMMANDS = "_voice.subscriptions", "_voice.drainer", "_voice.commands"
 _SPEECH, _AUDIO = "_voice.speaking", "_voice.audio_in"
-
-
-def _alive(ref: weakref.ref[SaynaClient]) -> SaynaClient:
-    client = ref()
-    if client is None:
-        raise SaynaNotConnectedError(
-            "The SaynaClient was dropped (garbage-collected): its session cannot be reopened"
-        )
-    return client
 
 
 class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
@@ -147,18 +136,14 @@ class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
         )
         self.retry = retry or _DEFAULT_RETRY
         self._http.handshake_timeout = options.timeouts.connect
-        me = weakref.ref(self)  # the session must not keep a dropped client alive
-
-        def renew_http() -> HttpTransport:
-            client = _alive(me)
-            http = client._http = client._new_transport()
-            http.handshake_timeout = client.timeouts.connect
-            return http
-
-        link = SessionLink(
-            ws_url, self._auth_headers, ssl, self._redactor, lambda: _alive(me)._http, renew_http
-        )
+        link = SessionLink(ws_url, self._auth_headers, ssl, self._redactor, self)
         self._voice = VoiceSession(options, link)
+
+    def _renew_http(self) -> HttpTransport:
+        """A new HTTP transport (the old one's aiohttp session belonged to a closed loop)."""
+        http = self._http = self._new_transport()
+        http.handshake_timeout = self.timeouts.connect
+        return http
 
     def __repr__(self) -> str:
         state = "ready" if self.ready else ("connected" if self.connected else "disconnected")
@@ -205,7 +190,7 @@ class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
     reconfigure = Forward(_S, VoiceSession.reconfigure)
     disconnect = Forward(_S, VoiceSession.disconnect)
     abort = Forward(_S, VoiceSession.abort)
-    on_audio_input = Forward(_AUDIO, AudioInput.on_audio_input)
+    on_audio_input = Forward(_AUDIO, AudioInput.on_audio_input, hot=True)
 
     connected = ForwardAttribute[bool](_S, "True while the WebSocket is open.")
     ready = ForwardAttribute[bool](
