@@ -4,6 +4,7 @@ pocketsphinx + espeak-ng. One command writes ``benchmarks/ENGINES.md``::
     python benchmarks/engines.py            # about 10 minutes on 2 cores
     python benchmarks/engines.py --quick    # fewer clips, no install-size measurement
     python benchmarks/engines.py --tts-stall  # only the synthesis stall rows (~2 min), printed
+    python benchmarks/engines.py --stt-stall --rounds 5  # only the 20-stream stall rows (~2 min)
 
 Every STT figure comes from audio streamed through ``sayna serve --engine local`` (a
 subprocess) with ``SaynaClient`` in 20 ms frames at real time. The legacy engines run
@@ -602,17 +603,67 @@ async def tts_stall_only(rounds: int) -> str:
     return "\n".join(lines)
 
 
+def _commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+async def stt_stall_only(rounds: int, streams: int = 20) -> str:
+    """The 20-stream loop-stall rows only, ``rounds`` times on one server (Whisper in its
+    worker process), each with the load average before and after: the figure of issue
+    #15 item 8 (< 20 ms), re-measured in about two minutes."""
+    lines = [
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {_commit()}, "
+        f"{os.cpu_count()} CPUs, {streams} streams at real time",
+        "",
+        "| round | worst / p99 stall (ms) | idle server worst / p99 (ms) | GC worst (ms) "
+        "| load (1 min) |",
+        "|---|---|---|---|---|",
+    ]
+    server = Server(neural=True)
+    try:
+        await loop_stall(server, 2)  # warm-up: the first decodes fill caches
+        for round_ in range(1, rounds + 1):
+            before = os.getloadavg()[0]
+            stalls = await loop_stall(server, streams)
+            after = os.getloadavg()[0]
+            lines.append(
+                f"| {round_} | {stalls['max_ms']:.1f} / {stalls['p99_ms']:.1f} | "
+                f"{stalls['idle_max_ms']:.1f} / {stalls['idle_p99_ms']:.1f} | "
+                f"{stalls['gc_max_ms']:.1f} | {before:.1f} -> {after:.1f} |"
+            )
+            print(lines[-1], file=sys.stderr)
+    finally:
+        server.close()
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-install", action="store_true", help="skip the install sizes")
     parser.add_argument("--tts-stall", action="store_true", help="only the synthesis stall rows")
-    parser.add_argument("--rounds", type=int, default=2, help="repetitions for --tts-stall")
+    parser.add_argument(
+        "--stt-stall", action="store_true", help="only the 20-stream loop-stall rows"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="repetitions for --tts-stall / --stt-stall"
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--output", default=str(Path(__file__).with_name("ENGINES.md")))
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
+        return
+    if args.stt_stall:
+        print(asyncio.run(stt_stall_only(args.rounds)))
         return
     if args.tts_stall:
         print(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
