@@ -16,8 +16,8 @@ dispatcher is idle, which calls the callbacks of every queued event (up to 256, 
 it schedules another pass for the rest, letting other tasks run). No task, future or
 coroutine is involved: per event at low rates, one loop callback. Once some callback
 is ``async``, the dispatcher's *task* runs them instead, one event at a time (it awaits
-each), woken through a future; it ends, and passes take over again, when the queue is
-empty and every callback is plain again. A pass hands over to the task whatever must be
+each), woken through a future; it ends, and passes take over again, once the queue is
+empty while every callback is plain. A pass hands over to the task whatever must be
 awaited, in order: the awaitable a callback returned (that callback counts as async
 from then on), a callback's error report, an overflow report, a notice. The two never
 run at once.
@@ -412,17 +412,9 @@ class Dispatcher(Mailbox):
             if self._dropped:
                 await self._dropped_report()
             items = self._items
-            if subs.all_plain and not self._closed:
-                # Plain functions only (again): passes take over and this task ends, once
-                # the notice a pass handed over (if any) is told.
-                if not items:
-                    return
-                if type(items[0]) is not Notice:
-                    self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
-                    return
             if not items:
-                if self._closed:
-                    return
+                if self._closed or subs.all_plain:
+                    return  # ended; or plain functions only (again): passes take over
                 handled = 0
                 # Mailbox.wait(), inline: once per wake-up, i.e. per event at low rates.
                 waiter = self._waiter = create_future()
