@@ -208,26 +208,23 @@ class RestBase:
                 "use https:// or wss:// so it cannot be read on the network",
                 stacklevel=_user_stacklevel(),
             )
-        self._http_options: dict[str, Any] = {
-            "timeout": timeout,
-            "retry": retry or _DEFAULT_RETRY,
-            "ssl": ssl,
-            "max_response_bytes": max_response_bytes,
-            "proxy": proxy,
-            "http_session": http_session,
-        }
-        self._http = self._new_transport()
-
-    def _new_transport(self) -> HttpTransport:
-        """A transport with this client's settings (a new event loop needs a new one:
-        its aiohttp session belongs to the old loop)."""
-        return HttpTransport(
+        self._http = HttpTransport(
             self._http_base,
             api_key=self._api_key,
             headers=self._auth_headers,
             redactor=self._redactor,
-            **self._http_options,
+            timeout=timeout,
+            retry=retry or _DEFAULT_RETRY,
+            ssl=ssl,
+            max_response_bytes=max_response_bytes,
+            proxy=proxy,
+            http_session=http_session,
         )
+
+    def _new_transport(self) -> HttpTransport:
+        """A transport with this client's settings (a new event loop needs a new one:
+        its aiohttp session belongs to the old loop)."""
+        return self._http.renewed()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url={safe_url(self._http_base)!r})"

@@ -117,7 +117,7 @@ class WebSocketConnection:
         self._heartbeat_interval = heartbeat * 2 / 3 if heartbeat else None
         self._activity = activity
         self._heartbeat: Optional[Heartbeat] = None
-        self._sent: Optional[SendProgress] = None  # made with the heartbeat
+        self._sent: Optional[SendProgress] = None  # made at the first Ping
         #: Ping / Pong sends and the close after a dead heartbeat (awaited by close()).
         self._control: Optional[set[asyncio.Task[None]]] = None
 
@@ -346,23 +346,28 @@ class WebSocketConnection:
         self._control.add(task)
         task.add_done_callback(self._control.discard)
 
-    def _send_ping(self) -> None:
+    def heartbeat_ping(self) -> None:
+        """Send a Ping (for the :class:`~.heartbeat.Heartbeat`)."""
         if self.close_info is None:
             self._spawn(self._ws.ping())
 
     def _bytes_written(self) -> int:
         return self._frames.written if self._frames is not None else 0
 
-    def _liveness(self) -> int:
+    def heartbeat_liveness(self) -> int:
         """A number that changes while the peer shows life other than a Pong: data
         arriving (``activity``), or our queued bytes draining into it. A Ping sent
         during an upload waits behind the upload's bytes, so its Pong is late however
         alive a slow peer is; a silent peer takes nothing and is still found dead."""
         seen = self._activity() if self._activity is not None else 0
         sent = self._sent
+        if sent is None and self.close_info is None:
+            # Made at the first Ping, not with the reader: its first reading is its
+            # baseline either way, and an idle session holds nothing until then.
+            sent = self._sent = send_progress(self._ws, self._bytes_written)
         return seen + (sent() if sent is not None else 0)
 
-    def _declare_dead(self) -> None:
+    def heartbeat_dead(self) -> None:
         """No Pong in time: the session ends now with 1006, and the connection is dropped
         (a peer that answers no ping answers no Close either; a send waiting for it to
         read is woken by the drop). The reader then sees the closed socket and ends."""
@@ -379,8 +384,7 @@ class WebSocketConnection:
         burst = 0
         interval = self._heartbeat_interval
         if interval is not None and self.close_info is None:
-            self._sent = send_progress(self._ws, self._bytes_written)
-            heartbeat = Heartbeat(interval, self._send_ping, self._declare_dead, self._liveness)
+            heartbeat = Heartbeat(interval, self)
             self._heartbeat = heartbeat
             heartbeat.start()
         try:

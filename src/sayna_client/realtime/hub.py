@@ -130,7 +130,7 @@ class EventHub:
         effect if it is not observing. Safe to call from an observer: the event being
         published still reaches the observers it was routed to."""
         for index, (kind, candidate) in enumerate(self._observers):
-            if kind == event_type and candidate is observer:
+            if kind == event_type and candidate == observer:  # a bound method is made anew
                 del self._observers[index]
                 self._rebuild()
                 return

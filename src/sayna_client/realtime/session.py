@@ -17,8 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from dataclasses import dataclass
-from typing import Any, Callable, Optional, Union, cast
+from typing import Any, NamedTuple, Optional, Protocol, Union, cast
 
 from .._checks import has_google_auth
 from .._config import check_seconds
@@ -49,14 +48,35 @@ from .reconnect import Reconnector
 from .speaking import Speaking
 from .subscriptions import Subscriptions
 
-__all__ = ["SessionLink", "VoiceSession"]
+__all__ = ["HttpOwner", "ReadyInfo", "SessionLink", "VoiceSession"]
 
 logger = logging.getLogger("sayna_client")
 
 _NO_HEADERS: dict[str, str] = {}  # never mutated (aiohttp copies what it is given)
 
 
-@dataclass
+class ReadyInfo(NamedTuple):
+    """What the server's ``ready`` said, kept for the session's life: its fields rather
+    than the :class:`~sayna_client.ReadyMessage` model (about 0.6 KiB less per session)."""
+
+    stream_id: Optional[str]
+    livekit_room_name: Optional[str]
+    livekit_url: Optional[str]
+    sayna_participant_identity: Optional[str]
+    sayna_participant_name: Optional[str]
+
+
+class HttpOwner(Protocol):
+    """The client whose HTTP transport opens the session's socket."""
+
+    _http: HttpTransport
+
+    def _renew_http(self) -> HttpTransport:
+        """Replace the transport with a new one (its aiohttp session belonged to a loop
+        that has been closed); returns the new one."""
+        ...
+
+
 class SessionLink:
     """Where and how the session's socket is opened, shared with the REST side.
 
@@ -65,17 +85,45 @@ class SessionLink:
         headers: the ``Authorization`` header (or none).
         ssl: passed to aiohttp.
         redactor: masks the client's secrets in errors.
-        http: the client's current HTTP transport (its aiohttp session opens the socket).
-        renew_http: replace it with a new one (its aiohttp session belonged to a loop
-            that has been closed); returns the new one.
+
+    The client is held weakly: the session must not keep a dropped client alive.
     """
 
-    ws_url: str
-    headers: dict[str, str]
-    ssl: Any
-    redactor: Redactor
-    http: Callable[[], HttpTransport]
-    renew_http: Callable[[], HttpTransport]
+    __slots__ = ("_owner", "headers", "redactor", "ssl", "ws_url")
+
+    def __init__(
+        self, ws_url: str, headers: dict[str, str], ssl: Any, redactor: Redactor, owner: HttpOwner
+    ) -> None:
+        self.ws_url = ws_url
+        self.headers = headers
+        self.ssl = ssl
+        self.redactor = redactor
+        self._owner = weakref.ref(owner)
+
+    def _client(self) -> HttpOwner:
+        client = self._owner()
+        if client is None:
+            raise SaynaNotConnectedError(
+                "The SaynaClient was dropped (garbage-collected): its session cannot be reopened"
+            )
+        return client
+
+    def http(self) -> HttpTransport:
+        """The client's current HTTP transport (its aiohttp session opens the socket).
+
+        Raises:
+            SaynaNotConnectedError: the client was garbage-collected.
+        """
+        return self._client()._http
+
+    def renew_http(self) -> HttpTransport:
+        """Replace the client's transport with a new one (its aiohttp session belonged
+        to a loop that has been closed); returns the new one.
+
+        Raises:
+            SaynaNotConnectedError: the client was garbage-collected.
+        """
+        return self._client()._renew_http()
 
 
 class VoiceSession:
@@ -107,7 +155,7 @@ class VoiceSession:
         hub.derive("stt_result", tracker.on_stt_result)  # -> Turn events
         hub.observe("participant_disconnected", tracker.on_participant_disconnected)
         self._conn: Optional[WebSocketConnection] = None
-        self._ready_msg: Optional[ReadyMessage] = None
+        self._ready_msg: Optional[ReadyInfo] = None
         self._gate = SessionGate()
         # The parts refer back to the session weakly, so that a dropped client is freed
         # by reference counting alone (no cycle through the SDK's own objects).
@@ -132,8 +180,9 @@ class VoiceSession:
         return self._ready_msg is not None and self.connected
 
     @property
-    def ready_message(self) -> Optional[ReadyMessage]:
-        """The server's ``ready`` of the current session (None before it, after the end)."""
+    def ready_message(self) -> Optional[ReadyInfo]:
+        """What the server's ``ready`` of the current session said (None before it, after
+        the end)."""
         return self._ready_msg
 
     @property
@@ -305,13 +354,21 @@ class VoiceSession:
             self.tts_config = await asyncio.to_thread(load, self.tts_config)
         return await conn.configure(self._config_text(), self.timeouts.ready)
 
-    def _set_ready(self, ready: Optional[ReadyMessage]) -> None:
+    def _set_ready(self, ready: Optional[ReadyInfo]) -> None:
         """Record the session's ``ready`` (None: not ready); on_audio_input looks again."""
         self._ready_msg = ready
         self.audio_in.lane = None
 
     def _on_ready(self, ready: ReadyMessage) -> None:
-        self._set_ready(ready)
+        self._set_ready(
+            ReadyInfo(
+                ready.stream_id,
+                ready.livekit_room_name,
+                ready.livekit_url,
+                ready.sayna_participant_identity,
+                ready.sayna_participant_name,
+            )
+        )
         logger.info(
             "Sayna session ready (stream_id=%s, livekit_room=%s)",
             ready.stream_id,
