@@ -19,7 +19,8 @@ Per event it splits the latency of ``run.py`` in two:
 Two more passes per run count, per event, with events 20 ms apart (each one received
 and handled on its own): on the client's event loop, loop iterations (``_run_once``),
 ``call_soon`` calls, futures and tasks created; then the Python bytecode instructions
-executed, per function (``sys.settrace`` with opcode events). Their timing is not used. Figures are medians over the runs of each run's p50 / p99.
+executed, per function (``sys.settrace`` with opcode events). Their timing is not used.
+Figures are medians over the runs of each run's p50 / p99.
 """
 
 from __future__ import annotations

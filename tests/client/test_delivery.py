@@ -372,7 +372,8 @@ async def test_a_plain_callback_that_raises_is_reported_before_the_next_callback
             raise RuntimeError("boom")
 
     def on_error(report: Any) -> None:
-        assert isinstance(report, CallbackError) and "boom" in report.message
+        assert isinstance(report, CallbackError)
+        assert "boom" in report.message
         order.append(("error", frame[0]))
 
     connected.register_on_tts_audio(breaks_on_two)
@@ -406,7 +407,8 @@ async def test_plain_callbacks_overflow_is_reported_before_what_was_kept(
 
         await server.records.wait_for(lambda: accounted() == 300, timeout=20)
     reports = [x for x in seen if not isinstance(x, int)]
-    assert reports and all(isinstance(r, EventsDropped) for r in reports)
+    assert reports
+    assert all(isinstance(r, EventsDropped) for r in reports)
     assert all(r.consumer == "callbacks" for r in reports)
     assert not isinstance(seen[-1], EventsDropped)  # the newest frame is always kept
     assert all(  # one report per overflow: never two in a row
