@@ -1,10 +1,10 @@
 """Where an event's latency goes on the client: socket bytes in -> callback entry.
 
-    python benchmarks/hop.py [--base REF] [--runs 7] [--events 2000] [--output FILE]
+    python benchmarks/hop.py [--base REF]... [--runs 7] [--events 2000] [--output FILE]
 
 Starts ``sayna serve --engine fake --fast-tts`` (pinned to CPU 0), then runs, in a fresh
-process per run (pinned to CPU 1, the order rotating): this work tree's ``src/`` and, with
-``--base``, ``src/`` of the git revision REF. Each run opens one session with a single
+process per run (pinned to CPU 1, the order rotating): this work tree's ``src/`` and, for
+each ``--base``, ``src/`` of the git revision REF. Each run opens one session with a single
 ``register_on_stt_result`` callback (plain, then ``async def``) and asks the server for
 ``stt_result`` events 1 ms apart (``/_local/bench``), like ``run.py``'s ``latency`` measure.
 
@@ -316,7 +316,9 @@ def _report(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace, loa
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", help="git revision to compare with")
+    parser.add_argument(
+        "--base", action="append", default=[], help="git revision to compare with (repeatable)"
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=300)
@@ -333,16 +335,15 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     server_cpu, client_cpu = cpus()
     sources = {"this": str(HERE.parent / "src")}
-    base_tree = None
-    if args.base:
-        base_tree = tempfile.TemporaryDirectory(prefix="hop-base-")
+    trees = []
+    for base in args.base:
+        tree = tempfile.TemporaryDirectory(prefix="hop-base-")
+        trees.append(tree)
         archive = subprocess.run(
-            ["git", "-C", str(HERE.parent), "archive", args.base, "src"],
-            capture_output=True,
-            check=True,
+            ["git", "-C", str(HERE.parent), "archive", base, "src"], capture_output=True, check=True
         )
-        subprocess.run(["tar", "-x", "-C", base_tree.name], input=archive.stdout, check=True)
-        sources[args.base] = str(Path(base_tree.name) / "src")
+        subprocess.run(["tar", "-x", "-C", tree.name], input=archive.stdout, check=True)
+        sources[base] = str(Path(tree.name) / "src")
     port = free_port()
     server = start_server(port, server_cpu)
     url = f"http://127.0.0.1:{port}"
@@ -351,8 +352,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         for index in range(args.runs):
             order = list(sources)
-            if index % 2:
-                order.reverse()
+            shift = index % len(order)  # rotate the order from run to run
+            order = order[shift:] + order[:shift]
             for name in order:
                 runs[name].append(_run_child(sources[name], url, args, client_cpu))
                 print(
@@ -368,8 +369,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                 )
     finally:
         stop_server(server)
-        if base_tree is not None:
-            base_tree.cleanup()
+        for tree in trees:
+            tree.cleanup()
     report = _report(runs, args, f"{load_start:.2f} -> {os.getloadavg()[0]:.2f}")
     print(report)
     if args.output:
