@@ -104,6 +104,10 @@ def query_api_key(url: str) -> Optional[str]:
     return None
 
 
+#: The headers of a client without credentials, shared (never mutated: requests copy).
+_NO_AUTH: dict[str, str] = {}
+
+
 def auth_headers(api_key: Optional[str], userinfo: Optional[tuple[str, str]]) -> dict[str, str]:
     """The ``Authorization`` header: Bearer for an API key, Basic for a URL's user:password.
 
@@ -120,7 +124,7 @@ def auth_headers(api_key: Optional[str], userinfo: Optional[tuple[str, str]]) ->
     if userinfo is not None:
         token = base64.b64encode(":".join(userinfo).encode("utf-8")).decode("ascii")
         return {"Authorization": f"Basic {token}"}
-    return {}
+    return _NO_AUTH
 
 
 def _user_stacklevel() -> int:

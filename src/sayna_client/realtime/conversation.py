@@ -154,10 +154,6 @@ class SessionTracker:
         """TTS audio bytes received in every session of the client so far."""
         return self._tts_bytes_past + self.metrics.tts_audio_bytes
 
-    def activity_count(self) -> int:
-        """:attr:`activity`, as a callable (the keepalive watches it while a Pong is late)."""
-        return self.activity
-
     def on_participant_disconnected(self, _event: object) -> None:
         self.peer_left = True
 

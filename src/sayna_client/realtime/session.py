@@ -159,13 +159,59 @@ class VoiceSession:
         self._gate = SessionGate()
         # The parts refer back to the session weakly, so that a dropped client is freed
         # by reference counting alone (no cycle through the SDK's own objects).
-        me = cast("VoiceSession", weakref.proxy(self))
-        self.audio_in = AudioInput(me)
-        self._reconnector = Reconnector(me)
-        self.subscriptions = Subscriptions(hub)
-        self.drainer = Drainer(me)
-        self.commands = Commands(me)
+        me = self._me = cast("VoiceSession", weakref.proxy(self))
+        # The parts a session may never use are made at their first use (an idle
+        # session holds none of them: issue #19, idle memory per session).
+        self._audio_in: Optional[AudioInput] = None
+        self._reconnector: Optional[Reconnector] = None  # only with a reconnect policy
+        self._subscriptions: Optional[Subscriptions] = None
+        self._drainer: Optional[Drainer] = None
+        self._commands: Optional[Commands] = None
         self.speaking = Speaking(me)  # its speech queue is made when first needed
+
+    # --- the parts -------------------------------------------------------------------
+
+    @property
+    def audio_in(self) -> AudioInput:
+        """``on_audio_input`` (made at the first use)."""
+        part = self._audio_in
+        if part is None:
+            part = self._audio_in = AudioInput(self._me)
+        return part
+
+    @property
+    def subscriptions(self) -> Subscriptions:
+        """Events and callbacks (made at the first use)."""
+        part = self._subscriptions
+        if part is None:
+            part = self._subscriptions = Subscriptions(self.hub)
+        return part
+
+    @property
+    def drainer(self) -> Drainer:
+        """``drain()``, ``finish_audio()``, ``metrics`` (made at the first use)."""
+        part = self._drainer
+        if part is None:
+            part = self._drainer = Drainer(self._me)
+        return part
+
+    @property
+    def commands(self) -> Commands:
+        """The other commands (made at the first use)."""
+        part = self._commands
+        if part is None:
+            part = self._commands = Commands(self._me)
+        return part
+
+    def _reconnect_task(self) -> Optional[asyncio.Task[None]]:
+        reconnector = self._reconnector
+        return reconnector.task if reconnector is not None else None
+
+    def _drop_lane(self) -> None:
+        """``on_audio_input`` must look again (readiness or the connection changed)."""
+        part = self._audio_in
+        if part is not None:
+            part.lane = None
 
     # --- state ---------------------------------------------------------------------
 
@@ -188,12 +234,12 @@ class VoiceSession:
     @property
     def reconnecting(self) -> bool:
         """True while an automatic reconnection is in progress (see ``ReconnectPolicy``)."""
-        return self._reconnector.task is not None
+        return self._reconnect_task() is not None
 
     def held_audio(self) -> Optional[AudioHold]:
         """Where audio goes while an automatic reconnection runs (None: send it now)."""
         reconnector = self._reconnector
-        if reconnector.task is None or self.ready:
+        if reconnector is None or reconnector.task is None or self.ready:
             return None
         return reconnector.hold
 
@@ -209,7 +255,7 @@ class VoiceSession:
         if self._gate.loop is not None:
             self._gate.check_loop()  # raises for another live loop; a dead one has no conn
         if conn is None or conn.closed:
-            if self._reconnector.task is not None:
+            if self._reconnect_task() is not None:
                 raise SaynaNotReadyError(
                     "The Sayna session is reconnecting; retry after the `reconnected` event "
                     "(audio sent with on_audio_input is held and replayed)"
@@ -260,7 +306,7 @@ class VoiceSession:
         ``connect()`` during an automatic reconnection stops it and connects at once.
         """
         self._adopt_loop()
-        task = self._reconnector.task
+        task = self._reconnect_task()
         if task is not None and task is not asyncio.current_task():
             task.cancel()  # the caller takes over from the automatic reconnection
             await asyncio.gather(task, return_exceptions=True)
@@ -287,7 +333,8 @@ class VoiceSession:
         if self._gate.check_loop():
             logger.info("The loop of the previous Sayna session was closed; starting afresh")
             self._conn = None
-            self._reconnector.forget()
+            if self._reconnector is not None:
+                self._reconnector.forget()
             self._set_ready(None)
             self._gate.release()
             self._link.renew_http()  # its aiohttp session belonged to that loop
@@ -316,9 +363,7 @@ class VoiceSession:
             connect_timeout=self.timeouts.connect,
             ssl=link.ssl,
             hub=self.hub,
-            on_closed=self._on_closed,
-            on_ready=self._on_ready,
-            activity=self.tracker.activity_count,
+            owner=self,
             redactor=link.redactor,
         )
         self._conn = conn
@@ -357,9 +402,10 @@ class VoiceSession:
     def _set_ready(self, ready: Optional[ReadyInfo]) -> None:
         """Record the session's ``ready`` (None: not ready); on_audio_input looks again."""
         self._ready_msg = ready
-        self.audio_in.lane = None
+        self._drop_lane()
 
-    def _on_ready(self, ready: ReadyMessage) -> None:
+    def connection_ready(self, ready: ReadyMessage) -> None:
+        """The server's ``ready`` (called by the connection)."""
         self._set_ready(
             ReadyInfo(
                 ready.stream_id,
@@ -378,10 +424,21 @@ class VoiceSession:
             # Reconnects must resume the same stream (recording key, server logs).
             self.stream_id = ready.stream_id
 
-    def _on_closed(self, info: ConnectionClosed) -> None:
+    def connection_activity(self) -> int:
+        """Results and TTS frames received so far (the keepalive watches it)."""
+        return self.tracker.activity
+
+    def connection_closed(self, info: ConnectionClosed) -> None:
         """Called by the reader when a socket ends (any reason)."""
-        self.audio_in.lane = None  # on_audio_input must not use this connection any more
-        used = self._reconnector.attempts_for(info, was_ready=self._ready_msg is not None)
+        self._drop_lane()  # on_audio_input must not use this connection any more
+        reconnector = self._reconnector
+        if reconnector is None and self.reconnect_policy is not None:
+            reconnector = self._reconnector = Reconnector(self._me)
+        used = (
+            reconnector.attempts_for(info, was_ready=self._ready_msg is not None)
+            if reconnector is not None
+            else None
+        )
         info.will_reconnect = used is not None
         self.tracker.closed(
             lambda: SaynaConnectionClosedError(
@@ -399,7 +456,8 @@ class VoiceSession:
             logger.warning("Sayna WebSocket closed by the server or network: %s", info.message)
             self.hub.notify_callbacks("lost", info)
         if used is not None:
-            self._reconnector.start(info, used)
+            assert reconnector is not None
+            reconnector.start(info, used)
         elif self._ready_msg is not None:
             self.end_of_session()
 
@@ -515,7 +573,7 @@ class VoiceSession:
 
     async def _close(self) -> None:
         """Close and release everything (the second half of :meth:`disconnect`)."""
-        task = self._reconnector.task
+        task = self._reconnect_task()
         if task is not None:
             task.cancel()
         self._gate.interrupt()  # a connect()/reconfigure() in another task ends now
