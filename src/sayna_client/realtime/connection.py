@@ -147,12 +147,9 @@ class WebSocketConnection(SocketSender):
         ``redactor`` masks the client's secrets in the errors and their causes.
 
         Raises:
-            SaynaAuthenticationError (and other ``SaynaHttpError``): the upgrade got an
-                HTTP error status, e.g. 401 for a missing or wrong API key.
-            SaynaTimeoutError: the handshake took longer than ``connect_timeout``.
-            SaynaHttpError: the upgrade was redirected to another origin (not followed).
-            SaynaConnectionError: refused, reset, DNS or TLS failure.
-            SaynaValidationError: aiohttp refused to send the upgrade as built.
+            SaynaError: what :func:`~.handshake.open_socket` raises: an HTTP error status
+                of the upgrade (``SaynaAuthenticationError`` for 401...), a timeout, a
+                redirect to another origin, a network failure, or a refused request.
         """
         ws = await open_socket(
             session,
