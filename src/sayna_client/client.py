@@ -31,7 +31,8 @@ from .realtime.commands import Commands
 from .realtime.conversation import SessionMetrics
 from .realtime.drain import Drainer
 from .realtime.lane import AudioInput
-from .realtime.session import SessionLink, VoiceSession
+from .realtime.link import SessionLink
+from .realtime.session import VoiceSession
 from .realtime.speaking import Speaking
 from .realtime.subscriptions import Subscriptions, Unsubscribe
 from .types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig

@@ -17,14 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from typing import Any, NamedTuple, Optional, Protocol, Union, cast
+from typing import Any, NamedTuple, Optional, Union, cast
 
 from .._checks import has_google_auth
 from .._config import check_seconds
 from .._defaults import CLIENT_DEFAULT, ClientDefault
-from .._http import HttpTransport
 from .._options import SessionOptions, check_configs
-from .._redact import Redactor
 from ..errors import (
     SaynaConfigRejectedError,
     SaynaConnectionClosedError,
@@ -44,11 +42,12 @@ from .gate import SessionGate
 from .hold import AudioHold
 from .hub import EventHub
 from .lane import AudioInput
+from .link import SessionLink
 from .reconnect import Reconnector
 from .speaking import Speaking
 from .subscriptions import Subscriptions
 
-__all__ = ["HttpOwner", "ReadyInfo", "SessionLink", "VoiceSession"]
+__all__ = ["ReadyInfo", "VoiceSession"]
 
 logger = logging.getLogger("sayna_client")
 
@@ -64,66 +63,6 @@ class ReadyInfo(NamedTuple):
     livekit_url: Optional[str]
     sayna_participant_identity: Optional[str]
     sayna_participant_name: Optional[str]
-
-
-class HttpOwner(Protocol):
-    """The client whose HTTP transport opens the session's socket."""
-
-    _http: HttpTransport
-
-    def _renew_http(self) -> HttpTransport:
-        """Replace the transport with a new one (its aiohttp session belonged to a loop
-        that has been closed); returns the new one."""
-        ...
-
-
-class SessionLink:
-    """Where and how the session's socket is opened, shared with the REST side.
-
-    Attributes:
-        ws_url: the ``ws(s)://.../ws`` URL.
-        headers: the ``Authorization`` header (or none).
-        ssl: passed to aiohttp.
-        redactor: masks the client's secrets in errors.
-
-    The client is held weakly: the session must not keep a dropped client alive.
-    """
-
-    __slots__ = ("_owner", "headers", "redactor", "ssl", "ws_url")
-
-    def __init__(
-        self, ws_url: str, headers: dict[str, str], ssl: Any, redactor: Redactor, owner: HttpOwner
-    ) -> None:
-        self.ws_url = ws_url
-        self.headers = headers
-        self.ssl = ssl
-        self.redactor = redactor
-        self._owner = weakref.ref(owner)
-
-    def _client(self) -> HttpOwner:
-        client = self._owner()
-        if client is None:
-            raise SaynaNotConnectedError(
-                "The SaynaClient was dropped (garbage-collected): its session cannot be reopened"
-            )
-        return client
-
-    def http(self) -> HttpTransport:
-        """The client's current HTTP transport (its aiohttp session opens the socket).
-
-        Raises:
-            SaynaNotConnectedError: the client was garbage-collected.
-        """
-        return self._client()._http
-
-    def renew_http(self) -> HttpTransport:
-        """Replace the client's transport with a new one (its aiohttp session belonged
-        to a loop that has been closed); returns the new one.
-
-        Raises:
-            SaynaNotConnectedError: the client was garbage-collected.
-        """
-        return self._client()._renew_http()
 
 
 class VoiceSession:
