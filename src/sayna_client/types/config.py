@@ -9,7 +9,9 @@ the input (a key passed in the wrong place would otherwise be printed).
 
 from typing import Any, Dict, FrozenSet, List, Literal, Optional, Set, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
+
+from ._checked import CheckedModel
 
 __all__ = [
     "ApiKeyAuth",
@@ -52,8 +54,9 @@ _FIELDS_SETS: Dict[FrozenSet[str], _SharedFieldsSet] = {}
 _MAX_FIELDS_SETS = 256
 
 
-class _Model(BaseModel):
-    # Configs are built by users: reject typos in field names instead of ignoring them.
+class _Model(CheckedModel):
+    # Configs are built by users: reject typos in field names instead of ignoring them,
+    # and report bad values as SaynaValidationError (CheckedModel).
     # Validation errors name the field and the problem but never quote the input: a
     # provider key passed in the wrong place would be printed with the error.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, hide_input_in_errors=True)
