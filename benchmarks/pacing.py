@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Coroutine, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 __all__ = ["ClockStream", "LateStats", "SharedClock", "paced_stream", "percentile"]
 
@@ -137,10 +137,15 @@ class SharedClock:
     :meth:`add` registers a stream (its ``send``, where in ``pattern`` it begins, and
     ``on_error`` for an exception of its ``send``, after which the stream stops) and
     returns its :class:`ClockStream`, which counts the frames and bytes sent;
-    :meth:`run` sends ``count`` frames on every stream and returns. The frames of one
-    slot are sent one after the other, awaiting each ``send`` (a send that waits for
-    the socket delays the rest of the slot, as in any single-clock sender); lateness is
-    recorded per frame, from its slot's moment to the call of its ``send``.
+    :meth:`run` sends ``count`` frames on every stream and returns once every send
+    finished. Lateness is recorded per frame, from its slot's moment to the call of its
+    ``send``.
+
+    Each ``send`` runs on the clock's task up to its first wait, as ``await`` would run
+    it, and almost every send of a live stream finishes there (the socket took the
+    frame). One that has to wait (its socket is full) finishes on a task of its own, so
+    one slow peer does not hold up the other streams; a stream's frames are still sent
+    in order (``on_audio_input`` hands each frame to the socket when called).
     """
 
     def __init__(self, pattern: Sequence[bytes], period: float, *, slots: int = 20) -> None:
@@ -151,7 +156,7 @@ class SharedClock:
 
     def add(
         self,
-        send: Callable[[bytes], Awaitable[None]],
+        send: Callable[[bytes], Coroutine[Any, Any, None]],
         *,
         offset: int = 0,
         on_error: Callable[[BaseException], None],
@@ -168,6 +173,7 @@ class SharedClock:
         pattern, period, cycle = self._pattern, self._period, len(self._pattern)
         slots = len(self._slots)
         tick = period / slots
+        waiting: set[asyncio.Future[None]] = set()
         for index in range(count * slots):
             sent, slot = divmod(index, slots)
             due = start + index * tick
@@ -179,22 +185,79 @@ class SharedClock:
                 if stats is not None:
                     stats.add(loop.time() - due, period)
                 frame = pattern[(sent + stream.offset) % cycle]
+                sending = stream.send(frame)
                 try:
-                    await stream.send(frame)
-                except Exception as exc:  # this stream stops; the others go on
-                    streams.remove(stream)
-                    stream.on_error(exc)
+                    blocked = sending.send(None)
+                except StopIteration:
+                    stream.frames += 1
+                    stream.bytes += len(frame)
                     continue
-                stream.frames += 1
-                stream.bytes += len(frame)
+                except Exception as exc:  # this stream stops; the others go on
+                    stream.failed(streams, exc)
+                    continue
+                task = asyncio.ensure_future(_finish(stream, streams, frame, sending, blocked))
+                waiting.add(task)
+                task.add_done_callback(waiting.discard)
+        if waiting:
+            await asyncio.gather(*waiting)
+
+
+async def _finish(
+    stream: ClockStream,
+    streams: list[ClockStream],
+    frame: bytes,
+    sending: Coroutine[Any, Any, None],
+    blocked: Any,
+) -> None:
+    """Finish ``sending``, a send whose first step yielded ``blocked`` (what it waits
+    on), as this task."""
+    try:
+        await _Resumed(sending, blocked)
+    except Exception as exc:
+        stream.failed(streams, exc)
+        return
+    stream.frames += 1
+    stream.bytes += len(frame)
+
+
+class _Resumed:
+    """Awaits a started coroutine from where it stopped: a task awaiting this gets the
+    value the coroutine yielded first, then drives it on (a started coroutine cannot
+    be awaited directly)."""
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Any], yielded: Any) -> None:
+        self._coroutine = coroutine
+        self._yielded = yielded
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coroutine, yielded = self._coroutine, self._yielded
+        while True:
+            try:
+                sent = yield yielded
+            except BaseException as exc:  # thrown in by the task (a cancellation)
+                try:
+                    yielded = coroutine.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    yielded = coroutine.send(sent)
+                except StopIteration as stop:
+                    return stop.value
 
 
 @dataclass
 class ClockStream:
     """One stream of a :class:`SharedClock` and what it sent."""
 
-    send: Callable[[bytes], Awaitable[None]]
+    send: Callable[[bytes], Coroutine[Any, Any, None]]
     offset: int
     on_error: Callable[[BaseException], None]
     frames: int = 0
     bytes: int = 0
+
+    def failed(self, streams: list[ClockStream], exc: BaseException) -> None:
+        """Stop this stream (remove it from its slot ``streams``) and report ``exc``."""
+        if self in streams:
+            streams.remove(self)
+        self.on_error(exc)

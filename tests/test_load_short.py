@@ -150,3 +150,33 @@ async def test_shared_clock_paces_every_stream_and_stops_only_a_failing_one() ->
     assert [str(e) for e in failures] == ["stream 2 broke"]
     assert [(s.frames, s.bytes) for s in streams] == [(5, 9), (5, 11), (2, 4)]
     assert stats.frames == 13
+
+
+async def test_shared_clock_finishes_a_waiting_send_without_holding_up_the_others() -> None:
+    from pacing import SharedClock
+
+    gate = asyncio.Event()
+    order: list[str] = []
+
+    async def slow(frame: bytes) -> None:
+        order.append(f"slow {frame.decode()} written")
+        await gate.wait()  # its socket is full until the fast stream has sent everything
+        order.append(f"slow {frame.decode()} done")
+
+    async def fast(frame: bytes) -> None:
+        order.append(f"fast {frame.decode()}")
+        if frame == b"c":
+            gate.set()
+
+    clock = SharedClock([b"a", b"b", b"c"], 0.002, slots=1)
+    slow_stream = clock.add(slow, on_error=lambda exc: None)
+    fast_stream = clock.add(fast, on_error=lambda exc: None)
+    await clock.run(start=asyncio.get_running_loop().time(), count=3)
+    assert [entry for entry in order if entry.startswith("fast")] == ["fast a", "fast b", "fast c"]
+    assert order.index("fast c") < order.index("slow a done")  # not held up by slow
+    assert [entry for entry in order if entry.endswith("written")] == [
+        "slow a written",
+        "slow b written",
+        "slow c written",
+    ]
+    assert (slow_stream.frames, fast_stream.frames) == (3, 3)  # run() waited for them
