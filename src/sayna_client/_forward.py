@@ -1,9 +1,11 @@
 """How ``SaynaClient`` forwards the seed's names to the parts it composes.
 
 ``client.speak`` *is* the voice session's ``speak``: :class:`Forward` looks the
-method up on the part (``client._voice.speaking``) at the first use on an instance
-and stores that bound method on the instance, so later calls cost a plain attribute
-read (``on_audio_input`` is called 50 times a second per stream). On the class, the
+method up on the part (``client._voice.speaking``) at each use. A ``hot`` one
+(``on_audio_input``, called 50 times a second per stream) stores that bound method on
+the instance at the first use, so later calls cost a plain attribute read; the others
+do not (a stored bound method is 64 bytes per client, for calls made once or twice a
+session: issue #19's idle memory per session). On the class, the
 attribute is the part's function itself, so ``help(SaynaClient.speak)`` shows its
 signature and docstring. :class:`ForwardAttribute` does the same for a value the
 part holds (``client.stt_config``), read and optionally written through.
@@ -31,11 +33,16 @@ class Forward(Generic[P, R]):
         path: the dotted attribute path of the part on the owner (``"_voice.speaking"``).
         function: the part's function (its class attribute), for the signature and
             the docstring.
+        hot: store the bound method on the instance at the first use (for a method
+            called many times a second).
     """
 
-    def __init__(self, path: str, function: Callable[Concatenate[Any, P], R]) -> None:
+    def __init__(
+        self, path: str, function: Callable[Concatenate[Any, P], R], *, hot: bool = False
+    ) -> None:
         self._part = operator.attrgetter(path)
         self._function = function
+        self._hot = hot
         self._name = function.__name__
         self.__doc__ = function.__doc__
         self.__wrapped__ = function
@@ -56,7 +63,8 @@ class Forward(Generic[P, R]):
         if obj is None:
             return self._function
         bound = getattr(self._part(obj), self._name)
-        obj.__dict__[self._name] = bound  # a non-data descriptor: the instance's wins
+        if self._hot:
+            obj.__dict__[self._name] = bound  # a non-data descriptor: the instance's wins
         return bound
 
 

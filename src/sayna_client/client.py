@@ -11,7 +11,6 @@ session's ``speak``). Session arguments are checked once, by
 from __future__ import annotations
 
 import contextlib
-import weakref
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Callable, Optional
 
@@ -39,7 +38,6 @@ from .agents.barge_in import DEFAULT_BACKCHANNELS, DEFAULT_FILLERS, BargeIn, Bar
 from .agents.metrics import TurnMetrics
 from .agents.speech import AudioOutput, SpeechQueue
 from .agents.watchdog import IdleEvent, IdleWatchdog
-from .errors import SaynaNotConnectedError
 from .realtime.commands import Commands
 from .realtime.conversation import SessionMetrics
 from .realtime.drain import Drainer
@@ -58,15 +56,6 @@ _ClientDefault = ClientDefault  # the name sync.py and older code import
 _S = "_voice"
 _EVENTS, _DRAIN, _COMMANDS = "_voice.subscriptions", "_voice.drainer", "_voice.commands"
 _SPEECH, _AUDIO = "_voice.speaking", "_voice.audio_in"
-
-
-def _alive(ref: weakref.ref[SaynaClient]) -> SaynaClient:
-    client = ref()
-    if client is None:
-        raise SaynaNotConnectedError(
-            "The SaynaClient was dropped (garbage-collected): its session cannot be reopened"
-        )
-    return client
 
 
 class SaynaClient(RestClient, DeprecatedNames):
@@ -165,18 +154,14 @@ class SaynaClient(RestClient, DeprecatedNames):
         )
         self.retry = retry or _DEFAULT_RETRY
         self._http.handshake_timeout = options.timeouts.connect
-        me = weakref.ref(self)  # the session must not keep a dropped client alive
-
-        def renew_http() -> HttpTransport:
-            client = _alive(me)
-            http = client._http = client._new_transport()
-            http.handshake_timeout = client.timeouts.connect
-            return http
-
-        link = SessionLink(
-            ws_url, self._auth_headers, ssl, self._redactor, lambda: _alive(me)._http, renew_http
-        )
+        link = SessionLink(ws_url, self._auth_headers, ssl, self._redactor, self)
         self._voice = VoiceSession(options, link)
+
+    def _renew_http(self) -> HttpTransport:
+        """A new HTTP transport (the old one's aiohttp session belonged to a closed loop)."""
+        http = self._http = self._new_transport()
+        http.handshake_timeout = self.timeouts.connect
+        return http
 
     def __repr__(self) -> str:
         state = "ready" if self.ready else ("connected" if self.connected else "disconnected")
@@ -223,7 +208,7 @@ class SaynaClient(RestClient, DeprecatedNames):
     reconfigure = Forward(_S, VoiceSession.reconfigure)
     disconnect = Forward(_S, VoiceSession.disconnect)
     abort = Forward(_S, VoiceSession.abort)
-    on_audio_input = Forward(_AUDIO, AudioInput.on_audio_input)
+    on_audio_input = Forward(_AUDIO, AudioInput.on_audio_input, hot=True)
 
     connected = ForwardAttribute[bool](_S, "True while the WebSocket is open.")
     ready = ForwardAttribute[bool](

@@ -162,6 +162,19 @@ def test_talk_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "cannot import no_such_module_here" in capsys.readouterr().err
     assert main([*base, "--reply", "reply"]) == 2
     assert "MODULE:FUNCTION" in capsys.readouterr().err
+    form = "expected --reply path/to/file.py:function_name"
+    assert main([*base, "--reply", str(tmp_path / "nofile.py:reply")]) == 2
+    err = capsys.readouterr().err
+    assert f"no file {tmp_path / 'nofile.py'} (not found in" in err
+    assert form in err
+    bot = tmp_path / "bot.py"
+    bot.write_text("async def reply(text):\n    yield text\n", encoding="utf-8")
+    assert main([*base, "--reply", f"{bot}:answer"]) == 2
+    err = capsys.readouterr().err
+    assert f"{bot} has no function 'answer' (it defines: reply)" in err
+    assert form in err
+    assert main([*base, "--reply", f"{tmp_path}:reply"]) == 2
+    assert f"{tmp_path} is not a .py file" in capsys.readouterr().err
     rules = tmp_path / "rules.json"
     rules.write_text('{"(unclosed": "x"}', encoding="utf-8")
     assert main([*base, "--rules", str(rules)]) == 2

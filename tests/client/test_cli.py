@@ -182,6 +182,22 @@ MISTAKES = {
     "unknown engine": (["serve", "--engine", "nope"], 2, ["invalid choice: 'nope'", "'local'"]),
     "unknown demo engine": (["demo", "--engine", "nope"], 2, ["invalid choice: 'nope'"]),
     "missing argument": (["speak"], 2, ["required: text", "sayna speak --help"]),
+    "hooks without an action": (
+        ["hooks", "--url", "http://127.0.0.1:9"],
+        2,
+        ["missing ACTION: choose one of: list, set, delete", "sayna hooks list --url URL"],
+    ),
+    "hooks alone": (["hooks"], 2, ["missing ACTION", "list, set, delete", "sayna hooks --help"]),
+    "reply file missing": (
+        ["talk", "--reply", "nofile.py:f"],
+        2,
+        ["--reply: no file nofile.py", "expected --reply path/to/file.py:function_name"],
+    ),
+    "empty provider": (
+        ["speak", "hi", "--provider", ""],
+        2,
+        ["TTSConfig.provider: string should have at least 1 character"],
+    ),
 }
 
 
@@ -376,6 +392,16 @@ def run_on_terminal(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, st
     out = process.stdout.read()
     process.stdout.close()
     return process.wait(60), out, seen.decode(errors="replace")
+
+
+def test_transcribing_silence_says_nothing_was_heard(url: str, tmp_path: Path) -> None:
+    """Nothing heard is an empty transcript, not a failure: stdout stays empty (the JSON
+    transcript is ""), stderr says so in one line, and the exit status is 0."""
+    audio.write_wav(tmp_path / "quiet.wav", bytes(16000), 16000)  # 0.5 s of silence
+    args = ("transcribe", "quiet.wav", "--url", url, "--provider", "fake", "--speed", "0")
+    done = run_cli(*args, cwd=tmp_path, env={"SAYNA_API_KEY": "cli-key"})
+    assert (done.returncode, done.stdout) == (0, "")
+    assert done.stderr == "(no speech heard in quiet.wav)\n"
 
 
 def test_progress_on_a_terminal_only(url: str, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Optional
 
 import pytest
 import pytest_asyncio
@@ -17,35 +18,46 @@ from .conftest import serving, stt, tts
 
 
 class Recorder:
-    def __init__(self) -> None:
+    """A heartbeat's peer: counts Pings and verdicts; ``live`` is its liveness counter."""
+
+    def __init__(self, *, answer: bool = False) -> None:
         self.pings = 0
         self.dead = 0
+        self.live = 0
+        self.answer = answer
+        self.beat: Optional[Heartbeat] = None
+
+    def heartbeat_ping(self) -> None:
+        self.pings += 1
+        if self.answer:  # an immediate answer
+            assert self.beat is not None
+            asyncio.get_running_loop().call_soon(self.beat.pong)
+
+    def heartbeat_dead(self) -> None:
+        self.dead += 1
+
+    def heartbeat_liveness(self) -> int:
+        return self.live
+
+
+def beating(interval: float, peer: Recorder) -> Heartbeat:
+    beat = peer.beat = Heartbeat(interval, peer)
+    beat.start()
+    return beat
 
 
 async def test_pings_every_interval_while_pongs_come_back() -> None:
-    seen = Recorder()
-    beat: Heartbeat
-
-    def ping() -> None:
-        seen.pings += 1
-        asyncio.get_running_loop().call_soon(beat.pong)  # an immediate answer
-
-    beat = Heartbeat(0.05, ping, lambda: setattr(seen, "dead", seen.dead + 1))
-    beat.start()
-    await eventually(lambda: seen.pings >= 3)  # a Ping every 50 ms
+    seen = Recorder(answer=True)
+    beat = beating(0.05, seen)
+    await eventually(lambda: seen.pings >= 3)  # a Ping about every 50 ms
     beat.stop()
     assert seen.dead == 0
 
 
 async def test_a_missing_pong_is_reported_once_then_nothing_more() -> None:
     seen = Recorder()
-
-    def dead() -> None:
-        seen.dead += 1
-
-    beat = Heartbeat(0.05, lambda: setattr(seen, "pings", seen.pings + 1), dead)
-    beat.start()
-    await eventually(lambda: seen.dead)  # 25 ms after the first unanswered Ping
+    beat = beating(0.05, seen)
+    await eventually(lambda: seen.dead)  # about 25 ms after the first unanswered Ping
     await asyncio.sleep(0.3)  # the scenario: six more intervals pass
     assert seen.dead == 1
     assert seen.pings == 1  # no Ping after the verdict
@@ -56,17 +68,11 @@ async def test_data_still_arriving_defers_the_verdict_on_a_late_pong() -> None:
     # On a slow link the Pong can wait behind seconds of queued audio: as long as data
     # keeps coming the peer is alive; once it stops, a missing Pong is a dead peer.
     seen = Recorder()
-    received = [0]
-
-    def dead() -> None:
-        seen.dead += 1
-
-    # Pings every 0.2 s, Pong due 0.1 s later; data every 10 ms leaves a wide margin
-    # for a loaded machine's late timers.
-    beat = Heartbeat(0.2, lambda: None, dead, activity=lambda: received[0])
-    beat.start()
+    # Pings about every 0.2 s, Pong due 0.1 s later; data every 10 ms leaves a wide
+    # margin for a loaded machine's late timers.
+    beat = beating(0.2, seen)
     for _ in range(80):  # 0.8 s of steady data (four Pings) and never a Pong
-        received[0] += 1
+        seen.live += 1
         await asyncio.sleep(0.01)
     assert seen.dead == 0
     # The data stops: the next Pong missing is a verdict.
@@ -77,8 +83,7 @@ async def test_data_still_arriving_defers_the_verdict_on_a_late_pong() -> None:
 
 async def test_stop_cancels_the_timers() -> None:
     seen = Recorder()
-    beat = Heartbeat(0.05, lambda: setattr(seen, "pings", seen.pings + 1), lambda: None)
-    beat.start()
+    beat = beating(0.05, seen)
     beat.stop()
     beat.stop()  # twice is fine
     await asyncio.sleep(0.15)  # the scenario: three intervals pass, and nothing fires
@@ -87,7 +92,35 @@ async def test_stop_cancels_the_timers() -> None:
 
 def test_the_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
-        Heartbeat(0, lambda: None, lambda: None)
+        Heartbeat(0, Recorder())
+
+
+async def test_sessions_of_a_loop_share_one_timer_and_stay_independent() -> None:
+    # One timer per loop and interval serves every session (issue #19: no timer handle
+    # per idle session); a session's stop, verdict or failure never touches another.
+    answering = [Recorder(answer=True) for _ in range(20)]
+    beats = [beating(0.05, peer) for peer in answering]
+    silent = Recorder()
+    beating(0.05, silent)
+
+    class Broken(Recorder):
+        def heartbeat_ping(self) -> None:
+            raise RuntimeError("boom")
+
+    broken = Broken()
+    beating(0.05, broken)
+    stopped = answering[0]
+    beats[0].stop()
+    await eventually(lambda: silent.dead == 1 and all(p.pings >= 3 for p in answering[1:]))
+    assert stopped.pings == 0
+    assert all(p.dead == 0 for p in answering)
+    assert broken.dead == 0  # logged and stopped, the others go on
+    for beat in beats[1:]:
+        beat.stop()
+    await asyncio.sleep(0.15)  # three intervals pass: nobody is pinged any more
+    counts = [p.pings for p in answering]
+    await asyncio.sleep(0.1)
+    assert [p.pings for p in answering] == counts
 
 
 @pytest_asyncio.fixture

@@ -104,6 +104,10 @@ def query_api_key(url: str) -> Optional[str]:
     return None
 
 
+#: The headers of a client without credentials, shared (never mutated: requests copy).
+_NO_AUTH: dict[str, str] = {}
+
+
 def auth_headers(api_key: Optional[str], userinfo: Optional[tuple[str, str]]) -> dict[str, str]:
     """The ``Authorization`` header: Bearer for an API key, Basic for a URL's user:password.
 
@@ -120,7 +124,7 @@ def auth_headers(api_key: Optional[str], userinfo: Optional[tuple[str, str]]) ->
     if userinfo is not None:
         token = base64.b64encode(":".join(userinfo).encode("utf-8")).decode("ascii")
         return {"Authorization": f"Basic {token}"}
-    return {}
+    return _NO_AUTH
 
 
 def _user_stacklevel() -> int:
@@ -208,26 +212,23 @@ class RestBase:
                 "use https:// or wss:// so it cannot be read on the network",
                 stacklevel=_user_stacklevel(),
             )
-        self._http_options: dict[str, Any] = {
-            "timeout": timeout,
-            "retry": retry or _DEFAULT_RETRY,
-            "ssl": ssl,
-            "max_response_bytes": max_response_bytes,
-            "proxy": proxy,
-            "http_session": http_session,
-        }
-        self._http = self._new_transport()
-
-    def _new_transport(self) -> HttpTransport:
-        """A transport with this client's settings (a new event loop needs a new one:
-        its aiohttp session belongs to the old loop)."""
-        return HttpTransport(
+        self._http = HttpTransport(
             self._http_base,
             api_key=self._api_key,
             headers=self._auth_headers,
             redactor=self._redactor,
-            **self._http_options,
+            timeout=timeout,
+            retry=retry or _DEFAULT_RETRY,
+            ssl=ssl,
+            max_response_bytes=max_response_bytes,
+            proxy=proxy,
+            http_session=http_session,
         )
+
+    def _new_transport(self) -> HttpTransport:
+        """A transport with this client's settings (a new event loop needs a new one:
+        its aiohttp session belongs to the old loop)."""
+        return self._http.renewed()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url={safe_url(self._http_base)!r})"

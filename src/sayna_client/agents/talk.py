@@ -238,6 +238,10 @@ async def _played_out(speaker: PacedSpeaker) -> None:
         await asyncio.sleep(speaker.frame_ms / 1000)
 
 
+#: The fix shown when ``--reply`` names no loadable function.
+_REPLY_FORM = "expected --reply path/to/file.py:function_name or --reply module.name:function_name"
+
+
 def load_reply(spec: str) -> Reply:
     """The reply function named by ``spec``: ``module:function`` (importable) or
     ``path/to/file.py:function``.
@@ -252,29 +256,45 @@ def load_reply(spec: str) -> Reply:
     module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
         raise SaynaValidationError(
-            f"--reply takes MODULE:FUNCTION or FILE.py:FUNCTION, got {spec!r}"
+            f"--reply takes FILE.py:FUNCTION or MODULE:FUNCTION, got {spec!r}; e.g. "
+            "--reply path/to/file.py:function_name"
         )
     module: Any
     if module_name.endswith(".py"):
         path = Path(module_name)
         if not path.is_file():
-            raise SaynaValidationError(f"--reply: no file {module_name}")
+            where = "is a directory" if path.is_dir() else f"not found in {Path.cwd()}"
+            raise SaynaValidationError(f"--reply: no file {module_name} ({where}); {_REPLY_FORM}")
         loaded = importlib.util.spec_from_file_location(path.stem, path)
         if loaded is None or loaded.loader is None:
-            raise SaynaValidationError(f"--reply: cannot load {module_name}")
+            raise SaynaValidationError(f"--reply: cannot load {module_name}; {_REPLY_FORM}")
         module = importlib.util.module_from_spec(loaded)
         try:
             loaded.loader.exec_module(module)
         except Exception as exc:  # the user's file failed: say so in one line
             raise SaynaValidationError(f"--reply: loading {module_name} failed: {exc!r}") from exc
+    elif "/" in module_name or "\\" in module_name:  # a path, but not to a .py file
+        raise SaynaValidationError(f"--reply: {module_name} is not a .py file; {_REPLY_FORM}")
     else:
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise SaynaValidationError(f"--reply: cannot import {module_name}: {exc}") from exc
+            raise SaynaValidationError(
+                f"--reply: cannot import {module_name}: {exc}; {_REPLY_FORM}"
+            ) from exc
     function = getattr(module, attr, None)
     if not callable(function):
-        raise SaynaValidationError(f"--reply: {module_name} has no function {attr!r}")
+        defined = sorted(
+            name
+            for name, value in vars(module).items()
+            if inspect.isfunction(value)
+            and value.__module__ == module.__name__
+            and not name.startswith("_")
+        )
+        found = f"it defines: {', '.join(defined)}" if defined else "it defines no function"
+        raise SaynaValidationError(
+            f"--reply: {module_name} has no function {attr!r} ({found}); {_REPLY_FORM}"
+        )
     reply: Reply = function
     return reply
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from typing import Any, Callable, Optional, Union, cast
+from typing import Any, Callable, Optional, Protocol, Union, cast
 
 import aiohttp
 
@@ -41,7 +41,7 @@ from .heartbeat import Heartbeat
 from .hub import EventHub
 from .wire import FrameWriter, SendProgress, drop_transport, frame_writer, send_progress
 
-__all__ = ["WebSocketConnection"]
+__all__ = ["ConnectionOwner", "WebSocketConnection"]
 
 logger = logging.getLogger("sayna_client")
 
@@ -63,6 +63,22 @@ _YIELD_EVERY = 128
 NO_PONG = "no pong from the server within the heartbeat interval"
 
 
+class ConnectionOwner(Protocol):
+    """Who a connection reports to (the voice session)."""
+
+    def connection_ready(self, ready: ReadyMessage) -> None:
+        """The server sent ``ready`` (on the reading task, before ``configure`` returns)."""
+        ...
+
+    def connection_closed(self, info: ConnectionClosed) -> None:
+        """The socket ended, for any reason (once)."""
+        ...
+
+    def connection_activity(self) -> int:
+        """A counter of data received that changes while data flows (keepalive)."""
+        ...
+
+
 class WebSocketConnection:
     """A single connected socket and its reader task. Not reused after it closes.
 
@@ -72,7 +88,6 @@ class WebSocketConnection:
     """
 
     __slots__ = (
-        "_activity",
         "_binary_sender",
         "_closing_by_client",
         "_control",
@@ -80,8 +95,7 @@ class WebSocketConnection:
         "_heartbeat",
         "_heartbeat_interval",
         "_hub",
-        "_on_closed",
-        "_on_ready_cb",
+        "_owner",
         "_reader",
         "_ready_waiter",
         "_sent",
@@ -94,18 +108,17 @@ class WebSocketConnection:
         self,
         ws: aiohttp.ClientWebSocketResponse[Any],
         hub: EventHub,
+        owner: ConnectionOwner,
         *,
-        on_closed: Callable[[ConnectionClosed], None],
-        on_ready: Callable[[ReadyMessage], None],
         heartbeat: Optional[float] = None,
-        activity: Optional[Callable[[], int]] = None,
     ) -> None:
         self._ws = ws
         self._binary_sender: Optional[BinarySender] = None
         self._frames: Optional[FrameWriter] = None  # set with _binary_sender, if used
         self._hub = hub
-        self._on_closed = on_closed
-        self._on_ready_cb = on_ready
+        # The owner itself rather than three of its bound methods (64 bytes each, per
+        # session: issue #19).
+        self._owner = owner
         self._ready_waiter: Optional[asyncio.Future[ReadyMessage]] = None
         self.close_info: Optional[ConnectionClosed] = None
         #: Where the session stands (see :mod:`sayna_client.protocol.lifecycle`).
@@ -115,9 +128,8 @@ class WebSocketConnection:
         # Ping every 2/3 of the user's figure, Pong due within 1/3 of it: a dead peer
         # is detected within the figure itself. Made and armed by the reader task.
         self._heartbeat_interval = heartbeat * 2 / 3 if heartbeat else None
-        self._activity = activity
         self._heartbeat: Optional[Heartbeat] = None
-        self._sent: Optional[SendProgress] = None  # made with the heartbeat
+        self._sent: Optional[SendProgress] = None  # made at the first Ping
         #: Ping / Pong sends and the close after a dead heartbeat (awaited by close()).
         self._control: Optional[set[asyncio.Task[None]]] = None
 
@@ -134,16 +146,15 @@ class WebSocketConnection:
         connect_timeout: Optional[float],
         ssl: Any,
         hub: EventHub,
-        on_closed: Callable[[ConnectionClosed], None],
-        on_ready: Callable[[ReadyMessage], None],
-        activity: Optional[Callable[[], int]] = None,
+        owner: ConnectionOwner,
         redactor: Optional[Redactor] = None,
         proxy: Optional[str] = None,
         proxy_auth: Optional[aiohttp.BasicAuth] = None,
     ) -> WebSocketConnection:
         """Open the socket (bounded by ``connect_timeout``); ``heartbeat`` is the user's
-        dead-peer detection figure in seconds (None: no pings), ``activity`` a counter
-        of received data that keeps a late Pong from counting while data still flows.
+        dead-peer detection figure in seconds (None: no pings); ``owner`` is told of
+        ``ready`` and of the close, and its activity counter keeps a late Pong from
+        counting while data still flows.
         ``redactor`` masks the client's secrets in the errors and their causes.
 
         Raises:
@@ -164,9 +175,7 @@ class WebSocketConnection:
             proxy=proxy,
             proxy_auth=proxy_auth,
         )
-        return cls(
-            ws, hub, on_closed=on_closed, on_ready=on_ready, heartbeat=heartbeat, activity=activity
-        )
+        return cls(ws, hub, owner, heartbeat=heartbeat)
 
     async def configure(self, config_text: str, ready_timeout: Optional[float]) -> ReadyMessage:
         """Send ``config`` and wait for ``ready``.
@@ -346,23 +355,28 @@ class WebSocketConnection:
         self._control.add(task)
         task.add_done_callback(self._control.discard)
 
-    def _send_ping(self) -> None:
+    def heartbeat_ping(self) -> None:
+        """Send a Ping (for the :class:`~.heartbeat.Heartbeat`)."""
         if self.close_info is None:
             self._spawn(self._ws.ping())
 
     def _bytes_written(self) -> int:
         return self._frames.written if self._frames is not None else 0
 
-    def _liveness(self) -> int:
+    def heartbeat_liveness(self) -> int:
         """A number that changes while the peer shows life other than a Pong: data
-        arriving (``activity``), or our queued bytes draining into it. A Ping sent
+        arriving (the owner's activity), or our queued bytes draining into it. A Ping sent
         during an upload waits behind the upload's bytes, so its Pong is late however
         alive a slow peer is; a silent peer takes nothing and is still found dead."""
-        seen = self._activity() if self._activity is not None else 0
+        seen = self._owner.connection_activity()
         sent = self._sent
+        if sent is None and self.close_info is None:
+            # Made at the first Ping, not with the reader: its first reading is its
+            # baseline either way, and an idle session holds nothing until then.
+            sent = self._sent = send_progress(self._ws, self._bytes_written)
         return seen + (sent() if sent is not None else 0)
 
-    def _declare_dead(self) -> None:
+    def heartbeat_dead(self) -> None:
         """No Pong in time: the session ends now with 1006, and the connection is dropped
         (a peer that answers no ping answers no Close either; a send waiting for it to
         read is woken by the drop). The reader then sees the closed socket and ends."""
@@ -379,8 +393,7 @@ class WebSocketConnection:
         burst = 0
         interval = self._heartbeat_interval
         if interval is not None and self.close_info is None:
-            self._sent = send_progress(self._ws, self._bytes_written)
-            heartbeat = Heartbeat(interval, self._send_ping, self._declare_dead, self._liveness)
+            heartbeat = Heartbeat(interval, self)
             self._heartbeat = heartbeat
             heartbeat.start()
         try:
@@ -412,7 +425,7 @@ class WebSocketConnection:
 
     def _got_ready(self, ready: ReadyMessage) -> None:
         self.phase = next_phase(self.phase, PhaseInput.READY_RECEIVED)
-        self._on_ready_cb(ready)
+        self._owner.connection_ready(ready)
         waiter = self._ready_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(ready)
@@ -443,7 +456,7 @@ class WebSocketConnection:
         waiter = self._ready_waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(self._closed_error())
-        self._on_closed(info)
+        self._owner.connection_closed(info)
         if code == ABNORMAL_CLOSURE and not by_client:
             # Lost or dead rather than closed by a handshake: release the socket now and
             # wake sends waiting for a peer that may never read again (a close() of ours

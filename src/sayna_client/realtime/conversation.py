@@ -117,16 +117,18 @@ class SessionTracker:
         self._clock = clock
         self.metrics = SessionMetrics()
         self._tts_bytes_past = 0  # TTS bytes of the sessions before this one
-        self._speak_sent_at: list[float] = []
+        # The lists below are made when first needed (None: empty): an idle session
+        # holds none of them (56 bytes each; issue #19, idle memory per session).
+        self._speak_sent_at: Optional[list[float]] = None
         self._first_audio_pending: Optional[float] = None
-        self._playback_waiters: list[asyncio.Future[None]] = []
-        self._turn_waiters: list[asyncio.Future[Optional[Turn]]] = []
+        self._playback_waiters: Optional[list[asyncio.Future[None]]] = None
+        self._turn_waiters: Optional[list[asyncio.Future[Optional[Turn]]]] = None
         self._first_audio_sent_at: Optional[float] = None
         #: ``metrics.audio_frames_sent`` when the last ``stt_result`` arrived.
         self._frames_answered = 0
         # The turn being assembled.
-        self._segments: list[str] = []
-        self._confidences: list[float] = []
+        self._segments: Optional[list[str]] = None
+        self._confidences: Optional[list[float]] = None
         self._turn_started: Optional[float] = None
         self._interims = 0
         #: Number of ``stt_result`` and TTS events seen; ``drain()`` watches it settle.
@@ -141,7 +143,7 @@ class SessionTracker:
         self._tts_bytes_past += self.metrics.tts_audio_bytes
         self.metrics = SessionMetrics()
         self.peer_left = False
-        self._speak_sent_at.clear()
+        self._speak_sent_at = None
         self._first_audio_pending = None
         self._first_audio_sent_at = None
         self._frames_answered = 0
@@ -151,10 +153,6 @@ class SessionTracker:
     def tts_bytes_total(self) -> int:
         """TTS audio bytes received in every session of the client so far."""
         return self._tts_bytes_past + self.metrics.tts_audio_bytes
-
-    def activity_count(self) -> int:
-        """:attr:`activity`, as a callable (the keepalive watches it while a Pong is late)."""
-        return self.activity
 
     def on_participant_disconnected(self, _event: object) -> None:
         self.peer_left = True
@@ -166,21 +164,23 @@ class SessionTracker:
     def closed(self, error: Callable[[], BaseException]) -> None:
         """The session ended: wake every waiter with the exception ``error()`` makes
         (built only when someone is waiting: most sessions end with no waiter)."""
-        waiters = self._playback_waiters + self._turn_waiters
+        waiters = [*(self._playback_waiters or ()), *(self._turn_waiters or ())]
+        self._playback_waiters = self._turn_waiters = None
         if waiters:
             exc = error()
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_exception(exc)
-            self._playback_waiters.clear()
-            self._turn_waiters.clear()
-        self._speak_sent_at.clear()
+        self._speak_sent_at = None
 
     # --- outbound ---------------------------------------------------------------------
 
     def speak_sent(self) -> None:
         now = self._clock()
-        self._speak_sent_at.append(now)
+        sent = self._speak_sent_at
+        if sent is None:
+            sent = self._speak_sent_at = []
+        sent.append(now)
         if self._first_audio_pending is None:
             self._first_audio_pending = now
 
@@ -208,16 +208,17 @@ class SessionTracker:
         self.on_playback_complete(None, measure=False)
 
     def on_playback_complete(self, event: Any, measure: bool = True) -> None:
-        if self._speak_sent_at and measure:
-            value = self._clock() - self._speak_sent_at[0]
+        sent = self._speak_sent_at
+        if sent and measure:
+            value = self._clock() - sent[0]
             self.metrics.speak_to_playback_complete_last = value
             _keep(self.metrics.speak_to_playback_complete, value)
             logger.debug("Sayna metrics: speak -> playback complete %.1f ms", value * 1e3)
         # Completions coalesce: one marks the whole queue drained.
-        self._speak_sent_at.clear()
+        self._speak_sent_at = None
         self._first_audio_pending = None
-        waiters, self._playback_waiters = self._playback_waiters, []
-        for waiter in waiters:
+        waiters, self._playback_waiters = self._playback_waiters, None
+        for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
 
@@ -240,22 +241,24 @@ class SessionTracker:
             self._turn_started = now
         if event.is_final:
             if event.transcript:
+                if self._segments is None or self._confidences is None:
+                    self._segments, self._confidences = [], []
                 self._segments.append(event.transcript)
                 self._confidences.append(event.confidence)
         else:
             self._interims += 1
         if not event.is_speech_final:
             return None
-        if not self._segments and not event.transcript:
+        segments = self._segments or ()
+        if not segments and not event.transcript:
             self._reset_turn()  # a speech-final with nothing said: no turn
             self._turn_ended(None)
             return None
+        confidences = self._confidences
         turn = Turn(
-            text=" ".join(self._segments),
-            confidence=(
-                sum(self._confidences) / len(self._confidences) if self._confidences else 1.0
-            ),
-            segments=tuple(self._segments),
+            text=" ".join(segments),
+            confidence=sum(confidences) / len(confidences) if confidences else 1.0,
+            segments=tuple(segments),
             started_at=self._turn_started,
             ended_at=now,
             interim_count=self._interims,
@@ -266,14 +269,14 @@ class SessionTracker:
         return turn
 
     def _turn_ended(self, turn: Optional[Turn]) -> None:
-        waiters, self._turn_waiters = self._turn_waiters, []
-        for waiter in waiters:
+        waiters, self._turn_waiters = self._turn_waiters, None
+        for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(turn)
 
     def _reset_turn(self) -> None:
-        self._segments = []
-        self._confidences = []
+        self._segments = None
+        self._confidences = None
         self._turn_started = None
         self._interims = 0
 
@@ -303,6 +306,8 @@ class SessionTracker:
     def wait_playback(self) -> asyncio.Future[None]:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.playback_pending:
+            if self._playback_waiters is None:
+                self._playback_waiters = []
             self._playback_waiters.append(waiter)
         else:
             waiter.set_result(None)
@@ -312,7 +317,7 @@ class SessionTracker:
         """Resolved when the current turn ends (at once, with None, when none is pending)."""
         waiter: asyncio.Future[Optional[Turn]] = asyncio.get_running_loop().create_future()
         if self.turn_pending:
-            self._turn_waiters.append(waiter)
+            self._add_turn_waiter(waiter)
         else:
             waiter.set_result(None)
         return waiter
@@ -321,5 +326,10 @@ class SessionTracker:
         """Resolved at the next speech-final: with its :class:`Turn`, or None when it
         ended nothing said; fails with the close error if the session ends first."""
         waiter: asyncio.Future[Optional[Turn]] = asyncio.get_running_loop().create_future()
-        self._turn_waiters.append(waiter)
+        self._add_turn_waiter(waiter)
         return waiter
+
+    def _add_turn_waiter(self, waiter: asyncio.Future[Optional[Turn]]) -> None:
+        if self._turn_waiters is None:
+            self._turn_waiters = []
+        self._turn_waiters.append(waiter)

@@ -14,6 +14,7 @@ bytes, and a ``TTSAudio`` event is made only when an iterator takes audio.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
 from ..protocol.events import TTSAudio
@@ -43,9 +44,9 @@ class FanOut:
         callback_types: frozenset[str],
         to_callbacks: Route,
         audio_to_callbacks: Callable[[bytes], None],
-        iterators: list[tuple[Mailbox, Optional[frozenset[str]]]],
-        observers: list[tuple[str, Route]],
-        audio_observers: list[Callable[[bytes], None]],
+        iterators: Sequence[tuple[Mailbox, Optional[frozenset[str]]]],
+        observers: Sequence[tuple[str, Route]],
+        audio_observers: Sequence[Callable[[bytes], None]],
     ) -> None:
         """Recompute the routes.
 

@@ -50,7 +50,15 @@ def _wrong_loop() -> SaynaEventLoopError:
 class SessionGate:
     """Serialises the lifecycle calls of one client (see the module docstring)."""
 
-    __slots__ = ("_holder", "_interrupted", "_interruptible", "_lock", "_lock_loop", "_loop")
+    __slots__ = (
+        "_holder",
+        "_interrupted",
+        "_interruptible",
+        "_lock",
+        "_lock_loop",
+        "_loop",
+        "_users",
+    )
 
     def __init__(self) -> None:
         self._lock: Optional[asyncio.Lock] = None
@@ -59,6 +67,9 @@ class SessionGate:
         self._holder: Optional[asyncio.Task[object]] = None
         self._interruptible = False
         self._interrupted: Optional[asyncio.Task[object]] = None
+        #: Calls holding or waiting for the lock; at 0 the lock is dropped (an idle
+        #: session holds none: issue #19) and the next call makes a new one.
+        self._users = 0
 
     # --- the event loop ---------------------------------------------------------------
 
@@ -108,25 +119,31 @@ class SessionGate:
                 raise _wrong_loop()
             lock = self._lock = asyncio.Lock()
             self._lock_loop = running
-        async with lock:
-            task = asyncio.current_task()
-            assert task is not None
-            self._holder = task
-            self._interruptible = interruptible
-            try:
-                yield
-            except asyncio.CancelledError:
-                if self._interrupted is not task or not _uncancel(task):
-                    raise
-                raise SaynaConnectionClosedError(
-                    f"{what} was interrupted: disconnect() or abort() closed the session",
-                    code=int(CloseCode.NORMAL_CLOSURE),
-                    reason="closed by client",
-                ) from None
-            finally:
-                self._holder = None
-                if self._interrupted is task:
-                    self._interrupted = None
+        self._users += 1
+        try:
+            async with lock:
+                task = asyncio.current_task()
+                assert task is not None
+                self._holder = task
+                self._interruptible = interruptible
+                try:
+                    yield
+                except asyncio.CancelledError:
+                    if self._interrupted is not task or not _uncancel(task):
+                        raise
+                    raise SaynaConnectionClosedError(
+                        f"{what} was interrupted: disconnect() or abort() closed the session",
+                        code=int(CloseCode.NORMAL_CLOSURE),
+                        reason="closed by client",
+                    ) from None
+                finally:
+                    self._holder = None
+                    if self._interrupted is task:
+                        self._interrupted = None
+        finally:
+            self._users -= 1
+            if self._users == 0 and self._lock is lock:
+                self._lock = None  # nobody holds or waits: made again when needed
 
     def interrupt(self) -> None:
         """Cancel the task holding the gate for an interruptible call, if any."""

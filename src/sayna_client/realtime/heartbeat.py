@@ -1,103 +1,192 @@
-"""Keepalive timing: a Ping every ``interval``, and a Pong due within half of it.
+"""Keepalive timing: a Ping about every ``interval``, and a verdict on a missing Pong.
 
-Pure timers on the event loop, no I/O: the connection sends the Ping and reports
-the Pong. Declaring the peer dead at most ``1.5 × interval`` after the last answer
-is what lets the client detect a dead server within its ``heartbeat`` figure
-(the interval is two thirds of it). A peer that still shows life when the Pong is
-due is not dead, so the deadline moves on while an activity counter keeps changing.
-The connection's counter changes in both directions of a slow link: while data
-arrives (the Pong may wait behind seconds of queued TTS audio) and while the peer
-takes the bytes we queued (our Ping waits behind an upload that fills the socket
-buffers: a 128 KB/s link drains 2 MB in 16 s). A silent peer does neither.
+Pure timers on the event loop, no I/O: the peer (the connection) sends the Ping,
+reports the Pong and drops a dead socket. Declaring the peer dead at most
+``1.5 × interval`` after its last answer is what lets the client detect a dead server
+within its ``heartbeat`` figure (the interval is two thirds of it). A peer that still
+shows life when the Pong is due is not dead, so the deadline moves on while its
+liveness counter keeps changing. The connection's counter changes in both directions
+of a slow link: while data arrives (the Pong may wait behind seconds of queued TTS
+audio) and while the peer takes the bytes we queued (our Ping waits behind an upload
+that fills the socket buffers: a 128 KB/s link drains 2 MB in 16 s). A silent peer
+does neither.
+
+One timer per event loop (and interval) serves every connection of that loop: a
+:class:`_Wheel` ticks every ``interval / 8`` while it has members and looks at each
+one's deadlines. A session costs one small :class:`Heartbeat` record, not a timer
+handle, its callback and context per session (issue #19: idle memory per session).
+Deadlines are seen up to one tick late, so the Ping period is ``interval - 2 ticks``
+(``0.75 × interval``) and the Pong window ``interval / 2``: a dead peer is still
+declared within ``1.5 × interval`` of its last answer. One session's stop or failure
+never touches another's record.
 
 It replaces aiohttp's own heartbeat, which resets a timer on every chunk of
 incoming data (a callback per event-loop turn while audio streams in) and ties the
-socket and its protocol in a reference cycle. Here the cost is two timer handles
-per interval, armed only once the session is ready.
+socket and its protocol in a reference cycle.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Optional
+import logging
+import weakref
+from typing import Optional, Protocol
 
-__all__ = ["Heartbeat"]
+__all__ = ["Heartbeat", "HeartbeatPeer"]
+
+logger = logging.getLogger("sayna_client")
+
+#: Ticks of a wheel per interval.
+_TICKS = 8
+
+
+class HeartbeatPeer(Protocol):
+    """What a :class:`Heartbeat` drives (the connection)."""
+
+    def heartbeat_ping(self) -> None:
+        """Send a Ping (never blocks, never raises)."""
+        ...
+
+    def heartbeat_dead(self) -> None:
+        """No Pong in time and no other sign of life: the peer is dead."""
+        ...
+
+    def heartbeat_liveness(self) -> int:
+        """A number that changes while the peer shows life other than a Pong (data
+        arriving, our queued data draining); a constant when there is no such signal."""
+        ...
 
 
 class Heartbeat:
-    """Calls ``ping()`` every ``interval`` seconds and ``on_dead()`` when a Pong is late.
+    """Calls ``peer.heartbeat_ping()`` about every ``interval`` seconds and
+    ``peer.heartbeat_dead()`` when a Pong is late (see the module docstring).
 
-    ``pong()`` must be called for every Pong received. After ``on_dead()`` or
+    ``pong()`` must be called for every Pong received. After ``heartbeat_dead()`` or
     ``stop()`` nothing is called any more.
+
+    Raises:
+        ValueError: ``interval`` is not positive.
     """
 
     __slots__ = (
-        "_activity",
+        "__weakref__",
         "_interval",
-        "_loop",
         "_mark",
-        "_on_dead",
-        "_ping",
+        "_next_ping",
+        "_peer",
         "_pong_due",
-        "_timer",
+        "_wheel",
     )
 
-    def __init__(
-        self,
-        interval: float,
-        ping: Callable[[], None],
-        on_dead: Callable[[], None],
-        activity: Optional[Callable[[], int]] = None,
-    ) -> None:
-        """``activity()``, if given, returns a number that changes while the peer shows
-        life other than a Pong (data arriving, our queued data draining)."""
+    def __init__(self, interval: float, peer: HeartbeatPeer) -> None:
         if not interval > 0:
             raise ValueError("the heartbeat interval must be positive")
         self._interval = interval
-        self._ping = ping
-        self._on_dead = on_dead
-        self._activity = activity
+        self._peer = peer
         self._mark = 0
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._timer: Optional[asyncio.TimerHandle] = None
-        self._pong_due: Optional[asyncio.TimerHandle] = None
+        self._next_ping = 0.0
+        self._pong_due: Optional[float] = None
+        self._wheel: Optional[_Wheel] = None
 
     def start(self) -> None:
-        """Arm the first Ping, ``interval`` from now (inside the running loop)."""
-        loop = self._loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._interval, self._tick)
+        """Arm the first Ping, about ``interval`` from now (inside the running loop)."""
+        loop = asyncio.get_running_loop()
+        wheel = _wheel_for(loop, self._interval)
+        self._next_ping = loop.time() + wheel.period
+        self._wheel = wheel
+        wheel.add(self, loop)
 
     def pong(self) -> None:
         """A Pong arrived: the peer is alive."""
-        due, self._pong_due = self._pong_due, None
-        if due is not None:
-            due.cancel()
+        self._pong_due = None
 
     def stop(self) -> None:
-        """Cancel both timers. Safe to call twice."""
-        for handle in (self._timer, self._pong_due):
-            if handle is not None:
-                handle.cancel()
-        self._timer = self._pong_due = None
-
-    def _tick(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        self._timer = loop.call_later(self._interval, self._tick)
-        if self._pong_due is None:
-            self._pong_due = loop.call_later(self._interval / 2, self._expired)
-            if self._activity is not None:
-                self._mark = self._activity()
-        self._ping()
-
-    def _expired(self) -> None:
+        """Stop for good. Safe to call twice."""
+        wheel, self._wheel = self._wheel, None
         self._pong_due = None
-        if self._activity is not None:
-            seen = self._activity()
+        if wheel is not None:
+            wheel.remove(self)
+
+    def _due(self, now: float, wheel: _Wheel) -> None:
+        """One tick of the wheel: the Pong verdict, then the next Ping, as due."""
+        peer = self._peer
+        due = self._pong_due
+        if due is not None and now >= due:
+            seen = peer.heartbeat_liveness()
             if seen != self._mark:  # data is still coming in: the Pong may be behind it
                 self._mark = seen
-                assert self._loop is not None
-                self._pong_due = self._loop.call_later(self._interval / 2, self._expired)
+                self._pong_due = now + wheel.window
+            else:
+                self.stop()
+                peer.heartbeat_dead()
                 return
-        self.stop()
-        self._on_dead()
+        if now >= self._next_ping:
+            self._next_ping = now + wheel.period
+            if self._pong_due is None:
+                self._pong_due = now + wheel.window
+                self._mark = peer.heartbeat_liveness()
+            peer.heartbeat_ping()
+
+
+class _Wheel:
+    """The keepalive timer of one event loop and interval: one timer handle, armed
+    while the wheel has members, for all of them. The loop is held weakly: a loop
+    closed with sessions still open is not kept alive by the wheels' registry."""
+
+    __slots__ = ("_loop", "_members", "_timer", "key", "period", "tick", "window")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
+        self._loop = weakref.ref(loop)
+        self.key = interval
+        self.tick = interval / _TICKS
+        self.period = interval - 2 * self.tick  # a deadline is seen up to a tick late
+        self.window = interval / 2
+        self._members: dict[Heartbeat, None] = {}  # insertion-ordered
+        self._timer: Optional[asyncio.TimerHandle] = None
+
+    def add(self, beat: Heartbeat, loop: asyncio.AbstractEventLoop) -> None:
+        self._members[beat] = None
+        if self._timer is None:
+            self._timer = loop.call_later(self.tick, self._run)
+
+    def remove(self, beat: Heartbeat) -> None:
+        members = self._members
+        members.pop(beat, None)
+        if members:
+            return
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        loop = self._loop()
+        wheels = _WHEELS.get(loop) if loop is not None else None
+        if wheels is not None and wheels.get(self.key) is self:
+            del wheels[self.key]
+
+    def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        members = self._members
+        self._timer = loop.call_later(self.tick, self._run)  # remove() of the last cancels it
+        now = loop.time()
+        for beat in list(members):
+            if beat not in members:
+                continue  # stopped during this tick (by another session's callback)
+            try:
+                beat._due(now, self)
+            except Exception:  # one session's failure must not stop the others' keepalive
+                logger.exception("Sayna keepalive failed for one session; it is stopped")
+                beat.stop()
+
+
+#: The wheels of each event loop, by interval.
+_WHEELS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, _Wheel]]
+_WHEELS = weakref.WeakKeyDictionary()
+
+
+def _wheel_for(loop: asyncio.AbstractEventLoop, interval: float) -> _Wheel:
+    wheels = _WHEELS.get(loop)
+    if wheels is None:
+        wheels = _WHEELS[loop] = {}
+    wheel = wheels.get(interval)
+    if wheel is None:
+        wheel = wheels[interval] = _Wheel(loop, interval)
+    return wheel

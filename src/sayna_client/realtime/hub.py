@@ -40,6 +40,38 @@ logger = logging.getLogger("sayna_client")
 Callback = Callable[[Any], Any]
 
 
+class _Derive:
+    """An observer that publishes what ``derive(event)`` returns (when not None) to the
+    hub, held weakly: a hub and its owner never form a reference cycle."""
+
+    __slots__ = ("_derive", "_hub")
+
+    def __init__(self, hub: weakref.ref[EventHub], derive: Callable[[Any], Any]) -> None:
+        self._hub = hub
+        self._derive = derive
+
+    def __call__(self, event: Any) -> None:
+        derived = self._derive(event)
+        if derived is not None:
+            hub = self._hub()
+            if hub is not None:
+                hub.publish(derived)
+
+
+class _TellIterators:
+    """A dispatcher's ``report``: to the hub's iterators, the hub held weakly."""
+
+    __slots__ = ("_hub",)
+
+    def __init__(self, hub: weakref.ref[EventHub]) -> None:
+        self._hub = hub
+
+    def __call__(self, problem: Any) -> None:
+        hub = self._hub()
+        if hub is not None:
+            hub.tell_iterators(problem)
+
+
 class EventHub:
     """Registrations, the fan-out over them and the current session's dispatcher."""
 
@@ -51,6 +83,8 @@ class EventHub:
         "_fanout",
         "_iterators",
         "_observers",
+        "_ref",
+        "_report",
         "_subs",
         "max_queue",
         "max_queue_bytes",
@@ -64,12 +98,17 @@ class EventHub:
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes
         self._subs = Subscriptions()
-        self._iterators: list[tuple[Mailbox, Optional[frozenset[str]]]] = []
-        self._observers: list[tuple[str, Callable[[Any], None]]] = []
-        self._audio_observers: list[Callable[[bytes], None]] = []
+        # Tuples, replaced on each (rare) change: smaller than lists per idle session.
+        self._iterators: tuple[tuple[Mailbox, Optional[frozenset[str]]], ...] = ()
+        self._observers: tuple[tuple[str, Callable[[Any], None]], ...] = ()
+        self._audio_observers: tuple[Callable[[bytes], None], ...] = ()
         #: Dispatchers of ended sessions still handling their queue.
         self._draining: Optional[set[asyncio.Task[None]]] = None  # made by end_session
         self._fanout = FanOut()
+        # One weak reference for the routes that publish back (see derive) and the
+        # dispatchers' reports: each a small object, not a closure (issue #19).
+        self._ref = weakref.ref(self)
+        self._report = _TellIterators(self._ref)
         #: Deliver one event to every interested consumer; never blocks, never raises.
         #: TTS audio goes through :attr:`publish_audio` instead.
         self.publish: Callable[[Any], None] = self._fanout.publish
@@ -104,14 +143,15 @@ class EventHub:
     def add_iterator(self, name: str, types: Optional[frozenset[str]] = None) -> Mailbox:
         """A mailbox for a pull consumer: every event, or only ``types``."""
         mailbox = Mailbox(name, self.max_queue, self.max_queue_bytes)
-        self._iterators.append((mailbox, types))
+        self._iterators = (*self._iterators, (mailbox, types))
         self._rebuild()
         return mailbox
 
     def remove_iterator(self, mailbox: Mailbox) -> None:
-        for index, (candidate, _) in enumerate(self._iterators):
+        iterators = self._iterators
+        for index, (candidate, _) in enumerate(iterators):
             if candidate is mailbox:
-                del self._iterators[index]
+                self._iterators = iterators[:index] + iterators[index + 1 :]
                 mailbox.close()
                 self._rebuild()
                 return
@@ -122,32 +162,34 @@ class EventHub:
         Only for the SDK's own cheap bookkeeping: it runs on the reader task and must
         neither block nor raise.
         """
-        self._observers.append((event_type, observer))
+        self._observers = (*self._observers, (event_type, observer))
         self._rebuild()
 
     def unobserve(self, event_type: str, observer: Callable[[Any], None]) -> None:
         """Stop calling ``observer`` (added by :meth:`observe` for ``event_type``); no
         effect if it is not observing. Safe to call from an observer: the event being
         published still reaches the observers it was routed to."""
-        for index, (kind, candidate) in enumerate(self._observers):
-            if kind == event_type and candidate is observer:
-                del self._observers[index]
+        observers = self._observers
+        for index, (kind, candidate) in enumerate(observers):
+            if kind == event_type and candidate == observer:  # a bound method is made anew
+                self._observers = observers[:index] + observers[index + 1 :]
                 self._rebuild()
                 return
 
     def observe_audio(self, observer: Callable[[bytes], None]) -> None:
         """:meth:`observe` for ``tts_audio``, called with the frame's bytes."""
-        self._audio_observers.append(observer)
+        self._audio_observers = (*self._audio_observers, observer)
         self._rebuild()
 
     def unobserve_audio(self, observer: Callable[[bytes], None]) -> None:
         """Stop calling ``observer`` (added by :meth:`observe_audio`); no effect if it is
         not observing. Safe to call from an observer: the frame being published still
         reaches the observers it was routed to."""
-        try:
-            self._audio_observers.remove(observer)
-        except ValueError:
+        observers = self._audio_observers
+        if observer not in observers:
             return
+        index = observers.index(observer)
+        self._audio_observers = observers[:index] + observers[index + 1 :]
         self._rebuild()
 
     def derive(self, event_type: str, derive: Callable[[Any], Any]) -> None:
@@ -156,16 +198,7 @@ class EventHub:
         The hub is held weakly, so a hub and its owner never form a reference cycle
         (they are freed as soon as the owner is dropped, without the cyclic GC).
         """
-        hub = weakref.ref(self)
-
-        def observer(event: Any) -> None:
-            derived = derive(event)
-            if derived is not None:
-                target = hub()
-                if target is not None:
-                    target.publish(derived)
-
-        self.observe(event_type, observer)
+        self.observe(event_type, _Derive(self._ref, derive))
 
     def _rebuild(self) -> None:
         dispatcher = self._dispatcher
@@ -181,18 +214,11 @@ class EventHub:
     # --- reports ---------------------------------------------------------------------
 
     def _new_dispatcher(self, after: Optional[asyncio.Task[None]]) -> Dispatcher:
-        hub = weakref.ref(self)  # no cycle hub <-> dispatcher (see derive)
-
-        def report(problem: Any) -> None:
-            target = hub()
-            if target is not None:
-                target.tell_iterators(problem)
-
         return Dispatcher(
             self._subs,
             limit=self.max_queue,
             max_bytes=self.max_queue_bytes,
-            report=report,
+            report=self._report,  # holds the hub weakly: no cycle hub <-> dispatcher
             after=after,
         )
 
@@ -264,5 +290,5 @@ class EventHub:
             return
         for mailbox, _ in self._iterators:
             mailbox.close()
-        self._iterators = []
+        self._iterators = ()
         self._rebuild()

@@ -17,8 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from dataclasses import dataclass
-from typing import Any, Callable, Optional, Union, cast
+from typing import Any, NamedTuple, Optional, Protocol, Union, cast
 
 from .._checks import has_google_auth
 from .._config import check_seconds
@@ -49,14 +48,35 @@ from .reconnect import Reconnector
 from .speaking import Speaking
 from .subscriptions import Subscriptions
 
-__all__ = ["SessionLink", "VoiceSession"]
+__all__ = ["HttpOwner", "ReadyInfo", "SessionLink", "VoiceSession"]
 
 logger = logging.getLogger("sayna_client")
 
 _NO_HEADERS: dict[str, str] = {}  # never mutated (aiohttp copies what it is given)
 
 
-@dataclass
+class ReadyInfo(NamedTuple):
+    """What the server's ``ready`` said, kept for the session's life: its fields rather
+    than the :class:`~sayna_client.ReadyMessage` model (about 0.6 KiB less per session)."""
+
+    stream_id: Optional[str]
+    livekit_room_name: Optional[str]
+    livekit_url: Optional[str]
+    sayna_participant_identity: Optional[str]
+    sayna_participant_name: Optional[str]
+
+
+class HttpOwner(Protocol):
+    """The client whose HTTP transport opens the session's socket."""
+
+    _http: HttpTransport
+
+    def _renew_http(self) -> HttpTransport:
+        """Replace the transport with a new one (its aiohttp session belonged to a loop
+        that has been closed); returns the new one."""
+        ...
+
+
 class SessionLink:
     """Where and how the session's socket is opened, shared with the REST side.
 
@@ -65,17 +85,45 @@ class SessionLink:
         headers: the ``Authorization`` header (or none).
         ssl: passed to aiohttp.
         redactor: masks the client's secrets in errors.
-        http: the client's current HTTP transport (its aiohttp session opens the socket).
-        renew_http: replace it with a new one (its aiohttp session belonged to a loop
-            that has been closed); returns the new one.
+
+    The client is held weakly: the session must not keep a dropped client alive.
     """
 
-    ws_url: str
-    headers: dict[str, str]
-    ssl: Any
-    redactor: Redactor
-    http: Callable[[], HttpTransport]
-    renew_http: Callable[[], HttpTransport]
+    __slots__ = ("_owner", "headers", "redactor", "ssl", "ws_url")
+
+    def __init__(
+        self, ws_url: str, headers: dict[str, str], ssl: Any, redactor: Redactor, owner: HttpOwner
+    ) -> None:
+        self.ws_url = ws_url
+        self.headers = headers
+        self.ssl = ssl
+        self.redactor = redactor
+        self._owner = weakref.ref(owner)
+
+    def _client(self) -> HttpOwner:
+        client = self._owner()
+        if client is None:
+            raise SaynaNotConnectedError(
+                "The SaynaClient was dropped (garbage-collected): its session cannot be reopened"
+            )
+        return client
+
+    def http(self) -> HttpTransport:
+        """The client's current HTTP transport (its aiohttp session opens the socket).
+
+        Raises:
+            SaynaNotConnectedError: the client was garbage-collected.
+        """
+        return self._client()._http
+
+    def renew_http(self) -> HttpTransport:
+        """Replace the client's transport with a new one (its aiohttp session belonged
+        to a loop that has been closed); returns the new one.
+
+        Raises:
+            SaynaNotConnectedError: the client was garbage-collected.
+        """
+        return self._client()._renew_http()
 
 
 class VoiceSession:
@@ -107,17 +155,63 @@ class VoiceSession:
         hub.derive("stt_result", tracker.on_stt_result)  # -> Turn events
         hub.observe("participant_disconnected", tracker.on_participant_disconnected)
         self._conn: Optional[WebSocketConnection] = None
-        self._ready_msg: Optional[ReadyMessage] = None
+        self._ready_msg: Optional[ReadyInfo] = None
         self._gate = SessionGate()
         # The parts refer back to the session weakly, so that a dropped client is freed
         # by reference counting alone (no cycle through the SDK's own objects).
-        me = cast("VoiceSession", weakref.proxy(self))
-        self.audio_in = AudioInput(me)
-        self._reconnector = Reconnector(me)
-        self.subscriptions = Subscriptions(hub)
-        self.drainer = Drainer(me)
-        self.commands = Commands(me)
+        me = self._me = cast("VoiceSession", weakref.proxy(self))
+        # The parts a session may never use are made at their first use (an idle
+        # session holds none of them: issue #19, idle memory per session).
+        self._audio_in: Optional[AudioInput] = None
+        self._reconnector: Optional[Reconnector] = None  # only with a reconnect policy
+        self._subscriptions: Optional[Subscriptions] = None
+        self._drainer: Optional[Drainer] = None
+        self._commands: Optional[Commands] = None
         self.speaking = Speaking(me)  # its speech queue is made when first needed
+
+    # --- the parts -------------------------------------------------------------------
+
+    @property
+    def audio_in(self) -> AudioInput:
+        """``on_audio_input`` (made at the first use)."""
+        part = self._audio_in
+        if part is None:
+            part = self._audio_in = AudioInput(self._me)
+        return part
+
+    @property
+    def subscriptions(self) -> Subscriptions:
+        """Events and callbacks (made at the first use)."""
+        part = self._subscriptions
+        if part is None:
+            part = self._subscriptions = Subscriptions(self.hub)
+        return part
+
+    @property
+    def drainer(self) -> Drainer:
+        """``drain()``, ``finish_audio()``, ``metrics`` (made at the first use)."""
+        part = self._drainer
+        if part is None:
+            part = self._drainer = Drainer(self._me)
+        return part
+
+    @property
+    def commands(self) -> Commands:
+        """The other commands (made at the first use)."""
+        part = self._commands
+        if part is None:
+            part = self._commands = Commands(self._me)
+        return part
+
+    def _reconnect_task(self) -> Optional[asyncio.Task[None]]:
+        reconnector = self._reconnector
+        return reconnector.task if reconnector is not None else None
+
+    def _drop_lane(self) -> None:
+        """``on_audio_input`` must look again (readiness or the connection changed)."""
+        part = self._audio_in
+        if part is not None:
+            part.lane = None
 
     # --- state ---------------------------------------------------------------------
 
@@ -132,19 +226,20 @@ class VoiceSession:
         return self._ready_msg is not None and self.connected
 
     @property
-    def ready_message(self) -> Optional[ReadyMessage]:
-        """The server's ``ready`` of the current session (None before it, after the end)."""
+    def ready_message(self) -> Optional[ReadyInfo]:
+        """What the server's ``ready`` of the current session said (None before it, after
+        the end)."""
         return self._ready_msg
 
     @property
     def reconnecting(self) -> bool:
         """True while an automatic reconnection is in progress (see ``ReconnectPolicy``)."""
-        return self._reconnector.task is not None
+        return self._reconnect_task() is not None
 
     def held_audio(self) -> Optional[AudioHold]:
         """Where audio goes while an automatic reconnection runs (None: send it now)."""
         reconnector = self._reconnector
-        if reconnector.task is None or self.ready:
+        if reconnector is None or reconnector.task is None or self.ready:
             return None
         return reconnector.hold
 
@@ -160,7 +255,7 @@ class VoiceSession:
         if self._gate.loop is not None:
             self._gate.check_loop()  # raises for another live loop; a dead one has no conn
         if conn is None or conn.closed:
-            if self._reconnector.task is not None:
+            if self._reconnect_task() is not None:
                 raise SaynaNotReadyError(
                     "The Sayna session is reconnecting; retry after the `reconnected` event "
                     "(audio sent with on_audio_input is held and replayed)"
@@ -211,7 +306,7 @@ class VoiceSession:
         ``connect()`` during an automatic reconnection stops it and connects at once.
         """
         self._adopt_loop()
-        task = self._reconnector.task
+        task = self._reconnect_task()
         if task is not None and task is not asyncio.current_task():
             task.cancel()  # the caller takes over from the automatic reconnection
             await asyncio.gather(task, return_exceptions=True)
@@ -238,7 +333,8 @@ class VoiceSession:
         if self._gate.check_loop():
             logger.info("The loop of the previous Sayna session was closed; starting afresh")
             self._conn = None
-            self._reconnector.forget()
+            if self._reconnector is not None:
+                self._reconnector.forget()
             self._set_ready(None)
             self._gate.release()
             self._link.renew_http()  # its aiohttp session belonged to that loop
@@ -267,9 +363,7 @@ class VoiceSession:
             connect_timeout=self.timeouts.connect,
             ssl=link.ssl,
             hub=self.hub,
-            on_closed=self._on_closed,
-            on_ready=self._on_ready,
-            activity=self.tracker.activity_count,
+            owner=self,
             redactor=link.redactor,
         )
         self._conn = conn
@@ -305,13 +399,22 @@ class VoiceSession:
             self.tts_config = await asyncio.to_thread(load, self.tts_config)
         return await conn.configure(self._config_text(), self.timeouts.ready)
 
-    def _set_ready(self, ready: Optional[ReadyMessage]) -> None:
+    def _set_ready(self, ready: Optional[ReadyInfo]) -> None:
         """Record the session's ``ready`` (None: not ready); on_audio_input looks again."""
         self._ready_msg = ready
-        self.audio_in.lane = None
+        self._drop_lane()
 
-    def _on_ready(self, ready: ReadyMessage) -> None:
-        self._set_ready(ready)
+    def connection_ready(self, ready: ReadyMessage) -> None:
+        """The server's ``ready`` (called by the connection)."""
+        self._set_ready(
+            ReadyInfo(
+                ready.stream_id,
+                ready.livekit_room_name,
+                ready.livekit_url,
+                ready.sayna_participant_identity,
+                ready.sayna_participant_name,
+            )
+        )
         logger.info(
             "Sayna session ready (stream_id=%s, livekit_room=%s)",
             ready.stream_id,
@@ -321,10 +424,21 @@ class VoiceSession:
             # Reconnects must resume the same stream (recording key, server logs).
             self.stream_id = ready.stream_id
 
-    def _on_closed(self, info: ConnectionClosed) -> None:
+    def connection_activity(self) -> int:
+        """Results and TTS frames received so far (the keepalive watches it)."""
+        return self.tracker.activity
+
+    def connection_closed(self, info: ConnectionClosed) -> None:
         """Called by the reader when a socket ends (any reason)."""
-        self.audio_in.lane = None  # on_audio_input must not use this connection any more
-        used = self._reconnector.attempts_for(info, was_ready=self._ready_msg is not None)
+        self._drop_lane()  # on_audio_input must not use this connection any more
+        reconnector = self._reconnector
+        if reconnector is None and self.reconnect_policy is not None:
+            reconnector = self._reconnector = Reconnector(self._me)
+        used = (
+            reconnector.attempts_for(info, was_ready=self._ready_msg is not None)
+            if reconnector is not None
+            else None
+        )
         info.will_reconnect = used is not None
         self.tracker.closed(
             lambda: SaynaConnectionClosedError(
@@ -342,7 +456,8 @@ class VoiceSession:
             logger.warning("Sayna WebSocket closed by the server or network: %s", info.message)
             self.hub.notify_callbacks("lost", info)
         if used is not None:
-            self._reconnector.start(info, used)
+            assert reconnector is not None
+            reconnector.start(info, used)
         elif self._ready_msg is not None:
             self.end_of_session()
 
@@ -458,7 +573,7 @@ class VoiceSession:
 
     async def _close(self) -> None:
         """Close and release everything (the second half of :meth:`disconnect`)."""
-        task = self._reconnector.task
+        task = self._reconnect_task()
         if task is not None:
             task.cancel()
         self._gate.interrupt()  # a connect()/reconfigure() in another task ends now

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import AsyncIterable, Awaitable, Iterable
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .._checks import bounded, check_text
 from ..agents.metrics import TurnMetrics
@@ -59,15 +59,14 @@ class Speaking:
         # own queue (its HTTP session is released when it is freed, see test_first_hour).
         self._session = session
         self._queue: Optional[SpeechQueue] = None
-        me = weakref.ref(self)
+        # A bound method, not a closure over a weak reference: the hub holding it keeps
+        # this part alive, which refers to the session weakly (no cycle).
+        self._waiting = True
+        session.hub.observe("stt_result", self._first_result)
 
-        def first_result(event: Any) -> None:  # replaced by the metrics' own observer
-            speaking = me()
-            if speaking is not None:
-                speaking.speech.metrics.on_stt_result(event)
-
-        self._waiting: Optional[Callable[[Any], None]] = first_result
-        session.hub.observe("stt_result", first_result)
+    def _first_result(self, event: Any) -> None:
+        """The first ``stt_result``: make the queue, whose metrics observe the rest."""
+        self.speech.metrics.on_stt_result(event)
 
     def _make_queue(self) -> SpeechQueue:
         """Make the speech queue and hook it to the session's events (see the module
@@ -118,9 +117,9 @@ class Speaking:
                 (hub.observe_audio if on else hub.unobserve_audio)(speech.on_tts_audio)
 
         queue.listen = listen
-        waiting, self._waiting = self._waiting, None
-        if waiting is not None:
-            hub.unobserve("stt_result", waiting)
+        if self._waiting:
+            self._waiting = False
+            hub.unobserve("stt_result", self._first_result)
         hub.observe("stt_result", metrics.on_stt_result)
         hub.observe("tts_playback_complete", queue.on_playback_complete)
         hub.observe("closed", queue.on_closed)

@@ -7,9 +7,11 @@ mono, punctuation on, ``linear16``) and always sends all of them. Credentials in
 the input (a key passed in the wrong place would otherwise be printed).
 """
 
-from typing import Any, Dict, List, Literal, Optional, Union
+from typing import Any, Dict, FrozenSet, List, Literal, Optional, Set, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
+
+from ._checked import CheckedModel
 
 __all__ = [
     "ApiKeyAuth",
@@ -24,11 +26,73 @@ __all__ = [
 ]
 
 
-class _Model(BaseModel):
-    # Configs are built by users: reject typos in field names instead of ignoring them.
+class _SharedFieldsSet(Set[str]):
+    """The fields-set of configs built with the same fields, shared by all of them.
+
+    pydantic keeps a set of the names given at construction per model (``model_fields_set``,
+    728 bytes for an ``STTConfig`` of seven fields: more than the rest of the model). A
+    process with many sessions builds the same few configs over and over, so
+    :class:`_Model` shares one such set per distinct set of names and gives a model a
+    set of its own (copy on write) before anything could change it: an assignment, a
+    look at ``model_fields_set``, a copy, pickling.
+    """
+
+    __slots__ = ()
+
+    def __copy__(self) -> Set[str]:
+        return set(self)
+
+    def __deepcopy__(self, memo: Any) -> Set[str]:
+        return set(self)
+
+    def __reduce__(self) -> Any:
+        return set, (list(self),)
+
+
+#: One shared fields-set per distinct set of names (bounded: odd configs keep their own).
+_FIELDS_SETS: Dict[FrozenSet[str], _SharedFieldsSet] = {}
+_MAX_FIELDS_SETS = 256
+
+
+class _Model(CheckedModel):
+    # Configs are built by users: reject typos in field names instead of ignoring them,
+    # and report bad values as SaynaValidationError (CheckedModel).
     # Validation errors name the field and the problem but never quote the input: a
     # provider key passed in the wrong place would be printed with the error.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, hide_input_in_errors=True)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Share the fields-set with the configs built with the same fields (see
+        :class:`_SharedFieldsSet`)."""
+        fields = self.__pydantic_fields_set__
+        key = frozenset(fields)
+        shared = _FIELDS_SETS.get(key)
+        if shared is None:
+            if len(_FIELDS_SETS) >= _MAX_FIELDS_SETS:
+                return
+            shared = _FIELDS_SETS[key] = _SharedFieldsSet(fields)
+        object.__setattr__(self, "__pydantic_fields_set__", shared)
+
+    def _own_fields_set(self) -> Set[str]:
+        fields = self.__pydantic_fields_set__
+        if type(fields) is _SharedFieldsSet:
+            fields = set(fields)
+            object.__setattr__(self, "__pydantic_fields_set__", fields)
+        return fields
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._own_fields_set()  # pydantic adds the name to it
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self._own_fields_set()
+        super().__delattr__(name)
+
+    @property
+    def model_fields_set(self) -> Set[str]:
+        """The names of the fields set explicitly at construction or by assignment
+        (this model's own set, as with any pydantic model)."""
+        return self._own_fields_set()
 
 
 class Pronunciation(_Model):

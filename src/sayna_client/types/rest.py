@@ -8,6 +8,7 @@ from typing import Dict, List, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ._checked import CheckedModel
 from .config import TTSConfig
 
 __all__ = [
@@ -40,7 +41,7 @@ class _Response(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class _Request(BaseModel):
+class _Request(CheckedModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -159,7 +160,7 @@ class MuteLiveKitParticipantResponse(_Response):
     muted: bool
 
 
-class SipHook(BaseModel):
+class SipHook(CheckedModel):
     """A SIP routing entry: calls to ``host`` are announced to ``url`` (signed webhook)."""
 
     model_config = ConfigDict(extra="allow", hide_input_in_errors=True)

@@ -2,7 +2,7 @@
 
 The microphone and the speaker (extra ``devices``), or WAV files with ``--input`` /
 ``--output``; the agent is the built-in echo or rule table, or the user's own
-``reply(text)`` function (``--reply MODULE:FUNCTION``).
+``reply(text)`` function (``--reply path/to/file.py:function_name``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import contextlib
 import sys
 from typing import Any, Callable
 
-from . import audio
-from ._cli_util import (
+from .. import audio
+from .._cli_util import (
     EXIT_FAILURE,
     EXIT_USAGE,
     CliError,
@@ -22,17 +22,18 @@ from ._cli_util import (
     output_file,
     sample_rate,
 )
-from .agents.devices import (
+from ..agents.devices import (
     Microphone,
     PacedSpeaker,
     SoundDeviceMicrophone,
     SoundDeviceSpeaker,
     WavMicrophone,
 )
-from .agents.talk import Line, RuleTable, echo, load_reply, rules_from_json, talk
-from .client import SaynaClient
-from .errors import SaynaError, SaynaValidationError
-from .types import STTConfig, TTSConfig
+from ..agents.talk import Line, RuleTable, echo, load_reply, rules_from_json, talk
+from ..client import SaynaClient
+from ..errors import SaynaError, SaynaValidationError
+from ..types import STTConfig, TTSConfig
+from .common import add_command, add_conn
 
 __all__ = ["add_parser", "run"]
 
@@ -41,8 +42,24 @@ STT_RATE = 16000
 _FILES_HINT = "or talk through WAV files: sayna talk --input caller.wav --output agent.wav"
 
 
-def add_parser(parser: argparse.ArgumentParser) -> None:
-    """The options of ``sayna talk`` (``--url``/``--api-key`` are added by the caller)."""
+def add_parser(sub: Any) -> None:
+    """Add ``talk`` and its options to the subparsers ``sub``."""
+    parser = add_command(
+        sub,
+        "talk",
+        "a voice conversation with an agent: microphone and speaker, or WAV files",
+        [
+            "sayna talk",
+            "sayna talk --input caller.wav --output agent.wav --agent rules",
+            "sayna talk --reply mybot.py:reply",
+        ],
+        "Talk to an agent through the server: your microphone (or --input WAV) is "
+        "transcribed, each turn goes to the agent, its answer is spoken on your speaker (or "
+        "--output WAV); talking over it interrupts it. The agent is the built-in echo or "
+        "rule table, or your own async function reply(text) yielding text pieces. The sound "
+        "card needs: pip install 'sayna-client[devices]'.",
+    )
+    add_conn(parser)
     parser.add_argument(
         "--input",
         type=input_file,
@@ -79,7 +96,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="MODULE:FUNCTION",
         help="your own agent instead: an async function reply(text) yielding text pieces, "
-        "as module:function or file.py:function (default: none)",
+        "as path/to/file.py:function_name or module.name:function_name (default: none)",
     )
     parser.add_argument(
         "--provider", default="deepgram", help="STT and TTS provider (default: %(default)s)"

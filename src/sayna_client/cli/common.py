@@ -1,0 +1,134 @@
+"""What every ``sayna`` command shares: the connection options, the client, the output.
+
+Results go to stdout (JSON or text); progress shows on stderr only when it is a
+terminal, so captured output holds only results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from ..client import SaynaClient
+
+__all__ = [
+    "DEFAULT_URL",
+    "PROGRESS_AFTER",
+    "Progress",
+    "add_command",
+    "add_conn",
+    "client",
+    "print_json",
+    "working",
+]
+
+DEFAULT_URL = "http://127.0.0.1:3001"
+
+#: Seconds an operation runs before :func:`working` shows that it is still going.
+PROGRESS_AFTER = 1.0
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as indented JSON (non-JSON values as their ``str``)."""
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def client(args: argparse.Namespace, **kwargs: Any) -> SaynaClient:
+    """A REST-only :class:`SaynaClient` for ``--url`` / ``--api-key``."""
+    return SaynaClient(args.url, without_audio=True, api_key=args.api_key, **kwargs)
+
+
+def add_conn(parser: argparse.ArgumentParser) -> None:
+    """Add ``--url`` and ``--api-key`` to a command that talks to a server."""
+    parser.add_argument(
+        "--url",
+        default=DEFAULT_URL,
+        help="Sayna server URL, http(s):// or ws(s):// (default: %(default)s, "
+        "where `sayna serve` listens)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help="API key sent as `Authorization: Bearer` (default: $SAYNA_API_KEY; none when unset)",
+    )
+
+
+def add_command(
+    sub: Any, name: str, summary: str, examples: Sequence[str], description: str = ""
+) -> argparse.ArgumentParser:
+    """Add command ``name`` to the subparsers ``sub``, with ``examples`` in its help."""
+    epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples)
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=summary, description=description or summary, epilog=epilog
+    )
+    return parser
+
+
+class Progress:
+    """A live progress bar on stderr when it is a terminal; silent otherwise (logs, CI,
+    pipes), so captured output holds only results."""
+
+    def __init__(self, label: str, total: float, unit: str) -> None:
+        self.label, self.total, self.unit = label, total, unit
+        self.enabled = sys.stderr.isatty()
+        self._last = 0.0
+        self._shown = False
+
+    def update(self, done: float, extra: str = "") -> None:
+        """Show ``done`` of the total (at most ten times a second), with ``extra`` text."""
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and done < self.total:
+            return
+        self._last = now
+        self._shown = True
+        width = 30
+        filled = int(width * min(1.0, done / self.total)) if self.total else width
+        bar = "#" * filled + "-" * (width - filled)
+        sys.stderr.write(
+            f"\r{self.label} [{bar}] {done:.1f}/{self.total:.1f} {self.unit} {extra[:40]:<40}"
+        )
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        """End the bar's line, if one was shown."""
+        if self._shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+@contextlib.asynccontextmanager
+async def working(label: str) -> AsyncIterator[None]:
+    """Show ``label... N.N s`` on a terminal's stderr while the block runs longer than
+    :data:`PROGRESS_AFTER`; the line is erased at the end. Silent when stderr is not a
+    terminal."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    started = time.monotonic()
+    shown = [False]
+
+    async def tick() -> None:
+        await asyncio.sleep(PROGRESS_AFTER)
+        while True:
+            shown[0] = True
+            sys.stderr.write(f"\r{label}... {time.monotonic() - started:.1f} s")
+            sys.stderr.flush()
+            await asyncio.sleep(0.2)
+
+    task = asyncio.get_running_loop().create_task(tick())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if shown[0]:
+            sys.stderr.write("\r" + " " * (len(label) + 16) + "\r")
+            sys.stderr.flush()

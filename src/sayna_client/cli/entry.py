@@ -1,0 +1,146 @@
+"""``sayna``'s parser and entry point: which command runs, and errors as one line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any, Callable, Optional
+
+from .._cli_util import EXIT_FAILURE, EXIT_USAGE, CliError, Parser, silence_broken_pipe
+from .._version import __version__
+from ..errors import (
+    SaynaAuthenticationError,
+    SaynaConnectionClosedError,
+    SaynaConnectionError,
+    SaynaError,
+    SaynaHttpError,
+    SaynaValidationError,
+)
+from . import demo, rest, talk, transcribe
+from .common import DEFAULT_URL
+
+__all__ = ["build_parser", "main"]
+
+_KEY_FIX = "pass --api-key KEY or set SAYNA_API_KEY"
+
+#: The coroutine of every command that runs on ``asyncio.run`` (``demo`` runs its own
+#: loop; ``serve`` has its own parser, in ``server.cli``).
+_ASYNC_COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    **rest.COMMANDS,
+    "transcribe": transcribe.cmd_transcribe,
+    "talk": talk.run,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sayna`` argument parser (``sayna serve`` has its own, in ``server.cli``)."""
+    parser = Parser(
+        prog="sayna",
+        description="Sayna voice SDK command line. `sayna COMMAND --help` explains each "
+        "command's options, with their defaults and an example.",
+        epilog="examples:\n  sayna demo\n  sayna serve --engine local\n"
+        "  sayna speak 'Hello there' -o hello.wav\n  sayna transcribe hello.wav\n"
+        "  sayna talk --input caller.wav --output agent.wav\n\n"
+        "exit status: 0 ok, 1 failure (server unreachable, key refused, ...), "
+        "2 usage error, 130 Ctrl-C (sayna serve: 0, Ctrl-C is how it stops)",
+    )
+    parser.add_argument("--version", action="version", version=f"sayna-client {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo.add_parser(sub)
+    sub.add_parser(
+        "serve", help="run the local Sayna server (see `sayna serve --help`)", add_help=False
+    )
+    rest.add_parsers(sub)
+    transcribe.add_parser(sub)
+    talk.add_parser(sub)
+    rest.add_livekit_sip_parsers(sub)
+    return parser
+
+
+def _check_hooks_action(argv: Sequence[str]) -> None:
+    """``sayna hooks`` with no action, or options first: name the actions (argparse
+    would say ``invalid choice: 'http://...'`` for ``sayna hooks --url http://...``)."""
+    rest_args = argv[1:]
+    if rest_args and (not rest_args[0].startswith("-") or rest_args[0] in ("-h", "--help")):
+        return
+    Parser(prog="sayna hooks").error(
+        f"missing ACTION: choose one of: {', '.join(rest.HOOK_ACTIONS)}; the action "
+        "comes before its options, e.g. `sayna hooks list --url URL`"
+    )
+
+
+def _server_reason(exc: SaynaHttpError) -> str:
+    """What the server said, from the error body (``message``, else ``error``)."""
+    body = exc.body
+    if isinstance(body, dict):
+        for key in ("message", "error"):
+            if isinstance(body.get(key), str) and body[key]:
+                return str(body[key])
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:200]
+    return f"HTTP {exc.status_code}"
+
+
+def _explain(exc: SaynaError, args: argparse.Namespace) -> tuple[str, int]:
+    """One line for ``exc`` in the command line's terms, and the exit status."""
+    if isinstance(exc, SaynaAuthenticationError):
+        reason = _server_reason(exc)
+        if args.api_key or os.environ.get("SAYNA_API_KEY"):
+            fix = "pass the right key with --api-key KEY or set SAYNA_API_KEY"
+            return f"the server refused the API key ({reason}): {fix}", EXIT_FAILURE
+        return f"the server requires an API key ({reason}): {_KEY_FIX}", EXIT_FAILURE
+    if isinstance(exc, SaynaConnectionError) and not isinstance(exc, SaynaConnectionClosedError):
+        url = str(getattr(args, "url", DEFAULT_URL)).rstrip("/")
+        return f"cannot reach {url}: start `sayna serve` or pass --url", EXIT_FAILURE
+    if isinstance(exc, SaynaValidationError):
+        return str(exc), EXIT_USAGE
+    return str(exc), EXIT_FAILURE
+
+
+def _describe_os_error(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        return demo.cmd_demo(args)
+    return asyncio.run(_ASYNC_COMMANDS[args.command](args))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``sayna``; returns the exit status.
+
+    Returns:
+        0 on success (``sayna transcribe`` included when nothing was heard: it says so
+        on stderr), 1 on a failure (unreachable server, refused key, unwritable file),
+        2 on a usage error (bad option value, missing or unreadable input file), 130 on
+        Ctrl-C. Errors are one line on stderr, never a traceback.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "serve":
+        from ..server.cli import serve_main
+
+        return serve_main(argv[1:])
+    if argv and argv[0] == "hooks":
+        _check_hooks_action(argv)
+    args = build_parser().parse_args(argv)
+    try:
+        status = _run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
+    except CliError as exc:
+        message, status = str(exc), exc.status
+    except SaynaError as exc:
+        message, status = _explain(exc, args)
+    except BrokenPipeError:
+        return silence_broken_pipe()
+    except OSError as exc:
+        message, status = _describe_os_error(exc), EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    print(f"error: {message}", file=sys.stderr)
+    return status

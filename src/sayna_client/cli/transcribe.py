@@ -1,0 +1,149 @@
+"""``sayna transcribe``: stream a WAV file like a microphone and print what was heard.
+
+:func:`stream_and_listen` is the streaming half, shared with ``sayna demo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import audio
+from .._cli_util import EXIT_USAGE, CliError, input_file, non_negative_float
+from ..client import SaynaClient
+from ..errors import SaynaTimeoutError, SaynaValidationError
+from ..protocol.events import STTResultMessage
+from ..types import STTConfig, TTSConfig
+from .common import Progress, add_command, add_conn, print_json, working
+
+__all__ = ["add_parser", "cmd_transcribe", "stream_and_listen"]
+
+
+async def stream_and_listen(
+    client: SaynaClient, frames: Sequence[bytes], frame_ms: int, speed: float, label: str
+) -> list[str]:
+    """Stream ``frames`` paced at ``speed`` × real time; return the final transcripts.
+
+    Returns once the server has nothing more to say: no turn open and nothing new for a
+    second after the audio ends (at most 15 s; 5 s when nothing at all was heard).
+    """
+    finals: list[str] = []
+    loop = asyncio.get_running_loop()
+    # A turn is open from its first words until its speech-final; recognisers may send
+    # several turns per stream (one per utterance).
+    turn_open = [False]
+    last_result = [loop.time()]
+    changed = asyncio.Event()
+    progress = Progress(label, len(frames) * frame_ms / 1000, "s")
+    latest = [""]
+
+    def on_result(result: STTResultMessage) -> None:
+        if result.is_final and result.transcript:
+            finals.append(result.transcript)
+        latest[0] = result.transcript or latest[0]
+        turn_open[0] = not result.is_speech_final
+        last_result[0] = loop.time()
+        changed.set()
+
+    unsubscribe = client.register_on_stt_result(on_result)
+    try:
+        sent = 0
+        async for frame in audio.paced(frames, frame_ms=frame_ms, speed=speed):
+            await client.on_audio_input(frame)
+            sent += 1
+            progress.update(sent * frame_ms / 1000, latest[0])
+        # The file ends where it ends, maybe mid-word: trailing silence in the session's
+        # own format lets the recogniser close the last utterance.
+        try:
+            await client.finish_audio(timeout=15.0)
+        except SaynaTimeoutError:
+            pass  # a recogniser still busy: the wait below tells when it is done
+        # The server may still be decoding a backlog: done once no turn is open and
+        # nothing new arrived for a second.
+        # Nothing heard yet: give a backlogged server 5 s for its first result.
+        deadline = loop.time() + (15.0 if finals or latest[0] else 5.0)
+        while True:
+            now = loop.time()
+            quiet = now - last_result[0]
+            heard = bool(finals or latest[0])
+            if now >= deadline or (heard and not turn_open[0] and quiet >= 1.0):
+                break
+            if heard and not turn_open[0]:
+                wait = min(deadline - now, 1.0 - quiet)
+            else:
+                wait = deadline - now
+            changed.clear()
+            try:
+                await asyncio.wait_for(changed.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        progress.close()
+        unsubscribe()
+    return finals
+
+
+def _read_wav(path: Path) -> audio.WavAudio:
+    try:
+        wav = audio.read_wav(path)
+    except SaynaValidationError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    if not wav.pcm:
+        raise CliError(f"{path} holds no audio; pass a WAV file with speech in it", EXIT_USAGE)
+    return wav
+
+
+async def cmd_transcribe(args: argparse.Namespace) -> int:
+    """``sayna transcribe FILE``: print the transcript (text, or JSON with ``--json``).
+
+    Nothing heard is not an error: the transcript is empty (no line on stdout; with
+    ``--json``, an empty ``transcript``), stderr says ``(no speech heard in FILE)``, and
+    the exit status is 0.
+    """
+    wav = await asyncio.to_thread(_read_wav, args.file)
+    stt = STTConfig(provider=args.provider, sample_rate=wav.sample_rate, channels=wav.channels)
+    tts = TTSConfig(provider=args.provider)
+    frames = list(audio.wav_frames(wav, frame_ms=20, stt_config=stt))
+    async with SaynaClient(args.url, stt, tts, api_key=args.api_key) as client:
+        async with working("connecting"):
+            await client.connect()
+        finals = await stream_and_listen(client, frames, 20, args.speed, "transcribing")
+    text = " ".join(finals)
+    if args.json:
+        print_json({"transcript": text, "segments": finals})
+    elif text:
+        print(text)
+    if not text:
+        print(f"(no speech heard in {args.file})", file=sys.stderr)
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``transcribe`` to the subparsers ``sub``."""
+    p = add_command(
+        sub,
+        "transcribe",
+        "stream a 16-bit PCM WAV file like a microphone and print the transcript",
+        ["sayna transcribe speech.wav", "sayna transcribe speech.wav --speed 0 --json"],
+        "stream a 16-bit PCM WAV file like a microphone and print the transcript\n\n"
+        "When nothing is heard, stdout stays empty (--json: an empty transcript), stderr\n"
+        "says so, and the exit status is 0.",
+    )
+    add_conn(p)
+    p.add_argument("file", type=input_file, help="a 16-bit PCM WAV file (any rate, mono or stereo)")
+    p.add_argument("--provider", default="deepgram", help="STT provider (default: %(default)s)")
+    p.add_argument(
+        "--speed",
+        type=non_negative_float,
+        default=1.0,
+        help="streaming speed x real time, 0 = as fast as possible (default: %(default)s)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print {transcript, segments} as JSON (default: the transcript as text)",
+    )

@@ -1,0 +1,118 @@
+"""Bad values in the public models are SaynaValidationErrors naming the field, what it
+expects and the type given, and still pydantic ValidationErrors (issue: a stranger's
+``STTConfig(provider=1)`` got pydantic's raw error while the rest of the SDK names the fix).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pydantic
+import pytest
+
+from sayna_client import (
+    ApiKeyAuth,
+    GoogleAuth,
+    LiveKitConfig,
+    LoadingAudioConfig,
+    Pronunciation,
+    SaynaValidationError,
+    SipHook,
+    STTConfig,
+    TTSConfig,
+)
+from sayna_client.types.rest import SpeakRequest
+
+BAD: dict[str, tuple[Callable[[], Any], str]] = {
+    "wrong type": (
+        lambda: STTConfig(provider=1),
+        "STTConfig.provider: must be a valid string (got int)",
+    ),
+    "not a number": (
+        lambda: STTConfig(provider="deepgram", sample_rate="fast"),
+        "STTConfig.sample_rate: must be a valid integer",
+    ),
+    "out of range": (
+        lambda: TTSConfig(provider="deepgram", speaking_rate=9),
+        "TTSConfig.speaking_rate: must be less than or equal to 4 (got int)",
+    ),
+    "missing": (lambda: LiveKitConfig(), "LiveKitConfig.room_name is required"),
+    "typo": (
+        lambda: STTConfig(provider="deepgram", sample_rte=8000),
+        "STTConfig has no field 'sample_rte' (its fields: provider, language, sample_rate",
+    ),
+    "nested": (
+        lambda: TTSConfig(provider="x", pronunciations=[{"word": "a", "pronunciation": 2}]),
+        "TTSConfig.pronunciations[0].pronunciation: must be a valid string (got int)",
+    ),
+    "union": (
+        lambda: STTConfig(provider="deepgram", auth=3),
+        "STTConfig.auth: must be one of ApiKeyAuth, GoogleAuth, AzureAuth, dict[str,any] (got int)",
+    ),
+    "validator": (
+        lambda: LoadingAudioConfig(data=" "),
+        "LoadingAudioConfig.data: loading_audio.data must be non-empty base64 audio",
+    ),
+    "auth model": (lambda: ApiKeyAuth(api_key=5), "ApiKeyAuth.api_key: must be a valid string"),
+    "google": (lambda: GoogleAuth(credentials=[1]), "GoogleAuth.credentials: must be one of str"),
+    "pronunciation": (lambda: Pronunciation(word=""), "Pronunciation.word: string should have"),
+    "sip hook": (
+        lambda: SipHook(host=1, url="u"),
+        "SipHook.host: must be a valid string (got int)",
+    ),
+    "request": (lambda: SpeakRequest(text=1), "SpeakRequest.text: must be a valid string"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_values_raise_a_validation_error_naming_the_field(case: str) -> None:
+    build, expected = BAD[case]
+    with pytest.raises(SaynaValidationError) as info:
+        build()
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+    # Also pydantic's error, with pydantic's details: code catching it keeps working.
+    assert isinstance(info.value, pydantic.ValidationError)
+    assert isinstance(info.value, ValueError)
+    assert info.value.errors()
+    assert repr(info.value) == f"ModelValidationError({str(info.value)!r})"
+
+
+def test_many_problems_are_counted_after_the_first_three() -> None:
+    with pytest.raises(SaynaValidationError) as info:
+        STTConfig(provider=1, language=2, channels="x", encoding=3, model=4)
+    text = str(info.value)
+    assert text.count("STTConfig.") == 3
+    assert text.endswith("; and 2 more")
+    assert info.value.error_count() == 5  # type: ignore[attr-defined]
+
+
+def test_assignment_is_checked_the_same_way() -> None:
+    config = STTConfig(provider="deepgram")
+    with pytest.raises(SaynaValidationError, match=r"STTConfig\.sample_rate: must be a valid"):
+        config.sample_rate = "fast"  # type: ignore[assignment]
+    config.sample_rate = 8000
+    assert config.sample_rate == 8000
+
+
+def test_the_value_is_never_quoted() -> None:
+    secret = "sk-live-0123456789abcdef"
+    for build in (
+        lambda: ApiKeyAuth(api_key=[secret]),
+        lambda: STTConfig(provider="deepgram", sample_rate=secret),
+        lambda: STTConfig(provider="deepgram", auth=secret),
+    ):
+        with pytest.raises(SaynaValidationError) as info:
+            build()
+        assert secret not in str(info.value)
+        assert secret not in repr(info.value)
+
+
+def test_pydantic_behaviour_is_unchanged() -> None:
+    config = STTConfig.model_validate({"provider": "deepgram", "sample_rate": 8000})
+    assert config.model_dump()["sample_rate"] == 8000
+    assert STTConfig.model_validate_json(config.model_dump_json()) == config
+    assert config.model_copy(update={"language": "fr"}).language == "fr"
+    # model_validate is pydantic's own entry point: pydantic's error, as before.
+    with pytest.raises(pydantic.ValidationError):
+        STTConfig.model_validate({"provider": 1})
