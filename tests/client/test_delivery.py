@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from sayna_client import (
+    CallbackError,
     EventsDropped,
     LiveKitConfig,
     Reconnected,
@@ -273,6 +274,147 @@ async def test_callbacks_mixed_sync_and_async_share_one_order(connected: SaynaCl
     count = connected.metrics.tts_audio_frames
     expected = [(name, n) for n in range(1, count + 1) for name in ("first", "second", "event")]
     assert order == [*expected, ("done", count)]  # wait=True: callbacks caught up
+
+
+async def test_an_async_callback_registered_mid_stream_keeps_the_order(
+    connected: SaynaClient,
+) -> None:
+    # Plain callbacks only (delivered without a task), then an async one registered from
+    # a callback (the task takes over, awaiting it), then removed again (plain only
+    # once more): every frame reaches its callbacks in registration order, frame after
+    # frame, and the completion comes last. A dispatch under way keeps the callbacks it
+    # started with: the frame that registers (or removes) one is not affected.
+    order: list[tuple[str, int]] = []
+    frame = [0]
+    remove_late: list[Any] = []
+
+    async def late(chunk: bytes) -> None:
+        await asyncio.sleep(0)  # really suspends: later callbacks and frames must wait
+        order.append(("late", frame[0]))
+
+    def tail(chunk: bytes) -> None:
+        order.append(("tail", frame[0]))
+
+    def first(chunk: bytes) -> None:
+        frame[0] += 1
+        order.append(("first", frame[0]))
+        if frame[0] == 3:
+            remove_late.append(connected.register_on_tts_audio(late))
+            remove_late.append(connected.register_on_tts_audio(tail))
+        elif frame[0] == 6:
+            assert all(remove() for remove in remove_late)
+
+    connected.register_on_tts_audio(first)
+    connected.register_on_tts_audio(lambda chunk: order.append(("second", frame[0])))
+    connected.register_on_tts_playback_complete(lambda _: order.append(("done", frame[0])))
+    await connected.speak("one two three four five six seven eight nine ten", wait=True)
+    count = connected.metrics.tts_audio_frames
+    assert count >= 8
+    expected: list[tuple[str, int]] = []
+    for n in range(1, count + 1):
+        expected += [("first", n), ("second", n)]
+        expected += [("late", n), ("tail", n)] if 4 <= n <= 6 else []
+    assert order == [*expected, ("done", count)]
+
+
+async def test_a_plain_callback_returning_an_awaitable_mid_stream_keeps_the_order(
+    connected: SaynaClient,
+) -> None:
+    # A plain function that starts returning a coroutine on the third frame: that frame's
+    # delivery is already under way without a task, so its rest (awaiting the coroutine,
+    # then the callback after it) is handed to the task, in order; removed on the sixth
+    # frame, delivery goes on without a task again.
+    order: list[tuple[str, int]] = []
+    frame = [0]
+    removers: list[Any] = []
+
+    async def later(n: int) -> None:
+        await asyncio.sleep(0)  # really suspends: the next callback and frame must wait
+        order.append(("hybrid", n))
+
+    def first(chunk: bytes) -> None:
+        frame[0] += 1
+        order.append(("first", frame[0]))
+        if frame[0] == 6:
+            assert removers[0]() is True
+
+    def hybrid(chunk: bytes) -> Any:
+        if frame[0] < 3:
+            order.append(("hybrid", frame[0]))
+            return None
+        return later(frame[0])
+
+    connected.register_on_tts_audio(first)
+    removers.append(connected.register_on_tts_audio(hybrid))
+    connected.register_on_tts_audio(lambda chunk: order.append(("last", frame[0])))
+    connected.register_on_tts_playback_complete(lambda _: order.append(("done", frame[0])))
+    await connected.speak("one two three four five six seven eight nine ten", wait=True)
+    count = connected.metrics.tts_audio_frames
+    assert count >= 8
+    expected: list[tuple[str, int]] = []
+    for n in range(1, count + 1):
+        expected += [("first", n)] + ([("hybrid", n)] if n <= 6 else []) + [("last", n)]
+    assert order == [*expected, ("done", count)]
+
+
+async def test_a_plain_callback_that_raises_is_reported_before_the_next_callback(
+    connected: SaynaClient,
+) -> None:
+    # Only plain callbacks: the error report (awaited on the task) comes at once, before
+    # the next callback of the same frame; then delivery goes on in order.
+    order: list[tuple[str, int]] = []
+    frame = [0]
+
+    def breaks_on_two(chunk: bytes) -> None:
+        frame[0] += 1
+        order.append(("audio", frame[0]))
+        if frame[0] == 2:
+            raise RuntimeError("boom")
+
+    def on_error(report: Any) -> None:
+        assert isinstance(report, CallbackError)
+        assert "boom" in report.message
+        order.append(("error", frame[0]))
+
+    connected.register_on_tts_audio(breaks_on_two)
+    connected.register_on_tts_audio(lambda chunk: order.append(("after", frame[0])))
+    connected.register_on_error(on_error)
+    await connected.speak("one two three four", wait=True)
+    count = connected.metrics.tts_audio_frames
+    assert count >= 3
+    expected: list[tuple[str, int]] = []
+    for n in range(1, count + 1):
+        expected += [("audio", n)] + ([("error", n)] if n == 2 else []) + [("after", n)]
+    assert order == expected
+
+
+async def test_plain_callbacks_overflow_is_reported_before_what_was_kept(
+    server: LocalServer,
+) -> None:
+    # A queue of 4 for plain callbacks and a burst of 300 frames: the reader queues up to
+    # 128 frames per loop turn, so the oldest are dropped; every drop is reported (once
+    # per overflow, before the frames kept after it) and nothing is lost unreported.
+    seen: list[Any] = []
+    async with make_client(server, max_queue=4, stream_id="plain-overflow") as client:
+        client.register_on_tts_audio(lambda chunk: seen.append(len(chunk)))
+        client.register_on_error(seen.append)
+        await client.connect()
+        await _post_burst(server, "plain-overflow", 300, 64)
+        await server.records.wait_for(lambda: client.metrics.tts_audio_frames == 300, timeout=30)
+
+        def accounted() -> int:
+            return sum(1 if isinstance(x, int) else x.count for x in seen)
+
+        await server.records.wait_for(lambda: accounted() == 300, timeout=20)
+    reports = [x for x in seen if not isinstance(x, int)]
+    assert reports
+    assert all(isinstance(r, EventsDropped) for r in reports)
+    assert all(r.consumer == "callbacks" for r in reports)
+    assert not isinstance(seen[-1], EventsDropped)  # the newest frame is always kept
+    assert all(  # one report per overflow: never two in a row
+        not (isinstance(a, EventsDropped) and isinstance(b, EventsDropped))
+        for a, b in zip(seen, seen[1:])
+    )
 
 
 # --- bounded in bytes as well as counts -------------------------------------------

@@ -1,7 +1,7 @@
 """The callbacks of one session, called one event at a time, in server order.
 
 Every callback of a session, plain or ``async``, runs on the session's one
-:class:`Dispatcher` task, never on the task reading the socket. The reader appends each
+:class:`Dispatcher`, never on the task reading the socket. The reader appends each
 event to the dispatcher's bounded :class:`~.mailbox.Mailbox` and goes on reading; the
 dispatcher takes the events in that order and, for each, calls every callback
 subscribed to its type in registration order, awaiting an ``async`` one (or the
@@ -10,10 +10,17 @@ callbacks see events exactly in the order the server sent them, across event typ
 and a slow callback delays later callbacks only: the reader, the keepalive and the
 ``events()`` / ``turns()`` iterators (each with its own mailbox) go on.
 
-Cost: while every callback is a plain function, the dispatcher takes what is queued
-(up to 256 events) at once and calls them in a tight loop; otherwise it takes one event
-at a time (an ``async`` callback suspends it anyway). Either way it lets other tasks
-run after 256 events in a row.
+Who runs the callbacks: while every callback is a plain function, a *pass*: a plain
+event-loop callback (``loop.call_soon``) scheduled by the first event put while the
+dispatcher is idle, which calls the callbacks of every queued event (up to 256, then
+it schedules another pass for the rest, letting other tasks run). No task, future or
+coroutine is involved: per event at low rates, one loop callback. Once some callback
+is ``async``, the dispatcher's *task* runs them instead, one event at a time (it awaits
+each), woken through a future; it ends, and passes take over again, once the queue is
+empty while every callback is plain. A pass hands over to the task whatever must be
+awaited, in order: the awaitable a callback returned (that callback counts as async
+from then on), a callback's error report, an overflow report, a notice. The two never
+run at once.
 
 Overflow: when the dispatcher falls ``max_queue`` events (or ``max_queue_bytes`` of
 audio) behind, the oldest queued events are discarded and the error callbacks receive
@@ -29,6 +36,7 @@ import asyncio
 import collections
 import inspect
 import logging
+from collections.abc import Coroutine
 from typing import Any, Callable, Optional
 
 from ..protocol.events import TTSAudio
@@ -121,6 +129,13 @@ class Subscriptions:
     def find(self, callback: Callback) -> list[Subscription]:
         return [s for s in self._all if s.callback == callback]
 
+    def returns_awaitables(self, subscription: Subscription) -> None:
+        """``subscription`` is a plain function that returned an awaitable: from now on it
+        is treated as async (its events go through the dispatcher task)."""
+        if not subscription.is_async:
+            subscription.is_async = True
+            self.all_plain = False
+
     def _rebuild(self) -> None:
         by_type: dict[str, list[Subscription]] = {}
         for subscription in self._all:
@@ -148,11 +163,13 @@ class Notice:
 
 
 class Dispatcher(Mailbox):
-    """One session's callback task and its mailbox (see the module docstring).
+    """One session's callbacks and their mailbox (see the module docstring).
 
     The dispatcher *is* the callbacks' mailbox: the fan-out appends to it with
-    :meth:`put` / :meth:`put_audio`, which also start the task on the first event. The
-    task is this module's only reader of the queue.
+    :meth:`put` / :meth:`put_audio`, which also wake the consumer. Two consumers take
+    turns, never both at once: a *pass* (:meth:`_pass`, a plain loop callback) while
+    every callback is a plain function, else the dispatcher *task*. They are this
+    module's only readers of the queue.
 
     ``report`` receives the SDK's reports the dispatcher makes (``CallbackError``,
     ``EventsDropped``) for the ``events()`` iterators. With ``after``, the task first
@@ -160,7 +177,7 @@ class Dispatcher(Mailbox):
     two sessions never overlap.
     """
 
-    __slots__ = ("_after", "_report", "_spare", "_subs", "_task")
+    __slots__ = ("_after", "_carry", "_pass_handle", "_report", "_subs", "_task")
 
     def __init__(
         self,
@@ -176,8 +193,10 @@ class Dispatcher(Mailbox):
         self._report = report
         self._after = after
         self._task: Optional[asyncio.Task[None]] = None
-        #: The other queue of the plain-function batches (see _loop).
-        self._spare: Optional[collections.deque[Any]] = None
+        #: The scheduled (or running) pass, if any.
+        self._pass_handle: Optional[asyncio.Handle] = None
+        #: What a pass left for the task to finish first (see _hand_over).
+        self._carry: Optional[Coroutine[Any, Any, None]] = None
         self._items = _NOTHING
 
     # --- the reader's side ---------------------------------------------------------
@@ -190,13 +209,14 @@ class Dispatcher(Mailbox):
         items.append(item)
         if len(items) > self._limit:
             self._shed()
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-        elif self._task is None:
-            self._start()
+        if self._pass_handle is None:  # else the pass scheduled already takes it
+            waiter = self._waiter
+            if waiter is not None:
+                self._waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
+            elif self._task is None:
+                self._schedule()
 
     def put_audio(self, data: bytes) -> None:
         """Queue a TTS audio frame (its bytes) for the ``tts_audio`` callbacks."""
@@ -207,57 +227,183 @@ class Dispatcher(Mailbox):
         size = self._bytes = self._bytes + len(data)
         if size > self._max_bytes or len(items) > self._limit:
             self._shed()
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-        elif self._task is None:
+        if self._pass_handle is None:
+            waiter = self._waiter
+            if waiter is not None:
+                self._waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
+            elif self._task is None:
+                self._schedule()
+
+    def _schedule(self) -> None:
+        """Nothing is consuming: schedule a pass, or start the task when a callback is
+        async (or the previous session's callbacks may still run)."""
+        if self._closed:
+            return
+        if self._after is None and self._subs.all_plain:
+            self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
+        else:
             self._start()
 
     def _start(self) -> None:
-        if not self._closed:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="sayna-callbacks")
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="sayna-callbacks")
 
     # --- waiting and ending ----------------------------------------------------------
 
     def barrier(self) -> Optional[asyncio.Future[None]]:
         """A future set once every event queued now has been handled; None when nothing
-        is queued or running, or when called from a callback (it cannot wait for
-        itself: the events before the one it handles are handled already)."""
+        is queued or running, or when called from a callback on the task (it cannot
+        wait for itself: the events before the one it handles are handled already)."""
         task = self._task
-        if task is None or task is asyncio.current_task():
-            return None
-        if not self._items and self._waiter is not None:
-            return None  # idle
+        if task is not None:
+            if task is asyncio.current_task():
+                return None
+            if not self._items and self._waiter is not None:
+                return None  # idle
+        elif self._pass_handle is None:
+            return None  # idle (or ended before it ever ran)
         barrier = Barrier()
         self.put(barrier)
         return barrier.future
 
     def end(self) -> Optional[asyncio.Task[None]]:
         """End of the session: the task handles what is queued, then ends; returns it,
-        if one runs."""
+        if one runs. A scheduled (or running) pass hands what is left to a task."""
         self.close()
+        handle = self._pass_handle
+        if handle is not None:
+            self._pass_handle = None
+            handle.cancel()  # no effect on a pass under way: it stops on seeing the task
+            if self._task is None:
+                self._start()
         return self._task
 
-    # --- the dispatcher task ---------------------------------------------------------
+    # --- the pass: plain callbacks, no task --------------------------------------------
+
+    def _pass(self) -> None:
+        """Deliver what is queued to plain callbacks, on the event loop itself: at most
+        ``_YIELD_EVERY`` events, then another pass is scheduled for the rest.
+
+        Whatever needs awaiting goes to the task (:meth:`_hand_over`), which carries on
+        in order: a callback's awaitable (an ``async`` callback registered meanwhile,
+        or a plain one that returned one), a callback's error (the report is awaited),
+        an overflow report, a notice. So does the queue once a task exists (the session
+        ended during the pass).
+        """
+        items = self._items
+        subs = self._subs
+        isawaitable = inspect.isawaitable
+        budget = _YIELD_EVERY
+        try:
+            while items:
+                if self._dropped or self._task is not None:
+                    self._hand_over(None)
+                    return
+                if not budget:
+                    self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
+                    return
+                budget -= 1
+                item = items.popleft()
+                if type(item) is bytes:
+                    self._bytes -= len(item)
+                    targets = subs.audio
+                    for sub in targets:
+                        try:
+                            result = sub.on_audio(item)
+                        except Exception as exc:  # a user callback must not end the session
+                            self._hand_over(
+                                self._resume(item, "tts_audio", targets, sub, None, exc)
+                            )
+                            return
+                        if result is not None and isawaitable(result):
+                            subs.returns_awaitables(sub)
+                            self._hand_over(self._resume(item, "tts_audio", targets, sub, result))
+                            return
+                    continue
+                kind = type(item)
+                if kind is Barrier:
+                    item.release()
+                    continue
+                if kind is Notice:
+                    items.appendleft(item)  # told on the task: the route's callbacks may await
+                    self._hand_over(None)
+                    return
+                event_type = item.type
+                targets = subs.by_type.get(event_type, ())
+                for sub in targets:
+                    try:
+                        result = sub.callback(item)
+                    except Exception as exc:  # a user callback must not end the session
+                        self._hand_over(self._resume(item, event_type, targets, sub, None, exc))
+                        return
+                    if result is not None and isawaitable(result):
+                        subs.returns_awaitables(sub)
+                        self._hand_over(self._resume(item, event_type, targets, sub, result))
+                        return
+        except BaseException:  # not a callback's Exception: the next put starts afresh
+            self._pass_handle = None
+            raise
+        self._pass_handle = None
+
+    def _hand_over(self, carry: Optional[Coroutine[Any, Any, None]]) -> None:
+        """End the pass: the task finishes ``carry`` (the rest of the event under way),
+        then takes the queue."""
+        self._pass_handle = None
+        self._carry = carry
+        if self._task is None:
+            self._start()
+
+    async def _resume(
+        self,
+        item: Any,
+        event_type: str,
+        targets: tuple[Subscription, ...],
+        sub: Subscription,
+        result: Any,
+        exc: Optional[Exception] = None,
+    ) -> None:
+        """The rest of one event a pass handed over: await what ``sub`` returned (or
+        report what it raised), then call the callbacks after it."""
+        if exc is None:
+            try:
+                await result
+            except Exception as error:  # a user callback must not end the session
+                await self._failed(sub, event_type, error)
+        else:
+            await self._failed(sub, event_type, exc)
+        audio = type(item) is bytes
+        for later in targets[targets.index(sub) + 1 :]:
+            try:
+                result = later.on_audio(item) if audio else later.callback(item)
+                if result is not None and (later.is_async or inspect.isawaitable(result)):
+                    await result
+            except Exception as error:  # a user callback must not end the session
+                await self._failed(later, event_type, error)
+
+    # --- the task: async callbacks -----------------------------------------------------
 
     async def _run(self) -> None:
         after, self._after = self._after, None
         try:
             if after is not None and not after.done():
                 await asyncio.wait((after,))  # the previous session's callbacks first
+            carry, self._carry = self._carry, None
+            if carry is not None:
+                await carry
             await self._loop()
         finally:
             self._task = None
+            carry, self._carry = self._carry, None
+            if carry is not None:  # cancelled before it could finish the pass's event
+                carry.close()
             if self._closed:  # ended or cancelled while draining: nobody will come
                 self.discard()
 
     async def _loop(self) -> None:
-        # The per-event path, run for every frame of every session. Nothing else can put
-        # while this task runs (the reader runs only while it is suspended), so the
-        # overflow report is looked at, and the audio bytes handled are subtracted, only
-        # around a suspension; after one, the queue is looked at again.
+        # The per-event path while some callback is async. Nothing else can put while
+        # this task runs (the reader runs only while it is suspended), so the overflow
+        # report is looked at, and the queue again, only after a suspension.
         subs = self._subs
         isawaitable = inspect.isawaitable
         create_future = asyncio.get_running_loop().create_future
@@ -267,14 +413,9 @@ class Dispatcher(Mailbox):
                 await self._dropped_report()
             items = self._items
             if not items:
-                if self._closed:
-                    return
+                if self._closed or subs.all_plain:
+                    return  # ended; or plain functions only (again): passes take over
                 handled = 0
-                spare = self._spare
-                if spare is not None:  # idle: one empty queue is enough to wait with
-                    self._spare = None
-                    if items is _NOTHING:
-                        self._items = spare
                 # Mailbox.wait(), inline: once per wake-up, i.e. per event at low rates.
                 waiter = self._waiter = create_future()
                 try:
@@ -287,20 +428,6 @@ class Dispatcher(Mailbox):
                 handled = 0
                 await asyncio.sleep(0)  # let other tasks run during long bursts
                 continue
-            if subs.all_plain and len(items) <= _YIELD_EVERY:
-                # Only plain functions: take the whole queue at once and call them in a
-                # tight loop (its bytes stay counted until it is done). Two queues take
-                # turns, so no allocation per batch.
-                spare, self._spare = self._spare, None
-                self._items = spare if spare is not None else _NOTHING
-                handled += len(items)
-                size = self._bytes
-                await self._plain_batch(items)
-                self._bytes -= size
-                items.clear()
-                self._spare = items
-                continue
-            # One event at a time (some callback is async: it suspends this task anyway).
             handled += 1
             item = items.popleft()
             if type(item) is bytes:
@@ -325,41 +452,6 @@ class Dispatcher(Mailbox):
                         await result
                 except Exception as exc:  # a user callback must not end the session
                     await self._failed(sub, event_type, exc)
-
-    async def _plain_batch(self, batch: collections.deque[Any]) -> None:
-        """Deliver ``batch`` (taken off the queue) when every callback is a plain
-        function; one that returns an awaitable is awaited all the same. Cancelled (the
-        session ended), it releases the batch's barriers: nobody waits for ever."""
-        subs = self._subs
-        isawaitable = inspect.isawaitable
-        try:
-            for item in batch:
-                if type(item) is bytes:
-                    for sub in subs.audio:
-                        try:
-                            result = sub.on_audio(item)
-                            if result is not None and isawaitable(result):
-                                await result
-                        except Exception as exc:  # a user callback must not end the session
-                            await self._failed(sub, "tts_audio", exc)
-                    continue
-                kind = type(item)
-                if kind is Barrier or kind is Notice:
-                    await self._special(item)
-                    continue
-                event_type = item.type
-                for sub in subs.by_type.get(event_type, ()):
-                    try:
-                        result = sub.callback(item)
-                        if result is not None and isawaitable(result):
-                            await result
-                    except Exception as exc:  # a user callback must not end the session
-                        await self._failed(sub, event_type, exc)
-        except BaseException:
-            for item in batch:
-                if type(item) is Barrier:
-                    item.release()
-            raise
 
     async def _special(self, item: Any) -> None:
         """A queued barrier (released) or notice (told to its route's callbacks)."""

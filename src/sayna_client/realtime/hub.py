@@ -4,9 +4,10 @@ The reader task publishes every event once; the hub's :class:`~.fanout.FanOut`
 appends it to each consumer's bounded mailbox and returns at once, so no consumer can
 stall the socket, the keepalive or another consumer. Consumers:
 
-* **callbacks** (``register_on_*``, ``on``), plain and ``async`` alike: all run on the
-  session's one :class:`~.dispatcher.Dispatcher` task, one event at a time, in server
-  order across event types; an ``async`` one is awaited before the next event;
+* **callbacks** (``register_on_*``, ``on``), plain and ``async`` alike: all are called by
+  the session's one :class:`~.dispatcher.Dispatcher` (loop callbacks while every callback
+  is plain, its task once one is ``async``), one event at a time, in server order across
+  event types; an ``async`` one is awaited before the next event;
 * **iterators** (``events()``, ``turns()``): each has its own
   :class:`~.mailbox.Mailbox` and sees its events in server order;
 * **observers**: the SDK's own cheap bookkeeping, called inline on the reader.

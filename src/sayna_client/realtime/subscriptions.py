@@ -91,14 +91,14 @@ class Subscriptions:
         """Call ``callback(event)`` for every event of ``event_type`` (e.g. ``"stt_result"``,
         ``"tts_audio"``, ``"closed"``, ``"unknown"``). Plain and async callables work.
 
-        Every callback of the session, plain or async, runs on the session's one
-        dispatcher task (never on the task reading the socket), one event at a time, in
-        the order the server sent them across event types; an async callback is awaited
-        before the next event. A slow callback therefore delays the callbacks after it,
-        never the socket, the keepalive or ``events()`` iterators; the dispatcher's queue
-        is bounded like an iterator's (``EventsDropped`` to the error callbacks). If a
-        callback raises, the error callbacks receive a ``CallbackError`` and the session
-        continues.
+        Every callback of the session, plain or async, is called by the session's one
+        dispatcher (never by the task reading the socket), one event at a time, in the
+        order the server sent them across event types; an async callback is awaited
+        before the next event, on the dispatcher's task. A slow callback therefore delays
+        the callbacks after it, never the socket, the keepalive or ``events()`` iterators;
+        the dispatcher's queue is bounded like an iterator's (``EventsDropped`` to the
+        error callbacks). If a callback raises, the error callbacks receive a
+        ``CallbackError`` and the session continues.
         """
         if not callable(callback):
             raise SaynaValidationError("callback must be callable")
