@@ -16,8 +16,9 @@ from .._checks import MAX_AUDIO_FRAME, as_frame, reject_frame
 from ..errors import SaynaValidationError
 from ..protocol.encodings import lookup
 from ..types import STTConfig
-from .connection import BinarySender, WebSocketConnection
+from .connection import WebSocketConnection
 from .conversation import SessionMetrics
+from .sender import BinarySender
 from .wire import FrameWriter
 
 if TYPE_CHECKING:
