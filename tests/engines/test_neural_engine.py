@@ -37,10 +37,8 @@ from sayna_client.server.engines.local_assets import (  # noqa: E402
     read_verified,
     verify,
 )
-from sayna_client.server.engines.speech_worker import (  # noqa: E402
-    ProcessSynthesizer,
-    SpeechWorker,
-)
+from sayna_client.server.engines.speech_proxy import ProcessSynthesizer  # noqa: E402
+from sayna_client.server.engines.speech_worker import SpeechWorker  # noqa: E402
 from sayna_client.server.engines.whisper_stt import SpeechModels  # noqa: E402
 
 SPEECH = Path(__file__).resolve().parents[1] / "data" / "speech"
@@ -340,19 +338,37 @@ def test_wer_normalises_numbers_case_and_punctuation() -> None:
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
-async def test_a_dead_speech_worker_fails_feeds_with_a_clear_error() -> None:
-    worker = SpeechWorker(workers=1)
+async def test_a_killed_speech_worker_fails_its_streams_once_and_is_restarted() -> None:
+    worker = SpeechWorker(workers=1, restart_limit=1)
     await asyncio.get_running_loop().run_in_executor(None, worker.start)
     try:
         stream = worker.open(STTParams())
         assert await stream.feed(bytes(640)) == []  # silence: no result, but decoded
-        pid = worker.pid
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)
-        # The frame is queued or refused; either way the exit is reported, not awaited.
-        with pytest.raises(RuntimeError, match="speech worker process exited"):
+        first = worker.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        # One error, naming the cause, whether the frame was queued or refused...
+        with pytest.raises(RuntimeError, match=r"process exited \(killed by SIGKILL\)"):
             await stream.feed(bytes(640))
-        with pytest.raises(RuntimeError, match="speech worker"):
+        # ...then the same stream goes on in the restarted process.
+        clip = read_clip("librivox-0930.wav") + bytes(RATE * 2)
+        results: list[Transcript] = []
+        for start in range(0, len(clip), 3200):
+            results += await stream.feed(clip[start : start + 3200])
+        results += await stream.finish()
+        assert worker.restarts == 1
+        assert worker.pid not in (None, first)
+        assert word_error_rate(transcripts()["librivox-0930.wav"], final_text(results)) <= 0.10
+        # Past the limit (one restart here) the worker stops for good: one error with the
+        # cause, then nothing; new streams are refused with it.
+        os.kill(worker.pid, signal.SIGKILL)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            await stream.feed(bytes(640))
+        with pytest.raises(RuntimeError, match="exited 2 times within 60 s"):
+            await stream.feed(bytes(640))
+        assert await stream.feed(bytes(640)) == []
+        assert worker.failure is not None
+        with pytest.raises(RuntimeError, match="not restarted again"):
             worker.open(STTParams())
     finally:
         worker.close()
@@ -395,7 +411,11 @@ async def test_piper_in_the_worker_process_streams_stops_and_fails_clearly() -> 
         with pytest.raises(RuntimeError, match="speech worker process exited"):
             async for _ in stream:
                 pass
-        with pytest.raises(RuntimeError, match="speech worker"):
-            await piper.synthesize(TTSRequest(text="Anyone there?")).__anext__()
+        # The next synthesis waits for the restarted worker.
+        again = [
+            c async for c in piper.synthesize(TTSRequest(text="Back again.", sample_rate=RATE))
+        ]
+        assert sum(map(len, again)) > RATE // 2
+        assert worker.pid not in (None, pid)
     finally:
         worker.close()

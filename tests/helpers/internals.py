@@ -27,6 +27,7 @@ __all__ = [
     "raw_socket",
     "sender_kind",
     "server_state",
+    "speech_worker",
     "transport",
     "turn_pending",
     "wrap_frame_transport",
@@ -110,3 +111,12 @@ def turn_pending(client: SaynaClient) -> bool:
 def server_state(server: LocalServer) -> Any:
     """The local server's state object (its live sessions, rooms and settings)."""
     return server._state
+
+
+def speech_worker(server: LocalServer) -> Any:
+    """The local engine's speech worker (its ``pid``, ``restarts`` and ``failure``);
+    fails when the server runs no started worker."""
+    job = server_state(server).engine("local")._worker
+    assert job is not None, "the local engine runs no speech worker"
+    assert job.done(), "the speech worker is still starting"
+    return job.result()

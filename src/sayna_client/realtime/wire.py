@@ -28,8 +28,9 @@ close, which the connection turns into the session's close error.
 
 **The fence around aiohttp's private state.** This module holds the client's uses of
 aiohttp's private WebSocket state: the writer state (``ClientWebSocketResponse._writer``:
-its transport, protocol, mask flag, compression and closing flag) and, to find the
-transport, the upgrade response (:func:`transport_of`). :func:`frame_writer` checks every
+its transport, protocol, mask flag, compression and closing flag) and the upgrade
+response (``_response``: :func:`upgrade_response`, for the transport and the redirect
+check of :mod:`.handshake`). :func:`frame_writer` checks every
 piece once per connection and returns None when anything is not as expected (another
 aiohttp layout, per-message compression negotiated, a server-side socket), and when
 :data:`FAST_PATH` is off: the connection then sends through the public ``send_bytes``.
@@ -48,7 +49,10 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Coroutine
 from typing import Any, Callable, Optional, Union, cast
+
+import aiohttp
 
 __all__ = [
     "BATCH_BYTES",
@@ -62,6 +66,7 @@ __all__ = [
     "send_progress",
     "transport_of",
     "unsent_bytes",
+    "upgrade_response",
 ]
 
 #: The internal switch of :func:`frame_writer`: ``False`` makes every connection send
@@ -156,6 +161,21 @@ class FrameWriter:
     async def send(self, data: Union[bytes, bytearray, memoryview]) -> None:
         """Write one binary frame carrying ``data`` (or add it to the open batch); wait
         while the transport is paused."""
+        waiting = self.write(data)
+        if waiting is not None:
+            await waiting
+
+    def write(
+        self, data: Union[bytes, bytearray, memoryview]
+    ) -> Optional[Coroutine[Any, Any, None]]:
+        """:meth:`send` without a coroutine of its own: write the frame (or add it to the
+        open batch) now, and return None, or, while the transport is paused, the wait
+        for it to resume, which the caller must await before it returns (the hot path
+        of ``on_audio_input``: a live frame almost never waits).
+
+        Raises:
+            ConnectionResetError: the socket is closing (nothing was written).
+        """
         if self._writer._closing or self._transport.is_closing():
             raise ConnectionResetError("Cannot write to closing transport")
         payload = bytearray(data)  # masked in place: the caller's buffer stays as it was
@@ -180,14 +200,17 @@ class FrameWriter:
             batch += key
             batch += payload
             if len(batch) < BATCH_BYTES:
-                return
+                return None
             self.flush()
-        if self._protocol._paused:
-            await self._protocol._drain_helper()
-            if self._transport.is_closing():
-                # Woken by the end of the session (the connection drops the transport
-                # then), not by the peer reading: this frame may never arrive.
-                raise ConnectionResetError("The connection closed while the frame waited")
+        return self._resumed() if self._protocol._paused else None
+
+    async def _resumed(self) -> None:
+        """Wait until the paused transport resumes writing."""
+        await self._protocol._drain_helper()
+        if self._transport.is_closing():
+            # Woken by the end of the session (the connection drops the transport
+            # then), not by the peer reading: this frame may never arrive.
+            raise ConnectionResetError("The connection closed while the frame waited")
 
     def flush(self) -> None:
         """Write the open batch, if any. Called when the loop turns, and by the
@@ -231,10 +254,18 @@ def transport_of(ws: Any) -> Optional[Any]:
     its upgrade response's connection's), or None when neither is found."""
     transport = getattr(getattr(ws, "_writer", None), "transport", None)
     if transport is None:
-        response = getattr(ws, "_response", None)
-        connection = getattr(response, "connection", None)
+        connection = getattr(upgrade_response(ws), "connection", None)
         transport = getattr(connection, "transport", None)
     return transport
+
+
+def upgrade_response(ws: Any) -> Optional[aiohttp.ClientResponse]:
+    """The HTTP response that upgraded the aiohttp client WebSocket ``ws`` (its
+    ``history`` and ``url`` say where redirects took it), or None when this aiohttp
+    does not keep it where this module expects (``ClientWebSocketResponse._response``;
+    aiohttp has no public accessor)."""
+    response = getattr(ws, "_response", None)
+    return response if isinstance(response, aiohttp.ClientResponse) else None
 
 
 def drop_transport(ws: Any) -> None:

@@ -172,7 +172,7 @@ class LocalEngine(Engine):
             if worker is None or not worker.runs("tts"):
                 _cannot_import("the Piper voice", worker, "tts", "espeak-ng")
                 return None
-            from .speech_worker import ProcessSynthesizer
+            from .speech_proxy import ProcessSynthesizer
 
             return ProcessSynthesizer(worker)
         try:
@@ -245,13 +245,28 @@ class LocalEngine(Engine):
 
         Raises:
             ValueError: non-positive ``sample_rate`` or ``channels``.
-            RuntimeError: the engine was closed.
+            RuntimeError: the engine was closed, or its speech worker process stopped
+                for good (:meth:`worker_failure`, named in the message).
         """
         if self._speech is None:
             return PocketsphinxStream(params, self._stt_executor)
         if self._stt_process:
+            failure = self.worker_failure()
+            if failure is not None:
+                raise RuntimeError(f"local speech recognition is unavailable: {failure}")
             return _WorkerStream(params, self._speech, self._stt_executor)
         return ThreadedSTTStream(_Deferred(params, self._speech), self._stt_executor)
+
+    def worker_failure(self) -> Optional[str]:
+        """Why the speech worker process stopped for good (it died more often than its
+        restart limit allows, or a restart could not load the models); ``None`` while
+        it runs or restarts, or when there is none. Never raises."""
+        job = self._worker
+        if job is None or not job.done() or job.cancelled() or job.exception() is not None:
+            return None
+        worker = job.result()
+        failure: Optional[str] = getattr(worker, "failure", None)
+        return failure
 
     def close(self) -> None:
         """Stop the worker threads; queued work is cancelled, running work finishes.
@@ -324,15 +339,21 @@ class _WorkerStream(STTStream):
             if worker is None:
                 self._inner = PocketsphinxStream(self._params, self._executor)
             else:
-                self._inner = worker.open(self._params)
+                try:
+                    self._inner = worker.open(self._params)
+                except RuntimeError as exc:  # stopped for good: said once, then quiet
+                    self._closed = True
+                    raise RuntimeError(f"speech recognition stopped: {exc}") from None
         return self._inner
 
     async def feed(self, audio: bytes) -> list[Transcript]:
-        """Decode one frame in the worker (see :class:`.speech_worker.ProcessSTTStream`).
+        """Decode one frame in the worker (see :class:`.speech_proxy.ProcessSTTStream`).
 
         Raises:
             ModelIntegrityError: a model file is missing or was modified.
-            RuntimeError: the recogniser failed or the worker process exited.
+            RuntimeError: the recogniser failed, the worker process died (once per
+                death), or the worker stopped for good (once; later calls return no
+                results).
         """
         if self._closed:
             return []
