@@ -222,6 +222,7 @@ async def bench_livekit(server: Server, n_frames: int, words: int) -> str:
     from livekit.agents import tts as lk_tts
 
     from sayna_client.integrations import livekit as sayna
+    from sayna_client.integrations.livekit._common import Options
 
     options = APIConnectOptions(max_retry=0, timeout=30)
     kwargs: dict[str, Any] = {
@@ -229,13 +230,13 @@ async def bench_livekit(server: Server, n_frames: int, words: int) -> str:
         "tts_config": TTSConfig(provider="deepgram", voice_id="aura-asteria-en", sample_rate=RATE),
     }
 
-    original_new = sayna._Options.client
+    original_new = Options.client
 
     def timed_client(self: Any, rate: int) -> SaynaClient:
         plain = original_new(self, rate)
         return TimedClient(server.url, plain.stt_config, plain.tts_config, timeouts=plain.timeouts)
 
-    sayna._Options.client = timed_client  # type: ignore[method-assign]
+    Options.client = timed_client  # type: ignore[method-assign]
     original_result = sayna.SpeechStream._on_result
 
     def on_result(self: Any, result: Any) -> None:
@@ -275,7 +276,7 @@ async def bench_livekit(server: Server, n_frames: int, words: int) -> str:
             await tts_stream.aclose()
         await synth.aclose()
     finally:
-        sayna._Options.client = original_new  # type: ignore[method-assign]
+        Options.client = original_new  # type: ignore[method-assign]
         sayna.SpeechStream._on_result = original_result  # type: ignore[method-assign]
         lk_tts.AudioEmitter.push = original_push  # type: ignore[method-assign]
     return "livekit"

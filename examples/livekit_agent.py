@@ -13,11 +13,9 @@ the same objects to ``AgentSession(stt=..., tts=...)``.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import sys
-from pathlib import Path
 
+from _agent_cli import agent_arguments, run_agent
 from livekit import rtc
 from livekit.agents import APIConnectOptions, APIError, stt
 
@@ -72,23 +70,7 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("question", nargs="?", default="What time is it?")
-    parser.add_argument("--url", default="http://127.0.0.1:3001", help="Sayna server URL")
-    parser.add_argument(
-        "--api-key", default=os.environ.get("SAYNA_API_KEY"), help="(default: $SAYNA_API_KEY)"
-    )
-    parser.add_argument("--provider", default="deepgram", help="STT and TTS provider")
-    parser.add_argument("--voice", default="aura-asteria-en", help="TTS voice_id")
-    parser.add_argument("--speed", type=float, default=1.0, help="audio faster than real time")
-    parser.add_argument("--out", type=Path, default=Path("reply.wav"))
-    args = parser.parse_args()
-    try:
-        asyncio.run(run(args))
-    except (SaynaError, APIError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_agent(run, agent_arguments(__doc__).parse_args(), (SaynaError, APIError))
 
 
 if __name__ == "__main__":

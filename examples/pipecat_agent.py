@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from _agent_cli import agent_arguments, run_agent
 from pipecat.frames.frames import (
     EndFrame,
     Frame,
@@ -38,7 +38,7 @@ from pipecat.processors.aggregators.llm_response_universal import LLMContextAggr
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
-from sayna_client import SaynaClient, SaynaError, STTConfig, TTSConfig, audio
+from sayna_client import SaynaClient, STTConfig, TTSConfig, audio
 from sayna_client.integrations.pipecat import SaynaSTTService, SaynaTTSService
 
 IN_RATE, OUT_RATE = 16000, 24000
@@ -136,28 +136,14 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("question", nargs="?", default="What time is it?")
-    parser.add_argument("--url", default="http://127.0.0.1:3001", help="Sayna server URL")
-    parser.add_argument(
-        "--api-key", default=os.environ.get("SAYNA_API_KEY"), help="(default: $SAYNA_API_KEY)"
-    )
-    parser.add_argument("--provider", default="deepgram", help="STT and TTS provider")
-    parser.add_argument("--voice", default="aura-asteria-en", help="TTS voice_id")
-    parser.add_argument("--speed", type=float, default=1.0, help="audio faster than real time")
-    parser.add_argument("--out", type=Path, default=Path("reply.wav"))
+    parser = agent_arguments(__doc__)
     parser.add_argument("--quiet", action="store_true", help="hide Pipecat's log")
     args = parser.parse_args()
     if args.quiet:
         from loguru import logger
 
         logger.remove()
-    try:
-        asyncio.run(run(args))
-    except SaynaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_agent(run, args)
 
 
 if __name__ == "__main__":

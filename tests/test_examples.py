@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import importlib.util
 import math
 import os
 import re
@@ -115,7 +116,8 @@ def tone_bursts(path: Path, words: int, rate: int = 16000) -> None:
 
 
 def test_every_example_is_tested() -> None:
-    scripts = sorted(p.name for p in EXAMPLES.glob("*.py"))
+    # _*.py: what several examples share (their command line), not an example itself.
+    scripts = sorted(p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
     assert scripts == sorted(TESTED), "add a smoke test for each new example"
     readme = (EXAMPLES / "README.md").read_text(encoding="utf-8")
     for script in scripts:
@@ -436,3 +438,13 @@ def test_api_reference_builds_strict(tmp_path: Path) -> None:
     page = (tmp_path / "clients" / "index.html").read_text(encoding="utf-8")
     assert "on_audio_input" in page
     assert "Open the WebSocket, send the config" in page
+    # Every name SaynaClient forwards to its session has its entry (docs/forwarded.py).
+    spec = importlib.util.spec_from_file_location("forwarded", ROOT / "docs" / "forwarded.py")
+    assert spec is not None
+    assert spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    names = [name for name, _ in hook.forwarded_names()]
+    assert {"speak", "on_audio_input", "register_on_stt_result", "stt_config"} <= set(names)
+    missing = [n for n in names if not re.search(rf">\s*SaynaClient\.{n}\s*<", page)]
+    assert missing == [], f"no entry on the Clients page for {missing}"

@@ -8,7 +8,9 @@ do not (a stored bound method is 64 bytes per client, for calls made once or twi
 session: issue #19's idle memory per session). On the class, the
 attribute is the part's function itself, so ``help(SaynaClient.speak)`` shows its
 signature and docstring. :class:`ForwardAttribute` does the same for a value the
-part holds (``client.stt_config``), read and optionally written through.
+part holds (``client.stt_config``), read and optionally written through, and
+:class:`ReadyField` for a field of the session's ``ready`` message
+(``client.livekit_url``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 
-__all__ = ["Forward", "ForwardAttribute"]
+__all__ = ["Forward", "ForwardAttribute", "ReadyField"]
 
 
 class Forward(Generic[P, R]):
@@ -97,3 +99,35 @@ class ForwardAttribute(Generic[T]):
         if not self._writable:
             raise AttributeError(f"{self._name} is read-only")
         setattr(self._part(obj), self._name, value)
+
+
+class ReadyField:
+    """A read-only attribute of the owner: the field ``field`` of its voice session's
+    ``ready`` message (``owner._voice.ready_message``), None before the first ``ready``;
+    documented by ``doc``."""
+
+    def __init__(self, field: str, doc: str) -> None:
+        self._field = field
+        self._name = ""
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, obj: None, owner: Optional[type] = None) -> ReadyField: ...
+
+    @overload
+    def __get__(self, obj: object, owner: Optional[type] = None) -> Optional[str]: ...
+
+    def __get__(self, obj: Optional[object], owner: Optional[type] = None) -> Any:
+        if obj is None:
+            return self
+        ready = _ready_message(obj)
+        return getattr(ready, self._field) if ready is not None else None
+
+    def __set__(self, obj: object, value: object) -> None:
+        raise AttributeError(f"{self._name} is read-only: the server sets it in `ready`")
+
+
+_ready_message = operator.attrgetter("_voice.ready_message")

@@ -62,15 +62,14 @@ def _origin(url: URL) -> tuple[str, str, Optional[int]]:
     return _SECURE.get(scheme, scheme), (url.host or "").lower(), url.port
 
 
-def redirected_elsewhere(ws: Any, url: str) -> Optional[tuple[int, str]]:
-    """``(status, target)`` when the upgrade of ``ws`` (opened for ``url``) was
-    redirected to another origin, else None. A session the client did not make
-    (``http_session=``) follows redirects before :func:`_refuse_redirect` could stop
-    it; this catches it before anything is sent on the socket."""
-    response = getattr(ws, "_response", None)
-    history = getattr(response, "history", ())
-    final = getattr(response, "url", None)
-    if not history or not isinstance(final, URL):
+def redirected_elsewhere(response: aiohttp.ClientResponse, url: str) -> Optional[tuple[int, str]]:
+    """``(status, target)`` when ``response``, the upgrade of a WebSocket opened for
+    ``url``, was redirected to another origin, else None. A session the client did not
+    make (``http_session=``) follows redirects before :func:`_refuse_redirect` could
+    stop it; this catches it before anything is sent on the socket."""
+    history = response.history
+    final = response.url
+    if not history:
         return None
     if _origin(final) == _origin(URL(url)):
         return None
@@ -99,6 +98,16 @@ async def _refuse_redirect(
     raise RedirectRefused(
         response.status, safe_url(params.url), safe_url(target) if target else "<invalid Location>"
     )
+
+
+@functools.cache
+def _redirect_guard() -> aiohttp.TraceConfig:
+    """The trace config that runs :func:`_refuse_redirect`: one for every shared session
+    (it holds no state; aiohttp's signals and their owner form a cycle, which one object
+    made once leaves nothing for the cycle collector when a session closes)."""
+    guard = aiohttp.TraceConfig()
+    guard.on_request_redirect.append(_refuse_redirect)
+    return guard
 
 
 def abandon(session: aiohttp.ClientSession) -> None:
@@ -131,8 +140,6 @@ class SharedSession:
     __slots__ = ("__weakref__", "key", "loop", "session", "users")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, key: Optional[float]) -> None:
-        redirects = aiohttp.TraceConfig()
-        redirects.on_request_redirect.append(_refuse_redirect)
         self.loop = loop
         self.key = key
         self.session = aiohttp.ClientSession(
@@ -142,7 +149,7 @@ class SharedSession:
             cookie_jar=aiohttp.DummyCookieJar(),
             timeout=client_timeout(key),
             trust_env=True,
-            trace_configs=[redirects],
+            trace_configs=[_redirect_guard()],
         )
         self.users = 0
 

@@ -11,33 +11,22 @@ session's ``speak``). Session arguments are checked once, by
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable
-from typing import Any, Callable, Optional
+from collections.abc import AsyncIterator
+from typing import Any, Optional
 
 import aiohttp
 
-from ._config import (
-    ReconnectPolicy,
-    RetryPolicy,
-    Timeouts,
-    derive_urls,
-)
-from ._defaults import CLIENT_DEFAULT, ClientDefault
+from ._config import ReconnectPolicy, RetryPolicy, Timeouts, derive_urls
+from ._defaults import CLIENT_DEFAULT
 from ._deprecated import DeprecatedNames
-from ._forward import Forward, ForwardAttribute
+from ._forward import Forward, ForwardAttribute, ReadyField
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, HttpTransport
-from ._options import (
-    DEFAULT_HEARTBEAT,
-    DEFAULT_MAX_QUEUE,
-    DEFAULT_MAX_QUEUE_BYTES,
-    SessionOptions,
-)
+from ._options import DEFAULT_HEARTBEAT, DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, SessionOptions
 from ._redact import safe_url, split_userinfo
 from ._rest import RestClient
-from .agents.barge_in import DEFAULT_BACKCHANNELS, DEFAULT_FILLERS, BargeIn, BargeInEvent
+from .agents.methods import AgentMethods
 from .agents.metrics import TurnMetrics
 from .agents.speech import AudioOutput, SpeechQueue
-from .agents.watchdog import IdleEvent, IdleWatchdog
 from .realtime.commands import Commands
 from .realtime.conversation import SessionMetrics
 from .realtime.drain import Drainer
@@ -51,18 +40,21 @@ __all__ = ["CLIENT_DEFAULT", "SaynaClient", "Unsubscribe"]
 
 _DEFAULT_TIMEOUTS = Timeouts()
 _DEFAULT_RETRY = RetryPolicy()
-_ClientDefault = ClientDefault  # the name sync.py and older code import
 
 _S = "_voice"
 _EVENTS, _DRAIN, _COMMANDS = "_voice.subscriptions", "_voice.drainer", "_voice.commands"
 _SPEECH, _AUDIO = "_voice.speaking", "_voice.audio_in"
 
 
-class SaynaClient(RestClient, DeprecatedNames):
+class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
     """A client for one Sayna server: REST calls, and one WebSocket voice session at a time.
 
+    The README (``SaynaClient(url, ...)`` under "WebSocket API Methods") says more of
+    each argument.
+
     Args:
-        url: server URL, ``http(s)://host[:port]`` or ``ws(s)://host[:port][/ws]``.
+        url: server URL, ``http(s)://host[:port]`` or ``ws(s)://host[:port][/ws]``; a
+            ``user:password@`` in it is sent as HTTP Basic authentication.
         stt_config: speech-to-text settings (required unless ``without_audio``).
         tts_config: text-to-speech settings (required unless ``without_audio``).
         livekit_config: join a LiveKit room with this session.
@@ -72,32 +64,22 @@ class SaynaClient(RestClient, DeprecatedNames):
         loading_audio: a loading clip for LiveKit sessions (see ``loading_start``).
         timeouts: connect / ready / request / close deadlines.
         retry: retry policy for idempotent REST requests.
-        heartbeat: seconds within which a dead server is detected by WebSocket
-            ping/pong (``None`` disables pings).
-        max_queue: per-consumer event queue bound: each ``events()`` / ``turns()``
-            iterator and the callbacks' dispatcher hold at most this many events.
-        max_queue_bytes: per-consumer bound on queued audio, in bytes (16 MiB by
-            default); past either bound the oldest events are dropped and reported
-            (``EventsDropped``).
+        heartbeat: seconds within which a dead server is detected (``None``: no pings).
+        max_queue: events each consumer (``events()``, ``turns()``, the callbacks) holds.
+        max_queue_bytes: audio bytes each consumer holds (16 MiB); past either bound the
+            oldest events are dropped and reported (``EventsDropped``).
         ssl: passed to aiohttp (``True`` verifies certificates; an ``SSLContext`` for
-            private CAs). Verification is never turned off by default.
+            private CAs).
         reconnect: opt-in automatic reconnection (see ``ReconnectPolicy``).
-        proxy: an HTTP proxy URL (``http://[user:pass@]host:port``) for REST and the
-            WebSocket upgrade. Without it, ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY``
-            from the environment apply (to a session the client makes itself).
-        http_session: an ``aiohttp.ClientSession`` to send everything through, e.g. one
-            shared by many clients so they share its connection pool. The client never
-            closes it; its own settings (``trust_env``, connector limits) apply. Without
-            it, the clients of one event loop share one session the SDK makes (no cookie
-            jar, no connection limit) and closes when the last of them disconnects; one
-            client's ``disconnect()`` never closes another's socket.
-        max_response_bytes: REST response bodies larger than this raise
-            ``SaynaInvalidResponseError`` without being read further (default 64 MiB;
-            ``None``: no bound). Error bodies are read up to 64 KiB.
+        proxy: an ``http://[user:pass@]host:port`` proxy for REST and the WebSocket
+            (default: ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY``).
+        http_session: an ``aiohttp.ClientSession`` to send everything through (never
+            closed by the client); without it, the clients of one loop share one.
+        max_response_bytes: larger REST bodies raise ``SaynaInvalidResponseError``
+            unread (default 64 MiB; ``None``: no bound).
 
-    A ``user:password@`` in ``url`` is sent as HTTP Basic authentication (instead of
-    ``api_key``) and, like the API key, any query value and a proxy's credentials, never
-    appears in a repr, message or log line of this client.
+    No credential (API key, password, query value, proxy credentials) appears in a
+    repr, message or log line of this client.
 
     Raises:
         SaynaValidationError: a bad argument, named with the fix.
@@ -250,35 +232,23 @@ class SaynaClient(RestClient, DeprecatedNames):
         _S, "The automatic reconnection policy (None: no reconnection).", writable=True
     )
 
-    @property
-    def livekit_room_name(self) -> Optional[str]:
-        """The LiveKit room of this session (after ready, LiveKit sessions only)."""
-        ready = self._voice.ready_message
-        return ready.livekit_room_name if ready else None
-
-    @property
-    def livekit_url(self) -> Optional[str]:
-        """The LiveKit URL participants join (after ready)."""
-        ready = self._voice.ready_message
-        return ready.livekit_url if ready else None
-
-    @property
-    def sayna_participant_identity(self) -> Optional[str]:
-        """Sayna's identity in the LiveKit room (after ready, LiveKit sessions only)."""
-        ready = self._voice.ready_message
-        return ready.sayna_participant_identity if ready else None
-
-    @property
-    def sayna_participant_name(self) -> Optional[str]:
-        """Sayna's display name in the LiveKit room (after ready, LiveKit sessions only)."""
-        ready = self._voice.ready_message
-        return ready.sayna_participant_name if ready else None
-
-    @property
-    def received_stream_id(self) -> Optional[str]:
-        """The ``stream_id`` the server confirmed in ``ready`` (key for ``get_recording``)."""
-        ready = self._voice.ready_message
-        return ready.stream_id if ready else None
+    livekit_room_name = ReadyField(
+        "livekit_room_name",
+        "The LiveKit room of this session (after ready, LiveKit sessions only).",
+    )
+    livekit_url = ReadyField("livekit_url", "The LiveKit URL participants join (after ready).")
+    sayna_participant_identity = ReadyField(
+        "sayna_participant_identity",
+        "Sayna's identity in the LiveKit room (after ready, LiveKit sessions only).",
+    )
+    sayna_participant_name = ReadyField(
+        "sayna_participant_name",
+        "Sayna's display name in the LiveKit room (after ready, LiveKit sessions only).",
+    )
+    received_stream_id = ReadyField(
+        "stream_id",
+        "The ``stream_id`` the server confirmed in ``ready`` (key for ``get_recording``).",
+    )
 
     # --- events and callbacks ----------------------------------------------------------
 
@@ -339,62 +309,6 @@ class SaynaClient(RestClient, DeprecatedNames):
         "interruptions flush it, and speech handles count only audio it played as heard.",
         writable=True,
     )
-
-    # --- agents ----------------------------------------------------------------------
-
-    def barge_in(
-        self,
-        *,
-        min_words: int = 1,
-        min_duration: float = 0.0,
-        backchannels: Iterable[str] = DEFAULT_BACKCHANNELS,
-        fillers: Iterable[str] = DEFAULT_FILLERS,
-        resume_on_noise: bool = False,
-        on_barge_in: Optional[Callable[[BargeInEvent], Any]] = None,
-    ) -> BargeIn:
-        """Stop the agent's speech when the user talks over it (see
-        :class:`~sayna_client.agents.BargeIn` for the arguments); returns the attached
-        policy (``detach()`` it to stop). Each decision is a ``BargeInEvent``, also
-        delivered to ``client.on("barge_in", cb)``.
-
-        Raises:
-            SaynaValidationError: a bad guard value.
-        """
-        policy = BargeIn(
-            min_words=min_words,
-            min_duration=min_duration,
-            backchannels=backchannels,
-            fillers=fillers,
-            resume_on_noise=resume_on_noise,
-            on_barge_in=on_barge_in,
-        )
-        return policy.attach(self)
-
-    def idle_watchdog(
-        self,
-        idle_after: float,
-        *,
-        on_idle: Optional[Callable[[IdleEvent], Any]] = None,
-        max_duration: Optional[float] = None,
-        on_max_duration: Optional[Callable[[IdleEvent], Any]] = None,
-    ) -> IdleWatchdog:
-        """Start an :class:`~sayna_client.agents.IdleWatchdog`: an ``IdleEvent`` (also to
-        ``client.on("idle", cb)``) after ``idle_after`` seconds with neither user speech
-        nor agent audio, ``on_idle`` to re-prompt or hang up, and the end of the session
-        after ``max_duration`` seconds (``on_max_duration``, default ``disconnect()``).
-        Call it on the event loop; ``stop()`` the returned watchdog to end it.
-
-        Raises:
-            SaynaValidationError: a duration that is not a positive number.
-        """
-        watchdog = IdleWatchdog(
-            self,
-            idle_after=idle_after,
-            on_idle=on_idle,
-            max_duration=max_duration,
-            on_max_duration=on_max_duration,
-        )
-        return watchdog.start()
 
     def _emit_local(self, event: Any) -> None:
         """An event the agents helpers made: to callbacks and iterators, in order."""

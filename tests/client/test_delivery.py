@@ -27,7 +27,7 @@ from sayna_client import (
     TTSAudio,
     TTSPlaybackCompleteMessage,
 )
-from sayna_client.realtime import connection as connection_module
+from sayna_client.realtime import wire
 from sayna_client.server import Faults, LocalServer
 
 from .conftest import make_client, stt, tts
@@ -37,7 +37,7 @@ from .conftest import make_client, stt, tts
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Both binary send paths: the SDK's frame writer and aiohttp's ``send_bytes``."""
     if request.param == "send_bytes":
-        monkeypatch.setattr(connection_module, "frame_writer", lambda ws: None)
+        monkeypatch.setattr(wire, "FAST_PATH", False)  # the documented internal switch
     return str(request.param)
 
 

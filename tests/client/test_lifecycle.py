@@ -171,6 +171,39 @@ async def test_a_dropped_client_is_freed_without_the_cycle_collector(server: Loc
         gc.enable()
 
 
+def _left_for_the_collector_name(name: str) -> bool:
+    """A type of the SDK's client side, or aiohttp's trace config of a shared session."""
+    client_side = name.startswith("sayna_client.") and not name.startswith("sayna_client.server")
+    return client_side or name.endswith(".TraceConfig")
+
+
+async def test_a_client_used_for_speech_leaves_nothing_for_the_cycle_collector(
+    server: LocalServer,
+) -> None:
+    # Speech handles, turn metrics and a callback in use, then the session ends and the
+    # application drops the client (its shared aiohttp session closes with it): none of
+    # the SDK's objects (and no TraceConfig of aiohttp's) waits for the cyclic GC.
+    client = make_client(server)
+    played = asyncio.Event()
+    client.register_on_tts_playback_complete(lambda _: played.set())
+    await client.connect()
+    await client.speak("hello world")
+    await asyncio.wait_for(played.wait(), 30)
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        await client.disconnect()
+        del client
+        gc.collect()
+        left = {f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage}
+        assert sorted(name for name in left if _left_for_the_collector_name(name)) == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+
 async def test_a_client_dropped_while_reconnecting_stops_quietly(server: LocalServer) -> None:
     # The application drops the client while the server is down and the reconnection is
     # waiting: the next attempt finds no client and the reconnection ends, with no

@@ -252,7 +252,8 @@ class SpeechQueue:
         self._clear_tasks: set[asyncio.Task[None]] = set()
         self._output: Optional[AudioOutput] = None
         #: Per-turn latency and usage, fed by this queue and the client's reader.
-        self.metrics = TurnMetrics(tts_rate=self.byte_rate)
+        # Not self.byte_rate: the metrics would hold the queue that holds them (a cycle).
+        self.metrics = TurnMetrics(tts_rate=lambda: bytes_per_second(*tts_format()))
         #: ``listen(True)`` / ``listen(False)``: start / stop calling :meth:`on_tts_audio`
         #: (None: the owner calls it for every frame).
         self.listen: Optional[Callable[[bool], None]] = None
@@ -286,8 +287,8 @@ class SpeechQueue:
     # --- state ---------------------------------------------------------------------------
 
     def byte_rate(self) -> Optional[float]:
-        audio_format, rate = self._tts_format()
-        return bytes_per_second(audio_format, rate)
+        """Bytes per second of the session's TTS audio (None for a compressed format)."""
+        return bytes_per_second(*self._tts_format())
 
     @property
     def seconds_per_word(self) -> float:

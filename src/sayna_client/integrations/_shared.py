@@ -12,7 +12,24 @@ from ..errors import SaynaValidationError
 from ..protocol.encodings import canonical
 from ..types import STTConfig, TTSConfig
 
-__all__ = ["SharedSession", "SpeakQueue", "check_client", "pcm_stt", "pcm_tts"]
+__all__ = ["SharedSession", "SpeakQueue", "check_client", "missing_extra", "pcm_stt", "pcm_tts"]
+
+#: The framework each adapter needs: (its name, the extra that installs it, its Python).
+_FRAMEWORKS = {
+    "livekit": ("LiveKit Agents", "Python 3.10 or newer"),
+    "pipecat": ("Pipecat", "Python 3.11 or newer"),
+}
+
+
+def missing_extra(adapter: str) -> ImportError:
+    """The error for an adapter module imported without its framework: names the extra
+    to install (``adapter`` is the module's name under ``integrations/``, also the
+    extra's)."""
+    framework, python = _FRAMEWORKS[adapter]
+    return ImportError(
+        f"sayna_client.integrations.{adapter} needs {framework}: "
+        f"pip install 'sayna-client[{adapter}]' ({python})"
+    )
 
 
 def check_client(client: object, owner: str) -> SaynaClient:

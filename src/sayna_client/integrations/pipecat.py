@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from typing import Any, Optional
 
 from ..client import SaynaClient
 from ..errors import SaynaError
 from ..protocol.events import STTResultMessage
-from ._shared import SharedSession, SpeakQueue, check_client, pcm_stt, pcm_tts
+from ._shared import SharedSession, SpeakQueue, check_client, missing_extra, pcm_stt, pcm_tts
 
 try:
     from pipecat.frames.frames import (
@@ -49,6 +49,7 @@ try:
         TTSStoppedFrame,
     )
     from pipecat.processors.frame_processor import FrameProcessorSetup
+    from pipecat.services.ai_service import AIService
     from pipecat.services.settings import STTSettings, TTSSettings
     from pipecat.services.stt_service import STTService
     from pipecat.services.tts_service import TTSService
@@ -56,10 +57,7 @@ try:
     from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
     from pipecat.utils.time import time_now_iso8601
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "sayna_client.integrations.pipecat needs Pipecat: "
-        "pip install 'sayna-client[pipecat]' (Python 3.11 or newer)"
-    ) from exc
+    raise missing_extra("pipecat") from exc
 
 __all__ = ["SaynaSTTService", "SaynaTTSService"]
 
@@ -73,7 +71,67 @@ def _language(code: str) -> Optional[Language]:
         return None
 
 
-class SaynaSTTService(STTService):
+class _SessionService(AIService):
+    """What both services do with their client's session: join it when the pipeline
+    starts (the first Sayna service connects), read its events on a task of the
+    service, report its errors, and leave it when the pipeline ends (the last one
+    closes it). Mixed in before Pipecat's ``STTService`` / ``TTSService``."""
+
+    _client: SaynaClient
+    _session: SharedSession
+    _read: Callable[[AsyncIterator[Any]], Coroutine[Any, Any, None]]  # each service's event reader
+    _label = ""  # "STT" or "TTS", for messages and the reader task's name
+    _reader: Any = None
+    _closing = False
+
+    @property
+    def client(self) -> SaynaClient:
+        """The ``SaynaClient`` this service uses."""
+        return self._client
+
+    async def start(self, frame: StartFrame) -> None:
+        """Connect (or join the session another Sayna service opened) and start reading."""
+        await super().start(frame)
+        self._closing = False
+        events = self._client.events()  # subscribe before connecting
+        try:
+            await self._session.acquire(self)
+        except SaynaError as exc:
+            await self.push_error(f"Sayna {self._label} could not connect: {exc}", exception=exc)
+            return
+        self._reader = self.create_task(
+            self._read(events), name=f"sayna-{self._label.lower()}-events"
+        )
+
+    async def stop(self, frame: EndFrame) -> None:
+        """End of the pipeline: leave the session (the last Sayna service closes it)."""
+        await super().stop(frame)
+        await self._leave(graceful=True)
+
+    async def cancel(self, frame: CancelFrame) -> None:
+        """Cancelled pipeline: leave the session at once."""
+        await super().cancel(frame)
+        await self._leave(graceful=False)
+
+    async def _leave(self, *, graceful: bool) -> None:
+        self._closing = True
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await self.cancel_task(reader)
+        await self._session.release(self, graceful=graceful)
+
+    async def _report(self, event: Any) -> None:
+        """Push a server ``error`` or an unexpected close as an ``ErrorFrame`` (once per
+        session: only the first service on it reports)."""
+        if not self._session.is_reporter(self):
+            return
+        if event.type == "error":
+            await self.push_error(f"Sayna: {event.message}")
+        elif not self._closing and not getattr(event, "initiated_by_client", False):
+            await self.push_error(f"Sayna session closed: {event.message}")
+
+
+class SaynaSTTService(_SessionService, STTService):
     """Speech-to-text through a Sayna session, with Sayna's turn detection.
 
     Input audio frames go to ``client.on_audio_input``; ``stt_result`` events come back
@@ -94,6 +152,8 @@ class SaynaSTTService(STTService):
             ``stt_config`` is not 16-bit mono PCM.
     """
 
+    _label = "STT"
+
     def __init__(
         self,
         *,
@@ -110,16 +170,9 @@ class SaynaSTTService(STTService):
         super().__init__(sample_rate=sample_rate, **kwargs)
         self._session = SharedSession.of(client)
         self._should_interrupt = should_interrupt
-        self._reader: Any = None
-        self._closing = False
         self._send_failed = False
         self._speaking = False
         self._language = _language(config.language)
-
-    @property
-    def client(self) -> SaynaClient:
-        """The ``SaynaClient`` this service uses."""
-        return self._client
 
     def can_generate_metrics(self) -> bool:
         """True: TTFB metrics are reported (see Pipecat's ``STTService``)."""
@@ -145,35 +198,6 @@ class SaynaSTTService(STTService):
             self._client.stt_config, self.sample_rate, "SaynaSTTService"
         )
 
-    async def start(self, frame: StartFrame) -> None:
-        """Connect (or join the session another Sayna service opened) and start reading."""
-        await super().start(frame)
-        self._closing = False
-        events = self._client.events()  # subscribe before connecting
-        try:
-            await self._session.acquire(self)
-        except SaynaError as exc:
-            await self.push_error(f"Sayna STT could not connect: {exc}", exception=exc)
-            return
-        self._reader = self.create_task(self._read(events), name="sayna-stt-events")
-
-    async def stop(self, frame: EndFrame) -> None:
-        """End of the pipeline: leave the session (the last Sayna service closes it)."""
-        await super().stop(frame)
-        await self._leave(graceful=True)
-
-    async def cancel(self, frame: CancelFrame) -> None:
-        """Cancelled pipeline: leave the session at once."""
-        await super().cancel(frame)
-        await self._leave(graceful=False)
-
-    async def _leave(self, *, graceful: bool) -> None:
-        self._closing = True
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            await self.cancel_task(reader)
-        await self._session.release(self, graceful=graceful)
-
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Optional[Frame], None]:
         """Send one frame of input audio to Sayna; results arrive on the reader task.
 
@@ -196,7 +220,7 @@ class SaynaSTTService(STTService):
             if kind == "stt_result":
                 await self._on_result(event)
             elif kind in ("error", "closed"):
-                await _report(self, self._session, event, self._closing)
+                await self._report(event)
 
     async def _on_result(self, result: STTResultMessage) -> None:
         text = result.transcript
@@ -227,7 +251,7 @@ class SaynaSTTService(STTService):
             await self.broadcast_frame(ProposedUserStoppedSpeakingFrame)
 
 
-class SaynaTTSService(TTSService):
+class SaynaTTSService(_SessionService, TTSService):
     """Text-to-speech through a Sayna session.
 
     Each aggregated sentence is sent with ``client.speak``, one at a time (the next when
@@ -251,6 +275,8 @@ class SaynaTTSService(TTSService):
             ``tts_config`` does not produce raw PCM.
     """
 
+    _label = "TTS"
+
     def __init__(
         self,
         *,
@@ -273,17 +299,10 @@ class SaynaTTSService(TTSService):
         super().__init__(sample_rate=sample_rate, **kwargs)
         self._session = SharedSession.of(client)
         self._speaks = SpeakQueue(client, allow_interruption=allow_interruption)
-        self._reader: Any = None
-        self._closing = False
         # The reply audio goes to (None: audio is dropped, e.g. after a clear).
         self._context_id: Optional[str] = None
         self._flushed = False  # the reply's last text was sent: its completion ends it
         self._first_speak_at = 0.0
-
-    @property
-    def client(self) -> SaynaClient:
-        """The ``SaynaClient`` this service uses."""
-        return self._client
 
     def can_generate_metrics(self) -> bool:
         """True: TTFB, TTFA and processing metrics are reported."""
@@ -301,35 +320,6 @@ class SaynaTTSService(TTSService):
         self._client.tts_config = pcm_tts(
             self._client.tts_config, self.sample_rate, "SaynaTTSService"
         )
-
-    async def start(self, frame: StartFrame) -> None:
-        """Connect (or join the session another Sayna service opened) and start reading."""
-        await super().start(frame)
-        self._closing = False
-        events = self._client.events()
-        try:
-            await self._session.acquire(self)
-        except SaynaError as exc:
-            await self.push_error(f"Sayna TTS could not connect: {exc}", exception=exc)
-            return
-        self._reader = self.create_task(self._read(events), name="sayna-tts-events")
-
-    async def stop(self, frame: EndFrame) -> None:
-        """End of the pipeline: leave the session (the last Sayna service closes it)."""
-        await super().stop(frame)
-        await self._leave(graceful=True)
-
-    async def cancel(self, frame: CancelFrame) -> None:
-        """Cancelled pipeline: leave the session at once."""
-        await super().cancel(frame)
-        await self._leave(graceful=False)
-
-    async def _leave(self, *, graceful: bool) -> None:
-        self._closing = True
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            await self.cancel_task(reader)
-        await self._session.release(self, graceful=graceful)
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Optional[Frame], None]:
         """Queue ``text`` for ``client.speak``; its audio arrives on the reader task."""
@@ -370,7 +360,7 @@ class SaynaTTSService(TTSService):
             elif kind == "tts_playback_complete":
                 await self._on_complete()
             elif kind in ("error", "closed"):
-                await _report(self, self._session, event, self._closing)
+                await self._report(event)
 
     async def _on_audio(self, data: bytes) -> None:
         context_id = self._context_id
@@ -401,14 +391,3 @@ class SaynaTTSService(TTSService):
             await self.start_processing_metrics(start_time=self._first_speak_at)
             self._first_speak_at = 0.0
             await self.stop_processing_metrics()
-
-
-async def _report(service: Any, session: SharedSession, event: Any, closing: bool) -> None:
-    """Push a server ``error`` or an unexpected close as an ``ErrorFrame`` (once per
-    session: only the first service on it reports)."""
-    if not session.is_reporter(service):
-        return
-    if event.type == "error":
-        await service.push_error(f"Sayna: {event.message}")
-    elif not closing and not getattr(event, "initiated_by_client", False):
-        await service.push_error(f"Sayna session closed: {event.message}")

@@ -1,8 +1,9 @@
-"""One WebSocket connection: handshake, ``config`` → ``ready``, the reader task, sends, close.
+"""One WebSocket connection: ``config`` → ``ready``, the reader task, the heartbeat, close.
 
-This is the only module that touches aiohttp's WebSocket API (with :mod:`.wire`, which
-writes audio frames to its transport), and the one place where its exceptions are
-translated (always chained with ``from``).
+The upgrade is :mod:`.handshake`'s and the sends are :mod:`.sender`'s (the connection's
+base class); with :mod:`.wire`, which writes audio frames to the transport, these are
+the only modules that touch aiohttp's WebSocket API, and the places where its exceptions
+are translated (always chained with ``from``).
 
 The reader task owns the socket's receive side. It decodes every frame, records
 ``ready``, and publishes events to the :class:`~.hub.EventHub`, which never
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from typing import Any, Callable, Optional, Protocol, Union, cast
+from typing import Any, Optional, Protocol, cast
 
 import aiohttp
 
@@ -22,7 +23,6 @@ from .._compat import within
 from .._redact import Redactor
 from ..errors import (
     SaynaConfigRejectedError,
-    SaynaConnectionClosedError,
     SaynaTimeoutError,
 )
 from ..protocol.decode import decode_text
@@ -39,22 +39,18 @@ from ..protocol.lifecycle import (
 from .handshake import open_socket
 from .heartbeat import Heartbeat
 from .hub import EventHub
-from .wire import FrameWriter, SendProgress, drop_transport, frame_writer, send_progress
+from .sender import ABNORMAL_CLOSURE, SocketSender
+from .wire import SendProgress, drop_transport, send_progress
 
 __all__ = ["ConnectionOwner", "WebSocketConnection"]
 
 logger = logging.getLogger("sayna_client")
-
-#: Sends one binary frame (see :meth:`WebSocketConnection.binary_sender`).
-BinarySender = Callable[[Union[bytes, bytearray, memoryview]], Awaitable[None]]
 
 _WS = aiohttp.WSMsgType
 # The message kinds as module constants: ``WSMsgType.BINARY`` is an enum class attribute
 # lookup (about 0.15 µs on CPython 3.11), paid for every frame on the hot path.
 _BINARY = _WS.BINARY
 _TEXT = _WS.TEXT
-#: Close code reported when the transport dropped or the heartbeat timed out.
-ABNORMAL_CLOSURE = int(CloseCode.ABNORMAL_CLOSURE)
 #: The close the client asked for.
 _CLOSED_BY_CLIENT = (int(CloseCode.NORMAL_CLOSURE), "closed by client")
 #: The reader yields to the event loop after this many frames in a row.
@@ -79,7 +75,7 @@ class ConnectionOwner(Protocol):
         ...
 
 
-class WebSocketConnection:
+class WebSocketConnection(SocketSender):
     """A single connected socket and its reader task. Not reused after it closes.
 
     Until the first ``ready`` the connecting task reads the socket itself (as code
@@ -88,10 +84,8 @@ class WebSocketConnection:
     """
 
     __slots__ = (
-        "_binary_sender",
         "_closing_by_client",
         "_control",
-        "_frames",
         "_heartbeat",
         "_heartbeat_interval",
         "_hub",
@@ -99,8 +93,6 @@ class WebSocketConnection:
         "_reader",
         "_ready_waiter",
         "_sent",
-        "_ws",
-        "close_info",
         "phase",
     )
 
@@ -112,15 +104,12 @@ class WebSocketConnection:
         *,
         heartbeat: Optional[float] = None,
     ) -> None:
-        self._ws = ws
-        self._binary_sender: Optional[BinarySender] = None
-        self._frames: Optional[FrameWriter] = None  # set with _binary_sender, if used
+        SocketSender.__init__(self, ws)
         self._hub = hub
         # The owner itself rather than three of its bound methods (64 bytes each, per
         # session: issue #19).
         self._owner = owner
         self._ready_waiter: Optional[asyncio.Future[ReadyMessage]] = None
-        self.close_info: Optional[ConnectionClosed] = None
         #: Where the session stands (see :mod:`sayna_client.protocol.lifecycle`).
         self.phase = Phase.CONNECTING
         self._closing_by_client = False
@@ -241,75 +230,6 @@ class WebSocketConnection:
         elif not waiter.done():
             waiter.set_exception(self._closed_error())
         return waiter.result()
-
-    # --- state ---------------------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        return self.close_info is not None or self._ws.closed
-
-    # --- sending -------------------------------------------------------------------
-
-    def _closed_error(self, exc: Optional[BaseException] = None) -> SaynaConnectionClosedError:
-        info = self.close_info
-        code = info.code if info else ABNORMAL_CLOSURE
-        reason = info.reason if info else str(exc or "")
-        return SaynaConnectionClosedError(
-            f"The Sayna WebSocket is closed (code {code}){': ' + reason if reason else ''}",
-            code=code,
-            reason=reason,
-            cause=exc,
-        )
-
-    async def send_text(self, text: str) -> None:
-        """Send one text frame. Raises :class:`SaynaConnectionClosedError` if the socket is gone."""
-        if self.close_info is not None:
-            raise self._closed_error()
-        if self._frames is not None:
-            self._frames.flush()  # audio sent before this text goes first
-        try:
-            await self._ws.send_str(text)
-        except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
-            raise self._closed_error(exc) from exc
-        if self.close_info is not None:
-            # The session ended while the frame waited for the peer to read: the
-            # dropped transport woke aiohttp's wait, but the text may never arrive.
-            raise self._closed_error()
-
-    async def send_bytes(self, data: Union[bytes, bytearray, memoryview]) -> None:
-        """Send one binary frame; :class:`SaynaConnectionClosedError` if the socket is gone."""
-        if self.close_info is not None:
-            raise self._closed_error()
-        try:
-            await self.binary_sender()(data)
-        except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
-            raise self._closed_error(exc) from exc
-
-    def binary_sender(self) -> BinarySender:
-        """The per-frame hot path's send: :class:`~.wire.FrameWriter` when aiohttp's
-        writer allows it, else aiohttp's ``send_bytes``. No SDK checks in between: pass
-        any exception it raises through :meth:`send_failed`."""
-        sender = self._binary_sender
-        if sender is None:
-            writer = self._frames = frame_writer(self._ws)
-            sender = writer.send if writer else self._send_via_aiohttp
-            self._binary_sender = sender
-        return sender
-
-    async def _send_via_aiohttp(self, data: Union[bytes, bytearray, memoryview]) -> None:
-        """aiohttp's ``send_bytes``, given a view of plain bytes: it would put the number
-        of items (not bytes) of e.g. a 16-bit array's view into the frame header."""
-        if type(data) is memoryview and (data.ndim != 1 or data.itemsize != 1):
-            data = data.tobytes()
-        await self._ws.send_bytes(data)  # type: ignore[arg-type]
-        if self.close_info is not None:  # woken by the end of the session (see send_text)
-            raise ConnectionResetError("The connection closed while the frame waited to be sent")
-
-    def send_failed(self, exc: BaseException) -> BaseException:
-        """The SDK error for an exception raised by a :meth:`binary_sender` send."""
-        if isinstance(exc, (aiohttp.ClientError, ConnectionError, RuntimeError)):
-            return self._closed_error(exc)
-        return exc
 
     # --- reading -------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any, Optional
 
 import aiohttp
@@ -23,8 +24,12 @@ from ..errors import (
     SaynaValidationError,
     http_error_for_status,
 )
+from .wire import upgrade_response
 
 __all__ = ["open_socket"]
+
+logger = logging.getLogger("sayna_client")
+_UNVERIFIED_WARNED = False  # the warning of _redirect_of is given once a process
 
 
 async def open_socket(
@@ -95,7 +100,7 @@ async def open_socket(
             f"The WebSocket to {where} could not be opened: {scrub.scrub(str(exc))}"
         )
     else:
-        moved = redirected_elsewhere(ws, url)
+        moved = _redirect_of(ws, url)
         if moved is None:
             return ws
         await ws.close()  # nothing was sent on it
@@ -106,6 +111,22 @@ async def open_socket(
     # secret is not kept as __context__; __cause__ is it or its scrubbed stand-in.
     failure.__cause__ = cause
     raise failure
+
+
+def _redirect_of(ws: aiohttp.ClientWebSocketResponse[Any], url: str) -> Optional[tuple[int, str]]:
+    """Where a redirect the session followed took the upgrade, if to another origin."""
+    response = upgrade_response(ws)
+    if response is not None:
+        return redirected_elsewhere(response, url)
+    global _UNVERIFIED_WARNED
+    if not _UNVERIFIED_WARNED:
+        _UNVERIFIED_WARNED = True
+        logger.warning(
+            "This aiohttp version hides the WebSocket upgrade's response: a redirect to "
+            "another origin followed by an http_session you passed cannot be detected "
+            "(the SDK's own sessions refuse it before it is followed)"
+        )
+    return None
 
 
 def _redirect_error(exc: RedirectRefused) -> SaynaHttpError:

@@ -15,8 +15,9 @@ from .._checks import MAX_AUDIO_FRAME, as_frame, reject_frame
 from ..errors import SaynaValidationError
 from ..protocol.encodings import lookup
 from ..types import STTConfig
-from .connection import BinarySender, WebSocketConnection
+from .connection import WebSocketConnection
 from .conversation import SessionMetrics
+from .sender import BinarySender
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer

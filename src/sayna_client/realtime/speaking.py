@@ -107,9 +107,15 @@ class Speaking:
         hub = session.hub
         queue = self._queue = SpeechQueue(send_chunk, send_clear, tts_format)
         metrics = queue.metrics
-        metrics.emit, metrics.providers, metrics.transcribed = hub.publish, providers, transcribed
-        metrics.synthesized = session.tracker.tts_bytes_total
         hub_ref, queue_ref = weakref.ref(hub), weakref.ref(queue)  # no cycles
+
+        def emit(event: Any) -> None:  # not hub.publish: the hub's fan-out holds the metrics
+            hub = hub_ref()
+            if hub is not None:
+                hub.publish(event)
+
+        metrics.emit, metrics.providers, metrics.transcribed = emit, providers, transcribed
+        metrics.synthesized = session.tracker.tts_bytes_total
 
         def listen(on: bool) -> None:  # TTS frames only while the queue needs them
             hub, speech = hub_ref(), queue_ref()

@@ -28,8 +28,9 @@ close, which the connection turns into the session's close error.
 
 **The fence around aiohttp's private state.** This module holds the client's uses of
 aiohttp's private WebSocket state: the writer state (``ClientWebSocketResponse._writer``:
-its transport, protocol, mask flag, compression and closing flag) and, to find the
-transport, the upgrade response (:func:`transport_of`). :func:`frame_writer` checks every
+its transport, protocol, mask flag, compression and closing flag) and the upgrade
+response (``_response``: :func:`upgrade_response`, for the transport and the redirect
+check of :mod:`.handshake`). :func:`frame_writer` checks every
 piece once per connection and returns None when anything is not as expected (another
 aiohttp layout, per-message compression negotiated, a server-side socket), and when
 :data:`FAST_PATH` is off: the connection then sends through the public ``send_bytes``.
@@ -50,6 +51,8 @@ import sys
 import time
 from typing import Any, Callable, Optional, Union, cast
 
+import aiohttp
+
 __all__ = [
     "BATCH_BYTES",
     "BURST_GAP",
@@ -62,6 +65,7 @@ __all__ = [
     "send_progress",
     "transport_of",
     "unsent_bytes",
+    "upgrade_response",
 ]
 
 #: The internal switch of :func:`frame_writer`: ``False`` makes every connection send
@@ -231,10 +235,18 @@ def transport_of(ws: Any) -> Optional[Any]:
     its upgrade response's connection's), or None when neither is found."""
     transport = getattr(getattr(ws, "_writer", None), "transport", None)
     if transport is None:
-        response = getattr(ws, "_response", None)
-        connection = getattr(response, "connection", None)
+        connection = getattr(upgrade_response(ws), "connection", None)
         transport = getattr(connection, "transport", None)
     return transport
+
+
+def upgrade_response(ws: Any) -> Optional[aiohttp.ClientResponse]:
+    """The HTTP response that upgraded the aiohttp client WebSocket ``ws`` (its
+    ``history`` and ``url`` say where redirects took it), or None when this aiohttp
+    does not keep it where this module expects (``ClientWebSocketResponse._response``;
+    aiohttp has no public accessor)."""
+    response = getattr(ws, "_response", None)
+    return response if isinstance(response, aiohttp.ClientResponse) else None
 
 
 def drop_transport(ws: Any) -> None:

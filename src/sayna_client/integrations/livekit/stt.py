@@ -1,0 +1,252 @@
+"""Speech-to-text for LiveKit Agents through Sayna: ``STT`` and its ``SpeechStream``
+(one Sayna session a stream)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Optional
+
+from livekit import rtc
+from livekit.agents import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    APIConnectionError,
+    APIConnectOptions,
+    APIStatusError,
+    APITimeoutError,
+    LanguageCode,
+    stt,
+    utils,
+)
+from livekit.agents.types import NOT_GIVEN, NotGivenOr
+from livekit.agents.utils import AudioBuffer
+
+from ...client import SaynaClient
+from ...errors import SaynaError
+from ...protocol.events import STTResultMessage
+from ...types import STTConfig, TTSConfig
+from .._shared import pcm_stt
+from ._common import Options, api_error, end
+
+__all__ = ["STT", "SpeechStream"]
+
+logger = logging.getLogger("sayna_client.integrations.livekit")
+
+#: Silence sent after a buffer given to ``STT.recognize`` so Sayna ends the turn.
+_RECOGNIZE_TAIL_S = 1.5
+_FRAME_MS = 20
+
+
+class STT(stt.STT[Any]):
+    """Streaming speech-to-text through Sayna.
+
+    Args:
+        url: the Sayna server (``http(s)://`` or ``ws(s)://``).
+        stt_config: the speech-to-text settings (``linear16``, mono).
+        tts_config: the session's text-to-speech settings (a Sayna audio session needs
+            both; this plugin never speaks).
+        api_key: Sayna API key; defaults to ``SAYNA_API_KEY``.
+        **client_options: more ``SaynaClient`` keyword arguments (``timeouts``,
+            ``heartbeat``, ``ssl``...).
+
+    Raises:
+        SaynaValidationError: a config is missing or not 16-bit mono PCM, or a client
+            option is invalid.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        stt_config: STTConfig,
+        tts_config: TTSConfig,
+        api_key: Optional[str] = None,
+        **client_options: Any,
+    ) -> None:
+        super().__init__(
+            capabilities=stt.STTCapabilities(
+                streaming=True, interim_results=True, offline_recognize=True
+            )
+        )
+        self._opts = Options(url, stt_config, tts_config, api_key, client_options)
+
+    @property
+    def model(self) -> str:
+        """The Sayna STT model (``stt_config.model``)."""
+        return self._opts.stt_config.model or "unknown"
+
+    @property
+    def provider(self) -> str:
+        """``sayna/<provider>``."""
+        return f"sayna/{self._opts.stt_config.provider}"
+
+    def stream(
+        self,
+        *,
+        language: NotGivenOr[str] = NOT_GIVEN,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+    ) -> SpeechStream:
+        """A streaming recognition on a new Sayna session.
+
+        Args:
+            language: a language for this stream (default: ``stt_config.language``).
+            conn_options: LiveKit's retry and timeout options.
+        """
+        return SpeechStream(stt=self, conn_options=conn_options, language=language)
+
+    async def _recognize_impl(
+        self,
+        buffer: AudioBuffer,
+        *,
+        language: NotGivenOr[str] = NOT_GIVEN,
+        conn_options: APIConnectOptions,
+    ) -> stt.SpeechEvent:
+        """Transcribe a finished buffer: stream it, then silence until Sayna ends the turn."""
+        frame = rtc.combine_audio_frames(buffer)
+        if frame.num_channels != 1:
+            raise APIStatusError(
+                "sayna.STT.recognize needs mono audio", status_code=400, retryable=False
+            )
+        lang = language if isinstance(language, str) else self._opts.stt_config.language
+        config = self._opts.stt_config.model_copy(update={"language": lang})
+        client = self._opts.client(frame.sample_rate)
+        client.stt_config = pcm_stt(config, frame.sample_rate, "sayna.STT")
+        turns = client.turns()
+        try:
+            await asyncio.wait_for(client.connect(), conn_options.timeout)
+            step = frame.sample_rate * 2 * _FRAME_MS // 1000
+            pcm = frame.data.tobytes() + bytes(int(frame.sample_rate * _RECOGNIZE_TAIL_S) * 2)
+            for start in range(0, len(pcm), step):
+                await client.on_audio_input(pcm[start : start + step])
+            silence = bytes(step)
+            turn_task = asyncio.ensure_future(turns.__anext__())
+            while not turn_task.done():  # keep the recognizer hearing silence, as a mic does
+                await asyncio.wait({turn_task}, timeout=_FRAME_MS / 1000)
+                if not turn_task.done():
+                    await client.on_audio_input(silence)
+            turn = turn_task.result()
+        except StopAsyncIteration:
+            raise APIConnectionError("Sayna session ended before the turn") from None
+        except asyncio.TimeoutError:
+            raise APITimeoutError("Sayna: no session within the timeout") from None
+        except SaynaError as exc:
+            raise api_error(exc) from exc
+        finally:
+            await end(client)
+        return stt.SpeechEvent(
+            type=stt.SpeechEventType.FINAL_TRANSCRIPT,
+            alternatives=[
+                stt.SpeechData(
+                    language=LanguageCode(lang), text=turn.text, confidence=turn.confidence
+                )
+            ],
+        )
+
+
+class SpeechStream(stt.RecognizeStream):
+    """One Sayna session fed with the pushed frames; ``stt_result`` events become
+    ``START_OF_SPEECH`` (first words of a turn), ``INTERIM_TRANSCRIPT``,
+    ``FINAL_TRANSCRIPT`` and ``END_OF_SPEECH`` (Sayna's speech-final), plus a
+    ``RECOGNITION_USAGE`` per turn. A session that ends unexpectedly raises a retryable
+    ``APIConnectionError`` (LiveKit then opens a new one)."""
+
+    def __init__(
+        self,
+        *,
+        stt: STT,
+        conn_options: APIConnectOptions,
+        language: NotGivenOr[str] = NOT_GIVEN,
+    ) -> None:
+        opts = stt._opts
+        super().__init__(
+            stt=stt, conn_options=conn_options, sample_rate=opts.stt_config.sample_rate
+        )
+        self._opts = opts
+        self._language = language if isinstance(language, str) else opts.stt_config.language
+        self._speaking = False
+        self._sent_bytes = 0
+        self._request_id = ""
+
+    async def _run(self) -> None:
+        opts = self._opts
+        client = opts.client(opts.stt_config.sample_rate)
+        client.stt_config = pcm_stt(
+            opts.stt_config.model_copy(update={"language": self._language}),
+            opts.stt_config.sample_rate,
+            "sayna.STT",
+        )
+        events = client.events()
+        try:
+            try:
+                await asyncio.wait_for(client.connect(), self._conn_options.timeout)
+            except asyncio.TimeoutError:
+                raise APITimeoutError("Sayna: no session within the timeout") from None
+            self._request_id = client.received_stream_id or utils.shortuuid()
+            receiving = asyncio.ensure_future(self._receive(events))
+            sending = asyncio.ensure_future(self._send(client))
+            try:
+                done, _ = await asyncio.wait(
+                    {receiving, sending}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    task.result()
+                if not receiving.done():
+                    # Input ended: let the last turn's results arrive, then close.
+                    await client.drain(timeout=self._conn_options.timeout)
+            finally:
+                await utils.aio.gracefully_cancel(receiving, sending)
+        except SaynaError as exc:
+            raise api_error(exc) from exc
+        finally:
+            await end(client)
+
+    async def _send(self, client: SaynaClient) -> None:
+        async for data in self._input_ch:
+            if isinstance(data, rtc.AudioFrame):
+                pcm = data.data  # 16-bit samples: sent without a copy
+                if pcm.nbytes:
+                    await client.on_audio_input(pcm)
+                    self._sent_bytes += pcm.nbytes
+            # A flush needs nothing: Sayna finalizes on its own.
+
+    async def _receive(self, events: Any) -> None:
+        async for event in events:
+            kind = event.type
+            if kind == "stt_result":
+                self._on_result(event)
+            elif kind == "error":
+                logger.warning("Sayna STT: %s", event.message)
+            elif kind == "closed":
+                if event.initiated_by_client:
+                    return
+                raise APIConnectionError(f"Sayna session closed: {event.message}")
+        raise APIConnectionError("Sayna session ended")
+
+    def _on_result(self, result: STTResultMessage) -> None:
+        send = self._event_ch.send_nowait
+        text = result.transcript
+        if text:
+            if not self._speaking:
+                self._speaking = True
+                send(stt.SpeechEvent(type=stt.SpeechEventType.START_OF_SPEECH))
+            kind = (
+                stt.SpeechEventType.FINAL_TRANSCRIPT
+                if result.is_final or result.is_speech_final
+                else stt.SpeechEventType.INTERIM_TRANSCRIPT
+            )
+            data = stt.SpeechData(
+                language=LanguageCode(self._language), text=text, confidence=result.confidence
+            )
+            send(stt.SpeechEvent(type=kind, request_id=self._request_id, alternatives=[data]))
+        if result.is_speech_final and self._speaking:
+            self._speaking = False
+            send(stt.SpeechEvent(type=stt.SpeechEventType.END_OF_SPEECH))
+            seconds = self._sent_bytes / (2 * self._opts.stt_config.sample_rate)
+            self._sent_bytes = 0
+            send(
+                stt.SpeechEvent(
+                    type=stt.SpeechEventType.RECOGNITION_USAGE,
+                    request_id=self._request_id,
+                    recognition_usage=stt.RecognitionUsage(audio_duration=seconds),
+                )
+            )

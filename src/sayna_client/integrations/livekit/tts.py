@@ -1,0 +1,260 @@
+"""Text-to-speech for LiveKit Agents through Sayna: ``TTS``, its ``ChunkedStream`` (one
+text) and ``SynthesizeStream`` (streamed text), on pooled Sayna sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Optional
+
+from livekit.agents import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    APIConnectionError,
+    APIConnectOptions,
+    APIError,
+    APITimeoutError,
+    tokenize,
+    tts,
+    utils,
+)
+from livekit.agents.types import NOT_GIVEN, NotGivenOr
+
+from ...client import SaynaClient
+from ...errors import SaynaError
+from ...types import STTConfig, TTSConfig
+from .._shared import SpeakQueue
+from ._common import Options, api_error, end
+
+__all__ = ["TTS", "ChunkedStream", "SynthesizeStream"]
+
+logger = logging.getLogger("sayna_client.integrations.livekit")
+
+
+class TTS(tts.TTS[Any]):
+    """Text-to-speech through Sayna, streamed (``stream()``) or one text
+    (``synthesize()``), as 16-bit mono PCM at ``tts_config.sample_rate``.
+
+    Args:
+        url: the Sayna server (``http(s)://`` or ``ws(s)://``).
+        stt_config: the session's speech-to-text settings (a Sayna audio session needs
+            both; this plugin sends no audio).
+        tts_config: the text-to-speech settings (``audio_format="linear16"``).
+        api_key: Sayna API key; defaults to ``SAYNA_API_KEY``.
+        tokenizer: splits streamed text into sentences (default: LiveKit's blingfire
+            sentence tokenizer); each sentence is one ``speak``.
+        **client_options: more ``SaynaClient`` keyword arguments.
+
+    Raises:
+        SaynaValidationError: a config is missing, ``tts_config`` does not produce raw
+            PCM, or a client option is invalid.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        stt_config: STTConfig,
+        tts_config: TTSConfig,
+        api_key: Optional[str] = None,
+        tokenizer: NotGivenOr[tokenize.SentenceTokenizer] = NOT_GIVEN,
+        **client_options: Any,
+    ) -> None:
+        opts = Options(url, stt_config, tts_config, api_key, client_options)
+        super().__init__(
+            capabilities=tts.TTSCapabilities(streaming=True),
+            sample_rate=opts.tts_config.sample_rate,
+            num_channels=1,
+        )
+        self._opts = opts
+        self._tokenizer = (
+            tokenizer
+            if isinstance(tokenizer, tokenize.SentenceTokenizer)
+            else tokenize.blingfire.SentenceTokenizer()
+        )
+        self._pool = utils.ConnectionPool[SaynaClient](connect_cb=self._connect, close_cb=end)
+
+    @property
+    def model(self) -> str:
+        """The Sayna TTS model or voice."""
+        config = self._opts.tts_config
+        return config.model or config.voice_id or "unknown"
+
+    @property
+    def provider(self) -> str:
+        """``sayna/<provider>``."""
+        return f"sayna/{self._opts.tts_config.provider}"
+
+    async def _connect(self, timeout: float) -> SaynaClient:
+        client = self._opts.client(self._opts.stt_config.sample_rate)
+        try:
+            await asyncio.wait_for(client.connect(), timeout)
+        except asyncio.TimeoutError:
+            await end(client)
+            raise APITimeoutError("Sayna: no session within the timeout") from None
+        except SaynaError as exc:
+            await end(client)
+            raise api_error(exc) from exc
+        return client
+
+    def prewarm(self) -> None:
+        """Open a session ahead of the first reply."""
+        self._pool.prewarm()
+
+    def synthesize(
+        self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> ChunkedStream:
+        """Synthesize one text."""
+        return ChunkedStream(tts=self, input_text=text, conn_options=conn_options)
+
+    def stream(
+        self, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> SynthesizeStream:
+        """Synthesize text pushed piece by piece (one reply per stream)."""
+        return SynthesizeStream(tts=self, conn_options=conn_options)
+
+    async def aclose(self) -> None:
+        """Close every pooled session."""
+        await self._pool.aclose()
+
+    async def _speak(
+        self,
+        sentences: Any,
+        emitter: tts.AudioEmitter,
+        conn_options: APIConnectOptions,
+        on_speak: Any = None,
+    ) -> None:
+        """Speak ``sentences`` on a pooled session into ``emitter``, which this
+        initializes: as one segment for a stream (``on_speak`` given: a
+        ``SynthesizeStream``'s start mark), else as one chunked answer. Sayna's errors
+        are raised as LiveKit's."""
+        streamed = on_speak is not None
+        request_id = utils.shortuuid()
+        emitter.initialize(
+            request_id=request_id,
+            sample_rate=self.sample_rate,
+            num_channels=1,
+            mime_type="audio/pcm",
+            stream=streamed,
+        )
+        try:
+            async with self._pool.connection(timeout=conn_options.timeout) as client:
+                segment = request_id if streamed else None
+                await _speak_all(client, sentences, emitter, segment, on_speak)
+        except SaynaError as exc:
+            raise api_error(exc) from exc
+
+
+async def _speak_all(
+    client: SaynaClient,
+    sentences: Any,
+    emitter: tts.AudioEmitter,
+    request_id: Optional[str],
+    on_speak: Any = None,
+) -> None:
+    """Speak each sentence of ``sentences`` (async iterable of str) one at a time on
+    ``client`` and push the audio to ``emitter`` until the last one completed, as one
+    segment named ``request_id`` (streams) or none (``None``: chunked). A cancelled or
+    failed synthesis sends ``clear`` (best effort) before it ends."""
+    events: Any = client.events()  # dispatched on .type below
+    speaks = SpeakQueue(client)
+    finished = asyncio.Event()
+    state = {"input_done": False, "segment": False}
+
+    async def send() -> None:
+        async for text in sentences:
+            if not text.strip():
+                continue
+            if on_speak is not None:
+                on_speak()
+            if request_id is not None and not state["segment"]:
+                state["segment"] = True
+                emitter.start_segment(segment_id=request_id)
+            await speaks.add(text)
+        state["input_done"] = True
+        if speaks.idle:
+            finished.set()
+
+    async def receive() -> None:
+        async for event in events:
+            kind = event.type
+            if kind == "tts_audio":
+                emitter.push(event.data)
+            elif kind == "tts_playback_complete":
+                if await speaks.completed() and state["input_done"]:
+                    finished.set()
+            elif kind == "error":
+                raise APIError(f"Sayna: {event.message}", retryable=False)
+            elif kind == "closed":
+                raise APIConnectionError(f"Sayna session closed: {event.message}")
+
+    sending = asyncio.ensure_future(send())
+    receiving = asyncio.ensure_future(receive())
+    waiting = asyncio.ensure_future(finished.wait())
+    completed = False
+    try:
+        done, _ = await asyncio.wait(
+            {sending, receiving, waiting}, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in done:
+            task.result()
+        while not waiting.done():  # the sender ended: wait for the last completion
+            done, _ = await asyncio.wait({receiving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        completed = True
+        if state["segment"]:
+            emitter.end_segment()
+    finally:
+        await utils.aio.gracefully_cancel(sending, receiving, waiting)
+        if not completed and not speaks.idle:
+            try:
+                await client.clear()
+            except SaynaError as exc:
+                logger.debug("Sayna TTS: clear after an interrupted reply failed: %s", exc)
+
+
+class ChunkedStream(tts.ChunkedStream):
+    """One text synthesized on a pooled Sayna session."""
+
+    def __init__(self, *, tts: TTS, input_text: str, conn_options: APIConnectOptions) -> None:
+        super().__init__(tts=tts, input_text=input_text, conn_options=conn_options)
+        self._tts: TTS = tts
+
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        async def one_text() -> Any:
+            yield self._input_text
+
+        await self._tts._speak(one_text(), output_emitter, self._conn_options)
+        output_emitter.flush()
+
+
+class SynthesizeStream(tts.SynthesizeStream):
+    """Streamed text, cut into sentences, spoken on a pooled Sayna session."""
+
+    def __init__(self, *, tts: TTS, conn_options: APIConnectOptions) -> None:
+        super().__init__(tts=tts, conn_options=conn_options)
+        self._tts: TTS = tts
+
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        sentence_stream = self._tts._tokenizer.stream()
+
+        async def feed() -> None:
+            async for data in self._input_ch:
+                if isinstance(data, self._FlushSentinel):
+                    sentence_stream.flush()
+                else:
+                    sentence_stream.push_text(data)
+            sentence_stream.end_input()
+
+        async def sentences() -> Any:
+            async for event in sentence_stream:
+                yield event.token
+
+        feeding = asyncio.ensure_future(feed())
+        try:
+            await self._tts._speak(
+                sentences(), output_emitter, self._conn_options, on_speak=self._mark_started
+            )
+        finally:
+            await utils.aio.gracefully_cancel(feeding)
+            await sentence_stream.aclose()
