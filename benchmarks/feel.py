@@ -2,12 +2,17 @@
 
     python benchmarks/feel.py [--sessions 200] [--seconds 30] [--url URL] [--cpu N]
                               [--uvloop] [--output benchmarks/FEEL.md]
+                              [--turns spread|lockstep] [--pacing shared|per-session]
 
 Every session streams real-time 16 kHz audio (20 ms frames, 300 ms tone / 300 ms
 silence) to ``sayna serve --engine fake --fast-tts`` (started in another process unless
 ``--url`` is given) and answers each of the user's speech-finals at once with
 ``await client.speak("okay")`` from an ``async`` result callback; a plain audio callback
-takes the TTS frames. Two intervals are measured inside the client process:
+takes the TTS frames. With ``--turns spread`` (the default) every session starts at a
+random point of the tone pattern, so the users' turns end at different moments, as real
+callers' do; ``--turns lockstep`` starts them all together (every speech-final of the
+process within the same 20 ms, the worst case). ``--pacing`` is as in ``load.py`` (one
+clock task for all sessions by default). Two intervals are measured inside the client process:
 
 (a) **speech-final -> speak on the wire**: from the moment aiohttp hands the frame holding
     the speech-final to the SDK (``ClientWebSocketResponse.receive`` returns) to the
@@ -40,8 +45,16 @@ from typing import Any, Optional
 
 import aiohttp
 from load import commit, cpu_model, free_port, start_server
-from loadlib import FRAME_MS, SAMPLE_RATE, process_cpu_seconds, tone_pattern
-from pacing import LateStats, paced_stream, percentile
+from loadlib import (
+    FRAME_MS,
+    PACINGS,
+    SAMPLE_RATE,
+    TURNS,
+    pattern_offsets,
+    process_cpu_seconds,
+    tone_pattern,
+)
+from pacing import LateStats, SharedClock, paced_stream, percentile
 
 import sayna_client
 from sayna_client import SaynaClient, SaynaError, STTConfig, TTSConfig
@@ -100,10 +113,16 @@ def install_hooks() -> None:
     aiohttp.ClientWebSocketResponse.send_str = timed_send_str  # type: ignore[method-assign]
 
 
-async def run(url: str, sessions: int, seconds: float) -> dict[str, Any]:
+async def run(
+    url: str, sessions: int, seconds: float, turns: str = "spread", pacing: str = "shared"
+) -> dict[str, Any]:
     period = FRAME_MS / 1000
     count = round(seconds * 1000 / FRAME_MS)
     pattern = tone_pattern()
+    offsets = pattern_offsets(sessions, len(pattern), turns)
+    clock = SharedClock(pattern, period) if pacing == "shared" else None
+    connected: list[asyncio.Future[None]] = []
+    streamed = asyncio.get_running_loop().create_future()
     run_id = uuid.uuid4().hex[:8]
     stats = LateStats()
     errors: list[str] = []
@@ -141,24 +160,50 @@ async def run(url: str, sessions: int, seconds: float) -> dict[str, Any]:
         client.register_on_stt_result(on_result)
         client.register_on_tts_audio(on_audio)
         client.register_on_error(lambda error: errors.append(str(error)[:200]))
+
+        def failed(exc: BaseException) -> None:
+            if not isinstance(exc, SaynaError):
+                raise exc
+            errors.append(f"session {index}: {type(exc).__name__}: {exc}"[:200])
+
+        ready = connected[index]
         try:
             await asyncio.sleep(index * 0.01)  # connect gradually
             await client.connect()
-            await paced_stream(
-                client.on_audio_input,
-                pattern,
-                period,
-                start=start_at + period * index / sessions,
-                count=count,
-                stats=stats,
-            )
+            if clock is not None:
+                clock.add(client.on_audio_input, offset=offsets[index], on_error=failed)
+                ready.set_result(None)
+                await streamed  # the clock task sends every session's frames
+            else:
+                ready.set_result(None)
+                await paced_stream(
+                    client.on_audio_input,
+                    pattern,
+                    period,
+                    start=start_at + period * index / sessions,
+                    count=count,
+                    stats=stats,
+                    offset=offsets[index],
+                )
         except SaynaError as exc:
             errors.append(f"session {index}: {type(exc).__name__}: {exc}"[:200])
         finally:
+            if not ready.done():
+                ready.set_result(None)
             await client.disconnect()
 
+    async def tick() -> None:
+        await asyncio.gather(*connected)
+        try:
+            if clock is not None:
+                start = max(start_at, loop.time() + 0.05)  # if connecting took longer
+                await clock.run(start=start, count=count, stats=stats)
+        finally:
+            streamed.set_result(None)
+
+    connected.extend(loop.create_future() for _ in range(sessions))
     cpu0, wall0 = process_cpu_seconds(), _now()
-    await asyncio.gather(*(one(index) for index in range(sessions)))
+    await asyncio.gather(tick(), *(one(index) for index in range(sessions)))
     wall = _now() - wall0
     cpu = process_cpu_seconds() - cpu0
     return {
@@ -187,9 +232,23 @@ def markdown(args: argparse.Namespace, out: dict[str, Any], load: tuple[float, f
         f"`python benchmarks/feel.py --sessions {args.sessions} --seconds {args.seconds:g}"
         + (" --uvloop" if args.uvloop else "")
         + (f" --cpu {args.cpu}" if args.cpu is not None else "")
+        + (f" --turns {args.turns}" if args.turns != "spread" else "")
+        + (f" --pacing {args.pacing}" if args.pacing != "shared" else "")
         + f"` on {datetime.date.today().isoformat()}: {args.sessions} live sessions in one "
         "process, each streaming real-time audio and answering every speech-final at once "
-        "with `await client.speak(...)`; times from aiohttp handing a frame to the SDK to "
+        "with `await client.speak(...)`; "
+        + (
+            "the sessions' turns spread (each starts at a random point of the tone pattern)"
+            if args.turns == "spread"
+            else "the sessions' turns in lockstep (every speech-final within the same 20 ms)"
+        )
+        + "; frames paced by "
+        + (
+            "one clock task for all sessions"
+            if args.pacing == "shared"
+            else "one task and timer per session"
+        )
+        + "; times from aiohttp handing a frame to the SDK to "
         "the SDK's part being done (see the module docstring of `benchmarks/feel.py`).",
         "",
         "| interval | count | p50 (ms) | p99 (ms) | max (ms) | p99 < 1 ms |",
@@ -230,6 +289,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--output", type=Path, default=HERE / "FEEL.md")
     parser.add_argument("--uvloop", action="store_true", help="run the clients on uvloop")
     parser.add_argument("--cpu", type=int, default=None, help="pin the clients to this CPU")
+    parser.add_argument("--turns", choices=TURNS, default="spread")
+    parser.add_argument("--pacing", choices=PACINGS, default="shared")
     args = parser.parse_args(argv)
     runner: Any = asyncio.run
     if args.uvloop:
@@ -252,7 +313,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     install_hooks()
     load_start = os.getloadavg()[0]
     try:
-        out = runner(run(url, args.sessions, args.seconds))
+        out = runner(run(url, args.sessions, args.seconds, args.turns, args.pacing))
     finally:
         if server is not None:
             server.terminate()

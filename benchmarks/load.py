@@ -1,11 +1,14 @@
 """Load test: many real-time sessions in one process, zero frames lost, clean closes.
 
     python benchmarks/load.py [--sessions 200] [--seconds 60] [--url URL] [--output PATH]
-                              [--uvloop] [--cpu N]
+                              [--uvloop] [--cpu N] [--speak]
+                              [--pacing shared|per-session] [--turns spread|lockstep]
 
 ``--uvloop`` runs the clients on uvloop's event loop (``pip install uvloop``);
 ``--cpu N`` pins the client process to CPU ``N`` (and a server it starts to another one), so
-"one core" means one core.
+"one core" means one core. ``--pacing`` and ``--turns`` choose how frames are paced (one
+clock task for all sessions, or a task and timer per session) and whether the sessions'
+turns are spread over the tone pattern or in lockstep (see ``loadlib.py``).
 
 Without ``--url`` it starts ``sayna serve --engine fake --fast-tts`` on a free port as a separate
 process (stopped at the end). Every session streams 16 kHz mono linear16 audio in 20 ms
@@ -32,7 +35,7 @@ from typing import Optional
 
 import aiohttp
 import pydantic
-from loadlib import LoadReport, run_load
+from loadlib import PACINGS, TURNS, LoadReport, run_load
 
 import sayna_client
 
@@ -95,9 +98,23 @@ def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool
         + (" --uvloop" if args.uvloop else "")
         + (f" --cpu {args.cpu}" if args.cpu is not None else "")
         + (" --speak" if args.speak else "")
+        + (f" --pacing {args.pacing}" if args.pacing != "shared" else "")
+        + (f" --turns {args.turns}" if args.turns != "spread" else "")
         + f"` on {datetime.date.today().isoformat()}: {args.sessions} `SaynaClient` sessions "
         "in one process stream real-time 16 kHz mono linear16 audio in 20 ms frames "
-        "(300 ms tone / 300 ms silence)"
+        "(300 ms tone / 300 ms silence"
+        + (
+            ", every session starting at a random point of it"
+            if args.turns == "spread"
+            else ", all sessions in lockstep"
+        )
+        + "; paced by "
+        + (
+            "one clock task for all sessions, ticking every 1 ms"
+            if args.pacing == "shared"
+            else "one task and timer per session"
+        )
+        + ")"
         + (", answer every speech-final with `speak()`, take the TTS audio," if args.speak else "")
         + " to "
         + (
@@ -145,6 +162,18 @@ def main(argv: Optional[list[str]] = None) -> int:
         action="store_true",
         help="answer every speech-final with speak() and take the TTS audio (TTS down too)",
     )
+    parser.add_argument(
+        "--pacing",
+        choices=PACINGS,
+        default="shared",
+        help="one clock task for all sessions (default) or a task and timer per session",
+    )
+    parser.add_argument(
+        "--turns",
+        choices=TURNS,
+        default="spread",
+        help="sessions start at random points of the tone pattern (default) or in lockstep",
+    )
     args = parser.parse_args(argv)
     if args.sessions < 1 or args.seconds <= 0:
         parser.error("--sessions and --seconds must be positive")
@@ -176,6 +205,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                 api_key=args.api_key,
                 server_pid=server.pid if server is not None else None,
                 speak=args.speak,
+                pacing=args.pacing,
+                turns=args.turns,
             )
         )
     finally:

@@ -6,7 +6,14 @@ and by ``tests/test_load_short.py`` (20 × 5 s against an in-process server): th
 
 Each session is one :class:`~sayna_client.SaynaClient` streaming 16 kHz mono linear16 in
 20 ms frames (300 ms of tone, 300 ms of silence, so the fake engine answers with
-``stt_result`` events) on its own paced task. Afterwards every session is disconnected
+``stt_result`` events). ``pacing="shared"`` (the default) sends every session's frames
+from one clock task ticking every millisecond, the sessions spread over the 20 ticks
+of a frame period (:class:`pacing.SharedClock`: how an application bridging many calls
+paces them); ``pacing="per-session"`` gives each session its own task and timer.
+``turns="spread"`` (the default) starts each session at a random point of the tone
+pattern, so users end their sentences at different moments as real callers do;
+``turns="lockstep"`` starts them all at its beginning (every session's speech-final
+within the same 20 ms: the worst case for the event loop). Afterwards every session is disconnected
 and checked against the server's own counters (``GET /_local/bench/sessions``): the
 frames and bytes the server received must equal what the client sent, the server must
 have seen a normal close (1000), and no task of the client may be left running.
@@ -18,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import random
 import struct
 import time
 import uuid
@@ -25,15 +33,39 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import aiohttp
-from pacing import LateStats, paced_stream
+from pacing import LateStats, SharedClock, paced_stream
 
 from sayna_client import SaynaClient, SaynaError, STTConfig, TTSConfig
 
-__all__ = ["LoadReport", "SessionOutcome", "process_cpu_seconds", "run_load", "tone_pattern"]
+__all__ = [
+    "PACINGS",
+    "TURNS",
+    "LoadReport",
+    "SessionOutcome",
+    "pattern_offsets",
+    "process_cpu_seconds",
+    "run_load",
+    "tone_pattern",
+]
 
 FRAME_MS = 20
 SAMPLE_RATE = 16_000
 NORMAL_CLOSURE = 1000
+#: How the frames are paced (see the module docstring).
+PACINGS = ("shared", "per-session")
+#: Where in the tone pattern each session starts.
+TURNS = ("spread", "lockstep")
+
+
+def pattern_offsets(sessions: int, cycle: int, turns: str, seed: int = 19) -> list[int]:
+    """Where in a pattern of ``cycle`` frames each session starts: 0 for all
+    (``lockstep``) or uniformly at random, reproducibly (``spread``)."""
+    if turns not in TURNS:
+        raise ValueError(f"turns must be one of {TURNS}, not {turns!r}")
+    if turns == "lockstep":
+        return [0] * sessions
+    rng = random.Random(seed)
+    return [rng.randrange(cycle) for _ in range(sessions)]
 
 
 def tone_pattern(sample_rate: int = SAMPLE_RATE, frame_ms: int = FRAME_MS) -> list[bytes]:
@@ -107,6 +139,8 @@ class LoadReport:
     leftover_tasks: list[str] = field(default_factory=list)
     still_connected: int = 0
     speak: bool = False
+    pacing: str = "shared"
+    turns: str = "spread"
 
     @property
     def frames_sent(self) -> int:
@@ -158,6 +192,7 @@ class LoadReport:
         return [
             ("verdict", "PASS" if self.ok else "FAIL"),
             ("sessions × seconds", f"{self.sessions} × {self.seconds:g} s"),
+            ("pacing, turns", f"{self.pacing}, {self.turns}"),
             (
                 "frames sent",
                 f"{self.frames_sent:,} ({self.bytes_sent:,} bytes; expected "
@@ -241,6 +276,8 @@ async def run_load(
     connect_parallel: int = 20,
     settle_timeout: float = 60.0,
     speak: bool = False,
+    pacing: str = "shared",
+    turns: str = "spread",
 ) -> LoadReport:
     """Stream ``seconds`` of real-time audio on ``sessions`` sessions, then verify.
 
@@ -255,14 +292,19 @@ async def run_load(
         speak: answer every speech-final at once with ``speak("okay")`` from an async
             result callback, and take the TTS audio with a plain audio callback (TTS
             down as well as results).
+        pacing: ``"shared"`` (one clock task for every session) or ``"per-session"``.
+        turns: ``"spread"`` (random start in the tone pattern) or ``"lockstep"``.
 
     Returns:
         The report; ``report.ok`` is False on any lost frame, count mismatch, session
         error, unclean close or leftover task.
     """
+    if pacing not in PACINGS:
+        raise ValueError(f"pacing must be one of {PACINGS}, not {pacing!r}")
     period = FRAME_MS / 1000
     count = round(seconds * 1000 / FRAME_MS)
     pattern = tone_pattern()
+    offsets = pattern_offsets(sessions, len(pattern), turns)
     run_id = uuid.uuid4().hex[:8]
     outcomes = [SessionOutcome(f"load-{run_id}-{index}") for index in range(sessions)]
     clients = [
@@ -291,28 +333,57 @@ async def run_load(
         if isinstance(result, BaseException):
             outcome.error = f"connect: {type(result).__name__}: {result}"
 
-    async def stream(client: SaynaClient, outcome: SessionOutcome, start: float) -> None:
+    async def stream(
+        client: SaynaClient, outcome: SessionOutcome, start: float, offset: int
+    ) -> None:
         async def send(frame: bytes) -> None:
             await client.on_audio_input(frame)
             outcome.frames_sent += 1
             outcome.bytes_sent += len(frame)
 
         try:
-            await paced_stream(send, pattern, period, start=start, count=count, stats=stats)
+            await paced_stream(
+                send, pattern, period, start=start, count=count, stats=stats, offset=offset
+            )
         except SaynaError as exc:
             outcome.error = f"stream: {type(exc).__name__}: {exc}"
 
+    def stream_failed(outcome: SessionOutcome) -> Any:
+        def failed(exc: BaseException) -> None:
+            if not isinstance(exc, SaynaError):
+                raise exc
+            outcome.error = f"stream: {type(exc).__name__}: {exc}"
+
+        return failed
+
+    live = [
+        (client, outcome, offset)
+        for client, outcome, offset in zip(clients, outcomes, offsets)
+        if outcome.error is None
+    ]
     base = loop.time() + 0.05
     cpu0, server_cpu0 = process_cpu_seconds(), _maybe_cpu(server_pid)
     wall0 = time.perf_counter()
-    await asyncio.gather(
-        *(
-            # Spread the sessions over one frame period, like independent sources.
-            stream(client, outcome, base + period * index / sessions)
-            for index, (client, outcome) in enumerate(zip(clients, outcomes))
-            if outcome.error is None
+    if pacing == "shared":
+        clock = SharedClock(pattern, period)
+        counted = [
+            (
+                outcome,
+                clock.add(client.on_audio_input, offset=offset, on_error=stream_failed(outcome)),
+            )
+            for client, outcome, offset in live
+        ]
+        await clock.run(start=base, count=count, stats=stats)
+        for outcome, sent in counted:
+            outcome.frames_sent, outcome.bytes_sent = sent.frames, sent.bytes
+    else:
+        await asyncio.gather(
+            *(
+                # Spread the sessions over one frame period, like independent sources.
+                stream(client, outcome, base + period * index / len(live), offset)
+                for index, (client, outcome, offset) in enumerate(live)
+            )
         )
-    )
     wall = time.perf_counter() - wall0
     cpu = process_cpu_seconds() - cpu0
     server_cpu1 = _maybe_cpu(server_pid)
@@ -346,6 +417,8 @@ async def run_load(
         leftover_tasks=leftover,
         still_connected=still_connected,
         speak=speak,
+        pacing=pacing,
+        turns=turns,
     )
 
 

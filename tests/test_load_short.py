@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from sayna_client import SaynaClient, STTConfig, TTSConfig
 from sayna_client.testing import running_server
@@ -25,13 +26,21 @@ SESSIONS = 20
 SECONDS = 5.0
 
 
-async def test_short_load_loses_no_frame_and_closes_cleanly() -> None:
+@pytest.mark.parametrize(
+    ("pacing", "turns", "seconds"),
+    [("shared", "spread", SECONDS), ("per-session", "lockstep", 2.0)],
+)
+async def test_short_load_loses_no_frame_and_closes_cleanly(
+    pacing: str, turns: str, seconds: float
+) -> None:
     async with running_server() as server:
-        report = await run_load(server.url, SESSIONS, SECONDS)
+        report = await run_load(server.url, SESSIONS, seconds, pacing=pacing, turns=turns)
+    frames = round(seconds * 50)
     assert report.errors == []
-    assert report.frames_per_session == 250
-    assert report.frames_sent == SESSIONS * 250
-    assert report.bytes_sent == SESSIONS * 250 * 640
+    assert report.frames_per_session == frames
+    assert report.frames_sent == SESSIONS * frames
+    assert report.bytes_sent == SESSIONS * frames * 640
+    assert all(o.frames_sent == frames for o in report.outcomes)
     assert report.frames_received == report.frames_sent
     assert report.frames_lost == 0
     assert report.mismatched_sessions == 0
@@ -113,3 +122,61 @@ async def test_bench_endpoints_count_and_push_in_order() -> None:
             async with http.post(f"{server.url}/_local/bench/reset") as response:
                 assert response.status == 200
             assert server.records.sessions == []
+
+
+async def test_shared_clock_paces_every_stream_and_stops_only_a_failing_one() -> None:
+    from pacing import LateStats, SharedClock
+
+    pattern = [b"a", b"bb", b"ccc"]
+    seen: dict[int, list[bytes]] = {0: [], 1: [], 2: []}
+    failures: list[BaseException] = []
+
+    def sender(index: int) -> Any:
+        async def send(frame: bytes) -> None:
+            if index == 2 and len(seen[2]) == 2:
+                raise RuntimeError("stream 2 broke")
+            seen[index].append(frame)
+
+        return send
+
+    clock = SharedClock(pattern, 0.004, slots=2)
+    streams = [clock.add(sender(i), offset=i, on_error=failures.append) for i in range(3)]
+    stats = LateStats()
+    loop = asyncio.get_running_loop()
+    await clock.run(start=loop.time(), count=5, stats=stats)
+    assert seen[0] == [b"a", b"bb", b"ccc", b"a", b"bb"]
+    assert seen[1] == [b"bb", b"ccc", b"a", b"bb", b"ccc"]
+    assert seen[2] == [b"ccc", b"a"]  # then its send raised: that stream stopped
+    assert [str(e) for e in failures] == ["stream 2 broke"]
+    assert [(s.frames, s.bytes) for s in streams] == [(5, 9), (5, 11), (2, 4)]
+    assert stats.frames == 13
+
+
+async def test_shared_clock_finishes_a_waiting_send_without_holding_up_the_others() -> None:
+    from pacing import SharedClock
+
+    gate = asyncio.Event()
+    order: list[str] = []
+
+    async def slow(frame: bytes) -> None:
+        order.append(f"slow {frame.decode()} written")
+        await gate.wait()  # its socket is full until the fast stream has sent everything
+        order.append(f"slow {frame.decode()} done")
+
+    async def fast(frame: bytes) -> None:
+        order.append(f"fast {frame.decode()}")
+        if frame == b"c":
+            gate.set()
+
+    clock = SharedClock([b"a", b"b", b"c"], 0.002, slots=1)
+    slow_stream = clock.add(slow, on_error=lambda exc: None)
+    fast_stream = clock.add(fast, on_error=lambda exc: None)
+    await clock.run(start=asyncio.get_running_loop().time(), count=3)
+    assert [entry for entry in order if entry.startswith("fast")] == ["fast a", "fast b", "fast c"]
+    assert order.index("fast c") < order.index("slow a done")  # not held up by slow
+    assert [entry for entry in order if entry.endswith("written")] == [
+        "slow a written",
+        "slow b written",
+        "slow c written",
+    ]
+    assert (slow_stream.frames, fast_stream.frames) == (3, 3)  # run() waited for them

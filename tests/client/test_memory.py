@@ -15,7 +15,10 @@ import pickle
 import pytest
 from pydantic import ValidationError
 
-from sayna_client import Pronunciation, STTConfig, TTSConfig
+from sayna_client import Pronunciation, Reconnected, ReconnectPolicy, STTConfig, TTSConfig
+from sayna_client.server import Faults, LocalServer
+
+from .conftest import make_client
 
 
 def _shared(a: object, b: object) -> bool:
@@ -69,3 +72,26 @@ def test_delete_attribute_keeps_others_intact() -> None:
     with pytest.raises(AttributeError):
         del a.no_such_field
     assert b.model_fields_set == {"provider", "model"}
+
+
+async def test_a_reconnect_policy_set_after_construction_still_reconnects(
+    server: LocalServer,
+) -> None:
+    # The reconnector is made only when a close finds a policy (an idle session without
+    # one holds none): a policy assigned to the client later must still take effect.
+    server.faults = Faults(drop_connection_after_frames=3)
+    client = make_client(server)
+    client.reconnect_policy = ReconnectPolicy(initial_backoff=0.05, max_backoff=0.1)
+    async with client:
+        events = client.events()
+        await client.connect()
+        server.faults = Faults()  # only the first session breaks
+        await client.speak("hello")  # the TTS frames coming back trip the fault
+        seen = []
+        async for event in events:
+            seen.append(event.type)
+            if isinstance(event, Reconnected):
+                break
+        assert seen.index("closed") < seen.index("reconnecting") < seen.index("reconnected")
+        assert client.ready
+        await client.speak("back again")

@@ -42,8 +42,8 @@ Callback = Callable[[Any], Any]
 
 
 class _Derive:
-    """An observer that publishes what ``derive(event)`` returns (when not None) to the
-    hub, held weakly: a hub and its owner never form a reference cycle."""
+    """Publishes what ``derive(event)`` returns (when not None) to the hub, held weakly:
+    a hub and its owner never form a reference cycle."""
 
     __slots__ = ("_derive", "_hub")
 
@@ -51,7 +51,7 @@ class _Derive:
         self._hub = hub
         self._derive = derive
 
-    def __call__(self, event: Any) -> None:
+    def observe(self, event: Any) -> None:
         derived = self._derive(event)
         if derived is not None:
             hub = self._hub()
@@ -107,7 +107,7 @@ class EventHub:
         self._draining: Optional[set[asyncio.Task[None]]] = None  # made by end_session
         self._fanout = FanOut()
         # One weak reference for the routes that publish back (see derive) and the
-        # dispatchers' reports: each a small object, not a closure (issue #19).
+        # dispatchers' reports: small objects, not closures (issue #19).
         self._ref = weakref.ref(self)
         self._report = _TellIterators(self._ref)
         #: Deliver one event to every interested consumer; never blocks, never raises.
@@ -199,7 +199,10 @@ class EventHub:
         The hub is held weakly, so a hub and its owner never form a reference cycle
         (they are freed as soon as the owner is dropped, without the cyclic GC).
         """
-        self.observe(event_type, _Derive(self._ref, derive))
+        # A bound method of a small object: as cheap to call as a closure (it runs for
+        # every event of the type), less than half its size (no cells, and the weak
+        # reference is the hub's own).
+        self.observe(event_type, _Derive(self._ref, derive).observe)
 
     def _rebuild(self) -> None:
         dispatcher = self._dispatcher

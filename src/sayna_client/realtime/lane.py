@@ -9,7 +9,8 @@ work is one check.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Union
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from .._checks import MAX_AUDIO_FRAME, as_frame, reject_frame
 from ..errors import SaynaValidationError
@@ -18,6 +19,7 @@ from ..types import STTConfig
 from .connection import WebSocketConnection
 from .conversation import SessionMetrics
 from .sender import BinarySender
+from .wire import FrameWriter
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -49,19 +51,28 @@ def silence_frame(stt: Optional[STTConfig], frame_ms: int) -> bytes:
     return bytes((silent,)) * (samples * width)
 
 
+#: Writes one binary frame; returns None, or an awaitable the caller must await before
+#: the frame counts as sent (see :meth:`.wire.FrameWriter.write`).
+FrameWrite = Callable[[Union[bytes, bytearray, memoryview]], Optional[Awaitable[None]]]
+
+
 class AudioLane:
     """The per-frame state of one ready session.
 
-    The session keeps it only while the session stays ready on ``conn``; ``send`` is the
-    connection's binary sender (errors go through :meth:`WebSocketConnection.send_failed`).
+    The session keeps it only while the session stays ready on ``conn``; ``write`` is
+    the connection's binary sender in its non-waiting form (:meth:`FrameWriter.write`
+    when the connection writes frames itself; else the sender, whose coroutine the
+    caller awaits). Errors go through :meth:`WebSocketConnection.send_failed`.
     """
 
-    __slots__ = ("conn", "metrics", "send")
+    __slots__ = ("conn", "metrics", "write")
 
     def __init__(self, conn: WebSocketConnection, metrics: SessionMetrics) -> None:
         self.conn = conn
         self.metrics = metrics
-        self.send: BinarySender = conn.binary_sender()
+        send: BinarySender = conn.binary_sender()
+        writer = getattr(send, "__self__", None)
+        self.write: FrameWrite = writer.write if isinstance(writer, FrameWriter) else send
 
 
 class AudioInput:
@@ -113,7 +124,9 @@ class AudioInput:
         elif not 0 < size <= MAX_AUDIO_FRAME:
             reject_frame(size)
         try:
-            await lane.send(frame)
+            waiting = lane.write(frame)  # (no coroutine per frame unless it must wait)
+            if waiting is not None:
+                await waiting
         except Exception as exc:
             error = lane.conn.send_failed(exc)
             if error is exc:

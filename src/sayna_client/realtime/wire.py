@@ -49,6 +49,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Coroutine
 from typing import Any, Callable, Optional, Union, cast
 
 import aiohttp
@@ -160,6 +161,21 @@ class FrameWriter:
     async def send(self, data: Union[bytes, bytearray, memoryview]) -> None:
         """Write one binary frame carrying ``data`` (or add it to the open batch); wait
         while the transport is paused."""
+        waiting = self.write(data)
+        if waiting is not None:
+            await waiting
+
+    def write(
+        self, data: Union[bytes, bytearray, memoryview]
+    ) -> Optional[Coroutine[Any, Any, None]]:
+        """:meth:`send` without a coroutine of its own: write the frame (or add it to the
+        open batch) now, and return None, or, while the transport is paused, the wait
+        for it to resume, which the caller must await before it returns (the hot path
+        of ``on_audio_input``: a live frame almost never waits).
+
+        Raises:
+            ConnectionResetError: the socket is closing (nothing was written).
+        """
         if self._writer._closing or self._transport.is_closing():
             raise ConnectionResetError("Cannot write to closing transport")
         payload = bytearray(data)  # masked in place: the caller's buffer stays as it was
@@ -184,14 +200,17 @@ class FrameWriter:
             batch += key
             batch += payload
             if len(batch) < BATCH_BYTES:
-                return
+                return None
             self.flush()
-        if self._protocol._paused:
-            await self._protocol._drain_helper()
-            if self._transport.is_closing():
-                # Woken by the end of the session (the connection drops the transport
-                # then), not by the peer reading: this frame may never arrive.
-                raise ConnectionResetError("The connection closed while the frame waited")
+        return self._resumed() if self._protocol._paused else None
+
+    async def _resumed(self) -> None:
+        """Wait until the paused transport resumes writing."""
+        await self._protocol._drain_helper()
+        if self._transport.is_closing():
+            # Woken by the end of the session (the connection drops the transport
+            # then), not by the peer reading: this frame may never arrive.
+            raise ConnectionResetError("The connection closed while the frame waited")
 
     def flush(self) -> None:
         """Write the open batch, if any. Called when the loop turns, and by the

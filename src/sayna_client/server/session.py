@@ -30,6 +30,10 @@ from .session_commands import AUDIO_DISABLED, HANDLERS, NO_VOICE_MANAGER
 from .state import ServerState
 from .voice import SpeechFinalGate, TTSPipeline
 
+# The kinds of every received frame, looked up once (an enum attribute costs ~0.15 us).
+_BINARY = WSMsgType.BINARY
+_TEXT = WSMsgType.TEXT
+
 __all__ = ["HANDLERS", "MAX_MESSAGE_BYTES", "Session"]
 
 logger = logging.getLogger("sayna_client.server")
@@ -105,12 +109,13 @@ class Session:
     async def _read_loop(self) -> None:
         while True:
             msg = await self.ws.receive()
-            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            kind = msg.type
+            if kind is _BINARY or kind is _TEXT:  # (module constants: no enum lookups)
                 try:
-                    if msg.type == WSMsgType.TEXT:
-                        await self._on_text(msg.data)
-                    else:
+                    if kind is _BINARY:
                         await self._on_binary(msg.data)
+                    else:
+                        await self._on_text(msg.data)
                 except Exception as exc:  # as the real server: no error closes the socket
                     logger.exception("session %s: message handling failed", self.stream_id)
                     self.error(f"Internal error: {type(exc).__name__}")

@@ -60,6 +60,12 @@ SPEECH_PEAK = int(0.05 * 32767)
 _QUIET_HIGH_BYTES = bytes(
     high & 0xFF for high in range(-(SPEECH_PEAK // 256), (SPEECH_PEAK - 255) // 256 + 1)
 )
+#: The quiet high bytes plus those that hold both quiet and loud samples: a frame with
+#: any high byte outside this set is speech without looking at its samples either (a
+#: tone's or a voice's frame, the other half of a live stream).
+_QUIET_OR_MIXED_HIGH_BYTES = bytes(
+    high & 0xFF for high in range(-((SPEECH_PEAK + 256) // 256), SPEECH_PEAK // 256 + 1)
+)
 MIN_BURST_FRAMES = 4  # 40 ms of speech make a burst
 MIN_GAP_FRAMES = 4  # 40 ms of silence separate bursts
 INTERIM_FRAMES = 20  # an interim result every 200 ms of audio while speaking
@@ -217,8 +223,11 @@ def _surely_quiet(audio: bytearray, start: int, end: int) -> bool:
 def _is_speech(audio: bytearray, start: int, end: int) -> bool:
     """True when the peak of ``audio[start:end]`` (16-bit little-endian samples, ``start``
     even) exceeds SPEECH_PEAK."""
-    if _surely_quiet(audio, start, end):
+    high = audio[start + 1 : end : 2]
+    if not high.translate(None, _QUIET_HIGH_BYTES):
         return False
+    if high.translate(None, _QUIET_OR_MIXED_HIGH_BYTES):
+        return True  # a sample whose high byte alone puts it over the peak
     samples = array("h")
     samples.frombytes(audio[start:end])
     return max(max(samples), -min(samples)) > SPEECH_PEAK
