@@ -120,8 +120,8 @@ async def cmd_transcribe(args: argparse.Namespace) -> int:
     Nothing heard is not an error: the transcript is empty (no line on stdout; with
     ``--json``, an empty ``transcript``), stderr says ``(no speech heard in FILE)``, and
     the exit status is 0. A server ``error`` while streaming (the transcript may miss
-    part of the file) is printed on stderr and the exit status is 1, after the
-    transcript heard.
+    part of the file) is printed on stderr as ``error: MESSAGE``; what was heard still
+    goes to stdout, and the exit status is 1.
     """
     wav = await asyncio.to_thread(_read_wav, args.file)
     stt = STTConfig(provider=args.provider, sample_rate=wav.sample_rate, channels=wav.channels)
