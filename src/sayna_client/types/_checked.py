@@ -88,7 +88,7 @@ def _problem(name: str, model: type[BaseModel], err: Any) -> str:
     field = _field(loc)
     where = f"{name}.{field}" if field else name
     kind = err["type"]
-    if kind == "extra_forbidden":
+    if kind in ("extra_forbidden", "no_such_attribute"):  # built with / assigned a typo
         if len(loc) == 1:
             known = ", ".join(model.model_fields)
             return f"{name} has no field {field!r} (its fields: {known})"
