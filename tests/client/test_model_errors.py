@@ -119,6 +119,10 @@ def test_the_value_is_never_quoted() -> None:
             build()
         assert secret not in str(info.value)
         assert secret not in repr(info.value)
+        # Logged error lists and their JSON leave the values out unless asked for them.
+        assert secret not in repr(info.value.errors())
+        assert secret not in info.value.json()
+        assert secret in repr(info.value.errors(include_input=True))
 
 
 def test_pydantic_behaviour_is_unchanged() -> None:
