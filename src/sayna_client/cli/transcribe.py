@@ -10,13 +10,13 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from .. import audio
 from .._cli_util import EXIT_USAGE, CliError, input_file, non_negative_float
 from ..client import SaynaClient
 from ..errors import SaynaTimeoutError, SaynaValidationError
-from ..protocol.events import STTResultMessage
+from ..protocol.events import ErrorMessage, STTResultMessage
 from ..types import STTConfig, TTSConfig
 from .common import Progress, add_command, add_conn, print_json, working
 
@@ -24,14 +24,23 @@ __all__ = ["add_parser", "cmd_transcribe", "stream_and_listen"]
 
 
 async def stream_and_listen(
-    client: SaynaClient, frames: Sequence[bytes], frame_ms: int, speed: float, label: str
+    client: SaynaClient,
+    frames: Sequence[bytes],
+    frame_ms: int,
+    speed: float,
+    label: str,
+    errors: Optional[list[str]] = None,
 ) -> list[str]:
     """Stream ``frames`` paced at ``speed`` × real time; return the final transcripts.
 
     Returns once the server has nothing more to say: no turn open and nothing new for a
-    second after the audio ends (at most 15 s; 5 s when nothing at all was heard).
+    second after the audio ends (at most 15 s; 5 s when nothing at all was heard). The
+    server's ``error`` messages meanwhile (the engine failed on part of the audio, say)
+    are printed on stderr as ``error: MESSAGE`` once streaming ends, and appended to
+    ``errors`` when it is given: the transcript may then miss part of the audio.
     """
     finals: list[str] = []
+    reported: list[str] = [] if errors is None else errors
     loop = asyncio.get_running_loop()
     # A turn is open from its first words until its speech-final; recognisers may send
     # several turns per stream (one per utterance).
@@ -49,7 +58,12 @@ async def stream_and_listen(
         last_result[0] = loop.time()
         changed.set()
 
+    def on_error(event: Any) -> None:
+        if isinstance(event, ErrorMessage):  # the server's error messages
+            reported.append(event.message)
+
     unsubscribe = client.register_on_stt_result(on_result)
+    unsubscribe_errors = client.register_on_error(on_error)
     try:
         sent = 0
         async for frame in audio.paced(frames, frame_ms=frame_ms, speed=speed):
@@ -84,6 +98,9 @@ async def stream_and_listen(
     finally:
         progress.close()
         unsubscribe()
+        unsubscribe_errors()
+    for message in reported:
+        print(f"error: {message}", file=sys.stderr)
     return finals
 
 
@@ -102,7 +119,9 @@ async def cmd_transcribe(args: argparse.Namespace) -> int:
 
     Nothing heard is not an error: the transcript is empty (no line on stdout; with
     ``--json``, an empty ``transcript``), stderr says ``(no speech heard in FILE)``, and
-    the exit status is 0.
+    the exit status is 0. A server ``error`` while streaming (the transcript may miss
+    part of the file) is printed on stderr as ``error: MESSAGE``; what was heard still
+    goes to stdout, and the exit status is 1.
     """
     wav = await asyncio.to_thread(_read_wav, args.file)
     stt = STTConfig(provider=args.provider, sample_rate=wav.sample_rate, channels=wav.channels)
@@ -111,15 +130,16 @@ async def cmd_transcribe(args: argparse.Namespace) -> int:
     async with SaynaClient(args.url, stt, tts, api_key=args.api_key) as client:
         async with working("connecting"):
             await client.connect()
-        finals = await stream_and_listen(client, frames, 20, args.speed, "transcribing")
+        errors: list[str] = []
+        finals = await stream_and_listen(client, frames, 20, args.speed, "transcribing", errors)
     text = " ".join(finals)
     if args.json:
         print_json({"transcript": text, "segments": finals})
     elif text:
         print(text)
-    if not text:
+    if not text and not errors:
         print(f"(no speech heard in {args.file})", file=sys.stderr)
-    return 0
+    return 1 if errors else 0
 
 
 def add_parser(sub: Any) -> None:
@@ -131,7 +151,8 @@ def add_parser(sub: Any) -> None:
         ["sayna transcribe speech.wav", "sayna transcribe speech.wav --speed 0 --json"],
         "stream a 16-bit PCM WAV file like a microphone and print the transcript\n\n"
         "When nothing is heard, stdout stays empty (--json: an empty transcript), stderr\n"
-        "says so, and the exit status is 0.",
+        "says so, and the exit status is 0. A server error while streaming (part of the\n"
+        "file may be missing) is printed on stderr and the exit status is 1.",
     )
     add_conn(p)
     p.add_argument("file", type=input_file, help="a 16-bit PCM WAV file (any rate, mono or stereo)")

@@ -51,6 +51,8 @@ Callback = Callable[[Any], Any]
 
 #: The dispatcher yields to the event loop after this many events in a row.
 _YIELD_EVERY = 256
+#: A pass's loop: at most ``_YIELD_EVERY`` events.
+_BUDGET = range(_YIELD_EVERY)
 #: The SDK's reports of trouble in delivery: a callback failing on one is only logged.
 _REPORTS = frozenset({"callback_error", "events_dropped"})
 
@@ -211,12 +213,15 @@ class Dispatcher(Mailbox):
             self._shed()
         if self._pass_handle is None:  # else the pass scheduled already takes it
             waiter = self._waiter
-            if waiter is not None:
+            if waiter is not None:  # the task waits
                 self._waiter = None
                 if not waiter.done():
                     waiter.set_result(None)
-            elif self._task is None:
-                self._schedule()
+            elif self._task is None and not self._closed:  # idle
+                if self._after is None and self._subs.all_plain:
+                    self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
+                else:
+                    self._start()
 
     def put_audio(self, data: bytes) -> None:
         """Queue a TTS audio frame (its bytes) for the ``tts_audio`` callbacks."""
@@ -233,20 +238,15 @@ class Dispatcher(Mailbox):
                 self._waiter = None
                 if not waiter.done():
                     waiter.set_result(None)
-            elif self._task is None:
-                self._schedule()
-
-    def _schedule(self) -> None:
-        """Nothing is consuming: schedule a pass, or start the task when a callback is
-        async (or the previous session's callbacks may still run)."""
-        if self._closed:
-            return
-        if self._after is None and self._subs.all_plain:
-            self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
-        else:
-            self._start()
+            elif self._task is None and not self._closed:
+                if self._after is None and self._subs.all_plain:
+                    self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
+                else:
+                    self._start()
 
     def _start(self) -> None:
+        """Start the task: some callback is async, the previous session's callbacks may
+        still run, or a pass hands over."""
         self._task = asyncio.get_running_loop().create_task(self._run(), name="sayna-callbacks")
 
     # --- waiting and ending ----------------------------------------------------------
@@ -293,19 +293,17 @@ class Dispatcher(Mailbox):
         """
         items = self._items
         subs = self._subs
-        isawaitable = inspect.isawaitable
-        budget = _YIELD_EVERY
         try:
-            while items:
+            for _ in _BUDGET:
+                if not items:
+                    self._pass_handle = None
+                    return
                 if self._dropped or self._task is not None:
                     self._hand_over(None)
                     return
-                if not budget:
-                    self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
-                    return
-                budget -= 1
                 item = items.popleft()
-                if type(item) is bytes:
+                kind = type(item)
+                if kind is bytes:
                     self._bytes -= len(item)
                     targets = subs.audio
                     for sub in targets:
@@ -316,12 +314,11 @@ class Dispatcher(Mailbox):
                                 self._resume(item, "tts_audio", targets, sub, None, exc)
                             )
                             return
-                        if result is not None and isawaitable(result):
+                        if result is not None and inspect.isawaitable(result):
                             subs.returns_awaitables(sub)
                             self._hand_over(self._resume(item, "tts_audio", targets, sub, result))
                             return
                     continue
-                kind = type(item)
                 if kind is Barrier:
                     item.release()
                     continue
@@ -337,14 +334,19 @@ class Dispatcher(Mailbox):
                     except Exception as exc:  # a user callback must not end the session
                         self._hand_over(self._resume(item, event_type, targets, sub, None, exc))
                         return
-                    if result is not None and isawaitable(result):
+                    if result is not None and inspect.isawaitable(result):
                         subs.returns_awaitables(sub)
                         self._hand_over(self._resume(item, event_type, targets, sub, result))
                         return
         except BaseException:  # not a callback's Exception: the next put starts afresh
             self._pass_handle = None
             raise
-        self._pass_handle = None
+        # _YIELD_EVERY events in a row: let other tasks run before the rest (which a
+        # task started meanwhile, at the end of the session, takes itself).
+        if items and self._task is None:
+            self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
+        else:
+            self._pass_handle = None
 
     def _hand_over(self, carry: Optional[Coroutine[Any, Any, None]]) -> None:
         """End the pass: the task finishes ``carry`` (the rest of the event under way),

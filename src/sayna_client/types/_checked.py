@@ -47,11 +47,23 @@ class ModelValidationError(SaynaValidationError, ValidationError):
         error.message = describe(exc, model)
         return error
 
+    def __reduce__(self) -> Any:
+        # pydantic's own rebuilds the error from its errors() alone: the message (the
+        # text users see) would come back empty from pickle or a process pool.
+        return _rebuild, (self.title, self.errors(), self.message)
+
     def __str__(self) -> str:
         return self.message
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
+
+
+def _rebuild(title: str, errors: Any, message: str) -> ModelValidationError:
+    """A pickled :class:`ModelValidationError`, rebuilt with its message."""
+    error = ModelValidationError.from_exception_data(title, errors, hide_input=True)
+    error.message = message
+    return error
 
 
 def _field(loc: tuple[Any, ...]) -> str:

@@ -113,8 +113,8 @@ class SpeechWorker:
         try:
             process = self._launch()
         except BaseException as exc:
-            with self._lock:
-                self._stop(f"the speech worker could not start: {exc}")
+            with self._lock:  # the caller reports it: no log line of its own
+                self._stop(f"the speech worker could not start: {exc}", log=False)
             raise
         self.unavailable = dict(process.unavailable)
         if not self._install(process):
@@ -222,11 +222,11 @@ class SpeechWorker:
             return None
         return RESTART_DELAYS_S[min(len(self._exits), len(RESTART_DELAYS_S)) - 1]
 
-    def _stop(self, failure: str) -> None:
+    def _stop(self, failure: str, log: bool = True) -> None:
         """Stop for good (lock held): waiting and later callers get ``failure``."""
         if self._failure is None:
             self._failure = failure
-            if not self._closed.is_set():
+            if log and not self._closed.is_set():
                 logger.error("speech worker stopped: %s", failure)
         if not self._up.done():
             self._up.set_exception(RuntimeError(self._failure))
