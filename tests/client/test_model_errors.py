@@ -96,6 +96,18 @@ def test_assignment_is_checked_the_same_way() -> None:
     assert config.sample_rate == 8000
 
 
+def test_assigning_a_misspelt_field_names_the_fields() -> None:
+    """As for a typo at construction: not pydantic's "object has no attribute"."""
+    config = STTConfig(provider="deepgram")
+    with pytest.raises(SaynaValidationError) as info:
+        config.langauge = "fr-FR"  # type: ignore[attr-defined]
+    assert str(info.value) == (
+        "STTConfig has no field 'langauge' (its fields: provider, language, sample_rate, "
+        "channels, punctuation, encoding, model, auth)"
+    )
+    assert config.language == "en-US"
+
+
 def test_the_value_is_never_quoted() -> None:
     secret = "sk-live-0123456789abcdef"
     for build in (
@@ -107,6 +119,10 @@ def test_the_value_is_never_quoted() -> None:
             build()
         assert secret not in str(info.value)
         assert secret not in repr(info.value)
+        # Logged error lists and their JSON leave the values out unless asked for them.
+        assert secret not in repr(info.value.errors())
+        assert secret not in info.value.json()
+        assert secret in repr(info.value.errors(include_input=True))
 
 
 def test_pydantic_behaviour_is_unchanged() -> None:

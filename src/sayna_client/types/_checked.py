@@ -5,8 +5,10 @@ Building a config with a bad value (``STTConfig(provider=1)``) or assigning one
 :class:`~sayna_client.SaynaValidationError` whose one-line message names the model, the
 field, the expected type and the type given (never the value: it may be a key). It is
 also a ``pydantic.ValidationError`` carrying the same ``errors()``, so code that
-catches pydantic's error keeps working. ``model_validate`` and ``model_validate_json``
-are pydantic's own and raise pydantic's error, as they always have.
+catches pydantic's error keeps working; its ``errors()`` and ``json()`` leave the
+values given out unless asked for them (``include_input=True``), so logging them
+prints no key. ``model_validate`` and ``model_validate_json`` are pydantic's own and
+raise pydantic's error, as they always have.
 """
 
 from __future__ import annotations
@@ -47,10 +49,41 @@ class ModelValidationError(SaynaValidationError, ValidationError):
         error.message = describe(exc, model)
         return error
 
+    def errors(
+        self,
+        *,
+        include_url: bool = True,
+        include_context: bool = True,
+        include_input: bool = False,
+    ) -> Any:
+        """pydantic's list of problems; without the values given unless
+        ``include_input=True`` (a value in the wrong field may be a key, and these
+        lists end up in logs)."""
+        return super().errors(
+            include_url=include_url, include_context=include_context, include_input=include_input
+        )
+
+    def json(
+        self,
+        *,
+        indent: Any = None,
+        include_url: bool = True,
+        include_context: bool = True,
+        include_input: bool = False,
+    ) -> str:
+        """:meth:`errors` as JSON text; without the values given unless
+        ``include_input=True``."""
+        return super().json(
+            indent=indent,
+            include_url=include_url,
+            include_context=include_context,
+            include_input=include_input,
+        )
+
     def __reduce__(self) -> Any:
         # pydantic's own rebuilds the error from its errors() alone: the message (the
         # text users see) would come back empty from pickle or a process pool.
-        return _rebuild, (self.title, self.errors(), self.message)
+        return _rebuild, (self.title, self.errors(include_input=True), self.message)
 
     def __str__(self) -> str:
         return self.message
@@ -88,7 +121,7 @@ def _problem(name: str, model: type[BaseModel], err: Any) -> str:
     field = _field(loc)
     where = f"{name}.{field}" if field else name
     kind = err["type"]
-    if kind == "extra_forbidden":
+    if kind in ("extra_forbidden", "no_such_attribute"):  # built with / assigned a typo
         if len(loc) == 1:
             known = ", ".join(model.model_fields)
             return f"{name} has no field {field!r} (its fields: {known})"
