@@ -54,7 +54,7 @@ from loadlib import (
     process_cpu_seconds,
     tone_pattern,
 )
-from pacing import LateStats, SharedClock, paced_stream, percentile
+from pacing import LateStats, SharedClock, clock_slots, paced_stream, percentile
 
 import sayna_client
 from sayna_client import SaynaClient, SaynaError, STTConfig, TTSConfig
@@ -120,7 +120,9 @@ async def run(
     count = round(seconds * 1000 / FRAME_MS)
     pattern = tone_pattern()
     offsets = pattern_offsets(sessions, len(pattern), turns)
-    clock = SharedClock(pattern, period) if pacing == "shared" else None
+    clock = (
+        SharedClock(pattern, period, slots=clock_slots(sessions)) if pacing == "shared" else None
+    )
     connected: list[asyncio.Future[None]] = []
     streamed = asyncio.get_running_loop().create_future()
     run_id = uuid.uuid4().hex[:8]

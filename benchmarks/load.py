@@ -110,7 +110,7 @@ def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool
         )
         + "; paced by "
         + (
-            "one clock task for all sessions, ticking every 1 ms"
+            "one clock task for all sessions (one tick per 50 sessions, at most 20 per 20 ms)"
             if args.pacing == "shared"
             else "one task and timer per session"
         )

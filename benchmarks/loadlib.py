@@ -7,9 +7,9 @@ and by ``tests/test_load_short.py`` (20 × 5 s against an in-process server): th
 Each session is one :class:`~sayna_client.SaynaClient` streaming 16 kHz mono linear16 in
 20 ms frames (300 ms of tone, 300 ms of silence, so the fake engine answers with
 ``stt_result`` events). ``pacing="shared"`` (the default) sends every session's frames
-from one clock task ticking every millisecond, the sessions spread over the 20 ticks
-of a frame period (:class:`pacing.SharedClock`: how an application bridging many calls
-paces them); ``pacing="per-session"`` gives each session its own task and timer.
+from one clock task, the sessions spread over its ticks (one tick per 50 sessions per
+20 ms frame period, at most 20: :class:`pacing.SharedClock`, how an application bridging
+many calls paces them); ``pacing="per-session"`` gives each session its own task and timer.
 ``turns="spread"`` (the default) starts each session at a random point of the tone
 pattern, so users end their sentences at different moments as real callers do;
 ``turns="lockstep"`` starts them all at its beginning (every session's speech-final
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import aiohttp
-from pacing import LateStats, SharedClock, paced_stream
+from pacing import LateStats, SharedClock, clock_slots, paced_stream
 
 from sayna_client import SaynaClient, SaynaError, STTConfig, TTSConfig
 
@@ -365,7 +365,7 @@ async def run_load(
     cpu0, server_cpu0 = process_cpu_seconds(), _maybe_cpu(server_pid)
     wall0 = time.perf_counter()
     if pacing == "shared":
-        clock = SharedClock(pattern, period)
+        clock = SharedClock(pattern, period, slots=clock_slots(len(live)))
         counted = [
             (
                 outcome,
