@@ -387,7 +387,9 @@ async def run_load(
     wall = time.perf_counter() - wall0
     cpu = process_cpu_seconds() - cpu0
     server_cpu1 = _maybe_cpu(server_pid)
-    closed = await _gather_bounded([c.disconnect() for c in clients], connect_parallel)
+    # Hang up as a relay ending its calls does: the Close handshake at once (``abort()``)
+    # rather than waiting for the final of an utterance the stream stopped in the middle of.
+    closed = await _gather_bounded([c.abort() for c in clients], connect_parallel)
     for outcome, result in zip(outcomes, closed):
         if isinstance(result, BaseException) and outcome.error is None:
             outcome.error = f"disconnect: {type(result).__name__}: {result}"
