@@ -482,9 +482,12 @@ class VoiceSession:
         Args:
             graceful: False closes at once, as :meth:`abort`.
             drain: seconds to let the conversation finish (default ``timeouts.drain``;
-                ``None``: no limit). When it passes, the session closes anyway.
+                ``None``: no limit; ``0``: do not wait, close at once as :meth:`abort`).
+                When it passes, the session closes anyway.
 
         Raises:
+            SaynaValidationError: ``drain`` is not a number of seconds >= 0 or None
+                (the session is closed all the same).
             SaynaEventLoopError: the session lives on another running event loop.
 
         Cancellation: cancelling ``disconnect()`` (while it waits for the conversation
@@ -496,8 +499,9 @@ class VoiceSession:
         try:
             if graceful:
                 timeout = self.timeouts.drain if isinstance(drain, ClientDefault) else drain
-                check_seconds("drain", timeout)
-                if self.ready:  # else nothing is in flight: never ready, closed, reconnecting
+                check_seconds("drain", timeout, zero="close at once")
+                # Not ready: nothing is in flight (never ready, closed, reconnecting).
+                if self.ready and timeout != 0:
                     await self.drainer.let_finish(timeout)
         finally:
             closing = asyncio.get_running_loop().create_task(self._close(), name="sayna-close")
