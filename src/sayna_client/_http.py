@@ -258,7 +258,7 @@ class HttpTransport:
                     CLOSING.add(closing)
                     closing.add_done_callback(CLOSING.discard)
                 else:  # pragma: no cover - a client moved between loops
-                    abandon(stale)
+                    abandon(stale, old.loop)
         shared = self._shared = lease(self.handshake_timeout)  # left by close() or __del__
         return shared
 

@@ -5,16 +5,21 @@ handshake timeout (:func:`lease`), lets go of it on close (:func:`unlease`, the 
 one closes it) or when collected without a close (:func:`drop`). Every shared session
 refuses a redirect to another origin (:class:`RedirectRefused`), and
 :func:`redirected_elsewhere` catches one a user's own session followed.
+
+A session whose last client was collected is released on its loop (:func:`abandon`) with
+aiohttp's synchronous connector close, its one private API used here, behind a check
+that falls back to the public ``close()`` (see :func:`_sync_close_of`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import threading
 import weakref
-from typing import Any, Optional
+from typing import Any, Callable, Optional, cast
 
 import aiohttp
 from yarl import URL
@@ -23,6 +28,7 @@ from ._redact import safe_url
 
 __all__ = [
     "CLOSING",
+    "SYNC_CLOSE",
     "RedirectRefused",
     "SharedSession",
     "abandon",
@@ -110,22 +116,93 @@ def _redirect_guard() -> aiohttp.TraceConfig:
     return guard
 
 
-def abandon(session: aiohttp.ClientSession) -> None:
+#: How a dropped client's connections are closed: aiohttp's synchronous close (True), or
+#: its public ``close()`` awaited on the session's loop (False; also what happens when
+#: aiohttp no longer has the former). The documented internal switch the tests flip to
+#: run both paths, on the oldest aiohttp the package allows and on the newest.
+SYNC_CLOSE = True
+
+
+def _sync_close_of(connector: Optional[aiohttp.BaseConnector]) -> Optional[Callable[[], Any]]:
+    """``connector``'s synchronous close, or None (then close it with ``await``).
+
+    The one use of aiohttp's private API here: a finalizer cannot wait, and aiohttp's
+    public ``close()`` returns an awaitable that warns when it is not awaited (and a task
+    made to await it may never run, at the end of ``asyncio.run()``); its synchronous half
+    is ``BaseConnector._close()``, which aiohttp's own finalizer calls. Checked (a
+    ``BaseConnector`` whose ``_close`` takes no argument); when this aiohttp has none, one
+    warning, and the public close is used.
+    """
+    if connector is None or not SYNC_CLOSE:
+        return None
+    close_now = getattr(connector, "_close", None)
+    if isinstance(connector, aiohttp.BaseConnector) and _takes_no_argument(close_now):
+        return cast("Callable[[], Any]", close_now)
+    global _WARNED
+    if not _WARNED:
+        _WARNED = True
+        logger.warning(
+            "aiohttp %s has no BaseConnector._close(): the connections of clients dropped "
+            "without disconnect() are closed in the background (report it to sayna-client)",
+            aiohttp.__version__,
+        )
+    return None
+
+
+_WARNED = False
+
+
+def _takes_no_argument(method: Any) -> bool:
+    if not callable(method):
+        return False
+    try:
+        params = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    optional = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return all(p.default is not p.empty or p.kind in optional for p in params)
+
+
+def abandon(session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop) -> None:
     """Release a session nobody will close: its last client was dropped without
     ``disconnect()`` (a REST-only script may end without it), and aiohttp would warn
-    "Unclosed client session" and "Unclosed connector". Its connections are closed as
-    aiohttp itself does when it collects a connector (``_close``, synchronous); quietly,
-    since nothing is lost."""
+    "Unclosed client session" and "Unclosed connector". Quietly, since nothing is lost.
+    On ``loop``, the session's (from another thread, the release is handed to it)."""
     if session.closed:
         return
-    connector = session.connector
-    session.detach()  # public: the session counts as closed from now on
-    if connector is None:
-        return
+    if loop.is_running() and not _runs_here(loop):
+        try:
+            loop.call_soon_threadsafe(_release, session, loop)
+            return
+        except RuntimeError:  # closed meanwhile
+            pass
+    _release(session, loop)
+
+
+def _runs_here(loop: asyncio.AbstractEventLoop) -> bool:
     try:
-        connector._close()
-    except Exception:  # pragma: no cover - a loop already closed, another aiohttp
-        logger.debug("Could not close the connections of a dropped client", exc_info=True)
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def _release(session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop) -> None:
+    """:func:`abandon` on the session's loop (or with the loop closed)."""
+    connector = session.connector
+    if session.closed or connector is None:
+        return
+    session.detach()  # public: the session counts as closed from now on
+    close_now = _sync_close_of(connector)
+    if close_now is not None:
+        close_now()
+    elif not loop.is_closed():  # (a closed loop's connections died with it)
+        closing = loop.create_task(_close(connector))
+        CLOSING.add(closing)
+        closing.add_done_callback(CLOSING.discard)
+
+
+async def _close(connector: aiohttp.BaseConnector) -> None:
+    await connector.close()
 
 
 class SharedSession:
@@ -194,7 +271,7 @@ def unlease(shared: SharedSession) -> Optional[aiohttp.ClientSession]:
 
 
 def drop(shared: SharedSession) -> None:
-    """A client holding ``shared`` was collected without ``disconnect()``."""
+    """A client holding ``shared`` was collected without ``disconnect()`` (any thread)."""
     session = unlease(shared)
     if session is not None:
-        abandon(session)
+        abandon(session, shared.loop)

@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import warnings
 
+import pytest
+
 from helpers import internals
-from sayna_client import Timeouts
+from helpers.waiting import eventually
+from sayna_client import SaynaClient, Timeouts
+from sayna_client import _http_sessions as http_sessions
 from sayna_client.server import LocalServer
 
 from .conftest import make_client
@@ -111,3 +116,57 @@ async def test_a_changed_connect_timeout_moves_the_client_to_another_session(
     await client.disconnect()
     assert first.closed
     assert second.closed
+
+
+def _collect(held: list[SaynaClient]) -> None:
+    """Let go of the only reference to the client, and collect."""
+    held.clear()
+    gc.collect()
+
+
+@pytest.fixture(params=[True, False], ids=["aiohttp-sync-close", "public-close"])
+def sync_close(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Both ways a dropped client's connections are closed: aiohttp's synchronous close,
+    and its public ``close()`` awaited on the loop (what an aiohttp without the former
+    gets), through the documented internal switch."""
+    monkeypatch.setattr(http_sessions, "SYNC_CLOSE", request.param)
+    return bool(request.param)
+
+
+async def test_the_last_client_dropped_closes_the_session_quietly(
+    server: LocalServer, sync_close: bool
+) -> None:
+    """A REST-only script may end without disconnect(): its pooled connection and the
+    shared session are closed, with no "Unclosed client session" or "Unclosed
+    connector" warning."""
+    client = make_client(server)
+    await client.health()  # leaves a keep-alive connection in the pool
+    http = internals.http_session(client)
+    connector = http.connector
+    assert connector is not None
+    held = [client]
+    del client
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        _collect(held)
+        assert http.closed  # at once, either way: no later use can reach it
+        await eventually(lambda: connector.closed, what="the connections closed")
+        gc.collect()
+
+
+async def test_a_client_collected_on_another_thread_is_released_on_its_loop(
+    server: LocalServer, sync_close: bool
+) -> None:
+    """The collector may run on any thread: the session's connections belong to the
+    loop, which closes them (asyncio's transports are not thread-safe)."""
+    client = make_client(server)
+    await client.health()
+    http = internals.http_session(client)
+    connector = http.connector
+    assert connector is not None
+    held = [client]
+    del client
+    dropper = threading.Thread(target=_collect, args=(held,))
+    dropper.start()
+    await asyncio.to_thread(dropper.join)
+    await eventually(lambda: http.closed and connector.closed, what="closed on the loop")
