@@ -3,12 +3,18 @@
     python benchmarks/load.py [--sessions 200] [--seconds 60] [--url URL] [--output PATH]
                               [--uvloop] [--cpu N] [--speak]
                               [--pacing shared|per-session] [--turns spread|lockstep]
+                              [--client sdk|raw-aiohttp|raw-asyncio] [--gc-freeze]
 
 ``--uvloop`` runs the clients on uvloop's event loop (``pip install uvloop``);
 ``--cpu N`` pins the client process to CPU ``N`` (and a server it starts to another one), so
 "one core" means one core. ``--pacing`` and ``--turns`` choose how frames are paced (one
 clock task for all sessions, or a task and timer per session) and whether the sessions'
-turns are spread over the tone pattern or in lockstep (see ``loadlib.py``).
+turns are spread over the tone pattern or in lockstep (see ``loadlib.py``). ``--client``
+runs the same workload without the SDK, the floors of ``loadraw.py``: aiohttp's public
+WebSocket API (``raw-aiohttp``) or a bare asyncio protocol writing frames masked in advance
+(``raw-asyncio``); both need ``--speak`` and the default pacing. ``--gc-freeze`` calls
+``gc.freeze()`` once every session is connected. The report counts the garbage collections
+made while streaming and the longest pause of each generation.
 
 Without ``--url`` it starts ``sayna serve --engine fake --fast-tts`` on a free port as a separate
 process (stopped at the end). Every session streams 16 kHz mono linear16 audio in 20 ms
@@ -35,7 +41,7 @@ from typing import Optional
 
 import aiohttp
 import pydantic
-from loadlib import PACINGS, TURNS, LoadReport, run_load
+from loadlib import CLIENTS, PACINGS, TURNS, LoadReport, run_load
 
 import sayna_client
 
@@ -100,7 +106,11 @@ def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool
         + (" --speak" if args.speak else "")
         + (f" --pacing {args.pacing}" if args.pacing != "shared" else "")
         + (f" --turns {args.turns}" if args.turns != "spread" else "")
-        + f"` on {datetime.date.today().isoformat()}: {args.sessions} `SaynaClient` sessions "
+        + (f" --client {args.client}" if args.client != "sdk" else "")
+        + (" --gc-freeze" if args.gc_freeze else "")
+        + f"` on {datetime.date.today().isoformat()}: {args.sessions} "
+        + ("`SaynaClient`" if args.client == "sdk" else f"`{args.client}` (no SDK, `loadraw.py`)")
+        + " sessions "
         "in one process stream real-time 16 kHz mono linear16 audio in 20 ms frames "
         "(300 ms tone / 300 ms silence"
         + (
@@ -122,8 +132,8 @@ def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool
             if separate_server
             else f"the server at {args.url}"
         )
-        + "; then every session is closed with `abort()` (the Close handshake at once, as a relay hangs up) and "
-        "checked against the server's own "
+        + "; then every session is closed with `abort()` (the Close handshake at once, as a "
+        "relay hangs up) and checked against the server's own "
         "per-session counters (`GET /_local/bench/sessions`).",
         "",
         "| | |",
@@ -175,9 +185,22 @@ def main(argv: Optional[list[str]] = None) -> int:
         default="spread",
         help="sessions start at random points of the tone pattern (default) or in lockstep",
     )
+    parser.add_argument(
+        "--client",
+        choices=CLIENTS,
+        default="sdk",
+        help="SaynaClient sessions (default) or a floor without the SDK (loadraw.py)",
+    )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() once every session is connected",
+    )
     args = parser.parse_args(argv)
     if args.sessions < 1 or args.seconds <= 0:
         parser.error("--sessions and --seconds must be positive")
+    if args.client != "sdk" and (not args.speak or args.pacing != "shared" or args.api_key):
+        parser.error("--client raw-* needs --speak and the default --pacing, without --api-key")
     runner = asyncio.run
     if args.uvloop:
         try:
@@ -208,6 +231,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                 speak=args.speak,
                 pacing=args.pacing,
                 turns=args.turns,
+                client=args.client,
+                gc_freeze=args.gc_freeze,
             )
         )
     finally:
