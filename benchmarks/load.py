@@ -54,8 +54,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(port: int, cpu: Optional[int] = None) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "sayna_client", "serve", "--engine", "fake", "--fast-tts"]
+#: ``sayna serve`` on uvloop's event loop (``--server-uvloop``).
+_SERVE_ON_UVLOOP = (
+    "import sys, uvloop; uvloop.install(); from sayna_client.server.cli import serve_main; "
+    "sys.exit(serve_main(sys.argv[1:]))"
+)
+
+
+def start_server(
+    port: int, cpu: Optional[int] = None, uvloop: bool = False
+) -> subprocess.Popen[bytes]:
+    command = (
+        [sys.executable, "-c", _SERVE_ON_UVLOOP]
+        if uvloop
+        else [sys.executable, "-m", "sayna_client", "serve"]
+    )
+    command += ["--engine", "fake", "--fast-tts"]
     command += ["--port", str(port), "--log-level", "WARNING"]
     pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, preexec_fn=pin)
@@ -108,6 +122,7 @@ def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool
         + (f" --turns {args.turns}" if args.turns != "spread" else "")
         + (f" --client {args.client}" if args.client != "sdk" else "")
         + (" --gc-freeze" if args.gc_freeze else "")
+        + (" --server-uvloop" if args.server_uvloop else "")
         + f"` on {datetime.date.today().isoformat()}: {args.sessions} "
         + ("`SaynaClient`" if args.client == "sdk" else f"`{args.client}` (no SDK, `loadraw.py`)")
         + " sessions "
@@ -129,6 +144,7 @@ def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool
         + " to "
         + (
             "`sayna serve --engine fake --fast-tts` in a separate process"
+            + (" on uvloop" if args.server_uvloop else "")
             if separate_server
             else f"the server at {args.url}"
         )
@@ -192,6 +208,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="SaynaClient sessions (default) or a floor without the SDK (loadraw.py)",
     )
     parser.add_argument(
+        "--server-uvloop",
+        action="store_true",
+        help="run the server this starts on uvloop",
+    )
+    parser.add_argument(
         "--gc-freeze",
         action="store_true",
         help="gc.freeze() once every session is connected",
@@ -217,7 +238,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     url = args.url
     if url is None:
         port = free_port()
-        server = start_server(port, server_cpu)
+        server = start_server(port, server_cpu, uvloop=args.server_uvloop)
         url = f"http://127.0.0.1:{port}"
     try:
         print(f"{args.sessions} sessions × {args.seconds:g} s against {url} ...", flush=True)
