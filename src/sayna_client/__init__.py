@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ._config import ReconnectPolicy, RetryPolicy, Timeouts
 from ._version import __version__
 from .errors import (
+    ModelValidationError,
     SaynaAuthenticationError,
     SaynaBadRequestError,
     SaynaConfigRejectedError,
@@ -146,6 +147,7 @@ __all__ = [
     "LoadingStopMessage",
     "MalformedMessage",
     "MessageMessage",
+    "ModelValidationError",
     "MuteLiveKitParticipantRequest",
     "MuteLiveKitParticipantResponse",
     "OutgoingMessage",

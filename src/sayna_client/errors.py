@@ -4,6 +4,8 @@
 
     SaynaError                          catch-all for this SDK
     ├── SaynaValidationError            a bad argument or bad local input; fix the call
+    │   └── ModelValidationError        a config/request model built or assigned with a bad
+    │                                   value; also a ``pydantic.ValidationError``
     ├── WebhookVerificationError        (sayna_client.webhooks) a webhook request failed
     │                                   verification: an untrusted peer, not a bad argument
     ├── SaynaNotConnectedError          the call needs an open WebSocket: connect() first
@@ -38,7 +40,10 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from pydantic import ValidationError
+
 __all__ = [
+    "ModelValidationError",
     "SaynaAuthenticationError",
     "SaynaBadRequestError",
     "SaynaConfigRejectedError",
@@ -78,6 +83,77 @@ class SaynaValidationError(SaynaError, ValueError):
 
     Raised before anything is sent, so the session is unaffected.
     """
+
+
+class ModelValidationError(SaynaValidationError, ValidationError):
+    """A config or request model (``STTConfig``, ``TTSConfig``, ``SpeakRequest``...) built or
+    assigned with bad values.
+
+    The one-line message names each field, what it expects and the type it got, never the
+    value (it may be a key): ``STTConfig(provider=1)`` says ``STTConfig.provider: must be a
+    valid string (got int)``. It is also a ``pydantic.ValidationError`` with pydantic's
+    ``errors()``, ``error_count()`` and ``json()``, so code that catches pydantic's error keeps
+    working; ``errors()`` and ``json()`` leave the values given out unless
+    ``include_input=True``. It pickles with its message (process pools, queues).
+    ``model_validate`` and ``model_validate_json`` are pydantic's own and raise pydantic's
+    error, as they always have.
+    """
+
+    message: str
+
+    def __init__(self, *args: Any) -> None:
+        # pydantic-core builds the instance (``from_exception_data``) and the model sets
+        # ``message`` (types/_checked.py). SaynaError's __init__ takes the message only.
+        self.message = ""
+
+    def errors(
+        self,
+        *,
+        include_url: bool = True,
+        include_context: bool = True,
+        include_input: bool = False,
+    ) -> Any:
+        """pydantic's list of problems; without the values given unless
+        ``include_input=True`` (a value in the wrong field may be a key, and these
+        lists end up in logs)."""
+        return super().errors(
+            include_url=include_url, include_context=include_context, include_input=include_input
+        )
+
+    def json(
+        self,
+        *,
+        indent: Any = None,
+        include_url: bool = True,
+        include_context: bool = True,
+        include_input: bool = False,
+    ) -> str:
+        """:meth:`errors` as JSON text; without the values given unless
+        ``include_input=True``."""
+        return super().json(
+            indent=indent,
+            include_url=include_url,
+            include_context=include_context,
+            include_input=include_input,
+        )
+
+    def __reduce__(self) -> Any:
+        # pydantic's own rebuilds the error from its errors() alone: the message (the
+        # text users see) would come back empty from pickle or a process pool.
+        return _rebuild_model_error, (self.title, self.errors(include_input=True), self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+def _rebuild_model_error(title: str, errors: Any, message: str) -> ModelValidationError:
+    """A pickled :class:`ModelValidationError`, rebuilt with its message."""
+    error = ModelValidationError.from_exception_data(title, errors, hide_input=True)
+    error.message = message
+    return error
 
 
 class SaynaNotConnectedError(SaynaError):

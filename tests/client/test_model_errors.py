@@ -6,6 +6,7 @@ expects and the type given, and still pydantic ValidationErrors (issue: a strang
 from __future__ import annotations
 
 import pickle
+import traceback
 from typing import Any, Callable
 
 import pydantic
@@ -148,3 +149,28 @@ def test_the_error_pickles_with_its_message(case: str) -> None:
     assert copy.errors(include_context=False) == caught.value.errors(include_context=False)
     assert message in str(copy)
     assert isinstance(copy, pydantic.ValidationError)
+
+
+def test_the_error_is_public_under_its_own_name() -> None:
+    """Tracebacks and reprs name the class users can import and catch, not a private module
+    (they showed ``sayna_client.types._checked.ModelValidationError``)."""
+    import sayna_client
+    import sayna_client.errors
+
+    with pytest.raises(sayna_client.ModelValidationError) as info:
+        STTConfig(provider=1)
+    error = info.value
+    assert type(error) is sayna_client.ModelValidationError
+    assert sayna_client.errors.ModelValidationError is sayna_client.ModelValidationError
+    assert "ModelValidationError" in sayna_client.__all__
+    assert "ModelValidationError" in sayna_client.errors.__all__
+    kind = type(error)
+    assert f"{kind.__module__}.{kind.__qualname__}" == "sayna_client.errors.ModelValidationError"
+    # The last line of a traceback, as Python prints it.
+    last = traceback.format_exception_only(kind, error)[-1]
+    assert last.startswith("sayna_client.errors.ModelValidationError: STTConfig.provider: must")
+    assert isinstance(error, SaynaValidationError)
+    assert isinstance(error, pydantic.ValidationError)
+    # The class itself pickles by its public name (a process pool sends the type too).
+    assert pickle.loads(pickle.dumps(kind)) is kind
+    assert b"_checked" not in pickle.dumps(error)

@@ -1,7 +1,8 @@
 """The public models' construction errors, in the SDK's terms.
 
 Building a config with a bad value (``STTConfig(provider=1)``) or assigning one
-(``config.sample_rate = "fast"``) raises :class:`ModelValidationError`: a
+(``config.sample_rate = "fast"``) raises :class:`~sayna_client.ModelValidationError`
+(defined in ``errors.py`` with the other errors): a
 :class:`~sayna_client.SaynaValidationError` whose one-line message names the model, the
 field, the expected type and the type given (never the value: it may be a key). It is
 also a ``pydantic.ValidationError`` carrying the same ``errors()``, so code that
@@ -17,85 +18,29 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import SaynaValidationError
+# ModelValidationError lives with the other errors; importable from here as before.
+from ..errors import ModelValidationError
 
-__all__ = ["CheckedModel", "ModelValidationError", "describe"]
+__all__ = ["CheckedModel", "ModelValidationError", "describe", "model_error"]
 
 #: Problems spelled out in the message; the rest are counted.
 MAX_SHOWN = 3
 
 
-class ModelValidationError(SaynaValidationError, ValidationError):
-    """A public model built or assigned with bad values; the message names each field,
-    what it expects and the type it got. Also a ``pydantic.ValidationError``."""
-
-    message: str
-
-    def __init__(self, *args: Any) -> None:
-        # pydantic-core builds the instance (``from_exception_data``); ``message`` is
-        # set by ``from_pydantic``. SaynaError's own __init__ takes the message only.
-        self.message = ""
-
-    @classmethod
-    def from_pydantic(cls, exc: ValidationError, model: type[BaseModel]) -> ValidationError:
-        """``exc`` as a :class:`ModelValidationError` for ``model`` (``exc`` itself when
-        this pydantic cannot build the subclass)."""
-        try:
-            error = cls.from_exception_data(exc.title, exc.errors(), hide_input=True)  # type: ignore[arg-type]
-        except (TypeError, ValueError, KeyError):  # an older pydantic-core: keep its error
-            return exc
-        if not isinstance(error, cls):
-            return exc
-        error.message = describe(exc, model)
-        return error
-
-    def errors(
-        self,
-        *,
-        include_url: bool = True,
-        include_context: bool = True,
-        include_input: bool = False,
-    ) -> Any:
-        """pydantic's list of problems; without the values given unless
-        ``include_input=True`` (a value in the wrong field may be a key, and these
-        lists end up in logs)."""
-        return super().errors(
-            include_url=include_url, include_context=include_context, include_input=include_input
+def model_error(exc: ValidationError, model: type[BaseModel]) -> ValidationError:
+    """``exc`` as a :class:`ModelValidationError` for ``model`` (``exc`` itself when this
+    pydantic cannot build the subclass)."""
+    try:
+        error = ModelValidationError.from_exception_data(
+            exc.title,
+            exc.errors(),  # type: ignore[arg-type]
+            hide_input=True,
         )
-
-    def json(
-        self,
-        *,
-        indent: Any = None,
-        include_url: bool = True,
-        include_context: bool = True,
-        include_input: bool = False,
-    ) -> str:
-        """:meth:`errors` as JSON text; without the values given unless
-        ``include_input=True``."""
-        return super().json(
-            indent=indent,
-            include_url=include_url,
-            include_context=include_context,
-            include_input=include_input,
-        )
-
-    def __reduce__(self) -> Any:
-        # pydantic's own rebuilds the error from its errors() alone: the message (the
-        # text users see) would come back empty from pickle or a process pool.
-        return _rebuild, (self.title, self.errors(include_input=True), self.message)
-
-    def __str__(self) -> str:
-        return self.message
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.message!r})"
-
-
-def _rebuild(title: str, errors: Any, message: str) -> ModelValidationError:
-    """A pickled :class:`ModelValidationError`, rebuilt with its message."""
-    error = ModelValidationError.from_exception_data(title, errors, hide_input=True)
-    error.message = message
+    except (TypeError, ValueError, KeyError):  # an older pydantic-core: keep its error
+        return exc
+    if not isinstance(error, ModelValidationError):
+        return exc
+    error.message = describe(exc, model)
     return error
 
 
@@ -173,10 +118,10 @@ class CheckedModel(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise ModelValidationError.from_pydantic(exc, type(self)) from None
+            raise model_error(exc, type(self)) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
         try:
             super().__setattr__(name, value)
         except ValidationError as exc:
-            raise ModelValidationError.from_pydantic(exc, type(self)) from None
+            raise model_error(exc, type(self)) from None
