@@ -49,6 +49,7 @@ __all__ = [
     "pattern_offsets",
     "process_cpu_seconds",
     "run_load",
+    "system_cpu_seconds",
     "tone_pattern",
 ]
 
@@ -86,6 +87,15 @@ def tone_pattern(sample_rate: int = SAMPLE_RATE, frame_ms: int = FRAME_MS) -> li
         frames.append(struct.pack(f"<{samples}h", *values))
     frames.extend(bytes(samples * 2) for _ in range(per_half))
     return frames
+
+
+def system_cpu_seconds(pid: Optional[int] = None) -> float:
+    """The kernel's share of :func:`process_cpu_seconds` (system time)."""
+    if pid is None:
+        return os.times().system
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[12]) / os.sysconf("SC_CLK_TCK")
 
 
 def process_cpu_seconds(pid: Optional[int] = None) -> float:
@@ -172,6 +182,9 @@ class LoadReport:
     stream_wall_s: float
     client_cpu_percent: float
     server_cpu_percent: Optional[float]
+    #: The kernel's part of each (system time), in % of a core.
+    client_system_percent: float = 0.0
+    server_system_percent: Optional[float] = None
     leftover_tasks: list[str] = field(default_factory=list)
     still_connected: int = 0
     speak: bool = False
@@ -227,7 +240,16 @@ class LoadReport:
 
     def summary(self) -> list[tuple[str, str]]:
         late = self.late
-        server_cpu = "–" if self.server_cpu_percent is None else f"{self.server_cpu_percent:.1f} %"
+        server_cpu = (
+            "–"
+            if self.server_cpu_percent is None
+            else f"{self.server_cpu_percent:.1f} %"
+            + (
+                f" (system {self.server_system_percent:.1f} %)"
+                if self.server_system_percent is not None
+                else ""
+            )
+        )
         return [
             ("verdict", "PASS" if self.ok else "FAIL"),
             ("sessions × seconds", f"{self.sessions} × {self.seconds:g} s"),
@@ -269,7 +291,11 @@ class LoadReport:
             ),
             ("connect, all sessions", f"{self.connect_s:.2f} s"),
             ("streaming wall time", f"{self.stream_wall_s:.2f} s"),
-            ("client process CPU while streaming", f"{self.client_cpu_percent:.1f} % of a core"),
+            (
+                "client process CPU while streaming",
+                f"{self.client_cpu_percent:.1f} % of a core "
+                f"(system {self.client_system_percent:.1f} %)",
+            ),
             (
                 "client CPU per session",
                 f"{self.client_cpu_percent * 10 / max(self.sessions, 1):.3f} core-ms/s",
@@ -416,6 +442,7 @@ async def run_load(
     base = loop.time() + 0.05
     pauses = GCPauses()
     cpu0, server_cpu0 = process_cpu_seconds(), _maybe_cpu(server_pid)
+    sys0, server_sys0 = system_cpu_seconds(), _maybe_cpu(server_pid, system_cpu_seconds)
     wall0 = time.perf_counter()
     if pacing == "shared":
         # The raw asyncio client writes wire frames: the clock hands it the pattern's
@@ -449,6 +476,8 @@ async def run_load(
     wall = time.perf_counter() - wall0
     cpu = process_cpu_seconds() - cpu0
     server_cpu1 = _maybe_cpu(server_pid)
+    system = system_cpu_seconds() - sys0
+    server_sys1 = _maybe_cpu(server_pid, system_cpu_seconds)
     # Hang up as a relay ending its calls does: the Close handshake at once (``abort()``)
     # rather than waiting for the final of an utterance the stream stopped in the middle of.
     closed = await _gather_bounded([c.abort() for c in clients], connect_parallel)
@@ -482,6 +511,10 @@ async def run_load(
         stream_wall_s=wall,
         client_cpu_percent=cpu / wall * 100,
         server_cpu_percent=server_cpu_percent,
+        client_system_percent=system / wall * 100,
+        server_system_percent=None
+        if server_sys0 is None or server_sys1 is None
+        else (server_sys1 - server_sys0) / wall * 100,
         leftover_tasks=leftover,
         still_connected=still_connected,
         speak=speak,
@@ -539,11 +572,11 @@ def _counter(outcome: SessionOutcome) -> Any:
     return on_stt_result
 
 
-def _maybe_cpu(pid: Optional[int]) -> Optional[float]:
+def _maybe_cpu(pid: Optional[int], read: Any = process_cpu_seconds) -> Optional[float]:
     if pid is None:
         return None
     try:
-        return process_cpu_seconds(pid)
+        return float(read(pid))
     except OSError:
         return None
 
