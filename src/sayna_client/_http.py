@@ -9,14 +9,15 @@ to the aiohttp exception.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import sys
 from collections.abc import Mapping
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
 from urllib.parse import quote
 
 import aiohttp
-from aiohttp.helpers import get_env_proxy_for_url
+from aiohttp.helpers import get_env_proxy_for_url, netrc_from_env
 from pydantic import BaseModel
 from yarl import URL
 
@@ -54,6 +55,34 @@ DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 #: Bodies of error statuses are read up to this many bytes (the rest is not read).
 _MAX_ERROR_BODY = 64 * 1024
 _CHUNK = 64 * 1024
+
+#: How requests reach the server: ``(proxy, proxy_auth, authorization)``, the last an
+#: ``Authorization`` header value from ``.netrc`` (:meth:`HttpTransport.route`).
+Route = Tuple[Optional[str], Optional[aiohttp.BasicAuth], Optional[str]]
+
+
+def environment_route(url: str, proxy: Optional[str], netrc: bool) -> Route:
+    """What aiohttp's ``trust_env`` looks up for ``url``, looked up here once: the
+    ``proxy`` argument, else ``HTTPS_PROXY``/``HTTP_PROXY`` unless ``NO_PROXY`` matches
+    (with a proxy's ``.netrc`` credentials), and when ``netrc`` the ``.netrc``
+    credentials for ``url``'s host. Blocking (reads ``.netrc``): call it in a thread."""
+    proxy_auth: Optional[aiohttp.BasicAuth] = None
+    target = URL(url)
+    if proxy is None:
+        try:
+            found, proxy_auth = get_env_proxy_for_url(target)
+            proxy = str(found)
+        except LookupError:
+            pass
+    authorization: Optional[str] = None
+    entries = netrc_from_env() if netrc and target.host else None
+    entry = entries.authenticators(target.host) if entries and target.host else None
+    if entry is not None:
+        login, account, password = entry
+        user = login if (login or account is None) else account
+        token = base64.b64encode(f"{user}:{password or ''}".encode()).decode("ascii")
+        authorization = f"Basic {token}"
+    return proxy, proxy_auth, authorization
 
 
 def path_segment(value: str) -> str:
@@ -94,8 +123,9 @@ class HttpTransport:
     request.
 
     The session is the user's when ``http_session`` is given (never closed here);
-    otherwise it is the running loop's shared one (:class:`SharedSession`: ``trust_env=True``
-    for ``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY`` and ``.netrc``), joined on first
+    otherwise it is the running loop's shared one (:class:`SharedSession`;
+    ``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY`` and ``.netrc`` apply through
+    :meth:`route`), joined on first
     use and left by :meth:`close` or when this transport is garbage-collected without
     it; the last client to leave closes it (no "Unclosed client session" warnings).
     One client's close never closes another's socket.
@@ -107,6 +137,7 @@ class HttpTransport:
         "_headers",
         "_proxy",
         "_retry",
+        "_route",
         "_shared",
         "_sleep",
         "_ssl",
@@ -149,6 +180,7 @@ class HttpTransport:
         self._ssl = ssl
         self._sleep = sleep
         self._proxy = proxy
+        self._route: Optional[Route] = None
         self.handshake_timeout = handshake_timeout
 
     def renewed(self) -> HttpTransport:
@@ -228,22 +260,33 @@ class HttpTransport:
         shared = self._shared = lease(self.handshake_timeout)  # left by close() or __del__
         return shared
 
-    def proxy_for(self, url: str) -> tuple[Optional[str], Optional[aiohttp.BasicAuth]]:
-        """The proxy (and its credentials) for ``url``: the ``proxy=`` argument, else for
-        ``ws://``/``wss://`` the environment's ``HTTP_PROXY``/``HTTPS_PROXY`` unless
-        ``NO_PROXY`` matches (aiohttp's ``trust_env`` looks up only ``WS_PROXY`` there).
-        HTTP URLs get ``(None, None)`` and aiohttp's own ``trust_env`` lookup."""
-        if self._proxy is not None:
-            return self._proxy, None
-        session = self._user_session
-        trust_env = session.trust_env if session is not None else True
-        if not trust_env or not url.startswith(("ws://", "wss://")):
-            return None, None
-        try:
-            proxy, auth = get_env_proxy_for_url(URL("http" + url[2:]))
-        except LookupError:
-            return None, None
-        return str(proxy), auth
+    async def route(self) -> Route:
+        """How requests and the WebSocket upgrade reach the server: ``(proxy,
+        proxy_auth, authorization)``, looked up on first use and kept.
+
+        The ``proxy=`` argument, else, when the session trusts the environment (the
+        shared one does; a user's ``http_session`` as its ``trust_env`` says), the
+        environment's ``HTTPS_PROXY``/``HTTP_PROXY`` unless ``NO_PROXY`` matches the
+        host, and the ``.netrc`` credentials for the host (as an ``Authorization``
+        header value) when the client sends no ``Authorization`` header of its own.
+        The shared session has ``trust_env`` off: aiohttp would look this up in two
+        worker threads on every request, which cost more than half of a ``health()``
+        call on loopback; here it is one lookup per client, in a worker thread
+        (``.netrc`` is a file).
+        """
+        route = self._route
+        if route is None:
+            session = self._user_session
+            trust_env = session.trust_env if session is not None else True
+            if trust_env:
+                netrc = "Authorization" not in self._headers
+                route = await asyncio.get_running_loop().run_in_executor(
+                    None, environment_route, self._base_url, self._proxy, netrc
+                )
+            else:
+                route = (self._proxy, None, None)
+            self._route = route
+        return route
 
     async def close(self) -> None:
         """Leave the shared session, closing it if this client was its last (it is
@@ -343,6 +386,9 @@ class HttpTransport:
         endpoint: str,
     ) -> HttpResponse:
         failure: SaynaError
+        proxy, proxy_auth, authorization = self._route or await self.route()
+        if authorization is not None:
+            headers = {**headers, "Authorization": authorization}
         try:
             async with self.session().request(
                 method,
@@ -351,7 +397,8 @@ class HttpTransport:
                 headers=headers,
                 timeout=client_timeout(timeout),
                 ssl=self._ssl,
-                proxy=self._proxy,
+                proxy=proxy,
+                proxy_auth=proxy_auth,
                 allow_redirects=False,
             ) as resp:
                 return await self._read(resp, endpoint)

@@ -148,7 +148,9 @@ class SharedSession:
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
             cookie_jar=aiohttp.DummyCookieJar(),
             timeout=client_timeout(key),
-            trust_env=True,
+            # trust_env off: HttpTransport.route() looks the environment up once per
+            # client (aiohttp would, in two worker threads, on every request).
+            trust_env=False,
             trace_configs=[_redirect_guard()],
         )
         self.users = 0

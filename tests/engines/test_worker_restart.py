@@ -22,6 +22,7 @@ for _module in ("ctranslate2", "onnxruntime", "tokenizers", "piper", "meeting_no
     pytest.importorskip(_module)
 
 from tests.helpers.internals import speech_worker  # noqa: E402
+from tests.helpers.processes import assert_nothing_left, child_processes, engine_threads  # noqa: E402
 from tests.helpers.waiting import eventually  # noqa: E402
 
 from sayna_client import SaynaClient, STTConfig, TTSConfig  # noqa: E402
@@ -147,9 +148,12 @@ async def test_a_worker_that_cannot_start_fails_the_server_start_with_the_cause(
     _skip_unless_shadowing_works()
     bad = _shadow_whisper_package(tmp_path)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    threads, children = engine_threads(), child_processes()
     server = LocalServer(engine="local")
     with pytest.raises(EngineUnavailable, match="cannot start") as refused:
         await server.start()
+    # The engine the start made is closed: no thread of it nor worker process is left.
+    await assert_nothing_left(threads, children)
     await server.stop()
     assert str(bad) in str(refused.value)
     assert "pip install --force-reinstall" in str(refused.value)

@@ -44,7 +44,8 @@ async def open_socket(
     proxy_auth: Optional[aiohttp.BasicAuth] = None,
 ) -> aiohttp.ClientWebSocketResponse[Any]:
     """Open the socket (bounded by ``connect_timeout``); ``redactor`` masks the client's
-    secrets in the errors and their causes.
+    secrets in the errors and their causes; ``proxy`` and ``proxy_auth`` come from
+    the transport's :meth:`~sayna_client._http.HttpTransport.route`.
 
     Raises:
         SaynaAuthenticationError (and other ``SaynaHttpError``): the upgrade got an

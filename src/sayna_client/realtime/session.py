@@ -288,7 +288,10 @@ class VoiceSession:
         started = self.tracker.connecting()
         http = link.http()
         http.handshake_timeout = self.timeouts.connect  # for a session made from now on
-        proxy, proxy_auth = http.proxy_for(link.ws_url)
+        proxy, proxy_auth, authorization = await http.route()
+        headers = link.headers or _NO_HEADERS
+        if authorization is not None:  # .netrc credentials for the host
+            headers = {**headers, "Authorization": authorization}
         # Through a forward proxy the upgrade is `GET http://host/ws`: proxies know the
         # http scheme (ws:// is not one they all accept); wss:// tunnels with CONNECT.
         ws_url = "http" + link.ws_url[2:] if proxy and link.ws_url[:5] == "ws://" else None
@@ -297,7 +300,7 @@ class VoiceSession:
             ws_url or link.ws_url,
             proxy=proxy,
             proxy_auth=proxy_auth,
-            headers=link.headers or _NO_HEADERS,
+            headers=headers,
             heartbeat=self.heartbeat,
             connect_timeout=self.timeouts.connect,
             ssl=link.ssl,

@@ -186,21 +186,50 @@ class LocalServer:
     async def start(self) -> None:
         """Bind and start serving.
 
+        A failed or cancelled start leaves nothing running: the engine it made is closed
+        (its threads end, its speech worker process exits) and forgotten, so a later
+        ``start()`` makes a new one.
+
         Raises:
             EngineUnavailable: the default engine cannot be created or started (e.g.
                 ``local`` without its optional dependencies, or a modified model file).
-            OSError: the port cannot be bound.
+            OSError: the port cannot be bound (e.g. it is already in use).
         """
         if self._runner is not None:
             return
-        # Fail fast on a missing extra or a bad model file; engines load their models
-        # in worker threads, never on the loop.
         name = self._state.config.engine
-        engine = await asyncio.to_thread(self._state.engine, name)
+        made = not self._state.has_engine(name)
+        try:
+            await self._start_engine(name, made)
+            runner = await self._serve()
+        except BaseException:
+            if made:
+                self._state.discard_engine(name)
+            raise
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+        logger.info("local Sayna server listening on %s (engine %s)", self.url, self.engine)
+
+    async def _start_engine(self, name: str, made: bool) -> None:
+        """Make the default engine and wait until it is ready (off the event loop).
+
+        Fails fast on a missing extra or a bad model file; engines load their models in
+        worker threads, never on the loop.
+        """
+        making = asyncio.ensure_future(asyncio.to_thread(self._state.engine, name))
+        try:
+            engine = await asyncio.shield(making)
+        except asyncio.CancelledError:
+            if made:  # the thread goes on making it: close it once it exists
+                making.add_done_callback(lambda _: self._state.discard_engine(name))
+            raise
         try:
             await engine.start()
         except RuntimeError as exc:
             raise EngineUnavailable(f"engine {name!r} cannot start: {exc}") from exc
+
+    async def _serve(self) -> web.AppRunner:
+        """The application, bound to the port and serving."""
         app = web.Application(
             client_max_size=BODY_LIMIT,
             middlewares=make_middlewares(
@@ -232,9 +261,7 @@ class LocalServer:
         except BaseException:
             await runner.cleanup()
             raise
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-        logger.info("local Sayna server listening on %s (engine %s)", self.url, self.engine)
+        return runner
 
     async def stop(self) -> None:
         """Close every session, task and socket. Idempotent."""

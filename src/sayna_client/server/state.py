@@ -101,6 +101,17 @@ class ServerState:
             self._engines[name] = engine
         return engine
 
+    def has_engine(self, name: str) -> bool:
+        """Whether the engine called ``name`` has been made (and not discarded)."""
+        return name in self._engines
+
+    def discard_engine(self, name: str) -> None:
+        """Close the engine called ``name`` and forget it (the next :meth:`engine` makes a
+        new one); nothing when there is none. For a start that failed after making it."""
+        close = getattr(self._engines.pop(name, None), "close", None)
+        if callable(close):
+            close()
+
     def fake_engine(self) -> FakeEngine:
         """The ``fake`` engine (holds the scripted speech)."""
         engine = self.engine("fake")

@@ -1,0 +1,109 @@
+"""How requests reach the server: the environment's proxy and ``.netrc`` credentials,
+looked up once per client (not in two worker threads on every request, as aiohttp's
+``trust_env`` would), for REST calls and the WebSocket upgrade alike."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from sayna_client import SaynaAuthenticationError, SaynaClient, Timeouts
+from sayna_client.server import LocalServer
+
+from .conftest import make_client, serving, stt, tts
+from .test_first_hour import ForwardProxy
+
+_TIMEOUTS = Timeouts(connect=5, ready=10, request=10, close=2)
+
+
+def _recording_app(seen: list[tuple[str, str]]) -> web.Application:
+    """A server that records each request's path and ``Authorization`` header: ``GET /``
+    answers as a healthy Sayna server, the WebSocket upgrade is refused with 401."""
+
+    async def health(request: web.Request) -> web.Response:
+        seen.append((request.path, request.headers.get("Authorization", "")))
+        return web.json_response({"status": "OK"})
+
+    async def ws(request: web.Request) -> web.Response:
+        seen.append((request.path, request.headers.get("Authorization", "")))
+        return web.json_response({"error": "unauthorized", "message": "no"}, status=401)
+
+    app = web.Application()
+    app.router.add_get("/", health)
+    app.router.add_get("/ws", ws)
+    return app
+
+
+@pytest.fixture
+def netrc_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A ``.netrc`` (``NETRC``) with credentials for 127.0.0.1; the expected header."""
+    path = tmp_path / "netrc"
+    path.write_text("machine 127.0.0.1 login alice password s3cret\n")
+    path.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(path))
+    return "Basic " + base64.b64encode(b"alice:s3cret").decode()
+
+
+async def test_netrc_credentials_are_sent_when_the_client_has_no_key(netrc_file: str) -> None:
+    seen: list[tuple[str, str]] = []
+    async with (
+        serving(_recording_app(seen)) as url,
+        SaynaClient(url, stt(), tts(), timeouts=_TIMEOUTS) as client,
+    ):
+        assert (await client.health()).status == "OK"
+        assert (await client.health()).status == "OK"
+        with pytest.raises(SaynaAuthenticationError):
+            await client.connect()
+    # (the refused upgrade may be tried again to read the error's body)
+    assert [path for path, _ in seen[:3]] == ["/", "/", "/ws"]
+    assert {header for _, header in seen} == {netrc_file}
+
+
+async def test_an_api_key_wins_over_netrc(netrc_file: str) -> None:
+    # aiohttp's own trust_env refused to send an Authorization header when .netrc
+    # held credentials for the host ("Cannot combine AUTHORIZATION header ...").
+    seen: list[tuple[str, str]] = []
+    async with (
+        serving(_recording_app(seen)) as url,
+        SaynaClient(url, stt(), tts(), api_key="k1", timeouts=_TIMEOUTS) as client,
+    ):
+        assert (await client.health()).status == "OK"
+        with pytest.raises(SaynaAuthenticationError):
+            await client.connect()
+    assert [path for path, _ in seen[:2]] == ["/", "/ws"]
+    assert {header for _, header in seen} == {"Bearer k1"}
+
+
+async def test_a_users_session_without_trust_env_gets_no_netrc_credentials(
+    netrc_file: str,
+) -> None:
+    seen: list[tuple[str, str]] = []
+    async with serving(_recording_app(seen)) as url, aiohttp.ClientSession() as own:
+        client = SaynaClient(url, stt(), tts(), http_session=own)
+        assert (await client.health()).status == "OK"
+        await client.aclose()
+    assert seen == [("/", "")]
+
+
+async def test_the_environment_is_read_at_a_clients_first_request(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    async with ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        async with make_client(server) as client:
+            await client.health()
+            monkeypatch.delenv("HTTP_PROXY")
+            await client.health()  # the same client keeps the route it looked up
+            await client.connect()  # the WebSocket upgrade takes that route too
+            await client.disconnect()
+        assert proxy.requests == [f"GET {server.url}/"] * 2 + [f"GET {server.url}/ws"]
+        async with make_client(server) as fresh:
+            await fresh.health()  # a new client reads the environment again
+        assert len(proxy.requests) == 3
