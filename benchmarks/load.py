@@ -4,6 +4,7 @@
                               [--uvloop] [--cpu N] [--speak]
                               [--pacing shared|per-session] [--turns spread|lockstep]
                               [--client sdk|raw-aiohttp|raw-asyncio] [--gc-freeze]
+                              [--server-uvloop]
 
 ``--uvloop`` runs the clients on uvloop's event loop (``pip install uvloop``);
 ``--cpu N`` pins the client process to CPU ``N`` (and a server it starts to another one), so
@@ -14,7 +15,8 @@ runs the same workload without the SDK, the floors of ``loadraw.py``: aiohttp's 
 WebSocket API (``raw-aiohttp``) or a bare asyncio protocol writing frames masked in advance
 (``raw-asyncio``); both need ``--speak`` and the default pacing. ``--gc-freeze`` calls
 ``gc.freeze()`` once every session is connected. The report counts the garbage collections
-made while streaming and the longest pause of each generation.
+made while streaming and the longest pause of each generation, and the system (kernel)
+part of each process's CPU. ``--server-uvloop`` runs the server it starts on uvloop.
 
 Without ``--url`` it starts ``sayna serve --engine fake --fast-tts`` on a free port as a separate
 process (stopped at the end). Every session streams 16 kHz mono linear16 audio in 20 ms
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import importlib.util
 import os
 import platform
 import socket
@@ -223,6 +226,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.client != "sdk" and (not args.speak or args.pacing != "shared" or args.api_key):
         parser.error("--client raw-* needs --speak and the default --pacing, without --api-key")
     runner = asyncio.run
+    if args.server_uvloop and importlib.util.find_spec("uvloop") is None:
+        parser.error("--server-uvloop needs uvloop: pip install uvloop")
     if args.uvloop:
         try:
             import uvloop
