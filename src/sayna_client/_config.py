@@ -142,15 +142,22 @@ def check_numbers(
                 )
 
 
-def check_seconds(name: str, value: object) -> None:
+def check_seconds(name: str, value: object, *, zero: Optional[str] = None) -> None:
     """Raise :class:`SaynaValidationError` unless ``value`` is None or a positive finite
-    number (infinity is refused: None is the way to say "no limit")."""
+    number (infinity is refused: None is the way to say "no limit"), or 0 where ``zero``
+    says what 0 means there (``disconnect(drain=0)``: "close at once")."""
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        raise SaynaValidationError(
-            f"{name} must be a positive number of seconds or None (no limit), got {value!r}"
-        )
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and (0 < value < math.inf or (value == 0 and zero is not None))
+    ):
+        return
+    allowed = f", 0 ({zero})" if zero is not None else ""
+    raise SaynaValidationError(
+        f"{name} must be a positive number of seconds{allowed} or None (no limit), got {value!r}"
+    )
 
 
 def backoff_delay(

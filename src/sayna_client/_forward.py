@@ -72,9 +72,17 @@ class Forward(Generic[P, R]):
 
 class ForwardAttribute(Generic[T]):
     """An attribute of the owner that is the attribute of the same name of the part at
-    ``path`` (read-only unless ``writable``), documented by ``doc``."""
+    ``path`` (read-only unless ``writable``), documented by ``doc``: the part's own
+    docstring where it has one (``VoiceSession.ready.__doc__``), so the text is written
+    once.
 
-    def __init__(self, path: str, doc: str, *, writable: bool = False) -> None:
+    Raises:
+        TypeError: ``doc`` is empty or None (every forwarded name is documented).
+    """
+
+    def __init__(self, path: str, doc: Optional[str], *, writable: bool = False) -> None:
+        if not doc:
+            raise TypeError(f"the attribute forwarded to {path} has no documentation")
         self._path = path
         self._part = operator.attrgetter(path)
         self._writable = writable

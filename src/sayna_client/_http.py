@@ -59,6 +59,8 @@ _CHUNK = 64 * 1024
 #: How requests reach the server: ``(proxy, proxy_auth, authorization)``, the last an
 #: ``Authorization`` header value from ``.netrc`` (:meth:`HttpTransport.route`).
 Route = Tuple[Optional[str], Optional[aiohttp.BasicAuth], Optional[str]]
+#: The route of most clients: straight to the server, no credentials (one shared tuple).
+_DIRECT: Route = (None, None, None)
 
 
 def environment_route(url: str, proxy: Optional[str], netrc: bool) -> Route:
@@ -264,15 +266,18 @@ class HttpTransport:
         """How requests and the WebSocket upgrade reach the server: ``(proxy,
         proxy_auth, authorization)``, looked up on first use and kept.
 
-        The ``proxy=`` argument, else, when the session trusts the environment (the
-        shared one does; a user's ``http_session`` as its ``trust_env`` says), the
+        The ``proxy=`` argument, else, when the environment is trusted (always with the
+        shared session; with a user's ``http_session`` as its ``trust_env`` says), the
         environment's ``HTTPS_PROXY``/``HTTP_PROXY`` unless ``NO_PROXY`` matches the
         host, and the ``.netrc`` credentials for the host (as an ``Authorization``
         header value) when the client sends no ``Authorization`` header of its own.
-        The shared session has ``trust_env`` off: aiohttp would look this up in two
-        worker threads on every request, which cost more than half of a ``health()``
-        call on loopback; here it is one lookup per client, in a worker thread
-        (``.netrc`` is a file).
+        The shared session has aiohttp's ``trust_env`` off: aiohttp would look this up
+        in two worker threads on every request, which cost more than half of a
+        ``health()`` call on loopback; here it is one lookup per client, in a worker
+        thread (``.netrc`` is a file).
+
+        Cancellation: cancelling the caller during the lookup leaves nothing kept (the
+        next call looks again).
         """
         route = self._route
         if route is None:
@@ -285,7 +290,7 @@ class HttpTransport:
                 )
             else:
                 route = (self._proxy, None, None)
-            self._route = route
+            self._route = route = _DIRECT if route == _DIRECT else route
         return route
 
     async def close(self) -> None:

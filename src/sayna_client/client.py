@@ -20,7 +20,7 @@ from ._config import ReconnectPolicy, RetryPolicy, Timeouts, derive_urls
 from ._defaults import CLIENT_DEFAULT
 from ._deprecated import DeprecatedNames
 from ._forward import Forward, ForwardAttribute, ReadyField
-from ._http import DEFAULT_MAX_RESPONSE_BYTES, HttpTransport
+from ._http import DEFAULT_MAX_RESPONSE_BYTES
 from ._options import DEFAULT_HEARTBEAT, DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, SessionOptions
 from ._redact import safe_url, split_userinfo
 from ._rest import RestClient
@@ -140,12 +140,6 @@ class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
         link = SessionLink(ws_url, self._auth_headers, ssl, self._redactor, self)
         self._voice = VoiceSession(options, link)
 
-    def _renew_http(self) -> HttpTransport:
-        """A new HTTP transport (the old one's aiohttp session belonged to a closed loop)."""
-        http = self._http = self._new_transport()
-        http.handshake_timeout = self.timeouts.connect
-        return http
-
     def __repr__(self) -> str:
         state = "ready" if self.ready else ("connected" if self.connected else "disconnected")
         return f"SaynaClient(url={safe_url(self._http_base)!r}, {state})"
@@ -193,13 +187,9 @@ class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
     abort = Forward(_S, VoiceSession.abort)
     on_audio_input = Forward(_AUDIO, AudioInput.on_audio_input, hot=True)
 
-    connected = ForwardAttribute[bool](_S, "True while the WebSocket is open.")
-    ready = ForwardAttribute[bool](
-        _S, "True once the server sent ``ready`` and while the socket stays open."
-    )
-    reconnecting = ForwardAttribute[bool](
-        _S, "True while an automatic reconnection is in progress (see ``ReconnectPolicy``)."
-    )
+    connected = ForwardAttribute[bool](_S, VoiceSession.connected.__doc__)
+    ready = ForwardAttribute[bool](_S, VoiceSession.ready.__doc__)
+    reconnecting = ForwardAttribute[bool](_S, VoiceSession.reconnecting.__doc__)
     stt_config = ForwardAttribute[Optional[STTConfig]](
         _S,
         "The speech-to-text settings: sent with the next ``config`` (``reconfigure()`` "
@@ -310,7 +300,3 @@ class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
         "interruptions flush it, and speech handles count only audio it played as heard.",
         writable=True,
     )
-
-    def _emit_local(self, event: Any) -> None:
-        """An event the agents helpers made: to callbacks and iterators, in order."""
-        self._voice.speaking.emit_local(event)

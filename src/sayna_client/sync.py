@@ -181,7 +181,8 @@ class SaynaSyncClient:
     ) -> None:
         """:meth:`close`, with the options of ``SaynaClient.disconnect()``: ``graceful``
         (False: close at once, as :meth:`abort`) and ``drain`` (seconds to let the
-        conversation finish; default ``timeouts.drain``, ``None``: no limit)."""
+        conversation finish; default ``timeouts.drain``, ``None``: no limit, ``0``: close
+        at once)."""
         self._portal.close(self._client, graceful=graceful, drain=drain)
 
     def abort(self) -> None:

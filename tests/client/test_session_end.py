@@ -263,10 +263,29 @@ def test_settings_objects_check_their_fields(make: Callable[[], object]) -> None
         make()
 
 
-async def test_disconnect_drain_argument_is_checked(connected: SaynaClient) -> None:
-    with pytest.raises(SaynaValidationError, match="drain"):
-        await connected.disconnect(drain=-1)
+@pytest.mark.parametrize("drain", [-1, -0.5, math.nan, math.inf, True, False, "1"])
+async def test_disconnect_drain_argument_is_checked(connected: SaynaClient, drain: object) -> None:
+    fix = r"drain must be a positive number of seconds, 0 \(close at once\) or None \(no limit\)"
+    with pytest.raises(SaynaValidationError, match=fix):
+        await connected.disconnect(drain=drain)  # type: ignore[arg-type]
     assert not connected.connected  # the session is closed all the same
+
+
+@pytest.mark.parametrize("drain", [0, 0.0])
+async def test_disconnect_drain_zero_closes_at_once_with_a_close_handshake(
+    server: LocalServer, drain: float
+) -> None:
+    client = make_client(server, timeouts=Timeouts(close=2.0, drain=None))  # else: no limit
+    completions: list[object] = []
+    client.register_on_tts_playback_complete(completions.append)
+    await client.connect()
+    record = server.records.last_session
+    await client.speak(" ".join(["word"] * 300))  # about a minute of speech
+    await client.disconnect(drain=drain)
+    assert completions == []  # not waited for
+    assert not client.connected
+    await server.records.wait_for(lambda: record.closed.is_set())
+    assert record.close_code == 1000  # the Close handshake, as abort()
 
 
 async def test_leaving_async_with_on_an_exception_aborts(server: LocalServer) -> None:

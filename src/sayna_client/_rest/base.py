@@ -225,10 +225,12 @@ class RestBase:
             http_session=http_session,
         )
 
-    def _new_transport(self) -> HttpTransport:
-        """A transport with this client's settings (a new event loop needs a new one:
-        its aiohttp session belongs to the old loop)."""
-        return self._http.renewed()
+    def _renew_http(self) -> HttpTransport:
+        """Replace the transport with a new one of the same settings and return it (a
+        new event loop needs one: the old one's aiohttp session belongs to the old
+        loop; the voice session's socket is opened through the new one too)."""
+        http = self._http = self._http.renewed()
+        return http
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url={safe_url(self._http_base)!r})"

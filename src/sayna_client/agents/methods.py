@@ -3,7 +3,8 @@
 :class:`AgentMethods` is a base class of ``SaynaClient`` (as ``DeprecatedNames`` is), so
 ``client.barge_in(...)`` attaches a :class:`~.barge_in.BargeIn` policy and
 ``client.idle_watchdog(...)`` starts an :class:`~.watchdog.IdleWatchdog`, both through
-the client's public API. It holds no state of its own.
+the client's public API, and :meth:`AgentMethods._emit_local` is how the toolkit's
+helpers report their own events. It holds no state of its own.
 """
 
 from __future__ import annotations
@@ -76,3 +77,8 @@ class AgentMethods:
             on_max_duration=on_max_duration,
         )
         return watchdog.start()
+
+    def _emit_local(self, event: Any) -> None:
+        """An event the agents helpers made (``BargeInEvent``, ``IdleEvent``...): to the
+        session's callbacks and iterators, in order with the server's events."""
+        cast("SaynaClient", self)._voice.speaking.emit_local(event)

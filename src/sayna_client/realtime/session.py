@@ -9,7 +9,7 @@ to what the connection reports; its parts hold the rest of the session API:
 :class:`~.commands.Commands` (the other commands) and :class:`~.drain.Drainer`
 (waiting for the conversation to finish), :class:`~.lane.AudioInput`
 (``on_audio_input``). ``SaynaClient`` forwards the seed's names
-to them.
+to them. How a socket is opened and configured is :mod:`.opening`'s.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from typing import Any, NamedTuple, Optional, Union, cast
+from typing import Any, Optional, Union, cast
 
-from .._checks import has_google_auth
 from .._config import check_seconds
 from .._defaults import CLIENT_DEFAULT, ClientDefault
 from .._options import SessionOptions, check_configs
@@ -29,11 +28,9 @@ from ..errors import (
     SaynaNotConnectedError,
     SaynaNotReadyError,
 )
-from ..protocol.commands import encode_config
 from ..protocol.events import ConnectionClosed, ReadyMessage
 from ..protocol.lifecycle import ends_normally
 from ..types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
-from ..types.credentials import load_local_google_credentials
 from .commands import Commands
 from .connection import WebSocketConnection
 from .conversation import SessionTracker
@@ -43,26 +40,14 @@ from .hold import AudioHold
 from .hub import EventHub
 from .lane import AudioInput
 from .link import SessionLink
+from .opening import ReadyInfo, configure, dial
 from .reconnect import Reconnector
 from .speaking import Speaking
 from .subscriptions import Subscriptions
 
-__all__ = ["ReadyInfo", "VoiceSession"]
+__all__ = ["VoiceSession"]
 
 logger = logging.getLogger("sayna_client")
-
-_NO_HEADERS: dict[str, str] = {}  # never mutated (aiohttp copies what it is given)
-
-
-class ReadyInfo(NamedTuple):
-    """What the server's ``ready`` said, kept for the session's life: its fields rather
-    than the :class:`~sayna_client.ReadyMessage` model (about 0.6 KiB less per session)."""
-
-    stream_id: Optional[str]
-    livekit_room_name: Optional[str]
-    livekit_url: Optional[str]
-    sayna_participant_identity: Optional[str]
-    sayna_participant_name: Optional[str]
 
 
 class VoiceSession:
@@ -212,16 +197,6 @@ class VoiceSession:
 
     # --- connecting ----------------------------------------------------------------
 
-    def _config_text(self) -> str:
-        return encode_config(
-            stream_id=self.stream_id,
-            audio=not self.without_audio,
-            stt_config=None if self.without_audio else self.stt_config,
-            tts_config=None if self.without_audio else self.tts_config,
-            livekit=self.livekit_config,
-            loading_audio=self.loading_audio,
-        )
-
     async def connect(self) -> None:
         """Open the WebSocket, send the config, and return once the server sent ``ready``.
 
@@ -283,30 +258,14 @@ class VoiceSession:
         old = self._conn
         if old is not None:
             await old.close(self.timeouts.close)  # closed already; release what remains
-        link = self._link
         self._set_ready(None)
         started = self.tracker.connecting()
-        http = link.http()
-        http.handshake_timeout = self.timeouts.connect  # for a session made from now on
-        proxy, proxy_auth, authorization = await http.route()
-        headers = link.headers or _NO_HEADERS
-        if authorization is not None:  # .netrc credentials for the host
-            headers = {**headers, "Authorization": authorization}
-        # Through a forward proxy the upgrade is `GET http://host/ws`: proxies know the
-        # http scheme (ws:// is not one they all accept); wss:// tunnels with CONNECT.
-        ws_url = "http" + link.ws_url[2:] if proxy and link.ws_url[:5] == "ws://" else None
-        conn = await WebSocketConnection.open(
-            http.session(),
-            ws_url or link.ws_url,
-            proxy=proxy,
-            proxy_auth=proxy_auth,
-            headers=headers,
-            heartbeat=self.heartbeat,
+        conn = await dial(
+            self._link,
             connect_timeout=self.timeouts.connect,
-            ssl=link.ssl,
+            heartbeat=self.heartbeat,
             hub=self.hub,
             owner=self,
-            redactor=link.redactor,
         )
         self._conn = conn
         self._gate.bind()
@@ -333,13 +292,7 @@ class VoiceSession:
 
     async def _configure(self, conn: WebSocketConnection) -> ReadyMessage:
         """Send the current config on ``conn``; returns at ``ready``."""
-        if has_google_auth(self.stt_config) or has_google_auth(self.tts_config):
-            # 0.0.18 compatibility: credentials given as a local file path are read
-            # here (in a thread: file I/O) and sent as JSON.
-            load = load_local_google_credentials
-            self.stt_config = await asyncio.to_thread(load, self.stt_config)
-            self.tts_config = await asyncio.to_thread(load, self.tts_config)
-        return await conn.configure(self._config_text(), self.timeouts.ready)
+        return await configure(conn, self, self.timeouts.ready)
 
     def _set_ready(self, ready: Optional[ReadyInfo]) -> None:
         """Record the session's ``ready`` (None: not ready); on_audio_input looks again."""
@@ -348,15 +301,7 @@ class VoiceSession:
 
     def connection_ready(self, ready: ReadyMessage) -> None:
         """The server's ``ready`` (called by the connection)."""
-        self._set_ready(
-            ReadyInfo(
-                ready.stream_id,
-                ready.livekit_room_name,
-                ready.livekit_url,
-                ready.sayna_participant_identity,
-                ready.sayna_participant_name,
-            )
-        )
+        self._set_ready(ReadyInfo.of(ready))
         logger.info(
             "Sayna session ready (stream_id=%s, livekit_room=%s)",
             ready.stream_id,
@@ -482,9 +427,12 @@ class VoiceSession:
         Args:
             graceful: False closes at once, as :meth:`abort`.
             drain: seconds to let the conversation finish (default ``timeouts.drain``;
-                ``None``: no limit). When it passes, the session closes anyway.
+                ``None``: no limit; ``0``: do not wait, close at once as :meth:`abort`).
+                When it passes, the session closes anyway.
 
         Raises:
+            SaynaValidationError: ``drain`` is not a number of seconds >= 0 or None
+                (the session is closed all the same).
             SaynaEventLoopError: the session lives on another running event loop.
 
         Cancellation: cancelling ``disconnect()`` (while it waits for the conversation
@@ -496,8 +444,9 @@ class VoiceSession:
         try:
             if graceful:
                 timeout = self.timeouts.drain if isinstance(drain, ClientDefault) else drain
-                check_seconds("drain", timeout)
-                if self.ready:  # else nothing is in flight: never ready, closed, reconnecting
+                check_seconds("drain", timeout, zero="close at once")
+                # Not ready: nothing is in flight (never ready, closed, reconnecting).
+                if self.ready and timeout != 0:
                     await self.drainer.let_finish(timeout)
         finally:
             closing = asyncio.get_running_loop().create_task(self._close(), name="sayna-close")
