@@ -57,6 +57,8 @@ _CLOSED_BY_CLIENT = (int(CloseCode.NORMAL_CLOSURE), "closed by client")
 _YIELD_EVERY = 128
 #: The close reason when the heartbeat found the server dead.
 NO_PONG = "no pong from the server within the heartbeat interval"
+#: The close reason when the TCP connection ended without a WebSocket Close.
+PEER_HUNG_UP = "the connection ended without a Close frame (closed by the server or the network)"
 
 
 class ConnectionOwner(Protocol):
@@ -88,6 +90,7 @@ class WebSocketConnection(SocketSender):
         "_control",
         "_heartbeat",
         "_heartbeat_interval",
+        "_http",
         "_hub",
         "_owner",
         "_reader",
@@ -103,9 +106,13 @@ class WebSocketConnection(SocketSender):
         owner: ConnectionOwner,
         *,
         heartbeat: Optional[float] = None,
+        http: Optional[aiohttp.ClientSession] = None,
     ) -> None:
         SocketSender.__init__(self, ws)
         self._hub = hub
+        #: The aiohttp session the socket was opened through: closed under the socket,
+        #: it ended the connection (the close is then ours, not the peer's).
+        self._http = http
         # The owner itself rather than three of its bound methods (64 bytes each, per
         # session: issue #19).
         self._owner = owner
@@ -161,7 +168,7 @@ class WebSocketConnection(SocketSender):
             proxy=proxy,
             proxy_auth=proxy_auth,
         )
-        return cls(ws, hub, owner, heartbeat=heartbeat)
+        return cls(ws, hub, owner, heartbeat=heartbeat, http=session)
 
     async def configure(self, config_text: str, ready_timeout: Optional[float]) -> ReadyMessage:
         """Send ``config`` and wait for ``ready``.
@@ -258,9 +265,23 @@ class WebSocketConnection(SocketSender):
             code = error.code if isinstance(error, aiohttp.WebSocketError) else ABNORMAL_CLOSURE
             return code, _describe(error)
         elif kind in (_WS.CLOSED, _WS.CLOSING):
-            exc = self._ws.exception()
-            return int(self._ws.close_code or ABNORMAL_CLOSURE), _describe(exc) if exc else ""
+            return int(self._ws.close_code or ABNORMAL_CLOSURE), self._ended_reason()
         return None
+
+    def _ended_reason(self) -> str:
+        """Why the socket closed without a Close frame from the peer, in words."""
+        exc = self._ws.exception()
+        http = self._http
+        if http is not None and http.closed and not self._closing_by_client:
+            self._closing_by_client = True  # the close is this process's doing
+            return f"{_CLOSED_BY_CLIENT[1]}: the aiohttp ClientSession it used was closed"
+        if not isinstance(exc, ConnectionResetError):
+            return _describe(exc)
+        # The TCP connection ended first; aiohttp's own Close in reply could not be
+        # written ("Cannot write to closing transport"): that is not the cause.
+        if self._closing_by_client:
+            return _CLOSED_BY_CLIENT[1]
+        return PEER_HUNG_UP
 
     # --- heartbeat -----------------------------------------------------------------
 
@@ -407,6 +428,15 @@ class WebSocketConnection(SocketSender):
             await asyncio.gather(*tasks, return_exceptions=True)
         assert self.close_info is not None
         return self.close_info
+
+    def drop(self) -> None:
+        """End the session now, as the client's doing, with no Close handshake (for a
+        client garbage-collected with its session open): the TCP connection is dropped,
+        and the reader, seeing it, ends and has aiohttp release the connection (as after
+        a dead heartbeat)."""
+        self._closing_by_client = True
+        self._finish(*_CLOSED_BY_CLIENT)
+        drop_transport(self._ws)
 
     def _release(self) -> list[asyncio.Task[None]]:
         """Synchronously end everything: close record, TCP connection, reader, control

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
-from typing import Any, Optional, Union, cast
+from typing import Any, Optional, Union
 
 from .._config import check_seconds
 from .._defaults import CLIENT_DEFAULT, ClientDefault
@@ -83,7 +82,7 @@ class VoiceSession:
         self._gate = SessionGate()
         # The parts refer back to the session weakly, so that a dropped client is freed
         # by reference counting alone (no cycle through the SDK's own objects).
-        me = self._me = cast("VoiceSession", weakref.proxy(self))
+        me = self._me = link.session_proxy(self)
         # The parts a session may never use are made at their first use (an idle
         # session holds none of them: issue #19, idle memory per session).
         self._audio_in: Optional[AudioInput] = None
@@ -347,6 +346,24 @@ class VoiceSession:
             reconnector.start(info, used)
         elif self._ready_msg is not None:
             self.end_of_session()
+
+    def client_dropped(self) -> Optional[asyncio.AbstractEventLoop]:
+        """The client was garbage-collected (any thread): the loop of this session if it
+        is open, for :meth:`end_dropped` to run on (None: nothing to end)."""
+        loop = self._gate.loop
+        if loop is None or loop.is_closed() or not (self.connected or self.reconnecting):
+            return None
+        return loop
+
+    def end_dropped(self) -> None:
+        """End the session of a garbage-collected client at once (see :mod:`.link`): no
+        Close handshake, as nobody is left to wait for it; the close is the client's."""
+        task = self._reconnect_task()
+        if task is not None:
+            task.cancel()
+        if self._conn is not None:
+            self._conn.drop()
+        self.end_of_session()
 
     def end_of_session(self) -> None:
         """The session is over for good: iterators end, callbacks drain on their own."""
