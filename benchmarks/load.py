@@ -151,8 +151,8 @@ def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool
             if separate_server
             else f"the server at {args.url}"
         )
-        + "; then every session is closed with `abort()` (the Close handshake at once, as a "
-        "relay hangs up) and checked against the server's own "
+        + "; then every session is closed with `abort()` (the Close handshake at once, "
+        "as a relay hangs up) and checked against the server's own "
         "per-session counters (`GET /_local/bench/sessions`).",
         "",
         "| | |",

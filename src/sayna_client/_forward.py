@@ -16,6 +16,7 @@ part holds (``client.stt_config``), read and optionally written through, and
 from __future__ import annotations
 
 import operator
+import sys
 from typing import Any, Callable, Generic, Optional, TypeVar, overload
 
 # (typing_extensions comes with pydantic; typing has these from Python 3.10 on.)
@@ -77,11 +78,12 @@ class ForwardAttribute(Generic[T]):
     once.
 
     Raises:
-        TypeError: ``doc`` is empty or None (every forwarded name is documented).
+        TypeError: ``doc`` is empty or None (every forwarded name is documented), unless
+            docstrings are stripped (``python -OO``: every ``__doc__`` is None there).
     """
 
     def __init__(self, path: str, doc: Optional[str], *, writable: bool = False) -> None:
-        if not doc:
+        if not doc and sys.flags.optimize < 2:
             raise TypeError(f"the attribute forwarded to {path} has no documentation")
         self._path = path
         self._part = operator.attrgetter(path)

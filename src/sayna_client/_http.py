@@ -269,8 +269,11 @@ class HttpTransport:
         The ``proxy=`` argument, else, when the environment is trusted (always with the
         shared session; with a user's ``http_session`` as its ``trust_env`` says), the
         environment's ``HTTPS_PROXY``/``HTTP_PROXY`` unless ``NO_PROXY`` matches the
-        host, and the ``.netrc`` credentials for the host (as an ``Authorization``
-        header value) when the client sends no ``Authorization`` header of its own.
+        host; with the shared session, the ``.netrc`` credentials for the host (as an
+        ``Authorization`` header value) when the client sends no ``Authorization``
+        header of its own (a user's session with ``trust_env=True`` reads ``.netrc``
+        itself: a second ``Authorization`` header would make aiohttp refuse the
+        request).
         The shared session has aiohttp's ``trust_env`` off: aiohttp would look this up
         in two worker threads on every request, which cost more than half of a
         ``health()`` call on loopback; here it is one lookup per client, in a worker
@@ -284,7 +287,7 @@ class HttpTransport:
             session = self._user_session
             trust_env = session.trust_env if session is not None else True
             if trust_env:
-                netrc = "Authorization" not in self._headers
+                netrc = session is None and "Authorization" not in self._headers
                 route = await asyncio.get_running_loop().run_in_executor(
                     None, environment_route, self._base_url, self._proxy, netrc
                 )

@@ -13,8 +13,9 @@ import asyncio
 import functools
 import logging
 import threading
+import types
 import weakref
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import aiohttp
 from yarl import URL
@@ -100,12 +101,25 @@ async def _refuse_redirect(
     )
 
 
+#: The context aiohttp hands :func:`_refuse_redirect` (which uses none): one object for
+#: every request. aiohttp's default makes a ``SimpleNamespace`` per request, which the
+#: response of a WebSocket keeps for the socket's life (224 bytes per session: issue #19).
+_NO_CONTEXT = types.SimpleNamespace()
+
+
+def _no_context(trace_request_ctx: Any = None) -> types.SimpleNamespace:
+    """aiohttp's ``trace_config_ctx_factory`` for the redirect guard: the shared context."""
+    return _NO_CONTEXT
+
+
 @functools.cache
 def _redirect_guard() -> aiohttp.TraceConfig:
     """The trace config that runs :func:`_refuse_redirect`: one for every shared session
     (it holds no state; aiohttp's signals and their owner form a cycle, which one object
     made once leaves nothing for the cycle collector when a session closes)."""
-    guard = aiohttp.TraceConfig()
+    # aiohttp types the factory as a class; it only calls it.
+    factory = cast("type[types.SimpleNamespace]", _no_context)
+    guard = aiohttp.TraceConfig(trace_config_ctx_factory=factory)
     guard.on_request_redirect.append(_refuse_redirect)
     return guard
 

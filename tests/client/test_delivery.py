@@ -282,8 +282,9 @@ async def test_an_async_callback_registered_mid_stream_keeps_the_order(
     # Plain callbacks only (delivered without a task), then an async one registered from
     # a callback (the task takes over, awaiting it), then removed again (plain only
     # once more): every frame reaches its callbacks in registration order, frame after
-    # frame, and the completion comes last. A dispatch under way keeps the callbacks it
-    # started with: the frame that registers (or removes) one is not affected.
+    # frame, and the completion comes last. A callback registered during a frame's
+    # dispatch gets the frames after it; one removed is called no more, not even for
+    # the frame whose callback removed it (removal takes effect at once).
     order: list[tuple[str, int]] = []
     frame = [0]
     remove_late: list[Any] = []
@@ -313,8 +314,41 @@ async def test_an_async_callback_registered_mid_stream_keeps_the_order(
     expected: list[tuple[str, int]] = []
     for n in range(1, count + 1):
         expected += [("first", n), ("second", n)]
-        expected += [("late", n), ("tail", n)] if 4 <= n <= 6 else []
+        expected += [("late", n), ("tail", n)] if 4 <= n <= 5 else []
     assert order == [*expected, ("done", count)]
+
+
+@pytest.mark.parametrize("kind", ["plain", "async"])
+@pytest.mark.parametrize("how", ["unsubscribe", "off"])
+async def test_a_callback_removed_by_an_earlier_one_misses_that_same_event(
+    connected: SaynaClient, kind: str, how: str
+) -> None:
+    # docs/sessions.md: off() and Unsubscribe take effect at once. The first callback of
+    # an event removes the second: the second is not called for that event either
+    # (plain callbacks run without a task, an async one on the dispatcher's task).
+    calls: list[str] = []
+
+    def second(_: Any) -> None:
+        calls.append("second")
+
+    def remove(_: Any) -> None:
+        calls.append("first")
+        if how == "off":
+            assert connected.off(second) == 1
+        else:
+            assert unsubscribe() is True
+
+    async def remove_async(event: Any) -> None:
+        await asyncio.sleep(0)
+        remove(event)
+
+    connected.register_on_tts_playback_complete(remove if kind == "plain" else remove_async)
+    unsubscribe = connected.register_on_tts_playback_complete(second)
+    connected.register_on_tts_playback_complete(lambda _: calls.append("third"))
+    await connected.speak("one", wait=True)  # wait=True: callbacks caught up
+    assert calls == ["first", "third"]
+    await connected.speak("two", wait=True)
+    assert calls == ["first", "third", "first", "third"]
 
 
 async def test_a_plain_callback_returning_an_awaitable_mid_stream_keeps_the_order(
@@ -323,7 +357,8 @@ async def test_a_plain_callback_returning_an_awaitable_mid_stream_keeps_the_orde
     # A plain function that starts returning a coroutine on the third frame: that frame's
     # delivery is already under way without a task, so its rest (awaiting the coroutine,
     # then the callback after it) is handed to the task, in order; removed on the sixth
-    # frame, delivery goes on without a task again.
+    # frame by the callback before it (at once: it misses that frame), delivery goes on
+    # without a task again.
     order: list[tuple[str, int]] = []
     frame = [0]
     removers: list[Any] = []
@@ -353,7 +388,7 @@ async def test_a_plain_callback_returning_an_awaitable_mid_stream_keeps_the_orde
     assert count >= 8
     expected: list[tuple[str, int]] = []
     for n in range(1, count + 1):
-        expected += [("first", n)] + ([("hybrid", n)] if n <= 6 else []) + [("last", n)]
+        expected += [("first", n)] + ([("hybrid", n)] if n <= 5 else []) + [("last", n)]
     assert order == [*expected, ("done", count)]
 
 

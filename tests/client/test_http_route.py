@@ -89,6 +89,25 @@ async def test_a_users_session_without_trust_env_gets_no_netrc_credentials(
     assert seen == [("/", "")]
 
 
+async def test_a_users_session_with_trust_env_sends_netrc_credentials_once(
+    netrc_file: str,
+) -> None:
+    # aiohttp reads .netrc for such a session itself; a second Authorization header
+    # from the client made aiohttp 3.14 refuse every request ("Cannot combine ...").
+    seen: list[tuple[str, str]] = []
+    async with (
+        serving(_recording_app(seen)) as url,
+        aiohttp.ClientSession(trust_env=True) as own,
+    ):
+        client = SaynaClient(url, stt(), tts(), http_session=own, timeouts=_TIMEOUTS)
+        assert (await client.health()).status == "OK"
+        with pytest.raises(SaynaAuthenticationError):
+            await client.connect()
+        await client.aclose()
+    assert [path for path, _ in seen[:2]] == ["/", "/ws"]
+    assert {header for _, header in seen} == {netrc_file}
+
+
 async def test_the_environment_is_read_at_a_clients_first_request(
     server: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

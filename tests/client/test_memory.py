@@ -9,13 +9,23 @@ The figures themselves are measured by ``benchmarks/driver.py --measure rss_seed
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import pickle
 
 import pytest
 from pydantic import ValidationError
 
-from sayna_client import Pronunciation, Reconnected, ReconnectPolicy, STTConfig, TTSConfig
+from sayna_client import (
+    Pronunciation,
+    Reconnected,
+    ReconnectPolicy,
+    SaynaTimeoutError,
+    STTConfig,
+    Timeouts,
+    TTSConfig,
+)
+from sayna_client.realtime.deadline import deadlines
 from sayna_client.server import Faults, LocalServer
 
 from .conftest import make_client
@@ -95,3 +105,26 @@ async def test_a_reconnect_policy_set_after_construction_still_reconnects(
         assert seen.index("closed") < seen.index("reconnecting") < seen.index("reconnected")
         assert client.ready
         await client.speak("back again")
+
+
+async def test_ready_deadlines_share_one_timer_and_a_ready_session_keeps_none(
+    server: LocalServer,
+) -> None:
+    # The `ready` deadlines of a loop share one timer: a session that got `ready` leaves
+    # no entry behind (and no cancelled timer handle in the loop's heap), and its dropped
+    # deadline never fires, while the deadlines of others still do, each on its own.
+    timeouts = Timeouts(connect=5, ready=0.3, close=1)
+    async with make_client(server, timeouts=timeouts) as ready:
+        await ready.connect()
+        assert len(deadlines(0.3)) == 0
+        server.faults = Faults(never_send_ready=True)
+        late = [make_client(server, timeouts=timeouts) for _ in range(3)]
+        try:
+            results = await asyncio.gather(*(c.connect() for c in late), return_exceptions=True)
+        finally:
+            for client in late:
+                await client.disconnect()
+        assert all(isinstance(r, SaynaTimeoutError) and r.operation == "ready" for r in results)
+        assert len(deadlines(0.3)) == 0
+        assert ready.ready  # its own deadline, dropped at `ready`, never fired
+        await ready.speak("still here", wait=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import sayna_client
@@ -47,3 +49,18 @@ def test_public_surface_matches_the_snapshot() -> None:
     """Adding or removing a public name is a deliberate act: update public_api.txt with it."""
     snapshot = (Path(__file__).with_name("public_api.txt")).read_text(encoding="utf-8").split()
     assert sayna_client.__all__ == snapshot
+
+
+def test_every_public_name_imports_with_docstrings_stripped() -> None:
+    # python -OO (PYTHONOPTIMIZE=2, as some container images set) makes every __doc__
+    # None; SaynaClient's class body once refused that ("has no documentation").
+    names = ", ".join(sayna_client.__all__)
+    code = (
+        f"from sayna_client import {names}\n"
+        "import sayna_client.server, sayna_client.agents, sayna_client.webhooks\n"
+        "assert SaynaClient.ready.__doc__ is None\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-OO", "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr

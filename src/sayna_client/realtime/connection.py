@@ -36,6 +36,7 @@ from ..protocol.lifecycle import (
     next_phase,
     received_close_code,
 )
+from .deadline import Deadlines, deadlines
 from .handshake import open_socket
 from .heartbeat import Heartbeat
 from .hub import EventHub
@@ -183,16 +184,19 @@ class WebSocketConnection(SocketSender):
         waiter: asyncio.Future[ReadyMessage] = loop.create_future()
         self._ready_waiter = waiter
         self.phase = next_phase(self.phase, PhaseInput.CONFIG_SENT)
-        expiry: Optional[asyncio.TimerHandle] = None
+        expiry: Optional[Deadlines] = None
         try:
             await self.send_text(config_text)
             if self._reader is not None:
                 # The waiter is ours alone: a timeout may cancel it (no shield needed).
                 return await within(ready_timeout, waiter)
             if ready_timeout is not None:
-                # A plain timer rather than a timeout scope: on expiry it fails the
-                # waiter and closes the socket, which ends the read below.
-                expiry = loop.call_later(ready_timeout, self._ready_expired, waiter)
+                # A deadline rather than a timeout scope: on expiry it fails the waiter
+                # and closes the socket, which ends the read below. One timer of the
+                # loop serves every connection's (see .deadline: a timer handle of
+                # our own would stay in the loop's heap for ready_timeout seconds).
+                expiry = deadlines(ready_timeout)
+                expiry.add(waiter, self._ready_expired, waiter)
             return await self._read_until_ready(waiter)
         except asyncio.TimeoutError as exc:
             raise SaynaTimeoutError(
@@ -203,7 +207,7 @@ class WebSocketConnection(SocketSender):
             ) from exc
         finally:
             if expiry is not None:
-                expiry.cancel()
+                expiry.discard(waiter)
             self._ready_waiter = None
             if not waiter.done():
                 waiter.cancel()

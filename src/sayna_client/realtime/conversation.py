@@ -18,8 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Literal, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Optional
+
+if TYPE_CHECKING:
+    from .hub import EventHub
 
 __all__ = ["SessionMetrics", "SessionTracker", "Turn"]
 
@@ -101,6 +105,7 @@ class SessionTracker:
         "_first_audio_pending",
         "_first_audio_sent_at",
         "_frames_answered",
+        "_hub",
         "_interims",
         "_playback_waiters",
         "_segments",
@@ -135,6 +140,17 @@ class SessionTracker:
         self.activity = 0
         #: A ``participant_disconnected`` arrived in this session.
         self.peer_left = False
+        #: Where turns are published (see :meth:`watch`), held weakly: no cycle.
+        self._hub: Optional[weakref.ref[EventHub]] = None
+
+    def watch(self, hub: EventHub) -> None:
+        """Observe ``hub``'s events inline and publish a :class:`Turn` to it at the end of
+        each turn (the hub is held weakly: it holds this tracker's observers)."""
+        self._hub = weakref.ref(hub)  # the hub's one weak reference, shared
+        hub.observe_audio(self.on_tts_audio)
+        hub.observe("tts_playback_complete", self.on_playback_complete)
+        hub.observe("stt_result", self.on_stt_result)
+        hub.observe("participant_disconnected", self.on_participant_disconnected)
 
     # --- session boundaries -----------------------------------------------------------
 
@@ -223,7 +239,8 @@ class SessionTracker:
                 waiter.set_result(None)
 
     def on_stt_result(self, event: Any) -> Optional[Turn]:
-        """Fold one result into the current turn; returns the turn when it ends."""
+        """Fold one result into the current turn; returns the turn when it ends, after
+        publishing it to the hub it watches (:meth:`watch`)."""
         self.activity += 1
         now = self._clock()
         metrics = self.metrics
@@ -266,6 +283,9 @@ class SessionTracker:
         metrics.turns += 1
         self._reset_turn()
         self._turn_ended(turn)
+        hub = self._hub() if self._hub is not None else None
+        if hub is not None:
+            hub.publish(turn)
         return turn
 
     def _turn_ended(self, turn: Optional[Turn]) -> None:

@@ -36,12 +36,17 @@ import asyncio
 import collections
 import inspect
 import logging
-from collections.abc import Coroutine
-from typing import Any, Callable, Optional
+import weakref
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..protocol.events import TTSAudio
 from .events import CallbackError, EventsDropped
+from .fanout import Table, callback_plan
 from .mailbox import Barrier, Mailbox
+
+if TYPE_CHECKING:
+    from .hub import EventHub
 
 __all__ = ["Dispatcher", "Notice", "Subscription", "Subscriptions"]
 
@@ -64,6 +69,11 @@ _NOTHING: Any = ()
 #: One frozenset per distinct set of event types, shared by every subscription that has
 #: it (a small frozenset is 216 bytes; each session subscribes the same few sets).
 _TYPE_SETS: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _removed(_item: Any) -> None:
+    """What a removed subscription calls: nothing (see :meth:`Subscriptions.remove`)."""
+    return None
 
 
 def _is_async_callable(callback: Callback) -> bool:
@@ -96,40 +106,57 @@ class Subscription:
             self.on_audio = on_audio
 
 
-class Subscriptions:
-    """The registered callbacks in registration order, and per event type the ones to call.
+#: The plan of a dispatcher with no callbacks (shared, never mutated).
+_NO_CALLBACKS: Table = {}
 
-    ``by_type`` is rebuilt on every change (registrations are rare, events are not); a
-    dispatch already under way keeps the tuple it started with.
+
+class Subscriptions:
+    """The registered callbacks in registration order (``all``), and per event type the
+    indexes of the ones to call (``by_type``: a plan shared by every session that
+    registered callbacks for the same types in the same order, see
+    :func:`~.fanout.callback_plan`).
+
+    Both are replaced on every change (registrations are rare, events are not); a
+    dispatch takes the two together when it starts an event and keeps them for that
+    event, so indexes and callbacks always agree.
     """
 
-    __slots__ = ("_all", "all_plain", "audio", "by_type")
+    __slots__ = ("all", "all_plain", "audio", "by_type")
 
     def __init__(self) -> None:
-        self._all: list[Subscription] = []
-        self.by_type: dict[str, tuple[Subscription, ...]] = {}
-        #: ``by_type["tts_audio"]`` (or empty), for the hottest path.
+        self.all: tuple[Subscription, ...] = ()
+        self.by_type: Table = _NO_CALLBACKS
+        #: The ``tts_audio`` callbacks themselves, for the hottest path.
         self.audio: tuple[Subscription, ...] = ()
         #: No callback is a coroutine function.
         self.all_plain = True
 
     def __iter__(self) -> Any:
-        return iter(self._all)
+        return iter(self.all)
 
     def add(self, subscription: Subscription) -> None:
-        self._all.append(subscription)
+        self.all = (*self.all, subscription)
         self._rebuild()
 
     def remove(self, subscription: Subscription) -> bool:
-        """Remove one registration; False if it was not registered."""
-        if subscription not in self._all:
+        """Remove one registration; False if it was not registered.
+
+        Takes effect at once: the subscription is emptied (it calls nothing from now
+        on), so an event being dispatched right now, whose callbacks were taken when it
+        started, does not reach it either (a callback removing a later one of the same
+        event). It stays emptied: a registration removed is never restored.
+        """
+        registered = self.all
+        if subscription not in registered:
             return False
-        self._all.remove(subscription)
+        index = registered.index(subscription)
+        self.all = registered[:index] + registered[index + 1 :]
+        subscription.callback = subscription.on_audio = _removed
         self._rebuild()
         return True
 
     def find(self, callback: Callback) -> list[Subscription]:
-        return [s for s in self._all if s.callback == callback]
+        return [s for s in self.all if s.callback == callback]
 
     def returns_awaitables(self, subscription: Subscription) -> None:
         """``subscription`` is a plain function that returned an awaitable: from now on it
@@ -139,18 +166,15 @@ class Subscriptions:
             self.all_plain = False
 
     def _rebuild(self) -> None:
-        by_type: dict[str, list[Subscription]] = {}
-        for subscription in self._all:
-            for event_type in subscription.types:
-                by_type.setdefault(event_type, []).append(subscription)
-        # Types with the same callbacks share one tuple (the error callbacks take several).
-        shared: dict[tuple[Subscription, ...], tuple[Subscription, ...]] = {}
-        self.by_type = {
-            event_type: shared.setdefault(tuple(subs), tuple(subs))
-            for event_type, subs in by_type.items()
-        }
-        self.audio = self.by_type.get("tts_audio", ())
-        self.all_plain = not any(s.is_async for s in self._all)
+        registered = self.all
+        self.by_type = callback_plan([s.types for s in registered]) if registered else _NO_CALLBACKS
+        self.audio = tuple(registered[i] for i in self.by_type.get("tts_audio", ()))
+        self.all_plain = not any(s.is_async for s in registered)
+
+    def taking(self, event_type: str) -> tuple[Subscription, ...]:
+        """The callbacks of ``event_type`` now, in registration order (not the hot path)."""
+        registered = self.all
+        return tuple(registered[i] for i in self.by_type.get(event_type, ()))
 
 
 class Notice:
@@ -173,13 +197,14 @@ class Dispatcher(Mailbox):
     every callback is a plain function, else the dispatcher *task*. They are this
     module's only readers of the queue.
 
-    ``report`` receives the SDK's reports the dispatcher makes (``CallbackError``,
-    ``EventsDropped``) for the ``events()`` iterators. With ``after``, the task first
+    ``hub`` (held weakly: the hub holds its dispatcher) is told the SDK's reports the
+    dispatcher makes (``CallbackError``, ``EventsDropped``) for the ``events()``
+    iterators (:meth:`~.hub.EventHub.tell_iterators`). With ``after``, the task first
     waits for that one (the previous session's dispatcher) to finish, so callbacks of
     two sessions never overlap.
     """
 
-    __slots__ = ("_after", "_carry", "_pass_handle", "_report", "_subs", "_task")
+    __slots__ = ("_after", "_carry", "_hub", "_pass_handle", "_subs", "_task")
 
     def __init__(
         self,
@@ -187,12 +212,13 @@ class Dispatcher(Mailbox):
         *,
         limit: int,
         max_bytes: int,
-        report: Callable[[Any], None],
+        hub: EventHub,
         after: Optional[asyncio.Task[None]] = None,
     ) -> None:
         super().__init__("callbacks", limit, max_bytes)
         self._subs = subscriptions
-        self._report = report
+        # The hub's own weak reference (one per hub, shared): no cycle hub <-> dispatcher.
+        self._hub = weakref.ref(hub)
         self._after = after
         self._task: Optional[asyncio.Task[None]] = None
         #: The scheduled (or running) pass, if any.
@@ -310,13 +336,13 @@ class Dispatcher(Mailbox):
                         try:
                             result = sub.on_audio(item)
                         except Exception as exc:  # a user callback must not end the session
-                            self._hand_over(
-                                self._resume(item, "tts_audio", targets, sub, None, exc)
-                            )
+                            later = targets[targets.index(sub) + 1 :]
+                            self._hand_over(self._resume(item, "tts_audio", later, sub, None, exc))
                             return
                         if result is not None and inspect.isawaitable(result):
                             subs.returns_awaitables(sub)
-                            self._hand_over(self._resume(item, "tts_audio", targets, sub, result))
+                            later = targets[targets.index(sub) + 1 :]
+                            self._hand_over(self._resume(item, "tts_audio", later, sub, result))
                             return
                     continue
                 if kind is Barrier:
@@ -327,16 +353,20 @@ class Dispatcher(Mailbox):
                     self._hand_over(None)
                     return
                 event_type = item.type
-                targets = subs.by_type.get(event_type, ())
-                for sub in targets:
+                indexes = subs.by_type.get(event_type, ())
+                registered = subs.all  # taken with the indexes: they agree
+                for index in indexes:
+                    sub = registered[index]
                     try:
                         result = sub.callback(item)
                     except Exception as exc:  # a user callback must not end the session
-                        self._hand_over(self._resume(item, event_type, targets, sub, None, exc))
+                        rest = _after(registered, indexes, index)
+                        self._hand_over(self._resume(item, event_type, rest, sub, None, exc))
                         return
                     if result is not None and inspect.isawaitable(result):
                         subs.returns_awaitables(sub)
-                        self._hand_over(self._resume(item, event_type, targets, sub, result))
+                        rest = _after(registered, indexes, index)
+                        self._hand_over(self._resume(item, event_type, rest, sub, result))
                         return
         except BaseException:  # not a callback's Exception: the next put starts afresh
             self._pass_handle = None
@@ -360,13 +390,13 @@ class Dispatcher(Mailbox):
         self,
         item: Any,
         event_type: str,
-        targets: tuple[Subscription, ...],
+        later: Sequence[Subscription],
         sub: Subscription,
         result: Any,
         exc: Optional[Exception] = None,
     ) -> None:
         """The rest of one event a pass handed over: await what ``sub`` returned (or
-        report what it raised), then call the callbacks after it."""
+        report what it raised), then call the callbacks after it (``later``)."""
         if exc is None:
             try:
                 await result
@@ -375,13 +405,13 @@ class Dispatcher(Mailbox):
         else:
             await self._failed(sub, event_type, exc)
         audio = type(item) is bytes
-        for later in targets[targets.index(sub) + 1 :]:
+        for next_sub in later:
             try:
-                result = later.on_audio(item) if audio else later.callback(item)
-                if result is not None and (later.is_async or inspect.isawaitable(result)):
+                result = next_sub.on_audio(item) if audio else next_sub.callback(item)
+                if result is not None and (next_sub.is_async or inspect.isawaitable(result)):
                     await result
             except Exception as error:  # a user callback must not end the session
-                await self._failed(later, event_type, error)
+                await self._failed(next_sub, event_type, error)
 
     # --- the task: async callbacks -----------------------------------------------------
 
@@ -447,7 +477,9 @@ class Dispatcher(Mailbox):
                 await self._special(item)
                 continue
             event_type = item.type
-            for sub in subs.by_type.get(event_type, ()):
+            registered = subs.all  # taken with the indexes: they agree
+            for index in subs.by_type.get(event_type, ()):
+                sub = registered[index]
                 try:
                     result = sub.callback(item)
                     if result is not None and (sub.is_async or isawaitable(result)):
@@ -469,19 +501,24 @@ class Dispatcher(Mailbox):
         if event_type in _REPORTS:
             return  # a failing error callback must not report to the others in a loop
         error = CallbackError(sub.name, event_type, exc)
-        self._report(error)
+        self._report_to_iterators(error)
         await self._tell("callback_error", error, sub)
 
     async def _dropped_report(self) -> None:
         count, self._dropped = self._dropped, 0
         event = EventsDropped(self.name, count)
         logger.warning("%s", event.message)
-        self._report(event)
+        self._report_to_iterators(event)
         await self._tell("events_dropped", event)
+
+    def _report_to_iterators(self, problem: Any) -> None:
+        hub = self._hub()
+        if hub is not None:
+            hub.tell_iterators(problem)
 
     async def _tell(self, route: str, event: Any, skip: Optional[Subscription] = None) -> None:
         """Deliver an SDK event to the callbacks of ``route`` (but ``skip``), in order."""
-        for sub in self._subs.by_type.get(route, ()):
+        for sub in self._subs.taking(route):
             if sub is skip:
                 continue
             try:
@@ -490,3 +527,10 @@ class Dispatcher(Mailbox):
                     await result
             except Exception as exc:
                 await self._failed(sub, route, exc)
+
+
+def _after(
+    registered: tuple[Subscription, ...], indexes: tuple[int, ...], index: int
+) -> list[Subscription]:
+    """The callbacks of an event after the one at ``index`` (handing over: not per event)."""
+    return [registered[i] for i in indexes[indexes.index(index) + 1 :]]

@@ -1,106 +1,120 @@
-"""Fan-out: where each published event goes, precomputed per event type.
+"""Fan-out plans: where each published event goes, precomputed per event type.
 
-The reader task publishes every event once. :class:`FanOut` appends it to each
-interested consumer's mailbox (the session's callback dispatcher, every ``events()`` /
-``turns()`` iterator that takes its type), then calls the SDK's own inline observers
-(cheap bookkeeping such as the session tracker; they run on the reader task and must
-neither block nor raise). Appends never block, so no consumer can stall the reader.
+The reader task publishes every event once. The hub (:class:`~.hub.EventHub`) appends
+it to each interested consumer's mailbox (the session's callback dispatcher, every
+``events()`` / ``turns()`` iterator that takes its type), then calls the SDK's own
+inline observers (cheap bookkeeping such as the session tracker; they run on the reader
+task and must neither block nor raise). Appends never block, so no consumer can stall
+the reader.
 
-Routes are rebuilt whenever a consumer comes or goes (rare); publishing is one dict
-lookup and one call per target. TTS audio has its own entry point,
-:meth:`FanOut.publish_audio`: the dispatcher and the audio observers take the frame's
-bytes, and a ``TTSAudio`` event is made only when an iterator takes audio.
+A hub keeps its consumers as one tuple of *targets* (callables taking the event):
+
+* index 0: the callback dispatcher's ``put`` (used only for types some callback takes);
+* then one ``Mailbox.put`` per iterator, in subscription order;
+* then the observers, in registration order.
+
+Where each event type goes is a :class:`Plan`: event type -> the indexes of its
+targets. A plan depends only on the *types* the consumers take, never on the consumers
+themselves, so every session that registers alike (the seed's three callbacks and the
+SDK's own observers) shares one plan, and holds only its tuple of targets (issue #19:
+a routing table is 272 bytes; per session it was two of them and their tuples). Plans
+are rebuilt whenever a consumer comes or goes (rare); publishing is one dict lookup and
+one call per target. TTS audio has its own entry point (see the hub), with no plan.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Callable, Optional
+from typing import Optional
 
-from ..protocol.events import TTSAudio
-from .mailbox import Mailbox
+__all__ = ["Plan", "callback_plan", "plan_for"]
 
-__all__ = ["FanOut", "Route"]
+#: Event type -> indexes into a consumer tuple; shared, never mutated.
+Table = dict[str, tuple[int, ...]]
 
-#: One target of an event type.
-Route = Callable[[Any], None]
+#: Plans made so far, by what they depend on (bounded: one per distinct shape of
+#: registrations, and processes register a few shapes).
+_PLANS: dict[object, Plan] = {}
+_CALLBACK_PLANS: dict[tuple[frozenset[str], ...], Table] = {}
+_MAX_PLANS = 256
 
 
-class FanOut:
-    """The routing tables of one hub, and publishing through them."""
+class Plan:
+    """The routes of one shape of consumers (shared by every hub with that shape).
 
-    __slots__ = ("_audio_bytes", "_audio_mailboxes", "_by_type", "_default")
+    Attributes:
+        callback_types: event types some callback takes (``tts_audio`` included).
+        iterator_types: per iterator, the types it takes (None: every type).
+        observer_types: per observer, its event type.
+        table: event type -> indexes of its targets (see the module docstring).
+        default: the targets of a type absent from ``table`` (the all-types iterators).
+    """
 
-    def __init__(self) -> None:
-        # Tuples, not lists: built once per rebuild, and smaller per idle session.
-        self._by_type: dict[str, tuple[Route, ...]] = {}
-        self._default: tuple[Route, ...] = ()
-        self._audio_bytes: tuple[Callable[[bytes], None], ...] = ()
-        self._audio_mailboxes: tuple[Mailbox, ...] = ()
+    __slots__ = ("callback_types", "default", "iterator_types", "observer_types", "table")
 
-    def rebuild(
+    def __init__(
         self,
-        *,
         callback_types: frozenset[str],
-        to_callbacks: Route,
-        audio_to_callbacks: Callable[[bytes], None],
-        iterators: Sequence[tuple[Mailbox, Optional[frozenset[str]]]],
-        observers: Sequence[tuple[str, Route]],
-        audio_observers: Sequence[Callable[[bytes], None]],
+        iterator_types: tuple[Optional[frozenset[str]], ...],
+        observer_types: tuple[str, ...],
     ) -> None:
-        """Recompute the routes.
-
-        Args:
-            callback_types: event types some callback is subscribed to; their events go
-                to ``to_callbacks`` (TTS audio to ``audio_to_callbacks``) first.
-            iterators: each iterator's mailbox and the types it takes (None: all).
-            observers: ``(event type, observer)`` pairs called after the mailboxes.
-            audio_observers: called with each TTS frame's bytes, after the callbacks'
-                queue and before the iterators.
-        """
-        by_type: dict[str, list[Route]] = {}
-        default: list[Route] = []
-        audio_mailboxes: list[Mailbox] = []
+        self.callback_types = callback_types
+        self.iterator_types = iterator_types
+        self.observer_types = observer_types
+        by_type: dict[str, list[int]] = {}
+        default: list[int] = []
         for event_type in callback_types - {"tts_audio"}:
-            by_type[event_type] = [to_callbacks]
-        for mailbox, types in iterators:
-            put = mailbox.put  # one bound method, shared by all its routes
+            by_type[event_type] = [0]
+        for index, types in enumerate(iterator_types, 1):
             if types is None:
-                default.append(put)
+                default.append(index)
                 for routes in by_type.values():
-                    routes.append(put)
+                    routes.append(index)
             else:
                 for event_type in types - {"tts_audio"}:
-                    by_type.setdefault(event_type, list(default)).append(put)
-            if types is None or "tts_audio" in types:
-                audio_mailboxes.append(mailbox)
-        for event_type, observer in observers:
-            by_type.setdefault(event_type, list(default)).append(observer)
-        # Types with the same routes share one tuple (most types go to the callbacks only);
-        # keyed by identity: a route's owner need not be hashable.
-        shared: dict[tuple[int, ...], tuple[Route, ...]] = {}
-        self._by_type = {
-            event_type: shared.setdefault(tuple(map(id, routes)), tuple(routes))
+                    by_type.setdefault(event_type, list(default)).append(index)
+        first = 1 + len(iterator_types)
+        for index, event_type in enumerate(observer_types, first):
+            by_type.setdefault(event_type, list(default)).append(index)
+        # Types with the same routes share one tuple (most go to the callbacks only).
+        shared: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self.table: Table = {
+            event_type: shared.setdefault(tuple(routes), tuple(routes))
             for event_type, routes in by_type.items()
         }
-        self._default = tuple(default)
-        audio_bytes = [audio_to_callbacks] if "tts_audio" in callback_types else []
-        self._audio_bytes = (*audio_bytes, *audio_observers)
-        self._audio_mailboxes = tuple(audio_mailboxes)
+        self.default = tuple(default)
 
-    def publish(self, event: Any) -> None:
-        """Route ``event`` (not TTS audio: see :meth:`publish_audio`); never blocks."""
-        for route in self._by_type.get(event.type, self._default):
-            route(event)
 
-    def publish_audio(self, data: bytes) -> None:
-        """Route one TTS audio frame; the ``TTSAudio`` event is made only if an iterator
-        takes it. Never blocks."""
-        for route in self._audio_bytes:
-            route(data)
-        mailboxes = self._audio_mailboxes
-        if mailboxes:
-            event = TTSAudio(data)
-            size = len(data)
-            for mailbox in mailboxes:
-                mailbox.put_sized(event, size)
+def plan_for(
+    callback_types: frozenset[str],
+    iterator_types: tuple[Optional[frozenset[str]], ...],
+    observer_types: tuple[str, ...],
+) -> Plan:
+    """The (shared) plan for consumers taking these types."""
+    key = (callback_types, iterator_types, observer_types)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = Plan(callback_types, iterator_types, observer_types)
+        if len(_PLANS) < _MAX_PLANS:
+            _PLANS[key] = plan
+    return plan
+
+
+def callback_plan(types: Sequence[frozenset[str]]) -> Table:
+    """Event type -> indexes of the callbacks taking it, for callbacks registered (in
+    this order) for ``types``; shared by every dispatcher with the same registrations."""
+    key = tuple(types)
+    table = _CALLBACK_PLANS.get(key)
+    if table is None:
+        by_type: dict[str, list[int]] = {}
+        for index, event_types in enumerate(key):
+            for event_type in event_types:
+                by_type.setdefault(event_type, []).append(index)
+        shared: dict[tuple[int, ...], tuple[int, ...]] = {}
+        table = {
+            event_type: shared.setdefault(tuple(indexes), tuple(indexes))
+            for event_type, indexes in by_type.items()
+        }
+        if len(_CALLBACK_PLANS) < _MAX_PLANS:
+            _CALLBACK_PLANS[key] = table
+    return table

@@ -1,7 +1,7 @@
 """The event hub of one client: who consumes events, and the session's callback dispatcher.
 
-The reader task publishes every event once; the hub's :class:`~.fanout.FanOut`
-appends it to each consumer's bounded mailbox and returns at once, so no consumer can
+The reader task publishes every event once; the hub appends it to each consumer's
+bounded mailbox (routes planned by :mod:`.fanout`) and returns at once, so no consumer can
 stall the socket, the keepalive or another consumer. Consumers:
 
 * **callbacks** (``register_on_*``, ``on``), plain and ``async`` alike: all are called by
@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from typing import Any, Callable, Optional
 
+from ..protocol.events import TTSAudio
 from .dispatcher import Dispatcher, Notice, Subscription, Subscriptions
 from .events import EventsDropped
-from .fanout import FanOut
+from .fanout import plan_for
 from .mailbox import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, Mailbox
 
 __all__ = ["DEFAULT_MAX_QUEUE", "DEFAULT_MAX_QUEUE_BYTES", "EventHub"]
@@ -39,58 +39,35 @@ __all__ = ["DEFAULT_MAX_QUEUE", "DEFAULT_MAX_QUEUE_BYTES", "EventHub"]
 logger = logging.getLogger("sayna_client")
 
 Callback = Callable[[Any], Any]
+#: An observer or a consumer's ``put``: called with the event, its result unused.
+Route = Callable[[Any], object]
 
-
-class _Derive:
-    """Publishes what ``derive(event)`` returns (when not None) to the hub, held weakly:
-    a hub and its owner never form a reference cycle."""
-
-    __slots__ = ("_derive", "_hub")
-
-    def __init__(self, hub: weakref.ref[EventHub], derive: Callable[[Any], Any]) -> None:
-        self._hub = hub
-        self._derive = derive
-
-    def observe(self, event: Any) -> None:
-        derived = self._derive(event)
-        if derived is not None:
-            hub = self._hub()
-            if hub is not None:
-                hub.publish(derived)
-
-
-class _TellIterators:
-    """A dispatcher's ``report``: to the hub's iterators, the hub held weakly."""
-
-    __slots__ = ("_hub",)
-
-    def __init__(self, hub: weakref.ref[EventHub]) -> None:
-        self._hub = hub
-
-    def __call__(self, problem: Any) -> None:
-        hub = self._hub()
-        if hub is not None:
-            hub.tell_iterators(problem)
+#: The plan of a hub with no consumers yet.
+_NOBODY = plan_for(frozenset(), (), ())
 
 
 class EventHub:
-    """Registrations, the fan-out over them and the current session's dispatcher."""
+    """Registrations, the fan-out over them and the current session's dispatcher.
+
+    What an idle session holds here is kept small (issue #19): the routes are a shared
+    :class:`~.fanout.Plan` over one tuple of targets (see :mod:`.fanout`), the callbacks
+    one tuple and a shared plan of their own (:class:`~.dispatcher.Subscriptions`).
+    """
 
     __slots__ = (
         "__weakref__",
-        "_audio_observers",
+        "_audio",
+        "_audio_mailboxes",
+        "_default",
         "_dispatcher",
         "_draining",
-        "_fanout",
         "_iterators",
-        "_observers",
-        "_ref",
-        "_report",
+        "_plan",
         "_subs",
+        "_table",
+        "_targets",
         "max_queue",
         "max_queue_bytes",
-        "publish",
-        "publish_audio",
     )
 
     def __init__(
@@ -101,23 +78,44 @@ class EventHub:
         self._subs = Subscriptions()
         # Tuples, replaced on each (rare) change: smaller than lists per idle session.
         self._iterators: tuple[tuple[Mailbox, Optional[frozenset[str]]], ...] = ()
-        self._observers: tuple[tuple[str, Callable[[Any], None]], ...] = ()
-        self._audio_observers: tuple[Callable[[bytes], None], ...] = ()
         #: Dispatchers of ended sessions still handling their queue.
         self._draining: Optional[set[asyncio.Task[None]]] = None  # made by end_session
-        self._fanout = FanOut()
-        # One weak reference for the routes that publish back (see derive) and the
-        # dispatchers' reports: small objects, not closures (issue #19).
-        self._ref = weakref.ref(self)
-        self._report = _TellIterators(self._ref)
-        #: Deliver one event to every interested consumer; never blocks, never raises.
-        #: TTS audio goes through :attr:`publish_audio` instead.
-        self.publish: Callable[[Any], None] = self._fanout.publish
-        #: ``publish(TTSAudio(data))`` for the hottest path (the event object is made
-        #: only when an iterator takes it); never blocks, never raises.
-        self.publish_audio: Callable[[bytes], None] = self._fanout.publish_audio
         self._dispatcher = self._new_dispatcher(None)
-        self._rebuild()
+        # The routes: a shared plan over this hub's targets (see .fanout); the plan's
+        # table and default are kept here too, for publish (one attribute each).
+        self._plan = plan = _NOBODY
+        self._table = plan.table
+        self._default = plan.default
+        self._targets: tuple[Route, ...] = (self._dispatcher.put,)
+        #: Called with each TTS frame's bytes: the callbacks' queue, if a callback takes
+        #: audio, then the audio observers.
+        self._audio: tuple[Callable[[bytes], None], ...] = ()
+        #: Iterators taking TTS audio (a ``TTSAudio`` is made for them).
+        self._audio_mailboxes: tuple[Mailbox, ...] = ()
+
+    # --- publishing (the reader task) ------------------------------------------------
+
+    def publish(self, event: Any) -> None:
+        """Deliver one event to every interested consumer; never blocks, never raises.
+
+        TTS audio goes through :meth:`publish_audio` instead.
+        """
+        targets = self._targets
+        for index in self._table.get(event.type, self._default):
+            targets[index](event)
+
+    def publish_audio(self, data: bytes) -> None:
+        """``publish(TTSAudio(data))`` for the hottest path: the callbacks and the audio
+        observers take the bytes; the event object is made only when an iterator takes
+        it. Never blocks, never raises."""
+        for route in self._audio:
+            route(data)
+        mailboxes = self._audio_mailboxes
+        if mailboxes:
+            event = TTSAudio(data)
+            size = len(data)
+            for mailbox in mailboxes:
+                mailbox.put_sized(event, size)
 
     # --- consumers -------------------------------------------------------------------
 
@@ -132,7 +130,9 @@ class EventHub:
         return subscription
 
     def remove_callback(self, subscription: Subscription) -> bool:
-        """Unregister; it is not called for any later event. False if not registered."""
+        """Unregister at once: it is not called for any later event, nor for the event
+        being dispatched if its turn has not come yet (a callback removing another).
+        False if not registered."""
         if not self._subs.remove(subscription):
             return False
         self._rebuild()
@@ -144,75 +144,96 @@ class EventHub:
     def add_iterator(self, name: str, types: Optional[frozenset[str]] = None) -> Mailbox:
         """A mailbox for a pull consumer: every event, or only ``types``."""
         mailbox = Mailbox(name, self.max_queue, self.max_queue_bytes)
-        self._iterators = (*self._iterators, (mailbox, types))
-        self._rebuild()
+        self._rebuild(iterators=(*self._iterators, (mailbox, types)))
         return mailbox
 
     def remove_iterator(self, mailbox: Mailbox) -> None:
         iterators = self._iterators
         for index, (candidate, _) in enumerate(iterators):
             if candidate is mailbox:
-                self._iterators = iterators[:index] + iterators[index + 1 :]
                 mailbox.close()
-                self._rebuild()
+                self._rebuild(iterators=iterators[:index] + iterators[index + 1 :])
                 return
 
-    def observe(self, event_type: str, observer: Callable[[Any], None]) -> None:
+    def observe(self, event_type: str, observer: Route) -> None:
         """Call ``observer(event)`` inline, after the mailboxes, for every event of a type.
 
         Only for the SDK's own cheap bookkeeping: it runs on the reader task and must
         neither block nor raise.
         """
-        self._observers = (*self._observers, (event_type, observer))
-        self._rebuild()
+        observers = self._observers()
+        observers.append((event_type, observer))
+        self._rebuild(observers=observers)
 
-    def unobserve(self, event_type: str, observer: Callable[[Any], None]) -> None:
+    def unobserve(self, event_type: str, observer: Route) -> None:
         """Stop calling ``observer`` (added by :meth:`observe` for ``event_type``); no
         effect if it is not observing. Safe to call from an observer: the event being
         published still reaches the observers it was routed to."""
-        observers = self._observers
+        observers = self._observers()
         for index, (kind, candidate) in enumerate(observers):
             if kind == event_type and candidate == observer:  # a bound method is made anew
-                self._observers = observers[:index] + observers[index + 1 :]
-                self._rebuild()
+                del observers[index]
+                self._rebuild(observers=observers)
                 return
 
     def observe_audio(self, observer: Callable[[bytes], None]) -> None:
         """:meth:`observe` for ``tts_audio``, called with the frame's bytes."""
-        self._audio_observers = (*self._audio_observers, observer)
-        self._rebuild()
+        self._rebuild(audio_observers=(*self._audio_observers(), observer))
 
     def unobserve_audio(self, observer: Callable[[bytes], None]) -> None:
         """Stop calling ``observer`` (added by :meth:`observe_audio`); no effect if it is
         not observing. Safe to call from an observer: the frame being published still
         reaches the observers it was routed to."""
-        observers = self._audio_observers
+        observers = self._audio_observers()
         if observer not in observers:
             return
         index = observers.index(observer)
-        self._audio_observers = observers[:index] + observers[index + 1 :]
-        self._rebuild()
+        self._rebuild(audio_observers=observers[:index] + observers[index + 1 :])
 
-    def derive(self, event_type: str, derive: Callable[[Any], Any]) -> None:
-        """Like :meth:`observe`, and a non-None result of ``derive(event)`` is published.
+    def _observers(self) -> list[tuple[str, Route]]:
+        """The observers as registered: the last targets, with the plan's types."""
+        types = self._plan.observer_types
+        return list(zip(types, self._targets[len(self._targets) - len(types) :]))
 
-        The hub is held weakly, so a hub and its owner never form a reference cycle
-        (they are freed as soon as the owner is dropped, without the cyclic GC).
-        """
-        # A bound method of a small object: as cheap to call as a closure (it runs for
-        # every event of the type), less than half its size (no cells, and the weak
-        # reference is the hub's own).
-        self.observe(event_type, _Derive(self._ref, derive).observe)
+    def _audio_observers(self) -> tuple[Callable[[bytes], None], ...]:
+        audio = self._audio
+        return audio[1:] if "tts_audio" in self._plan.callback_types else audio
 
-    def _rebuild(self) -> None:
+    def _rebuild(
+        self,
+        *,
+        iterators: Optional[tuple[tuple[Mailbox, Optional[frozenset[str]]], ...]] = None,
+        observers: Optional[list[tuple[str, Route]]] = None,
+        audio_observers: Optional[tuple[Callable[[bytes], None], ...]] = None,
+    ) -> None:
+        """Recompute the routes after a change (the arguments given replace the hub's
+        iterators, observers or audio observers); a publish under way keeps its own."""
+        if iterators is None:
+            iterators = self._iterators
+        if observers is None:
+            observers = self._observers()
+        if audio_observers is None:
+            audio_observers = self._audio_observers()
         dispatcher = self._dispatcher
-        self._fanout.rebuild(
-            callback_types=frozenset(self._subs.by_type),
-            to_callbacks=dispatcher.put,
-            audio_to_callbacks=dispatcher.put_audio,
-            iterators=self._iterators,
-            observers=self._observers,
-            audio_observers=self._audio_observers,
+        callback_types = frozenset(self._subs.by_type)
+        plan = plan_for(
+            callback_types,
+            tuple(types for _, types in iterators),
+            tuple(kind for kind, _ in observers),
+        )
+        self._iterators = iterators
+        self._plan = plan
+        self._table = plan.table
+        self._default = plan.default
+        self._targets = (
+            dispatcher.put,
+            *(mailbox.put for mailbox, _ in iterators),
+            *(observer for _, observer in observers),
+        )
+        to_callbacks = (dispatcher.put_audio,) if "tts_audio" in callback_types else ()
+        self._audio = (*to_callbacks, *audio_observers)
+        self._audio_mailboxes = tuple(
+            mailbox for mailbox, types in iterators if types is None or "tts_audio" in types
         )
 
     # --- reports ---------------------------------------------------------------------
@@ -222,7 +243,7 @@ class EventHub:
             self._subs,
             limit=self.max_queue,
             max_bytes=self.max_queue_bytes,
-            report=self._report,  # holds the hub weakly: no cycle hub <-> dispatcher
+            hub=self,  # held weakly: no cycle hub <-> dispatcher
             after=after,
         )
 
@@ -294,5 +315,4 @@ class EventHub:
             return
         for mailbox, _ in self._iterators:
             mailbox.close()
-        self._iterators = ()
-        self._rebuild()
+        self._rebuild(iterators=())

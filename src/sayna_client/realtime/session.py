@@ -72,11 +72,8 @@ class VoiceSession:
         self.reconnect_policy = options.reconnect
         self._link = link
         self.hub = hub = EventHub(options.max_queue, options.max_queue_bytes)
-        self.tracker = tracker = SessionTracker()
-        hub.observe_audio(tracker.on_tts_audio)
-        hub.observe("tts_playback_complete", tracker.on_playback_complete)
-        hub.derive("stt_result", tracker.on_stt_result)  # -> Turn events
-        hub.observe("participant_disconnected", tracker.on_participant_disconnected)
+        self.tracker = SessionTracker()
+        self.tracker.watch(hub)  # its routes, and Turn events
         self._conn: Optional[WebSocketConnection] = None
         self._ready_msg: Optional[ReadyInfo] = None
         self._gate = SessionGate()

@@ -52,8 +52,9 @@ class Unsubscribe:
         self._subscription = subscription
 
     def __call__(self) -> bool:
-        """Remove the callback (it is not called for any later event); True if it was
-        still registered."""
+        """Remove the callback at once: it is not called for any later event, nor for
+        the event being dispatched if its turn has not come (removed by a callback before
+        it). True if it was still registered."""
         return self._hub.remove_callback(self._subscription)
 
 
@@ -106,7 +107,8 @@ class Subscriptions:
         return Unsubscribe(self._hub, subscription)
 
     def off(self, callback: Callback[Any]) -> int:
-        """Remove every registration of ``callback``; returns how many were removed."""
+        """Remove every registration of ``callback`` at once (as :class:`Unsubscribe`
+        does); returns how many were removed."""
         subscriptions = self._hub.find_callbacks(callback)
         for subscription in subscriptions:
             self._hub.remove_callback(subscription)
