@@ -27,6 +27,7 @@ from ._http_errors import (
     connection_problem,
     error_from_response,
     excerpt,
+    refused_request,
     retry_after_seconds,
     too_large,
 )
@@ -365,6 +366,8 @@ class HttpTransport:
                     response.headers,
                     response.body,
                     sent_key="Authorization" in self._headers,
+                    netrc=self._route is not None and self._route[2] is not None,
+                    trust_env=self._user_session is not None and self._user_session.trust_env,
                     redactor=self.redactor,
                 )
                 if attempt >= attempts or response.status not in policy.retry_statuses:
@@ -427,7 +430,12 @@ class HttpTransport:
         except ValueError as exc:  # aiohttp refused a header or the URL as built
             cause = self.redactor.cause(exc)
             failure = SaynaValidationError(
-                f"{endpoint} could not be sent: {self.redactor.scrub(str(exc))}"
+                refused_request(
+                    endpoint,
+                    self.redactor.scrub(str(exc)),
+                    sent_key="Authorization" in self._headers,
+                    trust_env=self._user_session is not None and self._user_session.trust_env,
+                )
             )
         # Raised here, outside the except blocks, so the original (whose text may hold
         # a secret) is not kept as __context__; __cause__ is it, or its scrubbed stand-in.

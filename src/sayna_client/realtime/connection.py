@@ -147,12 +147,14 @@ class WebSocketConnection(SocketSender):
         redactor: Optional[Redactor] = None,
         proxy: Optional[str] = None,
         proxy_auth: Optional[aiohttp.BasicAuth] = None,
+        netrc: bool = False,
     ) -> WebSocketConnection:
         """Open the socket (bounded by ``connect_timeout``); ``heartbeat`` is the user's
         dead-peer detection figure in seconds (None: no pings); ``owner`` is told of
         ``ready`` and of the close, and its activity counter keeps a late Pong from
         counting while data still flows.
-        ``redactor`` masks the client's secrets in the errors and their causes.
+        ``redactor`` masks the client's secrets in the errors and their causes;
+        ``netrc``: the ``Authorization`` header holds ``.netrc`` credentials, not a key.
 
         Raises:
             SaynaError: what :func:`~.handshake.open_socket` raises: an HTTP error status
@@ -168,6 +170,7 @@ class WebSocketConnection(SocketSender):
             redactor=redactor,
             proxy=proxy,
             proxy_auth=proxy_auth,
+            netrc=netrc,
         )
         return cls(ws, hub, owner, heartbeat=heartbeat, http=session)
 

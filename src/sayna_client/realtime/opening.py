@@ -102,6 +102,7 @@ async def dial(
         hub=hub,
         owner=owner,
         redactor=link.redactor,
+        netrc=authorization is not None,
     )
 
 
