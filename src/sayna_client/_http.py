@@ -16,8 +16,14 @@ from collections.abc import Mapping
 from typing import Any, Callable, Optional, Tuple
 from urllib.parse import quote
 
+# What aiohttp's trust_env reads (typeshed lacks proxy_bypass_environment; 3.9+ has it).
+from urllib.request import (  # type: ignore[attr-defined]
+    getproxies_environment,
+    proxy_bypass_environment,
+)
+
 import aiohttp
-from aiohttp.helpers import get_env_proxy_for_url, netrc_from_env
+from aiohttp.helpers import netrc_from_env
 from pydantic import BaseModel
 from yarl import URL
 
@@ -68,24 +74,59 @@ def environment_route(url: str, proxy: Optional[str], netrc: bool) -> Route:
     """What aiohttp's ``trust_env`` looks up for ``url``, looked up here once: the
     ``proxy`` argument, else ``HTTPS_PROXY``/``HTTP_PROXY`` unless ``NO_PROXY`` matches
     (with a proxy's ``.netrc`` credentials), and when ``netrc`` the ``.netrc``
-    credentials for ``url``'s host. Blocking (reads ``.netrc``): call it in a thread."""
+    credentials for ``url``'s host. ``.netrc`` is read at most once, and only when
+    needed (aiohttp's own lookup read it for the proxy, then again for the host: an
+    unreadable ``NETRC`` was logged twice). Blocking (reads ``.netrc``): call it in a
+    thread."""
     proxy_auth: Optional[aiohttp.BasicAuth] = None
     target = URL(url)
+    entries: Any = None
+    read = False
     if proxy is None:
-        try:
-            found, proxy_auth = get_env_proxy_for_url(target)
+        found = _env_proxy(target)
+        if found is not None:
+            proxy_auth = aiohttp.BasicAuth.from_url(found)
+            found = found if proxy_auth is None else found.with_user(None)
             proxy = str(found)
-        except LookupError:
-            pass
+            if proxy_auth is None and found.host:
+                entries, read = netrc_from_env(), True
+                login = _netrc_login(entries, found.host)
+                proxy_auth = None if login is None else aiohttp.BasicAuth(*login)
     authorization: Optional[str] = None
-    entries = netrc_from_env() if netrc and target.host else None
-    entry = entries.authenticators(target.host) if entries and target.host else None
-    if entry is not None:
-        login, account, password = entry
-        user = login if (login or account is None) else account
-        token = base64.b64encode(f"{user}:{password or ''}".encode()).decode("ascii")
-        authorization = f"Basic {token}"
+    if netrc and target.host:
+        entries = entries if read else netrc_from_env()
+        login = _netrc_login(entries, target.host)
+        if login is not None:
+            token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode("ascii")
+            authorization = f"Basic {token}"
     return proxy, proxy_auth, authorization
+
+
+def _env_proxy(target: URL) -> Optional[URL]:
+    """The environment's proxy for ``target`` as aiohttp's ``trust_env`` picks it
+    (``NO_PROXY``; http, https, ws and wss targets; an https proxy is not supported)."""
+    if target.host is not None and proxy_bypass_environment(target.host):
+        return None
+    if target.scheme not in ("http", "https", "ws", "wss"):
+        return None
+    raw = getproxies_environment().get(target.scheme)
+    if raw is None:
+        return None
+    found = URL(raw)
+    if found.scheme in ("https", "wss"):
+        logger.warning("%s proxies are not supported, ignoring", found.scheme.upper())
+        return None
+    return found
+
+
+def _netrc_login(entries: Any, host: str) -> Optional[tuple[str, str]]:
+    """The ``.netrc`` user and password for ``host`` (None: no file or no entry)."""
+    entry = entries.authenticators(host) if entries is not None else None
+    if entry is None:
+        return None
+    login, account, password = entry
+    user = login if (login or account is None) else account
+    return user, password or ""
 
 
 def path_segment(value: str) -> str:

@@ -5,6 +5,7 @@ looked up once per client (not in two worker threads on every request, as aiohtt
 from __future__ import annotations
 
 import base64
+import logging
 from pathlib import Path
 
 import aiohttp
@@ -172,3 +173,20 @@ async def test_a_key_beside_netrc_on_a_trust_env_session_names_the_clash(
             await client.aclose()
     finally:
         await server.stop()
+
+
+async def test_an_unreadable_netrc_is_logged_once_per_client(
+    server: LocalServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """aiohttp's proxy lookup read ``.netrc`` and the host lookup read it again: a
+    ``NETRC`` naming a missing file logged "Could not read .netrc file" twice."""
+    monkeypatch.setenv("NETRC", str(tmp_path / "missing" / "netrc"))
+    with caplog.at_level(logging.WARNING):
+        async with make_client(server) as client:
+            await client.health()
+            await client.health()
+    unreadable = [r for r in caplog.records if "Could not read .netrc" in r.getMessage()]
+    assert len(unreadable) == 1
