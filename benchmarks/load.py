@@ -3,12 +3,20 @@
     python benchmarks/load.py [--sessions 200] [--seconds 60] [--url URL] [--output PATH]
                               [--uvloop] [--cpu N] [--speak]
                               [--pacing shared|per-session] [--turns spread|lockstep]
+                              [--client sdk|raw-aiohttp|raw-asyncio] [--gc-freeze]
+                              [--server-uvloop]
 
 ``--uvloop`` runs the clients on uvloop's event loop (``pip install uvloop``);
 ``--cpu N`` pins the client process to CPU ``N`` (and a server it starts to another one), so
 "one core" means one core. ``--pacing`` and ``--turns`` choose how frames are paced (one
 clock task for all sessions, or a task and timer per session) and whether the sessions'
-turns are spread over the tone pattern or in lockstep (see ``loadlib.py``).
+turns are spread over the tone pattern or in lockstep (see ``loadlib.py``). ``--client``
+runs the same workload without the SDK, the floors of ``loadraw.py``: aiohttp's public
+WebSocket API (``raw-aiohttp``) or a bare asyncio protocol writing frames masked in advance
+(``raw-asyncio``); both need ``--speak`` and the default pacing. ``--gc-freeze`` calls
+``gc.freeze()`` once every session is connected. The report counts the garbage collections
+made while streaming and the longest pause of each generation, and the system (kernel)
+part of each process's CPU. ``--server-uvloop`` runs the server it starts on uvloop.
 
 Without ``--url`` it starts ``sayna serve --engine fake --fast-tts`` on a free port as a separate
 process (stopped at the end). Every session streams 16 kHz mono linear16 audio in 20 ms
@@ -23,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import importlib.util
 import os
 import platform
 import socket
@@ -35,7 +44,7 @@ from typing import Optional
 
 import aiohttp
 import pydantic
-from loadlib import PACINGS, TURNS, LoadReport, run_load
+from loadlib import CLIENTS, PACINGS, TURNS, LoadReport, run_load
 
 import sayna_client
 
@@ -48,8 +57,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(port: int, cpu: Optional[int] = None) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "sayna_client", "serve", "--engine", "fake", "--fast-tts"]
+#: ``sayna serve`` on uvloop's event loop (``--server-uvloop``).
+_SERVE_ON_UVLOOP = (
+    "import sys, uvloop; uvloop.install(); from sayna_client.server.cli import serve_main; "
+    "sys.exit(serve_main(sys.argv[1:]))"
+)
+
+
+def start_server(
+    port: int, cpu: Optional[int] = None, uvloop: bool = False
+) -> subprocess.Popen[bytes]:
+    command = (
+        [sys.executable, "-c", _SERVE_ON_UVLOOP]
+        if uvloop
+        else [sys.executable, "-m", "sayna_client", "serve"]
+    )
+    command += ["--engine", "fake", "--fast-tts"]
     command += ["--port", str(port), "--log-level", "WARNING"]
     pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, preexec_fn=pin)
@@ -100,7 +123,12 @@ def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool
         + (" --speak" if args.speak else "")
         + (f" --pacing {args.pacing}" if args.pacing != "shared" else "")
         + (f" --turns {args.turns}" if args.turns != "spread" else "")
-        + f"` on {datetime.date.today().isoformat()}: {args.sessions} `SaynaClient` sessions "
+        + (f" --client {args.client}" if args.client != "sdk" else "")
+        + (" --gc-freeze" if args.gc_freeze else "")
+        + (" --server-uvloop" if args.server_uvloop else "")
+        + f"` on {datetime.date.today().isoformat()}: {args.sessions} "
+        + ("`SaynaClient`" if args.client == "sdk" else f"`{args.client}` (no SDK, `loadraw.py`)")
+        + " sessions "
         "in one process stream real-time 16 kHz mono linear16 audio in 20 ms frames "
         "(300 ms tone / 300 ms silence"
         + (
@@ -119,6 +147,7 @@ def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool
         + " to "
         + (
             "`sayna serve --engine fake --fast-tts` in a separate process"
+            + (" on uvloop" if args.server_uvloop else "")
             if separate_server
             else f"the server at {args.url}"
         )
@@ -175,10 +204,30 @@ def main(argv: Optional[list[str]] = None) -> int:
         default="spread",
         help="sessions start at random points of the tone pattern (default) or in lockstep",
     )
+    parser.add_argument(
+        "--client",
+        choices=CLIENTS,
+        default="sdk",
+        help="SaynaClient sessions (default) or a floor without the SDK (loadraw.py)",
+    )
+    parser.add_argument(
+        "--server-uvloop",
+        action="store_true",
+        help="run the server this starts on uvloop",
+    )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() once every session is connected",
+    )
     args = parser.parse_args(argv)
     if args.sessions < 1 or args.seconds <= 0:
         parser.error("--sessions and --seconds must be positive")
+    if args.client != "sdk" and (not args.speak or args.pacing != "shared" or args.api_key):
+        parser.error("--client raw-* needs --speak and the default --pacing, without --api-key")
     runner = asyncio.run
+    if args.server_uvloop and importlib.util.find_spec("uvloop") is None:
+        parser.error("--server-uvloop needs uvloop: pip install uvloop")
     if args.uvloop:
         try:
             import uvloop
@@ -194,7 +243,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     url = args.url
     if url is None:
         port = free_port()
-        server = start_server(port, server_cpu)
+        server = start_server(port, server_cpu, uvloop=args.server_uvloop)
         url = f"http://127.0.0.1:{port}"
     try:
         print(f"{args.sessions} sessions × {args.seconds:g} s against {url} ...", flush=True)
@@ -208,6 +257,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                 speak=args.speak,
                 pacing=args.pacing,
                 turns=args.turns,
+                client=args.client,
+                gc_freeze=args.gc_freeze,
             )
         )
     finally:

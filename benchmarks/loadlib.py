@@ -23,6 +23,7 @@ Only counts are asserted; timings (pacing lateness, CPU) are reported, never jud
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import os
 import random
@@ -33,18 +34,22 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import aiohttp
+from loadraw import CLIENTS, RawAiohttpSession, RawAsyncioSession, premasked, wire_header_bytes
 from pacing import LateStats, SharedClock, clock_slots, paced_stream
 
 from sayna_client import SaynaClient, SaynaError, STTConfig, TTSConfig
 
 __all__ = [
+    "CLIENTS",
     "PACINGS",
     "TURNS",
+    "GCPauses",
     "LoadReport",
     "SessionOutcome",
     "pattern_offsets",
     "process_cpu_seconds",
     "run_load",
+    "system_cpu_seconds",
     "tone_pattern",
 ]
 
@@ -84,6 +89,15 @@ def tone_pattern(sample_rate: int = SAMPLE_RATE, frame_ms: int = FRAME_MS) -> li
     return frames
 
 
+def system_cpu_seconds(pid: Optional[int] = None) -> float:
+    """The kernel's share of :func:`process_cpu_seconds` (system time)."""
+    if pid is None:
+        return os.times().system
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[12]) / os.sysconf("SC_CLK_TCK")
+
+
 def process_cpu_seconds(pid: Optional[int] = None) -> float:
     """CPU time (user + system) of this process, or of ``pid`` through ``/proc``."""
     if pid is None:
@@ -92,6 +106,38 @@ def process_cpu_seconds(pid: Optional[int] = None) -> float:
         fields = stat.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+class GCPauses:
+    """The garbage collector's pauses while installed (``gc.callbacks``): how many
+    collections of each generation ran and the longest of each, in ms."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.max_ms = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __enter__(self) -> GCPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        generation = info["generation"]
+        pause_ms = (time.perf_counter() - self._started) * 1000
+        self.count[generation] += 1
+        if pause_ms > self.max_ms[generation]:
+            self.max_ms[generation] = pause_ms
+
+    def describe(self) -> str:
+        return ", ".join(
+            f"gen{g} {self.count[g]:,} (max {self.max_ms[g]:.1f} ms)" for g in range(3)
+        )
 
 
 @dataclass
@@ -136,11 +182,17 @@ class LoadReport:
     stream_wall_s: float
     client_cpu_percent: float
     server_cpu_percent: Optional[float]
+    #: The kernel's part of each (system time), in % of a core.
+    client_system_percent: float = 0.0
+    server_system_percent: Optional[float] = None
     leftover_tasks: list[str] = field(default_factory=list)
     still_connected: int = 0
     speak: bool = False
     pacing: str = "shared"
     turns: str = "spread"
+    client: str = "sdk"
+    gc_freeze: bool = False
+    gc_pauses: str = ""
 
     @property
     def frames_sent(self) -> int:
@@ -188,10 +240,20 @@ class LoadReport:
 
     def summary(self) -> list[tuple[str, str]]:
         late = self.late
-        server_cpu = "–" if self.server_cpu_percent is None else f"{self.server_cpu_percent:.1f} %"
+        server_cpu = (
+            "–"
+            if self.server_cpu_percent is None
+            else f"{self.server_cpu_percent:.1f} %"
+            + (
+                f" (system {self.server_system_percent:.1f} %)"
+                if self.server_system_percent is not None
+                else ""
+            )
+        )
         return [
             ("verdict", "PASS" if self.ok else "FAIL"),
             ("sessions × seconds", f"{self.sessions} × {self.seconds:g} s"),
+            ("client", self.client),
             ("pacing, turns", f"{self.pacing}, {self.turns}"),
             (
                 "frames sent",
@@ -229,12 +291,21 @@ class LoadReport:
             ),
             ("connect, all sessions", f"{self.connect_s:.2f} s"),
             ("streaming wall time", f"{self.stream_wall_s:.2f} s"),
-            ("client process CPU while streaming", f"{self.client_cpu_percent:.1f} % of a core"),
+            (
+                "client process CPU while streaming",
+                f"{self.client_cpu_percent:.1f} % of a core "
+                f"(system {self.client_system_percent:.1f} %)",
+            ),
             (
                 "client CPU per session",
                 f"{self.client_cpu_percent * 10 / max(self.sessions, 1):.3f} core-ms/s",
             ),
             ("server process CPU while streaming", server_cpu),
+            (
+                "garbage collections while streaming"
+                + (" (gc.freeze())" if self.gc_freeze else ""),
+                self.gc_pauses,
+            ),
         ]
 
 
@@ -278,6 +349,8 @@ async def run_load(
     speak: bool = False,
     pacing: str = "shared",
     turns: str = "spread",
+    client: str = "sdk",
+    gc_freeze: bool = False,
 ) -> LoadReport:
     """Stream ``seconds`` of real-time audio on ``sessions`` sessions, then verify.
 
@@ -294,6 +367,10 @@ async def run_load(
             down as well as results).
         pacing: ``"shared"`` (one clock task for every session) or ``"per-session"``.
         turns: ``"spread"`` (random start in the tone pattern) or ``"lockstep"``.
+        client: ``"sdk"`` (a ``SaynaClient`` per session), or one of the floors of
+            ``loadraw.py``: ``"raw-aiohttp"``, ``"raw-asyncio"`` (shared pacing only).
+        gc_freeze: call ``gc.freeze()`` once every session is connected (the objects
+            made so far are never scanned again by a full collection).
 
     Returns:
         The report; ``report.ok`` is False on any lost frame, count mismatch, session
@@ -301,28 +378,26 @@ async def run_load(
     """
     if pacing not in PACINGS:
         raise ValueError(f"pacing must be one of {PACINGS}, not {pacing!r}")
+    if client not in CLIENTS:
+        raise ValueError(f"client must be one of {CLIENTS}, not {client!r}")
+    if client != "sdk" and (pacing != "shared" or not speak or api_key):
+        raise ValueError("the raw clients run with pacing='shared', speak=True, no api_key")
     period = FRAME_MS / 1000
     count = round(seconds * 1000 / FRAME_MS)
     pattern = tone_pattern()
     offsets = pattern_offsets(sessions, len(pattern), turns)
     run_id = uuid.uuid4().hex[:8]
     outcomes = [SessionOutcome(f"load-{run_id}-{index}") for index in range(sessions)]
-    clients = [
-        SaynaClient(
-            url,
-            STTConfig(provider="deepgram", sample_rate=SAMPLE_RATE),
-            TTSConfig(provider="elevenlabs", voice_id="fake-alpha"),
-            api_key=api_key,
-            stream_id=outcome.stream_id,
-        )
-        for outcome in outcomes
-    ]
-    for client, outcome in zip(clients, outcomes):
-        if speak:
-            client.register_on_stt_result(_replier(client, outcome))
-            client.register_on_tts_audio(_audio_counter(outcome))
-        else:
-            client.register_on_stt_result(_counter(outcome))
+    http: Optional[aiohttp.ClientSession] = None
+    clients: list[Any]
+    if client == "raw-aiohttp":
+        # No connection limit (the default 100 would hold the 101st WebSocket back).
+        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        clients = [RawAiohttpSession(url, o.stream_id, http, o) for o in outcomes]
+    elif client == "raw-asyncio":
+        clients = [RawAsyncioSession(url, o.stream_id, o) for o in outcomes]
+    else:
+        clients = [_sdk_client(url, api_key, outcome, speak) for outcome in outcomes]
     baseline = set(asyncio.all_tasks())
     loop = asyncio.get_running_loop()
     stats = LateStats()
@@ -332,6 +407,9 @@ async def run_load(
     for outcome, result in zip(outcomes, connected):
         if isinstance(result, BaseException):
             outcome.error = f"connect: {type(result).__name__}: {result}"
+    if gc_freeze:
+        gc.collect()
+        gc.freeze()
 
     async def stream(
         client: SaynaClient, outcome: SessionOutcome, start: float, offset: int
@@ -362,10 +440,17 @@ async def run_load(
         if outcome.error is None
     ]
     base = loop.time() + 0.05
+    pauses = GCPauses()
     cpu0, server_cpu0 = process_cpu_seconds(), _maybe_cpu(server_pid)
+    sys0, server_sys0 = system_cpu_seconds(), _maybe_cpu(server_pid, system_cpu_seconds)
     wall0 = time.perf_counter()
     if pacing == "shared":
-        clock = SharedClock(pattern, period, slots=clock_slots(len(live)))
+        # The raw asyncio client writes wire frames: the clock hands it the pattern's
+        # frames masked in advance (and the header bytes are not audio bytes).
+        wire = client == "raw-asyncio"
+        clock = SharedClock(
+            premasked(pattern) if wire else pattern, period, slots=clock_slots(len(live))
+        )
         counted = [
             (
                 outcome,
@@ -373,20 +458,26 @@ async def run_load(
             )
             for client, outcome, offset in live
         ]
-        await clock.run(start=base, count=count, stats=stats)
+        with pauses:
+            await clock.run(start=base, count=count, stats=stats)
+        overhead = wire_header_bytes(len(pattern[0])) if wire else 0
         for outcome, sent in counted:
-            outcome.frames_sent, outcome.bytes_sent = sent.frames, sent.bytes
+            outcome.frames_sent = sent.frames
+            outcome.bytes_sent = sent.bytes - sent.frames * overhead
     else:
-        await asyncio.gather(
-            *(
-                # Spread the sessions over one frame period, like independent sources.
-                stream(client, outcome, base + period * index / len(live), offset)
-                for index, (client, outcome, offset) in enumerate(live)
+        with pauses:
+            await asyncio.gather(
+                *(
+                    # Spread the sessions over one frame period, like independent sources.
+                    stream(client, outcome, base + period * index / len(live), offset)
+                    for index, (client, outcome, offset) in enumerate(live)
+                )
             )
-        )
     wall = time.perf_counter() - wall0
     cpu = process_cpu_seconds() - cpu0
     server_cpu1 = _maybe_cpu(server_pid)
+    system = system_cpu_seconds() - sys0
+    server_sys1 = _maybe_cpu(server_pid, system_cpu_seconds)
     # Hang up as a relay ending its calls does: the Close handshake at once (``abort()``)
     # rather than waiting for the final of an utterance the stream stopped in the middle of.
     closed = await _gather_bounded([c.abort() for c in clients], connect_parallel)
@@ -400,6 +491,10 @@ async def run_load(
         if task not in baseline and not task.done() and _is_client_task(task)
     ]
     still_connected = sum(client.connected for client in clients)
+    if http is not None:
+        await http.close()
+    if gc_freeze:
+        gc.unfreeze()
     await _collect_server_view(url, api_key, outcomes, settle_timeout)
     server_cpu_percent = (
         None
@@ -416,12 +511,35 @@ async def run_load(
         stream_wall_s=wall,
         client_cpu_percent=cpu / wall * 100,
         server_cpu_percent=server_cpu_percent,
+        client_system_percent=system / wall * 100,
+        server_system_percent=None
+        if server_sys0 is None or server_sys1 is None
+        else (server_sys1 - server_sys0) / wall * 100,
         leftover_tasks=leftover,
         still_connected=still_connected,
         speak=speak,
         pacing=pacing,
         turns=turns,
+        client=client,
+        gc_freeze=gc_freeze,
+        gc_pauses=pauses.describe(),
     )
+
+
+def _sdk_client(url: str, api_key: Optional[str], outcome: SessionOutcome, speak: bool) -> Any:
+    client = SaynaClient(
+        url,
+        STTConfig(provider="deepgram", sample_rate=SAMPLE_RATE),
+        TTSConfig(provider="elevenlabs", voice_id="fake-alpha"),
+        api_key=api_key,
+        stream_id=outcome.stream_id,
+    )
+    if speak:
+        client.register_on_stt_result(_replier(client, outcome))
+        client.register_on_tts_audio(_audio_counter(outcome))
+    else:
+        client.register_on_stt_result(_counter(outcome))
+    return client
 
 
 def _replier(client: SaynaClient, outcome: SessionOutcome) -> Any:
@@ -454,11 +572,11 @@ def _counter(outcome: SessionOutcome) -> Any:
     return on_stt_result
 
 
-def _maybe_cpu(pid: Optional[int]) -> Optional[float]:
+def _maybe_cpu(pid: Optional[int], read: Any = process_cpu_seconds) -> Optional[float]:
     if pid is None:
         return None
     try:
-        return process_cpu_seconds(pid)
+        return float(read(pid))
     except OSError:
         return None
 

@@ -165,12 +165,14 @@ class SharedClock:
 
     def add(
         self,
-        send: Callable[[bytes], Coroutine[Any, Any, None]],
+        send: Callable[[bytes], Optional[Coroutine[Any, Any, None]]],
         *,
         offset: int = 0,
         on_error: Callable[[BaseException], None],
     ) -> ClockStream:
-        """Register one stream; streams are spread evenly over the slots."""
+        """Register one stream; streams are spread evenly over the slots. ``send``
+        returns a coroutine (run as ``await`` would run it) or None (a plain function
+        that sent the frame)."""
         stream = ClockStream(send, offset, on_error)
         self._slots[self._added % len(self._slots)].append(stream)
         self._added += 1
@@ -194,8 +196,12 @@ class SharedClock:
                 if stats is not None:
                     stats.add(loop.time() - due, period)
                 frame = pattern[(sent + stream.offset) % cycle]
-                sending = stream.send(frame)
                 try:
+                    sending = stream.send(frame)
+                    if sending is None:  # a plain function (load.py's raw asyncio floor)
+                        stream.frames += 1
+                        stream.bytes += len(frame)
+                        continue
                     blocked = sending.send(None)
                 except StopIteration:
                     stream.frames += 1
@@ -259,7 +265,7 @@ class _Resumed:
 class ClockStream:
     """One stream of a :class:`SharedClock` and what it sent."""
 
-    send: Callable[[bytes], Coroutine[Any, Any, None]]
+    send: Callable[[bytes], Optional[Coroutine[Any, Any, None]]]
     offset: int
     on_error: Callable[[BaseException], None]
     frames: int = 0

@@ -52,6 +52,40 @@ async def test_short_load_loses_no_frame_and_closes_cleanly(
     assert report.ok
 
 
+@pytest.mark.parametrize("client", ["raw-aiohttp", "raw-asyncio"])
+async def test_the_floors_without_the_sdk_run_the_same_workload(client: str) -> None:
+    # load.py --client: the same sessions by hand (loadraw.py), checked the same way.
+    async with running_server() as server:
+        report = await run_load(server.url, 5, 2.0, speak=True, client=client, gc_freeze=True)
+    assert report.errors == []
+    assert report.client == client
+    assert report.frames_sent == 5 * 100
+    assert report.bytes_sent == 5 * 100 * 640  # audio bytes, not wire bytes
+    assert report.frames_lost == 0
+    assert report.mismatched_sessions == 0
+    assert report.unclean_closes == 0
+    assert report.still_connected == 0
+    assert report.stt_results > 0
+    replies = sum(o.replies for o in report.outcomes)
+    assert replies > 0  # every speech-final was answered...
+    assert sum(o.tts_frames for o in report.outcomes) > 0  # ...and its audio came back
+    assert report.ok
+
+
+def test_gc_pauses_count_collections_by_generation() -> None:
+    import gc
+
+    from loadlib import GCPauses
+
+    with GCPauses() as pauses:
+        gc.collect(0)
+        gc.collect(2)
+    assert pauses.count[0] >= 1
+    assert pauses.count[2] >= 1
+    assert "gen2" in pauses.describe()
+    assert pauses._callback not in gc.callbacks
+
+
 async def test_bench_endpoints_count_and_push_in_order() -> None:
     async with running_server() as server:
         client = SaynaClient(

@@ -167,8 +167,8 @@ class Outbound:
                 else:
                     batch = [item]
                     held = self._take_batch(batch)
-                    if len(batch) == 1:
-                        await self._send_one(item)
+                    if self._drop_after is not None or self._ws.compress:
+                        await self._send_one(item)  # frame-exact faults; aiohttp compresses
                     else:
                         await self._write_batch(batch)
                 for sent in batch:
@@ -191,7 +191,8 @@ class Outbound:
 
     def _take_batch(self, batch: list[Item]) -> Optional[Item]:
         """Move the data frames queued right behind ``batch[0]`` into ``batch``; returns
-        a control item (Close, Raw) taken off the queue on the way, to handle next."""
+        a control item (Close, Raw) taken off the queue on the way, to handle next.
+        With fault injection or compression the batch stays one frame (sent by aiohttp)."""
         if self._drop_after is not None or self._ws.compress:
             return None  # frame-exact fault injection; compressed frames go through aiohttp
         size = 0
@@ -205,10 +206,11 @@ class Outbound:
         return None
 
     async def _write_batch(self, batch: list[Item]) -> None:
-        """Write several data frames with one transport write (the frames are the ones
-        aiohttp would write: unmasked, unfragmented, uncompressed), then wait while the
-        client is behind. A burst of small frames otherwise costs one system call each,
-        and the writer, not the client, sets the pace."""
+        """Write one or several data frames with one transport write (the frames are the
+        ones aiohttp would write: unmasked, unfragmented, uncompressed), then wait while
+        the client is behind. A burst of small frames otherwise costs one system call
+        each, and the writer, not the client, sets the pace; a single frame skips
+        aiohttp's two coroutines per send."""
         transport = self._request.transport
         if transport is None or transport.is_closing():
             raise ConnectionResetError("Cannot write to closing transport")

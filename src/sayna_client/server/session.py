@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any, Optional
 
 from aiohttp import WSMsgType, web
@@ -43,6 +44,9 @@ logger = logging.getLogger("sayna_client.server")
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: Binary frames larger than this are fed to speech-to-text in pieces of this size.
 FEED_PIECE_BYTES = 256 * 1024
+#: TTS chunks queued between turns of the event loop when synthesis runs ahead of
+#: real time (``--fast-tts``; paced speech waits between chunks anyway).
+TTS_CHUNKS_PER_TURN = 16
 #: Seconds between a participant leaving the room and the session's close (1005).
 DISCONNECT_CLOSE_DELAY = 0.1
 
@@ -90,6 +94,7 @@ class Session:
         self.loading_error: Optional[str] = None
         self.loading_active = False
         self.recording: Optional[Recording] = None
+        self._tts_chunks = 0  # queued since the last turn of the loop (emit_tts_audio)
 
     # --- connection lifecycle ------------------------------------------------------------
 
@@ -113,7 +118,9 @@ class Session:
             if kind is _BINARY or kind is _TEXT:  # (module constants: no enum lookups)
                 try:
                     if kind is _BINARY:
-                        await self._on_binary(msg.data)
+                        feeding = self._on_binary(msg.data)
+                        if feeding is not None:
+                            await feeding
                     else:
                         await self._on_text(msg.data)
                 except Exception as exc:  # as the real server: no error closes the socket
@@ -203,28 +210,49 @@ class Session:
 
     # --- audio in: the client's frames and the room's audio to STT ------------------------
 
-    async def _on_binary(self, data: bytes) -> None:
+    def _on_binary(self, data: bytes) -> Optional[Awaitable[None]]:
+        """Record one binary frame and feed it to STT: at once when the engine's stream
+        is instant (the per-frame hot path: no coroutine), else return the feed for the
+        read loop to await."""
         self.record.add_audio(data)
         if not self.audio:
             self.error(AUDIO_DISABLED)
-            return
-        if self.stt is None:
+            return None
+        stt = self.stt
+        if stt is None:
             self.error(NO_VOICE_MANAGER)
-            return
+            return None
+        if len(data) > FEED_PIECE_BYTES:
+            return self._feed_in_pieces(data)
+        if self.recording is not None:
+            self.recording.append(data)
+        if not stt.instant:
+            return self._feed(stt, data)
         try:
-            if len(data) <= FEED_PIECE_BYTES:
-                if self.recording is not None:
-                    self.recording.append(data)
-                await self.stt.feed(data)
-            else:
-                await self._feed_in_pieces(data)
+            stt.feed_now(data)
         except Exception as exc:
-            logger.warning("STT engine failed: %s", exc)
-            self.error(f"Failed to process audio: {exc}")
+            self._stt_failed(exc)
+        return None
+
+    def _stt_failed(self, exc: Exception) -> None:
+        logger.warning("STT engine failed: %s", exc)
+        self.error(f"Failed to process audio: {exc}")
+
+    async def _feed(self, stt: SpeechFinalGate, data: bytes) -> None:
+        try:
+            await stt.feed(data)
+        except Exception as exc:
+            self._stt_failed(exc)
 
     async def _feed_in_pieces(self, data: bytes) -> None:
         """A large frame, fed in pieces with the loop free in between (other clients are
         served while a 16 MB frame is processed); the engines see the same byte stream."""
+        try:
+            await self._feed_pieces(data)
+        except Exception as exc:
+            self._stt_failed(exc)
+
+    async def _feed_pieces(self, data: bytes) -> None:
         view = memoryview(data)
         for start in range(0, len(data), FEED_PIECE_BYTES):
             piece = bytes(view[start : start + FEED_PIECE_BYTES])
@@ -253,4 +281,9 @@ class Session:
             self.record.touch()
         else:
             self.send(chunk)
-        await asyncio.sleep(0)  # let the reader and writer run between chunks
+        self._tts_chunks += 1
+        if self._tts_chunks >= TTS_CHUNKS_PER_TURN:
+            # Let the reader and the writer run: the chunks queued so far leave in one
+            # write (a sleep after every chunk made a write and a wake-up per chunk).
+            self._tts_chunks = 0
+            await asyncio.sleep(0)

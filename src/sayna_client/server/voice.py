@@ -193,6 +193,18 @@ class SpeechFinalGate:
         self._backlog_bytes = 0
         self._drained = asyncio.Event()
         self._pump: Optional[asyncio.Task[None]] = None
+        #: The stream has a synchronous feed: call :meth:`feed_now` instead of :meth:`feed`.
+        self.instant = stream.instant and not stream.feed_may_wait
+
+    def feed_now(self, audio: bytes) -> None:
+        """:meth:`feed` for an :attr:`instant` stream, without a coroutine (nothing to
+        serialize: it never waits).
+
+        Raises:
+            Exception: what the recogniser raised.
+        """
+        for result in self.stream.feed_now(audio):
+            self.handle(result)
 
     async def feed(self, audio: bytes) -> None:
         """Feed one frame to the recogniser and emit what it produced (serialized).

@@ -153,10 +153,22 @@ class STTStream(abc.ABC):
     #: then feeds the stream from a background task, joining the frames that arrive
     #: meanwhile, so it keeps reading its socket (and answering pings) while it waits.
     feed_may_wait: bool = False
+    #: True when ``feed`` never waits and :meth:`feed_now` does the same work without a
+    #: coroutine: the session then calls :meth:`feed_now` for every frame (the fake
+    #: engine: a coroutine per frame was a fifth of the session's CPU per frame).
+    instant: bool = False
 
     @abc.abstractmethod
     async def feed(self, audio: bytes) -> list[Transcript]:
         """Consume one binary frame; return results produced by it (possibly none)."""
+
+    def feed_now(self, audio: bytes) -> list[Transcript]:
+        """:meth:`feed` without a coroutine, for a stream whose :attr:`instant` is True.
+
+        Raises:
+            NotImplementedError: the stream is not instant (use :meth:`feed`).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no synchronous feed")
 
     @abc.abstractmethod
     async def finish(self) -> list[Transcript]:

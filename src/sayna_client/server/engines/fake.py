@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional
+from typing import Optional, Union
 
 from ...protocol.encodings import canonical
 from .base import (
@@ -214,13 +214,13 @@ class FakeEngine(Engine):
         return FakeSTTStream(params, self.script)
 
 
-def _surely_quiet(audio: bytearray, start: int, end: int) -> bool:
+def _surely_quiet(audio: Union[bytes, bytearray], start: int, end: int) -> bool:
     """True when every high byte of ``audio[start:end]`` (16-bit little-endian samples,
     ``start`` even) is a quiet one: no sample can exceed SPEECH_PEAK."""
     return not audio[start + 1 : end : 2].translate(None, _QUIET_HIGH_BYTES)
 
 
-def _is_speech(audio: bytearray, start: int, end: int) -> bool:
+def _is_speech(audio: Union[bytes, bytearray], start: int, end: int) -> bool:
     """True when the peak of ``audio[start:end]`` (16-bit little-endian samples, ``start``
     even) exceeds SPEECH_PEAK."""
     high = audio[start + 1 : end : 2]
@@ -251,21 +251,33 @@ class FakeSTTStream(STTStream):
         self._segment_active = False
         self._frames_since_interim = 0
 
+    instant = True
+
     async def feed(self, audio: bytes) -> list[Transcript]:
+        return self.feed_now(audio)
+
+    def feed_now(self, audio: bytes) -> list[Transcript]:
         if self._mulaw:
             audio = mulaw_to_linear16(audio)
-        self._pending += audio
         results: list[Transcript] = []
         size = self._frame_bytes
         pending = self._pending
-        whole = len(pending) - len(pending) % size
-        if whole and _surely_quiet(pending, 0, whole):  # most of a stream: one test
+        # A live stream's frames are whole analysis frames: read them where they are.
+        data: Union[bytes, bytearray] = audio
+        if pending:
+            pending += audio
+            data = pending
+        whole = len(data) - len(data) % size
+        if whole and _surely_quiet(data, 0, whole):  # most of a stream: one test
             for _ in range(whole // size):
                 self._step(False, results)
         else:
             for start in range(0, whole, size):
-                self._step(_is_speech(pending, start, start + size), results)
-        del pending[:whole]
+                self._step(_is_speech(data, start, start + size), results)
+        if data is pending:
+            del pending[:whole]
+        elif whole < len(data):
+            pending += data[whole:]
         return results
 
     async def finish(self) -> list[Transcript]:
