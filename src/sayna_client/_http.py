@@ -37,7 +37,7 @@ from ._http_errors import (
     retry_after_seconds,
     too_large,
 )
-from ._http_sessions import CLOSING, SharedSession, abandon, client_timeout, drop, lease, unlease
+from ._http_sessions import SharedSession, abandon, client_timeout, drop, lease, unlease
 from ._redact import Redactor
 from .errors import (
     SaynaConnectionError,
@@ -162,9 +162,8 @@ class HttpResponse:
 class HttpTransport:
     """Sends REST requests to one Sayna server through the client's aiohttp session.
 
-    The WebSocket is opened through :meth:`session` too. The session's own timeout is
-    the WebSocket handshake's (``handshake_timeout``): REST calls pass theirs per
-    request.
+    The WebSocket is opened through :meth:`session` too. REST calls pass their timeout
+    per request; the WebSocket handshake is bounded by its caller.
 
     The session is the user's when ``http_session`` is given (never closed here);
     otherwise it is the running loop's shared one (:class:`SharedSession`;
@@ -187,7 +186,6 @@ class HttpTransport:
         "_ssl",
         "_timeout",
         "_user_session",
-        "handshake_timeout",
         "max_response_bytes",
         "redactor",
     )
@@ -199,7 +197,6 @@ class HttpTransport:
         api_key: Optional[str],
         timeout: Optional[float],
         retry: RetryPolicy,
-        handshake_timeout: Optional[float] = None,
         ssl: Any = True,
         sleep: Callable[[float], Any] = asyncio.sleep,
         max_response_bytes: Optional[int] = DEFAULT_MAX_RESPONSE_BYTES,
@@ -225,7 +222,6 @@ class HttpTransport:
         self._sleep = sleep
         self._proxy = proxy
         self._route: Optional[Route] = None
-        self.handshake_timeout = handshake_timeout
 
     def renewed(self) -> HttpTransport:
         """A new transport with this one's settings and no aiohttp session joined yet
@@ -235,7 +231,6 @@ class HttpTransport:
             api_key=None,
             timeout=self._timeout,
             retry=self._retry,
-            handshake_timeout=self.handshake_timeout,
             ssl=self._ssl,
             sleep=self._sleep,
             max_response_bytes=self.max_response_bytes,
@@ -279,12 +274,7 @@ class HttpTransport:
                 )
             return self._user_session
         shared = self._shared
-        if (
-            shared is None
-            or shared.key != self.handshake_timeout
-            or shared.session.closed
-            or shared.loop is not asyncio.get_running_loop()
-        ):
+        if shared is None or shared.session.closed or shared.loop is not asyncio.get_running_loop():
             shared = self._rejoin()
         return shared.session
 
@@ -292,16 +282,11 @@ class HttpTransport:
         old, self._shared = self._shared, None
         if old is not None:
             stale = unlease(old)
-            if stale is not None and not stale.closed:
-                # Its loop is this one (a client lives on one loop): close in the
-                # background, as nothing here may wait.
-                if old.loop is asyncio.get_running_loop():
-                    closing = old.loop.create_task(stale.close())
-                    CLOSING.add(closing)
-                    closing.add_done_callback(CLOSING.discard)
-                else:  # pragma: no cover - a client moved between loops
-                    abandon(stale)
-        shared = self._shared = lease(self.handshake_timeout)  # left by close() or __del__
+            # Left for a closed session (nothing to do) or another loop's: a client
+            # moved between loops leaves the old one's session, if it was the last.
+            if stale is not None and not stale.closed:  # pragma: no cover
+                abandon(stale)
+        shared = self._shared = lease()  # left by close() or __del__
         return shared
 
     async def route(self) -> Route:

@@ -143,12 +143,15 @@ def encode(command: BaseModel) -> str:
     return command.model_dump_json(exclude_none=True)
 
 
+# ``json.dumps`` with options builds a new encoder per call; one shared encoder (stateless
+# once made) serialises every ``speak`` the same way for a fraction of the cost.
+_SPEAK_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_speak(text: str, flush: bool, allow_interruption: bool) -> str:
     """Fast path for ``speak``, the most frequent command after audio."""
-    return json.dumps(
-        {"type": "speak", "text": text, "flush": flush, "allow_interruption": allow_interruption},
-        ensure_ascii=False,
-        separators=(",", ":"),
+    return _SPEAK_ENCODER.encode(
+        {"type": "speak", "text": text, "flush": flush, "allow_interruption": allow_interruption}
     )
 
 

@@ -332,8 +332,11 @@ class WebSocketConnection(SocketSender):
 
     async def _read(self) -> None:
         ws = self._ws
-        publish_audio = self._hub.publish_audio
-        handle = self._handle
+        # Functions called with their object rather than bound methods, which this
+        # frame would keep for the socket's life (64 bytes each: issue #19).
+        hub = self._hub
+        publish_audio = EventHub.publish_audio
+        handle = WebSocketConnection._handle
         ended: Optional[tuple[int, str]] = None
         burst = 0
         interval = self._heartbeat_interval
@@ -345,9 +348,9 @@ class WebSocketConnection(SocketSender):
             while True:
                 msg = await ws.receive()
                 if msg.type is _BINARY:  # the hot path: TTS audio
-                    publish_audio(msg.data)
+                    publish_audio(hub, msg.data)
                 else:
-                    ended = handle(msg)
+                    ended = handle(self, msg)
                     if ended is not None:
                         break
                 burst += 1

@@ -74,7 +74,7 @@ async def open_socket(
     failure: SaynaError
     try:
         if session.timeout.total == connect_timeout:
-            ws = await handshake  # the session's own timer bounds the handshake
+            ws = await handshake  # a user's session whose own total is the bound
         else:
             ws = await within(connect_timeout, handshake)
     except asyncio.TimeoutError as exc:
