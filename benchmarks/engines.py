@@ -1,5 +1,6 @@
 """Accuracy, speed and cost of the ``local`` engine: Whisper + Silero + Piper against
-pocketsphinx + espeak-ng. One command writes ``benchmarks/ENGINES.md``::
+pocketsphinx + espeak-ng. One command prints the report; ``--output benchmarks/ENGINES.md``
+updates the figures of record (the hand-written part above the marker is kept)::
 
     python benchmarks/engines.py            # about 10 minutes on 2 cores
     python benchmarks/engines.py --quick    # fewer clips, no install-size measurement
@@ -657,7 +658,11 @@ def main() -> None:
         "--rounds", type=int, default=2, help="repetitions for --tts-stall / --stt-stall"
     )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--output", default=str(Path(__file__).with_name("ENGINES.md")))
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="update this report (e.g. benchmarks/ENGINES.md; default: print it)",
+    )
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
@@ -678,12 +683,16 @@ def main() -> None:
             r'"([^"]+)"', (ROOT / "pyproject.toml").read_text().split("local = [")[1].split("]")[0]
         )
         sizes = {"neural": install_size(local), "legacy": install_size(legacy)}
+    generated = report(results, sizes, args)
+    if args.output is None:  # ENGINES.md holds figures of record: never by default
+        print(generated)
+        return
     output = Path(args.output)
     # The hand-written analysis above the marker (figures of record, older runs) is kept.
     kept = output.read_text().split(GENERATED)[0] if output.exists() else ""
     if not kept.strip():
         kept = "# Local engine benchmarks\n\n"
-    text = kept + GENERATED + "\n\n" + report(results, sizes, args)
+    text = kept + GENERATED + "\n\n" + generated
     output.write_text(text)
     print(text)
 

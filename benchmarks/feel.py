@@ -24,7 +24,7 @@ Both are the SDK's time plus the time the event loop spends on the other session
 work queued before it (the same loop runs every session): what a user's handler sees.
 The hooks wrap two aiohttp methods at class level in this process only (a context
 variable set per session tells them apart); the SDK is used through its public API.
-Writes ``benchmarks/FEEL.md`` (or ``--output``) and prints it.
+Prints the report; ``--output benchmarks/FEEL.md`` also writes it (never by default).
 """
 
 from __future__ import annotations
@@ -288,7 +288,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--sessions", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--url", default=None, help="use this server instead of starting one")
-    parser.add_argument("--output", type=Path, default=HERE / "FEEL.md")
+    parser.add_argument(
+        "--output", type=Path, default=None, help="write the report here (default: print it)"
+    )
     parser.add_argument("--uvloop", action="store_true", help="run the clients on uvloop")
     parser.add_argument("--cpu", type=int, default=None, help="pin the clients to this CPU")
     parser.add_argument("--turns", choices=TURNS, default="spread")
@@ -321,7 +323,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             server.terminate()
             server.wait(10)
     text = markdown(args, out, (load_start, os.getloadavg()[0]))
-    args.output.write_text(text)
+    if args.output is not None:  # FEEL.md is a figure of record: never by default
+        args.output.write_text(text)
     print(text)
     print(json.dumps({"finals": out["finals"], "errors": len(out["errors"])}), file=sys.stderr)
     return 0

@@ -22,7 +22,9 @@ Without ``--url`` it starts ``sayna serve --engine fake --fast-tts`` on a free p
 process (stopped at the end). Every session streams 16 kHz mono linear16 audio in 20 ms
 frames in real time; afterwards the server's per-session counters must equal what each
 client sent, the server must have seen every session close normally, and no client task
-may be left. Prints a summary, writes ``benchmarks/LOAD.md`` and exits 1 on failure.
+may be left. Prints a summary and the report (``--output benchmarks/LOAD.md`` writes it:
+the committed LOAD*.md are figures of record, never overwritten by default) and exits 1 on
+failure.
 The logic lives in ``loadlib.py`` (shared with ``tests/test_load_short.py``).
 """
 
@@ -184,7 +186,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--url", default=None, help="use this server instead of starting one")
     parser.add_argument("--api-key", default=None)
-    parser.add_argument("--output", type=Path, default=HERE / "LOAD.md")
+    parser.add_argument(
+        "--output", type=Path, default=None, help="write the report here (default: print it)"
+    )
     parser.add_argument("--uvloop", action="store_true", help="run the clients on uvloop")
     parser.add_argument("--cpu", type=int, default=None, help="pin the clients to this CPU")
     parser.add_argument(
@@ -272,8 +276,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"  error: {error}")
     for task in report.leftover_tasks[:10]:
         print(f"  leftover task: {task}")
-    args.output.write_text(markdown(report, args, server is not None), encoding="utf-8")
-    print(f"wrote {args.output}")
+    text = markdown(report, args, server is not None)
+    if args.output is None:  # the committed LOAD*.md are figures of record: never by default
+        print(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}")
     return 0 if report.ok else 1
 
 

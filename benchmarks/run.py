@@ -14,8 +14,9 @@ measure of ``driver.py`` for every client, each run in a fresh process, rotating
 client order between runs. Each figure is the median over the runs. The server is
 pinned to CPU 0 and the clients to CPU 1 when the machine has two or more.
 
-Writes ``benchmarks/RESULTS.md`` (``RESULTS-quick.md`` with ``--quick``) and the raw
-numbers as JSON under ``benchmarks/.out/``.
+Prints the report (``--output benchmarks/RESULTS.md`` updates the committed figures of
+record; nothing is overwritten by default) and writes the raw numbers as JSON under
+``benchmarks/.out/``.
 """
 
 from __future__ import annotations
@@ -420,7 +421,7 @@ def verdict(ok: Optional[bool]) -> str:
 
 
 def write_report(
-    path: Path,
+    path: Optional[Path],
     log: list[dict[str, Any]],
     args: argparse.Namespace,
     runs: int,
@@ -625,12 +626,16 @@ def write_report(
         "Raw numbers: `benchmarks/.out/`.",
         "",
     ]
-    path.write_text("\n".join(out), encoding="utf-8")
+    _emit(path, "\n".join(out))
     return failures
 
 
 def write_base_report(
-    path: Path, log: list[dict[str, Any]], base: str, facts: list[tuple[str, str]], elapsed: float
+    path: Optional[Path],
+    log: list[dict[str, Any]],
+    base: str,
+    facts: list[tuple[str, str]],
+    elapsed: float,
 ) -> list[str]:
     """The ``--base`` report: this work tree against revision ``base``, line by line."""
     table = Table(log)
@@ -680,8 +685,17 @@ def write_base_report(
         *[f"- {name}: {value}" for name, value in facts],
         "",
     ]
-    path.write_text("\n".join(out), encoding="utf-8")
+    _emit(path, "\n".join(out))
     return worse
+
+
+def _emit(path: Optional[Path], text: str) -> None:
+    """Write the report to ``path`` (``--output``), else print it: the committed
+    RESULTS.md is a figure of record, never overwritten by default."""
+    if path is None:
+        print(text)
+    else:
+        path.write_text(text, encoding="utf-8")
 
 
 def _git(*command: str) -> str:
@@ -702,7 +716,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--runs", type=int, default=None, help="runs per figure (min 3)")
     parser.add_argument("--measures", default=",".join(PARAMS), help="comma-separated subset")
     parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset")
-    parser.add_argument("--output", type=Path, default=None, help="report path")
+    parser.add_argument(
+        "--output", type=Path, default=None, help="write the report here (default: print it)"
+    )
     parser.add_argument(
         "--snapshot",
         action="store_true",
@@ -733,9 +749,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     for name in clients:
         if name not in (*CLIENTS, BASE):
             parser.error(f"unknown client {name!r}")
-    output = args.output or HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
-    if args.base is not None and args.output is None:
-        output = HERE / "AB.md"
+    output: Optional[Path] = args.output  # None: print the report
 
     pythons = {"raw": sys.executable, "this": sys.executable}
     if args.from_json is not None:
@@ -752,7 +766,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             seen.setdefault(result["measure"], set()).add(int(result["run"]))
         runs = min(len(found) for found in seen.values())
         write_report(output, log, args, runs, facts, saved["elapsed"])
-        print(f"wrote {output} from {args.from_json}")
+        print(f"wrote {output or 'the report above'} from {args.from_json}")
         return 0
     if OLD_VERSION in clients:
         pythons[OLD_VERSION] = str(ensure_old_venv())
@@ -833,12 +847,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         base_commit = _git("rev-parse", "--short", args.base)
         facts.insert(1, ("base", f"{args.base} = {base_commit}"))
         worse = write_base_report(output, raw_log, args.base, facts, elapsed)
-        print(f"wrote {output} ({elapsed / 60:.1f} min)")
+        print(f"wrote {output or 'the report above'} ({elapsed / 60:.1f} min)")
         for line in worse:
             print(f"  {line}")
         return 0
     failures = write_report(output, raw_log, args, runs, facts, elapsed)
-    print(f"wrote {output} ({elapsed / 60:.1f} min)")
+    print(f"wrote {output or 'the report above'} ({elapsed / 60:.1f} min)")
     for failure in failures:
         print(f"  {failure}")
     return 0

@@ -16,8 +16,14 @@ from collections.abc import Mapping
 from typing import Any, Callable, Optional, Tuple
 from urllib.parse import quote
 
+# What aiohttp's trust_env reads (typeshed lacks proxy_bypass_environment; 3.9+ has it).
+from urllib.request import (  # type: ignore[attr-defined]
+    getproxies_environment,
+    proxy_bypass_environment,
+)
+
 import aiohttp
-from aiohttp.helpers import get_env_proxy_for_url, netrc_from_env
+from aiohttp.helpers import netrc_from_env
 from pydantic import BaseModel
 from yarl import URL
 
@@ -27,10 +33,11 @@ from ._http_errors import (
     connection_problem,
     error_from_response,
     excerpt,
+    refused_request,
     retry_after_seconds,
     too_large,
 )
-from ._http_sessions import CLOSING, SharedSession, abandon, client_timeout, drop, lease, unlease
+from ._http_sessions import SharedSession, abandon, client_timeout, drop, lease, unlease
 from ._redact import Redactor
 from .errors import (
     SaynaConnectionError,
@@ -67,24 +74,59 @@ def environment_route(url: str, proxy: Optional[str], netrc: bool) -> Route:
     """What aiohttp's ``trust_env`` looks up for ``url``, looked up here once: the
     ``proxy`` argument, else ``HTTPS_PROXY``/``HTTP_PROXY`` unless ``NO_PROXY`` matches
     (with a proxy's ``.netrc`` credentials), and when ``netrc`` the ``.netrc``
-    credentials for ``url``'s host. Blocking (reads ``.netrc``): call it in a thread."""
+    credentials for ``url``'s host. ``.netrc`` is read at most once, and only when
+    needed (aiohttp's own lookup read it for the proxy, then again for the host: an
+    unreadable ``NETRC`` was logged twice). Blocking (reads ``.netrc``): call it in a
+    thread."""
     proxy_auth: Optional[aiohttp.BasicAuth] = None
     target = URL(url)
+    entries: Any = None
+    read = False
     if proxy is None:
-        try:
-            found, proxy_auth = get_env_proxy_for_url(target)
+        found = _env_proxy(target)
+        if found is not None:
+            proxy_auth = aiohttp.BasicAuth.from_url(found)
+            found = found if proxy_auth is None else found.with_user(None)
             proxy = str(found)
-        except LookupError:
-            pass
+            if proxy_auth is None and found.host:
+                entries, read = netrc_from_env(), True
+                login = _netrc_login(entries, found.host)
+                proxy_auth = None if login is None else aiohttp.BasicAuth(*login)
     authorization: Optional[str] = None
-    entries = netrc_from_env() if netrc and target.host else None
-    entry = entries.authenticators(target.host) if entries and target.host else None
-    if entry is not None:
-        login, account, password = entry
-        user = login if (login or account is None) else account
-        token = base64.b64encode(f"{user}:{password or ''}".encode()).decode("ascii")
-        authorization = f"Basic {token}"
+    if netrc and target.host:
+        entries = entries if read else netrc_from_env()
+        login = _netrc_login(entries, target.host)
+        if login is not None:
+            token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode("ascii")
+            authorization = f"Basic {token}"
     return proxy, proxy_auth, authorization
+
+
+def _env_proxy(target: URL) -> Optional[URL]:
+    """The environment's proxy for ``target`` as aiohttp's ``trust_env`` picks it
+    (``NO_PROXY``; http, https, ws and wss targets; an https proxy is not supported)."""
+    if target.host is not None and proxy_bypass_environment(target.host):
+        return None
+    if target.scheme not in ("http", "https", "ws", "wss"):
+        return None
+    raw = getproxies_environment().get(target.scheme)
+    if raw is None:
+        return None
+    found = URL(raw)
+    if found.scheme in ("https", "wss"):
+        logger.warning("%s proxies are not supported, ignoring", found.scheme.upper())
+        return None
+    return found
+
+
+def _netrc_login(entries: Any, host: str) -> Optional[tuple[str, str]]:
+    """The ``.netrc`` user and password for ``host`` (None: no file or no entry)."""
+    entry = entries.authenticators(host) if entries is not None else None
+    if entry is None:
+        return None
+    login, account, password = entry
+    user = login if (login or account is None) else account
+    return user, password or ""
 
 
 def path_segment(value: str) -> str:
@@ -120,9 +162,8 @@ class HttpResponse:
 class HttpTransport:
     """Sends REST requests to one Sayna server through the client's aiohttp session.
 
-    The WebSocket is opened through :meth:`session` too. The session's own timeout is
-    the WebSocket handshake's (``handshake_timeout``): REST calls pass theirs per
-    request.
+    The WebSocket is opened through :meth:`session` too. REST calls pass their timeout
+    per request; the WebSocket handshake is bounded by its caller.
 
     The session is the user's when ``http_session`` is given (never closed here);
     otherwise it is the running loop's shared one (:class:`SharedSession`;
@@ -145,7 +186,6 @@ class HttpTransport:
         "_ssl",
         "_timeout",
         "_user_session",
-        "handshake_timeout",
         "max_response_bytes",
         "redactor",
     )
@@ -157,7 +197,6 @@ class HttpTransport:
         api_key: Optional[str],
         timeout: Optional[float],
         retry: RetryPolicy,
-        handshake_timeout: Optional[float] = None,
         ssl: Any = True,
         sleep: Callable[[float], Any] = asyncio.sleep,
         max_response_bytes: Optional[int] = DEFAULT_MAX_RESPONSE_BYTES,
@@ -183,7 +222,6 @@ class HttpTransport:
         self._sleep = sleep
         self._proxy = proxy
         self._route: Optional[Route] = None
-        self.handshake_timeout = handshake_timeout
 
     def renewed(self) -> HttpTransport:
         """A new transport with this one's settings and no aiohttp session joined yet
@@ -193,7 +231,6 @@ class HttpTransport:
             api_key=None,
             timeout=self._timeout,
             retry=self._retry,
-            handshake_timeout=self.handshake_timeout,
             ssl=self._ssl,
             sleep=self._sleep,
             max_response_bytes=self.max_response_bytes,
@@ -237,12 +274,7 @@ class HttpTransport:
                 )
             return self._user_session
         shared = self._shared
-        if (
-            shared is None
-            or shared.key != self.handshake_timeout
-            or shared.session.closed
-            or shared.loop is not asyncio.get_running_loop()
-        ):
+        if shared is None or shared.session.closed or shared.loop is not asyncio.get_running_loop():
             shared = self._rejoin()
         return shared.session
 
@@ -250,16 +282,11 @@ class HttpTransport:
         old, self._shared = self._shared, None
         if old is not None:
             stale = unlease(old)
-            if stale is not None and not stale.closed:
-                # Its loop is this one (a client lives on one loop): close in the
-                # background, as nothing here may wait.
-                if old.loop is asyncio.get_running_loop():
-                    closing = old.loop.create_task(stale.close())
-                    CLOSING.add(closing)
-                    closing.add_done_callback(CLOSING.discard)
-                else:  # pragma: no cover - a client moved between loops
-                    abandon(stale, old.loop)
-        shared = self._shared = lease(self.handshake_timeout)  # left by close() or __del__
+            # Left for a closed session (nothing to do) or another loop's: a client
+            # moved between loops leaves the old one's session, if it was the last.
+            if stale is not None and not stale.closed:  # pragma: no cover
+                abandon(stale, old.loop)
+        shared = self._shared = lease()  # left by close() or __del__
         return shared
 
     async def route(self) -> Route:
@@ -365,6 +392,8 @@ class HttpTransport:
                     response.headers,
                     response.body,
                     sent_key="Authorization" in self._headers,
+                    netrc=self._route is not None and self._route[2] is not None,
+                    trust_env=self._user_session is not None and self._user_session.trust_env,
                     redactor=self.redactor,
                 )
                 if attempt >= attempts or response.status not in policy.retry_statuses:
@@ -427,7 +456,12 @@ class HttpTransport:
         except ValueError as exc:  # aiohttp refused a header or the URL as built
             cause = self.redactor.cause(exc)
             failure = SaynaValidationError(
-                f"{endpoint} could not be sent: {self.redactor.scrub(str(exc))}"
+                refused_request(
+                    endpoint,
+                    self.redactor.scrub(str(exc)),
+                    sent_key="Authorization" in self._headers,
+                    trust_env=self._user_session is not None and self._user_session.trust_env,
+                )
             )
         # Raised here, outside the except blocks, so the original (whose text may hold
         # a secret) is not kept as __context__; __cause__ is it, or its scrubbed stand-in.

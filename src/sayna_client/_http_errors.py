@@ -31,6 +31,7 @@ __all__ = [
     "connection_problem",
     "error_from_response",
     "excerpt",
+    "refused_request",
     "retry_after_seconds",
     "too_large",
 ]
@@ -66,11 +67,45 @@ def retry_after_seconds(value: Optional[str]) -> Optional[float]:
     return max(0.0, (when - now).total_seconds())
 
 
-def auth_hint(sent_key: bool) -> str:
-    """The fix for a 401, in code terms: never "pass api_key=" when one was passed."""
+def auth_hint(sent_key: bool, *, netrc: bool = False, trust_env: bool = False) -> str:
+    """The fix for a 401, in code terms, saying what was sent: never "pass api_key=" when
+    one was passed, never "refused the API key" when none was.
+
+    Args:
+        sent_key: the client sent its ``api_key``.
+        netrc: no key was given and the ``.netrc`` credentials for the host were sent.
+        trust_env: the request went through a user's ``http_session`` with
+            ``trust_env=True`` (aiohttp may put ``.netrc`` credentials in place of the key).
+    """
     if sent_key:
-        return "the server refused the API key: pass the right one as api_key= or SAYNA_API_KEY"
+        hint = "the server refused the API key: pass the right one as api_key= or SAYNA_API_KEY"
+        if trust_env:
+            hint += (
+                " (if a .netrc entry names this host, your http_session's trust_env=True "
+                "may have made aiohttp send its credentials in place of the key: create that "
+                "session with trust_env=False or remove the .netrc entry)"
+            )
+        return hint
+    if netrc:
+        return (
+            "the server requires an API key and refused the .netrc credentials sent for "
+            "this host (no api_key was given): pass api_key= or set SAYNA_API_KEY"
+        )
     return "the server requires an API key: pass api_key= or set SAYNA_API_KEY"
+
+
+def refused_request(what: str, problem: str, *, sent_key: bool, trust_env: bool) -> str:
+    """The message of a request aiohttp refused to send (``problem``, already scrubbed):
+    with the cause and fix when it is the ``api_key`` meeting ``.netrc`` credentials on a
+    user's ``http_session`` with ``trust_env=True`` (aiohttp cannot send both)."""
+    text = f"{what} could not be sent: {problem}"
+    if sent_key and trust_env and "AUTHORIZATION" in problem.upper():
+        text += (
+            "; your http_session has trust_env=True and a .netrc entry names this host: "
+            "aiohttp cannot send both its credentials and the api_key. Create that session "
+            "with trust_env=False, or remove the .netrc entry"
+        )
+    return text
 
 
 def error_from_response(
@@ -80,6 +115,8 @@ def error_from_response(
     body: bytes,
     *,
     sent_key: bool = False,
+    netrc: bool = False,
+    trust_env: bool = False,
     redactor: Optional[Redactor] = None,
 ) -> SaynaHttpError:
     """Build the typed error for a non-2xx response, keeping the server's body (with the
@@ -105,7 +142,7 @@ def error_from_response(
             code = error
     message_text = f"{endpoint} failed with HTTP {status}: {excerpt(detail)}"
     if status == 401:
-        message_text += f"; {auth_hint(sent_key)}"
+        message_text += f"; {auth_hint(sent_key, netrc=netrc, trust_env=trust_env)}"
     error_cls = http_error_for_status(status)
     if error_cls is SaynaRateLimitError:
         return SaynaRateLimitError(

@@ -1,10 +1,10 @@
-"""The aiohttp sessions the clients of one event loop share, and the redirect guard.
+"""The aiohttp session the clients of one event loop share, and the redirect guard.
 
-A client given no ``http_session`` leases the running loop's shared session for its
-handshake timeout (:func:`lease`), lets go of it on close (:func:`unlease`, the last
-one closes it) or when collected without a close (:func:`drop`). Every shared session
-refuses a redirect to another origin (:class:`RedirectRefused`), and
-:func:`redirected_elsewhere` catches one a user's own session followed.
+A client given no ``http_session`` leases the running loop's shared session
+(:func:`lease`), lets go of it on close (:func:`unlease`, the last one closes it) or
+when collected without a close (:func:`drop`). Every shared session refuses a redirect
+to another origin (:class:`RedirectRefused`), and :func:`redirected_elsewhere` catches
+one a user's own session followed.
 
 A session whose last client was collected is released on its loop (:func:`abandon`) with
 aiohttp's synchronous connector close, its one private API used here, behind a check
@@ -28,7 +28,6 @@ from yarl import URL
 from ._redact import safe_url
 
 __all__ = [
-    "CLOSING",
     "SYNC_CLOSE",
     "RedirectRefused",
     "SharedSession",
@@ -164,6 +163,8 @@ def _sync_close_of(connector: Optional[aiohttp.BaseConnector]) -> Optional[Calla
 
 
 _WARNED = False
+#: Public closes of dropped clients' connections still running (kept until done).
+_CLOSING: set[asyncio.Task[None]] = set()
 
 
 def _takes_no_argument(method: Any) -> bool:
@@ -173,8 +174,9 @@ def _takes_no_argument(method: Any) -> bool:
         params = inspect.signature(method).parameters.values()
     except (TypeError, ValueError):
         return False
-    optional = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    return all(p.default is not p.empty or p.kind in optional for p in params)
+    return all(
+        p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params
+    )
 
 
 def abandon(session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop) -> None:
@@ -211,8 +213,8 @@ def _release(session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop) ->
         close_now()
     elif not loop.is_closed():  # (a closed loop's connections died with it)
         closing = loop.create_task(_close(connector))
-        CLOSING.add(closing)
-        closing.add_done_callback(CLOSING.discard)
+        _CLOSING.add(closing)
+        closing.add_done_callback(_CLOSING.discard)
 
 
 async def _close(connector: aiohttp.BaseConnector) -> None:
@@ -221,24 +223,29 @@ async def _close(connector: aiohttp.BaseConnector) -> None:
 
 class SharedSession:
     """The aiohttp session that the clients of one event loop share when they were
-    given no ``http_session`` (one per handshake timeout, its default timer), with the
-    count of clients holding it. A client's connections stay its own (a WebSocket is
-    one socket, never pooled); what is shared is immutable or a pool of idle REST
-    connections: the connector, its DNS cache, the redirect guard. No cookie jar
-    (``DummyCookieJar``): nothing one client is sent reaches another. It is closed
-    when its last client lets go."""
+    given no ``http_session``, with the count of clients holding it. A client's
+    connections stay its own (a WebSocket is one socket, never pooled); what is shared
+    is immutable or a pool of idle REST connections: the connector, its DNS cache, the
+    redirect guard. No cookie jar (``DummyCookieJar``): nothing one client is sent
+    reaches another. It is closed when its last client lets go.
 
-    __slots__ = ("__weakref__", "key", "loop", "session", "users")
+    It has no timeout of its own: each REST call passes its client's, and the WebSocket
+    handshake is bounded by its client's ``Timeouts.connect`` (see ``handshake.py``).
+    A session-wide total would arm a timer for every request, which aiohttp keeps, with
+    its callbacks and context, until it fires: for a WebSocket, about 0.6 KiB per
+    session for the first ``Timeouts.connect`` seconds (issue #19).
+    """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, key: Optional[float]) -> None:
+    __slots__ = ("__weakref__", "loop", "session", "users")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.key = key
         self.session = aiohttp.ClientSession(
             # limit=0: a WebSocket holds its connection for the session's life, and
             # aiohttp's default of 100 per session would stall the 101st client.
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
             cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=client_timeout(key),
+            timeout=client_timeout(None),
             # trust_env off: HttpTransport.route() looks the environment up once per
             # client (aiohttp would, in two worker threads, on every request).
             trust_env=False,
@@ -247,26 +254,21 @@ class SharedSession:
         self.users = 0
 
 
-#: The shared sessions of each running event loop, by handshake timeout.
-_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Optional[float], SharedSession]]
+#: The shared session of each running event loop.
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SharedSession]
 _SHARED = weakref.WeakKeyDictionary()
 #: Loops of several threads (sync clients) join and leave; a finalizer may leave while its
 #: thread is inside lease, hence reentrant.
 _SHARED_LOCK = threading.RLock()
-#: Closes of sessions left behind by a changed handshake timeout (kept until done).
-CLOSING: set[asyncio.Task[None]] = set()
 
 
-def lease(timeout: Optional[float]) -> SharedSession:
-    """Join the running loop's shared session for ``timeout`` (made if none is open)."""
+def lease() -> SharedSession:
+    """Join the running loop's shared session (made if none is open)."""
     loop = asyncio.get_running_loop()
     with _SHARED_LOCK:
-        by_key = _SHARED.get(loop)
-        if by_key is None:
-            by_key = _SHARED[loop] = {}
-        shared = by_key.get(timeout)
+        shared = _SHARED.get(loop)
         if shared is None or shared.session.closed:
-            shared = by_key[timeout] = SharedSession(loop, timeout)
+            shared = _SHARED[loop] = SharedSession(loop)
         shared.users += 1
         return shared
 
@@ -278,9 +280,8 @@ def unlease(shared: SharedSession) -> Optional[aiohttp.ClientSession]:
         shared.users -= 1
         if shared.users > 0:
             return None
-        by_key = _SHARED.get(shared.loop)
-        if by_key is not None and by_key.get(shared.key) is shared:
-            del by_key[shared.key]
+        if _SHARED.get(shared.loop) is shared:
+            del _SHARED[shared.loop]
         return shared.session
 
 

@@ -136,7 +136,6 @@ class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
             max_response_bytes=max_response_bytes,
         )
         self.retry = retry or _DEFAULT_RETRY
-        self._http.handshake_timeout = options.timeouts.connect
         link = SessionLink(ws_url, self._auth_headers, ssl, self._redactor, self)
         self._voice = VoiceSession(options, link)
 

@@ -94,9 +94,19 @@ class ModelValidationError(SaynaValidationError, ValidationError):
     valid string (got int)``. It is also a ``pydantic.ValidationError`` with pydantic's
     ``errors()``, ``error_count()`` and ``json()``, so code that catches pydantic's error keeps
     working; ``errors()`` and ``json()`` leave the values given out unless
-    ``include_input=True``. It pickles with its message (process pools, queues).
+    ``include_input=True``. It pickles with its message, fields and error types but
+    without the values given (process pools, queues and log handlers that pickle never
+    carry a key passed in the wrong field): an unpickled copy's ``errors(include_input=True)``
+    shows ``None`` for each input.
     ``model_validate`` and ``model_validate_json`` are pydantic's own and raise pydantic's
     error, as they always have.
+
+    The SDK's models raise it; it is not built from a message
+    (``ModelValidationError("text")`` is pydantic-core's ``TypeError``). To get one in a
+    test, build a model with a bad value::
+
+        with pytest.raises(ModelValidationError) as info:
+            STTConfig(provider="deepgram", sample_rate="fast")
     """
 
     message: str
@@ -139,8 +149,11 @@ class ModelValidationError(SaynaValidationError, ValidationError):
 
     def __reduce__(self) -> Any:
         # pydantic's own rebuilds the error from its errors() alone: the message (the
-        # text users see) would come back empty from pickle or a process pool.
-        return _rebuild_model_error, (self.title, self.errors(include_input=True), self.message)
+        # text users see) would come back empty from pickle or a process pool. The values
+        # given stay behind: a key passed in the wrong field must not travel through
+        # process pools, queues or log handlers that pickle.
+        errors = [{**line, "input": None} for line in self.errors(include_input=False)]
+        return _rebuild_model_error, (self.title, errors, self.message)
 
     def __str__(self) -> str:
         return self.message

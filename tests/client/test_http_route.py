@@ -5,13 +5,14 @@ looked up once per client (not in two worker threads on every request, as aiohtt
 from __future__ import annotations
 
 import base64
+import logging
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from sayna_client import SaynaAuthenticationError, SaynaClient, Timeouts
+from sayna_client import SaynaAuthenticationError, SaynaClient, SaynaError, Timeouts
 from sayna_client.server import LocalServer
 
 from .conftest import make_client, serving, stt, tts
@@ -126,3 +127,66 @@ async def test_the_environment_is_read_at_a_clients_first_request(
         async with make_client(server) as fresh:
             await fresh.health()  # a new client reads the environment again
         assert len(proxy.requests) == 3
+
+
+async def test_a_401_on_netrc_credentials_says_no_key_was_given(netrc_file: str) -> None:
+    """The upgrade said "the server refused the API key: pass the right one" when no key
+    was given: it saw the .netrc ``Authorization`` header as the key."""
+    server = LocalServer(api_key="k")
+    await server.start()
+    try:
+        async with SaynaClient(server.url, stt(), tts(), timeouts=_TIMEOUTS) as client:
+            for call in (client.get_voices, client.connect):
+                with pytest.raises(SaynaAuthenticationError) as info:
+                    await call()
+                text = str(info.value)
+                assert "refused the API key" not in text
+                assert "requires an API key" in text
+                assert ".netrc credentials" in text
+                assert "pass api_key=" in text
+                assert "s3cret" not in text
+    finally:
+        await server.stop()
+
+
+async def test_a_key_beside_netrc_on_a_trust_env_session_names_the_clash(
+    netrc_file: str,
+) -> None:
+    """aiohttp 3.14 refuses to send the key beside .netrc credentials ("Cannot combine
+    AUTHORIZATION header ..."), aiohttp 3.9 sends the .netrc ones in its place (401):
+    either way the error names the cause and the fix."""
+    server = LocalServer(api_key="sk-own-key")
+    await server.start()
+    try:
+        async with aiohttp.ClientSession(trust_env=True) as own:
+            client = SaynaClient(
+                server.url, stt(), tts(), api_key="sk-own-key", http_session=own, timeouts=_TIMEOUTS
+            )
+            for call in (client.health, client.connect):
+                with pytest.raises(SaynaError) as info:
+                    await call()
+                text = str(info.value)
+                assert "trust_env=False" in text
+                assert ".netrc entry" in text
+                assert "s3cret" not in text
+                assert "sk-own-key" not in text
+            await client.aclose()
+    finally:
+        await server.stop()
+
+
+async def test_an_unreadable_netrc_is_logged_once_per_client(
+    server: LocalServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """aiohttp's proxy lookup read ``.netrc`` and the host lookup read it again: a
+    ``NETRC`` naming a missing file logged "Could not read .netrc file" twice."""
+    monkeypatch.setenv("NETRC", str(tmp_path / "missing" / "netrc"))
+    with caplog.at_level(logging.WARNING):
+        async with make_client(server) as client:
+            await client.health()
+            await client.health()
+    unreadable = [r for r in caplog.records if "Could not read .netrc" in r.getMessage()]
+    assert len(unreadable) == 1

@@ -121,7 +121,7 @@ async def test_hung_handshake_times_out(changed_after_rest_call: bool) -> None:
         baseline = _other_tasks()
         client = SaynaClient(url, stt(), tts(), timeouts=Timeouts(connect=0.2, request=0.2))
         if changed_after_rest_call:
-            # The HTTP session exists (with the first connect timeout) before it changes.
+            # The HTTP session exists before the connect timeout changes.
             with pytest.raises(SaynaTimeoutError):
                 await client.health()
             client.timeouts = Timeouts(connect=0.3, request=0.2)

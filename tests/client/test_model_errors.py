@@ -151,6 +151,38 @@ def test_the_error_pickles_with_its_message(case: str) -> None:
     assert isinstance(copy, pydantic.ValidationError)
 
 
+def test_the_pickled_error_leaves_the_values_given_behind() -> None:
+    """A key passed in the wrong field must not travel through process pools, queues or
+    log handlers that pickle (the pickle carried ``errors(include_input=True)``)."""
+    secret = "sk-live-pickled-0123456789"
+    for build in (
+        lambda: ApiKeyAuth(api_key=[secret]),
+        lambda: STTConfig(provider="deepgram", sample_rate=secret),
+        lambda: STTConfig(provider="deepgram", auth=secret),
+    ):
+        with pytest.raises(SaynaValidationError) as info:
+            build()
+        data = pickle.dumps(info.value)
+        assert secret.encode() not in data
+        copy = pickle.loads(data)
+        assert str(copy) == str(info.value)
+        assert secret not in repr(copy.errors(include_input=True))
+        kept = [(line["loc"], line["type"], line["msg"]) for line in copy.errors()]
+        assert kept == [(line["loc"], line["type"], line["msg"]) for line in info.value.errors()]
+        # The live error still shows them to whoever asks.
+        assert secret in repr(info.value.errors(include_input=True))
+
+
+def test_the_documented_way_to_get_one_in_a_test() -> None:
+    """The docstring and docs/errors.md say: validate a model with a bad value."""
+    from sayna_client import ModelValidationError
+
+    with pytest.raises(ModelValidationError) as info:
+        STTConfig(provider="deepgram", sample_rate="fast")
+    assert str(info.value).startswith("STTConfig.sample_rate:")
+    assert "build a model with a bad value" in (ModelValidationError.__doc__ or "")
+
+
 def test_the_error_is_public_under_its_own_name() -> None:
     """Tracebacks and reprs name the class users can import and catch, not a private module
     (they showed ``sayna_client.types._checked.ModelValidationError``)."""

@@ -54,6 +54,40 @@ async def test_serve_main_runs_until_interrupted(http: aiohttp.ClientSession) ->
             await process.wait()
 
 
+async def test_serve_main_shuts_down_cleanly_on_sigterm(http: aiohttp.ClientSession) -> None:
+    """``docker stop``, systemd and ``kill`` send SIGTERM: it died of the signal (exit
+    143, no close frame); now it stops as on Ctrl-C: sessions closed, exit 0."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sayna_client.server",
+        "--port",
+        "0",
+        "--log-level",
+        "WARNING",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        url = line.split("listening on ")[1].split()[0]
+        async with http.ws_connect(url.replace("http", "ws", 1) + "/ws") as ws:
+            await ws.send_json({"type": "config", "audio": False})
+            ready = await asyncio.wait_for(ws.receive_json(), 30)
+            assert ready["type"] == "ready"
+            process.send_signal(signal.SIGTERM)
+            message = await asyncio.wait_for(ws.receive(), 30)
+            while message.type is aiohttp.WSMsgType.TEXT:  # events sent before the close
+                message = await asyncio.wait_for(ws.receive(), 30)
+            # A close frame, not a dropped connection (CLOSED / ERROR).
+            assert message.type is aiohttp.WSMsgType.CLOSE
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 async def test_running_server_context_manager(http: aiohttp.ClientSession) -> None:
     async with running_server(api_key="k") as server:
         assert isinstance(server, LocalServer)

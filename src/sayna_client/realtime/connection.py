@@ -147,12 +147,14 @@ class WebSocketConnection(SocketSender):
         redactor: Optional[Redactor] = None,
         proxy: Optional[str] = None,
         proxy_auth: Optional[aiohttp.BasicAuth] = None,
+        netrc: bool = False,
     ) -> WebSocketConnection:
         """Open the socket (bounded by ``connect_timeout``); ``heartbeat`` is the user's
         dead-peer detection figure in seconds (None: no pings); ``owner`` is told of
         ``ready`` and of the close, and its activity counter keeps a late Pong from
         counting while data still flows.
-        ``redactor`` masks the client's secrets in the errors and their causes.
+        ``redactor`` masks the client's secrets in the errors and their causes;
+        ``netrc``: the ``Authorization`` header holds ``.netrc`` credentials, not a key.
 
         Raises:
             SaynaError: what :func:`~.handshake.open_socket` raises: an HTTP error status
@@ -168,6 +170,7 @@ class WebSocketConnection(SocketSender):
             redactor=redactor,
             proxy=proxy,
             proxy_auth=proxy_auth,
+            netrc=netrc,
         )
         return cls(ws, hub, owner, heartbeat=heartbeat, http=session)
 
@@ -329,8 +332,11 @@ class WebSocketConnection(SocketSender):
 
     async def _read(self) -> None:
         ws = self._ws
-        publish_audio = self._hub.publish_audio
-        handle = self._handle
+        # Functions called with their object rather than bound methods, which this
+        # frame would keep for the socket's life (64 bytes each: issue #19).
+        hub = self._hub
+        publish_audio = EventHub.publish_audio
+        handle = WebSocketConnection._handle
         ended: Optional[tuple[int, str]] = None
         burst = 0
         interval = self._heartbeat_interval
@@ -342,9 +348,9 @@ class WebSocketConnection(SocketSender):
             while True:
                 msg = await ws.receive()
                 if msg.type is _BINARY:  # the hot path: TTS audio
-                    publish_audio(msg.data)
+                    publish_audio(hub, msg.data)
                 else:
-                    ended = handle(msg)
+                    ended = handle(self, msg)
                     if ended is not None:
                         break
                 burst += 1

@@ -13,7 +13,7 @@ from typing import Any, Optional
 import aiohttp
 
 from .._compat import within
-from .._http_errors import auth_hint, connection_problem
+from .._http_errors import auth_hint, connection_problem, refused_request
 from .._http_sessions import RedirectRefused, redirected_elsewhere
 from .._redact import Redactor, safe_url
 from ..errors import (
@@ -42,10 +42,13 @@ async def open_socket(
     redactor: Optional[Redactor] = None,
     proxy: Optional[str] = None,
     proxy_auth: Optional[aiohttp.BasicAuth] = None,
+    netrc: bool = False,
 ) -> aiohttp.ClientWebSocketResponse[Any]:
     """Open the socket (bounded by ``connect_timeout``); ``redactor`` masks the client's
     secrets in the errors and their causes; ``proxy`` and ``proxy_auth`` come from
-    the transport's :meth:`~sayna_client._http.HttpTransport.route`.
+    the transport's :meth:`~sayna_client._http.HttpTransport.route`; ``netrc``: the
+    ``Authorization`` header holds ``.netrc`` credentials, not the ``api_key`` (a 401
+    then says no key was given).
 
     Raises:
         SaynaAuthenticationError (and other ``SaynaHttpError``): the upgrade got an
@@ -71,7 +74,7 @@ async def open_socket(
     failure: SaynaError
     try:
         if session.timeout.total == connect_timeout:
-            ws = await handshake  # the session's own timer bounds the handshake
+            ws = await handshake  # a user's session whose own total is the bound
         else:
             ws = await within(connect_timeout, handshake)
     except asyncio.TimeoutError as exc:
@@ -90,7 +93,10 @@ async def open_socket(
         body = await _refusal_body(
             session, url, headers, ssl, connect_timeout, proxy, proxy_auth, scrub
         )
-        failure = _handshake_error(where, exc.status, body, "Authorization" in headers)
+        hint = auth_hint(
+            "Authorization" in headers and not netrc, netrc=netrc, trust_env=session.trust_env
+        )
+        failure = _handshake_error(where, exc.status, body, hint)
     except (aiohttp.ClientError, OSError) as exc:
         cause = scrub.cause(exc)
         problem = scrub.scrub(connection_problem(url, exc))
@@ -98,7 +104,12 @@ async def open_socket(
     except ValueError as exc:  # aiohttp refused a header or the URL as built
         cause = scrub.cause(exc)
         failure = SaynaValidationError(
-            f"The WebSocket to {where} could not be opened: {scrub.scrub(str(exc))}"
+            refused_request(
+                f"The WebSocket upgrade to {where}",
+                scrub.scrub(str(exc)),
+                sent_key="Authorization" in headers and not netrc,
+                trust_env=session.trust_env,
+            )
         )
     else:
         moved = _redirect_of(ws, url)
@@ -181,9 +192,9 @@ async def _refusal_body(
         return text or None
 
 
-def _handshake_error(where: str, status: int, body: Any, sent_key: bool) -> SaynaHttpError:
+def _handshake_error(where: str, status: int, body: Any, auth: str) -> SaynaHttpError:
     """The typed error of a refused upgrade: the server's reason, and the fix in the
-    caller's terms (``api_key=``; never "pass api_key=" when one was passed)."""
+    caller's terms (``auth``, the 401 hint: never "pass api_key=" when one was passed)."""
     error = code = message = None
     if isinstance(body, dict):
         error = body.get("error") if isinstance(body.get("error"), str) else None
@@ -194,7 +205,7 @@ def _handshake_error(where: str, status: int, body: Any, sent_key: bool) -> Sayn
     elif isinstance(body, str):
         message = body[:200]
     reason = message or error or "no reason given"
-    hint = auth_hint(sent_key) if status == 401 else "check the URL points at a Sayna server"
+    hint = auth if status == 401 else "check the URL points at a Sayna server"
     return http_error_for_status(status)(
         f"WebSocket upgrade to {where} failed with HTTP {status}: {reason}; {hint}",
         status,

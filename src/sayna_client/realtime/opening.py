@@ -82,7 +82,6 @@ async def dial(
         SaynaNotConnectedError: the client was garbage-collected.
     """
     http = link.http()
-    http.handshake_timeout = connect_timeout  # for an aiohttp session made from now on
     proxy, proxy_auth, authorization = await http.route()
     headers = link.headers or _NO_HEADERS
     if authorization is not None:  # .netrc credentials for the host
@@ -102,6 +101,7 @@ async def dial(
         hub=hub,
         owner=owner,
         redactor=link.redactor,
+        netrc=authorization is not None,
     )
 
 

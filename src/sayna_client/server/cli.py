@@ -7,6 +7,7 @@ import asyncio
 import errno
 import logging
 import os
+import signal
 import socket
 import sys
 from typing import Any, Optional
@@ -155,14 +156,27 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
 
 
 async def _serve(server: LocalServer, out: _Printer) -> None:
-    await server.start()
+    """Serve until Ctrl-C or SIGTERM (``docker stop``, systemd, ``kill``): both close the
+    sessions with a close frame and stop the engine, then ``sayna serve`` exits 0."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     try:
-        out(f"Sayna local server listening on {server.url} (WebSocket {server.ws_url})")
-        out(f"engine: {server.engine}; LiveKit API key: {server.livekit_api_key}")
-        out("press Ctrl-C to stop")
-        await asyncio.Event().wait()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        on_sigterm = True
+    except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+        on_sigterm = False
+    try:
+        await server.start()
+        try:
+            out(f"Sayna local server listening on {server.url} (WebSocket {server.ws_url})")
+            out(f"engine: {server.engine}; LiveKit API key: {server.livekit_api_key}")
+            out("press Ctrl-C to stop")
+            await stop.wait()
+        finally:
+            await server.stop()
     finally:
-        await server.stop()
+        if on_sigterm:
+            loop.remove_signal_handler(signal.SIGTERM)
 
 
 class _Printer:
@@ -178,7 +192,7 @@ def serve_main(argv: Optional[list[str]] = None) -> int:
     a Sayna config file (:mod:`.config_file`), which command-line options and those
     variables override. Exits 2 when the engine is unavailable (e.g. ``--engine local``
     without ``pip install 'sayna-client[local]'``) or the config file is unusable, 0 on
-    Ctrl-C.
+    Ctrl-C or SIGTERM (sessions closed with a close frame, the engine stopped).
     """
     args = build_parser().parse_args(argv)
     logging.basicConfig(
