@@ -162,7 +162,9 @@ async def test_a_key_beside_netrc_on_a_trust_env_session_names_the_clash(
             client = SaynaClient(
                 server.url, stt(), tts(), api_key="sk-own-key", http_session=own, timeouts=_TIMEOUTS
             )
-            for call in (client.health, client.connect):
+            # get_voices, not health(): the server asks no key for health (on aiohttp 3.9
+            # the .netrc credentials would get through there).
+            for call in (client.get_voices, client.connect):
                 with pytest.raises(SaynaError) as info:
                     await call()
                 text = str(info.value)
