@@ -29,10 +29,11 @@ import logging
 from typing import Any, Callable, Optional
 
 from ..protocol.events import TTSAudio
-from .dispatcher import Dispatcher, Notice, Subscription, Subscriptions
+from .dispatcher import Dispatcher, Notice
 from .events import EventsDropped
 from .fanout import plan_for
 from .mailbox import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, Mailbox
+from .registry import Subscription, Subscriptions
 
 __all__ = ["DEFAULT_MAX_QUEUE", "DEFAULT_MAX_QUEUE_BYTES", "EventHub"]
 
@@ -51,7 +52,7 @@ class EventHub:
 
     What an idle session holds here is kept small (issue #19): the routes are a shared
     :class:`~.fanout.Plan` over one tuple of targets (see :mod:`.fanout`), the callbacks
-    one tuple and a shared plan of their own (:class:`~.dispatcher.Subscriptions`).
+    one tuple and a shared plan of their own (:class:`~.registry.Subscriptions`).
     """
 
     __slots__ = (

@@ -26,10 +26,10 @@ from ..protocol.events import (
     VADEventMessage,
 )
 from .conversation import Turn
-from .dispatcher import Subscription
 from .events import Event
 from .hub import EventHub
 from .mailbox import CLOSED, EMPTY, Mailbox, OwnDrop
+from .registry import Subscription
 
 __all__ = ["ERROR_EVENT_TYPES", "Subscriptions", "Unsubscribe", "iterate"]
 
