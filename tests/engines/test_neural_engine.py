@@ -187,12 +187,22 @@ def test_whisper_guards_hold_without_the_vad(probe: str) -> None:
 
 
 async def test_hint_spells_names_and_leaves_other_words(engine: LocalEngine) -> None:
+    # Piper samples every synthesis (random noise and durations), and about one sample in
+    # ten loses or bends a word: up to three fresh syntheses, every one close, one exact.
     text = "Hello from Sayna. I would like a cup of coffee, please."
     request = TTSRequest(text=text, sample_rate=RATE, voice_id="en_US-joe-medium")
-    speech = b"".join([chunk async for chunk in engine.synthesize(request)])
-    hinted = final_text(await recognise(engine, speech + bytes(RATE * 2), STTParams(hint="Sayna")))
-    assert "Sayna" in hinted, hinted
-    assert word_error_rate(text, hinted) == 0.0, hinted
+    heard = []
+    for _ in range(3):
+        speech = b"".join([chunk async for chunk in engine.synthesize(request)])
+        hinted = final_text(
+            await recognise(engine, speech + bytes(RATE * 2), STTParams(hint="Sayna"))
+        )
+        heard.append(hinted)
+        assert word_error_rate(text, hinted) <= 0.3, heard
+        if "Sayna" in hinted and word_error_rate(text, hinted) == 0.0:
+            break
+    else:
+        pytest.fail(f"no synthesis of 3 was heard exactly: {heard}")
 
 
 @pytest.mark.parametrize(
