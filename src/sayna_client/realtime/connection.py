@@ -42,10 +42,9 @@ from ..protocol.lifecycle import (
     received_close_code,
 )
 from .deadline import Deadlines, deadlines
-from .handshake import open_socket
-from .heartbeat import Heartbeat
 from .framing import FrameProtocol, WireViolation
-from .handshake import MAX_MESSAGE_BYTES
+from .handshake import MAX_MESSAGE_BYTES, open_socket
+from .heartbeat import Heartbeat
 from .hub import EventHub
 from .sender import ABNORMAL_CLOSURE, SocketSender
 from .wire import (

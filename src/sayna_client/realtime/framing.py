@@ -42,6 +42,11 @@ _RSV = 0x70
 _OP = 0x0F
 _CONTINUATION, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0, 1, 2, 8, 9, 10
 
+#: Frames handled in one turn of the event loop; the rest of a chunk waits for the
+#: next turn (the socket is not read meanwhile), so consumers of the events keep pace
+#: and a backlog stays in TCP's flow-controlled buffers rather than in their queues.
+FRAMES_PER_TURN = 128
+
 _PROTOCOL_ERROR = int(CloseCode.PROTOCOL_ERROR)
 _INVALID_PAYLOAD = int(CloseCode.INVALID_PAYLOAD)
 _TOO_BIG = int(CloseCode.MESSAGE_TOO_BIG)
@@ -115,6 +120,7 @@ class FrameProtocol(asyncio.Protocol):
         "_holding",
         "_max_size",
         "_need",
+        "_next_turn",
         "_previous",
         "_sink",
         "_waiters",
@@ -141,6 +147,8 @@ class FrameProtocol(asyncio.Protocol):
         self._waiters: Optional[collections.deque[asyncio.Future[None]]] = None
         #: True between hold() and release(): frames wait in _buffer.
         self._holding = False
+        #: True while the rest of a chunk waits for the loop's next turn.
+        self._next_turn = False
         #: False once a Close or a violation ended reading (later bytes are ignored).
         self.reading = True
         #: True while the transport's write buffer is over its high-water mark.
@@ -158,7 +166,7 @@ class FrameProtocol(asyncio.Protocol):
         buffer = self._buffer
         if buffer is not None:
             buffer += data
-            if len(buffer) < self._need or self._holding:
+            if len(buffer) < self._need or self._holding or self._next_turn:
                 return  # a large frame still arriving (no copy until it is whole), or held
             data = bytes(buffer)
             self._buffer = None
@@ -181,10 +189,17 @@ class FrameProtocol(asyncio.Protocol):
         frame_binary = sink.frame_binary
         size = len(data)
         pos = 0
+        budget = FRAMES_PER_TURN
         while self.reading:
             if self._holding:
                 need = 0
                 break
+            if not budget:
+                need = 0
+                if pos < size:
+                    self._wait_turn()
+                break
+            budget -= 1
             left = size - pos
             if left < 2:
                 need = 2
@@ -243,9 +258,24 @@ class FrameProtocol(asyncio.Protocol):
         if not self._holding:
             return
         self._holding = False
-        if self.reading and not self.lost:
-            self.transport.resume_reading()
-            self.data_received(b"")
+        self._go_on()
+
+    def _wait_turn(self) -> None:
+        """Leave the rest of the chunk for the loop's next turn."""
+        self._next_turn = True
+        self.transport.pause_reading()
+        asyncio.get_running_loop().call_soon(self._turn)
+
+    def _turn(self) -> None:
+        self._next_turn = False
+        self._go_on()
+
+    def _go_on(self) -> None:
+        """Handle what waits in the buffer and read the socket again, unless still held."""
+        if self._holding or self._next_turn or not self.reading or self.lost:
+            return
+        self.transport.resume_reading()
+        self.data_received(b"")
 
     def _frame(self, first: int, payload: bytes) -> None:
         """Any frame but a whole text or binary message outside a fragmented one."""

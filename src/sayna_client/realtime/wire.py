@@ -296,10 +296,10 @@ def own_path(ws: Any) -> Optional[Any]:
     """
     if not FAST_PATH or _apply_mask is None:
         return None
-    writer = getattr(ws, "_writer", None)
+    writer: Any = getattr(ws, "_writer", None)
     if getattr(writer, "compress", True) or getattr(writer, "_closing", True):
         return None
-    reader = getattr(ws, "_reader", None)
+    reader: Any = getattr(ws, "_reader", None)
     queued = getattr(reader, "_buffer", None)
     if queued is None or len(queued) or getattr(ws, "closed", True):
         return None
@@ -308,7 +308,7 @@ def own_path(ws: Any) -> Optional[Any]:
             return None
     except AttributeError:
         return None
-    transport = getattr(writer, "transport", None)
+    transport: Any = getattr(writer, "transport", None)
     usable = (
         upgrade_response(ws) is not None
         and callable(getattr(transport, "set_protocol", None))
