@@ -2,10 +2,11 @@
 that writes raw RFC 6455 frames: fragmented messages, control frames between fragments,
 frames split over many TCP writes, bursts, Close frames and protocol violations.
 
-Every test that aiohttp's reader would pass as well runs on both paths (the own one and
-aiohttp's ``receive()``, forced with ``wire.FAST_PATH``), so the two agree on what the
-application sees; the checks only a client reading frames itself makes (a masked frame
-from the server) run on the own path.
+The tests of well-formed traffic run on both paths (the own one and aiohttp's
+``receive()``, forced with ``wire.FAST_PATH``), so the two agree on what the application
+sees. The protocol violations run on the own path: on aiohttp's, what a violation is
+reported as is aiohttp's and differs between its versions (3.9 takes a reserved bit for
+compression and reports 1007).
 """
 
 from __future__ import annotations
@@ -270,7 +271,6 @@ VIOLATIONS = [
 @pytest.mark.parametrize(("name", "data", "code"), VIOLATIONS, ids=[v[0] for v in VIOLATIONS])
 async def test_protocol_violations_end_the_session_with_the_rfc_code(
     serve: Callable[[Script], Awaitable[tuple[RawServer, str]]],
-    path: str,
     name: str,
     data: bytes,
     code: int,
@@ -289,9 +289,8 @@ async def test_protocol_violations_end_the_session_with_the_rfc_code(
         assert closes[0].code == code, closes[0]
         assert not closes[0].will_reconnect
         assert messages == []
-        if path == "own":
-            await asyncio.wait_for(server.finished.wait(), 10)
-            assert server.client_close == code  # the client's Close names the violation
+        await asyncio.wait_for(server.finished.wait(), 10)
+        assert server.client_close == code  # the client's Close names the violation
 
 
 async def test_a_masked_frame_from_the_server_is_a_protocol_error(
