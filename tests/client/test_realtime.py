@@ -415,6 +415,24 @@ async def test_local_validation_happens_before_sending(
     assert record.audio_frames == 0
 
 
+async def test_a_speak_refused_for_its_flags_leaves_no_trace(
+    connected: SaynaClient, server: LocalServer
+) -> None:
+    # Checked before anything else: no handle, no pending playback for drain() or
+    # speak(wait=True) to wait for, no characters counted as synthesized.
+    record = server.records.last_session
+    before = len(record.messages)
+    with pytest.raises(SaynaValidationError, match="flush and allow_interruption"):
+        await connected.speak("hello", flush="yes")  # type: ignore[arg-type]
+    with pytest.raises(SaynaValidationError, match="flush and allow_interruption"):
+        await connected.speak("hello", allow_interruption=None)  # type: ignore[arg-type]
+    assert len(record.messages) == before
+    assert connected.speech.current is None
+    await connected.drain(timeout=5, settle=0.05)  # nothing outstanding
+    usage = connected.turn_metrics.summary()["usage"]
+    assert all(u["characters"] == 0 for u in usage.values())
+
+
 async def test_calls_in_the_wrong_state(server: LocalServer) -> None:
     async with make_client(server) as c:
         with pytest.raises(SaynaNotConnectedError, match="connect"):
