@@ -161,24 +161,28 @@ class Speaking:
             ``handle.interrupt()`` stops it, ``handle.text_heard`` is what the user heard.
 
         Raises:
-            SaynaValidationError: empty or oversized text (nothing is sent).
+            SaynaValidationError: empty or oversized text, or ``flush`` /
+                ``allow_interruption`` not True or False (nothing is sent, no handle
+                is made).
             SaynaNotConnectedError / SaynaNotReadyError: call ``connect()`` first.
             SaynaConnectionError: the socket closed while sending (or while waiting).
             SaynaTimeoutError: ``wait`` took longer than ``timeout``.
         """
         check_text("text", text)
+        _check_flags(flush, allow_interruption)
         session = self._session
-        session.ready_connection()
-        queue = self.speech
-        await queue.settle()
         conn = session.ready_connection()
+        queue = self.speech
+        if not queue.settled:  # (no coroutine per speak when nothing is to be waited for)
+            await queue.settle()
+            conn = session.ready_connection()
         handle = queue.open(allow_interruption)
         queue.add_chunk(handle, text)
         tracker = session.tracker
         tracker.speak_sent()
         done = tracker.wait_playback() if wait else None
         try:
-            await _send_speak(text, flush, allow_interruption, conn)
+            await conn.send_text(encode_speak(text, flush, allow_interruption))
         except BaseException:
             queue.abandon(handle, None)
             raise
