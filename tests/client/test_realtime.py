@@ -415,6 +415,26 @@ async def test_local_validation_happens_before_sending(
     assert record.audio_frames == 0
 
 
+async def test_a_speak_refused_for_its_flags_leaves_no_trace(
+    connected: SaynaClient, server: LocalServer
+) -> None:
+    # Checked before anything else: no handle, no pending playback for drain() or
+    # speak(wait=True) to wait for, no characters counted as synthesized.
+    record = server.records.last_session
+    before = len(record.messages)
+    with pytest.raises(SaynaValidationError, match="flush and allow_interruption"):
+        await connected.speak("hello", flush="yes")  # type: ignore[arg-type]
+    with pytest.raises(SaynaValidationError, match="flush and allow_interruption"):
+        await connected.speak("hello", allow_interruption=None)  # type: ignore[arg-type]
+    with pytest.raises(SaynaValidationError, match="flush and allow_interruption"):
+        await connected.speak_stream(["Hello there."], flush=1)  # type: ignore[arg-type]
+    assert len(record.messages) == before
+    assert connected.speech.current is None
+    await connected.drain(timeout=5, settle=0.05)  # nothing outstanding
+    usage = connected.turn_metrics.summary()["usage"]
+    assert all(u["characters"] == 0 for u in usage.values())
+
+
 async def test_calls_in_the_wrong_state(server: LocalServer) -> None:
     async with make_client(server) as c:
         with pytest.raises(SaynaNotConnectedError, match="connect"):
@@ -627,3 +647,53 @@ async def test_every_kind_of_audio_consumer_gets_every_frame_in_order(
     errors = [r for r in reports if isinstance(r, CallbackError)]
     assert len(errors) == sent
     assert all(r.event_type == "tts_audio" and "bad audio callback" in r.message for r in errors)
+
+
+async def test_audio_observers_come_and_go_without_touching_the_other_routes(
+    connected: SaynaClient, server: LocalServer
+) -> None:
+    # The speech queue observes TTS audio around every speak (issue #19: that cost two
+    # rebuilds of every route per speak). Observing audio replaces the audio routes
+    # only; an observer added or removed while a frame is published changes what the
+    # next frames reach, not that one; the callbacks' queue is never an observer.
+    from helpers.internals import event_hub
+
+    hub = event_hub(connected)
+    by_callback: list[bytes] = []
+    connected.register_on_tts_audio(by_callback.append)
+    connected.speech  # noqa: B018  (the speech queue and its event observers exist)
+    plan, targets = hub._plan, hub._targets
+    a: list[bytes] = []
+    b: list[bytes] = []
+    c: list[bytes] = []
+    d: list[bytes] = []
+
+    def observe_a(data: bytes) -> None:
+        if not a:  # the first frame: c stops and d starts, from the next frame on
+            hub.unobserve_audio(c.append)
+            hub.observe_audio(d.append)
+        a.append(data)
+
+    hub.observe_audio(observe_a)
+    hub.observe_audio(b.append)
+    hub.observe_audio(c.append)
+    hub.unobserve_audio(hub._dispatcher.put_audio)  # not an observer: no effect
+    hub.unobserve_audio(print)  # not observing: no effect
+    await connected.speak("one two", wait=True)
+    sent = server.records.last_session.sent_audio_frames
+    assert sent > 2
+    assert len(by_callback) == sent
+    assert a == b == by_callback
+    assert c == by_callback[:1]
+    assert d == by_callback[1:]
+    assert hub._plan is plan
+    assert hub._targets is targets  # the event routes were left alone
+    # A change of the other routes (a callback more) keeps the observers, in order.
+    before = hub._audio
+    hub.unobserve_audio(observe_a)
+    assert hub._audio == tuple(route for route in before if route != observe_a)
+    connected.register_on_stt_result(lambda _: None)
+    assert hub._plan is not plan
+    assert hub._audio[0] == hub._dispatcher.put_audio
+    assert hub._audio[-2:] == (b.append, d.append)
+    assert hub._audio == tuple(route for route in before if route != observe_a)

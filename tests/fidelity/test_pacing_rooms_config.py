@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 
 from helpers import internals
+from helpers.serve import sayna_serve
 from helpers.wire import collect, configure, of_type, send
 from sayna_client.server import LocalServer
 from sayna_client.server.config_file import ConfigFileError, load_config_file
@@ -246,25 +247,10 @@ async def test_sayna_serve_loads_hooks_from_the_config_file(
             "sip": {"hooks": [{"host": "h.example.com:5063", "url": "http://127.0.0.1:9/"}]},
         },
     )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sayna_client",
-        "serve",
-        "--config",
-        str(path),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-        url = line.split(" listening on ")[1].split()[0]
-        async with http.get(url + "/sip/hooks") as response:
-            hooks = (await response.json())["hooks"]
-    finally:
-        process.terminate()
-        await process.wait()
+    # No --port: the file's port (0) applies.
+    serve = sayna_serve("--config", str(path), port=None, module="sayna_client")
+    async with serve as served, http.get(served.url + "/sip/hooks") as response:
+        hooks = (await response.json())["hooks"]
     assert [hook["host"] for hook in hooks] == ["h.example.com:5063"]
 
 

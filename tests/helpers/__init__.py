@@ -6,4 +6,6 @@
 - :mod:`helpers.internals`: the one module that reads the client's private attributes,
   for the white-box wire and lifecycle tests.
 - :mod:`helpers.wire`: raw WebSocket helpers (what a client of any language sends).
+- :mod:`helpers.serve`: :func:`~helpers.serve.sayna_serve`, ``sayna serve`` in a subprocess
+  (started, waited for by its banner, always stopped).
 """

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 
 import aiohttp
 import pytest
 
+from helpers.serve import sayna_serve
 from sayna_client.server import LocalServer
 from sayna_client.server.cli import build_parser
 from sayna_client.testing import running_server
@@ -25,67 +24,32 @@ def test_parser_defaults() -> None:
 
 
 async def test_serve_main_runs_until_interrupted(http: aiohttp.ClientSession) -> None:
-    env = {**os.environ, "SAYNA_API_KEY": "env-key"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sayna_client.server",
-        "--port",
-        "0",
-        "--log-level",
-        "WARNING",
-        stdout=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    try:
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-        assert "listening on http://127.0.0.1:" in line
-        url = line.split("listening on ")[1].split()[0]
-        async with http.get(url + "/voices") as response:
+    async with sayna_serve(env={"SAYNA_API_KEY": "env-key"}) as served:
+        assert served.url.startswith("http://127.0.0.1:")
+        async with http.get(served.url + "/voices") as response:
             assert response.status == 401
-        async with http.get(url + "/voices", headers={"Authorization": "Bearer env-key"}) as r:
-            assert r.status == 200
-        process.send_signal(signal.SIGINT)
-        assert await asyncio.wait_for(process.wait(), 30) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        headers = {"Authorization": "Bearer env-key"}
+        async with http.get(served.url + "/voices", headers=headers) as response:
+            assert response.status == 200
+        served.process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(served.process.wait(), 30) == 0
 
 
 async def test_serve_main_shuts_down_cleanly_on_sigterm(http: aiohttp.ClientSession) -> None:
     """``docker stop``, systemd and ``kill`` send SIGTERM: it died of the signal (exit
     143, no close frame); now it stops as on Ctrl-C: sessions closed, exit 0."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sayna_client.server",
-        "--port",
-        "0",
-        "--log-level",
-        "WARNING",
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-        url = line.split("listening on ")[1].split()[0]
-        async with http.ws_connect(url.replace("http", "ws", 1) + "/ws") as ws:
+    async with sayna_serve() as served:
+        async with http.ws_connect(served.ws_url) as ws:
             await ws.send_json({"type": "config", "audio": False})
             ready = await asyncio.wait_for(ws.receive_json(), 30)
             assert ready["type"] == "ready"
-            process.send_signal(signal.SIGTERM)
+            served.process.send_signal(signal.SIGTERM)
             message = await asyncio.wait_for(ws.receive(), 30)
             while message.type is aiohttp.WSMsgType.TEXT:  # events sent before the close
                 message = await asyncio.wait_for(ws.receive(), 30)
             # A close frame, not a dropped connection (CLOSED / ERROR).
             assert message.type is aiohttp.WSMsgType.CLOSE
-        assert await asyncio.wait_for(process.wait(), 30) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        assert await asyncio.wait_for(served.process.wait(), 30) == 0
 
 
 async def test_running_server_context_manager(http: aiohttp.ClientSession) -> None:

@@ -9,15 +9,13 @@ import hmac
 import io
 import json
 import logging
-import os
-import signal
-import sys
 from typing import Any, Optional
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from helpers.serve import sayna_serve
 from helpers.waiting import eventually
 from sayna_client.server import LocalServer, SipHook
 from sayna_client.server.livekit import access_token
@@ -73,65 +71,20 @@ async def test_livekit_key_and_secret_are_configurable(http: aiohttp.ClientSessi
         assert await post_webhook(http, server.url, "APIother", secret) == 401
 
 
-async def run_serve(
-    *args: str, env: Optional[dict[str, str]] = None
-) -> tuple[asyncio.subprocess.Process, str, str]:
-    """Start ``sayna serve`` on a free port; return the process, its URL and its banner."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sayna_client.server",
-        "--port",
-        "0",
-        "--log-level",
-        "WARNING",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-    assert process.stdout is not None
-    lines = []
-    while True:
-        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-        assert line, "sayna serve exited early"
-        lines.append(line)
-        if "Ctrl-C" in line:
-            break
-    url = lines[0].split("listening on ")[1].split()[0]
-    return process, url, "".join(lines)
-
-
-async def stop_serve(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(process.wait(), 30)
-        except asyncio.TimeoutError:
-            process.kill()
-            await process.wait()
-
-
 async def test_sayna_serve_takes_livekit_credentials_from_flags_and_environment(
     http: aiohttp.ClientSession,
 ) -> None:
     secret = "env-livekit-secret-0123456789"
     env = {"LIVEKIT_API_KEY": "APIenv", "LIVEKIT_API_SECRET": secret}
-    process, url, banner = await run_serve(env=env)
-    try:
-        assert "LiveKit API key: APIenv" in banner
-        assert secret not in banner
-        assert await post_webhook(http, url, "APIenv", secret) == 200
-        assert await post_webhook(http, url, "devkey", "secret") == 401
-    finally:
-        await stop_serve(process)
-    process, url, banner = await run_serve(
-        "--livekit-api-key", "APIflag", env={"LIVEKIT_API_KEY": "", "LIVEKIT_API_SECRET": ""}
-    )
-    try:
-        assert "LiveKit API key: APIflag" in banner
-        assert await post_webhook(http, url, "APIflag", "secret") == 401  # random secret
-    finally:
-        await stop_serve(process)
+    async with sayna_serve(env=env) as served:
+        assert "LiveKit API key: APIenv" in served.banner
+        assert secret not in served.banner
+        assert await post_webhook(http, served.url, "APIenv", secret) == 200
+        assert await post_webhook(http, served.url, "devkey", "secret") == 401
+    flag_only = {"LIVEKIT_API_KEY": "", "LIVEKIT_API_SECRET": ""}
+    async with sayna_serve("--livekit-api-key", "APIflag", env=flag_only) as served:
+        assert "LiveKit API key: APIflag" in served.banner
+        assert await post_webhook(http, served.url, "APIflag", "secret") == 401  # random secret
 
 
 # --- raw sockets ---------------------------------------------------------------------
@@ -459,14 +412,11 @@ async def test_control_routes_need_the_api_key_and_can_be_turned_off(
         for path in ("/_local/faults", "/_local/bench/sessions"):
             async with http.get(server.url + path) as response:
                 assert response.status == 404
-    process, url, _ = await run_serve("--no-control")
-    try:
-        async with http.get(url + "/_local/faults") as response:
+    async with sayna_serve("--no-control") as served:
+        async with http.get(served.url + "/_local/faults") as response:
             assert response.status == 404
-        async with http.get(url + "/voices") as response:
+        async with http.get(served.url + "/voices") as response:
             assert response.status == 200
-    finally:
-        await stop_serve(process)
 
 
 # --- SIP hooks: no redirects, bounded replies, allow-list, no credentials in logs (item 13)

@@ -201,11 +201,6 @@ class SpeechHandle:
 
     # --- called by the queue ------------------------------------------------------------
 
-    def _credit(self, size: int) -> None:
-        self._bytes += size
-        if self._sent and self._sent == len(self.chunks):
-            self.audio_after_last_send = True
-
     def _finish(self, *, interrupted: bool, unplayed: int = 0, error: Any = None) -> None:
         if self._done.done():
             return
@@ -416,6 +411,12 @@ class SpeechQueue:
         if not handle.chunks:
             self.abandon(handle, None)  # nothing to say: done at once
 
+    @property
+    def settled(self) -> bool:
+        """No ``clear`` of an interruption is on its way: a ``speak`` sent now is not
+        cancelled by one (else :meth:`settle` waits for it)."""
+        return not self._clear_tasks
+
     async def settle(self) -> None:
         """Wait until the ``clear`` of an interruption is on the wire, so that a ``speak``
         sent next is not cancelled by it."""
@@ -464,15 +465,24 @@ class SpeechQueue:
     # --- observers (inline on the reader) -------------------------------------------------
 
     def on_tts_audio(self, data: bytes) -> None:
-        self.metrics.on_tts_audio(len(data))
+        # Hot path (every TTS frame while listening): the bytes are credited to the
+        # oldest handle here, without a call.
+        size = len(data)
+        self.metrics.on_tts_audio(size)
         handles = self._handles
         output = self._output
-        if not handles and output is None:
-            self._relisten()  # the metrics may have had their first byte: stop listening
-        if self._muted:
-            return  # audio of cancelled speech, already on its way
         if handles:
-            handles[0]._credit(len(data))
+            if self._muted:
+                return  # audio of cancelled speech, already on its way
+            handle = handles[0]
+            handle._bytes += size
+            if not handle.audio_after_last_send and handle._sent == len(handle.chunks) > 0:
+                handle.audio_after_last_send = True
+        elif output is None:
+            self._relisten()  # the metrics may have had their first byte: stop listening
+            return
+        elif self._muted:
+            return
         if output is not None:
             output.write(data)
 

@@ -178,18 +178,27 @@ class EventHub:
                 return
 
     def observe_audio(self, observer: Callable[[bytes], None]) -> None:
-        """:meth:`observe` for ``tts_audio``, called with the frame's bytes."""
-        self._rebuild(audio_observers=(*self._audio_observers(), observer))
+        """:meth:`observe` for ``tts_audio``, called with the frame's bytes.
+
+        Cheap (the speech queue starts and stops observing around every ``speak``):
+        the audio observers are the tail of the audio routes, so this replaces that one
+        tuple and leaves the plan and the other routes as they are.
+        """
+        self._audio = (*self._audio, observer)
 
     def unobserve_audio(self, observer: Callable[[bytes], None]) -> None:
         """Stop calling ``observer`` (added by :meth:`observe_audio`); no effect if it is
         not observing. Safe to call from an observer: the frame being published still
-        reaches the observers it was routed to."""
-        observers = self._audio_observers()
-        if observer not in observers:
-            return
-        index = observers.index(observer)
-        self._rebuild(audio_observers=observers[:index] + observers[index + 1 :])
+        reaches the observers it was routed to. Replaces the audio routes only (see
+        :meth:`observe_audio`)."""
+        audio = self._audio
+        # The callbacks' queue, when first, is never an observer (a bound method is made
+        # anew on each lookup: compared by equality).
+        start = 1 if "tts_audio" in self._plan.callback_types else 0
+        for index in range(start, len(audio)):
+            if audio[index] == observer:
+                self._audio = audio[:index] + audio[index + 1 :]
+                return
 
     def _observers(self) -> list[tuple[str, Route]]:
         """The observers as registered: the last targets, with the plan's types."""
@@ -205,16 +214,14 @@ class EventHub:
         *,
         iterators: Optional[tuple[tuple[Mailbox, Optional[frozenset[str]]], ...]] = None,
         observers: Optional[list[tuple[str, Route]]] = None,
-        audio_observers: Optional[tuple[Callable[[bytes], None], ...]] = None,
     ) -> None:
         """Recompute the routes after a change (the arguments given replace the hub's
-        iterators, observers or audio observers); a publish under way keeps its own."""
+        iterators or observers); a publish under way keeps its own."""
         if iterators is None:
             iterators = self._iterators
         if observers is None:
             observers = self._observers()
-        if audio_observers is None:
-            audio_observers = self._audio_observers()
+        audio_observers = self._audio_observers()
         dispatcher = self._dispatcher
         callback_types = frozenset(self._subs.by_type)
         plan = plan_for(

@@ -75,10 +75,11 @@ class Speaking:
         session = me
 
         async def send_chunk(text: str, flush: bool, allow_interruption: bool) -> None:
+            _check_flags(flush, allow_interruption)  # before it counts as sent
             session = _alive(me)
             conn = session.ready_connection()
             session.tracker.speak_sent()
-            await _send_speak(text, flush, allow_interruption, conn)
+            await conn.send_text(encode_speak(text, flush, allow_interruption))
 
         async def send_clear() -> None:
             await _send_clear(_alive(me))
@@ -161,24 +162,28 @@ class Speaking:
             ``handle.interrupt()`` stops it, ``handle.text_heard`` is what the user heard.
 
         Raises:
-            SaynaValidationError: empty or oversized text (nothing is sent).
+            SaynaValidationError: empty or oversized text, or ``flush`` /
+                ``allow_interruption`` not True or False (nothing is sent, no handle
+                is made).
             SaynaNotConnectedError / SaynaNotReadyError: call ``connect()`` first.
             SaynaConnectionError: the socket closed while sending (or while waiting).
             SaynaTimeoutError: ``wait`` took longer than ``timeout``.
         """
         check_text("text", text)
+        _check_flags(flush, allow_interruption)
         session = self._session
-        session.ready_connection()
-        queue = self.speech
-        await queue.settle()
         conn = session.ready_connection()
+        queue = self.speech
+        if not queue.settled:  # (no coroutine per speak when nothing is to be waited for)
+            await queue.settle()
+            conn = session.ready_connection()
         handle = queue.open(allow_interruption)
         queue.add_chunk(handle, text)
         tracker = session.tracker
         tracker.speak_sent()
         done = tracker.wait_playback() if wait else None
         try:
-            await _send_speak(text, flush, allow_interruption, conn)
+            await conn.send_text(encode_speak(text, flush, allow_interruption))
         except BaseException:
             queue.abandon(handle, None)
             raise
@@ -210,9 +215,11 @@ class Speaking:
             ``handle.interrupt()`` also stops reading the pieces.
 
         Raises:
-            SaynaValidationError: ``chunks`` is a string or not iterable.
+            SaynaValidationError: ``chunks`` is a string or not iterable, or ``flush`` /
+                ``allow_interruption`` is not True or False.
             SaynaNotConnectedError / SaynaNotReadyError: call ``connect()`` first.
         """
+        _check_flags(flush, allow_interruption)
         self._session.ready_connection()
         return self.speech.speak_stream(
             chunks, flush=flush, allow_interruption=allow_interruption, segmenter=segmenter

@@ -1,0 +1,117 @@
+"""``sayna serve`` in a subprocess: :func:`sayna_serve` starts it, waits until it listens
+(it reads the banner the command prints, no sleeps) and always stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import IO, Optional
+
+__all__ = ["STARTUP_TIMEOUT", "Served", "sayna_serve"]
+
+#: Seconds the command may take to print its banner (or to exit once stopped): generous,
+#: the suite shares a loaded 2-core machine; it bounds a failing test.
+STARTUP_TIMEOUT = 60.0
+#: The banner's last line (sayna_client.server.cli._serve): the server listens by then.
+_LAST_BANNER_LINE = "press Ctrl-C to stop"
+
+
+@dataclass
+class Served:
+    """A running ``sayna serve``: its process, base URL (``http://127.0.0.1:PORT``) and
+    the banner it printed (every line up to "press Ctrl-C to stop")."""
+
+    process: asyncio.subprocess.Process
+    url: str
+    banner: str
+
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket endpoint (``ws://127.0.0.1:PORT/ws``)."""
+        return "ws" + self.url[len("http") :] + "/ws"
+
+
+@asynccontextmanager
+async def sayna_serve(
+    *args: str,
+    env: Optional[dict[str, str]] = None,
+    port: Optional[int] = 0,
+    module: str = "sayna_client.server",
+) -> AsyncIterator[Served]:
+    """Run ``python -m <module> [serve] --port PORT --log-level WARNING *args`` until the
+    block ends.
+
+    Args:
+        args: more command-line options (``--no-control``, ``--config FILE``...).
+        env: variables set on top of this process's environment (``""`` values too).
+        port: the ``--port`` given (0: a free one); None passes none, so a ``--config``
+            file's port applies.
+        module: ``sayna_client.server`` (``serve_main`` itself) or ``sayna_client`` (the
+            ``sayna`` command: ``serve`` is added).
+
+    Yields:
+        The :class:`Served` process once its banner is printed, i.e. it listens.
+
+    Raises:
+        AssertionError: it exited before printing its banner (with its stderr), or took
+            over :data:`STARTUP_TIMEOUT` seconds.
+
+    On exit it sends SIGINT unless the process already ended (a test may stop it itself
+    and assert on its exit status) and waits for it; after :data:`STARTUP_TIMEOUT`
+    seconds, or when the block is cancelled, it kills it. The process is always reaped.
+    """
+    command = [sys.executable, "-m", module, *(["serve"] if module == "sayna_client" else [])]
+    if port is not None:
+        command += ["--port", str(port)]
+    command += ["--log-level", "WARNING", *args]
+    # stderr to a file, not a pipe: nobody reads a pipe while it runs, and a full one
+    # would block the server.
+    with tempfile.TemporaryFile() as stderr:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            stdin=asyncio.subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
+        try:
+            banner = await asyncio.wait_for(_read_banner(process, stderr), STARTUP_TIMEOUT)
+            url = banner.split(" listening on ", 1)[1].split()[0]
+            yield Served(process, url, banner)
+        finally:
+            await _stop(process)
+
+
+async def _read_banner(process: asyncio.subprocess.Process, stderr: IO[bytes]) -> str:
+    assert process.stdout is not None
+    lines: list[str] = []
+    while not lines or _LAST_BANNER_LINE not in lines[-1]:
+        line = (await process.stdout.readline()).decode()
+        if not line:
+            await process.wait()
+            stderr.seek(0)
+            raise AssertionError(
+                f"sayna serve exited with status {process.returncode} before listening;"
+                f" stdout: {''.join(lines)!r}; stderr: {stderr.read().decode()!r}"
+            )
+        lines.append(line)
+    return "".join(lines)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    try:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                process.send_signal(signal.SIGINT)
+            await asyncio.wait_for(process.wait(), STARTUP_TIMEOUT)
+    finally:
+        if process.returncode is None:  # timed out or cancelled
+            process.kill()
+            await process.wait()
