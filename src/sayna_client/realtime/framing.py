@@ -117,8 +117,8 @@ class FrameProtocol(asyncio.Protocol):
     __slots__ = (
         "_binary",
         "_buffer",
-        "_fragments",
         "_flowing",
+        "_fragments",
         "_fragments_op",
         "_holding",
         "_max_size",
