@@ -100,8 +100,9 @@ class RawServer:
 
     def write(self, data: bytes) -> None:
         """Raw bytes on the socket (the frames' bits exactly as given)."""
-        assert isinstance(self._transport, asyncio.WriteTransport)
-        self._transport.write(data)
+        transport: Any = self._transport  # uvloop's transports are not asyncio's classes
+        assert transport is not None
+        transport.write(data)
 
 
 @pytest.fixture(params=["own", "aiohttp"])

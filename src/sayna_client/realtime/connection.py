@@ -49,7 +49,6 @@ from .hub import EventHub
 from .sender import ABNORMAL_CLOSURE, SocketSender
 from .wire import (
     PING,
-    PONG,
     SendProgress,
     drop_transport,
     frame_writer,
@@ -319,9 +318,10 @@ class WebSocketConnection(SocketSender):
         self._hub.publish_audio(data)
 
     def frame_ping(self, payload: bytes) -> None:
-        """Answer a Ping with a Pong carrying its payload."""
+        """Answer a Ping with a Pong carrying its payload (while the server reads
+        nothing, only its latest Ping, once it reads again: see FrameWriter.pong)."""
         if self._frames is not None:
-            self._frames.write_control(PONG, payload)
+            self._frames.pong(payload)
 
     def frame_pong(self) -> None:
         """A Pong: the peer is alive."""

@@ -42,10 +42,15 @@ _RSV = 0x70
 _OP = 0x0F
 _CONTINUATION, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0, 1, 2, 8, 9, 10
 
-#: Frames handled in one turn of the event loop; the rest of a chunk waits for the
-#: next turn (the socket is not read meanwhile), so consumers of the events keep pace
-#: and a backlog stays in TCP's flow-controlled buffers rather than in their queues.
+#: Frames handled in one turn of the event loop; the rest waits for the next turn (the
+#: socket is not read meanwhile), so consumers of the events keep pace and a backlog
+#: stays in TCP's flow-controlled buffers rather than in their queues. Counted across
+#: chunks, not per chunk: uvloop (libuv) hands a socket's data over in up to 32 chunks
+#: in one turn, and Python 3.9/3.10's TLS one chunk per TLS record.
 FRAMES_PER_TURN = 128
+#: Bytes read in one turn of the event loop before the socket waits for the next turn
+#: (asyncio's own loop reads up to 256 KiB a turn; uvloop up to 32 times that).
+BYTES_PER_TURN = 256 * 1024
 
 _PROTOCOL_ERROR = int(CloseCode.PROTOCOL_ERROR)
 _INVALID_PAYLOAD = int(CloseCode.INVALID_PAYLOAD)
@@ -116,6 +121,7 @@ class FrameProtocol(asyncio.Protocol):
 
     __slots__ = (
         "_binary",
+        "_budget",
         "_buffer",
         "_flowing",
         "_fragments",
@@ -126,8 +132,10 @@ class FrameProtocol(asyncio.Protocol):
         "_next_turn",
         "_previous",
         "_sink",
+        "_taken",
         "_waiters",
         "lost",
+        "on_resume",
         "paused",
         "reading",
         "transport",
@@ -160,12 +168,18 @@ class FrameProtocol(asyncio.Protocol):
         self._holding = False
         #: True while the rest of a chunk waits for the loop's next turn.
         self._next_turn = False
+        #: Frames that may still be handled, and bytes read, before the loop turns (both
+        #: reset by _turn).
+        self._budget = FRAMES_PER_TURN
+        self._taken = 0
         #: False once a Close or a violation ended reading (later bytes are ignored).
         self.reading = True
         #: Frames are handled now: reading, not held, not waiting for the next turn.
         self._flowing = True
         #: True while the transport's write buffer is over its high-water mark.
         self.paused = False
+        #: Called soon after writing resumes, once (the writer's late Pong).
+        self.on_resume: Optional[Callable[[], None]] = None
         #: True once the connection ended.
         self.lost = False
 
@@ -173,12 +187,15 @@ class FrameProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Parse every whole frame of ``data`` (after what an earlier chunk left over)
-        and hand each to the sink, at most :data:`FRAMES_PER_TURN` in this turn of the
-        loop; keep an incomplete last frame for the next chunk."""
+        and hand each to the sink, at most :data:`FRAMES_PER_TURN` frames between two
+        turns of the loop, and no more of the socket in this turn once about
+        :data:`BYTES_PER_TURN` bytes were read; keep an incomplete last frame for the next
+        chunk."""
         if not self._flowing:
             if self.reading:
                 self._keep(data)  # held, or waiting for the next turn
             return
+        self._taken += len(data)
         buffer = self._buffer
         if buffer is not None:
             buffer += data
@@ -188,6 +205,8 @@ class FrameProtocol(asyncio.Protocol):
             self._buffer = None
         try:
             self._parse(data)
+            if self._taken >= BYTES_PER_TURN and self._flowing:
+                self._wait_turn()  # read no more in this turn
         except WireViolation as violation:
             self._stop()
             self._tell_violation(violation)
@@ -202,7 +221,7 @@ class FrameProtocol(asyncio.Protocol):
         # whole text and binary frames handed over at once, the rest to _frame().
         size = len(data)
         pos = 0
-        budget = FRAMES_PER_TURN
+        budget = self._budget
         binary = self._binary
         sink = self._sink
         while self._flowing:
@@ -255,6 +274,7 @@ class FrameProtocol(asyncio.Protocol):
             if not self.reading:
                 return  # reading ended (a Close): the rest is ignored
             need = 0  # held after a frame: the rest waits for release()
+        self._budget = budget
         if pos < size:
             self._buffer = bytearray(data[pos:])
             self._need = need
@@ -264,6 +284,7 @@ class FrameProtocol(asyncio.Protocol):
         buffer = self._buffer
         if buffer is None:
             self._buffer = bytearray(data)
+            self._need = 0  # it may hold whole frames: look when reading goes on
         else:
             buffer += data
 
@@ -283,7 +304,7 @@ class FrameProtocol(asyncio.Protocol):
         self._go_on()
 
     def _wait_turn(self) -> None:
-        """Leave the rest of the chunk for the loop's next turn."""
+        """Leave the rest of the chunk, and the socket, for the loop's next turn."""
         self._next_turn = True
         self._flowing = False
         self.transport.pause_reading()
@@ -291,6 +312,8 @@ class FrameProtocol(asyncio.Protocol):
 
     def _turn(self) -> None:
         self._next_turn = False
+        self._budget = FRAMES_PER_TURN
+        self._taken = 0
         self._go_on()
 
     def _go_on(self) -> None:
@@ -300,7 +323,8 @@ class FrameProtocol(asyncio.Protocol):
         self._flowing = True
         self.transport.resume_reading()
         if self._buffer is not None:
-            self._need = 0  # what waits may hold whole frames: look now
+            # Whole frames left by a turn or a hold have _need 0; an incomplete one
+            # keeps its own (not copied again until it is whole).
             self.data_received(b"")
 
     def _frame(self, first: int, payload: bytes) -> None:
@@ -385,6 +409,7 @@ class FrameProtocol(asyncio.Protocol):
         """The connection ended: wake every waiting send, tell the sink, then aiohttp's
         protocol (its view of the connection), and let go of both."""
         self.lost = True
+        self.on_resume = None
         self._stop()
         self._wake()
         sink, self._sink = self._sink, None  # no cycle left through the connection
@@ -409,8 +434,12 @@ class FrameProtocol(asyncio.Protocol):
         self.paused = True
 
     def resume_writing(self) -> None:
-        """The transport drained below its low-water mark: waiting sends go on."""
+        """The transport drained below its low-water mark: waiting sends go on, and
+        :attr:`on_resume` is called (once, soon: not inside the transport's own write)."""
         self.paused = False
+        callback, self.on_resume = self.on_resume, None
+        if callback is not None:
+            asyncio.get_running_loop().call_soon(callback)
         self._wake()
 
     async def writable(self) -> None:

@@ -158,6 +158,7 @@ class FrameWriter:
         "_last",
         "_loop",
         "_mask",
+        "_pong",
         "_size",
         "_transport",
         "closing",
@@ -175,6 +176,8 @@ class FrameWriter:
         self._loop = asyncio.get_running_loop()
         self._last = float("-inf")  # monotonic time of the previous frame
         self._batch: Optional[bytearray] = None  # frames of a burst not yet written
+        #: The payload of the latest Ping not answered yet (while the transport is paused).
+        self._pong: Optional[bytes] = None
         #: True once our Close is written: no data frame may follow it (RFC 6455 §5.5.1).
         self.closing = False
         #: Bytes handed to the transport so far (see :class:`SendProgress`).
@@ -242,6 +245,24 @@ class FrameWriter:
         if first == _CLOSE:
             self.closing = True
         return True
+
+    def pong(self, payload: bytes) -> None:
+        """Answer a Ping carrying ``payload``. While the transport is paused (the peer is
+        not reading) the Pong waits, and only the latest Ping is answered once writing
+        resumes (RFC 6455 §5.5.3 allows it): a server sending Pings while it reads
+        nothing would otherwise fill the client's memory with Pongs. Nothing is written
+        once the socket is closing."""
+        if self._flow.paused:
+            if self._pong is None:
+                self._flow.on_resume = self._late_pong
+            self._pong = payload
+            return
+        self.write_control(PONG, payload)
+
+    def _late_pong(self) -> None:
+        payload, self._pong = self._pong, None
+        if payload is not None:
+            self.write_control(PONG, payload)
 
     def write_close(self, code: int, reason: bytes = b"") -> bool:
         """Write our Close frame with ``code``; False if the socket is already closing."""
