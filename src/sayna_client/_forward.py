@@ -89,10 +89,14 @@ class ForwardAttribute(Generic[T]):
         self._part = operator.attrgetter(path)
         self._writable = writable
         self._name = ""
+        #: Reads ``obj.<path>.<name>`` in one call (``client.ready`` is read per event);
+        #: made by ``__set_name__``.
+        self._read: Callable[[object], Any] = _unnamed
         self.__doc__ = doc
 
     def __set_name__(self, owner: type, name: str) -> None:
         self._name = name
+        self._read = operator.attrgetter(f"{self._path}.{name}")
 
     @overload
     def __get__(self, obj: None, owner: Optional[type] = None) -> ForwardAttribute[T]: ...
@@ -103,7 +107,7 @@ class ForwardAttribute(Generic[T]):
     def __get__(self, obj: Optional[object], owner: Optional[type] = None) -> Any:
         if obj is None:
             return self
-        return getattr(self._part(obj), self._name)
+        return self._read(obj)
 
     def __set__(self, obj: object, value: T) -> None:
         if not self._writable:
@@ -141,3 +145,7 @@ class ReadyField:
 
 
 _ready_message = operator.attrgetter("_voice.ready_message")
+
+
+def _unnamed(_obj: object) -> Any:
+    raise TypeError("a ForwardAttribute works only as an attribute set in a class body")

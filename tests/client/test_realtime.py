@@ -426,6 +426,8 @@ async def test_a_speak_refused_for_its_flags_leaves_no_trace(
         await connected.speak("hello", flush="yes")  # type: ignore[arg-type]
     with pytest.raises(SaynaValidationError, match="flush and allow_interruption"):
         await connected.speak("hello", allow_interruption=None)  # type: ignore[arg-type]
+    with pytest.raises(SaynaValidationError, match="flush and allow_interruption"):
+        await connected.speak_stream(["Hello there."], flush=1)  # type: ignore[arg-type]
     assert len(record.messages) == before
     assert connected.speech.current is None
     await connected.drain(timeout=5, settle=0.05)  # nothing outstanding

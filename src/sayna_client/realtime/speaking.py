@@ -75,10 +75,11 @@ class Speaking:
         session = me
 
         async def send_chunk(text: str, flush: bool, allow_interruption: bool) -> None:
+            _check_flags(flush, allow_interruption)  # before it counts as sent
             session = _alive(me)
             conn = session.ready_connection()
             session.tracker.speak_sent()
-            await _send_speak(text, flush, allow_interruption, conn)
+            await conn.send_text(encode_speak(text, flush, allow_interruption))
 
         async def send_clear() -> None:
             await _send_clear(_alive(me))
@@ -214,9 +215,11 @@ class Speaking:
             ``handle.interrupt()`` also stops reading the pieces.
 
         Raises:
-            SaynaValidationError: ``chunks`` is a string or not iterable.
+            SaynaValidationError: ``chunks`` is a string or not iterable, or ``flush`` /
+                ``allow_interruption`` is not True or False.
             SaynaNotConnectedError / SaynaNotReadyError: call ``connect()`` first.
         """
+        _check_flags(flush, allow_interruption)
         self._session.ready_connection()
         return self.speech.speak_stream(
             chunks, flush=flush, allow_interruption=allow_interruption, segmenter=segmenter
