@@ -2,7 +2,8 @@
 
     python benchmarks/opcodes.py [--base REF]... [--top 12] [--output FILE]
 
-Counts, without timing (so a shared, noisy machine gives the same figures), the Python
+Counts, without timing (so a shared, noisy machine gives nearly the same figures: events
+that happen to arrive together share a wake-up, about 2 % either way), the Python
 bytecode instructions the SDK's client code executes (``sys.settrace`` with opcode events;
 ``sayna_client`` outside ``sayna_client/server``, so aiohttp, asyncio and the in-process
 local server are left out) for the events of ``load.py --speak``: a session with an
@@ -14,7 +15,9 @@ faster than real time:
 * **stt_result**: one interim result pushed by the server (``/_local/bench`` burst, 2 ms
   apart: each handled on its own), up to the callback's return;
 * **TTS frame**: one audio frame pushed the same way (no speech outstanding), up to the
-  callback.
+  callback;
+* **audio frame sent**: ``await client.on_audio_input(frame)`` of one 20 ms frame, the
+  frames 5 ms apart (as a live stream: each written on its own).
 
 Each figure runs in a fresh process, for this work tree's ``src/`` and for each ``--base``
 (``src/`` of that git revision), so the A/B is of the same run. Instructions are not time
@@ -41,6 +44,8 @@ HERE = Path(__file__).resolve().parent
 SPEAK_CYCLES = 50
 RESULTS = 200
 FRAMES = 450
+SENT_FRAMES = 200
+EVENTS = ("speak cycle", "stt_result", "TTS frame", "audio frame sent")
 
 # --- one run (child process) ------------------------------------------------------------------
 
@@ -142,6 +147,18 @@ async def _measure() -> dict[str, dict[str, float]]:
                 await asyncio.wait_for(done.wait(), 60)
                 tracer.stop()
                 results["stt_result" if kind == "stt" else "TTS frame"] = tracer.by_function(count)
+
+            frame = bytes(640)
+            for _ in range(10):  # warm up
+                await client.on_audio_input(frame)
+                await asyncio.sleep(0.005)
+            tracer = Tracer()
+            for _ in range(SENT_FRAMES):
+                tracer.start()
+                await client.on_audio_input(frame)
+                tracer.stop()
+                await asyncio.sleep(0.005)
+            results["audio frame sent"] = tracer.by_function(SENT_FRAMES)
         await client.disconnect()
     return results
 
@@ -182,13 +199,13 @@ def _report(runs: dict[str, dict[str, dict[str, float]]], top: int) -> str:
         "| per event | " + " | ".join(names) + " |",
         "| --- |" + " ---: |" * len(names),
     ]
-    for event in ("speak cycle", "stt_result", "TTS frame"):
+    for event in EVENTS:
         cells = [f"{_total(runs[name][event]):,.0f}" for name in names]
         lines.append(f"| {event} | " + " | ".join(cells) + " |")
     frames = [f"{runs[name]['speak cycle'].get('(TTS frames per speak)', 0):g}" for name in names]
     lines.append("| (TTS frames per speak cycle) | " + " | ".join(frames) + " |")
     lines.append("")
-    for event in ("speak cycle", "stt_result", "TTS frame"):
+    for event in EVENTS:
         for name in names:
             shown = ", ".join(
                 f"{k} {v:.1f}"

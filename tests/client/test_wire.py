@@ -31,7 +31,7 @@ from sayna_client.realtime.wire import (
     BATCH_BYTES,
     BURST_GAP,
     frame_header,
-    frame_writer,
+    own_path,
 )
 from sayna_client.server import LocalServer
 
@@ -98,16 +98,21 @@ class _WriteSpy:
         return bool(self._transport.is_closing())
 
     def frames(self) -> list[tuple[bytes, bytes]]:
-        """(masking key, unmasked payload) of every frame written (masked, 126..65535
-        bytes of payload: a 4-byte header)."""
+        """(masking key, unmasked payload) of every binary frame written (masked, under
+        64 KiB of payload); other frames (the Close) are parsed and skipped."""
         stream = b"".join(self.writes)
         found = []
         while stream:
-            assert stream[:2] == b"\x82\xfe"
-            size = int.from_bytes(stream[2:4], "big")
-            key, masked = stream[4:8], stream[8 : 8 + size]
-            found.append((key, bytes(b ^ key[i % 4] for i, b in enumerate(masked))))
-            stream = stream[8 + size :]
+            assert stream[1] & 0x80, "a client frame must be masked"
+            size, start = stream[1] & 0x7F, 2
+            if size == 126:
+                size, start = int.from_bytes(stream[2:4], "big"), 4
+            key, masked = stream[start : start + 4], stream[start + 4 : start + 4 + size]
+            if stream[0] == 0x82:
+                found.append((key, bytes(b ^ key[i % 4] for i, b in enumerate(masked))))
+            else:
+                assert stream[0] == 0x88, "only binary frames and the Close are sent here"
+            stream = stream[start + 4 + size :]
         return found
 
 
@@ -228,19 +233,22 @@ async def test_send_on_a_closing_socket_is_a_typed_error(server: LocalServer, pa
     assert server.records.last_session.audio_bytes == 640
 
 
-async def test_compressed_socket_uses_send_bytes(
+async def test_the_data_path_is_taken_over_only_when_aiohttp_is_as_expected(
     server: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(f"{server.url}/ws", compress=15) as ws:
-            assert frame_writer(ws) is None  # per-message deflate: aiohttp frames it
-        async with session.ws_connect(f"{server.url}/ws") as ws:
-            # This aiohttp's writer is laid out as the fast path expects...
-            assert frame_writer(ws) is not None
-            assert wire.transport_of(ws) is not None
-            # ...and the switch turns the fast path off.
+            assert own_path(ws) is None  # per-message deflate: aiohttp frames it
+        async with session.ws_connect(f"{server.url}/ws", compress=0) as ws:
+            await ws.send_str("not json")  # the server answers with an error frame...
+            await eventually(lambda: len(ws._reader._buffer) > 0)  # type: ignore[attr-defined]
+            assert own_path(ws) is None  # ...which aiohttp has already taken: not lost
+        async with session.ws_connect(f"{server.url}/ws", compress=0) as ws:
+            # This aiohttp is laid out as the own path expects...
+            assert own_path(ws) is wire.transport_of(ws) is not None
+            # ...and the switch turns the own path off.
             monkeypatch.setattr(wire, "FAST_PATH", False)
-            assert frame_writer(ws) is None
+            assert own_path(ws) is None
 
 
 async def test_send_waits_while_the_server_does_not_read(path: str) -> None:

@@ -1,13 +1,18 @@
-"""One WebSocket connection: ``config`` → ``ready``, the reader task, the heartbeat, close.
+"""One WebSocket connection: ``config`` → ``ready``, receiving, the heartbeat, close.
 
 The upgrade is :mod:`.handshake`'s and the sends are :mod:`.sender`'s (the connection's
-base class); with :mod:`.wire`, which writes audio frames to the transport, these are
-the only modules that touch aiohttp's WebSocket API, and the places where its exceptions
+base class); with :mod:`.wire` and :mod:`.framing`, these are the only modules that
+touch aiohttp's WebSocket API or the transport, and the places where their exceptions
 are translated (always chained with ``from``).
 
-The reader task owns the socket's receive side. It decodes every frame, records
-``ready``, and publishes events to the :class:`~.hub.EventHub`, which never
-blocks; so a slow consumer cannot delay close detection or the heartbeat.
+**Two ways to receive.** Normally the client takes the socket's data path over after the
+upgrade (:func:`~.wire.own_path`): a :class:`~.framing.FrameProtocol` parses the frames
+as they arrive and calls this connection's ``frame_*`` methods, in order, with no task
+and no future per message. When aiohttp is not laid out as expected (or the tests turn
+:data:`~.wire.FAST_PATH` off) a reader task reads through aiohttp's ``receive()``
+instead. Either way every text frame is decoded, ``ready`` recorded and each event
+published to the :class:`~.hub.EventHub`, which never blocks; so a slow consumer cannot
+delay close detection or the heartbeat.
 """
 
 from __future__ import annotations
@@ -37,11 +42,21 @@ from ..protocol.lifecycle import (
     received_close_code,
 )
 from .deadline import Deadlines, deadlines
-from .handshake import open_socket
+from .framing import FrameProtocol, WireViolation
+from .handshake import MAX_MESSAGE_BYTES, open_socket
 from .heartbeat import Heartbeat
 from .hub import EventHub
 from .sender import ABNORMAL_CLOSURE, SocketSender
-from .wire import SendProgress, drop_transport, send_progress
+from .wire import (
+    PING,
+    PONG,
+    SendProgress,
+    drop_transport,
+    frame_writer,
+    own_path,
+    send_progress,
+    upgrade_response,
+)
 
 __all__ = ["ConnectionOwner", "WebSocketConnection"]
 
@@ -79,16 +94,18 @@ class ConnectionOwner(Protocol):
 
 
 class WebSocketConnection(SocketSender):
-    """A single connected socket and its reader task. Not reused after it closes.
+    """A single connected socket. Not reused after it closes.
 
-    Until the first ``ready`` the connecting task reads the socket itself (as code
-    written by hand against aiohttp would: no hand-off between tasks on the connect
-    path); the reader task takes over from then on.
+    On the client's own data path (see the module docstring) the frames arrive through
+    the ``frame_*`` methods (the :class:`~.framing.FrameSink` protocol). On aiohttp's,
+    until the first ``ready`` the connecting task reads the socket itself and a reader
+    task takes over from then on.
     """
 
     __slots__ = (
         "_closing_by_client",
         "_control",
+        "_ended",
         "_heartbeat",
         "_heartbeat_interval",
         "_http",
@@ -97,6 +114,7 @@ class WebSocketConnection(SocketSender):
         "_reader",
         "_ready_waiter",
         "_sent",
+        "_wire",
         "phase",
     )
 
@@ -129,6 +147,17 @@ class WebSocketConnection(SocketSender):
         self._sent: Optional[SendProgress] = None  # made at the first Ping
         #: Ping / Pong sends and the close after a dead heartbeat (awaited by close()).
         self._control: Optional[set[asyncio.Task[None]]] = None
+        #: Set when the session ends (made by close() while it waits for the server).
+        self._ended: Optional[asyncio.Future[None]] = None
+        #: The client's own data path (None: aiohttp's reader task and sends).
+        self._wire: Optional[FrameProtocol] = None
+        transport = own_path(ws)
+        if transport is not None:
+            wire = FrameProtocol(self, MAX_MESSAGE_BYTES, transport, transport.get_protocol())
+            transport.set_protocol(wire)
+            self._wire = wire
+            self._frames = frame_writer(transport, wire)
+            self._binary_sender = self._frames.send
 
     # --- opening -------------------------------------------------------------------
 
@@ -190,6 +219,20 @@ class WebSocketConnection(SocketSender):
         expiry: Optional[Deadlines] = None
         try:
             await self.send_text(config_text)
+            if self._wire is not None:
+                # Frames arrive on their own; only the deadline is ours to keep (one
+                # timer of the loop for every connection: see .deadline).
+                if ready_timeout is not None:
+                    expiry = deadlines(ready_timeout)
+                    expiry.add(waiter, self._ready_expired, waiter)
+                try:
+                    ready = await waiter
+                finally:
+                    # What followed the answer is handled once this task has resumed
+                    # (see frame_text): as the old reader task started after ready.
+                    loop.call_soon(self._wire.release)
+                self._start_heartbeat()
+                return ready
             if self._reader is not None:
                 # The waiter is ours alone: a timeout may cancel it (no shield needed).
                 return await within(ready_timeout, waiter)
@@ -220,7 +263,9 @@ class WebSocketConnection(SocketSender):
             return
         waiter.set_exception(asyncio.TimeoutError())
         self._closing_by_client = True  # giving up on this socket is our decision
-        self._spawn(self._ws.close())  # wakes the pending receive() with CLOSING
+        if self._wire is None:
+            self._spawn(self._ws.close())  # wakes the pending receive() with CLOSING
+        # (On the own path the caller, woken by the waiter, closes the connection.)
 
     async def _read_until_ready(self, waiter: asyncio.Future[ReadyMessage]) -> ReadyMessage:
         """Read on the calling task until ``waiter`` is decided, then start the reader."""
@@ -242,7 +287,101 @@ class WebSocketConnection(SocketSender):
             waiter.set_exception(self._closed_error())
         return waiter.result()
 
-    # --- reading -------------------------------------------------------------------
+    # --- receiving on the own data path (the FrameSink protocol) ------------------------
+
+    def frame_text(self, text: str) -> None:
+        """A text message: decode it, note ``ready`` / a config ``error``, publish it.
+
+        A ``ready`` or refusal that answers a waiting :meth:`configure` holds the frames
+        after it until that task has resumed (``connect()`` returns before a Close the
+        server sent right after ``ready`` is handled)."""
+        event = decode_text(text)
+        event_type = event.type
+        if event_type == "ready" or event_type == "error":
+            waiter = self._ready_waiter
+            pending = waiter is not None and not waiter.done()
+            if event_type == "ready":
+                self._got_ready(cast(ReadyMessage, event))
+            else:
+                self._got_error(cast(ErrorMessage, event))
+            if pending and waiter.done() and self._wire is not None:  # type: ignore[union-attr]
+                self._wire.hold()
+        self._hub.publish(event)
+
+    def frame_binary(self, data: bytes) -> None:
+        """A binary message: TTS audio."""
+        self._hub.publish_audio(data)
+
+    def frame_ping(self, payload: bytes) -> None:
+        """Answer a Ping with a Pong carrying its payload."""
+        if self._frames is not None:
+            self._frames.write_control(PONG, payload)
+
+    def frame_pong(self) -> None:
+        """A Pong: the peer is alive."""
+        if self._heartbeat is not None:
+            self._heartbeat.pong()
+
+    def frame_close(self, code: int, reason: str) -> None:
+        """The server's Close: answer it unless ours went first, end the session, and
+        close the TCP connection (after the answer is written)."""
+        frames = self._frames
+        if frames is not None and not frames.closing:
+            frames.write_close(int(CloseCode.NORMAL_CLOSURE))  # aiohttp answered 1000 too
+        if self._closing_by_client and not reason:
+            reason = _CLOSED_BY_CLIENT[1]
+        self._finish(received_close_code(code), reason)
+        self._end_transport()
+
+    def frame_violation(self, violation: WireViolation) -> None:
+        """The server broke the protocol: Close with the code it earns, and end."""
+        logger.warning("Sayna server broke the WebSocket protocol: %s", violation.reason)
+        if self._frames is not None:
+            self._frames.write_close(violation.code)
+        self._finish(violation.code, violation.reason)
+        self._end_transport()
+
+    def frame_failure(self, exc: Exception) -> None:
+        """Handling a frame raised: log it, end the session as lost (no further frame
+        would be handled in order)."""
+        logger.error("Sayna reader failed", exc_info=exc)
+        self._finish(ABNORMAL_CLOSURE, _describe(exc))
+        drop_transport(self._ws)
+
+    def wire_lost(self, exc: Optional[BaseException]) -> None:
+        """The TCP connection ended: end the session if nothing did yet, and release
+        aiohttp's record of the connection."""
+        self._finish(ABNORMAL_CLOSURE, self._lost_reason(exc))
+        response = upgrade_response(self._ws)
+        if response is not None:
+            response.close()
+
+    def _lost_reason(self, exc: Optional[BaseException]) -> str:
+        """Why the connection ended without a Close frame from the server, in words."""
+        http = self._http
+        if http is not None and http.closed and not self._closing_by_client:
+            self._closing_by_client = True  # the close is this process's doing
+            return f"{_CLOSED_BY_CLIENT[1]}: the aiohttp ClientSession it used was closed"
+        if self._closing_by_client:
+            return _CLOSED_BY_CLIENT[1]
+        if exc is None or isinstance(exc, ConnectionResetError):
+            return PEER_HUNG_UP
+        return _describe(exc)
+
+    def _end_transport(self) -> None:
+        """Close the TCP connection once what is buffered is written."""
+        wire = self._wire
+        if wire is not None:
+            wire.transport.close()
+
+    def _start_heartbeat(self) -> None:
+        interval = self._heartbeat_interval
+        if interval is not None and self._heartbeat is None and self.close_info is None:
+            heartbeat = Heartbeat(interval, self)
+            self._heartbeat = heartbeat
+            heartbeat.start()
+
+    # --- receiving through aiohttp (the fallback) ------------------------------------
 
     def _handle(self, msg: aiohttp.WSMessage) -> Optional[tuple[int, str]]:
         """Process one frame; returns ``(code, reason)`` when the socket has ended."""
@@ -302,7 +441,12 @@ class WebSocketConnection(SocketSender):
 
     def heartbeat_ping(self) -> None:
         """Send a Ping (for the :class:`~.heartbeat.Heartbeat`)."""
-        if self.close_info is None:
+        if self.close_info is not None:
+            return
+        if self._wire is not None:
+            assert self._frames is not None
+            self._frames.write_control(PING)
+        else:
             self._spawn(self._ws.ping())
 
     def _bytes_written(self) -> int:
@@ -339,11 +483,7 @@ class WebSocketConnection(SocketSender):
         handle = WebSocketConnection._handle
         ended: Optional[tuple[int, str]] = None
         burst = 0
-        interval = self._heartbeat_interval
-        if interval is not None and self.close_info is None:
-            heartbeat = Heartbeat(interval, self)
-            self._heartbeat = heartbeat
-            heartbeat.start()
+        self._start_heartbeat()
         try:
             while True:
                 msg = await ws.receive()
@@ -404,6 +544,9 @@ class WebSocketConnection(SocketSender):
         waiter = self._ready_waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(self._closed_error())
+        ended = self._ended
+        if ended is not None and not ended.done():
+            ended.set_result(None)
         self._owner.connection_closed(info)
         if code == ABNORMAL_CLOSURE and not by_client:
             # Lost or dead rather than closed by a handshake: release the socket now and
@@ -424,9 +567,9 @@ class WebSocketConnection(SocketSender):
         """
         self._closing_by_client = True
         try:
-            if self._frames is not None:
-                self._frames.flush()  # the audio sent so far goes before our Close
-            if not self._ws.closed:
+            if self._wire is not None:
+                await self._close_handshake(timeout)
+            elif not self._ws.closed:
                 try:
                     await within(timeout, self._ws.close())
                 except (asyncio.TimeoutError, aiohttp.ClientError, ConnectionError, RuntimeError):
@@ -438,6 +581,20 @@ class WebSocketConnection(SocketSender):
             await asyncio.gather(*tasks, return_exceptions=True)
         assert self.close_info is not None
         return self.close_info
+
+    async def _close_handshake(self, timeout: Optional[float]) -> None:
+        """Our Close (after the audio sent so far), then the server's, within ``timeout``."""
+        frames = self._frames
+        assert frames is not None
+        if self.close_info is not None or not frames.write_close(int(CloseCode.NORMAL_CLOSURE)):
+            return
+        ended = self._ended
+        if ended is None:
+            ended = self._ended = asyncio.get_running_loop().create_future()
+        try:
+            await within(timeout, ended)
+        except asyncio.TimeoutError:
+            pass
 
     def drop(self) -> None:
         """End the session now, as the client's doing, with no Close handshake (for a
@@ -454,6 +611,10 @@ class WebSocketConnection(SocketSender):
         if self.close_info is None:  # the reader has not seen the close (or never ran)
             self._finish(*_CLOSED_BY_CLIENT)
         drop_transport(self._ws)
+        if self._wire is not None:
+            response = upgrade_response(self._ws)
+            if response is not None:
+                response.close()  # aiohttp's record of the connection (idempotent)
         tasks = [task for task in (self._control or ()) if not task.done()]
         reader = self._reader
         if reader is not None:

@@ -26,7 +26,11 @@ from ..errors import (
 )
 from .wire import upgrade_response
 
-__all__ = ["open_socket"]
+__all__ = ["MAX_MESSAGE_BYTES", "open_socket"]
+
+#: The largest message the client accepts from the server (a frame, or a fragmented
+#: message in all); a larger one ends the session with 1009.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 logger = logging.getLogger("sayna_client")
 _UNVERIFIED_WARNED = False  # the warning of _redirect_of is given once a process
@@ -64,7 +68,10 @@ async def open_socket(
         headers=headers,
         autoping=False,
         autoclose=True,
-        max_msg_size=64 * 1024 * 1024,
+        max_msg_size=MAX_MESSAGE_BYTES,
+        # No per-message deflate: audio does not compress, and the client reads and
+        # writes frames itself after the upgrade (.framing, .wire).
+        compress=0,
         ssl=ssl,
         proxy=proxy,
         proxy_auth=proxy_auth,

@@ -1,6 +1,7 @@
 """The sending side of one WebSocket connection: text frames, binary frames (the
-per-frame hot path through :mod:`.wire` when aiohttp's writer allows it), and the one
-error every send raises once the session on the socket has ended.
+per-frame hot path), both through :mod:`.wire`'s writer on the client's own data path
+or through aiohttp's WebSocket API otherwise, and the one error every send raises once
+the session on the socket has ended.
 
 :class:`SocketSender` is the base of :class:`~.connection.WebSocketConnection`, which
 records the end of the session in :attr:`SocketSender.close_info`; a send made after it,
@@ -18,7 +19,7 @@ import aiohttp
 from ..errors import SaynaConnectionClosedError
 from ..protocol.events import ConnectionClosed
 from ..protocol.lifecycle import CloseCode
-from .wire import FrameWriter, frame_writer
+from .wire import FrameWriter
 
 __all__ = ["ABNORMAL_CLOSURE", "BinarySender", "SocketSender"]
 
@@ -36,7 +37,8 @@ class SocketSender:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse[Any]) -> None:
         self._ws = ws
         self._binary_sender: Optional[BinarySender] = None
-        self._frames: Optional[FrameWriter] = None  # set with _binary_sender, if used
+        #: The client's own frame writer (None: aiohttp's sends; see .connection).
+        self._frames: Optional[FrameWriter] = None
         #: How the session on this socket ended (None while it runs).
         self.close_info: Optional[ConnectionClosed] = None
 
@@ -61,10 +63,11 @@ class SocketSender:
         """Send one text frame. Raises :class:`SaynaConnectionClosedError` if the socket is gone."""
         if self.close_info is not None:
             raise self._closed_error()
-        if self._frames is not None:
-            self._frames.flush()  # audio sent before this text goes first
         try:
-            await self._ws.send_str(text)
+            if self._frames is not None:
+                await self._frames.send_text(text)  # after the audio sent before it
+            else:
+                await self._ws.send_str(text)
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
             raise self._closed_error(exc) from exc
         if self.close_info is not None:
@@ -82,14 +85,12 @@ class SocketSender:
             raise self._closed_error(exc) from exc
 
     def binary_sender(self) -> BinarySender:
-        """The per-frame hot path's send: :class:`~.wire.FrameWriter` when aiohttp's
-        writer allows it, else aiohttp's ``send_bytes``. No SDK checks in between: pass
-        any exception it raises through :meth:`send_failed`."""
+        """The per-frame hot path's send: :class:`~.wire.FrameWriter` on the client's own
+        data path, else aiohttp's ``send_bytes``. No SDK checks in between: pass any
+        exception it raises through :meth:`send_failed`."""
         sender = self._binary_sender
         if sender is None:
-            writer = self._frames = frame_writer(self._ws)
-            sender = writer.send if writer else self._send_via_aiohttp
-            self._binary_sender = sender
+            sender = self._binary_sender = self._send_via_aiohttp
         return sender
 
     async def _send_via_aiohttp(self, data: Union[bytes, bytearray, memoryview]) -> None:

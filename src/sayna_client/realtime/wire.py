@@ -1,12 +1,15 @@
-"""Binary frames written straight to the WebSocket's transport: the audio hot path.
+"""The client's frames written straight to the WebSocket's transport: the audio hot path.
 
-aiohttp's ``send_bytes`` runs two coroutines and a dozen ``WSMsgType`` enum operations
-for every frame (about 1.1 µs of CPU for a 640-byte frame here, before the socket). A
-live call sends 50 frames a second per stream and an upload loop sends as fast as the
-socket takes them, so :class:`FrameWriter` writes the very same bytes in one coroutine:
-the RFC 6455 §5.2 header of a final, masked binary frame, a fresh 32-bit masking key
-per frame (§5.3, from a Mersenne Twister as aiohttp's writer does) and the masked
-payload. Back-pressure is aiohttp's: while the transport has paused the protocol, the
+Once the connection has taken the socket's data path over (:func:`own_path`, and
+:mod:`.framing` for the receiving side), :class:`FrameWriter` writes every frame the
+client sends: binary audio frames, text frames, Ping, Pong and Close. aiohttp's
+``send_bytes`` runs two coroutines and a dozen ``WSMsgType`` enum operations for every
+frame (about 1.1 µs of CPU for a 640-byte frame here, before the socket); a live call
+sends 50 frames a second per stream and an upload loop sends as fast as the socket
+takes them, so the writer does the same in one call: the RFC 6455 §5.2 header of a
+final, masked frame, a fresh 32-bit masking key per frame (§5.3, from a Mersenne
+Twister as aiohttp's writer does) and the masked payload. Back-pressure is the
+transport's: while it has paused its protocol (a :class:`~.framing.FrameProtocol`), a
 send waits for it to resume.
 
 **Bursts share system calls.** A frame that follows the previous one within
@@ -18,24 +21,26 @@ connection (:meth:`FrameWriter.flush`). Every frame stays its own WebSocket fram
 the ``send()`` calls are shared (one per ~100 frames instead of one each).
 
 Ordering is unchanged: frames reach the transport in call order and before any later
-text frame or Close; a cancelled send never leaves half a frame behind.
+text frame or Close; a cancelled send never leaves half a frame behind. No data frame
+follows our Close (§5.5.1).
 
 **The end of a session wakes every waiting send.** A send waiting for a peer that stopped
 reading would wait for ever (TCP keeps a silent connection open). The connection ends a
-session by aborting the transport (:func:`drop_transport`), which wakes aiohttp's drain
-waiters; a send woken that way raises ``ConnectionResetError`` like one made after the
+session by aborting the transport (:func:`drop_transport`), which wakes the waiting
+sends; a send woken that way raises ``ConnectionResetError`` like one made after the
 close, which the connection turns into the session's close error.
 
 **The fence around aiohttp's private state.** This module holds the client's uses of
-aiohttp's private WebSocket state: the writer state (``ClientWebSocketResponse._writer``:
-its transport, protocol, mask flag, compression and closing flag) and the upgrade
-response (``_response``: :func:`upgrade_response`, for the transport and the redirect
-check of :mod:`.handshake`). :func:`frame_writer` checks every
-piece once per connection and returns None when anything is not as expected (another
-aiohttp layout, per-message compression negotiated, a server-side socket), and when
-:data:`FAST_PATH` is off: the connection then sends through the public ``send_bytes``.
-The tests run every wire test both ways, on the oldest aiohttp the package allows and on
-the newest (``.ci/run``).
+aiohttp's private WebSocket state: the writer (``ClientWebSocketResponse._writer``: its
+transport, compression and closing flag), the reader queue (``_reader``: nothing may be
+left in it when the client takes over) and the upgrade response (``_response``:
+:func:`upgrade_response`, for the redirect check of :mod:`.handshake` and to release the
+connection at the end). :func:`own_path` checks every piece once per connection and
+returns None when anything is not as expected (another aiohttp layout, per-message
+compression negotiated, a frame already received), and when :data:`FAST_PATH` is off:
+the connection then reads and sends through aiohttp's public WebSocket API. The tests
+run every wire test both ways, on the oldest aiohttp the package allows and on the
+newest (``.ci/run``).
 """
 
 from __future__ import annotations
@@ -58,19 +63,22 @@ __all__ = [
     "BATCH_BYTES",
     "BURST_GAP",
     "FAST_PATH",
+    "PING",
+    "PONG",
     "FrameWriter",
     "SendProgress",
     "drop_transport",
     "frame_header",
     "frame_writer",
+    "own_path",
     "send_progress",
     "transport_of",
     "unsent_bytes",
     "upgrade_response",
 ]
 
-#: The internal switch of :func:`frame_writer`: ``False`` makes every connection send
-#: through aiohttp's public ``send_bytes`` (the fallback path, which the tests exercise
+#: The internal switch of :func:`own_path`: ``False`` makes every connection read and
+#: send through aiohttp's public WebSocket API (the fallback path, which the tests exercise
 #: by turning this off).
 FAST_PATH = True
 #: A frame sent within this many seconds of the previous one joins a batch.
@@ -79,10 +87,15 @@ BURST_GAP = 0.0005
 BATCH_BYTES = 64 * 1024
 
 _FIN_BINARY = 0x82  # FIN bit + opcode 2 (binary)
+_FIN_TEXT = 0x81  # FIN bit + opcode 1 (text)
+_CLOSE = 0x88  # FIN bit + opcode 8 (Close)
+#: Ping and Pong (FIN bit + opcodes 9 and 10).
+PING, PONG = 0x89, 0x8A
 _MASKED = 0x80  # the MASK bit of the second header byte
 _LEN16 = struct.Struct("!BBH")
 _LEN64 = struct.Struct("!BBQ")
 _MASK_KEY = struct.Struct("!I")
+_CLOSE_CODE = struct.Struct("!H")
 #: SO_LINGER on, 0 s: closing the socket resets the connection instead of draining it.
 _RESET = struct.pack("ii", 1, 0)
 
@@ -90,11 +103,16 @@ _RESET = struct.pack("ii", 1, 0)
 def frame_header(size: int) -> bytes:
     """The header of a final, masked binary frame of ``size`` payload bytes (the
     masking key follows it on the wire)."""
+    return _header_for(_FIN_BINARY, size)
+
+
+def _header_for(first: int, size: int) -> bytes:
+    """The header of a masked frame whose first byte is ``first`` (FIN and opcode)."""
     if size < 126:
-        return bytes((_FIN_BINARY, _MASKED | size))
+        return bytes((first, _MASKED | size))
     if size < 65536:
-        return _LEN16.pack(_FIN_BINARY, _MASKED | 126, size)
-    return _LEN64.pack(_FIN_BINARY, _MASKED | 127, size)
+        return _LEN16.pack(first, _MASKED | 126, size)
+    return _LEN64.pack(first, _MASKED | 127, size)
 
 
 def _aiohttp_mask() -> Optional[Callable[[bytes, bytearray], None]]:
@@ -123,7 +141,9 @@ if hasattr(os, "register_at_fork"):  # not on Windows
 
 
 class FrameWriter:
-    """Sends binary frames of one client WebSocket (see the module docstring).
+    """Writes the client's frames on the transport of one WebSocket whose protocol is a
+    :class:`~.framing.FrameProtocol` (see the module docstring): binary frames (the
+    audio hot path, batched in bursts), text frames, Ping, Pong and Close.
 
     :meth:`send` raises what aiohttp's ``send_bytes`` would raise in the same state
     (``ConnectionResetError`` once the socket is closing or the connection is lost), so
@@ -132,22 +152,22 @@ class FrameWriter:
 
     __slots__ = (
         "_batch",
+        "_flow",
         "_getrandbits",
         "_header",
         "_last",
         "_loop",
         "_mask",
-        "_protocol",
         "_size",
         "_transport",
-        "_writer",
+        "closing",
         "written",
     )
 
-    def __init__(self, writer: Any, mask: Callable[[bytes, bytearray], None]) -> None:
-        self._writer = writer
-        self._transport = writer.transport
-        self._protocol = writer.protocol
+    def __init__(self, transport: Any, flow: Any, mask: Callable[[bytes, bytearray], None]) -> None:
+        self._transport = transport
+        #: The transport's flow control: ``paused`` and ``writable()`` (a FrameProtocol).
+        self._flow = flow
         self._mask = mask
         self._getrandbits = _RNG.getrandbits
         self._size = -1  # the payload size _header was made for
@@ -155,6 +175,8 @@ class FrameWriter:
         self._loop = asyncio.get_running_loop()
         self._last = float("-inf")  # monotonic time of the previous frame
         self._batch: Optional[bytearray] = None  # frames of a burst not yet written
+        #: True once our Close is written: no data frame may follow it (RFC 6455 §5.5.1).
+        self.closing = False
         #: Bytes handed to the transport so far (see :class:`SendProgress`).
         self.written = 0
 
@@ -176,7 +198,7 @@ class FrameWriter:
         Raises:
             ConnectionResetError: the socket is closing (nothing was written).
         """
-        if self._writer._closing or self._transport.is_closing():
+        if self.closing or self._transport.is_closing():
             raise ConnectionResetError("Cannot write to closing transport")
         payload = bytearray(data)  # masked in place: the caller's buffer stays as it was
         size = len(payload)
@@ -202,24 +224,57 @@ class FrameWriter:
             if len(batch) < BATCH_BYTES:
                 return None
             self.flush()
-        return self._resumed() if self._protocol._paused else None
+        return self._resumed() if self._flow.paused else None
+
+    def write_control(self, first: int, payload: bytes = b"") -> bool:
+        """Write one frame other than audio (``first``: its FIN and opcode byte, e.g.
+        0x81 text, 0x89 Ping) after any open batch; returns False, writing nothing, when
+        the socket is closing. Writing a Close (0x88) makes every later write fail."""
+        if self.closing or self._transport.is_closing():
+            return False
+        self.flush()
+        body = bytearray(payload)
+        key = _MASK_KEY.pack(self._getrandbits(32))
+        self._mask(key, body)
+        frame = _header_for(first, len(body)) + key + body
+        self._transport.write(frame)
+        self.written += len(frame)
+        if first == _CLOSE:
+            self.closing = True
+        return True
+
+    def write_close(self, code: int, reason: bytes = b"") -> bool:
+        """Write our Close frame with ``code``; False if the socket is already closing."""
+        return self.write_control(_CLOSE, _CLOSE_CODE.pack(code) + reason)
+
+    async def send_text(self, text: str) -> None:
+        """Write one text frame and wait while the transport is paused.
+
+        Raises:
+            ConnectionResetError: the socket is closing (nothing was written), or it
+                closed while the frame waited.
+        """
+        if not self.write_control(_FIN_TEXT, text.encode("utf-8")):
+            raise ConnectionResetError("Cannot write to closing transport")
+        if self._flow.paused:
+            await self._resumed()
 
     async def _resumed(self) -> None:
         """Wait until the paused transport resumes writing."""
-        await self._protocol._drain_helper()
+        await self._flow.writable()
         if self._transport.is_closing():
             # Woken by the end of the session (the connection drops the transport
             # then), not by the peer reading: this frame may never arrive.
             raise ConnectionResetError("The connection closed while the frame waited")
 
     def flush(self) -> None:
-        """Write the open batch, if any. Called when the loop turns, and by the
-        connection before a text frame or its Close so those follow the audio."""
+        """Write the open batch, if any. Called when the loop turns, and before a text
+        frame or our Close so those follow the audio."""
         batch = self._batch
         if batch is None:
             return
         self._batch = None
-        if self._writer._closing or self._transport.is_closing():
+        if self.closing or self._transport.is_closing():
             # The socket closed under the burst (the server's Close, a lost
             # connection): these frames share the fate of bytes in the transport's
             # buffer; the connection reports the close.
@@ -229,24 +284,47 @@ class FrameWriter:
         self.written += len(batch)
 
 
-def frame_writer(ws: Any) -> Optional[FrameWriter]:
-    """A :class:`FrameWriter` for the aiohttp client WebSocket ``ws``, or None when its
-    writer is not laid out as this module expects (then use ``ws.send_bytes``)."""
-    writer = getattr(ws, "_writer", None)
-    if writer is None or _apply_mask is None or not FAST_PATH:
+def own_path(ws: Any) -> Optional[Any]:
+    """The transport under the freshly opened aiohttp client WebSocket ``ws`` when the
+    client can take its data path over (:mod:`.framing`), else None (then the connection
+    reads and writes through aiohttp's public WebSocket API).
+
+    Taken over only when everything is as expected: :data:`FAST_PATH` on, aiohttp's
+    masking function found, no per-message compression negotiated, a transport that can
+    change protocol, and nothing received yet in aiohttp's own queue (what it already
+    parsed would be lost).
+    """
+    if not FAST_PATH or _apply_mask is None:
         return None
-    protocol = getattr(writer, "protocol", None)
-    transport = getattr(writer, "transport", None)
+    writer: Any = getattr(ws, "_writer", None)
+    if getattr(writer, "compress", True) or getattr(writer, "_closing", True):
+        return None
+    reader: Any = getattr(ws, "_reader", None)
+    queued = getattr(reader, "_buffer", None)
+    if queued is None or len(queued) or getattr(ws, "closed", True):
+        return None
+    try:
+        if reader.is_eof() or reader.exception() is not None:
+            return None
+    except AttributeError:
+        return None
+    transport: Any = getattr(writer, "transport", None)
     usable = (
-        getattr(writer, "use_mask", None) is True  # a client socket: frames are masked
-        and not getattr(writer, "compress", True)  # no per-message deflate
-        and getattr(writer, "_closing", None) is False
+        upgrade_response(ws) is not None
+        and callable(getattr(transport, "set_protocol", None))
+        and callable(getattr(transport, "get_protocol", None))
         and callable(getattr(transport, "write", None))
         and callable(getattr(transport, "is_closing", None))
-        and isinstance(getattr(protocol, "_paused", None), bool)
-        and callable(getattr(protocol, "_drain_helper", None))
+        and not transport.is_closing()
     )
-    return FrameWriter(writer, _apply_mask) if usable else None
+    return transport if usable else None
+
+
+def frame_writer(transport: Any, flow: Any) -> FrameWriter:
+    """The :class:`FrameWriter` of a transport taken over by :func:`own_path`, whose
+    protocol (``flow``) is a :class:`~.framing.FrameProtocol`."""
+    assert _apply_mask is not None  # own_path() checked it
+    return FrameWriter(transport, flow, _apply_mask)
 
 
 def transport_of(ws: Any) -> Optional[Any]:

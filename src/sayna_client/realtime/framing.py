@@ -1,0 +1,436 @@
+"""The client's own WebSocket data path on the connection aiohttp opened.
+
+aiohttp dials (proxies, TLS, redirects, credentials) and performs the upgrade; after the
+``101`` the connection installs :class:`FrameProtocol` as the transport's protocol
+(``transport.set_protocol``, public asyncio API) and from then on reads and writes RFC
+6455 frames itself. Reading through aiohttp costs, per message, its reader's queue, a
+future, a wake-up of the reading task and ``receive()``'s own checks: about as much CPU
+as the rest of the SDK's work on an event, and the difference between a few hundred and
+a thousand live sessions per core (issue #19). Here every frame of a received chunk is
+parsed in one pass and handed to the connection synchronously, in order, from the
+transport's callback; nothing waits and no task is involved.
+
+What the parser enforces (RFC 6455 §5): frames from the server are not masked; no
+reserved bit is set (no extension is negotiated: the client offers none); control frames
+are final and at most 125 bytes; continuation frames only continue a fragmented message;
+a text message is UTF-8 (§8.1); a message is at most ``max_size`` bytes; a Close frame's
+code is one a peer may send. A violation ends the session with the RFC's code (1002,
+1007 or 1009) and a reason that says what the server did.
+
+Writing: :class:`FrameProtocol` is also the transport's flow control (``pause_writing``
+/ ``resume_writing``): :class:`~.wire.FrameWriter` waits on :meth:`FrameProtocol.writable`
+while the peer does not read. When the connection is lost every waiting send wakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import Any, Optional, Protocol
+
+from ..protocol.lifecycle import CloseCode
+
+__all__ = ["FrameProtocol", "FrameSink", "WireViolation"]
+
+logger = logging.getLogger("sayna_client")
+
+_TEXT = 0x81  # FIN + opcode 1
+_BINARY = 0x82  # FIN + opcode 2
+_FIN = 0x80
+_RSV = 0x70
+_OP = 0x0F
+_CONTINUATION, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0, 1, 2, 8, 9, 10
+
+#: Frames handled in one turn of the event loop; the rest of a chunk waits for the
+#: next turn (the socket is not read meanwhile), so consumers of the events keep pace
+#: and a backlog stays in TCP's flow-controlled buffers rather than in their queues.
+FRAMES_PER_TURN = 128
+
+_PROTOCOL_ERROR = int(CloseCode.PROTOCOL_ERROR)
+_INVALID_PAYLOAD = int(CloseCode.INVALID_PAYLOAD)
+_TOO_BIG = int(CloseCode.MESSAGE_TOO_BIG)
+
+
+def _sendable_close_code(code: int) -> bool:
+    """Whether a peer may put ``code`` in a Close frame (RFC 6455 §7.4, the IANA
+    registry's 1012-1014, and the 3000-4999 ranges for libraries and applications)."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+class WireViolation(Exception):
+    """The server broke the WebSocket protocol: ``code`` is the close code it earns."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class FrameSink(Protocol):
+    """What a :class:`FrameProtocol` reports to (the connection), on the loop, in order."""
+
+    def frame_text(self, text: str) -> None:
+        """A whole text message arrived."""
+        ...
+
+    def frame_binary(self, data: bytes) -> None:
+        """A whole binary message arrived."""
+        ...
+
+    def frame_ping(self, payload: bytes) -> None:
+        """A Ping arrived (the sink answers it)."""
+        ...
+
+    def frame_pong(self) -> None:
+        """A Pong arrived."""
+        ...
+
+    def frame_close(self, code: int, reason: str) -> None:
+        """The server's Close frame arrived (``code`` 0: it carried none). Nothing is
+        read after it."""
+        ...
+
+    def frame_violation(self, violation: WireViolation) -> None:
+        """The server broke the protocol. Nothing is read after it."""
+        ...
+
+    def frame_failure(self, exc: Exception) -> None:
+        """Handling a frame raised (an SDK bug). Nothing is read after it."""
+        ...
+
+    def wire_lost(self, exc: Optional[BaseException]) -> None:
+        """The TCP connection ended (``exc``: why, None for an orderly end)."""
+        ...
+
+
+class FrameProtocol(asyncio.Protocol):
+    """The transport's protocol once the WebSocket is open: parses the server's frames
+    for a :class:`FrameSink` and holds the transport's write flow control.
+
+    ``max_size`` bounds a message (a frame, or a fragmented message in all);
+    ``previous`` is the protocol it replaced (aiohttp's): told of the connection's end
+    as it would have been, so aiohttp's own state about it stays true.
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_fragments",
+        "_fragments_op",
+        "_holding",
+        "_max_size",
+        "_need",
+        "_next_turn",
+        "_previous",
+        "_sink",
+        "_waiters",
+        "lost",
+        "paused",
+        "reading",
+        "transport",
+    )
+
+    def __init__(
+        self, sink: FrameSink, max_size: int, transport: Any, previous: Optional[Any] = None
+    ) -> None:
+        self._sink: Optional[FrameSink] = sink
+        #: The transport this protocol was installed on.
+        self.transport = transport
+        self._max_size = max_size
+        self._previous = previous
+        #: The bytes of an incomplete frame, and how many the frame needs in all.
+        self._buffer: Optional[bytearray] = None
+        self._need = 0
+        #: A fragmented message being gathered, and its opcode.
+        self._fragments: Optional[bytearray] = None
+        self._fragments_op = 0
+        self._waiters: Optional[collections.deque[asyncio.Future[None]]] = None
+        #: True between hold() and release(): frames wait in _buffer.
+        self._holding = False
+        #: True while the rest of a chunk waits for the loop's next turn.
+        self._next_turn = False
+        #: False once a Close or a violation ended reading (later bytes are ignored).
+        self.reading = True
+        #: True while the transport's write buffer is over its high-water mark.
+        self.paused = False
+        #: True once the connection ended.
+        self.lost = False
+
+    # --- reading ---------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        """Parse every whole frame of ``data`` (after what an earlier chunk left over)
+        and hand each to the sink; keep an incomplete last frame for the next chunk."""
+        if not self.reading:
+            return
+        buffer = self._buffer
+        if buffer is not None:
+            buffer += data
+            if len(buffer) < self._need or self._holding or self._next_turn:
+                return  # a large frame still arriving (no copy until it is whole), or held
+            data = bytes(buffer)
+            self._buffer = None
+        try:
+            self._parse(data)
+        except WireViolation as violation:
+            self._stop()
+            self._tell_violation(violation)
+        except Exception as exc:  # a failure of the SDK's own handling: never silent
+            self._stop()
+            sink = self._sink
+            if sink is not None:
+                sink.frame_failure(exc)
+
+    def _parse(self, data: bytes) -> None:
+        sink = self._sink
+        if sink is None:
+            return
+        frame_text = sink.frame_text
+        frame_binary = sink.frame_binary
+        size = len(data)
+        pos = 0
+        budget = FRAMES_PER_TURN
+        while self.reading:
+            if self._holding:
+                need = 0
+                break
+            if not budget:
+                need = 0
+                if pos < size:
+                    self._wait_turn()
+                break
+            budget -= 1
+            left = size - pos
+            if left < 2:
+                need = 2
+                break
+            first = data[pos]
+            length = data[pos + 1]
+            if length & 0x80:
+                raise WireViolation(_PROTOCOL_ERROR, "the server sent a masked frame")
+            if length < 126:
+                start = pos + 2
+            elif length == 126:
+                if left < 4:
+                    need = 4
+                    break
+                length = (data[pos + 2] << 8) | data[pos + 3]
+                start = pos + 4
+            else:
+                if left < 10:
+                    need = 10
+                    break
+                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                start = pos + 10
+            if length > self._max_size:
+                raise WireViolation(
+                    _TOO_BIG,
+                    f"the server sent a frame of {length} bytes (the limit is {self._max_size})",
+                )
+            end = start + length
+            if end > size:
+                need = end - pos
+                break
+            if first == _BINARY and self._fragments is None:
+                frame_binary(data[start:end])
+            elif first == _TEXT and self._fragments is None:
+                frame_text(_utf8(data[start:end]))
+            else:
+                self._frame(first, data[start:end])
+            pos = end
+        else:
+            return  # reading ended (a Close): the rest is ignored
+        if pos < size:
+            self._buffer = bytearray(data[pos:])
+            self._need = need
+
+    def hold(self) -> None:
+        """Handle no frame after the current one until :meth:`release` (the socket is
+        not read meanwhile): the task that waited for ``ready`` resumes before anything
+        the server sent after it is handled, as when it read the socket itself."""
+        self._holding = True
+        if self._buffer is None:
+            self._buffer = bytearray()
+        self.transport.pause_reading()
+
+    def release(self) -> None:
+        """Handle the held frames now and read the socket again."""
+        if not self._holding:
+            return
+        self._holding = False
+        self._go_on()
+
+    def _wait_turn(self) -> None:
+        """Leave the rest of the chunk for the loop's next turn."""
+        self._next_turn = True
+        self.transport.pause_reading()
+        asyncio.get_running_loop().call_soon(self._turn)
+
+    def _turn(self) -> None:
+        self._next_turn = False
+        self._go_on()
+
+    def _go_on(self) -> None:
+        """Handle what waits in the buffer and read the socket again, unless still held."""
+        if self._holding or self._next_turn or not self.reading or self.lost:
+            return
+        self.transport.resume_reading()
+        self.data_received(b"")
+
+    def _frame(self, first: int, payload: bytes) -> None:
+        """Any frame but a whole text or binary message outside a fragmented one."""
+        sink = self._sink
+        assert sink is not None
+        if first & _RSV:
+            raise WireViolation(
+                _PROTOCOL_ERROR, "the server set reserved bits of a frame (no extension is in use)"
+            )
+        op = first & _OP
+        final = bool(first & _FIN)
+        if op >= _OP_CLOSE:
+            if not final or len(payload) > 125:
+                raise WireViolation(
+                    _PROTOCOL_ERROR, "the server sent a fragmented or oversized control frame"
+                )
+            if op == _OP_PING:
+                sink.frame_ping(payload)
+            elif op == _OP_PONG:
+                sink.frame_pong()
+            elif op == _OP_CLOSE:
+                code, reason = _close_payload(payload)
+                self._stop()
+                sink.frame_close(code, reason)
+            else:
+                raise WireViolation(_PROTOCOL_ERROR, f"the server sent an unknown opcode {op}")
+            return
+        fragments = self._fragments
+        if op == _CONTINUATION:
+            if fragments is None:
+                raise WireViolation(
+                    _PROTOCOL_ERROR, "the server sent a continuation frame outside a message"
+                )
+            if len(fragments) + len(payload) > self._max_size:
+                raise WireViolation(
+                    _TOO_BIG,
+                    f"the server sent a message over {self._max_size} bytes (the limit)",
+                )
+            fragments += payload
+            if final:
+                self._fragments = None
+                self._deliver(self._fragments_op, bytes(fragments))
+            return
+        if op not in (_OP_TEXT, _OP_BINARY):
+            raise WireViolation(_PROTOCOL_ERROR, f"the server sent an unknown opcode {op}")
+        if fragments is not None:
+            raise WireViolation(
+                _PROTOCOL_ERROR, "the server started a message inside a fragmented one"
+            )
+        if final:
+            self._deliver(op, payload)
+        else:
+            self._fragments = bytearray(payload)
+            self._fragments_op = op
+
+    def _deliver(self, op: int, payload: bytes) -> None:
+        sink = self._sink
+        assert sink is not None
+        if op == _OP_TEXT:
+            sink.frame_text(_utf8(payload))
+        else:
+            sink.frame_binary(payload)
+
+    def _stop(self) -> None:
+        """Read nothing more (after a Close, a violation or a failure)."""
+        self.reading = False
+        self._buffer = None
+        self._fragments = None
+
+    def _tell_violation(self, violation: WireViolation) -> None:
+        sink = self._sink
+        if sink is not None:
+            sink.frame_violation(violation)
+
+    def eof_received(self) -> None:
+        """The server shut down its side: the transport closes (``wire_lost`` follows)."""
+        return None
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        """The connection ended: wake every waiting send, tell the sink, then aiohttp's
+        protocol (its view of the connection), and let go of both."""
+        self.lost = True
+        self._stop()
+        self._wake()
+        sink, self._sink = self._sink, None  # no cycle left through the connection
+        previous, self._previous = self._previous, None
+        if previous is not None:
+            try:
+                previous.connection_lost(exc)
+            except Exception:  # aiohttp's bookkeeping must not hide the end of ours
+                logger.debug("aiohttp's protocol failed on connection_lost", exc_info=True)
+        if sink is not None:
+            sink.wire_lost(exc)
+
+    def detach(self) -> None:
+        """Forget the sink (the connection ended without the transport knowing yet)."""
+        self._sink = None
+        self._stop()
+
+    # --- writing (flow control) --------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        """The transport's buffer is over its high-water mark: sends wait."""
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        """The transport drained below its low-water mark: waiting sends go on."""
+        self.paused = False
+        self._wake()
+
+    async def writable(self) -> None:
+        """Return once the transport takes writes again (at once if it does), or once
+        the connection is lost (the caller checks which)."""
+        if not self.paused or self.lost:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = collections.deque()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def _wake(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+def _utf8(payload: bytes) -> str:
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WireViolation(
+            _INVALID_PAYLOAD, "the server sent a text message that is not UTF-8"
+        ) from None
+
+
+def _close_payload(payload: bytes) -> tuple[int, str]:
+    """The code and reason of a Close frame's payload (code 0: none given)."""
+    if not payload:
+        return 0, ""
+    if len(payload) == 1:
+        raise WireViolation(_PROTOCOL_ERROR, "the server sent a Close frame of one byte")
+    code = int.from_bytes(payload[:2], "big")
+    if not _sendable_close_code(code):
+        raise WireViolation(_PROTOCOL_ERROR, f"the server sent the invalid close code {code}")
+    try:
+        reason = payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise WireViolation(
+            _INVALID_PAYLOAD, "the server sent a close reason that is not UTF-8"
+        ) from None
+    return code, reason

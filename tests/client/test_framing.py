@@ -1,0 +1,333 @@
+"""The client's own WebSocket data path (``realtime.framing``) against a server on loopback
+that writes raw RFC 6455 frames: fragmented messages, control frames between fragments,
+frames split over many TCP writes, bursts, Close frames and protocol violations.
+
+The tests of well-formed traffic run on both paths (the own one and aiohttp's
+``receive()``, forced with ``wire.FAST_PATH``), so the two agree on what the application
+sees. The protocol violations run on the own path: on aiohttp's, what a violation is
+reported as is aiohttp's and differs between its versions (3.9 takes a reserved bit for
+compression and reports 1007).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, Callable, Optional
+
+import pytest
+import pytest_asyncio
+from aiohttp import WSMsgType, web
+
+from helpers import internals
+from helpers.waiting import eventually
+from sayna_client import ConnectionClosed, EventsDropped, SaynaClient, Timeouts
+from sayna_client.realtime import connection, handshake, wire
+
+from .conftest import start_app, stt, tts
+
+Script = Callable[["RawServer", web.WebSocketResponse], Awaitable[None]]
+
+
+def frame(first: int, payload: bytes, mask: Optional[bytes] = None) -> bytes:
+    """One frame as a server writes it (``first``: FIN, RSV and opcode bits)."""
+    size = len(payload)
+    second = 0x80 if mask is not None else 0
+    if size < 126:
+        head = bytes((first, second | size))
+    elif size < 65536:
+        head = struct.pack("!BBH", first, second | 126, size)
+    else:
+        head = struct.pack("!BBQ", first, second | 127, size)
+    if mask is None:
+        return head + payload
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def text(event: dict[str, Any], first: int = 0x81) -> bytes:
+    return frame(first, json.dumps(event).encode())
+
+
+def close(code: int, reason: bytes = b"") -> bytes:
+    return frame(0x88, struct.pack("!H", code) + reason)
+
+
+MESSAGE = {
+    "type": "message",
+    "message": {"message": "hi", "identity": "srv", "topic": "t", "room": "r", "timestamp": 1},
+}
+
+
+class RawServer:
+    """``/ws``: reads the config, answers ``ready``, runs ``script``, then records what the
+    client sends until it closes (Pongs, its Close code)."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.pongs: list[bytes] = []
+        self.client_close: Optional[int] = None
+        self.finished = asyncio.Event()
+        self._transport: Optional[asyncio.BaseTransport] = None
+        app = web.Application()
+        app.router.add_get("/ws", self._ws)
+        self.app = app
+
+    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=False, autoclose=False)
+        await ws.prepare(request)
+        self._transport = request.transport
+        msg = await ws.receive()
+        assert msg.type is WSMsgType.TEXT
+        assert json.loads(msg.data)["type"] == "config"
+        await ws.send_str(json.dumps({"type": "ready", "stream_id": "raw"}))
+        await self.script(self, ws)
+        while True:
+            msg = await ws.receive()
+            if msg.type is WSMsgType.PONG:
+                self.pongs.append(msg.data)
+            elif msg.type is WSMsgType.PING:
+                await ws.pong(msg.data)
+            elif msg.type is WSMsgType.CLOSE:
+                self.client_close = msg.data
+                await ws.close()
+                break
+            elif msg.type in (WSMsgType.CLOSED, WSMsgType.CLOSING, WSMsgType.ERROR):
+                break
+        self.finished.set()
+        return ws
+
+    def write(self, data: bytes) -> None:
+        """Raw bytes on the socket (the frames' bits exactly as given)."""
+        assert isinstance(self._transport, asyncio.WriteTransport)
+        self._transport.write(data)
+
+
+@pytest.fixture(params=["own", "aiohttp"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "aiohttp":
+        monkeypatch.setattr(wire, "FAST_PATH", False)  # the documented internal switch
+    return str(request.param)
+
+
+@pytest_asyncio.fixture
+async def serve() -> AsyncIterator[Callable[[Script], Awaitable[tuple[RawServer, str]]]]:
+    runners: list[web.AppRunner] = []
+
+    async def start(script: Script) -> tuple[RawServer, str]:
+        server = RawServer(script)
+        runner, url = await start_app(server.app)
+        runners.append(runner)
+        return server, url
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+def _client(url: str, **kwargs: Any) -> SaynaClient:
+    kwargs.setdefault("timeouts", Timeouts(connect=5, ready=5, request=5, close=2))
+    return SaynaClient(url, stt(), tts(), **kwargs)
+
+
+async def test_fragmented_messages_with_a_ping_between_fragments(
+    serve: Callable[[Script], Awaitable[tuple[RawServer, str]]], path: str
+) -> None:
+    body = json.dumps(MESSAGE).encode()
+    audio = bytes(range(256)) * 10
+
+    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
+        server.write(
+            frame(0x01, body[:10])  # text, not final
+            + frame(0x89, b"are you there")  # a Ping between fragments (§5.4)
+            + frame(0x00, body[10:20])
+            + frame(0x80, body[20:])  # the final continuation
+            + frame(0x02, audio[:1000])  # binary, not final
+            + frame(0x80, audio[1000:]),
+        )
+
+    server, url = await serve(script)
+    async with _client(url) as client:
+        messages: list[Any] = []
+        audio_in: list[bytes] = []
+        client.register_on_message(messages.append)
+        client.register_on_tts_audio(audio_in.append)
+        await client.connect()
+        assert internals.sender_kind(client) == ("frame_writer" if path == "own" else "send_bytes")
+        await eventually(lambda: messages and audio_in and server.pongs)
+        assert [m.message.message for m in messages] == ["hi"]
+        assert audio_in == [audio]
+        assert server.pongs == [b"are you there"]  # the Pong carries the Ping's payload
+
+
+async def test_frames_split_over_many_writes_arrive_whole(
+    serve: Callable[[Script], Awaitable[tuple[RawServer, str]]], path: str
+) -> None:
+    big = bytes(range(251)) * 4000  # ~1 MB: a 64-bit length
+    wire_bytes = frame(0x82, big) + text(MESSAGE) + frame(0x82, b"tail")
+
+    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
+        for start in range(0, len(wire_bytes), 7919):  # cuts through headers and payloads
+            server.write(wire_bytes[start : start + 7919])
+            await asyncio.sleep(0)
+
+    _, url = await serve(script)
+    async with _client(url) as client:
+        audio_in: list[bytes] = []
+        messages: list[Any] = []
+        client.register_on_tts_audio(audio_in.append)
+        client.register_on_message(messages.append)
+        await client.connect()
+        await eventually(lambda: len(audio_in) == 2)
+        assert audio_in == [big, b"tail"]
+        assert len(messages) == 1
+
+
+async def test_a_burst_in_one_write_is_handled_without_dropping(
+    serve: Callable[[Script], Awaitable[tuple[RawServer, str]]], path: str
+) -> None:
+    # 5,000 results written at once: the client hands them to its callbacks in turns, so
+    # a queue of 1,000 never overflows (a backlog stays in the socket, not in memory).
+    results = b"".join(
+        text(
+            {
+                "type": "stt_result",
+                "transcript": f"w{i}",
+                "is_final": False,
+                "is_speech_final": False,
+                "confidence": 0.9,
+            }
+        )
+        for i in range(5000)
+    )
+
+    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
+        server.write(results)
+
+    _, url = await serve(script)
+    async with _client(url, max_queue=1000) as client:
+        seen: list[str] = []
+        dropped: list[EventsDropped] = []
+        client.register_on_stt_result(lambda result: seen.append(result.transcript))
+        client.on("events_dropped", dropped.append)
+        await client.connect()
+        await eventually(lambda: len(seen) == 5000 or dropped, timeout=30)
+        assert dropped == []
+        assert seen == [f"w{i}" for i in range(5000)]
+
+
+async def test_the_servers_close_is_answered_and_reported(
+    serve: Callable[[Script], Awaitable[tuple[RawServer, str]]], path: str
+) -> None:
+    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
+        server.write(text(MESSAGE) + close(4001, "bye ✓".encode()))
+
+    server, url = await serve(script)
+    async with _client(url) as client:
+        closes: list[ConnectionClosed] = []
+        messages: list[Any] = []
+        client.register_on_close(closes.append)
+        client.register_on_message(messages.append)
+        await client.connect()
+        await eventually(lambda: closes)
+        assert (closes[0].code, closes[0].reason) == (4001, "bye ✓")
+        assert not closes[0].initiated_by_client
+        assert len(messages) == 1  # what came before the Close was delivered
+        await asyncio.wait_for(server.finished.wait(), 10)
+        assert server.client_close == 1000  # the client answered the Close
+
+
+async def test_disconnect_does_the_close_handshake(
+    serve: Callable[[Script], Awaitable[tuple[RawServer, str]]], path: str
+) -> None:
+    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
+        return None
+
+    server, url = await serve(script)
+    client = _client(url)
+    closes: list[ConnectionClosed] = []
+    client.register_on_close(closes.append)
+    await client.connect()
+    await client.disconnect()
+    assert server.client_close == 1000
+    assert closes[0].initiated_by_client
+    assert closes[0].code == 1000
+
+
+VIOLATIONS = [
+    ("reserved bits", frame(0xC1, b"{}"), 1002),
+    ("unknown opcode", frame(0x83, b"x"), 1002),
+    ("continuation outside a message", frame(0x80, b"x"), 1002),
+    ("new message inside a fragmented one", frame(0x01, b"{") + frame(0x81, b"{}"), 1002),
+    ("fragmented Ping", frame(0x09, b"x"), 1002),
+    ("Close of one byte", frame(0x88, b"\x03"), 1002),
+    ("invalid close code", close(999), 1002),
+    ("text not in UTF-8", frame(0x81, b'{"type": "\xff"}'), 1007),
+    ("close reason not in UTF-8", close(1000, b"\xff"), 1007),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "code"), VIOLATIONS, ids=[v[0] for v in VIOLATIONS])
+async def test_protocol_violations_end_the_session_with_the_rfc_code(
+    serve: Callable[[Script], Awaitable[tuple[RawServer, str]]],
+    name: str,
+    data: bytes,
+    code: int,
+) -> None:
+    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
+        server.write(data + text(MESSAGE))  # nothing after the violation is handled
+
+    server, url = await serve(script)
+    async with _client(url) as client:
+        closes: list[ConnectionClosed] = []
+        messages: list[Any] = []
+        client.register_on_close(closes.append)
+        client.register_on_message(messages.append)
+        await client.connect()
+        await eventually(lambda: closes)
+        assert closes[0].code == code, closes[0]
+        assert not closes[0].will_reconnect
+        assert messages == []
+        await asyncio.wait_for(server.finished.wait(), 10)
+        assert server.client_close == code  # the client's Close names the violation
+
+
+async def test_a_masked_frame_from_the_server_is_a_protocol_error(
+    serve: Callable[[Script], Awaitable[tuple[RawServer, str]]],
+) -> None:
+    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
+        server.write(frame(0x81, json.dumps(MESSAGE).encode(), mask=b"\x01\x02\x03\x04"))
+
+    _, url = await serve(script)
+    async with _client(url) as client:
+        closes: list[ConnectionClosed] = []
+        client.register_on_close(closes.append)
+        await client.connect()
+        await eventually(lambda: closes)
+        assert closes[0].code == 1002
+        assert "masked" in closes[0].reason
+
+
+async def test_a_message_over_the_limit_is_refused_with_1009(
+    serve: Callable[[Script], Awaitable[tuple[RawServer, str]]],
+    path: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(handshake, "MAX_MESSAGE_BYTES", 4096)  # aiohttp's limit
+    monkeypatch.setattr(connection, "MAX_MESSAGE_BYTES", 4096)  # the own path's
+
+    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
+        # A fragmented message whose parts are each under the limit, then one frame over it.
+        server.write(frame(0x02, bytes(3000)) + frame(0x80, bytes(3000)))
+
+    _, url = await serve(script)
+    async with _client(url) as client:
+        closes: list[ConnectionClosed] = []
+        audio_in: list[bytes] = []
+        client.register_on_close(closes.append)
+        client.register_on_tts_audio(audio_in.append)
+        await client.connect()
+        await eventually(lambda: closes)
+        assert closes[0].code == 1009
+        assert audio_in == []
