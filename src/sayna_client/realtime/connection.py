@@ -153,7 +153,13 @@ class WebSocketConnection(SocketSender):
         self._wire: Optional[FrameProtocol] = None
         transport = own_path(ws)
         if transport is not None:
-            wire = FrameProtocol(self, MAX_MESSAGE_BYTES, transport, transport.get_protocol())
+            wire = FrameProtocol(
+                self,
+                MAX_MESSAGE_BYTES,
+                transport,
+                transport.get_protocol(),
+                binary=hub.publish_audio,  # TTS audio straight to the hub
+            )
             transport.set_protocol(wire)
             self._wire = wire
             self._frames = frame_writer(transport, wire)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import Any, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 from ..protocol.lifecycle import CloseCode
 
@@ -108,13 +108,16 @@ class FrameProtocol(asyncio.Protocol):
     """The transport's protocol once the WebSocket is open: parses the server's frames
     for a :class:`FrameSink` and holds the transport's write flow control.
 
-    ``max_size`` bounds a message (a frame, or a fragmented message in all);
+    ``max_size`` bounds a message (a frame, or a fragmented message in all); ``binary``
+    takes each whole binary message instead of ``sink.frame_binary`` (the audio path);
     ``previous`` is the protocol it replaced (aiohttp's): told of the connection's end
     as it would have been, so aiohttp's own state about it stays true.
     """
 
     __slots__ = (
+        "_binary",
         "_buffer",
+        "_flowing",
         "_fragments",
         "_fragments_op",
         "_holding",
@@ -131,9 +134,17 @@ class FrameProtocol(asyncio.Protocol):
     )
 
     def __init__(
-        self, sink: FrameSink, max_size: int, transport: Any, previous: Optional[Any] = None
+        self,
+        sink: FrameSink,
+        max_size: int,
+        transport: Any,
+        previous: Optional[Any] = None,
+        binary: Optional[Callable[[bytes], None]] = None,
     ) -> None:
         self._sink: Optional[FrameSink] = sink
+        #: Takes each whole binary message (the audio hot path: the sink's consumer
+        #: directly, one call less per frame); ``sink.frame_binary`` when not given.
+        self._binary = binary or sink.frame_binary
         #: The transport this protocol was installed on.
         self.transport = transport
         self._max_size = max_size
@@ -151,6 +162,8 @@ class FrameProtocol(asyncio.Protocol):
         self._next_turn = False
         #: False once a Close or a violation ended reading (later bytes are ignored).
         self.reading = True
+        #: Frames are handled now: reading, not held, not waiting for the next turn.
+        self._flowing = True
         #: True while the transport's write buffer is over its high-water mark.
         self.paused = False
         #: True once the connection ended.
@@ -160,14 +173,17 @@ class FrameProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Parse every whole frame of ``data`` (after what an earlier chunk left over)
-        and hand each to the sink; keep an incomplete last frame for the next chunk."""
-        if not self.reading:
+        and hand each to the sink, at most :data:`FRAMES_PER_TURN` in this turn of the
+        loop; keep an incomplete last frame for the next chunk."""
+        if not self._flowing:
+            if self.reading:
+                self._keep(data)  # held, or waiting for the next turn
             return
         buffer = self._buffer
         if buffer is not None:
             buffer += data
-            if len(buffer) < self._need or self._holding or self._next_turn:
-                return  # a large frame still arriving (no copy until it is whole), or held
+            if len(buffer) < self._need:
+                return  # a large frame still arriving: no copy until it is whole
             data = bytes(buffer)
             self._buffer = None
         try:
@@ -182,75 +198,81 @@ class FrameProtocol(asyncio.Protocol):
                 sink.frame_failure(exc)
 
     def _parse(self, data: bytes) -> None:
-        sink = self._sink
-        if sink is None:
-            return
-        frame_text = sink.frame_text
-        frame_binary = sink.frame_binary
+        # The hot path of every received event: one pass over the chunk, locals only,
+        # whole text and binary frames handed over at once, the rest to _frame().
         size = len(data)
         pos = 0
         budget = FRAMES_PER_TURN
-        while self.reading:
-            if self._holding:
-                need = 0
-                break
-            if not budget:
-                need = 0
-                if pos < size:
-                    self._wait_turn()
-                break
-            budget -= 1
+        binary = self._binary
+        sink = self._sink
+        while self._flowing:
             left = size - pos
             if left < 2:
                 need = 2
                 break
+            if not budget:
+                need = 0
+                self._wait_turn()
+                break
+            budget -= 1
             first = data[pos]
             length = data[pos + 1]
-            if length & 0x80:
-                raise WireViolation(_PROTOCOL_ERROR, "the server sent a masked frame")
             if length < 126:
                 start = pos + 2
-            elif length == 126:
-                if left < 4:
-                    need = 4
-                    break
-                length = (data[pos + 2] << 8) | data[pos + 3]
-                start = pos + 4
             else:
-                if left < 10:
-                    need = 10
-                    break
-                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-                start = pos + 10
-            if length > self._max_size:
-                raise WireViolation(
-                    _TOO_BIG,
-                    f"the server sent a frame of {length} bytes (the limit is {self._max_size})",
-                )
+                if length & 0x80:
+                    raise WireViolation(_PROTOCOL_ERROR, "the server sent a masked frame")
+                if length == 126:
+                    if left < 4:
+                        need = 4
+                        break
+                    length = (data[pos + 2] << 8) | data[pos + 3]
+                    start = pos + 4
+                else:
+                    if left < 10:
+                        need = 10
+                        break
+                    length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                    start = pos + 10
+                if length > self._max_size:
+                    raise WireViolation(
+                        _TOO_BIG,
+                        f"the server sent a frame of {length} bytes "
+                        f"(the limit is {self._max_size})",
+                    )
             end = start + length
             if end > size:
                 need = end - pos
                 break
+            pos = end
             if first == _BINARY and self._fragments is None:
-                frame_binary(data[start:end])
+                binary(data[start:end])
             elif first == _TEXT and self._fragments is None:
-                frame_text(_utf8(data[start:end]))
+                sink.frame_text(_utf8(data[start:end]))  # type: ignore[union-attr]
             else:
                 self._frame(first, data[start:end])
-            pos = end
         else:
-            return  # reading ended (a Close): the rest is ignored
+            if not self.reading:
+                return  # reading ended (a Close): the rest is ignored
+            need = 0  # held after a frame: the rest waits for release()
         if pos < size:
             self._buffer = bytearray(data[pos:])
             self._need = need
+
+    def _keep(self, data: bytes) -> None:
+        """Add ``data`` to what waits while reading is held or between turns."""
+        buffer = self._buffer
+        if buffer is None:
+            self._buffer = bytearray(data)
+        else:
+            buffer += data
 
     def hold(self) -> None:
         """Handle no frame after the current one until :meth:`release` (the socket is
         not read meanwhile): the task that waited for ``ready`` resumes before anything
         the server sent after it is handled, as when it read the socket itself."""
         self._holding = True
-        if self._buffer is None:
-            self._buffer = bytearray()
+        self._flowing = False
         self.transport.pause_reading()
 
     def release(self) -> None:
@@ -263,6 +285,7 @@ class FrameProtocol(asyncio.Protocol):
     def _wait_turn(self) -> None:
         """Leave the rest of the chunk for the loop's next turn."""
         self._next_turn = True
+        self._flowing = False
         self.transport.pause_reading()
         asyncio.get_running_loop().call_soon(self._turn)
 
@@ -274,8 +297,11 @@ class FrameProtocol(asyncio.Protocol):
         """Handle what waits in the buffer and read the socket again, unless still held."""
         if self._holding or self._next_turn or not self.reading or self.lost:
             return
+        self._flowing = True
         self.transport.resume_reading()
-        self.data_received(b"")
+        if self._buffer is not None:
+            self._need = 0  # what waits may hold whole frames: look now
+            self.data_received(b"")
 
     def _frame(self, first: int, payload: bytes) -> None:
         """Any frame but a whole text or binary message outside a fragmented one."""
@@ -342,6 +368,7 @@ class FrameProtocol(asyncio.Protocol):
     def _stop(self) -> None:
         """Read nothing more (after a Close, a violation or a failure)."""
         self.reading = False
+        self._flowing = False
         self._buffer = None
         self._fragments = None
 
