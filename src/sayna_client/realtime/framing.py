@@ -183,16 +183,27 @@ class FrameProtocol(asyncio.Protocol):
         loop; keep an incomplete last frame for the next chunk."""
         if not self._flowing:
             if self.reading:
-                self._keep(data)  # held, or waiting for the next turn
+                self._keep(data, 0)  # held, or waiting for the next turn
             return
+        pos = 0
         buffer = self._buffer
-        if buffer is not None:
-            buffer += data
-            if len(buffer) < self._need:
-                return  # a large frame still arriving: no copy until it is whole
-            data = bytes(buffer)
+        while buffer is not None:
+            # An incomplete frame waits: complete it with just the bytes it needs (the
+            # rest of the chunk is parsed where it lies, not copied behind it).
+            take = self._need - len(buffer)
+            if take > len(data) - pos:
+                buffer += memoryview(data)[pos:]
+                return  # a large frame still arriving
+            buffer += memoryview(data)[pos : pos + take]
+            pos += take
             self._buffer = None
-        self._handle(data, 0)
+            self._handle(bytes(buffer), 0)  # the frame, or its header: then it needs more
+            if not self._flowing:
+                if self.reading and pos < len(data):
+                    self._keep(data, pos)
+                return
+            buffer = self._buffer
+        self._handle(data, pos)
 
     def _handle(self, data: bytes, pos: int) -> None:
         """Parse ``data`` from ``pos``; a violation or a failure ends reading."""
@@ -268,14 +279,14 @@ class FrameProtocol(asyncio.Protocol):
             self._buffer = bytearray(memoryview(data)[pos:])
             self._need = need
 
-    def _keep(self, data: bytes) -> None:
-        """Add ``data`` to what waits while reading is held or between turns (rare: the
-        socket is paused then)."""
+    def _keep(self, data: bytes, pos: int) -> None:
+        """Add ``data`` from ``pos`` to what waits while reading is held or between
+        turns (rare: the socket is paused then)."""
         rest = self._rest
         if rest is None:
-            self._rest, self._rest_at = data, 0
+            self._rest, self._rest_at = data, pos
         else:
-            self._rest, self._rest_at = rest[self._rest_at :] + data, 0
+            self._rest, self._rest_at = rest[self._rest_at :] + data[pos:], 0
 
     def hold(self) -> None:
         """Handle no frame after the current one until :meth:`release` (the socket is
