@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+import itertools
+from typing import Callable
+
 import pytest
 
 from sayna_client import SaynaClient
-from sayna_client.agents import TurnRecord, percentile
+from sayna_client.agents import TurnHistory, TurnMetrics, TurnRecord, percentile
+from sayna_client.protocol.events import STTResultMessage
 from sayna_client.server import LocalServer
 from sayna_client.server.engines.fake import render_words
 
@@ -60,3 +65,90 @@ def test_percentile() -> None:
     assert percentile(values, 0.5) == 50
     assert percentile(values, 0.95) == 95
     assert percentile([3.0], 0.95) == 3.0
+
+
+def _turns(metrics: TurnMetrics, count: int, first: int = 0) -> None:
+    """``count`` turns, each answered (speak, then its first audio byte)."""
+    for index in range(first, first + count):
+        words = f"turn {index}"
+        metrics.on_stt_result(STTResultMessage(**_result(words, speech_final=False)))
+        metrics.on_stt_result(STTResultMessage(**_result(words, speech_final=True)))
+        metrics.on_speak("ok")
+        metrics.on_tts_audio(640)
+
+
+def _result(transcript: str, *, speech_final: bool) -> dict[str, object]:
+    return {
+        "transcript": transcript,
+        "is_final": speech_final,
+        "is_speech_final": speech_final,
+        "confidence": 0.9,
+    }
+
+
+def _clock() -> Callable[[], float]:
+    ticks = itertools.count()
+    return lambda: float(next(ticks))
+
+
+def test_the_turn_history_is_left_out_of_the_cycle_collectors_work() -> None:
+    # Issue #19: at 1,000 sessions every closed turn's record stayed in the heap that
+    # each full collection scans (up to 1,000 per session); closed turns are kept as
+    # tuples of atoms, which the collector untracks, and read back as records.
+    metrics = TurnMetrics(clock=_clock())
+    _turns(metrics, 50)
+    metrics.on_stt_result(STTResultMessage(**_result("still open", speech_final=True)))
+    gc.collect()
+    tracked = [o for o in gc.get_objects() if isinstance(o, TurnRecord)]
+    assert tracked == [metrics.turns[-1]]  # only the turn being measured
+    assert len(metrics.turns) == 51
+    first = metrics.turns[0]
+    assert first == TurnRecord(
+        "turn 0",
+        ended_at=1.0,
+        stt_turn=1.0,
+        end_to_speak=1.0,
+        tts_first_byte=1.0,
+        end_to_first_audio=2.0,
+        characters=2,
+    )
+    assert metrics.summary()["end_to_first_audio"] == {"count": 50, "p50": 2.0, "p95": 2.0}
+
+
+def test_the_turn_history_reads_as_a_list_of_the_last_1000() -> None:
+    records: list[TurnRecord] = []
+    metrics = TurnMetrics(clock=_clock(), emit=records.append)
+    _turns(metrics, 1005)
+    turns = metrics.turns
+    assert len(turns) == 1000
+    assert [t.transcript for t in turns[:2]] == ["turn 5", "turn 6"]
+    assert turns[-1].transcript == turns[999].transcript == "turn 1004"
+    assert turns == records[5:]  # equal to the records delivered as events
+    assert list(turns) == records[5:]
+    assert turns[-3:] == records[-3:]
+    assert repr(turns) == repr(records[5:])
+    with pytest.raises(IndexError):
+        turns[1000]
+    assert metrics.summary()["turns"] == 1000
+
+
+@pytest.mark.parametrize("limit", [1, 3, 49, 50, 51, 120])
+def test_the_turn_history_keeps_the_newest_records_in_order(limit: int) -> None:
+    # Rows are grouped in blocks of 50: every limit around a block boundary behaves as
+    # a list trimmed to its last ``limit`` records.
+    history = TurnHistory(limit)
+    expected: list[TurnRecord] = []
+    for index in range(260):
+        record = TurnRecord(f"turn {index}", float(index), characters=index)
+        history._add(record)
+        expected = [*expected, record][-limit:]
+        assert history[-1] is record  # open: the live record
+        if index % 3:
+            record.end_to_speak = 0.5  # measured while open, then sealed
+            history._seal()
+        assert len(history) == len(expected)
+        assert history[-1] == record
+        assert history == expected
+    assert history[0] == expected[0]
+    assert history[len(expected) // 2] == expected[len(expected) // 2]
+    assert history[-limit:] == expected

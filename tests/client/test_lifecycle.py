@@ -18,7 +18,9 @@ from sayna_client import (
     SaynaTimeoutError,
     Timeouts,
 )
+from sayna_client.protocol.events import STTResultMessage
 from sayna_client.server import Faults, LocalServer
+from sayna_client.server.engines.fake import render_words
 
 from .conftest import make_client, stt, tts
 
@@ -202,6 +204,47 @@ async def test_a_client_used_for_speech_leaves_nothing_for_the_cycle_collector(
         gc.set_debug(0)
         gc.garbage.clear()
         gc.enable()
+
+
+async def test_a_session_in_use_leaves_nothing_for_the_cycle_collector(
+    server: LocalServer,
+) -> None:
+    # While events flow (audio up, results, an async callback answering with speak, TTS
+    # audio and completions, turn metrics), the SDK's objects die by reference counting:
+    # the cyclic GC, whose full passes pause every session of a process (issue #19), has
+    # none of them to find.
+    client = make_client(server)
+    answered: list[object] = []
+    played = asyncio.Event()
+
+    async def answer(result: STTResultMessage) -> None:
+        if result.is_speech_final:
+            answered.append(await client.speak("fine thanks"))
+
+    client.register_on_stt_result(answer)
+    client.register_on_tts_audio(lambda _: None)
+    client.register_on_tts_playback_complete(lambda _: played.set())
+    await client.connect()
+    speech = render_words(["x"] * 3, 16000) + bytes(2 * 16000 * 4 // 10)
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for turn in (1, 2):
+            played.clear()
+            for start in range(0, len(speech), 640):
+                await client.on_audio_input(speech[start : start + 640])
+            await eventually(lambda: len(answered) == turn, timeout=10, what="the reply")  # noqa: B023
+            await asyncio.wait_for(played.wait(), 10)
+        assert len(client.turn_metrics.turns) == 2
+        gc.collect()
+        left = {f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage}
+        assert sorted(name for name in left if _left_for_the_collector_name(name)) == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+        await client.disconnect()
 
 
 def _collect(held: list[SaynaClient]) -> None:

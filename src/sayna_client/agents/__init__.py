@@ -19,7 +19,7 @@ from .devices import (
     Speaker,
     WavMicrophone,
 )
-from .metrics import TurnMetrics, TurnRecord, percentile
+from .metrics import TurnHistory, TurnMetrics, TurnRecord, percentile
 from .otel import Telemetry, instrument
 from .segmenter import DEFAULT_ABBREVIATIONS, SentenceSegmenter
 from .speech import AudioOutput, SpeechHandle, SpeechQueue, bytes_per_second
@@ -45,6 +45,7 @@ __all__ = [
     "SpeechQueue",
     "SyncSpeechHandle",
     "Telemetry",
+    "TurnHistory",
     "TurnMetrics",
     "TurnRecord",
     "WavMicrophone",
