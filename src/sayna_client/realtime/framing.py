@@ -131,6 +131,8 @@ class FrameProtocol(asyncio.Protocol):
         "_need",
         "_next_turn",
         "_previous",
+        "_rest",
+        "_rest_at",
         "_sink",
         "_taken",
         "_waiters",
@@ -160,11 +162,15 @@ class FrameProtocol(asyncio.Protocol):
         #: The bytes of an incomplete frame, and how many the frame needs in all.
         self._buffer: Optional[bytearray] = None
         self._need = 0
+        #: A received chunk not handled yet (held, or waiting for the next turn), and
+        #: where in it to go on.
+        self._rest: Optional[bytes] = None
+        self._rest_at = 0
         #: A fragmented message being gathered, and its opcode.
         self._fragments: Optional[bytearray] = None
         self._fragments_op = 0
         self._waiters: Optional[collections.deque[asyncio.Future[None]]] = None
-        #: True between hold() and release(): frames wait in _buffer.
+        #: True between hold() and release(): frames wait in _rest.
         self._holding = False
         #: True while the rest of a chunk waits for the loop's next turn.
         self._next_turn = False
@@ -193,20 +199,35 @@ class FrameProtocol(asyncio.Protocol):
         chunk."""
         if not self._flowing:
             if self.reading:
-                self._keep(data)  # held, or waiting for the next turn
+                self._keep(data, 0)  # held, or waiting for the next turn
             return
         self._taken += len(data)
+        pos = 0
         buffer = self._buffer
-        if buffer is not None:
-            buffer += data
-            if len(buffer) < self._need:
-                return  # a large frame still arriving: no copy until it is whole
-            data = bytes(buffer)
+        while buffer is not None:
+            # An incomplete frame waits: complete it with just the bytes it needs (the
+            # rest of the chunk is parsed where it lies, not copied behind it).
+            take = self._need - len(buffer)
+            if take > len(data) - pos:
+                buffer += memoryview(data)[pos:]
+                return  # a large frame still arriving
+            buffer += memoryview(data)[pos : pos + take]
+            pos += take
             self._buffer = None
+            self._handle(bytes(buffer), 0)  # the frame, or its header: then it needs more
+            if not self._flowing:
+                if self.reading and pos < len(data):
+                    self._keep(data, pos)
+                return
+            buffer = self._buffer
+        self._handle(data, pos)
+        if self._taken >= BYTES_PER_TURN and self._flowing:
+            self._wait_turn()  # read no more in this turn
+
+    def _handle(self, data: bytes, pos: int) -> None:
+        """Parse ``data`` from ``pos``; a violation or a failure ends reading."""
         try:
-            self._parse(data)
-            if self._taken >= BYTES_PER_TURN and self._flowing:
-                self._wait_turn()  # read no more in this turn
+            self._parse(data, pos)
         except WireViolation as violation:
             self._stop()
             self._tell_violation(violation)
@@ -216,11 +237,10 @@ class FrameProtocol(asyncio.Protocol):
             if sink is not None:
                 sink.frame_failure(exc)
 
-    def _parse(self, data: bytes) -> None:
+    def _parse(self, data: bytes, pos: int) -> None:
         # The hot path of every received event: one pass over the chunk, locals only,
         # whole text and binary frames handed over at once, the rest to _frame().
         size = len(data)
-        pos = 0
         budget = self._budget
         binary = self._binary
         sink = self._sink
@@ -230,9 +250,9 @@ class FrameProtocol(asyncio.Protocol):
                 need = 2
                 break
             if not budget:
-                need = 0
                 self._wait_turn()
-                break
+                self._rest, self._rest_at = data, pos  # kept as it is: no copy
+                return
             budget -= 1
             first = data[pos]
             length = data[pos + 1]
@@ -271,22 +291,23 @@ class FrameProtocol(asyncio.Protocol):
             else:
                 self._frame(first, data[start:end])
         else:
-            if not self.reading:
-                return  # reading ended (a Close): the rest is ignored
-            need = 0  # held after a frame: the rest waits for release()
+            self._budget = budget
+            if self.reading and pos < size:  # held after a frame: the rest waits
+                self._rest, self._rest_at = data, pos
+            return  # (reading ended by a Close: the rest is ignored)
         self._budget = budget
-        if pos < size:
-            self._buffer = bytearray(data[pos:])
+        if pos < size:  # an incomplete frame: kept until the bytes it needs are here
+            self._buffer = bytearray(memoryview(data)[pos:])
             self._need = need
 
-    def _keep(self, data: bytes) -> None:
-        """Add ``data`` to what waits while reading is held or between turns."""
-        buffer = self._buffer
-        if buffer is None:
-            self._buffer = bytearray(data)
-            self._need = 0  # it may hold whole frames: look when reading goes on
+    def _keep(self, data: bytes, pos: int) -> None:
+        """Add ``data`` from ``pos`` to what waits while reading is held or between
+        turns (rare: the socket is paused then)."""
+        rest = self._rest
+        if rest is None:
+            self._rest, self._rest_at = data, pos
         else:
-            buffer += data
+            self._rest, self._rest_at = rest[self._rest_at :] + data[pos:], 0
 
     def hold(self) -> None:
         """Handle no frame after the current one until :meth:`release` (the socket is
@@ -322,10 +343,10 @@ class FrameProtocol(asyncio.Protocol):
             return
         self._flowing = True
         self.transport.resume_reading()
-        if self._buffer is not None:
-            # Whole frames left by a turn or a hold have _need 0; an incomplete one
-            # keeps its own (not copied again until it is whole).
-            self.data_received(b"")
+        rest = self._rest
+        if rest is not None:
+            self._rest = None
+            self._handle(rest, self._rest_at)
 
     def _frame(self, first: int, payload: bytes) -> None:
         """Any frame but a whole text or binary message outside a fragmented one."""
@@ -394,6 +415,7 @@ class FrameProtocol(asyncio.Protocol):
         self.reading = False
         self._flowing = False
         self._buffer = None
+        self._rest = None
         self._fragments = None
 
     def _tell_violation(self, violation: WireViolation) -> None:
