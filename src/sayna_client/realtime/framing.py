@@ -125,6 +125,8 @@ class FrameProtocol(asyncio.Protocol):
         "_need",
         "_next_turn",
         "_previous",
+        "_rest",
+        "_rest_at",
         "_sink",
         "_waiters",
         "lost",
@@ -152,11 +154,15 @@ class FrameProtocol(asyncio.Protocol):
         #: The bytes of an incomplete frame, and how many the frame needs in all.
         self._buffer: Optional[bytearray] = None
         self._need = 0
+        #: A received chunk not handled yet (held, or waiting for the next turn), and
+        #: where in it to go on.
+        self._rest: Optional[bytes] = None
+        self._rest_at = 0
         #: A fragmented message being gathered, and its opcode.
         self._fragments: Optional[bytearray] = None
         self._fragments_op = 0
         self._waiters: Optional[collections.deque[asyncio.Future[None]]] = None
-        #: True between hold() and release(): frames wait in _buffer.
+        #: True between hold() and release(): frames wait in _rest.
         self._holding = False
         #: True while the rest of a chunk waits for the loop's next turn.
         self._next_turn = False
@@ -177,17 +183,32 @@ class FrameProtocol(asyncio.Protocol):
         loop; keep an incomplete last frame for the next chunk."""
         if not self._flowing:
             if self.reading:
-                self._keep(data)  # held, or waiting for the next turn
+                self._keep(data, 0)  # held, or waiting for the next turn
             return
+        pos = 0
         buffer = self._buffer
-        if buffer is not None:
-            buffer += data
-            if len(buffer) < self._need:
-                return  # a large frame still arriving: no copy until it is whole
-            data = bytes(buffer)
+        while buffer is not None:
+            # An incomplete frame waits: complete it with just the bytes it needs (the
+            # rest of the chunk is parsed where it lies, not copied behind it).
+            take = self._need - len(buffer)
+            if take > len(data) - pos:
+                buffer += memoryview(data)[pos:]
+                return  # a large frame still arriving
+            buffer += memoryview(data)[pos : pos + take]
+            pos += take
             self._buffer = None
+            self._handle(bytes(buffer), 0)  # the frame, or its header: then it needs more
+            if not self._flowing:
+                if self.reading and pos < len(data):
+                    self._keep(data, pos)
+                return
+            buffer = self._buffer
+        self._handle(data, pos)
+
+    def _handle(self, data: bytes, pos: int) -> None:
+        """Parse ``data`` from ``pos``; a violation or a failure ends reading."""
         try:
-            self._parse(data)
+            self._parse(data, pos)
         except WireViolation as violation:
             self._stop()
             self._tell_violation(violation)
@@ -197,11 +218,10 @@ class FrameProtocol(asyncio.Protocol):
             if sink is not None:
                 sink.frame_failure(exc)
 
-    def _parse(self, data: bytes) -> None:
+    def _parse(self, data: bytes, pos: int) -> None:
         # The hot path of every received event: one pass over the chunk, locals only,
         # whole text and binary frames handed over at once, the rest to _frame().
         size = len(data)
-        pos = 0
         budget = FRAMES_PER_TURN
         binary = self._binary
         sink = self._sink
@@ -211,9 +231,9 @@ class FrameProtocol(asyncio.Protocol):
                 need = 2
                 break
             if not budget:
-                need = 0
                 self._wait_turn()
-                break
+                self._rest, self._rest_at = data, pos  # kept as it is: no copy
+                return
             budget -= 1
             first = data[pos]
             length = data[pos + 1]
@@ -252,20 +272,21 @@ class FrameProtocol(asyncio.Protocol):
             else:
                 self._frame(first, data[start:end])
         else:
-            if not self.reading:
-                return  # reading ended (a Close): the rest is ignored
-            need = 0  # held after a frame: the rest waits for release()
-        if pos < size:
-            self._buffer = bytearray(data[pos:])
+            if self.reading and pos < size:  # held after a frame: the rest waits
+                self._rest, self._rest_at = data, pos
+            return  # (reading ended by a Close: the rest is ignored)
+        if pos < size:  # an incomplete frame: kept until the bytes it needs are here
+            self._buffer = bytearray(memoryview(data)[pos:])
             self._need = need
 
-    def _keep(self, data: bytes) -> None:
-        """Add ``data`` to what waits while reading is held or between turns."""
-        buffer = self._buffer
-        if buffer is None:
-            self._buffer = bytearray(data)
+    def _keep(self, data: bytes, pos: int) -> None:
+        """Add ``data`` from ``pos`` to what waits while reading is held or between
+        turns (rare: the socket is paused then)."""
+        rest = self._rest
+        if rest is None:
+            self._rest, self._rest_at = data, pos
         else:
-            buffer += data
+            self._rest, self._rest_at = rest[self._rest_at :] + data[pos:], 0
 
     def hold(self) -> None:
         """Handle no frame after the current one until :meth:`release` (the socket is
@@ -299,9 +320,10 @@ class FrameProtocol(asyncio.Protocol):
             return
         self._flowing = True
         self.transport.resume_reading()
-        if self._buffer is not None:
-            self._need = 0  # what waits may hold whole frames: look now
-            self.data_received(b"")
+        rest = self._rest
+        if rest is not None:
+            self._rest = None
+            self._handle(rest, self._rest_at)
 
     def _frame(self, first: int, payload: bytes) -> None:
         """Any frame but a whole text or binary message outside a fragmented one."""
@@ -370,6 +392,7 @@ class FrameProtocol(asyncio.Protocol):
         self.reading = False
         self._flowing = False
         self._buffer = None
+        self._rest = None
         self._fragments = None
 
     def _tell_violation(self, violation: WireViolation) -> None:
