@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from sayna_client import SaynaClient, STTConfig, TTSConfig
+from sayna_client import SaynaClient, STTConfig, Timeouts, TTSConfig
 from sayna_client.testing import running_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -93,6 +93,8 @@ async def test_bench_endpoints_count_and_push_in_order() -> None:
             STTConfig(provider="fake"),
             TTSConfig(provider="fake"),
             stream_id="bench-1",
+            # The results end no turn: the graceful close would wait its whole drain (5 s).
+            timeouts=Timeouts(drain=0.5),
         )
         audio: list[int] = []
         results: list[Any] = []

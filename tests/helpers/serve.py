@@ -9,7 +9,8 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import IO, Optional
@@ -63,9 +64,11 @@ async def sayna_serve(
         AssertionError: it exited before printing its banner (with its stderr), or took
             over :data:`STARTUP_TIMEOUT` seconds.
 
-    On exit it sends SIGINT unless the process already ended (a test may stop it itself
-    and assert on its exit status) and waits for it; after :data:`STARTUP_TIMEOUT`
-    seconds, or when the block is cancelled, it kills it. The process is always reaped.
+    The process starts with SIGINT's default action (as under a terminal), so a test may
+    send it Ctrl-C. On exit it sends SIGTERM unless the process already ended (a test may
+    stop it itself and assert on its exit status) and waits for it; after
+    :data:`STARTUP_TIMEOUT` seconds, or when the block is cancelled, it kills it. The
+    process is always reaped.
     """
     command = [sys.executable, "-m", module, *(["serve"] if module == "sayna_client" else [])]
     if port is not None:
@@ -74,13 +77,14 @@ async def sayna_serve(
     # stderr to a file, not a pipe: nobody reads a pipe while it runs, and a full one
     # would block the server.
     with tempfile.TemporaryFile() as stderr:
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-            stdin=asyncio.subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
-        )
+        with _sigint_as_on_a_terminal():
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr,
+                stdin=asyncio.subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+            )
         try:
             banner = await asyncio.wait_for(_read_banner(process, stderr), STARTUP_TIMEOUT)
             url = banner.split(" listening on ", 1)[1].split()[0]
@@ -105,11 +109,34 @@ async def _read_banner(process: asyncio.subprocess.Process, stderr: IO[bytes]) -
     return "".join(lines)
 
 
+@contextlib.contextmanager
+def _sigint_as_on_a_terminal() -> Iterator[None]:
+    """Spawn with SIGINT's default action, as a terminal's Ctrl-C finds it.
+
+    A test run started as a background job of a non-interactive shell ignores SIGINT,
+    its children inherit that, and Python then never raises KeyboardInterrupt: a test
+    that sends SIGINT would wait for nothing. While the child is spawned this process
+    catches SIGINT instead (a caught signal is reset to its default action on exec).
+    """
+    if (
+        signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 async def _stop(process: asyncio.subprocess.Process) -> None:
     try:
         if process.returncode is None:
+            # SIGTERM: handled by `sayna serve` itself (as Ctrl-C: sessions closed, exit 0).
             with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
-                process.send_signal(signal.SIGINT)
+                process.send_signal(signal.SIGTERM)
             await asyncio.wait_for(process.wait(), STARTUP_TIMEOUT)
     finally:
         if process.returncode is None:  # timed out or cancelled
