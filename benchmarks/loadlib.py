@@ -193,6 +193,9 @@ class LoadReport:
     client: str = "sdk"
     gc_freeze: bool = False
     gc_pauses: str = ""
+    #: Objects the garbage collector tracks when streaming starts and ends (what a full
+    #: collection scans) and how many are frozen (``gc.freeze()``, never scanned).
+    gc_tracked: tuple[int, int, int] = (0, 0, 0)
 
     @property
     def frames_sent(self) -> int:
@@ -305,6 +308,11 @@ class LoadReport:
                 "garbage collections while streaming"
                 + (" (gc.freeze())" if self.gc_freeze else ""),
                 self.gc_pauses,
+            ),
+            (
+                "objects the collector tracks, start -> end of streaming",
+                f"{self.gc_tracked[0]:,} -> {self.gc_tracked[1]:,}"
+                + (f" (and {self.gc_tracked[2]:,} frozen)" if self.gc_tracked[2] else ""),
             ),
         ]
 
@@ -439,6 +447,7 @@ async def run_load(
         for client, outcome, offset in zip(clients, outcomes, offsets)
         if outcome.error is None
     ]
+    tracked0 = len(gc.get_objects())  # before the clock's start time is taken
     base = loop.time() + 0.05
     pauses = GCPauses()
     cpu0, server_cpu0 = process_cpu_seconds(), _maybe_cpu(server_pid)
@@ -475,6 +484,7 @@ async def run_load(
             )
     wall = time.perf_counter() - wall0
     cpu = process_cpu_seconds() - cpu0
+    tracked = (tracked0, len(gc.get_objects()), gc.get_freeze_count())
     server_cpu1 = _maybe_cpu(server_pid)
     system = system_cpu_seconds() - sys0
     server_sys1 = _maybe_cpu(server_pid, system_cpu_seconds)
@@ -523,6 +533,7 @@ async def run_load(
         client=client,
         gc_freeze=gc_freeze,
         gc_pauses=pauses.describe(),
+        gc_tracked=tracked,
     )
 
 
