@@ -4,6 +4,7 @@
                               [--uvloop] [--cpu N] [--speak]
                               [--pacing shared|per-session] [--turns spread|lockstep]
                               [--client sdk|raw-aiohttp|raw-asyncio] [--gc-freeze]
+                              [--gc-refreeze SECONDS]
                               [--server-uvloop]
 
 ``--uvloop`` runs the clients on uvloop's event loop (``pip install uvloop``);
@@ -14,9 +15,10 @@ turns are spread over the tone pattern or in lockstep (see ``loadlib.py``). ``--
 runs the same workload without the SDK, the floors of ``loadraw.py``: aiohttp's public
 WebSocket API (``raw-aiohttp``) or a bare asyncio protocol writing frames masked in advance
 (``raw-asyncio``); both need ``--speak`` and the default pacing. ``--gc-freeze`` calls
-``gc.freeze()`` once every session is connected. The report counts the garbage collections
-made while streaming and the longest pause of each generation, and the system (kernel)
-part of each process's CPU. ``--server-uvloop`` runs the server it starts on uvloop.
+``gc.freeze()`` once every session is connected, ``--gc-refreeze S`` again S seconds into
+streaming (what the sessions make at their first audio and result). The report counts the
+garbage collections made while streaming and the longest pause of each generation, and the
+system (kernel) part of each process's CPU. ``--server-uvloop`` runs the server it starts on uvloop.
 
 Without ``--url`` it starts ``sayna serve --engine fake --fast-tts`` on a free port as a separate
 process (stopped at the end). Every session streams 16 kHz mono linear16 audio in 20 ms
@@ -127,6 +129,7 @@ def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool
         + (f" --turns {args.turns}" if args.turns != "spread" else "")
         + (f" --client {args.client}" if args.client != "sdk" else "")
         + (" --gc-freeze" if args.gc_freeze else "")
+        + (f" --gc-refreeze {args.gc_refreeze:g}" if args.gc_refreeze is not None else "")
         + (" --server-uvloop" if args.server_uvloop else "")
         + f"` on {datetime.date.today().isoformat()}: {args.sessions} "
         + ("`SaynaClient`" if args.client == "sdk" else f"`{args.client}` (no SDK, `loadraw.py`)")
@@ -224,6 +227,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         action="store_true",
         help="gc.freeze() once every session is connected",
     )
+    parser.add_argument(
+        "--gc-refreeze",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="gc.freeze() again this many seconds into streaming (no collection)",
+    )
     args = parser.parse_args(argv)
     if args.sessions < 1 or args.seconds <= 0:
         parser.error("--sessions and --seconds must be positive")
@@ -263,6 +273,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 turns=args.turns,
                 client=args.client,
                 gc_freeze=args.gc_freeze,
+                gc_refreeze=args.gc_refreeze,
             )
         )
     finally:

@@ -192,6 +192,7 @@ class LoadReport:
     turns: str = "spread"
     client: str = "sdk"
     gc_freeze: bool = False
+    gc_refreeze: Optional[float] = None
     gc_pauses: str = ""
     #: Objects the garbage collector tracks when streaming starts and ends (what a full
     #: collection scans) and how many are frozen (``gc.freeze()``, never scanned).
@@ -306,7 +307,12 @@ class LoadReport:
             ("server process CPU while streaming", server_cpu),
             (
                 "garbage collections while streaming"
-                + (" (gc.freeze())" if self.gc_freeze else ""),
+                + (" (gc.freeze())" if self.gc_freeze else "")
+                + (
+                    f" (gc.freeze() again {self.gc_refreeze:g} s in)"
+                    if self.gc_refreeze is not None
+                    else ""
+                ),
                 self.gc_pauses,
             ),
             (
@@ -359,6 +365,7 @@ async def run_load(
     turns: str = "spread",
     client: str = "sdk",
     gc_freeze: bool = False,
+    gc_refreeze: Optional[float] = None,
 ) -> LoadReport:
     """Stream ``seconds`` of real-time audio on ``sessions`` sessions, then verify.
 
@@ -379,6 +386,9 @@ async def run_load(
             ``loadraw.py``: ``"raw-aiohttp"``, ``"raw-asyncio"`` (shared pacing only).
         gc_freeze: call ``gc.freeze()`` once every session is connected (the objects
             made so far are never scanned again by a full collection).
+        gc_refreeze: also call ``gc.freeze()`` (without a collection: no pause) this many
+            seconds into streaming, once the sessions made what they make at their first
+            audio and result (their audio lanes, speech queues and turn metrics).
 
     Returns:
         The report; ``report.ok`` is False on any lost frame, count mismatch, session
@@ -450,6 +460,7 @@ async def run_load(
     tracked0 = len(gc.get_objects())  # before the clock's start time is taken
     base = loop.time() + 0.05
     pauses = GCPauses()
+    refreeze = None if gc_refreeze is None else loop.call_at(base + gc_refreeze, gc.freeze)
     cpu0, server_cpu0 = process_cpu_seconds(), _maybe_cpu(server_pid)
     sys0, server_sys0 = system_cpu_seconds(), _maybe_cpu(server_pid, system_cpu_seconds)
     wall0 = time.perf_counter()
@@ -485,6 +496,8 @@ async def run_load(
     wall = time.perf_counter() - wall0
     cpu = process_cpu_seconds() - cpu0
     tracked = (tracked0, len(gc.get_objects()), gc.get_freeze_count())
+    if refreeze is not None:
+        refreeze.cancel()
     server_cpu1 = _maybe_cpu(server_pid)
     system = system_cpu_seconds() - sys0
     server_sys1 = _maybe_cpu(server_pid, system_cpu_seconds)
@@ -503,7 +516,7 @@ async def run_load(
     still_connected = sum(client.connected for client in clients)
     if http is not None:
         await http.close()
-    if gc_freeze:
+    if gc_freeze or gc_refreeze is not None:
         gc.unfreeze()
     await _collect_server_view(url, api_key, outcomes, settle_timeout)
     server_cpu_percent = (
@@ -532,6 +545,7 @@ async def run_load(
         turns=turns,
         client=client,
         gc_freeze=gc_freeze,
+        gc_refreeze=gc_refreeze,
         gc_pauses=pauses.describe(),
         gc_tracked=tracked,
     )
