@@ -14,16 +14,22 @@ callers' do; ``--turns lockstep`` starts them all together (every speech-final o
 process within the same 20 ms, the worst case). ``--pacing`` is as in ``load.py`` (one
 clock task for all sessions by default). Two intervals are measured inside the client process:
 
-(a) **speech-final -> speak on the wire**: from the moment aiohttp hands the frame holding
-    the speech-final to the SDK (``ClientWebSocketResponse.receive`` returns) to the
-    moment the ``speak`` frame has been written to the socket (``send_str`` returns);
-(b) **TTS byte -> audio callback**: from ``receive`` returning a TTS frame to the audio
-    callback being called with it, for the first frame of each reply and for all frames.
+(a) **speech-final -> speak on the wire**: from the moment the socket's transport hands
+    the bytes holding the speech-final to the SDK (``data_received`` of the client's own
+    frame protocol, ``realtime/framing.py``) to the moment the ``speak`` frame has been
+    written to the transport;
+(b) **TTS byte -> audio callback**: from the transport handing over the bytes of a TTS
+    frame to the audio callback being called with it, for the first frame of each reply
+    and for all frames.
 
 Both are the SDK's time plus the time the event loop spends on the other sessions'
 work queued before it (the same loop runs every session): what a user's handler sees.
-The hooks wrap two aiohttp methods at class level in this process only (a context
-variable set per session tells them apart); the SDK is used through its public API.
+The hooks wrap four methods of the SDK's data path at class level in this process only
+(the frame protocol's ``data_received``, the connection's ``frame_text``, the hub's
+``publish_audio`` and the frame writer's ``write_control``; a context variable set per
+session tells the sessions apart); the SDK is used through its public API. (Until
+issue #19's own data path they wrapped aiohttp's ``receive`` and ``send_str``: the older
+figures of ``FEEL.md`` start at ``receive`` returning, after aiohttp's parsing.)
 Prints the report; ``--output benchmarks/FEEL.md`` also writes it (never by default).
 """
 
@@ -58,6 +64,7 @@ from pacing import LateStats, SharedClock, clock_slots, paced_stream, percentile
 
 import sayna_client
 from sayna_client import SaynaClient, SaynaError, STTConfig, TTSConfig
+from sayna_client.realtime import connection, framing, hub, wire
 
 HERE = Path(__file__).resolve().parent
 _now = time.perf_counter
@@ -81,36 +88,47 @@ final_to_speak: list[float] = []
 #: (b) first TTS frame of a reply received -> audio callback; and every frame.
 first_audio: list[float] = []
 all_audio: list[float] = []
-_BINARY, _TEXT = aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT
+#: When the transport handed the SDK the chunk being parsed (set by data_received).
+_chunk_at = [0.0]
 
 
 def install_hooks() -> None:
-    """Wrap ``receive`` and ``send_str`` of aiohttp's client WebSocket (this process)."""
-    receive = aiohttp.ClientWebSocketResponse.receive
-    send_str = aiohttp.ClientWebSocketResponse.send_str
+    """Wrap the SDK's own data path (this process): see the module docstring."""
+    protocol = framing.FrameProtocol
+    data_received = protocol.data_received
+    frame_text = connection.WebSocketConnection.frame_text
+    publish_audio = hub.EventHub.publish_audio
+    write_control = wire.FrameWriter.write_control
 
-    async def timed_receive(self: Any, *args: Any, **kwargs: Any) -> Any:
-        msg = await receive(self, *args, **kwargs)
-        at = _now()
+    def timed_data_received(self: Any, data: bytes) -> None:
+        _chunk_at[0] = _now()
+        data_received(self, data)
+
+    def timed_frame_text(self: Any, text: str) -> None:
+        probe = SESSION.get(None)
+        if probe is not None and '"is_speech_final":true' in text.replace(" ", ""):
+            probe.final_rx.append(_chunk_at[0])
+        frame_text(self, text)
+
+    def timed_publish_audio(self: Any, data: bytes) -> None:
         probe = SESSION.get(None)
         if probe is not None:
-            if msg.type is _BINARY:
-                probe.audio_rx.append(at)
-            elif msg.type is _TEXT and '"is_speech_final":true' in msg.data.replace(" ", ""):
-                probe.final_rx.append(at)
-        return msg
+            probe.audio_rx.append(_chunk_at[0])
+        publish_audio(self, data)
 
-    async def timed_send_str(self: Any, data: str, *args: Any, **kwargs: Any) -> Any:
-        result = await send_str(self, data, *args, **kwargs)
+    def timed_write_control(self: Any, first: int, payload: bytes = b"") -> bool:
+        written = write_control(self, first, payload)
         probe = SESSION.get(None)
-        if probe is not None and probe.pending_final is not None and '"speak"' in data:
+        if probe is not None and probe.pending_final is not None and b'"speak"' in payload:
             final_to_speak.append(_now() - probe.pending_final)
             probe.pending_final = None
             probe.first_audio = True
-        return result
+        return written
 
-    aiohttp.ClientWebSocketResponse.receive = timed_receive  # type: ignore[method-assign]
-    aiohttp.ClientWebSocketResponse.send_str = timed_send_str  # type: ignore[method-assign]
+    protocol.data_received = timed_data_received  # type: ignore[method-assign]
+    connection.WebSocketConnection.frame_text = timed_frame_text  # type: ignore[method-assign]
+    hub.EventHub.publish_audio = timed_publish_audio  # type: ignore[method-assign]
+    wire.FrameWriter.write_control = timed_write_control  # type: ignore[method-assign]
 
 
 async def run(
