@@ -50,6 +50,22 @@ def text(event: dict[str, Any], first: int = 0x81) -> bytes:
     return frame(first, json.dumps(event).encode())
 
 
+def results(count: int) -> bytes:
+    """``count`` interim stt_result frames, transcripts ``w0``, ``w1``..."""
+    return b"".join(
+        text(
+            {
+                "type": "stt_result",
+                "transcript": f"w{i}",
+                "is_final": False,
+                "is_speech_final": False,
+                "confidence": 0.9,
+            }
+        )
+        for i in range(count)
+    )
+
+
 def close(code: int, reason: bytes = b"") -> bytes:
     return frame(0x88, struct.pack("!H", code) + reason)
 
@@ -127,6 +143,15 @@ async def serve() -> AsyncIterator[Callable[[Script], Awaitable[tuple[RawServer,
         await runner.cleanup()
 
 
+def _watch(client: SaynaClient) -> tuple[list[ConnectionClosed], list[Any]]:
+    """The close events and the messages ``client`` will receive."""
+    closes: list[ConnectionClosed] = []
+    messages: list[Any] = []
+    client.register_on_close(closes.append)
+    client.register_on_message(messages.append)
+    return closes, messages
+
+
 def _client(url: str, **kwargs: Any) -> SaynaClient:
     kwargs.setdefault("timeouts", Timeouts(connect=5, ready=5, request=5, close=2))
     return SaynaClient(url, stt(), tts(), **kwargs)
@@ -190,21 +215,8 @@ async def test_a_burst_in_one_write_is_handled_without_dropping(
 ) -> None:
     # 5,000 results written at once: the client hands them to its callbacks in turns, so
     # a queue of 1,000 never overflows (a backlog stays in the socket, not in memory).
-    results = b"".join(
-        text(
-            {
-                "type": "stt_result",
-                "transcript": f"w{i}",
-                "is_final": False,
-                "is_speech_final": False,
-                "confidence": 0.9,
-            }
-        )
-        for i in range(5000)
-    )
-
     async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
-        server.write(results)
+        server.write(results(5000))
 
     _, url = await serve(script)
     async with _client(url, max_queue=1000) as client:
@@ -226,10 +238,7 @@ async def test_the_servers_close_is_answered_and_reported(
 
     server, url = await serve(script)
     async with _client(url) as client:
-        closes: list[ConnectionClosed] = []
-        messages: list[Any] = []
-        client.register_on_close(closes.append)
-        client.register_on_message(messages.append)
+        closes, messages = _watch(client)
         await client.connect()
         await eventually(lambda: closes)
         assert (closes[0].code, closes[0].reason) == (4001, "bye ✓")
@@ -281,10 +290,7 @@ async def test_protocol_violations_end_the_session_with_the_rfc_code(
 
     server, url = await serve(script)
     async with _client(url) as client:
-        closes: list[ConnectionClosed] = []
-        messages: list[Any] = []
-        client.register_on_close(closes.append)
-        client.register_on_message(messages.append)
+        closes, messages = _watch(client)
         await client.connect()
         await eventually(lambda: closes)
         assert closes[0].code == code, closes[0]

@@ -29,25 +29,18 @@ from .conftest import start_app, stt, tts
 
 # The fixtures tls_contexts, no_proxy_env and serve are those modules' (taken by name).
 from .test_first_hour import ForwardProxy, TlsFront, no_proxy_env, tls_contexts  # noqa: F401
-from .test_framing import MESSAGE, RawServer, Script, _client, frame, serve, text  # noqa: F401
+from .test_framing import (  # noqa: F401
+    MESSAGE,
+    RawServer,
+    Script,
+    _client,
+    frame,
+    results,
+    serve,
+    text,
+)
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def results(count: int) -> bytes:
-    """``count`` stt_result frames, transcripts ``w0``, ``w1``..."""
-    return b"".join(
-        text(
-            {
-                "type": "stt_result",
-                "transcript": f"w{i}",
-                "is_final": False,
-                "is_speech_final": False,
-                "confidence": 0.9,
-            }
-        )
-        for i in range(count)
-    )
 
 
 @pytest.mark.parametrize("via_proxy", [False, True], ids=["wss", "wss-through-connect"])
