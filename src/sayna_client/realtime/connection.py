@@ -393,18 +393,11 @@ class WebSocketConnection(SocketSender):
         """Process one frame; returns ``(code, reason)`` when the socket has ended."""
         kind = msg.type
         if kind is _TEXT:  # first: the reader handles binary frames itself
-            event = decode_text(msg.data)
-            event_type = event.type
-            if event_type == "ready":
-                self._got_ready(cast(ReadyMessage, event))
-            elif event_type == "error":
-                self._got_error(cast(ErrorMessage, event))
-            self._hub.publish(event)
+            self.frame_text(msg.data)  # (no hold on this path: it has no _wire)
         elif kind is _BINARY:
-            self._hub.publish_audio(msg.data)
+            self.frame_binary(msg.data)
         elif kind is _WS.PONG:
-            if self._heartbeat is not None:
-                self._heartbeat.pong()
+            self.frame_pong()
         elif kind is _WS.PING:
             self._spawn(self._ws.pong(msg.data))
         elif kind is _WS.CLOSE:
