@@ -17,10 +17,13 @@ it schedules another pass for the rest, letting other tasks run). No task, futur
 coroutine is involved: per event at low rates, one loop callback. Once some callback
 is ``async``, the dispatcher's *task* runs them instead, one event at a time (it awaits
 each), woken through a future; it ends, and passes take over again, once the queue is
-empty while every callback is plain. A pass hands over to the task whatever must be
-awaited, in order: the awaitable a callback returned (that callback counts as async
-from then on), a callback's error report, an overflow report, a notice. The two never
-run at once.
+empty while every callback is plain. While the task waits for events, a TTS frame whose
+callbacks are all plain (the usual session: an ``async`` result callback, a plain audio
+one) is delivered by a pass too, and the task sleeps on: no future, wake-up and task
+step per frame. A pass hands over to the task whatever must be awaited, in order: the
+awaitable a callback returned (that callback counts as async from then on), a
+callback's error report, an overflow report, a notice, the rest of the queue at the end
+of the session. The two never run at once.
 
 Overflow: when the dispatcher falls ``max_queue`` events (or ``max_queue_bytes`` of
 audio) behind, the oldest queued events are discarded and the error callbacks receive
@@ -83,8 +86,9 @@ class Dispatcher(Mailbox):
     The dispatcher *is* the callbacks' mailbox: the fan-out appends to it with
     :meth:`put` / :meth:`put_audio`, which also wake the consumer. Two consumers take
     turns, never both at once: a *pass* (:meth:`_pass`, a plain loop callback) while
-    every callback is a plain function, else the dispatcher *task*. They are this
-    module's only readers of the queue.
+    every callback is a plain function, and for TTS frames with plain audio callbacks
+    while the task waits; else the dispatcher *task*. They are this module's only
+    readers of the queue.
 
     ``hub`` (held weakly: the hub holds its dispatcher) is told the SDK's reports the
     dispatcher makes (``CallbackError``, ``EventsDropped``) for the ``events()``
@@ -149,10 +153,16 @@ class Dispatcher(Mailbox):
             self._shed()
         if self._pass_handle is None:
             waiter = self._waiter
-            if waiter is not None:
-                self._waiter = None
-                if not waiter.done():
-                    waiter.set_result(None)
+            if waiter is not None:  # the task waits (for this, the only queued item)
+                if self._subs.audio_plain:
+                    # Plain audio callbacks while some other callback is async (the
+                    # usual session): a pass delivers the frame and the task sleeps on,
+                    # rather than being woken through its future for each frame.
+                    self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
+                else:
+                    self._waiter = None
+                    if not waiter.done():
+                        waiter.set_result(None)
             elif self._task is None and not self._closed:
                 if self._after is None and self._subs.all_plain:
                     self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
@@ -174,7 +184,7 @@ class Dispatcher(Mailbox):
         if task is not None:
             if task is asyncio.current_task():
                 return None
-            if not self._items and self._waiter is not None:
+            if not self._items and self._waiter is not None and self._pass_handle is None:
                 return None  # idle
         elif self._pass_handle is None:
             return None  # idle (or ended before it ever ran)
@@ -213,7 +223,7 @@ class Dispatcher(Mailbox):
                 if not items:
                     self._pass_handle = None
                     return
-                if self._dropped or self._task is not None:
+                if self._dropped or self._closed:  # the task takes over (see end())
                     self._hand_over(None)
                     return
                 item = items.popleft()
@@ -260,9 +270,9 @@ class Dispatcher(Mailbox):
         except BaseException:  # not a callback's Exception: the next put starts afresh
             self._pass_handle = None
             raise
-        # _YIELD_EVERY events in a row: let other tasks run before the rest (which a
-        # task started meanwhile, at the end of the session, takes itself).
-        if items and self._task is None:
+        # _YIELD_EVERY events in a row: let other tasks run before the rest (which the
+        # task takes itself once the session ended).
+        if items and not self._closed:
             self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
         else:
             self._pass_handle = None
@@ -274,6 +284,12 @@ class Dispatcher(Mailbox):
         self._carry = carry
         if self._task is None:
             self._start()
+            return
+        waiter = self._waiter
+        if waiter is not None:  # the task waits for events: it takes over
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def _resume(
         self,
@@ -344,6 +360,10 @@ class Dispatcher(Mailbox):
                 finally:
                     if self._waiter is waiter:
                         self._waiter = None
+                carry = self._carry
+                if carry is not None:  # a pass ran meanwhile and handed this over
+                    self._carry = None
+                    await carry
                 continue
             if handled >= _YIELD_EVERY:
                 handled = 0

@@ -55,6 +55,7 @@ BYTES_PER_TURN = 256 * 1024
 _PROTOCOL_ERROR = int(CloseCode.PROTOCOL_ERROR)
 _INVALID_PAYLOAD = int(CloseCode.INVALID_PAYLOAD)
 _TOO_BIG = int(CloseCode.MESSAGE_TOO_BIG)
+_NOT_UTF8 = "the server sent a text message that is not UTF-8"
 
 
 def _sendable_close_code(code: int) -> bool:
@@ -197,6 +198,20 @@ class FrameProtocol(asyncio.Protocol):
         turns of the loop, and no more of the socket in this turn once about
         :data:`BYTES_PER_TURN` bytes were read; keep an incomplete last frame for the next
         chunk."""
+        if self._buffer is None and self._flowing:
+            taken = self._taken = self._taken + len(data)
+            # The usual chunk: it starts with a frame (nothing incomplete waits). The
+            # body of _handle, inline: one call less per received event.
+            try:
+                self._parse(data, 0)
+            except WireViolation as violation:
+                self._stop()
+                self._tell_violation(violation)
+            except Exception as exc:  # a failure of the SDK's own handling: never silent
+                self._fail(exc)
+            if taken >= BYTES_PER_TURN and self._flowing:
+                self._wait_turn()  # read no more in this turn
+            return
         if not self._flowing:
             if self.reading:
                 self._keep(data, 0)  # held, or waiting for the next turn
@@ -220,7 +235,8 @@ class FrameProtocol(asyncio.Protocol):
                     self._keep(data, pos)
                 return
             buffer = self._buffer
-        self._handle(data, pos)
+        if pos < len(data):
+            self._handle(data, pos)
         if self._taken >= BYTES_PER_TURN and self._flowing:
             self._wait_turn()  # read no more in this turn
 
@@ -232,19 +248,21 @@ class FrameProtocol(asyncio.Protocol):
             self._stop()
             self._tell_violation(violation)
         except Exception as exc:  # a failure of the SDK's own handling: never silent
-            self._stop()
-            sink = self._sink
-            if sink is not None:
-                sink.frame_failure(exc)
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        self._stop()
+        sink = self._sink
+        if sink is not None:
+            sink.frame_failure(exc)
 
     def _parse(self, data: bytes, pos: int) -> None:
-        # The hot path of every received event: one pass over the chunk, locals only,
-        # whole text and binary frames handed over at once, the rest to _frame().
+        # The hot path of every received event (at low rates a chunk is one frame): one
+        # pass over the chunk, whole text and binary frames handed over at once, the
+        # rest to _frame(). Called only while frames flow, with pos < len(data).
         size = len(data)
         budget = self._budget
-        binary = self._binary
-        sink = self._sink
-        while self._flowing:
+        while True:
             left = size - pos
             if left < 2:
                 need = 2
@@ -253,20 +271,19 @@ class FrameProtocol(asyncio.Protocol):
                 self._wait_turn()
                 self._rest, self._rest_at = data, pos  # kept as it is: no copy
                 return
-            budget -= 1
             first = data[pos]
             length = data[pos + 1]
             if length < 126:
                 start = pos + 2
             else:
-                if length & 0x80:
-                    raise WireViolation(_PROTOCOL_ERROR, "the server sent a masked frame")
                 if length == 126:
                     if left < 4:
                         need = 4
                         break
                     length = (data[pos + 2] << 8) | data[pos + 3]
                     start = pos + 4
+                elif length & 0x80:
+                    raise WireViolation(_PROTOCOL_ERROR, "the server sent a masked frame")
                 else:
                     if left < 10:
                         need = 10
@@ -283,22 +300,30 @@ class FrameProtocol(asyncio.Protocol):
             if end > size:
                 need = end - pos
                 break
-            pos = end
+            budget -= 1
             if first == _BINARY and self._fragments is None:
-                binary(data[start:end])
+                self._binary(data[start:end])
             elif first == _TEXT and self._fragments is None:
-                sink.frame_text(_utf8(data[start:end]))  # type: ignore[union-attr]
+                try:
+                    text = data[start:end].decode()
+                except UnicodeDecodeError:
+                    raise WireViolation(_INVALID_PAYLOAD, _NOT_UTF8) from None
+                self._sink.frame_text(text)  # type: ignore[union-attr]
             else:
                 self._frame(first, data[start:end])
-        else:
-            self._budget = budget
-            if self.reading and pos < size:  # held after a frame: the rest waits
-                self._rest, self._rest_at = data, pos
-            return  # (reading ended by a Close: the rest is ignored)
+            if end == size:  # the chunk's last frame
+                self._budget = budget
+                return
+            pos = end
+            if not self._flowing:  # held after a frame, or a Close ended reading
+                self._budget = budget
+                if self.reading:  # held: the rest waits
+                    self._rest, self._rest_at = data, pos
+                return
+        # An incomplete frame: kept until the bytes it needs are here.
         self._budget = budget
-        if pos < size:  # an incomplete frame: kept until the bytes it needs are here
-            self._buffer = bytearray(memoryview(data)[pos:])
-            self._need = need
+        self._buffer = bytearray(memoryview(data)[pos:])
+        self._need = need
 
     def _keep(self, data: bytes, pos: int) -> None:
         """Add ``data`` from ``pos`` to what waits while reading is held or between
@@ -489,11 +514,9 @@ class FrameProtocol(asyncio.Protocol):
 
 def _utf8(payload: bytes) -> str:
     try:
-        return payload.decode("utf-8")
+        return payload.decode()
     except UnicodeDecodeError:
-        raise WireViolation(
-            _INVALID_PAYLOAD, "the server sent a text message that is not UTF-8"
-        ) from None
+        raise WireViolation(_INVALID_PAYLOAD, _NOT_UTF8) from None
 
 
 def _close_payload(payload: bytes) -> tuple[int, str]:

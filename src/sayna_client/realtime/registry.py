@@ -73,7 +73,7 @@ class Subscriptions:
     event, so indexes and callbacks always agree.
     """
 
-    __slots__ = ("all", "all_plain", "audio", "by_type")
+    __slots__ = ("all", "all_plain", "audio", "audio_plain", "by_type")
 
     def __init__(self) -> None:
         self.all: tuple[Subscription, ...] = ()
@@ -82,6 +82,8 @@ class Subscriptions:
         self.audio: tuple[Subscription, ...] = ()
         #: No callback is a coroutine function.
         self.all_plain = True
+        #: No ``tts_audio`` callback is (see :meth:`~.dispatcher.Dispatcher.put_audio`).
+        self.audio_plain = True
 
     def __iter__(self) -> Any:
         return iter(self.all)
@@ -116,12 +118,15 @@ class Subscriptions:
         if not subscription.is_async:
             subscription.is_async = True
             self.all_plain = False
+            if subscription in self.audio:
+                self.audio_plain = False
 
     def _rebuild(self) -> None:
         registered = self.all
         self.by_type = callback_plan([s.types for s in registered]) if registered else _NO_CALLBACKS
         self.audio = tuple(registered[i] for i in self.by_type.get("tts_audio", ()))
         self.all_plain = not any(s.is_async for s in registered)
+        self.audio_plain = not any(s.is_async for s in self.audio)
 
     def taking(self, event_type: str) -> tuple[Subscription, ...]:
         """The callbacks of ``event_type`` now, in registration order (not the hot path)."""

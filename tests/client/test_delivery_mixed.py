@@ -1,0 +1,191 @@
+"""Delivery with plain audio callbacks next to an ``async`` callback of another type.
+
+The usual session (the README's, the load test's): an ``async`` result callback and a
+plain audio callback. While the dispatcher's task waits for events, TTS frames are
+delivered by passes (loop callbacks) and the task sleeps on; these tests pin that the
+callbacks still see one order across event types, that frames wait behind an ``async``
+callback under way, and that what a pass cannot finish (an error report, an awaitable a
+plain callback returned, the end of the session) is handed to the waiting task in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+
+from helpers.waiting import eventually
+from sayna_client import CallbackError, SaynaClient, STTResultMessage
+from sayna_client.server import LocalServer
+
+from .conftest import make_client
+
+
+async def _burst(
+    server: LocalServer, stream_id: str, kind: str, count: int, interval_ms: float = 0
+) -> None:
+    """Make the server push ``count`` frames of ``kind`` ("audio" or "stt") to a session."""
+    body = {"kind": kind, "count": count, "size": 64, "interval_ms": interval_ms}
+    url = f"{server.url}/_local/bench/{stream_id}/burst"
+    async with aiohttp.ClientSession() as http, http.post(url, json=body) as response:
+        assert response.status == 202
+
+
+async def test_plain_audio_and_async_results_reach_the_callbacks_in_server_order(
+    server: LocalServer,
+) -> None:
+    # Results and frames interleaved on the wire (two paced bursts at once): the async
+    # result callback suspends on some results (frames arriving meanwhile queue behind
+    # it), returns at once on others (the task then waits, and frames go by passes).
+    # The callbacks' order across both types is the server's, as the iterator sees it.
+    calls: list[str] = []
+
+    async def on_result(result: STTResultMessage) -> None:
+        if len(calls) % 3 == 0:
+            await asyncio.sleep(0)
+        calls.append("stt")
+
+    async with make_client(server, stream_id="mixed-order") as client:
+        client.register_on_stt_result(on_result)
+        client.register_on_tts_audio(lambda chunk: calls.append("audio"))
+        events = client.events()
+        await client.connect()
+        await asyncio.gather(
+            _burst(server, "mixed-order", "stt", 150, interval_ms=1),
+            _burst(server, "mixed-order", "audio", 300, interval_ms=0.5),
+        )
+        seen: list[str] = []
+        async for event in events:
+            if event.type in ("stt_result", "tts_audio"):
+                seen.append("stt" if event.type == "stt_result" else "audio")
+            if len(seen) == 450:
+                break
+        await eventually(lambda: len(calls) == 450, what="every callback called")
+        await client.disconnect(drain=0)  # the bursts' audio was never spoken: no drain
+    assert seen.count("stt") == 150
+    assert calls == seen
+
+
+async def test_frames_wait_behind_an_async_callback_under_way(server: LocalServer) -> None:
+    # The result callback is suspended when the frames arrive: no pass may deliver them
+    # meanwhile (the task is busy, not waiting); they come after it returns, in order.
+    started = asyncio.Event()
+    release = asyncio.Event()
+    calls: list[str] = []
+
+    async def on_result(result: STTResultMessage) -> None:
+        started.set()
+        await release.wait()
+        calls.append("stt")
+
+    async with make_client(server, stream_id="mixed-wait") as client:
+        client.register_on_stt_result(on_result)
+        client.register_on_tts_audio(lambda chunk: calls.append("audio"))
+        await client.connect()
+        await _burst(server, "mixed-wait", "stt", 1)
+        await asyncio.wait_for(started.wait(), 10)
+        await _burst(server, "mixed-wait", "audio", 20)
+        await eventually(lambda: client.metrics.tts_audio_frames == 20, what="frames read")
+        assert calls == []
+        release.set()
+        await eventually(lambda: len(calls) == 21, what="every callback called")
+        await client.disconnect(drain=0)  # the burst's audio was never spoken: no drain
+    assert calls == ["stt"] + ["audio"] * 20
+
+
+async def test_a_plain_audio_callback_that_raises_is_reported_before_the_next_callback(
+    connected: SaynaClient,
+) -> None:
+    # The task waits (an async result callback is registered) while a pass delivers
+    # frames; the error report goes to the task, which makes it before the next callback
+    # of the same frame, and delivery goes on in order.
+    order: list[tuple[str, int]] = []
+    frame = [0]
+
+    async def on_result(result: STTResultMessage) -> None:
+        order.append(("result", frame[0]))
+
+    def breaks_on_three(chunk: bytes) -> None:
+        frame[0] += 1
+        order.append(("audio", frame[0]))
+        if frame[0] == 3:
+            raise RuntimeError("boom")
+
+    def on_error(report: Any) -> None:
+        assert isinstance(report, CallbackError)
+        order.append(("error", frame[0]))
+
+    connected.register_on_stt_result(on_result)
+    connected.register_on_tts_audio(breaks_on_three)
+    connected.register_on_tts_audio(lambda chunk: order.append(("after", frame[0])))
+    connected.register_on_error(on_error)
+    await connected.speak("one two three four five", wait=True)
+    count = connected.metrics.tts_audio_frames
+    assert count >= 4
+    expected: list[tuple[str, int]] = []
+    for n in range(1, count + 1):
+        expected += [("audio", n)] + ([("error", n)] if n == 3 else []) + [("after", n)]
+    assert order == expected
+
+
+async def test_a_plain_audio_callback_returning_an_awaitable_is_awaited_in_order(
+    connected: SaynaClient,
+) -> None:
+    # A plain audio callback that returns a coroutine from the third frame on, while an
+    # async result callback keeps the task alive: the pass under way hands the rest of
+    # that frame to the task, and from then on the task delivers the frames, each after
+    # the awaitable of the one before.
+    order: list[tuple[str, int]] = []
+    frame = [0]
+
+    async def on_result(result: STTResultMessage) -> None:
+        order.append(("result", frame[0]))
+
+    async def later(n: int) -> None:
+        await asyncio.sleep(0)  # really suspends: the next callback and frame must wait
+        order.append(("hybrid", n))
+
+    def first(chunk: bytes) -> None:
+        frame[0] += 1
+        order.append(("first", frame[0]))
+
+    def hybrid(chunk: bytes) -> Any:
+        if frame[0] < 3:
+            order.append(("hybrid", frame[0]))
+            return None
+        return later(frame[0])
+
+    connected.register_on_stt_result(on_result)
+    connected.register_on_tts_audio(first)
+    connected.register_on_tts_audio(hybrid)
+    connected.register_on_tts_audio(lambda chunk: order.append(("last", frame[0])))
+    connected.register_on_tts_playback_complete(lambda _: order.append(("done", frame[0])))
+    await connected.speak("one two three four five six seven", wait=True)
+    count = connected.metrics.tts_audio_frames
+    assert count >= 5
+    expected: list[tuple[str, int]] = []
+    for n in range(1, count + 1):
+        expected += [("first", n), ("hybrid", n), ("last", n)]
+    assert order == [*expected, ("done", count)]
+
+
+async def test_disconnect_during_a_burst_delivers_every_frame_read(server: LocalServer) -> None:
+    # The session ends while passes are scheduled and the task waits: the task takes
+    # what is queued, in order; every frame the reader got reaches the callbacks once.
+    frames: list[int] = []
+
+    async def on_result(result: STTResultMessage) -> None:
+        return None
+
+    client = make_client(server, stream_id="mixed-end")
+    client.register_on_stt_result(on_result)
+    client.register_on_tts_audio(lambda chunk: frames.append(len(chunk)))
+    await client.connect()
+    await _burst(server, "mixed-end", "stt", 1)
+    await _burst(server, "mixed-end", "audio", 3000)
+    await eventually(lambda: client.metrics.tts_audio_frames >= 500, what="frames arriving")
+    await client.disconnect(drain=0)
+    read = client.metrics.tts_audio_frames
+    assert read >= 500
+    assert frames == [64] * read
