@@ -1,6 +1,6 @@
 """The SDK's own work per event on the speak, result and audio paths, in bytecode instructions.
 
-    python benchmarks/opcodes.py [--base REF]... [--top 12] [--output FILE]
+    python benchmarks/opcodes.py [--base REF]... [--top 12] [--gap-ms 2] [--output FILE]
 
 Counts, without timing (so a shared, noisy machine gives nearly the same figures: events
 that happen to arrive together share a wake-up, about 2 % either way), the Python
@@ -13,7 +13,10 @@ faster than real time:
 * **speak cycle**: ``await client.speak("okay")``, then its TTS frames (9) and its
   ``tts_playback_complete``, until the handle is done;
 * **stt_result**: one interim result pushed by the server (``/_local/bench`` burst, 2 ms
-  apart: each handled on its own), up to the callback's return;
+  apart: each handled on its own), up to the callback's return; ``--gap-ms`` sets the
+  gap (traced code is slow: on a loaded machine results 2 ms apart arrive several to a
+  read and share the wake-ups, which lowers the figure by up to a fifth; 20 ms keeps
+  each on its own);
 * **TTS frame**: one audio frame pushed the same way (no speech outstanding), up to the
   callback;
 * **audio frame sent**: ``await client.on_audio_input(frame)`` of one 20 ms frame, the
@@ -42,6 +45,8 @@ from typing import Any, Callable, Optional
 HERE = Path(__file__).resolve().parent
 
 SPEAK_CYCLES = 50
+#: Milliseconds between the pushed results and frames (``--gap-ms``).
+GAP_MS = float(os.environ.get("OPCODES_GAP_MS", "2"))
 RESULTS = 200
 FRAMES = 450
 SENT_FRAMES = 200
@@ -116,7 +121,7 @@ async def _measure() -> dict[str, dict[str, float]]:
         async with aiohttp.ClientSession() as http:
 
             async def burst(kind: str, count: int) -> None:
-                body = {"kind": kind, "count": count, "size": 640, "interval_ms": 2}
+                body = {"kind": kind, "count": count, "size": 640, "interval_ms": GAP_MS}
                 url = f"{server.url}/_local/bench/opcodes/burst"
                 async with http.post(url, json=body) as response:
                     assert response.status == 202, await response.text()
@@ -170,8 +175,8 @@ def child() -> dict[str, dict[str, float]]:
 # --- the A/B (parent process) ------------------------------------------------------------------
 
 
-def _run_child(src: str) -> dict[str, dict[str, float]]:
-    env = dict(os.environ, PYTHONPATH=src)
+def _run_child(src: str, gap_ms: float) -> dict[str, dict[str, float]]:
+    env = dict(os.environ, PYTHONPATH=src, OPCODES_GAP_MS=str(gap_ms))
     done = subprocess.run(
         [sys.executable, __file__, "--child"],
         capture_output=True,
@@ -222,6 +227,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         "--base", action="append", default=[], help="git revision to compare with (repeatable)"
     )
     parser.add_argument("--top", type=int, default=12, help="functions shown per event")
+    parser.add_argument(
+        "--gap-ms", type=float, default=2.0, help="ms between pushed results and frames"
+    )
     parser.add_argument("--output", help="append the report to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -241,7 +249,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         subprocess.run(["tar", "-x", "-C", tree.name], input=archive.stdout, check=True)
         sources[base] = str(Path(tree.name) / "src")
     try:
-        runs = {name: _run_child(src) for name, src in sources.items()}
+        runs = {name: _run_child(src, args.gap_ms) for name, src in sources.items()}
     finally:
         for clean in cleanup:
             clean()

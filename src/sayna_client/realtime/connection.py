@@ -66,6 +66,8 @@ _WS = aiohttp.WSMsgType
 # lookup (about 0.15 µs on CPython 3.11), paid for every frame on the hot path.
 _BINARY = _WS.BINARY
 _TEXT = _WS.TEXT
+#: The events frame_text looks at before publishing (one set lookup per text frame).
+_READY_OR_ERROR = frozenset({"ready", "error"})
 #: The close the client asked for.
 _CLOSED_BY_CLIENT = (int(CloseCode.NORMAL_CLOSURE), "closed by client")
 #: The reader yields to the event loop after this many frames in a row.
@@ -302,7 +304,7 @@ class WebSocketConnection(SocketSender):
         server sent right after ``ready`` is handled)."""
         event = decode_text(text)
         event_type = event.type
-        if event_type == "ready" or event_type == "error":
+        if event_type in _READY_OR_ERROR:
             waiter = self._ready_waiter
             pending = waiter is not None and not waiter.done()
             if event_type == "ready":

@@ -124,26 +124,45 @@ class Dispatcher(Mailbox):
 
     def put(self, item: Any) -> None:
         """Queue an event for the callbacks of its type; never blocks."""
+        waiter = self._waiter
+        if waiter is not None and self._pass_handle is None:
+            # The task waits, so nothing is queued (see put_audio): wake it.
+            self._items.append(item)
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+            return
         items = self._items
         if items is _NOTHING:
             items = self._items = collections.deque()
         items.append(item)
         if len(items) > self._limit:
             self._shed()
-        if self._pass_handle is None:  # else the pass scheduled already takes it
-            waiter = self._waiter
-            if waiter is not None:  # the task waits
-                self._waiter = None
-                if not waiter.done():
-                    waiter.set_result(None)
-            elif self._task is None and not self._closed:  # idle
-                if self._after is None and self._subs.all_plain:
-                    self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
-                else:
-                    self._start()
+        # Idle: start a consumer (else the running task, or the pass scheduled, takes it).
+        if self._task is None and self._pass_handle is None and not self._closed:
+            if self._after is None and self._subs.all_plain:
+                self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
+            else:
+                self._start()
 
     def put_audio(self, data: bytes) -> None:
         """Queue a TTS audio frame (its bytes) for the ``tts_audio`` callbacks."""
+        waiter = self._waiter
+        if waiter is not None and self._pass_handle is None:
+            # The task waits, so nothing is queued (the first put since it began waiting
+            # either woke it or scheduled a pass): no bound to check.
+            self._items.append(data)
+            self._bytes += len(data)
+            if self._subs.audio_plain:
+                # Plain audio callbacks while some other callback is async (the usual
+                # session): a pass delivers the frame and the task sleeps on, rather
+                # than being woken through its future for each frame.
+                self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
+            else:
+                self._waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
+            return
         items = self._items
         if items is _NOTHING:
             items = self._items = collections.deque()
@@ -151,23 +170,11 @@ class Dispatcher(Mailbox):
         size = self._bytes = self._bytes + len(data)
         if size > self._max_bytes or len(items) > self._limit:
             self._shed()
-        if self._pass_handle is None:
-            waiter = self._waiter
-            if waiter is not None:  # the task waits (for this, the only queued item)
-                if self._subs.audio_plain:
-                    # Plain audio callbacks while some other callback is async (the
-                    # usual session): a pass delivers the frame and the task sleeps on,
-                    # rather than being woken through its future for each frame.
-                    self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
-                else:
-                    self._waiter = None
-                    if not waiter.done():
-                        waiter.set_result(None)
-            elif self._task is None and not self._closed:
-                if self._after is None and self._subs.all_plain:
-                    self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
-                else:
-                    self._start()
+        if self._task is None and self._pass_handle is None and not self._closed:  # idle
+            if self._after is None and self._subs.all_plain:
+                self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
+            else:
+                self._start()
 
     def _start(self) -> None:
         """Start the task: some callback is async, the previous session's callbacks may
@@ -356,10 +363,11 @@ class Dispatcher(Mailbox):
                 # Mailbox.wait(), inline: once per wake-up, i.e. per event at low rates.
                 waiter = self._waiter = create_future()
                 try:
-                    await waiter
-                finally:
+                    await waiter  # whoever sets it also clears self._waiter
+                except BaseException:  # cancelled
                     if self._waiter is waiter:
                         self._waiter = None
+                    raise
                 carry = self._carry
                 if carry is not None:  # a pass ran meanwhile and handed this over
                     self._carry = None
@@ -371,7 +379,8 @@ class Dispatcher(Mailbox):
                 continue
             handled += 1
             item = items.popleft()
-            if type(item) is bytes:
+            kind = type(item)
+            if kind is bytes:
                 self._bytes -= len(item)
                 for sub in subs.audio:
                     try:
@@ -381,7 +390,6 @@ class Dispatcher(Mailbox):
                     except Exception as exc:  # a user callback must not end the session
                         await self._failed(sub, "tts_audio", exc)
                 continue
-            kind = type(item)
             if kind is Barrier or kind is Notice:
                 await self._special(item)
                 continue
