@@ -62,6 +62,38 @@ class LateStats:
             self.late_over_period += 1
         self._buckets[min(int(late_ms * _BUCKETS_PER_MS), len(self._buckets) - 1)] += 1
 
+    def add_tick(self, first_s: float, span_s: float, count: int, period_s: float) -> None:
+        """Record ``count`` frames sent one after another in one tick of a
+        :class:`SharedClock`: the first ``first_s`` late, the tick's sends taking ``span_s``
+        in all. Frame ``k`` is taken to be ``first_s + span_s × k / count`` late (each send
+        of the tick takes about as long as the others): two clock reads per tick instead of
+        one per frame, and no call per frame (at 1,000 streams this bookkeeping alone took
+        several points of a core). A frame after a send that took most of the span (a
+        collection, a blocked callback) is recorded a little early, one before it a
+        little late; the mean is unchanged and the last frame's figure is within one
+        send's duration of what a clock read at its send would say."""
+        if count <= 0:
+            return
+        step = span_s / count if span_s > 0 else 0.0
+        first = first_s if first_s > 0 else 0.0
+        last = first + step * (count - 1)
+        self.frames += count
+        self.total_ms += (first + last) * 500.0 * count  # the mean of a linear run, in ms
+        if last * 1000.0 > self.max_ms:
+            self.max_ms = last * 1000.0
+        buckets = self._buckets
+        top = len(buckets) - 1
+        scale = 1000.0 * _BUCKETS_PER_MS
+        if first > period_s:
+            self.late_over_period += count
+        elif last > period_s:  # the frames after the one at (period - first) / step
+            self.late_over_period += count - 1 - int((period_s - first) // step)
+        if int(last * scale) == int(first * scale):  # the usual tick: one bucket
+            buckets[min(int(first * scale), top)] += count
+            return
+        for k in range(count):
+            buckets[min(int((first + step * k) * scale), top)] += 1
+
     def merge(self, other: LateStats) -> None:
         self.frames += other.frames
         self.late_over_period += other.late_over_period
@@ -147,8 +179,9 @@ class SharedClock:
     ``on_error`` for an exception of its ``send``, after which the stream stops) and
     returns its :class:`ClockStream`, which counts the frames and bytes sent;
     :meth:`run` sends ``count`` frames on every stream and returns once every send
-    finished. Lateness is recorded per frame, from its slot's moment to the call of its
-    ``send``.
+    finished. Lateness is how long after its slot's moment a frame's ``send`` was called:
+    read from the clock at the start and the end of each tick and spread evenly over the
+    tick's sends (:meth:`LateStats.add_tick`), not read per frame.
 
     Each ``send`` runs on the clock's task up to its first wait, as ``await`` would run
     it, and almost every send of a live stream finishes there (the socket took the
@@ -192,9 +225,9 @@ class SharedClock:
             if delay > 0:
                 await asyncio.sleep(delay)
             streams = self._slots[slot]
-            for stream in tuple(streams):
-                if stats is not None:
-                    stats.add(loop.time() - due, period)
+            ticking = tuple(streams)
+            began = loop.time()
+            for stream in ticking:
                 frame = pattern[(sent + stream.offset) % cycle]
                 try:
                     sending = stream.send(frame)
@@ -213,6 +246,8 @@ class SharedClock:
                 task = asyncio.ensure_future(_finish(stream, streams, frame, sending, blocked))
                 waiting.add(task)
                 task.add_done_callback(waiting.discard)
+            if stats is not None and ticking:
+                stats.add_tick(began - due, loop.time() - began, len(ticking), period)
         if waiting:
             await asyncio.gather(*waiting)
 
