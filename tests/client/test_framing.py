@@ -270,6 +270,11 @@ VIOLATIONS = [
     ("unknown opcode", frame(0x83, b"x"), 1002),
     ("continuation outside a message", frame(0x80, b"x"), 1002),
     ("new message inside a fragmented one", frame(0x01, b"{") + frame(0x81, b"{}"), 1002),
+    (
+        "audio inside a fragmented message, after audio alike",
+        frame(0x82, b"abc") + frame(0x01, b"{") + frame(0x82, b"abc") + frame(0x80, b"}"),
+        1002,
+    ),
     ("fragmented Ping", frame(0x09, b"x"), 1002),
     ("Close of one byte", frame(0x88, b"\x03"), 1002),
     ("invalid close code", close(999), 1002),
@@ -338,3 +343,35 @@ async def test_a_message_over_the_limit_is_refused_with_1009(
         await eventually(lambda: closes)
         assert closes[0].code == 1009
         assert audio_in == []
+
+
+async def test_audio_frames_alike_and_not_arrive_exactly(
+    serve: Callable[[Script], Awaitable[tuple[RawServer, str]]], path: str
+) -> None:
+    # The parser takes a frame whose header repeats the last binary frame's at once
+    # (a TTS stream's frames are alike): frames of the same size and of other sizes,
+    # empty ones, 7-, 16- and 64-bit lengths, text between them, in one write and cut
+    # through headers, all arrive byte for byte and in order.
+    sizes = [640, 640, 640, 641, 640, 0, 0, 125, 126, 640, 70_000, 640, 640]
+    payloads = [bytes((i * 7 + j) % 256 for j in range(size)) for i, size in enumerate(sizes)]
+    frames = [frame(0x82, payload) for payload in payloads]
+    frames.insert(4, text(MESSAGE))
+    wire_bytes = b"".join(frames)
+
+    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
+        server.write(wire_bytes)  # all at once
+        await asyncio.sleep(0)
+        for start in range(0, len(wire_bytes), 641):  # then cut through headers
+            server.write(wire_bytes[start : start + 641])
+            await asyncio.sleep(0)
+
+    _, url = await serve(script)
+    async with _client(url) as client:
+        audio_in: list[bytes] = []
+        messages: list[Any] = []
+        client.register_on_tts_audio(audio_in.append)
+        client.register_on_message(messages.append)
+        await client.connect()
+        await eventually(lambda: len(audio_in) == 2 * len(payloads))
+        assert audio_in == payloads + payloads
+        assert len(messages) == 2

@@ -55,6 +55,7 @@ BYTES_PER_TURN = 256 * 1024
 _PROTOCOL_ERROR = int(CloseCode.PROTOCOL_ERROR)
 _INVALID_PAYLOAD = int(CloseCode.INVALID_PAYLOAD)
 _TOO_BIG = int(CloseCode.MESSAGE_TOO_BIG)
+_EMPTY_BINARY = bytes((_BINARY, 0))
 _NOT_UTF8 = "the server sent a text message that is not UTF-8"
 
 
@@ -129,6 +130,8 @@ class FrameProtocol(asyncio.Protocol):
         "_fragments_op",
         "_holding",
         "_max_size",
+        "_memo",
+        "_memo_size",
         "_need",
         "_next_turn",
         "_previous",
@@ -167,6 +170,11 @@ class FrameProtocol(asyncio.Protocol):
         #: where in it to go on.
         self._rest: Optional[bytes] = None
         self._rest_at = 0
+        #: The header of the last whole binary frame parsed and the frame's size in all:
+        #: a frame starting with the same bytes is as valid and as long (an empty binary
+        #: frame until then, which is what those two bytes say).
+        self._memo = _EMPTY_BINARY
+        self._memo_size = len(_EMPTY_BINARY)
         #: A fragmented message being gathered, and its opcode.
         self._fragments: Optional[bytearray] = None
         self._fragments_op = 0
@@ -262,6 +270,7 @@ class FrameProtocol(asyncio.Protocol):
         # rest to _frame(). Called only while frames flow, with pos < len(data).
         size = len(data)
         budget = self._budget
+        memo = self._memo
         while True:
             left = size - pos
             if left < 2:
@@ -272,45 +281,57 @@ class FrameProtocol(asyncio.Protocol):
                 self._rest, self._rest_at = data, pos  # kept as it is: no copy
                 return
             first = data[pos]
-            length = data[pos + 1]
-            if length < 126:
-                start = pos + 2
+            if first == _BINARY and data.startswith(memo, pos) and self._fragments is None:
+                # The header of the last binary frame again (a TTS stream's frames are
+                # alike): checked and measured then, so the frame is too.
+                end = pos + self._memo_size
+                if end > size:
+                    need = self._memo_size
+                    break
+                budget -= 1
+                self._binary(data[pos + len(memo) : end])
             else:
-                if length == 126:
-                    if left < 4:
-                        need = 4
-                        break
-                    length = (data[pos + 2] << 8) | data[pos + 3]
-                    start = pos + 4
-                elif length & 0x80:
-                    raise WireViolation(_PROTOCOL_ERROR, "the server sent a masked frame")
+                length = data[pos + 1]
+                if length < 126:
+                    start = pos + 2
                 else:
-                    if left < 10:
-                        need = 10
-                        break
-                    length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-                    start = pos + 10
-                if length > self._max_size:
-                    raise WireViolation(
-                        _TOO_BIG,
-                        f"the server sent a frame of {length} bytes "
-                        f"(the limit is {self._max_size})",
-                    )
-            end = start + length
-            if end > size:
-                need = end - pos
-                break
-            budget -= 1
-            if first == _BINARY and self._fragments is None:
-                self._binary(data[start:end])
-            elif first == _TEXT and self._fragments is None:
-                try:
-                    text = data[start:end].decode()
-                except UnicodeDecodeError:
-                    raise WireViolation(_INVALID_PAYLOAD, _NOT_UTF8) from None
-                self._sink.frame_text(text)  # type: ignore[union-attr]
-            else:
-                self._frame(first, data[start:end])
+                    if length == 126:
+                        if left < 4:
+                            need = 4
+                            break
+                        length = (data[pos + 2] << 8) | data[pos + 3]
+                        start = pos + 4
+                    elif length & 0x80:
+                        raise WireViolation(_PROTOCOL_ERROR, "the server sent a masked frame")
+                    else:
+                        if left < 10:
+                            need = 10
+                            break
+                        length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                        start = pos + 10
+                    if length > self._max_size:
+                        raise WireViolation(
+                            _TOO_BIG,
+                            f"the server sent a frame of {length} bytes "
+                            f"(the limit is {self._max_size})",
+                        )
+                end = start + length
+                if end > size:
+                    need = end - pos
+                    break
+                budget -= 1
+                if first == _BINARY and self._fragments is None:
+                    memo = self._memo = data[pos:start]
+                    self._memo_size = end - pos
+                    self._binary(data[start:end])
+                elif first == _TEXT and self._fragments is None:
+                    try:
+                        text = data[start:end].decode()
+                    except UnicodeDecodeError:
+                        raise WireViolation(_INVALID_PAYLOAD, _NOT_UTF8) from None
+                    self._sink.frame_text(text)  # type: ignore[union-attr]
+                else:
+                    self._frame(first, data[start:end])
             if end == size:  # the chunk's last frame
                 self._budget = budget
                 return
