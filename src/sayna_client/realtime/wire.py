@@ -49,7 +49,6 @@ import asyncio
 import importlib
 import logging
 import os
-import random
 import socket
 import struct
 import sys
@@ -94,7 +93,6 @@ PING, PONG = 0x89, 0x8A
 _MASKED = 0x80  # the MASK bit of the second header byte
 _LEN16 = struct.Struct("!BBH")
 _LEN64 = struct.Struct("!BBQ")
-_MASK_KEY = struct.Struct("!I")
 _CLOSE_CODE = struct.Struct("!H")
 #: SO_LINGER on, 0 s: closing the socket resets the connection instead of draining it.
 _RESET = struct.pack("ii", 1, 0)
@@ -133,11 +131,29 @@ def _aiohttp_mask() -> Optional[Callable[[bytes, bytearray], None]]:
 logger = logging.getLogger("sayna_client")
 _monotonic = time.monotonic
 _apply_mask = _aiohttp_mask()
-#: Masking keys for every connection (seeding a generator per connection would cost
-#: the connect path a urandom read); reseeded in a forked child so siblings differ.
-_RNG = random.Random()
+
+#: Masking keys not used yet, shared by every connection: drawn from the operating
+#: system's random source (``os.urandom``) 512 at a time, each used for one frame. One
+#: read of 2 KiB and one ``unpack`` make 512 keys, so a key costs a ``list.pop()``
+#: rather than a draw from a generator and a ``struct.pack`` per frame.
+_KEYS: list[bytes] = []
+_KEY_BLOCK = struct.Struct("4s" * 512)
+_take_key = _KEYS.pop
+
+
+def _new_key() -> bytes:
+    """A fresh masking key once :data:`_KEYS` ran out (refilled here)."""
+    while True:
+        _KEYS.extend(_KEY_BLOCK.unpack(os.urandom(_KEY_BLOCK.size)))
+        try:
+            return _take_key()
+        except IndexError:  # pragma: no cover - another thread emptied it meanwhile
+            continue
+
+
 if hasattr(os, "register_at_fork"):  # not on Windows
-    os.register_at_fork(after_in_child=_RNG.seed)
+    # A forked child draws its own keys: none may repeat its parent's.
+    os.register_at_fork(after_in_child=_KEYS.clear)
 
 
 class FrameWriter:
@@ -153,12 +169,14 @@ class FrameWriter:
     __slots__ = (
         "_batch",
         "_flow",
-        "_getrandbits",
+        "_head",
         "_header",
         "_last",
+        "_length",
         "_loop",
         "_mask",
         "_pong",
+        "_room",
         "_size",
         "_transport",
         "closing",
@@ -170,9 +188,13 @@ class FrameWriter:
         #: The transport's flow control: ``paused`` and ``writable()`` (a FrameProtocol).
         self._flow = flow
         self._mask = mask
-        self._getrandbits = _RNG.getrandbits
-        self._size = -1  # the payload size _header was made for
-        self._header = b""
+        # Made for the payload size of the latest frame (see _resize): audio frames
+        # keep their size, so these are made once per stream.
+        self._size = -1
+        self._header = bytearray()
+        self._head = slice(0, 0)
+        self._room = bytearray()
+        self._length = 0
         self._loop = asyncio.get_running_loop()
         self._last = float("-inf")  # monotonic time of the previous frame
         self._batch: Optional[bytearray] = None  # frames of a burst not yet written
@@ -184,8 +206,10 @@ class FrameWriter:
         self.written = 0
 
     async def send(self, data: Union[bytes, bytearray, memoryview]) -> None:
-        """Write one binary frame carrying ``data`` (or add it to the open batch); wait
-        while the transport is paused."""
+        """Write one binary frame carrying the bytes of ``data`` (or add it to the open
+        batch); wait while the transport is paused."""
+        if type(data) is memoryview and (data.ndim != 1 or data.itemsize != 1):
+            data = data.tobytes()  # write() takes a view of bytes (its len() is the size)
         waiting = self.write(data)
         if waiting is not None:
             await waiting
@@ -198,18 +222,27 @@ class FrameWriter:
         for it to resume, which the caller must await before it returns (the hot path
         of ``on_audio_input``: a live frame almost never waits).
 
+        ``data`` is ``bytes``, a ``bytearray`` or a one-dimensional memoryview of bytes
+        (``len(data)`` is its size in bytes); it is copied, never changed.
+
         Raises:
             ConnectionResetError: the socket is closing (nothing was written).
         """
-        if self.closing or self._transport.is_closing():
+        if self.closing:
             raise ConnectionResetError("Cannot write to closing transport")
-        payload = bytearray(data)  # masked in place: the caller's buffer stays as it was
-        size = len(payload)
-        if size != self._size:  # audio frames keep their size: made once per stream
-            self._header = frame_header(size)
-            self._size = size
-        key = _MASK_KEY.pack(self._getrandbits(32))
-        self._mask(key, payload)
+        if len(data) != self._size:
+            self._resize(len(data))
+        # One buffer per frame: room for the header and the masking key, then a copy of
+        # the payload. Masked whole with a key K, the four zero bytes before the
+        # payload become the key the payload is masked with (K rotated by the room's
+        # length), so only the header is written over what the mask made of it.
+        frame = self._room + data
+        try:
+            key = _take_key()
+        except IndexError:
+            key = _new_key()
+        self._mask(key, frame)
+        frame[self._head] = self._header
         now = _monotonic()
         batch = self._batch
         if batch is None and now - self._last < BURST_GAP:
@@ -217,17 +250,25 @@ class FrameWriter:
             self._loop.call_soon(self.flush)
         self._last = now
         if batch is None:
-            frame = self._header + key + payload
             self._transport.write(frame)
-            self.written += len(frame)
+            self.written += self._length
         else:
-            batch += self._header
-            batch += key
-            batch += payload
+            batch += frame
             if len(batch) < BATCH_BYTES:
                 return None
             self.flush()
         return self._resumed() if self._flow.paused else None
+
+    def _resize(self, size: int) -> None:
+        """Make the header and the room in front of the payload for frames of ``size``
+        payload bytes."""
+        header = frame_header(size)
+        self._size = size
+        # A bytearray: assigned into the frame's buffer without a copy of its own.
+        self._header = bytearray(header)
+        self._head = slice(0, len(header))
+        self._room = bytearray(len(header) + 4)
+        self._length = len(header) + 4 + size
 
     def write_control(self, first: int, payload: bytes = b"") -> bool:
         """Write one frame other than audio (``first``: its FIN and opcode byte, e.g.
@@ -237,7 +278,10 @@ class FrameWriter:
             return False
         self.flush()
         body = bytearray(payload)
-        key = _MASK_KEY.pack(self._getrandbits(32))
+        try:
+            key = _take_key()
+        except IndexError:
+            key = _new_key()
         self._mask(key, body)
         frame = _header_for(first, len(body)) + key + body
         self._transport.write(frame)
