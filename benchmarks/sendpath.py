@@ -137,7 +137,8 @@ def _report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) -
         "| --- |" + " ---: |" * len(names),
     ]
     for key, label in (("sdk_us", "on_audio_input"), ("floor_us", "floor (transport.write)")):
-        lines.append(f"| {label} | " + " | ".join(_spread([r[key] for r in runs[n]]) for n in names) + " |")
+        cells = " | ".join(_spread([r[key] for r in runs[n]]) for n in names)
+        lines.append(f"| {label} | {cells} |")
     own = {n: [r["sdk_us"] - r["floor_us"] for r in runs[n]] for n in names}
     lines.append("| sdk - floor | " + " | ".join(_spread(own[n]) for n in names) + " |")
     first = names[0]

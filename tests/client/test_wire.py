@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import os
 from collections.abc import Awaitable
 from typing import Any, Callable
 
@@ -81,6 +82,49 @@ async def test_frames_reach_the_server_byte_for_byte(server: LocalServer, path: 
         # Masking works on a copy: the caller's buffers are untouched.
         assert [bytes(frame) for frame in frames] == originals
         assert client.metrics.audio_bytes_sent == len(expected)
+
+
+async def test_every_header_length_masks_right(server: LocalServer, path: str) -> None:
+    # A frame is one buffer masked whole (wire.FrameWriter.write): the key must land
+    # before the payload whatever the header's length (2, 4 or 10 bytes), and every
+    # payload unmask to its own bytes, sent alone or in a batch.
+    sizes = [*range(1, 131), 65534, 65535, 65536, 65537, 70001]
+    payloads = [os.urandom(size) for size in sizes]
+    async with make_client(server) as client:
+        await client.connect()
+        for index, payload in enumerate(payloads):
+            await client.on_audio_input(payload)
+            if index % 2:
+                await asyncio.sleep(2 * BURST_GAP)  # the next frame is written alone
+        record = server.records.last_session
+        await server.records.wait_for(lambda: record.audio_frames == len(payloads))
+        assert bytes(record.audio) == b"".join(payloads)
+        assert client.metrics.audio_bytes_sent == sum(sizes)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
+def test_a_forked_child_draws_masking_keys_of_its_own() -> None:
+    internals.masking_keys(1)  # the parent holds keys drawn in advance
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.write(write, b"".join(internals.masking_keys(64)))
+        finally:
+            os._exit(0)
+    os.close(write)
+    received = b""
+    while True:
+        chunk = os.read(read, 4096)
+        if not chunk:
+            break
+        received += chunk
+    os.close(read)
+    os.waitpid(pid, 0)
+    child = {received[i : i + 4] for i in range(0, len(received), 4)}
+    parent = set(internals.masking_keys(64))
+    assert len(child) == len(parent) == 64  # (a repeat of 32 random bits: 1 in ~10^6)
+    assert not child & parent
 
 
 class _WriteSpy:

@@ -14,6 +14,7 @@ from typing import Any, Callable, TypeVar
 import aiohttp
 
 from sayna_client import SaynaClient
+from sayna_client.realtime import wire
 from sayna_client.realtime.wire import FrameWriter, transport_of
 from sayna_client.server import LocalServer
 
@@ -24,6 +25,7 @@ __all__ = [
     "frame_writer",
     "holds_http_session",
     "http_session",
+    "masking_keys",
     "raw_socket",
     "sender_kind",
     "server_state",
@@ -91,6 +93,12 @@ def wrap_frame_transport(client: SaynaClient, wrap: Callable[[Any], W]) -> W:
     wrapper = wrap(writer._transport)
     writer._transport = wrapper
     return wrapper
+
+
+def masking_keys(count: int) -> list[bytes]:
+    """The next ``count`` masking keys the frame writers of this process would use
+    (taken: no frame will use them)."""
+    return [wire._new_key() for _ in range(count)]
 
 
 def batch_open(client: SaynaClient) -> bool:

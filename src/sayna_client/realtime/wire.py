@@ -7,10 +7,13 @@ client sends: binary audio frames, text frames, Ping, Pong and Close. aiohttp's
 frame (about 1.1 µs of CPU for a 640-byte frame here, before the socket); a live call
 sends 50 frames a second per stream and an upload loop sends as fast as the socket
 takes them, so the writer does the same in one call: the RFC 6455 §5.2 header of a
-final, masked frame, a fresh 32-bit masking key per frame (§5.3, from a Mersenne
-Twister as aiohttp's writer does) and the masked payload. Back-pressure is the
-transport's: while it has paused its protocol (a :class:`~.framing.FrameProtocol`), a
-send waits for it to resume.
+final, masked frame, a fresh 32-bit masking key per frame (§5.3: unpredictable, from
+``os.urandom``, drawn 512 keys at a time) and the masked payload. A frame is one
+buffer, made by one concatenation (room for the header and key, then the payload),
+masked whole and its header written in (see :meth:`FrameWriter.write`); the objects
+it reads besides are shared by every writer. Back-pressure is the transport's: while
+it has paused its protocol (a :class:`~.framing.FrameProtocol`), a send waits for it
+to resume.
 
 **Bursts share system calls.** A frame that follows the previous one within
 :data:`BURST_GAP` seconds (an upload loop, a replay of held audio; never a live stream,
@@ -23,6 +26,12 @@ the ``send()`` calls are shared (one per ~100 frames instead of one each).
 Ordering is unchanged: frames reach the transport in call order and before any later
 text frame or Close; a cancelled send never leaves half a frame behind. No data frame
 follows our Close (§5.5.1).
+
+**A closing socket takes no frame.** An audio frame checks one flag of the writer,
+:attr:`FrameWriter.closing`, which every path that ends the transport sets (see there).
+asyncio tells of a connection it closed itself (a send or receive that failed) at the
+loop's next turn: a live frame written in between goes to a transport that discards
+it, like the bytes its buffer held; a burst learns it at its next flush.
 
 **The end of a session wakes every waiting send.** A send waiting for a peer that stopped
 reading would wait for ever (TCP keeps a silent connection open). The connection ends a
@@ -156,6 +165,27 @@ if hasattr(os, "register_at_fork"):  # not on Windows
     os.register_at_fork(after_in_child=_KEYS.clear)
 
 
+#: What a frame of each payload size needs, shared by every writer (a process sends a
+#: few sizes: one per audio format), so a frame reads objects that stay in the CPU's
+#: cache however many sessions take turns. Never changed once made.
+_SHAPES: dict[int, tuple[bytearray, slice, bytearray, int]] = {}
+_MAX_SHAPES = 64
+
+
+def _shape(size: int) -> tuple[bytearray, slice, bytearray, int]:
+    """For frames of ``size`` payload bytes: the header (a bytearray: assigned into a
+    bytearray without a copy of its own), the slice of the frame it fills, the zeroed
+    room for the header and the masking key, and the length of the whole frame."""
+    shape = _SHAPES.get(size)
+    if shape is None:
+        header = frame_header(size)
+        room = len(header) + 4
+        shape = (bytearray(header), slice(0, len(header)), bytearray(room), room + size)
+        if len(_SHAPES) < _MAX_SHAPES:
+            _SHAPES[size] = shape
+    return shape
+
+
 class FrameWriter:
     """Writes the client's frames on the transport of one WebSocket whose protocol is a
     :class:`~.framing.FrameProtocol` (see the module docstring): binary frames (the
@@ -200,7 +230,13 @@ class FrameWriter:
         self._batch: Optional[bytearray] = None  # frames of a burst not yet written
         #: The payload of the latest Ping not answered yet (while the transport is paused).
         self._pong: Optional[bytes] = None
-        #: True once our Close is written: no data frame may follow it (RFC 6455 §5.5.1).
+        #: True once our Close is written (no data frame may follow it, RFC 6455 §5.5.1)
+        #: or the transport is known to be closing: every later write fails. Audio
+        #: frames check this flag rather than ``transport.is_closing()`` (a Python call
+        #: per frame), so every path that ends the transport sets it: our Close, the
+        #: connection closing or dropping the transport, the connection lost
+        #: (``connection_lost``, also after asyncio's own fatal errors), and a flush
+        #: or control frame that finds the transport closing.
         self.closing = False
         #: Bytes handed to the transport so far (see :class:`SendProgress`).
         self.written = 0
@@ -260,21 +296,17 @@ class FrameWriter:
         return self._resumed() if self._flow.paused else None
 
     def _resize(self, size: int) -> None:
-        """Make the header and the room in front of the payload for frames of ``size``
+        """Take the header and the room in front of the payload for frames of ``size``
         payload bytes."""
-        header = frame_header(size)
+        self._header, self._head, self._room, self._length = _shape(size)
         self._size = size
-        # A bytearray: assigned into the frame's buffer without a copy of its own.
-        self._header = bytearray(header)
-        self._head = slice(0, len(header))
-        self._room = bytearray(len(header) + 4)
-        self._length = len(header) + 4 + size
 
     def write_control(self, first: int, payload: bytes = b"") -> bool:
         """Write one frame other than audio (``first``: its FIN and opcode byte, e.g.
         0x81 text, 0x89 Ping) after any open batch; returns False, writing nothing, when
         the socket is closing. Writing a Close (0x88) makes every later write fail."""
         if self.closing or self._transport.is_closing():
+            self.closing = True
             return False
         self.flush()
         body = bytearray(payload)
@@ -339,14 +371,20 @@ class FrameWriter:
         if batch is None:
             return
         self._batch = None
-        if self.closing or self._transport.is_closing():
+        transport = self._transport
+        if self.closing or transport.is_closing():
             # The socket closed under the burst (the server's Close, a lost
             # connection): these frames share the fate of bytes in the transport's
             # buffer; the connection reports the close.
+            self.closing = True
             logger.debug("Sayna WebSocket closed with %d bytes of audio unsent", len(batch))
             return
-        self._transport.write(batch)
+        transport.write(batch)
         self.written += len(batch)
+        if transport.is_closing():
+            # The write failed (asyncio closed the transport: connection_lost comes at
+            # the next turn): the rest of an upload fails now rather than then.
+            self.closing = True
 
 
 def own_path(ws: Any) -> Optional[Any]:
