@@ -5,9 +5,9 @@
 
 Starts ``sayna serve --engine fake`` in a subprocess (as ``load.py`` does) and, in a fresh
 process per run, connects ``--sessions`` clients to it and sends ``--rounds`` rounds of one
-640-byte frame per session. Rounds are 2 ms apart and a round of 200 sends takes about as
-long again, so every session's frames are well over ``BURST_GAP`` (0.5 ms) apart, as in a
-live call: no frame joins a batch and each is its own ``send()``. Measured, per frame:
+640-byte frame per session. Rounds are 2 ms apart (at least 1 ms, and turns of the event
+loop, between two frames of a session, as in a live call): no frame joins a batch and
+each is its own ``send()``. Measured, per frame:
 
 * **sdk**: ``time.process_time()`` (user + kernel CPU of the process) around each round of
   ``await client.on_audio_input(frame)`` calls only, divided by the frames of the round;
@@ -17,11 +17,12 @@ live call: no frame joins a batch and each is its own ``send()``. Measured, per 
 * **sdk - floor**: the SDK's own part.
 
 ``--base REF`` runs ``src/`` of that git revision in the same way (``git archive`` into a
-temporary directory, ``PYTHONPATH``), alternately with this work tree's (A B A B ..., a
-fresh process each time, ``--pairs`` of each), and reports medians with the spread
-(min-max) and the median of the per-pair ratios. The machine may be shared: the figures
-are CPU time, not wall time, but caches and frequency still vary with the neighbours'
-load, so compare only figures of the same run. ``--output`` appends the report to a file.
+temporary directory, ``PYTHONPATH``; or REF is a directory holding ``sayna_client``),
+alternately with this work tree's (A B A B ..., which goes first alternating, a fresh
+process each time, ``--pairs`` of each), and reports medians with the spread (min-max)
+and the median of the per-pair ratios. The machine may be shared: the figures are CPU
+time, not wall time, but caches and frequency still vary with the neighbours' load,
+so compare only figures of the same run. ``--output`` appends the report to a file.
 """
 
 from __future__ import annotations
@@ -174,6 +175,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     sources = {"this": str(HERE.parent / "src")}
     cleanup: list[Callable[[], None]] = []
     for base in args.base:
+        if (Path(base) / "sayna_client").is_dir():  # a src/ directory
+            sources[base] = base
+            continue
         tree = tempfile.TemporaryDirectory(prefix="sendpath-base-")
         cleanup.append(tree.cleanup)
         archive = subprocess.run(

@@ -15,13 +15,17 @@ it reads besides are shared by every writer. Back-pressure is the transport's: w
 it has paused its protocol (a :class:`~.framing.FrameProtocol`), a send waits for it
 to resume.
 
-**Bursts share system calls.** A frame that follows the previous one within
-:data:`BURST_GAP` seconds (an upload loop, a replay of held audio; never a live stream,
-whose frames are 10-20 ms apart) is appended to a batch instead of written at once; the
-batch is written when it reaches :data:`BATCH_BYTES`, when the event loop next turns (a
+**Bursts share system calls.** A frame sent in the same turn of the event loop as the
+previous one of its connection (an upload loop, a replay of held audio: sends that do
+not wait; never a live stream, whose frames are 10-20 ms apart, each sent from a timer
+or a read of its own) is appended to a batch instead of written at once; the batch is
+written when it reaches :data:`BATCH_BYTES`, when the event loop next turns (a
 ``call_soon`` made when the batch opened), and before any text frame or Close of the
 connection (:meth:`FrameWriter.flush`). Every frame stays its own WebSocket frame; only
-the ``send()`` calls are shared (one per ~100 frames instead of one each).
+the ``send()`` calls are shared (one per ~100 frames instead of one each). A turn is
+told from the next by a token that one callback per turn of the loop renews (made at
+the turn's first frame of any connection: see :class:`_Turns`), so a live frame reads
+no clock.
 
 Ordering is unchanged: frames reach the transport in call order and before any later
 text frame or Close; a cancelled send never leaves half a frame behind. No data frame
@@ -61,7 +65,7 @@ import os
 import socket
 import struct
 import sys
-import time
+import weakref
 from collections.abc import Coroutine
 from typing import Any, Callable, Optional, Union, cast
 
@@ -69,7 +73,6 @@ import aiohttp
 
 __all__ = [
     "BATCH_BYTES",
-    "BURST_GAP",
     "FAST_PATH",
     "PING",
     "PONG",
@@ -89,8 +92,6 @@ __all__ = [
 #: send through aiohttp's public WebSocket API (the fallback path, which the tests exercise
 #: by turning this off).
 FAST_PATH = True
-#: A frame sent within this many seconds of the previous one joins a batch.
-BURST_GAP = 0.0005
 #: A batch is written once it holds this many bytes.
 BATCH_BYTES = 64 * 1024
 
@@ -138,7 +139,6 @@ def _aiohttp_mask() -> Optional[Callable[[bytes, bytearray], None]]:
 
 
 logger = logging.getLogger("sayna_client")
-_monotonic = time.monotonic
 _apply_mask = _aiohttp_mask()
 
 #: Masking keys not used yet, shared by every connection: drawn from the operating
@@ -186,6 +186,40 @@ def _shape(size: int) -> tuple[bytearray, slice, bytearray, int]:
     return shape
 
 
+class _Turns:
+    """The turns of one event loop, as its frame writers tell them apart: :attr:`now`
+    is a token of the current turn (None until a frame is written in it), renewed by
+    a callback at the next turn. Shared by the loop's writers: one callback per turn
+    in which frames were written, whatever the number of connections."""
+
+    __slots__ = ("__weakref__", "_loop", "now")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.now: Optional[object] = None
+
+    def open(self) -> object:
+        """The token of this turn, at its first frame (the turn's end is scheduled)."""
+        now = self.now = object()
+        self._loop.call_soon(self._close)
+        return now
+
+    def _close(self) -> None:
+        self.now = None
+
+
+_LOOP_TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _turns_of(loop: asyncio.AbstractEventLoop) -> _Turns:
+    turns = _LOOP_TURNS.get(loop)
+    if turns is None:
+        turns = _LOOP_TURNS[loop] = _Turns(loop)
+    return turns
+
+
 class FrameWriter:
     """Writes the client's frames on the transport of one WebSocket whose protocol is a
     :class:`~.framing.FrameProtocol` (see the module docstring): binary frames (the
@@ -201,14 +235,15 @@ class FrameWriter:
         "_flow",
         "_head",
         "_header",
-        "_last",
         "_length",
         "_loop",
         "_mask",
         "_pong",
         "_room",
+        "_seen",
         "_size",
         "_transport",
+        "_turns",
         "closing",
         "written",
     )
@@ -226,7 +261,8 @@ class FrameWriter:
         self._room = bytearray()
         self._length = 0
         self._loop = asyncio.get_running_loop()
-        self._last = float("-inf")  # monotonic time of the previous frame
+        self._turns = _turns_of(self._loop)
+        self._seen: Optional[object] = None  # the turn of the previous frame
         self._batch: Optional[bytearray] = None  # frames of a burst not yet written
         #: The payload of the latest Ping not answered yet (while the transport is paused).
         self._pong: Optional[bytes] = None
@@ -279,13 +315,21 @@ class FrameWriter:
             key = _new_key()
         self._mask(key, frame)
         frame[self._head] = self._header
-        now = _monotonic()
         batch = self._batch
-        if batch is None and now - self._last < BURST_GAP:
-            batch = self._batch = bytearray()
-            self._loop.call_soon(self.flush)
-        self._last = now
         if batch is None:
+            now = self._turns.now
+            if now is None:
+                now = self._turns.open()  # the first frame of any writer in this turn
+            elif now is self._seen:
+                # The previous frame went in this turn: a burst. The frame opens a
+                # batch, written when the loop turns (or once it is full).
+                self._batch = frame
+                self._loop.call_soon(self.flush)
+                if self._length < BATCH_BYTES:
+                    return None
+                self.flush()
+                return self._resumed() if self._flow.paused else None
+            self._seen = now
             self._transport.write(frame)
             self.written += self._length
         else:
