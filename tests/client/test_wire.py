@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import array
 import asyncio
+import gc
 import os
+import weakref
 from collections.abc import Awaitable
 from typing import Any, Callable
 
@@ -124,6 +126,22 @@ def test_a_forked_child_draws_masking_keys_of_its_own() -> None:
     parent = set(internals.masking_keys(64))
     assert len(child) == len(parent) == 64  # (a repeat of 32 random bits: 1 in ~10^6)
     assert not child & parent
+
+
+def test_the_writers_keep_no_event_loop_alive() -> None:
+    # The frame writers of a loop share its turns (wire._Turns), kept per loop: a loop
+    # that ran and closed must still be freed.
+    async def one_turn() -> None:
+        internals.open_write_turn()
+        await asyncio.sleep(0)
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(one_turn())
+    loop.close()
+    gone = weakref.ref(loop)
+    del loop
+    gc.collect()
+    assert gone() is None
 
 
 class _WriteSpy:

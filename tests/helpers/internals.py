@@ -9,6 +9,7 @@ one edit here, not one per test.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable, TypeVar
 
 import aiohttp
@@ -26,6 +27,7 @@ __all__ = [
     "holds_http_session",
     "http_session",
     "masking_keys",
+    "open_write_turn",
     "raw_socket",
     "sender_kind",
     "server_state",
@@ -99,6 +101,11 @@ def masking_keys(count: int) -> list[bytes]:
     """The next ``count`` masking keys the frame writers of this process would use
     (taken: no frame will use them)."""
     return [wire._new_key() for _ in range(count)]
+
+
+def open_write_turn() -> None:
+    """Mark the running loop's turn as its frame writers do at a turn's first frame."""
+    wire._turns_of(asyncio.get_running_loop()).open()
 
 
 def batch_open(client: SaynaClient) -> bool:

@@ -192,16 +192,20 @@ class _Turns:
     a callback at the next turn. Shared by the loop's writers: one callback per turn
     in which frames were written, whatever the number of connections."""
 
-    __slots__ = ("__weakref__", "_loop", "now")
+    __slots__ = ("_loop", "now")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        # Weakly: this is the value of the loop's key in _LOOP_TURNS, which a strong
+        # reference would keep alive for ever.
+        self._loop = weakref.ref(loop)
         self.now: Optional[object] = None
 
     def open(self) -> object:
         """The token of this turn, at its first frame (the turn's end is scheduled)."""
         now = self.now = object()
-        self._loop.call_soon(self._close)
+        loop = self._loop()
+        if loop is not None:  # (it runs: a frame is being written on it)
+            loop.call_soon(self._close)
         return now
 
     def _close(self) -> None:
@@ -214,6 +218,7 @@ _LOOP_TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns] = (
 
 
 def _turns_of(loop: asyncio.AbstractEventLoop) -> _Turns:
+    """The turns of ``loop`` (made at its first writer)."""
     turns = _LOOP_TURNS.get(loop)
     if turns is None:
         turns = _LOOP_TURNS[loop] = _Turns(loop)
