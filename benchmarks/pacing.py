@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import types
 from collections.abc import Awaitable, Coroutine, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -61,6 +62,38 @@ class LateStats:
         if late_s > period_s:
             self.late_over_period += 1
         self._buckets[min(int(late_ms * _BUCKETS_PER_MS), len(self._buckets) - 1)] += 1
+
+    def add_tick(self, first_s: float, span_s: float, count: int, period_s: float) -> None:
+        """Record ``count`` frames sent one after another in one tick of a
+        :class:`SharedClock`: the first ``first_s`` late, the tick's sends taking ``span_s``
+        in all. Frame ``k`` is taken to be ``first_s + span_s × k / count`` late (each send
+        of the tick takes about as long as the others): two clock reads per tick instead of
+        one per frame, and no call per frame (at 1,000 streams this bookkeeping alone took
+        several points of a core). A frame after a send that took most of the span (a
+        collection, a blocked callback) is recorded a little early, one before it a
+        little late; the mean is unchanged and the last frame's figure is within one
+        send's duration of what a clock read at its send would say."""
+        if count <= 0:
+            return
+        step = span_s / count if span_s > 0 else 0.0
+        first = first_s if first_s > 0 else 0.0
+        last = first + step * (count - 1)
+        self.frames += count
+        self.total_ms += (first + last) * 500.0 * count  # the mean of a linear run, in ms
+        if last * 1000.0 > self.max_ms:
+            self.max_ms = last * 1000.0
+        buckets = self._buckets
+        top = len(buckets) - 1
+        scale = 1000.0 * _BUCKETS_PER_MS
+        if first > period_s:
+            self.late_over_period += count
+        elif last > period_s:  # the frames after the one at (period - first) / step
+            self.late_over_period += count - 1 - int((period_s - first) // step)
+        if int(last * scale) == int(first * scale):  # the usual tick: one bucket
+            buckets[min(int(first * scale), top)] += count
+            return
+        for k in range(count):
+            buckets[min(int((first + step * k) * scale), top)] += 1
 
     def merge(self, other: LateStats) -> None:
         self.frames += other.frames
@@ -147,8 +180,9 @@ class SharedClock:
     ``on_error`` for an exception of its ``send``, after which the stream stops) and
     returns its :class:`ClockStream`, which counts the frames and bytes sent;
     :meth:`run` sends ``count`` frames on every stream and returns once every send
-    finished. Lateness is recorded per frame, from its slot's moment to the call of its
-    ``send``.
+    finished. Lateness is how long after its slot's moment a frame's ``send`` was called:
+    read from the clock at the start and the end of each tick and spread evenly over the
+    tick's sends (:meth:`LateStats.add_tick`), not read per frame.
 
     Each ``send`` runs on the clock's task up to its first wait, as ``await`` would run
     it, and almost every send of a live stream finishes there (the socket took the
@@ -185,6 +219,7 @@ class SharedClock:
         slots = len(self._slots)
         tick = period / slots
         waiting: set[asyncio.Future[None]] = set()
+        driver = _driver()
         for index in range(count * slots):
             sent, slot = divmod(index, slots)
             due = start + index * tick
@@ -192,9 +227,9 @@ class SharedClock:
             if delay > 0:
                 await asyncio.sleep(delay)
             streams = self._slots[slot]
-            for stream in tuple(streams):
-                if stats is not None:
-                    stats.add(loop.time() - due, period)
+            ticking = tuple(streams)
+            began = loop.time()
+            for stream in ticking:
                 frame = pattern[(sent + stream.offset) % cycle]
                 try:
                     sending = stream.send(frame)
@@ -202,32 +237,66 @@ class SharedClock:
                         stream.frames += 1
                         stream.bytes += len(frame)
                         continue
-                    blocked = sending.send(None)
-                except StopIteration:
+                    step = driver.send(sending)
+                except Exception as exc:  # this stream stops; the others go on
+                    stream.failed(streams, exc)
+                    driver = _driver()  # (the exception ended the driver's generator)
+                    continue
+                if step is _SENT:
                     stream.frames += 1
                     stream.bytes += len(frame)
                     continue
-                except Exception as exc:  # this stream stops; the others go on
-                    stream.failed(streams, exc)
-                    continue
-                task = asyncio.ensure_future(_finish(stream, streams, frame, sending, blocked))
+                # The send waits (on ``step``) with the driver suspended inside it: a task
+                # finishes both, and the next sends get a driver of their own.
+                task = asyncio.ensure_future(_finish(stream, streams, frame, driver, step))
                 waiting.add(task)
                 task.add_done_callback(waiting.discard)
+                driver = _driver()
+            if stats is not None and ticking:
+                stats.add_tick(began - due, loop.time() - began, len(ticking), period)
         if waiting:
             await asyncio.gather(*waiting)
+
+
+#: What :func:`_sends` yields once the send it was given has finished.
+_SENT = object()
+
+
+@types.coroutine
+def _sends() -> Generator[Any, Any, None]:
+    """Runs each send coroutine handed to it (``driver.send(coroutine)``) as ``await``
+    would, and yields :data:`_SENT` once that one has finished.
+
+    Driving a coroutine with ``coroutine.send(None)`` ends in a ``StopIteration`` raised
+    and caught per send (about 0.5 µs of CPU each here, 50,000 times a second at 1,000
+    streams), which a task awaiting the send does not pay: ``yield from`` here takes the
+    coroutine's return the way ``await`` does. A send that waits leaves this generator
+    suspended inside it, yielding what the send waits on; the clock then hands the
+    generator to a task (:func:`_finish`) and takes a new one for the next sends."""
+    coroutine = yield _SENT
+    while True:
+        yield from coroutine
+        coroutine = yield _SENT
+
+
+def _driver() -> Generator[Any, Any, None]:
+    """A started :func:`_sends`, ready for its first send."""
+    driver = _sends()
+    driver.send(None)
+    return driver
 
 
 async def _finish(
     stream: ClockStream,
     streams: list[ClockStream],
     frame: bytes,
-    sending: Coroutine[Any, Any, None],
+    driver: Generator[Any, Any, None],
     blocked: Any,
 ) -> None:
-    """Finish ``sending``, a send whose first step yielded ``blocked`` (what it waits
-    on), as this task."""
+    """Finish the send ``driver`` is suspended in (it yielded ``blocked``, what the send
+    waits on), as this task."""
     try:
-        await _Resumed(sending, blocked)
+        await _Resumed(driver, blocked)
     except Exception as exc:
         stream.failed(streams, exc)
         return
@@ -236,29 +305,25 @@ async def _finish(
 
 
 class _Resumed:
-    """Awaits a started coroutine from where it stopped: a task awaiting this gets the
-    value the coroutine yielded first, then drives it on (a started coroutine cannot
-    be awaited directly)."""
+    """Awaits the send a :func:`_sends` driver is suspended in, from where it stopped: a
+    task awaiting this gets the value the driver yielded first, then drives it on until
+    it yields :data:`_SENT` (a started generator cannot be awaited directly)."""
 
-    def __init__(self, coroutine: Coroutine[Any, Any, Any], yielded: Any) -> None:
-        self._coroutine = coroutine
+    def __init__(self, driver: Generator[Any, Any, None], yielded: Any) -> None:
+        self._driver = driver
         self._yielded = yielded
 
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coroutine, yielded = self._coroutine, self._yielded
+    def __await__(self) -> Generator[Any, Any, None]:
+        driver, yielded = self._driver, self._yielded
         while True:
             try:
                 sent = yield yielded
             except BaseException as exc:  # thrown in by the task (a cancellation)
-                try:
-                    yielded = coroutine.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
+                yielded = driver.throw(exc)
             else:
-                try:
-                    yielded = coroutine.send(sent)
-                except StopIteration as stop:
-                    return stop.value
+                yielded = driver.send(sent)
+            if yielded is _SENT:
+                return
 
 
 @dataclass

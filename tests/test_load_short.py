@@ -216,3 +216,34 @@ async def test_shared_clock_finishes_a_waiting_send_without_holding_up_the_other
         "slow c written",
     ]
     assert (slow_stream.frames, fast_stream.frames) == (3, 3)  # run() waited for them
+
+
+@pytest.mark.parametrize(
+    ("first", "span", "count"),
+    [
+        (0.0, 0.0, 50),
+        (0.0004, 0.00003, 50),
+        (0.001, 0.004, 40),
+        (0.018, 0.006, 25),
+        (0.03, 0.002, 7),
+    ],
+)
+def test_a_tick_records_what_a_clock_read_per_frame_would_on_a_linear_run(
+    first: float, span: float, count: int
+) -> None:
+    from pacing import LateStats
+
+    per_frame, per_tick = LateStats(), LateStats()
+    step = span / count
+    for k in range(count):
+        per_frame.add(first + step * k, 0.02)
+    per_tick.add_tick(first, span, count, 0.02)
+    assert per_tick.frames == per_frame.frames == count
+    assert per_tick.late_over_period == per_frame.late_over_period
+    assert per_tick.max_ms == pytest.approx(per_frame.max_ms)
+    assert per_tick.total_ms == pytest.approx(per_frame.total_ms)
+    # Bucket edges: a value a rounding error away from an edge may land either side.
+    for fraction in (0.5, 0.9, 0.99):
+        assert per_tick.quantile_ms(fraction) == pytest.approx(
+            per_frame.quantile_ms(fraction), abs=0.1001
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator
 
 import pytest
@@ -229,3 +230,56 @@ async def test_frames_reach_the_queue_only_while_it_needs_them(agent: SaynaClien
     # Usage still counts every byte the session received.
     usage = agent.turn_metrics.summary()["usage"]["deepgram"]
     assert usage["seconds_synthesized"] == pytest.approx(3 * 0.18)
+
+
+async def test_awaits_of_a_handle_are_independent_of_the_speech(agent: SaynaClient) -> None:
+    # A handle holds no future: every await waits on its own, so cancelling one, or a
+    # wait that times out, leaves the speech and the other awaits as they were.
+    handle = await agent.speak("one two three")  # 0.54 s of paced audio
+    cancelled = asyncio.ensure_future(handle.wait())
+    other = asyncio.ensure_future(handle.wait())
+    await asyncio.sleep(0)  # both are waiting
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    with pytest.raises(asyncio.TimeoutError):
+        await handle.wait(0.001)
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker")
+    marker.set("registered")
+    called: list[tuple[SpeechHandle, str]] = []
+    ran = asyncio.Event()
+
+    def on_done(done: SpeechHandle) -> None:
+        called.append((done, marker.get()))
+        ran.set()
+
+    handle.add_done_callback(on_done)
+    marker.set("changed later")
+    await handle
+    await other
+    assert handle.done
+    assert not handle.interrupted
+    assert handle.exception() is None
+    assert handle.bytes_delivered == 3 * WORD_BYTES
+    await asyncio.wait_for(ran.wait(), 5)
+    assert called == [(handle, "registered")]  # in the context it was registered in
+    ran.clear()
+    handle.add_done_callback(on_done)  # done already: at the next loop pass
+    assert len(called) == 1
+    await asyncio.wait_for(ran.wait(), 5)
+    assert len(called) == 2
+    await handle  # done: returns at once
+
+
+async def test_every_await_of_a_failed_stream_raises(agent: SaynaClient) -> None:
+    async def llm() -> AsyncIterator[str]:
+        yield "Hello there. "
+        raise ValueError("model overloaded")
+
+    handle = await agent.speak_stream(llm())
+    first = asyncio.ensure_future(handle.wait())
+    with pytest.raises(ValueError, match="model overloaded"):
+        await handle
+    with pytest.raises(ValueError, match="model overloaded"):
+        await first
+    assert isinstance(handle.exception(), ValueError)

@@ -3,6 +3,7 @@
 import json
 from typing import Any, Optional
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -118,6 +119,53 @@ def test_speak_encoding_is_compact_json() -> None:
         "flush": True,
         "allow_interruption": False,
     }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "okay",
+        'say "hi" \\ back',
+        "line\nbreak\ttab\r\x00\x1f\x7f",
+        "h\u00e9llo \u2028 \u2029 \U0001f600 \u4f60\u597d",
+        "</script> & \\u0041",
+        "\ud800 lone surrogate",
+    ],
+)
+@pytest.mark.parametrize("flush", [True, False])
+@pytest.mark.parametrize("allow_interruption", [True, False])
+def test_speak_encoding_is_what_the_json_encoder_writes(
+    text: str, flush: bool, allow_interruption: bool
+) -> None:
+    # encode_speak puts the text together from pieces: it must stay byte for byte the
+    # JSON encoder's output (compact, non-ASCII kept, the encoder's escapes).
+    expected = json.dumps(
+        {"type": "speak", "text": text, "flush": flush, "allow_interruption": allow_interruption},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    assert encode_speak(text, flush, allow_interruption) == expected
+
+
+@given(text=st.text(), flush=st.booleans(), allow_interruption=st.booleans())
+def test_speak_encoding_matches_the_encoder_for_any_text(
+    text: str, flush: bool, allow_interruption: bool
+) -> None:
+    expected = json.dumps(
+        {"type": "speak", "text": text, "flush": flush, "allow_interruption": allow_interruption},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    assert encode_speak(text, flush, allow_interruption) == expected
+
+
+def test_speak_encoding_of_other_values_goes_through_the_encoder() -> None:
+    class Text(str):
+        pass
+
+    assert encode_speak(Text("hi"), 1, None) == (  # type: ignore[arg-type]
+        '{"type":"speak","text":"hi","flush":1,"allow_interruption":null}'
+    )
 
 
 def test_decode_known_events_tolerates_new_fields() -> None:

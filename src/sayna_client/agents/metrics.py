@@ -220,6 +220,11 @@ class TurnMetrics:
     #: TTS audio bytes received so far (the client's own count); None: count the sizes
     #: given to :meth:`on_tts_audio` instead.
     synthesized: Optional[Callable[[], int]] = None
+    #: Called when a reply's first audio byte starts being awaited (its first ``speak``
+    #: went out): the owner then calls :meth:`on_first_audio` at the next TTS frame, and
+    #: :meth:`on_tts_audio` need not be called per frame. None: :meth:`on_tts_audio`
+    #: times it.
+    watch_audio: Optional[Callable[[], None]] = None
     _turn_started: Optional[float] = None
     _open: Optional[TurnRecord] = None
     _speak_at: Optional[float] = None
@@ -258,6 +263,8 @@ class TurnMetrics:
             if record.end_to_speak is None:
                 record.end_to_speak = now - record.ended_at
                 self._speak_at = now
+                if self.watch_audio is not None:
+                    self.watch_audio()
 
     @property
     def awaiting_audio(self) -> bool:
@@ -278,7 +285,15 @@ class TurnMetrics:
         record = self._open
         if record is None or record.end_to_speak is None or record.end_to_first_audio is not None:
             return
-        now = self.clock()
+        self.on_first_audio(self.clock())
+
+    def on_first_audio(self, now: float) -> None:
+        """A TTS frame arrived at ``now`` (a ``clock()`` reading), the first since
+        :attr:`watch_audio` was called: the reply's first byte, if one is still awaited
+        (a turn that ended since, unanswered, awaits nothing)."""
+        record = self._open
+        if record is None or record.end_to_speak is None or record.end_to_first_audio is not None:
+            return
         record.end_to_first_audio = now - record.ended_at
         if self._speak_at is not None:
             record.tts_first_byte = now - self._speak_at

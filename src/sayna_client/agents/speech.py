@@ -4,9 +4,11 @@ The protocol has no per-``speak`` acknowledgement: TTS audio arrives in ``speak`
 (FIFO), and one ``tts_playback_complete`` marks the whole queue drained. The
 :class:`SpeechQueue` of a client therefore keeps its handles in send order, credits each
 audio frame to the oldest unfinished handle, and finishes every handle whose last
-``speak`` was followed by audio and then a completion. ``interrupt()`` sends ``clear``
-(which cancels everything queued on the server), flushes the attached
-:class:`AudioOutput` and ignores audio of the cancelled speech that was already on its way.
+``speak`` was followed by audio and then a completion (the crediting works on the
+session's own counts of TTS frames and bytes, by difference: no call into the queue per
+frame, see :class:`SpeechQueue`). ``interrupt()`` sends ``clear`` (which cancels
+everything queued on the server), flushes the attached :class:`AudioOutput` and ignores
+audio of the cancelled speech that was already on its way.
 
 "Heard" is an estimate: the bytes delivered (minus those an attached output dropped
 unplayed) divided by the byte rate of the session's TTS encoding, mapped to words at the
@@ -16,7 +18,9 @@ session's measured seconds per word (0.4 s until a handle has played out in full
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import sys
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Generator, Iterable
 from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
@@ -32,6 +36,10 @@ logger = logging.getLogger("sayna_client")
 
 #: Seconds per spoken word assumed until the session has measured its own (150 words/min).
 DEFAULT_SECONDS_PER_WORD = 0.4
+
+#: ``SpeechHandle._sent_frames`` while the audio after its last chunk is not counted: no
+#: chunk went out yet, or the next one is on its way (-1: that audio had come).
+_UNSENT = sys.maxsize
 
 SendSpeak = Callable[[str, bool, bool], Awaitable[None]]
 SendClear = Callable[[], Awaitable[None]]
@@ -79,6 +87,11 @@ class SpeechHandle:
     ``tts_playback_complete`` arrived) or was interrupted; it raises what the text
     source (``speak_stream``'s iterable) or a ``speak`` raised. Cancelling the await
     does not stop the speech (use :meth:`interrupt`).
+
+    A handle holds no future of its own: each ``await`` (or :meth:`wait`) waits on a
+    future of its own, made only when the speech is not done yet, which is all it needs
+    (cancelling it leaves the handle as it is), so a ``speak`` whose handle nobody
+    awaits makes none.
     """
 
     __slots__ = (
@@ -86,11 +99,13 @@ class SpeechHandle:
         "_done",
         "_error",
         "_heard_bytes",
+        "_loop",
         "_queue",
         "_sent",
+        "_sent_frames",
         "_task",
+        "_waiters",
         "allow_interruption",
-        "audio_after_last_send",
         "chunks",
         "interrupted",
         "sent_all",
@@ -105,20 +120,35 @@ class SpeechHandle:
         self.interrupted = False
         #: Every chunk has been sent (the text source is exhausted).
         self.sent_all = False
-        self.audio_after_last_send = False
+        self._sent = 0  # chunks sent
+        #: The queue's frame count when the last chunk went out (see SpeechQueue).
+        self._sent_frames = _UNSENT
+        #: Bytes credited so far (the queue adds those of the frames since it started
+        #: crediting this handle: see :attr:`bytes_delivered`).
         self._bytes = 0
         self._heard_bytes: Optional[int] = None
-        self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._done = False
         self._error: Optional[BaseException] = None
         self._task: Optional[asyncio.Task[None]] = None
-        self._sent = 0
+        #: What waits for the end: the futures of awaits, and (callback, context) pairs
+        #: of :meth:`add_done_callback` (None: nothing).
+        self._waiters: Optional[list[Any]] = None
 
     def __repr__(self) -> str:
         state = "interrupted" if self.interrupted else ("done" if self.done else "speaking")
         return f"<SpeechHandle {state} chunks={len(self.chunks)} heard={self.seconds_heard}s>"
 
     def __await__(self) -> Generator[Any, None, None]:
-        return asyncio.shield(self._done).__await__()
+        if not self._done:
+            waiter = self._waiter()
+            try:
+                yield from waiter.__await__()
+            finally:
+                if not self._done:  # the await ended first (cancelled)
+                    self._forget(waiter)
+        if self._error is not None:
+            raise self._error
 
     async def wait(self, timeout: Optional[float] = None) -> None:
         """``await handle`` with a deadline.
@@ -126,24 +156,53 @@ class SpeechHandle:
         Raises:
             asyncio.TimeoutError: not done within ``timeout`` seconds (speech goes on).
         """
-        await asyncio.wait_for(asyncio.shield(self._done), timeout)
+        if not self._done:
+            waiter = self._waiter()
+            try:
+                await asyncio.wait_for(waiter, timeout)
+            finally:
+                if not self._done:  # timed out or cancelled
+                    self._forget(waiter)
+        if self._error is not None:
+            raise self._error
+
+    def _waiter(self) -> asyncio.Future[None]:
+        """A new future, resolved when the speech is done (cancelling it does nothing)."""
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        waiters = self._waiters
+        if waiters is None:
+            self._waiters = [waiter]
+        else:
+            waiters.append(waiter)
+        return waiter
+
+    def _forget(self, waiter: asyncio.Future[None]) -> None:
+        """Drop ``waiter``: its await ended before the speech (cancelled, timed out)."""
+        waiters = self._waiters
+        if waiters is not None and waiter in waiters:
+            waiters.remove(waiter)
 
     def add_done_callback(self, callback: Callable[[SpeechHandle], Any]) -> None:
         """Call ``callback(handle)`` on the event loop once the speech is done (played out,
-        interrupted or failed); at the next loop pass if it is done already."""
-        self._done.add_done_callback(lambda _future: callback(self))
+        interrupted or failed); at the next loop pass if it is done already. It runs in
+        a copy of the caller's context (as a future's done callback)."""
+        context = contextvars.copy_context()
+        if self._done:
+            self._loop.call_soon(callback, self, context=context)
+            return
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append((callback, context))
 
     def exception(self) -> Optional[BaseException]:
         """What the speech failed with (the text source or a ``speak`` raised), else None
         (also while it is not done)."""
-        if not self._done.done() or self._done.cancelled():
-            return None
-        return self._done.exception()
+        return self._error if self._done else None
 
     @property
     def done(self) -> bool:
         """Played out, interrupted or failed."""
-        return self._done.done()
+        return self._done
 
     @property
     def text(self) -> str:
@@ -153,7 +212,7 @@ class SpeechHandle:
     @property
     def bytes_delivered(self) -> int:
         """TTS audio bytes of this speech that reached the client (and the output)."""
-        return self._bytes
+        return self._queue._delivered(self)
 
     @property
     def seconds_heard(self) -> Optional[float]:
@@ -163,7 +222,7 @@ class SpeechHandle:
         rate = self._queue.byte_rate()
         if rate is None:
             return None
-        heard = self._bytes if self._heard_bytes is None else self._heard_bytes
+        heard = self.bytes_delivered if self._heard_bytes is None else self._heard_bytes
         return round(heard / rate, 3)
 
     @property
@@ -202,19 +261,38 @@ class SpeechHandle:
     # --- called by the queue ------------------------------------------------------------
 
     def _finish(self, *, interrupted: bool, unplayed: int = 0, error: Any = None) -> None:
-        if self._done.done():
+        if self._done:
             return
+        self._done = True
         if interrupted:
             self.interrupted = True
             self._heard_bytes = max(0, self._bytes - unplayed)
         task = self._task
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()
-        if error is not None:
-            self._done.set_exception(error)
-            self._done.exception()  # retrieved: no "never retrieved" warning if unawaited
-        else:
-            self._done.set_result(None)
+        self._error = error
+        waiters = self._waiters
+        if waiters is not None:
+            self._waiters = None
+            for waiter in waiters:  # in the order they came, as a future's callbacks
+                if type(waiter) is tuple:
+                    self._loop.call_soon(waiter[0], self, context=waiter[1])
+                elif not waiter.done():
+                    waiter.set_result(None)
+
+
+class _Tally:
+    """TTS frames and bytes counted by :meth:`SpeechQueue.on_tts_audio` itself, for a
+    queue whose owner gives no ``received`` (a separate object: no cycle with the queue)."""
+
+    __slots__ = ("bytes", "frames")
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.bytes = 0
+
+    def __call__(self) -> tuple[int, int]:
+        return self.frames, self.bytes
 
 
 class SpeechQueue:
@@ -223,10 +301,16 @@ class SpeechQueue:
     Owned by the client, which passes the functions that put ``speak`` and ``clear`` on
     the wire and calls the ``on_*`` observers inline from its reader.
 
-    TTS frames are observed only while something needs them (a handle is unfinished, an
-    output is attached, or a reply's first audio byte is awaited by the metrics): the
-    client sets :attr:`listen`, called with True/False as that need starts and ends, so an
-    idle or callbacks-only session pays nothing per frame for the agents toolkit.
+    Audio is credited to the oldest unfinished handle by difference of the counts
+    ``received()`` returns (TTS frames and bytes received so far, counted by the owner's
+    own per-frame observer): the queue notes the counts when a handle starts being
+    credited and when its last chunk went out, and reads them again when it needs a
+    figure, so no TTS frame calls into the queue for that. Frames are passed to
+    :meth:`on_tts_audio` only while an output is attached (and, when no ``received`` is
+    given, while a handle is unfinished or the metrics await a reply's first byte: the
+    queue counts them itself then): the client sets :attr:`listen`, called with
+    True/False as that need starts and ends, so a session without an output pays nothing
+    per frame for the agents toolkit.
     """
 
     def __init__(
@@ -234,12 +318,22 @@ class SpeechQueue:
         send_speak: SendSpeak,
         send_clear: SendClear,
         tts_format: Callable[[], tuple[str, int]],
+        received: Optional[Callable[[], tuple[int, int]]] = None,
     ) -> None:
         self._send_speak = send_speak
         self._send_clear = send_clear
         self._tts_format = tts_format
+        self._rate_of: Optional[tuple[str, int]] = None  # the format _rate is of
+        self._rate: Optional[float] = None
+        # The queue counts the frames itself (on_tts_audio) when the owner does not.
+        self._tally = _Tally() if received is None else None
+        self._received: Callable[[], tuple[int, int]] = received or self._tally  # type: ignore[assignment]
         self._handles: deque[SpeechHandle] = deque()
         self._muted = False
+        # The head handle is credited with the audio received since these counts.
+        self._crediting = False
+        self._mark_frames = 0
+        self._mark_bytes = 0
         self._played_seconds = 0.0
         self._played_words = 0
         self._interrupt_listeners: list[Callable[[list[SpeechHandle]], None]] = []
@@ -266,24 +360,66 @@ class SpeechQueue:
 
     @property
     def listening(self) -> bool:
-        """TTS frames reach :meth:`on_tts_audio` now (see the class docstring)."""
-        return self._listening
+        """TTS frames matter to the queue now: a handle is unfinished (its audio is
+        credited), an output is attached or the metrics await a reply's first byte."""
+        return bool(self._handles) or self._output is not None or self.metrics.awaiting_audio
 
     def _relisten(self) -> None:
-        """Tell the owner whether TTS frames are needed now (see the class docstring)."""
+        """Tell the owner whether :meth:`on_tts_audio` is needed now (see the class
+        docstring)."""
         listen = self.listen
         if listen is None:
             return
-        wanted = bool(self._handles) or self._output is not None or self.metrics.awaiting_audio
+        wanted = self._output is not None or (
+            self._tally is not None and (bool(self._handles) or self.metrics.awaiting_audio)
+        )
         if wanted is not self._listening:
             self._listening = wanted
             listen(wanted)
+
+    # --- crediting audio to the head handle ------------------------------------------------
+
+    # The oldest handle is credited with the audio received since ``_mark_frames`` /
+    # ``_mark_bytes`` (``received()`` then) while ``_crediting``: it is the oldest and
+    # the queue is not muted. Its ``_bytes`` gets them when it leaves the queue.
+
+    def _credit_head(self) -> None:
+        """The oldest handle (if any, and not muted) is credited from now on."""
+        if self._handles and not self._muted:
+            self._mark_frames, self._mark_bytes = self._received()
+            self._crediting = True
+        else:
+            self._crediting = False
+
+    def _settle_head(self) -> None:
+        """Add the audio credited to the oldest handle so far to its bytes, before it
+        leaves the queue."""
+        if self._crediting:
+            self._crediting = False
+            self._handles[0]._bytes += self._received()[1] - self._mark_bytes
+
+    def _audio_after_send(self, handle: SpeechHandle) -> bool:
+        """A frame credited to ``handle`` arrived after its last chunk went out."""
+        if not self._crediting or self._handles[0] is not handle:
+            return False
+        frames = self._received()[0]
+        return frames > handle._sent_frames and frames > self._mark_frames
+
+    def _delivered(self, handle: SpeechHandle) -> int:
+        """``handle.bytes_delivered``: its bytes, with those credited since the mark."""
+        if self._crediting and self._handles[0] is handle:
+            return handle._bytes + self._received()[1] - self._mark_bytes
+        return handle._bytes
 
     # --- state ---------------------------------------------------------------------------
 
     def byte_rate(self) -> Optional[float]:
         """Bytes per second of the session's TTS audio (None for a compressed format)."""
-        return bytes_per_second(*self._tts_format())
+        tts_format = self._tts_format()
+        if tts_format != self._rate_of:  # worked out once per format
+            self._rate_of = tts_format
+            self._rate = bytes_per_second(*tts_format)
+        return self._rate
 
     @property
     def seconds_per_word(self) -> float:
@@ -322,8 +458,12 @@ class SpeechQueue:
     def open(self, allow_interruption: bool) -> SpeechHandle:
         """A new handle, last in the queue (its chunks are added with :meth:`add_chunk`)."""
         handle = SpeechHandle(self, allow_interruption)
-        self._handles.append(handle)
-        if not self._listening:
+        handles = self._handles
+        handles.append(handle)
+        if len(handles) == 1 and not self._muted:  # the oldest: credited from now on
+            self._mark_frames, self._mark_bytes = self._received()
+            self._crediting = True
+        if not self._listening and self._tally is not None:
             self._relisten()
         for listener in self._open_listeners:
             listener(handle)
@@ -332,20 +472,35 @@ class SpeechQueue:
     def add_chunk(self, handle: SpeechHandle, chunk: str) -> None:
         """``chunk`` of ``handle`` is about to be sent: audio from now on is new speech."""
         handle.chunks.append(chunk)
-        self._muted = False
+        if handle._sent_frames != _UNSENT:
+            # A chunk after one that went out: audio from now until it is sent does not
+            # count, so whether audio came after the last one is settled here.
+            handle._sent_frames = -1 if self._audio_after_send(handle) else _UNSENT
+        if self._muted:  # new speech after an interruption: its audio counts again
+            self._muted = False
+            self._credit_head()
         self.metrics.on_speak(chunk)
 
     def chunk_sent(self, handle: SpeechHandle, *, last: bool) -> None:
         """The ``speak`` of the chunk added last is on the wire."""
         handle._sent += 1
-        handle.audio_after_last_send = False
+        # Audio counts as after the last chunk only once every chunk added went out.
+        if handle._sent == len(handle.chunks):
+            handle._sent_frames = self._received()[0]
+        else:
+            handle._sent_frames = _UNSENT
         if last:
             handle.sent_all = True
 
     def abandon(self, handle: SpeechHandle, error: Optional[BaseException]) -> None:
         """``handle`` ends now (its send failed, or it had nothing to say)."""
-        if handle in self._handles:
-            self._handles.remove(handle)
+        handles = self._handles
+        if handles and handles[0] is handle:
+            self._settle_head()
+            handles.popleft()
+            self._credit_head()
+        elif handle in handles:
+            handles.remove(handle)
         handle._finish(interrupted=handle.interrupted, error=error)
         self._relisten()
 
@@ -439,6 +594,7 @@ class SpeechQueue:
         return self._interrupt(send_clear=True)
 
     def _interrupt(self, *, send_clear: bool) -> list[SpeechHandle]:
+        self._settle_head()
         handles = list(self._handles)
         self._handles.clear()
         unplayed = self._output.flush() if self._output is not None else 0
@@ -465,42 +621,46 @@ class SpeechQueue:
     # --- observers (inline on the reader) -------------------------------------------------
 
     def on_tts_audio(self, data: bytes) -> None:
-        # Hot path (every TTS frame while listening): the bytes are credited to the
-        # oldest handle here, without a call.
-        size = len(data)
-        self.metrics.on_tts_audio(size)
-        handles = self._handles
+        """One TTS frame, while :attr:`listen` asks for them: to the output unless it is
+        audio of cancelled speech (counted here when the owner gives no ``received``)."""
+        tally = self._tally
+        if tally is not None:
+            size = len(data)
+            tally.frames += 1
+            tally.bytes += size
+            self.metrics.on_tts_audio(size)
+            if not self._handles and self._output is None:
+                self._relisten()  # the metrics may have had their first byte: stop listening
+                return
         output = self._output
-        if handles:
-            if self._muted:
-                return  # audio of cancelled speech, already on its way
-            handle = handles[0]
-            handle._bytes += size
-            if not handle.audio_after_last_send and handle._sent == len(handle.chunks) > 0:
-                handle.audio_after_last_send = True
-        elif output is None:
-            self._relisten()  # the metrics may have had their first byte: stop listening
-            return
-        elif self._muted:
-            return
-        if output is not None:
+        if output is not None and not self._muted:  # muted: cancelled speech's late audio
             output.write(data)
 
     def on_playback_complete(self, _event: object) -> None:
-        rate = self.byte_rate()
-        while self._handles:
-            handle = self._handles[0]
-            if not (handle.sent_all and handle.audio_after_last_send):
-                break  # FIFO: later handles cannot be done either
-            self._handles.popleft()
-            if rate is not None:
-                self._played_seconds += handle.bytes_delivered / rate
-                self._played_words += len(handle.text.split())
-            handle._finish(interrupted=False)
-        self._relisten()
+        # FIFO: only the oldest handle can be done, once it was sent in full and a frame
+        # credited to it arrived after its last chunk went out. The ones after it were
+        # credited no audio yet (audio goes to the oldest): they wait for a later one.
+        handles = self._handles
+        if handles and self._crediting and handles[0].sent_all:
+            frames, size = self._received()
+            handle = handles[0]
+            if frames > handle._sent_frames and frames > self._mark_frames:
+                handles.popleft()
+                handle._bytes += size - self._mark_bytes
+                self._mark_frames = frames  # where the next one's audio starts
+                self._mark_bytes = size
+                self._crediting = bool(handles)
+                rate = self.byte_rate()
+                if rate is not None:
+                    self._played_seconds += handle._bytes / rate
+                    self._played_words += len(" ".join(handle.chunks).split())
+                handle._finish(interrupted=False)
+        if self._tally is not None or self._listening:
+            self._relisten()
 
     def on_closed(self, event: Any) -> None:
         """The socket closed: unfinished handles end as interrupted (nothing more plays)."""
+        self._settle_head()
         handles = list(self._handles)
         self._handles.clear()
         for handle in handles:

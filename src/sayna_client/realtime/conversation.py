@@ -20,6 +20,7 @@ import logging
 import time
 import weakref
 from dataclasses import dataclass, field, fields
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Optional, Protocol
 
 if TYPE_CHECKING:
@@ -164,16 +165,16 @@ def stop_counting_audio(metrics: SessionMetrics) -> None:
 _HISTORY = 1000
 
 
-def _keep(values: list[float], value: float) -> None:
-    values.append(value)
-    if len(values) > _HISTORY:
-        del values[: len(values) - _HISTORY]
+#: Whether the SDK logs at DEBUG (the per-speak latency lines are built only then):
+#: ``logger.isEnabledFor`` without an attribute lookup per call.
+_debug = partial(logger.isEnabledFor, logging.DEBUG)
 
 
 class SessionTracker:
     """Inline observer of one client's events (see the module docstring)."""
 
     __slots__ = (
+        "_audio_hook",
         "_clock",
         "_confidences",
         "_first_audio_pending",
@@ -181,13 +182,15 @@ class SessionTracker:
         "_frames_answered",
         "_hub",
         "_interims",
+        "_playback_from",
         "_playback_waiters",
+        "_results",
         "_segments",
-        "_speak_sent_at",
         "_tts_bytes_past",
+        "_tts_frames_past",
         "_turn_started",
         "_turn_waiters",
-        "activity",
+        "_watching",
         "metrics",
         "peer_left",
     )
@@ -195,10 +198,15 @@ class SessionTracker:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self.metrics = SessionMetrics()
-        self._tts_bytes_past = 0  # TTS bytes of the sessions before this one
+        # TTS frames and bytes of the sessions before this one (``metrics`` counts the
+        # current one's): with them, monotonic counts for the speech queue.
+        self._tts_frames_past = 0
+        self._tts_bytes_past = 0
         # The lists below are made when first needed (None: empty): an idle session
         # holds none of them (56 bytes each; issue #19, idle memory per session).
-        self._speak_sent_at: Optional[list[float]] = None
+        #: When the first ``speak`` since the last ``tts_playback_complete`` went out
+        #: (None: no speech outstanding).
+        self._playback_from: Optional[float] = None
         self._first_audio_pending: Optional[float] = None
         self._playback_waiters: Optional[list[asyncio.Future[None]]] = None
         self._turn_waiters: Optional[list[asyncio.Future[Optional[Turn]]]] = None
@@ -210,8 +218,12 @@ class SessionTracker:
         self._confidences: Optional[list[float]] = None
         self._turn_started: Optional[float] = None
         self._interims = 0
-        #: Number of ``stt_result`` and TTS events seen; ``drain()`` watches it settle.
-        self.activity = 0
+        self._results = 0  # stt_result events seen (activity)
+        #: Called with the time of the next TTS frame (see :meth:`on_next_audio`).
+        self._audio_hook: Optional[Callable[[float], None]] = None
+        # The next TTS frame is to be timed (a speak waits for its first audio, or a hook
+        # is set): the one test the per-frame path makes beyond counting.
+        self._watching = False
         #: A ``participant_disconnected`` arrived in this session.
         self.peer_left = False
         #: Where turns are published (see :meth:`watch`), held weakly: no cycle.
@@ -230,11 +242,13 @@ class SessionTracker:
 
     def connecting(self) -> float:
         """Reset for a new session; returns the start time to pass to :meth:`ready`."""
+        self._tts_frames_past += self.metrics.tts_audio_frames
         self._tts_bytes_past += self.metrics.tts_audio_bytes
         self.metrics = SessionMetrics()
         self.peer_left = False
-        self._speak_sent_at = None
+        self._playback_from = None
         self._first_audio_pending = None
+        self._watching = self._audio_hook is not None
         self._first_audio_sent_at = None
         self._frames_answered = 0
         self._reset_turn()
@@ -243,6 +257,22 @@ class SessionTracker:
     def tts_bytes_total(self) -> int:
         """TTS audio bytes received in every session of the client so far."""
         return self._tts_bytes_past + self.metrics.tts_audio_bytes
+
+    def tts_received(self) -> tuple[int, int]:
+        """TTS frames and bytes received in every session of the client so far: counts
+        that only grow, which the speech queue credits to its handles by difference
+        (see :mod:`sayna_client.agents.speech`)."""
+        metrics = self.metrics
+        return (
+            self._tts_frames_past + metrics.tts_audio_frames,
+            self._tts_bytes_past + metrics.tts_audio_bytes,
+        )
+
+    @property
+    def activity(self) -> int:
+        """Number of ``stt_result`` and TTS events seen; ``drain()`` and the keepalive
+        watch it change."""
+        return self._results + self._tts_frames_past + self.metrics.tts_audio_frames
 
     def on_participant_disconnected(self, _event: object) -> None:
         self.peer_left = True
@@ -261,18 +291,17 @@ class SessionTracker:
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_exception(exc)
-        self._speak_sent_at = None
+        self._playback_from = None
 
     # --- outbound ---------------------------------------------------------------------
 
     def speak_sent(self) -> None:
         now = self._clock()
-        sent = self._speak_sent_at
-        if sent is None:
-            sent = self._speak_sent_at = []
-        sent.append(now)
+        if self._playback_from is None:
+            self._playback_from = now
         if self._first_audio_pending is None:
             self._first_audio_pending = now
+            self._watching = True
 
     def audio_started(self) -> None:
         """The client is about to send audio (its per-frame counts go to ``metrics``)."""
@@ -281,55 +310,97 @@ class SessionTracker:
 
     # --- inbound (called inline by the hub) ----------------------------------------------
 
+    def on_next_audio(self, hook: Callable[[float], None]) -> None:
+        """Call ``hook(time)`` inline at the next TTS frame, once (with the
+        ``clock()`` reading of that frame); a later call replaces the hook. It outlives
+        a reconnection: the next frame may come in the next session."""
+        self._audio_hook = hook
+        self._watching = True
+
     def on_tts_audio(self, data: bytes) -> None:
-        self.activity += 1
+        # Hot path (every TTS frame, the session's one audio observer): counts, and the
+        # clock only for the first frame after a speak (see on_next_audio).
         metrics = self.metrics
         metrics.tts_audio_frames += 1
         metrics.tts_audio_bytes += len(data)
-        if self._first_audio_pending is not None:
-            value = self._clock() - self._first_audio_pending
+        if self._watching:
+            self._first_audio()
+
+    def _first_audio(self) -> None:
+        """The TTS frame just counted is the one a speak or a hook waited for."""
+        self._watching = False
+        now = self._clock()
+        pending = self._first_audio_pending
+        if pending is not None:
+            value = now - pending
             self._first_audio_pending = None
+            metrics = self.metrics
             metrics.speak_to_first_audio_last = value
-            _keep(metrics.speak_to_first_audio, value)
-            logger.debug("Sayna metrics: speak -> first audio %.1f ms", value * 1e3)
+            values = metrics.speak_to_first_audio
+            values.append(value)
+            if len(values) > _HISTORY:
+                del values[: len(values) - _HISTORY]
+            if _debug():
+                logger.debug("Sayna metrics: speak -> first audio %.1f ms", value * 1e3)
+        hook = self._audio_hook
+        if hook is not None:
+            self._audio_hook = None
+            hook(now)
 
     def cleared(self) -> None:
         """``clear`` was sent: cancelled speech gets no completion, so end the waits now."""
         self.on_playback_complete(None, measure=False)
 
     def on_playback_complete(self, event: Any, measure: bool = True) -> None:
-        sent = self._speak_sent_at
-        if sent and measure:
-            value = self._clock() - sent[0]
-            self.metrics.speak_to_playback_complete_last = value
-            _keep(self.metrics.speak_to_playback_complete, value)
-            logger.debug("Sayna metrics: speak -> playback complete %.1f ms", value * 1e3)
+        sent = self._playback_from
+        if sent is not None and measure:
+            value = self._clock() - sent
+            metrics = self.metrics
+            metrics.speak_to_playback_complete_last = value
+            values = metrics.speak_to_playback_complete
+            values.append(value)
+            if len(values) > _HISTORY:
+                del values[: len(values) - _HISTORY]
+            if _debug():
+                logger.debug("Sayna metrics: speak -> playback complete %.1f ms", value * 1e3)
         # Completions coalesce: one marks the whole queue drained.
-        self._speak_sent_at = None
+        self._playback_from = None
         self._first_audio_pending = None
-        waiters, self._playback_waiters = self._playback_waiters, None
-        for waiter in waiters or ():
-            if not waiter.done():
-                waiter.set_result(None)
+        self._watching = self._audio_hook is not None
+        waiters = self._playback_waiters
+        if waiters is not None:
+            self._playback_waiters = None
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def on_stt_result(self, event: Any) -> Optional[Turn]:
         """Fold one result into the current turn; returns the turn when it ends, after
         publishing it to the hub it watches (:meth:`watch`)."""
-        self.activity += 1
-        now = self._clock()
+        self._results += 1
         metrics = self.metrics
         self._frames_answered = metrics.audio_frames_sent
-        if self._first_audio_sent_at is not None:
-            if metrics.audio_to_first_interim is None:
-                metrics.audio_to_first_interim = now - self._first_audio_sent_at
-                logger.debug(
-                    "Sayna metrics: audio -> first result %.1f ms",
-                    metrics.audio_to_first_interim * 1e3,
-                )
-            if event.is_final and metrics.audio_to_first_final is None and event.transcript:
-                metrics.audio_to_first_final = now - self._first_audio_sent_at
-        if self._turn_started is None:
-            self._turn_started = now
+        audio_at = self._first_audio_sent_at
+        # The clock is read at a turn's first result, at its end and while a latency
+        # from the first audio is still to be measured (the first final comes after the
+        # first result), not for every interim of a turn under way.
+        if (
+            self._turn_started is None
+            or event.is_speech_final
+            or (audio_at is not None and metrics.audio_to_first_final is None)
+        ):
+            now = self._clock()
+            if audio_at is not None:
+                if metrics.audio_to_first_interim is None:
+                    metrics.audio_to_first_interim = now - audio_at
+                    logger.debug(
+                        "Sayna metrics: audio -> first result %.1f ms",
+                        metrics.audio_to_first_interim * 1e3,
+                    )
+                if event.is_final and metrics.audio_to_first_final is None and event.transcript:
+                    metrics.audio_to_first_final = now - audio_at
+            if self._turn_started is None:
+                self._turn_started = now
         if event.is_final:
             if event.transcript:
                 if self._segments is None or self._confidences is None:
@@ -340,6 +411,7 @@ class SessionTracker:
             self._interims += 1
         if not event.is_speech_final:
             return None
+        # (``now`` was read above: a speech-final always reads the clock.)
         segments = self._segments or ()
         if not segments and not event.transcript:
             self._reset_turn()  # a speech-final with nothing said: no turn
@@ -379,7 +451,7 @@ class SessionTracker:
     @property
     def playback_pending(self) -> bool:
         """A ``speak`` was sent and its ``tts_playback_complete`` has not arrived."""
-        return bool(self._speak_sent_at)
+        return self._playback_from is not None
 
     def audio_answered(self) -> None:
         """Count the audio sent so far as answered: the recogniser had it and went quiet

@@ -85,18 +85,37 @@ class Speaking:
             await _send_clear(_alive(me))
 
         def tts_format() -> tuple[str, int]:
-            session = _or_none(me)
-            tts = session.tts_config if session is not None else None
+            try:
+                tts = me.tts_config
+            except ReferenceError:  # the session was freed
+                tts = None
             return (tts.audio_format, tts.sample_rate) if tts is not None else ("linear16", 24000)
 
+        # The names of the providers in use, by (provider, model) values: read on every
+        # speak (usage per provider), the configs are read each time (they may be
+        # replaced or changed) and the names made once per pair.
+        named: dict[tuple[Optional[str], ...], tuple[str, str]] = {}
+
         def providers() -> tuple[str, str]:
-            session = _or_none(me)
-            stt = session.stt_config if session is not None else None
-            tts = session.tts_config if session is not None else None
-            return (
-                "/".join(filter(None, (stt.provider, stt.model))) if stt is not None else "stt",
-                "/".join(filter(None, (tts.provider, tts.model))) if tts is not None else "tts",
+            try:
+                stt, tts = me.stt_config, me.tts_config
+            except ReferenceError:  # the session was freed
+                stt = tts = None
+            key = (
+                stt.provider if stt is not None else None,
+                stt.model if stt is not None else None,
+                tts.provider if tts is not None else None,
+                tts.model if tts is not None else None,
             )
+            names = named.get(key)
+            if names is None:
+                if len(named) > 16:
+                    named.clear()
+                names = named[key] = (
+                    "/".join(filter(None, key[:2])) if stt is not None else "stt",
+                    "/".join(filter(None, key[2:])) if tts is not None else "tts",
+                )
+            return names
 
         def transcribed() -> float:
             session = _or_none(me)
@@ -105,8 +124,12 @@ class Speaking:
             sent = session.tracker.metrics.audio_bytes_sent
             return sent / (2.0 * session.stt_config.sample_rate)
 
-        hub = session.hub
-        queue = self._queue = SpeechQueue(send_chunk, send_clear, tts_format)
+        hub, tracker = session.hub, session.tracker
+        # The tracker's per-frame counts credit the handles (no observer of the queue's
+        # own per TTS frame; see SpeechQueue).
+        queue = self._queue = SpeechQueue(
+            send_chunk, send_clear, tts_format, received=tracker.tts_received
+        )
         metrics = queue.metrics
         hub_ref, queue_ref = weakref.ref(hub), weakref.ref(queue)  # no cycles
 
@@ -116,9 +139,17 @@ class Speaking:
                 hub.publish(event)
 
         metrics.emit, metrics.providers, metrics.transcribed = emit, providers, transcribed
-        metrics.synthesized = session.tracker.tts_bytes_total
+        metrics.synthesized = tracker.tts_bytes_total
 
-        def listen(on: bool) -> None:  # TTS frames only while the queue needs them
+        def first_audio(now: float) -> None:  # held by the tracker: the queue weakly
+            speech = queue_ref()
+            if speech is not None:
+                speech.metrics.on_first_audio(now)
+
+        # A reply's first byte is timed by the tracker, which times every first frame.
+        metrics.watch_audio = lambda: tracker.on_next_audio(first_audio)
+
+        def listen(on: bool) -> None:  # TTS frames only while an output takes them
             hub, speech = hub_ref(), queue_ref()
             if hub is not None and speech is not None:
                 (hub.observe_audio if on else hub.unobserve_audio)(speech.on_tts_audio)

@@ -1,0 +1,211 @@
+"""CPU per speak cycle (issue #19): this work tree against a base revision, A and B alternately.
+
+    python benchmarks/speak_cycle.py [--base main] [--sessions 50] [--cycles 40] [--pairs 6]
+                                     [--output benchmarks/speak-issue19.md]
+
+Starts ``sayna serve --engine fake --fast-tts`` in a separate process, then runs, in fresh
+client processes, ``--sessions`` clients that each do ``--cycles`` speak cycles
+concurrently: ``handle = await client.speak("okay"); await handle`` (the handle is done
+at the ``tts_playback_complete`` after its audio), with a plain ``register_on_tts_audio``
+callback as in ``load.py --speak``. Each run reports the client process's CPU time
+(``time.process_time``) over the measured cycles divided by their number, and the young
+(generation 0) collections the cycle collector made meanwhile: a count of the objects it
+tracks that each cycle leaves behind, summed over the whole process.
+
+The two trees run in alternation (A B B A A B ...), each run in a fresh process
+(``PYTHONPATH`` = the tree's ``src``), so drift of a shared machine falls on both; the
+report gives the median and the range of each and the median of the per-pair ratios.
+Timings on a shared machine are noisy: read the ratio with its spread, and prefer
+``opcodes.py`` for a deterministic count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import gc
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Optional
+
+HERE = Path(__file__).resolve().parent
+
+
+# --- one run (child process) ------------------------------------------------------------------
+
+
+async def _run(url: str, sessions: int, cycles: int) -> dict[str, float]:
+    from sayna_client import SaynaClient, STTConfig, TTSConfig
+
+    clients = []
+    frames = [0]
+
+    def on_audio(_data: bytes) -> None:
+        frames[0] += 1
+
+    for index in range(sessions):
+        client = SaynaClient(
+            url,
+            STTConfig(provider="deepgram", sample_rate=16000),
+            TTSConfig(provider="elevenlabs", voice_id="fake-alpha"),
+            stream_id=f"speak-cycle-{index}",
+        )
+        client.register_on_tts_audio(on_audio)
+        await client.connect()
+        clients.append(client)
+
+    async def speak(client: SaynaClient, count: int) -> None:
+        for _ in range(count):
+            handle = await client.speak("okay")
+            await handle
+
+    await asyncio.gather(*(speak(c, 5) for c in clients))  # warm up: queues, caches
+    young = [0]
+
+    def count(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start" and info["generation"] == 0:
+            young[0] += 1
+
+    frames[0] = 0
+    gc.callbacks.append(count)
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(speak(c, cycles) for c in clients))
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    gc.callbacks.remove(count)
+    for client in clients:
+        await client.disconnect()
+    done = sessions * cycles
+    return {
+        "cpu_us_per_cycle": cpu / done * 1e6,
+        "wall_s": wall,
+        "young_per_1000_cycles": young[0] / done * 1000,
+        "frames_per_cycle": frames[0] / done,
+    }
+
+
+# --- the A/B (parent process) ------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_server(port: int) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "sayna_client", "serve", "--engine", "fake", "--fast-tts"]
+    command += ["--port", str(port), "--log-level", "WARNING"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited with status {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1):
+                return server
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("the server did not start within 30 s")
+
+
+def _child(src: str, url: str, sessions: int, cycles: int) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", url, str(sessions), str(cycles)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=src),
+        cwd=HERE,
+        timeout=900,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="main", help="git revision to compare with")
+    parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument("--cycles", type=int, default=40, help="speak cycles per session")
+    parser.add_argument("--pairs", type=int, default=6)
+    parser.add_argument("--output", help="append the report to this file")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        url, sessions, cycles = args.child[0], int(args.child[1]), int(args.child[2])
+        print(json.dumps(asyncio.run(_run(url, sessions, cycles))), flush=True)
+        return 0
+    tree = tempfile.TemporaryDirectory(prefix="speak-cycle-base-")
+    archive = subprocess.run(
+        ["git", "-C", str(HERE.parent), "archive", args.base, "src"],
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(["tar", "-x", "-C", tree.name], input=archive.stdout, check=True)
+    sources = {"this": str(HERE.parent / "src"), args.base: str(Path(tree.name) / "src")}
+    port = _free_port()
+    server = _start_server(port)
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in sources}
+    try:
+        for pair in range(args.pairs):
+            order = list(sources) if pair % 2 == 0 else list(reversed(sources))
+            for name in order:
+                result = _child(
+                    sources[name], f"http://127.0.0.1:{port}", args.sessions, args.cycles
+                )
+                runs[name].append(result)
+                print(f"pair {pair + 1} {name}: {result}", file=sys.stderr, flush=True)
+    finally:
+        server.terminate()
+        server.wait(10)
+        tree.cleanup()
+    this, base = runs["this"], runs[args.base]
+    ratios = [a["cpu_us_per_cycle"] / b["cpu_us_per_cycle"] for a, b in zip(this, base)]
+    load = os.getloadavg()
+    lines = [
+        f"`python benchmarks/speak_cycle.py {' '.join(sys.argv[1:])}` on "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC "
+        f"({args.sessions} sessions x {args.cycles} speak cycles per run, {args.pairs} pairs "
+        f"alternated; load average at the end {load[0]:.1f}, machine shared): median (range).",
+        "",
+        f"| per speak cycle | this | {args.base} |",
+        "| --- | ---: | ---: |",
+        "| client CPU, µs | "
+        + " | ".join(_spread([r["cpu_us_per_cycle"] for r in rs]) for rs in (this, base))
+        + " |",
+        "| young collections per 1,000 cycles | "
+        + " | ".join(_spread([r["young_per_1000_cycles"] for r in rs]) for rs in (this, base))
+        + " |",
+        "| TTS frames per cycle | "
+        + " | ".join(
+            f"{statistics.median(r['frames_per_cycle'] for r in rs):.1f}" for rs in (this, base)
+        )
+        + " |",
+        "",
+        f"CPU ratio this/{args.base}, per pair: median {statistics.median(ratios):.3f} "
+        f"(range {min(ratios):.3f}-{max(ratios):.3f}).",
+    ]
+    report = "\n".join(lines)
+    print(report)
+    if args.output:
+        with open(args.output, "a") as out:
+            out.write("\n" + report + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

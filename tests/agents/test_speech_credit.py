@@ -1,0 +1,202 @@
+"""How a speech queue credits TTS audio to its handles, against the rule it implements.
+
+The queue credits audio by difference of the session's frame and byte counts (no call
+into it per frame); :class:`Reference` is the rule written out frame by frame: every frame
+goes to the oldest unfinished handle unless an interruption muted the queue (until the
+next chunk is added), and a completion finishes the oldest handle once it was sent in
+full and a frame came after its last chunk went out, with every added chunk sent. Random
+sequences of the queue's inputs (fixed seeds) must leave both with the same figures.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Optional
+
+import pytest
+
+from sayna_client.agents import SpeechHandle, SpeechQueue
+
+
+class RefHandle:
+    def __init__(self, allow_interruption: bool) -> None:
+        self.allow_interruption = allow_interruption
+        self.chunks: list[str] = []
+        self.sent = 0
+        self.sent_all = False
+        self.audio_after_last_send = False
+        self.bytes = 0
+        self.done = False
+        self.interrupted = False
+        self.heard: Optional[int] = None
+
+
+class Reference:
+    def __init__(self) -> None:
+        self.handles: deque[RefHandle] = deque()
+        self.muted = False
+        self.output: Optional[Sink] = None
+
+    def open(self, allow_interruption: bool) -> RefHandle:
+        handle = RefHandle(allow_interruption)
+        self.handles.append(handle)
+        return handle
+
+    def add_chunk(self, handle: RefHandle, chunk: str) -> None:
+        handle.chunks.append(chunk)
+        self.muted = False
+
+    def chunk_sent(self, handle: RefHandle, last: bool) -> None:
+        handle.sent += 1
+        handle.audio_after_last_send = False
+        if last:
+            handle.sent_all = True
+
+    def frame(self, data: bytes) -> None:
+        if self.muted:
+            return
+        if self.handles:
+            handle = self.handles[0]
+            handle.bytes += len(data)
+            if handle.sent == len(handle.chunks) > 0:
+                handle.audio_after_last_send = True
+        if self.output is not None:
+            self.output.write(data)
+
+    def complete(self) -> None:
+        while self.handles:
+            handle = self.handles[0]
+            if not (handle.sent_all and handle.audio_after_last_send):
+                break
+            self.handles.popleft()
+            handle.done = True
+
+    def interrupt(self, only_if_interruptible: bool) -> None:
+        if only_if_interruptible and (not self.handles or not self.handles[-1].allow_interruption):
+            return
+        unplayed = self.output.flush() if self.output is not None else 0
+        self.muted = True
+        for index, handle in enumerate(self.handles):
+            handle.done = handle.interrupted = True
+            handle.heard = max(0, handle.bytes - (min(unplayed, handle.bytes) if index == 0 else 0))
+        self.handles.clear()
+
+    def closed(self) -> None:
+        for handle in self.handles:
+            handle.done = handle.interrupted = True
+            handle.heard = handle.bytes
+        self.handles.clear()
+
+    def abandon(self, handle: RefHandle) -> None:
+        if handle in self.handles:
+            self.handles.remove(handle)
+        handle.done = True
+
+
+class Sink:
+    def __init__(self, unplayed: int) -> None:
+        self.data = bytearray()
+        self.unplayed = unplayed
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def flush(self) -> int:
+        return self.unplayed
+
+
+OPERATIONS = (
+    *("speak", "speak", "open", "chunk", "send", "send", "frame", "frame", "frame", "frame"),
+    *("complete", "complete", "interrupt", "cleared", "closed", "abandon", "output", "no output"),
+)
+
+
+async def _nothing(*_args: object) -> None:
+    return None
+
+
+def _figures(handle: SpeechHandle) -> tuple[object, ...]:
+    heard = handle._heard_bytes
+    return (handle.bytes_delivered, handle.done, handle.interrupted, heard)
+
+
+def _ref_figures(handle: RefHandle) -> tuple[object, ...]:
+    return (handle.bytes, handle.done, handle.interrupted, handle.heard)
+
+
+@pytest.mark.parametrize("seed", range(40))
+async def test_audio_is_credited_as_frame_by_frame(seed: int) -> None:
+    rnd = random.Random(seed)
+    counts = [0, 0]  # frames, bytes: the session's own counts
+    listened = [False]
+    queue = SpeechQueue(
+        _nothing, _nothing, lambda: ("linear16", 16000), received=lambda: (counts[0], counts[1])
+    )
+    queue.listen = lambda on: listened.__setitem__(0, on)
+    ref = Reference()
+    pairs: list[tuple[SpeechHandle, RefHandle]] = []
+    unsent: list[tuple[SpeechHandle, RefHandle]] = []
+    sinks: Optional[tuple[Sink, Sink]] = None
+    for _ in range(200):
+        op = rnd.choice(OPERATIONS)
+        if op == "speak":
+            allow = rnd.random() < 0.8
+            pair = (queue.open(allow), ref.open(allow))
+            queue.add_chunk(pair[0], "one two")
+            ref.add_chunk(pair[1], "one two")
+            queue.chunk_sent(pair[0], last=True)
+            ref.chunk_sent(pair[1], last=True)
+            pairs.append(pair)
+        elif op == "open":
+            pairs.append((queue.open(True), ref.open(True)))
+        elif op == "chunk" and pairs:
+            # Often the oldest: a chunk added while audio is credited to its handle.
+            oldest = [p for p in pairs if p[0] is queue.current]
+            pair = oldest[0] if oldest and rnd.random() < 0.5 else rnd.choice(pairs)
+            if not pair[0].done:  # a chunk of a stream, its speak not sent yet
+                queue.add_chunk(pair[0], "three four")
+                ref.add_chunk(pair[1], "three four")
+                unsent.append(pair)
+        elif op == "send" and unsent:
+            pair = unsent.pop(0)
+            last = rnd.random() < 0.6
+            queue.chunk_sent(pair[0], last=last)
+            ref.chunk_sent(pair[1], last=last)
+        elif op == "frame":
+            data = bytes(rnd.choice([0, 320, 640, 1000]))
+            counts[0] += 1
+            counts[1] += len(data)
+            if listened[0]:
+                queue.on_tts_audio(data)
+            ref.frame(data)
+        elif op == "complete":
+            queue.on_playback_complete(None)
+            ref.complete()
+        elif op == "interrupt":
+            queue.interrupt_all()
+            ref.interrupt(only_if_interruptible=False)
+        elif op == "cleared":
+            queue.cleared()
+            ref.interrupt(only_if_interruptible=True)
+        elif op == "closed":
+            queue.on_closed(None)
+            ref.closed()
+        elif op == "abandon" and pairs:
+            pair = rnd.choice(pairs)
+            queue.abandon(pair[0], None)
+            ref.abandon(pair[1])
+        elif op == "output":
+            unplayed = rnd.choice([0, 100, 5000])
+            sinks = (Sink(unplayed), Sink(unplayed))
+            queue.output, ref.output = sinks
+        elif op == "no output":
+            queue.output = ref.output = sinks = None
+        assert [_figures(h) for h, _ in pairs] == [_ref_figures(r) for _, r in pairs]
+        current = queue.current
+        assert (current is None) == (not ref.handles)
+        if current is not None:
+            assert [r for h, r in pairs if h is current] == [ref.handles[0]]
+        if sinks is not None:
+            assert sinks[0].data == sinks[1].data
+        assert listened[0] is (sinks is not None)  # frames are passed only to an output
