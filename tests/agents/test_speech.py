@@ -242,8 +242,9 @@ async def test_awaits_of_a_handle_are_independent_of_the_speech(agent: SaynaClie
     cancelled.cancel()
     with pytest.raises(asyncio.CancelledError):
         await cancelled
-    with pytest.raises(asyncio.TimeoutError):
-        await handle.wait(0.001)
+    for _ in range(10):  # awaits given up on are dropped as more come
+        with pytest.raises(asyncio.TimeoutError):
+            await handle.wait(0.001)
     marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker")
     marker.set("registered")
     called: list[tuple[SpeechHandle, str]] = []
