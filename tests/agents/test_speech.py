@@ -284,3 +284,18 @@ async def test_every_await_of_a_failed_stream_raises(agent: SaynaClient) -> None
     with pytest.raises(ValueError, match="model overloaded"):
         await first
     assert isinstance(handle.exception(), ValueError)
+
+
+async def test_handles_are_credited_across_a_reconnection(agent: SaynaClient) -> None:
+    # Handles are credited from the session's TTS counts, which start again at zero in
+    # each session (client.metrics); the queue's counts carry on across sessions.
+    await (await agent.speak("one two")).wait(10)
+    assert agent.metrics.tts_audio_bytes == 2 * WORD_BYTES
+    await agent.disconnect()
+    await agent.connect()
+    assert agent.metrics.tts_audio_bytes == 0
+    handle = await agent.speak("three")
+    await handle.wait(10)
+    assert not handle.interrupted
+    assert handle.bytes_delivered == WORD_BYTES
+    assert agent.metrics.tts_audio_frames > 0
