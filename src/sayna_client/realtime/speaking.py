@@ -201,10 +201,13 @@ class Speaking:
             SaynaTimeoutError: ``wait`` took longer than ``timeout``.
         """
         check_text("text", text)
-        _check_flags(flush, allow_interruption)
+        if type(flush) is not bool or type(allow_interruption) is not bool:
+            _check_flags(flush, allow_interruption)  # raises
         session = self._session
         conn = session.ready_connection()
-        queue = self.speech
+        queue = self._queue
+        if queue is None:
+            queue = self._make_queue()
         if not queue.settled:  # (no coroutine per speak when nothing is to be waited for)
             await queue.settle()
             conn = session.ready_connection()
