@@ -599,7 +599,7 @@ def write_report(
         "Without I/O a frame takes 893 ns through `on_audio_input` against 1,161 ns through "
         "aiohttp's `send_bytes` alone; in the 200-stream run a frame executes 445 bytecode "
         "instructions (timers and loop included) against raw's 454 and 0.0.18's 526. "
-        "Frames sent within 0.5 ms of each other (this upload; never a live stream) share "
+        "Frames sent in the same turn of the event loop (this upload; never a live stream) share "
         "one socket write per 64 KiB or loop turn, written before any later text frame or "
         "Close, so the upload's kernel share nearly vanishes (see `PROFILE.md`).",
         "- **`connect()` returns only after `ready`, bounded by timeouts**: the connecting "

@@ -150,3 +150,33 @@ async def test_drain_includes_async_callbacks(connected: SaynaClient) -> None:
     await connected.speak("a", wait=True, timeout=10)
     await connected.drain(timeout=10, settle=0.05)
     assert finished == [True]
+
+
+def test_the_first_audio_hook_outlives_a_completion_and_fires_once() -> None:
+    # The session times the first TTS frame after a speak (speak -> first audio) and,
+    # for the turn metrics, the first frame after a reply was spoken: a completion that
+    # arrives in between ends the speak's wait but not the hook's.
+    from sayna_client.realtime.conversation import SessionTracker
+
+    ticks = iter(range(100))
+    tracker = SessionTracker(clock=lambda: float(next(ticks)))
+    seen: list[float] = []
+    tracker.speak_sent()  # t=0
+    tracker.on_next_audio(seen.append)
+    tracker.on_playback_complete(None)  # t=1: the speak's wait ends
+    tracker.on_tts_audio(b"ab")  # t=2
+    tracker.on_tts_audio(b"cd")  # no clock read
+    assert seen == [2.0]
+    metrics = tracker.metrics
+    assert metrics.speak_to_first_audio == []  # the completion came before any audio
+    assert (metrics.tts_audio_frames, metrics.tts_audio_bytes) == (2, 4)
+    assert tracker.tts_received() == (2, 4)
+    assert tracker.activity == 2
+    tracker.speak_sent()  # t=3
+    tracker.on_tts_audio(b"e")  # t=4
+    assert metrics.speak_to_first_audio == [1.0]
+    assert seen == [2.0]
+    tracker.connecting()  # a new session: its own counts, the client's carry on
+    tracker.on_tts_audio(b"fg")
+    assert (tracker.metrics.tts_audio_frames, tracker.tts_received()) == (1, (4, 7))
+    assert tracker.activity == 4

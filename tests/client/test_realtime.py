@@ -486,6 +486,7 @@ async def test_audio_lane_follows_the_session(server: LocalServer) -> None:
         await server.records.wait_for(lambda: server.records.last_session.audio_frames == 2)
         assert c.metrics.audio_frames_sent == 2
         assert c.metrics.audio_bytes_sent == 643
+        first = c.metrics
         await c.disconnect()
         with pytest.raises(SaynaNotConnectedError):
             await c.on_audio_input(b"\x00" * 640)
@@ -493,6 +494,11 @@ async def test_audio_lane_follows_the_session(server: LocalServer) -> None:
         await c.on_audio_input(b"\x00" * 320)
         await server.records.wait_for(lambda: server.records.last_session.audio_frames == 1)
         assert (c.metrics.audio_frames_sent, c.metrics.audio_bytes_sent) == (1, 320)
+        # The first session's metrics keep its counts (the audio input counts the frames,
+        # the metrics read them: a new session's must not show in the old one's).
+        assert first is not c.metrics
+        assert (first.audio_frames_sent, first.audio_bytes_sent) == (2, 643)
+        assert first.as_dict()["audio_bytes_sent"] == 643
 
 
 async def test_tts_config_variants_reach_server(server: LocalServer) -> None:

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import array
 import asyncio
+import gc
+import os
+import weakref
 from collections.abc import Awaitable
 from typing import Any, Callable
 
@@ -29,7 +32,6 @@ from sayna_client import (
 from sayna_client.realtime import wire
 from sayna_client.realtime.wire import (
     BATCH_BYTES,
-    BURST_GAP,
     frame_header,
     own_path,
 )
@@ -81,6 +83,65 @@ async def test_frames_reach_the_server_byte_for_byte(server: LocalServer, path: 
         # Masking works on a copy: the caller's buffers are untouched.
         assert [bytes(frame) for frame in frames] == originals
         assert client.metrics.audio_bytes_sent == len(expected)
+
+
+async def test_every_header_length_masks_right(server: LocalServer, path: str) -> None:
+    # A frame is one buffer masked whole (wire.FrameWriter.write): the key must land
+    # before the payload whatever the header's length (2, 4 or 10 bytes), and every
+    # payload unmask to its own bytes, sent alone or in a batch.
+    sizes = [*range(1, 131), 65534, 65535, 65536, 65537, 70001]
+    payloads = [os.urandom(size) for size in sizes]
+    async with make_client(server) as client:
+        await client.connect()
+        for index, payload in enumerate(payloads):
+            await client.on_audio_input(payload)
+            if index % 2:
+                await asyncio.sleep(0)  # the loop turns: the next frame is written alone
+        record = server.records.last_session
+        await server.records.wait_for(lambda: record.audio_frames == len(payloads))
+        assert bytes(record.audio) == b"".join(payloads)
+        assert client.metrics.audio_bytes_sent == sum(sizes)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
+def test_a_forked_child_draws_masking_keys_of_its_own() -> None:
+    internals.masking_keys(1)  # the parent holds keys drawn in advance
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.write(write, b"".join(internals.masking_keys(64)))
+        finally:
+            os._exit(0)
+    os.close(write)
+    received = b""
+    while True:
+        chunk = os.read(read, 4096)
+        if not chunk:
+            break
+        received += chunk
+    os.close(read)
+    os.waitpid(pid, 0)
+    child = {received[i : i + 4] for i in range(0, len(received), 4)}
+    parent = set(internals.masking_keys(64))
+    assert len(child) == len(parent) == 64  # (a repeat of 32 random bits: 1 in ~10^6)
+    assert not child & parent
+
+
+def test_the_writers_keep_no_event_loop_alive() -> None:
+    # The frame writers of a loop share its turns (wire._Turns), kept per loop: a loop
+    # that ran and closed must still be freed.
+    async def one_turn() -> None:
+        internals.open_write_turn()
+        await asyncio.sleep(0)
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(one_turn())
+    loop.close()
+    gone = weakref.ref(loop)
+    del loop
+    gc.collect()
+    assert gone() is None
 
 
 class _WriteSpy:
@@ -142,11 +203,12 @@ async def test_bursts_share_writes_and_live_frames_go_at_once(server: LocalServe
     async with make_client(server) as client:
         spy = await _spied_writer(client)
         record = server.records.last_session
-        # A live stream: every frame is written by its own call, before the next one.
+        # A live stream: every frame is written by its own call, before the next one
+        # (frames a turn of the event loop apart are written alone).
         for sent in range(1, 6):
             await client.on_audio_input(frame)
             assert len(spy.writes) == sent
-            await asyncio.sleep(2 * BURST_GAP)
+            await asyncio.sleep(0)
         # An upload loop: frames share writes, each write at most one batch plus a frame.
         spy.writes.clear()
         for _ in range(1000):
@@ -161,7 +223,7 @@ async def test_bursts_share_writes_and_live_frames_go_at_once(server: LocalServe
             await client.on_audio_input(frame)  # right after: it joins a batch
             held += internals.batch_open(client)
             await server.records.wait_for(lambda n=target: record.audio_frames == n)
-        assert held  # (a frame is written at once only if the machine stalled > BURST_GAP)
+        assert held == 10  # (the second frame of every pair went in the same turn)
     assert bytes(record.audio) == bytes(1025 * 640)
 
 

@@ -9,11 +9,13 @@ one edit here, not one per test.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable, TypeVar
 
 import aiohttp
 
 from sayna_client import SaynaClient
+from sayna_client.realtime import wire
 from sayna_client.realtime.wire import FrameWriter, transport_of
 from sayna_client.server import LocalServer
 
@@ -24,6 +26,8 @@ __all__ = [
     "frame_writer",
     "holds_http_session",
     "http_session",
+    "masking_keys",
+    "open_write_turn",
     "raw_socket",
     "sender_kind",
     "server_state",
@@ -91,6 +95,17 @@ def wrap_frame_transport(client: SaynaClient, wrap: Callable[[Any], W]) -> W:
     wrapper = wrap(writer._transport)
     writer._transport = wrapper
     return wrapper
+
+
+def masking_keys(count: int) -> list[bytes]:
+    """The next ``count`` masking keys the frame writers of this process would use
+    (taken: no frame will use them)."""
+    return [wire._new_key() for _ in range(count)]
+
+
+def open_write_turn() -> None:
+    """Mark the running loop's turn as its frame writers do at a turn's first frame."""
+    wire._turns_of(asyncio.get_running_loop()).open()
 
 
 def batch_open(client: SaynaClient) -> bool:

@@ -255,12 +255,17 @@ class TurnMetrics:
         self.turns._add(record)
 
     def on_speak(self, text: str) -> None:
-        now = self.clock()
-        self._usage(1).characters += len(text)
+        # Every speak: the usage by name, and the clock only for a reply's first speak.
+        name = self.providers()[1]
+        usage = self.usage.get(name)
+        if usage is None:
+            usage = self.usage[name] = _Usage()
+        usage.characters += len(text)
         record = self._open
         if record is not None:
             record.characters += len(text)
             if record.end_to_speak is None:
+                now = self.clock()
                 record.end_to_speak = now - record.ended_at
                 self._speak_at = now
                 if self.watch_audio is not None:

@@ -140,15 +140,9 @@ class SpeechHandle:
         return f"<SpeechHandle {state} chunks={len(self.chunks)} heard={self.seconds_heard}s>"
 
     def __await__(self) -> Generator[Any, None, None]:
-        if not self._done:
-            waiter = self._waiter()
-            try:
-                yield from waiter.__await__()
-            finally:
-                if not self._done:  # the await ended first (cancelled)
-                    self._forget(waiter)
-        if self._error is not None:
-            raise self._error
+        if self._done:
+            return _ended(self._error)
+        return self._waiter().__await__()
 
     async def wait(self, timeout: Optional[float] = None) -> None:
         """``await handle`` with a deadline.
@@ -157,30 +151,22 @@ class SpeechHandle:
             asyncio.TimeoutError: not done within ``timeout`` seconds (speech goes on).
         """
         if not self._done:
-            waiter = self._waiter()
-            try:
-                await asyncio.wait_for(waiter, timeout)
-            finally:
-                if not self._done:  # timed out or cancelled
-                    self._forget(waiter)
-        if self._error is not None:
+            await asyncio.wait_for(self._waiter(), timeout)
+        elif self._error is not None:
             raise self._error
 
     def _waiter(self) -> asyncio.Future[None]:
-        """A new future, resolved when the speech is done (cancelling it does nothing)."""
+        """A new future, resolved (or failed) when the speech is done; cancelling it (the
+        await was cancelled or timed out) does nothing to the speech."""
         waiter: asyncio.Future[None] = self._loop.create_future()
         waiters = self._waiters
         if waiters is None:
             self._waiters = [waiter]
         else:
+            if len(waiters) >= 8:  # many awaits given up on one long speech: drop theirs
+                waiters[:] = [w for w in waiters if type(w) is tuple or not w.done()]
             waiters.append(waiter)
         return waiter
-
-    def _forget(self, waiter: asyncio.Future[None]) -> None:
-        """Drop ``waiter``: its await ended before the speech (cancelled, timed out)."""
-        waiters = self._waiters
-        if waiters is not None and waiter in waiters:
-            waiters.remove(waiter)
 
     def add_done_callback(self, callback: Callable[[SpeechHandle], Any]) -> None:
         """Call ``callback(handle)`` on the event loop once the speech is done (played out,
@@ -277,8 +263,20 @@ class SpeechHandle:
             for waiter in waiters:  # in the order they came, as a future's callbacks
                 if type(waiter) is tuple:
                     self._loop.call_soon(waiter[0], self, context=waiter[1])
-                elif not waiter.done():
+                elif waiter.done():
+                    continue  # its await was cancelled or timed out
+                elif error is None:
                     waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)
+
+
+def _ended(error: Optional[BaseException]) -> Generator[Any, None, None]:
+    """The await of a handle that is done: returns, or raises what the speech failed
+    with (a generator that never yields)."""
+    if error is not None:
+        raise error
+    yield from ()
 
 
 class _Tally:
@@ -463,7 +461,7 @@ class SpeechQueue:
         if len(handles) == 1 and not self._muted:  # the oldest: credited from now on
             self._mark_frames, self._mark_bytes = self._received()
             self._crediting = True
-        if not self._listening and self._tally is not None:
+        if self._tally is not None and not self._listening:
             self._relisten()
         for listener in self._open_listeners:
             listener(handle)

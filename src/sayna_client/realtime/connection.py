@@ -354,11 +354,13 @@ class WebSocketConnection(SocketSender):
         would be handled in order)."""
         logger.error("Sayna reader failed", exc_info=exc)
         self._finish(ABNORMAL_CLOSURE, _describe(exc))
-        drop_transport(self._ws)
+        self._drop_transport()
 
     def wire_lost(self, exc: Optional[BaseException]) -> None:
         """The TCP connection ended: end the session if nothing did yet, and release
         aiohttp's record of the connection."""
+        if self._frames is not None:
+            self._frames.closing = True  # (nothing more may be written)
         self._finish(ABNORMAL_CLOSURE, self._lost_reason(exc))
         response = upgrade_response(self._ws)
         if response is not None:
@@ -380,7 +382,15 @@ class WebSocketConnection(SocketSender):
         """Close the TCP connection once what is buffered is written."""
         wire = self._wire
         if wire is not None:
+            if self._frames is not None:
+                self._frames.closing = True  # (nothing more may be written)
             wire.transport.close()
+
+    def _drop_transport(self) -> None:
+        """Abort the TCP connection now (:func:`~.wire.drop_transport`)."""
+        if self._frames is not None:
+            self._frames.closing = True  # (nothing more may be written)
+        drop_transport(self._ws)
 
     def _start_heartbeat(self) -> None:
         interval = self._heartbeat_interval
@@ -553,7 +563,7 @@ class WebSocketConnection(SocketSender):
             # Lost or dead rather than closed by a handshake: release the socket now and
             # wake sends waiting for a peer that may never read again (a close() of ours
             # drops it itself, after its bounded Close handshake).
-            drop_transport(self._ws)
+            self._drop_transport()
 
     # --- closing -------------------------------------------------------------------
 
@@ -604,14 +614,14 @@ class WebSocketConnection(SocketSender):
         a dead heartbeat)."""
         self._closing_by_client = True
         self._finish(*_CLOSED_BY_CLIENT)
-        drop_transport(self._ws)
+        self._drop_transport()
 
     def _release(self) -> list[asyncio.Task[None]]:
         """Synchronously end everything: close record, TCP connection, reader, control
         sends. Returns the tasks that were told to stop (to be awaited)."""
         if self.close_info is None:  # the reader has not seen the close (or never ran)
             self._finish(*_CLOSED_BY_CLIENT)
-        drop_transport(self._ws)
+        self._drop_transport()
         if self._wire is not None:
             response = upgrade_response(self._ws)
             if response is not None:

@@ -19,14 +19,21 @@ import asyncio
 import logging
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Optional, Protocol
 
 if TYPE_CHECKING:
     from .hub import EventHub
 
-__all__ = ["SessionMetrics", "SessionTracker", "Turn"]
+__all__ = [
+    "AudioCounts",
+    "SessionMetrics",
+    "SessionTracker",
+    "Turn",
+    "count_audio_sent",
+    "stop_counting_audio",
+]
 
 logger = logging.getLogger("sayna_client")
 
@@ -59,12 +66,45 @@ class Turn:
         return self.ended_at - self.started_at
 
 
+class _AudioSent:
+    """``SessionMetrics.audio_frames_sent`` / ``audio_bytes_sent``: what the metrics were
+    given (0, or a value assigned), plus, while linked to the session's audio input by
+    :func:`count_audio_sent`, that input's own count (``attr``). The input counts on
+    itself, which every frame reads anyway: a frame then touches one object less
+    (issue #19); this reads the count when someone looks."""
+
+    __slots__ = ("_attr", "_own")
+
+    def __init__(self, attr: str) -> None:
+        self._attr = attr
+        self._own = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._own = "_" + name
+
+    def __get__(self, obj: Optional[SessionMetrics], owner: Optional[type] = None) -> int:
+        if obj is None:
+            return 0  # the field's default (for the dataclass)
+        values = obj.__dict__
+        source = values.get("_audio_source")
+        own: int = values[self._own]
+        return own if source is None else own + getattr(source, self._attr)
+
+    def __set__(self, obj: SessionMetrics, value: int) -> None:
+        values = obj.__dict__
+        source = values.get("_audio_source")
+        values[self._own] = value if source is None else value - getattr(source, self._attr)
+
+
 @dataclass
 class SessionMetrics:
     """Latency figures of the current session, in seconds (``None`` until measured).
 
     The ``*_last`` values are the most recent measurement; the lists keep every
-    measurement of the session (bounded to the last 1,000) for percentiles.
+    measurement of the session (bounded to the last 1,000) for percentiles. The counters
+    are current whenever read (``audio_frames_sent`` and ``audio_bytes_sent`` count the
+    frames ``on_audio_input`` sent in this session); a copy (``copy.copy``,
+    :meth:`as_dict`) is a snapshot.
     """
 
     connect_to_ready: Optional[float] = None
@@ -75,17 +115,51 @@ class SessionMetrics:
     speak_to_first_audio: list[float] = field(default_factory=list)
     speak_to_playback_complete: list[float] = field(default_factory=list)
     turns: int = 0
-    audio_frames_sent: int = 0
-    audio_bytes_sent: int = 0
+    audio_frames_sent: int = _AudioSent("frames_sent")  # type: ignore[assignment]
+    audio_bytes_sent: int = _AudioSent("bytes_sent")  # type: ignore[assignment]
     tts_audio_frames: int = 0
     tts_audio_bytes: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-able snapshot."""
-        return {
-            name: (list(value) if isinstance(value, list) else value)
-            for name, value in self.__dict__.items()
-        }
+        snapshot = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            snapshot[item.name] = list(value) if isinstance(value, list) else value
+        return snapshot
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Copies and pickles hold the counts as they are now, not the audio input.
+        state = dict(self.__dict__)
+        source = state.pop("_audio_source", None)
+        if source is not None:
+            state["_audio_frames_sent"] = self.audio_frames_sent
+            state["_audio_bytes_sent"] = self.audio_bytes_sent
+        return state
+
+
+class AudioCounts(Protocol):
+    """What counts the audio frames sent in a session (the session's audio input)."""
+
+    frames_sent: int
+    bytes_sent: int
+
+
+def count_audio_sent(metrics: SessionMetrics, source: AudioCounts) -> None:
+    """From now on ``metrics.audio_frames_sent`` / ``audio_bytes_sent`` add what
+    ``source`` counts (its ``frames_sent`` and ``bytes_sent``) to their values."""
+    stop_counting_audio(metrics)
+    frames, sent = metrics.audio_frames_sent, metrics.audio_bytes_sent
+    metrics.__dict__["_audio_source"] = source
+    metrics.audio_frames_sent, metrics.audio_bytes_sent = frames, sent
+
+
+def stop_counting_audio(metrics: SessionMetrics) -> None:
+    """Keep the counts ``metrics`` read from its source as they are now, and let go of
+    the source (the session ended: the next one counts in metrics of its own)."""
+    frames, sent = metrics.audio_frames_sent, metrics.audio_bytes_sent
+    metrics.__dict__["_audio_source"] = None
+    metrics.audio_frames_sent, metrics.audio_bytes_sent = frames, sent
 
 
 _HISTORY = 1000

@@ -1,23 +1,24 @@
 """What ``on_audio_input`` needs for each frame, looked up once per session.
 
 A live call sends 50 frames a second per stream, each through the same steps: is the
-session ready, which connection and sender, which metrics. An :class:`AudioLane` holds
-those answers; the session drops it whenever one of them can change (``ready`` set or
-cleared, the connection closed) and makes a new one at the next frame, so the per-frame
-work is one check.
+session ready, what writes its frames, where the counts go. :class:`AudioInput` keeps
+the answers on itself (its ``lane``: the connection's frame writer); the session drops
+the lane whenever one of them can change (``ready`` set or cleared, the connection
+closed) and a new one is looked up at the next frame, so the per-frame work is one
+check. At a thousand sessions every object a frame touches is a likely cache miss
+(issue #19), so a frame touches as few as it can: this part, the writer, its transport.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Callable, Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 from .._checks import MAX_AUDIO_FRAME, as_frame, reject_frame
 from ..errors import SaynaValidationError
 from ..protocol.encodings import lookup
 from ..types import STTConfig
 from .connection import WebSocketConnection
-from .conversation import SessionMetrics
+from .conversation import SessionMetrics, count_audio_sent, stop_counting_audio
 from .sender import BinarySender
 from .wire import FrameWriter
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
     from .core import SessionCore
 
-__all__ = ["AudioInput", "AudioLane", "silence_frame"]
+__all__ = ["AudioInput", "frame_writer_of", "silence_frame"]
 
 
 def silence_frame(stt: Optional[STTConfig], frame_ms: int) -> bytes:
@@ -51,39 +52,50 @@ def silence_frame(stt: Optional[STTConfig], frame_ms: int) -> bytes:
     return bytes((silent,)) * (samples * width)
 
 
-#: Writes one binary frame; returns None, or an awaitable the caller must await before
-#: the frame counts as sent (see :meth:`.wire.FrameWriter.write`).
-FrameWrite = Callable[[Union[bytes, bytearray, memoryview]], Optional[Awaitable[None]]]
+class _SendBytes:
+    """The writer of a connection that sends through aiohttp's ``send_bytes`` (no
+    :class:`~.wire.FrameWriter`): :attr:`write` returns the send, for the caller to
+    await."""
+
+    __slots__ = ("write",)
+
+    def __init__(self, send: BinarySender) -> None:
+        self.write = send
 
 
-class AudioLane:
-    """The per-frame state of one ready session.
-
-    The session keeps it only while the session stays ready on ``conn``; ``write`` is
-    the connection's binary sender in its non-waiting form (:meth:`FrameWriter.write`
-    when the connection writes frames itself; else the sender, whose coroutine the
-    caller awaits). Errors go through :meth:`WebSocketConnection.send_failed`.
-    """
-
-    __slots__ = ("conn", "metrics", "write")
-
-    def __init__(self, conn: WebSocketConnection, metrics: SessionMetrics) -> None:
-        self.conn = conn
-        self.metrics = metrics
-        send: BinarySender = conn.binary_sender()
-        writer = getattr(send, "__self__", None)
-        self.write: FrameWrite = writer.write if isinstance(writer, FrameWriter) else send
+def frame_writer_of(conn: WebSocketConnection) -> Union[FrameWriter, _SendBytes]:
+    """What writes ``conn``'s binary frames: its :class:`FrameWriter` when it writes
+    frames itself, else its aiohttp sender. Either way ``.write(frame)`` returns None
+    or an awaitable that the caller awaits before the frame counts as sent; errors go
+    through :meth:`WebSocketConnection.send_failed`."""
+    send: BinarySender = conn.binary_sender()
+    writer = getattr(send, "__self__", None)
+    return writer if isinstance(writer, FrameWriter) else _SendBytes(send)
 
 
 class AudioInput:
     """``on_audio_input``: a part of :class:`~.session.VoiceSession`, which drops
-    :attr:`lane` whenever the session or its readiness changes."""
+    :attr:`lane` whenever the session or its readiness changes.
 
-    __slots__ = ("_session", "lane")
+    It counts the frames and bytes it sent (:attr:`frames_sent`, :attr:`bytes_sent`)
+    for the session's :class:`~.conversation.SessionMetrics`, which reads them while the
+    session runs (see :func:`~.conversation.count_audio_sent`): a frame then updates
+    this object, which it reads anyway, rather than the metrics' (issue #19: at a
+    thousand sessions every object a frame touches costs a cache miss).
+    """
+
+    __slots__ = ("_conn", "_metrics", "_session", "bytes_sent", "frames_sent", "lane")
 
     def __init__(self, session: SessionCore) -> None:
         self._session = session
-        self.lane: Optional[AudioLane] = None
+        #: What writes the frames of the ready session (None: look again, see
+        #: :func:`frame_writer_of`), and its connection.
+        self.lane: Optional[Union[FrameWriter, _SendBytes]] = None
+        self._conn: Optional[WebSocketConnection] = None
+        #: The metrics these counts are for (the current session's, once it sent audio).
+        self._metrics: Optional[SessionMetrics] = None
+        self.frames_sent = 0
+        self.bytes_sent = 0
 
     async def on_audio_input(self, audio_data: Buffer) -> None:
         """Send one frame of microphone/phone audio for transcription.
@@ -108,7 +120,7 @@ class AudioInput:
             SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
             SaynaConnectionError: the socket closed while sending.
         """
-        # Hot path (50 calls a second per stream): the lane holds what a frame needs,
+        # Hot path (50 calls a second per stream): the lane is what writes the frames,
         # looked up once per session; messages are built only on failure.
         frame: Union[bytes, bytearray, memoryview]
         if type(audio_data) is bytes:
@@ -128,17 +140,17 @@ class AudioInput:
             if waiting is not None:
                 await waiting
         except Exception as exc:
-            error = lane.conn.send_failed(exc)
+            conn = self._conn
+            error = conn.send_failed(exc) if conn is not None else exc
             if error is exc:
                 raise
             raise error from exc
-        metrics = lane.metrics
-        metrics.audio_frames_sent += 1
-        metrics.audio_bytes_sent += size
+        self.frames_sent += 1
+        self.bytes_sent += size
 
     def _new_audio_lane(
         self, audio_data: Union[bytes, bytearray, memoryview], size: int
-    ) -> Optional[AudioLane]:
+    ) -> Optional[Union[FrameWriter, _SendBytes]]:
         """``on_audio_input``'s first frame of a session: check the frame, then return a
         new lane, or None when the frame was held for a reconnect (as an exact copy of
         its bytes). Raises what ``on_audio_input`` documents."""
@@ -150,6 +162,16 @@ class AudioInput:
             hold.add(bytes(audio_data))
             return None
         conn = session.ready_connection()  # raises: not connected, or not ready yet
-        session.tracker.audio_started()
-        lane = self.lane = AudioLane(conn, session.tracker.metrics)
+        tracker = session.tracker
+        tracker.audio_started()
+        metrics = tracker.metrics
+        if metrics is not self._metrics:
+            # A new session's metrics: the previous session's keep what they counted.
+            if self._metrics is not None:
+                stop_counting_audio(self._metrics)
+            self.frames_sent = self.bytes_sent = 0
+            count_audio_sent(metrics, self)
+            self._metrics = metrics
+        self._conn = conn
+        lane = self.lane = frame_writer_of(conn)
         return lane

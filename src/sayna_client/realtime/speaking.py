@@ -3,8 +3,11 @@ toolkit's hooks (speech handles, the audio output, turn metrics).
 
 :class:`Speaking` is a part of the voice session. Every ``speak`` goes through the
 session's :class:`~sayna_client.agents.SpeechQueue`, which turns it into a
-:class:`~sayna_client.agents.SpeechHandle` and watches the session's events (TTS
-audio, playback complete, results), for ``turn_metrics``.
+:class:`~sayna_client.agents.SpeechHandle` and watches the session's completions and
+results (and ``turn_metrics``). TTS frames reach one observer per session, the tracker
+(:class:`~.conversation.SessionTracker`): the queue credits its handles from the
+tracker's frame and byte counts, and the tracker times a reply's first byte for the
+metrics; the queue itself observes frames only while an ``audio_output`` is attached.
 
 The queue is made when first needed: the first ``speak``, a look at ``speech``,
 ``audio_output`` or ``turn_metrics``, or the first ``stt_result`` (a turn to measure).
@@ -201,10 +204,13 @@ class Speaking:
             SaynaTimeoutError: ``wait`` took longer than ``timeout``.
         """
         check_text("text", text)
-        _check_flags(flush, allow_interruption)
+        if type(flush) is not bool or type(allow_interruption) is not bool:
+            _check_flags(flush, allow_interruption)  # raises
         session = self._session
         conn = session.ready_connection()
-        queue = self.speech
+        queue = self._queue
+        if queue is None:
+            queue = self._make_queue()
         if not queue.settled:  # (no coroutine per speak when nothing is to be waited for)
             await queue.settle()
             conn = session.ready_connection()

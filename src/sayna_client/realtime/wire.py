@@ -7,22 +7,35 @@ client sends: binary audio frames, text frames, Ping, Pong and Close. aiohttp's
 frame (about 1.1 µs of CPU for a 640-byte frame here, before the socket); a live call
 sends 50 frames a second per stream and an upload loop sends as fast as the socket
 takes them, so the writer does the same in one call: the RFC 6455 §5.2 header of a
-final, masked frame, a fresh 32-bit masking key per frame (§5.3, from a Mersenne
-Twister as aiohttp's writer does) and the masked payload. Back-pressure is the
-transport's: while it has paused its protocol (a :class:`~.framing.FrameProtocol`), a
-send waits for it to resume.
+final, masked frame, a fresh 32-bit masking key per frame (§5.3: unpredictable, from
+``os.urandom``, drawn 512 keys at a time) and the masked payload. A frame is one
+buffer, made by one concatenation (room for the header and key, then the payload),
+masked whole and its header written in (see :meth:`FrameWriter.write`); the objects
+it reads besides are shared by every writer. Back-pressure is the transport's: while
+it has paused its protocol (a :class:`~.framing.FrameProtocol`), a send waits for it
+to resume.
 
-**Bursts share system calls.** A frame that follows the previous one within
-:data:`BURST_GAP` seconds (an upload loop, a replay of held audio; never a live stream,
-whose frames are 10-20 ms apart) is appended to a batch instead of written at once; the
-batch is written when it reaches :data:`BATCH_BYTES`, when the event loop next turns (a
+**Bursts share system calls.** A frame sent in the same turn of the event loop as the
+previous one of its connection (an upload loop, a replay of held audio: sends that do
+not wait; never a live stream, whose frames are 10-20 ms apart, each sent from a timer
+or a read of its own) is appended to a batch instead of written at once; the batch is
+written when it reaches :data:`BATCH_BYTES`, when the event loop next turns (a
 ``call_soon`` made when the batch opened), and before any text frame or Close of the
 connection (:meth:`FrameWriter.flush`). Every frame stays its own WebSocket frame; only
-the ``send()`` calls are shared (one per ~100 frames instead of one each).
+the ``send()`` calls are shared (one per ~100 frames instead of one each). A turn is
+told from the next by a token that one callback per turn of the loop renews (made at
+the turn's first frame of any connection: see :class:`_Turns`), so a live frame reads
+no clock.
 
 Ordering is unchanged: frames reach the transport in call order and before any later
 text frame or Close; a cancelled send never leaves half a frame behind. No data frame
 follows our Close (§5.5.1).
+
+**A closing socket takes no frame.** An audio frame checks one flag of the writer,
+:attr:`FrameWriter.closing`, which every path that ends the transport sets (see there).
+asyncio tells of a connection it closed itself (a send or receive that failed) at the
+loop's next turn: a live frame written in between goes to a transport that discards
+it, like the bytes its buffer held; a burst learns it at its next flush.
 
 **The end of a session wakes every waiting send.** A send waiting for a peer that stopped
 reading would wait for ever (TCP keeps a silent connection open). The connection ends a
@@ -49,11 +62,10 @@ import asyncio
 import importlib
 import logging
 import os
-import random
 import socket
 import struct
 import sys
-import time
+import weakref
 from collections.abc import Coroutine
 from typing import Any, Callable, Optional, Union, cast
 
@@ -61,7 +73,6 @@ import aiohttp
 
 __all__ = [
     "BATCH_BYTES",
-    "BURST_GAP",
     "FAST_PATH",
     "PING",
     "PONG",
@@ -81,8 +92,6 @@ __all__ = [
 #: send through aiohttp's public WebSocket API (the fallback path, which the tests exercise
 #: by turning this off).
 FAST_PATH = True
-#: A frame sent within this many seconds of the previous one joins a batch.
-BURST_GAP = 0.0005
 #: A batch is written once it holds this many bytes.
 BATCH_BYTES = 64 * 1024
 
@@ -94,7 +103,6 @@ PING, PONG = 0x89, 0x8A
 _MASKED = 0x80  # the MASK bit of the second header byte
 _LEN16 = struct.Struct("!BBH")
 _LEN64 = struct.Struct("!BBQ")
-_MASK_KEY = struct.Struct("!I")
 _CLOSE_CODE = struct.Struct("!H")
 #: SO_LINGER on, 0 s: closing the socket resets the connection instead of draining it.
 _RESET = struct.pack("ii", 1, 0)
@@ -131,13 +139,90 @@ def _aiohttp_mask() -> Optional[Callable[[bytes, bytearray], None]]:
 
 
 logger = logging.getLogger("sayna_client")
-_monotonic = time.monotonic
 _apply_mask = _aiohttp_mask()
-#: Masking keys for every connection (seeding a generator per connection would cost
-#: the connect path a urandom read); reseeded in a forked child so siblings differ.
-_RNG = random.Random()
+
+#: Masking keys not used yet, shared by every connection: drawn from the operating
+#: system's random source (``os.urandom``) 512 at a time, each used for one frame. One
+#: read of 2 KiB and one ``unpack`` make 512 keys, so a key costs a ``list.pop()``
+#: rather than a draw from a generator and a ``struct.pack`` per frame.
+_KEYS: list[bytes] = []
+_KEY_BLOCK = struct.Struct("4s" * 512)
+_take_key = _KEYS.pop
+
+
+def _new_key() -> bytes:
+    """A fresh masking key once :data:`_KEYS` ran out (refilled here)."""
+    while True:
+        _KEYS.extend(_KEY_BLOCK.unpack(os.urandom(_KEY_BLOCK.size)))
+        try:
+            return _take_key()
+        except IndexError:  # pragma: no cover - another thread emptied it meanwhile
+            continue
+
+
 if hasattr(os, "register_at_fork"):  # not on Windows
-    os.register_at_fork(after_in_child=_RNG.seed)
+    # A forked child draws its own keys: none may repeat its parent's.
+    os.register_at_fork(after_in_child=_KEYS.clear)
+
+
+#: What a frame of each payload size needs, shared by every writer (a process sends a
+#: few sizes: one per audio format), so a frame reads objects that stay in the CPU's
+#: cache however many sessions take turns. Never changed once made.
+_SHAPES: dict[int, tuple[bytearray, slice, bytearray, int]] = {}
+_MAX_SHAPES = 64
+
+
+def _shape(size: int) -> tuple[bytearray, slice, bytearray, int]:
+    """For frames of ``size`` payload bytes: the header (a bytearray: assigned into a
+    bytearray without a copy of its own), the slice of the frame it fills, the zeroed
+    room for the header and the masking key, and the length of the whole frame."""
+    shape = _SHAPES.get(size)
+    if shape is None:
+        header = frame_header(size)
+        room = len(header) + 4
+        shape = (bytearray(header), slice(0, len(header)), bytearray(room), room + size)
+        if len(_SHAPES) < _MAX_SHAPES:
+            _SHAPES[size] = shape
+    return shape
+
+
+class _Turns:
+    """The turns of one event loop, as its frame writers tell them apart: :attr:`now`
+    is a token of the current turn (None until a frame is written in it), renewed by
+    a callback at the next turn. Shared by the loop's writers: one callback per turn
+    in which frames were written, whatever the number of connections."""
+
+    __slots__ = ("_loop", "now")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Weakly: this is the value of the loop's key in _LOOP_TURNS, which a strong
+        # reference would keep alive for ever.
+        self._loop = weakref.ref(loop)
+        self.now: Optional[object] = None
+
+    def open(self) -> object:
+        """The token of this turn, at its first frame (the turn's end is scheduled)."""
+        now = self.now = object()
+        loop = self._loop()
+        if loop is not None:  # (it runs: a frame is being written on it)
+            loop.call_soon(self._close)
+        return now
+
+    def _close(self) -> None:
+        self.now = None
+
+
+_LOOP_TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _turns_of(loop: asyncio.AbstractEventLoop) -> _Turns:
+    """The turns of ``loop`` (made at its first writer)."""
+    turns = _LOOP_TURNS.get(loop)
+    if turns is None:
+        turns = _LOOP_TURNS[loop] = _Turns(loop)
+    return turns
 
 
 class FrameWriter:
@@ -153,14 +238,17 @@ class FrameWriter:
     __slots__ = (
         "_batch",
         "_flow",
-        "_getrandbits",
+        "_head",
         "_header",
-        "_last",
+        "_length",
         "_loop",
         "_mask",
         "_pong",
+        "_room",
+        "_seen",
         "_size",
         "_transport",
+        "_turns",
         "closing",
         "written",
     )
@@ -170,22 +258,35 @@ class FrameWriter:
         #: The transport's flow control: ``paused`` and ``writable()`` (a FrameProtocol).
         self._flow = flow
         self._mask = mask
-        self._getrandbits = _RNG.getrandbits
-        self._size = -1  # the payload size _header was made for
-        self._header = b""
+        # Made for the payload size of the latest frame (see _resize): audio frames
+        # keep their size, so these are made once per stream.
+        self._size = -1
+        self._header = bytearray()
+        self._head = slice(0, 0)
+        self._room = bytearray()
+        self._length = 0
         self._loop = asyncio.get_running_loop()
-        self._last = float("-inf")  # monotonic time of the previous frame
+        self._turns = _turns_of(self._loop)
+        self._seen: Optional[object] = None  # the turn of the previous frame
         self._batch: Optional[bytearray] = None  # frames of a burst not yet written
         #: The payload of the latest Ping not answered yet (while the transport is paused).
         self._pong: Optional[bytes] = None
-        #: True once our Close is written: no data frame may follow it (RFC 6455 §5.5.1).
+        #: True once our Close is written (no data frame may follow it, RFC 6455 §5.5.1)
+        #: or the transport is known to be closing: every later write fails. Audio
+        #: frames check this flag rather than ``transport.is_closing()`` (a Python call
+        #: per frame), so every path that ends the transport sets it: our Close, the
+        #: connection closing or dropping the transport, the connection lost
+        #: (``connection_lost``, also after asyncio's own fatal errors), and a flush
+        #: or control frame that finds the transport closing.
         self.closing = False
         #: Bytes handed to the transport so far (see :class:`SendProgress`).
         self.written = 0
 
     async def send(self, data: Union[bytes, bytearray, memoryview]) -> None:
-        """Write one binary frame carrying ``data`` (or add it to the open batch); wait
-        while the transport is paused."""
+        """Write one binary frame carrying the bytes of ``data`` (or add it to the open
+        batch); wait while the transport is paused."""
+        if type(data) is memoryview and (data.ndim != 1 or data.itemsize != 1):
+            data = data.tobytes()  # write() takes a view of bytes (its len() is the size)
         waiting = self.write(data)
         if waiting is not None:
             await waiting
@@ -198,46 +299,70 @@ class FrameWriter:
         for it to resume, which the caller must await before it returns (the hot path
         of ``on_audio_input``: a live frame almost never waits).
 
+        ``data`` is ``bytes``, a ``bytearray`` or a one-dimensional memoryview of bytes
+        (``len(data)`` is its size in bytes); it is copied, never changed.
+
         Raises:
             ConnectionResetError: the socket is closing (nothing was written).
         """
-        if self.closing or self._transport.is_closing():
+        if self.closing:
             raise ConnectionResetError("Cannot write to closing transport")
-        payload = bytearray(data)  # masked in place: the caller's buffer stays as it was
-        size = len(payload)
-        if size != self._size:  # audio frames keep their size: made once per stream
-            self._header = frame_header(size)
-            self._size = size
-        key = _MASK_KEY.pack(self._getrandbits(32))
-        self._mask(key, payload)
-        now = _monotonic()
+        if len(data) != self._size:
+            self._resize(len(data))
+        # One buffer per frame: room for the header and the masking key, then a copy of
+        # the payload. Masked whole with a key K, the four zero bytes before the
+        # payload become the key the payload is masked with (K rotated by the room's
+        # length), so only the header is written over what the mask made of it.
+        frame = self._room + data
+        try:
+            key = _take_key()
+        except IndexError:
+            key = _new_key()
+        self._mask(key, frame)
+        frame[self._head] = self._header
         batch = self._batch
-        if batch is None and now - self._last < BURST_GAP:
-            batch = self._batch = bytearray()
-            self._loop.call_soon(self.flush)
-        self._last = now
         if batch is None:
-            frame = self._header + key + payload
+            now = self._turns.now
+            if now is None:
+                now = self._turns.open()  # the first frame of any writer in this turn
+            elif now is self._seen:
+                # The previous frame went in this turn: a burst. The frame opens a
+                # batch, written when the loop turns (or once it is full).
+                self._batch = frame
+                self._loop.call_soon(self.flush)
+                if self._length < BATCH_BYTES:
+                    return None
+                self.flush()
+                return self._resumed() if self._flow.paused else None
+            self._seen = now
             self._transport.write(frame)
-            self.written += len(frame)
+            self.written += self._length
         else:
-            batch += self._header
-            batch += key
-            batch += payload
+            batch += frame
             if len(batch) < BATCH_BYTES:
                 return None
             self.flush()
         return self._resumed() if self._flow.paused else None
+
+    def _resize(self, size: int) -> None:
+        """Take the header and the room in front of the payload for frames of ``size``
+        payload bytes."""
+        self._header, self._head, self._room, self._length = _shape(size)
+        self._size = size
 
     def write_control(self, first: int, payload: bytes = b"") -> bool:
         """Write one frame other than audio (``first``: its FIN and opcode byte, e.g.
         0x81 text, 0x89 Ping) after any open batch; returns False, writing nothing, when
         the socket is closing. Writing a Close (0x88) makes every later write fail."""
         if self.closing or self._transport.is_closing():
+            self.closing = True
             return False
         self.flush()
         body = bytearray(payload)
-        key = _MASK_KEY.pack(self._getrandbits(32))
+        try:
+            key = _take_key()
+        except IndexError:
+            key = _new_key()
         self._mask(key, body)
         frame = _header_for(first, len(body)) + key + body
         self._transport.write(frame)
@@ -295,14 +420,20 @@ class FrameWriter:
         if batch is None:
             return
         self._batch = None
-        if self.closing or self._transport.is_closing():
+        transport = self._transport
+        if self.closing or transport.is_closing():
             # The socket closed under the burst (the server's Close, a lost
             # connection): these frames share the fate of bytes in the transport's
             # buffer; the connection reports the close.
+            self.closing = True
             logger.debug("Sayna WebSocket closed with %d bytes of audio unsent", len(batch))
             return
-        self._transport.write(batch)
+        transport.write(batch)
         self.written += len(batch)
+        if transport.is_closing():
+            # The write failed (asyncio closed the transport: connection_lost comes at
+            # the next turn): the rest of an upload fails now rather than then.
+            self.closing = True
 
 
 def own_path(ws: Any) -> Optional[Any]:
