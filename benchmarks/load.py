@@ -168,7 +168,9 @@ def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool
         "server, frames and bytes equal per session, every session closed with 1000 as "
         "seen by the server, no session error, no SDK or aiohttp client task left and no "
         "client still connected after `disconnect()`. Lateness is how long after its "
-        "20 ms slot a frame was handed to `on_audio_input` (reported, not judged).",
+        "20 ms slot a frame was handed to `on_audio_input` (reported, not judged; with one "
+        "clock for all sessions, read at the start and end of each tick and spread over "
+        "the tick's frames).",
         "",
         f"Machine: {cpu_model()}, {os.cpu_count()} logical cores, Python "
         f"{platform.python_version()}, aiohttp {aiohttp.__version__}, pydantic "

@@ -32,13 +32,11 @@ import datetime
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -121,33 +119,10 @@ async def _run(url: str, sessions: int, count: int, interval_ms: float) -> dict[
 # --- the A/B (parent process) ------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _pin(cpu: Optional[int]) -> Optional[Callable[[], None]]:
     if cpu is None:
         return None
     return lambda: os.sched_setaffinity(0, {cpu})
-
-
-def _start_server(port: int, cpu: Optional[int]) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "sayna_client", "serve", "--engine", "fake", "--fast-tts"]
-    command += ["--port", str(port), "--log-level", "WARNING"]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, preexec_fn=_pin(cpu))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited with status {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1):
-                return server
-        except OSError:
-            time.sleep(0.1)
-    server.kill()
-    raise RuntimeError("the server did not start within 30 s")
 
 
 def _child(src: str, args: argparse.Namespace, url: str, cpu: Optional[int]) -> dict[str, Any]:
@@ -223,8 +198,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         )
         subprocess.run(["tar", "-x", "-C", tree], input=archive.stdout, check=True)
         sources = {"A": str(HERE.parent / "src"), "B": str(Path(tree) / "src")}
-        port = _free_port()
-        server = _start_server(port, server_cpu)
+        sys.path.insert(0, str(HERE))
+        from load import free_port, start_server
+
+        port = free_port()
+        server = start_server(port, server_cpu)
         runs: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
         try:
             for pair in range(args.pairs):

@@ -30,13 +30,11 @@ import datetime
 import gc
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
@@ -123,29 +121,6 @@ async def _run(url: str, sessions: int, cycles: int) -> dict[str, float]:
 # --- the A/B (parent process) ------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_server(port: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "sayna_client", "serve", "--engine", "fake", "--fast-tts"]
-    command += ["--port", str(port), "--log-level", "WARNING"]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited with status {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1):
-                return server
-        except OSError:
-            time.sleep(0.1)
-    server.kill()
-    raise RuntimeError("the server did not start within 30 s")
-
-
 def _child(src: str, url: str, sessions: int, cycles: int) -> dict[str, float]:
     done = subprocess.run(
         [sys.executable, __file__, "--child", url, str(sessions), str(cycles)],
@@ -185,8 +160,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     subprocess.run(["tar", "-x", "-C", tree.name], input=archive.stdout, check=True)
     sources = {"this": str(HERE.parent / "src"), args.base: str(Path(tree.name) / "src")}
-    port = _free_port()
-    server = _start_server(port)
+    sys.path.insert(0, str(HERE))
+    from load import free_port, start_server
+
+    port = free_port()
+    server = start_server(port)
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in sources}
     try:
         for pair in range(args.pairs):
