@@ -165,6 +165,13 @@ def stop_counting_audio(metrics: SessionMetrics) -> None:
 _HISTORY = 1000
 
 
+def _keep(values: list[float], value: float) -> None:
+    """Append ``value`` to a latency history, keeping the last :data:`_HISTORY`."""
+    values.append(value)
+    if len(values) > _HISTORY:
+        del values[: len(values) - _HISTORY]
+
+
 #: Whether the SDK logs at DEBUG (the per-speak latency lines are built only then):
 #: ``logger.isEnabledFor`` without an attribute lookup per call.
 _debug = partial(logger.isEnabledFor, logging.DEBUG)
@@ -336,10 +343,7 @@ class SessionTracker:
             self._first_audio_pending = None
             metrics = self.metrics
             metrics.speak_to_first_audio_last = value
-            values = metrics.speak_to_first_audio
-            values.append(value)
-            if len(values) > _HISTORY:
-                del values[: len(values) - _HISTORY]
+            _keep(metrics.speak_to_first_audio, value)
             if _debug():
                 logger.debug("Sayna metrics: speak -> first audio %.1f ms", value * 1e3)
         hook = self._audio_hook
@@ -357,10 +361,7 @@ class SessionTracker:
             value = self._clock() - sent
             metrics = self.metrics
             metrics.speak_to_playback_complete_last = value
-            values = metrics.speak_to_playback_complete
-            values.append(value)
-            if len(values) > _HISTORY:
-                del values[: len(values) - _HISTORY]
+            _keep(metrics.speak_to_playback_complete, value)
             if _debug():
                 logger.debug("Sayna metrics: speak -> playback complete %.1f ms", value * 1e3)
         # Completions coalesce: one marks the whole queue drained.
