@@ -40,6 +40,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from reportfile import publish
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -372,10 +374,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         for tree in trees:
             tree.cleanup()
     report = _report(runs, args, f"{load_start:.2f} -> {os.getloadavg()[0]:.2f}")
-    print(report)
-    if args.output:
-        with open(args.output, "a") as out:
-            out.write("\n" + report + "\n")
+    publish(report, args.output)
     return 0
 
 

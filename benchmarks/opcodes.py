@@ -42,6 +42,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from reportfile import publish
+
 HERE = Path(__file__).resolve().parent
 
 SPEAK_CYCLES = 50
@@ -254,10 +256,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         for clean in cleanup:
             clean()
     report = _report(runs, args.top)
-    print(report)
-    if args.output:
-        with open(args.output, "a") as out:
-            out.write("\n" + report + "\n")
+    publish(report, args.output)
     return 0
 
 

@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from reportfile import publish
+
 HERE = Path(__file__).resolve().parent
 KINDS = (("stt", "stt_result"), ("audio", "TTS frame"))
 
@@ -215,10 +217,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             server.terminate()
             server.wait(10)
     report = _report(args, runs, load)
-    print(report)
-    if args.output:
-        with open(args.output, "a") as out:
-            out.write("\n" + report + "\n")
+    publish(report, args.output)
     return 0
 
 

@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from reportfile import publish
+
 HERE = Path(__file__).resolve().parent
 FRAME = 640  # 20 ms of 16 kHz mono linear16
 GAP = 0.002  # seconds between rounds
@@ -204,10 +206,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         for clean in cleanup:
             clean()
     report = _report(runs, args)
-    print(report)
-    if args.output:
-        with open(args.output, "a") as out:
-            out.write("\n" + report + "\n")
+    publish(report, args.output)
     return 0
 
 

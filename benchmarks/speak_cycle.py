@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from reportfile import publish
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -208,10 +210,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         f"(range {min(ratios):.3f}-{max(ratios):.3f}).",
     ]
     report = "\n".join(lines)
-    print(report)
-    if args.output:
-        with open(args.output, "a") as out:
-            out.write("\n" + report + "\n")
+    publish(report, args.output)
     return 0
 
 
