@@ -69,7 +69,7 @@ class Turn:
 #: The sources :class:`SessionMetrics` counters read while linked (see :func:`_link`):
 #: the key of the source in the metrics' ``__dict__``, and the counters reading it.
 _AUDIO = "_audio_source"  # the session's audio input (``AudioCounts``)
-_TTS = "_tts_source"  # the session's tracker (its ``tts_frames`` / ``tts_bytes``)
+_TTS = "_tts_source"  # the tracker's TTS counts (``_TTSCounts``)
 _LINKED = {
     _AUDIO: ("audio_frames_sent", "audio_bytes_sent"),
     _TTS: ("tts_audio_frames", "tts_audio_bytes"),
@@ -129,8 +129,8 @@ class SessionMetrics:
     turns: int = 0
     audio_frames_sent: int = _Counted(_AUDIO, "frames_sent")  # type: ignore[assignment]
     audio_bytes_sent: int = _Counted(_AUDIO, "bytes_sent")  # type: ignore[assignment]
-    tts_audio_frames: int = _Counted(_TTS, "tts_frames")  # type: ignore[assignment]
-    tts_audio_bytes: int = _Counted(_TTS, "tts_bytes")  # type: ignore[assignment]
+    tts_audio_frames: int = _Counted(_TTS, "frames")  # type: ignore[assignment]
+    tts_audio_bytes: int = _Counted(_TTS, "bytes")  # type: ignore[assignment]
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-able snapshot."""
@@ -179,6 +179,33 @@ def stop_counting_audio(metrics: SessionMetrics) -> None:
     _link(metrics, _AUDIO, None)
 
 
+class _TTSCounts:
+    """The TTS frames and bytes a client received, in every session so far, counted by
+    the session's one per-frame audio observer (:meth:`on_audio`) on this object: a frame
+    touches it alone (issue #19). The session's metrics read the counts (see
+    :func:`_link`); the tracker is called only for a frame it waits for. It refers to
+    the tracker weakly: the metrics hold it, the tracker holds them (no cycle)."""
+
+    __slots__ = ("bytes", "frames", "tracker", "watching")
+
+    def __init__(self, tracker: SessionTracker) -> None:
+        self.frames = 0
+        self.bytes = 0
+        #: The next frame is to be timed (a speak waits for its first audio, or a hook
+        #: is set): the one test the per-frame path makes beyond counting.
+        self.watching = False
+        self.tracker = weakref.ref(tracker)
+
+    def on_audio(self, data: bytes) -> None:
+        """Count one TTS frame (the clock is read only for a frame waited for)."""
+        self.frames += 1
+        self.bytes += len(data)
+        if self.watching:
+            tracker = self.tracker()
+            if tracker is not None:
+                tracker.first_audio()
+
+
 _HISTORY = 1000
 
 
@@ -198,6 +225,7 @@ class SessionTracker:
     """Inline observer of one client's events (see the module docstring)."""
 
     __slots__ = (
+        "__weakref__",
         "_audio_hook",
         "_audio_source",
         "_clock",
@@ -211,22 +239,18 @@ class SessionTracker:
         "_playback_waiters",
         "_results",
         "_segments",
+        "_tts",
         "_turn_started",
         "_turn_waiters",
-        "_watching",
         "metrics",
         "peer_left",
-        "tts_bytes",
-        "tts_frames",
     )
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        #: TTS frames and bytes received in every session of the client so far, counted
-        #: here (the per-frame observer's own object) and read by ``metrics``, whose
-        #: counts are those of the current session (see :func:`_link`).
-        self.tts_frames = 0
-        self.tts_bytes = 0
+        #: TTS frames and bytes received in every session of the client so far, read by
+        #: ``metrics``, whose counts are those of the current session (see :func:`_link`).
+        self._tts = _TTSCounts(self)
         self.metrics = self._new_metrics()
         # The lists below are made when first needed (None: empty): an idle session
         # holds none of them (56 bytes each; issue #19, idle memory per session).
@@ -239,10 +263,10 @@ class SessionTracker:
         #: When the session's first audio went out, while a latency from it (to the first
         #: result, to the first final) is still to be measured.
         self._first_audio_sent_at: Optional[float] = None
-        #: What counts the audio frames this session sent (its audio input, once it
-        #: sent one: see :meth:`audio_started`), and its count when the last
-        #: ``stt_result`` arrived: read there directly, not through the metrics'
-        #: descriptor, for it is read at every result (issue #19).
+        #: What counts the audio frames this session sent (its audio input, from its
+        #: first frame to the end of the session: see :meth:`audio_started`), and the
+        #: count when the last ``stt_result`` arrived: read there directly, not through
+        #: the metrics' descriptor, for it is read at every result (issue #19).
         self._audio_source: Optional[AudioCounts] = None
         self._frames_answered = 0
         # The turn being assembled.
@@ -253,9 +277,6 @@ class SessionTracker:
         self._results = 0  # stt_result events seen (activity)
         #: Called with the time of the next TTS frame (see :meth:`on_next_audio`).
         self._audio_hook: Optional[Callable[[float], None]] = None
-        # The next TTS frame is to be timed (a speak waits for its first audio, or a hook
-        # is set): the one test the per-frame path makes beyond counting.
-        self._watching = False
         #: A ``participant_disconnected`` arrived in this session.
         self.peer_left = False
         #: Where turns are published (see :meth:`watch`), held weakly: no cycle.
@@ -265,7 +286,7 @@ class SessionTracker:
         """Observe ``hub``'s events inline and publish a :class:`Turn` to it at the end of
         each turn (the hub is held weakly: it holds this tracker's observers)."""
         self._hub = weakref.ref(hub)  # the hub's one weak reference, shared
-        hub.observe_audio(self.on_tts_audio)
+        hub.observe_audio(self._tts.on_audio)
         hub.observe("tts_playback_complete", self.on_playback_complete)
         hub.observe("stt_result", self.on_stt_result)
         hub.observe("participant_disconnected", self.on_participant_disconnected)
@@ -279,7 +300,7 @@ class SessionTracker:
         self.peer_left = False
         self._playback_from = None
         self._first_audio_pending = None
-        self._watching = self._audio_hook is not None
+        self._tts.watching = self._audio_hook is not None
         self._first_audio_sent_at = None
         self._audio_source = None
         self._frames_answered = 0
@@ -289,24 +310,25 @@ class SessionTracker:
     def _new_metrics(self) -> SessionMetrics:
         """Metrics for a new session, counting its TTS audio from 0."""
         metrics = SessionMetrics()
-        _link(metrics, _TTS, self)
+        _link(metrics, _TTS, self._tts)
         return metrics
 
     def tts_bytes_total(self) -> int:
         """TTS audio bytes received in every session of the client so far."""
-        return self.tts_bytes
+        return self._tts.bytes
 
     def tts_received(self) -> tuple[int, int]:
         """TTS frames and bytes received in every session of the client so far: counts
         that only grow, which the speech queue credits to its handles by difference
         (see :mod:`sayna_client.agents.speech`)."""
-        return self.tts_frames, self.tts_bytes
+        tts = self._tts
+        return tts.frames, tts.bytes
 
     @property
     def activity(self) -> int:
         """Number of ``stt_result`` and TTS events seen; ``drain()`` and the keepalive
         watch it change."""
-        return self._results + self.tts_frames
+        return self._results + self._tts.frames
 
     def on_participant_disconnected(self, _event: object) -> None:
         self.peer_left = True
@@ -318,6 +340,9 @@ class SessionTracker:
     def closed(self, error: Callable[[], BaseException]) -> None:
         """The session ended: wake every waiter with the exception ``error()`` makes
         (built only when someone is waiting: most sessions end with no waiter)."""
+        # The audio input holds the connection: let go of it (no cycle through the hub);
+        # the metrics go on reading its count.
+        self._audio_source = None
         waiters = [*(self._playback_waiters or ()), *(self._turn_waiters or ())]
         self._playback_waiters = self._turn_waiters = None
         if waiters:
@@ -335,7 +360,7 @@ class SessionTracker:
             self._playback_from = now
         if self._first_audio_pending is None:
             self._first_audio_pending = now
-            self._watching = True
+            self._tts.watching = True
 
     def audio_started(self, source: AudioCounts) -> None:
         """The client is about to send audio; ``source`` (the session's audio input)
@@ -353,19 +378,15 @@ class SessionTracker:
         ``clock()`` reading of that frame); a later call replaces the hook. It outlives
         a reconnection: the next frame may come in the next session."""
         self._audio_hook = hook
-        self._watching = True
+        self._tts.watching = True
 
     def on_tts_audio(self, data: bytes) -> None:
-        # Hot path (every TTS frame, the session's one audio observer): counts, and the
-        # clock only for the first frame after a speak (see on_next_audio).
-        self.tts_frames += 1
-        self.tts_bytes += len(data)
-        if self._watching:
-            self._first_audio()
+        """One TTS frame (the session's audio observer is :class:`_TTSCounts`' own)."""
+        self._tts.on_audio(data)
 
-    def _first_audio(self) -> None:
+    def first_audio(self) -> None:
         """The TTS frame just counted is the one a speak or a hook waited for."""
-        self._watching = False
+        self._tts.watching = False
         now = self._clock()
         pending = self._first_audio_pending
         if pending is not None:
@@ -397,7 +418,7 @@ class SessionTracker:
         # Completions coalesce: one marks the whole queue drained.
         self._playback_from = None
         self._first_audio_pending = None
-        self._watching = self._audio_hook is not None
+        self._tts.watching = self._audio_hook is not None
         waiters = self._playback_waiters
         if waiters is not None:
             self._playback_waiters = None
@@ -410,8 +431,9 @@ class SessionTracker:
         publishing it to the hub it watches (:meth:`watch`)."""
         self._results += 1
         source = self._audio_source
-        if source is not None:
-            self._frames_answered = source.frames_sent
+        self._frames_answered = (
+            source.frames_sent if source is not None else self.metrics.audio_frames_sent
+        )
         # The clock is read at a turn's first result, at its end and while a latency
         # from the first audio is still to be measured (the first final comes after the
         # first result; ``_first_audio_sent_at`` is dropped once it came), not for every
@@ -492,14 +514,18 @@ class SessionTracker:
     def audio_answered(self) -> None:
         """Count the audio sent so far as answered: the recogniser had it and went quiet
         (``finish_audio()``), so it is owed no result."""
-        source = self._audio_source
-        self._frames_answered = 0 if source is None else source.frames_sent
+        self._frames_answered = self._frames_sent()
 
     @property
     def audio_unanswered(self) -> bool:
         """Audio was sent since the last ``stt_result`` (its results may be in flight)."""
+        return self._frames_sent() != self._frames_answered
+
+    def _frames_sent(self) -> int:
+        """Audio frames sent in this session: the input's count while the session runs,
+        the metrics' after (the same: the input counts from 0 for the metrics)."""
         source = self._audio_source
-        return source is not None and source.frames_sent != self._frames_answered
+        return source.frames_sent if source is not None else self.metrics.audio_frames_sent
 
     @property
     def turn_pending(self) -> bool:
