@@ -431,9 +431,8 @@ class SessionTracker:
         publishing it to the hub it watches (:meth:`watch`)."""
         self._results += 1
         source = self._audio_source
-        self._frames_answered = (
-            source.frames_sent if source is not None else self.metrics.audio_frames_sent
-        )
+        if source is not None:  # (None: no audio sent in this session, nothing to note)
+            self._frames_answered = source.frames_sent
         # The clock is read at a turn's first result, at its end and while a latency
         # from the first audio is still to be measured (the first final comes after the
         # first result; ``_first_audio_sent_at`` is dropped once it came), not for every
