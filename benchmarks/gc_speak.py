@@ -196,6 +196,10 @@ def _report(runs: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
         [sum(r["cycle"]["left"].values()) for r in runs.values()],
     )
     if args.sessions:
+        row(
+            "per session: made in the first 10 s and held (its parts made at first use)",
+            [r["live"]["early_held"] - r["live"]["start"] for r in runs.values()],
+        )
         for key, label in (
             ("start", "per session: tracked at the start of streaming"),
             ("early_raw", "per session: tracked at 10 s"),

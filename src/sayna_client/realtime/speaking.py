@@ -8,6 +8,7 @@ results (and ``turn_metrics``). TTS frames reach one observer per session, the t
 (:class:`~.conversation.SessionTracker`): the queue credits its handles from the
 tracker's frame and byte counts, and the tracker times a reply's first byte for the
 metrics; the queue itself observes frames only while an ``audio_output`` is attached.
+The queue and its metrics call back into the session through one :class:`_QueueLink`.
 
 The queue is made when first needed: the first ``speak``, a look at ``speech``,
 ``audio_output`` or ``turn_metrics``, or the first ``stt_result`` (a turn to measure).
