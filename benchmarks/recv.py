@@ -1,7 +1,7 @@
 """CPU per received event, this work tree against a git revision: an interleaved timing A/B.
 
     python benchmarks/recv.py --base REF [--pairs 6] [--sessions 20] [--count 1000]
-                              [--interval-ms 2] [--output FILE]
+                              [--interval-ms 2] [--calls] [--output FILE]
 
 Starts ``sayna serve --engine fake --fast-tts`` in its own process (pinned to CPU 0 when the
 machine has two), then runs A (this work tree's ``src/``) and B (``src/`` of ``REF``)
@@ -22,6 +22,13 @@ Reported per kind: the median and the spread (min-max) of the user CPU per event
 the runs of A and of B, the median of the per-pair ratios A/B and how many pairs had A
 below B. The requests' own cost (one HTTP POST per session and kind) is included in both.
 Timings on a shared machine are noisy: read the ratio and the sign count, not a single run.
+
+With ``--calls`` the runs count instead of timing (the counting slows them): per event,
+the loop callbacks scheduled (``loop.call_soon``, a handle each, futures' wake-ups
+included), the futures made (``loop.create_future``) and the change in the collector's
+young-generation count with the collector disabled (the tracked objects still alive
+after the burst: what makes young collections come sooner), of the client process,
+the requests' own included. These hardly depend on the machine's load.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import gc
 import json
 import os
 import resource
@@ -54,7 +62,44 @@ def _cpu() -> tuple[float, float]:
     return usage.ru_utime, usage.ru_stime
 
 
-async def _run(url: str, sessions: int, count: int, interval_ms: float) -> dict[str, Any]:
+class _Calls:
+    """Counts the loop's ``call_soon`` and ``create_future`` calls (``--calls``)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.calls = self.futures = 0
+        call_soon, create_future = loop.call_soon, loop.create_future
+
+        def counted_call_soon(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return call_soon(*args, **kwargs)
+
+        def counted_create_future() -> Any:
+            self.futures += 1
+            return create_future()
+
+        # Instance attributes: asyncio's C futures look the method up on the loop too.
+        loop.call_soon = counted_call_soon  # type: ignore[method-assign,assignment]
+        loop.create_future = counted_create_future  # type: ignore[method-assign]
+
+    def start(self) -> None:
+        self.calls = self.futures = 0
+        gc.collect()
+        gc.disable()
+        self.tracked = gc.get_count()[0]
+
+    def stop(self, events: int) -> dict[str, float]:
+        tracked = gc.get_count()[0] - self.tracked
+        gc.enable()
+        return {
+            "calls": self.calls / events,
+            "futures": self.futures / events,
+            "tracked": tracked / events,
+        }
+
+
+async def _run(
+    url: str, sessions: int, count: int, interval_ms: float, count_calls: bool = False
+) -> dict[str, Any]:
     import aiohttp
 
     from sayna_client import SaynaClient, STTConfig, TTSConfig
@@ -103,12 +148,18 @@ async def _run(url: str, sessions: int, count: int, interval_ms: float) -> dict[
             await asyncio.gather(*(post(i) for i in range(sessions)))
             await asyncio.wait_for(done.wait(), 120)
 
+        calls = _Calls(asyncio.get_running_loop()) if count_calls else None
         for kind, name in KINDS:
             await burst(kind, 50)  # warm up: caches, plans, the tasks' first events
+            events = count * sessions
+            if calls is not None:
+                calls.start()
+                await burst(kind, count)
+                out[name] = calls.stop(events)
+                continue
             user0, sys0 = _cpu()
             await burst(kind, count)
             user1, sys1 = _cpu()
-            events = count * sessions
             out[name] = {
                 "user_us": (user1 - user0) / events * 1e6,
                 "sys_us": (sys1 - sys0) / events * 1e6,
@@ -131,6 +182,8 @@ def _child(src: str, args: argparse.Namespace, url: str, cpu: Optional[int]) -> 
     command = [sys.executable, __file__, "--child", "--url", url]
     command += ["--sessions", str(args.sessions), "--count", str(args.count)]
     command += ["--interval-ms", str(args.interval_ms)]
+    if args.calls:
+        command.append("--calls")
     done = subprocess.run(
         command,
         capture_output=True,
@@ -157,6 +210,8 @@ def _report(args: argparse.Namespace, runs: dict[str, list[dict[str, Any]]], loa
         "| A/B user, median of pairs | pairs A < B | A sys | B sys |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    if args.calls:
+        return _calls_report(lines[0], runs)
     for _, name in KINDS:
         a = [run[name]["user_us"] for run in runs["A"]]
         b = [run[name]["user_us"] for run in runs["B"]]
@@ -172,6 +227,22 @@ def _report(args: argparse.Namespace, runs: dict[str, list[dict[str, Any]]], loa
     return "\n".join(lines)
 
 
+def _calls_report(title: str, runs: dict[str, list[dict[str, Any]]]) -> str:
+    lines = [
+        title.replace("client CPU per received event, µs", "counts per received event"),
+        "",
+        "| per event | A: loop callbacks | B | A: futures | B | A: tracked left | B |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for _, name in KINDS:
+        row = [name]
+        for field in ("calls", "futures", "tracked"):
+            for side in ("A", "B"):
+                row.append(f"{statistics.median(run[name][field] for run in runs[side]):.2f}")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", help="git revision to compare with (B)")
@@ -179,12 +250,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--count", type=int, default=150, help="events per session and kind")
     parser.add_argument("--interval-ms", type=float, default=20.0)
+    parser.add_argument("--calls", action="store_true", help="count, not time (see above)")
     parser.add_argument("--output", help="append the report to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        result = asyncio.run(_run(args.url, args.sessions, args.count, args.interval_ms))
+        result = asyncio.run(
+            _run(args.url, args.sessions, args.count, args.interval_ms, args.calls)
+        )
         print(json.dumps(result), flush=True)
         return 0
     if not args.base:

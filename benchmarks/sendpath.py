@@ -74,7 +74,12 @@ async def _measure(url: str, sessions: int, rounds: int) -> dict[str, float]:
     key = bytes((1, 2, 3, 4))
     masked = bytes(key[i % 4] for i in range(FRAME))
     prebuilt = b"\x82\xfe" + FRAME.to_bytes(2, "big") + key + masked
-    transports = [transport_of(client._voice._conn._ws) for client in clients]
+    # (Trees before session 11 keep aiohttp's WebSocket and have no _transport().)
+    conns = [client._voice._conn for client in clients]
+    transports = [
+        conn._transport() if hasattr(conn, "_transport") else transport_of(conn._ws)
+        for conn in conns
+    ]
     sends = [client.on_audio_input for client in clients]
     frame = bytes(FRAME)
     clock = time.process_time

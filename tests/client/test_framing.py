@@ -375,3 +375,34 @@ async def test_audio_frames_alike_and_not_arrive_exactly(
         await eventually(lambda: len(audio_in) == 2 * len(payloads))
         assert audio_in == payloads + payloads
         assert len(messages) == 2
+
+
+async def test_a_frame_read_with_the_close_reaches_the_callbacks_before_it(
+    serve: Callable[[Script], Awaitable[tuple[RawServer, str]]], path: str
+) -> None:
+    # The usual session (an async result callback, a plain audio one) with its task
+    # waiting: a TTS frame and the server's Close in one write. The frame's pass is
+    # scheduled when the Close ends the session: the frame still reaches the audio
+    # callback, before the close callback.
+    handled = asyncio.Event()
+    payload = bytes(range(200))
+
+    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
+        server.write(results(1))
+        await handled.wait()  # the task has handled the result: it waits for events
+        server.write(frame(0x82, payload) + close(4001))
+
+    order: list[Any] = []
+
+    async def on_result(result: Any) -> None:
+        order.append(result.transcript)
+        handled.set()
+
+    _, url = await serve(script)
+    async with _client(url) as client:
+        client.register_on_stt_result(on_result)
+        client.register_on_tts_audio(order.append)
+        client.register_on_close(lambda event: order.append(event.code))
+        await client.connect()
+        await eventually(lambda: 4001 in order)
+        assert order == ["w0", payload, 4001]

@@ -141,7 +141,7 @@ async def test_closed_socket_is_freed_at_disconnect(server: LocalServer) -> None
     # close(); the timer would keep the closed socket alive for one heartbeat interval.
     client = make_client(server, heartbeat=30.0)
     await client.connect()
-    socket_ref = weakref.ref(internals.raw_socket(client))
+    socket_ref = weakref.ref(internals.socket_record(client))
     await client.disconnect()
     # Well within the heartbeat's 30 s: the timer must not be what frees it.
     await eventually(lambda: gc.collect() >= 0 and socket_ref() is None, timeout=5)

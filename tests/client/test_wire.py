@@ -283,9 +283,11 @@ async def test_send_on_a_closing_socket_is_a_typed_error(server: LocalServer, pa
         await client.connect()
         await client.on_audio_input(bytes(640))
         conn = internals.connection(client)
-        await internals.raw_socket(
-            client
-        ).close()  # our Close frame is out: no data frame may follow it
+        # Our Close frame is out: no data frame may follow it.
+        if path == "frame_writer":
+            assert internals.frame_writer(client).write_close(1000)
+        else:
+            await internals.raw_socket(client).close()
         with pytest.raises(ConnectionError) as info:
             await conn.binary_sender()(bytes(640))
         error = conn.send_failed(info.value)
@@ -311,6 +313,37 @@ async def test_the_data_path_is_taken_over_only_when_aiohttp_is_as_expected(
             # ...and the switch turns the own path off.
             monkeypatch.setattr(wire, "FAST_PATH", False)
             assert own_path(ws) is None
+
+
+async def test_the_own_path_lets_go_of_aiohttps_websocket(server: LocalServer, path: str) -> None:
+    # Issue #19: once the client reads its frames itself, aiohttp's WebSocket object, its
+    # message queue and its parsers can never run again; the connection keeps only the
+    # upgrade response, so they are freed at connect by reference counting (the cycle
+    # collector is off here), and the session still runs and closes cleanly.
+    def websockets_alive() -> int:
+        return sum(isinstance(o, aiohttp.ClientWebSocketResponse) for o in gc.get_objects())
+
+    heard: list[object] = []
+    gc.collect()
+    gc.disable()
+    try:
+        async with make_client(server) as client:
+            client.register_on_tts_audio(heard.append)
+            await client.connect()
+            if path == "frame_writer":
+                assert websockets_alive() == 0
+                aiohttp_protocol = internals.socket_record(client).connection.protocol
+                assert aiohttp_protocol._payload is None
+                assert aiohttp_protocol._payload_parser is None
+            else:
+                assert websockets_alive() == 1
+            await client.on_audio_input(bytes(640))
+            await client.speak("still talking")
+            await eventually(lambda: len(heard) > 0)
+    finally:
+        gc.enable()
+    await eventually(lambda: server.records.last_session.close_code == 1000)
+    assert server.records.last_session.audio_bytes == 640
 
 
 async def test_send_waits_while_the_server_does_not_read(path: str) -> None:

@@ -16,7 +16,7 @@ import aiohttp
 
 from sayna_client import SaynaClient
 from sayna_client.realtime import wire
-from sayna_client.realtime.wire import FrameWriter, transport_of
+from sayna_client.realtime.wire import FrameWriter
 from sayna_client.server import LocalServer
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "raw_socket",
     "sender_kind",
     "server_state",
+    "socket_record",
     "speech_worker",
     "transport",
     "turn_pending",
@@ -48,10 +49,20 @@ def connection(client: SaynaClient) -> Any:
 
 
 def raw_socket(client: SaynaClient) -> aiohttp.ClientWebSocketResponse:
-    """The aiohttp WebSocket under the client's connection."""
+    """The aiohttp WebSocket under the client's connection (aiohttp's data path only: the
+    client's own path lets it go once connected)."""
     ws = connection(client)._ws
     assert isinstance(ws, aiohttp.ClientWebSocketResponse), ws
     return ws
+
+
+def socket_record(client: SaynaClient) -> Any:
+    """What the connection keeps of aiohttp's objects for its socket: the WebSocket on
+    aiohttp's data path, the upgrade response on the client's own."""
+    conn = connection(client)
+    record = conn._ws if conn._ws is not None else conn._response
+    assert record is not None, "the connection keeps nothing of aiohttp's"
+    return record
 
 
 def frame_writer(client: SaynaClient) -> FrameWriter:
@@ -83,7 +94,7 @@ def sender_kind(client: SaynaClient) -> str:
 
 def transport(client: SaynaClient) -> Any:
     """The asyncio transport under the client's WebSocket (found as the client finds it)."""
-    found = transport_of(raw_socket(client))
+    found = connection(client)._transport()
     assert found is not None, "the socket has no transport"
     return found
 

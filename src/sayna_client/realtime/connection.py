@@ -53,7 +53,9 @@ from .wire import (
     drop_transport,
     frame_writer,
     own_path,
+    release_reader,
     send_progress,
+    transport_of,
     upgrade_response,
 )
 
@@ -114,6 +116,7 @@ class WebSocketConnection(SocketSender):
         "_owner",
         "_reader",
         "_ready_waiter",
+        "_response",
         "_sent",
         "_wire",
         "phase",
@@ -152,19 +155,29 @@ class WebSocketConnection(SocketSender):
         self._ended: Optional[asyncio.Future[None]] = None
         #: The client's own data path (None: aiohttp's reader task and sends).
         self._wire: Optional[FrameProtocol] = None
+        #: The upgrade response on the own data path: aiohttp's record of the
+        #: connection, released when the session ends (None on aiohttp's path).
+        self._response: Optional[aiohttp.ClientResponse] = None
         transport = own_path(ws)
         if transport is not None:
+            aiohttp_protocol = transport.get_protocol()
             wire = FrameProtocol(
                 self,
                 MAX_MESSAGE_BYTES,
                 transport,
-                transport.get_protocol(),
+                aiohttp_protocol,
                 binary=hub.publish_audio,  # TTS audio straight to the hub
             )
             transport.set_protocol(wire)
             self._wire = wire
             self._frames = frame_writer(transport, wire)
             self._binary_sender = self._frames.send
+            # aiohttp's WebSocket object, its reader and parsers can never run again:
+            # keep only the upgrade response and let the rest go (issue #19: about
+            # 2.5 KiB per idle session).
+            self._response = upgrade_response(ws)
+            release_reader(aiohttp_protocol)
+            self._ws = None
 
     # --- opening -------------------------------------------------------------------
 
@@ -271,12 +284,12 @@ class WebSocketConnection(SocketSender):
         waiter.set_exception(asyncio.TimeoutError())
         self._closing_by_client = True  # giving up on this socket is our decision
         if self._wire is None:
-            self._spawn(self._ws.close())  # wakes the pending receive() with CLOSING
+            self._spawn(self._aiohttp().close())  # wakes the pending receive() with CLOSING
         # (On the own path the caller, woken by the waiter, closes the connection.)
 
     async def _read_until_ready(self, waiter: asyncio.Future[ReadyMessage]) -> ReadyMessage:
         """Read on the calling task until ``waiter`` is decided, then start the reader."""
-        ws = self._ws
+        ws = self._aiohttp()
         try:
             while not waiter.done():
                 ended = self._handle(await ws.receive())
@@ -362,9 +375,8 @@ class WebSocketConnection(SocketSender):
         if self._frames is not None:
             self._frames.closing = True  # (nothing more may be written)
         self._finish(ABNORMAL_CLOSURE, self._lost_reason(exc))
-        response = upgrade_response(self._ws)
-        if response is not None:
-            response.close()
+        if self._response is not None:
+            self._response.close()
 
     def _lost_reason(self, exc: Optional[BaseException]) -> str:
         """Why the connection ended without a Close frame from the server, in words."""
@@ -390,7 +402,11 @@ class WebSocketConnection(SocketSender):
         """Abort the TCP connection now (:func:`~.wire.drop_transport`)."""
         if self._frames is not None:
             self._frames.closing = True  # (nothing more may be written)
-        drop_transport(self._ws)
+        drop_transport(self._transport())
+
+    def _transport(self) -> Optional[Any]:
+        """The asyncio transport of the socket (None when aiohttp's cannot be found)."""
+        return self._wire.transport if self._wire is not None else transport_of(self._ws)
 
     def _start_heartbeat(self) -> None:
         interval = self._heartbeat_interval
@@ -411,7 +427,7 @@ class WebSocketConnection(SocketSender):
         elif kind is _WS.PONG:
             self.frame_pong()
         elif kind is _WS.PING:
-            self._spawn(self._ws.pong(msg.data))
+            self._spawn(self._aiohttp().pong(msg.data))
         elif kind is _WS.CLOSE:
             # aiohttp reports a Close frame without payload as code 0.
             return received_close_code(msg.data), msg.extra or ""
@@ -422,12 +438,12 @@ class WebSocketConnection(SocketSender):
             code = error.code if isinstance(error, aiohttp.WebSocketError) else ABNORMAL_CLOSURE
             return code, _describe(error)
         elif kind in (_WS.CLOSED, _WS.CLOSING):
-            return int(self._ws.close_code or ABNORMAL_CLOSURE), self._ended_reason()
+            return int(self._aiohttp().close_code or ABNORMAL_CLOSURE), self._ended_reason()
         return None
 
     def _ended_reason(self) -> str:
         """Why the socket closed without a Close frame from the peer, in words."""
-        exc = self._ws.exception()
+        exc = self._aiohttp().exception()
         http = self._http
         if http is not None and http.closed and not self._closing_by_client:
             self._closing_by_client = True  # the close is this process's doing
@@ -458,7 +474,7 @@ class WebSocketConnection(SocketSender):
             assert self._frames is not None
             self._frames.write_control(PING)
         else:
-            self._spawn(self._ws.ping())
+            self._spawn(self._aiohttp().ping())
 
     def _bytes_written(self) -> int:
         return self._frames.written if self._frames is not None else 0
@@ -473,7 +489,7 @@ class WebSocketConnection(SocketSender):
         if sent is None and self.close_info is None:
             # Made at the first Ping, not with the reader: its first reading is its
             # baseline either way, and an idle session holds nothing until then.
-            sent = self._sent = send_progress(self._ws, self._bytes_written)
+            sent = self._sent = send_progress(self._transport(), self._bytes_written)
         return seen + (sent() if sent is not None else 0)
 
     def heartbeat_dead(self) -> None:
@@ -486,7 +502,7 @@ class WebSocketConnection(SocketSender):
         self._finish(ABNORMAL_CLOSURE, NO_PONG)
 
     async def _read(self) -> None:
-        ws = self._ws
+        ws = self._aiohttp()
         # Functions called with their object rather than bound methods, which this
         # frame would keep for the socket's life (64 bytes each: issue #19).
         hub = self._hub
@@ -580,9 +596,9 @@ class WebSocketConnection(SocketSender):
         try:
             if self._wire is not None:
                 await self._close_handshake(timeout)
-            elif not self._ws.closed:
+            elif not self._aiohttp().closed:
                 try:
-                    await within(timeout, self._ws.close())
+                    await within(timeout, self._aiohttp().close())
                 except (asyncio.TimeoutError, aiohttp.ClientError, ConnectionError, RuntimeError):
                     pass
         finally:
@@ -622,10 +638,8 @@ class WebSocketConnection(SocketSender):
         if self.close_info is None:  # the reader has not seen the close (or never ran)
             self._finish(*_CLOSED_BY_CLIENT)
         self._drop_transport()
-        if self._wire is not None:
-            response = upgrade_response(self._ws)
-            if response is not None:
-                response.close()  # aiohttp's record of the connection (idempotent)
+        if self._response is not None:
+            self._response.close()  # aiohttp's record of the connection (idempotent)
         tasks = [task for task in (self._control or ()) if not task.done()]
         reader = self._reader
         if reader is not None:

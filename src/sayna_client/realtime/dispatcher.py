@@ -97,7 +97,7 @@ class Dispatcher(Mailbox):
     two sessions never overlap.
     """
 
-    __slots__ = ("_after", "_carry", "_hub", "_pass_handle", "_subs", "_task")
+    __slots__ = ("_after", "_carry", "_frame", "_hub", "_pass_handle", "_subs", "_task")
 
     def __init__(
         self,
@@ -118,6 +118,9 @@ class Dispatcher(Mailbox):
         self._pass_handle: Optional[asyncio.Handle] = None
         #: What a pass left for the task to finish first (see _hand_over).
         self._carry: Optional[Coroutine[Any, Any, None]] = None
+        #: The TTS frame the scheduled audio pass delivers before the queue (see
+        #: put_audio): not queued, so neither counted in the bounds nor ever dropped.
+        self._frame: Optional[bytes] = None
         self._items = _NOTHING
 
     # --- the reader's side ---------------------------------------------------------
@@ -151,14 +154,17 @@ class Dispatcher(Mailbox):
         if waiter is not None and self._pass_handle is None:
             # The task waits, so nothing is queued (the first put since it began waiting
             # either woke it or scheduled a pass): no bound to check.
-            self._items.append(data)
-            self._bytes += len(data)
             if self._subs.audio_plain:
                 # Plain audio callbacks while some other callback is async (the usual
                 # session): a pass delivers the frame and the task sleeps on, rather
-                # than being woken through its future for each frame.
-                self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
+                # than being woken through its future for each frame. The frame waits
+                # in a slot of its own, not in the queue (what is put meanwhile is
+                # queued behind it): per frame no queueing and no byte count.
+                self._frame = data
+                self._pass_handle = asyncio.get_running_loop().call_soon(self._pass_frame)
             else:
+                self._items.append(data)
+                self._bytes += len(data)
                 self._waiter = None
                 if not waiter.done():
                     waiter.set_result(None)
@@ -207,6 +213,10 @@ class Dispatcher(Mailbox):
         if handle is not None:
             self._pass_handle = None
             handle.cancel()  # no effect on a pass under way: it stops on seeing the task
+            frame, self._frame = self._frame, None
+            if frame is not None:  # the audio pass never ran: the task takes its frame first
+                self._items.appendleft(frame)  # a deque: the task waited, so something was put
+                self._bytes += len(frame)
             if self._task is None:
                 self._start()
         return self._task
@@ -237,20 +247,9 @@ class Dispatcher(Mailbox):
                 kind = type(item)
                 if kind is bytes:
                     self._bytes -= len(item)
-                    targets = subs.audio
-                    for sub in targets:
-                        try:
-                            result = sub.on_audio(item)
-                        except Exception as exc:  # a user callback must not end the session
-                            later = targets[targets.index(sub) + 1 :]
-                            self._hand_over(self._resume(item, "tts_audio", later, sub, None, exc))
-                            return
-                        if result is not None and inspect.isawaitable(result):
-                            subs.returns_awaitables(sub)
-                            later = targets[targets.index(sub) + 1 :]
-                            self._hand_over(self._resume(item, "tts_audio", later, sub, result))
-                            return
-                    continue
+                    if self._plain_audio(item):
+                        continue
+                    return  # handed over
                 if kind is Barrier:
                     item.release()
                     continue
@@ -283,6 +282,36 @@ class Dispatcher(Mailbox):
             self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
         else:
             self._pass_handle = None
+
+    def _pass_frame(self) -> None:
+        """The pass put_audio schedules for one TTS frame while the task waits: the
+        frame (kept aside, see put_audio), then whatever was queued behind it."""
+        frame, self._frame = self._frame, None
+        if frame is not None and not self._plain_audio(frame):
+            return  # handed over
+        if self._items:
+            self._pass()
+        else:
+            self._pass_handle = None
+
+    def _plain_audio(self, data: bytes) -> bool:
+        """Call the audio callbacks with ``data`` on a pass; False if it handed over (a
+        callback raised, or returned an awaitable: the task finishes the frame)."""
+        subs = self._subs
+        targets = subs.audio
+        for sub in targets:
+            try:
+                result = sub.on_audio(data)
+            except Exception as exc:  # a user callback must not end the session
+                later = targets[targets.index(sub) + 1 :]
+                self._hand_over(self._resume(data, "tts_audio", later, sub, None, exc))
+                return False
+            if result is not None and inspect.isawaitable(result):
+                subs.returns_awaitables(sub)
+                later = targets[targets.index(sub) + 1 :]
+                self._hand_over(self._resume(data, "tts_audio", later, sub, result))
+                return False
+        return True
 
     def _hand_over(self, carry: Optional[Coroutine[Any, Any, None]]) -> None:
         """End the pass: the task finishes ``carry`` (the rest of the event under way),

@@ -272,18 +272,15 @@ class FrameProtocol(asyncio.Protocol):
         budget = self._budget
         memo = self._memo
         while True:
-            left = size - pos
-            if left < 2:
-                need = 2
-                break
             if not budget:
                 self._wait_turn()
                 self._rest, self._rest_at = data, pos  # kept as it is: no copy
                 return
-            first = data[pos]
-            if first == _BINARY and data.startswith(memo, pos) and self._fragments is None:
+            if data.startswith(memo, pos) and self._fragments is None:
                 # The header of the last binary frame again (a TTS stream's frames are
-                # alike): checked and measured then, so the frame is too.
+                # alike): checked and measured then, so the frame is too. (The memo
+                # starts with a whole binary frame's first byte and is 2 bytes or more:
+                # no other frame, and no chunk's last byte, matches it.)
                 end = pos + self._memo_size
                 if end > size:
                     need = self._memo_size
@@ -291,6 +288,11 @@ class FrameProtocol(asyncio.Protocol):
                 budget -= 1
                 self._binary(data[pos + len(memo) : end])
             else:
+                left = size - pos
+                if left < 2:
+                    need = 2
+                    break
+                first = data[pos]
                 length = data[pos + 1]
                 if length < 126:
                     start = pos + 2

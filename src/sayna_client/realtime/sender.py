@@ -30,12 +30,17 @@ ABNORMAL_CLOSURE = int(CloseCode.ABNORMAL_CLOSURE)
 
 
 class SocketSender:
-    """Sends on the aiohttp client WebSocket ``ws`` until :attr:`close_info` is set."""
+    """Sends on the aiohttp client WebSocket ``ws`` until :attr:`close_info` is set.
+
+    A subclass that takes the socket's data path over (:mod:`.wire`) sets :attr:`_frames`
+    and lets ``ws`` go (``_ws`` None): every send then goes through the frame writer.
+    """
 
     __slots__ = ("_binary_sender", "_frames", "_ws", "close_info")
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse[Any]) -> None:
-        self._ws = ws
+        #: aiohttp's WebSocket while the data path is aiohttp's (see :meth:`_aiohttp`).
+        self._ws: Optional[aiohttp.ClientWebSocketResponse[Any]] = ws
         self._binary_sender: Optional[BinarySender] = None
         #: The client's own frame writer (None: aiohttp's sends; see .connection).
         self._frames: Optional[FrameWriter] = None
@@ -45,7 +50,17 @@ class SocketSender:
     @property
     def closed(self) -> bool:
         """True once the session on this socket ended (or aiohttp closed the socket)."""
-        return self.close_info is not None or self._ws.closed
+        ws = self._ws
+        return self.close_info is not None or (ws is not None and ws.closed)
+
+    def _aiohttp(self) -> aiohttp.ClientWebSocketResponse[Any]:
+        """aiohttp's WebSocket: only the aiohttp data path calls this (the client's own
+        path let it go when it took the transport over)."""
+        ws = self._ws
+        assert ws is not None, (
+            "aiohttp's WebSocket was let go: the client reads and writes frames itself"
+        )
+        return ws
 
     def _closed_error(self, exc: Optional[BaseException] = None) -> SaynaConnectionClosedError:
         """The error a send raises once the session ended (``exc``: what the send hit)."""
@@ -67,7 +82,7 @@ class SocketSender:
             if self._frames is not None:
                 await self._frames.send_text(text)  # after the audio sent before it
             else:
-                await self._ws.send_str(text)
+                await self._aiohttp().send_str(text)
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
             raise self._closed_error(exc) from exc
         if self.close_info is not None:
@@ -98,7 +113,7 @@ class SocketSender:
         of items (not bytes) of e.g. a 16-bit array's view into the frame header."""
         if type(data) is memoryview and (data.ndim != 1 or data.itemsize != 1):
             data = data.tobytes()
-        await self._ws.send_bytes(data)  # type: ignore[arg-type]
+        await self._aiohttp().send_bytes(data)  # type: ignore[arg-type]
         if self.close_info is not None:  # woken by the end of the session (see send_text)
             raise ConnectionResetError("The connection closed while the frame waited to be sent")
 
