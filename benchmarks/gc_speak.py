@@ -34,14 +34,12 @@ import asyncio
 import datetime
 import gc
 import json
-import os
-import subprocess
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
 
+from abrun import local_server, run_child, source_trees
 from reportfile import publish
 
 HERE = Path(__file__).resolve().parent
@@ -153,21 +151,6 @@ async def _child(url: str, cycles: int, sessions: int, seconds: float) -> dict[s
     return result
 
 
-def _run(src: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
-    counts = (str(args.cycles), str(args.sessions), str(args.seconds))
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", url, *counts],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=src),
-        cwd=HERE,
-        timeout=900,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr[-3000:])
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
 def _top(counts: dict[str, float], limit: int = 10) -> str:
     items = sorted(counts.items(), key=lambda kv: -kv[1])[:limit]
     return ", ".join(f"{name.rsplit('.', 1)[-1]} {value:.2g}" for name, value in items)
@@ -235,29 +218,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         result = asyncio.run(_child(url, int(cycles), int(sessions), float(seconds)))
         print(json.dumps(result), flush=True)
         return 0
-    sources = {"this": str(HERE.parent / "src")}
-    tree = None
-    if args.base:
-        tree = tempfile.TemporaryDirectory(prefix="gc-speak-base-")
-        archive = subprocess.run(
-            ["git", "-C", str(HERE.parent), "archive", args.base, "src"],
-            capture_output=True,
-            check=True,
-        )
-        subprocess.run(["tar", "-x", "-C", tree.name], input=archive.stdout, check=True)
-        sources[args.base] = str(Path(tree.name) / "src")
-    sys.path.insert(0, str(HERE))
-    from load import free_port, start_server
-
-    port = free_port()
-    server = start_server(port)
-    try:
-        runs = {name: _run(src, f"http://127.0.0.1:{port}", args) for name, src in sources.items()}
-    finally:
-        server.terminate()
-        server.wait(10)
-        if tree is not None:
-            tree.cleanup()
+    counts = (str(args.cycles), str(args.sessions), str(args.seconds))
+    with source_trees(args.base) as sources, local_server() as url:
+        runs = {name: run_child(__file__, (url, *counts), src) for name, src in sources.items()}
     publish(_report(runs, args), args.output)
     return 0
 
