@@ -247,3 +247,31 @@ def test_a_tick_records_what_a_clock_read_per_frame_would_on_a_linear_run(
         assert per_tick.quantile_ms(fraction) == pytest.approx(
             per_frame.quantile_ms(fraction), abs=0.1001
         )
+
+
+async def test_feel_sees_every_interval_it_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    # benchmarks/feel.py times the SDK's data path by wrapping four of its methods; a
+    # change to that path that bypasses one would leave the report empty rather than
+    # fail. Three sessions for 2 s: every interval must have been measured.
+    import feel
+
+    from sayna_client.realtime import connection, framing, hub, wire
+
+    for owner, name in (
+        (framing.FrameProtocol, "data_received"),
+        (connection.WebSocketConnection, "frame_text"),
+        (hub.EventHub, "publish_audio"),
+        (wire.FrameWriter, "write_control"),
+    ):
+        monkeypatch.setattr(owner, name, getattr(owner, name))  # restored after the test
+    for measured in (feel.final_to_speak, feel.first_audio, feel.all_audio):
+        measured.clear()
+    feel.install_hooks()
+    async with running_server(tts_realtime=False) as server:
+        out = await feel.run(server.url, 3, 2.0)
+    assert out["errors"] == []
+    assert out["finals"] > 0
+    assert len(feel.final_to_speak) == out["finals"]
+    assert 0 < len(feel.first_audio) <= out["finals"]
+    assert len(feel.all_audio) >= len(feel.first_audio)
+    assert all(delay >= 0 for delay in feel.final_to_speak + feel.all_audio)
