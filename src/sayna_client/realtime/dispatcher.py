@@ -80,6 +80,10 @@ class Notice:
         self.event = event
 
 
+#: The queued items that are no event: handled on the task by ``_special``.
+_SPECIAL = (Barrier, Notice)
+
+
 class Dispatcher(Mailbox):
     """One session's callbacks and their mailbox (see the module docstring).
 
@@ -419,7 +423,7 @@ class Dispatcher(Mailbox):
                     except Exception as exc:  # a user callback must not end the session
                         await self._failed(sub, "tts_audio", exc)
                 continue
-            if kind is Barrier or kind is Notice:
+            if kind in _SPECIAL:
                 await self._special(item)
                 continue
             event_type = item.type
