@@ -31,13 +31,12 @@ import gc
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Optional
 
+from abrun import local_server, run_child, source_trees
 from reportfile import publish
 
 HERE = Path(__file__).resolve().parent
@@ -123,20 +122,6 @@ async def _run(url: str, sessions: int, cycles: int) -> dict[str, float]:
 # --- the A/B (parent process) ------------------------------------------------------------------
 
 
-def _child(src: str, url: str, sessions: int, cycles: int) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", url, str(sessions), str(cycles)],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=src),
-        cwd=HERE,
-        timeout=900,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr[-3000:])
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
 def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
 
@@ -154,33 +139,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         url, sessions, cycles = args.child[0], int(args.child[1]), int(args.child[2])
         print(json.dumps(asyncio.run(_run(url, sessions, cycles))), flush=True)
         return 0
-    tree = tempfile.TemporaryDirectory(prefix="speak-cycle-base-")
-    archive = subprocess.run(
-        ["git", "-C", str(HERE.parent), "archive", args.base, "src"],
-        capture_output=True,
-        check=True,
-    )
-    subprocess.run(["tar", "-x", "-C", tree.name], input=archive.stdout, check=True)
-    sources = {"this": str(HERE.parent / "src"), args.base: str(Path(tree.name) / "src")}
-    sys.path.insert(0, str(HERE))
-    from load import free_port, start_server
-
-    port = free_port()
-    server = start_server(port)
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in sources}
-    try:
+    runs: dict[str, list[dict[str, float]]] = {}
+    counts = (str(args.sessions), str(args.cycles))
+    with source_trees(args.base) as sources, local_server() as url:
         for pair in range(args.pairs):
             order = list(sources) if pair % 2 == 0 else list(reversed(sources))
             for name in order:
-                result = _child(
-                    sources[name], f"http://127.0.0.1:{port}", args.sessions, args.cycles
-                )
-                runs[name].append(result)
+                result = run_child(__file__, (url, *counts), sources[name])
+                runs.setdefault(name, []).append(result)
                 print(f"pair {pair + 1} {name}: {result}", file=sys.stderr, flush=True)
-    finally:
-        server.terminate()
-        server.wait(10)
-        tree.cleanup()
     this, base = runs["this"], runs[args.base]
     ratios = [a["cpu_us_per_cycle"] / b["cpu_us_per_cycle"] for a, b in zip(this, base)]
     load = os.getloadavg()

@@ -180,3 +180,121 @@ def test_the_first_audio_hook_outlives_a_completion_and_fires_once() -> None:
     tracker.on_tts_audio(b"fg")
     assert (tracker.metrics.tts_audio_frames, tracker.tts_received()) == (1, (4, 7))
     assert tracker.activity == 4
+
+
+class _Input:
+    """What the session's audio input counts (``AudioCounts``)."""
+
+    def __init__(self) -> None:
+        self.frames_sent = 0
+        self.bytes_sent = 0
+
+    def send(self, size: int) -> None:
+        self.frames_sent += 1
+        self.bytes_sent += size
+
+
+def test_audio_is_unanswered_from_a_frame_sent_to_the_next_result() -> None:
+    # drain() waits for results while audio went out since the last one: the tracker
+    # notes the input's own count at each result (not through the metrics' descriptor).
+    from sayna_client.realtime.conversation import SessionTracker, count_audio_sent
+
+    tracker = SessionTracker(clock=lambda: 0.0)
+    source = _Input()
+    assert not tracker.audio_unanswered  # nothing sent
+    tracker.audio_started(source)
+    count_audio_sent(tracker.metrics, source)
+    assert not tracker.audio_unanswered
+    source.send(640)
+    assert tracker.audio_unanswered
+    assert tracker.metrics.audio_frames_sent == 1
+    tracker.on_stt_result(
+        STTResultMessage(transcript="hi", is_final=False, is_speech_final=False, confidence=0.9)
+    )
+    assert not tracker.audio_unanswered
+    source.send(640)
+    source.send(640)
+    assert tracker.audio_unanswered
+    tracker.audio_answered()  # finish_audio(): the recogniser went quiet
+    assert not tracker.audio_unanswered
+    source.send(640)
+    assert tracker.audio_unanswered
+    tracker.connecting()  # a new session: nothing of it sent yet
+    assert not tracker.audio_unanswered
+    assert tracker.metrics.audio_frames_sent == 0
+
+
+def test_tts_counts_of_the_metrics_are_the_sessions_own_and_copies_are_snapshots() -> None:
+    # The tracker counts TTS frames on itself (the per-frame observer's own object);
+    # the session's metrics read those counts when looked at.
+    import copy
+    import pickle
+
+    from sayna_client.realtime.conversation import SessionTracker
+
+    tracker = SessionTracker(clock=lambda: 0.0)
+    first = tracker.metrics
+    tracker.on_tts_audio(b"abc")
+    tracker.on_tts_audio(b"de")
+    snapshot = copy.copy(first)
+    assert (first.tts_audio_frames, first.tts_audio_bytes) == (2, 5)
+    assert first.as_dict()["tts_audio_bytes"] == 5
+    tracker.on_tts_audio(b"f")
+    assert (snapshot.tts_audio_frames, snapshot.tts_audio_bytes) == (2, 5)
+    assert (first.tts_audio_frames, first.tts_audio_bytes) == (3, 6)
+    first.tts_audio_bytes = 100  # a value assigned counts on from there
+    tracker.on_tts_audio(b"gh")
+    assert first.tts_audio_bytes == 102
+    tracker.connecting()  # the first session's metrics keep their counts
+    tracker.on_tts_audio(b"ijkl")
+    assert (first.tts_audio_frames, first.tts_audio_bytes) == (4, 102)
+    second = tracker.metrics
+    assert (second.tts_audio_frames, second.tts_audio_bytes) == (1, 4)
+    assert tracker.tts_received() == (5, 12)
+    assert tracker.tts_bytes_total() == 12
+    restored = pickle.loads(pickle.dumps(second))
+    tracker.on_tts_audio(b"m")
+    assert (restored.tts_audio_frames, restored.tts_audio_bytes) == (1, 4)
+    assert (second.tts_audio_frames, second.tts_audio_bytes) == (2, 5)
+
+
+def test_latencies_from_the_first_audio_and_the_clock_reads_of_results() -> None:
+    # audio -> first result and audio -> first final are measured once per session;
+    # interims of a turn under way read no clock once both are measured.
+    from sayna_client.realtime.conversation import SessionTracker
+
+    reads: list[float] = []
+
+    def clock() -> float:
+        reads.append(float(len(reads)))
+        return reads[-1]
+
+    def result(text: str, final: bool, speech_final: bool = False) -> STTResultMessage:
+        return STTResultMessage(
+            transcript=text, is_final=final, is_speech_final=speech_final, confidence=0.5
+        )
+
+    tracker = SessionTracker(clock=clock)
+    tracker.audio_started(_Input())  # t=0
+    tracker.on_stt_result(result("he", False))  # t=1: the turn's first result
+    tracker.on_stt_result(result("hel", False))  # t=2: the first final is still to come
+    tracker.on_stt_result(result("", True))  # t=3: a final without words does not count
+    tracker.on_stt_result(result("hello", True))  # t=4
+    metrics = tracker.metrics
+    assert (metrics.audio_to_first_interim, metrics.audio_to_first_final) == (1.0, 4.0)
+    tracker.on_stt_result(result("th", False))
+    tracker.on_stt_result(result("there", False))
+    assert len(reads) == 5  # no clock for interims of a turn under way
+    tracker.audio_started(_Input())  # a new lane of the same session: nothing restarts
+    assert len(reads) == 5
+    turn = tracker.on_stt_result(result("", False, speech_final=True))  # t=5
+    assert turn is not None
+    assert (turn.text, turn.started_at, turn.ended_at, turn.interim_count) == ("hello", 1.0, 5.0, 5)
+    assert (metrics.audio_to_first_interim, metrics.audio_to_first_final, metrics.turns) == (
+        1.0,
+        4.0,
+        1,
+    )
+    tracker.on_stt_result(result("again", False))  # t=6: the next turn's first result
+    assert len(reads) == 7
+    assert metrics.audio_to_first_interim == 1.0

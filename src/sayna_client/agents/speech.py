@@ -96,17 +96,16 @@ class SpeechHandle:
 
     __slots__ = (
         "_bytes",
+        "_chunks",
         "_done",
         "_error",
         "_heard_bytes",
-        "_loop",
         "_queue",
         "_sent",
         "_sent_frames",
         "_task",
         "_waiters",
         "allow_interruption",
-        "chunks",
         "interrupted",
         "sent_all",
     )
@@ -114,8 +113,9 @@ class SpeechHandle:
     def __init__(self, queue: SpeechQueue, allow_interruption: bool) -> None:
         self._queue = queue
         self.allow_interruption = allow_interruption
-        #: The text chunks sent so far, one per ``speak``, in order.
-        self.chunks: list[str] = []
+        # The chunks as a tuple of strings, which the cycle collector stops tracking:
+        # a speech in flight is one tracked object, not two (issue #19).
+        self._chunks: tuple[str, ...] = ()
         #: True once :meth:`interrupt` (or a barge-in) stopped this speech.
         self.interrupted = False
         #: Every chunk has been sent (the text source is exhausted).
@@ -127,11 +127,10 @@ class SpeechHandle:
         #: crediting this handle: see :attr:`bytes_delivered`).
         self._bytes = 0
         self._heard_bytes: Optional[int] = None
-        self._loop = asyncio.get_running_loop()
         self._done = False
         self._error: Optional[BaseException] = None
         self._task: Optional[asyncio.Task[None]] = None
-        #: What waits for the end: the futures of awaits, and (callback, context) pairs
+        #: What waits for the end: the futures of awaits, and (callback, context, loop)
         #: of :meth:`add_done_callback` (None: nothing).
         self._waiters: Optional[list[Any]] = None
 
@@ -158,7 +157,7 @@ class SpeechHandle:
     def _waiter(self) -> asyncio.Future[None]:
         """A new future, resolved (or failed) when the speech is done; cancelling it (the
         await was cancelled or timed out) does nothing to the speech."""
-        waiter: asyncio.Future[None] = self._loop.create_future()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiters = self._waiters
         if waiters is None:
             self._waiters = [waiter]
@@ -173,12 +172,13 @@ class SpeechHandle:
         interrupted or failed); at the next loop pass if it is done already. It runs in
         a copy of the caller's context (as a future's done callback)."""
         context = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
         if self._done:
-            self._loop.call_soon(callback, self, context=context)
+            loop.call_soon(callback, self, context=context)
             return
         if self._waiters is None:
             self._waiters = []
-        self._waiters.append((callback, context))
+        self._waiters.append((callback, context, loop))
 
     def exception(self) -> Optional[BaseException]:
         """What the speech failed with (the text source or a ``speak`` raised), else None
@@ -191,9 +191,14 @@ class SpeechHandle:
         return self._done
 
     @property
+    def chunks(self) -> list[str]:
+        """The text chunks sent so far, one per ``speak``, in order (a new list)."""
+        return list(self._chunks)
+
+    @property
     def text(self) -> str:
         """Everything sent to be spoken so far, chunks joined with spaces."""
-        return " ".join(self.chunks)
+        return " ".join(self._chunks)
 
     @property
     def bytes_delivered(self) -> int:
@@ -262,7 +267,8 @@ class SpeechHandle:
             self._waiters = None
             for waiter in waiters:  # in the order they came, as a future's callbacks
                 if type(waiter) is tuple:
-                    self._loop.call_soon(waiter[0], self, context=waiter[1])
+                    callback, context, loop = waiter
+                    loop.call_soon(callback, self, context=context)
                 elif waiter.done():
                     continue  # its await was cancelled or timed out
                 elif error is None:
@@ -469,7 +475,7 @@ class SpeechQueue:
 
     def add_chunk(self, handle: SpeechHandle, chunk: str) -> None:
         """``chunk`` of ``handle`` is about to be sent: audio from now on is new speech."""
-        handle.chunks.append(chunk)
+        handle._chunks += (chunk,)
         if handle._sent_frames != _UNSENT:
             # A chunk after one that went out: audio from now until it is sent does not
             # count, so whether audio came after the last one is settled here.
@@ -483,7 +489,7 @@ class SpeechQueue:
         """The ``speak`` of the chunk added last is on the wire."""
         handle._sent += 1
         # Audio counts as after the last chunk only once every chunk added went out.
-        if handle._sent == len(handle.chunks):
+        if handle._sent == len(handle._chunks):
             handle._sent_frames = self._received()[0]
         else:
             handle._sent_frames = _UNSENT
@@ -539,13 +545,13 @@ class SpeechQueue:
             if isinstance(pieces, AsyncIterable):
                 async for piece in pieces:
                     for chunk in cutter.push(piece):
-                        await self._send(handle, chunk, flush and not handle.chunks)
+                        await self._send(handle, chunk, flush and not handle._chunks)
             else:
                 for piece in pieces:
                     for chunk in cutter.push(piece):
-                        await self._send(handle, chunk, flush and not handle.chunks)
+                        await self._send(handle, chunk, flush and not handle._chunks)
             for chunk in cutter.finish():
-                await self._send(handle, chunk, flush and not handle.chunks)
+                await self._send(handle, chunk, flush and not handle._chunks)
         except asyncio.CancelledError:
             if not handle.done:
                 self.abandon(handle, None)
@@ -561,7 +567,7 @@ class SpeechQueue:
                 except Exception as exc:  # the source's own cleanup failed: not ours to raise
                     logger.debug("closing the text source failed: %s", exc)
         handle.sent_all = True
-        if not handle.chunks:
+        if not handle._chunks:
             self.abandon(handle, None)  # nothing to say: done at once
 
     @property
@@ -651,7 +657,7 @@ class SpeechQueue:
                 rate = self.byte_rate()
                 if rate is not None:
                     self._played_seconds += handle._bytes / rate
-                    self._played_words += len(" ".join(handle.chunks).split())
+                    self._played_words += len(handle.text.split())
                 handle._finish(interrupted=False)
         if self._tally is not None or self._listening:
             self._relisten()

@@ -66,16 +66,27 @@ class Turn:
         return self.ended_at - self.started_at
 
 
-class _AudioSent:
-    """``SessionMetrics.audio_frames_sent`` / ``audio_bytes_sent``: what the metrics were
-    given (0, or a value assigned), plus, while linked to the session's audio input by
-    :func:`count_audio_sent`, that input's own count (``attr``). The input counts on
-    itself, which every frame reads anyway: a frame then touches one object less
-    (issue #19); this reads the count when someone looks."""
+#: The sources :class:`SessionMetrics` counters read while linked (see :func:`_link`):
+#: the key of the source in the metrics' ``__dict__``, and the counters reading it.
+_AUDIO = "_audio_source"  # the session's audio input (``AudioCounts``)
+_TTS = "_tts_source"  # the tracker's TTS counts (``_TTSCounts``)
+_LINKED = {
+    _AUDIO: ("audio_frames_sent", "audio_bytes_sent"),
+    _TTS: ("tts_audio_frames", "tts_audio_bytes"),
+}
 
-    __slots__ = ("_attr", "_own")
 
-    def __init__(self, attr: str) -> None:
+class _Counted:
+    """A counter of :class:`SessionMetrics`: what the metrics were given (0, or a value
+    assigned), plus, while linked to a source (:func:`_link`), that source's own count
+    (``attr``). The audio input and the tracker count on themselves, which every frame
+    reads anyway: a frame then touches one object less (issue #19); this reads the
+    count when someone looks."""
+
+    __slots__ = ("_attr", "_key", "_own")
+
+    def __init__(self, key: str, attr: str) -> None:
+        self._key = key
         self._attr = attr
         self._own = ""
 
@@ -86,13 +97,13 @@ class _AudioSent:
         if obj is None:
             return 0  # the field's default (for the dataclass)
         values = obj.__dict__
-        source = values.get("_audio_source")
+        source = values.get(self._key)
         own: int = values[self._own]
         return own if source is None else own + getattr(source, self._attr)
 
     def __set__(self, obj: SessionMetrics, value: int) -> None:
         values = obj.__dict__
-        source = values.get("_audio_source")
+        source = values.get(self._key)
         values[self._own] = value if source is None else value - getattr(source, self._attr)
 
 
@@ -103,7 +114,8 @@ class SessionMetrics:
     The ``*_last`` values are the most recent measurement; the lists keep every
     measurement of the session (bounded to the last 1,000) for percentiles. The counters
     are current whenever read (``audio_frames_sent`` and ``audio_bytes_sent`` count the
-    frames ``on_audio_input`` sent in this session); a copy (``copy.copy``,
+    frames ``on_audio_input`` sent in this session, ``tts_audio_frames`` and
+    ``tts_audio_bytes`` the TTS audio received); a copy (``copy.copy``,
     :meth:`as_dict`) is a snapshot.
     """
 
@@ -115,10 +127,10 @@ class SessionMetrics:
     speak_to_first_audio: list[float] = field(default_factory=list)
     speak_to_playback_complete: list[float] = field(default_factory=list)
     turns: int = 0
-    audio_frames_sent: int = _AudioSent("frames_sent")  # type: ignore[assignment]
-    audio_bytes_sent: int = _AudioSent("bytes_sent")  # type: ignore[assignment]
-    tts_audio_frames: int = 0
-    tts_audio_bytes: int = 0
+    audio_frames_sent: int = _Counted(_AUDIO, "frames_sent")  # type: ignore[assignment]
+    audio_bytes_sent: int = _Counted(_AUDIO, "bytes_sent")  # type: ignore[assignment]
+    tts_audio_frames: int = _Counted(_TTS, "frames")  # type: ignore[assignment]
+    tts_audio_bytes: int = _Counted(_TTS, "bytes")  # type: ignore[assignment]
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-able snapshot."""
@@ -129,13 +141,23 @@ class SessionMetrics:
         return snapshot
 
     def __getstate__(self) -> dict[str, Any]:
-        # Copies and pickles hold the counts as they are now, not the audio input.
+        # Copies and pickles hold the counts as they are now, not their sources.
         state = dict(self.__dict__)
-        source = state.pop("_audio_source", None)
-        if source is not None:
-            state["_audio_frames_sent"] = self.audio_frames_sent
-            state["_audio_bytes_sent"] = self.audio_bytes_sent
+        for key, names in _LINKED.items():
+            if state.pop(key, None) is not None:
+                for name in names:
+                    state["_" + name] = getattr(self, name)
         return state
+
+
+def _link(metrics: SessionMetrics, key: str, source: Optional[object]) -> None:
+    """The counters of ``key`` (see :data:`_LINKED`) keep their values and read
+    ``source`` from now on (None: let go of it, the values stay as they are now)."""
+    names = _LINKED[key]
+    values = [getattr(metrics, name) for name in names]
+    metrics.__dict__[key] = source
+    for name, value in zip(names, values):
+        setattr(metrics, name, value)
 
 
 class AudioCounts(Protocol):
@@ -148,18 +170,40 @@ class AudioCounts(Protocol):
 def count_audio_sent(metrics: SessionMetrics, source: AudioCounts) -> None:
     """From now on ``metrics.audio_frames_sent`` / ``audio_bytes_sent`` add what
     ``source`` counts (its ``frames_sent`` and ``bytes_sent``) to their values."""
-    stop_counting_audio(metrics)
-    frames, sent = metrics.audio_frames_sent, metrics.audio_bytes_sent
-    metrics.__dict__["_audio_source"] = source
-    metrics.audio_frames_sent, metrics.audio_bytes_sent = frames, sent
+    _link(metrics, _AUDIO, source)
 
 
 def stop_counting_audio(metrics: SessionMetrics) -> None:
     """Keep the counts ``metrics`` read from its source as they are now, and let go of
     the source (the session ended: the next one counts in metrics of its own)."""
-    frames, sent = metrics.audio_frames_sent, metrics.audio_bytes_sent
-    metrics.__dict__["_audio_source"] = None
-    metrics.audio_frames_sent, metrics.audio_bytes_sent = frames, sent
+    _link(metrics, _AUDIO, None)
+
+
+class _TTSCounts:
+    """The TTS frames and bytes a client received, in every session so far, counted by
+    the session's one per-frame audio observer (:meth:`on_audio`) on this object: a frame
+    touches it alone (issue #19). The session's metrics read the counts (see
+    :func:`_link`); the tracker is called only for a frame it waits for. It refers to
+    the tracker weakly: the metrics hold it, the tracker holds them (no cycle)."""
+
+    __slots__ = ("bytes", "frames", "tracker", "watching")
+
+    def __init__(self, tracker: SessionTracker) -> None:
+        self.frames = 0
+        self.bytes = 0
+        #: The next frame is to be timed (a speak waits for its first audio, or a hook
+        #: is set): the one test the per-frame path makes beyond counting.
+        self.watching = False
+        self.tracker = weakref.ref(tracker)
+
+    def on_audio(self, data: bytes) -> None:
+        """Count one TTS frame (the clock is read only for a frame waited for)."""
+        self.frames += 1
+        self.bytes += len(data)
+        if self.watching:
+            tracker = self.tracker()
+            if tracker is not None:
+                tracker.first_audio()
 
 
 _HISTORY = 1000
@@ -181,7 +225,9 @@ class SessionTracker:
     """Inline observer of one client's events (see the module docstring)."""
 
     __slots__ = (
+        "__weakref__",
         "_audio_hook",
+        "_audio_source",
         "_clock",
         "_confidences",
         "_first_audio_pending",
@@ -193,22 +239,19 @@ class SessionTracker:
         "_playback_waiters",
         "_results",
         "_segments",
-        "_tts_bytes_past",
-        "_tts_frames_past",
+        "_tts",
         "_turn_started",
         "_turn_waiters",
-        "_watching",
         "metrics",
         "peer_left",
     )
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self.metrics = SessionMetrics()
-        # TTS frames and bytes of the sessions before this one (``metrics`` counts the
-        # current one's): with them, monotonic counts for the speech queue.
-        self._tts_frames_past = 0
-        self._tts_bytes_past = 0
+        #: TTS frames and bytes received in every session of the client so far, read by
+        #: ``metrics``, whose counts are those of the current session (see :func:`_link`).
+        self._tts = _TTSCounts(self)
+        self.metrics = self._new_metrics()
         # The lists below are made when first needed (None: empty): an idle session
         # holds none of them (56 bytes each; issue #19, idle memory per session).
         #: When the first ``speak`` since the last ``tts_playback_complete`` went out
@@ -217,8 +260,14 @@ class SessionTracker:
         self._first_audio_pending: Optional[float] = None
         self._playback_waiters: Optional[list[asyncio.Future[None]]] = None
         self._turn_waiters: Optional[list[asyncio.Future[Optional[Turn]]]] = None
+        #: When the session's first audio went out, while a latency from it (to the first
+        #: result, to the first final) is still to be measured.
         self._first_audio_sent_at: Optional[float] = None
-        #: ``metrics.audio_frames_sent`` when the last ``stt_result`` arrived.
+        #: What counts the audio frames this session sent (its audio input, from its
+        #: first frame to the end of the session: see :meth:`audio_started`), and the
+        #: count when the last ``stt_result`` arrived: read there directly, not through
+        #: the metrics' descriptor, for it is read at every result (issue #19).
+        self._audio_source: Optional[AudioCounts] = None
         self._frames_answered = 0
         # The turn being assembled.
         self._segments: Optional[list[str]] = None
@@ -228,9 +277,6 @@ class SessionTracker:
         self._results = 0  # stt_result events seen (activity)
         #: Called with the time of the next TTS frame (see :meth:`on_next_audio`).
         self._audio_hook: Optional[Callable[[float], None]] = None
-        # The next TTS frame is to be timed (a speak waits for its first audio, or a hook
-        # is set): the one test the per-frame path makes beyond counting.
-        self._watching = False
         #: A ``participant_disconnected`` arrived in this session.
         self.peer_left = False
         #: Where turns are published (see :meth:`watch`), held weakly: no cycle.
@@ -240,7 +286,7 @@ class SessionTracker:
         """Observe ``hub``'s events inline and publish a :class:`Turn` to it at the end of
         each turn (the hub is held weakly: it holds this tracker's observers)."""
         self._hub = weakref.ref(hub)  # the hub's one weak reference, shared
-        hub.observe_audio(self.on_tts_audio)
+        hub.observe_audio(self._tts.on_audio)
         hub.observe("tts_playback_complete", self.on_playback_complete)
         hub.observe("stt_result", self.on_stt_result)
         hub.observe("participant_disconnected", self.on_participant_disconnected)
@@ -249,37 +295,40 @@ class SessionTracker:
 
     def connecting(self) -> float:
         """Reset for a new session; returns the start time to pass to :meth:`ready`."""
-        self._tts_frames_past += self.metrics.tts_audio_frames
-        self._tts_bytes_past += self.metrics.tts_audio_bytes
-        self.metrics = SessionMetrics()
+        _link(self.metrics, _TTS, None)  # the last session's keep what they counted
+        self.metrics = self._new_metrics()
         self.peer_left = False
         self._playback_from = None
         self._first_audio_pending = None
-        self._watching = self._audio_hook is not None
+        self._tts.watching = self._audio_hook is not None
         self._first_audio_sent_at = None
+        self._audio_source = None
         self._frames_answered = 0
         self._reset_turn()
         return self._clock()
 
+    def _new_metrics(self) -> SessionMetrics:
+        """Metrics for a new session, counting its TTS audio from 0."""
+        metrics = SessionMetrics()
+        _link(metrics, _TTS, self._tts)
+        return metrics
+
     def tts_bytes_total(self) -> int:
         """TTS audio bytes received in every session of the client so far."""
-        return self._tts_bytes_past + self.metrics.tts_audio_bytes
+        return self._tts.bytes
 
     def tts_received(self) -> tuple[int, int]:
         """TTS frames and bytes received in every session of the client so far: counts
         that only grow, which the speech queue credits to its handles by difference
         (see :mod:`sayna_client.agents.speech`)."""
-        metrics = self.metrics
-        return (
-            self._tts_frames_past + metrics.tts_audio_frames,
-            self._tts_bytes_past + metrics.tts_audio_bytes,
-        )
+        tts = self._tts
+        return tts.frames, tts.bytes
 
     @property
     def activity(self) -> int:
         """Number of ``stt_result`` and TTS events seen; ``drain()`` and the keepalive
         watch it change."""
-        return self._results + self._tts_frames_past + self.metrics.tts_audio_frames
+        return self._results + self._tts.frames
 
     def on_participant_disconnected(self, _event: object) -> None:
         self.peer_left = True
@@ -291,6 +340,9 @@ class SessionTracker:
     def closed(self, error: Callable[[], BaseException]) -> None:
         """The session ended: wake every waiter with the exception ``error()`` makes
         (built only when someone is waiting: most sessions end with no waiter)."""
+        # The audio input holds the connection: let go of it (no cycle through the hub);
+        # the metrics go on reading its count.
+        self._audio_source = None
         waiters = [*(self._playback_waiters or ()), *(self._turn_waiters or ())]
         self._playback_waiters = self._turn_waiters = None
         if waiters:
@@ -308,11 +360,15 @@ class SessionTracker:
             self._playback_from = now
         if self._first_audio_pending is None:
             self._first_audio_pending = now
-            self._watching = True
+            self._tts.watching = True
 
-    def audio_started(self) -> None:
-        """The client is about to send audio (its per-frame counts go to ``metrics``)."""
-        if self._first_audio_sent_at is None:
+    def audio_started(self, source: AudioCounts) -> None:
+        """The client is about to send audio; ``source`` (the session's audio input)
+        counts the frames it sends in this session from its first frame on (and is
+        linked to ``metrics`` by :func:`count_audio_sent`)."""
+        self._audio_source = source
+        # (Dropped again once the first final measured the latency from it.)
+        if self._first_audio_sent_at is None and self.metrics.audio_to_first_final is None:
             self._first_audio_sent_at = self._clock()
 
     # --- inbound (called inline by the hub) ----------------------------------------------
@@ -322,20 +378,15 @@ class SessionTracker:
         ``clock()`` reading of that frame); a later call replaces the hook. It outlives
         a reconnection: the next frame may come in the next session."""
         self._audio_hook = hook
-        self._watching = True
+        self._tts.watching = True
 
     def on_tts_audio(self, data: bytes) -> None:
-        # Hot path (every TTS frame, the session's one audio observer): counts, and the
-        # clock only for the first frame after a speak (see on_next_audio).
-        metrics = self.metrics
-        metrics.tts_audio_frames += 1
-        metrics.tts_audio_bytes += len(data)
-        if self._watching:
-            self._first_audio()
+        """One TTS frame (the session's audio observer is :class:`_TTSCounts`' own)."""
+        self._tts.on_audio(data)
 
-    def _first_audio(self) -> None:
+    def first_audio(self) -> None:
         """The TTS frame just counted is the one a speak or a hook waited for."""
-        self._watching = False
+        self._tts.watching = False
         now = self._clock()
         pending = self._first_audio_pending
         if pending is not None:
@@ -367,7 +418,7 @@ class SessionTracker:
         # Completions coalesce: one marks the whole queue drained.
         self._playback_from = None
         self._first_audio_pending = None
-        self._watching = self._audio_hook is not None
+        self._tts.watching = self._audio_hook is not None
         waiters = self._playback_waiters
         if waiters is not None:
             self._playback_waiters = None
@@ -379,27 +430,32 @@ class SessionTracker:
         """Fold one result into the current turn; returns the turn when it ends, after
         publishing it to the hub it watches (:meth:`watch`)."""
         self._results += 1
-        metrics = self.metrics
-        self._frames_answered = metrics.audio_frames_sent
-        audio_at = self._first_audio_sent_at
+        source = self._audio_source
+        if source is not None:  # (None: no audio sent in this session, nothing to note)
+            self._frames_answered = source.frames_sent
         # The clock is read at a turn's first result, at its end and while a latency
         # from the first audio is still to be measured (the first final comes after the
-        # first result), not for every interim of a turn under way.
+        # first result; ``_first_audio_sent_at`` is dropped once it came), not for every
+        # interim of a turn under way.
         if (
             self._turn_started is None
             or event.is_speech_final
-            or (audio_at is not None and metrics.audio_to_first_final is None)
+            or self._first_audio_sent_at is not None
         ):
             now = self._clock()
+            audio_at = self._first_audio_sent_at
             if audio_at is not None:
+                metrics = self.metrics
                 if metrics.audio_to_first_interim is None:
                     metrics.audio_to_first_interim = now - audio_at
                     logger.debug(
                         "Sayna metrics: audio -> first result %.1f ms",
                         metrics.audio_to_first_interim * 1e3,
                     )
-                if event.is_final and metrics.audio_to_first_final is None and event.transcript:
-                    metrics.audio_to_first_final = now - audio_at
+                if event.is_final and event.transcript:
+                    if metrics.audio_to_first_final is None:
+                        metrics.audio_to_first_final = now - audio_at
+                    self._first_audio_sent_at = None  # both measured: no more clock
             if self._turn_started is None:
                 self._turn_started = now
         if event.is_final:
@@ -427,7 +483,7 @@ class SessionTracker:
             ended_at=now,
             interim_count=self._interims,
         )
-        metrics.turns += 1
+        self.metrics.turns += 1
         self._reset_turn()
         self._turn_ended(turn)
         hub = self._hub() if self._hub is not None else None
@@ -457,12 +513,18 @@ class SessionTracker:
     def audio_answered(self) -> None:
         """Count the audio sent so far as answered: the recogniser had it and went quiet
         (``finish_audio()``), so it is owed no result."""
-        self._frames_answered = self.metrics.audio_frames_sent
+        self._frames_answered = self._frames_sent()
 
     @property
     def audio_unanswered(self) -> bool:
         """Audio was sent since the last ``stt_result`` (its results may be in flight)."""
-        return self.metrics.audio_frames_sent != self._frames_answered
+        return self._frames_sent() != self._frames_answered
+
+    def _frames_sent(self) -> int:
+        """Audio frames sent in this session: the input's count while the session runs,
+        the metrics' after (the same: the input counts from 0 for the metrics)."""
+        source = self._audio_source
+        return source.frames_sent if source is not None else self.metrics.audio_frames_sent
 
     @property
     def turn_pending(self) -> bool:

@@ -163,7 +163,7 @@ class AudioInput:
             return None
         conn = session.ready_connection()  # raises: not connected, or not ready yet
         tracker = session.tracker
-        tracker.audio_started()
+        tracker.audio_started(self)
         metrics = tracker.metrics
         if metrics is not self._metrics:
             # A new session's metrics: the previous session's keep what they counted.

@@ -8,6 +8,7 @@ results (and ``turn_metrics``). TTS frames reach one observer per session, the t
 (:class:`~.conversation.SessionTracker`): the queue credits its handles from the
 tracker's frame and byte counts, and the tracker times a reply's first byte for the
 metrics; the queue itself observes frames only while an ``audio_output`` is attached.
+The queue and its metrics call back into the session through one :class:`_QueueLink`.
 
 The queue is made when first needed: the first ``speak``, a look at ``speech``,
 ``audio_output`` or ``turn_metrics``, or the first ``stt_result`` (a turn to measure).
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from .._checks import bounded, check_text
 from ..agents.metrics import TurnMetrics
 from ..agents.segmenter import SentenceSegmenter
-from ..agents.speech import AudioOutput, SpeechHandle, SpeechQueue
+from ..agents.speech import AudioOutput, SpeechHandle, SpeechQueue, bytes_per_second
 from ..errors import SaynaNotConnectedError, SaynaValidationError
 from ..protocol.commands import ClearMessage, encode, encode_speak
 
@@ -74,90 +75,22 @@ class Speaking:
     def _make_queue(self) -> SpeechQueue:
         """Make the speech queue and hook it to the session's events (see the module
         docstring)."""
-        me = self._session
-        session = me
-
-        async def send_chunk(text: str, flush: bool, allow_interruption: bool) -> None:
-            _check_flags(flush, allow_interruption)  # before it counts as sent
-            session = _alive(me)
-            conn = session.ready_connection()
-            session.tracker.speak_sent()
-            await conn.send_text(encode_speak(text, flush, allow_interruption))
-
-        async def send_clear() -> None:
-            await _send_clear(_alive(me))
-
-        def tts_format() -> tuple[str, int]:
-            try:
-                tts = me.tts_config
-            except ReferenceError:  # the session was freed
-                tts = None
-            return (tts.audio_format, tts.sample_rate) if tts is not None else ("linear16", 24000)
-
-        # The names of the providers in use, by (provider, model) values: read on every
-        # speak (usage per provider), the configs are read each time (they may be
-        # replaced or changed) and the names made once per pair.
-        named: dict[tuple[Optional[str], ...], tuple[str, str]] = {}
-
-        def providers() -> tuple[str, str]:
-            try:
-                stt, tts = me.stt_config, me.tts_config
-            except ReferenceError:  # the session was freed
-                stt = tts = None
-            key = (
-                stt.provider if stt is not None else None,
-                stt.model if stt is not None else None,
-                tts.provider if tts is not None else None,
-                tts.model if tts is not None else None,
-            )
-            names = named.get(key)
-            if names is None:
-                if len(named) > 16:
-                    named.clear()
-                names = named[key] = (
-                    "/".join(filter(None, key[:2])) if stt is not None else "stt",
-                    "/".join(filter(None, key[2:])) if tts is not None else "tts",
-                )
-            return names
-
-        def transcribed() -> float:
-            session = _or_none(me)
-            if session is None or session.stt_config is None:
-                return 0.0
-            sent = session.tracker.metrics.audio_bytes_sent
-            return sent / (2.0 * session.stt_config.sample_rate)
-
+        session = self._session
         hub, tracker = session.hub, session.tracker
+        link = _QueueLink(session)
         # The tracker's per-frame counts credit the handles (no observer of the queue's
         # own per TTS frame; see SpeechQueue).
         queue = self._queue = SpeechQueue(
-            send_chunk, send_clear, tts_format, received=tracker.tts_received
+            link.send_chunk, link.send_clear, link.tts_format, received=tracker.tts_received
         )
+        link.queue = weakref.ref(queue)
         metrics = queue.metrics
-        hub_ref, queue_ref = weakref.ref(hub), weakref.ref(queue)  # no cycles
-
-        def emit(event: Any) -> None:  # not hub.publish: the hub's fan-out holds the metrics
-            hub = hub_ref()
-            if hub is not None:
-                hub.publish(event)
-
-        metrics.emit, metrics.providers, metrics.transcribed = emit, providers, transcribed
+        metrics.emit, metrics.providers = link.emit, link.providers
+        metrics.transcribed, metrics.tts_rate = link.transcribed, link.tts_rate
         metrics.synthesized = tracker.tts_bytes_total
-
-        def first_audio(now: float) -> None:  # held by the tracker: the queue weakly
-            speech = queue_ref()
-            if speech is not None:
-                speech.metrics.on_first_audio(now)
-
         # A reply's first byte is timed by the tracker, which times every first frame.
-        metrics.watch_audio = lambda: tracker.on_next_audio(first_audio)
-
-        def listen(on: bool) -> None:  # TTS frames only while an output takes them
-            hub, speech = hub_ref(), queue_ref()
-            if hub is not None and speech is not None:
-                (hub.observe_audio if on else hub.unobserve_audio)(speech.on_tts_audio)
-
-        queue.listen = listen
+        metrics.watch_audio = link.watch_audio
+        queue.listen = link.listen
         if self._waiting:
             self._waiting = False
             hub.unobserve("stt_result", self._first_result)
@@ -322,6 +255,111 @@ class Speaking:
     def emit_local(self, event: Any) -> None:
         """An event the agents helpers made: to callbacks and iterators, in order."""
         self._session.hub.publish(event)
+
+
+class _QueueLink:
+    """What the speech queue and its metrics call on the session: its sends, configs,
+    hub and tracker. One object whose bound methods they hold, rather than a closure
+    each (issue #19: the closures, their cells and tuples were 27 objects per session
+    that every full collection walks; this is 11). It refers to the session through its
+    weak proxy and to the hub and the queue weakly: nothing here keeps them alive, and
+    the tracker holding :meth:`first_audio` makes no cycle."""
+
+    __slots__ = ("_hub", "_named", "_session", "queue")
+
+    def __init__(self, session: SessionCore) -> None:
+        self._session = session
+        self._hub = weakref.ref(session.hub)
+        #: The queue (weakly: it holds this link's methods), once it is made.
+        self.queue: Optional[weakref.ref[SpeechQueue]] = None
+        # The names of the providers in use, by (provider, model) values: read on every
+        # speak (usage per provider), the configs are read each time (they may be
+        # replaced or changed) and the names made once per pair.
+        self._named: dict[tuple[Optional[str], ...], tuple[str, str]] = {}
+
+    def _speech(self) -> Optional[SpeechQueue]:
+        return self.queue() if self.queue is not None else None
+
+    async def send_chunk(self, text: str, flush: bool, allow_interruption: bool) -> None:
+        """The queue's ``speak`` of one chunk (``speak_stream``)."""
+        _check_flags(flush, allow_interruption)  # before it counts as sent
+        session = _alive(self._session)
+        conn = session.ready_connection()
+        session.tracker.speak_sent()
+        await conn.send_text(encode_speak(text, flush, allow_interruption))
+
+    async def send_clear(self) -> None:
+        """The queue's ``clear`` (an interruption)."""
+        await _send_clear(_alive(self._session))
+
+    def tts_format(self) -> tuple[str, int]:
+        """The session's TTS audio format and sample rate (the defaults once it is freed)."""
+        try:
+            tts = self._session.tts_config
+        except ReferenceError:  # the session was freed
+            tts = None
+        return (tts.audio_format, tts.sample_rate) if tts is not None else ("linear16", 24000)
+
+    def tts_rate(self) -> Optional[float]:
+        """Bytes per second of the session's TTS audio (None: compressed)."""
+        return bytes_per_second(*self.tts_format())
+
+    def providers(self) -> tuple[str, str]:
+        """The names of the STT and TTS providers in use (``provider/model``)."""
+        try:
+            stt, tts = self._session.stt_config, self._session.tts_config
+        except ReferenceError:  # the session was freed
+            stt = tts = None
+        key = (
+            stt.provider if stt is not None else None,
+            stt.model if stt is not None else None,
+            tts.provider if tts is not None else None,
+            tts.model if tts is not None else None,
+        )
+        named = self._named
+        names = named.get(key)
+        if names is None:
+            if len(named) > 16:
+                named.clear()
+            names = named[key] = (
+                "/".join(filter(None, key[:2])) if stt is not None else "stt",
+                "/".join(filter(None, key[2:])) if tts is not None else "tts",
+            )
+        return names
+
+    def transcribed(self) -> float:
+        """Seconds of audio the session sent for transcription."""
+        session = _or_none(self._session)
+        if session is None or session.stt_config is None:
+            return 0.0
+        sent = session.tracker.metrics.audio_bytes_sent
+        return sent / (2.0 * session.stt_config.sample_rate)
+
+    def emit(self, event: Any) -> None:
+        """The metrics' records, to the hub (not ``hub.publish`` itself: the hub's
+        fan-out holds the metrics)."""
+        hub = self._hub()
+        if hub is not None:
+            hub.publish(event)
+
+    def watch_audio(self) -> None:
+        """A reply's first byte is awaited: the tracker, which times every first frame,
+        calls :meth:`first_audio` at the next one."""
+        session = _or_none(self._session)
+        if session is not None:
+            session.tracker.on_next_audio(self.first_audio)
+
+    def first_audio(self, now: float) -> None:
+        """The first TTS frame since :meth:`watch_audio`, at ``now``."""
+        speech = self._speech()
+        if speech is not None:
+            speech.metrics.on_first_audio(now)
+
+    def listen(self, on: bool) -> None:
+        """TTS frames to the queue only while an output takes them."""
+        hub, speech = self._hub(), self._speech()
+        if hub is not None and speech is not None:
+            (hub.observe_audio if on else hub.unobserve_audio)(speech.on_tts_audio)
 
 
 def _check_flags(flush: object, allow_interruption: object) -> None:

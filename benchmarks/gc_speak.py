@@ -1,0 +1,229 @@
+"""What the cycle collector tracks for the speak cycle and for a live session (issue #19).
+
+    python benchmarks/gc_speak.py [--base REF] [--cycles 40] [--sessions 20] [--seconds 60]
+                                  [--output benchmarks/obs-issue19.md]
+
+Starts ``sayna serve --engine fake --fast-tts`` in a separate process (so none of the
+server's objects are counted), then, in a fresh client process per tree (this work tree's
+``src/`` and, with ``--base``, that revision's), counts deterministically, with the
+collector switched off while counting:
+
+* **per speak cycle** (one client, ``--cycles`` cycles after a warm-up): ``gc.collect()``,
+  ``gc.disable()``, ``handle = await client.speak("okay")``, and as it returns a young
+  collection (``gc.collect(0)``) and the objects it moved to the middle generation: what a
+  speech holds while its audio plays, which at 1,000 sessions (a young collection every
+  ~25 ms, real-time TTS) is promoted; then ``await handle``, ``del handle`` and, once the
+  loop is idle, the objects made since the full collection that are still alive (what
+  the cycle leaves behind). Counted by type.
+* **per live session** (``--sessions`` clients doing what ``load.py --speak`` does: tone
+  audio paced at 50 frames/s up, each speech-final answered with ``speak("okay")``):
+  the objects tracked per session at the start, at 10 s into the stream and at
+  ``--seconds``, with and without a ``gc.collect()`` first (the collection untracks
+  tuples of atoms and frees cycles: what is held, against what a full collection walks
+  at that moment), the types made in the first 10 s (the parts a session makes at its
+  first audio, result and speak) and those that grew after.
+
+Counts, not times: a shared machine moves them only through which events share a
+wake-up. ``--base`` runs the other tree in the same way for an A/B.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import gc
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, Optional
+
+from abrun import local_server, run_child, source_trees
+from reportfile import publish
+
+HERE = Path(__file__).resolve().parent
+
+
+def _by_type(objects: list[Any]) -> Counter[str]:
+    return Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in objects)
+
+
+async def _speak_cycles(url: str, cycles: int) -> dict[str, Any]:
+    from sayna_client import SaynaClient, STTConfig, TTSConfig
+
+    def on_audio(_data: bytes) -> None:
+        return None
+
+    client = SaynaClient(
+        url,
+        STTConfig(provider="deepgram", sample_rate=16000),
+        TTSConfig(provider="elevenlabs", voice_id="fake-alpha"),
+        stream_id="gc-speak",
+    )
+    client.register_on_tts_audio(on_audio)
+    await client.connect()
+    for _ in range(5):  # warm up: the speech queue, its metrics, the caches
+        await (await client.speak("okay"))
+    playing: Counter[str] = Counter()
+    left: Counter[str] = Counter()
+    for _ in range(cycles):
+        await asyncio.sleep(0.01)  # the previous cycle's last events are handled
+        gc.collect()
+        gc.disable()
+        try:
+            handle = await client.speak("okay")
+            gc.collect(0)  # a young collection while the speech plays: what it promotes
+            promoted = gc.get_objects(generation=1)
+            playing += _by_type(promoted)
+            del promoted
+            await handle
+            del handle
+            await asyncio.sleep(0.01)  # the loop's own leftovers of the last events run
+            made = gc.get_objects(generation=0) + gc.get_objects(generation=1)
+            left += _by_type(made)
+            del made
+        finally:
+            gc.enable()
+    await client.disconnect()
+    return {
+        "playing": {k: v / cycles for k, v in playing.items()},
+        "left": {k: v / cycles for k, v in left.items()},
+    }
+
+
+async def _sessions(url: str, sessions: int, seconds: float) -> dict[str, Any]:
+    sys.path.insert(0, str(HERE))
+    from loadlib import SessionOutcome, _sdk_client, tone_pattern
+    from pacing import paced_stream
+
+    outcomes = [SessionOutcome(f"gc-live-{index}") for index in range(sessions)]
+    clients = [_sdk_client(url, None, outcome, True) for outcome in outcomes]
+    for client in clients:
+        await client.connect()
+    pattern = tone_pattern()
+    loop = asyncio.get_running_loop()
+    start = loop.time() + 0.05
+    stop = asyncio.Event()
+    gc.collect()
+    start_types = _by_type(gc.get_objects())
+    tracked0 = sum(start_types.values())
+
+    async def stream(client: Any, offset: int) -> None:
+        await paced_stream(
+            client.on_audio_input, pattern, 0.02, start=start, stop=stop, offset=offset
+        )
+
+    tasks = [asyncio.ensure_future(stream(c, i * 7 % len(pattern))) for i, c in enumerate(clients)]
+
+    def snapshot() -> dict[str, Any]:
+        raw = len(gc.get_objects())
+        gc.collect()
+        objects = gc.get_objects()
+        return {"raw": raw, "held": len(objects), "types": _by_type(objects)}
+
+    await asyncio.sleep(10)
+    early = snapshot()
+    await asyncio.sleep(max(0.0, seconds - 10))
+    late = snapshot()
+    stop.set()
+    await asyncio.gather(*tasks)
+    for client in clients:
+        await client.disconnect()
+    made = early["types"] - start_types
+    grew = late["types"] - early["types"]
+    return {
+        "start": tracked0 / sessions,
+        "early_raw": early["raw"] / sessions,
+        "early_held": early["held"] / sessions,
+        "late_raw": late["raw"] / sessions,
+        "late_held": late["held"] / sessions,
+        "made": {k: v / sessions for k, v in made.most_common(16)},
+        "grew": {k: v / sessions for k, v in grew.most_common(12)},
+        "turns": sum(o.replies for o in outcomes) / sessions,
+    }
+
+
+async def _child(url: str, cycles: int, sessions: int, seconds: float) -> dict[str, Any]:
+    result = {"cycle": await _speak_cycles(url, cycles)}
+    if sessions:
+        result["live"] = await _sessions(url, sessions, seconds)
+    return result
+
+
+def _top(counts: dict[str, float], limit: int = 10) -> str:
+    items = sorted(counts.items(), key=lambda kv: -kv[1])[:limit]
+    return ", ".join(f"{name.rsplit('.', 1)[-1]} {value:.2g}" for name, value in items)
+
+
+def _report(runs: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
+    names = list(runs)
+    lines = [
+        f"`python benchmarks/gc_speak.py {' '.join(sys.argv[1:])}` on "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC "
+        "(objects the cycle collector tracks; counts, machine shared):",
+        "",
+        "| | " + " | ".join(names) + " |",
+        "| --- |" + " ---: |" * len(names),
+    ]
+
+    def row(label: str, values: list[float]) -> None:
+        lines.append(f"| {label} | " + " | ".join(f"{v:,.1f}" for v in values) + " |")
+
+    row(
+        "per speak cycle: promoted by a young collection as speak() returns",
+        [sum(r["cycle"]["playing"].values()) for r in runs.values()],
+    )
+    row(
+        "per speak cycle: objects it made still alive once done",
+        [sum(r["cycle"]["left"].values()) for r in runs.values()],
+    )
+    if args.sessions:
+        row(
+            "per session: made in the first 10 s and held (its parts made at first use)",
+            [r["live"]["early_held"] - r["live"]["start"] for r in runs.values()],
+        )
+        for key, label in (
+            ("start", "per session: tracked at the start of streaming"),
+            ("early_raw", "per session: tracked at 10 s"),
+            ("early_held", "per session: held at 10 s (after a collection)"),
+            ("late_raw", f"per session: tracked at {args.seconds:g} s"),
+            ("late_held", f"per session: held at {args.seconds:g} s (after a collection)"),
+            ("turns", f"replies per session in {args.seconds:g} s"),
+        ):
+            row(label, [r["live"][key] for r in runs.values()])
+    lines.append("")
+    for name, run in runs.items():
+        lines.append(f"- {name}, promoted while it plays: {_top(run['cycle']['playing'])}")
+        lines.append(f"- {name}, left after the cycle: {_top(run['cycle']['left'])}")
+        if args.sessions:
+            grew = _top(run["live"]["grew"])
+            made = _top(run["live"]["made"], 16)
+            lines.append(f"- {name}, held per session, made in the first 10 s: {made}")
+            lines.append(f"- {name}, held per session, grown from 10 s: {grew or 'nothing'}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", help="git revision to compare with")
+    parser.add_argument("--cycles", type=int, default=40)
+    parser.add_argument("--sessions", type=int, default=20, help="0: no live sessions")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--output", help="append the report to this file")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        url, cycles, sessions, seconds = args.child
+        result = asyncio.run(_child(url, int(cycles), int(sessions), float(seconds)))
+        print(json.dumps(result), flush=True)
+        return 0
+    counts = (str(args.cycles), str(args.sessions), str(args.seconds))
+    with source_trees(args.base) as sources, local_server() as url:
+        runs = {name: run_child(__file__, (url, *counts), src) for name, src in sources.items()}
+    publish(_report(runs, args), args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
