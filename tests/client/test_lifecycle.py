@@ -206,6 +206,32 @@ async def test_a_client_used_for_speech_leaves_nothing_for_the_cycle_collector(
         gc.enable()
 
 
+async def test_a_client_that_sent_audio_leaves_nothing_for_the_cycle_collector(
+    server: LocalServer,
+) -> None:
+    # The audio input keeps the connection its frames go to (a send's error is told in
+    # its terms), and the connection reaches the session, which holds the input: the
+    # session's end lets it go, so a client that streamed is freed by reference counting.
+    client = make_client(server)
+    await client.connect()
+    for _ in range(5):
+        await client.on_audio_input(bytes(640))
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        await client.disconnect()
+        del client
+        gc.collect()
+        left = {f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage}
+        assert sorted(name for name in left if _left_for_the_collector_name(name)) == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    await eventually(lambda: server.records.last_session.audio_bytes == 5 * 640)
+
+
 async def test_a_session_in_use_leaves_nothing_for_the_cycle_collector(
     server: LocalServer,
 ) -> None:

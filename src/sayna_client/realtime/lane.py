@@ -11,7 +11,9 @@ check. At a thousand sessions every object a frame touches is a likely cache mis
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Union
+import weakref
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, NoReturn, Optional, Union
 
 from .._checks import MAX_AUDIO_FRAME, as_frame, reject_frame
 from ..errors import SaynaValidationError
@@ -73,9 +75,18 @@ def frame_writer_of(conn: WebSocketConnection) -> Union[FrameWriter, _SendBytes]
     return writer if isinstance(writer, FrameWriter) else _SendBytes(send)
 
 
+def _raise_send_error(conn: Optional[WebSocketConnection], exc: Exception) -> NoReturn:
+    """Raise what ``on_audio_input`` raises for ``exc``, raised by a frame's write on
+    ``conn``: the connection's error for a closed socket, else ``exc`` itself."""
+    error = conn.send_failed(exc) if conn is not None else exc
+    if error is exc:
+        raise exc
+    raise error from exc
+
+
 class AudioInput:
-    """``on_audio_input``: a part of :class:`~.session.VoiceSession`, which drops
-    :attr:`lane` whenever the session or its readiness changes.
+    """``on_audio_input``: a part of :class:`~.session.VoiceSession`, which drops its
+    lane (:meth:`drop_lane`) whenever the session or its readiness changes.
 
     It counts the frames and bytes it sent (:attr:`frames_sent`, :attr:`bytes_sent`)
     for the session's :class:`~.conversation.SessionMetrics`, which reads them while the
@@ -92,8 +103,9 @@ class AudioInput:
         #: :func:`frame_writer_of`), and its connection.
         self.lane: Optional[Union[FrameWriter, _SendBytes]] = None
         self._conn: Optional[WebSocketConnection] = None
-        #: The metrics these counts are for (the current session's, once it sent audio).
-        self._metrics: Optional[SessionMetrics] = None
+        #: The metrics these counts are for (the current session's, once it sent audio),
+        #: held weakly: they hold this input (they read its counts), no cycle.
+        self._metrics: Optional[weakref.ReferenceType[SessionMetrics]] = None
         self.frames_sent = 0
         self.bytes_sent = 0
 
@@ -137,16 +149,30 @@ class AudioInput:
             reject_frame(size)
         try:
             waiting = lane.write(frame)  # (no coroutine per frame unless it must wait)
-            if waiting is not None:
-                await waiting
         except Exception as exc:
-            conn = self._conn
-            error = conn.send_failed(exc) if conn is not None else exc
-            if error is exc:
-                raise
-            raise error from exc
+            _raise_send_error(self._conn, exc)
+        if waiting is not None:
+            await self._wait_for_socket(waiting)
         self.frames_sent += 1
         self.bytes_sent += size
+
+    async def _wait_for_socket(self, waiting: Awaitable[None]) -> None:
+        """Await a frame's write that has to wait (the socket is full, or aiohttp's send).
+        The connection is held here while it waits: the session may end meanwhile and
+        let it go (:meth:`drop_lane`), and the write's error is still told in its terms."""
+        conn = self._conn
+        try:
+            await waiting
+        except Exception as exc:
+            _raise_send_error(conn, exc)
+
+    def drop_lane(self) -> None:
+        """Forget the lane and its connection (the session or its readiness changed): the
+        next frame looks again. Dropping the connection too leaves no cycle through it
+        (the connection reaches the session, which holds this input), so a client that
+        sent audio is freed by reference counting once dropped."""
+        self.lane = None
+        self._conn = None
 
     def _new_audio_lane(
         self, audio_data: Union[bytes, bytearray, memoryview], size: int
@@ -165,13 +191,14 @@ class AudioInput:
         tracker = session.tracker
         tracker.audio_started(self)
         metrics = tracker.metrics
-        if metrics is not self._metrics:
+        counted = self._metrics() if self._metrics is not None else None
+        if metrics is not counted:
             # A new session's metrics: the previous session's keep what they counted.
-            if self._metrics is not None:
-                stop_counting_audio(self._metrics)
+            if counted is not None:
+                stop_counting_audio(counted)
             self.frames_sent = self.bytes_sent = 0
             count_audio_sent(metrics, self)
-            self._metrics = metrics
+            self._metrics = weakref.ref(metrics)
         self._conn = conn
         lane = self.lane = frame_writer_of(conn)
         return lane

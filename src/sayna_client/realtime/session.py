@@ -131,7 +131,7 @@ class VoiceSession:
         """``on_audio_input`` must look again (readiness or the connection changed)."""
         part = self._audio_in
         if part is not None:
-            part.lane = None
+            part.drop_lane()
 
     # --- state ---------------------------------------------------------------------
 
