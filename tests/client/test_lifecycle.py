@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import warnings
 import weakref
+from collections.abc import Iterator
 
 import pytest
 
@@ -179,6 +181,24 @@ def _left_for_the_collector_name(name: str) -> bool:
     return client_side or name.endswith(".TraceConfig")
 
 
+@contextlib.contextmanager
+def _nothing_left_for_the_collector() -> Iterator[None]:
+    """Within the block the cycle collector is off and keeps what it finds; at its end
+    none of it may be of the SDK's client side (nor aiohttp's trace config)."""
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        yield
+        gc.collect()
+        left = {f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage}
+        assert sorted(name for name in left if _left_for_the_collector_name(name)) == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+
 async def test_a_client_used_for_speech_leaves_nothing_for_the_cycle_collector(
     server: LocalServer,
 ) -> None:
@@ -191,19 +211,9 @@ async def test_a_client_used_for_speech_leaves_nothing_for_the_cycle_collector(
     await client.connect()
     await client.speak("hello world")
     await asyncio.wait_for(played.wait(), 30)
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
+    with _nothing_left_for_the_collector():
         await client.disconnect()
         del client
-        gc.collect()
-        left = {f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage}
-        assert sorted(name for name in left if _left_for_the_collector_name(name)) == []
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
 
 
 async def test_a_client_that_sent_audio_leaves_nothing_for_the_cycle_collector(
@@ -216,19 +226,9 @@ async def test_a_client_that_sent_audio_leaves_nothing_for_the_cycle_collector(
     await client.connect()
     for _ in range(5):
         await client.on_audio_input(bytes(640))
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
+    with _nothing_left_for_the_collector():
         await client.disconnect()
         del client
-        gc.collect()
-        left = {f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage}
-        assert sorted(name for name in left if _left_for_the_collector_name(name)) == []
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
     await eventually(lambda: server.records.last_session.audio_bytes == 5 * 640)
 
 
@@ -252,24 +252,16 @@ async def test_a_session_in_use_leaves_nothing_for_the_cycle_collector(
     client.register_on_tts_playback_complete(lambda _: played.set())
     await client.connect()
     speech = render_words(["x"] * 3, 16000) + bytes(2 * 16000 * 4 // 10)
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
     try:
-        for turn in (1, 2):
-            played.clear()
-            for start in range(0, len(speech), 640):
-                await client.on_audio_input(speech[start : start + 640])
-            await eventually(lambda: len(answered) == turn, timeout=10, what="the reply")  # noqa: B023
-            await asyncio.wait_for(played.wait(), 10)
-        assert len(client.turn_metrics.turns) == 2
-        gc.collect()
-        left = {f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage}
-        assert sorted(name for name in left if _left_for_the_collector_name(name)) == []
+        with _nothing_left_for_the_collector():
+            for turn in (1, 2):
+                played.clear()
+                for start in range(0, len(speech), 640):
+                    await client.on_audio_input(speech[start : start + 640])
+                await eventually(lambda: len(answered) == turn, timeout=10, what="the reply")  # noqa: B023
+                await asyncio.wait_for(played.wait(), 10)
+            assert len(client.turn_metrics.turns) == 2
     finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
         await client.disconnect()
 
 
