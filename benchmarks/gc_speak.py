@@ -35,6 +35,8 @@ import datetime
 import gc
 import json
 import sys
+import time
+import types
 from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
@@ -144,16 +146,121 @@ async def _sessions(url: str, sessions: int, seconds: float) -> dict[str, Any]:
     }
 
 
-async def _child(url: str, cycles: int, sessions: int, seconds: float) -> dict[str, Any]:
-    result = {"cycle": await _speak_cycles(url, cycles)}
+class Promotions:
+    """What each middle-generation collection moves to the oldest generation, by type,
+    while installed (``gc.callbacks``) and after ``since`` (``time.monotonic()``).
+
+    Those objects count towards the next full collection (it runs once they exceed a
+    quarter of the objects that survived the last one), so "promoted per second" is what
+    sets how often a full collection walks the whole heap. A middle collection takes
+    the young and middle generations together, so what it promotes is every tracked
+    object alive at that moment that was made since the previous one (and survived):
+    the objects a session has in flight. Found by identity: the ids in the two young
+    generations as it starts, looked up in the oldest as it stops."""
+
+    def __init__(self, since: float) -> None:
+        self.since = since
+        self.collections = [0, 0, 0]
+        self.counted = 0  # middle collections counted (after ``since``)
+        self.types: Counter[str] = Counter()
+        self._ids: Optional[set[int]] = None
+
+    def __enter__(self) -> Promotions:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        generation = info["generation"]
+        if generation != 1 or time.monotonic() < self.since:
+            if phase == "stop":
+                self.collections[generation] += 1
+            return
+        if phase == "start":
+            young = gc.get_objects(generation=0) + gc.get_objects(generation=1)
+            self._ids = {id(o) for o in young}
+            del young
+            return
+        self.collections[1] += 1
+        ids, self._ids = self._ids, None
+        if ids is None:
+            return
+        self.counted += 1
+        old = gc.get_objects(generation=2)
+        self.types.update(_name(o) for o in old if id(o) in ids and o is not ids)
+        del old
+
+
+def _name(obj: object) -> str:
+    """The type of ``obj``, with what it runs for a coroutine, a bound method, a loop
+    callback and a task (which of them a session keeps in flight)."""
+    kind = type(obj)
+    name = f"{kind.__module__}.{kind.__qualname__}"
+    what: Any = None
+    if isinstance(obj, types.CoroutineType):
+        what = obj.cr_code
+    elif isinstance(obj, (types.MethodType, types.BuiltinMethodType)):
+        what = obj
+    elif isinstance(obj, asyncio.Handle):
+        what = getattr(obj, "_callback", None)
+    elif isinstance(obj, asyncio.Task):
+        what = obj.get_coro()
+        what = getattr(what, "cr_code", what)
+    qualname = getattr(what, "co_qualname", None) or getattr(what, "__qualname__", None)
+    return f"{name}({qualname})" if qualname else name
+
+
+async def _promoted(url: str, sessions: int, seconds: float) -> dict[str, Any]:
+    """``load.py --speak`` (shared pacing) with ``sessions`` sessions for ``seconds``,
+    counting what the middle collections promote after the first 10 s."""
+    sys.path.insert(0, str(HERE))
+    from loadlib import run_load
+
+    warm_up = 10.0
+    promotions = Promotions(since=time.monotonic() + warm_up)
+    with promotions:
+        started = time.monotonic()
+        report = await run_load(url, sessions, seconds, speak=True)
+    # (connecting took part of the warm-up: the window is from ``since`` to the end)
+    window = time.monotonic() - promotions.since
+    total = sum(promotions.types.values())
+    per = max(1, promotions.counted) * sessions
+    return {
+        "ok": report.ok,
+        "window": window,
+        "elapsed": time.monotonic() - started,
+        "collections": promotions.collections,
+        "middle": promotions.counted,
+        "per_session_second": total / sessions / window,
+        "per_session_collection": total / per,
+        "types": {k: v / per for k, v in promotions.types.most_common(16)},
+        "replies": sum(o.replies for o in report.outcomes) / sessions / seconds,
+        "p99": report.late.get("p99_ms"),
+    }
+
+
+async def _child(
+    url: str, cycles: int, sessions: int, seconds: float, promoted: int
+) -> dict[str, Any]:
+    result: dict[str, Any] = {"cycle": await _speak_cycles(url, cycles)} if cycles else {}
     if sessions:
         result["live"] = await _sessions(url, sessions, seconds)
+    if promoted:
+        result["promoted"] = await _promoted(url, promoted, seconds)
     return result
 
 
 def _top(counts: dict[str, float], limit: int = 10) -> str:
     items = sorted(counts.items(), key=lambda kv: -kv[1])[:limit]
-    return ", ".join(f"{name.rsplit('.', 1)[-1]} {value:.2g}" for name, value in items)
+    return ", ".join(f"{_short(name)} {value:.2g}" for name, value in items)
+
+
+def _short(name: str) -> str:
+    """``module.Type(what)`` without the module."""
+    kind, paren, what = name.partition("(")
+    return kind.rsplit(".", 1)[-1] + paren + what
 
 
 def _report(runs: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
@@ -170,14 +277,15 @@ def _report(runs: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
     def row(label: str, values: list[float]) -> None:
         lines.append(f"| {label} | " + " | ".join(f"{v:,.1f}" for v in values) + " |")
 
-    row(
-        "per speak cycle: promoted by a young collection as speak() returns",
-        [sum(r["cycle"]["playing"].values()) for r in runs.values()],
-    )
-    row(
-        "per speak cycle: objects it made still alive once done",
-        [sum(r["cycle"]["left"].values()) for r in runs.values()],
-    )
+    if args.cycles:
+        row(
+            "per speak cycle: promoted by a young collection as speak() returns",
+            [sum(r["cycle"]["playing"].values()) for r in runs.values()],
+        )
+        row(
+            "per speak cycle: objects it made still alive once done",
+            [sum(r["cycle"]["left"].values()) for r in runs.values()],
+        )
     if args.sessions:
         row(
             "per session: made in the first 10 s and held (its parts made at first use)",
@@ -192,10 +300,24 @@ def _report(runs: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
             ("turns", f"replies per session in {args.seconds:g} s"),
         ):
             row(label, [r["live"][key] for r in runs.values()])
+    if args.promoted:
+        for key, label in (
+            ("per_session_collection", "load: promoted per session per middle collection"),
+            ("per_session_second", "load: promoted per session per second"),
+            ("middle", "load: middle collections counted"),
+            ("replies", "load: replies per session per second"),
+            ("p99", "load: pacing p99, ms (with the counting's own cost)"),
+        ):
+            row(label, [r["promoted"][key] or 0.0 for r in runs.values()])
+        row("load: full collections", [r["promoted"]["collections"][2] for r in runs.values()])
     lines.append("")
     for name, run in runs.items():
-        lines.append(f"- {name}, promoted while it plays: {_top(run['cycle']['playing'])}")
-        lines.append(f"- {name}, left after the cycle: {_top(run['cycle']['left'])}")
+        if args.cycles:
+            lines.append(f"- {name}, promoted while it plays: {_top(run['cycle']['playing'])}")
+            lines.append(f"- {name}, left after the cycle: {_top(run['cycle']['left'])}")
+        if args.promoted:
+            promoted = _top(run["promoted"]["types"], 16)
+            lines.append(f"- {name}, load: promoted per session per middle collection: {promoted}")
         if args.sessions:
             grew = _top(run["live"]["grew"])
             made = _top(run["live"]["made"], 16)
@@ -210,15 +332,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--cycles", type=int, default=40)
     parser.add_argument("--sessions", type=int, default=20, help="0: no live sessions")
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--promoted",
+        type=int,
+        default=0,
+        help="also run load.py --speak with this many sessions for --seconds and count "
+        "what the middle collections promote",
+    )
     parser.add_argument("--output", help="append the report to this file")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        url, cycles, sessions, seconds = args.child
-        result = asyncio.run(_child(url, int(cycles), int(sessions), float(seconds)))
+        url, cycles, sessions, seconds, promoted = args.child
+        result = asyncio.run(_child(url, int(cycles), int(sessions), float(seconds), int(promoted)))
         print(json.dumps(result), flush=True)
         return 0
-    counts = (str(args.cycles), str(args.sessions), str(args.seconds))
+    counts = (str(args.cycles), str(args.sessions), str(args.seconds), str(args.promoted))
     with source_trees(args.base) as sources, local_server() as url:
         runs = {name: run_child(__file__, (url, *counts), src) for name, src in sources.items()}
     publish(_report(runs, args), args.output)
