@@ -1,7 +1,7 @@
 """What the cycle collector tracks for the speak cycle and for a live session (issue #19).
 
     python benchmarks/gc_speak.py [--base REF] [--cycles 40] [--sessions 20] [--seconds 60]
-                                  [--output benchmarks/obs-issue19.md]
+                                  [--promoted 300] [--output benchmarks/spk-issue19.md]
 
 Starts ``sayna serve --engine fake --fast-tts`` in a separate process (so none of the
 server's objects are counted), then, in a fresh client process per tree (this work tree's
@@ -14,7 +14,10 @@ collector switched off while counting:
   speech holds while its audio plays, which at 1,000 sessions (a young collection every
   ~25 ms, real-time TTS) is promoted; then ``await handle``, ``del handle`` and, once the
   loop is idle, the objects made since the full collection that are still alive (what
-  the cycle leaves behind). Counted by type.
+  the cycle leaves behind). Counted by type. Then ``--cycles`` pairs of ``speak("okay")``
+  sent back to back (the server synthesizes the second right after the first and reports
+  its queue drained once), each pair followed by its completion: the handles left
+  unfinished (a completion that ended only the oldest left one per pair, for ever).
 * **per live session** (``--sessions`` clients doing what ``load.py --speak`` does: tone
   audio paced at 50 frames/s up, each speech-final answered with ``speak("okay")``):
   the objects tracked per session at the start, at 10 s into the stream and at
@@ -22,9 +25,16 @@ collector switched off while counting:
   tuples of atoms and frees cycles: what is held, against what a full collection walks
   at that moment), the types made in the first 10 s (the parts a session makes at its
   first audio, result and speak) and those that grew after.
+* **promoted under load** (``--promoted N``: ``load.py --speak`` itself, ``run_load`` with
+  N sessions for ``--seconds``): from 10 s on, at each middle-generation collection, the
+  objects it moved to the oldest generation (see :class:`Promotions`), by type (and, for
+  coroutines, bound methods, loop callbacks and tasks, what they run), per session per
+  collection and per session per second; and the speech handles alive and unfinished.
+  These move with the load (a client behind its pace has more in flight: read the
+  pacing figure next to them).
 
-Counts, not times: a shared machine moves them only through which events share a
-wake-up. ``--base`` runs the other tree in the same way for an A/B.
+Counts, not times: a shared machine moves the first two only through which events share
+a wake-up. ``--base`` runs the other tree in the same way for an A/B.
 """
 
 from __future__ import annotations
@@ -92,6 +102,32 @@ async def _speak_cycles(url: str, cycles: int) -> dict[str, Any]:
         "playing": {k: v / cycles for k, v in playing.items()},
         "left": {k: v / cycles for k, v in left.items()},
     }
+
+
+async def _overlaps(url: str, pairs: int) -> dict[str, Any]:
+    """``pairs`` times two ``speak("okay")`` back to back (the second reaches the server
+    while the first is synthesized: one completion for both), each pair followed by its
+    completion: how many of the handles are still unfinished then, and tracked."""
+    from sayna_client import SaynaClient, STTConfig, TTSConfig
+
+    client = SaynaClient(
+        url,
+        STTConfig(provider="deepgram", sample_rate=16000),
+        TTSConfig(provider="elevenlabs", voice_id="fake-alpha"),
+        stream_id="gc-overlap",
+    )
+    completed = asyncio.Event()
+    client.on("tts_playback_complete", lambda _event: completed.set())
+    await client.connect()
+    handles = []
+    for _ in range(pairs):
+        completed.clear()
+        handles += [await client.speak("okay"), await client.speak("okay")]
+        await asyncio.wait_for(completed.wait(), 30)
+    await asyncio.sleep(0.05)  # (a late completion would have come by now)
+    unfinished = sum(not handle.done for handle in handles)
+    await client.disconnect()
+    return {"pairs": pairs, "unfinished": unfinished}
 
 
 async def _sessions(url: str, sessions: int, seconds: float) -> dict[str, Any]:
@@ -163,6 +199,9 @@ class Promotions:
         self.collections = [0, 0, 0]
         self.counted = 0  # middle collections counted (after ``since``)
         self.types: Counter[str] = Counter()
+        #: Speech handles alive and not done, at each counted collection: the speech in
+        #: flight (and any that a completion failed to end).
+        self.unfinished: list[int] = []
         self._ids: Optional[set[int]] = None
 
     def __enter__(self) -> Promotions:
@@ -190,6 +229,9 @@ class Promotions:
         self.counted += 1
         old = gc.get_objects(generation=2)
         self.types.update(_name(o) for o in old if id(o) in ids and o is not ids)
+        self.unfinished.append(
+            sum(1 for o in old if type(o).__name__ == "SpeechHandle" and not o.done)
+        )
         del old
 
 
@@ -236,6 +278,7 @@ async def _promoted(url: str, sessions: int, seconds: float) -> dict[str, Any]:
         "per_session_second": total / sessions / window,
         "per_session_collection": total / per,
         "types": {k: v / per for k, v in promotions.types.most_common(16)},
+        "unfinished": [n / sessions for n in promotions.unfinished],
         "replies": sum(o.replies for o in report.outcomes) / sessions / seconds,
         "p99": report.late.get("p99_ms"),
     }
@@ -244,7 +287,10 @@ async def _promoted(url: str, sessions: int, seconds: float) -> dict[str, Any]:
 async def _child(
     url: str, cycles: int, sessions: int, seconds: float, promoted: int
 ) -> dict[str, Any]:
-    result: dict[str, Any] = {"cycle": await _speak_cycles(url, cycles)} if cycles else {}
+    result: dict[str, Any] = {}
+    if cycles:
+        result["cycle"] = await _speak_cycles(url, cycles)
+        result["overlap"] = await _overlaps(url, cycles)
     if sessions:
         result["live"] = await _sessions(url, sessions, seconds)
     if promoted:
@@ -286,6 +332,11 @@ def _report(runs: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
             "per speak cycle: objects it made still alive once done",
             [sum(r["cycle"]["left"].values()) for r in runs.values()],
         )
+        row(
+            f"{args.cycles} pairs of overlapping speaks, each pair's completion come: "
+            "handles left unfinished",
+            [r["overlap"]["unfinished"] for r in runs.values()],
+        )
     if args.sessions:
         row(
             "per session: made in the first 10 s and held (its parts made at first use)",
@@ -310,6 +361,11 @@ def _report(runs: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
         ):
             row(label, [r["promoted"][key] or 0.0 for r in runs.values()])
         row("load: full collections", [r["promoted"]["collections"][2] for r in runs.values()])
+        for index, label in ((0, "first"), (-1, "last")):
+            row(
+                f"load: unfinished speech handles per session, {label} counted collection",
+                [(r["promoted"]["unfinished"] or [0.0])[index] for r in runs.values()],
+            )
     lines.append("")
     for name, run in runs.items():
         if args.cycles:
