@@ -4,9 +4,9 @@ The protocol has no per-``speak`` acknowledgement: TTS audio arrives in ``speak`
 (FIFO), and one ``tts_playback_complete`` marks the whole queue drained (speaks that
 overlapped share one). The :class:`SpeechQueue` of a client therefore keeps its handles in
 send order, credits each audio frame to the oldest unfinished handle, and finishes every
-handle whose last ``speak`` was followed by audio and then a completion (the crediting works on the
-session's own counts of TTS frames and bytes, by difference: no call into the queue per
-frame, see :class:`SpeechQueue`). ``interrupt()`` sends ``clear`` (which cancels
+handle whose last ``speak`` was followed by audio and then a completion (the crediting
+works on the session's own counts of TTS frames and bytes, by difference: no call into
+the queue per frame, see :class:`SpeechQueue`). ``interrupt()`` sends ``clear`` (which cancels
 everything queued on the server), flushes the attached :class:`AudioOutput` and ignores
 audio of the cancelled speech that was already on its way.
 

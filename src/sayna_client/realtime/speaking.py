@@ -262,9 +262,10 @@ class _QueueLink:
     """What the speech queue and its metrics call on the session: its sends, configs,
     hub and tracker. One object whose bound methods they hold, rather than a closure
     each (issue #19: the closures, their cells and tuples were 27 objects per session
-    that every full collection walks; this is 11). It refers to the session through its
-    weak proxy and to the hub and the queue weakly: nothing here keeps them alive, and
-    the tracker holding its :class:`_FirstAudio` makes no cycle."""
+    that every full collection walks; this is 11, and one for its :class:`_FirstAudio`).
+    It refers to the session through its weak proxy and to the hub and the queue weakly:
+    nothing here keeps them alive, and the tracker holding its :class:`_FirstAudio`
+    makes no cycle."""
 
     __slots__ = ("_hub", "_named", "_session", "first_audio", "queue")
 
