@@ -273,13 +273,17 @@ class FrameWriter:
         "_transport",
         "_turns",
         "closing",
+        "paused",
         "written",
     )
 
     def __init__(self, transport: Any, flow: Any, mask: Callable[[bytes, bytearray], None]) -> None:
         self._transport = transport
-        #: The transport's flow control: ``paused`` and ``writable()`` (a FrameProtocol).
+        #: The transport's flow control: ``paused`` and ``writable()`` (a FrameProtocol),
+        #: which keeps :attr:`paused` equal to its own from now on.
         self._flow = flow
+        self.paused: bool = flow.paused
+        flow.writer = self
         self._mask = mask
         # Made for the payload size of the latest frame (see _resize): audio frames
         # keep their size, so these are made once per stream.
@@ -352,7 +356,7 @@ class FrameWriter:
         self._seen = now
         self._transport.write(frame)
         self.written += self._length
-        return self._resumed() if self._flow.paused else None
+        return self._resumed() if self.paused else None
 
     def _batch_frame(self, frame: bytearray) -> Optional[Coroutine[Any, Any, None]]:
         """:meth:`write`'s frame of a burst: it opens a batch, written when the loop
@@ -366,7 +370,7 @@ class FrameWriter:
         if len(batch) < BATCH_BYTES:
             return None
         self.flush()
-        return self._resumed() if self._flow.paused else None
+        return self._resumed() if self.paused else None
 
     def _resize(self, size: int) -> None:
         """Take the header and the room in front of the payload for frames of ``size``
@@ -401,7 +405,7 @@ class FrameWriter:
         resumes (RFC 6455 §5.5.3 allows it): a server sending Pings while it reads
         nothing would otherwise fill the client's memory with Pongs. Nothing is written
         once the socket is closing."""
-        if self._flow.paused:
+        if self.paused:
             if self._pong is None:
                 self._flow.on_resume = self._late_pong
             self._pong = payload
@@ -426,7 +430,7 @@ class FrameWriter:
         """
         if not self.write_control(_FIN_TEXT, text.encode("utf-8")):
             raise ConnectionResetError("Cannot write to closing transport")
-        if self._flow.paused:
+        if self.paused:
             await self._resumed()
 
     async def _resumed(self) -> None:
