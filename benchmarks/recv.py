@@ -1,7 +1,7 @@
 """CPU per received event, this work tree against a git revision: an interleaved timing A/B.
 
     python benchmarks/recv.py --base REF [--pairs 6] [--sessions 20] [--count 1000]
-                              [--interval-ms 2] [--calls] [--output FILE]
+                              [--interval-ms 2] [--cycles 20] [--calls] [--output FILE]
 
 Starts ``sayna serve --engine fake --fast-tts`` in its own process (pinned to CPU 0 when the
 machine has two), then runs A (this work tree's ``src/``) and B (``src/`` of ``REF``)
@@ -16,7 +16,11 @@ every event:
 
 * **stt_result**: interim results (the callback returns without speaking);
 * **TTS frame**: 640-byte audio frames to the plain audio callback (the ``async`` result
-  callback stays registered, as in the load test).
+  callback stays registered, as in the load test);
+* **speak cycle** (``--cycles`` per session, all sessions at once): ``handle = await
+  client.speak("okay"); await handle``, as the load test's result callback does. The
+  server's TTS is faster than real time, as in the load test, so a speak's frames (9)
+  come several to a read; the figure includes sending the speak and the speech handle.
 
 Reported per kind: the median and the spread (min-max) of the user CPU per event over
 the runs of A and of B, the median of the per-pair ratios A/B and how many pairs had A
@@ -52,6 +56,7 @@ from reportfile import publish
 
 HERE = Path(__file__).resolve().parent
 KINDS = (("stt", "stt_result"), ("audio", "TTS frame"))
+SPEAK = "speak cycle"
 
 
 # --- one run (child process) ------------------------------------------------------------------
@@ -98,7 +103,12 @@ class _Calls:
 
 
 async def _run(
-    url: str, sessions: int, count: int, interval_ms: float, count_calls: bool = False
+    url: str,
+    sessions: int,
+    count: int,
+    interval_ms: float,
+    cycles: int,
+    count_calls: bool = False,
 ) -> dict[str, Any]:
     import aiohttp
 
@@ -164,6 +174,26 @@ async def _run(
                 "user_us": (user1 - user0) / events * 1e6,
                 "sys_us": (sys1 - sys0) / events * 1e6,
             }
+
+    async def speak(client: SaynaClient, times: int) -> None:
+        for _ in range(times):
+            await (await client.speak("okay"))
+
+    if cycles:
+        await asyncio.gather(*(speak(client, 3) for client in clients))  # warm up
+        events = cycles * sessions
+        if calls is not None:
+            calls.start()
+            await asyncio.gather(*(speak(client, cycles) for client in clients))
+            out[SPEAK] = calls.stop(events)
+        else:
+            user0, sys0 = _cpu()
+            await asyncio.gather(*(speak(client, cycles) for client in clients))
+            user1, sys1 = _cpu()
+            out[SPEAK] = {
+                "user_us": (user1 - user0) / events * 1e6,
+                "sys_us": (sys1 - sys0) / events * 1e6,
+            }
     for client in clients:  # no drain: the burst's audio was never spoken (no completion)
         await client.disconnect(graceful=False)
     return out
@@ -181,7 +211,7 @@ def _pin(cpu: Optional[int]) -> Optional[Callable[[], None]]:
 def _child(src: str, args: argparse.Namespace, url: str, cpu: Optional[int]) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", "--url", url]
     command += ["--sessions", str(args.sessions), "--count", str(args.count)]
-    command += ["--interval-ms", str(args.interval_ms)]
+    command += ["--interval-ms", str(args.interval_ms), "--cycles", str(args.cycles)]
     if args.calls:
         command.append("--calls")
     done = subprocess.run(
@@ -203,7 +233,8 @@ def _report(args: argparse.Namespace, runs: dict[str, list[dict[str, Any]]], loa
         f"`python benchmarks/recv.py {' '.join(sys.argv[1:])}` on "
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC "
         f"(load average before: {load}): client CPU per received event, µs, "
-        f"{args.sessions} sessions x {args.count} events {args.interval_ms:g} ms apart, "
+        f"{args.sessions} sessions x {args.count} events {args.interval_ms:g} ms apart "
+        f"(and {args.cycles} speak cycles: per cycle), "
         f"{args.pairs} pairs A/B in fresh processes (see the script's docstring).",
         "",
         "| per event | A: this, user (min-max) | B: base, user (min-max) "
@@ -211,8 +242,8 @@ def _report(args: argparse.Namespace, runs: dict[str, list[dict[str, Any]]], loa
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     if args.calls:
-        return _calls_report(lines[0], runs)
-    for _, name in KINDS:
+        return _calls_report(lines[0], runs, _names(args))
+    for name in _names(args):
         a = [run[name]["user_us"] for run in runs["A"]]
         b = [run[name]["user_us"] for run in runs["B"]]
         a_sys = statistics.median(run[name]["sys_us"] for run in runs["A"])
@@ -227,14 +258,18 @@ def _report(args: argparse.Namespace, runs: dict[str, list[dict[str, Any]]], loa
     return "\n".join(lines)
 
 
-def _calls_report(title: str, runs: dict[str, list[dict[str, Any]]]) -> str:
+def _names(args: argparse.Namespace) -> list[str]:
+    return [name for _, name in KINDS] + ([SPEAK] if args.cycles else [])
+
+
+def _calls_report(title: str, runs: dict[str, list[dict[str, Any]]], names: list[str]) -> str:
     lines = [
         title.replace("client CPU per received event, µs", "counts per received event"),
         "",
         "| per event | A: loop callbacks | B | A: futures | B | A: tracked left | B |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for _, name in KINDS:
+    for name in names:
         row = [name]
         for field in ("calls", "futures", "tracked"):
             for side in ("A", "B"):
@@ -250,6 +285,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--count", type=int, default=150, help="events per session and kind")
     parser.add_argument("--interval-ms", type=float, default=20.0)
+    parser.add_argument("--cycles", type=int, default=20, help="speak cycles per session")
     parser.add_argument("--calls", action="store_true", help="count, not time (see above)")
     parser.add_argument("--output", help="append the report to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -257,7 +293,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.child:
         result = asyncio.run(
-            _run(args.url, args.sessions, args.count, args.interval_ms, args.calls)
+            _run(args.url, args.sessions, args.count, args.interval_ms, args.cycles, args.calls)
         )
         print(json.dumps(result), flush=True)
         return 0

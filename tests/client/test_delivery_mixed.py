@@ -14,9 +14,10 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 
 from helpers.waiting import eventually
-from sayna_client import CallbackError, SaynaClient, STTResultMessage
+from sayna_client import CallbackError, EventsDropped, SaynaClient, STTResultMessage
 from sayna_client.server import LocalServer
 
 from .conftest import make_client
@@ -189,3 +190,95 @@ async def test_disconnect_during_a_burst_delivers_every_frame_read(server: Local
     read = client.metrics.tts_audio_frames
     assert read >= 500
     assert frames == [64] * read
+
+
+@pytest.mark.parametrize("bound", [{"max_queue": 4}, {"max_queue_bytes": 4 * 64}])
+async def test_overflow_while_the_task_waits_is_reported_before_what_was_kept(
+    server: LocalServer, bound: dict[str, int]
+) -> None:
+    # A queue of 4 frames (in count, or in bytes), an async result callback (the task
+    # waits) and a plain audio one: a burst of 300 frames comes up to 128 to a loop turn,
+    # each turn's frames delivered by one pass. The queue's bounds hold for them as for
+    # plain callbacks: the oldest are dropped, every drop is reported once, before the
+    # frames kept after it, and the newest frame is always kept.
+    seen: list[Any] = []
+
+    async def on_result(result: STTResultMessage) -> None:
+        seen.append(result)
+
+    async with make_client(server, stream_id="mixed-overflow", **bound) as client:
+        client.register_on_stt_result(on_result)
+        client.register_on_tts_audio(lambda chunk: seen.append(len(chunk)))
+        client.register_on_error(seen.append)
+        await client.connect()
+        await _burst(server, "mixed-overflow", "stt", 1)  # the task starts, then waits
+        await eventually(lambda: len(seen) == 1, what="the result handled")
+        await _burst(server, "mixed-overflow", "audio", 300)
+        await eventually(lambda: client.metrics.tts_audio_frames == 300, what="frames read")
+
+        def accounted() -> int:
+            return sum(1 if isinstance(x, int) else x.count for x in seen[1:])
+
+        await eventually(lambda: accounted() == 300, what="every frame seen or reported")
+        await client.disconnect(drain=0)  # the burst's audio was never spoken: no drain
+    assert isinstance(seen[0], STTResultMessage)
+    reports = [x for x in seen[1:] if not isinstance(x, int)]
+    assert reports
+    assert all(isinstance(r, EventsDropped) for r in reports)
+    assert all(r.consumer == "callbacks" for r in reports)
+    assert isinstance(seen[-1], int)  # the newest frame is always kept
+    assert all(  # one report per overflow: never two in a row
+        not (isinstance(a, EventsDropped) and isinstance(b, EventsDropped))
+        for a, b in zip(seen, seen[1:])
+    )
+
+
+@pytest.mark.parametrize("trouble", ["raises", "awaitable"])
+async def test_trouble_in_a_run_of_frames_hands_the_rest_over_in_order(
+    server: LocalServer, trouble: str
+) -> None:
+    # 200 frames pushed at once come many to a read: the first of a read waits for its
+    # pass in the slot, the others in the pass's run. A plain audio callback raising (or
+    # returning an awaitable) on the 100th (in a run, but for an unlikely split of the
+    # reads) hands the rest of that frame, then the rest of the run, to the task: the
+    # report (or the awaitable) comes before the next callback, and every frame reaches
+    # both callbacks once, in order.
+    order: list[tuple[str, int]] = []
+    frame = [0]
+
+    async def on_result(result: STTResultMessage) -> None:
+        order.append(("result", frame[0]))
+
+    async def later(n: int) -> None:
+        await asyncio.sleep(0)  # really suspends: the next callback and frame must wait
+        order.append(("awaited", n))
+
+    def troubled(chunk: bytes) -> Any:
+        frame[0] += 1
+        order.append(("audio", frame[0]))
+        if frame[0] != 100:
+            return None
+        if trouble == "raises":
+            raise RuntimeError("boom")
+        return later(100)
+
+    def on_error(report: Any) -> None:
+        assert isinstance(report, CallbackError)
+        order.append(("error", frame[0]))
+
+    async with make_client(server, stream_id=f"mixed-run-{trouble}") as client:
+        client.register_on_stt_result(on_result)
+        client.register_on_tts_audio(troubled)
+        client.register_on_tts_audio(lambda chunk: order.append(("after", frame[0])))
+        client.register_on_error(on_error)
+        await client.connect()
+        await _burst(server, f"mixed-run-{trouble}", "stt", 1)  # the task starts, then waits
+        await eventually(lambda: order == [("result", 0)], what="the result handled")
+        await _burst(server, f"mixed-run-{trouble}", "audio", 200)
+        await eventually(lambda: order.count(("after", 200)) == 1, what="every frame delivered")
+        await client.disconnect(drain=0)  # the burst's audio was never spoken: no drain
+    expected: list[tuple[str, int]] = [("result", 0)]
+    for n in range(1, 201):
+        middle = [("error" if trouble == "raises" else "awaited", n)] if n == 100 else []
+        expected += [("audio", n), *middle, ("after", n)]
+    assert order == expected

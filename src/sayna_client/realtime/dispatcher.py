@@ -20,10 +20,11 @@ each), woken through a future; it ends, and passes take over again, once the que
 empty while every callback is plain. While the task waits for events, a TTS frame whose
 callbacks are all plain (the usual session: an ``async`` result callback, a plain audio
 one) is delivered by a pass too, and the task sleeps on: no future, wake-up and task
-step per frame. A pass hands over to the task whatever must be awaited, in order: the
-awaitable a callback returned (that callback counts as async from then on), a
-callback's error report, an overflow report, a notice, the rest of the queue at the end
-of the session. The two never run at once.
+step per frame; the frames after it in the same read (a speak's come several to a read)
+join that pass's run, checked against the bounds once, by the pass. A pass hands over
+to the task whatever must be awaited, in order: the awaitable a callback returned (that
+callback counts as async from then on), a callback's error report, an overflow report,
+a notice, the rest of the queue at the end of the session. The two never run at once.
 
 Overflow: when the dispatcher falls ``max_queue`` events (or ``max_queue_bytes`` of
 audio) behind, the oldest queued events are discarded and the error callbacks receive
@@ -101,7 +102,7 @@ class Dispatcher(Mailbox):
     two sessions never overlap.
     """
 
-    __slots__ = ("_after", "_carry", "_frame", "_hub", "_pass_handle", "_subs", "_task")
+    __slots__ = ("_after", "_carry", "_frame", "_frames", "_hub", "_pass_handle", "_subs", "_task")
 
     def __init__(
         self,
@@ -125,6 +126,9 @@ class Dispatcher(Mailbox):
         #: The TTS frame the scheduled audio pass delivers before the queue (see
         #: put_audio): not queued, so neither counted in the bounds nor ever dropped.
         self._frame: Optional[bytes] = None
+        #: The frames put after it while nothing else was queued (see put_audio): the
+        #: audio pass's run, counted in the bounds by the pass (_pass_run).
+        self._frames: Optional[list[bytes]] = None
         self._items = _NOTHING
 
     # --- the reader's side ---------------------------------------------------------
@@ -154,24 +158,39 @@ class Dispatcher(Mailbox):
 
     def put_audio(self, data: bytes) -> None:
         """Queue a TTS audio frame (its bytes) for the ``tts_audio`` callbacks."""
-        waiter = self._waiter
-        if waiter is not None and self._pass_handle is None:
-            # The task waits, so nothing is queued (the first put since it began waiting
-            # either woke it or scheduled a pass): no bound to check.
-            if self._subs.audio_plain:
-                # Plain audio callbacks while some other callback is async (the usual
-                # session): a pass delivers the frame and the task sleeps on, rather
-                # than being woken through its future for each frame. The frame waits
-                # in a slot of its own, not in the queue (what is put meanwhile is
-                # queued behind it): per frame no queueing and no byte count.
-                self._frame = data
-                self._pass_handle = asyncio.get_running_loop().call_soon(self._pass_frame)
+        if self._pass_handle is None:
+            waiter = self._waiter
+            if waiter is not None:
+                # The task waits, so nothing is queued (the first put since it began
+                # waiting either woke it or scheduled a pass): no bound to check.
+                if self._subs.audio_plain:
+                    # Plain audio callbacks while some other callback is async (the
+                    # usual session): a pass delivers the frame and the task sleeps on,
+                    # rather than being woken through its future for each frame. The
+                    # frame waits in a slot of its own, not in the queue (what is put
+                    # meanwhile is queued behind it): per frame no queueing and no
+                    # byte count.
+                    self._frame = data
+                    self._pass_handle = asyncio.get_running_loop().call_soon(self._pass_frame)
+                else:
+                    self._items.append(data)
+                    self._bytes += len(data)
+                    self._waiter = None
+                    if not waiter.done():
+                        waiter.set_result(None)
+                return
+        elif self._frame is not None and not self._items:
+            # The audio pass is scheduled and nothing else was queued since: the frame
+            # joins the pass's run, a list the pass checks against the bounds once
+            # (_pass_run: the pass runs in the loop's next turn, before the socket is
+            # read again, and a turn reads at most framing.FRAMES_PER_TURN frames). A
+            # speak's frames come several to a read: each then costs about what the
+            # first did (no deque, no byte count, no bound test per frame).
+            run = self._frames
+            if run is None:
+                self._frames = [data]
             else:
-                self._items.append(data)
-                self._bytes += len(data)
-                self._waiter = None
-                if not waiter.done():
-                    waiter.set_result(None)
+                run.append(data)
             return
         items = self._items
         if items is _NOTHING:
@@ -218,7 +237,8 @@ class Dispatcher(Mailbox):
             self._pass_handle = None
             handle.cancel()  # no effect on a pass under way: it stops on seeing the task
             frame, self._frame = self._frame, None
-            if frame is not None:  # the audio pass never ran: the task takes its frame first
+            if frame is not None:  # the audio pass never ran: the task takes its frames first
+                self._queue_run()
                 self._items.appendleft(frame)  # a deque: the task waited, so something was put
                 self._bytes += len(frame)
             if self._task is None:
@@ -288,15 +308,54 @@ class Dispatcher(Mailbox):
             self._pass_handle = None
 
     def _pass_frame(self) -> None:
-        """The pass put_audio schedules for one TTS frame while the task waits: the
-        frame (kept aside, see put_audio), then whatever was queued behind it."""
+        """The pass put_audio schedules for a TTS frame while the task waits: the frame
+        (kept aside, see put_audio), the run of frames put behind it, then whatever was
+        queued behind them."""
         frame, self._frame = self._frame, None
         if frame is not None and not self._plain_audio(frame):
+            self._queue_run()  # handed over: the task takes the run first
+            return
+        if self._frames is not None and not self._pass_run():
             return  # handed over
         if self._items:
             self._pass()
         else:
             self._pass_handle = None
+
+    def _pass_run(self) -> bool:
+        """Deliver the audio pass's run (see put_audio) to plain callbacks; False if it
+        handed over (the task takes the rest of the run first).
+
+        The run is checked against the bounds here, once, as if it had been queued: over
+        one, it is queued and shed (the oldest frames dropped, as put_audio would have)
+        and the general pass goes on with the report.
+        """
+        run = self._frames
+        assert run is not None
+        if (
+            len(run) + len(self._items) > self._limit
+            or sum(map(len, run)) + self._bytes > self._max_bytes
+        ):
+            self._queue_run()
+            self._shed()
+            return True
+        self._frames = None
+        frames = iter(run)
+        for data in frames:
+            if not self._plain_audio(data):
+                self._frames = list(frames)
+                self._queue_run()
+                return False
+        return True
+
+    def _queue_run(self) -> None:
+        """Queue what is left of the audio pass's run first, counted (handing over, or
+        over a bound): it goes before what was queued behind it."""
+        run, self._frames = self._frames, None
+        if run:
+            items = self._items  # a deque: the task waited, so something was put
+            items.extendleft(reversed(run))
+            self._bytes += sum(map(len, run))
 
     def _plain_audio(self, data: bytes) -> bool:
         """Call the audio callbacks with ``data`` on a pass; False if it handed over (a
