@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from helpers.waiting import eventually
 from sayna_client import SaynaClient, SaynaValidationError
 from sayna_client.agents import AudioOutput, SpeechHandle
 from sayna_client.server import LocalServer
@@ -299,3 +300,25 @@ async def test_handles_are_credited_across_a_reconnection(agent: SaynaClient) ->
     assert not handle.interrupted
     assert handle.bytes_delivered == WORD_BYTES
     assert agent.metrics.tts_audio_frames > 0
+
+
+async def test_speeches_that_overlap_end_at_their_one_completion(agent: SaynaClient) -> None:
+    # The second speak reaches the server while the first is synthesized: the server
+    # reports its queue drained once, after both. Both handles are done then (the audio
+    # was credited to the oldest), and the next speech is credited on its own.
+    completions: list[object] = []
+    agent.on("tts_playback_complete", completions.append)
+    first = await agent.speak("one two")
+    second = await agent.speak("three")
+    await asyncio.wait_for(asyncio.gather(first.wait(), second.wait()), 10)
+    await eventually(lambda: completions, what="the completion's callback")
+    assert len(completions) == 1
+    assert not agent.speech.speaking
+    assert not first.interrupted
+    assert not second.interrupted
+    assert (first.bytes_delivered, second.bytes_delivered) == (3 * WORD_BYTES, 0)
+    assert agent.speech.seconds_per_word == pytest.approx(0.18)  # three words, their audio
+    third = await agent.speak("four five")
+    await third.wait(10)
+    assert third.bytes_delivered == 2 * WORD_BYTES
+    await eventually(lambda: len(completions) == 2, what="the second completion's callback")

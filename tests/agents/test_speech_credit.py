@@ -3,8 +3,9 @@
 The queue credits audio by difference of the session's frame and byte counts (no call
 into it per frame); :class:`Reference` is the rule written out frame by frame: every frame
 goes to the oldest unfinished handle unless an interruption muted the queue (until the
-next chunk is added), and a completion finishes the oldest handle once it was sent in
-full and a frame came after its last chunk went out, with every added chunk sent. Random
+next chunk is added), and a completion finishes the oldest handles, in order, while each
+was sent in full and a frame came after its last chunk went out, with every added chunk
+sent (one completion ends speaks that overlapped: the server reports its queue drained). Random
 sequences of the queue's inputs (fixed seeds) must leave both with the same figures.
 """
 
@@ -57,8 +58,8 @@ class Reference:
         if self.muted:
             return
         if self.handles:
-            handle = self.handles[0]
-            handle.bytes += len(data)
+            self.handles[0].bytes += len(data)
+        for handle in self.handles:  # the oldest's audio, after the others' last chunk too
             if handle.sent == len(handle.chunks) > 0:
                 handle.audio_after_last_send = True
         if self.output is not None:

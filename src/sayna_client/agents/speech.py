@@ -1,12 +1,12 @@
 """Speech handles: what became of one ``speak`` or ``speak_stream``, and what was heard.
 
 The protocol has no per-``speak`` acknowledgement: TTS audio arrives in ``speak`` order
-(FIFO), and one ``tts_playback_complete`` marks the whole queue drained. The
-:class:`SpeechQueue` of a client therefore keeps its handles in send order, credits each
-audio frame to the oldest unfinished handle, and finishes every handle whose last
-``speak`` was followed by audio and then a completion (the crediting works on the
-session's own counts of TTS frames and bytes, by difference: no call into the queue per
-frame, see :class:`SpeechQueue`). ``interrupt()`` sends ``clear`` (which cancels
+(FIFO), and one ``tts_playback_complete`` marks the whole queue drained (speaks that
+overlapped share one). The :class:`SpeechQueue` of a client therefore keeps its handles in
+send order, credits each audio frame to the oldest unfinished handle, and finishes every
+handle whose last ``speak`` was followed by audio and then a completion (the crediting
+works on the session's own counts of TTS frames and bytes, by difference: no call into
+the queue per frame, see :class:`SpeechQueue`). ``interrupt()`` sends ``clear`` (which cancels
 everything queued on the server), flushes the attached :class:`AudioOutput` and ignores
 audio of the cancelled speech that was already on its way.
 
@@ -641,9 +641,10 @@ class SpeechQueue:
             output.write(data)
 
     def on_playback_complete(self, _event: object) -> None:
-        # FIFO: only the oldest handle can be done, once it was sent in full and a frame
-        # credited to it arrived after its last chunk went out. The ones after it were
-        # credited no audio yet (audio goes to the oldest): they wait for a later one.
+        # One completion marks the server's whole queue drained. FIFO: the oldest handle
+        # is done once it was sent in full and a frame credited to it arrived after its
+        # last chunk went out (audio goes to the oldest: the ones after it have none of
+        # their own yet), and with it those after it that overlapped (see _overlapped).
         handles = self._handles
         if handles and self._crediting and handles[0].sent_all:
             frames, size = self._received()
@@ -659,8 +660,29 @@ class SpeechQueue:
                     self._played_seconds += handle._bytes / rate
                     self._played_words += len(handle.text.split())
                 handle._finish(interrupted=False)
+                if handles and handles[0].sent_all and frames > handles[0]._sent_frames:
+                    self._overlapped(frames, rate)
         if self._tally is not None or self._listening:
             self._relisten()
+
+    def _overlapped(self, frames: int, rate: Optional[float]) -> None:
+        """The completion that finished the oldest handle also ends the handles after it
+        that were sent in full and had a frame after their last chunk went out: the
+        server synthesized them in one run with it (a ``speak`` sent while another is
+        synthesized is queued there, and only the end of the queue is reported). Their
+        audio was credited to the oldest, whose bytes hold it, so they add their words
+        to the session's seconds per word and no seconds. A handle sent after the last
+        frame waits for a later completion: this one may have left the server before
+        its ``speak`` arrived."""
+        handles = self._handles
+        done = []
+        while handles and handles[0].sent_all and frames > handles[0]._sent_frames:
+            done.append(handles.popleft())
+        self._crediting = bool(handles)
+        for handle in done:
+            if rate is not None:
+                self._played_words += len(handle.text.split())
+            handle._finish(interrupted=False)
 
     def on_closed(self, event: Any) -> None:
         """The socket closed: unfinished handles end as interrupted (nothing more plays)."""

@@ -84,6 +84,7 @@ class Speaking:
             link.send_chunk, link.send_clear, link.tts_format, received=tracker.tts_received
         )
         link.queue = weakref.ref(queue)
+        link.first_audio = _FirstAudio(link.queue)
         metrics = queue.metrics
         metrics.emit, metrics.providers = link.emit, link.providers
         metrics.transcribed, metrics.tts_rate = link.transcribed, link.tts_rate
@@ -261,17 +262,20 @@ class _QueueLink:
     """What the speech queue and its metrics call on the session: its sends, configs,
     hub and tracker. One object whose bound methods they hold, rather than a closure
     each (issue #19: the closures, their cells and tuples were 27 objects per session
-    that every full collection walks; this is 11). It refers to the session through its
-    weak proxy and to the hub and the queue weakly: nothing here keeps them alive, and
-    the tracker holding :meth:`first_audio` makes no cycle."""
+    that every full collection walks; this is 11, and one for its :class:`_FirstAudio`).
+    It refers to the session through its weak proxy and to the hub and the queue weakly:
+    nothing here keeps them alive, and the tracker holding its :class:`_FirstAudio`
+    makes no cycle."""
 
-    __slots__ = ("_hub", "_named", "_session", "queue")
+    __slots__ = ("_hub", "_named", "_session", "first_audio", "queue")
 
     def __init__(self, session: SessionCore) -> None:
         self._session = session
         self._hub = weakref.ref(session.hub)
         #: The queue (weakly: it holds this link's methods), once it is made.
         self.queue: Optional[weakref.ref[SpeechQueue]] = None
+        #: What the tracker calls at a reply's first TTS frame (see :meth:`watch_audio`).
+        self.first_audio: Optional[_FirstAudio] = None
         # The names of the providers in use, by (provider, model) values: read on every
         # speak (usage per provider), the configs are read each time (they may be
         # replaced or changed) and the names made once per pair.
@@ -344,22 +348,34 @@ class _QueueLink:
 
     def watch_audio(self) -> None:
         """A reply's first byte is awaited: the tracker, which times every first frame,
-        calls :meth:`first_audio` at the next one."""
+        calls :attr:`first_audio` at the next one."""
         session = _or_none(self._session)
-        if session is not None:
+        if session is not None and self.first_audio is not None:
             session.tracker.on_next_audio(self.first_audio)
-
-    def first_audio(self, now: float) -> None:
-        """The first TTS frame since :meth:`watch_audio`, at ``now``."""
-        speech = self._speech()
-        if speech is not None:
-            speech.metrics.on_first_audio(now)
 
     def listen(self, on: bool) -> None:
         """TTS frames to the queue only while an output takes them."""
         hub, speech = self._hub(), self._speech()
         if hub is not None and speech is not None:
             (hub.observe_audio if on else hub.unobserve_audio)(speech.on_tts_audio)
+
+
+class _FirstAudio:
+    """The hook the tracker calls at a reply's first TTS frame: the queue's metrics get
+    its time. Made once per queue rather than a bound method per reply, which lived
+    until that frame came, long enough to be promoted to the oldest generation at 1,000
+    sessions (issue #19). It holds the queue weakly (the tracker holds the hook)."""
+
+    __slots__ = ("_queue",)
+
+    def __init__(self, queue: weakref.ref[SpeechQueue]) -> None:
+        self._queue = queue
+
+    def __call__(self, now: float) -> None:
+        """The first TTS frame since the reply's first ``speak``, at ``now``."""
+        speech = self._queue()
+        if speech is not None:
+            speech.metrics.on_first_audio(now)
 
 
 def _check_flags(flush: object, allow_interruption: object) -> None:
