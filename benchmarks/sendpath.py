@@ -1,6 +1,6 @@
 """CPU per live audio frame sent: ``await client.on_audio_input(frame)`` over many sessions.
 
-    python benchmarks/sendpath.py [--sessions 200] [--rounds 300] [--pairs 5]
+    python benchmarks/sendpath.py [--sessions 200] [--rounds 300] [--pairs 5] [--split]
                                   [--base REF]... [--cpu N] [--output FILE]
 
 Starts ``sayna serve --engine fake`` in a subprocess (as ``load.py`` does) and, in a fresh
@@ -15,6 +15,13 @@ each is its own ``send()``. Measured, per frame:
   advance, on the same sockets (what a frame costs without the SDK: the system call and
   asyncio's ``write``), interleaved with the sdk rounds;
 * **sdk - floor**: the SDK's own part.
+
+``--split`` also times, interleaved in the same rounds on the same sockets, the pieces
+between the floor and the SDK: **fresh** (``transport.write`` of a fresh ``bytearray`` of
+the masked frame: the allocation and copy a frame needs), **coro** (a coroutine around
+``transport.write`` of the masked frame, awaited: what an ``async def`` adds) and **lane**
+(the frame writer's ``write(frame)`` called directly: the SDK's framing and masking,
+without ``on_audio_input``), each reported as its difference from the floor.
 
 ``--base REF`` runs ``src/`` of that git revision in the same way (``git archive`` into a
 temporary directory, ``PYTHONPATH``; or REF is a directory holding ``sayna_client``),
@@ -37,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -50,7 +58,11 @@ WARMUP = 20  # rounds not measured
 # --- one run (child process) ------------------------------------------------------------------
 
 
-async def _measure(url: str, sessions: int, rounds: int) -> dict[str, float]:
+async def _write(transport: Any, data: bytes) -> None:
+    transport.write(data)
+
+
+async def _measure(url: str, sessions: int, rounds: int, split: bool) -> dict[str, float]:
     from sayna_client import SaynaClient, STTConfig, TTSConfig
     from sayna_client.realtime.wire import transport_of
 
@@ -82,33 +94,55 @@ async def _measure(url: str, sessions: int, rounds: int) -> dict[str, float]:
     ]
     sends = [client.on_audio_input for client in clients]
     frame = bytes(FRAME)
-    clock = time.process_time
-    sdk = floor = 0.0
-    for index in range(WARMUP + rounds):
-        started = clock()
+
+    async def sdk() -> None:
         for send in sends:
             await send(frame)
-        elapsed = clock() - started
-        if index >= WARMUP:
-            sdk += elapsed
-        await asyncio.sleep(GAP)
-        started = clock()
+
+    async def floor() -> None:
         for transport in transports:
             transport.write(prebuilt)
-        elapsed = clock() - started
-        if index >= WARMUP:
-            floor += elapsed
-        await asyncio.sleep(GAP)
+
+    async def fresh() -> None:
+        for transport in transports:
+            transport.write(bytearray(prebuilt))
+
+    async def coro() -> None:
+        for transport in transports:
+            await _write(transport, prebuilt)
+
+    phases: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {"sdk": sdk, "floor": floor}
+    if split:
+        # The lanes exist once each session sent a frame: looked up after the warm-up.
+        lanes: list[Any] = []
+
+        async def lane() -> None:
+            for write in lanes:
+                write(frame)
+
+        phases.update(fresh=fresh, coro=coro, lane=lane)
+    clock = time.process_time
+    spent = dict.fromkeys(phases, 0.0)
+    for index in range(WARMUP + rounds):
+        if split and index == WARMUP:
+            lanes.extend(client._voice.audio_in.lane.write for client in clients)
+        for name, phase in phases.items():
+            started = clock()
+            await phase()
+            elapsed = clock() - started
+            if index >= WARMUP:
+                spent[name] += elapsed
+            await asyncio.sleep(GAP)
     counted = [client.metrics.audio_frames_sent for client in clients]
     await asyncio.gather(*(client.disconnect() for client in clients))
     if counted != [WARMUP + rounds] * sessions:
         raise RuntimeError(f"frames counted per session: {sorted(set(counted))}")
     frames = sessions * rounds
-    return {"sdk_us": sdk / frames * 1e6, "floor_us": floor / frames * 1e6}
+    return {f"{name}_us": value / frames * 1e6 for name, value in spent.items()}
 
 
-def child(url: str, sessions: int, rounds: int) -> dict[str, float]:
-    return asyncio.run(_measure(url, sessions, rounds))
+def child(url: str, sessions: int, rounds: int, split: bool) -> dict[str, float]:
+    return asyncio.run(_measure(url, sessions, rounds, split))
 
 
 # --- the A/B (parent process) ------------------------------------------------------------------
@@ -118,6 +152,8 @@ def _run_child(src: str, url: str, args: argparse.Namespace) -> dict[str, float]
     env = dict(os.environ, PYTHONPATH=src)
     command = [sys.executable, __file__, "--child", url]
     command += ["--sessions", str(args.sessions), "--rounds", str(args.rounds)]
+    if args.split:
+        command.append("--split")
     pin = None if args.cpu is None else (lambda: os.sched_setaffinity(0, {args.cpu}))
     done = subprocess.run(
         command, capture_output=True, text=True, env=env, cwd=HERE, timeout=900, preexec_fn=pin
@@ -149,6 +185,12 @@ def _report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) -
         lines.append(f"| {label} | {cells} |")
     own = {n: [r["sdk_us"] - r["floor_us"] for r in runs[n]] for n in names}
     lines.append("| sdk - floor | " + " | ".join(_spread(own[n]) for n in names) + " |")
+    for piece in ("fresh", "coro", "lane"):
+        if all(f"{piece}_us" in r for n in names for r in runs[n]):
+            cells = " | ".join(
+                _spread([r[f"{piece}_us"] - r["floor_us"] for r in runs[n]]) for n in names
+            )
+            lines.append(f"| {piece} - floor | {cells} |")
     first = names[0]
     for other in names[1:]:
         for key, label in (("sdk_us", "on_audio_input"), (None, "sdk - floor")):
@@ -171,10 +213,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--base", action="append", default=[], help="git revision (repeatable)")
     parser.add_argument("--cpu", type=int, help="pin the client runs to this CPU")
     parser.add_argument("--output", help="append the report to this file")
+    parser.add_argument("--split", action="store_true", help="also time the pieces")
     parser.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.sessions, args.rounds)), flush=True)
+        print(json.dumps(child(args.child, args.sessions, args.rounds, args.split)), flush=True)
         return 0
     sys.path.insert(0, str(HERE))
     from load import free_port, start_server

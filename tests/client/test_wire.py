@@ -392,3 +392,26 @@ async def test_send_waits_while_the_server_does_not_read(path: str) -> None:
         await client.disconnect()
     finally:
         await runner.cleanup()
+
+
+async def test_frames_keep_their_order_across_bursts_and_turns(server: LocalServer) -> None:
+    """Sends started in runs of every length, the loop turning between runs: each run's
+    frames go out in one turn (a burst, batched), the next run's in a later one; the
+    server receives every frame in the order of the calls."""
+    payloads = [bytes([index % 251]) * (320 + index % 7) for index in range(300)]
+    async with make_client(server) as client:
+        await client.connect()
+        record = server.records.last_session
+        sends: list[asyncio.Task[None]] = []
+        run = 0
+        for index, payload in enumerate(payloads):
+            sends.append(asyncio.ensure_future(client.on_audio_input(payload)))
+            if index == run * (run + 1) // 2:  # runs of 1, 2, 3... sends
+                run += 1
+                await asyncio.sleep(0)
+        await asyncio.gather(*sends)
+        total = sum(map(len, payloads))
+        await server.records.wait_for(lambda: record.audio_bytes == total)
+        assert client.metrics.audio_frames_sent == len(payloads)
+        assert client.metrics.audio_bytes_sent == total
+    assert bytes(record.audio) == b"".join(payloads)

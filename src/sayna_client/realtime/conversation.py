@@ -164,7 +164,9 @@ class AudioCounts(Protocol):
     """What counts the audio frames sent in a session (the session's audio input)."""
 
     frames_sent: int
-    bytes_sent: int
+
+    @property
+    def bytes_sent(self) -> int: ...
 
 
 def count_audio_sent(metrics: SessionMetrics, source: AudioCounts) -> None:

@@ -111,6 +111,12 @@ class FrameSink(Protocol):
         ...
 
 
+class PauseFlag(Protocol):
+    """What keeps a copy of :attr:`FrameProtocol.paused` (the frame writer)."""
+
+    paused: bool
+
+
 class FrameProtocol(asyncio.Protocol):
     """The transport's protocol once the WebSocket is open: parses the server's frames
     for a :class:`FrameSink` and holds the transport's write flow control.
@@ -145,6 +151,7 @@ class FrameProtocol(asyncio.Protocol):
         "paused",
         "reading",
         "transport",
+        "writer",
     )
 
     def __init__(
@@ -193,6 +200,10 @@ class FrameProtocol(asyncio.Protocol):
         self._flowing = True
         #: True while the transport's write buffer is over its high-water mark.
         self.paused = False
+        #: The transport's frame writer (set by it), whose own ``paused`` this keeps
+        #: equal to :attr:`paused`: it tests it after every frame, and reading it there
+        #: touches one object less per frame (issue #19). Let go with the connection.
+        self.writer: Optional[PauseFlag] = None
         #: Called soon after writing resumes, once (the writer's late Pong).
         self.on_resume: Optional[Callable[[], None]] = None
         #: True once the connection ended.
@@ -480,6 +491,7 @@ class FrameProtocol(asyncio.Protocol):
         protocol (its view of the connection), and let go of both."""
         self.lost = True
         self.on_resume = None
+        self.writer = None  # (it holds this protocol: no cycle left)
         self._stop()
         self._wake()
         sink, self._sink = self._sink, None  # no cycle left through the connection
@@ -493,8 +505,10 @@ class FrameProtocol(asyncio.Protocol):
             sink.wire_lost(exc)
 
     def detach(self) -> None:
-        """Forget the sink (the connection ended without the transport knowing yet)."""
+        """Forget the sink and the writer (the connection ended without the transport
+        knowing yet)."""
         self._sink = None
+        self.writer = None
         self._stop()
 
     # --- writing (flow control) --------------------------------------------------------
@@ -502,11 +516,15 @@ class FrameProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         """The transport's buffer is over its high-water mark: sends wait."""
         self.paused = True
+        if self.writer is not None:
+            self.writer.paused = True
 
     def resume_writing(self) -> None:
         """The transport drained below its low-water mark: waiting sends go on, and
         :attr:`on_resume` is called (once, soon: not inside the transport's own write)."""
         self.paused = False
+        if self.writer is not None:
+            self.writer.paused = False
         callback, self.on_resume = self.on_resume, None
         if callback is not None:
             asyncio.get_running_loop().call_soon(callback)

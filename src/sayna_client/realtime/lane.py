@@ -95,7 +95,7 @@ class AudioInput:
     thousand sessions every object a frame touches costs a cache miss).
     """
 
-    __slots__ = ("_conn", "_metrics", "_session", "bytes_sent", "frames_sent", "lane")
+    __slots__ = ("_bytes", "_conn", "_mark", "_metrics", "_session", "_size", "frames_sent", "lane")
 
     def __init__(self, session: SessionCore) -> None:
         self._session = session
@@ -107,7 +107,18 @@ class AudioInput:
         #: held weakly: they hold this input (they read its counts), no cycle.
         self._metrics: Optional[weakref.ReferenceType[SessionMetrics]] = None
         self.frames_sent = 0
-        self.bytes_sent = 0
+        # The size of the previous frame sent on the lane (-1: no lane). A frame of
+        # that size needs no check but its type, and counts as one frame: the frames
+        # counted since the size last changed (``_mark``) are all of it, so the bytes
+        # they carry are derived (see bytes_sent; ``_bytes`` holds those before).
+        self._size = -1
+        self._mark = 0
+        self._bytes = 0
+
+    @property
+    def bytes_sent(self) -> int:
+        """The bytes of the frames counted in :attr:`frames_sent`."""
+        return self._bytes + (self.frames_sent - self._mark) * self._size
 
     async def on_audio_input(self, audio_data: Buffer) -> None:
         """Send one frame of microphone/phone audio for transcription.
@@ -132,61 +143,86 @@ class AudioInput:
             SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
             SaynaConnectionError: the socket closed while sending.
         """
-        # Hot path (50 calls a second per stream): the lane is what writes the frames,
-        # looked up once per session; messages are built only on failure.
+        # Hot path (50 calls a second per stream): ``bytes`` of the previous frame's
+        # size go straight to the lane (a size is checked once, a lane looked up once
+        # per session, messages built only on failure); anything else is admitted first.
         frame: Union[bytes, bytearray, memoryview]
-        if type(audio_data) is bytes:
-            frame, size = audio_data, len(audio_data)
+        if type(audio_data) is bytes and len(audio_data) == self._size:
+            frame = audio_data
         else:
-            frame, size = as_frame(audio_data)
-        lane = self.lane
-        # (The lane is dropped when the session or its readiness changes.)
-        if lane is None:
-            lane = self._new_audio_lane(frame, size)
-            if lane is None:
+            admitted = self._admit(audio_data)
+            if admitted is None:
                 return  # held for the reconnect
-        elif not 0 < size <= MAX_AUDIO_FRAME:
-            reject_frame(size)
+            frame = admitted
         try:
-            waiting = lane.write(frame)  # (no coroutine per frame unless it must wait)
+            # (_admit set the lane along with the size: it is not None here.)
+            waiting = self.lane.write(frame)  # type: ignore[union-attr]
         except Exception as exc:
             _raise_send_error(self._conn, exc)
-        if waiting is not None:
-            await self._wait_for_socket(waiting)
-        self.frames_sent += 1
-        self.bytes_sent += size
+        if waiting is None:
+            self.frames_sent += 1  # a frame of _size bytes (see bytes_sent)
+        else:
+            await self._wait_for_socket(waiting, len(frame))
 
-    async def _wait_for_socket(self, waiting: Awaitable[None]) -> None:
-        """Await a frame's write that has to wait (the socket is full, or aiohttp's send).
-        The connection is held here while it waits: the session may end meanwhile and
-        let it go (:meth:`drop_lane`), and the write's error is still told in its terms."""
+    async def _wait_for_socket(self, waiting: Awaitable[None], size: int) -> None:
+        """Await a frame's write that has to wait (the socket is full, or aiohttp's send),
+        then count the frame's ``size`` bytes (other frames may have changed the size
+        counted per frame meanwhile). The connection is held here while it waits: the
+        session may end meanwhile and let it go (:meth:`drop_lane`), and the write's
+        error is still told in its terms."""
         conn = self._conn
         try:
             await waiting
         except Exception as exc:
             _raise_send_error(conn, exc)
+        self._bytes += size
+        self._mark += 1
+        self.frames_sent += 1
 
     def drop_lane(self) -> None:
         """Forget the lane and its connection (the session or its readiness changed): the
         next frame looks again. Dropping the connection too leaves no cycle through it
         (the connection reaches the session, which holds this input), so a client that
         sent audio is freed by reference counting once dropped."""
+        self._count_as(-1)
         self.lane = None
         self._conn = None
 
-    def _new_audio_lane(
-        self, audio_data: Union[bytes, bytearray, memoryview], size: int
-    ) -> Optional[Union[FrameWriter, _SendBytes]]:
-        """``on_audio_input``'s first frame of a session: check the frame, then return a
-        new lane, or None when the frame was held for a reconnect (as an exact copy of
-        its bytes). Raises what ``on_audio_input`` documents."""
+    def _count_as(self, size: int) -> None:
+        """Count the frames from now on as frames of ``size`` bytes (-1: none until
+        the next size is set)."""
+        self._bytes = self.bytes_sent
+        self._mark = self.frames_sent
+        self._size = size
+
+    def _admit(self, audio_data: Buffer) -> Optional[Union[bytes, bytearray, memoryview]]:
+        """``on_audio_input``'s frame off its hot path (not ``bytes``, not the previous
+        frame's size, or no lane yet): check it and return it as a frame for
+        :attr:`lane` (looked up if need be), counted at its size from now on; or None
+        when it was held for a reconnect (as an exact copy of its bytes). Raises what
+        ``on_audio_input`` documents."""
+        frame: Union[bytes, bytearray, memoryview]
+        if type(audio_data) is bytes:
+            frame, size = audio_data, len(audio_data)
+        else:
+            frame, size = as_frame(audio_data)
         if not 0 < size <= MAX_AUDIO_FRAME:
             reject_frame(size)
+        if self.lane is None and not self._new_audio_lane(frame):
+            return None
+        if size != self._size:
+            self._count_as(size)
+        return frame
+
+    def _new_audio_lane(self, audio_data: Union[bytes, bytearray, memoryview]) -> bool:
+        """Look up the lane of the session's first frame (checked): True once it is
+        set, False when the frame was held for a reconnect (as an exact copy of its
+        bytes). Raises what ``on_audio_input`` documents."""
         session = self._session
         hold = session.held_audio()
         if hold is not None:
             hold.add(bytes(audio_data))
-            return None
+            return False
         conn = session.ready_connection()  # raises: not connected, or not ready yet
         tracker = session.tracker
         tracker.audio_started(self)
@@ -196,9 +232,9 @@ class AudioInput:
             # A new session's metrics: the previous session's keep what they counted.
             if counted is not None:
                 stop_counting_audio(counted)
-            self.frames_sent = self.bytes_sent = 0
+            self.frames_sent = self._mark = self._bytes = 0
             count_audio_sent(metrics, self)
             self._metrics = weakref.ref(metrics)
         self._conn = conn
-        lane = self.lane = frame_writer_of(conn)
-        return lane
+        self.lane = frame_writer_of(conn)
+        return True

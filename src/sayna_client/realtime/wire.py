@@ -19,9 +19,9 @@ to resume.
 previous one of its connection (an upload loop, a replay of held audio: sends that do
 not wait; never a live stream, whose frames are 10-20 ms apart, each sent from a timer
 or a read of its own) is appended to a batch instead of written at once; the batch is
-written when it reaches :data:`BATCH_BYTES`, when the event loop next turns (a
-``call_soon`` made when the batch opened), and before any text frame or Close of the
-connection (:meth:`FrameWriter.flush`). Every frame stays its own WebSocket frame; only
+written when it reaches :data:`BATCH_BYTES`, when the event loop next turns (by the
+callback that ends the turn), and before any text frame or Close of the connection
+(:meth:`FrameWriter.flush`). Every frame stays its own WebSocket frame; only
 the ``send()`` calls are shared (one per ~100 frames instead of one each). A turn is
 told from the next by a token that one callback per turn of the loop renews (made at
 the turn's first frame of any connection: see :class:`_Turns`), so a live frame reads
@@ -168,6 +168,9 @@ if hasattr(os, "register_at_fork"):  # not on Windows
     os.register_at_fork(after_in_child=_KEYS.clear)
 
 
+#: The turn of a writer that has written no frame yet (a turn's token is never it).
+_NO_TURN = object()
+
 #: What a frame of each payload size needs, shared by every writer (a process sends a
 #: few sizes: one per audio format), so a frame reads objects that stay in the CPU's
 #: cache however many sessions take turns. Never changed once made.
@@ -192,16 +195,18 @@ def _shape(size: int) -> tuple[bytearray, slice, bytearray, int]:
 class _Turns:
     """The turns of one event loop, as its frame writers tell them apart: :attr:`now`
     is a token of the current turn (None until a frame is written in it), renewed by
-    a callback at the next turn. Shared by the loop's writers: one callback per turn
-    in which frames were written, whatever the number of connections."""
+    a callback at the next turn, which first writes the batches opened in the turn
+    (:meth:`flush_at_end`). Shared by the loop's writers: one callback per turn in
+    which frames were written, whatever the number of connections."""
 
-    __slots__ = ("_loop", "now")
+    __slots__ = ("_batched", "_loop", "now")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Weakly: this is the value of the loop's key in _LOOP_TURNS, which a strong
         # reference would keep alive for ever.
         self._loop = weakref.ref(loop)
         self.now: Optional[object] = None
+        self._batched: list[FrameWriter] = []
 
     def open(self) -> object:
         """The token of this turn, at its first frame (the turn's end is scheduled)."""
@@ -211,8 +216,24 @@ class _Turns:
             loop.call_soon(self._close)
         return now
 
+    def flush_at_end(self, writer: FrameWriter) -> None:
+        """Have ``writer`` flush its batch when this turn ends (the turn is open: a
+        frame was written in it)."""
+        self._batched.append(writer)
+
     def _close(self) -> None:
+        # The turn's batches are written with its end, in the same callback: a batch is
+        # then open only in the turn that opened it, which FrameWriter.write relies on
+        # (a writer whose previous frame went in an earlier turn has no batch).
         self.now = None
+        batched = self._batched
+        if batched:
+            self._batched = []
+            for writer in batched:
+                try:
+                    writer.flush()
+                except Exception:  # (as the loop does for a callback: the others go on)
+                    logger.exception("Sayna: writing a batch of audio frames failed")
 
 
 _LOOP_TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns] = (
@@ -244,7 +265,6 @@ class FrameWriter:
         "_head",
         "_header",
         "_length",
-        "_loop",
         "_mask",
         "_pong",
         "_room",
@@ -253,13 +273,17 @@ class FrameWriter:
         "_transport",
         "_turns",
         "closing",
+        "paused",
         "written",
     )
 
     def __init__(self, transport: Any, flow: Any, mask: Callable[[bytes, bytearray], None]) -> None:
         self._transport = transport
-        #: The transport's flow control: ``paused`` and ``writable()`` (a FrameProtocol).
+        #: The transport's flow control: ``paused`` and ``writable()`` (a FrameProtocol),
+        #: which keeps :attr:`paused` equal to its own from now on.
         self._flow = flow
+        self.paused: bool = flow.paused
+        flow.writer = self
         self._mask = mask
         # Made for the payload size of the latest frame (see _resize): audio frames
         # keep their size, so these are made once per stream.
@@ -268,9 +292,8 @@ class FrameWriter:
         self._head = slice(0, 0)
         self._room = bytearray()
         self._length = 0
-        self._loop = asyncio.get_running_loop()
-        self._turns = _turns_of(self._loop)
-        self._seen: Optional[object] = None  # the turn of the previous frame
+        self._turns = _turns_of(asyncio.get_running_loop())
+        self._seen: object = _NO_TURN  # the turn of the previous frame
         self._batch: Optional[bytearray] = None  # frames of a burst not yet written
         #: The payload of the latest Ping not answered yet (while the transport is paused).
         self._pong: Optional[bytes] = None
@@ -323,29 +346,31 @@ class FrameWriter:
             key = _new_key()
         self._mask(key, frame)
         frame[self._head] = self._header
+        now = self._turns.now
+        if now is self._seen:
+            # The previous frame went in this turn: a burst (and the batch, if one is
+            # open, was opened in this turn: it is written when the turn ends).
+            return self._batch_frame(frame)
+        if now is None:
+            now = self._turns.open()  # the first frame of any writer in this turn
+        self._seen = now
+        self._transport.write(frame)
+        self.written += self._length
+        return self._resumed() if self.paused else None
+
+    def _batch_frame(self, frame: bytearray) -> Optional[Coroutine[Any, Any, None]]:
+        """:meth:`write`'s frame of a burst: it opens a batch, written when the loop
+        turns (or once it is full), or joins the open one."""
         batch = self._batch
         if batch is None:
-            now = self._turns.now
-            if now is None:
-                now = self._turns.open()  # the first frame of any writer in this turn
-            elif now is self._seen:
-                # The previous frame went in this turn: a burst. The frame opens a
-                # batch, written when the loop turns (or once it is full).
-                self._batch = frame
-                self._loop.call_soon(self.flush)
-                if self._length < BATCH_BYTES:
-                    return None
-                self.flush()
-                return self._resumed() if self._flow.paused else None
-            self._seen = now
-            self._transport.write(frame)
-            self.written += self._length
+            self._batch = batch = frame
+            self._turns.flush_at_end(self)
         else:
             batch += frame
-            if len(batch) < BATCH_BYTES:
-                return None
-            self.flush()
-        return self._resumed() if self._flow.paused else None
+        if len(batch) < BATCH_BYTES:
+            return None
+        self.flush()
+        return self._resumed() if self.paused else None
 
     def _resize(self, size: int) -> None:
         """Take the header and the room in front of the payload for frames of ``size``
@@ -380,7 +405,7 @@ class FrameWriter:
         resumes (RFC 6455 §5.5.3 allows it): a server sending Pings while it reads
         nothing would otherwise fill the client's memory with Pongs. Nothing is written
         once the socket is closing."""
-        if self._flow.paused:
+        if self.paused:
             if self._pong is None:
                 self._flow.on_resume = self._late_pong
             self._pong = payload
@@ -405,7 +430,7 @@ class FrameWriter:
         """
         if not self.write_control(_FIN_TEXT, text.encode("utf-8")):
             raise ConnectionResetError("Cannot write to closing transport")
-        if self._flow.paused:
+        if self.paused:
             await self._resumed()
 
     async def _resumed(self) -> None:
