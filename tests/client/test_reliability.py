@@ -191,6 +191,51 @@ async def test_reconnect_resends_config_and_replays_held_audio(server: LocalServ
         await server.records.wait_for(lambda: second.sent_of_type("tts_playback_complete"))
 
 
+async def test_held_audio_goes_out_before_frames_sent_once_ready(server: LocalServer) -> None:
+    # A microphone loop that never stops: frames passed once the new session is ready
+    # (and while the held ones are replayed) must not overtake the held frames, and the
+    # new session's metrics count every frame it sent, the replayed ones included.
+    server.faults = Faults(drop_connection_after_frames=3)
+    c = await _reconnecting_client(server, reconnect=ReconnectPolicy(initial_backoff=0.05))
+    async with c:
+        events = c.events()
+        await c.connect()
+        server.faults = Faults()
+        first = server.records.last_session
+        stop = asyncio.Event()
+        sent = 0
+
+        async def microphone() -> None:
+            nonlocal sent
+            while not stop.is_set():
+                await c.on_audio_input(sent.to_bytes(8, "big"))
+                sent += 1
+                await asyncio.sleep(0)
+
+        mic = asyncio.ensure_future(microphone())
+        await c.speak("break the line now please")
+        replayed = 0
+        async for event in events:
+            if isinstance(event, Reconnected):
+                replayed = event.replayed_frames
+                break
+        after = sent
+        await eventually(lambda: sent >= after + 100)
+        stop.set()
+        await mic
+        second = server.records.last_session
+        assert second is not first
+        last = (sent - 1).to_bytes(8, "big")
+        await server.records.wait_for(lambda: bytes(second.audio[-8:]) == last)
+        audio = bytes(second.audio)
+        got = [int.from_bytes(audio[i : i + 8], "big") for i in range(0, len(audio), 8)]
+        assert got == list(range(got[0], sent))  # frames lost with the old socket come before
+        assert 0 < replayed < len(got)
+        assert c.metrics.audio_frames_sent == len(got) == second.audio_frames
+        assert c.metrics.audio_bytes_sent == 8 * len(got)
+        await c.disconnect(drain=0)  # (the recognizer's turn never ends: no waiting for it)
+
+
 async def test_reconnect_reports_overflowing_audio(server: LocalServer) -> None:
     server.faults = Faults(drop_connection_after_frames=3)
     policy = ReconnectPolicy(initial_backoff=0.3, max_backoff=0.5, buffer_bytes=3 * len(FRAME))

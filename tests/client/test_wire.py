@@ -394,6 +394,48 @@ async def test_send_waits_while_the_server_does_not_read(path: str) -> None:
         await runner.cleanup()
 
 
+async def test_a_send_cancelled_while_it_waits_still_counts(path: str) -> None:
+    """A frame handed to the socket goes out even when the caller stops waiting for the
+    peer to read it (cancelled): the counters include it, as the server does."""
+    release = asyncio.Event()
+    received = bytearray()
+    frames = 0
+
+    async def session(ws: web.WebSocketResponse) -> None:
+        nonlocal frames
+        await release.wait()
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                received.extend(msg.data)
+                frames += 1
+
+    runner, url = await _bare_server(session)
+    frame = bytes(range(256)) * 256  # 64 KiB
+    try:
+        client = SaynaClient(url, stt(), tts(), heartbeat=None)
+        await client.connect()
+        assert internals.sender_kind(client) == path
+        while True:  # until a send waits for the server, which reads nothing yet
+            send = asyncio.ensure_future(client.on_audio_input(frame))
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            if not send.done():
+                break
+            send.result()
+        send.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await send
+        last = asyncio.ensure_future(client.on_audio_input(b"end"))
+        release.set()
+        await asyncio.wait_for(last, 60)
+        await eventually(lambda: received.endswith(b"end"), timeout=60)
+        assert client.metrics.audio_frames_sent == frames
+        assert client.metrics.audio_bytes_sent == len(received)
+        await client.disconnect()
+    finally:
+        await runner.cleanup()
+
+
 async def test_frames_keep_their_order_across_bursts_and_turns(server: LocalServer) -> None:
     """Sends started in runs of every length, the loop turning between runs: each run's
     frames go out in one turn (a burst, batched), the next run's in a later one; the

@@ -28,6 +28,10 @@ class AudioSink(Protocol):
 
     async def on_audio_input(self, audio_data: Buffer) -> None: ...
 
+    async def replay(self, frames: list[bytes]) -> None:
+        """Send the frames held during a reconnection, counted as the session's."""
+        ...
+
 
 class SessionCore(Protocol):
     """The session as its parts see it."""
@@ -46,7 +50,8 @@ class SessionCore(Protocol):
         ...
 
     def held_audio(self) -> Optional[AudioHold]:
-        """Where audio goes while an automatic reconnection runs (None: send it now)."""
+        """Where audio goes while an automatic reconnection runs, until it replayed what
+        it held (None: send it now)."""
         ...
 
     def report(self, event: Any) -> None:

@@ -11,6 +11,7 @@ check. At a thousand sessions every object a frame touches is a likely cache mis
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, NoReturn, Optional, Union
@@ -134,7 +135,12 @@ class AudioInput:
         waits, and always before a later text message or the close. The buffer is
         copied before this returns, so it may be reused at once. While an automatic
         reconnection runs, frames are held (``ReconnectPolicy.buffer_bytes``) and
-        replayed in order once the session is ready again.
+        replayed in order once the session is ready again, before any frame passed
+        after them.
+
+        Cancellation: cancelling it while the frame waits for the socket to take it
+        (the peer reads slower than the audio comes) does not take the frame back: it
+        was handed to the socket and goes out, and it counts in :attr:`frames_sent`.
 
         Raises:
             SaynaValidationError: not bytes-like (the message names ``.tobytes()`` when
@@ -175,9 +181,39 @@ class AudioInput:
             await waiting
         except Exception as exc:
             _raise_send_error(conn, exc)
+        except asyncio.CancelledError:
+            # The frame was handed to the socket before the wait: it goes out, so it
+            # counts (only the caller's wait for the peer to read ends).
+            self._count_one(size)
+            raise
+        self._count_one(size)
+
+    def _count_one(self, size: int) -> None:
+        """Count a frame of ``size`` bytes, whatever size the frames are counted at."""
         self._bytes += size
         self._mark += 1
         self.frames_sent += 1
+
+    async def replay(self, frames: list[bytes]) -> None:
+        """Send ``frames``, held while an automatic reconnection ran, on the session's
+        ready connection, in order, counted as this session's frames (the
+        reconnection's replay). The lane stays unset: frames passed to
+        :meth:`on_audio_input` meanwhile go on being held, behind these.
+
+        Raises:
+            SaynaNotConnectedError / SaynaNotReadyError: the session is not ready.
+            SaynaConnectionError: the socket closed while sending.
+        """
+        conn = self._count_for(self._session.ready_connection())
+        write = frame_writer_of(conn).write
+        for frame in frames:
+            try:
+                waiting = write(frame)
+                if waiting is not None:
+                    await waiting
+            except Exception as exc:
+                _raise_send_error(conn, exc)
+            self._count_one(len(frame))
 
     def drop_lane(self) -> None:
         """Forget the lane and its connection (the session or its readiness changed): the
@@ -223,8 +259,15 @@ class AudioInput:
         if hold is not None:
             hold.add(bytes(audio_data))
             return False
-        conn = session.ready_connection()  # raises: not connected, or not ready yet
-        tracker = session.tracker
+        # (ready_connection raises: not connected, or not ready yet.)
+        conn = self._conn = self._count_for(session.ready_connection())
+        self.lane = frame_writer_of(conn)
+        return True
+
+    def _count_for(self, conn: WebSocketConnection) -> WebSocketConnection:
+        """Count the frames sent from now on in the current session's metrics (the
+        session of ``conn``, its ready connection, which this returns)."""
+        tracker = self._session.tracker
         tracker.audio_started(self)
         metrics = tracker.metrics
         counted = self._metrics() if self._metrics is not None else None
@@ -235,6 +278,4 @@ class AudioInput:
             self.frames_sent = self._mark = self._bytes = 0
             count_audio_sent(metrics, self)
             self._metrics = weakref.ref(metrics)
-        self._conn = conn
-        self.lane = frame_writer_of(conn)
-        return True
+        return conn

@@ -197,16 +197,23 @@ class Reconnector:
                 session.end_of_session()
 
     async def _replay_audio(self) -> tuple[int, int]:
-        """Send the audio held during the outage, in order; report what overflowed."""
+        """Send the audio held during the outage, in order; report what overflowed.
+
+        The session holds audio until the hold is let go here, ready or not: a frame
+        passed to ``on_audio_input`` once ``ready`` came, or while a replayed frame
+        waits for the socket, is held behind the others and replayed in turn, so none
+        overtakes the held ones."""
         hold = self.hold
         if hold is None:
             return 0, 0
-        frames = hold.take()
-        conn = self._session.ready_connection()
-        for frame in frames:
-            await conn.send_bytes(frame)
+        sent = size = 0
+        while len(hold):
+            frames = hold.take()
+            await self._session.audio_in.replay(frames)
+            sent += len(frames)
+            size += sum(map(len, frames))
         report = hold.take_dropped()
         if report is not None:
             self._session.report(report)
-        self.hold = None
-        return len(frames), sum(map(len, frames))
+        self.hold = None  # (no wait since the hold was found empty: nothing is left in it)
+        return sent, size

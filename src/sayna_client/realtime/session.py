@@ -157,9 +157,10 @@ class VoiceSession:
         return self._reconnect_task() is not None
 
     def held_audio(self) -> Optional[AudioHold]:
-        """Where audio goes while an automatic reconnection runs (None: send it now)."""
+        """Where audio goes while an automatic reconnection runs, until it replayed what
+        it held (None: send it now)."""
         reconnector = self._reconnector
-        if reconnector is None or reconnector.task is None or self.ready:
+        if reconnector is None or reconnector.task is None:
             return None
         return reconnector.hold
 
