@@ -433,6 +433,57 @@ async def test_a_send_cancelled_while_it_waits_still_counts(path: str) -> None:
         assert client.metrics.audio_bytes_sent == len(received)
         await client.disconnect()
     finally:
+        release.set()  # (a failed test leaves no handler waiting for the cleanup)
+        await runner.cleanup()
+
+
+async def test_a_speak_cancelled_while_it_waits_is_still_spoken() -> None:
+    """A ``speak`` whose frame waits for the socket (an upload filled it) went out:
+    cancelling the call does not take it back, so its handle stays in the speech queue
+    (a barge-in still sees speech to stop) and ends when the server says so."""
+    release = asyncio.Event()
+    texts: list[str] = []
+
+    async def session(ws: web.WebSocketResponse) -> None:
+        await release.wait()
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT and msg.json().get("type") == "speak":
+                texts.append(msg.json()["text"])
+                await ws.send_bytes(bytes(640))
+                await ws.send_json({"type": "tts_playback_complete", "timestamp": 1})
+
+    runner, url = await _bare_server(session)
+    try:
+        client = SaynaClient(url, stt(), tts(), heartbeat=None)
+        await client.connect()
+        # (aiohttp's own send_str waits only now and then: the SDK's writer every time)
+        assert internals.sender_kind(client) == "frame_writer"
+        while True:  # fill the socket: the server reads nothing yet
+            send = asyncio.ensure_future(client.on_audio_input(bytes(range(256)) * 256))
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            if not send.done():
+                break
+            send.result()
+        speak = asyncio.ensure_future(client.speak("hello there"))
+        await asyncio.sleep(0)
+        assert not speak.done()
+        speak.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await speak
+        handle = client.speech.current
+        assert handle is not None
+        assert handle.text == "hello there"
+        assert client.speech.speaking
+        release.set()
+        await asyncio.wait_for(send, 60)
+        await asyncio.wait_for(handle.wait(), 60)
+        assert not handle.interrupted
+        assert texts == ["hello there"]
+        assert not client.speech.speaking
+        await client.disconnect()
+    finally:
+        release.set()  # (a failed test leaves no handler waiting for the cleanup)
         await runner.cleanup()
 
 

@@ -18,6 +18,7 @@ the queue, its metrics and their hooks (about 3 KiB).
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import AsyncIterable, Awaitable, Iterable
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -136,6 +137,11 @@ class Speaking:
             SaynaNotConnectedError / SaynaNotReadyError: call ``connect()`` first.
             SaynaConnectionError: the socket closed while sending (or while waiting).
             SaynaTimeoutError: ``wait`` took longer than ``timeout``.
+
+        Cancellation: cancelled while its frame waits for the socket (the peer reads
+        slower than we send), the ``speak`` still goes out, as it does when cancelled
+        during ``wait``: the speech goes on and its handle stays in :attr:`speech`
+        (``speech.current``; :meth:`clear` stops it).
         """
         check_text("text", text)
         if type(flush) is not bool or type(allow_interruption) is not bool:
@@ -155,6 +161,11 @@ class Speaking:
         done = tracker.wait_playback() if wait else None
         try:
             await conn.send_text(encode_speak(text, flush, allow_interruption))
+        except asyncio.CancelledError:
+            # Cancelled while the frame waited for the peer to read: it was handed to
+            # the socket first, so the server will speak it; its handle stays queued.
+            queue.chunk_sent(handle, last=True)
+            raise
         except BaseException:
             queue.abandon(handle, None)
             raise
