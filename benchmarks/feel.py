@@ -85,6 +85,7 @@ the figures on stderr); ``--output benchmarks/FEEL.md`` also writes it (never by
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
 import collections
 import contextvars
@@ -98,8 +99,9 @@ import sys
 import time
 import uuid
 from asyncio import selector_events
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import aiohttp
 from load import commit, cpu_model, free_port, start_server
@@ -128,7 +130,11 @@ class Mark:
 
     __slots__ = ("at", "at_cpu", "cpu", "gc", "sent", "sent_cpu", "user", "user_cpu", "wall")
 
-    def __init__(self, probe: Probe, at: float, cpu: float) -> None:
+    def __init__(self, probe: Probe) -> None:
+        # The clocks are read here, once the object exists: a collection its allocation
+        # set off is then before the moment, in the collector's count, not in the own
+        # time (read before it, the moment would be charged the pause twice).
+        at, cpu = _now(), _cpu()
         running = _running
         collected = _gc
         #: The moment (perf_counter, thread CPU).
@@ -215,11 +221,12 @@ class Measured:
 
     def __init__(self, name: str, segments: tuple[str, ...]) -> None:
         self.name = name
-        self.total: list[float] = []
-        self.own: list[float] = []
-        self.own_cpu: list[float] = []
-        self.segments: dict[str, list[float]] = {s: [] for s in (*segments, "gc", "waits")}
-        self.segments_cpu: dict[str, list[float]] = {s: [] for s in segments}
+        # Arrays of doubles: the collector does not look into them.
+        self.total = array.array("d")
+        self.own = array.array("d")
+        self.own_cpu = array.array("d")
+        self.segments = {s: array.array("d") for s in (*segments, "gc", "waits")}
+        self.segments_cpu = {s: array.array("d") for s in segments}
         #: Samples whose own share could not be measured (uvloop, ``--no-split``, or a
         #: chunk read in another session's context: should not happen).
         self.unsplit = 0
@@ -254,9 +261,9 @@ class Measured:
     def clear(self) -> None:
         """Forget every sample."""
         for values in (self.total, self.own, self.own_cpu):
-            values.clear()
+            del values[:]
         for values in (*self.segments.values(), *self.segments_cpu.values()):
-            values.clear()
+            del values[:]
         self.unsplit = 0
         self.over = self.cpu_over = 0
         self.cpu_excess = 0.0
@@ -281,11 +288,6 @@ _running: list[Any] = [None, 0.0, 0.0, 0.0, 0.0]
 _gc = [0.0, 0.0, 0.0, 0.0]
 #: Loop callbacks timed (charged to a session) and not (another context).
 handles = [0, 0]
-#: The samples as taken, worked out after the run (collect()): for (a) the chunk, the
-#: marks at the handler's entry and its speak() call, and when speak was written; for
-#: (b) the chunk, when the audio callback was called, whether a reply's first frame.
-_speaks: list[tuple[Chunk, Optional[Mark], Optional[Mark], Any]] = []
-_frames: list[tuple[Chunk, Any, bool]] = []
 
 
 def mark(probe: Probe) -> Optional[Mark]:
@@ -293,7 +295,7 @@ def mark(probe: Probe) -> Optional[Mark]:
     session's (or loop callbacks are not timed: uvloop)."""
     if _running[0] is not probe:
         return None
-    return Mark(probe, _now(), _cpu())
+    return Mark(probe)
 
 
 def _on_gc(phase: str, _info: dict[str, int]) -> None:
@@ -384,8 +386,7 @@ def install_hooks(split: bool = True) -> None:
             done = mark(probe)
             chunk, probe.pending_final = probe.pending_final, None
             probe.first_audio = True
-            # Kept as they are: the figures are worked out after the run (collect()).
-            _speaks.append((chunk, probe.entry, probe.called, done or _now()))
+            record_speak(chunk, probe.entry, probe.called, done or _now())
         return written
 
     if split:
@@ -409,59 +410,64 @@ def user_time(probe: Probe, entry: Optional[Mark]) -> None:
         probe.user_cpu += now.cpu - entry.cpu
 
 
-def collect() -> None:
-    """Work out the figures of the samples the run kept (see the module docstring)."""
-    for chunk, entry, called, done in _speaks:
-        start, end = chunk.start, chunk.end
-        if (
-            not isinstance(done, Mark)
-            or start is None
-            or end is None
-            or entry is None
-            or called is None
-        ):
-            SPEAK.add((done if isinstance(done, float) else done.at) - chunk.at, None)
+def record_speak(
+    chunk: Chunk, entry: Optional[Mark], called: Optional[Mark], done: Union[Mark, float]
+) -> None:
+    """Add a sample of (a): the speech-final came in ``chunk``; the handler began at
+    ``entry``, called speak() at ``called``; speak was written at ``done``. (Only numbers
+    are kept: objects kept by the thousand would slow the collector's full passes.)"""
+    start, end = chunk.start, chunk.end
+    if (
+        not isinstance(done, Mark)
+        or start is None
+        or end is None
+        or entry is None
+        or called is None
+    ):
+        SPEAK.add((done if isinstance(done, float) else done.at) - chunk.at, None)
+        return
+    total = done.at - chunk.at
+    whole = own(start, done)
+    collected = done.gc - start.gc
+    SPEAK.add(
+        total,
+        whole,
+        read=own(start, end),
+        dispatch=own(end, entry),
+        speak=own(called, done),
+        **{
+            "speak: socket send": (done.sent - called.sent, done.sent_cpu - called.sent_cpu),
+            "user's callbacks": (done.user - start.user, done.user_cpu - start.user_cpu),
+        },
+        gc=collected,
+        waits=total - whole[0] - (done.user - start.user) - collected,
+    )
+
+
+def record_frame(chunk: Chunk, at: Union[Mark, float], first_frame: bool) -> None:
+    """Add a sample of (b): a frame came in ``chunk``; its audio callback was called at
+    ``at``; ``first_frame`` when it is a reply's first."""
+    measured = (ALL_AUDIO, FIRST_AUDIO) if first_frame else (ALL_AUDIO,)
+    start, end = chunk.start, chunk.end
+    for target in measured:
+        if not isinstance(at, Mark) or start is None or end is None:
+            target.add((at if isinstance(at, float) else at.at) - chunk.at, None)
             continue
-        total = done.at - chunk.at
-        whole = own(start, done)
-        collected = done.gc - start.gc
-        SPEAK.add(
+        total = at.at - chunk.at
+        whole = own(start, at)
+        collected = at.gc - start.gc
+        # The earlier frames' audio callbacks in the same pass are the user's: out.
+        target.add(
             total,
             whole,
             read=own(start, end),
-            dispatch=own(end, entry),
-            speak=own(called, done),
             **{
-                "speak: socket send": (done.sent - called.sent, done.sent_cpu - called.sent_cpu),
-                "user's callbacks": (done.user - start.user, done.user_cpu - start.user_cpu),
+                "hand-off": own(end, at),
+                "user's callbacks": (at.user - start.user, at.user_cpu - start.user_cpu),
             },
             gc=collected,
-            waits=total - whole[0] - (done.user - start.user) - collected,
+            waits=total - whole[0] - (at.user - start.user) - collected,
         )
-    _speaks.clear()
-    for chunk, at, first_frame in _frames:
-        measured = (ALL_AUDIO, FIRST_AUDIO) if first_frame else (ALL_AUDIO,)
-        start, end = chunk.start, chunk.end
-        for target in measured:
-            if not isinstance(at, Mark) or start is None or end is None:
-                target.add((at if isinstance(at, float) else at.at) - chunk.at, None)
-                continue
-            total = at.at - chunk.at
-            whole = own(start, at)
-            collected = at.gc - start.gc
-            # The earlier frames' audio callbacks in the same pass are the user's: out.
-            target.add(
-                total,
-                whole,
-                read=own(start, end),
-                **{
-                    "hand-off": own(end, at),
-                    "user's callbacks": (at.user - start.user, at.user_cpu - start.user_cpu),
-                },
-                gc=collected,
-                waits=total - whole[0] - (at.user - start.user) - collected,
-            )
-    _frames.clear()
 
 
 async def run(
@@ -512,7 +518,7 @@ async def run(
         def on_audio(_data: bytes) -> None:
             at = mark(probe)
             if probe.audio_rx:
-                _frames.append((probe.audio_rx.popleft(), at or _now(), probe.first_audio))
+                record_frame(probe.audio_rx.popleft(), at or _now(), probe.first_audio)
                 probe.first_audio = False
             # The benchmark's bookkeeping is the user's, not the SDK's.
             user_time(probe, at)
@@ -566,7 +572,6 @@ async def run(
     await asyncio.gather(tick(), *(one(index) for index in range(sessions)))
     wall = _now() - wall0
     cpu = process_cpu_seconds() - cpu0
-    collect()
     return {
         "finals": finals[0],
         "late": stats.summary(),
@@ -576,14 +581,14 @@ async def run(
     }
 
 
-def _ms(values: list[float], fraction: float) -> str:
+def _ms(values: Sequence[float], fraction: float) -> str:
     return f"{percentile(values, fraction) * 1e3:.3f}" if values else "–"
 
 
 def summary() -> dict[str, Any]:
     """p50 / p99 / max in ms of each interval's total, own share and segments."""
 
-    def figures(values: list[float]) -> dict[str, Optional[float]]:
+    def figures(values: Sequence[float]) -> dict[str, Optional[float]]:
         return {
             f"p{round(q * 100)}" if q < 1 else "max": (
                 round(percentile(values, q) * 1e3, 4) if values else None
@@ -608,11 +613,11 @@ def summary() -> dict[str, Any]:
     }
 
 
-def _three(values: list[float]) -> str:
+def _three(values: Sequence[float]) -> str:
     return f"{_ms(values, 0.5)} / {_ms(values, 0.99)} / {_ms(values, 1.0)}"
 
 
-def _verdict(values: list[float]) -> str:
+def _verdict(values: Sequence[float]) -> str:
     if not values:
         return "–"
     return "yes" if percentile(values, 0.99) * 1e3 < TARGET_MS else "**no**"
