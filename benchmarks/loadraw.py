@@ -17,9 +17,16 @@ of a session's CPU is the SDK, how much aiohttp and how much the kernel:
   ``on_audio_input`` *is* ``transport.write`` of a frame masked in advance (the clock
   hands it wire frames, :func:`premasked`), and a minimal frame parser in
   ``data_received`` (server frames are unmasked; JSON parsed only for text frames).
+- :class:`RawAsyncioRfcSession` (``raw-asyncio-rfc``): the same protocol doing per frame
+  what RFC 6455 and the seed API ask of any client: ``on_audio_input`` is an ``async def``
+  taking the audio (the caller awaits a coroutine per frame) that copies it into a fresh
+  frame, masks it with a fresh random key (aiohttp's C mask, keys from ``os.urandom`` 512
+  at a time, as the SDK draws them) and writes it. The least a compliant client can cost
+  per frame with ``await client.on_audio_input(frame)``: SDK minus this is the SDK's
+  bookkeeping, this minus ``raw-asyncio`` what the contract and the RFC cost.
 
-Neither is a usable client (no reconnect, no checks, no back-pressure beyond what
-aiohttp does; the raw one masks with one fixed key per pattern frame, which RFC 6455
+None is a usable client (no reconnect, no checks, no back-pressure beyond what
+aiohttp does; ``raw-asyncio`` masks with one fixed key per pattern frame, which RFC 6455
 forbids for real clients). They are floors, not alternatives.
 """
 
@@ -38,6 +45,7 @@ import aiohttp
 __all__ = [
     "CLIENTS",
     "RawAiohttpSession",
+    "RawAsyncioRfcSession",
     "RawAsyncioSession",
     "config_text",
     "premasked",
@@ -45,7 +53,7 @@ __all__ = [
 ]
 
 #: The kinds of client ``run_load`` can drive.
-CLIENTS = ("sdk", "raw-aiohttp", "raw-asyncio")
+CLIENTS = ("sdk", "raw-aiohttp", "raw-asyncio", "raw-asyncio-rfc")
 #: The SDK's ``speak("okay")`` text (``encode_speak``), byte for byte.
 SPEAK_TEXT = '{"type":"speak","text":"okay","flush":true,"allow_interruption":true}'
 _TEXT_FIN = 0x81
@@ -79,6 +87,27 @@ def _masked_frame(first: int, payload: bytes, key: bytes) -> bytes:
         header = struct.pack("!BBQ", first, _MASKED | 127, size)
     masked = bytes(b ^ key[i & 3] for i, b in enumerate(payload))
     return header + key + masked
+
+
+def _c_mask() -> Callable[[bytes, bytearray], None]:
+    """aiohttp's in-place XOR masking, its C version where built (what the SDK uses)."""
+    try:
+        from aiohttp._websocket.helpers import websocket_mask  # aiohttp >= 3.11
+    except ImportError:  # aiohttp 3.9, 3.10
+        from aiohttp.http_websocket import _websocket_mask as websocket_mask  # type: ignore
+    return websocket_mask  # type: ignore[no-any-return]
+
+
+_KEYS: list[bytes] = []
+
+
+def _binary_header(size: int) -> bytes:
+    """The header of a final, masked binary frame of ``size`` payload bytes."""
+    if size < 126:
+        return bytes((_BINARY_FIN, _MASKED | size))
+    if size < 65536:
+        return struct.pack("!BBH", _BINARY_FIN, _MASKED | 126, size)
+    return struct.pack("!BBQ", _BINARY_FIN, _MASKED | 127, size)
 
 
 def wire_header_bytes(size: int) -> int:
@@ -302,3 +331,31 @@ class RawAsyncioSession(asyncio.Protocol):
         except asyncio.TimeoutError:
             transport.abort()
             raise
+
+
+class RawAsyncioRfcSession(RawAsyncioSession):
+    """:class:`RawAsyncioSession` sending audio as RFC 6455 and the seed API have every
+    client do it (see the module docstring): the clock hands it the audio itself."""
+
+    _mask = staticmethod(_c_mask())
+
+    async def connect(self) -> None:
+        await super().connect()
+        self.on_audio_input = self._send_audio
+
+    async def _send_audio(self, payload: bytes) -> None:
+        """One frame: a fresh buffer with room for the header and key, the payload copied
+        in and masked in place with a fresh key (rotated so that the payload's first byte
+        meets the key's first byte), then the header and key written over the room."""
+        if not _KEYS:
+            block = os.urandom(2048)
+            _KEYS.extend(block[i : i + 4] for i in range(0, 2048, 4))
+        key = _KEYS.pop()
+        header = _binary_header(len(payload))
+        room = len(header) + 4
+        frame = bytearray(room)
+        frame += payload
+        turn = -room & 3
+        self._mask(key[turn:] + key[:turn], frame)
+        frame[:room] = header + key
+        self._transport.write(frame)  # type: ignore[union-attr]
