@@ -49,6 +49,7 @@ __all__ = [
     "RawAsyncioSession",
     "config_text",
     "premasked",
+    "rfc_frame",
     "wire_header_bytes",
 ]
 
@@ -99,6 +100,32 @@ def _c_mask() -> Callable[[bytes, bytearray], None]:
 
 
 _KEYS: list[bytes] = []
+_MASK = _c_mask()
+
+
+_ROOMS: dict[int, tuple[bytearray, bytearray]] = {}
+
+
+def rfc_frame(payload: bytes) -> bytearray:
+    """``payload`` as a final binary client frame the way RFC 6455 has a client send it,
+    at the least cost found: one fresh buffer (zeroed room for the header and key, then
+    the payload) masked whole in place with a fresh random key, so that the room's four
+    zero bytes before the payload become the key the payload was masked with (0 XOR K =
+    K, rotated by the room's length), and the header written over the rest of the room.
+    Header and room are made once per payload size."""
+    size = len(payload)
+    shape = _ROOMS.get(size)
+    if shape is None:
+        header = _binary_header(size)
+        _ROOMS[size] = shape = (bytearray(header), bytearray(len(header) + 4))
+    header, room = shape
+    frame = room + payload
+    if not _KEYS:
+        block = os.urandom(2048)
+        _KEYS.extend(block[i : i + 4] for i in range(0, 2048, 4))
+    _MASK(_KEYS.pop(), frame)
+    frame[: len(header)] = header
+    return frame
 
 
 def _binary_header(size: int) -> bytes:
@@ -337,25 +364,9 @@ class RawAsyncioRfcSession(RawAsyncioSession):
     """:class:`RawAsyncioSession` sending audio as RFC 6455 and the seed API have every
     client do it (see the module docstring): the clock hands it the audio itself."""
 
-    _mask = staticmethod(_c_mask())
-
     async def connect(self) -> None:
         await super().connect()
         self.on_audio_input = self._send_audio
 
     async def _send_audio(self, payload: bytes) -> None:
-        """One frame: a fresh buffer with room for the header and key, the payload copied
-        in and masked in place with a fresh key (rotated so that the payload's first byte
-        meets the key's first byte), then the header and key written over the room."""
-        if not _KEYS:
-            block = os.urandom(2048)
-            _KEYS.extend(block[i : i + 4] for i in range(0, 2048, 4))
-        key = _KEYS.pop()
-        header = _binary_header(len(payload))
-        room = len(header) + 4
-        frame = bytearray(room)
-        frame += payload
-        turn = -room & 3
-        self._mask(key[turn:] + key[:turn], frame)
-        frame[:room] = header + key
-        self._transport.write(frame)  # type: ignore[union-attr]
+        self._transport.write(rfc_frame(payload))  # type: ignore[union-attr]
