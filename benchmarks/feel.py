@@ -66,8 +66,9 @@ them, and so does the pass delivering the earlier frames of that read: the own f
 over-count, never under-count. The hooks' own cost is inside both figures (on the test
 VM about 3.5 µs per loop callback of a session and 2.3 µs per clock reading of the path:
 some 15-25 µs of an event's own time, and about 5 % of a core more for the process at 200
-sessions); ``--no-split`` times the totals only, without that cost. Under ``--uvloop`` the loop callbacks cannot be timed (its
-handles are not Python classes): only the totals are reported.
+sessions); ``--no-split`` times the totals only, without that cost. Under ``--uvloop``
+the loop callbacks cannot be timed (its handles are not Python classes): only the totals
+are reported.
 
 ``--calibrate`` prints this machine's nanoseconds per bytecode instruction of the SDK's
 receive path, warm and with cold caches, to set ``opcodes.py``'s counts against the own
