@@ -134,8 +134,9 @@ class Mark:
 
     def __init__(self, probe: Probe) -> None:
         # The clocks are read here, once the object exists: a collection its allocation
-        # set off is then before the moment, in the collector's count, not in the own
-        # time (read before it, the moment would be charged the pause twice).
+        # set off is then before the moment on every clock. (Read before it, the pause
+        # would be in the collector's count at the moment but not in its wall time:
+        # the own clock would read low by the pause.)
         at, cpu = _now(), _cpu()
         running = _running
         collected = _gc
