@@ -3,7 +3,8 @@
     python benchmarks/load.py [--sessions 200] [--seconds 60] [--url URL] [--output PATH]
                               [--uvloop] [--cpu N] [--speak]
                               [--pacing shared|per-session] [--turns spread|lockstep]
-                              [--client sdk|raw-aiohttp|raw-asyncio] [--gc-freeze]
+                              [--client sdk|raw-aiohttp|raw-asyncio|raw-asyncio-rfc]
+                              [--gc-freeze]
                               [--gc-refreeze SECONDS]
                               [--server-uvloop]
 
@@ -13,8 +14,10 @@
 clock task for all sessions, or a task and timer per session) and whether the sessions'
 turns are spread over the tone pattern or in lockstep (see ``loadlib.py``). ``--client``
 runs the same workload without the SDK, the floors of ``loadraw.py``: aiohttp's public
-WebSocket API (``raw-aiohttp``) or a bare asyncio protocol writing frames masked in advance
-(``raw-asyncio``); both need ``--speak`` and the default pacing. ``--gc-freeze`` calls
+WebSocket API (``raw-aiohttp``), a bare asyncio protocol writing frames masked in advance
+(``raw-asyncio``) or the same protocol masking each frame with a fresh key inside an
+``async def on_audio_input``, the least RFC 6455 and the seed API allow (``raw-asyncio-rfc``);
+all need ``--speak`` and the default pacing. ``--gc-freeze`` calls
 ``gc.freeze()`` once every session is connected, ``--gc-refreeze S`` again S seconds into
 streaming (what the sessions make at their first audio and result). The report counts the
 garbage collections made while streaming and the longest pause of each generation, and the

@@ -34,7 +34,14 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import aiohttp
-from loadraw import CLIENTS, RawAiohttpSession, RawAsyncioSession, premasked, wire_header_bytes
+from loadraw import (
+    CLIENTS,
+    RawAiohttpSession,
+    RawAsyncioRfcSession,
+    RawAsyncioSession,
+    premasked,
+    wire_header_bytes,
+)
 from pacing import LateStats, SharedClock, clock_slots, paced_stream
 
 from sayna_client import SaynaClient, SaynaError, STTConfig, TTSConfig
@@ -383,7 +390,8 @@ async def run_load(
         pacing: ``"shared"`` (one clock task for every session) or ``"per-session"``.
         turns: ``"spread"`` (random start in the tone pattern) or ``"lockstep"``.
         client: ``"sdk"`` (a ``SaynaClient`` per session), or one of the floors of
-            ``loadraw.py``: ``"raw-aiohttp"``, ``"raw-asyncio"`` (shared pacing only).
+            ``loadraw.py``: ``"raw-aiohttp"``, ``"raw-asyncio"``, ``"raw-asyncio-rfc"``
+            (shared pacing only).
         gc_freeze: call ``gc.freeze()`` once every session is connected (the objects
             made so far are never scanned again by a full collection).
         gc_refreeze: also call ``gc.freeze()`` (without a collection: no pause) this many
@@ -414,6 +422,8 @@ async def run_load(
         clients = [RawAiohttpSession(url, o.stream_id, http, o) for o in outcomes]
     elif client == "raw-asyncio":
         clients = [RawAsyncioSession(url, o.stream_id, o) for o in outcomes]
+    elif client == "raw-asyncio-rfc":
+        clients = [RawAsyncioRfcSession(url, o.stream_id, o) for o in outcomes]
     else:
         clients = [_sdk_client(url, api_key, outcome, speak) for outcome in outcomes]
     baseline = set(asyncio.all_tasks())

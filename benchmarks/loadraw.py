@@ -17,9 +17,16 @@ of a session's CPU is the SDK, how much aiohttp and how much the kernel:
   ``on_audio_input`` *is* ``transport.write`` of a frame masked in advance (the clock
   hands it wire frames, :func:`premasked`), and a minimal frame parser in
   ``data_received`` (server frames are unmasked; JSON parsed only for text frames).
+- :class:`RawAsyncioRfcSession` (``raw-asyncio-rfc``): the same protocol doing per frame
+  what RFC 6455 and the seed API ask of any client: ``on_audio_input`` is an ``async def``
+  taking the audio (the caller awaits a coroutine per frame) that copies it into a fresh
+  frame, masks it with a fresh random key (aiohttp's C mask, keys from ``os.urandom`` 512
+  at a time, as the SDK draws them) and writes it. The least a compliant client can cost
+  per frame with ``await client.on_audio_input(frame)``: SDK minus this is the SDK's
+  bookkeeping, this minus ``raw-asyncio`` what the contract and the RFC cost.
 
-Neither is a usable client (no reconnect, no checks, no back-pressure beyond what
-aiohttp does; the raw one masks with one fixed key per pattern frame, which RFC 6455
+None is a usable client (no reconnect, no checks, no back-pressure beyond what
+aiohttp does; ``raw-asyncio`` masks with one fixed key per pattern frame, which RFC 6455
 forbids for real clients). They are floors, not alternatives.
 """
 
@@ -38,14 +45,16 @@ import aiohttp
 __all__ = [
     "CLIENTS",
     "RawAiohttpSession",
+    "RawAsyncioRfcSession",
     "RawAsyncioSession",
     "config_text",
     "premasked",
+    "rfc_frame",
     "wire_header_bytes",
 ]
 
 #: The kinds of client ``run_load`` can drive.
-CLIENTS = ("sdk", "raw-aiohttp", "raw-asyncio")
+CLIENTS = ("sdk", "raw-aiohttp", "raw-asyncio", "raw-asyncio-rfc")
 #: The SDK's ``speak("okay")`` text (``encode_speak``), byte for byte.
 SPEAK_TEXT = '{"type":"speak","text":"okay","flush":true,"allow_interruption":true}'
 _TEXT_FIN = 0x81
@@ -79,6 +88,53 @@ def _masked_frame(first: int, payload: bytes, key: bytes) -> bytes:
         header = struct.pack("!BBQ", first, _MASKED | 127, size)
     masked = bytes(b ^ key[i & 3] for i, b in enumerate(payload))
     return header + key + masked
+
+
+def _c_mask() -> Callable[[bytes, bytearray], None]:
+    """aiohttp's in-place XOR masking, its C version where built (what the SDK uses)."""
+    try:
+        from aiohttp._websocket.helpers import websocket_mask  # aiohttp >= 3.11
+    except ImportError:  # aiohttp 3.9, 3.10
+        from aiohttp.http_websocket import _websocket_mask as websocket_mask  # type: ignore
+    return websocket_mask  # type: ignore[no-any-return]
+
+
+_KEYS: list[bytes] = []
+_MASK = _c_mask()
+
+
+_ROOMS: dict[int, tuple[bytearray, bytearray]] = {}
+
+
+def rfc_frame(payload: bytes) -> bytearray:
+    """``payload`` as a final binary client frame the way RFC 6455 has a client send it,
+    at the least cost found: one fresh buffer (zeroed room for the header and key, then
+    the payload) masked whole in place with a fresh random key, so that the room's four
+    zero bytes before the payload become the key the payload was masked with (0 XOR K =
+    K, rotated by the room's length), and the header written over the rest of the room.
+    Header and room are made once per payload size."""
+    size = len(payload)
+    shape = _ROOMS.get(size)
+    if shape is None:
+        header = _binary_header(size)
+        _ROOMS[size] = shape = (bytearray(header), bytearray(len(header) + 4))
+    header, room = shape
+    frame = room + payload
+    if not _KEYS:
+        block = os.urandom(2048)
+        _KEYS.extend(block[i : i + 4] for i in range(0, 2048, 4))
+    _MASK(_KEYS.pop(), frame)
+    frame[: len(header)] = header
+    return frame
+
+
+def _binary_header(size: int) -> bytes:
+    """The header of a final, masked binary frame of ``size`` payload bytes."""
+    if size < 126:
+        return bytes((_BINARY_FIN, _MASKED | size))
+    if size < 65536:
+        return struct.pack("!BBH", _BINARY_FIN, _MASKED | 126, size)
+    return struct.pack("!BBQ", _BINARY_FIN, _MASKED | 127, size)
 
 
 def wire_header_bytes(size: int) -> int:
@@ -302,3 +358,15 @@ class RawAsyncioSession(asyncio.Protocol):
         except asyncio.TimeoutError:
             transport.abort()
             raise
+
+
+class RawAsyncioRfcSession(RawAsyncioSession):
+    """:class:`RawAsyncioSession` sending audio as RFC 6455 and the seed API have every
+    client do it (see the module docstring): the clock hands it the audio itself."""
+
+    async def connect(self) -> None:
+        await super().connect()
+        self.on_audio_input = self._send_audio
+
+    async def _send_audio(self, payload: bytes) -> None:
+        self._transport.write(rfc_frame(payload))  # type: ignore[union-attr]

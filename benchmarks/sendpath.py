@@ -19,9 +19,13 @@ each is its own ``send()``. Measured, per frame:
 ``--split`` also times, interleaved in the same rounds on the same sockets, the pieces
 between the floor and the SDK: **fresh** (``transport.write`` of a fresh ``bytearray`` of
 the masked frame: the allocation and copy a frame needs), **coro** (a coroutine around
-``transport.write`` of the masked frame, awaited: what an ``async def`` adds) and **lane**
-(the frame writer's ``write(frame)`` called directly: the SDK's framing and masking,
-without ``on_audio_input``), each reported as its difference from the floor.
+``transport.write`` of the masked frame, awaited: what an ``async def`` adds), **rfc** (an
+awaited coroutine writing a fresh frame masked with a fresh key, ``loadraw.rfc_frame``: the
+least RFC 6455 and the seed's ``await client.on_audio_input(frame)`` let any client do per
+frame, the floor of ``load.py --client raw-asyncio-rfc``) and **lane** (the frame writer's
+``write(frame)`` called directly: the SDK's framing and masking, without
+``on_audio_input``), each reported as its difference from the floor, and **sdk - rfc**: the
+SDK's own work per frame above that least.
 
 ``--base REF`` runs ``src/`` of that git revision in the same way (``git archive`` into a
 temporary directory, ``PYTHONPATH``; or REF is a directory holding ``sayna_client``),
@@ -48,6 +52,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from loadraw import rfc_frame
 from reportfile import publish
 
 HERE = Path(__file__).resolve().parent
@@ -60,6 +65,10 @@ WARMUP = 20  # rounds not measured
 
 async def _write(transport: Any, data: bytes) -> None:
     transport.write(data)
+
+
+async def _write_rfc(transport: Any, payload: bytes) -> None:
+    transport.write(rfc_frame(payload))
 
 
 async def _measure(url: str, sessions: int, rounds: int, split: bool) -> dict[str, float]:
@@ -111,6 +120,10 @@ async def _measure(url: str, sessions: int, rounds: int, split: bool) -> dict[st
         for transport in transports:
             await _write(transport, prebuilt)
 
+    async def rfc() -> None:
+        for transport in transports:
+            await _write_rfc(transport, frame)
+
     phases: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {"sdk": sdk, "floor": floor}
     if split:
         # The lanes exist once each session sent a frame: looked up after the warm-up.
@@ -120,7 +133,7 @@ async def _measure(url: str, sessions: int, rounds: int, split: bool) -> dict[st
             for write in lanes:
                 write(frame)
 
-        phases.update(fresh=fresh, coro=coro, lane=lane)
+        phases.update(fresh=fresh, coro=coro, rfc=rfc, lane=lane)
     clock = time.process_time
     spent = dict.fromkeys(phases, 0.0)
     for index in range(WARMUP + rounds):
@@ -185,12 +198,16 @@ def _report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) -
         lines.append(f"| {label} | {cells} |")
     own = {n: [r["sdk_us"] - r["floor_us"] for r in runs[n]] for n in names}
     lines.append("| sdk - floor | " + " | ".join(_spread(own[n]) for n in names) + " |")
-    for piece in ("fresh", "coro", "lane"):
+    for piece in ("fresh", "coro", "rfc", "lane"):
         if all(f"{piece}_us" in r for n in names for r in runs[n]):
             cells = " | ".join(
                 _spread([r[f"{piece}_us"] - r["floor_us"] for r in runs[n]]) for n in names
             )
             lines.append(f"| {piece} - floor | {cells} |")
+    if all("rfc_us" in r for n in names for r in runs[n]):
+        # What the SDK adds above the least a compliant client does per frame.
+        cells = " | ".join(_spread([r["sdk_us"] - r["rfc_us"] for r in runs[n]]) for n in names)
+        lines.append(f"| sdk - rfc | {cells} |")
     first = names[0]
     for other in names[1:]:
         for key, label in (("sdk_us", "on_audio_input"), (None, "sdk - floor")):

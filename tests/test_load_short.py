@@ -52,7 +52,7 @@ async def test_short_load_loses_no_frame_and_closes_cleanly(
     assert report.ok
 
 
-@pytest.mark.parametrize("client", ["raw-aiohttp", "raw-asyncio"])
+@pytest.mark.parametrize("client", ["raw-aiohttp", "raw-asyncio", "raw-asyncio-rfc"])
 async def test_the_floors_without_the_sdk_run_the_same_workload(client: str) -> None:
     # load.py --client: the same sessions by hand (loadraw.py), checked the same way.
     async with running_server() as server:
@@ -250,9 +250,14 @@ def test_a_tick_records_what_a_clock_read_per_frame_would_on_a_linear_run(
 
 
 async def test_feel_sees_every_interval_it_reports(monkeypatch: pytest.MonkeyPatch) -> None:
-    # benchmarks/feel.py times the SDK's data path by wrapping four of its methods; a
-    # change to that path that bypasses one would leave the report empty rather than
-    # fail. Three sessions for 2 s: every interval must have been measured.
+    # benchmarks/feel.py times the SDK's data path by wrapping four of its methods, and
+    # splits each interval into the session's own time and the waits by timing asyncio's
+    # loop callbacks; a change to that path that bypasses one would leave the report
+    # empty (or the split missing) rather than fail. Three sessions for 2 s: every
+    # interval must have been measured and split, and the split must add up.
+    import gc
+    from asyncio import events, selector_events
+
     import feel
 
     from sayna_client.realtime import connection, framing, hub, wire
@@ -262,16 +267,48 @@ async def test_feel_sees_every_interval_it_reports(monkeypatch: pytest.MonkeyPat
         (connection.WebSocketConnection, "frame_text"),
         (hub.EventHub, "publish_audio"),
         (wire.FrameWriter, "write_control"),
+        (events.Handle, "_run"),
+        (selector_events._SelectorSocketTransport, "write"),
     ):
         monkeypatch.setattr(owner, name, getattr(owner, name))  # restored after the test
-    for measured in (feel.final_to_speak, feel.first_audio, feel.all_audio):
+    monkeypatch.setattr(gc, "callbacks", list(gc.callbacks))
+    for measured in feel.MEASURED:
         measured.clear()
     feel.install_hooks()
-    async with running_server(tts_realtime=False) as server:
-        out = await feel.run(server.url, 3, 2.0)
+    thresholds = gc.get_threshold()
+    # Young collections every few allocations: pauses land inside the hooks' own
+    # bookkeeping too, and must stay out of the own time (counted in "gc").
+    gc.set_threshold(50, 5, 5)
+    try:
+        async with running_server(tts_realtime=False) as server:
+            out = await feel.run(server.url, 3, 2.0)
+    finally:
+        gc.set_threshold(*thresholds)
     assert out["errors"] == []
     assert out["finals"] > 0
-    assert len(feel.final_to_speak) == out["finals"]
-    assert 0 < len(feel.first_audio) <= out["finals"]
-    assert len(feel.all_audio) >= len(feel.first_audio)
-    assert all(delay >= 0 for delay in feel.final_to_speak + feel.all_audio)
+    speak, first, every = feel.SPEAK, feel.FIRST_AUDIO, feel.ALL_AUDIO
+    assert len(speak.total) == out["finals"]
+    assert 0 < len(first.total) <= out["finals"]
+    assert len(every.total) >= len(first.total)
+    for measured in feel.MEASURED:
+        assert measured.unsplit == 0  # every sample has its own share
+        assert measured.over == 0
+        assert len(measured.own) == len(measured.own_cpu) == len(measured.total)
+        assert all(0 <= own <= total for own, total in zip(measured.own, measured.total))
+        assert all(cpu >= -1e-6 for cpu in measured.own_cpu)
+        parts = ("read", "dispatch", "speak") if measured is speak else ("read", "hand-off")
+        for name in (*parts, "gc", "waits"):
+            assert len(measured.segments[name]) == len(measured.total), name
+        # own = the SDK's segments; total = own + the user's callbacks + gc + waits.
+        for index, own in enumerate(measured.own):
+            assert sum(measured.segments[name][index] for name in parts) == pytest.approx(
+                own, abs=1e-9
+            )
+        assert all(wait > -1e-9 for wait in measured.segments["waits"])
+        segments = measured.segments
+        for index, total in enumerate(measured.total):
+            rest = sum(segments[name][index] for name in ("user's callbacks", "gc", "waits"))
+            assert measured.own[index] + rest == pytest.approx(total, abs=1e-9)
+    report = feel.summary()
+    assert set(report) == {m.name for m in feel.MEASURED}
+    assert {"total", "own", "own_cpu", "read", "waits"} <= set(report[speak.name])

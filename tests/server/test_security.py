@@ -9,6 +9,7 @@ import hmac
 import io
 import json
 import logging
+import time
 from typing import Any, Optional
 
 import aiohttp
@@ -557,34 +558,48 @@ async def test_hook_url_credentials_stay_out_of_logs(
 
 
 class StallWatch:
-    """Measures how late a 5 ms sleep on this event loop wakes up (the server's loop too)."""
+    """Measures the longest stretch this event loop's thread spent working without
+    letting a 5 ms sleep wake (the server runs on this loop too).
+
+    ``worst`` is in CPU seconds of this thread (``time.thread_time()``) between the
+    probe's sleep and its wake, not in wall time: a synchronous parse holding the loop
+    burns its whole stall as CPU, while a loaded machine that deschedules the process
+    stretches the wall time only. ``worst_wall`` is the wall-clock lateness, shown in
+    the assertion message.
+    """
 
     def __init__(self) -> None:
         self.worst = 0.0
+        self.worst_wall = 0.0
         self.ticks = 0
         self._task: Optional[asyncio.Task[None]] = None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            start = loop.time()
-            await asyncio.sleep(0.005)  # the probe: how late does it wake?
-            self.worst = max(self.worst, loop.time() - start - 0.005)
+            start, cpu = loop.time(), time.thread_time()
+            await asyncio.sleep(0.005)  # the probe: how much work ran before it woke?
+            self.worst = max(self.worst, time.thread_time() - cpu)
+            self.worst_wall = max(self.worst_wall, loop.time() - start - 0.005)
             self.ticks += 1
 
     async def __aenter__(self) -> StallWatch:
         self._task = asyncio.ensure_future(self._run())
         await eventually(lambda: self.ticks >= 2, what="the watch is ticking")
-        self.worst = 0.0
+        self.worst = self.worst_wall = 0.0
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
         self._task.cancel()
 
+    def __str__(self) -> str:
+        return f"loop held for {self.worst:.3f} CPU s at once ({self.worst_wall:.3f} s wall)"
+
 
 # Generous on purpose: the mechanism keeps stalls to milliseconds (benchmarks/server_stall.py
-# measures them); before it, these inputs held the loop for many seconds.
+# measures them); before it, these inputs held the loop for many seconds of CPU. Measured
+# in CPU time, so a loaded machine does not stretch it.
 STALL_LIMIT = 1.0
 
 
@@ -605,7 +620,7 @@ async def test_huge_json_messages_neither_freeze_the_loop_nor_kill_the_session(
         reply = await asyncio.wait_for(ws.receive_json(), 30)
         assert reply["message"].startswith("Audio processing is disabled")  # parsed, valid
         await configure(ws)
-    assert watch.worst < STALL_LIMIT, watch.worst
+    assert watch.worst < STALL_LIMIT, str(watch)
 
 
 async def test_websocket_messages_are_bounded(http: aiohttp.ClientSession) -> None:
@@ -620,7 +635,7 @@ async def test_websocket_messages_are_bounded(http: aiohttp.ClientSession) -> No
                 pass  # refused while the rest was still being sent
         async with http.get(server.url + "/") as response:
             assert response.status == 200
-    assert watch.worst < STALL_LIMIT, watch.worst
+    assert watch.worst < STALL_LIMIT, str(watch)
     async with (
         LocalServer(max_message_bytes=8 * 1024 * 1024) as big,
         http.ws_connect(big.ws_url) as ws,
@@ -648,7 +663,7 @@ async def test_a_large_rest_body_does_not_freeze_the_loop(
         async with http.post(server.url + "/sip/hooks", data=many, headers=headers) as response:
             assert response.status == 400
             assert "at most 1000 runtime hooks" in (await response.json())["error"]
-    assert watch.worst < STALL_LIMIT, watch.worst
+    assert watch.worst < STALL_LIMIT, str(watch)
 
 
 def test_sayna_serve_refuses_out_of_range_options(capsys: pytest.CaptureFixture[str]) -> None:
