@@ -147,6 +147,26 @@ async def test_non_interruptible_speech_refuses_interrupt(agent: SaynaClient) ->
     assert not handle.interrupted
 
 
+async def test_speech_queued_behind_non_interruptible_speech_refuses_interrupt(
+    agent: SaynaClient, server: LocalServer
+) -> None:
+    # The server honours clear by the newest speak's flag: with a non-interruptible one
+    # queued, it ignores the clear, so the older handle must not end as interrupted
+    # (nor its audio be dropped) while the server goes on speaking both.
+    first = await agent.speak(LONG)
+    second = await agent.speak("please hold", allow_interruption=False)
+    with pytest.raises(SaynaValidationError, match="allow_interruption=False"):
+        first.interrupt()
+    await first.wait(20)
+    await second.wait(20)
+    assert not first.interrupted
+    assert not second.interrupted
+    assert first.bytes_delivered + second.bytes_delivered == (
+        server.records.last_session.sent_audio_bytes
+    )
+    assert not any(m["type"] == "clear" for m in server.records.last_session.messages)
+
+
 async def test_interrupting_a_stream_stops_reading_it(
     agent: SaynaClient, server: LocalServer
 ) -> None:

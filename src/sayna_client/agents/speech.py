@@ -237,15 +237,16 @@ class SpeechHandle:
         finished handle.
 
         Raises:
-            SaynaValidationError: the speech was sent with ``allow_interruption=False``
-                (the server ignores ``clear`` then).
+            SaynaValidationError: the newest unfinished speech (this one, or one sent
+                after it) was sent with ``allow_interruption=False``: the server ignores
+                ``clear`` then (it goes by the latest ``speak``).
         """
         if self.done:
             return
-        if not self.allow_interruption:
+        if not self._queue._handles[-1].allow_interruption:  # (this one is in the queue)
             raise SaynaValidationError(
-                "this speech was sent with allow_interruption=False; the server ignores "
-                "clear until it has played out"
+                "the newest speech was sent with allow_interruption=False; the server "
+                "ignores clear until it has played out"
             )
         self._queue.interrupt_all()
 

@@ -72,7 +72,8 @@ class SyncSpeechHandle:
         :meth:`SpeechHandle.interrupt <sayna_client.agents.SpeechHandle.interrupt>`.
 
         Raises:
-            SaynaValidationError: the speech was sent with ``allow_interruption=False``.
+            SaynaValidationError: the newest unfinished speech was sent with
+                ``allow_interruption=False``.
         """
         self._portal.call(self._handle.interrupt)
 
