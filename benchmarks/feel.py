@@ -64,15 +64,15 @@ this session's steps). Shared work is charged whole to the event: a read carryin
 several frames (a speak's TTS frames come several to a read) counts in full for each of
 them, and so does the pass delivering the earlier frames of that read: the own figures
 over-count, never under-count. The hooks' own cost is inside both figures (on the test
-VM about 3.5 µs per loop callback of a session and 2.3 µs per clock reading of the path:
-some 15-25 µs of an event's own time, and about 5 % of a core more for the process at 200
-sessions); ``--no-split`` times the totals only, without that cost. Under ``--uvloop``
-the loop callbacks cannot be timed (its handles are not Python classes): only the totals
-are reported.
+VM about 2.8 µs added per loop callback of a session and 2.2 µs per clock reading of the
+path, see ``--calibrate``: some 10-20 µs of an event's own time, and about 5 % of a core
+more for the process at 200 sessions); ``--no-split`` times the totals only, without that
+cost. Under ``--uvloop`` the loop callbacks cannot be timed (its handles are not Python
+classes): only the totals are reported.
 
 ``--calibrate`` prints this machine's nanoseconds per bytecode instruction of the SDK's
 receive path, warm and with cold caches, to set ``opcodes.py``'s counts against the own
-time.
+time, and what the split's hooks cost per loop callback and per clock reading.
 
 The hooks wrap, at class level in this process only, four methods of the SDK's data path
 (the frame protocol's ``data_received``, the connection's ``frame_text``, the hub's
@@ -789,6 +789,44 @@ def calibrate(rounds: int = 100) -> str:
     return "\n".join(lines)
 
 
+def hook_costs() -> str:
+    """What the split's hooks cost on this machine (median of 5 × 100,000 calls, warm):
+    one loop callback doing nothing, plain and timed (a session's, or another context's),
+    and one clock reading of the path (a mark). Installs the hooks in this process."""
+    loop = asyncio.new_event_loop()
+    try:
+        probe = Probe()
+        context = contextvars.copy_context()
+        context.run(SESSION.set, probe)
+        session_handle = asyncio.events.Handle(lambda: None, (), loop, context=context)
+        other_handle = asyncio.events.Handle(lambda: None, (), loop)
+
+        def per_call(call: Any) -> float:
+            times = []
+            for _ in range(5):
+                start = _now()
+                for _ in range(100_000):
+                    call()
+                times.append((_now() - start) / 100_000)
+            return statistics.median(times) * 1e9
+
+        def one_mark() -> None:
+            _running[0] = probe
+            mark(probe)
+
+        plain = per_call(session_handle._run)
+        install_hooks()
+        timed, other = per_call(session_handle._run), per_call(other_handle._run)
+        marked = per_call(one_mark)
+        _running[0] = None
+    finally:
+        loop.close()
+    return (
+        f"Hooks: a loop callback {plain:.0f} ns plain, {timed:.0f} ns timed (a session's), "
+        f"{other:.0f} ns (another context's); a mark {marked:.0f} ns."
+    )
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=200)
@@ -809,11 +847,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument(
         "--calibrate",
         action="store_true",
-        help="print this machine's ns per SDK bytecode instruction (warm and cold) and exit",
+        help="print this machine's ns per SDK bytecode instruction (warm and cold) and the "
+        "split's hooks' cost per call, and exit",
     )
     args = parser.parse_args(argv)
     if args.calibrate:
         print(calibrate())
+        print()
+        print(hook_costs())
         return 0
     runner: Any = asyncio.run
     if args.uvloop:
