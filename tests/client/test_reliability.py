@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from helpers.waiting import eventually
 from sayna_client import (
@@ -31,7 +32,7 @@ from sayna_client import (
 )
 from sayna_client.server import Faults, LocalServer
 
-from .conftest import make_client, stt, tts
+from .conftest import make_client, start_app, stt, tts
 
 FRAME = b"\x01\x00" * 320  # 20 ms of 16 kHz mono PCM
 
@@ -234,6 +235,75 @@ async def test_held_audio_goes_out_before_frames_sent_once_ready(server: LocalSe
         assert c.metrics.audio_frames_sent == len(got) == second.audio_frames
         assert c.metrics.audio_bytes_sent == 8 * len(got)
         await c.disconnect(drain=0)  # (the recognizer's turn never ends: no waiting for it)
+
+
+async def test_a_session_lost_again_while_replaying_reconnects_and_replays_the_rest() -> None:
+    # The second session reads nothing, so the replay of the held audio waits for its
+    # socket, and closes (1011) meanwhile: that loss starts a reconnection of its own,
+    # which must take over (not be undone by the first one ending) and replay, in
+    # order, the frames the lost replay had not written.
+    opened: list[int] = []
+    go = asyncio.Event()
+    lose_first = asyncio.Event()
+    third = bytearray()
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        opened.append(len(opened) + 1)
+        number = len(opened)
+        await ws.receive()  # config
+        if number == 2:
+            await go.wait()
+        await ws.send_json({"type": "ready", "stream_id": "s"})
+        if number == 1:
+            await lose_first.wait()
+            await ws.close(code=1011)
+        elif number == 2:
+            await eventually(lambda: c.ready)  # the replay runs (and waits) meanwhile
+            await ws.close(code=1011)
+        else:
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    third.extend(msg.data)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    runner, url = await start_app(app)
+    policy = ReconnectPolicy(initial_backoff=0.05, max_backoff=0.1, buffer_bytes=64 << 20)
+    c = SaynaClient(url, stt(), tts(), heartbeat=None, reconnect=policy)
+    try:
+        events = c.events()
+        await c.connect()
+        lose_first.set()
+        await eventually(lambda: c.reconnecting)
+        count = 400  # 64 KiB each: far more than the socket buffers take
+        for index in range(count):
+            await c.on_audio_input(index.to_bytes(4, "big") * (1 << 14))
+        go.set()
+        kinds = []
+        async for event in events:
+            kinds.append(event.type)
+            if isinstance(event, Reconnected):
+                assert event.attempt == 2  # the same outage
+                break
+        assert kinds.count("closed") == 2
+        assert len(opened) == 3
+        assert c.ready
+        await c.on_audio_input(b"end")
+        await eventually(lambda: third.endswith(b"end"))
+        frames = [
+            int.from_bytes(third[i : i + 4], "big") for i in range(0, len(third) - 3, 1 << 16)
+        ]
+        assert frames == list(range(frames[0], count))  # the rest, in order
+        assert c.metrics.audio_frames_sent == len(frames) + 1
+        await c.disconnect(drain=0)
+    finally:
+        go.set()
+        lose_first.set()
+        await c.disconnect(drain=0)
+        await runner.cleanup()
 
 
 async def test_reconnect_reports_overflowing_audio(server: LocalServer) -> None:

@@ -28,7 +28,7 @@ class AudioSink(Protocol):
 
     async def on_audio_input(self, audio_data: Buffer) -> None: ...
 
-    async def replay(self, frames: list[bytes]) -> None:
+    async def replay(self, hold: AudioHold) -> tuple[int, int]:
         """Send the frames held during a reconnection, counted as the session's."""
         ...
 

@@ -40,6 +40,12 @@ class AudioHold:
             self.dropped_frames += 1
             self.dropped_bytes += len(old)
 
+    def pop(self) -> bytes:
+        """The oldest frame held (there is one), no longer held."""
+        frame = self._frames.popleft()
+        self._bytes -= len(frame)
+        return frame
+
     def take(self) -> list[bytes]:
         """Everything held, oldest first; the hold is empty afterwards."""
         frames = list(self._frames)

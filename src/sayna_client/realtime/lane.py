@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
     from .core import SessionCore
+    from .hold import AudioHold
 
 __all__ = ["AudioInput", "frame_writer_of", "silence_frame"]
 
@@ -194,19 +195,23 @@ class AudioInput:
         self._mark += 1
         self.frames_sent += 1
 
-    async def replay(self, frames: list[bytes]) -> None:
-        """Send ``frames``, held while an automatic reconnection ran, on the session's
-        ready connection, in order, counted as this session's frames (the
-        reconnection's replay). The lane stays unset: frames passed to
-        :meth:`on_audio_input` meanwhile go on being held, behind these.
+    async def replay(self, hold: AudioHold) -> tuple[int, int]:
+        """Send the frames of ``hold``, held while an automatic reconnection ran, oldest
+        first, until it is empty, on the session's ready connection, counted as this
+        session's frames (the reconnection's replay); returns the frames and bytes sent.
+        The lane stays unset: frames passed to :meth:`on_audio_input` meanwhile are held
+        behind these, and sent in turn.
 
         Raises:
             SaynaNotConnectedError / SaynaNotReadyError: the session is not ready.
-            SaynaConnectionError: the socket closed while sending.
+            SaynaConnectionError: the socket closed while sending (the frames not
+                written yet stay in ``hold``).
         """
         conn = self._count_for(self._session.ready_connection())
         write = frame_writer_of(conn).write
-        for frame in frames:
+        sent = size = 0
+        while len(hold):
+            frame = hold.pop()
             try:
                 waiting = write(frame)
                 if waiting is not None:
@@ -214,6 +219,9 @@ class AudioInput:
             except Exception as exc:
                 _raise_send_error(conn, exc)
             self._count_one(len(frame))
+            sent += 1
+            size += len(frame)
+        return sent, size
 
     def drop_lane(self) -> None:
         """Forget the lane and its connection (the session or its readiness changed): the

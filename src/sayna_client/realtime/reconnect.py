@@ -49,7 +49,7 @@ async def run_reconnect(
     info: ConnectionClosed,
     *,
     open_session: Callable[[], Awaitable[None]],
-    replay: Callable[[], Awaitable[tuple[int, int]]],
+    replay: Callable[[int], Awaitable[Optional[tuple[int, int]]]],
     publish: Callable[[object], None],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     attempts_used: int = 0,
@@ -57,7 +57,9 @@ async def run_reconnect(
     """Re-open the session with capped exponential backoff and jitter.
 
     Publishes :class:`Reconnecting` before each attempt and :class:`Reconnected`
-    (with what ``replay`` re-sent) on success.
+    (with what ``replay(attempt)`` re-sent) on success. ``replay`` returns None when the
+    session was lost again while it replayed: that loss is an outage of its own (the
+    session's close handling took it over), and this one ends with None.
 
     Args:
         attempts_used: attempts already spent on this outage (a session that was
@@ -104,7 +106,11 @@ async def run_reconnect(
             logger.info("Reconnecting stopped: %s", exc)
             return None
         else:
-            frames, size = await replay()
+            replayed = await replay(attempt)
+            if replayed is None:
+                logger.info("Sayna session lost again while replaying the audio held")
+                return None
+            frames, size = replayed
             publish(Reconnected(attempt, frames, size))
             logger.info("Sayna session re-established after %d attempt(s)", attempt)
             return attempt
@@ -163,13 +169,17 @@ class Reconnector:
         """Start reconnecting after ``info`` (``used``: from :meth:`attempts_for`)."""
         policy = self._session.reconnect_policy
         assert policy is not None
-        self.hold = AudioHold(policy.buffer_bytes)
+        hold = self.hold
+        if hold is None:
+            self.hold = AudioHold(policy.buffer_bytes)
+        # (Else lost again while replaying: what was not replayed yet goes first.)
         self.task = asyncio.get_running_loop().create_task(
             self._run(policy, info, used), name="sayna-reconnect"
         )
 
     async def _run(self, policy: ReconnectPolicy, info: ConnectionClosed, used: int) -> None:
         session = self._session
+        me = asyncio.current_task()
         ok = False
         try:
             succeeded = await run_reconnect(
@@ -181,37 +191,44 @@ class Reconnector:
                 attempts_used=used,
             )
             ok = succeeded is not None
-            if succeeded is not None:
-                self._last_recovery = (succeeded, asyncio.get_running_loop().time())
-            else:
+            if succeeded is None and self.task is me:
                 # A refused attempt (rejected config) leaves its socket open: the
                 # session is over, so close it; later sends raise "not connected".
                 await session.close_refused()
         finally:
-            self.task = None
-            hold, self.hold = self.hold, None
-            report = hold.discard() if hold is not None and not ok else None
-            if report is not None:
-                session.report(report)
-            if not ok:
-                session.end_of_session()
+            # (Else lost again while replaying: the reconnection that loss started owns
+            # the session, its task and its hold, from now on.)
+            if self.task is me:
+                self._ended(ok)
 
-    async def _replay_audio(self) -> tuple[int, int]:
+    def _ended(self, ok: bool) -> None:
+        """The reconnection ended: reconnected (``ok``), or the session is over."""
+        self.task = None
+        hold, self.hold = self.hold, None
+        report = hold.discard() if hold is not None and not ok else None
+        if report is not None:
+            self._session.report(report)
+        if not ok:
+            self._session.end_of_session()
+
+    async def _replay_audio(self, attempt: int) -> Optional[tuple[int, int]]:
         """Send the audio held during the outage, in order; report what overflowed.
+        Returns the frames and bytes replayed, or None when the session was lost again
+        meanwhile (the frames not sent yet stay held for the reconnection that follows).
 
         The session holds audio until the hold is let go here, ready or not: a frame
         passed to ``on_audio_input`` once ``ready`` came, or while a replayed frame
         waits for the socket, is held behind the others and replayed in turn, so none
         overtakes the held ones."""
+        # Re-established: a loss from now on within STABLE_AFTER continues this outage.
+        self._last_recovery = (attempt, asyncio.get_running_loop().time())
         hold = self.hold
         if hold is None:
             return 0, 0
-        sent = size = 0
-        while len(hold):
-            frames = hold.take()
-            await self._session.audio_in.replay(frames)
-            sent += len(frames)
-            size += sum(map(len, frames))
+        try:
+            sent, size = await self._session.audio_in.replay(hold)
+        except SaynaConnectionError:
+            return None  # (the close started a reconnection, or ended the session)
         report = hold.take_dropped()
         if report is not None:
             self._session.report(report)

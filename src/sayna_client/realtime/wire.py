@@ -558,7 +558,12 @@ def drop_transport(transport: Optional[Any]) -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
     except (AttributeError, OSError, RuntimeError):
         pass  # not a TCP socket, or already closed: the abort alone will do
-    transport.abort()
+    try:
+        transport.abort()
+    except AttributeError:
+        # Closed with bytes unsent, then drained: asyncio's selector transport let go of
+        # its loop without counting the connection as lost, and its abort() fails.
+        pass
 
 
 def _kernel_unsent_linux(sock: Any) -> int:
