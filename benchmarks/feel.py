@@ -671,22 +671,22 @@ def markdown(args: argparse.Namespace, out: dict[str, Any], load: tuple[float, f
             f"| {m.name} | {len(m.total):,} | {_three(m.total)} | {_three(m.own)} | "
             f"{_three(m.own_cpu)} | {_verdict(m.own)}, {_verdict(m.own_cpu)} |"
         )
-    lines += [
-        "",
-        "Segments, p50 / p99 / max in ms (the percentiles of the parts do not add up to "
-        "the whole's; own = the SDK's segments; total = own + *user's callbacks* + *gc* "
-        "(the collector's pauses inside this session's callbacks) + *waits* (the loop on "
-        "other sessions' work)):",
-        "",
-        "| interval | segment | wall | CPU |",
-        "| --- | --- | ---: | ---: |",
-    ]
-    for m in MEASURED:
-        for name, values in m.segments.items():
-            cpu = m.segments_cpu.get(name)
-            lines.append(
-                f"| {m.name} | {name} | {_three(values)} | {'–' if cpu is None else _three(cpu)} |"
-            )
+    if any(m.own for m in MEASURED):  # segments were timed (not --no-split, not uvloop)
+        lines += [
+            "",
+            "Segments, p50 / p99 / max in ms (the percentiles of the parts do not add up to "
+            "the whole's; own = the SDK's segments; total = own + *user's callbacks* + *gc* "
+            "(the collector's pauses inside this session's callbacks) + *waits* (the loop "
+            "on other sessions' work)):",
+            "",
+            "| interval | segment | wall | CPU |",
+            "| --- | --- | ---: | ---: |",
+        ]
+        for m in MEASURED:
+            for name, values in m.segments.items():
+                cpu = m.segments_cpu.get(name)
+                cpu_cell = "–" if cpu is None else _three(cpu)
+                lines.append(f"| {m.name} | {name} | {_three(values)} | {cpu_cell} |")
     unsplit = sum(m.unsplit for m in MEASURED)
     late = out["late"]
     lines += [
