@@ -78,16 +78,19 @@ def config_text(stream_id: str) -> str:
     )
 
 
-def _masked_frame(first: int, payload: bytes, key: bytes) -> bytes:
-    size = len(payload)
+def _header(first: int, size: int) -> bytes:
+    """The header of a final, masked frame (``first``: FIN and opcode) of ``size``
+    payload bytes (the masking key follows it on the wire)."""
     if size < 126:
-        header = bytes((first, _MASKED | size))
-    elif size < 65536:
-        header = struct.pack("!BBH", first, _MASKED | 126, size)
-    else:
-        header = struct.pack("!BBQ", first, _MASKED | 127, size)
+        return bytes((first, _MASKED | size))
+    if size < 65536:
+        return struct.pack("!BBH", first, _MASKED | 126, size)
+    return struct.pack("!BBQ", first, _MASKED | 127, size)
+
+
+def _masked_frame(first: int, payload: bytes, key: bytes) -> bytes:
     masked = bytes(b ^ key[i & 3] for i, b in enumerate(payload))
-    return header + key + masked
+    return _header(first, len(payload)) + key + masked
 
 
 def _c_mask() -> Callable[[bytes, bytearray], None]:
@@ -116,7 +119,7 @@ def rfc_frame(payload: bytes) -> bytearray:
     size = len(payload)
     shape = _ROOMS.get(size)
     if shape is None:
-        header = _binary_header(size)
+        header = _header(_BINARY_FIN, size)
         _ROOMS[size] = shape = (bytearray(header), bytearray(len(header) + 4))
     header, room = shape
     frame = room + payload
@@ -126,15 +129,6 @@ def rfc_frame(payload: bytes) -> bytearray:
     _MASK(_KEYS.pop(), frame)
     frame[: len(header)] = header
     return frame
-
-
-def _binary_header(size: int) -> bytes:
-    """The header of a final, masked binary frame of ``size`` payload bytes."""
-    if size < 126:
-        return bytes((_BINARY_FIN, _MASKED | size))
-    if size < 65536:
-        return struct.pack("!BBH", _BINARY_FIN, _MASKED | 126, size)
-    return struct.pack("!BBQ", _BINARY_FIN, _MASKED | 127, size)
 
 
 def wire_header_bytes(size: int) -> int:
