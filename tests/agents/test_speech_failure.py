@@ -44,7 +44,8 @@ class Peer:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         msg = await ws.receive()
-        assert msg.type is WSMsgType.TEXT and json.loads(msg.data)["type"] == "config"
+        assert msg.type is WSMsgType.TEXT
+        assert json.loads(msg.data)["type"] == "config"
         await ws.send_str(json.dumps({"type": "ready", "stream_id": "peer"}))
         self.ws = ws
         async for msg in ws:
@@ -300,6 +301,27 @@ async def test_an_error_after_the_speech_was_interrupted_is_not_its(
     assert seen.errors == [UNAUTHORIZED]
 
 
+async def test_a_stream_ends_with_its_failed_chunk_after_the_others_played(
+    peer: tuple[Peer, SaynaClient],
+) -> None:
+    # Its first chunk fails; the second's audio is still the stream's, and the stream
+    # ends at the completion after it, failed.
+    server, client = peer
+    seen = Seen(client)
+    handle = await client.speak_stream(["One two. ", "Three four five six seven."])
+    await server.got("speak")
+    await server.got("speak")
+    await eventually(lambda: handle.sent_all, what="the stream's last chunk sent")
+    await server.error()
+    await seen.errors_reach(1)
+    assert not handle.done  # its other chunk is still to come
+    await server.audio(3)
+    await server.complete()
+    await _fails(handle)
+    assert handle.bytes_delivered == 3 * FRAME
+    assert not client.speech.speaking
+
+
 async def test_other_errors_do_not_end_a_speech(peer: tuple[Peer, SaynaClient]) -> None:
     server, client = peer
     seen = Seen(client)
@@ -365,4 +387,6 @@ async def test_a_stream_whose_chunk_fails_raises_at_its_end(
     server.fail_tts("Provider error: API error (400 Bad Request): text rejected")
     handle = await agent.speak_stream(["One two. ", "Three four five six seven. ", "Eight."])
     await _fails(handle, "TTS error: Provider error: API error (400 Bad Request): text rejected")
+    assert handle.chunks == ["One two.", "Three four five six seven.", "Eight."]
+    assert not handle.interrupted
     assert not agent.speech.speaking

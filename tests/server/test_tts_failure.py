@@ -23,13 +23,14 @@ async def test_a_failed_request_sends_the_error_then_the_completion(
     server: LocalServer, http: aiohttp.ClientSession
 ) -> None:
     server.fail_tts("Provider error: API error (401 Unauthorized): bad key")
+    refused = "TTS error: Provider error: API error (401 Unauthorized): bad key"
     async with http.ws_connect(server.ws_url) as ws:
         await configure(ws)
         await send(ws, {"type": "speak", "text": "one two"})
         frames, audio = await collect(ws, of_type("tts_playback_complete"))
     assert audio == b""
     assert frames == [
-        {"type": "error", "message": "TTS error: Provider error: API error (401 Unauthorized): bad key"},
+        {"type": "error", "message": refused},
         {"type": "tts_playback_complete", "timestamp": frames[1]["timestamp"]},
     ]
     assert server.tts_failures == []  # used up
