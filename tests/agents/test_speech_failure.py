@@ -27,6 +27,7 @@ from .conftest import RATE, WORD_BYTES
 WAIT = 10.0  # seconds a handle may take to end (never reached when it works)
 FRAME = 640  # the peer's TTS frames: 20 ms at 16 kHz
 UNAUTHORIZED = "TTS error: Provider error: API error (401 Unauthorized): invalid api key"
+REFUSED = "Failed to synthesize speech: TTS error: Provider error: Google API error: quota"
 
 
 class Peer:
@@ -322,6 +323,18 @@ async def test_a_stream_ends_with_its_failed_chunk_after_the_others_played(
     assert not client.speech.speaking
 
 
+async def test_a_refused_speak_ends_at_its_error(peer: tuple[Peer, SaynaClient]) -> None:
+    # Sayna with Google TTS (synthesis inline), or a provider not connected, refuses
+    # the speak itself: an error, and neither audio nor a completion for it.
+    server, client = peer
+    handle = await client.speak("one two")
+    await server.got("speak")
+    await server.error(REFUSED)
+    await _fails(handle, REFUSED)
+    assert handle.bytes_delivered == 0
+    assert not client.speech.speaking
+
+
 async def test_other_errors_do_not_end_a_speech(peer: tuple[Peer, SaynaClient]) -> None:
     server, client = peer
     seen = Seen(client)
@@ -390,3 +403,19 @@ async def test_a_stream_whose_chunk_fails_raises_at_its_end(
     assert handle.chunks == ["One two.", "Three four five six seven.", "Eight."]
     assert not handle.interrupted
     assert not agent.speech.speaking
+
+
+async def test_a_refused_speak_raises_and_the_next_plays_out(
+    agent: SaynaClient, server: LocalServer
+) -> None:
+    server.fail_tts("Provider error: API error (403 Forbidden): quota", refuse=True)
+    handle = await agent.speak("one two")
+    refused = (
+        "Failed to synthesize speech: TTS error: Provider error: API error (403 Forbidden): quota"
+    )
+    await _fails(handle, refused)
+    assert not agent.speech.speaking
+    nxt = await agent.speak("three")
+    await nxt.wait(WAIT)
+    assert nxt.exception() is None
+    assert nxt.bytes_delivered == WORD_BYTES
