@@ -50,7 +50,8 @@ _UNSENT = sys.maxsize
 #: How the ``error`` of a speech the server failed begins: its TTS provider failed while
 #: synthesizing it (protocol 6.7), or refused the ``speak`` itself (synthesis inline, as
 #: Google's, or the provider not connected: no completion follows then).
-_FAILED_SPEECH = ("TTS error:", "Failed to synthesize speech:")
+_REFUSED = "Failed to synthesize speech:"
+_FAILED_SPEECH = ("TTS error:", _REFUSED)
 
 SendSpeak = Callable[[str, bool, bool], Awaitable[None]]
 SendClear = Callable[[], Awaitable[None]]
@@ -347,6 +348,10 @@ class SpeechQueue:
         #: (None: the owner calls it for every frame).
         self.listen: Optional[Callable[[bool], None]] = None
         self._listening = False
+        #: Called when a refused ``speak`` (``Failed to synthesize speech``, which gets
+        #: no completion) leaves no speech outstanding: the owner's waits for the
+        #: completion end (``speak(wait=True)``, ``drain()``).
+        self.refused: Optional[Callable[[], None]] = None
 
     @property
     def output(self) -> Optional[AudioOutput]:
@@ -735,6 +740,9 @@ class SpeechQueue:
                 self._fail(candidates[0], error, frames, size)
             else:
                 self._pending = (error, frames, size, candidates[0], candidates[-1])
+        refused = self.refused
+        if refused is not None and not self._handles and message.startswith(_REFUSED):
+            refused()
         self._relisten()
 
     def _resolve(self) -> None:
