@@ -132,7 +132,11 @@ def _configure_voice(
         tts_engine, session.emit_tts_audio, session.send, realtime=state.config.tts_realtime
     )
     session.stt = SpeechFinalGate(
-        stream, session.send, suppressed=lambda: not tts.interruptible(), engine_name=stt_name
+        stream,
+        session.send,
+        suppressed=lambda: not tts.interruptible(),
+        engine_name=stt_name,
+        on_decoded=session.record.touch,
     )
     session.tts = tts
     session.tts_config = tts_config
