@@ -3,7 +3,8 @@
     python benchmarks/load.py [--sessions 200] [--seconds 60] [--url URL] [--output PATH]
                               [--uvloop] [--cpu N] [--speak]
                               [--pacing shared|per-session] [--turns spread|lockstep]
-                              [--client sdk|raw-aiohttp|raw-asyncio|raw-asyncio-rfc]
+                              [--client sdk|raw-aiohttp|raw-asyncio|raw-asyncio-rfc
+                                        |raw-asyncio-seed]
                               [--gc-freeze]
                               [--gc-refreeze SECONDS]
                               [--server-uvloop]
@@ -16,8 +17,9 @@ turns are spread over the tone pattern or in lockstep (see ``loadlib.py``). ``--
 runs the same workload without the SDK, the floors of ``loadraw.py``: aiohttp's public
 WebSocket API (``raw-aiohttp``), a bare asyncio protocol writing frames masked in advance
 (``raw-asyncio``) or the same protocol masking each frame with a fresh key inside an
-``async def on_audio_input``, the least RFC 6455 and the seed API allow (``raw-asyncio-rfc``);
-all need ``--speak`` and the default pacing. ``--gc-freeze`` calls
+``async def on_audio_input``, the least RFC 6455 and the seed API allow (``raw-asyncio-rfc``),
+or that with the seed's callbacks, typed results and ``async def speak`` at their least cost
+(``raw-asyncio-seed``); all need ``--speak`` and the default pacing. ``--gc-freeze`` calls
 ``gc.freeze()`` once every session is connected, ``--gc-refreeze S`` again S seconds into
 streaming (what the sessions make at their first audio and result). The report counts the
 garbage collections made while streaming and the longest pause of each generation, and the

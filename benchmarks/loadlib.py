@@ -38,6 +38,7 @@ from loadraw import (
     CLIENTS,
     RawAiohttpSession,
     RawAsyncioRfcSession,
+    RawAsyncioSeedSession,
     RawAsyncioSession,
     premasked,
     wire_header_bytes,
@@ -390,7 +391,8 @@ async def run_load(
         pacing: ``"shared"`` (one clock task for every session) or ``"per-session"``.
         turns: ``"spread"`` (random start in the tone pattern) or ``"lockstep"``.
         client: ``"sdk"`` (a ``SaynaClient`` per session), or one of the floors of
-            ``loadraw.py``: ``"raw-aiohttp"``, ``"raw-asyncio"``, ``"raw-asyncio-rfc"``
+            ``loadraw.py``: ``"raw-aiohttp"``, ``"raw-asyncio"``, ``"raw-asyncio-rfc"``,
+            ``"raw-asyncio-seed"``
             (shared pacing only).
         gc_freeze: call ``gc.freeze()`` once every session is connected (the objects
             made so far are never scanned again by a full collection).
@@ -424,6 +426,8 @@ async def run_load(
         clients = [RawAsyncioSession(url, o.stream_id, o) for o in outcomes]
     elif client == "raw-asyncio-rfc":
         clients = [RawAsyncioRfcSession(url, o.stream_id, o) for o in outcomes]
+    elif client == "raw-asyncio-seed":
+        clients = [_seed_floor(url, outcome) for outcome in outcomes]
     else:
         clients = [_sdk_client(url, api_key, outcome, speak) for outcome in outcomes]
     baseline = set(asyncio.all_tasks())
@@ -577,7 +581,15 @@ def _sdk_client(url: str, api_key: Optional[str], outcome: SessionOutcome, speak
     return client
 
 
-def _replier(client: SaynaClient, outcome: SessionOutcome) -> Any:
+def _seed_floor(url: str, outcome: SessionOutcome) -> RawAsyncioSeedSession:
+    """A ``raw-asyncio-seed`` session with the SDK sessions' own callbacks registered."""
+    session = RawAsyncioSeedSession(url, outcome.stream_id, outcome)
+    session.register_on_stt_result(_replier(session, outcome))
+    session.register_on_tts_audio(_audio_counter(outcome))
+    return session
+
+
+def _replier(client: Any, outcome: SessionOutcome) -> Any:
     async def on_stt_result(result: Any) -> None:
         outcome.stt_results += 1
         if not result.is_speech_final or not client.ready:

@@ -24,6 +24,13 @@ of a session's CPU is the SDK, how much aiohttp and how much the kernel:
   at a time, as the SDK draws them) and writes it. The least a compliant client can cost
   per frame with ``await client.on_audio_input(frame)``: SDK minus this is the SDK's
   bookkeeping, this minus ``raw-asyncio`` what the contract and the RFC cost.
+- :class:`RawAsyncioSeedSession` (``raw-asyncio-seed``): that, plus the rest of the seed
+  API the load uses, at the least cost: the user's callbacks (the very functions
+  ``load.py`` registers on the SDK) get each ``stt_result`` as a typed object (a slotted
+  class filled from the JSON, no validation) and each TTS frame as ``bytes`` (one copy),
+  and the replies go out through an ``async def speak`` that encodes the command and masks
+  it afresh. The least a client with the seed's API can cost for the whole workload: SDK
+  minus this is everything the SDK adds (validation, reconnection, metrics, checks).
 
 None is a usable client (no reconnect, no checks, no back-pressure beyond what
 aiohttp does; ``raw-asyncio`` masks with one fixed key per pattern frame, which RFC 6455
@@ -46,7 +53,9 @@ __all__ = [
     "CLIENTS",
     "RawAiohttpSession",
     "RawAsyncioRfcSession",
+    "RawAsyncioSeedSession",
     "RawAsyncioSession",
+    "STTResult",
     "config_text",
     "premasked",
     "rfc_frame",
@@ -54,7 +63,7 @@ __all__ = [
 ]
 
 #: The kinds of client ``run_load`` can drive.
-CLIENTS = ("sdk", "raw-aiohttp", "raw-asyncio", "raw-asyncio-rfc")
+CLIENTS = ("sdk", "raw-aiohttp", "raw-asyncio", "raw-asyncio-rfc", "raw-asyncio-seed")
 #: The SDK's ``speak("okay")`` text (``encode_speak``), byte for byte.
 SPEAK_TEXT = '{"type":"speak","text":"okay","flush":true,"allow_interruption":true}'
 _TEXT_FIN = 0x81
@@ -128,6 +137,14 @@ def rfc_frame(payload: bytes) -> bytearray:
         _KEYS.extend(block[i : i + 4] for i in range(0, 2048, 4))
     _MASK(_KEYS.pop(), frame)
     frame[: len(header)] = header
+    return frame
+
+
+def rfc_text_frame(payload: bytes) -> bytearray:
+    """``payload`` as a final text client frame: :func:`rfc_frame`'s frame with the text
+    opcode in its first byte (the header is not masked)."""
+    frame = rfc_frame(payload)
+    frame[0] = _TEXT_FIN
     return frame
 
 
@@ -285,7 +302,6 @@ class RawAsyncioSession(asyncio.Protocol):
                 return
             self._upgraded = True
             self._send(_TEXT_FIN, config_text(self._stream_id).encode())
-        outcome = self._outcome
         while len(buffer) >= 2:
             size = buffer[1] & 0x7F
             start = 2
@@ -300,27 +316,31 @@ class RawAsyncioSession(asyncio.Protocol):
             end = start + size
             if len(buffer) < end:
                 return
-            opcode = buffer[0] & 0x0F
-            if opcode == 2:
-                outcome.tts_frames += 1
-            elif opcode == 1:
-                event = json.loads(buffer[start:end])
-                kind = event["type"]
-                if kind == "stt_result":
-                    outcome.stt_results += 1
-                    if event["is_speech_final"] and self.ready:
-                        self._transport.write(self._speak)  # type: ignore[union-attr]
-                        outcome.replies += 1
-                elif kind == "ready" and self._ready is not None and not self._ready.done():
-                    self._ready.set_result(None)
-            elif opcode == 8:  # the server's Close: ours was sent first, or answer it
-                if self.ready:
-                    self._send(_CLOSE_FIN, bytes(buffer[start : start + 2]))
-                self.ready = False
-                self._transport.close()  # type: ignore[union-attr]
-            elif opcode == 9:
-                self._send(_PONG_FIN, bytes(buffer[start:end]))
+            self._frame(buffer[0] & 0x0F, buffer, start, end)
             del buffer[:end]
+
+    def _frame(self, opcode: int, buffer: bytearray, start: int, end: int) -> None:
+        """One whole server frame (unmasked), its payload ``buffer[start:end]``."""
+        outcome = self._outcome
+        if opcode == 2:
+            outcome.tts_frames += 1
+        elif opcode == 1:
+            event = json.loads(buffer[start:end])
+            kind = event["type"]
+            if kind == "stt_result":
+                outcome.stt_results += 1
+                if event["is_speech_final"] and self.ready:
+                    self._transport.write(self._speak)  # type: ignore[union-attr]
+                    outcome.replies += 1
+            elif kind == "ready" and self._ready is not None and not self._ready.done():
+                self._ready.set_result(None)
+        elif opcode == 8:  # the server's Close: ours was sent first, or answer it
+            if self.ready:
+                self._send(_CLOSE_FIN, bytes(buffer[start : start + 2]))
+            self.ready = False
+            self._transport.close()  # type: ignore[union-attr]
+        elif opcode == 9:
+            self._send(_PONG_FIN, bytes(buffer[start:end]))
 
     def _send(self, first: int, payload: bytes) -> None:
         self._transport.write(_masked_frame(first, payload, os.urandom(4)))  # type: ignore[union-attr]
@@ -364,3 +384,72 @@ class RawAsyncioRfcSession(RawAsyncioSession):
 
     async def _send_audio(self, payload: bytes) -> None:
         self._transport.write(rfc_frame(payload))  # type: ignore[union-attr]
+
+
+class STTResult:
+    """A ``stt_result`` as typed attributes (what the seed's callbacks read), at the least
+    cost: a slotted object filled from the parsed JSON, no validation."""
+
+    __slots__ = ("confidence", "is_final", "is_speech_final", "transcript", "type")
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        self.type = "stt_result"
+        self.transcript: str = event["transcript"]
+        self.is_final: bool = event["is_final"]
+        self.is_speech_final: bool = event["is_speech_final"]
+        self.confidence: float = event["confidence"]
+
+
+class RawAsyncioSeedSession(RawAsyncioRfcSession):
+    """:class:`RawAsyncioRfcSession` with the rest of the seed API the load test uses
+    (see the module docstring): the user's callbacks registered with
+    ``register_on_stt_result`` / ``register_on_tts_audio`` and an ``async def speak``,
+    driven by the same user code as the SDK's sessions (``loadlib._replier``)."""
+
+    def __init__(self, url: str, stream_id: str, outcome: _Counts) -> None:
+        super().__init__(url, stream_id, outcome)
+        self._on_stt_result: Callable[[STTResult], Any] = _ignore
+        self._on_tts_audio: Callable[[bytes], Any] = _ignore
+
+    def register_on_stt_result(self, callback: Callable[[STTResult], Any]) -> None:
+        self._on_stt_result = callback
+
+    def register_on_tts_audio(self, callback: Callable[[bytes], Any]) -> None:
+        self._on_tts_audio = callback
+
+    async def speak(self, text: str) -> None:
+        """Send a ``speak`` command (flushed, interruptible), encoded and masked afresh."""
+        command = {"type": "speak", "text": text, "flush": True, "allow_interruption": True}
+        payload = json.dumps(command, separators=(",", ":")).encode()
+        self._transport.write(rfc_text_frame(payload))  # type: ignore[union-attr]
+
+    def _frame(self, opcode: int, buffer: bytearray, start: int, end: int) -> None:
+        if opcode == 2:
+            with memoryview(buffer) as view:  # one copy: the callback keeps bytes
+                audio = bytes(view[start:end])
+            _run(self._on_tts_audio(audio))
+        elif opcode == 1:
+            event = json.loads(buffer[start:end])
+            if event["type"] == "stt_result":
+                _run(self._on_stt_result(STTResult(event)))
+            elif event["type"] == "ready" and self._ready is not None and not self._ready.done():
+                self._ready.set_result(None)
+        else:
+            super()._frame(opcode, buffer, start, end)
+
+
+def _ignore(_value: Any) -> None:
+    """The callback of an event nobody registered one for."""
+
+
+def _run(outcome: Any) -> None:
+    """Finish what a callback returned: a coroutine runs to its end now (the load's
+    callbacks never wait: ``speak`` writes at once), anything else is done already."""
+    if outcome is None or not asyncio.iscoroutine(outcome):
+        return
+    try:
+        outcome.send(None)
+    except StopIteration:
+        return
+    outcome.close()
+    raise RuntimeError("a callback waited: the seed floor runs callbacks that never wait")

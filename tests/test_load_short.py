@@ -52,7 +52,9 @@ async def test_short_load_loses_no_frame_and_closes_cleanly(
     assert report.ok
 
 
-@pytest.mark.parametrize("client", ["raw-aiohttp", "raw-asyncio", "raw-asyncio-rfc"])
+@pytest.mark.parametrize(
+    "client", ["raw-aiohttp", "raw-asyncio", "raw-asyncio-rfc", "raw-asyncio-seed"]
+)
 async def test_the_floors_without_the_sdk_run_the_same_workload(client: str) -> None:
     # load.py --client: the same sessions by hand (loadraw.py), checked the same way.
     async with running_server() as server:

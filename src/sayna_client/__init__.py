@@ -32,6 +32,7 @@ from .errors import (
     SaynaRateLimitError,
     SaynaServerError,
     SaynaTimeoutError,
+    SaynaTTSError,
     SaynaUnprocessableEntityError,
     SaynaValidationError,
 )
@@ -187,6 +188,7 @@ __all__ = [
     "SaynaRateLimitError",
     "SaynaServerError",
     "SaynaSyncClient",
+    "SaynaTTSError",
     "SaynaTimeoutError",
     "SaynaUnprocessableEntityError",
     "SaynaValidationError",

@@ -19,6 +19,8 @@
         ├── SaynaInvalidResponseError   a REST body this SDK cannot read (not JSON, too deep,
         │                               too large...); also a SaynaProtocolError
         ├── SaynaConfigRejectedError    the WebSocket ``config`` was answered with ``error``
+        ├── SaynaTTSError               the TTS provider failed a speech (``TTS error: ...``):
+        │                               raised by ``await`` of that speech's handle
         └── SaynaHttpError              a REST call returned a non-2xx status (``status_code``,
             │                           ``body``, ``error``, ``code``, ``endpoint``)
             ├── SaynaBadRequestError            400
@@ -63,6 +65,7 @@ __all__ = [
     "SaynaProtocolError",
     "SaynaRateLimitError",
     "SaynaServerError",
+    "SaynaTTSError",
     "SaynaTimeoutError",
     "SaynaUnprocessableEntityError",
     "SaynaValidationError",
@@ -288,6 +291,22 @@ class SaynaConfigRejectedError(SaynaServerError):
 
     def __init__(self, server_message: str) -> None:
         super().__init__(f"The server rejected the session config: {server_message}")
+        self.server_message = server_message
+
+
+class SaynaTTSError(SaynaServerError):
+    """The server's TTS provider failed to synthesize a speech (Sayna sent ``error`` with
+    ``TTS error: ...``, protocol section 6.7).
+
+    Raised by ``await handle`` (and ``handle.wait()``) of the
+    :class:`~sayna_client.agents.SpeechHandle` the failure was credited to, and returned
+    by its ``exception()``. ``server_message`` is the server's text, e.g. ``"TTS error:
+    Provider error: API error (401 Unauthorized): ..."``. The session goes on: the
+    speeches after it are synthesized as usual.
+    """
+
+    def __init__(self, server_message: str) -> None:
+        super().__init__(f"The speech was not synthesized: {server_message}")
         self.server_message = server_message
 
 

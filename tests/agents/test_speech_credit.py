@@ -5,8 +5,18 @@ into it per frame); :class:`Reference` is the rule written out frame by frame: e
 goes to the oldest unfinished handle unless an interruption muted the queue (until the
 next chunk is added), and a completion finishes the oldest handles, in order, while each
 was sent in full and a frame came after its last chunk went out, with every added chunk
-sent (one completion ends speaks that overlapped: the server reports its queue drained). Random
-sequences of the queue's inputs (fixed seeds) must leave both with the same figures.
+sent (one completion ends speaks that overlapped: the server reports its queue drained;
+the oldest needs a frame of its own, one since it became the oldest).
+
+A ``TTS error`` is credited to one handle that had a chunk sent and is not failed: the
+oldest with no frame after its last chunk, else the only one, else the oldest or the
+newest of them by what follows: a frame before the next completion, error, interruption
+or close means the oldest (and the frames after the error are then the next handle's),
+none the newest. A failed handle of one chunk that is the oldest and sent in full ends
+then; any other failed handle ends at a completion, as if a frame had come after its
+last chunk, or with the others at an interruption or the close.
+
+Random sequences of the queue's inputs (fixed seeds) must leave both with the same figures.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from typing import Optional
 
 import pytest
 
+from sayna_client import SaynaTTSError
 from sayna_client.agents import SpeechHandle, SpeechQueue
 
 
@@ -28,9 +39,21 @@ class RefHandle:
         self.sent_all = False
         self.audio_after_last_send = False
         self.bytes = 0
+        self.own_frames = 0  # frames credited to it since it became the oldest
         self.done = False
         self.interrupted = False
+        self.failed = False
         self.heard: Optional[int] = None
+
+
+class Pending:
+    """A TTS error credited by what follows it (see the module docstring)."""
+
+    def __init__(self, oldest: RefHandle, newest: RefHandle) -> None:
+        self.oldest = oldest
+        self.newest = newest
+        self.frames = 0  # frames since the error
+        self.bytes = 0
 
 
 class Reference:
@@ -38,6 +61,7 @@ class Reference:
         self.handles: deque[RefHandle] = deque()
         self.muted = False
         self.output: Optional[Sink] = None
+        self.pending: Optional[Pending] = None
 
     def open(self, allow_interruption: bool) -> RefHandle:
         handle = RefHandle(allow_interruption)
@@ -45,6 +69,13 @@ class Reference:
         return handle
 
     def add_chunk(self, handle: RefHandle, chunk: str) -> None:
+        if handle.sent == len(handle.chunks):
+            # Audio after the chunks so far counts (until this one is sent) only for
+            # the oldest, when it had audio of its own.
+            oldest = bool(self.handles) and self.handles[0] is handle and not self.muted
+            handle.audio_after_last_send = (
+                oldest and handle.audio_after_last_send and handle.own_frames > 0
+            )
         handle.chunks.append(chunk)
         self.muted = False
 
@@ -55,10 +86,14 @@ class Reference:
             handle.sent_all = True
 
     def frame(self, data: bytes) -> None:
+        if self.pending is not None:
+            self.pending.frames += 1
+            self.pending.bytes += len(data)
         if self.muted:
             return
         if self.handles:
             self.handles[0].bytes += len(data)
+            self.handles[0].own_frames += 1
         for handle in self.handles:  # the oldest's audio, after the others' last chunk too
             if handle.sent == len(handle.chunks) > 0:
                 handle.audio_after_last_send = True
@@ -66,16 +101,57 @@ class Reference:
             self.output.write(data)
 
     def complete(self) -> None:
+        self.resolve()
+        first = True
         while self.handles:
             handle = self.handles[0]
-            if not (handle.sent_all and handle.audio_after_last_send):
+            audio = handle.audio_after_last_send and (handle.own_frames > 0 or not first)
+            if not (handle.sent_all and (audio or handle.failed)):
                 break
             self.handles.popleft()
             handle.done = True
+            first = False
+        if self.handles and not first:
+            self.handles[0].own_frames = 0
+
+    def error(self) -> None:
+        self.resolve()
+        candidates = [h for h in self.handles if h.sent > 0 and not h.failed]
+        for handle in candidates:
+            if not handle.audio_after_last_send:
+                self.fail(handle, 0, 0)
+                return
+        if len(candidates) == 1:
+            self.fail(candidates[0], 0, 0)
+        elif candidates:
+            self.pending = Pending(candidates[0], candidates[-1])
+
+    def resolve(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        if pending.frames:
+            if not pending.oldest.done:
+                self.fail(pending.oldest, pending.frames, pending.bytes)
+        elif not pending.newest.done:
+            self.fail(pending.newest, 0, 0)
+
+    def fail(self, handle: RefHandle, frames_after: int, bytes_after: int) -> None:
+        handle.failed = True
+        if self.handles[0] is not handle or not handle.sent_all or len(handle.chunks) != 1:
+            return
+        self.handles.popleft()
+        handle.done = True
+        handle.bytes -= bytes_after  # the frames after its error were the next one's
+        handle.own_frames -= frames_after
+        if self.handles:
+            self.handles[0].bytes += bytes_after
+            self.handles[0].own_frames = frames_after
 
     def interrupt(self, only_if_interruptible: bool) -> None:
         if only_if_interruptible and (not self.handles or not self.handles[-1].allow_interruption):
             return
+        self.resolve()
         unplayed = self.output.flush() if self.output is not None else 0
         self.muted = True
         for index, handle in enumerate(self.handles):
@@ -84,14 +160,19 @@ class Reference:
         self.handles.clear()
 
     def closed(self) -> None:
+        self.resolve()
         for handle in self.handles:
             handle.done = handle.interrupted = True
             handle.heard = handle.bytes
         self.handles.clear()
 
     def abandon(self, handle: RefHandle) -> None:
+        self.resolve()
         if handle in self.handles:
+            oldest = self.handles[0] is handle
             self.handles.remove(handle)
+            if oldest and self.handles:
+                self.handles[0].own_frames = 0
         handle.done = True
 
 
@@ -110,7 +191,13 @@ class Sink:
 OPERATIONS = (
     *("speak", "speak", "open", "chunk", "send", "send", "frame", "frame", "frame", "frame"),
     *("complete", "complete", "interrupt", "cleared", "closed", "abandon", "output", "no output"),
+    *("error", "error", "other error"),
 )
+
+
+class Error:
+    def __init__(self, message: str) -> None:
+        self.message = message
 
 
 async def _nothing(*_args: object) -> None:
@@ -119,14 +206,16 @@ async def _nothing(*_args: object) -> None:
 
 def _figures(handle: SpeechHandle) -> tuple[object, ...]:
     heard = handle._heard_bytes
-    return (handle.bytes_delivered, handle.done, handle.interrupted, heard)
+    failed = isinstance(handle.exception(), SaynaTTSError)
+    return (handle.bytes_delivered, handle.done, handle.interrupted, heard, failed)
 
 
 def _ref_figures(handle: RefHandle) -> tuple[object, ...]:
-    return (handle.bytes, handle.done, handle.interrupted, handle.heard)
+    failed = handle.failed and handle.done
+    return (handle.bytes, handle.done, handle.interrupted, handle.heard, failed)
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(60))
 async def test_audio_is_credited_as_frame_by_frame(seed: int) -> None:
     rnd = random.Random(seed)
     counts = [0, 0]  # frames, bytes: the session's own counts
@@ -193,6 +282,11 @@ async def test_audio_is_credited_as_frame_by_frame(seed: int) -> None:
             queue.output, ref.output = sinks
         elif op == "no output":
             queue.output = ref.output = sinks = None
+        elif op == "error":
+            queue.on_error(Error("TTS error: Provider error: API error (500)"))
+            ref.error()
+        elif op == "other error":  # not about synthesis: no handle's
+            queue.on_error(Error("STT streaming error: reset"))
         assert [_figures(h) for h, _ in pairs] == [_ref_figures(r) for _, r in pairs]
         current = queue.current
         assert (current is None) == (not ref.handles)

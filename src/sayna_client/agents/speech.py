@@ -10,6 +10,11 @@ the queue per frame, see :class:`SpeechQueue`). ``interrupt()`` sends ``clear`` 
 everything queued on the server), flushes the attached :class:`AudioOutput` and ignores
 audio of the cancelled speech that was already on its way.
 
+A ``speak`` the server's TTS provider fails gets no audio after the failure: Sayna sends
+``error`` ``TTS error: ...`` and goes on with the next request (a completion follows when
+none is queued, protocol 6.7). The queue credits that error to one handle (see
+:meth:`SpeechQueue.on_error`), which ends with :class:`~sayna_client.errors.SaynaTTSError`.
+
 "Heard" is an estimate: the bytes delivered (minus those an attached output dropped
 unplayed) divided by the byte rate of the session's TTS encoding, mapped to words at the
 session's measured seconds per word (0.4 s until a handle has played out in full).
@@ -23,11 +28,11 @@ import logging
 import sys
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Generator, Iterable
-from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
+from typing import Any, Callable, Optional, Union
 
-from ..errors import SaynaValidationError
-from ..protocol.encodings import bytes_per_sample
+from ..errors import SaynaTTSError, SaynaValidationError
 from .metrics import TurnMetrics
+from .output import AudioOutput, bytes_per_second
 from .segmenter import SentenceSegmenter
 
 __all__ = ["AudioOutput", "SpeechHandle", "SpeechQueue", "bytes_per_second"]
@@ -45,48 +50,18 @@ SendSpeak = Callable[[str, bool, bool], Awaitable[None]]
 SendClear = Callable[[], Awaitable[None]]
 
 
-@runtime_checkable
-class AudioOutput(Protocol):
-    """Where the agent's voice is played: a speaker, a phone bridge, a file.
-
-    ``write`` is called on the event loop for every TTS frame as it arrives and must not
-    block (buffer it; play it from another thread or task). ``flush`` drops what was
-    written and not played yet and returns how many bytes it dropped (barge-in).
-    """
-
-    def write(self, data: bytes) -> None:
-        """Queue ``data`` (TTS audio in the session's format) for playing."""
-
-    def flush(self) -> int:
-        """Drop unplayed audio; return the number of bytes dropped."""
-
-
-def bytes_per_second(audio_format: str, sample_rate: int) -> Optional[float]:
-    """Bytes of one second of mono TTS audio, or None for a compressed format (mp3, opus).
-
-    Args:
-        audio_format: ``TTSConfig.audio_format`` (``linear16``, ``pcm``, ``mulaw``, ...).
-        sample_rate: ``TTSConfig.sample_rate``.
-    """
-    known = bytes_per_sample(audio_format)  # the one table (protocol.encodings)
-    if known is not None:
-        return float(known * sample_rate)
-    # TTS names outside the table: "wav", "raw", ElevenLabs' "pcm_16000", "ulaw_8000".
-    name = audio_format.strip().lower()
-    if name in ("wav", "raw") or name.startswith("pcm_"):
-        return 2.0 * sample_rate
-    if name.startswith(("ulaw_", "alaw_")):
-        return float(sample_rate)
-    return None
-
-
 class SpeechHandle:
     """One utterance of the agent: a ``speak`` or a ``speak_stream``.
 
     ``await handle`` returns when the speech has played out (its
     ``tts_playback_complete`` arrived) or was interrupted; it raises what the text
-    source (``speak_stream``'s iterable) or a ``speak`` raised. Cancelling the await
-    does not stop the speech (use :meth:`interrupt`).
+    source (``speak_stream``'s iterable) or a ``speak`` raised, and
+    :class:`~sayna_client.errors.SaynaTTSError` (with the server's text) when the
+    server's TTS provider failed it: raised, not returned (as a failed ``speak`` is),
+    so code awaiting a speech cannot take one the user never heard for one that played
+    out. It ends at its ``error`` when nothing more of it can come (one ``speak``), else
+    at the completion after it; it raises even when then interrupted.
+    Cancelling the await does not stop the speech (use :meth:`interrupt`).
 
     A handle holds no future of its own: each ``await`` (or :meth:`wait`) waits on a
     future of its own, made only when the speech is not done yet, which is all it needs
@@ -99,6 +74,7 @@ class SpeechHandle:
         "_chunks",
         "_done",
         "_error",
+        "_failure",
         "_heard_bytes",
         "_queue",
         "_sent",
@@ -129,13 +105,19 @@ class SpeechHandle:
         self._heard_bytes: Optional[int] = None
         self._done = False
         self._error: Optional[BaseException] = None
+        #: The server's failure credited to this speech before it ended (see
+        #: SpeechQueue.on_error); it ends with it.
+        self._failure: Optional[SaynaTTSError] = None
         self._task: Optional[asyncio.Task[None]] = None
         #: What waits for the end: the futures of awaits, and (callback, context, loop)
         #: of :meth:`add_done_callback` (None: nothing).
         self._waiters: Optional[list[Any]] = None
 
     def __repr__(self) -> str:
-        state = "interrupted" if self.interrupted else ("done" if self.done else "speaking")
+        if self._failure is not None and self._done:
+            state = "failed"
+        else:
+            state = "interrupted" if self.interrupted else ("done" if self._done else "speaking")
         return f"<SpeechHandle {state} chunks={len(self.chunks)} heard={self.seconds_heard}s>"
 
     def __await__(self) -> Generator[Any, None, None]:
@@ -148,6 +130,8 @@ class SpeechHandle:
 
         Raises:
             asyncio.TimeoutError: not done within ``timeout`` seconds (speech goes on).
+            SaynaTTSError: the server's TTS provider failed this speech.
+            Exception: what the text source (``speak_stream``) or a ``speak`` raised.
         """
         if not self._done:
             await asyncio.wait_for(self._waiter(), timeout)
@@ -181,8 +165,9 @@ class SpeechHandle:
         self._waiters.append((callback, context, loop))
 
     def exception(self) -> Optional[BaseException]:
-        """What the speech failed with (the text source or a ``speak`` raised), else None
-        (also while it is not done)."""
+        """What the speech failed with (the text source or a ``speak`` raised, or the
+        server's :class:`~sayna_client.errors.SaynaTTSError`), else None (also while it
+        is not done)."""
         return self._error if self._done else None
 
     @property
@@ -219,9 +204,10 @@ class SpeechHandle:
     @property
     def text_heard(self) -> str:
         """The words the user heard: all of :attr:`text` when the speech played out, else
-        the first words that fit in :attr:`seconds_heard` at the session's seconds per
-        word (all words sent when the format is compressed)."""
-        if not self.interrupted:
+        (interrupted, or failed on the server) the first words that fit in
+        :attr:`seconds_heard` at the session's seconds per word (all words sent when the
+        format is compressed)."""
+        if not self.interrupted and self._failure is None:
             return self.text
         seconds = self.seconds_heard
         words = self.text.split()
@@ -341,6 +327,9 @@ class SpeechQueue:
         self._mark_bytes = 0
         self._played_seconds = 0.0
         self._played_words = 0
+        # A TTS failure not credited yet (on_error): the error, the frame and byte counts
+        # when it came, and the oldest and newest speeches it may be.
+        self._pending: Optional[tuple[SaynaTTSError, int, int, SpeechHandle, SpeechHandle]] = None
         self._interrupt_listeners: list[Callable[[list[SpeechHandle]], None]] = []
         self._open_listeners: list[Callable[[SpeechHandle], None]] = []
         self._clear_tasks: set[asyncio.Task[None]] = set()
@@ -498,7 +487,12 @@ class SpeechQueue:
             handle.sent_all = True
 
     def abandon(self, handle: SpeechHandle, error: Optional[BaseException]) -> None:
-        """``handle`` ends now (its send failed, or it had nothing to say)."""
+        """``handle`` ends now (its send failed, or it had nothing to say), with ``error``
+        (else with the server's failure credited to it, if any)."""
+        if self._pending is not None:
+            self._resolve()
+        if error is None:
+            error = handle._failure
         handles = self._handles
         if handles and handles[0] is handle:
             self._settle_head()
@@ -599,6 +593,8 @@ class SpeechQueue:
         return self._interrupt(send_clear=True)
 
     def _interrupt(self, *, send_clear: bool) -> list[SpeechHandle]:
+        if self._pending is not None:
+            self._resolve()
         self._settle_head()
         handles = list(self._handles)
         self._handles.clear()
@@ -607,7 +603,7 @@ class SpeechQueue:
         for handle in handles:
             # The output's unplayed audio belongs to the newest handles that had audio.
             taken = min(unplayed, handle.bytes_delivered) if handle is handles[0] else 0
-            handle._finish(interrupted=True, unplayed=taken)
+            handle._finish(interrupted=True, unplayed=taken, error=handle._failure)
         if send_clear:
             task = asyncio.ensure_future(self._clear())
             self._clear_tasks.add(task)
@@ -646,22 +642,28 @@ class SpeechQueue:
         # is done once it was sent in full and a frame credited to it arrived after its
         # last chunk went out (audio goes to the oldest: the ones after it have none of
         # their own yet), and with it those after it that overlapped (see _overlapped).
+        # A speech the server failed (on_error) ends at it, with or without audio.
+        if self._pending is not None:
+            self._resolve()
         handles = self._handles
         if handles and self._crediting and handles[0].sent_all:
             frames, size = self._received()
             handle = handles[0]
-            if frames > handle._sent_frames and frames > self._mark_frames:
+            failure = handle._failure
+            if (frames > handle._sent_frames and frames > self._mark_frames) or (
+                failure is not None
+            ):
                 handles.popleft()
                 handle._bytes += size - self._mark_bytes
                 self._mark_frames = frames  # where the next one's audio starts
                 self._mark_bytes = size
                 self._crediting = bool(handles)
                 rate = self.byte_rate()
-                if rate is not None:
+                if rate is not None and failure is None:  # (a failed one: not its length)
                     self._played_seconds += handle._bytes / rate
                     self._played_words += len(handle.text.split())
-                handle._finish(interrupted=False)
-                if handles and handles[0].sent_all and frames > handles[0]._sent_frames:
+                handle._finish(interrupted=False, error=failure)
+                if handles and handles[0].sent_all:
                     self._overlapped(frames, rate)
         if self._tally is not None or self._listening:
             self._relisten()
@@ -674,22 +676,94 @@ class SpeechQueue:
         audio was credited to the oldest, whose bytes hold it, so they add their words
         to the session's seconds per word and no seconds. A handle sent after the last
         frame waits for a later completion: this one may have left the server before
-        its ``speak`` arrived."""
+        its ``speak`` arrived. One the server failed ends with its failure."""
         handles = self._handles
         done = []
-        while handles and handles[0].sent_all and frames > handles[0]._sent_frames:
+        while handles and handles[0].sent_all:
+            handle = handles[0]
+            if not (frames > handle._sent_frames or handle._failure is not None):
+                break
             done.append(handles.popleft())
         self._crediting = bool(handles)
         for handle in done:
-            if rate is not None:
+            failure = handle._failure
+            if rate is not None and failure is None:
                 self._played_words += len(handle.text.split())
-            handle._finish(interrupted=False)
+            handle._finish(interrupted=False, error=failure)
+
+    # --- a speech the server failed ----------------------------------------------------
+
+    def on_error(self, event: Any) -> None:
+        """An ``error`` event: a ``TTS error: ...`` is credited to one speech.
+
+        Sayna synthesizes its requests (one per ``speak``) in order; a failed one gets
+        no audio after its error, the next one's audio follows. The error names no
+        request: it is the oldest unfinished speech with a ``speak`` out and no audio
+        after it (providers mostly refuse a request before any audio), else (all had
+        audio after theirs: sent back to back) what follows decides (:meth:`_resolve`):
+        audio after the error, the oldest (the failed request was not the server's
+        last); a completion with no audio first, the newest. The oldest speech of one
+        ``speak`` ends at once (nothing more of it can come); the others at the next
+        completion or interruption, in order."""
+        message = event.message
+        if not message.startswith("TTS error:"):
+            return
+        if self._pending is not None:
+            self._resolve()
+        frames, size = self._received()
+        # Only speech the server got can fail: a chunk of it went out (after a clear,
+        # no handle has until the next chunk is added).
+        candidates = [h for h in self._handles if h._sent and h._failure is None]
+        if not candidates:
+            logger.debug("a TTS error with no speech of ours to credit it to: %s", message)
+            return
+        error = SaynaTTSError(message)
+        for handle in candidates:
+            if not frames > handle._sent_frames:  # no audio since its last chunk went out
+                self._fail(handle, error, frames, size)
+                break
+        else:
+            if len(candidates) == 1:
+                self._fail(candidates[0], error, frames, size)
+            else:
+                self._pending = (error, frames, size, candidates[0], candidates[-1])
+        self._relisten()
+
+    def _resolve(self) -> None:
+        """Credit the failure :meth:`on_error` left open: audio since the error, to the
+        oldest speech it may be; none, to the newest."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        error, frames, size, oldest, newest = pending
+        handle = oldest if self._received()[0] > frames else newest
+        if not handle.done:
+            self._fail(handle, error, frames, size)
+
+    def _fail(self, handle: SpeechHandle, error: SaynaTTSError, frames: int, size: int) -> None:
+        """``handle`` failed on the server when the counts were ``frames``, ``size``: it
+        ends now if it is the oldest and was one ``speak`` (its audio is the audio up to
+        then, the next one's starts there), else it ends with the failure later."""
+        handles = self._handles
+        if handles[0] is not handle or not handle.sent_all or len(handle._chunks) != 1:
+            handle._failure = error
+            return
+        handles.popleft()
+        if self._crediting:
+            handle._bytes += max(0, size - self._mark_bytes)
+            self._mark_frames, self._mark_bytes = frames, max(size, self._mark_bytes)
+        self._crediting = bool(handles) and not self._muted
+        handle._failure = error
+        handle._finish(interrupted=False, error=error)
 
     def on_closed(self, event: Any) -> None:
-        """The socket closed: unfinished handles end as interrupted (nothing more plays)."""
+        """The socket closed: unfinished handles end as interrupted (nothing more plays),
+        those the server failed with their failure."""
+        if self._pending is not None:
+            self._resolve()
         self._settle_head()
         handles = list(self._handles)
         self._handles.clear()
         for handle in handles:
-            handle._finish(interrupted=True)
+            handle._finish(interrupted=True, error=handle._failure)
         self._relisten()

@@ -62,6 +62,7 @@ class SyncSpeechHandle:
 
         Raises:
             asyncio.TimeoutError: not done within ``timeout`` seconds (speech goes on).
+            SaynaTTSError: the server's TTS provider failed this speech.
             Exception: what the text source (``speak_stream``) or a ``speak`` raised.
             RuntimeError: called on the client's loop thread (it would deadlock).
         """

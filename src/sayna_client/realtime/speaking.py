@@ -99,6 +99,7 @@ class Speaking:
         hub.observe("stt_result", metrics.on_stt_result)
         hub.observe("tts_playback_complete", queue.on_playback_complete)
         hub.observe("closed", queue.on_closed)
+        hub.observe("error", queue.on_error)
         return queue
 
     async def speak(

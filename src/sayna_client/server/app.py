@@ -25,6 +25,7 @@ from .session import MAX_MESSAGE_BYTES
 from .sip import SipHook
 from .sip_routes import add_sip_routes
 from .state import STATE_KEY, ServerConfig, ServerState
+from .voice import DEFAULT_TTS_FAILURE, TTSFailure
 from .web_util import BODY_LIMIT, make_middlewares
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "DEFAULT_TENANT", "LocalServer"]
@@ -430,6 +431,54 @@ class LocalServer:
     def clear_scripted_speech(self) -> None:
         """Forget every scripted line not heard yet."""
         self._state.fake_engine().script.clear()
+
+    # --- scripted TTS failures ------------------------------------------------------------
+
+    def fail_tts(
+        self,
+        message: str = DEFAULT_TTS_FAILURE,
+        *,
+        after_chunks: int = 0,
+        times: int = 1,
+        stream_id: Optional[str] = None,
+    ) -> list[TTSFailure]:
+        """Make the next TTS requests fail as a provider failure does on Sayna (section 6.7).
+
+        The next ``times`` requests a session takes up (in order, whatever the engine)
+        send ``after_chunks`` audio chunks, then ``{"type": "error", "message": "TTS
+        error: <message>"}``; ``tts_playback_complete`` still follows when nothing else
+        is queued, and the requests queued behind it are synthesized as usual.
+
+        Args:
+            message: the provider's error text (``TTS error: `` is put before it).
+            after_chunks: audio chunks sent before the failure (0: none); a speech with
+                fewer chunks fails after its last one.
+            times: how many requests fail.
+            stream_id: only requests of the session with this ``stream_id`` fail
+                (default: those of whichever session synthesizes next).
+
+        Returns:
+            Every failure still pending, in order.
+
+        Raises:
+            ValueError: ``after_chunks`` below 0 or ``times`` below 1.
+        """
+        if isinstance(after_chunks, bool) or not isinstance(after_chunks, int) or after_chunks < 0:
+            raise ValueError(f"after_chunks is a number of chunks >= 0, not {after_chunks!r}")
+        if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+            raise ValueError(f"times is a number of requests >= 1, not {times!r}")
+        failures = self._state.tts_failures
+        failures.add(TTSFailure(message, after_chunks, stream_id), times)
+        return failures.pending()
+
+    @property
+    def tts_failures(self) -> list[TTSFailure]:
+        """Scripted TTS failures not used yet, in order (see :meth:`fail_tts`)."""
+        return self._state.tts_failures.pending()
+
+    def clear_tts_failures(self) -> None:
+        """Forget every scripted TTS failure not used yet."""
+        self._state.tts_failures.clear()
 
     # --- LiveKit injection ---------------------------------------------------------------
 

@@ -129,7 +129,12 @@ def _configure_voice(
         session.error(f"Failed to start voice manager: {exc}")
         return False
     tts = TTSPipeline(
-        tts_engine, session.emit_tts_audio, session.send, realtime=state.config.tts_realtime
+        tts_engine,
+        session.emit_tts_audio,
+        session.send,
+        realtime=state.config.tts_realtime,
+        failures=state.tts_failures,
+        stream_id=session.stream_id,
     )
     session.stt = SpeechFinalGate(
         stream,

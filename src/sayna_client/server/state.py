@@ -20,6 +20,7 @@ from .livekit import DEPARTURE_TIMEOUT, EMPTY_TIMEOUT, LiveKitSim, Participant, 
 from .recording import RecordingStore
 from .records import AUDIO_KEEP_LIMIT, RECORDS_KEEP_LIMIT, DataPacketRecord, Records
 from .sip import HookHosts, SipHook, SipHooks, deliver_webhook, match_hook, webhook_body
+from .voice import TTSFailures
 
 if TYPE_CHECKING:
     from .session import Session
@@ -78,6 +79,8 @@ class ServerState:
         self.hook_hosts = HookHosts(config.sip_hook_hosts)
         self.sessions: set[Session] = set()
         self.turn_detect_threshold = 0.5
+        #: Scripted TTS failures (``LocalServer.fail_tts``), shared by the sessions.
+        self.tts_failures = TTSFailures()
         self._engines: dict[str, Engine] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._http: Optional[aiohttp.ClientSession] = None

@@ -3,7 +3,10 @@
 TTS (section 6.7): ``speak`` requests are synthesized one at a time, FIFO, in a worker
 task so the session keeps reading frames meanwhile. ``tts_playback_complete`` follows
 a request's last chunk only when nothing else is queued; ``clear`` cancels queued and
-in-flight work (no completion) unless the latest ``speak`` forbade interruption.
+in-flight work (no completion) unless the latest ``speak`` forbade interruption. A request
+whose synthesis fails (the engine raised, or a failure scripted with
+:meth:`TTSFailures.add`) ends with ``error`` ``TTS error: <text>``, and the completion
+still follows when nothing else is queued, as Sayna's dispatcher does.
 
 STT (section 6.8): engine results pass as they are (a speech-final carries its text);
 empty non-speech-final finals are suppressed, results are dropped while
@@ -19,12 +22,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from ..protocol.encodings import canonical
 from .engines.base import Engine, STTStream, Transcript, TTSRequest
 
-__all__ = ["SpeechFinalGate", "TTSPipeline", "now_ms"]
+__all__ = ["SpeechFinalGate", "TTSFailure", "TTSFailures", "TTSPipeline", "now_ms"]
 
 logger = logging.getLogger("sayna_client.server")
 
@@ -39,9 +43,57 @@ DEDUPE_WINDOW = 0.5
 MAX_BACKLOG_BYTES = 1_000_000
 
 
+#: What a scripted TTS failure says by default (after ``TTS error: ``): the text of an
+#: HTTP provider refusing a request on Sayna (``TTSError::ProviderError``).
+DEFAULT_TTS_FAILURE = "Provider error: API error (500 Internal Server Error): scripted failure"
+
+
 def now_ms() -> int:
     """Unix time in milliseconds (Sayna event timestamps)."""
     return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class TTSFailure:
+    """One scripted TTS failure: the request fails after ``after_chunks`` audio chunks
+    with ``error`` ``TTS error: <message>``, in the session with ``stream_id`` (any
+    session when None)."""
+
+    message: str
+    after_chunks: int = 0
+    stream_id: Optional[str] = None
+
+
+class _ScriptedFailure(Exception):
+    """Raised inside the worker for a scripted failure (its text is the message)."""
+
+
+class TTSFailures:
+    """Scripted TTS failures, shared by a server's sessions, taken in order: each one
+    fails the next request a matching session takes up."""
+
+    def __init__(self) -> None:
+        self._pending: list[TTSFailure] = []
+
+    def add(self, failure: TTSFailure, times: int = 1) -> None:
+        """Fail the next ``times`` matching requests with ``failure``."""
+        self._pending.extend([failure] * times)
+
+    def pending(self) -> list[TTSFailure]:
+        """The failures not used yet, in order."""
+        return list(self._pending)
+
+    def clear(self) -> None:
+        """Forget the failures not used yet."""
+        self._pending.clear()
+
+    def take(self, stream_id: Optional[str]) -> Optional[TTSFailure]:
+        """The first failure for the session ``stream_id`` (removed), or None."""
+        for index, failure in enumerate(self._pending):
+            if failure.stream_id is None or failure.stream_id == stream_id:
+                del self._pending[index]
+                return failure
+        return None
 
 
 class TTSPipeline:
@@ -55,6 +107,9 @@ class TTSPipeline:
             :data:`FIRST_AUDIO_DELAY`, then each chunk when the audio before it has
             played, so ``clear`` during speech cuts it. ``False`` sends chunks as fast
             as the engine makes them (benchmarks).
+        failures: scripted failures; each request taken up takes the first one for
+            ``stream_id`` (see :class:`TTSFailures`).
+        stream_id: the session's ``stream_id``, for ``failures``.
     """
 
     def __init__(
@@ -63,8 +118,12 @@ class TTSPipeline:
         emit_audio: Callable[[bytes], Awaitable[None]],
         emit_json: Callable[[dict[str, Any]], None],
         realtime: bool = True,
+        failures: Optional[TTSFailures] = None,
+        stream_id: Optional[str] = None,
     ) -> None:
         self._engine = engine
+        self._failures = failures
+        self._stream_id = stream_id
         self._realtime = realtime
         self._emit_audio = emit_audio
         self._emit_json = emit_json
@@ -127,6 +186,9 @@ class TTSPipeline:
             wire_rate = max(1, request.sample_rate * (1 if mulaw else 2))
             start = loop.time() + FIRST_AUDIO_DELAY
             played = 0.0
+            failures = self._failures
+            failure = failures.take(self._stream_id) if failures is not None else None
+            chunks = 0
             try:
                 async for chunk in self._engine.synthesize(request):
                     if self._realtime:
@@ -134,10 +196,17 @@ class TTSPipeline:
                         if delay > 0:
                             await asyncio.sleep(delay)
                         played += len(chunk) / wire_rate
+                    # A scripted failure comes when the chunk would have (after the
+                    # provider's latency, as a refused request's error does).
+                    if failure is not None and chunks >= failure.after_chunks:
+                        raise _ScriptedFailure(failure.message)
+                    chunks += 1
                     self._playback_end = (
                         max(self._playback_end, loop.time()) + len(chunk) / bytes_per_second
                     )
                     await self._emit_audio(chunk)
+                if failure is not None:  # the speech had no more chunks than that
+                    raise _ScriptedFailure(failure.message)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
