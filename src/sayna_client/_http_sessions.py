@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional, cast
 import aiohttp
 from yarl import URL
 
+from ._loop_end import at_loop_end, forget
 from ._redact import safe_url
 
 __all__ = [
@@ -263,14 +264,26 @@ _SHARED_LOCK = threading.RLock()
 
 
 def lease() -> SharedSession:
-    """Join the running loop's shared session (made if none is open)."""
+    """Join the running loop's shared session (made if none is open).
+
+    A session still open when its loop ends (clients that outlive ``asyncio.run()``
+    without ``disconnect()``) is closed then, quietly, as :func:`abandon` does: aiohttp
+    would otherwise report it unclosed at exit, after the loop, with tracebacks."""
     loop = asyncio.get_running_loop()
     with _SHARED_LOCK:
         shared = _SHARED.get(loop)
-        if shared is None or shared.session.closed:
+        made = shared is None or shared.session.closed
+        if made:
             shared = _SHARED[loop] = SharedSession(loop)
+        assert shared is not None
         shared.users += 1
-        return shared
+    if made:
+        at_loop_end(id(shared), shared, _loop_ended)
+    return shared
+
+
+def _loop_ended(shared: SharedSession) -> None:
+    abandon(shared.session, shared.loop)
 
 
 def unlease(shared: SharedSession) -> Optional[aiohttp.ClientSession]:
@@ -282,7 +295,8 @@ def unlease(shared: SharedSession) -> Optional[aiohttp.ClientSession]:
             return None
         if _SHARED.get(shared.loop) is shared:
             del _SHARED[shared.loop]
-        return shared.session
+    forget(id(shared), shared.loop)
+    return shared.session
 
 
 def drop(shared: SharedSession) -> None:

@@ -224,9 +224,17 @@ class SaynaSyncClient:
 
     def _close_at_exit(self) -> None:
         if self._portal.running:
-            warnings.warn(f"unclosed {self!r} at exit", ResourceWarning, stacklevel=1, source=self)
-            close = self._client.timeouts.close
-            self._portal.close(self._client, timeout=2 * (close or 5.0) + 1, graceful=False)
+            try:
+                warnings.warn(
+                    f"unclosed {self!r} at exit: call close() or use "
+                    "`with SaynaSyncClient(...) as client:`",
+                    ResourceWarning,
+                    stacklevel=1,
+                    source=self,
+                )
+            finally:  # closed even when -W error made the warning an exception
+                close = self._client.timeouts.close
+                self._portal.close(self._client, timeout=2 * (close or 5.0) + 1, graceful=False)
 
     # --- state (snapshots, readable from any thread) ---------------------------------
 

@@ -3,14 +3,23 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import sys
 import tempfile
+import wave
 from pathlib import Path
 
 import pytest
 
+from sayna_client import SaynaClient, STTConfig, TTSConfig, audio
+from sayna_client._wer import word_error_rate
 from sayna_client.cli import main
+from sayna_client.cli.transcribe import stream_and_listen
+from sayna_client.server import LocalServer
+
+SPEECH = Path(__file__).resolve().parents[1] / "data" / "speech"
 
 
 def test_demo_writes_to_a_temporary_directory_not_the_cwd(
@@ -50,9 +59,12 @@ def _demo_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, 
     assert (tmp_path / "sayna-demo-speak.wav").is_file()
     rate = re.search(r"word error rate: (\d+)%", out)
     assert rate is not None, out
+    # Nothing heard is a bug, not bad luck: the demo waits until the server has decoded
+    # everything, however loaded the machine (it used to stop listening after 5 s).
+    assert "(nothing heard)" not in out, out
     heard = re.search(r"heard '([^']*)'", out)
     if heard is None or "coffee" not in heard.group(1).lower():
-        return out, 100  # "(nothing heard)" or the key word missed: a miss like any other
+        return out, 100  # the key word missed: a miss like any other
     return out, int(rate.group(1))
 
 
@@ -61,11 +73,62 @@ def test_demo_prints_what_it_said_heard_and_the_word_error_rate(
 ) -> None:
     for name in ("pocketsphinx", "espeakng_loader", "soxr", "ctranslate2", "piper"):
         pytest.importorskip(name)
-    # Piper samples fresh noise on every synthesis, so the voice (and what Whisper hears)
-    # differs run to run: about 1 run in 20 misses a word or two under load (once, on a
-    # loaded machine, the whole phrase). One retry keeps the 10 % bar (a real regression
-    # fails both runs) without a flaky suite.
+    # Piper samples fresh noise on every synthesis (no seed to fix; three syntheses of the
+    # demo's sentence gave three clips of different lengths), so what Whisper hears
+    # differs run to run. Misses measured were all "nothing heard" (fixed; see
+    # benchmarks/DEMO-load.md); one retry stays for a word Piper's noise may blur.
     out, rate = _demo_run(tmp_path, capsys)
     if rate > 10:
         out, rate = _demo_run(tmp_path, capsys)
     assert rate <= 10, out
+
+
+def _speech_worker_pid() -> int:
+    """The local engine's speech worker: the child of this process running speech_child."""
+    for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+        for pid in children.read_text().split():
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:  # it ended meanwhile
+                continue
+            if b"speech_child" in command:
+                return int(pid)
+    raise AssertionError("no speech worker process found")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the worker in /proc")
+async def test_the_demo_listens_until_a_stalled_recogniser_has_decoded_everything() -> None:
+    """A loaded machine in the extreme: the recogniser makes no progress at all while
+    the audio streams and until the listener waits for it. Listening for a clock (5 s
+    after the audio, as the demo did) heard nothing; waiting for the server's word that
+    it decoded the audio hears all of it, however late."""
+    for name in ("ctranslate2", "onnxruntime", "soxr", "tokenizers"):
+        pytest.importorskip(name)
+    with wave.open(str(SPEECH / "librivox-0880.wav")) as clip:
+        pcm = clip.readframes(clip.getnframes())
+    expected = "he was not an ill disposed young man"
+    frames = list(audio.wav_frames(audio.WavAudio(pcm, 16000, 1), frame_ms=20))
+    stt = STTConfig(provider="deepgram", model="nova-2", sample_rate=16000)
+    tts = TTSConfig(provider="elevenlabs")
+    async with (
+        LocalServer(engine="local", port=0) as server,
+        SaynaClient(server.url, stt, tts) as client,
+    ):
+        await client.connect()
+        worker = _speech_worker_pid()
+        stream_id = client.received_stream_id or ""
+        resumed = []
+
+        async def transcribed(audio_bytes: int) -> int:
+            os.kill(worker, signal.SIGCONT)  # only now may the recogniser go on
+            resumed.append(audio_bytes)
+            return await server.wait_transcribed(stream_id, audio_bytes)
+
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            finals = await stream_and_listen(client, frames, 20, 0.0, "x", transcribed=transcribed)
+        finally:
+            os.kill(worker, signal.SIGCONT)
+    assert len(resumed) == 1
+    assert resumed[0] > len(pcm)  # the clip and the trailing silence
+    assert word_error_rate(expected, " ".join(finals)) <= 0.1, finals

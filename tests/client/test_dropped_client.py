@@ -14,6 +14,7 @@ import asyncio
 import gc
 import json
 import logging
+import sys
 import warnings
 from collections.abc import AsyncIterator
 
@@ -167,3 +168,62 @@ async def test_an_http_session_closed_under_the_socket_is_a_local_close(
     assert closes[0].initiated_by_client
     assert closes[0].reason == "closed by client: the aiohttp ClientSession it used was closed"
     assert BY_THE_SERVER not in caplog.text
+
+
+#: A script whose event loop ends with a client still connected: kept in a global, or in
+#: a reference cycle (a callback using the client), it outlives ``asyncio.run()``.
+_LOOP_END_SCRIPT = """
+import asyncio, sys
+from sayna_client import SaynaClient, STTConfig, TTSConfig
+kept = []
+async def main():
+    client = SaynaClient(sys.argv[1], STTConfig(provider="deepgram"),
+                         TTSConfig(provider="elevenlabs", voice_id="v"), api_key=sys.argv[3])
+    if sys.argv[2] == "cycle":
+        client.register_on_tts_audio(lambda _: client.connected)
+    else:
+        kept.append(client)
+    await client.health()
+    await client.connect()
+    await client.speak("never disconnected")
+asyncio.run(main())
+print("end of script", flush=True)
+"""
+
+
+@pytest.mark.parametrize("held_by", ["global", "cycle"])
+async def test_a_loop_ending_with_a_client_connected_warns_once_without_tracebacks(
+    server: LocalServer, held_by: str
+) -> None:
+    """aiohttp's objects must not outlive the loop (with aiohttp 3.13 their finalizers
+    printed "Unclosed client session" and "Exception ignored in ... ClientResponse.__del__
+    ... Event loop is closed"): one ResourceWarning naming the fix, and the session is
+    closed by the client."""
+    secret = "sk-live-do-not-print-0123456789"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-W",
+        "always::ResourceWarning",
+        "-c",
+        _LOOP_END_SCRIPT,
+        server.url,
+        held_by,
+        secret,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    text = err.decode()
+    assert proc.returncode == 0, text
+    assert b"end of script" in out
+    warned = [line for line in text.splitlines() if "ResourceWarning:" in line]
+    assert len(warned) == 1, text
+    assert "A SaynaClient was never disconnected" in warned[0]
+    assert "`async with SaynaClient(...) as client:`" in warned[0]
+    assert "`await client.disconnect()`" in warned[0]
+    for noise in ("Traceback", "Exception ignored", "Unclosed", "Event loop is closed"):
+        assert noise not in text, text
+    assert BY_THE_SERVER not in text
+    assert secret not in text
+    record = server.records.last_session
+    await asyncio.wait_for(record.closed.wait(), 10)

@@ -112,3 +112,27 @@ async def test_close_stops_feeding_and_drops_queued_frames() -> None:
         await asyncio.sleep(0)
     assert stream.fed == [b"a"]
     assert sent == []
+
+
+async def test_the_gate_counts_audio_only_once_the_recogniser_has_finished_with_it() -> None:
+    sent = _Sent()
+    stream = _SlowStream()
+    woken: list[int] = []
+    gate = SpeechFinalGate(stream, sent, on_decoded=lambda: woken.append(gate.decoded_bytes))
+    try:
+        await asyncio.wait_for(gate.feed(b"ab"), 5)
+        await asyncio.wait_for(stream.started.wait(), 5)
+        await asyncio.wait_for(gate.feed(b"c"), 5)
+        assert (gate.decoded_bytes, gate.results_sent) == (0, 0)  # still decoding
+        stream.release.set()
+        await _until(lambda: len(stream.fed) >= 2, stream.changed)
+        assert (gate.decoded_bytes, gate.results_sent) == (2, 1)  # "ab" done, "c" decoding
+        stream.fail_with = RuntimeError("engine broke")
+        stream.release.set()
+        await _until(lambda: len(sent) >= 2, sent.changed)
+        # A failed decode is finished with too (its error was sent), with no result.
+        assert (gate.decoded_bytes, gate.results_sent) == (3, 1)
+        assert sent[1] == {"type": "error", "message": "Failed to process audio: engine broke"}
+        assert woken == [2, 3]
+    finally:
+        gate.close()

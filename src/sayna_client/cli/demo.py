@@ -95,7 +95,16 @@ async def _demo(args: argparse.Namespace) -> int:
             # Printed on every output (the progress bar below shows on a terminal only),
             # so captured output has all the steps.
             print("7. on_audio_input(): streaming that audio back as microphone input")
-            finals = await stream_and_listen(client, frames, 20, args.speed, "   streaming")
+            stream_id = client.received_stream_id or ""
+
+            async def transcribed(audio_bytes: int) -> int:
+                # The embedded server says when its recogniser has decoded all the audio
+                # (no clock: a loaded machine's engine is slower, and still heard).
+                return await server.wait_transcribed(stream_id, audio_bytes)
+
+            finals = await stream_and_listen(
+                client, frames, 20, args.speed, "   streaming", transcribed=transcribed
+            )
             heard = " ".join(finals)
             print(f"8. transcript: heard {heard!r}" if heard else "8. transcript: (nothing heard)")
             if engine == "local":

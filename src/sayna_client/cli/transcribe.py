@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .. import audio
 from .._cli_util import EXIT_USAGE, CliError, input_file, non_negative_float
@@ -30,14 +30,23 @@ async def stream_and_listen(
     speed: float,
     label: str,
     errors: Optional[list[str]] = None,
+    transcribed: Optional[Callable[[int], Awaitable[int]]] = None,
 ) -> list[str]:
     """Stream ``frames`` paced at ``speed`` × real time; return the final transcripts.
 
-    Returns once the server has nothing more to say: no turn open and nothing new for a
-    second after the audio ends (at most 15 s; 5 s when nothing at all was heard). The
-    server's ``error`` messages meanwhile (the engine failed on part of the audio, say)
-    are printed on stderr as ``error: MESSAGE`` once streaming ends, and appended to
-    ``errors`` when it is given: the transcript may then miss part of the audio.
+    Returns once the server has nothing more to say. With ``transcribed`` (a server in
+    this process, such as ``sayna demo``'s), the server says so itself:
+    ``transcribed(sent)`` waits until it has decoded the session's first ``sent``
+    bytes of audio and returns how many ``stt_result`` messages it sent for them
+    (:meth:`~sayna_client.server.LocalServer.wait_transcribed`; the session must have
+    sent no audio before this call); listening ends when that many have arrived, so a
+    slow or loaded machine takes longer but hears the same. Without it (a remote
+    server, which cannot be asked), listening ends when no turn is open and nothing
+    new came for a second after the audio ends (at most 15 s; 5 s when nothing at all
+    was heard). The server's ``error`` messages meanwhile (the engine failed on part
+    of the audio, say) are printed on stderr as ``error: MESSAGE`` once streaming
+    ends, and appended to ``errors`` when it is given: the transcript may then miss
+    part of the audio.
     """
     finals: list[str] = []
     reported: list[str] = [] if errors is None else errors
@@ -49,8 +58,10 @@ async def stream_and_listen(
     changed = asyncio.Event()
     progress = Progress(label, len(frames) * frame_ms / 1000, "s")
     latest = [""]
+    received = [0]
 
     def on_result(result: STTResultMessage) -> None:
+        received[0] += 1
         if result.is_final and result.transcript:
             finals.append(result.transcript)
         latest[0] = result.transcript or latest[0]
@@ -64,6 +75,13 @@ async def stream_and_listen(
 
     unsubscribe = client.register_on_stt_result(on_result)
     unsubscribe_errors = client.register_on_error(on_error)
+    closed = [False]
+
+    def on_close(_: Any) -> None:
+        closed[0] = True  # no more results will come
+        changed.set()
+
+    unsubscribe_close = client.register_on_close(on_close)
     try:
         sent = 0
         async for frame in audio.paced(frames, frame_ms=frame_ms, speed=speed):
@@ -76,32 +94,49 @@ async def stream_and_listen(
             await client.finish_audio(timeout=15.0)
         except SaynaTimeoutError:
             pass  # a recogniser still busy: the wait below tells when it is done
-        # The server may still be decoding a backlog: done once no turn is open and
-        # nothing new arrived for a second.
-        # Nothing heard yet: give a backlogged server 5 s for its first result.
-        deadline = loop.time() + (15.0 if finals or latest[0] else 5.0)
-        while True:
-            now = loop.time()
-            quiet = now - last_result[0]
-            heard = bool(finals or latest[0])
-            if now >= deadline or (heard and not turn_open[0] and quiet >= 1.0):
-                break
-            if heard and not turn_open[0]:
-                wait = min(deadline - now, 1.0 - quiet)
-            else:
-                wait = deadline - now
-            changed.clear()
-            try:
-                await asyncio.wait_for(changed.wait(), wait)
-            except asyncio.TimeoutError:
-                pass
+        if transcribed is not None:
+            # No clock: the server's count of results for this audio says when all came.
+            expected = await transcribed(client.metrics.audio_bytes_sent)
+            while received[0] < expected and not closed[0]:
+                changed.clear()
+                await changed.wait()
+        else:
+            await _wait_until_quiet(finals, latest, turn_open, last_result, changed)
     finally:
         progress.close()
         unsubscribe()
         unsubscribe_errors()
+        unsubscribe_close()
     for message in reported:
         print(f"error: {message}", file=sys.stderr)
     return finals
+
+
+async def _wait_until_quiet(
+    finals: list[str],
+    latest: list[str],
+    turn_open: list[bool],
+    last_result: list[float],
+    changed: asyncio.Event,
+) -> None:
+    """A remote server may still be decoding a backlog: done once no turn is open and
+    nothing new arrived for a second (at most 15 s; nothing heard yet: 5 s for its
+    first result)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + (15.0 if finals or latest[0] else 5.0)
+    while True:
+        now = loop.time()
+        quiet = now - last_result[0]
+        heard = bool(finals or latest[0])
+        ended = heard and not turn_open[0]
+        if now >= deadline or (ended and quiet >= 1.0):
+            break
+        wait = min(deadline - now, 1.0 - quiet) if ended else deadline - now
+        changed.clear()
+        try:
+            await asyncio.wait_for(changed.wait(), wait)
+        except asyncio.TimeoutError:
+            pass
 
 
 def _read_wav(path: Path) -> audio.WavAudio:

@@ -625,12 +625,16 @@ class WebSocketConnection(SocketSender):
 
     def drop(self) -> None:
         """End the session now, as the client's doing, with no Close handshake (for a
-        client garbage-collected with its session open): the TCP connection is dropped,
-        and the reader, seeing it, ends and has aiohttp release the connection (as after
-        a dead heartbeat)."""
+        client garbage-collected with its session open, or a loop ending with it open):
+        the TCP connection is dropped and aiohttp's record of it released; the reader,
+        seeing it, ends (as after a dead heartbeat)."""
         self._closing_by_client = True
         self._finish(*_CLOSED_BY_CLIENT)
         self._drop_transport()
+        if self._response is not None:
+            # Released now, not when the reader sees the drop: at the end of an event
+            # loop, it may not run again.
+            self._response.close()
 
     def _release(self) -> list[asyncio.Task[None]]:
         """Synchronously end everything: close record, TCP connection, reader, control

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from typing import Any, Optional, Union
 
 from .._config import check_seconds
 from .._defaults import CLIENT_DEFAULT, ClientDefault
+from .._loop_end import at_loop_end, forget
 from .._options import SessionOptions, check_configs
 from ..errors import (
     SaynaConfigRejectedError,
@@ -266,6 +268,9 @@ class VoiceSession:
         )
         self._conn = conn
         self._gate.bind()
+        # An application whose loop ends with this socket open (no disconnect()) is
+        # told so, and the socket is closed while the loop can still close it.
+        at_loop_end(id(self), self._me, _end_at_loop_end)
         try:
             await self._configure(conn)
             self.tracker.ready(started)
@@ -315,6 +320,7 @@ class VoiceSession:
     def connection_closed(self, info: ConnectionClosed) -> None:
         """Called by the reader when a socket ends (any reason)."""
         self._drop_lane()  # on_audio_input must not use this connection any more
+        forget(id(self), self._gate.loop)
         reconnector = self._reconnector
         if reconnector is None and self.reconnect_policy is not None:
             reconnector = self._reconnector = Reconnector(self._me)
@@ -362,6 +368,27 @@ class VoiceSession:
         if self._conn is not None:
             self._conn.drop()
         self.end_of_session()
+
+    def loop_ending(self) -> None:
+        """Its event loop is ending with the session open: the application never
+        disconnected (``asyncio.run()`` returned with the client connected). Warn with a
+        ``ResourceWarning`` naming the fix, as for a client garbage-collected while
+        connected, and end the session now, while the loop can still close its socket
+        (aiohttp's objects must not outlive the loop)."""
+        if not (self.connected or self.reconnecting):
+            return
+        ready = self.ready_message
+        stream = ready.stream_id if ready is not None else self.stream_id
+        message = (
+            f"A SaynaClient was never disconnected: its session (stream_id={stream}) was "
+            "still open when its event loop ended, and the SDK closed it. Use `async with "
+            "SaynaClient(...) as client:` or `await client.disconnect()`"
+        )
+        try:
+            logger.warning("%s", message)
+            warnings.warn(message, ResourceWarning, stacklevel=2)
+        finally:  # (-W error makes the warning an exception: the session ends anyway)
+            self.end_dropped()
 
     def end_of_session(self) -> None:
         """The session is over for good: iterators end, callbacks drain on their own."""
@@ -496,3 +523,11 @@ class VoiceSession:
                 self._gate.release()
                 self.hub.close_iterators()
                 await self._link.http().close()
+
+
+def _end_at_loop_end(session: VoiceSession) -> None:
+    """:func:`~.._loop_end.at_loop_end`'s callback (``session`` is a weak proxy)."""
+    try:
+        session.loop_ending()
+    except ReferenceError:  # collected meanwhile: nothing is open
+        pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import secrets
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -346,6 +347,53 @@ class LocalServer:
     def turn_detect_threshold(self) -> float:
         """Server-global turn-detection threshold set by ``update_config``."""
         return self._state.turn_detect_threshold
+
+    async def wait_transcribed(
+        self, stream_id: str, audio_bytes: int, timeout: Optional[float] = None
+    ) -> int:
+        """Wait until the recogniser of the open session ``stream_id`` has finished with
+        the first ``audio_bytes`` bytes of audio input since its ``config``: decoded,
+        its results queued for the socket in order. However slowly the engine runs (a
+        loaded machine), this waits for the engine, not for a clock.
+
+        A client that sent ``audio_bytes`` bytes (``client.metrics.audio_bytes_sent``)
+        has every result of that audio once it received as many ``stt_result``
+        messages as this returns (the server sends them in order).
+
+        Args:
+            stream_id: the session's ``stream_id`` (``client.received_stream_id``).
+            audio_bytes: bytes of binary audio the client sent since its ``config``.
+            timeout: seconds to wait at most (``None``: no limit).
+
+        Returns:
+            How many ``stt_result`` messages the session's recogniser has sent since
+            its ``config`` (forced speech-finals included).
+
+        Raises:
+            ValueError: ``audio_bytes`` is negative.
+            LookupError: no open session has this ``stream_id``, or it has no
+                recogniser (no ``config`` yet, or ``audio: false``).
+            ConnectionError: the session ended before its recogniser got that far.
+            asyncio.TimeoutError: not within ``timeout`` seconds.
+        """
+        if audio_bytes < 0:
+            raise ValueError(f"audio_bytes must be 0 or more, got {audio_bytes}")
+        session = next((s for s in self._state.sessions if s.stream_id == stream_id), None)
+        gate = session.stt if session is not None else None
+        if session is None or gate is None:
+            raise LookupError(f"no open session {stream_id!r} with a recogniser")
+        record = session.record
+
+        def done() -> bool:
+            return gate.decoded_bytes >= audio_bytes or record.closed.is_set()
+
+        await self.records.wait_for(done, math.inf if timeout is None else timeout)
+        if gate.decoded_bytes < audio_bytes:
+            raise ConnectionError(
+                f"session {stream_id} ended after {gate.decoded_bytes} of {audio_bytes} "
+                "bytes of audio were transcribed"
+            )
+        return gate.results_sent
 
     # --- scripted speech ----------------------------------------------------------------
 

@@ -137,7 +137,11 @@ def _configure_voice(
         stream_id=session.stream_id,
     )
     session.stt = SpeechFinalGate(
-        stream, session.send, suppressed=lambda: not tts.interruptible(), engine_name=stt_name
+        stream,
+        session.send,
+        suppressed=lambda: not tts.interruptible(),
+        engine_name=stt_name,
+        on_decoded=session.record.touch,
     )
     session.tts = tts
     session.tts_config = tts_config

@@ -245,12 +245,19 @@ class SpeechFinalGate:
     * An engine speech-final arriving less than 500 ms after a forced one, with a
       transcript equal to the segment text buffered when it fired, is dropped.
 
+    Progress, for :meth:`~.app.LocalServer.wait_transcribed`: :attr:`decoded_bytes`
+    counts the audio the recogniser has finished with (its results handled as above),
+    :attr:`results_sent` the ``stt_result`` messages handed to ``emit``.
+
     Args:
         stream: the engine's recogniser.
         emit: receives each ``stt_result`` to send (and the ``error`` of a failed
             background feed, see :meth:`feed`).
         suppressed: whether results are dropped now (default: never).
         engine_name: named in the warning about an engine's empty speech-final.
+        on_decoded: called when :attr:`decoded_bytes` grew in a feed that waited for
+            the recogniser, so waiters on it wake (not after :meth:`feed_now`, which
+            decodes before its caller goes on).
     """
 
     def __init__(
@@ -259,6 +266,7 @@ class SpeechFinalGate:
         emit: Callable[[dict[str, Any]], None],
         suppressed: Optional[Callable[[], bool]] = None,
         engine_name: str = "engine",
+        on_decoded: Optional[Callable[[], None]] = None,
     ) -> None:
         self.stream = stream
         self._emit = emit
@@ -275,6 +283,12 @@ class SpeechFinalGate:
         self._backlog_bytes = 0
         self._drained = asyncio.Event()
         self._pump: Optional[asyncio.Task[None]] = None
+        self._on_decoded = on_decoded
+        #: Bytes of audio fed to the recogniser whose results were handled (or whose
+        #: failure was reported): the audio it has finished with.
+        self.decoded_bytes = 0
+        #: ``stt_result`` messages handed to ``emit`` (forced speech-finals included).
+        self.results_sent = 0
         #: The stream has a synchronous feed: call :meth:`feed_now` instead of :meth:`feed`.
         self.instant = stream.instant and not stream.feed_may_wait
 
@@ -285,8 +299,11 @@ class SpeechFinalGate:
         Raises:
             Exception: what the recogniser raised.
         """
-        for result in self.stream.feed_now(audio):
-            self.handle(result)
+        try:
+            for result in self.stream.feed_now(audio):
+                self.handle(result)
+        finally:  # a failure is reported by the caller: that audio is finished with too
+            self.decoded_bytes += len(audio)
 
     async def feed(self, audio: bytes) -> None:
         """Feed one frame to the recogniser and emit what it produced (serialized).
@@ -309,6 +326,10 @@ class SpeechFinalGate:
             results = await self.stream.feed(audio)
         finally:
             lock.release()
+            # A failure is reported by the caller: that audio is finished with too.
+            self.decoded_bytes += len(audio)
+            if self._on_decoded is not None:
+                self._on_decoded()
         for result in results:
             self.handle(result)
 
@@ -335,9 +356,12 @@ class SpeechFinalGate:
                 except Exception as exc:
                     logger.warning("STT engine failed: %s", exc)
                     self._emit({"type": "error", "message": f"Failed to process audio: {exc}"})
-                    continue
+                    results = []
                 for result in results:
                     self.handle(result)
+                self.decoded_bytes += len(data)
+                if self._on_decoded is not None:
+                    self._on_decoded()
         finally:
             self._pump = None
 
@@ -362,6 +386,7 @@ class SpeechFinalGate:
                 and result.transcript == forced_text
             ):
                 return
+            self.results_sent += 1
             self._emit(result.to_wire())
             return
         if result.is_final:
@@ -374,6 +399,7 @@ class SpeechFinalGate:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = loop.call_later(max(0.0, delay), self._force)
+        self.results_sent += 1
         self._emit(result.to_wire())
 
     def _force(self) -> None:
@@ -382,6 +408,7 @@ class SpeechFinalGate:
         self._forced_at = asyncio.get_running_loop().time()
         self._forced_text, self._buffered = self._buffered, ""
         forced = Transcript("", is_final=True, is_speech_final=True, confidence=1.0)
+        self.results_sent += 1
         self._emit(forced.to_wire())
 
     def _reset_timer(self) -> None:
