@@ -66,8 +66,9 @@ class SpeechHandle:
     :class:`~sayna_client.errors.SaynaTTSError` (with the server's text) when the
     server's TTS provider failed it: raised, not returned (as a failed ``speak`` is),
     so code awaiting a speech cannot take one the user never heard for one that played
-    out. It ends at its ``error`` when nothing more of it can come (one ``speak``), else
-    at the completion after it; it raises even when then interrupted.
+    out. It ends at its ``error`` when it is the oldest speech and one ``speak`` (nothing
+    more of it can come), else at the completion after it, in order; it raises even when
+    then interrupted.
     Cancelling the await does not stop the speech (use :meth:`interrupt`).
 
     A handle holds no future of its own: each ``await`` (or :meth:`wait`) waits on a
