@@ -296,7 +296,8 @@ class SaynaConfigRejectedError(SaynaServerError):
 
 class SaynaTTSError(SaynaServerError):
     """The server's TTS provider failed to synthesize a speech (Sayna sent ``error`` with
-    ``TTS error: ...``, protocol section 6.7).
+    ``TTS error: ...``, protocol section 6.7, or ``Failed to synthesize speech: ...`` when
+    it refused the ``speak`` itself: Google TTS, a provider not connected).
 
     Raised by ``await handle`` (and ``handle.wait()``) of the
     :class:`~sayna_client.agents.SpeechHandle` the failure was credited to, and returned

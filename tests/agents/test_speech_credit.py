@@ -8,7 +8,8 @@ was sent in full and a frame came after its last chunk went out, with every adde
 sent (one completion ends speaks that overlapped: the server reports its queue drained;
 the oldest needs a frame of its own, one since it became the oldest).
 
-A ``TTS error`` is credited to one handle that had a chunk sent and is not failed: the
+A ``TTS error`` (or a refused ``speak``'s ``Failed to synthesize speech``) is credited to
+one handle that had a chunk sent and is not failed: the
 oldest with no frame after its last chunk, else the only one, else the oldest or the
 newest of them by what follows: a frame before the next completion, error, interruption
 or close means the oldest (and the frames after the error are then the next handle's),
@@ -195,6 +196,12 @@ OPERATIONS = (
 )
 
 
+FAILURES = (
+    "TTS error: Provider error: API error (500 Internal Server Error): overloaded",
+    "Failed to synthesize speech: TTS error: Provider error: quota exceeded",
+)
+
+
 class Error:
     def __init__(self, message: str) -> None:
         self.message = message
@@ -282,8 +289,8 @@ async def test_audio_is_credited_as_frame_by_frame(seed: int) -> None:
             queue.output, ref.output = sinks
         elif op == "no output":
             queue.output = ref.output = sinks = None
-        elif op == "error":
-            queue.on_error(Error("TTS error: Provider error: API error (500)"))
+        elif op == "error":  # a failed synthesis, or a refused speak: credited alike
+            queue.on_error(Error(rnd.choice(FAILURES)))
             ref.error()
         elif op == "other error":  # not about synthesis: no handle's
             queue.on_error(Error("STT streaming error: reset"))

@@ -27,6 +27,7 @@ from .conftest import RATE, WORD_BYTES
 WAIT = 10.0  # seconds a handle may take to end (never reached when it works)
 FRAME = 640  # the peer's TTS frames: 20 ms at 16 kHz
 UNAUTHORIZED = "TTS error: Provider error: API error (401 Unauthorized): invalid api key"
+REFUSED = "Failed to synthesize speech: TTS error: Provider error: Google API error: quota"
 
 
 class Peer:
@@ -273,6 +274,35 @@ async def test_interrupting_ends_a_failed_speech_with_its_failure(
     assert not client.speech.speaking
 
 
+async def test_a_barge_in_during_a_failed_stream_ends_it_with_its_failure(
+    peer: tuple[Peer, SaynaClient],
+) -> None:
+    # A stream's first chunk failed, its second is playing when the user talks over it:
+    # the barge-in interrupts it (clear on the wire), and it raises its failure.
+    server, client = peer
+    seen = Seen(client)
+    policy = client.barge_in(min_words=1)
+    handle = await client.speak_stream(["One two. ", "Three four five six seven."])
+    await server.got("speak")
+    await server.got("speak")
+    await eventually(lambda: handle.sent_all, what="the stream's last chunk sent")
+    await server.error()
+    await server.audio(2)
+    await seen.errors_reach(1)
+    assert not handle.done
+    assert server.ws is not None
+    interim = {"type": "stt_result", "transcript": "stop please", "is_final": False}
+    await server.ws.send_str(json.dumps({**interim, "is_speech_final": False, "confidence": 0.9}))
+    await server.got("clear")
+    await _fails(handle)
+    assert handle.interrupted
+    assert handle.bytes_delivered == 2 * FRAME
+    assert [event.handles for event in policy.history] == [(handle,)]
+    assert not client.speech.speaking
+    final = {"type": "stt_result", "transcript": "stop please", "is_final": True}
+    await server.ws.send_str(json.dumps({**final, "is_speech_final": True, "confidence": 0.9}))
+
+
 async def test_an_error_after_the_speech_was_interrupted_is_not_its(
     peer: tuple[Peer, SaynaClient],
 ) -> None:
@@ -320,6 +350,21 @@ async def test_a_stream_ends_with_its_failed_chunk_after_the_others_played(
     await _fails(handle)
     assert handle.bytes_delivered == 3 * FRAME
     assert not client.speech.speaking
+
+
+async def test_a_refused_speak_ends_at_its_error(peer: tuple[Peer, SaynaClient]) -> None:
+    # Sayna with Google TTS (synthesis inline), or a provider not connected, refuses
+    # the speak itself: an error, and neither audio nor a completion for it. A wait for
+    # the completion ends too.
+    server, client = peer
+    speaking = asyncio.ensure_future(client.speak("one two", wait=True, timeout=WAIT))
+    await server.got("speak")
+    await server.error(REFUSED)
+    handle = await speaking
+    await _fails(handle, REFUSED)
+    assert handle.bytes_delivered == 0
+    assert not client.speech.speaking
+    await client.drain(WAIT, settle=0)
 
 
 async def test_other_errors_do_not_end_a_speech(peer: tuple[Peer, SaynaClient]) -> None:
@@ -390,3 +435,19 @@ async def test_a_stream_whose_chunk_fails_raises_at_its_end(
     assert handle.chunks == ["One two.", "Three four five six seven.", "Eight."]
     assert not handle.interrupted
     assert not agent.speech.speaking
+
+
+async def test_a_refused_speak_raises_and_the_next_plays_out(
+    agent: SaynaClient, server: LocalServer
+) -> None:
+    server.fail_tts("Provider error: API error (403 Forbidden): quota", refuse=True)
+    handle = await agent.speak("one two")
+    refused = (
+        "Failed to synthesize speech: TTS error: Provider error: API error (403 Forbidden): quota"
+    )
+    await _fails(handle, refused)
+    assert not agent.speech.speaking
+    nxt = await agent.speak("three")
+    await nxt.wait(WAIT)
+    assert nxt.exception() is None
+    assert nxt.bytes_delivered == WORD_BYTES

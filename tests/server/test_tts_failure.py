@@ -99,9 +99,52 @@ async def test_failures_go_to_the_session_they_name_and_are_used_in_order(
     assert server.tts_failures == []
 
 
+async def test_a_refused_speak_gets_its_error_and_nothing_else(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    # As Sayna with Google TTS (synthesis inline) or a provider not connected: the
+    # speak itself fails, with no audio and no completion; the next one is spoken.
+    server.fail_tts("Provider error: quota exceeded", refuse=True)
+    async with http.ws_connect(server.ws_url) as ws:
+        await configure(ws)
+        await send(ws, {"type": "speak", "text": "one two"})
+        await send(ws, {"type": "speak", "text": "three"})
+        frames, audio = await collect(ws, of_type("tts_playback_complete"))
+    assert frames[0] == {
+        "type": "error",
+        "message": "Failed to synthesize speech: TTS error: Provider error: quota exceeded",
+    }
+    assert _types(frames[1:]) == ["tts_playback_complete"]
+    assert audio == render_words(["three"], 16000)
+
+
+async def test_refusals_and_synthesis_failures_are_taken_by_their_own_kind(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    server.fail_tts("in synthesis")
+    server.fail_tts("at the speak", refuse=True)
+    async with http.ws_connect(server.ws_url) as ws:
+        await configure(ws)
+        await send(ws, {"type": "speak", "text": "one"})  # refused: the refusal is its
+        await send(ws, {"type": "speak", "text": "two"})  # synthesized: fails then
+        frames, audio = await collect(ws, of_type("tts_playback_complete"))
+    assert audio == b""
+    assert [f.get("message") for f in frames] == [
+        "Failed to synthesize speech: TTS error: at the speak",
+        "TTS error: in synthesis",
+        None,
+    ]
+    assert server.tts_failures == []
+
+
 @pytest.mark.parametrize(
     ("kwargs", "problem"),
-    [({"after_chunks": -1}, "after_chunks"), ({"times": 0}, "times"), ({"times": True}, "times")],
+    [
+        ({"after_chunks": -1}, "after_chunks"),
+        ({"times": 0}, "times"),
+        ({"times": True}, "times"),
+        ({"after_chunks": 2, "refuse": True}, "refuse"),
+    ],
 )
 def test_bad_failure_scripts_are_refused(kwargs: dict[str, Any], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):

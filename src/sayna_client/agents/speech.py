@@ -12,7 +12,8 @@ audio of the cancelled speech that was already on its way.
 
 A ``speak`` the server's TTS provider fails gets no audio after the failure: Sayna sends
 ``error`` ``TTS error: ...`` and goes on with the next request (a completion follows when
-none is queued, protocol 6.7). The queue credits that error to one handle (see
+none is queued, protocol 6.7), or ``Failed to synthesize speech: ...`` when it refused the
+``speak`` itself (no completion for it). The queue credits that error to one handle (see
 :meth:`SpeechQueue.on_error`), which ends with :class:`~sayna_client.errors.SaynaTTSError`.
 
 "Heard" is an estimate: the bytes delivered (minus those an attached output dropped
@@ -45,6 +46,12 @@ DEFAULT_SECONDS_PER_WORD = 0.4
 #: ``SpeechHandle._sent_frames`` while the audio after its last chunk is not counted: no
 #: chunk went out yet, or the next one is on its way (-1: that audio had come).
 _UNSENT = sys.maxsize
+
+#: How the ``error`` of a speech the server failed begins: its TTS provider failed while
+#: synthesizing it (protocol 6.7), or refused the ``speak`` itself (synthesis inline, as
+#: Google's, or the provider not connected: no completion follows then).
+_REFUSED = "Failed to synthesize speech:"
+_FAILED_SPEECH = ("TTS error:", _REFUSED)
 
 SendSpeak = Callable[[str, bool, bool], Awaitable[None]]
 SendClear = Callable[[], Awaitable[None]]
@@ -341,6 +348,10 @@ class SpeechQueue:
         #: (None: the owner calls it for every frame).
         self.listen: Optional[Callable[[bool], None]] = None
         self._listening = False
+        #: Called when a refused ``speak`` (``Failed to synthesize speech``, which gets
+        #: no completion) leaves no speech outstanding: the owner's waits for the
+        #: completion end (``speak(wait=True)``, ``drain()``).
+        self.refused: Optional[Callable[[], None]] = None
 
     @property
     def output(self) -> Optional[AudioOutput]:
@@ -694,7 +705,9 @@ class SpeechQueue:
     # --- a speech the server failed ----------------------------------------------------
 
     def on_error(self, event: Any) -> None:
-        """An ``error`` event: a ``TTS error: ...`` is credited to one speech.
+        """An ``error`` event: a ``TTS error: ...`` (or a refused ``speak``, ``Failed to
+        synthesize speech: ...``: Google TTS, a provider not connected) is credited to
+        one speech.
 
         Sayna synthesizes its requests (one per ``speak``) in order; a failed one gets
         no audio after its error, the next one's audio follows. The error names no
@@ -706,7 +719,7 @@ class SpeechQueue:
         ``speak`` ends at once (nothing more of it can come); the others at the next
         completion or interruption, in order."""
         message = event.message
-        if not message.startswith("TTS error:"):
+        if not message.startswith(_FAILED_SPEECH):
             return
         if self._pending is not None:
             self._resolve()
@@ -727,6 +740,9 @@ class SpeechQueue:
                 self._fail(candidates[0], error, frames, size)
             else:
                 self._pending = (error, frames, size, candidates[0], candidates[-1])
+        refused = self.refused
+        if refused is not None and not self._handles and message.startswith(_REFUSED):
+            refused()
         self._relisten()
 
     def _resolve(self) -> None:

@@ -408,6 +408,11 @@ class SessionTracker:
         """``clear`` was sent: cancelled speech gets no completion, so end the waits now."""
         self.on_playback_complete(None, measure=False)
 
+    def refused(self) -> None:
+        """The server refused the last ``speak`` outstanding (``Failed to synthesize
+        speech``): no completion comes for it, so end the waits now."""
+        self.on_playback_complete(None, measure=False)
+
     def on_playback_complete(self, event: Any, measure: bool = True) -> None:
         sent = self._playback_from
         if sent is not None and measure:

@@ -93,6 +93,7 @@ class Speaking:
         # A reply's first byte is timed by the tracker, which times every first frame.
         metrics.watch_audio = link.watch_audio
         queue.listen = link.listen
+        queue.refused = link.refused
         if self._waiting:
             self._waiting = False
             hub.unobserve("stt_result", self._first_result)
@@ -122,7 +123,8 @@ class Speaking:
                 (``tts_playback_complete``), i.e. this text is fully synthesized, and
                 the callbacks have handled that audio and the completion (called from
                 a callback, it cannot wait for the callbacks after it); a :meth:`clear`
-                also ends the wait.
+                also ends the wait, as does the server refusing the last speech
+                outstanding (``Failed to synthesize speech``: no completion follows).
             timeout: with ``wait``, seconds to wait at most.
 
         Returns:
@@ -364,6 +366,13 @@ class _QueueLink:
         session = _or_none(self._session)
         if session is not None and self.first_audio is not None:
             session.tracker.on_next_audio(self.first_audio)
+
+    def refused(self) -> None:
+        """A refused ``speak`` left no speech outstanding: end the tracker's waits for a
+        completion that will not come."""
+        session = _or_none(self._session)
+        if session is not None:
+            session.tracker.refused()
 
     def listen(self, on: bool) -> None:
         """TTS frames to the queue only while an output takes them."""

@@ -441,6 +441,7 @@ class LocalServer:
         after_chunks: int = 0,
         times: int = 1,
         stream_id: Optional[str] = None,
+        refuse: bool = False,
     ) -> list[TTSFailure]:
         """Make the next TTS requests fail as a provider failure does on Sayna (section 6.7).
 
@@ -456,19 +457,26 @@ class LocalServer:
             times: how many requests fail.
             stream_id: only requests of the session with this ``stream_id`` fail
                 (default: those of whichever session synthesizes next).
+            refuse: fail the next ``speak`` itself instead, when it is read, as Sayna
+                does when synthesis runs inline (Google TTS) or the provider is not
+                connected: ``Failed to synthesize speech: TTS error: <message>``, and
+                neither audio nor a completion for it.
 
         Returns:
             Every failure still pending, in order.
 
         Raises:
-            ValueError: ``after_chunks`` below 0 or ``times`` below 1.
+            ValueError: ``after_chunks`` below 0 (or not 0 with ``refuse``), or ``times``
+                below 1.
         """
         if isinstance(after_chunks, bool) or not isinstance(after_chunks, int) or after_chunks < 0:
             raise ValueError(f"after_chunks is a number of chunks >= 0, not {after_chunks!r}")
         if isinstance(times, bool) or not isinstance(times, int) or times < 1:
             raise ValueError(f"times is a number of requests >= 1, not {times!r}")
+        if refuse and after_chunks:
+            raise ValueError("a refused speak has no audio: after_chunks must be 0 with refuse")
         failures = self._state.tts_failures
-        failures.add(TTSFailure(message, after_chunks, stream_id), times)
+        failures.add(TTSFailure(message, after_chunks, stream_id, bool(refuse)), times)
         return failures.pending()
 
     @property

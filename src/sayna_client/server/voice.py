@@ -6,7 +6,10 @@ a request's last chunk only when nothing else is queued; ``clear`` cancels queue
 in-flight work (no completion) unless the latest ``speak`` forbade interruption. A request
 whose synthesis fails (the engine raised, or a failure scripted with
 :meth:`TTSFailures.add`) ends with ``error`` ``TTS error: <text>``, and the completion
-still follows when nothing else is queued, as Sayna's dispatcher does.
+still follows when nothing else is queued, as Sayna's dispatcher does. A scripted refusal
+fails the ``speak`` itself, as Sayna does when synthesis runs inline (Google TTS) or the
+provider is not connected: ``error`` ``Failed to synthesize speech: TTS error: <text>``,
+and neither audio nor a completion for it.
 
 STT (section 6.8): engine results pass as they are (a speech-final carries its text);
 empty non-speech-final finals are suppressed, results are dropped while
@@ -56,12 +59,14 @@ def now_ms() -> int:
 @dataclass(frozen=True)
 class TTSFailure:
     """One scripted TTS failure: the request fails after ``after_chunks`` audio chunks
-    with ``error`` ``TTS error: <message>``, in the session with ``stream_id`` (any
-    session when None)."""
+    with ``error`` ``TTS error: <message>`` (``refuse``: the ``speak`` is refused with
+    ``Failed to synthesize speech: TTS error: <message>``), in the session with
+    ``stream_id`` (any session when None)."""
 
     message: str
     after_chunks: int = 0
     stream_id: Optional[str] = None
+    refuse: bool = False
 
 
 class _ScriptedFailure(Exception):
@@ -87,10 +92,11 @@ class TTSFailures:
         """Forget the failures not used yet."""
         self._pending.clear()
 
-    def take(self, stream_id: Optional[str]) -> Optional[TTSFailure]:
-        """The first failure for the session ``stream_id`` (removed), or None."""
+    def take(self, stream_id: Optional[str], refuse: bool = False) -> Optional[TTSFailure]:
+        """The first failure for the session ``stream_id`` of that kind (a refusal or a
+        failed synthesis), removed; None when there is none."""
         for index, failure in enumerate(self._pending):
-            if failure.stream_id is None or failure.stream_id == stream_id:
+            if failure.refuse is refuse and failure.stream_id in (None, stream_id):
                 del self._pending[index]
                 return failure
         return None
@@ -135,13 +141,20 @@ class TTSPipeline:
         self._playback_end = 0.0
 
     def speak(self, request: TTSRequest, allow_interruption: bool) -> None:
-        """Queue one request (empty text only updates the interruption flag)."""
+        """Queue one request (empty text only updates the interruption flag; a scripted
+        refusal answers it with ``error`` instead)."""
         self._allow_interruption = allow_interruption
         if allow_interruption:
             self._blocked_until_interruptible = False
         if not request.text.strip():
             if not allow_interruption:
                 self._blocked_until_interruptible = True
+            return
+        failures = self._failures
+        refusal = failures.take(self._stream_id, refuse=True) if failures is not None else None
+        if refusal is not None:
+            message = f"Failed to synthesize speech: TTS error: {refusal.message}"
+            self._emit_json({"type": "error", "message": message})
             return
         self._queue.append(request)
         if self._task is None or self._task.done():
