@@ -104,7 +104,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ]
     for name, rows in results.items():
         seconds = [float(str(row["seconds"])) for row in rows]
-        missed = sorted({str(row["heard"]) for row in rows if row["miss"]})
+        missed = sorted({str(row["heard"] or "(nothing heard)") for row in rows if row["miss"]})
         lines.append(
             f"| {name} | {sum(bool(row['miss']) for row in rows)} | {len(rows)} | "
             f"{statistics.median(seconds):.0f} ({min(seconds):.0f}-{max(seconds):.0f}) | "
