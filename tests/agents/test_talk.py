@@ -231,3 +231,27 @@ async def test_talking_over_the_agent_interrupts_it(server: LocalServer, tmp_pat
     assert story_text.startswith(story.text)
     assert len(story.text.split()) < len(story_text.split())
     assert [str(line) for line in lines[2:]] == ["you: stop", "agent: okay"]
+
+
+async def test_an_answer_the_tts_provider_failed_does_not_end_the_conversation(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    """The server fails the first answer's synthesis (as Sayna does when its TTS provider
+    errs): that line says so with the server's message, and the conversation goes on."""
+    server.script_speech("hello there", "are you there")
+    pcm = render_words(["x"] * 2, RATE) + bytes(2 * RATE)
+    pcm += render_words(["x"] * 3, RATE) + bytes(2 * RATE)
+    audio.write_wav(tmp_path / "caller.wav", pcm, RATE)
+    server.fail_tts()  # the next request the server takes up: the first answer
+
+    async with make_client(server) as client:
+        await client.connect()
+        lines = await talk(client, WavMicrophone(tmp_path / "caller.wav", sample_rate=RATE))
+    assert [line.speaker for line in lines] == ["you", "agent", "you", "agent"]
+    failed, answered = lines[1], lines[3]
+    assert failed.error is not None
+    assert failed.error.startswith("TTS error: ")
+    assert "scripted failure" in str(failed)
+    assert failed.text == ""  # nothing of it was heard
+    assert str(answered) == "agent: You said: are you there."
+    assert answered.error is None

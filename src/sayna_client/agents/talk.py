@@ -16,7 +16,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
-from ..errors import SaynaValidationError
+from ..errors import SaynaTTSError, SaynaValidationError
 from .devices import Microphone, PacedSpeaker
 
 if TYPE_CHECKING:
@@ -94,14 +94,18 @@ class RuleTable:
 @dataclass
 class Line:
     """One line of the conversation: who spoke and what (for the agent: what the user
-    heard; ``interrupted`` when the user talked over it)."""
+    heard; ``interrupted`` when the user talked over it; ``error``, the server's message,
+    when its TTS provider failed the answer)."""
 
     speaker: str
     text: str
     interrupted: bool = False
+    error: Optional[str] = None
 
     def __str__(self) -> str:
         tail = " [interrupted]" if self.interrupted else ""
+        if self.error is not None:
+            tail += f" [not spoken: {self.error}]"
         return f"{self.speaker}: {self.text}{tail}"
 
 
@@ -160,6 +164,9 @@ async def talk(
     Returns:
         the conversation's lines, in order.
 
+    An answer the server's TTS provider failed (:class:`~sayna_client.errors.SaynaTTSError`)
+    does not stop the conversation: its line holds what was heard of it and ``error``.
+
     Raises:
         Exception: whatever ``reply`` raised (the conversation stops).
         SaynaConnectionError: the session failed while talking.
@@ -195,8 +202,12 @@ async def talk(
                     continue
                 say(Line("you", text))
                 handle = await client.speak_stream(_pieces(reply, text))
-                await handle
-                say(Line("agent", handle.text_heard, handle.interrupted))
+                failure = None
+                try:
+                    await handle
+                except SaynaTTSError as exc:  # this answer is lost, not the conversation
+                    failure = exc.server_message
+                say(Line("agent", handle.text_heard, handle.interrupted, failure))
                 if ends & set(re.findall(r"[a-z']+", text.lower())):
                     return
             finally:
