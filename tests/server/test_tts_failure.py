@@ -149,3 +149,52 @@ async def test_refusals_and_synthesis_failures_are_taken_by_their_own_kind(
 def test_bad_failure_scripts_are_refused(kwargs: dict[str, Any], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         LocalServer().fail_tts(**kwargs)
+
+
+async def test_failures_scripted_over_http_fail_the_next_request(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    """``/_local/tts-failures``: the same script for a test in another process."""
+    url = server.url + "/_local/tts-failures"
+    body = {"message": "quota exceeded", "after_chunks": 1, "times": 2, "stream_id": "s-1"}
+    async with http.post(url, json=body) as response:
+        assert response.status == 200
+        pending = (await response.json())["pending"]
+    expected = {"message": "quota exceeded", "after_chunks": 1, "stream_id": "s-1", "refuse": False}
+    assert pending == [expected, expected]
+    async with http.delete(url) as response:
+        assert (await response.json())["pending"] == []
+    async with http.post(url, json={"message": "quota exceeded"}) as response:
+        assert response.status == 200
+    async with http.get(url) as response:
+        assert len((await response.json())["pending"]) == 1
+
+    async with http.ws_connect(server.ws_url) as ws:
+        await configure(ws)
+        await send(ws, {"type": "speak", "text": "one two"})
+        frames, audio = await collect(ws, of_type("tts_playback_complete"))
+    assert audio == b""
+    assert _types(frames) == ["error", "tts_playback_complete"]
+    assert frames[0]["message"] == "TTS error: quota exceeded"
+    assert server.tts_failures == []
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"times": 0}, "times is a number of requests >= 1"),
+        ({"after_chunks": "2"}, "after_chunks is a number of chunks >= 0"),
+        ({"refuse": "yes"}, "'refuse' must be true or false"),
+        ({"stream_id": 5}, "'stream_id' must be a string"),
+        ({"message": 5}, "'message' must be a string"),
+        ({"refuse": True, "after_chunks": 1}, "a refused speak has no audio"),
+        ({"after": 1}, "unknown field(s): after"),
+    ],
+)
+async def test_bad_failure_scripts_over_http_are_refused(
+    server: LocalServer, http: aiohttp.ClientSession, body: dict[str, Any], problem: str
+) -> None:
+    async with http.post(server.url + "/_local/tts-failures", json=body) as response:
+        assert response.status == 400
+        assert problem in (await response.json())["error"]
+    assert server.tts_failures == []

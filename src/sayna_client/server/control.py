@@ -27,6 +27,12 @@ page could send (:func:`control_guard`): a ``Host`` that is neither an IP addres
                                                            ``{"transcripts": [...], "unit"?:
                                                            "utterance"|"burst", "stream_id"?}``
 ``GET    /_local/speech`` / ``DELETE /_local/speech``      pending lines / forget them
+``POST   /_local/tts-failures``                            fail the next TTS requests
+                                                           (:meth:`LocalServer.fail_tts`):
+                                                           ``{"message"?, "after_chunks"?,
+                                                           "times"?, "stream_id"?,
+                                                           "refuse"?}``
+``GET    /_local/tts-failures`` / ``DELETE``               pending failures / forget them
 =========================================================  ==================================
 """
 
@@ -45,6 +51,7 @@ from aiohttp import web
 from .bench import add_bench_routes
 from .faults import Faults, fault_type_problem
 from .routes import state_of
+from .voice import DEFAULT_TTS_FAILURE
 from .web_util import error, json_response, read_body, read_object
 
 if TYPE_CHECKING:
@@ -260,6 +267,42 @@ async def clear_speech(request: web.Request) -> web.Response:
     return _pending(server)
 
 
+def _failures(server: LocalServer) -> web.Response:
+    return json_response({"pending": [dataclasses.asdict(f) for f in server.tts_failures]})
+
+
+async def add_tts_failures(request: web.Request) -> web.Response:
+    body = await _object(request)
+    unknown = sorted(set(body) - {"message", "after_chunks", "times", "stream_id", "refuse"})
+    if unknown:
+        return error(400, f"unknown field(s): {', '.join(unknown)}")
+    stream_id = body.get("stream_id")
+    if stream_id is not None and not isinstance(stream_id, str):
+        return error(400, "'stream_id' must be a string")
+    server = _server(request)
+    try:
+        server.fail_tts(
+            _str(body, "message", DEFAULT_TTS_FAILURE),
+            after_chunks=body.get("after_chunks", 0),
+            times=body.get("times", 1),
+            stream_id=stream_id,
+            refuse=_bool(body, "refuse", False),
+        )
+    except ValueError as exc:
+        return error(400, str(exc))
+    return _failures(server)
+
+
+async def get_tts_failures(request: web.Request) -> web.Response:
+    return _failures(_server(request))
+
+
+async def clear_tts_failures(request: web.Request) -> web.Response:
+    server = _server(request)
+    server.clear_tts_failures()
+    return _failures(server)
+
+
 def add_control_routes(app: web.Application) -> None:
     app.router.add_post("/_local/rooms/{room}/participants", add_participant)
     app.router.add_delete("/_local/rooms/{room}/participants/{identity}", remove_participant)
@@ -272,4 +315,7 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_post("/_local/speech", add_speech)
     app.router.add_get("/_local/speech", get_speech)
     app.router.add_delete("/_local/speech", clear_speech)
+    app.router.add_post("/_local/tts-failures", add_tts_failures)
+    app.router.add_get("/_local/tts-failures", get_tts_failures)
+    app.router.add_delete("/_local/tts-failures", clear_tts_failures)
     add_bench_routes(app)  # /_local/bench/... (see bench.py)
