@@ -231,6 +231,7 @@ JSON_ROUTES = [
     ("POST", "/_local/rooms/r/sip"),
     ("POST", "/_local/rooms/r/data"),
     ("PUT", "/_local/faults"),
+    ("POST", "/_local/tts-failures"),
     ("POST", "/_local/bench/nobody/burst"),
 ]
 
