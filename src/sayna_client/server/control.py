@@ -124,6 +124,13 @@ def _str(body: dict[str, Any], key: str, default: Optional[str] = None) -> str:
     return value
 
 
+def _optional_str(body: dict[str, Any], key: str) -> Optional[str]:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _bad(f"'{key}' must be a string")
+    return value
+
+
 def _str_map(body: dict[str, Any], key: str) -> dict[str, str]:
     value = body.get(key) or {}
     if not isinstance(value, dict):
@@ -245,9 +252,7 @@ async def add_speech(request: web.Request) -> web.Response:
     transcripts = body.get("transcripts")
     if not isinstance(transcripts, list) or not transcripts:
         return error(400, "'transcripts' must be a non-empty list of strings")
-    stream_id = body.get("stream_id")
-    if stream_id is not None and not isinstance(stream_id, str):
-        return error(400, "'stream_id' must be a string")
+    stream_id = _optional_str(body, "stream_id")
     server = _server(request)
     try:
         unit = _str(body, "unit", "utterance")
@@ -276,9 +281,7 @@ async def add_tts_failures(request: web.Request) -> web.Response:
     unknown = sorted(set(body) - {"message", "after_chunks", "times", "stream_id", "refuse"})
     if unknown:
         return error(400, f"unknown field(s): {', '.join(unknown)}")
-    stream_id = body.get("stream_id")
-    if stream_id is not None and not isinstance(stream_id, str):
-        return error(400, "'stream_id' must be a string")
+    stream_id = _optional_str(body, "stream_id")
     server = _server(request)
     try:
         server.fail_tts(
