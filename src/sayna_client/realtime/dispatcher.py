@@ -141,10 +141,12 @@ class Dispatcher(Mailbox):
             # through the future that wakes it, not through the queue (what is put
             # before it resumes is queued behind this one: the task takes it first).
             self._waiter = None
-            if not waiter.done():
+            try:
                 waiter.set_result(item)
+            except asyncio.InvalidStateError:  # the task was cancelled meanwhile: the
+                waiter = None  # event is queued, for whoever consumes next
+            else:
                 return
-            # (Cancelled meanwhile: queued, for whoever consumes next.)
         items = self._items
         if items is _NOTHING:
             items = self._items = collections.deque()

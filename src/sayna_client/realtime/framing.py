@@ -228,13 +228,12 @@ class FrameProtocol(asyncio.Protocol):
         chunk."""
         if self._buffer is None and self._flowing:
             taken = self._taken = self._taken + len(data)
-            memo = self._memo
-            if len(data) == self._memo_size and data.startswith(memo) and self._budget:
+            if data.startswith(self._memo) and len(data) == self._memo_size and self._budget:
                 # The usual chunk of a TTS stream: one frame, like the last binary one
                 # (see _parse), and nothing else.
                 self._budget -= 1
                 try:
-                    self._binary(data[len(memo) :])
+                    self._binary(data[len(self._memo) :])
                 except Exception as exc:  # a failure of the SDK's own handling
                     self._fail(exc)
             else:
