@@ -251,6 +251,34 @@ def test_a_tick_records_what_a_clock_read_per_frame_would_on_a_linear_run(
         )
 
 
+def test_a_tick_fills_the_histogram_as_per_frame_reads_would_over_random_ticks() -> None:
+    # add_tick places a tick's frames a bucket at a time (arithmetic, not a loop over the
+    # frames): over random ticks, short and long, early and past the histogram's end,
+    # the histogram must hold what a record per frame makes, but for a frame a rounding
+    # error away from a bucket edge.
+    import random
+
+    from pacing import LateStats
+
+    for seed in range(500):
+        draw = random.Random(seed)
+        first = draw.choice(
+            [0.0, draw.uniform(0, 0.002), draw.uniform(0, 0.05), draw.uniform(0.9, 1.2)]
+        )
+        span = draw.choice(
+            [0.0, draw.uniform(0, 0.0002), draw.uniform(0, 0.005), draw.uniform(0, 0.3)]
+        )
+        count = draw.randint(1, 60)
+        per_frame, per_tick = LateStats(), LateStats()
+        step = span / count
+        for k in range(count):
+            per_frame.add(first + step * k, 0.02)
+        per_tick.add_tick(first, span, count, 0.02)
+        assert sum(per_tick._buckets) == count
+        moved = sum(abs(a - b) for a, b in zip(per_frame._buckets, per_tick._buckets))
+        assert moved <= 4, (seed, first, span, count)
+
+
 async def test_feel_sees_every_interval_it_reports(monkeypatch: pytest.MonkeyPatch) -> None:
     # benchmarks/feel.py times the SDK's data path by wrapping four of its methods, and
     # splits each interval into the session's own time and the waits by timing asyncio's

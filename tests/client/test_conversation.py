@@ -161,8 +161,13 @@ def test_the_first_audio_hook_outlives_a_completion_and_fires_once() -> None:
     ticks = iter(range(100))
     tracker = SessionTracker(clock=lambda: float(next(ticks)))
     seen: list[float] = []
+
+    class Listener:
+        def on_first_audio(self, now: float) -> None:
+            seen.append(now)
+
     tracker.speak_sent()  # t=0
-    tracker.on_next_audio(seen.append)
+    tracker.on_next_audio(Listener())
     tracker.on_playback_complete(None)  # t=1: the speak's wait ends
     tracker.on_tts_audio(b"ab")  # t=2
     tracker.on_tts_audio(b"cd")  # no clock read

@@ -700,6 +700,6 @@ async def test_audio_observers_come_and_go_without_touching_the_other_routes(
     assert hub._audio == tuple(route for route in before if route != observe_a)
     connected.register_on_stt_result(lambda _: None)
     assert hub._plan is not plan
-    assert hub._audio[0] == hub._dispatcher.put_audio
+    assert hub._audio_callbacks is hub._dispatcher  # the callbacks' queue, first
     assert hub._audio[-2:] == (b.append, d.append)
     assert hub._audio == tuple(route for route in before if route != observe_a)

@@ -322,11 +322,26 @@ class SpeechQueue:
         self._send_speak = send_speak
         self._send_clear = send_clear
         self._tts_format = tts_format
+        # The queue counts the frames itself (on_tts_audio) when the owner does not.
+        tally = _Tally() if received is None else None
+        self._received: Callable[[], tuple[int, int]] = received or tally  # type: ignore[assignment]
+        #: ``listen(True)`` / ``listen(False)``: start / stop calling :meth:`on_tts_audio`
+        #: (None: the owner calls it for every frame).
+        self.listen: Optional[Callable[[bool], None]] = None
+        #: Called when a refused ``speak`` (``Failed to synthesize speech``, which gets
+        #: no completion) leaves no speech outstanding: the owner's waits for the
+        #: completion end (``speak(wait=True)``, ``drain()``).
+        self.refused: Optional[Callable[[], None]] = None
+        # Not self.byte_rate: the metrics would hold the queue that holds them (a cycle).
+        self._start(tally, TurnMetrics(tts_rate=lambda: bytes_per_second(*tts_format())))
+
+    def _start(self, tally: Optional[_Tally], metrics: TurnMetrics) -> None:
+        """The queue's state, with ``metrics``; the hooks are set before (as attributes,
+        or methods of a subclass: a session's queue, see
+        :mod:`sayna_client.realtime.session_speech`)."""
         self._rate_of: Optional[tuple[str, int]] = None  # the format _rate is of
         self._rate: Optional[float] = None
-        # The queue counts the frames itself (on_tts_audio) when the owner does not.
-        self._tally = _Tally() if received is None else None
-        self._received: Callable[[], tuple[int, int]] = received or self._tally  # type: ignore[assignment]
+        self._tally = tally
         self._handles: deque[SpeechHandle] = deque()
         self._muted = False
         # The head handle is credited with the audio received since these counts.
@@ -338,21 +353,15 @@ class SpeechQueue:
         # A TTS failure not credited yet (on_error): the error, the frame and byte counts
         # when it came, and the oldest and newest speeches it may be.
         self._pending: Optional[tuple[SaynaTTSError, int, int, SpeechHandle, SpeechHandle]] = None
-        self._interrupt_listeners: list[Callable[[list[SpeechHandle]], None]] = []
-        self._open_listeners: list[Callable[[SpeechHandle], None]] = []
-        self._clear_tasks: set[asyncio.Task[None]] = set()
+        # Tuples replaced on each (rare) change, and the set made at the first
+        # interruption: a session that never uses them holds none (issue #19).
+        self._interrupt_listeners: tuple[Callable[[list[SpeechHandle]], None], ...] = ()
+        self._open_listeners: tuple[Callable[[SpeechHandle], None], ...] = ()
+        self._clear_tasks: Optional[set[asyncio.Task[None]]] = None
         self._output: Optional[AudioOutput] = None
         #: Per-turn latency and usage, fed by this queue and the client's reader.
-        # Not self.byte_rate: the metrics would hold the queue that holds them (a cycle).
-        self.metrics = TurnMetrics(tts_rate=lambda: bytes_per_second(*tts_format()))
-        #: ``listen(True)`` / ``listen(False)``: start / stop calling :meth:`on_tts_audio`
-        #: (None: the owner calls it for every frame).
-        self.listen: Optional[Callable[[bool], None]] = None
+        self.metrics = metrics
         self._listening = False
-        #: Called when a refused ``speak`` (``Failed to synthesize speech``, which gets
-        #: no completion) leaves no speech outstanding: the owner's waits for the
-        #: completion end (``speak(wait=True)``, ``drain()``).
-        self.refused: Optional[Callable[[], None]] = None
 
     @property
     def output(self) -> Optional[AudioOutput]:
@@ -446,16 +455,18 @@ class SpeechQueue:
 
     def on_interrupt(self, listener: Callable[[list[SpeechHandle]], None]) -> None:
         """Call ``listener(handles)`` (inline) whenever handles are interrupted."""
-        self._interrupt_listeners.append(listener)
+        self._interrupt_listeners = (*self._interrupt_listeners, listener)
 
     def on_open(self, listener: Callable[[SpeechHandle], None]) -> Callable[[], None]:
         """Call ``listener(handle)`` (inline) for every new handle, before its first
         ``speak`` is sent; returns a function that removes the listener."""
-        self._open_listeners.append(listener)
+        self._open_listeners = (*self._open_listeners, listener)
 
         def remove() -> None:
-            if listener in self._open_listeners:
-                self._open_listeners.remove(listener)
+            listeners = self._open_listeners
+            if listener in listeners:
+                index = listeners.index(listener)
+                self._open_listeners = listeners[:index] + listeners[index + 1 :]
 
         return remove
 
@@ -618,8 +629,11 @@ class SpeechQueue:
             handle._finish(interrupted=True, unplayed=taken, error=handle._failure)
         if send_clear:
             task = asyncio.ensure_future(self._clear())
-            self._clear_tasks.add(task)
-            task.add_done_callback(self._clear_tasks.discard)
+            tasks = self._clear_tasks
+            if tasks is None:
+                tasks = self._clear_tasks = set()
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
         for listener in self._interrupt_listeners:
             listener(handles)
         self._relisten()

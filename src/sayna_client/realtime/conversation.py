@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AudioCounts",
+    "FirstAudioListener",
     "SessionMetrics",
     "SessionTracker",
+    "TTSCounts",
     "Turn",
     "count_audio_sent",
     "stop_counting_audio",
@@ -69,7 +71,7 @@ class Turn:
 #: The sources :class:`SessionMetrics` counters read while linked (see :func:`_link`):
 #: the key of the source in the metrics' ``__dict__``, and the counters reading it.
 _AUDIO = "_audio_source"  # the session's audio input (``AudioCounts``)
-_TTS = "_tts_source"  # the tracker's TTS counts (``_TTSCounts``)
+_TTS = "_tts_source"  # the tracker's TTS counts (``TTSCounts``)
 _LINKED = {
     _AUDIO: ("audio_frames_sent", "audio_bytes_sent"),
     _TTS: ("tts_audio_frames", "tts_audio_bytes"),
@@ -181,7 +183,16 @@ def stop_counting_audio(metrics: SessionMetrics) -> None:
     _link(metrics, _AUDIO, None)
 
 
-class _TTSCounts:
+class FirstAudioListener(Protocol):
+    """What :meth:`SessionTracker.on_next_audio` calls at the next TTS frame (a
+    session's :class:`~sayna_client.agents.TurnMetrics`)."""
+
+    def on_first_audio(self, now: float) -> None:
+        """The first TTS frame since the call, at ``now`` (a ``clock()`` reading)."""
+        ...
+
+
+class TTSCounts:
     """The TTS frames and bytes a client received, in every session so far, counted by
     the session's one per-frame audio observer (:meth:`on_audio`) on this object: a frame
     touches it alone (issue #19). The session's metrics read the counts (see
@@ -252,7 +263,7 @@ class SessionTracker:
         self._clock = clock
         #: TTS frames and bytes received in every session of the client so far, read by
         #: ``metrics``, whose counts are those of the current session (see :func:`_link`).
-        self._tts = _TTSCounts(self)
+        self._tts = TTSCounts(self)
         self.metrics = self._new_metrics()
         # The lists below are made when first needed (None: empty): an idle session
         # holds none of them (56 bytes each; issue #19, idle memory per session).
@@ -277,8 +288,8 @@ class SessionTracker:
         self._turn_started: Optional[float] = None
         self._interims = 0
         self._results = 0  # stt_result events seen (activity)
-        #: Called with the time of the next TTS frame (see :meth:`on_next_audio`).
-        self._audio_hook: Optional[Callable[[float], None]] = None
+        #: Told the time of the next TTS frame (see :meth:`on_next_audio`).
+        self._audio_hook: Optional[FirstAudioListener] = None
         #: A ``participant_disconnected`` arrived in this session.
         self.peer_left = False
         #: Where turns are published (see :meth:`watch`), held weakly: no cycle.
@@ -314,6 +325,13 @@ class SessionTracker:
         metrics = SessionMetrics()
         _link(metrics, _TTS, self._tts)
         return metrics
+
+    @property
+    def tts_counts(self) -> TTSCounts:
+        """The TTS frames and bytes received in every session of the client so far (an
+        object that refers to this tracker weakly: the speech queue and its metrics
+        read it)."""
+        return self._tts
 
     def tts_bytes_total(self) -> int:
         """TTS audio bytes received in every session of the client so far."""
@@ -375,15 +393,16 @@ class SessionTracker:
 
     # --- inbound (called inline by the hub) ----------------------------------------------
 
-    def on_next_audio(self, hook: Callable[[float], None]) -> None:
-        """Call ``hook(time)`` inline at the next TTS frame, once (with the
-        ``clock()`` reading of that frame); a later call replaces the hook. It outlives
-        a reconnection: the next frame may come in the next session."""
-        self._audio_hook = hook
+    def on_next_audio(self, listener: FirstAudioListener) -> None:
+        """Call ``listener.on_first_audio(time)`` inline at the next TTS frame, once
+        (with the ``clock()`` reading of that frame); a later call replaces the
+        listener, which is held until then. It outlives a reconnection: the next frame
+        may come in the next session."""
+        self._audio_hook = listener
         self._tts.watching = True
 
     def on_tts_audio(self, data: bytes) -> None:
-        """One TTS frame (the session's audio observer is :class:`_TTSCounts`' own)."""
+        """One TTS frame (the session's audio observer is :class:`TTSCounts`' own)."""
         self._tts.on_audio(data)
 
     def first_audio(self) -> None:
@@ -402,7 +421,7 @@ class SessionTracker:
         hook = self._audio_hook
         if hook is not None:
             self._audio_hook = None
-            hook(now)
+            hook.on_first_audio(now)
 
     def cleared(self) -> None:
         """``clear`` was sent: cancelled speech gets no completion, so end the waits now."""

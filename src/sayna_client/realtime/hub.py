@@ -10,7 +10,10 @@ stall the socket, the keepalive or another consumer. Consumers:
   event types; an ``async`` one is awaited before the next event;
 * **iterators** (``events()``, ``turns()``): each has its own
   :class:`~.mailbox.Mailbox` and sees its events in server order;
-* **observers**: the SDK's own cheap bookkeeping, called inline on the reader.
+* **observers**: the SDK's own cheap bookkeeping, called inline on the reader. An
+  observer given as a bound method (``tracker.on_stt_result``) is kept as its object
+  and its class's function (see :mod:`.fanout`): no bound method per observer per
+  session for every full collection to walk (issue #19).
 
 Overflow (the dispatcher and every iterator alike): at most ``max_queue`` events and
 ``max_queue_bytes`` bytes of audio queued; past that the oldest are discarded and the
@@ -26,12 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from types import MethodType
 from typing import Any, Callable, Optional
 
 from ..protocol.events import TTSAudio
 from .dispatcher import Dispatcher, Notice
 from .events import EventsDropped
-from .fanout import plan_for
+from .fanout import TargetFunction, plan_for
 from .mailbox import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, Mailbox
 from .registry import Subscription, Subscriptions
 
@@ -40,11 +44,29 @@ __all__ = ["DEFAULT_MAX_QUEUE", "DEFAULT_MAX_QUEUE_BYTES", "EventHub"]
 logger = logging.getLogger("sayna_client")
 
 Callback = Callable[[Any], Any]
-#: An observer or a consumer's ``put``: called with the event, its result unused.
+#: An observer: called with the event, its result unused.
 Route = Callable[[Any], object]
+#: An observer as the hub keeps it: its event type, function and target (see _split).
+_Observer = tuple[str, TargetFunction, Any]
+
+
+def _call(observer: Route, event: Any) -> None:
+    """The function of an observer that is no bound method: it is called as it is."""
+    observer(event)
+
+
+def _split(observer: Route) -> tuple[TargetFunction, Any]:
+    """``observer`` as the function and target a plan calls (``function(target,
+    event)``): a bound method as its class's function and its object, which the bound
+    method does not outlive (see :mod:`.fanout`); anything else as :func:`_call` and
+    itself."""
+    if type(observer) is MethodType:
+        return observer.__func__, observer.__self__
+    return _call, observer
+
 
 #: The plan of a hub with no consumers yet.
-_NOBODY = plan_for(frozenset(), (), ())
+_NOBODY = plan_for(frozenset(), (), (), (Dispatcher.put,))
 
 
 class EventHub:
@@ -58,10 +80,12 @@ class EventHub:
     __slots__ = (
         "__weakref__",
         "_audio",
+        "_audio_callbacks",
         "_audio_mailboxes",
         "_default",
         "_dispatcher",
         "_draining",
+        "_functions",
         "_iterators",
         "_plan",
         "_subs",
@@ -83,13 +107,17 @@ class EventHub:
         self._draining: Optional[set[asyncio.Task[None]]] = None  # made by end_session
         self._dispatcher = self._new_dispatcher(None)
         # The routes: a shared plan over this hub's targets (see .fanout); the plan's
-        # table and default are kept here too, for publish (one attribute each).
+        # table, default and functions are kept here too, for publish (one attribute
+        # each).
         self._plan = plan = _NOBODY
         self._table = plan.table
         self._default = plan.default
-        self._targets: tuple[Route, ...] = (self._dispatcher.put,)
-        #: Called with each TTS frame's bytes: the callbacks' queue, if a callback takes
-        #: audio, then the audio observers.
+        self._functions = plan.functions
+        self._targets: tuple[Any, ...] = (self._dispatcher,)
+        #: The dispatcher, while a callback takes TTS audio: each frame's bytes go to
+        #: it first (its ``put_audio``), then to the audio observers.
+        self._audio_callbacks: Optional[Dispatcher] = None
+        #: The audio observers, called with each TTS frame's bytes.
         self._audio: tuple[Callable[[bytes], None], ...] = ()
         #: Iterators taking TTS audio (a ``TTSAudio`` is made for them).
         self._audio_mailboxes: tuple[Mailbox, ...] = ()
@@ -102,13 +130,17 @@ class EventHub:
         TTS audio goes through :meth:`publish_audio` instead.
         """
         targets = self._targets
+        functions = self._functions
         for index in self._table.get(event.type, self._default):
-            targets[index](event)
+            functions[index](targets[index], event)
 
     def publish_audio(self, data: bytes) -> None:
         """``publish(TTSAudio(data))`` for the hottest path: the callbacks and the audio
         observers take the bytes; the event object is made only when an iterator takes
         it. Never blocks, never raises."""
+        callbacks = self._audio_callbacks
+        if callbacks is not None:
+            callbacks.put_audio(data)
         for route in self._audio:
             route(data)
         mailboxes = self._audio_mailboxes
@@ -160,19 +192,26 @@ class EventHub:
         """Call ``observer(event)`` inline, after the mailboxes, for every event of a type.
 
         Only for the SDK's own cheap bookkeeping: it runs on the reader task and must
-        neither block nor raise.
+        neither block nor raise. A bound method is kept as its object and function
+        (see :func:`_split`): it keeps its object alive, as the method would.
         """
         observers = self._observers()
-        observers.append((event_type, observer))
+        observers.append((event_type, *_split(observer)))
         self._rebuild(observers=observers)
 
     def unobserve(self, event_type: str, observer: Route) -> None:
         """Stop calling ``observer`` (added by :meth:`observe` for ``event_type``); no
         effect if it is not observing. Safe to call from an observer: the event being
         published still reaches the observers it was routed to."""
+        function, target = _split(observer)
         observers = self._observers()
-        for index, (kind, candidate) in enumerate(observers):
-            if kind == event_type and candidate == observer:  # a bound method is made anew
+        for index, (kind, candidate_function, candidate) in enumerate(observers):
+            if (
+                kind == event_type
+                and candidate_function is function
+                # The object of a bound method is the same one (as bound methods compare).
+                and (candidate is target if function is not _call else candidate == target)
+            ):
                 del observers[index]
                 self._rebuild(observers=observers)
                 return
@@ -180,40 +219,36 @@ class EventHub:
     def observe_audio(self, observer: Callable[[bytes], None]) -> None:
         """:meth:`observe` for ``tts_audio``, called with the frame's bytes.
 
-        Cheap (the speech queue starts and stops observing around every ``speak``):
-        the audio observers are the tail of the audio routes, so this replaces that one
-        tuple and leaves the plan and the other routes as they are.
+        Cheap (the speech queue starts and stops observing while an output is
+        attached): this replaces the one tuple of the audio observers and leaves the
+        plan and the other routes as they are.
         """
         self._audio = (*self._audio, observer)
 
     def unobserve_audio(self, observer: Callable[[bytes], None]) -> None:
         """Stop calling ``observer`` (added by :meth:`observe_audio`); no effect if it is
         not observing. Safe to call from an observer: the frame being published still
-        reaches the observers it was routed to. Replaces the audio routes only (see
+        reaches the observers it was routed to. Replaces the audio observers only (see
         :meth:`observe_audio`)."""
         audio = self._audio
-        # The callbacks' queue, when first, is never an observer (a bound method is made
-        # anew on each lookup: compared by equality).
-        start = 1 if "tts_audio" in self._plan.callback_types else 0
-        for index in range(start, len(audio)):
-            if audio[index] == observer:
+        for index in range(len(audio)):
+            if audio[index] == observer:  # (a bound method is made anew on each lookup)
                 self._audio = audio[:index] + audio[index + 1 :]
                 return
 
-    def _observers(self) -> list[tuple[str, Route]]:
-        """The observers as registered: the last targets, with the plan's types."""
-        types = self._plan.observer_types
-        return list(zip(types, self._targets[len(self._targets) - len(types) :]))
-
-    def _audio_observers(self) -> tuple[Callable[[bytes], None], ...]:
-        audio = self._audio
-        return audio[1:] if "tts_audio" in self._plan.callback_types else audio
+    def _observers(self) -> list[_Observer]:
+        """The observers as registered: the last targets, with the plan's types and
+        functions."""
+        plan = self._plan
+        types = plan.observer_types
+        start = len(self._targets) - len(types)
+        return list(zip(types, plan.functions[start:], self._targets[start:]))
 
     def _rebuild(
         self,
         *,
         iterators: Optional[tuple[tuple[Mailbox, Optional[frozenset[str]]], ...]] = None,
-        observers: Optional[list[tuple[str, Route]]] = None,
+        observers: Optional[list[_Observer]] = None,
     ) -> None:
         """Recompute the routes after a change (the arguments given replace the hub's
         iterators or observers); a publish under way keeps its own."""
@@ -221,25 +256,29 @@ class EventHub:
             iterators = self._iterators
         if observers is None:
             observers = self._observers()
-        audio_observers = self._audio_observers()
         dispatcher = self._dispatcher
         callback_types = frozenset(self._subs.by_type)
         plan = plan_for(
             callback_types,
             tuple(types for _, types in iterators),
-            tuple(kind for kind, _ in observers),
+            tuple(kind for kind, _, _ in observers),
+            (
+                type(dispatcher).put,
+                *(type(mailbox).put for mailbox, _ in iterators),
+                *(function for _, function, _ in observers),
+            ),
         )
         self._iterators = iterators
         self._plan = plan
         self._table = plan.table
         self._default = plan.default
+        self._functions = plan.functions
         self._targets = (
-            dispatcher.put,
-            *(mailbox.put for mailbox, _ in iterators),
-            *(observer for _, observer in observers),
+            dispatcher,
+            *(mailbox for mailbox, _ in iterators),
+            *(target for _, _, target in observers),
         )
-        to_callbacks = (dispatcher.put_audio,) if "tts_audio" in callback_types else ()
-        self._audio = (*to_callbacks, *audio_observers)
+        self._audio_callbacks = dispatcher if "tts_audio" in callback_types else None
         self._audio_mailboxes = tuple(
             mailbox for mailbox, types in iterators if types is None or "tts_audio" in types
         )

@@ -8,7 +8,8 @@ results (and ``turn_metrics``). TTS frames reach one observer per session, the t
 (:class:`~.conversation.SessionTracker`): the queue credits its handles from the
 tracker's frame and byte counts, and the tracker times a reply's first byte for the
 metrics; the queue itself observes frames only while an ``audio_output`` is attached.
-The queue and its metrics call back into the session through one :class:`_QueueLink`.
+The queue and its metrics call back into the session through methods of their own (see
+:mod:`.session_speech`).
 
 The queue is made when first needed: the first ``speak``, a look at ``speech``,
 ``audio_output`` or ``turn_metrics``, or the first ``stt_result`` (a turn to measure).
@@ -19,39 +20,24 @@ the queue, its metrics and their hooks (about 3 KiB).
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import AsyncIterable, Awaitable, Iterable
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .._checks import bounded, check_text
 from ..agents.metrics import TurnMetrics
 from ..agents.segmenter import SentenceSegmenter
-from ..agents.speech import AudioOutput, SpeechHandle, SpeechQueue, bytes_per_second
-from ..errors import SaynaNotConnectedError, SaynaValidationError
-from ..protocol.commands import ClearMessage, encode, encode_speak
+from ..agents.speech import AudioOutput, SpeechHandle, SpeechQueue
+from ..errors import SaynaValidationError
+from ..protocol.commands import encode_speak
+from .session_speech import SessionSpeechQueue
+from .session_speech import check_flags as _check_flags
+from .session_speech import send_clear as _send_clear
 
 if TYPE_CHECKING:
     from .connection import WebSocketConnection
     from .core import SessionCore
 
 __all__ = ["Speaking"]
-
-
-def _alive(session: SessionCore) -> SessionCore:
-    """``session`` (a weak proxy), or ``SaynaNotConnectedError`` once it was freed."""
-    try:
-        session.hub  # noqa: B018 (raises ReferenceError for a freed session)
-    except ReferenceError:
-        raise SaynaNotConnectedError() from None
-    return session
-
-
-def _or_none(session: SessionCore) -> Optional[SessionCore]:
-    try:
-        session.hub  # noqa: B018
-    except ReferenceError:
-        return None
-    return session
 
 
 class Speaking:
@@ -77,23 +63,12 @@ class Speaking:
         """Make the speech queue and hook it to the session's events (see the module
         docstring)."""
         session = self._session
-        hub, tracker = session.hub, session.tracker
-        link = _QueueLink(session)
+        hub = session.hub
         # The tracker's per-frame counts credit the handles (no observer of the queue's
-        # own per TTS frame; see SpeechQueue).
-        queue = self._queue = SpeechQueue(
-            link.send_chunk, link.send_clear, link.tts_format, received=tracker.tts_received
-        )
-        link.queue = weakref.ref(queue)
-        link.first_audio = _FirstAudio(link.queue)
+        # own per TTS frame; see SpeechQueue), and it times a reply's first byte, as it
+        # times every first frame.
+        queue = self._queue = SessionSpeechQueue(session, session.tracker.tts_counts)
         metrics = queue.metrics
-        metrics.emit, metrics.providers = link.emit, link.providers
-        metrics.transcribed, metrics.tts_rate = link.transcribed, link.tts_rate
-        metrics.synthesized = tracker.tts_bytes_total
-        # A reply's first byte is timed by the tracker, which times every first frame.
-        metrics.watch_audio = link.watch_audio
-        queue.listen = link.listen
-        queue.refused = link.refused
         if self._waiting:
             self._waiting = False
             hub.unobserve("stt_result", self._first_result)
@@ -272,148 +247,11 @@ class Speaking:
         self._session.hub.publish(event)
 
 
-class _QueueLink:
-    """What the speech queue and its metrics call on the session: its sends, configs,
-    hub and tracker. One object whose bound methods they hold, rather than a closure
-    each (issue #19: the closures, their cells and tuples were 27 objects per session
-    that every full collection walks; this is 11, and one for its :class:`_FirstAudio`).
-    It refers to the session through its weak proxy and to the hub and the queue weakly:
-    nothing here keeps them alive, and the tracker holding its :class:`_FirstAudio`
-    makes no cycle."""
-
-    __slots__ = ("_hub", "_named", "_session", "first_audio", "queue")
-
-    def __init__(self, session: SessionCore) -> None:
-        self._session = session
-        self._hub = weakref.ref(session.hub)
-        #: The queue (weakly: it holds this link's methods), once it is made.
-        self.queue: Optional[weakref.ref[SpeechQueue]] = None
-        #: What the tracker calls at a reply's first TTS frame (see :meth:`watch_audio`).
-        self.first_audio: Optional[_FirstAudio] = None
-        # The names of the providers in use, by (provider, model) values: read on every
-        # speak (usage per provider), the configs are read each time (they may be
-        # replaced or changed) and the names made once per pair.
-        self._named: dict[tuple[Optional[str], ...], tuple[str, str]] = {}
-
-    def _speech(self) -> Optional[SpeechQueue]:
-        return self.queue() if self.queue is not None else None
-
-    async def send_chunk(self, text: str, flush: bool, allow_interruption: bool) -> None:
-        """The queue's ``speak`` of one chunk (``speak_stream``)."""
-        _check_flags(flush, allow_interruption)  # before it counts as sent
-        session = _alive(self._session)
-        conn = session.ready_connection()
-        session.tracker.speak_sent()
-        await conn.send_text(encode_speak(text, flush, allow_interruption))
-
-    async def send_clear(self) -> None:
-        """The queue's ``clear`` (an interruption)."""
-        await _send_clear(_alive(self._session))
-
-    def tts_format(self) -> tuple[str, int]:
-        """The session's TTS audio format and sample rate (the defaults once it is freed)."""
-        try:
-            tts = self._session.tts_config
-        except ReferenceError:  # the session was freed
-            tts = None
-        return (tts.audio_format, tts.sample_rate) if tts is not None else ("linear16", 24000)
-
-    def tts_rate(self) -> Optional[float]:
-        """Bytes per second of the session's TTS audio (None: compressed)."""
-        return bytes_per_second(*self.tts_format())
-
-    def providers(self) -> tuple[str, str]:
-        """The names of the STT and TTS providers in use (``provider/model``)."""
-        try:
-            stt, tts = self._session.stt_config, self._session.tts_config
-        except ReferenceError:  # the session was freed
-            stt = tts = None
-        key = (
-            stt.provider if stt is not None else None,
-            stt.model if stt is not None else None,
-            tts.provider if tts is not None else None,
-            tts.model if tts is not None else None,
-        )
-        named = self._named
-        names = named.get(key)
-        if names is None:
-            if len(named) > 16:
-                named.clear()
-            names = named[key] = (
-                "/".join(filter(None, key[:2])) if stt is not None else "stt",
-                "/".join(filter(None, key[2:])) if tts is not None else "tts",
-            )
-        return names
-
-    def transcribed(self) -> float:
-        """Seconds of audio the session sent for transcription."""
-        session = _or_none(self._session)
-        if session is None or session.stt_config is None:
-            return 0.0
-        sent = session.tracker.metrics.audio_bytes_sent
-        return sent / (2.0 * session.stt_config.sample_rate)
-
-    def emit(self, event: Any) -> None:
-        """The metrics' records, to the hub (not ``hub.publish`` itself: the hub's
-        fan-out holds the metrics)."""
-        hub = self._hub()
-        if hub is not None:
-            hub.publish(event)
-
-    def watch_audio(self) -> None:
-        """A reply's first byte is awaited: the tracker, which times every first frame,
-        calls :attr:`first_audio` at the next one."""
-        session = _or_none(self._session)
-        if session is not None and self.first_audio is not None:
-            session.tracker.on_next_audio(self.first_audio)
-
-    def refused(self) -> None:
-        """A refused ``speak`` left no speech outstanding: end the tracker's waits for a
-        completion that will not come."""
-        session = _or_none(self._session)
-        if session is not None:
-            session.tracker.refused()
-
-    def listen(self, on: bool) -> None:
-        """TTS frames to the queue only while an output takes them."""
-        hub, speech = self._hub(), self._speech()
-        if hub is not None and speech is not None:
-            (hub.observe_audio if on else hub.unobserve_audio)(speech.on_tts_audio)
-
-
-class _FirstAudio:
-    """The hook the tracker calls at a reply's first TTS frame: the queue's metrics get
-    its time. Made once per queue rather than a bound method per reply, which lived
-    until that frame came, long enough to be promoted to the oldest generation at 1,000
-    sessions (issue #19). It holds the queue weakly (the tracker holds the hook)."""
-
-    __slots__ = ("_queue",)
-
-    def __init__(self, queue: weakref.ref[SpeechQueue]) -> None:
-        self._queue = queue
-
-    def __call__(self, now: float) -> None:
-        """The first TTS frame since the reply's first ``speak``, at ``now``."""
-        speech = self._queue()
-        if speech is not None:
-            speech.metrics.on_first_audio(now)
-
-
-def _check_flags(flush: object, allow_interruption: object) -> None:
-    if not isinstance(flush, bool) or not isinstance(allow_interruption, bool):
-        raise SaynaValidationError("flush and allow_interruption must be True or False")
-
-
 async def _send_speak(
     text: str, flush: bool, allow_interruption: bool, conn: WebSocketConnection
 ) -> None:
     _check_flags(flush, allow_interruption)
     await conn.send_text(encode_speak(text, flush, allow_interruption))
-
-
-async def _send_clear(session: SessionCore) -> None:
-    await session.ready_connection().send_text(encode(ClearMessage()))
-    session.tracker.cleared()
 
 
 async def _caught_up(session: SessionCore, waiter: Awaitable[None]) -> None:
