@@ -406,3 +406,70 @@ async def test_a_frame_read_with_the_close_reaches_the_callbacks_before_it(
         await client.connect()
         await eventually(lambda: 4001 in order)
         assert order == ["w0", payload, 4001]
+
+
+async def test_frames_written_a_byte_at_a_time_arrive_whole(
+    serve: Callable[[Script], Awaitable[tuple[RawServer, str]]], path: str
+) -> None:
+    # Every header cut at every byte (tiny frames, 7- and 16-bit lengths, audio alike and
+    # not, text, a Ping, a fragmented audio message), then audio frames alike, each in a
+    # write of its own (the reader's one-frame chunk), after the fragmented message.
+    audio = [bytes((i + j) % 256 for j in range(size)) for i, size in enumerate([640, 640, 3, 0])]
+    fragmented = bytes(range(256)) * 3
+    stream = (
+        frame(0x82, audio[0])
+        + frame(0x82, audio[1])
+        + frame(0x82, audio[2])
+        + frame(0x89, b"")  # a Ping of 2 bytes
+        + frame(0x82, audio[3])
+        + text(MESSAGE)
+        + frame(0x02, fragmented[:100])
+        + frame(0x80, fragmented[100:])
+    )
+    alike = [bytes((7 * i + j) % 256 for j in range(640)) for i in range(3)]
+
+    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
+        for index in range(len(stream)):
+            server.write(stream[index : index + 1])
+            await asyncio.sleep(0)
+        for payload in alike:
+            server.write(frame(0x82, payload))
+            await asyncio.sleep(0)
+
+    server, url = await serve(script)
+    async with _client(url) as client:
+        audio_in: list[bytes] = []
+        messages: list[Any] = []
+        client.register_on_tts_audio(audio_in.append)
+        client.register_on_message(messages.append)
+        await client.connect()
+        await eventually(lambda: len(audio_in) == 8 and server.pongs)
+        assert audio_in == [*audio, fragmented, *alike]
+        assert len(messages) == 1
+
+
+async def test_audio_alike_alone_in_a_write_inside_a_fragmented_message_is_refused(
+    serve: Callable[[Script], Awaitable[tuple[RawServer, str]]],
+) -> None:
+    # A whole audio frame like the last one, while a fragmented message is gathered, is a
+    # protocol violation however it arrives (here likely a read of its own).
+    payload = bytes(640)
+
+    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
+        server.write(frame(0x82, payload))
+        await asyncio.sleep(0)
+        server.write(frame(0x02, b"part"))
+        await asyncio.sleep(0)
+        server.write(frame(0x82, payload))
+        server.write(frame(0x80, b"rest"))
+
+    _, url = await serve(script)
+    async with _client(url) as client:
+        closes: list[ConnectionClosed] = []
+        audio_in: list[bytes] = []
+        client.register_on_close(closes.append)
+        client.register_on_tts_audio(audio_in.append)
+        await client.connect()
+        await eventually(lambda: closes)
+        assert closes[0].code == 1002
+        assert audio_in == [payload]

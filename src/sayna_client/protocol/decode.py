@@ -13,7 +13,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from .events import MalformedMessage, ServerEvent, UnknownEvent
 
-__all__ = ["KNOWN_EVENT_TYPES", "MAX_TEXT_FRAME", "decode_text"]
+__all__ = ["KNOWN_EVENT_TYPES", "MAX_TEXT_FRAME", "decode_text", "validate_event_json"]
 
 #: Text frames above this many characters are reported as malformed without parsing
 #: (the largest legitimate server message is a few kilobytes).
@@ -28,6 +28,11 @@ _adapter: TypeAdapter[ServerEvent] = TypeAdapter(
 #: Python wrapper that passes its default options on to exactly this call (a quarter
 #: of the decode time of a result saved; same models, same errors).
 _validate_json = _adapter.validator.validate_json
+#: :func:`decode_text`'s fast path, for a caller that inlines it (the connection, once
+#: per received event): the server event in a text frame of at most
+#: :data:`MAX_TEXT_FRAME` characters; raises (``ValidationError``) where
+#: :func:`decode_text` would explain, which the caller then asks to.
+validate_event_json = _validate_json
 
 KNOWN_EVENT_TYPES = frozenset(
     {

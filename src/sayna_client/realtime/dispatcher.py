@@ -137,12 +137,16 @@ class Dispatcher(Mailbox):
         """Queue an event for the callbacks of its type; never blocks."""
         waiter = self._waiter
         if waiter is not None and self._pass_handle is None:
-            # The task waits, so nothing is queued (see put_audio): wake it.
-            self._items.append(item)
+            # The task waits, so nothing is queued (see put_audio): the event goes to it
+            # through the future that wakes it, not through the queue (what is put
+            # before it resumes is queued behind this one: the task takes it first).
             self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-            return
+            try:
+                waiter.set_result(item)
+            except asyncio.InvalidStateError:  # the task was cancelled meanwhile: the
+                waiter = None  # event is queued, for whoever consumes next
+            else:
+                return
         items = self._items
         if items is _NOTHING:
             items = self._items = collections.deque()
@@ -171,7 +175,9 @@ class Dispatcher(Mailbox):
                     # meanwhile is queued behind it): per frame no queueing and no
                     # byte count.
                     self._frame = data
-                    self._pass_handle = asyncio.get_running_loop().call_soon(self._pass_frame)
+                    # (The loop from the task's future: asyncio.get_running_loop() costs
+                    # a getpid() system call on CPython 3.9-3.11.)
+                    self._pass_handle = waiter.get_loop().call_soon(self._pass_frame)
                 else:
                     self._items.append(data)
                     self._bytes += len(data)
@@ -311,10 +317,22 @@ class Dispatcher(Mailbox):
         """The pass put_audio schedules for a TTS frame while the task waits: the frame
         (kept aside, see put_audio), the run of frames put behind it, then whatever was
         queued behind them."""
-        frame, self._frame = self._frame, None
-        if frame is not None and not self._plain_audio(frame):
-            self._queue_run()  # handed over: the task takes the run first
-            return
+        # (Never None here: end() takes the frame only with cancelling this pass.)
+        frame: bytes = self._frame  # type: ignore[assignment]
+        self._frame = None
+        # _plain_audio, inline: this is the path of nearly every TTS frame.
+        targets = self._subs.audio
+        for sub in targets:
+            try:
+                result = sub.on_audio(frame)
+            except Exception as exc:  # a user callback must not end the session
+                self._audio_hand_over(frame, targets, sub, None, exc)
+                self._queue_run()  # the task takes the run first
+                return
+            if result is not None and inspect.isawaitable(result):
+                self._audio_hand_over(frame, targets, sub, result)
+                self._queue_run()
+                return
         if self._frames is not None and not self._pass_run():
             return  # handed over
         if self._items:
@@ -340,12 +358,25 @@ class Dispatcher(Mailbox):
             self._shed()
             return True
         self._frames = None
+        subs = self._subs
         frames = iter(run)
         for data in frames:
-            if not self._plain_audio(data):
-                self._frames = list(frames)
-                self._queue_run()
-                return False
+            # _plain_audio, inline (a speak's frames come several to a read).
+            targets = subs.audio
+            for sub in targets:
+                try:
+                    result = sub.on_audio(data)
+                except Exception as exc:  # a user callback must not end the session
+                    self._audio_hand_over(data, targets, sub, None, exc)
+                    break
+                if result is not None and inspect.isawaitable(result):
+                    self._audio_hand_over(data, targets, sub, result)
+                    break
+            else:
+                continue
+            self._frames = list(frames)  # handed over: the task takes the rest first
+            self._queue_run()
+            return False
         return True
 
     def _queue_run(self) -> None:
@@ -360,21 +391,33 @@ class Dispatcher(Mailbox):
     def _plain_audio(self, data: bytes) -> bool:
         """Call the audio callbacks with ``data`` on a pass; False if it handed over (a
         callback raised, or returned an awaitable: the task finishes the frame)."""
-        subs = self._subs
-        targets = subs.audio
+        targets = self._subs.audio
         for sub in targets:
             try:
                 result = sub.on_audio(data)
             except Exception as exc:  # a user callback must not end the session
-                later = targets[targets.index(sub) + 1 :]
-                self._hand_over(self._resume(data, "tts_audio", later, sub, None, exc))
+                self._audio_hand_over(data, targets, sub, None, exc)
                 return False
             if result is not None and inspect.isawaitable(result):
-                subs.returns_awaitables(sub)
-                later = targets[targets.index(sub) + 1 :]
-                self._hand_over(self._resume(data, "tts_audio", later, sub, result))
+                self._audio_hand_over(data, targets, sub, result)
                 return False
         return True
+
+    def _audio_hand_over(
+        self,
+        data: bytes,
+        targets: tuple[Subscription, ...],
+        sub: Subscription,
+        result: Any,
+        exc: Optional[Exception] = None,
+    ) -> None:
+        """End a pass at ``data``'s audio callback ``sub`` (of ``targets``, the audio
+        callbacks when the frame's delivery began), which raised ``exc`` or returned the
+        awaitable ``result``: the task finishes the frame (the callbacks after it)."""
+        if exc is None:
+            self._subs.returns_awaitables(sub)
+        later = targets[targets.index(sub) + 1 :]
+        self._hand_over(self._resume(data, "tts_audio", later, sub, result, exc))
 
     def _hand_over(self, carry: Optional[Coroutine[Any, Any, None]]) -> None:
         """End the pass: the task finishes ``carry`` (the rest of the event under way),
@@ -420,6 +463,11 @@ class Dispatcher(Mailbox):
     # --- the task: async callbacks -----------------------------------------------------
 
     async def _run(self) -> None:
+        # The task, one coroutine (a wake-up resumes no other frame): the previous
+        # session's callbacks first, what a pass handed over, then the events, one at a
+        # time. Nothing else can put while this task runs (the reader runs only while
+        # it is suspended), so the overflow report is looked at, and the queue again,
+        # only after a suspension.
         after, self._after = self._after, None
         try:
             if after is not None and not after.done():
@@ -427,7 +475,65 @@ class Dispatcher(Mailbox):
             carry, self._carry = self._carry, None
             if carry is not None:
                 await carry
-            await self._loop()
+            subs = self._subs
+            isawaitable = inspect.isawaitable
+            create_future = asyncio.get_running_loop().create_future
+            handled = 0  # events since this task last let others run
+            while True:
+                if self._dropped:
+                    await self._dropped_report()
+                items = self._items
+                if items:
+                    if handled >= _YIELD_EVERY:
+                        handled = 0
+                        await asyncio.sleep(0)  # let other tasks run during long bursts
+                        continue
+                    handled += 1
+                    item = items.popleft()
+                else:
+                    if self._closed or subs.all_plain:
+                        return  # ended; or plain functions only (again): passes take over
+                    handled = 0
+                    # Mailbox.wait(), inline: once per wake-up, i.e. per event at low
+                    # rates. put() hands its event over as the future's result (None:
+                    # look at the queue, and at what a pass handed over).
+                    waiter = self._waiter = create_future()
+                    try:
+                        item = await waiter  # whoever sets it also clears self._waiter
+                    except BaseException:  # cancelled
+                        if self._waiter is waiter:
+                            self._waiter = None
+                        raise
+                    if item is None:
+                        carry = self._carry
+                        if carry is not None:  # a pass ran meanwhile and handed this over
+                            self._carry = None
+                            await carry
+                        continue
+                kind = type(item)
+                if kind is bytes:  # (queued by put_audio: put() never takes bytes)
+                    self._bytes -= len(item)
+                    for sub in subs.audio:
+                        try:
+                            result = sub.on_audio(item)
+                            if result is not None and (sub.is_async or isawaitable(result)):
+                                await result
+                        except Exception as exc:  # a user callback must not end the session
+                            await self._failed(sub, "tts_audio", exc)
+                    continue
+                if kind in _SPECIAL:
+                    await self._special(item)
+                    continue
+                event_type = item.type
+                registered = subs.all  # taken with the indexes: they agree
+                for index in subs.by_type.get(event_type, ()):
+                    sub = registered[index]
+                    try:
+                        result = sub.callback(item)
+                        if result is not None and (sub.is_async or isawaitable(result)):
+                            await result
+                    except Exception as exc:  # a user callback must not end the session
+                        await self._failed(sub, event_type, exc)
         finally:
             self._task = None
             carry, self._carry = self._carry, None
@@ -435,66 +541,6 @@ class Dispatcher(Mailbox):
                 carry.close()
             if self._closed:  # ended or cancelled while draining: nobody will come
                 self.discard()
-
-    async def _loop(self) -> None:
-        # The per-event path while some callback is async. Nothing else can put while
-        # this task runs (the reader runs only while it is suspended), so the overflow
-        # report is looked at, and the queue again, only after a suspension.
-        subs = self._subs
-        isawaitable = inspect.isawaitable
-        create_future = asyncio.get_running_loop().create_future
-        handled = 0  # events since this task last let others run
-        while True:
-            if self._dropped:
-                await self._dropped_report()
-            items = self._items
-            if not items:
-                if self._closed or subs.all_plain:
-                    return  # ended; or plain functions only (again): passes take over
-                handled = 0
-                # Mailbox.wait(), inline: once per wake-up, i.e. per event at low rates.
-                waiter = self._waiter = create_future()
-                try:
-                    await waiter  # whoever sets it also clears self._waiter
-                except BaseException:  # cancelled
-                    if self._waiter is waiter:
-                        self._waiter = None
-                    raise
-                carry = self._carry
-                if carry is not None:  # a pass ran meanwhile and handed this over
-                    self._carry = None
-                    await carry
-                continue
-            if handled >= _YIELD_EVERY:
-                handled = 0
-                await asyncio.sleep(0)  # let other tasks run during long bursts
-                continue
-            handled += 1
-            item = items.popleft()
-            kind = type(item)
-            if kind is bytes:
-                self._bytes -= len(item)
-                for sub in subs.audio:
-                    try:
-                        result = sub.on_audio(item)
-                        if result is not None and (sub.is_async or isawaitable(result)):
-                            await result
-                    except Exception as exc:  # a user callback must not end the session
-                        await self._failed(sub, "tts_audio", exc)
-                continue
-            if kind in _SPECIAL:
-                await self._special(item)
-                continue
-            event_type = item.type
-            registered = subs.all  # taken with the indexes: they agree
-            for index in subs.by_type.get(event_type, ()):
-                sub = registered[index]
-                try:
-                    result = sub.callback(item)
-                    if result is not None and (sub.is_async or isawaitable(result)):
-                        await result
-                except Exception as exc:  # a user callback must not end the session
-                    await self._failed(sub, event_type, exc)
 
     async def _special(self, item: Any) -> None:
         """A queued barrier (released) or notice (told to its route's callbacks)."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import struct
 from typing import Any, Callable, Optional, Protocol
 
 from ..protocol.lifecycle import CloseCode
@@ -56,7 +57,14 @@ _PROTOCOL_ERROR = int(CloseCode.PROTOCOL_ERROR)
 _INVALID_PAYLOAD = int(CloseCode.INVALID_PAYLOAD)
 _TOO_BIG = int(CloseCode.MESSAGE_TOO_BIG)
 _EMPTY_BINARY = bytes((_BINARY, 0))
+#: The memo while a fragmented message is gathered: ``bytes.startswith(())`` is False,
+#: so no frame is taken for a whole binary message then (see FrameProtocol._memo).
+_NO_MEMO: tuple[()] = ()
+#: A frame's first byte, its length byte and the two bytes after them (a 16-bit
+#: length when the length byte is 126): one call for the header of nearly every frame.
+_HEAD = struct.Struct("!BBH").unpack_from
 _NOT_UTF8 = "the server sent a text message that is not UTF-8"
+_MASKED = "the server sent a masked frame"
 
 
 def _sendable_close_code(code: int) -> bool:
@@ -179,8 +187,9 @@ class FrameProtocol(asyncio.Protocol):
         self._rest_at = 0
         #: The header of the last whole binary frame parsed and the frame's size in all:
         #: a frame starting with the same bytes is as valid and as long (an empty binary
-        #: frame until then, which is what those two bytes say).
-        self._memo = _EMPTY_BINARY
+        #: frame until then, which is what those two bytes say). :data:`_NO_MEMO` while
+        #: a fragmented message is gathered (a whole binary frame is a violation then).
+        self._memo: bytes | tuple[()] = _EMPTY_BINARY
         self._memo_size = len(_EMPTY_BINARY)
         #: A fragmented message being gathered, and its opcode.
         self._fragments: Optional[bytearray] = None
@@ -219,15 +228,24 @@ class FrameProtocol(asyncio.Protocol):
         chunk."""
         if self._buffer is None and self._flowing:
             taken = self._taken = self._taken + len(data)
-            # The usual chunk: it starts with a frame (nothing incomplete waits). The
-            # body of _handle, inline: one call less per received event.
-            try:
-                self._parse(data, 0)
-            except WireViolation as violation:
-                self._stop()
-                self._tell_violation(violation)
-            except Exception as exc:  # a failure of the SDK's own handling: never silent
-                self._fail(exc)
+            if data.startswith(self._memo) and len(data) == self._memo_size and self._budget:
+                # The usual chunk of a TTS stream: one frame, like the last binary one
+                # (see _parse), and nothing else.
+                self._budget -= 1
+                try:
+                    self._binary(data[len(self._memo) :])
+                except Exception as exc:  # a failure of the SDK's own handling
+                    self._fail(exc)
+            else:
+                # Any other chunk starting with a frame (nothing incomplete waits). The
+                # body of _handle, inline: one call less per received event.
+                try:
+                    self._parse(data, 0)
+                except WireViolation as violation:
+                    self._stop()
+                    self._tell_violation(violation)
+                except Exception as exc:  # a failure of the SDK's own handling: never silent
+                    self._fail(exc)
             if taken >= BYTES_PER_TURN and self._flowing:
                 self._wait_turn()  # read no more in this turn
             return
@@ -287,11 +305,12 @@ class FrameProtocol(asyncio.Protocol):
                 self._wait_turn()
                 self._rest, self._rest_at = data, pos  # kept as it is: no copy
                 return
-            if data.startswith(memo, pos) and self._fragments is None:
+            if data.startswith(memo, pos):
                 # The header of the last binary frame again (a TTS stream's frames are
                 # alike): checked and measured then, so the frame is too. (The memo
                 # starts with a whole binary frame's first byte and is 2 bytes or more:
-                # no other frame, and no chunk's last byte, matches it.)
+                # no other frame, and no chunk's last byte, matches it; nor does any
+                # frame while a fragmented message is gathered: see _NO_MEMO.)
                 end = pos + self._memo_size
                 if end > size:
                     need = self._memo_size
@@ -299,29 +318,32 @@ class FrameProtocol(asyncio.Protocol):
                 budget -= 1
                 self._binary(data[pos + len(memo) : end])
             else:
-                left = size - pos
-                if left < 2:
-                    need = 2
-                    break
-                first = data[pos]
-                length = data[pos + 1]
+                try:
+                    first, length, extended = _HEAD(data, pos)
+                except struct.error:  # fewer than 4 bytes left: a tiny frame, or a part
+                    if size - pos < 2:
+                        need = 2
+                        break
+                    first = data[pos]
+                    length = data[pos + 1]
+                    if length >= 126:
+                        if length & 0x80:
+                            raise WireViolation(_PROTOCOL_ERROR, _MASKED) from None
+                        need = 4 if length == 126 else 10
+                        break
+                    extended = 0
                 if length < 126:
                     start = pos + 2
                 else:
                     if length == 126:
-                        if left < 4:
-                            need = 4
-                            break
-                        length = (data[pos + 2] << 8) | data[pos + 3]
+                        length = extended
                         start = pos + 4
-                    elif length & 0x80:
-                        raise WireViolation(_PROTOCOL_ERROR, "the server sent a masked frame")
                     else:
-                        if left < 10:
+                        head = _long_header(data, pos)
+                        if head is None:
                             need = 10
                             break
-                        length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-                        start = pos + 10
+                        length, start = head
                     if length > self._max_size:
                         raise WireViolation(
                             _TOO_BIG,
@@ -333,18 +355,19 @@ class FrameProtocol(asyncio.Protocol):
                     need = end - pos
                     break
                 budget -= 1
-                if first == _BINARY and self._fragments is None:
-                    memo = self._memo = data[pos:start]
-                    self._memo_size = end - pos
-                    self._binary(data[start:end])
-                elif first == _TEXT and self._fragments is None:
+                if first == _TEXT and self._fragments is None:
                     try:
                         text = data[start:end].decode()
                     except UnicodeDecodeError:
                         raise WireViolation(_INVALID_PAYLOAD, _NOT_UTF8) from None
                     self._sink.frame_text(text)  # type: ignore[union-attr]
+                elif first == _BINARY and self._fragments is None:
+                    memo = self._memo = data[pos:start]
+                    self._memo_size = end - pos
+                    self._binary(data[start:end])
                 else:
                     self._frame(first, data[start:end])
+                    memo = self._memo  # (a fragmented message began or ended)
             if end == size:  # the chunk's last frame
                 self._budget = budget
                 return
@@ -447,6 +470,7 @@ class FrameProtocol(asyncio.Protocol):
             fragments += payload
             if final:
                 self._fragments = None
+                self._memo, self._memo_size = _EMPTY_BINARY, len(_EMPTY_BINARY)
                 self._deliver(self._fragments_op, bytes(fragments))
             return
         if op not in (_OP_TEXT, _OP_BINARY):
@@ -460,6 +484,7 @@ class FrameProtocol(asyncio.Protocol):
         else:
             self._fragments = bytearray(payload)
             self._fragments_op = op
+            self._memo = _NO_MEMO
 
     def _deliver(self, op: int, payload: bytes) -> None:
         sink = self._sink
@@ -551,6 +576,17 @@ class FrameProtocol(asyncio.Protocol):
             waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+
+
+def _long_header(data: bytes, pos: int) -> Optional[tuple[int, int]]:
+    """The payload length and start of the frame at ``pos`` whose length byte is
+    over 126 (a 64-bit length, or the mask bit); None when its header is not all
+    here yet."""
+    if data[pos + 1] & 0x80:
+        raise WireViolation(_PROTOCOL_ERROR, _MASKED)
+    if len(data) - pos < 10:
+        return None
+    return int.from_bytes(data[pos + 2 : pos + 10], "big"), pos + 10
 
 
 def _utf8(payload: bytes) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Optional
@@ -57,6 +58,7 @@ class SessionGate:
         "_lock",
         "_lock_loop",
         "_loop",
+        "_thread",
         "_users",
     )
 
@@ -64,6 +66,8 @@ class SessionGate:
         self._lock: Optional[asyncio.Lock] = None
         self._lock_loop: Optional[asyncio.AbstractEventLoop] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        #: The thread that called bind() (the loop's own).
+        self._thread = 0
         self._holder: Optional[asyncio.Task[object]] = None
         self._interruptible = False
         self._interrupted: Optional[asyncio.Task[object]] = None
@@ -85,6 +89,12 @@ class SessionGate:
         loop = self._loop
         if loop is None:
             return False
+        if self._thread == threading.get_ident() and loop.is_running():
+            # The session's loop runs in this thread, so it is the one running this call
+            # (a thread runs one loop at a time): asyncio.get_running_loop() would say
+            # the same at the cost of a getpid() system call (CPython 3.9-3.11), once
+            # per speak.
+            return False
         if asyncio.get_running_loop() is loop:
             return False
         if loop.is_closed():
@@ -94,6 +104,7 @@ class SessionGate:
     def bind(self) -> None:
         """Tie the session to the running loop (called when a socket is opened)."""
         self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
 
     def release(self) -> None:
         """The session is closed: the next one may live on any loop."""

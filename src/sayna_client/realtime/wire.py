@@ -387,18 +387,24 @@ class FrameWriter:
         """Write one frame other than audio (``first``: its FIN and opcode byte, e.g.
         0x81 text, 0x89 Ping) after any open batch; returns False, writing nothing, when
         the socket is closing. Writing a Close (0x88) makes every later write fail."""
-        if self.closing or self._transport.is_closing():
+        transport = self._transport
+        if self.closing or transport.is_closing():
             self.closing = True
             return False
-        self.flush()
+        if self._batch is not None:
+            self.flush()
         body = bytearray(payload)
         try:
             key = _take_key()
         except IndexError:
             key = _new_key()
         self._mask(key, body)
-        frame = _header_for(first, len(body)) + key + body
-        self._transport.write(frame)
+        size = len(body)
+        if size < 126:  # (a speak, a Pong: _header_for's first case, inline)
+            frame = bytes((first, _MASKED | size)) + key + body
+        else:
+            frame = _header_for(first, size) + key + body
+        transport.write(frame)
         self.written += len(frame)
         if first == _CLOSE:
             self.closing = True
