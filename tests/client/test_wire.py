@@ -317,9 +317,10 @@ async def test_the_data_path_is_taken_over_only_when_aiohttp_is_as_expected(
 
 async def test_the_own_path_lets_go_of_aiohttps_websocket(server: LocalServer, path: str) -> None:
     # Issue #19: once the client reads its frames itself, aiohttp's WebSocket object, its
-    # message queue and its parsers can never run again; the connection keeps only the
-    # upgrade response, so they are freed at connect by reference counting (the cycle
-    # collector is off here), and the session still runs and closes cleanly.
+    # message queue and its parsers can never run again; the connection keeps only
+    # aiohttp's record of the connection (taken out of the upgrade response, which goes
+    # too), so they are freed at connect by reference counting (the cycle collector is
+    # off here), and the session still runs and closes cleanly.
     def websockets_alive() -> int:
         return sum(isinstance(o, aiohttp.ClientWebSocketResponse) for o in gc.get_objects())
 
@@ -332,7 +333,8 @@ async def test_the_own_path_lets_go_of_aiohttps_websocket(server: LocalServer, p
             await client.connect()
             if path == "frame_writer":
                 assert websockets_alive() == 0
-                aiohttp_protocol = internals.socket_record(client).connection.protocol
+                assert not [o for o in gc.get_objects() if isinstance(o, aiohttp.ClientResponse)]
+                aiohttp_protocol = internals.socket_record(client).protocol
                 assert aiohttp_protocol._payload is None
                 assert aiohttp_protocol._payload_parser is None
             else:

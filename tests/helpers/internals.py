@@ -58,9 +58,10 @@ def raw_socket(client: SaynaClient) -> aiohttp.ClientWebSocketResponse:
 
 def socket_record(client: SaynaClient) -> Any:
     """What the connection keeps of aiohttp's objects for its socket: the WebSocket on
-    aiohttp's data path, the upgrade response on the client's own."""
+    aiohttp's data path, aiohttp's ``Connection`` (taken out of the upgrade response) on
+    the client's own."""
     conn = connection(client)
-    record = conn._ws if conn._ws is not None else conn._response
+    record = conn._ws if conn._ws is not None else conn._upgrade
     assert record is not None, "the connection keeps nothing of aiohttp's"
     return record
 

@@ -53,8 +53,10 @@ from .wire import (
     drop_transport,
     frame_writer,
     own_path,
+    release_connection,
     release_reader,
     send_progress,
+    take_connection,
     transport_of,
     upgrade_response,
 )
@@ -116,8 +118,8 @@ class WebSocketConnection(SocketSender):
         "_owner",
         "_reader",
         "_ready_waiter",
-        "_response",
         "_sent",
+        "_upgrade",
         "_wire",
         "phase",
     )
@@ -155,9 +157,9 @@ class WebSocketConnection(SocketSender):
         self._ended: Optional[asyncio.Future[None]] = None
         #: The client's own data path (None: aiohttp's reader task and sends).
         self._wire: Optional[FrameProtocol] = None
-        #: The upgrade response on the own data path: aiohttp's record of the
-        #: connection, released when the session ends (None on aiohttp's path).
-        self._response: Optional[aiohttp.ClientResponse] = None
+        #: aiohttp's record of the connection on the own data path, released when the
+        #: session ends (see :func:`~.wire.release_connection`; None on aiohttp's path).
+        self._upgrade: Optional[Any] = None
         transport = own_path(ws)
         if transport is not None:
             aiohttp_protocol = transport.get_protocol()
@@ -171,11 +173,11 @@ class WebSocketConnection(SocketSender):
             transport.set_protocol(wire)
             self._wire = wire
             self._frames = frame_writer(transport, wire)
-            self._binary_sender = self._frames.send
             # aiohttp's WebSocket object, its reader and parsers can never run again:
-            # keep only the upgrade response and let the rest go (issue #19: about
-            # 2.5 KiB per idle session).
-            self._response = upgrade_response(ws)
+            # keep only the record of the connection and let the rest go (issue #19:
+            # about 2.5 KiB per idle session; the upgrade response is kept only when the
+            # record cannot be taken out of it).
+            self._upgrade = take_connection(ws) or upgrade_response(ws)
             release_reader(aiohttp_protocol)
             self._ws = None
 
@@ -383,8 +385,8 @@ class WebSocketConnection(SocketSender):
         if self._frames is not None:
             self._frames.closing = True  # (nothing more may be written)
         self._finish(ABNORMAL_CLOSURE, self._lost_reason(exc))
-        if self._response is not None:
-            self._response.close()
+        if self._upgrade is not None:
+            release_connection(self._upgrade)
 
     def _lost_reason(self, exc: Optional[BaseException]) -> str:
         """Why the connection ended without a Close frame from the server, in words."""
@@ -639,10 +641,10 @@ class WebSocketConnection(SocketSender):
         self._closing_by_client = True
         self._finish(*_CLOSED_BY_CLIENT)
         self._drop_transport()
-        if self._response is not None:
+        if self._upgrade is not None:
             # Released now, not when the reader sees the drop: at the end of an event
             # loop, it may not run again.
-            self._response.close()
+            release_connection(self._upgrade)
 
     def _release(self) -> list[asyncio.Task[None]]:
         """Synchronously end everything: close record, TCP connection, reader, control
@@ -650,8 +652,8 @@ class WebSocketConnection(SocketSender):
         if self.close_info is None:  # the reader has not seen the close (or never ran)
             self._finish(*_CLOSED_BY_CLIENT)
         self._drop_transport()
-        if self._response is not None:
-            self._response.close()  # aiohttp's record of the connection (idempotent)
+        if self._upgrade is not None:
+            release_connection(self._upgrade)  # aiohttp's record of it (idempotent)
         tasks = [task for task in (self._control or ()) if not task.done()]
         reader = self._reader
         if reader is not None:

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 import weakref
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Optional, Protocol
 
@@ -83,7 +83,10 @@ class _Counted:
     assigned), plus, while linked to a source (:func:`_link`), that source's own count
     (``attr``). The audio input and the tracker count on themselves, which every frame
     reads anyway: a frame then touches one object less (issue #19); this reads the
-    count when someone looks."""
+    count when someone looks. The values are plain attributes, not read through the
+    instance's ``__dict__``, which asking for would make a dict object per session for
+    the cycle collector to track (the attributes live in the instance itself until
+    then)."""
 
     __slots__ = ("_attr", "_key", "_own")
 
@@ -98,15 +101,43 @@ class _Counted:
     def __get__(self, obj: Optional[SessionMetrics], owner: Optional[type] = None) -> int:
         if obj is None:
             return 0  # the field's default (for the dataclass)
-        values = obj.__dict__
-        source = values.get(self._key)
-        own: int = values[self._own]
+        source = getattr(obj, self._key)
+        own: int = getattr(obj, self._own)
         return own if source is None else own + getattr(source, self._attr)
 
     def __set__(self, obj: SessionMetrics, value: int) -> None:
-        values = obj.__dict__
-        source = values.get(self._key)
-        values[self._own] = value if source is None else value - getattr(source, self._attr)
+        source = getattr(obj, self._key)
+        own = value if source is None else value - getattr(source, self._attr)
+        object.__setattr__(obj, self._own, own)
+
+
+class _Kept:
+    """A latency history of :class:`SessionMetrics` (a list): made when first read, so
+    that a session which measured nothing and was never looked at holds no list (a
+    list is an object the cycle collector tracks, even empty: two per idle session,
+    issue #19). Assigning replaces it; assigning None leaves it to be made again."""
+
+    __slots__ = ("_own",)
+
+    def __init__(self) -> None:
+        self._own = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._own = "_" + name
+
+    def __get__(
+        self, obj: Optional[SessionMetrics], owner: Optional[type] = None
+    ) -> Optional[list[float]]:
+        if obj is None:
+            return None  # the field's default (for the dataclass): made when read
+        values: Optional[list[float]] = getattr(obj, self._own)
+        if values is None:
+            values = []
+            object.__setattr__(obj, self._own, values)
+        return values
+
+    def __set__(self, obj: SessionMetrics, value: Optional[list[float]]) -> None:
+        object.__setattr__(obj, self._own, value)
 
 
 @dataclass
@@ -126,13 +157,16 @@ class SessionMetrics:
     speak_to_playback_complete_last: Optional[float] = None
     audio_to_first_interim: Optional[float] = None
     audio_to_first_final: Optional[float] = None
-    speak_to_first_audio: list[float] = field(default_factory=list)
-    speak_to_playback_complete: list[float] = field(default_factory=list)
+    speak_to_first_audio: list[float] = _Kept()  # type: ignore[assignment]
+    speak_to_playback_complete: list[float] = _Kept()  # type: ignore[assignment]
     turns: int = 0
     audio_frames_sent: int = _Counted(_AUDIO, "frames_sent")  # type: ignore[assignment]
     audio_bytes_sent: int = _Counted(_AUDIO, "bytes_sent")  # type: ignore[assignment]
     tts_audio_frames: int = _Counted(_TTS, "frames")  # type: ignore[assignment]
     tts_audio_bytes: int = _Counted(_TTS, "bytes")  # type: ignore[assignment]
+    # The counters' sources while linked (see _link): class attributes, not fields.
+    _audio_source: ClassVar[Optional[object]] = None
+    _tts_source: ClassVar[Optional[object]] = None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-able snapshot."""
@@ -157,7 +191,7 @@ def _link(metrics: SessionMetrics, key: str, source: Optional[object]) -> None:
     ``source`` from now on (None: let go of it, the values stay as they are now)."""
     names = _LINKED[key]
     values = [getattr(metrics, name) for name in names]
-    metrics.__dict__[key] = source
+    object.__setattr__(metrics, key, source)
     for name, value in zip(names, values):
         setattr(metrics, name, value)
 
@@ -299,7 +333,7 @@ class SessionTracker:
         """Observe ``hub``'s events inline and publish a :class:`Turn` to it at the end of
         each turn (the hub is held weakly: it holds this tracker's observers)."""
         self._hub = weakref.ref(hub)  # the hub's one weak reference, shared
-        hub.observe_audio(self._tts.on_audio)
+        hub.count_audio(self._tts)
         hub.observe("tts_playback_complete", self.on_playback_complete)
         hub.observe("stt_result", self.on_stt_result)
         hub.observe("participant_disconnected", self.on_participant_disconnected)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from types import MethodType
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 from ..protocol.events import TTSAudio
 from .dispatcher import Dispatcher, Notice
@@ -39,7 +39,7 @@ from .fanout import TargetFunction, plan_for
 from .mailbox import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, Mailbox
 from .registry import Subscription, Subscriptions
 
-__all__ = ["DEFAULT_MAX_QUEUE", "DEFAULT_MAX_QUEUE_BYTES", "EventHub"]
+__all__ = ["DEFAULT_MAX_QUEUE", "DEFAULT_MAX_QUEUE_BYTES", "AudioCounter", "EventHub"]
 
 logger = logging.getLogger("sayna_client")
 
@@ -69,6 +69,26 @@ def _split(observer: Route) -> tuple[TargetFunction, Any]:
 _NOBODY = plan_for(frozenset(), (), (), (Dispatcher.put,))
 
 
+class AudioCounter(Protocol):
+    """What counts a session's TTS frames (see :meth:`EventHub.count_audio`)."""
+
+    def on_audio(self, data: bytes) -> None:
+        """One TTS frame's bytes; must neither block nor raise."""
+        ...
+
+
+class _Uncounted:
+    """The counter of a hub that was given none."""
+
+    __slots__ = ()
+
+    def on_audio(self, data: bytes) -> None:
+        return None
+
+
+_UNCOUNTED = _Uncounted()
+
+
 class EventHub:
     """Registrations, the fan-out over them and the current session's dispatcher.
 
@@ -82,6 +102,7 @@ class EventHub:
         "_audio",
         "_audio_callbacks",
         "_audio_mailboxes",
+        "_counter",
         "_default",
         "_dispatcher",
         "_draining",
@@ -117,7 +138,9 @@ class EventHub:
         #: The dispatcher, while a callback takes TTS audio: each frame's bytes go to
         #: it first (its ``put_audio``), then to the audio observers.
         self._audio_callbacks: Optional[Dispatcher] = None
-        #: The audio observers, called with each TTS frame's bytes.
+        #: Counts every TTS frame, after the callbacks' queue (see count_audio).
+        self._counter: AudioCounter = _UNCOUNTED
+        #: The audio observers, called with each TTS frame's bytes after the counter.
         self._audio: tuple[Callable[[bytes], None], ...] = ()
         #: Iterators taking TTS audio (a ``TTSAudio`` is made for them).
         self._audio_mailboxes: tuple[Mailbox, ...] = ()
@@ -141,6 +164,7 @@ class EventHub:
         callbacks = self._audio_callbacks
         if callbacks is not None:
             callbacks.put_audio(data)
+        self._counter.on_audio(data)
         for route in self._audio:
             route(data)
         mailboxes = self._audio_mailboxes
@@ -215,6 +239,14 @@ class EventHub:
                 del observers[index]
                 self._rebuild(observers=observers)
                 return
+
+    def count_audio(self, counter: AudioCounter) -> None:
+        """Call ``counter.on_audio(data)`` inline for every TTS frame, after the
+        callbacks' queue and before the audio observers: the session's one per-frame
+        bookkeeping (its TTS counts), kept as the object itself rather than as an
+        observer (a bound method and a tuple per session: issue #19). Replaces the
+        counter given before."""
+        self._counter = counter
 
     def observe_audio(self, observer: Callable[[bytes], None]) -> None:
         """:meth:`observe` for ``tts_audio``, called with the frame's bytes.

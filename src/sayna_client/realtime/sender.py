@@ -105,6 +105,11 @@ class SocketSender:
         exception it raises through :meth:`send_failed`."""
         sender = self._binary_sender
         if sender is None:
+            frames = self._frames
+            if frames is not None:
+                # Made per call (its callers keep it while audio flows): an idle session
+                # holds no bound method for it (issue #19).
+                return frames.send
             sender = self._binary_sender = self._send_via_aiohttp
         return sender
 

@@ -77,7 +77,10 @@ class VoiceSession:
         self.tracker = SessionTracker()
         self.tracker.watch(hub)  # its routes, and Turn events
         self._conn: Optional[WebSocketConnection] = None
-        self._ready_msg: Optional[ReadyInfo] = None
+        #: The fields of the current session's ``ready`` as a plain tuple, which the
+        #: cycle collector stops tracking (a NamedTuple stays tracked; issue #19):
+        #: :attr:`ready_message` makes the :class:`ReadyInfo` when read.
+        self._ready_msg: Optional[tuple[Optional[str], ...]] = None
         self._gate = SessionGate()
         # The parts refer back to the session weakly, so that a dropped client is freed
         # by reference counting alone (no cycle through the SDK's own objects).
@@ -86,7 +89,6 @@ class VoiceSession:
         # session holds none of them: issue #19, idle memory per session).
         self._audio_in: Optional[AudioInput] = None
         self._reconnector: Optional[Reconnector] = None  # only with a reconnect policy
-        self._subscriptions: Optional[Subscriptions] = None
         self._drainer: Optional[Drainer] = None
         self._commands: Optional[Commands] = None
         self.speaking = Speaking(me)  # its speech queue is made when first needed
@@ -103,11 +105,9 @@ class VoiceSession:
 
     @property
     def subscriptions(self) -> Subscriptions:
-        """Events and callbacks (made at the first use)."""
-        part = self._subscriptions
-        if part is None:
-            part = self._subscriptions = Subscriptions(self.hub)
-        return part
+        """Events and callbacks: a new part at each use, which holds nothing but the hub
+        (a session keeps no object for it: issue #19)."""
+        return Subscriptions(self.hub)
 
     @property
     def drainer(self) -> Drainer:
@@ -151,7 +151,8 @@ class VoiceSession:
     def ready_message(self) -> Optional[ReadyInfo]:
         """What the server's ``ready`` of the current session said (None before it, after
         the end)."""
-        return self._ready_msg
+        ready = self._ready_msg
+        return ReadyInfo._make(ready) if ready is not None else None
 
     @property
     def reconnecting(self) -> bool:
@@ -296,14 +297,14 @@ class VoiceSession:
         """Send the current config on ``conn``; returns at ``ready``."""
         return await configure(conn, self, self.timeouts.ready)
 
-    def _set_ready(self, ready: Optional[ReadyInfo]) -> None:
+    def _set_ready(self, ready: Optional[tuple[Optional[str], ...]]) -> None:
         """Record the session's ``ready`` (None: not ready); on_audio_input looks again."""
         self._ready_msg = ready
         self._drop_lane()
 
     def connection_ready(self, ready: ReadyMessage) -> None:
         """The server's ``ready`` (called by the connection)."""
-        self._set_ready(ReadyInfo.of(ready))
+        self._set_ready(tuple(ReadyInfo.of(ready)))
         logger.info(
             "Sayna session ready (stream_id=%s, livekit_room=%s)",
             ready.stream_id,

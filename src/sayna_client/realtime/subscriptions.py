@@ -76,7 +76,7 @@ class Subscriptions:
         events and ``max_queue_bytes`` bytes of audio; a consumer that falls further
         behind loses its oldest events and receives ``EventsDropped`` with the count.
         """
-        mailbox = self._hub.add_iterator(f"events-{id(self):x}")
+        mailbox = self._hub.add_iterator(f"events-{id(self._hub):x}")
         return iterate(self._hub, mailbox)
 
     def turns(self) -> AsyncIterator[Turn]:
@@ -85,7 +85,7 @@ class Subscriptions:
         Subscribes when called; ends when the session ends. ``client.on("turn", cb)``
         delivers the same objects to a callback.
         """
-        mailbox = self._hub.add_iterator(f"turns-{id(self):x}", frozenset({"turn"}))
+        mailbox = self._hub.add_iterator(f"turns-{id(self._hub):x}", frozenset({"turn"}))
         return iterate(self._hub, mailbox)
 
     def on(self, event_type: str, callback: Callback[Any]) -> Unsubscribe:

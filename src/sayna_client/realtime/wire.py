@@ -47,15 +47,15 @@ close, which the connection turns into the session's close error.
 aiohttp's private WebSocket state: the writer (``ClientWebSocketResponse._writer``: its
 transport, compression and closing flag), the reader queue (``_reader``: nothing may be
 left in it when the client takes over), the upgrade response (``_response``:
-:func:`upgrade_response`, for the redirect check of :mod:`.handshake` and to release the
-connection at the end) and, once the client took over, the reading state of aiohttp's
-protocol, which it lets go (:func:`release_reader`). :func:`own_path` checks every piece
-once per connection and returns None when anything is not as expected (another aiohttp
-layout, per-message compression negotiated, a frame already received), and when
-:data:`FAST_PATH` is off: the connection then reads and sends through aiohttp's public
-WebSocket API. The tests
-run every wire test both ways, on the oldest aiohttp the package allows and on the
-newest (``.ci/run``).
+:func:`upgrade_response`, for the redirect check of :mod:`.handshake`), aiohttp's record
+of the connection in it (``ClientResponse._connection``: :func:`take_connection`, released
+at the end by :func:`release_connection`) and, once the client took over, the reading
+state of aiohttp's protocol, which it lets go (:func:`release_reader`). :func:`own_path`
+checks every piece once per connection and returns None when anything is not as expected
+(another aiohttp layout, per-message compression negotiated, a frame already received),
+and when :data:`FAST_PATH` is off: the connection then reads and sends through aiohttp's
+public WebSocket API. The tests run every wire test both ways, on the oldest aiohttp the
+package allows and on the newest (``.ci/run``).
 """
 
 from __future__ import annotations
@@ -84,8 +84,10 @@ __all__ = [
     "frame_header",
     "frame_writer",
     "own_path",
+    "release_connection",
     "release_reader",
     "send_progress",
+    "take_connection",
     "transport_of",
     "unsent_bytes",
     "upgrade_response",
@@ -176,6 +178,9 @@ _NO_TURN = object()
 #: cache however many sessions take turns. Never changed once made.
 _SHAPES: dict[int, tuple[bytearray, slice, bytearray, int]] = {}
 _MAX_SHAPES = 64
+#: The header's slice of a writer that has written no frame yet (shared: a slice is an
+#: object the cycle collector tracks, one per idle session otherwise; issue #19).
+_NO_HEAD = slice(0, 0)
 
 
 def _shape(size: int) -> tuple[bytearray, slice, bytearray, int]:
@@ -289,7 +294,7 @@ class FrameWriter:
         # keep their size, so these are made once per stream.
         self._size = -1
         self._header = bytearray()
-        self._head = slice(0, 0)
+        self._head = _NO_HEAD
         self._room = bytearray()
         self._length = 0
         self._turns = _turns_of(asyncio.get_running_loop())
@@ -532,6 +537,35 @@ def upgrade_response(ws: Any) -> Optional[aiohttp.ClientResponse]:
     return response if isinstance(response, aiohttp.ClientResponse) else None
 
 
+def take_connection(ws: Any) -> Optional[Any]:
+    """aiohttp's record of the connection under the client WebSocket ``ws`` (the
+    ``connection`` of its upgrade response), taken out of the response, or None when
+    the response does not hold it where this module expects.
+
+    The response can then be let go: its headers, request record and traces are about
+    ten objects the cycle collector would track for the session's life (issue #19).
+    Taken out first, as a response freed with the connection still in it releases the
+    connection to its connector, which closes an upgraded one (the socket). The caller
+    ends it with the session (:func:`release_connection`)."""
+    response = upgrade_response(ws)
+    connection = getattr(response, "_connection", None)
+    if connection is None or not callable(getattr(connection, "close", None)):
+        return None
+    response._connection = None  # type: ignore[union-attr]
+    return connection
+
+
+def release_connection(record: Any) -> None:
+    """Release aiohttp's record of a client WebSocket's connection (what
+    :func:`take_connection` took, or the upgrade response) as ``ClientResponse.close()``
+    does: the connector forgets the connection and closes it. Idempotent; nothing once
+    the record's event loop is closed (it could no longer close the transport)."""
+    loop = getattr(record, "_loop", None)
+    if loop is not None and loop.is_closed():
+        return
+    record.close()
+
+
 def release_reader(protocol: Any) -> None:
     """Let go of aiohttp's reading side of a client WebSocket whose transport
     :func:`own_path` took over: ``protocol`` is aiohttp's, which the
@@ -540,7 +574,7 @@ def release_reader(protocol: Any) -> None:
     them gone, and the connection no longer keeping aiohttp's WebSocket object, about
     2.5 KiB per session are freed (issue #19). aiohttp sets the same attributes to None
     itself when the connection is lost; the protocol stays the connector's record of the
-    connection, which the upgrade response releases at the end."""
+    connection, which is released at the end (:func:`release_connection`)."""
     for name in ("_payload", "_payload_parser", "_parser", "_data_received_cb"):
         if getattr(protocol, name, None) is not None:
             setattr(protocol, name, None)
