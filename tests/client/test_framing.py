@@ -152,6 +152,15 @@ def _watch(client: SaynaClient) -> tuple[list[ConnectionClosed], list[Any]]:
     return closes, messages
 
 
+def _watch_audio(client: SaynaClient) -> tuple[list[ConnectionClosed], list[bytes]]:
+    """The close events and the TTS audio frames ``client`` will receive."""
+    closes: list[ConnectionClosed] = []
+    audio_in: list[bytes] = []
+    client.register_on_close(closes.append)
+    client.register_on_tts_audio(audio_in.append)
+    return closes, audio_in
+
+
 def _client(url: str, **kwargs: Any) -> SaynaClient:
     kwargs.setdefault("timeouts", Timeouts(connect=5, ready=5, request=5, close=2))
     return SaynaClient(url, stt(), tts(), **kwargs)
@@ -335,10 +344,7 @@ async def test_a_message_over_the_limit_is_refused_with_1009(
 
     _, url = await serve(script)
     async with _client(url) as client:
-        closes: list[ConnectionClosed] = []
-        audio_in: list[bytes] = []
-        client.register_on_close(closes.append)
-        client.register_on_tts_audio(audio_in.append)
+        closes, audio_in = _watch_audio(client)
         await client.connect()
         await eventually(lambda: closes)
         assert closes[0].code == 1009
@@ -465,10 +471,7 @@ async def test_audio_alike_alone_in_a_write_inside_a_fragmented_message_is_refus
 
     _, url = await serve(script)
     async with _client(url) as client:
-        closes: list[ConnectionClosed] = []
-        audio_in: list[bytes] = []
-        client.register_on_close(closes.append)
-        client.register_on_tts_audio(audio_in.append)
+        closes, audio_in = _watch_audio(client)
         await client.connect()
         await eventually(lambda: closes)
         assert closes[0].code == 1002
