@@ -26,6 +26,7 @@ __all__ = [
     "frame_writer",
     "holds_http_session",
     "http_session",
+    "inbound_frames",
     "masking_keys",
     "open_write_turn",
     "raw_socket",
@@ -147,3 +148,13 @@ def speech_worker(server: LocalServer) -> Any:
     assert job is not None, "the local engine runs no speech worker"
     assert job.done(), "the speech worker is still starting"
     return job.result()
+
+
+def inbound_frames(server: LocalServer) -> Any:
+    """The one live session's :class:`~sayna_client.server.inbound.InboundFrames`, or
+    None when aiohttp's parser reads it alone (fails unless one session is live)."""
+    from sayna_client.server.inbound import InboundFrames
+
+    (session,) = server_state(server).sessions
+    parser = session.request.protocol._payload_parser
+    return parser if isinstance(parser, InboundFrames) else None

@@ -61,7 +61,6 @@ package allows and on the newest (``.ci/run``).
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import socket
@@ -69,9 +68,11 @@ import struct
 import sys
 import weakref
 from collections.abc import Coroutine
-from typing import Any, Callable, Optional, Union, cast
+from typing import Any, Callable, Optional, Union
 
 import aiohttp
+
+from .._compat import aiohttp_mask
 
 __all__ = [
     "BATCH_BYTES",
@@ -128,23 +129,8 @@ def _header_for(first: int, size: int) -> bytes:
     return _LEN64.pack(first, _MASKED | 127, size)
 
 
-def _aiohttp_mask() -> Optional[Callable[[bytes, bytearray], None]]:
-    """aiohttp's in-place XOR masking (its C version when it was built with it)."""
-    for module, name in (
-        ("aiohttp._websocket.helpers", "websocket_mask"),  # aiohttp >= 3.11
-        ("aiohttp.http_websocket", "_websocket_mask"),  # aiohttp 3.9, 3.10
-    ):
-        try:
-            found = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):
-            continue
-        if callable(found):
-            return cast("Callable[[bytes, bytearray], None]", found)
-    return None
-
-
 logger = logging.getLogger("sayna_client")
-_apply_mask = _aiohttp_mask()
+_apply_mask = aiohttp_mask()
 
 #: Masking keys not used yet, shared by every connection: drawn from the operating
 #: system's random source (``os.urandom``) 512 at a time, each used for one frame. One

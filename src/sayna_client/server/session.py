@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 from aiohttp import WSMsgType, web
 
+from .inbound import install as install_inbound
 from .livekit import Participant, Room
 from .loading import LoadingClip
 from .outbound import Close, Item, Outbound
@@ -95,12 +96,19 @@ class Session:
         self.loading_active = False
         self.recording: Optional[Recording] = None
         self._tts_chunks = 0  # queued since the last turn of the loop (emit_tts_audio)
+        self._reading = False  # the read loop waits in receive() (see can_take_audio)
 
     # --- connection lifecycle ------------------------------------------------------------
 
     async def run(self) -> web.WebSocketResponse:
         """Upgrade, serve frames until close, then release everything."""
         await self.ws.prepare(self.request)
+        install_inbound(
+            self.ws,
+            self.request,
+            self,
+            min(FEED_PIECE_BYTES, self.state.config.max_message_bytes),
+        )
         self.state.sessions.add(self)
         self.out.start()
         try:
@@ -113,7 +121,11 @@ class Session:
 
     async def _read_loop(self) -> None:
         while True:
-            msg = await self.ws.receive()
+            self._reading = True
+            try:
+                msg = await self.ws.receive()
+            finally:
+                self._reading = False
             kind = msg.type
             if kind is _BINARY or kind is _TEXT:  # (module constants: no enum lookups)
                 try:
@@ -123,9 +135,8 @@ class Session:
                             await feeding
                     else:
                         await self._on_text(msg.data)
-                except Exception as exc:  # as the real server: no error closes the socket
-                    logger.exception("session %s: message handling failed", self.stream_id)
-                    self.error(f"Internal error: {type(exc).__name__}")
+                except Exception as exc:
+                    self._handling_failed(exc)
             elif msg.type == WSMsgType.CLOSE:
                 await self.out.client_closed(int(msg.data or 0))
                 return
@@ -138,6 +149,30 @@ class Session:
                     await self.out.wait_writer()
                 self.out.connection_lost()
                 return
+
+    def _handling_failed(self, exc: Exception) -> None:
+        """As the real server: a frame whose handling failed closes nothing; the client
+        gets an ``error`` message."""
+        logger.error("session %s: message handling failed", self.stream_id, exc_info=exc)
+        self.error(f"Internal error: {type(exc).__name__}")
+
+    def can_take_audio(self, size: int) -> bool:
+        """Whether a binary frame of ``size`` bytes arriving now may be handled inside
+        the socket's callback (:mod:`.inbound`): the read loop waits in ``receive()``
+        (nothing before the frame is still being handled) and handling it needs no
+        ``await`` (speech-to-text is instant, or audio is refused)."""
+        if not self._reading or self.ws.closed:
+            return False
+        stt = self.stt
+        return stt is None or stt.instant or not self.audio
+
+    def take_audio(self, data: bytes) -> None:
+        """Handle one binary frame now, as the read loop would (see
+        :meth:`can_take_audio`)."""
+        try:
+            self._on_binary(data)
+        except Exception as exc:
+            self._handling_failed(exc)
 
     def send(self, item: Item) -> None:
         """Queue a frame for the client (see :class:`Outbound`)."""

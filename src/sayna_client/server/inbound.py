@@ -1,0 +1,192 @@
+"""The client->server side of one WebSocket: aiohttp's parser, with a fast path for audio.
+
+A live session sends a small binary frame every 20 ms. Through aiohttp alone each one
+is parsed, wrapped in a message, queued, and handed to the session's read loop by
+waking its task: the wake-up costs more than everything the session then does with the
+audio. :class:`InboundFrames` stands in front of aiohttp's parser on the upgraded
+connection. It finds the frames' edges itself; a complete, final, masked binary frame
+the session can take at once (its read loop is parked on an empty queue, its
+speech-to-text stream is instant) is unmasked and handed over inside the socket's
+callback. Every other byte (text and control frames, fragments, oversized or invalid
+frames, compressed connections) goes to aiohttp's parser unchanged and whole frames at a
+time, so everything aiohttp checks and answers stays as it was.
+
+Order is kept: a frame is taken at once only while nothing that arrived before it waits
+in aiohttp's queue or parser, and only while the read loop would take it next.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Callable, Optional, Protocol
+
+from aiohttp import web
+
+from .._compat import aiohttp_mask
+
+__all__ = ["AudioTaker", "InboundFrames", "install"]
+
+_LEN16 = struct.Struct("!H")
+_LEN64 = struct.Struct("!Q")
+#: FIN + binary opcode, nothing reserved: the only first byte the fast path takes.
+_FINAL_BINARY = 0x82
+_FIN = 0x80
+_MASKED = 0x80
+_CONTINUATION, _TEXT, _BINARY = 0, 1, 2
+_unmask = aiohttp_mask()
+
+
+class AudioTaker(Protocol):
+    """What :class:`InboundFrames` asks of its session."""
+
+    def can_take_audio(self, size: int) -> bool:
+        """Whether a binary frame of ``size`` bytes, arriving now, may be handled at
+        once (nothing before it is still waiting, and handling it needs no ``await``)."""
+
+    def take_audio(self, data: bytes) -> None:
+        """Handle one binary frame now, as the read loop would have."""
+
+
+class InboundFrames:
+    """aiohttp's WebSocket parser for one connection, with the audio fast path in front.
+
+    Args:
+        inner: aiohttp's parser (``feed_data(bytes) -> (eof, tail)``, ``feed_eof()``),
+            fed every byte this does not take, whole frames at a time.
+        taker: the session.
+        queue: aiohttp's message queue behind ``inner`` (the fast path is open only
+            while it holds nothing).
+        limit: the largest payload the fast path takes (larger frames go to aiohttp,
+            which enforces the session's maximum message size).
+        mask: aiohttp's in-place unmasking.
+    """
+
+    __slots__ = (
+        "_fragmented",
+        "_inner",
+        "_limit",
+        "_mask",
+        "_pending",
+        "_queue",
+        "_taker",
+        "_through",
+        "taken",
+    )
+
+    def __init__(
+        self,
+        inner: Any,
+        taker: AudioTaker,
+        queue: Any,
+        limit: int,
+        mask: Callable[[bytes, bytearray], None],
+    ) -> None:
+        self._inner = inner
+        self._mask = mask
+        self._taker = taker
+        self._queue = queue
+        self._limit = limit
+        self._pending = b""  # the start of a frame whose header or small payload is not all here
+        self._through = 0  # bytes of the current frame still to hand to aiohttp as they come
+        self._fragmented = False  # a fragmented message is open in aiohttp's parser
+        #: Binary frames handed to the session at once (the rest went to aiohttp).
+        self.taken = 0
+
+    def feed_eof(self) -> None:
+        """The connection ended: aiohttp's parser ends its queue."""
+        self._inner.feed_eof()
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        """Take ``data`` off the socket; ``(True, b"")`` once aiohttp's parser failed or
+        saw the end (the connection is then closed by aiohttp)."""
+        if self._pending:
+            data = self._pending + data
+            self._pending = b""
+        end = len(data)
+        position = 0
+        inner = self._inner
+        mask = self._mask
+        while position < end:
+            if self._through:
+                count = min(self._through, end - position)
+                self._through -= count
+                piece = data if count == end else data[position : position + count]
+                position += count
+                if inner.feed_data(piece)[0]:
+                    return True, b""
+                continue
+            if end - position < 2:
+                break
+            first = data[position]
+            second = data[position + 1]
+            size = second & 0x7F
+            head = 2
+            if size == 126:
+                if end - position < 4:
+                    break
+                size = _LEN16.unpack_from(data, position + 2)[0]
+                head = 4
+            elif size == 127:
+                if end - position < 10:
+                    break
+                size = _LEN64.unpack_from(data, position + 2)[0]
+                head = 10
+            masked = second & _MASKED
+            if masked:
+                head += 4
+            total = head + size
+            if first == _FINAL_BINARY and masked and size <= self._limit and not self._fragmented:
+                if end - position < total:
+                    break  # a small frame: wait for the rest of it
+                if self._open() and self._taker.can_take_audio(size):
+                    payload = bytearray(data[position + head : position + total])
+                    mask(data[position + head - 4 : position + head], payload)
+                    position += total
+                    self.taken += 1
+                    self._taker.take_audio(bytes(payload))
+                    continue
+            else:
+                opcode = first & 0x0F
+                if opcode in (_TEXT, _BINARY):
+                    self._fragmented = not first & _FIN
+                elif opcode == _CONTINUATION and first & _FIN:
+                    self._fragmented = False
+            count = min(total, end - position)
+            self._through = total - count
+            piece = data if count == end else data[position : position + count]
+            position += count
+            if inner.feed_data(piece)[0]:
+                return True, b""
+        if position < end:
+            self._pending = data[position:]
+        return False, b""
+
+    def _open(self) -> bool:
+        """Nothing waits in aiohttp's queue (nor, on aiohttp >= 3.13, in its parser,
+        stalled while the queue was full)."""
+        queue = self._queue
+        return (
+            not queue._buffer
+            and not queue.is_eof()
+            and getattr(queue, "_stalled_reader", None) is None
+        )
+
+
+def install(ws: web.WebSocketResponse, request: web.Request, taker: AudioTaker, limit: int) -> bool:
+    """Put :class:`InboundFrames` in front of the parser ``ws.prepare()`` gave the
+    connection; False (nothing changed) where aiohttp's internals are not the ones this
+    was written against, or the connection is compressed (aiohttp inflates frames)."""
+    protocol = request.protocol
+    inner = getattr(protocol, "_payload_parser", None)
+    queue: Optional[Any] = getattr(ws, "_reader", None)
+    if (
+        inner is None
+        or queue is None
+        or not hasattr(queue, "_buffer")
+        or not callable(getattr(inner, "feed_data", None))
+        or ws.compress
+        or _unmask is None
+    ):
+        return False
+    protocol._payload_parser = InboundFrames(inner, taker, queue, limit, _unmask)
+    return True
