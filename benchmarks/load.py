@@ -7,7 +7,7 @@
                                         |raw-asyncio-seed]
                               [--gc-freeze]
                               [--gc-refreeze SECONDS]
-                              [--server-uvloop]
+                              [--server-uvloop] [--server local|lean]
 
 ``--uvloop`` runs the clients on uvloop's event loop (``pip install uvloop``);
 ``--cpu N`` pins the client process to CPU ``N`` (and a server it starts to another one), so
@@ -24,6 +24,9 @@ or that with the seed's callbacks, typed results and ``async def speak`` at thei
 streaming (what the sessions make at their first audio and result). The report counts the
 garbage collections made while streaming and the longest pause of each generation, and the
 system (kernel) part of each process's CPU. ``--server-uvloop`` runs the server it starts on uvloop.
+``--server lean`` starts ``leanpeer.py`` instead of the local server: a peer that does the
+protocol's work at its least cost, so that a run past the local server's capacity (1,000
+sessions on a 2-core machine) still measures the client (a diagnostic: see its docstring).
 
 Without ``--url`` it starts ``sayna serve --engine fake --fast-tts`` on a free port as a separate
 process (stopped at the end). Every session streams 16 kHz mono linear16 audio in 20 ms
@@ -74,15 +77,18 @@ _SERVE_ON_UVLOOP = (
 
 
 def start_server(
-    port: int, cpu: Optional[int] = None, uvloop: bool = False
+    port: int, cpu: Optional[int] = None, uvloop: bool = False, kind: str = "local"
 ) -> subprocess.Popen[bytes]:
-    command = (
-        [sys.executable, "-c", _SERVE_ON_UVLOOP]
-        if uvloop
-        else [sys.executable, "-m", "sayna_client", "serve"]
-    )
-    command += ["--engine", "fake", "--fast-tts"]
-    command += ["--port", str(port), "--log-level", "WARNING"]
+    if kind == "lean":
+        command = [sys.executable, str(HERE / "leanpeer.py"), "--port", str(port)]
+    else:
+        command = (
+            [sys.executable, "-c", _SERVE_ON_UVLOOP]
+            if uvloop
+            else [sys.executable, "-m", "sayna_client", "serve"]
+        )
+        command += ["--engine", "fake", "--fast-tts"]
+        command += ["--port", str(port), "--log-level", "WARNING"]
     pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, preexec_fn=pin)
     deadline = time.monotonic() + 30
@@ -136,6 +142,7 @@ def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool
         + (" --gc-freeze" if args.gc_freeze else "")
         + (f" --gc-refreeze {args.gc_refreeze:g}" if args.gc_refreeze is not None else "")
         + (" --server-uvloop" if args.server_uvloop else "")
+        + (" --server lean" if args.server == "lean" else "")
         + f"` on {datetime.date.today().isoformat()}: {args.sessions} "
         + ("`SaynaClient`" if args.client == "sdk" else f"`{args.client}` (no SDK, `loadraw.py`)")
         + " sessions "
@@ -156,7 +163,12 @@ def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool
         + (", answer every speech-final with `speak()`, take the TTS audio," if args.speak else "")
         + " to "
         + (
-            "`sayna serve --engine fake --fast-tts` in a separate process"
+            (
+                "`leanpeer.py` (the protocol's work at its least cost, not the local server)"
+                if args.server == "lean"
+                else "`sayna serve --engine fake --fast-tts`"
+            )
+            + " in a separate process"
             + (" on uvloop" if args.server_uvloop else "")
             if separate_server
             else f"the server at {args.url}"
@@ -230,6 +242,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="run the server this starts on uvloop",
     )
     parser.add_argument(
+        "--server",
+        choices=("local", "lean"),
+        default="local",
+        help="the peer this starts: sayna serve (default) or leanpeer.py (a diagnostic)",
+    )
+    parser.add_argument(
         "--gc-freeze",
         action="store_true",
         help="gc.freeze() once every session is connected",
@@ -247,6 +265,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.client != "sdk" and (not args.speak or args.pacing != "shared" or args.api_key):
         parser.error("--client raw-* needs --speak and the default --pacing, without --api-key")
     runner = asyncio.run
+    if args.server == "lean" and (args.server_uvloop or args.url or not args.speak):
+        parser.error("--server lean needs --speak, and neither --server-uvloop nor --url")
     if args.server_uvloop and importlib.util.find_spec("uvloop") is None:
         parser.error("--server-uvloop needs uvloop: pip install uvloop")
     if args.uvloop:
@@ -264,7 +284,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     url = args.url
     if url is None:
         port = free_port()
-        server = start_server(port, server_cpu, uvloop=args.server_uvloop)
+        server = start_server(port, server_cpu, uvloop=args.server_uvloop, kind=args.server)
         url = f"http://127.0.0.1:{port}"
     try:
         print(f"{args.sessions} sessions × {args.seconds:g} s against {url} ...", flush=True)

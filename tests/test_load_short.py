@@ -74,6 +74,28 @@ async def test_the_floors_without_the_sdk_run_the_same_workload(client: str) -> 
     assert report.ok
 
 
+@pytest.mark.parametrize("client", ["sdk", "raw-asyncio-seed"])
+async def test_the_lean_peer_serves_the_same_workload(client: str) -> None:
+    # load.py --server lean: the peer that keeps up at 1,000 sessions (leanpeer.py).
+    from leanpeer import open_peer
+
+    server, url = await open_peer()
+    async with server:
+        report = await run_load(url, SESSIONS, SECONDS, speak=True, client=client)
+    assert report.errors == []
+    assert report.frames_lost == 0
+    assert report.mismatched_sessions == 0
+    assert report.unclean_closes == 0
+    assert report.leftover_tasks == []
+    replies = sum(outcome.replies for outcome in report.outcomes)
+    assert replies > 0
+    # An interim and a speech-final per burst; a session's last burst may end after its
+    # stream (its interim and final then come unanswered).
+    assert 2 * replies <= report.stt_results <= 2 * (replies + SESSIONS)
+    assert sum(outcome.tts_frames for outcome in report.outcomes) == 9 * replies
+    assert report.ok
+
+
 def test_gc_pauses_count_collections_by_generation() -> None:
     import gc
 
