@@ -153,8 +153,5 @@ def speech_worker(server: LocalServer) -> Any:
 def inbound_frames(server: LocalServer) -> Any:
     """The one live session's :class:`~sayna_client.server.inbound.InboundFrames`, or
     None when aiohttp's parser reads it alone (fails unless one session is live)."""
-    from sayna_client.server.inbound import InboundFrames
-
     (session,) = server_state(server).sessions
-    parser = session.request.protocol._payload_parser
-    return parser if isinstance(parser, InboundFrames) else None
+    return session.ws.inbound

@@ -18,13 +18,13 @@ in aiohttp's queue or parser, and only while the read loop would take it next.
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol, Union
 
 from aiohttp import web
 
 from .._compat import aiohttp_mask
 
-__all__ = ["AudioTaker", "InboundFrames", "install"]
+__all__ = ["AudioFastResponse", "AudioTaker", "InboundFrames"]
 
 _LEN16 = struct.Struct("!H")
 _LEN64 = struct.Struct("!Q")
@@ -66,6 +66,7 @@ class InboundFrames:
         "_inner",
         "_limit",
         "_mask",
+        "_need",
         "_pending",
         "_queue",
         "_taker",
@@ -86,7 +87,11 @@ class InboundFrames:
         self._taker = taker
         self._queue = queue
         self._limit = limit
-        self._pending = b""  # the start of a frame whose header or small payload is not all here
+        # The start of a frame whose header, or whole small frame, is not all here yet,
+        # and how many bytes it needs before parsing goes on (reads are appended to it
+        # until then: a frame arriving in many small reads is copied once).
+        self._pending = bytearray()
+        self._need = 0
         self._through = 0  # bytes of the current frame still to hand to aiohttp as they come
         self._fragmented = False  # a fragmented message is open in aiohttp's parser
         #: Binary frames handed to the session at once (the rest went to aiohttp).
@@ -96,12 +101,20 @@ class InboundFrames:
         """The connection ended: aiohttp's parser ends its queue."""
         self._inner.feed_eof()
 
-    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
-        """Take ``data`` off the socket; ``(True, b"")`` once aiohttp's parser failed or
-        saw the end (the connection is then closed by aiohttp)."""
-        if self._pending:
-            data = self._pending + data
-            self._pending = b""
+    def feed_data(self, data: Union[bytes, bytearray, memoryview]) -> tuple[bool, bytes]:
+        """Take ``data`` off the socket (``bytes``; a ``bytearray`` from Windows' proactor
+        loop is copied first, as aiohttp's parser does); ``(True, b"")`` once aiohttp's
+        parser failed or saw the end (the connection is then closed by aiohttp)."""
+        if type(data) is not bytes:
+            data = bytes(data)
+        if self._need:
+            pending = self._pending
+            pending += data
+            if len(pending) < self._need:
+                return False, b""
+            data = bytes(pending)
+            pending.clear()
+            self._need = 0
         end = len(data)
         position = 0
         inner = self._inner
@@ -116,6 +129,7 @@ class InboundFrames:
                     return True, b""
                 continue
             if end - position < 2:
+                need = 2
                 break
             first = data[position]
             second = data[position + 1]
@@ -123,11 +137,13 @@ class InboundFrames:
             head = 2
             if size == 126:
                 if end - position < 4:
+                    need = 4
                     break
                 size = _LEN16.unpack_from(data, position + 2)[0]
                 head = 4
             elif size == 127:
                 if end - position < 10:
+                    need = 10
                     break
                 size = _LEN64.unpack_from(data, position + 2)[0]
                 head = 10
@@ -137,7 +153,8 @@ class InboundFrames:
             total = head + size
             if first == _FINAL_BINARY and masked and size <= self._limit and not self._fragmented:
                 if end - position < total:
-                    break  # a small frame: wait for the rest of it
+                    need = total  # a small frame: wait for the rest of it
+                    break
                 if self._open() and self._taker.can_take_audio(size):
                     payload = bytearray(data[position + head : position + total])
                     mask(data[position + head - 4 : position + head], payload)
@@ -157,8 +174,10 @@ class InboundFrames:
             position += count
             if inner.feed_data(piece)[0]:
                 return True, b""
-        if position < end:
-            self._pending = data[position:]
+        else:
+            return False, b""
+        self._pending += data[position:]
+        self._need = need
         return False, b""
 
     def _open(self) -> bool:
@@ -172,12 +191,47 @@ class InboundFrames:
         )
 
 
-def install(ws: web.WebSocketResponse, request: web.Request, taker: AudioTaker, limit: int) -> bool:
-    """Put :class:`InboundFrames` in front of the parser ``ws.prepare()`` gave the
-    connection; False (nothing changed) where aiohttp's internals are not the ones this
-    was written against, or the connection is compressed (aiohttp inflates frames)."""
-    protocol = request.protocol
-    inner = getattr(protocol, "_payload_parser", None)
+class AudioFastResponse(web.WebSocketResponse):
+    """aiohttp's ``WebSocketResponse`` with :class:`InboundFrames` in front of its parser,
+    put there as the upgrade completes, before aiohttp parses a byte: bytes a client sent
+    right behind its upgrade request (which may end inside a frame) go through it too.
+
+    Args:
+        taker: the session.
+        limit: the largest payload the fast path takes; below the message limit
+            aiohttp enforces (it refuses a message of ``max_msg_size`` bytes or more).
+        kwargs: ``WebSocketResponse``'s.
+    """
+
+    def __init__(self, taker: AudioTaker, limit: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._taker = taker
+        self._limit = limit
+        #: This connection's fast path; None where aiohttp reads it alone (a compressed
+        #: connection, or an aiohttp whose internals are not the ones this knows).
+        self.inbound: Optional[InboundFrames] = None
+
+    def _post_start(self, request: Any, protocol: Any, writer: Any) -> None:
+        handler = request.protocol
+        tail = getattr(handler, "_message_tail", None)
+        if not isinstance(tail, bytes):
+            super()._post_start(request, protocol, writer)
+            return
+        handler._message_tail = b""  # fed below, through the fast path's edge finder
+        super()._post_start(request, protocol, writer)
+        self.inbound = _install(self, handler, self._taker, self._limit)
+        if tail:
+            # As aiohttp's set_parser() feeds it (its failure is left in the queue).
+            handler._payload_parser.feed_data(tail)
+
+
+def _install(
+    ws: web.WebSocketResponse, handler: Any, taker: AudioTaker, limit: int
+) -> Optional[InboundFrames]:
+    """Put :class:`InboundFrames` in front of the parser aiohttp just gave ``handler``
+    (the connection's protocol); None, with nothing changed, where aiohttp's internals
+    are not the ones this was written against or the connection is compressed."""
+    inner = getattr(handler, "_payload_parser", None)
     queue: Optional[Any] = getattr(ws, "_reader", None)
     if (
         inner is None
@@ -187,6 +241,7 @@ def install(ws: web.WebSocketResponse, request: web.Request, taker: AudioTaker, 
         or ws.compress
         or _unmask is None
     ):
-        return False
-    protocol._payload_parser = InboundFrames(inner, taker, queue, limit, _unmask)
-    return True
+        return None
+    frames = InboundFrames(inner, taker, queue, limit, _unmask)
+    handler._payload_parser = frames
+    return frames

@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from aiohttp import WSMsgType, web
 
-from .inbound import install as install_inbound
+from .inbound import AudioFastResponse
 from .livekit import Participant, Room
 from .loading import LoadingClip
 from .outbound import Close, Item, Outbound
@@ -71,7 +71,10 @@ class Session:
         self.record = record
         self.auth_id = auth_id
         self.faults = state.faults
-        self.ws = web.WebSocketResponse(
+        self.ws = AudioFastResponse(
+            self,
+            # aiohttp refuses a message of max_msg_size bytes or more: leave those to it.
+            min(FEED_PIECE_BYTES, state.config.max_message_bytes - 1),
             autoping=not self.faults.ignore_pings,
             autoclose=False,
             max_msg_size=state.config.max_message_bytes,
@@ -103,12 +106,6 @@ class Session:
     async def run(self) -> web.WebSocketResponse:
         """Upgrade, serve frames until close, then release everything."""
         await self.ws.prepare(self.request)
-        install_inbound(
-            self.ws,
-            self.request,
-            self,
-            min(FEED_PIECE_BYTES, self.state.config.max_message_bytes),
-        )
         self.state.sessions.add(self)
         self.out.start()
         try:
