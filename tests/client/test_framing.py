@@ -23,27 +23,13 @@ from aiohttp import WSMsgType, web
 
 from helpers import internals
 from helpers.waiting import eventually
+from helpers.wire import ws_frame as frame
 from sayna_client import ConnectionClosed, EventsDropped, SaynaClient, Timeouts
 from sayna_client.realtime import connection, handshake, wire
 
 from .conftest import start_app, stt, tts
 
 Script = Callable[["RawServer", web.WebSocketResponse], Awaitable[None]]
-
-
-def frame(first: int, payload: bytes, mask: Optional[bytes] = None) -> bytes:
-    """One frame as a server writes it (``first``: FIN, RSV and opcode bits)."""
-    size = len(payload)
-    second = 0x80 if mask is not None else 0
-    if size < 126:
-        head = bytes((first, second | size))
-    elif size < 65536:
-        head = struct.pack("!BBH", first, second | 126, size)
-    else:
-        head = struct.pack("!BBQ", first, second | 127, size)
-    if mask is None:
-        return head + payload
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 def text(event: dict[str, Any], first: int = 0x81) -> bytes:

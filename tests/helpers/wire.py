@@ -4,6 +4,7 @@ does (the server and fidelity suites): JSON messages in, frames out, nothing of 
 from __future__ import annotations
 
 import json
+import struct
 from typing import Any, Callable, Optional
 
 import aiohttp
@@ -86,3 +87,21 @@ async def configure(
     ready = await recv_json(ws)
     assert ready["type"] == "ready", ready
     return dict(ready)
+
+
+def ws_frame(first: int, payload: bytes, mask: Optional[bytes] = None) -> bytes:
+    """One WebSocket frame laid out as RFC 6455 section 5.2 has it (``first``: its FIN,
+    RSV and opcode bits), masked with the 4-byte ``mask`` when given (a client's frame)."""
+    size = len(payload)
+    second = 0x80 if mask is not None else 0
+    if size < 126:
+        head = bytes((first, second | size))
+    elif size < 65536:
+        head = struct.pack("!BBH", first, second | 126, size)
+    else:
+        head = struct.pack("!BBQ", first, second | 127, size)
+    if mask is None:
+        return head + payload
+    stream = (mask * (size // 4 + 1))[:size]
+    masked = int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")
+    return head + mask + masked.to_bytes(size, "big")

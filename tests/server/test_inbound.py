@@ -21,9 +21,10 @@ import pytest
 
 from helpers.internals import inbound_frames
 from helpers.waiting import eventually
-from helpers.wire import config, configure
+from helpers.wire import config, configure, ws_frame
 from sayna_client.server import Faults, LocalServer
 from sayna_client.server.engines.fake import render_words
+from sayna_client.server.records import SessionRecord
 
 TIMEOUT = 10.0
 TEXT, BINARY, CONTINUATION, CLOSE, PING, PONG = 1, 2, 0, 8, 9, 10
@@ -38,23 +39,9 @@ def frame(
     rsv: int = 0,
     key: Optional[bytes] = None,
 ) -> bytes:
-    """One client frame, as RFC 6455 section 5.2 lays it out (masked unless told; with a
-    random key unless given)."""
+    """One client frame (masked unless told; with a random key unless given)."""
     first = (0x80 if fin else 0) | rsv | opcode
-    flag = 0x80 if masked else 0
-    size = len(payload)
-    if size < 126:
-        head = bytes((first, flag | size))
-    elif size < 65536:
-        head = struct.pack("!BBH", first, flag | 126, size)
-    else:
-        head = struct.pack("!BBQ", first, flag | 127, size)
-    if not masked:
-        return head + payload
-    key = key or os.urandom(4)
-    stream = (key * (size // 4 + 1))[:size]
-    body = (int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")).to_bytes(size, "big")
-    return head + key + body
+    return ws_frame(first, payload, (key or os.urandom(4)) if masked else None)
 
 
 def quiet_audio(index: int, size: int) -> bytes:
@@ -129,6 +116,16 @@ class Peer:
         self.writer.close()
 
 
+async def heard(server: LocalServer, audio: list[bytes], errors: int = 0) -> SessionRecord:
+    """Wait until the last session recorded ``len(audio)`` binary frames; check that they
+    were ``audio``, in order, and that it sent ``errors`` error messages; its record."""
+    record = server.records.last_session
+    await eventually(lambda: record.audio_frames == len(audio))
+    assert bytes(record.audio) == b"".join(audio)
+    assert len(record.sent_of_type("error")) == errors
+    return record
+
+
 async def configured_peer(server: LocalServer) -> Peer:
     peer = await Peer.open(server.port)
     await peer.write(frame(TEXT, json.dumps(config()).encode()))
@@ -151,10 +148,7 @@ async def test_audio_sent_right_behind_config_waits_for_it(
         if not behind_upgrade:
             await peer.write(burst)
         assert (await peer.read_json())["type"] == "ready"
-        record = server.records.last_session
-        await eventually(lambda: record.audio_frames == len(audio))
-        assert bytes(record.audio) == b"".join(audio)
-        assert record.sent_of_type("error") == []
+        await heard(server, audio)
     finally:
         peer.close()
 
@@ -194,10 +188,7 @@ async def test_bytes_behind_the_upgrade_may_end_inside_a_frame(
     try:
         await peer.write(burst[cut:])
         assert (await peer.read_json())["type"] == "ready"
-        record = server.records.last_session
-        await eventually(lambda: record.audio_frames == len(audio))
-        assert bytes(record.audio) == b"".join(audio)
-        assert record.sent_of_type("error") == []
+        await heard(server, audio)
     finally:
         peer.close()
 
@@ -207,15 +198,13 @@ async def test_a_frame_in_one_byte_reads_and_a_bytearray_read(server: LocalServe
     try:
         audio = [quiet_audio(index, 3000) for index in range(3)]
         await peer.write(frame(BINARY, audio[0]), cuts=list(range(1, 3008)))
-        record = server.records.last_session
-        await eventually(lambda: record.audio_frames == 1)
+        await heard(server, audio[:1])
         # Windows' proactor loop hands the protocol a bytearray: taken as bytes.
         inbound = inbound_frames(server)
         assert inbound is not None
         assert inbound.feed_data(bytearray(frame(BINARY, audio[1]))) == (False, b"")
         await peer.write(frame(BINARY, audio[2]))
-        await eventually(lambda: record.audio_frames == len(audio))
-        assert bytes(record.audio) == b"".join(audio)
+        await heard(server, audio)
     finally:
         peer.close()
 
@@ -226,9 +215,7 @@ async def test_live_audio_is_taken_in_the_sockets_callback(server: LocalServer) 
         audio = [quiet_audio(index, 640) for index in range(30)]
         for piece in audio:
             await peer.write(frame(BINARY, piece))
-        record = server.records.last_session
-        await eventually(lambda: record.audio_frames == len(audio))
-        assert bytes(record.audio) == b"".join(audio)
+        await heard(server, audio)
         inbound = inbound_frames(server)
         assert inbound is not None, "aiohttp's parser reads this session alone"
         assert inbound.taken == len(audio)
@@ -259,11 +246,9 @@ async def test_any_split_of_the_stream_reads_the_same(server: LocalServer, seed:
         assert replies[:2] == [(PONG, b"are you there"), (PONG, b"mid-message")]
         assert replies[2][0] == TEXT
         assert json.loads(replies[2][1])["message"].startswith("Invalid message format")
-        record = server.records.last_session
         expected = [*audio[:5], b"".join(parts), *audio[5:]]
-        await eventually(lambda: record.audio_frames == len(expected))
+        record = await heard(server, expected, errors=1)  # "not json"
         assert record.audio_bytes == sum(map(len, expected))
-        assert bytes(record.audio) == b"".join(expected)
     finally:
         peer.close()
 
@@ -302,9 +287,7 @@ async def test_an_unmasked_frame_is_left_to_aiohttp(server: LocalServer) -> None
             + frame(BINARY, audio[1], masked=False)
             + frame(BINARY, audio[2])
         )
-        record = server.records.last_session
-        await eventually(lambda: record.audio_frames == len(audio))
-        assert bytes(record.audio) == b"".join(audio)
+        await heard(server, audio)
     finally:
         peer.close()
 
@@ -318,7 +301,5 @@ async def test_a_compressed_connection_is_read_by_aiohttp(
         audio = [quiet_audio(index, 640) for index in range(10)]
         for piece in audio:
             await ws.send_bytes(piece)
-        record = server.records.last_session
-        await eventually(lambda: record.audio_frames == len(audio))
-        assert bytes(record.audio) == b"".join(audio)
+        await heard(server, audio)
         assert inbound_frames(server) is None
