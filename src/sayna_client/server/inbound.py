@@ -39,9 +39,9 @@ _unmask = aiohttp_mask()
 class AudioTaker(Protocol):
     """What :class:`InboundFrames` asks of its session."""
 
-    def can_take_audio(self, size: int) -> bool:
-        """Whether a binary frame of ``size`` bytes, arriving now, may be handled at
-        once (nothing before it is still waiting, and handling it needs no ``await``)."""
+    def can_take_audio(self) -> bool:
+        """Whether a binary frame arriving now may be handled at once (nothing before it
+        is still being handled, and handling it needs no ``await``)."""
 
     def take_audio(self, data: bytes) -> None:
         """Handle one binary frame now, as the read loop would have."""
@@ -69,6 +69,7 @@ class InboundFrames:
         "_need",
         "_pending",
         "_queue",
+        "_stalls",
         "_taker",
         "_through",
         "taken",
@@ -86,6 +87,9 @@ class InboundFrames:
         self._mask = mask
         self._taker = taker
         self._queue = queue
+        # aiohttp >= 3.13 may hold unparsed frames while its queue is full (looked up
+        # once: a missing attribute per frame would raise and catch an AttributeError).
+        self._stalls = hasattr(queue, "_stalled_reader")
         self._limit = limit
         # The start of a frame whose header, or whole small frame, is not all here yet,
         # and how many bytes it needs before parsing goes on (reads are appended to it
@@ -155,7 +159,7 @@ class InboundFrames:
                 if end - position < total:
                     need = total  # a small frame: wait for the rest of it
                     break
-                if self._open() and self._taker.can_take_audio(size):
+                if self._open() and self._taker.can_take_audio():
                     payload = bytearray(data[position + head : position + total])
                     mask(data[position + head - 4 : position + head], payload)
                     position += total
@@ -187,7 +191,7 @@ class InboundFrames:
         return (
             not queue._buffer
             and not queue.is_eof()
-            and getattr(queue, "_stalled_reader", None) is None
+            and not (self._stalls and queue._stalled_reader is not None)
         )
 
 

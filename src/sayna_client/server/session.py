@@ -153,9 +153,9 @@ class Session:
         logger.error("session %s: message handling failed", self.stream_id, exc_info=exc)
         self.error(f"Internal error: {type(exc).__name__}")
 
-    def can_take_audio(self, size: int) -> bool:
-        """Whether a binary frame of ``size`` bytes arriving now may be handled inside
-        the socket's callback (:mod:`.inbound`): the read loop waits in ``receive()``
+    def can_take_audio(self) -> bool:
+        """Whether a binary frame arriving now may be handled inside the socket's
+        callback (:mod:`.inbound`): the read loop waits in ``receive()``
         (nothing before the frame is still being handled) and handling it needs no
         ``await`` (speech-to-text is instant, or audio is refused)."""
         if not self._reading or self.ws.closed:
