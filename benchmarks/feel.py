@@ -861,7 +861,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         try:
             import uvloop
         except ImportError:
-            parser.error("--uvloop needs uvloop: pip install uvloop")
+            parser.error("--uvloop needs uvloop: pip install 'sayna-client[uvloop]'")
         runner = uvloop.run
     server_cpu = None
     if args.cpu is not None:

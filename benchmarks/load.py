@@ -9,7 +9,7 @@
                               [--gc-refreeze SECONDS]
                               [--server-uvloop] [--server local|lean]
 
-``--uvloop`` runs the clients on uvloop's event loop (``pip install uvloop``);
+``--uvloop`` runs the clients on uvloop's event loop (``pip install 'sayna-client[uvloop]'``);
 ``--cpu N`` pins the client process to CPU ``N`` (and a server it starts to another one), so
 "one core" means one core. ``--pacing`` and ``--turns`` choose how frames are paced (one
 clock task for all sessions, or a task and timer per session) and whether the sessions'
@@ -23,7 +23,8 @@ or that with the seed's callbacks, typed results and ``async def speak`` at thei
 ``gc.freeze()`` once every session is connected, ``--gc-refreeze S`` again S seconds into
 streaming (what the sessions make at their first audio and result). The report counts the
 garbage collections made while streaming and the longest pause of each generation, and the
-system (kernel) part of each process's CPU. ``--server-uvloop`` runs the server it starts on uvloop.
+system (kernel) part of each process's CPU. ``--server-uvloop`` runs the server it starts
+on uvloop (``sayna serve --loop uvloop``).
 ``--server lean`` starts ``leanpeer.py`` instead of the local server: a peer that does the
 protocol's work at its least cost, so that a run past the local server's capacity (1,000
 sessions on a 2-core machine) still measures the client (a diagnostic: see its docstring).
@@ -69,25 +70,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-#: ``sayna serve`` on uvloop's event loop (``--server-uvloop``).
-_SERVE_ON_UVLOOP = (
-    "import sys, uvloop; uvloop.install(); from sayna_client.server.cli import serve_main; "
-    "sys.exit(serve_main(sys.argv[1:]))"
-)
-
-
 def start_server(
     port: int, cpu: Optional[int] = None, uvloop: bool = False, kind: str = "local"
 ) -> subprocess.Popen[bytes]:
     if kind == "lean":
         command = [sys.executable, str(HERE / "leanpeer.py"), "--port", str(port)]
     else:
-        command = (
-            [sys.executable, "-c", _SERVE_ON_UVLOOP]
-            if uvloop
-            else [sys.executable, "-m", "sayna_client", "serve"]
-        )
-        command += ["--engine", "fake", "--fast-tts"]
+        command = [sys.executable, "-m", "sayna_client", "serve", "--engine", "fake"]
+        command += ["--fast-tts", "--loop", "uvloop" if uvloop else "asyncio"]
         command += ["--port", str(port), "--log-level", "WARNING"]
     pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, preexec_fn=pin)
@@ -268,12 +258,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.server == "lean" and (args.server_uvloop or args.url or not args.speak):
         parser.error("--server lean needs --speak, and neither --server-uvloop nor --url")
     if args.server_uvloop and importlib.util.find_spec("uvloop") is None:
-        parser.error("--server-uvloop needs uvloop: pip install uvloop")
+        parser.error("--server-uvloop needs uvloop: pip install 'sayna-client[uvloop]'")
     if args.uvloop:
         try:
             import uvloop
         except ImportError:
-            parser.error("--uvloop needs uvloop: pip install uvloop")
+            parser.error("--uvloop needs uvloop: pip install 'sayna-client[uvloop]'")
         runner = uvloop.run
     server_cpu = None
     if args.cpu is not None:

@@ -277,7 +277,11 @@ def doc_snippets(paths: Any = None) -> list[Snippet]:
 
 
 SNIPPETS = doc_snippets()
-PROGRAMS = [s for s in SNIPPETS if "asyncio.run(" in s.code and "running_server(" in s.code]
+PROGRAMS = [
+    s
+    for s in SNIPPETS
+    if ("asyncio.run(" in s.code or "uvloop.run(" in s.code) and "running_server(" in s.code
+]
 TESTS = [s for s in SNIPPETS if re.search(r"^async def test_|^def test_", s.code, re.M)]
 
 
