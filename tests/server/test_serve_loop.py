@@ -8,9 +8,11 @@ server's own counters (``/_local/bench/sessions``).
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -99,6 +101,41 @@ def test_loop_uvloop_without_the_extra_names_it_and_exits_2() -> None:
         "pip install 'sayna-client[uvloop]'"
     )
     assert done.stdout == ""  # it never started
+
+
+@pytest.mark.parametrize(
+    ("package", "message"),
+    [
+        (
+            '__version__ = "0.17.0"\n',  # before uvloop.run (0.18)
+            "sayna serve: uvloop 0.17.0 is too old for --loop uvloop (0.18 or later has "
+            "uvloop.run): pip install 'sayna-client[uvloop]'",
+        ),
+        (
+            'raise ImportError("undefined symbol: PyFoo (built for another Python)")\n',
+            "sayna serve: uvloop is installed but cannot be imported (undefined symbol: "
+            "PyFoo (built for another Python)): reinstall it with "
+            "pip install 'sayna-client[uvloop]'",
+        ),
+    ],
+    ids=["too-old", "broken"],
+)
+def test_an_unusable_uvloop_is_named_with_the_fix(
+    tmp_path: Path, package: str, message: str
+) -> None:
+    # A uvloop package found before the installed one (PYTHONPATH comes first).
+    (tmp_path / "uvloop").mkdir()
+    (tmp_path / "uvloop" / "__init__.py").write_text(package)
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-m", "sayna_client", "serve", "--loop", "uvloop", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    assert (done.returncode, done.stderr.strip(), done.stdout) == (2, message, "")
 
 
 def test_an_unknown_loop_is_a_usage_error_listing_the_choices() -> None:

@@ -34,12 +34,14 @@ class LoopUnavailable(Exception):
 
 
 def loop_runner(name: str) -> Callable[[Coroutine[Any, Any, _T]], _T]:
-    """What runs a coroutine to its end on the event loop ``name`` (one of
-    :data:`LOOP_NAMES`): ``asyncio.run`` or ``uvloop.run``, a fresh loop each time.
+    """What runs a coroutine to its end on a fresh event loop of ``name`` (one of
+    :data:`LOOP_NAMES`): ``asyncio.run`` (which makes its loop with the process's event
+    loop policy: after a ``uvloop.install()`` that is uvloop's too) or ``uvloop.run``.
 
     Raises:
         LoopUnavailable: uvloop is not installed (the message names the ``uvloop``
-            extra), or this is Windows (uvloop does not run there).
+            extra), is too old to have ``uvloop.run`` (0.18+), cannot be imported (the
+            message carries why), or this is Windows (uvloop does not run there).
         ValueError: ``name`` is no loop of :data:`LOOP_NAMES`.
     """
     if name == "asyncio":
@@ -50,12 +52,26 @@ def loop_runner(name: str) -> Callable[[Coroutine[Any, Any, _T]], _T]:
         raise LoopUnavailable("uvloop does not run on Windows: use --loop asyncio")
     try:
         import uvloop
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:
+        if exc.name != "uvloop":  # a module uvloop itself needs
+            raise LoopUnavailable(_broken_uvloop(exc)) from exc
         raise LoopUnavailable(
             f"--loop uvloop needs the optional 'uvloop' extra: {UVLOOP_HINT}"
         ) from exc
-    run: Callable[[Coroutine[Any, Any, _T]], _T] = uvloop.run
+    except ImportError as exc:  # installed, but not for this Python (or damaged)
+        raise LoopUnavailable(_broken_uvloop(exc)) from exc
+    run: Optional[Callable[[Coroutine[Any, Any, _T]], _T]] = getattr(uvloop, "run", None)
+    if run is None:
+        version = getattr(uvloop, "__version__", "?")
+        raise LoopUnavailable(
+            f"uvloop {version} is too old for --loop uvloop (0.18 or later has uvloop.run): "
+            f"{UVLOOP_HINT}"
+        )
     return run
+
+
+def _broken_uvloop(exc: ImportError) -> str:
+    return f"uvloop is installed but cannot be imported ({exc}): reinstall it with {UVLOOP_HINT}"
 
 
 def _loop_name() -> str:
@@ -165,8 +181,8 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         "--loop",
         choices=LOOP_NAMES,
         default="asyncio",
-        help="event loop to serve on: asyncio, or uvloop (about 12 %% less CPU per session; "
-        "needs the [uvloop] extra, not on Windows) (default: %(default)s)",
+        help="event loop to serve on: asyncio, or uvloop (needs the [uvloop] extra, not on "
+        "Windows; benchmarks/UVLOOP.md) (default: %(default)s)",
     )
     parser.add_argument(
         "--log-level",
@@ -210,14 +226,30 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
 
 async def _serve(server: LocalServer, out: _Printer) -> None:
     """Serve until Ctrl-C or SIGTERM (``docker stop``, systemd, ``kill``): both close the
-    sessions with a close frame and stop the engine, then ``sayna serve`` exits 0."""
+    sessions with a close frame and stop the engine, then ``sayna serve`` exits 0 (a second
+    Ctrl-C meanwhile interrupts at once)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    try:
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        on_sigterm = True
-    except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
-        on_sigterm = False
+
+    def on_ctrl_c() -> None:
+        # The first Ctrl-C stops as SIGTERM does; a second one, while the sessions close,
+        # interrupts at once (KeyboardInterrupt, as Python's own handler does).
+        stop.set()
+        loop.remove_signal_handler(signal.SIGINT)
+
+    handlers: list[tuple[signal.Signals, Callable[[], None]]] = [(signal.SIGTERM, stop.set)]
+    # Ctrl-C only where Python's own handler is in place (not when the process was started
+    # with SIGINT ignored, e.g. in the background of a shell script). Without this,
+    # asyncio.run of Python 3.9-3.10 and uvloop.run leave the sessions unclosed on Ctrl-C.
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        handlers.append((signal.SIGINT, on_ctrl_c))
+    handled: list[signal.Signals] = []
+    for signum, handler in handlers:
+        try:
+            loop.add_signal_handler(signum, handler)
+        except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+            break
+        handled.append(signum)
     try:
         await server.start()
         try:
@@ -231,8 +263,8 @@ async def _serve(server: LocalServer, out: _Printer) -> None:
         finally:
             await server.stop()
     finally:
-        if on_sigterm:
-            loop.remove_signal_handler(signal.SIGTERM)
+        for signum in handled:
+            loop.remove_signal_handler(signum)
 
 
 class _Printer:
