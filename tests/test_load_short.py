@@ -364,3 +364,51 @@ async def test_feel_sees_every_interval_it_reports(monkeypatch: pytest.MonkeyPat
     report = feel.summary()
     assert set(report) == {m.name for m in feel.MEASURED}
     assert {"total", "own", "own_cpu", "read", "waits"} <= set(report[speak.name])
+
+
+async def test_loopcpu_times_every_loop_callback_by_what_it_ran() -> None:
+    """benchmarks/loopcpu.py's core: a real session's loop callbacks land in the tally under
+    the task's coroutine or the callback's name, with their counts; the loop is restored."""
+    import asyncio as aio
+    import selectors
+
+    from loopcpu import table, timed_loop
+
+    async def speaker(client: SaynaClient, heard: aio.Event) -> None:
+        await client.speak("okay")
+        await heard.wait()
+
+    if not isinstance(aio.get_running_loop(), aio.BaseEventLoop):
+        pytest.skip("loopcpu.py times asyncio's own loop (uvloop's callbacks run in C)")
+    tally: dict[str, list[float]] = {}
+    original = (aio.Handle._run, selectors.DefaultSelector.select)
+    async with running_server() as server:
+        client = SaynaClient(
+            server.url,
+            STTConfig(provider="deepgram"),
+            TTSConfig(provider="elevenlabs", voice_id="fake-alpha"),
+        )
+        heard = aio.Event()
+        client.register_on_tts_audio(lambda _audio: heard.set())
+        with timed_loop(tally):
+            async with client.session():
+                await aio.get_running_loop().create_task(speaker(client, heard))
+    assert (aio.Handle._run, selectors.DefaultSelector.select) == original
+    speaker_steps = tally[f"task: {speaker.__qualname__}"][1]
+    assert speaker_steps >= 1
+    assert tally["<select>"][1] >= 1
+    assert any(key.endswith("_read_ready") for key in tally)  # the socket's reads
+    assert all(spent >= 0 and calls >= 1 for spent, calls in tally.values())
+    rendered = table(tally, top=2)
+    assert rendered.count("\n") == 1 + 2 + 2  # heading, rule, 2 groups, "more", "in all"
+    assert f"| {len(tally) - 2} more |" in rendered
+    assert rendered.endswith(f"| {sum(int(c) for _, c in tally.values()):,} | |")
+
+
+def test_loopcpu_refuses_uvloop_and_names_why(capsys: pytest.CaptureFixture[str]) -> None:
+    from loopcpu import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--", "--sessions", "1", "--uvloop"])
+    assert exit_info.value.code == 2
+    assert "uvloop runs its callbacks in C" in capsys.readouterr().err
