@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import platform
 import signal
 import wave
 from pathlib import Path
@@ -201,3 +202,43 @@ async def test_a_worker_that_cannot_restart_gives_a_clear_error(
             assert str(bad) in str(refused.value)
         finally:
             await fresh.disconnect()
+
+
+def environment_of(pid: int) -> dict[str, str]:
+    """A running process's environment, as Linux shows it in ``/proc``."""
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(entry.decode().split("=", 1) for entry in entries if b"=" in entry)
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc/PID/environ")
+@pytest.mark.parametrize("chosen", [None, "AVX512_CORE_VNNI"])
+async def test_the_worker_decodes_the_same_on_every_cpu_unless_told_otherwise(
+    chosen: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker runs CTranslate2's int8 products on oneDNN's AVX2 kernels (a clip then
+    decodes the same with or without AVX-512 VNNI), unless the server's environment
+    already chose: what the user set wins."""
+    from sayna_client.server.engines.speech_process import SAME_ON_EVERY_CPU
+
+    if chosen is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", chosen)
+    monkeypatch.delenv("CT2_USE_MKL", raising=False)
+    async with LocalServer(engine="local", port=0) as server:
+        pid = speech_worker(server).pid
+        seen = environment_of(pid)
+        caller = Caller(server.url)
+        await caller.client.connect()
+        try:
+            await caller.say(clip("librivox-0880.wav") + SILENCE)
+            await eventually(caller.finals)
+        finally:
+            await caller.client.disconnect()
+    assert seen["CT2_USE_MKL"] == SAME_ON_EVERY_CPU["CT2_USE_MKL"] == "0"
+    assert seen["ONEDNN_MAX_CPU_ISA"] == (chosen or "AVX2")
+    if chosen is None and platform.machine().lower() in ("x86_64", "amd64"):
+        # The AVX2 kernels hear this clip right on every x86-64 CPU (VNNI's exact sums
+        # heard "an old-sposed young man" on an Intel Xeon).
+        heard = " ".join(caller.finals())
+        assert word_error_rate(text_of("librivox-0880.wav"), heard) == 0.0, heard

@@ -23,9 +23,19 @@ from .speech_ipc import encode, read_message, widen
 if TYPE_CHECKING:
     from .speech_proxy import ProcessSTTStream
 
-__all__ = ["Deliver", "WorkerProcess"]
+__all__ = ["SAME_ON_EVERY_CPU", "Deliver", "WorkerProcess"]
 
 logger = logging.getLogger(__name__)
+
+#: What the worker's environment gets unless the server's already sets it: CTranslate2's
+#: int8 products on oneDNN's AVX2 kernels, as on CPUs without AVX-512 VNNI. With VNNI
+#: (recent Intel Xeons, AMD Zen 4), Intel MKL or oneDNN sum the products exactly, where
+#: AVX2 saturates a pair's sum at 16 bits, and Whisper tiny.en's int8 weights then decode
+#: some clips differently ("an old-sposed young man" for "an ill-disposed young man",
+#: tests/data/speech/librivox-0880.wav). Pinned, a clip gives the same transcript on every
+#: x86-64 CPU; decoding takes up to about twice as long on a VNNI CPU (about 0.1 s per
+#: second of speech there). Other CPUs (ARM) ignore both.
+SAME_ON_EVERY_CPU = {"CT2_USE_MKL": "0", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 #: ``deliver`` callback of a synthesis: ``("audio", [chunk, ...])`` or ``("end", error)``.
 Deliver = Callable[[tuple[str, Any]], None]
@@ -79,7 +89,7 @@ class WorkerProcess:
         from .local_assets import ModelIntegrityError
 
         package_root = str(Path(__file__).resolve().parents[3])
-        env = dict(os.environ)
+        env = {**SAME_ON_EVERY_CPU, **os.environ}
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (package_root, env.get("PYTHONPATH", "")) if p
         )
