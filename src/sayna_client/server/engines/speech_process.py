@@ -27,14 +27,15 @@ __all__ = ["SAME_ON_EVERY_CPU", "Deliver", "WorkerProcess"]
 
 logger = logging.getLogger(__name__)
 
-#: What the worker's environment gets unless the server's already sets it: CTranslate2's
-#: int8 products on oneDNN's AVX2 kernels, as on CPUs without AVX-512 VNNI. With VNNI
-#: (recent Intel Xeons, AMD Zen 4), Intel MKL or oneDNN sum the products exactly, where
-#: AVX2 saturates a pair's sum at 16 bits, and Whisper tiny.en's int8 weights then decode
-#: some clips differently ("an old-sposed young man" for "an ill-disposed young man",
-#: tests/data/speech/librivox-0880.wav). Pinned, a clip gives the same transcript on every
-#: x86-64 CPU; decoding takes up to about twice as long on a VNNI CPU (about 0.1 s per
-#: second of speech there). Other CPUs (ARM) ignore both.
+#: What the worker's environment gets where the server's leaves it unset or empty:
+#: CTranslate2's int8 products on oneDNN's AVX2 kernels. Which kernels compute them (Intel
+#: MKL, oneDNN's AVX2 or AVX-512 ones, with or without VNNI) changes what Whisper tiny.en's
+#: int8 weights hear on some clips: on an Intel Xeon with AVX-512 VNNI the defaults heard
+#: "an old-sposed young man" where oneDNN's AVX2 kernels hear "an ill-disposed young man"
+#: (tests/data/speech/librivox-0880.wav). Pinned, a clip is heard the same on every x86-64
+#: CPU with AVX2. On that Xeon each decode takes 1.6-2.1x as long pinned (0.26-0.35 s
+#: against about 0.16 s); CPUs whose default these kernels already are (AMD EPYC without
+#: AVX-512) are unaffected, and other CPUs (ARM) ignore both variables.
 SAME_ON_EVERY_CPU = {"CT2_USE_MKL": "0", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 #: ``deliver`` callback of a synthesis: ``("audio", [chunk, ...])`` or ``("end", error)``.
@@ -89,7 +90,10 @@ class WorkerProcess:
         from .local_assets import ModelIntegrityError
 
         package_root = str(Path(__file__).resolve().parents[3])
-        env = {**SAME_ON_EVERY_CPU, **os.environ}
+        env = dict(os.environ)
+        for name, value in SAME_ON_EVERY_CPU.items():
+            if not env.get(name):  # unset, or set empty (which both libraries ignore)
+                env[name] = value
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (package_root, env.get("PYTHONPATH", "")) if p
         )
