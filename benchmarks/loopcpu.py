@@ -120,7 +120,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     else:
         own, load_args = argv, []
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--top", type=int, default=25, help="groups to list (default 25)")
+    parser.add_argument("--top", type=_positive, default=25, help="groups to list (default 25)")
     parser.add_argument(
         "--output", default=None, help="also append the table to this file (default: print)"
     )
@@ -130,11 +130,34 @@ def main(argv: Optional[list[str]] = None) -> int:
     import load  # (after the path is set, and only when run)
 
     tally: Tally = {}
-    with timed_loop(tally):
-        status = load.main(load_args)
-    heading = f"CPU by what the loop ran (`loopcpu.py -- {' '.join(load_args)}`):"
+    own_name, sys.argv[0] = sys.argv[0], "load.py (under loopcpu.py)"  # load's messages
+    try:
+        with timed_loop(tally):
+            status = load.main(load_args)
+    finally:
+        sys.argv[0] = own_name
+    if not tally:  # e.g. an abbreviation of --uvloop got past the check above
+        print(
+            "loopcpu.py: no event-loop callback was timed: load.py ran on a loop other than "
+            "asyncio's own (uvloop?); run it without --uvloop",
+            file=sys.stderr,
+        )
+        return 2
+    heading = (
+        f"CPU by what the loop ran, the whole run (connects, streaming, closes; load.py's CPU "
+        f"figure above is streaming's alone), under the timing's own cost "
+        f"(`loopcpu.py -- {' '.join(load_args)}`):"
+    )
     publish(heading + "\n\n" + table(tally, args.top), args.output)
     return status
+
+
+def _positive(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 if __name__ == "__main__":
