@@ -369,31 +369,30 @@ async def test_feel_sees_every_interval_it_reports(monkeypatch: pytest.MonkeyPat
 async def test_loopcpu_times_every_loop_callback_by_what_it_ran() -> None:
     """benchmarks/loopcpu.py's core: a real session's loop callbacks land in the tally under
     the task's coroutine or the callback's name, with their counts; the loop is restored."""
-    import asyncio as aio
     import selectors
 
     from loopcpu import table, timed_loop
 
-    async def speaker(client: SaynaClient, heard: aio.Event) -> None:
+    async def speaker(client: SaynaClient, heard: asyncio.Event) -> None:
         await client.speak("okay")
         await heard.wait()
 
-    if not isinstance(aio.get_running_loop(), aio.BaseEventLoop):
+    if not isinstance(asyncio.get_running_loop(), asyncio.BaseEventLoop):
         pytest.skip("loopcpu.py times asyncio's own loop (uvloop's callbacks run in C)")
     tally: dict[str, list[float]] = {}
-    original = (aio.Handle._run, selectors.DefaultSelector.select)
+    original = (asyncio.Handle._run, selectors.DefaultSelector.select)
     async with running_server() as server:
         client = SaynaClient(
             server.url,
             STTConfig(provider="deepgram"),
             TTSConfig(provider="elevenlabs", voice_id="fake-alpha"),
         )
-        heard = aio.Event()
+        heard = asyncio.Event()
         client.register_on_tts_audio(lambda _audio: heard.set())
         with timed_loop(tally):
             async with client.session():
-                await aio.get_running_loop().create_task(speaker(client, heard))
-    assert (aio.Handle._run, selectors.DefaultSelector.select) == original
+                await asyncio.get_running_loop().create_task(speaker(client, heard))
+    assert (asyncio.Handle._run, selectors.DefaultSelector.select) == original
     speaker_steps = tally[f"task: {speaker.__qualname__}"][1]
     assert speaker_steps >= 1
     assert tally["<select>"][1] >= 1

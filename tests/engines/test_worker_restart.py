@@ -240,7 +240,7 @@ async def test_the_worker_decodes_the_same_on_every_cpu_unless_told_otherwise(
     assert seen["CT2_USE_MKL"] == SAME_ON_EVERY_CPU["CT2_USE_MKL"] == "0"
     assert seen["ONEDNN_MAX_CPU_ISA"] == (chosen or "AVX2")
     if not chosen and platform.machine().lower() in ("x86_64", "amd64"):
-        # The AVX2 kernels hear this clip right on every x86-64 CPU (VNNI's exact sums
-        # heard "an old-sposed young man" on an Intel Xeon).
+        # The AVX2 kernels hear this clip right on every x86-64 CPU (CTranslate2's default
+        # kernels heard "an old-sposed young man" on an Intel Xeon with AVX-512 VNNI).
         heard = " ".join(caller.finals())
         assert word_error_rate(text_of("librivox-0880.wav"), heard) == 0.0, heard
