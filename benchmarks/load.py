@@ -1,6 +1,7 @@
 """Load test: many real-time sessions in one process, zero frames lost, clean closes.
 
     python benchmarks/load.py [--sessions 200] [--seconds 60] [--url URL] [--output PATH]
+                              [--json PATH]
                               [--uvloop] [--cpu N] [--speak]
                               [--pacing shared|per-session] [--turns spread|lockstep]
                               [--client sdk|raw-aiohttp|raw-asyncio|raw-asyncio-rfc
@@ -24,7 +25,8 @@ or that with the seed's callbacks, typed results and ``async def speak`` at thei
 streaming (what the sessions make at their first audio and result). The report counts the
 garbage collections made while streaming and the longest pause of each generation, and the
 system (kernel) part of each process's CPU. ``--server-uvloop`` runs the server it starts
-on uvloop (``sayna serve --loop uvloop``).
+on uvloop (``sayna serve --loop uvloop``). ``--json PATH`` also writes the run's figures as
+JSON (``scale.py`` runs load.py many times and reads them).
 ``--server lean`` starts ``leanpeer.py`` instead of the local server: a peer that does the
 protocol's work at its least cost, so that a run past the local server's capacity (1,000
 sessions on a 2-core machine) still measures the client (a diagnostic: see its docstring).
@@ -45,6 +47,7 @@ import argparse
 import asyncio
 import datetime
 import importlib.util
+import json
 import os
 import platform
 import socket
@@ -201,6 +204,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument(
         "--output", type=Path, default=None, help="write the report here (default: print it)"
     )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="also write the run's figures here as JSON (what scale.py reads)",
+    )
     parser.add_argument("--uvloop", action="store_true", help="run the clients on uvloop")
     parser.add_argument("--cpu", type=int, default=None, help="pin the clients to this CPU")
     parser.add_argument(
@@ -304,6 +313,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"  error: {error}")
     for task in report.leftover_tasks[:10]:
         print(f"  leftover task: {task}")
+    if args.json is not None:
+        figures = report.figures()
+        figures.update(uvloop=args.uvloop, server=args.server, server_uvloop=args.server_uvloop)
+        args.json.write_text(json.dumps(figures), encoding="utf-8")
     text = markdown(report, args, server is not None)
     if args.output is None:  # the committed LOAD*.md are figures of record: never by default
         print(text)

@@ -250,6 +250,31 @@ class LoadReport:
             and self.still_connected == 0
         )
 
+    def figures(self) -> dict[str, Any]:
+        """The run's figures as JSON-able numbers (``load.py --json``; ``scale.py`` reads
+        them): the verdict on counts, the CPU of each process, the pacing and the work done."""
+        late = self.late
+        return {
+            "ok": self.ok,
+            "sessions": self.sessions,
+            "seconds": self.seconds,
+            "client": self.client,
+            "client_cpu_percent": self.client_cpu_percent,
+            "client_system_percent": self.client_system_percent,
+            "server_cpu_percent": self.server_cpu_percent,
+            "pacing_p50_ms": late["p50_ms"],
+            "pacing_p99_ms": late["p99_ms"],
+            "pacing_max_ms": late["max_ms"],
+            "frames_sent": self.frames_sent,
+            "frames_lost": self.frames_lost,
+            "unclean_closes": self.unclean_closes,
+            "errors": len(self.errors),
+            "leftover_tasks": len(self.leftover_tasks),
+            "stt_results": self.stt_results,
+            "replies": sum(o.replies for o in self.outcomes),
+            "tts_frames": sum(o.tts_frames for o in self.outcomes),
+        }
+
     def summary(self) -> list[tuple[str, str]]:
         late = self.late
         server_cpu = (

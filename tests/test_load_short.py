@@ -411,3 +411,89 @@ def test_loopcpu_refuses_uvloop_and_names_why(capsys: pytest.CaptureFixture[str]
         main(["--", "--sessions", "1", "--uvloop"])
     assert exit_info.value.code == 2
     assert "uvloop runs its callbacks in C" in capsys.readouterr().err
+
+
+def _run(variant: str, round_: int, cpu: float, p99: float, ok: bool = True) -> dict[str, Any]:
+    """One load.py run's figures as scale.py reads them (only what it uses)."""
+    return {
+        "variant": variant,
+        "round": round_,
+        "ok": ok,
+        "client_cpu_percent": cpu,
+        "client_system_percent": cpu / 3,
+        "server_cpu_percent": 90.0,
+        "pacing_p99_ms": p99,
+        "pacing_max_ms": p99 * 4,
+    }
+
+
+def test_scale_counts_the_runs_that_meet_every_bar_and_the_same_round_ratio() -> None:
+    """benchmarks/scale.py's verdict: a run meets item 2 only with its counts passed, CPU
+    under 70 % and p99 under 5 ms; the ratio to the floor is taken round by round."""
+    from scale import meets_every_bar, summarize
+
+    runs = [
+        _run("sdk", 1, 69.9, 4.9),  # every bar
+        _run("floor", 1, 60.0, 1.0),
+        _run("sdk", 2, 70.0, 1.0),  # CPU at the bar: not under it
+        _run("floor", 2, 50.0, 1.0),
+        _run("sdk", 3, 60.0, 5.0, ok=True),  # p99 at the bar
+        _run("floor", 3, 60.0, 1.0),
+        _run("sdk", 4, 40.0, 1.0, ok=False),  # counts failed
+    ]
+    assert [meets_every_bar(r) for r in runs if r["variant"] == "sdk"] == [
+        True,
+        False,
+        False,
+        False,
+    ]
+    sdk, floor = summarize(runs, ["sdk", "floor"], "floor")
+    assert (sdk["runs"], sdk["met"], sdk["counts_failed"]) == (4, 1, 1)
+    # Round 4 has no floor run: no ratio for it.
+    assert sdk["ratios"] == pytest.approx([69.9 / 60.0, 70.0 / 50.0, 1.0])
+    assert (floor["runs"], floor["met"], floor["ratios"]) == (3, 3, [])
+
+
+def test_scale_refuses_what_it_cannot_run_and_names_the_fix(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from scale import main
+
+    for argv, words in [
+        (["--variant", "sdk+uv"], "unknown variant 'sdk+uv'"),
+        (["--variant", "sdk", "--variant", "sdk"], "each --variant once"),
+        (["--variant", "sdk", "--floor", "raw-asyncio-seed"], "is not one of the variants"),
+        (["--rounds", "0"], "must be positive"),
+        (["--server", "lean", "--server-uvloop"], "not with --server lean"),
+        (["--cpu", "4096"], "may run on CPUs"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        assert words in capsys.readouterr().err, argv
+
+
+def test_scale_runs_every_variant_each_round_in_turn_and_writes_the_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Real load.py runs (3 sessions, against the lean peer), the order rotating per round;
+    the record names every run and says how many met every bar."""
+    from scale import main
+
+    record = tmp_path / "SCALE.md"
+    argv = ["--rounds", "2", "--sessions", "3", "--seconds", "0.5", "--server", "lean"]
+    argv += ["--cpu", "0", "--variant", "sdk", "--variant", "raw-asyncio-seed"]
+    assert main([*argv, "--output", str(record)]) == 0
+    progress = [line for line in capsys.readouterr().out.splitlines() if line.startswith("round")]
+    assert [line.split(":")[0] for line in progress] == [
+        "round 1, sdk",
+        "round 1, raw-asyncio-seed",
+        "round 2, raw-asyncio-seed",
+        "round 2, sdk",
+    ]
+    assert all(line.endswith("counts PASS") for line in progress)
+    text = record.read_text(encoding="utf-8")
+    assert "| sdk | 2 |" in text
+    assert "| raw-asyncio-seed | 2 |" in text
+    assert text.count("| PASS |") == 4
+    assert "CPU / raw-asyncio-seed, same round" in text
