@@ -109,7 +109,8 @@ def cpu_model() -> str:
 
 
 def commit() -> str:
-    """The checked-out commit, marked when ``src/`` has uncommitted changes."""
+    """The checked-out commit, marked when ``src/`` or ``benchmarks/`` (the floors, the
+    load itself) has uncommitted changes."""
 
     def git(*command: str) -> str:
         done = subprocess.run(
@@ -118,7 +119,8 @@ def commit() -> str:
         return done.stdout.strip() if done.returncode == 0 else ""
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    return head + (" + uncommitted changes in src/" if git("status", "--porcelain", "src") else "")
+    changed = git("status", "--porcelain", "src", "benchmarks")
+    return head + (" + uncommitted changes in src/ or benchmarks/" if changed else "")
 
 
 def markdown(report: LoadReport, args: argparse.Namespace, separate_server: bool) -> str:

@@ -429,17 +429,18 @@ def _run(variant: str, round_: int, cpu: float, p99: float, ok: bool = True) -> 
 
 def test_scale_counts_the_runs_that_meet_every_bar_and_the_same_round_ratio() -> None:
     """benchmarks/scale.py's verdict: a run meets item 2 only with its counts passed, CPU
-    under 70 % and p99 under 5 ms; the ratio to the floor is taken round by round."""
+    under 70 % and p99 under 5 ms; ratios pair runs of the same round; medians, not means,
+    and neither takes a run that failed on counts."""
     from scale import meets_every_bar, summarize
 
     runs = [
         _run("sdk", 1, 69.9, 4.9),  # every bar
         _run("floor", 1, 60.0, 1.0),
         _run("sdk", 2, 70.0, 1.0),  # CPU at the bar: not under it
-        _run("floor", 2, 50.0, 1.0),
-        _run("sdk", 3, 60.0, 5.0, ok=True),  # p99 at the bar
-        _run("floor", 3, 60.0, 1.0),
-        _run("sdk", 4, 40.0, 1.0, ok=False),  # counts failed
+        _run("sdk", 3, 90.0, 5.0),  # p99 at the bar (round 2 has no floor run)
+        _run("floor", 3, 45.0, 1.0),
+        _run("sdk", 4, 10.0, 1.0, ok=False),  # counts failed
+        _run("floor", 4, 50.0, 1.0),
     ]
     assert [meets_every_bar(r) for r in runs if r["variant"] == "sdk"] == [
         True,
@@ -449,9 +450,83 @@ def test_scale_counts_the_runs_that_meet_every_bar_and_the_same_round_ratio() ->
     ]
     sdk, floor = summarize(runs, ["sdk", "floor"], "floor")
     assert (sdk["runs"], sdk["met"], sdk["counts_failed"]) == (4, 1, 1)
-    # Round 4 has no floor run: no ratio for it.
-    assert sdk["ratios"] == pytest.approx([69.9 / 60.0, 70.0 / 50.0, 1.0])
+    assert sdk["cpu"] == [69.9, 70.0, 90.0]  # the failed run's 10 % left out
+    assert sdk["ratios"] == pytest.approx([69.9 / 60.0, 2.0])  # rounds 1 and 3 only
     assert (floor["runs"], floor["met"], floor["ratios"]) == (3, 3, [])
+
+
+def test_scale_rotates_the_order_of_the_variants_round_by_round() -> None:
+    from scale import schedule
+
+    assert schedule(["a", "b", "c"], 4) == [
+        (1, "a"), (1, "b"), (1, "c"),
+        (2, "b"), (2, "c"), (2, "a"),
+        (3, "c"), (3, "a"), (3, "b"),
+        (4, "a"), (4, "b"), (4, "c"),
+    ]  # fmt: skip
+
+
+def test_scale_report_gives_medians_the_bars_and_what_could_not_run() -> None:
+    import argparse
+    import datetime
+
+    from scale import report
+
+    runs = [
+        _run("sdk", 1, 60.0, 1.0),
+        _run("floor", 1, 50.0, 1.0),
+        _run("sdk", 2, 61.0, 1.0),
+        _run("floor", 2, 60.0, 1.0),
+        _run("sdk", 3, 99.0, 9.0),
+        _run("floor", 3, 55.0, 1.0),
+        _run("sdk", 4, 1.0, 1.0, ok=False),
+    ]
+    started = datetime.datetime(2026, 1, 2, 3, 4, tzinfo=datetime.timezone.utc)
+    item2 = argparse.Namespace(
+        rounds=4, sessions=1000, seconds=20.0, server="local", server_uvloop=False, cpu=1
+    )
+    text = report(runs, ["sdk", "floor"], "floor", item2, started, ["round 4, floor: gone"])
+    # Median 61 of (60, 61, 99), not the mean 73.3; ratios 1.2, 1.02, 1.8.
+    assert (
+        "| sdk | 4 | 61.00 (60.00-99.00) | 1.00 (1.00-9.00) | 2 of 4 (1 failed on counts) " in text
+    )
+    assert "| 1.20 (1.02-1.80) |" in text
+    assert "| 3 | sdk | PASS | 99.00 (33.0) | 9.0 / 36.0 | 90.0 | no |" in text
+    assert "| 1 | sdk | PASS | 60.00 (20.0) | 1.0 / 4.0 | 90.0 | yes |" in text
+    assert "2026-01-02 03:04-" in text
+    assert "this is item 2's run" in text
+    assert "- round 4, floor: gone" in text
+    smaller = argparse.Namespace(**{**vars(item2), "sessions": 3})
+    assert "does not show item 2" in report(runs, ["sdk", "floor"], None, smaller, started)
+
+
+def test_scale_reports_the_other_runs_when_one_cannot_be_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scale import RunFailed, main
+
+    made: list[str] = []
+
+    def run(variant: str, _args: Any) -> dict[str, Any]:
+        made.append(variant)
+        if len(made) == 2:
+            raise RunFailed("load.py for floor exited with status 1 without its figures")
+        return _run(variant, 0, 50.0, 1.0)
+
+    record = tmp_path / "SCALE.md"
+    argv = ["--rounds", "2", "--cpu", "-1", "--variant", "sdk", "--variant", "floor"]
+    with pytest.raises(SystemExit):  # "floor" is no load.py client
+        main(argv)
+    capsys.readouterr()
+    argv = ["--rounds", "2", "--cpu", "-1", "--variant", "sdk", "--variant", "raw-asyncio"]
+    assert main([*argv, "--output", str(record)], run=run) == 1
+    assert made == ["sdk", "raw-asyncio", "raw-asyncio", "sdk"]
+    text = record.read_text(encoding="utf-8")
+    assert text.count("| PASS |") == 3
+    assert "Runs that could not be made:" in text
+    assert "- round 1, raw-asyncio: load.py for floor exited with status 1" in text
+    assert "does not show item 2" in text  # --cpu -1: nothing pinned
+    assert "could not run" in capsys.readouterr().err
 
 
 def test_scale_refuses_what_it_cannot_run_and_names_the_fix(
@@ -466,6 +541,7 @@ def test_scale_refuses_what_it_cannot_run_and_names_the_fix(
         (["--rounds", "0"], "must be positive"),
         (["--server", "lean", "--server-uvloop"], "not with --server lean"),
         (["--cpu", "4096"], "may run on CPUs"),
+        (["--seconds", "nan"], "must be positive"),
     ]:
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
