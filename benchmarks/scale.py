@@ -37,6 +37,7 @@ import json
 import math
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -98,20 +99,25 @@ def run_once(variant: str, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="scale-") as scratch:
         figures = Path(scratch) / "figures.json"
         limit = RUN_TIMEOUT_S + 10 * args.seconds
+        # A session of its own: on a timeout the whole group goes, the server load.py
+        # started included (killing load.py alone would leave that server running).
+        child = subprocess.Popen(
+            load_command(variant, args, figures),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         try:
-            done = subprocess.run(
-                load_command(variant, args, figures),
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=limit,
-            )
+            output, _ = child.communicate(timeout=limit)
         except subprocess.TimeoutExpired as exc:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
             raise RunFailed(f"load.py for {variant} did not end within {limit:g} s") from exc
         if not figures.exists():
-            tail = (done.stdout + done.stderr).strip().splitlines()[-8:]
+            tail = output.strip().splitlines()[-8:]
             raise RunFailed(
-                f"load.py for {variant} exited with status {done.returncode} without its "
+                f"load.py for {variant} exited with status {child.returncode} without its "
                 "figures; its last lines:\n" + "\n".join(tail)
             )
         result: dict[str, Any] = json.loads(figures.read_text(encoding="utf-8"))

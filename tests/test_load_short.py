@@ -573,3 +573,16 @@ def test_scale_runs_every_variant_each_round_in_turn_and_writes_the_record(
     assert "| raw-asyncio-seed | 2 |" in text
     assert text.count("| PASS |") == 4
     assert "CPU / raw-asyncio-seed, same round" in text
+
+
+def test_scale_stops_a_run_past_its_time_as_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A load.py run that does not end in time is stopped (its process group: load.py and
+    the server it started) and reported as a run that could not be made."""
+    import argparse
+
+    import scale
+
+    monkeypatch.setattr(scale, "RUN_TIMEOUT_S", 2.0 - 10 * 30.0)  # a 2 s limit for 30 s
+    args = argparse.Namespace(sessions=3, seconds=30.0, server="lean", server_uvloop=False, cpu=-1)
+    with pytest.raises(scale.RunFailed, match="did not end within 2 s"):
+        scale.run_once("sdk", args)
