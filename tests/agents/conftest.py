@@ -1,16 +1,25 @@
-"""Agents tests: a client of the local server (paced TTS, fake engine) at 16 kHz."""
+"""Agents tests: a client of the local server (paced TTS, fake engine) at 16 kHz, and of
+a small scripted peer (:class:`Peer`) for the orders of frames the server cannot produce
+on demand."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
+from typing import Any, Optional
 
 import pytest_asyncio
+from aiohttp import WSMsgType, web
 
 from sayna_client import SaynaClient, STTConfig, Timeouts, TTSConfig
 from sayna_client.server import LocalServer
 
 RATE = 16000
 WORD_BYTES = RATE * 2 * 180 // 1000  # the fake engine: 120 ms tone + 60 ms silence per word
+WAIT = 10.0  # seconds a handle may take to end (never reached when it works)
+FRAME = 640  # the peer's TTS frames: 20 ms at 16 kHz
+UNAUTHORIZED = "TTS error: Provider error: API error (401 Unauthorized): invalid api key"
 
 
 def make_client(server: LocalServer) -> SaynaClient:
@@ -27,3 +36,82 @@ async def agent(server: LocalServer) -> AsyncIterator[SaynaClient]:
     async with make_client(server) as client:
         await client.connect()
         yield client
+
+
+class Peer:
+    """A Sayna stand-in at /ws: answers ``config`` with ``ready``, queues what the client
+    sends, and sends what the test tells it to, when it tells it."""
+
+    def __init__(self) -> None:
+        self.received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.ws: Optional[web.WebSocketResponse] = None
+        app = web.Application()
+        app.router.add_get("/ws", self._ws)
+        self.app = app
+
+    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        msg = await ws.receive()
+        assert msg.type is WSMsgType.TEXT
+        assert json.loads(msg.data)["type"] == "config"
+        await ws.send_str(json.dumps({"type": "ready", "stream_id": "peer"}))
+        self.ws = ws
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                self.received.put_nowait(json.loads(msg.data))
+        return ws
+
+    async def got(self, kind: str) -> dict[str, Any]:
+        """The next message the client sent, which must be a ``kind``."""
+        message = await asyncio.wait_for(self.received.get(), WAIT)
+        assert message["type"] == kind, message
+        return message
+
+    async def audio(self, frames: int) -> None:
+        assert self.ws is not None
+        for _ in range(frames):
+            await self.ws.send_bytes(bytes(FRAME))
+
+    async def error(self, message: str = UNAUTHORIZED) -> None:
+        assert self.ws is not None
+        await self.ws.send_str(json.dumps({"type": "error", "message": message}))
+
+    async def result(self, transcript: str, *, final: bool, speech_final: bool = False) -> None:
+        """An ``stt_result`` (confidence 0.9)."""
+        assert self.ws is not None
+        message = {
+            "type": "stt_result",
+            "transcript": transcript,
+            "is_final": final,
+            "is_speech_final": speech_final,
+            "confidence": 0.9,
+        }
+        await self.ws.send_str(json.dumps(message))
+
+    async def complete(self) -> None:
+        assert self.ws is not None
+        await self.ws.send_str(json.dumps({"type": "tts_playback_complete", "timestamp": 1}))
+
+
+def _peer_client(url: str) -> SaynaClient:
+    return SaynaClient(
+        url,
+        STTConfig(provider="deepgram", model="nova-2", sample_rate=RATE),
+        TTSConfig(provider="deepgram", voice_id="aura-asteria-en", sample_rate=RATE),
+        timeouts=Timeouts(connect=5, ready=5, request=5, close=2),
+    )
+
+
+@pytest_asyncio.fixture
+async def peer() -> AsyncIterator[tuple[Peer, SaynaClient]]:
+    server = Peer()
+    runner = web.AppRunner(server.app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        async with _peer_client(f"http://127.0.0.1:{runner.addresses[0][1]}") as client:
+            await client.connect()
+            yield server, client
+    finally:
+        await runner.cleanup()

@@ -8,13 +8,16 @@ from typing import Callable
 
 import pytest
 
+from helpers.internals import event_hub
+from helpers.waiting import eventually
 from sayna_client import SaynaClient
 from sayna_client.agents import TurnHistory, TurnMetrics, TurnRecord, percentile
 from sayna_client.protocol.events import STTResultMessage
+from sayna_client.realtime.conversation import Turn
 from sayna_client.server import LocalServer
 from sayna_client.server.engines.fake import render_words
 
-from .conftest import RATE, WORD_BYTES
+from .conftest import RATE, WORD_BYTES, Peer
 
 
 async def test_a_turn_and_its_reply_are_measured(agent: SaynaClient, server: LocalServer) -> None:
@@ -57,6 +60,52 @@ async def test_a_turn_and_its_reply_are_measured(agent: SaynaClient, server: Loc
     assert usage["deepgram/nova-2"]["seconds_transcribed"] == pytest.approx(len(pcm) / 32000)
     later = agent.turn_metrics.summary()["usage"]["deepgram"]["seconds_synthesized"]
     assert later == pytest.approx(2 * 0.18)
+
+
+async def test_a_turn_of_several_finals_is_the_records_measured_from_its_first_words(
+    peer: tuple[Peer, SaynaClient],
+) -> None:
+    # Deepgram's shape (protocol 6.8): the utterance is its is_final segments and the
+    # speech-final holds the last one only, or nothing when Sayna forced it. The record
+    # is the turn's, as the ``turn`` event tells it: its whole text, timed from its first
+    # result with text (not from an empty result before it).
+    server, client = peer
+    turns: list[Turn] = []
+    results: list[object] = []
+    client.on("turn", turns.append)
+    client.on("stt_result", results.append)
+    await server.result("", final=False)
+    await eventually(lambda: results, what="the empty result")
+    await server.result("how are", final=True)
+    await server.result("you", final=True)
+    await server.result("", final=True, speech_final=True)  # forced: no text of its own
+    await eventually(lambda: turns, what="the turn")
+    (turn,) = turns
+    record = client.turn_metrics.turns[-1]
+    assert record.transcript == turn.text == "how are you"
+    assert record.ended_at == turn.ended_at
+    assert record.stt_turn is not None
+    assert 0 < record.stt_turn < turn.duration
+    # A speech-final with nothing said before it is no turn, for the metrics as for the
+    # tracker.
+    await server.result("", final=True, speech_final=True)
+    await server.result("fine", final=True, speech_final=True)
+    await eventually(lambda: len(turns) == 2, what="the second turn")
+    assert [r.transcript for r in client.turn_metrics.turns] == ["how are you", "fine"]
+    assert client.turn_metrics.turns[-1].stt_turn == 0.0  # its first words ended it
+
+
+async def test_the_speech_adds_no_observer_of_results_or_completions(agent: SaynaClient) -> None:
+    # Issue #19: the tracker tells the speech queue and its metrics of each turn's end
+    # and each completion; an observer of their own on every result cost about 5 % of
+    # the client's CPU at 1,000 sessions.
+    def observed(kind: str) -> int:
+        return event_hub(agent)._plan.observer_types.count(kind)
+
+    before = (observed("stt_result"), observed("tts_playback_complete"))
+    await agent.speak("one two", wait=True)
+    assert agent.speech is not None  # the queue is made
+    assert (observed("stt_result"), observed("tts_playback_complete")) == before == (1, 1)
 
 
 def test_percentile() -> None:

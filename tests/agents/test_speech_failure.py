@@ -10,91 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Any, Optional
 
 import pytest
-import pytest_asyncio
-from aiohttp import WSMsgType, web
 
 from helpers.waiting import eventually
-from sayna_client import SaynaClient, SaynaTTSError, STTConfig, Timeouts, TTSConfig
+from sayna_client import SaynaClient, SaynaTTSError
 from sayna_client.agents import SpeechHandle
 from sayna_client.server import LocalServer
 
-from .conftest import RATE, WORD_BYTES
+from .conftest import FRAME, UNAUTHORIZED, WAIT, WORD_BYTES, Peer
 
-WAIT = 10.0  # seconds a handle may take to end (never reached when it works)
-FRAME = 640  # the peer's TTS frames: 20 ms at 16 kHz
-UNAUTHORIZED = "TTS error: Provider error: API error (401 Unauthorized): invalid api key"
 REFUSED = "Failed to synthesize speech: TTS error: Provider error: Google API error: quota"
-
-
-class Peer:
-    """A Sayna stand-in at /ws: answers ``config`` with ``ready``, queues what the client
-    sends, and sends what the test tells it to, when it tells it."""
-
-    def __init__(self) -> None:
-        self.received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.ws: Optional[web.WebSocketResponse] = None
-        app = web.Application()
-        app.router.add_get("/ws", self._ws)
-        self.app = app
-
-    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        msg = await ws.receive()
-        assert msg.type is WSMsgType.TEXT
-        assert json.loads(msg.data)["type"] == "config"
-        await ws.send_str(json.dumps({"type": "ready", "stream_id": "peer"}))
-        self.ws = ws
-        async for msg in ws:
-            if msg.type is WSMsgType.TEXT:
-                self.received.put_nowait(json.loads(msg.data))
-        return ws
-
-    async def got(self, kind: str) -> dict[str, Any]:
-        """The next message the client sent, which must be a ``kind``."""
-        message = await asyncio.wait_for(self.received.get(), WAIT)
-        assert message["type"] == kind, message
-        return message
-
-    async def audio(self, frames: int) -> None:
-        assert self.ws is not None
-        for _ in range(frames):
-            await self.ws.send_bytes(bytes(FRAME))
-
-    async def error(self, message: str = UNAUTHORIZED) -> None:
-        assert self.ws is not None
-        await self.ws.send_str(json.dumps({"type": "error", "message": message}))
-
-    async def complete(self) -> None:
-        assert self.ws is not None
-        await self.ws.send_str(json.dumps({"type": "tts_playback_complete", "timestamp": 1}))
-
-
-def _client(url: str) -> SaynaClient:
-    return SaynaClient(
-        url,
-        STTConfig(provider="deepgram", model="nova-2", sample_rate=RATE),
-        TTSConfig(provider="deepgram", voice_id="aura-asteria-en", sample_rate=RATE),
-        timeouts=Timeouts(connect=5, ready=5, request=5, close=2),
-    )
-
-
-@pytest_asyncio.fixture
-async def peer() -> AsyncIterator[tuple[Peer, SaynaClient]]:
-    server = Peer()
-    runner = web.AppRunner(server.app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        async with _client(f"http://127.0.0.1:{runner.addresses[0][1]}") as client:
-            await client.connect()
-            yield server, client
-    finally:
-        await runner.cleanup()
 
 
 class Seen:

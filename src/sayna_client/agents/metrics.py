@@ -238,6 +238,9 @@ class TurnMetrics:
     # --- inputs --------------------------------------------------------------------------
 
     def on_stt_result(self, result: Any) -> None:
+        """Feed one ``stt_result`` (every one, in arrival order): a turn starts at its
+        first result with text and ends at its speech-final (see :meth:`on_turn`). A
+        client's own metrics are fed by its tracker instead, through :meth:`on_turn`."""
         # Every result (a transcript stream's hot path): the clock is read only at a
         # turn's first words and at its speech-final.
         started = self._turn_started
@@ -251,9 +254,16 @@ class TurnMetrics:
             if not result.transcript:
                 return  # an empty speech-final: no turn
             started = now
+        self.on_turn(result.transcript or "", started, now)
+
+    def on_turn(self, text: str, words_at: float, ended_at: float) -> None:
+        """A user turn ended: ``text`` was said, its first result with text arrived at
+        ``words_at`` and its speech-final at ``ended_at`` (``clock()`` readings). Closes
+        the turn before (emitting its record, unanswered if no reply came) and measures
+        the reply to this one."""
         self._close(emit=True)
-        record = TurnRecord(result.transcript or "", now)
-        record.stt_turn = now - started
+        record = TurnRecord(text, ended_at)
+        record.stt_turn = ended_at - words_at
         self._open = record
         self.turns._add(record)
 

@@ -126,6 +126,11 @@ class SessionSpeechQueue(SpeechQueue):
         if session is not None:
             session.tracker.refused()
 
+    def on_turn(self, text: str, words_at: float, ended_at: float) -> None:
+        """A user turn ended (told by the tracker, see
+        :class:`~.conversation.SpeechListener`): the metrics measure it."""
+        self.metrics.on_turn(text, words_at, ended_at)
+
 
 class SessionTurnMetrics(TurnMetrics):
     """The turn metrics of a session (see the module docstring): the hooks ``emit``,

@@ -3,18 +3,20 @@ toolkit's hooks (speech handles, the audio output, turn metrics).
 
 :class:`Speaking` is a part of the voice session. Every ``speak`` goes through the
 session's :class:`~sayna_client.agents.SpeechQueue`, which turns it into a
-:class:`~sayna_client.agents.SpeechHandle` and watches the session's completions and
-results (and ``turn_metrics``). TTS frames reach one observer per session, the tracker
-(:class:`~.conversation.SessionTracker`): the queue credits its handles from the
-tracker's frame and byte counts, and the tracker times a reply's first byte for the
-metrics; the queue itself observes frames only while an ``audio_output`` is attached.
+:class:`~sayna_client.agents.SpeechHandle`, and learns of the session's completions and
+turns (for ``turn_metrics``) from the tracker. TTS frames reach one observer per
+session, the tracker (:class:`~.conversation.SessionTracker`): the queue credits its
+handles from the tracker's frame and byte counts, and the tracker times a reply's first
+byte for the metrics; the queue itself observes frames only while an ``audio_output``
+is attached.
 The queue and its metrics call back into the session through methods of their own (see
 :mod:`.session_speech`).
 
-The queue is made when first needed: the first ``speak``, a look at ``speech``,
-``audio_output`` or ``turn_metrics``, or the first ``stt_result`` (a turn to measure).
-Until then one small observer waits for that result, so an idle session does not hold
-the queue, its metrics and their hooks (about 3 KiB).
+The session's tracker tells the speech of each turn's end and each completion (see
+:meth:`~.conversation.SessionTracker.listen_speech`): this part until the queue is made,
+the queue after. The queue is made when first needed: the first ``speak``, a look at
+``speech``, ``audio_output`` or ``turn_metrics``, or the first turn to measure. An idle
+session does not hold the queue, its metrics and their hooks (about 3 KiB).
 """
 
 from __future__ import annotations
@@ -43,21 +45,26 @@ __all__ = ["Speaking"]
 class Speaking:
     """The session's speech: what ``speak`` sends and what became of it."""
 
-    __slots__ = ("__weakref__", "_queue", "_session", "_waiting")
+    __slots__ = ("__weakref__", "_queue", "_session")
 
     def __init__(self, session: SessionCore) -> None:
         # ``session`` is a weak proxy: a dropped client must not be kept alive by its
         # own queue (its HTTP session is released when it is freed, see test_first_hour).
+        # The tracker holding this part keeps it alive, and it refers to the session
+        # weakly (no cycle).
         self._session = session
         self._queue: Optional[SpeechQueue] = None
-        # A bound method, not a closure over a weak reference: the hub holding it keeps
-        # this part alive, which refers to the session weakly (no cycle).
-        self._waiting = True
-        session.hub.observe("stt_result", self._first_result)
+        session.tracker.listen_speech(self)
 
-    def _first_result(self, event: Any) -> None:
-        """The first ``stt_result``: make the queue, whose metrics observe the rest."""
-        self.speech.metrics.on_stt_result(event)
+    def on_turn(self, text: str, words_at: float, ended_at: float) -> None:
+        """The first turn (the tracker's :class:`~.conversation.SpeechListener`): make
+        the queue, which the tracker tells of the turns after, and measure this one."""
+        self.speech.metrics.on_turn(text, words_at, ended_at)
+
+    def on_playback_complete(self, event: Any) -> None:
+        """A completion before the queue was made: no speech of ours to end."""
+        if self._queue is not None:
+            self._queue.on_playback_complete(event)
 
     def _make_queue(self) -> SpeechQueue:
         """Make the speech queue and hook it to the session's events (see the module
@@ -67,13 +74,10 @@ class Speaking:
         # The tracker's per-frame counts credit the handles (no observer of the queue's
         # own per TTS frame; see SpeechQueue), and it times a reply's first byte, as it
         # times every first frame.
-        queue = self._queue = SessionSpeechQueue(session, session.tracker.tts_counts)
-        metrics = queue.metrics
-        if self._waiting:
-            self._waiting = False
-            hub.unobserve("stt_result", self._first_result)
-        hub.observe("stt_result", metrics.on_stt_result)
-        hub.observe("tts_playback_complete", queue.on_playback_complete)
+        tracker = session.tracker
+        queue = self._queue = SessionSpeechQueue(session, tracker.tts_counts)
+        # Turns and completions come from the tracker (one call each, no observer).
+        tracker.listen_speech(queue)
         hub.observe("closed", queue.on_closed)
         hub.observe("error", queue.on_error)
         return queue
