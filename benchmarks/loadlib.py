@@ -118,11 +118,12 @@ def process_cpu_seconds(pid: Optional[int] = None) -> float:
 
 class GCPauses:
     """The garbage collector's pauses while installed (``gc.callbacks``): how many
-    collections of each generation ran and the longest of each, in ms."""
+    collections of each generation ran, the longest of each and their total, in ms."""
 
     def __init__(self) -> None:
         self.count = [0, 0, 0]
         self.max_ms = [0.0, 0.0, 0.0]
+        self.total_ms = [0.0, 0.0, 0.0]
         self._started = 0.0
 
     def __enter__(self) -> GCPauses:
@@ -139,12 +140,14 @@ class GCPauses:
         generation = info["generation"]
         pause_ms = (time.perf_counter() - self._started) * 1000
         self.count[generation] += 1
+        self.total_ms[generation] += pause_ms
         if pause_ms > self.max_ms[generation]:
             self.max_ms[generation] = pause_ms
 
     def describe(self) -> str:
         return ", ".join(
-            f"gen{g} {self.count[g]:,} (max {self.max_ms[g]:.1f} ms)" for g in range(3)
+            f"gen{g} {self.count[g]:,} (max {self.max_ms[g]:.1f} ms, total {self.total_ms[g]:.0f} ms)"
+            for g in range(3)
         )
 
 

@@ -106,7 +106,10 @@ def test_gc_pauses_count_collections_by_generation() -> None:
         gc.collect(2)
     assert pauses.count[0] >= 1
     assert pauses.count[2] >= 1
+    assert pauses.total_ms[2] >= pauses.max_ms[2] > 0
+    assert sum(pauses.total_ms) >= sum(pauses.max_ms)
     assert "gen2" in pauses.describe()
+    assert "total" in pauses.describe()
     assert pauses._callback not in gc.callbacks
 
 

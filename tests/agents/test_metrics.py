@@ -86,25 +86,54 @@ async def test_a_turn_of_several_finals_is_the_records_measured_from_its_first_w
     assert record.ended_at == turn.ended_at
     assert record.stt_turn is not None
     assert 0 < record.stt_turn < turn.duration
-    # A speech-final with nothing said before it is no turn, for the metrics as for the
-    # tracker.
-    await server.result("", final=True, speech_final=True)
     await server.result("fine", final=True, speech_final=True)
     await eventually(lambda: len(turns) == 2, what="the second turn")
     assert [r.transcript for r in client.turn_metrics.turns] == ["how are you", "fine"]
     assert client.turn_metrics.turns[-1].stt_turn == 0.0  # its first words ended it
 
 
+async def test_words_heard_in_interims_only_are_a_turn_to_measure(
+    peer: tuple[Peer, SaynaClient],
+) -> None:
+    # Noise (Deepgram: "um" as an interim, then an empty speech-final): no ``turn``
+    # event, but the metrics measure it, so that the reply to it is timed from its end
+    # and not from the turn before.
+    server, client = peer
+    records: list[TurnRecord] = []
+    speech_finals: list[object] = []
+    client.on("turn_metrics", records.append)
+    client.on("stt_result", lambda r: r.is_speech_final and speech_finals.append(r))
+    await server.result("hello", final=True, speech_final=True)
+    await server.result("so um", final=False)
+    await server.result("", final=True, speech_final=True)
+    await eventually(lambda: len(speech_finals) == 2, what="the two speech-finals")
+    await eventually(lambda: records, what="the first turn's record")
+    assert [r.transcript for r in records] == ["hello"]  # closed, unanswered
+    assert records[0].end_to_speak is None
+    noise = client.turn_metrics.turns[-1]
+    await client.speak("yes?")
+    await server.got("speak")
+    await server.audio(1)
+    await eventually(lambda: len(records) == 2, what="the noise turn's record")
+    assert records[1] is noise
+    assert noise.transcript == ""
+    assert noise.stt_turn is not None
+    assert noise.stt_turn >= 0
+    assert noise.end_to_speak is not None
+    assert noise.end_to_first_audio is not None
+    first_end = client.turn_metrics.turns[0].ended_at
+    assert noise.ended_at > first_end  # timed from its own end
+
+
 async def test_the_speech_adds_no_observer_of_results_or_completions(agent: SaynaClient) -> None:
     # Issue #19: the tracker tells the speech queue and its metrics of each turn's end
-    # and each completion; an observer of their own on every result cost about 5 % of
-    # the client's CPU at 1,000 sessions.
+    # and each completion: no observer of their own on every result and completion
+    # (CPU at 1,000 sessions).
     def observed(kind: str) -> int:
         return event_hub(agent)._plan.observer_types.count(kind)
 
     before = (observed("stt_result"), observed("tts_playback_complete"))
-    await agent.speak("one two", wait=True)
-    assert agent.speech is not None  # the queue is made
+    await agent.speak("one two", wait=True)  # (makes the speech queue and its metrics)
     assert (observed("stt_result"), observed("tts_playback_complete")) == before == (1, 1)
 
 

@@ -303,3 +303,21 @@ def test_latencies_from_the_first_audio_and_the_clock_reads_of_results() -> None
     tracker.on_stt_result(result("again", False))  # t=6: the next turn's first result
     assert len(reads) == 7
     assert metrics.audio_to_first_interim == 1.0
+
+
+def test_a_speech_final_not_marked_final_still_brings_its_words() -> None:
+    # A speech-final is a final (protocol 6.8); a peer that sends one with is_final
+    # false still ends a turn with its text.
+    from sayna_client.realtime.conversation import SessionTracker
+
+    tracker = SessionTracker(clock=lambda: 0.0)
+    tracker.on_stt_result(
+        STTResultMessage(transcript="yes", is_final=False, is_speech_final=False, confidence=0.5)
+    )
+    turn = tracker.on_stt_result(
+        STTResultMessage(
+            transcript="yes please", is_final=False, is_speech_final=True, confidence=0.75
+        )
+    )
+    assert turn is not None
+    assert (turn.text, turn.segments, turn.confidence) == ("yes please", ("yes please",), 0.75)

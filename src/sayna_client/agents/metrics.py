@@ -214,6 +214,10 @@ class TurnMetrics:
 
     turns: TurnHistory = field(default_factory=lambda: TurnHistory(_HISTORY))
     usage: dict[str, _Usage] = field(default_factory=dict)
+    #: Read at each ``speak`` and, for metrics fed by :meth:`on_stt_result` and
+    #: :meth:`on_tts_audio`, at each turn's start and end and at its reply's first
+    #: byte. A client's own metrics take those three from its tracker, which reads
+    #: ``time.monotonic`` (the default here): set this only on metrics of your own.
     clock: Callable[[], float] = time.monotonic
     emit: Optional[Callable[[Any], None]] = None
     providers: Callable[[], tuple[str, str]] = lambda: ("stt", "tts")
@@ -261,6 +265,7 @@ class TurnMetrics:
         ``words_at`` and its speech-final at ``ended_at`` (``clock()`` readings). Closes
         the turn before (emitting its record, unanswered if no reply came) and measures
         the reply to this one."""
+        self._turn_started = None
         self._close(emit=True)
         record = TurnRecord(text, ended_at)
         record.stt_turn = ended_at - words_at

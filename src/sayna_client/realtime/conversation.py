@@ -14,8 +14,7 @@ calls user code), so it sees every event exactly when the reader does:
 * it tells the session's speech (its :class:`SpeechListener`) of each turn's end and
   each completion, so that the speech queue and its turn metrics need no observer of
   their own on the hub: one call per turn and per completion, none per result (issue
-  #19: two observers more on every ``stt_result`` were about 5 % of the client's CPU
-  at 1,000 sessions).
+  #19, CPU at 1,000 sessions).
 """
 
 from __future__ import annotations
@@ -238,7 +237,9 @@ class SpeechListener(Protocol):
 
     def on_turn(self, text: str, words_at: float, ended_at: float) -> None:
         """A user turn ended: its :attr:`Turn.text`, when its first result with text
-        arrived and when its speech-final did (``clock()`` readings)."""
+        arrived and when its speech-final did (the tracker's ``clock()`` readings).
+        ``text`` is empty for words heard in interim results only, then an empty
+        speech-final: no :class:`Turn`, but a turn to measure."""
         ...
 
     def on_playback_complete(self, event: Any) -> None:
@@ -565,19 +566,24 @@ class SessionTracker:
             self._words_at = self._clock()  # (an interim after empty ones)
         if event.is_final:
             if event.transcript:
-                if self._segments is None or self._confidences is None:
-                    self._segments, self._confidences = [], []
-                self._segments.append(event.transcript)
-                self._confidences.append(event.confidence)
+                self._add_segment(event)
         else:
             self._interims += 1
+            if event.is_speech_final and event.transcript:
+                self._add_segment(event)  # (a speech-final is a final, flagged or not)
         if not event.is_speech_final:
             return None
         # (``now`` was read above: a speech-final always reads the clock.)
         segments = self._segments or ()
-        if not segments and not event.transcript:
-            self._reset_turn()  # a speech-final with nothing said: no turn
+        if not segments:  # a speech-final with nothing said in a final: no turn
+            words_at = self._words_at
+            self._reset_turn()
             self._turn_ended(None)
+            speech = self._speech
+            if words_at is not None and speech is not None:
+                # Words in interims only (noise, a word withdrawn): the metrics measure
+                # it, so that a reply to it is timed from its end.
+                speech.on_turn("", words_at, now)
             return None
         confidences = self._confidences
         turn = Turn(
@@ -599,6 +605,12 @@ class SessionTracker:
         if speech is not None:
             speech.on_turn(turn.text, now if words_at is None else words_at, now)
         return turn
+
+    def _add_segment(self, event: Any) -> None:
+        if self._segments is None or self._confidences is None:
+            self._segments, self._confidences = [], []
+        self._segments.append(event.transcript)
+        self._confidences.append(event.confidence)
 
     def _turn_ended(self, turn: Optional[Turn]) -> None:
         waiters, self._turn_waiters = self._turn_waiters, None

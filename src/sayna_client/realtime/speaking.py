@@ -62,7 +62,9 @@ class Speaking:
         self.speech.metrics.on_turn(text, words_at, ended_at)
 
     def on_playback_complete(self, event: Any) -> None:
-        """A completion before the queue was made: no speech of ours to end."""
+        """A completion (the tracker's :class:`~.conversation.SpeechListener`): the
+        queue's, if one was made (the tracker tells it directly from then on; before,
+        there is no speech of ours to end)."""
         if self._queue is not None:
             self._queue.on_playback_complete(event)
 
