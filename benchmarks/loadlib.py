@@ -146,7 +146,8 @@ class GCPauses:
 
     def describe(self) -> str:
         return ", ".join(
-            f"gen{g} {self.count[g]:,} (max {self.max_ms[g]:.1f} ms, total {self.total_ms[g]:.0f} ms)"
+            f"gen{g} {self.count[g]:,}"
+            f" (max {self.max_ms[g]:.1f} ms, total {self.total_ms[g]:.0f} ms)"
             for g in range(3)
         )
 
