@@ -274,7 +274,7 @@ class TurnMetrics:
 
     def on_speak(self, text: str) -> None:
         # Every speak: the usage by name, and the clock only for a reply's first speak.
-        name = self.providers()[1]
+        name = self._tts_name()
         usage = self.usage.get(name)
         if usage is None:
             usage = self.usage[name] = _Usage()
@@ -354,6 +354,10 @@ class TurnMetrics:
             for provider, u in self.usage.items()
         }
         return out
+
+    def _tts_name(self) -> str:
+        """The TTS provider's name, ``providers()[1]`` (read at every ``speak``)."""
+        return self.providers()[1]
 
     def _usage(self, which: int) -> _Usage:
         name = self.providers()[which]

@@ -36,12 +36,25 @@ __all__ = [
 
 #: The TTS format of a session that was freed.
 _DEFAULT_FORMAT = ("linear16", 24000)
-#: Provider names by (stt provider, stt model, tts provider, tts model): read on every
+#: Provider names (``provider/model``) by (provider, model): the TTS one is read on every
 #: speak (usage per provider); shared by every session, bounded.
-_NAMES: dict[tuple[Optional[str], ...], tuple[str, str]] = {}
+_NAMES: dict[tuple[Optional[str], Optional[str]], str] = {}
 _MAX_NAMES = 64
 #: The metrics' hooks that :class:`SessionTurnMetrics` answers with methods.
 _METRICS_HOOKS = ("emit", "providers", "synthesized", "transcribed", "tts_rate", "watch_audio")
+
+
+def _name(config: Any, default: str) -> str:
+    """``provider/model`` of an STT or TTS config (``default`` for None)."""
+    if config is None:
+        return default
+    key = (config.provider, config.model)
+    name = _NAMES.get(key)
+    if name is None:
+        name = "/".join(filter(None, key))
+        if len(_NAMES) < _MAX_NAMES:
+            _NAMES[key] = name
+    return name
 
 
 def alive(session: SessionCore) -> SessionCore:
@@ -159,21 +172,17 @@ class SessionTurnMetrics(TurnMetrics):
             stt, tts = self._session.stt_config, self._session.tts_config
         except ReferenceError:  # the session was freed
             stt = tts = None
-        key = (
-            stt.provider if stt is not None else None,
-            stt.model if stt is not None else None,
-            tts.provider if tts is not None else None,
-            tts.model if tts is not None else None,
-        )
-        names = _NAMES.get(key)
-        if names is None:
-            names = (
-                "/".join(filter(None, key[:2])) if stt is not None else "stt",
-                "/".join(filter(None, key[2:])) if tts is not None else "tts",
-            )
-            if len(_NAMES) < _MAX_NAMES:
-                _NAMES[key] = names
-        return names
+        return _name(stt, "stt"), _name(tts, "tts")
+
+    def _tts_name(self) -> str:
+        """``providers()[1]`` (every ``speak``) without reading the STT config."""
+        if "providers" in self.__dict__:  # a hook assigned on the instance answers
+            return super()._tts_name()
+        try:
+            tts = self._session.tts_config
+        except ReferenceError:  # the session was freed
+            tts = None
+        return _name(tts, "tts")
 
     def synthesized(self) -> int:
         """TTS audio bytes the client received so far (the tracker's count)."""
