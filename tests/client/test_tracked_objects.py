@@ -12,12 +12,15 @@ from __future__ import annotations
 import copy
 import gc
 import pickle
+import weakref
 from collections import Counter
 from typing import Any
 
 import aiohttp
 
-from sayna_client import SaynaClient, SessionMetrics, Timeouts
+from helpers.internals import event_hub
+from helpers.waiting import eventually
+from sayna_client import SaynaClient, SessionMetrics, STTResultMessage, Timeouts
 from sayna_client.realtime.conversation import SessionTracker
 from sayna_client.realtime.hub import EventHub
 from sayna_client.server import LocalServer
@@ -83,6 +86,36 @@ async def test_an_idle_session_holds_few_tracked_objects(server: LocalServer) ->
     await client.disconnect()
     await warm.disconnect()
     del alive
+
+
+async def test_the_last_event_is_let_go_while_the_callbacks_wait_for_the_next(
+    server: LocalServer,
+) -> None:
+    # Issue #19: the dispatcher's task kept the last event and its callback's finished
+    # coroutine until the next event came (a third of a second at the load test's
+    # rates), so each result's objects outlived the young collections that followed.
+    handled: list[str] = []
+
+    async def on_result(result: Any) -> None:
+        handled.append(result.transcript)
+
+    async with SaynaClient(server.url, stt(), tts(), timeouts=Timeouts(close=2)) as client:
+        client.register_on_stt_result(on_result)
+        await client.connect()
+        hub = event_hub(client)
+        event = STTResultMessage(
+            transcript="hello", is_final=True, is_speech_final=False, confidence=1.0
+        )
+        gone = weakref.ref(event)
+        gc.disable()  # freed by reference counting, or not at all
+        try:
+            hub.publish(event)
+            del event
+            await eventually(lambda: handled == ["hello"], what="the callback")
+            await eventually(lambda: hub._dispatcher._waiter is not None, what="the wait")
+            assert gone() is None
+        finally:
+            gc.enable()
 
 
 def test_session_metrics_make_their_histories_when_read() -> None:
