@@ -14,6 +14,8 @@ import gc
 import types
 import weakref
 
+import pytest
+
 from helpers.waiting import eventually
 from sayna_client import SaynaClient
 from sayna_client.agents import SpeechQueue, TurnMetrics, TurnRecord
@@ -75,6 +77,20 @@ async def test_a_hook_assigned_on_the_session_metrics_replaces_its_method(
     assert [record.transcript for record in mine] == ["second"]
     await agent.speak("a", wait=True)  # the callbacks have had all there is
     assert [record.transcript for record in events] == ["first"]
+
+
+async def test_a_providers_method_of_a_subclass_names_the_usage(
+    agent: SaynaClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A speak reads the TTS config's name itself, unless providers is not the session's
+    # own method: assigned on the instance (above), or replaced on the class.
+    metrics = agent.turn_metrics
+    monkeypatch.setattr(type(metrics), "providers", lambda _self: ("my-stt", "class-tts"))
+    metrics.on_speak("hello")
+    assert metrics.usage["class-tts"].characters == len("hello")
+    monkeypatch.undo()
+    metrics.on_speak("hi")
+    assert metrics.usage["deepgram"].characters == len("hi")
 
 
 async def test_a_client_awaiting_a_replys_first_byte_is_freed_by_reference_counting(

@@ -496,8 +496,8 @@ class Dispatcher(Mailbox):
                     handled = 0
                     # Nothing of the last event outlives its callbacks while the task
                     # waits, often across collections (its message, the finished
-                    # coroutine): young objects die young (issue #19).
-                    item = result = sub = None
+                    # coroutine, a pass's hand-over): young objects die young (#19).
+                    item = result = sub = carry = None
                     # Mailbox.wait(), inline: once per wake-up, i.e. per event at low
                     # rates. put() hands its event over as the future's result (None:
                     # look at the queue, and at what a pass handed over).

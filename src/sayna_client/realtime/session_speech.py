@@ -176,8 +176,8 @@ class SessionTurnMetrics(TurnMetrics):
 
     def _tts_name(self) -> str:
         """``providers()[1]`` (every ``speak``) without reading the STT config."""
-        if "providers" in self.__dict__:  # a hook assigned on the instance answers
-            return super()._tts_name()
+        if "providers" in self.__dict__ or type(self).providers is not _PROVIDERS:
+            return super()._tts_name()  # a hook assigned (or a subclass's) answers
         try:
             tts = self._session.tts_config
         except ReferenceError:  # the session was freed
@@ -206,3 +206,7 @@ class SessionTurnMetrics(TurnMetrics):
         session = or_none(self._session)
         if session is not None:
             session.tracker.on_next_audio(self)
+
+
+#: The method :meth:`SessionTurnMetrics._tts_name` stands in for.
+_PROVIDERS = SessionTurnMetrics.providers
