@@ -154,7 +154,7 @@ class Dispatcher(Mailbox):
         if len(items) > self._limit:
             self._shed()
         # Idle: start a consumer (else the running task, or the pass scheduled, takes it).
-        if self._task is None and self._pass_handle is None and not self._closed:
+        if self._pass_handle is None and not self._closed and self._running() is None:
             if self._after is None and self._subs.all_plain:
                 self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
             else:
@@ -205,7 +205,7 @@ class Dispatcher(Mailbox):
         size = self._bytes = self._bytes + len(data)
         if size > self._max_bytes or len(items) > self._limit:
             self._shed()
-        if self._task is None and self._pass_handle is None and not self._closed:  # idle
+        if self._pass_handle is None and not self._closed and self._running() is None:  # idle
             if self._after is None and self._subs.all_plain:
                 self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
             else:
@@ -216,20 +216,29 @@ class Dispatcher(Mailbox):
         still run, or a pass hands over."""
         self._task = asyncio.get_running_loop().create_task(self._run(), name="sayna-callbacks")
 
+    def _running(self) -> Optional[asyncio.Task[None]]:
+        """The task, if it runs. A task cancelled before its first step (a shutdown that
+        cancels every task) ends without running any of ``_run``, so it never clears
+        ``_task``: it is forgotten here, and the next event starts another."""
+        task = self._task
+        if task is not None and task.done():
+            task = self._task = None
+        return task
+
     # --- waiting and ending ----------------------------------------------------------
 
     def barrier(self) -> Optional[asyncio.Future[None]]:
         """A future set once every event queued now has been handled; None when nothing
         is queued or running, or when called from a callback on the task (it cannot
         wait for itself: the events before the one it handles are handled already)."""
-        task = self._task
+        task = self._running()
         if task is not None:
             if task is asyncio.current_task():
                 return None
             if not self._items and self._waiter is not None and self._pass_handle is None:
                 return None  # idle
-        elif self._pass_handle is None:
-            return None  # idle (or ended before it ever ran)
+        elif self._pass_handle is None and (self._closed or not self._items):
+            return None  # idle (or ended)
         barrier = Barrier()
         self.put(barrier)
         return barrier.future
@@ -247,9 +256,12 @@ class Dispatcher(Mailbox):
                 self._queue_run()
                 self._items.appendleft(frame)  # a deque: the task waited, so something was put
                 self._bytes += len(frame)
-            if self._task is None:
-                self._start()
-        return self._task
+        task = self._running()
+        if task is None and (handle is not None or self._items or self._carry is not None):
+            # (Queued with no consumer: a task cancelled before its first step left them.)
+            self._start()
+            task = self._task
+        return task
 
     # --- the pass: plain callbacks, no task --------------------------------------------
 
@@ -424,7 +436,7 @@ class Dispatcher(Mailbox):
         then takes the queue."""
         self._pass_handle = None
         self._carry = carry
-        if self._task is None:
+        if self._running() is None:
             self._start()
             return
         waiter = self._waiter

@@ -1,0 +1,154 @@
+"""The callbacks' task across loops, cancellation and contexts.
+
+A session's ``async`` callbacks run on its dispatcher's task. These tests pin what must
+hold whoever runs them: a client used again in a later ``asyncio.run()`` (after a refused
+connect whose error reached a callback on the first loop), a task cancelled before it ever
+ran (a shutdown cancelling every task), and the context callbacks run in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from typing import Any
+
+import aiohttp
+import pytest
+
+from helpers.internals import event_hub
+from helpers.waiting import eventually
+from sayna_client import SaynaConfigRejectedError, STTResultMessage
+from sayna_client.server import Faults, LocalServer
+
+from .conftest import ThreadedServer, make_client
+
+
+async def _push(url: str, stream_id: str, count: int, kind: str = "stt") -> None:
+    """Make the server push ``count`` results (or TTS frames: ``kind="audio"``) to the
+    session ``stream_id``."""
+    body = {"kind": kind, "count": count, "size": 64, "interval_ms": 0}
+    endpoint = f"{url}/_local/bench/{stream_id}/burst"
+    async with aiohttp.ClientSession() as http, http.post(endpoint, json=body) as response:
+        assert response.status == 202
+
+
+def test_a_client_refused_on_one_loop_delivers_on_the_next() -> None:
+    # The refused connect's error reached an async callback on the first loop (a task of
+    # that loop ran it). Used in a second asyncio.run(), the client must deliver on the
+    # new loop: nothing a consumer started on the first one may be kept for the next.
+    errors: list[str] = []
+    results: list[str] = []
+
+    async def on_error(error: Any) -> None:
+        errors.append(error.message)
+
+    async def on_result(result: STTResultMessage) -> None:
+        await asyncio.sleep(0)
+        results.append(result.transcript)
+
+    with ThreadedServer() as server:
+        client = make_client(server, stream_id="two-loops")
+        client.register_on_error(on_error)
+        client.register_on_stt_result(on_result)
+
+        async def refused() -> None:
+            with pytest.raises(SaynaConfigRejectedError, match="provider down"):
+                await client.connect()
+            await eventually(lambda: errors == ["provider down"], what="the error callback")
+
+        server.faults = Faults(reject_config_error="provider down")
+        asyncio.run(refused())
+        server.faults = Faults()
+
+        async def served() -> None:
+            async with client:
+                await client.connect()
+                await _push(server.url, "two-loops", 3)
+                await eventually(lambda: len(results) == 3, what="the result callbacks")
+                await client.disconnect(drain=0)
+
+        asyncio.run(served())
+    assert errors == ["provider down"]
+
+
+async def test_a_callbacks_task_cancelled_before_it_ran_does_not_stop_the_callbacks(
+    server: LocalServer,
+) -> None:
+    # A shutdown that cancels every task but its own can catch the callbacks' task
+    # before its first step: the task then ends without running any of its code. The
+    # session's later events must still reach the callbacks, in order, with none lost.
+    seen: list[str] = []
+
+    async def on_result(result: STTResultMessage) -> None:
+        seen.append(result.transcript)
+
+    async with make_client(server, stream_id="cancelled-early") as client:
+        client.register_on_stt_result(on_result)
+        await client.connect()
+        hub = event_hub(client)
+        hub.publish(_result("one"))  # starts the callbacks' task...
+        mine = asyncio.current_task()
+        cancelled = [
+            task
+            for task in asyncio.all_tasks()
+            if task is not mine and task.get_name() == "sayna-callbacks" and task.cancel()
+        ]
+        assert len(cancelled) == 1  # ...cancelled before it ran
+        await asyncio.wait(cancelled)
+        hub.publish(_result("two"))
+        await eventually(lambda: seen == ["one", "two"], what="both results delivered")
+        await client.disconnect(drain=0)
+
+
+async def test_disconnect_delivers_what_a_task_cancelled_before_it_ran_left(
+    server: LocalServer,
+) -> None:
+    # The same early cancellation, then disconnect() at once: the event left queued is
+    # still delivered (disconnect lets the callbacks finish what is queued).
+    seen: list[str] = []
+
+    async def on_result(result: STTResultMessage) -> None:
+        seen.append(result.transcript)
+
+    async with make_client(server, stream_id="cancelled-then-closed") as client:
+        client.register_on_stt_result(on_result)
+        await client.connect()
+        event_hub(client).publish(_result("left"))
+        mine = asyncio.current_task()
+        cancelled = [
+            task
+            for task in asyncio.all_tasks()
+            if task is not mine and task.get_name() == "sayna-callbacks" and task.cancel()
+        ]
+        assert len(cancelled) == 1
+        await asyncio.wait(cancelled)
+        await client.disconnect(drain=0)
+        assert seen == ["left"]
+
+
+async def test_callbacks_run_in_the_context_connect_was_called_in(server: LocalServer) -> None:
+    # A ContextVar set before connect() (a request id for the logs, say) is seen by every
+    # callback, plain or async, whichever consumer runs it.
+    request: contextvars.ContextVar[str] = contextvars.ContextVar("request")
+    seen: list[tuple[str, str]] = []
+
+    async def on_result(result: STTResultMessage) -> None:
+        seen.append(("stt", request.get("unset")))
+
+    async with make_client(server, stream_id="context") as client:
+        client.register_on_stt_result(on_result)
+        client.register_on_tts_audio(lambda chunk: seen.append(("audio", request.get("unset"))))
+        request.set("req-42")
+        await client.connect()
+        request.set("changed after connect")
+        await _push(server.url, "context", 2)
+        await _push(server.url, "context", 2, kind="audio")
+        await eventually(lambda: len(seen) == 4, what="every callback")
+        await client.disconnect(drain=0)  # the audio was never spoken: no drain
+    assert sorted(seen) == [("audio", "req-42")] * 2 + [("stt", "req-42")] * 2
+
+
+def _result(transcript: str) -> STTResultMessage:
+    return STTResultMessage(
+        transcript=transcript, is_final=True, is_speech_final=False, confidence=1.0
+    )
