@@ -1,15 +1,15 @@
-"""The callbacks' task across loops, cancellation and contexts.
+"""The callbacks' task across event loops and cancellation.
 
 A session's ``async`` callbacks run on its dispatcher's task. These tests pin what must
 hold whoever runs them: a client used again in a later ``asyncio.run()`` (after a refused
-connect whose error reached a callback on the first loop), a task cancelled before it ever
-ran (a shutdown cancelling every task), and the context callbacks run in.
+connect whose error reached a callback on the first loop), and no event lost or reordered
+when that task is cancelled (a shutdown cancelling every task) before it first ran, or
+just after an event or the rest of one was handed to it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from typing import Any
 
 import aiohttp
@@ -87,14 +87,7 @@ async def test_a_callbacks_task_cancelled_before_it_ran_does_not_stop_the_callba
         await client.connect()
         hub = event_hub(client)
         hub.publish(_result("one"))  # starts the callbacks' task...
-        mine = asyncio.current_task()
-        cancelled = [
-            task
-            for task in asyncio.all_tasks()
-            if task is not mine and task.get_name() == "sayna-callbacks" and task.cancel()
-        ]
-        assert len(cancelled) == 1  # ...cancelled before it ran
-        await asyncio.wait(cancelled)
+        await asyncio.wait(_cancel_callbacks_tasks())  # ...cancelled before it ran
         hub.publish(_result("two"))
         await eventually(lambda: seen == ["one", "two"], what="both results delivered")
         await client.disconnect(drain=0)
@@ -114,38 +107,76 @@ async def test_disconnect_delivers_what_a_task_cancelled_before_it_ran_left(
         client.register_on_stt_result(on_result)
         await client.connect()
         event_hub(client).publish(_result("left"))
-        mine = asyncio.current_task()
-        cancelled = [
-            task
-            for task in asyncio.all_tasks()
-            if task is not mine and task.get_name() == "sayna-callbacks" and task.cancel()
-        ]
-        assert len(cancelled) == 1
-        await asyncio.wait(cancelled)
+        await asyncio.wait(_cancel_callbacks_tasks())
         await client.disconnect(drain=0)
         assert seen == ["left"]
 
 
-async def test_callbacks_run_in_the_context_connect_was_called_in(server: LocalServer) -> None:
-    # A ContextVar set before connect() (a request id for the logs, say) is seen by every
-    # callback, plain or async, whichever consumer runs it.
-    request: contextvars.ContextVar[str] = contextvars.ContextVar("request")
-    seen: list[tuple[str, str]] = []
+async def test_an_event_handed_to_the_task_survives_its_cancellation(
+    server: LocalServer,
+) -> None:
+    # The task waits; the next event is handed to it through its future, and the task is
+    # cancelled before it resumes. That event must not vanish with the task: it goes to
+    # the next consumer, before the events after it.
+    seen: list[str] = []
 
     async def on_result(result: STTResultMessage) -> None:
-        seen.append(("stt", request.get("unset")))
+        seen.append(result.transcript)
 
-    async with make_client(server, stream_id="context") as client:
+    async with make_client(server, stream_id="handed-then-cancelled") as client:
         client.register_on_stt_result(on_result)
-        client.register_on_tts_audio(lambda chunk: seen.append(("audio", request.get("unset"))))
-        request.set("req-42")
         await client.connect()
-        request.set("changed after connect")
-        await _push(server.url, "context", 2)
-        await _push(server.url, "context", 2, kind="audio")
-        await eventually(lambda: len(seen) == 4, what="every callback")
-        await client.disconnect(drain=0)  # the audio was never spoken: no drain
-    assert sorted(seen) == [("audio", "req-42")] * 2 + [("stt", "req-42")] * 2
+        hub = event_hub(client)
+        hub.publish(_result("zero"))
+        await eventually(lambda: seen == ["zero"], what="the first result")
+        await eventually(lambda: hub._dispatcher.waiting, what="the task waiting")
+        hub.publish(_result("one"))  # handed to the waiting task
+        await asyncio.wait(_cancel_callbacks_tasks())
+        hub.publish(_result("two"))
+        await eventually(lambda: seen == ["zero", "one", "two"], what="every result, in order")
+        await client.disconnect(drain=0)
+
+
+async def test_a_hand_over_cancelled_before_it_began_keeps_the_order(
+    server: LocalServer,
+) -> None:
+    # Plain callbacks only: the first raises on "one", so the pass hands the rest of that
+    # event (the error report, the second callback) to a task, cancelled before its first
+    # step. The next event must wait for that rest: no pass may deliver it first.
+    log: list[str] = []
+
+    def first(result: STTResultMessage) -> None:
+        log.append(f"first {result.transcript}")
+        if result.transcript == "one":
+            raise RuntimeError("boom")
+
+    async with make_client(server, stream_id="hand-over-cancelled") as client:
+        client.register_on_stt_result(first)
+        client.register_on_stt_result(lambda result: log.append(f"second {result.transcript}"))
+        client.on("callback_error", lambda error: log.append(f"error {error.event_type}"))
+        await client.connect()
+        hub = event_hub(client)
+        hub.publish(_result("one"))  # schedules the pass, before this task resumes...
+        await asyncio.sleep(0)  # ...so one turn of the loop runs it, and starts the task
+        assert log == ["first one"]
+        await asyncio.wait(_cancel_callbacks_tasks())
+        hub.publish(_result("two"))
+        expected = ["first one", "error stt_result", "second one", "first two", "second two"]
+        await eventually(lambda: log == expected, what="both results, in order")
+        await client.disconnect(drain=0)
+
+
+def _cancel_callbacks_tasks() -> list[asyncio.Task[Any]]:
+    """Cancel every callbacks' task (as a shutdown cancelling every task would): those
+    cancelled, exactly one."""
+    mine = asyncio.current_task()
+    cancelled = [
+        task
+        for task in asyncio.all_tasks()
+        if task is not mine and task.get_name() == "sayna-callbacks" and task.cancel()
+    ]
+    assert len(cancelled) == 1
+    return cancelled
 
 
 def _result(transcript: str) -> STTResultMessage:

@@ -155,7 +155,7 @@ class Dispatcher(Mailbox):
             self._shed()
         # Idle: start a consumer (else the running task, or the pass scheduled, takes it).
         if self._pass_handle is None and not self._closed and self._running() is None:
-            if self._after is None and self._subs.all_plain:
+            if self._after is None and self._carry is None and self._subs.all_plain:
                 self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
             else:
                 self._start()
@@ -206,7 +206,7 @@ class Dispatcher(Mailbox):
         if size > self._max_bytes or len(items) > self._limit:
             self._shed()
         if self._pass_handle is None and not self._closed and self._running() is None:  # idle
-            if self._after is None and self._subs.all_plain:
+            if self._after is None and self._carry is None and self._subs.all_plain:
                 self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
             else:
                 self._start()
@@ -237,7 +237,9 @@ class Dispatcher(Mailbox):
                 return None
             if not self._items and self._waiter is not None and self._pass_handle is None:
                 return None  # idle
-        elif self._pass_handle is None and (self._closed or not self._items):
+        elif self._pass_handle is None and (
+            self._closed or (not self._items and self._carry is None)
+        ):
             return None  # idle (or ended)
         barrier = Barrier()
         self.put(barrier)
@@ -519,6 +521,8 @@ class Dispatcher(Mailbox):
                     except BaseException:  # cancelled
                         if self._waiter is waiter:
                             self._waiter = None
+                        elif waiter.done() and not waiter.cancelled():
+                            self._requeue(waiter.result())
                         raise
                     if item is None:
                         carry = self._carry
@@ -552,11 +556,24 @@ class Dispatcher(Mailbox):
                         await self._failed(sub, event_type, exc)
         finally:
             self._task = None
-            carry, self._carry = self._carry, None
-            if carry is not None:  # cancelled before it could finish the pass's event
-                carry.close()
             if self._closed:  # ended or cancelled while draining: nobody will come
+                carry, self._carry = self._carry, None
+                if carry is not None:  # the rest of a pass's event, never begun
+                    carry.close()
                 self.discard()
+            # (Else a carry handed over just before a cancellation stays, never begun, for
+            # the next task: the next event, barrier or end() starts one.)
+
+    def _requeue(self, item: Any) -> None:
+        """Put back at the front of the queue the event (None: a wake-up, no event) that
+        put() handed to the task through its future just before a cancellation reached
+        it: the next consumer takes it first, before what was queued behind it."""
+        if item is None:
+            return
+        items = self._items
+        if items is _NOTHING:
+            items = self._items = collections.deque()
+        items.appendleft(item)
 
     async def _special(self, item: Any) -> None:
         """A queued barrier (released) or notice (told to its route's callbacks)."""
