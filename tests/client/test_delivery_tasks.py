@@ -2,9 +2,10 @@
 
 A session's ``async`` callbacks run on its dispatcher's task. These tests pin what must
 hold whoever runs them: a client used again in a later ``asyncio.run()`` (after a refused
-connect whose error reached a callback on the first loop), and no event lost or reordered
-when that task is cancelled (a shutdown cancelling every task) before it first ran, or
-just after an event or the rest of one was handed to it.
+connect whose error reached a callback on the first loop), and, when that task is
+cancelled (a shutdown cancelling every task) before it first ran, while it waits for the
+previous session's callbacks, or just after an event or the rest of one was handed to it:
+no event lost or reordered, no overlap of two sessions' callbacks, no wait left hanging.
 """
 
 from __future__ import annotations
@@ -163,6 +164,75 @@ async def test_a_hand_over_cancelled_before_it_began_keeps_the_order(
         hub.publish(_result("two"))
         expected = ["first one", "error stt_result", "second one", "first two", "second two"]
         await eventually(lambda: log == expected, what="both results, in order")
+        await client.disconnect(drain=0)
+
+
+async def test_a_task_cancelled_while_it_waits_for_the_last_session_keeps_waiting(
+    server: LocalServer,
+) -> None:
+    # Session 1 ends under an async callback still running; session 2's callbacks must
+    # wait for it. Session 2's task is cancelled while it waits: the next one must wait
+    # too, so the two sessions' callbacks never overlap.
+    log: list[str] = []
+    release = asyncio.Event()
+    session = [1]
+
+    async def on_result(result: STTResultMessage) -> None:
+        number = session[0]
+        log.append(f"start {number}")
+        if number == 1:
+            await release.wait()
+        log.append(f"end {number}")
+
+    async with make_client(server, stream_id="after-cancelled") as client:
+        client.register_on_stt_result(on_result)
+        client.register_on_error(lambda error: None)  # the lost connection is expected
+        server.faults = Faults(drop_connection_after_frames=2)  # ready, then one result
+        await client.connect()
+        await _push(server.url, "after-cancelled", 1)
+        await eventually(lambda: not client.connected and log == ["start 1"], what="lost")
+        server.faults = Faults()
+        session[0] = 2
+        events = client.events()
+        await client.connect()
+        hub = event_hub(client)
+        await _push(server.url, "after-cancelled", 1)
+        await eventually(lambda: hub._dispatcher._task is not None, what="session 2's task")
+        hub._dispatcher._task.cancel()  # while it waits for session 1's
+        await _push(server.url, "after-cancelled", 1)
+        seen = 0
+        async for event in events:  # the reader has put both results for the callbacks
+            seen += event.type == "stt_result"
+            if seen == 2:
+                break
+        assert log == ["start 1"]  # session 1's callback still runs: nothing of session 2
+        release.set()
+        # Both of session 2's results, the one its cancelled task left too, after session 1.
+        expected = ["start 1", "end 1"] + ["start 2", "end 2"] * 2
+        await eventually(lambda: log == expected, what="session 1's callback, then 2's")
+        await client.disconnect(drain=0)
+
+
+async def test_a_session_ended_under_a_task_cancelled_before_it_ran_releases_its_waits(
+    server: LocalServer,
+) -> None:
+    # The session ends (as when the server closes it) with an event queued and a wait
+    # for the callbacks pending, and in the same turn of the loop a shutdown cancels the
+    # callbacks' task before it ran: the wait must end (what was queued is dropped with
+    # the session, as when disconnect()'s drain runs out), not hang for ever.
+    async def on_result(result: STTResultMessage) -> None:
+        return None
+
+    async with make_client(server, stream_id="ended-cancelled") as client:
+        client.register_on_stt_result(on_result)
+        await client.connect()
+        hub = event_hub(client)
+        hub.publish(_result("left"))  # starts the callbacks' task
+        barrier = hub._dispatcher.barrier()
+        assert barrier is not None
+        hub.end_session()
+        await asyncio.wait(_cancel_callbacks_tasks())
+        await asyncio.wait_for(barrier, 10)
         await client.disconnect(drain=0)
 
 

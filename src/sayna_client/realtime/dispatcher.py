@@ -214,7 +214,22 @@ class Dispatcher(Mailbox):
     def _start(self) -> None:
         """Start the task: some callback is async, the previous session's callbacks may
         still run, or a pass hands over."""
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="sayna-callbacks")
+        task = asyncio.get_running_loop().create_task(self._run(), name="sayna-callbacks")
+        task.add_done_callback(self._task_done)
+        self._task = task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """The task ended. Cancelled before its first step, it ran none of ``_run``, not
+        even its ``finally``: do that part here (after the session's end, nobody else
+        will come to release the barriers and close a hand-over never begun)."""
+        if self._task is not task:
+            return  # (``_run`` let go of it itself)
+        self._task = None
+        if self._closed:
+            carry, self._carry = self._carry, None
+            if carry is not None:
+                carry.close()
+            self.discard()
 
     def _running(self) -> Optional[asyncio.Task[None]]:
         """The task, if it runs. A task cancelled before its first step (a shutdown that
@@ -482,10 +497,13 @@ class Dispatcher(Mailbox):
         # time. Nothing else can put while this task runs (the reader runs only while
         # it is suspended), so the overflow report is looked at, and the queue again,
         # only after a suspension.
-        after, self._after = self._after, None
+        after = self._after
         try:
             if after is not None and not after.done():
                 await asyncio.wait((after,))  # the previous session's callbacks first
+            # (Let go of only now: a task cancelled while it waited leaves the wait to
+            # the next one, so the two sessions' callbacks still never overlap.)
+            self._after = None
             carry, self._carry = self._carry, None
             if carry is not None:
                 await carry
