@@ -226,9 +226,34 @@ def test_livekit_agent(server: LocalServer, tmp_path: Path) -> None:
     assert audio.read_wav(tmp_path / "reply.wav").duration_ms == pytest.approx(730, abs=15)
 
 
+def test_many_sessions(server: LocalServer, tmp_path: Path) -> None:
+    out = run_example(
+        server,
+        "many_sessions.py",
+        "--processes",
+        "2",
+        "--sessions",
+        "4",
+        "--seconds",
+        "2",
+        cwd=tmp_path,
+    )
+    lines = out.splitlines()
+    reports = [line for line in lines if line.startswith("process ")]
+    assert [line.split(":")[0] for line in reports] == ["process 1", "process 2"]
+    for line in reports:
+        assert " 4 sessions for " in line
+        assert "errors 0;" in line
+        assert "frames sent 400," in line  # 2 s of 20 ms frames for each of 4 sessions
+        replies = int(re.search(r"replies ([\d,]+)", line)[1].replace(",", ""))  # type: ignore[index]
+        assert replies > 0  # every session hears at least one turn end in 2 s
+    assert any(line.startswith("sizing: at ") for line in lines)
+
+
 TESTED = (
     "livekit_agent.py",
     "livekit_room_control.py",
+    "many_sessions.py",
     "pipecat_agent.py",
     "sip_webhook_server.py",
     "speak_to_file.py",
