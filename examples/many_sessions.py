@@ -1,22 +1,25 @@
 """Run many Sayna sessions across processes, and size a deployment from what they cost.
 
-    sayna serve                                                      # terminal 1
-    python examples/many_sessions.py --processes 2 --sessions 200    # terminal 2
+    sayna serve                                                                  # terminal 1
+    python examples/many_sessions.py --processes 2 --sessions 100 --seconds 10   # terminal 2
 
 Each worker process runs its own event loop with ``--sessions`` clients: one
-``SaynaClient`` per session, nothing shared between sessions or processes (see
-docs/scaling.md). Every session streams live 16 kHz audio in 20 ms frames (300 ms of
-tone, 300 ms of silence, so a recogniser hears speech and its end), paced by one clock
+``SaynaClient`` per session, and nothing your code shares between sessions or processes
+(see docs/scaling.md). Every session streams live 16 kHz audio in 20 ms frames (300 ms
+of tone, 300 ms of silence, so a recogniser hears speech and its end), paced by one clock
 per process, and answers each speech-final with ``speak()``, as a voice agent answers a
 caller. Put your own handlers in ``Call.on_result`` / ``Call.on_audio``: what this prints
-is then what *your* sessions cost.
+is then what *your* sessions cost. A session's callbacks run one at a time, in order: a
+handler that awaits for long (an LLM call) delays that session's later results and audio,
+so start such work in a task of its own, as a real agent does.
 
 Per process it prints the CPU it used while streaming (``time.process_time``: user and
-system time of that process), the CPU per session in core-milliseconds per second, the
-counts, and how late the clock handed frames over (p99: above a few milliseconds the
-loop is saturated). Then the sizing rule of docs/scaling.md: a process is full at about
-70 % of a core, so one core carries ``0.7 × 1000 / (core-ms per second per session)``
-such sessions. Exits 1 if a session reported an error or a worker failed.
+system time of that process), the CPU per session in core-milliseconds per second, what
+the sessions saw while streaming, and how late the clock handed frames over (p99: above
+a few milliseconds the loop is saturated). Then the sizing rule of docs/scaling.md: a
+process is full at about 70 % of a core, so one core carries ``0.7 × 1000 / (core-ms per
+second per session)`` such sessions. Exits 1 if a session reported an error or a worker
+failed, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import queue
 import struct
 import sys
 import time
+import uuid
 from collections.abc import Coroutine
 from typing import Any, Callable, Optional
 
@@ -41,6 +45,10 @@ FRAME_MS = 20
 SESSIONS_PER_TICK = 50
 #: The busy share of a core a process is sized to (docs/scaling.md, the sizing rule).
 FULL = 0.7
+#: Frames handed over later than this at p99: the process's loop is saturated.
+LATE_MS = 5.0
+STT = STTConfig(provider="deepgram", sample_rate=SAMPLE_RATE)
+TTS = TTSConfig(provider="deepgram", voice_id="aura-asteria-en")
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,7 +59,9 @@ def parse_args() -> argparse.Namespace:
         default=os.environ.get("SAYNA_API_KEY"),
         help="API key (default: $SAYNA_API_KEY)",
     )
-    parser.add_argument("--processes", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="worker processes (default 2; one per core)"
+    )
     parser.add_argument(
         "--sessions", type=int, default=50, help="sessions per process (default 50)"
     )
@@ -98,7 +108,9 @@ class Call:
     def __init__(self, client: SaynaClient, position: int) -> None:
         self.client = client
         self.position = position  # where in the tone pattern its next frame is
-        self.streaming = True
+        #: False once the run ends: no new reply starts (the session is closing).
+        self.answering = True
+        self.turns = 0  # speech-finals heard
         self.results = 0
         self.replies = 0
         self.audio_frames = 0
@@ -110,12 +122,15 @@ class Call:
     async def on_result(self, result: STTResultMessage) -> None:
         """Your agent's turn: here it answers every speech-final at once."""
         self.results += 1
-        if not result.is_speech_final or not self.streaming:
+        if not result.is_speech_final:
+            return
+        self.turns += 1
+        if not self.answering:
             return
         try:
             await self.client.speak("okay")
         except SaynaError as exc:
-            if self.streaming:  # (not the end of the run closing the session under it)
+            if self.answering:  # (not the end of the run closing the session under it)
                 self.errors.append(f"speak: {exc}")
             return
         self.replies += 1
@@ -125,40 +140,53 @@ class Call:
         self.audio_frames += 1
 
     def on_error(self, error: Any) -> None:
-        if self.streaming:
-            self.errors.append(str(getattr(error, "message", error)))
+        """A server error or a problem the SDK reports (an unexpected close, a callback
+        that raised, events dropped): every one counts, until the session is closed."""
+        self.errors.append(str(getattr(error, "message", error)))
+
+    def counts(self) -> tuple[int, int, int, int]:
+        """Turns, results, replies and TTS frames so far."""
+        return self.turns, self.results, self.replies, self.audio_frames
 
 
 async def stream(calls: list[Call], frames: list[bytes], seconds: float) -> list[float]:
-    """Send every call its frames for ``seconds`` from one clock; return how late each
-    tick started, in seconds (one tick per ``SESSIONS_PER_TICK`` calls)."""
+    """Send every call one frame per 20 ms for ``seconds``, from one clock (one tick per
+    ``SESSIONS_PER_TICK`` calls); return how late each tick started, in seconds. A late
+    tick is sent late, never skipped. A call whose send fails (its session ended) is
+    recorded and left out from then on."""
     loop = asyncio.get_running_loop()
     slots = max(1, min(20, round(len(calls) / SESSIONS_PER_TICK)))
     tick = FRAME_MS / 1000 / slots
     groups = [calls[slot::slots] for slot in range(slots)]
     lateness = []
     start = loop.time()
-    # Every call gets one frame per 20 ms of ``seconds``: a tick late is late, not skipped.
     for index in range(round(seconds * 1000 / FRAME_MS) * slots):
         due = start + index * tick
         await asyncio.sleep(max(0.0, due - loop.time()))
         lateness.append(max(0.0, loop.time() - due))
-        for call in groups[index % slots]:
-            await call.client.on_audio_input(frames[call.position])
+        group = groups[index % slots]
+        for call in list(group):
+            try:
+                # Returns at once unless the socket is full: then this clock waits for
+                # that peer, which shows in the lateness (docs/scaling.md hands such a
+                # call to a task of its own).
+                await call.client.on_audio_input(frames[call.position])
+            except SaynaError as exc:
+                call.errors.append(f"on_audio_input: {exc}")
+                group.remove(call)
+                continue
             call.position = (call.position + 1) % len(frames)
     return lateness
 
 
 async def run_process(
-    number: int, url: str, api_key: Optional[str], sessions: int, seconds: float
+    number: int, run_id: str, url: str, api_key: Optional[str], sessions: int, seconds: float
 ) -> dict[str, Any]:
-    """One worker's sessions: connect them all, stream, disconnect; return the figures."""
+    """One worker's sessions: connect them all, stream, close; return the figures."""
     frames = tone_pattern()
-    stt = STTConfig(provider="deepgram", sample_rate=SAMPLE_RATE)
-    tts = TTSConfig(provider="elevenlabs", voice_id="en-us")
     calls = [
         Call(
-            SaynaClient(url, stt, tts, api_key=api_key, stream_id=f"worker{number}-call{n}"),
+            SaynaClient(url, STT, TTS, api_key=api_key, stream_id=f"{run_id}-w{number}-c{n}"),
             position=(n * 7) % len(frames),  # the calls' turns spread over the pattern
         )
         for n in range(sessions)
@@ -168,100 +196,165 @@ async def run_process(
         cpu, wall = time.process_time(), time.perf_counter()
         lateness = await stream(calls, frames, seconds)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        seen = [sum(column) for column in zip(*(call.counts() for call in calls))]
     finally:
         for call in calls:
-            call.streaming = False
-        await asyncio.gather(*(call.client.disconnect() for call in calls), return_exceptions=True)
+            call.answering = False
+        # The run stops mid-utterance: close at once rather than wait for turns that
+        # will not end (errors reported until then still count).
+        await asyncio.gather(*(call.client.abort() for call in calls), return_exceptions=True)
     lateness.sort()
     return {
         "number": number,
+        "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
         "sessions": sessions,
         "seconds": wall,
         "cpu": cpu,
         "frames": sum(call.client.metrics.audio_frames_sent for call in calls),
-        "results": sum(call.results for call in calls),
-        "replies": sum(call.replies for call in calls),
-        "audio": sum(call.audio_frames for call in calls),
+        "turns": seen[0],
+        "results": seen[1],
+        "replies": seen[2],
+        "audio": seen[3],
         "errors": [error for call in calls for error in call.errors],
         "late_p99_ms": 1000 * lateness[int(0.99 * (len(lateness) - 1))] if lateness else 0.0,
     }
 
 
 def worker(
-    number: int, args: argparse.Namespace, reports: multiprocessing.Queue[dict[str, Any]]
+    number: int,
+    run_id: str,
+    args: argparse.Namespace,
+    reports: multiprocessing.Queue[dict[str, Any]],
 ) -> None:
-    """A worker process: its own event loop, its own clients."""
+    """A worker process: its own event loop, its own clients; one report to ``reports``."""
     run: Callable[[Coroutine[Any, Any, dict[str, Any]]], dict[str, Any]] = asyncio.run
     if args.uvloop:
         import uvloop
 
         run = uvloop.run
     try:
-        report = run(run_process(number, args.url, args.api_key, args.sessions, args.seconds))
+        work = run_process(number, run_id, args.url, args.api_key, args.sessions, args.seconds)
+        report = run(work)
+    except KeyboardInterrupt:  # Ctrl-C reaches every process of the group: the parent tells
+        return
     except Exception as exc:  # told to the parent, which prints it and exits 1
         report = {"number": number, "failure": f"{type(exc).__name__}: {exc}"}
     reports.put(report)
 
 
-def describe(report: dict[str, Any]) -> tuple[str, float]:
-    """A process's line, and its CPU per session in core-ms per second."""
+def describe(report: dict[str, Any]) -> tuple[str, float, bool]:
+    """A process's line, its CPU per session in core-ms per second, and whether it was
+    saturated (over ``FULL`` of a core, or frames late)."""
     busy = report["cpu"] / report["seconds"]
     per_session = 1000 * busy / report["sessions"]
     line = (
-        f"process {report['number']}: {report['sessions']} sessions for "
+        f"process {report['number']} ({report['loop']}): {report['sessions']} sessions for "
         f"{report['seconds']:.1f} s: {100 * busy:.1f} % of a core, {per_session:.2f} core-ms/s "
         f"per session; frames sent {report['frames']:,}, results {report['results']:,}, "
-        f"replies {report['replies']:,}, TTS frames {report['audio']:,}, "
-        f"errors {len(report['errors'])}; frames paced p99 {report['late_p99_ms']:.1f} ms"
+        f"turns {report['turns']:,}, replies {report['replies']:,}, "
+        f"TTS frames {report['audio']:,}, errors {len(report['errors'])}; "
+        f"frames paced p99 {report['late_p99_ms']:.1f} ms"
     )
-    if busy > FULL or report["late_p99_ms"] > 5.0:
+    saturated = busy > FULL or report["late_p99_ms"] > LATE_MS
+    if saturated:
         line += " (saturated: measure again with fewer sessions per process)"
-    return line, per_session
+    if report["replies"] < 0.9 * report["turns"]:
+        line += (
+            " (replies lag behind turns: handlers awaiting for long leave work outside"
+            " the measured time, so the CPU figure is low; start such work in tasks)"
+        )
+    return line, per_session, saturated
+
+
+def check_server(url: str, api_key: Optional[str]) -> Optional[str]:
+    """Why the server cannot be used (None: it answers, and takes the key), said once
+    here rather than by every worker."""
+
+    async def ask() -> None:
+        async with SaynaClient(url, STT, TTS, api_key=api_key) as client:
+            await client.get_voices()
+
+    try:
+        asyncio.run(ask())
+    except SaynaError as exc:
+        return str(exc)
+    return None
+
+
+def collect(
+    workers: list[Any], reports: multiprocessing.Queue[dict[str, Any]], timeout: float
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The workers' reports, and a line for each worker that ended without one."""
+    collected: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(collected) < len(workers) and time.monotonic() < deadline:
+        try:
+            collected.append(reports.get(timeout=0.5))
+        except queue.Empty:
+            reported = {report["number"] for report in collected}
+            if all(not p.is_alive() for n, p in enumerate(workers, 1) if n not in reported):
+                break  # the rest ended without a report
+    reported = {report["number"] for report in collected}
+    missing = []
+    for number, process in enumerate(workers, 1):
+        if number not in reported:
+            how = f"exited with code {process.exitcode}" if not process.is_alive() else "hung"
+            missing.append(f"process {number} {how} and sent no report")
+    return collected, missing
 
 
 def main() -> int:
     args = parse_args()
+    problem = check_server(args.url, args.api_key)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    run_id = uuid.uuid4().hex[:8]  # stream ids unique to this run
     context = multiprocessing.get_context("spawn")  # a fresh interpreter per worker
     reports: multiprocessing.Queue[dict[str, Any]] = context.Queue()
     workers = [
-        context.Process(target=worker, args=(number, args, reports), name=f"worker{number}")
+        context.Process(target=worker, args=(number, run_id, args, reports), name=f"worker{number}")
         for number in range(1, args.processes + 1)
     ]
     for process in workers:
         process.start()
-    collected: list[dict[str, Any]] = []
-    deadline = time.monotonic() + args.seconds + 120  # connects, streaming, disconnects
-    while len(collected) < len(workers):
-        try:
-            collected.append(reports.get(timeout=max(1.0, deadline - time.monotonic())))
-        except queue.Empty:  # a worker died or hung
-            break
+    try:
+        # Connects, streaming and closing: seconds, plus time for the connects.
+        collected, missing = collect(workers, reports, args.seconds + 120)
+    except KeyboardInterrupt:
+        print("interrupted: the workers close their sessions", file=sys.stderr)
+        for process in workers:
+            process.join(10)
+            if process.is_alive():
+                process.terminate()
+        return 130
     for process in workers:
         process.join(10)
         if process.is_alive():
             process.terminate()
-    failed = False
+    failed = bool(missing)
     rates = []
     for report in sorted(collected, key=lambda r: r["number"]):
         if "failure" in report:
             print(f"process {report['number']} failed: {report['failure']}")
             failed = True
             continue
-        line, per_session = describe(report)
+        line, per_session, saturated = describe(report)
         print(line)
-        rates.append(per_session)
+        rates.append((per_session, saturated))
         for error in report["errors"][:3]:
             print(f"  error: {error}")
         failed = failed or bool(report["errors"])
-    if len(collected) < len(workers):
-        print(f"{len(workers) - len(collected)} process(es) sent no report (see the errors above)")
-        failed = True
+    for line in missing:
+        print(line)
     if rates:
-        rate = max(rates)
+        rate, saturated = max(rates)
         print(
             f"sizing: at {rate:.2f} core-ms/s per session, one core carries about "
             f"{FULL * 1000 / rate:,.0f} such sessions at {FULL * 100:.0f} % busy (docs/scaling.md)"
         )
+        if saturated:
+            print("  (from a saturated process: the figure is low; size from a run below 70 %)")
         if args.sessions < 100:
             print(
                 "  (with few sessions per process the fixed costs weigh on that figure: "
@@ -271,4 +364,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before the workers started: nothing to close
+        sys.exit(130)

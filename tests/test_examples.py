@@ -240,14 +240,34 @@ def test_many_sessions(server: LocalServer, tmp_path: Path) -> None:
     )
     lines = out.splitlines()
     reports = [line for line in lines if line.startswith("process ")]
-    assert [line.split(":")[0] for line in reports] == ["process 1", "process 2"]
+    assert [line.split(" (")[0] for line in reports] == ["process 1", "process 2"]
     for line in reports:
         assert " 4 sessions for " in line
-        assert "errors 0;" in line
         assert "frames sent 400," in line  # 2 s of 20 ms frames for each of 4 sessions
-        replies = int(re.search(r"replies ([\d,]+)", line)[1].replace(",", ""))  # type: ignore[index]
-        assert replies > 0  # every session hears at least one turn end in 2 s
+        assert "errors 0;" in line
+        turns = int(re.search(r"turns (\d+)", line)[1])  # type: ignore[index]
+        replies = int(re.search(r"replies (\d+)", line)[1])  # type: ignore[index]
+        assert turns > 0  # every session hears at least one turn end in 2 s
+        assert replies == turns  # each answered at once
     assert any(line.startswith("sizing: at ") for line in lines)
+
+
+def test_many_sessions_refused_key(server: LocalServer, tmp_path: Path) -> None:
+    # A wrong key is told once, by the parent, before any worker starts.
+    command = [sys.executable, str(EXAMPLES / "many_sessions.py"), "--url", server.url]
+    done = subprocess.run(
+        [*command, "--api-key", "not-the-key", "--processes", "3", "--sessions", "2"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("SAYNA_")},
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.count("refused the API key") == 1, done.stderr
+    assert "not-the-key" not in done.stderr  # no secret in a message
 
 
 TESTED = (
