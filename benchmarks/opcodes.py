@@ -19,6 +19,11 @@ faster than real time:
   each on its own);
 * **TTS frame**: one audio frame pushed the same way (no speech outstanding), up to the
   callback;
+* **turn**: the end of a user turn pushed by the server (a final ``stt_result`` that is
+  also the speech-final, ``/_local/bench`` kind ``turn``), answered by the result
+  callback with ``await client.speak("okay")`` as ``load.py --speak`` does, up to the
+  reply's ``tts_playback_complete``: the speak cycle plus the turn's own bookkeeping (the
+  turn, its metrics record, the reply's first audio timed against it);
 * **audio frame sent**: ``await client.on_audio_input(frame)`` of one 20 ms frame, the
   frames 5 ms apart (as a live stream: each written on its own).
 
@@ -52,7 +57,8 @@ GAP_MS = float(os.environ.get("OPCODES_GAP_MS", "2"))
 RESULTS = 200
 FRAMES = 450
 SENT_FRAMES = 200
-EVENTS = ("speak cycle", "stt_result", "TTS frame", "audio frame sent")
+TURNS = 50
+EVENTS = ("speak cycle", "turn", "stt_result", "TTS frame", "audio frame sent")
 
 # --- one run (child process) ------------------------------------------------------------------
 
@@ -106,9 +112,14 @@ async def _measure() -> dict[str, dict[str, float]]:
         seen = [0, 0]  # results, TTS frames
         wanted = [0, 0]
         done = asyncio.Event()
+        replies: list[Any] = []  # the speech handles of the replies to turns
+        replied = asyncio.Event()
 
-        async def on_stt_result(_result: Any) -> None:
+        async def on_stt_result(result: Any) -> None:
             seen[0] += 1
+            if result.is_speech_final and client.ready:  # load.py's reply
+                replies.append(await client.speak("okay"))
+                replied.set()
             if seen[0] == wanted[0]:
                 done.set()
 
@@ -140,6 +151,22 @@ async def _measure() -> dict[str, dict[str, float]]:
             per = tracer.by_function(SPEAK_CYCLES)
             per["(TTS frames per speak)"] = (seen[1] - frames0) / SPEAK_CYCLES
             results["speak cycle"] = per
+
+            async def turn() -> None:
+                replies.clear()
+                replied.clear()
+                await burst("turn", 1)
+                await replied.wait()  # (the reply is sent from the callback)
+                await replies[0]
+
+            for _ in range(10):  # warm up
+                await turn()
+            tracer = Tracer()
+            for _ in range(TURNS):
+                tracer.start()
+                await turn()
+                tracer.stop()
+            results["turn"] = tracer.by_function(TURNS)
 
             for kind, index, count in (("stt", 0, RESULTS), ("audio", 1, FRAMES)):
                 done.clear()

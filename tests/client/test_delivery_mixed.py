@@ -282,3 +282,24 @@ async def test_trouble_in_a_run_of_frames_hands_the_rest_over_in_order(
         middle = [("error" if trouble == "raises" else "awaited", n)] if n == 100 else []
         expected += [("audio", n), *middle, ("after", n)]
     assert order == expected
+
+
+async def test_the_bench_turn_burst_ends_user_turns(server: LocalServer) -> None:
+    # ``/_local/bench`` kind "turn" (benchmarks/opcodes.py's turn): each frame is a final
+    # result that is also the speech-final, so each ends a user turn.
+    results: list[STTResultMessage] = []
+    async with make_client(server, stream_id="bench-turn") as client:
+        client.register_on_stt_result(results.append)
+        await client.connect()
+        await _burst(server, "bench-turn", "turn", 3)
+        await eventually(lambda: client.metrics.turns == 3, what="three turns ended")
+        await client.disconnect(drain=0)
+    assert [(r.transcript, r.is_final, r.is_speech_final) for r in results] == [
+        ("okay", True, True)
+    ] * 3
+    async with aiohttp.ClientSession() as http:
+        url = f"{server.url}/_local/bench/nobody/burst"
+        async with http.post(url, json={"kind": "speech", "count": 1}) as response:
+            assert response.status == 400
+            body = await response.json()
+    assert body["error"] == '\'kind\' must be "audio", "stt" or "turn"'

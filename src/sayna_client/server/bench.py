@@ -11,7 +11,7 @@ per-session counters and makes the server push traffic over HTTP. Like every
                                            "sent_audio_frames", "sent_events", "closed",
                                            "close_code"}]}``, oldest first
 ``POST /_local/bench/{stream_id}/burst``   push frames to that open session: ``{"kind":
-                                           "audio"|"stt", "count", "size"?: 640,
+                                           "audio"|"stt"|"turn", "count", "size"?: 640,
                                            "interval_ms"?: 0}``; answers 202 at once
 ``POST /_local/bench/reset``               forget recorded requests and sessions (memory
                                            of long runs); open sessions keep counting
@@ -21,7 +21,9 @@ A burst goes through the session's outbound FIFO (:meth:`Session.send`), so it i
 with the session's other frames and recorded like them. ``audio`` frames are ``size``
 bytes of silence. ``stt`` frames are interim ``stt_result`` events carrying an extra field
 ``"sent_ns": time.monotonic_ns()`` taken when the frame is queued; the transcript holds the
-same number as text, for clients that drop unknown fields. Clients on the same machine
+same number as text, for clients that drop unknown fields. ``turn`` frames are the end of
+a user turn as a session's STT ends one: a final ``stt_result`` that is also the
+speech-final, transcript ``"okay"``, with the same ``sent_ns``. Clients on the same machine
 share the monotonic clock, so ``monotonic_ns() - sent_ns`` on arrival is the delivery
 latency. With ``interval_ms`` 0 the frames are queued as fast as the writer drains them;
 otherwise one is queued every ``interval_ms`` on an absolute schedule (no drift).
@@ -32,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from aiohttp import web
 
@@ -108,8 +110,8 @@ def _int(body: dict[str, Any], key: str, default: Optional[int], low: int, high:
 async def burst(request: web.Request) -> web.Response:
     body = await read_object(request)
     kind = body.get("kind")
-    if kind not in ("audio", "stt"):
-        return error(400, '\'kind\' must be "audio" or "stt"')
+    if kind not in _KINDS:
+        return error(400, '\'kind\' must be "audio", "stt" or "turn"')
     count = _int(body, "count", None, 1, MAX_BURST_FRAMES)
     size = _int(body, "size", 640, 1, MAX_BURST_FRAME_BYTES)
     interval = body.get("interval_ms", 0)
@@ -124,11 +126,12 @@ async def burst(request: web.Request) -> web.Response:
     session = _open_session(state, stream_id)
     if session is None:
         return error(404, f"No open session with stream_id '{stream_id}'")
-    state.spawn(_push(session, kind == "stt", count, size, interval / 1000.0))
+    state.spawn(_push(session, kind, count, size, interval / 1000.0))
     return json_response({"status": "queued", "count": count}, status=202)
 
 
 def _stt_frame() -> dict[str, Any]:
+    """An interim result whose transcript is its ``sent_ns``."""
     sent_ns = time.monotonic_ns()
     return {
         "type": "stt_result",
@@ -140,14 +143,36 @@ def _stt_frame() -> dict[str, Any]:
     }
 
 
-async def _push(session: Session, stt: bool, count: int, size: int, interval: float) -> None:
-    """Queue ``count`` frames on the session's outbound FIFO (see the module docstring)."""
+def _turn_frame() -> dict[str, Any]:
+    """The end of a user turn: a final result that is also the speech-final."""
+    return {
+        "type": "stt_result",
+        "transcript": "okay",
+        "is_final": True,
+        "is_speech_final": True,
+        "confidence": 0.9,
+        "sent_ns": time.monotonic_ns(),
+    }
+
+
+#: What each burst ``kind`` pushes: a frame maker (None: audio, ``size`` bytes of silence).
+_KINDS: dict[str, Optional[Callable[[], dict[str, Any]]]] = {
+    "audio": None,
+    "stt": _stt_frame,
+    "turn": _turn_frame,
+}
+
+
+async def _push(session: Session, kind: str, count: int, size: int, interval: float) -> None:
+    """Queue ``count`` frames of ``kind`` on the session's outbound FIFO (see the module
+    docstring)."""
     audio = bytes(size)
+    event = _KINDS[kind]
     if interval <= 0:
         for index in range(count):
             if not session.out.accepting:
                 return
-            session.send(_stt_frame() if stt else audio)
+            session.send(event() if event is not None else audio)
             if index % _BATCH == _BATCH - 1:
                 await asyncio.sleep(0)
         return
@@ -159,7 +184,7 @@ async def _push(session: Session, stt: bool, count: int, size: int, interval: fl
             await asyncio.sleep(delay)
         if not session.out.accepting:
             return
-        session.send(_stt_frame() if stt else audio)
+        session.send(event() if event is not None else audio)
 
 
 def add_bench_routes(app: web.Application) -> None:
