@@ -462,3 +462,155 @@ async def test_audio_alike_alone_in_a_write_inside_a_fragmented_message_is_refus
         await eventually(lambda: closes)
         assert closes[0].code == 1002
         assert audio_in == [payload]
+
+
+# --- binary frames that come in a row in one read ---------------------------------------
+
+
+def _speech_final(transcript: str) -> bytes:
+    return text(
+        {
+            "type": "stt_result",
+            "transcript": transcript,
+            "is_final": True,
+            "is_speech_final": True,
+            "confidence": 0.9,
+        }
+    )
+
+
+def _alike(count: int, seed: int) -> list[bytes]:
+    """``count`` different payloads of one size: frames whose headers are alike."""
+    return [bytes((seed + 3 * i + j) % 256 for j in range(640)) for i in range(count)]
+
+
+@pytest.mark.parametrize("iterator", [False, True], ids=["callbacks", "and-iterator"])
+@pytest.mark.parametrize("audio_kind", ["plain", "async"])
+@pytest.mark.parametrize("result_kind", ["plain", "async"])
+async def test_audio_frames_in_a_row_keep_their_place_among_events(
+    serve: Callable[[Script], Awaitable[tuple[RawServer, str]]],
+    path: str,
+    audio_kind: str,
+    result_kind: str,
+    iterator: bool,
+) -> None:
+    # Frames alike that come several to a read are handed on together (the own path;
+    # one by one while an iterator takes audio too); callbacks and iterators still see
+    # every frame in its place: after the result before them, before the message after
+    # them, and the counts take each one.
+    first, second = _alike(6, 1), _alike(130, 2)  # the second run crosses a turn's budget
+    wire_bytes = (
+        results(1)
+        + b"".join(frame(0x82, p) for p in first)
+        + text(MESSAGE)
+        + b"".join(frame(0x82, p) for p in second)
+        + _speech_final("w0")  # (the turn ends: disconnect() waits for no result)
+    )
+
+    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
+        server.write(wire_bytes)
+
+    order: list[Any] = []
+
+    def on_audio(data: bytes) -> None:
+        order.append(data)
+
+    async def on_audio_async(data: bytes) -> None:
+        order.append(data)
+
+    def on_result(result: Any) -> None:
+        order.append(result.transcript)
+
+    async def on_result_async(result: Any) -> None:
+        order.append(result.transcript)
+
+    _, url = await serve(script)
+    async with _client(url) as client:
+        client.register_on_tts_audio(on_audio if audio_kind == "plain" else on_audio_async)
+        client.register_on_stt_result(on_result if result_kind == "plain" else on_result_async)
+        client.register_on_message(lambda message: order.append("message"))
+        events = client.events() if iterator else None
+        await client.connect()
+        expected = ["w0", *first, "message", *second, "w0"]
+        await eventually(lambda: len(order) == len(expected))
+        assert order == expected
+        if events is not None:
+            seen: list[Any] = []
+            async for event in events:
+                if event.type in ("tts_audio", "stt_result", "message"):
+                    seen.append(event.data if event.type == "tts_audio" else event.type)
+                    if len(seen) == len(expected):
+                        break
+            assert seen == ["stt_result", *first, "message", *second, "stt_result"]
+        assert client.metrics.tts_audio_frames == len(first) + len(second)
+        assert client.metrics.tts_audio_bytes == 640 * (len(first) + len(second))
+
+
+async def test_the_reply_frame_a_turn_waits_for_is_timed_in_its_place_in_a_run(
+    serve: Callable[[Script], Awaitable[tuple[RawServer, str]]], path: str
+) -> None:
+    # The reply's first frame comes with the rest of its audio in one read: the turn's
+    # record (timed at that frame) reaches its callback after that frame and before the
+    # next, and every frame is counted.
+    greeting, *frames = _alike(6, 3)
+
+    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
+        # (Audio of the same size first: the reply's frames are then all alike, a run.)
+        server.write(frame(0x82, greeting) + _speech_final("hello"))
+        msg = await ws.receive()  # the reply's speak
+        assert json.loads(msg.data)["type"] == "speak"
+        server.write(
+            b"".join(frame(0x82, p) for p in frames)
+            + text({"type": "tts_playback_complete", "timestamp": 1})
+        )
+
+    order: list[Any] = []
+
+    async def on_result(result: Any) -> None:
+        order.append(result.transcript)
+        if result.is_speech_final:
+            await client.speak("hi")
+
+    _, url = await serve(script)
+    async with _client(url) as client:
+        client.register_on_stt_result(on_result)
+        client.register_on_tts_audio(order.append)
+        client.on("turn_metrics", lambda record: order.append(record.type))
+        client.register_on_tts_playback_complete(lambda event: order.append(event.type))
+        await client.connect()
+        await eventually(lambda: "tts_playback_complete" in order)
+        assert order == [
+            greeting,
+            "hello",
+            frames[0],
+            "turn_metrics",
+            *frames[1:],
+            "tts_playback_complete",
+        ]
+        (record,) = client.turn_metrics.turns
+        assert record.end_to_first_audio is not None
+        assert record.tts_first_byte is not None
+        assert client.metrics.tts_audio_frames == 1 + len(frames)
+
+
+async def test_audio_in_a_row_before_a_violation_reaches_the_callbacks(
+    serve: Callable[[Script], Awaitable[tuple[RawServer, str]]],
+) -> None:
+    # Frames in a row, then a masked frame in the same write: the frames before the
+    # violation are the server's and arrive; nothing after it does.
+    frames = _alike(4, 4)
+
+    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
+        server.write(
+            b"".join(frame(0x82, p) for p in frames)
+            + frame(0x82, bytes(640), mask=b"\x01\x02\x03\x04")
+            + frame(0x82, bytes(640))
+        )
+
+    _, url = await serve(script)
+    async with _client(url) as client:
+        closes, audio_in = _watch_audio(client)
+        await client.connect()
+        await eventually(lambda: closes)
+        assert closes[0].code == 1002
+        assert audio_in == frames

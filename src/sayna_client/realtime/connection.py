@@ -169,6 +169,7 @@ class WebSocketConnection(SocketSender):
                 transport,
                 aiohttp_protocol,
                 binary=hub.publish_audio,  # TTS audio straight to the hub
+                binary_run=hub.publish_audio_run,
             )
             transport.set_protocol(wire)
             self._wire = wire

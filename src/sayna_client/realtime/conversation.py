@@ -273,6 +273,12 @@ class TTSCounts:
             if tracker is not None:
                 tracker.first_audio()
 
+    def on_audio_run(self, run: list[bytes]) -> None:
+        """Count frames that came in a row, none of them waited for (the hub gives a
+        frame waited for to :meth:`on_audio` alone)."""
+        self.frames += len(run)
+        self.bytes += sum(map(len, run))
+
 
 _HISTORY = 1000
 

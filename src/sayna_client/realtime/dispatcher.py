@@ -211,6 +211,32 @@ class Dispatcher(Mailbox):
             else:
                 self._start()
 
+    def put_audio_run(self, run: list[bytes]) -> None:
+        """:meth:`put_audio` of each frame of ``run`` (frames that came in a row in one
+        read), in order, with the same effect; the frames join the audio pass's run at
+        once where put_audio would add them to it one by one."""
+        if self._pass_handle is None:
+            waiter = self._waiter
+            if waiter is None or not self._subs.audio_plain:
+                for data in run:
+                    self.put_audio(data)
+                return
+            # The task waits and every audio callback is plain (see put_audio): the
+            # first frame opens an audio pass, the others are its run.
+            self.put_audio(run[0])
+            rest = run[1:]
+        elif self._frame is not None and not self._items:
+            rest = run
+        else:
+            for data in run:
+                self.put_audio(data)
+            return
+        frames = self._frames
+        if frames is None:
+            self._frames = rest
+        else:
+            frames += rest
+
     def _start(self) -> None:
         """Start the task: some callback is async, the previous session's callbacks may
         still run, or a pass hands over."""

@@ -130,13 +130,15 @@ class FrameProtocol(asyncio.Protocol):
     for a :class:`FrameSink` and holds the transport's write flow control.
 
     ``max_size`` bounds a message (a frame, or a fragmented message in all); ``binary``
-    takes each whole binary message instead of ``sink.frame_binary`` (the audio path);
+    takes each whole binary message instead of ``sink.frame_binary`` (the audio path),
+    and ``binary_run`` a list of two or more that came in a row in one read, in order;
     ``previous`` is the protocol it replaced (aiohttp's): told of the connection's end
     as it would have been, so aiohttp's own state about it stays true.
     """
 
     __slots__ = (
         "_binary",
+        "_binary_run",
         "_budget",
         "_buffer",
         "_flowing",
@@ -169,11 +171,15 @@ class FrameProtocol(asyncio.Protocol):
         transport: Any,
         previous: Optional[Any] = None,
         binary: Optional[Callable[[bytes], None]] = None,
+        binary_run: Optional[Callable[[list[bytes]], None]] = None,
     ) -> None:
         self._sink: Optional[FrameSink] = sink
         #: Takes each whole binary message (the audio hot path: the sink's consumer
         #: directly, one call less per frame); ``sink.frame_binary`` when not given.
         self._binary = binary or sink.frame_binary
+        #: Takes two or more whole binary messages that came in a row in one chunk, in
+        #: order (see _publish); None: each goes to ``_binary``.
+        self._binary_run = binary_run
         #: The transport this protocol was installed on.
         self.transport = transport
         self._max_size = max_size
@@ -300,8 +306,12 @@ class FrameProtocol(asyncio.Protocol):
         size = len(data)
         budget = self._budget
         memo = self._memo
+        #: Binary frames of this chunk in a row, not handed over yet (see _publish).
+        run: Optional[list[bytes]] = None
         while True:
             if not budget:
+                if run is not None:
+                    self._publish(run)
                 self._wait_turn()
                 self._rest, self._rest_at = data, pos  # kept as it is: no copy
                 return
@@ -316,8 +326,16 @@ class FrameProtocol(asyncio.Protocol):
                     need = self._memo_size
                     break
                 budget -= 1
-                self._binary(data[pos + len(memo) : end])
+                if run is not None:
+                    run.append(data[pos + len(memo) : end])
+                elif end == size:  # the chunk's only or last frame: no run
+                    self._binary(data[pos + len(memo) : end])
+                else:
+                    run = [data[pos + len(memo) : end]]
             else:
+                if run is not None:  # the frames before this one go first
+                    self._publish(run)
+                    run = None
                 try:
                     first, length, extended = _HEAD(data, pos)
                 except struct.error:  # fewer than 4 bytes left: a tiny frame, or a part
@@ -370,9 +388,12 @@ class FrameProtocol(asyncio.Protocol):
                     memo = self._memo  # (a fragmented message began or ended)
             if end == size:  # the chunk's last frame
                 self._budget = budget
+                if run is not None:
+                    self._publish(run)
                 return
             pos = end
             if not self._flowing:  # held after a frame, or a Close ended reading
+                # (Never after a frame of a run: a binary frame holds nothing.)
                 self._budget = budget
                 if self.reading:  # held: the rest waits
                     self._rest, self._rest_at = data, pos
@@ -381,6 +402,21 @@ class FrameProtocol(asyncio.Protocol):
         self._budget = budget
         self._buffer = bytearray(memoryview(data)[pos:])
         self._need = need
+        if run is not None:
+            self._publish(run)
+
+    def _publish(self, run: list[bytes]) -> None:
+        """Hand over binary frames that came in a row in one chunk (a TTS stream's
+        often do: several to a read), in order: to ``binary_run`` at once when given,
+        else one by one. Gathered by :meth:`_parse` only while nothing else comes
+        between them, and handed over before anything after them is looked at."""
+        binary_run = self._binary_run
+        if binary_run is not None:
+            binary_run(run)
+        else:
+            binary = self._binary
+            for data in run:
+                binary(data)
 
     def _keep(self, data: bytes, pos: int) -> None:
         """Add ``data`` from ``pos`` to what waits while reading is held or between

@@ -72,8 +72,17 @@ _NOBODY = plan_for(frozenset(), (), (), (Dispatcher.put,))
 class AudioCounter(Protocol):
     """What counts a session's TTS frames (see :meth:`EventHub.count_audio`)."""
 
+    #: The next frame is one the counter does more for than counting (it times it):
+    #: :meth:`on_audio` takes that one alone, never in a run.
+    watching: bool
+
     def on_audio(self, data: bytes) -> None:
         """One TTS frame's bytes; must neither block nor raise."""
+        ...
+
+    def on_audio_run(self, run: list[bytes]) -> None:
+        """Frames that came in a row, none of them watched; must neither block nor
+        raise."""
         ...
 
 
@@ -82,7 +91,12 @@ class _Uncounted:
 
     __slots__ = ()
 
+    watching = False
+
     def on_audio(self, data: bytes) -> None:
+        return None
+
+    def on_audio_run(self, run: list[bytes]) -> None:
         return None
 
 
@@ -173,6 +187,29 @@ class EventHub:
             size = len(data)
             for mailbox in mailboxes:
                 mailbox.put_sized(event, size)
+
+    def publish_audio_run(self, run: list[bytes]) -> None:
+        """:meth:`publish_audio` of each frame of ``run`` (two or more that came in a row
+        in one read), in order, with the same effect, at one call per consumer for the
+        whole run where nothing needs them one by one: the frames after any the counter
+        watches, when no audio observer or iterator takes them (the usual session: the
+        callbacks' queue and the counts only). Never blocks, never raises."""
+        counter = self._counter
+        if self._audio or self._audio_mailboxes:
+            for data in run:
+                self.publish_audio(data)
+            return
+        start = 0
+        while counter.watching:  # a frame to time: alone, in its place
+            self.publish_audio(run[start])
+            start += 1
+            if start == len(run):
+                return
+        rest = run[start:] if start else run
+        callbacks = self._audio_callbacks
+        if callbacks is not None:
+            callbacks.put_audio_run(rest)
+        counter.on_audio_run(rest)
 
     # --- consumers -------------------------------------------------------------------
 
