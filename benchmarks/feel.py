@@ -732,6 +732,7 @@ def calibrate(rounds: int = 100) -> str:
 
     class Sink:
         frame_text = taken.append
+        frame_binary_run = taken.extend
 
     tts = (bytes([0x82, 126]) + (960).to_bytes(2, "big") + bytes(960)) * 9
     text = json.dumps(

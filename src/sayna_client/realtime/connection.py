@@ -169,7 +169,6 @@ class WebSocketConnection(SocketSender):
                 transport,
                 aiohttp_protocol,
                 binary=hub.publish_audio,  # TTS audio straight to the hub
-                binary_run=hub.publish_audio_run,
             )
             transport.set_protocol(wire)
             self._wire = wire
@@ -342,6 +341,11 @@ class WebSocketConnection(SocketSender):
     def frame_binary(self, data: bytes) -> None:
         """A binary message: TTS audio."""
         self._hub.publish_audio(data)
+
+    def frame_binary_run(self, run: list[bytes]) -> None:
+        """Binary messages that came in a row in one read: TTS audio (the hub's run: no
+        bound method of it kept per connection, as ``binary`` is)."""
+        self._hub.publish_audio_run(run)
 
     def frame_ping(self, payload: bytes) -> None:
         """Answer a Ping with a Pong carrying its payload (while the server reads

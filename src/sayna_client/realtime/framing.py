@@ -93,6 +93,11 @@ class FrameSink(Protocol):
         """A whole binary message arrived."""
         ...
 
+    def frame_binary_run(self, run: list[bytes]) -> None:
+        """Two or more whole binary messages arrived in a row in one read (in order);
+        the list is the sink's from now on."""
+        ...
+
     def frame_ping(self, payload: bytes) -> None:
         """A Ping arrived (the sink answers it)."""
         ...
@@ -130,15 +135,14 @@ class FrameProtocol(asyncio.Protocol):
     for a :class:`FrameSink` and holds the transport's write flow control.
 
     ``max_size`` bounds a message (a frame, or a fragmented message in all); ``binary``
-    takes each whole binary message instead of ``sink.frame_binary`` (the audio path),
-    and ``binary_run`` a list of two or more that came in a row in one read, in order;
+    takes each whole binary message instead of ``sink.frame_binary`` (the audio path;
+    two or more that came in a row in one read go to ``sink.frame_binary_run`` at once);
     ``previous`` is the protocol it replaced (aiohttp's): told of the connection's end
     as it would have been, so aiohttp's own state about it stays true.
     """
 
     __slots__ = (
         "_binary",
-        "_binary_run",
         "_budget",
         "_buffer",
         "_flowing",
@@ -171,15 +175,11 @@ class FrameProtocol(asyncio.Protocol):
         transport: Any,
         previous: Optional[Any] = None,
         binary: Optional[Callable[[bytes], None]] = None,
-        binary_run: Optional[Callable[[list[bytes]], None]] = None,
     ) -> None:
         self._sink: Optional[FrameSink] = sink
         #: Takes each whole binary message (the audio hot path: the sink's consumer
         #: directly, one call less per frame); ``sink.frame_binary`` when not given.
         self._binary = binary or sink.frame_binary
-        #: Takes two or more whole binary messages that came in a row in one chunk, in
-        #: order (see _publish); None: each goes to ``_binary``.
-        self._binary_run = binary_run
         #: The transport this protocol was installed on.
         self.transport = transport
         self._max_size = max_size
@@ -407,16 +407,10 @@ class FrameProtocol(asyncio.Protocol):
 
     def _publish(self, run: list[bytes]) -> None:
         """Hand over binary frames that came in a row in one chunk (a TTS stream's
-        often do: several to a read), in order: to ``binary_run`` at once when given,
-        else one by one. Gathered by :meth:`_parse` only while nothing else comes
-        between them, and handed over before anything after them is looked at."""
-        binary_run = self._binary_run
-        if binary_run is not None:
-            binary_run(run)
-        else:
-            binary = self._binary
-            for data in run:
-                binary(data)
+        often do: several to a read) to the sink at once, in order. Gathered by
+        :meth:`_parse` only while nothing else comes between them, and handed over
+        before anything after them is looked at."""
+        self._sink.frame_binary_run(run)  # type: ignore[union-attr]
 
     def _keep(self, data: bytes, pos: int) -> None:
         """Add ``data`` from ``pos`` to what waits while reading is held or between
