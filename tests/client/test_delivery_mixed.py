@@ -299,7 +299,8 @@ async def test_the_bench_turn_burst_ends_user_turns(server: LocalServer) -> None
     ] * 3
     async with aiohttp.ClientSession() as http:
         url = f"{server.url}/_local/bench/nobody/burst"
-        async with http.post(url, json={"kind": "speech", "count": 1}) as response:
-            assert response.status == 400
-            body = await response.json()
-    assert body["error"] == '\'kind\' must be "audio", "stt" or "turn"'
+        for kind in ("speech", ["audio"], {"a": 1}, None):
+            async with http.post(url, json={"kind": kind, "count": 1}) as response:
+                assert response.status == 400, kind
+                body = await response.json()
+            assert body["error"] == '\'kind\' must be "audio", "stt" or "turn"'

@@ -614,3 +614,76 @@ async def test_audio_in_a_row_before_a_violation_reaches_the_callbacks(
         await eventually(lambda: closes)
         assert closes[0].code == 1002
         assert audio_in == frames
+
+
+async def test_a_consumer_added_while_a_run_is_handed_on_gets_the_rest_of_it(
+    serve: Callable[[Script], Awaitable[tuple[RawServer, str]]], path: str
+) -> None:
+    # Timing the reply's first frame calls the turn metrics' ``emit`` hook; an iterator
+    # it opens there gets that frame (its iterators are told after its counts) and every
+    # frame after it, though they came in the same read, as frames one by one would.
+    greeting, *frames = _alike(6, 5)
+
+    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
+        server.write(frame(0x82, greeting) + _speech_final("hello"))
+        msg = await ws.receive()  # the reply's speak
+        assert json.loads(msg.data)["type"] == "speak"
+        server.write(
+            b"".join(frame(0x82, p) for p in frames)
+            + text({"type": "tts_playback_complete", "timestamp": 1})
+        )
+
+    opened: list[Any] = []
+
+    async def on_result(result: Any) -> None:
+        if result.is_speech_final:
+            await client.speak("hi")
+
+    _, url = await serve(script)
+    async with _client(url) as client:
+        client.register_on_stt_result(on_result)
+        client.turn_metrics.emit = lambda record: opened.append(client.events())
+        await client.connect()
+        await eventually(lambda: opened)
+        seen: list[bytes] = []
+        async for event in opened[0]:
+            if event.type == "tts_audio":
+                seen.append(event.data)
+            elif event.type == "tts_playback_complete":
+                break
+        assert seen == frames
+
+
+@pytest.mark.parametrize("result_kind", ["plain", "async"])
+async def test_a_run_over_the_queue_bound_is_shed_oldest_first_then_the_close(
+    serve: Callable[[Script], Awaitable[tuple[RawServer, str]]], path: str, result_kind: str
+) -> None:
+    # Twenty frames in a row and the server's Close in one write, to callbacks whose
+    # queue holds six: the oldest are dropped and reported once, the newest arrive in
+    # order, then the close.
+    frames = _alike(20, 6)
+
+    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
+        server.write(b"".join(frame(0x82, p) for p in frames) + close(4001))
+
+    order: list[Any] = []
+
+    async def on_result_async(result: Any) -> None:
+        order.append(result.transcript)
+
+    _, url = await serve(script)
+    async with _client(url, max_queue=6) as client:
+        client.register_on_stt_result(
+            order.append if result_kind == "plain" else on_result_async  # (never called)
+        )
+        client.register_on_tts_audio(order.append)
+        client.on("events_dropped", lambda event: order.append(("dropped", event.count)))
+        client.register_on_close(lambda event: order.append(event.code))
+        await client.connect()
+        await eventually(lambda: 4001 in order)
+    drops = [item for item in order if type(item) is tuple]
+    delivered = [item for item in order if type(item) is bytes]
+    assert sum(count for _, count in drops) + len(delivered) == len(frames)
+    assert drops
+    assert delivered == frames[len(frames) - len(delivered) :]  # the newest, in order
+    assert order[-1] == 4001

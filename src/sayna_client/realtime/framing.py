@@ -94,8 +94,8 @@ class FrameSink(Protocol):
         ...
 
     def frame_binary_run(self, run: list[bytes]) -> None:
-        """Two or more whole binary messages arrived in a row in one read (in order);
-        the list is the sink's from now on."""
+        """Whole binary messages arrived in a row in one read (in order; usually two or
+        more); the list is the sink's from now on."""
         ...
 
     def frame_ping(self, payload: bytes) -> None:
@@ -136,7 +136,7 @@ class FrameProtocol(asyncio.Protocol):
 
     ``max_size`` bounds a message (a frame, or a fragmented message in all); ``binary``
     takes each whole binary message instead of ``sink.frame_binary`` (the audio path;
-    two or more that came in a row in one read go to ``sink.frame_binary_run`` at once);
+    frames that came in a row in one read go to ``sink.frame_binary_run`` at once);
     ``previous`` is the protocol it replaced (aiohttp's): told of the connection's end
     as it would have been, so aiohttp's own state about it stays true.
     """

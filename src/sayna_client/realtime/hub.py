@@ -189,18 +189,22 @@ class EventHub:
                 mailbox.put_sized(event, size)
 
     def publish_audio_run(self, run: list[bytes]) -> None:
-        """:meth:`publish_audio` of each frame of ``run`` (two or more that came in a row
-        in one read), in order, with the same effect, at one call per consumer for the
+        """:meth:`publish_audio` of each frame of ``run`` (frames that came in a row in
+        one read), in order, with the same effect, at one call per consumer for the
         whole run where nothing needs them one by one: the frames after any the counter
         watches, when no audio observer or iterator takes them (the usual session: the
         callbacks' queue and the counts only). Never blocks, never raises."""
         counter = self._counter
-        if self._audio or self._audio_mailboxes:
-            for data in run:
-                self.publish_audio(data)
-            return
         start = 0
-        while counter.watching:  # a frame to time: alone, in its place
+        while True:
+            if self._audio or self._audio_mailboxes:
+                for data in run[start:] if start else run:
+                    self.publish_audio(data)
+                return
+            if not counter.watching:
+                break
+            # A frame to time: alone, in its place (timing it may call user code, e.g.
+            # a turn_metrics hook, which may add a consumer: looked at again above).
             self.publish_audio(run[start])
             start += 1
             if start == len(run):

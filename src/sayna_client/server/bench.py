@@ -110,7 +110,7 @@ def _int(body: dict[str, Any], key: str, default: Optional[int], low: int, high:
 async def burst(request: web.Request) -> web.Response:
     body = await read_object(request)
     kind = body.get("kind")
-    if kind not in _KINDS:
+    if not isinstance(kind, str) or kind not in _KINDS:
         return error(400, '\'kind\' must be "audio", "stt" or "turn"')
     count = _int(body, "count", None, 1, MAX_BURST_FRAMES)
     size = _int(body, "size", 640, 1, MAX_BURST_FRAME_BYTES)
