@@ -479,6 +479,23 @@ def _speech_final(transcript: str) -> bytes:
     )
 
 
+def _turn_and_reply(greeting: bytes, frames: list[bytes]) -> Script:
+    """A server that sends the audio ``greeting`` and a user turn ("hello"), waits for the
+    client's ``speak``, then writes the reply's ``frames`` and its completion in one write
+    (the greeting is as long as the frames: the reply's frames are then all alike, a run)."""
+
+    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
+        server.write(frame(0x82, greeting) + _speech_final("hello"))
+        msg = await ws.receive()  # the reply's speak
+        assert json.loads(msg.data)["type"] == "speak"
+        server.write(
+            b"".join(frame(0x82, p) for p in frames)
+            + text({"type": "tts_playback_complete", "timestamp": 1})
+        )
+
+    return script
+
+
 def _alike(count: int, seed: int) -> list[bytes]:
     """``count`` different payloads of one size: frames whose headers are alike."""
     return [bytes((seed + 3 * i + j) % 256 for j in range(640)) for i in range(count)]
@@ -554,16 +571,7 @@ async def test_the_reply_frame_a_turn_waits_for_is_timed_in_its_place_in_a_run(
     # next, and every frame is counted.
     greeting, *frames = _alike(6, 3)
 
-    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
-        # (Audio of the same size first: the reply's frames are then all alike, a run.)
-        server.write(frame(0x82, greeting) + _speech_final("hello"))
-        msg = await ws.receive()  # the reply's speak
-        assert json.loads(msg.data)["type"] == "speak"
-        server.write(
-            b"".join(frame(0x82, p) for p in frames)
-            + text({"type": "tts_playback_complete", "timestamp": 1})
-        )
-
+    script = _turn_and_reply(greeting, frames)
     order: list[Any] = []
 
     async def on_result(result: Any) -> None:
@@ -624,15 +632,7 @@ async def test_a_consumer_added_while_a_run_is_handed_on_gets_the_rest_of_it(
     # frame after it, though they came in the same read, as frames one by one would.
     greeting, *frames = _alike(6, 5)
 
-    async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
-        server.write(frame(0x82, greeting) + _speech_final("hello"))
-        msg = await ws.receive()  # the reply's speak
-        assert json.loads(msg.data)["type"] == "speak"
-        server.write(
-            b"".join(frame(0x82, p) for p in frames)
-            + text({"type": "tts_playback_complete", "timestamp": 1})
-        )
-
+    script = _turn_and_reply(greeting, frames)
     opened: list[Any] = []
 
     async def on_result(result: Any) -> None:
