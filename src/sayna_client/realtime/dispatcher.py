@@ -225,6 +225,8 @@ class Dispatcher(Mailbox):
             # first frame opens an audio pass, the others are its run.
             self.put_audio(run[0])
             rest = run[1:]
+            if not rest:
+                return
         elif self._frame is not None and not self._items:
             rest = run
         else:

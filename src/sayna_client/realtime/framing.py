@@ -94,8 +94,8 @@ class FrameSink(Protocol):
         ...
 
     def frame_binary_run(self, run: list[bytes]) -> None:
-        """Whole binary messages arrived in a row in one read (in order; usually two or
-        more); the list is the sink's from now on."""
+        """Two or more whole binary messages arrived in a row in one read (in order);
+        the list is the sink's from now on."""
         ...
 
     def frame_ping(self, payload: bytes) -> None:
@@ -136,7 +136,7 @@ class FrameProtocol(asyncio.Protocol):
 
     ``max_size`` bounds a message (a frame, or a fragmented message in all); ``binary``
     takes each whole binary message instead of ``sink.frame_binary`` (the audio path;
-    frames that came in a row in one read go to ``sink.frame_binary_run`` at once);
+    two or more that came in a row in one read go to ``sink.frame_binary_run`` at once);
     ``previous`` is the protocol it replaced (aiohttp's): told of the connection's end
     as it would have been, so aiohttp's own state about it stays true.
     """
@@ -407,10 +407,13 @@ class FrameProtocol(asyncio.Protocol):
 
     def _publish(self, run: list[bytes]) -> None:
         """Hand over binary frames that came in a row in one chunk (a TTS stream's
-        often do: several to a read) to the sink at once, in order. Gathered by
-        :meth:`_parse` only while nothing else comes between them, and handed over
-        before anything after them is looked at."""
-        self._sink.frame_binary_run(run)  # type: ignore[union-attr]
+        often do: several to a read), in order: two or more to the sink at once, one
+        as any frame. Gathered by :meth:`_parse` only while nothing else comes between
+        them, and handed over before anything after them is looked at."""
+        if len(run) == 1:
+            self._binary(run[0])
+        else:
+            self._sink.frame_binary_run(run)  # type: ignore[union-attr]
 
     def _keep(self, data: bytes, pos: int) -> None:
         """Add ``data`` from ``pos`` to what waits while reading is held or between
