@@ -654,13 +654,21 @@ async def test_a_consumer_added_while_a_run_is_handed_on_gets_the_rest_of_it(
         assert seen == frames
 
 
+@pytest.mark.parametrize(
+    "bound", [{"max_queue": 6}, {"max_queue_bytes": 6 * 640 + 100}], ids=["events", "bytes"]
+)
+@pytest.mark.parametrize("audio_kind", ["plain", "async"])
 @pytest.mark.parametrize("result_kind", ["plain", "async"])
 async def test_a_run_over_the_queue_bound_is_shed_oldest_first_then_the_close(
-    serve: Callable[[Script], Awaitable[tuple[RawServer, str]]], path: str, result_kind: str
+    serve: Callable[[Script], Awaitable[tuple[RawServer, str]]],
+    path: str,
+    result_kind: str,
+    audio_kind: str,
+    bound: dict[str, int],
 ) -> None:
     # Twenty frames in a row and the server's Close in one write, to callbacks whose
-    # queue holds six: the oldest are dropped and reported once, the newest arrive in
-    # order, then the close.
+    # queue holds six (six frames' bytes): the oldest are dropped and reported, the
+    # newest arrive in order, then the close.
     frames = _alike(20, 6)
 
     async def script(server: RawServer, ws: web.WebSocketResponse) -> None:
@@ -671,12 +679,15 @@ async def test_a_run_over_the_queue_bound_is_shed_oldest_first_then_the_close(
     async def on_result_async(result: Any) -> None:
         order.append(result.transcript)
 
+    async def on_audio_async(data: bytes) -> None:
+        order.append(data)
+
     _, url = await serve(script)
-    async with _client(url, max_queue=6) as client:
+    async with _client(url, **bound) as client:
         client.register_on_stt_result(
             order.append if result_kind == "plain" else on_result_async  # (never called)
         )
-        client.register_on_tts_audio(order.append)
+        client.register_on_tts_audio(order.append if audio_kind == "plain" else on_audio_async)
         client.on("events_dropped", lambda event: order.append(("dropped", event.count)))
         client.register_on_close(lambda event: order.append(event.code))
         await client.connect()

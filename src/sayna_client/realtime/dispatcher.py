@@ -205,39 +205,45 @@ class Dispatcher(Mailbox):
         size = self._bytes = self._bytes + len(data)
         if size > self._max_bytes or len(items) > self._limit:
             self._shed()
+        self._consume()
+
+    def put_audio_run(self, run: list[bytes]) -> None:
+        """:meth:`put_audio` of each frame of ``run`` (frames that came in a row in one
+        read), in order, with the same effect, at once: the frames join the audio pass's
+        run, or the queue (checked against the bounds once: shedding the oldest until
+        they hold keeps the same frames as shedding after each)."""
+        if self._pass_handle is None and self._waiter is not None:
+            # The task waits: the first frame opens an audio pass (plain audio
+            # callbacks) or wakes the task, as put_audio does; the rest follow it.
+            self.put_audio(run[0])
+            run = run[1:]
+            if not run:
+                return
+        if self._frame is not None and not self._items:
+            # The audio pass is scheduled and nothing else was queued since: its run.
+            frames = self._frames
+            if frames is None:
+                self._frames = run
+            else:
+                frames += run
+            return
+        items = self._items
+        if items is _NOTHING:
+            items = self._items = collections.deque()
+        items.extend(run)
+        self._bytes += sum(map(len, run))
+        if self._bytes > self._max_bytes or len(items) > self._limit:
+            self._shed()
+        self._consume()
+
+    def _consume(self) -> None:
+        """Start a consumer for what was just queued if none runs or is scheduled (else
+        the running task, or the scheduled pass, takes it)."""
         if self._pass_handle is None and not self._closed and self._running() is None:  # idle
             if self._after is None and self._carry is None and self._subs.all_plain:
                 self._pass_handle = asyncio.get_running_loop().call_soon(self._pass)
             else:
                 self._start()
-
-    def put_audio_run(self, run: list[bytes]) -> None:
-        """:meth:`put_audio` of each frame of ``run`` (frames that came in a row in one
-        read), in order, with the same effect; the frames join the audio pass's run at
-        once where put_audio would add them to it one by one."""
-        if self._pass_handle is None:
-            waiter = self._waiter
-            if waiter is None or not self._subs.audio_plain:
-                for data in run:
-                    self.put_audio(data)
-                return
-            # The task waits and every audio callback is plain (see put_audio): the
-            # first frame opens an audio pass, the others are its run.
-            self.put_audio(run[0])
-            rest = run[1:]
-            if not rest:
-                return
-        elif self._frame is not None and not self._items:
-            rest = run
-        else:
-            for data in run:
-                self.put_audio(data)
-            return
-        frames = self._frames
-        if frames is None:
-            self._frames = rest
-        else:
-            frames += rest
 
     def _start(self) -> None:
         """Start the task: some callback is async, the previous session's callbacks may
