@@ -7,10 +7,14 @@ these tests pin down that this changes nothing of what observers see.
 
 from __future__ import annotations
 
+import asyncio
 import types
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
+from helpers.waiting import eventually
 from sayna_client.protocol.events import STTResultMessage, TTSPlaybackCompleteMessage
 from sayna_client.realtime.hub import EventHub
 
@@ -96,3 +100,42 @@ def test_hubs_with_the_same_observer_functions_share_one_plan() -> None:
         hub.observe("tts_playback_complete", recorder.on_complete)
     assert hubs[0]._plan is hubs[1]._plan
     assert hubs[0]._targets != hubs[1]._targets
+
+
+class _Event:
+    def __init__(self, type_: str) -> None:
+        self.type = type_
+
+
+@pytest.mark.parametrize("how", ["frame by frame", "as a run"])
+async def test_a_run_put_while_nothing_consumes_wakes_a_barriers_waiter_after_its_consumer(
+    how: str,
+) -> None:
+    # A plain callback ended its pass with a BaseException: its event and a barrier behind
+    # it stay queued, with nothing consuming them ("the next put starts afresh"). Two
+    # frames then overflow the queue (max 2), which sheds the barrier: the consumer the
+    # first frame starts runs before the barrier's waiter, whichever way they are put.
+    log: list[Any] = []
+    hub = EventHub(max_queue=2)
+
+    def on_event(event: Any) -> None:
+        log.append("event")
+        raise asyncio.CancelledError  # a BaseException: it ends the pass
+
+    hub.add_callback(on_event, frozenset({"x"}))
+    hub.add_callback(lambda data: log.append(data), frozenset({"tts_audio"}), audio_bytes=True)
+    dispatcher = hub._dispatcher
+    dispatcher.put(_Event("x"))
+    caught_up = dispatcher.barrier()
+    assert caught_up is not None
+    caught_up.add_done_callback(lambda _: log.append("barrier"))
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, _context: None)  # (the pass's CancelledError)
+    await eventually(lambda: log == ["event"], what="the pass ended by the callback")
+    if how == "as a run":
+        dispatcher.put_audio_run([b"f1", b"f2"])
+    else:
+        dispatcher.put_audio(b"f1")
+        dispatcher.put_audio(b"f2")
+    await eventually(lambda: len(log) == 4, what="the frames and the barrier")
+    assert log == ["event", b"f1", b"f2", "barrier"]

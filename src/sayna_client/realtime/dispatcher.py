@@ -227,6 +227,15 @@ class Dispatcher(Mailbox):
             else:
                 frames += run
             return
+        if self._pass_handle is None and self._running() is None:
+            # Nothing consumes (a pass ended by a BaseException, a task cancelled before
+            # its first step): the first frame starts a consumer before the rest may shed
+            # a queued barrier, whose waiters then wake after the consumer, as frame by
+            # frame.
+            self.put_audio(run[0])
+            run = run[1:]
+            if not run:
+                return
         items = self._items
         if items is _NOTHING:
             items = self._items = collections.deque()
