@@ -212,9 +212,11 @@ class Dispatcher(Mailbox):
         read), in order, with the same effect, at once: the frames join the audio pass's
         run, or the queue (checked against the bounds once: shedding the oldest until
         they hold keeps the same frames as shedding after each)."""
-        if self._pass_handle is None and self._waiter is not None:
-            # The task waits: the first frame opens an audio pass (plain audio
-            # callbacks) or wakes the task, as put_audio does; the rest follow it.
+        if self._pass_handle is None and (self._waiter is not None or self._running() is None):
+            # The task waits, or nothing consumes (a pass ended by a BaseException, a task
+            # cancelled before its first step): the first frame opens an audio pass,
+            # wakes the task or starts a consumer, as put_audio does, before the rest
+            # (which may shed a queued barrier: its waiters wake after that consumer).
             self.put_audio(run[0])
             run = run[1:]
             if not run:
@@ -227,15 +229,6 @@ class Dispatcher(Mailbox):
             else:
                 frames += run
             return
-        if self._pass_handle is None and self._running() is None:
-            # Nothing consumes (a pass ended by a BaseException, a task cancelled before
-            # its first step): the first frame starts a consumer before the rest may shed
-            # a queued barrier, whose waiters then wake after the consumer, as frame by
-            # frame.
-            self.put_audio(run[0])
-            run = run[1:]
-            if not run:
-                return
         items = self._items
         if items is _NOTHING:
             items = self._items = collections.deque()
