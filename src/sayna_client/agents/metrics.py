@@ -111,7 +111,8 @@ class TurnHistory(Sequence[TurnRecord]):
 
     def _add(self, record: TurnRecord) -> None:
         """Append ``record`` (the turn being measured; :meth:`_seal` it when done)."""
-        self._seal()
+        if self._open is not None:
+            self._seal()
         self._open = record
         while self._stored() >= self._limit:  # keep room for it: at most one round
             if not self._blocks:
@@ -266,7 +267,8 @@ class TurnMetrics:
         the turn before (emitting its record, unanswered if no reply came) and measures
         the reply to this one."""
         self._turn_started = None
-        self._close(emit=True)
+        if self._open is not None:  # the turn before, still unanswered: its record goes out
+            self._close(emit=True)
         record = TurnRecord(text, ended_at)
         record.stt_turn = ended_at - words_at
         self._open = record
