@@ -3,7 +3,8 @@
 ``client.speak`` *is* the voice session's ``speak``: :class:`Forward` looks the
 method up on the part (``client._voice.speaking``) at each use. A ``hot`` one
 (``on_audio_input``, called 50 times a second per stream) stores that bound method on
-the instance at the first use, so later calls cost a plain attribute read; the others
+the instance at the first use, so later calls cost a plain attribute read (unless a
+subclass overrides the name: its method stays what the name means); the others
 do not (a stored bound method is 64 bytes per client, for calls made once or twice a
 session: issue #19's idle memory per session). On the class, the
 attribute is the part's function itself, so ``help(SaynaClient.speak)`` shows its
@@ -66,9 +67,18 @@ class Forward(Generic[P, R]):
         if obj is None:
             return self._function
         bound = getattr(self._part(obj), self._name)
-        if self._hot:
+        if self._hot and self._owns(type(obj)):
             obj.__dict__[self._name] = bound  # a non-data descriptor: the instance's wins
         return bound
+
+    def _owns(self, cls: type) -> bool:
+        """This forward is what the name means on ``cls``: no subclass between overrides
+        it. (A subclass's method reached through ``super()`` must not be shadowed by the
+        part's method stored on the instance.)"""
+        for klass in cls.__mro__:
+            if self._name in vars(klass):
+                return vars(klass)[self._name] is self
+        return False
 
 
 class ForwardAttribute(Generic[T]):

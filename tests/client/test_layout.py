@@ -15,8 +15,11 @@ from sayna_client import (
     TTSConfig,
 )
 from sayna_client._options import SessionOptions
+from sayna_client.server import LocalServer
 from sayna_client.realtime.session import VoiceSession
 from sayna_client.realtime.speaking import Speaking
+
+from .conftest import stt, tts
 
 
 def _client() -> SaynaClient:
@@ -38,6 +41,28 @@ def test_a_forwarded_method_is_the_same_object_at_every_look_up() -> None:
     first = client.on_audio_input
     assert client.on_audio_input is first  # stored on first use: a plain attribute read
     assert client.speak.__name__ == "speak"
+
+
+async def test_a_subclass_override_of_on_audio_input_stays_in_force(
+    server: LocalServer,
+) -> None:
+    # The forward stores the part's method on the instance at its first use; reached
+    # through super() from a subclass's override, it must not shadow that override.
+    seen: list[int] = []
+
+    class Counting(SaynaClient):
+        async def on_audio_input(self, audio_data: bytes) -> None:  # type: ignore[override]
+            seen.append(len(audio_data))
+            await super().on_audio_input(audio_data)
+
+    async with Counting(server.url, stt(), tts(sample_rate=16000)) as client:
+        await client.connect()
+        for size in (640, 640, 320):
+            await client.on_audio_input(bytes(size))
+        assert seen == [640, 640, 320]
+        assert "on_audio_input" not in vars(client)
+        await server.records.wait_for(lambda: server.records.last_session.audio_frames == 3)
+        assert client.metrics.audio_frames_sent == 3
 
 
 def test_settings_read_and_write_through_to_the_session() -> None:
