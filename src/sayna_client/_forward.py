@@ -27,7 +27,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 
-__all__ = ["Forward", "ForwardAttribute", "ReadyField"]
+__all__ = ["Forward", "ForwardAttribute", "ReadyField", "defines"]
 
 
 class Forward(Generic[P, R]):
@@ -67,18 +67,20 @@ class Forward(Generic[P, R]):
         if obj is None:
             return self._function
         bound = getattr(self._part(obj), self._name)
-        if self._hot and self._owns(type(obj)):
+        if self._hot and defines(type(obj), self._name, self):
             obj.__dict__[self._name] = bound  # a non-data descriptor: the instance's wins
         return bound
 
-    def _owns(self, cls: type) -> bool:
-        """This forward is what the name means on ``cls``: no subclass between overrides
-        it. (A subclass's method reached through ``super()`` must not be shadowed by the
-        part's method stored on the instance.)"""
-        for klass in cls.__mro__:
-            if self._name in vars(klass):
-                return vars(klass)[self._name] is self
-        return False
+
+def defines(cls: type, name: str, descriptor: object) -> bool:
+    """``descriptor`` is what ``name`` means on ``cls``: no subclass in between
+    overrides it. A descriptor that stores its value on the instance at the first use
+    stores it only then: reached through ``super()`` from a subclass's override, the
+    stored value would shadow that override for every later call."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return vars(klass)[name] is descriptor
+    return False
 
 
 class ForwardAttribute(Generic[T]):

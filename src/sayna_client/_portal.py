@@ -16,6 +16,7 @@ from typing import Any, Callable, Generic, Optional, TypeVar, overload
 from typing_extensions import Concatenate, ParamSpec
 
 from ._defaults import CLIENT_DEFAULT
+from ._forward import defines
 from .client import SaynaClient
 from .errors import SaynaConnectionError, SaynaTimeoutError
 from .realtime.subscriptions import Unsubscribe
@@ -373,7 +374,8 @@ class Blocking(Generic[P, R]):
         if obj is None:
             return self._function
         call = functools.partial(obj._portal.run, getattr(obj._client, self._name))
-        obj.__dict__[self._name] = call  # holds the portal and the client, not obj
+        if defines(type(obj), self._name, self):  # (not under a subclass's override)
+            obj.__dict__[self._name] = call  # holds the portal and the client, not obj
         return call
 
 

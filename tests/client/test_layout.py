@@ -15,9 +15,9 @@ from sayna_client import (
     TTSConfig,
 )
 from sayna_client._options import SessionOptions
-from sayna_client.server import LocalServer
 from sayna_client.realtime.session import VoiceSession
 from sayna_client.realtime.speaking import Speaking
+from sayna_client.server import LocalServer
 
 from .conftest import stt, tts
 

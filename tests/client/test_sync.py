@@ -84,6 +84,37 @@ async def test_rest_calls_reach_the_server(server: LocalServer) -> None:
     }
 
 
+async def test_a_subclass_override_stays_in_force_after_calling_super(
+    server: LocalServer,
+) -> None:
+    # A blocking method stores its call on the instance at the first use; reached through
+    # super() from a subclass's override, it must not shadow that override.
+    calls: list[str] = []
+
+    class Logging(SaynaSyncClient):
+        def health(self) -> Any:
+            calls.append("health")
+            return super().health()
+
+        def on_audio_input(self, audio_data: bytes) -> None:  # type: ignore[override]
+            calls.append("audio")
+            super().on_audio_input(audio_data)
+
+    def scenario() -> None:
+        with Logging(server.url, stt(), tts(sample_rate=16000)) as c:
+            for _ in range(2):
+                assert c.health().status == "OK"
+            c.connect()
+            for _ in range(3):
+                c.on_audio_input(bytes(FRAME))
+            assert "health" not in vars(c)
+            assert "on_audio_input" not in vars(c)
+
+    await asyncio.to_thread(scenario)
+    assert calls == ["health"] * 2 + ["audio"] * 3
+    await server.records.wait_for(lambda: server.records.last_session.audio_frames == 3)
+
+
 async def test_connect_speak_wait_and_events(server: LocalServer) -> None:
     def scenario() -> list[Any]:
         with make_sync(server, stream_id="sync-1") as c:
