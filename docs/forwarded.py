@@ -1,7 +1,7 @@
 """mkdocs hook: the names ``SaynaClient`` forwards to its voice session, on its page.
 
 mkdocstrings reads the code statically, so it cannot see that ``SaynaClient.speak`` is
-``Speaking.speak`` (``_forward.Forward``) or what ``client.stt_config`` holds
+``Speaking.speak`` (``_forward.forward``) or what ``client.stt_config`` holds
 (``ForwardAttribute``, ``ReadyField``). This hook writes, where ``clients.md`` has the
 marker, one entry per forwarded name in the class's own order: a method is rendered by
 mkdocstrings from the part's function, under the heading ``SaynaClient.<name>``; an
@@ -22,19 +22,23 @@ _ROLE = re.compile(r":\w+:`~?([\w.]+)`")
 def forwarded_names() -> list[tuple[str, Any]]:
     """``(name, descriptor)`` of every name ``SaynaClient`` forwards, in class order."""
     from sayna_client import SaynaClient
-    from sayna_client._forward import Forward, ForwardAttribute, ReadyField
+    from sayna_client._forward import ForwardAttribute, ReadyField, is_forward
 
-    kinds = (Forward, ForwardAttribute, ReadyField)
-    return [(name, value) for name, value in vars(SaynaClient).items() if isinstance(value, kinds)]
+    kinds = (ForwardAttribute, ReadyField)
+    return [
+        (name, value)
+        for name, value in vars(SaynaClient).items()
+        if is_forward(value) or isinstance(value, kinds)
+    ]
 
 
 def forwarded_markdown(level: int = 3) -> str:
     """The markdown of every forwarded name (mkdocstrings directives for the methods)."""
-    from sayna_client._forward import Forward, ForwardAttribute
+    from sayna_client._forward import ForwardAttribute, is_forward
 
     parts = []
     for name, value in forwarded_names():
-        if isinstance(value, Forward):
+        if is_forward(value):
             function = value.__wrapped__
             parts.append(
                 f"::: {function.__module__}.{function.__qualname__}\n"

@@ -1,24 +1,31 @@
 """How ``SaynaClient`` forwards the seed's names to the parts it composes.
 
-``client.speak`` *is* the voice session's ``speak``: :class:`Forward` looks the
-method up on the part (``client._voice.speaking``) at each use. A ``hot`` one
-(``on_audio_input``, called 50 times a second per stream) stores that bound method on
-the instance at the first use, so later calls cost a plain attribute read (unless a
-subclass overrides the name: its method stays what the name means); the others
-do not (a stored bound method is 64 bytes per client, for calls made once or twice a
-session: issue #19's idle memory per session). On the class, the
-attribute is the part's function itself, so ``help(SaynaClient.speak)`` shows its
-signature and docstring. :class:`ForwardAttribute` does the same for a value the
-part holds (``client.stt_config``), read and optionally written through, and
+``client.speak`` calls the voice session's ``speak``: :func:`forward` makes a method of
+the client that looks the method up on the part (``client._voice.speaking``) at each
+call and calls it. It is a plain function in the class, with the part's signature and
+docstring, so the client behaves as if it had written the method itself:
+``SaynaClient.speak(client, "hi")`` works, a subclass may override it and call
+``super()``, ``unittest.mock``'s ``create_autospec`` and ``patch.object(...,
+autospec=True)`` see a method, and a wrapper patched onto the class runs. A ``hot``
+one (``on_audio_input``, called 50 times a second per stream) stores the part's bound
+method on the instance at its first call, so later calls cost a plain attribute read
+(not when a subclass overrides the name: its method stays what the name means; a
+wrapper patched onto the class after a client's first frame does not see that client's
+frames: patch the class before, or the instance). The others store nothing (a stored
+bound method is 64 bytes per client, for calls made once or twice a session: issue
+#19's idle memory per session). :class:`ForwardAttribute` does the same for a value
+the part holds (``client.stt_config``), read and optionally written through, and
 :class:`ReadyField` for a field of the session's ``ready`` message
 (``client.livekit_url``).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import operator
 import sys
-from typing import Any, Callable, Generic, Optional, TypeVar, overload
+from typing import Any, Callable, Generic, Optional, TypeVar, cast, overload
 
 # (typing_extensions comes with pydantic; typing has these from Python 3.10 on.)
 from typing_extensions import Concatenate, ParamSpec
@@ -27,59 +34,75 @@ P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 
-__all__ = ["Forward", "ForwardAttribute", "ReadyField", "defines"]
+__all__ = ["ForwardAttribute", "ReadyField", "defines", "forward", "forwarding", "is_forward"]
 
 
-class Forward(Generic[P, R]):
-    """A method of the owner that is the method of the same name of the part at ``path``.
+def forward(
+    path: str, function: Callable[Concatenate[Any, P], R], *, hot: bool = False
+) -> Callable[Concatenate[Any, P], R]:
+    """A method of the owner that calls the method of the same name of the part at
+    ``path`` (the dotted attribute path of the part on the owner, ``"_voice.speaking"``)
+    with the same arguments; ``function`` is the part's function, for the signature and
+    the docstring. ``hot``: a coroutine method called many times a second, stored on
+    the instance at its first call (see the module docstring)."""
+    part = operator.attrgetter(path)
+    name = function.__name__
+    method: Callable[..., Any]
+    if hot:
+        if not inspect.iscoroutinefunction(function):
+            raise TypeError(f"a hot forward needs a coroutine function, not {name}")
 
-    Args:
-        path: the dotted attribute path of the part on the owner (``"_voice.speaking"``).
-        function: the part's function (its class attribute), for the signature and
-            the docstring.
-        hot: store the bound method on the instance at the first use (for a method
-            called many times a second).
-    """
+        async def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+            bound = getattr(part(self), name)
+            if defines(type(self), name, method):  # (not under a subclass's override)
+                self.__dict__[name] = bound  # the instance's wins from now on
+            return await bound(*args, **kwargs)
 
-    def __init__(
-        self, path: str, function: Callable[Concatenate[Any, P], R], *, hot: bool = False
-    ) -> None:
-        self._part = operator.attrgetter(path)
-        self._function = function
-        self._hot = hot
-        self._name = function.__name__
-        self.__doc__ = function.__doc__
-        self.__wrapped__ = function
+    elif inspect.iscoroutinefunction(function):
 
-    def __set_name__(self, owner: type, name: str) -> None:
-        if name != self._name:
-            raise TypeError(f"{owner.__name__}.{name} must forward to a method of that name")
+        async def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+            return await getattr(part(self), name)(*args, **kwargs)
 
-    @overload
-    def __get__(
-        self, obj: None, owner: Optional[type] = None
-    ) -> Callable[Concatenate[Any, P], R]: ...
+    else:
 
-    @overload
-    def __get__(self, obj: object, owner: Optional[type] = None) -> Callable[P, R]: ...
+        def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+            return getattr(part(self), name)(*args, **kwargs)
 
-    def __get__(self, obj: Optional[object], owner: Optional[type] = None) -> Any:
-        if obj is None:
-            return self._function
-        bound = getattr(self._part(obj), self._name)
-        if self._hot and defines(type(obj), self._name, self):
-            obj.__dict__[self._name] = bound  # a non-data descriptor: the instance's wins
-        return bound
+    functools.update_wrapper(method, function)
+    setattr(method, _FORWARDS, path)  # (see forwarding())
+    return cast("Callable[Concatenate[Any, P], R]", method)
 
 
-def defines(cls: type, name: str, descriptor: object) -> bool:
-    """``descriptor`` is what ``name`` means on ``cls``: no subclass in between
-    overrides it. A descriptor that stores its value on the instance at the first use
+#: The attribute that marks a method made by :func:`forward` (the part's path).
+_FORWARDS = "__sayna_forwards__"
+
+
+def is_forward(value: object) -> bool:
+    """``value`` is a method made by :func:`forward` (for the docs' hook)."""
+    return callable(value) and hasattr(value, _FORWARDS)
+
+
+C = TypeVar("C", bound=type)
+
+
+def forwarding(cls: C) -> C:
+    """Class decorator: name the class's :func:`forward` methods after it
+    (``SaynaClient.speak`` rather than the part's ``Speaking.speak``, in reprs and
+    tracebacks)."""
+    for name, value in vars(cls).items():
+        if is_forward(value):
+            value.__qualname__ = f"{cls.__qualname__}.{name}"
+    return cls
+
+
+def defines(cls: type, name: str, value: object) -> bool:
+    """``value`` is what ``name`` means on ``cls``: no subclass in between overrides it.
+    A method that stores something on the instance at its first use under its own name
     stores it only then: reached through ``super()`` from a subclass's override, the
     stored value would shadow that override for every later call."""
     for klass in cls.__mro__:
         if name in vars(klass):
-            return vars(klass)[name] is descriptor
+            return vars(klass)[name] is value
     return False
 
 

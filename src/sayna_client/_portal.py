@@ -11,17 +11,16 @@ import itertools
 import logging
 import threading
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any, Callable, Generic, Optional, TypeVar, overload
+from typing import Any, Callable, Generic, Optional, TypeVar, cast
 
 from typing_extensions import Concatenate, ParamSpec
 
 from ._defaults import CLIENT_DEFAULT
-from ._forward import defines
 from .client import SaynaClient
 from .errors import SaynaConnectionError, SaynaTimeoutError
 from .realtime.subscriptions import Unsubscribe
 
-__all__ = ["Blocking", "BlockingIterator", "Registration"]
+__all__ = ["BlockingIterator", "blocking", "registration"]
 
 logger = logging.getLogger("sayna_client")
 
@@ -344,68 +343,39 @@ class BlockingIterator(Generic[T]):
             pending.cancel()
 
 
-class Blocking(Generic[P, R]):
+def blocking(
+    function: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[Any, P], R]:
     """A ``SaynaSyncClient`` method that is the ``SaynaClient`` coroutine method of the
     same name, run on the loop thread: same arguments, result and errors, blocking
-    (see :meth:`_Portal.run`). On the class it is a plain function with the async
-    method's signature; the first use on an instance stores the blocking call on it."""
+    (see :meth:`_Portal.run`). A plain function in the class, with the async method's
+    signature, so a subclass may override it and call ``super()``, and ``mock``'s
+    autospec sees a method."""
+    name = function.__name__
 
-    def __init__(self, function: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]) -> None:
-        name = self._name = function.__name__
+    @functools.wraps(function)
+    def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+        return self._portal.run(getattr(self._client, name), *args, **kwargs)
 
-        @functools.wraps(function)
-        def blocking(self: Any, *args: Any, **kwargs: Any) -> Any:
-            return self._portal.run(getattr(self._client, name), *args, **kwargs)
-
-        blocking.__doc__ = (
-            f"``SaynaClient.{name}()``, blocking: it runs on the client's loop thread and "
-            f"this returns its result or raises its error.\n\n{function.__doc__ or ''}"
-        )
-        self._function = blocking
-        self.__doc__ = blocking.__doc__
-
-    @overload
-    def __get__(self, obj: None, owner: Optional[type] = None) -> Callable[..., R]: ...
-
-    @overload
-    def __get__(self, obj: object, owner: Optional[type] = None) -> Callable[P, R]: ...
-
-    def __get__(self, obj: Optional[Any], owner: Optional[type] = None) -> Any:
-        if obj is None:
-            return self._function
-        call = functools.partial(obj._portal.run, getattr(obj._client, self._name))
-        if defines(type(obj), self._name, self):  # (not under a subclass's override)
-            obj.__dict__[self._name] = call  # holds the portal and the client, not obj
-        return call
+    method.__doc__ = (
+        f"``SaynaClient.{name}()``, blocking: it runs on the client's loop thread and "
+        f"this returns its result or raises its error.\n\n{function.__doc__ or ''}"
+    )
+    return cast("Callable[Concatenate[Any, P], R]", method)
 
 
-class Registration(Generic[T]):
+def registration(
+    function: Callable[[Any, Callable[[T], Any]], Unsubscribe],
+) -> Callable[[Any, Callable[[T], Any]], Unsubscribe]:
     """A ``SaynaSyncClient`` ``register_on_*`` method: the ``SaynaClient`` one, run where
     it cannot race the loop, returning an ``Unsubscribe`` callable from any thread."""
+    name = function.__name__
 
-    def __init__(self, function: Callable[[Any, Callable[[T], Any]], Unsubscribe]) -> None:
-        name = self._name = function.__name__
+    @functools.wraps(function)
+    def method(self: Any, callback: Callable[[T], Any]) -> Unsubscribe:
+        return _ThreadSafeUnsubscribe(
+            self._portal.call(getattr(self._client, name), callback), self._portal
+        )
 
-        @functools.wraps(function)
-        def register(self: Any, callback: Callable[[T], Any]) -> Unsubscribe:
-            return _ThreadSafeUnsubscribe(
-                self._portal.call(getattr(self._client, name), callback), self._portal
-            )
-
-        register.__doc__ = f"{function.__doc__}\n\nThe callback runs on the loop thread."
-        self._function = register
-
-    @overload
-    def __get__(
-        self, obj: None, owner: Optional[type] = None
-    ) -> Callable[[Any, Callable[[T], Any]], Unsubscribe]: ...
-
-    @overload
-    def __get__(
-        self, obj: object, owner: Optional[type] = None
-    ) -> Callable[[Callable[[T], Any]], Unsubscribe]: ...
-
-    def __get__(self, obj: Optional[Any], owner: Optional[type] = None) -> Any:
-        if obj is None:
-            return self._function
-        return functools.partial(self._function, obj)
+    method.__doc__ = f"{function.__doc__}\n\nThe callback runs on the loop thread."
+    return method

@@ -19,7 +19,7 @@ import aiohttp
 from ._config import ReconnectPolicy, RetryPolicy, Timeouts, derive_urls
 from ._defaults import CLIENT_DEFAULT
 from ._deprecated import DeprecatedNames
-from ._forward import Forward, ForwardAttribute, ReadyField
+from ._forward import ForwardAttribute, ReadyField, forward, forwarding
 from ._http import DEFAULT_MAX_RESPONSE_BYTES
 from ._options import DEFAULT_HEARTBEAT, DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, SessionOptions
 from ._redact import safe_url, split_userinfo
@@ -47,6 +47,7 @@ _EVENTS, _DRAIN, _COMMANDS = "_voice.subscriptions", "_voice.drainer", "_voice.c
 _SPEECH, _AUDIO = "_voice.speaking", "_voice.audio_in"
 
 
+@forwarding
 class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
     """A client for one Sayna server: REST calls, and one WebSocket voice session at a time.
 
@@ -180,11 +181,11 @@ class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
 
     # --- the voice session: lifecycle and state ----------------------------------------
 
-    connect = Forward(_S, VoiceSession.connect)
-    reconfigure = Forward(_S, VoiceSession.reconfigure)
-    disconnect = Forward(_S, VoiceSession.disconnect)
-    abort = Forward(_S, VoiceSession.abort)
-    on_audio_input = Forward(_AUDIO, AudioInput.on_audio_input, hot=True)
+    connect = forward(_S, VoiceSession.connect)
+    reconfigure = forward(_S, VoiceSession.reconfigure)
+    disconnect = forward(_S, VoiceSession.disconnect)
+    abort = forward(_S, VoiceSession.abort)
+    on_audio_input = forward(_AUDIO, AudioInput.on_audio_input, hot=True)
 
     connected = ForwardAttribute[bool](_S, VoiceSession.connected.__doc__)
     ready = ForwardAttribute[bool](_S, VoiceSession.ready.__doc__)
@@ -242,43 +243,43 @@ class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
 
     # --- events and callbacks ----------------------------------------------------------
 
-    events = Forward(_EVENTS, Subscriptions.events)
-    turns = Forward(_EVENTS, Subscriptions.turns)
-    on = Forward(_EVENTS, Subscriptions.on)
-    off = Forward(_EVENTS, Subscriptions.off)
-    register_on_ready = Forward(_EVENTS, Subscriptions.register_on_ready)
-    register_on_stt_result = Forward(_EVENTS, Subscriptions.register_on_stt_result)
-    register_on_tts_audio = Forward(_EVENTS, Subscriptions.register_on_tts_audio)
-    register_on_error = Forward(_EVENTS, Subscriptions.register_on_error)
-    register_on_message = Forward(_EVENTS, Subscriptions.register_on_message)
-    register_on_participant_connected = Forward(
+    events = forward(_EVENTS, Subscriptions.events)
+    turns = forward(_EVENTS, Subscriptions.turns)
+    on = forward(_EVENTS, Subscriptions.on)
+    off = forward(_EVENTS, Subscriptions.off)
+    register_on_ready = forward(_EVENTS, Subscriptions.register_on_ready)
+    register_on_stt_result = forward(_EVENTS, Subscriptions.register_on_stt_result)
+    register_on_tts_audio = forward(_EVENTS, Subscriptions.register_on_tts_audio)
+    register_on_error = forward(_EVENTS, Subscriptions.register_on_error)
+    register_on_message = forward(_EVENTS, Subscriptions.register_on_message)
+    register_on_participant_connected = forward(
         _EVENTS, Subscriptions.register_on_participant_connected
     )
-    register_on_participant_disconnected = Forward(
+    register_on_participant_disconnected = forward(
         _EVENTS, Subscriptions.register_on_participant_disconnected
     )
-    register_on_track_subscribed = Forward(_EVENTS, Subscriptions.register_on_track_subscribed)
-    register_on_tts_playback_complete = Forward(
+    register_on_track_subscribed = forward(_EVENTS, Subscriptions.register_on_track_subscribed)
+    register_on_tts_playback_complete = forward(
         _EVENTS, Subscriptions.register_on_tts_playback_complete
     )
-    register_on_sip_transfer_error = Forward(_EVENTS, Subscriptions.register_on_sip_transfer_error)
-    register_on_vad_event = Forward(_EVENTS, Subscriptions.register_on_vad_event)
-    register_on_close = Forward(_EVENTS, Subscriptions.register_on_close)
-    register_on_audio = Forward(_EVENTS, Subscriptions.register_on_audio)
+    register_on_sip_transfer_error = forward(_EVENTS, Subscriptions.register_on_sip_transfer_error)
+    register_on_vad_event = forward(_EVENTS, Subscriptions.register_on_vad_event)
+    register_on_close = forward(_EVENTS, Subscriptions.register_on_close)
+    register_on_audio = forward(_EVENTS, Subscriptions.register_on_audio)
 
     # --- commands, speech and the conversation -------------------------------------------
 
-    speak = Forward(_SPEECH, Speaking.speak)
-    speak_stream = Forward(_SPEECH, Speaking.speak_stream)
-    tts_flush = Forward(_SPEECH, Speaking.tts_flush)
-    clear = Forward(_SPEECH, Speaking.clear)
-    send_message = Forward(_COMMANDS, Commands.send_message)
-    sip_transfer = Forward(_COMMANDS, Commands.sip_transfer)
-    update_config = Forward(_COMMANDS, Commands.update_config)
-    loading_start = Forward(_COMMANDS, Commands.loading_start)
-    loading_stop = Forward(_COMMANDS, Commands.loading_stop)
-    drain = Forward(_DRAIN, Drainer.drain)
-    finish_audio = Forward(_DRAIN, Drainer.finish_audio)
+    speak = forward(_SPEECH, Speaking.speak)
+    speak_stream = forward(_SPEECH, Speaking.speak_stream)
+    tts_flush = forward(_SPEECH, Speaking.tts_flush)
+    clear = forward(_SPEECH, Speaking.clear)
+    send_message = forward(_COMMANDS, Commands.send_message)
+    sip_transfer = forward(_COMMANDS, Commands.sip_transfer)
+    update_config = forward(_COMMANDS, Commands.update_config)
+    loading_start = forward(_COMMANDS, Commands.loading_start)
+    loading_stop = forward(_COMMANDS, Commands.loading_stop)
+    drain = forward(_DRAIN, Drainer.drain)
+    finish_audio = forward(_DRAIN, Drainer.finish_audio)
 
     metrics = ForwardAttribute[SessionMetrics](
         _DRAIN, "Latency figures of the current session (also logged at DEBUG)."

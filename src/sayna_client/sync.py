@@ -38,7 +38,7 @@ from ._defaults import ClientDefault as _ClientDefault
 from ._forward import ForwardAttribute
 from ._http import DEFAULT_MAX_RESPONSE_BYTES
 from ._options import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES
-from ._portal import Blocking, BlockingIterator, Registration, _Portal, _ThreadSafeUnsubscribe
+from ._portal import BlockingIterator, _Portal, _ThreadSafeUnsubscribe, blocking, registration
 from .agents.segmenter import SentenceSegmenter
 from .agents.speech_sync import SyncSpeechHandle, iterate_in_thread
 from .client import SaynaClient
@@ -156,8 +156,11 @@ class SaynaSyncClient:
 
     def __exit__(self, exc_type: object, *exc_info: object) -> None:
         # As ``async with SaynaClient``: a normal exit lets the conversation finish, an
-        # exception aborts at once.
-        self._portal.close(self._client, graceful=exc_type is None)
+        # exception aborts at once (through the methods: a subclass's own run).
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
     def close(self) -> None:
         """End the session (as ``SaynaClient.disconnect()``: the conversation finishes
@@ -208,7 +211,10 @@ class SaynaSyncClient:
             yield self
             graceful = True
         finally:
-            self._portal.close(self._client, graceful=graceful)
+            if graceful:
+                self.close()
+            else:
+                self.abort()
 
     def __del__(self) -> None:
         portal = getattr(self, "_portal", None)
@@ -302,20 +308,20 @@ class SaynaSyncClient:
 
     # --- REST: each is the SaynaClient method, blocking; same arguments, result, errors ---
 
-    health = Blocking(SaynaClient.health)
-    get_voices = Blocking(SaynaClient.get_voices)
-    speak_rest = Blocking(SaynaClient.speak_rest)
-    get_livekit_token = Blocking(SaynaClient.get_livekit_token)
-    get_livekit_rooms = Blocking(SaynaClient.get_livekit_rooms)
-    get_livekit_room = Blocking(SaynaClient.get_livekit_room)
-    remove_livekit_participant = Blocking(SaynaClient.remove_livekit_participant)
-    mute_livekit_participant_track = Blocking(SaynaClient.mute_livekit_participant_track)
-    get_sip_hooks = Blocking(SaynaClient.get_sip_hooks)
-    set_sip_hooks = Blocking(SaynaClient.set_sip_hooks)
-    delete_sip_hooks = Blocking(SaynaClient.delete_sip_hooks)
-    sip_transfer_rest = Blocking(SaynaClient.sip_transfer_rest)
-    sip_call = Blocking(SaynaClient.sip_call)
-    get_recording = Blocking(SaynaClient.get_recording)
+    health = blocking(SaynaClient.health)
+    get_voices = blocking(SaynaClient.get_voices)
+    speak_rest = blocking(SaynaClient.speak_rest)
+    get_livekit_token = blocking(SaynaClient.get_livekit_token)
+    get_livekit_rooms = blocking(SaynaClient.get_livekit_rooms)
+    get_livekit_room = blocking(SaynaClient.get_livekit_room)
+    remove_livekit_participant = blocking(SaynaClient.remove_livekit_participant)
+    mute_livekit_participant_track = blocking(SaynaClient.mute_livekit_participant_track)
+    get_sip_hooks = blocking(SaynaClient.get_sip_hooks)
+    set_sip_hooks = blocking(SaynaClient.set_sip_hooks)
+    delete_sip_hooks = blocking(SaynaClient.delete_sip_hooks)
+    sip_transfer_rest = blocking(SaynaClient.sip_transfer_rest)
+    sip_call = blocking(SaynaClient.sip_call)
+    get_recording = blocking(SaynaClient.get_recording)
 
     # --- the WebSocket session ---------------------------------------------------------
 
@@ -416,25 +422,25 @@ class SaynaSyncClient:
         )
         return SyncSpeechHandle(handle, self._portal)
 
-    tts_flush = Blocking(SaynaClient.tts_flush)
+    tts_flush = blocking(SaynaClient.tts_flush)
 
-    clear = Blocking(SaynaClient.clear)
+    clear = blocking(SaynaClient.clear)
 
-    on_audio_input = Blocking(SaynaClient.on_audio_input)
+    on_audio_input = blocking(SaynaClient.on_audio_input)
 
-    send_message = Blocking(SaynaClient.send_message)
+    send_message = blocking(SaynaClient.send_message)
 
-    sip_transfer = Blocking(SaynaClient.sip_transfer)
+    sip_transfer = blocking(SaynaClient.sip_transfer)
 
-    update_config = Blocking(SaynaClient.update_config)
+    update_config = blocking(SaynaClient.update_config)
 
-    loading_start = Blocking(SaynaClient.loading_start)
+    loading_start = blocking(SaynaClient.loading_start)
 
-    loading_stop = Blocking(SaynaClient.loading_stop)
+    loading_stop = blocking(SaynaClient.loading_stop)
 
-    finish_audio = Blocking(SaynaClient.finish_audio)
+    finish_audio = blocking(SaynaClient.finish_audio)
 
-    drain = Blocking(SaynaClient.drain)
+    drain = blocking(SaynaClient.drain)
 
     # --- events: pull -------------------------------------------------------------------
 
@@ -475,20 +481,20 @@ class SaynaSyncClient:
         """Remove every registration of ``callback``; returns how many were removed."""
         return self._portal.call(self._client.off, callback)
 
-    register_on_ready = Registration(SaynaClient.register_on_ready)
-    register_on_stt_result = Registration(SaynaClient.register_on_stt_result)
-    register_on_tts_audio = Registration(SaynaClient.register_on_tts_audio)
-    register_on_error = Registration(SaynaClient.register_on_error)
-    register_on_message = Registration(SaynaClient.register_on_message)
-    register_on_participant_connected = Registration(SaynaClient.register_on_participant_connected)
-    register_on_participant_disconnected = Registration(
+    register_on_ready = registration(SaynaClient.register_on_ready)
+    register_on_stt_result = registration(SaynaClient.register_on_stt_result)
+    register_on_tts_audio = registration(SaynaClient.register_on_tts_audio)
+    register_on_error = registration(SaynaClient.register_on_error)
+    register_on_message = registration(SaynaClient.register_on_message)
+    register_on_participant_connected = registration(SaynaClient.register_on_participant_connected)
+    register_on_participant_disconnected = registration(
         SaynaClient.register_on_participant_disconnected
     )
-    register_on_track_subscribed = Registration(SaynaClient.register_on_track_subscribed)
-    register_on_tts_playback_complete = Registration(SaynaClient.register_on_tts_playback_complete)
-    register_on_sip_transfer_error = Registration(SaynaClient.register_on_sip_transfer_error)
-    register_on_vad_event = Registration(SaynaClient.register_on_vad_event)
-    register_on_close = Registration(SaynaClient.register_on_close)
+    register_on_track_subscribed = registration(SaynaClient.register_on_track_subscribed)
+    register_on_tts_playback_complete = registration(SaynaClient.register_on_tts_playback_complete)
+    register_on_sip_transfer_error = registration(SaynaClient.register_on_sip_transfer_error)
+    register_on_vad_event = registration(SaynaClient.register_on_vad_event)
+    register_on_close = registration(SaynaClient.register_on_close)
 
 
 @atexit.register

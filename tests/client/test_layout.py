@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
+from unittest import mock
 
 import pytest
 
 from sayna_client import (
     SaynaClient,
+    SaynaNotConnectedError,
     SaynaSyncClient,
     SaynaValidationError,
     STTConfig,
@@ -36,11 +39,59 @@ def test_forwarded_methods_keep_the_session_signature_and_contract() -> None:
     assert inspect.iscoroutinefunction(SaynaClient.on_audio_input)
 
 
-def test_a_forwarded_method_is_the_same_object_at_every_look_up() -> None:
+async def test_the_audio_input_is_stored_on_the_client_at_its_first_call() -> None:
     client = _client()
+    with pytest.raises(SaynaNotConnectedError):
+        await client.on_audio_input(bytes(640))
     first = client.on_audio_input
-    assert client.on_audio_input is first  # stored on first use: a plain attribute read
+    assert client.on_audio_input is first  # a plain attribute read from now on
+    assert first.__self__ is client._voice.audio_in
     assert client.speak.__name__ == "speak"
+
+
+def test_forwarded_methods_are_methods_of_the_client() -> None:
+    # Called through the class, patched onto it and auto-specced, as a method the client
+    # wrote itself (the class holds plain functions).
+    client = _client()
+    assert repr(client.speak).startswith("<bound method SaynaClient.speak of ")
+    assert SaynaClient.register_on_ready(client, lambda _: None)() is True  # (it was registered)
+    calls: list[str] = []
+    original = SaynaClient.register_on_close
+
+    def traced(self: SaynaClient, callback: Any) -> Any:
+        calls.append("traced")
+        return original(self, callback)
+
+    SaynaClient.register_on_close = traced  # type: ignore[method-assign]
+    try:
+        client.register_on_close(lambda _: None)()
+    finally:
+        SaynaClient.register_on_close = original  # type: ignore[method-assign]
+    client.register_on_close(lambda _: None)()
+    assert calls == ["traced"]
+    spec = mock.create_autospec(SaynaClient, instance=True)
+    assert inspect.iscoroutinefunction(spec.speak)
+    with pytest.raises(TypeError):
+        spec.speak()  # text is required, self is not
+    sync = mock.create_autospec(SaynaSyncClient, instance=True)
+    sync.health()
+    sync.on_audio_input(b"x")
+    blocking = SaynaSyncClient("http://127.0.0.1:9", without_audio=True)
+    try:  # a blocking method, looked at on an instance
+        assert blocking.health.__name__ == "health"
+        assert "blocking" in (blocking.health.__doc__ or "")
+        assert next(iter(inspect.signature(blocking.speak).parameters)) == "text"
+    finally:
+        blocking.close()
+
+
+async def test_forwarded_coroutines_run_through_the_class() -> None:
+    client = _client()
+    with pytest.raises(SaynaNotConnectedError):
+        await SaynaClient.speak(client, "hi")
+    with pytest.raises(SaynaNotConnectedError):
+        await SaynaClient.on_audio_input(client, bytes(640))
+    await SaynaClient.disconnect(client)  # safe in every state
 
 
 async def test_a_subclass_override_of_on_audio_input_stays_in_force(

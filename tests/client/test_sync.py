@@ -100,6 +100,14 @@ async def test_a_subclass_override_stays_in_force_after_calling_super(
             calls.append("audio")
             super().on_audio_input(audio_data)
 
+        def close(self) -> None:
+            calls.append("close")
+            super().close()
+
+        def abort(self) -> None:
+            calls.append("abort")
+            super().abort()
+
     def scenario() -> None:
         with Logging(server.url, stt(), tts(sample_rate=16000)) as c:
             for _ in range(2):
@@ -109,10 +117,12 @@ async def test_a_subclass_override_stays_in_force_after_calling_super(
                 c.on_audio_input(bytes(FRAME))
             assert "health" not in vars(c)
             assert "on_audio_input" not in vars(c)
+        with pytest.raises(KeyError), Logging(server.url, stt(), tts()).session():
+            raise KeyError("leaving with an error aborts")
 
     await asyncio.to_thread(scenario)
-    assert calls == ["health"] * 2 + ["audio"] * 3
-    await server.records.wait_for(lambda: server.records.last_session.audio_frames == 3)
+    assert calls == ["health"] * 2 + ["audio"] * 3 + ["close", "abort"]
+    await server.records.wait_for(lambda: server.records.sessions[0].audio_frames == 3)
 
 
 async def test_connect_speak_wait_and_events(server: LocalServer) -> None:
