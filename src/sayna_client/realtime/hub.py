@@ -33,7 +33,7 @@ from types import MethodType
 from typing import Any, Callable, Optional, Protocol
 
 from ..protocol.events import TTSAudio
-from .dispatcher import Dispatcher, Notice
+from .dispatcher import Dispatcher, Notice, callbacks_task
 from .events import EventsDropped
 from .fanout import TargetFunction, plan_for
 from .mailbox import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, Mailbox
@@ -178,15 +178,15 @@ class EventHub:
         callbacks = self._audio_callbacks
         if callbacks is not None:
             callbacks.put_audio(data)
-        self._counter.on_audio(data)
-        for route in self._audio:
-            route(data)
         mailboxes = self._audio_mailboxes
-        if mailboxes:
+        if mailboxes:  # (before the counts: a record they publish comes after the frame)
             event = TTSAudio(data)
             size = len(data)
             for mailbox in mailboxes:
                 mailbox.put_sized(event, size)
+        self._counter.on_audio(data)
+        for route in self._audio:
+            route(data)
 
     def publish_audio_run(self, run: list[bytes]) -> None:
         """:meth:`publish_audio` of each frame of ``run`` (frames that came in a row in
@@ -418,6 +418,10 @@ class EventHub:
         bounded by ``timeout``, then cancel what still runs. Registrations stay."""
         self.end_session()
         pending = set(self._draining or ())
+        # Called from a callback (a disconnect() in an async callback): its own task
+        # cannot end while it waits here; it handles what is queued, the close
+        # included, once that callback returns.
+        pending.discard(callbacks_task())
         if not pending:
             return
         done, late = await asyncio.wait(pending, timeout=timeout)

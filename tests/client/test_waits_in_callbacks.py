@@ -1,0 +1,128 @@
+"""Waits and closes called from inside the session's own callbacks.
+
+A callback runs on the session's callbacks task; a wait for "every callback queued so
+far" called from it cannot wait for that task (the task waits for the callback), nor can
+the close of the session it runs in. These are the agent's everyday calls: a reply with
+``speak(wait=True, timeout=...)`` from the turn handler, a ``disconnect()`` after a
+goodbye, a new ``connect()`` from ``on_close``. Before Python 3.12, ``asyncio.wait_for``
+(behind every ``timeout=``) runs what it bounds in a task of its own, so "the caller is
+the callbacks task" is told by the task's context, which such a task inherits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from helpers.internals import server_state
+from helpers.waiting import eventually
+from sayna_client import STTResultMessage
+from sayna_client.server import LocalServer
+
+from .conftest import make_client
+
+
+async def _turn(server: LocalServer, stream_id: str) -> None:
+    """Have the server push one final result that is also the speech-final."""
+    body = {"kind": "turn", "count": 1, "size": 64, "interval_ms": 0}
+    url = f"{server.url}/_local/bench/{stream_id}/burst"
+    async with aiohttp.ClientSession() as http, http.post(url, json=body) as response:
+        assert response.status == 202
+
+
+async def test_speak_wait_and_drain_with_a_timeout_return_inside_a_callback(
+    server: LocalServer,
+) -> None:
+    outcome: list[Any] = []
+
+    async def on_result(result: STTResultMessage) -> None:
+        try:
+            handle = await client.speak("okay", wait=True, timeout=5)
+            outcome.append(handle.done)
+            await client.drain(timeout=5)
+            outcome.append("drained")
+        except Exception as exc:  # reported below, with its type
+            outcome.append(exc)
+
+    async with make_client(server, stream_id="wait-in-callback") as client:
+        client.register_on_stt_result(on_result)
+        await client.connect()
+        await _turn(server, "wait-in-callback")
+        await eventually(lambda: len(outcome) == 2, timeout=20, what="the callback's waits ended")
+    assert outcome == [True, "drained"]
+
+
+async def test_disconnect_inside_an_async_callback_returns_and_the_close_is_delivered(
+    server: LocalServer,
+) -> None:
+    seen: list[str] = []
+
+    async def on_result(result: STTResultMessage) -> None:
+        try:
+            await client.disconnect()
+        except BaseException as exc:  # (a CancelledError included)
+            seen.append(f"disconnect raised {type(exc).__name__}")
+            raise
+        seen.append("disconnect returned")
+
+    async with make_client(server, stream_id="close-in-callback") as client:
+        client.register_on_stt_result(on_result)
+        client.register_on_close(lambda event: seen.append(f"on_close {event.code}"))
+        await client.connect()
+        await _turn(server, "close-in-callback")
+        await eventually(lambda: len(seen) == 2, timeout=20, what="the close delivered")
+        assert not client.connected
+    assert seen == ["disconnect returned", "on_close 1000"]
+
+
+async def test_a_new_session_from_on_close_may_speak_and_wait(server: LocalServer) -> None:
+    # The new session's callbacks task waits for the old one, which runs this on_close:
+    # speak(wait=True) here must not wait for the new task either.
+    outcome: list[Any] = []
+
+    async def on_close(event: Any) -> None:
+        if outcome:
+            return  # (the final disconnect)
+        outcome.append(event.code)
+        try:
+            await client.connect()
+            handle = await client.speak("back again", wait=True, timeout=5)
+            outcome.append(handle.done)
+        except Exception as exc:
+            outcome.append(exc)
+
+    async with make_client(server) as client:
+        client.register_on_close(on_close)
+        client.register_on_tts_audio(lambda chunk: None)
+        await client.connect()
+        (session,) = server_state(server).sessions
+        await session.ws.close(code=1011, message=b"restart")
+        await eventually(lambda: len(outcome) == 2, timeout=20, what="the reply after the close")
+        assert client.ready
+    assert outcome == [1011, True]
+
+
+async def test_a_turns_record_comes_after_the_replys_first_frame_for_every_consumer(
+    server: LocalServer,
+) -> None:
+    # The turn metrics publish a turn's record as the reply's first TTS frame arrives:
+    # the callbacks and an events() iterator see it at the same place, after that frame.
+    kinds = ("turn", "tts_audio", "turn_metrics")
+    called: list[str] = []
+    async with make_client(server, stream_id="record-order") as client:
+        for kind in kinds:
+            client.on(kind, lambda event, kind=kind: called.append(kind))
+        events = client.events()
+        turns = client.turns()
+        await client.connect()
+        await _turn(server, "record-order")
+        async for _turn_ended in turns:
+            await client.speak("the reply", wait=True, timeout=10)
+            break
+        await client.disconnect()
+        pulled = [event.type async for event in events if event.type in kinds]
+    assert "turn_metrics" in called
+    assert pulled == called
+    record = called.index("turn_metrics")
+    assert called[record - 1] == "tts_audio"
