@@ -43,7 +43,8 @@ def as_frame(audio_data: Any) -> tuple[Frame, int]:
     exactly those bytes in the frame (never an item count).
 
     Raises:
-        SaynaValidationError: not bytes-like, or a buffer that is not C-contiguous.
+        SaynaValidationError: not bytes-like, a buffer that cannot be read (a released
+            memoryview), or one that is not C-contiguous.
     """
     if type(audio_data) is bytearray:
         return audio_data, len(audio_data)
@@ -58,6 +59,11 @@ def as_frame(audio_data: Any) -> tuple[Frame, int]:
         raise SaynaValidationError(
             f"audio_data must be a bytes-like object (bytes, bytearray, memoryview, "
             f"array.array, a numpy array), got {type(audio_data).__name__}; {hint}"
+        ) from None
+    except ValueError as exc:  # e.g. a released memoryview
+        raise SaynaValidationError(
+            f"audio_data cannot be read ({exc}); pass a buffer that is still valid, or "
+            "bytes(audio_data) taken before it was released"
         ) from None
     if not view.c_contiguous:
         raise SaynaValidationError(

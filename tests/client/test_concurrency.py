@@ -29,6 +29,7 @@ from sayna_client import (
     SaynaEventLoopError,
     SaynaNotConnectedError,
     SaynaSyncClient,
+    SaynaValidationError,
     Timeouts,
 )
 from sayna_client.server import Faults, LocalServer
@@ -247,6 +248,32 @@ async def test_a_second_event_loop_gets_a_typed_error(server: LocalServer) -> No
 
     # Once the session is closed, another loop may use the client.
     assert await asyncio.to_thread(asyncio.run, whole_session())
+
+
+async def test_another_loop_gets_a_typed_error_after_the_sessions_own_frames(
+    server: LocalServer,
+) -> None:
+    # Once the session's loop sent audio, a frame looks its lane up no more: a frame from
+    # another thread's loop is still refused, whatever its size, and nothing of it is sent.
+    async with make_client(server) as client:
+        await client.connect()
+        await client.on_audio_input(FRAME)
+        for frame in (FRAME, FRAME[:320]):
+            with pytest.raises(SaynaEventLoopError, match="another event loop"):
+                await asyncio.to_thread(asyncio.run, client.on_audio_input(frame))
+        await client.on_audio_input(FRAME)  # the session's own loop goes on
+        await server.records.wait_for(lambda: server.records.last_session.audio_frames == 2)
+        assert client.metrics.audio_frames_sent == 2
+    assert server.records.last_session.audio_bytes == 2 * len(FRAME)
+
+
+async def test_a_released_buffer_is_a_validation_error(server: LocalServer) -> None:
+    async with make_client(server) as client:
+        await client.connect()
+        view = memoryview(bytearray(FRAME))
+        view.release()
+        with pytest.raises(SaynaValidationError, match="cannot be read"):
+            await client.on_audio_input(view)
 
 
 async def test_sync_client_threads_racing_connect_and_close(server: LocalServer) -> None:

@@ -85,7 +85,6 @@ def callbacks_task() -> Optional[asyncio.Task[None]]:
     return _CALLBACKS_TASK.get()
 
 
-
 class Notice:
     """An SDK event for the callbacks of ``route`` rather than of its own type: an
     unexpected close (``ConnectionClosed``) for the error callbacks (``lost``)."""

@@ -12,6 +12,7 @@ check. At a thousand sessions every object a frame touches is a likely cache mis
 from __future__ import annotations
 
 import asyncio
+import threading
 import weakref
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, NoReturn, Optional, Union
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     from .hold import AudioHold
 
 __all__ = ["AudioInput", "frame_writer_of", "silence_frame"]
+
+
+_thread_id = threading.get_ident
 
 
 def silence_frame(stt: Optional[STTConfig], frame_ms: int) -> bytes:
@@ -97,7 +101,17 @@ class AudioInput:
     thousand sessions every object a frame touches costs a cache miss).
     """
 
-    __slots__ = ("_bytes", "_conn", "_mark", "_metrics", "_session", "_size", "frames_sent", "lane")
+    __slots__ = (
+        "_bytes",
+        "_conn",
+        "_mark",
+        "_metrics",
+        "_session",
+        "_size",
+        "_thread",
+        "frames_sent",
+        "lane",
+    )
 
     def __init__(self, session: SessionCore) -> None:
         self._session = session
@@ -116,6 +130,9 @@ class AudioInput:
         self._size = -1
         self._mark = 0
         self._bytes = 0
+        #: The thread the lane was looked up in (the session's loop's): a frame from
+        #: another thread is checked again (another loop's gets SaynaEventLoopError).
+        self._thread = 0
 
     @property
     def bytes_sent(self) -> int:
@@ -154,7 +171,11 @@ class AudioInput:
         # size go straight to the lane (a size is checked once, a lane looked up once
         # per session, messages built only on failure); anything else is admitted first.
         frame: Union[bytes, bytearray, memoryview]
-        if type(audio_data) is bytes and len(audio_data) == self._size:
+        if (
+            type(audio_data) is bytes
+            and len(audio_data) == self._size
+            and _thread_id() == self._thread
+        ):
             frame = audio_data
         else:
             admitted = self._admit(audio_data)
@@ -252,8 +273,14 @@ class AudioInput:
             frame, size = as_frame(audio_data)
         if not 0 < size <= MAX_AUDIO_FRAME:
             reject_frame(size)
-        if self.lane is None and not self._new_audio_lane(frame):
-            return None
+        if self.lane is None:
+            if not self._new_audio_lane(frame):
+                return None
+        elif self._thread != _thread_id():
+            # Not the thread of the session's loop: another loop's call raises
+            # SaynaEventLoopError here; the session's loop, now run by this thread, goes on.
+            self._session.ready_connection()
+            self._thread = _thread_id()
         if size != self._size:
             self._count_as(size)
         return frame
@@ -270,6 +297,7 @@ class AudioInput:
         # (ready_connection raises: not connected, or not ready yet.)
         conn = self._conn = self._count_for(session.ready_connection())
         self.lane = frame_writer_of(conn)
+        self._thread = _thread_id()
         return True
 
     def _count_for(self, conn: WebSocketConnection) -> WebSocketConnection:
