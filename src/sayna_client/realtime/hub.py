@@ -179,12 +179,20 @@ class EventHub:
         if callbacks is not None:
             callbacks.put_audio(data)
         mailboxes = self._audio_mailboxes
+        event: Optional[TTSAudio] = None
         if mailboxes:  # (before the counts: a record they publish comes after the frame)
             event = TTSAudio(data)
-            size = len(data)
             for mailbox in mailboxes:
-                mailbox.put_sized(event, size)
+                mailbox.put_sized(event, len(data))
         self._counter.on_audio(data)
+        if self._audio_mailboxes is not mailboxes:
+            # An iterator opened by a hook of the counts (the turn metrics' ``emit``,
+            # timing this frame) takes the frame too, as one opened before it.
+            if event is None:
+                event = TTSAudio(data)
+            for mailbox in self._audio_mailboxes:
+                if mailbox not in mailboxes:
+                    mailbox.put_sized(event, len(data))
         for route in self._audio:
             route(data)
 
