@@ -108,7 +108,8 @@ def defines(cls: type, name: str, value: object) -> bool:
 
 class ForwardAttribute(Generic[T]):
     """An attribute of the owner that is the attribute of the same name of the part at
-    ``path`` (read-only unless ``writable``), documented by ``doc``: the part's own
+    ``path`` (read-only unless ``writable``; ``check`` raises for a value that may not be
+    written), documented by ``doc``: the part's own
     docstring where it has one (``VoiceSession.ready.__doc__``), so the text is written
     once.
 
@@ -117,12 +118,21 @@ class ForwardAttribute(Generic[T]):
             docstrings are stripped (``python -OO``: every ``__doc__`` is None there).
     """
 
-    def __init__(self, path: str, doc: Optional[str], *, writable: bool = False) -> None:
+    def __init__(
+        self,
+        path: str,
+        doc: Optional[str],
+        *,
+        writable: bool = False,
+        check: Optional[Callable[[Any], None]] = None,
+    ) -> None:
         if not doc and sys.flags.optimize < 2:
             raise TypeError(f"the attribute forwarded to {path} has no documentation")
         self._path = path
         self._part = operator.attrgetter(path)
         self._writable = writable
+        #: Raises for a value that may not be written (a writable one's validation).
+        self._check = check
         self._name = ""
         #: Reads ``obj.<path>.<name>`` in one call (``client.ready`` is read per event);
         #: made by ``__set_name__``.
@@ -147,6 +157,8 @@ class ForwardAttribute(Generic[T]):
     def __set__(self, obj: object, value: T) -> None:
         if not self._writable:
             raise AttributeError(f"{self._name} is read-only")
+        if self._check is not None:
+            self._check(value)
         setattr(self._part(obj), self._name, value)
 
 

@@ -179,15 +179,15 @@ class HttpTransport:
         "_base_url",
         "_headers",
         "_proxy",
-        "_retry",
         "_route",
         "_shared",
         "_sleep",
         "_ssl",
-        "_timeout",
         "_user_session",
         "max_response_bytes",
         "redactor",
+        "retry",
+        "timeout",
     )
 
     def __init__(
@@ -214,8 +214,8 @@ class HttpTransport:
             self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.max_response_bytes = max_response_bytes
         self.redactor = redactor or Redactor([api_key])
-        self._timeout = timeout
-        self._retry = retry
+        self.timeout = timeout
+        self.retry = retry
         self._shared: Optional[SharedSession] = None
         self._user_session = http_session
         self._ssl = ssl
@@ -229,8 +229,8 @@ class HttpTransport:
         return HttpTransport(
             self._base_url,
             api_key=None,
-            timeout=self._timeout,
-            retry=self._retry,
+            timeout=self.timeout,
+            retry=self.retry,
             ssl=self._ssl,
             sleep=self._sleep,
             max_response_bytes=self.max_response_bytes,
@@ -366,10 +366,10 @@ class HttpTransport:
             SaynaConnectionError: the connection failed.
             SaynaValidationError: aiohttp refused to send the request as built.
         """
-        policy = retry or self._retry
+        policy = retry or self.retry
         attempts = 1 + (policy.max_retries if idempotent else 0)
         endpoint = f"{method} {path.split('?', 1)[0]}"
-        deadline = resolve(timeout, self._timeout)
+        deadline = resolve(timeout, self.timeout)
         data = None if body is None else body.model_dump_json(exclude_none=True)
         headers = self._headers
         if data is not None:

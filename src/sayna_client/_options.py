@@ -21,6 +21,8 @@ __all__ = [
     "DEFAULT_MAX_QUEUE_BYTES",
     "SessionOptions",
     "check_configs",
+    "check_stream_id",
+    "check_without_audio",
 ]
 
 #: Events one consumer (an ``events()`` iterator, the callbacks) may have queued.
@@ -45,6 +47,21 @@ def check_configs(
     check_type("tts_config", tts_config, TTSConfig, "TTSConfig(provider='deepgram')")
     check_type("livekit_config", livekit_config, LiveKitConfig, "LiveKitConfig(room_name=..)")
     check_type("loading_audio", loading_audio, LoadingAudioConfig, "LoadingAudioConfig(..)")
+
+
+def check_without_audio(value: object) -> None:
+    """Raise :class:`SaynaValidationError` unless ``value`` is True or False."""
+    if not isinstance(value, bool):
+        raise SaynaValidationError(f"without_audio must be True or False, got {value!r}")
+
+
+def check_stream_id(value: object) -> None:
+    """Raise :class:`SaynaValidationError` unless ``value`` is None or a string that can
+    name a recording path."""
+    if value is not None and (not isinstance(value, str) or "/" in value or ".." in value):
+        raise SaynaValidationError(
+            "stream_id must be a string without '/' or '..' (it names the recording path)"
+        )
 
 
 def _positive_int(value: object) -> bool:
@@ -74,22 +91,13 @@ class SessionOptions:
 
     def __post_init__(self) -> None:
         check_configs(self.stt_config, self.tts_config, self.livekit_config, self.loading_audio)
-        if not isinstance(self.without_audio, bool):
-            raise SaynaValidationError(
-                f"without_audio must be True or False, got {self.without_audio!r}"
-            )
+        check_without_audio(self.without_audio)
         if not self.without_audio and (self.stt_config is None or self.tts_config is None):
             raise SaynaValidationError(
                 "stt_config and tts_config are required when audio is enabled; pass both, "
                 "or without_audio=True for a control-only session"
             )
-        stream_id = self.stream_id
-        if stream_id is not None and (
-            not isinstance(stream_id, str) or "/" in stream_id or ".." in stream_id
-        ):
-            raise SaynaValidationError(
-                "stream_id must be a string without '/' or '..' (it names the recording path)"
-            )
+        check_stream_id(self.stream_id)
         if self.timeouts is None:  # the clients' "not given"
             object.__setattr__(self, "timeouts", _DEFAULT_TIMEOUTS)
         check_type("timeouts", self.timeouts, Timeouts, "Timeouts(connect=5)")

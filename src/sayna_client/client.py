@@ -16,17 +16,27 @@ from typing import Any, Optional
 
 import aiohttp
 
-from ._config import ReconnectPolicy, RetryPolicy, Timeouts, derive_urls
+from ._checks import check_type
+from ._config import ReconnectPolicy, RetryPolicy, Timeouts, check_seconds, derive_urls
 from ._defaults import CLIENT_DEFAULT
 from ._deprecated import DeprecatedNames
 from ._forward import ForwardAttribute, ReadyField, forward, forwarding
 from ._http import DEFAULT_MAX_RESPONSE_BYTES
-from ._options import DEFAULT_HEARTBEAT, DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, SessionOptions
+from ._options import (
+    DEFAULT_HEARTBEAT,
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_MAX_QUEUE_BYTES,
+    SessionOptions,
+    check_configs,
+    check_stream_id,
+    check_without_audio,
+)
 from ._redact import safe_url, split_userinfo
 from ._rest import RestClient
 from .agents.methods import AgentMethods
 from .agents.metrics import TurnMetrics
 from .agents.speech import AudioOutput, SpeechQueue
+from .errors import SaynaValidationError
 from .realtime.commands import Commands
 from .realtime.conversation import SessionMetrics
 from .realtime.drain import Drainer
@@ -40,7 +50,6 @@ from .types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
 __all__ = ["CLIENT_DEFAULT", "SaynaClient", "Unsubscribe"]
 
 _DEFAULT_TIMEOUTS = Timeouts()
-_DEFAULT_RETRY = RetryPolicy()
 
 _S = "_voice"
 _EVENTS, _DRAIN, _COMMANDS = "_voice.subscriptions", "_voice.drainer", "_voice.commands"
@@ -136,7 +145,6 @@ class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
             http_session=http_session,
             max_response_bytes=max_response_bytes,
         )
-        self.retry = retry or _DEFAULT_RETRY
         link = SessionLink(ws_url, self._auth_headers, ssl, self._redactor, self)
         self._voice = VoiceSession(options, link)
 
@@ -195,33 +203,73 @@ class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
         "The speech-to-text settings: sent with the next ``config`` (``reconfigure()`` "
         "sends new ones now). Audio passed to ``on_audio_input`` must be in this format.",
         writable=True,
+        check=lambda value: check_configs(stt_config=value),
     )
     tts_config = ForwardAttribute[Optional[TTSConfig]](
-        _S, "The text-to-speech settings sent with the next ``config``.", writable=True
+        _S,
+        "The text-to-speech settings sent with the next ``config``.",
+        writable=True,
+        check=lambda value: check_configs(tts_config=value),
     )
     livekit_config = ForwardAttribute[Optional[LiveKitConfig]](
-        _S, "The LiveKit room settings sent with the next ``config``.", writable=True
+        _S,
+        "The LiveKit room settings sent with the next ``config``.",
+        writable=True,
+        check=lambda value: check_configs(livekit_config=value),
     )
     loading_audio = ForwardAttribute[Optional[LoadingAudioConfig]](
-        _S, "The LiveKit loading clip sent with the next ``config``.", writable=True
+        _S,
+        "The LiveKit loading clip sent with the next ``config``.",
+        writable=True,
+        check=lambda value: check_configs(loading_audio=value),
     )
     without_audio = ForwardAttribute[bool](
-        _S, "True for a control-only session (``audio: false``).", writable=True
+        _S,
+        "True for a control-only session (``audio: false``).",
+        writable=True,
+        check=check_without_audio,
     )
     stream_id = ForwardAttribute[Optional[str]](
         _S,
         "The ``stream_id`` sent with the next ``config`` (None: the server picks one).",
         writable=True,
-    )
-    timeouts = ForwardAttribute[Timeouts](
-        _S, "Connect / ready / request / close / drain deadlines.", writable=True
+        check=check_stream_id,
     )
     heartbeat = ForwardAttribute[Optional[float]](
-        _S, "Seconds within which a dead server is detected (None: no pings).", writable=True
+        _S,
+        "Seconds within which a dead server is detected (None: no pings).",
+        writable=True,
+        check=lambda value: check_seconds("heartbeat", value),
     )
     reconnect_policy = ForwardAttribute[Optional[ReconnectPolicy]](
-        _S, "The automatic reconnection policy (None: no reconnection).", writable=True
+        _S,
+        "The automatic reconnection policy (None: no reconnection).",
+        writable=True,
+        check=lambda value: check_type(
+            "reconnect_policy", value, ReconnectPolicy, "ReconnectPolicy(max_attempts=10)"
+        ),
     )
+
+    @property
+    def timeouts(self) -> Timeouts:
+        """Connect / ready / request / close / drain deadlines. A new ``Timeouts``
+        assigned here applies from the next call on: REST calls take its ``request``,
+        the voice session the others.
+
+        Raises (on assignment):
+            SaynaValidationError: not a ``Timeouts``.
+        """
+        return self._voice.timeouts
+
+    @timeouts.setter
+    def timeouts(self, value: Timeouts) -> None:
+        if not isinstance(value, Timeouts):
+            check_type("timeouts", value, Timeouts, "Timeouts(connect=5)")  # (names a dict's fix)
+            raise SaynaValidationError(
+                "timeouts must be a Timeouts (e.g. Timeouts(connect=5)), got None"
+            )
+        self._voice.timeouts = value
+        self._http.timeout = value.request
 
     livekit_room_name = ReadyField(
         "livekit_room_name",

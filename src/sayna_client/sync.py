@@ -300,7 +300,17 @@ class SaynaSyncClient:
     loading_audio = ForwardAttribute[Optional[LoadingAudioConfig]]("_client", "The loading clip.")
     without_audio = ForwardAttribute[bool]("_client", "True for a control-only session.")
     stream_id = ForwardAttribute[Optional[str]]("_client", "The ``stream_id`` of the next config.")
-    timeouts = ForwardAttribute[Timeouts]("_client", "The client's deadlines.")
+
+    @property
+    def timeouts(self) -> Timeouts:
+        """The client's deadlines (read-only here: set them in the constructor)."""
+        return self._client.timeouts
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy of idempotent REST requests (read-only here)."""
+        return self._client.retry
+
     heartbeat = ForwardAttribute[Optional[float]]("_client", "The dead-peer detection figure.")
     reconnect_policy = ForwardAttribute[Optional[ReconnectPolicy]](
         "_client", "The automatic reconnection policy."

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from typing import Any
 from unittest import mock
 
 import pytest
+from aiohttp import web
 
 from sayna_client import (
+    RetryPolicy,
     SaynaClient,
     SaynaNotConnectedError,
     SaynaSyncClient,
+    SaynaTimeoutError,
     SaynaValidationError,
     STTConfig,
     Timeouts,
@@ -22,7 +26,7 @@ from sayna_client.realtime.session import VoiceSession
 from sayna_client.realtime.speaking import Speaking
 from sayna_client.server import LocalServer
 
-from .conftest import stt, tts
+from .conftest import serving, stt, tts
 
 
 def _client() -> SaynaClient:
@@ -125,6 +129,48 @@ def test_settings_read_and_write_through_to_the_session() -> None:
     assert client.timeouts.connect == 1
     with pytest.raises(AttributeError):
         client.ready = True  # type: ignore[misc]
+
+
+async def test_assigned_timeouts_and_retry_apply_to_rest_calls() -> None:
+    stalled = asyncio.Event()
+
+    async def health(request: web.Request) -> web.Response:
+        await stalled.wait()  # (set at the end: the client's deadline ends the call)
+        return web.json_response({"status": "OK"})
+
+    app = web.Application()
+    app.router.add_get("/", health)
+    async with serving(app) as url:
+        client = SaynaClient(url, without_audio=True, timeouts=Timeouts(request=30))
+        client.timeouts = Timeouts(request=0.2)
+        client.retry = RetryPolicy(max_retries=0)
+        try:
+            with pytest.raises(SaynaTimeoutError) as info:
+                await asyncio.wait_for(client.health(), 20)
+        finally:
+            stalled.set()  # (the server's shutdown waits for its handler)
+        assert info.value.timeout == 0.2
+        assert client.retry.max_retries == 0
+        await client.aclose()
+
+
+def test_assigned_settings_are_checked() -> None:
+    client = _client()
+    for name, value, message in (
+        ("timeouts", {"connect": 5}, "Timeouts"),
+        ("timeouts", None, "Timeouts"),
+        ("retry", 3, "RetryPolicy"),
+        ("heartbeat", -5, "heartbeat"),
+        ("stt_config", {"provider": "deepgram"}, "STTConfig"),
+        ("tts_config", "x", "TTSConfig"),
+        ("without_audio", "yes", "True or False"),
+        ("stream_id", "../up", "stream_id"),
+        ("reconnect_policy", 3, "ReconnectPolicy"),
+    ):
+        before = getattr(client, name)
+        with pytest.raises(SaynaValidationError, match=message):
+            setattr(client, name, value)
+        assert getattr(client, name) == before  # (nothing written)
 
 
 def test_both_clients_check_session_arguments_through_one_options_object() -> None:

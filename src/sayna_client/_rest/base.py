@@ -225,6 +225,25 @@ class RestBase:
             http_session=http_session,
         )
 
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy of idempotent REST requests. A new ``RetryPolicy`` assigned
+        here applies from the next call on.
+
+        Raises (on assignment):
+            SaynaValidationError: not a ``RetryPolicy``.
+        """
+        return self._http.retry
+
+    @retry.setter
+    def retry(self, value: RetryPolicy) -> None:
+        if not isinstance(value, RetryPolicy):
+            raise SaynaValidationError(
+                f"retry must be a RetryPolicy, e.g. RetryPolicy(max_retries=2), got "
+                f"{type(value).__name__}"
+            )
+        self._http.retry = value
+
     def _renew_http(self) -> HttpTransport:
         """Replace the transport with a new one of the same settings and return it (a
         new event loop needs one: the old one's aiohttp session belongs to the old
