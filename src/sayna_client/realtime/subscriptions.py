@@ -9,6 +9,7 @@ stream that ``events()`` yields.
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any, Callable, TypeVar
 
@@ -77,7 +78,7 @@ class Subscriptions:
         behind loses its oldest events and receives ``EventsDropped`` with the count.
         """
         mailbox = self._hub.add_iterator(f"events-{id(self._hub):x}")
-        return iterate(self._hub, mailbox)
+        return _pull(self._hub, mailbox)
 
     def turns(self) -> AsyncIterator[Turn]:
         """One :class:`Turn` per user turn (interim and final results joined), in order.
@@ -86,7 +87,7 @@ class Subscriptions:
         delivers the same objects to a callback.
         """
         mailbox = self._hub.add_iterator(f"turns-{id(self._hub):x}", frozenset({"turn"}))
-        return iterate(self._hub, mailbox)
+        return _pull(self._hub, mailbox)
 
     def on(self, event_type: str, callback: Callback[Any]) -> Unsubscribe:
         """Call ``callback(event)`` for every event of ``event_type`` (e.g. ``"stt_result"``,
@@ -185,6 +186,16 @@ class Subscriptions:
         """Deprecated alias of :meth:`register_on_tts_audio`."""
         warnings.warn("use register_on_tts_audio()", DeprecationWarning, stacklevel=2)
         return self.register_on_tts_audio(callback)
+
+
+def _pull(hub: EventHub, mailbox: Mailbox) -> AsyncIterator[Any]:
+    """The iterator of ``mailbox``, whose queue is let go of when it ends, is closed, or
+    is dropped: also one dropped before its first step, which never runs its
+    ``finally`` (its queue would otherwise stay subscribed, and fill, until the session
+    ends)."""
+    iterator = iterate(hub, mailbox)
+    weakref.finalize(iterator, hub.remove_iterator, mailbox).atexit = False
+    return iterator
 
 
 async def iterate(hub: EventHub, mailbox: Mailbox) -> AsyncIterator[Any]:

@@ -1,4 +1,5 @@
-"""Waits and closes called from inside the session's own callbacks.
+"""Waits and closes called from inside the session's own callbacks; where a turn's
+record sits for each consumer; iterators dropped unused.
 
 A callback runs on the session's callbacks task; a wait for "every callback queued so
 far" called from it cannot wait for that task (the task waits for the callback), nor can
@@ -15,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from helpers.internals import server_state
+from helpers.internals import event_hub, server_state
 from helpers.waiting import eventually
 from sayna_client import STTResultMessage
 from sayna_client.server import LocalServer
@@ -126,3 +127,24 @@ async def test_a_turns_record_comes_after_the_replys_first_frame_for_every_consu
     assert pulled == called
     record = called.index("turn_metrics")
     assert called[record - 1] == "tts_audio"
+
+
+async def test_an_iterator_dropped_before_its_first_step_lets_go_of_its_queue(
+    server: LocalServer,
+) -> None:
+    # events() subscribes at once; one never iterated must not keep filling a queue
+    # until the session ends.
+    async with make_client(server, stream_id="dropped-iterator") as client:
+        hub = event_hub(client)
+        kept = client.events()
+        for _ in range(3):
+            client.events()  # dropped at once
+        dropped_turns = client.turns()
+        del dropped_turns
+        assert len(hub._iterators) == 1
+        await client.connect()
+        await _turn(server, "dropped-iterator")
+        first = await kept.__anext__()
+        assert first.type == "ready"
+        await kept.aclose()
+        assert hub._iterators == ()
