@@ -192,6 +192,49 @@ async def test_reconnect_resends_config_and_replays_held_audio(server: LocalServ
         await server.records.wait_for(lambda: second.sent_of_type("tts_playback_complete"))
 
 
+async def test_text_sends_wait_for_the_held_audio_replayed_after_a_reconnection(
+    server: LocalServer,
+) -> None:
+    # Ready again, the session first sends the audio held during the outage: a speak()
+    # meanwhile (here from the ready callback, which runs while the replay waits for the
+    # socket) would reach the server before audio passed earlier, so it is refused as
+    # during the outage, until the `reconnected` event.
+    server.faults = Faults(drop_connection_after_frames=3)
+    held = 20_000  # (13 MB: the replay waits for the socket many times)
+    policy = ReconnectPolicy(initial_backoff=0.2, buffer_bytes=held * len(FRAME))
+    c = await _reconnecting_client(server, reconnect=policy)
+    outcome: list[Any] = []
+
+    async def on_ready(ready: Any) -> None:
+        if c.metrics.audio_frames_sent == 0 and not outcome:
+            return  # (the first session's ready)
+        try:
+            await c.speak("too early")
+            outcome.append("accepted")
+        except SaynaNotReadyError as exc:
+            outcome.append((c.reconnecting, str(exc)))
+
+    async with c:
+        events = c.events()
+        await c.connect()
+        server.faults = Faults()
+        c.register_on_ready(on_ready)
+        await c.speak("break the line now please")
+        await eventually(lambda: c.reconnecting)
+        for _ in range(held):
+            await c.on_audio_input(FRAME)
+        async for event in events:
+            if isinstance(event, Reconnected):
+                assert event.replayed_frames == held
+                break
+        assert outcome
+        reconnecting, message = outcome[0]
+        assert reconnecting
+        assert "audio held while it reconnected" in message
+        await c.speak("now")  # (after the `reconnected` event)
+        await c.disconnect(drain=0)
+
+
 async def test_held_audio_goes_out_before_frames_sent_once_ready(server: LocalServer) -> None:
     # A microphone loop that never stops: frames passed once the new session is ready
     # (and while the held ones are replayed) must not overtake the held frames, and the

@@ -172,7 +172,8 @@ class VoiceSession:
 
         Raises:
             SaynaNotConnectedError: never connected, or the session ended.
-            SaynaNotReadyError: not ready yet, or reconnecting.
+            SaynaNotReadyError: not ready yet, or reconnecting (until the audio held
+                meanwhile is sent: for the reconnection's own task, once ready).
             SaynaEventLoopError: the session lives on another running loop.
         """
         conn = self._conn
@@ -193,6 +194,18 @@ class VoiceSession:
             raise SaynaNotConnectedError()
         if self._ready_msg is None:
             raise SaynaNotReadyError()
+        reconnector = self._reconnector
+        if (
+            reconnector is not None
+            and reconnector.task is not None
+            and reconnector.task is not asyncio.current_task()
+        ):
+            # Ready again, and sending the audio held meanwhile: a text message now
+            # would reach the server before audio passed earlier.
+            raise SaynaNotReadyError(
+                "The Sayna session is sending the audio held while it reconnected; retry "
+                "after the `reconnected` event"
+            )
         return conn
 
     # --- connecting ----------------------------------------------------------------
