@@ -278,6 +278,21 @@ class HttpTransport:
             shared = self._rejoin()
         return shared.session
 
+    def socket_session(self) -> tuple[aiohttp.ClientSession, Optional[SharedSession]]:
+        """The aiohttp session a WebSocket opens on (inside a running loop), with the
+        socket's own lease of it: None for the user's ``http_session``, else held for
+        the socket's life and given back with :func:`~._http_sessions.let_go`. Apart
+        from the REST calls' lease, so that a REST call from another loop, or the end
+        of the REST lease, never closes the session under a live socket.
+
+        Raises:
+            SaynaConnectionError: the user's ``http_session`` has been closed.
+        """
+        if self._user_session is not None:
+            return self.session(), None
+        shared = lease()
+        return shared.session, shared
+
     def _rejoin(self) -> SharedSession:
         old, self._shared = self._shared, None
         if old is not None:

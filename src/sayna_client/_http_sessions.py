@@ -2,9 +2,11 @@
 
 A client given no ``http_session`` leases the running loop's shared session
 (:func:`lease`), lets go of it on close (:func:`unlease`, the last one closes it) or
-when collected without a close (:func:`drop`). Every shared session refuses a redirect
-to another origin (:class:`RedirectRefused`), and :func:`redirected_elsewhere` catches
-one a user's own session followed.
+when collected without a close (:func:`drop`). A WebSocket holds a lease of its own for
+its life (:func:`let_go` at its end), apart from its client's REST calls, whose lease
+may move to another loop or be given back under a live socket. Every shared session
+refuses a redirect to another origin (:class:`RedirectRefused`), and
+:func:`redirected_elsewhere` catches one a user's own session followed.
 
 A session whose last client was collected is released on its loop (:func:`abandon`) with
 aiohttp's synchronous connector close, its one private API used here, behind a check
@@ -36,6 +38,7 @@ __all__ = [
     "client_timeout",
     "drop",
     "lease",
+    "let_go",
     "redirected_elsewhere",
     "unlease",
 ]
@@ -284,6 +287,14 @@ def lease() -> SharedSession:
 
 def _loop_ended(shared: SharedSession) -> None:
     abandon(shared.session, shared.loop)
+
+
+def let_go(shared: SharedSession) -> None:
+    """Leave ``shared`` from synchronous code (a WebSocket's lease, at the socket's end):
+    when this was its last holder, its session is released as :func:`abandon` does."""
+    session = unlease(shared)
+    if session is not None:
+        abandon(session, shared.loop)
 
 
 def unlease(shared: SharedSession) -> Optional[aiohttp.ClientSession]:

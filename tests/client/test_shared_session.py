@@ -10,14 +10,15 @@ import threading
 import warnings
 
 import pytest
+from aiohttp import web
 
 from helpers import internals
 from helpers.waiting import eventually
-from sayna_client import SaynaClient, Timeouts
+from sayna_client import RetryPolicy, SaynaClient, SaynaError, Timeouts
 from sayna_client import _http_sessions as http_sessions
 from sayna_client.server import LocalServer
 
-from .conftest import make_client
+from .conftest import make_client, serving
 
 
 async def test_clients_of_one_loop_share_one_session(server: LocalServer) -> None:
@@ -171,3 +172,48 @@ async def test_a_client_collected_on_another_thread_is_released_on_its_loop(
     dropper.start()
     await asyncio.to_thread(dropper.join)
     await eventually(lambda: http.closed and connector.closed, what="closed on the loop")
+
+
+async def test_a_rest_call_from_another_loop_leaves_the_session_open(server: LocalServer) -> None:
+    # The socket holds its own lease of its loop's shared session: the REST calls'
+    # lease moving to another loop (and back) never closes it under the socket.
+    closes: list[object] = []
+    async with make_client(server) as client:
+        client.register_on_close(closes.append)
+        await client.connect()
+        health = await asyncio.to_thread(asyncio.run, client.health())
+        assert health.status == "OK"
+        assert (await client.health()).status == "OK"  # (the lease is back on this loop)
+        handle = await client.speak("still here", wait=True, timeout=10)
+        assert handle.done
+        assert client.ready
+        assert closes == []
+
+
+async def test_a_failed_connect_leaves_a_rest_call_in_flight_alone() -> None:
+    # A REST call sent once (no retry) is in flight when the same client's connect()
+    # fails: the socket gives back only its own lease, so the call gets its answer.
+    reached, release = asyncio.Event(), asyncio.Event()
+
+    async def health(request: web.Request) -> web.Response:
+        reached.set()
+        await release.wait()
+        return web.json_response({"status": "OK"})
+
+    async def refuse_upgrade(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="busy")
+
+    app = web.Application()
+    app.router.add_get("/", health)
+    app.router.add_get("/ws", refuse_upgrade)
+    async with serving(app) as url:
+        client = SaynaClient(url, without_audio=True, retry=RetryPolicy(max_retries=0))
+        call = asyncio.ensure_future(client.health())
+        try:
+            await reached.wait()
+            with pytest.raises(SaynaError):
+                await client.connect()
+        finally:
+            release.set()
+        assert (await call).status == "OK"
+        await client.disconnect()

@@ -25,6 +25,7 @@ from typing import Any, Optional, Protocol, cast
 import aiohttp
 
 from .._compat import within
+from .._http_sessions import SharedSession, let_go
 from .._redact import Redactor
 from ..errors import (
     SaynaConfigRejectedError,
@@ -115,6 +116,7 @@ class WebSocketConnection(SocketSender):
         "_heartbeat_interval",
         "_http",
         "_hub",
+        "_lease",
         "_owner",
         "_reader",
         "_ready_waiter",
@@ -132,9 +134,13 @@ class WebSocketConnection(SocketSender):
         *,
         heartbeat: Optional[float] = None,
         http: Optional[aiohttp.ClientSession] = None,
+        lease: Optional[SharedSession] = None,
     ) -> None:
         SocketSender.__init__(self, ws)
         self._hub = hub
+        #: The socket's own lease of the shared aiohttp session (None: the user's
+        #: session), given back when the session ends (:meth:`_finish`).
+        self._lease = lease
         #: The aiohttp session the socket was opened through: closed under the socket,
         #: it ended the connection (the close is then ours, not the peer's).
         self._http = http
@@ -199,6 +205,7 @@ class WebSocketConnection(SocketSender):
         proxy: Optional[str] = None,
         proxy_auth: Optional[aiohttp.BasicAuth] = None,
         netrc: bool = False,
+        lease: Optional[SharedSession] = None,
     ) -> WebSocketConnection:
         """Open the socket (bounded by ``connect_timeout``); ``heartbeat`` is the user's
         dead-peer detection figure in seconds (None: no pings); ``owner`` is told of
@@ -206,6 +213,9 @@ class WebSocketConnection(SocketSender):
         counting while data still flows.
         ``redactor`` masks the client's secrets in the errors and their causes;
         ``netrc``: the ``Authorization`` header holds ``.netrc`` credentials, not a key.
+        ``lease``: the socket's lease of ``session`` (see
+        :meth:`~.._http.HttpTransport.socket_session`), given back when the session
+        ends; the caller gives it back when this raises.
 
         Raises:
             SaynaError: what :func:`~.handshake.open_socket` raises: an HTTP error status
@@ -223,7 +233,7 @@ class WebSocketConnection(SocketSender):
             proxy_auth=proxy_auth,
             netrc=netrc,
         )
-        return cls(ws, hub, owner, heartbeat=heartbeat, http=session)
+        return cls(ws, hub, owner, heartbeat=heartbeat, http=session, lease=lease)
 
     async def configure(self, config_text: str, ready_timeout: Optional[float]) -> ReadyMessage:
         """Send ``config`` and wait for ``ready``.
@@ -595,6 +605,9 @@ class WebSocketConnection(SocketSender):
             # wake sends waiting for a peer that may never read again (a close() of ours
             # drops it itself, after its bounded Close handshake).
             self._drop_transport()
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            let_go(lease)  # (the last holder of the loop's shared session closes it)
 
     # --- closing -------------------------------------------------------------------
 

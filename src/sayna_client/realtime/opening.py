@@ -13,6 +13,7 @@ import asyncio
 from typing import NamedTuple, Optional, Protocol
 
 from .._checks import has_google_auth
+from .._http_sessions import let_go
 from ..protocol.commands import encode_config
 from ..protocol.events import ReadyMessage
 from ..types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
@@ -89,20 +90,27 @@ async def dial(
     # Through a forward proxy the upgrade is `GET http://host/ws`: proxies know the
     # http scheme (ws:// is not one they all accept); wss:// tunnels with CONNECT.
     ws_url = "http" + link.ws_url[2:] if proxy and link.ws_url[:5] == "ws://" else None
-    return await WebSocketConnection.open(
-        http.session(),
-        ws_url or link.ws_url,
-        proxy=proxy,
-        proxy_auth=proxy_auth,
-        headers=headers,
-        heartbeat=heartbeat,
-        connect_timeout=connect_timeout,
-        ssl=link.ssl,
-        hub=hub,
-        owner=owner,
-        redactor=link.redactor,
-        netrc=authorization is not None,
-    )
+    session, lease = http.socket_session()
+    try:
+        return await WebSocketConnection.open(
+            session,
+            ws_url or link.ws_url,
+            proxy=proxy,
+            proxy_auth=proxy_auth,
+            headers=headers,
+            heartbeat=heartbeat,
+            connect_timeout=connect_timeout,
+            ssl=link.ssl,
+            hub=hub,
+            owner=owner,
+            redactor=link.redactor,
+            netrc=authorization is not None,
+            lease=lease,
+        )
+    except BaseException:
+        if lease is not None:
+            let_go(lease)  # (no socket holds it)
+        raise
 
 
 async def configure(

@@ -244,15 +244,11 @@ class VoiceSession:
                 # A config was rejected earlier: send the current one again.
                 await self._configure(self._conn)
                 return
-            try:
-                await self._open()
-            except BaseException:
-                if self._conn is None:
-                    # Nothing stays open after a failed connect, even when the caller
-                    # never reaches disconnect() (a Quick Start whose exception ends
-                    # the program); a later REST call makes a new HTTP session.
-                    await self._link.http().close()
-                raise
+            # (Nothing stays open after a failed connect, even when the caller never
+            # reaches disconnect(): the socket gives back its lease of the HTTP session,
+            # whose last holder closes it. The REST calls' lease stays, with any call
+            # still running on it.)
+            await self._open()
 
     def _adopt_loop(self) -> None:
         """Raise ``SaynaEventLoopError`` when the session lives on another running loop;
