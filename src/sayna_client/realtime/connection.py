@@ -605,9 +605,17 @@ class WebSocketConnection(SocketSender):
             # wake sends waiting for a peer that may never read again (a close() of ours
             # drops it itself, after its bounded Close handshake).
             self._drop_transport()
+        if not by_client:
+            # (A close of ours gives it back once done, in _release(): on aiohttp's path
+            # the close is seen here before its Close frame is written.)
+            self._give_back_lease()
+
+    def _give_back_lease(self) -> None:
+        """Give back the socket's lease of the shared HTTP session (once): its last
+        holder closes it."""
         lease, self._lease = self._lease, None
         if lease is not None:
-            let_go(lease)  # (the last holder of the loop's shared session closes it)
+            let_go(lease)
 
     # --- closing -------------------------------------------------------------------
 
@@ -663,6 +671,7 @@ class WebSocketConnection(SocketSender):
             # Released now, not when the reader sees the drop: at the end of an event
             # loop, it may not run again.
             release_connection(self._upgrade)
+        self._give_back_lease()
 
     def _release(self) -> list[asyncio.Task[None]]:
         """Synchronously end everything: close record, TCP connection, reader, control
@@ -672,6 +681,7 @@ class WebSocketConnection(SocketSender):
         self._drop_transport()
         if self._upgrade is not None:
             release_connection(self._upgrade)  # aiohttp's record of it (idempotent)
+        self._give_back_lease()
         tasks = [task for task in (self._control or ()) if not task.done()]
         reader = self._reader
         if reader is not None:
