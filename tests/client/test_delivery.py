@@ -443,11 +443,13 @@ async def test_plain_callbacks_take_a_long_burst_in_turns_losing_nothing(
 async def test_plain_callbacks_overflow_is_reported_before_what_was_kept(
     server: LocalServer,
 ) -> None:
-    # A queue of 4 for plain callbacks and a burst of 300 frames: the reader queues up to
-    # 128 frames per loop turn, so the oldest are dropped; every drop is reported (once
-    # per overflow, before the frames kept after it) and nothing is lost unreported.
+    # A queue of 4 frames' bytes for plain callbacks and a burst of 300 frames: the reader
+    # queues a whole read (up to 128 frames) per loop turn, so the oldest are dropped;
+    # every drop is reported (once per overflow, before the frames kept after it) and
+    # nothing is lost unreported.
     seen: list[Any] = []
-    async with make_client(server, max_queue=4, stream_id="plain-overflow") as client:
+    bound = {"max_queue_bytes": 4 * 64}
+    async with make_client(server, stream_id="plain-overflow", **bound) as client:
         client.register_on_tts_audio(lambda chunk: seen.append(len(chunk)))
         client.register_on_error(seen.append)
         await client.connect()

@@ -192,16 +192,46 @@ async def test_disconnect_during_a_burst_delivers_every_frame_read(server: Local
     assert frames == [64] * read
 
 
-@pytest.mark.parametrize("bound", [{"max_queue": 4}, {"max_queue_bytes": 4 * 64}])
-async def test_overflow_while_the_task_waits_is_reported_before_what_was_kept(
-    server: LocalServer, bound: dict[str, int]
+async def test_consumers_that_keep_up_lose_nothing_under_a_small_count_bound(
+    server: LocalServer,
 ) -> None:
-    # A queue of 4 frames (in count, or in bytes), an async result callback (the task
-    # waits) and a plain audio one: a burst of 300 frames comes up to 128 to a loop turn,
+    # A queue of 4 events and a burst of 300 frames: the reader hands on at most half a
+    # queue between two turns of the loop, in which a consumer that keeps up (a plain
+    # callback, an iterator doing nothing else) takes them: nothing is dropped.
+    heard: list[int] = []
+    reports: list[Any] = []
+    async with make_client(server, stream_id="small-bound", max_queue=4) as client:
+        client.register_on_tts_audio(lambda chunk: heard.append(len(chunk)))
+        client.register_on_error(reports.append)
+        events = client.events()
+        pulled: list[str] = []
+
+        async def pull() -> None:  # (waiting for events from the start, as keeping up is)
+            async for event in events:
+                pulled.append(event.type)
+                if pulled.count("tts_audio") == 300:
+                    return
+
+        puller = asyncio.ensure_future(pull())
+        await client.connect()
+        await _burst(server, "small-bound", "audio", 300)
+        await asyncio.wait_for(puller, 30)
+        assert set(pulled) == {"ready", "tts_audio"}
+        await eventually(lambda: len(heard) == 300, what="every frame to the callback")
+        await client.disconnect(drain=0)  # (the burst's audio was never spoken)
+    assert reports == []
+
+
+async def test_overflow_while_the_task_waits_is_reported_before_what_was_kept(
+    server: LocalServer,
+) -> None:
+    # A queue of 4 frames' bytes, an async result callback (the task waits) and a plain
+    # audio one: a burst of 300 frames comes a whole read (up to 128) to a loop turn,
     # each turn's frames delivered by one pass. The queue's bounds hold for them as for
     # plain callbacks: the oldest are dropped, every drop is reported once, before the
     # frames kept after it, and the newest frame is always kept.
     seen: list[Any] = []
+    bound = {"max_queue_bytes": 4 * 64}
 
     async def on_result(result: STTResultMessage) -> None:
         seen.append(result)

@@ -43,7 +43,7 @@ from ..protocol.lifecycle import (
     received_close_code,
 )
 from .deadline import Deadlines, deadlines
-from .framing import FrameProtocol, WireViolation
+from .framing import BYTES_PER_TURN, FRAMES_PER_TURN, FrameProtocol, WireViolation
 from .handshake import MAX_MESSAGE_BYTES, open_socket
 from .heartbeat import Heartbeat
 from .hub import EventHub
@@ -175,6 +175,10 @@ class WebSocketConnection(SocketSender):
                 transport,
                 aiohttp_protocol,
                 binary=hub.publish_audio,  # TTS audio straight to the hub
+                # Half the consumers' queues at most between two turns, in which they
+                # take what was read: one that keeps up never overflows.
+                frames_per_turn=max(1, min(FRAMES_PER_TURN, hub.max_queue // 2)),
+                bytes_per_turn=max(1, min(BYTES_PER_TURN, hub.max_queue_bytes // 2)),
             )
             transport.set_protocol(wire)
             self._wire = wire

@@ -159,6 +159,8 @@ class FrameProtocol(asyncio.Protocol):
         "_rest_at",
         "_sink",
         "_taken",
+        "_turn_bytes",
+        "_turn_frames",
         "_waiters",
         "lost",
         "on_resume",
@@ -175,8 +177,15 @@ class FrameProtocol(asyncio.Protocol):
         transport: Any,
         previous: Optional[Any] = None,
         binary: Optional[Callable[[bytes], None]] = None,
+        frames_per_turn: int = FRAMES_PER_TURN,
+        bytes_per_turn: int = BYTES_PER_TURN,
     ) -> None:
         self._sink: Optional[FrameSink] = sink
+        #: The frames and bytes handled in one turn of the loop (at most
+        #: :data:`FRAMES_PER_TURN` and :data:`BYTES_PER_TURN`; fewer where the consumers'
+        #: queues are smaller, so that a consumer keeping up never overflows).
+        self._turn_frames = frames_per_turn
+        self._turn_bytes = bytes_per_turn
         #: Takes each whole binary message (the audio hot path: the sink's consumer
         #: directly, one call less per frame); ``sink.frame_binary`` when not given.
         self._binary = binary or sink.frame_binary
@@ -207,7 +216,7 @@ class FrameProtocol(asyncio.Protocol):
         self._next_turn = False
         #: Frames that may still be handled, and bytes read, before the loop turns (both
         #: reset by _turn).
-        self._budget = FRAMES_PER_TURN
+        self._budget = self._turn_frames
         self._taken = 0
         #: False once a Close or a violation ended reading (later bytes are ignored).
         self.reading = True
@@ -252,7 +261,7 @@ class FrameProtocol(asyncio.Protocol):
                     self._tell_violation(violation)
                 except Exception as exc:  # a failure of the SDK's own handling: never silent
                     self._fail(exc)
-            if taken >= BYTES_PER_TURN and self._flowing:
+            if taken >= self._turn_bytes and self._flowing:
                 self._wait_turn()  # read no more in this turn
             return
         if not self._flowing:
@@ -280,7 +289,7 @@ class FrameProtocol(asyncio.Protocol):
             buffer = self._buffer
         if pos < len(data):
             self._handle(data, pos)
-        if self._taken >= BYTES_PER_TURN and self._flowing:
+        if self._taken >= self._turn_bytes and self._flowing:
             self._wait_turn()  # read no more in this turn
 
     def _handle(self, data: bytes, pos: int) -> None:
@@ -448,7 +457,7 @@ class FrameProtocol(asyncio.Protocol):
 
     def _turn(self) -> None:
         self._next_turn = False
-        self._budget = FRAMES_PER_TURN
+        self._budget = self._turn_frames
         self._taken = 0
         self._go_on()
 
