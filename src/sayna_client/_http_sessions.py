@@ -214,11 +214,21 @@ def _release(session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop) ->
     session.detach()  # public: the session counts as closed from now on
     close_now = _sync_close_of(connector)
     if close_now is not None:
-        close_now()
+        # aiohttp hands back a future per connection it closed, set when the connection
+        # is gone: with the error of one lost meanwhile, which nobody else would read.
+        for waiter in close_now() or ():
+            if isinstance(waiter, asyncio.Future):
+                waiter.add_done_callback(_read_outcome)
     elif not loop.is_closed():  # (a closed loop's connections died with it)
         closing = loop.create_task(_close(connector))
         _CLOSING.add(closing)
         closing.add_done_callback(_CLOSING.discard)
+
+
+def _read_outcome(future: asyncio.Future[Any]) -> None:
+    """Mark ``future``'s outcome as read (asyncio would log an error nobody read)."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def _close(connector: aiohttp.BaseConnector) -> None:

@@ -23,7 +23,14 @@ from aiohttp import web
 
 from helpers import internals
 from helpers.waiting import eventually
-from sayna_client import ConnectionClosed, EventsDropped, SaynaClient, Timeouts
+from sayna_client import (
+    ConnectionClosed,
+    EventsDropped,
+    ReconnectPolicy,
+    SaynaClient,
+    SaynaConnectionError,
+    Timeouts,
+)
 
 from .conftest import start_app, stt, tts
 
@@ -113,6 +120,62 @@ def test_on_uvloop_a_burst_of_audio_frames_reaches_a_keeping_up_consumer() -> No
             assert dropped == []
             assert heads == list(range(count))
             await client.disconnect()
+        finally:
+            await runner.cleanup()
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+
+
+def test_on_uvloop_an_upload_that_never_waits_learns_of_a_reset_at_once() -> None:
+    # The server resets the connection in the middle of an upload faster than real time
+    # whose loop catches each error and goes on without waiting: the first send that
+    # finds the transport closed ends the session as lost there and then (uvloop tells
+    # of the loss at a later turn of its loop, which such a loop never reaches), so the
+    # reconnection starts and the later frames are held and replayed, not refused.
+    uvloop = pytest.importorskip("uvloop")
+    total, reset_after = 20_000, 2_000
+    sessions: list[list[int]] = []
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        heard: list[int] = []
+        sessions.append(heard)
+        async for message in ws:
+            if message.type == web.WSMsgType.TEXT and json.loads(message.data)["type"] == "config":
+                await ws.send_str(json.dumps({"type": "ready", "stream_id": "upload"}))
+            elif message.type == web.WSMsgType.BINARY:
+                heard.append(int.from_bytes(message.data[:4], "big"))
+                if len(sessions) == 1 and len(heard) == reset_after:
+                    assert request.transport is not None
+                    request.transport.abort()
+                    break
+        return ws
+
+    async def scenario() -> None:
+        app = web.Application()
+        app.router.add_get("/ws", handler)
+        runner, url = await start_app(app)
+        try:
+            policy = ReconnectPolicy(initial_backoff=0.05, buffer_bytes=64 << 20)
+            client = SaynaClient(url, stt(), tts(sample_rate=16000), reconnect=policy)
+            await client.connect()
+            assert internals.sender_kind(client) == "frame_writer"
+            refused = []
+            for index in range(total):
+                try:
+                    await client.on_audio_input(index.to_bytes(4, "big") + bytes(636))
+                except SaynaConnectionError:
+                    refused.append(index)
+            assert len(refused) <= 1  # (at most the send that found the reset)
+            await eventually(lambda: len(sessions) == 2 and sessions[1][-1:] == [total - 1])
+            after = refused[-1] + 1 if refused else sessions[0][-1] + 1
+            assert sessions[1][0] <= after
+            await client.disconnect(drain=0)
         finally:
             await runner.cleanup()
 

@@ -433,6 +433,18 @@ class WebSocketConnection(SocketSender):
             self._frames.closing = True  # (nothing more may be written)
         drop_transport(self._transport())
 
+    def send_failed(self, exc: BaseException) -> BaseException:
+        """The SDK error for an exception raised by a send. A send that finds the
+        transport closed before asyncio told the connection (it tells at a later turn
+        of the loop, which an upload that never waits may not reach) ends the session
+        now, as lost: the reconnection, or the end, starts at once, and later frames are
+        held (or refused) as after any loss."""
+        if self.close_info is None and self._wire is not None and self._wire.transport.is_closing():
+            # (The rest of wire_lost, aiohttp's view of the connection included, comes
+            # with the transport's own connection_lost, as after any loss.)
+            self._finish(ABNORMAL_CLOSURE, self._lost_reason(exc))
+        return super().send_failed(exc)
+
     def _transport(self) -> Optional[Any]:
         """The asyncio transport of the socket (None when aiohttp's cannot be found)."""
         return self._wire.transport if self._wire is not None else transport_of(self._ws)
