@@ -123,11 +123,7 @@ def test_on_uvloop_a_burst_of_audio_frames_reaches_a_keeping_up_consumer() -> No
         finally:
             await runner.cleanup()
 
-    loop = uvloop.new_event_loop()
-    try:
-        loop.run_until_complete(scenario())
-    finally:
-        loop.close()
+    _run_on(uvloop, scenario)
 
 
 def test_on_uvloop_an_upload_that_never_waits_learns_of_a_reset_at_once() -> None:
@@ -179,6 +175,11 @@ def test_on_uvloop_an_upload_that_never_waits_learns_of_a_reset_at_once() -> Non
         finally:
             await runner.cleanup()
 
+    _run_on(uvloop, scenario)
+
+
+def _run_on(uvloop: Any, scenario: Callable[[], Awaitable[None]]) -> None:
+    """Run ``scenario`` on a new uvloop event loop (the test's own loop is asyncio's)."""
     loop = uvloop.new_event_loop()
     try:
         loop.run_until_complete(scenario())

@@ -14,22 +14,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
-
 from helpers.internals import event_hub, server_state
 from helpers.waiting import eventually
 from sayna_client import STTResultMessage
 from sayna_client.server import LocalServer
 
 from .conftest import make_client
+from .test_delivery_mixed import _burst
 
 
 async def _turn(server: LocalServer, stream_id: str) -> None:
     """Have the server push one final result that is also the speech-final."""
-    body = {"kind": "turn", "count": 1, "size": 64, "interval_ms": 0}
-    url = f"{server.url}/_local/bench/{stream_id}/burst"
-    async with aiohttp.ClientSession() as http, http.post(url, json=body) as response:
-        assert response.status == 202
+    await _burst(server, stream_id, "turn", 1)
 
 
 async def test_speak_wait_and_drain_with_a_timeout_return_inside_a_callback(
