@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, NoReturn, Optional, TypeVar, Union
 
+from ._compat import within
 from ._config import MAX_TEXT_CHARS
 from .errors import SaynaTimeoutError, SaynaValidationError
 from .types import GoogleAuth, STTConfig, TTSConfig
@@ -93,7 +94,9 @@ async def bounded(waiter: Awaitable[T], timeout: Optional[float], what: str) -> 
     """``await waiter`` within ``timeout`` seconds (None: no limit), else
     :class:`SaynaTimeoutError` naming ``what``."""
     try:
-        return await asyncio.wait_for(waiter, timeout)
+        # (In the caller's task, as asyncio.wait_for is not before Python 3.12: a wait
+        # made by a callback must be told apart from the callbacks task's others.)
+        return await within(timeout, waiter)
     except asyncio.TimeoutError as exc:
         raise SaynaTimeoutError(
             f"{what} did not finish within {timeout} s", operation=what, timeout=timeout

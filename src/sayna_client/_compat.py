@@ -27,8 +27,32 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.9 and 3.10
 
     async def within(timeout: Optional[float], awaitable: Awaitable[T]) -> T:
-        """Await with a deadline, raising ``asyncio.TimeoutError`` when it passes."""
-        return await asyncio.wait_for(awaitable, timeout)
+        """Await with a deadline, raising ``asyncio.TimeoutError`` when it passes: a timer
+        that cancels the current task, as ``asyncio.timeout`` does on 3.11+.
+        ``asyncio.wait_for`` would run the awaitable in a new task, which a session's
+        callbacks task could not tell from any other caller (a wait from a callback would
+        then wait for that callback)."""
+        if timeout is None:
+            return await awaitable
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - awaited outside a task
+            return await asyncio.wait_for(awaitable, timeout)
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        timer = asyncio.get_running_loop().call_later(max(0.0, timeout), expire)
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if expired:
+                raise asyncio.TimeoutError() from None
+            raise
+        finally:
+            timer.cancel()
 
 
 def aiohttp_mask() -> Optional[Callable[[bytes, bytearray], None]]:

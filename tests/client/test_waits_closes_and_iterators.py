@@ -12,6 +12,7 @@ the callbacks task" is told by the task's context, which such a task inherits.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from helpers.internals import event_hub, server_state
@@ -144,3 +145,31 @@ async def test_an_iterator_dropped_before_its_first_step_lets_go_of_its_queue(
         assert first.type == "ready"
         await kept.aclose()
         assert hub._iterators == ()
+
+
+async def test_a_task_a_callback_started_waits_for_the_callbacks_when_it_disconnects(
+    server: LocalServer,
+) -> None:
+    # An agent loop started from on_ready runs on its own: its disconnect() lets the
+    # callbacks handle what is queued (the reply's audio, then the close) first.
+    heard: list[str] = []
+    done: asyncio.Future[tuple[int, bool]] = asyncio.get_running_loop().create_future()
+
+    async def on_audio(chunk: bytes) -> None:
+        await asyncio.sleep(0)  # (an async callback: the callbacks run on their task)
+        heard.append("audio")
+
+    async def agent() -> None:
+        await client.speak("Hello there, this is a longer sentence to synthesize.")
+        await client.disconnect()
+        done.set_result((heard.count("audio"), "close" in heard))
+
+    async with make_client(server) as client:
+        client.register_on_tts_audio(on_audio)
+        client.register_on_close(lambda event: heard.append("close"))
+        started: list[asyncio.Task[None]] = []
+        client.register_on_ready(lambda event: started.append(asyncio.ensure_future(agent())))
+        await client.connect()
+        frames, closed = await asyncio.wait_for(done, 20)
+    assert closed
+    assert frames == client.metrics.tts_audio_frames > 0

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextvars
 import inspect
 import logging
 import weakref
@@ -52,7 +51,7 @@ from .registry import Subscription, Subscriptions
 if TYPE_CHECKING:
     from .hub import EventHub
 
-__all__ = ["Dispatcher", "Notice", "callbacks_task"]
+__all__ = ["Dispatcher", "Notice"]
 
 logger = logging.getLogger("sayna_client")
 
@@ -69,20 +68,6 @@ _REPORTS = frozenset({"callback_error", "events_dropped"})
 #: The queue of a dispatcher that has never had an event (an empty ``deque`` is 760
 #: bytes, and most of a session's life is waiting): replaced by a deque on the first put.
 _NOTHING: Any = ()
-
-#: The callbacks' task running here: set by each task in its own context, so its
-#: callbacks and the tasks they start (``asyncio.wait_for`` before Python 3.12 runs
-#: what it bounds in a task of its own) see it. Such a caller cannot wait for that task
-#: to handle what is queued: the task waits for the caller.
-_CALLBACKS_TASK: contextvars.ContextVar[Optional[asyncio.Task[None]]] = contextvars.ContextVar(
-    "sayna_callbacks_task", default=None
-)
-
-
-def callbacks_task() -> Optional[asyncio.Task[None]]:
-    """The callbacks' task whose callback, or a task one started, runs this code; None
-    outside any."""
-    return _CALLBACKS_TASK.get()
 
 
 class Notice:
@@ -295,14 +280,15 @@ class Dispatcher(Mailbox):
 
     def barrier(self) -> Optional[asyncio.Future[None]]:
         """A future set once every event queued now has been handled; None when nothing
-        is queued or running, or when called from a callback on the task or from a task
-        such a callback started (it cannot wait for itself: the events before the one it
-        handles are handled already), or from one of the previous session's callbacks,
-        which this session's task waits for before it handles anything."""
+        is queued or running, or when called from a callback on the task (it cannot wait
+        for itself: the events before the one it handles are handled already), or from
+        one of the previous session's callbacks, which this session's task waits for
+        before it handles anything."""
         task = self._running()
-        inside = _CALLBACKS_TASK.get()
-        if inside is not None and (inside is task or inside is self._after):
-            return None
+        if task is not None or self._after is not None:
+            caller = asyncio.current_task()
+            if caller is not None and (caller is task or caller is self._after):
+                return None
         if task is not None:
             if not self._items and self._waiter is not None and self._pass_handle is None:
                 return None  # idle
@@ -551,7 +537,6 @@ class Dispatcher(Mailbox):
         # time. Nothing else can put while this task runs (the reader runs only while
         # it is suspended), so the overflow report is looked at, and the queue again,
         # only after a suspension.
-        _CALLBACKS_TASK.set(asyncio.current_task())  # (in this task's own context)
         after = self._after
         try:
             if after is not None and not after.done():

@@ -33,7 +33,7 @@ from types import MethodType
 from typing import Any, Callable, Optional, Protocol
 
 from ..protocol.events import TTSAudio
-from .dispatcher import Dispatcher, Notice, callbacks_task
+from .dispatcher import Dispatcher, Notice
 from .events import EventsDropped
 from .fanout import TargetFunction, plan_for
 from .mailbox import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, Mailbox
@@ -421,15 +421,18 @@ class EventHub:
         self._dispatcher = self._new_dispatcher(task)
         self._rebuild()
 
-    async def close_session(self, timeout: Optional[float]) -> None:
-        """End of a session (``disconnect()``): let the callbacks handle what is queued,
-        bounded by ``timeout``, then cancel what still runs. Registrations stay."""
+    async def close_session(
+        self, timeout: Optional[float], caller: Optional[asyncio.Task[Any]] = None
+    ) -> None:
+        """End of a session (``disconnect()``, called from ``caller``'s task): let the
+        callbacks handle what is queued, bounded by ``timeout``, then cancel what still
+        runs. Registrations stay."""
         self.end_session()
         pending = set(self._draining or ())
         # Called from a callback (a disconnect() in an async callback): its own task
-        # cannot end while it waits here; it handles what is queued, the close
+        # cannot end while the close waits for it; it handles what is queued, the close
         # included, once that callback returns.
-        pending.discard(callbacks_task())
+        pending.discard(caller)
         if not pending:
             return
         done, late = await asyncio.wait(pending, timeout=timeout)

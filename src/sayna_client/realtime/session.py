@@ -501,7 +501,10 @@ class VoiceSession:
                 if self.ready and timeout != 0:
                     await self.drainer.let_finish(timeout)
         finally:
-            closing = asyncio.get_running_loop().create_task(self._close(), name="sayna-close")
+            caller = asyncio.current_task()  # (a callback's task cannot wait for itself)
+            closing = asyncio.get_running_loop().create_task(
+                self._close(caller), name="sayna-close"
+            )
             await asyncio.shield(closing)
 
     async def abort(self) -> None:
@@ -514,8 +517,10 @@ class VoiceSession:
         """
         await self.disconnect(graceful=False)
 
-    async def _close(self) -> None:
-        """Close and release everything (the second half of :meth:`disconnect`)."""
+    async def _close(self, caller: Optional[asyncio.Task[Any]] = None) -> None:
+        """Close and release everything (the second half of :meth:`disconnect`, called
+        from ``caller``'s task: when that is the callbacks task, the close does not wait
+        for it)."""
         task = self._reconnect_task()
         if task is not None:
             task.cancel()
@@ -527,7 +532,7 @@ class VoiceSession:
             try:
                 if conn is not None:
                     await conn.close(self.timeouts.close)
-                await self.hub.close_session(self.timeouts.close)
+                await self.hub.close_session(self.timeouts.close, caller)
             finally:
                 self._set_ready(None)
                 self._gate.release()
