@@ -156,11 +156,13 @@ async def test_a_task_a_callback_started_waits_for_the_callbacks_when_it_disconn
     done: asyncio.Future[tuple[int, bool]] = asyncio.get_running_loop().create_future()
 
     async def on_audio(chunk: bytes) -> None:
-        await asyncio.sleep(0)  # (an async callback: the callbacks run on their task)
+        # Busy until the socket is closed: the close must wait for the callbacks.
+        await eventually(lambda: not client.connected, what="the socket closed")
         heard.append("audio")
 
     async def agent() -> None:
         await client.speak("Hello there, this is a longer sentence to synthesize.")
+        await eventually(lambda: client.metrics.tts_audio_frames > 0, what="audio arriving")
         await client.disconnect()
         done.set_result((heard.count("audio"), "close" in heard))
 
