@@ -9,9 +9,10 @@ docstring, so the client behaves as if it had written the method itself:
 autospec=True)`` see a method, and a wrapper patched onto the class runs. A ``hot``
 one (``on_audio_input``, called 50 times a second per stream) stores the part's bound
 method on the instance at its first call, so later calls cost a plain attribute read
-(not when a subclass overrides the name: its method stays what the name means; a
-wrapper patched onto the class after a client's first frame does not see that client's
-frames: patch the class before, or the instance). The others store nothing (a stored
+(not when a subclass overrides the name: its method stays what the name means; nor
+over a wrapper the user set on the instance; a wrapper patched onto the class after a
+client's first frame does not see that client's frames: patch the class before, or the
+instance). The others store nothing (a stored
 bound method is 64 bytes per client, for calls made once or twice a session: issue
 #19's idle memory per session). :class:`ForwardAttribute` does the same for a value
 the part holds (``client.stt_config``), read and optionally written through, and
@@ -54,7 +55,9 @@ def forward(
 
         async def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
             bound = getattr(part(self), name)
-            if defines(type(self), name, method):  # (not under a subclass's override)
+            # Not under a subclass's override, nor over the user's own attribute (a
+            # wrapper set on the instance that calls this method it captured).
+            if name not in self.__dict__ and defines(type(self), name, method):
                 self.__dict__[name] = bound  # the instance's wins from now on
             return await bound(*args, **kwargs)
 

@@ -53,6 +53,43 @@ async def test_the_audio_input_is_stored_on_the_client_at_its_first_call() -> No
     assert client.speak.__name__ == "speak"
 
 
+async def test_a_wrapper_set_on_the_instance_stays_in_force(server: LocalServer) -> None:
+    # A wrapper that calls the method it captured (a spy, a counter) must see every
+    # frame: the audio input's first call stores nothing over the user's attribute.
+    async with Counted(server) as (client, seen):
+        for _ in range(3):
+            await client.on_audio_input(bytes(640))
+        with mock.patch.object(client, "on_audio_input", wraps=client.on_audio_input) as spy:
+            for _ in range(2):
+                await client.on_audio_input(bytes(640))
+        assert spy.call_count == 2
+        assert seen == [640] * 5
+        await server.records.wait_for(lambda: server.records.last_session.audio_frames == 5)
+
+
+class Counted:
+    """A connected client whose instance attribute ``on_audio_input`` is a counting
+    wrapper around the method it captured."""
+
+    def __init__(self, server: LocalServer) -> None:
+        self._client = SaynaClient(server.url, stt(), tts(sample_rate=16000))
+
+    async def __aenter__(self) -> tuple[SaynaClient, list[int]]:
+        client, seen = self._client, []
+        await client.connect()
+        original = client.on_audio_input
+
+        async def counting(audio_data: bytes) -> None:
+            seen.append(len(audio_data))
+            await original(audio_data)
+
+        client.on_audio_input = counting  # type: ignore[method-assign]
+        return client, seen
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._client.disconnect()
+
+
 def test_forwarded_methods_are_methods_of_the_client() -> None:
     # Called through the class, patched onto it and auto-specced, as a method the client
     # wrote itself (the class holds plain functions).

@@ -34,6 +34,7 @@ from sayna_client import (
     TTSAudio,
     TTSPlaybackCompleteMessage,
 )
+from sayna_client.realtime.hub import EventHub
 from sayna_client.server import LocalServer
 
 from .conftest import stt, tts
@@ -123,6 +124,42 @@ async def test_a_subclass_override_stays_in_force_after_calling_super(
     await asyncio.to_thread(scenario)
     assert calls == ["health"] * 2 + ["audio"] * 3 + ["close", "abort"]
     await server.records.wait_for(lambda: server.records.sessions[0].audio_frames == 3)
+
+
+async def test_iterators_dropped_in_the_users_thread_let_go_on_the_loop_thread(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A blocking iterator dropped unused lets go of its queue; the hub it leaves is
+    # changed on the loop thread only (the user's thread drops it), so the iterators kept
+    # meanwhile stay subscribed.
+    removed_in: list[int] = []
+    remove = EventHub.remove_iterator
+
+    def recorded(hub: EventHub, mailbox: Any) -> None:
+        removed_in.append(threading.get_ident())
+        remove(hub, mailbox)
+
+    monkeypatch.setattr(EventHub, "remove_iterator", recorded)
+
+    def scenario() -> int:
+        with make_sync(server) as c:
+            kept = [c.events(timeout=10) for _ in range(20)]
+            c.connect()  # (the loop thread runs from here on)
+            removed_in.append(-threading.get_ident())  # (the user's thread, marked)
+            for _ in range(200):
+                c.events()  # dropped at once, in this thread
+            firsts = {next(iterator).type for iterator in kept}
+            assert firsts == {"ready"}
+            hub = c.async_client._voice.hub
+            eventually_sync(lambda: len(hub._iterators) == len(kept), what="unsubscribed")
+            removed_in.append(0)  # (the end of what is looked at)
+            return len(hub._iterators)
+
+    assert await asyncio.to_thread(scenario) == 20
+    (mark,) = [index for index, ident in enumerate(removed_in) if ident < 0]
+    dropped = removed_in[mark + 1 : removed_in.index(0)]
+    assert len(dropped) == 200
+    assert -removed_in[mark] not in dropped
 
 
 async def test_connect_speak_wait_and_events(server: LocalServer) -> None:

@@ -8,10 +8,12 @@ stream that ``events()`` yields.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import warnings
 import weakref
 from collections.abc import AsyncIterator
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 from ..errors import SaynaValidationError
 from ..protocol.events import (
@@ -194,8 +196,28 @@ def _pull(hub: EventHub, mailbox: Mailbox) -> AsyncIterator[Any]:
     ``finally`` (its queue would otherwise stay subscribed, and fill, until the session
     ends)."""
     iterator = iterate(hub, mailbox)
-    weakref.finalize(iterator, hub.remove_iterator, mailbox).atexit = False
+    try:
+        loop: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
+    except RuntimeError:  # (made outside any event loop)
+        loop = None
+    finalizer = weakref.finalize(iterator, _let_go, hub, mailbox, loop, threading.get_ident())
+    finalizer.atexit = False
     return iterator
+
+
+def _let_go(
+    hub: EventHub, mailbox: Mailbox, loop: Optional[asyncio.AbstractEventLoop], thread: int
+) -> None:
+    """Unsubscribe ``mailbox`` from ``hub``, on the thread of the loop it was made on
+    (an iterator is dropped in whatever thread lets go of it last: a sync client's, say,
+    while the loop thread changes the hub's consumers)."""
+    if loop is None or threading.get_ident() == thread or loop.is_closed():
+        hub.remove_iterator(mailbox)
+        return
+    try:
+        loop.call_soon_threadsafe(hub.remove_iterator, mailbox)
+    except RuntimeError:  # closed meanwhile: nothing reads the hub any more
+        pass
 
 
 async def iterate(hub: EventHub, mailbox: Mailbox) -> AsyncIterator[Any]:
