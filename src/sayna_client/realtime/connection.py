@@ -139,7 +139,9 @@ class WebSocketConnection(SocketSender):
         SocketSender.__init__(self, ws)
         self._hub = hub
         #: The socket's own lease of the shared aiohttp session (None: the user's
-        #: session), given back when the session ends (:meth:`_finish`).
+        #: session), given back when the session ends: at once for a peer's close or a
+        #: loss (:meth:`_finish`), after our own close or drop (:meth:`_release`,
+        #: :meth:`drop`).
         self._lease = lease
         #: The aiohttp session the socket was opened through: closed under the socket,
         #: it ended the connection (the close is then ours, not the peer's).
