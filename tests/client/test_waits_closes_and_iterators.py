@@ -17,7 +17,7 @@ from typing import Any
 
 from helpers.internals import event_hub, server_state
 from helpers.waiting import eventually
-from sayna_client import STTResultMessage
+from sayna_client import STTResultMessage, Timeouts
 from sayna_client.server import LocalServer
 
 from .conftest import make_client
@@ -175,3 +175,40 @@ async def test_a_task_a_callback_started_waits_for_the_callbacks_when_it_disconn
         frames, closed = await asyncio.wait_for(done, 20)
     assert closed
     assert frames == client.metrics.tts_audio_frames > 0
+
+
+async def test_a_task_a_plain_callback_returned_may_wait_and_disconnect(
+    server: LocalServer,
+) -> None:
+    # ``lambda event: asyncio.create_task(agent())`` returns the task, which the
+    # dispatcher awaits (what a plain callback returns is awaited): the agent's waits and
+    # close are a callback's, so they return rather than wait for the callbacks, which
+    # wait for the agent (before: until timeouts.close, then the agent was cancelled).
+    outcome: list[Any] = []
+    heard: list[str] = []
+    agent_ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def agent() -> None:
+        try:
+            handle = await client.speak("A reply to wait for.", wait=True, timeout=30)
+            outcome.append(handle.done)
+            await client.drain(timeout=30)
+            await client.disconnect()
+            outcome.append("disconnected")
+        except BaseException as exc:  # (a CancelledError included)
+            outcome.append(type(exc).__name__)
+            raise
+        finally:
+            if not agent_ended.done():
+                agent_ended.set_result(None)
+
+    async with make_client(server, timeouts=Timeouts(connect=5, ready=10, close=30)) as client:
+        client.register_on_tts_audio(lambda chunk: heard.append("audio"))
+        client.register_on_close(lambda event: heard.append("close"))
+        client.register_on_ready(lambda event: asyncio.get_running_loop().create_task(agent()))
+        await client.connect()
+        await asyncio.wait_for(agent_ended, 20)  # (before: 30 s, then cancelled)
+        assert outcome == [True, "disconnected"]
+        await eventually(lambda: "close" in heard, what="on_close after the agent ended")
+    assert heard.count("audio") == client.metrics.tts_audio_frames > 0
+    assert heard[-1] == "close"

@@ -40,6 +40,7 @@ import asyncio
 import collections
 import inspect
 import logging
+import types
 import weakref
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -51,7 +52,7 @@ from .registry import Subscription, Subscriptions
 if TYPE_CHECKING:
     from .hub import EventHub
 
-__all__ = ["Dispatcher", "Notice"]
+__all__ = ["Dispatcher", "Notice", "callbacks_task"]
 
 logger = logging.getLogger("sayna_client")
 
@@ -83,6 +84,37 @@ class Notice:
 
 #: The queued items that are no event: handled on the task by ``_special``.
 _SPECIAL = (Barrier, Notice)
+
+#: What an ``async`` callback returns, awaited as it is (anything else a callback
+#: returned is awaited by :func:`_await_returned`).
+_COROUTINE = types.CoroutineType
+
+#: The futures (tasks, mostly) that callbacks tasks await because a plain callback
+#: returned them, each to the callbacks task awaiting it (see :func:`callbacks_task`).
+_AWAITED: dict[asyncio.Future[Any], Optional[asyncio.Task[Any]]] = {}
+
+
+def callbacks_task(task: Optional[asyncio.Task[Any]]) -> Optional[asyncio.Task[Any]]:
+    """The callbacks task awaiting ``task`` because a plain callback returned it (an
+    agent loop started by ``lambda event: asyncio.create_task(agent())``), else
+    ``task`` itself. A wait or a close called from such a task is one called from a
+    callback: the callbacks cannot go on before it ends."""
+    if _AWAITED and task is not None:
+        return _AWAITED.get(task, task)
+    return task
+
+
+async def _await_returned(result: Any) -> None:
+    """Await what a plain callback returned. A future (a task) is noted meanwhile as
+    awaited by the callbacks task that awaits it (see :func:`callbacks_task`)."""
+    if not isinstance(result, asyncio.Future) or result in _AWAITED:
+        await result
+        return
+    _AWAITED[result] = asyncio.current_task()
+    try:
+        await result
+    finally:
+        del _AWAITED[result]
 
 
 class Dispatcher(Mailbox):
@@ -286,7 +318,7 @@ class Dispatcher(Mailbox):
         before it handles anything."""
         task = self._running()
         if task is not None or self._after is not None:
-            caller = asyncio.current_task()
+            caller = callbacks_task(asyncio.current_task())
             if caller is not None and (caller is task or caller is self._after):
                 return None
         if task is not None:
@@ -515,7 +547,7 @@ class Dispatcher(Mailbox):
         report what it raised), then call the callbacks after it (``later``)."""
         if exc is None:
             try:
-                await result
+                await _await_returned(result)
             except Exception as error:  # a user callback must not end the session
                 await self._failed(sub, event_type, error)
         else:
@@ -525,7 +557,7 @@ class Dispatcher(Mailbox):
             try:
                 result = next_sub.on_audio(item) if audio else next_sub.callback(item)
                 if result is not None and (next_sub.is_async or inspect.isawaitable(result)):
-                    await result
+                    await _await_returned(result)
             except Exception as error:  # a user callback must not end the session
                 await self._failed(next_sub, event_type, error)
 
@@ -595,7 +627,11 @@ class Dispatcher(Mailbox):
                         try:
                             result = sub.on_audio(item)
                             if result is not None and (sub.is_async or isawaitable(result)):
-                                await result
+                                await (
+                                    result
+                                    if type(result) is _COROUTINE
+                                    else _await_returned(result)
+                                )
                         except Exception as exc:  # a user callback must not end the session
                             await self._failed(sub, "tts_audio", exc)
                     continue
@@ -609,7 +645,9 @@ class Dispatcher(Mailbox):
                     try:
                         result = sub.callback(item)
                         if result is not None and (sub.is_async or isawaitable(result)):
-                            await result
+                            await (
+                                result if type(result) is _COROUTINE else _await_returned(result)
+                            )
                     except Exception as exc:  # a user callback must not end the session
                         await self._failed(sub, event_type, exc)
         finally:
@@ -670,7 +708,7 @@ class Dispatcher(Mailbox):
             try:
                 result = sub.callback(event)
                 if result is not None and inspect.isawaitable(result):
-                    await result
+                    await _await_returned(result)
             except Exception as exc:
                 await self._failed(sub, route, exc)
 
