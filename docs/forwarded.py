@@ -52,7 +52,7 @@ def forwarded_markdown(level: int = 3) -> str:
             kind = _type_name(value.__orig_class__.__args__[0])  # type: ignore[attr-defined]
         else:  # a field of the ready message
             kind = "Optional[str]"
-        writable = isinstance(value, ForwardAttribute) and value._writable
+        writable = isinstance(value, ForwardAttribute) and value.writable
         access = "read and write" if writable else "read-only"
         doc = _ROLE.sub(
             lambda m: f"``{m.group(1).split('.')[-1]}``", " ".join(value.__doc__.split())

@@ -15,7 +15,8 @@ client's first frame does not see that client's frames: patch the class before, 
 instance). The others store nothing (a stored
 bound method is 64 bytes per client, for calls made once or twice a session: issue
 #19's idle memory per session). :class:`ForwardAttribute` does the same for a value
-the part holds (``client.stt_config``), read and optionally written through, and
+the part holds (``client.ready``), read through (:class:`ForwardSetting`: read and
+written through, ``client.stt_config``), and
 :class:`ReadyField` for a field of the session's ``ready`` message
 (``client.livekit_url``).
 """
@@ -29,13 +30,21 @@ import sys
 from typing import Any, Callable, Generic, Optional, TypeVar, cast, overload
 
 # (typing_extensions comes with pydantic; typing has these from Python 3.10 on.)
-from typing_extensions import Concatenate, ParamSpec
+from typing_extensions import Concatenate, Never, ParamSpec
 
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 
-__all__ = ["ForwardAttribute", "ReadyField", "defines", "forward", "forwarding", "is_forward"]
+__all__ = [
+    "ForwardAttribute",
+    "ForwardSetting",
+    "ReadyField",
+    "defines",
+    "forward",
+    "forwarding",
+    "is_forward",
+]
 
 
 def forward(
@@ -110,32 +119,27 @@ def defines(cls: type, name: str, value: object) -> bool:
 
 
 class ForwardAttribute(Generic[T]):
-    """An attribute of the owner that is the attribute of the same name of the part at
-    ``path`` (read-only unless ``writable``; ``check`` raises for a value that may not be
-    written), documented by ``doc``: the part's own
-    docstring where it has one (``VoiceSession.ready.__doc__``), so the text is written
-    once.
+    """A read-only attribute of the owner that is the attribute of the same name of the
+    part at ``path``, documented by ``doc``: the part's own docstring where it has one
+    (``VoiceSession.ready.__doc__``), so the text is written once.
+    :class:`ForwardSetting` is the one that may be written.
+
+    Assigning it raises ``AttributeError``, and a type checker refuses the assignment
+    (``client.ready = True``: no value has the type ``__set__`` takes).
 
     Raises:
         TypeError: ``doc`` is empty or None (every forwarded name is documented), unless
             docstrings are stripped (``python -OO``: every ``__doc__`` is None there).
     """
 
-    def __init__(
-        self,
-        path: str,
-        doc: Optional[str],
-        *,
-        writable: bool = False,
-        check: Optional[Callable[[Any], None]] = None,
-    ) -> None:
+    #: Whether the attribute may be assigned (a :class:`ForwardSetting`).
+    writable = False
+
+    def __init__(self, path: str, doc: Optional[str]) -> None:
         if not doc and sys.flags.optimize < 2:
             raise TypeError(f"the attribute forwarded to {path} has no documentation")
         self._path = path
         self._part = operator.attrgetter(path)
-        self._writable = writable
-        #: Raises for a value that may not be written (a writable one's validation).
-        self._check = check
         self._name = ""
         #: Reads ``obj.<path>.<name>`` in one call (``client.ready`` is read per event);
         #: made by ``__set_name__``.
@@ -157,9 +161,25 @@ class ForwardAttribute(Generic[T]):
             return self
         return self._read(obj)
 
+    def __set__(self, obj: object, value: Never) -> None:
+        # (``Never``: to a type checker, no value may be assigned.)
+        raise AttributeError(f"{self._name} is read-only")
+
+
+class ForwardSetting(ForwardAttribute[T]):
+    """A :class:`ForwardAttribute` that may be written: an assignment is checked by
+    ``check`` (which raises for a value that may not be written, with the constructor's
+    message), then written to the part."""
+
+    writable = True
+
+    def __init__(
+        self, path: str, doc: Optional[str], *, check: Optional[Callable[[Any], None]] = None
+    ) -> None:
+        super().__init__(path, doc)
+        self._check = check
+
     def __set__(self, obj: object, value: T) -> None:
-        if not self._writable:
-            raise AttributeError(f"{self._name} is read-only")
         if self._check is not None:
             self._check(value)
         setattr(self._part(obj), self._name, value)
@@ -190,7 +210,8 @@ class ReadyField:
         ready = _ready_message(obj)
         return getattr(ready, self._field) if ready is not None else None
 
-    def __set__(self, obj: object, value: object) -> None:
+    def __set__(self, obj: object, value: Never) -> None:
+        # (``Never``: to a type checker, no value may be assigned.)
         raise AttributeError(f"{self._name} is read-only: the server sets it in `ready`")
 
 

@@ -20,7 +20,7 @@ from ._checks import check_type
 from ._config import ReconnectPolicy, RetryPolicy, Timeouts, check_seconds, derive_urls
 from ._defaults import CLIENT_DEFAULT
 from ._deprecated import DeprecatedNames
-from ._forward import ForwardAttribute, ReadyField, forward, forwarding
+from ._forward import ForwardAttribute, ForwardSetting, ReadyField, forward, forwarding
 from ._http import DEFAULT_MAX_RESPONSE_BYTES
 from ._options import (
     DEFAULT_HEARTBEAT,
@@ -198,53 +198,45 @@ class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
     connected = ForwardAttribute[bool](_S, VoiceSession.connected.__doc__)
     ready = ForwardAttribute[bool](_S, VoiceSession.ready.__doc__)
     reconnecting = ForwardAttribute[bool](_S, VoiceSession.reconnecting.__doc__)
-    stt_config = ForwardAttribute[Optional[STTConfig]](
+    stt_config = ForwardSetting[Optional[STTConfig]](
         _S,
         "The speech-to-text settings: sent with the next ``config`` (``reconfigure()`` "
         "sends new ones now). Audio passed to ``on_audio_input`` must be in this format.",
-        writable=True,
         check=lambda value: check_configs(stt_config=value),
     )
-    tts_config = ForwardAttribute[Optional[TTSConfig]](
+    tts_config = ForwardSetting[Optional[TTSConfig]](
         _S,
         "The text-to-speech settings sent with the next ``config``.",
-        writable=True,
         check=lambda value: check_configs(tts_config=value),
     )
-    livekit_config = ForwardAttribute[Optional[LiveKitConfig]](
+    livekit_config = ForwardSetting[Optional[LiveKitConfig]](
         _S,
         "The LiveKit room settings sent with the next ``config``.",
-        writable=True,
         check=lambda value: check_configs(livekit_config=value),
     )
-    loading_audio = ForwardAttribute[Optional[LoadingAudioConfig]](
+    loading_audio = ForwardSetting[Optional[LoadingAudioConfig]](
         _S,
         "The LiveKit loading clip sent with the next ``config``.",
-        writable=True,
         check=lambda value: check_configs(loading_audio=value),
     )
-    without_audio = ForwardAttribute[bool](
+    without_audio = ForwardSetting[bool](
         _S,
         "True for a control-only session (``audio: false``).",
-        writable=True,
         check=check_without_audio,
     )
-    stream_id = ForwardAttribute[Optional[str]](
+    stream_id = ForwardSetting[Optional[str]](
         _S,
         "The ``stream_id`` sent with the next ``config`` (None: the server picks one).",
-        writable=True,
         check=check_stream_id,
     )
-    heartbeat = ForwardAttribute[Optional[float]](
+    heartbeat = ForwardSetting[Optional[float]](
         _S,
         "Seconds within which a dead server is detected (None: no pings).",
-        writable=True,
         check=lambda value: check_seconds("heartbeat", value),
     )
-    reconnect_policy = ForwardAttribute[Optional[ReconnectPolicy]](
+    reconnect_policy = ForwardSetting[Optional[ReconnectPolicy]](
         _S,
         "The automatic reconnection policy (None: no reconnection).",
-        writable=True,
         check=lambda value: check_type(
             "reconnect_policy", value, ReconnectPolicy, "ReconnectPolicy(max_attempts=10)"
         ),
@@ -342,9 +334,8 @@ class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
         "Latency of each user turn and the agent's reply, and usage per provider "
         "(``turns``, ``summary()``); see ``docs/agents.md``.",
     )
-    audio_output = ForwardAttribute[Optional[AudioOutput]](
+    audio_output = ForwardSetting[Optional[AudioOutput]](
         _SPEECH,
         "Where TTS audio is written as it arrives (a speaker, a phone bridge), or None; "
         "interruptions flush it, and speech handles count only audio it played as heard.",
-        writable=True,
     )
