@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
+from helpers.waiting import eventually
 from sayna_client import SaynaClient, SaynaValidationError
 from sayna_client.agents import BargeIn, BargeInEvent
 from sayna_client.server import LocalServer
 from sayna_client.server.engines.fake import render_words
 
-from .conftest import RATE, WORD_BYTES
+from .conftest import RATE, WAIT, WORD_BYTES, Peer
 
 LONG = "this is a long answer that goes on and on for quite a few words indeed"
 SILENCE = bytes(RATE)  # 0.5 s: ends the caller's utterance
@@ -101,3 +103,27 @@ def test_policy_arguments() -> None:
     assert policy.is_noise("")
     assert policy.is_noise("Hmm... um")
     assert not policy.is_noise("hmm no")
+
+
+async def test_min_duration_counts_from_the_turns_first_result_up_to_its_speech_final(
+    peer: tuple[Peer, SaynaClient],
+) -> None:
+    # The turn's first interim is too early; its speech-final, later than min_duration
+    # after that interim, interrupts (it used to be measured from itself: 0 s).
+    server, client = peer
+    policy = client.barge_in(min_duration=0.2)
+    handle = await client.speak("a long answer the user talks over")
+    await server.got("speak")
+    await server.audio(2)
+    await eventually(lambda: handle.bytes_delivered, what="the answer playing")
+    first: list[float] = []
+    client.on("stt_result", lambda result: first.append(time.monotonic()))
+    await server.result("stop", final=False)
+    await eventually(lambda: first, what="the interim delivered")
+    assert policy.history == []  # too early
+    await eventually(lambda: time.monotonic() - first[0] > 0.25, what="min_duration passed")
+    await server.result("stop it", final=True, speech_final=True)
+    await handle.wait(WAIT)
+    assert handle.interrupted
+    (event,) = policy.history
+    assert event.transcript == "stop it"

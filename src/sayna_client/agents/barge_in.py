@@ -174,11 +174,12 @@ class BargeIn:
             return
         now = time.monotonic()
         transcript = result.transcript or ""
-        if transcript.strip() and self._turn_started is None:
-            self._turn_started = now
+        started = self._turn_started
+        if started is None and transcript.strip():
+            started = self._turn_started = now
         final = bool(result.is_speech_final)
         if final:
-            self._turn_started = None
+            self._turn_started = None  # (the next turn starts afresh; this one is decided on)
             if self._pending_resume is not None:
                 self._maybe_resume(client, transcript)
                 return
@@ -191,8 +192,7 @@ class BargeIn:
             return
         if len([w for w in _words(transcript) if w not in self.fillers]) < self.min_words:
             return  # fillers alone ("um", "hmm") never interrupt
-        started = self._turn_started if self._turn_started is not None else now
-        if now - started < self.min_duration:
+        if started is None or now - started < self.min_duration:
             return
         handles = queue.interrupt_all()
         heard = handles[0].text_heard if handles else ""
