@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -255,3 +255,42 @@ async def test_an_answer_the_tts_provider_failed_does_not_end_the_conversation(
     assert failed.text == ""  # nothing of it was heard
     assert str(answered) == "agent: You said: are you there."
     assert answered.error is None
+
+
+async def test_an_answer_under_way_stops_when_talk_is_cancelled(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    # Cancelling talk() (as max_seconds does) used to stop only the wait for the answer:
+    # its speak_stream went on reading the reply and sending speaks after talk() ended.
+    server.script_speech("hello there")
+    audio.write_wav(tmp_path / "caller.wav", render_words(["x"] * 2, RATE) + bytes(RATE), RATE)
+    answering = asyncio.Event()
+    reply_closed = asyncio.Event()
+    more = asyncio.Event()  # never set: the reply waits for its next token for ever
+
+    async def reply(text: str) -> AsyncIterator[str]:
+        try:
+            yield "Sure, let me think. "
+            answering.set()
+            await more.wait()
+            yield "This is never said."
+        finally:
+            reply_closed.set()
+
+    async with make_client(server) as client:
+        await client.connect()
+        microphone = WavMicrophone(tmp_path / "caller.wav", sample_rate=RATE, speed=0)
+        conversation = asyncio.ensure_future(talk(client, microphone, reply))
+        await asyncio.wait_for(answering.wait(), 20)
+        handle = client.speech.current
+        assert handle is not None
+        conversation.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await conversation
+        await asyncio.wait_for(reply_closed.wait(), 10)
+        assert handle.interrupted
+        assert not client.speech.speaking
+        session = server.records.last_session
+        await server.records.wait_for(lambda: any(m["type"] == "clear" for m in session.messages))
+        spoken = [m["text"] for m in session.messages if m["type"] == "speak"]
+    assert spoken == ["Sure, let me think."]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
@@ -22,8 +23,11 @@ from .devices import Microphone, PacedSpeaker
 if TYPE_CHECKING:
     from ..client import SaynaClient
     from ..realtime.conversation import Turn
+    from .speech import SpeechHandle
 
 __all__ = ["DEFAULT_END_WORDS", "DEFAULT_RULES", "Line", "Reply", "RuleTable", "echo", "talk"]
+
+logger = logging.getLogger("sayna_client")
 
 #: What a reply function may return: pieces of text (async or not), one text, or an
 #: awaitable of either.
@@ -171,7 +175,9 @@ async def talk(
         Exception: whatever ``reply`` raised (the conversation stops).
         SaynaConnectionError: the session failed while talking.
 
-    Cancelling stops the conversation (the microphone is closed).
+    Cancelling stops the conversation (the microphone is closed); so does ``max_seconds``.
+    Either way an answer under way is interrupted: its reply is no longer read, and
+    ``clear`` stops what the server still had to say.
     """
     lines: list[Line] = []
     ends = {w.lower() for w in end_words}
@@ -207,6 +213,9 @@ async def talk(
                     await handle
                 except SaynaTTSError as exc:  # this answer is lost, not the conversation
                     failure = exc.server_message
+                except asyncio.CancelledError:  # talk() ends: so does the answer
+                    _stop(handle)
+                    raise
                 say(Line("agent", handle.text_heard, handle.interrupted, failure))
                 if ends & set(re.findall(r"[a-z']+", text.lower())):
                     return
@@ -240,6 +249,15 @@ async def talk(
         if speaker is not None:
             client.audio_output = previous_output
     return lines
+
+
+def _stop(handle: SpeechHandle) -> None:
+    """Interrupt the answer under way as the conversation ends (after ``max_seconds``,
+    or cancelled): its reply stops being read and spoken, and the server stops it."""
+    try:
+        handle.interrupt()
+    except SaynaValidationError:  # sent with allow_interruption=False: it plays out
+        logger.debug("the answer under way cannot be interrupted; it plays out")
 
 
 async def _played_out(speaker: PacedSpeaker) -> None:
