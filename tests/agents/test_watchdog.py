@@ -7,8 +7,9 @@ import pytest
 from sayna_client import SaynaClient, SaynaValidationError
 from sayna_client.agents import IdleEvent, IdleWatchdog
 from sayna_client.server import LocalServer
+from sayna_client.server.engines.fake import render_words
 
-from .conftest import make_client
+from .conftest import RATE, make_client
 
 
 async def test_idle_reprompts_and_counts(agent: SaynaClient, server: LocalServer) -> None:
@@ -21,13 +22,15 @@ async def test_idle_reprompts_and_counts(agent: SaynaClient, server: LocalServer
 
     watchdog = agent.idle_watchdog(0.3, on_idle=reprompt)
     assert watchdog.running
-    # Quiet: idle once, the re-prompt speaks (activity), then quiet again: idle from 1.
+    # Quiet: idle once, the re-prompt speaks (activity), then quiet again: the count goes
+    # on (the user has not spoken), so the docs' "count == 1: re-prompt, else hang up" works.
     await server.records.wait_for(lambda: len(watchdog.history) >= 2, 15)
     first, second = watchdog.history[:2]
     assert first.reason == "idle"
     assert first.idle_for >= 0.3
     assert first.count == 1
-    assert second.count == 1  # the re-prompt's audio was activity in between
+    assert second.count == 2
+    assert second.idle_for >= 0.3  # put off by the re-prompt's audio
     speaks = [m for m in server.records.last_session.messages if m["type"] == "speak"]
     assert [m["text"] for m in speaks] == ["are you still there"]
     await server.records.wait_for(lambda: len(events) >= 2, 5)
@@ -35,6 +38,25 @@ async def test_idle_reprompts_and_counts(agent: SaynaClient, server: LocalServer
     watchdog.stop()
     watchdog.stop()
     assert not watchdog.running
+
+
+async def test_the_count_starts_again_once_the_user_speaks(
+    agent: SaynaClient, server: LocalServer
+) -> None:
+    # The callbacks see results and idle events in one order.
+    seen: list[object] = []
+    agent.on("stt_result", lambda result: seen.append(result.transcript))
+    agent.on("idle", lambda event: seen.append(event.count))
+    watchdog = agent.idle_watchdog(0.3)
+    await server.records.wait_for(lambda: seen[:2] == [1, 2], 15)
+    server.script_speech("hello")
+    pcm = render_words(["x"], RATE) + bytes(RATE)
+    for start in range(0, len(pcm), 640):
+        await agent.on_audio_input(pcm[start : start + 640])
+    await server.records.wait_for(lambda: "hello" in seen and type(seen[-1]) is int, 15)
+    after = seen[seen.index("hello") :]
+    assert next(item for item in after if type(item) is int) == 1
+    watchdog.stop()
 
 
 async def test_max_duration_ends_the_session(server: LocalServer) -> None:

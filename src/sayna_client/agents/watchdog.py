@@ -30,8 +30,10 @@ Hook = Callable[["IdleEvent"], Any]
 
 @dataclass(frozen=True)
 class IdleEvent:
-    """The conversation was quiet for ``idle_for`` seconds (``reason="idle"``; ``count``-th
-    time in a row), or the session reached ``max_duration`` (``reason="max_duration"``)."""
+    """The conversation was quiet for ``idle_for`` seconds (``reason="idle"``; ``count``:
+    the idle events since the user last spoke, this one included, so a re-prompt's audio in
+    between does not start it again from 1), or the session reached ``max_duration``
+    (``reason="max_duration"``)."""
 
     type: ClassVar[Literal["idle"]] = "idle"
 
@@ -122,6 +124,7 @@ class IdleWatchdog:
         started = loop.time()
         last_activity = started
         audio_seen = -1
+        speech_seen = self._last_speech
         count = 0
         step = min(0.1, self.idle_after / 4)
         while True:
@@ -133,10 +136,12 @@ class IdleWatchdog:
             audio = client.metrics.tts_audio_bytes
             if audio != audio_seen or client.speech.speaking:
                 audio_seen, last_activity = audio, now
-            if self._last_speech > last_activity:
-                last_activity = self._last_speech
-            if last_activity > now - step:
-                count = 0  # active again: the next quiet spell counts from 1
+            if self._last_speech != speech_seen:
+                # The user spoke: the next quiet spell counts from 1 (the agent's own
+                # audio, a re-prompt, only puts the next event off).
+                speech_seen = self._last_speech
+                count = 0
+                last_activity = max(last_activity, speech_seen)
             if self.max_duration is not None and now - started >= self.max_duration:
                 # Detached first: the hook may close the session, which stops the watchdog.
                 self.stop_watching()
