@@ -228,16 +228,30 @@ def refusing_port() -> Iterator[int]:
 
 
 @pytest.mark.parametrize("command", [["voices"], ["speak", "hi"], ["transcribe", "tone.wav"]])
+@pytest.mark.parametrize(
+    "credentials", ["", "admin:hunter2-secret@", "?api_key=sk-live-secret-123"]
+)
 def test_server_down_names_the_url_and_the_fix(
-    command: list[str], refusing_port: int, tmp_path: Path
+    command: list[str], credentials: str, refusing_port: int, tmp_path: Path
 ) -> None:
+    """A local server not running: the SDK's diagnosis (refused), the URL without its
+    credentials, and the fix in the command line's terms."""
     tone_wav(tmp_path / "tone.wav", words=1)
-    url = f"http://127.0.0.1:{refusing_port}"
+    bare = f"127.0.0.1:{refusing_port}"
+    if credentials.startswith("?"):
+        url = f"http://{bare}/{credentials}"
+    else:
+        url = f"http://{credentials}{bare}"
     line = assert_one_line_error(
         run_cli(*command, "--url", url, cwd=tmp_path),
         1,
-        f"error: cannot reach {url}: start `sayna serve` or pass --url",
+        "cannot reach ",
+        f"://{bare}",
+        "connection refused",
+        "one with `sayna serve`, or pass --url",
     )
+    for secret in ("hunter2", "admin", "sk-live", "api_key"):
+        assert secret not in line
     assert "ssl:default" not in line
     assert "Connect call failed" not in line
 
@@ -301,8 +315,11 @@ def test_wrong_or_missing_key_says_why_and_how(url: str, transport: str, tmp_pat
         "the server requires an API key (Missing authentication token",
         "pass --api-key KEY or set SAYNA_API_KEY",
     )
-    for done in (wrong, wrong_env, missing):
+    in_url = run_cli(*command, "--url", f"{url}/?api_key=wrong-url-key", cwd=tmp_path)
+    assert_one_line_error(in_url, 1, "the server refused the API key (Unauthorized")
+    for done in (wrong, wrong_env, missing, in_url):
         assert "api_key=" not in done.stderr
+        assert "wrong-url-key" not in done.stderr
 
 
 def test_unknown_voice_lists_the_known_ones(url: str, capsys: pytest.CaptureFixture[str]) -> None:

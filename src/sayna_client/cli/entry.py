@@ -10,6 +10,9 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, Callable, Optional
 
 from .._cli_util import EXIT_FAILURE, EXIT_USAGE, CliError, Parser, silence_broken_pipe
+from .._config import is_loopback_host
+from .._redact import Redactor, split_userinfo, url_secrets
+from .._rest.base import query_api_key
 from .._version import __version__
 from ..errors import (
     SaynaAuthenticationError,
@@ -84,20 +87,63 @@ def _server_reason(exc: SaynaHttpError) -> str:
     return f"HTTP {exc.status_code}"
 
 
+def _credentials_sent(args: argparse.Namespace) -> bool:
+    """Whether the command sent credentials: ``--api-key``, ``$SAYNA_API_KEY``, or the
+    ``--url``'s ``?api_key=`` or ``user:password@``."""
+    if getattr(args, "api_key", None) or os.environ.get("SAYNA_API_KEY"):
+        return True
+    url = str(getattr(args, "url", "") or "")
+    return query_api_key(url) is not None or split_userinfo(url)[1] is not None
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised from) is a refused TCP connection."""
+    seen: set[int] = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return True
+        os_error = getattr(current, "os_error", None)
+        if isinstance(os_error, ConnectionRefusedError):
+            return True
+        cause = getattr(current, "cause", None)
+        current = cause if isinstance(cause, BaseException) else current.__cause__
+    return False
+
+
 def _explain(exc: SaynaError, args: argparse.Namespace) -> tuple[str, int]:
     """One line for ``exc`` in the command line's terms, and the exit status."""
     if isinstance(exc, SaynaAuthenticationError):
         reason = _server_reason(exc)
-        if args.api_key or os.environ.get("SAYNA_API_KEY"):
+        if _credentials_sent(args):
             fix = "pass the right key with --api-key KEY or set SAYNA_API_KEY"
             return f"the server refused the API key ({reason}): {fix}", EXIT_FAILURE
         return f"the server requires an API key ({reason}): {_KEY_FIX}", EXIT_FAILURE
     if isinstance(exc, SaynaConnectionError) and not isinstance(exc, SaynaConnectionClosedError):
-        url = str(getattr(args, "url", DEFAULT_URL)).rstrip("/")
-        return f"cannot reach {url}: start `sayna serve` or pass --url", EXIT_FAILURE
+        # The SDK's message names the cause (refused, DNS, TLS...) and the URL without
+        # its credentials; `sayna serve` is the fix only for a local server not running.
+        url = str(getattr(args, "url", DEFAULT_URL))
+        if _refused(exc) and is_loopback_host(url):
+            text = str(exc)
+            hint = "start one with `sayna serve`, or pass --url with its address"
+            if text.endswith(("?", ".")):
+                return f"{text} {hint[0].upper()}{hint[1:]}", EXIT_FAILURE
+            return f"{text}; {hint}", EXIT_FAILURE
+        return str(exc), EXIT_FAILURE
     if isinstance(exc, SaynaValidationError):
         return str(exc), EXIT_USAGE
     return str(exc), EXIT_FAILURE
+
+
+def _scrub(message: str, args: argparse.Namespace) -> str:
+    """``message`` without the command's secrets (the SDK's messages never hold them:
+    this keeps it so for the command line's own words too)."""
+    url = str(getattr(args, "url", "") or "")
+    redactor = Redactor(
+        [getattr(args, "api_key", None), os.environ.get("SAYNA_API_KEY"), *url_secrets(url)]
+    )
+    return redactor.scrub(message)
 
 
 def _describe_os_error(exc: OSError) -> str:
@@ -142,5 +188,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         message, status = _describe_os_error(exc), EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {_scrub(message, args)}", file=sys.stderr)
     return status
