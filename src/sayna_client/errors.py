@@ -40,6 +40,7 @@ for REST (``_http``) and one for the WebSocket (``realtime``), always chained wi
 
 from __future__ import annotations
 
+import pickle
 from typing import Any, Optional
 
 from pydantic import ValidationError
@@ -74,11 +75,45 @@ __all__ = [
 
 
 class SaynaError(Exception):
-    """Base class of every exception raised by ``sayna_client``."""
+    """Base class of every exception raised by ``sayna_client``.
+
+    Every one pickles with its message and attributes (process pools, multiprocessing
+    queues and log handlers that pickle carry it). ``__cause__`` and the traceback stay
+    behind, as for any exception; a ``cause`` attribute that would not come back from
+    pickle travels as a ``RuntimeError`` holding its type and text.
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def __reduce__(self) -> Any:
+        # Exception's own rebuilds with ``cls(*self.args)``: the classes whose __init__
+        # takes more than the message (``status_code``, ``server_message``...) could not
+        # be unpickled, and a process pool that got one broke. The instance is rebuilt
+        # without calling __init__, its attributes set back as they were.
+        state = dict(vars(self))
+        if isinstance(state.get("cause"), BaseException):
+            state["cause"] = _picklable(state["cause"])
+        return _rebuild_error, (type(self), self.args, state)
+
+
+def _picklable(cause: BaseException) -> BaseException:
+    """``cause``, or a ``RuntimeError`` with its type and text when it does not come
+    back from pickle (aiohttp's ``ClientResponseError`` holds headers that do not)."""
+    try:
+        pickle.loads(pickle.dumps(cause))
+    except Exception:
+        return RuntimeError(f"{type(cause).__module__}.{type(cause).__qualname__}: {cause}")
+    return cause
+
+
+def _rebuild_error(cls: type[SaynaError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """A pickled :class:`SaynaError`, rebuilt with its arguments and attributes."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class SaynaValidationError(SaynaError, ValueError):
