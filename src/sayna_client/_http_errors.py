@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import socket
+import ssl
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, Optional, Union
@@ -168,6 +169,9 @@ def connection_problem(url: str, exc: BaseException) -> str:
             f"cannot reach {where}: its TLS certificate is not trusted; pass ssl= an "
             "SSLContext that trusts its CA"
         )
+    tls = _tls_problem(where, exc)
+    if tls is not None:
+        return tls
     if isinstance(exc, aiohttp.ClientConnectorError):
         os_error = exc.os_error
         if isinstance(os_error, socket.gaierror):
@@ -182,6 +186,50 @@ def connection_problem(url: str, exc: BaseException) -> str:
         return f"{type(exc).__name__} talking to {where}: {exc}"
     reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc)
     return f"cannot reach {where}: {reason}"
+
+
+#: OpenSSL's reasons for a handshake answered by a peer that does not speak TLS (a plain
+#: HTTP server answers the ClientHello with ``HTTP/1.1 400``), across OpenSSL versions.
+_NOT_TLS_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"}
+)
+
+
+def _ssl_error(exc: BaseException) -> Optional[ssl.SSLError]:
+    """The ``ssl.SSLError`` behind ``exc`` (itself, aiohttp's ``os_error`` or a cause)."""
+    seen: set[int] = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        os_error = getattr(current, "os_error", None)
+        if isinstance(os_error, ssl.SSLError):
+            return os_error
+        # aiohttp's ClientConnectorSSLError is an SSLError too, without OpenSSL's reason.
+        if isinstance(current, ssl.SSLError) and not isinstance(current, aiohttp.ClientError):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _tls_problem(where: str, exc: BaseException) -> Optional[str]:
+    """The words for a failed TLS handshake, or None when ``exc`` is not one. An
+    ``SSLError``'s ``errno`` is OpenSSL's error class, not an OS errno (1 would read as
+    "operation not permitted")."""
+    error = _ssl_error(exc)
+    if error is None or isinstance(error, ssl.SSLCertVerificationError):
+        return None
+    if error.reason in _NOT_TLS_REASONS:
+        scheme = where.split(":", 1)[0].lower()
+        plain = {"https": "http://", "wss": "ws://"}.get(scheme, "http:// or ws://")
+        return (
+            f"cannot reach {where}: the server does not speak TLS on this port (a plain "
+            f"HTTP server?); use {plain} for it, or the port where it serves TLS"
+        )
+    reason = error.reason or error.strerror or type(error).__name__
+    return (
+        f"cannot reach {where}: the TLS handshake failed ({reason}); check that this "
+        "port serves TLS and that ssl= allows the server's TLS version and ciphers"
+    )
 
 
 def too_large(status: int, endpoint: str, limit: int, what: str) -> SaynaInvalidResponseError:

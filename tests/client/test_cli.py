@@ -256,6 +256,18 @@ def test_server_down_names_the_url_and_the_fix(
     assert "Connect call failed" not in line
 
 
+def test_tls_to_a_plain_server_keeps_the_diagnosis(url: str, tmp_path: Path) -> None:
+    """Not every connection error is a server that is not running: https:// to a
+    plain-HTTP server says so, without the `sayna serve` advice."""
+    line = assert_one_line_error(
+        run_cli("health", "--url", url.replace("http://", "https://"), cwd=tmp_path),
+        1,
+        "does not speak TLS",
+        "http://",
+    )
+    assert "sayna serve" not in line
+
+
 def test_port_already_in_use(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -106,6 +106,30 @@ async def test_unreachable_server_is_named_plainly(refusing_url: str) -> None:
         assert isinstance(error.cause, aiohttp.ClientConnectorError)
 
 
+async def test_tls_to_a_plain_server_names_the_cause(server: LocalServer) -> None:
+    """https:// and wss:// to a plain-HTTP server: the cause and the fix, not the
+    OpenSSL error class read as an OS errno ("operation not permitted")."""
+    tls_url = server.url.replace("http://", "https://")
+    retry = RetryPolicy(max_retries=0)
+    async with SaynaClient(tls_url, stt(), tts(), retry=retry) as client:
+        with pytest.raises(SaynaConnectionError) as rest:
+            await client.health()
+        with pytest.raises(SaynaConnectionError) as ws:
+            await client.connect()
+    assert str(rest.value) == (
+        f"GET / failed: cannot reach {tls_url}: the server does not speak TLS on this port "
+        "(a plain HTTP server?); use http:// for it, or the port where it serves TLS"
+    )
+    assert str(ws.value).startswith(
+        f"Could not open the WebSocket: cannot reach wss{tls_url[5:]}/ws: the server does not "
+        "speak TLS on this port"
+    )
+    assert "use ws:// for it" in str(ws.value)
+    for error in (rest.value, ws.value):
+        assert "not permitted" not in str(error)
+        assert isinstance(error.cause, aiohttp.ClientConnectorError)
+
+
 # --- no "Unclosed client session" in ordinary use --------------------------------------------
 
 SCRIPTS = {
