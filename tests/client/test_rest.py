@@ -200,6 +200,52 @@ async def test_sip_hooks_roundtrip(client: SaynaClient, server: LocalServer) -> 
         await client.delete_sip_hooks([])
 
 
+async def test_a_sip_hook_with_an_unknown_field_is_refused(
+    client: SaynaClient, server: LocalServer
+) -> None:
+    """A typo (``authid``) would send the hook without its tenant; an extra ``secret``
+    would show in its repr: both are errors naming the fields, before anything is sent."""
+    secret = "whsec-super-secret-value"
+    with pytest.raises(SaynaValidationError) as built:
+        SipHook(host="sip.example.com", url="https://example.com/hook", authid="tenant-1")  # type: ignore[call-arg]
+    assert str(built.value) == ("SipHook has no field 'authid' (its fields: host, url, auth_id)")
+    with pytest.raises(SaynaValidationError) as extra:
+        SipHook(host="h.com", url="https://example.com/hook", secret=secret)  # type: ignore[call-arg]
+    assert "no field 'secret'" in str(extra.value)
+    assert secret not in str(extra.value)
+    assert secret not in repr(extra.value)
+    with pytest.raises(SaynaValidationError) as sent:
+        await client.set_sip_hooks(
+            [{"host": "sip.example.com", "url": "https://example.com/hook", "authid": "t"}]
+        )
+    assert str(sent.value) == (
+        "hooks[0] is not a valid SipHook(host=..., url=..., auth_id=...): "
+        "SipHook has no field 'authid' (its fields: host, url, auth_id)"
+    )
+    assert server.records.requests_to("/sip/hooks", "POST") == []
+
+
+async def test_sip_hooks_response_tolerates_new_fields() -> None:
+    """A server whose hook entries carry more fields (a newer version): the table is
+    read, the unknown fields left out of the hooks (never a secret in a repr)."""
+
+    async def hooks(request: web.Request) -> web.Response:
+        entry = {"host": "h.com", "url": "https://x/hook", "auth_id": "t", "secret": "whsec-x1"}
+        return web.json_response({"hooks": [{**entry, "source": "runtime"}], "version": 2})
+
+    app = web.Application()
+    app.router.add_get("/sip/hooks", hooks)
+    runner, url = await _serve(app)
+    try:
+        async with SaynaClient(url, without_audio=True) as c:
+            table = await c.get_sip_hooks()
+    finally:
+        await runner.cleanup()
+    assert table.hooks == [SipHook(host="h.com", url="https://x/hook", auth_id="t")]
+    assert "whsec-x1" not in repr(table)
+    assert table.model_extra == {"version": 2}
+
+
 async def test_config_hooks_are_read_only() -> None:
     from sayna_client.server.sip import SipHook as ServerHook
 

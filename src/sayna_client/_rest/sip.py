@@ -20,6 +20,7 @@ from ..types import (
     SipTransferRequest,
     SipTransferResponse,
 )
+from ..types._checked import describe
 from .base import RestBase, require_text
 
 __all__ = ["SipEndpoints"]
@@ -61,7 +62,8 @@ class SipEndpoints(RestBase):
                 model = hook if isinstance(hook, SipHook) else SipHook.model_validate(hook)
             except ValidationError as exc:
                 raise SaynaValidationError(
-                    f"hooks[{index}] is not a valid SipHook(host=..., url=..., auth_id=...): {exc}"
+                    f"hooks[{index}] is not a valid SipHook(host=..., url=..., auth_id=...): "
+                    f"{describe(exc, SipHook)}"
                 ) from exc
             require_text(f"hooks[{index}].host", model.host, "sip.example.com")
             require_text(f"hooks[{index}].url", model.url, "https://example.com/webhook")

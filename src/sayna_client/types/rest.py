@@ -1,12 +1,13 @@
 """REST request and response bodies.
 
 Responses tolerate fields the server may add later (``extra="allow"``) and keep
-them on the model; requests reject unknown fields so typos fail early.
+them on the model (the hooks of :class:`SipHooksResponse` leave them out: ``SipHook``
+is a request model too); requests reject unknown fields so typos fail early.
 """
 
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ._checked import CheckedModel
 from .config import TTSConfig
@@ -161,9 +162,14 @@ class MuteLiveKitParticipantResponse(_Response):
 
 
 class SipHook(CheckedModel):
-    """A SIP routing entry: calls to ``host`` are announced to ``url`` (signed webhook)."""
+    """A SIP routing entry: calls to ``host`` are announced to ``url`` (signed webhook).
 
-    model_config = ConfigDict(extra="allow", hide_input_in_errors=True)
+    An unknown field is an error (``SipHook(..., authid="t")`` names the fields), so a
+    typo cannot send a hook without its tenant. In a :class:`SipHooksResponse` the
+    fields the server may add are left out.
+    """
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     host: str
     url: str
@@ -174,6 +180,21 @@ class SipHooksResponse(_Response):
     """``GET``/``POST``/``DELETE /sip/hooks``: the routing table (without secrets)."""
 
     hooks: List[SipHook]
+
+    @field_validator("hooks", mode="before")
+    @classmethod
+    def _known_fields_only(cls, value: Any) -> Any:
+        # SipHook rejects unknown fields (they are typos in a request); the server's
+        # entries may grow new ones: a response tolerates them by leaving them out
+        # (a secret a server might add never reaches a repr either).
+        if not isinstance(value, list):
+            return value
+        return [
+            {k: v for k, v in item.items() if k in SipHook.model_fields}
+            if isinstance(item, dict)
+            else item
+            for item in value
+        ]
 
 
 class SetSipHooksRequest(_Request):
