@@ -576,3 +576,63 @@ def test_a_server_error_while_transcribing_is_shown_and_fails(
     assert out == "later words\n"
     assert "error: speech recognition was interrupted\n" in err
     assert "no speech heard" not in err
+
+
+class DroppingServer(FailingRecognizerServer):
+    """A Sayna WebSocket peer that hears ``words before the drop`` in the first audio
+    frame, then ends the TCP connection without a Close frame (a crash, a network
+    drop: code 1006)."""
+
+    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type == web.WSMsgType.TEXT and json.loads(message.data)["type"] == "config":
+                await ws.send_json({"type": "ready", "stream_id": "dropping"})
+            elif message.type == web.WSMsgType.BINARY:
+                result = {
+                    "transcript": "words before the drop",
+                    "is_final": True,
+                    "confidence": 1.0,
+                }
+                await ws.send_json({"type": "stt_result", "is_speech_final": True, **result})
+                assert request.transport is not None
+                request.transport.close()  # what was sent goes first, then FIN
+                break
+        return ws
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_connection_lost_while_transcribing_prints_what_was_heard(
+    as_json: bool, tmp_path: Path
+) -> None:
+    """What was heard before the drop is printed; the drop is one line in the command
+    line's terms (no Python advice such as `client.connect()`), and the exit status 1."""
+    tone_wav(tmp_path / "three.wav", words=3)
+    with DroppingServer() as server:
+        done = run_cli(
+            "transcribe",
+            "three.wav",
+            "--url",
+            server.url,
+            "--speed",
+            "0",
+            *(["--json"] if as_json else []),
+            cwd=tmp_path,
+        )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 1, done.stderr
+    if as_json:
+        assert json.loads(done.stdout) == {
+            "transcript": "words before the drop",
+            "segments": ["words before the drop"],
+        }
+    else:
+        assert done.stdout == "words before the drop\n"
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(
+        "error: the connection to the server was lost before the transcription finished "
+        "(Connection closed (code 1006)"
+    ), line
+    assert line.endswith("the transcript holds only what was heard before")
+    assert "client.connect()" not in line

@@ -10,9 +10,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from ..client import SaynaClient
@@ -24,6 +25,7 @@ __all__ = [
     "add_command",
     "add_conn",
     "client",
+    "connection_lost_reported",
     "print_json",
     "working",
 ]
@@ -42,6 +44,28 @@ def print_json(data: Any) -> None:
 def client(args: argparse.Namespace, **kwargs: Any) -> SaynaClient:
     """A REST-only :class:`SaynaClient` for ``--url`` / ``--api-key``."""
     return SaynaClient(args.url, without_audio=True, api_key=args.api_key, **kwargs)
+
+
+#: The SDK's log line for a connection the server or the network closed.
+_CONNECTION_LOST_LOG = "Sayna WebSocket closed by the server or network: %s"
+
+
+class _ConnectionLostFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != _CONNECTION_LOST_LOG
+
+
+@contextlib.contextmanager
+def connection_lost_reported() -> Iterator[None]:
+    """Within the block, the SDK does not log a lost connection: the command reports
+    it itself, on its one ``error:`` line."""
+    sdk_logger = logging.getLogger("sayna_client")
+    quiet = _ConnectionLostFilter()
+    sdk_logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        sdk_logger.removeFilter(quiet)
 
 
 def add_conn(parser: argparse.ArgumentParser) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
@@ -15,10 +16,22 @@ from typing import Any, Callable, Optional
 from .. import audio
 from .._cli_util import EXIT_USAGE, CliError, input_file, non_negative_float
 from ..client import SaynaClient
-from ..errors import SaynaTimeoutError, SaynaValidationError
-from ..protocol.events import ErrorMessage, STTResultMessage
+from ..errors import (
+    SaynaConnectionError,
+    SaynaNotConnectedError,
+    SaynaTimeoutError,
+    SaynaValidationError,
+)
+from ..protocol.events import ConnectionClosed, ErrorMessage, STTResultMessage
 from ..types import STTConfig, TTSConfig
-from .common import Progress, add_command, add_conn, print_json, working
+from .common import (
+    Progress,
+    add_command,
+    add_conn,
+    connection_lost_reported,
+    print_json,
+    working,
+)
 
 __all__ = ["add_parser", "cmd_transcribe", "stream_and_listen"]
 
@@ -46,7 +59,9 @@ async def stream_and_listen(
     was heard). The server's ``error`` messages meanwhile (the engine failed on part
     of the audio, say) are printed on stderr as ``error: MESSAGE`` once streaming
     ends, and appended to ``errors`` when it is given: the transcript may then miss
-    part of the audio.
+    part of the audio. So is a connection lost midway (the server or the network
+    closed it): streaming stops there and the transcripts heard before it are
+    returned.
     """
     finals: list[str] = []
     reported: list[str] = [] if errors is None else errors
@@ -76,37 +91,57 @@ async def stream_and_listen(
     unsubscribe = client.register_on_stt_result(on_result)
     unsubscribe_errors = client.register_on_error(on_error)
     closed = [False]
+    lost: list[ConnectionClosed] = []
+    ended = asyncio.Event()
 
-    def on_close(_: Any) -> None:
+    def on_close(info: Any) -> None:
         closed[0] = True  # no more results will come
+        if isinstance(info, ConnectionClosed) and not info.initiated_by_client:
+            lost.append(info)
+        ended.set()
         changed.set()
 
     unsubscribe_close = client.register_on_close(on_close)
+    sent = 0
     try:
-        sent = 0
-        async for frame in audio.paced(frames, frame_ms=frame_ms, speed=speed):
-            await client.on_audio_input(frame)
-            sent += 1
-            progress.update(sent * frame_ms / 1000, latest[0])
-        # The file ends where it ends, maybe mid-word: trailing silence in the session's
-        # own format lets the recogniser close the last utterance.
         try:
-            await client.finish_audio(timeout=15.0)
-        except SaynaTimeoutError:
-            pass  # a recogniser still busy: the wait below tells when it is done
-        if transcribed is not None:
+            async for frame in audio.paced(frames, frame_ms=frame_ms, speed=speed):
+                await client.on_audio_input(frame)
+                sent += 1
+                progress.update(sent * frame_ms / 1000, latest[0])
+            # The file ends where it ends, maybe mid-word: trailing silence in the
+            # session's own format lets the recogniser close the last utterance.
+            try:
+                await client.finish_audio(timeout=15.0)
+            except SaynaTimeoutError:
+                pass  # a recogniser still busy: the wait below tells when it is done
+        except (SaynaNotConnectedError, SaynaConnectionError):
+            # The connection dropped: keep what was heard, report the drop below. The
+            # close callback says why (it may run just after the send failed).
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(ended.wait(), 5.0)
+            if not lost:
+                raise
+        if closed[0]:
+            pass  # nothing more will come
+        elif transcribed is not None:
             # No clock: the server's count of results for this audio says when all came.
             expected = await transcribed(client.metrics.audio_bytes_sent)
             while received[0] < expected and not closed[0]:
                 changed.clear()
                 await changed.wait()
         else:
-            await _wait_until_quiet(finals, latest, turn_open, last_result, changed)
+            await _wait_until_quiet(finals, latest, turn_open, last_result, changed, closed)
     finally:
         progress.close()
         unsubscribe()
         unsubscribe_errors()
         unsubscribe_close()
+    if lost:
+        reported.append(
+            "the connection to the server was lost before the transcription finished "
+            f"({lost[0].message}); the transcript holds only what was heard before"
+        )
     for message in reported:
         print(f"error: {message}", file=sys.stderr)
     return finals
@@ -118,10 +153,11 @@ async def _wait_until_quiet(
     turn_open: list[bool],
     last_result: list[float],
     changed: asyncio.Event,
+    closed: list[bool],
 ) -> None:
     """A remote server may still be decoding a backlog: done once no turn is open and
     nothing new arrived for a second (at most 15 s; nothing heard yet: 5 s for its
-    first result)."""
+    first result), or the connection closed."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + (15.0 if finals or latest[0] else 5.0)
     while True:
@@ -129,7 +165,7 @@ async def _wait_until_quiet(
         quiet = now - last_result[0]
         heard = bool(finals or latest[0])
         ended = heard and not turn_open[0]
-        if now >= deadline or (ended and quiet >= 1.0):
+        if now >= deadline or (ended and quiet >= 1.0) or closed[0]:
             break
         wait = min(deadline - now, 1.0 - quiet) if ended else deadline - now
         changed.clear()
@@ -156,17 +192,19 @@ async def cmd_transcribe(args: argparse.Namespace) -> int:
     ``--json``, an empty ``transcript``), stderr says ``(no speech heard in FILE)``, and
     the exit status is 0. A server ``error`` while streaming (the transcript may miss
     part of the file) is printed on stderr as ``error: MESSAGE``; what was heard still
-    goes to stdout, and the exit status is 1.
+    goes to stdout, and the exit status is 1. So is a connection lost midway: what was
+    heard before it is printed, and one ``error:`` line says it was lost, and why.
     """
     wav = await asyncio.to_thread(_read_wav, args.file)
     stt = STTConfig(provider=args.provider, sample_rate=wav.sample_rate, channels=wav.channels)
     tts = TTSConfig(provider=args.provider)
     frames = list(audio.wav_frames(wav, frame_ms=20, stt_config=stt))
-    async with SaynaClient(args.url, stt, tts, api_key=args.api_key) as client:
-        async with working("connecting"):
-            await client.connect()
-        errors: list[str] = []
-        finals = await stream_and_listen(client, frames, 20, args.speed, "transcribing", errors)
+    errors: list[str] = []
+    with connection_lost_reported():
+        async with SaynaClient(args.url, stt, tts, api_key=args.api_key) as client:
+            async with working("connecting"):
+                await client.connect()
+            finals = await stream_and_listen(client, frames, 20, args.speed, "transcribing", errors)
     text = " ".join(finals)
     if args.json:
         print_json({"transcript": text, "segments": finals})
@@ -187,7 +225,8 @@ def add_parser(sub: Any) -> None:
         "stream a 16-bit PCM WAV file like a microphone and print the transcript\n\n"
         "When nothing is heard, stdout stays empty (--json: an empty transcript), stderr\n"
         "says so, and the exit status is 0. A server error while streaming (part of the\n"
-        "file may be missing) is printed on stderr and the exit status is 1.",
+        "file may be missing) is printed on stderr and the exit status is 1; so is a\n"
+        "connection lost midway, after printing what was heard before it.",
     )
     add_conn(p)
     p.add_argument("file", type=input_file, help="a 16-bit PCM WAV file (any rate, mono or stereo)")
