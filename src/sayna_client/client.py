@@ -79,8 +79,9 @@ class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
         max_queue: events each consumer (``events()``, ``turns()``, the callbacks) holds.
         max_queue_bytes: audio bytes each consumer holds (16 MiB); past either bound the
             oldest events are dropped and reported (``EventsDropped``).
-        ssl: passed to aiohttp (``True`` verifies certificates; an ``SSLContext`` for
-            private CAs).
+        ssl: ``True`` verifies certificates (``None`` means the same), ``False`` does
+            not, an ``ssl.SSLContext`` for private CAs, or an ``aiohttp.Fingerprint``;
+            another type raises ``SaynaValidationError``.
         reconnect: opt-in automatic reconnection (see ``ReconnectPolicy``).
         proxy: an ``http://[user:pass@]host:port`` proxy for REST and the WebSocket
             (default: ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY``).
@@ -145,7 +146,7 @@ class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
             http_session=http_session,
             max_response_bytes=max_response_bytes,
         )
-        link = SessionLink(ws_url, self._auth_headers, ssl, self._redactor, self)
+        link = SessionLink(ws_url, self._auth_headers, self._ssl, self._redactor, self)
         self._voice = VoiceSession(options, link)
 
     def __repr__(self) -> str:

@@ -12,6 +12,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
@@ -472,3 +473,28 @@ async def test_https_and_wss_tunnel_through_connect(
     assert set(proxy.requests) == {f"CONNECT {host}"}
     # Every connection that reached the TLS server came through a tunnel.
     assert front.accepted == len(proxy.requests)
+
+
+@pytest.mark.parametrize("value", ["no", 0, 1, "True", b"", object()])
+def test_a_bad_ssl_argument_is_refused_at_construction(value: object) -> None:
+    """aiohttp would raise its own TypeError on every call instead."""
+    for cls in (SaynaClient, SaynaSyncClient):
+        with pytest.raises(SaynaValidationError) as info:
+            cls("http://127.0.0.1:9", stt(), tts(), ssl=value)
+        assert str(info.value) == (
+            "ssl must be True (verify certificates, the default), False (no verification), "
+            "an ssl.SSLContext (e.g. one trusting a private CA) or an aiohttp.Fingerprint; "
+            f"got {type(value).__name__}"
+        )
+
+
+@pytest.mark.parametrize("value", [None, True, False, "context"])
+async def test_every_accepted_ssl_argument_works(server: LocalServer, value: object) -> None:
+    """``None`` is the default (aiohttp deprecates its own ``ssl=None``)."""
+    if value == "context":
+        value = ssl.create_default_context()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        async with make_client(server, ssl=value) as client:
+            assert (await client.health()).status == "OK"
+            await client.connect()

@@ -20,6 +20,7 @@ what is documented here (``_http``, ``_http_base``, ``_auth_headers``, ``_redact
 from __future__ import annotations
 
 import base64
+import ssl
 import sys
 import warnings
 from types import FrameType
@@ -162,6 +163,25 @@ def _check_http_options(
         )
 
 
+def check_ssl(ssl_option: Any) -> Union[bool, ssl.SSLContext, aiohttp.Fingerprint]:
+    """``ssl=`` as aiohttp takes it: ``None`` is the default, ``True`` (aiohttp warns
+    that its own ``ssl=None`` is deprecated).
+
+    Raises:
+        SaynaValidationError: any other type (aiohttp would raise its own ``TypeError``
+            on every request).
+    """
+    if ssl_option is None:
+        return True
+    if isinstance(ssl_option, (bool, ssl.SSLContext, aiohttp.Fingerprint)):
+        return ssl_option
+    raise SaynaValidationError(
+        f"ssl must be True (verify certificates, the default), False (no verification), "
+        f"an ssl.SSLContext (e.g. one trusting a private CA) or an aiohttp.Fingerprint; "
+        f"got {type(ssl_option).__name__}"
+    )
+
+
 class RestBase:
     """The settings, the HTTP transport and :meth:`_request` of a REST client.
 
@@ -201,7 +221,7 @@ class RestBase:
         # WebSocket URL keeps the query; REST paths are joined to a base without it).
         key = self._api_key or (None if userinfo else query_api_key(bare))
         self._auth_headers = auth_headers(key, userinfo)
-        self._ssl = ssl
+        self._ssl = ssl = check_ssl(ssl)
         if (
             self._auth_headers
             and is_plaintext(self._http_base)

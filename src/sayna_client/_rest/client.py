@@ -44,7 +44,8 @@ class RestClient(LiveKitEndpoints, SipEndpoints):
             (connect, send and read the whole answer); ``None``: no limit. A call's
             own ``timeout=`` overrides it.
         retry: retry policy for idempotent requests.
-        ssl: passed to aiohttp (``True`` verifies certificates).
+        ssl: ``True`` verifies certificates (``None`` means the same), ``False`` does
+            not, an ``ssl.SSLContext`` for private CAs, or an ``aiohttp.Fingerprint``.
         proxy: an HTTP proxy URL; without it ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``
             apply to a session the client makes itself.
         http_session: an ``aiohttp.ClientSession`` to send through (never closed here).
