@@ -475,6 +475,26 @@ def test_short_secret(secret: str) -> None:
     assert secret.strip() not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("secret", "fix"),
+    [
+        (b"a-long-test-hook-secret", " (decode it: secret.decode())"),
+        (1234567890123456789, ""),
+        (["a-long-test-hook-secret"], ""),
+    ],
+)
+def test_secret_of_another_type_is_refused_at_construction(secret: object, fix: str) -> None:
+    """Not an AttributeError at the first request: the type, the fix, never the value."""
+    with pytest.raises(SaynaValidationError) as info:
+        WebhookReceiver(secret)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        f"Webhook secret must be a string, got {type(secret).__name__}{fix}: pass the "
+        "hook's signing secret as text, the same value as sip.hook_secret."
+    )
+    assert "a-long-test" not in str(info.value)
+    assert "1234567890" not in str(info.value)
+
+
 def test_sixteen_character_secret_is_enough() -> None:
     WebhookReceiver("x" * 16)
 

@@ -180,7 +180,8 @@ class WebhookReceiver:
 
     Raises:
         SaynaValidationError: No secret was given or found in the environment, the
-            secret is shorter than 16 characters, or an option is out of range.
+            secret is not a string or is shorter than 16 characters, or an option is out
+            of range.
     """
 
     __slots__ = ("_clock", "_dedupe_capacity", "_lock", "_secret", "_seen", "_tolerance")
@@ -196,6 +197,12 @@ class WebhookReceiver:
     ) -> None:
         if secret is None:
             secret = os.environ.get(SECRET_ENV_VAR)
+        if secret is not None and not isinstance(secret, str):
+            fix = " (decode it: secret.decode())" if isinstance(secret, bytes) else ""
+            raise SaynaValidationError(
+                f"Webhook secret must be a string, got {type(secret).__name__}{fix}: pass "
+                "the hook's signing secret as text, the same value as sip.hook_secret."
+            )
         if secret is None or not secret.strip():
             raise SaynaValidationError(
                 "Webhook secret is required: pass WebhookReceiver(secret=...) or set the "
