@@ -130,7 +130,12 @@ def _netrc_login(entries: Any, host: str) -> Optional[tuple[str, str]]:
 
 
 def path_segment(value: str) -> str:
-    """Percent-encode one path segment (room names and stream ids may hold anything)."""
+    """Percent-encode one path segment (room names and stream ids may hold anything).
+
+    The dot segments ``.`` and ``..`` are encoded too (``%2E``): as they are, URL
+    normalisation would drop them (``/livekit/rooms/..`` is ``/livekit``)."""
+    if value in (".", ".."):
+        return "%2E" * len(value)
     return quote(value, safe="")
 
 
@@ -389,7 +394,9 @@ class HttpTransport:
         headers = self._headers
         if data is not None:
             headers = {**headers, "Content-Type": "application/json"}
-        url = self._base_url + path
+        # ``path`` is encoded already: parsed again, its %2E would become a dot segment
+        # and be normalised away (a room named ".." would be GET /livekit).
+        url = URL(str(URL(self._base_url)) + path, encoded=True)
         for attempt in range(1, attempts + 1):
             retry_after: Optional[float] = None
             try:
@@ -431,7 +438,7 @@ class HttpTransport:
     async def _send(
         self,
         method: str,
-        url: str,
+        url: URL,
         headers: dict[str, str],
         data: Optional[str],
         timeout: Optional[float],

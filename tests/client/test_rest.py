@@ -143,6 +143,18 @@ async def test_livekit_token_is_a_verifiable_jwt(client: SaynaClient, server: Lo
         await client.get_livekit_token("room", "name", " ")
 
 
+@pytest.mark.parametrize("name", [".", "..", "a/..", "%2E", "..."])
+async def test_rooms_named_with_dots_are_reached(auth_server: LocalServer, name: str) -> None:
+    """``.`` and ``..`` are room names like any other: the URL library must not read
+    them as dot segments (``/livekit/rooms/..`` would be ``/livekit``)."""
+    async with make_client(auth_server, api_key="test-key") as client:
+        await client.get_livekit_token(name, "Jane", "jane")
+        details = await client.get_livekit_room(name)
+    assert details.name == name
+    (sent,) = auth_server.records.requests_to(f"/livekit/rooms/{name}", "GET")
+    assert sent.method == "GET"
+
+
 async def test_rooms_participants_and_mute(server: LocalServer) -> None:
     async with make_client(server, livekit_config=LiveKitConfig(room_name="room a/b")) as c:
         tracks = c.events()
