@@ -32,7 +32,7 @@ import weakref
 from collections.abc import AsyncIterable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
-from ._config import ReconnectPolicy, RetryPolicy, Timeouts
+from ._config import ReconnectPolicy, RetryPolicy, Timeouts, check_seconds
 from ._defaults import CLIENT_DEFAULT
 from ._defaults import ClientDefault as _ClientDefault
 from ._forward import ForwardAttribute
@@ -461,12 +461,23 @@ class SaynaSyncClient:
         ends when the session ends. ``timeout`` bounds each wait (see
         :class:`BlockingIterator`); the queue bound and overflow reports are those of
         ``SaynaClient.events()``.
+
+        Raises:
+            SaynaValidationError: ``timeout`` is not a positive number of seconds or
+                None (nothing is subscribed then).
         """
+        check_seconds("timeout", timeout)
         source = self._portal.call(self._client.events)
         return BlockingIterator(self._portal, source, timeout, "events()")
 
     def turns(self, timeout: Optional[float] = None) -> BlockingIterator[Turn]:
-        """One :class:`Turn` per user turn, as a blocking iterator; like :meth:`events`."""
+        """One :class:`Turn` per user turn, as a blocking iterator; like :meth:`events`.
+
+        Raises:
+            SaynaValidationError: ``timeout`` is not a positive number of seconds or
+                None (nothing is subscribed then).
+        """
+        check_seconds("timeout", timeout)
         source = self._portal.call(self._client.turns)
         return BlockingIterator(self._portal, source, timeout, "turns()")
 

@@ -188,6 +188,28 @@ async def test_connect_speak_wait_and_events(server: LocalServer) -> None:
     await server.records.wait_for(lambda: record.closed.is_set())
 
 
+@pytest.mark.parametrize("timeout", ["5", -1, 0, float("nan"), float("inf"), True])
+async def test_a_bad_events_or_turns_timeout_is_refused_when_called(
+    server: LocalServer, timeout: Any
+) -> None:
+    """Not a TypeError at the first ``next()``, nor a timeout "within -1 s"."""
+
+    def scenario() -> list[str]:
+        messages = []
+        with make_sync(server) as c:
+            c.connect()
+            for pull in (c.events, c.turns):
+                with pytest.raises(SaynaValidationError) as info:
+                    pull(timeout=timeout)
+                messages.append(str(info.value))
+        return messages
+
+    for message in await asyncio.to_thread(scenario):
+        assert message == (
+            f"timeout must be a positive number of seconds or None (no limit), got {timeout!r}"
+        )
+
+
 async def test_events_timeout_keeps_the_iterator_and_it_ends_with_the_session(
     server: LocalServer,
 ) -> None:
