@@ -96,6 +96,13 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def non_empty(text: str) -> str:
+    """A name that is not empty nor only spaces (a room, an identity)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def port(text: str) -> int:
     """``--port``: 0-65535 (0 picks a free port)."""
     try:

@@ -193,6 +193,13 @@ MISTAKES = {
         2,
         ["--reply: no file nofile.py", "expected --reply path/to/file.py:function_name"],
     ),
+    "empty identity": (
+        ["token", "my-room", ""],
+        2,
+        ["sayna token: error: argument IDENTITY: must not be empty"],
+    ),
+    "blank room": (["token", " ", "user-1"], 2, ["argument ROOM: must not be empty"]),
+    "empty room to show": (["rooms", ""], 2, ["argument ROOM: must not be empty"]),
     "empty provider": (
         ["speak", "hi", "--provider", ""],
         2,

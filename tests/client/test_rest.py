@@ -237,6 +237,30 @@ async def test_a_sip_hook_with_an_unknown_field_is_refused(
     assert server.records.requests_to("/sip/hooks", "POST") == []
 
 
+@pytest.mark.parametrize(
+    ("hooks", "ending"),
+    [
+        (
+            None,
+            "got NoneType, e.g. [SipHook(host='sip.example.com', url='https://example.com/hook')]",
+        ),
+        ("sip.example.com", "got str, e.g. [SipHook("),
+        (SipHook(host="a.com", url="http://x"), "got SipHook: wrap it in a list, [hook]"),
+        ({"host": "a.com", "url": "http://x"}, "got dict: wrap it in a list, [hook]"),
+    ],
+)
+async def test_set_sip_hooks_wants_a_list(
+    client: SaynaClient, server: LocalServer, hooks: object, ending: str
+) -> None:
+    with pytest.raises(SaynaValidationError) as info:
+        await client.set_sip_hooks(hooks)  # type: ignore[arg-type]
+    assert str(info.value).startswith(
+        "hooks must be a list of SipHook (or of dicts of their fields), "
+    )
+    assert ending in str(info.value)
+    assert server.records.requests_to("/sip/hooks", "POST") == []
+
+
 async def test_sip_hooks_response_tolerates_new_fields() -> None:
     """A server whose hook entries carry more fields (a newer version): the table is
     read, the unknown fields left out of the hooks (never a secret in a repr)."""

@@ -52,9 +52,20 @@ class SipEndpoints(RestBase):
             timeout: seconds; ``None``: no limit; default: the client's.
 
         Raises:
-            SaynaValidationError: a hook is malformed or two hooks share a host.
+            SaynaValidationError: ``hooks`` is not a list, a hook is malformed, or two
+                hooks share a host.
             SaynaMethodNotAllowedError: a host is fixed in the server's config (405).
         """
+        if not isinstance(hooks, Sequence) or isinstance(hooks, (str, bytes, bytearray)):
+            fix = (
+                ": wrap it in a list, [hook]"
+                if isinstance(hooks, (SipHook, dict))
+                else ", e.g. [SipHook(host='sip.example.com', url='https://example.com/hook')]"
+            )
+            raise SaynaValidationError(
+                "hooks must be a list of SipHook (or of dicts of their fields), got "
+                f"{type(hooks).__name__}{fix}"
+            )
         items: list[SipHook] = []
         seen: set[str] = set()
         for index, hook in enumerate(hooks):

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import audio
-from .._cli_util import EXIT_USAGE, CliError, output_file, sample_rate, speaking_rate
+from .._cli_util import (
+    EXIT_USAGE,
+    CliError,
+    non_empty,
+    output_file,
+    sample_rate,
+    speaking_rate,
+)
 from ..client import SaynaClient
 from ..types import SipHook, TTSConfig
 from .common import add_command, add_conn, client, print_json, working
@@ -199,14 +206,20 @@ def add_livekit_sip_parsers(sub: Any) -> None:
         ["sayna token my-room user-1", "sayna token my-room user-1 --name 'Jane Doe'"],
     )
     add_conn(p)
-    p.add_argument("room", help="LiveKit room name")
-    p.add_argument("identity", help="participant identity")
+    p.add_argument("room", metavar="ROOM", type=non_empty, help="LiveKit room name")
+    p.add_argument("identity", metavar="IDENTITY", type=non_empty, help="participant identity")
     p.add_argument("--name", default="", help="participant display name (default: the identity)")
     p = add_command(
         sub, "rooms", "list LiveKit rooms, or show one ROOM", ["sayna rooms", "sayna rooms my-room"]
     )
     add_conn(p)
-    p.add_argument("room", nargs="?", help="show this room (default: list all rooms)")
+    p.add_argument(
+        "room",
+        metavar="ROOM",
+        nargs="?",
+        type=non_empty,
+        help="show this room (default: list all rooms)",
+    )
     p = add_command(
         sub,
         "hooks",
