@@ -200,6 +200,11 @@ MISTAKES = {
     ),
     "blank room": (["token", " ", "user-1"], 2, ["argument ROOM: must not be empty"]),
     "empty room to show": (["rooms", ""], 2, ["argument ROOM: must not be empty"]),
+    "rules as JSON text": (
+        ["talk", "--agent", "rules", "--rules", '{"hello": "hi"}'],
+        2,
+        ["argument --rules: takes a file, not JSON text", "--rules rules.json"],
+    ),
     "empty provider": (
         ["speak", "hi", "--provider", ""],
         2,
@@ -363,6 +368,15 @@ def _subparsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentPa
                 if name != "serve":
                     yield child
                     yield from _subparsers(child)
+
+
+def test_talk_rules_help_says_it_takes_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["talk", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "[--rules FILE]" in text
+    assert '--rules FILE the rule table of --agent rules: a JSON file holding {"regex"' in text
+    assert "--rules JSON" not in text
 
 
 def test_every_option_has_help_with_its_default_and_an_example() -> None:

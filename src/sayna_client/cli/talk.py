@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 from .. import audio
@@ -40,6 +41,16 @@ __all__ = ["add_parser", "run"]
 #: The session's STT rate (the microphone is resampled to it).
 STT_RATE = 16000
 _FILES_HINT = "or talk through WAV files: sayna talk --input caller.wav --output agent.wav"
+
+
+def _rules_file(text: str) -> Path:
+    """``--rules``: a JSON file (JSON text given in its place is named as such)."""
+    if text.lstrip().startswith("{"):
+        raise argparse.ArgumentTypeError(
+            "takes a file, not JSON text: save the table in a file, e.g. rules.json, and "
+            "pass --rules rules.json"
+        )
+    return input_file(text)
 
 
 def add_parser(sub: Any) -> None:
@@ -85,11 +96,12 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument(
         "--rules",
-        type=input_file,
+        type=_rules_file,
         default=None,
-        metavar="JSON",
-        help='the rule table of --agent rules, a JSON object {"regex": "answer"} '
-        "(default: a small built-in table: hello, how are you, your name, help, goodbye)",
+        metavar="FILE",
+        help='the rule table of --agent rules: a JSON file holding {"regex": "answer", ...}, '
+        "e.g. --rules rules.json (default: a small built-in table: hello, how are you, "
+        "your name, help, goodbye)",
     )
     parser.add_argument(
         "--reply",
