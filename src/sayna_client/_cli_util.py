@@ -103,6 +103,18 @@ def non_empty(text: str) -> str:
     return text
 
 
+def output_dir(text: str) -> str:
+    """A folder to write into: made when missing, so only a path that exists and is
+    not a folder is refused here."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a directory; pass a folder (it is created when missing)"
+        )
+    return text
+
+
 def port(text: str) -> int:
     """``--port``: 0-65535 (0 picks a free port)."""
     try:

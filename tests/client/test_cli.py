@@ -205,6 +205,16 @@ MISTAKES = {
         2,
         ["argument --rules: takes a file, not JSON text", "--rules rules.json"],
     ),
+    "demo output dir is a file": (
+        ["demo", "--engine", "fake", "--output-dir", "notes.wav"],
+        2,
+        ["argument --output-dir: notes.wav is not a directory; pass a folder"],
+    ),
+    "demo empty text": (
+        ["demo", "--engine", "fake", "--text", ""],
+        2,
+        ["sayna demo: error: argument --text: must not be empty"],
+    ),
     "empty provider": (
         ["speak", "hi", "--provider", ""],
         2,
@@ -377,6 +387,19 @@ def test_talk_rules_help_says_it_takes_a_file(capsys: pytest.CaptureFixture[str]
     assert "[--rules FILE]" in text
     assert '--rules FILE the rule table of --agent rules: a JSON file holding {"regex"' in text
     assert "--rules JSON" not in text
+
+
+def test_serve_fault_drop_help_counts_every_frame_sent() -> None:
+    """The fault counts every frame the server sends (ready, results, audio), not
+    audio frames only."""
+    from sayna_client.server.cli import build_parser as serve_parser
+
+    text = " ".join(serve_parser().format_help().split())
+    assert (
+        "--fault-drop-after-frames N drop the connection (no Close frame) after sending N "
+        "frames to the client, any kind: ready, results, audio..."
+    ) in text
+    assert "N audio frames" not in text
 
 
 def test_every_option_has_help_with_its_default_and_an_example() -> None:

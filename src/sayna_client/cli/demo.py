@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import audio
-from .._cli_util import non_negative_float
+from .._cli_util import non_empty, non_negative_float, output_dir
 from ..client import SaynaClient
 from ..protocol.events import TTSPlaybackCompleteMessage
 from ..types import STTConfig, TTSConfig
@@ -133,7 +133,9 @@ def add_parser(sub: Any) -> None:
         help="speech engine: local (Whisper + Piper; needs the local extra), fake (tone "
         "bursts), or auto, which means local (default: %(default)s)",
     )
-    p.add_argument("--text", default=DEMO_TEXT, help="sentence to speak (default: %(default)r)")
+    p.add_argument(
+        "--text", type=non_empty, default=DEMO_TEXT, help="sentence to speak (default: %(default)r)"
+    )
     p.add_argument(
         "--speed",
         type=non_negative_float,
@@ -142,6 +144,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--output-dir",
+        type=output_dir,
         default=None,
         help="where to write sayna-demo-speak.wav (default: a new temporary directory)",
     )

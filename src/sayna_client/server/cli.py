@@ -214,7 +214,8 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="drop the connection after N audio frames (default: never)",
+        help="drop the connection (no Close frame) after sending N frames to the client, "
+        "any kind: ready, results, audio... (default: never)",
     )
     faults.add_argument(
         "--fault-malformed-frames",
