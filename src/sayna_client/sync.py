@@ -71,7 +71,10 @@ class SaynaSyncClient:
     Takes the same arguments as ``SaynaClient`` but ``http_session`` (an aiohttp session
     belongs to one event loop; this client's loop is private), validated the same way, at
     once, and has
-    the same methods and properties, blocking instead of ``async``: each runs the async
+    the same methods and properties (but the voice-agent helpers bound to the client's
+    loop, ``barge_in``, ``idle_watchdog``, ``speech``, ``audio_output`` and
+    ``turn_metrics``, and the 0.0.18 aliases; ``close()`` stands for ``aclose()``),
+    blocking instead of ``async``: each runs the async
     method on the client's own event loop, in the daemon thread ``sayna-sync-loop-<n>``
     started by the first call, and returns its result or raises its exception unchanged.
     A blocking call has the async method's own deadlines (``timeouts``, ``timeout=``);
