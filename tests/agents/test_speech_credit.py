@@ -1,12 +1,21 @@
 """How a speech queue credits TTS audio to its handles, against the rule it implements.
 
 The queue credits audio by difference of the session's frame and byte counts (no call
-into it per frame); :class:`Reference` is the rule written out frame by frame: every frame
-goes to the oldest unfinished handle unless an interruption muted the queue (until the
-next chunk is added), and a completion finishes the oldest handles, in order, while each
-was sent in full and a frame came after its last chunk went out, with every added chunk
-sent (one completion ends speaks that overlapped: the server reports its queue drained;
-the oldest needs a frame of its own, one since it became the oldest).
+into it per frame); :class:`Reference` is the rule written out frame by frame: a handle's
+first chunk puts it after the handles that have one, before those that have none (the
+server speaks in send order); every frame goes to the oldest unfinished handle if it has
+a chunk, unless an interruption muted the queue (until the next chunk is added), and a
+completion finishes the oldest handles, in order, while each was sent in full and a frame
+came after its last chunk went out, with every added chunk sent (one completion ends
+speaks that overlapped: the server reports its queue drained; the oldest needs a frame of
+its own, one since it became the oldest).
+
+A completion that would end the oldest handle but for its text source still being open
+is noted: the frames after it are not the oldest's; when the source ends with no chunk
+more, the handle ends as at that completion (the frames after it go to the next handle,
+the handles after it sent in full that had a frame after their last chunk by then, or
+failed, end with it), and
+if no frame came since the last completion, that completion is applied again.
 
 A ``TTS error`` (or a refused ``speak``'s ``Failed to synthesize speech``) is credited to
 one handle that had a chunk sent and is not failed: the
@@ -45,6 +54,12 @@ class RefHandle:
         self.interrupted = False
         self.failed = False
         self.heard: Optional[int] = None
+        self.error = False  # its text source failed
+        # Noted at a completion while its source was open: the handles that overlapped
+        # it then; the frames and bytes since (not its own).
+        self.record: Optional[list[RefHandle]] = None
+        self.extra_frames = 0
+        self.extra_bytes = 0
 
 
 class Pending:
@@ -63,6 +78,7 @@ class Reference:
         self.muted = False
         self.output: Optional[Sink] = None
         self.pending: Optional[Pending] = None
+        self.frames_since_completion = 1
 
     def open(self, allow_interruption: bool) -> RefHandle:
         handle = RefHandle(allow_interruption)
@@ -70,6 +86,19 @@ class Reference:
         return handle
 
     def add_chunk(self, handle: RefHandle, chunk: str) -> None:
+        if not handle.chunks and not handle.done:  # after the handles that have a chunk
+            self.handles.remove(handle)
+            index = 0
+            while index < len(self.handles) and self.handles[index].chunks:
+                index += 1
+            self.handles.insert(index, handle)
+        if handle.record is not None:  # more of it: the completion was not its end
+            handle.record = None
+            handle.bytes += handle.extra_bytes
+            handle.own_frames += handle.extra_frames
+        for other in self.handles:
+            if other.record is not None and handle in other.record:
+                other.record.remove(handle)
         if handle.sent == len(handle.chunks):
             # Audio after the chunks so far counts (until this one is sent) only for
             # the oldest, when it had audio of its own.
@@ -90,11 +119,17 @@ class Reference:
         if self.pending is not None:
             self.pending.frames += 1
             self.pending.bytes += len(data)
+        self.frames_since_completion += 1
         if self.muted:
             return
-        if self.handles:
-            self.handles[0].bytes += len(data)
-            self.handles[0].own_frames += 1
+        if self.handles and self.handles[0].chunks:
+            head = self.handles[0]
+            if head.record is not None:
+                head.extra_bytes += len(data)
+                head.extra_frames += 1
+            else:
+                head.bytes += len(data)
+                head.own_frames += 1
         for handle in self.handles:  # the oldest's audio, after the others' last chunk too
             if handle.sent == len(handle.chunks) > 0:
                 handle.audio_after_last_send = True
@@ -103,17 +138,52 @@ class Reference:
 
     def complete(self) -> None:
         self.resolve()
+        self.frames_since_completion = 0
+        self.apply_completion()
+
+    def apply_completion(self) -> None:
         first = True
-        while self.handles:
+        while self.handles and self.handles[0].chunks:
             handle = self.handles[0]
             audio = handle.audio_after_last_send and (handle.own_frames > 0 or not first)
-            if not (handle.sent_all and (audio or handle.failed)):
+            if not (audio or handle.failed):
+                break
+            if not handle.sent_all:
+                if first and handle.record is None and handle.sent == len(handle.chunks):
+                    handle.record = [h for h in self.handles if h.audio_after_last_send]
                 break
             self.handles.popleft()
             handle.done = True
             first = False
         if self.handles and not first:
             self.handles[0].own_frames = 0
+
+    def end(self, handle: RefHandle, error: bool) -> None:
+        if handle.done:
+            return
+        if not handle.sent or handle.sent != len(handle.chunks):
+            self.abandon(handle)
+            handle.error = handle.error or error
+            return
+        self.resolve()
+        handle.error = handle.error or error
+        handle.sent_all = True
+        record, handle.record = handle.record, None
+        if record is None or not self.handles or self.handles[0] is not handle:
+            return
+        self.handles.popleft()
+        handle.done = True
+        while self.handles:  # those after it sent in full with a frame after (or failed)
+            other = self.handles[0]
+            if not (other.sent_all and (other in record or other.failed)):
+                break
+            self.handles.popleft()
+            other.done = True
+        if self.handles and self.handles[0].chunks:
+            self.handles[0].bytes += handle.extra_bytes
+            self.handles[0].own_frames = handle.extra_frames
+        if self.frames_since_completion == 0:
+            self.apply_completion()
 
     def error(self) -> None:
         self.resolve()
@@ -145,7 +215,7 @@ class Reference:
         handle.done = True
         handle.bytes -= bytes_after  # the frames after its error were the next one's
         handle.own_frames -= frames_after
-        if self.handles:
+        if self.handles and self.handles[0].chunks:
             self.handles[0].bytes += bytes_after
             self.handles[0].own_frames = frames_after
 
@@ -192,7 +262,7 @@ class Sink:
 OPERATIONS = (
     *("speak", "speak", "open", "chunk", "send", "send", "frame", "frame", "frame", "frame"),
     *("complete", "complete", "interrupt", "cleared", "closed", "abandon", "output", "no output"),
-    *("error", "error", "other error"),
+    *("error", "error", "other error", "end", "end", "end failed"),
 )
 
 
@@ -214,12 +284,18 @@ async def _nothing(*_args: object) -> None:
 def _figures(handle: SpeechHandle) -> tuple[object, ...]:
     heard = handle._heard_bytes
     failed = isinstance(handle.exception(), SaynaTTSError)
-    return (handle.bytes_delivered, handle.done, handle.interrupted, heard, failed)
+    error = isinstance(handle.exception(), SourceError)
+    return (handle.bytes_delivered, handle.done, handle.interrupted, heard, failed, error)
 
 
 def _ref_figures(handle: RefHandle) -> tuple[object, ...]:
-    failed = handle.failed and handle.done
-    return (handle.bytes, handle.done, handle.interrupted, handle.heard, failed)
+    error = handle.error and handle.done  # (the source's error wins over a failure)
+    failed = handle.failed and handle.done and not error
+    return (handle.bytes, handle.done, handle.interrupted, handle.heard, failed, error)
+
+
+class SourceError(Exception):
+    """What a text source raised."""
 
 
 @pytest.mark.parametrize("seed", range(60))
@@ -294,6 +370,11 @@ async def test_audio_is_credited_as_frame_by_frame(seed: int) -> None:
             ref.error()
         elif op == "other error":  # not about synthesis: no handle's
             queue.on_error(Error("STT streaming error: reset"))
+        elif op in ("end", "end failed") and pairs:  # a stream's text source ended
+            pair = rnd.choice(pairs)
+            failed = op == "end failed"
+            queue.source_ended(pair[0], SourceError() if failed else None)
+            ref.end(pair[1], failed)
         assert [_figures(h) for h, _ in pairs] == [_ref_figures(r) for _, r in pairs]
         current = queue.current
         assert (current is None) == (not ref.handles)

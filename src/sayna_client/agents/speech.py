@@ -3,12 +3,16 @@
 The protocol has no per-``speak`` acknowledgement: TTS audio arrives in ``speak`` order
 (FIFO), and one ``tts_playback_complete`` marks the whole queue drained (speaks that
 overlapped share one). The :class:`SpeechQueue` of a client therefore keeps its handles in
-send order, credits each audio frame to the oldest unfinished handle, and finishes every
-handle whose last ``speak`` was followed by audio and then a completion (the crediting
-works on the session's own counts of TTS frames and bytes, by difference: no call into
-the queue per frame, see :class:`SpeechQueue`). ``interrupt()`` sends ``clear`` (which cancels
-everything queued on the server), flushes the attached :class:`AudioOutput` and ignores
-audio of the cancelled speech that was already on its way.
+send order (a handle takes its place at its first ``speak``: a ``speak_stream`` still
+waiting for its first sentence goes after the speeches sent meanwhile), credits each
+audio frame to the oldest unfinished handle that sent something, and finishes every
+handle whose last ``speak`` was followed by audio and then a completion, once its text
+source is exhausted (the crediting works on the session's own counts of TTS frames and
+bytes, by difference: no call into the queue per frame, see :class:`SpeechQueue`). A
+``speak_stream`` whose source fails after a chunk went out stays queued and raises once
+that audio played out. ``interrupt()`` sends ``clear`` (which cancels everything queued
+on the server), flushes the attached :class:`AudioOutput` and ignores audio of the
+cancelled speech that was already on its way.
 
 A ``speak`` the server's TTS provider fails gets no audio after the failure: Sayna sends
 ``error`` ``TTS error: ...`` and goes on with the next request (a completion follows when
@@ -61,8 +65,9 @@ class SpeechHandle:
     """One utterance of the agent: a ``speak`` or a ``speak_stream``.
 
     ``await handle`` returns when the speech has played out (its
-    ``tts_playback_complete`` arrived) or was interrupted; it raises what the text
-    source (``speak_stream``'s iterable) or a ``speak`` raised, and
+    ``tts_playback_complete`` arrived, and a ``speak_stream``'s text source ended) or
+    was interrupted; it raises what the text source (``speak_stream``'s iterable: once
+    the chunks it sent played out) or a ``speak`` raised, and
     :class:`~sayna_client.errors.SaynaTTSError` (with the server's text) when the
     server's TTS provider failed it: raised, not returned (as a failed ``speak`` is),
     so code awaiting a speech cannot take one the user never heard for one that played
@@ -256,7 +261,10 @@ class SpeechHandle:
         task = self._task
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()
-        self._error = error
+        if self._error is None:
+            self._error = error
+        else:  # the text source's, set before (SpeechQueue.source_ended): it wins
+            error = self._error
         waiters = self._waiters
         if waiters is not None:
             self._waiters = None
@@ -270,6 +278,16 @@ class SpeechHandle:
                     waiter.set_result(None)
                 else:
                     waiter.set_exception(error)
+
+
+async def _close_source(pieces: object) -> None:
+    """Close a text source left before its end (an async generator's ``aclose``)."""
+    aclose = getattr(pieces, "aclose", None)
+    if aclose is not None:
+        try:
+            await asyncio.shield(aclose())
+        except Exception as exc:  # the source's own cleanup failed: not ours to raise
+            logger.debug("closing the text source failed: %s", exc)
 
 
 def _ended(error: Optional[BaseException]) -> Generator[Any, None, None]:
@@ -348,6 +366,12 @@ class SpeechQueue:
         self._crediting = False
         self._mark_frames = 0
         self._mark_bytes = 0
+        # The oldest handle, its text source still open, and the counts at the first
+        # completion after the audio of its last chunk: that completion ends it if the
+        # source ends with no chunk more (source_ended); later audio is the next one's.
+        self._played: Optional[tuple[SpeechHandle, int, int]] = None
+        # The frame count at the last completion.
+        self._completed_at = -1
         self._played_seconds = 0.0
         self._played_words = 0
         # A TTS failure not credited yet (on_error): the error, the frame and byte counts
@@ -399,8 +423,9 @@ class SpeechQueue:
     # the queue is not muted. Its ``_bytes`` gets them when it leaves the queue.
 
     def _credit_head(self) -> None:
-        """The oldest handle (if any, and not muted) is credited from now on."""
-        if self._handles and not self._muted:
+        """The oldest handle (if any, with a chunk, and not muted) is credited from now on."""
+        handles = self._handles
+        if handles and handles[0]._chunks and not self._muted:
             self._mark_frames, self._mark_bytes = self._received()
             self._crediting = True
         else:
@@ -411,7 +436,17 @@ class SpeechQueue:
         leaves the queue."""
         if self._crediting:
             self._crediting = False
-            self._handles[0]._bytes += self._received()[1] - self._mark_bytes
+            handle = self._handles[0]
+            handle._bytes += self._head_size(handle) - self._mark_bytes
+        self._played = None
+
+    def _head_size(self, handle: SpeechHandle) -> int:
+        """The byte count up to which the oldest handle is credited: now, or at the
+        completion that ended its audio while its text source was open."""
+        played = self._played
+        if played is not None and played[0] is handle:
+            return played[2]
+        return self._received()[1]
 
     def _audio_after_send(self, handle: SpeechHandle) -> bool:
         """A frame credited to ``handle`` arrived after its last chunk went out."""
@@ -423,7 +458,7 @@ class SpeechQueue:
     def _delivered(self, handle: SpeechHandle) -> int:
         """``handle.bytes_delivered``: its bytes, with those credited since the mark."""
         if self._crediting and self._handles[0] is handle:
-            return handle._bytes + self._received()[1] - self._mark_bytes
+            return handle._bytes + self._head_size(handle) - self._mark_bytes
         return handle._bytes
 
     # --- state ---------------------------------------------------------------------------
@@ -473,13 +508,10 @@ class SpeechQueue:
     # --- starting speech -------------------------------------------------------------------
 
     def open(self, allow_interruption: bool) -> SpeechHandle:
-        """A new handle, last in the queue (its chunks are added with :meth:`add_chunk`)."""
+        """A new handle, last in the queue (its chunks are added with :meth:`add_chunk`;
+        it is credited no audio nor completion before its first one)."""
         handle = SpeechHandle(self, allow_interruption)
-        handles = self._handles
-        handles.append(handle)
-        if len(handles) == 1 and not self._muted:  # the oldest: credited from now on
-            self._mark_frames, self._mark_bytes = self._received()
-            self._crediting = True
+        self._handles.append(handle)
         if self._tally is not None and not self._listening:
             self._relisten()
         for listener in self._open_listeners:
@@ -487,7 +519,15 @@ class SpeechQueue:
         return handle
 
     def add_chunk(self, handle: SpeechHandle, chunk: str) -> None:
-        """``chunk`` of ``handle`` is about to be sent: audio from now on is new speech."""
+        """``chunk`` of ``handle`` is about to be sent: audio from now on is new speech.
+
+        A handle's first chunk puts it after the handles that have one (the server
+        speaks in ``speak`` order), before those that have none yet (a ``speak_stream``
+        still waiting for its first sentence)."""
+        if not handle._chunks:
+            self._place(handle)
+        elif self._played is not None and self._played[0] is handle:
+            self._played = None  # more of it: that completion was not its end
         handle._chunks += (chunk,)
         if handle._sent_frames != _UNSENT:
             # A chunk after one that went out: audio from now until it is sent does not
@@ -497,6 +537,24 @@ class SpeechQueue:
             self._muted = False
             self._credit_head()
         self.metrics.on_speak(chunk)
+
+    def _place(self, handle: SpeechHandle) -> None:
+        """Move ``handle`` (its first chunk is added) after the handles that have a
+        chunk; the oldest is credited from now on."""
+        if handle._done:
+            return  # not in the queue
+        handles = self._handles
+        index = 0
+        for other in handles:
+            if other is handle or not other._chunks:
+                break
+            index += 1
+        if handles[index] is not handle:
+            handles.remove(handle)
+            handles.insert(index, handle)
+        if index == 0 and not self._muted:
+            self._mark_frames, self._mark_bytes = self._received()
+            self._crediting = True
 
     def chunk_sent(self, handle: SpeechHandle, *, last: bool) -> None:
         """The ``speak`` of the chunk added last is on the wire."""
@@ -508,6 +566,36 @@ class SpeechQueue:
             handle._sent_frames = _UNSENT
         if last:
             handle.sent_all = True
+
+    def source_ended(self, handle: SpeechHandle, error: Optional[BaseException] = None) -> None:
+        """The text source of ``handle`` (a ``speak_stream``) is exhausted, every chunk
+        added went out, or it failed with ``error``: nothing more of it will be sent.
+
+        A handle with no chunk on the server ends now (with ``error``). One with chunks
+        there stays in the queue and ends when they played out, with ``error`` if given
+        (the audio on its way is its own, not the next speech's); at once if the
+        completion after their audio came while the source was still open."""
+        if handle.done:
+            return
+        if not handle._sent or handle._sent != len(handle._chunks):
+            self.abandon(handle, error)
+            return
+        if self._pending is not None:
+            self._resolve()
+        if error is not None:
+            handle._error = error  # raised when it ends
+        handle.sent_all = True
+        played = self._played
+        if played is None or played[0] is not handle:
+            return
+        self._played = None
+        if self._crediting and self._handles[0] is handle:
+            _, frames, size = played
+            self._finish_head(handle, frames, size)
+            if self._received()[0] == self._completed_at:
+                # No audio since the last completion: it may end the next ones too.
+                self._complete(*self._received())
+            self._relisten()
 
     def abandon(self, handle: SpeechHandle, error: Optional[BaseException]) -> None:
         """``handle`` ends now (its send failed, or it had nothing to say), with ``error``
@@ -573,20 +661,15 @@ class SpeechQueue:
         except asyncio.CancelledError:
             if not handle.done:
                 self.abandon(handle, None)
+            await _close_source(pieces)
             raise
-        except BaseException as exc:  # the source or a send failed: the handle reports it
-            self.abandon(handle, exc)
+        except BaseException as exc:
+            # The source, the segmenter or a send failed: the handle raises it, once the
+            # chunks on the server played out (nothing sent: now).
+            self.source_ended(handle, exc)
+            await _close_source(pieces)
             return
-        finally:
-            aclose = getattr(pieces, "aclose", None)
-            if aclose is not None and handle.done:
-                try:
-                    await asyncio.shield(aclose())
-                except Exception as exc:  # the source's own cleanup failed: not ours to raise
-                    logger.debug("closing the text source failed: %s", exc)
-        handle.sent_all = True
-        if not handle._chunks:
-            self.abandon(handle, None)  # nothing to say: done at once
+        self.source_ended(handle)  # (nothing to say: done at once)
 
     @property
     def settled(self) -> bool:
@@ -664,35 +747,53 @@ class SpeechQueue:
             output.write(data)
 
     def on_playback_complete(self, _event: object) -> None:
+        """A ``tts_playback_complete``: the handles it ends are done (see :meth:`_complete`)."""
+        if self._pending is not None:
+            self._resolve()
+        frames, size = self._received()
+        self._completed_at = frames
+        if self._crediting:
+            self._complete(frames, size)
+        if self._tally is not None or self._listening:
+            self._relisten()
+
+    def _complete(self, frames: int, size: int) -> None:
         # One completion marks the server's whole queue drained. FIFO: the oldest handle
         # is done once it was sent in full and a frame credited to it arrived after its
         # last chunk went out (audio goes to the oldest: the ones after it have none of
         # their own yet), and with it those after it that overlapped (see _overlapped).
-        # A speech the server failed (on_error) ends at it, with or without audio.
-        if self._pending is not None:
-            self._resolve()
+        # A speech the server failed (on_error) ends at it, with or without audio. One
+        # whose text source is still open is noted: it ends if the source ends with no
+        # chunk more (source_ended).
         handles = self._handles
-        if handles and self._crediting and handles[0].sent_all:
-            frames, size = self._received()
-            handle = handles[0]
-            failure = handle._failure
-            if (frames > handle._sent_frames and frames > self._mark_frames) or (
-                failure is not None
-            ):
-                handles.popleft()
-                handle._bytes += size - self._mark_bytes
-                self._mark_frames = frames  # where the next one's audio starts
-                self._mark_bytes = size
-                self._crediting = bool(handles)
-                rate = self.byte_rate()
-                if rate is not None and failure is None:  # (a failed one: not its length)
-                    self._played_seconds += handle._bytes / rate
-                    self._played_words += len(handle.text.split())
-                handle._finish(interrupted=False, error=failure)
-                if handles and handles[0].sent_all:
-                    self._overlapped(frames, rate)
-        if self._tally is not None or self._listening:
-            self._relisten()
+        if not (handles and self._crediting):
+            return
+        handle = handles[0]
+        if (frames > handle._sent_frames and frames > self._mark_frames) or (
+            handle._failure is not None
+        ):
+            if handle.sent_all:
+                self._finish_head(handle, frames, size)
+            elif self._played is None and handle._sent == len(handle._chunks):
+                self._played = (handle, frames, size)
+
+    def _finish_head(self, handle: SpeechHandle, frames: int, size: int) -> None:
+        """The oldest handle played out at the counts ``frames``, ``size`` (a completion
+        came then): it ends, with those after it that overlapped it."""
+        handles = self._handles
+        handles.popleft()
+        failure = handle._failure
+        handle._bytes += size - self._mark_bytes
+        self._mark_frames = frames  # where the next one's audio starts
+        self._mark_bytes = size
+        self._crediting = bool(handles) and bool(handles[0]._chunks)
+        rate = self.byte_rate()
+        if rate is not None and failure is None:  # (a failed one: not its length)
+            self._played_seconds += handle._bytes / rate
+            self._played_words += len(handle.text.split())
+        handle._finish(interrupted=False, error=failure)
+        if handles and handles[0].sent_all:
+            self._overlapped(frames, rate)
 
     def _overlapped(self, frames: int, rate: Optional[float]) -> None:
         """The completion that finished the oldest handle also ends the handles after it
@@ -710,7 +811,7 @@ class SpeechQueue:
             if not (frames > handle._sent_frames or handle._failure is not None):
                 break
             done.append(handles.popleft())
-        self._crediting = bool(handles)
+        self._crediting = bool(handles) and bool(handles[0]._chunks)
         for handle in done:
             failure = handle._failure
             if rate is not None and failure is None:
@@ -783,7 +884,7 @@ class SpeechQueue:
         if self._crediting:
             handle._bytes += max(0, size - self._mark_bytes)
             self._mark_frames, self._mark_bytes = frames, max(size, self._mark_bytes)
-        self._crediting = bool(handles) and not self._muted
+        self._crediting = bool(handles) and bool(handles[0]._chunks) and not self._muted
         handle._failure = error
         handle._finish(interrupted=False, error=error)
 

@@ -1,0 +1,168 @@
+"""speak_stream handles whose text source outlives or fails after its chunks, and speech
+queued beside an open stream (local server, paced TTS)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from helpers.waiting import eventually
+from sayna_client import SaynaClient, SaynaValidationError
+from sayna_client.server import LocalServer
+
+from .conftest import WAIT, WORD_BYTES
+
+
+class LLMError(Exception):
+    pass
+
+
+def speaks(server: LocalServer) -> list[dict[str, Any]]:
+    return [m for m in server.records.last_session.messages if m["type"] == "speak"]
+
+
+def completions(agent: SaynaClient) -> list[object]:
+    """The completions the client's callbacks got (the queue saw each one before)."""
+    got: list[object] = []
+    agent.on("tts_playback_complete", got.append)
+    return got
+
+
+async def test_a_stream_open_after_its_last_chunk_ends_when_it_ends(agent: SaynaClient) -> None:
+    # The LLM's text ends with a newline, so the last chunk leaves at once, and the
+    # stream stays open (a tool call, a late usage chunk) past the completion.
+    done = completions(agent)
+    release = asyncio.Event()
+
+    async def llm() -> AsyncIterator[str]:
+        for token in ["Let", " me", " check", " that", " for", " you", ".\n"]:
+            yield token
+        await release.wait()
+
+    handle = await agent.speak_stream(llm())
+    await eventually(lambda: done)
+    assert not handle.done  # the source may still send more
+    release.set()
+    await handle.wait(WAIT)
+    assert not handle.interrupted
+    assert handle.bytes_delivered == 6 * WORD_BYTES
+    assert not agent.speech.speaking
+    after = await agent.speak("Here it is.")
+    await after.wait(WAIT)
+    assert after.bytes_delivered == 3 * WORD_BYTES
+
+
+async def test_speech_after_a_stream_still_open_is_credited_its_own_audio(
+    agent: SaynaClient,
+) -> None:
+    done = completions(agent)
+    release = asyncio.Event()
+
+    async def llm() -> AsyncIterator[str]:
+        yield "Let me check that for you.\n"
+        await release.wait()
+
+    stream = await agent.speak_stream(llm())
+    await eventually(lambda: done)
+    after = await agent.speak("Here it is.")
+    await eventually(lambda: len(done) == 2)  # its audio played while the stream was open
+    release.set()
+    await stream.wait(WAIT)
+    await after.wait(WAIT)
+    assert stream.bytes_delivered == 6 * WORD_BYTES
+    assert after.bytes_delivered == 3 * WORD_BYTES
+    assert agent.speech.seconds_per_word == pytest.approx(0.18)
+
+
+async def test_a_speech_behind_a_stream_that_sent_nothing_plays_out(
+    agent: SaynaClient,
+) -> None:
+    go = asyncio.Event()
+
+    async def llm() -> AsyncIterator[str]:
+        await go.wait()  # the LLM is thinking
+        yield "Your order ships tomorrow."
+
+    stream = await agent.speak_stream(llm())
+    filler = await agent.speak("One moment please.")
+    await filler.wait(WAIT)
+    assert filler.bytes_delivered == 3 * WORD_BYTES
+    assert not stream.done
+    assert agent.speech.current is stream
+    go.set()
+    await stream.wait(WAIT)
+    assert stream.bytes_delivered == 4 * WORD_BYTES
+    assert stream.text_heard == "Your order ships tomorrow."
+
+
+async def test_a_speech_behind_a_stream_that_fails_before_its_first_chunk_plays_out(
+    agent: SaynaClient,
+) -> None:
+    done = completions(agent)
+    fail = asyncio.Event()
+
+    async def llm() -> AsyncIterator[str]:
+        await fail.wait()
+        raise LLMError("upstream 503")
+        yield ""  # an async generator
+
+    stream = await agent.speak_stream(llm())
+    filler = await agent.speak("One moment please.")
+    await eventually(lambda: done)
+    fail.set()
+    with pytest.raises(LLMError):
+        await stream.wait(WAIT)
+    await filler.wait(WAIT)
+    assert filler.bytes_delivered == 3 * WORD_BYTES
+    assert not agent.speech.speaking
+
+
+async def test_a_source_failing_after_a_chunk_went_out_raises_once_it_played_out(
+    agent: SaynaClient, server: LocalServer
+) -> None:
+    async def llm() -> AsyncIterator[str]:
+        for token in ["One", " two", " three", " four", " five", ".", " Then"]:
+            yield token
+        await server.records.wait_for(lambda: speaks(server))
+        raise LLMError("rate limited")
+
+    handle = await agent.speak_stream(llm())
+    with pytest.raises(LLMError, match="rate limited"):
+        await handle.wait(WAIT)
+    # The sentence on the server played out, as this speech's: not cut, not the next's.
+    assert not handle.interrupted
+    assert handle.bytes_delivered == 5 * WORD_BYTES
+    assert handle.text_heard == "One two three four five."
+    assert isinstance(handle.exception(), LLMError)
+    assert not any(m["type"] == "clear" for m in server.records.last_session.messages)
+    sorry = await agent.speak("Sorry.")
+    await sorry.wait(WAIT)
+    assert sorry.bytes_delivered == WORD_BYTES
+    assert agent.speech.seconds_per_word == pytest.approx(0.18)
+
+
+async def test_a_none_piece_after_a_chunk_went_out_raises_and_closes_the_source(
+    agent: SaynaClient, server: LocalServer
+) -> None:
+    closed = asyncio.Event()
+
+    async def llm() -> AsyncIterator[Any]:
+        try:
+            for token in ["Sure", ",", " the", " shop", " opens", " at", " nine", ".", " It"]:
+                yield token
+            await server.records.wait_for(lambda: speaks(server))
+            yield None  # an OpenAI stream's last delta.content
+        finally:
+            closed.set()
+
+    handle = await agent.speak_stream(llm())
+    with pytest.raises(SaynaValidationError, match="NoneType"):
+        await handle.wait(WAIT)
+    await asyncio.wait_for(closed.wait(), WAIT)
+    assert handle.bytes_delivered == 6 * WORD_BYTES
+    bye = await agent.speak("Bye.")
+    await bye.wait(WAIT)
+    assert bye.bytes_delivered == WORD_BYTES
