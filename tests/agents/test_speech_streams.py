@@ -1,5 +1,5 @@
-"""speak_stream handles whose text source outlives or fails after its chunks, and speech
-queued beside an open stream (local server, paced TTS)."""
+"""speak_stream handles whose text source outlives or fails after its chunks, speech queued
+beside an open stream, and an audio output that raises (local server, paced TTS)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from helpers.waiting import eventually
-from sayna_client import SaynaClient, SaynaValidationError
+from sayna_client import CallbackError, SaynaClient, SaynaValidationError
 from sayna_client.server import LocalServer
 
 from .conftest import WAIT, WORD_BYTES
@@ -166,3 +166,85 @@ async def test_a_none_piece_after_a_chunk_went_out_raises_and_closes_the_source(
     bye = await agent.speak("Bye.")
     await bye.wait(WAIT)
     assert bye.bytes_delivered == WORD_BYTES
+
+
+class Unplugged:
+    """An output whose device went away: flush() raises."""
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    def flush(self) -> int:
+        raise OSError("audio device unplugged")
+
+
+async def test_an_output_whose_flush_raises_still_lets_the_interruption_end_speech(
+    agent: SaynaClient, server: LocalServer
+) -> None:
+    reports: list[Any] = []
+    agent.register_on_error(reports.append)
+    output = Unplugged()
+    agent.audio_output = output
+    handle = await agent.speak("one two three four five six seven eight nine ten")
+    await eventually(lambda: output.written)
+    handle.interrupt()  # does not raise
+    assert handle.done
+    assert handle.interrupted
+    assert not agent.speech.speaking
+    session = server.records.last_session
+    await server.records.wait_for(lambda: any(m["type"] == "clear" for m in session.messages))
+    handle.interrupt()  # finished: no effect
+    await eventually(lambda: reports)
+    report = reports[0]
+    assert isinstance(report, CallbackError)
+    assert report.callback == "audio_output.flush"
+    assert isinstance(report.error, OSError)
+    # The session goes on.
+    agent.audio_output = None
+    after = await agent.speak("hello again")
+    await after.wait(WAIT)
+    assert after.bytes_delivered == 2 * WORD_BYTES
+
+
+class Flaky:
+    """An output whose write() raises once (a full buffer)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        self.calls += 1
+        if self.calls == 3:
+            raise RuntimeError("buffer overflow")
+        self.written += len(data)
+
+    def flush(self) -> int:
+        return 0
+
+
+async def test_an_output_whose_write_raises_is_reported_and_the_session_goes_on(
+    agent: SaynaClient,
+) -> None:
+    reports: list[Any] = []
+    agent.register_on_error(reports.append)
+    output = Flaky()
+    agent.audio_output = output
+    frames: list[int] = []
+    agent.register_on_tts_audio(lambda data: frames.append(len(data)))
+    handle = await agent.speak("one two three")
+    await handle.wait(WAIT)
+    assert not handle.interrupted
+    assert handle.bytes_delivered == 3 * WORD_BYTES
+    assert agent.connected
+    await eventually(lambda: reports)
+    assert [type(r) for r in reports] == [CallbackError]
+    assert reports[0].callback == "audio_output.write"
+    assert reports[0].event_type == "tts_audio"
+    assert output.calls == len(frames)  # every frame went on to the output
+    after = await agent.speak("four five")
+    await after.wait(WAIT)
+    assert after.bytes_delivered == 2 * WORD_BYTES

@@ -17,7 +17,10 @@ class AudioOutput(Protocol):
 
     ``write`` is called on the event loop for every TTS frame as it arrives and must not
     block (buffer it; play it from another thread or task). ``flush`` drops what was
-    written and not played yet and returns how many bytes it dropped (barge-in).
+    written and not played yet and returns how many bytes it dropped (barge-in). An
+    exception from either is logged and reported to the session's error callbacks as a
+    :class:`~sayna_client.CallbackError` (the frame is lost; an interruption still ends
+    its speech and sends ``clear``): it never ends the session.
     """
 
     def write(self, data: bytes) -> None:

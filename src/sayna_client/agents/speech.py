@@ -12,7 +12,8 @@ bytes, by difference: no call into the queue per frame, see :class:`SpeechQueue`
 ``speak_stream`` whose source fails after a chunk went out stays queued and raises once
 that audio played out. ``interrupt()`` sends ``clear`` (which cancels everything queued
 on the server), flushes the attached :class:`AudioOutput` and ignores audio of the
-cancelled speech that was already on its way.
+cancelled speech that was already on its way. An output that raises is reported (see
+:attr:`SpeechQueue.report`), never a reason to stop.
 
 A ``speak`` the server's TTS provider fails gets no audio after the failure: Sayna sends
 ``error`` ``TTS error: ...`` and goes on with the next request (a completion follows when
@@ -242,7 +243,8 @@ class SpeechHandle:
         """
         if self.done:
             return
-        if not self._queue._handles[-1].allow_interruption:  # (this one is in the queue)
+        handles = self._queue._handles  # (this one is in it)
+        if handles and not handles[-1].allow_interruption:
             raise SaynaValidationError(
                 "the newest speech was sent with allow_interruption=False; the server "
                 "ignores clear until it has played out"
@@ -350,6 +352,11 @@ class SpeechQueue:
         #: no completion) leaves no speech outstanding: the owner's waits for the
         #: completion end (``speak(wait=True)``, ``drain()``).
         self.refused: Optional[Callable[[], None]] = None
+        #: ``report(callback, event_type, error)``: the attached output raised (its
+        #: ``write`` or ``flush``, named ``callback``): the owner tells the application
+        #: (a session: a :class:`~sayna_client.CallbackError` to its error callbacks and
+        #: iterators). The queue logs it either way, and goes on.
+        self.report: Optional[Callable[[str, str, Exception], None]] = None
         # Not self.byte_rate: the metrics would hold the queue that holds them (a cycle).
         self._start(tally, TurnMetrics(tts_rate=lambda: bytes_per_second(*tts_format())))
 
@@ -704,8 +711,14 @@ class SpeechQueue:
         self._settle_head()
         handles = list(self._handles)
         self._handles.clear()
-        unplayed = self._output.flush() if self._output is not None else 0
         self._muted = True
+        unplayed = 0
+        output = self._output
+        if output is not None:
+            try:
+                unplayed = output.flush()
+            except Exception as exc:  # the handles end and clear goes out all the same
+                self._output_failed("flush", "interruption", exc)
         for handle in handles:
             # The output's unplayed audio belongs to the newest handles that had audio.
             taken = min(unplayed, handle.bytes_delivered) if handle is handles[0] else 0
@@ -744,7 +757,18 @@ class SpeechQueue:
                 return
         output = self._output
         if output is not None and not self._muted:  # muted: cancelled speech's late audio
-            output.write(data)
+            try:
+                output.write(data)
+            except Exception as exc:  # the output's fault: not a reason to end the session
+                self._output_failed("write", "tts_audio", exc)
+
+    def _output_failed(self, method: str, event_type: str, exc: Exception) -> None:
+        """The attached output's ``method`` raised: logged, and told to the owner."""
+        callback = f"audio_output.{method}"
+        logger.error("Sayna %s raised while handling %r", callback, event_type, exc_info=exc)
+        report = self.report
+        if report is not None:
+            report(callback, event_type, exc)
 
     def on_playback_complete(self, _event: object) -> None:
         """A ``tts_playback_complete``: the handles it ends are done (see :meth:`_complete`)."""

@@ -20,6 +20,7 @@ from ..agents.metrics import TurnMetrics
 from ..agents.speech import SpeechQueue, bytes_per_second
 from ..errors import SaynaNotConnectedError, SaynaValidationError
 from ..protocol.commands import ClearMessage, encode, encode_speak
+from .events import CallbackError
 
 if TYPE_CHECKING:
     from .conversation import TTSCounts
@@ -98,7 +99,7 @@ def _tts_format(session: SessionCore) -> tuple[str, int]:
 
 class SessionSpeechQueue(SpeechQueue):
     """The speech queue of a session (see the module docstring): its sends, TTS format,
-    frame counts, ``listen`` and ``refused`` are methods reading the session."""
+    frame counts, ``listen``, ``refused`` and ``report`` are methods reading the session."""
 
     def __init__(self, session: SessionCore, counts: TTSCounts) -> None:
         self._session = session
@@ -138,6 +139,13 @@ class SessionSpeechQueue(SpeechQueue):
         session = or_none(self._session)
         if session is not None:
             session.tracker.refused()
+
+    def report(self, callback: str, event_type: str, error: Exception) -> None:
+        """The attached output raised (the queue logged it): a :class:`CallbackError`
+        to the session's error callbacks and iterators, as a callback's error."""
+        session = or_none(self._session)
+        if session is not None:
+            session.hub.publish(CallbackError(callback, event_type, error))
 
     def on_turn(self, text: str, words_at: float, ended_at: float) -> None:
         """A user turn ended (told by the tracker, see
