@@ -118,3 +118,19 @@ def test_chunks_keep_every_word_and_do_not_depend_on_the_pieces(
     assert cut(text, piece, min_chars=min_chars, max_chars=max_chars) == whole
     for chunk in whole:
         assert len(chunk) <= max_chars or " " not in chunk[: max_chars + 1].strip()
+
+
+def test_a_fresh_copy_keeps_the_settings_and_none_of_the_text() -> None:
+    segmenter = SentenceSegmenter(min_chars=5, max_chars=40, abbreviations=["approx"])
+    assert segmenter.push("Hi. Approx. two of them. And the rest") == [
+        "Hi.",
+        "Approx. two of them.",
+    ]
+    fresh = segmenter.fresh()
+    assert (fresh.min_chars, fresh.max_chars, fresh.abbreviations) == (5, 40, {"approx"})
+    assert fresh.pending == ""
+    assert fresh.push("Ok. more ") == ["Ok."]  # its first chunk ends at the first boundary
+    assert segmenter.pending == "And the rest"  # the original is untouched
+    segmenter.reset()
+    assert segmenter.pending == ""
+    assert segmenter.push("Ok. more ") == ["Ok."]

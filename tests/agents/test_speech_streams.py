@@ -11,6 +11,7 @@ import pytest
 
 from helpers.waiting import eventually
 from sayna_client import CallbackError, SaynaClient, SaynaValidationError
+from sayna_client.agents import SentenceSegmenter
 from sayna_client.server import LocalServer
 
 from .conftest import WAIT, WORD_BYTES
@@ -248,3 +249,53 @@ async def test_an_output_whose_write_raises_is_reported_and_the_session_goes_on(
     after = await agent.speak("four five")
     await after.wait(WAIT)
     assert after.bytes_delivered == 2 * WORD_BYTES
+
+
+async def test_a_segmenter_reused_across_streams_carries_no_text_between_them(
+    agent: SaynaClient, server: LocalServer
+) -> None:
+    segmenter = SentenceSegmenter(min_chars=20, max_chars=120)
+    stalled = asyncio.Event()
+
+    async def interrupted_answer() -> AsyncIterator[str]:
+        yield "Our premium plan costs forty dollars."
+        yield " The basic plan"
+        stalled.set()
+        await asyncio.Event().wait()  # still generating when the user barges in
+
+    first = await agent.speak_stream(interrupted_answer(), segmenter=segmenter)
+    await stalled.wait()
+    first.interrupt()
+    await first.wait(WAIT)
+
+    async def next_answer() -> AsyncIterator[str]:
+        yield "Sorry, go ahead."
+
+    second = await agent.speak_stream(next_answer(), segmenter=segmenter)
+    await second.wait(WAIT)
+    assert second.chunks == ["Sorry, go ahead."]
+    assert speaks(server)[-1]["text"] == "Sorry, go ahead."
+    assert segmenter.pending == ""  # the streams cut with copies of it
+
+
+async def test_streams_at_once_on_one_segmenter_do_not_mix(agent: SaynaClient) -> None:
+    segmenter = SentenceSegmenter()
+    turn = asyncio.Event()
+    pushed = asyncio.Event()
+
+    async def one() -> AsyncIterator[str]:
+        yield "Alpha beta"
+        turn.set()
+        await pushed.wait()  # the other stream's piece is in while this one's is pending
+        yield " gamma."
+
+    async def two() -> AsyncIterator[str]:
+        await turn.wait()
+        yield "Delta epsilon."
+        pushed.set()
+
+    first = await agent.speak_stream(one(), segmenter=segmenter)
+    second = await agent.speak_stream(two(), segmenter=segmenter)
+    await asyncio.gather(first.wait(WAIT), second.wait(WAIT))
+    assert first.chunks == ["Alpha beta gamma."]
+    assert second.chunks == ["Delta epsilon."]

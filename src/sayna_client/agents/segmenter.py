@@ -16,6 +16,7 @@ than the next piece.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable
 from typing import Optional
@@ -106,8 +107,21 @@ class SentenceSegmenter:
             rest = rest[cut:].strip()
         if rest:
             chunks.append(rest)
-        self._buffer, self._emitted = "", 0
+        self.reset()
         return [c for c in chunks if c]
+
+    def reset(self) -> None:
+        """Drop the pending text: the next piece starts a new text (its first chunk ends
+        at its first sentence boundary again)."""
+        self._buffer, self._emitted = "", 0
+
+    def fresh(self) -> SentenceSegmenter:
+        """A copy with the same settings and no text: what ``speak_stream`` cuts each
+        stream with, so that a segmenter given to several streams (one after another,
+        or at once) never carries one's text into another."""
+        clone = copy.copy(self)
+        clone.reset()
+        return clone
 
     @property
     def pending(self) -> str:

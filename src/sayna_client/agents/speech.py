@@ -642,7 +642,11 @@ class SpeechQueue:
                 "speak_stream takes an async iterable (or iterable) of str pieces, e.g. an "
                 f"LLM's token stream; got {type(pieces).__name__} (use speak() for one text)"
             )
-        cutter = segmenter or SentenceSegmenter()
+        # A copy per stream: text one left unsent (interrupted, failed) never reaches another.
+        if isinstance(segmenter, SentenceSegmenter):
+            cutter = segmenter.fresh()
+        else:
+            cutter = segmenter or SentenceSegmenter()
         handle = self.open(allow_interruption)
         handle._task = asyncio.ensure_future(self._feed(handle, pieces, cutter, flush))
         return handle

@@ -169,7 +169,8 @@ class Speaking:
         """Speak text that arrives in pieces (an LLM's tokens), sentence by sentence.
 
         The pieces are cut at sentence and clause boundaries by ``segmenter`` (a
-        :class:`~sayna_client.agents.SentenceSegmenter` with its defaults when None);
+        :class:`~sayna_client.agents.SentenceSegmenter` with its defaults when None;
+        a given one is copied, settings only, so one segmenter may serve every stream);
         each chunk goes out as one ``speak``, in order, the first as soon as the first
         sentence is complete. The first ``speak`` carries ``flush``, later ones
         ``flush=False`` (so a chunk never asks to drop the one before it). The pieces are
@@ -177,7 +178,8 @@ class Speaking:
 
         Returns:
             the :class:`~sayna_client.agents.SpeechHandle`: ``await handle`` waits for
-            every chunk to play out and raises what the iterable (or a send) raised;
+            every chunk to play out and raises what the iterable (or a send) raised
+            (once the chunks already sent played out);
             ``handle.interrupt()`` also stops reading the pieces.
 
         Raises:
