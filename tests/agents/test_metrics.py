@@ -237,3 +237,60 @@ def test_the_turn_history_keeps_the_newest_records_in_order(limit: int) -> None:
     assert history[0] == expected[0]
     assert history[len(expected) // 2] == expected[len(expected) // 2]
     assert history[-limit:] == expected
+
+
+async def test_a_reply_run_on_from_earlier_speech_is_not_timed_by_that_speech(
+    agent: SaynaClient, server: LocalServer
+) -> None:
+    # The user's turn ("yeah", a backchannel) ends while the agent speaks; the reply is
+    # queued behind that speech. The frames after the reply's speak are the earlier
+    # speech's; the server synthesizes both in one run (one completion), so nothing
+    # tells where the reply's audio begins: its first byte is not measured.
+    records: list[TurnRecord] = []
+    agent.on("turn_metrics", records.append)
+    turns: list[Turn] = []
+    agent.on("turn", turns.append)
+    long = await agent.speak("one two three four five six seven eight nine ten eleven")
+    await eventually(lambda: agent.metrics.tts_audio_bytes)
+    server.script_speech("yeah")
+    pcm = render_words(["x"], RATE) + bytes(RATE)
+    for start in range(0, len(pcm), 640):
+        await agent.on_audio_input(pcm[start : start + 640])
+    await eventually(lambda: turns)
+    assert not long.done
+    reply = await agent.speak("Right.")
+    await reply.wait(10)
+    await eventually(lambda: records)
+    (record,) = records
+    assert record.transcript == "yeah"
+    assert record.end_to_speak is not None
+    assert record.characters == len("Right.")
+    assert record.tts_first_byte is None
+    assert record.end_to_first_audio is None
+    assert agent.turn_metrics.summary()["tts_first_byte"]["count"] == 0
+
+
+async def test_a_reply_queued_behind_speech_is_timed_from_its_own_first_frame(
+    peer: tuple[Peer, SaynaClient],
+) -> None:
+    server, client = peer
+    records: list[TurnRecord] = []
+    client.on("turn_metrics", records.append)
+    frames: list[bytes] = []
+    client.register_on_tts_audio(frames.append)
+    earlier = await client.speak("one two three")
+    await server.got("speak")
+    await server.audio(2)
+    await eventually(lambda: len(frames) == 2, what="the earlier speech's frames")
+    await server.result("yeah", final=True, speech_final=True)
+    await eventually(lambda: client.turn_metrics.turns, what="the turn")
+    reply = await client.speak("Right.")
+    await server.got("speak")
+    await server.complete()  # the earlier speech played out before the reply's speak came
+    await earlier.wait(10)
+    assert not reply.done
+    assert not records
+    await server.audio(1)  # the reply's first frame
+    await eventually(lambda: records, what="the record")
+    assert records[0].tts_first_byte is not None
+    assert records[0].end_to_first_audio is not None

@@ -48,7 +48,9 @@ class TurnRecord:
     """The figures of one user turn and the agent's reply (seconds; None: not measured).
 
     Also delivered as an event (``type`` ``"turn_metrics"``) when the reply's first audio
-    byte arrives, or when the next turn starts without a reply.
+    byte arrives, or when the next turn starts without a reply, or when a reply queued
+    behind earlier speech ended with no audio told to be its own (the first-byte figures
+    are None then: see :meth:`TurnMetrics.on_reply_next`).
     """
 
     type: ClassVar[Literal["turn_metrics"]] = "turn_metrics"
@@ -236,6 +238,8 @@ class TurnMetrics:
     _turn_started: Optional[float] = None
     _open: Optional[TurnRecord] = None
     _speak_at: Optional[float] = None
+    #: The reply's first ``speak`` waits behind earlier speech (see :meth:`on_speak`).
+    _queued: bool = False
     _tts_bytes: int = 0
     #: ``synthesized()`` when the usage was last brought up to date.
     _tts_bytes_seen: int = 0
@@ -274,7 +278,12 @@ class TurnMetrics:
         self._open = record
         self.turns._add(record)
 
-    def on_speak(self, text: str) -> None:
+    def on_speak(self, text: str, queued: bool = False) -> bool:
+        """A ``speak`` of ``text`` went out: its characters count in the usage. The first
+        after a turn ended is the reply's: its time is taken, and its first audio byte
+        awaited from the next TTS frame on; when ``queued`` (earlier speech is to play
+        before it, whose frames are not the reply's), only from :meth:`on_reply_next`.
+        Returns True in that last case."""
         # Every speak: the usage by name, and the clock only for a reply's first speak.
         name = self._tts_name()
         usage = self.usage.get(name)
@@ -288,8 +297,26 @@ class TurnMetrics:
                 now = self.clock()
                 record.end_to_speak = now - record.ended_at
                 self._speak_at = now
+                if queued:
+                    self._queued = True
+                    return True
                 if self.watch_audio is not None:
                     self.watch_audio()
+        return False
+
+    def on_reply_next(self, *, measurable: bool = True) -> None:
+        """The reply's speech, queued behind earlier speech (see :meth:`on_speak`), is
+        next to play: its first audio byte is awaited from now on. ``measurable=False``:
+        it ended without being next (it played out together with the speech before it,
+        whose audio runs into its own with no mark between, or it was interrupted): its
+        first byte cannot be told, and its record goes out without it."""
+        if not self._queued:
+            return
+        self._queued = False
+        if not measurable:
+            self._close(emit=True)
+        elif self.awaiting_audio and self.watch_audio is not None:
+            self.watch_audio()
 
     @property
     def awaiting_audio(self) -> bool:
@@ -300,6 +327,7 @@ class TurnMetrics:
             record is not None
             and record.end_to_speak is not None
             and record.end_to_first_audio is None
+            and not self._queued
         )
 
     def on_tts_audio(self, size: int) -> None:
@@ -310,7 +338,8 @@ class TurnMetrics:
         record = self._open
         if record is None or record.end_to_speak is None or record.end_to_first_audio is not None:
             return
-        self.on_first_audio(self.clock())
+        if not self._queued:  # (queued: the frames of the speech before the reply)
+            self.on_first_audio(self.clock())
 
     def on_first_audio(self, now: float) -> None:
         """A TTS frame arrived at ``now`` (a ``clock()`` reading), the first since
@@ -371,6 +400,7 @@ class TurnMetrics:
     def _close(self, *, emit: bool) -> None:
         record, self._open = self._open, None
         self._speak_at = None
+        self._queued = False
         self.turns._seal()
         if record is not None and emit and self.emit is not None:
             self.emit(record)

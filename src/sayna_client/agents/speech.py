@@ -379,6 +379,9 @@ class SpeechQueue:
         self._played: Optional[tuple[SpeechHandle, int, int]] = None
         # The frame count at the last completion.
         self._completed_at = -1
+        # The handle of the reply whose first audio the metrics await once it is the
+        # oldest (its first speak was queued behind earlier speech).
+        self._reply: Optional[SpeechHandle] = None
         self._played_seconds = 0.0
         self._played_words = 0
         # A TTS failure not credited yet (on_error): the error, the frame and byte counts
@@ -543,7 +546,23 @@ class SpeechQueue:
         if self._muted:  # new speech after an interruption: its audio counts again
             self._muted = False
             self._credit_head()
-        self.metrics.on_speak(chunk)
+        handles = self._handles
+        if self.metrics.on_speak(chunk, bool(handles) and handles[0] is not handle):
+            self._reply = handle  # its first byte is awaited once it is the oldest
+
+    def _check_reply(self) -> None:
+        """The oldest handle changed: if it is the queued reply's, the metrics await its
+        first audio byte from now on (forget a reply that ended before)."""
+        reply = self._reply
+        if reply is None:
+            return
+        if reply._done:
+            self._reply = None
+            self.metrics.on_reply_next(measurable=False)
+        elif self._handles[0] is reply:
+            self._reply = None
+            self.metrics.on_reply_next()
+            self._relisten()
 
     def _place(self, handle: SpeechHandle) -> None:
         """Move ``handle`` (its first chunk is added) after the handles that have a
@@ -619,6 +638,7 @@ class SpeechQueue:
         elif handle in handles:
             handles.remove(handle)
         handle._finish(interrupted=handle.interrupted, error=error)
+        self._check_reply()
         self._relisten()
 
     def cleared(self) -> list[SpeechHandle]:
@@ -727,6 +747,7 @@ class SpeechQueue:
             # The output's unplayed audio belongs to the newest handles that had audio.
             taken = min(unplayed, handle.bytes_delivered) if handle is handles[0] else 0
             handle._finish(interrupted=True, unplayed=taken, error=handle._failure)
+        self._check_reply()  # (ended)
         if send_clear:
             task = asyncio.ensure_future(self._clear())
             tasks = self._clear_tasks
@@ -822,6 +843,7 @@ class SpeechQueue:
         handle._finish(interrupted=False, error=failure)
         if handles and handles[0].sent_all:
             self._overlapped(frames, rate)
+        self._check_reply()
 
     def _overlapped(self, frames: int, rate: Optional[float]) -> None:
         """The completion that finished the oldest handle also ends the handles after it
@@ -915,6 +937,7 @@ class SpeechQueue:
         self._crediting = bool(handles) and bool(handles[0]._chunks) and not self._muted
         handle._failure = error
         handle._finish(interrupted=False, error=error)
+        self._check_reply()
 
     def on_closed(self, event: Any) -> None:
         """The socket closed: unfinished handles end as interrupted (nothing more plays),
@@ -926,4 +949,5 @@ class SpeechQueue:
         self._handles.clear()
         for handle in handles:
             handle._finish(interrupted=True, error=handle._failure)
+        self._check_reply()  # (ended)
         self._relisten()
