@@ -8,7 +8,7 @@ import time
 import pytest
 
 from helpers.waiting import eventually
-from sayna_client import SaynaClient, SaynaValidationError
+from sayna_client import CallbackError, SaynaClient, SaynaValidationError
 from sayna_client.agents import BargeIn, BargeInEvent
 from sayna_client.server import LocalServer
 from sayna_client.server.engines.fake import render_words
@@ -127,3 +127,31 @@ async def test_min_duration_counts_from_the_turns_first_result_up_to_its_speech_
     assert handle.interrupted
     (event,) = policy.history
     assert event.transcript == "stop it"
+
+
+@pytest.mark.parametrize("kind", ["plain", "async"])
+async def test_an_on_barge_in_that_raises_is_reported_as_a_callback_error(
+    agent: SaynaClient, server: LocalServer, kind: str
+) -> None:
+    errors: list[object] = []
+    agent.register_on_error(errors.append)
+
+    def plain(event: BargeInEvent) -> None:
+        raise ValueError("plain bug")
+
+    async def coroutine(event: BargeInEvent) -> None:
+        raise ValueError("async bug")
+
+    policy = agent.barge_in(on_barge_in=plain if kind == "plain" else coroutine)
+    handle = await agent.speak(LONG)
+    await server.records.wait_for(lambda: handle.bytes_delivered >= WORD_BYTES, 10)
+    server.script_speech("stop please")
+    await say(agent, 2)
+    await handle.wait(10)
+    assert handle.interrupted
+    await eventually(lambda: errors, what="the error reported")
+    (error,) = errors
+    assert isinstance(error, CallbackError)
+    assert error.event_type == "stt_result"  # raised while the result was decided on
+    assert str(error.error) == f"{kind} bug"
+    assert len(policy.history) == 1

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest_asyncio
 from aiohttp import WSMsgType, web
 
-from sayna_client import SaynaClient, STTConfig, Timeouts, TTSConfig
+from sayna_client import CallbackError, SaynaClient, STTConfig, Timeouts, TTSConfig
 from sayna_client.agents import BargeInEvent
 
 TEXT = "one two three four five six seven eight"
@@ -98,3 +98,39 @@ async def test_speech_that_turns_out_to_be_noise_resumes(
     speaks = [m["text"] for m in received if m["type"] == "speak"]
     assert speaks == [TEXT, "two three four five six seven eight"]
     assert resumed.handles[0].text == "two three four five six seven eight"
+
+
+async def test_an_on_barge_in_raising_on_the_resume_is_reported(
+    stand_in: tuple[str, list[dict[str, object]]],
+) -> None:
+    # The resume's event is told on a task of the policy's own: its callback's error
+    # is reported as a CallbackError too (it was lost: "exception was never retrieved").
+    url, _received = stand_in
+    client = SaynaClient(
+        url,
+        STTConfig(provider="deepgram", sample_rate=16000),
+        TTSConfig(provider="deepgram", sample_rate=16000),
+        timeouts=Timeouts(connect=5, ready=5, close=2),
+    )
+    errors: list[CallbackError] = []
+    reported = asyncio.Event()
+
+    def on_error(error: object) -> None:
+        if isinstance(error, CallbackError):
+            errors.append(error)
+            reported.set()
+
+    async def on_barge_in(event: BargeInEvent) -> None:
+        if event.resumed:
+            raise ValueError("resume bug")
+
+    client.register_on_error(on_error)
+    async with client.session():
+        client.barge_in(resume_on_noise=True, on_barge_in=on_barge_in)
+        handle = await client.speak(TEXT)
+        await handle.wait(5)
+        await asyncio.wait_for(reported.wait(), 5)
+    (error,) = errors
+    assert error.event_type == "barge_in"
+    assert str(error.error) == "resume bug"
+    assert "on_barge_in" in error.callback

@@ -17,6 +17,7 @@ or fillers such as "hmm").
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
 import time
@@ -136,7 +137,9 @@ class BargeIn:
         return self
 
     def detach(self) -> None:
-        """Stop watching (idempotent)."""
+        """Stop watching (idempotent); a resume not yet spoken is dropped."""
+        for task in list(self._tasks):
+            task.cancel()
         if self._unsubscribe is not None:
             self._unsubscribe()
         self._unsubscribe = None
@@ -168,10 +171,12 @@ class BargeIn:
 
     # --- the decision (on the dispatcher task, in server order) -------------------------
 
-    def _on_result(self, result: Any) -> None:
+    def _on_result(self, result: Any) -> Any:
+        """Decide on ``result``; returns what ``on_barge_in`` returned, so that the
+        dispatcher awaits an ``async`` one and reports its error as any callback's."""
         client = self._client
         if client is None:
-            return
+            return None
         now = time.monotonic()
         transcript = result.transcript or ""
         started = self._turn_started
@@ -207,7 +212,7 @@ class BargeIn:
         # The turn goes on after an interim: its speech-final tells whether it was noise.
         resumable = self.resume_on_noise and unheard and not final
         self._pending_resume = event if resumable else None
-        self._emit(client, event)
+        return self._emit(client, event)
 
     def _maybe_resume(self, client: SaynaClient, transcript: str) -> None:
         event, self._pending_resume = self._pending_resume, None
@@ -221,19 +226,25 @@ class BargeIn:
         except Exception as exc:  # the session ended meanwhile: nothing to resume
             logger.debug("barge-in resume not sent: %s", exc)
             return
-        self._emit(
-            client,
-            BargeInEvent(transcript, (handle,), event.text_heard, event.text_unheard, True),
-        )
+        resumed = BargeInEvent(transcript, (handle,), event.text_heard, event.text_unheard, True)
+        try:
+            outcome = self._emit(client, resumed)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception as exc:  # reported as the dispatcher reports a callback's error
+            name = getattr(self.on_barge_in, "__qualname__", None) or repr(self.on_barge_in)
+            logger.error("Sayna callback %s raised while handling 'barge_in'", name, exc_info=exc)
+            report = client.speech.report
+            if report is not None:
+                report(name, "barge_in", exc)
 
-    def _emit(self, client: SaynaClient, event: BargeInEvent) -> None:
+    def _emit(self, client: SaynaClient, event: BargeInEvent) -> Any:
+        """Record and publish ``event``, and call ``on_barge_in``: returns what it
+        returned (for the caller to await)."""
         self.history.append(event)
         client._emit_local(event)
         callback = self.on_barge_in
-        if callback is not None:
-            outcome = callback(event)
-            if asyncio.iscoroutine(outcome):
-                self._spawn(outcome)
+        return callback(event) if callback is not None else None
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

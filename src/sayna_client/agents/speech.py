@@ -352,10 +352,11 @@ class SpeechQueue:
         #: no completion) leaves no speech outstanding: the owner's waits for the
         #: completion end (``speak(wait=True)``, ``drain()``).
         self.refused: Optional[Callable[[], None]] = None
-        #: ``report(callback, event_type, error)``: the attached output raised (its
-        #: ``write`` or ``flush``, named ``callback``): the owner tells the application
-        #: (a session: a :class:`~sayna_client.CallbackError` to its error callbacks and
-        #: iterators). The queue logs it either way, and goes on.
+        #: ``report(callback, event_type, error)``: the application's code called by the
+        #: toolkit raised outside the dispatcher (the attached output's ``write`` or
+        #: ``flush``, a barge-in's ``on_barge_in`` after a resume), named ``callback``: the
+        #: owner tells the application (a session: a :class:`~sayna_client.CallbackError`
+        #: to its error callbacks and iterators). The caller has logged it, and goes on.
         self.report: Optional[Callable[[str, str, Exception], None]] = None
         # Not self.byte_rate: the metrics would hold the queue that holds them (a cycle).
         self._start(tally, TurnMetrics(tts_rate=lambda: bytes_per_second(*tts_format())))

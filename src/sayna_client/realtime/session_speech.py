@@ -141,8 +141,9 @@ class SessionSpeechQueue(SpeechQueue):
             session.tracker.refused()
 
     def report(self, callback: str, event_type: str, error: Exception) -> None:
-        """The attached output raised (the queue logged it): a :class:`CallbackError`
-        to the session's error callbacks and iterators, as a callback's error."""
+        """The application's code called by the toolkit raised (the attached output, a
+        barge-in callback; logged already): a :class:`CallbackError` to the session's
+        error callbacks and iterators, as a callback's error."""
         session = or_none(self._session)
         if session is not None:
             session.hub.publish(CallbackError(callback, event_type, error))
