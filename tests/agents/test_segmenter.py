@@ -77,6 +77,8 @@ def test_bad_arguments() -> None:
     with pytest.raises(SaynaValidationError, match="str"):
         SentenceSegmenter().push(b"bytes")  # type: ignore[arg-type]
     assert SentenceSegmenter(abbreviations=["Approx."]).abbreviations == frozenset({"approx"})
+    with pytest.raises(SaynaValidationError, match="collection of words"):
+        SentenceSegmenter(abbreviations="dr")  # was taken as {"d", "r"}
 
 
 words = st.sampled_from(
@@ -134,3 +136,27 @@ def test_a_fresh_copy_keeps_the_settings_and_none_of_the_text() -> None:
     segmenter.reset()
     assert segmenter.pending == ""
     assert segmenter.push("Ok. more ") == ["Ok."]
+
+
+CHINESE = "今天天气很好。我们去公园散步吧！你觉得怎么样？" + "这是一段没有标点的很长的文字" * 12
+
+
+@pytest.mark.parametrize("piece", [1, 3, len(CHINESE)])
+def test_text_without_spaces_is_cut_at_its_own_stops_and_at_max_chars(piece: int) -> None:
+    chunks = cut(CHINESE, piece, min_chars=5, max_chars=40)
+    assert chunks[:3] == ["今天天气很好。", "我们去公园散步吧！", "你觉得怎么样？"]
+    assert all(len(chunk) <= 40 for chunk in chunks)  # finish() too (it gave all the rest)
+    assert "".join(chunks) == CHINESE
+
+
+def test_a_cjk_stop_keeps_its_closing_bracket_and_clauses_cut_long_text() -> None:
+    assert cut("他说：「好。」然后走了。", 1) == ["他说：「好。」", "然后走了。"]
+    clauses = "第一部分的内容，" * 8
+    chunks = cut(clauses, 1, min_chars=0, max_chars=30)
+    assert chunks[0] == "第一部分的内容，第一部分的内容，第一部分的内容，"
+    assert "".join(chunks) == clauses
+
+
+def test_a_long_unspaced_latin_word_is_still_never_split() -> None:
+    url = "https://example.com/" + "a" * 60
+    assert cut(f"See {url} now", 1, max_chars=20) == ["See", url, "now"]

@@ -4,14 +4,16 @@ Pure and synchronous: :class:`SentenceSegmenter` takes pieces with :meth:`push` 
 returns the chunks that are complete; :meth:`finish` returns the rest. No I/O, no clock.
 
 A chunk ends at a sentence boundary (``.``, ``!``, ``?``, ``…`` or a blank line,
-followed by whitespace) once it holds at least ``min_chars`` characters; the first
-chunk ends at the first sentence boundary whatever its length, so speech starts as soon
-as possible. A chunk that grows past ``max_chars`` without a sentence boundary is cut at
-its last clause boundary (``,`` ``;`` ``:`` or a dash, followed by whitespace), else at
-its last space. A ``.`` is not a boundary inside a number (``3.14``), after a known
-abbreviation (``Dr.``, ``e.g.``, ``etc.``) or an initial (``J.``), or inside a URL or an
-e-mail address: a boundary needs the whitespace after it, so a cut never waits for more
-than the next piece.
+followed by whitespace; ``。``, ``！``, ``？`` followed by any character) once it holds at
+least ``min_chars`` characters; the first chunk ends at the first sentence boundary
+whatever its length, so speech starts as soon as possible. A chunk that grows past
+``max_chars`` without a sentence boundary is cut at its last clause boundary (``,``
+``;`` ``:`` or a dash, followed by whitespace; ``，`` ``、`` ``；`` ``：``), else at its
+last space, else, in text written without spaces (Chinese, Japanese), at ``max_chars``.
+A ``.`` is not a boundary inside a number (``3.14``), after a known abbreviation
+(``Dr.``, ``e.g.``, ``etc.``) or an initial (``J.``), or inside a URL or an e-mail
+address: a boundary needs the whitespace after it, so a cut never waits for more than
+the next piece.
 """
 
 from __future__ import annotations
@@ -36,8 +38,21 @@ DEFAULT_ABBREVIATIONS = frozenset(
     }
 )  # fmt: skip
 
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)|\n[ \t]*\n")
-_CLAUSE_END = re.compile(r"(?:[,;:]|\s[-–—]{1,2})[\"'”’)\]]*(?=\s)")
+#: Closing quotes and brackets that stay with the punctuation before them.
+_CLOSERS = "\"'”’)\\]」』）"
+_SENTENCE_END = re.compile(
+    rf"[.!?…]+[{_CLOSERS}]*(?=\s)"
+    # Chinese and Japanese full stops need no space after them, only the next character
+    # (so that closing brackets stay with them).
+    rf"|[。！？]+[{_CLOSERS}]*(?=[^{_CLOSERS}])"
+    r"|\n[ \t]*\n"
+)
+_CLAUSE_END = re.compile(
+    rf"(?:[,;:]|\s[-–—]{{1,2}})[{_CLOSERS}]*(?=\s)|[，、；：][{_CLOSERS}]*(?=[^{_CLOSERS}])"
+)
+#: Scripts written without spaces between words (CJK ideographs, kana, hangul): a
+#: run of them may be cut anywhere.
+_UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _URLISH = re.compile(r"(?:[a-z][a-z0-9+.-]*://|www\.|@)", re.IGNORECASE)
 
 
@@ -49,11 +64,12 @@ class SentenceSegmenter:
             holds at least this many characters; shorter sentences are joined to the next.
         max_chars: longest chunk: past it the text is cut at a clause boundary or a space
             (a single word longer than this is never split).
-        abbreviations: words that do not end a sentence with their ``.``.
+        abbreviations: words that do not end a sentence with their ``.`` (a collection
+            of words, such as ``{"dr", "approx"}``).
 
     Raises:
-        SaynaValidationError: ``min_chars`` negative, or ``max_chars`` below 10 or below
-            ``min_chars``.
+        SaynaValidationError: ``min_chars`` negative, ``max_chars`` below 10 or below
+            ``min_chars``, or ``abbreviations`` one string.
     """
 
     def __init__(
@@ -70,6 +86,10 @@ class SentenceSegmenter:
             )
         self.min_chars = min_chars
         self.max_chars = max_chars
+        if isinstance(abbreviations, str):
+            raise SaynaValidationError(
+                "abbreviations is a collection of words, e.g. {'dr', 'approx'}, not one string"
+            )
         self.abbreviations = (
             DEFAULT_ABBREVIATIONS
             if abbreviations is None
@@ -158,6 +178,9 @@ class SentenceSegmenter:
         if best is None:
             space = window.rfind(" ")
             best = space if space > 0 else None
+        if best is None and _UNSPACED.search(window[self.max_chars - 1 : self.max_chars + 1]):
+            # Text without spaces (Chinese, Japanese): any character ends a "word".
+            best = self.max_chars
         if best is None:
             # One word longer than max_chars: cut after it rather than inside it.
             space = text.find(" ", self.max_chars)
