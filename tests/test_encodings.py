@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sayna_client import STTConfig, audio
+from sayna_client._alaw import linear16_to_alaw
 from sayna_client.agents.speech import bytes_per_second
 from sayna_client.errors import SaynaValidationError
 from sayna_client.protocol import encodings
@@ -78,11 +79,13 @@ def test_the_agents_playback_clock_uses_the_tables_sample_size(name: str) -> Non
 
 
 @pytest.mark.parametrize("name", ALL_NAMES)
-def test_local_engines_produce_mulaw_for_every_mulaw_name(name: str) -> None:
+def test_local_engines_produce_g711_for_every_mulaw_and_alaw_name(name: str) -> None:
     produced = encode_output(PCM, name)
     if encodings.canonical(name) == "mulaw":
         assert produced == audio.linear16_to_mulaw(PCM)
-    else:  # linear16, and what the local engines cannot encode, stay pcm16
+    elif encodings.canonical(name) == "alaw":
+        assert produced == linear16_to_alaw(PCM)
+    else:  # linear16, and the compressed names (server/engines/output.py), stay pcm16
         assert produced == PCM
 
 
@@ -98,7 +101,7 @@ def test_the_local_server_mirrors_deepgram_with_the_tables_list() -> None:
 
 #: Tables of other things that share a name with an encoding: the real server's
 #: Content-Type per TTS ``audio_format`` (its exact names, mirrored by the local server).
-OTHER_TABLES = {"server/providers.py"}
+OTHER_TABLES = {"server/engines/output.py"}
 
 
 def test_no_module_keeps_a_table_of_its_own() -> None:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from .engines.base import STTParams, TTSRequest
+from .engines.output import content_type_for
 
 __all__ = [
     "ENGINE_PROVIDERS",
@@ -40,17 +41,6 @@ _AUTH_FIELDS: dict[str, tuple[str, ...]] = {
     "cartesia": ("api_key",),
     "google": ("credentials",),
     "azure": ("api_key", "region"),
-}
-
-_CONTENT_TYPES = {
-    "wav": "audio/wav",
-    "mp3": "audio/mpeg",
-    "mpeg": "audio/mpeg",
-    "ogg": "audio/ogg",
-    "opus": "audio/ogg",
-    "linear16": "audio/pcm",
-    "pcm": "audio/pcm",
-    "mulaw": "audio/basic",
 }
 
 
@@ -104,11 +94,6 @@ def validate_auth(provider: str, auth: Any) -> None:
             )
         if not value.strip():
             raise ProviderError(f"{prefix}Auth field '{key}' is required for provider {normalized}")
-
-
-def content_type_for(audio_format: str) -> str:
-    """``/speak`` content type derived from the requested ``audio_format`` string."""
-    return _CONTENT_TYPES.get(audio_format, "application/octet-stream")
 
 
 def apply_pronunciations(

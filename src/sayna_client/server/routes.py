@@ -8,6 +8,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from .engines import EngineUnavailable
+from .engines.output import synthesize
 from .providers import (
     ProviderError,
     apply_pronunciations,
@@ -72,9 +73,9 @@ async def speak(request: web.Request) -> web.Response:
     tts = tts_request(config, text)
     chunks: list[bytes] = []
     try:
-        async for chunk in engine.synthesize(tts):
+        async for chunk, _seconds in synthesize(engine, tts):
             chunks.append(chunk)
-    except Exception as exc:
+    except Exception as exc:  # an engine failure, or a format it cannot produce
         return error(500, f"Failed to synthesize speech: {exc}")
     audio = b"".join(chunks)
     requested_format = config.get("audio_format")

@@ -28,8 +28,8 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from ..protocol.encodings import canonical
 from .engines.base import Engine, STTStream, Transcript, TTSRequest
+from .engines.output import synthesize
 
 __all__ = ["SpeechFinalGate", "TTSFailure", "TTSFailures", "TTSPipeline", "now_ms"]
 
@@ -195,20 +195,18 @@ class TTSPipeline:
             self._busy = True
             # Sayna's playback estimate assumes 16-bit PCM whatever the format (6.7).
             bytes_per_second = max(1, request.sample_rate * 2)
-            mulaw = canonical(request.audio_format) == "mulaw"  # else engines send pcm16
-            wire_rate = max(1, request.sample_rate * (1 if mulaw else 2))
             start = loop.time() + FIRST_AUDIO_DELAY
             played = 0.0
             failures = self._failures
             failure = failures.take(self._stream_id) if failures is not None else None
             chunks = 0
             try:
-                async for chunk in self._engine.synthesize(request):
+                async for chunk, seconds in synthesize(self._engine, request):
                     if self._realtime:
                         delay = start + played - loop.time()
                         if delay > 0:
                             await asyncio.sleep(delay)
-                        played += len(chunk) / wire_rate
+                        played += seconds
                     # A scripted failure comes when the chunk would have (after the
                     # provider's latency, as a refused request's error does).
                     if failure is not None and chunks >= failure.after_chunks:

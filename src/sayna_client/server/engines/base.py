@@ -6,7 +6,9 @@ so the deterministic ``fake`` engine and the real offline ``local`` engine
 (espeak-ng + pocketsphinx) are interchangeable per session.
 
 Audio inside engines is always 16-bit little-endian mono PCM ("pcm16");
-:func:`encode_output` converts it to the wire format a ``tts_config`` asked for.
+:func:`encode_output` converts it to the raw wire format a ``tts_config`` asked for.
+The compressed formats (mp3, ogg/opus) are encoded by :mod:`.output`, which asks the
+engine for pcm16.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Optional
+
+from sayna_client._alaw import linear16_to_alaw
 
 # One mu-law implementation for the SDK and the server; re-exported via __all__.
 from sayna_client.audio import linear16_to_mulaw, mulaw_to_linear16
@@ -193,7 +197,9 @@ class Engine(abc.ABC):
         """Yield audio chunks already encoded per ``request.audio_format``/``sample_rate``.
 
         Implementations produce pcm16 internally and finish with :func:`encode_output`
-        (per chunk for raw formats; the ``wav`` format gets one header first).
+        per chunk (the ``wav`` format gets one header first). The server never asks an
+        engine for a compressed format: :func:`.output.synthesize` requests pcm16 and
+        encodes it.
         """
 
     @abc.abstractmethod
@@ -237,14 +243,16 @@ def wav_header(sample_rate: int, channels: int = 1, data_bytes: int = 0, bits: i
 
 
 def encode_output(pcm16: bytes, audio_format: str) -> bytes:
-    """Encode one chunk of pcm16 into ``audio_format`` (raw formats only; see below).
+    """Encode one chunk of pcm16 into the raw ``audio_format``.
 
-    ``linear16``/``pcm``/``wav``/unknown → unchanged pcm16 (callers emit a WAV header
-    first for ``wav``), ``mulaw`` and its aliases (``protocol.encodings``) → G.711
-    mu-law. Compressed formats (mp3, ogg, opus) are not produced locally: they fall
-    back to pcm16, which the content type (``application/octet-stream`` / requested
-    type) does not promise otherwise.
+    ``mulaw`` and ``alaw`` and their aliases (``protocol.encodings``) → G.711 mu-law /
+    A-law; ``linear16``/``pcm``/``wav`` and every other name → unchanged pcm16 (callers
+    emit a WAV header first for ``wav``). Compressed formats never get here (see
+    :mod:`.output`).
     """
-    if canonical(audio_format) == "mulaw":
+    name = canonical(audio_format)
+    if name == "mulaw":
         return linear16_to_mulaw(pcm16)
+    if name == "alaw":
+        return linear16_to_alaw(pcm16)
     return pcm16

@@ -130,7 +130,8 @@ class EspeakSynthesizer:
         Pronunciations are applied first; blank text yields nothing. ``voice_id`` is
         resolved by :meth:`Espeak.resolve_voice`; ``model`` is ignored. Formats:
         ``linear16``/``pcm`` and unknown strings → raw pcm16 LE, ``mulaw``/``ulaw`` →
-        G.711 mu-law. ``wav`` is the one buffered format: it needs the data length in
+        G.711 mu-law, ``alaw`` → G.711 A-law (compressed formats are encoded by
+        :mod:`.output` from pcm16). ``wav`` is the one buffered format: it needs the data length in
         its header, so the whole clip is rendered (fast: espeak runs hundreds of times
         faster than real time), then one header chunk is yielded before the data.
 

@@ -66,7 +66,7 @@ class PiperSynthesizer:
         Pronunciations are applied first; blank text yields nothing. ``speaking_rate``
         scales phoneme durations (clamped to 0.25-4.0). Formats as the espeak
         synthesizer: raw pcm16 for ``linear16`` and unknown formats, G.711 for
-        ``mulaw``, one buffered clip with a header for ``wav``.
+        ``mulaw`` and ``alaw``, one buffered clip with a header for ``wav``.
 
         Raises:
             ValueError: ``sample_rate`` is not a positive rate up to 384 kHz.

@@ -206,8 +206,8 @@ class ProcessSynthesizer:
         sentence's audio arrives before the rest is synthesized).
 
         Pronunciations are applied first; blank text yields nothing. Formats: raw pcm16
-        for ``linear16`` and unknown formats, G.711 for ``mulaw``, one buffered clip with
-        a header for ``wav``. Closing the generator early (``aclose()`` or
+        for ``linear16`` and unknown formats, G.711 for ``mulaw``/``alaw``, one buffered
+        clip with a header for ``wav``. Closing the generator early (``aclose()`` or
         cancellation) stops the worker's synthesis at its next sentence.
 
         Raises:
