@@ -14,8 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from helpers.wire import STT, TTS, config, configure, recv_json, send
+from helpers.wire import STT, TTS, config, configure, recv, recv_json, send
 from sayna_client.server import LocalServer
+from sayna_client.server.engines.fake import render_words
 
 from .conftest import run_upstream
 
@@ -131,6 +132,34 @@ async def test_fatal_refusals_send_the_servers_text_and_no_ready(
             "message": "Voice manager not configured. Send config message with audio=true first.",
         }
     assert server.records.last_session.sent_of_type("ready") == []
+
+
+@pytest.mark.parametrize(("message", "text"), FATAL)
+async def test_a_failed_re_config_keeps_the_previous_voice_manager(
+    server: LocalServer, http: aiohttp.ClientSession, message: dict[str, Any], text: str
+) -> None:
+    # Section 6.2: Sayna replaces the voice manager only with a new one it built and
+    # started; a refused re-config (6.11) leaves the working one in place.
+    async with http.ws_connect(server.ws_url) as ws:
+        await configure(ws)
+        await send(ws, message)
+        assert await recv_json(ws) == {"type": "error", "message": text}
+        await send(ws, {"type": "speak", "text": "one two"})
+        await ws.send_bytes(render_words(["one", "two"], 16000) + bytes(16000))
+        audio = bytearray()
+        completed, heard = False, None
+        while not (completed and heard):
+            frame = await recv(ws)
+            if isinstance(frame, bytes):
+                audio += frame
+                continue
+            assert frame["type"] in ("stt_result", "tts_playback_complete"), frame
+            completed = completed or frame["type"] == "tts_playback_complete"
+            if frame["type"] == "stt_result" and frame["is_speech_final"]:
+                heard = frame["transcript"]
+    assert bytes(audio) == render_words(["one", "two"], 16000)
+    assert heard == "word word"
+    assert len(server.records.last_session.sent_of_type("ready")) == 1
 
 
 ACCEPTED = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..protocol.encodings import canonical
@@ -50,9 +51,7 @@ async def on_config(session: Session, message: dict[str, Any]) -> None:
     if audio and tts_config is None:
         session.error("TTS configuration is required when audio=true")
         return
-    # Re-configuring replaces the previous voice manager and room membership.
-    await session.release_voice()
-    session.leave_room(delete=False)
+    # Sayna stores these before it builds providers (6.2): a failure below keeps them.
     session.configured = True
     session.audio = audio
     stream_id = message.get("stream_id")
@@ -60,12 +59,22 @@ async def on_config(session: Session, message: dict[str, Any]) -> None:
     session.record.stream_id = session.stream_id
     session.livekit_requested = livekit is not None
     _configure_loading(session, message.get("loading_audio"), audio, livekit is not None)
+    voice: Optional[_Voice] = None
     if audio:
         assert stt_config is not None
         assert tts_config is not None
-        if not _configure_voice(session, stt_config, tts_config):
+        voice = _build_voice(session, stt_config, tts_config)
+        if voice is None:
+            # A re-config that fails here leaves the previous voice manager (and room)
+            # working, as on Sayna, which replaces them only with a new one (6.2, 6.11).
             return
-    if livekit is not None and not _join_room(session, livekit, audio):
+    # The new voice manager replaces the previous one before LiveKit setup (6.2).
+    await session.release_voice()
+    if voice is not None:
+        _install_voice(session, voice)
+    if livekit is None:
+        session.leave_room(delete=False)
+    elif not _join_room(session, livekit, audio):
         return
     if session.loading_clip is not None and tts_config is not None:
         _convert_loading_clip(session, tts_config)
@@ -100,9 +109,23 @@ def _configure_loading(
         session.error(session.loading_error)
 
 
-def _configure_voice(
+@dataclass(frozen=True)
+class _Voice:
+    """A voice manager built for a ``config``, not yet the session's."""
+
+    stt: SpeechFinalGate
+    tts: TTSPipeline
+    tts_config: dict[str, Any]
+    stt_provider: str
+    stt_engine: str
+    tts_engine: str
+
+
+def _build_voice(
     session: Session, stt_config: dict[str, Any], tts_config: dict[str, Any]
-) -> bool:
+) -> Optional[_Voice]:
+    """Check providers and build the session's next voice manager (steps 4-6 of 6.11);
+    ``None`` after sending the error of the first check that failed."""
     state = session.state
     default = state.config.engine
     try:
@@ -113,13 +136,13 @@ def _configure_voice(
         check_voice_config(stt_config, tts_config)
     except (ProviderError, ConfigRejected) as exc:
         session.error(str(exc))
-        return False
+        return None
     try:
         stt_engine = state.engine(stt_name)
         tts_engine = state.engine(tts_name)
     except EngineUnavailable as exc:
         session.error(f"Failed to create voice manager: {exc}")
-        return False
+        return None
     try:
         stream = stt_engine.open_stt(
             stt_params(stt_config, session.stream_id, state.config.stt_hint)
@@ -127,7 +150,7 @@ def _configure_voice(
     except Exception as exc:
         logger.warning("engine %s could not start STT: %s", stt_name, exc)
         session.error(f"Failed to start voice manager: {exc}")
-        return False
+        return None
     tts = TTSPipeline(
         tts_engine,
         session.emit_tts_audio,
@@ -136,25 +159,28 @@ def _configure_voice(
         failures=state.tts_failures,
         stream_id=session.stream_id,
     )
-    session.stt = SpeechFinalGate(
+    stt = SpeechFinalGate(
         stream,
         session.send,
         suppressed=lambda: not tts.interruptible(),
         engine_name=stt_name,
         on_decoded=session.record.touch,
     )
-    session.tts = tts
-    session.tts_config = tts_config
-    session.record.stt_engine, session.record.tts_engine = stt_engine.name, tts_engine.name
+    return _Voice(stt, tts, tts_config, stt_config["provider"], stt_engine.name, tts_engine.name)
+
+
+def _install_voice(session: Session, voice: _Voice) -> None:
+    session.stt, session.tts = voice.stt, voice.tts
+    session.tts_config = voice.tts_config
+    session.record.stt_engine, session.record.tts_engine = voice.stt_engine, voice.tts_engine
     logger.info(
         "session %s: STT %r served by engine %s, TTS %r served by engine %s",
         session.stream_id,
-        stt_config["provider"],
-        stt_engine.name,
-        tts_config["provider"],
-        tts_engine.name,
+        voice.stt_provider,
+        voice.stt_engine,
+        voice.tts_config["provider"],
+        voice.tts_engine,
     )
-    return True
 
 
 def _join_room(session: Session, livekit: dict[str, Any], audio: bool) -> bool:
@@ -188,6 +214,7 @@ def _join_room(session: Session, livekit: dict[str, Any], audio: bool) -> bool:
         audio_mode=audio,
         tracks=[Track(new_id("TR_"), "audio", "tts-audio")] if audio else [],
     )
+    session.leave_room(delete=False)  # the previous room, replaced by this one
     session.listen_participants = list(livekit.get("listen_participants") or [])
     session.room, session.agent = room, agent
     state.livekit.join(room, agent)
