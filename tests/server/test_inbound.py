@@ -61,16 +61,17 @@ class Peer:
         self.writer = writer
 
     @classmethod
-    async def open(cls, port: int, then: bytes = b"") -> Peer:
+    async def open(cls, port: int, then: bytes = b"", headers: str = "") -> Peer:
         """Upgrade a fresh connection to ``/ws``; ``then`` is written in the same write
-        as the upgrade request (frames pipelined behind it)."""
+        as the upgrade request (frames pipelined behind it); ``headers`` are extra header
+        lines, each ending in CRLF."""
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         key = base64.b64encode(os.urandom(16)).decode()
         request = (
             "GET /ws HTTP/1.1\r\n"
             f"Host: 127.0.0.1:{port}\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n"
         )
         writer.write(request.encode() + then)
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
@@ -276,18 +277,57 @@ async def test_frames_aiohttp_refuses_still_close_the_session(bad: bytes, code: 
             peer.close()
 
 
-async def test_an_unmasked_frame_is_left_to_aiohttp(server: LocalServer) -> None:
-    # aiohttp's server accepts it (tungstenite would not); the fast path leaves the
-    # decision to aiohttp, as it was before it.
-    peer = await configured_peer(server)
+@pytest.mark.parametrize(
+    "unmasked",
+    [
+        frame(BINARY, quiet_audio(2, 640), masked=False),  # what the fast path would take
+        frame(TEXT, b'{"type":"clear"}', masked=False),
+        frame(PING, b"hi", masked=False),
+        frame(BINARY, quiet_audio(2, 2000), masked=False),  # larger than the fast path takes
+    ],
+    ids=["audio", "text", "ping", "large"],
+)
+async def test_an_unmasked_frame_closes_with_protocol_error(unmasked: bytes) -> None:
+    # RFC 6455 5.1: a server must close on an unmasked client frame; tungstenite (the real
+    # server) closes with 1002. Nothing behind it is read.
+    async with LocalServer(max_message_bytes=4000) as server:
+        peer = await configured_peer(server)
+        try:
+            audio = quiet_audio(1, 640)
+            await peer.write(frame(BINARY, audio) + unmasked + frame(BINARY, quiet_audio(3, 640)))
+            assert await peer.close_code() == 1002
+            record = server.records.last_session
+            await eventually(lambda: record.closed.is_set())
+            assert bytes(record.audio) == audio  # the good frame before it, nothing else
+            assert record.sent_of_type("error") == []
+        finally:
+            peer.close()
+
+
+async def test_an_unmasked_frame_behind_the_upgrade_closes_with_protocol_error(
+    server: LocalServer,
+) -> None:
+    peer = await Peer.open(
+        server.port, then=frame(TEXT, json.dumps(config()).encode(), masked=False)
+    )
     try:
-        audio = [quiet_audio(index, 640) for index in range(3)]
-        await peer.write(
-            frame(BINARY, audio[0])
-            + frame(BINARY, audio[1], masked=False)
-            + frame(BINARY, audio[2])
-        )
-        await heard(server, audio)
+        assert await peer.close_code() == 1002
+        assert server.records.last_session.sent_of_type("ready") == []
+    finally:
+        peer.close()
+
+
+async def test_an_unmasked_frame_on_a_compressed_connection_closes_too(
+    server: LocalServer,
+) -> None:
+    peer = await Peer.open(server.port, headers="Sec-WebSocket-Extensions: permessage-deflate\r\n")
+    try:
+        await peer.write(frame(TEXT, json.dumps(config()).encode()))
+        # (ready comes compressed: this peer has no inflater; the record shows it)
+        await eventually(lambda: server.records.last_session.sent_of_type("ready"))
+        assert inbound_frames(server).taken == 0
+        await peer.write(frame(BINARY, quiet_audio(1, 640), masked=False))
+        assert await peer.close_code() == 1002
     finally:
         peer.close()
 
@@ -302,4 +342,5 @@ async def test_a_compressed_connection_is_read_by_aiohttp(
         for piece in audio:
             await ws.send_bytes(piece)
         await heard(server, audio)
-        assert inbound_frames(server) is None
+        # Read by aiohttp alone: only the masks are checked in front of it.
+        assert inbound_frames(server).taken == 0

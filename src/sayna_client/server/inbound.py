@@ -8,8 +8,13 @@ connection. It finds the frames' edges itself; a complete, final, masked binary 
 the session can take at once (its read loop is parked on an empty queue, its
 speech-to-text stream is instant) is unmasked and handed over inside the socket's
 callback. Every other byte (text and control frames, fragments, oversized or invalid
-frames, compressed connections) goes to aiohttp's parser unchanged and whole frames at a
-time, so everything aiohttp checks and answers stays as it was.
+frames, every frame of a compressed connection) goes to aiohttp's parser unchanged and
+whole frames at a time, so everything aiohttp checks and answers stays as it was.
+
+One check is added to aiohttp's: a client frame without a mask closes the connection
+with 1002 (protocol error), as RFC 6455 section 5.1 asks and the real server
+(tungstenite) does; aiohttp's server parser accepts it. The fast path already reads
+the mask bit, so masked frames cost nothing more.
 
 Order is kept: a frame is taken at once only while nothing that arrived before it waits
 in aiohttp's queue or parser, and only while the read loop would take it next.
@@ -20,7 +25,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable, Optional, Protocol, Union
 
-from aiohttp import web
+from aiohttp import WebSocketError, WSCloseCode, web
 
 from .._compat import aiohttp_mask
 
@@ -34,6 +39,8 @@ _FIN = 0x80
 _MASKED = 0x80
 _CONTINUATION, _TEXT, _BINARY = 0, 1, 2
 _unmask = aiohttp_mask()
+#: The client sent a frame without a mask (RFC 6455 5.1; tungstenite's wording).
+_UNMASKED = "Received an unmasked frame from client"
 
 
 class AudioTaker(Protocol):
@@ -167,6 +174,8 @@ class InboundFrames:
                     self._taker.take_audio(bytes(payload))
                     continue
             else:
+                if not masked:
+                    return self._refuse(_UNMASKED)
                 opcode = first & 0x0F
                 if opcode in (_TEXT, _BINARY):
                     self._fragmented = not first & _FIN
@@ -184,6 +193,17 @@ class InboundFrames:
         self._need = need
         return False, b""
 
+    def _refuse(self, reason: str) -> tuple[bool, bytes]:
+        """Fail the connection as aiohttp's parser fails it on a protocol error: the
+        read loop's ``receive()`` raises it, and aiohttp closes with 1002; the bytes that
+        come after are dropped."""
+        self._queue.set_exception(WebSocketError(WSCloseCode.PROTOCOL_ERROR, reason))
+        self._inner = _Refused()
+        self._pending.clear()
+        self._need = 0
+        self._through = 1 << 62  # every later byte goes to the refusing parser
+        return True, b""
+
     def _open(self) -> bool:
         """Nothing waits in aiohttp's queue (nor, on aiohttp >= 3.13, in its parser,
         stalled while the queue was full)."""
@@ -193,6 +213,16 @@ class InboundFrames:
             and not queue.is_eof()
             and not (self._stalls and queue._stalled_reader is not None)
         )
+
+
+class _Refused:
+    """The parser of a connection that failed: ends every read."""
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        return True, b""
+
+    def feed_eof(self) -> None:
+        pass
 
 
 class AudioFastResponse(web.WebSocketResponse):
@@ -234,7 +264,8 @@ def _install(
 ) -> Optional[InboundFrames]:
     """Put :class:`InboundFrames` in front of the parser aiohttp just gave ``handler``
     (the connection's protocol); None, with nothing changed, where aiohttp's internals
-    are not the ones this was written against or the connection is compressed."""
+    are not the ones this was written against. On a compressed connection it only checks
+    masks: every frame goes to aiohttp."""
     inner = getattr(handler, "_payload_parser", None)
     queue: Optional[Any] = getattr(ws, "_reader", None)
     if (
@@ -242,10 +273,10 @@ def _install(
         or queue is None
         or not hasattr(queue, "_buffer")
         or not callable(getattr(inner, "feed_data", None))
-        or ws.compress
+        or not callable(getattr(queue, "set_exception", None))
         or _unmask is None
     ):
         return None
-    frames = InboundFrames(inner, taker, queue, limit, _unmask)
+    frames = InboundFrames(inner, taker, queue, -1 if ws.compress else limit, _unmask)
     handler._payload_parser = frames
     return frames
