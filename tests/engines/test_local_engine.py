@@ -357,6 +357,29 @@ async def test_stt_finish_flushes_a_pending_utterance(engine: LocalEngine) -> No
     assert finals[0].transcript
 
 
+async def test_pocketsphinx_says_when_the_talker_is_inside_an_utterance(
+    engine: LocalEngine,
+) -> None:
+    # The session holds Sayna's forced speech-final while a recogniser still hears the
+    # talker (STTStream.speaking); pocketsphinx's held final is sent when speech resumes.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sayna_client.server.engines.local_stt import PocketsphinxStream
+
+    speech = await pcm(engine, sample_rate=16000, voice_id=JOE)
+    with ThreadPoolExecutor(1) as pool:
+        stream = PocketsphinxStream(STTParams(sample_rate=16000), pool)
+        try:
+            assert not stream.speaking
+            await stream.feed(speech[: len(speech) // 2])
+            assert stream.speaking
+            results = await stream.feed(speech[len(speech) // 2 :] + bytes(16000 * 2 * 2))
+            assert not stream.speaking
+            assert results[-1].is_speech_final, results
+        finally:
+            stream.close()
+
+
 async def test_stt_silence_and_empty_frames_give_nothing(engine: LocalEngine) -> None:
     stream = engine.open_stt(STTParams(sample_rate=16000))
     try:

@@ -130,6 +130,70 @@ async def test_a_long_utterance_is_cut_into_finals_and_ends_speech_final(
     assert word_error_rate(transcripts()[name], final_text(results)) <= 0.3, finals
 
 
+def _trimmed(pcm: bytes) -> bytes:
+    """``pcm`` from its first to its last loud 10 ms (RMS above 1 % of full scale)."""
+    samples = np.frombuffer(pcm, dtype="<i2")
+    blocks = samples[: len(samples) // 160 * 160].reshape(-1, 160).astype(np.float64)
+    loud = np.nonzero(np.sqrt(np.mean(blocks**2, axis=1)) > 300)[0]
+    return samples[loud[0] * 160 : (loud[-1] + 1) * 160].tobytes()
+
+
+async def test_each_piece_of_a_long_utterance_is_final_while_the_talker_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A piece's final goes out as soon as the talker is heard going on (the next piece's
+    # first words), not when the next piece is cut or the turn ends; the recogniser says
+    # it is still inside the utterance then (no forced speech-final splits the turn).
+    monkeypatch.setattr(whisper_stt, "SOFT_CUT_S", 2.0)
+    # The clips without their quiet edges, joined by pauses too short to end the turn.
+    names = ["librivox-0930.wav", "librivox-0870.wav", "librivox-0920.wav"]
+    gap = bytes(int(RATE * 0.15) * 2)
+    speech = gap.join(_trimmed(read_clip(name)) for name in names)
+    audio = speech + bytes(RATE * 2 * 2)
+    threaded = LocalEngine(stt_process=False)  # the patched constant reaches its threads
+    stream = threaded.open_stt(STTParams())
+    finals: list[tuple[Transcript, int, bool]] = []  # (final, bytes fed, still speaking)
+    try:
+        for start in range(0, len(audio), 640):
+            for result in await stream.feed(audio[start : start + 640]):
+                if result.is_final:
+                    finals.append((result, start + 640, stream.speaking))
+        for result in await stream.finish():
+            finals.append((result, len(audio), stream.speaking))
+    finally:
+        stream.close()
+        threaded.close()
+    texts = [(final.transcript, final.is_speech_final) for final, _, _ in finals]
+    assert len(finals) >= 2, texts
+    assert [final.is_speech_final for final, _, _ in finals] == [False] * (len(finals) - 1) + [True]
+    assert all(final.transcript for final, _, _ in finals), texts
+    for final, fed, speaking in finals[:-1]:
+        assert fed < len(speech), f"{final.transcript!r} held until the talker stopped"
+        assert speaking, final.transcript
+    assert not finals[-1][2]
+    assert not stream.speaking
+    said = " ".join(transcripts()[name] for name in names)
+    heard = " ".join(final.transcript for final, _, _ in finals)
+    assert word_error_rate(said, heard) <= 0.2, texts
+
+
+async def test_the_worker_process_says_when_the_talker_is_inside_an_utterance(
+    engine: LocalEngine,
+) -> None:
+    stream = engine.open_stt(STTParams())
+    try:
+        assert not stream.speaking
+        clip = read_clip("librivox-0880.wav")
+        results = await stream.feed(clip[: len(clip) // 2])
+        assert stream.speaking, results
+        results += await stream.feed(clip[len(clip) // 2 :] + bytes(RATE * 2))
+        assert not stream.speaking
+        assert results[-1].is_speech_final, results
+        assert results[-1].transcript, results
+    finally:
+        stream.close()
+
+
 # --- guards against invented text ----------------------------------------------------------
 
 

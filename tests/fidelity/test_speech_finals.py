@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from helpers.wire import TTS, collect, config, configure, of_type, send
-from sayna_client.server import LocalServer
+from sayna_client.server import LocalServer, voice
 from sayna_client.server.engines.base import STTParams, STTStream, Transcript, TTSRequest
 from sayna_client.server.engines.fake import render_words
 from sayna_client.server.voice import SpeechFinalGate
@@ -106,6 +106,73 @@ async def test_a_provider_speech_final_disarms_the_forced_one() -> None:
     assert [(m["transcript"], m["is_speech_final"]) for m in sent] == [
         ("hello", False),
         ("there", True),
+    ]
+
+
+class _Talking(_DeepgramLike):
+    """A recogniser that says whether the talker is still inside the utterance."""
+
+    def __init__(self, results: list[Transcript]) -> None:
+        super().__init__(results)
+        self.talking = True
+        self.asked_while_talking = asyncio.Event()
+
+    @property
+    def speaking(self) -> bool:
+        if self.talking:
+            self.asked_while_talking.set()
+        return self.talking
+
+
+async def test_no_speech_final_is_forced_while_the_engine_hears_the_talker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A local engine sends a piece of a long utterance as a segment final while the
+    # talker goes on; Sayna's forced speech-final (6.8) must not split that turn. It
+    # comes once the engine no longer hears speech, if the engine sent none itself.
+    monkeypatch.setattr(voice, "FORCE_AFTER_FINAL", 0.0)  # due at once
+    sent: list[dict[str, Any]] = []
+    forced = asyncio.Event()
+
+    def emit(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["is_speech_final"]:
+            forced.set()
+
+    stream = _Talking([Transcript.segment_final("first piece", 0.9)])
+    gate = SpeechFinalGate(stream, emit)
+    await gate.feed(b"")
+    first = asyncio.ensure_future(stream.asked_while_talking.wait())
+    second = asyncio.ensure_future(forced.wait())
+    await asyncio.wait([first, second], timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    first.cancel()
+    second.cancel()
+    assert [(m["transcript"], m["is_speech_final"]) for m in sent] == [("first piece", False)]
+    stream.talking = False  # the next frame ends the speech, without a speech-final
+    await gate.feed(b"")
+    gate.close()
+    assert [(m["transcript"], m["is_speech_final"]) for m in sent] == [
+        ("first piece", False),
+        ("", True),
+    ]
+
+
+async def test_the_engines_speech_final_after_a_piece_ends_the_turn_with_its_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(voice, "FORCE_AFTER_FINAL", 0.0)
+    sent: list[dict[str, Any]] = []
+    stream = _Talking([Transcript.segment_final("first piece", 0.9)])
+    gate = SpeechFinalGate(stream, sent.append)
+    await gate.feed(b"")
+    await asyncio.wait_for(stream.asked_while_talking.wait(), 10)
+    stream.results = [Transcript.speech_final("and the rest", 0.9)]
+    stream.talking = False
+    await gate.feed(b"")
+    gate.close()
+    assert [(m["transcript"], m["is_speech_final"]) for m in sent] == [
+        ("first piece", False),
+        ("and the rest", True),
     ]
 
 

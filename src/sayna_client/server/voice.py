@@ -15,7 +15,9 @@ STT (section 6.8): engine results pass as they are (a speech-final carries its t
 empty non-speech-final finals are suppressed, results are dropped while
 non-interruptible speech plays, and a speech-final is forced (empty transcript,
 confidence 1.0) 1.8 s after the last segment final, or 5 s after the first final of a
-segment, when the engine has not sent one itself.
+segment, when the engine has not sent one itself; not while the engine still hears the
+talker inside the utterance (:attr:`~.engines.base.STTStream.speaking`: the final was a
+piece of a long utterance), but at the first frame it no longer does.
 """
 
 from __future__ import annotations
@@ -239,7 +241,10 @@ class SpeechFinalGate:
     * A delivered ``is_final`` that is not speech-final arms the forced speech-final:
       ``("", is_final, is_speech_final, 1.0)`` 1.8 s after the latest such final, or
       5 s after the first of the segment, unless the engine's speech-final came first.
-      The forced result bypasses ``suppressed()``.
+      When that time comes while the engine is still :attr:`~.STTStream.speaking`, the
+      forced result waits for the first feed after which it no longer is (a local
+      engine's long utterance cut in pieces is one turn). The forced result bypasses
+      ``suppressed()``.
     * An engine speech-final arriving less than 500 ms after a forced one, with a
       transcript equal to the segment text buffered when it fired, is dropped.
 
@@ -276,6 +281,7 @@ class SpeechFinalGate:
         self._buffered = ""  # the armed segment's final texts, concatenated
         self._forced_at: Optional[float] = None
         self._forced_text = ""
+        self._force_due = False  # the forced result waits for the talker to stop
         self._warned_empty = False
         self._backlog: list[bytes] = []
         self._backlog_bytes = 0
@@ -302,6 +308,8 @@ class SpeechFinalGate:
                 self.handle(result)
         finally:  # a failure is reported by the caller: that audio is finished with too
             self.decoded_bytes += len(audio)
+        if self._force_due:
+            self._force_if_quiet()
 
     async def feed(self, audio: bytes) -> None:
         """Feed one frame to the recogniser and emit what it produced (serialized).
@@ -330,6 +338,8 @@ class SpeechFinalGate:
                 self._on_decoded()
         for result in results:
             self.handle(result)
+        if self._force_due:
+            self._force_if_quiet()
 
     async def _queue(self, audio: bytes) -> None:
         if not audio:
@@ -357,6 +367,8 @@ class SpeechFinalGate:
                     results = []
                 for result in results:
                     self.handle(result)
+                if self._force_due:
+                    self._force_if_quiet()
                 self.decoded_bytes += len(data)
                 if self._on_decoded is not None:
                     self._on_decoded()
@@ -400,8 +412,16 @@ class SpeechFinalGate:
         self.results_sent += 1
         self._emit(result.to_wire())
 
+    def _force_if_quiet(self) -> None:
+        if not self.stream.speaking:
+            self._force()
+
     def _force(self) -> None:
         self._timer = None
+        if self.stream.speaking:
+            self._force_due = True  # sent after the first feed that ends the speech
+            return
+        self._force_due = False
         self._segment_started = None
         self._forced_at = asyncio.get_running_loop().time()
         self._forced_text, self._buffered = self._buffered, ""
@@ -413,6 +433,7 @@ class SpeechFinalGate:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._force_due = False
         self._segment_started = None
         self._buffered = ""
         self._forced_at = None

@@ -162,6 +162,17 @@ class STTStream(abc.ABC):
     #: engine: a coroutine per frame was a fifth of the session's CPU per frame).
     instant: bool = False
 
+    @property
+    def speaking(self) -> bool:
+        """True while the recogniser hears the talker inside an utterance (its VAD is in
+        speech, or in a pause too short to end the turn), as of the last ``feed``.
+
+        The session does not force an empty speech-final while it is true: a final sent
+        meanwhile (a piece of a long utterance) is not the end of the turn. Default:
+        False (the forced speech-final follows Sayna's timers alone).
+        """
+        return False
+
     @abc.abstractmethod
     async def feed(self, audio: bytes) -> list[Transcript]:
         """Consume one binary frame; return results produced by it (possibly none)."""

@@ -346,6 +346,10 @@ class _WorkerStream(STTStream):
                     raise RuntimeError(f"speech recognition stopped: {exc}") from None
         return self._inner
 
+    @property
+    def speaking(self) -> bool:
+        return self._inner is not None and self._inner.speaking
+
     async def feed(self, audio: bytes) -> list[Transcript]:
         """Decode one frame in the worker (see :class:`.speech_proxy.ProcessSTTStream`).
 
@@ -407,3 +411,7 @@ class _Deferred:
     def release(self) -> None:
         if self._inner is not None:
             self._inner.release()
+
+    @property
+    def in_speech(self) -> bool:
+        return self._inner is not None and self._inner.in_speech

@@ -125,6 +125,11 @@ class Recognizer:
         self._held: Optional[Transcript] = None
         self._speech_end = 0.0
 
+    @property
+    def in_speech(self) -> bool:
+        """Inside an utterance, or after one whose speech-final is not sent yet."""
+        return self._in_utterance or self._held is not None
+
     def process(self, data: bytes, out: list[Transcript]) -> None:
         """Consume client bytes of any length (a partial sample is carried over)."""
         data = self._carry + data

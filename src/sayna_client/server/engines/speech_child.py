@@ -108,7 +108,9 @@ def main(workers: int, parts: Sequence[str]) -> None:
                     stream.recognizer.finish(results)
             except Exception as exc:  # reported to the session as a failed frame
                 error = f"{type(exc).__name__}: {exc}"
-            write_message(out, write_lock, ("done", sid, batch[-1][0], results, error))
+            speaking = bool(getattr(stream.recognizer, "in_speech", False))
+            message = ("done", sid, batch[-1][0], results, error, speaking)
+            write_message(out, write_lock, message)
 
     def speak(tid: int, text: str, rate: float, sample_rate: int, audio_format: str) -> None:
         from .local_tts import _Chunker
@@ -163,13 +165,15 @@ def main(workers: int, parts: Sequence[str]) -> None:
         if kind == "open":
             if models is None:
                 write_message(
-                    out, write_lock, ("done", sid, 0, [], "this worker does not run Whisper")
+                    out, write_lock, ("done", sid, 0, [], "this worker does not run Whisper", False)
                 )
                 continue
             try:
                 recognizer: Any = WhisperRecognizer(message[2], models)
             except Exception as exc:
-                write_message(out, write_lock, ("done", sid, 0, [], f"{type(exc).__name__}: {exc}"))
+                write_message(
+                    out, write_lock, ("done", sid, 0, [], f"{type(exc).__name__}: {exc}", False)
+                )
                 continue
             with guard:
                 streams[sid] = _ChildStream(recognizer)

@@ -10,9 +10,10 @@ which is why pickle is acceptable here.
   sample_rate, audio_format)``, ``("stop", tid)``;
 * child -> parent: ``("ready", {part: reason})`` (the parts that could not be imported)
   or ``("failed", kind, message)`` once, then ``("done", sid, seq, [Transcript, ...],
-  error)`` per processed job, in order per stream (``seq`` is the highest sequence number
-  the job consumed); per synthesis ``("audio", tid, [chunk, ...])`` for each sentence
-  (resampled, encoded, 20 ms chunks) and one ``("spoken", tid, error)`` at its end.
+  error, in_speech)`` per processed job, in order per stream (``seq`` is the highest
+  sequence number the job consumed; ``in_speech`` the recogniser's state after it); per
+  synthesis ``("audio", tid, [chunk, ...])`` for each sentence (resampled, encoded, 20 ms
+  chunks) and one ``("spoken", tid, error)`` at its end.
 """
 
 from __future__ import annotations

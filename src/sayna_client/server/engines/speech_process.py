@@ -276,11 +276,11 @@ class WorkerProcess:
     def _route(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "done":
-            _, sid, seq, results, error = message
+            _, sid, seq, results, error, speaking = message
             with self._lock:
                 stream = self._streams.get(sid)
             if stream is not None:
-                stream._deliver(self, seq, results, error)
+                stream._deliver(self, seq, results, error, speaking)
         elif kind == "audio":
             with self._lock:
                 deliver = self._speakers.get(message[1])

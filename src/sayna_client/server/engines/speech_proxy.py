@@ -54,9 +54,15 @@ class ProcessSTTStream(STTStream):
         self._done = 0
         self._outbox: list[Transcript] = []
         self._error: Optional[str] = None
+        self._speaking = False
         self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._stopped = False
         self._closed = False
+
+    @property
+    def speaking(self) -> bool:
+        """The worker's recogniser was inside an utterance after its last job."""
+        return self._speaking
 
     async def feed(self, audio: bytes) -> list[Transcript]:
         """Send one client frame, wait until the worker has decoded it, return the new
@@ -159,13 +165,20 @@ class ProcessSTTStream(STTStream):
         await future
 
     def _deliver(
-        self, process: WorkerProcess, seq: int, results: list[Transcript], error: Optional[str]
+        self,
+        process: WorkerProcess,
+        seq: int,
+        results: list[Transcript],
+        error: Optional[str],
+        speaking: bool,
     ) -> None:
-        """Reader thread: a job's results (or the recogniser's error)."""
+        """Reader thread: a job's results (or the recogniser's error) and whether the
+        recogniser is inside an utterance after it."""
         with self._lock:
             if self._process is not process:
                 return
             self._outbox.extend(results)
+            self._speaking = speaking
             if error is not None and self._error is None:
                 self._error = error
             self._done = max(self._done, seq)
@@ -179,6 +192,7 @@ class ProcessSTTStream(STTStream):
             if self._process is not process:
                 return
             self._process = None
+            self._speaking = False  # the utterance in flight is lost
             if self._error is None:
                 self._error = f"speech recognition was interrupted: {reason}"
             self._done = self._seq

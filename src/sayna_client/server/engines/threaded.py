@@ -28,6 +28,10 @@ class SyncRecognizer(Protocol):
     def release(self) -> None:
         """Drop heavy state (decoders); later calls may reload it."""
 
+    @property
+    def in_speech(self) -> bool:
+        """Inside an utterance (see :attr:`.base.STTStream.speaking`)."""
+
 
 class ThreadedSTTStream(STTStream):
     """Runs a :class:`SyncRecognizer` on ``executor``.
@@ -81,6 +85,11 @@ class ThreadedSTTStream(STTStream):
                 self._recognizer.release()
             finally:
                 self._work_lock.release()
+
+    @property
+    def speaking(self) -> bool:
+        """The recogniser's :attr:`SyncRecognizer.in_speech` after its last job."""
+        return self._recognizer.in_speech
 
     def _take_results(self) -> list[Transcript]:
         with self._io_lock:

@@ -9,9 +9,15 @@ Pipeline per stream, in a worker thread::
 Results follow Sayna's shape (protocol §6.8): interims every ~0.4 s of speech while the
 text changes, and a final that is also speech-final, carrying its text, when the VAD has
 heard :data:`END_SILENCE_S` of silence after speech. Utterances longer than
-:data:`SOFT_CUT_S` are cut at the next short pause, so a monologue is decoded in pieces
-Whisper handles well (it reads at most 30 s); each piece but the last becomes a final
-that is not speech-final, sent once the next piece is decoded.
+:data:`SOFT_CUT_S` are cut at the next short pause (or, without one, at the quietest
+moment before :data:`HARD_CUT_S`), so a monologue is decoded in pieces Whisper handles
+well (it reads at most 30 s). Each piece but the last becomes a final that is not
+speech-final, sent as soon as the talker is heard going on: the next piece's first
+words (its first interim). When the talker stops first, the piece's text opens the
+speech-final instead, so a turn's last final is always speech-final with text (as
+Deepgram's is, protocol section 6.8). :attr:`WhisperRecognizer.in_speech` tells the
+session that the talker is still inside an utterance, so it does not force an empty
+speech-final after a piece's final while the talker goes on.
 
 Whisper invents text on noise and tones; the guards (each tested): only VAD-detected
 speech is decoded; results whose no-speech probability exceeds
@@ -78,8 +84,10 @@ INTERIM_INTERVAL_S = 0.4
 #: Past this length an utterance is cut at the next pause of PAUSE_CUT_S ...
 SOFT_CUT_S = 15.0
 PAUSE_CUT_S = 0.1
-#: ... and unconditionally here (Whisper reads 30 s at most).
+#: ... and without one, here (Whisper reads 30 s at most), at the quietest chunk after
+#: SOFT_CUT_S that leaves at least HARD_CUT_KEEP_S of audio to the next piece.
 HARD_CUT_S = 25.0
+HARD_CUT_KEEP_S = 2.0
 #: Guards against invented text.
 NO_SPEECH_THRESHOLD = 0.6
 TOKENS_PER_SECOND = 12
@@ -334,14 +342,28 @@ class WhisperRecognizer:
         self._pre_roll: collections.deque[Float32Array] = collections.deque(
             maxlen=round(PRE_ROLL_S / CHUNK_S)
         )
-        self._chunks: list[Float32Array] = []
         self._in_speech = False
-        self._voiced = 0.0
+        self._new_piece([], [])
+        # Text of the piece cut from the current utterance, not sent yet: a segment final
+        # once the piece after it has words, else the start of the speech-final.
+        self._held = ""
+        self._cut_sent = False  # a piece of the current utterance went out as a final
+
+    def _new_piece(self, chunks: list[Float32Array], probabilities: list[float]) -> None:
+        """Make ``chunks`` (with their VAD probabilities) the piece being heard."""
+        self._chunks = chunks
+        self._probabilities = probabilities
+        self._voiced = sum(p >= SPEECH_OFF for p in probabilities) * CHUNK_S
+        self._since_interim = self._voiced
         self._silence = 0.0
-        self._since_interim = 0.0
         self._last_interim = ""
-        self._held = ""  # text of a piece cut from the current utterance, not yet sent
         self._predecoded: Optional[str] = None  # the final's text, decoded early
+
+    @property
+    def in_speech(self) -> bool:
+        """True while the VAD is inside an utterance (speech, or a pause shorter than
+        :data:`END_SILENCE_S`): a final sent now is not the end of the turn."""
+        return self._in_speech
 
     def _ready_models(self) -> SpeechModels:
         if self._models is None:
@@ -394,12 +416,12 @@ class WhisperRecognizer:
             self._pre_roll.append(chunk)
             if probability >= SPEECH_ON:
                 self._in_speech = True
-                self._chunks = list(self._pre_roll)
+                chunks = list(self._pre_roll)
                 self._pre_roll.clear()
-                self._voiced = self._since_interim = CHUNK_S
-                self._silence = 0.0
+                self._new_piece(chunks, [0.0] * (len(chunks) - 1) + [probability])
             return
         self._chunks.append(chunk)
+        self._probabilities.append(probability)
         if probability >= SPEECH_OFF:
             self._voiced += CHUNK_S
             self._since_interim += CHUNK_S
@@ -418,9 +440,47 @@ class WhisperRecognizer:
                 )
         length = len(self._chunks) * CHUNK_S
         if self._silence >= END_SILENCE_S:
-            self._end_utterance(out, speech_final=True)
-        elif length >= HARD_CUT_S or (length >= SOFT_CUT_S and self._silence >= PAUSE_CUT_S):
-            self._end_utterance(out, speech_final=False)
+            self._end_utterance(out)
+        elif self._held:
+            if length >= HARD_CUT_S:
+                # The piece after the cut never showed words and is long now: the held
+                # piece goes out, and this one can be cut in turn.
+                self._send_held(out)
+        elif length >= SOFT_CUT_S and self._silence >= PAUSE_CUT_S:
+            self._cut(len(self._chunks))
+        elif length >= HARD_CUT_S:
+            self._cut(self._quietest())
+
+    def _quietest(self) -> int:
+        """Where a hard cut ends the piece: after its quietest chunk past SOFT_CUT_S that
+        leaves HARD_CUT_KEEP_S to the next piece (which then has words to confirm the
+        cut at once), or at the end when there is no such chunk."""
+        first = round(SOFT_CUT_S / CHUNK_S)
+        last = len(self._chunks) - round(HARD_CUT_KEEP_S / CHUNK_S)
+        if last <= first:
+            return len(self._chunks)
+        window = self._probabilities[first:last]
+        return first + min(range(len(window)), key=window.__getitem__) + 1
+
+    def _cut(self, end: int) -> None:
+        """End the piece being heard at chunk ``end`` and hold its text (see
+        :attr:`_held`); the chunks after ``end`` start the next piece."""
+        text = self._predecoded
+        if text is None or end < len(self._chunks):
+            voiced = sum(p >= SPEECH_OFF for p in self._probabilities[:end]) * CHUNK_S
+            text = ""
+            if voiced >= MIN_SPEECH_S:
+                audio = np.concatenate(self._chunks[:end])
+                text = self._ready_models().transcribe(audio, self._hint)
+        silence = self._silence  # the pause goes on (a hard cut comes in speech: 0)
+        self._new_piece(self._chunks[end:], self._probabilities[end:])
+        self._silence = silence
+        self._held = text
+
+    def _send_held(self, out: list[Transcript]) -> None:
+        out.append(Transcript.segment_final(self._format(self._held), CONFIDENCE))
+        self._held = ""
+        self._cut_sent = True
 
     def _utterance_audio(self) -> Float32Array:
         keep = len(self._chunks) - max(0, round((self._silence - TRAIL_KEEP_S) / CHUNK_S))
@@ -428,38 +488,30 @@ class WhisperRecognizer:
 
     def _interim(self, out: list[Transcript]) -> None:
         text = self._ready_models().transcribe(self._utterance_audio(), self._hint, final=False)
+        if text and self._held:
+            # The talker went on after a cut: the piece before it is a final now.
+            self._send_held(out)
         if text and text != self._last_interim:
             self._last_interim = text
             out.append(Transcript.interim(self._format(text), CONFIDENCE))
 
-    def _end_utterance(self, out: list[Transcript], speech_final: bool) -> None:
+    def _end_utterance(self, out: list[Transcript]) -> None:
         text = ""
-        if speech_final and self._predecoded is not None:
+        if self._predecoded is not None:
             text = self._predecoded
         elif self._voiced >= MIN_SPEECH_S:
             text = self._ready_models().transcribe(self._utterance_audio(), self._hint)
-        self._predecoded = None
-        if speech_final:
-            self._in_speech = False
-            self._chunks = []
-        else:
-            # Keep listening: the talker did not stop, only this piece ended.
-            self._chunks = []
-            self._silence = 0.0
-        self._voiced = self._since_interim = 0.0
-        self._last_interim = ""
-        # A piece cut from a long utterance is held until the next piece is decoded, so
-        # the turn's last final is always speech-final with text (never an empty one).
-        held, self._held = self._held, ""
-        if not speech_final:
-            if held and text:
-                out.append(Transcript.segment_final(self._format(held), CONFIDENCE))
-            self._held = text or held
-        elif held and text:
-            out.append(Transcript.segment_final(self._format(held), CONFIDENCE))
-            out.append(Transcript.speech_final(self._format(text), CONFIDENCE))
-        elif held or text:
-            out.append(Transcript.speech_final(self._format(held or text), CONFIDENCE))
+        if not text and self._cut_sent:
+            # A piece went out as a final: the turn must still end with text (a final
+            # decode that rejects what an interim heard is rare, but possible).
+            text = self._last_interim
+        parts = [part for part in (self._held, text) if part]
+        if parts:
+            out.append(Transcript.speech_final(self._format(" ".join(parts)), CONFIDENCE))
+        self._in_speech = False
+        self._new_piece([], [])
+        self._held = ""
+        self._cut_sent = False
 
     def _format(self, text: str) -> str:
         """Whisper punctuates; without ``punctuation`` the text is lower case without
@@ -475,10 +527,10 @@ class WhisperRecognizer:
             self._push(np.zeros(0, dtype=np.float32), out, last=True)
         if self._in_speech:
             self._silence = 0.0
-            self._end_utterance(out, speech_final=True)
+            self._end_utterance(out)
         self._reset()
 
     def release(self) -> None:
         """Forget buffered audio (the models are shared and stay loaded)."""
-        self._chunks = []
+        self._new_piece([], [])
         self._in_speech = False
