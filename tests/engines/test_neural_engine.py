@@ -392,8 +392,34 @@ def test_repetition_loops_are_collapsed() -> None:
     looped = "Where did you put the car keys? Where did you put the car keys"
     assert whisper_stt.collapse_repeats(looped) == "Where did you put the car keys?"
     assert whisper_stt.collapse_repeats("10 of clubs 10 of clubs 10 of clubs 10") == "10 of clubs"
+    # A loop the token cap cut inside its second copy.
+    for cut in (
+        "Good morning, how are you? Good morning, how are",
+        "Where did you put the car keys? Where did you put the",
+    ):
+        assert whisper_stt.collapse_repeats(cut) == cut[: cut.index("?") + 1]
     for kept in ("5 5", "I said no, no, no.", "one two three four"):
         assert whisper_stt.collapse_repeats(kept) == kept
+
+
+def test_only_text_that_ran_into_the_token_cap_is_collapsed() -> None:
+    said = "I think that I think that is fine"
+    assert whisper_stt.kept_text(said, ran_into_cap=False) == said
+    looped = "Where did you put the car keys? Where did you put the car keys? Where did"
+    assert whisper_stt.kept_text(looped, ran_into_cap=True) == "Where did you put the car keys?"
+    # A capped text with no repeat is runaway; wordless text is nothing either way.
+    assert whisper_stt.kept_text("one two three four five six", ran_into_cap=True) == ""
+    assert whisper_stt.kept_text("...", ran_into_cap=False) == ""
+
+
+async def test_a_phrase_the_talker_repeats_is_kept(engine: LocalEngine) -> None:
+    # Loops are collapsed only when generation ran into the token cap: a phrase the
+    # talker repeated is transcribed as said.
+    said = "Can you hear me? Can you hear me?"
+    request = TTSRequest(said, sample_rate=RATE)
+    speech = b"".join([chunk async for chunk in engine.synthesize(request)])
+    heard = final_text(await recognise(engine, speech + bytes(RATE * 2)))
+    assert normalize_words(heard) == normalize_words(said), heard
 
 
 def test_wer_normalises_numbers_case_and_punctuation() -> None:

@@ -23,8 +23,9 @@ Whisper invents text on noise and tones; the guards (each tested): only VAD-dete
 speech is decoded; results whose no-speech probability exceeds
 :data:`NO_SPEECH_THRESHOLD` are dropped; generation is capped at
 :data:`TOKENS_PER_SECOND` tokens per second of audio plus :data:`TOKEN_SLACK` (a result
-hitting the cap is a runaway repetition and is dropped); punctuation-only text is
-dropped. All timing is audio time, never wall-clock time.
+hitting the cap is a repetition loop: one copy of the repeated phrase is kept, and
+without a repeated phrase it is dropped); punctuation-only text is dropped. All timing
+is audio time, never wall-clock time.
 
 CTranslate2 and ONNX Runtime release the GIL while they compute, so decoding in worker
 threads does not stall the event loop. Importing this module imports both (~0.3 s): the
@@ -51,7 +52,13 @@ from ...protocol.encodings import LOCAL_ENGINE_ENCODINGS, canonical
 from .base import STTParams, Transcript, mulaw_to_linear16
 from .local_assets import SILERO_VAD, WHISPER_TINY_EN, read_verified
 
-__all__ = ["SpeechModels", "WhisperRecognizer", "collapse_repeats", "log_mel_spectrogram"]
+__all__ = [
+    "SpeechModels",
+    "WhisperRecognizer",
+    "collapse_repeats",
+    "kept_text",
+    "log_mel_spectrogram",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +109,8 @@ CONFIDENCE = 0.9
 # (raw output, before collapse_repeats): 5 s windows 59 % WER, 10 s 16 %, 15 s 5 %,
 # 20 s 0 %, 30 s 0 %; the encoder costs ~0.1 s at 10 s, ~0.45 s at 30 s (one core).
 # Finals are decoded in windows of at least FINAL_FRAMES, interims (shown, then
-# superseded) in whole multiples of FRAME_BLOCK, with collapse_repeats on both.
+# superseded) in whole multiples of FRAME_BLOCK; collapse_repeats applies to text that ran
+# into the token cap (a loop), on both.
 N_FFT = 400
 HOP = 160
 N_MELS = 80
@@ -180,9 +188,15 @@ def log_mel_spectrogram(audio: Float32Array, min_frames: int = FRAME_BLOCK) -> F
 
 
 def collapse_repeats(text: str) -> str:
-    """Drop Whisper's repetition loops: a phrase of three or more words said again right
-    after itself ("Where are the keys? Where are the keys") is kept once, and a trailing
-    partial copy is dropped. Shorter repeats ("five five", "no, no") are left alone."""
+    """Keep one copy of a Whisper repetition loop: a phrase of three or more words said
+    again right after itself ("Where are the keys? Where are the keys") is kept once, and
+    a trailing partial copy of the phrase before it ("Where are the keys? Where are") is
+    dropped. Shorter repeats ("five five", "no, no") are left alone.
+
+    People repeat phrases too ("I think that I think that is fine"): the recogniser
+    applies this only to text whose generation ran into the token cap, which is what a
+    loop does.
+    """
     words = text.split()
     norm = [re.sub(r"[^\w']", "", word.lower()) for word in words]
     i = 0
@@ -198,7 +212,28 @@ def collapse_repeats(text: str) -> str:
                 del words[i + n : end], norm[i + n : end]
                 break
         i += 1
+    # A loop cut by the cap after its first copy: the longest tail that starts the
+    # phrase of three or more words right before it.
+    size = len(words)
+    for count in range(size // 2, 0, -1):
+        start = size - count
+        for n in range(max(3, count + 1), start + 1):
+            if norm[start - n : start - n + count] == norm[start:]:
+                return " ".join(words[:start])
     return " ".join(words)
+
+
+def kept_text(text: str, ran_into_cap: bool) -> str:
+    """What the recogniser keeps of Whisper's ``text``: nothing without a word character;
+    when generation ran into the token cap (Whisper looped), one copy of what it repeated
+    (:func:`collapse_repeats`), or nothing when no phrase repeats (runaway text);
+    otherwise the text as it is, repeats included, since the talker said them."""
+    if not _WORDLESS.sub("", text):
+        return ""
+    if ran_into_cap:
+        collapsed = collapse_repeats(text)
+        return collapsed if collapsed != text else ""
+    return text
 
 
 class SpeechModels:
@@ -282,12 +317,8 @@ class SpeechModels:
         if result.no_speech_prob > NO_SPEECH_THRESHOLD:
             return ""
         ids = [i for i in result.sequences_ids[0] if i < self._previous]
-        if len(result.sequences_ids[0]) >= cap:
-            return ""  # ran into the cap: a repetition loop, not speech
         text = str(self.tokenizer.decode(ids, skip_special_tokens=True)).strip()
-        if not _WORDLESS.sub("", text):
-            return ""
-        return collapse_repeats(text)
+        return kept_text(text, ran_into_cap=len(result.sequences_ids[0]) >= cap)
 
     def vad_probability(self, chunk: Float32Array, state: Any) -> tuple[float, Any]:
         """Speech probability of one ``[1, 576]`` chunk (64 context + 512 new samples)."""
