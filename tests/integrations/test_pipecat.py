@@ -19,6 +19,7 @@ if sys.version_info < (3, 11):
 from pipecat.frames.frames import (
     CancelFrame,
     EndFrame,
+    ErrorFrame,
     Frame,
     InputAudioRawFrame,
     InterimTranscriptionFrame,
@@ -30,6 +31,7 @@ from pipecat.frames.frames import (
     MetricsFrame,
     TranscriptionFrame,
     TTSAudioRawFrame,
+    TTSSpeakFrame,
     TTSStartedFrame,
     TTSStoppedFrame,
     UserStartedSpeakingFrame,
@@ -46,10 +48,10 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
 from helpers.waiting import eventually
-from sayna_client import SaynaClient, STTConfig, Timeouts, TTSConfig
+from sayna_client import ReconnectPolicy, SaynaClient, STTConfig, Timeouts, TTSConfig
 from sayna_client.errors import SaynaValidationError
 from sayna_client.integrations.pipecat import SaynaSTTService, SaynaTTSService
-from sayna_client.server import LocalServer
+from sayna_client.server import Faults, LocalServer
 
 from .helpers import frames_of, tone_bursts
 
@@ -59,12 +61,13 @@ OUT_RATE = 24000
 WORD_BYTES = 2 * OUT_RATE * 180 // 1000
 
 
-def make_client(server: LocalServer) -> SaynaClient:
+def make_client(server: LocalServer, **options: Any) -> SaynaClient:
     return SaynaClient(
         server.url,
         STTConfig(provider="deepgram", model="nova-2"),
         TTSConfig(provider="deepgram", voice_id="aura-asteria-en"),
         timeouts=Timeouts(connect=5, ready=10, request=10, close=5),
+        **options,
     )
 
 
@@ -134,9 +137,9 @@ class Sink(FrameProcessor):
 class Agent:
     """A running pipeline: transport in -> STT -> user aggregator -> LLM -> TTS -> sink."""
 
-    def __init__(self, client: SaynaClient, llm: ScriptedLLM) -> None:
+    def __init__(self, client: SaynaClient, llm: ScriptedLLM, **tts_options: Any) -> None:
         self.stt = SaynaSTTService(client=client)
-        self.tts = SaynaTTSService(client=client)
+        self.tts = SaynaTTSService(client=client, **tts_options)
         self.llm = llm
         self.heard = Sink()  # what the STT service pushed
         self.sink = Sink()
@@ -162,10 +165,15 @@ class Agent:
         )
         self.started = asyncio.Event()
         self.worker.event_handler("on_pipeline_started")(self._on_started)
+        self.errors: list[str] = []  # the ErrorFrames that reached the worker
+        self.worker.event_handler("on_pipeline_error")(self._on_error)
         self._run: Optional[asyncio.Task[None]] = None
 
     async def _on_started(self, worker: Any, frame: Frame) -> None:
         self.started.set()
+
+    async def _on_error(self, worker: Any, frame: ErrorFrame) -> None:
+        self.errors.append(frame.error)
 
     async def __aenter__(self) -> Agent:
         runner = WorkerRunner(handle_sigint=False)
@@ -203,6 +211,28 @@ async def server() -> AsyncIterator[LocalServer]:
 
 def audio_bytes(frames: list[Frame]) -> int:
     return sum(len(f.audio) for f in frames if isinstance(f, TTSAudioRawFrame))
+
+
+def contexts(frames: list[Frame]) -> dict[str, list[str]]:
+    """The TTS frames of each audio context, in order, as "started", "audio" (one per
+    run of audio frames) and "stopped"."""
+    out: dict[str, list[str]] = {}
+    names = {TTSStartedFrame: "started", TTSAudioRawFrame: "audio", TTSStoppedFrame: "stopped"}
+    for frame in frames:
+        name = names.get(type(frame))
+        if name is not None:
+            seen = out.setdefault(frame.context_id, [])
+            if not (name == "audio" and seen[-1:] == ["audio"]):
+                seen.append(name)
+    return out
+
+
+def context_audio(frames: list[Frame], context_id: str) -> int:
+    return audio_bytes([f for f in frames if getattr(f, "context_id", None) == context_id])
+
+
+def speaks_of(session: Any) -> list[str]:
+    return [m["text"].strip() for m in session.messages if m["type"] == "speak"]
 
 
 async def test_caller_audio_to_reply_audio(server: LocalServer) -> None:
@@ -301,6 +331,115 @@ async def test_interruption_mid_reply_stops_the_audio(server: LocalServer) -> No
     assert any(isinstance(f, TTSStartedFrame) for f in after[:first_audio])
     assert audio_bytes(after) == WORD_BYTES
     assert audio_bytes(sink.frames[:cut]) <= 4 * WORD_BYTES
+
+
+async def test_a_refused_speak_ends_its_context_and_later_text_is_spoken(
+    server: LocalServer,
+) -> None:
+    """Sayna refuses a speak (no audio, no completion): its context still ends, the error
+    is reported, and the service goes on speaking."""
+    client = make_client(server)
+    async with Agent(client, ScriptedLLM([])) as agent:
+        sink = agent.sink
+        server.fail_tts("Google TTS: quota exceeded", refuse=True)
+        await agent.worker.queue_frame(TTSSpeakFrame("First sentence."))
+        (refused,) = await sink.wait_for(lambda: list(contexts(sink.frames)))
+        await sink.wait_for(lambda: contexts(sink.frames)[refused][-1:] == ["stopped"])
+        for text in ("Second one.", "Third one."):
+            await agent.worker.queue_frame(TTSSpeakFrame(text))
+        await sink.wait_for(
+            lambda: [
+                c for c in contexts(sink.frames).values() if c == ["started", "audio", "stopped"]
+            ][1:]
+        )
+        session = server.records.last_session
+    assert speaks_of(session) == ["First sentence.", "Second one.", "Third one."]
+    assert contexts(sink.frames)[refused] == ["started", "stopped"]
+    assert any("Failed to synthesize speech" in e for e in agent.errors)
+    assert audio_bytes(sink.frames) == 4 * WORD_BYTES
+
+
+async def test_a_session_lost_mid_speech_and_reconnected_speaks_on(server: LocalServer) -> None:
+    """The connection drops while a sentence is spoken and the client reconnects: that
+    context ends, and the next text is spoken on the new session."""
+    server.faults = Faults(drop_connection_after_frames=4)  # ready, then 3 audio chunks
+    client = make_client(server, reconnect=ReconnectPolicy(initial_backoff=0.05))
+    async with Agent(client, ScriptedLLM([])) as agent:
+        sink = agent.sink
+        server.faults = Faults()  # only the first session breaks
+        await agent.worker.queue_frame(TTSSpeakFrame("One two three four five six seven."))
+        (cut,) = await sink.wait_for(lambda: list(contexts(sink.frames)))
+        await sink.wait_for(lambda: contexts(sink.frames)[cut][-1:] == ["stopped"])
+        await server.records.wait_for(lambda: len(server.records.sessions) == 2 and client.ready)
+        await agent.worker.queue_frame(TTSSpeakFrame("Okay."))
+        await sink.wait_for(lambda: len(contexts(sink.frames)) == 2)
+        (after,) = [c for c in contexts(sink.frames) if c != cut]
+        await sink.wait_for(lambda: contexts(sink.frames)[after][-1:] == ["stopped"])
+        _, second = server.records.sessions
+    assert contexts(sink.frames) == {
+        cut: ["started", "audio", "stopped"],
+        after: ["started", "audio", "stopped"],
+    }
+    assert context_audio(sink.frames, after) == WORD_BYTES
+    assert speaks_of(second) == ["Okay."]
+
+
+async def test_a_speak_frame_during_a_reply_is_a_context_of_its_own(server: LocalServer) -> None:
+    """A TTSSpeakFrame arrives while the LLM's reply is spoken: each audio context gets
+    its own audio, in order, and ends with its own TTSStoppedFrame."""
+    client = make_client(server)
+    agents: list[Agent] = []
+
+    async def gate(index: int) -> None:
+        # The rest of the reply comes once "Hold on." is on its way to Sayna.
+        if index == 2:
+            agent = agents[0]
+            await agent.worker.queue_frame(TTSSpeakFrame("Hold on."))
+            record = server.records
+            await record.wait_for(lambda: "Hold on." in speaks_of(record.last_session), 30)
+
+    llm = ScriptedLLM([["One two three four five.", "Six seven.", "Eight."]], gate=gate)
+    async with Agent(client, llm) as agent:
+        agents.append(agent)
+        sink = agent.sink
+        await agent.say(1)
+        await sink.wait_for(lambda: len(contexts(sink.frames)) == 2)
+        await sink.wait_for(
+            lambda: all(c[-1:] == ["stopped"] for c in contexts(sink.frames).values())
+        )
+        session = server.records.last_session
+    assert speaks_of(session) == ["One two three four five.", "Hold on.", "Six seven.", "Eight."]
+    reply, hold_on = contexts(sink.frames)
+    assert contexts(sink.frames) == {
+        reply: ["started", "audio", "stopped"],
+        hold_on: ["started", "audio", "stopped"],
+    }
+    assert context_audio(sink.frames, reply) == 8 * WORD_BYTES
+    assert context_audio(sink.frames, hold_on) == 2 * WORD_BYTES
+
+
+async def test_without_interruption_the_next_text_waits_for_the_speech_sayna_keeps(
+    server: LocalServer,
+) -> None:
+    """allow_interruption=False: Sayna ignores clear and finishes the sentence, so after
+    an interruption the next text is sent once that sentence completed, and its context
+    gets only its own audio."""
+    client = make_client(server)
+    async with Agent(client, ScriptedLLM([]), allow_interruption=False) as agent:
+        sink = agent.sink
+        await agent.worker.queue_frame(
+            TTSSpeakFrame("one two three four five six seven eight nine ten")
+        )
+        await sink.wait_for(lambda: audio_bytes(sink.frames) >= 2 * WORD_BYTES)
+        await agent.worker.queue_frame(InterruptionFrame())
+        await agent.worker.queue_frame(TTSSpeakFrame("Okay."))
+        await sink.wait_for(lambda: len(contexts(sink.frames)) == 2)
+        (_, okay) = contexts(sink.frames)
+        await sink.wait_for(lambda: contexts(sink.frames)[okay][-1:] == ["stopped"])
+        session = server.records.last_session
+    assert context_audio(sink.frames, okay) == WORD_BYTES
+    assert [m["type"] for m in session.messages][1:] == ["speak", "speak"]  # no clear
+    assert len(session.sent_of_type("tts_playback_complete")) == 2
 
 
 async def test_cancelled_pipeline_closes_the_session(server: LocalServer) -> None:

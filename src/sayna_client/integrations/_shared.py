@@ -5,14 +5,27 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections import deque
-from typing import Optional
+from typing import Any, NamedTuple, Optional
 
 from ..client import SaynaClient
-from ..errors import SaynaValidationError
+from ..errors import SaynaError, SaynaValidationError
 from ..protocol.encodings import canonical
 from ..types import STTConfig, TTSConfig
 
-__all__ = ["SharedSession", "SpeakQueue", "check_client", "missing_extra", "pcm_stt", "pcm_tts"]
+__all__ = [
+    "REFUSED",
+    "SharedSession",
+    "SpeakQueue",
+    "Unsent",
+    "check_client",
+    "missing_extra",
+    "pcm_stt",
+    "pcm_tts",
+]
+
+#: How Sayna's ``error`` for a refused ``speak`` begins (no audio and no completion follow;
+#: a provider failing during synthesis says ``TTS error: ...`` and a completion follows).
+REFUSED = "Failed to synthesize speech:"
 
 #: The framework each adapter needs: (its name, the extra that installs it, its Python).
 _FRAMEWORKS = {
@@ -143,61 +156,168 @@ class SharedSession:
             await self.client.disconnect()
 
 
+class Unsent(NamedTuple):
+    """A text :class:`SpeakQueue` could not send: ``speak`` raised ``error``."""
+
+    text: str
+    tag: Any
+    error: SaynaError
+
+
 class SpeakQueue:
     """Sends ``speak`` commands to a session one at a time.
 
     Sayna reports ``tts_playback_complete`` when its queue drains, so completions of
     back-to-back ``speak`` commands coalesce and a client cannot tell which text a
-    completion covers. Sending the next text only once the previous one completed makes
-    every ``speak`` get exactly one completion, so the end of a reply is known exactly.
-    It costs nothing audible: Sayna synthesizes requests one after another anyway, and
-    audio arrives faster than it plays.
+    completion covers. Sending the next text only once the previous one ended makes
+    every ``speak`` get exactly one end, so the end of a reply is known exactly, and
+    the audio arriving meanwhile is that text's (:attr:`current` says whose). It costs
+    nothing audible: Sayna synthesizes requests one after another anyway, and audio
+    arrives faster than it plays.
+
+    A text ends at its completion (:meth:`completed`), or without one: refused by the
+    server (``Failed to synthesize speech``: call :meth:`completed` too), cancelled by
+    ``clear`` (:meth:`cleared`), or lost with the session (:meth:`hold` until the
+    session is back, :meth:`reset` when it is over).
+
+    Each text carries a ``tag`` (e.g. the reply it belongs to). Texts of the oldest tag
+    waiting go first, in the order they were added: a reply that is still being spoken
+    is not held up by texts of a later one added meanwhile.
+
+    Sending failures are returned, not raised (as :class:`Unsent`): the failed text is
+    dropped and the next one is tried.
     """
 
     def __init__(self, client: SaynaClient, *, allow_interruption: bool = True) -> None:
         self.client = client
         self.allow_interruption = allow_interruption
-        self._pending: deque[str] = deque()
+        self._pending: deque[tuple[str, Any]] = deque()
         self._in_flight = False
+        self._current: Any = None  # the tag of the text in flight (None: no audio owner)
+        self._held = False
+        # The order of the tags that have texts in flight or waiting (the oldest first).
+        self._rank: dict[Any, int] = {}
+        self._ranks = 0
 
     @property
     def idle(self) -> bool:
-        """True when every text sent has completed and none is waiting."""
+        """True when every text sent has ended and none is waiting."""
         return not self._in_flight and not self._pending
 
-    async def add(self, text: str) -> None:
-        """Speak ``text`` now, or after the texts before it completed.
+    @property
+    def in_flight(self) -> bool:
+        """A text was sent and has not ended yet."""
+        return self._in_flight
 
-        Raises:
-            what ``SaynaClient.speak`` raises (the text is then dropped).
-        """
+    @property
+    def current(self) -> Any:
+        """The tag of the text in flight (its audio is arriving); None when none is, or
+        when its audio belongs to nobody (:meth:`disown`)."""
+        return self._current if self._in_flight else None
+
+    def holds(self, tag: Any) -> bool:
+        """True while a text of ``tag`` is in flight or waiting."""
+        return tag in self._rank
+
+    async def add(self, text: str, tag: Any = None) -> list[Unsent]:
+        """Speak ``text`` now, or after the texts before it ended. Returns the texts
+        that could not be sent (``text`` and any sent after it meanwhile)."""
+        if tag not in self._rank:
+            self._ranks += 1
+            self._rank[tag] = self._ranks
+        self._pending.append((text, tag))
+        return await self._next()
+
+    async def completed(self) -> list[Unsent]:
+        """The text in flight ended (its ``tts_playback_complete``, or the server refused
+        it): send the next one. A call with nothing in flight (e.g. the completion of
+        speech cleared before) changes nothing. Returns the texts not sent."""
+        if not self._in_flight:
+            return []
+        self._end_current()
+        return await self._next()
+
+    def disown(self) -> None:
+        """The text in flight goes on (e.g. Sayna ignored ``clear``), but its audio
+        belongs to no one any more: :attr:`current` is None until it ends."""
         if self._in_flight:
-            self._pending.append(text)
-            return
-        await self._send(text)
+            tag, self._current = self._current, None
+            self._forget(tag)
 
-    async def completed(self) -> bool:
-        """Handle a ``tts_playback_complete``: send the next text, if any. Returns True
-        when the queue is idle afterwards (a completion while idle, e.g. of speech
-        cleared before, is ignored and returns True).
+    def discard(self, tag: Any) -> bool:
+        """Forget the waiting texts of ``tag``. True if the text in flight is one of
+        its (see :meth:`cleared` and :meth:`disown`)."""
+        self._pending = deque(item for item in self._pending if item[1] != tag)
+        if self._in_flight and self._current == tag:
+            return True
+        self._rank.pop(tag, None)
+        return False
 
-        Raises:
-            what ``SaynaClient.speak`` raises for the next text.
-        """
-        self._in_flight = False
-        if self._pending:
-            await self._send(self._pending.popleft())
-        return self.idle
+    async def cleared(self) -> list[Unsent]:
+        """``clear`` cancelled the text in flight (it gets no completion): send the
+        next one. Returns the texts not sent."""
+        if self._in_flight:
+            self._end_current()
+        return await self._next()
+
+    def hold(self) -> Any:
+        """The session was lost (it will be re-established): the text in flight ended
+        with it, and nothing is sent until :meth:`resume`. Returns the tag of the text
+        that was in flight (None if none)."""
+        self._held = True
+        tag = self.current
+        if self._in_flight:
+            self._end_current()
+        return tag
+
+    async def resume(self) -> list[Unsent]:
+        """The session is back: send the texts waiting. Returns the texts not sent."""
+        self._held = False
+        return await self._next()
 
     def reset(self) -> None:
-        """Forget queued and in-flight texts (after ``clear``: they get no completion)."""
+        """Forget queued and in-flight texts (the session is over)."""
         self._pending.clear()
+        self._rank.clear()
         self._in_flight = False
+        self._current = None
+        self._held = False
 
-    async def _send(self, text: str) -> None:
-        self._in_flight = True
-        try:
-            await self.client.speak(text, allow_interruption=self.allow_interruption)
-        except BaseException:
-            self._in_flight = False
-            raise
+    def _end_current(self) -> None:
+        tag, self._current = self._current, None
+        self._in_flight = False
+        self._forget(tag)
+
+    def _forget(self, tag: Any) -> None:
+        """Drop the rank of ``tag`` once none of its texts is in flight or waiting."""
+        if not (self._in_flight and self._current == tag) and all(
+            item[1] != tag for item in self._pending
+        ):
+            self._rank.pop(tag, None)
+
+    def _take(self) -> tuple[str, Any]:
+        """The next text to send: the first of the oldest tag waiting."""
+        pending = self._pending
+        rank = self._rank
+        best = 0
+        for index in range(1, len(pending)):
+            if rank[pending[index][1]] < rank[pending[best][1]]:
+                best = index
+        item = pending[best]
+        del pending[best]
+        return item
+
+    async def _next(self) -> list[Unsent]:
+        unsent: list[Unsent] = []
+        while self._pending and not self._in_flight and not self._held:
+            text, tag = self._take()
+            self._in_flight, self._current = True, tag
+            try:
+                await self.client.speak(text, allow_interruption=self.allow_interruption)
+            except SaynaError as exc:
+                self._end_current()
+                unsent.append(Unsent(text, tag, exc))
+            except BaseException:
+                self._end_current()
+                raise
+        return unsent

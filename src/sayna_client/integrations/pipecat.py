@@ -31,7 +31,16 @@ from typing import Any, Optional
 from ..client import SaynaClient
 from ..errors import SaynaError
 from ..protocol.events import STTResultMessage
-from ._shared import SharedSession, SpeakQueue, check_client, missing_extra, pcm_stt, pcm_tts
+from ._shared import (
+    REFUSED,
+    SharedSession,
+    SpeakQueue,
+    Unsent,
+    check_client,
+    missing_extra,
+    pcm_stt,
+    pcm_tts,
+)
 
 try:
     from pipecat.frames.frames import (
@@ -40,15 +49,17 @@ try:
         ErrorFrame,
         Frame,
         InterimTranscriptionFrame,
+        InterruptionFrame,
         ProposedUserStartedSpeakingFrame,
         ProposedUserStoppedSpeakingFrame,
         StartFrame,
         STTMetadataFrame,
         TranscriptionFrame,
         TTSAudioRawFrame,
+        TTSStartedFrame,
         TTSStoppedFrame,
     )
-    from pipecat.processors.frame_processor import FrameProcessorSetup
+    from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
     from pipecat.services.ai_service import AIService
     from pipecat.services.settings import STTSettings, TTSSettings
     from pipecat.services.stt_service import STTService
@@ -251,17 +262,35 @@ class SaynaSTTService(_SessionService, STTService):
             await self.broadcast_frame(ProposedUserStoppedSpeakingFrame)
 
 
+class _Reply:
+    """What the TTS service knows of one Pipecat audio context (a reply, or a
+    ``TTSSpeakFrame``) while its text is spoken."""
+
+    __slots__ = ("first_speak_at", "flushed")
+
+    def __init__(self) -> None:
+        self.first_speak_at = time.time()
+        self.flushed = False  # all its text is queued: the end of its last text ends it
+
+
 class SaynaTTSService(_SessionService, TTSService):
     """Text-to-speech through a Sayna session.
 
     Each aggregated sentence is sent with ``client.speak``, one at a time (the next when
-    Sayna reported the previous one complete, so the end of a reply is known exactly);
-    audio comes back as ``TTSAudioRawFrame`` at the pipeline's output rate, and the
-    completion of the reply's last sentence closes it with a ``TTSStoppedFrame``. An
-    interruption sends ``clear`` and drops the audio still queued; audio of the cleared
+    the previous one ended: Sayna reported it complete, refused it, or the session was
+    lost), so the audio arriving is always the sentence in flight's, and goes to its
+    audio context. Audio comes back as ``TTSAudioRawFrame`` at the pipeline's output
+    rate; a context ends with a ``TTSStoppedFrame`` once its last sentence ended. A
+    ``TTSSpeakFrame`` arriving during a reply is its own context. Sentences of the
+    oldest context go first. An interruption sends ``clear`` when the sentence in
+    flight is interrupted and drops the sentences not sent yet; audio of the cleared
     speech that was already on its way is dropped until the next sentence is sent.
-    Metrics: TTFB (text sent to first audio), TTFA, and per reply a processing time from
-    its first ``speak`` to the completion of its last.
+    With ``allow_interruption=False`` Sayna ignores ``clear``: the sentence in flight
+    is let finish (its audio dropped) before the next one is sent. A session lost and
+    re-established (the client's ``ReconnectPolicy``) ends the sentence in flight; the
+    sentences not sent yet follow on the new session.
+    Metrics: TTFB (text sent to first audio), TTFA, and per context a processing time
+    from its first ``speak`` to the end of its last.
 
     Args:
         client: the ``SaynaClient`` to use (the same one as ``SaynaSTTService`` to share
@@ -299,10 +328,9 @@ class SaynaTTSService(_SessionService, TTSService):
         super().__init__(sample_rate=sample_rate, **kwargs)
         self._session = SharedSession.of(client)
         self._speaks = SpeakQueue(client, allow_interruption=allow_interruption)
-        # The reply audio goes to (None: audio is dropped, e.g. after a clear).
-        self._context_id: Optional[str] = None
-        self._flushed = False  # the reply's last text was sent: its completion ends it
-        self._first_speak_at = 0.0
+        # The audio contexts with text queued or spoken, by context id.
+        self._replies: dict[str, _Reply] = {}
+        self._clear_due = False  # an interruption cut the sentence in flight
 
     def can_generate_metrics(self) -> bool:
         """True: TTFB, TTFA and processing metrics are reported."""
@@ -322,35 +350,65 @@ class SaynaTTSService(_SessionService, TTSService):
         )
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Optional[Frame], None]:
-        """Queue ``text`` for ``client.speak``; its audio arrives on the reader task."""
-        if self._context_id != context_id:
-            self._context_id = context_id
-            self._flushed = False
-            self._first_speak_at = time.time()
-        try:
-            await self._speaks.add(text)
-        except SaynaError as exc:
-            yield ErrorFrame(error=f"Sayna TTS: speak failed: {exc}", exception=exc)
+        """Queue ``text`` of ``context_id`` for ``client.speak``; its audio arrives on
+        the reader task."""
+        if context_id not in self._replies:
+            self._replies[context_id] = _Reply()
+        await self._unsent(await self._speaks.add(text, context_id))
         yield None
 
     async def flush_audio(self, context_id: Optional[str] = None) -> None:
-        """The reply's text is all queued: the completion of its last sentence ends it."""
-        if context_id is None or context_id == self._context_id:
-            self._flushed = True
-            if self._speaks.idle:
-                await self._end_reply()
+        """The context's text is all queued (None: every context's): it ends when its
+        last text has."""
+        for reply_id in [context_id] if context_id is not None else list(self._replies):
+            reply = self._replies.get(reply_id)
+            if reply is not None:
+                reply.flushed = True
+                await self._settle(reply_id)
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Pipecat's handling, then, after an interruption, ``clear`` (if the sentence
+        in flight was cut) and the next sentence of a context that goes on."""
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InterruptionFrame):
+            await self._after_interruption()
 
     async def on_audio_context_interrupted(self, context_id: str) -> None:
-        """Interruption: ``clear`` Sayna's queue once and drop its audio from now on."""
+        """An interrupted context: its sentences not sent yet are dropped, and its
+        sentence in flight is disowned (its audio dropped from now on)."""
         await self.stop_all_metrics()  # type: ignore[no-untyped-call]
-        if self._context_id is not None:
-            self._context_id = None
-            self._speaks.reset()
-            try:
-                await self._client.clear()
-            except SaynaError as exc:
-                logger.warning("Sayna TTS: clear failed: %s", exc)
+        self._interrupted(context_id)
         await super().on_audio_context_interrupted(context_id)
+
+    async def on_audio_context_completed(self, context_id: str) -> None:
+        """Pipecat ended a context: one this service ended, or one that got nothing for
+        ``stop_frame_timeout_s`` (a slow LLM; more text for it opens it again)."""
+        if context_id in self._replies and not self._speaks.holds(context_id):
+            del self._replies[context_id]
+        await super().on_audio_context_completed(context_id)
+
+    def _interrupted(self, context_id: str) -> None:
+        if self._replies.pop(context_id, None) is not None:
+            self._clear_due = self._speaks.allow_interruption
+        if self._speaks.discard(context_id):  # its sentence is in flight
+            self._speaks.disown()
+
+    async def _after_interruption(self) -> None:
+        # A context Pipecat had ended itself (a timeout) but whose text was still queued
+        # was not reported as interrupted: it is, all the same.
+        for context_id in [c for c in self._replies if not self.audio_context_available(c)]:
+            self._interrupted(context_id)
+        clear, self._clear_due = self._clear_due, False
+        if not clear or self._speaks.current is not None:
+            # Nothing interrupted, Sayna ignores clear (the disowned sentence ends at its
+            # completion), or the sentence in flight is of a context that goes on
+            # (Pipecat's uninterruptible ones): clear would cut it.
+            return
+        try:
+            await self._client.clear()
+        except SaynaError as exc:
+            logger.warning("Sayna TTS: clear failed: %s", exc)
+        await self._unsent(await self._speaks.cleared())
 
     async def _read(self, events: AsyncIterator[Any]) -> None:
         async for event in events:
@@ -358,36 +416,68 @@ class SaynaTTSService(_SessionService, TTSService):
             if kind == "tts_audio":
                 await self._on_audio(event.data)
             elif kind == "tts_playback_complete":
-                await self._on_complete()
-            elif kind in ("error", "closed"):
+                await self._on_end()
+            elif kind == "error":
+                if event.message.startswith(REFUSED) and self._speaks.in_flight:
+                    await self._on_end()  # a refused speak gets no completion
                 await self._report(event)
+            elif kind == "closed":
+                if event.will_reconnect:
+                    ended = self._speaks.hold()  # the sentence in flight went with it
+                    if ended is not None:
+                        await self._settle(ended)
+                else:
+                    await self._over()
+                await self._report(event)
+            elif kind == "reconnected":
+                await self._unsent(await self._speaks.resume())
+        await self._over()  # the session ended for good (a reconnection gave up)
 
     async def _on_audio(self, data: bytes) -> None:
-        context_id = self._context_id
+        context_id = self._speaks.current
         if context_id is None:
-            return  # cleared speech still on its way
+            return  # cleared or disowned speech still on its way
+        if not self.audio_context_available(context_id):
+            # Pipecat ended the context (nothing came for stop_frame_timeout_s): open it
+            # again, with its own TTSStartedFrame.
+            await self.create_audio_context(context_id)
+            await self.append_to_audio_context(context_id, TTSStartedFrame(context_id=context_id))
         await self.append_to_audio_context(
             context_id, TTSAudioRawFrame(data, self.sample_rate, 1, context_id=context_id)
         )
 
-    async def _on_complete(self) -> None:
-        try:
-            idle = await self._speaks.completed()
-        except SaynaError as exc:
-            await self.push_error(f"Sayna TTS: speak failed: {exc}", exception=exc)
-            idle = self._speaks.idle
-        if idle and self._flushed:
-            await self._end_reply()
+    async def _on_end(self) -> None:
+        """The sentence in flight ended: send the next one, end its context if done."""
+        ended = self._speaks.current
+        await self._unsent(await self._speaks.completed())
+        if ended is not None:
+            await self._settle(ended)
 
-    async def _end_reply(self) -> None:
-        context_id, self._flushed = self._context_id, False
-        if context_id is None:
-            return
+    async def _over(self) -> None:
+        """The session is over: nothing queued will be spoken; every context whose text
+        is all queued ends."""
+        self._speaks.reset()
+        for context_id in list(self._replies):
+            await self._settle(context_id)
+
+    async def _unsent(self, unsent: list[Unsent]) -> None:
+        """Report texts ``speak`` failed for, and end their contexts if done."""
+        for item in unsent:
+            await self.push_error(f"Sayna TTS: speak failed: {item.error}", exception=item.error)
+        for context_id in dict.fromkeys(item.tag for item in unsent):
+            await self._settle(context_id)
+
+    async def _settle(self, context_id: str) -> None:
+        """End the context if its text is all queued and none of it is left to speak."""
+        reply = self._replies.get(context_id)
+        if reply is not None and reply.flushed and not self._speaks.holds(context_id):
+            await self._end_reply(context_id, reply)
+
+    async def _end_reply(self, context_id: str, reply: _Reply) -> None:
+        del self._replies[context_id]
         if self.audio_context_available(context_id):
             await self.append_to_audio_context(context_id, TTSStoppedFrame(context_id=context_id))
             await self.remove_audio_context(context_id)
-        if self._first_speak_at:
-            # Pipecat's collector measures from the reply's first speak to now.
-            await self.start_processing_metrics(start_time=self._first_speak_at)
-            self._first_speak_at = 0.0
-            await self.stop_processing_metrics()
+        # Pipecat's collector measures from the context's first speak to now.
+        await self.start_processing_metrics(start_time=reply.first_speak_at)
+        await self.stop_processing_metrics()

@@ -169,7 +169,8 @@ async def _speak_all(
             if request_id is not None and not state["segment"]:
                 state["segment"] = True
                 emitter.start_segment(segment_id=request_id)
-            await speaks.add(text)
+            for unsent in await speaks.add(text):
+                raise unsent.error
         state["input_done"] = True
         if speaks.idle:
             finished.set()
@@ -180,7 +181,9 @@ async def _speak_all(
             if kind == "tts_audio":
                 emitter.push(event.data)
             elif kind == "tts_playback_complete":
-                if await speaks.completed() and state["input_done"]:
+                for unsent in await speaks.completed():
+                    raise unsent.error
+                if speaks.idle and state["input_done"]:
                     finished.set()
             elif kind == "error":
                 raise APIError(f"Sayna: {event.message}", retryable=False)
