@@ -442,6 +442,35 @@ async def test_without_interruption_the_next_text_waits_for_the_speech_sayna_kee
     assert len(session.sent_of_type("tts_playback_complete")) == 2
 
 
+async def test_a_reply_paused_past_the_stop_timeout_has_balanced_started_and_stopped(
+    server: LocalServer,
+) -> None:
+    """The LLM pauses mid-reply for longer than Pipecat's stop_frame_timeout_s: Pipecat
+    ends the context, the rest of the reply opens it again, and every TTSStartedFrame
+    has its TTSStoppedFrame (one each)."""
+    client = make_client(server)
+    agents: list[Agent] = []
+
+    async def gate(index: int) -> None:
+        # "One two." is spoken (sent once "Three four." began), then the LLM pauses
+        # until Pipecat has ended the context for want of more.
+        if index == 2:
+            agent = agents[0]
+            sink = agent.sink
+            await sink.wait_for(lambda: audio_bytes(sink.frames) >= 2 * WORD_BYTES)
+            await eventually(lambda: not agent.tts.get_audio_contexts())
+
+    llm = ScriptedLLM([["One two.", "Three four.", "Five."]], gate=gate)
+    async with Agent(client, llm, stop_frame_timeout_s=1.0) as agent:
+        agents.append(agent)
+        sink = agent.sink
+        await agent.say(1)
+        await sink.wait_for(lambda: audio_bytes(sink.frames) >= 5 * WORD_BYTES)
+        await sink.wait_for(lambda: not agent.tts.get_audio_contexts())
+    (reply,) = contexts(sink.frames).values()
+    assert reply == ["started", "audio", "stopped", "started", "audio", "stopped"]
+
+
 async def test_cancelled_pipeline_closes_the_session(server: LocalServer) -> None:
     client = make_client(server)
     agent = Agent(client, ScriptedLLM([]))

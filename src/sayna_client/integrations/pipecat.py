@@ -320,7 +320,11 @@ class SaynaTTSService(_SessionService, TTSService):
             "settings",
             TTSSettings(model=config.model or None, voice=config.voice_id, language=None),
         )
-        kwargs.setdefault("push_stop_frames", False)
+        # Pipecat pushes the TTSStoppedFrame of a context it ends itself (nothing came
+        # for stop_frame_timeout_s: a slow LLM; more text opens it again with a
+        # TTSStartedFrame); this service appends the others, and Pipecat pushes no
+        # second one for a context whose TTSStoppedFrame it played.
+        kwargs.setdefault("push_stop_frames", True)
         kwargs.setdefault("push_start_frame", True)
         # Sayna's audio carries no request id: hold the next reply until this one ended.
         kwargs.setdefault("pause_frame_processing", True)
