@@ -382,6 +382,34 @@ async def test_a_session_lost_mid_speech_and_reconnected_speaks_on(server: Local
     }
     assert context_audio(sink.frames, after) == WORD_BYTES
     assert speaks_of(second) == ["Okay."]
+    # The client recovered: no ErrorFrame says the session closed.
+    assert not [e for e in agent.errors if "closed" in e]
+
+
+async def test_a_reconnection_that_gives_up_is_reported_once(server: LocalServer) -> None:
+    server.faults = Faults(drop_connection_after_frames=2)  # ready, then 1 audio chunk
+    client = make_client(server, reconnect=ReconnectPolicy(initial_backoff=0.05))
+    async with Agent(client, ScriptedLLM([])) as agent:
+        server.faults = Faults(reject_config_error="gone")  # the reconnection is refused
+        await agent.worker.queue_frame(TTSSpeakFrame("One two three four five six seven."))
+        await eventually(lambda: len(agent.errors) == 2)
+        # The sentence cut by the drop ended its context.
+        await agent.sink.wait_for(
+            lambda: [c for c in contexts(agent.sink.frames).values() if c[-1:] == ["stopped"]]
+        )
+    # The refusal, then the end of the session, once (no ErrorFrame for the drop itself).
+    assert agent.errors == ["Sayna: gone", "Sayna session closed: reconnecting gave up"]
+
+
+async def test_a_rejected_config_is_reported_once(server: LocalServer) -> None:
+    server.faults = Faults(reject_config_error="no such voice")
+    client = make_client(server)
+    async with Agent(client, ScriptedLLM([])) as agent:
+        await eventually(lambda: agent.errors)
+    # Both services tried to connect; one ErrorFrame says why they could not.
+    assert agent.errors == [
+        "Sayna STT could not connect: The server rejected the session config: no such voice"
+    ]
 
 
 async def test_a_speak_frame_during_a_reply_is_a_context_of_its_own(server: LocalServer) -> None:

@@ -104,6 +104,8 @@ class SharedSession:
         self._lock: Optional[asyncio.Lock] = None
         # The configs the session was opened (or last reconfigured) with.
         self._sent: Optional[tuple[Optional[STTConfig], Optional[TTSConfig]]] = None
+        # What the last failed acquire raised, until one succeeds (reported once).
+        self._failure = ""
 
     @classmethod
     def of(cls, client: SaynaClient) -> SharedSession:
@@ -117,6 +119,14 @@ class SharedSession:
         """True for the owner that reports session-wide problems (the first one), so a
         server error is reported once, not once per adapter."""
         return bool(self._owners) and self._owners[0] is owner
+
+    def first_to_report(self, exc: SaynaError) -> bool:
+        """True for the first owner whose :meth:`acquire` failed with ``exc`` since the
+        last success: the others failing the same way (every owner tries to connect)
+        need not report it again."""
+        failure = f"{type(exc).__name__}: {exc}"
+        first, self._failure = failure != self._failure, failure
+        return first
 
     async def acquire(self, owner: object) -> None:
         """Register ``owner`` and make sure the session is ready with the client's
@@ -136,6 +146,7 @@ class SharedSession:
             else:
                 await client.connect()
             self._sent = wanted
+            self._failure = ""
             if owner not in self._owners:
                 self._owners.append(owner)
 

@@ -94,6 +94,7 @@ class _SessionService(AIService):
     _label = ""  # "STT" or "TTS", for messages and the reader task's name
     _reader: Any = None
     _closing = False
+    _lost = False  # the last close was one the client reconnects after
 
     @property
     def client(self) -> SaynaClient:
@@ -108,7 +109,10 @@ class _SessionService(AIService):
         try:
             await self._session.acquire(self)
         except SaynaError as exc:
-            await self.push_error(f"Sayna {self._label} could not connect: {exc}", exception=exc)
+            if self._session.first_to_report(exc):  # (the other service fails the same way)
+                await self.push_error(
+                    f"Sayna {self._label} could not connect: {exc}", exception=exc
+                )
             return
         self._reader = self.create_task(
             self._read(events), name=f"sayna-{self._label.lower()}-events"
@@ -132,14 +136,28 @@ class _SessionService(AIService):
         await self._session.release(self, graceful=graceful)
 
     async def _report(self, event: Any) -> None:
-        """Push a server ``error`` or an unexpected close as an ``ErrorFrame`` (once per
-        session: only the first service on it reports)."""
+        """Push a server ``error`` or an unexpected end of the session as an
+        ``ErrorFrame`` (once per session: only the first service on it reports). A close
+        the client recovers from (``will_reconnect``) is not one: only the end of its
+        reconnection, if it gives up (:meth:`_report_end`); ``reconnected`` ends it."""
+        if event.type == "reconnected":
+            self._lost = False
+            return
+        if event.type == "closed" and event.will_reconnect:
+            self._lost = True  # (until reconnected: a refused attempt closes it again)
         if not self._session.is_reporter(self):
             return
         if event.type == "error":
             await self.push_error(f"Sayna: {event.message}")
-        elif not self._closing and not getattr(event, "initiated_by_client", False):
+        elif not (self._closing or event.initiated_by_client or event.will_reconnect):
             await self.push_error(f"Sayna session closed: {event.message}")
+
+    async def _report_end(self) -> None:
+        """The session's events ended: after a close the client was recovering from,
+        its reconnection gave up (reported as an ``ErrorFrame``, once per session)."""
+        lost, self._lost = self._lost, False
+        if lost and not self._closing and self._session.is_reporter(self):
+            await self.push_error("Sayna session closed: reconnecting gave up")
 
 
 class SaynaSTTService(_SessionService, STTService):
@@ -230,8 +248,9 @@ class SaynaSTTService(_SessionService, STTService):
             kind = event.type
             if kind == "stt_result":
                 await self._on_result(event)
-            elif kind in ("error", "closed"):
+            elif kind in ("error", "closed", "reconnected"):
                 await self._report(event)
+        await self._report_end()
 
     async def _on_result(self, result: STTResultMessage) -> None:
         text = result.transcript
@@ -434,8 +453,10 @@ class SaynaTTSService(_SessionService, TTSService):
                     await self._over()
                 await self._report(event)
             elif kind == "reconnected":
+                await self._report(event)
                 await self._unsent(await self._speaks.resume())
         await self._over()  # the session ended for good (a reconnection gave up)
+        await self._report_end()
 
     async def _on_audio(self, data: bytes) -> None:
         context_id = self._speaks.current
