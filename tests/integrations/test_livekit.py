@@ -107,6 +107,18 @@ async def test_stt_recognize_a_buffer(server: LocalServer) -> None:
     assert server.records.last_session.config["stt_config"]["sample_rate"] == ROOM_RATE
 
 
+async def test_stt_recognize_a_buffer_without_speech(server: LocalServer) -> None:
+    """No speech (a muted microphone, a false VAD trigger): an empty final transcript,
+    not a wait for ever."""
+    plugin = sayna.STT(url=server.url, **configs())  # type: ignore[arg-type]
+    silence = rtc.AudioFrame(bytes(2 * STT_RATE), STT_RATE, 1, STT_RATE)  # 1 s
+    # (the outer bound only ends a failing test: recognize() must return by itself)
+    event = await asyncio.wait_for(plugin.recognize([silence], conn_options=OPTIONS), 30)
+    assert event.type == stt.SpeechEventType.FINAL_TRANSCRIPT
+    assert event.alternatives[0].text == ""
+    await asyncio.wait_for(server.records.last_session.closed.wait(), 10)
+
+
 async def collect(stream: tts.SynthesizeStream | tts.ChunkedStream) -> list[rtc.AudioFrame]:
     return [audio.frame async for audio in stream]
 

@@ -24,6 +24,7 @@ from livekit.agents.utils import AudioBuffer
 from ...client import SaynaClient
 from ...errors import SaynaError
 from ...protocol.events import STTResultMessage
+from ...realtime.conversation import Turn
 from ...types import STTConfig, TTSConfig
 from .._shared import pcm_stt
 from ._common import Options, api_error, end
@@ -101,7 +102,10 @@ class STT(stt.STT[Any]):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions,
     ) -> stt.SpeechEvent:
-        """Transcribe a finished buffer: stream it, then silence until Sayna ends the turn."""
+        """Transcribe a finished buffer: stream it, then silence (as a microphone would
+        send) until Sayna has ended the turns it heard and nothing more comes, at most
+        ``conn_options.timeout`` seconds. A buffer with no speech gives an empty
+        ``FINAL_TRANSCRIPT``; the turns of one with several are joined."""
         frame = rtc.combine_audio_frames(buffer)
         if frame.num_channels != 1:
             raise APIStatusError(
@@ -111,24 +115,18 @@ class STT(stt.STT[Any]):
         config = self._opts.stt_config.model_copy(update={"language": lang})
         client = self._opts.client(frame.sample_rate)
         client.stt_config = pcm_stt(config, frame.sample_rate, "sayna.STT")
-        turns = client.turns()
+        turns: list[Turn] = []
+        client.on("turn", turns.append)  # (drain() returns once the callbacks caught up)
         try:
-            await asyncio.wait_for(client.connect(), conn_options.timeout)
+            try:
+                await asyncio.wait_for(client.connect(), conn_options.timeout)
+            except asyncio.TimeoutError:
+                raise APITimeoutError("Sayna: no session within the timeout") from None
             step = frame.sample_rate * 2 * _FRAME_MS // 1000
             pcm = frame.data.tobytes() + bytes(int(frame.sample_rate * _RECOGNIZE_TAIL_S) * 2)
             for start in range(0, len(pcm), step):
                 await client.on_audio_input(pcm[start : start + step])
-            silence = bytes(step)
-            turn_task = asyncio.ensure_future(turns.__anext__())
-            while not turn_task.done():  # keep the recognizer hearing silence, as a mic does
-                await asyncio.wait({turn_task}, timeout=_FRAME_MS / 1000)
-                if not turn_task.done():
-                    await client.on_audio_input(silence)
-            turn = turn_task.result()
-        except StopAsyncIteration:
-            raise APIConnectionError("Sayna session ended before the turn") from None
-        except asyncio.TimeoutError:
-            raise APITimeoutError("Sayna: no session within the timeout") from None
+            await _drain_hearing_silence(client, bytes(step), conn_options.timeout)
         except SaynaError as exc:
             raise api_error(exc) from exc
         finally:
@@ -137,10 +135,33 @@ class STT(stt.STT[Any]):
             type=stt.SpeechEventType.FINAL_TRANSCRIPT,
             alternatives=[
                 stt.SpeechData(
-                    language=LanguageCode(lang), text=turn.text, confidence=turn.confidence
+                    language=LanguageCode(lang),
+                    text=" ".join(turn.text for turn in turns if turn.text),
+                    confidence=min((turn.confidence for turn in turns), default=0.0),
                 )
             ],
         )
+
+
+async def _drain_hearing_silence(client: SaynaClient, silence: bytes, timeout: float) -> None:
+    """``client.drain(timeout)`` while sending ``silence`` every frame, so the recognizer
+    hears silence, as from a microphone, until the turn in progress ended.
+
+    Raises:
+        SaynaTimeoutError: not drained within ``timeout`` seconds.
+        SaynaError: what ``drain`` or a send raised.
+    """
+    drained = asyncio.ensure_future(client.drain(timeout=timeout))
+    try:
+        while not drained.done():
+            await asyncio.wait({drained}, timeout=_FRAME_MS / 1000)
+            if not drained.done():
+                await client.on_audio_input(silence)
+        drained.result()
+    finally:
+        if not drained.done():
+            drained.cancel()
+        await asyncio.gather(drained, return_exceptions=True)
 
 
 class SpeechStream(stt.RecognizeStream):
