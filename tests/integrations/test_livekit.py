@@ -99,6 +99,26 @@ async def test_stt_end_input_drains_and_closes(server: LocalServer) -> None:
     await asyncio.wait_for(server.records.last_session.closed.wait(), 10)
 
 
+async def test_stt_end_input_mid_utterance_keeps_the_last_words(server: LocalServer) -> None:
+    """The input stops right after speech (a call or file cut mid-utterance): end_input()
+    still gets its final transcript, on the one session, without an error."""
+    plugin = sayna.STT(url=server.url, **configs())  # type: ignore[arg-type]
+    errors: list[object] = []
+    plugin.on("error", errors.append)
+    stream = plugin.stream(conn_options=APIConnectOptions(max_retry=1, timeout=10))
+    pcm = tone_bursts(3, STT_RATE, silence_after=0)
+    for chunk in frames_of(pcm, STT_RATE):
+        stream.push_frame(rtc.AudioFrame(chunk, STT_RATE, 1, len(chunk) // 2))
+    stream.end_input()
+    events = [event async for event in stream]
+    finals = [e for e in events if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT]
+    assert [e.alternatives[0].text for e in finals] == ["word word word"]
+    assert events[-2].type == stt.SpeechEventType.END_OF_SPEECH
+    assert errors == []
+    assert len(server.records.sessions) == 1
+    await asyncio.wait_for(server.records.last_session.closed.wait(), 10)
+
+
 async def test_stt_recognize_a_buffer(server: LocalServer) -> None:
     plugin = sayna.STT(url=server.url, **configs())  # type: ignore[arg-type]
     event = await plugin.recognize(room_frames(2), conn_options=OPTIONS)

@@ -212,14 +212,31 @@ class SpeechStream(stt.RecognizeStream):
                 for task in done:
                     task.result()
                 if not receiving.done():
-                    # Input ended: let the last turn's results arrive, then close.
-                    await client.drain(timeout=self._conn_options.timeout)
+                    await self._finish(client)
             finally:
                 await utils.aio.gracefully_cancel(receiving, sending)
         except SaynaError as exc:
             raise api_error(exc) from exc
         finally:
             await end(client)
+
+    async def _finish(self, client: SaynaClient) -> None:
+        """The input ended: end the utterance in progress (trailing silence, as a
+        microphone sends after the speaker stopped), let its results arrive, then close.
+
+        Raises:
+            APIError: not retryable (the input is consumed: a new session would hear
+                nothing), when the last results did not come within the timeout or the
+                session failed meanwhile.
+        """
+        timeout = self._conn_options.timeout
+        try:
+            await client.finish_audio(timeout=timeout)
+            await client.drain(timeout=timeout)
+        except SaynaError as exc:
+            error = api_error(exc)
+            error.retryable = False
+            raise error from exc
 
     async def _send(self, client: SaynaClient) -> None:
         async for data in self._input_ch:
