@@ -21,7 +21,7 @@ from livekit.agents import APIConnectOptions, APIStatusError, stt, tts
 from sayna_client import STTConfig, Timeouts, TTSConfig
 from sayna_client.errors import SaynaValidationError
 from sayna_client.integrations import livekit as sayna
-from sayna_client.server import LocalServer
+from sayna_client.server import Faults, LocalServer
 
 from .helpers import frames_of, tone_bursts
 
@@ -201,6 +201,38 @@ async def test_tts_stream_interrupted_clears_and_drops_the_session(
     assert words_of(frames) == 1
     assert len(server.records.sessions) == 2
     await asyncio.wait_for(session.closed.wait(), 10)
+
+
+async def all_closed(server: LocalServer) -> None:
+    for record in server.records.sessions:
+        await asyncio.wait_for(record.closed.wait(), 10)
+
+
+async def test_tts_aclose_while_a_stream_speaks_ends_it_quietly(server: LocalServer) -> None:
+    plugin = sayna.TTS(url=server.url, **configs())  # type: ignore[arg-type]
+    stream = plugin.stream(conn_options=APIConnectOptions(max_retry=3, timeout=10))
+    stream.push_text("one two three four five six seven eight nine ten eleven twelve. ")
+    stream.end_input()
+    await stream.__anext__()  # it speaks
+    await plugin.aclose()  # the agent shuts down mid-reply
+    rest = [audio async for audio in stream]  # ends, without an error
+    assert pcm_bytes([a.frame for a in rest]) < 12 * WORD_BYTES
+    assert len(server.records.sessions) == 1
+    await all_closed(server)
+
+
+async def test_tts_aclose_while_a_stream_connects_opens_no_session(server: LocalServer) -> None:
+    server.faults = Faults(ready_delay=0.5)
+    plugin = sayna.TTS(url=server.url, **configs())  # type: ignore[arg-type]
+    stream = plugin.stream(conn_options=APIConnectOptions(max_retry=3, timeout=10))
+    stream.push_text("one two. ")
+    stream.end_input()
+    frames = asyncio.ensure_future(collect(stream))
+    await server.records.wait_for(lambda: server.records.sessions)  # connecting
+    await plugin.aclose()
+    assert await asyncio.wait_for(frames, 30) == []
+    assert len(server.records.sessions) == 1  # not reconnected after aclose()
+    await all_closed(server)
 
 
 async def test_bad_arguments(server: LocalServer) -> None:

@@ -12,6 +12,7 @@ from livekit.agents import (
     APIConnectionError,
     APIConnectOptions,
     APIError,
+    APIStatusError,
     APITimeoutError,
     tokenize,
     tts,
@@ -72,6 +73,7 @@ class TTS(tts.TTS[Any]):
             else tokenize.blingfire.SentenceTokenizer()
         )
         self._pool = utils.ConnectionPool[SaynaClient](connect_cb=self._connect, close_cb=end)
+        self._closed = False
 
     @property
     def model(self) -> str:
@@ -85,6 +87,10 @@ class TTS(tts.TTS[Any]):
         return f"sayna/{self._opts.tts_config.provider}"
 
     async def _connect(self, timeout: float) -> SaynaClient:
+        """A new session for the pool; none once :meth:`aclose` was called (also when
+        it was called while this one connected): a stream then ends quietly."""
+        if self._closed:
+            raise _closed_by_us()
         client = self._opts.client(self._opts.stt_config.sample_rate)
         try:
             await asyncio.wait_for(client.connect(), timeout)
@@ -94,6 +100,12 @@ class TTS(tts.TTS[Any]):
         except SaynaError as exc:
             await end(client)
             raise api_error(exc) from exc
+        except BaseException:
+            await asyncio.shield(end(client))
+            raise
+        if self._closed:
+            await end(client)
+            raise _closed_by_us()
         return client
 
     def prewarm(self) -> None:
@@ -113,7 +125,9 @@ class TTS(tts.TTS[Any]):
         return SynthesizeStream(tts=self, conn_options=conn_options)
 
     async def aclose(self) -> None:
-        """Close every pooled session."""
+        """Close every pooled session, also those streams are speaking on (the streams
+        end without an error); no session is opened afterwards."""
+        self._closed = True
         await self._pool.aclose()
 
     async def _speak(
@@ -142,6 +156,12 @@ class TTS(tts.TTS[Any]):
                 await _speak_all(client, sentences, emitter, segment, on_speak)
         except SaynaError as exc:
             raise api_error(exc) from exc
+
+
+def _closed_by_us() -> APIStatusError:
+    """The error that ends a stream whose session :meth:`TTS.aclose` closed: LiveKit
+    ends a stream quietly, without retrying, on a 499 (client closed request)."""
+    return APIStatusError("Sayna: the TTS was closed", status_code=499, retryable=False)
 
 
 async def _speak_all(
@@ -188,6 +208,8 @@ async def _speak_all(
             elif kind == "error":
                 raise APIError(f"Sayna: {event.message}", retryable=False)
             elif kind == "closed":
+                if event.initiated_by_client:  # TTS.aclose(): not a failure to retry
+                    raise _closed_by_us()
                 raise APIConnectionError(f"Sayna session closed: {event.message}")
 
     sending = asyncio.ensure_future(send())
