@@ -200,6 +200,49 @@ async def test_a_reconnection_is_a_span_of_the_session(server: LocalServer, otel
     assert reconnect.status.status_code is StatusCode.UNSET
 
 
+async def test_stt_audio_counts_the_audio_of_every_session(server: LocalServer, otel: Otel) -> None:
+    """sayna.stt.audio adds up the audio sent in every session of the client: the one
+    lost (before reconnecting), the one it reconnected to, and a later connect()."""
+    server.faults = Faults(drop_connection_after_frames=2)  # ready, then a TTS chunk
+    client = SaynaClient(
+        server.url,
+        STTConfig(provider="deepgram", model="nova-2", sample_rate=RATE),
+        TTSConfig(provider="deepgram", sample_rate=RATE),
+        reconnect=ReconnectPolicy(initial_backoff=0.05, max_backoff=0.2),
+    )
+    speech = render_words(["x"] * 3, RATE) + bytes(RATE)
+    sent = 0
+
+    async def send(pcm: bytes) -> None:
+        nonlocal sent
+        for start in range(0, len(pcm), 640):
+            await client.on_audio_input(pcm[start : start + 640])
+        sent += len(pcm)
+
+    async with client:
+        telemetry = otel.instrument(client)
+        turns = client.turns()
+        await client.connect()
+        server.faults = Faults()  # only the first session breaks
+        await send(bytes(4 * RATE))  # 2 s of silence: no result, no frame from the server
+        await client.speak("break the line")
+        await server.records.wait_for(lambda: len(server.records.sessions) == 2 and client.ready)
+        await send(speech)  # a shorter session than the first
+        await server.records.wait_for(
+            lambda: server.records.last_session.audio_bytes == len(speech)
+        )
+        await turns.__anext__()
+        await client.disconnect()
+        await client.connect()  # a new session on the same client
+        await send(speech)
+        await server.records.wait_for(
+            lambda: server.records.last_session.audio_bytes == len(speech)
+        )
+    telemetry.detach()  # counts what the closing callbacks may not have counted yet
+    (stt_audio,) = otel.points()["sayna.stt.audio"]
+    assert stt_audio.value == pytest.approx(sent / (2 * RATE))
+
+
 async def test_a_session_lost_for_good_ends_its_span_with_an_error(
     server: LocalServer, otel: Otel
 ) -> None:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, TracerProvider
 
     from ..client import SaynaClient
+    from ..realtime.conversation import SessionMetrics
     from .metrics import TurnRecord
     from .speech import SpeechHandle
 
@@ -123,6 +124,10 @@ class Telemetry:
         self._stt_audio = meter.create_counter(
             "sayna.stt.audio", unit="s", description="Seconds of audio sent for transcription"
         )
+        # The session metrics whose audio is being counted (each session has its own,
+        # counting from 0), and how much of it was counted: a new session's is counted
+        # from 0 once the rest of the previous one's is.
+        self._stt_metrics: SessionMetrics = client.metrics
         self._stt_bytes_counted = client.metrics.audio_bytes_sent
         self.session_span: Optional[Span] = None
         self._reconnect_span: Optional[Span] = None
@@ -207,9 +212,9 @@ class Telemetry:
             span.end()
 
     def _on_closed(self, event: Any) -> None:
+        self._count_stt_audio()  # (also when a reconnection follows: a new session counts anew)
         if event.will_reconnect:
             return
-        self._count_stt_audio()
         status = self._trace.StatusCode
         span, self._reconnect_span = self._reconnect_span, None
         if span is not None:
@@ -286,12 +291,21 @@ class Telemetry:
         span.end()
 
     def _count_stt_audio(self) -> None:
+        """Add the audio sent since the last count to ``sayna.stt.audio``: the rest of
+        the previous session's first when a new session (a reconnection, another
+        ``connect()``) has metrics of its own."""
         client = self._client_ref()
         if client is None:
             return
+        metrics = client.metrics
+        new = 0
+        if metrics is not self._stt_metrics:
+            new = self._stt_metrics.audio_bytes_sent - self._stt_bytes_counted
+            self._stt_metrics, self._stt_bytes_counted = metrics, 0
+        sent = metrics.audio_bytes_sent
+        new += sent - self._stt_bytes_counted
+        self._stt_bytes_counted = sent
         config = client.stt_config
-        sent = client.metrics.audio_bytes_sent
-        new, self._stt_bytes_counted = sent - self._stt_bytes_counted, sent
         if config is not None and new > 0:
             seconds = new / (2.0 * config.sample_rate * config.channels)
             self._stt_audio.add(seconds, self._provider("stt"))
