@@ -18,6 +18,7 @@ if sys.version_info < (3, 10):
 from livekit import rtc
 from livekit.agents import APIConnectOptions, APIStatusError, stt, tts
 
+from helpers.waiting import eventually
 from sayna_client import STTConfig, Timeouts, TTSConfig
 from sayna_client.errors import SaynaValidationError
 from sayna_client.integrations import livekit as sayna
@@ -97,6 +98,62 @@ async def test_stt_end_input_drains_and_closes(server: LocalServer) -> None:
     assert " ".join(e.alternatives[0].text for e in finals) == "word word"
     assert any(e.type == stt.SpeechEventType.RECOGNITION_USAGE for e in events)
     await asyncio.wait_for(server.records.last_session.closed.wait(), 10)
+
+
+async def test_stt_session_lost_mid_turn_ends_that_turn(server: LocalServer) -> None:
+    """The session drops mid-turn and LiveKit retries on a new one: the dropped turn gets
+    its END_OF_SPEECH, and the next turn starts with its own START_OF_SPEECH (no turn
+    mixes the two sessions' results)."""
+    server.faults = Faults(drop_connection_after_frames=3)  # ready, then 2 interim results
+    plugin = sayna.STT(url=server.url, **configs())  # type: ignore[arg-type]
+    stream = plugin.stream(
+        conn_options=APIConnectOptions(max_retry=3, timeout=10, retry_interval=0.05)
+    )
+    events: list[stt.SpeechEvent] = []
+    changed = asyncio.Event()
+
+    async def read() -> None:
+        async for event in stream:
+            events.append(event)
+            changed.set()
+
+    reader = asyncio.ensure_future(read())
+    for chunk in frames_of(tone_bursts(4, STT_RATE, silence_after=0), STT_RATE):
+        stream.push_frame(rtc.AudioFrame(chunk, STT_RATE, 1, len(chunk) // 2))
+    await server.records.wait_for(lambda: server.records.sessions)
+    server.faults = Faults()  # only the first session breaks
+    await server.records.wait_for(lambda: len(server.records.sessions) == 2)
+    for chunk in frames_of(tone_bursts(2, STT_RATE), STT_RATE):
+        stream.push_frame(rtc.AudioFrame(chunk, STT_RATE, 1, len(chunk) // 2))
+    second = server.records.sessions[1]
+    await eventually(
+        lambda: [e for e in events if e.type == stt.SpeechEventType.END_OF_SPEECH][1:],
+        wake=changed,
+    )
+    await stream.aclose()
+    await asyncio.gather(reader, return_exceptions=True)
+    turns: list[set[str]] = []  # the sessions (request ids) of each turn's transcripts
+    kinds = []
+    for event in events:
+        if event.type == stt.SpeechEventType.START_OF_SPEECH:
+            turns.append(set())
+        elif event.type in (
+            stt.SpeechEventType.INTERIM_TRANSCRIPT,
+            stt.SpeechEventType.FINAL_TRANSCRIPT,
+        ):
+            turns[-1].add(event.request_id)
+        if event.type in (stt.SpeechEventType.START_OF_SPEECH, stt.SpeechEventType.END_OF_SPEECH):
+            kinds.append(event.type)
+    assert (
+        kinds[:4]
+        == [
+            stt.SpeechEventType.START_OF_SPEECH,
+            stt.SpeechEventType.END_OF_SPEECH,
+        ]
+        * 2
+    )
+    assert all(len(ids) == 1 for ids in turns)
+    assert second.stream_id in turns[1]
 
 
 async def test_stt_end_input_mid_utterance_keeps_the_last_words(server: LocalServer) -> None:

@@ -189,6 +189,11 @@ class SpeechStream(stt.RecognizeStream):
         self._request_id = ""
 
     async def _run(self) -> None:
+        # A retry after a session lost mid-turn: that turn is over (its results are lost
+        # with the session; its usage counts the audio sent), and the next one starts
+        # with its own START_OF_SPEECH.
+        if self._speaking:
+            self._end_turn()
         opts = self._opts
         client = opts.client(opts.stt_config.sample_rate)
         client.stt_config = pcm_stt(
@@ -277,14 +282,20 @@ class SpeechStream(stt.RecognizeStream):
             )
             send(stt.SpeechEvent(type=kind, request_id=self._request_id, alternatives=[data]))
         if result.is_speech_final and self._speaking:
-            self._speaking = False
-            send(stt.SpeechEvent(type=stt.SpeechEventType.END_OF_SPEECH))
-            seconds = self._sent_bytes / (2 * self._opts.stt_config.sample_rate)
-            self._sent_bytes = 0
-            send(
-                stt.SpeechEvent(
-                    type=stt.SpeechEventType.RECOGNITION_USAGE,
-                    request_id=self._request_id,
-                    recognition_usage=stt.RecognitionUsage(audio_duration=seconds),
-                )
+            self._end_turn()
+
+    def _end_turn(self) -> None:
+        """``END_OF_SPEECH``, then the ``RECOGNITION_USAGE`` of the audio sent since the
+        last one."""
+        send = self._event_ch.send_nowait
+        self._speaking = False
+        send(stt.SpeechEvent(type=stt.SpeechEventType.END_OF_SPEECH))
+        seconds = self._sent_bytes / (2 * self._opts.stt_config.sample_rate)
+        self._sent_bytes = 0
+        send(
+            stt.SpeechEvent(
+                type=stt.SpeechEventType.RECOGNITION_USAGE,
+                request_id=self._request_id,
+                recognition_usage=stt.RecognitionUsage(audio_duration=seconds),
             )
+        )
