@@ -252,12 +252,12 @@ async def test_tts_stream_interrupted_clears_and_drops_the_session(
     await stream.aclose()  # what AgentSession does when the user interrupts
     session = server.records.last_session
     assert any(m["type"] == "clear" for m in session.messages)
+    await asyncio.wait_for(session.closed.wait(), 10)  # closed now, not at the next reply
     # The interrupted session is not reused: its in-flight audio cannot leak.
     async with sayna_tts.synthesize("okay", conn_options=OPTIONS) as chunked:
         frames = await collect(chunked)
     assert words_of(frames) == 1
     assert len(server.records.sessions) == 2
-    await asyncio.wait_for(session.closed.wait(), 10)
 
 
 async def all_closed(server: LocalServer) -> None:

@@ -140,7 +140,8 @@ class TTS(tts.TTS[Any]):
         """Speak ``sentences`` on a pooled session into ``emitter``, which this
         initializes: as one segment for a stream (``on_speak`` given: a
         ``SynthesizeStream``'s start mark), else as one chunked answer. Sayna's errors
-        are raised as LiveKit's."""
+        are raised as LiveKit's. A session whose speech did not end normally (an
+        interruption, a failure) is closed at once, never reused."""
         streamed = on_speak is not None
         request_id = utils.shortuuid()
         emitter.initialize(
@@ -153,7 +154,13 @@ class TTS(tts.TTS[Any]):
         try:
             async with self._pool.connection(timeout=conn_options.timeout) as client:
                 segment = request_id if streamed else None
-                await _speak_all(client, sentences, emitter, segment, on_speak)
+                try:
+                    await _speak_all(client, sentences, emitter, segment, on_speak)
+                except BaseException:
+                    # Interrupted or failed: the pool drops this session but would close
+                    # it only at its next use; close it now (also when cancelled).
+                    await asyncio.shield(end(client))
+                    raise
         except SaynaError as exc:
             raise api_error(exc) from exc
 
