@@ -15,6 +15,7 @@ from sayna_client import (
     ReconnectPolicy,
     SaynaClient,
     SaynaError,
+    SaynaTTSError,
     STTConfig,
     TTSConfig,
 )
@@ -169,6 +170,28 @@ async def test_an_interrupted_speech_span_says_what_was_heard(
     assert speak.attributes["sayna.speak.chunks"] == 1
     assert speak.attributes["sayna.speak.seconds_heard"] == handle.seconds_heard
     assert len(otel.exporter.get_finished_spans()) == 2
+
+
+async def test_a_failed_speech_span_records_no_spoken_text(server: LocalServer, otel: Otel) -> None:
+    secret = "the vault code is zebra"
+    async with make_client(server) as agent:
+        await agent.connect()
+        otel.instrument(agent)
+        # Providers' error texts may quote what they were asked to say.
+        server.fail_tts(f"provider rejected text: {secret}", after_chunks=1)
+        handle = await agent.speak(secret)
+        with pytest.raises(SaynaTTSError):
+            await handle
+        await server.records.wait_for(lambda: otel.spans("sayna.speak"), 10)
+    (speak,) = otel.spans("sayna.speak")
+    assert speak.status.status_code is StatusCode.ERROR
+    (event,) = speak.events
+    assert event.name == "exception"
+    assert event.attributes is not None
+    assert event.attributes["exception.type"] == "sayna_client.errors.SaynaTTSError"
+    recorded = str([dict(speak.attributes or {}), speak.status.description, speak.events])
+    recorded += str([dict(e.attributes or {}) for e in speak.events])
+    assert "zebra" not in recorded
 
 
 async def test_a_reconnection_is_a_span_of_the_session(server: LocalServer, otel: Otel) -> None:

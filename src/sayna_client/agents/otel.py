@@ -73,6 +73,10 @@ _HISTOGRAMS = (
 )
 
 
+#: The ``exception.message`` of a failed speech's span (the error's own text is left out).
+_SPEECH_FAILED = "the speech failed (its error text is not recorded: it may quote the speech)"
+
+
 def _otel() -> tuple[Any, Any]:
     """The ``opentelemetry.trace`` and ``opentelemetry.metrics`` modules, or a clear error."""
     try:
@@ -286,8 +290,17 @@ class Telemetry:
             span.set_attribute("sayna.speak.seconds_heard", heard)
         error = handle.exception()
         if error is not None:
-            span.record_exception(error)
-            span.set_status(self._trace.StatusCode.ERROR, type(error).__name__)
+            # Not record_exception(): the server's text (and a traceback's) may quote the
+            # spoken text, which spans never record. The exception's type says enough.
+            kind = type(error)
+            span.add_event(
+                "exception",
+                {
+                    "exception.type": f"{kind.__module__}.{kind.__qualname__}",
+                    "exception.message": _SPEECH_FAILED,
+                },
+            )
+            span.set_status(self._trace.StatusCode.ERROR, kind.__name__)
         span.end()
 
     def _count_stt_audio(self) -> None:
