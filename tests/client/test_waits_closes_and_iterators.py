@@ -212,3 +212,40 @@ async def test_a_task_a_plain_callback_returned_may_wait_and_disconnect(
         await eventually(lambda: "close" in heard, what="on_close after the agent ended")
     assert heard.count("audio") == client.metrics.tts_audio_frames > 0
     assert heard[-1] == "close"
+
+
+async def test_one_task_returned_by_two_sessions_callbacks_may_wait_on_and_close_both(
+    server: LocalServer,
+) -> None:
+    # An agent bridging two sessions, returned by both sessions' on_ready: both sessions'
+    # callbacks await it, so its waits and closes are a callback's on either session
+    # (the second session's used to wait for its own callbacks, which await the agent).
+    from sayna_client.realtime import dispatcher
+
+    closed: list[str] = []
+    outcome: list[Any] = []
+    both_ready = asyncio.Event()
+
+    async def agent() -> None:
+        await both_ready.wait()
+        for client in (first, second):
+            await client.drain(timeout=30)
+            await client.disconnect()
+            outcome.append("closed")
+
+    patient = Timeouts(connect=5, ready=10, close=30)
+    async with (
+        make_client(server, timeouts=patient) as first,
+        make_client(server, timeouts=patient) as second,
+    ):
+        shared = asyncio.ensure_future(agent())
+        for name, client in (("first", first), ("second", second)):
+            client.register_on_ready(lambda event: shared)
+            client.register_on_close(lambda event, name=name: closed.append(name))
+            await client.connect()
+        await eventually(lambda: len(dispatcher._AWAITED.get(shared, ())) == 2)
+        both_ready.set()
+        await asyncio.wait_for(shared, 20)  # (before: the second drain, 30 s)
+        assert outcome == ["closed", "closed"]
+        await eventually(lambda: sorted(closed) == ["first", "second"])
+    assert shared not in dispatcher._AWAITED  # let go of once awaited

@@ -52,7 +52,7 @@ from .registry import Subscription, Subscriptions
 if TYPE_CHECKING:
     from .hub import EventHub
 
-__all__ = ["Dispatcher", "Notice", "callbacks_task"]
+__all__ = ["Dispatcher", "Notice", "callbacks_awaiting", "is_callbacks"]
 
 logger = logging.getLogger("sayna_client")
 
@@ -90,31 +90,41 @@ _SPECIAL = (Barrier, Notice)
 _COROUTINE = types.CoroutineType
 
 #: The futures (tasks, mostly) that callbacks tasks await because a plain callback
-#: returned them, each to the callbacks task awaiting it (see :func:`callbacks_task`).
-_AWAITED: dict[asyncio.Future[Any], Optional[asyncio.Task[Any]]] = {}
+#: returned them, each to the callbacks tasks awaiting it (several when callbacks of
+#: several sessions returned the same task); see :func:`is_callbacks`.
+_AWAITED: dict[asyncio.Future[Any], list[asyncio.Task[Any]]] = {}
 
 
-def callbacks_task(task: Optional[asyncio.Task[Any]]) -> Optional[asyncio.Task[Any]]:
-    """The callbacks task awaiting ``task`` because a plain callback returned it (an
-    agent loop started by ``lambda event: asyncio.create_task(agent())``), else
-    ``task`` itself. A wait or a close called from such a task is one called from a
-    callback: the callbacks cannot go on before it ends."""
-    if _AWAITED and task is not None:
-        return _AWAITED.get(task, task)
-    return task
+def is_callbacks(caller: asyncio.Task[Any], task: Optional[asyncio.Task[Any]]) -> bool:
+    """``caller`` is the callbacks task ``task``, or a task it awaits because a plain
+    callback returned it (an agent loop started by ``lambda event:
+    asyncio.create_task(agent())``): a wait or a close called from such a task is one
+    called from a callback, since the callbacks cannot go on before it ends."""
+    if caller is task:
+        return task is not None
+    return bool(_AWAITED) and task in _AWAITED.get(caller, ())
+
+
+def callbacks_awaiting(caller: asyncio.Task[Any]) -> list[asyncio.Task[Any]]:
+    """The callbacks tasks that await ``caller`` (see :func:`is_callbacks`)."""
+    return list(_AWAITED.get(caller, ())) if _AWAITED else []
 
 
 async def _await_returned(result: Any) -> None:
     """Await what a plain callback returned. A future (a task) is noted meanwhile as
-    awaited by the callbacks task that awaits it (see :func:`callbacks_task`)."""
-    if not isinstance(result, asyncio.Future) or result in _AWAITED:
+    awaited by this callbacks task (see :func:`is_callbacks`)."""
+    task = asyncio.current_task()
+    if not isinstance(result, asyncio.Future) or task is None:
         await result
         return
-    _AWAITED[result] = asyncio.current_task()
+    waiting = _AWAITED.setdefault(result, [])
+    waiting.append(task)
     try:
         await result
     finally:
-        del _AWAITED[result]
+        waiting.remove(task)
+        if not waiting:
+            del _AWAITED[result]
 
 
 class Dispatcher(Mailbox):
@@ -318,8 +328,10 @@ class Dispatcher(Mailbox):
         before it handles anything."""
         task = self._running()
         if task is not None or self._after is not None:
-            caller = callbacks_task(asyncio.current_task())
-            if caller is not None and (caller is task or caller is self._after):
+            caller = asyncio.current_task()
+            if caller is not None and (
+                is_callbacks(caller, task) or is_callbacks(caller, self._after)
+            ):
                 return None
         if task is not None:
             if not self._items and self._waiter is not None and self._pass_handle is None:

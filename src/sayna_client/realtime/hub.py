@@ -33,7 +33,7 @@ from types import MethodType
 from typing import Any, Callable, Optional, Protocol
 
 from ..protocol.events import TTSAudio
-from .dispatcher import Dispatcher, Notice
+from .dispatcher import Dispatcher, Notice, callbacks_awaiting
 from .events import EventsDropped
 from .fanout import TargetFunction, plan_for
 from .mailbox import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_BYTES, Mailbox
@@ -429,10 +429,13 @@ class EventHub:
         runs. Registrations stay."""
         self.end_session()
         pending = set(self._draining or ())
-        # Called from a callback (a disconnect() in an async callback): its own task
-        # cannot end while the close waits for it; it handles what is queued, the close
+        # Called from a callback (a disconnect() in an async callback), or from a task
+        # callbacks await (one a plain callback returned): those callbacks tasks cannot
+        # end while the close waits for them; they handle what is queued, the close
         # included, once that callback returns.
-        pending.discard(caller)
+        if caller is not None:
+            pending.discard(caller)
+            pending.difference_update(callbacks_awaiting(caller))
         if not pending:
             return
         done, late = await asyncio.wait(pending, timeout=timeout)

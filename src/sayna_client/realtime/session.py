@@ -35,7 +35,6 @@ from ..types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
 from .commands import Commands
 from .connection import WebSocketConnection
 from .conversation import SessionTracker
-from .dispatcher import callbacks_task
 from .drain import Drainer
 from .gate import SessionGate
 from .hold import AudioHold
@@ -502,8 +501,7 @@ class VoiceSession:
                 if self.ready and timeout != 0:
                     await self.drainer.let_finish(timeout)
         finally:
-            # (A callback's task cannot wait for itself, nor can a task it awaits.)
-            caller = callbacks_task(asyncio.current_task())
+            caller = asyncio.current_task()  # (a callback's task cannot wait for itself)
             closing = asyncio.get_running_loop().create_task(
                 self._close(caller), name="sayna-close"
             )
