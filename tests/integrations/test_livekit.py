@@ -292,6 +292,23 @@ async def test_tts_aclose_while_a_stream_connects_opens_no_session(server: Local
     await all_closed(server)
 
 
+async def test_tts_used_again_after_aclose_speaks_on_a_new_session(server: LocalServer) -> None:
+    # (It produced no audio and no error: every new session was refused as "closed".)
+    plugin = sayna.TTS(url=server.url, **configs())  # type: ignore[arg-type]
+    options = APIConnectOptions(max_retry=0, timeout=10)
+    async with plugin.synthesize("one two. ", conn_options=options) as first:
+        assert pcm_bytes(await collect(first)) > 0
+    await plugin.aclose()
+    async with plugin.synthesize("one two. ", conn_options=options) as again:
+        assert pcm_bytes(await collect(again)) > 0
+    stream = plugin.stream(conn_options=options)
+    stream.push_text("one two. ")
+    stream.end_input()
+    assert pcm_bytes(await collect(stream)) > 0
+    await plugin.aclose()
+    await all_closed(server)
+
+
 async def test_bad_arguments(server: LocalServer) -> None:
     with pytest.raises(SaynaValidationError, match="both required"):
         sayna.STT(

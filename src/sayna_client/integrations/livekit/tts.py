@@ -115,18 +115,22 @@ class TTS(tts.TTS[Any]):
     def synthesize(
         self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
     ) -> ChunkedStream:
-        """Synthesize one text."""
+        """Synthesize one text (after :meth:`aclose` too: on a new session)."""
+        self._closed = False  # used again: sessions may be opened again
         return ChunkedStream(tts=self, input_text=text, conn_options=conn_options)
 
     def stream(
         self, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
     ) -> SynthesizeStream:
-        """Synthesize text pushed piece by piece (one reply per stream)."""
+        """Synthesize text pushed piece by piece (one reply per stream; after
+        :meth:`aclose` too: on a new session)."""
+        self._closed = False  # used again: sessions may be opened again
         return SynthesizeStream(tts=self, conn_options=conn_options)
 
     async def aclose(self) -> None:
         """Close every pooled session, also those streams are speaking on (the streams
-        end without an error); no session is opened afterwards."""
+        end without an error); none is opened for them afterwards. A ``synthesize()`` or
+        ``stream()`` called later opens sessions again (it used to produce no audio)."""
         self._closed = True
         await self._pool.aclose()
 
