@@ -95,16 +95,19 @@ async def test_read_human_speech_is_transcribed(engine: LocalEngine) -> None:
     assert len(interims) >= 3, "interims every ~0.4 s of a 7 s sentence"
 
 
-async def test_phone_band_mulaw_speech_is_transcribed(engine: LocalEngine) -> None:
+@pytest.mark.parametrize("encoding", ["mulaw", "alaw"])
+async def test_phone_band_g711_speech_is_transcribed(engine: LocalEngine, encoding: str) -> None:
     import soxr
 
+    from sayna_client._alaw import linear16_to_alaw
     from sayna_client.audio import linear16_to_mulaw
 
+    encode = linear16_to_mulaw if encoding == "mulaw" else linear16_to_alaw
     name = "librivox-0930.wav"
     samples = np.frombuffer(read_clip(name) + bytes(RATE * 2), dtype="<i2")
     narrow = soxr.resample(samples, RATE, 8000).astype("<i2").tobytes()
-    params = STTParams(sample_rate=8000, encoding="mulaw")
-    results = await recognise(engine, linear16_to_mulaw(narrow), params, frame=160)
+    params = STTParams(sample_rate=8000, encoding=encoding)
+    results = await recognise(engine, encode(narrow), params, frame=160)
     assert word_error_rate(transcripts()[name], final_text(results)) <= 0.10, results
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 
 import aiohttp
+import numpy as np
 import soundfile
 
 from helpers.wire import config, configure
+from sayna_client._alaw import linear16_to_alaw
 from sayna_client.server import LocalServer
 from sayna_client.server.engines.fake import render_words
 from sayna_client.server.recording import Recording, encode_recording
@@ -36,6 +38,25 @@ async def test_recording_download_after_session(
     data, rate = soundfile.read(io.BytesIO(body), dtype="int16")
     assert rate == 16000
     assert abs(len(data) - len(audio) // 2) < 1600
+
+
+async def test_an_alaw_session_is_recorded_decoded(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    audio = render_words(["a", "b"], 8000)
+    stt = {**config()["stt_config"], "encoding": "alaw", "sample_rate": 8000, "channels": 1}
+    livekit = {"room_name": "r2", "enable_recording": True}
+    async with http.ws_connect(server.ws_url) as ws:
+        await configure(ws, config(stream_id="rec-alaw", stt_config=stt, livekit=livekit))
+        await ws.send_bytes(linear16_to_alaw(audio))
+        await server.records.wait_for(lambda: server.records.last_session.audio_bytes)
+    async with http.get(server.url + "/recording/rec-alaw") as response:
+        body = await response.read()
+    data, rate = soundfile.read(io.BytesIO(body), dtype="int16")
+    assert rate == 8000
+    assert len(data) == len(audio) // 2  # one sample per A-law byte, decoded
+    loudest = int(np.abs(data.astype(np.int32)).max())
+    assert abs(loudest - int(np.abs(np.frombuffer(audio, "<i2").astype(np.int32)).max())) < 1000
 
 
 async def test_sessions_without_recording_have_none(

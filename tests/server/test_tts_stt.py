@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import aiohttp
+import pytest
 
 from helpers.wire import STT, TTS, collect, config, configure, of_type, recv_json, send
+from sayna_client._alaw import linear16_to_alaw
 from sayna_client.server import LocalServer
 from sayna_client.server.engines.base import linear16_to_mulaw
 from sayna_client.server.engines.fake import render_words
@@ -126,16 +128,23 @@ async def test_tts_round_trip_through_fake_stt(
     assert bytes(session.audio[: len(audio)]) == audio
 
 
-async def test_mulaw_stereo_input_is_decoded(
-    server: LocalServer, http: aiohttp.ClientSession
+@pytest.mark.parametrize(
+    ("encoding", "encode"), [("mulaw", linear16_to_mulaw), ("alaw", linear16_to_alaw)]
+)
+async def test_g711_stereo_input_is_decoded(
+    server: LocalServer,
+    http: aiohttp.ClientSession,
+    encoding: str,
+    encode: Callable[[bytes], bytes],
 ) -> None:
+    # (A-law was read as 16-bit PCM: noise, no words.)
     mono = render_words(["a", "b"], 8000) + bytes(8000 * 2)
     samples = [mono[i : i + 2] for i in range(0, len(mono), 2)]
     stereo = b"".join(s + s for s in samples)
-    stt = {**STT, "encoding": "mulaw", "sample_rate": 8000, "channels": 2}
+    stt = {**STT, "encoding": encoding, "sample_rate": 8000, "channels": 2}
     async with http.ws_connect(server.ws_url) as ws:
         await configure(ws, config(stt_config=stt))
-        await ws.send_bytes(linear16_to_mulaw(stereo))
+        await ws.send_bytes(encode(stereo))
         frames, _ = await collect(ws, lambda m: m.get("is_speech_final") is True)
     finals = [f["transcript"] for f in frames if f["is_final"]]
     assert finals == ["word word"]

@@ -12,9 +12,9 @@ import asyncio
 import importlib
 import io
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-from .engines.base import mulaw_to_linear16, wav_header
+from .engines.base import wav_header
 
 __all__ = [
     "MAX_RECORDINGS",
@@ -35,12 +35,13 @@ class Recording:
 
     sample_rate: int
     channels: int
-    mulaw: bool = False
+    #: The G.711 decoder of the session's audio (None: 16-bit PCM already).
+    decode: Optional[Callable[[bytes], bytes]] = None
     pcm: bytearray = field(default_factory=bytearray)
 
     def append(self, audio: bytes) -> None:
-        if self.mulaw:
-            audio = mulaw_to_linear16(audio)
+        if self.decode is not None:
+            audio = self.decode(audio)
         room = MAX_RECORDING_BYTES - len(self.pcm)
         if room > 0:
             self.pcm += audio[:room]
@@ -87,8 +88,14 @@ class RecordingStore:
     def __init__(self) -> None:
         self._recordings: dict[str, Recording] = {}
 
-    def start(self, stream_id: str, sample_rate: int, channels: int, mulaw: bool) -> Recording:
-        recording = Recording(sample_rate, channels, mulaw)
+    def start(
+        self,
+        stream_id: str,
+        sample_rate: int,
+        channels: int,
+        decode: Optional[Callable[[bytes], bytes]] = None,
+    ) -> Recording:
+        recording = Recording(sample_rate, channels, decode)
         self._recordings.pop(stream_id, None)  # re-inserted as the newest
         self._recordings[stream_id] = recording
         while len(self._recordings) > MAX_RECORDINGS:
@@ -104,7 +111,7 @@ class RecordingStore:
         if recording is None:
             return None
         # Snapshot on the loop thread: the session may still be appending.
-        snapshot = Recording(recording.sample_rate, recording.channels, False, recording.pcm[:])
+        snapshot = Recording(recording.sample_rate, recording.channels, None, recording.pcm[:])
         return await asyncio.get_running_loop().run_in_executor(None, encode_recording, snapshot)
 
     def clear(self) -> None:

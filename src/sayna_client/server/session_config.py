@@ -12,8 +12,8 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..protocol.encodings import canonical
 from .engines import EngineUnavailable
+from .engines.base import g711_decoder
 from .faults import MALFORMED_FRAMES
 from .livekit import AccessDenied, Participant, Track, access_token, new_id
 from .loading import LoadingError, decode_loading_audio
@@ -223,11 +223,11 @@ def _join_room(session: Session, livekit: dict[str, Any], audio: bool) -> bool:
 
 def _start_recording(session: Session, stt_config: Optional[dict[str, Any]]) -> None:
     assert session.stream_id is not None
-    rate, channels, mulaw = 16000, 1, False
+    rate, channels, decode = 16000, 1, None
     if stt_config is not None:
         rate, channels = stt_config["sample_rate"], stt_config["channels"]
-        mulaw = canonical(stt_config["encoding"]) == "mulaw"
-    session.recording = session.state.recordings.start(session.stream_id, rate, channels, mulaw)
+        decode = g711_decoder(stt_config["encoding"])
+    session.recording = session.state.recordings.start(session.stream_id, rate, channels, decode)
     if session.room is not None:
         session.room.recording = True
 

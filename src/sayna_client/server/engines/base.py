@@ -17,9 +17,9 @@ import abc
 import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-from sayna_client._alaw import linear16_to_alaw
+from sayna_client._alaw import alaw_to_linear16, linear16_to_alaw
 
 # One mu-law implementation for the SDK and the server; re-exported via __all__.
 from sayna_client.audio import linear16_to_mulaw, mulaw_to_linear16
@@ -33,6 +33,7 @@ __all__ = [
     "Transcript",
     "Voice",
     "encode_output",
+    "g711_decoder",
     "linear16_to_mulaw",
     "mulaw_to_linear16",
     "wav_header",
@@ -226,6 +227,17 @@ class Engine(abc.ABC):
 
 
 # --- audio format helpers shared by engines -------------------------------------------
+
+
+def g711_decoder(encoding: str) -> Optional[Callable[[bytes], bytes]]:
+    """The decoder to 16-bit PCM of the G.711 ``encoding`` (mu-law or A-law, by any of
+    their names), None for 16-bit PCM itself (what the engines read otherwise)."""
+    name = canonical(encoding)
+    if name == "mulaw":
+        return mulaw_to_linear16
+    if name == "alaw":
+        return alaw_to_linear16
+    return None
 
 
 def wav_header(sample_rate: int, channels: int = 1, data_bytes: int = 0, bits: int = 16) -> bytes:

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional, Union
 
-from ...protocol.encodings import canonical
 from .base import (
     Engine,
     STTParams,
@@ -38,7 +37,7 @@ from .base import (
     TTSRequest,
     Voice,
     encode_output,
-    mulaw_to_linear16,
+    g711_decoder,
     wav_header,
 )
 
@@ -237,7 +236,7 @@ class FakeSTTStream(STTStream):
     """Energy-based burst counter; see the module docstring for the timing rules."""
 
     def __init__(self, params: STTParams, script: Optional[SpeechScript] = None) -> None:
-        self._mulaw = canonical(params.encoding) == "mulaw"
+        self._decode = g711_decoder(params.encoding)
         channels = max(1, params.channels)
         self._frame_bytes = max(1, params.sample_rate * FRAME_MS // 1000) * channels * 2
         self._script = script
@@ -257,8 +256,8 @@ class FakeSTTStream(STTStream):
         return self.feed_now(audio)
 
     def feed_now(self, audio: bytes) -> list[Transcript]:
-        if self._mulaw:
-            audio = mulaw_to_linear16(audio)
+        if self._decode is not None:
+            audio = self._decode(audio)
         results: list[Transcript] = []
         size = self._frame_bytes
         pending = self._pending

@@ -35,7 +35,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from ...protocol.encodings import LOCAL_ENGINE_ENCODINGS, canonical
-from .base import STTParams, Transcript, mulaw_to_linear16
+from .base import STTParams, Transcript, g711_decoder
 from .threaded import ThreadedSTTStream
 
 __all__ = ["PocketsphinxStream", "Recognizer", "new_decoder"]
@@ -56,9 +56,6 @@ DEFAULT_CONFIDENCE = 0.9
 
 
 Int16Array = npt.NDArray[np.int16]
-
-# mu-law byte → int16, built from the shared encoder's table so both directions agree.
-_MULAW_TO_INT16: Int16Array = np.frombuffer(mulaw_to_linear16(bytes(range(256))), dtype="<i2")
 
 
 def new_decoder() -> Any:
@@ -92,14 +89,18 @@ class Recognizer:
         if params.channels <= 0:
             raise ValueError(f"unsupported channel count {params.channels}")
         encoding = canonical(params.encoding)
-        self._mulaw = encoding == "mulaw"
+        decode = g711_decoder(params.encoding)
+        #: A G.711 byte -> its sample (None: 16-bit PCM), from the shared decoders.
+        self._g711: Optional[Int16Array] = (
+            None if decode is None else np.frombuffer(decode(bytes(range(256))), dtype="<i2")
+        )
         if encoding not in LOCAL_ENGINE_ENCODINGS:
             logger.warning(
                 "local STT cannot decode %r audio; reading it as linear16", params.encoding
             )
         self._rate = params.sample_rate
         self._channels = params.channels
-        self._align = params.channels * (1 if self._mulaw else 2)
+        self._align = params.channels * (2 if self._g711 is None else 1)
         self._punctuate = params.punctuation
         self._load_decoder = load_decoder
         self._decoder: Any = None
@@ -139,8 +140,8 @@ class Recognizer:
             self._push(self._to_mono(data[:usable]), out)
 
     def _to_mono(self, data: bytes) -> Int16Array:
-        if self._mulaw:
-            samples: Int16Array = _MULAW_TO_INT16[np.frombuffer(data, dtype=np.uint8)]
+        if self._g711 is not None:
+            samples: Int16Array = self._g711[np.frombuffer(data, dtype=np.uint8)]
         else:
             samples = np.frombuffer(data, dtype="<i2").astype(np.int16)
         if self._channels > 1:

@@ -49,7 +49,7 @@ import soxr
 import tokenizers
 
 from ...protocol.encodings import LOCAL_ENGINE_ENCODINGS, canonical
-from .base import STTParams, Transcript, mulaw_to_linear16
+from .base import STTParams, Transcript, g711_decoder
 from .local_assets import SILERO_VAD, WHISPER_TINY_EN, read_verified
 
 __all__ = [
@@ -121,9 +121,6 @@ MAX_FRAMES = 3000
 _WORDLESS = re.compile(r"[\W_]+")
 
 Float32Array = npt.NDArray[np.float32]
-_MULAW_TO_FLOAT = (
-    np.frombuffer(mulaw_to_linear16(bytes(range(256))), dtype="<i2").astype(np.float32) / 32768.0
-)
 
 
 def _mel_filters() -> Float32Array:
@@ -346,14 +343,20 @@ class WhisperRecognizer:
         if params.channels <= 0:
             raise ValueError(f"unsupported channel count {params.channels}")
         encoding = canonical(params.encoding)
-        self._mulaw = encoding == "mulaw"
+        decode = g711_decoder(params.encoding)
+        #: A G.711 byte -> its sample as a float (None: 16-bit PCM).
+        self._g711: Optional[Float32Array] = (
+            None
+            if decode is None
+            else np.frombuffer(decode(bytes(range(256))), dtype="<i2").astype(np.float32) / 32768.0
+        )
         if encoding not in LOCAL_ENGINE_ENCODINGS:
             logger.warning(
                 "local STT cannot decode %r audio; reading it as linear16", params.encoding
             )
         self._rate = params.sample_rate
         self._channels = params.channels
-        self._align = params.channels * (1 if self._mulaw else 2)
+        self._align = params.channels * (2 if self._g711 is None else 1)
         self._punctuate = params.punctuation
         self._hint = params.hint
         self._models_source = models
@@ -420,8 +423,8 @@ class WhisperRecognizer:
             self._interim(out)
 
     def _to_mono(self, data: bytes) -> Float32Array:
-        if self._mulaw:
-            samples: Float32Array = _MULAW_TO_FLOAT[np.frombuffer(data, dtype=np.uint8)]
+        if self._g711 is not None:
+            samples: Float32Array = self._g711[np.frombuffer(data, dtype=np.uint8)]
         else:
             samples = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
         if self._channels > 1:
