@@ -7,13 +7,14 @@ send order (a handle takes its place at its first ``speak``: a ``speak_stream`` 
 waiting for its first sentence goes after the speeches sent meanwhile), credits each
 audio frame to the oldest unfinished handle that sent something, and finishes every
 handle whose last ``speak`` was followed by audio and then a completion, once its text
-source is exhausted (the crediting works on the session's own counts of TTS frames and
-bytes, by difference: no call into the queue per frame, see :class:`SpeechQueue`). A
-``speak_stream`` whose source fails after a chunk went out stays queued and raises once
-that audio played out. ``interrupt()`` sends ``clear`` (which cancels everything queued
-on the server), flushes the attached :class:`AudioOutput` and ignores audio of the
-cancelled speech that was already on its way. An output that raises is reported (see
-:attr:`SpeechQueue.report`), never a reason to stop.
+source is exhausted (the completions that came while it waited for its source are
+applied then, in order, to the handles after it; the crediting works on the session's
+own counts of TTS frames and bytes, by difference: no call into the queue per frame, see
+:class:`SpeechQueue`). A ``speak_stream`` whose source fails after a chunk went out stays
+queued and raises once that audio played out. ``interrupt()`` sends ``clear`` (which
+cancels everything queued on the server), flushes the attached :class:`AudioOutput` and
+ignores audio of the cancelled speech that was already on its way. An output that raises
+is reported (see :attr:`SpeechQueue.report`), never a reason to stop.
 
 A ``speak`` the server's TTS provider fails gets no audio after the failure: Sayna sends
 ``error`` ``TTS error: ...`` and goes on with the next request (a completion follows when
@@ -374,12 +375,11 @@ class SpeechQueue:
         self._crediting = False
         self._mark_frames = 0
         self._mark_bytes = 0
-        # The oldest handle, its text source still open, and the counts at the first
-        # completion after the audio of its last chunk: that completion ends it if the
-        # source ends with no chunk more (source_ended); later audio is the next one's.
-        self._played: Optional[tuple[SpeechHandle, int, int]] = None
-        # The frame count at the last completion.
-        self._completed_at = -1
+        # The oldest handle, its text source still open, and the counts (frames, bytes)
+        # at the first completion after the audio of its last chunk, then at each one
+        # since: the first ends it if the source ends with no chunk more, and the others
+        # are applied after it, in order (source_ended); later audio is the next one's.
+        self._played: Optional[tuple[SpeechHandle, list[tuple[int, int]]]] = None
         # The handle of the reply whose first audio the metrics await once it is the
         # oldest (its first speak was queued behind earlier speech).
         self._reply: Optional[SpeechHandle] = None
@@ -456,7 +456,7 @@ class SpeechQueue:
         completion that ended its audio while its text source was open."""
         played = self._played
         if played is not None and played[0] is handle:
-            return played[2]
+            return played[1][0][1]
         return self._received()[1]
 
     def _audio_after_send(self, handle: SpeechHandle) -> bool:
@@ -601,7 +601,9 @@ class SpeechQueue:
         A handle with no chunk on the server ends now (with ``error``). One with chunks
         there stays in the queue and ends when they played out, with ``error`` if given
         (the audio on its way is its own, not the next speech's); at once if the
-        completion after their audio came while the source was still open."""
+        completion after their audio came while the source was still open, and then
+        the completions that came since are applied in order, each at its own counts
+        (they may end the speeches queued after it)."""
         if handle.done:
             return
         if not handle._sent or handle._sent != len(handle._chunks):
@@ -617,11 +619,10 @@ class SpeechQueue:
             return
         self._played = None
         if self._crediting and self._handles[0] is handle:
-            _, frames, size = played
-            self._finish_head(handle, frames, size)
-            if self._received()[0] == self._completed_at:
-                # No audio since the last completion: it may end the next ones too.
-                self._complete(*self._received())
+            completions = played[1]
+            self._finish_head(handle, *completions[0])
+            for frames, size in completions[1:]:
+                self._complete(frames, size)
             self._relisten()
 
     def abandon(self, handle: SpeechHandle, error: Optional[BaseException]) -> None:
@@ -800,10 +801,8 @@ class SpeechQueue:
         """A ``tts_playback_complete``: the handles it ends are done (see :meth:`_complete`)."""
         if self._pending is not None:
             self._resolve()
-        frames, size = self._received()
-        self._completed_at = frames
         if self._crediting:
-            self._complete(frames, size)
+            self._complete(*self._received())
         if self._tally is not None or self._listening:
             self._relisten()
 
@@ -813,8 +812,9 @@ class SpeechQueue:
         # last chunk went out (audio goes to the oldest: the ones after it have none of
         # their own yet), and with it those after it that overlapped (see _overlapped).
         # A speech the server failed (on_error) ends at it, with or without audio. One
-        # whose text source is still open is noted: it ends if the source ends with no
-        # chunk more (source_ended).
+        # whose text source is still open is noted, with the completions after it (the
+        # speeches behind it played out meanwhile): it ends if the source ends with no
+        # chunk more, and they are applied then (source_ended).
         handles = self._handles
         if not (handles and self._crediting):
             return
@@ -824,8 +824,14 @@ class SpeechQueue:
         ):
             if handle.sent_all:
                 self._finish_head(handle, frames, size)
-            elif self._played is None and handle._sent == len(handle._chunks):
-                self._played = (handle, frames, size)
+            elif handle._sent == len(handle._chunks):
+                # Noted, and so are the completions after it (it gets here at each one
+                # after a frame; one with no frame since would change nothing).
+                played = self._played
+                if played is None:
+                    self._played = (handle, [(frames, size)])
+                else:
+                    played[1].append((frames, size))
 
     def _finish_head(self, handle: SpeechHandle, frames: int, size: int) -> None:
         """The oldest handle played out at the counts ``frames``, ``size`` (a completion
@@ -842,24 +848,30 @@ class SpeechQueue:
             self._played_seconds += handle._bytes / rate
             self._played_words += len(handle.text.split())
         handle._finish(interrupted=False, error=failure)
-        if handles and handles[0].sent_all:
-            self._overlapped(frames, rate)
+        if handles:
+            self._overlapped(frames, size, rate)
         self._check_reply()
 
-    def _overlapped(self, frames: int, rate: Optional[float]) -> None:
-        """The completion that finished the oldest handle also ends the handles after it
-        that were sent in full and had a frame after their last chunk went out: the
-        server synthesized them in one run with it (a ``speak`` sent while another is
-        synthesized is queued there, and only the end of the queue is reported). Their
-        audio was credited to the oldest, whose bytes hold it, so they add their words
-        to the session's seconds per word and no seconds. A handle sent after the last
-        frame waits for a later completion: this one may have left the server before
-        its ``speak`` arrived. One the server failed ends with its failure."""
+    def _overlapped(self, frames: int, size: int, rate: Optional[float]) -> None:
+        """The completion that finished the oldest handle (at the counts ``frames``,
+        ``size``) also ends the handles after it that were sent in full and had a frame
+        after their last chunk went out: the server synthesized them in one run with it
+        (a ``speak`` sent while another is synthesized is queued there, and only the end
+        of the queue is reported). Their audio was credited to the oldest, whose bytes
+        hold it, so they add their words to the session's seconds per word and no
+        seconds. A handle sent after the last frame waits for a later completion: this
+        one may have left the server before its ``speak`` arrived. One the server failed
+        ends with its failure. The first one whose text source is still open is noted
+        as :meth:`_complete` notes the oldest (it ends when its source ends)."""
         handles = self._handles
         done = []
-        while handles and handles[0].sent_all:
+        while handles:
             handle = handles[0]
             if not (frames > handle._sent_frames or handle._failure is not None):
+                break
+            if not handle.sent_all:
+                if handle._sent == len(handle._chunks):
+                    self._played = (handle, [(frames, size)])
                 break
             done.append(handles.popleft())
         self._crediting = bool(handles) and bool(handles[0]._chunks)

@@ -1,0 +1,157 @@
+"""Speech queued around a ``speak_stream`` whose text source stays open after its chunk
+went out, and around one still waiting for its first sentence, through the scripted peer
+(:class:`Peer`): the test sends each frame itself, after the client's commands arrived,
+so the orders of audio and completions are exact."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from helpers.waiting import eventually
+from sayna_client import SaynaClient
+from sayna_client.agents import SpeechHandle
+
+from .conftest import FRAME, WAIT, Peer
+
+
+class Source:
+    """An LLM's text: ``text`` (when given) at once, then open until :meth:`end`."""
+
+    def __init__(self, text: str = "") -> None:
+        self.text = text
+        self.ended = asyncio.Event()
+
+    def end(self) -> None:
+        self.ended.set()
+
+    async def pieces(self) -> AsyncIterator[str]:
+        if self.text:
+            yield self.text  # (a newline after the sentence: the chunk leaves at once)
+        await self.ended.wait()
+
+
+class Seen:
+    """The TTS frames and completions the client's callbacks have handled (the speech
+    queue saw each one before): the client has the peer's frames up to there."""
+
+    def __init__(self, client: SaynaClient) -> None:
+        self.frames = 0
+        self.completions = 0
+        client.register_on_tts_audio(lambda _data: self._frame())
+        client.on("tts_playback_complete", lambda _event: self._completed())
+
+    def _frame(self) -> None:
+        self.frames += 1
+
+    def _completed(self) -> None:
+        self.completions += 1
+
+    async def reach(self, frames: int, completions: int = 0) -> None:
+        await eventually(
+            lambda: self.frames >= frames and self.completions >= completions,
+            what=f"{frames} frame(s) and {completions} completion(s)",
+        )
+
+
+async def test_a_stream_sent_while_the_speech_before_it_played_ends_when_its_source_ends(
+    peer: tuple[Peer, SaynaClient],
+) -> None:
+    server, client = peer
+    seen = Seen(client)
+    filler = await client.speak("One moment please.")
+    await server.got("speak")
+    await server.audio(3)
+    await seen.reach(3)
+    llm = Source("Let me check that for you.\n")
+    stream = await client.speak_stream(llm.pieces())
+    await server.got("speak")  # while the filler plays: one completion for both
+    await server.audio(4)
+    await server.complete()
+    await filler.wait(WAIT)
+    assert not stream.done  # its source is still open
+    llm.end()
+    await stream.wait(WAIT)
+    assert not stream.interrupted
+    assert filler.bytes_delivered == 7 * FRAME  # the overlapping audio is the oldest's
+    assert stream.bytes_delivered == 0
+    assert not client.speech.speaking
+
+
+async def _two_streams_behind_a_speech(
+    server: Peer, client: SaynaClient, seen: Seen
+) -> tuple[Source, SpeechHandle, Source, SpeechHandle]:
+    """A speak, then two streams whose first sentence went out while it played (one
+    completion for the three), their sources still open."""
+    filler = await client.speak("One moment please.")
+    await server.got("speak")
+    await server.audio(2)
+    await seen.reach(seen.frames + 2)
+    first, second = Source("Checking the first.\n"), Source("Checking the second.\n")
+    one = await client.speak_stream(first.pieces())
+    await server.got("speak")
+    two = await client.speak_stream(second.pieces())
+    await server.got("speak")
+    await server.audio(4)
+    await server.complete()
+    await filler.wait(WAIT)
+    return first, one, second, two
+
+
+async def test_two_streams_sent_while_a_speech_played_end_as_their_sources_end(
+    peer: tuple[Peer, SaynaClient],
+) -> None:
+    server, client = peer
+    seen = Seen(client)
+    first, one, second, two = await _two_streams_behind_a_speech(server, client, seen)
+    first.end()
+    await one.wait(WAIT)
+    assert not two.done
+    second.end()
+    await two.wait(WAIT)
+    assert not client.speech.speaking
+    # The second's source ends first: it waits for the first, which ends both.
+    first, one, second, two = await _two_streams_behind_a_speech(server, client, seen)
+    second.end()
+    await eventually(lambda: two.sent_all)  # (its source ended)
+    assert not two.done
+    first.end()
+    await asyncio.gather(one.wait(WAIT), two.wait(WAIT))
+    assert not one.interrupted
+    assert not two.interrupted
+    assert not client.speech.speaking
+
+
+async def test_speeches_behind_an_open_stream_end_with_their_own_audio_when_it_ends(
+    peer: tuple[Peer, SaynaClient],
+) -> None:
+    server, client = peer
+    seen = Seen(client)
+    llm = Source("Let me check that.\n")
+    stream = await client.speak_stream(llm.pieces())
+    await server.got("speak")
+    await server.audio(4)
+    await server.complete()  # the stream's audio played; its source is open
+    await seen.reach(4, 1)
+    here = await client.speak("Here it is.")
+    await server.got("speak")
+    await server.audio(3)
+    await server.complete()  # its own completion, while the stream is open
+    await seen.reach(7, 2)
+    more = await client.speak("And one more thing for you to hear now.")
+    await server.got("speak")
+    await server.audio(5)
+    await seen.reach(12, 2)
+    assert not stream.done
+    assert not here.done
+    llm.end()  # while the last speech's audio arrives
+    await stream.wait(WAIT)
+    assert here.done  # its completion came long ago
+    assert stream.bytes_delivered == 4 * FRAME
+    assert here.bytes_delivered == 3 * FRAME
+    assert not more.done
+    await server.audio(4)
+    await server.complete()
+    await more.wait(WAIT)
+    assert more.bytes_delivered == 9 * FRAME
+    assert not client.speech.speaking
