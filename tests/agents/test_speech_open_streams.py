@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import pytest
+
 from helpers.waiting import eventually
-from sayna_client import SaynaClient
+from sayna_client import SaynaClient, SaynaValidationError
 from sayna_client.agents import SpeechHandle
 
 from .conftest import FRAME, WAIT, Peer
@@ -154,4 +156,44 @@ async def test_speeches_behind_an_open_stream_end_with_their_own_audio_when_it_e
     await server.complete()
     await more.wait(WAIT)
     assert more.bytes_delivered == 9 * FRAME
+    assert not client.speech.speaking
+
+
+async def test_interrupting_goes_by_the_newest_speech_that_sent_something(
+    peer: tuple[Peer, SaynaClient],
+) -> None:
+    server, client = peer
+    seen = Seen(client)
+    # A stream still waiting for its first sentence, then a non-interruptible speak: the
+    # speak is the server's latest, and the server ignores a clear.
+    waiting = await client.speak_stream(Source().pieces())
+    firm = await client.speak("one two three four", allow_interruption=False)
+    await server.got("speak")
+    await server.audio(2)
+    await seen.reach(2)
+    with pytest.raises(SaynaValidationError, match="allow_interruption=False"):
+        firm.interrupt()
+    with pytest.raises(SaynaValidationError, match="allow_interruption=False"):
+        waiting.interrupt()
+    await client.clear()  # ignored by the server: nothing is interrupted
+    await server.got("clear")
+    assert not firm.done
+    assert not waiting.done
+    await server.audio(2)
+    await server.complete()
+    await firm.wait(WAIT)
+    assert not firm.interrupted
+    assert firm.bytes_delivered == 4 * FRAME
+    # A non-interruptible stream waiting for its first sentence, then a speak that allows
+    # interruption: the speak is the latest, and the clear takes effect.
+    waiting_firm = await client.speak_stream(Source().pieces(), allow_interruption=False)
+    soft = await client.speak("five six seven")
+    await server.got("speak")
+    await server.audio(2)
+    await seen.reach(6)
+    soft.interrupt()
+    await server.got("clear")
+    assert soft.interrupted
+    assert waiting_firm.interrupted
+    assert waiting.interrupted
     assert not client.speech.speaking

@@ -238,14 +238,14 @@ class SpeechHandle:
         finished handle.
 
         Raises:
-            SaynaValidationError: the newest unfinished speech (this one, or one sent
-                after it) was sent with ``allow_interruption=False``: the server ignores
-                ``clear`` then (it goes by the latest ``speak``).
+            SaynaValidationError: the newest unfinished speech that sent a chunk (this
+                one, or one sent after it; not a ``speak_stream`` still waiting for its
+                first sentence) was sent with ``allow_interruption=False``: the server
+                ignores ``clear`` then (it goes by the latest ``speak``).
         """
         if self.done:
             return
-        handles = self._queue._handles  # (this one is in it)
-        if handles and not handles[-1].allow_interruption:
+        if not self._queue._clearable():
             raise SaynaValidationError(
                 "the newest speech was sent with allow_interruption=False; the server "
                 "ignores clear until it has played out"
@@ -646,9 +646,18 @@ class SpeechQueue:
     def cleared(self) -> list[SpeechHandle]:
         """``clear`` was sent by the application: unfinished handles are interrupted,
         unless the newest speech is non-interruptible (the server ignores the clear)."""
-        if not self._handles or not self._handles[-1].allow_interruption:
+        if not self._handles or not self._clearable():
             return []
         return self._interrupt(send_clear=False)
+
+    def _clearable(self) -> bool:
+        """The server takes a ``clear`` now, as far as this queue knows: the newest
+        handle with a chunk (the latest ``speak``: those after it, streams waiting for
+        their first sentence, sent nothing) allows interruption, or there is none."""
+        for handle in reversed(self._handles):
+            if handle._chunks:
+                return handle.allow_interruption
+        return True
 
     def speak_stream(
         self,

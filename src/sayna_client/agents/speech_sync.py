@@ -73,8 +73,8 @@ class SyncSpeechHandle:
         :meth:`SpeechHandle.interrupt <sayna_client.agents.SpeechHandle.interrupt>`.
 
         Raises:
-            SaynaValidationError: the newest unfinished speech was sent with
-                ``allow_interruption=False``.
+            SaynaValidationError: the newest unfinished speech that sent a chunk was
+                sent with ``allow_interruption=False``.
         """
         self._portal.call(self._handle.interrupt)
 
