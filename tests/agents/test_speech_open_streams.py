@@ -6,12 +6,13 @@ so the orders of audio and completions are exact."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
 
 from helpers.waiting import eventually
-from sayna_client import SaynaClient, SaynaValidationError
+from sayna_client import CallbackError, SaynaClient, SaynaValidationError
 from sayna_client.agents import SpeechHandle
 
 from .conftest import FRAME, WAIT, Peer
@@ -197,3 +198,59 @@ async def test_interrupting_goes_by_the_newest_speech_that_sent_something(
     assert waiting_firm.interrupted
     assert waiting.interrupted
     assert not client.speech.speaking
+
+
+class Unplugged:
+    """An output whose write() raises while ``broken`` (a device gone)."""
+
+    def __init__(self) -> None:
+        self.broken = True
+        self.calls = 0
+
+    def write(self, data: bytes) -> None:
+        self.calls += 1
+        if self.broken:
+            raise OSError("device unplugged")
+
+    def flush(self) -> int:
+        return 0
+
+
+async def test_an_output_whose_write_keeps_raising_is_reported_once_per_run(
+    peer: tuple[Peer, SaynaClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    server, client = peer
+    seen = Seen(client)
+    reports: list[object] = []
+    client.register_on_error(reports.append)
+    output = Unplugged()
+    client.audio_output = output
+    caplog.set_level(logging.DEBUG, logger="sayna_client")
+    handle = await client.speak("one two three")
+    await server.got("speak")
+    await server.audio(5)
+    await server.complete()
+    await handle.wait(WAIT)
+    await seen.reach(5, 1)  # (the reports came before the completion)
+    assert output.calls == 5
+    assert [type(r) for r in reports] == [CallbackError]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "audio_output.write" in errors[0].getMessage()
+    again = [r for r in caplog.records if r.levelno == logging.DEBUG and "again" in r.message]
+    assert len(again) == 4
+    # A frame written, then the device fails again: reported again, once.
+    output.broken = False
+    after = await client.speak("four five")
+    await server.got("speak")
+    await server.audio(1)
+    await seen.reach(6, 1)
+    assert output.calls == 6
+    output.broken = True
+    await server.audio(3)
+    await server.complete()
+    await after.wait(WAIT)
+    await seen.reach(9, 2)
+    assert output.calls == 9
+    assert len(reports) == 2
+    assert after.bytes_delivered == 4 * FRAME

@@ -20,7 +20,9 @@ class AudioOutput(Protocol):
     written and not played yet and returns how many bytes it dropped (barge-in). An
     exception from either is logged and reported to the session's error callbacks as a
     :class:`~sayna_client.CallbackError` (the frame is lost; an interruption still ends
-    its speech and sends ``clear``): it never ends the session.
+    its speech and sends ``clear``): it never ends the session. A ``write`` that raises
+    for frame after frame (a device gone) is reported at the first frame of the run
+    only; the others are logged at DEBUG.
     """
 
     def write(self, data: bytes) -> None:

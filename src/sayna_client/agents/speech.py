@@ -357,7 +357,8 @@ class SpeechQueue:
         #: toolkit raised outside the dispatcher (the attached output's ``write`` or
         #: ``flush``, a barge-in's ``on_barge_in`` after a resume), named ``callback``: the
         #: owner tells the application (a session: a :class:`~sayna_client.CallbackError`
-        #: to its error callbacks and iterators). The caller has logged it, and goes on.
+        #: to its error callbacks and iterators). The caller has logged it, and goes on. A
+        #: ``write`` that raises frame after frame is reported at the first of them only.
         self.report: Optional[Callable[[str, str, Exception], None]] = None
         # Not self.byte_rate: the metrics would hold the queue that holds them (a cycle).
         self._start(tally, TurnMetrics(tts_rate=lambda: bytes_per_second(*tts_format())))
@@ -394,6 +395,8 @@ class SpeechQueue:
         self._open_listeners: tuple[Callable[[SpeechHandle], None], ...] = ()
         self._clear_tasks: Optional[set[asyncio.Task[None]]] = None
         self._output: Optional[AudioOutput] = None
+        # The frame count when the output's write last raised (see _output_failed).
+        self._write_failed_at = -2
         #: Per-turn latency and usage, fed by this queue and the client's reader.
         self.metrics = metrics
         self._listening = False
@@ -406,6 +409,7 @@ class SpeechQueue:
     @output.setter
     def output(self, output: Optional[AudioOutput]) -> None:
         self._output = output
+        self._write_failed_at = -2  # a new output's first failure is reported
         self._relisten()
 
     @property
@@ -799,8 +803,19 @@ class SpeechQueue:
                 self._output_failed("write", "tts_audio", exc)
 
     def _output_failed(self, method: str, event_type: str, exc: Exception) -> None:
-        """The attached output's ``method`` raised: logged, and told to the owner."""
+        """The attached output's ``method`` raised: logged, and told to the owner; a
+        ``write`` that raises for the frame after one whose write raised (a device gone:
+        every frame would) is logged at DEBUG only (a run of them is reported once)."""
         callback = f"audio_output.{method}"
+        if method == "write":
+            # No work per frame for this: the frame count tells whether the last
+            # failure was the frame before (on_tts_audio gets every frame while an
+            # output is attached).
+            frames = self._received()[0]
+            last, self._write_failed_at = self._write_failed_at, frames
+            if last == frames - 1:
+                logger.debug("Sayna %s raised again: %r", callback, exc)
+                return
         logger.error("Sayna %s raised while handling %r", callback, event_type, exc_info=exc)
         report = self.report
         if report is not None:
