@@ -272,6 +272,28 @@ async def test_hint_spells_names_and_leaves_other_words(engine: LocalEngine) -> 
         pytest.fail(f"no synthesis of 3 was heard exactly: {heard}")
 
 
+async def test_a_hint_at_the_end_of_the_first_sentence_does_not_drop_it(
+    engine: LocalEngine,
+) -> None:
+    # One of the Piper syntheses `sayna demo` streamed back when it printed "heard 'I would
+    # like a cup of coffee, please.'" (WER 27 %). Prompted with the bare hint " Sayna" as
+    # previous text, Whisper took "Hello from Sayna." for audio it had already transcribed
+    # and skipped it, in the final and in an interim before it.
+    speech = read_clip("sayna-demo-0.wav")
+    results = await recognise(engine, speech + bytes(RATE * 2), STTParams(hint="Sayna"))
+    text = "Hello from Sayna. I would like a cup of coffee, please."
+    assert word_error_rate(text, final_text(results)) == 0.0, results
+    later = [r.transcript for r in results if not r.is_final][2:]
+    assert later, results
+    assert all(t.startswith("Hello from Sayna") for t in later), results
+
+
+def test_the_hint_is_given_as_a_glossary_sentence() -> None:
+    assert whisper_stt.hint_text("Sayna") == " Glossary: Sayna."
+    assert whisper_stt.hint_text("  Sayna,  LiveKit ") == " Glossary: Sayna, LiveKit."
+    assert whisper_stt.hint_text("Sayna.") == " Glossary: Sayna."
+
+
 @pytest.mark.parametrize(
     ("rate", "audio_format"), [(8000, "mulaw"), (16000, "linear16"), (24000, "linear16")]
 )
