@@ -4,15 +4,9 @@ of ``alaw``; the mu-law counterpart is :mod:`sayna_client._mulaw`."""
 
 from __future__ import annotations
 
-import functools
-import struct
-import sys
-from array import array
-from typing import Tuple
+from ._g711 import Law
 
 __all__ = ["alaw_to_linear16", "linear16_to_alaw"]
-
-_BIG_ENDIAN = sys.byteorder == "big"
 
 #: Even bits are inverted on the wire (G.711 A-law), so silence is 0xD5.
 _ALAW_XOR = 0x55
@@ -49,16 +43,7 @@ def _alaw_decode_byte(byte: int) -> int:
     return magnitude if byte & 0x80 else -magnitude
 
 
-# Lookup tables, built on first use like the mu-law ones: 64 K entries for encode
-# (indexed by the unsigned 16-bit value) and 256 for decode.
-@functools.cache
-def _encode_table() -> bytes:
-    return bytes(_alaw_encode_sample(v - 65536 if v >= 32768 else v) for v in range(65536))
-
-
-@functools.cache
-def _decode_table() -> Tuple[int, ...]:
-    return tuple(_alaw_decode_byte(b) for b in range(256))
+_LAW = Law(_alaw_encode_sample, _alaw_decode_byte)
 
 
 def linear16_to_alaw(pcm: bytes) -> bytes:
@@ -70,11 +55,7 @@ def linear16_to_alaw(pcm: bytes) -> bytes:
     Returns:
         ``len(pcm) // 2`` A-law bytes.
     """
-    samples = array("H")
-    samples.frombytes(pcm[: len(pcm) - len(pcm) % 2])
-    if _BIG_ENDIAN:
-        samples.byteswap()
-    return bytes(map(_encode_table().__getitem__, samples))
+    return _LAW.encode(pcm)
 
 
 def alaw_to_linear16(data: bytes) -> bytes:
@@ -86,4 +67,4 @@ def alaw_to_linear16(data: bytes) -> bytes:
     Returns:
         ``2 * len(data)`` bytes of PCM.
     """
-    return struct.pack(f"<{len(data)}h", *map(_decode_table().__getitem__, bytes(data)))
+    return _LAW.decode(data)

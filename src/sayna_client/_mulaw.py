@@ -3,15 +3,9 @@ the local server's engines use the same implementation."""
 
 from __future__ import annotations
 
-import functools
-import struct
-import sys
-from array import array
-from typing import Tuple
+from ._g711 import Law
 
 __all__ = ["linear16_to_mulaw", "mulaw_to_linear16"]
-
-_BIG_ENDIAN = sys.byteorder == "big"
 
 _MULAW_BIAS = 0x84
 _MULAW_CLIP = 32635
@@ -41,17 +35,7 @@ def _mulaw_decode_byte(byte: int) -> int:
     return -sample if sign else sample
 
 
-# Lookup tables: 64 K entries for encode (indexed by the unsigned 16-bit value) and 256
-# for decode, so conversion is a table lookup per sample. Built on first use: the
-# encode table takes tens of milliseconds, which importing the SDK should not pay.
-@functools.cache
-def _encode_table() -> bytes:
-    return bytes(_mulaw_encode_sample(v - 65536 if v >= 32768 else v) for v in range(65536))
-
-
-@functools.cache
-def _decode_table() -> Tuple[int, ...]:
-    return tuple(_mulaw_decode_byte(b) for b in range(256))
+_LAW = Law(_mulaw_encode_sample, _mulaw_decode_byte)
 
 
 def linear16_to_mulaw(pcm: bytes) -> bytes:
@@ -63,11 +47,7 @@ def linear16_to_mulaw(pcm: bytes) -> bytes:
     Returns:
         ``len(pcm) // 2`` mu-law bytes.
     """
-    samples = array("H")
-    samples.frombytes(pcm[: len(pcm) - len(pcm) % 2])
-    if _BIG_ENDIAN:
-        samples.byteswap()
-    return bytes(map(_encode_table().__getitem__, samples))
+    return _LAW.encode(pcm)
 
 
 def mulaw_to_linear16(data: bytes) -> bytes:
@@ -79,4 +59,4 @@ def mulaw_to_linear16(data: bytes) -> bytes:
     Returns:
         ``2 * len(data)`` bytes of PCM.
     """
-    return struct.pack(f"<{len(data)}h", *map(_decode_table().__getitem__, bytes(data)))
+    return _LAW.decode(data)
