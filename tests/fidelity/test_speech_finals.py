@@ -72,16 +72,24 @@ class _DeepgramLike(STTStream):
         return []
 
 
+class _Sent:
+    """The gate's ``emit``: keeps what it sends, and sets ``speech_final`` on one."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.speech_final = asyncio.Event()
+
+    def __call__(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+        if message["is_speech_final"]:
+            self.speech_final.set()
+
+
 async def test_the_session_forces_an_empty_speech_final_only_after_a_segment_final() -> None:
     # Section 6.8: the forced speech-final is armed only by a delivered is_final that
     # is not speech-final, and fires 1.8 s after it without a provider speech-final.
-    sent: list[dict[str, Any]] = []
-    forced = asyncio.Event()
-
-    def emit(message: dict[str, Any]) -> None:
-        sent.append(message)
-        if message["is_speech_final"]:
-            forced.set()
+    emit = _Sent()
+    sent, forced = emit.messages, emit.speech_final
 
     gate = SpeechFinalGate(_DeepgramLike([Transcript.segment_final("hello", 0.9)]), emit)
     await gate.feed(b"")
@@ -131,13 +139,8 @@ async def test_no_speech_final_is_forced_while_the_engine_hears_the_talker(
     # talker goes on; Sayna's forced speech-final (6.8) must not split that turn. It
     # comes once the engine no longer hears speech, if the engine sent none itself.
     monkeypatch.setattr(voice, "FORCE_AFTER_FINAL", 0.0)  # due at once
-    sent: list[dict[str, Any]] = []
-    forced = asyncio.Event()
-
-    def emit(message: dict[str, Any]) -> None:
-        sent.append(message)
-        if message["is_speech_final"]:
-            forced.set()
+    emit = _Sent()
+    sent, forced = emit.messages, emit.speech_final
 
     stream = _Talking([Transcript.segment_final("first piece", 0.9)])
     gate = SpeechFinalGate(stream, emit)
