@@ -64,16 +64,20 @@ async def stand_in() -> AsyncIterator[tuple[str, list[dict[str, object]]]]:
         await runner.cleanup()
 
 
-async def test_speech_that_turns_out_to_be_noise_resumes(
-    stand_in: tuple[str, list[dict[str, object]]],
-) -> None:
-    url, received = stand_in
-    client = SaynaClient(
+def _client(url: str) -> SaynaClient:
+    return SaynaClient(
         url,
         STTConfig(provider="deepgram", sample_rate=16000),
         TTSConfig(provider="deepgram", sample_rate=16000),
         timeouts=Timeouts(connect=5, ready=5, close=2),
     )
+
+
+async def test_speech_that_turns_out_to_be_noise_resumes(
+    stand_in: tuple[str, list[dict[str, object]]],
+) -> None:
+    url, received = stand_in
+    client = _client(url)
     events: list[BargeInEvent] = []
     both = asyncio.Event()
 
@@ -106,12 +110,7 @@ async def test_an_on_barge_in_raising_on_the_resume_is_reported(
     # The resume's event is told on a task of the policy's own: its callback's error
     # is reported as a CallbackError too (it was lost: "exception was never retrieved").
     url, _received = stand_in
-    client = SaynaClient(
-        url,
-        STTConfig(provider="deepgram", sample_rate=16000),
-        TTSConfig(provider="deepgram", sample_rate=16000),
-        timeouts=Timeouts(connect=5, ready=5, close=2),
-    )
+    client = _client(url)
     errors: list[CallbackError] = []
     reported = asyncio.Event()
 
