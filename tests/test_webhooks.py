@@ -495,6 +495,17 @@ def test_secret_of_another_type_is_refused_at_construction(secret: object, fix: 
     assert "1234567890" not in str(info.value)
 
 
+def test_sign_payload_refuses_a_secret_of_another_type_and_takes_a_str_body() -> None:
+    # A bytes secret used to raise AttributeError ('bytes' object has no attribute 'encode').
+    with pytest.raises(SaynaValidationError, match=r"got bytes \(decode it") as info:
+        sign_payload(b"a-long-test-hook-secret", "1", "e", b"{}")  # type: ignore[arg-type]
+    assert "a-long-test" not in str(info.value)
+    secret = "a-long-test-hook-secret"
+    assert sign_payload(secret, "1", "e", "{}") == sign_payload(secret, "1", "e", b"{}")
+    with pytest.raises(TypeError, match="raw bytes"):
+        sign_payload(secret, "1", "e", {"a": 1})  # type: ignore[arg-type]
+
+
 def test_sixteen_character_secret_is_enough() -> None:
     WebhookReceiver("x" * 16)
 

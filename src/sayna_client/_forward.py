@@ -7,12 +7,13 @@ docstring, so the client behaves as if it had written the method itself:
 ``SaynaClient.speak(client, "hi")`` works, a subclass may override it and call
 ``super()``, ``unittest.mock``'s ``create_autospec`` and ``patch.object(...,
 autospec=True)`` see a method, and a wrapper patched onto the class runs. A ``hot``
-one (``on_audio_input``, called 50 times a second per stream) stores the part's bound
-method on the instance at its first call, so later calls cost a plain attribute read
-(not when a subclass overrides the name: its method stays what the name means; nor
-over a wrapper the user set on the instance; a wrapper patched onto the class after a
-client's first frame does not see that client's frames: patch the class before, or the
-instance). The others store nothing (a stored
+one (``on_audio_input``, called 50 times a second per stream) is the part's bound
+method on an instance, stored there at its first lookup, so every call, and every call
+through a reference kept before the first frame, goes straight to the part (not when a
+subclass overrides the name: its method stays what the name means; nor over a wrapper
+the user set on the instance; a wrapper patched onto the class after a client's first
+lookup does not see that client's frames: patch the class before, or the instance).
+The others store nothing (a stored
 bound method is 64 bytes per client, for calls made once or twice a session: issue
 #19's idle memory per session). :class:`ForwardAttribute` does the same for a value
 the part holds (``client.ready``), read through (:class:`ForwardSetting`: read and
@@ -63,14 +64,13 @@ def forward(
             raise TypeError(f"a hot forward needs a coroutine function, not {name}")
 
         async def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
-            bound = getattr(part(self), name)
-            # Not under a subclass's override, nor over the user's own attribute (a
-            # wrapper set on the instance that calls this method it captured).
-            if name not in self.__dict__ and defines(type(self), name, method):
-                self.__dict__[name] = bound  # the instance's wins from now on
-            return await bound(*args, **kwargs)
+            # (Reached through the class or ``super()``: the instance stores nothing.)
+            return await getattr(part(self), name)(*args, **kwargs)
 
-    elif inspect.iscoroutinefunction(function):
+        functools.update_wrapper(method, function)
+        setattr(method, _FORWARDS, path)
+        return cast("Callable[Concatenate[Any, P], R]", _HotForward(method, function, part))
+    if inspect.iscoroutinefunction(function):
 
         async def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
             return await getattr(part(self), name)(*args, **kwargs)
@@ -89,6 +89,42 @@ def forward(
 _FORWARDS = "__sayna_forwards__"
 
 
+class _HotForward:
+    """A hot :func:`forward`: ``instance.name`` is the part's own bound method, stored
+    on the instance at its first lookup (a non-data descriptor: the instance's wins from
+    then on), so a caller holding it (``send = client.on_audio_input``, a device's
+    callback) calls the part directly at every frame. Through the class
+    (``SaynaClient.on_audio_input``) it is the forwarding function, and it is that
+    function, bound, where the name means something else on the instance's class (a
+    subclass's override reaching it through ``super()``): nothing is stored there, so
+    the override stays in force."""
+
+    def __init__(
+        self, method: Callable[..., Any], function: Callable[..., Any], part: Callable[[Any], Any]
+    ) -> None:
+        self._method = method
+        self._part = part
+        self._name = function.__name__
+        functools.update_wrapper(self, method)  # (__doc__, the marker, ...)
+        self.__wrapped__ = function  # the part's function, as a forward's
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        if name != self._name:
+            raise TypeError(f"{owner.__name__}.{name} must forward to a method of that name")
+
+    def __get__(self, obj: Optional[object], owner: Optional[type] = None) -> Any:
+        if obj is None:
+            return self._method
+        name = self._name
+        if name not in obj.__dict__ and defines(type(obj), name, self):
+            bound = obj.__dict__[name] = getattr(self._part(obj), name)
+            return bound
+        return self._method.__get__(obj, owner)
+
+    def __call__(self, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        return self._method(obj, *args, **kwargs)
+
+
 def is_forward(value: object) -> bool:
     """``value`` is a method made by :func:`forward` (for the docs' hook)."""
     return callable(value) and hasattr(value, _FORWARDS)
@@ -104,6 +140,8 @@ def forwarding(cls: C) -> C:
     for name, value in vars(cls).items():
         if is_forward(value):
             value.__qualname__ = f"{cls.__qualname__}.{name}"
+            if isinstance(value, _HotForward):
+                value._method.__qualname__ = f"{cls.__qualname__}.{name}"
     return cls
 
 

@@ -92,15 +92,33 @@ WebhookRejectReason = Literal[
 ]
 
 
-def sign_payload(secret: str, timestamp: str, event_id: str, body: bytes) -> str:
+def sign_payload(secret: str, timestamp: str, event_id: str, body: BodyLike) -> str:
     """Return the ``X-Sayna-Signature`` value (``"v1=" + 64 lowercase hex``) for a body.
 
     The signed message is ``v1:{timestamp}:{event_id}:{raw body}``; the key is the
-    secret with surrounding whitespace removed, as the server trims it.
+    secret with surrounding whitespace removed, as the server trims it. ``body`` is the
+    raw bytes (``str`` is encoded as UTF-8).
+
+    Raises:
+        SaynaValidationError: ``secret`` is not a string.
+        TypeError: ``body`` is not bytes-like or ``str``.
     """
-    message = f"{SIGNATURE_VERSION}:{timestamp}:{event_id}:".encode() + body
-    digest = hmac.new(secret.strip().encode(), message, hashlib.sha256).hexdigest()
+    key = _secret_text(secret).strip().encode()
+    message = f"{SIGNATURE_VERSION}:{timestamp}:{event_id}:".encode() + _body_bytes(body)
+    digest = hmac.new(key, message, hashlib.sha256).hexdigest()
     return f"{SIGNATURE_VERSION}={digest}"
+
+
+def _secret_text(secret: object) -> str:
+    """``secret`` itself when it is a string; else a :class:`SaynaValidationError`
+    naming the fix (the secret is never part of it)."""
+    if isinstance(secret, str):
+        return secret
+    fix = " (decode it: secret.decode())" if isinstance(secret, bytes) else ""
+    raise SaynaValidationError(
+        f"Webhook secret must be a string, got {type(secret).__name__}{fix}: pass "
+        "the hook's signing secret as text, the same value as sip.hook_secret."
+    )
 
 
 class WebhookVerificationError(SaynaError, ValueError):
@@ -197,12 +215,8 @@ class WebhookReceiver:
     ) -> None:
         if secret is None:
             secret = os.environ.get(SECRET_ENV_VAR)
-        if secret is not None and not isinstance(secret, str):
-            fix = " (decode it: secret.decode())" if isinstance(secret, bytes) else ""
-            raise SaynaValidationError(
-                f"Webhook secret must be a string, got {type(secret).__name__}{fix}: pass "
-                "the hook's signing secret as text, the same value as sip.hook_secret."
-            )
+        if secret is not None:
+            secret = _secret_text(secret)
         if secret is None or not secret.strip():
             raise SaynaValidationError(
                 "Webhook secret is required: pass WebhookReceiver(secret=...) or set the "

@@ -155,3 +155,37 @@ async def test_an_on_barge_in_that_raises_is_reported_as_a_callback_error(
     assert error.event_type == "stt_result"  # raised while the result was decided on
     assert str(error.error) == f"{kind} bug"
     assert len(policy.history) == 1
+
+
+@pytest.mark.parametrize(("older", "newer"), [(True, False), (False, True)])
+async def test_the_newest_speech_decides_whether_the_caller_may_interrupt(
+    peer: tuple[Peer, SaynaClient], older: bool, newer: bool
+) -> None:
+    # The server takes `clear` by the latest speak's allow_interruption (protocol §6.7);
+    # barge-in used to go by the oldest handle's, interrupting what the server kept
+    # playing (or letting the caller talk over an interruptible answer).
+    server, client = peer
+    policy = client.barge_in()
+    first = await client.speak("the first answer", allow_interruption=older)
+    second = await client.speak("the second answer", allow_interruption=newer)
+    await server.got("speak")
+    await server.got("speak")
+    await server.audio(2)
+    await eventually(lambda: first.bytes_delivered, what="the first answer playing")
+    decided: list[object] = []
+    client.on("stt_result", decided.append)  # after the policy's: called once it decided
+    await server.result("stop it now", final=True, speech_final=True)
+    if newer:
+        await first.wait(WAIT)
+        await second.wait(WAIT)
+        assert first.interrupted
+        assert second.interrupted
+        (event,) = policy.history
+        assert event.handles == (first, second)
+        await server.got("clear")
+    else:
+        await eventually(lambda: decided, what="the result delivered")
+        assert policy.history == []
+        assert not first.interrupted
+        assert not second.interrupted
+        assert server.received.empty()  # no clear

@@ -187,6 +187,24 @@ def test_the_first_audio_hook_outlives_a_completion_and_fires_once() -> None:
     assert tracker.activity == 4
 
 
+def test_speak_to_first_audio_is_timed_only_from_a_speak_with_nothing_outstanding() -> None:
+    # A speak sent while earlier speech still plays used to be timed to the next frame,
+    # which is the earlier speech's audio: TTS frames say nothing of their speak.
+    from sayna_client.realtime.conversation import SessionTracker
+
+    ticks = iter(range(100))
+    tracker = SessionTracker(clock=lambda: float(next(ticks)))
+    tracker.speak_sent()  # t=0
+    tracker.on_tts_audio(b"ab")  # t=1: its first audio
+    tracker.speak_sent()  # queued behind the first: not timed
+    tracker.on_tts_audio(b"cd")  # the first speech's audio still
+    tracker.on_playback_complete(None)  # t=2
+    tracker.speak_sent()  # t=3
+    tracker.on_tts_audio(b"ef")  # t=4
+    assert tracker.metrics.speak_to_first_audio == [1.0, 1.0]
+    assert tracker.metrics.speak_to_playback_complete == [2.0]
+
+
 class _Input:
     """What the session's audio input counts (``AudioCounts``)."""
 

@@ -233,3 +233,20 @@ def test_the_sync_client_reads_the_same_settings() -> None:
         assert client.stream_id is None
     finally:
         client.close()
+
+
+async def test_the_audio_input_taken_before_its_first_call_is_the_sessions_own() -> None:
+    # A caller that keeps `client.on_audio_input` (a device callback, a pacing clock)
+    # used to keep the forwarding function: a coroutine of its own and a lookup of the
+    # part at every frame (about 10 % more client CPU at 1,000 sessions).
+    client = _client()
+    send = client.on_audio_input
+    assert send.__self__ is client._voice.audio_in
+    assert client.on_audio_input is send
+    with pytest.raises(SaynaNotConnectedError):
+        await send(bytes(640))
+    assert SaynaClient.on_audio_input.__qualname__ == "SaynaClient.on_audio_input"
+    assert inspect.signature(SaynaClient.on_audio_input).parameters.keys() == {
+        "self",
+        "audio_data",
+    }

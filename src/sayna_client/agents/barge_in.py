@@ -190,8 +190,8 @@ class BargeIn:
                 return
             # Else decide on it too: a short utterance may end without any interim.
         queue = client.speech
-        current = queue.current
-        if current is None or not current.allow_interruption or not transcript.strip():
+        # The server goes by the latest speak's allow_interruption, not the oldest's.
+        if not queue.speaking or not queue.interruptible or not transcript.strip():
             return
         if self.is_backchannel(transcript):
             return

@@ -245,7 +245,7 @@ class SpeechHandle:
         """
         if self.done:
             return
-        if not self._queue._clearable():
+        if not self._queue.interruptible:
             raise SaynaValidationError(
                 "the newest speech was sent with allow_interruption=False; the server "
                 "ignores clear until it has played out"
@@ -650,14 +650,16 @@ class SpeechQueue:
     def cleared(self) -> list[SpeechHandle]:
         """``clear`` was sent by the application: unfinished handles are interrupted,
         unless the newest speech is non-interruptible (the server ignores the clear)."""
-        if not self._handles or not self._clearable():
+        if not self._handles or not self.interruptible:
             return []
         return self._interrupt(send_clear=False)
 
-    def _clearable(self) -> bool:
+    @property
+    def interruptible(self) -> bool:
         """The server takes a ``clear`` now, as far as this queue knows: the newest
-        handle with a chunk (the latest ``speak``: those after it, streams waiting for
-        their first sentence, sent nothing) allows interruption, or there is none."""
+        handle with a chunk (the latest ``speak``, whose ``allow_interruption`` the
+        server goes by; streams waiting for their first sentence sent nothing) allows
+        interruption, or there is none."""
         for handle in reversed(self._handles):
             if handle._chunks:
                 return handle.allow_interruption

@@ -448,11 +448,11 @@ class SessionTracker:
     # --- outbound ---------------------------------------------------------------------
 
     def speak_sent(self) -> None:
-        now = self._clock()
         if self._playback_from is None:
-            self._playback_from = now
-        if self._first_audio_pending is None:
-            self._first_audio_pending = now
+            # speak -> first audio is timed only from a speak sent with nothing else
+            # outstanding: TTS frames carry no speak of their own, so behind earlier
+            # speech the next frame may still be that speech's.
+            self._playback_from = self._first_audio_pending = self._clock()
             self._tts.watching = True
 
     def audio_started(self, source: AudioCounts) -> None:
