@@ -19,10 +19,11 @@ from .devices import (
     Speaker,
     WavMicrophone,
 )
+from .handle import SpeechHandle
 from .metrics import TurnHistory, TurnMetrics, TurnRecord, percentile
 from .otel import Telemetry, instrument
 from .segmenter import DEFAULT_ABBREVIATIONS, SentenceSegmenter
-from .speech import AudioOutput, SpeechHandle, SpeechQueue, bytes_per_second
+from .speech import AudioOutput, SpeechQueue, bytes_per_second
 from .speech_sync import SyncSpeechHandle
 from .watchdog import IdleEvent, IdleWatchdog
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Optional
 
 from ..errors import SaynaValidationError
-from .speech import SpeechHandle
+from .handle import SpeechHandle
 
 if TYPE_CHECKING:
     from ..client import SaynaClient

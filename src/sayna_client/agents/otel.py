@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 
     from ..client import SaynaClient
     from ..realtime.conversation import SessionMetrics
+    from .handle import SpeechHandle
     from .metrics import TurnRecord
-    from .speech import SpeechHandle
 
 __all__ = ["Telemetry", "instrument"]
 

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Optional, cast
 
-from .speech import SpeechHandle
+from .handle import SpeechHandle
 
 __all__ = ["SyncSpeechHandle", "iterate_in_thread"]
 

@@ -23,7 +23,7 @@ from .devices import Microphone, PacedSpeaker
 if TYPE_CHECKING:
     from ..client import SaynaClient
     from ..realtime.conversation import Turn
-    from .speech import SpeechHandle
+    from .handle import SpeechHandle
 
 __all__ = ["DEFAULT_END_WORDS", "DEFAULT_RULES", "Line", "Reply", "RuleTable", "echo", "talk"]
 

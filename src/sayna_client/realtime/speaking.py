@@ -26,9 +26,10 @@ from collections.abc import AsyncIterable, Awaitable, Iterable
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .._checks import bounded, check_text
+from ..agents.handle import SpeechHandle
 from ..agents.metrics import TurnMetrics
 from ..agents.segmenter import SentenceSegmenter
-from ..agents.speech import AudioOutput, SpeechHandle, SpeechQueue
+from ..agents.speech import AudioOutput, SpeechQueue
 from ..errors import SaynaValidationError
 from ..protocol.commands import encode_speak
 from .session_speech import SessionSpeechQueue
