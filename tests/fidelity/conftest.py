@@ -109,7 +109,9 @@ def _build(root: Path) -> None:
     except (OSError, subprocess.SubprocessError) as exc:
         pytest.skip(f"cannot make a venv with sayna-client=={UPSTREAM_VERSION}: {exc}")
     if install.returncode != 0 or not _works(python):
-        tail = (install.stderr or install.stdout).strip().splitlines()[-3:]
+        lines = (install.stderr or install.stdout).strip().splitlines()
+        # (pip's warnings about the machine's index locations would hide its error)
+        tail = [line for line in lines if not line.startswith("WARNING:")][-3:] or lines[-3:]
         pytest.skip(
             f"sayna-client=={UPSTREAM_VERSION} could not be installed from PyPI: "
             + " | ".join(tail)
