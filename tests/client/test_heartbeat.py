@@ -156,3 +156,33 @@ async def test_the_client_answers_the_servers_pings(
         await client.connect()
         assert await asyncio.wait_for(pongs.get(), 5) == b"are you there"
         assert client.ready
+
+
+async def test_a_hung_server_is_found_dead_at_the_first_unanswered_ping() -> None:
+    # A hung server's kernel still acknowledges our Ping; its bytes counted as the
+    # peer taking our data (a sign of life), so the verdict waited for another Ping:
+    # found dead after 1.5 x heartbeat instead of within it.
+    pings: list[bytes] = []
+
+    async def hung(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=False)
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                await ws.send_str('{"type":"ready","stream_id":"s"}')
+            elif msg.type is WSMsgType.PING:
+                pings.append(msg.data)  # never answered
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", hung)
+    async with serving(app) as url:
+        client = SaynaClient(url, stt(), tts(), heartbeat=0.6)
+        closed = asyncio.get_running_loop().create_future()
+        client.register_on_close(lambda event: closed.done() or closed.set_result(event))
+        await client.connect()
+        event = await asyncio.wait_for(closed, 30)
+        assert event.code == 1006
+        await eventually(lambda: pings, what="the Ping received")
+        assert len(pings) == 1
+        await client.disconnect()

@@ -514,8 +514,13 @@ class WebSocketConnection(SocketSender):
         if self.close_info is not None:
             return
         if self._wire is not None:
-            assert self._frames is not None
-            self._frames.write_control(PING)
+            frames = self._frames
+            assert frames is not None
+            before = frames.written
+            frames.write_control(PING)
+            sent = self._sent
+            if sent is not None:  # (made by the liveness reading before the first Ping)
+                sent.pings += frames.written - before
         else:
             self._spawn(self._aiohttp().ping())
 

@@ -637,19 +637,23 @@ class SendProgress:
     (:func:`unsent_bytes`). While an upload fills the socket buffers, a Ping waits
     behind them and its Pong is late however alive the peer is; the keepalive uses
     this to tell a slow peer (still reading) from a silent one (reading nothing: the
-    queue stops draining). New writes do not count as progress, only draining does.
+    queue stops draining). New writes do not count as progress, only draining does;
+    nor do the keepalive's own Pings (:attr:`pings`, their bytes): a hung server's
+    kernel still acknowledges them.
     """
 
-    __slots__ = ("_best", "_transport", "_written")
+    __slots__ = ("_best", "_transport", "_written", "pings")
 
     def __init__(self, transport: Any, written: Callable[[], int]) -> None:
         self._transport = transport
         self._written = written
         self._best: Optional[int] = None
+        #: Bytes of the keepalive's Pings written so far (left out of the progress).
+        self.pings = 0
 
     def __call__(self) -> int:
         try:
-            taken = self._written() - unsent_bytes(self._transport)
+            taken = self._written() - self.pings - unsent_bytes(self._transport)
         except (AttributeError, OSError, RuntimeError):
             taken = None
         best = self._best
