@@ -38,7 +38,7 @@ from ._http_errors import (
     too_large,
 )
 from ._http_sessions import SharedSession, abandon, client_timeout, drop, lease, unlease
-from ._redact import Redactor
+from ._redact import Redactor, model_secrets
 from .errors import (
     SaynaConnectionError,
     SaynaError,
@@ -129,6 +129,20 @@ def _netrc_login(entries: Any, host: str) -> Optional[tuple[str, str]]:
     return user, password or ""
 
 
+def authorization_secrets(value: Optional[str]) -> tuple[str, ...]:
+    """The secrets of an ``Authorization`` (or ``Proxy-Authorization``) header value: the
+    whole value and its credentials (``Basic``'s base64 token, ``Bearer``'s key)."""
+    if not value:
+        return ()
+    return value, value.partition(" ")[2]
+
+
+def call_redactor(redactor: Redactor, request: Optional[BaseModel]) -> Redactor:
+    """``redactor`` plus the credentials in ``request`` (``TTSConfig.auth``...), for the
+    text of one failed call (walks the model: the error path only)."""
+    return redactor if request is None else redactor.also(model_secrets(request))
+
+
 def path_segment(value: str) -> str:
     """Percent-encode one path segment (room names and stream ids may hold anything).
 
@@ -140,21 +154,34 @@ def path_segment(value: str) -> str:
 
 
 class HttpResponse:
-    """A response: status, headers (case-insensitive, read-only) and the raw body."""
+    """A response: status, headers (case-insensitive, read-only) and the raw body, with
+    what masks the client's secrets and the request's (``request``: the request model) in
+    a text quoting the body."""
 
-    __slots__ = ("body", "endpoint", "headers", "status")
+    __slots__ = ("body", "endpoint", "headers", "redactor", "request", "status")
 
     def __init__(
-        self, status: int, headers: Mapping[str, str], body: bytes, endpoint: str = ""
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        endpoint: str = "",
+        redactor: Optional[Redactor] = None,
+        request: Optional[BaseModel] = None,
     ) -> None:
         self.status = status
         self.headers = headers
         self.body = body
         self.endpoint = endpoint
+        self.redactor = redactor
+        self.request = request
 
     def unreadable(self, problem: str) -> SaynaInvalidResponseError:
-        """The error for a body this SDK cannot use (``problem`` says why)."""
-        quoted = excerpt(self.body)
+        """The error for a body this SDK cannot use (``problem`` says why), quoting its
+        start with every secret of the client and of the request masked (a page that
+        echoes the request would show the API key)."""
+        redactor = call_redactor(self.redactor or Redactor(), self.request)
+        quoted = excerpt(self.body, redactor=redactor)
         return SaynaInvalidResponseError(
             f"{self.endpoint} answered HTTP {self.status} with a body this SDK cannot read: "
             f"{problem}. The body starts: {quoted}",
@@ -320,7 +347,8 @@ class HttpTransport:
         ``Authorization`` header value) when the client sends no ``Authorization``
         header of its own (a user's session with ``trust_env=True`` reads ``.netrc``
         itself: a second ``Authorization`` header would make aiohttp refuse the
-        request).
+        request). The credentials found are masked in every text of the client from then
+        on (an error page may echo the header).
         The shared session has aiohttp's ``trust_env`` off: aiohttp would look this up
         in two worker threads on every request, which cost more than half of a
         ``health()`` call on loopback; here it is one lookup per client, in a worker
@@ -340,8 +368,19 @@ class HttpTransport:
                 )
             else:
                 route = (self._proxy, None, None)
+            if route != _DIRECT:
+                self._mask(route)
             self._route = route = _DIRECT if route == _DIRECT else route
         return route
+
+    def _mask(self, route: Route) -> None:
+        """Mask the credentials ``route`` found (``.netrc``'s for the host, a proxy's) in
+        every text of this client from now on: an error page may echo the header."""
+        _proxy, proxy_auth, authorization = route
+        secrets = list(authorization_secrets(authorization))
+        if proxy_auth is not None:
+            secrets += [proxy_auth.password, *authorization_secrets(proxy_auth.encode())]
+        self.redactor.add(*secrets)
 
     async def close(self) -> None:
         """Leave the shared session, closing it if this client was its last (it is
@@ -400,7 +439,7 @@ class HttpTransport:
         for attempt in range(1, attempts + 1):
             retry_after: Optional[float] = None
             try:
-                response = await self._send(method, url, headers, data, deadline, endpoint)
+                response = await self._send(method, url, headers, data, deadline, endpoint, body)
             except (SaynaConnectionError, SaynaTimeoutError) as exc:
                 if attempt >= attempts:
                     raise
@@ -416,7 +455,7 @@ class HttpTransport:
                     sent_key="Authorization" in self._headers,
                     netrc=self._route is not None and self._route[2] is not None,
                     trust_env=self._user_session is not None and self._user_session.trust_env,
-                    redactor=self.redactor,
+                    redactor=call_redactor(self.redactor, body),
                 )
                 if attempt >= attempts or response.status not in policy.retry_statuses:
                     raise error
@@ -443,6 +482,7 @@ class HttpTransport:
         data: Optional[str],
         timeout: Optional[float],
         endpoint: str,
+        request: Optional[BaseModel] = None,
     ) -> HttpResponse:
         failure: SaynaError
         proxy, proxy_auth, authorization = self._route or await self.route()
@@ -460,7 +500,7 @@ class HttpTransport:
                 proxy_auth=proxy_auth,
                 allow_redirects=False,
             ) as resp:
-                return await self._read(resp, endpoint)
+                return await self._read(resp, endpoint, request)
         except asyncio.TimeoutError as exc:
             failure = SaynaTimeoutError(
                 f"{endpoint} timed out after {timeout} s; raise the timeout (client "
@@ -490,12 +530,16 @@ class HttpTransport:
         failure.__cause__ = cause
         raise failure
 
-    async def _read(self, resp: aiohttp.ClientResponse, endpoint: str) -> HttpResponse:
-        """The response with its body, read up to the bound for its status."""
+    async def _read(
+        self, resp: aiohttp.ClientResponse, endpoint: str, request: Optional[BaseModel]
+    ) -> HttpResponse:
+        """The response with its body, read up to the bound for its status (``request``:
+        the request model, whose secrets a text quoting the body masks)."""
         status = resp.status
         limit = self.max_response_bytes if status < 300 else _MAX_ERROR_BODY
         if limit is None:
-            return HttpResponse(status, resp.headers, await resp.read(), endpoint)
+            data = await resp.read()
+            return HttpResponse(status, resp.headers, data, endpoint, self.redactor, request)
         declared = resp.content_length
         if status < 300 and declared is not None and declared > limit:
             resp.close()  # drop the connection: the body is never read
@@ -512,4 +556,4 @@ class HttpTransport:
                     raise too_large(status, endpoint, limit, f"sent more than {limit} bytes")
                 del body[limit:]  # an error's start is enough to report it
                 break
-        return HttpResponse(status, resp.headers, bytes(body), endpoint)
+        return HttpResponse(status, resp.headers, bytes(body), endpoint, self.redactor, request)

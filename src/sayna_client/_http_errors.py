@@ -41,9 +41,20 @@ __all__ = [
 _EXCERPT_CHARS = 300
 
 
-def excerpt(body: Union[bytes, str], limit: int = _EXCERPT_CHARS) -> str:
-    """The start of ``body`` on one line, at most ``limit`` characters (``...`` when cut)."""
-    text = body if isinstance(body, str) else body[: limit * 4].decode("utf-8", "replace")
+#: Bytes past the quoted part that are scrubbed too, so that a secret starting inside
+#: the excerpt is masked whole (a Google private key is about 1,700 characters).
+_SCRUB_SLACK = 16 * 1024
+
+
+def excerpt(
+    body: Union[bytes, str], limit: int = _EXCERPT_CHARS, redactor: Optional[Redactor] = None
+) -> str:
+    """The start of ``body`` on one line, at most ``limit`` characters (``...`` when cut),
+    with ``redactor``'s secrets masked (before the cut: no secret's first half shows)."""
+    head = body[: limit * 4 + _SCRUB_SLACK]
+    text = head if isinstance(head, str) else head.decode("utf-8", "replace")
+    if redactor is not None:
+        text = redactor.scrub(text)
     text = " ".join(text[: limit * 4].split())
     cut = len(text) > limit or len(body) > limit * 4
     return (text[:limit] + "...") if cut else (text or "(empty body)")

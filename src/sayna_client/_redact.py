@@ -9,12 +9,23 @@ every cause through it.
 
 from __future__ import annotations
 
+import json
 import traceback
 from collections.abc import Iterable
-from typing import Optional
+from typing import Any, Optional
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit, urlunsplit
 
-__all__ = ["MASK", "RedactedError", "Redactor", "safe_url", "split_userinfo", "url_secrets"]
+from pydantic import BaseModel
+
+__all__ = [
+    "MASK",
+    "RedactedError",
+    "Redactor",
+    "model_secrets",
+    "safe_url",
+    "split_userinfo",
+    "url_secrets",
+]
 
 MASK = "***"
 #: Shorter strings are not treated as secrets (masking "ab" would garble every message).
@@ -74,6 +85,48 @@ def url_secrets(url: str) -> list[str]:
     return found
 
 
+#: The fields of the request models that hold credentials: ``auth`` (``TTSConfig``'s and
+#: ``STTConfig``'s, whatever its shape), ``api_key`` and ``credentials`` of the ``auth``
+#: models, and ``SipCallSipConfig.auth_password``. Every string inside one is a secret
+#: (``AzureAuth.region``, a field of its own, is not).
+_CREDENTIAL_FIELDS = frozenset({"auth", "api_key", "auth_password", "credentials"})
+
+
+def model_secrets(model: BaseModel) -> list[str]:
+    """The credentials a request model carries (``SpeakRequest``'s ``tts_config.auth``,
+    ``SipCallRequest``'s ``sip.auth_password``...), in the forms a server may echo them:
+    as given, JSON-escaped (a private key's newlines as ``\\n``), and, for credentials
+    given as JSON text, each string inside. Walks the model; call it only when a text is
+    about to be shown (an error), not per request."""
+    found: list[str] = []
+    _collect(model, False, found)
+    return found
+
+
+def _collect(value: Any, secret: bool, found: list[str]) -> None:
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _collect(getattr(value, name, None), name in _CREDENTIAL_FIELDS, found)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _collect(item, secret, found)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _collect(item, secret, found)
+    elif secret and isinstance(value, str):
+        found.append(value)
+        for ascii_only in (False, True):
+            escaped = json.dumps(value, ensure_ascii=ascii_only)[1:-1]
+            if escaped != value:
+                found.append(escaped)
+        if value.lstrip().startswith("{"):  # e.g. Google credentials as JSON text
+            try:
+                parsed = json.loads(value)
+            except (ValueError, RecursionError):
+                return
+            _collect(parsed, True, found)
+
+
 class RedactedError(Exception):
     """Stands in for another library's exception whose text held a secret.
 
@@ -100,6 +153,14 @@ class Redactor:
         """Also mask ``secrets`` from now on."""
         merged = Redactor((*self._secrets, *secrets))
         self._secrets = merged._secrets
+
+    def also(self, secrets: Iterable[Optional[str]]) -> Redactor:
+        """A new redactor masking this one's secrets and ``secrets`` (this one unchanged:
+        for the text of one call, whose request held secrets of its own)."""
+        found = list(secrets)
+        if not found:
+            return self
+        return Redactor((*self._secrets, *found))
 
     def scrub(self, text: str) -> str:
         """``text`` with every secret replaced by ``***``."""

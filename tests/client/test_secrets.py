@@ -10,10 +10,13 @@ causes included), every ``__cause__``/``__context__`` in the chain, and the DEBU
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import socket
 import traceback
 from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
 from typing import Any, Callable
 
 import pydantic
@@ -29,8 +32,10 @@ from sayna_client import (
     SaynaAuthenticationError,
     SaynaClient,
     SaynaError,
+    SaynaInvalidResponseError,
     SaynaSyncClient,
     SaynaValidationError,
+    SipCallSipConfig,
     STTConfig,
     Timeouts,
     TTSConfig,
@@ -265,3 +270,122 @@ async def test_a_key_in_the_url_query_authenticates_rest_calls_too() -> None:
         async with SaynaClient(f"http://{host}/?api_key={QUERY_KEY}", stt, tts) as wrong:
             with pytest.raises(SaynaAuthenticationError):
                 await wrong.get_voices()
+
+
+# --- a server (or a proxy's page) that echoes the whole request ----------------------------
+
+NETRC_PASSWORD = "netrc-SECRET-password-0008"
+SIP_PASSWORD = "sip-SECRET-password-0009"
+#: A Google key as the JSON of a request carries it: its newlines escaped as ``\n``.
+GOOGLE_KEY = "-----BEGIN PRIVATE KEY-----\nMIIEvSECRET0010google\n-----END PRIVATE KEY-----\n"
+
+
+def _basic(user: str, password: str) -> str:
+    return base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+@pytest_asyncio.fixture
+async def echo() -> AsyncIterator[str]:
+    """Answers every request with its request line, headers and body quoted back, with
+    the status the path names (/200 as an HTML page, /400, /500), as a debug proxy or a
+    framework's error page does."""
+
+    async def echo_request(request: web.Request) -> web.Response:
+        status = int(request.path.strip("/").split("/")[0] or 200)
+        headers = "\n".join(f"{name}: {value}" for name, value in request.headers.items())
+        body = (await request.read()).decode()
+        page = f"<pre>{body}\n\n{request.method} {request.path_qs}\n{headers}</pre>"
+        return web.Response(status=status, text=page, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", echo_request)
+    async with serving(app) as url:
+        yield url
+
+
+def _no_secret_in(texts: Texts, secrets: list[str]) -> None:
+    for text in texts.texts:
+        for secret in secrets:
+            assert secret not in text, f"{secret!r} leaked in: {text[:300]!r}"
+
+
+async def test_an_unreadable_2xx_body_echoing_the_key_never_shows_it(
+    echo: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 200 page quoting the request (a debug proxy) is a SaynaInvalidResponseError
+    whose message, repr and .excerpt quote the body: the API key in it is masked, as in
+    an error status's body."""
+    caplog.set_level(logging.DEBUG)
+    texts = Texts()
+    async with SaynaClient(
+        echo + "/200", without_audio=True, api_key=API_KEY, retry=RETRY
+    ) as client:
+        for call in CALLS[1:4]:
+            error = await texts.failure(call(client))
+            assert isinstance(error, SaynaInvalidResponseError)
+            assert "Authorization: ***" in error.excerpt  # quoted, masked
+            logging.getLogger("app").error("call failed", exc_info=error)
+    texts.check(caplog)
+
+
+async def test_the_url_credentials_are_masked_as_the_basic_header_sends_them(
+    echo: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """user:password@ goes as ``Authorization: Basic <base64>``: a server echoing the
+    header would show the password to anyone who decodes it."""
+    caplog.set_level(logging.DEBUG)
+    texts = Texts()
+    host = echo.split("//", 1)[1]
+    url = f"http://{USER}:{PASSWORD}@{host}"
+    async with SaynaClient(url + "/400", without_audio=True, retry=RETRY) as client:
+        error = await texts.failure(client.health())
+        assert "Authorization: ***" in str(error.body)  # type: ignore[attr-defined]
+    async with SaynaClient(url + "/200", without_audio=True, retry=RETRY) as client:
+        await texts.failure(client.health())
+    texts.check(caplog)
+    _no_secret_in(texts, [_basic(USER, PASSWORD)])
+
+
+async def test_netrc_credentials_are_masked_in_an_echoed_body(
+    echo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine 127.0.0.1 login alice password {NETRC_PASSWORD}\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    texts = Texts()
+    async with SaynaClient(echo + "/500", without_audio=True, retry=RETRY) as client:
+        error = await texts.failure(client.health())
+        assert "Authorization: ***" in str(error.body)  # type: ignore[attr-defined]
+        error = await texts.failure(client.connect())  # the upgrade's refusal body too
+    _no_secret_in(texts, [NETRC_PASSWORD, _basic("alice", NETRC_PASSWORD)])
+
+
+async def test_provider_keys_of_the_request_body_are_masked_in_an_echoed_body(
+    echo: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The keys a REST body carries (``TTSConfig.auth`` in speak_rest, the SIP password
+    of sip_call) are masked in an error quoting the request, in the message and in
+    ``.body``; a Google key as the JSON escapes it too."""
+    caplog.set_level(logging.DEBUG)
+    texts = Texts()
+    google = GoogleAuth(credentials={"type": "service_account", "private_key": GOOGLE_KEY})
+    secrets = [PROVIDER, SIP_PASSWORD, GOOGLE_KEY, GOOGLE_KEY.replace("\n", "\\n")]
+    configs = [
+        TTSConfig(provider="elevenlabs", voice_id="v", auth=ApiKeyAuth(api_key=PROVIDER)),
+        TTSConfig(provider="elevenlabs", voice_id="v", auth={"api_key": PROVIDER}),
+        TTSConfig(provider="azure", auth=AzureAuth(api_key=PROVIDER, region="eastus")),
+        TTSConfig(provider="google", auth=google),
+        TTSConfig(provider="google", auth=GoogleAuth(credentials=json.dumps(google.credentials))),
+    ]
+    sip = SipCallSipConfig(auth_username="trunk", auth_password=SIP_PASSWORD)
+    async with SaynaClient(echo + "/400", without_audio=True, retry=RETRY) as client:
+        for config in configs:
+            error = await texts.failure(client.speak_rest("hello", config))
+            assert '"auth":' in str(error)  # the body was quoted
+        error = await texts.failure(
+            client.sip_call("room", "Caller", "caller-1", "+15105550123", "+15551234567", sip)
+        )
+        assert '"auth_username":"trunk"' in str(error)  # only the password is masked
+    texts.check(caplog)
+    _no_secret_in(texts, secrets)

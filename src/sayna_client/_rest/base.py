@@ -40,7 +40,12 @@ from .._config import (
     resolve_api_key,
 )
 from .._defaults import CLIENT_DEFAULT, Seconds
-from .._http import DEFAULT_MAX_RESPONSE_BYTES, HttpResponse, HttpTransport
+from .._http import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    HttpResponse,
+    HttpTransport,
+    authorization_secrets,
+)
 from .._redact import Redactor, safe_url, split_userinfo, url_secrets
 from ..errors import SaynaValidationError
 
@@ -214,13 +219,20 @@ class RestBase:
             )
         _check_http_options(proxy, http_session, max_response_bytes)
         self._api_key = resolve_api_key(api_key)
-        self._redactor = Redactor(
-            [self._api_key, *url_secrets(url), *(url_secrets(proxy) if proxy else ())]
-        )
         # A key given only as the URL's ``?api_key=`` authenticates REST calls too (the
         # WebSocket URL keeps the query; REST paths are joined to a base without it).
         key = self._api_key or (None if userinfo else query_api_key(bare))
         self._auth_headers = auth_headers(key, userinfo)
+        self._redactor = Redactor(
+            [
+                self._api_key,
+                *url_secrets(url),
+                *(url_secrets(proxy) if proxy else ()),
+                # The header as sent: a URL's user:password goes as base64, which a
+                # server echoing the request would show (and anyone can decode).
+                *authorization_secrets(self._auth_headers.get("Authorization")),
+            ]
+        )
         self._ssl = ssl = check_ssl(ssl)
         if (
             self._auth_headers
