@@ -9,8 +9,10 @@ refuses a redirect to another origin (:class:`RedirectRefused`), and
 :func:`redirected_elsewhere` catches one a user's own session followed.
 
 A session whose last client was collected is released on its loop (:func:`abandon`) with
-aiohttp's synchronous connector close, its one private API used here, behind a check
-that falls back to the public ``close()`` (see :func:`_sync_close_of`).
+aiohttp's synchronous connector close, behind a check that falls back to the public
+``close()`` (see :func:`_sync_close_of`). The only other private API used here is the
+switch of aiohttp's silent re-send of a request whose connection dropped, turned off when
+this aiohttp has it (:func:`no_silent_resend`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "drop",
     "lease",
     "let_go",
+    "no_silent_resend",
     "redirected_elsewhere",
     "unlease",
 ]
@@ -143,12 +146,12 @@ SYNC_CLOSE = True
 def _sync_close_of(connector: Optional[aiohttp.BaseConnector]) -> Optional[Callable[[], Any]]:
     """``connector``'s synchronous close, or None (then close it with ``await``).
 
-    The one use of aiohttp's private API here: a finalizer cannot wait, and aiohttp's
-    public ``close()`` returns an awaitable that warns when it is not awaited (and a task
-    made to await it may never run, at the end of ``asyncio.run()``); its synchronous half
-    is ``BaseConnector._close()``, which aiohttp's own finalizer calls. Checked (a
-    ``BaseConnector`` whose ``_close`` takes no argument); when this aiohttp has none, one
-    warning, and the public close is used.
+    One of the two uses of aiohttp's private API here (:func:`no_silent_resend` is the
+    other): a finalizer cannot wait, and aiohttp's public ``close()`` returns an awaitable
+    that warns when it is not awaited (and a task made to await it may never run, at the
+    end of ``asyncio.run()``); its synchronous half is ``BaseConnector._close()``, which
+    aiohttp's own finalizer calls. Checked (a ``BaseConnector`` whose ``_close`` takes no
+    argument); when this aiohttp has none, one warning, and the public close is used.
     """
     if connector is None or not SYNC_CLOSE:
         return None
@@ -265,7 +268,21 @@ class SharedSession:
             trust_env=False,
             trace_configs=[_redirect_guard()],
         )
+        no_silent_resend(self.session)
         self.users = 0
+
+
+def no_silent_resend(session: aiohttp.ClientSession) -> None:
+    """Turn off aiohttp's own re-send of a ``GET``/``PUT``/``DELETE`` whose connection
+    dropped before the answer (aiohttp 3.10+ sends it once more, unasked), so that the
+    client's ``RetryPolicy`` is the only source of retries: ``max_retries=0`` sends once,
+    and ``remove_livekit_participant`` (a ``DELETE``) is sent exactly once.
+
+    The switch is aiohttp's private ``ClientSession._retry_connection`` (what its own
+    test client turns off); an aiohttp without it (3.9) does not re-send, and nothing is
+    set there (setting an unknown attribute would warn in debug mode)."""
+    if isinstance(getattr(session, "_retry_connection", None), bool):
+        session._retry_connection = False
 
 
 #: The shared session of each running event loop.
