@@ -5,6 +5,7 @@ with the status and a short excerpt; no body is read past the client's bound."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Callable, Optional
 
@@ -61,6 +62,7 @@ class Hostile:
     def __init__(self) -> None:
         self.status = 200
         self.body = b""
+        self.headers: dict[str, str] = {}
         self.stream_bytes = 0
         self.declare_length = False
         self.sent = 0
@@ -72,7 +74,7 @@ class Hostile:
     async def _any(self, request: web.Request) -> web.StreamResponse:
         await request.read()
         if not self.stream_bytes:
-            return web.Response(status=self.status, body=self.body)
+            return web.Response(status=self.status, body=self.body, headers=self.headers)
         response = web.StreamResponse(status=self.status)
         if self.declare_length:
             response.content_length = self.stream_bytes
@@ -215,3 +217,93 @@ async def test_a_300_mb_error_body_is_not_read_whole(hostile: tuple[Hostile, str
 def test_the_bound_must_be_a_positive_integer(bad: Any) -> None:
     with pytest.raises(SaynaValidationError, match="max_response_bytes"):
         SaynaClient("http://127.0.0.1:1", without_audio=True, max_response_bytes=bad)
+
+
+PROXY_PAGE = b"<html><head><title>Proxy Authentication Required</title></head></html>"
+AUDIO_CALLS: dict[str, Call] = {
+    "speak_rest": lambda c: c.speak_rest("hello", TTSConfig(provider="deepgram")),
+    "get_recording": lambda c: c.get_recording("call-1"),
+}
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/html; charset=utf-8",
+        "text/plain",
+        "application/json",
+        "application/problem+json",
+        "application/xml",
+        "application/xhtml+xml",
+    ],
+)
+@pytest.mark.parametrize("call_name", sorted(AUDIO_CALLS))
+async def test_a_2xx_page_that_is_not_audio_is_refused(
+    hostile: tuple[Hostile, str], call_name: str, content_type: str
+) -> None:
+    """A proxy's HTML page (or a gateway's JSON) with status 200 was returned as audio:
+    `sayna speak` wrote it into a WAV file and exited 0."""
+    server, url = hostile
+    server.body = PROXY_PAGE
+    server.headers = {"Content-Type": content_type}
+    async with _client(url) as client:
+        with pytest.raises(SaynaInvalidResponseError) as info:
+            await AUDIO_CALLS[call_name](client)
+    error = info.value
+    assert error.status_code == 200
+    assert error.endpoint in ("POST /speak", "GET /recording/call-1")
+    media = content_type.split(";")[0]
+    assert f"its Content-Type is {media!r}, not audio" in str(error)
+    assert "Proxy Authentication Required" in error.excerpt
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["audio/pcm", "audio/ogg", "Audio/WAV", "audio/basic", "application/octet-stream"],
+)
+@pytest.mark.parametrize("call_name", sorted(AUDIO_CALLS))
+async def test_audio_types_the_server_sends_are_returned(
+    hostile: tuple[Hostile, str], call_name: str, content_type: str
+) -> None:
+    server, url = hostile
+    server.body = b"\x00\x01" * 100
+    server.headers = {"Content-Type": content_type}
+    async with _client(url) as client:
+        audio, headers = await AUDIO_CALLS[call_name](client)
+    assert audio == server.body
+    assert headers["Content-Type"] == content_type
+
+
+@pytest.mark.parametrize("call_name", sorted(AUDIO_CALLS))
+async def test_audio_headers_are_looked_up_in_any_case(
+    hostile: tuple[Hostile, str], call_name: str
+) -> None:
+    """The README's int(headers["x-sample-rate"]) raised KeyError when the server (or a
+    proxy) sent X-Sample-Rate: header names are case-insensitive."""
+    server, url = hostile
+    server.body = b"\x00\x00" * 10
+    server.headers = {
+        "Content-Type": "audio/pcm",
+        "X-Sample-Rate": "24000",
+        "X-Audio-Format": "linear16",
+    }
+    async with _client(url) as client:
+        _audio, headers = await AUDIO_CALLS[call_name](client)
+    assert int(headers["x-sample-rate"]) == 24000
+    assert headers["X-SAMPLE-RATE"] == headers["X-Sample-Rate"] == "24000"
+    assert headers.get("x-audio-format") == "linear16"
+    assert headers.get("content-type") == "audio/pcm"
+    assert headers.get("x-missing") is None
+    assert headers.get("x-missing", "0") == "0"
+    assert "x-sample-rate" in headers
+    assert "x-missing" not in headers
+    with pytest.raises(KeyError):
+        headers["x-missing"]
+    # Still the dict it was: the names as sent, equality, JSON, assignment.
+    assert isinstance(headers, dict)
+    assert "X-Sample-Rate" in list(headers)
+    as_sent = dict(headers)
+    assert headers == as_sent
+    assert json.loads(json.dumps(headers)) == as_sent
+    headers["x-mine"] = "1"
+    assert headers["X-Mine"] == "1"

@@ -10,20 +10,83 @@ transfer, removing a participant) are sent once.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from pydantic import RootModel
 
 from .._config import MAX_TEXT_CHARS, RetryPolicy
 from .._defaults import CLIENT_DEFAULT, Seconds
-from .._http import path_segment
+from .._http import HttpResponse, path_segment
 from ..errors import SaynaValidationError
 from ..types import HealthResponse, SpeakRequest, TTSConfig, VoiceDescriptor
 from .base import require_text
 from .livekit import LiveKitEndpoints
 from .sip import SipEndpoints
 
-__all__ = ["RestClient"]
+__all__ = ["ResponseHeaders", "RestClient"]
+
+
+class ResponseHeaders(Dict[str, str]):
+    """The headers of a ``speak_rest`` or ``get_recording`` answer: a ``dict`` of the
+    names as the server sent them, whose look-ups (``headers["x-sample-rate"]``,
+    ``.get()``, ``in``) ignore case, as HTTP header names do (hyper sends
+    ``x-sample-rate``, a proxy may send ``X-Sample-Rate``). Everything else is the
+    ``dict``'s: equality, iteration, ``json.dumps``, assignment (``pop`` and ``del`` take
+    the name as it is stored)."""
+
+    __slots__ = ()
+
+    def __getitem__(self, name: str) -> str:
+        try:
+            return dict.__getitem__(self, name)
+        except KeyError:
+            found = self._folded(name)
+            if found is None:
+                raise
+            return dict.__getitem__(self, found)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The value of header ``name`` in any case, else ``default``."""
+        if dict.__contains__(self, name):
+            return dict.__getitem__(self, name)
+        found = self._folded(name)
+        return default if found is None else dict.__getitem__(self, found)
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or self._folded(name) is not None
+
+    def _folded(self, name: object) -> Optional[str]:
+        """The stored name equal to ``name`` but for case (a handful of headers)."""
+        if not isinstance(name, str):
+            return None
+        folded = name.lower()
+        for key in self:
+            if key.lower() == folded:
+                return key
+        return None
+
+
+#: Media types of a 2xx body that is certainly not audio (a proxy's login page, an API
+#: gateway's JSON): ``text/*``, JSON, XML and HTML. The server sends ``audio/*`` or
+#: ``application/octet-stream`` (protocol sections 3.6 and 3.9); no type is accepted too.
+_NOT_AUDIO_SUBTYPES = ("json", "xml", "html", "xhtml+xml", "javascript")
+
+
+def _audio(response: HttpResponse) -> tuple[bytes, dict[str, str]]:
+    """``(body, headers)`` of an answer that should be audio.
+
+    Raises:
+        SaynaInvalidResponseError: its ``Content-Type`` says it is text, JSON, XML or
+            HTML (the start of the body quoted, secrets masked).
+    """
+    headers = ResponseHeaders(response.headers)
+    content_type = headers.get("Content-Type")
+    if content_type:
+        media = content_type.split(";", 1)[0].strip().lower()
+        kind, _, subtype = media.partition("/")
+        if kind == "text" or subtype in _NOT_AUDIO_SUBTYPES or subtype.endswith(("+json", "+xml")):
+            raise response.unreadable(f"its Content-Type is {media[:80]!r}, not audio")
+    return response.body, headers
 
 
 class VoiceCatalogue(RootModel[Dict[str, List[VoiceDescriptor]]]):
@@ -128,12 +191,15 @@ class RestClient(LiveKitEndpoints, SipEndpoints):
         Returns:
             ``(audio, headers)``: the audio bytes in ``tts_config.audio_format`` and the
             response headers, including ``Content-Type``, ``Content-Length``,
-            ``x-audio-format`` and ``x-sample-rate``. PCM formats are headerless
-            16-bit mono; ``sayna_client.audio.pcm_to_wav_bytes`` makes them playable.
+            ``x-audio-format`` and ``x-sample-rate``: a ``dict`` whose look-ups ignore
+            case (:class:`ResponseHeaders`). PCM formats are headerless 16-bit mono;
+            ``sayna_client.audio.pcm_to_wav_bytes`` makes them playable.
 
         Raises:
             SaynaValidationError: empty text or a ``tts_config`` that is not a ``TTSConfig``.
             SaynaBadRequestError: the server refused the text or the provider.
+            SaynaInvalidResponseError: a 2xx answer whose ``Content-Type`` is text, JSON,
+                XML or HTML (a proxy's page), not audio.
         """
         require_text("text", text, "Hello, world!")
         if len(text) > MAX_TEXT_CHARS:
@@ -153,7 +219,7 @@ class RestClient(LiveKitEndpoints, SipEndpoints):
             retry=retry,
             idempotent=True,
         )
-        return response.body, dict(response.headers)
+        return _audio(response)
 
     async def get_recording(
         self, stream_id: str, *, timeout: Seconds = CLIENT_DEFAULT
@@ -164,9 +230,15 @@ class RestClient(LiveKitEndpoints, SipEndpoints):
             stream_id: the session's id (``received_stream_id`` after ``ready``).
             timeout: seconds; ``None``: no limit; default: the client's.
 
+        Returns:
+            ``(audio, headers)``: the recording's bytes and the response headers, a
+            ``dict`` whose look-ups ignore case (:class:`ResponseHeaders`).
+
         Raises:
             SaynaValidationError: ``stream_id`` is empty or holds ``/`` or ``..``.
             SaynaNotFoundError: no recording for that stream.
+            SaynaInvalidResponseError: a 2xx answer whose ``Content-Type`` is text, JSON,
+                XML or HTML (a proxy's page), not audio.
         """
         require_text("stream_id", stream_id, "call-42")
         if "/" in stream_id or ".." in stream_id:
@@ -176,4 +248,4 @@ class RestClient(LiveKitEndpoints, SipEndpoints):
         response = await self._request(
             "GET", f"/recording/{path_segment(stream_id)}", timeout=timeout, idempotent=True
         )
-        return response.body, dict(response.headers)
+        return _audio(response)
