@@ -30,15 +30,17 @@ from yarl import URL
 from ._config import RetryPolicy, backoff_delay
 from ._defaults import CLIENT_DEFAULT, Seconds, resolve
 from ._http_errors import (
+    NOT_HTTP,
     connection_problem,
     error_from_response,
     excerpt,
+    not_http,
     refused_request,
     retry_after_seconds,
     too_large,
 )
 from ._http_sessions import SharedSession, abandon, client_timeout, drop, lease, unlease
-from ._redact import Redactor, model_secrets
+from ._redact import Redactor, model_secrets, safe_url
 from .errors import (
     SaynaConnectionError,
     SaynaError,
@@ -488,6 +490,7 @@ class HttpTransport:
         proxy, proxy_auth, authorization = self._route or await self.route()
         if authorization is not None:
             headers = {**headers, "Authorization": authorization}
+        status: Optional[int] = None
         try:
             async with self.session().request(
                 method,
@@ -500,6 +503,7 @@ class HttpTransport:
                 proxy_auth=proxy_auth,
                 allow_redirects=False,
             ) as resp:
+                status = resp.status
                 return await self._read(resp, endpoint, request)
         except asyncio.TimeoutError as exc:
             failure = SaynaTimeoutError(
@@ -511,10 +515,13 @@ class HttpTransport:
             cause: BaseException = exc
         except (aiohttp.ClientError, OSError) as exc:
             cause = self.redactor.cause(exc)
-            problem = connection_problem(self._base_url, exc)
-            failure = SaynaConnectionError(
-                f"{endpoint} failed: {self.redactor.scrub(problem)}", cause
-            )
+            if not_http(exc):  # not retried: the same peer answers the same way
+                failure = self._not_http(endpoint, status)
+            else:
+                problem = connection_problem(self._base_url, exc)
+                failure = SaynaConnectionError(
+                    f"{endpoint} failed: {self.redactor.scrub(problem)}", cause
+                )
         except ValueError as exc:  # aiohttp refused a header or the URL as built
             cause = self.redactor.cause(exc)
             failure = SaynaValidationError(
@@ -529,6 +536,19 @@ class HttpTransport:
         # a secret) is not kept as __context__; __cause__ is it, or its scrubbed stand-in.
         failure.__cause__ = cause
         raise failure
+
+    def _not_http(self, endpoint: str, status: Optional[int]) -> SaynaInvalidResponseError:
+        """The error of an answer aiohttp could not parse as HTTP: no status line
+        (``status`` None: another service on the port) or a body whose framing is broken."""
+        where = self.redactor.scrub(safe_url(self._base_url))
+        if status is None:
+            text = f"{endpoint} failed: {where} {NOT_HTTP}"
+        else:
+            text = (
+                f"{endpoint} answered HTTP {status} from {where} with a body that is not valid "
+                "HTTP (broken chunked or compressed framing)"
+            )
+        return SaynaInvalidResponseError(text, status, endpoint)
 
     async def _read(
         self, resp: aiohttp.ClientResponse, endpoint: str, request: Optional[BaseModel]

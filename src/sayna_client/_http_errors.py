@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import socket
 import ssl
@@ -28,10 +29,13 @@ from .errors import (
 )
 
 __all__ = [
+    "NOT_HTTP",
     "auth_hint",
     "connection_problem",
+    "cut_short",
     "error_from_response",
     "excerpt",
+    "not_http",
     "refused_request",
     "retry_after_seconds",
     "too_large",
@@ -61,14 +65,17 @@ def excerpt(
 
 
 def retry_after_seconds(value: Optional[str]) -> Optional[float]:
-    """A ``Retry-After`` header (seconds or an HTTP date) in seconds from now, or None."""
+    """A ``Retry-After`` header in seconds from now, or None when absent or invalid.
+
+    RFC 9110 allows a whole number of seconds (``1*DIGIT``) or an HTTP date; anything
+    else (``inf``, ``1e400``, ``-5``, ``1.5``) is ignored, so the value is always finite:
+    ``await asyncio.sleep(exc.retry_after or 5)`` returns."""
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if value.isascii() and value.isdigit():
+        seconds = float(value)  # 400 digits and more: inf
+        return seconds if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -189,14 +196,66 @@ def connection_problem(url: str, exc: BaseException) -> str:
             return f"cannot reach {where}: host name not found; check the URL"
         if os_error.errno == errno.ECONNREFUSED:
             return f"cannot reach {where}: connection refused; is the server running there?"
-        reason = os.strerror(os_error.errno) if os_error.errno else str(os_error)
-        return f"cannot reach {where}: {reason.lower()}"
+        if isinstance(os_error, ConnectionResetError) and _secure(where):
+            # The connector's last step for https/wss is the TLS handshake: a server
+            # that refuses the client's TLS versions or ciphers may just hang up.
+            return (
+                f"cannot reach {where}: connection reset during the TLS handshake; check "
+                "ssl= and the TLS versions the server accepts"
+            )
+        return f"cannot reach {where}: {_os_reason(os_error).lower()}"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return f"{where} closed the connection before answering"
+    if isinstance(exc, aiohttp.ClientPayloadError) and cut_short(exc):
+        return f"{where} closed the connection before sending the whole answer"
+    if not_http(exc):
+        return f"{where} {NOT_HTTP}"
     if isinstance(exc, aiohttp.ClientError):
         return f"{type(exc).__name__} talking to {where}: {exc}"
-    reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc)
+    reason = _os_reason(exc) if isinstance(exc, OSError) else (str(exc) or type(exc).__name__)
     return f"cannot reach {where}: {reason}"
+
+
+#: What a peer that does not speak HTTP is said to have done (after its URL).
+NOT_HTTP = "answered with something that is not HTTP (wrong port?)"
+
+
+def not_http(exc: BaseException) -> bool:
+    """``exc`` is aiohttp's parser refusing the answer: a status line or headers that
+    are not HTTP (another service on the port, an SSH banner) or a body whose framing
+    is broken (chunks, compression). aiohttp reports those as ``ClientResponseError``
+    with a status 400 the peer never sent, or as ``ClientPayloadError``; a body cut
+    short by a closed connection is a connection problem instead (:func:`cut_short`).
+    The ``ClientResponseError`` subclasses (a proxy's refusal, a WebSocket upgrade's)
+    are real statuses, not this."""
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return not cut_short(exc)
+    return type(exc) is aiohttp.ClientResponseError
+
+
+def cut_short(exc: aiohttp.ClientPayloadError) -> bool:
+    """The body ended with the connection before its length (aiohttp's words for it
+    since 3.9; another text reads as a malformed body)."""
+    return str(exc).startswith("Response payload is not completed")
+
+
+def _secure(where: str) -> bool:
+    return where.split(":", 1)[0].lower() in ("https", "wss")
+
+
+def _os_reason(error: OSError) -> str:
+    """``error`` in words: the OS's text for its errno, else its own text, else its
+    class in words (``ConnectionResetError()`` has neither errno nor text)."""
+    if error.errno:
+        return os.strerror(error.errno)
+    text = str(error)
+    if text:
+        return text
+    if isinstance(error, ConnectionResetError):
+        return "connection reset by the server"
+    if isinstance(error, ConnectionAbortedError):
+        return "connection aborted"
+    return f"the connection failed ({type(error).__name__})"
 
 
 #: OpenSSL's reasons for a handshake answered by a peer that does not speak TLS (a plain

@@ -17,7 +17,7 @@
     ├── SaynaProtocolError              the server sent something the protocol does not allow
     └── SaynaServerError                the server answered with an error
         ├── SaynaInvalidResponseError   a REST body this SDK cannot read (not JSON, too deep,
-        │                               too large...); also a SaynaProtocolError
+        │                               too large, not HTTP...); also a SaynaProtocolError
         ├── SaynaConfigRejectedError    the WebSocket ``config`` was answered with ``error``
         ├── SaynaTTSError               the TTS provider failed a speech (``TTS error: ...``):
         │                               raised by ``await`` of that speech's handle
@@ -305,14 +305,19 @@ class SaynaInvalidResponseError(SaynaServerError, SaynaProtocolError):
     deeply, holds a number too large to convert or is not the documented shape, or a
     body larger than the client's ``max_response_bytes`` (not read past the bound).
 
+    Also an answer that is not HTTP at all (another service on the port: no status line,
+    ``status_code`` None) or whose body framing is broken (chunks, compression); such an
+    answer is not retried.
+
     ``status_code`` and ``endpoint`` say which answer; ``excerpt`` (also in the message)
     is the start of the body, never the whole of it. It is a :class:`SaynaProtocolError`
     too, the class such answers raised before.
     """
 
-    def __init__(self, message: str, status_code: int, endpoint: str, *, excerpt: str = "") -> None:
+    def __init__(
+        self, message: str, status_code: Optional[int], endpoint: str, *, excerpt: str = ""
+    ) -> None:
         super().__init__(message, status_code=status_code, endpoint=endpoint)
-        self.status_code: int = status_code
         self.excerpt = excerpt
 
 

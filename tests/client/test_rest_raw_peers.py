@@ -5,11 +5,13 @@ What the server received is counted, so a request sent twice shows."""
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Callable, Optional
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -17,6 +19,8 @@ from sayna_client import (
     RetryPolicy,
     SaynaClient,
     SaynaConnectionError,
+    SaynaInvalidResponseError,
+    SaynaRateLimitError,
 )
 
 #: Retries without waiting for the default backoff.
@@ -29,14 +33,15 @@ Answer = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable
 
 class RawPeer:
     """A TCP server on 127.0.0.1 answering each request with ``answer``; ``requests``
-    holds every request it read (head and body). ``tls_hello``: read a TLS ClientHello
-    and close instead (an HTTP request never comes)."""
+    holds every request it read (head and body). ``tls_hello``: read the start of a TLS
+    ClientHello and close the connection instead (with a reset: ``reset_hello``)."""
 
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
         self.requests: list[bytes] = []
         self.hellos = 0
         self.tls_hello = False
+        self.reset_hello = False
         self.url = ""
         self._server: Optional[asyncio.AbstractServer] = None
 
@@ -56,6 +61,8 @@ class RawPeer:
             if self.tls_hello:
                 await reader.read(5)  # the start of the ClientHello
                 self.hellos += 1
+                if self.reset_hello:
+                    reset(writer)
                 return
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -119,3 +126,162 @@ async def test_a_reset_connection_is_retried_only_by_the_retry_policy(
         with pytest.raises(SaynaConnectionError):
             await call(client)
     assert len(resetting.requests) == sent, resetting.request_lines
+
+
+def _answering(*parts: bytes) -> Answer:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: bytes) -> bool:
+        for part in parts:
+            writer.write(part)
+        await writer.drain()
+        return False
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"SSH-2.0-OpenSSH_9.6\r\n",
+        b"HTTP/1.1 abc OK\r\nContent-Length: 2\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nBad Header\r\nContent-Length: 2\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+    ],
+    ids=["ssh-banner", "bad-status-line", "bad-header", "bad-chunk-size"],
+)
+async def test_a_peer_that_does_not_speak_http_is_an_invalid_response_not_retried(
+    answer: bytes,
+) -> None:
+    """It was a SaynaConnectionError quoting aiohttp's parser ("ClientResponseError
+    talking to ...: 400, message=...", a 400 the peer never sent), retried."""
+    async with (
+        RawPeer(_answering(answer)) as peer,
+        SaynaClient(peer.url, without_audio=True, retry=FAST) as client,
+    ):
+        with pytest.raises(SaynaInvalidResponseError) as info:
+            await client.health()
+    assert len(peer.requests) == 1
+    error = info.value
+    assert str(error) == (
+        f"GET / failed: {peer.url} answered with something that is not HTTP (wrong port?)"
+    )
+    assert error.status_code is None
+    assert error.endpoint == "GET /"
+    assert isinstance(error.__cause__, aiohttp.ClientResponseError)
+
+
+async def test_a_body_whose_encoding_is_broken_is_an_invalid_response() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nabcde"
+    async with (
+        RawPeer(_answering(answer)) as peer,
+        SaynaClient(peer.url, without_audio=True, retry=FAST) as client,
+    ):
+        with pytest.raises(SaynaInvalidResponseError) as info:
+            await client.health()
+    assert len(peer.requests) == 1
+    assert info.value.status_code == 200
+    assert str(info.value) == (
+        f"GET / answered HTTP 200 from {peer.url} with a body that is not valid HTTP "
+        "(broken chunked or compressed framing)"
+    )
+
+
+async def test_a_body_cut_short_by_the_connection_is_a_connection_error_retried() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{}"
+    async with (
+        RawPeer(_answering(answer)) as peer,
+        SaynaClient(peer.url, without_audio=True, retry=FAST) as client,
+    ):
+        with pytest.raises(SaynaConnectionError) as info:
+            await client.health()
+    assert len(peer.requests) == 3
+    assert str(info.value) == (
+        f"GET / failed: {peer.url} closed the connection before sending the whole answer"
+    )
+
+
+async def test_a_websocket_peer_that_does_not_speak_http_is_named_plainly() -> None:
+    async with (
+        RawPeer(_answering(b"SSH-2.0-OpenSSH_9.6\r\n")) as peer,
+        SaynaClient(peer.url, without_audio=True, retry=ONCE) as client,
+    ):
+        with pytest.raises(SaynaConnectionError) as info:
+            await client.connect()
+    ws_url = "ws" + peer.url[len("http") :] + "/ws"
+    assert str(info.value) == (
+        f"Could not open the WebSocket: {ws_url} answered with something that is not HTTP "
+        "(wrong port?)"
+    )
+
+
+async def test_an_audio_answer_without_a_content_type_is_returned() -> None:
+    """The real server always names the type; a body without one is taken as audio."""
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n\x00\x01\x02\x03"
+    async with (
+        RawPeer(_answering(answer)) as peer,
+        SaynaClient(peer.url, without_audio=True, retry=ONCE) as client,
+    ):
+        audio, headers = await client.get_recording("call-1")
+    assert audio == b"\x00\x01\x02\x03"
+    assert "content-type" not in headers
+
+
+@pytest.mark.parametrize("value", ["inf", "Infinity", "1e400", "nan", "-5", "1.5", "9" * 400])
+async def test_a_retry_after_that_is_not_whole_seconds_is_ignored(value: str) -> None:
+    """float() took inf, 1e400 and Infinity: retry_after was inf, and the documented
+    ``await asyncio.sleep(exc.retry_after or 5)`` never returned."""
+    limited = (
+        b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+        b"Retry-After: " + value.encode() + b"\r\nContent-Length: 2\r\n\r\n{}"
+    )
+    async with (
+        RawPeer(_answering(limited)) as peer,
+        SaynaClient(peer.url, without_audio=True, retry=ONCE) as client,
+    ):
+        with pytest.raises(SaynaRateLimitError) as info:
+            await client.health()
+    assert info.value.retry_after is None
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("0", 0.0), ("7", 7.0), (" 120 ", 120.0)])
+async def test_a_retry_after_in_whole_seconds_is_kept(value: str, seconds: float) -> None:
+    limited = (
+        b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+        b"Retry-After: " + value.encode() + b"\r\nContent-Length: 2\r\n\r\n{}"
+    )
+    async with (
+        RawPeer(_answering(limited)) as peer,
+        SaynaClient(peer.url, without_audio=True, retry=ONCE) as client,
+    ):
+        with pytest.raises(SaynaRateLimitError) as info:
+            await client.health()
+    assert info.value.retry_after == seconds
+    assert math.isfinite(info.value.retry_after)
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+async def test_a_tls_handshake_the_server_ends_names_the_cause(how: str) -> None:
+    """A server that hangs up on the ClientHello (one refusing the client's TLS
+    versions may) gave "cannot reach https://...: " with nothing after the colon."""
+
+    async def unused(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: bytes) -> bool:
+        return False
+
+    peer = RawPeer(unused)
+    peer.tls_hello = True
+    peer.reset_hello = how == "reset"
+    async with peer:
+        url = peer.url.replace("http://", "https://")
+        async with SaynaClient(url, without_audio=True, retry=ONCE) as client:
+            with pytest.raises(SaynaConnectionError) as rest:
+                await client.health()
+            with pytest.raises(SaynaConnectionError) as ws:
+                await client.connect()
+    assert str(rest.value) == (
+        f"GET / failed: cannot reach {url}: connection reset during the TLS handshake; "
+        "check ssl= and the TLS versions the server accepts"
+    )
+    assert str(ws.value).endswith(
+        "/ws: connection reset during the TLS handshake; check ssl= and the TLS versions "
+        "the server accepts"
+    )
+    assert peer.hellos == 2
