@@ -40,6 +40,7 @@ __all__ = [
     "client_timeout",
     "drop",
     "lease",
+    "left_origin",
     "let_go",
     "no_silent_resend",
     "redirected_elsewhere",
@@ -80,8 +81,16 @@ def redirected_elsewhere(response: aiohttp.ClientResponse, url: str) -> Optional
     ``url``, was redirected to another origin, else None. A session the client did not
     make (``http_session=``) follows redirects before :func:`_refuse_redirect` could
     stop it; this catches it before anything is sent on the socket."""
-    history = response.history
-    final = response.url
+    return left_origin(response.history, response.url, url)
+
+
+def left_origin(
+    history: tuple[aiohttp.ClientResponse, ...], final: URL, url: str
+) -> Optional[tuple[int, str]]:
+    """``(status of the first redirect, final URL without credentials)`` when the
+    redirects in ``history`` took a request for ``url`` to ``final`` on another origin,
+    else None. Also for an upgrade the target refused: aiohttp's
+    ``WSServerHandshakeError`` carries the history and the final request's URL."""
     if not history:
         return None
     if _origin(final) == _origin(URL(url)):

@@ -274,3 +274,51 @@ async def test_a_users_own_session_does_not_send_the_config_after_a_redirect() -
     assert info.value.status_code == 307
     assert target_url.split("//", 1)[1] in str(info.value)
     assert target.configs == []  # the socket was closed before the config
+
+
+@pytest.mark.parametrize("refusal", [404, 401, 200])
+async def test_a_users_session_redirected_to_a_refusing_origin_says_redirect(
+    refusal: int,
+) -> None:
+    """With http_session=, aiohttp follows the redirect; when the other origin refuses
+    the upgrade, the error was that origin's status (SaynaNotFoundError "no reason
+    given") named after the original URL, the redirect nowhere said."""
+    reached: list[str] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        reached.append(request.path)
+        return web.json_response({"error": "no such page"}, status=refusal)
+
+    target = web.Application()
+    target.router.add_get("/{tail:.*}", elsewhere)
+    target_runner, target_url = await start_app(target)
+
+    async def redirect(request: web.Request) -> web.Response:
+        return web.Response(status=307, headers={"Location": target_url + "/ws?token=leak"})
+
+    app = web.Application()
+    app.router.add_get("/ws", redirect)
+    runner, url = await start_app(app)
+    try:
+        async with (
+            aiohttp.ClientSession() as own,
+            SaynaClient(
+                url, stt(), tts(), timeouts=Timeouts(connect=5, ready=5), http_session=own
+            ) as client,
+        ):
+            with pytest.raises(SaynaHttpError) as info:
+                await client.connect()
+    finally:
+        await runner.cleanup()
+        await target_runner.cleanup()
+    error = info.value
+    assert type(error) is SaynaHttpError
+    assert error.status_code == 307
+    assert error.error == "redirect"
+    assert error.body == {"location": target_url + "/ws"}
+    assert str(error).startswith(
+        f"The WebSocket upgrade to {'ws' + url[4:]}/ws was redirected (HTTP 307) to "
+        f"{target_url}/ws."
+    )
+    assert "leak" not in str(error)
+    assert reached == ["/ws"]  # aiohttp followed it once; nothing asked it again

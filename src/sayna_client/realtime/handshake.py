@@ -14,7 +14,7 @@ import aiohttp
 
 from .._compat import within
 from .._http_errors import auth_hint, connection_problem, refused_request
-from .._http_sessions import RedirectRefused, redirected_elsewhere
+from .._http_sessions import RedirectRefused, left_origin, redirected_elsewhere
 from .._redact import Redactor, safe_url
 from ..errors import (
     SaynaConnectionError,
@@ -58,7 +58,9 @@ async def open_socket(
         SaynaAuthenticationError (and other ``SaynaHttpError``): the upgrade got an
             HTTP error status, e.g. 401 for a missing or wrong API key.
         SaynaTimeoutError: the handshake took longer than ``connect_timeout``.
-        SaynaHttpError: the upgrade was redirected to another origin (not followed).
+        SaynaHttpError: the upgrade was redirected to another origin (not followed; with
+            a user's ``http_session``, followed by aiohttp and refused after, whatever
+            the target answered).
         SaynaConnectionError: refused, reset, DNS or TLS failure.
         SaynaValidationError: aiohttp refused to send the upgrade as built.
     """
@@ -97,13 +99,19 @@ async def open_socket(
         cause = exc
     except aiohttp.WSServerHandshakeError as exc:
         cause = scrub.cause(exc)  # its text holds the URL, query included
-        body = await _refusal_body(
-            session, url, headers, ssl, connect_timeout, proxy, proxy_auth, scrub
-        )
-        hint = auth_hint(
-            "Authorization" in headers and not netrc, netrc=netrc, trust_env=session.trust_env
-        )
-        failure = _handshake_error(where, exc.status, body, hint)
+        moved = left_origin(exc.history, exc.request_info.url, url)
+        if moved is not None:
+            # A user's http_session followed a redirect to another origin, whose
+            # answer refused the upgrade: the redirect is what went wrong here.
+            failure = _redirect_error(RedirectRefused(moved[0], where, moved[1]))
+        else:
+            body = await _refusal_body(
+                session, url, headers, ssl, connect_timeout, proxy, proxy_auth, scrub
+            )
+            hint = auth_hint(
+                "Authorization" in headers and not netrc, netrc=netrc, trust_env=session.trust_env
+            )
+            failure = _handshake_error(where, exc.status, body, hint)
     except (aiohttp.ClientError, OSError) as exc:
         cause = scrub.cause(exc)
         problem = scrub.scrub(connection_problem(url, exc))
