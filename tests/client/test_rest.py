@@ -261,6 +261,41 @@ async def test_set_sip_hooks_wants_a_list(
     assert server.records.requests_to("/sip/hooks", "POST") == []
 
 
+@pytest.mark.parametrize(
+    ("hosts", "message"),
+    [
+        (5, "got int, e.g. ['sip.example.com']"),
+        (3.5, "got float, e.g. ['sip.example.com']"),
+        (None, "got NoneType, e.g. ['sip.example.com']"),
+        (b"sip.example.com", "got bytes, e.g. ['sip.example.com']"),
+        ("sip.example.com", "got str: wrap it in a list, e.g. ['sip.example.com']"),
+        ({"sip.example.com": "x"}, "got dict, e.g. ['sip.example.com']"),
+    ],
+)
+async def test_delete_sip_hooks_wants_a_list_of_names(
+    client: SaynaClient, server: LocalServer, hosts: object, message: str
+) -> None:
+    """delete_sip_hooks(5) raised a bare TypeError, bytes said "hosts[0] must be a string,
+    got int", and a dict was sent as its keys."""
+    with pytest.raises(SaynaValidationError) as info:
+        await client.delete_sip_hooks(hosts)  # type: ignore[arg-type]
+    assert str(info.value) == f"hosts must be a list of host names, {message}"
+    assert server.records.requests_to("/sip/hooks", "DELETE") == []
+
+
+async def test_delete_sip_hooks_takes_any_collection_of_names(
+    client: SaynaClient, server: LocalServer
+) -> None:
+    await client.set_sip_hooks(
+        [{"host": f"{name}.example.com", "url": "http://127.0.0.1:9/hook"} for name in "abc"]
+    )
+    await client.delete_sip_hooks(("a.example.com",))
+    remaining = await client.delete_sip_hooks({"b.example.com"})
+    assert [h.host for h in remaining.hooks] == ["c.example.com"]
+    sent = [r.json for r in server.records.requests_to("/sip/hooks", "DELETE")]
+    assert sent == [{"hosts": ["a.example.com"]}, {"hosts": ["b.example.com"]}]
+
+
 async def test_sip_hooks_response_tolerates_new_fields() -> None:
     """A server whose hook entries carry more fields (a newer version): the table is
     read, the unknown fields left out of the hooks (never a secret in a repr)."""

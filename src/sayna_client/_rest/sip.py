@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, Optional, Union
 
 from pydantic import ValidationError
@@ -104,9 +105,18 @@ class SipEndpoints(RestBase):
             timeout: seconds; ``None``: no limit; default: the client's.
 
         Raises:
-            SaynaValidationError: ``hosts`` is empty or holds an empty name.
+            SaynaValidationError: ``hosts`` is not a list (or tuple, or set) of names, is
+                empty, or holds an empty name.
         """
-        if isinstance(hosts, str) or not hosts:
+        if isinstance(hosts, (str, bytes, bytearray, memoryview)) or not isinstance(
+            hosts, (Sequence, AbstractSet)
+        ):
+            fix = ": wrap it in a list" if isinstance(hosts, str) else ""
+            raise SaynaValidationError(
+                f"hosts must be a list of host names, got {type(hosts).__name__}{fix}, e.g. "
+                "['sip.example.com']"
+            )
+        if not hosts:
             raise SaynaValidationError(
                 "hosts must be a non-empty list of host names, e.g. ['sip.example.com']"
             )
