@@ -298,6 +298,11 @@ class SaynaSyncClient:
         return self._client.stt_config
 
     # The client's other settings, read-only here (the wrapped client's own attributes).
+    url = ForwardAttribute[str](
+        "_client",
+        "The URL as you passed it, credentials included (keep it out of logs; the repr "
+        "shows it without them).",
+    )
     tts_config = ForwardAttribute[Optional[TTSConfig]]("_client", "The TTS settings.")
     livekit_config = ForwardAttribute[Optional[LiveKitConfig]]("_client", "The LiveKit settings.")
     loading_audio = ForwardAttribute[Optional[LoadingAudioConfig]]("_client", "The loading clip.")

@@ -607,6 +607,26 @@ def test_same_methods_and_signatures_as_the_async_client() -> None:
         assert ours.__doc__, name
 
 
+def test_the_async_clients_instance_attributes_are_there_too_read_only() -> None:
+    """README: "the same methods and properties as SaynaClient". ``client.url`` is an
+    instance attribute, which the check of the class above cannot see: the sync client
+    had none."""
+    url = "http://user:pa55word@127.0.0.1:9"
+    client = SaynaClient(url, without_audio=True)
+    sync = SaynaSyncClient(url, without_audio=True)
+    try:
+        public = sorted(n for n in vars(client) if not n.startswith("_"))
+        assert "url" in public
+        for name in public:
+            assert getattr(sync, name) == getattr(client, name), name
+        assert sync.url == url  # as passed, like SaynaClient.url
+        with pytest.raises(AttributeError, match="url is read-only"):
+            sync.url = "http://elsewhere"  # type: ignore[misc]
+        assert "pa55word" not in repr(sync)
+    finally:
+        sync.close()
+
+
 def _params(fn: Any) -> list[tuple[str, str, Any]]:
     return [
         (p.name, p.kind.name, p.default)
