@@ -382,7 +382,8 @@ class HttpTransport:
         secrets = list(authorization_secrets(authorization))
         if proxy_auth is not None:
             secrets += [proxy_auth.password, *authorization_secrets(proxy_auth.encode())]
-        self.redactor.add(*secrets)
+        if secrets:
+            self.redactor.add(*secrets)
 
     async def close(self) -> None:
         """Leave the shared session, closing it if this client was its last (it is
