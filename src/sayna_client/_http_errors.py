@@ -206,6 +206,10 @@ def connection_problem(url: str, exc: BaseException) -> str:
         return f"cannot reach {where}: {_os_reason(os_error).lower()}"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return f"{where} closed the connection before answering"
+    if isinstance(exc, aiohttp.ClientOSError):  # after connecting: sending or reading
+        if exc.errno == errno.ECONNRESET:
+            return f"{where} reset the connection before answering"
+        return f"the connection to {where} failed before the answer: {_os_reason(exc).lower()}"
     if isinstance(exc, aiohttp.ClientPayloadError) and cut_short(exc):
         return f"{where} closed the connection before sending the whole answer"
     if not_http(exc):
