@@ -34,11 +34,23 @@ def _venv_python(root: Path) -> Path:
     return root / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
 
+def _upstream_env(**extra: str) -> dict[str, str]:
+    """This process's environment for the upstream venv's processes, without the
+    ``PYTHONPATH`` that may point at this checkout's ``src`` (the upstream Python would
+    import this package instead of 0.0.18)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(extra)
+    return env
+
+
 def _works(python: Path) -> bool:
     if not python.exists():
         return False
     probe = subprocess.run(
-        [str(python), "-c", _PROBE, UPSTREAM_VERSION], capture_output=True, timeout=60
+        [str(python), "-c", _PROBE, UPSTREAM_VERSION],
+        capture_output=True,
+        timeout=60,
+        env=_upstream_env(),
     )
     return probe.returncode == 0
 
@@ -105,6 +117,7 @@ def _build(root: Path) -> None:
             capture_output=True,
             text=True,
             timeout=600,
+            env=_upstream_env(),
         )
     except (OSError, subprocess.SubprocessError) as exc:
         pytest.skip(f"cannot make a venv with sayna-client=={UPSTREAM_VERSION}: {exc}")
@@ -130,7 +143,7 @@ async def run_upstream(python: Path, script: str, *args: str, timeout: float = 6
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "SAYNA_API_KEY": ""},
+        env=_upstream_env(SAYNA_API_KEY=""),
     )
     try:
         out, err = await asyncio.wait_for(process.communicate(), timeout)
