@@ -36,7 +36,8 @@ async def on_speak(session: Session, message: dict[str, Any]) -> None:
     config = session.tts_config
     text = apply_pronunciations(message["text"], config.get("pronunciations") or [])
     allow = message.get("allow_interruption")
-    session.tts.speak(tts_request(config, text), True if allow is None else bool(allow))
+    # Google TTS synthesizes here, holding up the frames after this one (6.2).
+    await session.tts.speak(tts_request(config, text), True if allow is None else bool(allow))
 
 
 async def on_clear(session: Session, message: dict[str, Any]) -> None:

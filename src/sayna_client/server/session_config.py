@@ -158,6 +158,7 @@ def _build_voice(
         realtime=state.config.tts_realtime,
         failures=state.tts_failures,
         stream_id=session.stream_id,
+        inline=tts_config["provider"].lower() == "google",  # synthesized inline (6.7)
     )
     stt = SpeechFinalGate(
         stream,

@@ -1,15 +1,22 @@
 """A session's "voice manager": the TTS queue worker and the STT result gate.
 
-TTS (section 6.7): ``speak`` requests are synthesized one at a time, FIFO, in a worker
-task so the session keeps reading frames meanwhile. ``tts_playback_complete`` follows
-a request's last chunk only when nothing else is queued; ``clear`` cancels queued and
-in-flight work (no completion) unless the latest ``speak`` forbade interruption. A request
-whose synthesis fails (the engine raised, or a failure scripted with
-:meth:`TTSFailures.add`) ends with ``error`` ``TTS error: <text>``, and the completion
-still follows when nothing else is queued, as Sayna's dispatcher does. A scripted refusal
-fails the ``speak`` itself, as Sayna does when synthesis runs inline (Google TTS) or the
-provider is not connected: ``error`` ``Failed to synthesize speech: TTS error: <text>``,
-and neither audio nor a completion for it.
+TTS (section 6.7): ``speak`` requests of the HTTP providers (Deepgram, ElevenLabs,
+Azure, Cartesia) are synthesized one at a time, FIFO, in a worker task so the session
+keeps reading frames meanwhile. ``tts_playback_complete`` follows a request's last chunk
+only when nothing else is queued; ``clear`` cancels queued and in-flight work (no
+completion) unless the latest ``speak`` forbade interruption. A request whose synthesis
+fails (the engine raised, or a failure scripted with :meth:`TTSFailures.add`) ends with
+``error`` ``TTS error: <text>``, and the completion still follows when nothing else is
+queued, as Sayna's dispatcher does. A scripted refusal fails the ``speak`` itself, as
+Sayna does when the provider is not connected: ``error`` ``Failed to synthesize speech:
+TTS error: <text>``, and neither audio nor a completion for it.
+
+Google TTS (``inline``) synthesizes each ``speak`` inside the handler, as Sayna does
+(tts/google/provider.rs: one HTTP request, then every chunk, then ``on_complete``): the
+session reads nothing else meanwhile, the chunks leave unpaced, and every ``speak`` gets
+its own ``tts_playback_complete``. A ``clear`` read afterwards has nothing left to cut
+(Google's ``clear`` is a no-op). Any failure, scripted or not, fails the ``speak`` the
+way a refusal does: its audio is delivered only once the whole clip is synthesized.
 
 STT (section 6.8): engine results pass as they are (a speech-final carries its text);
 empty non-speech-final finals are suppressed, results are dropped while
@@ -115,6 +122,9 @@ class TTSPipeline:
             :data:`FIRST_AUDIO_DELAY`, then each chunk when the audio before it has
             played, so ``clear`` during speech cuts it. ``False`` sends chunks as fast
             as the engine makes them (benchmarks).
+        inline: Google TTS: :meth:`speak` synthesizes the request before it returns
+            and sends its audio unpaced, then its own completion (see the module
+            docstring); ``realtime`` does not apply.
         failures: scripted failures; each request taken up takes the first one for
             ``stream_id`` (see :class:`TTSFailures`).
         stream_id: the session's ``stream_id``, for ``failures``.
@@ -128,7 +138,9 @@ class TTSPipeline:
         realtime: bool = True,
         failures: Optional[TTSFailures] = None,
         stream_id: Optional[str] = None,
+        inline: bool = False,
     ) -> None:
+        self.inline = inline
         self._engine = engine
         self._failures = failures
         self._stream_id = stream_id
@@ -142,9 +154,12 @@ class TTSPipeline:
         self._blocked_until_interruptible = False
         self._playback_end = 0.0
 
-    def speak(self, request: TTSRequest, allow_interruption: bool) -> None:
+    async def speak(self, request: TTSRequest, allow_interruption: bool) -> None:
         """Queue one request (empty text only updates the interruption flag; a scripted
-        refusal answers it with ``error`` instead)."""
+        refusal answers it with ``error`` instead); :attr:`inline`: synthesize and send
+        it before returning.
+
+        Cancellation (the session ends) of an inline request stops it where it is."""
         self._allow_interruption = allow_interruption
         if allow_interruption:
             self._blocked_until_interruptible = False
@@ -157,6 +172,9 @@ class TTSPipeline:
         if refusal is not None:
             message = f"Failed to synthesize speech: TTS error: {refusal.message}"
             self._emit_json({"type": "error", "message": message})
+            return
+        if self.inline:
+            await self._speak_inline(request)
             return
         self._queue.append(request)
         if self._task is None or self._task.done():
@@ -189,6 +207,32 @@ class TTSPipeline:
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+    async def _speak_inline(self, request: TTSRequest) -> None:
+        """Google's ``speak``: the whole clip, then its chunks, then its completion; a
+        failure sends no audio and no completion (``Failed to synthesize speech``)."""
+        failures = self._failures
+        failure = failures.take(self._stream_id) if failures is not None else None
+        self._busy = True
+        try:
+            if failure is not None:
+                raise _ScriptedFailure(failure.message)
+            chunks = [chunk async for chunk, _seconds in synthesize(self._engine, request)]
+        except Exception as exc:
+            logger.warning("TTS engine %s failed: %s", self._engine.name, exc)
+            message = f"Failed to synthesize speech: TTS error: {exc}"
+            self._emit_json({"type": "error", "message": message})
+            return
+        finally:
+            self._busy = False
+        loop = asyncio.get_running_loop()
+        bytes_per_second = max(1, request.sample_rate * 2)  # as in _work (6.7)
+        for chunk in chunks:
+            self._playback_end = (
+                max(self._playback_end, loop.time()) + len(chunk) / bytes_per_second
+            )
+            await self._emit_audio(chunk)
+        self._emit_json({"type": "tts_playback_complete", "timestamp": now_ms()})
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
