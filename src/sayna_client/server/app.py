@@ -578,10 +578,12 @@ class LocalServer:
     async def inject_audio(self, room: str, identity: str, pcm16: bytes) -> bool:
         """Room audio from ``identity`` (16-bit mono PCM at the session's TTS rate) is fed
         to the STT of every audio-mode session in ``room`` (honouring
-        ``listen_participants``). Returns ``False`` when the room does not exist."""
+        ``listen_participants``) and goes into the room's recordings (every
+        participant's audio). Returns ``False`` when the room does not exist."""
         target = self._state.livekit.rooms.get(room)
         if target is None:
             return False
+        target.record(identity, pcm16)
         for session in list(self._state.sessions):
             if session.room is target:
                 await session.room_audio(identity, pcm16)

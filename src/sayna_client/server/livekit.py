@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol
 
+from .recording import Recording
+
 __all__ = [
     "DEPARTURE_TIMEOUT",
     "EMPTY_TIMEOUT",
@@ -193,9 +195,21 @@ class Room:
     creation_time: int = field(default_factory=lambda: int(time.time()))
     metadata: str = ""
     participants: dict[str, Participant] = field(default_factory=dict)
-    recording: bool = False
     max_participants: int = 0
     expiry: Optional[asyncio.TimerHandle] = field(default=None, repr=False, compare=False)
+    #: The room's egress recordings (one per session that asked for one).
+    recordings: list[Recording] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def recording(self) -> bool:
+        """Whether an egress records the room (``active_recording``)."""
+        return bool(self.recordings)
+
+    def record(self, identity: str, pcm16: bytes, rate: Optional[int] = None) -> None:
+        """Audio ``identity`` published into the room (16-bit mono at ``rate``, default
+        each recording's own) goes into the room's recordings."""
+        for recording in self.recordings:
+            recording.add(identity, pcm16, rate)
 
     @property
     def auth_id(self) -> Optional[str]:

@@ -24,7 +24,7 @@ from .inbound import AudioFastResponse
 from .livekit import Participant, Room
 from .loading import LoadingClip
 from .outbound import Close, Item, Outbound
-from .recording import Recording
+from .recording import Recording, track_pcm, track_rate
 from .records import SessionRecord
 from .schemas import parse_client_message_async
 from .serde import SerdeError
@@ -218,6 +218,7 @@ class Session:
 
     def leave_room(self, delete: bool) -> None:
         """Take the session's agent out of its room (and delete the room if ``delete``)."""
+        self.stop_recording()
         room, agent = self.room, self.agent
         self.room = self.agent = None
         if room is None or agent is None:
@@ -256,8 +257,6 @@ class Session:
             return None
         if len(data) > FEED_PIECE_BYTES:
             return self._feed_in_pieces(data)
-        if self.recording is not None:
-            self.recording.append(data)
         if not stt.instant:
             return self._feed(stt, data)
         try:
@@ -288,8 +287,6 @@ class Session:
         view = memoryview(data)
         for start in range(0, len(data), FEED_PIECE_BYTES):
             piece = bytes(view[start : start + FEED_PIECE_BYTES])
-            if self.recording is not None:
-                self.recording.append(piece)
             if self.stt is None:
                 return
             await self.stt.feed(piece)
@@ -302,6 +299,20 @@ class Session:
         if self.stt is not None:
             await self.stt.feed(pcm16)
 
+    def _record_tts(self, room: Room, identity: str, chunk: bytes) -> None:
+        """The agent's track audio for the room's recordings (compressed formats are not
+        recorded: the local room has no decoder)."""
+        to_pcm = track_pcm(self.tts_config.get("audio_format"))
+        if to_pcm is not None:
+            room.record(identity, to_pcm(chunk), track_rate(self.tts_config))
+
+    def stop_recording(self) -> None:
+        """Stop the session's room recording (the egress ends; the file stays)."""
+        recording, self.recording = self.recording, None
+        room = self.room
+        if recording is not None and room is not None and recording in room.recordings:
+            room.recordings.remove(recording)
+
     # --- audio out -----------------------------------------------------------------------
 
     async def emit_tts_audio(self, chunk: bytes) -> None:
@@ -310,6 +321,9 @@ class Session:
         track = agent.audio_track() if agent is not None else None
         if track is not None:
             track.published_bytes += len(chunk)  # LiveKit mode: audio goes to the room
+            room = self.room
+            if room is not None and room.recordings and agent is not None:
+                self._record_tts(room, agent.identity, chunk)
             self.record.touch()
         else:
             self.send(chunk)

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from .engines import EngineUnavailable
-from .engines.base import g711_decoder
 from .faults import MALFORMED_FRAMES
 from .livekit import AccessDenied, Participant, Track, access_token, new_id
 from .loading import LoadingError, decode_loading_audio
 from .outbound import Close, Raw
 from .providers import ProviderError, engine_for_provider, stt_params, validate_auth
+from .recording import track_rate
 from .session_room import RoomEvents
 from .validation import ConfigRejected, check_voice_config
 from .voice import SpeechFinalGate, TTSPipeline
@@ -79,7 +79,7 @@ async def on_config(session: Session, message: dict[str, Any]) -> None:
     if session.loading_clip is not None and tts_config is not None:
         _convert_loading_clip(session, tts_config)
     if livekit is not None and livekit.get("enable_recording"):
-        _start_recording(session, stt_config)
+        _start_recording(session, tts_config)
     await _announce_ready(session, livekit)
 
 
@@ -222,15 +222,16 @@ def _join_room(session: Session, livekit: dict[str, Any], audio: bool) -> bool:
     return True
 
 
-def _start_recording(session: Session, stt_config: Optional[dict[str, Any]]) -> None:
+def _start_recording(session: Session, tts_config: Optional[dict[str, Any]]) -> None:
+    """Sayna's room-composite egress: the room's audio at the track rate (6.9)."""
     assert session.stream_id is not None
-    rate, channels, decode = 16000, 1, None
-    if stt_config is not None:
-        rate, channels = stt_config["sample_rate"], stt_config["channels"]
-        decode = g711_decoder(stt_config["encoding"])
-    session.recording = session.state.recordings.start(session.stream_id, rate, channels, decode)
-    if session.room is not None:
-        session.room.recording = True
+    session.stop_recording()
+    room = session.room
+    if room is None:
+        return
+    recording = session.state.recordings.start(session.stream_id, track_rate(tts_config))
+    room.recordings.append(recording)
+    session.recording = recording
 
 
 async def _announce_ready(session: Session, livekit: Optional[dict[str, Any]]) -> None:
