@@ -100,10 +100,12 @@ FATAL = [
                 provider="google", voice_id="en-US-Wavenet-D", auth={"credentials": NO_PROJECT_SA}
             )
         ),
-        "Failed to create voice manager: TTS error: Invalid configuration: Failed to extract "
-        "project_id from Google Cloud credentials. Ensure the credentials file contains a "
-        "valid project_id field.",
-        id="google-tts-project",
+        # Built before the project is looked for: inline JSON must be a service account
+        # key, which always names a project (test_google_credentials.py has the rest).
+        "Failed to create voice manager: TTS error: Connection failed: Google Cloud "
+        "authentication failed: Failed to initialize credentials from JSON content: cannot "
+        "parse the credentials file missing field `private_key_id`",
+        id="google-tts-not-a-key",
     ),
     pytest.param(
         # Provider objects are built TTS first: Google TTS's refusal wins over STT's.
@@ -222,11 +224,11 @@ async def test_speak_rest_reports_tts_build_errors(
         "tts_config": _tts(provider="google", auth={"credentials": json.dumps(NO_PROJECT_SA)}),
     }
     async with http.post(server.url + "/speak", json=body) as response:
-        assert response.status == 400  # a request-scoped auth object + configuration error
+        assert response.status == 400  # a request-scoped auth object + an auth failure
         assert await response.json() == {
-            "error": "Failed to create TTS provider: Invalid configuration: Failed to extract "
-            "project_id from Google Cloud credentials. Ensure the credentials file contains a "
-            "valid project_id field."
+            "error": "Failed to create TTS provider: Connection failed: Google Cloud "
+            "authentication failed: Failed to initialize credentials from JSON content: cannot "
+            "parse the credentials file missing field `private_key_id`"
         }
 
 

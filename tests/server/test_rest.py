@@ -167,7 +167,13 @@ async def test_speak_handler_errors(
 async def test_speak_accepts_valid_provider_auth(
     server: LocalServer, http: aiohttp.ClientSession
 ) -> None:
-    config = {"provider": "Google", "model": "", "auth": {"credentials": {"project_id": "p"}}}
+    key = {  # a service account key as google-cloud-auth reads one (the key is not used)
+        "client_email": "sa@p.iam.gserviceaccount.com",
+        "private_key_id": "k1",
+        "private_key": "-----BEGIN PRIVATE KEY-----\nX\n-----END PRIVATE KEY-----\n",
+        "project_id": "p",
+    }
+    config = {"provider": "Google", "model": "", "auth": {"credentials": key}}
     async with http.post(server.url + "/speak", json={"text": "hi", "tts_config": config}) as r:
         assert r.status == 200
 

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..protocol import encodings
+from .serde import SerdeError, describe
+from .serde_json import parse_checked
 
 __all__ = [
     "CARTESIA_STT_RATES",
@@ -52,65 +55,199 @@ def _normalized(provider: str) -> str:
     return "azure" if name == "microsoft-azure" else name
 
 
-def _google_credentials(auth: Any) -> tuple[Optional[dict[str, Any]], Optional[str]]:
-    """Read ``auth.credentials`` as Sayna does: (the JSON object or ``None``, the
-    configuration error text or ``None``). No ``auth`` = the server's credentials."""
+#: Fields of google-cloud-auth 1.3.0's credential structs, in declaration order:
+#: (name, required). ``ServiceAccountKey`` (service_account.rs) reads inline JSON and
+#: ``service_account`` files, ``AuthorizedUser`` (user_account.rs) ``authorized_user``
+#: files; each is read with ``serde_json::from_value``.
+_SERVICE_ACCOUNT = (
+    ("client_email", True),
+    ("private_key_id", True),
+    ("private_key", True),
+    ("project_id", True),
+    ("universe_domain", False),
+)
+_AUTHORIZED_USER = (
+    ("type", True),
+    ("client_id", True),
+    ("client_secret", True),
+    ("refresh_token", True),
+    ("token_uri", False),
+    ("quota_project_id", False),
+)
+
+
+@dataclass(frozen=True)
+class _GoogleError:
+    """A ``GoogleError`` of providers/google/auth.rs: ``configuration`` (else an
+    authentication failure) and its text."""
+
+    configuration: bool
+    text: str
+
+
+def _credentials_text(auth: Any) -> Optional[str]:
+    """``auth.credentials`` as Sayna passes it to Google's provider (an object becomes
+    its JSON text); ``None``: the server's credentials (no ``auth``, or ``{}``)."""
     if not isinstance(auth, dict) or not auth:
-        return {"project_id": "local-project"}, None
+        return None
     value = auth.get("credentials")
     if isinstance(value, dict):
-        return value, None
-    text = str(value).strip()
-    if text.startswith("{"):
-        if not text.endswith("}"):
-            return None, "Invalid JSON content: must be a JSON object"
-        try:
-            parsed = json.loads(text)
-        except ValueError as exc:
-            return None, f"Invalid JSON content: {exc}"
-        if not isinstance(parsed, dict):
-            return None, "Invalid JSON content: must be a JSON object"
-        return parsed, None
-    if ".." in text:
-        return None, "Invalid credential file path: path traversal not allowed"
-    if not os.path.isfile(text):
-        return None, f"Credential file not found: {text}"
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return str(value)
+
+
+def _parse(text: str) -> Any:
+    """``text`` as serde_json reads it; raises :class:`SerdeError`."""
+    return parse_checked(text, lambda value, ends: None)
+
+
+def _read_file(path: str) -> tuple[Optional[str], Optional[str]]:
+    """``std::fs::read_to_string``: (the text, or ``None`` and io::Error's display)."""
     try:
-        with open(text, encoding="utf-8") as handle:
-            parsed = json.load(handle)
-    except (OSError, ValueError) as exc:
-        return None, f"Invalid JSON content: {exc}"
-    return (parsed if isinstance(parsed, dict) else None), None
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        return None, f"{exc.strerror} (os error {exc.errno})"
+    except ValueError:  # a NUL in the path (Rust cannot open it either)
+        return None, "file name contained an unexpected NUL byte"
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return None, "stream did not contain valid UTF-8"
 
 
-def _project_id(credentials: Optional[dict[str, Any]]) -> Optional[str]:
-    value = credentials.get("project_id") if credentials is not None else None
-    return value if isinstance(value, str) and value.strip() else None
+def _struct_problem(value: Any, name: str, fields: tuple[tuple[str, bool], ...]) -> Optional[str]:
+    """serde's error for ``serde_json::from_value`` of ``value`` into a struct of string
+    fields (``Option<String>`` when not required): wrong types in key order (serde_json's
+    maps are sorted), then the first missing field; no position (a ``Value`` has none)."""
+    if not isinstance(value, dict):
+        return f"invalid type: {describe(value)}, expected struct {name}"
+    required = dict(fields)
+    for key in sorted(value):
+        if key not in required:
+            continue
+        item = value[key]
+        if not isinstance(item, str) and not (item is None and not required[key]):
+            return f"invalid type: {describe(item)}, expected a string"
+    for field_name, needed in fields:
+        if needed and field_name not in value:
+            return f"missing field `{field_name}`"
+    return None
+
+
+def _google_auth_error(text: str) -> Optional[_GoogleError]:
+    """What ``GoogleAuthClient::new`` says of the credentials ``text`` (auth.rs:98-351),
+    ``None`` when it builds credentials from them."""
+    if text.lstrip().startswith("{"):
+        if not text.rstrip().endswith("}"):
+            return _GoogleError(True, "Invalid JSON content: must be a JSON object")
+        try:
+            value = _parse(text)
+        except SerdeError as exc:
+            return _GoogleError(True, f"Invalid JSON content: {exc.located(text)}")
+        problem = _struct_problem(value, "ServiceAccountKey", _SERVICE_ACCOUNT)
+        if problem is not None:
+            return _GoogleError(
+                False,
+                "Failed to initialize credentials from JSON content: cannot parse the "
+                f"credentials file {problem}",
+            )
+        return None
+    if ".." in text:
+        return _GoogleError(True, "Invalid credential file path: path traversal not allowed")
+    try:
+        exists = os.path.exists(text)
+    except ValueError:  # a NUL in the path: Rust's exists() is false too
+        exists = False
+    if not exists:
+        return _GoogleError(True, f"Credential file not found: {text}")
+    content, io_error = _read_file(text)
+    if content is None:
+        return _GoogleError(True, f"Failed to read credentials file '{text}': {io_error}")
+    try:
+        value = _parse(content)
+    except SerdeError as exc:
+        return _GoogleError(
+            True, f"Failed to parse credentials file '{text}': {exc.located(content)}"
+        )
+    kind = value.get("type") if isinstance(value, dict) else None
+    kind = kind if isinstance(kind, str) else "unknown"
+    if kind == "service_account":
+        problem = _struct_problem(value, "ServiceAccountKey", _SERVICE_ACCOUNT)
+        account = "service account"
+    elif kind == "authorized_user":
+        problem = _struct_problem(value, "AuthorizedUser", _AUTHORIZED_USER)
+        account = "user account"
+    else:
+        return _GoogleError(
+            True,
+            f"Unsupported credential type '{kind}' in file '{text}'. Expected "
+            "'service_account' or 'authorized_user'",
+        )
+    if problem is None:
+        return None
+    return _GoogleError(
+        False,
+        f"Failed to load {account} credentials from '{text}': cannot parse the credentials "
+        f"file {problem}",
+    )
+
+
+def _project_id(text: Optional[str]) -> Optional[str]:
+    """``CredentialSource::extract_project_id``: the ``project_id`` string of the
+    credentials JSON (inline or in the file), else ``None``; the server's own
+    credentials have one."""
+    if text is None:
+        return "local-project"
+    if not text.lstrip().startswith("{"):
+        text, _ = _read_file(text)
+        if text is None:
+            return None
+    try:
+        value = _parse(text)
+    except SerdeError:
+        return None
+    project = value.get("project_id") if isinstance(value, dict) else None
+    return project if isinstance(project, str) else None
 
 
 def tts_build_error(config: dict[str, Any]) -> Optional[str]:
     """Why the real server cannot build this ``tts_config``'s provider (the ``<detail>``
-    of ``TTS error: <detail>``, e.g. ``Invalid configuration: ...``), or ``None``."""
+    of ``TTS error: <detail>``, e.g. ``Invalid configuration: ...``), or ``None``.
+
+    Google TTS (tts/google/provider.rs:68-131, 529-544): the credentials are checked
+    and built first, then a ``project_id`` must be in them (``model`` cannot give one).
+    """
     if _normalized(config["provider"]) != "google":
         return None
-    credentials, problem = _google_credentials(config.get("auth"))
+    text = _credentials_text(config.get("auth"))
+    problem = _google_auth_error(text) if text is not None else None
     if problem is not None:
-        return f"Invalid configuration: {problem}"
-    if _project_id(credentials) is None:
+        if problem.configuration:
+            return f"Invalid configuration: {problem.text}"
+        return f"Connection failed: Google Cloud authentication failed: {problem.text}"
+    if _project_id(text) is None:
         return f"Invalid configuration: {_NO_TTS_PROJECT}"
     return None
 
 
 def _create_stt(provider: str, config: dict[str, Any]) -> None:
+    """Google STT (stt/google/provider.rs:416-437): a project id from the ``model``'s
+    part before its first ``:`` when it has one, else from the credentials; then the
+    credentials are checked and built."""
     if provider != "google":
         return
-    prefix = "Failed to create voice manager: STT error: Configuration error: "
-    credentials, problem = _google_credentials(config.get("auth"))
-    project, sep, _model = str(config.get("model", "")).partition(":")
-    if not (sep and project.strip()) and _project_id(credentials) is None:
-        raise ConfigRejected(prefix + GOOGLE_PROJECT_REQUIRED)
+    prefix = "Failed to create voice manager: STT error: "
+    text = _credentials_text(config.get("auth"))
+    project, sep, _model = config["model"].partition(":")
+    if not sep:
+        project = _project_id(text) or ""
+    if not project:
+        raise ConfigRejected(f"{prefix}Configuration error: {GOOGLE_PROJECT_REQUIRED}")
+    problem = _google_auth_error(text) if text is not None else None
     if problem is not None:
-        raise ConfigRejected(prefix + problem)
+        kind = "Configuration error" if problem.configuration else "Authentication failed"
+        raise ConfigRejected(f"{prefix}{kind}: {problem.text}")
 
 
 def _start_stt(provider: str, config: dict[str, Any]) -> None:
