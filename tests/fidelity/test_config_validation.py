@@ -263,3 +263,42 @@ async def test_upstream_sdk_sees_the_refusal(server: LocalServer, upstream_pytho
         "sample rate: 11025. Supported rates: [8000, 16000, 22050, 24000, 44100, 48000]",
         "ready": 0,
     }
+
+
+@pytest.mark.parametrize(
+    ("auth", "found"),
+    [("dg-key", 'string "dg-key"'), (["k"], "sequence"), (5, "integer `5`")],
+)
+async def test_an_auth_that_is_not_an_object_is_a_message_format_error(
+    server: LocalServer, http: aiohttp.ClientSession, auth: Any, found: str
+) -> None:
+    # providers/auth.rs: `auth` is `Option<ProviderAuthInput>`, a struct over a map, so
+    # serde refuses the whole message before anything of it is stored (6.3).
+    text = json.dumps(config(stt_config=_stt(auth=auth)))
+    async with http.ws_connect(server.ws_url) as ws:
+        await ws.send_str(text)
+        assert await recv_json(ws) == {
+            "type": "error",
+            "message": f"Invalid message format: invalid type: {found}, expected struct "
+            f"ProviderAuthInput at line 1 column {len(text)}",
+        }
+        await send(ws, {"type": "speak", "text": "hi"})  # no audio flag was stored either
+        assert await recv_json(ws) == {
+            "type": "error",
+            "message": "Audio processing is disabled. Send config message with audio=true first.",
+        }
+
+
+async def test_speak_rest_refuses_an_auth_that_is_not_an_object(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    body = '{"text":"hi","tts_config":{"provider":"deepgram","model":"","auth":"dg-key"}}'
+    headers = {"Content-Type": "application/json"}
+    async with http.post(server.url + "/speak", data=body, headers=headers) as response:
+        assert response.status == 422
+        assert response.headers["Content-Type"].startswith("text/plain")
+        assert await response.text() == (
+            "Failed to deserialize the JSON body into the target type: tts_config.auth: "
+            'invalid type: string "dg-key", expected struct ProviderAuthInput at line 1 '
+            f"column {body.index('dg-key') + 7}"
+        )

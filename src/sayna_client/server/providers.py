@@ -62,8 +62,9 @@ def engine_for_provider(provider: str, default_engine: str) -> str:
     raise ProviderError(f"Unsupported provider: {name}")
 
 
-def validate_auth(provider: str, auth: Any) -> None:
-    """Validate a provider ``auth`` object (omitted, ``null`` and ``{}`` mean server auth).
+def validate_auth(provider: str, auth: Optional[dict[str, Any]]) -> None:
+    """Validate a provider ``auth`` object (omitted, ``null`` and ``{}`` mean server auth);
+    the schema has made sure it is an object.
 
     Raises:
         ProviderError: ``Invalid auth input for provider <p>: <detail>``.
@@ -73,8 +74,6 @@ def validate_auth(provider: str, auth: Any) -> None:
         return
     normalized = _REAL_PROVIDERS[name]
     prefix = f"Invalid auth input for provider {normalized}: "
-    if not isinstance(auth, dict):
-        raise ProviderError(f"{prefix}Auth must be a JSON object for provider {normalized}")
     allowed = _AUTH_FIELDS[normalized]
     unknown = sorted(key for key in auth if key not in allowed)
     if unknown:

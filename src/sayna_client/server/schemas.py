@@ -45,6 +45,9 @@ def _opt(name: str, kind: Any) -> Field:
 
 
 PRONUNCIATION = Struct("Pronunciation", (Field("word", STR), Field("pronunciation", STR)))
+#: providers/auth.rs ``ProviderAuthInput``: a flattened map, so any keys; anything but an
+#: object (or null: the ``Option`` around it) is serde's ``invalid type`` (section 5.3).
+PROVIDER_AUTH = Struct("ProviderAuthInput")
 
 STT_CONFIG = Struct(
     "STTWebSocketConfig",
@@ -56,7 +59,7 @@ STT_CONFIG = Struct(
         Field("punctuation", BOOL),
         Field("encoding", STR),
         Field("model", STR),
-        _opt("auth", ANY),
+        _opt("auth", PROVIDER_AUTH),
     ),
 )
 
@@ -72,7 +75,7 @@ TTS_CONFIG = Struct(
         _opt("connection_timeout", U64),
         _opt("request_timeout", U64),
         Field("pronunciations", ListOf(PRONUNCIATION), required=False),
-        _opt("auth", ANY),
+        _opt("auth", PROVIDER_AUTH),
     ),
 )
 
