@@ -116,7 +116,10 @@ async def on_update_config(session: Session, message: dict[str, Any]) -> None:
 
 
 async def on_loading_start(session: Session, message: dict[str, Any]) -> None:
-    """``loading_start``: play the loading clip, or say which precondition is missing."""
+    """``loading_start``: play the loading clip, or say which precondition is missing
+    (loading_handler.rs: a decode error of the config's clip is replayed; without a
+    LiveKit client, i.e. no room joined, the room is asked for)."""
+    room, agent = session.room, session.agent
     if not session.configured:
         session.error("Send a config message first before using loading_start.")
     elif not session.audio:
@@ -125,12 +128,12 @@ async def on_loading_start(session: Session, message: dict[str, Any]) -> None:
         )
     elif session.loading_error is not None:
         session.error(session.loading_error)
-    elif not session.livekit_requested:
+    elif room is None or agent is None:
         session.error(
             "Loading indicator requires a LiveKit room. Include a livekit configuration in "
             "your config message."
         )
-    elif session.room is None:
+    elif room.participants.get(agent.identity) is not agent:
         session.error(
             "loading indicator requires an active LiveKit connection; connect to a room first"
         )

@@ -98,14 +98,14 @@ def _configure_loading(
     session.loading_error = None
     if loading is None:
         return
+    if not (audio and has_livekit):
+        # Reported, not kept: loading_start answers from the session's state (6.3).
+        session.error("loading_audio requires audio to be enabled and a livekit configuration")
+        return
     try:
-        if not (audio and has_livekit):
-            raise LoadingError(
-                "loading_audio requires audio to be enabled and a livekit configuration"
-            )
         session.loading_clip = decode_loading_audio(loading)
     except LoadingError as exc:
-        session.loading_error = str(exc)
+        session.loading_error = str(exc)  # replayed by loading_start
         session.error(session.loading_error)
 
 
