@@ -138,6 +138,41 @@ async def test_sayna_joins_with_an_agent_token_and_is_listed_as_standard(
     assert (claims["sub"], claims["name"]) == ("sayna-ai", "Sayna AI")
 
 
+async def test_an_empty_participant_name_is_kept(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    # config_handler.rs:889-897: only an omitted name takes the default "Sayna AI".
+    async with http.ws_connect(server.ws_url) as ws:
+        ready = await configure(
+            ws, config(livekit={"room_name": "r", "sayna_participant_name": ""})
+        )
+        claims = _claims(server.rooms["r"].participants["sayna-ai"].token, server)
+    assert (ready["sayna_participant_identity"], ready["sayna_participant_name"]) == (
+        "sayna-ai",
+        "",
+    )
+    assert claims["name"] == ""
+
+
+async def test_an_empty_participant_identity_fails_the_agent_token(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    # livekit-api 0.4.9 refuses a room_join token without an identity; no ready follows.
+    async with http.ws_connect(server.ws_url) as ws:
+        await ws.send_str(
+            json.dumps(config(livekit={"room_name": "r", "sayna_participant_identity": ""}))
+        )
+        assert json.loads((await ws.receive(timeout=10)).data) == {
+            "type": "error",
+            "message": 'Failed to generate agent token: ConnectionFailed("Failed to generate '
+            "agent token with SIP grants: invalid claims: token grants room_join but doesn't "
+            'have an identity or room")',
+        }
+        await ws.send_str('{"type":"marker"}')
+        assert "unknown variant" in json.loads((await ws.receive(timeout=10)).data)["message"]
+    assert server.records.last_session.sent_of_type("ready") == []
+
+
 async def test_audio_false_agent_token_cannot_publish(
     server: LocalServer, http: aiohttp.ClientSession
 ) -> None:

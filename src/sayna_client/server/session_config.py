@@ -109,6 +109,14 @@ def _configure_loading(
         session.error(session.loading_error)
 
 
+#: ``format!("{e:?}")`` of Sayna's ``LiveKitError`` for livekit-api 0.4.9's refusal of a
+#: token with ``room_join`` and an empty identity (access_token.rs ``to_jwt``).
+NO_IDENTITY = (
+    'ConnectionFailed("Failed to generate agent token with SIP grants: invalid claims: token '
+    "grants room_join but doesn't have an identity or room\")"
+)
+
+
 @dataclass(frozen=True)
 class _Voice:
     """A voice manager built for a ``config``, not yet the session's."""
@@ -195,8 +203,16 @@ def _join_room(session: Session, livekit: dict[str, Any], audio: bool) -> bool:
     except AccessDenied:
         session.error(f"Access denied: room '{name}' belongs to a different tenant")
         return False
-    identity = livekit.get("sayna_participant_identity") or "sayna-ai"
-    display = livekit.get("sayna_participant_name") or "Sayna AI"
+    # Only an omitted (or null) value takes the default: "" is kept (config_handler.rs:889).
+    identity = livekit.get("sayna_participant_identity")
+    identity = "sayna-ai" if identity is None else identity
+    display = livekit.get("sayna_participant_name")
+    display = "Sayna AI" if display is None else display
+    if not identity:
+        # livekit-api refuses a token that joins a room without an identity; the room
+        # Sayna has just ensured stays (config_handler.rs:901-911).
+        session.error(f"Failed to generate agent token: {NO_IDENTITY}")
+        return False
     config = state.config
     agent = Participant(
         identity=identity,
