@@ -85,6 +85,42 @@ async def test_stream_id_is_echoed_or_generated(
         assert server.records.last_session.stream_id == ready["stream_id"]
 
 
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"turn_detect": {}},
+        {"turn_detect": {"threshold": None}},
+        {"vad": {"silence_duration_ms": 300}, "turn_detect": {}},
+        {"vad": {}, "turn_detect": None},
+    ],
+)
+async def test_update_config_without_a_threshold_changes_nothing(
+    server: LocalServer, http: aiohttp.ClientSession, update: dict[str, Any]
+) -> None:
+    # config.rs: TurnDetectConfigUpdate.threshold is an Option; only Some acts.
+    async with http.ws_connect(server.ws_url) as ws:
+        await send(ws, {"type": "update_config", "turn_detect": {"threshold": 0.3}})
+        await send(ws, {"type": "update_config", **update})
+        await send(ws, {"type": "marker"})  # answered once both were handled, silently
+        assert (await recv_json(ws))["message"].startswith(
+            "Invalid message format: unknown variant `marker`"
+        )
+    assert server.turn_detect_threshold == pytest.approx(0.3)
+
+
+async def test_update_config_parts_are_named_as_sayna_names_them(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    async with http.ws_connect(server.ws_url) as ws:
+        for key, name in (("vad", "VADConfigUpdate"), ("turn_detect", "TurnDetectConfigUpdate")):
+            text = json.dumps({"type": "update_config", key: "x"})
+            await ws.send_str(text)
+            assert await recv_json(ws) == _error(
+                f'Invalid message format: invalid type: string "x", expected struct {name} '
+                f"at line 1 column {len(text)}"
+            )
+
+
 async def test_before_config_matrix(server: LocalServer, http: aiohttp.ClientSession) -> None:
     async with http.ws_connect(server.ws_url) as ws:
         await ws.send_bytes(b"\x00\x00")

@@ -125,8 +125,8 @@ CLIENT_MESSAGES: dict[str, Struct] = {
     "update_config": Struct(
         "update_config",
         (
-            _opt("vad", Struct("VadConfig", (_opt("silence_duration_ms", U64),))),
-            _opt("turn_detect", Struct("TurnDetectConfig", (Field("threshold", F32),))),
+            _opt("vad", Struct("VADConfigUpdate", (_opt("silence_duration_ms", U64),))),
+            _opt("turn_detect", Struct("TurnDetectConfigUpdate", (_opt("threshold", F32),))),
         ),
     ),
     "loading_start": Struct("loading_start"),

@@ -105,9 +105,10 @@ async def on_sip_transfer(session: Session, message: dict[str, Any]) -> None:
 async def on_update_config(session: Session, message: dict[str, Any]) -> None:
     """``update_config``: set the turn-detection threshold (from 0.0 to 1.0)."""
     turn_detect = message.get("turn_detect")
-    if turn_detect is None:
+    value = turn_detect.get("threshold") if turn_detect is not None else None
+    if value is None:  # omitted or null: nothing to change, no answer (config.rs:33-39)
         return
-    threshold = float(turn_detect["threshold"])
+    threshold = float(value)
     if not 0.0 <= threshold <= 1.0:
         shown = repr(threshold)[:-2] if repr(threshold).endswith(".0") else repr(threshold)
         session.error(f"Invalid turn detection threshold: {shown}. Must be between 0.0 and 1.0")
