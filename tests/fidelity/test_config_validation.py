@@ -40,6 +40,16 @@ FATAL = [
     pytest.param(
         config(stt_config=_stt(provider="OpenAI")), "Unsupported provider: openai", id="provider"
     ),
+    pytest.param(  # names are lower-cased, never trimmed (auth.rs normalize_provider)
+        config(stt_config=_stt(provider="Deepgram ")),
+        "Unsupported provider: deepgram ",
+        id="provider-blank",
+    ),
+    pytest.param(
+        config(tts_config=_tts(provider=" ElevenLabs")),
+        "Unsupported provider:  elevenlabs",
+        id="tts-provider-blank",
+    ),
     pytest.param(
         config(tts_config=_tts(provider="cartesia", auth={"api_key": "k", "region": "x"})),
         "Invalid auth input for provider cartesia: Unsupported auth field(s) for provider "
@@ -170,6 +180,9 @@ ACCEPTED = [
     pytest.param(_stt(provider="azure", language="xx-nope", channels=2), id="azure-unchecked"),
     pytest.param(_stt(provider="google", model="proj:latest_long"), id="google-model-project"),
     pytest.param(_stt(provider="google", model="latest_long"), id="google-server-credentials"),
+    # required_string (auth.rs:67) refuses only "": a blank key is passed on to Deepgram.
+    pytest.param(_stt(auth={"api_key": " "}), id="blank-api-key"),
+    pytest.param(_stt(provider="AZURE", auth={"api_key": "\t", "region": " "}), id="blank-azure"),
 ]
 
 
@@ -302,3 +315,15 @@ async def test_speak_rest_refuses_an_auth_that_is_not_an_object(
             'invalid type: string "dg-key", expected struct ProviderAuthInput at line 1 '
             f"column {body.index('dg-key') + 7}"
         )
+
+
+async def test_speak_rest_does_not_trim_provider_names(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    body = {"text": "hi", "tts_config": _tts(provider="deepgram\t")}
+    async with http.post(server.url + "/speak", json=body) as response:
+        assert response.status == 400
+        assert await response.json() == {"error": "Unsupported provider: deepgram\t"}
+    body = {"text": "hi", "tts_config": _tts(auth={"api_key": " "})}
+    async with http.post(server.url + "/speak", json=body) as response:
+        assert response.status == 200

@@ -54,7 +54,7 @@ def engine_for_provider(provider: str, default_engine: str) -> str:
     Raises:
         ProviderError: ``Unsupported provider: <p>``.
     """
-    name = provider.strip().lower()
+    name = provider.lower()  # Sayna only lower-cases (auth.rs normalize_provider)
     if name in ENGINE_PROVIDERS:
         return name
     if name in _REAL_PROVIDERS:
@@ -69,7 +69,7 @@ def validate_auth(provider: str, auth: Optional[dict[str, Any]]) -> None:
     Raises:
         ProviderError: ``Invalid auth input for provider <p>: <detail>``.
     """
-    name = provider.strip().lower()
+    name = provider.lower()  # Sayna only lower-cases (auth.rs normalize_provider)
     if name in ENGINE_PROVIDERS or auth is None or auth == {}:
         return
     normalized = _REAL_PROVIDERS[name]
@@ -91,7 +91,7 @@ def validate_auth(provider: str, auth: Optional[dict[str, Any]]) -> None:
             raise ProviderError(
                 f"{prefix}Auth field '{key}' must be {kind} for provider {normalized}"
             )
-        if not value.strip():
+        if not value:  # only "" is missing: blank values pass, as on Sayna
             raise ProviderError(f"{prefix}Auth field '{key}' is required for provider {normalized}")
 
 

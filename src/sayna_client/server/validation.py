@@ -51,7 +51,7 @@ class ConfigRejected(Exception):
 
 
 def _normalized(provider: str) -> str:
-    name = provider.strip().lower()
+    name = provider.lower()
     return "azure" if name == "microsoft-azure" else name
 
 
