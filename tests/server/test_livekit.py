@@ -233,7 +233,28 @@ async def test_send_message_is_published_and_delivered_to_room_peers(
     packet = server.records.data_packets[0]
     assert packet.room == "shared"
     assert packet.identity == "bot-b"
-    assert packet.payload == b'{"message":"hi","role":"assistant","debug":null}'
+    # serde_json's json!() object: keys sorted (operation_worker.rs:272-277).
+    assert packet.payload == b'{"debug":null,"message":"hi","role":"assistant"}'
+
+
+async def test_send_message_topic_and_payload_as_sayna_publishes_them(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    async with http.ws_connect(server.ws_url) as ws:
+        await configure(ws, {"type": "config", "audio": False, "livekit": {"room_name": "t"}})
+        await server.inject_participant("t", "peer")
+        assert (await recv_json(ws))["type"] == "participant_connected"
+        message = {"message": "é", "role": "r", "topic": "", "debug": {"z": 1, "a": [True]}}
+        await send(ws, {"type": "send_message", **message})
+        await send(ws, {"type": "send_message", "message": "m", "role": "r", "topic": None})
+        await server.records.wait_for(lambda: len(server.records.data_packets) == 2)
+        # A packet with an empty topic reaches the room's sessions with it.
+        await server.inject_data("t", "x", identity="peer", topic="")
+        assert (await recv_json(ws))["message"]["topic"] == ""
+    first, second, _injected = server.records.data_packets
+    assert first.topic == ""  # unwrap_or("messages") keeps an empty topic
+    assert first.payload == '{"debug":{"a":[true],"z":1},"message":"é","role":"r"}'.encode()
+    assert second.topic == "messages"
 
 
 async def test_livekit_audio_mode_publishes_tts_to_room(
@@ -275,7 +296,7 @@ async def test_control_endpoints_drive_the_room(
         assert packets[-1] == {
             "identity": "sayna-ai",
             "topic": "x",
-            "message": '{"message":"m","role":"user","debug":null}',
+            "message": '{"debug":null,"message":"m","role":"user"}',
         }
         async with http.delete(base + "/participants/u") as r:
             assert r.status == 200

@@ -56,12 +56,16 @@ async def on_send_message(session: Session, message: dict[str, Any]) -> None:
     if room is None or agent is None:
         session.error(NO_LIVEKIT)
         return
+    # serde_json's json!() object is a BTreeMap: its keys (and the debug value's) come
+    # out sorted (operation_worker.rs:272-277).
     payload = json.dumps(
         {"message": message["message"], "role": message["role"], "debug": message.get("debug")},
         separators=(",", ":"),
         ensure_ascii=False,
+        sort_keys=True,
     ).encode()
-    topic = message.get("topic") or "messages"
+    topic = message.get("topic")
+    topic = "messages" if topic is None else topic  # unwrap_or: "" stays ""
     session.state.publish_data(room, agent.identity, payload, topic)
 
 

@@ -75,7 +75,7 @@ class RoomEvents:
             body["data"] = base64.b64encode(payload).decode()
         body.update(
             identity=identity if identity is not None else "server",
-            topic=topic or "default",
+            topic=topic if topic is not None else "default",  # unwrap_or: "" stays ""
             room="livekit",
             timestamp=now_ms(),
         )
