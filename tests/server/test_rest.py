@@ -34,6 +34,65 @@ async def test_unknown_path_and_wrong_method_have_empty_bodies(
         assert await response.read() == b""
 
 
+async def test_a_wrong_method_on_a_protected_path_needs_the_key_first() -> None:
+    # main.rs: the auth layer wraps each protected route, its 405 fallback included;
+    # unknown paths and the public routes answer 404/405 without a key.
+    async with LocalServer(api_key="k") as server, aiohttp.ClientSession() as http:
+        for method, path, status in (
+            ("PUT", "/speak", 401),
+            ("GET", "/livekit/token", 401),
+            ("POST", "/livekit/rooms", 401),
+            ("POST", "/ws", 401),
+            ("POST", "/", 405),
+            ("GET", "/livekit/webhook", 405),
+            ("GET", "/nope", 404),
+        ):
+            async with http.request(method, server.url + path) as response:
+                assert response.status == status, (method, path)
+        headers = {"Authorization": "Bearer k"}
+        async with http.put(server.url + "/speak", headers=headers) as response:
+            assert response.status == 405
+            assert response.headers["Allow"] == "POST"
+            assert await response.read() == b""
+
+
+async def test_repeated_fields_in_bodies_are_422() -> None:
+    headers = {"Content-Type": "application/json"}
+    token = '{"room_name":"a","room_name":"b","participant_name":"p","participant_identity":"i"}'
+    speak = '{"text":"hi","tts_config":{"provider":"deepgram","provider":"x","model":""}}'
+    prefix = "Failed to deserialize the JSON body into the target type: "
+    async with LocalServer() as server, aiohttp.ClientSession() as http:
+        async with http.post(server.url + "/livekit/token", data=token, headers=headers) as r:
+            assert r.status == 422
+            assert await r.text() == prefix + "duplicate field `room_name` at line 1 column 28"
+        async with http.post(server.url + "/speak", data=speak, headers=headers) as r:
+            assert r.status == 422
+            column = speak.index('"provider"', 40) + len('"provider"')
+            assert await r.text() == (
+                f"{prefix}tts_config: duplicate field `provider` at line 1 column {column}"
+            )
+        async with http.post(server.url + "/speak", data='{"text":"hi",}', headers=headers) as r:
+            assert r.status == 400
+            assert await r.text() == (
+                "Failed to parse the request body as JSON: trailing comma at line 1 column 14"
+            )
+
+
+async def test_an_array_or_object_of_the_wrong_type_is_placed_before_it(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    # serde_json refuses it from a peek at its bracket (peek_invalid_type).
+    headers = {"Content-Type": "application/json"}
+    prefix = "Failed to deserialize the JSON body into the target type: "
+    for body, detail in (
+        ('{"text": ["a"]}', "text: invalid type: sequence, expected a string at line 1 column 9"),
+        ('{"text":{}}', "text: invalid type: map, expected a string at line 1 column 8"),
+    ):
+        async with http.post(server.url + "/speak", data=body, headers=headers) as response:
+            assert response.status == 422
+            assert await response.text() == prefix + detail
+
+
 async def test_voices_lists_fake_catalogue_under_provider_keys(
     server: LocalServer, http: aiohttp.ClientSession
 ) -> None:

@@ -40,7 +40,8 @@ def _error(message: str) -> dict[str, str]:
             '{"type":"speak","text":5}',
             "invalid type: integer `5`, expected a string at line 1 column 25",
         ),
-        ("not json", "expected value at line 1 column 1"),
+        ("not json", "expected ident at line 1 column 2"),  # "n" starts a null to serde
+        ("json", "expected value at line 1 column 1"),
         (
             "[1]",
             "invalid type: sequence, expected internally tagged enum IncomingMessage at line 1 "
@@ -119,6 +120,73 @@ async def test_update_config_parts_are_named_as_sayna_names_them(
                 f'Invalid message format: invalid type: string "x", expected struct {name} '
                 f"at line 1 column {len(text)}"
             )
+
+
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [
+        # serde_json 1.0.145 (de.rs): a character peeked and refused is placed at itself,
+        # an early end at the end of the text; columns count UTF-8 bytes.
+        ('{"type":"speak","text":"hi"', "EOF while parsing an object at line 1 column 27"),
+        ('{"type":"speak","text":"hi",}', "trailing comma at line 1 column 29"),
+        ("{'type':'clear'}", "key must be a string at line 1 column 2"),
+        ('{"type":"speak" "text":"hi"}', "expected `,` or `}` at line 1 column 17"),
+        ('{"type" "speak"}', "expected `:` at line 1 column 9"),
+        ('{"type":"speak","text":tru}', "expected ident at line 1 column 27"),
+        ('{"type":"speak","text":01}', "invalid number at line 1 column 25"),
+        ('{"type":"speak","text":1.}', "invalid number at line 1 column 26"),
+        ('{"type":"speak","text":-}', "invalid number at line 1 column 25"),
+        ('{"type":"speak","text":1e}', "invalid number at line 1 column 26"),
+        ("[1,]", "trailing comma at line 1 column 4"),
+        ("[1 2]", "expected `,` or `]` at line 1 column 4"),
+        ('{"type":"speak","text":"\u00e9" x}', "expected `,` or `}` at line 1 column 29"),
+        ("{", "EOF while parsing an object at line 1 column 1"),
+        ("[", "EOF while parsing a list at line 1 column 1"),
+        ("[1,", "EOF while parsing a value at line 1 column 3"),
+        ('{"type":"speak","text":"hi",', "EOF while parsing a value at line 1 column 28"),
+        ('{"type"', "EOF while parsing an object at line 1 column 7"),
+        ('{"type":', "EOF while parsing a value at line 1 column 8"),
+        ('{"type":"clear"}\n\n x', "trailing characters at line 3 column 2"),
+    ],
+)
+async def test_syntax_errors_in_serde_json_words(
+    server: LocalServer, http: aiohttp.ClientSession, text: str, detail: str
+) -> None:
+    async with http.ws_connect(server.ws_url) as ws:
+        await ws.send_str(text)
+        assert await recv_json(ws) == _error("Invalid message format: " + detail)
+
+
+async def test_repeated_fields_are_refused_as_serde_does(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    async with http.ws_connect(server.ws_url) as ws:
+        # The tag is refused right after its second key (and the blanks after it).
+        for text, column in (
+            ('{"type":"update_config","type":"clear"}', 30),
+            ('{"type":"update_config", "type" :"clear"}', 32),
+        ):
+            await ws.send_str(text)
+            assert await recv_json(ws) == _error(
+                f"Invalid message format: duplicate field `type` at line 1 column {column}"
+            )
+        await ws.send_str('{"type":"bogus","type":"clear"}')  # the first tag is read first
+        assert (await recv_json(ws))["message"].startswith(
+            "Invalid message format: unknown variant `bogus`"
+        )
+        await ws.send_str('{"type":"send_message","message":"a","role":"r","message":"b"}')
+        assert (await recv_json(ws))["message"].startswith(
+            "Invalid message format: duplicate field `message`"
+        )
+        # Repeated keys that are not fields, and repeated keys of a map, pass.
+        await ws.send_str('{"type":"clear","x":1,"x":2}')
+        stt = {**STT, "auth": {"api_key": "a"}}
+        text = json.dumps(config(stt_config=stt)).replace(
+            '"api_key": "a"', '"api_key": "a", "api_key": "b"'
+        )
+        await ws.send_str(text)
+        assert (await recv_json(ws))["type"] == "ready"
+    assert server.records.last_session.config["stt_config"]["auth"] == {"api_key": "b"}
 
 
 async def test_before_config_matrix(server: LocalServer, http: aiohttp.ClientSession) -> None:

@@ -146,12 +146,20 @@ def _check_client_message(value: Any, ends: dict[Any, int]) -> None:
         )
     if "type" not in value:
         raise SerdeError("missing field `type`", (), end)
-    tag = value["type"]
+    # serde's TaggedContentVisitor takes the first "type" it meets and fails at a second
+    # one, right after reading that key; the other fields are checked only once the
+    # whole message is read.
+    repeats = [
+        dup for dup in getattr(ends, "duplicates", {}).get(id(value), ()) if dup.key == "type"
+    ]
+    tag = repeats[0].earlier if repeats else value["type"]
     if not isinstance(tag, str):
         raise SerdeError(f"invalid type: {describe(tag)}, expected variant identifier", (), end)
     spec = CLIENT_MESSAGES.get(tag)
     if spec is None:
         raise SerdeError(f"unknown variant `{tag}`, expected one of {_VARIANTS}", (), end)
+    if repeats:
+        raise SerdeError("duplicate field `type`", (), repeats[0].at)
     validate(value, spec, ends, whole_value_position=True)
 
 

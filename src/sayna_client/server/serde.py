@@ -31,6 +31,8 @@ __all__ = [
     "U16",
     "U32",
     "U64",
+    "Duplicate",
+    "Ends",
     "Field",
     "ListOf",
     "SerdeError",
@@ -125,10 +127,43 @@ class SerdeError(Exception):
 
 
 def position(text: str, offset: int) -> str:
-    """serde_json's ``line L column C`` for a character offset (column of the last char read)."""
+    """serde_json's ``line L column C`` for a character offset: the column of the last
+    character read, counted in UTF-8 bytes as serde_json counts it."""
     line = text.count("\n", 0, offset) + 1
-    column = offset - (text.rfind("\n", 0, offset) + 1)
+    start = text.rfind("\n", 0, offset) + 1
+    segment = text[start:offset]
+    column = len(segment) if segment.isascii() else len(segment.encode("utf-8", "surrogatepass"))
     return f"line {line} column {column}"
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A key met again in one JSON object: serde's derived structs refuse it when it
+    names a field (``duplicate field `k```), right after reading it.
+
+    Attributes:
+        ordinal: how many distinct keys the object had before it.
+        key: the key.
+        at: where serde_json places the error: after the key and the blanks after it
+            (read while it looks for the object's end).
+        earlier: the value the key had until then (the one serde checked).
+    """
+
+    ordinal: int
+    key: str
+    at: int
+    earlier: Any
+
+
+class Ends(dict[Path, int]):
+    """The end offset of each parsed value by path, plus the objects' repeated keys by
+    ``id()`` of the object (:attr:`duplicates`) and where containers begin."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.duplicates: dict[int, list[Duplicate]] = {}
+        #: Where each array and object begins (the offset of its bracket), by path.
+        self.starts: dict[Path, int] = {}
 
 
 # --- validation -----------------------------------------------------------------------
@@ -185,8 +220,13 @@ def validate(
         return top_end if whole_value_position else ends.get(at, top_end)
 
     def wrong(at: Path, found: Any, expected: FieldType) -> SerdeError:
+        offset = where(at)
+        if isinstance(found, (list, dict)) and not whole_value_position:
+            # serde_json refuses an array or object it has only peeked at: the error
+            # stands before its bracket.
+            offset = getattr(ends, "starts", {}).get(at, offset)
         return SerdeError(
-            f"invalid type: {describe(found)}, expected {_expected(expected)}", at, where(at)
+            f"invalid type: {describe(found)}, expected {_expected(expected)}", at, offset
         )
 
     if isinstance(kind, Scalar):
@@ -213,11 +253,35 @@ def validate(
         return
     if not isinstance(value, dict):
         raise wrong(path, value, kind)
-    for key, item in value.items():
+    duplicates = getattr(ends, "duplicates", None)
+    repeated = _repeated_fields(value, kind, duplicates) if duplicates else []
+    for index, (key, item) in enumerate(value.items()):
+        if repeated and repeated[0].ordinal == index:
+            raise _duplicate(repeated[0], path, top_end, whole_value_position)
         spec = kind.get(key)
-        if spec is None or (item is None and spec.nullable):
+        if spec is None:
+            continue
+        first = next((dup for dup in repeated if dup.key == key), None)
+        if first is not None:
+            item = first.earlier  # serde met (and checked) that value before the repeat
+        if item is None and spec.nullable:
             continue
         validate(item, spec.type, ends, (*path, key), whole_value_position)
+    if repeated:
+        raise _duplicate(repeated[0], path, top_end, whole_value_position)
     for spec in kind.fields:
         if spec.required and spec.name not in value:
             raise SerdeError(f"missing field `{spec.name}`", path, where(path))
+
+
+def _repeated_fields(
+    value: dict[str, Any], kind: Struct, duplicates: dict[int, list[Duplicate]]
+) -> list[Duplicate]:
+    """The repeats of ``value``'s keys that name a field of ``kind``, in input order
+    (repeated unknown keys are ignored, as serde ignores the keys themselves)."""
+    return [dup for dup in duplicates.get(id(value), ()) if kind.get(dup.key) is not None]
+
+
+def _duplicate(dup: Duplicate, path: Path, top_end: int, whole_value_position: bool) -> SerdeError:
+    offset = top_end if whole_value_position else dup.at
+    return SerdeError(f"duplicate field `{dup.key}`", path, offset)

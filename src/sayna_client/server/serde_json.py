@@ -18,7 +18,7 @@ import time
 from collections.abc import Generator
 from typing import Any, Callable, Optional, Union
 
-from .serde import Path, SerdeError
+from .serde import Duplicate, Ends, Path, SerdeError
 
 scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 
@@ -39,7 +39,6 @@ __all__ = [
 
 
 _WS = re.compile(r"[ \t\n\r]*")
-_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -105,43 +104,115 @@ def _skip(text: str, index: int) -> int:
     return match.end() if match else index
 
 
+_LITERALS = {"n": ("null", None), "t": ("true", True), "f": ("false", False)}
+
+
+def _is_digit(char: str) -> bool:
+    return "0" <= char <= "9"
+
+
+def _digits(text: str, index: int) -> int:
+    while index < len(text) and _is_digit(text[index]):
+        index += 1
+    return index
+
+
+def _literal(text: str, index: int) -> tuple[Any, int]:
+    """``null``/``true``/``false`` at ``index`` (serde's ``parse_ident``: a wrong letter
+    is ``expected ident`` at that letter, the end of the text a value's EOF)."""
+    word, value = _LITERALS[text[index]]
+    for offset in range(1, len(word)):
+        at = index + offset
+        if at >= len(text):
+            raise _syntax("EOF while parsing a value", len(text))
+        if text[at] != word[offset]:
+            raise _syntax("expected ident", at + 1)
+    return value, index + len(word)
+
+
+def _number_end(text: str, index: int) -> int:
+    """The end of the number at ``index`` (a ``-`` or a digit), or serde's error."""
+    size = len(text)
+    at = index + 1 if text[index] == "-" else index
+    if at >= size:
+        raise _syntax("EOF while parsing a value", size)
+    if text[at] == "0":
+        at += 1
+        if at < size and _is_digit(text[at]):
+            raise _syntax("invalid number", at + 1)  # one leading zero only
+    elif _is_digit(text[at]):
+        at = _digits(text, at)
+    else:
+        raise _syntax("invalid number", at + 1)
+    if at < size and text[at] == ".":
+        at += 1
+        if at >= size:
+            raise _syntax("EOF while parsing a value", size)
+        if not _is_digit(text[at]):
+            raise _syntax("invalid number", at + 1)
+        at = _digits(text, at)
+    if at < size and text[at] in "eE":
+        at += 1
+        if at < size and text[at] in "+-":
+            at += 1
+        if at >= size:
+            raise _syntax("EOF while parsing a value", size)
+        if not _is_digit(text[at]):
+            raise _syntax("invalid number", at + 1)
+        at = _digits(text, at)
+    return at
+
+
 def _scalar(text: str, index: int) -> tuple[Any, int]:
     """A string, literal or number starting at ``index``."""
     char = text[index : index + 1]
     if char == '"':
         return _string(text, index + 1)
-    if text.startswith("true", index):
-        return True, index + 4
-    if text.startswith("false", index):
-        return False, index + 5
-    if text.startswith("null", index):
-        return None, index + 4
-    match = _NUMBER.match(text, index)
-    if not match:
-        if index >= len(text):
-            raise _syntax("EOF while parsing a value", index)
-        raise _syntax("expected value", index + 1)
-    return _number(match.group(), match.end()), match.end()
+    if char in _LITERALS and char:
+        return _literal(text, index)
+    if char == "-" or (char and _is_digit(char)):
+        end = _number_end(text, index)
+        return _number(text[index:end], end), end
+    if not char:
+        raise _syntax("EOF while parsing a value", index)
+    raise _syntax("expected value", index + 1)
 
 
-def _key(text: str, index: int) -> tuple[str, int]:
-    """An object key and its ``:``; returns the index of the value after it."""
-    if text[index : index + 1] != '"':
-        raise _syntax("key must be a string", index)
-    key, index = _string(text, index + 1)
-    index = _skip(text, index)
-    if text[index : index + 1] != ":":
-        raise _syntax("expected `:`", index)
-    return key, _skip(text, index + 1)
+def _key(text: str, index: int, after_comma: bool) -> tuple[str, int, int]:
+    """An object key and its ``:`` (serde's ``next_key_seed`` and
+    ``parse_object_colon``); returns the key, the offset after it and its blanks (where
+    its colon is) and the index of the value after the colon."""
+    char = text[index : index + 1]
+    if char != '"':
+        if not char:
+            if after_comma:
+                raise _syntax("EOF while parsing a value", len(text))
+            raise _syntax("EOF while parsing an object", len(text))
+        if char == "}" and after_comma:
+            raise _syntax("trailing comma", index + 1)
+        raise _syntax("key must be a string", index + 1)
+    key, key_end = _string(text, index + 1)
+    index = _skip(text, key_end)
+    colon = text[index : index + 1]
+    if colon != ":":
+        if not colon:
+            raise _syntax("EOF while parsing an object", len(text))
+        raise _syntax("expected `:`", index + 1)
+    return key, index, _skip(text, index + 1)
 
 
 #: Values parsed between two pauses of :func:`_scan_steps`.
 _STEP_VALUES = 256
 
 
-def _scan_steps(text: str, ends: dict[Path, int], track: bool = True) -> Generator[None, None, Any]:
+def _scan_steps(text: str, ends: Ends, track: bool = True) -> Generator[None, None, Any]:
     """Parse the JSON value of ``text`` without recursion, recording end offsets per path
-    (only the whole value's, under ``()``, unless ``track``: fewer objects to allocate).
+    (only the whole value's, under ``()``, unless ``track``: fewer objects to allocate)
+    and every repeated key of an object (:attr:`Ends.duplicates`).
+
+    Errors are serde_json's (de.rs, 1.0.145): a character that is wrong where it was
+    peeked is placed at itself, one that was consumed too (an identifier, a number's
+    digit) likewise, and an early end at the end of the text.
 
     A generator that yields every :data:`_STEP_VALUES` values, so a caller on the event
     loop can let other work run in between; its return value is the parsed value.
@@ -166,8 +237,15 @@ def _scan_steps(text: str, ends: dict[Path, int], track: bool = True) -> Generat
         if char == "{" or char == "[":
             if len(stack) >= RECURSION_LIMIT:
                 raise _syntax("recursion limit exceeded", index + 1)
+            if track:
+                ends.starts[path] = index
             is_object = char == "{"
             index = _skip(text, index + 1)
+            if index >= len(text):
+                raise _syntax(
+                    "EOF while parsing an object" if is_object else "EOF while parsing a list",
+                    len(text),
+                )
             if text[index : index + 1] == ("}" if is_object else "]"):
                 index += 1
                 value = {} if is_object else []
@@ -177,7 +255,7 @@ def _scan_steps(text: str, ends: dict[Path, int], track: bool = True) -> Generat
                 container: Any = {} if is_object else []
                 stack.append((container, path, key))
                 if is_object:
-                    key, index = _key(text, index)
+                    key, _after_key, index = _key(text, index, after_comma=False)
                     if track:
                         path = (*path, key)
                 elif track:
@@ -206,11 +284,17 @@ def _scan_steps(text: str, ends: dict[Path, int], track: bool = True) -> Generat
             if separator == ",":
                 index = _skip(text, index + 1)
                 if is_object:
-                    key, index = _key(text, index)
+                    key, after_key, index = _key(text, index, after_comma=True)
+                    if key in container:
+                        repeat = Duplicate(len(container), key, after_key, container[key])
+                        ends.duplicates.setdefault(id(container), []).append(repeat)
                     if track:
                         path = (*container_path, key)
-                elif track:
-                    path = (*container_path, len(container))
+                else:
+                    if text[index : index + 1] == "]":
+                        raise _syntax("trailing comma", index + 1)
+                    if track:
+                        path = (*container_path, len(container))
                 break  # parse the next member
             if separator == ("}" if is_object else "]"):
                 index += 1
@@ -219,21 +303,26 @@ def _scan_steps(text: str, ends: dict[Path, int], track: bool = True) -> Generat
                 if track:
                     ends[path] = index
                 continue
-            raise _syntax("expected `,` or `}`" if is_object else "expected `,` or `]`", index)
+            if not separator:
+                raise _syntax(
+                    "EOF while parsing an object" if is_object else "EOF while parsing a list",
+                    len(text),
+                )
+            raise _syntax("expected `,` or `}`" if is_object else "expected `,` or `]`", index + 1)
 
 
 def _syntax(message: str, offset: int) -> SerdeError:
     return SerdeError(message, (), offset, syntax=True)
 
 
-def parse_json(text: str, track: bool = True) -> tuple[Any, dict[Path, int]]:
+def parse_json(text: str, track: bool = True) -> tuple[Any, Ends]:
     """Parse ``text`` like ``serde_json::from_str``; return the value and end offset per path
     (only the whole value's without ``track``).
 
     Raises:
         SerdeError: with ``syntax=True`` for malformed JSON or trailing characters.
     """
-    ends: dict[Path, int] = {}
+    ends = Ends()
     steps = _scan_steps(text, ends, track)
     while True:
         try:
@@ -242,10 +331,10 @@ def parse_json(text: str, track: bool = True) -> tuple[Any, dict[Path, int]]:
             return done.value, ends
 
 
-async def parse_json_async(text: str, track: bool = True) -> tuple[Any, dict[Path, int]]:
+async def parse_json_async(text: str, track: bool = True) -> tuple[Any, Ends]:
     """:func:`parse_json` that gives the event loop a turn every :data:`PAUSE_SECONDS` of
     parsing, so one large message does not hold up other clients."""
-    ends: dict[Path, int] = {}
+    ends = Ends()
     steps = _scan_steps(text, ends, track)
     clock = time.perf_counter
     resumed = clock()
@@ -283,13 +372,29 @@ def _maybe_surrogate(text: str) -> bool:
     return "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None
 
 
+class _Repeated(ValueError):
+    """An object repeats a key: the exact parser records where."""
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise _Repeated
+    return value
+
+
 def _decode(text: str, containers: int) -> Any:
     """``json.loads`` where it reads ``text`` exactly as :func:`parse_json` would, else
-    ``_NOT_PARSED`` (then the careful parser decides and words the error). ``containers``
-    counts the ``[`` and ``{`` in ``text``; lone surrogates are checked by the caller."""
+    ``_NOT_PARSED`` (then the careful parser decides and words the error, or records
+    repeated keys). ``containers`` counts the ``[`` and ``{`` in ``text``; lone
+    surrogates are checked by the caller."""
     try:
         value = json.loads(
-            text, parse_constant=_reject_constant, parse_int=_fast_int, parse_float=_fast_float
+            text,
+            parse_constant=_reject_constant,
+            parse_int=_fast_int,
+            parse_float=_fast_float,
+            object_pairs_hook=_unique_pairs if containers else None,
         )
     except (ValueError, RecursionError):
         return _NOT_PARSED
@@ -314,6 +419,8 @@ def _too_deep(value: Any) -> bool:
     return False
 
 
+#: Checks a parsed value; ``ends`` is an :class:`~.serde.Ends` from the exact parser,
+#: or ``{(): end of the value}`` on the fast path (which never has repeated keys).
 Check = Callable[[Any, "dict[Path, int]"], None]
 
 

@@ -235,6 +235,13 @@ def make_middlewares(
         match_info = request.match_info
         http_exception = getattr(match_info, "http_exception", None)
         if http_exception is not None:
+            if http_exception.status == 405 and _protected(request.path):
+                # The auth layer wraps a route's 405 fallback too (main.rs:122-133):
+                # a wrong method on a protected path is 401 until authenticated.
+                try:
+                    authenticator().authenticate(request)
+                except AuthError as exc:
+                    return exc.response()
             # axum answers unknown paths / methods with empty bodies.
             headers = {}
             if "Allow" in http_exception.headers:
@@ -266,6 +273,12 @@ def make_middlewares(
             return exc.response()
 
     return [guard]
+
+
+def _protected(path: str) -> bool:
+    """Whether ``path`` is one of the real server's routes behind its auth layer (the
+    local ``/_local`` routes answer 404/405 first, as before)."""
+    return path not in PUBLIC_PATHS and not path.startswith("/_local/")
 
 
 def keep_body(request: web.Request, body: bytes) -> None:
