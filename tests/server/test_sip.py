@@ -230,6 +230,37 @@ async def test_config_hooks_are_read_only_and_auth_requires_auth_id(
             }
 
 
+async def test_hook_errors_name_hosts_as_sayna_does(http: aiohttp.ClientSession) -> None:
+    # hooks.rs: the empty-auth_id error quotes the host as sent; the hardcoded-host error
+    # lists each blocked host once, normalized and sorted.
+    fixed = [SipHook("b.example.com", "http://b/"), SipHook("a.example.com", "http://a/")]
+    async with running_server(api_key="k", sip_hooks=fixed) as server:
+        headers = {"Authorization": "Bearer k"}
+        url = server.url + "/sip/hooks"
+        entry = {"host": " Sip.Example.COM ", "url": "http://x/", "auth_id": " "}
+        async with http.post(url, json={"hooks": [entry]}, headers=headers) as response:
+            assert response.status == 400
+            assert (await response.json())["error"] == (
+                "Hook for host ' Sip.Example.COM ' has empty auth_id. When AUTH_REQUIRED=true, "
+                "auth_id must be provided."
+            )
+        blocked = (
+            "Host(s) a.example.com, b.example.com are hardcoded in the application config and "
+            "cannot be changed."
+        )
+        hooks = [
+            {"host": host, "url": "http://x/", "auth_id": "t"}
+            for host in ("b.example.com", "A.example.com", " a.EXAMPLE.com")
+        ]
+        async with http.post(url, json={"hooks": hooks}, headers=headers) as response:
+            assert response.status == 405
+            assert await response.json() == {"error": blocked}
+        hosts = ["b.example.com", "a.example.com", "B.example.com"]
+        async with http.delete(url, json={"hosts": hosts}, headers=headers) as response:
+            assert response.status == 405
+            assert await response.json() == {"error": blocked}
+
+
 def _verify(headers: dict[str, str], body: bytes, secret: str) -> None:
     timestamp = headers["X-Sayna-Timestamp"]
     event_id = headers["X-Sayna-Event-Id"]

@@ -165,7 +165,8 @@ class SipHooks:
         return self.config.get(key) or self.runtime.get(key)
 
     def _hardcoded(self, hosts: Sequence[str]) -> None:
-        clash = [host for host in hosts if host in self.config]
+        # Each blocked host once, sorted (hooks.rs reject_protected_hosts).
+        clash = sorted({host for host in hosts if host in self.config})
         if clash:
             raise HookError(
                 405,
@@ -188,15 +189,15 @@ class SipHooks:
         """
         if len(entries) > MAX_RUNTIME_HOOKS:
             raise _too_many()
-        hooks = [SipHook.normalized(e["host"], e["url"], e["auth_id"]) for e in entries]
         if auth_required:
-            for hook in hooks:
-                if not hook.auth_id:
-                    raise HookError(
+            for entry in entries:
+                if not entry["auth_id"].strip():
+                    raise HookError(  # the host as the request wrote it (hooks.rs:101)
                         400,
-                        f"Hook for host '{hook.host}' has empty auth_id. When "
+                        f"Hook for host '{entry['host']}' has empty auth_id. When "
                         "AUTH_REQUIRED=true, auth_id must be provided.",
                     )
+        hooks = [SipHook.normalized(e["host"], e["url"], e["auth_id"]) for e in entries]
         self._hardcoded([hook.host for hook in hooks])
         seen: set[str] = set()
         for hook in hooks:
