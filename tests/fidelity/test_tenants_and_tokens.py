@@ -7,6 +7,7 @@ rooms, and any other room (another tenant's, or one without an owner) answers 40
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -103,19 +104,46 @@ async def test_user_token_grants(http: aiohttp.ClientSession) -> None:
     assert claims["name"] == "Ann"
     assert claims["iss"] == server.livekit_api_key
     assert claims["exp"] - claims["nbf"] == 6 * 3600
-    assert claims["video"] == {
-        "room": "support",
-        "roomJoin": True,
-        "roomAdmin": False,
-        "roomCreate": True,
-        "roomList": True,
-        "roomRecord": True,
-        "canPublish": True,
-        "canSubscribe": True,
-        "canPublishData": True,
-        "canUpdateOwnMetadata": True,
-    }
-    assert not {"sip", "metadata", "attributes", "kind"} & set(claims)
+    # livekit-api 0.4.9 serializes every field of Claims and VideoGrants, in declaration
+    # order, defaults included (access_token.rs has no skip_serializing_if).
+    assert list(claims) == [
+        "exp",
+        "iss",
+        "nbf",
+        "sub",
+        "name",
+        "video",
+        "sip",
+        "sha256",
+        "metadata",
+        "attributes",
+        "roomConfig",
+    ]
+    assert list(claims["video"].items()) == [
+        ("roomCreate", True),
+        ("roomList", True),
+        ("roomRecord", True),
+        ("roomAdmin", False),
+        ("roomJoin", True),
+        ("room", "support"),
+        ("destinationRoom", ""),
+        ("canPublish", True),
+        ("canSubscribe", True),
+        ("canPublishData", True),
+        ("canPublishSources", []),
+        ("canUpdateOwnMetadata", True),
+        ("ingressAdmin", False),
+        ("hidden", False),
+        ("recorder", False),
+    ]
+    assert claims["sip"] == {"admin": False, "call": False}
+    assert (claims["sha256"], claims["metadata"], claims["attributes"]) == ("", "", {})
+    assert claims["roomConfig"] is None
+    assert jwt.get_unverified_header(token) == {"typ": "JWT", "alg": "HS256"}
+    header = token.split(".")[0]
+    assert base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)) == (
+        b'{"typ":"JWT","alg":"HS256"}'
+    )
 
 
 async def test_sayna_joins_with_an_agent_token_and_is_listed_as_standard(
@@ -134,7 +162,10 @@ async def test_sayna_joins_with_an_agent_token_and_is_listed_as_standard(
         claims = _claims(agent.token, server)
     assert claims["video"]["roomAdmin"] is True
     assert claims["video"]["canPublish"] is True
-    assert claims["sip"] == {"admin": True}
+    assert claims["sip"] == {"admin": True, "call": False}
+    assert claims["video"]["canPublishSources"] == []
+    assert (claims["video"]["ingressAdmin"], claims["video"]["hidden"]) == (False, False)
+    assert claims["video"]["recorder"] is False
     assert (claims["sub"], claims["name"]) == ("sayna-ai", "Sayna AI")
 
 

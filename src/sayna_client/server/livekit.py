@@ -66,40 +66,53 @@ def access_token(
     agent: bool = False,
     can_publish: bool = True,
 ) -> str:
-    """A LiveKit access token (HS256 JWT) with the grants Sayna signs (section 3.14).
+    """A LiveKit access token (HS256 JWT) with the grants Sayna signs (section 3.14),
+    byte for byte as livekit-api 0.4.9 writes it (access_token.rs ``to_jwt``): every
+    claim of its ``Claims`` and ``VideoGrants`` in declaration order, none skipped when
+    empty or default, under jsonwebtoken 9's ``{"typ":"JWT","alg":"HS256"}`` header.
 
     User tokens (``agent=False``, ``POST /livekit/token``) grant join, create, list,
     record, publish, subscribe, data and own-metadata updates in ``room``, but not
-    room admin. Sayna's own token (``agent=True``) adds ``roomAdmin`` and a SIP
-    ``admin`` grant; ``can_publish=False`` is its ``audio:false`` form. No token
-    carries metadata, attributes or a participant kind.
+    room admin, and the default SIP grants (``{"admin": false, "call": false}``).
+    Sayna's own token (``agent=True``) adds ``roomAdmin`` and the SIP ``admin`` grant;
+    ``can_publish=False`` is its ``audio:false`` form. No token carries metadata,
+    attributes or a participant kind (they are empty).
     """
     issued = int(time.time() if now is None else now)
-    header = {"alg": "HS256", "typ": "JWT"}
+    header = {"typ": "JWT", "alg": "HS256"}
     video: dict[str, Any] = {
-        "room": room,
-        "roomJoin": True,
-        "roomAdmin": agent,
         "roomCreate": True,
         "roomList": True,
         "roomRecord": True,
+        "roomAdmin": agent,
+        "roomJoin": True,
+        "room": room,
+        "destinationRoom": "",
         "canPublish": can_publish,
         "canSubscribe": True,
         "canPublishData": True,
+        "canPublishSources": [],
         "canUpdateOwnMetadata": True,
+        "ingressAdmin": False,
+        "hidden": False,
+        "recorder": False,
     }
     claims: dict[str, Any] = {
+        "exp": issued + ttl,
         "iss": api_key,
+        "nbf": issued,
         "sub": identity,
         "name": name,
-        "nbf": issued,
-        "exp": issued + ttl,
         "video": video,
+        "sip": {"admin": agent, "call": False},
+        "sha256": "",
+        "metadata": "",
+        "attributes": {},
+        "roomConfig": None,
     }
-    if agent:
-        claims["sip"] = {"admin": True}
     signing_input = ".".join(
-        _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
+        _b64url(json.dumps(part, separators=(",", ":"), ensure_ascii=False).encode())
+        for part in (header, claims)
     )
     signature = hmac.new(api_secret.encode(), signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{_b64url(signature)}"
