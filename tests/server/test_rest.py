@@ -123,6 +123,20 @@ async def test_speak_returns_pcm_with_format_headers(
     assert request.status == 200
 
 
+@pytest.mark.parametrize("rate", [0, 500_000_000])
+async def test_speak_refuses_a_rate_the_engine_cannot_render(
+    server: LocalServer, http: aiohttp.ClientSession, rate: int
+) -> None:
+    # 0 was a 500 quoting Python ("float division by zero"); 500 MHz rendered
+    # gigabytes on the event loop, stalling every other request for seconds.
+    body = {"text": "one two", "tts_config": {**TTS, "sample_rate": rate}}
+    async with http.post(server.url + "/speak", json=body) as r:
+        assert r.status == 500
+        assert await r.json() == {
+            "error": f"Failed to synthesize speech: unsupported sample_rate {rate}"
+        }
+
+
 @pytest.mark.parametrize(
     ("audio_format", "content_type"),
     [

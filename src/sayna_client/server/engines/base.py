@@ -53,6 +53,31 @@ class TTSRequest:
     pronunciations: tuple[tuple[str, str], ...] = ()
 
 
+#: The highest output rate the engines render (Hz).
+MAX_TTS_RATE = 384_000
+
+
+def check_tts_rate(sample_rate: int) -> None:
+    """Refuse an output rate the engines cannot render: not positive, or above
+    :data:`MAX_TTS_RATE` (a rate of millions would render gigabytes on the server).
+
+    Raises:
+        ValueError: ``unsupported sample_rate <n>``.
+    """
+    if not 0 < sample_rate <= MAX_TTS_RATE:
+        raise ValueError(f"unsupported sample_rate {sample_rate}")
+
+
+def check_stt_rate(sample_rate: int) -> None:
+    """Refuse an input rate that is not positive.
+
+    Raises:
+        ValueError: ``unsupported sample_rate <n>``.
+    """
+    if sample_rate <= 0:
+        raise ValueError(f"unsupported sample_rate {sample_rate}")
+
+
 @dataclass(frozen=True)
 class STTParams:
     """The ``stt_config`` of a session: what the client promised to send."""

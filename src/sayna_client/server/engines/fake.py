@@ -36,6 +36,7 @@ from .base import (
     Transcript,
     TTSRequest,
     Voice,
+    check_tts_rate,
     encode_output,
     g711_decoder,
     wav_header,
@@ -199,6 +200,7 @@ class FakeEngine(Engine):
 
     async def synthesize(self, request: TTSRequest) -> AsyncIterator[bytes]:
         """Yield 20 ms chunks (a WAV header first for ``wav``); empty text yields nothing."""
+        check_tts_rate(request.sample_rate)
         words = request.text.split()
         if not words:
             return

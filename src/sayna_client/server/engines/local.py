@@ -24,7 +24,7 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any, Optional
 
-from .base import Engine, STTParams, STTStream, Transcript, TTSRequest, Voice
+from .base import Engine, STTParams, STTStream, Transcript, TTSRequest, Voice, check_stt_rate
 from .local_assets import STT_PACKAGES, TTS_PACKAGES, missing_packages
 from .local_stt import PocketsphinxStream, Recognizer, new_decoder
 from .local_tts import EspeakSynthesizer
@@ -321,8 +321,7 @@ class _WorkerStream(STTStream):
         worker: concurrent.futures.Future[Any],
         executor: concurrent.futures.Executor,
     ) -> None:
-        if params.sample_rate <= 0:
-            raise ValueError(f"unsupported sample_rate {params.sample_rate}")
+        check_stt_rate(params.sample_rate)
         if params.channels <= 0:
             raise ValueError(f"unsupported channel count {params.channels}")
         self._params = params
@@ -383,8 +382,7 @@ class _Deferred:
     pocketsphinx when they could not be imported (a model integrity error propagates)."""
 
     def __init__(self, params: STTParams, models: concurrent.futures.Future[Any]) -> None:
-        if params.sample_rate <= 0:
-            raise ValueError(f"unsupported sample_rate {params.sample_rate}")
+        check_stt_rate(params.sample_rate)
         if params.channels <= 0:
             raise ValueError(f"unsupported channel count {params.channels}")
         self._params = params

@@ -35,7 +35,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from ...protocol.encodings import LOCAL_ENGINE_ENCODINGS, canonical
-from .base import STTParams, Transcript, g711_decoder
+from .base import STTParams, Transcript, check_stt_rate, g711_decoder
 from .threaded import ThreadedSTTStream
 
 __all__ = ["PocketsphinxStream", "Recognizer", "new_decoder"]
@@ -84,8 +84,7 @@ class Recognizer:
     """
 
     def __init__(self, params: STTParams, load_decoder: Callable[[], Any]) -> None:
-        if params.sample_rate <= 0:
-            raise ValueError(f"unsupported sample_rate {params.sample_rate}")
+        check_stt_rate(params.sample_rate)
         if params.channels <= 0:
             raise ValueError(f"unsupported channel count {params.channels}")
         encoding = canonical(params.encoding)

@@ -26,7 +26,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "the local engine needs the optional dependencies: pip install 'sayna-client[local]'"
     ) from exc
 
-from .base import TTSRequest, Voice, encode_output, wav_header
+from .base import TTSRequest, Voice, check_tts_rate, encode_output, wav_header
 from .espeak import DEFAULT_VOICE, Espeak, EspeakVoice, Int16Array, Sink, get_espeak
 
 __all__ = [
@@ -142,8 +142,7 @@ class EspeakSynthesizer:
             ValueError: ``sample_rate`` is not a positive rate up to 384 kHz.
             RuntimeError: espeak-ng failed.
         """
-        if not 0 < request.sample_rate <= 384_000:
-            raise ValueError(f"unsupported sample_rate {request.sample_rate}")
+        check_tts_rate(request.sample_rate)
         text = apply_pronunciations(request.text, request.pronunciations)
         if not text.strip():
             return

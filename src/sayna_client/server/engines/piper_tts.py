@@ -24,7 +24,7 @@ import onnxruntime
 from piper import PiperVoice, SynthesisConfig
 from piper.config import PiperConfig
 
-from .base import TTSRequest
+from .base import TTSRequest, check_tts_rate
 from .local_assets import PIPER_VOICE, read_verified
 from .local_tts import Sink, apply_pronunciations, stream_rendered
 
@@ -71,8 +71,7 @@ class PiperSynthesizer:
         Raises:
             ValueError: ``sample_rate`` is not a positive rate up to 384 kHz.
         """
-        if not 0 < request.sample_rate <= 384_000:
-            raise ValueError(f"unsupported sample_rate {request.sample_rate}")
+        check_tts_rate(request.sample_rate)
         text = apply_pronunciations(request.text, request.pronunciations)
         if not text.strip():
             return

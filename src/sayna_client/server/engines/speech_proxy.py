@@ -12,7 +12,7 @@ import threading
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Optional
 
-from .base import STTParams, STTStream, Transcript, TTSRequest, wav_header
+from .base import STTParams, STTStream, Transcript, TTSRequest, check_tts_rate, wav_header
 from .local_tts import apply_pronunciations
 
 if TYPE_CHECKING:
@@ -229,8 +229,7 @@ class ProcessSynthesizer:
             RuntimeError: synthesis failed in the worker, the worker process died during
                 synthesis, or the worker stopped for good.
         """
-        if not 0 < request.sample_rate <= 384_000:
-            raise ValueError(f"unsupported sample_rate {request.sample_rate}")
+        check_tts_rate(request.sample_rate)
         text = apply_pronunciations(request.text, request.pronunciations)
         if not text.strip():
             return

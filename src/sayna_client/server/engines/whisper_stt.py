@@ -49,7 +49,7 @@ import soxr
 import tokenizers
 
 from ...protocol.encodings import LOCAL_ENGINE_ENCODINGS, canonical
-from .base import STTParams, Transcript, g711_decoder
+from .base import STTParams, Transcript, check_stt_rate, g711_decoder
 from .local_assets import SILERO_VAD, WHISPER_TINY_EN, read_verified
 
 __all__ = [
@@ -357,8 +357,7 @@ class WhisperRecognizer:
     """
 
     def __init__(self, params: STTParams, models: Any) -> None:
-        if params.sample_rate <= 0:
-            raise ValueError(f"unsupported sample_rate {params.sample_rate}")
+        check_stt_rate(params.sample_rate)
         if params.channels <= 0:
             raise ValueError(f"unsupported channel count {params.channels}")
         encoding = canonical(params.encoding)
