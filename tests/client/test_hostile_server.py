@@ -247,14 +247,12 @@ async def test_a_redirect_within_the_same_origin_is_followed() -> None:
     assert target.requests == ["/new/ws"]
 
 
-async def test_a_users_own_session_does_not_send_the_config_after_a_redirect() -> None:
-    # aiohttp follows the redirect inside a session the client did not make
-    # (http_session=): the client must still refuse before sending the config.
-    target = Target()
-    target_runner, target_url = await start_app(target.app)
+async def _connect_redirected_in_own_session(location: str) -> tuple[SaynaHttpError, str]:
+    """Connect through a user's own session (http_session=) to a server that answers the
+    upgrade with a 307 to ``location``; returns the error and the server's URL."""
 
     async def redirect(request: web.Request) -> web.Response:
-        return web.Response(status=307, headers={"Location": target_url + "/ws"})
+        return web.Response(status=307, headers={"Location": location})
 
     app = web.Application()
     app.router.add_get("/ws", redirect)
@@ -270,9 +268,20 @@ async def test_a_users_own_session_does_not_send_the_config_after_a_redirect() -
                 await client.connect()
     finally:
         await runner.cleanup()
+    return info.value, url
+
+
+async def test_a_users_own_session_does_not_send_the_config_after_a_redirect() -> None:
+    # aiohttp follows the redirect inside a session the client did not make
+    # (http_session=): the client must still refuse before sending the config.
+    target = Target()
+    target_runner, target_url = await start_app(target.app)
+    try:
+        error, _ = await _connect_redirected_in_own_session(target_url + "/ws")
+    finally:
         await target_runner.cleanup()
-    assert info.value.status_code == 307
-    assert target_url.split("//", 1)[1] in str(info.value)
+    assert error.status_code == 307
+    assert target_url.split("//", 1)[1] in str(error)
     assert target.configs == []  # the socket was closed before the config
 
 
@@ -292,26 +301,10 @@ async def test_a_users_session_redirected_to_a_refusing_origin_says_redirect(
     target = web.Application()
     target.router.add_get("/{tail:.*}", elsewhere)
     target_runner, target_url = await start_app(target)
-
-    async def redirect(request: web.Request) -> web.Response:
-        return web.Response(status=307, headers={"Location": target_url + "/ws?token=leak"})
-
-    app = web.Application()
-    app.router.add_get("/ws", redirect)
-    runner, url = await start_app(app)
     try:
-        async with (
-            aiohttp.ClientSession() as own,
-            SaynaClient(
-                url, stt(), tts(), timeouts=Timeouts(connect=5, ready=5), http_session=own
-            ) as client,
-        ):
-            with pytest.raises(SaynaHttpError) as info:
-                await client.connect()
+        error, url = await _connect_redirected_in_own_session(target_url + "/ws?token=leak")
     finally:
-        await runner.cleanup()
         await target_runner.cleanup()
-    error = info.value
     assert type(error) is SaynaHttpError
     assert error.status_code == 307
     assert error.error == "redirect"

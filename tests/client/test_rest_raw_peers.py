@@ -5,11 +5,10 @@ What the server received is counted, so a request sent twice shows."""
 from __future__ import annotations
 
 import asyncio
-import math
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import aiohttp
 import pytest
@@ -141,6 +140,23 @@ def _answering(*parts: bytes) -> Answer:
     return answer
 
 
+E = TypeVar("E", bound=BaseException)
+
+
+async def _health_failing(
+    answer: bytes, error: type[E], retry: RetryPolicy = FAST
+) -> tuple[E, RawPeer]:
+    """``health()`` against a peer that answers ``answer``, which must raise ``error``;
+    returns the error and the peer (its requests)."""
+    async with (
+        RawPeer(_answering(answer)) as peer,
+        SaynaClient(peer.url, without_audio=True, retry=retry) as client,
+    ):
+        with pytest.raises(error) as info:
+            await client.health()
+    return info.value, peer
+
+
 @pytest.mark.parametrize(
     "answer",
     [
@@ -156,14 +172,8 @@ async def test_a_peer_that_does_not_speak_http_is_an_invalid_response_not_retrie
 ) -> None:
     """It was a SaynaConnectionError quoting aiohttp's parser ("ClientResponseError
     talking to ...: 400, message=...", a 400 the peer never sent), retried."""
-    async with (
-        RawPeer(_answering(answer)) as peer,
-        SaynaClient(peer.url, without_audio=True, retry=FAST) as client,
-    ):
-        with pytest.raises(SaynaInvalidResponseError) as info:
-            await client.health()
+    error, peer = await _health_failing(answer, SaynaInvalidResponseError)
     assert len(peer.requests) == 1
-    error = info.value
     assert str(error) == (
         f"GET / failed: {peer.url} answered with something that is not HTTP (wrong port?)"
     )
@@ -174,15 +184,10 @@ async def test_a_peer_that_does_not_speak_http_is_an_invalid_response_not_retrie
 
 async def test_a_body_whose_encoding_is_broken_is_an_invalid_response() -> None:
     answer = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nabcde"
-    async with (
-        RawPeer(_answering(answer)) as peer,
-        SaynaClient(peer.url, without_audio=True, retry=FAST) as client,
-    ):
-        with pytest.raises(SaynaInvalidResponseError) as info:
-            await client.health()
+    error, peer = await _health_failing(answer, SaynaInvalidResponseError)
     assert len(peer.requests) == 1
-    assert info.value.status_code == 200
-    assert str(info.value) == (
+    assert error.status_code == 200
+    assert str(error) == (
         f"GET / answered HTTP 200 from {peer.url} with a body that is not valid HTTP "
         "(broken chunked or compressed framing)"
     )
@@ -190,14 +195,9 @@ async def test_a_body_whose_encoding_is_broken_is_an_invalid_response() -> None:
 
 async def test_a_body_cut_short_by_the_connection_is_a_connection_error_retried() -> None:
     answer = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{}"
-    async with (
-        RawPeer(_answering(answer)) as peer,
-        SaynaClient(peer.url, without_audio=True, retry=FAST) as client,
-    ):
-        with pytest.raises(SaynaConnectionError) as info:
-            await client.health()
+    error, peer = await _health_failing(answer, SaynaConnectionError)
     assert len(peer.requests) == 3
-    assert str(info.value) == (
+    assert str(error) == (
         f"GET / failed: {peer.url} closed the connection before sending the whole answer"
     )
 
@@ -228,37 +228,26 @@ async def test_an_audio_answer_without_a_content_type_is_returned() -> None:
     assert "content-type" not in headers
 
 
-@pytest.mark.parametrize("value", ["inf", "Infinity", "1e400", "nan", "-5", "1.5", "9" * 400])
-async def test_a_retry_after_that_is_not_whole_seconds_is_ignored(value: str) -> None:
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        *[(bad, None) for bad in ("inf", "Infinity", "1e400", "nan", "-5", "1.5", "9" * 400)],
+        ("0", 0.0),
+        ("7", 7.0),
+        (" 120 ", 120.0),
+    ],
+)
+async def test_only_a_retry_after_in_whole_seconds_is_kept(
+    value: str, seconds: Optional[float]
+) -> None:
     """float() took inf, 1e400 and Infinity: retry_after was inf, and the documented
     ``await asyncio.sleep(exc.retry_after or 5)`` never returned."""
     limited = (
         b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
         b"Retry-After: " + value.encode() + b"\r\nContent-Length: 2\r\n\r\n{}"
     )
-    async with (
-        RawPeer(_answering(limited)) as peer,
-        SaynaClient(peer.url, without_audio=True, retry=ONCE) as client,
-    ):
-        with pytest.raises(SaynaRateLimitError) as info:
-            await client.health()
-    assert info.value.retry_after is None
-
-
-@pytest.mark.parametrize(("value", "seconds"), [("0", 0.0), ("7", 7.0), (" 120 ", 120.0)])
-async def test_a_retry_after_in_whole_seconds_is_kept(value: str, seconds: float) -> None:
-    limited = (
-        b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
-        b"Retry-After: " + value.encode() + b"\r\nContent-Length: 2\r\n\r\n{}"
-    )
-    async with (
-        RawPeer(_answering(limited)) as peer,
-        SaynaClient(peer.url, without_audio=True, retry=ONCE) as client,
-    ):
-        with pytest.raises(SaynaRateLimitError) as info:
-            await client.health()
-    assert info.value.retry_after == seconds
-    assert math.isfinite(info.value.retry_after)
+    error, _ = await _health_failing(limited, SaynaRateLimitError, ONCE)
+    assert error.retry_after == seconds
 
 
 @pytest.mark.parametrize("how", ["close", "reset"])
