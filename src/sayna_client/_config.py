@@ -82,8 +82,7 @@ class RetryPolicy:
         check_numbers(self, ("initial_backoff", "max_backoff", "jitter"), ("max_retries",))
         if self.max_retries < 0:
             raise SaynaValidationError("RetryPolicy.max_retries must be >= 0 (0 disables retries)")
-        if self.initial_backoff < 0 or self.max_backoff < 0:
-            raise SaynaValidationError("RetryPolicy backoff values must be >= 0 seconds")
+        _check_backoff(self)
         if not 0 <= self.jitter <= 1:
             raise SaynaValidationError("RetryPolicy.jitter must be between 0 and 1")
 
@@ -117,6 +116,7 @@ class ReconnectPolicy:
         )
         if self.max_attempts is not None and self.max_attempts < 1:
             raise SaynaValidationError("ReconnectPolicy.max_attempts must be >= 1 or None")
+        _check_backoff(self)
         if self.buffer_bytes < 0:
             raise SaynaValidationError("ReconnectPolicy.buffer_bytes must be >= 0")
         if not 0 <= self.jitter <= 1:
@@ -141,6 +141,20 @@ def check_numbers(
                 raise SaynaValidationError(
                     f"{type(settings).__name__}.{name} must be {kind}, got {value!r}"
                 )
+
+
+def _check_backoff(policy: RetryPolicy | ReconnectPolicy) -> None:
+    """Raise :class:`SaynaValidationError` unless the ``initial_backoff`` and
+    ``max_backoff`` of ``policy`` are finite numbers of seconds >= 0: a negative or NaN
+    delay would retry with no pause at all (a tight loop against a server that is down),
+    an infinite one would never retry."""
+    for name in ("initial_backoff", "max_backoff"):
+        value = getattr(policy, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise SaynaValidationError(
+                f"{type(policy).__name__}.{name} must be a finite number of seconds >= 0 "
+                f"(0: retry at once), got {value!r}"
+            )
 
 
 def check_seconds(name: str, value: object, *, zero: Optional[str] = None) -> None:
@@ -175,7 +189,9 @@ def backoff_delay(
     ``retry_after`` (a server hint) raises the delay to at least that value, still
     capped at ``maximum`` so a hostile header cannot stall the caller.
     """
-    base = min(maximum, initial * float(2 ** max(0, attempt - 1)))
+    # (The exponent is capped: 2.0 ** 1024 overflows a float, which a policy retrying
+    # for ever reaches after 1,024 attempts; 2 ** 64 times any backoff is past any cap.)
+    base = min(maximum, initial * 2.0 ** min(64, max(0, attempt - 1)))
     delay: float = base * (1.0 - jitter * float(rand()))
     if retry_after is not None and retry_after > delay:
         delay = min(maximum, retry_after)

@@ -64,6 +64,13 @@ def test_backoff_is_capped_exponential_with_jitter() -> None:
     assert backoff_delay(1, initial=0.5, maximum=4, jitter=0, retry_after=1000) == 4
 
 
+def test_backoff_of_a_policy_retrying_for_ever_stays_at_its_cap() -> None:
+    # ReconnectPolicy(max_attempts=None): attempt 1,025 comes after about 4 hours at a
+    # 15 s cap; 2.0 ** 1024 overflowed and ended the reconnection with OverflowError.
+    for attempt in (1025, 10_000):
+        assert backoff_delay(attempt, initial=0.5, maximum=15, jitter=0) == 15
+
+
 def test_policies_validate() -> None:
     with pytest.raises(SaynaValidationError, match="Timeouts.ready"):
         Timeouts(ready=0)
@@ -72,6 +79,17 @@ def test_policies_validate() -> None:
     with pytest.raises(SaynaValidationError, match="max_attempts"):
         ReconnectPolicy(max_attempts=0)
     assert Timeouts(ready=None).ready is None
+
+
+@pytest.mark.parametrize("policy", [RetryPolicy, ReconnectPolicy])
+@pytest.mark.parametrize("field", ["initial_backoff", "max_backoff"])
+@pytest.mark.parametrize("value", [-1, -0.5, float("nan"), float("inf"), float("-inf")])
+def test_backoffs_must_be_finite_and_not_negative(policy: type, field: str, value: float) -> None:
+    # A negative or NaN backoff made ReconnectPolicy retry with no delay at all (about
+    # 800 attempts a second against a server that is down); an infinite one never retries.
+    with pytest.raises(SaynaValidationError, match=f"{policy.__name__}.{field} must be a finite"):
+        policy(**{field: value})
+    assert policy(**{field: 0}) is not None  # 0: retry at once, allowed
 
 
 def test_status_classes() -> None:
