@@ -303,7 +303,8 @@ async def test_a_session_lost_again_while_replaying_reconnects_and_replays_the_r
             await lose_first.wait()
             await ws.close(code=1011)
         elif number == 2:
-            await eventually(lambda: c.ready)  # the replay runs (and waits) meanwhile
+            # The replay has begun (and waits for the socket, which reads no more).
+            assert (await ws.receive()).type == aiohttp.WSMsgType.BINARY
             await ws.close(code=1011)
         else:
             async for msg in ws:

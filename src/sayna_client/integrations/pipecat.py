@@ -139,18 +139,24 @@ class _SessionService(AIService):
         """Push a server ``error`` or an unexpected end of the session as an
         ``ErrorFrame`` (once per session: only the first service on it reports). A close
         the client recovers from (``will_reconnect``) is not one: only the end of its
-        reconnection, if it gives up (:meth:`_report_end`); ``reconnected`` ends it."""
+        reconnection, if it gives up (the ``ConnectionClosed`` that ends it, or
+        :meth:`_report_end`); ``reconnected`` ends it."""
         if event.type == "reconnected":
             self._lost = False
             return
-        if event.type == "closed" and event.will_reconnect:
-            self._lost = True  # (until reconnected: a refused attempt closes it again)
+        gave_up = False
+        if event.type == "closed":
+            if event.will_reconnect:
+                self._lost = True  # (until reconnected, or the close that ends it)
+            else:
+                gave_up, self._lost = self._lost, False
         if not self._session.is_reporter(self):
             return
         if event.type == "error":
             await self.push_error(f"Sayna: {event.message}")
         elif not (self._closing or event.initiated_by_client or event.will_reconnect):
-            await self.push_error(f"Sayna session closed: {event.message}")
+            reason = "reconnecting gave up" if gave_up else event.message
+            await self.push_error(f"Sayna session closed: {reason}")
 
     async def _report_end(self) -> None:
         """The session's events ended: after a close the client was recovering from,

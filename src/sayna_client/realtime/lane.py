@@ -239,6 +239,11 @@ class AudioInput:
                     await waiting
             except Exception as exc:
                 _raise_send_error(conn, exc)
+            except asyncio.CancelledError:
+                # (A connect() took the reconnection over: it replays the rest.) The
+                # frame was handed to the socket before the wait: it goes out, it counts.
+                self._count_one(len(frame))
+                raise
             self._count_one(len(frame))
             sent += 1
             size += len(frame)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .._config import ReconnectPolicy, backoff_delay
 from ..errors import (
@@ -22,7 +22,7 @@ from ..errors import (
     SaynaTimeoutError,
 )
 from ..protocol.events import ConnectionClosed
-from ..protocol.lifecycle import is_recoverable
+from ..protocol.lifecycle import CloseCode, is_recoverable
 from .events import Reconnected, Reconnecting
 from .hold import AudioHold
 
@@ -49,17 +49,18 @@ async def run_reconnect(
     info: ConnectionClosed,
     *,
     open_session: Callable[[], Awaitable[None]],
-    replay: Callable[[int], Awaitable[Optional[tuple[int, int]]]],
+    recover: Callable[[int], Awaitable[bool]],
     publish: Callable[[object], None],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     attempts_used: int = 0,
 ) -> Optional[int]:
     """Re-open the session with capped exponential backoff and jitter.
 
-    Publishes :class:`Reconnecting` before each attempt and :class:`Reconnected`
-    (with what ``replay(attempt)`` re-sent) on success. ``replay`` returns None when the
-    session was lost again while it replayed: that loss is an outage of its own (the
-    session's close handling took it over), and this one ends with None.
+    Publishes :class:`Reconnecting` before each attempt; once an attempt opened a ready
+    session, ``recover(attempt)`` replays the audio held and publishes
+    :class:`Reconnected`. It returns False when the session was lost again while it
+    replayed: that loss is an outage of its own (the session's close handling took it
+    over), and this one ends with None.
 
     Args:
         attempts_used: attempts already spent on this outage (a session that was
@@ -106,12 +107,9 @@ async def run_reconnect(
             logger.info("Reconnecting stopped: %s", exc)
             return None
         else:
-            replayed = await replay(attempt)
-            if replayed is None:
+            if not await recover(attempt):
                 logger.info("Sayna session lost again while replaying the audio held")
                 return None
-            frames, size = replayed
-            publish(Reconnected(attempt, frames, size))
             logger.info("Sayna session re-established after %d attempt(s)", attempt)
             return attempt
     logger.error("Giving up reconnecting after %d attempts", attempt)
@@ -119,8 +117,17 @@ async def run_reconnect(
 
 
 class Reconnector:
-    """A voice session's automatic reconnection: whether a close starts one, the task
-    that runs it, and the audio held meanwhile.
+    """A voice session's automatic reconnection: whether a close starts one, the outage
+    it recovers from, the task that retries, and the audio held meanwhile.
+
+    An *outage* is open (:attr:`hold` is set) from the close that starts a
+    reconnection until the session is ready again with the held audio replayed
+    (``Reconnected``), or until it ends without recovery. Whoever owns it ends it: the
+    retry task, or the caller that stopped that task with :meth:`claim` (a
+    ``connect()`` taking over, ``disconnect()``, a dropped client). Either way it ends
+    through :meth:`recover` or :meth:`end`, which let go of the hold and say so on
+    the event stream; so no outage outlives its owner, whatever step a cancellation
+    hit (a task cancelled before its first step runs none of its code).
 
     Args:
         session: the session: its ``reconnect_policy``, hub and ready connection;
@@ -130,17 +137,29 @@ class Reconnector:
 
     def __init__(self, session: SessionCore) -> None:
         self._session = session
-        #: The running reconnection, if any.
+        #: The retry loop, while it runs.
         self.task: Optional[asyncio.Task[None]] = None
-        #: Audio sent during the outage, replayed once the session is ready again.
+        #: Audio sent during the outage, replayed once the session is ready again
+        #: (None: no outage is open).
         self.hold: Optional[AudioHold] = None
+        #: The task that may send while the outage is open: the one replaying the hold.
+        self.owner: Optional[asyncio.Task[Any]] = None
+        #: The close that opened the outage.
+        self._lost: Optional[ConnectionClosed] = None
+        #: The number of the attempt announced last (or next) in this outage.
+        self.attempt = 0
         #: (attempts spent, loop time) of the last automatic reconnect that succeeded.
         self._last_recovery: Optional[tuple[int, float]] = None
 
     def forget(self) -> None:
         """The session's loop was closed: nothing of the old reconnection can run."""
-        self.task = None
-        self.hold = None
+        self.task = self.owner = self.hold = self._lost = None
+        self._last_recovery = None
+
+    def forget_recovery(self) -> None:
+        """The application starts a session of its own (``connect()``, ``disconnect()``):
+        its first loss starts a new outage, whatever the last one took."""
+        self._last_recovery = None
 
     def attempts_for(self, info: ConnectionClosed, *, was_ready: bool) -> Optional[int]:
         """Whether the close ``info`` starts a reconnection: None when it does not, else
@@ -169,68 +188,127 @@ class Reconnector:
         """Start reconnecting after ``info`` (``used``: from :meth:`attempts_for`)."""
         policy = self._session.reconnect_policy
         assert policy is not None
-        hold = self.hold
-        if hold is None:
+        if self.hold is None:
             self.hold = AudioHold(policy.buffer_bytes)
         # (Else lost again while replaying: what was not replayed yet goes first.)
-        self.task = asyncio.get_running_loop().create_task(
+        self._lost = info
+        self.attempt = used + 1
+        self.task = self.owner = asyncio.get_running_loop().create_task(
             self._run(policy, info, used), name="sayna-reconnect"
         )
+
+    def claim(self) -> Optional[asyncio.Task[None]]:
+        """The calling task takes the outage over (``connect()``, ``disconnect()``, a
+        dropped client): the retry task is cancelled, and returned for the caller to
+        await; from now on the caller owns the outage and must end it (:meth:`recover`
+        or :meth:`end`). The task, when it runs again, leaves everything to the caller."""
+        task, self.task = self.task, None
+        if self.hold is not None:
+            self.owner = _current_task()
+        if task is None or task is _current_task():
+            return None
+        task.cancel()
+        return task
+
+    def owns(self, task: Optional[asyncio.Task[Any]]) -> bool:
+        """Whether ``task`` owns the open outage (and may end it)."""
+        return self.hold is not None and self.owner is task
 
     async def _run(self, policy: ReconnectPolicy, info: ConnectionClosed, used: int) -> None:
         session = self._session
         me = asyncio.current_task()
-        ok = False
         try:
             succeeded = await run_reconnect(
                 policy,
                 info,
                 open_session=session.reopen,
-                replay=self._replay_audio,
-                publish=session.hub.publish,
+                recover=self._recover,
+                publish=self._announce,
                 attempts_used=used,
             )
-            ok = succeeded is not None
-            if succeeded is None and self.task is me:
+            if succeeded is None and self.owns(me):
                 # A refused attempt (rejected config) leaves its socket open: the
                 # session is over, so close it; later sends raise "not connected".
                 await session.close_refused()
         finally:
-            # (Else lost again while replaying: the reconnection that loss started owns
-            # the session, its task and its hold, from now on.)
-            if self.task is me:
-                self._ended(ok)
+            # (Not the owner: lost again while replaying, and the reconnection that loss
+            # started owns the outage; or claimed by a caller, who ends it.)
+            if self.owns(me):
+                self.end(by_client=False)
+                session.end_of_session()
 
-    def _ended(self, ok: bool) -> None:
-        """The reconnection ended: reconnected (``ok``), or the session is over."""
-        self.task = None
-        hold, self.hold = self.hold, None
-        report = hold.discard() if hold is not None and not ok else None
-        if report is not None:
-            self._session.report(report)
-        if not ok:
-            self._session.end_of_session()
+    def _announce(self, event: object) -> None:
+        """Publish the reconnection's own events, noting the attempt announced."""
+        if isinstance(event, Reconnecting):
+            self.attempt = event.attempt
+        self._session.hub.publish(event)
 
-    async def _replay_audio(self, attempt: int) -> Optional[tuple[int, int]]:
-        """Send the audio held during the outage, in order; report what overflowed.
-        Returns the frames and bytes replayed, or None when the session was lost again
-        meanwhile (the frames not sent yet stay held for the reconnection that follows).
-
-        The session holds audio until the hold is let go here, ready or not: a frame
-        passed to ``on_audio_input`` once ``ready`` came, or while a replayed frame
-        waits for the socket, is held behind the others and replayed in turn, so none
-        overtakes the held ones."""
+    async def _recover(self, attempt: int) -> bool:
+        """The retry task's attempt ``attempt`` opened a ready session: note the recovery,
+        replay the held audio and announce it (see :meth:`recover`)."""
         # Re-established: a loss from now on within STABLE_AFTER continues this outage.
         self._last_recovery = (attempt, asyncio.get_running_loop().time())
+        return await self.recover(attempt)
+
+    async def recover(self, attempt: int) -> bool:
+        """The session is ready again (attempt ``attempt``, from the owner's task): send
+        the audio held during the outage, in order, then publish :class:`Reconnected`
+        and report what overflowed (``AudioDropped``, after it). Returns False, leaving
+        the outage to the reconnection that loss started, when the session was lost again
+        meanwhile (the frames not sent yet stay held for it).
+
+        The session holds audio until the outage is over, ready or not: a frame passed
+        to ``on_audio_input`` once ``ready`` came, or while a replayed frame waits for
+        the socket, is held behind the others and replayed in turn, so none overtakes
+        the held ones."""
         hold = self.hold
-        if hold is None:
-            return 0, 0
-        try:
-            sent, size = await self._session.audio_in.replay(hold)
-        except SaynaConnectionError:
-            return None  # (the close started a reconnection, or ended the session)
-        report = hold.take_dropped()
+        me = _current_task()
+        sent = size = 0
+        if hold is not None:
+            try:
+                sent, size = await self._session.audio_in.replay(hold)
+            except SaynaConnectionError:
+                return False  # (the close started a reconnection, or ended the session)
+        if not self.owns(me):
+            return False
+        # (No wait since the hold was found empty: nothing is left in it.)
+        self.hold = self._lost = self.owner = None
+        if self.task is me:
+            self.task = None
+        self._session.hub.publish(Reconnected(attempt, sent, size))
+        report = hold.take_dropped() if hold is not None else None
         if report is not None:
             self._session.report(report)
-        self.hold = None  # (no wait since the hold was found empty: nothing is left in it)
-        return sent, size
+        return True
+
+    def end(self, *, by_client: bool, announce: bool = True) -> None:
+        """The open outage ends without recovery (nothing to do when none is open): the
+        held audio is reported as dropped (``AudioDropped``), then, with ``announce``,
+        one ``ConnectionClosed(will_reconnect=False)`` says the session is over: the
+        client's close (``by_client``: ``disconnect()``, a cancelled ``connect()``), or
+        the loss that opened the outage, which the error callbacks are told of too."""
+        hold, lost = self.hold, self._lost
+        self.hold = self._lost = self.owner = None
+        self.task = None
+        if hold is None:
+            return
+        report = hold.discard()
+        if report is not None:
+            self._session.report(report)
+        if not announce or lost is None:
+            return
+        hub = self._session.hub
+        if by_client:
+            hub.publish(ConnectionClosed(int(CloseCode.NORMAL_CLOSURE), "closed by client", True))
+            return
+        final = ConnectionClosed(lost.code, lost.reason, False)
+        hub.publish(final)
+        hub.notify_callbacks("lost", final)
+
+
+def _current_task() -> Optional[asyncio.Task[Any]]:
+    """The running task, if any (None in a loop callback, or with no running loop)."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None

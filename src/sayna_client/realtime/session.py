@@ -81,6 +81,13 @@ class VoiceSession:
         #: cycle collector stops tracking (a NamedTuple stays tracked; issue #19):
         #: :attr:`ready_message` makes the :class:`ReadyInfo` when read.
         self._ready_msg: Optional[tuple[Optional[str], ...]] = None
+        #: The current socket has had its ``ready`` (a ``reconfigure()`` waiting for the
+        #: next one clears ``_ready_msg``, not this): its loss is the session's.
+        self._was_ready = False
+        #: The current socket was opened while an outage was open (an attempt of the
+        #: reconnection, or a ``connect()`` taking over): until its ``ready``, its close is
+        #: that attempt's failure, not the session's.
+        self._attempt_socket = False
         self._gate = SessionGate()
         # The parts refer back to the session weakly, so that a dropped client is freed
         # by reference counting alone (no cycle through the SDK's own objects).
@@ -125,10 +132,6 @@ class VoiceSession:
             part = self._commands = Commands(self._me)
         return part
 
-    def _reconnect_task(self) -> Optional[asyncio.Task[None]]:
-        reconnector = self._reconnector
-        return reconnector.task if reconnector is not None else None
-
     def _drop_lane(self) -> None:
         """``on_audio_input`` must look again (readiness or the connection changed)."""
         part = self._audio_in
@@ -139,13 +142,29 @@ class VoiceSession:
 
     @property
     def connected(self) -> bool:
-        """True while the WebSocket is open."""
-        return self._conn is not None and not self._conn.closed
+        """True while the session's WebSocket is open; False while reconnecting, even
+        while an attempt's socket is open or the held audio is being replayed."""
+        conn = self._conn
+        reconnector = self._reconnector
+        return (
+            conn is not None
+            and not conn.closed
+            and (reconnector is None or reconnector.hold is None)
+        )
 
     @property
     def ready(self) -> bool:
-        """True once the server sent ``ready`` and while the socket stays open."""
-        return self._ready_msg is not None and self.connected
+        """True once the server sent ``ready`` and while the socket stays open; False
+        while reconnecting, until the ``reconnected`` event."""
+        # (Read per event by applications: attribute reads only, no nested property.)
+        conn = self._conn
+        reconnector = self._reconnector
+        return (
+            self._ready_msg is not None
+            and conn is not None
+            and not conn.closed
+            and (reconnector is None or reconnector.hold is None)
+        )
 
     @property
     def ready_message(self) -> Optional[ReadyInfo]:
@@ -156,16 +175,16 @@ class VoiceSession:
 
     @property
     def reconnecting(self) -> bool:
-        """True while an automatic reconnection is in progress (see ``ReconnectPolicy``)."""
-        return self._reconnect_task() is not None
+        """True while an automatic reconnection is in progress (see ``ReconnectPolicy``):
+        from the close that starts it until the ``reconnected`` event, or its end."""
+        reconnector = self._reconnector
+        return reconnector is not None and reconnector.hold is not None
 
     def held_audio(self) -> Optional[AudioHold]:
         """Where audio goes while an automatic reconnection runs, until it replayed what
         it held (None: send it now)."""
         reconnector = self._reconnector
-        if reconnector is None or reconnector.task is None:
-            return None
-        return reconnector.hold
+        return reconnector.hold if reconnector is not None else None
 
     def ready_connection(self) -> WebSocketConnection:
         """The ready connection for a send, or the error saying why there is none.
@@ -179,12 +198,16 @@ class VoiceSession:
         conn = self._conn
         if self._gate.loop is not None:
             self._gate.check_loop()  # raises for another live loop; a dead one has no conn
-        if conn is None or conn.closed:
-            if self._reconnect_task() is not None:
+        reconnector = self._reconnector
+        outage = reconnector is not None and reconnector.hold is not None
+        if conn is None or conn.closed or self._ready_msg is None:
+            if outage:
                 raise SaynaNotReadyError(
                     "The Sayna session is reconnecting; retry after the `reconnected` event "
                     "(audio sent with on_audio_input is held and replayed)"
                 )
+            if conn is not None and not conn.closed:
+                raise SaynaNotReadyError()
             info = conn.close_info if conn is not None else None
             if info is not None:
                 raise SaynaNotConnectedError(
@@ -192,20 +215,15 @@ class VoiceSession:
                     "client.connect() (awaited on SaynaClient) to start a new one"
                 )
             raise SaynaNotConnectedError()
-        if self._ready_msg is None:
-            raise SaynaNotReadyError()
-        reconnector = self._reconnector
-        if (
-            reconnector is not None
-            and reconnector.task is not None
-            and reconnector.task is not asyncio.current_task()
-        ):
-            # Ready again, and sending the audio held meanwhile: a text message now
-            # would reach the server before audio passed earlier.
-            raise SaynaNotReadyError(
-                "The Sayna session is sending the audio held while it reconnected; retry "
-                "after the `reconnected` event"
-            )
+        if outage:
+            assert reconnector is not None
+            if reconnector.owner is not asyncio.current_task():
+                # Ready again, and sending the audio held meanwhile: a text message now
+                # would reach the server before audio passed earlier.
+                raise SaynaNotReadyError(
+                    "The Sayna session is sending the audio held while it reconnected; "
+                    "retry after the `reconnected` event"
+                )
         return conn
 
     # --- connecting ----------------------------------------------------------------
@@ -228,27 +246,64 @@ class VoiceSession:
                 (from another task) ended the attempt.
             SaynaEventLoopError: the client's session lives on another running loop.
 
+        A failed ``connect()`` (any error but ``SaynaConfigRejectedError``, or a
+        cancellation) ends the ``events()`` and ``turns()`` iterators made before it:
+        the session they were made for never began.
+
         Concurrency: ``connect()``, ``reconfigure()`` and the close of ``disconnect()``
         run one at a time, in call order, from any tasks of the session's loop. A
-        ``connect()`` during an automatic reconnection stops it and connects at once.
+        ``connect()`` during an automatic reconnection stops its retries and is its
+        next attempt, at once: the iterators go on, and once the new session is ready
+        the audio held is replayed and ``Reconnected`` published, as after an attempt
+        of its own. If it fails, the reconnection is over: the held audio is reported
+        as ``AudioDropped`` and the session ends, as when the reconnection gives up.
         """
         self._adopt_loop()
-        task = self._reconnect_task()
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()  # the caller takes over from the automatic reconnection
-            await asyncio.gather(task, return_exceptions=True)
-        async with self._gate.hold("connect()"):
-            if self.ready:
-                return
-            if self._conn is not None and not self._conn.closed:
-                # A config was rejected earlier: send the current one again.
-                await self._configure(self._conn)
-                return
-            # (Nothing stays open after a failed connect, even when the caller never
-            # reaches disconnect(): the socket gives back its lease of the HTTP session,
-            # whose last holder closes it. The REST calls' lease stays, with any call
-            # still running on it.)
-            await self._open()
+        reconnector = self._reconnector
+        me = asyncio.current_task()
+        # During an outage the caller takes it over (see Reconnector.claim): its retries
+        # stop now, not after their attempt under way.
+        task = reconnector.claim() if reconnector is not None else None
+        try:
+            if task is not None:
+                await asyncio.gather(task, return_exceptions=True)
+            async with self._gate.hold("connect()"):
+                if reconnector is not None:
+                    # (Again: lost while this call waited, or another connect() claimed it.)
+                    task = reconnector.claim()
+                    if task is not None:
+                        await asyncio.gather(task, return_exceptions=True)
+                taking_over = reconnector is not None and reconnector.owns(me)
+                conn = self._conn
+                if conn is not None and not conn.closed:
+                    if self._ready_msg is None:
+                        # A config was rejected earlier: send the current one again.
+                        await self._configure(conn)
+                    elif not taking_over:
+                        return  # ready already
+                else:
+                    # (Nothing stays open after a failed connect, even when the caller
+                    # never reaches disconnect(): the socket gives back its lease of the
+                    # HTTP session, whose last holder closes it. The REST calls' lease
+                    # stays, with any call still running on it.)
+                    if reconnector is not None and not taking_over:
+                        reconnector.forget_recovery()  # a session of the application's own
+                    await self._open()
+                if reconnector is not None and taking_over:
+                    await reconnector.recover(reconnector.attempt)
+        except SaynaConfigRejectedError:
+            # The socket stays open for reconfigure(): the session goes on (a reconnection
+            # taken over ends here, its held audio reported).
+            if reconnector is not None and reconnector.owns(me):
+                reconnector.end(by_client=False, announce=False)
+            raise
+        except BaseException as exc:
+            if reconnector is not None and reconnector.owns(me):
+                reconnector.end(by_client=isinstance(exc, asyncio.CancelledError))
+                self.end_of_session()
+            else:  # (a disconnect() that interrupted it ends a reconnection taken over)
+                self.hub.close_iterators()  # the session they were made for never began
+            raise
 
     def _adopt_loop(self) -> None:
         """Raise ``SaynaEventLoopError`` when the session lives on another running loop;
@@ -268,6 +323,8 @@ class VoiceSession:
         if old is not None:
             await old.close(self.timeouts.close)  # closed already; release what remains
         self._set_ready(None)
+        self._was_ready = False
+        self._attempt_socket = self.reconnecting
         started = self.tracker.connecting()
         conn = await dial(
             self._link,
@@ -314,6 +371,7 @@ class VoiceSession:
     def connection_ready(self, ready: ReadyMessage) -> None:
         """The server's ``ready`` (called by the connection)."""
         self._set_ready(tuple(ReadyInfo.of(ready)))
+        self._was_ready = True
         logger.info(
             "Sayna session ready (stream_id=%s, livekit_room=%s)",
             ready.stream_id,
@@ -331,15 +389,8 @@ class VoiceSession:
         """Called by the reader when a socket ends (any reason)."""
         self._drop_lane()  # on_audio_input must not use this connection any more
         forget(id(self), self._gate.loop)
-        reconnector = self._reconnector
-        if reconnector is None and self.reconnect_policy is not None:
-            reconnector = self._reconnector = Reconnector(self._me)
-        used = (
-            reconnector.attempts_for(info, was_ready=self._ready_msg is not None)
-            if reconnector is not None
-            else None
-        )
-        info.will_reconnect = used is not None
+        was_ready = self._was_ready
+        lost = not info.initiated_by_client
         self.tracker.closed(
             lambda: SaynaConnectionClosedError(
                 f"The Sayna session closed while waiting: {info.message}",
@@ -347,9 +398,26 @@ class VoiceSession:
                 reason=info.reason,
             )
         )
-        self.hub.publish(info)
-        if info.initiated_by_client:
+        if self._attempt_socket and not was_ready:
+            # An attempt failed before its `ready`: whoever made it reports that (one
+            # `Reconnecting` per attempt, then `Reconnected` or the end of the outage),
+            # not as a close of the session, which is still reconnecting.
+            logger.info("Sayna reconnect attempt ended before ready: %s", info.message)
             return
+        reconnector = self._reconnector
+        if reconnector is None and self.reconnect_policy is not None:
+            reconnector = self._reconnector = Reconnector(self._me)
+        used = (
+            reconnector.attempts_for(info, was_ready=was_ready) if reconnector is not None else None
+        )
+        info.will_reconnect = used is not None
+        if used is None and lost and reconnector is not None:
+            # Lost for good while it replayed the audio held after a reconnection: that
+            # audio goes too, reported before the close that ends the session.
+            reconnector.end(by_client=False, announce=False)
+        self.hub.publish(info)
+        if not lost:
+            return  # (the client's close: whoever closed ends the session)
         if ends_normally(info.code, initiated_by_client=False, peer_left=self.tracker.peer_left):
             logger.info("Sayna session ended after a participant left the room")
         else:
@@ -358,7 +426,9 @@ class VoiceSession:
         if used is not None:
             assert reconnector is not None
             reconnector.start(info, used)
-        elif self._ready_msg is not None:
+        else:
+            # Over: also when it was never ready (a failed connect(), or a rejected config
+            # whose socket the server closed) or was waiting for a reconfigure()'s ready.
             self.end_of_session()
 
     def client_dropped(self) -> Optional[asyncio.AbstractEventLoop]:
@@ -372,9 +442,13 @@ class VoiceSession:
     def end_dropped(self) -> None:
         """End the session of a garbage-collected client at once (see :mod:`.link`): no
         Close handshake, as nobody is left to wait for it; the close is the client's."""
-        task = self._reconnect_task()
-        if task is not None:
-            task.cancel()
+        reconnector = self._reconnector
+        if reconnector is not None:
+            reconnector.claim()  # (cancelled: nobody awaits it, the loop may not run again)
+            conn = self._conn
+            # The held audio is reported; the close of an open session's socket says the
+            # session is over, or with none (an outage), one ConnectionClosed of ours.
+            reconnector.end(by_client=True, announce=conn is None or conn.closed)
         if self._conn is not None:
             self._conn.drop()
         self.end_of_session()
@@ -521,14 +595,20 @@ class VoiceSession:
         """Close and release everything (the second half of :meth:`disconnect`, called
         from ``caller``'s task: when that is the callbacks task, the close does not wait
         for it)."""
-        task = self._reconnect_task()
-        if task is not None:
-            task.cancel()
+        reconnector = self._reconnector
+        # The close owns an outage from now on (a connect() taking it over leaves it).
+        task = reconnector.claim() if reconnector is not None else None
         self._gate.interrupt()  # a connect()/reconfigure() in another task ends now
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
         async with self._gate.hold("disconnect()", interruptible=False):
             conn, self._conn = self._conn, None
+            if reconnector is not None:
+                reconnector.forget_recovery()  # the next connect() starts afresh
+                # Audio held for a reconnection that will not happen is reported; the
+                # close of an open socket says the session is over, or with none open
+                # (an outage), one ConnectionClosed of the client's.
+                reconnector.end(by_client=True, announce=conn is None or conn.closed)
             try:
                 if conn is not None:
                     await conn.close(self.timeouts.close)
