@@ -27,6 +27,7 @@ from sayna_client import (
     SaynaConnectionError,
     SaynaNotReadyError,
     Timeouts,
+    Turn,
 )
 from sayna_client.server import Faults, LocalServer
 
@@ -130,6 +131,16 @@ def _peer_client(url: str, **kwargs: Any) -> SaynaClient:
     kwargs.setdefault("reconnect", ReconnectPolicy(initial_backoff=0.05, jitter=0))
     kwargs.setdefault("timeouts", Timeouts(connect=5, ready=10, request=10, close=2))
     return SaynaClient(url, stt(), tts(sample_rate=16000), heartbeat=None, **kwargs)
+
+
+def _result(text: str, *, final: bool, speech_final: bool) -> dict[str, Any]:
+    return {
+        "type": "stt_result",
+        "transcript": text,
+        "is_final": final,
+        "is_speech_final": speech_final,
+        "confidence": 0.9,
+    }
 
 
 # --- a connect() during a reconnection ----------------------------------------------------
@@ -548,4 +559,73 @@ async def test_a_new_session_of_the_application_starts_a_new_outage() -> None:
         finally:
             for event in lose:
                 event.set()
+            await client.disconnect()
+
+
+# --- the conversation across an outage ------------------------------------------------------
+
+
+async def test_a_turn_cut_by_a_lost_connection_ends_with_its_finals() -> None:
+    # The server forgets the turn with its session: its finals were dropped silently
+    # (the callbacks had them, turns() never did).
+    async def script(ws: web.WebSocketResponse, number: int) -> None:
+        await Peer.ready(ws)
+        if number == 0:
+            await ws.send_json(_result("please book", final=False, speech_final=False))
+            await ws.send_json(_result("please book a table", final=True, speech_final=False))
+            await ws.close(code=1011)
+            return
+        await ws.send_json(_result("for two", final=True, speech_final=True))
+        await peer.pump(ws, number)
+
+    peer = Peer(script)
+    async with serving(peer.app()) as url:
+        client = _peer_client(url)
+        async with client:
+            events = client.events()
+            turns = client.turns()
+            await client.connect()
+            seen = await _until(events, "closed")
+            assert kinds(seen)[-2:] == ["turn", "closed"]  # it ended with the connection
+            first = await asyncio.wait_for(turns.__anext__(), TIMEOUT)
+            second = await asyncio.wait_for(turns.__anext__(), TIMEOUT)
+            assert isinstance(first, Turn)
+            assert (first.text, first.segments, first.interim_count) == (
+                "please book a table",
+                ("please book a table",),
+                1,
+            )
+            assert second.text == "for two"
+
+
+async def test_drain_during_a_reconnection_is_refused_and_no_turn_is_left_open() -> None:
+    # A turn was open when the connection dropped: drain() called during the outage
+    # waited for its end, which no session would ever send (it never returned, even
+    # once reconnected and idle).
+    go = asyncio.Event()
+
+    async def script(ws: web.WebSocketResponse, number: int) -> None:
+        if number == 0:
+            await Peer.ready(ws)
+            await ws.send_json(_result("hel", final=False, speech_final=False))
+            await ws.close(code=1011)
+            return
+        await go.wait()
+        await Peer.ready(ws)
+        await peer.pump(ws, number)
+
+    peer = Peer(script)
+    async with serving(peer.app()) as url:
+        client = _peer_client(url)
+        try:
+            events = client.events()
+            await client.connect()
+            await _until(events, "reconnecting")
+            with pytest.raises(SaynaNotReadyError, match="reconnect"):
+                await asyncio.wait_for(client.drain(), TIMEOUT)
+            go.set()
+            await _until(events, "reconnected")
+            await asyncio.wait_for(client.drain(settle=0.05), TIMEOUT)
+        finally:
+            go.set()
             await client.disconnect()

@@ -430,9 +430,14 @@ class SessionTracker:
         self.metrics.connect_to_ready = self._clock() - started
         logger.debug("Sayna metrics: connect -> ready %.1f ms", self.metrics.connect_to_ready * 1e3)
 
-    def closed(self, error: Callable[[], BaseException]) -> None:
-        """The session ended: wake every waiter with the exception ``error()`` makes
-        (built only when someone is waiting: most sessions end with no waiter)."""
+    def closed(self, error: Callable[[], BaseException], *, lost: bool = False) -> None:
+        """The session's socket closed: wake every waiter with the exception ``error()``
+        makes (built only when someone is waiting: most sessions end with no waiter),
+        and end the turn under way, which the server forgets with the socket (a later
+        session's recognizer starts afresh: nothing would end it). When the server or
+        the network ended it (``lost``), a turn that had finals ends as at a
+        speech-final, with what it had: its :class:`Turn` is published (and counted),
+        before the close; the speech is not told (no reply can go out meanwhile)."""
         # The audio input holds the connection: let go of it (no cycle through the hub);
         # the metrics go on reading its count.
         self._audio_source = None
@@ -444,6 +449,15 @@ class SessionTracker:
                 if not waiter.done():
                     waiter.set_exception(exc)
         self._playback_from = None
+        if self._turn_started is None:
+            return
+        turn = self._turn(self._clock()) if lost and self._segments else None
+        self._reset_turn()
+        if turn is not None:
+            self.metrics.turns += 1
+            hub = self._hub() if self._hub is not None else None
+            if hub is not None:
+                hub.publish(turn)
 
     # --- outbound ---------------------------------------------------------------------
 
@@ -591,15 +605,7 @@ class SessionTracker:
                 # it, so that a reply to it is timed from its end.
                 speech.on_turn("", words_at, now)
             return None
-        confidences = self._confidences
-        turn = Turn(
-            text=" ".join(segments),
-            confidence=sum(confidences) / len(confidences) if confidences else 1.0,
-            segments=tuple(segments),
-            started_at=self._turn_started,
-            ended_at=now,
-            interim_count=self._interims,
-        )
+        turn = self._turn(now)
         self.metrics.turns += 1
         words_at = self._words_at
         self._reset_turn()
@@ -611,6 +617,20 @@ class SessionTracker:
         if speech is not None:
             speech.on_turn(turn.text, now if words_at is None else words_at, now)
         return turn
+
+    def _turn(self, now: float) -> Turn:
+        """The turn under way (it has finals), ending at ``now``."""
+        segments = self._segments or ()
+        confidences = self._confidences
+        started = self._turn_started
+        return Turn(
+            text=" ".join(segments),
+            confidence=sum(confidences) / len(confidences) if confidences else 1.0,
+            segments=tuple(segments),
+            started_at=now if started is None else started,
+            ended_at=now,
+            interim_count=self._interims,
+        )
 
     def _add_segment(self, event: Any) -> None:
         if self._segments is None or self._confidences is None:

@@ -45,6 +45,11 @@ class SessionCore(Protocol):
     @property
     def audio_in(self) -> AudioSink: ...
 
+    @property
+    def reconnecting(self) -> bool:
+        """True while an automatic reconnection is in progress."""
+        ...
+
     def ready_connection(self) -> WebSocketConnection:
         """The ready connection for a send, or the error saying why there is none."""
         ...

@@ -12,7 +12,12 @@ import logging
 from typing import TYPE_CHECKING, Optional
 
 from .._checks import bounded
-from ..errors import SaynaConnectionError, SaynaTimeoutError, SaynaValidationError
+from ..errors import (
+    SaynaConnectionError,
+    SaynaNotReadyError,
+    SaynaTimeoutError,
+    SaynaValidationError,
+)
 from .conversation import SessionMetrics, Turn
 from .lane import silence_frame
 
@@ -49,7 +54,15 @@ class Drainer:
         Raises:
             SaynaTimeoutError: not drained within ``timeout`` seconds.
             SaynaConnectionClosedError: the session closed first.
+            SaynaNotReadyError: called while the session is reconnecting (the turn and
+                the speech under way were lost with the connection, the results of the
+                audio held are still to come): call it after the ``reconnected`` event.
         """
+        if self._session.reconnecting:
+            raise SaynaNotReadyError(
+                "drain() during a reconnection: the Sayna session is reconnecting; call it "
+                "after the `reconnected` event"
+            )
         await bounded(self._quiet(settle=settle), timeout, "drain()")
 
     async def _quiet(self, *, settle: float = _SETTLE, always_settle: bool = True) -> None:

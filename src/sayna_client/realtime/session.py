@@ -396,7 +396,8 @@ class VoiceSession:
                 f"The Sayna session closed while waiting: {info.message}",
                 code=info.code,
                 reason=info.reason,
-            )
+            ),
+            lost=lost,
         )
         if self._attempt_socket and not was_ready:
             # An attempt failed before its `ready`: whoever made it reports that (one
