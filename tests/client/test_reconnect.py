@@ -127,6 +127,10 @@ class Peer:
         return app
 
 
+#: A reconnection whose first attempt comes long after a test is done with the outage.
+_LATE = ReconnectPolicy(initial_backoff=30, max_backoff=60, jitter=0)
+
+
 def _peer_client(url: str, **kwargs: Any) -> SaynaClient:
     kwargs.setdefault("reconnect", ReconnectPolicy(initial_backoff=0.05, jitter=0))
     kwargs.setdefault("timeouts", Timeouts(connect=5, ready=10, request=10, close=2))
@@ -211,12 +215,12 @@ async def test_connect_during_the_backoff_keeps_the_iterators_and_replays_the_he
 ) -> None:
     # It used to end the reconnection as if it gave up: events() and turns() ended
     # although the session went on, and the held audio was discarded, not replayed.
-    client = await _broken_once(server, reconnect=ReconnectPolicy(initial_backoff=5, jitter=0))
+    client = await _broken_once(server, reconnect=_LATE)
     async with client:
         events = client.events()
         turns = client.turns()
         await client.speak("hello there")
-        await _until(events, "reconnecting")  # attempt 1 in 5 s
+        await _until(events, "reconnecting")  # attempt 1 in 30 s
         for index in range(10):
             await client.on_audio_input(numbered(index))
         await client.connect()
@@ -288,7 +292,7 @@ async def test_connect_during_the_replay_finishes_it_in_order() -> None:
 async def test_a_connect_that_takes_over_and_fails_ends_the_session_and_reports_the_audio(
     server: LocalServer,
 ) -> None:
-    client = await _broken_once(server, reconnect=ReconnectPolicy(initial_backoff=5, jitter=0))
+    client = await _broken_once(server, reconnect=_LATE)
     errors: list[Any] = []
     client.register_on_error(errors.append)
     async with client:
@@ -310,34 +314,44 @@ async def test_a_connect_that_takes_over_and_fails_ends_the_session_and_reports_
 # --- closes of the attempts ---------------------------------------------------------------
 
 
-async def test_failed_attempts_publish_no_close_of_their_own(server: LocalServer) -> None:
-    client = await _broken_once(server, reconnect=ReconnectPolicy(initial_backoff=0.05))
-    closes: list[ConnectionClosed] = []
-    errors: list[Any] = []
-    client.register_on_close(closes.append)
-    client.register_on_error(errors.append)
-    async with client:
-        events = client.events()
-        server.faults = Faults(close_after_config=True, close_code=1011)
-        await client.speak("hello there")
-        seen: list[Any] = []
-        async for event in events:
-            seen.append(event)
-            if event.type == "reconnecting" and event.attempt == 3:
-                server.faults = Faults()
-            if event.type == "reconnected":
-                break
-        assert kinds(seen)[-6:] == [
-            "closed",
-            "reconnecting",
-            "reconnecting",
-            "reconnecting",
-            "ready",
-            "reconnected",
-        ]
-        assert [(c.code, c.will_reconnect) for c in closes] == [(1006, True)]
-        await client.speak("back")  # (the callbacks have had every event before it)
-        assert [e.type for e in errors] == ["closed"]
+async def test_failed_attempts_publish_no_close_of_their_own() -> None:
+    # Attempts 1 and 2 are closed (1011) right after their config, attempt 3 succeeds:
+    # the outage went on, yet each failed attempt published a ConnectionClosed with
+    # will_reconnect=False (and told the error callbacks).
+    async def script(ws: web.WebSocketResponse, number: int) -> None:
+        if number in (1, 2):
+            await ws.close(code=1011)
+            return
+        await Peer.ready(ws)
+        if number == 0:
+            await ws.close(code=1011, message=b"boom")
+            return
+        await peer.pump(ws, number)
+
+    peer = Peer(script)
+    async with serving(peer.app()) as url:
+        client = _peer_client(url)
+        closes: list[ConnectionClosed] = []
+        errors: list[Any] = []
+        client.register_on_close(closes.append)
+        client.register_on_error(errors.append)
+        async with client:
+            events = client.events()
+            await client.connect()
+            seen = await _until(events, "reconnected")
+            assert kinds(seen) == [
+                "ready",
+                "closed",
+                "reconnecting",
+                "reconnecting",
+                "reconnecting",
+                "ready",
+                "reconnected",
+            ]
+            assert seen[-1].attempt == 3
+            await client.drain(settle=0.01)  # (the callbacks have caught up)
+            assert [(c.code, c.will_reconnect) for c in closes] == [(1011, True)]
+            assert [e.type for e in errors] == ["closed"]
 
 
 async def test_a_reconnection_that_gives_up_says_so_with_one_close() -> None:
@@ -448,24 +462,40 @@ async def test_connected_and_ready_are_false_until_reconnected() -> None:
             await client.disconnect(drain=0)
 
 
-async def test_audio_dropped_follows_reconnected(server: LocalServer) -> None:
-    policy = ReconnectPolicy(initial_backoff=0.3, jitter=0, buffer_bytes=4 * len(FRAME))
-    client = await _broken_once(server, reconnect=policy)
-    async with client:
-        events = client.events()
-        await client.speak("hello there")
-        await _until(events, "closed")
-        for index in range(10):
-            await client.on_audio_input(numbered(index))
-        seen = await _until(events, "audio_dropped")
-        assert kinds(seen) == ["reconnecting", "ready", "reconnected", "audio_dropped"]
-        reconnected, dropped = seen[-2:]
-        assert isinstance(reconnected, Reconnected)
-        assert reconnected.replayed_frames == 4
-        assert dropped.frames == 6
-        second = server.records.last_session
-        await server.records.wait_for(lambda: second.audio_frames == 4)
-        assert numbers(bytes(second.audio)) == [6, 7, 8, 9]
+async def test_audio_dropped_follows_reconnected() -> None:
+    go = asyncio.Event()
+
+    async def script(ws: web.WebSocketResponse, number: int) -> None:
+        if number == 1:
+            await go.wait()
+        await Peer.ready(ws)
+        if number == 0:
+            await ws.close(code=1011)
+            return
+        await peer.pump(ws, number)
+
+    peer = Peer(script)
+    async with serving(peer.app()) as url:
+        policy = ReconnectPolicy(initial_backoff=0.05, jitter=0, buffer_bytes=4 * len(FRAME))
+        client = _peer_client(url, reconnect=policy)
+        try:
+            events = client.events()
+            await client.connect()
+            await _until(events, "closed")
+            for index in range(10):
+                await client.on_audio_input(numbered(index))
+            go.set()
+            seen = await _until(events, "audio_dropped")
+            assert kinds(seen) == ["reconnecting", "ready", "reconnected", "audio_dropped"]
+            reconnected, dropped = seen[-2:]
+            assert isinstance(reconnected, Reconnected)
+            assert reconnected.replayed_frames == 4
+            assert dropped.frames == 6
+            await eventually(lambda: len(peer.audio[1]) == 4 * len(FRAME))
+            assert numbers(bytes(peer.audio[1])) == [6, 7, 8, 9]
+        finally:
+            go.set()
+            await client.disconnect()
 
 
 # --- what ends a session ------------------------------------------------------------------
