@@ -224,9 +224,10 @@ class ForwardSetting(ForwardAttribute[T]):
 
 
 class ReadyField:
-    """A read-only attribute of the owner: the field ``field`` of its voice session's
-    ``ready`` message (``owner._voice.ready_message``), None before the first ``ready``;
-    documented by ``doc``."""
+    """A read-only attribute of the owner: the field ``field`` of the latest ``ready``
+    message its voice session received (``owner._voice.last_ready``), kept after that
+    session ended (``get_recording(client.received_stream_id)`` once the call is over),
+    None before the first ``ready``; documented by ``doc``."""
 
     def __init__(self, field: str, doc: str) -> None:
         self._field = field
@@ -253,7 +254,7 @@ class ReadyField:
         raise AttributeError(f"{self._name} is read-only: the server sets it in `ready`")
 
 
-_ready_message = operator.attrgetter("_voice.ready_message")
+_ready_message = operator.attrgetter("_voice.last_ready")
 
 
 def _unnamed(_obj: object) -> Any:

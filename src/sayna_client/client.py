@@ -279,7 +279,8 @@ class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
     )
     received_stream_id = ReadyField(
         "stream_id",
-        "The ``stream_id`` the server confirmed in ``ready`` (key for ``get_recording``).",
+        "The ``stream_id`` the server confirmed in ``ready`` (key for ``get_recording``; "
+        "kept after the session ended, until the next ``ready``).",
     )
 
     # --- events and callbacks ----------------------------------------------------------

@@ -703,3 +703,18 @@ async def test_audio_observers_come_and_go_without_touching_the_other_routes(
     assert hub._audio_callbacks is hub._dispatcher  # the callbacks' queue, first
     assert hub._audio[-2:] == (b.append, d.append)
     assert hub._audio == tuple(route for route in before if route != observe_a)
+
+
+async def test_the_ready_fields_stay_readable_after_the_session(server: LocalServer) -> None:
+    # docs/sessions.md: download the recording with get_recording(client.received_stream_id)
+    # after the session; the field was None by then (the ready info was cleared).
+    async with make_client(server) as c:
+        await c.connect()
+        stream_id = c.received_stream_id
+        assert stream_id is not None
+        await c.disconnect()
+        assert not c.ready
+        assert c.received_stream_id == stream_id
+        assert c.livekit_url == "ws://127.0.0.1:7880"
+        await c.connect()  # a new session: the server's new id replaces it
+        assert c.received_stream_id not in (None, stream_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Callable, Optional
 
@@ -659,3 +660,20 @@ async def test_drain_during_a_reconnection_is_refused_and_no_turn_is_left_open()
         finally:
             go.set()
             await client.disconnect()
+
+
+async def test_a_loss_that_is_reconnected_is_not_logged_as_a_warning(
+    server: LocalServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The drop that starts a reconnection was a WARNING (printed on stderr by logging's
+    # last-resort handler, in the middle of docs/reconnect.md's shown output); the
+    # `Reconnecting` events tell it, and giving up is logged as an error.
+    caplog.set_level(logging.INFO, logger="sayna_client")
+    client = await _broken_once(server)
+    async with client:
+        events = client.events()
+        await client.speak("hello there")  # the server drops the session at its audio
+        await _until(events, "reconnected")
+    lost = [r for r in caplog.records if "reconnecting:" in r.getMessage()]
+    assert [r.levelno for r in lost] == [logging.INFO]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

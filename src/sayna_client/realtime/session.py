@@ -81,6 +81,9 @@ class VoiceSession:
         #: cycle collector stops tracking (a NamedTuple stays tracked; issue #19):
         #: :attr:`ready_message` makes the :class:`ReadyInfo` when read.
         self._ready_msg: Optional[tuple[Optional[str], ...]] = None
+        #: The latest ``ready``'s fields, kept after its session ended (the stream id is
+        #: the key of the recording, downloadable once the session closed).
+        self._last_ready: Optional[tuple[Optional[str], ...]] = None
         #: The current socket has had its ``ready`` (a ``reconfigure()`` waiting for the
         #: next one clears ``_ready_msg``, not this): its loss is the session's.
         self._was_ready = False
@@ -171,6 +174,13 @@ class VoiceSession:
         """What the server's ``ready`` of the current session said (None before it, after
         the end)."""
         ready = self._ready_msg
+        return ReadyInfo._make(ready) if ready is not None else None
+
+    @property
+    def last_ready(self) -> Optional[ReadyInfo]:
+        """What the latest ``ready`` the client received said, also after its session
+        ended (None before the first)."""
+        ready = self._last_ready
         return ReadyInfo._make(ready) if ready is not None else None
 
     @property
@@ -371,6 +381,7 @@ class VoiceSession:
     def connection_ready(self, ready: ReadyMessage) -> None:
         """The server's ``ready`` (called by the connection)."""
         self._set_ready(tuple(ReadyInfo.of(ready)))
+        self._last_ready = self._ready_msg
         self._was_ready = True
         logger.info(
             "Sayna session ready (stream_id=%s, livekit_room=%s)",
@@ -422,7 +433,10 @@ class VoiceSession:
         if ends_normally(info.code, initiated_by_client=False, peer_left=self.tracker.peer_left):
             logger.info("Sayna session ended after a participant left the room")
         else:
-            logger.warning("Sayna WebSocket closed by the server or network: %s", info.message)
+            if used is None:
+                logger.warning("Sayna WebSocket closed by the server or network: %s", info.message)
+            else:  # (the `Reconnecting` events tell it; giving up is logged as an error)
+                logger.info("Sayna WebSocket lost; reconnecting: %s", info.message)
             self.hub.notify_callbacks("lost", info)
         if used is not None:
             assert reconnector is not None
