@@ -3,12 +3,20 @@
 :class:`WavAudio` (16-bit PCM with its rate and channel count), and wrapping PCM
 into WAV: :func:`pcm_to_wav_bytes`, :func:`write_wav`, :class:`WavWriter`. The public
 names are re-exported by :mod:`sayna_client.audio`; standard library only.
+
+:class:`ReplacingFile` is how a whole file is written (``write_wav``, the ``sayna``
+command's output files): beside the old one, then renamed over it once complete, so
+a write that fails partway never leaves a truncated file in its place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import stat
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, Any, Optional, Union
@@ -17,6 +25,7 @@ from .errors import SaynaValidationError
 
 __all__ = [
     "SAMPLE_WIDTH",
+    "ReplacingFile",
     "StrPath",
     "WavAudio",
     "WavSource",
@@ -112,11 +121,146 @@ def write_wav(path: StrPath, pcm: bytes, sample_rate: int, channels: int = 1) ->
 
     Raises:
         SaynaValidationError: As for :func:`pcm_to_wav_bytes` (nothing is written).
-        OSError: The file cannot be written.
+        OSError: The file cannot be written (``filename`` is ``path``); an existing
+            file is then left as it was (see :class:`ReplacingFile`).
     """
     data = pcm_to_wav_bytes(pcm, sample_rate, channels)
-    with open(os.fspath(path), "wb") as out:
+    with ReplacingFile(path) as out:
         out.write(data)
+
+
+class ReplacingFile:
+    """A new version of ``path``, written beside it and put in its place when complete.
+
+    The bytes go to a hidden temporary file in the same folder (``.NAME.XXXXXXXX.part``);
+    :meth:`commit` renames it over ``path`` (``os.replace``: atomic, so readers see the
+    old file or the new one, never half of one) and :meth:`discard` deletes it. Until
+    :meth:`commit`, ``path`` is untouched: a write that fails partway (a full disk, a
+    quota, ``ulimit -f``), an error or Ctrl-C leaves the old file as it was. In a
+    ``with`` block it commits when the block ends normally and discards otherwise.
+
+    The new file keeps the old one's permission bits (new files get the usual 0666
+    less the umask); through a symbolic link, the file it points to is replaced and the
+    link stays. A path that exists and is not a regular file (``/dev/null``, a FIFO, a
+    terminal) cannot be replaced and holds nothing to keep: it is written in place; so
+    is a writable file in a folder where this user may not create one.
+
+    Args:
+        path: the file to write.
+
+    Raises:
+        OSError: from any step (creating, writing, renaming), with ``filename`` set to
+            ``path`` (not the temporary file's name).
+    """
+
+    def __init__(self, path: StrPath) -> None:
+        self.path = os.fspath(path)
+        with self._named():
+            self._target = os.path.realpath(self.path)
+            try:
+                mode: Optional[int] = os.stat(self._target).st_mode
+            except FileNotFoundError:
+                mode = None
+            self._temp: Optional[str] = None
+            if mode is not None and not stat.S_ISREG(mode):
+                self.file: IO[bytes] = open(self._target, "wb")  # noqa: SIM115 - closed by commit/discard
+                return
+            try:
+                self._temp, descriptor = _create_beside(self._target)
+            except PermissionError:
+                if mode is None:
+                    raise
+                # A writable file in a folder this user cannot add to: in place, as
+                # nothing else can be done.
+                self.file = open(self._target, "wb")  # noqa: SIM115 - closed by commit/discard
+                return
+            try:
+                if mode is not None:
+                    os.chmod(self._temp, stat.S_IMODE(mode))
+                self.file = os.fdopen(descriptor, "wb")
+            except BaseException:
+                os.close(descriptor)
+                os.unlink(self._temp)
+                raise
+
+    def write(self, data: bytes) -> None:
+        """Append ``data`` to the new version.
+
+        Raises:
+            OSError: it cannot be written (``filename`` is the path).
+        """
+        with self._named():
+            self.file.write(data)
+
+    def commit(self) -> None:
+        """Close the new version and put it in place of ``path``. On failure the new
+        version is deleted and ``path`` left as it was.
+
+        Raises:
+            OSError: closing (the last buffered bytes written) or renaming failed.
+        """
+        with self._named():
+            try:
+                self.file.close()
+                if self._temp is not None:
+                    os.replace(self._temp, self._target)
+                    self._temp = None
+            except BaseException:
+                self.discard()
+                raise
+
+    def discard(self) -> None:
+        """Close and delete the new version; ``path`` stays as it was. Never raises
+        (calling it after :meth:`commit` does nothing)."""
+        try:
+            self.file.close()
+        except OSError:
+            pass  # its last bytes could not be written: it is deleted anyway
+        temp, self._temp = self._temp, None
+        if temp is not None:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+
+    @contextlib.contextmanager
+    def _named(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            # The user's name for the file, not the temporary one beside it.
+            exc.filename, exc.filename2 = self.path, None
+            raise
+
+    def __enter__(self) -> ReplacingFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+    def __repr__(self) -> str:
+        return f"ReplacingFile({self.path!r})"
+
+
+def _create_beside(target: str) -> tuple[str, int]:
+    """A new, empty file in ``target``'s folder with a hidden name derived from it: its
+    path and an open descriptor (0666 less the umask, as ``open()`` would make)."""
+    folder, name = os.path.split(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        temp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.part")
+        try:
+            return temp, os.open(temp, flags, 0o666)
+        except FileExistsError:
+            continue  # another writer's name: draw again
 
 
 class WavWriter:

@@ -14,8 +14,11 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+from .._cli_util import CliError
+from .._wav import ReplacingFile
 from ..client import SaynaClient
 
 __all__ = [
@@ -24,10 +27,12 @@ __all__ = [
     "Progress",
     "add_command",
     "add_conn",
+    "cannot_write",
     "client",
     "connection_lost_reported",
     "print_json",
     "working",
+    "write_output",
 ]
 
 DEFAULT_URL = "http://127.0.0.1:3001"
@@ -39,6 +44,31 @@ PROGRESS_AFTER = 1.0
 def print_json(data: Any) -> None:
     """Print ``data`` as indented JSON (non-JSON values as their ``str``)."""
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+@contextlib.contextmanager
+def cannot_write(path: Path) -> Iterator[None]:
+    """Within the block, an ``OSError`` becomes ``cannot write PATH: REASON`` (a
+    :class:`CliError`, exit 1): the block must only touch that file."""
+    try:
+        yield
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def write_output(path: Path, data: bytes) -> None:
+    """Write an output file whole (blocking: run it on a thread).
+
+    Every file a command writes goes through here (or through :class:`ReplacingFile`
+    and :func:`cannot_write`, for one written as it comes): beside ``path``, then
+    renamed over it, so a write that fails partway (a full disk, a quota) leaves the
+    old file as it was and no half-written one.
+
+    Raises:
+        CliError: ``cannot write PATH: REASON``.
+    """
+    with cannot_write(path), ReplacingFile(path) as out:
+        out.write(data)
 
 
 def client(args: argparse.Namespace, **kwargs: Any) -> SaynaClient:

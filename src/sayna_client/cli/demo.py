@@ -14,7 +14,7 @@ from .._cli_util import non_empty, non_negative_float, output_dir
 from ..client import SaynaClient
 from ..protocol.events import TTSPlaybackCompleteMessage
 from ..types import STTConfig, TTSConfig
-from .common import add_command
+from .common import add_command, write_output
 from .transcribe import stream_and_listen
 
 __all__ = ["DEMO_HINT", "DEMO_TEXT", "add_parser", "cmd_demo"]
@@ -71,7 +71,8 @@ async def _demo(args: argparse.Namespace) -> int:
             print(f"3. get_voices(): {counts}")
             data, headers = await client.speak_rest(args.text, tts)
             wav_path = out_dir / "sayna-demo-speak.wav"
-            await asyncio.to_thread(audio.write_wav, wav_path, data, int(headers["x-sample-rate"]))
+            wav = audio.pcm_to_wav_bytes(data, int(headers["x-sample-rate"]))
+            await asyncio.to_thread(write_output, wav_path, wav)
             print(
                 f"4. speak_rest(): {len(data)} bytes of {headers['x-audio-format']} at "
                 f"{headers['x-sample-rate']} Hz -> {wav_path}"

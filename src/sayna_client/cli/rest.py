@@ -20,7 +20,7 @@ from .._cli_util import (
 )
 from ..client import SaynaClient
 from ..types import SipHook, TTSConfig
-from .common import add_command, add_conn, client, print_json, working
+from .common import add_command, add_conn, client, print_json, working, write_output
 
 __all__ = ["COMMANDS", "HOOK_ACTIONS", "add_parsers"]
 
@@ -76,7 +76,7 @@ async def cmd_speak(args: argparse.Namespace) -> int:
             await _check_voice(rest, args.provider, args.voice)
         data, headers = await rest.speak_rest(args.text, tts)
     rate = int(headers.get("x-sample-rate", args.sample_rate))
-    await asyncio.to_thread(audio.write_wav, args.output, data, rate)
+    await asyncio.to_thread(write_output, args.output, audio.pcm_to_wav_bytes(data, rate))
     seconds = audio.duration_ms(len(data), rate) / 1000
     print(f"wrote {args.output}: {seconds:.2f} s at {rate} Hz ({len(data)} bytes of PCM)")
     return 0
@@ -122,7 +122,7 @@ async def cmd_recording(args: argparse.Namespace) -> int:
     output = args.output or Path(f"{args.stream_id}.ogg")
     async with client(args) as rest, working("downloading"):
         data, headers = await rest.get_recording(args.stream_id)
-    await asyncio.to_thread(Path(output).write_bytes, data)
+    await asyncio.to_thread(write_output, Path(output), data)
     print(f"wrote {output}: {len(data)} bytes ({headers.get('Content-Type', '?')})")
     return 0
 
