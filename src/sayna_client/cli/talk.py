@@ -8,10 +8,11 @@ The microphone and the speaker (extra ``devices``), or WAV files with ``--input`
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from .. import audio
 from .._cli_util import (
@@ -23,6 +24,7 @@ from .._cli_util import (
     output_file,
     sample_rate,
 )
+from .._wav import ReplacingFile
 from ..agents.devices import (
     Microphone,
     PacedSpeaker,
@@ -30,11 +32,11 @@ from ..agents.devices import (
     SoundDeviceSpeaker,
     WavMicrophone,
 )
-from ..agents.talk import Line, RuleTable, echo, load_reply, rules_from_json, talk
+from ..agents.talk import Line, Reply, RuleTable, echo, load_reply, rules_from_json, talk
 from ..client import SaynaClient
 from ..errors import SaynaError, SaynaValidationError
 from ..types import STTConfig, TTSConfig
-from .common import add_command, add_conn
+from .common import add_command, add_conn, cannot_write
 
 __all__ = ["add_parser", "run"]
 
@@ -153,8 +155,56 @@ def _reply(args: argparse.Namespace) -> Callable[[str], Any]:
     return echo
 
 
-def _devices(args: argparse.Namespace) -> tuple[Microphone, PacedSpeaker, Any]:
-    """The microphone, the speaker and the WAV writer to close (or None)."""
+class _Recording:
+    """``--output``: the agent's voice, written beside the file as it plays and put in
+    its place at the end, so a conversation that fails leaves the old file as it was."""
+
+    def __init__(self, path: Path, sample_rate: int) -> None:
+        self.path = path
+        with cannot_write(path):
+            self._file = ReplacingFile(path)
+        self._writer = audio.WavWriter(self._file.file, sample_rate)
+        self._failure: Optional[OSError] = None
+
+    def write(self, chunk: bytes) -> None:
+        """The speaker's sink (on the loop): a write that fails (a full disk) is kept
+        for :meth:`end`, and the audio after it dropped."""
+        if self._failure is not None:
+            return
+        try:
+            self._writer.write(chunk)
+        except OSError as exc:
+            self._failure = exc
+
+    @property
+    def recorded(self) -> bool:
+        return self._writer.frames_written > 0
+
+    def end(self, keep: bool) -> None:
+        """Finish the WAV and put it in place (``keep``), or delete it.
+
+        Raises:
+            CliError: ``cannot write PATH: REASON`` (with ``keep``: a write failed
+                meanwhile, or now; the file is then left as it was).
+        """
+        with cannot_write(self.path):
+            if keep and self._failure is None:
+                try:
+                    self._writer.close()  # the header's sizes
+                except BaseException:
+                    self._file.discard()
+                    raise
+                self._file.commit()
+                return
+            with contextlib.suppress(OSError):
+                self._writer.close()  # or its wave object would write to a closed file
+            self._file.discard()
+            if keep and self._failure is not None:
+                raise self._failure
+
+
+def _devices(args: argparse.Namespace) -> tuple[Microphone, PacedSpeaker, Optional[_Recording]]:
+    """The microphone, the speaker and the ``--output`` recording (or None)."""
     try:
         if args.input is not None:
             microphone: Microphone = WavMicrophone(
@@ -163,8 +213,8 @@ def _devices(args: argparse.Namespace) -> tuple[Microphone, PacedSpeaker, Any]:
         else:
             microphone = SoundDeviceMicrophone(STT_RATE)
         if args.output is not None:
-            writer = audio.WavWriter(args.output, args.sample_rate)
-            return microphone, PacedSpeaker(args.sample_rate, sink=writer.write), writer
+            recording = _Recording(args.output, args.sample_rate)
+            return microphone, PacedSpeaker(args.sample_rate, sink=recording.write), recording
         return microphone, SoundDeviceSpeaker(args.sample_rate), None
     except SaynaValidationError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
@@ -173,35 +223,53 @@ def _devices(args: argparse.Namespace) -> tuple[Microphone, PacedSpeaker, Any]:
 
 
 async def run(args: argparse.Namespace) -> int:
-    """Run ``sayna talk``; returns the exit status (errors raise ``CliError``/``SaynaError``)."""
+    """Run ``sayna talk``; returns the exit status (errors raise ``CliError``/``SaynaError``).
+
+    With ``--output``, the file is replaced only once the conversation ended (or was
+    ended with Ctrl-C after the agent said something): any failure leaves it as it was.
+    """
     reply = _reply(args)
-    microphone, speaker, writer = _devices(args)
+    microphone, speaker, recording = _devices(args)
+    try:
+        await _converse(args, microphone, reply, speaker)
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C: keep what was said
+        if recording is not None:
+            recording.end(keep=recording.recorded)
+        raise
+    except BaseException:
+        if recording is not None:
+            recording.end(keep=False)
+        raise
+    if recording is not None:
+        recording.end(keep=True)
+    return 0
+
+
+async def _converse(
+    args: argparse.Namespace, microphone: Microphone, reply: Reply, speaker: PacedSpeaker
+) -> None:
     stt = STTConfig(provider=args.provider, sample_rate=STT_RATE)
     tts = TTSConfig(provider=args.provider, voice_id=args.voice, sample_rate=args.sample_rate)
 
     def show(line: Line) -> None:
         print(line, flush=True)
 
-    with contextlib.ExitStack() as files:
-        if writer is not None:
-            files.callback(writer.close)
-        async with SaynaClient(args.url, stt, tts, api_key=args.api_key) as client:
-            await client.connect()
-            if args.input is None:
-                print("listening: speak now (Ctrl-C to stop)", file=sys.stderr, flush=True)
-            async with speaker:
-                try:
-                    await talk(
-                        client,
-                        microphone,
-                        reply,
-                        speaker=speaker,
-                        barge_in=not args.no_barge_in,
-                        max_seconds=args.max_seconds,
-                        on_line=show,
-                    )
-                except (SaynaError, OSError):
-                    raise
-                except Exception as exc:  # the agent's own code failed: one line, not a trace
-                    raise CliError(f"the agent's reply failed: {exc!r}", EXIT_FAILURE) from exc
-    return 0
+    async with SaynaClient(args.url, stt, tts, api_key=args.api_key) as client:
+        await client.connect()
+        if args.input is None:
+            print("listening: speak now (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        async with speaker:
+            try:
+                await talk(
+                    client,
+                    microphone,
+                    reply,
+                    speaker=speaker,
+                    barge_in=not args.no_barge_in,
+                    max_seconds=args.max_seconds,
+                    on_line=show,
+                )
+            except (SaynaError, OSError):
+                raise
+            except Exception as exc:  # the agent's own code failed: one line, not a trace
+                raise CliError(f"the agent's reply failed: {exc!r}", EXIT_FAILURE) from exc
