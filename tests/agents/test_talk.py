@@ -131,7 +131,10 @@ def test_a_failing_reply_function_is_one_line(
     args = ["talk", "--url", threaded.server.url, "--input", str(wav_in), "--speed", "0"]
     assert main([*args, "--output", str(tmp_path / "a.wav"), "--reply", f"{bot}:reply"]) == 1
     err = capsys.readouterr().err
-    assert err == "error: the agent's reply failed: KeyError('no such intent')\n"
+    assert (
+        err
+        == f"error: the agent's reply (--reply {bot}:reply) failed: KeyError('no such intent')\n"
+    )
 
 
 def test_talk_without_a_sound_card_names_the_extra_or_portaudio(

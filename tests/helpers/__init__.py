@@ -8,4 +8,6 @@
 - :mod:`helpers.wire`: raw WebSocket helpers (what a client of any language sends).
 - :mod:`helpers.serve`: :func:`~helpers.serve.sayna_serve`, ``sayna serve`` in a subprocess
   (started, waited for by its banner, always stopped).
+- :mod:`helpers.devices`: a stand-in ``sounddevice`` module whose streams cannot be
+  opened (a busy sound card), for machines without PortAudio.
 """

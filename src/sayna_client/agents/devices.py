@@ -10,7 +10,8 @@ same two methods.
   sink (``WavWriter.write`` makes it a file-backed speaker);
 * :class:`WavMicrophone` reads a WAV file as live 20 ms frames at the session's rate;
 * :class:`SoundDeviceMicrophone` / :class:`SoundDeviceSpeaker` use the sound card through
-  ``sounddevice`` (``pip install 'sayna-client[devices]'``, needs the PortAudio library).
+  ``sounddevice`` (``pip install 'sayna-client[devices]'``, needs the PortAudio library);
+  a sound card that cannot be used raises :class:`AudioDeviceError`.
 
 Devices run at their own rate (``device_rate``: a sound card's native 44.1 or 48 kHz, a
 file's rate); audio is converted to and from the session's rate on the way with
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,6 +33,7 @@ from ..errors import SaynaError, SaynaValidationError
 from .resample import Reframer, Resampler
 
 __all__ = [
+    "AudioDeviceError",
     "Microphone",
     "PacedSpeaker",
     "SoundDeviceMicrophone",
@@ -38,6 +41,34 @@ __all__ = [
     "Speaker",
     "WavMicrophone",
 ]
+
+
+#: What a library user can do instead of a sound card that cannot be used.
+_API_ALTERNATIVE = "or use a file instead (WavMicrophone / PacedSpeaker)"
+
+
+class AudioDeviceError(SaynaError):
+    """A sound card cannot be used: the ``devices`` extra or the PortAudio library is
+    missing, there is no such device, or it cannot be opened (another program holds
+    it, it does not support the rate...). The message names the problem and the fix.
+
+    Attributes:
+        problem: what is wrong, without the fix (``cannot open the audio output device
+            (USB Audio): Device unavailable [PaErrorCode -9985]``).
+        remedy: what to do about it on this machine (``close the program using it``),
+            without the message's alternatives in code (``device=...``,
+            :class:`WavMicrophone` / :class:`PacedSpeaker`): a command line built on
+            these classes names its own (files given as options, say).
+        kind: ``"input"`` or ``"output"`` for one device's problem; ``""`` when the sound
+            card cannot be used at all (the extra, PortAudio).
+    """
+
+    def __init__(self, problem: str, remedy: str, kind: str = "") -> None:
+        other = "pick another with device=..., " if kind else ""
+        super().__init__(f"{problem}; {remedy}, {other}{_API_ALTERNATIVE}")
+        self.problem = problem
+        self.remedy = remedy
+        self.kind = kind
 
 
 @runtime_checkable
@@ -259,27 +290,43 @@ def _sounddevice() -> Any:
     try:
         import sounddevice
     except ImportError as exc:
-        raise SaynaError(
-            "the sound card needs the optional 'devices' extra: pip install 'sayna-client[devices]'"
+        raise AudioDeviceError(
+            "the sound card needs the optional 'devices' extra",
+            "install it with pip install 'sayna-client[devices]'",
         ) from exc
     except OSError as exc:  # the module is there, the PortAudio library is not
-        raise SaynaError(
-            f"sounddevice cannot load PortAudio ({exc}); install it (e.g. "
-            "apt-get install libportaudio2) or use WavMicrophone / PacedSpeaker"
+        raise AudioDeviceError(
+            f"sounddevice cannot load PortAudio ({exc})",
+            "install it (e.g. apt-get install libportaudio2)",
         ) from exc
     return sounddevice
 
 
-def _device_rate(sd: Any, device: Optional[Any], kind: str) -> int:
-    """The native rate of the (default) ``kind`` device, or a clear error when none."""
+def _device_info(sd: Any, device: Optional[Any], kind: str) -> dict[str, Any]:
+    """What PortAudio says of the (default) ``kind`` device, or a clear error when none."""
     try:
-        info = sd.query_devices(device, kind)
+        return dict(sd.query_devices(device, kind))
     except (ValueError, sd.PortAudioError) as exc:
-        raise SaynaError(
-            f"no audio {kind} device ({exc}); plug one in, pick one with device=..., or use "
-            "a file instead (WavMicrophone / PacedSpeaker, `sayna talk --input/--output`)"
-        ) from exc
-    return int(info["default_samplerate"])
+        raise AudioDeviceError(f"no audio {kind} device ({exc})", "plug one in", kind) from exc
+
+
+def _device_name(device: Optional[Any], info: Optional[dict[str, Any]]) -> str:
+    if info is not None and info.get("name"):
+        return str(info["name"])
+    return "the default one" if device is None else str(device)
+
+
+def _cannot_open(kind: str, name: str, exc: BaseException) -> AudioDeviceError:
+    """The error for a listed device whose stream PortAudio cannot open or start (busy,
+    held by another program, a rate it does not take)."""
+    # sounddevice says "Error opening RawOutputStream: Device unavailable [...]": the
+    # reason is what follows the stream class.
+    reason = re.sub(r"^Error (?:opening|starting) \w+: ", "", str(exc)) or type(exc).__name__
+    return AudioDeviceError(
+        f"cannot open the audio {kind} device ({name}): {reason}",
+        "close the program using it",
+        kind,
+    )
 
 
 class SoundDeviceMicrophone:
@@ -291,8 +338,8 @@ class SoundDeviceMicrophone:
     blocks are handed to the loop with ``call_soon_threadsafe``.
 
     Raises:
-        SaynaError: the ``devices`` extra or PortAudio is missing (named), or there is
-            no input device.
+        AudioDeviceError: the ``devices`` extra or PortAudio is missing (named), or there
+            is no input device; from :meth:`frames`, the device cannot be opened.
     """
 
     def __init__(
@@ -307,13 +354,20 @@ class SoundDeviceMicrophone:
         self.sample_rate = sample_rate
         self.frame_ms = frame_ms
         self.device = device
+        info = None
+        if device_rate is None:
+            info = _device_info(self._sd, device, "input")
+            device_rate = int(info["default_samplerate"])
+        self._name = _device_name(device, info)
         #: Hz the device captures at.
-        self.device_rate = (
-            _device_rate(self._sd, device, "input") if device_rate is None else device_rate
-        )
+        self.device_rate = device_rate
 
     async def frames(self) -> AsyncIterator[bytes]:
-        """Frames as the device captures them, until the consumer stops iterating."""
+        """Frames as the device captures them, until the consumer stops iterating.
+
+        Raises:
+            AudioDeviceError: the device cannot be opened (another program holds it...).
+        """
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes] = asyncio.Queue()
         pipeline = _Capture(self.device_rate, self.sample_rate, self.frame_ms)
@@ -321,18 +375,29 @@ class SoundDeviceMicrophone:
         def captured(data: Any, *_: object) -> None:  # PortAudio's thread
             loop.call_soon_threadsafe(queue.put_nowait, bytes(data))
 
-        stream = self._sd.RawInputStream(
-            samplerate=self.device_rate,
-            blocksize=self.device_rate * self.frame_ms // 1000,
-            channels=1,
-            dtype="int16",
-            device=self.device,
-            callback=captured,
-        )
-        with stream:
+        try:
+            stream = self._sd.RawInputStream(
+                samplerate=self.device_rate,
+                blocksize=self.device_rate * self.frame_ms // 1000,
+                channels=1,
+                dtype="int16",
+                device=self.device,
+                callback=captured,
+            )
+        except (ValueError, self._sd.PortAudioError) as exc:
+            raise _cannot_open("input", self._name, exc) from exc
+        try:
+            stream.start()
+        except (ValueError, self._sd.PortAudioError) as exc:
+            stream.close()
+            raise _cannot_open("input", self._name, exc) from exc
+        try:
             while True:
                 for frame in pipeline.push(await queue.get()):
                     yield frame
+        finally:
+            stream.stop()
+            stream.close()
 
 
 class SoundDeviceSpeaker(PacedSpeaker):
@@ -343,8 +408,9 @@ class SoundDeviceSpeaker(PacedSpeaker):
     ``sample_rate`` is resampled as it is written.
 
     Raises:
-        SaynaError: the ``devices`` extra or PortAudio is missing (named), or there is
-            no output device.
+        AudioDeviceError: the ``devices`` extra or PortAudio is missing (named), or there
+            is no output device; from :meth:`start` (``async with``), the device cannot
+            be opened.
     """
 
     def __init__(
@@ -357,16 +423,24 @@ class SoundDeviceSpeaker(PacedSpeaker):
         device_rate: Optional[int] = None,
     ) -> None:
         sd = _sounddevice()
-        rate = _device_rate(sd, device, "output") if device_rate is None else device_rate
+        info = None
+        if device_rate is None:
+            info = _device_info(sd, device, "output")
+            device_rate = int(info["default_samplerate"])
         super().__init__(
-            sample_rate, frame_ms=frame_ms, prebuffer_ms=prebuffer_ms, device_rate=rate
+            sample_rate, frame_ms=frame_ms, prebuffer_ms=prebuffer_ms, device_rate=device_rate
         )
         self._sd = sd
         self.device = device
+        self._name = _device_name(device, info)
         self._stream: Any = None
 
     def start(self) -> None:
-        """Open the output stream (idempotent)."""
+        """Open the output stream (idempotent).
+
+        Raises:
+            AudioDeviceError: the device cannot be opened (another program holds it...).
+        """
         if self._stream is not None:
             return
 
@@ -374,15 +448,23 @@ class SoundDeviceSpeaker(PacedSpeaker):
             chunk = self._buffer.take()
             out[:] = chunk.ljust(len(out), b"\x00")[: len(out)]
 
-        self._stream = self._sd.RawOutputStream(
-            samplerate=self.device_rate,
-            blocksize=audio.frame_bytes(self.frame_ms, self.device_rate) // 2,
-            channels=1,
-            dtype="int16",
-            device=self.device,
-            callback=play,
-        )
-        self._stream.start()
+        try:
+            stream = self._sd.RawOutputStream(
+                samplerate=self.device_rate,
+                blocksize=audio.frame_bytes(self.frame_ms, self.device_rate) // 2,
+                channels=1,
+                dtype="int16",
+                device=self.device,
+                callback=play,
+            )
+        except (ValueError, self._sd.PortAudioError) as exc:
+            raise _cannot_open("output", self._name, exc) from exc
+        try:
+            stream.start()
+        except (ValueError, self._sd.PortAudioError) as exc:
+            stream.close()
+            raise _cannot_open("output", self._name, exc) from exc
+        self._stream = stream
 
     async def aclose(self) -> None:
         """Close the output stream."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import inspect
 import sys
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -26,6 +28,7 @@ from .._cli_util import (
 )
 from .._wav import ReplacingFile
 from ..agents.devices import (
+    AudioDeviceError,
     Microphone,
     PacedSpeaker,
     SoundDeviceMicrophone,
@@ -34,9 +37,15 @@ from ..agents.devices import (
 )
 from ..agents.talk import Line, Reply, RuleTable, echo, load_reply, rules_from_json, talk
 from ..client import SaynaClient
-from ..errors import SaynaError, SaynaValidationError
+from ..errors import (
+    SaynaConnectionClosedError,
+    SaynaConnectionError,
+    SaynaNotConnectedError,
+    SaynaValidationError,
+)
+from ..protocol.events import ConnectionClosed
 from ..types import STTConfig, TTSConfig
-from .common import add_command, add_conn, cannot_write
+from .common import add_command, add_conn, cannot_write, connection_lost_reported
 
 __all__ = ["add_parser", "run"]
 
@@ -145,7 +154,7 @@ def add_parser(sub: Any) -> None:
 def _reply(args: argparse.Namespace) -> Callable[[str], Any]:
     try:
         if args.reply is not None:
-            return load_reply(args.reply)
+            return _guarded(load_reply(args.reply), f"--reply {args.reply}")
         if args.rules is not None:
             return rules_from_json(args.rules.read_bytes())
         if args.agent == "rules":
@@ -153,6 +162,35 @@ def _reply(args: argparse.Namespace) -> Callable[[str], Any]:
     except SaynaValidationError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
     return echo
+
+
+def _guarded(reply: Reply, option: str) -> Reply:
+    """``reply``, whose failures are the agent's: whatever it raises (its LLM
+    unreachable, an ``OSError``; a bug, a ``KeyError``) ends the conversation with
+    ``the agent's reply (--reply ...) failed: ...``, never blamed on the server."""
+
+    async def guarded(text: str) -> AsyncIterator[str]:
+        try:
+            result = reply(text)
+            if inspect.isawaitable(result):
+                result = await result
+            if isinstance(result, str):
+                yield result
+            elif isinstance(result, AsyncIterable):
+                async for piece in result:
+                    yield piece
+            elif isinstance(result, Iterable):
+                for piece in result:
+                    yield piece
+            elif result is not None:
+                raise SaynaValidationError(
+                    "reply(text) must return text, or an (async) iterable of text pieces; "
+                    f"got {type(result).__name__}"
+                )
+        except Exception as exc:
+            raise CliError(f"the agent's reply ({option}) failed: {exc!r}", EXIT_FAILURE) from exc
+
+    return guarded
 
 
 class _Recording:
@@ -203,6 +241,16 @@ class _Recording:
                 raise self._failure
 
 
+def _device_problem(exc: AudioDeviceError) -> str:
+    """The sound card's problem with the fix in this command's terms (its options
+    instead of the library's ``device=...`` and file classes)."""
+    instead = {
+        "input": "or read the caller from a WAV file: --input caller.wav",
+        "output": "or write the agent's voice to a WAV file: --output agent.wav",
+    }.get(exc.kind, _FILES_HINT)
+    return f"{exc.problem}; {exc.remedy}, {instead}"
+
+
 def _devices(args: argparse.Namespace) -> tuple[Microphone, PacedSpeaker, Optional[_Recording]]:
     """The microphone, the speaker and the ``--output`` recording (or None)."""
     try:
@@ -218,8 +266,8 @@ def _devices(args: argparse.Namespace) -> tuple[Microphone, PacedSpeaker, Option
         return microphone, SoundDeviceSpeaker(args.sample_rate), None
     except SaynaValidationError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
-    except SaynaError as exc:  # no sound card, PortAudio or devices extra
-        raise CliError(f"{exc}; {_FILES_HINT}", EXIT_FAILURE) from exc
+    except AudioDeviceError as exc:  # no sound card, PortAudio or devices extra
+        raise CliError(_device_problem(exc), EXIT_FAILURE) from exc
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -250,26 +298,78 @@ async def _converse(
 ) -> None:
     stt = STTConfig(provider=args.provider, sample_rate=STT_RATE)
     tts = TTSConfig(provider=args.provider, voice_id=args.voice, sample_rate=args.sample_rate)
+    lost: list[ConnectionClosed] = []
+    closed = asyncio.Event()
 
     def show(line: Line) -> None:
         print(line, flush=True)
 
-    async with SaynaClient(args.url, stt, tts, api_key=args.api_key) as client:
-        await client.connect()
-        if args.input is None:
-            print("listening: speak now (Ctrl-C to stop)", file=sys.stderr, flush=True)
-        async with speaker:
+    def on_close(info: Any) -> None:
+        if isinstance(info, ConnectionClosed) and not info.initiated_by_client:
+            lost.append(info)
+        closed.set()
+
+    with connection_lost_reported():
+        async with SaynaClient(args.url, stt, tts, api_key=args.api_key) as client:
+            client.register_on_close(on_close)
+            await client.connect()
+            if args.input is None:
+                microphone = _Announced(microphone)
             try:
-                await talk(
-                    client,
-                    microphone,
-                    reply,
-                    speaker=speaker,
-                    barge_in=not args.no_barge_in,
-                    max_seconds=args.max_seconds,
-                    on_line=show,
-                )
-            except (SaynaError, OSError):
+                async with speaker:
+                    await talk(
+                        client,
+                        microphone,
+                        reply,
+                        speaker=speaker,
+                        barge_in=not args.no_barge_in,
+                        max_seconds=args.max_seconds,
+                        on_line=show,
+                    )
+            except AudioDeviceError as exc:  # a listed device that cannot be opened
+                raise CliError(_device_problem(exc), EXIT_FAILURE) from exc
+            except (SaynaNotConnectedError, SaynaConnectionError) as exc:
+                # The server or the network closed the session: one line saying so, not
+                # the SDK's advice to call client.connect(). The close callback says
+                # why (it may run just after the send failed).
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(closed.wait(), 5.0)
+                if lost:
+                    raise _lost(lost[0].message) from exc
+                if isinstance(exc, SaynaConnectionClosedError):
+                    raise _lost(str(exc)) from exc
                 raise
-            except Exception as exc:  # the agent's own code failed: one line, not a trace
-                raise CliError(f"the agent's reply failed: {exc!r}", EXIT_FAILURE) from exc
+            if not client.connected:  # the conversation ended because the session did
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(closed.wait(), 5.0)
+            if lost:
+                raise _lost(lost[0].message)
+
+
+class _Announced:
+    """The sound card's microphone, which says ``listening: speak now`` once it is open
+    (its first frame), not before: a device that cannot be opened says only that."""
+
+    def __init__(self, microphone: Microphone) -> None:
+        self._microphone = microphone
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        frames = self._microphone.frames()
+        try:
+            announced = False
+            async for frame in frames:
+                if not announced:
+                    print("listening: speak now (Ctrl-C to stop)", file=sys.stderr, flush=True)
+                    announced = True
+                yield frame
+        finally:
+            close = getattr(frames, "aclose", None)
+            if close is not None:
+                await close()  # the device's stream, now rather than when collected
+
+
+def _lost(reason: str) -> CliError:
+    return CliError(
+        f"the connection to the server was lost during the conversation ({reason})",
+        EXIT_FAILURE,
+    )
