@@ -70,3 +70,13 @@ def test_sound_card_needs_portaudio_or_names_the_extra() -> None:
         assert SoundDeviceMicrophone().sample_rate == 16000
     with pytest.raises(SaynaError, match="sample_rate"):
         PacedSpeaker(0)
+
+
+async def test_wav_microphone_reads_a_rate_without_whole_20_ms_frames(tmp_path: Path) -> None:
+    """11025 Hz: 20 ms is 220.5 samples; the file was refused (``frame_ms=20 is 220.5
+    samples``). It is read in blocks of whole samples and resampled like a sound card."""
+    audio.write_wav(tmp_path / "odd.wav", render_words(["x"] * 6, 11025)[: 2 * 11025], 11025)
+    mic = WavMicrophone(tmp_path / "odd.wav", sample_rate=RATE, speed=0, tail_ms=0)
+    frames = [frame async for frame in mic.frames()]
+    assert {len(frame) for frame in frames} == {640}
+    assert len(frames) == 50  # one second: 16000 samples in 20 ms frames

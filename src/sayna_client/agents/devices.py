@@ -257,9 +257,7 @@ class WavMicrophone:
         wav = audio.read_wav(path)
         pipeline = _Capture(wav.sample_rate, sample_rate, frame_ms)
         self._frames: list[bytes] = []
-        for block in audio.wav_frames(
-            wav, frame_ms=frame_ms, sample_rate=wav.sample_rate, channels=1, resample=True
-        ):
+        for block in _mono_blocks(wav, frame_ms):
             self._frames += pipeline.push(block)
         self._frames += pipeline.finish()
         silence = bytes(audio.frame_bytes(frame_ms, sample_rate))
@@ -270,6 +268,22 @@ class WavMicrophone:
     def frames(self) -> AsyncIterator[bytes]:
         """The file's frames, then the silent tail, at ``speed`` times real time."""
         return audio.paced(self._frames, frame_ms=self.frame_ms, speed=self.speed)
+
+
+def _mono_blocks(wav: audio.WavAudio, frame_ms: int) -> list[bytes]:
+    """``wav`` as mono 16-bit blocks of whole samples, about ``frame_ms`` each, as a
+    sound card running at the file's rate would capture them. The blocks need not be
+    exactly ``frame_ms``: at 11025 Hz, 20 ms is 220.5 samples (blocks of 220 then)."""
+    pcm = wav.pcm
+    if wav.channels != 1:
+        # Averaged down to mono; a second is a whole number of samples at any rate (the
+        # padding of the last second is cut off again).
+        mixed = audio.wav_frames(
+            wav, frame_ms=1000, sample_rate=wav.sample_rate, channels=1, resample=True
+        )
+        pcm = b"".join(mixed)[: len(pcm) // wav.channels]
+    step = 2 * max(1, wav.sample_rate * frame_ms // 1000)
+    return [pcm[i : i + step] for i in range(0, len(pcm), step)]
 
 
 class _Capture:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 
 from .. import audio
 from .._cli_util import EXIT_USAGE, CliError, input_file, non_negative_float
+from ..agents.devices import WavMicrophone
 from ..client import SaynaClient
 from ..errors import (
     SaynaConnectionError,
@@ -34,6 +35,11 @@ from .common import (
 )
 
 __all__ = ["add_parser", "cmd_transcribe", "stream_and_listen"]
+
+#: The frame length files are streamed in.
+FRAME_MS = 20
+#: The rate a file is resampled to when :data:`FRAME_MS` is no whole number of its samples.
+RESAMPLED_RATE = 16000
 
 
 async def stream_and_listen(
@@ -196,15 +202,26 @@ async def cmd_transcribe(args: argparse.Namespace) -> int:
     heard before it is printed, and one ``error:`` line says it was lost, and why.
     """
     wav = await asyncio.to_thread(_read_wav, args.file)
-    stt = STTConfig(provider=args.provider, sample_rate=wav.sample_rate, channels=wav.channels)
+    if wav.sample_rate * FRAME_MS % 1000 == 0:  # streamed at the file's own rate
+        stt = STTConfig(provider=args.provider, sample_rate=wav.sample_rate, channels=wav.channels)
+        frames = list(audio.wav_frames(wav, frame_ms=FRAME_MS, stt_config=stt))
+    else:
+        # 20 ms is no whole number of samples (220.5 at 11025 Hz): resampled to 16 kHz
+        # mono as a microphone at that rate would be (pure Python, no extra needed).
+        stt = STTConfig(provider=args.provider, sample_rate=RESAMPLED_RATE, channels=1)
+        microphone = await asyncio.to_thread(
+            WavMicrophone, args.file, sample_rate=RESAMPLED_RATE, speed=0, tail_ms=0
+        )
+        frames = [frame async for frame in microphone.frames()]
     tts = TTSConfig(provider=args.provider)
-    frames = list(audio.wav_frames(wav, frame_ms=20, stt_config=stt))
     errors: list[str] = []
     with connection_lost_reported():
         async with SaynaClient(args.url, stt, tts, api_key=args.api_key) as client:
             async with working("connecting"):
                 await client.connect()
-            finals = await stream_and_listen(client, frames, 20, args.speed, "transcribing", errors)
+            finals = await stream_and_listen(
+                client, frames, FRAME_MS, args.speed, "transcribing", errors
+            )
     text = " ".join(finals)
     if args.json:
         print_json({"transcript": text, "segments": finals})
@@ -229,7 +246,13 @@ def add_parser(sub: Any) -> None:
         "connection lost midway, after printing what was heard before it.",
     )
     add_conn(p)
-    p.add_argument("file", type=input_file, help="a 16-bit PCM WAV file (any rate, mono or stereo)")
+    p.add_argument(
+        "file",
+        type=input_file,
+        help="a 16-bit PCM WAV file, mono or stereo, at any rate (streamed at its own rate; "
+        "one where 20 ms is not a whole number of samples, such as 11025 Hz, is resampled "
+        "to 16000 Hz mono)",
+    )
     p.add_argument("--provider", default="deepgram", help="STT provider (default: %(default)s)")
     p.add_argument(
         "--speed",
