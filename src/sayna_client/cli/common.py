@@ -18,12 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from .._cli_util import CliError
+from .._config import RetryPolicy, Timeouts
 from .._wav import ReplacingFile
 from ..client import SaynaClient
 
 __all__ = [
     "DEFAULT_URL",
+    "ONCE",
     "PROGRESS_AFTER",
+    "REST_TIMEOUT",
+    "STREAM_TIMEOUT",
     "Progress",
     "add_command",
     "add_conn",
@@ -31,11 +35,22 @@ __all__ = [
     "client",
     "connection_lost_reported",
     "print_json",
+    "stream_timeouts",
     "working",
     "write_output",
 ]
 
 DEFAULT_URL = "http://127.0.0.1:3001"
+
+#: ``--timeout`` of the REST commands: seconds for each request's answer.
+REST_TIMEOUT = 10.0
+#: ``--timeout`` of the streaming commands (``transcribe``, ``talk``): seconds to connect,
+#: then to get ``ready`` (the server may take 30 s to open its speech providers).
+STREAM_TIMEOUT = 45.0
+#: The REST commands send each request once: an answer, or an error, within
+#: ``--timeout`` (the SDK's retries made a server that never answers take three times
+#: as long, 183 s, as the timeout named). The user runs the command again.
+ONCE = RetryPolicy(max_retries=0)
 
 #: Seconds an operation runs before :func:`working` shows that it is still going.
 PROGRESS_AFTER = 1.0
@@ -71,9 +86,32 @@ def write_output(path: Path, data: bytes) -> None:
         out.write(data)
 
 
-def client(args: argparse.Namespace, **kwargs: Any) -> SaynaClient:
-    """A REST-only :class:`SaynaClient` for ``--url`` / ``--api-key``."""
-    return SaynaClient(args.url, without_audio=True, api_key=args.api_key, **kwargs)
+def client(args: argparse.Namespace) -> SaynaClient:
+    """A REST-only :class:`SaynaClient` for ``--url`` / ``--api-key`` / ``--timeout``,
+    whose requests are sent once (no retries)."""
+    return SaynaClient(
+        args.url,
+        without_audio=True,
+        api_key=args.api_key,
+        timeouts=Timeouts(request=args.timeout),
+        retry=ONCE,
+    )
+
+
+def stream_timeouts(args: argparse.Namespace) -> Timeouts:
+    """The deadlines of a streaming command: ``--timeout`` to connect, then to be ready."""
+    return Timeouts(connect=args.timeout, ready=args.timeout)
+
+
+def _seconds(text: str) -> float:
+    """``--timeout``: a number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a number of seconds > 0")
+    return value
 
 
 #: The SDK's log line for a connection the server or the network closed.
@@ -98,8 +136,9 @@ def connection_lost_reported() -> Iterator[None]:
         sdk_logger.removeFilter(quiet)
 
 
-def add_conn(parser: argparse.ArgumentParser) -> None:
-    """Add ``--url`` and ``--api-key`` to a command that talks to a server."""
+def add_conn(parser: argparse.ArgumentParser, *, streaming: bool = False) -> None:
+    """Add ``--url``, ``--api-key`` and ``--timeout`` to a command that talks to a server
+    (``streaming``: over the WebSocket, whose server may take a while to be ready)."""
     parser.add_argument(
         "--url",
         default=DEFAULT_URL,
@@ -111,6 +150,24 @@ def add_conn(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="API key sent as `Authorization: Bearer` (default: $SAYNA_API_KEY; none when unset)",
     )
+    if streaming:
+        parser.add_argument(
+            "--timeout",
+            type=_seconds,
+            default=STREAM_TIMEOUT,
+            metavar="SECONDS",
+            help="seconds to wait for the server to accept the connection, then for the "
+            "session to be ready (its speech providers may take 30 s to start) "
+            "(default: %(default)g)",
+        )
+    else:
+        parser.add_argument(
+            "--timeout",
+            type=_seconds,
+            default=REST_TIMEOUT,
+            metavar="SECONDS",
+            help="seconds to wait for the server's answer (default: %(default)g)",
+        )
 
 
 def add_command(

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import ssl
 import sys
-from collections.abc import Coroutine, Sequence
-from typing import Any, Callable, Optional
+import warnings
+from collections.abc import Coroutine, Iterator, Sequence
+from typing import Any, Callable, Optional, TextIO, Union
 
 from .._cli_util import EXIT_FAILURE, EXIT_USAGE, CliError, Parser, silence_broken_pipe
 from .._config import is_loopback_host
-from .._redact import Redactor, split_userinfo, url_secrets
+from .._redact import Redactor, safe_url, split_userinfo, url_secrets
 from .._rest.base import query_api_key
 from .._version import __version__
 from ..errors import (
@@ -20,6 +23,7 @@ from ..errors import (
     SaynaConnectionError,
     SaynaError,
     SaynaHttpError,
+    SaynaTimeoutError,
     SaynaValidationError,
 )
 from . import demo, rest, talk, transcribe
@@ -112,8 +116,70 @@ def _refused(exc: BaseException) -> bool:
     return False
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from (``cause``, ``__cause__``, aiohttp's
+    ``os_error`` and ``certificate_error``)."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        for name in ("cause", "__cause__", "os_error", "certificate_error"):
+            inner = getattr(current, name, None)
+            if isinstance(inner, BaseException):
+                todo.append(inner)
+
+
+def _untrusted_certificate(exc: BaseException) -> Optional[str]:
+    """OpenSSL's reason when ``exc`` is a TLS certificate this machine does not trust
+    (``self-signed certificate``...), else None."""
+    found = False
+    for current in _chain(exc):
+        # aiohttp's ClientConnectorCertificateError is an SSLCertVerificationError
+        # without OpenSSL's words (its certificate_error has them); a scrubbed stand-in
+        # (a URL with credentials in it) keeps only the text.
+        if isinstance(current, ssl.SSLCertVerificationError) or (
+            "CertificateError" in type(current).__name__
+            or "CERTIFICATE_VERIFY_FAILED" in str(current)
+        ):
+            found = True
+            reason = getattr(current, "verify_message", None)
+            if isinstance(reason, str) and reason:
+                return reason
+    return "not trusted" if found else None
+
+
+def _timed_out(exc: SaynaTimeoutError, args: argparse.Namespace) -> str:
+    """A deadline passed: which, and ``--timeout`` (the SDK's message names
+    ``Timeouts``, which the command line sets with that option)."""
+    seconds = f"{exc.timeout:g} s" if exc.timeout is not None else "the time allowed"
+    longer = "pass --timeout SECONDS to wait longer"
+    if exc.operation == "connect":
+        where = safe_url(getattr(args, "url", DEFAULT_URL))
+        return (
+            f"no answer from {where} within {seconds} while connecting: check --url and "
+            f"that the server is reachable, or {longer}"
+        )
+    if exc.operation == "ready":
+        return (
+            f"the server did not get the session ready within {seconds} (its speech "
+            f"providers may be slow or misconfigured): {longer}, or check the server's logs"
+        )
+    if exc.operation.partition(" ")[0] in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        return (
+            f"the server did not answer {exc.operation} within {seconds}: {longer}, or "
+            "check that the server at --url is working"
+        )
+    return str(exc)
+
+
 def _explain(exc: SaynaError, args: argparse.Namespace) -> tuple[str, int]:
     """One line for ``exc`` in the command line's terms, and the exit status."""
+    if isinstance(exc, SaynaTimeoutError):
+        return _timed_out(exc, args), EXIT_FAILURE
     if isinstance(exc, SaynaAuthenticationError):
         reason = _server_reason(exc)
         if _credentials_sent(args):
@@ -124,6 +190,16 @@ def _explain(exc: SaynaError, args: argparse.Namespace) -> tuple[str, int]:
         # The SDK's message names the cause (refused, DNS, TLS...) and the URL without
         # its credentials; `sayna serve` is the fix only for a local server not running.
         url = str(getattr(args, "url", DEFAULT_URL))
+        untrusted = _untrusted_certificate(exc)
+        if untrusted is not None:
+            # The SDK says to pass ssl= an SSLContext; the command line's way to trust a
+            # private CA is OpenSSL's own variable.
+            return (
+                f"cannot reach {safe_url(url)}: its TLS certificate is not trusted "
+                f"({untrusted}); if you trust that server, give its CA certificate (PEM) "
+                "with SSL_CERT_FILE, e.g. `SSL_CERT_FILE=ca.pem sayna ...`",
+                EXIT_FAILURE,
+            )
         if _refused(exc) and is_loopback_host(url):
             text = str(exc)
             hint = "start one with `sayna serve`, or pass --url with its address"
@@ -151,6 +227,31 @@ def _describe_os_error(exc: OSError) -> str:
     return f"{exc.filename}: {reason}" if exc.filename else reason
 
 
+@contextlib.contextmanager
+def _warnings_as_lines(args: Optional[argparse.Namespace]) -> Iterator[None]:
+    """While the command runs, a Python warning (an API key sent over plain http, say)
+    shows as one ``warning: MESSAGE`` line on stderr, not as Python's two lines
+    pointing into asyncio; the previous hook is put back after."""
+    previous = warnings.showwarning
+
+    def show(
+        message: Union[Warning, str],
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Optional[TextIO] = None,
+        line: Optional[str] = None,
+    ) -> None:
+        text = str(message) if args is None else _scrub(str(message), args)
+        print(f"warning: {text}", file=sys.stderr if file is None else file)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return demo.cmd_demo(args)
@@ -170,10 +271,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if argv and argv[0] == "serve":
         from ..server.cli import serve_main
 
-        return serve_main(argv[1:])
+        with _warnings_as_lines(None):
+            return serve_main(argv[1:])
     if argv and argv[0] == "hooks":
         _check_hooks_action(argv)
     args = build_parser().parse_args(argv)
+    with _warnings_as_lines(args):
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         status = _run(args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit

@@ -45,7 +45,13 @@ from ..errors import (
 )
 from ..protocol.events import ConnectionClosed
 from ..types import STTConfig, TTSConfig
-from .common import add_command, add_conn, cannot_write, connection_lost_reported
+from .common import (
+    add_command,
+    add_conn,
+    cannot_write,
+    connection_lost_reported,
+    stream_timeouts,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -81,7 +87,7 @@ def add_parser(sub: Any) -> None:
         "rule table, or your own async function reply(text) yielding text pieces. The sound "
         "card needs: pip install 'sayna-client[devices]'.",
     )
-    add_conn(parser)
+    add_conn(parser, streaming=True)
     parser.add_argument(
         "--input",
         type=input_file,
@@ -310,7 +316,9 @@ async def _converse(
         closed.set()
 
     with connection_lost_reported():
-        async with SaynaClient(args.url, stt, tts, api_key=args.api_key) as client:
+        async with SaynaClient(
+            args.url, stt, tts, api_key=args.api_key, timeouts=stream_timeouts(args)
+        ) as client:
             client.register_on_close(on_close)
             await client.connect()
             if args.input is None:

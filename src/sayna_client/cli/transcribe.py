@@ -31,6 +31,7 @@ from .common import (
     add_conn,
     connection_lost_reported,
     print_json,
+    stream_timeouts,
     working,
 )
 
@@ -216,7 +217,9 @@ async def cmd_transcribe(args: argparse.Namespace) -> int:
     tts = TTSConfig(provider=args.provider)
     errors: list[str] = []
     with connection_lost_reported():
-        async with SaynaClient(args.url, stt, tts, api_key=args.api_key) as client:
+        async with SaynaClient(
+            args.url, stt, tts, api_key=args.api_key, timeouts=stream_timeouts(args)
+        ) as client:
             async with working("connecting"):
                 await client.connect()
             finals = await stream_and_listen(
@@ -245,7 +248,7 @@ def add_parser(sub: Any) -> None:
         "file may be missing) is printed on stderr and the exit status is 1; so is a\n"
         "connection lost midway, after printing what was heard before it.",
     )
-    add_conn(p)
+    add_conn(p, streaming=True)
     p.add_argument(
         "file",
         type=input_file,

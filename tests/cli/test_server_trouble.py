@@ -1,0 +1,198 @@
+"""A server that does not answer, never gets ready, or whose certificate this machine
+does not trust; a warning on the way: each is one line whose fix is a command-line one
+(``--timeout``, ``SSL_CERT_FILE``), not an SDK argument (``Timeouts.request``, ``ssl=``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Optional
+
+import pytest
+from aiohttp import web
+
+from sayna_client.cli import main
+from sayna_client.server.faults import Faults
+
+from .conftest import TIMEOUT, ThreadedServer, environment, one_line_error, run_cli, tone_wav
+
+SDK_ONLY = ("Timeouts", "timeout=", "ssl=", "SSLContext", "client.")
+
+
+class SilentServer:
+    """Accepts TCP connections and never answers; counts them."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # closed: the test is over
+                return
+            self.accepted.append(conn)
+
+    def __enter__(self) -> SilentServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.thread.join(TIMEOUT)
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.mark.parametrize(("command", "endpoint"), [("health", "GET /"), ("voices", "GET /voices")])
+def test_a_server_that_never_answers(tmp_path: Path, command: str, endpoint: str) -> None:
+    """`sayna health` waited 183 s silently (three tries of 60 s), then named the
+    SDK's Timeouts.request. Now: --timeout (10 s by default), one try."""
+    with SilentServer() as silent:
+        done = run_cli(command, "--url", silent.url, "--timeout", "0.5", cwd=tmp_path)
+        tries = len(silent.accepted)
+    line = one_line_error(
+        done,
+        1,
+        f"error: the server did not answer {endpoint} within 0.5 s: pass --timeout SECONDS "
+        "to wait longer",
+    )
+    assert not any(word in line for word in SDK_ONLY), line
+    assert tries == 1  # no retry: the time said is the time taken
+
+
+def test_the_timeout_is_in_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for command, default in (("health", "10"), ("speak", "10"), ("transcribe", "45")):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--timeout SECONDS" in text
+        assert f"(default: {default})" in text.split("--timeout SECONDS", 2)[2]
+
+
+def test_a_server_that_never_gets_ready(tmp_path: Path) -> None:
+    """It said `raise Timeouts.ready to wait longer` after 45 s."""
+    wav = tone_wav(tmp_path / "speech.wav", words=1)
+    with ThreadedServer(faults=Faults(never_send_ready=True)) as server:
+        done = run_cli("transcribe", str(wav), "--url", server.url, "--timeout", "1", cwd=tmp_path)
+    line = one_line_error(
+        done,
+        1,
+        "error: the server did not get the session ready within 1 s",
+        "pass --timeout SECONDS to wait longer",
+    )
+    assert not any(word in line for word in SDK_ONLY), line
+
+
+class TlsServer:
+    """``GET /`` -> ``{"status": "OK"}`` over HTTPS, with ``context``'s certificate."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.context = context
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.runner: Optional[web.AppRunner] = None
+        self.url = ""
+
+    async def _start(self) -> None:
+        async def health(request: web.Request) -> web.Response:
+            return web.json_response({"status": "OK"})
+
+        app = web.Application()
+        app.router.add_get("/", health)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=self.context)
+        await site.start()
+        self.url = f"https://127.0.0.1:{self.runner.addresses[0][1]}"
+
+    def __enter__(self) -> TlsServer:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(TIMEOUT)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.runner is not None
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(TIMEOUT)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(TIMEOUT)
+        self.loop.close()
+
+
+@pytest.fixture
+def private_ca(tmp_path: Path) -> Iterator[tuple[Path, TlsServer]]:
+    """A server whose certificate is signed by no CA this machine trusts (its own), and
+    that certificate's file."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command to make a test certificate")
+    cert, key = tmp_path / "ca.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    with TlsServer(context) as server:
+        yield cert, server
+
+
+def test_an_untrusted_certificate_names_ssl_cert_file(
+    tmp_path: Path, private_ca: tuple[Path, TlsServer]
+) -> None:
+    """It said `pass ssl= an SSLContext that trusts its CA`; SSL_CERT_FILE is the way
+    from the command line, and it works."""
+    cert, server = private_ca
+    line = one_line_error(
+        run_cli("health", "--url", server.url, cwd=tmp_path),
+        1,
+        f"error: cannot reach {server.url}: its TLS certificate is not trusted",
+        "SSL_CERT_FILE=ca.pem",
+    )
+    assert not any(word in line for word in SDK_ONLY), line
+    trusted = run_cli(
+        "health", "--url", server.url, cwd=tmp_path, env=environment(SSL_CERT_FILE=str(cert))
+    )
+    assert (trusted.returncode, trusted.stderr) == (0, "")
+    assert json.loads(trusted.stdout) == {"status": "OK"}
+
+
+def test_a_warning_is_one_line(tmp_path: Path) -> None:
+    """The API key over plain http to a host that is not this machine: the warning was
+    Python's two lines, blamed on asyncio/events.py."""
+    # 192.0.2.1 is TEST-NET-1 (RFC 5737): not loopback, never answers.
+    done = run_cli(
+        "health", "--url", "http://192.0.2.1:9", "--api-key", "k-12345", "--timeout", "0.5",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    warning, error = done.stderr.splitlines()
+    assert warning == (
+        "warning: An API key will be sent over unencrypted http/ws to a non-loopback host; "
+        "use https:// or wss:// so it cannot be read on the network"
+    )
+    assert error.startswith("error: ")
+    assert "k-12345" not in done.stderr
+
+
+def test_the_warning_hook_is_put_back(capsys: pytest.CaptureFixture[str]) -> None:
+    before = warnings.showwarning
+    main(["health", "--url", "http://192.0.2.1:9", "--api-key", "k-12345", "--timeout", "0.5"])
+    assert warnings.showwarning is before
+    assert capsys.readouterr().err.startswith("warning: An API key will be sent")
