@@ -33,11 +33,27 @@ class ConfigFileError(SaynaValidationError):
     """The configuration file cannot be used; the message names the file and the key."""
 
 
-def _parse(path: Path) -> Any:
+def _read_text(path: Path) -> str:
+    """The file as text: UTF-8, with or without the byte-order mark some Windows editors
+    write first."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigFileError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            found = "it is UTF-16, as some Windows editors save"
+        else:
+            found = f"byte 0x{data[exc.start]:02x} at offset {exc.start} is not UTF-8"
+        raise ConfigFileError(
+            f"config file {path} is not UTF-8 text ({found}): save it as UTF-8"
+        ) from exc
+
+
+def _parse(path: Path) -> Any:
+    text = _read_text(path)
     if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
         try:
             return json.loads(text)
