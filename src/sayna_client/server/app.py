@@ -300,13 +300,19 @@ class LocalServer:
 
     @property
     def url(self) -> str:
-        """``http://<host>:<port>`` (the base URL for SDK clients)."""
-        return f"http://{self.host}:{self.port}"
+        """``http://<host>:<port>`` (the base URL for SDK clients); an IPv6 host is in
+        brackets, as URLs write it (``http://[::1]:3001``)."""
+        return f"http://{self._url_host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        """``ws://<host>:<port>/ws``."""
-        return f"ws://{self.host}:{self.port}/ws"
+        """``ws://<host>:<port>/ws`` (an IPv6 host in brackets)."""
+        return f"ws://{self._url_host}:{self.port}/ws"
+
+    @property
+    def _url_host(self) -> str:
+        host = self.host
+        return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
     @property
     def engine(self) -> str:
