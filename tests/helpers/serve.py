@@ -26,17 +26,23 @@ _LAST_BANNER_LINE = "press Ctrl-C to stop"
 
 @dataclass
 class Served:
-    """A running ``sayna serve``: its process, base URL (``http://127.0.0.1:PORT``) and
-    the banner it printed (every line up to "press Ctrl-C to stop")."""
+    """A running ``sayna serve``: its process, base URL (``http://127.0.0.1:PORT``), the
+    banner it printed (every line up to "press Ctrl-C to stop") and its stderr file."""
 
     process: asyncio.subprocess.Process
     url: str
     banner: str
+    stderr: IO[bytes]
 
     @property
     def ws_url(self) -> str:
         """The WebSocket endpoint (``ws://127.0.0.1:PORT/ws``)."""
         return "ws" + self.url[len("http") :] + "/ws"
+
+    def errors(self) -> str:
+        """What the process (and its children) wrote on stderr so far."""
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")
 
 
 @asynccontextmanager
@@ -45,6 +51,7 @@ async def sayna_serve(
     env: Optional[dict[str, str]] = None,
     port: Optional[int] = 0,
     module: str = "sayna_client.server",
+    new_session: bool = False,
 ) -> AsyncIterator[Served]:
     """Run ``python -m <module> [serve] --port PORT --log-level WARNING *args`` until the
     block ends.
@@ -56,6 +63,8 @@ async def sayna_serve(
             file's port applies.
         module: ``sayna_client.server`` (``serve_main`` itself) or ``sayna_client`` (the
             ``sayna`` command: ``serve`` is added).
+        new_session: start it in a session (and process group) of its own, so that a
+            test may signal the whole group as a terminal's Ctrl-C does.
 
     Yields:
         The :class:`Served` process once its banner is printed, i.e. it listens.
@@ -84,11 +93,12 @@ async def sayna_serve(
                 stderr=stderr,
                 stdin=asyncio.subprocess.DEVNULL,
                 env={**os.environ, **(env or {})},
+                start_new_session=new_session,
             )
         try:
             banner = await asyncio.wait_for(_read_banner(process, stderr), STARTUP_TIMEOUT)
             url = banner.split(" listening on ", 1)[1].split()[0]
-            yield Served(process, url, banner)
+            yield Served(process, url, banner, stderr)
         finally:
             await _stop(process)
 

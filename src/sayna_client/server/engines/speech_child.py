@@ -5,7 +5,8 @@ Started by :class:`~.speech_worker.SpeechWorker` as ``python -m`` this module, w
 decoding threads and the parts to load as arguments. It lowers its own scheduling
 priority (``nice`` :data:`NICENESS`), loads and verifies the models, answers
 ``("ready", unavailable)`` or ``("failed", kind, message)``, then serves until its stdin
-closes.
+closes. It ignores SIGINT: Ctrl-C in a terminal reaches the whole process group, and it
+is the server's to handle (it closes the worker's stdin).
 
 The child has a thread pool for recognition (CTranslate2 and ONNX Runtime release the
 GIL, so two streams decode in parallel on two cores); each stream's frames are processed
@@ -19,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -26,6 +28,13 @@ from typing import Any, Optional
 
 from .base import Transcript
 from .speech_ipc import read_message, write_message
+
+if __name__ == "__main__":
+    # Ctrl-C in a terminal sends SIGINT to the whole foreground process group, this
+    # worker included: it printed a KeyboardInterrupt traceback over the server's
+    # goodbye. The server handles Ctrl-C and ends the worker by closing its stdin, so
+    # the worker ignores it from here on (before the models' imports, the long part).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 __all__ = ["NICENESS", "TTS_THREADS", "main"]
 
