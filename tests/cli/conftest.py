@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -67,6 +68,14 @@ class ThreadedServer:
 def threaded() -> Iterator[ThreadedServer]:
     with ThreadedServer() as server:
         yield server
+
+
+@pytest.fixture
+def refusing_port() -> Iterator[int]:
+    """A loopback port that refuses connections (bound, never listening)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
 
 
 def environment(**extra: str) -> dict[str, str]:

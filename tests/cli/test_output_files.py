@@ -38,7 +38,7 @@ def caller_wav(path: Path, *utterances: int, rate: int = 16000) -> Path:
 
 
 def test_talk_leaves_the_output_alone_when_it_cannot_connect(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], refusing_port: int
 ) -> None:
     """`sayna talk --output FILE` emptied FILE before connecting: no server, a typo in
     --url or a wrong key left a 44-byte WAV where the user's file was."""
@@ -50,9 +50,7 @@ def test_talk_leaves_the_output_alone_when_it_cannot_connect(
         assert main([*base, "--url", server.url, "--api-key", "wrong"]) == 1
         assert "refused the API key" in capsys.readouterr().err
         assert kept.read_bytes() == OLD
-        port = server.server.port
-    # The server is gone: its port refuses connections now.
-    assert main([*base, "--url", f"http://127.0.0.1:{port}"]) == 1
+    assert main([*base, "--url", f"http://127.0.0.1:{refusing_port}"]) == 1
     assert "connection refused" in capsys.readouterr().err
     assert kept.read_bytes() == OLD
     assert leftovers(tmp_path) == []

@@ -5,8 +5,6 @@ Each is one line naming the culprit and a fix the command line offers."""
 from __future__ import annotations
 
 import os
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -118,14 +116,6 @@ def test_a_connection_lost_midway_is_one_line(tmp_path: Path) -> None:
     assert "client.connect()" not in line
     assert out.read_bytes() == b"kept"  # a failed conversation replaces nothing
     assert leftovers(tmp_path) == []
-
-
-@pytest.fixture
-def refusing_port() -> Iterator[int]:
-    """A loopback port that refuses connections (bound, never listening)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
 
 
 def test_a_network_error_of_the_users_agent_is_the_agents(
