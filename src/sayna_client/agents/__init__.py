@@ -12,6 +12,7 @@ See ``docs/agents.md``.
 
 from .barge_in import DEFAULT_BACKCHANNELS, DEFAULT_FILLERS, BargeIn, BargeInEvent
 from .devices import (
+    AudioDeviceError,
     Microphone,
     PacedSpeaker,
     SoundDeviceMicrophone,
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_ABBREVIATIONS",
     "DEFAULT_BACKCHANNELS",
     "DEFAULT_FILLERS",
+    "AudioDeviceError",
     "AudioOutput",
     "BargeIn",
     "BargeInEvent",
