@@ -8,12 +8,12 @@ docstring, so the client behaves as if it had written the method itself:
 ``super()``, ``unittest.mock``'s ``create_autospec`` and ``patch.object(...,
 autospec=True)`` see a method, and a wrapper patched onto the class runs. A ``hot``
 one (``on_audio_input``, called 50 times a second per stream) is the part's bound
-method on an instance, stored there at its first lookup, so every call, and every call
-through a reference kept before the first frame, goes straight to the part (not when a
-subclass overrides the name: its method stays what the name means; nor over a wrapper
-the user set on the instance; a wrapper patched onto the class after a client's first
-lookup does not see that client's frames: patch the class before, or the instance).
-The others store nothing (a stored
+method on an instance, stored there by the constructor (:func:`store_hot`), so every
+call, and every call through a reference kept before the first frame, goes straight to
+the part (not when a subclass overrides the name: its method stays what the name means;
+nor over a wrapper the user set on the instance; a wrapper or mock patched onto the
+class after a client was made does not see that client's frames: patch the class
+before making the client, or patch the instance). The others store nothing (a stored
 bound method is 64 bytes per client, for calls made once or twice a session: issue
 #19's idle memory per session). :class:`ForwardAttribute` does the same for a value
 the part holds (``client.ready``), read through (:class:`ForwardSetting`: read and
@@ -45,6 +45,7 @@ __all__ = [
     "forward",
     "forwarding",
     "is_forward",
+    "store_hot",
 ]
 
 
@@ -54,8 +55,9 @@ def forward(
     """A method of the owner that calls the method of the same name of the part at
     ``path`` (the dotted attribute path of the part on the owner, ``"_voice.speaking"``)
     with the same arguments; ``function`` is the part's function, for the signature and
-    the docstring. ``hot``: a coroutine method called many times a second, stored on
-    the instance at its first call (see the module docstring)."""
+    the docstring. ``hot``: a coroutine method called many times a second, which the
+    owner's constructor stores on the instance with :func:`store_hot` (see the module
+    docstring)."""
     part = operator.attrgetter(path)
     name = function.__name__
     method: Callable[..., Any]
@@ -64,13 +66,11 @@ def forward(
             raise TypeError(f"a hot forward needs a coroutine function, not {name}")
 
         async def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
-            # (Reached through the class or ``super()``: the instance stores nothing.)
+            # (Reached through the class, ``super()``, or before :func:`store_hot`.)
             return await getattr(part(self), name)(*args, **kwargs)
 
-        functools.update_wrapper(method, function)
-        setattr(method, _FORWARDS, path)
-        return cast("Callable[Concatenate[Any, P], R]", _HotForward(method, function, part))
-    if inspect.iscoroutinefunction(function):
+        setattr(method, _HOT, part)
+    elif inspect.iscoroutinefunction(function):
 
         async def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
             return await getattr(part(self), name)(*args, **kwargs)
@@ -87,42 +87,20 @@ def forward(
 
 #: The attribute that marks a method made by :func:`forward` (the part's path).
 _FORWARDS = "__sayna_forwards__"
+#: The attribute that marks a hot forward (its part's getter).
+_HOT = "__sayna_hot__"
 
 
-class _HotForward:
-    """A hot :func:`forward`: ``instance.name`` is the part's own bound method, stored
-    on the instance at its first lookup (a non-data descriptor: the instance's wins from
-    then on), so a caller holding it (``send = client.on_audio_input``, a device's
-    callback) calls the part directly at every frame. Through the class
-    (``SaynaClient.on_audio_input``) it is the forwarding function, and it is that
-    function, bound, where the name means something else on the instance's class (a
-    subclass's override reaching it through ``super()``): nothing is stored there, so
-    the override stays in force."""
-
-    def __init__(
-        self, method: Callable[..., Any], function: Callable[..., Any], part: Callable[[Any], Any]
-    ) -> None:
-        self._method = method
-        self._part = part
-        self._name = function.__name__
-        functools.update_wrapper(self, method)  # (__doc__, the marker, ...)
-        self.__wrapped__ = function  # the part's function, as a forward's
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        if name != self._name:
-            raise TypeError(f"{owner.__name__}.{name} must forward to a method of that name")
-
-    def __get__(self, obj: Optional[object], owner: Optional[type] = None) -> Any:
-        if obj is None:
-            return self._method
-        name = self._name
-        if name not in obj.__dict__ and defines(type(obj), name, self):
-            bound = obj.__dict__[name] = getattr(self._part(obj), name)
-            return bound
-        return self._method.__get__(obj, owner)
-
-    def __call__(self, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
-        return self._method(obj, *args, **kwargs)
+def store_hot(obj: Any, name: str) -> None:
+    """Store the part's own bound method for the hot forward ``name`` on ``obj`` (its
+    constructor calls this), so that ``obj.name``, and any reference to it kept before
+    the first call (a device's callback, a pacing clock), goes straight to the part.
+    Nothing is stored where ``name`` means something else on ``obj``'s class (a
+    subclass's override, a mock patched onto the class before ``obj`` was made)."""
+    method = getattr(type(obj), name, None)
+    part = getattr(method, _HOT, None)
+    if part is not None and name not in obj.__dict__ and defines(type(obj), name, method):
+        obj.__dict__[name] = getattr(part(obj), name)
 
 
 def is_forward(value: object) -> bool:
@@ -140,8 +118,6 @@ def forwarding(cls: C) -> C:
     for name, value in vars(cls).items():
         if is_forward(value):
             value.__qualname__ = f"{cls.__qualname__}.{name}"
-            if isinstance(value, _HotForward):
-                value._method.__qualname__ = f"{cls.__qualname__}.{name}"
     return cls
 
 

@@ -127,6 +127,17 @@ def refused_request(what: str, problem: str, *, sent_key: bool, trust_env: bool)
     return text
 
 
+def _scrubbed(value: Any, redactor: Redactor) -> Any:
+    """``value`` (decoded JSON) with every string in it scrubbed by ``redactor``."""
+    if isinstance(value, str):
+        return redactor.scrub(value)
+    if isinstance(value, dict):
+        return {redactor.scrub(k): _scrubbed(v, redactor) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(item, redactor) for item in value]
+    return value
+
+
 def error_from_response(
     status: int,
     endpoint: str,
@@ -151,6 +162,14 @@ def error_from_response(
         parsed = json.loads(text) if text else None
     except (ValueError, RecursionError):  # not JSON, 4,300-digit numbers, deep nesting
         parsed = text
+    else:
+        if redactor is not None:
+            # Decoding removed a level of escaping: a secret echoed inside a JSON string
+            # of the body (a Google key's newlines as \\n) shows only now.
+            try:
+                parsed = _scrubbed(parsed, redactor)
+            except RecursionError:  # nested nearly as deep as json.loads allows
+                parsed = text
     if isinstance(parsed, dict):
         error = parsed.get("error") if isinstance(parsed.get("error"), str) else None
         code = parsed.get("code") if isinstance(parsed.get("code"), str) else None

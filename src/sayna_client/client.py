@@ -20,7 +20,14 @@ from ._checks import check_type
 from ._config import ReconnectPolicy, RetryPolicy, Timeouts, check_seconds, derive_urls
 from ._defaults import CLIENT_DEFAULT
 from ._deprecated import DeprecatedNames
-from ._forward import ForwardAttribute, ForwardSetting, ReadyField, forward, forwarding
+from ._forward import (
+    ForwardAttribute,
+    ForwardSetting,
+    ReadyField,
+    forward,
+    forwarding,
+    store_hot,
+)
 from ._http import DEFAULT_MAX_RESPONSE_BYTES
 from ._options import (
     DEFAULT_HEARTBEAT,
@@ -148,6 +155,7 @@ class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
         )
         link = SessionLink(ws_url, self._auth_headers, self._ssl, self._redactor, self)
         self._voice = VoiceSession(options, link)
+        store_hot(self, "on_audio_input")
 
     def __repr__(self) -> str:
         state = "ready" if self.ready else ("connected" if self.connected else "disconnected")

@@ -250,3 +250,14 @@ async def test_the_audio_input_taken_before_its_first_call_is_the_sessions_own()
         "self",
         "audio_data",
     }
+
+
+async def test_the_audio_input_patched_onto_the_class_with_autospec_is_awaited() -> None:
+    # The hot forward was briefly a descriptor object in the class: autospec made a
+    # plain MagicMock of it, which `await client.on_audio_input(...)` could not await.
+    with mock.patch.object(SaynaClient, "on_audio_input", autospec=True) as patched:
+        client = _client()  # made after the patch: the patch is what the name means
+        await client.on_audio_input(bytes(640))
+    assert patched.call_args.args[0] is client
+    assert "on_audio_input" not in vars(client)
+    assert _client().on_audio_input.__self__ is not None  # the session's own again

@@ -24,6 +24,7 @@ from sayna_client import (
     Reconnected,
     ReconnectPolicy,
     SaynaClient,
+    SaynaConfigRejectedError,
     SaynaConnectionClosedError,
     SaynaConnectionError,
     SaynaNotReadyError,
@@ -677,3 +678,37 @@ async def test_a_loss_that_is_reconnected_is_not_logged_as_a_warning(
     lost = [r for r in caplog.records if "reconnecting:" in r.getMessage()]
     assert [r.levelno for r in lost] == [logging.INFO]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_takeover_whose_config_is_rejected_ends_with_its_sockets_close() -> None:
+    # The rejected takeover kept its socket open for reconfigure(), still marked as an
+    # attempt of the (ended) outage: when the server then closed it, nothing was
+    # published and events() never ended (a plain connect() rejected the same way ends).
+    closing = asyncio.Event()
+
+    async def script(ws: web.WebSocketResponse, number: int) -> None:
+        if number == 0:
+            await Peer.ready(ws)
+            await ws.close(code=1011, message=b"boom")
+            return
+        await ws.send_json({"type": "error", "message": "Unsupported provider: deepgram"})
+        await closing.wait()
+        await ws.close(code=1011, message=b"bye")
+
+    peer = Peer(script)
+    async with serving(peer.app()) as url:
+        client = _peer_client(url, reconnect=_LATE)
+        try:
+            events = client.events()
+            await client.connect()
+            await _until(events, "reconnecting")
+            with pytest.raises(SaynaConfigRejectedError):
+                await client.connect()
+            assert not client.reconnecting
+            closing.set()
+            rest = await _until(events)  # (ends: the session is over)
+            closes = [e for e in rest if isinstance(e, ConnectionClosed)]
+            assert [(c.code, c.will_reconnect) for c in closes] == [(1011, False)]
+        finally:
+            closing.set()
+            await client.disconnect()

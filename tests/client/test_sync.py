@@ -615,7 +615,10 @@ def test_the_async_clients_instance_attributes_are_there_too_read_only() -> None
     client = SaynaClient(url, without_audio=True)
     sync = SaynaSyncClient(url, without_audio=True)
     try:
-        public = sorted(n for n in vars(client) if not n.startswith("_"))
+        # (Not the methods the client stores on itself: the sync client has its own.)
+        public = sorted(
+            n for n in vars(client) if not n.startswith("_") and not callable(vars(client)[n])
+        )
         assert "url" in public
         for name in public:
             assert getattr(sync, name) == getattr(client, name), name

@@ -303,9 +303,11 @@ class VoiceSession:
                     await reconnector.recover(reconnector.attempt)
         except SaynaConfigRejectedError:
             # The socket stays open for reconfigure(): the session goes on (a reconnection
-            # taken over ends here, its held audio reported).
+            # taken over ends here, its held audio reported), as after a plain connect()
+            # whose config was rejected: its close, when it comes, is the session's.
             if reconnector is not None and reconnector.owns(me):
                 reconnector.end(by_client=False, announce=False)
+                self._attempt_socket = False
             raise
         except BaseException as exc:
             if reconnector is not None and reconnector.owns(me):
