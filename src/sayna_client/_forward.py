@@ -99,8 +99,10 @@ def store_hot(obj: Any, name: str) -> None:
     subclass's override, a mock patched onto the class before ``obj`` was made)."""
     method = getattr(type(obj), name, None)
     part = getattr(method, _HOT, None)
-    if part is not None and name not in obj.__dict__ and defines(type(obj), name, method):
-        obj.__dict__[name] = getattr(part(obj), name)
+    if part is not None and defines(type(obj), name, method):
+        # (Set as an attribute, not through ``obj.__dict__``: reading that makes the
+        # instance's dict a tracked object of its own.)
+        object.__setattr__(obj, name, getattr(part(obj), name))
 
 
 def is_forward(value: object) -> bool:

@@ -28,10 +28,12 @@ from sayna_client.server import LocalServer
 from .conftest import stt, tts
 
 #: The most tracked objects a connected idle client with two callbacks may hold of its
-#: own (reached from the client, made for it): 38 with aiohttp 3.14 on CPython 3.11 (the
+#: own (reached from the client, made for it): 40 with aiohttp 3.14 on CPython 3.11 (the
 #: SDK's parts, the two callbacks and their closure, aiohttp's record of the connection
-#: and asyncio's transport and socket). Before issue #19's work on it: 64.
-IDLE_BUDGET = 40
+#: and asyncio's transport and socket; since session 26 also the audio input and its
+#: ``on_audio_input`` stored on the client when it is made, so that a reference kept
+#: before the first frame calls it directly). Before issue #19's work on it: 64.
+IDLE_BUDGET = 42
 
 
 def _made_for(root: object, before: set[int]) -> Counter[str]:
