@@ -330,6 +330,22 @@ def _device_name(device: Optional[Any], info: Optional[dict[str, Any]]) -> str:
     return "the default one" if device is None else str(device)
 
 
+def _started(sd: Any, kind: str, name: str, stream_class: Any, **settings: Any) -> Any:
+    """A ``stream_class`` (sounddevice's ``RawInputStream`` or ``RawOutputStream``) made
+    with ``settings`` and started; a device PortAudio cannot open or start raises
+    :class:`AudioDeviceError` (the stream closed again)."""
+    try:
+        stream = stream_class(**settings)
+    except (ValueError, sd.PortAudioError) as exc:
+        raise _cannot_open(kind, name, exc) from exc
+    try:
+        stream.start()
+    except (ValueError, sd.PortAudioError) as exc:
+        stream.close()
+        raise _cannot_open(kind, name, exc) from exc
+    return stream
+
+
 def _cannot_open(kind: str, name: str, exc: BaseException) -> AudioDeviceError:
     """The error for a listed device whose stream PortAudio cannot open or start (busy,
     held by another program, a rate it does not take)."""
@@ -389,22 +405,18 @@ class SoundDeviceMicrophone:
         def captured(data: Any, *_: object) -> None:  # PortAudio's thread
             loop.call_soon_threadsafe(queue.put_nowait, bytes(data))
 
-        try:
-            stream = self._sd.RawInputStream(
-                samplerate=self.device_rate,
-                blocksize=self.device_rate * self.frame_ms // 1000,
-                channels=1,
-                dtype="int16",
-                device=self.device,
-                callback=captured,
-            )
-        except (ValueError, self._sd.PortAudioError) as exc:
-            raise _cannot_open("input", self._name, exc) from exc
-        try:
-            stream.start()
-        except (ValueError, self._sd.PortAudioError) as exc:
-            stream.close()
-            raise _cannot_open("input", self._name, exc) from exc
+        stream = _started(
+            self._sd,
+            "input",
+            self._name,
+            self._sd.RawInputStream,
+            samplerate=self.device_rate,
+            blocksize=self.device_rate * self.frame_ms // 1000,
+            channels=1,
+            dtype="int16",
+            device=self.device,
+            callback=captured,
+        )
         try:
             while True:
                 for frame in pipeline.push(await queue.get()):
@@ -462,23 +474,18 @@ class SoundDeviceSpeaker(PacedSpeaker):
             chunk = self._buffer.take()
             out[:] = chunk.ljust(len(out), b"\x00")[: len(out)]
 
-        try:
-            stream = self._sd.RawOutputStream(
-                samplerate=self.device_rate,
-                blocksize=audio.frame_bytes(self.frame_ms, self.device_rate) // 2,
-                channels=1,
-                dtype="int16",
-                device=self.device,
-                callback=play,
-            )
-        except (ValueError, self._sd.PortAudioError) as exc:
-            raise _cannot_open("output", self._name, exc) from exc
-        try:
-            stream.start()
-        except (ValueError, self._sd.PortAudioError) as exc:
-            stream.close()
-            raise _cannot_open("output", self._name, exc) from exc
-        self._stream = stream
+        self._stream = _started(
+            self._sd,
+            "output",
+            self._name,
+            self._sd.RawOutputStream,
+            samplerate=self.device_rate,
+            blocksize=audio.frame_bytes(self.frame_ms, self.device_rate) // 2,
+            channels=1,
+            dtype="int16",
+            device=self.device,
+            callback=play,
+        )
 
     async def aclose(self) -> None:
         """Close the output stream."""

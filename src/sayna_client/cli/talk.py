@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import inspect
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -35,7 +34,16 @@ from ..agents.devices import (
     SoundDeviceSpeaker,
     WavMicrophone,
 )
-from ..agents.talk import Line, Reply, RuleTable, echo, load_reply, rules_from_json, talk
+from ..agents.talk import (
+    Line,
+    Reply,
+    RuleTable,
+    _pieces,
+    echo,
+    load_reply,
+    rules_from_json,
+    talk,
+)
 from ..client import SaynaClient
 from ..errors import (
     SaynaConnectionClosedError,
@@ -177,22 +185,8 @@ def _guarded(reply: Reply, option: str) -> Reply:
 
     async def guarded(text: str) -> AsyncIterator[str]:
         try:
-            result = reply(text)
-            if inspect.isawaitable(result):
-                result = await result
-            if isinstance(result, str):
-                yield result
-            elif isinstance(result, AsyncIterable):
-                async for piece in result:
-                    yield piece
-            elif isinstance(result, Iterable):
-                for piece in result:
-                    yield piece
-            elif result is not None:
-                raise SaynaValidationError(
-                    "reply(text) must return text, or an (async) iterable of text pieces; "
-                    f"got {type(result).__name__}"
-                )
+            async for piece in _pieces(reply, text):
+                yield piece
         except Exception as exc:
             raise CliError(f"the agent's reply ({option}) failed: {exc!r}", EXIT_FAILURE) from exc
 
