@@ -105,17 +105,6 @@ def run_cli(
     )
 
 
-def one_line_error(done: subprocess.CompletedProcess[str], status: int, *parts: str) -> str:
-    """Exit ``status``, no traceback, one stderr line holding every part; returns it."""
-    assert "Traceback" not in done.stderr, done.stderr
-    assert done.returncode == status, (done.returncode, done.stderr)
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
-    for part in parts:
-        assert part in lines[0], (part, lines[0])
-    return lines[0]
-
-
 def tone_wav(path: Path, words: int, rate: int = 16000, channels: int = 1) -> Path:
     """A WAV the fake engine hears as ``words`` words (120 ms tones, 60 ms apart)."""
     tone = [int(9000 * math.sin(2 * math.pi * 440 * i / rate)) for i in range(rate * 120 // 1000)]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cli import one_line_error
 from sayna_client import audio
 from sayna_client.cli import main
 from sayna_client.server.engines.fake import render_words
@@ -23,7 +24,6 @@ from .conftest import (
     ThreadedServer,
     environment,
     leftovers,
-    one_line_error,
     run_cli,
 )
 

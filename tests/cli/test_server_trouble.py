@@ -19,10 +19,11 @@ from typing import Optional
 import pytest
 from aiohttp import web
 
+from helpers.cli import one_line_error
 from sayna_client.cli import main
 from sayna_client.server.faults import Faults
 
-from .conftest import TIMEOUT, ThreadedServer, environment, one_line_error, run_cli, tone_wav
+from .conftest import TIMEOUT, ThreadedServer, environment, run_cli, tone_wav
 
 SDK_ONLY = ("Timeouts", "timeout=", "ssl=", "SSLContext", "client.")
 

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cli import one_line_error
 from helpers.devices import BUSY_SOUNDDEVICE
 from sayna_client import audio
 from sayna_client.server.engines.fake import render_words
 from sayna_client.server.faults import Faults
 
-from .conftest import ThreadedServer, environment, leftovers, one_line_error, run_cli
+from .conftest import ThreadedServer, environment, leftovers, run_cli
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from typing import Any, Optional
 import pytest
 from aiohttp import web
 
+from helpers.cli import one_line_error
 from sayna_client import audio
 from sayna_client.cli import build_parser, main
 
@@ -141,17 +142,6 @@ def run_cli(
     )
 
 
-def assert_one_line_error(done: subprocess.CompletedProcess[str], status: int, *parts: str) -> str:
-    """Exit ``status``, nothing on stdout, one stderr line holding every part."""
-    assert "Traceback" not in done.stderr, done.stderr
-    assert done.returncode == status, (done.returncode, done.stderr)
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
-    for part in parts:
-        assert part in lines[0], (part, lines[0])
-    return lines[0]
-
-
 @pytest.fixture
 def not_wav(tmp_path: Path) -> Path:
     path = tmp_path / "notes.wav"
@@ -227,7 +217,7 @@ MISTAKES = {
 @pytest.mark.parametrize("case", sorted(MISTAKES))
 def test_everyday_mistakes_are_one_line(case: str, tmp_path: Path) -> None:
     args, status, parts = MISTAKES[case]
-    assert_one_line_error(run_cli(*args, cwd=tmp_path), status, *parts)
+    one_line_error(run_cli(*args, cwd=tmp_path), status, *parts)
 
 
 def test_demo_output_dir_that_cannot_be_made(tmp_path: Path) -> None:
@@ -264,7 +254,7 @@ def test_server_down_names_the_url_and_the_fix(
         url = f"http://{bare}/{credentials}"
     else:
         url = f"http://{credentials}{bare}"
-    line = assert_one_line_error(
+    line = one_line_error(
         run_cli(*command, "--url", url, cwd=tmp_path),
         1,
         "cannot reach ",
@@ -281,7 +271,7 @@ def test_server_down_names_the_url_and_the_fix(
 def test_tls_to_a_plain_server_keeps_the_diagnosis(url: str, tmp_path: Path) -> None:
     """Not every connection error is a server that is not running: https:// to a
     plain-HTTP server says so, without the `sayna serve` advice."""
-    line = assert_one_line_error(
+    line = one_line_error(
         run_cli("health", "--url", url.replace("http://", "https://"), cwd=tmp_path),
         1,
         "does not speak TLS",
@@ -296,7 +286,7 @@ def test_port_already_in_use(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         done = run_cli("serve", "--port", str(port), "--log-level", "ERROR", cwd=tmp_path)
-    assert_one_line_error(done, 1, f"port {port} on 127.0.0.1 is already in use", "--port 0")
+    one_line_error(done, 1, f"port {port} on 127.0.0.1 is already in use", "--port 0")
 
 
 def test_broken_pipe_is_quiet(url: str, tmp_path: Path) -> None:
@@ -334,23 +324,23 @@ def test_wrong_or_missing_key_says_why_and_how(url: str, transport: str, tmp_pat
     tone_wav(tmp_path / "tone.wav", words=1)
     command = ["voices"] if transport == "REST" else ["transcribe", "tone.wav", "--speed", "0"]
     wrong = run_cli(*command, "--url", url, "--api-key", "wrong", cwd=tmp_path)
-    assert_one_line_error(
+    one_line_error(
         wrong,
         1,
         "the server refused the API key (Unauthorized: Invalid API secret)",
         "--api-key KEY or set SAYNA_API_KEY",
     )
     wrong_env = run_cli(*command, "--url", url, cwd=tmp_path, env={"SAYNA_API_KEY": "wrong"})
-    assert_one_line_error(wrong_env, 1, "the server refused the API key")
+    one_line_error(wrong_env, 1, "the server refused the API key")
     missing = run_cli(*command, "--url", url, cwd=tmp_path)
-    assert_one_line_error(
+    one_line_error(
         missing,
         1,
         "the server requires an API key (Missing authentication token",
         "pass --api-key KEY or set SAYNA_API_KEY",
     )
     in_url = run_cli(*command, "--url", f"{url}/?api_key=wrong-url-key", cwd=tmp_path)
-    assert_one_line_error(in_url, 1, "the server refused the API key (Unauthorized")
+    one_line_error(in_url, 1, "the server refused the API key (Unauthorized")
     for done in (wrong, wrong_env, missing, in_url):
         assert "api_key=" not in done.stderr
         assert "wrong-url-key" not in done.stderr
