@@ -5,6 +5,7 @@ Each is one line naming the culprit and a fix the command line offers."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -37,20 +38,26 @@ def _with_sounddevice(folder: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def _talk_on_a_busy_card(
+    threaded: ThreadedServer, tmp_path: Path, busy_sounddevice: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """``sayna talk ARGS`` against ``threaded`` with a sound card listed but busy."""
+    return run_cli(
+        "talk",
+        "--url",
+        threaded.url,
+        *args,
+        cwd=tmp_path,
+        env=_with_sounddevice(busy_sounddevice),
+    )
+
+
 def test_a_speaker_that_cannot_be_opened_is_one_line(
     threaded: ThreadedServer, tmp_path: Path, busy_sounddevice: Path
 ) -> None:
     """It was a PortAudioError traceback from SoundDeviceSpeaker.start."""
     caller = caller_wav(tmp_path / "caller.wav", 1)
-    done = run_cli(
-        "talk",
-        "--url",
-        threaded.url,
-        "--input",
-        str(caller),
-        cwd=tmp_path,
-        env=_with_sounddevice(busy_sounddevice),
-    )
+    done = _talk_on_a_busy_card(threaded, tmp_path, busy_sounddevice, "--input", str(caller))
     line = one_line_error(
         done,
         1,
@@ -68,15 +75,7 @@ def test_a_microphone_that_cannot_be_opened_is_not_blamed_on_the_agent(
     """It said `the agent's reply failed: PortAudioError(...)`."""
     out = tmp_path / "agent.wav"
     out.write_bytes(b"kept")
-    done = run_cli(
-        "talk",
-        "--url",
-        threaded.url,
-        "--output",
-        str(out),
-        cwd=tmp_path,
-        env=_with_sounddevice(busy_sounddevice),
-    )
+    done = _talk_on_a_busy_card(threaded, tmp_path, busy_sounddevice, "--output", str(out))
     line = one_line_error(
         done,
         1,
