@@ -70,6 +70,10 @@ class RetryPolicy:
     The delay before retry ``n`` (1-based) is ``min(max_backoff, initial_backoff *
     2 ** (n - 1))`` scaled by a random factor in ``[1 - jitter, 1]``; a server
     ``Retry-After`` (seconds) is honoured when it is larger, capped at ``max_backoff``.
+
+    ``retry_timeouts=False`` ends a call at its first timeout (connection errors and
+    the ``retry_statuses`` are still retried): the call's ``timeout`` then bounds the
+    wait for a server that never answers, where retries would multiply it.
     """
 
     max_retries: int = 2
@@ -77,11 +81,16 @@ class RetryPolicy:
     max_backoff: float = 8.0
     jitter: float = 0.5
     retry_statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+    retry_timeouts: bool = True
 
     def __post_init__(self) -> None:
         check_numbers(self, ("initial_backoff", "max_backoff", "jitter"), ("max_retries",))
         if self.max_retries < 0:
             raise SaynaValidationError("RetryPolicy.max_retries must be >= 0 (0 disables retries)")
+        if not isinstance(self.retry_timeouts, bool):
+            raise SaynaValidationError(
+                f"RetryPolicy.retry_timeouts must be True or False, got {self.retry_timeouts!r}"
+            )
         _check_backoff(self)
         if not 0 <= self.jitter <= 1:
             raise SaynaValidationError("RetryPolicy.jitter must be between 0 and 1")

@@ -444,7 +444,9 @@ class HttpTransport:
             try:
                 response = await self._send(method, url, headers, data, deadline, endpoint, body)
             except (SaynaConnectionError, SaynaTimeoutError) as exc:
-                if attempt >= attempts:
+                if attempt >= attempts or (
+                    not policy.retry_timeouts and isinstance(exc, SaynaTimeoutError)
+                ):
                     raise
                 logger.debug("Retrying %s after %s", endpoint, type(exc).__name__)
             else:

@@ -5,6 +5,7 @@ does not trust; a warning on the way: each is one line whose fix is a command-li
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import shutil
 import socket
@@ -212,3 +213,43 @@ def test_the_warning_hook_is_put_back(
     assert main(["health", "--url", remote_refusing_url, "--api-key", "k-12345"]) == 1
     assert warnings.showwarning is before
     assert capsys.readouterr().err.startswith("warning: An API key will be sent")
+
+
+class BusyOnceHandler(http.server.BaseHTTPRequestHandler):
+    """``GET /``: 503 (``Retry-After: 0``) to the first request, then Sayna's health."""
+
+    answered: list[int] = []
+
+    def do_GET(self) -> None:
+        status = 503 if not self.answered else 200
+        self.answered.append(status)
+        body = b'{"error":"busy"}' if status == 503 else b'{"status":"OK"}'
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if status == 503:
+            self.send_header("Retry-After", "0")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_busy_server_is_asked_again(capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI's REST commands were sent once: a server answering one 503 (restarting,
+    or behind a load balancer) failed `sayna health` at once. A timeout is still not
+    retried (test_a_server_that_never_answers)."""
+    BusyOnceHandler.answered = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), BusyOnceHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert main(["health", "--url", url]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    out = capsys.readouterr()
+    assert (json.loads(out.out), out.err) == ({"status": "OK"}, "")
+    assert BusyOnceHandler.answered == [503, 200]

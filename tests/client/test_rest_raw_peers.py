@@ -20,6 +20,8 @@ from sayna_client import (
     SaynaConnectionError,
     SaynaInvalidResponseError,
     SaynaRateLimitError,
+    SaynaTimeoutError,
+    SaynaValidationError,
 )
 
 #: Retries without waiting for the default backoff.
@@ -277,3 +279,47 @@ async def test_a_tls_handshake_the_server_ends_names_the_cause(how: str) -> None
         "the server accepts"
     )
     assert peer.hellos == 2
+
+
+async def test_retry_timeouts_false_ends_a_call_at_its_first_timeout() -> None:
+    """``RetryPolicy(retry_timeouts=False)``: a peer that never answers is asked once, so
+    the call's ``timeout`` bounds the wait (the CLI's policy); a 503 is still retried."""
+    answered = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: bytes) -> bool:
+        await answered.wait()  # never set while the call runs
+        return False
+
+    no_timeouts = RetryPolicy(max_retries=2, initial_backoff=0.01, retry_timeouts=False)
+    async with RawPeer(silent) as peer:
+        async with SaynaClient(peer.url, without_audio=True, retry=no_timeouts) as client:
+            with pytest.raises(SaynaTimeoutError):
+                await client.health(timeout=0.2)
+        answered.set()
+    assert len(peer.requests) == 1, peer.request_lines
+
+    statuses = [b"503 Service Unavailable", b"200 OK"]
+
+    async def busy_then_fine(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: bytes
+    ) -> bool:
+        status = statuses.pop(0)
+        writer.write(
+            b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 15\r\n\r\n{"status":"OK"}'
+        )
+        await writer.drain()
+        return True
+
+    async with (
+        RawPeer(busy_then_fine) as peer,
+        SaynaClient(peer.url, without_audio=True, retry=no_timeouts) as client,
+    ):
+        health = await client.health()
+    assert health.status == "OK"
+    assert peer.request_lines == ["GET / HTTP/1.1"] * 2
+
+
+def test_retry_timeouts_must_be_a_bool() -> None:
+    with pytest.raises(SaynaValidationError, match=r"retry_timeouts must be True or False"):
+        RetryPolicy(retry_timeouts="no")  # type: ignore[arg-type]

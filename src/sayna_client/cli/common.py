@@ -23,8 +23,8 @@ from .._wav import ReplacingFile
 from ..client import SaynaClient
 
 __all__ = [
+    "CLI_RETRY",
     "DEFAULT_URL",
-    "ONCE",
     "PROGRESS_AFTER",
     "REST_TIMEOUT",
     "STREAM_TIMEOUT",
@@ -47,10 +47,11 @@ REST_TIMEOUT = 10.0
 #: ``--timeout`` of the streaming commands (``transcribe``, ``talk``): seconds to connect,
 #: then to get ``ready`` (the server may take 30 s to open its speech providers).
 STREAM_TIMEOUT = 45.0
-#: The REST commands send each request once: an answer, or an error, within
-#: ``--timeout`` (the SDK's retries made a server that never answers take three times
-#: as long, 183 s, as the timeout named). The user runs the command again.
-ONCE = RetryPolicy(max_retries=0)
+#: The REST commands' retries: a 429, a 5xx or a refused connection is tried again
+#: (twice, honouring ``Retry-After``), a timeout is not: a server that never answers
+#: fails within ``--timeout`` (retried, it took three times as long, 183 s, as the
+#: timeout named).
+CLI_RETRY = RetryPolicy(retry_timeouts=False)
 
 #: Seconds an operation runs before :func:`working` shows that it is still going.
 PROGRESS_AFTER = 1.0
@@ -88,13 +89,13 @@ def write_output(path: Path, data: bytes) -> None:
 
 def client(args: argparse.Namespace) -> SaynaClient:
     """A REST-only :class:`SaynaClient` for ``--url`` / ``--api-key`` / ``--timeout``,
-    whose requests are sent once (no retries)."""
+    whose requests are retried per :data:`CLI_RETRY` (never after a timeout)."""
     return SaynaClient(
         args.url,
         without_audio=True,
         api_key=args.api_key,
         timeouts=Timeouts(request=args.timeout),
-        retry=ONCE,
+        retry=CLI_RETRY,
     )
 
 
@@ -166,7 +167,9 @@ def add_conn(parser: argparse.ArgumentParser, *, streaming: bool = False) -> Non
             type=_seconds,
             default=REST_TIMEOUT,
             metavar="SECONDS",
-            help="seconds to wait for the server's answer (default: %(default)g)",
+            help="seconds to wait for the server's answer; a request that times out is "
+            "not tried again (a 429, a 5xx or a dropped connection is, twice) "
+            "(default: %(default)g)",
         )
 
 
