@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
+import http.server
 import json
 import pickle
+import threading
 from collections.abc import AsyncIterator
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -141,6 +144,46 @@ def test_multidict_and_pair_list_and_raw_bytes_headers() -> None:
     receiver.receive(CIMultiDict(headers), BODY)
     receiver.receive(list(headers.items()), BODY)
     receiver.receive([(k.lower().encode(), v.encode()) for k, v in headers.items()], BODY)
+
+
+def test_the_headers_of_a_stdlib_http_server_are_accepted() -> None:
+    """``BaseHTTPRequestHandler.headers`` (an ``HTTPMessage``: iterating it gives the
+    names only) raised "webhook headers must be a mapping"; its repeated header is
+    still refused as a duplicate."""
+    outcomes: List[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            try:
+                make_receiver(dedupe=False).receive(self.headers, body)
+                outcomes.append("accepted")
+            except WebhookVerificationError as exc:
+                outcomes.append(exc.reason)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        for extra in ([], [("X-Sayna-Event-Id", "again")]):
+            connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1])
+            connection.putrequest("POST", url)
+            for name, value in [*signed_headers().items(), *extra]:
+                connection.putheader(name, value)
+            connection.putheader("Content-Length", str(len(BODY)))
+            connection.endheaders(BODY)
+            assert connection.getresponse().status == 204
+            connection.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert outcomes == ["accepted", "duplicate_header"]
 
 
 def test_single_item_list_values_are_accepted() -> None:

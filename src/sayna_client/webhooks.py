@@ -25,7 +25,19 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Literal, Optional, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    List,
+    Literal,
+    Optional,
+    Protocol,
+    Tuple,
+    Union,
+    cast,
+)
 
 from pydantic import ValidationError
 
@@ -75,7 +87,14 @@ _SIGNATURE_RE = re.compile(r"v1=([0-9a-fA-F]{64})")
 _TIMESTAMP_RE = re.compile(r"[0-9]{1,20}")
 _HTTP_OWS = " \t"
 
-HeadersLike = Union[Mapping[str, Any], Iterable[Tuple[Any, Any]]]
+
+class _HeaderItems(Protocol):
+    """Headers read through ``items()`` (http.server's ``HTTPMessage``, a multidict)."""
+
+    def items(self) -> Iterable[Tuple[Any, Any]]: ...
+
+
+HeadersLike = Union[Mapping[str, Any], _HeaderItems, Iterable[Tuple[Any, Any]]]
 BodyLike = Union[bytes, bytearray, memoryview, str]
 
 WebhookRejectReason = Literal[
@@ -275,7 +294,8 @@ class WebhookReceiver:
         call either ``verify`` or ``receive`` for a request, not both.
 
         Args:
-            headers: The request headers: a dict, a multidict (aiohttp, Starlette)
+            headers: The request headers: a dict, a multidict (aiohttp, Starlette),
+                anything else with ``items()`` (``http.server``'s ``self.headers``)
                 or an iterable of ``(name, value)`` pairs; ``str`` or ``bytes``.
             body: The raw request body. ``str`` is encoded as UTF-8; pass bytes when
                 you have them.
@@ -451,7 +471,10 @@ def _collect_headers(headers: HeadersLike) -> Dict[str, List[str]]:
     ``Mapping.items()`` of a multidict yields each duplicate, and a plain dict can
     still hold one header under two spellings, so both count as duplicates.
     """
-    pairs: Iterable[Any] = headers.items() if isinstance(headers, Mapping) else headers
+    # Anything with items() (a Mapping, http.server's HTTPMessage, whose iteration gives
+    # the names only) is read through it; the rest as (name, value) pairs.
+    items = getattr(headers, "items", None)
+    pairs: Iterable[Any] = items() if callable(items) else cast("Iterable[Any]", headers)
     found: Dict[str, List[str]] = {}
     try:
         for name, value in pairs:
@@ -460,8 +483,8 @@ def _collect_headers(headers: HeadersLike) -> Dict[str, List[str]]:
             found.setdefault(key, []).extend(_header_text(v) for v in values)
     except (TypeError, ValueError) as exc:
         raise TypeError(
-            "webhook headers must be a mapping (dict, multidict) or an iterable of "
-            f"(name, value) pairs, got {type(headers).__name__}"
+            "webhook headers must be a mapping (dict, multidict, http.server's headers) or "
+            f"an iterable of (name, value) pairs, got {type(headers).__name__}"
         ) from exc
     return found
 
