@@ -16,6 +16,7 @@ from typing import Any, Callable, Generic, Optional, TypeVar, cast
 from typing_extensions import Concatenate, ParamSpec
 
 from ._defaults import CLIENT_DEFAULT
+from ._serving import served_by_this_thread
 from .client import SaynaClient
 from .errors import SaynaConnectionError, SaynaTimeoutError
 from .realtime.subscriptions import Unsubscribe
@@ -131,7 +132,10 @@ class _LoopThread:
 class _Portal:
     """Starts the loop thread lazily and carries calls into it from any other thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, url: str = "") -> None:
+        #: The client's server: a blocking call on the thread whose loop serves it (a
+        #: local server in an async test) is refused (see :meth:`check_thread`).
+        self.url = url
         # Held to start or submit to the loop, and for a whole close(): a call made during
         # close() waits for it, then starts a fresh loop, never one that is stopping.
         # Code on the loop thread never takes it.
@@ -149,10 +153,20 @@ class _Portal:
         runner = self._runner
         return runner is not None and runner.is_current()
 
-    def check_thread(self, what: str) -> None:
-        """Raise the deadlock ``RuntimeError`` when called on the loop thread."""
+    def check_thread(self, what: str, *, serving: bool = True) -> None:
+        """Raise the deadlock ``RuntimeError`` when called on the loop thread, or
+        (``serving``) on the thread of the loop that runs the client's local server.
+        ``close()`` may run there: its waits are bounded, and a test's teardown must end."""
         if self.on_loop_thread():
             raise _deadlock_error(what)
+        served = served_by_this_thread(self.url) if serving else None
+        if served is not None:
+            raise RuntimeError(
+                f"SaynaSyncClient.{what} was called on the event-loop thread that runs the "
+                f"local Sayna server at {served}: the server cannot answer while this thread "
+                "waits. From async code, run the call in a worker thread (`await "
+                f"asyncio.to_thread(client.{what.split('(')[0]}, ...)`) or use SaynaClient."
+            )
 
     def submit(
         self, what: str, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any
@@ -201,7 +215,7 @@ class _Portal:
     ) -> None:
         """Shut down (``client.disconnect(graceful=..., drain=...)``) and join the loop
         thread; at most ``timeout`` seconds when given."""
-        self.check_thread("close()")
+        self.check_thread("close()", serving=False)
         if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
             return
         try:

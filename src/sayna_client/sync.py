@@ -117,7 +117,7 @@ class SaynaSyncClient:
         proxy: Optional[str] = None,
         max_response_bytes: Optional[int] = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        self._portal = _Portal()
+        self._portal = _Portal(url)
         self._client = SaynaClient(
             url,
             stt_config,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import socket
 import sys
 import threading
 import time
@@ -22,9 +23,11 @@ import pytest_asyncio
 from helpers.waiting import eventually_sync
 from sayna_client import (
     ConnectionClosed,
+    RetryPolicy,
     SaynaAuthenticationError,
     SaynaClient,
     SaynaConnectionClosedError,
+    SaynaConnectionError,
     SaynaNotConnectedError,
     SaynaNotFoundError,
     SaynaSyncClient,
@@ -650,3 +653,41 @@ async def test_repr_shows_state_but_no_secret(sync_client: SaynaSyncClient) -> N
     await asyncio.to_thread(sync_client.health)
     assert "loop thread running" in repr(sync_client)
     assert "s3cret" not in repr(sync_client)
+
+
+async def test_a_blocking_call_on_the_thread_running_the_local_server_is_refused(
+    server: LocalServer,
+) -> None:
+    """An async test using the local server (``sayna_server``) that called a blocking
+    method waited 183 s for a server its own wait kept from answering, then blamed the
+    server ("GET / timed out after 60.0 s"). Now it is refused at once, naming the fix;
+    from a worker thread the same call works, and close() may run here."""
+    localhost = server.url.replace("127.0.0.1", "localhost")
+    for url in (server.url, localhost):
+        client = SaynaSyncClient(url, without_audio=True)
+        try:
+            with pytest.raises(RuntimeError) as info:
+                client.health()
+            assert str(info.value) == (
+                "SaynaSyncClient.health() was called on the event-loop thread that runs the "
+                f"local Sayna server at {url}: the server cannot answer while this thread "
+                "waits. From async code, run the call in a worker thread (`await "
+                "asyncio.to_thread(client.health, ...)`) or use SaynaClient."
+            )
+            with pytest.raises(RuntimeError, match=r"SaynaSyncClient\.connect\(\) was called"):
+                client.connect()
+            assert (await asyncio.to_thread(client.health)).status == "OK"
+        finally:
+            client.close()
+    assert server.records.requests_to("/", "GET")  # the worker thread's calls arrived
+    # Another server's address is not refused (the call goes out and fails on its own).
+    with socket.socket() as refusing:
+        refusing.bind(("127.0.0.1", 0))
+        other = SaynaSyncClient(
+            f"http://127.0.0.1:{refusing.getsockname()[1]}",
+            without_audio=True,
+            retry=RetryPolicy(max_retries=0),
+        )
+        with pytest.raises(SaynaConnectionError):
+            other.health()
+        other.close()

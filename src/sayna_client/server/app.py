@@ -13,6 +13,7 @@ from typing import Any, Optional, Union
 
 from aiohttp import web
 
+from .. import _serving
 from .control import SERVER_KEY, add_control_routes, control_guard
 from .engines import ENGINE_NAMES, EngineUnavailable
 from .engines.fake import ScriptedLine
@@ -210,6 +211,7 @@ class LocalServer:
             raise
         self._runner = runner
         self._port = int(runner.addresses[0][1])
+        _serving.serving(self.host, self._port, asyncio.get_running_loop())
         logger.info("local Sayna server listening on %s (engine %s)", self.url, self.engine)
 
     async def _start_engine(self, name: str, made: bool) -> None:
@@ -270,6 +272,8 @@ class LocalServer:
         runner, self._runner = self._runner, None
         if runner is None:
             return
+        if self._port is not None:
+            _serving.stopped(self._port)
         await self._state.aclose()
         await runner.cleanup()
 
