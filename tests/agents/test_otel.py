@@ -304,3 +304,40 @@ async def test_an_instrumented_client_is_freed_when_dropped(
 def test_instrument_takes_an_async_client() -> None:
     with pytest.raises(SaynaError, match="takes a SaynaClient"):
         instrument("not a client")  # type: ignore[arg-type]
+
+
+async def test_stt_audio_is_counted_by_the_encoding_s_sample_size(
+    server: LocalServer, otel: Otel
+) -> None:
+    """sayna.stt.audio took 2 bytes a sample for every encoding: one second of 8 kHz
+    mu-law counted as half a second."""
+    client = SaynaClient(
+        server.url,
+        STTConfig(provider="deepgram", model="nova-2", sample_rate=8000, encoding="mulaw"),
+        TTSConfig(provider="deepgram", sample_rate=8000),
+    )
+    async with client:
+        telemetry = otel.instrument(client)
+        await client.connect()
+        for _ in range(50):  # 1 s in 20 ms frames of 160 one-byte samples
+            await client.on_audio_input(b"\xff" * 160)
+        await server.records.wait_for(lambda: server.records.last_session.audio_bytes == 8000)
+    telemetry.detach()
+    (stt_audio,) = otel.points()["sayna.stt.audio"]
+    assert stt_audio.value == pytest.approx(1.0)
+
+
+async def test_nothing_is_measured_after_detach(server: LocalServer, otel: Otel) -> None:
+    """A speech under way at detach() still added its characters and audio to the
+    counters when it ended ("no new spans or measurements" after detach)."""
+    async with make_client(server) as client:
+        telemetry = otel.instrument(client)
+        await client.connect()
+        handle = await client.speak("said after the detach")
+        telemetry.detach()
+        await handle
+    points = otel.points()
+    assert "sayna.tts.characters" not in points, points
+    assert "sayna.tts.audio" not in points, points
+    (span,) = otel.spans("sayna.speak")  # ended at detach, as it stood
+    assert "sayna.speak.characters" not in (span.attributes or {})

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .._version import __version__
 from ..errors import SaynaError, SaynaValidationError
+from ..protocol.encodings import bytes_per_sample
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -136,6 +137,7 @@ class Telemetry:
         self.session_span: Optional[Span] = None
         self._reconnect_span: Optional[Span] = None
         self._speeches: dict[int, Span] = {}
+        self._detached = False
         self._unsubscribe: list[Callable[[], Any]] = [
             client.on("ready", self._on_ready),
             client.on("closed", self._on_closed),
@@ -267,6 +269,8 @@ class Telemetry:
         handle.add_done_callback(self._on_speech_done)
 
     def _on_speech_done(self, handle: SpeechHandle) -> None:
+        if self._detached:  # detach() ended its span: no measurements after it
+            return
         span = self._speeches.pop(id(handle), None)
         characters = sum(map(len, handle.chunks))
         provider = self._provider("tts")
@@ -319,8 +323,13 @@ class Telemetry:
         new += sent - self._stt_bytes_counted
         self._stt_bytes_counted = sent
         config = client.stt_config
-        if config is not None and new > 0:
-            seconds = new / (2.0 * config.sample_rate * config.channels)
+        if config is None or new <= 0:
+            return
+        # Seconds from bytes by the config's encoding (mulaw: one byte a sample); a
+        # compressed one (opus) has no fixed rate, so it is not counted rather than wrong.
+        width = bytes_per_sample(config.encoding)
+        if width is not None:
+            seconds = new / (float(width) * config.sample_rate * config.channels)
             self._stt_audio.add(seconds, self._provider("stt"))
 
     # --- ending ----------------------------------------------------------------------------
@@ -328,6 +337,7 @@ class Telemetry:
     def detach(self) -> None:
         """Stop instrumenting: no new spans or measurements; open spans end now (a speech
         span still open is ended as it stands). Idempotent."""
+        self._detached = True
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
