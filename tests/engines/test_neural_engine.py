@@ -311,12 +311,17 @@ async def test_piper_voice_streams_sentence_by_sentence(
     assert 8 < seconds < 30
 
 
-async def test_piper_on_threads_of_the_server_still_streams() -> None:
+async def test_piper_on_threads_of_the_server_still_streams(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # SAYNA_LOCAL_TTS_PROCESS=0 / tts_process=False: Piper in this process, as before.
+    monkeypatch.delenv("ORT_DISABLE_TELEMETRY", raising=False)
     threaded = LocalEngine(stt_process=False, tts_process=False)
     try:
         await threaded.start()
         assert threaded.neural["tts"]
+        # onnxruntime's telemetry is turned off before the models import it.
+        assert os.environ["ORT_DISABLE_TELEMETRY"] == "1"
         request = TTSRequest(
             text="One sentence. And another one.", sample_rate=RATE, voice_id="joe"
         )
@@ -544,3 +549,12 @@ async def test_piper_in_the_worker_process_streams_stops_and_fails_clearly() -> 
         assert worker.pid not in (None, pid)
     finally:
         worker.close()
+
+
+@pytest.mark.parametrize("voice_id", ["joe", "en-us"])  # Piper, espeak-ng
+async def test_control_characters_are_read_as_spaces(engine: LocalEngine, voice_id: str) -> None:
+    """A NUL in the text failed the synthesis: "embedded null character" from the
+    phonemizer (HTTP 500 on /speak, a TTS error on the WebSocket)."""
+    request = TTSRequest(text="\x00Good\x07 morning\x1b.", sample_rate=RATE, voice_id=voice_id)
+    speech = b"".join([chunk async for chunk in engine.synthesize(request)])
+    assert len(speech) / 2 / RATE > 0.3

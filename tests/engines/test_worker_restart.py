@@ -221,6 +221,7 @@ async def test_the_worker_decodes_the_same_on_every_cpu_unless_told_otherwise(
     it counts as unset, as both libraries read it."""
     from sayna_client.server.engines.speech_process import SAME_ON_EVERY_CPU
 
+    monkeypatch.delenv("ORT_DISABLE_TELEMETRY", raising=False)
     if chosen is None:
         monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
         monkeypatch.delenv("CT2_USE_MKL", raising=False)
@@ -238,6 +239,9 @@ async def test_the_worker_decodes_the_same_on_every_cpu_unless_told_otherwise(
         finally:
             await caller.client.disconnect()
     assert seen["CT2_USE_MKL"] == SAME_ON_EVERY_CPU["CT2_USE_MKL"] == "0"
+    # onnxruntime's telemetry (a DNS lookup of mobile.events.data.microsoft.com about 10 s
+    # after the first model session) is off in the worker.
+    assert seen["ORT_DISABLE_TELEMETRY"] == "1"
     assert seen["ONEDNN_MAX_CPU_ISA"] == (chosen or "AVX2")
     if not chosen and platform.machine().lower() in ("x86_64", "amd64"):
         # The AVX2 kernels hear this clip right on every x86-64 CPU (CTranslate2's default

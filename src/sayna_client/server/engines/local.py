@@ -28,6 +28,7 @@ from .base import Engine, STTParams, STTStream, Transcript, TTSRequest, Voice, c
 from .local_assets import STT_PACKAGES, TTS_PACKAGES, missing_packages
 from .local_stt import PocketsphinxStream, Recognizer, new_decoder
 from .local_tts import EspeakSynthesizer
+from .speech_process import keep_onnxruntime_offline
 from .threaded import SyncRecognizer, ThreadedSTTStream
 
 __all__ = ["LocalEngine"]
@@ -158,6 +159,7 @@ class LocalEngine(Engine):
                 _cannot_import("the Whisper recogniser", worker, "stt", "pocketsphinx")
                 return None
             return worker
+        keep_onnxruntime_offline()
         try:
             from . import whisper_stt
         except ImportError as exc:
@@ -175,6 +177,7 @@ class LocalEngine(Engine):
             from .speech_proxy import ProcessSynthesizer
 
             return ProcessSynthesizer(worker)
+        keep_onnxruntime_offline()
         try:
             from . import piper_tts
         except ImportError as exc:

@@ -37,6 +37,7 @@ __all__ = [
     "Sink",
     "apply_pronunciations",
     "get_espeak",
+    "speakable",
     "speaking_rate_to_wpm",
     "stream_rendered",
 ]
@@ -59,13 +60,24 @@ def speaking_rate_to_wpm(speaking_rate: float) -> int:
 
 def apply_pronunciations(text: str, pronunciations: Sequence[tuple[str, str]]) -> str:
     """Replace each ``word`` by its pronunciation: in order, case-sensitive, whole words
-    only (``\\b<word>\\b`` with the word regex-escaped), as the Sayna server does."""
+    only (``\\b<word>\\b`` with the word regex-escaped), as the Sayna server does; then
+    control characters become spaces (see :func:`speakable`)."""
     for word, spoken in pronunciations:
         if not word:
             continue
         # A function replacement keeps backslashes in ``spoken`` literal.
         text = re.sub(rf"\b{re.escape(word)}\b", _literal(spoken), text)
-    return text
+    return speakable(text)
+
+
+#: C0 and C1 control characters but tab and newlines, which the engines read as spaces.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def speakable(text: str) -> str:
+    """``text`` with control characters as spaces: a NUL failed the synthesis ("embedded
+    null character" from the phonemizer); hosted voices read past such characters."""
+    return _CONTROL.sub(" ", text)
 
 
 def _literal(replacement: str) -> Callable[[re.Match[str]], str]:

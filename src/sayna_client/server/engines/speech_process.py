@@ -23,7 +23,13 @@ from .speech_ipc import encode, read_message, widen
 if TYPE_CHECKING:
     from .speech_proxy import ProcessSTTStream
 
-__all__ = ["SAME_ON_EVERY_CPU", "Deliver", "WorkerProcess"]
+__all__ = [
+    "NO_TELEMETRY",
+    "SAME_ON_EVERY_CPU",
+    "Deliver",
+    "WorkerProcess",
+    "keep_onnxruntime_offline",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +43,21 @@ logger = logging.getLogger(__name__)
 #: against about 0.16 s); CPUs whose default these kernels already are (AMD EPYC without
 #: AVX-512) are unaffected, and other CPUs (ARM) ignore both variables.
 SAME_ON_EVERY_CPU = {"CT2_USE_MKL": "0", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+#: onnxruntime (1.32) sends usage telemetry: about 10 s after its first model session it
+#: looks up mobile.events.data.microsoft.com, from an engine promised to keep everything
+#: on the machine. Only this variable, set before onnxruntime is imported, turns it off
+#: (``onnxruntime.disable_telemetry_events()`` does not). A value the user set is kept.
+NO_TELEMETRY = {"ORT_DISABLE_TELEMETRY": "1"}
+
+
+def keep_onnxruntime_offline() -> None:
+    """Turn off onnxruntime's telemetry in this process (see :data:`NO_TELEMETRY`);
+    call it before importing onnxruntime. A user's own setting stays."""
+    for name, value in NO_TELEMETRY.items():
+        if not os.environ.get(name):
+            os.environ[name] = value
+
 
 #: ``deliver`` callback of a synthesis: ``("audio", [chunk, ...])`` or ``("end", error)``.
 Deliver = Callable[[tuple[str, Any]], None]
@@ -91,7 +112,7 @@ class WorkerProcess:
 
         package_root = str(Path(__file__).resolve().parents[3])
         env = dict(os.environ)
-        for name, value in SAME_ON_EVERY_CPU.items():
+        for name, value in {**SAME_ON_EVERY_CPU, **NO_TELEMETRY}.items():
             if not env.get(name):  # unset, or set empty (which both libraries ignore)
                 env[name] = value
         env["PYTHONPATH"] = os.pathsep.join(
