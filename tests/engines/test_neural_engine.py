@@ -558,3 +558,17 @@ async def test_control_characters_are_read_as_spaces(engine: LocalEngine, voice_
     request = TTSRequest(text="\x00Good\x07 morning\x1b.", sample_rate=RATE, voice_id=voice_id)
     speech = b"".join([chunk async for chunk in engine.synthesize(request)])
     assert len(speech) / 2 / RATE > 0.3
+
+
+def test_a_non_english_language_is_named_once_in_the_log(
+    engine: LocalEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """French audio came back as English words ("I'm here, I'm here") with nothing saying
+    why: the recogniser knows only English."""
+    caplog.set_level(logging.WARNING, "sayna_client.server.engines.local")
+    for language in ("fr-FR", "fr_CA", "en-GB", "English", "de"):
+        engine.open_stt(STTParams(language=language)).close()
+    warned = [r.getMessage() for r in caplog.records if "is heard as English" in r.getMessage()]
+    assert len(warned) == 2, warned  # fr once (fr-FR, fr_CA), de once; no English one
+    assert "'fr-FR'" in warned[0]
+    assert "'de'" in warned[1]

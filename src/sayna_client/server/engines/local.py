@@ -94,6 +94,8 @@ class LocalEngine(Engine):
         tts_process: Optional[bool] = None,
     ) -> None:
         workers = stt_workers or min(4, max(2, os.cpu_count() or 2))
+        #: Non-English ``stt_config`` languages already named in the log.
+        self._languages_warned: set[str] = set()
         if neural is None:
             neural = os.environ.get("SAYNA_LOCAL_NEURAL", "1").strip() != "0"
         if stt_process is None:
@@ -243,6 +245,20 @@ class LocalEngine(Engine):
             return True
         return not self._espeak.names_voice(voice_id)
 
+    def _warn_language(self, language: str) -> None:
+        """Log, once per language, that a non-English ``language`` is heard as English:
+        French audio came back as "I'm here, I'm here" with no word why."""
+        primary = language.strip().lower().replace("_", "-").split("-", 1)[0]
+        if primary in ("", "en", "english") or primary in self._languages_warned:
+            return
+        self._languages_warned.add(primary)
+        logger.warning(
+            "local engine: stt_config language %r is heard as English (its recognisers, "
+            "Whisper tiny.en and pocketsphinx, know only English): expect English words; "
+            "use a Sayna server with a multilingual provider for that language",
+            language,
+        )
+
     def open_stt(self, params: STTParams) -> STTStream:
         """Start a recogniser for one session.
 
@@ -251,6 +267,7 @@ class LocalEngine(Engine):
             RuntimeError: the engine was closed, or its speech worker process stopped
                 for good (:meth:`worker_failure`, named in the message).
         """
+        self._warn_language(params.language)
         if self._speech is None:
             return PocketsphinxStream(params, self._stt_executor)
         if self._stt_process:
