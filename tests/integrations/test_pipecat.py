@@ -45,6 +45,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.utils.errors import ErrorCategory
 from pipecat.workers.runner import WorkerRunner
 
 from helpers.waiting import eventually
@@ -166,6 +167,7 @@ class Agent:
         self.started = asyncio.Event()
         self.worker.event_handler("on_pipeline_started")(self._on_started)
         self.errors: list[str] = []  # the ErrorFrames that reached the worker
+        self.frames: list[ErrorFrame] = []
         self.worker.event_handler("on_pipeline_error")(self._on_error)
         self._run: Optional[asyncio.Task[None]] = None
 
@@ -174,6 +176,7 @@ class Agent:
 
     async def _on_error(self, worker: Any, frame: ErrorFrame) -> None:
         self.errors.append(frame.error)
+        self.frames.append(frame)
 
     async def __aenter__(self) -> Agent:
         runner = WorkerRunner(handle_sigint=False)
@@ -401,14 +404,68 @@ async def test_a_reconnection_that_gives_up_is_reported_once(server: LocalServer
     assert agent.errors == ["Sayna: gone", "Sayna session closed: reconnecting gave up"]
 
 
-async def test_a_rejected_config_is_reported_once(server: LocalServer) -> None:
+async def test_a_rejected_config_makes_both_services_unusable(server: LocalServer) -> None:
     server.faults = Faults(reject_config_error="no such voice")
-    client = make_client(server)
+    client = make_client(server, reconnect=ReconnectPolicy(initial_backoff=0.05))
     async with Agent(client, ScriptedLLM([])) as agent:
-        await eventually(lambda: agent.errors)
-    # Both services tried to connect; one ErrorFrame says why they could not.
+        await eventually(lambda: len(agent.frames) == 2)
+        # Retrying cannot change a rejection: no second attempt, both services unusable.
+        assert len(server.records.sessions) <= 2
+        assert not agent.stt.is_usable
+        assert not agent.tts.is_usable
     assert agent.errors == [
-        "Sayna STT could not connect: The server rejected the session config: no such voice"
+        "Sayna STT could not connect: The server rejected the session config: no such voice",
+        "Sayna TTS could not connect: The server rejected the session config: no such voice",
+    ]
+    assert {f.category for f in agent.frames} == {ErrorCategory.INVALID_REQUEST}
+
+
+async def test_a_wrong_api_key_makes_both_services_unusable() -> None:
+    async with LocalServer(api_key="right") as server:
+        client = make_client(server, api_key="wrong")
+        async with Agent(client, ScriptedLLM([])) as agent:
+            await eventually(lambda: len(agent.frames) == 2)
+            assert not agent.stt.is_usable
+            assert not agent.tts.is_usable
+        assert {f.category for f in agent.frames} == {ErrorCategory.AUTHENTICATION}
+
+
+async def test_a_server_unreachable_at_start_is_joined_when_it_comes_up() -> None:
+    """The server is down when the pipeline starts (a restart, a deploy): the failure is
+    reported once, the services keep trying, and join the session once it is up."""
+    async with LocalServer() as probe:
+        port = probe.port
+    client = make_client(
+        probe, reconnect=ReconnectPolicy(initial_backoff=0.05, max_backoff=0.2, max_attempts=None)
+    )
+    async with Agent(client, ScriptedLLM([["Hello there."]])) as agent:
+        await eventually(lambda: agent.errors)
+        async with LocalServer(port=port) as server:
+            await server.records.wait_for(lambda: server.records.sessions and client.ready)
+            await agent.say(2)
+            stopped = await agent.sink.wait_for(lambda: agent.sink.of(TTSStoppedFrame))
+            assert agent.stt.is_usable
+            assert agent.tts.is_usable
+            assert len(server.records.sessions) == 1
+            assert speaks_of(server.records.last_session) == ["Hello there."]
+    assert [f.text for f in agent.heard.of(TranscriptionFrame)] == ["word word"]
+    assert context_audio(agent.sink.frames, stopped[0].context_id) == 2 * WORD_BYTES
+    (error,) = agent.errors  # reported once, for the session (not once a service)
+    assert error.startswith("Sayna STT could not connect, retrying: ")
+
+
+async def test_a_server_that_stays_unreachable_is_given_up_on() -> None:
+    async with LocalServer() as probe:
+        pass
+    client = make_client(probe, reconnect=ReconnectPolicy(initial_backoff=0.01, max_attempts=2))
+    async with Agent(client, ScriptedLLM([])) as agent:
+        await eventually(lambda: len(agent.errors) == 3)
+        assert not agent.stt.is_usable
+        assert not agent.tts.is_usable
+    assert agent.errors[0].startswith("Sayna STT could not connect, retrying: ")
+    assert sorted(e.split(":")[0] for e in agent.errors[1:]) == [
+        "Sayna STT could not connect (3 attempts), giving up",
+        "Sayna TTS could not connect (3 attempts), giving up",
     ]
 
 

@@ -120,6 +120,10 @@ class SharedSession:
         server error is reported once, not once per adapter."""
         return bool(self._owners) and self._owners[0] is owner
 
+    def is_owner(self, owner: object) -> bool:
+        """True once ``owner``'s :meth:`acquire` succeeded (until its :meth:`release`)."""
+        return owner in self._owners
+
     def first_to_report(self, exc: SaynaError) -> bool:
         """True for the first owner whose :meth:`acquire` failed with ``exc`` since the
         last success: the others failing the same way (every owner tries to connect)

@@ -23,13 +23,22 @@ TTS service sends ``clear`` and drops the audio still queued.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from typing import Any, Optional
 
+from .._config import ReconnectPolicy
 from ..client import SaynaClient
-from ..errors import SaynaError
+from ..errors import (
+    SaynaConfigRejectedError,
+    SaynaConnectionError,
+    SaynaError,
+    SaynaTimeoutError,
+    SaynaValidationError,
+)
 from ..protocol.events import STTResultMessage
 from ._shared import (
     REFUSED,
@@ -66,6 +75,7 @@ try:
     from pipecat.services.tts_service import TTSService
     from pipecat.transcriptions.language import Language
     from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
+    from pipecat.utils.errors import ErrorCategory
     from pipecat.utils.time import time_now_iso8601
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise missing_extra("pipecat") from exc
@@ -73,6 +83,29 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 __all__ = ["SaynaSTTService", "SaynaTTSService"]
 
 logger = logging.getLogger("sayna_client.integrations.pipecat")
+
+
+def _permanent(exc: SaynaError) -> bool:
+    """True for a connect failure that retrying cannot change: the config or the
+    request refused (a 4xx other than 408 / 429: e.g. a wrong API key)."""
+    if isinstance(exc, (SaynaConfigRejectedError, SaynaValidationError)):
+        return True
+    status = getattr(exc, "status_code", None)
+    return isinstance(status, int) and 400 <= status < 500 and status not in (408, 429)
+
+
+def _retry_delay(policy: ReconnectPolicy, attempts: int) -> float:
+    """Seconds before the next connect attempt after ``attempts`` failed ones: the
+    policy's capped exponential backoff, with its jitter."""
+    base = min(policy.max_backoff, policy.initial_backoff * 2.0 ** min(64, attempts - 1))
+    return max(0.0, base * (1.0 - policy.jitter * random.random()))
+
+
+async def _unsubscribe(events: AsyncIterator[Any]) -> None:
+    """End an ``events()`` iterator that will not be read."""
+    close = getattr(events, "aclose", None)
+    if close is not None:
+        await close()
 
 
 def _language(code: str) -> Optional[Language]:
@@ -102,21 +135,92 @@ class _SessionService(AIService):
         return self._client
 
     async def start(self, frame: StartFrame) -> None:
-        """Connect (or join the session another Sayna service opened) and start reading."""
+        """Connect (or join the session another Sayna service opened) and start reading.
+
+        A connection failure that may pass (the server unreachable, a timeout) is
+        reported once as an ``ErrorFrame`` and retried on a task, with the backoff and
+        attempts of the client's ``reconnect_policy`` (``ReconnectPolicy()`` if None);
+        the service joins the session as soon as an attempt succeeds. A rejection that
+        retrying cannot change (the server refused the config or the API key), or the
+        last attempt failing, is pushed with ``force_treat_as_permanent=True``: the
+        service is then unusable (Pipecat's ``ProcessorUnusablePolicy`` applies).
+        """
         await super().start(frame)
         self._closing = False
         events = self._client.events()  # subscribe before connecting
         try:
             await self._session.acquire(self)
         except SaynaError as exc:
-            if self._session.first_to_report(exc):  # (the other service fails the same way)
-                await self.push_error(
-                    f"Sayna {self._label} could not connect: {exc}", exception=exc
+            await _unsubscribe(events)
+            if not await self._connect_failed(exc, 1):
+                self._reader = self.create_task(
+                    self._join(), name=f"sayna-{self._label.lower()}-connect"
                 )
             return
         self._reader = self.create_task(
             self._read(events), name=f"sayna-{self._label.lower()}-events"
         )
+
+    async def _join(self) -> None:
+        """Connect again until an attempt succeeds (then read the session's events) or
+        the service gives up (:meth:`_connect_failed`)."""
+        attempts = 1
+        while True:
+            await asyncio.sleep(_retry_delay(self._policy(), attempts))
+            events = self._client.events()
+            try:
+                await self._session.acquire(self)
+            except SaynaError as exc:
+                await _unsubscribe(events)
+                attempts += 1
+                if await self._connect_failed(exc, attempts):
+                    return
+                continue
+            logger.info("Sayna %s: connected after %d attempts", self._label, attempts + 1)
+            await self._read(events)
+            return
+
+    def _policy(self) -> ReconnectPolicy:
+        return self._client.reconnect_policy or ReconnectPolicy()
+
+    async def _connect_failed(self, exc: SaynaError, attempts: int) -> bool:
+        """Report the failure of connect attempt number ``attempts``. True when the
+        service gives up (it is then unusable); False when it tries again."""
+        policy = self._policy()
+        if _permanent(exc):
+            await self.push_error(
+                f"Sayna {self._label} could not connect: {exc}",
+                exception=exc,
+                force_treat_as_permanent=True,
+            )
+            return True
+        if policy.max_attempts is not None and attempts > policy.max_attempts:
+            await self.push_error(
+                f"Sayna {self._label} could not connect ({attempts} attempts), giving up: {exc}",
+                exception=exc,
+                force_treat_as_permanent=True,
+            )
+            return True
+        if attempts == 1 and self._session.first_to_report(exc):
+            # (the other service fails the same way: reported once)
+            await self.push_error(
+                f"Sayna {self._label} could not connect, retrying: {exc}", exception=exc
+            )
+        else:
+            logger.warning("Sayna %s: connect attempt %d failed: %s", self._label, attempts, exc)
+        return False
+
+    def _classify_error(self, exception: Exception) -> Optional[ErrorCategory]:
+        """Pipecat's category for Sayna's errors: a rejected config is an invalid
+        request, a transport failure or timeout a connectivity one; HTTP statuses are
+        left to Pipecat."""
+        if isinstance(exception, (SaynaConfigRejectedError, SaynaValidationError)):
+            return ErrorCategory.INVALID_REQUEST
+        if getattr(exception, "status_code", None) is None and isinstance(
+            exception, (SaynaConnectionError, SaynaTimeoutError)
+        ):
+            return ErrorCategory.CONNECTIVITY
+        return None
 
     async def stop(self, frame: EndFrame) -> None:
         """End of the pipeline: leave the session (the last Sayna service closes it)."""
@@ -494,7 +598,12 @@ class SaynaTTSService(_SessionService, TTSService):
     async def _unsent(self, unsent: list[Unsent]) -> None:
         """Report texts ``speak`` failed for, and end their contexts if done."""
         for item in unsent:
-            await self.push_error(f"Sayna TTS: speak failed: {item.error}", exception=item.error)
+            if self._session.is_owner(self):
+                await self.push_error(
+                    f"Sayna TTS: speak failed: {item.error}", exception=item.error
+                )
+            else:  # not connected: the failure to connect is reported (not once a text)
+                logger.warning("Sayna TTS: not connected, text dropped: %r", item.text)
         for context_id in dict.fromkeys(item.tag for item in unsent):
             await self._settle(context_id)
 
