@@ -19,7 +19,7 @@ from livekit import rtc
 from livekit.agents import APIConnectOptions, APIStatusError, stt, tts
 
 from helpers.waiting import eventually
-from sayna_client import STTConfig, Timeouts, TTSConfig
+from sayna_client import SaynaClient, STTConfig, Timeouts, TTSConfig
 from sayna_client.errors import SaynaValidationError
 from sayna_client.integrations import livekit as sayna
 from sayna_client.server import Faults, LocalServer
@@ -194,6 +194,33 @@ async def test_stt_recognize_a_buffer_without_speech(server: LocalServer) -> Non
     assert event.type == stt.SpeechEventType.FINAL_TRANSCRIPT
     assert event.alternatives[0].text == ""
     await asyncio.wait_for(server.records.last_session.closed.wait(), 10)
+
+
+async def test_stt_recognize_real_speech_with_a_slow_recognizer() -> None:
+    """The local engine's recognizer takes longer than a moment to end a turn: recognize()
+    waits for it (it returned '' when Sayna's results came more than ~0.3 s after the
+    buffer and its silence were sent)."""
+    pytest.importorskip("pocketsphinx", reason="the [local] extra is not installed")
+    async with LocalServer(engine="local") as server:
+        plugin = sayna.STT(url=server.url, **configs())  # type: ignore[arg-type]
+        voice = TTSConfig(provider="elevenlabs", voice_id="en-us+f2", sample_rate=STT_RATE)
+        async with SaynaClient(server.url, without_audio=True) as rest:
+            pcm, _ = await rest.speak_rest("I would like a cup of coffee, please.", voice)
+        frames = [
+            rtc.AudioFrame(chunk, STT_RATE, 1, len(chunk) // 2)
+            for chunk in frames_of(pcm, STT_RATE)
+        ]
+        options = APIConnectOptions(max_retry=0, timeout=30)
+        event = await plugin.recognize(frames, conn_options=options)
+        finals = [
+            m["transcript"]
+            for m in server.records.last_session.sent_of_type("stt_result")
+            if m.get("is_speech_final")
+        ]
+    # (pocketsphinx's words vary on a loaded machine: what it said is what came back)
+    assert finals
+    assert finals[0].strip()
+    assert event.alternatives[0].text == " ".join(finals)
 
 
 async def collect(stream: tts.SynthesizeStream | tts.ChunkedStream) -> list[rtc.AudioFrame]:

@@ -33,8 +33,6 @@ __all__ = ["STT", "SpeechStream"]
 
 logger = logging.getLogger("sayna_client.integrations.livekit")
 
-#: Silence sent after a buffer given to ``STT.recognize`` so Sayna ends the turn.
-_RECOGNIZE_TAIL_S = 1.5
 _FRAME_MS = 20
 
 
@@ -102,10 +100,13 @@ class STT(stt.STT[Any]):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions,
     ) -> stt.SpeechEvent:
-        """Transcribe a finished buffer: stream it, then silence (as a microphone would
-        send) until Sayna has ended the turns it heard and nothing more comes, at most
-        ``conn_options.timeout`` seconds. A buffer with no speech gives an empty
-        ``FINAL_TRANSCRIPT``; the turns of one with several are joined."""
+        """Transcribe a finished buffer: stream it, then end it as the streams do
+        (``client.finish_audio``: trailing silence, as a microphone sends after the
+        speaker stopped, until Sayna has ended the turn it heard, however long its
+        recognizer takes), then ``client.drain`` for the last results. The connect, then
+        the rest, each get ``conn_options.timeout`` seconds (else ``APITimeoutError``).
+        A buffer with no speech gives an empty ``FINAL_TRANSCRIPT``; the turns of one
+        with several are joined."""
         frame = rtc.combine_audio_frames(buffer)
         if frame.num_channels != 1:
             raise APIStatusError(
@@ -117,16 +118,19 @@ class STT(stt.STT[Any]):
         client.stt_config = pcm_stt(config, frame.sample_rate, "sayna.STT")
         turns: list[Turn] = []
         client.on("turn", turns.append)  # (drain() returns once the callbacks caught up)
+        loop = asyncio.get_running_loop()
         try:
             try:
                 await asyncio.wait_for(client.connect(), conn_options.timeout)
             except asyncio.TimeoutError:
                 raise APITimeoutError("Sayna: no session within the timeout") from None
+            deadline = loop.time() + conn_options.timeout
             step = frame.sample_rate * 2 * _FRAME_MS // 1000
-            pcm = frame.data.tobytes() + bytes(int(frame.sample_rate * _RECOGNIZE_TAIL_S) * 2)
+            pcm = frame.data.tobytes()
             for start in range(0, len(pcm), step):
                 await client.on_audio_input(pcm[start : start + step])
-            await _drain_hearing_silence(client, bytes(step), conn_options.timeout)
+            await client.finish_audio(timeout=max(0.0, deadline - loop.time()))
+            await client.drain(timeout=max(0.0, deadline - loop.time()))
         except SaynaError as exc:
             raise api_error(exc) from exc
         finally:
@@ -141,27 +145,6 @@ class STT(stt.STT[Any]):
                 )
             ],
         )
-
-
-async def _drain_hearing_silence(client: SaynaClient, silence: bytes, timeout: float) -> None:
-    """``client.drain(timeout)`` while sending ``silence`` every frame, so the recognizer
-    hears silence, as from a microphone, until the turn in progress ended.
-
-    Raises:
-        SaynaTimeoutError: not drained within ``timeout`` seconds.
-        SaynaError: what ``drain`` or a send raised.
-    """
-    drained = asyncio.ensure_future(client.drain(timeout=timeout))
-    try:
-        while not drained.done():
-            await asyncio.wait({drained}, timeout=_FRAME_MS / 1000)
-            if not drained.done():
-                await client.on_audio_input(silence)
-        drained.result()
-    finally:
-        if not drained.done():
-            drained.cancel()
-        await asyncio.gather(drained, return_exceptions=True)
 
 
 class SpeechStream(stt.RecognizeStream):
