@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -231,6 +232,10 @@ def pcm_bytes(frames: list[rtc.AudioFrame]) -> int:
     return sum(len(f.data.tobytes()) for f in frames)
 
 
+def speaks_of(session: Any) -> list[str]:
+    return [m["text"].strip() for m in session.messages if m["type"] == "speak"]
+
+
 def words_of(frames: list[rtc.AudioFrame]) -> float:
     """Fake-engine words in ``frames`` (LiveKit's emitter may pad the end by a few ms)."""
     size = pcm_bytes(frames)
@@ -267,6 +272,50 @@ async def test_tts_stream_speaks_sentences_and_reuses_the_session(
     assert len(speaks) >= 4
     completions = session.sent_of_type("tts_playback_complete")
     assert len(completions) == len(speaks)  # one speak at a time: one completion each
+
+
+async def test_tts_provider_failing_mid_sentence_ends_that_sentence_only(
+    server: LocalServer, sayna_tts: sayna.TTS
+) -> None:
+    """``TTS error: ...`` during a sentence (a provider hiccup; its completion follows):
+    that sentence's audio is cut, the reply goes on (it used to fail the whole reply)."""
+    server.fail_tts("upstream hiccup", after_chunks=2)
+    errors: list[object] = []
+    sayna_tts.on("error", errors.append)
+    stream = sayna_tts.stream(conn_options=OPTIONS)
+    stream.push_text("One two three. Four five six. Seven eight nine. ")
+    stream.end_input()
+    frames = await collect(stream)
+    await stream.aclose()
+    speaks = speaks_of(server.records.last_session)
+    assert " ".join(speaks) == "One two three. Four five six. Seven eight nine."
+    assert len(speaks) >= 2  # the failed one and at least one after it
+    assert len(server.records.sessions) == 1
+    assert not errors
+    # The sentences after the failed one are whole: at least "Seven eight nine."
+    assert pcm_bytes(frames) >= 3 * WORD_BYTES
+    assert pcm_bytes(frames) < 9 * WORD_BYTES
+
+
+async def test_tts_refused_speak_is_retried_on_a_new_session(
+    server: LocalServer, sayna_tts: sayna.TTS
+) -> None:
+    """``Failed to synthesize speech`` (no audio, no completion) before any audio: a
+    retryable error, so LiveKit speaks the reply again on a new session."""
+    server.fail_tts("provider not connected", refuse=True)
+    errors: list[tts.TTSError] = []
+    sayna_tts.on("error", errors.append)
+    options = APIConnectOptions(max_retry=2, timeout=10, retry_interval=0.01)
+    stream = sayna_tts.stream(conn_options=options)
+    stream.push_text("One two three. Four five six. Seven eight nine. ")
+    stream.end_input()
+    frames = await collect(stream)
+    await stream.aclose()
+    assert words_of(frames) == 9
+    assert len(server.records.sessions) == 2
+    (error,) = errors
+    assert error.recoverable
+    assert "Failed to synthesize speech" in str(error.error)
 
 
 async def test_tts_stream_interrupted_clears_and_drops_the_session(

@@ -23,7 +23,7 @@ from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from ...client import SaynaClient
 from ...errors import SaynaError
 from ...types import STTConfig, TTSConfig
-from .._shared import SpeakQueue
+from .._shared import REFUSED, SpeakQueue
 from ._common import Options, api_error, end
 
 __all__ = ["TTS", "ChunkedStream", "SynthesizeStream"]
@@ -217,7 +217,7 @@ async def _speak_all(
                 if speaks.idle and state["input_done"]:
                     finished.set()
             elif kind == "error":
-                raise APIError(f"Sayna: {event.message}", retryable=False)
+                _on_error(event.message)
             elif kind == "closed":
                 if event.initiated_by_client:  # TTS.aclose(): not a failure to retry
                     raise _closed_by_us()
@@ -247,6 +247,30 @@ async def _speak_all(
                 await client.clear()
             except SaynaError as exc:
                 logger.debug("Sayna TTS: clear after an interrupted reply failed: %s", exc)
+
+
+#: Sayna's ``error`` texts about speech-to-text (a TTS session sends no audio, but its
+#: recognizer may still fail): nothing to do with the reply.
+_STT_ERRORS = ("STT streaming error", "Failed to process audio", "Failed to process LiveKit audio")
+
+
+def _on_error(message: str) -> None:
+    """What a server ``error`` does to the reply being spoken.
+
+    A ``speak`` refused (``Failed to synthesize speech``: no audio, no completion)
+    raises a retryable ``APIError``: LiveKit tries again on a new session if no audio
+    was pushed yet. A provider failing during a sentence (``TTS error: ...``) is logged:
+    its completion follows, which ends the sentence, and the next ones are spoken.
+    Speech-to-text errors are ignored. Any other error raises a non-retryable one.
+    """
+    if message.startswith(REFUSED):
+        raise APIError(f"Sayna: {message}", retryable=True)
+    if message.startswith("TTS error:"):
+        logger.warning("Sayna TTS: a sentence failed mid-way (its audio is cut): %s", message)
+    elif message.startswith(_STT_ERRORS):
+        logger.debug("Sayna TTS: speech-to-text error on a TTS session ignored: %s", message)
+    else:
+        raise APIError(f"Sayna: {message}", retryable=False)
 
 
 class ChunkedStream(tts.ChunkedStream):
