@@ -19,6 +19,7 @@ if sys.version_info < (3, 10):
 from livekit import rtc
 from livekit.agents import APIConnectOptions, APIStatusError, stt, tts
 
+from helpers.internals import server_state
 from helpers.waiting import eventually
 from sayna_client import SaynaClient, STTConfig, Timeouts, TTSConfig
 from sayna_client.errors import SaynaValidationError
@@ -155,6 +156,46 @@ async def test_stt_session_lost_mid_turn_ends_that_turn(server: LocalServer) -> 
     )
     assert all(len(ids) == 1 for ids in turns)
     assert second.stream_id in turns[1]
+
+
+async def test_stt_recognizer_failing_mid_stream_is_retried_on_a_new_session(
+    server: LocalServer,
+) -> None:
+    """Sayna reports its recognizer failed (``STT streaming error``: nothing more will be
+    transcribed on that session): a retryable error, so LiveKit opens a new session and
+    the next words are heard (the agent went deaf: the error was only logged)."""
+    plugin = sayna.STT(url=server.url, **configs())  # type: ignore[arg-type]
+    errors: list[stt.STTError] = []
+    plugin.on("error", errors.append)
+    stream = plugin.stream(
+        conn_options=APIConnectOptions(max_retry=3, timeout=10, retry_interval=0.01)
+    )
+    events: list[stt.SpeechEvent] = []
+    changed = asyncio.Event()
+
+    async def read() -> None:
+        async for event in stream:
+            events.append(event)
+            changed.set()
+
+    reader = asyncio.ensure_future(read())
+    stream.push_frame(rtc.AudioFrame(bytes(640), STT_RATE, 1, 320))
+    await server.records.wait_for(lambda: server.records.sessions)
+    (session,) = server_state(server).sessions
+    session.error("STT streaming error: Configuration error: invalid argument")
+    await server.records.wait_for(lambda: len(server.records.sessions) == 2)
+    for chunk in frames_of(tone_bursts(2, STT_RATE), STT_RATE):
+        stream.push_frame(rtc.AudioFrame(chunk, STT_RATE, 1, len(chunk) // 2))
+    finals = await eventually(
+        lambda: [e for e in events if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT],
+        wake=changed,
+    )
+    await stream.aclose()
+    await asyncio.gather(reader, return_exceptions=True)
+    assert finals[-1].alternatives[0].text == "word word"
+    (error,) = errors
+    assert error.recoverable
+    assert "STT streaming error" in str(error.error)
 
 
 async def test_stt_end_input_mid_utterance_keeps_the_last_words(server: LocalServer) -> None:

@@ -34,6 +34,8 @@ __all__ = ["STT", "SpeechStream"]
 logger = logging.getLogger("sayna_client.integrations.livekit")
 
 _FRAME_MS = 20
+#: Sayna's ``error`` texts after which the session transcribes nothing more.
+_RECOGNITION_FAILED = ("STT streaming error", "Failed to process audio")
 
 
 class STT(stt.STT[Any]):
@@ -151,8 +153,9 @@ class SpeechStream(stt.RecognizeStream):
     """One Sayna session fed with the pushed frames; ``stt_result`` events become
     ``START_OF_SPEECH`` (first words of a turn), ``INTERIM_TRANSCRIPT``,
     ``FINAL_TRANSCRIPT`` and ``END_OF_SPEECH`` (Sayna's speech-final), plus a
-    ``RECOGNITION_USAGE`` per turn. A session that ends unexpectedly raises a retryable
-    ``APIConnectionError`` (LiveKit then opens a new one)."""
+    ``RECOGNITION_USAGE`` per turn. A session that ends unexpectedly, or whose recognizer
+    failed (Sayna's ``STT streaming error`` / ``Failed to process audio`` while input is
+    sent), raises a retryable ``APIConnectionError`` (LiveKit then opens a new one)."""
 
     def __init__(
         self,
@@ -241,6 +244,9 @@ class SpeechStream(stt.RecognizeStream):
             if kind == "stt_result":
                 self._on_result(event)
             elif kind == "error":
+                if event.message.startswith(_RECOGNITION_FAILED):
+                    # Sayna's recognizer stopped: a new session gets a new one.
+                    raise APIConnectionError(f"Sayna: {event.message}")
                 logger.warning("Sayna STT: %s", event.message)
             elif kind == "closed":
                 if event.initiated_by_client:
