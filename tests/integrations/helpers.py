@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from array import array
+from typing import Optional
 
 
 def tone_bursts(words: int, sample_rate: int, *, silence_after: float = 1.0) -> bytes:
@@ -25,3 +27,61 @@ def frames_of(pcm: bytes, sample_rate: int, frame_ms: int = 20) -> list[bytes]:
     """``pcm`` cut into ``frame_ms`` frames (the last one may be shorter)."""
     size = 2 * sample_rate * frame_ms // 1000
     return [pcm[i : i + size] for i in range(0, len(pcm), size)]
+
+
+class CuttableProxy:
+    """A TCP proxy on 127.0.0.1 (port 0) to ``target_port``: :meth:`cut` aborts the
+    connections open now (as a network failure does); later ones are forwarded again."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._server: Optional[asyncio.AbstractServer] = None
+        self._writers: list[asyncio.StreamWriter] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> CuttableProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        self.cut()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    def cut(self) -> None:
+        """Abort every connection open now (no close frame, no FIN: a reset)."""
+        writers, self._writers = self._writers, []
+        for writer in writers:
+            writer.transport.abort()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers += [writer, up_writer]
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.ensure_future(self._pipe(source, sink))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                data = await source.read(65536)
+                if not data:
+                    break
+                sink.write(data)
+                await sink.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            sink.close()

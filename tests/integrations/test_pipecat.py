@@ -54,7 +54,7 @@ from sayna_client.errors import SaynaValidationError
 from sayna_client.integrations.pipecat import SaynaSTTService, SaynaTTSService
 from sayna_client.server import Faults, LocalServer
 
-from .helpers import frames_of, tone_bursts
+from .helpers import CuttableProxy, frames_of, tone_bursts
 
 IN_RATE = 16000
 OUT_RATE = 24000
@@ -62,7 +62,7 @@ OUT_RATE = 24000
 WORD_BYTES = 2 * OUT_RATE * 180 // 1000
 
 
-def make_client(server: LocalServer, **options: Any) -> SaynaClient:
+def make_client(server: LocalServer | CuttableProxy, **options: Any) -> SaynaClient:
     return SaynaClient(
         server.url,
         STTConfig(provider="deepgram", model="nova-2"),
@@ -387,6 +387,34 @@ async def test_a_session_lost_mid_speech_and_reconnected_speaks_on(server: Local
     assert speaks_of(second) == ["Okay."]
     # The client recovered: no ErrorFrame says the session closed.
     assert not [e for e in agent.errors if "closed" in e]
+
+
+async def test_a_turn_left_open_by_a_lost_session_ends_and_is_answered(
+    server: LocalServer,
+) -> None:
+    """The connection drops in the middle of the caller's turn (its speech-final never
+    comes) and the client reconnects: the turn ends with its last interim text, and the
+    bot answers it (it waited for ever)."""
+    llm = ScriptedLLM([["Sure."]])
+    async with CuttableProxy(server.port) as proxy:
+        client = make_client(proxy, reconnect=ReconnectPolicy(initial_backoff=0.05))
+        async with Agent(client, llm) as agent:
+            pcm = tone_bursts(2, IN_RATE, silence_after=0)
+            await agent.play(pcm)
+            (interim, *_) = await agent.heard.wait_for(
+                lambda: agent.heard.of(InterimTranscriptionFrame)
+            )
+            first = server.records.last_session
+            await server.records.wait_for(lambda: first.audio_bytes == len(pcm))
+            proxy.cut()  # mid-turn: no speech-final will come
+            stopped = await agent.sink.wait_for(lambda: agent.sink.of(TTSStoppedFrame))
+            assert len(server.records.sessions) == 2
+            assert speaks_of(server.records.last_session) == ["Sure."]
+    assert [f.text for f in agent.heard.of(TranscriptionFrame)] == [interim.text]
+    assert llm.heard == [interim.text]
+    kinds = [type(f) for f in agent.sink.frames]
+    assert kinds.index(UserStoppedSpeakingFrame) < kinds.index(TTSStartedFrame)
+    assert context_audio(agent.sink.frames, stopped[0].context_id) == WORD_BYTES
 
 
 async def test_a_reconnection_that_gives_up_is_reported_once(server: LocalServer) -> None:

@@ -311,6 +311,7 @@ class SaynaSTTService(_SessionService, STTService):
         self._should_interrupt = should_interrupt
         self._send_failed = False
         self._speaking = False
+        self._unfinished = ""  # the last interim text of the turn, not final yet
         self._language = _language(config.language)
 
     def can_generate_metrics(self) -> bool:
@@ -359,8 +360,27 @@ class SaynaSTTService(_SessionService, STTService):
             if kind == "stt_result":
                 await self._on_result(event)
             elif kind in ("error", "closed", "reconnected"):
+                if kind == "closed" and not self._closing:
+                    await self._end_open_turn()
                 await self._report(event)
+        await self._end_open_turn()
         await self._report_end()
+
+    async def _end_open_turn(self) -> None:
+        """The session ended (or was lost) in the middle of a user turn: its speech-final
+        will never come, so the turn ends here, with its last interim text as the final
+        transcript (as LiveKit's plugin ends it with ``END_OF_SPEECH``)."""
+        if not self._speaking:
+            return
+        text, self._unfinished = self._unfinished, ""
+        if text:
+            await self.push_frame(
+                TranscriptionFrame(
+                    text, self._user_id, time_now_iso8601(), self._language, finalized=True
+                )
+            )
+        self._speaking = False
+        await self.broadcast_frame(ProposedUserStoppedSpeakingFrame)
 
     async def _on_result(self, result: STTResultMessage) -> None:
         text = result.transcript
@@ -369,6 +389,7 @@ class SaynaSTTService(_SessionService, STTService):
                 self._speaking = True
                 await self.broadcast_frame(ProposedUserStartedSpeakingFrame)
             if result.is_final or result.is_speech_final:
+                self._unfinished = ""
                 await self.emit_stt_usage_metrics()  # type: ignore[no-untyped-call]
                 await self.push_frame(
                     TranscriptionFrame(
@@ -381,6 +402,7 @@ class SaynaSTTService(_SessionService, STTService):
                     )
                 )
             else:
+                self._unfinished = text
                 await self.push_frame(
                     InterimTranscriptionFrame(
                         text, self._user_id, time_now_iso8601(), self._language, result=result
@@ -388,6 +410,7 @@ class SaynaSTTService(_SessionService, STTService):
                 )
         if result.is_speech_final and self._speaking:
             self._speaking = False
+            self._unfinished = ""
             await self.broadcast_frame(ProposedUserStoppedSpeakingFrame)
 
 
