@@ -29,11 +29,13 @@ from pipecat.frames.frames import (
     LLMFullResponseStartFrame,
     LLMTextFrame,
     MetricsFrame,
+    STTUpdateSettingsFrame,
     TranscriptionFrame,
     TTSAudioRawFrame,
     TTSSpeakFrame,
     TTSStartedFrame,
     TTSStoppedFrame,
+    TTSUpdateSettingsFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
@@ -45,6 +47,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.services.settings import STTSettings, TTSSettings
 from pipecat.utils.errors import ErrorCategory
 from pipecat.workers.runner import WorkerRunner
 
@@ -495,6 +498,27 @@ async def test_a_server_that_stays_unreachable_is_given_up_on() -> None:
         "Sayna STT could not connect (3 attempts), giving up",
         "Sayna TTS could not connect (3 attempts), giving up",
     ]
+
+
+async def test_settings_updates_reach_the_session(server: LocalServer) -> None:
+    """``TTSUpdateSettingsFrame(voice=...)`` and ``STTUpdateSettingsFrame(language=...)``
+    are sent to Sayna (they were ignored), and the next sentence uses them."""
+    client = make_client(server)
+    async with Agent(client, ScriptedLLM([])) as agent:
+        await agent.worker.queue_frame(
+            TTSUpdateSettingsFrame(delta=TTSSettings(voice="aura-zeus-en"))
+        )
+        await agent.worker.queue_frame(STTUpdateSettingsFrame(delta=STTSettings(language="fr-FR")))
+        await agent.worker.queue_frame(TTSSpeakFrame("Bonjour."))
+        await agent.sink.wait_for(lambda: agent.sink.of(TTSStoppedFrame))
+        session = server.records.last_session
+    configs = [m for m in session.messages if m["type"] == "config"]
+    assert configs[-1]["tts_config"]["voice_id"] == "aura-zeus-en"
+    assert configs[-1]["stt_config"]["language"] == "fr-FR"
+    kinds = [m["type"] for m in session.messages]
+    assert kinds.index("speak") > len(kinds) - 1 - kinds[::-1].index("config")
+    assert len(server.records.sessions) == 1
+    assert not agent.errors
 
 
 async def test_a_speak_frame_during_a_reply_is_a_context_of_its_own(server: LocalServer) -> None:

@@ -154,6 +154,33 @@ class SharedSession:
             if owner not in self._owners:
                 self._owners.append(owner)
 
+    async def reconfigure(
+        self,
+        *,
+        stt: Optional[dict[str, Any]] = None,
+        tts: Optional[dict[str, Any]] = None,
+    ) -> None:
+        """Change fields of the client's ``stt_config`` / ``tts_config`` (``stt`` and
+        ``tts`` map field names to values); a ready session is sent them at once
+        (``reconfigure``), otherwise the session opens with them.
+
+        Raises:
+            what ``SaynaClient.reconfigure()`` raises.
+        """
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            client = self.client
+            stt_config = client.stt_config
+            tts_config = client.tts_config
+            if stt and stt_config is not None:
+                stt_config = stt_config.model_copy(update=stt)
+            if tts and tts_config is not None:
+                tts_config = tts_config.model_copy(update=tts)
+            await client.reconfigure(stt_config=stt_config, tts_config=tts_config)
+            if client.ready:
+                self._sent = (client.stt_config, client.tts_config)
+
     async def release(self, owner: object, *, graceful: bool = True) -> None:
         """Unregister ``owner``; the last owner out ends the session.
 

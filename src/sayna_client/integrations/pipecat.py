@@ -210,6 +210,36 @@ class _SessionService(AIService):
             logger.warning("Sayna %s: connect attempt %d failed: %s", self._label, attempts, exc)
         return False
 
+    async def _apply_settings(self, changed: dict[str, Any], fields: dict[str, str]) -> None:
+        """Send the settings ``changed`` (Pipecat's names) to Sayna: ``fields`` maps those
+        that have a config field to it; the others cannot be applied (a warning says so).
+        A session that refuses them is reported as an ``ErrorFrame``."""
+        updates: dict[str, Any] = {}
+        for name in changed:
+            field = fields.get(name)
+            if field is None:
+                logger.warning(
+                    "Sayna %s: the %r setting has no Sayna equivalent and was not applied "
+                    "(change %s instead)",
+                    self._label,
+                    name,
+                    ", ".join(fields),
+                )
+                continue
+            value = getattr(self._settings, name, None)
+            updates[field] = "" if value is None else str(getattr(value, "value", value))
+        if not updates:
+            return
+        try:
+            if self._label == "STT":
+                await self._session.reconfigure(stt=updates)
+            else:
+                await self._session.reconfigure(tts=updates)
+        except SaynaError as exc:
+            await self.push_error(
+                f"Sayna {self._label}: settings {updates} not applied: {exc}", exception=exc
+            )
+
     def _classify_error(self, exception: Exception) -> Optional[ErrorCategory]:
         """Pipecat's category for Sayna's errors: a rejected config is an invalid
         request, a transport failure or timeout a connectivity one; HTTP statuses are
@@ -313,6 +343,15 @@ class SaynaSTTService(_SessionService, STTService):
         self._speaking = False
         self._unfinished = ""  # the last interim text of the turn, not final yet
         self._language = _language(config.language)
+
+    async def _update_settings(self, delta: STTSettings) -> dict[str, Any]:
+        """Pipecat's ``STTUpdateSettingsFrame``: ``model`` and ``language`` are sent to
+        Sayna (``reconfigure``); other settings are not applied (a warning says so)."""
+        changed: dict[str, Any] = await super()._update_settings(delta)
+        await self._apply_settings(changed, {"model": "model", "language": "language"})
+        if "language" in changed and self._client.stt_config is not None:
+            self._language = _language(self._client.stt_config.language)
+        return changed
 
     def can_generate_metrics(self) -> bool:
         """True: TTFB metrics are reported (see Pipecat's ``STTService``)."""
@@ -487,6 +526,14 @@ class SaynaTTSService(_SessionService, TTSService):
         # The audio contexts with text queued or spoken, by context id.
         self._replies: dict[str, _Reply] = {}
         self._clear_due = False  # an interruption cut the sentence in flight
+
+    async def _update_settings(self, delta: TTSSettings) -> dict[str, Any]:
+        """Pipecat's ``TTSUpdateSettingsFrame``: ``voice`` and ``model`` are sent to
+        Sayna (``reconfigure``: the sentences after it use them); other settings are not
+        applied (a warning says so)."""
+        changed: dict[str, Any] = await super()._update_settings(delta)
+        await self._apply_settings(changed, {"voice": "voice_id", "model": "model"})
+        return changed
 
     def can_generate_metrics(self) -> bool:
         """True: TTFB, TTFA and processing metrics are reported."""
