@@ -344,7 +344,7 @@ class SaynaSTTService(_SessionService, STTService):
         self._unfinished = ""  # the last interim text of the turn, not final yet
         self._language = _language(config.language)
 
-    async def _update_settings(self, delta: STTSettings) -> dict[str, Any]:
+    async def _update_settings(self, delta: STTSettings) -> dict[str, Any]:  # type: ignore[override]
         """Pipecat's ``STTUpdateSettingsFrame``: ``model`` and ``language`` are sent to
         Sayna (``reconfigure``); other settings are not applied (a warning says so)."""
         changed: dict[str, Any] = await super()._update_settings(delta)
@@ -527,7 +527,7 @@ class SaynaTTSService(_SessionService, TTSService):
         self._replies: dict[str, _Reply] = {}
         self._clear_due = False  # an interruption cut the sentence in flight
 
-    async def _update_settings(self, delta: TTSSettings) -> dict[str, Any]:
+    async def _update_settings(self, delta: TTSSettings) -> dict[str, Any]:  # type: ignore[override]
         """Pipecat's ``TTSUpdateSettingsFrame``: ``voice`` and ``model`` are sent to
         Sayna (``reconfigure``: the sentences after it use them); other settings are not
         applied (a warning says so)."""
