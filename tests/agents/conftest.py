@@ -5,6 +5,7 @@ on demand."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any, Optional
@@ -12,7 +13,7 @@ from typing import Any, Optional
 import pytest_asyncio
 from aiohttp import WSMsgType, web
 
-from sayna_client import SaynaClient, STTConfig, Timeouts, TTSConfig
+from sayna_client import ReconnectPolicy, SaynaClient, STTConfig, Timeouts, TTSConfig
 from sayna_client.server import LocalServer
 
 RATE = 16000
@@ -40,11 +41,14 @@ async def agent(server: LocalServer) -> AsyncIterator[SaynaClient]:
 
 class Peer:
     """A Sayna stand-in at /ws: answers ``config`` with ``ready``, queues what the client
-    sends, and sends what the test tells it to, when it tells it."""
+    sends, and sends what the test tells it to, when it tells it. It takes a session
+    after another (``ws`` is the newest); :meth:`drop` ends the current one."""
 
     def __init__(self) -> None:
         self.received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.ws: Optional[web.WebSocketResponse] = None
+        #: Sessions made ready so far.
+        self.sessions = 0
         app = web.Application()
         app.router.add_get("/ws", self._ws)
         self.app = app
@@ -57,6 +61,7 @@ class Peer:
         assert json.loads(msg.data)["type"] == "config"
         await ws.send_str(json.dumps({"type": "ready", "stream_id": "peer"}))
         self.ws = ws
+        self.sessions += 1
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
                 self.received.put_nowait(json.loads(msg.data))
@@ -93,25 +98,49 @@ class Peer:
         assert self.ws is not None
         await self.ws.send_str(json.dumps({"type": "tts_playback_complete", "timestamp": 1}))
 
+    async def drop(self, code: int = 1011) -> None:
+        """Close the current session with ``code`` (1011, a server error: a
+        ``ReconnectPolicy`` reconnects after it)."""
+        assert self.ws is not None
+        await self.ws.close(code=code, message=b"dropped by the test")
 
-def _peer_client(url: str) -> SaynaClient:
+
+def _peer_client(url: str, reconnect: Optional[ReconnectPolicy] = None) -> SaynaClient:
     return SaynaClient(
         url,
         STTConfig(provider="deepgram", model="nova-2", sample_rate=RATE),
         TTSConfig(provider="deepgram", voice_id="aura-asteria-en", sample_rate=RATE),
         timeouts=Timeouts(connect=5, ready=5, request=5, close=2),
+        reconnect=reconnect,
     )
 
 
-@pytest_asyncio.fixture
-async def peer() -> AsyncIterator[tuple[Peer, SaynaClient]]:
+@contextlib.asynccontextmanager
+async def _peer_session(
+    reconnect: Optional[ReconnectPolicy] = None,
+) -> AsyncIterator[tuple[Peer, SaynaClient]]:
     server = Peer()
     runner = web.AppRunner(server.app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
-        async with _peer_client(f"http://127.0.0.1:{runner.addresses[0][1]}") as client:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with _peer_client(url, reconnect) as client:
             await client.connect()
             yield server, client
     finally:
         await runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def peer() -> AsyncIterator[tuple[Peer, SaynaClient]]:
+    async with _peer_session() as pair:
+        yield pair
+
+
+@pytest_asyncio.fixture
+async def reconnecting_peer() -> AsyncIterator[tuple[Peer, SaynaClient]]:
+    """:func:`peer` whose client reconnects (at once) when :meth:`Peer.drop` ends its
+    session."""
+    async with _peer_session(ReconnectPolicy(initial_backoff=0.01, jitter=1.0)) as pair:
+        yield pair

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from helpers.waiting import eventually
 from sayna_client import SaynaClient, SaynaValidationError
 from sayna_client.agents import IdleEvent, IdleWatchdog
 from sayna_client.server import LocalServer
 from sayna_client.server.engines.fake import render_words
 
-from .conftest import RATE, make_client
+from .conftest import RATE, WAIT, Peer, make_client
 
 
 async def test_idle_reprompts_and_counts(agent: SaynaClient, server: LocalServer) -> None:
@@ -75,3 +78,39 @@ def test_arguments(agent: SaynaClient) -> None:
         IdleWatchdog(agent, idle_after=0)
     with pytest.raises(SaynaValidationError, match="max_duration"):
         IdleWatchdog(agent, idle_after=1, max_duration=-1)
+
+
+async def test_the_watchdog_goes_on_after_an_automatic_reconnection(
+    reconnecting_peer: tuple[Peer, SaynaClient],
+) -> None:
+    peer, client = reconnecting_peer
+    back = asyncio.Event()
+    client.on("reconnected", lambda _event: back.set())
+    watchdog = client.idle_watchdog(0.2)
+    await peer.drop()  # a server error: the client reconnects
+    await asyncio.wait_for(back.wait(), WAIT)
+    assert peer.sessions == 2
+    seen = len(watchdog.history)
+    await eventually(lambda: len(watchdog.history) > seen, what="an idle event after it")
+    assert watchdog.running
+    assert watchdog.history[-1].reason == "idle"
+    watchdog.stop()
+
+
+async def test_max_duration_counts_across_an_automatic_reconnection(
+    reconnecting_peer: tuple[Peer, SaynaClient],
+) -> None:
+    peer, client = reconnecting_peer
+    ended = asyncio.Event()
+    watchdog = client.idle_watchdog(30, max_duration=0.5, on_max_duration=lambda _e: ended.set())
+    await peer.drop()  # the call goes on in a new session: so does its time limit
+    await asyncio.wait_for(ended.wait(), WAIT)
+    assert [event.reason for event in watchdog.history] == ["max_duration"]
+    assert watchdog.history[0].session_seconds >= 0.5
+    assert not watchdog.running
+
+
+async def test_the_watchdog_ends_with_the_session(agent: SaynaClient) -> None:
+    watchdog = agent.idle_watchdog(30)
+    await agent.disconnect()
+    await eventually(lambda: not watchdog.running)

@@ -5,7 +5,10 @@ An :class:`IdleEvent` is emitted after ``idle_after`` seconds with neither user 
 again after each further ``idle_after`` quiet seconds; ``on_idle`` can re-prompt the user or
 end the call. After ``max_duration`` seconds from :meth:`IdleWatchdog.start` an event with
 ``reason="max_duration"`` is emitted and ``on_max_duration`` runs (by default the client
-disconnects). The watchdog stops by itself when the session closes.
+disconnects). The watchdog stops by itself when the session ends: a close that an automatic
+reconnection follows (``will_reconnect``) does not end it, and the outage counts as neither
+quiet nor activity (the quiet spell starts again once the session is back), while
+``max_duration`` goes on counting through it.
 """
 
 from __future__ import annotations
@@ -97,7 +100,7 @@ class IdleWatchdog:
         self._last_speech = loop.time()
         self._unsubscribe = [
             client.on("stt_result", self._on_result),
-            client.on("closed", lambda _event: self.stop()),
+            client.on("closed", self._on_closed),
         ]
         self._task = asyncio.ensure_future(self._watch(loop))
         return self
@@ -116,6 +119,12 @@ class IdleWatchdog:
         self._unsubscribe = []
         self._task = None
 
+    def _on_closed(self, event: Any) -> None:
+        """The session closed: the watchdog ends with it, unless a reconnection follows
+        (the call goes on after it, and so does ``max_duration``)."""
+        if not event.will_reconnect:
+            self.stop()
+
     def _on_result(self, result: Any) -> None:
         if (result.transcript or "").strip():
             self._last_speech = asyncio.get_running_loop().time()
@@ -133,6 +142,10 @@ class IdleWatchdog:
             if client is None:
                 return
             now = loop.time()
+            if client.reconnecting:
+                # The outage is nobody's silence: the quiet spell starts once it is over
+                # (an idle hook could not speak meanwhile anyway).
+                last_activity = now
             audio = client.metrics.tts_audio_bytes
             if audio != audio_seen or client.speech.speaking:
                 audio_seen, last_activity = audio, now
