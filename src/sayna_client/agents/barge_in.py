@@ -133,7 +133,14 @@ class BargeIn:
         if self._client is not None:
             raise SaynaValidationError("this BargeIn is already attached; detach() it first")
         self._client_ref = weakref.ref(client)  # the client's callbacks hold this policy
-        self._unsubscribe = client.on("stt_result", self._on_result)
+        results = client.on("stt_result", self._on_result)
+        closes = client.on("closed", self._on_closed)
+
+        def unsubscribe() -> None:
+            results()
+            closes()
+
+        self._unsubscribe = unsubscribe
         return self
 
     def detach(self) -> None:
@@ -170,6 +177,15 @@ class BargeIn:
         return all(word in self.fillers for word in _words(text))
 
     # --- the decision (on the dispatcher task, in server order) -------------------------
+
+    def _on_closed(self, _event: Any) -> None:
+        """The connection closed: the user's turn under way ends with it (the server
+        forgets it; after a reconnection the recogniser starts afresh), so the next
+        result starts a new turn (``min_duration`` counts from it), and a resume waiting
+        for this turn's end is dropped (the speech it would resume went with the
+        connection)."""
+        self._turn_started = None
+        self._pending_resume = None
 
     def _on_result(self, result: Any) -> Any:
         """Decide on ``result``; returns what ``on_barge_in`` returned, so that the
