@@ -52,6 +52,7 @@ async def test_speak_returns_a_handle_to_wait_on(server: LocalServer) -> None:
             long.interrupt()
             long.wait(5)
             assert long.interrupted
+            assert not long.lost  # (the connection is still there)
             assert 2 <= len(long.text_heard.split()) < len(LONG.split())
 
     await asyncio.to_thread(scenario)

@@ -28,8 +28,9 @@ class SpeechHandle:
 
     ``await handle`` returns when the speech has played out (its
     ``tts_playback_complete`` arrived, and a ``speak_stream``'s text source ended) or
-    was interrupted; it raises what the text source (``speak_stream``'s iterable: once
-    the chunks it sent played out) or a ``speak`` raised, and
+    was interrupted (also by the connection closing first: :attr:`lost`); it raises
+    what the text source (``speak_stream``'s iterable: once the chunks it sent played
+    out) or a ``speak`` raised, and
     :class:`~sayna_client.errors.SaynaTTSError` (with the server's text) when the
     server's TTS provider failed it: raised, not returned (as a failed ``speak`` is),
     so code awaiting a speech cannot take one the user never heard for one that played
@@ -58,6 +59,7 @@ class SpeechHandle:
         "_waiters",
         "allow_interruption",
         "interrupted",
+        "lost",
         "sent_all",
     )
 
@@ -67,8 +69,15 @@ class SpeechHandle:
         # The chunks as a tuple of strings, which the cycle collector stops tracking:
         # a speech in flight is one tracked object, not two (issue #19).
         self._chunks: tuple[str, ...] = ()
-        #: True once :meth:`interrupt` (or a barge-in) stopped this speech.
+        #: True once :meth:`interrupt` (or a barge-in) stopped this speech, or the
+        #: connection closed before it played out (then :attr:`lost` is True too).
         self.interrupted = False
+        #: True when the connection closed before this speech played out (the server
+        #: forgets the speech with the session; a lost connection, or ``disconnect()``
+        #: before its end): it ended then, ``interrupted`` too, and :attr:`text_heard`
+        #: is what got through. Say the rest again once the session is back (after the
+        #: ``reconnected`` event), if it still matters.
+        self.lost = False
         #: Every chunk has been sent (the text source is exhausted).
         self.sent_all = False
         self._sent = 0  # chunks sent
@@ -214,10 +223,13 @@ class SpeechHandle:
 
     # --- called by the queue ------------------------------------------------------------
 
-    def _finish(self, *, interrupted: bool, unplayed: int = 0, error: Any = None) -> None:
+    def _finish(
+        self, *, interrupted: bool, unplayed: int = 0, error: Any = None, lost: bool = False
+    ) -> None:
         if self._done:
             return
         self._done = True
+        self.lost = lost
         if interrupted:
             self.interrupted = True
             self._heard_bytes = max(0, self._bytes - unplayed)

@@ -747,14 +747,14 @@ class SpeechQueue:
         self._check_reply()
 
     def on_closed(self, event: Any) -> None:
-        """The socket closed: unfinished handles end as interrupted (nothing more plays),
-        those the server failed with their failure."""
+        """The socket closed: unfinished handles end as interrupted and lost (nothing
+        more plays), those the server failed with their failure."""
         if self._pending is not None:
             self._resolve()
         self._settle_head()
         handles = list(self._handles)
         self._handles.clear()
         for handle in handles:
-            handle._finish(interrupted=True, error=handle._failure)
+            handle._finish(interrupted=True, error=handle._failure, lost=True)
         self._check_reply()  # (ended)
         self._relisten()

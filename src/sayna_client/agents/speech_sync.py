@@ -88,8 +88,15 @@ class SyncSpeechHandle:
 
     @property
     def interrupted(self) -> bool:
-        """True once :meth:`interrupt` (or a barge-in) stopped this speech."""
+        """True once :meth:`interrupt` stopped this speech, or the connection closed
+        before it played out (then :attr:`lost` is True too)."""
         return bool(self._get("interrupted"))
+
+    @property
+    def lost(self) -> bool:
+        """True when the connection closed before this speech played out (see
+        :attr:`SpeechHandle.lost <sayna_client.agents.SpeechHandle.lost>`)."""
+        return bool(self._get("lost"))
 
     @property
     def text(self) -> str:
