@@ -101,3 +101,33 @@ async def test_a_failing_iterator_surfaces_in_wait(server: LocalServer) -> None:
             assert handle.done
 
     await asyncio.to_thread(scenario)
+
+
+async def test_a_finished_handle_answers_after_close_without_a_new_loop(
+    server: LocalServer,
+) -> None:
+    def loop_threads() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("sayna-sync-loop")]
+
+    def broken() -> Iterator[str]:
+        raise RuntimeError("the LLM connection dropped")
+        yield  # (a generator)
+
+    def scenario() -> None:
+        client = make_sync(server)
+        client.connect()
+        handle = client.speak("one two three four five")
+        failed = client.speak_stream(broken())
+        with pytest.raises(RuntimeError, match="LLM connection dropped"):
+            failed.wait(10)
+        client.close()  # lets the speech play out, then ends the loop thread
+        threads = set(loop_threads())
+        handle.wait(1)
+        assert handle.done
+        assert not handle.interrupted
+        with pytest.raises(RuntimeError, match="LLM connection dropped"):
+            failed.wait(1)  # raises what it raised, as before the close
+        assert set(loop_threads()) <= threads  # no loop was started again for them
+        assert not client.connected
+
+    await asyncio.to_thread(scenario)

@@ -58,7 +58,9 @@ class SyncSpeechHandle:
         return self._handle
 
     def wait(self, timeout: Optional[float] = None) -> None:
-        """Block until the speech has played out or was interrupted.
+        """Block until the speech has played out or was interrupted. A handle already
+        done answers at once, on the calling thread: after ``close()`` (which ends every
+        handle) it starts no event loop again.
 
         Raises:
             asyncio.TimeoutError: not done within ``timeout`` seconds (speech goes on).
@@ -66,7 +68,15 @@ class SyncSpeechHandle:
             Exception: what the text source (``speak_stream``) or a ``speak`` raised.
             RuntimeError: called on the client's loop thread (it would deadlock).
         """
-        self._portal.run(self._handle.wait, timeout)
+        self._portal.check_thread("wait()")
+        handle = self._handle
+        # Read where it cannot race the loop: on it while it runs, else here (no loop).
+        if self._portal.call(getattr, handle, "done"):
+            error = handle.exception()  # (final once done)
+            if error is not None:
+                raise error
+            return
+        self._portal.run(handle.wait, timeout)
 
     def interrupt(self) -> None:
         """Stop the speech now (``clear``, the audio output flushed); see
