@@ -14,7 +14,7 @@ from sayna_client import SaynaSyncClient, SaynaValidationError, STTConfig, Timeo
 from sayna_client.agents import SyncSpeechHandle
 from sayna_client.server import LocalServer
 
-from .conftest import RATE, WORD_BYTES
+from .conftest import RATE, WAIT, WORD_BYTES
 
 LONG = "this is a long answer that goes on and on for quite a few words indeed"
 
@@ -129,5 +129,80 @@ async def test_a_finished_handle_answers_after_close_without_a_new_loop(
             failed.wait(1)  # raises what it raised, as before the close
         assert set(loop_threads()) <= threads  # no loop was started again for them
         assert not client.connected
+
+    await asyncio.to_thread(scenario)
+
+
+async def test_close_does_not_wait_for_an_iterator_stuck_in_next(server: LocalServer) -> None:
+    reader = threading.current_thread()  # (the thread reading the iterator, below)
+    stuck = threading.Event()
+    released = threading.Event()
+    closed = threading.Event()
+
+    def llm() -> Iterator[str]:
+        yield "Sure. "
+        yield "Let me check that for you"
+        nonlocal reader
+        reader = threading.current_thread()
+        stuck.set()
+        released.wait(60)  # the LLM's HTTP call hangs (no timeout set)
+        yield " and more."
+
+    def scenario() -> None:
+        client = make_sync(server)
+        client.connect()
+        handle = client.speak_stream(llm())
+        assert stuck.wait(WAIT)
+        handle.interrupt()
+        handle.wait(5)
+        assert handle.interrupted
+        closing = threading.Thread(target=lambda: (client.close(), closed.set()), daemon=True)
+        closing.start()
+        try:
+            # close() ends the loop thread without waiting for the blocked next(), which
+            # finishes on its own thread later (its piece dropped).
+            assert closed.wait(WAIT), "close() waited for the blocked iterator"
+        finally:
+            released.set()
+            closing.join(WAIT)
+        # Its next() returned: the reader thread ended (the piece went nowhere).
+        eventually_sync(lambda: reader.name not in [t.name for t in threading.enumerate()])
+
+    await asyncio.to_thread(scenario)
+
+
+async def test_leaving_with_on_an_error_does_not_wait_for_a_stuck_iterator(
+    server: LocalServer,
+) -> None:
+    stuck = threading.Event()
+    released = threading.Event()
+    left = threading.Event()
+
+    def llm() -> Iterator[str]:
+        yield "Sure. "
+        stuck.set()
+        released.wait(60)
+        yield "never"
+
+    def fail_inside_with() -> None:
+        with make_sync(server) as client:
+            client.connect()
+            client.speak_stream(llm())
+            assert stuck.wait(WAIT)
+            raise KeyError("the application failed")  # the with-block aborts the client
+
+    def leave_on_error() -> None:
+        with pytest.raises(KeyError):
+            fail_inside_with()
+        left.set()
+
+    def scenario() -> None:
+        leaving = threading.Thread(target=leave_on_error, daemon=True)
+        leaving.start()
+        try:
+            assert left.wait(WAIT), "abort() waited for the blocked iterator"
+        finally:
+            released.set()
+            leaving.join(WAIT)
 
     await asyncio.to_thread(scenario)

@@ -10,29 +10,86 @@ stream, on a worker thread, so the session's event loop never waits for it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
-from typing import Any, Optional, cast
+import itertools
+import queue
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Any, Callable, Optional, cast
 
 from .handle import SpeechHandle
 
 __all__ = ["SyncSpeechHandle", "iterate_in_thread"]
 
 _END = object()
+_readers = itertools.count(1)
 
 
 async def iterate_in_thread(pieces: Iterable[str]) -> AsyncIterator[str]:
-    """``pieces`` as an async iterator whose every ``next()`` runs on a worker thread
-    (``asyncio.to_thread``), so a blocking iterator never stalls the event loop.
+    """``pieces`` as an async iterator whose every ``next()`` runs on a daemon thread of
+    its own, so a blocking iterator never stalls the event loop.
 
-    Closing the async iterator stops asking for pieces; a ``next()`` already running on
-    the worker finishes there (its piece is dropped).
+    Closing the async iterator (or cancelling the task reading it) stops asking for
+    pieces at once; a ``next()`` already running finishes on that thread, its piece
+    dropped, and the thread ends then. Nothing waits for it: not the loop's shutdown
+    (it is not the loop's default executor, which ``SaynaSyncClient.close()`` joins),
+    nor the interpreter's exit (a daemon thread), so an LLM call stuck on the network
+    cannot hang ``close()``.
     """
     iterator = iter(pieces)
+    loop = asyncio.get_running_loop()
+    requests: queue.SimpleQueue[Optional[asyncio.Future[object]]] = queue.SimpleQueue()
+    threading.Thread(
+        target=_read,
+        args=(iterator, requests, loop),
+        name=f"sayna-speak-stream-{next(_readers)}",
+        daemon=True,
+    ).start()
+    try:
+        while True:
+            future: asyncio.Future[object] = loop.create_future()
+            requests.put(future)
+            piece = await future
+            if piece is _END:
+                return
+            yield cast(str, piece)  # checked by the segmenter, as any piece
+    finally:
+        requests.put(None)  # the reader ends (after the next() it may be running)
+
+
+def _read(
+    iterator: Iterator[str],
+    requests: queue.SimpleQueue[Optional[asyncio.Future[object]]],
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """The reader thread of :func:`iterate_in_thread`: one ``next()`` per request, its
+    result (or error) handed to the request's future on the loop, until told to stop."""
     while True:
-        piece = await asyncio.to_thread(next, iterator, _END)
-        if piece is _END:
+        future = requests.get()
+        if future is None:
             return
-        yield cast(str, piece)  # checked by the segmenter, as any piece
+        try:
+            piece: object = next(iterator, _END)
+        except BaseException as exc:  # the source's: raised where it is read
+            _post(loop, _fail, future, exc)
+        else:
+            _post(loop, _resolve, future, piece)
+
+
+def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # the loop is closed: nobody waits for this piece any more
+        pass
+
+
+def _resolve(future: asyncio.Future[object], piece: object) -> None:
+    if not future.done():  # (a cancelled read: the piece is dropped)
+        future.set_result(piece)
+
+
+def _fail(future: asyncio.Future[object], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
 
 
 class SyncSpeechHandle:
