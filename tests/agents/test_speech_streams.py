@@ -145,6 +145,30 @@ async def test_a_source_failing_after_a_chunk_went_out_raises_once_it_played_out
     assert agent.speech.seconds_per_word == pytest.approx(0.18)
 
 
+async def test_a_source_raising_cancelled_error_of_its_own_fails_the_speech(
+    agent: SaynaClient, server: LocalServer
+) -> None:
+    async def llm() -> AsyncIterator[str]:
+        for token in ["One", " two", " three", " four", " five", ".", " Then"]:
+            yield token
+        await server.records.wait_for(lambda: speaks(server))
+        request = asyncio.ensure_future(asyncio.Event().wait())  # the LLM request task...
+        request.cancel()  # ...cancelled by another part of the application
+        await request  # raises CancelledError here, in the source
+
+    handle = await agent.speak_stream(llm())
+    # The source's failure, as any other: raised once its sentence played out, as its own.
+    with pytest.raises(asyncio.CancelledError):
+        await handle.wait(WAIT)
+    assert isinstance(handle.exception(), asyncio.CancelledError)
+    assert not handle.interrupted
+    assert handle.bytes_delivered == 5 * WORD_BYTES
+    assert handle.text_heard == "One two three four five."
+    sorry = await agent.speak("Sorry.")
+    await sorry.wait(WAIT)
+    assert sorry.bytes_delivered == WORD_BYTES  # not the audio of the sentence before
+
+
 async def test_a_none_piece_after_a_chunk_went_out_raises_and_closes_the_source(
     agent: SaynaClient, server: LocalServer
 ) -> None:
