@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sayna_client import SaynaValidationError
+from sayna_client._config import MAX_TEXT_CHARS
 from sayna_client.agents import SentenceSegmenter
 
 
@@ -72,6 +75,8 @@ def test_other_sentence_ends_and_paragraphs() -> None:
 def test_bad_arguments() -> None:
     with pytest.raises(SaynaValidationError, match="max_chars"):
         SentenceSegmenter(min_chars=50, max_chars=20)
+    with pytest.raises(SaynaValidationError, match="speak\\(\\) accepts"):
+        SentenceSegmenter(max_chars=MAX_TEXT_CHARS + 1)
     with pytest.raises(SaynaValidationError, match="min_chars"):
         SentenceSegmenter(min_chars=-1)
     with pytest.raises(SaynaValidationError, match="str"):
@@ -160,3 +165,37 @@ def test_a_cjk_stop_keeps_its_closing_bracket_and_clauses_cut_long_text() -> Non
 def test_a_long_unspaced_latin_word_is_still_never_split() -> None:
     url = "https://example.com/" + "a" * 60
     assert cut(f"See {url} now", 1, max_chars=20) == ["See", url, "now"]
+
+
+def test_text_that_cannot_be_cut_yet_costs_each_piece_its_own_size() -> None:
+    # One 80,000-character "word" in 4-character pieces (a model emitting base64, a long
+    # URL): each push used to scan all the text held, 27 s on the event loop in all.
+    segmenter = SentenceSegmenter()
+    started = time.process_time()
+    chunks: list[str] = []
+    for _ in range(20_000):
+        chunks += segmenter.push("ab.c")
+    spent = time.process_time() - started
+    assert chunks == []
+    assert len(segmenter.pending) == 80_000
+    assert spent < 5.0, f"{spent:.1f} s of CPU for 20,000 pieces"
+
+
+@pytest.mark.parametrize("piece", [7, 30_000, 3 * MAX_TEXT_CHARS])
+def test_a_word_longer_than_speak_accepts_is_cut_at_that_limit(piece: int) -> None:
+    word = "abcdefghij" * (MAX_TEXT_CHARS // 4)  # 2.5 times the limit
+    text = f"Sure. {word} done."
+    chunks = cut(text, piece)
+    assert chunks == [
+        "Sure.",
+        word[:MAX_TEXT_CHARS],
+        word[MAX_TEXT_CHARS : 2 * MAX_TEXT_CHARS],
+        word[2 * MAX_TEXT_CHARS :],  # longer than max_chars: cut after it, as always
+        "done.",
+    ]
+    assert all(len(chunk) <= MAX_TEXT_CHARS for chunk in chunks)  # speak() takes each
+    exact = "x" * MAX_TEXT_CHARS  # as long as speak() accepts: not cut
+    assert cut(f"{exact} then", piece) == [exact, "then"]
+    segmenter = SentenceSegmenter()
+    assert segmenter.push(word[: MAX_TEXT_CHARS + 1]) == [word[:MAX_TEXT_CHARS]]
+    assert segmenter.finish() == [word[MAX_TEXT_CHARS]]
