@@ -225,7 +225,8 @@ class TurnMetrics:
     emit: Optional[Callable[[Any], None]] = None
     providers: Callable[[], tuple[str, str]] = lambda: ("stt", "tts")
     tts_rate: Callable[[], Optional[float]] = lambda: None
-    #: Seconds of audio sent for transcription in the session so far.
+    #: Seconds of audio sent for transcription so far (a client's own metrics: in every
+    #: session of the client).
     transcribed: Callable[[], float] = lambda: 0.0
     #: TTS audio bytes received so far (the client's own count); None: count the sizes
     #: given to :meth:`on_tts_audio` instead.

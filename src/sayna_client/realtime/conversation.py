@@ -300,6 +300,7 @@ class SessionTracker:
 
     __slots__ = (
         "__weakref__",
+        "_audio_before",
         "_audio_hook",
         "_audio_source",
         "_clock",
@@ -328,6 +329,8 @@ class SessionTracker:
         #: ``metrics``, whose counts are those of the current session (see :func:`_link`).
         self._tts = TTSCounts(self)
         self.metrics = self._new_metrics()
+        #: Audio bytes sent in the client's sessions before the current one.
+        self._audio_before = 0
         # The lists below are made when first needed (None: empty): an idle session
         # holds none of them (56 bytes each; issue #19, idle memory per session).
         #: When the first ``speak`` since the last ``tts_playback_complete`` went out
@@ -382,6 +385,7 @@ class SessionTracker:
     def connecting(self) -> float:
         """Reset for a new session; returns the start time to pass to :meth:`ready`."""
         _link(self.metrics, _TTS, None)  # the last session's keep what they counted
+        self._audio_before += self.metrics.audio_bytes_sent
         self.metrics = self._new_metrics()
         self.peer_left = False
         self._playback_from = None
@@ -405,6 +409,11 @@ class SessionTracker:
         object that refers to this tracker weakly: the speech queue and its metrics
         read it)."""
         return self._tts
+
+    def audio_bytes_total(self) -> int:
+        """Audio bytes ``on_audio_input`` sent in every session of the client so far (a
+        session's count is final once it closed: nothing is sent until the next one)."""
+        return self._audio_before + self.metrics.audio_bytes_sent
 
     def tts_bytes_total(self) -> int:
         """TTS audio bytes received in every session of the client so far."""

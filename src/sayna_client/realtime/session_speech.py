@@ -198,11 +198,13 @@ class SessionTurnMetrics(TurnMetrics):
         return self._counts.bytes
 
     def transcribed(self) -> float:
-        """Seconds of audio the session sent for transcription."""
+        """Seconds of audio sent for transcription in every session of the client (the
+        tracker's count, added to at each new session: nothing per frame), at the
+        current STT sample rate."""
         session = or_none(self._session)
         if session is None or session.stt_config is None:
             return 0.0
-        sent = session.tracker.metrics.audio_bytes_sent
+        sent = session.tracker.audio_bytes_total()
         return sent / (2.0 * session.stt_config.sample_rate)
 
     def tts_rate(self) -> Optional[float]:
