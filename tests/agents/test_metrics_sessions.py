@@ -7,7 +7,9 @@ import asyncio
 
 import pytest
 
+from helpers.waiting import eventually
 from sayna_client import SaynaClient
+from sayna_client.agents import TurnRecord
 
 from .conftest import WAIT, Peer
 
@@ -49,3 +51,62 @@ async def test_seconds_transcribed_counts_every_session_of_the_application(
     await client.connect()
     await _send(client, 0.5)
     assert _transcribed(client) == pytest.approx(1.5)
+
+
+async def test_the_last_turn_of_a_call_goes_out_when_the_call_ends(
+    peer: tuple[Peer, SaynaClient],
+) -> None:
+    server, client = peer
+    events = client.events()
+    records: list[TurnRecord] = []
+    client.on("turn_metrics", records.append)
+    await server.result("hello", final=True, speech_final=True)
+    await eventually(lambda: client.turn_metrics.turns)
+    answer = await client.speak("Hi! How can I help?")
+    await server.audio(3)
+    await server.complete()
+    await asyncio.wait_for(answer, WAIT)
+    await server.result("goodbye", final=True, speech_final=True)  # the caller hangs up:
+    await server.drop(1000)  # no reply to this turn
+    kinds = [event.type async for event in events]
+    # Its record goes out with the session, before the close (as a Turn cut by the close).
+    assert kinds.index("turn_metrics", kinds.index("turn_metrics") + 1) < kinds.index("closed")
+    await eventually(lambda: len(records) == 2)
+    hello, goodbye = records
+    assert hello.transcript == "hello"
+    assert hello.end_to_first_audio is not None
+    assert goodbye.transcript == "goodbye"
+    assert goodbye.end_to_speak is None
+    assert goodbye.end_to_first_audio is None
+    assert client.turn_metrics.turns == records
+
+
+async def test_a_reply_lost_with_the_connection_is_not_measured(
+    reconnecting_peer: tuple[Peer, SaynaClient],
+) -> None:
+    peer, client = reconnecting_peer
+    back = asyncio.Event()
+    client.on("reconnected", lambda _event: back.set())
+    records: list[TurnRecord] = []
+    client.on("turn_metrics", records.append)
+    await peer.result("what time is it", final=True, speech_final=True)
+    await eventually(lambda: client.turn_metrics.turns)
+    reply = await client.speak("It is nine o'clock.")
+    await peer.got("speak")
+    await peer.drop()  # lost before any audio of the reply
+    await asyncio.wait_for(back.wait(), WAIT)
+    assert reply.lost
+    (record,) = records  # it went out with the session that took its reply
+    assert record.end_to_speak is not None
+    assert record.tts_first_byte is None  # the outage is no TTS latency
+    assert record.end_to_first_audio is None
+    assert record.characters == len("It is nine o'clock.")
+    again = await client.speak("Sorry, we were cut off.")  # no user turn in between
+    await peer.audio(3)
+    await peer.complete()
+    await asyncio.wait_for(again, WAIT)
+    assert client.turn_metrics.turns == [record]  # the new speech is no reply to it
+    assert record.characters == len("It is nine o'clock.")
+    summary = client.turn_metrics.summary()
+    assert summary["end_to_first_audio"]["count"] == 0
+    assert summary["tts_first_byte"]["count"] == 0

@@ -50,7 +50,9 @@ class TurnRecord:
     Also delivered as an event (``type`` ``"turn_metrics"``) when the reply's first audio
     byte arrives, or when the next turn starts without a reply, or when a reply queued
     behind earlier speech ended with no audio told to be its own (the first-byte figures
-    are None then: see :meth:`TurnMetrics.on_reply_next`).
+    are None then: see :meth:`TurnMetrics.on_reply_next`), or when the session closes
+    before the reply's first byte (also None then: see
+    :meth:`TurnMetrics.on_session_closed`).
     """
 
     type: ClassVar[Literal["turn_metrics"]] = "turn_metrics"
@@ -353,6 +355,16 @@ class TurnMetrics:
         if self._speak_at is not None:
             record.tts_first_byte = now - self._speak_at
         self._close(emit=True)
+
+    def on_session_closed(self) -> None:
+        """The session closed: the user turn under way ends with it (the server forgets
+        it), and a turn whose reply's first audio byte has not come goes out now, its
+        record unmeasured where it was not measured (``tts_first_byte`` and
+        ``end_to_first_audio`` None: the reply, if one went out, went with the
+        connection, and speech in a later session is no reply to it)."""
+        self._turn_started = None
+        if self._open is not None:
+            self._close(emit=True)
 
     # --- outputs -------------------------------------------------------------------------
 

@@ -246,6 +246,10 @@ class SpeechListener(Protocol):
         """A ``tts_playback_complete`` arrived (after the tracker ended its waits)."""
         ...
 
+    def on_session_closed(self) -> None:
+        """The session's socket closed (before its ``ConnectionClosed`` is published)."""
+        ...
+
 
 class TTSCounts:
     """The TTS frames and bytes a client received, in every session so far, counted by
@@ -446,7 +450,9 @@ class SessionTracker:
         session's recognizer starts afresh: nothing would end it). When the server or
         the network ended it (``lost``), a turn that had finals ends as at a
         speech-final, with what it had: its :class:`Turn` is published (and counted),
-        before the close; the speech is not told (no reply can go out meanwhile)."""
+        before the close; the speech is not told of that turn (no reply can go out
+        meanwhile), only of the close, before it (:meth:`SpeechListener.on_session_closed`:
+        the turn metrics close the record of the turn before)."""
         # The audio input holds the connection: let go of it (no cycle through the hub);
         # the metrics go on reading its count.
         self._audio_source = None
@@ -458,6 +464,8 @@ class SessionTracker:
                 if not waiter.done():
                     waiter.set_exception(exc)
         self._playback_from = None
+        if self._speech is not None:
+            self._speech.on_session_closed()  # (the turn metrics' record of the last turn)
         if self._turn_started is None:
             return
         turn = self._turn(self._clock()) if lost and self._segments else None

@@ -153,6 +153,11 @@ class SessionSpeechQueue(SpeechQueue):
         :class:`~.conversation.SpeechListener`): the metrics measure it."""
         self.metrics.on_turn(text, words_at, ended_at)
 
+    def on_session_closed(self) -> None:
+        """The session closed (told by the tracker before its ``ConnectionClosed``): the
+        metrics close the turn still open (its record goes out, before the close)."""
+        self.metrics.on_session_closed()
+
 
 class SessionTurnMetrics(TurnMetrics):
     """The turn metrics of a session (see the module docstring): the hooks ``emit``,

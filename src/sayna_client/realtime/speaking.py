@@ -69,6 +69,10 @@ class Speaking:
         if self._queue is not None:
             self._queue.on_playback_complete(event)
 
+    def on_session_closed(self) -> None:
+        """The session closed (the tracker's :class:`~.conversation.SpeechListener`): no
+        queue yet, so no turn metrics with a turn to close."""
+
     def _make_queue(self) -> SpeechQueue:
         """Make the speech queue and hook it to the session's events (see the module
         docstring)."""
