@@ -514,6 +514,33 @@ class SpeechQueue:
         self.source_ended(handle)  # (nothing to say: done at once)
 
     @property
+    def feeding(self) -> bool:
+        """An unfinished ``speak_stream`` is still reading its text source (it has more
+        to send, or has yet to find it has nothing more)."""
+        return bool(self._feeds())
+
+    async def fed(self) -> None:
+        """Wait until no unfinished ``speak_stream`` is reading its text source: each
+        has sent its last chunk (what it sent plays on), or ended. Streams started
+        meanwhile are waited for too. Cancelling the wait leaves the streams as they are.
+        """
+        while True:
+            feeds = self._feeds()
+            if not feeds:
+                return
+            await asyncio.wait(feeds)
+
+    def _feeds(self) -> list[asyncio.Task[None]]:
+        """The tasks of the unfinished ``speak_stream`` handles still reading their
+        source (not the current task: a source cannot wait for itself)."""
+        current = asyncio.current_task()
+        return [
+            task
+            for task in (handle._task for handle in self._handles)
+            if task is not None and not task.done() and task is not current
+        ]
+
+    @property
     def settled(self) -> bool:
         """No ``clear`` of an interruption is on its way: a ``speak`` sent now is not
         cancelled by one (else :meth:`settle` waits for it)."""

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .conversation import SessionTracker
     from .hold import AudioHold
     from .hub import EventHub
+    from .speaking import Speaking
 
 __all__ = ["AudioSink", "SessionCore"]
 
@@ -38,6 +39,7 @@ class SessionCore(Protocol):
 
     hub: EventHub
     tracker: SessionTracker
+    speaking: Speaking
     stt_config: Optional[STTConfig]
     tts_config: Optional[TTSConfig]
     reconnect_policy: Optional[ReconnectPolicy]

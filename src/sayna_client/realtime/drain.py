@@ -44,8 +44,10 @@ class Drainer:
         self._session = session
 
     async def drain(self, timeout: Optional[float] = None, *, settle: float = 0.3) -> None:
-        """Wait until outstanding speech is synthesized (``tts_playback_complete``) and the
-        user's current turn has ended (its ``is_speech_final``), e.g. before ``disconnect()``.
+        """Wait until outstanding speech is synthesized (``tts_playback_complete``; a
+        ``speak_stream`` still reading its text source is outstanding until it sent its
+        last chunk) and the user's current turn has ended (its ``is_speech_final``), e.g.
+        before ``disconnect()``.
 
         Results of audio sent just before may still be in flight, so the session must
         also stay quiet (no result, no TTS audio) for ``settle`` seconds. Returns after
@@ -66,31 +68,50 @@ class Drainer:
         await bounded(self._quiet(settle=settle), timeout, "drain()")
 
     async def _quiet(self, *, settle: float = _SETTLE, always_settle: bool = True) -> None:
-        """Wait for playback complete and the end of the current turn, then (always, or
-        only while audio sent has had no result) for ``settle`` seconds without a result
-        or TTS audio, then for the callbacks to catch up.
+        """Wait for the ``speak_stream``s still reading their text source to have sent
+        everything, for playback complete and the end of the current turn, then (always,
+        or only while audio sent has had no result) for ``settle`` seconds without a
+        result or TTS audio, then for the callbacks to catch up.
 
         Raises:
             SaynaConnectionClosedError: the session closed first.
         """
         tracker = self._session.tracker
         while True:
+            await self._fed()
             await asyncio.gather(tracker.wait_playback(), tracker.wait_turn_end())
+            if self._feeding():
+                continue  # a stream started meanwhile (a reply, from a callback)
             if always_settle or tracker.audio_unanswered:
                 seen = tracker.activity
                 await asyncio.sleep(settle)
-                busy = tracker.turn_pending or tracker.playback_pending
+                busy = tracker.turn_pending or tracker.playback_pending or self._feeding()
                 if busy or tracker.activity != seen:
                     continue
             await self._session.hub.caught_up()
             return
 
+    def _feeding(self) -> bool:
+        """A ``speak_stream`` is still reading its text source: speech is outstanding
+        that the tracker cannot see yet (no ``speak`` of its next chunk went out)."""
+        queue = self._session.speaking.queue
+        return queue is not None and queue.feeding
+
+    async def _fed(self) -> None:
+        """Wait until no ``speak_stream`` is reading its text source (see
+        :meth:`~sayna_client.agents.SpeechQueue.fed`)."""
+        queue = self._session.speaking.queue
+        if queue is not None:
+            await queue.fed()
+
     async def let_finish(self, timeout: Optional[float]) -> None:
         """The graceful half of ``disconnect()``, on a ready session: wait at most
-        ``timeout`` seconds for what is outstanding. Raises nothing but
+        ``timeout`` seconds for what is outstanding, ``speak_stream``s still reading
+        their text source included (their chunks go out and play). Raises nothing but
         ``CancelledError``."""
         tracker = self._session.tracker
-        if not (tracker.playback_pending or tracker.turn_pending or tracker.audio_unanswered):
+        busy = tracker.playback_pending or tracker.turn_pending or tracker.audio_unanswered
+        if not (busy or self._feeding()):
             return  # nothing outstanding (the close lets callbacks finish what is queued)
         try:
             await bounded(self._quiet(always_settle=False), timeout, "disconnect()")

@@ -242,6 +242,12 @@ class Speaking:
         self.speech.output = output
 
     @property
+    def queue(self) -> Optional[SpeechQueue]:
+        """The speech queue, or None while none was made (no speech of ours yet; unlike
+        :attr:`speech`, this does not make one)."""
+        return self._queue
+
+    @property
     def speech(self) -> SpeechQueue:
         """The session's speech handles, in ``speak`` order (``current``, ``speaking``,
         ``interrupt_all()``); used by :class:`~sayna_client.agents.BargeIn`."""
