@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable
 from typing import Callable, Optional, TypeVar, cast
 
-__all__ = ["aiohttp_mask", "within"]
+__all__ = ["aiohttp_mask", "task_cancelled", "within"]
 
 T = TypeVar("T")
 
@@ -53,6 +53,24 @@ else:  # Python 3.9 and 3.10
             raise
         finally:
             timer.cancel()
+
+
+if sys.version_info >= (3, 11):
+
+    def task_cancelled() -> bool:
+        """The current task was cancelled (``Task.cancelling()``): a ``CancelledError``
+        it sees is its own cancellation, not one a callee raised of its own accord (a
+        ``speak_stream`` source awaiting a task cancelled elsewhere)."""
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() > 0
+
+else:  # Python 3.9 and 3.10: no Task.cancelling()
+
+    def task_cancelled() -> bool:
+        """Unknown before 3.11: False. (A ``speak_stream`` feed is cancelled by its
+        handle, which is done first and so told apart without this, or by a loop
+        shutting down, where the difference no longer matters.)"""
+        return False
 
 
 def aiohttp_mask() -> Optional[Callable[[bytes, bytearray], None]]:

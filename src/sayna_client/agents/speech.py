@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Iterable
 from typing import Any, Callable, Optional, Union
 
+from .._compat import task_cancelled
 from ..errors import SaynaTTSError, SaynaValidationError
 from .handle import _UNSENT, SpeechHandle
 from .metrics import TurnMetrics
@@ -68,23 +68,6 @@ async def _close_source(pieces: object) -> None:
             await asyncio.shield(aclose())
         except Exception as exc:  # the source's own cleanup failed: not ours to raise
             logger.debug("closing the text source failed: %s", exc)
-
-
-if sys.version_info >= (3, 11):
-
-    def _task_cancelled() -> bool:
-        """The current task was cancelled (``Task.cancelling()``): a ``CancelledError``
-        it sees is its own cancellation, not one a callee raised of its own."""
-        task = asyncio.current_task()
-        return task is not None and task.cancelling() > 0
-
-else:  # Python 3.9 and 3.10: no Task.cancelling()
-
-    def _task_cancelled() -> bool:
-        """Unknown before 3.11: a feed's task is cancelled by its handle (done first:
-        told apart without this) or by a loop shutting down, where the difference no
-        longer matters."""
-        return False
 
 
 class _Tally:
@@ -493,7 +476,7 @@ class SpeechQueue:
             for chunk in cutter.finish():
                 await self._send(handle, chunk, flush and not handle._chunks)
         except asyncio.CancelledError as exc:
-            if handle.done or _task_cancelled():
+            if handle.done or task_cancelled():
                 # Ours: the handle ended (interrupted, lost, failed) and cancelled its
                 # feed, or the task itself was cancelled (a loop shutting down).
                 if not handle.done:
