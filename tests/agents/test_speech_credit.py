@@ -90,6 +90,11 @@ class Reference:
         self.muted = False
         self.output: Optional[Sink] = None
         self.pending: Optional[Pending] = None
+        # A completion is due (a speak went out since the last completion, clear or
+        # refusal); the oldest speech of one speak sent when none was due: the next
+        # completion ends it, audio or not.
+        self.due = False
+        self.alone: Optional[RefHandle] = None
 
     def open(self, allow_interruption: bool) -> RefHandle:
         handle = RefHandle(allow_interruption)
@@ -124,6 +129,9 @@ class Reference:
 
     def chunk_sent(self, handle: RefHandle, last: bool) -> None:
         handle.sent += 1
+        first = handle.sent == 1 and not self.due and not self.muted
+        self.alone = handle if first and self.handles and self.handles[0] is handle else None
+        self.due = True
         handle.audio_after_last_send = False
         if last:
             handle.sent_all = True
@@ -155,6 +163,7 @@ class Reference:
     def complete(self) -> None:
         self.resolve()
         self.apply_completion(None)
+        self.due, self.alone = False, None
 
     def apply_completion(self, flags: Optional[list[RefHandle]], first: bool = True) -> None:
         """A completion (a noted one: ``flags``, the handles with a frame after their last
@@ -167,6 +176,7 @@ class Reference:
         while self.handles and self.handles[0].chunks:
             handle = self.handles[0]
             audio = handle in flags and (handle.own_frames > 0 or not first)
+            audio = audio or (first and handle is self.alone and len(handle.chunks) == 1)
             if not (audio or handle.failed):
                 break
             if not handle.sent_all:
@@ -200,17 +210,22 @@ class Reference:
             self.apply_completion(note.flags)
             self.credit(note.frames, note.bytes)
 
-    def error(self) -> None:
+    def error(self, refusal: bool) -> None:
         self.resolve()
         candidates = [h for h in self.handles if h.sent > 0 and not h.failed]
+        if not candidates:
+            return
         for handle in candidates:
             if not handle.audio_after_last_send:
                 self.fail(handle, 0, 0)
-                return
-        if len(candidates) == 1:
-            self.fail(candidates[0], 0, 0)
-        elif candidates:
-            self.pending = Pending(candidates[0], candidates[-1])
+                break
+        else:
+            if len(candidates) == 1:
+                self.fail(candidates[0], 0, 0)
+            else:
+                self.pending = Pending(candidates[0], candidates[-1])
+        if refusal and not self.handles:  # no completion for the last speech
+            self.due = False
 
     def resolve(self) -> None:
         pending, self.pending = self.pending, None
@@ -243,6 +258,7 @@ class Reference:
         self.resolve()
         unplayed = self.output.flush() if self.output is not None else 0
         self.muted = True
+        self.due = False  # cleared speech gets no completion
         for index, handle in enumerate(self.handles):
             handle.done = handle.interrupted = True
             handle.heard = max(0, handle.bytes - (min(unplayed, handle.bytes) if index == 0 else 0))
@@ -250,6 +266,7 @@ class Reference:
 
     def closed(self) -> None:
         self.resolve()
+        self.due, self.alone = False, None
         for handle in self.handles:
             handle.done = handle.interrupted = True
             handle.heard = handle.bytes
@@ -394,8 +411,9 @@ async def test_audio_is_credited_as_frame_by_frame(seed: int) -> None:
         elif op == "no output":
             queue.output = ref.output = sinks = None
         elif op == "error":  # a failed synthesis, or a refused speak: credited alike
-            queue.on_error(Error(rnd.choice(FAILURES)))
-            ref.error()
+            message = rnd.choice(FAILURES)
+            queue.on_error(Error(message))
+            ref.error(refusal=message.startswith("Failed to synthesize speech"))
         elif op == "other error":  # not about synthesis: no handle's
             queue.on_error(Error("STT streaming error: reset"))
         elif op in ("end", "end failed") and pairs:  # a stream's text source ended

@@ -14,7 +14,7 @@ import json
 import pytest
 
 from helpers.waiting import eventually
-from sayna_client import SaynaClient, SaynaTTSError
+from sayna_client import SaynaClient, SaynaTTSError, Timeouts
 from sayna_client.agents import SpeechHandle
 from sayna_client.server import LocalServer
 
@@ -377,3 +377,27 @@ async def test_a_refused_speak_raises_and_the_next_plays_out(
     await nxt.wait(WAIT)
     assert nxt.exception() is None
     assert nxt.bytes_delivered == WORD_BYTES
+
+
+async def test_speaking_in_a_session_without_audio_fails_at_once(server: LocalServer) -> None:
+    """A client made with ``without_audio=True`` that called speak(): its handle never
+    ended, speak(wait=True) and drain() waited for good, and disconnect() stalled for
+    the whole drain time: the server refuses such a speak ("Audio processing is
+    disabled", protocol 6.3) and no completion follows."""
+    async with SaynaClient(
+        server.url, without_audio=True, timeouts=Timeouts(drain=60, ready=10)
+    ) as client:
+        await client.connect()
+        handle = await client.speak("hello")
+        with pytest.raises(SaynaTTSError) as info:
+            await asyncio.wait_for(handle, 30)
+        assert str(info.value).endswith(
+            "(audio is off in this session: a client made with without_audio=True cannot "
+            "speak; make it with a tts_config and without_audio=False)"
+        )
+        assert info.value.server_message.startswith("Audio processing is disabled")
+        # The wait ends at the refusal (as for a refused speak: see speak()'s ``wait``).
+        again = await asyncio.wait_for(client.speak("again", wait=True), 30)
+        assert isinstance(again.exception(), SaynaTTSError)
+        await asyncio.wait_for(client.drain(), 30)
+        await asyncio.wait_for(client.disconnect(), 30)  # was the whole drain time: 60 s

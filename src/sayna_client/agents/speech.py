@@ -17,11 +17,10 @@ cancels everything queued on the server), flushes the attached :class:`AudioOutp
 ignores audio of the cancelled speech that was already on its way. An output that raises
 is reported (see :attr:`SpeechQueue.report`), never a reason to stop.
 
-A ``speak`` the server's TTS provider fails gets no audio after the failure: Sayna sends
-``error`` ``TTS error: ...`` and goes on with the next request (a completion follows when
-none is queued, protocol 6.7), or ``Failed to synthesize speech: ...`` when it refused the
-``speak`` itself (no completion for it). The queue credits that error to one handle (see
-:meth:`SpeechQueue.on_error`), which ends with :class:`~sayna_client.errors.SaynaTTSError`.
+A failed ``speak`` gets no audio after its ``error``: ``TTS error: ...`` (the provider
+failed; Sayna goes on with the next request, protocol 6.7), or a refusal (no completion for
+it): ``Failed to synthesize speech: ...``, audio off or no TTS in the session. The queue
+credits it to one handle (:meth:`SpeechQueue.on_error`), which ends with a ``SaynaTTSError``.
 
 "Heard" is an estimate: the bytes delivered (minus those an attached output dropped
 unplayed) divided by the byte rate of the session's TTS encoding, mapped to words at the
@@ -54,7 +53,15 @@ DEFAULT_SECONDS_PER_WORD = 0.4
 #: synthesizing it (protocol 6.7), or refused the ``speak`` itself (synthesis inline, as
 #: Google's, or the provider not connected: no completion follows then).
 _REFUSED = "Failed to synthesize speech:"
-_FAILED_SPEECH = ("TTS error:", _REFUSED)
+#: A ``speak`` the session cannot take at all (protocol 6.3; no audio, no completion
+#: follow, as for a refused one), and the SDK's fix added to its error.
+_CANNOT_SPEAK = {
+    "Audio processing is disabled": " (audio is off in this session: a client made with "
+    "without_audio=True cannot speak; make it with a tts_config and without_audio=False)",
+    "Voice manager not configured": " (no TTS in this session: connect with a tts_config)",
+}
+_REFUSALS = (_REFUSED, *_CANNOT_SPEAK)
+_FAILED_SPEECH = ("TTS error:", *_REFUSALS)
 
 SendSpeak = Callable[[str, bool, bool], Awaitable[None]]
 SendClear = Callable[[], Awaitable[None]]
@@ -141,6 +148,12 @@ class SpeechQueue:
         self._tally = tally
         self._handles: deque[SpeechHandle] = deque()
         self._muted = False
+        # A completion is due: a ``speak`` went out since the last completion, ``clear``
+        # or refusal. The oldest speech of one ``speak`` sent when none was due is
+        # ``_alone``: the next completion is its own, audio or not (text that makes no
+        # sound, "...", gets a completion and no frame).
+        self._due = False
+        self._alone: Optional[SpeechHandle] = None
         # The head handle is credited with the audio received since these counts.
         self._crediting = False
         self._mark_frames = 0
@@ -359,6 +372,10 @@ class SpeechQueue:
     def chunk_sent(self, handle: SpeechHandle, *, last: bool) -> None:
         """The ``speak`` of the chunk added last is on the wire."""
         handle._sent += 1
+        handles = self._handles
+        first = handle._sent == 1 and not self._due and not self._muted
+        self._alone = handle if first and handles and handles[0] is handle else None
+        self._due = True
         # Audio counts as after the last chunk only once every chunk added went out.
         if handle._sent == len(handle._chunks):
             handle._sent_frames = self._received()[0]
@@ -475,24 +492,20 @@ class SpeechQueue:
                         await self._send(handle, chunk, flush and not handle._chunks)
             for chunk in cutter.finish():
                 await self._send(handle, chunk, flush and not handle._chunks)
-        except asyncio.CancelledError as exc:
-            if handle.done or task_cancelled():
-                # Ours: the handle ended (interrupted, lost, failed) and cancelled its
-                # feed, or the task itself was cancelled (a loop shutting down).
-                if not handle.done:
-                    self.abandon(handle, None)
-                await _close_source(pieces)
-                raise
-            # The source's own: it awaited something cancelled elsewhere (an LLM request
-            # task): a failure of the source like any other, not the end of the speech.
-            self.source_ended(handle, exc)
-            await _close_source(pieces)
-            return
         except BaseException as exc:
-            # The source, the segmenter or a send failed: the handle raises it, once the
-            # chunks on the server played out (nothing sent: now).
-            self.source_ended(handle, exc)
+            # A cancellation is ours when the handle ended (interrupted, lost, failed) and
+            # cancelled its feed, or the task itself was cancelled (a loop shutting down).
+            # Else the source, the segmenter or a send failed (a source's own
+            # CancelledError too: it awaited an LLM request cancelled elsewhere): the
+            # handle raises it, once the chunks on the server played out (none sent: now).
+            ours = isinstance(exc, asyncio.CancelledError) and (handle.done or task_cancelled())
+            if not ours:
+                self.source_ended(handle, exc)
+            elif not handle.done:
+                self.abandon(handle, None)
             await _close_source(pieces)
+            if ours:
+                raise
             return
         self.source_ended(handle)  # (nothing to say: done at once)
 
@@ -557,6 +570,7 @@ class SpeechQueue:
         handles = list(self._handles)
         self._handles.clear()
         self._muted = True
+        self._due = False  # cleared speech gets no completion (sent here or by the app)
         unplayed = 0
         output = self._output
         if output is not None:
@@ -633,6 +647,8 @@ class SpeechQueue:
             self._resolve()
         if self._crediting:
             self._complete(*self._received())
+        self._due = False
+        self._alone = None
         if self._tally is not None or self._listening:
             self._relisten()
 
@@ -649,8 +665,10 @@ class SpeechQueue:
         if not (handles and self._crediting):
             return
         handle = handles[0]
-        if (frames > handle._sent_frames and frames > self._mark_frames) or (
-            handle._failure is not None
+        if (
+            (frames > handle._sent_frames and frames > self._mark_frames)
+            or handle._failure is not None
+            or (handle is self._alone and len(handle._chunks) == 1)
         ):
             if handle.sent_all:
                 self._finish_head(handle, frames, size)
@@ -739,7 +757,8 @@ class SpeechQueue:
         if not candidates:
             logger.debug("a TTS error with no speech of ours to credit it to: %s", message)
             return
-        error = SaynaTTSError(message)
+        fix = next((f for start, f in _CANNOT_SPEAK.items() if message.startswith(start)), "")
+        error = SaynaTTSError(message + fix)
         for handle in candidates:
             if not frames > handle._sent_frames:  # no audio since its last chunk went out
                 self._fail(handle, error, frames, size)
@@ -750,8 +769,10 @@ class SpeechQueue:
             else:
                 self._pending = (error, frames, size, candidates[0], candidates[-1])
         refused = self.refused
-        if refused is not None and not self._handles and message.startswith(_REFUSED):
-            refused()
+        if not self._handles and message.startswith(_REFUSALS):
+            self._due = False  # no completion for the last speech
+            if refused is not None:
+                refused()
         self._relisten()
 
     def _resolve(self) -> None:
@@ -790,6 +811,7 @@ class SpeechQueue:
         self._settle_head()
         handles = list(self._handles)
         self._handles.clear()
+        self._due, self._alone = False, None  # the next session owes nothing
         for handle in handles:
             handle._finish(interrupted=True, error=handle._failure, lost=True)
         self._check_reply()  # (ended)
