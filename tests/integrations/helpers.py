@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
 from array import array
 from typing import Optional
 
@@ -77,6 +78,72 @@ class CuttableProxy:
         try:
             while True:
                 data = await source.read(65536)
+                if not data:
+                    break
+                sink.write(data)
+                await sink.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            sink.close()
+
+
+class StallingProxy:
+    """A TCP proxy on 127.0.0.1 (port 0) to ``target_port`` whose uplink (client to
+    server) can be stalled: :meth:`stall` stops reading from the client (a congested
+    network), so the client's writes soon wait for the socket; :meth:`resume` goes on.
+    Its sockets have small receive buffers, so the stall shows soon."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._server: Optional[asyncio.AbstractServer] = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stall(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
+    async def __aenter__(self) -> StallingProxy:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # (before listen)
+        listener.bind(("127.0.0.1", 0))
+        self._server = await asyncio.start_server(self._accept, sock=listener)
+        self.port = listener.getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        for source, sink, gate in ((reader, up_writer, self._flowing), (up_reader, writer, None)):
+            task = asyncio.ensure_future(self._pipe(source, sink, gate))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _pipe(
+        source: asyncio.StreamReader, sink: asyncio.StreamWriter, gate: Optional[asyncio.Event]
+    ) -> None:
+        try:
+            while True:
+                if gate is not None:
+                    await gate.wait()
+                data = await source.read(4096)
                 if not data:
                     break
                 sink.write(data)

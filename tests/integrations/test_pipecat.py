@@ -57,7 +57,7 @@ from sayna_client.errors import SaynaValidationError
 from sayna_client.integrations.pipecat import SaynaSTTService, SaynaTTSService
 from sayna_client.server import Faults, LocalServer
 
-from .helpers import CuttableProxy, frames_of, tone_bursts
+from .helpers import CuttableProxy, StallingProxy, frames_of, tone_bursts
 
 IN_RATE = 16000
 OUT_RATE = 24000
@@ -65,7 +65,7 @@ OUT_RATE = 24000
 WORD_BYTES = 2 * OUT_RATE * 180 // 1000
 
 
-def make_client(server: LocalServer | CuttableProxy, **options: Any) -> SaynaClient:
+def make_client(server: LocalServer | CuttableProxy | StallingProxy, **options: Any) -> SaynaClient:
     return SaynaClient(
         server.url,
         STTConfig(provider="deepgram", model="nova-2"),
@@ -577,6 +577,55 @@ async def test_without_interruption_the_next_text_waits_for_the_speech_sayna_kee
     assert context_audio(sink.frames, okay) == WORD_BYTES
     assert [m["type"] for m in session.messages][1:] == ["speak", "speak"]  # no clear
     assert len(session.sent_of_type("tts_playback_complete")) == 2
+
+
+async def test_without_interruption_a_speak_cancelled_while_it_waits_for_the_network(
+    server: LocalServer,
+) -> None:
+    """allow_interruption=False, and the interruption comes while the sentence's speak
+    waits for a congested uplink: the SDK still sends it, so the next text waits for
+    its completion and gets only its own audio (it got the interrupted sentence's)."""
+    async with StallingProxy(server.port) as proxy:
+        client = make_client(proxy)
+        async with Agent(client, ScriptedLLM([]), allow_interruption=False) as agent:
+            loop = asyncio.get_running_loop()
+            waiting_since: list[float] = []  # set while an audio frame waits
+
+            async def caller_audio() -> None:  # the caller's audio keeps the uplink busy
+                while True:
+                    waiting_since[:] = [loop.time()]
+                    await client.on_audio_input(bytes(640))
+                    waiting_since.clear()
+
+            proxy.stall()
+            uploading = asyncio.ensure_future(caller_audio())
+            try:
+                # The uplink is full once an audio frame waits for it (a frame that
+                # does not wait is taken in the same turn of the loop).
+                await eventually(lambda: waiting_since and loop.time() - waiting_since[0] > 0.3)
+                await agent.worker.queue_frame(
+                    TTSSpeakFrame("one two three four five six seven eight nine ten")
+                )
+                speech = client.speech
+                await eventually(lambda: speech.current is not None)
+                assert speech.current is not None
+                assert not speech.current.sent_all  # its speak waits for the uplink
+                await agent.worker.queue_frame(InterruptionFrame())
+                await agent.worker.queue_frame(TTSSpeakFrame("Okay."))
+            finally:
+                uploading.cancel()
+                await asyncio.gather(uploading, return_exceptions=True)
+                proxy.resume()
+            sink = agent.sink
+
+            def ended() -> list[str]:  # (the interrupted context ends with no stop)
+                return [c for c, seen in contexts(sink.frames).items() if seen[-1:] == ["stopped"]]
+
+            (okay,) = await sink.wait_for(ended, timeout=60)
+            session = server.records.last_session
+    assert speaks_of(session) == ["one two three four five six seven eight nine ten", "Okay."]
+    assert context_audio(sink.frames, okay) == WORD_BYTES
+    assert audio_bytes(sink.frames) == WORD_BYTES  # none of the interrupted sentence's
 
 
 async def test_a_reply_paused_past_the_stop_timeout_has_balanced_started_and_stopped(

@@ -7,6 +7,7 @@ import weakref
 from collections import deque
 from typing import Any, NamedTuple, Optional
 
+from ..agents.handle import SpeechHandle
 from ..client import SaynaClient
 from ..errors import SaynaError, SaynaValidationError
 from ..protocol.encodings import canonical
@@ -227,7 +228,10 @@ class SpeakQueue:
     is not held up by texts of a later one added meanwhile.
 
     Sending failures are returned, not raised (as :class:`Unsent`): the failed text is
-    dropped and the next one is tried.
+    dropped and the next one is tried. A caller cancelled while its ``speak`` waits
+    for the socket: if the ``speak`` was already handed to the socket (the SDK then
+    still sends it), the text stays in flight, disowned (:meth:`disown`), so the next
+    text waits for its end and its audio goes to no one; otherwise it is dropped.
     """
 
     def __init__(self, client: SaynaClient, *, allow_interruption: bool = True) -> None:
@@ -354,12 +358,27 @@ class SpeakQueue:
         while self._pending and not self._in_flight and not self._held:
             text, tag = self._take()
             self._in_flight, self._current = True, tag
+            # The handle of this speak (the first opened during the call): cancelled
+            # after the speak was handed to the socket (it waited for the peer to read),
+            # the SDK still sends it, and the handle says so (sent_all).
+            handles: list[SpeechHandle] = []
+            remove = self.client.speech.on_open(handles.append)
             try:
                 await self.client.speak(text, allow_interruption=self.allow_interruption)
             except SaynaError as exc:
                 self._end_current()
                 unsent.append(Unsent(text, tag, exc))
+            except asyncio.CancelledError:
+                if handles and handles[0].sent_all:
+                    # On the wire all the same: it stays in flight, so the next text
+                    # waits for its end and does not get its audio.
+                    self.disown()
+                else:
+                    self._end_current()
+                raise
             except BaseException:
                 self._end_current()
                 raise
+            finally:
+                remove()
         return unsent
