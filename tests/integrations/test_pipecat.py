@@ -435,6 +435,28 @@ async def test_a_reconnection_that_gives_up_is_reported_once(server: LocalServer
     assert agent.errors == ["Sayna: gone", "Sayna session closed: reconnecting gave up"]
 
 
+async def test_a_session_lost_for_good_is_reported_once_and_nothing_more_is_sent(
+    server: LocalServer,
+) -> None:
+    """No ReconnectPolicy and the connection is lost: one ErrorFrame, permanent, and
+    both services become unusable; the caller's audio and the sentences after it are
+    neither sent nor reported one by one."""
+    async with CuttableProxy(server.port) as proxy:
+        client = make_client(proxy)
+        async with Agent(client, ScriptedLLM([])) as agent:
+            await agent.say(1)
+            await agent.heard.wait_for(lambda: agent.heard.of(TranscriptionFrame))
+            proxy.cut()
+            await eventually(lambda: agent.errors)
+            await eventually(lambda: not agent.stt.is_usable and not agent.tts.is_usable)
+            await agent.say(2)  # the caller goes on talking, the bot too
+            for text in ("One.", "Two.", "Three."):
+                await agent.worker.queue_frame(TTSSpeakFrame(text))
+    (error,) = agent.errors
+    assert error.startswith("Sayna session closed: ")
+    assert agent.frames[0].processor.is_usable is False  # (pushed as permanent)
+
+
 async def test_a_rejected_config_makes_both_services_unusable(server: LocalServer) -> None:
     server.faults = Faults(reject_config_error="no such voice")
     client = make_client(server, reconnect=ReconnectPolicy(initial_backoff=0.05))

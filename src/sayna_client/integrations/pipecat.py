@@ -36,6 +36,7 @@ from ..errors import (
     SaynaConfigRejectedError,
     SaynaConnectionError,
     SaynaError,
+    SaynaNotConnectedError,
     SaynaTimeoutError,
     SaynaValidationError,
 )
@@ -128,6 +129,7 @@ class _SessionService(AIService):
     _reader: Any = None
     _closing = False
     _lost = False  # the last close was one the client reconnects after
+    _ended = False  # the session ended for good: nothing more is sent or reported
 
     @property
     def client(self) -> SaynaClient:
@@ -147,6 +149,7 @@ class _SessionService(AIService):
         """
         await super().start(frame)
         self._closing = False
+        self._ended = False
         events = self._client.events()  # subscribe before connecting
         try:
             await self._session.acquire(self)
@@ -274,7 +277,8 @@ class _SessionService(AIService):
         ``ErrorFrame`` (once per session: only the first service on it reports). A close
         the client recovers from (``will_reconnect``) is not one: only the end of its
         reconnection, if it gives up (the ``ConnectionClosed`` that ends it, or
-        :meth:`_report_end`); ``reconnected`` ends it."""
+        :meth:`_report_end`); ``reconnected`` ends it. An unexpected end makes the
+        services unusable (:meth:`_end_for_good`)."""
         if event.type == "reconnected":
             self._lost = False
             return
@@ -284,20 +288,34 @@ class _SessionService(AIService):
                 self._lost = True  # (until reconnected, or the close that ends it)
             else:
                 gave_up, self._lost = self._lost, False
-        if not self._session.is_reporter(self):
-            return
         if event.type == "error":
-            await self.push_error(f"Sayna: {event.message}")
+            if self._session.is_reporter(self) and not self._ended:
+                await self.push_error(f"Sayna: {event.message}")
         elif not (self._closing or event.initiated_by_client or event.will_reconnect):
             reason = "reconnecting gave up" if gave_up else event.message
-            await self.push_error(f"Sayna session closed: {reason}")
+            await self._end_for_good(f"Sayna session closed: {reason}")
 
     async def _report_end(self) -> None:
         """The session's events ended: after a close the client was recovering from,
-        its reconnection gave up (reported as an ``ErrorFrame``, once per session)."""
+        its reconnection gave up (see :meth:`_end_for_good`)."""
         lost, self._lost = self._lost, False
-        if lost and not self._closing and self._session.is_reporter(self):
-            await self.push_error("Sayna session closed: reconnecting gave up")
+        if lost and not self._closing:
+            await self._end_for_good("Sayna session closed: reconnecting gave up")
+
+    async def _end_for_good(self, message: str) -> None:
+        """The session ended unexpectedly and will not come back: ``message`` is pushed
+        once per session (by the first service on it) with
+        ``force_treat_as_permanent=True``, and every service on it becomes unusable, so
+        Pipecat stops giving them work (its ``ProcessorUnusablePolicy`` applies). From
+        then on the services send nothing and report nothing more (until the pipeline
+        starts again)."""
+        if self._ended:
+            return
+        self._ended = True
+        if self._session.is_reporter(self):
+            await self.push_error(message, force_treat_as_permanent=True)
+        else:
+            await self.set_usable(False)
 
 
 class SaynaSTTService(_SessionService, STTService):
@@ -381,10 +399,19 @@ class SaynaSTTService(_SessionService, STTService):
         """Send one frame of input audio to Sayna; results arrive on the reader task.
 
         A failed send is reported once as an ``ErrorFrame`` (then again only after a
-        send has succeeded), so a lost session does not flood the pipeline.
+        send has succeeded), so a lost session does not flood the pipeline; a session
+        that ended is reported by the service that reads its end, not here, and nothing
+        is sent once it was.
         """
+        if self._ended:
+            yield None
+            return
         try:
             await self._client.on_audio_input(audio)
+        except SaynaNotConnectedError as exc:
+            # The session ended (its end is reported when its close is read) or never
+            # opened (the failure to connect is reported).
+            logger.debug("Sayna STT: audio not sent: %s", exc)
         except SaynaError as exc:
             if not self._send_failed:
                 self._send_failed = True
@@ -555,6 +582,10 @@ class SaynaTTSService(_SessionService, TTSService):
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Optional[Frame], None]:
         """Queue ``text`` of ``context_id`` for ``client.speak``; its audio arrives on
         the reader task."""
+        if self._ended:  # (Pipecat gives an unusable service no text; this is a race)
+            logger.debug("Sayna TTS: the session ended, text dropped: %r", text)
+            yield None
+            return
         if context_id not in self._replies:
             self._replies[context_id] = _Reply()
         await self._unsent(await self._speaks.add(text, context_id))
@@ -668,11 +699,13 @@ class SaynaTTSService(_SessionService, TTSService):
     async def _unsent(self, unsent: list[Unsent]) -> None:
         """Report texts ``speak`` failed for, and end their contexts if done."""
         for item in unsent:
-            if self._session.is_owner(self):
+            if self._session.is_owner(self) and not (
+                self._ended or isinstance(item.error, SaynaNotConnectedError)
+            ):
                 await self.push_error(
                     f"Sayna TTS: speak failed: {item.error}", exception=item.error
                 )
-            else:  # not connected: the failure to connect is reported (not once a text)
+            else:  # not connected, or the session ended: reported once, not once a text
                 logger.warning("Sayna TTS: not connected, text dropped: %r", item.text)
         for context_id in dict.fromkeys(item.tag for item in unsent):
             await self._settle(context_id)
