@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import socket
 from array import array
-from typing import Optional
+from typing import Any, Callable, Optional
+
+import aiohttp
+from aiohttp import web
 
 
 def tone_bursts(words: int, sample_rate: int, *, silence_after: float = 1.0) -> bytes:
@@ -86,6 +90,91 @@ class CuttableProxy:
             pass
         finally:
             sink.close()
+
+
+class SwallowingProxy:
+    """A WebSocket proxy on 127.0.0.1 (port 0) to a Sayna server's ``/ws``: forwards
+    every message both ways except the client's text commands ``swallow(command)``
+    returns True for (the server never hears them: a ``speak`` swallowed gets no audio
+    and no completion, as when a provider hangs or a completion is lost)."""
+
+    def __init__(self, target_ws_url: str, swallow: Callable[[dict[str, Any]], bool]) -> None:
+        self.target_ws_url = target_ws_url
+        self.swallow = swallow
+        self.swallowed: list[dict[str, Any]] = []
+        self.port = 0
+        self._runner: Optional[web.AppRunner] = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> SwallowingProxy:
+        app = web.Application()
+        app.router.add_get("/ws", self._relay)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    async def _relay(self, request: web.Request) -> web.WebSocketResponse:
+        client = web.WebSocketResponse()
+        await client.prepare(request)
+        headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(self.target_ws_url, headers=headers) as server,
+        ):
+
+            async def up() -> None:
+                async for msg in client:
+                    if msg.type == aiohttp.WSMsgType.TEXT:
+                        command = json.loads(msg.data)
+                        if isinstance(command, dict) and self.swallow(command):
+                            self.swallowed.append(command)
+                        else:
+                            await server.send_str(msg.data)
+                    elif msg.type == aiohttp.WSMsgType.BINARY:
+                        await server.send_bytes(msg.data)
+                await server.close()
+
+            async def down() -> None:
+                async for msg in server:
+                    if msg.type == aiohttp.WSMsgType.TEXT:
+                        await client.send_str(msg.data)
+                    elif msg.type == aiohttp.WSMsgType.BINARY:
+                        await client.send_bytes(msg.data)
+                await client.close()
+
+            tasks = [asyncio.ensure_future(up()), asyncio.ensure_future(down())]
+            try:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        return client
+
+
+def first_speak(texts: list[str]) -> Callable[[dict[str, Any]], bool]:
+    """A ``swallow`` for :class:`SwallowingProxy`: the first ``speak`` of each text in
+    ``texts`` (whitespace stripped), once."""
+    left = list(texts)
+
+    def swallow(command: dict[str, Any]) -> bool:
+        text = str(command.get("text", "")).strip()
+        if command.get("type") == "speak" and text in left:
+            left.remove(text)
+            return True
+        return False
+
+    return swallow
 
 
 class StallingProxy:

@@ -17,7 +17,7 @@ if sys.version_info < (3, 10):
     )
 
 from livekit import rtc
-from livekit.agents import APIConnectOptions, APIStatusError, stt, tts
+from livekit.agents import APIConnectOptions, APIStatusError, APITimeoutError, stt, tts
 
 from helpers.internals import server_state
 from helpers.waiting import eventually
@@ -26,7 +26,7 @@ from sayna_client.errors import SaynaValidationError
 from sayna_client.integrations import livekit as sayna
 from sayna_client.server import Faults, LocalServer
 
-from .helpers import frames_of, tone_bursts
+from .helpers import SwallowingProxy, first_speak, frames_of, tone_bursts
 
 STT_RATE = 16000
 TTS_RATE = 24000
@@ -357,6 +357,39 @@ async def test_tts_refused_speak_is_retried_on_a_new_session(
     (error,) = errors
     assert error.recoverable
     assert "Failed to synthesize speech" in str(error.error)
+
+
+@pytest.mark.parametrize("kind", ["chunked", "stream"])
+async def test_tts_sentence_without_answer_times_out_and_is_retried(
+    server: LocalServer, kind: str
+) -> None:
+    """A speak that gets neither audio nor its completion (a provider that hangs; here
+    the server never hears it) fails after conn_options.timeout with a retryable
+    APITimeoutError, as LiveKit's own TTS does: LiveKit speaks it again on a new
+    session."""
+    async with SwallowingProxy(server.ws_url, first_speak(["One two."])) as proxy:
+        plugin = sayna.TTS(url=proxy.url, **configs())  # type: ignore[arg-type]
+        errors: list[tts.TTSError] = []
+        plugin.on("error", errors.append)
+        options = APIConnectOptions(max_retry=1, timeout=0.5, retry_interval=0.01)
+        try:
+            stream: tts.ChunkedStream | tts.SynthesizeStream
+            if kind == "chunked":
+                stream = plugin.synthesize("One two.", conn_options=options)
+            else:
+                stream = plugin.stream(conn_options=options)
+                stream.push_text("One two. ")
+                stream.end_input()
+            frames = await asyncio.wait_for(collect(stream), 30)
+            await stream.aclose()
+        finally:
+            await plugin.aclose()
+    assert len(proxy.swallowed) == 1
+    assert words_of(frames) == 2
+    assert len(server.records.sessions) == 2
+    (error,) = errors
+    assert error.recoverable
+    assert isinstance(error.error, APITimeoutError)
 
 
 async def test_tts_stream_interrupted_clears_and_drops_the_session(

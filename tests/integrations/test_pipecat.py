@@ -57,7 +57,14 @@ from sayna_client.errors import SaynaValidationError
 from sayna_client.integrations.pipecat import SaynaSTTService, SaynaTTSService
 from sayna_client.server import Faults, LocalServer
 
-from .helpers import CuttableProxy, StallingProxy, frames_of, tone_bursts
+from .helpers import (
+    CuttableProxy,
+    StallingProxy,
+    SwallowingProxy,
+    first_speak,
+    frames_of,
+    tone_bursts,
+)
 
 IN_RATE = 16000
 OUT_RATE = 24000
@@ -65,7 +72,9 @@ OUT_RATE = 24000
 WORD_BYTES = 2 * OUT_RATE * 180 // 1000
 
 
-def make_client(server: LocalServer | CuttableProxy | StallingProxy, **options: Any) -> SaynaClient:
+def make_client(
+    server: LocalServer | CuttableProxy | StallingProxy | SwallowingProxy, **options: Any
+) -> SaynaClient:
     return SaynaClient(
         server.url,
         STTConfig(provider="deepgram", model="nova-2"),
@@ -648,6 +657,32 @@ async def test_without_interruption_a_speak_cancelled_while_it_waits_for_the_net
     assert speaks_of(session) == ["one two three four five six seven eight nine ten", "Okay."]
     assert context_audio(sink.frames, okay) == WORD_BYTES
     assert audio_bytes(sink.frames) == WORD_BYTES  # none of the interrupted sentence's
+
+
+async def test_a_sentence_that_gets_no_answer_is_given_up_and_the_next_is_spoken(
+    server: LocalServer,
+) -> None:
+    """A speak that gets neither audio nor a completion (a provider that hangs, a
+    completion lost: here the server never hears it) is given up after
+    sentence_timeout: an ErrorFrame says so, its context ends, the next is spoken."""
+    async with SwallowingProxy(server.ws_url, first_speak(["Hello."])) as proxy:
+        client = make_client(proxy)
+        async with Agent(client, ScriptedLLM([]), sentence_timeout=0.5) as agent:
+            sink = agent.sink
+            await agent.worker.queue_frame(TTSSpeakFrame("Hello."))
+            await agent.worker.queue_frame(TTSSpeakFrame("Second."))
+            await sink.wait_for(lambda: len(contexts(sink.frames)) == 2)
+            hello, second = contexts(sink.frames)
+            await sink.wait_for(lambda: contexts(sink.frames)[second][-1:] == ["stopped"])
+            await sink.wait_for(lambda: contexts(sink.frames)[hello][-1:] == ["stopped"])
+            session = server.records.last_session
+    assert [c["text"].strip() for c in proxy.swallowed] == ["Hello."]
+    assert speaks_of(session) == ["Second."]
+    assert context_audio(sink.frames, hello) == 0
+    assert context_audio(sink.frames, second) == WORD_BYTES
+    assert [e for e in agent.errors if "given up" in e] == [
+        "Sayna TTS: no audio and no completion for 0.5 s: sentence given up"
+    ]
 
 
 async def test_a_reply_paused_past_the_stop_timeout_has_balanced_started_and_stopped(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections import deque
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from ..agents.handle import SpeechHandle
 from ..client import SaynaClient
@@ -232,11 +232,30 @@ class SpeakQueue:
     for the socket: if the ``speak`` was already handed to the socket (the SDK then
     still sends it), the text stays in flight, disowned (:meth:`disown`), so the next
     text waits for its end and its audio goes to no one; otherwise it is dropped.
+
+    ``timeout`` (seconds; None: no limit) bounds the wait for a text's end: when a text
+    in flight gets neither audio (:meth:`progress`) nor its end for that long,
+    ``on_stall(serial)`` is called (inline, from the event loop): its owner then ends
+    it with :meth:`expire`.
     """
 
-    def __init__(self, client: SaynaClient, *, allow_interruption: bool = True) -> None:
+    def __init__(
+        self,
+        client: SaynaClient,
+        *,
+        allow_interruption: bool = True,
+        timeout: Optional[float] = None,
+        on_stall: Optional[Callable[[int], None]] = None,
+    ) -> None:
+        if timeout is not None and not timeout > 0:
+            raise SaynaValidationError(f"timeout is seconds > 0 or None, not {timeout!r}")
         self.client = client
         self.allow_interruption = allow_interruption
+        self.timeout = timeout
+        self._on_stall = on_stall
+        self._serial = 0  # the number of texts sent: which one a stall is about
+        self._progress_at = 0.0  # loop time of the in-flight text's last sign of life
+        self._timer: Optional[asyncio.TimerHandle] = None
         self._pending: deque[tuple[str, Any]] = deque()
         self._in_flight = False
         self._current: Any = None  # the tag of the text in flight (None: no audio owner)
@@ -261,9 +280,28 @@ class SpeakQueue:
         when its audio belongs to nobody (:meth:`disown`)."""
         return self._current if self._in_flight else None
 
+    @property
+    def serial(self) -> int:
+        """The number of texts sent so far: the in-flight text's, for :meth:`expire`."""
+        return self._serial
+
     def holds(self, tag: Any) -> bool:
         """True while a text of ``tag`` is in flight or waiting."""
         return tag in self._rank
+
+    def progress(self) -> None:
+        """Audio of the text in flight arrived: its ``timeout`` starts again."""
+        if self._timer is not None:
+            self._progress_at = asyncio.get_running_loop().time()
+
+    async def expire(self, serial: int) -> Optional[list[Unsent]]:
+        """The text sent as number ``serial`` stalled (see ``on_stall``): end it and send
+        the next one. Returns the texts not sent, or None when that text had already
+        ended (nothing changed)."""
+        if not self._in_flight or serial != self._serial:
+            return None
+        self._end_current()
+        return await self._next()
 
     async def add(self, text: str, tag: Any = None) -> list[Unsent]:
         """Speak ``text`` now, or after the texts before it ended. Returns the texts
@@ -328,11 +366,41 @@ class SpeakQueue:
         self._in_flight = False
         self._current = None
         self._held = False
+        self._stop_timer()
 
     def _end_current(self) -> None:
         tag, self._current = self._current, None
         self._in_flight = False
+        self._stop_timer()
         self._forget(tag)
+
+    def _start_timer(self) -> None:
+        """The text in flight is on the wire: watch for its end (``timeout``)."""
+        if self.timeout is None or self._on_stall is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._progress_at = loop.time()
+        self._timer = loop.call_at(self._progress_at + self.timeout, self._check, self._serial)
+
+    def _stop_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _check(self, serial: int) -> None:
+        """The timer of text ``serial`` fired: stalled, unless audio came meanwhile
+        (then it is set again from the last audio; one timer per text, not per chunk)."""
+        timer = self._timer
+        if timer is None or serial != self._serial or self.timeout is None:
+            return
+        due = self._progress_at + self.timeout
+        loop = asyncio.get_running_loop()
+        if loop.time() < due:
+            self._timer = loop.call_at(due, self._check, serial)
+            return
+        self._timer = None
+        if self._on_stall is not None:
+            self._on_stall(serial)
 
     def _forget(self, tag: Any) -> None:
         """Drop the rank of ``tag`` once none of its texts is in flight or waiting."""
@@ -358,6 +426,7 @@ class SpeakQueue:
         while self._pending and not self._in_flight and not self._held:
             text, tag = self._take()
             self._in_flight, self._current = True, tag
+            self._serial += 1
             # The handle of this speak (the first opened during the call): cancelled
             # after the speak was handed to the socket (it waited for the peer to read),
             # the SDK still sends it, and the handle says so (sent_all).
@@ -373,12 +442,15 @@ class SpeakQueue:
                     # On the wire all the same: it stays in flight, so the next text
                     # waits for its end and does not get its audio.
                     self.disown()
+                    self._start_timer()
                 else:
                     self._end_current()
                 raise
             except BaseException:
                 self._end_current()
                 raise
+            else:
+                self._start_timer()
             finally:
                 remove()
         return unsent

@@ -506,7 +506,11 @@ class SaynaTTSService(_SessionService, TTSService):
     With ``allow_interruption=False`` Sayna ignores ``clear``: the sentence in flight
     is let finish (its audio dropped) before the next one is sent. A session lost and
     re-established (the client's ``ReconnectPolicy``) ends the sentence in flight; the
-    sentences not sent yet follow on the new session.
+    sentences not sent yet follow on the new session. A sentence that gets neither
+    audio nor its completion for ``sentence_timeout`` seconds (a provider that hangs,
+    a completion lost) is given up: an ``ErrorFrame`` says so, ``clear`` is sent
+    (unless ``allow_interruption=False``), its context ends if it was its last
+    sentence, and the next sentence is sent.
     Metrics: TTFB (text sent to first audio), TTFA, and per context a processing time
     from its first ``speak`` to the end of its last.
 
@@ -515,11 +519,14 @@ class SaynaTTSService(_SessionService, TTSService):
             its session); its ``tts_config.audio_format`` must be ``linear16``.
         sample_rate: output rate; defaults to the pipeline's ``audio_out_sample_rate``.
         allow_interruption: sent with every ``speak``: False makes Sayna ignore ``clear``.
+        sentence_timeout: seconds a sentence sent may go without audio or completion
+            before it is given up (None: wait for ever).
         **kwargs: passed to Pipecat's ``TTSService``.
 
     Raises:
-        SaynaValidationError: ``client`` is not a ``SaynaClient`` with audio, or its
-            ``tts_config`` does not produce raw PCM.
+        SaynaValidationError: ``client`` is not a ``SaynaClient`` with audio, its
+            ``tts_config`` does not produce raw PCM, or ``sentence_timeout`` is not
+            above 0.
     """
 
     _label = "TTS"
@@ -530,6 +537,7 @@ class SaynaTTSService(_SessionService, TTSService):
         client: SaynaClient,
         sample_rate: Optional[int] = None,
         allow_interruption: bool = True,
+        sentence_timeout: Optional[float] = 5.0,
         **kwargs: Any,
     ) -> None:
         self._client = check_client(client, "SaynaTTSService")
@@ -549,7 +557,12 @@ class SaynaTTSService(_SessionService, TTSService):
         kwargs.setdefault("append_trailing_space", True)
         super().__init__(sample_rate=sample_rate, **kwargs)
         self._session = SharedSession.of(client)
-        self._speaks = SpeakQueue(client, allow_interruption=allow_interruption)
+        self._speaks = SpeakQueue(
+            client,
+            allow_interruption=allow_interruption,
+            timeout=sentence_timeout,
+            on_stall=self._stalled,
+        )
         # The audio contexts with text queued or spoken, by context id.
         self._replies: dict[str, _Reply] = {}
         self._clear_due = False  # an interruption cut the sentence in flight
@@ -669,7 +682,36 @@ class SaynaTTSService(_SessionService, TTSService):
         await self._over()  # the session ended for good (a reconnection gave up)
         await self._report_end()
 
+    def _stalled(self, serial: int) -> None:
+        """The sentence sent as number ``serial`` got nothing for ``sentence_timeout``
+        (called by the speak queue's timer)."""
+        self.create_task(self._give_up(serial), name="sayna-tts-give-up")
+
+    async def _give_up(self, serial: int) -> None:
+        """Give up the stalled sentence ``serial`` (if it has not ended meanwhile):
+        report it, cancel it with ``clear`` where Sayna heeds it (its audio or completion
+        must not reach the next sentence), then send the next sentence."""
+        speaks = self._speaks
+        if not speaks.in_flight or speaks.serial != serial:
+            return
+        ended = speaks.current
+        await self.push_error(
+            f"Sayna TTS: no audio and no completion for {speaks.timeout} s: sentence given up"
+        )
+        if speaks.allow_interruption:
+            try:
+                await self._client.clear()
+            except SaynaError as exc:
+                logger.warning("Sayna TTS: clear failed: %s", exc)
+        unsent = await speaks.expire(serial)
+        if unsent is None:
+            return  # it ended meanwhile
+        await self._unsent(unsent)
+        if ended is not None:
+            await self._settle(ended)
+
     async def _on_audio(self, data: bytes) -> None:
+        self._speaks.progress()
         context_id = self._speaks.current
         if context_id is None:
             return  # cleared or disowned speech still on its way

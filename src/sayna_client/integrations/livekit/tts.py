@@ -159,7 +159,9 @@ class TTS(tts.TTS[Any]):
             async with self._pool.connection(timeout=conn_options.timeout) as client:
                 segment = request_id if streamed else None
                 try:
-                    await _speak_all(client, sentences, emitter, segment, on_speak)
+                    await _speak_all(
+                        client, sentences, emitter, segment, on_speak, conn_options.timeout
+                    )
                 except BaseException:
                     # Interrupted or failed: the pool drops this session but would close
                     # it only at its next use; close it now (also when cancelled).
@@ -181,13 +183,28 @@ async def _speak_all(
     emitter: tts.AudioEmitter,
     request_id: Optional[str],
     on_speak: Any = None,
+    timeout: float = 0.0,
 ) -> None:
     """Speak each sentence of ``sentences`` (async iterable of str) one at a time on
     ``client`` and push the audio to ``emitter`` until the last one completed, as one
     segment named ``request_id`` (streams) or none (``None``: chunked). A cancelled or
-    failed synthesis sends ``clear`` (best effort) before it ends."""
+    failed synthesis sends ``clear`` (best effort) before it ends.
+
+    Raises:
+        APITimeoutError: a sentence sent got neither audio nor its completion for
+            ``timeout`` seconds (LiveKit's ``conn_options.timeout``; 0: no limit), as
+            LiveKit's own TTS bounds each receive: retryable.
+    """
     events: Any = client.events()  # dispatched on .type below
-    speaks = SpeakQueue(client)
+    stalled: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def on_stall(serial: int) -> None:
+        if not stalled.done():
+            stalled.set_exception(
+                APITimeoutError(f"Sayna: no audio and no completion for {timeout} s")
+            )
+
+    speaks = SpeakQueue(client, timeout=timeout if timeout > 0 else None, on_stall=on_stall)
     finished = asyncio.Event()
     state = {"input_done": False, "segment": False}
 
@@ -210,6 +227,7 @@ async def _speak_all(
         async for event in events:
             kind = event.type
             if kind == "tts_audio":
+                speaks.progress()
                 emitter.push(event.data)
             elif kind == "tts_playback_complete":
                 for unsent in await speaks.completed():
@@ -228,25 +246,27 @@ async def _speak_all(
     waiting = asyncio.ensure_future(finished.wait())
     completed = False
     try:
-        done, _ = await asyncio.wait(
-            {sending, receiving, waiting}, return_when=asyncio.FIRST_COMPLETED
-        )
+        first: set[asyncio.Future[Any]] = {sending, receiving, waiting, stalled}
+        done, _ = await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             task.result()
         while not waiting.done():  # the sender ended: wait for the last completion
-            done, _ = await asyncio.wait({receiving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            rest: set[asyncio.Future[Any]] = {receiving, waiting, stalled}
+            done, _ = await asyncio.wait(rest, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()
         completed = True
         if state["segment"]:
             emitter.end_segment()
     finally:
+        stalled.cancel()
         await utils.aio.gracefully_cancel(sending, receiving, waiting)
         if not completed and not speaks.idle:
             try:
                 await client.clear()
             except SaynaError as exc:
                 logger.debug("Sayna TTS: clear after an interrupted reply failed: %s", exc)
+        speaks.reset()  # (its timer)
 
 
 #: Sayna's ``error`` texts about speech-to-text (a TTS session sends no audio, but its
