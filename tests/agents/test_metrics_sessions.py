@@ -8,8 +8,9 @@ import asyncio
 import pytest
 
 from helpers.waiting import eventually
-from sayna_client import SaynaClient
+from sayna_client import SaynaClient, STTConfig, TTSConfig
 from sayna_client.agents import TurnRecord
+from sayna_client.server import LocalServer
 
 from .conftest import WAIT, Peer
 
@@ -110,3 +111,22 @@ async def test_a_reply_lost_with_the_connection_is_not_measured(
     summary = client.turn_metrics.summary()
     assert summary["end_to_first_audio"]["count"] == 0
     assert summary["tts_first_byte"]["count"] == 0
+
+
+async def test_seconds_transcribed_go_by_the_encoding_and_the_channels(server: LocalServer) -> None:
+    """It took two bytes a sample on one channel whatever the STT format: a second of
+    stereo 8 kHz mu-law (16,000 bytes) counted as one second only by chance, a second of
+    mono mu-law as half a second."""
+    for channels in (1, 2):
+        stt = STTConfig(
+            provider="deepgram",
+            model="nova-2",
+            sample_rate=8000,
+            encoding="mulaw",
+            channels=channels,
+        )
+        async with SaynaClient(server.url, stt, TTSConfig(provider="deepgram")) as client:
+            await client.connect()
+            for _ in range(50):  # one second in 20 ms frames
+                await client.on_audio_input(b"\xff" * 160 * channels)
+            assert _transcribed(client) == pytest.approx(1.0)

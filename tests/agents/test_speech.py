@@ -293,6 +293,15 @@ async def test_awaits_of_a_handle_are_independent_of_the_speech(agent: SaynaClie
     await handle  # done: returns at once
 
 
+async def test_a_wait_s_timeout_must_be_seconds(agent: SaynaClient) -> None:
+    """``handle.wait("5")`` raised asyncio's own TypeError from deep inside wait_for."""
+    handle = await agent.speak("one")
+    for bad in ("5", True, float("nan"), [5]):
+        with pytest.raises(SaynaValidationError, match=r"timeout must be a number of seconds"):
+            await handle.wait(bad)  # type: ignore[arg-type]
+    await handle.wait(10)
+
+
 async def test_every_await_of_a_failed_stream_raises(agent: SaynaClient) -> None:
     async def llm() -> AsyncIterator[str]:
         yield "Hello there. "

@@ -115,8 +115,15 @@ class SpeechHandle:
         Raises:
             asyncio.TimeoutError: not done within ``timeout`` seconds (speech goes on).
             SaynaTTSError: the server's TTS provider failed this speech.
+            SaynaValidationError: ``timeout`` is not a number of seconds or None.
             Exception: what the text source (``speak_stream``) or a ``speak`` raised.
         """
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout != timeout
+        ):
+            raise SaynaValidationError(
+                f"timeout must be a number of seconds or None (no limit), got {timeout!r}"
+            )
         if not self._done:
             await asyncio.wait_for(self._waiter(), timeout)
         elif self._error is not None:

@@ -20,6 +20,7 @@ from ..agents.metrics import TurnMetrics
 from ..agents.speech import SpeechQueue, bytes_per_second
 from ..errors import SaynaNotConnectedError, SaynaValidationError
 from ..protocol.commands import ClearMessage, encode, encode_speak
+from ..protocol.encodings import bytes_per_sample
 from .events import CallbackError
 
 if TYPE_CHECKING:
@@ -205,12 +206,17 @@ class SessionTurnMetrics(TurnMetrics):
     def transcribed(self) -> float:
         """Seconds of audio sent for transcription in every session of the client (the
         tracker's count, added to at each new session: nothing per frame), at the
-        current STT sample rate."""
+        current STT format (its encoding's sample size, its channels; 0 for a
+        compressed encoding, whose bytes say no duration)."""
         session = or_none(self._session)
         if session is None or session.stt_config is None:
             return 0.0
+        config = session.stt_config
+        width = bytes_per_sample(config.encoding)
+        if width is None:
+            return 0.0
         sent = session.tracker.audio_bytes_total()
-        return sent / (2.0 * session.stt_config.sample_rate)
+        return sent / (float(width) * config.sample_rate * config.channels)
 
     def tts_rate(self) -> Optional[float]:
         """Bytes per second of the session's TTS audio (None: compressed)."""
