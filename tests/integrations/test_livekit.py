@@ -17,7 +17,14 @@ if sys.version_info < (3, 10):
     )
 
 from livekit import rtc
-from livekit.agents import APIConnectOptions, APIStatusError, APITimeoutError, stt, tts
+from livekit.agents import (
+    APIConnectionError,
+    APIConnectOptions,
+    APIStatusError,
+    APITimeoutError,
+    stt,
+    tts,
+)
 
 from helpers.internals import server_state
 from helpers.waiting import eventually
@@ -196,6 +203,27 @@ async def test_stt_recognizer_failing_mid_stream_is_retried_on_a_new_session(
     (error,) = errors
     assert error.recoverable
     assert "STT streaming error" in str(error.error)
+
+
+async def test_stt_a_server_that_never_gets_ready_is_given_up_on(server: LocalServer) -> None:
+    """Each attempt timed out at exactly ``timeout`` and then cleaned up, so it lasted
+    longer than ``timeout``; LiveKit starts the retry budget over after such an attempt,
+    and the stream retried for ever (a session a second). Now ``max_retry`` holds."""
+    server.faults = Faults(never_send_ready=True)
+    plugin = sayna.STT(url=server.url, **configs())  # type: ignore[arg-type]
+    stream = plugin.stream(
+        conn_options=APIConnectOptions(max_retry=1, timeout=1, retry_interval=0.01)
+    )
+    stream.push_frame(rtc.AudioFrame(bytes(640), STT_RATE, 1, 320))
+
+    async def read() -> None:
+        async for _event in stream:
+            pass
+
+    with pytest.raises(APIConnectionError, match="after 1 attempts"):
+        await asyncio.wait_for(read(), 30)
+    await stream.aclose()
+    assert len(server.records.sessions) == 2  # the first try and one retry
 
 
 async def test_stt_end_input_mid_utterance_keeps_the_last_words(server: LocalServer) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Optional
 
 from livekit import rtc
@@ -34,7 +35,21 @@ __all__ = ["STT", "SpeechStream"]
 logger = logging.getLogger("sayna_client.integrations.livekit")
 
 _FRAME_MS = 20
+
+
 #: Sayna's ``error`` texts after which the session transcribes nothing more.
+def _connect_within(options: APIConnectOptions, started: float) -> float:
+    """Seconds left to connect an attempt that began at ``started`` (``time.time()``).
+
+    LiveKit starts the retry budget over after an attempt that lasted longer than
+    ``options.timeout`` (it had connected, so a failure after it is not consecutive): a
+    connect that times out exactly at ``timeout``, plus the attempt's own set-up and
+    clean-up, always lasted longer, and a server that never got ready was retried for
+    ever. The connect ends a little before (a tenth of the timeout, at most 0.5 s)."""
+    margin = min(0.5, 0.1 * options.timeout)
+    return max(0.0, options.timeout - margin - (time.time() - started))
+
+
 _RECOGNITION_FAILED = ("STT streaming error", "Failed to process audio")
 
 
@@ -175,6 +190,7 @@ class SpeechStream(stt.RecognizeStream):
         self._request_id = ""
 
     async def _run(self) -> None:
+        started = time.time()
         # A retry after a session lost mid-turn: that turn is over (its results are lost
         # with the session; its usage counts the audio sent), and the next one starts
         # with its own START_OF_SPEECH.
@@ -190,7 +206,9 @@ class SpeechStream(stt.RecognizeStream):
         events = client.events()
         try:
             try:
-                await asyncio.wait_for(client.connect(), self._conn_options.timeout)
+                await asyncio.wait_for(
+                    client.connect(), _connect_within(self._conn_options, started)
+                )
             except asyncio.TimeoutError:
                 raise APITimeoutError("Sayna: no session within the timeout") from None
             self._request_id = client.received_stream_id or utils.shortuuid()
