@@ -35,9 +35,18 @@ _SETTLE_SECONDS = 0.1
 _thread_numbers = itertools.count(1)
 
 
+def _named(what: str) -> tuple[str, str]:
+    """``what`` (``"speak()"``, ``"handle.wait()"``) as the user wrote it: its class
+    and method (``SyncSpeechHandle.wait()``), and the bound method to name in a fix
+    (``handle.wait``)."""
+    owner, _, method = what.rpartition(".")
+    title = "SyncSpeechHandle" if owner == "handle" else "SaynaSyncClient"
+    return f"{title}.{method}", f"{owner or 'client'}.{method.split('(')[0]}"
+
+
 def _deadlock_error(what: str) -> RuntimeError:
     return RuntimeError(
-        f"SaynaSyncClient.{what} was called on the client's own event-loop thread (from a "
+        f"{_named(what)[0]} was called on the client's own event-loop thread (from a "
         "callback?). It would wait for that very thread and deadlock. In a callback, use an "
         "async callback that awaits the async method on `client.async_client` (e.g. `await "
         "client.async_client.speak(...)`), or make the call from another thread."
@@ -161,11 +170,12 @@ class _Portal:
             raise _deadlock_error(what)
         served = served_by_this_thread(self.url) if serving else None
         if served is not None:
+            name, method = _named(what)
             raise RuntimeError(
-                f"SaynaSyncClient.{what} was called on the event-loop thread that runs the "
-                f"local Sayna server at {served}: the server cannot answer while this thread "
-                "waits. From async code, run the call in a worker thread (`await "
-                f"asyncio.to_thread(client.{what.split('(')[0]}, ...)`) or use SaynaClient."
+                f"{name} was called on the event-loop thread that runs the local Sayna "
+                f"server at {served}: the server cannot answer while this thread waits. "
+                "From async code, run the call in a worker thread (`await "
+                f"asyncio.to_thread({method}, ...)`) or use SaynaClient."
             )
 
     def submit(
@@ -216,6 +226,10 @@ class _Portal:
         """Shut down (``client.disconnect(graceful=..., drain=...)``) and join the loop
         thread; at most ``timeout`` seconds when given."""
         self.check_thread("close()", serving=False)
+        if served_by_this_thread(self.url):
+            # The server cannot answer while this thread waits: a graceful close would
+            # wait the whole drain time for nothing. At once, as abort().
+            graceful = False
         if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
             return
         try:

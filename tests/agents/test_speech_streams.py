@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from helpers.waiting import eventually
-from sayna_client import CallbackError, SaynaClient, SaynaValidationError
+from sayna_client import CallbackError, SaynaClient, SaynaError, SaynaValidationError
 from sayna_client.agents import SentenceSegmenter
 from sayna_client.server import LocalServer
 
@@ -157,10 +157,14 @@ async def test_a_source_raising_cancelled_error_of_its_own_fails_the_speech(
         await request  # raises CancelledError here, in the source
 
     handle = await agent.speak_stream(llm())
-    # The source's failure, as any other: raised once its sentence played out, as its own.
-    with pytest.raises(asyncio.CancelledError):
-        await handle.wait(WAIT)
-    assert isinstance(handle.exception(), asyncio.CancelledError)
+    # The source's failure, as any other: raised once its sentence played out; as a
+    # SaynaError caused by it (raised as is, it made the awaiting task look cancelled).
+    waiter = asyncio.ensure_future(handle.wait(WAIT))
+    with pytest.raises(SaynaError, match="text source raised CancelledError") as info:
+        await waiter
+    assert not waiter.cancelled()
+    assert isinstance(info.value.__cause__, asyncio.CancelledError)
+    assert handle.exception() is info.value
     assert not handle.interrupted
     assert handle.bytes_delivered == 5 * WORD_BYTES
     assert handle.text_heard == "One two three four five."

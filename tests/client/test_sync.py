@@ -691,3 +691,24 @@ async def test_a_blocking_call_on_the_thread_running_the_local_server_is_refused
         with pytest.raises(SaynaConnectionError):
             other.health()
         other.close()
+
+
+async def test_on_the_local_server_s_thread_a_done_handle_answers_and_close_is_prompt(
+    server: LocalServer,
+) -> None:
+    """On the loop thread that runs the local server: a finished speech's
+    ``handle.wait()`` was refused (the refusal came before the finished-handle answer) and
+    named ``client.wait``, which does not exist; ``close()`` of a speaking session waited
+    the whole drain time for a server that cannot answer while the thread waits."""
+    client = make_sync(server, timeouts=Timeouts(connect=5, ready=10, close=2, drain=60))
+    await asyncio.to_thread(client.connect)
+    done = await asyncio.to_thread(lambda: client.speak("one two", wait=True, timeout=10))
+    done.wait()  # finished: answered here, nothing refused
+    speaking = await asyncio.to_thread(client.speak, "word " * 60)  # about 11 s of audio
+    with pytest.raises(RuntimeError) as info:
+        speaking.wait(1)
+    assert str(info.value).startswith("SyncSpeechHandle.wait() was called on the event-loop")
+    assert "asyncio.to_thread(handle.wait, ...)" in str(info.value)
+    started = time.monotonic()
+    client.close()  # at once, as abort(): not the 60 s drain
+    assert time.monotonic() - started < 30

@@ -41,6 +41,8 @@ from .handle import _UNSENT, SpeechHandle
 from .metrics import TurnMetrics
 from .output import AudioOutput, bytes_per_second
 from .segmenter import SentenceSegmenter
+from .sources import as_failure, close_source
+from .tts_errors import REFUSALS, SPEECH_FAILURES, speech_error
 
 __all__ = ["AudioOutput", "SpeechHandle", "SpeechQueue", "bytes_per_second"]
 
@@ -49,32 +51,8 @@ logger = logging.getLogger("sayna_client")
 #: Seconds per spoken word assumed until the session has measured its own (150 words/min).
 DEFAULT_SECONDS_PER_WORD = 0.4
 
-#: How the ``error`` of a speech the server failed begins: its TTS provider failed while
-#: synthesizing it (protocol 6.7), or refused the ``speak`` itself (synthesis inline, as
-#: Google's, or the provider not connected: no completion follows then).
-_REFUSED = "Failed to synthesize speech:"
-#: A ``speak`` the session cannot take at all (protocol 6.3; no audio, no completion
-#: follow, as for a refused one), and the SDK's fix added to its error.
-_CANNOT_SPEAK = {
-    "Audio processing is disabled": " (audio is off in this session: a client made with "
-    "without_audio=True cannot speak; make it with a tts_config and without_audio=False)",
-    "Voice manager not configured": " (no TTS in this session: connect with a tts_config)",
-}
-_REFUSALS = (_REFUSED, *_CANNOT_SPEAK)
-_FAILED_SPEECH = ("TTS error:", *_REFUSALS)
-
 SendSpeak = Callable[[str, bool, bool], Awaitable[None]]
 SendClear = Callable[[], Awaitable[None]]
-
-
-async def _close_source(pieces: object) -> None:
-    """Close a text source left before its end (an async generator's ``aclose``)."""
-    aclose = getattr(pieces, "aclose", None)
-    if aclose is not None:
-        try:
-            await asyncio.shield(aclose())
-        except Exception as exc:  # the source's own cleanup failed: not ours to raise
-            logger.debug("closing the text source failed: %s", exc)
 
 
 class _Tally:
@@ -500,10 +478,10 @@ class SpeechQueue:
             # handle raises it, once the chunks on the server played out (none sent: now).
             ours = isinstance(exc, asyncio.CancelledError) and (handle.done or task_cancelled())
             if not ours:
-                self.source_ended(handle, exc)
+                self.source_ended(handle, as_failure(exc))
             elif not handle.done:
                 self.abandon(handle, None)
-            await _close_source(pieces)
+            await close_source(pieces)
             if ours:
                 raise
             return
@@ -746,7 +724,7 @@ class SpeechQueue:
         ``speak`` ends at once (nothing more of it can come); the others at the next
         completion or interruption, in order."""
         message = event.message
-        if not message.startswith(_FAILED_SPEECH):
+        if not message.startswith(SPEECH_FAILURES):
             return
         if self._pending is not None:
             self._resolve()
@@ -757,8 +735,7 @@ class SpeechQueue:
         if not candidates:
             logger.debug("a TTS error with no speech of ours to credit it to: %s", message)
             return
-        fix = next((f for start, f in _CANNOT_SPEAK.items() if message.startswith(start)), "")
-        error = SaynaTTSError(message + fix)
+        error = speech_error(message)
         for handle in candidates:
             if not frames > handle._sent_frames:  # no audio since its last chunk went out
                 self._fail(handle, error, frames, size)
@@ -769,7 +746,7 @@ class SpeechQueue:
             else:
                 self._pending = (error, frames, size, candidates[0], candidates[-1])
         refused = self.refused
-        if not self._handles and message.startswith(_REFUSALS):
+        if not self._handles and message.startswith(REFUSALS):
             self._due = False  # no completion for the last speech
             if refused is not None:
                 refused()

@@ -125,7 +125,7 @@ class SyncSpeechHandle:
             Exception: what the text source (``speak_stream``) or a ``speak`` raised.
             RuntimeError: called on the client's loop thread (it would deadlock).
         """
-        self._portal.check_thread("wait()")
+        self._portal.check_thread("handle.wait()", serving=False)
         handle = self._handle
         # Read where it cannot race the loop: on it while it runs, else here (no loop).
         if self._portal.call(getattr, handle, "done"):
@@ -133,6 +133,7 @@ class SyncSpeechHandle:
             if error is not None:
                 raise error
             return
+        self._portal.check_thread("handle.wait()")  # (a wait, not on the server's thread)
         self._portal.run(handle.wait, timeout)
 
     def interrupt(self) -> None:

@@ -167,9 +167,9 @@ def add_conn(parser: argparse.ArgumentParser, *, streaming: bool = False) -> Non
             type=_seconds,
             default=REST_TIMEOUT,
             metavar="SECONDS",
-            help="seconds to wait for the server's answer; a request that times out is "
-            "not tried again (a 429, a 5xx or a dropped connection is, twice) "
-            "(default: %(default)g)",
+            help="seconds to wait for each answer of the server; a request that times "
+            "out is not tried again (a 429, a 5xx or a dropped connection is, twice, up to "
+            "8 s apart) (default: %(default)g)",
         )
 
 

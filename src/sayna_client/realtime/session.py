@@ -552,7 +552,9 @@ class VoiceSession:
 
         Graceful (the default): first wait, at most ``drain`` seconds, until speech
         already sent has been synthesized and received (``tts_playback_complete``, with
-        callbacks caught up) and the results of audio already sent have arrived
+        callbacks caught up), every ``speak_stream`` has read its text source to the end
+        and its chunks have played (a source that stays open holds the close until
+        ``drain`` passes), and the results of audio already sent have arrived
         (the current turn's speech-final, then no new result for a moment). A stream
         that stopped mid-utterance gets no final: call :meth:`finish_audio` first.
         Then close: a Close handshake bounded by ``timeouts.close``, after which the
