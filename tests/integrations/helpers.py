@@ -36,10 +36,15 @@ def frames_of(pcm: bytes, sample_rate: int, frame_ms: int = 20) -> list[bytes]:
 
 class CuttableProxy:
     """A TCP proxy on 127.0.0.1 (port 0) to ``target_port``: :meth:`cut` aborts the
-    connections open now (as a network failure does); later ones are forwarded again."""
+    connections open now (as a network failure does); later ones are forwarded again.
 
-    def __init__(self, target_port: int) -> None:
+    ``admit(n)`` (if given) decides for the ``n``-th connection (1-based): False closes
+    it at once, as a server still down would; :attr:`connections` counts them."""
+
+    def __init__(self, target_port: int, admit: Optional[Callable[[int], bool]] = None) -> None:
         self.target_port = target_port
+        self.admit = admit
+        self.connections = 0
         self.port = 0
         self._server: Optional[asyncio.AbstractServer] = None
         self._writers: list[asyncio.StreamWriter] = []
@@ -70,6 +75,10 @@ class CuttableProxy:
             writer.transport.abort()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        if self.admit is not None and not self.admit(self.connections):
+            writer.transport.abort()
+            return
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         self._writers += [writer, up_writer]
         for source, sink in ((reader, up_writer), (up_reader, writer)):

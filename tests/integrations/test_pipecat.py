@@ -516,6 +516,33 @@ async def test_a_server_unreachable_at_start_is_joined_when_it_comes_up() -> Non
     assert error.startswith("Sayna STT could not connect, retrying: ")
 
 
+async def test_a_service_joins_the_session_the_other_opened_at_once() -> None:
+    """The server is down at the start; one service's retry fails, the other's opens the
+    session just after: the first joins it at once, not after its own backoff (2 s
+    here), so the caller's first turn, at once, is transcribed and answered (the service
+    not joined used to send on the session with no one reading what came back: the
+    transcript, or the reply's audio)."""
+    policy = ReconnectPolicy(initial_backoff=1.0, max_backoff=60, jitter=0, max_attempts=None)
+    # Connections 1 and 2: the services' first attempts; 3: the first retry.
+    async with (
+        LocalServer() as server,
+        CuttableProxy(server.port, admit=lambda n: n >= 4) as proxy,
+    ):
+        client = make_client(proxy, reconnect=policy)
+        async with Agent(client, ScriptedLLM([["Hello there."]])) as agent:
+            await server.records.wait_for(lambda: server.records.sessions and client.ready)
+            await agent.say(2)
+            await agent.sink.wait_for(lambda: agent.sink.of(TTSStoppedFrame), 15)
+            session = server.records.last_session
+        assert proxy.connections == 4
+    assert len(server.records.sessions) == 1
+    assert agent.llm.heard == ["word word"]
+    assert speaks_of(session) == ["Hello there."]
+    assert audio_bytes(agent.sink.frames) == 2 * WORD_BYTES
+    (error,) = agent.errors  # only the first failure to connect
+    assert error.startswith("Sayna STT could not connect, retrying: ")
+
+
 async def test_a_server_that_stays_unreachable_is_given_up_on() -> None:
     async with LocalServer() as probe:
         pass

@@ -107,6 +107,8 @@ class SharedSession:
         self._sent: Optional[tuple[Optional[STTConfig], Optional[TTSConfig]]] = None
         # What the last failed acquire raised, until one succeeds (reported once).
         self._failure = ""
+        # Set (and replaced) when an acquire succeeds: wakes the owners waiting to retry.
+        self._opened: Optional[asyncio.Event] = None
 
     @classmethod
     def of(cls, client: SaynaClient) -> SharedSession:
@@ -133,10 +135,25 @@ class SharedSession:
         first, self._failure = failure != self._failure, failure
         return first
 
+    async def opened(self, timeout: float) -> None:
+        """Wait ``timeout`` seconds, or less: until an :meth:`acquire` of any owner
+        succeeds (returns at once when the session is ready and has an owner). An owner
+        retrying its failed acquire waits here, so it joins a session another owner
+        opened as soon as it is open, not after its own backoff."""
+        if self._owners and self.client.ready:
+            return
+        if self._opened is None:
+            self._opened = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._opened.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
     async def acquire(self, owner: object) -> None:
         """Register ``owner`` and make sure the session is ready with the client's
         current configs (an adapter may have changed a sample rate: a session that is
-        already open with other configs is sent them with ``reconfigure``).
+        already open with other configs is sent them with ``reconfigure``). Success
+        wakes the owners waiting in :meth:`opened`.
 
         Raises:
             what ``SaynaClient.connect()`` raises; ``owner`` is then not registered.
@@ -154,6 +171,9 @@ class SharedSession:
             self._failure = ""
             if owner not in self._owners:
                 self._owners.append(owner)
+        opened, self._opened = self._opened, None
+        if opened is not None:
+            opened.set()
 
     async def reconfigure(
         self,

@@ -130,6 +130,7 @@ class _SessionService(AIService):
     _closing = False
     _lost = False  # the last close was one the client reconnects after
     _ended = False  # the session ended for good: nothing more is sent or reported
+    _join_done: Optional[asyncio.Event] = None  # set once no join is under way
 
     @property
     def client(self) -> SaynaClient:
@@ -142,7 +143,10 @@ class _SessionService(AIService):
         A connection failure that may pass (the server unreachable, a timeout) is
         reported once as an ``ErrorFrame`` and retried on a task, with the backoff and
         attempts of the client's ``reconnect_policy`` (``ReconnectPolicy()`` if None);
-        the service joins the session as soon as an attempt succeeds. A rejection that
+        the service joins the session as soon as an attempt succeeds, its own or the
+        other Sayna service's (a service never sends on the session before it reads its
+        events: until it joined, its audio or text is dropped, or, when the other
+        service already opened the session, waits for the join). A rejection that
         retrying cannot change (the server refused the config or the API key), or the
         last attempt failing, is pushed with ``force_treat_as_permanent=True``: the
         service is then unusable (Pipecat's ``ProcessorUnusablePolicy`` applies).
@@ -150,38 +154,58 @@ class _SessionService(AIService):
         await super().start(frame)
         self._closing = False
         self._ended = False
+        self._join_done = done = asyncio.Event()
         events = self._client.events()  # subscribe before connecting
         try:
             await self._session.acquire(self)
         except SaynaError as exc:
             await _unsubscribe(events)
-            if not await self._connect_failed(exc, 1):
+            if await self._connect_failed(exc, 1):
+                done.set()
+            else:
                 self._reader = self.create_task(
                     self._join(), name=f"sayna-{self._label.lower()}-connect"
                 )
             return
+        done.set()
         self._reader = self.create_task(
             self._read(events), name=f"sayna-{self._label.lower()}-events"
         )
 
     async def _join(self) -> None:
         """Connect again until an attempt succeeds (then read the session's events) or
-        the service gives up (:meth:`_connect_failed`)."""
+        the service gives up (:meth:`_connect_failed`). The wait between attempts ends
+        early when the other Sayna service opened the session: both join it at once."""
         attempts = 1
-        while True:
-            await asyncio.sleep(_retry_delay(self._policy(), attempts))
-            events = self._client.events()
-            try:
-                await self._session.acquire(self)
-            except SaynaError as exc:
-                await _unsubscribe(events)
-                attempts += 1
-                if await self._connect_failed(exc, attempts):
-                    return
-                continue
-            logger.info("Sayna %s: connected after %d attempts", self._label, attempts + 1)
-            await self._read(events)
-            return
+        try:
+            while True:
+                await self._session.opened(_retry_delay(self._policy(), attempts))
+                events = self._client.events()
+                try:
+                    await self._session.acquire(self)
+                except SaynaError as exc:
+                    await _unsubscribe(events)
+                    attempts += 1
+                    if await self._connect_failed(exc, attempts):
+                        return
+                    continue
+                break
+        finally:
+            if self._join_done is not None:
+                self._join_done.set()
+        logger.info("Sayna %s: connected after %d attempts", self._label, attempts + 1)
+        await self._read(events)
+
+    async def _joined(self) -> bool:
+        """True when this service is on the session (its events are read). When the
+        session is open but this service has not joined it yet (the other service
+        opened it, and this one is joining now), waits for the join first."""
+        if self._session.is_owner(self):
+            return True
+        done = self._join_done
+        if done is not None and self._client.ready:
+            await done.wait()
+        return self._session.is_owner(self)
 
     def _policy(self) -> ReconnectPolicy:
         return self._client.reconnect_policy or ReconnectPolicy()
@@ -267,6 +291,8 @@ class _SessionService(AIService):
 
     async def _leave(self, *, graceful: bool) -> None:
         self._closing = True
+        if self._join_done is not None:
+            self._join_done.set()  # (a join cancelled below: nothing waits for it)
         reader, self._reader = self._reader, None
         if reader is not None:
             await self.cancel_task(reader)
@@ -404,6 +430,11 @@ class SaynaSTTService(_SessionService, STTService):
         is sent once it was.
         """
         if self._ended:
+            yield None
+            return
+        if not await self._joined():
+            # Not on the session yet: its transcripts would be read by no one.
+            logger.debug("Sayna STT: audio not sent: not connected")
             yield None
             return
         try:
@@ -601,6 +632,12 @@ class SaynaTTSService(_SessionService, TTSService):
             return
         if context_id not in self._replies:
             self._replies[context_id] = _Reply()
+        if not await self._joined():
+            # Not on the session yet: its audio would be read by no one.
+            logger.warning("Sayna TTS: not connected, text dropped: %r", text)
+            await self._settle(context_id)
+            yield None
+            return
         await self._unsent(await self._speaks.add(text, context_id))
         yield None
 
