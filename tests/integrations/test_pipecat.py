@@ -579,6 +579,69 @@ async def test_settings_updates_reach_the_session(server: LocalServer) -> None:
     assert not agent.errors
 
 
+async def test_a_voice_change_mid_reply_lets_the_sentence_in_flight_finish(
+    server: LocalServer,
+) -> None:
+    """A ``TTSUpdateSettingsFrame`` between two sentences of a reply, the first one
+    still being spoken: it ends in the old voice (the config used to be sent at once,
+    and Sayna dropped that speech with no completion: its audio was lost and the reply
+    stalled until ``sentence_timeout``), the next ones use the new voice."""
+    client = make_client(server)
+    record = server.records
+
+    async def gate(index: int) -> None:
+        if index == 2:  # the first sentence is on its way to Sayna
+            await record.wait_for(lambda: speaks_of(record.last_session))
+            await llm.push_frame(TTSUpdateSettingsFrame(delta=TTSSettings(voice="aura-zeus-en")))
+
+    llm = ScriptedLLM([["One two three four five six.", "Seven eight.", "Nine."]], gate=gate)
+    async with Agent(client, llm) as agent:
+        await agent.say(1)
+        await agent.sink.wait_for(lambda: agent.sink.of(TTSStoppedFrame))
+        session = record.last_session
+    sent = [(m["type"], m.get("text", "").strip()) for m in session.messages]
+    sent = [item for item in sent if item[0] in ("config", "speak", "clear")]
+    assert sent == [
+        ("config", ""),
+        ("speak", "One two three four five six."),
+        ("config", ""),
+        ("speak", "Seven eight."),
+        ("speak", "Nine."),
+    ]
+    configs = [m for m in session.messages if m["type"] == "config"]
+    assert configs[-1]["tts_config"]["voice_id"] == "aura-zeus-en"
+    assert audio_bytes(agent.sink.frames) == 9 * WORD_BYTES
+    assert not agent.errors
+
+
+async def test_a_language_change_lets_the_sentence_in_flight_finish(server: LocalServer) -> None:
+    """An ``STTUpdateSettingsFrame`` while the TTS speaks: the config goes once the
+    sentence ended (sent at once, it cut the sentence, as Sayna drops speech in progress
+    on a config)."""
+    client = make_client(server)
+    record = server.records
+    async with Agent(client, ScriptedLLM([])) as agent:
+        await agent.worker.queue_frame(TTSSpeakFrame("One two three four five six."))
+        await record.wait_for(lambda: speaks_of(record.last_session))
+        await agent.worker.queue_frame(STTUpdateSettingsFrame(delta=STTSettings(language="fr-FR")))
+        await agent.worker.queue_frame(TTSSpeakFrame("Deux."))
+        await agent.sink.wait_for(
+            lambda: [c for c in contexts(agent.sink.frames).values() if c[-1:] == ["stopped"]][1:]
+        )
+        session = record.last_session
+    sent = [(m["type"], m.get("text", "").strip()) for m in session.messages]
+    assert [item for item in sent if item[0] in ("config", "speak", "clear")] == [
+        ("config", ""),
+        ("speak", "One two three four five six."),
+        ("config", ""),
+        ("speak", "Deux."),
+    ]
+    configs = [m for m in session.messages if m["type"] == "config"]
+    assert configs[-1]["stt_config"]["language"] == "fr-FR"
+    assert audio_bytes(agent.sink.frames) == 7 * WORD_BYTES
+    assert not agent.errors
+
+
 async def test_a_speak_frame_during_a_reply_is_a_context_of_its_own(server: LocalServer) -> None:
     """A TTSSpeakFrame arrives while the LLM's reply is spoken: each audio context gets
     its own audio, in order, and ends with its own TTSStoppedFrame."""

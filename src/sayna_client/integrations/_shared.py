@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections import deque
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Awaitable, Callable, NamedTuple, Optional
 
 from ..agents.handle import SpeechHandle
 from ..client import SaynaClient
 from ..errors import SaynaError, SaynaValidationError
 from ..protocol.encodings import canonical
 from ..types import STTConfig, TTSConfig
+
+logger = logging.getLogger("sayna_client.integrations")
 
 __all__ = [
     "REFUSED",
@@ -109,6 +112,9 @@ class SharedSession:
         self._failure = ""
         # Set (and replaced) when an acquire succeeds: wakes the owners waiting to retry.
         self._opened: Optional[asyncio.Event] = None
+        # The speak queue on the session and who reports its unsent texts (see speaker()).
+        self._speaks: Optional[SpeakQueue] = None
+        self._report: Optional[Callable[[list[Unsent]], Awaitable[None]]] = None
 
     @classmethod
     def of(cls, client: SaynaClient) -> SharedSession:
@@ -117,6 +123,14 @@ class SharedSession:
         if session is None:
             session = cls._sessions[client] = cls(client)
         return session
+
+    def speaker(
+        self, speaks: SpeakQueue, report: Callable[[list[Unsent]], Awaitable[None]]
+    ) -> None:
+        """Register the speak queue that speaks on this session: :meth:`reconfigure`
+        waits for its text in flight to end (Sayna drops speech in progress when it is
+        sent a config) and ``report`` gets the texts it then fails to send."""
+        self._speaks, self._report = speaks, report
 
     def is_reporter(self, owner: object) -> bool:
         """True for the owner that reports session-wide problems (the first one), so a
@@ -182,12 +196,55 @@ class SharedSession:
         tts: Optional[dict[str, Any]] = None,
     ) -> None:
         """Change fields of the client's ``stt_config`` / ``tts_config`` (``stt`` and
-        ``tts`` map field names to values); a ready session is sent them at once
-        (``reconfigure``), otherwise the session opens with them.
+        ``tts`` map field names to values); a ready session is sent them (``reconfigure``),
+        otherwise the session opens with them.
+
+        Sayna drops the speech in progress when it is sent a config (it gets no
+        completion), so with a :meth:`speaker` registered the change waits for the text
+        in flight to end (its completion, or it is cleared, given up or lost), and the
+        texts after it are not sent before the change is applied: the text in flight
+        ends as it began, the next ones use the new config. A caller cancelled
+        meanwhile does not cancel the change (it is still applied; a failure is then
+        logged).
 
         Raises:
             what ``SaynaClient.reconfigure()`` raises.
         """
+        speaks = self._speaks
+        if speaks is not None:
+            speaks.pause()  # (before any await: no text starts from now on)
+        change = asyncio.ensure_future(self._change(speaks, stt, tts))
+        try:
+            await asyncio.shield(change)
+        except asyncio.CancelledError:
+            change.add_done_callback(_log_failure)
+            raise
+
+    async def _change(
+        self,
+        speaks: Optional[SpeakQueue],
+        stt: Optional[dict[str, Any]],
+        tts: Optional[dict[str, Any]],
+    ) -> None:
+        """:meth:`reconfigure`'s work, once the speak queue is paused."""
+        failure: Optional[SaynaError] = None
+        try:
+            if speaks is not None:
+                await speaks.quiet()
+            await self._apply(stt, tts)
+        except SaynaError as exc:
+            failure = exc
+        finally:
+            if speaks is not None:
+                speaks.unpause()
+        if speaks is not None:
+            unsent = await speaks.send()
+            if self._report is not None:
+                await self._report(unsent)
+        if failure is not None:
+            raise failure
+
+    async def _apply(self, stt: Optional[dict[str, Any]], tts: Optional[dict[str, Any]]) -> None:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
@@ -219,6 +276,12 @@ class SharedSession:
             await self.client.disconnect()
 
 
+def _log_failure(change: asyncio.Future[None]) -> None:
+    """A settings change whose caller was cancelled ended: log its failure, if any."""
+    if not change.cancelled() and change.exception() is not None:
+        logger.warning("Sayna: settings not applied: %s", change.exception())
+
+
 class Unsent(NamedTuple):
     """A text :class:`SpeakQueue` could not send: ``speak`` raised ``error``."""
 
@@ -241,7 +304,9 @@ class SpeakQueue:
     A text ends at its completion (:meth:`completed`), or without one: refused by the
     server (``Failed to synthesize speech``: call :meth:`completed` too), cancelled by
     ``clear`` (:meth:`cleared`), or lost with the session (:meth:`hold` until the
-    session is back, :meth:`reset` when it is over).
+    session is back, :meth:`reset` when it is over). :meth:`pause` holds the next
+    texts back while something must not overlap speech (e.g. a config change):
+    :meth:`quiet` waits for the text in flight to end.
 
     Each text carries a ``tag`` (e.g. the reply it belongs to). Texts of the oldest tag
     waiting go first, in the order they were added: a reply that is still being spoken
@@ -280,6 +345,8 @@ class SpeakQueue:
         self._in_flight = False
         self._current: Any = None  # the tag of the text in flight (None: no audio owner)
         self._held = False
+        self._paused = 0  # pause() calls not yet undone by unpause()
+        self._free: Optional[asyncio.Event] = None  # set while no text is in flight
         # The order of the tags that have texts in flight or waiting (the oldest first).
         self._rank: dict[Any, int] = {}
         self._ranks = 0
@@ -374,6 +441,27 @@ class SpeakQueue:
             self._end_current()
         return tag
 
+    def pause(self) -> None:
+        """Send no text until :meth:`unpause` (calls nest); the text in flight goes on."""
+        self._paused += 1
+
+    def unpause(self) -> None:
+        """Undo one :meth:`pause`; then call :meth:`send` for the texts waiting."""
+        self._paused = max(0, self._paused - 1)
+
+    async def send(self) -> list[Unsent]:
+        """Send the texts waiting, unless paused or held. Returns the texts not sent."""
+        return await self._next()
+
+    async def quiet(self) -> None:
+        """Return once no text is in flight (at once if none is). With the queue
+        paused, none starts afterwards either."""
+        while self._in_flight:
+            if self._free is None:
+                self._free = asyncio.Event()
+            self._free.clear()
+            await self._free.wait()
+
     async def resume(self) -> list[Unsent]:
         """The session is back: send the texts waiting. Returns the texts not sent."""
         self._held = False
@@ -387,12 +475,19 @@ class SpeakQueue:
         self._current = None
         self._held = False
         self._stop_timer()
+        self._freed()
 
     def _end_current(self) -> None:
         tag, self._current = self._current, None
         self._in_flight = False
         self._stop_timer()
         self._forget(tag)
+        self._freed()
+
+    def _freed(self) -> None:
+        """No text is in flight any more: wake :meth:`quiet`."""
+        if self._free is not None:
+            self._free.set()
 
     def _start_timer(self) -> None:
         """The text in flight is on the wire: watch for its end (``timeout``)."""
@@ -443,7 +538,7 @@ class SpeakQueue:
 
     async def _next(self) -> list[Unsent]:
         unsent: list[Unsent] = []
-        while self._pending and not self._in_flight and not self._held:
+        while self._pending and not (self._in_flight or self._held or self._paused):
             text, tag = self._take()
             self._in_flight, self._current = True, tag
             self._serial += 1

@@ -390,7 +390,9 @@ class SaynaSTTService(_SessionService, STTService):
 
     async def _update_settings(self, delta: STTSettings) -> dict[str, Any]:  # type: ignore[override]
         """Pipecat's ``STTUpdateSettingsFrame``: ``model`` and ``language`` are sent to
-        Sayna (``reconfigure``); other settings are not applied (a warning says so)."""
+        Sayna (``reconfigure``, once the TTS sentence in flight on the shared session
+        ended: re-sent, the config would cut it); other settings are not applied (a
+        warning says so)."""
         changed: dict[str, Any] = await super()._update_settings(delta)
         await self._apply_settings(changed, {"model": "model", "language": "language"})
         if "language" in changed and self._client.stt_config is not None:
@@ -594,14 +596,18 @@ class SaynaTTSService(_SessionService, TTSService):
             timeout=sentence_timeout,
             on_stall=self._stalled,
         )
+        # A settings change (this service's or the STT's) waits for the sentence in
+        # flight: re-sent, the config would cut it.
+        self._session.speaker(self._speaks, self._unsent)
         # The audio contexts with text queued or spoken, by context id.
         self._replies: dict[str, _Reply] = {}
         self._clear_due = False  # an interruption cut the sentence in flight
 
     async def _update_settings(self, delta: TTSSettings) -> dict[str, Any]:  # type: ignore[override]
         """Pipecat's ``TTSUpdateSettingsFrame``: ``voice`` and ``model`` are sent to
-        Sayna (``reconfigure``: the sentences after it use them); other settings are not
-        applied (a warning says so)."""
+        Sayna (``reconfigure``) once the sentence in flight ended (re-sent, the config
+        would cut it): it ends in the old voice, the sentences sent after it use the
+        new one; other settings are not applied (a warning says so)."""
         changed: dict[str, Any] = await super()._update_settings(delta)
         await self._apply_settings(changed, {"voice": "voice_id", "model": "model"})
         return changed
@@ -670,6 +676,10 @@ class SaynaTTSService(_SessionService, TTSService):
         if context_id in self._replies and not self._speaks.holds(context_id):
             del self._replies[context_id]
         await super().on_audio_context_completed(context_id)
+
+    async def _leave(self, *, graceful: bool) -> None:
+        await super()._leave(graceful=graceful)
+        self._speaks.reset()  # (its events are read no more: nothing in flight ends)
 
     def _interrupted(self, context_id: str) -> None:
         if self._replies.pop(context_id, None) is not None:
