@@ -34,6 +34,30 @@ def frames_of(pcm: bytes, sample_rate: int, frame_ms: int = 20) -> list[bytes]:
     return [pcm[i : i + size] for i in range(0, len(pcm), size)]
 
 
+async def pipe(
+    source: asyncio.StreamReader,
+    sink: asyncio.StreamWriter,
+    gate: Optional[asyncio.Event] = None,
+) -> None:
+    """Copy ``source`` to ``sink`` until it ends or breaks, then close ``sink``; with a
+    ``gate``, only while it is set (a stalled link), in small reads so that little
+    passes once it is cleared."""
+    size = 65536 if gate is None else 4096
+    try:
+        while True:
+            if gate is not None:
+                await gate.wait()
+            data = await source.read(size)
+            if not data:
+                break
+            sink.write(data)
+            await sink.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        sink.close()
+
+
 class CuttableProxy:
     """A TCP proxy on 127.0.0.1 (port 0) to ``target_port``: :meth:`cut` aborts the
     connections open now (as a network failure does); later ones are forwarded again.
@@ -82,23 +106,9 @@ class CuttableProxy:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         self._writers += [writer, up_writer]
         for source, sink in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.ensure_future(self._pipe(source, sink))
+            task = asyncio.ensure_future(pipe(source, sink))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                data = await source.read(65536)
-                if not data:
-                    break
-                sink.write(data)
-                await sink.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            sink.close()
 
 
 class SwallowingProxy:
@@ -229,24 +239,6 @@ class StallingProxy:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         for source, sink, gate in ((reader, up_writer, self._flowing), (up_reader, writer, None)):
-            task = asyncio.ensure_future(self._pipe(source, sink, gate))
+            task = asyncio.ensure_future(pipe(source, sink, gate))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    async def _pipe(
-        source: asyncio.StreamReader, sink: asyncio.StreamWriter, gate: Optional[asyncio.Event]
-    ) -> None:
-        try:
-            while True:
-                if gate is not None:
-                    await gate.wait()
-                data = await source.read(4096)
-                if not data:
-                    break
-                sink.write(data)
-                await sink.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            sink.close()
