@@ -166,6 +166,33 @@ async def test_injected_participant_events_and_close_after_disconnect(
     assert "call" not in server.rooms
 
 
+async def test_joining_a_room_subscribes_to_the_audio_of_those_already_there(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    # Sayna hears room audio only through TrackSubscribed, whose callback sends
+    # track_subscribed first (events.rs:117-173): a caller already in the room when the
+    # agent joins yields one, whatever listen_participants says, and no
+    # participant_connected (LiveKit lists them in the join response).
+    caller = await server.inject_sip_participant(
+        "call", "caller", from_phone_number="+15551230000", to_phone_number="+15559990000"
+    )
+    await server.inject_participant("call", "watcher", audio=False)
+    livekit = {"room_name": "call", "listen_participants": ["someone-else"]}
+    async with http.ws_connect(server.ws_url) as data_only, http.ws_connect(server.ws_url) as ws:
+        # audio: false subscribes to nothing (configure fails on a frame before ready)
+        data_config = {"type": "config", "audio": False, "livekit": {"room_name": "call"}}
+        data_config["livekit"]["sayna_participant_identity"] = "data-bot"
+        await configure(data_only, data_config)
+        await send(ws, config(livekit=livekit))
+        frames, _ = await collect(ws, of_type("ready"))
+        assert [frame["type"] for frame in frames] == ["track_subscribed", "ready"]
+        track = frames[0]["track"]
+        assert track["identity"] == caller["identity"]
+        assert track["track_kind"] == "audio"
+        assert track["track_sid"] == server.rooms["call"].participants["caller"].tracks[0].sid
+        assert track["room"] == "call"
+
+
 async def test_audio_false_session_gets_no_track_events(
     server: LocalServer, http: aiohttp.ClientSession
 ) -> None:

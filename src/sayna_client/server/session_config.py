@@ -214,6 +214,7 @@ def _join_room(session: Session, livekit: dict[str, Any], audio: bool) -> bool:
         session.error(f"Failed to generate agent token: {NO_IDENTITY}")
         return False
     config = state.config
+    listener = RoomEvents(session)
     agent = Participant(
         identity=identity,
         name=display,
@@ -227,7 +228,7 @@ def _join_room(session: Session, livekit: dict[str, Any], audio: bool) -> bool:
             can_publish=audio,
         ),
         kind="STANDARD",  # Sayna's token marks no kind: LiveKit lists it as STANDARD
-        listener=RoomEvents(session),
+        listener=listener,
         audio_mode=audio,
         tracks=[Track(new_id("TR_"), "audio", "tts-audio")] if audio else [],
     )
@@ -235,6 +236,10 @@ def _join_room(session: Session, livekit: dict[str, Any], audio: bool) -> bool:
     session.listen_participants = list(livekit.get("listen_participants") or [])
     session.room, session.agent = room, agent
     state.livekit.join(room, agent)
+    # The room's existing audio tracks are subscribed as the agent joins, so their
+    # track_subscribed come before ready (Sayna's room event handler starts inside its
+    # LiveKit connect, before it sends ready; config_handler.rs:984, connection.rs:153).
+    listener.joined(room)
     return True
 
 

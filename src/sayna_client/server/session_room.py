@@ -2,7 +2,8 @@
 
 :class:`RoomEvents` is the session agent's :class:`~.livekit.RoomListener`: participants
 joining and leaving (the session closes shortly after one leaves, as the real server
-does) and data packets, filtered by ``listen_participants``.
+does), the audio tracks of those already there when it joins, and data packets, filtered
+by ``listen_participants``.
 """
 
 from __future__ import annotations
@@ -29,25 +30,43 @@ class RoomEvents:
 
     def participant_connected(self, room: Room, participant: Participant) -> None:
         """Send ``participant_connected`` (and ``track_subscribed`` in audio mode)."""
-        session = self.session
-        session.send(
+        self.session.send(
             {"type": "participant_connected", "participant": _participant_wire(room, participant)}
         )
+        self._track_subscribed(room, participant)
+
+    def joined(self, room: Room) -> None:
+        """The session's agent has just joined ``room``: LiveKit subscribes it to the audio
+        track of every participant already there, so an audio-mode session gets one
+        ``track_subscribed`` each (events.rs:117-173 sends it before any audio reaches
+        STT), but no ``participant_connected``: LiveKit reports those participants in the
+        join response, not as ``ParticipantConnected`` events."""
+        agent = self.session.agent
+        for participant in list(room.participants.values()):
+            if participant is not agent:
+                self._track_subscribed(room, participant)
+
+    def _track_subscribed(self, room: Room, participant: Participant) -> None:
+        """Send ``track_subscribed`` for ``participant``'s audio track, in audio mode only
+        (Sayna sets no track callback for ``audio: false``), whatever
+        ``listen_participants`` says."""
+        session = self.session
         track = participant.audio_track()
-        if session.audio and track is not None:
-            session.send(
-                {
-                    "type": "track_subscribed",
-                    "track": {
-                        "identity": participant.identity,
-                        "name": participant.name,
-                        "track_kind": track.kind,
-                        "track_sid": track.sid,
-                        "room": room.name,
-                        "timestamp": now_ms(),
-                    },
-                }
-            )
+        if not session.audio or track is None:
+            return
+        session.send(
+            {
+                "type": "track_subscribed",
+                "track": {
+                    "identity": participant.identity,
+                    "name": participant.name,
+                    "track_kind": track.kind,
+                    "track_sid": track.sid,
+                    "room": room.name,
+                    "timestamp": now_ms(),
+                },
+            }
+        )
 
     def participant_disconnected(self, room: Room, participant: Participant) -> None:
         """Send ``participant_disconnected``; the session then closes shortly (1005)."""
