@@ -4,7 +4,10 @@ A SIP caller joins a room; Sayna forwards the signed SIP webhook (protocol 9) to
 app; the app's agent, written only with the seed API, joins the room, answers the
 caller's first sentence (a final, speech-final result with its text, 6.8); the caller
 hangs up (``participant_disconnected``, then the server's close, 6.6); and every
-resource is released: the room, the session, the app's client.
+resource is released: the room, the session, the app's client. The caller was in the
+room before the agent, so the agent hears of it only through ``track_subscribed``, as
+on Sayna, where room audio reaches STT only through that event. In a second call the
+agent transfers the caller, who leaves the room as after LiveKit's cold transfer.
 """
 
 from __future__ import annotations
@@ -12,13 +15,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Optional
 
+import pytest
 from aiohttp import web
 
 from sayna_client import (
     LiveKitConfig,
+    ParticipantConnectedMessage,
+    ParticipantDisconnectedMessage,
     SaynaClient,
     STTConfig,
     STTResultMessage,
+    TrackSubscribedMessage,
     TTSConfig,
     WebhookReceiver,
     WebhookSIPOutput,
@@ -42,6 +49,10 @@ class PhoneApp:
         self.clients: list[SaynaClient] = []
         self.heard: list[str] = []
         self.answered = asyncio.Event()
+        #: The room events the agents got, as (type, identity).
+        self.room_events: list[tuple[str, str]] = []
+        #: Where the agent transfers the call after its answer (None: it waits for a hang-up).
+        self.transfer_to: Optional[str] = None
 
     async def sip_hook(self, request: web.Request) -> web.Response:
         call = await receive_aiohttp(self.receiver, request)  # checks the signature
@@ -64,11 +75,25 @@ class PhoneApp:
                 self.heard.append(result.transcript)
                 await client.speak(f"Hello {call.from_phone_number}, I can help with that.")
 
-        def on_disconnected(_participant: Any) -> None:
+        async def on_answered(_message: Any) -> None:
+            self.answered.set()
+            if self.transfer_to is not None:
+                await client.sip_transfer(self.transfer_to)
+
+        def on_connected(message: ParticipantConnectedMessage) -> None:
+            self.room_events.append(("participant_connected", message.participant.identity))
+
+        def on_track(message: TrackSubscribedMessage) -> None:
+            self.room_events.append(("track_subscribed", message.track.identity))
+
+        def on_disconnected(message: ParticipantDisconnectedMessage) -> None:
+            self.room_events.append(("participant_disconnected", message.participant.identity))
             hung_up.set()
 
         client.register_on_stt_result(on_result)
-        client.register_on_tts_playback_complete(lambda _message: self.answered.set())
+        client.register_on_tts_playback_complete(on_answered)
+        client.register_on_participant_connected(on_connected)
+        client.register_on_track_subscribed(on_track)
         client.register_on_participant_disconnected(on_disconnected)
         await client.connect()
         try:
@@ -77,8 +102,11 @@ class PhoneApp:
             await client.disconnect()
 
 
-async def test_scripted_phone_call_releases_everything() -> None:
+@pytest.mark.parametrize("ending", ["hang-up", "transfer"])
+async def test_scripted_phone_call_releases_everything(ending: str) -> None:
     app = PhoneApp()
+    if ending == "transfer":
+        app.transfer_to = "+15550123"
     web_app = web.Application()
     web_app.router.add_post("/sip", app.sip_hook)
     runner = web.AppRunner(web_app)
@@ -123,9 +151,22 @@ async def test_scripted_phone_call_releases_everything() -> None:
             assert track is not None
             assert track.published_bytes > 0  # the answer went to the room (6.9)
 
-            # The caller hangs up.
-            assert await server.inject_participant_left(room, "caller")
+            if ending == "hang-up":
+                assert await server.inject_participant_left(room, "caller")
+            # else the agent transferred the call: the caller leaves the room
             await asyncio.wait_for(asyncio.gather(*app.agents), 10)
+            assert app.room_events == [
+                ("track_subscribed", "caller"),
+                ("participant_disconnected", "caller"),
+            ]
+            transfers = [
+                {
+                    "room_name": room,
+                    "participant_identity": "caller",
+                    "transfer_to": "tel:+15550123",
+                }
+            ]
+            assert server.records.sip_transfers == (transfers if ending == "transfer" else [])
             await asyncio.wait_for(session.closed.wait(), 10)
             assert session.close_code is not None
             assert room not in server.rooms  # Sayna deletes the room when its socket ends

@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from helpers.wire import config, configure, recv_json, send
+from helpers.wire import config, configure, recv, recv_json, send
 from sayna_client.server import LocalServer, SipHook
 from sayna_client.server.livekit import access_token
 from sayna_client.server.sip import parse_sip_host, validate_phone
@@ -166,10 +166,45 @@ async def test_ws_sip_transfer(server: LocalServer, http: aiohttp.ClientSession)
         )
         assert (await recv_json(ws))["type"] == "participant_connected"
         await send(ws, {"type": "sip_transfer", "transfer_to": "+1666"})
-        await server.records.wait_for(lambda: server.records.sip_transfers)
+        # LiveKit's cold transfer takes the caller out of the room, so Sayna sends
+        # participant_disconnected and closes 100 ms later (config_handler.rs:1108-1143).
+        left = await recv_json(ws)
+        assert left["type"] == "participant_disconnected"
+        assert left["participant"]["identity"] == "caller"
+        close = await recv(ws)
+        assert close.type == aiohttp.WSMsgType.CLOSE
+        assert close.data == 0  # payload-less Close (1005)
     assert server.records.sip_transfers == [
         {"room_name": "t", "participant_identity": "caller", "transfer_to": "tel:+1666"}
     ]
+
+
+async def test_rest_sip_transfer_takes_the_caller_out_of_the_room(
+    server: LocalServer, http: aiohttp.ClientSession
+) -> None:
+    await server.inject_sip_participant(
+        "pstn", "caller", from_phone_number="+1444", to_phone_number="+1555"
+    )
+    transfer = {"room_name": "pstn", "participant_identity": "caller", "transfer_to": "+1666"}
+    async with http.post(server.url + "/sip/transfer", json=transfer) as response:
+        assert response.status == 200
+        assert (await response.json())["status"] == "completed"
+    await server.records.wait_for(lambda: "caller" not in server.rooms["pstn"].participants)
+    async with http.get(server.url + "/livekit/rooms/pstn") as response:
+        assert (await response.json())["participants"] == []
+    # A session in the room hears the caller leave, then closes.
+    await server.inject_sip_participant(
+        "pstn", "caller-2", from_phone_number="+1444", to_phone_number="+1555"
+    )
+    async with http.ws_connect(server.ws_url) as ws:
+        await configure(ws, {"type": "config", "audio": False, "livekit": {"room_name": "pstn"}})
+        transfer["participant_identity"] = "caller-2"
+        async with http.post(server.url + "/sip/transfer", json=transfer) as response:
+            assert response.status == 200
+        left = await recv_json(ws)
+        assert left["type"] == "participant_disconnected"
+        assert left["participant"]["identity"] == "caller-2"
+        assert (await recv(ws)).type == aiohttp.WSMsgType.CLOSE
 
 
 async def test_hooks_table(server: LocalServer, http: aiohttp.ClientSession) -> None:

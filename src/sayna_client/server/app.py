@@ -561,11 +561,7 @@ class LocalServer:
         """A participant leaves: sessions get ``participant_disconnected`` then close
         (payload-less Close, 100 ms later). Returns ``False`` if it was not there."""
         target = self._state.livekit.rooms.get(room)
-        if target is None or identity not in target.participants:
-            return False
-        self._state.livekit.leave(target, identity)
-        self.records.touch()
-        return True
+        return target is not None and self._state.participant_left(target, identity)
 
     async def inject_data(
         self,

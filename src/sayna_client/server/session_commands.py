@@ -70,7 +70,7 @@ async def on_send_message(session: Session, message: dict[str, Any]) -> None:
 
 
 async def on_sip_transfer(session: Session, message: dict[str, Any]) -> None:
-    """``sip_transfer``: record a transfer of the room's SIP caller, or send
+    """``sip_transfer``: transfer the room's SIP caller (who then leaves the room), or send
     ``sip_transfer_error`` saying why not."""
 
     def fail(text: str) -> None:
@@ -103,7 +103,7 @@ async def on_sip_transfer(session: Session, message: dict[str, Any]) -> None:
     if sip is None:
         fail("No SIP participant found in room to transfer")
         return
-    state.record_transfer(room.name, sip.identity, target)
+    state.transfer_sip(room, sip, target)
 
 
 async def on_update_config(session: Session, message: dict[str, Any]) -> None:

@@ -91,7 +91,7 @@ async def sip_transfer(request: web.Request) -> web.Response:
             f"Participant '{identity}' not found or is not a SIP participant",
             "PARTICIPANT_NOT_FOUND",
         )
-    state.record_transfer(room_name, identity, target)
+    state.transfer_sip(room, participant, target)
     return json_response(
         {
             "status": "completed",

@@ -210,10 +210,31 @@ class ServerState:
         self.records.add(self.records.data_packets, packet)
         self.livekit.publish_data(room, identity, payload, topic)
 
-    def record_transfer(self, room: str, identity: str, transfer_to: str) -> dict[str, str]:
-        """Record a SIP transfer (the simulated REFER always succeeds)."""
-        transfer = {"room_name": room, "participant_identity": identity, "transfer_to": transfer_to}
-        return self.records.add(self.records.sip_transfers, transfer)
+    def transfer_sip(self, room: Room, participant: Participant, transfer_to: str) -> None:
+        """Carry out a SIP transfer (the simulated REFER always succeeds) as LiveKit's cold
+        transfer does: record it, then the caller leaves the room, right after the
+        current handler returns (its answer is on its way). Every session in the room then
+        gets ``participant_disconnected`` and closes, as when the caller hangs up."""
+        transfer = {
+            "room_name": room.name,
+            "participant_identity": participant.identity,
+            "transfer_to": transfer_to,
+        }
+        self.records.add(self.records.sip_transfers, transfer)
+
+        def leave() -> None:
+            if room.participants.get(participant.identity) is participant:
+                self.participant_left(room, participant.identity)
+
+        asyncio.get_running_loop().call_soon(leave)
+
+    def participant_left(self, room: Room, identity: str) -> bool:
+        """A participant leaves ``room`` (see :meth:`LiveKitSim.leave`); ``False`` when it
+        was not there."""
+        if self.livekit.leave(room, identity) is None:
+            return False
+        self.records.touch()
+        return True
 
     def _client(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
