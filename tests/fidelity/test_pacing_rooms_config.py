@@ -254,6 +254,50 @@ async def test_sayna_serve_loads_hooks_from_the_config_file(
     assert [hook["host"] for hook in hooks] == ["h.example.com:5063"]
 
 
+def test_outbound_address_comes_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    # Sayna merges sip.outbound_address over SIP_OUTBOUND_ADDRESS (merge.rs:334-336); with
+    # neither it has none, whatever LocalServer's own default trunk is.
+    bare = _write(tmp_path, "bare.json", {"sip": {"room_prefix": "sip-"}})
+    assert load_config_file(str(bare), environ={})["sip_outbound_address"] is None
+    assert load_config_file(str(_write(tmp_path, "empty.json", {})), environ={}) == {
+        "sip_outbound_address": None
+    }
+    env = {"SIP_OUTBOUND_ADDRESS": "env-pbx.example.com:5060"}
+    assert load_config_file(str(bare), environ=env)["sip_outbound_address"] == (
+        "env-pbx.example.com:5060"
+    )
+    own = _write(tmp_path, "own.json", {"sip": {"outbound_address": "pbx.example.com:5060"}})
+    assert load_config_file(str(own), environ=env)["sip_outbound_address"] == (
+        "pbx.example.com:5060"
+    )
+
+
+async def test_sayna_serve_config_without_outbound_address_places_no_call(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    # The official examples' sayna.example.yaml has no sip.outbound_address: Sayna started
+    # with it answers /sip/call with 500 (handlers/sip/call.rs:366-382).
+    path = _write(tmp_path, "sayna.json", {"sip": {"room_prefix": "sip-"}})
+    call = {
+        "room_name": "out-room",
+        "participant_name": "Callee",
+        "participant_identity": "callee",
+        "from_phone_number": "+15551230000",
+        "to_phone_number": "+15559876543",
+    }
+    serve = sayna_serve("--config", str(path), env={"SIP_OUTBOUND_ADDRESS": ""})
+    async with serve as served:
+        async with http.post(served.url + "/sip/call", json=call) as response:
+            assert response.status == 500
+            assert await response.json() == {
+                "error": "Outbound address not configured",
+                "code": "OUTBOUND_ADDRESS_NOT_CONFIGURED",
+            }
+        call["sip"] = {"outbound_address": "pbx.example.com:5060"}  # type: ignore[assignment]
+        async with http.post(served.url + "/sip/call", json=call) as response:
+            assert response.status == 200
+
+
 async def test_sayna_serve_refuses_a_bad_config_file(tmp_path: Path) -> None:
     path = _write(tmp_path, "bad.json", {"auth": {"required": True}})
     process = await asyncio.create_subprocess_exec(

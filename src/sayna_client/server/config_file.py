@@ -11,7 +11,10 @@ ignores the rest, as the real server ignores keys it does not know:
   or the legacy ``auth.api_secret`` (tenant ``default``); without ``required: true``
   no authentication is asked for, even when secrets are listed (section 1.6)
 * ``sip.room_prefix``, ``sip.outbound_address``, ``sip.hook_secret`` and
-  ``sip.hooks`` (``[{host, url, auth_id?, secret?}]``)
+  ``sip.hooks`` (``[{host, url, auth_id?, secret?}]``); without ``sip.outbound_address``
+  the ``SIP_OUTBOUND_ADDRESS`` environment variable, as Sayna merges them (YAML first,
+  merge.rs:334-336), and without either none: ``/sip/call`` then answers 500
+  ``OUTBOUND_ADDRESS_NOT_CONFIGURED`` unless the request names one
 
 JSON files are always read; YAML files need PyYAML (``pip install pyyaml``), which is
 not a dependency of this package.
@@ -20,6 +23,8 @@ not a dependency of this package.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
@@ -145,16 +150,20 @@ def _api_keys(auth: dict[str, Any], where: str) -> dict[str, Optional[str]]:
     return keys
 
 
-def load_config_file(path: str) -> dict[str, Any]:
+def load_config_file(path: str, environ: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
     """Read a Sayna configuration file into :class:`~.app.LocalServer` keyword arguments.
 
     Args:
         path: a ``.json`` file, or a YAML file when PyYAML is installed.
+        environ: the environment Sayna would merge under the file (default
+            ``os.environ``); only ``SIP_OUTBOUND_ADDRESS`` is read.
 
     Returns:
-        Only the arguments the file sets (``host``, ``port``, ``livekit_url``,
+        The arguments the file sets (``host``, ``port``, ``livekit_url``,
         ``livekit_api_key``, ``livekit_api_secret``, ``api_keys``, ``sip_room_prefix``,
-        ``sip_outbound_address``, ``hook_secret``, ``sip_hooks``).
+        ``hook_secret``, ``sip_hooks``), and always ``sip_outbound_address``: the file's,
+        else ``SIP_OUTBOUND_ADDRESS``, else ``None`` (not the local default trunk, which
+        Sayna started with this file would not have).
 
     Raises:
         ConfigFileError: unreadable file, bad syntax, YAML without PyYAML, or a key of
@@ -188,14 +197,13 @@ def load_config_file(path: str) -> dict[str, Any]:
     if keys:
         kwargs["api_keys"] = keys
     sip = _section(data, "sip", file)
-    for key, argument in (
-        ("room_prefix", "sip_room_prefix"),
-        ("outbound_address", "sip_outbound_address"),
-        ("hook_secret", "hook_secret"),
-    ):
+    for key, argument in (("room_prefix", "sip_room_prefix"), ("hook_secret", "hook_secret")):
         value = _string(sip, key, "sip")
         if value is not None:
             kwargs[argument] = value
+    env = os.environ if environ is None else environ
+    outbound = _string(sip, "outbound_address", "sip")
+    kwargs["sip_outbound_address"] = outbound or env.get("SIP_OUTBOUND_ADDRESS") or None
     hooks = _hooks(sip, "sip")
     if hooks:
         kwargs["sip_hooks"] = hooks
