@@ -260,7 +260,8 @@ def test_outbound_address_comes_from_the_file_or_the_environment(tmp_path: Path)
     bare = _write(tmp_path, "bare.json", {"sip": {"room_prefix": "sip-"}})
     assert load_config_file(str(bare), environ={})["sip_outbound_address"] is None
     assert load_config_file(str(_write(tmp_path, "empty.json", {})), environ={}) == {
-        "sip_outbound_address": None
+        "sip_outbound_address": None,
+        "recording_storage": False,
     }
     env = {"SIP_OUTBOUND_ADDRESS": "env-pbx.example.com:5060"}
     assert load_config_file(str(bare), environ=env)["sip_outbound_address"] == (
@@ -270,6 +271,29 @@ def test_outbound_address_comes_from_the_file_or_the_environment(tmp_path: Path)
     assert load_config_file(str(own), environ=env)["sip_outbound_address"] == (
         "pbx.example.com:5060"
     )
+
+
+@pytest.mark.parametrize(
+    ("recording", "environ", "storage"),
+    [
+        (None, {}, False),
+        ({"prefix": "recordings/"}, {}, False),  # a prefix alone selects no backend
+        ({"backend": {"type": "s3", "bucket": "b", "region": "r"}}, {}, True),
+        (None, {"RECORDING_BACKEND": "gcs"}, True),
+        (None, {"RECORDING_BACKEND": " "}, False),
+        (None, {"RECORDING_S3_BUCKET": "b"}, True),
+        (None, {"RECORDING_GCS_BUCKET": "b"}, True),
+        (None, {"RECORDING_PREFIX": "p"}, False),
+    ],
+)
+def test_recording_storage_comes_from_the_file_or_the_environment(
+    tmp_path: Path, recording: object, environ: dict[str, str], storage: bool
+) -> None:
+    # recording.rs resolve: a backend from the file, RECORDING_BACKEND, or inferred from
+    # RECORDING_S3_* / RECORDING_GCS_*; none of them, no storage.
+    data = {} if recording is None else {"recording": recording}
+    path = _write(tmp_path, "sayna.json", data)
+    assert load_config_file(str(path), environ=environ)["recording_storage"] is storage
 
 
 async def test_sayna_serve_config_without_outbound_address_places_no_call(
@@ -296,6 +320,10 @@ async def test_sayna_serve_config_without_outbound_address_places_no_call(
         call["sip"] = {"outbound_address": "pbx.example.com:5060"}  # type: ignore[assignment]
         async with http.post(served.url + "/sip/call", json=call) as response:
             assert response.status == 200
+        # Nor has it recording storage (no recording section): recording.rs:73-92.
+        async with http.get(served.url + "/recording/any-stream") as response:
+            assert response.status == 503
+            assert await response.json() == {"error": "Recording storage not configured"}
 
 
 async def test_sayna_serve_refuses_a_bad_config_file(tmp_path: Path) -> None:

@@ -119,6 +119,31 @@ class _Clock:
         return self.now
 
 
+async def test_without_recording_storage_nothing_is_recorded(
+    http: aiohttp.ClientSession,
+) -> None:
+    # Sayna without a recording config: the egress does not start, the session carries on
+    # (config_handler.rs:919-937) and downloads answer 503 (recording.rs:73-92).
+    async with LocalServer(recording_storage=False) as server:
+        async with http.ws_connect(server.ws_url) as ws:
+            livekit = {"room_name": "r", "enable_recording": True}
+            await configure(ws, config(stream_id="rec-off", livekit=livekit))
+            assert not server.rooms["r"].recording
+            async with http.get(server.url + "/livekit/rooms/r") as response:
+                assert (await response.json())["active_recording"] is False
+            await send(ws, {"type": "speak", "text": "record this please"})
+            frames, _ = await collect(ws, of_type("tts_playback_complete"))
+            assert [f["type"] for f in frames] == ["tts_playback_complete"]
+        for stream_id, status, body in (
+            ("rec-off", 503, {"error": "Recording storage not configured"}),
+            ("never-recorded", 503, {"error": "Recording storage not configured"}),
+            ("a..b", 400, {"error": "Invalid stream_id format"}),
+        ):
+            async with http.get(f"{server.url}/recording/{stream_id}") as response:
+                assert response.status == status
+                assert await response.json() == body
+
+
 def _pcm(*samples: int) -> bytes:
     return np.array(samples, dtype="<i2").tobytes()
 

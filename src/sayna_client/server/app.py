@@ -75,6 +75,12 @@ class LocalServer:
         sip_room_prefix: prefix of the rooms SIP calls create.
         sip_outbound_address: SIP trunk address for ``/sip/call`` (``None`` makes
             ``/sip/call`` fail unless the request carries one).
+        recording_storage: whether the server has recording storage (Sayna's ``recording``
+            section or ``RECORDING_*`` variables). ``True`` (default): sessions with
+            ``enable_recording`` record their room and ``GET /recording/{stream_id}``
+            serves it. ``False``: as on Sayna without storage, nothing is recorded (the
+            session carries on; only a log line says so) and ``GET /recording/...``
+            answers 503 ``{"error": "Recording storage not configured"}``.
         faults: initial :class:`Faults` for new WebSocket sessions.
         control: serve the ``/_local/...`` control endpoints: authenticated like the rest,
             and refused to cross-origin requests and to a ``Host`` that is not an IP
@@ -122,6 +128,7 @@ class LocalServer:
         sip_room_prefix: str = "sip-",
         sip_outbound_address: Optional[str] = "127.0.0.1:5060",
         sip_hook_hosts: Optional[Sequence[str]] = None,
+        recording_storage: bool = True,
         faults: Optional[Faults] = None,
         control: bool = True,
         keep_audio: int = AUDIO_KEEP_LIMIT,
@@ -169,6 +176,7 @@ class LocalServer:
                 hook_secret=hook_secret,
                 sip_room_prefix=sip_room_prefix,
                 sip_outbound_address=sip_outbound_address,
+                recording_storage=recording_storage,
                 control=control,
                 keep_audio=keep_audio,
                 keep_records=keep_records,

@@ -15,6 +15,11 @@ ignores the rest, as the real server ignores keys it does not know:
   the ``SIP_OUTBOUND_ADDRESS`` environment variable, as Sayna merges them (YAML first,
   merge.rs:334-336), and without either none: ``/sip/call`` then answers 500
   ``OUTBOUND_ADDRESS_NOT_CONFIGURED`` unless the request names one
+* ``recording.backend``: recording storage (none is used: recordings stay in memory).
+  Without it, and without the ``RECORDING_*`` variables that pick a backend
+  (``RECORDING_BACKEND``, ``RECORDING_S3_*``, ``RECORDING_GCS_*``; recording.rs
+  ``resolve``), there is no storage: ``enable_recording`` records nothing and
+  ``GET /recording/...`` answers 503
 
 JSON files are always read; YAML files need PyYAML (``pip install pyyaml``), which is
 not a dependency of this package.
@@ -32,6 +37,19 @@ from ..errors import SaynaValidationError
 from .sip import SipHook
 
 __all__ = ["ConfigFileError", "load_config_file"]
+
+#: The variables whose presence makes Sayna infer a recording backend (recording.rs:428-449).
+_RECORDING_BACKEND_VARIABLES = (
+    "RECORDING_S3_BUCKET",
+    "RECORDING_S3_REGION",
+    "RECORDING_S3_ENDPOINT",
+    "RECORDING_S3_ACCESS_KEY",
+    "RECORDING_S3_SECRET_KEY",
+    "RECORDING_S3_FORCE_PATH_STYLE",
+    "RECORDING_GCS_BUCKET",
+    "RECORDING_GCS_CREDENTIALS_PATH",
+    "RECORDING_GCS_CREDENTIALS_JSON",
+)
 
 
 class ConfigFileError(SaynaValidationError):
@@ -156,14 +174,16 @@ def load_config_file(path: str, environ: Optional[Mapping[str, str]] = None) -> 
     Args:
         path: a ``.json`` file, or a YAML file when PyYAML is installed.
         environ: the environment Sayna would merge under the file (default
-            ``os.environ``); only ``SIP_OUTBOUND_ADDRESS`` is read.
+            ``os.environ``); only ``SIP_OUTBOUND_ADDRESS`` and the ``RECORDING_*``
+            variables that select a backend are read.
 
     Returns:
         The arguments the file sets (``host``, ``port``, ``livekit_url``,
         ``livekit_api_key``, ``livekit_api_secret``, ``api_keys``, ``sip_room_prefix``,
         ``hook_secret``, ``sip_hooks``), and always ``sip_outbound_address``: the file's,
         else ``SIP_OUTBOUND_ADDRESS``, else ``None`` (not the local default trunk, which
-        Sayna started with this file would not have).
+        Sayna started with this file would not have), and ``recording_storage``: whether
+        the file's ``recording.backend`` or the environment selects a backend.
 
     Raises:
         ConfigFileError: unreadable file, bad syntax, YAML without PyYAML, or a key of
@@ -207,4 +227,17 @@ def load_config_file(path: str, environ: Optional[Mapping[str, str]] = None) -> 
     hooks = _hooks(sip, "sip")
     if hooks:
         kwargs["sip_hooks"] = hooks
+    kwargs["recording_storage"] = _recording_storage(_section(data, "recording", file), env)
     return kwargs
+
+
+def _recording_storage(recording: dict[str, Any], env: Mapping[str, str]) -> bool:
+    """Whether Sayna would have a recording backend: the file's ``recording.backend``,
+    else ``RECORDING_BACKEND`` (not blank), else any ``RECORDING_S3_*`` /
+    ``RECORDING_GCS_*`` variable. A ``recording`` section with only a ``prefix`` leaves
+    recording off, as on Sayna."""
+    if recording.get("backend") is not None:
+        return True
+    if env.get("RECORDING_BACKEND", "").strip():
+        return True
+    return any(name in env for name in _RECORDING_BACKEND_VARIABLES)

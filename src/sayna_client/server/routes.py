@@ -96,7 +96,10 @@ async def recording(request: web.Request) -> web.Response:
     stream_id = request.match_info["stream_id"]
     if not stream_id or ".." in stream_id or "/" in stream_id:
         return error(400, "Invalid stream_id format")
-    encoded = await state_of(request).recordings.encode(stream_id)
+    state = state_of(request)
+    if not state.config.recording_storage:  # recording.rs:73-92
+        return error(503, "Recording storage not configured")
+    encoded = await state.recordings.encode(stream_id)
     if encoded is None:
         return error(404, f"Recording not found: {stream_id}")
     body, content_type, extension = encoded

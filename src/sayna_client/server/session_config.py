@@ -250,6 +250,14 @@ def _start_recording(session: Session, tts_config: Optional[dict[str, Any]]) -> 
     room = session.room
     if room is None:
         return
+    if not session.state.config.recording_storage:
+        # Sayna's egress setup fails without a recording config; it logs and carries on
+        # without recording (config_handler.rs:919-937, room_handler.rs:444-446).
+        logger.error(
+            "Failed to start room recording: recording storage not configured (stream %s)",
+            session.stream_id,
+        )
+        return
     recording = session.state.recordings.start(session.stream_id, track_rate(tts_config))
     room.recordings.append(recording)
     session.recording = recording

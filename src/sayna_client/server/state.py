@@ -47,6 +47,7 @@ class ServerConfig:
     hook_secret: Optional[str] = None
     sip_room_prefix: str = "sip-"
     sip_outbound_address: Optional[str] = "127.0.0.1:5060"
+    recording_storage: bool = True
     control: bool = True
     request_timeout: float = 30.0
     keep_records: int = RECORDS_KEEP_LIMIT
