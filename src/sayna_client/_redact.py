@@ -10,6 +10,7 @@ every cause through it.
 from __future__ import annotations
 
 import json
+import re
 import traceback
 from collections.abc import Iterable
 from typing import Any, Optional
@@ -127,6 +128,20 @@ def _collect(value: Any, secret: bool, found: list[str]) -> None:
             _collect(parsed, True, found)
 
 
+def _any_encoding(secret: str) -> str:
+    """A regular expression matching ``secret`` with any of its characters written as
+    itself or percent-encoded (hex digits in either case), and a space also as ``+``."""
+    parts: list[str] = []
+    for char in secret:
+        encoded = "".join(
+            "%" + "".join(f"[{d}{d.lower()}]" if d.isalpha() else d for d in f"{byte:02X}")
+            for byte in char.encode("utf-8")
+        )
+        options = [re.escape(char), encoded] + (["\\+"] if char == " " else [])
+        parts.append("(?:" + "|".join(options) + ")")
+    return "".join(parts)
+
+
 class RedactedError(Exception):
     """Stands in for another library's exception whose text held a secret.
 
@@ -136,9 +151,16 @@ class RedactedError(Exception):
 
 
 class Redactor:
-    """Replaces known secrets (and their percent-encoded forms) in text."""
+    """Replaces known secrets in text, however they are percent-encoded.
 
-    __slots__ = ("_secrets",)
+    A URL library may print a query value half-encoded (yarl keeps ``%2B`` but decodes
+    ``%2F``), so beside the literal forms each secret is also matched character by
+    character, every character as itself or percent-encoded (a space also as ``+``).
+    That pattern is compiled on the first :meth:`scrub` or :meth:`leaks`, which only run
+    when an error or log line is built.
+    """
+
+    __slots__ = ("_pattern", "_secrets")
 
     def __init__(self, secrets: Iterable[Optional[str]] = ()) -> None:
         forms: set[str] = set()
@@ -148,6 +170,7 @@ class Redactor:
             forms.update((secret, quote(secret, safe=""), quote_plus(secret, safe="")))
         # Longest first, so a secret containing another is masked whole.
         self._secrets = tuple(sorted(forms, key=len, reverse=True))
+        self._pattern: Optional[re.Pattern[str]] = None
 
     def add(self, *secrets: Optional[str]) -> None:
         """Also mask ``secrets`` from now on."""
@@ -163,14 +186,27 @@ class Redactor:
         return Redactor((*self._secrets, *found))
 
     def scrub(self, text: str) -> str:
-        """``text`` with every secret replaced by ``***``."""
+        """``text`` with every secret replaced by ``***``, in any percent-encoding."""
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
-        return text
+        pattern = self._compiled()
+        return text if pattern is None else pattern.sub(MASK, text)
 
     def leaks(self, text: str) -> bool:
-        return any(secret in text for secret in self._secrets)
+        """Whether a secret shows in ``text``, in any percent-encoding."""
+        if any(secret in text for secret in self._secrets):
+            return True
+        pattern = self._compiled()
+        return pattern is not None and pattern.search(text) is not None
+
+    def _compiled(self) -> Optional[re.Pattern[str]]:
+        if self._pattern is None and self._secrets:
+            decoded = {unquote(secret) for secret in self._secrets}
+            decoded = {secret for secret in decoded if len(secret) >= _MIN_SECRET}
+            ordered = sorted(decoded, key=len, reverse=True)
+            self._pattern = re.compile("|".join(_any_encoding(s) for s in ordered))
+        return self._pattern
 
     def cause(self, exc: BaseException) -> BaseException:
         """``exc`` itself when no secret shows anywhere in its formatted chain, else a

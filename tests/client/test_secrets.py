@@ -177,6 +177,29 @@ async def test_failing_calls_never_show_a_secret(
     texts.check(caplog)
 
 
+#: Query values written percent-encoded: yarl prints them half-decoded (``%2B`` kept,
+#: ``%2F`` decoded), a form neither as given nor fully decoded nor re-encoded.
+ENCODED_KEYS = ["abc%2Bdef%2Fghi%3D%3D-PCT-SECRET-0008", "k3y+plus=eq%2Fenc-PCT-SECRET-0009"]
+
+
+@pytest.mark.parametrize("path", ["400", "401", "500"])
+@pytest.mark.parametrize("key", ENCODED_KEYS)
+async def test_a_percent_encoded_query_key_never_shows_in_a_failed_connect(
+    hostile: str, path: str, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    texts = Texts()
+    url = f"{hostile}/{path}?api_key={key}"
+    stt, tts = _configs()
+    timeouts = Timeouts(connect=5, ready=5, request=5, close=1)
+    async with SaynaClient(url, stt, tts, timeouts=timeouts, retry=RETRY) as client:
+        await texts.failure(client.connect())
+    texts.check(caplog)
+    marker = key.rsplit("-", 3)[1]  # "PCT": only in the key, masked whole with it
+    for text in texts.texts:
+        assert f"{marker}-SECRET" not in text, f"the key leaked in: {text[:300]!r}"
+
+
 @pytest.mark.parametrize("credentials", ["userinfo", "query", "api_key"])
 async def test_unreachable_server_errors_never_show_a_secret(
     credentials: str, caplog: pytest.LogCaptureFixture
