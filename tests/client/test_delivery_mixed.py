@@ -334,3 +334,28 @@ async def test_the_bench_turn_burst_ends_user_turns(server: LocalServer) -> None
                 assert response.status == 400, kind
                 body = await response.json()
             assert body["error"] == '\'kind\' must be "audio", "stt" or "turn"'
+
+
+async def test_turns_yields_only_turns_and_reports_its_drops_elsewhere(
+    server: LocalServer,
+) -> None:
+    # turns() is an iterator of Turn ("print(turn.text)"): a consumer 40 turns behind a
+    # queue of 4 loses the oldest, and the EventsDropped goes to the error callbacks, not
+    # into the loop where it would have no .text.
+    reports: list[Any] = []
+    async with make_client(server, stream_id="turns-behind", max_queue=4) as client:
+        client.register_on_error(reports.append)
+        turns = client.turns()
+        await client.connect()
+        await _burst(server, "turns-behind", "turn", 40)
+        await eventually(lambda: client.metrics.turns == 40, what="every turn read")
+        first = await asyncio.wait_for(turns.__anext__(), 10)
+        assert first.text == "okay"
+        await eventually(lambda: reports, what="the drop reported to the error callbacks")
+        (report,) = reports
+        assert isinstance(report, EventsDropped)
+        assert report.consumer.startswith("turns-")
+        kept = [first]
+        while len(kept) + report.count < 40:
+            kept.append(await asyncio.wait_for(turns.__anext__(), 10))
+        assert [turn.text for turn in kept] == ["okay"] * len(kept)

@@ -86,10 +86,12 @@ class Subscriptions:
         """One :class:`Turn` per user turn (interim and final results joined), in order.
 
         Subscribes when called; ends when the session ends. ``client.on("turn", cb)``
-        delivers the same objects to a callback.
+        delivers the same objects to a callback. It yields only turns: a consumer that
+        falls ``max_queue`` turns behind loses its oldest, and the ``EventsDropped`` with
+        the count goes to the error callbacks and the ``sayna_client`` log, not here.
         """
         mailbox = self._hub.add_iterator(f"turns-{id(self._hub):x}", frozenset({"turn"}))
-        return _pull(self._hub, mailbox)
+        return _pull(self._hub, mailbox, yield_drops=False)
 
     def on(self, event_type: str, callback: Callback[Any]) -> Unsubscribe:
         """Call ``callback(event)`` for every event of ``event_type`` (e.g. ``"stt_result"``,
@@ -190,12 +192,12 @@ class Subscriptions:
         return self.register_on_tts_audio(callback)
 
 
-def _pull(hub: EventHub, mailbox: Mailbox) -> AsyncIterator[Any]:
+def _pull(hub: EventHub, mailbox: Mailbox, yield_drops: bool = True) -> AsyncIterator[Any]:
     """The iterator of ``mailbox``, whose queue is let go of when it ends, is closed, or
     is dropped: also one dropped before its first step, which never runs its
     ``finally`` (its queue would otherwise stay subscribed, and fill, until the session
-    ends)."""
-    iterator = iterate(hub, mailbox)
+    ends). ``yield_drops``: see :func:`iterate`."""
+    iterator = iterate(hub, mailbox, yield_drops)
     try:
         loop: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
     except RuntimeError:  # (made outside any event loop)
@@ -220,8 +222,10 @@ def _let_go(
         pass
 
 
-async def iterate(hub: EventHub, mailbox: Mailbox) -> AsyncIterator[Any]:
-    """Yield what ``mailbox`` receives until it is closed; report its own overflow."""
+async def iterate(hub: EventHub, mailbox: Mailbox, yield_drops: bool = True) -> AsyncIterator[Any]:
+    """Yield what ``mailbox`` receives until it is closed; report its own overflow (to
+    the log and the error callbacks) and, if ``yield_drops``, yield it too (``turns()``
+    does not: it is typed as yielding only turns)."""
     try:
         while True:
             event = mailbox.get_nowait()
@@ -231,6 +235,8 @@ async def iterate(hub: EventHub, mailbox: Mailbox) -> AsyncIterator[Any]:
                 return
             if type(event) is OwnDrop:
                 hub.report_overflow(event)
+                if not yield_drops:
+                    continue
             yield event
     finally:
         hub.remove_iterator(mailbox)
