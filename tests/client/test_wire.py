@@ -489,6 +489,49 @@ async def test_a_speak_cancelled_while_it_waits_is_still_spoken() -> None:
         await runner.cleanup()
 
 
+async def test_a_speak_wait_cancelled_while_it_waits_leaves_no_unread_error() -> None:
+    """``speak(wait=True)`` cancelled while its frame waits for the socket, then the
+    session ends: the playback wait it had begun fails with the close, and nobody is
+    left holding a failed future that asyncio reports as "never retrieved"."""
+    release = asyncio.Event()
+
+    async def session(ws: web.WebSocketResponse) -> None:
+        await release.wait()
+
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    runner, url = await _bare_server(session)
+    try:
+        client = SaynaClient(url, stt(), tts(), heartbeat=None)
+        await client.connect()
+        assert internals.sender_kind(client) == "frame_writer"
+        while True:  # fill the socket: the server reads nothing
+            send = asyncio.ensure_future(client.on_audio_input(bytes(range(256)) * 256))
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            if not send.done():
+                break
+            send.result()
+        speak = asyncio.ensure_future(client.speak("hello there", wait=True, timeout=60))
+        await asyncio.sleep(0)
+        assert not speak.done()
+        speak.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await speak
+        await client.abort()
+        with pytest.raises(SaynaConnectionError):  # (the upload ended with the socket)
+            await send
+        del speak, send
+        gc.collect()
+        assert [c.get("message") for c in reported] == []
+    finally:
+        loop.set_exception_handler(previous)
+        release.set()
+        await runner.cleanup()
+
+
 async def test_frames_keep_their_order_across_bursts_and_turns(server: LocalServer) -> None:
     """Sends started in runs of every length, the loop turning between runs: each run's
     frames go out in one turn (a burst, batched), the next run's in a later one; the

@@ -153,10 +153,16 @@ class Speaking:
         except asyncio.CancelledError:
             # Cancelled while the frame waited for the peer to read: it was handed to
             # the socket first, so the server will speak it; its handle stays queued.
+            # Nobody awaits the playback wait now: cancelled, it cannot end in an
+            # error asyncio would report as never retrieved.
             queue.chunk_sent(handle, last=True)
+            if done is not None:
+                done.cancel()
             raise
         except BaseException:
             queue.abandon(handle, None)
+            if done is not None:
+                done.cancel()
             raise
         queue.chunk_sent(handle, last=True)
         if done is not None:
