@@ -24,6 +24,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from helpers.waiting import eventually
 from sayna_client import (
     ApiKeyAuth,
     AzureAuth,
@@ -31,6 +32,7 @@ from sayna_client import (
     RetryPolicy,
     SaynaAuthenticationError,
     SaynaClient,
+    SaynaConfigRejectedError,
     SaynaError,
     SaynaInvalidResponseError,
     SaynaSyncClient,
@@ -198,6 +200,45 @@ async def test_a_percent_encoded_query_key_never_shows_in_a_failed_connect(
     marker = key.rsplit("-", 3)[1]  # "PCT": only in the key, masked whole with it
     for text in texts.texts:
         assert f"{marker}-SECRET" not in text, f"the key leaked in: {text[:300]!r}"
+
+
+async def test_a_key_echoed_in_a_websocket_error_or_close_reason_is_masked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A (buggy) server echoes the Authorization header it got in its `error` answer to
+    # the config and in its Close reason: neither the exception, nor the close event, nor
+    # the log shows the key; the `error` event itself keeps the server's words.
+    caplog.set_level(logging.DEBUG)
+
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.receive()  # the config
+        auth = request.headers.get("Authorization", "")
+        await ws.send_json({"type": "error", "message": f"Invalid credentials: {auth}"})
+        await ws.close(code=4001, message=f"rejected {auth}".encode())
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", echo)
+    texts = Texts()
+    errors: list[Any] = []
+    closes: list[Any] = []
+    stt, tts = _configs()
+    async with serving(app) as url:
+        client = SaynaClient(url, stt, tts, api_key=API_KEY, retry=RETRY)
+        async with client:
+            client.on("error", errors.append)
+            client.on("closed", closes.append)
+            rejected = await texts.failure(client.connect())
+            assert isinstance(rejected, SaynaConfigRejectedError)
+            assert str(rejected).endswith("Invalid credentials: ***")
+            await eventually(lambda: closes, what="the server's close")
+            texts.add(*closes)
+    assert closes[0].code == 4001
+    assert closes[0].reason == "rejected ***"
+    assert API_KEY in errors[0].message  # the raw event is the server's
+    texts.check(caplog)
 
 
 @pytest.mark.parametrize("credentials", ["userinfo", "query", "api_key"])

@@ -98,6 +98,12 @@ class ConnectionOwner(Protocol):
         """A counter of data received that changes while data flows (keepalive)."""
         ...
 
+    def redact(self, text: str) -> str:
+        """``text`` (a server's words about to go into an exception or a log line) with
+        the client's secrets masked. Called only when such a text is built, never per
+        message."""
+        ...
+
 
 class WebSocketConnection(SocketSender):
     """A single connected socket. Not reused after it closes.
@@ -601,7 +607,8 @@ class WebSocketConnection(SocketSender):
             return
         if config_answer("error", error.message) is PhaseInput.CONFIG_REFUSED:
             self.phase = next_phase(self.phase, PhaseInput.CONFIG_REFUSED)
-            waiter.set_exception(SaynaConfigRejectedError(error.message))
+            # (the event keeps the server's words; the exception masks an echoed key)
+            waiter.set_exception(SaynaConfigRejectedError(self._owner.redact(error.message)))
 
     def _finish(self, code: Optional[int], reason: str) -> None:
         if self.close_info is not None:
@@ -610,6 +617,8 @@ class WebSocketConnection(SocketSender):
         if by_client:
             code = client_close_code(code)
         self.phase = Phase.CLOSED
+        if reason:  # a server's reason may echo the key; it goes into errors and the log
+            reason = self._owner.redact(reason)
         info = ConnectionClosed(code, reason, by_client)
         self.close_info = info
         heartbeat, self._heartbeat = self._heartbeat, None  # it refers back to us

@@ -398,6 +398,10 @@ class VoiceSession:
         """Results and TTS frames received so far (the keepalive watches it)."""
         return self.tracker.activity
 
+    def redact(self, text: str) -> str:
+        """``text`` with the client's secrets (API key, URL credentials) masked."""
+        return self._link.redactor.scrub(text)
+
     def connection_closed(self, info: ConnectionClosed) -> None:
         """Called by the reader when a socket ends (any reason)."""
         self._drop_lane()  # on_audio_input must not use this connection any more
