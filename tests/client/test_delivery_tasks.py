@@ -18,7 +18,7 @@ import pytest
 
 from helpers.internals import event_hub
 from helpers.waiting import eventually
-from sayna_client import SaynaConfigRejectedError, STTResultMessage
+from sayna_client import SaynaConfigRejectedError, STTResultMessage, Timeouts
 from sayna_client.server import Faults, LocalServer
 
 from .conftest import ThreadedServer, make_client
@@ -253,3 +253,34 @@ def _result(transcript: str) -> STTResultMessage:
     return STTResultMessage(
         transcript=transcript, is_final=True, is_speech_final=False, confidence=1.0
     )
+
+
+async def test_events_left_for_late_callbacks_at_disconnect_are_reported(
+    server: LocalServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A callback still busy when disconnect()'s timeouts.close runs out is cancelled;
+    # the events queued behind it are dropped, and the log says how many.
+    blocked = asyncio.Event()
+    seen: list[str] = []
+
+    async def stuck(result: STTResultMessage) -> None:
+        seen.append(result.transcript)
+        await blocked.wait()
+
+    timeouts = Timeouts(connect=5, ready=10, request=10, close=0.2)
+    try:
+        async with make_client(server, stream_id="late", timeouts=timeouts) as client:
+            client.register_on_stt_result(stuck)
+            await client.connect()
+            async with aiohttp.ClientSession() as http:
+                body = {"kind": "turn", "count": 50}
+                url = f"{server.url}/_local/bench/late/burst"
+                async with http.post(url, json=body) as response:
+                    assert response.status == 202
+            await eventually(lambda: client.metrics.turns == 50, what="every result read")
+            await client.disconnect()
+    finally:
+        blocked.set()
+    assert len(seen) == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(m.startswith("49 events still queued for callbacks") for m in warnings), warnings

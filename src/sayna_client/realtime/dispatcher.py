@@ -173,6 +173,20 @@ class Dispatcher(Mailbox):
         self._frames: Optional[list[bytes]] = None
         self._items = _NOTHING
 
+    def discard(self) -> None:
+        """Close and drop everything queued, releasing barriers: the session ended and
+        its callbacks did not catch up within ``timeouts.close`` (their task was
+        cancelled). The events dropped are logged with their count, as every drop is."""
+        lost = sum(1 for item in self._items if type(item) is not Barrier)
+        super().discard()
+        if lost:
+            logger.warning(
+                "%d events still queued for callbacks when the session ended were dropped:"
+                " the callbacks did not catch up within timeouts.close (raise"
+                " Timeouts(close=...) or make the callbacks quicker)",
+                lost,
+            )
+
     # --- the reader's side ---------------------------------------------------------
 
     def put(self, item: Any) -> None:
