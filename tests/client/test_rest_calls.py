@@ -128,7 +128,9 @@ async def test_a_per_call_timeout_ends_a_stalled_call(
             await CALLS[name](client, {"timeout": 0.1})
     assert info.value.timeout == 0.1
     assert info.value.operation  # "METHOD /path"
-    assert server.arrived == 1  # it was sent, once (no retry policy)
+    # Sent at most once (no retry policy); on a loaded machine the 0.1 s can pass before
+    # the request reaches the peer, so it may not have arrived at all.
+    assert server.arrived <= 1
 
 
 async def test_timeout_none_means_no_limit_whatever_the_client_default(
