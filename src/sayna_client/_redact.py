@@ -176,6 +176,7 @@ class Redactor:
         """Also mask ``secrets`` from now on."""
         merged = Redactor((*self._secrets, *secrets))
         self._secrets = merged._secrets
+        self._pattern = None  # made again with them at the next scrub
 
     def also(self, secrets: Iterable[Optional[str]]) -> Redactor:
         """A new redactor masking this one's secrets and ``secrets`` (this one unchanged:

@@ -466,3 +466,16 @@ async def test_provider_keys_of_the_request_body_are_masked_in_an_echoed_body(
             assert not [secret for secret in secrets if secret in quoted]
     texts.check(caplog)
     _no_secret_in(texts, secrets)
+
+
+def test_a_secret_added_after_a_scrub_is_masked_in_any_encoding() -> None:
+    """The any-encoding pattern was made at the first scrub and kept: a secret added
+    afterwards (a proxy's or .netrc's credentials, found at the first request) was masked
+    only in its literal forms, not half-encoded as yarl prints it."""
+    from sayna_client._redact import Redactor
+
+    redactor = Redactor(["first-secret"])
+    assert redactor.scrub("nothing here") == "nothing here"  # the pattern is made
+    redactor.add("p@ss/word+x")
+    assert redactor.scrub("proxy http://u:p%40ss/word%2Bx@host") == "proxy http://u:***@host"
+    assert redactor.leaks("p%40ss%2Fword%2bx")
