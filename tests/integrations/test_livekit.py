@@ -70,6 +70,22 @@ def room_frames(words: int) -> list[rtc.AudioFrame]:
     ]
 
 
+def read_events(
+    stream: Any,
+) -> tuple[list[stt.SpeechEvent], asyncio.Event, asyncio.Future[None]]:
+    """Read ``stream`` on a task: the events so far, an event set at each one (for
+    ``eventually(wake=...)``), and the task (it raises what the stream raised)."""
+    events: list[stt.SpeechEvent] = []
+    changed = asyncio.Event()
+
+    async def read() -> None:
+        async for event in stream:
+            events.append(event)
+            changed.set()
+
+    return events, changed, asyncio.ensure_future(read())
+
+
 async def test_stt_stream_transcribes_room_audio(server: LocalServer) -> None:
     plugin = sayna.STT(url=server.url, **configs())  # type: ignore[arg-type]
     stream = plugin.stream(conn_options=OPTIONS)
@@ -118,15 +134,7 @@ async def test_stt_session_lost_mid_turn_ends_that_turn(server: LocalServer) -> 
     stream = plugin.stream(
         conn_options=APIConnectOptions(max_retry=3, timeout=10, retry_interval=0.05)
     )
-    events: list[stt.SpeechEvent] = []
-    changed = asyncio.Event()
-
-    async def read() -> None:
-        async for event in stream:
-            events.append(event)
-            changed.set()
-
-    reader = asyncio.ensure_future(read())
+    events, changed, reader = read_events(stream)
     for chunk in frames_of(tone_bursts(4, STT_RATE, silence_after=0), STT_RATE):
         stream.push_frame(rtc.AudioFrame(chunk, STT_RATE, 1, len(chunk) // 2))
     await server.records.wait_for(lambda: server.records.sessions)
@@ -177,15 +185,7 @@ async def test_stt_recognizer_failing_mid_stream_is_retried_on_a_new_session(
     stream = plugin.stream(
         conn_options=APIConnectOptions(max_retry=3, timeout=10, retry_interval=0.01)
     )
-    events: list[stt.SpeechEvent] = []
-    changed = asyncio.Event()
-
-    async def read() -> None:
-        async for event in stream:
-            events.append(event)
-            changed.set()
-
-    reader = asyncio.ensure_future(read())
+    events, changed, reader = read_events(stream)
     stream.push_frame(rtc.AudioFrame(bytes(640), STT_RATE, 1, 320))
     await server.records.wait_for(lambda: server.records.sessions)
     (session,) = server_state(server).sessions
