@@ -32,6 +32,10 @@ P = ParamSpec("P")
 #: After ``disconnect()``, how long calls still running on the loop (woken by the close)
 #: get to finish before they are cancelled.
 _SETTLE_SECONDS = 0.1
+#: How long the loop thread's end waits for work still running in its loop's default
+#: executor (a callback's ``run_in_executor(None, ...)``, a DNS lookup) before it leaves
+#: those threads to finish on their own: ``close()`` must not hang on a user's call.
+_EXECUTOR_SECONDS = 5.0
 _thread_numbers = itertools.count(1)
 
 
@@ -83,6 +87,24 @@ async def _shutdown(client: SaynaClient, graceful: bool, drain: Any) -> None:
             await client.disconnect(graceful=False)
 
 
+def _shut_down_executor(executor: concurrent.futures.ThreadPoolExecutor) -> None:
+    """Shut the loop's default executor down, waiting at most ``_EXECUTOR_SECONDS`` for
+    what still runs there (``loop.shutdown_default_executor()`` waits without a limit
+    before Python 3.12); past that, say so and leave those threads to finish."""
+    waiter = threading.Thread(
+        target=executor.shutdown, kwargs={"cancel_futures": True}, daemon=True
+    )
+    waiter.start()
+    waiter.join(_EXECUTOR_SECONDS)
+    if waiter.is_alive():
+        logger.warning(
+            "SaynaSyncClient closed while a call run in its event loop's default executor "
+            "(run_in_executor(None, ...)) was still running after %.0f s; its thread is left "
+            "to finish on its own. Bound that call, or run it in an executor of your own.",
+            _EXECUTOR_SECONDS,
+        )
+
+
 class _LoopThread:
     """One event loop in one daemon thread. Holds no reference to the sync client, so an
     unclosed client can still be garbage-collected (and warn)."""
@@ -97,11 +119,15 @@ class _LoopThread:
 
     def _main(self) -> None:
         loop = self.loop
+        executor = concurrent.futures.ThreadPoolExecutor(
+            thread_name_prefix=self.thread.name.replace("-loop-", "-worker-")
+        )
+        loop.set_default_executor(executor)
         asyncio.set_event_loop(loop)
         try:
             loop.run_forever()
             loop.run_until_complete(loop.shutdown_asyncgens())  # ends unfinished events()
-            loop.run_until_complete(loop.shutdown_default_executor())
+            _shut_down_executor(executor)
         finally:
             asyncio.set_event_loop(None)
             loop.close()

@@ -712,3 +712,34 @@ async def test_on_the_local_server_s_thread_a_done_handle_answers_and_close_is_p
     started = time.monotonic()
     client.close()  # at once, as abort(): not the 60 s drain
     assert time.monotonic() - started < 30
+
+
+async def test_close_does_not_wait_without_limit_for_a_callbacks_executor_call(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A callback that hands blocking work to the loop's default executor: ``close()``
+    waits for it a bounded time (``_EXECUTOR_SECONDS``), then says so and returns; the
+    work's thread finishes on its own."""
+    from sayna_client import _portal
+
+    monkeypatch.setattr(_portal, "_EXECUTOR_SECONDS", 0.2)
+    release = threading.Event()
+    started = threading.Event()
+
+    def scenario() -> None:
+        c = make_sync(server)
+
+        async def on_ready(_: Any) -> None:
+            started.set()
+            await asyncio.get_running_loop().run_in_executor(None, release.wait)
+
+        c.on("ready", on_ready)
+        c.connect()
+        assert started.wait(10)
+        c.close()
+
+    try:
+        await asyncio.wait_for(asyncio.to_thread(scenario), 30)
+    finally:
+        release.set()
+    assert "default executor" in caplog.text
