@@ -355,7 +355,7 @@ class WebSocketConnection(SocketSender):
             if event_type == "ready":
                 self._got_ready(cast(ReadyMessage, event))
             else:
-                self._got_error(cast(ErrorMessage, event))
+                event = self._got_error(cast(ErrorMessage, event))
             if pending and waiter.done() and self._wire is not None:  # type: ignore[union-attr]
                 self._wire.hold()
         self._hub.publish(event)
@@ -599,16 +599,21 @@ class WebSocketConnection(SocketSender):
         if waiter is not None and not waiter.done():
             waiter.set_result(ready)
 
-    def _got_error(self, error: ErrorMessage) -> None:
+    def _got_error(self, error: ErrorMessage) -> ErrorMessage:
+        """Fail a pending ready wait on the config's refusal; return the event to
+        publish: ``error`` with the client's secrets masked, should the server have
+        echoed one (it reaches callbacks, reprs and logs)."""
+        message = self._owner.redact(error.message)
+        if message != error.message:
+            error = error.model_copy(update={"message": message})
         # Errors of commands sent before the config arrive after it was sent: only the
         # config's own refusals fail the wait (see protocol.lifecycle.config_answer).
         waiter = self._ready_waiter
-        if waiter is None or waiter.done():
-            return
-        if config_answer("error", error.message) is PhaseInput.CONFIG_REFUSED:
+        refused = config_answer("error", message) is PhaseInput.CONFIG_REFUSED
+        if refused and waiter is not None and not waiter.done():
             self.phase = next_phase(self.phase, PhaseInput.CONFIG_REFUSED)
-            # (the event keeps the server's words; the exception masks an echoed key)
-            waiter.set_exception(SaynaConfigRejectedError(self._owner.redact(error.message)))
+            waiter.set_exception(SaynaConfigRejectedError(message))
+        return error
 
     def _finish(self, code: Optional[int], reason: str) -> None:
         if self.close_info is not None:
