@@ -10,16 +10,16 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any, Callable, Optional, TypeVar
 
 from .._cli_util import EXIT_FAILURE, EXIT_USAGE, Parser, non_negative_float, port
 from .app import LocalServer
-from .config_file import ConfigFileError, load_config_file
+from .config_file import ConfigError, load_settings
 from .engines import ENGINE_NAMES, EngineUnavailable
 from .faults import Faults
 
-__all__ = ["LOOP_NAMES", "build_parser", "loop_runner", "serve_main"]
+__all__ = ["LOOP_NAMES", "build_parser", "loop_runner", "serve_main", "serve_options"]
 
 #: The event loops ``sayna serve --loop`` runs on.
 LOOP_NAMES = ("asyncio", "uvloop")
@@ -91,21 +91,34 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
         "needed) until Ctrl-C.",
         epilog="examples:\n  sayna serve\n  sayna serve --engine local --port 3001\n"
         "  sayna serve --port 0 --api-key dev-key   # any free port, auth required\n"
-        "  sayna serve --config sayna.json          # hooks and keys from a Sayna config",
+        "  sayna serve --config sayna.json          # hooks and keys from a Sayna config\n"
+        "  AUTH_REQUIRED=true AUTH_API_SECRET=k sayna serve   # Sayna's own variables\n\n"
+        "Sayna's environment variables read (under --config, over the defaults):\n"
+        "  LIVEKIT_URL LIVEKIT_PUBLIC_URL LIVEKIT_API_KEY LIVEKIT_API_SECRET\n"
+        "  AUTH_REQUIRED AUTH_API_SECRETS_JSON AUTH_API_SECRET AUTH_API_SECRET_ID\n"
+        "  SIP_ROOM_PREFIX SIP_HOOKS_JSON SIP_HOOK_SECRET SIP_OUTBOUND_ADDRESS RECORDING_*\n"
+        "  (not HOST or PORT: 127.0.0.1:3001 unless --host/--port or the file says)",
     )
     parser.add_argument(
         "--config",
         default=None,
         metavar="FILE",
-        help="a Sayna config file (JSON, or YAML with PyYAML): server, livekit, auth and sip "
-        "keys, SIP hooks included; command-line options win over it (default: none)",
+        help="a Sayna config file (JSON, or YAML with PyYAML): server, livekit, auth, sip "
+        "and recording keys, SIP hooks included; it wins over Sayna's variables, as on "
+        "Sayna, and command-line options win over both (default: none)",
     )
-    parser.add_argument("--host", default=None, help="interface to bind (default: 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        default=None,
+        help="interface to bind (default: the file's server.host, else 127.0.0.1; $HOST is "
+        "not read)",
+    )
     parser.add_argument(
         "--port",
         type=port,
         default=None,
-        help="TCP port, 0 = any free port (default: 3001)",
+        help="TCP port, 0 = any free port (default: the file's server.port, else 3001; "
+        "$PORT is not read)",
     )
     parser.add_argument(
         "--engine",
@@ -118,7 +131,9 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
     parser.add_argument(
         "--api-key",
         default=None,
-        help="require this API key (default: $SAYNA_API_KEY; unset = no auth)",
+        help="require this API key (tenant 'default'), besides any secret the file or "
+        "$AUTH_REQUIRED with $AUTH_API_SECRET(S_JSON) set (default: $SAYNA_API_KEY; unset = "
+        "their auth, else none)",
     )
     parser.add_argument(
         "--stt-hint",
@@ -129,25 +144,26 @@ def build_parser(prog: str = "sayna serve") -> argparse.ArgumentParser:
     parser.add_argument(
         "--livekit-url",
         default=None,
-        help="LiveKit URL reported to clients (default: ws://127.0.0.1:7880)",
+        help="LiveKit URL reported to clients (default: livekit.public_url, "
+        "$LIVEKIT_PUBLIC_URL, livekit.url, $LIVEKIT_URL, else ws://127.0.0.1:7880)",
     )
     parser.add_argument(
         "--livekit-api-key",
         default=None,
-        help="LiveKit API key for tokens and /livekit/webhook (default: $LIVEKIT_API_KEY; "
-        "unset = a random one)",
+        help="LiveKit API key for tokens and /livekit/webhook (default: livekit.api_key, "
+        "else $LIVEKIT_API_KEY; unset = a random one)",
     )
     parser.add_argument(
         "--livekit-api-secret",
         default=None,
         help="LiveKit API secret signing tokens and verifying /livekit/webhook (default: "
-        "$LIVEKIT_API_SECRET; unset = a random one, never printed)",
+        "livekit.api_secret, else $LIVEKIT_API_SECRET; unset = a random one, never printed)",
     )
     parser.add_argument(
         "--hook-secret",
         default=None,
-        help="global SIP webhook signing secret (default: none, hooks are unsigned "
-        "unless they have their own)",
+        help="global SIP webhook signing secret (default: sip.hook_secret, else "
+        "$SIP_HOOK_SECRET; unset = none, hooks are unsigned unless they have their own)",
     )
     parser.add_argument(
         "--sip-hook-host",
@@ -276,43 +292,22 @@ class _Printer:
 def serve_main(argv: Optional[list[str]] = None) -> int:
     """Entry point of ``sayna serve``; returns the process exit status.
 
-    The API key falls back to ``SAYNA_API_KEY``, the LiveKit key and secret to
-    ``LIVEKIT_API_KEY`` / ``LIVEKIT_API_SECRET`` (random when unset); ``--config`` reads
-    a Sayna config file (:mod:`.config_file`), which command-line options and those
-    variables override. Exits 2 when the engine is unavailable (e.g. ``--engine local``
-    without ``pip install 'sayna-client[local]'``), the event loop is (``--loop uvloop``
-    without ``pip install 'sayna-client[uvloop]'``) or the config file is unusable, 0 on
-    Ctrl-C or SIGTERM (sessions closed with a close frame, the engine stopped).
+    The settings are :func:`serve_options`: the ``--config`` file over Sayna's own
+    environment variables, command-line options over both. Exits 2 when the engine is
+    unavailable (e.g. ``--engine local`` without ``pip install 'sayna-client[local]'``),
+    the event loop is (``--loop uvloop`` without ``pip install 'sayna-client[uvloop]'``)
+    or the config file or a variable is unusable (one line naming it), 0 on Ctrl-C or
+    SIGTERM (sessions closed with a close frame, the engine stopped).
     """
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    options: dict[str, Any] = {}
-    if args.config is not None:
-        try:
-            options = load_config_file(args.config)
-        except ConfigFileError as exc:
-            print(f"sayna serve: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-    for key, value in (
-        ("host", args.host),
-        ("port", args.port),
-        ("livekit_url", args.livekit_url),
-        ("livekit_api_key", args.livekit_api_key or os.environ.get("LIVEKIT_API_KEY") or None),
-        (
-            "livekit_api_secret",
-            args.livekit_api_secret or os.environ.get("LIVEKIT_API_SECRET") or None,
-        ),
-        ("hook_secret", args.hook_secret),
-    ):
-        if value is not None:
-            options[key] = value
-    options.setdefault("host", "127.0.0.1")
-    options.setdefault("port", 3001)
-    api_key = args.api_key or os.environ.get("SAYNA_API_KEY") or None
-    if api_key:
-        options["api_key"] = api_key
+    try:
+        options = serve_options(args, os.environ)
+    except ConfigError as exc:
+        print(f"sayna serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         run = loop_runner(args.loop)
     except LoopUnavailable as exc:
@@ -335,6 +330,35 @@ def serve_main(argv: Optional[list[str]] = None) -> int:
         print(f"sayna serve: {_listen_problem(where, number, exc)}", file=sys.stderr)
         return EXIT_FAILURE
     return 0
+
+
+def serve_options(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The :class:`~.app.LocalServer` settings of ``sayna serve``: the ``--config`` file
+    and Sayna's environment variables merged as the real server merges them (file first;
+    :func:`~.config_file.load_settings`), then the command-line options over both, then
+    ``127.0.0.1:3001``. ``--api-key`` (else ``SAYNA_API_KEY``, this package's own
+    variable) adds a key of tenant ``default`` to whatever authentication they set.
+
+    Raises:
+        ConfigError: the file or a variable is unusable (the message names it).
+    """
+    options = load_settings(args.config, environ)
+    for key, value in (
+        ("host", args.host),
+        ("port", args.port),
+        ("livekit_url", args.livekit_url),
+        ("livekit_api_key", args.livekit_api_key or None),
+        ("livekit_api_secret", args.livekit_api_secret or None),
+        ("hook_secret", args.hook_secret),
+    ):
+        if value is not None:
+            options[key] = value
+    options.setdefault("host", "127.0.0.1")
+    options.setdefault("port", 3001)
+    api_key = args.api_key or environ.get("SAYNA_API_KEY") or None
+    if api_key:
+        options["api_key"] = api_key
+    return options
 
 
 def _listen_problem(host: str, port_number: int, exc: OSError) -> str:
