@@ -468,8 +468,9 @@ def test_the_file_and_the_variables_must_pick_the_same_backend(tmp_path: Path) -
 
 # --- `sayna serve` itself -------------------------------------------------------------
 
-#: Every Sayna variable emptied (empty = unset), so the caller's shell does not leak in.
-CLEAN = dict.fromkeys(VARIABLES, "")
+#: Every Sayna variable emptied (empty = unset), and SAYNA_API_KEY, so the caller's shell
+#: does not leak in.
+CLEAN = dict.fromkeys((*VARIABLES, "SAYNA_API_KEY"), "")
 
 
 async def test_sayna_serve_asks_for_the_key_the_variables_set(
@@ -477,7 +478,6 @@ async def test_sayna_serve_asks_for_the_key_the_variables_set(
 ) -> None:
     env = {
         **CLEAN,
-        "SAYNA_API_KEY": "",
         "AUTH_REQUIRED": "true",
         "AUTH_API_SECRET": SECRET,
         "AUTH_API_SECRET_ID": "acme",
