@@ -21,6 +21,7 @@ __all__ = [
     "bounded",
     "check_text",
     "check_type",
+    "check_utf8",
     "has_google_auth",
     "reject_frame",
 ]
@@ -45,7 +46,8 @@ def as_frame(audio_data: Any) -> tuple[Frame, int]:
 
     Raises:
         SaynaValidationError: not bytes-like, a buffer that cannot be read (a released
-            memoryview), or one that is not C-contiguous.
+            memoryview), one that is not C-contiguous, or one of floating-point samples
+            (no Sayna encoding is floating-point).
     """
     if type(audio_data) is bytearray:
         return audio_data, len(audio_data)
@@ -73,8 +75,25 @@ def as_frame(audio_data: Any) -> tuple[Frame, int]:
             "numpy.ascontiguousarray(audio_data))"
         )
     if view.format != "B" or view.ndim != 1:
+        if view.format.lstrip("@=<>!") in _FLOAT_FORMATS:
+            _reject_float(audio_data, view)
         view = view.cast("B")
     return view, view.nbytes
+
+
+#: Buffer formats of floating-point samples (half, single, double).
+_FLOAT_FORMATS = frozenset({"e", "f", "d"})
+
+
+def _reject_float(audio_data: Any, view: memoryview) -> NoReturn:
+    kind = {2: "float16", 4: "float32", 8: "float64"}.get(view.itemsize, "floating-point")
+    raise SaynaValidationError(
+        f"audio_data is a {type(audio_data).__name__} of {kind} samples (what soundfile, "
+        "sounddevice and librosa return by default), but Sayna takes integer samples in "
+        "the stt_config encoding: the server would hear noise or nothing. Convert it, "
+        "for linear16: (numpy.clip(audio, -1, 1) * 32767).astype('<i2'), or read the "
+        "audio as int16 (soundfile.read(..., dtype='int16'), sounddevice dtype='int16')"
+    )
 
 
 def reject_frame(size: int) -> NoReturn:
@@ -125,3 +144,19 @@ def check_text(name: str, text: Any) -> None:
             f"{name} is {len(text)} characters; the limit is {MAX_TEXT_CHARS}: split it "
             "into several speak() calls"
         )
+    if not text.isascii():
+        check_utf8(name, text)
+
+
+def check_utf8(name: str, text: str) -> None:
+    """Raise :class:`SaynaValidationError` when ``text`` holds a lone surrogate (text
+    decoded with ``errors="surrogateescape"``, a broken ``\\ud800`` escape): it cannot be
+    sent as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SaynaValidationError(
+            f"{name} holds a lone surrogate (U+{ord(text[exc.start]):04X} at index "
+            f"{exc.start}), which UTF-8 cannot carry: decode the text with "
+            "errors='replace', or remove that character"
+        ) from None

@@ -51,7 +51,7 @@ def _odd_frames() -> list[Any]:
         memoryview(samples),  # 600 items, 1200 bytes
         np.arange(-160, 160, dtype=np.int16),  # 640 bytes
         np.arange(12, dtype=np.int16).reshape(3, 4),  # C-contiguous, 2-D: 24 bytes
-        memoryview(np.arange(5, dtype=np.float32)),  # any format: 20 bytes
+        memoryview(np.arange(5, dtype=np.int32)),  # any integer format: 20 bytes
     ]
 
 
@@ -91,6 +91,25 @@ async def test_the_sync_client_sends_the_same_bytes(server: LocalServer) -> None
     record = server.records.last_session
     assert record.audio_frames == len(frames)
     assert bytes(record.audio) == expected
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", ">f4"])
+async def test_floating_point_samples_are_refused_naming_the_conversion(
+    server: LocalServer, dtype: str
+) -> None:
+    """What soundfile, sounddevice and librosa return by default: sent as bytes, the
+    server would hear noise or nothing, with no error. No Sayna encoding is float."""
+    async with make_client(server) as client:
+        await client.connect()
+        audio = np.zeros(320, dtype=dtype)
+        with pytest.raises(SaynaValidationError, match=r"samples.*astype\('<i2'\)"):
+            await client.on_audio_input(audio)
+        with pytest.raises(SaynaValidationError, match="float"):
+            await client.on_audio_input(memoryview(audio))
+        await client.on_audio_input(audio.astype("<i2"))  # converted, it goes out
+        record = server.records.last_session
+        await server.records.wait_for(lambda: record.audio_frames == 1)
+        assert record.audio_bytes == 640
 
 
 async def test_clear_errors_for_what_is_not_a_frame(server: LocalServer) -> None:

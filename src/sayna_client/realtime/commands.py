@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
+from .._checks import check_utf8
 from .._config import MAX_TEXT_CHARS
 from ..errors import SaynaValidationError
 from ..protocol.commands import (
@@ -48,19 +49,35 @@ class Commands:
         """Publish a data message into the session's LiveKit room.
 
         Raises:
-            SaynaValidationError: empty ``role`` or ``message`` of the wrong type.
+            SaynaValidationError: ``message``, ``role`` or ``topic`` not a string (or
+                ``role`` / ``topic`` empty), or ``debug`` not a dict that JSON can carry
+                (nothing is sent).
         """
         if not isinstance(message, str):
-            raise SaynaValidationError("message must be a string")
+            raise SaynaValidationError(f"message must be a string, got {type(message).__name__}")
         if len(message) > MAX_TEXT_CHARS:
             raise SaynaValidationError(f"message exceeds {MAX_TEXT_CHARS} characters; split it")
         if not isinstance(role, str) or not role.strip():
             raise SaynaValidationError(
                 "role must be a non-empty string such as 'user' or 'assistant'"
             )
+        if not isinstance(topic, str) or not topic.strip():
+            raise SaynaValidationError(
+                f"topic must be a non-empty string (default 'messages'), got {topic!r}"
+            )
         if debug is not None and not isinstance(debug, dict):
             raise SaynaValidationError("debug must be a dict or None")
-        text = encode(SendMessageMessage(message=message, role=role, topic=topic, debug=debug))
+        for name, value in (("message", message), ("role", role), ("topic", topic)):
+            if not value.isascii():
+                check_utf8(name, value)
+        try:
+            text = encode(SendMessageMessage(message=message, role=role, topic=topic, debug=debug))
+        except (ValueError, TypeError) as exc:  # pydantic's errors are ValueErrors
+            raise SaynaValidationError(
+                "debug must be a dict JSON can carry: string keys, and values that are "
+                "strings, numbers, booleans, None, lists or dicts of those "
+                f"({type(exc).__name__})"
+            ) from None
         await self._session.ready_connection().send_text(text)
 
     async def sip_transfer(self, transfer_to: str) -> None:
@@ -78,11 +95,28 @@ class Commands:
         turn_detect_threshold: Optional[float] = None,
     ) -> None:
         """Send ``update_config`` (turn-detector threshold 0.0–1.0; the VAD part has no
-        effect on the current server). No acknowledgement is sent back."""
-        if turn_detect_threshold is not None and not 0.0 <= turn_detect_threshold <= 1.0:
-            raise SaynaValidationError("turn_detect_threshold must be between 0.0 and 1.0")
-        if vad_silence_duration_ms is not None and vad_silence_duration_ms < 0:
-            raise SaynaValidationError("vad_silence_duration_ms must be >= 0")
+        effect on the current server). No acknowledgement is sent back.
+
+        Raises:
+            SaynaValidationError: ``turn_detect_threshold`` not a number from 0.0 to
+                1.0, or ``vad_silence_duration_ms`` not an int >= 0 (nothing is sent).
+        """
+        threshold = turn_detect_threshold
+        if threshold is not None and (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, (int, float))
+            or not 0.0 <= threshold <= 1.0
+        ):
+            raise SaynaValidationError(
+                f"turn_detect_threshold must be a number from 0.0 to 1.0, got {threshold!r}"
+            )
+        silence = vad_silence_duration_ms
+        if silence is not None and (
+            isinstance(silence, bool) or not isinstance(silence, int) or silence < 0
+        ):
+            raise SaynaValidationError(
+                f"vad_silence_duration_ms must be an int >= 0 (milliseconds), got {silence!r}"
+            )
         message = UpdateConfigMessage(
             vad=None
             if vad_silence_duration_ms is None

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import TYPE_CHECKING, Optional
 
 from .._checks import bounded
+from .._config import check_seconds
 from ..errors import (
     SaynaConnectionError,
     SaynaNotReadyError,
@@ -54,12 +56,23 @@ class Drainer:
         about ``settle`` seconds when nothing is outstanding.
 
         Raises:
+            SaynaValidationError: ``timeout`` is not a positive number of seconds or
+                None, or ``settle`` not a number of seconds >= 0.
             SaynaTimeoutError: not drained within ``timeout`` seconds.
             SaynaConnectionClosedError: the session closed first.
             SaynaNotReadyError: called while the session is reconnecting (the turn and
                 the speech under way were lost with the connection, the results of the
                 audio held are still to come): call it after the ``reconnected`` event.
         """
+        check_seconds("timeout", timeout)
+        if (
+            isinstance(settle, bool)
+            or not isinstance(settle, (int, float))
+            or not 0 <= settle < math.inf
+        ):
+            raise SaynaValidationError(
+                f"settle must be a number of seconds >= 0 (0: no quiet time), got {settle!r}"
+            )
         if self._session.reconnecting:
             raise SaynaNotReadyError(
                 "drain() during a reconnection: the Sayna session is reconnecting; call it "
@@ -156,6 +169,7 @@ class Drainer:
         """
         if isinstance(silence_ms, bool) or not isinstance(silence_ms, int) or silence_ms < 0:
             raise SaynaValidationError(f"silence_ms must be an int >= 0, got {silence_ms!r}")
+        check_seconds("timeout", timeout)
         session = self._session
         frame = silence_frame(session.stt_config, _SILENCE_FRAME_MS)
         session.ready_connection()

@@ -162,8 +162,9 @@ class AudioInput:
 
         Raises:
             SaynaValidationError: not bytes-like (the message names ``.tobytes()`` when
-                the object has one), a buffer that is not C-contiguous, empty, or over
-                16 MiB; nothing is sent.
+                the object has one), a buffer that is not C-contiguous, of
+                floating-point samples (a float32 numpy array: convert it to int16),
+                empty, or over 16 MiB; nothing is sent.
             SaynaNotConnectedError / SaynaNotReadyError: call :meth:`connect` first.
             SaynaConnectionError: the socket closed while sending.
         """

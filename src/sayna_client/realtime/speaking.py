@@ -26,6 +26,7 @@ from collections.abc import AsyncIterable, Awaitable, Iterable
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .._checks import bounded, check_text
+from .._config import check_seconds
 from ..agents.handle import SpeechHandle
 from ..agents.metrics import TurnMetrics
 from ..agents.segmenter import SentenceSegmenter
@@ -135,6 +136,8 @@ class Speaking:
         check_text("text", text)
         if type(flush) is not bool or type(allow_interruption) is not bool:
             _check_flags(flush, allow_interruption)  # raises
+        if timeout is not None:
+            check_seconds("timeout", timeout)
         session = self._session
         conn = session.ready_connection()
         queue = self._queue

@@ -1,0 +1,59 @@
+"""Arguments of the wrong type or value on the session's commands: a SaynaValidationError
+naming the argument, raised before anything is sent (never a bare TypeError from deep
+inside, never a speech sent and then an error)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+
+from sayna_client import SaynaClient, SaynaValidationError
+from sayna_client.server import LocalServer
+
+Call = Callable[[SaynaClient], Any]
+
+BAD_CALLS: dict[str, tuple[Call, str]] = {
+    "speak timeout str": (lambda c: c.speak("hello", wait=True, timeout="5"), "timeout"),
+    "speak timeout negative": (lambda c: c.speak("hello", wait=True, timeout=-1), "timeout"),
+    "speak lone surrogate": (lambda c: c.speak("hi \ud800"), "surrogate"),
+    "drain timeout str": (lambda c: c.drain(timeout="2"), "timeout"),
+    "drain settle str": (lambda c: c.drain(settle="0.1"), "settle"),
+    "drain settle negative": (lambda c: c.drain(settle=-1), "settle"),
+    "finish_audio timeout str": (lambda c: c.finish_audio(timeout="1"), "timeout"),
+    "update_config silence str": (
+        lambda c: c.update_config(vad_silence_duration_ms="300"),
+        "vad_silence_duration_ms",
+    ),
+    "update_config threshold str": (
+        lambda c: c.update_config(turn_detect_threshold="0.5"),
+        "turn_detect_threshold",
+    ),
+    "update_config threshold bool": (
+        lambda c: c.update_config(turn_detect_threshold=True),
+        "turn_detect_threshold",
+    ),
+    "send_message topic int": (lambda c: c.send_message("x", "user", topic=5), "topic"),
+    "send_message debug int key": (lambda c: c.send_message("x", "user", debug={1: "a"}), "debug"),
+    "send_message debug object": (
+        lambda c: c.send_message("x", "user", debug={"o": object()}),
+        "debug",
+    ),
+    "send_message lone surrogate": (lambda c: c.send_message("x \udcff", "user"), "message"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CALLS))
+async def test_a_bad_argument_is_refused_before_anything_is_sent(
+    connected: SaynaClient, server: LocalServer, case: str
+) -> None:
+    call, name = BAD_CALLS[case]
+    record = server.records.sessions[-1]
+    before = list(record.messages)
+    with pytest.raises(SaynaValidationError) as caught:
+        await call(connected)
+    assert name in str(caught.value)
+    # nothing went out: a speak after it is the next message the server gets
+    await connected.speak("after", wait=True, timeout=30)
+    assert [m["type"] for m in record.messages[len(before) :]] == ["speak"]
+    assert record.messages[-1]["text"] == "after"
