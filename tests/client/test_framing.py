@@ -24,8 +24,9 @@ from aiohttp import WSMsgType, web
 from helpers import internals
 from helpers.waiting import eventually
 from helpers.wire import ws_frame as frame
-from sayna_client import ConnectionClosed, EventsDropped, SaynaClient, Timeouts
+from sayna_client import ConnectionClosed, EventsDropped, SaynaClient, SaynaError, Timeouts
 from sayna_client.realtime import connection, handshake, wire
+from sayna_client.testing import running_server
 
 from .conftest import start_app, stt, tts
 
@@ -696,3 +697,22 @@ async def test_a_run_over_the_queue_bound_is_shed_oldest_first_then_the_close(
     assert drops
     assert delivered == frames[len(frames) - len(delivered) :]  # the newest, in order
     assert order[-1] == 4001
+
+
+async def test_a_frame_over_the_servers_limit_says_so_and_names_the_fix() -> None:
+    """The server closes with 1009 when a frame is over its limit: the closed event and
+    the next send's error say what was too big and how to send it."""
+    async with (
+        running_server(max_message_bytes=64 * 1024) as server,
+        SaynaClient(server.url, stt(), tts()) as client,
+    ):
+        closes: list[ConnectionClosed] = []
+        client.register_on_close(closes.append)
+        await client.connect()
+        await client.on_audio_input(bytes(128 * 1024))  # a whole file in one frame
+        await eventually(lambda: closes, what="the server's close")
+        assert closes[0].code == 1009
+        assert "20 ms frames" in closes[0].message
+        with pytest.raises(SaynaError) as caught:
+            await client.on_audio_input(bytes(640))
+        assert "20 ms frames" in str(caught.value)

@@ -279,4 +279,10 @@ class ConnectionClosed(LocalEvent):
     @property
     def message(self) -> str:
         why = f": {self.reason}" if self.reason else ""
+        if self.code == 1009 and not self.initiated_by_client:  # the client's fix to make
+            why += (
+                " (a message was larger than the server takes: Sayna 16 MiB a frame, 64 MiB "
+                "a message, the local server 4 MiB unless --max-message-bytes; send audio "
+                "in 20 ms frames and long text in several speak() calls)"
+            )
         return f"Connection closed (code {self.code}){why}"

@@ -67,8 +67,11 @@ class SocketSender:
         info = self.close_info
         code = info.code if info else ABNORMAL_CLOSURE
         reason = info.reason if info else str(exc or "")
+        what = info.message.replace("Connection closed", "", 1) if info else f" (code {code})"
+        if not info and reason:
+            what += f": {reason}"
         return SaynaConnectionClosedError(
-            f"The Sayna WebSocket is closed (code {code}){': ' + reason if reason else ''}",
+            f"The Sayna WebSocket is closed{what}",
             code=code,
             reason=reason,
             cause=exc,
