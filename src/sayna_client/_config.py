@@ -10,6 +10,7 @@ import ipaddress
 import math
 import os
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Callable, Optional
 from urllib.parse import urlsplit, urlunsplit
@@ -74,6 +75,9 @@ class RetryPolicy:
     ``retry_timeouts=False`` ends a call at its first timeout (connection errors and
     the ``retry_statuses`` are still retried): the call's ``timeout`` then bounds the
     wait for a server that never answers, where retries would multiply it.
+
+    ``retry_statuses`` takes any collection of HTTP status codes (ints from 100 to 599;
+    empty: no status is retried) and is kept as a ``frozenset``.
     """
 
     max_retries: int = 2
@@ -94,6 +98,33 @@ class RetryPolicy:
         _check_backoff(self)
         if not 0 <= self.jitter <= 1:
             raise SaynaValidationError("RetryPolicy.jitter must be between 0 and 1")
+        # Kept as given, a str, an int or None raised TypeError at the first error status
+        # of every call, and ["503"] never matched: checked here, once.
+        object.__setattr__(self, "retry_statuses", _statuses(self.retry_statuses))
+
+
+def _statuses(value: object) -> frozenset[int]:
+    """``RetryPolicy.retry_statuses`` as a frozenset of ints.
+
+    Raises:
+        SaynaValidationError: not a collection of ints from 100 to 599.
+    """
+    fix = "e.g. RetryPolicy(retry_statuses={429, 503}), or frozenset() to retry no status"
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise SaynaValidationError(
+            "RetryPolicy.retry_statuses must be a collection of HTTP status codes (ints "
+            f"from 100 to 599), got {type(value).__name__}; {fix}"
+        )
+    statuses = list(value)
+    for status in statuses:
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            shown = repr(status)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise SaynaValidationError(
+                "RetryPolicy.retry_statuses must hold HTTP status codes, ints from 100 to "
+                f"599, got {shown} ({type(status).__name__}); {fix}"
+            )
+    return frozenset(int(status) for status in statuses)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any, Callable, Optional, Tuple
@@ -40,7 +41,7 @@ from ._http_errors import (
     too_large,
 )
 from ._http_sessions import SharedSession, abandon, client_timeout, drop, lease, unlease
-from ._redact import Redactor, model_secrets, safe_url
+from ._redact import Redactor, model_secrets, safe_url, url_secrets
 from .errors import (
     SaynaConnectionError,
     SaynaError,
@@ -53,7 +54,10 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "HttpResponse",
     "HttpTransport",
+    "applied_note",
+    "check_proxy_url",
     "path_segment",
+    "proxy_secrets",
 ]
 
 logger = logging.getLogger("sayna_client")
@@ -106,7 +110,11 @@ def environment_route(url: str, proxy: Optional[str], netrc: bool) -> Route:
 
 def _env_proxy(target: URL) -> Optional[URL]:
     """The environment's proxy for ``target`` as aiohttp's ``trust_env`` picks it
-    (``NO_PROXY``; http, https, ws and wss targets; an https proxy is not supported)."""
+    (``NO_PROXY``; http, https, ws and wss targets; an https proxy is not supported).
+
+    Raises:
+        SaynaValidationError: the variable is not an http:// URL (named, with the fix).
+    """
     if target.host is not None and proxy_bypass_environment(target.host):
         return None
     if target.scheme not in ("http", "https", "ws", "wss"):
@@ -114,11 +122,83 @@ def _env_proxy(target: URL) -> Optional[URL]:
     raw = getproxies_environment().get(target.scheme)
     if raw is None:
         return None
-    found = URL(raw)
-    if found.scheme in ("https", "wss"):
-        logger.warning("%s proxies are not supported, ignoring", found.scheme.upper())
+    scheme = raw.partition("://")[0].lower() if "://" in raw else ""
+    if scheme in ("https", "wss"):
+        logger.warning("%s proxies are not supported, ignoring", scheme.upper())
         return None
+    return check_proxy_url(raw, proxy_variable(target.scheme))
+
+
+def proxy_variable(scheme: str) -> str:
+    """The name of the variable that gives the proxy for ``scheme`` URLs, as
+    ``urllib.request.getproxies_environment`` reads it (the lowercase one wins)."""
+    lower = f"{scheme}_proxy"
+    return lower if os.environ.get(lower) else lower.upper()
+
+
+def _masked(raw: str) -> str:
+    """``raw``, a proxy URL that may not parse, with any ``user:password@`` as ``***@``."""
+    start = raw.find("://")
+    start = 0 if start < 0 else start + 3
+    at = raw.rfind("@")
+    return raw if at < start else raw[:start] + "***" + raw[at:]
+
+
+def check_proxy_url(raw: str, name: str) -> URL:
+    """``raw`` (the ``proxy=`` argument, which may be https://, or a ``*_PROXY``
+    variable, ``name``) as a URL.
+
+    Raises:
+        SaynaValidationError: not an ``http://host[:port]`` URL: the message names
+            ``name`` and shows the value without its credentials.
+    """
+    schemes = ("http", "https") if name == "proxy=" else ("http",)
+    try:
+        found = URL(raw)
+        if found.scheme not in schemes:
+            scheme = f"its scheme is {found.scheme}" if "://" in raw else "it has no scheme"
+            problem: Optional[str] = f"{scheme}; only http:// proxies are supported"
+        else:
+            problem = "no host" if not found.host or found.port is None else None
+    except (ValueError, TypeError) as exc:
+        # yarl's reason ("port can't be converted to integer"), without any part of
+        # the value, which may hold a password.
+        problem = Redactor([*url_secrets(raw), raw]).scrub(str(exc)) or type(exc).__name__
+    else:
+        if problem is None:
+            return found
+    # user:password@ masked; the query's values too, when it parses that far.
+    shown = Redactor([s for s in url_secrets(raw) if s != raw]).scrub(_masked(raw))
+    if name == "proxy=":
+        where, fix = "the proxy= argument", "pass"
+        extra = ""
+    else:
+        where, fix = f"the environment variable {name}", f"set {name} to"
+        extra = ", or unset it"
+    raise SaynaValidationError(
+        f"{where} is not a usable proxy URL ({problem}): {shown!r}; {fix} an http:// URL "
+        f"such as 'http://proxy.example:3128'{extra}"
+    )
+
+
+def proxy_secrets(proxy: str) -> list[str]:
+    """The credentials of a proxy URL in the forms a text may show them: its user,
+    password and query values, and the ``Proxy-Authorization`` header aiohttp makes of
+    them (``Basic`` and base64, which a proxy's error page may echo)."""
+    found = url_secrets(proxy)
+    try:
+        auth = aiohttp.BasicAuth.from_url(URL(proxy))
+        if auth is not None:
+            found += authorization_secrets(auth.encode())
+    except (ValueError, TypeError, UnicodeError):
+        pass  # aiohttp cannot send it either
     return found
+
+
+def _maybe_sent(exc: BaseException) -> bool:
+    """Whether the request may have reached the server before ``exc``: not when the
+    connection was never made (refused, DNS, TLS, a proxy that refused the tunnel)."""
+    return not isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ClientHttpProxyError))
 
 
 def _netrc_login(entries: Any, host: str) -> Optional[tuple[str, str]]:
@@ -137,6 +217,15 @@ def authorization_secrets(value: Optional[str]) -> tuple[str, ...]:
     if not value:
         return ()
     return value, value.partition(" ")[2]
+
+
+def applied_note(check: Optional[str]) -> str:
+    """What the error of a call sent once adds when the request may have reached the
+    server (a connection lost after sending it, a timeout, a 2xx it cannot read): it may
+    have been applied, and ``check`` (e.g. ``"e.g. get_livekit_room('r') lists 'id'"``)
+    says how to find out before sending it again."""
+    how = f"check ({check})" if check else "check the server's state"
+    return f"the server may have applied it: {how} before sending it again"
 
 
 def call_redactor(redactor: Redactor, request: Optional[BaseModel]) -> Redactor:
@@ -160,7 +249,7 @@ class HttpResponse:
     what masks the client's secrets and the request's (``request``: the request model) in
     a text quoting the body."""
 
-    __slots__ = ("body", "endpoint", "headers", "redactor", "request", "status")
+    __slots__ = ("body", "endpoint", "headers", "note", "redactor", "request", "status")
 
     def __init__(
         self,
@@ -170,6 +259,7 @@ class HttpResponse:
         endpoint: str = "",
         redactor: Optional[Redactor] = None,
         request: Optional[BaseModel] = None,
+        note: Optional[str] = None,
     ) -> None:
         self.status = status
         self.headers = headers
@@ -177,13 +267,17 @@ class HttpResponse:
         self.endpoint = endpoint
         self.redactor = redactor
         self.request = request
+        self.note = note
 
     def unreadable(self, problem: str) -> SaynaInvalidResponseError:
         """The error for a body this SDK cannot use (``problem`` says why), quoting its
         start with every secret of the client and of the request masked (a page that
-        echoes the request would show the API key)."""
+        echoes the request would show the API key). For a call sent once, a 2xx says the
+        server may have applied it (``note``, :func:`applied_note`)."""
         redactor = call_redactor(self.redactor or Redactor(), self.request)
         quoted = excerpt(self.body, redactor=redactor)
+        if self.note is not None and self.status < 300:
+            problem = f"{problem}; {self.note}"
         return SaynaInvalidResponseError(
             f"{self.endpoint} answered HTTP {self.status} with a body this SDK cannot read: "
             f"{problem}. The body starts: {quoted}",
@@ -378,8 +472,10 @@ class HttpTransport:
     def _mask(self, route: Route) -> None:
         """Mask the credentials ``route`` found (``.netrc``'s for the host, a proxy's) in
         every text of this client from now on: an error page may echo the header."""
-        _proxy, proxy_auth, authorization = route
+        proxy, proxy_auth, authorization = route
         secrets = list(authorization_secrets(authorization))
+        if proxy is not None and "@" in proxy:  # the proxy= argument's user:password@
+            secrets += proxy_secrets(proxy)
         if proxy_auth is not None:
             secrets += [proxy_auth.password, *authorization_secrets(proxy_auth.encode())]
         if secrets:
@@ -405,6 +501,7 @@ class HttpTransport:
         timeout: Seconds = CLIENT_DEFAULT,
         retry: Optional[RetryPolicy] = None,
         idempotent: bool = False,
+        check: Optional[str] = None,
     ) -> HttpResponse:
         """Send a request and return the 2xx response.
 
@@ -418,6 +515,10 @@ class HttpTransport:
                 answer); ``None``: no limit; ``CLIENT_DEFAULT``: the client's.
             retry: overrides the client's retry policy for this call.
             idempotent: retries happen only when True.
+            check: for a call that is not idempotent, how to find out whether the server
+                applied it; an error after the request may have reached the server (a
+                connection lost after sending, a timeout, a 2xx it cannot read) says it
+                may have been applied, and this (:func:`applied_note`).
 
         Raises:
             SaynaHttpError (a status subclass): a non-2xx status after any retries (its
@@ -439,10 +540,13 @@ class HttpTransport:
         # ``path`` is encoded already: parsed again, its %2E would become a dot segment
         # and be normalised away (a room named ".." would be GET /livekit).
         url = URL(str(URL(self._base_url)) + path, encoded=True)
+        note = None if idempotent else applied_note(check)
         for attempt in range(1, attempts + 1):
             retry_after: Optional[float] = None
             try:
-                response = await self._send(method, url, headers, data, deadline, endpoint, body)
+                response = await self._send(
+                    method, url, headers, data, deadline, endpoint, body, note
+                )
             except (SaynaConnectionError, SaynaTimeoutError) as exc:
                 if attempt >= attempts or (
                     not policy.retry_timeouts and isinstance(exc, SaynaTimeoutError)
@@ -461,6 +565,7 @@ class HttpTransport:
                     netrc=self._route is not None and self._route[2] is not None,
                     trust_env=self._user_session is not None and self._user_session.trust_env,
                     redactor=call_redactor(self.redactor, body),
+                    url=str(url),
                 )
                 if attempt >= attempts or response.status not in policy.retry_statuses:
                     raise error
@@ -488,7 +593,10 @@ class HttpTransport:
         timeout: Optional[float],
         endpoint: str,
         request: Optional[BaseModel] = None,
+        note: Optional[str] = None,
     ) -> HttpResponse:
+        """One attempt. ``note``: for a call sent once, what its error adds when the
+        request may have reached the server (:func:`applied_note`)."""
         failure: SaynaError
         proxy, proxy_auth, authorization = self._route or await self.route()
         if authorization is not None:
@@ -507,11 +615,14 @@ class HttpTransport:
                 allow_redirects=False,
             ) as resp:
                 status = resp.status
-                return await self._read(resp, endpoint, request)
+                return await self._read(resp, endpoint, request, note)
         except asyncio.TimeoutError as exc:
+            # Whether the request went out before the deadline is not known.
             failure = SaynaTimeoutError(
-                f"{endpoint} timed out after {timeout} s; raise the timeout (client "
-                "Timeouts.request or timeout= on the call) or check the server",
+                f"{endpoint} timed out after {timeout} s; "
+                + (f"{note}. Raise" if note is not None else "raise")
+                + " the timeout (client Timeouts.request or timeout= on the call) or check "
+                "the server",
                 operation=endpoint,
                 timeout=timeout,
             )
@@ -519,9 +630,11 @@ class HttpTransport:
         except (aiohttp.ClientError, OSError) as exc:
             cause = self.redactor.cause(exc)
             if not_http(exc):  # not retried: the same peer answers the same way
-                failure = self._not_http(endpoint, status)
+                failure = self._not_http(endpoint, status, note)
             else:
-                problem = connection_problem(self._base_url, exc)
+                problem = connection_problem(self._base_url, exc, proxy, self._proxy_source(proxy))
+                if note is not None and _maybe_sent(exc):
+                    problem = f"{problem}; {note}"
                 failure = SaynaConnectionError(
                     f"{endpoint} failed: {self.redactor.scrub(problem)}", cause
                 )
@@ -540,9 +653,12 @@ class HttpTransport:
         failure.__cause__ = cause
         raise failure
 
-    def _not_http(self, endpoint: str, status: Optional[int]) -> SaynaInvalidResponseError:
+    def _not_http(
+        self, endpoint: str, status: Optional[int], note: Optional[str] = None
+    ) -> SaynaInvalidResponseError:
         """The error of an answer aiohttp could not parse as HTTP: no status line
-        (``status`` None: another service on the port) or a body whose framing is broken."""
+        (``status`` None: another service on the port) or a body whose framing is broken
+        (after a 2xx, ``note`` says a call sent once may have been applied)."""
         where = self.redactor.scrub(safe_url(self._base_url))
         if status is None:
             text = f"{endpoint} failed: {where} {NOT_HTTP}"
@@ -551,22 +667,37 @@ class HttpTransport:
                 f"{endpoint} answered HTTP {status} from {where} with a body that is not valid "
                 "HTTP (broken chunked or compressed framing)"
             )
+            if note is not None and status < 300:
+                text += f"; {note}"
         return SaynaInvalidResponseError(text, status, endpoint)
 
+    def _proxy_source(self, proxy: Optional[str]) -> Optional[str]:
+        """Where ``proxy``, the route's, came from: ``"proxy="`` or the variable's name."""
+        if proxy is None:
+            return None
+        if self._proxy is not None:
+            return "proxy="
+        return proxy_variable(URL(self._base_url).scheme)
+
     async def _read(
-        self, resp: aiohttp.ClientResponse, endpoint: str, request: Optional[BaseModel]
+        self,
+        resp: aiohttp.ClientResponse,
+        endpoint: str,
+        request: Optional[BaseModel],
+        note: Optional[str] = None,
     ) -> HttpResponse:
         """The response with its body, read up to the bound for its status (``request``:
-        the request model, whose secrets a text quoting the body masks)."""
+        the request model, whose secrets a text quoting the body masks; ``note``: what an
+        error about a 2xx of a call sent once adds, :func:`applied_note`)."""
         status = resp.status
         limit = self.max_response_bytes if status < 300 else _MAX_ERROR_BODY
         if limit is None:
             data = await resp.read()
-            return HttpResponse(status, resp.headers, data, endpoint, self.redactor, request)
+            return HttpResponse(status, resp.headers, data, endpoint, self.redactor, request, note)
         declared = resp.content_length
         if status < 300 and declared is not None and declared > limit:
             resp.close()  # drop the connection: the body is never read
-            raise too_large(status, endpoint, limit, f"declares {declared} bytes")
+            raise too_large(status, endpoint, limit, f"declares {declared} bytes", note)
         body = bytearray()
         while True:
             chunk = await resp.content.read(_CHUNK)
@@ -576,7 +707,9 @@ class HttpTransport:
             if len(body) > limit:
                 resp.close()  # the rest stays unread; the connection is not reused
                 if status < 300:
-                    raise too_large(status, endpoint, limit, f"sent more than {limit} bytes")
+                    raise too_large(status, endpoint, limit, f"sent more than {limit} bytes", note)
                 del body[limit:]  # an error's start is enough to report it
                 break
-        return HttpResponse(status, resp.headers, bytes(body), endpoint, self.redactor, request)
+        return HttpResponse(
+            status, resp.headers, bytes(body), endpoint, self.redactor, request, note
+        )

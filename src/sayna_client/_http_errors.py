@@ -12,6 +12,7 @@ import errno
 import json
 import math
 import os
+import re
 import socket
 import ssl
 from collections.abc import Mapping
@@ -19,8 +20,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Optional, Union
 
 import aiohttp
+from yarl import URL
 
-from ._redact import Redactor
+from ._redact import Redactor, safe_url
 from .errors import (
     SaynaHttpError,
     SaynaInvalidResponseError,
@@ -36,6 +38,7 @@ __all__ = [
     "error_from_response",
     "excerpt",
     "not_http",
+    "printable",
     "refused_request",
     "retry_after_seconds",
     "too_large",
@@ -50,16 +53,36 @@ _EXCERPT_CHARS = 300
 _SCRUB_SLACK = 16 * 1024
 
 
+#: C0 and C1 control characters and DEL: a terminal acts on them (``ESC [2J`` clears the
+#: screen, ``ESC ]0;...BEL`` sets the window title), so text from a server never shows
+#: them raw. Tab and newline are left to the caller (:func:`printable`'s ``lines``).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_AND_LINES = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
+
+
+def printable(text: str, *, lines: bool = True) -> str:
+    """``text`` with every control character (C0, DEL, C1) written as ``\\xNN``, so that
+    a server's text printed to a terminal cannot move the cursor, clear the screen or
+    retitle the window; tab and newline are kept unless ``lines`` is False."""
+    pattern = _CONTROL if lines else _CONTROL_AND_LINES
+    return pattern.sub(_escaped, text)
+
+
 def excerpt(
     body: Union[bytes, str], limit: int = _EXCERPT_CHARS, redactor: Optional[Redactor] = None
 ) -> str:
     """The start of ``body`` on one line, at most ``limit`` characters (``...`` when cut),
-    with ``redactor``'s secrets masked (before the cut: no secret's first half shows)."""
+    with ``redactor``'s secrets masked (before the cut: no secret's first half shows) and
+    control characters written as ``\\xNN`` (:func:`printable`)."""
     head = body[: limit * 4 + _SCRUB_SLACK]
     text = head if isinstance(head, str) else head.decode("utf-8", "replace")
     if redactor is not None:
         text = redactor.scrub(text)
-    text = " ".join(text[: limit * 4].split())
+    text = printable(" ".join(text[: limit * 4].split()), lines=False)
     cut = len(text) > limit or len(body) > limit * 4
     return (text[:limit] + "...") if cut else (text or "(empty body)")
 
@@ -138,6 +161,33 @@ def _scrubbed(value: Any, redactor: Redactor) -> Any:
     return value
 
 
+def redirect_advice(url: str, endpoint: str, location: Optional[str]) -> str:
+    """What a REST answer redirected to ``location`` says: where it points (without
+    credentials or query, as the WebSocket's redirect error names it) and the fix, the
+    server URL to use instead when the target is the same call under another base."""
+    if not location:
+        return "a redirect without a Location; REST calls do not follow redirects: check the URL"
+    try:
+        shown = safe_url(URL(url).join(URL(location)))
+    except ValueError:
+        shown = "<unparseable URL>"
+    if shown == "<unparseable URL>":
+        return (
+            "a redirect to an invalid Location; REST calls do not follow redirects: check the URL"
+        )
+    called = endpoint.partition(" ")[2] or "/"
+    if not shown.endswith(called):
+        return (
+            f"redirected to {shown}. REST calls do not follow redirects: check that the URL "
+            "points at the Sayna server itself"
+        )
+    base = shown[: len(shown) - len(called)].rstrip("/")  # the same call under another base
+    return (
+        f"redirected to {shown}. REST calls do not follow redirects; if you trust that "
+        f"server, use its URL instead (e.g. {base})"
+    )
+
+
 def error_from_response(
     status: int,
     endpoint: str,
@@ -148,9 +198,11 @@ def error_from_response(
     netrc: bool = False,
     trust_env: bool = False,
     redactor: Optional[Redactor] = None,
+    url: Optional[str] = None,
 ) -> SaynaHttpError:
     """Build the typed error for a non-2xx response, keeping the server's body (with the
-    client's secrets masked, should the server echo them)."""
+    client's secrets masked, should the server echo them). ``url``: the request's, which a
+    3xx's ``Location`` is relative to (the message names the target and the fix)."""
     text = body.decode("utf-8", errors="replace")
     if redactor is not None:
         text = redactor.scrub(text)
@@ -178,7 +230,13 @@ def error_from_response(
         detail = message or error or text
         if message and error and not code:
             code = error
-    message_text = f"{endpoint} failed with HTTP {status}: {excerpt(detail)}"
+    if 300 <= status < 400 and url is not None:
+        advice = redirect_advice(url, endpoint, headers.get("Location"))
+        if redactor is not None:
+            advice = redactor.scrub(advice)
+        message_text = f"{endpoint} failed with HTTP {status}: {printable(advice, lines=False)}"
+    else:
+        message_text = f"{endpoint} failed with HTTP {status}: {excerpt(detail)}"
     if status == 401:
         message_text += f"; {auth_hint(sent_key, netrc=netrc, trust_env=trust_env)}"
     error_cls = http_error_for_status(status)
@@ -195,12 +253,17 @@ def error_from_response(
     return error_cls(message_text, status, endpoint, body=parsed, error=error, code=code)
 
 
-def connection_problem(url: str, exc: BaseException) -> str:
+def connection_problem(
+    url: str, exc: BaseException, proxy: Optional[str] = None, proxy_source: Optional[str] = None
+) -> str:
     """``exc`` (an aiohttp or OS error) in words a user acts on, without aiohttp's
-    internals (``ssl:default``, connection keys) and without credentials."""
+    internals (``ssl:default``, connection keys) and without credentials. ``proxy``: the
+    proxy the request went through, if any; ``proxy_source``: where it came from
+    (``"proxy="``, ``"HTTP_PROXY"``...), named in the fix."""
     where = url.split("?", 1)[0]
-    if isinstance(exc, aiohttp.ClientProxyConnectionError):
-        return f"cannot reach the proxy for {where}: check HTTPS_PROXY/HTTP_PROXY or proxy="
+    through_proxy = _proxy_problem(where, exc, proxy, proxy_source)
+    if through_proxy is not None:
+        return through_proxy
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return (
             f"cannot reach {where}: its TLS certificate is not trusted; pass ssl= an "
@@ -237,6 +300,41 @@ def connection_problem(url: str, exc: BaseException) -> str:
         return f"{type(exc).__name__} talking to {where}: {exc}"
     reason = _os_reason(exc) if isinstance(exc, OSError) else (str(exc) or type(exc).__name__)
     return f"cannot reach {where}: {reason}"
+
+
+def _proxy_problem(
+    where: str, exc: BaseException, proxy: Optional[str], source: Optional[str]
+) -> Optional[str]:
+    """The words for a proxy that could not be reached, or None when ``exc`` is not that.
+    aiohttp says ``ClientProxyConnectionError`` for a refused or unreachable proxy, but a
+    failed look-up of the proxy's host name is its ``ClientConnectorDNSError``, like the
+    server's: the host and port that failed tell them apart."""
+    if not isinstance(exc, aiohttp.ClientConnectorError) or isinstance(exc, aiohttp.ClientSSLError):
+        return None
+    failed = ((exc.host or "").strip("[]").rstrip(".").lower(), exc.port)
+    try:
+        server = URL(where)
+        own = ((server.host or "").rstrip(".").lower(), server.port)
+    except ValueError:  # pragma: no cover - the client's URL was checked
+        own = failed
+    if not isinstance(exc, aiohttp.ClientProxyConnectionError) and failed == own:
+        return None
+    name = safe_url(proxy).rstrip("/") if proxy else f"{exc.host}:{exc.port}"
+    if source is None:
+        origin, fix = "", "check HTTPS_PROXY/HTTP_PROXY or proxy="
+    elif source == "proxy=":
+        origin, fix = " (the proxy= argument)", "check the proxy= argument"
+    else:
+        origin = f" (from {source})"
+        fix = f"check {source}, or add the server's host to NO_PROXY to reach it directly"
+    os_error = exc.os_error
+    if isinstance(os_error, socket.gaierror):
+        reason = "host name not found"
+    elif os_error.errno == errno.ECONNREFUSED:
+        reason = "connection refused"
+    else:
+        reason = _os_reason(os_error).lower()
+    return f"cannot reach the proxy {name}{origin} for {where}: {reason}; {fix}"
 
 
 #: What a peer that does not speak HTTP is said to have done (after its URL).
@@ -325,12 +423,16 @@ def _tls_problem(where: str, exc: BaseException) -> Optional[str]:
     )
 
 
-def too_large(status: int, endpoint: str, limit: int, what: str) -> SaynaInvalidResponseError:
-    """The error for a body over the client's ``max_response_bytes`` (``what`` it did)."""
+def too_large(
+    status: int, endpoint: str, limit: int, what: str, note: Optional[str] = None
+) -> SaynaInvalidResponseError:
+    """The error for a body over the client's ``max_response_bytes`` (``what`` it did;
+    ``note``: for a call sent once, that the server may have applied it)."""
+    applied = f"; {note}" if note is not None else ""
     return SaynaInvalidResponseError(
         f"{endpoint} answered HTTP {status} with a body that {what}, over the client's "
-        f"bound of {limit} bytes; nothing more was read. If you expect such a body, raise "
-        "SaynaClient(max_response_bytes=...) (None: no bound)",
+        f"bound of {limit} bytes; nothing more was read{applied}. If you expect such a "
+        "body, raise SaynaClient(max_response_bytes=...) (None: no bound)",
         status,
         endpoint,
     )

@@ -95,10 +95,11 @@ _CREDENTIAL_FIELDS = frozenset({"auth", "api_key", "auth_password", "credentials
 
 def model_secrets(model: BaseModel) -> list[str]:
     """The credentials a request model carries (``SpeakRequest``'s ``tts_config.auth``,
-    ``SipCallRequest``'s ``sip.auth_password``...), in the forms a server may echo them:
-    as given, JSON-escaped (a private key's newlines as ``\\n``), and, for credentials
-    given as JSON text, each string inside. Walks the model; call it only when a text is
-    about to be shown (an error), not per request."""
+    ``SipCallRequest``'s ``sip.auth_password``...): each as given and, for credentials
+    given as JSON text, each string inside. A :class:`Redactor` made with them also masks
+    the forms a server may echo them in (JSON-escaped: a private key's newlines as
+    ``\\n``, its ``/`` as ``\\/``). Walks the model; call it only when a text is about
+    to be shown (an error), not per request."""
     found: list[str] = []
     _collect(model, False, found)
     return found
@@ -115,17 +116,32 @@ def _collect(value: Any, secret: bool, found: list[str]) -> None:
         for item in value:
             _collect(item, secret, found)
     elif secret and isinstance(value, str):
-        found.append(value)
-        for ascii_only in (False, True):
-            escaped = json.dumps(value, ensure_ascii=ascii_only)[1:-1]
-            if escaped != value:
-                found.append(escaped)
+        found.append(value)  # the Redactor masks its JSON-escaped forms too
         if value.lstrip().startswith("{"):  # e.g. Google credentials as JSON text
             try:
                 parsed = json.loads(value)
             except (ValueError, RecursionError):
                 return
             _collect(parsed, True, found)
+
+
+def _json_forms(secret: str) -> set[str]:
+    """``secret`` as the content of a JSON string may write it, other than as itself:
+    ``json.dumps`` with and without ``ensure_ascii``, each also with ``/`` as ``\\/``,
+    and each of those escaped once more (JSON text quoted inside a JSON string)."""
+    once: set[str] = set()
+    for ascii_only in (False, True):
+        escaped = json.dumps(secret, ensure_ascii=ascii_only)[1:-1]
+        once.update((escaped, escaped.replace("/", "\\/")))
+    found = set(once)
+    for form in once:
+        if form == secret:
+            continue  # nothing to escape: its second level is the first's
+        for ascii_only in (False, True):
+            escaped = json.dumps(form, ensure_ascii=ascii_only)[1:-1]
+            found.update((escaped, escaped.replace("/", "\\/")))
+    found.discard(secret)
+    return found
 
 
 def _any_encoding(secret: str) -> str:
@@ -151,32 +167,32 @@ class RedactedError(Exception):
 
 
 class Redactor:
-    """Replaces known secrets in text, however they are percent-encoded.
+    """Replaces known secrets in text, however they are percent-encoded or JSON-escaped.
 
     A URL library may print a query value half-encoded (yarl keeps ``%2B`` but decodes
     ``%2F``), so beside the literal forms each secret is also matched character by
     character, every character as itself or percent-encoded (a space also as ``+``).
-    That pattern is compiled on the first :meth:`scrub` or :meth:`leaks`, which only run
-    when an error or log line is built.
+    A server may echo a secret inside a JSON string, escaped (``"``, ``\\``, control and,
+    with ``ensure_ascii``, non-ASCII characters; ``/`` as ``\\/`` by PHP and some Java
+    encoders), once or twice (a JSON request body quoted in a JSON error): those forms
+    are masked too, as written (:func:`_json_forms`). The forms and the pattern are made
+    on the first :meth:`scrub` or :meth:`leaks`, which only run when an error or log line
+    is built.
     """
 
-    __slots__ = ("_pattern", "_secrets")
+    __slots__ = ("_forms", "_pattern", "_raw")
 
     def __init__(self, secrets: Iterable[Optional[str]] = ()) -> None:
-        forms: set[str] = set()
-        for secret in secrets:
-            if not secret or len(secret) < _MIN_SECRET:
-                continue
-            forms.update((secret, quote(secret, safe=""), quote_plus(secret, safe="")))
-        # Longest first, so a secret containing another is masked whole.
-        self._secrets = tuple(sorted(forms, key=len, reverse=True))
+        raw = (secret for secret in secrets if secret and len(secret) >= _MIN_SECRET)
+        self._raw: tuple[str, ...] = tuple(dict.fromkeys(raw))
+        self._forms: Optional[tuple[str, ...]] = None
         self._pattern: Optional[re.Pattern[str]] = None
 
     def add(self, *secrets: Optional[str]) -> None:
         """Also mask ``secrets`` from now on."""
-        merged = Redactor((*self._secrets, *secrets))
-        self._secrets = merged._secrets
-        self._pattern = None  # made again with them at the next scrub
+        self._raw = Redactor((*self._raw, *secrets))._raw
+        self._forms = None  # made again with them at the next scrub
+        self._pattern = None
 
     def also(self, secrets: Iterable[Optional[str]]) -> Redactor:
         """A new redactor masking this one's secrets and ``secrets`` (this one unchanged:
@@ -184,11 +200,23 @@ class Redactor:
         found = list(secrets)
         if not found:
             return self
-        return Redactor((*self._secrets, *found))
+        return Redactor((*self._raw, *found))
+
+    def _literal(self) -> tuple[str, ...]:
+        """Every literal form of every secret, longest first (so that a secret containing
+        another is masked whole): as given, percent-encoded, JSON-escaped."""
+        forms = self._forms
+        if forms is None:
+            found: set[str] = set()
+            for secret in self._raw:
+                found.update((secret, quote(secret, safe=""), quote_plus(secret, safe="")))
+                found.update(_json_forms(secret))
+            forms = self._forms = tuple(sorted(found, key=len, reverse=True))
+        return forms
 
     def scrub(self, text: str) -> str:
         """``text`` with every secret replaced by ``***``, in any percent-encoding."""
-        for secret in self._secrets:
+        for secret in self._literal():
             if secret in text:
                 text = text.replace(secret, MASK)
         pattern = self._compiled()
@@ -196,14 +224,20 @@ class Redactor:
 
     def leaks(self, text: str) -> bool:
         """Whether a secret shows in ``text``, in any percent-encoding."""
-        if any(secret in text for secret in self._secrets):
+        if any(secret in text for secret in self._literal()):
             return True
         pattern = self._compiled()
         return pattern is not None and pattern.search(text) is not None
 
     def _compiled(self) -> Optional[re.Pattern[str]]:
-        if self._pattern is None and self._secrets:
-            decoded = {unquote(secret) for secret in self._secrets}
+        if self._pattern is None and self._raw:
+            # Percent-encoded, a secret may also be JSON-escaped once (a page quoting the
+            # request's JSON body URL-encoded); the rarer forms (``\\/``, escaped twice) are
+            # matched as written only: a pattern of each, for a private key's 1,700
+            # characters, doubled the time to make it.
+            decoded = {*self._raw, *(unquote(secret) for secret in self._raw)}
+            for secret in self._raw:
+                decoded.update(json.dumps(secret, ensure_ascii=a)[1:-1] for a in (False, True))
             decoded = {secret for secret in decoded if len(secret) >= _MIN_SECRET}
             ordered = sorted(decoded, key=len, reverse=True)
             self._pattern = re.compile("|".join(_any_encoding(s) for s in ordered))

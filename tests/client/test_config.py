@@ -97,3 +97,33 @@ def test_status_classes() -> None:
     assert http_error_for_status(429) is SaynaRateLimitError
     assert http_error_for_status(503) is SaynaInternalServerError
     assert http_error_for_status(418) is SaynaHttpError
+
+
+@pytest.mark.parametrize(
+    "value", [503, None, "503", b"503", ["503"], {"a"}, [True], [503, False], [99], [600], [503.0]]
+)
+def test_retry_statuses_must_be_a_collection_of_status_codes(value: object) -> None:
+    """RetryPolicy(retry_statuses=503) or None was taken, then every error status of every
+    call raised TypeError ("argument of type 'int' is not iterable"); ["503"] was taken
+    and never matched a status: no retry, no word why."""
+    with pytest.raises(SaynaValidationError) as info:
+        RetryPolicy(retry_statuses=value)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert message.startswith("RetryPolicy.retry_statuses must ")
+    assert "ints from 100 to 599" in message
+    assert message.endswith(
+        "e.g. RetryPolicy(retry_statuses={429, 503}), or frozenset() to retry no status"
+    )
+
+
+def test_retry_statuses_are_kept_as_a_frozenset_of_ints() -> None:
+    from http import HTTPStatus
+
+    policy = RetryPolicy(retry_statuses=[503, HTTPStatus.BAD_GATEWAY, 503])  # type: ignore[arg-type]
+    assert policy.retry_statuses == frozenset({502, 503})
+    assert type(policy.retry_statuses) is frozenset
+    assert {type(status) for status in policy.retry_statuses} == {int}
+    assert RetryPolicy(retry_statuses=(s for s in (500, 504))).retry_statuses == {500, 504}  # type: ignore[arg-type]
+    assert RetryPolicy(retry_statuses=set()).retry_statuses == frozenset()  # type: ignore[arg-type]
+    assert RetryPolicy(retry_statuses={429}) == RetryPolicy(retry_statuses=frozenset({429}))  # type: ignore[arg-type]
+    assert hash(RetryPolicy(retry_statuses={429})) == hash(RetryPolicy(retry_statuses=[429]))  # type: ignore[arg-type]

@@ -307,3 +307,137 @@ async def test_audio_headers_are_looked_up_in_any_case(
     assert json.loads(json.dumps(headers)) == as_sent
     headers["x-mine"] = "1"
     assert headers["X-Mine"] == "1"
+
+
+@pytest.mark.parametrize(
+    "rate", ["abc", "1.5", "99999999999", "0", "-8000", "", "２４０００", "9" * 5000]
+)
+async def test_speak_rest_refuses_a_sample_rate_that_is_not_one(
+    hostile: tuple[Hostile, str], rate: str
+) -> None:
+    """The x-sample-rate of a speak_rest answer is what makes its PCM playable:
+    int(headers["x-sample-rate"]) raised ValueError (or, for 99999999999, OverflowError
+    later in the WAV header) in `sayna speak` and in the README's recipe."""
+    server, url = hostile
+    server.body = b"\x00\x01" * 100
+    server.headers = {"Content-Type": "audio/pcm", "x-sample-rate": rate}
+    async with _client(url) as client:
+        with pytest.raises(SaynaInvalidResponseError) as info:
+            await AUDIO_CALLS["speak_rest"](client)
+        error = info.value
+        assert (error.status_code, error.endpoint) == (200, "POST /speak")
+        assert str(error).startswith(
+            f"POST /speak answered HTTP 200 with an x-sample-rate header of {rate[:40]!r}, "
+            "not a sample rate in Hz (1 to 768000)"
+        )
+        assert len(str(error)) < 300
+        _audio, headers = await AUDIO_CALLS["get_recording"](client)  # not its business
+        assert headers["x-sample-rate"] == rate
+
+
+@pytest.mark.parametrize("rate", [None, "24000", " 16000 ", "768000", "8000"])
+async def test_speak_rest_takes_a_sample_rate_in_hz_or_none(
+    hostile: tuple[Hostile, str], rate: Optional[str]
+) -> None:
+    server, url = hostile
+    server.body = b"\x00\x01" * 100
+    server.headers = {"Content-Type": "audio/pcm"}
+    if rate is not None:
+        server.headers["x-sample-rate"] = rate
+    async with _client(url) as client:
+        audio, headers = await AUDIO_CALLS["speak_rest"](client)
+    assert audio == server.body
+    assert headers.get("x-sample-rate") == (rate if rate is None else rate.strip())
+
+
+TRUST = "REST calls do not follow redirects; if you trust that server, use its URL instead"
+ELSEWHERE = (
+    "REST calls do not follow redirects: check that the URL points at the Sayna server itself"
+)
+
+
+@pytest.mark.parametrize(
+    ("call", "location", "said"),
+    [
+        (
+            "health",
+            "https://secure.example.com/",
+            f"GET / failed with HTTP 301: redirected to https://secure.example.com/. {TRUST} "
+            "(e.g. https://secure.example.com)",
+        ),
+        (
+            "get_voices",
+            "https://user:pass-SECRET@api.example.com/v2/voices?api_key=SECRET-q",
+            "GET /voices failed with HTTP 301: redirected to https://api.example.com/v2/voices. "
+            f"{TRUST} (e.g. https://api.example.com/v2)",
+        ),
+        (
+            "get_voices",
+            "/v2/voices",
+            "GET /voices failed with HTTP 301: redirected to {url}/v2/voices. "
+            f"{TRUST} (e.g. {{url}}/v2)",
+        ),
+        (
+            "get_voices",
+            "/login",
+            "GET /voices failed with HTTP 301: redirected to {url}/login. " + ELSEWHERE,
+        ),
+    ],
+)
+async def test_a_redirect_names_its_target_and_the_fix(
+    hostile: tuple[Hostile, str], call: str, location: str, said: str
+) -> None:
+    """A 301 to https said "GET / failed with HTTP 301: (empty body)": neither where it
+    pointed nor that REST calls do not follow redirects (the WebSocket's redirect error
+    said both). The target is shown without credentials or query, as there."""
+    server, url = hostile
+    server.status = 301
+    server.headers = {"Location": location}
+    async with _client(url) as client:
+        with pytest.raises(SaynaHttpError) as info:
+            await CALLS[call](client)
+    assert str(info.value) == said.format(url=url)
+    assert info.value.status_code == 301
+
+
+async def test_a_redirect_without_a_location_says_so(hostile: tuple[Hostile, str]) -> None:
+    server, url = hostile
+    server.status = 302
+    async with _client(url) as client:
+        with pytest.raises(SaynaHttpError) as info:
+            await client.health()
+    assert str(info.value) == (
+        "GET / failed with HTTP 302: a redirect without a Location; REST calls do not "
+        "follow redirects: check the URL"
+    )
+
+
+TERMINAL_TRICKS = "\x1b[2J\x1b[H\x1b]0;pwned\x07all good\x1b[8m hidden\x9b31m\x7f\x00"
+ESCAPED_TRICKS = "\\x1b[2J\\x1b[H\\x1b]0;pwned\\x07all good\\x1b[8m hidden\\x9b31m\\x7f\\x00"
+
+
+@pytest.mark.parametrize("shape", ["json", "text"])
+@pytest.mark.parametrize("status", [200, 400, 500])
+async def test_control_characters_of_a_body_are_escaped_in_the_message(
+    hostile: tuple[Hostile, str], status: int, shape: str
+) -> None:
+    """A body's ESC [2J (clear the screen), OSC title and C1 controls went raw into the
+    message (and to a terminal, through `sayna`'s error line or a log)."""
+    server, url = hostile
+    server.status = status
+    if shape == "json":
+        server.body = json.dumps({"error": TERMINAL_TRICKS}, ensure_ascii=False).encode()
+        server.headers = {"Content-Type": "application/json"}
+    else:
+        server.body = TERMINAL_TRICKS.encode()
+        server.headers = {"Content-Type": "text/plain"}
+    async with _client(url) as client:
+        with pytest.raises(SaynaError) as info:
+            await client.get_voices()
+    message = str(info.value)
+    assert not [char for char in message if ord(char) < 32 or 0x7F <= ord(char) <= 0x9F]
+    if shape == "text" or status >= 400:
+        assert ESCAPED_TRICKS in message
+    if status >= 400:  # the body itself is the server's, as it sent it
+        expected = {"error": TERMINAL_TRICKS} if shape == "json" else TERMINAL_TRICKS
+        assert info.value.body == expected  # type: ignore[attr-defined]

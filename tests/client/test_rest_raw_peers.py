@@ -18,15 +18,18 @@ from sayna_client import (
     RetryPolicy,
     SaynaClient,
     SaynaConnectionError,
+    SaynaHttpError,
     SaynaInvalidResponseError,
     SaynaRateLimitError,
     SaynaTimeoutError,
     SaynaValidationError,
+    Timeouts,
 )
 
 #: Retries without waiting for the default backoff.
 FAST = RetryPolicy(max_retries=2, initial_backoff=0.01, max_backoff=0.01)
 ONCE = RetryPolicy(max_retries=0)
+_REQUEST_02 = Timeouts(request=0.2)
 
 #: ``(reader, writer, request bytes)`` -> True to keep the connection for another request.
 Answer = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[bool]]
@@ -323,3 +326,131 @@ async def test_retry_timeouts_false_ends_a_call_at_its_first_timeout() -> None:
 def test_retry_timeouts_must_be_a_bool() -> None:
     with pytest.raises(SaynaValidationError, match=r"retry_timeouts must be True or False"):
         RetryPolicy(retry_timeouts="no")  # type: ignore[arg-type]
+
+
+async def test_a_policy_with_a_list_of_statuses_retries_them() -> None:
+    statuses = [b"503 Service Unavailable", b"200 OK"]
+
+    async def busy_then_fine(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: bytes
+    ) -> bool:
+        writer.write(
+            b"HTTP/1.1 " + statuses.pop(0) + b"\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 15\r\n\r\n{"status":"OK"}'
+        )
+        await writer.drain()
+        return True
+
+    policy = RetryPolicy(max_retries=1, initial_backoff=0, retry_statuses=[503])  # type: ignore[arg-type]
+    async with (
+        RawPeer(busy_then_fine) as peer,
+        SaynaClient(peer.url, without_audio=True, retry=policy) as client,
+    ):
+        assert (await client.health()).status == "OK"
+    assert peer.request_lines == ["GET / HTTP/1.1"] * 2
+
+
+# --- calls sent once: an error that leaves open whether the server applied it says so ------
+
+SENT_ONCE: dict[str, tuple[Call, str]] = {
+    "sip_call": (
+        lambda c: c.sip_call("room-1", "Caller", "caller-1", "+15105550123", "+15551234567"),
+        "e.g. whether get_livekit_room('room-1') lists 'caller-1'",
+    ),
+    "sip_transfer_rest": (
+        lambda c: c.sip_transfer_rest("room-1", "caller-1", "+15551234567"),
+        "e.g. whether get_livekit_room('room-1') still lists 'caller-1'",
+    ),
+    "remove_livekit_participant": (
+        lambda c: c.remove_livekit_participant("room-1", "caller-1"),
+        "e.g. whether get_livekit_room('room-1') still lists 'caller-1'",
+    ),
+}
+
+#: Answers after which the server may have done what it was asked.
+MAYBE_APPLIED: dict[str, Answer] = {
+    "cut-mid-answer": _answering(
+        b'HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n{"status":"initiated"'
+    ),
+    "reset-after-the-request": _reset,
+    "closed-after-the-request": _answering(b""),
+    "2xx-of-another-shape": _answering(
+        b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{"x": 1}'
+    ),
+    "2xx-broken-framing": _answering(
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nabcde"
+    ),
+}
+
+
+def _applied(check: str) -> str:
+    return f"the server may have applied it: check ({check}) before sending it again"
+
+
+@pytest.mark.parametrize("answer", sorted(MAYBE_APPLIED))
+@pytest.mark.parametrize("call", sorted(SENT_ONCE))
+async def test_a_call_sent_once_that_may_have_been_applied_says_so(call: str, answer: str) -> None:
+    """sip_call's answer cut short said only "closed the connection before sending the
+    whole answer", and docs/errors.md said "Retry later" for a SaynaConnectionError: a
+    second call dialled the number twice."""
+    send, check = SENT_ONCE[call]
+    async with (
+        RawPeer(MAYBE_APPLIED[answer]) as peer,
+        SaynaClient(peer.url, without_audio=True, retry=FAST) as client,
+    ):
+        with pytest.raises((SaynaConnectionError, SaynaInvalidResponseError)) as info:
+            await send(client)
+    assert len(peer.requests) == 1
+    assert _applied(check) in str(info.value)
+
+
+async def test_a_call_sent_once_that_timed_out_may_have_been_applied() -> None:
+    answered = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: bytes) -> bool:
+        await answered.wait()  # never set while the call runs
+        return False
+
+    send, check = SENT_ONCE["sip_call"]
+    async with RawPeer(silent) as peer:
+        async with SaynaClient(peer.url, without_audio=True, timeouts=_REQUEST_02) as client:
+            with pytest.raises(SaynaTimeoutError) as info:
+                await send(client)
+        answered.set()
+    assert str(info.value) == (
+        f"POST /sip/call timed out after 0.2 s; {_applied(check)}. Raise the timeout (client "
+        "Timeouts.request or timeout= on the call) or check the server"
+    )
+
+
+async def test_a_call_never_sent_or_sent_again_safely_does_not_say_so() -> None:
+    """A refused connection sent nothing; an idempotent call may be repeated; an error
+    status is the server's answer (it says what it did)."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{unused.getsockname()[1]}"
+        async with SaynaClient(dead, without_audio=True, retry=FAST) as client:
+            for send, _check in SENT_ONCE.values():
+                with pytest.raises(SaynaConnectionError) as info:
+                    await send(client)
+                assert "connection refused" in str(info.value)
+                assert "may have applied" not in str(info.value)
+    cut = MAYBE_APPLIED["cut-mid-answer"]
+    async with (
+        RawPeer(cut) as peer,
+        SaynaClient(peer.url, without_audio=True, retry=ONCE) as client,
+    ):
+        with pytest.raises(SaynaConnectionError) as info:
+            await client.get_livekit_room("room-1")
+    assert "may have applied" not in str(info.value)
+    refusing = _answering(
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 15\r\n\r\n{"error":"SIP"}'
+    )
+    async with (
+        RawPeer(refusing) as peer,
+        SaynaClient(peer.url, without_audio=True, retry=ONCE) as client,
+    ):
+        with pytest.raises(SaynaHttpError) as http_info:
+            await SENT_ONCE["sip_call"][0](client)
+    assert "may have applied" not in str(http_info.value)

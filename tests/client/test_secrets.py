@@ -18,6 +18,7 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import quote
 
 import pydantic
 import pytest
@@ -480,3 +481,133 @@ def test_a_secret_added_after_a_scrub_is_masked_in_any_encoding() -> None:
     redactor.add("p@ss/word+x")
     assert redactor.scrub("proxy http://u:p%40ss/word%2Bx@host") == "proxy http://u:***@host"
     assert redactor.leaks("p%40ss%2Fword%2bx")
+
+
+# --- secrets echoed JSON-escaped, and a proxy's credentials -------------------------------
+
+#: Keys with characters a JSON encoder escapes: "/" (PHP and some Java encoders write
+#: "\/"), '"' and "\" (every encoder), non-ASCII (with ensure_ascii, Python's default).
+#: Each holds a "SECRET-00NN" that no escaping changes: found anywhere, a key leaked.
+SLASH_KEY = "sk-9fQ/x7Lm+Zt2Rk/w-SECRET-0011"
+QUOTE_KEY = 'sk-Ab"c\\d-SECRET-0012'
+ACCENT_PROVIDER_KEY = "dg-clé/ü-SECRET-0013"
+SLASH_GOOGLE_KEY = (
+    "-----BEGIN PRIVATE KEY-----\nMIIE/vSECRET-0014+google/\n-----END PRIVATE KEY-----\n"
+)
+ESCAPED_MARKERS = ["SECRET-0011", "SECRET-0012", "SECRET-0013", "SECRET-0014"]
+
+
+@pytest_asyncio.fixture
+async def json_echo() -> AsyncIterator[str]:
+    """Answers /MODE/STATUS with the request's Authorization header and body quoted in a
+    JSON ``detail`` (no ``error`` nor ``message``: the SDK quotes the body's text), encoded
+    as MODE says: ``ascii`` (Python's default), ``php`` (``/`` as ``\\/``), ``nested`` (a
+    JSON text inside the string: escaped twice), ``pct`` (percent-encoded: the request's
+    JSON body, with its escapes, URL-encoded)."""
+
+    async def answer(request: web.Request) -> web.Response:
+        mode, status = request.path.strip("/").split("/")[:2]
+        body = (await request.read()).decode()
+        detail = f"rejected Authorization: {request.headers.get('Authorization')}; body: {body}"
+        if mode == "ascii":
+            text = json.dumps({"detail": detail})
+        elif mode == "php":
+            text = json.dumps({"detail": detail}, ensure_ascii=False).replace("/", "\\/")
+        elif mode == "pct":
+            text = json.dumps({"detail": quote(detail)})
+        else:
+            text = json.dumps({"detail": json.dumps({"got": detail}, ensure_ascii=False)})
+        return web.Response(status=int(status), text=text, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    async with serving(app) as url:
+        yield url
+
+
+def _no_marker_in(texts: Texts, markers: list[str]) -> None:
+    for text in texts.texts:
+        for marker in markers:
+            assert marker not in text, f"a key ({marker}) leaked in: {text[:400]!r}"
+
+
+@pytest.mark.parametrize("status", ["401", "200"])
+@pytest.mark.parametrize("mode", ["ascii", "php", "nested", "pct"])
+@pytest.mark.parametrize("key", [SLASH_KEY, QUOTE_KEY])
+async def test_a_key_echoed_json_escaped_never_shows(
+    json_echo: str, mode: str, status: str, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``{"detail": "... Bearer sk-9fQ\\/x7Lm..."}`` with 401: the message quoted the body's
+    text, scrubbed for the key as given and percent-encoded only, so the key showed
+    (``.body``, decoded, was clean); on a 200, the "The body starts" excerpt did too."""
+    caplog.set_level(logging.DEBUG)
+    texts = Texts()
+    google = GoogleAuth(credentials={"type": "service_account", "private_key": SLASH_GOOGLE_KEY})
+    configs = [
+        TTSConfig(provider="deepgram", auth=ApiKeyAuth(api_key=ACCENT_PROVIDER_KEY)),
+        TTSConfig(provider="google", auth=google),
+    ]
+    url = f"{json_echo}/{mode}/{status}"
+    async with SaynaClient(url, without_audio=True, api_key=key, retry=RETRY) as client:
+        error = await texts.failure(client.get_voices())
+        assert "rejected" in str(error)  # the body's text is quoted
+        for config in configs:
+            error = await texts.failure(client.speak_rest("hello", config))
+            assert "rejected" in str(error)
+            logging.getLogger("app").error("call failed", exc_info=error)
+    texts.check(caplog)
+    _no_marker_in(texts, ESCAPED_MARKERS)
+
+
+def test_a_secret_added_later_is_masked_json_escaped_too() -> None:
+    """``add()`` makes the forms again: a proxy's or .netrc's password, found at the first
+    request, is masked escaped as a JSON string writes it, as the first secrets are."""
+    from sayna_client._redact import Redactor
+
+    redactor = Redactor([QUOTE_KEY])
+    assert redactor.scrub(json.dumps(QUOTE_KEY)) == '"***"'  # the forms are made
+    redactor.add(SLASH_KEY, ACCENT_PROVIDER_KEY)
+    for secret in (QUOTE_KEY, SLASH_KEY, ACCENT_PROVIDER_KEY):
+        for text in (
+            json.dumps({"k": secret}),
+            json.dumps({"k": secret}, ensure_ascii=False).replace("/", "\\/"),
+            json.dumps({"k": json.dumps({"k": secret})}),
+        ):
+            scrubbed = redactor.scrub(text)
+            assert "SECRET-00" not in scrubbed, scrubbed
+            assert redactor.leaks(text)
+
+
+PROXY_USER = "proxy-user-0015"
+PROXY_PASSWORD = "PRX-pass-SECRET-0016"
+
+
+async def test_the_proxy_credentials_are_masked_as_the_proxy_authorization_header_sends_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``proxy="http://user:pass@host"``: aiohttp sends ``Proxy-Authorization: Basic
+    <base64>``, which a proxy's error page echoed in the message and ``.body`` (anyone
+    can decode it), for REST and for the WebSocket's upgrade (whose refusal body is read
+    again through the proxy). With HTTP_PROXY it was masked already."""
+    caplog.set_level(logging.DEBUG)
+
+    async def gateway(request: web.Request) -> web.Response:
+        echoed = "\n".join(f"{name}: {value}" for name, value in request.headers.items())
+        auth = request.headers.get("Proxy-Authorization")
+        return web.Response(status=502, text=f"bad gateway, Proxy-Authorization: {auth}\n{echoed}")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", gateway)
+    texts = Texts()
+    token = _basic(PROXY_USER, PROXY_PASSWORD)
+    stt, tts = _configs()
+    async with serving(app) as proxy_url:
+        proxy = f"http://{PROXY_USER}:{PROXY_PASSWORD}@{proxy_url.split('//', 1)[1]}"
+        client = SaynaClient("http://sayna.example.com", stt, tts, proxy=proxy, retry=RETRY)
+        async with client:
+            error = await texts.failure(client.health())
+            assert "Proxy-Authorization: ***" in str(error)  # it did reach the proxy
+            error = await texts.failure(client.connect())
+            assert "Proxy-Authorization: ***" in str(error.body)  # type: ignore[attr-defined]
+    texts.check(caplog)
+    _no_secret_in(texts, [PROXY_PASSWORD, token])

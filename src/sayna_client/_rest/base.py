@@ -45,6 +45,8 @@ from .._http import (
     HttpResponse,
     HttpTransport,
     authorization_secrets,
+    check_proxy_url,
+    proxy_secrets,
 )
 from .._redact import Redactor, safe_url, split_userinfo, url_secrets
 from ..errors import SaynaValidationError
@@ -161,6 +163,8 @@ def _check_http_options(
         raise SaynaValidationError(
             "proxy must be an http:// URL such as 'http://proxy.example:3128', or None"
         )
+    if proxy is not None:
+        check_proxy_url(proxy, "proxy=")  # aiohttp would refuse it at every call
     if http_session is not None and not isinstance(http_session, aiohttp.ClientSession):
         raise SaynaValidationError(
             "http_session must be an aiohttp.ClientSession (or None), got "
@@ -227,7 +231,9 @@ class RestBase:
             [
                 self._api_key,
                 *url_secrets(url),
-                *(url_secrets(proxy) if proxy else ()),
+                # The proxy's user:password@ goes as `Proxy-Authorization: Basic <base64>`,
+                # which a proxy's error page may echo.
+                *(proxy_secrets(proxy) if proxy else ()),
                 # The header as sent: a URL's user:password goes as base64, which a
                 # server echoing the request would show (and anyone can decode).
                 *authorization_secrets(self._auth_headers.get("Authorization")),
@@ -302,6 +308,7 @@ class RestBase:
         timeout: Seconds = CLIENT_DEFAULT,
         retry: Optional[RetryPolicy] = None,
         idempotent: bool = False,
+        check: Optional[str] = None,
     ) -> M: ...
 
     @overload
@@ -315,6 +322,7 @@ class RestBase:
         timeout: Seconds = CLIENT_DEFAULT,
         retry: Optional[RetryPolicy] = None,
         idempotent: bool = False,
+        check: Optional[str] = None,
     ) -> HttpResponse: ...
 
     async def _request(
@@ -327,6 +335,7 @@ class RestBase:
         timeout: Seconds = CLIENT_DEFAULT,
         retry: Optional[RetryPolicy] = None,
         idempotent: bool = False,
+        check: Optional[str] = None,
     ) -> Union[M, HttpResponse]:
         """Send one REST call: the only way any endpoint is reached.
 
@@ -341,6 +350,10 @@ class RestBase:
                 the client's.
             retry: this call's retry policy instead of the client's.
             idempotent: the call has no side effect and may be re-sent.
+            check: for a call that is not idempotent, how to find out whether the
+                server applied it (``"e.g. whether get_livekit_room('r') lists 'id'"``),
+                said when an error leaves that open (a connection lost after sending, a
+                timeout, a 2xx it cannot read).
 
         Returns:
             a ``cast_to`` instance, or the ``HttpResponse`` when ``cast_to`` is None.
@@ -361,7 +374,13 @@ class RestBase:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise SaynaValidationError("retry must be a RetryPolicy or None")
         response = await self._http.request(
-            method, path, body=body, timeout=timeout, retry=retry, idempotent=idempotent
+            method,
+            path,
+            body=body,
+            timeout=timeout,
+            retry=retry,
+            idempotent=idempotent,
+            check=check,
         )
         if cast_to is None:
             return response

@@ -17,7 +17,8 @@ from pydantic import RootModel
 from .._config import MAX_TEXT_CHARS, RetryPolicy
 from .._defaults import CLIENT_DEFAULT, Seconds
 from .._http import HttpResponse, path_segment
-from ..errors import SaynaValidationError
+from .._http_errors import printable
+from ..errors import SaynaInvalidResponseError, SaynaValidationError
 from ..types import HealthResponse, SpeakRequest, TTSConfig, VoiceDescriptor
 from .base import require_text
 from .livekit import LiveKitEndpoints
@@ -87,6 +88,32 @@ def _audio(response: HttpResponse) -> tuple[bytes, dict[str, str]]:
         if kind == "text" or subtype in _NOT_AUDIO_SUBTYPES or subtype.endswith(("+json", "+xml")):
             raise response.unreadable(f"its Content-Type is {media[:80]!r}, not audio")
     return response.body, headers
+
+
+#: The highest ``x-sample-rate`` accepted from the server (audio hardware's highest rate).
+MAX_SAMPLE_RATE = 768_000
+
+
+def _check_sample_rate(response: HttpResponse, headers: Dict[str, str]) -> None:
+    """Refuse an ``x-sample-rate`` that is not a whole number of Hz from 1 to
+    :data:`MAX_SAMPLE_RATE` (the rate of PCM audio, which cannot be played without it).
+
+    Raises:
+        SaynaInvalidResponseError: naming the header and its value.
+    """
+    value = headers.get("x-sample-rate")
+    if value is None:
+        return
+    text = value.strip()
+    if text.isascii() and text.isdigit() and len(text) <= 7 and 0 < int(text) <= MAX_SAMPLE_RATE:
+        return
+    raise SaynaInvalidResponseError(
+        f"{response.endpoint} answered HTTP {response.status} with an x-sample-rate header "
+        f"of {printable(value[:40], lines=False)!r}, not a sample rate in Hz (1 to "
+        f"{MAX_SAMPLE_RATE}): its audio cannot be played; check the server",
+        response.status,
+        response.endpoint,
+    )
 
 
 class VoiceCatalogue(RootModel[Dict[str, List[VoiceDescriptor]]]):
@@ -199,7 +226,8 @@ class RestClient(LiveKitEndpoints, SipEndpoints):
             SaynaValidationError: empty text or a ``tts_config`` that is not a ``TTSConfig``.
             SaynaBadRequestError: the server refused the text or the provider.
             SaynaInvalidResponseError: a 2xx answer whose ``Content-Type`` is text, JSON,
-                XML or HTML (a proxy's page), not audio.
+                XML or HTML (a proxy's page), not audio, or whose ``x-sample-rate`` is not
+                a whole number of Hz from 1 to 768000.
         """
         require_text("text", text, "Hello, world!")
         if len(text) > MAX_TEXT_CHARS:
@@ -219,7 +247,9 @@ class RestClient(LiveKitEndpoints, SipEndpoints):
             retry=retry,
             idempotent=True,
         )
-        return _audio(response)
+        data, headers = _audio(response)
+        _check_sample_rate(response, headers)
+        return data, headers
 
     async def get_recording(
         self, stream_id: str, *, timeout: Seconds = CLIENT_DEFAULT

@@ -110,6 +110,8 @@ class LiveKitEndpoints(RestBase):
             body=body,
             cast_to=RemoveLiveKitParticipantResponse,
             timeout=timeout,
+            check=f"e.g. whether get_livekit_room({room_name!r}) still lists "
+            f"{participant_identity!r}",
         )
 
     async def mute_livekit_participant_track(

@@ -155,7 +155,13 @@ class SipEndpoints(RestBase):
             transfer_to=require_text("transfer_to", transfer_to, "+15551234567"),
         )
         return await self._request(
-            "POST", "/sip/transfer", body=body, cast_to=SipTransferResponse, timeout=timeout
+            "POST",
+            "/sip/transfer",
+            body=body,
+            cast_to=SipTransferResponse,
+            timeout=timeout,
+            check=f"e.g. whether get_livekit_room({room_name!r}) still lists "
+            f"{participant_identity!r}",
         )
 
     async def sip_call(
@@ -191,5 +197,10 @@ class SipEndpoints(RestBase):
             sip=sip_config,
         )
         return await self._request(
-            "POST", "/sip/call", body=body, cast_to=SipCallResponse, timeout=timeout
+            "POST",
+            "/sip/call",
+            body=body,
+            cast_to=SipCallResponse,
+            timeout=timeout,
+            check=f"e.g. whether get_livekit_room({room_name!r}) lists {participant_identity!r}",
         )

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -57,9 +58,17 @@ CLI_RETRY = RetryPolicy(retry_timeouts=False)
 PROGRESS_AFTER = 1.0
 
 
+#: DEL and the C1 controls, which ``json.dumps(ensure_ascii=False)`` leaves as they are
+#: (it escapes C0 only): a terminal may act on them (``\x9b`` is ESC ``[``).
+_UNESCAPED_CONTROLS = re.compile(r"[\x7f-\x9f]")
+
+
 def print_json(data: Any) -> None:
-    """Print ``data`` as indented JSON (non-JSON values as their ``str``)."""
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    """Print ``data`` as indented JSON (non-JSON values as their ``str``), every control
+    character escaped (``\\u001b``, ``\\u009b``): the server's text cannot act on the
+    terminal, and the output is the same JSON."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    print(_UNESCAPED_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
 
 
 @contextlib.contextmanager

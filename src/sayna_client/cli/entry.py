@@ -12,9 +12,12 @@ import warnings
 from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any, Callable, Optional, TextIO, Union
 
+import aiohttp
+
 from .._cli_util import EXIT_FAILURE, EXIT_USAGE, CliError, Parser, silence_broken_pipe
 from .._config import is_loopback_host
-from .._redact import Redactor, safe_url, split_userinfo, url_secrets
+from .._http_errors import printable
+from .._redact import RedactedError, Redactor, safe_url, split_userinfo, url_secrets
 from .._rest.base import query_api_key
 from .._version import __version__
 from ..errors import (
@@ -101,11 +104,17 @@ def _credentials_sent(args: argparse.Namespace) -> bool:
 
 
 def _refused(exc: BaseException) -> bool:
-    """Whether ``exc`` (or an error it was raised from) is a refused TCP connection."""
+    """Whether ``exc`` (or an error it was raised from) is a refused TCP connection to
+    the server: not to a proxy (``HTTP_PROXY``), which `sayna serve` would not start."""
     seen: set[int] = set()
     current: Optional[BaseException] = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, aiohttp.ClientProxyConnectionError) or (
+            # The stand-in for a cause whose text held the proxy's credentials.
+            isinstance(current, RedactedError) and "ClientProxyConnectionError" in str(current)
+        ):
+            return False
         if isinstance(current, ConnectionRefusedError):
             return True
         os_error = getattr(current, "os_error", None)
@@ -295,5 +304,7 @@ def _main(args: argparse.Namespace) -> int:
         message, status = _describe_os_error(exc), EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
-    print(f"error: {_scrub(message, args)}", file=sys.stderr)
+    # A server's words may be in it (a reason, a body's start): control characters are
+    # written as \xNN, so that they cannot clear the screen or retitle the terminal.
+    print(f"error: {printable(_scrub(message, args))}", file=sys.stderr)
     return status

@@ -18,6 +18,7 @@ from .._cli_util import (
     sample_rate,
     speaking_rate,
 )
+from .._http_errors import printable
 from ..client import SaynaClient
 from ..types import SipHook, TTSConfig
 from .common import add_command, add_conn, client, print_json, working, write_output
@@ -43,10 +44,16 @@ async def cmd_voices(args: argparse.Namespace) -> int:
     if args.json:
         print_json({p: [v.model_dump() for v in vs] for p, vs in voices.items()})
     else:
+        # The server's words, with control characters as \xNN: a terminal would act on
+        # them (a voice named "\x1b[2J" cleared the screen).
         for provider, items in voices.items():
-            print(f"{provider} ({len(items)} voices)")
+            print(f"{printable(provider, lines=False)} ({len(items)} voices)")
             for v in items:
-                print(f"  {v.id:<28} {v.name:<24} {v.language} {v.gender} {v.accent}")
+                voice_id, name, language, gender, accent = (
+                    printable(text, lines=False)
+                    for text in (v.id, v.name, v.language, v.gender, v.accent)
+                )
+                print(f"  {voice_id:<28} {name:<24} {language} {gender} {accent}")
     return 0
 
 
@@ -75,7 +82,13 @@ async def cmd_speak(args: argparse.Namespace) -> int:
         if args.voice is not None:
             await _check_voice(rest, args.provider, args.voice)
         data, headers = await rest.speak_rest(args.text, tts)
+    # speak_rest refused an x-sample-rate that is not a rate in Hz (exit 1).
     rate = int(headers.get("x-sample-rate", args.sample_rate))
+    if len(data) % 2:
+        raise CliError(
+            f"the server's answer to POST /speak is unusable: {len(data)} bytes of 16-bit "
+            "PCM, an odd count (its last sample is cut short); check the server"
+        )
     await asyncio.to_thread(write_output, args.output, audio.pcm_to_wav_bytes(data, rate))
     seconds = audio.duration_ms(len(data), rate) / 1000
     print(f"wrote {args.output}: {seconds:.2f} s at {rate} Hz ({len(data)} bytes of PCM)")
@@ -123,7 +136,8 @@ async def cmd_recording(args: argparse.Namespace) -> int:
     async with client(args) as rest, working("downloading"):
         data, headers = await rest.get_recording(args.stream_id)
     await asyncio.to_thread(write_output, Path(output), data)
-    print(f"wrote {output}: {len(data)} bytes ({headers.get('Content-Type', '?')})")
+    kind = printable(headers.get("Content-Type", "?"), lines=False)
+    print(f"wrote {output}: {len(data)} bytes ({kind})")
     return 0
 
 
