@@ -7,7 +7,9 @@
 Interim results overwrite one status line; each final result is printed on its own
 line. The file is cut into 20 ms frames in the session's format
 (``audio.wav_frames``) and sent at real-time pace (``audio.paced``), because a
-streaming recogniser expects audio at the rate a microphone produces it.
+streaming recogniser expects audio at the rate a microphone produces it. A file whose
+rate has no whole number of samples in 20 ms (11025 Hz: 220.5) is resampled to 16 kHz
+mono first, as a microphone at that rate would hear it (``WavMicrophone``).
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ from sayna_client import (
     TTSConfig,
     audio,
 )
+from sayna_client.agents import WavMicrophone
 
 FRAME_MS = 20
+#: The rate a file is resampled to when 20 ms of it is no whole number of samples.
+RESAMPLED_RATE = 16000
 
 
 def parse_args() -> argparse.Namespace:
@@ -79,10 +84,17 @@ async def main(args: argparse.Namespace) -> None:
     # SaynaValidationError, which says how to convert it.
     wav = await asyncio.to_thread(audio.read_wav, args.file)
     print(f"{args.file}: {wav.duration_ms / 1000:.2f} s, {wav.sample_rate} Hz, {wav.channels} ch")
-    # Tell the server exactly what we send: the file's own rate and channel count.
-    stt = STTConfig(provider=args.provider, sample_rate=wav.sample_rate, channels=wav.channels)
+    if wav.sample_rate * FRAME_MS % 1000 == 0:
+        # Tell the server exactly what we send: the file's own rate and channel count.
+        stt = STTConfig(provider=args.provider, sample_rate=wav.sample_rate, channels=wav.channels)
+        frames = list(audio.wav_frames(wav, frame_ms=FRAME_MS, stt_config=stt))
+    else:  # e.g. 11025 Hz: resampled to 16 kHz mono (pure Python, no extra needed)
+        stt = STTConfig(provider=args.provider, sample_rate=RESAMPLED_RATE, channels=1)
+        microphone = await asyncio.to_thread(
+            WavMicrophone, args.file, sample_rate=RESAMPLED_RATE, speed=0, tail_ms=0
+        )
+        frames = [frame async for frame in microphone.frames()]
     tts = TTSConfig(provider="deepgram", voice_id="aura-asteria-en")  # unused here
-    frames = audio.wav_frames(wav, frame_ms=FRAME_MS, stt_config=stt)
 
     printer = TranscriptPrinter()
     async with SaynaClient(args.url, stt, tts, api_key=args.api_key) as client:

@@ -23,7 +23,7 @@ import itertools
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from sayna_client import SaynaClient, SaynaError, STTConfig, TTSConfig, audio
 from sayna_client.agents import BargeInEvent
@@ -136,12 +136,21 @@ async def main(args: argparse.Namespace) -> None:
     print(f"; end of turn -> first audio p50 {p50 * 1000:.0f} ms" if p50 is not None else "")
 
 
-async def sound_card() -> AsyncIterator[bytes]:
-    """Microphone frames from the default input device (the agent's voice is not played)."""
+def sound_card() -> AsyncIterator[bytes]:
+    """Microphone frames from the default input device (the agent's voice is not played).
+    Checks for sounddevice at once, before the session is opened."""
     try:
-        import sounddevice  # optional: pip install sounddevice (needs PortAudio)
+        import sounddevice  # the devices extra (needs the PortAudio library)
     except (ImportError, OSError) as exc:
-        raise SystemExit(f"live mode needs sounddevice ({exc}); or run with --simulate") from exc
+        raise SystemExit(
+            f"live mode needs the devices extra: pip install 'sayna-client[devices]' (and "
+            f"the PortAudio library, e.g. apt install libportaudio2) ({exc}); or run with "
+            "--simulate"
+        ) from exc
+    return _microphone(sounddevice)
+
+
+async def _microphone(sounddevice: Any) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     frames: asyncio.Queue[bytes] = asyncio.Queue()
 

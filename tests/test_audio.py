@@ -314,6 +314,17 @@ def test_frame_length_must_be_whole_samples() -> None:
         wav_frames(audio, frame_ms=1)
 
 
+def test_the_frame_lengths_suggested_are_whole_at_that_rate() -> None:
+    """At 11025 Hz neither 10 nor 20 ms is a whole number of samples: the error names
+    lengths that are (40 ms first), not the usual 10/20/40."""
+    audio = WavAudio(pcm=b"", sample_rate=11025, channels=1)
+    with pytest.raises(SaynaValidationError) as caught:
+        wav_frames(audio, frame_ms=20)
+    message = str(caught.value)
+    assert "such as 40 ms, 80 ms, 120 ms" in message
+    assert "10 ms" not in message
+
+
 def test_mulaw_frames() -> None:
     pcm = sine(8000, 50)
     audio = WavAudio(pcm=pcm, sample_rate=8000, channels=1)

@@ -137,8 +137,11 @@ def test_speak_to_file(server: LocalServer, tmp_path: Path) -> None:
         assert wav.duration_ms == pytest.approx(3 * 180, abs=5)
 
 
-def test_transcribe_file(server: LocalServer, tmp_path: Path) -> None:
-    tone_bursts(tmp_path / "three.wav", 3)
+@pytest.mark.parametrize("rate", [16000, 11025])
+def test_transcribe_file(server: LocalServer, tmp_path: Path, rate: int) -> None:
+    """Any 16-bit PCM WAV, as examples/README.md says: 11025 Hz has no whole number of
+    samples in 20 ms, so the example resamples it to 16 kHz."""
+    tone_bursts(tmp_path / "three.wav", 3, rate)
     out = run_example(server, "transcribe_file.py", "three.wav", "--speed", "8", cwd=tmp_path)
     assert "final:   word word word" in out
     assert "transcript: word word word\n" in out

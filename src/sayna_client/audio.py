@@ -276,10 +276,20 @@ def frame_bytes(
     if remainder:
         raise SaynaValidationError(
             f"frame_ms={frame_ms} is {sample_rate * frame_ms / 1000:g} samples at "
-            f"{sample_rate} Hz, not a whole number: choose a frame length such as 10, 20 "
-            "or 40 ms."
+            f"{sample_rate} Hz, not a whole number: choose a frame length that is, "
+            f"{_whole_frame_lengths(sample_rate)}, or resample the audio to 16000 Hz."
         )
     return samples * channels * _bytes_per_sample(encoding)
+
+
+def _whole_frame_lengths(sample_rate: int) -> str:
+    """The frame lengths (ms) that hold a whole number of samples at ``sample_rate``,
+    for an error message: the first few up to 200 ms, or the smallest one."""
+    step = 1000 // math.gcd(sample_rate, 1000)  # the shortest whole frame, in ms
+    lengths = [ms for ms in range(step, 201, step)][:3]
+    if not lengths:
+        return f"a multiple of {step} ms"
+    return "such as " + ", ".join(f"{ms} ms" for ms in lengths)
 
 
 def _bytes_per_sample(encoding: str) -> int:

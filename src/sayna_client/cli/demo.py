@@ -46,8 +46,9 @@ async def _demo(args: argparse.Namespace) -> int:
     engine = "local" if args.engine == "auto" else args.engine
     if engine == "local" and _local_missing():
         print(
-            "error: sayna demo speaks and listens with the local engine, which is not "
-            f"installed (missing: {', '.join(_local_missing())}). Install it with:\n"
+            "error: sayna demo speaks and listens with the local engine, whose `local` "
+            "extra is not installed (or only in part: the modules it needs first, "
+            f"{', '.join(_local_missing())}, are missing). Install it with:\n"
             "    pip install 'sayna-client[local]'\n"
             "or run `sayna demo --engine fake` for the tone-burst engine (no real speech).",
             file=sys.stderr,
