@@ -218,6 +218,43 @@ class Agent:
             )
 
 
+class Solo:
+    """``processors`` then a :class:`Sink`, run by a worker of their own with the rates
+    given (a pipeline of an application that splits its services between workers)."""
+
+    def __init__(self, processors: list[FrameProcessor], **params: Any) -> None:
+        self.sink = Sink()
+        self.worker = PipelineWorker(
+            Pipeline([*processors, self.sink]),
+            params=PipelineParams(**params),
+            cancel_on_idle_timeout=False,
+        )
+        self.started = asyncio.Event()
+        self.worker.event_handler("on_pipeline_started")(self._on_started)
+        self.errors: list[str] = []
+        self.worker.event_handler("on_pipeline_error")(self._on_error)
+        self._run: Optional[asyncio.Task[None]] = None
+
+    async def _on_started(self, worker: Any, frame: Frame) -> None:
+        self.started.set()
+
+    async def _on_error(self, worker: Any, frame: ErrorFrame) -> None:
+        self.errors.append(frame.error)
+
+    async def __aenter__(self) -> Solo:
+        runner = WorkerRunner(handle_sigint=False)
+        await runner.add_workers(self.worker)
+        self._run = asyncio.create_task(runner.run())
+        await asyncio.wait_for(self.started.wait(), 30)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._run is not None
+        if not self._run.done():
+            await self.worker.queue_frame(EndFrame())
+        await asyncio.wait_for(self._run, 30)
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[LocalServer]:
     async with LocalServer() as srv:
@@ -640,6 +677,38 @@ async def test_a_language_change_lets_the_sentence_in_flight_finish(server: Loca
     assert configs[-1]["stt_config"]["language"] == "fr-FR"
     assert audio_bytes(agent.sink.frames) == 7 * WORD_BYTES
     assert not agent.errors
+
+
+async def test_a_service_joining_at_another_rate_lets_the_sentence_in_flight_finish(
+    server: LocalServer,
+) -> None:
+    """The services run in two pipelines sharing the client: the TTS's opens the session
+    and speaks; the STT's starts mid-sentence, its input at another rate than the session
+    was opened with. The new rate is sent once the sentence ended (sent at once, the config
+    cut it: its audio lost, no completion, and the sentence given up after
+    sentence_timeout), and the STT hears at that rate."""
+    client = make_client(server)
+    record = server.records
+    rate = 8000  # (the session opened with STTConfig's 16000)
+    async with Solo([SaynaTTSService(client=client)], audio_out_sample_rate=OUT_RATE) as speaker:
+        sink = speaker.sink
+        await speaker.worker.queue_frame(TTSSpeakFrame(" ".join(["word"] * 20) + "."))
+        await sink.wait_for(lambda: audio_bytes(sink.frames) >= WORD_BYTES)
+        async with Solo([SaynaSTTService(client=client)], audio_in_sample_rate=rate) as listener:
+            await sink.wait_for(lambda: sink.of(TTSStoppedFrame))
+            for chunk in frames_of(tone_bursts(1, rate), rate):
+                await listener.worker.queue_frame(
+                    InputAudioRawFrame(audio=chunk, sample_rate=rate, num_channels=1)
+                )
+            await listener.sink.wait_for(lambda: listener.sink.of(TranscriptionFrame))
+        session = record.last_session
+    assert audio_bytes(sink.frames) == 20 * WORD_BYTES
+    assert len(session.sent_of_type("tts_playback_complete")) == 1
+    assert [m["type"] for m in session.messages if m["type"] != "speak"] == ["config", "config"]
+    assert session.messages[-1]["stt_config"]["sample_rate"] == rate
+    assert [f.text for f in listener.sink.of(TranscriptionFrame)] == ["word"]
+    assert not speaker.errors
+    assert not listener.errors
 
 
 async def test_a_speak_frame_during_a_reply_is_a_context_of_its_own(server: LocalServer) -> None:

@@ -165,26 +165,33 @@ class SharedSession:
 
     async def acquire(self, owner: object) -> None:
         """Register ``owner`` and make sure the session is ready with the client's
-        current configs (an adapter may have changed a sample rate: a session that is
-        already open with other configs is sent them with ``reconfigure``). Success
-        wakes the owners waiting in :meth:`opened`.
+        current configs. Success wakes the owners waiting in :meth:`opened`.
+
+        An adapter set up after the session opened may have changed a config (its
+        sample rate): the session is then sent the current configs (``reconfigure``)
+        the way :meth:`reconfigure` sends a change, once the text in flight ended
+        (Sayna drops the speech in progress when it is sent a config), and ``owner``
+        joins after that.
 
         Raises:
-            what ``SaynaClient.connect()`` raises; ``owner`` is then not registered.
+            what ``SaynaClient.connect()`` or ``reconfigure()`` raises; ``owner`` is
+            then not registered.
         """
         if self._lock is None:
             self._lock = asyncio.Lock()
-        async with self._lock:
-            client = self.client
-            wanted = (client.stt_config, client.tts_config)
-            if client.ready and self._sent != wanted:
-                await client.reconfigure(stt_config=wanted[0], tts_config=wanted[1])
-            else:
-                await client.connect()
-            self._sent = wanted
-            self._failure = ""
-            if owner not in self._owners:
-                self._owners.append(owner)
+        while True:
+            async with self._lock:
+                client = self.client
+                wanted = (client.stt_config, client.tts_config)
+                if not (client.ready and self._sent != wanted):
+                    await client.connect()  # (nothing to do when it is ready)
+                    self._sent = wanted
+                    self._failure = ""
+                    if owner not in self._owners:
+                        self._owners.append(owner)
+                    break
+            # (the lock is let go: the change takes it once the text in flight ended)
+            await self.reconfigure()
         opened, self._opened = self._opened, None
         if opened is not None:
             opened.set()

@@ -12,13 +12,15 @@ Install with ``pip install 'sayna-client[pipecat]'`` (Pipecat needs Python 3.11+
 
 Audio runs at the pipeline's rates: the services set ``stt_config.sample_rate`` to the
 input rate and ``tts_config.sample_rate`` to the output rate before connecting (16-bit
-mono PCM both ways). Sayna detects the end of each user turn itself, so the STT service
-proposes turns the way Pipecat's services with their own turn detection do (Deepgram
-Flux, AssemblyAI): ``ProposedUserStartedSpeakingFrame`` on the first words of a turn,
-``TranscriptionFrame`` for each final segment, ``ProposedUserStoppedSpeakingFrame`` at
-Sayna's speech-final; the user aggregator turns them into ``UserStartedSpeakingFrame`` /
-``UserStoppedSpeakingFrame`` and the interruption. An ``InterruptionFrame`` reaching the
-TTS service sends ``clear`` and drops the audio still queued.
+mono PCM both ways; a service started after the session opened at other rates has the
+config sent again once the sentence in flight ended). Sayna detects the end of each user
+turn itself, so the STT service proposes turns the way Pipecat's services with their own
+turn detection do (Deepgram Flux, AssemblyAI): ``ProposedUserStartedSpeakingFrame`` on
+the first words of a turn, ``TranscriptionFrame`` for each final segment,
+``ProposedUserStoppedSpeakingFrame`` at Sayna's speech-final; the user aggregator turns
+them into ``UserStartedSpeakingFrame`` / ``UserStoppedSpeakingFrame`` and the
+interruption. An ``InterruptionFrame`` reaching the TTS service sends ``clear`` and drops
+the audio still queued.
 """
 
 from __future__ import annotations
@@ -146,7 +148,10 @@ class _SessionService(AIService):
         the service joins the session as soon as an attempt succeeds, its own or the
         other Sayna service's (a service never sends on the session before it reads its
         events: until it joined, its audio or text is dropped, or, when the other
-        service already opened the session, waits for the join). A rejection that
+        service already opened the session, waits for the join). Joining a session
+        opened with other configs (the other service runs in a pipeline started before,
+        at other rates) sends it this service's rate once the sentence in flight ended
+        (sent at once, the config would cut it). A rejection that
         retrying cannot change (the server refused the config or the API key), or the
         last attempt failing, is pushed with ``force_treat_as_permanent=True``: the
         service is then unusable (Pipecat's ``ProcessorUnusablePolicy`` applies).
