@@ -84,6 +84,24 @@ def make_client(
     )
 
 
+class JoinHoldingClient(SaynaClient):
+    """A ``SaynaClient`` whose ``connect()`` on a session already ready (what a service
+    calls to join the session the other service opened; a no-op) waits for
+    :attr:`release` first, so a test can act while one service is on the session and the
+    other is still joining it. Everything else is the real client."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.joining = asyncio.Event()  # a join waits for release
+        self.release = asyncio.Event()
+
+    async def connect(self) -> None:
+        if self.ready:
+            self.joining.set()
+            await self.release.wait()
+        await super().connect()
+
+
 class ScriptedLLM(FrameProcessor):
     """Stands in for the LLM: answers each user turn with the next reply of a script.
 
@@ -580,6 +598,44 @@ async def test_a_service_joins_the_session_the_other_opened_at_once() -> None:
     assert error.startswith("Sayna STT could not connect, retrying: ")
 
 
+async def test_a_sentence_given_while_the_tts_joins_the_session_waits_and_is_spoken() -> None:
+    """The server is down when the pipeline starts; the STT service's retry opens the
+    session, and a sentence reaches the TTS service while it is still joining it: the
+    sentence waits for the join (not dropped as "not connected", and not sent before the
+    TTS service reads the session's events, which would lose its audio), then is spoken
+    in full."""
+    policy = ReconnectPolicy(initial_backoff=0.2, max_backoff=60, jitter=0, max_attempts=None)
+    # Connections 1 and 2: the services' first attempts; 3: the STT service's retry (the
+    # TTS service's, woken by it, joins with no connection of its own).
+    async with (
+        LocalServer() as server,
+        CuttableProxy(server.port, admit=lambda n: n >= 3) as proxy,
+    ):
+        client = JoinHoldingClient(
+            proxy.url,
+            STTConfig(provider="deepgram", model="nova-2"),
+            TTSConfig(provider="deepgram", voice_id="aura-asteria-en"),
+            timeouts=Timeouts(connect=5, ready=10, request=10, close=5),
+            reconnect=policy,
+        )
+        async with Agent(client, ScriptedLLM([])) as agent:
+            await asyncio.wait_for(client.joining.wait(), 30)
+            sink = agent.sink
+            await agent.worker.queue_frame(TTSSpeakFrame("One two three."))
+            # Its context opened: the sentence is in the TTS service, held for the join.
+            await sink.wait_for(lambda: sink.of(TTSStartedFrame))
+            assert not speaks_of(server.records.last_session)
+            client.release.set()
+            await sink.wait_for(lambda: sink.of(TTSStoppedFrame))
+            session = server.records.last_session
+        assert proxy.connections == 3
+    assert speaks_of(session) == ["One two three."]
+    assert list(contexts(sink.frames).values()) == [["started", "audio", "stopped"]]
+    assert audio_bytes(sink.frames) == 3 * WORD_BYTES
+    (error,) = agent.errors  # only the first failure to connect
+    assert error.startswith("Sayna STT could not connect, retrying: ")
+
+
 async def test_a_server_that_stays_unreachable_is_given_up_on() -> None:
     async with LocalServer() as probe:
         pass
@@ -648,6 +704,52 @@ async def test_a_voice_change_mid_reply_lets_the_sentence_in_flight_finish(
     configs = [m for m in session.messages if m["type"] == "config"]
     assert configs[-1]["tts_config"]["voice_id"] == "aura-zeus-en"
     assert audio_bytes(agent.sink.frames) == 9 * WORD_BYTES
+    assert not agent.errors
+
+
+@pytest.mark.parametrize("allow_interruption", [True, False])
+async def test_a_voice_change_waiting_for_the_sentence_in_flight_outlives_an_interruption(
+    server: LocalServer, allow_interruption: bool
+) -> None:
+    """A ``TTSUpdateSettingsFrame`` mid-reply waits for the sentence in flight, and the
+    caller interrupts meanwhile: the change is not lost with the interrupted reply. It is
+    sent once that sentence ended: at once when the interruption cleared it, after its
+    completion when Sayna ignores ``clear`` (``allow_interruption=False``: sent before, the
+    config would cut it); then the next sentence is spoken in the new voice."""
+    client = make_client(server)
+    record = server.records
+    agents: list[Agent] = []
+
+    async def gate(index: int) -> None:
+        if index == 2:  # the first sentence is on its way to Sayna
+            agent = agents[0]
+            await record.wait_for(lambda: speaks_of(record.last_session))
+            await agent.sink.wait_for(lambda: audio_bytes(agent.sink.frames) >= WORD_BYTES)
+            await llm.push_frame(TTSUpdateSettingsFrame(delta=TTSSettings(voice="aura-zeus-en")))
+            await asyncio.Event().wait()  # cancelled by the interruption
+
+    long = " ".join(["word"] * 20) + "."
+    llm = ScriptedLLM([[long, "Seven eight.", "Nine."]], gate=gate)
+    async with Agent(client, llm, allow_interruption=allow_interruption) as agent:
+        agents.append(agent)
+        sink = agent.sink
+        await agent.say(1)
+        # The TTS service took the change (Pipecat's settings have it) and waits to send it.
+        await eventually(lambda: agent.tts.settings.voice == "aura-zeus-en")
+        assert [m["type"] for m in record.last_session.messages] == ["config", "speak"]
+        await agent.worker.queue_frame(InterruptionFrame())
+        await agent.worker.queue_frame(TTSSpeakFrame("Okay."))
+        await sink.wait_for(lambda: len(contexts(sink.frames)) == 2)
+        (_, okay) = contexts(sink.frames)
+        await sink.wait_for(lambda: contexts(sink.frames)[okay][-1:] == ["stopped"])
+        session = record.last_session
+    sent = [(m["type"], m.get("text", "").strip()) for m in session.messages]
+    cut = [("clear", "")] if allow_interruption else []
+    assert sent == [("config", ""), ("speak", long), *cut, ("config", ""), ("speak", "Okay.")]
+    assert session.messages[-2]["tts_config"]["voice_id"] == "aura-zeus-en"
+    completions = session.sent_of_type("tts_playback_complete")
+    assert len(completions) == (1 if allow_interruption else 2)
+    assert context_audio(sink.frames, okay) == WORD_BYTES
     assert not agent.errors
 
 
