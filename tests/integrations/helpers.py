@@ -40,8 +40,8 @@ async def pipe(
     gate: Optional[asyncio.Event] = None,
 ) -> None:
     """Copy ``source`` to ``sink`` until it ends or breaks, then close ``sink``; with a
-    ``gate``, only while it is set (a stalled link), in small reads so that little
-    passes once it is cleared."""
+    ``gate``, only while it is set (a stalled link), in small reads: once it is cleared,
+    nothing more passes (a read already under way is held until it is set again)."""
     size = 65536 if gate is None else 4096
     try:
         while True:
@@ -50,6 +50,8 @@ async def pipe(
             data = await source.read(size)
             if not data:
                 break
+            if gate is not None:
+                await gate.wait()
             sink.write(data)
             await sink.drain()
     except (ConnectionError, OSError):
@@ -200,13 +202,18 @@ class StallingProxy:
     """A TCP proxy on 127.0.0.1 (port 0) to ``target_port`` whose uplink (client to
     server) can be stalled: :meth:`stall` stops reading from the client (a congested
     network), so the client's writes soon wait for the socket; :meth:`resume` goes on.
-    Its sockets have small receive buffers, so the stall shows soon."""
+    Its sockets have small receive buffers, so the stall shows soon. The downlink
+    (server to client) can be held too: :meth:`hold_downlink` stops passing what the
+    server sends (it waits in the proxy, in order), :meth:`release_downlink` lets it
+    through (a network that delays the server's messages)."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = 0
         self._flowing = asyncio.Event()
         self._flowing.set()
+        self._down = asyncio.Event()
+        self._down.set()
         self._server: Optional[asyncio.AbstractServer] = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -219,6 +226,12 @@ class StallingProxy:
 
     def resume(self) -> None:
         self._flowing.set()
+
+    def hold_downlink(self) -> None:
+        self._down.clear()
+
+    def release_downlink(self) -> None:
+        self._down.set()
 
     async def __aenter__(self) -> StallingProxy:
         listener = socket.socket()
@@ -238,7 +251,10 @@ class StallingProxy:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        for source, sink, gate in ((reader, up_writer, self._flowing), (up_reader, writer, None)):
+        for source, sink, gate in (
+            (reader, up_writer, self._flowing),
+            (up_reader, writer, self._down),
+        ):
             task = asyncio.ensure_future(pipe(source, sink, gate))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

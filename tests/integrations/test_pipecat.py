@@ -920,15 +920,19 @@ async def test_without_interruption_a_speak_cancelled_while_it_waits_for_the_net
     assert audio_bytes(sink.frames) == WORD_BYTES  # none of the interrupted sentence's
 
 
+@pytest.mark.parametrize("allow_interruption", [True, False])
 async def test_a_sentence_that_gets_no_answer_is_given_up_and_the_next_is_spoken(
-    server: LocalServer,
+    server: LocalServer, allow_interruption: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A speak that gets neither audio nor a completion (a provider that hangs, a
     completion lost: here the server never hears it) is given up after
-    sentence_timeout: an ErrorFrame says so, its context ends, the next is spoken."""
+    sentence_timeout: an ErrorFrame says so, its context ends, the next is spoken. With
+    allow_interruption=False (no clear: Sayna might still speak it) the next waits for
+    its completion, at most until it got nothing for sentence_timeout once more."""
     async with SwallowingProxy(server.ws_url, first_speak(["Hello."])) as proxy:
         client = make_client(proxy)
-        async with Agent(client, ScriptedLLM([]), sentence_timeout=0.5) as agent:
+        options = {"allow_interruption": allow_interruption, "sentence_timeout": 0.5}
+        async with Agent(client, ScriptedLLM([]), **options) as agent:
             sink = agent.sink
             await agent.worker.queue_frame(TTSSpeakFrame("Hello."))
             await agent.worker.queue_frame(TTSSpeakFrame("Second."))
@@ -939,10 +943,51 @@ async def test_a_sentence_that_gets_no_answer_is_given_up_and_the_next_is_spoken
             session = server.records.last_session
     assert [c["text"].strip() for c in proxy.swallowed] == ["Hello."]
     assert speaks_of(session) == ["Second."]
+    assert [m["type"] for m in session.messages].count("clear") == int(allow_interruption)
+    waited = [
+        r for r in caplog.records if "for 0.5 s more: the next sentence is sent" in r.getMessage()
+    ]
+    assert len(waited) == int(not allow_interruption)
     assert context_audio(sink.frames, hello) == 0
     assert context_audio(sink.frames, second) == WORD_BYTES
     assert [e for e in agent.errors if "given up" in e] == [
         "Sayna TTS: no audio and no completion for 0.5 s: sentence given up"
+    ]
+
+
+async def test_without_interruption_a_sentence_given_up_that_completes_late_ends_only_itself() -> (
+    None
+):
+    """allow_interruption=False, and the network holds the server's messages for longer
+    than sentence_timeout: the sentence is given up, but Sayna (which ignores clear then)
+    spoke it, and its audio and completion come late. The next sentence is sent once that
+    completion came: sent at once, it took the late audio for its own and was ended by
+    the late completion, and its own audio, coming after, was dropped."""
+    async with LocalServer(tts_realtime=False) as server, StallingProxy(server.port) as proxy:
+        client = make_client(proxy)
+        options = {"allow_interruption": False, "sentence_timeout": 2.0}
+        async with Agent(client, ScriptedLLM([]), **options) as agent:
+            sink = agent.sink
+            record = server.records
+            proxy.hold_downlink()
+            await agent.worker.queue_frame(TTSSpeakFrame("One two."))
+            await agent.worker.queue_frame(TTSSpeakFrame("Three."))
+            session = record.last_session
+            await record.wait_for(lambda: session.sent_of_type("tts_playback_complete"))
+            await eventually(lambda: [e for e in agent.errors if "given up" in e])
+            proxy.release_downlink()
+            await sink.wait_for(lambda: len(contexts(sink.frames)) == 2)
+            one_two, three = contexts(sink.frames)
+            await sink.wait_for(lambda: contexts(sink.frames)[three][-1:] == ["stopped"])
+    assert speaks_of(session) == ["One two.", "Three."]
+    assert len(session.sent_of_type("tts_playback_complete")) == 2
+    assert contexts(sink.frames) == {
+        one_two: ["started", "stopped"],  # given up: its late audio is dropped
+        three: ["started", "audio", "stopped"],
+    }
+    assert context_audio(sink.frames, three) == WORD_BYTES
+    assert [e for e in agent.errors if "given up" in e] == [
+        "Sayna TTS: no audio and no completion for 2.0 s: sentence given up"
     ]
 
 

@@ -328,7 +328,8 @@ class SpeakQueue:
     ``timeout`` (seconds; None: no limit) bounds the wait for a text's end: when a text
     in flight gets neither audio (:meth:`progress`) nor its end for that long,
     ``on_stall(serial)`` is called (inline, from the event loop): its owner then ends
-    it with :meth:`expire`.
+    it with :meth:`expire`, or, when the server may still speak it (``clear`` cannot
+    cancel it), lets it finish with :meth:`linger`.
     """
 
     def __init__(
@@ -351,6 +352,7 @@ class SpeakQueue:
         self._pending: deque[tuple[str, Any]] = deque()
         self._in_flight = False
         self._current: Any = None  # the tag of the text in flight (None: no audio owner)
+        self._lingering = False  # the text in flight stalled once (see linger())
         self._held = False
         self._paused = 0  # pause() calls not yet undone by unpause()
         self._free: Optional[asyncio.Event] = None  # set while no text is in flight
@@ -379,6 +381,11 @@ class SpeakQueue:
         """The number of texts sent so far: the in-flight text's, for :meth:`expire`."""
         return self._serial
 
+    @property
+    def lingering(self) -> bool:
+        """The text in flight stalled once and was let finish (:meth:`linger`)."""
+        return self._in_flight and self._lingering
+
     def holds(self, tag: Any) -> bool:
         """True while a text of ``tag`` is in flight or waiting."""
         return tag in self._rank
@@ -396,6 +403,23 @@ class SpeakQueue:
             return None
         self._end_current()
         return await self._next()
+
+    def linger(self, serial: int) -> bool:
+        """The text sent as number ``serial`` stalled, but the server may still speak it
+        (it ignores ``clear`` for speech sent with ``allow_interruption=False``; a slow
+        provider, or a network that held the server's messages): it stays in flight,
+        disowned (:meth:`disown`: its audio goes to no one), so the next text waits for
+        its end (its completion): Sayna's audio carries no request id, and its
+        completions none either, so what came after a next text was sent could not be
+        told apart from it. It is watched for ``timeout`` again (``on_stall`` once more:
+        then end it with :meth:`expire`). Returns False, changing nothing, when that text
+        is not in flight or lingers already."""
+        if not self._in_flight or serial != self._serial or self._lingering:
+            return False
+        self.disown()
+        self._lingering = True
+        self._start_timer()
+        return True
 
     async def add(self, text: str, tag: Any = None) -> list[Unsent]:
         """Speak ``text`` now, or after the texts before it ended. Returns the texts
@@ -480,6 +504,7 @@ class SpeakQueue:
         self._rank.clear()
         self._in_flight = False
         self._current = None
+        self._lingering = False
         self._held = False
         self._stop_timer()
         self._freed()
@@ -487,6 +512,7 @@ class SpeakQueue:
     def _end_current(self) -> None:
         tag, self._current = self._current, None
         self._in_flight = False
+        self._lingering = False
         self._stop_timer()
         self._forget(tag)
         self._freed()

@@ -546,9 +546,14 @@ class SaynaTTSService(_SessionService, TTSService):
     re-established (the client's ``ReconnectPolicy``) ends the sentence in flight; the
     sentences not sent yet follow on the new session. A sentence that gets neither
     audio nor its completion for ``sentence_timeout`` seconds (a provider that hangs,
-    a completion lost) is given up: an ``ErrorFrame`` says so, ``clear`` is sent
-    (unless ``allow_interruption=False``), its context ends if it was its last
-    sentence, and the next sentence is sent.
+    a completion lost) is given up: an ``ErrorFrame`` says so, and its context ends if
+    it was its last sentence. ``clear`` is then sent and the next sentence follows;
+    with ``allow_interruption=False`` Sayna ignores ``clear`` and may still speak it (a
+    slow provider, a network that held its messages), and neither its audio nor its
+    completion says whose it is, so the next sentence waits for its completion (its
+    audio is dropped), or until it got nothing for ``sentence_timeout`` once more (a
+    warning is logged; a completion of it coming even later would end the next
+    sentence early).
     Metrics: TTFB (text sent to first audio), TTFA, and per context a processing time
     from its first ``speak`` to the end of its last.
 
@@ -558,7 +563,9 @@ class SaynaTTSService(_SessionService, TTSService):
         sample_rate: output rate; defaults to the pipeline's ``audio_out_sample_rate``.
         allow_interruption: sent with every ``speak``: False makes Sayna ignore ``clear``.
         sentence_timeout: seconds a sentence sent may go without audio or completion
-            before it is given up (None: wait for ever).
+            before it is given up (None: wait for ever); with
+            ``allow_interruption=False`` the next sentence waits for its completion up
+            to that long again.
         **kwargs: passed to Pipecat's ``TTSService``.
 
     Raises:
@@ -740,16 +747,30 @@ class SaynaTTSService(_SessionService, TTSService):
         self.create_task(self._give_up(serial), name="sayna-tts-give-up")
 
     async def _give_up(self, serial: int) -> None:
-        """Give up the stalled sentence ``serial`` (if it has not ended meanwhile):
-        report it, cancel it with ``clear`` where Sayna heeds it (its audio or completion
-        must not reach the next sentence), then send the next sentence."""
+        """Give up the stalled sentence ``serial`` (if it has not ended meanwhile): report
+        it and end its context. Its audio or completion must not reach the next sentence:
+        where Sayna heeds ``clear``, it is cancelled and the next sentence is sent;
+        otherwise (``allow_interruption=False``) Sayna may still speak it, so the next
+        sentence waits for its completion (its audio dropped), until it stalls once
+        more (then a warning, and the next sentence is sent)."""
         speaks = self._speaks
         if not speaks.in_flight or speaks.serial != serial:
             return
         ended = speaks.current
-        await self.push_error(
-            f"Sayna TTS: no audio and no completion for {speaks.timeout} s: sentence given up"
-        )
+        message = f"Sayna TTS: no audio and no completion for {speaks.timeout} s: sentence given up"
+        if not speaks.allow_interruption and speaks.linger(serial):
+            await self.push_error(message)
+            if ended is not None:
+                await self._settle(ended)
+            return
+        if speaks.lingering:
+            logger.warning(
+                "Sayna TTS: the sentence given up got no audio and no completion for %s s "
+                "more: the next sentence is sent",
+                speaks.timeout,
+            )
+        else:
+            await self.push_error(message)
         if speaks.allow_interruption:
             try:
                 await self._client.clear()
