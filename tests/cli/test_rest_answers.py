@@ -18,7 +18,7 @@ from aiohttp import web
 
 from sayna_client.cli import main
 
-from .conftest import TIMEOUT
+from .conftest import TIMEOUT, ThreadedServer, tone_wav
 
 TERMINAL_TRICKS = "\x1b[2J\x1b[H\x1b]0;pwned\x07all good\x1b[8m hidden\x9b31m\x7f"
 
@@ -222,3 +222,18 @@ def test_a_malformed_proxy_variable_is_one_line_naming_it(
     assert line.startswith("error: the environment variable HTTP_PROXY is not a usable proxy URL")
     assert "set HTTP_PROXY to an http:// URL such as 'http://proxy.example:3128'" in line
     assert "SECRET-PW" not in line
+
+
+def test_transcribe_prints_a_servers_control_characters_escaped(
+    threaded: ThreadedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A transcript is the server's text: a control sequence in it (clear the screen,
+    retitle the window) is printed as ``\\xNN``, never sent to the terminal."""
+    threaded.script("hi \x1b[2J\x1b]0;pwned\x07 there")
+    wav = tone_wav(tmp_path / "in.wav", words=3)
+    args = ["transcribe", str(wav), "--url", threaded.url, "--provider", "fake", "--speed", "0"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    assert "\\x1b[2J" in out

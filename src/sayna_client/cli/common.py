@@ -20,6 +20,7 @@ from typing import Any
 
 from .._cli_util import CliError
 from .._config import RetryPolicy, Timeouts
+from .._http_errors import printable
 from .._wav import ReplacingFile
 from ..client import SaynaClient
 
@@ -216,7 +217,8 @@ class Progress:
         filled = int(width * min(1.0, done / self.total)) if self.total else width
         bar = "#" * filled + "-" * (width - filled)
         sys.stderr.write(
-            f"\r{self.label} [{bar}] {done:.1f}/{self.total:.1f} {self.unit} {extra[:40]:<40}"
+            f"\r{self.label} [{bar}] {done:.1f}/{self.total:.1f} {self.unit} "
+            f"{printable(extra[:40], lines=False):<40}"
         )
         sys.stderr.flush()
 

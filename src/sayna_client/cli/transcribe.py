@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 
 from .. import audio
 from .._cli_util import EXIT_USAGE, CliError, input_file, non_negative_float
+from .._http_errors import printable
 from ..agents.devices import WavMicrophone
 from ..client import SaynaClient
 from ..errors import (
@@ -150,7 +151,7 @@ async def stream_and_listen(
             f"({lost[0].message}); the transcript holds only what was heard before"
         )
     for message in reported:
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {printable(message)}", file=sys.stderr)
     return finals
 
 
@@ -229,7 +230,7 @@ async def cmd_transcribe(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"transcript": text, "segments": finals})
     elif text:
-        print(text)
+        print(printable(text))  # a server's words: no control sequence reaches the terminal
     if not text and not errors:
         print(f"(no speech heard in {args.file})", file=sys.stderr)
     return 1 if errors else 0
