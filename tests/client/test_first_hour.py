@@ -397,7 +397,10 @@ async def test_unreachable_proxy_is_named(
 ) -> None:
     retry = RetryPolicy(max_retries=0)
     async with make_client(server, proxy=refusing_url, retry=retry) as client:
-        with pytest.raises(SaynaConnectionError, match="cannot reach the proxy for"):
+        with pytest.raises(
+            SaynaConnectionError,
+            match=r"cannot reach the proxy http://127\.0\.0\.1:\d+ \(the proxy= argument\) for",
+        ):
             await client.health()
     with pytest.raises(SaynaValidationError, match="proxy must be an http:// URL"):
         make_client(server, proxy="socks5://127.0.0.1:1080")
