@@ -205,8 +205,14 @@ class Drainer:
         try:
             return await bounded(finish(), timeout, "finish_audio()")
         finally:
-            if not ended[0].done():
-                ended[0].cancel()
+            waiter = ended[0]
+            if not waiter.done():
+                waiter.cancel()
+            elif not waiter.cancelled():
+                # Failed by the session's close while a send (or the timeout) raised
+                # first, in its own terms: retrieved here, or asyncio logs "Future
+                # exception was never retrieved" when it is collected.
+                waiter.exception()
 
     @property
     def metrics(self) -> SessionMetrics:
