@@ -504,7 +504,8 @@ class SaynaSyncClient:
             An ``Unsubscribe`` handle, callable from any thread.
 
         Raises:
-            SaynaValidationError: ``callback`` is not callable.
+            SaynaValidationError: ``callback`` is not callable, or no event has the type
+                ``event_type`` (a typo: the message names the closest type).
         """
         return self._subscribe(lambda cb: self._client.on(event_type, cb), callback)
 

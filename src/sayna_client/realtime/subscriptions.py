@@ -9,6 +9,7 @@ stream that ``events()`` yields.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import threading
 import warnings
 import weakref
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Callable, Optional, TypeVar
 
 from ..errors import SaynaValidationError
+from ..protocol.decode import KNOWN_EVENT_TYPES
 from ..protocol.events import (
     ConnectionClosed,
     MessageMessage,
@@ -34,7 +36,7 @@ from .hub import EventHub
 from .mailbox import CLOSED, EMPTY, Mailbox, OwnDrop
 from .registry import Subscription
 
-__all__ = ["ERROR_EVENT_TYPES", "Subscriptions", "Unsubscribe", "iterate"]
+__all__ = ["ERROR_EVENT_TYPES", "EVENT_TYPES", "Subscriptions", "Unsubscribe", "iterate"]
 
 T = TypeVar("T")
 Callback = Callable[[T], Any]
@@ -43,6 +45,50 @@ Callback = Callable[[T], Any]
 ERROR_EVENT_TYPES = frozenset(
     {"error", "malformed_message", "callback_error", "events_dropped", "audio_dropped", "lost"}
 )
+
+#: The ``type`` of every event ``on()`` can deliver: the server's messages (a type this
+#: SDK does not know arrives as ``"unknown"``), then the SDK's own events, the agents'
+#: (``turn``, ``turn_metrics``, ``barge_in``, ``idle``) included.
+EVENT_TYPES = KNOWN_EVENT_TYPES | frozenset(
+    {
+        "tts_audio",
+        "unknown",
+        "malformed_message",
+        "closed",
+        "callback_error",
+        "events_dropped",
+        "reconnecting",
+        "reconnected",
+        "audio_dropped",
+        "turn",
+        "turn_metrics",
+        "barge_in",
+        "idle",
+    }
+)
+
+#: Routes ``on()`` takes besides :data:`EVENT_TYPES`, not listed in its error message:
+#: ``lost`` (an unexpected close, as the error callbacks receive it).
+_INTERNAL_ROUTES = frozenset({"lost"})
+
+
+def _checked_event_type(event_type: object) -> str:
+    """``event_type`` if ``on()`` can deliver events of it; else the error naming the
+    closest known type (a typo, ``tts_playback_completed``) and every one."""
+    if not isinstance(event_type, str):
+        raise SaynaValidationError(
+            f"event_type must be a str such as 'stt_result', got {type(event_type).__name__}"
+        )
+    if event_type in EVENT_TYPES or event_type in _INTERNAL_ROUTES:
+        return event_type
+    known = sorted(EVENT_TYPES)
+    close = difflib.get_close_matches(event_type, known, n=1)
+    guess = f"Did you mean {close[0]!r}? " if close else ""
+    raise SaynaValidationError(
+        f"no event has the type {event_type!r}: its callback would never be called. "
+        f"{guess}The event types are: {', '.join(known)} (a server message of a type this "
+        "SDK does not know arrives as 'unknown')"
+    )
 
 
 class Unsubscribe:
@@ -105,10 +151,16 @@ class Subscriptions:
         the dispatcher's queue is bounded like an iterator's (``EventsDropped`` to the
         error callbacks). If a callback raises, the error callbacks receive a
         ``CallbackError`` and the session continues.
+
+        Raises:
+            SaynaValidationError: ``callback`` is not callable, or no event has the type
+                ``event_type`` (a typo: the message names the closest type, and all of
+                them, :data:`EVENT_TYPES`).
         """
         if not callable(callback):
             raise SaynaValidationError("callback must be callable")
-        subscription = self._hub.add_callback(callback, frozenset({event_type}))
+        route = _checked_event_type(event_type)
+        subscription = self._hub.add_callback(callback, frozenset({route}))
         return Unsubscribe(self._hub, subscription)
 
     def off(self, callback: Callback[Any]) -> int:
