@@ -346,12 +346,34 @@ def _started(sd: Any, kind: str, name: str, stream_class: Any, **settings: Any) 
     return stream
 
 
+#: PortAudio's ``paInvalidDevice``: no such device (unplugged, or there is none).
+_PA_INVALID_DEVICE = -9996
+
+
+def _not_there(exc: BaseException) -> bool:
+    """``exc`` (from opening a stream) says there is no such device, rather than that the
+    device is busy: sounddevice's ``Error querying device -1`` (no default device: the
+    stream's device is queried first when ``device_rate`` skipped the query on
+    construction), its ``No input device matching 'USB'``, PortAudio's
+    ``paInvalidDevice``."""
+    args = exc.args
+    if len(args) > 1 and args[1] == _PA_INVALID_DEVICE:
+        return True
+    text = str(args[0]) if args else ""
+    return text.startswith("Error querying device") or (
+        isinstance(exc, ValueError) and re.match(r"No \S+ device matching ", text) is not None
+    )
+
+
 def _cannot_open(kind: str, name: str, exc: BaseException) -> AudioDeviceError:
-    """The error for a listed device whose stream PortAudio cannot open or start (busy,
-    held by another program, a rate it does not take)."""
+    """The error for a device whose stream PortAudio cannot open or start: busy, held by
+    another program, a rate it does not take; or not there at all (the error a missing
+    device gives on construction: plug one in)."""
     # sounddevice says "Error opening RawOutputStream: Device unavailable [...]": the
     # reason is what follows the stream class.
     reason = re.sub(r"^Error (?:opening|starting) \w+: ", "", str(exc)) or type(exc).__name__
+    if _not_there(exc):
+        return AudioDeviceError(f"no audio {kind} device ({reason})", "plug one in", kind)
     return AudioDeviceError(
         f"cannot open the audio {kind} device ({name}): {reason}",
         "close the program using it",
