@@ -13,7 +13,6 @@ import pytest
 
 from sayna_client import (
     Event,
-    SaynaClient,
     SaynaSyncClient,
     SaynaValidationError,
     TTSPlaybackCompleteMessage,

@@ -91,27 +91,48 @@ class Speaker(Protocol):
 
 
 class _JitterBuffer:
-    """Bytes written on the loop, taken a frame at a time (possibly by another thread)."""
+    """Bytes written on the loop, taken a frame at a time (possibly by another thread).
+
+    Playing starts once ``prebuffer_bytes`` are buffered (and again after an underrun),
+    or once the buffer held less for as many steps as the prebuffer lasts with nothing
+    written meanwhile: the end of an answer shorter than the prebuffer plays too (it
+    stayed unplayed for good), at most a prebuffer's time late. :meth:`release` plays
+    what is buffered at once (the end of the audio: nothing more is coming).
+    """
 
     def __init__(self, frame_bytes: int, prebuffer_bytes: int) -> None:
         self._lock = threading.Lock()
         self._data = bytearray()
         self._frame = frame_bytes
         self._prebuffer = prebuffer_bytes
+        #: Steps a partial buffer waits for more audio: the prebuffer's length in frames.
+        self._patience = -(-prebuffer_bytes // frame_bytes)
+        #: Steps waited since the last write, while the buffer filled up.
+        self._waited = 0
         self._playing = False
+        #: Play what is buffered without waiting for the prebuffer, until it is empty.
+        self._releasing = False
         #: Bytes handed to the device so far.
         self.played_bytes = 0
 
     def write(self, data: bytes) -> None:
         with self._lock:
             self._data += data
+            self._waited = 0
 
     def flush(self) -> int:
         with self._lock:
             dropped = len(self._data)
             self._data.clear()
-            self._playing = False
+            self._playing = self._releasing = False
+            self._waited = 0
             return dropped
+
+    def release(self) -> None:
+        """Play what is buffered now without waiting for the prebuffer to fill."""
+        with self._lock:
+            if self._data:
+                self._releasing = True
 
     @property
     def buffered(self) -> int:
@@ -121,14 +142,20 @@ class _JitterBuffer:
     def take(self) -> bytes:
         """One frame (silence-padded), or b"" while the buffer fills or is empty."""
         with self._lock:
+            if not self._data:
+                return b""
             if not self._playing:
-                if not self._data or len(self._data) < self._prebuffer:
+                filling = len(self._data) < self._prebuffer and not self._releasing
+                if filling and self._waited < self._patience:
+                    self._waited += 1
                     return b""
                 self._playing = True
+                self._waited = 0
             chunk = bytes(self._data[: self._frame])
             del self._data[: self._frame]
             if not self._data:
-                self._playing = False  # an underrun: fill up again before playing on
+                # An underrun (or the end): fill up again before playing on.
+                self._playing = self._releasing = False
             self.played_bytes += len(chunk)
         return chunk.ljust(self._frame, b"\x00")
 
@@ -207,6 +234,30 @@ class PacedSpeaker:
         if self.device_rate == self.sample_rate:
             return device_bytes
         return 2 * round(device_bytes // 2 * self.sample_rate / self.device_rate)
+
+    async def play_out(self, timeout: Optional[float] = None) -> bool:
+        """Play what is buffered without waiting for the jitter buffer to fill (the end
+        of the audio: nothing more is coming), and wait until it has been played.
+
+        Args:
+            timeout: seconds to wait at most (None: no limit); a speaker not started, or
+                a sound card that stalled, never plays its buffer out.
+
+        Returns:
+            True once the buffer is empty; False after ``timeout`` (what is left stays
+            buffered: ``flush()`` drops it).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        self._buffer.release()
+        # Polled, a frame at a time: a sound card's speaker empties its buffer on
+        # PortAudio's thread.
+        while self._buffer.buffered:
+            if deadline is not None and loop.time() >= deadline:
+                return False
+            self._buffer.release()  # audio written meanwhile plays on at once too
+            await asyncio.sleep(self.frame_ms / 1000)
+        return True
 
     def start(self) -> None:
         """Start playing on a task of the running loop (idempotent)."""

@@ -260,11 +260,24 @@ def _stop(handle: SpeechHandle) -> None:
         logger.debug("the answer under way cannot be interrupted; it plays out")
 
 
+#: Seconds the end of :func:`talk` waits for the speaker, beyond twice the audio it holds.
+_PLAY_OUT_SLACK = 2.0
+
+
 async def _played_out(speaker: PacedSpeaker) -> None:
-    """Wait until the speaker has played what it holds (a frame at a time)."""
-    # Polled: a sound card's speaker empties its buffer on PortAudio's thread.
-    while speaker.buffered_bytes:  # noqa: ASYNC110
-        await asyncio.sleep(speaker.frame_ms / 1000)
+    """Play what the speaker holds, without waiting for its jitter buffer to fill (the
+    last words of an answer may be shorter than its prebuffer), and wait until it has
+    been played: at most twice the audio's length plus :data:`_PLAY_OUT_SLACK` seconds
+    (a speaker that was not started, or a stalled sound card, never plays it)."""
+    seconds = speaker.buffered_bytes / (2 * speaker.sample_rate)
+    timeout = 2 * seconds + _PLAY_OUT_SLACK
+    if not await speaker.play_out(timeout):
+        logger.warning(
+            "talk(): the speaker did not play its last %.2f s of audio within %.1f s (is it "
+            "started? `async with speaker:`); ending without it",
+            speaker.buffered_bytes / (2 * speaker.sample_rate),
+            timeout,
+        )
 
 
 #: The fix shown when ``--reply`` names no loadable function.
