@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import re
 import threading
 from collections.abc import AsyncIterator
@@ -43,8 +44,14 @@ __all__ = [
 ]
 
 
+logger = logging.getLogger("sayna_client")
+
 #: What a library user can do instead of a sound card that cannot be used.
 _API_ALTERNATIVE = "or use a file instead (WavMicrophone / PacedSpeaker)"
+
+#: Milliseconds of captured audio a microphone holds for a consumer that falls behind;
+#: beyond, the oldest blocks are dropped (a device faster than real time, a stalled loop).
+_BACKLOG_MS = 5000
 
 
 class AudioDeviceError(SaynaError):
@@ -438,7 +445,10 @@ class SoundDeviceMicrophone:
 
     The device is opened at ``device_rate`` (default: its native rate, e.g. 48 kHz) and
     its audio resampled to ``sample_rate``. PortAudio calls back on its own thread;
-    blocks are handed to the loop with ``call_soon_threadsafe``.
+    blocks are handed to the loop with ``call_soon_threadsafe``. :meth:`frames` lets the
+    loop run after each block, and holds at most 5 s of blocks the consumer has not
+    taken: a device that delivers faster than real time (a null device) or a consumer
+    that falls behind loses the oldest, counted in :attr:`dropped_blocks` and logged.
 
     Raises:
         AudioDeviceError: the ``devices`` extra or PortAudio is missing (named), or there
@@ -464,6 +474,9 @@ class SoundDeviceMicrophone:
         self._name = _device_name(device, info)
         #: Hz the device captures at.
         self.device_rate = device_rate
+        #: Blocks (``frame_ms`` each) captured and dropped unused, the oldest first,
+        #: because more than 5 s of them waited for the consumer.
+        self.dropped_blocks = 0
 
     async def frames(self) -> AsyncIterator[bytes]:
         """Frames as the device captures them, until the consumer stops iterating.
@@ -472,11 +485,24 @@ class SoundDeviceMicrophone:
             AudioDeviceError: the device cannot be opened (another program holds it...).
         """
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        queue: asyncio.Queue[bytes] = asyncio.Queue(max(1, _BACKLOG_MS // self.frame_ms))
         pipeline = _Capture(self.device_rate, self.sample_rate, self.frame_ms)
+        dropped_before = self.dropped_blocks
+
+        def keep(block: bytes) -> None:  # on the loop
+            if queue.full():
+                queue.get_nowait()  # the oldest goes: the consumer is too far behind
+                self.dropped_blocks += 1
+                if self.dropped_blocks == dropped_before + 1:
+                    logger.warning(
+                        "the microphone's audio comes faster than it is used: keeping "
+                        "the last %d ms, dropping the oldest",
+                        _BACKLOG_MS,
+                    )
+            queue.put_nowait(block)
 
         def captured(data: Any, *_: object) -> None:  # PortAudio's thread
-            loop.call_soon_threadsafe(queue.put_nowait, bytes(data))
+            loop.call_soon_threadsafe(keep, bytes(data))
 
         stream = _started(
             self._sd,
@@ -494,9 +520,21 @@ class SoundDeviceMicrophone:
             while True:
                 for frame in pipeline.push(await queue.get()):
                     yield frame
+                # Blocks waiting in the queue are taken without suspending: let the loop
+                # run (timers, the other tasks) before the next, or a device faster than
+                # real time would starve it.
+                await asyncio.sleep(0)
         finally:
             stream.stop()
             stream.close()
+            dropped = self.dropped_blocks - dropped_before
+            if dropped:
+                logger.warning(
+                    "the microphone dropped %d blocks (%d ms) of audio that came faster "
+                    "than it was used",
+                    dropped,
+                    dropped * self.frame_ms,
+                )
 
 
 class SoundDeviceSpeaker(PacedSpeaker):

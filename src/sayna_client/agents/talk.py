@@ -196,6 +196,9 @@ async def talk(
     async def feed() -> None:
         async for frame in microphone.frames():
             await client.on_audio_input(frame)
+            # Neither a microphone with frames waiting nor a send the socket takes at
+            # once suspends: let the loop run (max_seconds, the answers) after each frame.
+            await asyncio.sleep(0)
         await client.finish_audio()
         await client.drain()  # the last turn is in `pending` (the callbacks caught up)
 
