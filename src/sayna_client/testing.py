@@ -15,14 +15,20 @@ pytest plugin (needs ``pytest-asyncio``), enabled in a ``conftest.py`` with::
 
 which provides the function-scoped fixture ``sayna_server``: a started
 :class:`~sayna_client.server.LocalServer` with the deterministic ``fake`` engine, no
-authentication and no faults, stopped after the test. Importing this module does not
-require pytest.
+authentication and no faults, stopped after the test. In an ``async`` test it runs on
+the loop of pytest-asyncio's async fixtures (the test's when both have the same loop
+scope: a client of a server whose loop is not running raises ``SaynaEventLoopError`` at
+once); in a plain test, on a thread of its own, so blocking code (``SaynaSyncClient``)
+can use it. Importing this module does not require pytest.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import inspect
+import threading
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from .server import LocalServer
@@ -46,28 +52,77 @@ async def running_server(**kwargs: Any) -> AsyncIterator[LocalServer]:
         await server.stop()
 
 
-def _fixture_decorator() -> Any:
-    """``pytest_asyncio.fixture`` (or ``pytest.fixture``); ``None`` without pytest."""
-    try:
-        import pytest_asyncio
+#: Seconds the ``sayna_server`` fixture waits for its own thread's server to start or stop.
+_THREAD_TIMEOUT = 60.0
 
-        return pytest_asyncio.fixture
-    except ImportError:  # pragma: no cover - async fixtures need pytest-asyncio
-        pass
+
+@contextlib.contextmanager
+def _running_server_thread(**kwargs: Any) -> Iterator[LocalServer]:
+    """:func:`running_server` on a thread (and event loop) of its own, for blocking code:
+    the server answers whatever the calling thread does meanwhile."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="sayna-test-server", daemon=True)
+    thread.start()
+
+    async def start() -> LocalServer:
+        kwargs.setdefault("port", 0)
+        server = LocalServer(**kwargs)
+        await server.start()
+        return server
+
+    try:
+        server = asyncio.run_coroutine_threadsafe(start(), loop).result(_THREAD_TIMEOUT)
+        try:
+            yield server
+        finally:
+            asyncio.run_coroutine_threadsafe(server.stop(), loop).result(_THREAD_TIMEOUT)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(_THREAD_TIMEOUT)
+        if not thread.is_alive():
+            loop.close()
+
+
+def _runs_on_a_loop(item: Any) -> bool:
+    """The test ``item`` is a coroutine that pytest-asyncio runs on an event loop (its
+    ``asyncio`` marker, which auto mode adds; or an ``async def`` test function)."""
+    if item.get_closest_marker("asyncio") is not None:
+        return True
+    return inspect.iscoroutinefunction(getattr(item, "function", None))
+
+
+def _fixture_decorators() -> tuple[Any, Any]:
+    """``(pytest.fixture, pytest_asyncio.fixture)``, ``None`` for what is not installed."""
     try:
         import pytest
-
-        return pytest.fixture
     except ImportError:  # pragma: no cover - pytest is optional
-        return None
+        return None, None
+    try:
+        import pytest_asyncio
+    except ImportError:  # pragma: no cover - async tests need pytest-asyncio
+        return pytest.fixture, None
+    return pytest.fixture, pytest_asyncio.fixture
 
 
-_fixture = _fixture_decorator()
+_fixture, _async_fixture = _fixture_decorators()
+
+if _async_fixture is not None:
+
+    @_async_fixture  # type: ignore[untyped-decorator]
+    async def _sayna_server_on_a_loop() -> AsyncIterator[LocalServer]:
+        """``sayna_server`` of an async test: on the loop of pytest-asyncio's fixtures."""
+        async with running_server() as server:
+            yield server
+
 
 if _fixture is not None:
 
     @_fixture  # type: ignore[untyped-decorator]
-    async def sayna_server() -> AsyncIterator[LocalServer]:
-        """A running local server (fake engine, no auth), stopped after the test."""
-        async with running_server() as server:
+    def sayna_server(request: Any) -> Iterator[LocalServer]:
+        """A running local server (fake engine, no auth), stopped after the test: on
+        the event loop in an async test, on a thread of its own in a plain one."""
+        if _async_fixture is not None and _runs_on_a_loop(request.node):
+            yield request.getfixturevalue("_sayna_server_on_a_loop")
+            return
+        with _running_server_thread() as server:
             yield server

@@ -14,6 +14,7 @@ from typing import NamedTuple, Optional, Protocol
 
 from .._checks import has_google_auth
 from .._http_sessions import let_go
+from .._serving import check_served
 from ..protocol.commands import encode_config
 from ..protocol.events import ReadyMessage
 from ..types import LiveKitConfig, LoadingAudioConfig, STTConfig, TTSConfig
@@ -81,7 +82,10 @@ async def dial(
         SaynaError: what :meth:`WebSocketConnection.open` raises (an HTTP error status
             of the upgrade, a timeout, a redirect to another origin, a network failure).
         SaynaNotConnectedError: the client was garbage-collected.
+        SaynaEventLoopError: the URL is a local server of this process whose event
+            loop is not running (see :func:`~sayna_client._serving.check_served`).
     """
+    check_served(link.ws_url)
     http = link.http()
     proxy, proxy_auth, authorization = await http.route()
     headers = link.headers or _NO_HEADERS
