@@ -84,11 +84,11 @@ def _running_server_thread(**kwargs: Any) -> Iterator[LocalServer]:
 
 
 def _runs_on_a_loop(item: Any) -> bool:
-    """The test ``item`` is a coroutine that pytest-asyncio runs on an event loop (its
-    ``asyncio`` marker, which auto mode adds; or an ``async def`` test function)."""
-    if item.get_closest_marker("asyncio") is not None:
-        return True
-    return inspect.iscoroutinefunction(getattr(item, "function", None))
+    """The test ``item`` is an ``async def`` test, which pytest-asyncio runs on an event
+    loop (also under Hypothesis's ``@given``, which wraps it in a plain function)."""
+    function = getattr(item, "function", None)
+    inner = getattr(getattr(function, "hypothesis", None), "inner_test", None)
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(inner)
 
 
 def _fixture_decorators() -> tuple[Any, Any]:
