@@ -40,7 +40,6 @@ from ._options import (
 )
 from ._redact import safe_url, split_userinfo
 from ._rest import RestClient
-from ._serving import check_served
 from .agents.methods import AgentMethods
 from .agents.metrics import TurnMetrics
 from .agents.speech import AudioOutput, SpeechQueue
@@ -196,13 +195,6 @@ class SaynaClient(RestClient, AgentMethods, DeprecatedNames):
             graceful = True
         finally:
             await self.disconnect(graceful=graceful)
-
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Every REST call (:meth:`RestClient._request <._rest.base.RestBase._request>`),
-        refused at once with ``SaynaEventLoopError`` when the client's server is a local
-        one of this process whose event loop is not running: nothing could answer it."""
-        check_served(self._http_base)
-        return await RestClient._request(self, method, path, **kwargs)
 
     # --- the voice session: lifecycle and state ----------------------------------------
 

@@ -240,6 +240,10 @@ class SaynaEventLoopError(SaynaError, RuntimeError):
     A client's socket, tasks and timers belong to one loop; use one client per loop, or
     ``SaynaSyncClient`` to share a client between threads. Once the session is closed
     (``disconnect()``), or its loop has been closed, another loop may use the client.
+
+    Also raised at once by a connection or REST call to a local server of this process
+    (``LocalServer``, the ``sayna_server`` fixture) whose event loop is not running:
+    nothing could answer it (see docs/testing.md).
     """
 
 

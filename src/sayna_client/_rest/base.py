@@ -49,6 +49,7 @@ from .._http import (
     proxy_secrets,
 )
 from .._redact import Redactor, safe_url, split_userinfo, url_secrets
+from .._serving import check_served
 from ..errors import SaynaValidationError
 
 __all__ = ["RestBase", "auth_headers", "require_text"]
@@ -365,10 +366,14 @@ class RestBase:
             SaynaHttpError: a non-2xx status (a subclass per status).
             SaynaTimeoutError: an attempt exceeded ``timeout``.
             SaynaConnectionError: the connection failed.
+            SaynaEventLoopError: the server is a local one of this process whose
+                event loop is not running: nothing could answer
+                (:func:`~sayna_client._serving.check_served`).
 
         Cancellation: cancelling the awaiting task abandons the request (its
         connection is closed, not reused).
         """
+        check_served(self._http_base)
         if timeout is not CLIENT_DEFAULT:
             check_seconds("timeout", timeout)
         if retry is not None and not isinstance(retry, RetryPolicy):
