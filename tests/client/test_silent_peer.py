@@ -25,6 +25,7 @@ import pytest
 
 from helpers.waiting import eventually
 from sayna_client import SaynaClient, SaynaConnectionClosedError, Timeouts
+from sayna_client.realtime import connection
 
 from .conftest import stt, tts
 
@@ -160,3 +161,28 @@ async def test_closing_releases_a_blocked_send_and_the_socket(
         assert isinstance(error, SaynaConnectionClosedError), repr(error)
         assert not client.connected
         await peer.released()
+
+
+async def test_a_close_from_a_peer_that_stopped_reading_releases_a_blocked_send(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server stops reading, then sends its Close: our answering Close cannot be
+    written behind the unsent audio, so the connection is dropped after
+    CLOSE_FLUSH_SECONDS and the blocked send fails (it waited until abort())."""
+    monkeypatch.setattr(connection, "CLOSE_FLUSH_SECONDS", 0.2)
+    async with SilentPeer().running() as peer:
+        client = SaynaClient(
+            peer.url, stt(), tts(), heartbeat=None, timeouts=Timeouts(close=0.5, drain=0.5)
+        )
+        await client.connect()
+        progress = [time.monotonic()]
+        sender = asyncio.ensure_future(_send_until_it_fails(client, progress))
+        await _blocked(progress, sender)
+        assert peer._peer is not None
+        peer._peer[1].write(b"\x88\x02" + struct.pack("!H", 1011))  # Close, 1011
+        error = await asyncio.wait_for(sender, 30)
+        assert isinstance(error, SaynaConnectionClosedError), repr(error)
+        assert error.code == 1011
+        assert not client.connected
+        await peer.released()
+        await client.disconnect()

@@ -81,6 +81,11 @@ _YIELD_EVERY = 128
 NO_PONG = "no pong from the server within the heartbeat interval"
 #: The close reason when the TCP connection ended without a WebSocket Close.
 PEER_HUNG_UP = "the connection ended without a Close frame (closed by the server or the network)"
+#: After the server's Close, how long what is still buffered for it (our answering Close
+#: behind unsent audio) may take to be written before the connection is dropped: a
+#: server that stopped reading would otherwise hold the socket, and every send waiting
+#: for it, for good.
+CLOSE_FLUSH_SECONDS = 2.0
 
 
 class ConnectionOwner(Protocol):
@@ -428,12 +433,19 @@ class WebSocketConnection(SocketSender):
         return _describe(exc)
 
     def _end_transport(self) -> None:
-        """Close the TCP connection once what is buffered is written."""
+        """Close the TCP connection once what is buffered is written; drop it should the
+        peer not read that within :data:`CLOSE_FLUSH_SECONDS` (sends still waiting for
+        it then wake with the session's close error)."""
         wire = self._wire
         if wire is not None:
             if self._frames is not None:
                 self._frames.closing = True  # (nothing more may be written)
-            wire.transport.close()
+            transport = wire.transport
+            transport.close()
+            if transport.get_write_buffer_size():
+                asyncio.get_running_loop().call_later(
+                    CLOSE_FLUSH_SECONDS, drop_transport, transport
+                )
 
     def _drop_transport(self) -> None:
         """Abort the TCP connection now (:func:`~.wire.drop_transport`)."""
