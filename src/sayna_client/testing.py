@@ -91,6 +91,24 @@ def _runs_on_a_loop(item: Any) -> bool:
     return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(inner)
 
 
+def pytest_configure(config: Any) -> None:
+    """pytest's hook, when the plugin is enabled: without pytest-asyncio an ``async``
+    test (the documented way to use ``sayna_server`` with ``SaynaClient``) cannot run;
+    say so once, naming the package, rather than leave pytest's generic error."""
+    if not config.pluginmanager.has_plugin("asyncio"):
+        import pytest
+
+        config.issue_config_time_warning(
+            pytest.PytestConfigWarning(
+                "sayna_client.testing: pytest-asyncio is not installed (or is disabled), so "
+                "async tests cannot run: pip install pytest-asyncio, and set "
+                'asyncio_mode = "auto" (see docs/testing.md). Plain tests can still use '
+                "the sayna_server fixture with SaynaSyncClient."
+            ),
+            stacklevel=2,
+        )
+
+
 def _fixture_decorators() -> tuple[Any, Any]:
     """``(pytest.fixture, pytest_asyncio.fixture)``, ``None`` for what is not installed."""
     try:

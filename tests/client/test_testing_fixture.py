@@ -162,3 +162,21 @@ def test_an_async_test_on_a_wider_loop_scope(
         f"asyncio_default_fixture_loop_scope={fixture_scope}",
     )
     result.assert_outcomes(passed=1)
+
+
+def test_without_pytest_asyncio_the_plugin_names_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytest-asyncio disabled: one warning naming it at start, not only pytest's
+    generic "async def functions are not natively supported"."""
+    src = str(Path(sayna_client.__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, (src, os.getenv("PYTHONPATH")))))
+    pytester.makeconftest('pytest_plugins = ["sayna_client.testing"]\n')
+    pytester.makepyfile(
+        """
+        async def test_bot(sayna_server):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:asyncio", timeout=300)
+    result.stdout.fnmatch_lines(["*pip install pytest-asyncio*"])
