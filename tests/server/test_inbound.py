@@ -90,6 +90,11 @@ class Peer:
 
     async def read(self) -> tuple[int, bytes]:
         """The next frame from the server: its opcode and payload."""
+        first, payload = await self.read_raw()
+        return first & 0x0F, payload
+
+    async def read_raw(self) -> tuple[int, bytes]:
+        """The next frame from the server: its first byte (FIN, RSV, opcode) and payload."""
         head = await asyncio.wait_for(self.reader.readexactly(2), TIMEOUT)
         assert not head[1] & 0x80, "the server masked a frame"
         size = head[1] & 0x7F
@@ -97,7 +102,7 @@ class Peer:
             (size,) = struct.unpack("!H", await self.reader.readexactly(2))
         elif size == 127:
             (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
-        return head[0] & 0x0F, await asyncio.wait_for(self.reader.readexactly(size), TIMEOUT)
+        return head[0], await asyncio.wait_for(self.reader.readexactly(size), TIMEOUT)
 
     async def read_json(self) -> dict[str, object]:
         opcode, payload = await self.read()
@@ -317,30 +322,51 @@ async def test_an_unmasked_frame_behind_the_upgrade_closes_with_protocol_error(
         peer.close()
 
 
-async def test_an_unmasked_frame_on_a_compressed_connection_closes_too(
+async def test_a_client_offering_deflate_gets_an_uncompressed_connection(
     server: LocalServer,
 ) -> None:
-    peer = await Peer.open(server.port, headers="Sec-WebSocket-Extensions: permessage-deflate\r\n")
+    # Sayna (axum 0.8, tungstenite) negotiates no extension: the upgrade answer has no
+    # Sec-WebSocket-Extensions, frames come uncompressed (no RSV1), and the connection
+    # keeps the fast path and its checks (an unmasked frame still closes with 1002).
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (
+            "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+        ).encode()
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    assert b"sec-websocket-extensions" not in head.lower(), head
+    peer = Peer(reader, writer)
     try:
         await peer.write(frame(TEXT, json.dumps(config()).encode()))
-        # (ready comes compressed: this peer has no inflater; the record shows it)
-        await eventually(lambda: server.records.last_session.sent_of_type("ready"))
-        assert inbound_frames(server).taken == 0
+        first, payload = await peer.read_raw()
+        assert first == 0x81  # FIN + text, RSV1 (compressed) clear
+        assert json.loads(payload)["type"] == "ready"
+        audio = [quiet_audio(index, 640) for index in range(3)]
+        await peer.write(b"".join(frame(BINARY, piece) for piece in audio))
+        await heard(server, audio)
+        assert inbound_frames(server).taken > 0
         await peer.write(frame(BINARY, quiet_audio(1, 640), masked=False))
         assert await peer.close_code() == 1002
     finally:
         peer.close()
 
 
-async def test_a_compressed_connection_is_read_by_aiohttp(
+async def test_an_aiohttp_client_asking_for_deflate_gets_none(
     server: LocalServer, http: aiohttp.ClientSession
 ) -> None:
     async with http.ws_connect(server.ws_url, compress=15) as ws:
-        assert ws.compress == 15
+        assert ws.compress == 0
+        assert "Sec-WebSocket-Extensions" not in ws._response.headers
         await configure(ws)
         audio = [quiet_audio(index, 640) for index in range(10)]
         for piece in audio:
             await ws.send_bytes(piece)
         await heard(server, audio)
-        # Read by aiohttp alone: only the masks are checked in front of it.
-        assert inbound_frames(server).taken == 0
+        # An uncompressed connection: the fast path takes the audio.
+        assert inbound_frames(server).taken > 0

@@ -174,7 +174,10 @@ async def _push(session: Session, kind: str, count: int, size: int, interval: fl
                 return
             session.send(event() if event is not None else audio)
             if index % _BATCH == _BATCH - 1:
-                await asyncio.sleep(0)
+                if session.out.full:
+                    await session.out.wait_space()  # as fast as the writer drains them
+                else:
+                    await asyncio.sleep(0)
         return
     loop = asyncio.get_running_loop()
     start = loop.time()

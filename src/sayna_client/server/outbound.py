@@ -4,6 +4,19 @@ Every frame a session sends goes through :meth:`Outbound.send`, so JSON messages
 binary audio leave in exactly the order they were queued (section 6.10). Closing follows
 the real server: after ``participant_disconnected`` it sends a Close frame without payload
 (clients see 1005) and ends the TCP connection once the client answers.
+
+Back-pressure (section 6.1): Sayna's outbound channel holds 1,024 frames, and its read
+loop waits for room before it handles the next client frame. Here :meth:`Outbound.send`
+never drops a frame (TTS audio included), but the producers that can wait do so while
+:attr:`Outbound.full`: the session's read loop before it takes the next frame, the TTS
+worker before it queues the next chunk (:meth:`Outbound.wait_space`). A client that
+stops reading therefore stops being read, and the queue stays near its capacity
+instead of growing with everything the client keeps sending.
+
+The writer waits for a client that reads slowly on the transport's own flow control (the
+protocol's drain waiter), not on a timer; stopping the server gives each session's close
+handshake :data:`SHUTDOWN_CLOSE_TIMEOUT` seconds, then aborts a connection whose client
+does not read (a graceful close would wait for it to take every byte still buffered).
 """
 
 from __future__ import annotations
@@ -12,8 +25,9 @@ import asyncio
 import json
 import logging
 import struct
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from aiohttp import WSMsgType, web
 
@@ -24,13 +38,21 @@ __all__ = ["Close", "Outbound", "Raw"]
 logger = logging.getLogger("sayna_client.server")
 
 CLOSE_REPLY_TIMEOUT = 5.0
+#: Seconds the server's close handshake may take when the server stops; the connection is
+#: then aborted (a client that does not read never takes the Close frame).
+SHUTDOWN_CLOSE_TIMEOUT = 3.0
+#: Frames the outbound queue holds before the producers that can wait do (Sayna's channel
+#: capacity, section 6.1).
+OUTBOUND_CAPACITY = 1024
 #: Queued frames written with one transport write (see ``Outbound._write_batch``).
 BATCH_FRAMES = 256
 BATCH_BYTES = 256 * 1024
 #: What a JSON message counts towards BATCH_BYTES before it is encoded.
 _JSON_SIZE_GUESS = 256
-#: Bytes the transport may hold unsent before the writer waits for the client to read.
+#: Bytes the transport may hold unsent before the writer waits for the client to read
+#: (the transport's high-water mark; it wakes the writer below a quarter of it).
 WRITE_BUFFER_LIMIT = 256 * 1024
+#: Polling interval, only where aiohttp's protocol has no drain waiter to wait on.
 _WRITE_WAIT = 0.001
 
 
@@ -69,7 +91,10 @@ class Outbound:
         self._request = request
         self._record = record
         self._drop_after = drop_after
+        # Never refuses a frame; the producers that can wait keep it near OUTBOUND_CAPACITY.
         self._queue: asyncio.Queue[Item] = asyncio.Queue()
+        self._space: Optional[asyncio.Future[None]] = None  # wait_space() callers wait on it
+        self._drain: Optional[Callable[[], Awaitable[None]]] = None
         self._writer: Optional[asyncio.Task[None]] = None
         self._abort_timer: Optional[asyncio.Task[None]] = None
         self._accepting = True
@@ -83,15 +108,54 @@ class Outbound:
         """``False`` once a Close was queued or the writer stopped."""
         return self._accepting
 
+    @property
+    def full(self) -> bool:
+        """Whether the queue holds :data:`OUTBOUND_CAPACITY` frames or more (producers
+        that can wait then :meth:`wait_space`)."""
+        return self._queue.qsize() >= OUTBOUND_CAPACITY
+
+    @property
+    def waiting_for_space(self) -> bool:
+        """Whether a producer waits in :meth:`wait_space` now."""
+        return self._space is not None
+
     def start(self) -> None:
+        transport = self._request.transport
+        if transport is not None:
+            # The protocol is paused above this and resumed below a quarter of it: the
+            # writer waits on that (see _write_batch) instead of polling the buffer.
+            transport.set_write_buffer_limits(high=WRITE_BUFFER_LIMIT)
+        # aiohttp's protocol waits for "writing resumed" in _drain_helper (every aiohttp
+        # 3.x; its own WebSocket writer uses it). Without it the writer polls.
+        self._drain = getattr(self._request.protocol, "_drain_helper", None)
         self._writer = asyncio.ensure_future(self._write_loop())
 
     def send(self, item: Item) -> None:
-        """Queue a frame (dropped once a Close was queued or the writer stopped)."""
+        """Queue a frame (dropped once a Close was queued or the writer stopped); never
+        refused for lack of room (see :meth:`wait_space`)."""
         if self._accepting:
             self._queue.put_nowait(item)
             if isinstance(item, Close):
-                self._accepting = False
+                self._stop_accepting()
+
+    async def wait_space(self) -> None:
+        """Wait while the queue is :attr:`full` (the writer waits for the client to read);
+        returns at once when it is not, and as soon as no more frames are accepted
+        (closing, writer stopped)."""
+        while self._accepting and self._queue.qsize() >= OUTBOUND_CAPACITY:
+            waiter = self._space
+            if waiter is None:
+                waiter = self._space = asyncio.get_running_loop().create_future()
+            await waiter
+
+    def _wake_space(self) -> None:
+        waiter, self._space = self._space, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _stop_accepting(self) -> None:
+        self._accepting = False
+        self._wake_space()
 
     def close_transport(self) -> None:
         transport = self._request.transport
@@ -102,6 +166,11 @@ class Outbound:
         transport = self._request.transport
         if transport is not None:
             transport.abort()
+
+    def abort(self) -> None:
+        """End the TCP connection now, discarding what was not sent."""
+        self._stop_accepting()
+        self._abort_transport()
 
     async def client_closed(self, code: int) -> None:
         """The client sent Close with ``code`` (0 = no payload): answer and end the connection."""
@@ -131,20 +200,23 @@ class Outbound:
             self.close_code = self._ws.close_code or 1006
 
     async def shutdown(self, code: int = 1001) -> None:
-        """Close from the server side with ``code`` (server stopping)."""
+        """Close from the server side with ``code`` (server stopping). The handshake gets
+        :data:`SHUTDOWN_CLOSE_TIMEOUT` seconds; then the connection is aborted: a client
+        that stopped reading never takes the Close frame queued behind what it has not
+        read, and closing the transport gracefully would wait for it forever."""
         if self._ws.closed or not self._accepting:
             self.close_transport()
             return
-        self._accepting = False
+        self._stop_accepting()
         self.close_code = code
         try:
-            await asyncio.wait_for(self._ws.close(code=code), 3.0)
+            await asyncio.wait_for(self._ws.close(code=code), SHUTDOWN_CLOSE_TIMEOUT)
         except (asyncio.TimeoutError, ConnectionError, RuntimeError):
-            self.close_transport()
+            self._abort_transport()
 
     async def aclose(self) -> None:
         """Stop the writer and timers; queued frames are discarded."""
-        self._accepting = False
+        self._stop_accepting()
         for task in (self._writer, self._abort_timer):
             if task is not None and not task.done():
                 task.cancel()
@@ -157,6 +229,8 @@ class Outbound:
             while True:
                 item = held if held is not None else await self._queue.get()
                 held = None
+                if self._space is not None:  # a producer waits for room: there is some now
+                    self._wake_space()
                 if isinstance(item, Close):
                     self._writer_closing = True
                     await self._send_close(item.code)
@@ -167,8 +241,8 @@ class Outbound:
                 else:
                     batch = [item]
                     held = self._take_batch(batch)
-                    if self._drop_after is not None or self._ws.compress:
-                        await self._send_one(item)  # frame-exact faults; aiohttp compresses
+                    if self._drop_after is not None:
+                        await self._send_one(item)  # frame-exact fault injection
                     else:
                         await self._write_batch(batch)
                 for sent in batch:
@@ -181,7 +255,7 @@ class Outbound:
         except (ConnectionError, RuntimeError) as exc:
             logger.debug("session writer stopped: %s", exc)
         finally:
-            self._accepting = False
+            self._stop_accepting()
 
     async def _send_one(self, item: Item) -> None:
         if isinstance(item, bytes):
@@ -192,9 +266,10 @@ class Outbound:
     def _take_batch(self, batch: list[Item]) -> Optional[Item]:
         """Move the data frames queued right behind ``batch[0]`` into ``batch``; returns
         a control item (Close, Raw) taken off the queue on the way, to handle next.
-        With fault injection or compression the batch stays one frame (sent by aiohttp)."""
-        if self._drop_after is not None or self._ws.compress:
-            return None  # frame-exact fault injection; compressed frames go through aiohttp
+        With fault injection the batch stays one frame (sent by aiohttp). The connection
+        is never compressed (the session's response refuses permessage-deflate)."""
+        if self._drop_after is not None:
+            return None  # frame-exact fault injection
         size = 0
         queue = self._queue
         while len(batch) < BATCH_FRAMES and size < BATCH_BYTES and not queue.empty():
@@ -223,6 +298,18 @@ class Outbound:
             parts.append(_frame_header(first, len(payload)))
             parts.append(payload)
         transport.write(b"".join(parts))
+        if transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+            await self._wait_writable(transport)
+
+    async def _wait_writable(self, transport: asyncio.Transport) -> None:
+        """Wait until the client took enough of what the transport holds: the protocol was
+        paused above WRITE_BUFFER_LIMIT and its drain waiter wakes when the transport
+        resumes it, or when the connection is lost (no timer while a client that stopped
+        reading stays connected)."""
+        drain = self._drain
+        if drain is not None:
+            await drain()  # raises ConnectionResetError once the connection is gone
+            return
         while transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
             if transport.is_closing():
                 raise ConnectionResetError("Connection closed while writing")

@@ -50,6 +50,9 @@ FEED_PIECE_BYTES = 256 * 1024
 TTS_CHUNKS_PER_TURN = 16
 #: Seconds between a participant leaving the room and the session's close (1005).
 DISCONNECT_CLOSE_DELAY = 0.1
+#: Seconds :meth:`Session.shutdown` waits for the session's release after the close
+#: handshake before it aborts the connection (and as long again after that).
+SHUTDOWN_RELEASE_TIMEOUT = 2.0
 
 
 class Session:
@@ -79,6 +82,9 @@ class Session:
             autoclose=False,
             max_msg_size=state.config.max_message_bytes,
             timeout=2.0,
+            # Sayna (axum 0.8, tungstenite) negotiates no extension: a client offering
+            # permessage-deflate gets an uncompressed connection, as there.
+            compress=False,
         )
         self.out = Outbound(self.ws, request, record, self.faults.drop_connection_after_frames)
         self._disconnect_close: Optional[asyncio.Task[None]] = None
@@ -117,7 +123,12 @@ class Session:
         return self.ws
 
     async def _read_loop(self) -> None:
+        out = self.out
         while True:
+            if out.full:
+                # Back-pressure (section 6.1): the next frame waits until the client has
+                # taken some of what it was sent (aiohttp then stops reading the socket).
+                await out.wait_space()
             self._reading = True
             try:
                 msg = await self.ws.receive()
@@ -156,9 +167,10 @@ class Session:
     def can_take_audio(self) -> bool:
         """Whether a binary frame arriving now may be handled inside the socket's
         callback (:mod:`.inbound`): the read loop waits in ``receive()``
-        (nothing before the frame is still being handled) and handling it needs no
+        (nothing before the frame is still being handled), the outbound queue has room
+        (else the frame waits as the read loop would) and handling it needs no
         ``await`` (speech-to-text is instant, or audio is refused)."""
-        if not self._reading or self.ws.closed:
+        if not self._reading or self.ws.closed or self.out.full:
             return False
         stt = self.stt
         return stt is None or stt.instant or not self.audio
@@ -189,10 +201,17 @@ class Session:
         self.send(Close(None))
 
     async def shutdown(self) -> None:
-        """Close with 1001 (server going away) and wait until the session is released."""
+        """Close with 1001 (server going away) and wait until the session is released;
+        a connection still open :data:`SHUTDOWN_RELEASE_TIMEOUT` s after the close
+        handshake (a graceful close waiting for a client that does not read) is aborted."""
         await self.out.shutdown(1001)
         try:
-            await asyncio.wait_for(self._done.wait(), 5.0)
+            await asyncio.wait_for(self._done.wait(), SHUTDOWN_RELEASE_TIMEOUT)
+            return
+        except asyncio.TimeoutError:
+            self.out.abort()
+        try:
+            await asyncio.wait_for(self._done.wait(), SHUTDOWN_RELEASE_TIMEOUT)
         except asyncio.TimeoutError:
             logger.warning("session %s did not finish in time", self.stream_id)
 
@@ -326,7 +345,10 @@ class Session:
                 self._record_tts(room, agent.identity, chunk)
             self.record.touch()
         else:
-            self.send(chunk)
+            out = self.out
+            if out.full:  # the client is behind: wait, as Sayna's channel does (no drop)
+                await out.wait_space()
+            out.send(chunk)
         self._tts_chunks += 1
         if self._tts_chunks >= TTS_CHUNKS_PER_TURN:
             # Let the reader and the writer run: the chunks queued so far leave in one

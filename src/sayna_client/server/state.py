@@ -143,9 +143,11 @@ class ServerState:
         return task
 
     async def aclose(self) -> None:
-        """Close sessions, cancel tasks, close the webhook client."""
-        for session in list(self.sessions):
-            await session.shutdown()
+        """Close sessions (all at once: a client that does not read holds up no other),
+        cancel tasks, close the webhook client."""
+        sessions = list(self.sessions)
+        if sessions:
+            await asyncio.gather(*(session.shutdown() for session in sessions))
         self.livekit.close()
         tasks = list(self._tasks)
         for task in tasks:
