@@ -172,7 +172,8 @@ async def test_speak_length_follows_text_and_speaking_rate(
 ) -> None:
     sizes = []
     for text, rate in (("a", 1.0), ("a b c", 1.0), ("a b c", 2.0)):
-        config = {**TTS, "speaking_rate": rate}
+        # (ElevenLabs: Sayna's Deepgram and Cartesia requests carry no rate)
+        config = {"provider": "elevenlabs", "model": "", "voice_id": "v", "speaking_rate": rate}
         async with http.post(server.url + "/speak", json={"text": text, "tts_config": config}) as r:
             sizes.append(len(await r.read()))
     assert sizes[1] == 3 * sizes[0]

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from .engines.base import STTParams, TTSRequest
+from .engines.base import STTParams, TTSRequest, clamp_speaking_rate
 from .engines.output import content_type_for
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "apply_pronunciations",
     "content_type_for",
     "engine_for_provider",
+    "speaking_rate_for",
     "stt_params",
     "tts_request",
 ]
@@ -110,20 +111,37 @@ def apply_pronunciations(
     return text
 
 
+#: Providers whose requests carry no speaking rate on Sayna (section 5.2: Deepgram's and
+#: Cartesia's only put it in the TTS cache key).
+_RATE_IGNORED = ("deepgram", "cartesia")
+
+
+def speaking_rate_for(provider: str, speaking_rate: Optional[float]) -> float:
+    """The speaking rate the engine renders for ``provider`` (section 5.2): Deepgram and
+    Cartesia ignore it (1.0); the others get it clamped to 0.25-4.0, Google's clamp on
+    Sayna (ElevenLabs and Azure pass it on to the provider, which enforces its own range;
+    the local engines clamp); omitted or ``null``: 1.0."""
+    if speaking_rate is None or _REAL_PROVIDERS.get(provider.lower()) in _RATE_IGNORED:
+        return 1.0
+    return clamp_speaking_rate(float(speaking_rate))
+
+
 def tts_request(config: dict[str, Any], text: str) -> TTSRequest:
     """Build an engine request from a validated ``tts_config`` (pronunciations already applied).
 
-    Server defaults of section 5.2 apply to omitted or ``null`` keys.
+    Server defaults of section 5.2 apply to omitted or ``null`` keys; ``speaking_rate`` as
+    :func:`speaking_rate_for`.
     """
     voice_id: Optional[str] = config.get("voice_id")
-    rate = config.get("speaking_rate")
     audio_format: Optional[str] = config.get("audio_format")
     sample_rate: Optional[int] = config.get("sample_rate")
     return TTSRequest(
         text=text,
         voice_id=voice_id if voice_id is not None else "aura-asteria-en",
         model=str(config.get("model", "")),
-        speaking_rate=float(rate) if rate is not None else 1.0,
+        speaking_rate=speaking_rate_for(
+            str(config.get("provider", "")), config.get("speaking_rate")
+        ),
         audio_format=audio_format if audio_format is not None else "linear16",
         sample_rate=sample_rate if sample_rate is not None else 24000,
     )

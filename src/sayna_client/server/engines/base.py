@@ -14,6 +14,7 @@ engine for pcm16.
 from __future__ import annotations
 
 import abc
+import math
 import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,12 +27,16 @@ from sayna_client.audio import linear16_to_mulaw, mulaw_to_linear16
 from sayna_client.protocol.encodings import canonical
 
 __all__ = [
+    "MAX_TTS_SECONDS",
     "Engine",
     "STTParams",
     "STTStream",
+    "TTSBudget",
     "TTSRequest",
+    "TTSTooLong",
     "Transcript",
     "Voice",
+    "clamp_speaking_rate",
     "encode_output",
     "g711_decoder",
     "linear16_to_mulaw",
@@ -55,6 +60,70 @@ class TTSRequest:
 
 #: The highest output rate the engines render (Hz).
 MAX_TTS_RATE = 384_000
+#: The most audio one TTS request renders, in seconds: Azure's limit (10 minutes of audio
+#: per request); the other providers limit the text (Deepgram 2,000 characters, Google
+#: 5,000 bytes), which speaks for less. A request past it fails (``TTS error: ...`` on
+#: ``/ws``, 500 ``Failed to synthesize speech: ...`` on ``/speak``).
+MAX_TTS_SECONDS = 600
+#: ... and in samples (600 s at 48 kHz), so that above 48 kHz the cap in seconds is lower
+#: and no request renders more than 57.6 MB of pcm16.
+MAX_TTS_SAMPLES = MAX_TTS_SECONDS * 48_000
+#: Sayna's documented ``speaking_rate`` range (section 5.2), where an engine honours it.
+SPEAKING_RATE_RANGE = (0.25, 4.0)
+
+
+def clamp_speaking_rate(speaking_rate: float) -> float:
+    """``speaking_rate`` within :data:`SPEAKING_RATE_RANGE` (Google's clamp on Sayna,
+    zero and negative rates included); a rate that is not finite counts as 1.0."""
+    if not math.isfinite(speaking_rate):
+        return 1.0
+    low, high = SPEAKING_RATE_RANGE
+    return min(max(speaking_rate, low), high)
+
+
+class TTSTooLong(ValueError):
+    """A request would render more audio than the local server's cap
+    (:data:`MAX_TTS_SECONDS`); ``str()`` is the client-facing text, in the words of
+    Sayna's ``TTSError::AudioGenerationFailed``."""
+
+
+def tts_seconds_cap(sample_rate: int) -> float:
+    """The most seconds of audio one request renders at ``sample_rate`` (a positive
+    rate): :data:`MAX_TTS_SECONDS`, less above 48 kHz (:data:`MAX_TTS_SAMPLES`)."""
+    return min(float(MAX_TTS_SECONDS), MAX_TTS_SAMPLES / sample_rate)
+
+
+def tts_too_long(sample_rate: int, seconds: Optional[float] = None) -> TTSTooLong:
+    """The error of a request past the cap (``seconds``: how much it asked, if known)."""
+    cap = tts_seconds_cap(sample_rate)
+    at = f" ({cap:g} s at {sample_rate} Hz)" if cap < MAX_TTS_SECONDS else ""
+    asked = f"this text makes {seconds:.0f} s" if seconds is not None else "this text makes more"
+    return TTSTooLong(
+        f"Audio generation failed: the local server renders at most {MAX_TTS_SECONDS} s of "
+        f"audio per request{at} (MAX_TTS_SECONDS); {asked}"
+    )
+
+
+class TTSBudget:
+    """The seconds of audio one request may still render (see :func:`tts_seconds_cap`).
+
+    Args:
+        sample_rate: the request's output rate (a positive rate).
+    """
+
+    def __init__(self, sample_rate: int) -> None:
+        self._rate = sample_rate
+        self._left = tts_seconds_cap(sample_rate)
+
+    def spend(self, seconds: float) -> None:
+        """Count ``seconds`` more of audio.
+
+        Raises:
+            TTSTooLong: the request went past the cap.
+        """
+        self._left -= seconds
+        if self._left < -1e-6:
+            raise tts_too_long(self._rate)
 
 
 def check_tts_rate(sample_rate: int) -> None:

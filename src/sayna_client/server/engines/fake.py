@@ -1,8 +1,9 @@
 """The deterministic ``fake`` engine: tone bursts out, burst counting in.
 
 TTS renders each word as a 120 ms sine burst (amplitude 0.3 FS, frequency from a fixed
-table) followed by 60 ms of silence, both divided by ``speaking_rate``, delivered in
-20 ms chunks. STT detects bursts by peak energy in 10 ms frames of the client's audio
+table) followed by 60 ms of silence, both divided by ``speaking_rate`` (clamped to
+0.25-4.0), delivered in 20 ms chunks; a request of more than ``MAX_TTS_SECONDS`` of audio
+fails before any. STT detects bursts by peak energy in 10 ms frames of the client's audio
 and transcribes each burst as the word ``"word"``; every decision is driven by audio
 time (samples received), never the wall clock, so a TTS -> STT round trip recovers the
 word count deterministically.
@@ -20,13 +21,13 @@ the next utterance's whole text (``unit="utterance"``) or the next burst's word(
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 from array import array
-from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Optional, Union
 
 from .base import (
@@ -37,8 +38,11 @@ from .base import (
     TTSRequest,
     Voice,
     check_tts_rate,
+    clamp_speaking_rate,
     encode_output,
     g711_decoder,
+    tts_seconds_cap,
+    tts_too_long,
     wav_header,
 )
 
@@ -83,23 +87,71 @@ _VOICES = (
 )
 
 
-@lru_cache(maxsize=256)
-def _tone(frequency: float, sample_rate: int, samples: int) -> bytes:
+#: Bytes of rendered tones kept for reuse (each tone is at most 0.48 s of audio: 368 KB
+#: at 384 kHz; a usual one, 120 ms at 24 kHz, is 5.8 KB).
+TONE_CACHE_BYTES = 2 * 1024 * 1024
+#: Chunks the fake TTS yields between turns of the event loop (1 s of audio): a long
+#: request, rendered as it is sent, never holds the loop for long.
+CHUNKS_PER_TURN = 1000 // CHUNK_MS
+
+_tones: OrderedDict[tuple[float, int, int], bytes] = OrderedDict()
+_tones_bytes = 0
+_tones_lock = threading.Lock()
+
+
+def _render_tone(frequency: float, sample_rate: int, samples: int) -> bytes:
     step = 2.0 * math.pi * frequency / sample_rate
     peak = AMPLITUDE * 32767
     return array("h", (int(peak * math.sin(step * i)) for i in range(samples))).tobytes()
 
 
+def _tone(frequency: float, sample_rate: int, samples: int) -> bytes:
+    """The tone's pcm16, from a cache bounded by :data:`TONE_CACHE_BYTES` (least
+    recently used tones go first)."""
+    global _tones_bytes
+    key = (frequency, sample_rate, samples)
+    with _tones_lock:
+        tone = _tones.get(key)
+        if tone is not None:
+            _tones.move_to_end(key)
+            return tone
+    tone = _render_tone(frequency, sample_rate, samples)
+    with _tones_lock:
+        if key not in _tones and len(tone) <= TONE_CACHE_BYTES:
+            _tones[key] = tone
+            _tones_bytes += len(tone)
+            while _tones_bytes > TONE_CACHE_BYTES:
+                _, dropped = _tones.popitem(last=False)
+                _tones_bytes -= len(dropped)
+    return tone
+
+
+def _word_samples(sample_rate: int, speaking_rate: float) -> tuple[int, int]:
+    """Samples of one word's tone and of the silence after it."""
+    rate = clamp_speaking_rate(speaking_rate)
+    tone = max(1, int(sample_rate * TONE_MS / 1000 / rate))
+    gap = max(1, int(sample_rate * GAP_MS / 1000 / rate))
+    return tone, gap
+
+
+def _words_pcm(words: int, sample_rate: int, speaking_rate: float) -> Iterator[bytes]:
+    """Each word's pcm16 (tone, then silence), one at a time."""
+    tone_samples, gap_samples = _word_samples(sample_rate, speaking_rate)
+    gap = bytes(2 * gap_samples)
+    for index in range(words):
+        yield _tone(FREQUENCIES[index % len(FREQUENCIES)], sample_rate, tone_samples) + gap
+
+
 def render_words(words: list[str], sample_rate: int, speaking_rate: float = 1.0) -> bytes:
-    """The pcm16 the fake TTS produces for ``words`` (exposed for tests and benchmarks)."""
-    rate = speaking_rate if speaking_rate > 0 else 1.0
-    tone_samples = max(1, int(sample_rate * TONE_MS / 1000 / rate))
-    gap = bytes(2 * max(1, int(sample_rate * GAP_MS / 1000 / rate)))
-    out = bytearray()
-    for index in range(len(words)):
-        out += _tone(FREQUENCIES[index % len(FREQUENCIES)], sample_rate, tone_samples)
-        out += gap
-    return bytes(out)
+    """The pcm16 the fake TTS produces for ``words`` (exposed for tests and benchmarks).
+    ``speaking_rate`` is clamped to 0.25-4.0 (not finite: 1.0)."""
+    return b"".join(_words_pcm(len(words), sample_rate, speaking_rate))
+
+
+def rendered_seconds(words: int, sample_rate: int, speaking_rate: float = 1.0) -> float:
+    """Seconds of audio the fake TTS makes of ``words`` words."""
+    tone, gap = _word_samples(sample_rate, speaking_rate)
+    return words * (tone + gap) / sample_rate
 
 
 @dataclass(frozen=True)
@@ -199,17 +251,41 @@ class FakeEngine(Engine):
         return {key: list(_VOICES) for key in ("fake", *self._aliases)}
 
     async def synthesize(self, request: TTSRequest) -> AsyncIterator[bytes]:
-        """Yield 20 ms chunks (a WAV header first for ``wav``); empty text yields nothing."""
-        check_tts_rate(request.sample_rate)
-        words = request.text.split()
+        """Yield 20 ms chunks (a WAV header first for ``wav``); empty text yields nothing.
+
+        The audio is rendered word by word as the chunks are taken (the same bytes as
+        :func:`render_words`), with a turn of the event loop every second of audio.
+
+        Raises:
+            ValueError: an unsupported ``sample_rate``.
+            TTSTooLong: the text makes more audio than the cap (before any chunk).
+        """
+        rate = request.sample_rate
+        check_tts_rate(rate)
+        words = len(request.text.split())
         if not words:
             return
-        pcm = render_words(words, request.sample_rate, request.speaking_rate)
+        seconds = rendered_seconds(words, rate, request.speaking_rate)
+        if seconds > tts_seconds_cap(rate):
+            raise tts_too_long(rate, seconds)
         if request.audio_format.strip().lower() == "wav":
-            yield wav_header(request.sample_rate, data_bytes=len(pcm))
-        chunk = max(2, request.sample_rate * CHUNK_MS // 1000 * 2)
-        for start in range(0, len(pcm), chunk):
-            yield encode_output(pcm[start : start + chunk], request.audio_format)
+            tone, gap = _word_samples(rate, request.speaking_rate)
+            yield wav_header(rate, data_bytes=2 * words * (tone + gap))
+        chunk = max(2, rate * CHUNK_MS // 1000 * 2)
+        audio_format = request.audio_format
+        carry = b""  # the end of the last word that did not fill a chunk
+        chunks = 0
+        for pcm in _words_pcm(words, rate, request.speaking_rate):
+            data = carry + pcm if carry else pcm
+            whole = len(data) - len(data) % chunk
+            for start in range(0, whole, chunk):
+                yield encode_output(data[start : start + chunk], audio_format)
+                chunks += 1
+                if chunks % CHUNKS_PER_TURN == 0:
+                    await asyncio.sleep(0)
+            carry = data[whole:]
+        if carry:
+            yield encode_output(carry, audio_format)
 
     def open_stt(self, params: STTParams) -> STTStream:
         return FakeSTTStream(params, self.script)

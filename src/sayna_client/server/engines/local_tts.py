@@ -26,7 +26,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "the local engine needs the optional dependencies: pip install 'sayna-client[local]'"
     ) from exc
 
-from .base import TTSRequest, Voice, check_tts_rate, encode_output, wav_header
+from .base import TTSBudget, TTSRequest, Voice, check_tts_rate, encode_output, wav_header
 from .espeak import DEFAULT_VOICE, Espeak, EspeakVoice, Int16Array, Sink, get_espeak
 
 __all__ = [
@@ -188,9 +188,13 @@ async def stream_rendered(
     is buffered whole so its header can carry the data length.
 
     Closing the generator early (``aclose()`` or cancellation) makes the next
-    ``sink`` call return False; the worker then returns on its own.
+    ``sink`` call return False; the worker then returns on its own. Rendering stops at
+    the cap on a request's audio (``MAX_TTS_SECONDS``): the audio up to it is yielded,
+    then :class:`~.base.TTSTooLong` is raised (the text is not rendered to the end in
+    the meantime, whatever its length).
 
     Raises:
+        TTSTooLong: the text makes more audio than the cap.
         Exception: whatever ``render`` raised.
     """
     is_wav = audio_format == "wav"
@@ -205,10 +209,12 @@ async def stream_rendered(
             stop.set()
 
     chunker = _Chunker(source_rate, sample_rate, audio_format)
+    budget = TTSBudget(sample_rate)
 
     def sink(samples: Int16Array) -> bool:
         if stop.is_set():
             return False
+        budget.spend(len(samples) / source_rate)  # past the cap: raised, rendering stops
         for chunk in chunker.push(samples):
             deliver(chunk)
         return True

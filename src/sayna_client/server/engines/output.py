@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 from ...protocol.encodings import canonical
-from .base import Engine, TTSRequest
+from .base import Engine, TTSBudget, TTSRequest
 
 __all__ = [
     "FormatUnavailable",
@@ -158,13 +158,21 @@ async def synthesize(engine: Engine, request: TTSRequest) -> AsyncIterator[tuple
     Raises:
         FormatUnavailable: a compressed format this installation cannot encode (raised
             before any audio).
+        TTSTooLong: the request makes more audio than ``MAX_TTS_SECONDS`` (after the
+            audio up to the cap, for an engine that cannot tell in advance).
         Exception: what the engine or the encoder raised.
     """
     codec = _CODECS.get(content_type_for(request.audio_format))
+    # Every engine's audio counts against the cap (the fake engine refuses a long text
+    # before rendering; the local ones stop rendering at the cap themselves).
+    budget = TTSBudget(request.sample_rate) if request.sample_rate > 0 else None
     if codec is None:
         per_second = max(1, request.sample_rate) * _sample_width(request.audio_format)
         async for chunk in engine.synthesize(request):
-            yield chunk, len(chunk) / per_second
+            seconds = len(chunk) / per_second
+            if budget is not None:
+                budget.spend(seconds)
+            yield chunk, seconds
         return
     soundfile = _soundfile()
     if not _encodes(soundfile, codec):
@@ -174,7 +182,12 @@ async def synthesize(engine: Engine, request: TTSRequest) -> AsyncIterator[tuple
     if rate > 0:
         rate = _codec_rate(codec, rate)
     pcm_request = replace(request, audio_format="linear16", sample_rate=rate)
-    pcm = b"".join([chunk async for chunk in engine.synthesize(pcm_request)])
+    rendered: list[bytes] = []
+    async for chunk in engine.synthesize(pcm_request):
+        if budget is not None:
+            budget.spend(len(chunk) / (2 * rate))
+        rendered.append(chunk)
+    pcm = b"".join(rendered)
     if not pcm:
         return
     loop = asyncio.get_running_loop()

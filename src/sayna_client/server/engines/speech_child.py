@@ -24,9 +24,9 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
-from .base import Transcript
+from .base import Transcript, TTSBudget, TTSTooLong
 from .speech_ipc import read_message, write_message
 
 if __name__ == "__main__":
@@ -128,13 +128,15 @@ def main(workers: int, parts: Sequence[str]) -> None:
             with guard:
                 return tid not in stopped
 
-        error: Optional[str] = None
+        error: Optional[Union[str, TTSTooLong]] = None
         try:
             chunker = _Chunker(piper.sample_rate, sample_rate, audio_format)
+            budget = TTSBudget(sample_rate)
 
             def sink(samples: Any) -> bool:
                 if not running():
                     return False
+                budget.spend(len(samples) / piper.sample_rate)  # raises past the cap
                 chunks = chunker.push(samples)
                 if chunks:
                     write_message(out, write_lock, ("audio", tid, chunks))
@@ -147,6 +149,8 @@ def main(workers: int, parts: Sequence[str]) -> None:
                 tail = chunker.push(np.zeros(0, dtype=np.int16), last=True)
                 if tail:
                     write_message(out, write_lock, ("audio", tid, tail))
+        except TTSTooLong as exc:  # sent as it is: its text is the client's
+            error = exc
         except Exception as exc:  # reported to the request as a failed synthesis
             error = f"{type(exc).__name__}: {exc}"
         finally:

@@ -12,7 +12,15 @@ import threading
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Optional
 
-from .base import STTParams, STTStream, Transcript, TTSRequest, check_tts_rate, wav_header
+from .base import (
+    STTParams,
+    STTStream,
+    Transcript,
+    TTSRequest,
+    TTSTooLong,
+    check_tts_rate,
+    wav_header,
+)
 from .local_tts import apply_pronunciations
 
 if TYPE_CHECKING:
@@ -255,6 +263,8 @@ class ProcessSynthesizer:
             while True:
                 kind, payload = await replies.get()
                 if kind == "end":
+                    if isinstance(payload, TTSTooLong):
+                        raise payload  # the child stopped at the cap on a request's audio
                     if payload is not None:
                         raise RuntimeError(f"speech synthesis failed: {payload}")
                     break
