@@ -3,21 +3,30 @@
 Every REST request and WebSocket session is appended to :class:`Records` as it happens.
 Tests read the lists directly and use :meth:`Records.wait_for` to wait for something to
 happen without sleeping. Memory is bounded: each list keeps the newest ``keep_records``
-entries (10,000 by default), request bodies at most :data:`BODIES_KEEP_LIMIT` bytes in all,
-and each session the first ``keep_records`` messages and ``keep_audio`` bytes of input;
-the counters count everything.
+entries (10,000 by default); request bodies, sessions' ``config`` messages and data packet
+payloads at most 64 MiB each in all (:data:`BODIES_KEEP_LIMIT`, :data:`CONFIGS_KEEP_LIMIT`,
+:data:`PACKETS_KEEP_LIMIT`: past it the oldest records of that list go first); and each
+session the first ``keep_records`` messages and ``keep_audio`` bytes of input; the counters
+count everything.
+
+The reprs of :class:`RequestRecord` and :class:`SessionRecord` (what a failing assertion
+prints) mask credentials: the ``Authorization`` header, ``api_key`` query values, every
+``auth`` object and ``secret`` / ``api_key`` value in the JSON, and raw bodies and text
+frames (shown as sizes). The fields themselves keep the values.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Optional, TypeVar
 
 __all__ = [
     "AUDIO_KEEP_LIMIT",
     "BODIES_KEEP_LIMIT",
+    "CONFIGS_KEEP_LIMIT",
+    "PACKETS_KEEP_LIMIT",
     "RECORDS_KEEP_LIMIT",
     "DataPacketRecord",
     "Records",
@@ -32,8 +41,80 @@ AUDIO_KEEP_LIMIT = 64 * 1024 * 1024
 RECORDS_KEEP_LIMIT = 10_000
 #: Bytes of request bodies kept in all; the oldest request records go first.
 BODIES_KEEP_LIMIT = 64 * 1024 * 1024
+#: Bytes of sessions' ``config`` messages (their text) kept in all; the oldest session
+#: records go first.
+CONFIGS_KEEP_LIMIT = 64 * 1024 * 1024
+#: Bytes of data packet payloads kept in all; the oldest packets go first.
+PACKETS_KEEP_LIMIT = 64 * 1024 * 1024
+
+#: What a masked credential reads as.
+MASK = "***"
+#: JSON keys whose values are masked in reprs (an ``auth`` object: all its values).
+_SECRET_KEYS = frozenset({"secret", "api_key", "api_secret"})
 
 T = TypeVar("T")
+
+
+def _masked(value: Any) -> Any:
+    """``value`` (parsed JSON) with every ``auth`` object's values and every secret key's
+    value replaced by :data:`MASK`."""
+    if isinstance(value, dict):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            if key == "auth" and isinstance(item, dict):
+                out[key] = {name: MASK for name in item}
+            elif key in _SECRET_KEYS and item is not None:
+                out[key] = MASK
+            else:
+                out[key] = _masked(item)
+        return out
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
+
+
+def _masked_headers(headers: dict[str, str]) -> dict[str, str]:
+    """``Authorization`` (and ``Proxy-Authorization``) shown as their scheme only."""
+    out = {}
+    for name, value in headers.items():
+        if name.lower() in ("authorization", "proxy-authorization"):
+            scheme, _, rest = value.partition(" ")
+            value = f"{scheme} {MASK}" if rest else MASK
+        out[name] = value
+    return out
+
+
+def _masked_query(query: dict[str, str]) -> dict[str, str]:
+    return {name: MASK if name == "api_key" else value for name, value in query.items()}
+
+
+class _MaskedRepr:
+    """A dataclass repr with the credentials of some fields masked (see the module)."""
+
+    _MASKERS: dict[str, Callable[[Any], Any]] = {}
+
+    def __repr__(self) -> str:
+        parts = []
+        for item in fields(self):  # type: ignore[arg-type]
+            if not item.repr:
+                continue
+            value = getattr(self, item.name)
+            masker = self._MASKERS.get(item.name)
+            shown = masker(value) if masker is not None else value
+            parts.append(f"{item.name}={shown if isinstance(shown, _Shown) else repr(shown)}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+class _Shown(str):
+    """Text a repr shows as it is (not quoted)."""
+
+
+def _size(value: Any) -> _Shown:
+    return _Shown(f"<{len(value)} bytes>")
+
+
+def _frames(value: Any) -> _Shown:
+    return _Shown(f"<{len(value)} text frames>")
 
 
 class _Signal:
@@ -56,9 +137,17 @@ class _Signal:
         return waiter
 
 
-@dataclass
-class RequestRecord:
-    """One REST request (``json`` is the parsed body, or ``None`` if it was not JSON)."""
+@dataclass(repr=False)
+class RequestRecord(_MaskedRepr):
+    """One REST request (``json`` is the parsed body, or ``None`` if it was not JSON).
+    Its repr masks credentials (see the module)."""
+
+    _MASKERS = {
+        "headers": _masked_headers,
+        "query": _masked_query,
+        "body": _size,
+        "json": _masked,
+    }
 
     method: str
     path: str
@@ -70,15 +159,24 @@ class RequestRecord:
     status: Optional[int] = None
 
 
-@dataclass
-class SessionRecord:
+@dataclass(repr=False)
+class SessionRecord(_MaskedRepr):
     """One WebSocket session, from upgrade to close.
 
     ``messages`` holds every client JSON frame that parsed as a JSON object (valid or
     not for the protocol) in arrival order; ``sent`` every JSON frame the server sent.
     ``audio`` keeps the first ``keep_audio`` bytes of binary input (the server's
-    setting; :data:`AUDIO_KEEP_LIMIT` by default); the counters count all of it.
+    setting; :data:`AUDIO_KEEP_LIMIT` by default); the counters count all of it. Its
+    repr masks credentials (see the module).
     """
+
+    _MASKERS = {
+        "headers": _masked_headers,
+        "query": _masked_query,
+        "config": _masked,
+        "messages": _masked,
+        "raw_text_frames": _frames,
+    }
 
     headers: dict[str, str]
     query: dict[str, str]
@@ -104,12 +202,18 @@ class SessionRecord:
     keep_audio: int = field(default=AUDIO_KEEP_LIMIT, repr=False)
     keep_messages: int = field(default=RECORDS_KEEP_LIMIT, repr=False)
     _kept_text: int = field(default=0, repr=False)
+    #: Bytes of the ``config`` kept (its text), counted by the owner's budget.
+    _config_bytes: int = field(default=0, repr=False)
+    _owner: Optional[Records] = field(default=None, repr=False, compare=False)
 
     def add_text(self, text: str, message: Any) -> None:
         self.text_frames += 1
         self.text_bytes += len(text)
         if isinstance(message, dict) and message.get("type") == "config":
             self.config = message
+            grown, self._config_bytes = len(text) - self._config_bytes, len(text)
+            if self._owner is not None:
+                self._owner._config_kept(grown)
         if (
             self._kept_text + len(text) > self.keep_audio
             or len(self.raw_text_frames) >= self.keep_messages
@@ -191,6 +295,8 @@ class Records:
         self.keep_audio = keep_audio
         self.keep_records = keep_records
         self._kept_bodies = 0
+        self._kept_configs = 0
+        self._kept_packets = 0
         self._signal = _Signal()
         self.requests: list[RequestRecord] = []
         self.sessions: list[SessionRecord] = []
@@ -205,8 +311,28 @@ class Records:
             _signal=self._signal,
             keep_audio=self.keep_audio,
             keep_messages=self.keep_records,
+            _owner=self,
         )
         return self.add(self.sessions, record)
+
+    def add_packet(self, packet: DataPacketRecord) -> DataPacketRecord:
+        """Append a data packet, forgetting the oldest ones while all payloads kept would
+        exceed :data:`PACKETS_KEEP_LIMIT` (the newest is always kept)."""
+        self.add(self.data_packets, packet)
+        self._kept_packets += len(packet.payload)
+        if self._kept_packets > PACKETS_KEEP_LIMIT:
+            packets = self.data_packets
+            self._kept_packets = _trim(packets, lambda kept: len(kept.payload), PACKETS_KEEP_LIMIT)
+        return packet
+
+    def _config_kept(self, grown: int) -> None:
+        """A session record's ``config`` grew by ``grown`` bytes: forget the oldest session
+        records while all configs kept exceed :data:`CONFIGS_KEEP_LIMIT`."""
+        self._kept_configs += grown
+        if self._kept_configs > CONFIGS_KEEP_LIMIT:
+            self._kept_configs = _trim(
+                self.sessions, lambda kept: kept._config_bytes, CONFIGS_KEEP_LIMIT
+            )
 
     def add(self, kind: list[T], item: T) -> T:
         """Append ``item`` to one of the lists above (dropping its oldest entries beyond
@@ -222,14 +348,8 @@ class Records:
         would exceed :data:`BODIES_KEEP_LIMIT`."""
         record.body = body
         self._kept_bodies += len(body)
-        if self._kept_bodies <= BODIES_KEEP_LIMIT:
-            return
-        self._kept_bodies = sum(len(kept.body) for kept in self.requests)
-        drop = 0
-        while self._kept_bodies > BODIES_KEEP_LIMIT and drop < len(self.requests) - 1:
-            self._kept_bodies -= len(self.requests[drop].body)
-            drop += 1
-        del self.requests[:drop]
+        if self._kept_bodies > BODIES_KEEP_LIMIT:
+            self._kept_bodies = _trim(self.requests, lambda kept: len(kept.body), BODIES_KEEP_LIMIT)
 
     def touch(self) -> None:
         """Wake waiters after mutating a record in place."""
@@ -242,6 +362,7 @@ class Records:
         self.webhooks.clear()
         self.data_packets.clear()
         self.sip_transfers.clear()
+        self._kept_bodies = self._kept_configs = self._kept_packets = 0
 
     @property
     def last_session(self) -> SessionRecord:
@@ -284,3 +405,16 @@ class Records:
                 await asyncio.wait_for(self._signal.wait(), min(remaining, 0.05))
             except asyncio.TimeoutError:
                 continue
+
+
+def _trim(kind: list[T], size: Callable[[T], int], limit: int) -> int:
+    """Drop the oldest entries of ``kind`` while the ``size`` of those kept exceeds
+    ``limit`` (the newest stays); returns the size kept. The running totals are only
+    recounted here, so entries dropped by the count limit meanwhile do not matter."""
+    kept = sum(size(item) for item in kind)
+    drop = 0
+    while kept > limit and drop < len(kind) - 1:
+        kept -= size(kind[drop])
+        drop += 1
+    del kind[:drop]
+    return kept

@@ -210,7 +210,7 @@ class ServerState:
     ) -> None:
         """Publish a data packet into ``room`` and record it (``identity`` None = server API)."""
         packet = DataPacketRecord(room.name, identity or "server", topic, payload)
-        self.records.add(self.records.data_packets, packet)
+        self.records.add_packet(packet)
         self.livekit.publish_data(room, identity, payload, topic)
 
     def transfer_sip(self, room: Room, participant: Participant, transfer_to: str) -> None:
