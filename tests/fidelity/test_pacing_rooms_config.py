@@ -178,7 +178,12 @@ def test_config_file_keys_are_the_real_servers(tmp_path: Path) -> None:
                 "room_prefix": "call-",
                 "hook_secret": "global-secret-0123456789",
                 "hooks": [
-                    {"host": "Example-SIP.sayna.ai:5063", "url": "http://127.0.0.1:9/h"},
+                    # (with authentication required, Sayna wants an auth_id on every hook)
+                    {
+                        "host": "Example-SIP.sayna.ai:5063",
+                        "url": "http://127.0.0.1:9/h",
+                        "auth_id": "t1",
+                    },
                     {
                         "host": "b.example.com",
                         "url": "http://127.0.0.1:9/b",
@@ -196,7 +201,7 @@ def test_config_file_keys_are_the_real_servers(tmp_path: Path) -> None:
     assert options["hook_secret"] == "global-secret-0123456789"
     hooks = options["sip_hooks"]
     assert [(h.host, h.auth_id, h.secret) for h in hooks] == [
-        ("example-sip.sayna.ai:5063", "", None),
+        ("example-sip.sayna.ai:5063", "t1", None),
         ("b.example.com", "t2", "own-secret-0123456789"),
     ]
 

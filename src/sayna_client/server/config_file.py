@@ -52,7 +52,8 @@ variables (provider keys, ``CACHE_*``, ``AUTH_SERVICE_URL``...) are not read.
 :class:`ConfigError` naming the key or variable and the fix (never a secret's value):
 secrets that are not a JSON list of ``{id, secret}`` or have blank, padded or repeated
 ids or a repeated secret, authentication required without a secret, hooks that are not
-a JSON list of ``{host, url}``, ``SIP_*`` variables without a room prefix, and a
+a JSON list of ``{host, url}``, two hooks for one host (ignoring case), a hook without an
+``auth_id`` when authentication is required, ``SIP_*`` variables without a room prefix, and a
 recording backend that is unknown, ambiguous or incomplete. It does not check what the
 local server has no use for, which Sayna checks when it reads a file: a ``sip`` section
 of the file may leave out ``room_prefix`` when no ``SIP_*`` variable is set (``sip-``
@@ -159,8 +160,13 @@ def _parse(path: Path) -> Any:
     if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
         try:
             return json.loads(text)
-        except ValueError as exc:
-            raise ConfigFileError(f"config file {path} is not valid JSON: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            # Its message and position only: the exception holds the whole text (secrets
+            # included), so it is not chained.
+            raise ConfigFileError(
+                f"config file {path} is not valid JSON: {exc.msg} at line {exc.lineno}, "
+                f"column {exc.colno}"
+            ) from None
     try:
         import yaml  # type: ignore[import-untyped,unused-ignore]
     except ImportError as exc:
@@ -171,7 +177,25 @@ def _parse(path: Path) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigFileError(f"config file {path} is not valid YAML: {exc}") from exc
+        raise ConfigFileError(
+            f"config file {path} is not valid YAML: {_yaml_problem(exc)}"
+        ) from None
+
+
+def _yaml_problem(exc: Any) -> str:
+    """PyYAML's problem and where it is, without the snippet of the file its message
+    quotes (the line of a secret, with a caret under it)."""
+    problem = getattr(exc, "problem", None)
+    if not isinstance(problem, str) or not problem:
+        reason, position = getattr(exc, "reason", None), getattr(exc, "position", None)
+        if isinstance(reason, str) and isinstance(position, int):  # yaml.reader.ReaderError
+            return f"{reason} (character {position + 1})"
+        return f"{type(exc).__name__} (the file's text is not shown: it may hold secrets)"
+    mark = getattr(exc, "problem_mark", None)
+    line, column = getattr(mark, "line", None), getattr(mark, "column", None)
+    if isinstance(line, int) and isinstance(column, int):
+        return f"{problem} at line {line + 1}, column {column + 1}"
+    return problem
 
 
 def _read_sections(path: str) -> _Sections:
@@ -204,10 +228,15 @@ def _variable(env: Mapping[str, str], name: str) -> Optional[str]:
     return env.get(name) or None
 
 
-def _hooks(entries: list[Any], where: str, error: type[ConfigError]) -> list[SipHook]:
+def _hooks(
+    entries: list[Any], where: str, error: type[ConfigError], auth_required: bool
+) -> list[SipHook]:
     """Hooks from ``sip.hooks`` or ``SIP_HOOKS_JSON``: each a mapping with a non-empty
-    ``host`` and ``url``, and optionally ``auth_id`` and its own ``secret``."""
-    hooks = []
+    ``host`` and ``url``, and optionally ``auth_id`` and its own ``secret``. As Sayna
+    (validation.rs ``validate_sip_config``), no host twice ignoring case, and every hook
+    with a non-blank ``auth_id`` when authentication is required."""
+    hooks: list[SipHook] = []
+    hosts: dict[str, int] = {}
     for index, entry in enumerate(entries):
         label = f"{where}[{index}]"
         if not isinstance(entry, dict):
@@ -220,11 +249,22 @@ def _hooks(entries: list[Any], where: str, error: type[ConfigError]) -> list[Sip
             fields[key] = value
         if not fields["host"] or not fields["url"]:
             raise error(f"{label} needs a non-empty 'host' and 'url'")
-        hooks.append(
-            SipHook.normalized(
-                str(fields["host"]), str(fields["url"]), fields["auth_id"] or "", fields["secret"]
-            )
+        hook = SipHook.normalized(
+            str(fields["host"]), str(fields["url"]), fields["auth_id"] or "", fields["secret"]
         )
+        if hook.host in hosts:
+            raise error(
+                f"{label}: host '{hook.host}' is also {where}[{hosts[hook.host]}]'s (ignoring "
+                "case): Sayna refuses a duplicate SIP hook host; keep one hook per host"
+            )
+        if auth_required and not hook.auth_id:
+            raise error(
+                f"{label} (host '{hook.host}') has no auth_id, which Sayna requires of every "
+                "hook when authentication is required: set it to the tenant id of the "
+                "hook's calls"
+            )
+        hosts[hook.host] = index
+        hooks.append(hook)
     return hooks
 
 
@@ -351,7 +391,11 @@ def _api_keys(auth: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Opti
 
 
 def _sip(
-    sip: Mapping[str, Any], env: Mapping[str, str], kwargs: dict[str, Any], file: bool
+    sip: Mapping[str, Any],
+    env: Mapping[str, str],
+    kwargs: dict[str, Any],
+    file: bool,
+    auth_required: bool,
 ) -> None:
     in_env = [name for name in _SIP_VARIABLES if _variable(env, name)]
     prefix = _string(sip, "room_prefix", "sip")
@@ -376,12 +420,11 @@ def _sip(
     if entries is not None and not isinstance(entries, list):
         raise ConfigFileError("sip.hooks must be a list")
     if entries:
-        hooks = _hooks(entries, "sip.hooks", ConfigFileError)
+        hooks = _hooks(entries, "sip.hooks", ConfigFileError, auth_required)
     else:
         example = '[{"host": "sip.example.com", "url": "https://example.com/sip"}]'
-        hooks = _hooks(
-            _json_list(env, "SIP_HOOKS_JSON", example) or [], "SIP_HOOKS_JSON", ConfigError
-        )
+        listed = _json_list(env, "SIP_HOOKS_JSON", example) or []
+        hooks = _hooks(listed, "SIP_HOOKS_JSON", ConfigError, auth_required)
     if hooks:
         kwargs["sip_hooks"] = hooks
 
@@ -415,10 +458,10 @@ def _settings(sections: Optional[_Sections], env: Mapping[str, str]) -> dict[str
             value = _variable(env, f"LIVEKIT_{key.upper()}")
         if value is not None:
             kwargs[f"livekit_{key}"] = value
-    keys = _api_keys(get.get("auth", {}), env)
+    keys = _api_keys(get.get("auth", {}), env)  # empty unless authentication is required
     if keys:
         kwargs["api_keys"] = keys
-    _sip(get.get("sip", {}), env, kwargs, file)
+    _sip(get.get("sip", {}), env, kwargs, file, auth_required=bool(keys))
     return kwargs
 
 
