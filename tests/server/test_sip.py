@@ -430,6 +430,75 @@ async def test_livekit_webhook_endpoint_forwards_sip_join(
     assert json.loads(body)["sip_headers"] == {"x-to-ip": "pbx.test"}
 
 
+def livekit_signature(server: LocalServer, raw: bytes) -> str:
+    """The ``Authorization`` LiveKit sends with a webhook body: a JWT of the server's LiveKit
+    key carrying the body's SHA-256."""
+    claims = {
+        "iss": server.livekit_api_key,
+        "exp": int(time.time()) + 600,
+        "sha256": base64.b64encode(hashlib.sha256(raw).digest()).decode(),
+    }
+
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    signing = part({"alg": "HS256", "typ": "JWT"}) + "." + part(claims)
+    signature = hmac.new(
+        server.livekit_api_secret.encode(), signing.encode(), hashlib.sha256
+    ).digest()
+    return signing + "." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
+
+
+JOINED: dict[str, Any] = {
+    "event": "participant_joined",
+    "id": "EV_1",
+    "room": {"name": "sip-x", "sid": "RM_x"},
+    "participant": {"identity": "caller", "sid": "PA_1", "name": "", "attributes": {}},
+}
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {**JOINED, "participant": {**JOINED["participant"], "attributes": [1]}},
+        {**JOINED, "participant": {**JOINED["participant"], "attributes": {"a": 1}}},
+        {**JOINED, "participant": {**JOINED["participant"], "identity": 7}},
+        {**JOINED, "participant": "caller"},
+        {**JOINED, "room": "sip-x"},
+        {**JOINED, "room": {"name": ["sip-x"]}},
+        {**JOINED, "event": 1},
+        {**JOINED, "id": {}},
+        [JOINED],
+    ],
+    ids=[
+        "attributes-list",
+        "attribute-number",
+        "identity-number",
+        "participant-string",
+        "room-string",
+        "room-name-list",
+        "event-number",
+        "id-object",
+        "not-an-object",
+    ],
+)
+async def test_a_signed_webhook_of_the_wrong_shape_is_400_empty(
+    server: LocalServer, http: aiohttp.ClientSession, event: Any
+) -> None:
+    # Section 3.13: Sayna parses the event as LiveKit's WebhookEvent; data that does not
+    # fit is 400 with an empty body (it was a 500 and a traceback).
+    raw = json.dumps(event).encode()
+    headers = {"Authorization": livekit_signature(server, raw)}
+    async with http.post(server.url + "/livekit/webhook", data=raw, headers=headers) as response:
+        assert response.status == 400
+        assert await response.read() == b""
+    raw = json.dumps(JOINED).encode()  # the right shape, for contrast
+    headers = {"Authorization": livekit_signature(server, raw)}
+    async with http.post(server.url + "/livekit/webhook", data=raw, headers=headers) as response:
+        assert response.status == 200
+        assert await response.json() == {"status": "received"}
+
+
 async def test_session_config_records(server: LocalServer, http: aiohttp.ClientSession) -> None:
     async with http.ws_connect(server.ws_url + "?x=1") as ws:
         await configure(ws, config(stream_id="abc"))

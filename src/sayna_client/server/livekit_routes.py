@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from typing import Any
 
 from aiohttp import web
 
@@ -179,23 +180,46 @@ async def livekit_webhook(request: web.Request) -> web.Response:
         event = json.loads(raw.decode("utf-8"))
     except ValueError:
         return web.Response(status=400)
-    if not isinstance(event, dict):
+    if not _is_webhook_event(event):
         return web.Response(status=400)
     participant = event.get("participant")
-    room_info = event.get("room")
-    if event.get("event") == "participant_joined" and isinstance(participant, dict):
-        name = room_info.get("name", "") if isinstance(room_info, dict) else ""
-        sid = str(room_info.get("sid", "")) if isinstance(room_info, dict) else ""
-        room = state.livekit.rooms.get(name) or Room(name, sid=sid)
+    room_info = event.get("room") or {}
+    if event.get("event") == "participant_joined" and participant is not None:
+        name = room_info.get("name") or ""
+        room = state.livekit.rooms.get(name) or Room(name, sid=room_info.get("sid") or "")
         joined = Participant(
-            identity=str(participant.get("identity", "")),
-            name=str(participant.get("name", "")),
-            sid=str(participant.get("sid", "")),
+            identity=participant.get("identity") or "",
+            name=participant.get("name") or "",
+            sid=participant.get("sid") or "",
             kind="SIP",
-            attributes={str(k): str(v) for k, v in (participant.get("attributes") or {}).items()},
+            attributes=dict(participant.get("attributes") or {}),
         )
-        state.forward_sip_webhook(room, joined, event_id=str(event.get("id") or "") or None)
+        state.forward_sip_webhook(room, joined, event_id=event.get("id") or None)
     return json_response({"status": "received"})
+
+
+def _strings(value: Any, *keys: str) -> bool:
+    """``keys`` of the object ``value`` are strings where present (null: absent)."""
+    return all(isinstance(value.get(key), (str, type(None))) for key in keys)
+
+
+def _is_webhook_event(event: Any) -> bool:
+    """Whether ``event`` has the types of LiveKit's ``WebhookEvent`` in the fields this
+    server reads, as Sayna's parser (serde, protobuf JSON) requires of them: else 400."""
+    if not isinstance(event, dict) or not _strings(event, "event", "id"):
+        return False
+    room = event.get("room")
+    if room is not None and not (isinstance(room, dict) and _strings(room, "name", "sid")):
+        return False
+    participant = event.get("participant")
+    if participant is None:
+        return True
+    if not isinstance(participant, dict) or not _strings(participant, "identity", "name", "sid"):
+        return False
+    attributes = participant.get("attributes")
+    return attributes is None or (
+        isinstance(attributes, dict) and all(isinstance(v, str) for v in attributes.values())
+    )
 
 
 def add_livekit_routes(app: web.Application) -> None:
