@@ -100,7 +100,7 @@ async def test_the_cap_counts_the_speaking_rate_and_the_sample_rate(
     # Above 48 kHz the cap is 28.8 million samples: 75 s at 384 kHz (500 words: 90 s).
     status, body = await speak_rest(http, server, "a " * 500, sample_rate=384000)
     assert status == 500
-    assert "(75 s at 384000 Hz)" in json.loads(body)["error"]
+    assert "(MAX_TTS_SECONDS; 75 s at 384000 Hz)" in json.loads(body)["error"]
 
 
 async def test_a_ws_speak_past_the_cap_is_a_tts_error_then_completes() -> None:

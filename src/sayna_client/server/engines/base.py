@@ -96,11 +96,11 @@ def tts_seconds_cap(sample_rate: int) -> float:
 def tts_too_long(sample_rate: int, seconds: Optional[float] = None) -> TTSTooLong:
     """The error of a request past the cap (``seconds``: how much it asked, if known)."""
     cap = tts_seconds_cap(sample_rate)
-    at = f" ({cap:g} s at {sample_rate} Hz)" if cap < MAX_TTS_SECONDS else ""
+    at = f"; {cap:g} s at {sample_rate} Hz" if cap < MAX_TTS_SECONDS else ""
     asked = f"this text makes {seconds:.0f} s" if seconds is not None else "this text makes more"
     return TTSTooLong(
         f"Audio generation failed: the local server renders at most {MAX_TTS_SECONDS} s of "
-        f"audio per request{at} (MAX_TTS_SECONDS); {asked}"
+        f"audio per request (MAX_TTS_SECONDS{at}); {asked}"
     )
 
 
