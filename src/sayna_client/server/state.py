@@ -146,8 +146,12 @@ class ServerState:
         """Close sessions (all at once: a client that does not read holds up no other),
         cancel tasks, close the webhook client."""
         sessions = list(self.sessions)
-        if sessions:
-            await asyncio.gather(*(session.shutdown() for session in sessions))
+        outcomes = await asyncio.gather(
+            *(session.shutdown() for session in sessions), return_exceptions=True
+        )
+        for session, outcome in zip(sessions, outcomes):
+            if isinstance(outcome, Exception):  # one session's failure stops no other
+                logger.error("session %s did not shut down", session.stream_id, exc_info=outcome)
         self.livekit.close()
         tasks = list(self._tasks)
         for task in tasks:
