@@ -300,9 +300,22 @@ async def test_send_on_a_closing_socket_is_a_typed_error(server: LocalServer, pa
 async def test_the_data_path_is_taken_over_only_when_aiohttp_is_as_expected(
     server: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    async def deflating(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(compress=True)  # accepts per-message deflate
+        await ws.prepare(request)
+        await ws.receive()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", deflating)
+    runner, url = await start_app(app)  # (the local server, like Sayna, refuses deflate)
     async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{server.url}/ws", compress=15) as ws:
-            assert own_path(ws) is None  # per-message deflate: aiohttp frames it
+        try:
+            async with session.ws_connect(f"{url}/ws", compress=15) as ws:
+                assert ws.compress == 15
+                assert own_path(ws) is None  # per-message deflate: aiohttp frames it
+        finally:
+            await runner.cleanup()
         async with session.ws_connect(f"{server.url}/ws", compress=0) as ws:
             await ws.send_str("not json")  # the server answers with an error frame...
             await eventually(lambda: len(ws._reader._buffer) > 0)  # type: ignore[attr-defined]
