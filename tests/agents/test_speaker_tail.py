@@ -66,11 +66,12 @@ async def test_play_out_of_a_speaker_not_started_gives_up_after_its_timeout() ->
 
 
 def _client(server: LocalServer) -> SaynaClient:
-    # speaking_rate 4: the fake engine's words last 45 ms, less than the 60 ms prebuffer.
+    # speaking_rate 4: the fake engine's words last 45 ms, less than the 60 ms prebuffer
+    # (ElevenLabs: Deepgram ignores the rate, on Sayna as on the local server).
     return SaynaClient(
         server.url,
         STTConfig(provider="deepgram", sample_rate=RATE),
-        TTSConfig(provider="deepgram", sample_rate=RATE, speaking_rate=4.0),
+        TTSConfig(provider="elevenlabs", voice_id="v1", sample_rate=RATE, speaking_rate=4.0),
         timeouts=Timeouts(connect=5, ready=10, request=10, close=2),
     )
 
