@@ -176,7 +176,8 @@ def add_parsers(sub: Any) -> None:
         "synthesize TEXT to a 16-bit WAV file with POST /speak",
         [
             "sayna speak 'Hello there' -o hello.wav",
-            "sayna speak 'Hola' --voice fake-bravo --rate 1.25 --sample-rate 16000",
+            "sayna speak 'Hola' --provider elevenlabs --voice fake-bravo --rate 1.25 "
+            "--sample-rate 16000",
         ],
     )
     add_conn(p)
@@ -199,7 +200,8 @@ def add_parsers(sub: Any) -> None:
         "--rate",
         type=speaking_rate,
         default=1.0,
-        help="speaking rate from 0.25 to 4, 1 = normal (default: %(default)s)",
+        help="speaking rate from 0.25 to 4, 1 = normal; Sayna passes it to Google, "
+        "ElevenLabs and Azure, Deepgram and Cartesia ignore it (default: %(default)s)",
     )
     p.add_argument(
         "--sample-rate",

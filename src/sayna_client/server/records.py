@@ -50,7 +50,9 @@ PACKETS_KEEP_LIMIT = 64 * 1024 * 1024
 #: What a masked credential reads as.
 MASK = "***"
 #: JSON keys whose values are masked in reprs (an ``auth`` object: all its values).
-_SECRET_KEYS = frozenset({"secret", "api_key", "api_secret"})
+_SECRET_KEYS = frozenset(
+    {"secret", "api_key", "api_secret", "auth_password", "outbound_auth_password"}
+)
 
 T = TypeVar("T")
 
@@ -63,7 +65,7 @@ def _masked(value: Any) -> Any:
         for key, item in value.items():
             if key == "auth" and isinstance(item, dict):
                 out[key] = {name: MASK for name in item}
-            elif key in _SECRET_KEYS and item is not None:
+            elif (key == "auth" or key in _SECRET_KEYS) and item is not None:
                 out[key] = MASK
             else:
                 out[key] = _masked(item)
