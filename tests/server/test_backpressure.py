@@ -202,6 +202,33 @@ async def test_tts_audio_waits_for_a_client_that_does_not_read_and_none_is_dropp
             peer.abort()
 
 
+@pytest.mark.parametrize("command", ["clear", "config"])
+async def test_a_clear_while_tts_waits_for_room_stops_the_speech_not_the_session(
+    command: str,
+) -> None:
+    """The TTS worker waits for room while the client is behind; a `clear` (or a second
+    `config`) cancels that worker. The wait its producers share must not end the read
+    loop's too: the session goes on and answers the next speak."""
+    async with LocalServer(tts_realtime=False) as server:
+        peer, session = await open_deaf_session(server)
+        try:
+            config = {"type": "config", "stt_config": STT, "tts_config": TTS}
+            await peer.send_json(config)
+            await peer.send_json({"type": "speak", "text": " ".join(["w"] * 400)})
+            await eventually(lambda: waits_for_room(session))
+            await peer.send_json(config if command == "config" else {"type": "clear"})
+            await peer.send_json({"type": "speak", "text": "one two"})
+            completions = 0
+            while completions < 1:  # the client catches up: the session is still there
+                opcode, payload = await peer.read()
+                assert opcode in (1, 2), (opcode, payload[:80])
+                if opcode == 1 and json.loads(payload)["type"] == "tts_playback_complete":
+                    completions += 1
+            assert not server.records.last_session.closed.is_set()
+        finally:
+            peer.abort()
+
+
 def awaited_coroutines(task: asyncio.Task[Any]) -> list[str]:
     """The names of the coroutines ``task`` is suspended in, outermost first."""
     names = []
@@ -312,3 +339,35 @@ def _unread(peer: DeafPeer) -> int:
     count = array.array("i", [0])
     fcntl.ioctl(peer.writer.transport.get_extra_info("socket").fileno(), termios.FIONREAD, count)
     return int(count[0])
+
+
+async def test_stop_sends_nothing_after_its_close_frame() -> None:
+    """`stop()` while a reading client gets fast TTS: the queued audio is dropped, not
+    written after the Close frame (RFC 6455 5.5.1: no data frame follows a Close)."""
+    server = LocalServer(tts_realtime=False)
+    await server.start()
+    peer = await DeafPeer.open(server.port)
+    frames: list[int] = []
+
+    async def read() -> None:
+        while True:
+            try:
+                opcode, payload = await peer.read()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            frames.append(opcode)
+            if opcode == 8:  # answer the Close as a client does, and read on
+                peer.writer.write(ws_frame(0x88, payload[:2], b"\0\0\0\0"))
+
+    try:
+        await peer.send_json({"type": "config", "stt_config": STT, "tts_config": TTS})
+        await peer.send_json({"type": "speak", "text": " ".join(["w"] * 2000)})
+        reader = asyncio.ensure_future(read())
+        await eventually(lambda: frames.count(2) >= 200)
+        await server.stop()
+        await asyncio.wait_for(reader, TIMEOUT)
+        assert 8 in frames
+        assert frames[frames.index(8) + 1 :] == []
+    finally:
+        peer.abort()
+        await server.stop()

@@ -137,9 +137,29 @@ def test_a_duplicate_hook_host_in_the_file_is_refused(tmp_path: Path) -> None:
     )
 
 
-def test_a_duplicate_hook_host_in_sip_hooks_json_is_refused() -> None:
-    message = refusal(sip_environ(DUPLICATES))
+def _bare_file(tmp_path: Path, **sections: Any) -> Path:
+    """A config file that sets no hooks (they come from SIP_HOOKS_JSON)."""
+    path = tmp_path / "bare.json"
+    path.write_text(json.dumps(sections), encoding="utf-8")
+    return path
+
+
+def test_a_duplicate_hook_host_in_sip_hooks_json_is_refused_with_a_file(tmp_path: Path) -> None:
+    """Sayna validates the merged configuration only when started with a file."""
+    message = refusal(sip_environ(DUPLICATES), _bare_file(tmp_path))
     assert message.startswith("SIP_HOOKS_JSON[2]: host 'a.example.com' is also SIP_HOOKS_JSON[0]'s")
+
+
+def test_without_a_file_sip_hooks_json_is_not_validated_as_sayna_does_not() -> None:
+    """Sayna's ``from_env`` (no file) runs no ``validate_sip_config``: it starts with a
+    duplicate host (the later hook wins) and with hooks lacking auth_id."""
+    settings = config_file.load_settings(None, sip_environ(DUPLICATES))
+    hosts = [h.host for h in settings["sip_hooks"]]
+    assert hosts == ["a.example.com", "b.example.com", "a.example.com"]
+    environ = sip_environ([hook("b.example.com")], AUTH_REQUIRED="true", AUTH_API_SECRET=SECRET)
+    assert [h.host for h in config_file.load_settings(None, environ)["sip_hooks"]] == [
+        "b.example.com"
+    ]
 
 
 REQUIRED = {"required": True, "api_secret": SECRET}
@@ -152,9 +172,11 @@ def test_a_hook_without_auth_id_is_refused_when_auth_is_required(tmp_path: Path)
         "sip.hooks[1] (host 'b.example.com') has no auth_id, which Sayna requires of every hook "
         "when authentication is required: set it to the tenant id of the hook's calls"
     )
-    # The same from the variables.
+    # The same from the variables, when Sayna is started with a file.
     environ = sip_environ([hook("b.example.com")], AUTH_REQUIRED="true", AUTH_API_SECRET=SECRET)
-    assert refusal(environ).startswith("SIP_HOOKS_JSON[0] (host 'b.example.com') has no auth_id")
+    assert refusal(environ, _bare_file(tmp_path)).startswith(
+        "SIP_HOOKS_JSON[0] (host 'b.example.com') has no auth_id"
+    )
     # Authentication required by the variables, hooks in the file.
     environ = {"AUTH_REQUIRED": "true", "AUTH_API_SECRET": SECRET}
     assert refusal(environ, sip_file(tmp_path, [hook("b.example.com")])).startswith(
@@ -180,7 +202,8 @@ async def test_sayna_serve_refuses_such_hooks_in_one_line(tmp_path: Path, source
         code, out, err = await serve_refusal("--config", str(sip_file(tmp_path, DUPLICATES)))
         where = "sip.hooks"
     else:
-        code, out, err = await serve_refusal(env=sip_environ(DUPLICATES))
+        bare = str(_bare_file(tmp_path))
+        code, out, err = await serve_refusal("--config", bare, env=sip_environ(DUPLICATES))
         where = "SIP_HOOKS_JSON"
     assert (code, out) == (2, "")
     (line,) = err.splitlines()

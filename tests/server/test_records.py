@@ -81,3 +81,31 @@ async def test_record_reprs_mask_credentials() -> None:
     assert speak.query["api_key"] == key
     assert provider_key.encode() in speak.body
     assert sip.json["hooks"][0]["secret"] == hook_secret
+
+
+async def test_record_reprs_mask_sip_trunk_passwords_and_auth_given_as_a_string() -> None:
+    """A `/sip/call` with the trunk's `auth_password` (section 3.10), and a refused
+    `config` whose `auth` is a string: neither shows in a record's repr."""
+    password, provider_key = "hunter2-TRUNK-PASSWORD", "sk-string-auth-4242"
+    async with LocalServer() as server, aiohttp.ClientSession() as http:
+        body = {
+            "room_name": "call-1",
+            "participant_name": "Caller",
+            "participant_identity": "caller-1",
+            "from_phone_number": "+15550000001",
+            "to_phone_number": "+15550000002",
+            "sip": {"auth_username": "trunk-user", "auth_password": password},
+        }
+        async with http.post(f"{server.url}/sip/call", json=body) as response:
+            await response.read()
+        async with http.ws_connect(server.ws_url) as ws:
+            tts = {**TTS, "auth": provider_key}
+            await send(ws, {"type": "config", "stt_config": STT, "tts_config": tts})
+            await recv_json(ws)  # refused
+    call = server.records.requests_to("/sip/call")[0]
+    assert call.json is not None
+    assert call.json["sip"]["auth_password"] == password  # the field keeps it
+    assert password not in repr(call)
+    session = server.records.last_session
+    assert session.messages
+    assert provider_key not in repr(session)

@@ -604,3 +604,16 @@ async def test_sayna_serve_refuses_a_bad_variable_in_one_line(
     code, out, err = await _refusal(env)
     assert (code, out, err.splitlines()) == (2, "", [message])
     assert SECRET not in err
+
+
+@pytest.mark.parametrize("how", ["flag", "SAYNA_API_KEY"])
+def test_auth_required_without_a_secret_takes_the_command_lines_key(how: str) -> None:
+    """A Sayna `.env` with AUTH_REQUIRED=true and JWT auth (no secret the local server can
+    use), exported: `sayna serve --api-key k` (or SAYNA_API_KEY) starts with that key."""
+    environ = {"AUTH_REQUIRED": "true", "AUTH_SERVICE_URL": "https://auth.example.com"}
+    argv = ["--api-key", "k-local-1"] if how == "flag" else []
+    if how == "SAYNA_API_KEY":
+        environ["SAYNA_API_KEY"] = "k-local-1"
+    assert options(argv, environ)["api_key"] == "k-local-1"
+    with pytest.raises(config_file.ConfigError, match="AUTH_REQUIRED is true"):
+        options([], {k: v for k, v in environ.items() if k != "SAYNA_API_KEY"})

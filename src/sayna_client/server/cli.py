@@ -342,7 +342,8 @@ def serve_options(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[
     Raises:
         ConfigError: the file or a variable is unusable (the message names it).
     """
-    options = load_settings(args.config, environ)
+    api_key = args.api_key or environ.get("SAYNA_API_KEY") or None
+    options = load_settings(args.config, environ, key_given=api_key is not None)
     for key, value in (
         ("host", args.host),
         ("port", args.port),
@@ -355,7 +356,6 @@ def serve_options(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[
             options[key] = value
     options.setdefault("host", "127.0.0.1")
     options.setdefault("port", 3001)
-    api_key = args.api_key or environ.get("SAYNA_API_KEY") or None
     if api_key:
         options["api_key"] = api_key
     return options

@@ -229,12 +229,18 @@ def _variable(env: Mapping[str, str], name: str) -> Optional[str]:
 
 
 def _hooks(
-    entries: list[Any], where: str, error: type[ConfigError], auth_required: bool
+    entries: list[Any],
+    where: str,
+    error: type[ConfigError],
+    auth_required: bool,
+    validate: bool = True,
 ) -> list[SipHook]:
     """Hooks from ``sip.hooks`` or ``SIP_HOOKS_JSON``: each a mapping with a non-empty
-    ``host`` and ``url``, and optionally ``auth_id`` and its own ``secret``. As Sayna
-    (validation.rs ``validate_sip_config``), no host twice ignoring case, and every hook
-    with a non-blank ``auth_id`` when authentication is required."""
+    ``host`` and ``url``, and optionally ``auth_id`` and its own ``secret``. With
+    ``validate`` (Sayna started with a file: ``from_file`` runs validation.rs
+    ``validate_sip_config``; ``from_env`` does not), no host twice ignoring case, and every
+    hook with a non-blank ``auth_id`` when authentication is required; without it a later
+    hook for the same host replaces the earlier."""
     hooks: list[SipHook] = []
     hosts: dict[str, int] = {}
     for index, entry in enumerate(entries):
@@ -252,12 +258,12 @@ def _hooks(
         hook = SipHook.normalized(
             str(fields["host"]), str(fields["url"]), fields["auth_id"] or "", fields["secret"]
         )
-        if hook.host in hosts:
+        if validate and hook.host in hosts:
             raise error(
                 f"{label}: host '{hook.host}' is also {where}[{hosts[hook.host]}]'s (ignoring "
                 "case): Sayna refuses a duplicate SIP hook host; keep one hook per host"
             )
-        if auth_required and not hook.auth_id:
+        if validate and auth_required and not hook.auth_id:
             raise error(
                 f"{label} (host '{hook.host}') has no auth_id, which Sayna requires of every "
                 "hook when authentication is required: set it to the tenant id of the "
@@ -354,7 +360,9 @@ def _parse_bool(raw: str) -> Optional[bool]:
     return None
 
 
-def _api_keys(auth: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Optional[str]]:
+def _api_keys(
+    auth: Mapping[str, Any], env: Mapping[str, str], key_given: bool = False
+) -> dict[str, Optional[str]]:
     """The API keys (secret -> tenant id) when authentication is required, else none."""
     required = auth.get("required")
     if required is not None:
@@ -375,6 +383,8 @@ def _api_keys(auth: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Opti
     pairs = _secrets(auth, env)
     if not required:
         return {}
+    if not pairs and key_given:
+        return {}  # the command line's key (--api-key, SAYNA_API_KEY) is the secret
     if not pairs:
         if where == "auth.required":
             raise ConfigFileError(
@@ -424,12 +434,14 @@ def _sip(
     else:
         example = '[{"host": "sip.example.com", "url": "https://example.com/sip"}]'
         listed = _json_list(env, "SIP_HOOKS_JSON", example) or []
-        hooks = _hooks(listed, "SIP_HOOKS_JSON", ConfigError, auth_required)
+        hooks = _hooks(listed, "SIP_HOOKS_JSON", ConfigError, auth_required, validate=file)
     if hooks:
         kwargs["sip_hooks"] = hooks
 
 
-def _settings(sections: Optional[_Sections], env: Mapping[str, str]) -> dict[str, Any]:
+def _settings(
+    sections: Optional[_Sections], env: Mapping[str, str], key_given: bool = False
+) -> dict[str, Any]:
     """Everything but the recording storage: the file's values over the variables'."""
     file = sections is not None
     get: _Sections = sections or {}
@@ -458,7 +470,7 @@ def _settings(sections: Optional[_Sections], env: Mapping[str, str]) -> dict[str
             value = _variable(env, f"LIVEKIT_{key.upper()}")
         if value is not None:
             kwargs[f"livekit_{key}"] = value
-    keys = _api_keys(get.get("auth", {}), env)  # empty unless authentication is required
+    keys = _api_keys(get.get("auth", {}), env, key_given)  # empty unless auth is required
     if keys:
         kwargs["api_keys"] = keys
     _sip(get.get("sip", {}), env, kwargs, file, auth_required=bool(keys))
@@ -466,7 +478,10 @@ def _settings(sections: Optional[_Sections], env: Mapping[str, str]) -> dict[str
 
 
 def load_settings(
-    config: Optional[str] = None, environ: Optional[Mapping[str, str]] = None
+    config: Optional[str] = None,
+    environ: Optional[Mapping[str, str]] = None,
+    *,
+    key_given: bool = False,
 ) -> dict[str, Any]:
     """The local server's settings from a Sayna configuration file and Sayna's
     environment variables, merged and checked as the real server does (see the module's
@@ -476,6 +491,9 @@ def load_settings(
         config: a ``.json`` file, or a YAML file when PyYAML is installed; ``None``: the
             environment alone (``sayna serve`` without ``--config``).
         environ: the environment (default ``os.environ``).
+        key_given: the command line gives a key (``sayna serve --api-key`` or
+            ``SAYNA_API_KEY``): authentication required with no secret is then not
+            refused (that key is the secret).
 
     Returns:
         :class:`~.app.LocalServer` keyword arguments, only those set (``host``, ``port``,
@@ -493,7 +511,7 @@ def load_settings(
     """
     env = os.environ if environ is None else environ
     sections = None if config is None else _read_sections(config)
-    kwargs = _settings(sections, env)
+    kwargs = _settings(sections, env, key_given)
     storage = _recording_backend((sections or {}).get("recording", {}), env) is not None
     if storage or sections is not None:
         kwargs["recording_storage"] = storage

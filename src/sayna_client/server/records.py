@@ -18,6 +18,7 @@ frames (shown as sizes). The fields themselves keep the values.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Optional, TypeVar
@@ -73,6 +74,22 @@ def _masked(value: Any) -> Any:
     if isinstance(value, list):
         return [_masked(item) for item in value]
     return value
+
+
+#: A value serde quotes in its error text (``invalid type: string "sk-..."``): it may be
+#: a credential given where a mapping was expected.
+_QUOTED_VALUE = re.compile(r'(invalid (?:type|value): string )"(?:[^"\\]|\\.)*"')
+
+
+def _masked_sent(sent: list[Any]) -> list[Any]:
+    """The messages sent, with a value quoted in an ``error`` (serde's "invalid type:
+    string ...") masked: it may be a credential."""
+    out: list[Any] = []
+    for message in sent:
+        if isinstance(message, dict) and isinstance(message.get("message"), str):
+            message = {**message, "message": _QUOTED_VALUE.sub(r'\1"***"', message["message"])}
+        out.append(message)
+    return out
 
 
 def _masked_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -177,6 +194,7 @@ class SessionRecord(_MaskedRepr):
         "query": _masked_query,
         "config": _masked,
         "messages": _masked,
+        "sent": _masked_sent,
         "raw_text_frames": _frames,
     }
 
