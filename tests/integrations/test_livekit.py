@@ -33,7 +33,7 @@ from sayna_client.errors import SaynaValidationError
 from sayna_client.integrations import livekit as sayna
 from sayna_client.server import Faults, LocalServer
 
-from .helpers import SwallowingProxy, first_speak, frames_of, tone_bursts
+from .helpers import StallingProxy, SwallowingProxy, first_speak, frames_of, tone_bursts
 
 STT_RATE = 16000
 TTS_RATE = 24000
@@ -264,6 +264,34 @@ async def test_stt_recognize_a_buffer_without_speech(server: LocalServer) -> Non
     assert event.type == stt.SpeechEventType.FINAL_TRANSCRIPT
     assert event.alternatives[0].text == ""
     await asyncio.wait_for(server.records.last_session.closed.wait(), 10)
+
+
+async def test_stt_recognize_past_its_deadline_is_a_retryable_timeout(
+    server: LocalServer,
+) -> None:
+    """The buffer's sending outlasts ``conn_options.timeout`` (a congested uplink):
+    recognize() raises LiveKit's retryable ``APITimeoutError`` (it passed a used-up
+    deadline as ``finish_audio(timeout=0.0)``, refused as a non-retryable 400)."""
+    timeout = 1.0
+    loop = asyncio.get_running_loop()
+    async with StallingProxy(server.port) as proxy:
+        plugin = sayna.STT(url=proxy.url, **configs())  # type: ignore[arg-type]
+        minutes = rtc.AudioFrame(bytes(2 * STT_RATE * 600), STT_RATE, 1, STT_RATE * 600)
+
+        async def congest() -> None:
+            # once the session is open, the uplink stalls until the deadline has passed
+            # (the connect took at most `timeout`, and the deadline is `timeout` after it)
+            await eventually(lambda: server.records.sessions, what="a session")
+            proxy.stall()
+            loop.call_at(started + 2 * timeout + 0.2, proxy.resume)
+
+        started = loop.time()
+        task = asyncio.ensure_future(congest())
+        options = APIConnectOptions(max_retry=0, timeout=timeout)
+        with pytest.raises(APITimeoutError) as caught:
+            await asyncio.wait_for(plugin.recognize([minutes], conn_options=options), 30)
+        await task
+    assert caught.value.retryable
 
 
 async def test_stt_recognize_real_speech_with_a_slow_recognizer() -> None:

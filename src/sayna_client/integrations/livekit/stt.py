@@ -142,12 +142,23 @@ class STT(stt.STT[Any]):
             except asyncio.TimeoutError:
                 raise APITimeoutError("Sayna: no session within the timeout") from None
             deadline = loop.time() + conn_options.timeout
+
+            def remaining() -> float:
+                # (a deadline used up is the timeout; finish_audio/drain refuse 0 s)
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise APITimeoutError(
+                        f"Sayna: the buffer was not transcribed within {conn_options.timeout} s"
+                    )
+                return left
+
             step = frame.sample_rate * 2 * _FRAME_MS // 1000
             pcm = frame.data.tobytes()
             for start in range(0, len(pcm), step):
                 await client.on_audio_input(pcm[start : start + step])
-            await client.finish_audio(timeout=max(0.0, deadline - loop.time()))
-            await client.drain(timeout=max(0.0, deadline - loop.time()))
+                remaining()
+            await client.finish_audio(timeout=remaining())
+            await client.drain(timeout=remaining())
         except SaynaError as exc:
             raise api_error(exc) from exc
         finally:
