@@ -9,6 +9,7 @@ import concurrent.futures
 import functools
 import itertools
 import logging
+import queue
 import threading
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Callable, Generic, Optional, TypeVar, cast
@@ -87,10 +88,91 @@ async def _shutdown(client: SaynaClient, graceful: bool, drain: Any) -> None:
             await client.disconnect(graceful=False)
 
 
+_Job = tuple[concurrent.futures.Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+def _run(
+    future: concurrent.futures.Future[Any],
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    if future.set_running_or_notify_cancel():
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+
+class _DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The sync client's loop default executor: ``ThreadPoolExecutor``'s interface (the
+    loop requires one) with threads of its own that are daemons and never joined at
+    interpreter exit (``concurrent.futures`` joins its workers there), so a callback's
+    ``run_in_executor(None, ...)`` that never returns does not hold the process."""
+
+    def __init__(self, thread_name_prefix: str) -> None:
+        super().__init__(thread_name_prefix=thread_name_prefix)
+        self._jobs: queue.SimpleQueue[Optional[_Job]] = queue.SimpleQueue()
+        self._idle_workers = threading.Semaphore(0)
+        self._guard = threading.Lock()
+        self._workers: list[threading.Thread] = []
+        self._closed = False
+
+    def submit(
+        self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[T]:
+        with self._guard:
+            if self._closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            future: concurrent.futures.Future[T] = concurrent.futures.Future()
+            self._jobs.put((future, fn, args, kwargs))
+            if not self._idle_workers.acquire(timeout=0) and (
+                len(self._workers) < self._max_workers
+            ):
+                worker = threading.Thread(
+                    target=self._work,
+                    name=f"{self._thread_name_prefix}_{len(self._workers)}",
+                    daemon=True,
+                )
+                worker.start()
+                self._workers.append(worker)
+        return future
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                self._jobs.put(None)  # (wakes the next worker to end too)
+                return
+            _run(*job)
+            del job  # (nothing of it kept while idle)
+            self._idle_workers.release()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._guard:
+            self._closed = True
+            workers = list(self._workers)
+        if cancel_futures:
+            while True:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    job[0].cancel()
+        self._jobs.put(None)
+        if wait:
+            for worker in workers:
+                worker.join()
+
+
 def _shut_down_executor(executor: concurrent.futures.ThreadPoolExecutor) -> None:
     """Shut the loop's default executor down, waiting at most ``_EXECUTOR_SECONDS`` for
     what still runs there (``loop.shutdown_default_executor()`` waits without a limit
-    before Python 3.12); past that, say so and leave those threads to finish."""
+    before Python 3.12); past that, say so and leave those threads to finish (daemon
+    threads: the process can still exit)."""
     waiter = threading.Thread(
         target=executor.shutdown, kwargs={"cancel_futures": True}, daemon=True
     )
@@ -119,9 +201,7 @@ class _LoopThread:
 
     def _main(self) -> None:
         loop = self.loop
-        executor = concurrent.futures.ThreadPoolExecutor(
-            thread_name_prefix=self.thread.name.replace("-loop-", "-worker-")
-        )
+        executor = _DaemonExecutor(self.thread.name.replace("-loop-", "-worker-"))
         loop.set_default_executor(executor)
         asyncio.set_event_loop(loop)
         try:

@@ -170,8 +170,9 @@ class SaynaSyncClient:
         first, within ``timeouts.drain``), then the loop thread.
 
         Blocks until the thread has ended; work a callback handed to the loop's default
-        executor (``run_in_executor(None, ...)``) gets at most 5 s more to finish, then
-        is left to its thread with a WARNING. Calls still waiting in other threads get their
+        executor (``run_in_executor(None, ...)``) gets 5 s more after the close itself to
+        finish, then is left to its thread (a daemon: it does not hold the process at
+        exit) with a WARNING. Calls still waiting in other threads get their
         own error (``SaynaConnectionClosedError`` for a ``speak(wait=True)``...) or
         ``SaynaConnectionError``; ``events()`` iterators end. Safe in every state and
         twice; the client may be used again afterwards (a new thread starts).

@@ -557,6 +557,48 @@ print("end of script", flush=True)
 """
 
 
+_STUCK_EXECUTOR_SCRIPT = """
+import asyncio, sys, threading, time
+from sayna_client import SaynaSyncClient, Timeouts, _portal
+_portal._EXECUTOR_SECONDS = 0.2
+client = SaynaSyncClient(sys.argv[1], without_audio=True, timeouts=Timeouts(drain=0.2))
+started = threading.Event()
+async def on_ready(_):
+    started.set()
+    await asyncio.get_running_loop().run_in_executor(None, time.sleep, 1000)
+client.on("ready", on_ready)
+client.connect()
+assert started.wait(10)
+client.close()
+print("closed", flush=True)
+"""
+
+
+async def test_a_stuck_executor_call_does_not_hold_the_process_after_close(
+    server: LocalServer,
+) -> None:
+    """A callback's ``run_in_executor(None, ...)`` that never returns: ``close()`` returns
+    with a WARNING, and the process then exits (the default executor's threads were
+    joined at interpreter exit, so it waited for the call)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _STUCK_EXECUTOR_SCRIPT,
+        server.url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    assert b"closed" in out
+    assert b"default executor" in err
+
+
 @pytest.mark.parametrize("mode", ["idle", "stuck"])
 async def test_unclosed_client_does_not_hang_interpreter_exit(
     server: LocalServer, mode: str
