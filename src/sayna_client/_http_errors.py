@@ -308,17 +308,22 @@ def _proxy_problem(
     """The words for a proxy that could not be reached, or None when ``exc`` is not that.
     aiohttp says ``ClientProxyConnectionError`` for a refused or unreachable proxy, but a
     failed look-up of the proxy's host name is its ``ClientConnectorDNSError``, like the
-    server's: the host and port that failed tell them apart."""
+    server's: the host and port that failed tell them apart (with no proxy in use, such
+    a failure is the server's)."""
     if not isinstance(exc, aiohttp.ClientConnectorError) or isinstance(exc, aiohttp.ClientSSLError):
         return None
-    failed = ((exc.host or "").strip("[]").rstrip(".").lower(), exc.port)
-    try:
-        server = URL(where)
-        own = ((server.host or "").rstrip(".").lower(), server.port)
-    except ValueError:  # pragma: no cover - the client's URL was checked
-        own = failed
-    if not isinstance(exc, aiohttp.ClientProxyConnectionError) and failed == own:
-        return None
+    if not isinstance(exc, aiohttp.ClientProxyConnectionError):
+        if proxy is None:  # no proxy in use: the failure is the server's
+            return None
+        # (aiohttp's host is the encoded one, xn--... for an IDN: compare yarl's raw_host)
+        failed = ((exc.host or "").strip("[]").rstrip(".").lower(), exc.port)
+        try:
+            server = URL(where)
+            own = ((server.raw_host or "").rstrip(".").lower(), server.port)
+        except ValueError:  # pragma: no cover - the client's URL was checked
+            own = failed
+        if failed == own:
+            return None
     name = safe_url(proxy).rstrip("/") if proxy else f"{exc.host}:{exc.port}"
     if source is None:
         origin, fix = "", "check HTTPS_PROXY/HTTP_PROXY or proxy="

@@ -120,6 +120,23 @@ async def test_a_proxy_host_name_not_found_names_the_proxy_not_the_url(
     )
 
 
+@pytest.mark.parametrize("url", ["http://bücher.invalid:9", "http://xn--bcher-kva.invalid:9"])
+async def test_an_idn_host_not_found_without_a_proxy_is_not_blamed_on_a_proxy(url: str) -> None:
+    """No proxy in use, an internationalised host name that does not resolve: aiohttp
+    names the host encoded (xn--...), which did not match the URL's decoded host, so the
+    message said "cannot reach the proxy xn--bcher-kva.invalid:9"."""
+    async with _client(url) as client:
+        with pytest.raises(SaynaConnectionError) as info:
+            await client.health()
+        assert str(info.value) == (
+            f"GET / failed: cannot reach {url}: host name not found; check the URL"
+        )
+        with pytest.raises(SaynaConnectionError) as info:
+            await client.connect()
+        assert "proxy" not in str(info.value)
+        assert "host name not found" in str(info.value)
+
+
 async def test_a_proxy_that_refuses_is_named_with_its_source(
     monkeypatch: pytest.MonkeyPatch, dead_port: int
 ) -> None:
@@ -137,4 +154,4 @@ async def test_a_proxy_that_refuses_is_named_with_its_source(
             await client.connect()  # the WebSocket takes the same route
         # (Its message says which proxy, not where it came from: the upgrade's errors
         # are worded in realtime/handshake.py, which is not told.)
-        assert f"cannot reach the proxy 127.0.0.1:{dead_port} for" in str(ws_info.value)
+        assert f"cannot reach the proxy {proxy} for" in str(ws_info.value)

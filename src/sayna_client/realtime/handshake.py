@@ -114,7 +114,7 @@ async def open_socket(
             failure = _handshake_error(where, exc.status, body, hint)
     except (aiohttp.ClientError, OSError) as exc:
         cause = scrub.cause(exc)
-        problem = scrub.scrub(connection_problem(url, exc))
+        problem = scrub.scrub(connection_problem(url, exc, proxy))
         failure = SaynaConnectionError(f"Could not open the WebSocket: {problem}", cause)
     except ValueError as exc:  # aiohttp refused a header or the URL as built
         cause = scrub.cause(exc)
