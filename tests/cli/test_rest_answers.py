@@ -224,6 +224,22 @@ def test_a_malformed_proxy_variable_is_one_line_naming_it(
     assert "SECRET-PW" not in line
 
 
+def test_talk_prints_a_servers_control_characters_escaped(
+    threaded: ThreadedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``sayna talk`` prints the caller's turns as the server transcribed them: a control
+    sequence in one was written to the terminal as it was."""
+    threaded.script("hi \x1b[2J\x1b]0;pwned\x07 there")
+    wav = tone_wav(tmp_path / "in.wav", words=3)
+    out_wav = tmp_path / "out.wav"
+    args = ["talk", "--url", threaded.url, "--input", str(wav), "--output", str(out_wav)]
+    assert main([*args, "--speed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    assert "\\x1b[2J" in out
+
+
 def test_transcribe_prints_a_servers_control_characters_escaped(
     threaded: ThreadedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -25,6 +25,7 @@ from .._cli_util import (
     output_file,
     sample_rate,
 )
+from .._http_errors import printable
 from .._wav import ReplacingFile
 from ..agents.devices import (
     AudioDeviceError,
@@ -302,7 +303,9 @@ async def _converse(
     closed = asyncio.Event()
 
     def show(line: Line) -> None:
-        print(line, flush=True)
+        # (the transcript and a TTS error are the server's words: no control sequence
+        # reaches the terminal)
+        print(printable(str(line)), flush=True)
 
     def on_close(info: Any) -> None:
         if isinstance(info, ConnectionClosed) and not info.initiated_by_client:
