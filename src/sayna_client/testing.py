@@ -140,7 +140,16 @@ if _fixture is not None:
         """A running local server (fake engine, no auth), stopped after the test: on
         the event loop in an async test, on a thread of its own in a plain one."""
         if _async_fixture is not None and _runs_on_a_loop(request.node):
-            yield request.getfixturevalue("_sayna_server_on_a_loop")
-            return
+            import pytest
+
+            try:
+                on_the_loop = request.getfixturevalue("_sayna_server_on_a_loop")
+            except pytest.FixtureLookupError:
+                # ``from sayna_client.testing import sayna_server`` in a conftest, not the
+                # plugin: its loop fixture is not known; a server on a thread serves too.
+                pass
+            else:
+                yield on_the_loop
+                return
         with _running_server_thread() as server:
             yield server

@@ -164,6 +164,35 @@ def test_an_async_test_on_a_wider_loop_scope(
     result.assert_outcomes(passed=1)
 
 
+def test_the_fixture_imported_in_a_conftest_serves_an_async_test(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``from sayna_client.testing import sayna_server`` in a conftest (not the plugin):
+    an async test failed with "fixture '_sayna_server_on_a_loop' not found"."""
+    src = str(Path(sayna_client.__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, (src, os.getenv("PYTHONPATH")))))
+    pytester.makeconftest("from sayna_client.testing import sayna_server  # noqa: F401\n")
+    pytester.makepyfile(
+        test_imported="""
+        from sayna_client import SaynaClient, STTConfig, TTSConfig
+
+        async def test_async(sayna_server):
+            stt = STTConfig(provider="deepgram", model="nova-2", sample_rate=16000)
+            tts = TTSConfig(provider="deepgram", voice_id="aura-asteria-en")
+            async with SaynaClient(sayna_server.url, stt, tts) as c:
+                assert (await c.health()).status == "OK"
+                await c.connect()
+                await c.speak("hello", wait=True)
+
+        def test_plain(sayna_server):
+            assert sayna_server.url
+        """
+    )
+    args = ["-p", "asyncio", "-p", "no:randomly", "-o", "asyncio_mode=auto"]
+    result = pytester.runpytest_subprocess(*args, timeout=300)
+    result.assert_outcomes(passed=2)
+
+
 def test_without_pytest_asyncio_the_plugin_names_it(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
