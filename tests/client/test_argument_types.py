@@ -40,6 +40,11 @@ BAD_CALLS: dict[str, tuple[Call, str]] = {
         "debug",
     ),
     "send_message lone surrogate": (lambda c: c.send_message("x \udcff", "user"), "message"),
+    "sip_transfer lone surrogate": (lambda c: c.sip_transfer("+1555\ud800"), "transfer_to"),
+    "speak_rest lone surrogate": (
+        lambda c: c.speak_rest("hello \ud800", c.tts_config),
+        "surrogate",
+    ),
 }
 
 
@@ -57,3 +62,20 @@ async def test_a_bad_argument_is_refused_before_anything_is_sent(
     await connected.speak("after", wait=True, timeout=30)
     assert [m["type"] for m in record.messages[len(before) :]] == ["speak"]
     assert record.messages[-1]["text"] == "after"
+
+
+async def test_a_lone_surrogate_in_a_streamed_piece_fails_the_handle(
+    connected: SaynaClient, server: LocalServer
+) -> None:
+    """A piece of ``speak_stream`` with a lone surrogate (a broken LLM token): the
+    handle fails with a SaynaValidationError naming it (it raised the encoder's bare
+    UnicodeEncodeError); the session stays usable."""
+    record = server.records.sessions[-1]
+    handle = await connected.speak_stream(["First sentence. ", "Second \ud800 one. ", "Third."])
+    with pytest.raises(SaynaValidationError, match="surrogate"):
+        await handle.wait(timeout=30)
+    assert connected.connected
+    await connected.speak("after", wait=True, timeout=30)
+    texts = [m.get("text") for m in record.messages if m["type"] == "speak"]
+    assert not any("Second" in (t or "") for t in texts)
+    assert texts[-1] == "after"

@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, urlsplit
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
+from .._checks import check_utf8
 from .._config import (
     RetryPolicy,
     Timeouts,
@@ -64,7 +65,8 @@ def require_text(name: str, value: Any, example: str) -> str:
     """``value`` if it is a non-empty string.
 
     Raises:
-        SaynaValidationError: naming ``name`` and showing ``example``.
+        SaynaValidationError: naming ``name`` and showing ``example`` (or the lone
+            surrogate it holds, which UTF-8 cannot carry).
     """
     if not isinstance(value, str):
         raise SaynaValidationError(
@@ -72,6 +74,8 @@ def require_text(name: str, value: Any, example: str) -> str:
         )
     if not value.strip():
         raise SaynaValidationError(f"{name} must not be empty; e.g. {name}={example!r}")
+    if not value.isascii():
+        check_utf8(name, value)
     return value
 
 

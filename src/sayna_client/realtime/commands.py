@@ -85,6 +85,8 @@ class Commands:
         ``sip_transfer_error`` events (success is silent)."""
         if not isinstance(transfer_to, str) or not transfer_to.strip():
             raise SaynaValidationError("transfer_to must be a phone number such as '+15551234567'")
+        if not transfer_to.isascii():
+            check_utf8("transfer_to", transfer_to)
         text = encode(SipTransferMessage(transfer_to=transfer_to.strip()))
         await self._session.ready_connection().send_text(text)
 

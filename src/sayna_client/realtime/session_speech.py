@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
+from .._checks import check_utf8
 from ..agents.metrics import TurnMetrics
 from ..agents.speech import SpeechQueue, bytes_per_second
 from ..errors import SaynaNotConnectedError, SaynaValidationError
@@ -114,6 +115,8 @@ class SessionSpeechQueue(SpeechQueue):
 
     async def _send_speak(self, text: str, flush: bool, allow_interruption: bool) -> None:
         """The queue's ``speak`` of one chunk (``speak_stream``)."""
+        if not text.isascii():  # (a lone surrogate: UTF-8 cannot carry it)
+            check_utf8("a speak_stream piece", text)
         check_flags(flush, allow_interruption)  # before it counts as sent
         session = alive(self._session)
         conn = session.ready_connection()
