@@ -4,6 +4,7 @@ inside, never a speech sent and then an error)."""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any, Callable
 
 import pytest
@@ -27,6 +28,18 @@ BAD_CALLS: dict[str, tuple[Call, str]] = {
     ),
     "update_config threshold str": (
         lambda c: c.update_config(turn_detect_threshold="0.5"),
+        "turn_detect_threshold",
+    ),
+    "update_config silence fractional": (
+        lambda c: c.update_config(vad_silence_duration_ms=300.5),
+        "vad_silence_duration_ms",
+    ),
+    "update_config silence bool": (
+        lambda c: c.update_config(vad_silence_duration_ms=True),
+        "vad_silence_duration_ms",
+    ),
+    "update_config threshold nan": (
+        lambda c: c.update_config(turn_detect_threshold=float("nan")),
         "turn_detect_threshold",
     ),
     "update_config threshold bool": (
@@ -79,3 +92,44 @@ async def test_a_lone_surrogate_in_a_streamed_piece_fails_the_handle(
     texts = [m.get("text") for m in record.messages if m["type"] == "speak"]
     assert not any("Second" in (t or "") for t in texts)
     assert texts[-1] == "after"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "sent"),
+    [
+        ({"vad_silence_duration_ms": 300.0}, {"vad": {"silence_duration_ms": 300}}),
+        ({"vad_silence_duration_ms": Fraction(600, 2)}, {"vad": {"silence_duration_ms": 300}}),
+        ({"turn_detect_threshold": 1}, {"turn_detect": {"threshold": 1.0}}),
+        ({"turn_detect_threshold": Fraction(1, 2)}, {"turn_detect": {"threshold": 0.5}}),
+    ],
+    ids=["ms-float", "ms-fraction", "threshold-int", "threshold-fraction"],
+)
+async def test_update_config_takes_numbers_of_other_types(
+    connected: SaynaClient, server: LocalServer, kwargs: dict[str, Any], sent: dict[str, Any]
+) -> None:
+    """A whole float or any integral number for the milliseconds, any real number for the
+    threshold (numpy's among them): they were refused by a strict int/float check."""
+    record = server.records.sessions[-1]
+    await connected.update_config(**kwargs)
+    message = await server.records.wait_for(
+        lambda: next((m for m in record.messages if m["type"] == "update_config"), None)
+    )
+    for key, value in sent.items():
+        assert message[key] == value
+        inner = next(iter(value))
+        assert type(message[key][inner]) is type(value[inner])
+
+
+async def test_update_config_takes_numpy_numbers(
+    connected: SaynaClient, server: LocalServer
+) -> None:
+    np = pytest.importorskip("numpy")
+    record = server.records.sessions[-1]
+    await connected.update_config(
+        vad_silence_duration_ms=np.int64(300), turn_detect_threshold=np.float32(0.5)
+    )
+    message = await server.records.wait_for(
+        lambda: next((m for m in record.messages if m["type"] == "update_config"), None)
+    )
+    assert message["vad"] == {"silence_duration_ms": 300}
+    assert message["turn_detect"] == {"threshold": 0.5}

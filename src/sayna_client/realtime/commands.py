@@ -7,6 +7,8 @@ of them; failures come back as ``error`` / ``sip_transfer_error`` events.
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import TYPE_CHECKING, Any, Optional
 
 from .._checks import check_utf8
@@ -101,31 +103,41 @@ class Commands:
 
         Raises:
             SaynaValidationError: ``turn_detect_threshold`` not a number from 0.0 to
-                1.0, or ``vad_silence_duration_ms`` not an int >= 0 (nothing is sent).
+                1.0, or ``vad_silence_duration_ms`` not a whole number >= 0 (an int, or a
+                float such as 300.0; nothing is sent).
         """
-        threshold = turn_detect_threshold
-        if threshold is not None and (
-            isinstance(threshold, bool)
-            or not isinstance(threshold, (int, float))
-            or not 0.0 <= threshold <= 1.0
-        ):
-            raise SaynaValidationError(
-                f"turn_detect_threshold must be a number from 0.0 to 1.0, got {threshold!r}"
-            )
-        silence = vad_silence_duration_ms
-        if silence is not None and (
-            isinstance(silence, bool) or not isinstance(silence, int) or silence < 0
-        ):
-            raise SaynaValidationError(
-                f"vad_silence_duration_ms must be an int >= 0 (milliseconds), got {silence!r}"
-            )
+        threshold: Optional[float] = None
+        if turn_detect_threshold is not None:
+            given: Any = turn_detect_threshold
+            if (
+                isinstance(given, bool)
+                or not isinstance(given, numbers.Real)
+                or not 0.0 <= float(given) <= 1.0  # (NaN too)
+            ):
+                raise SaynaValidationError(
+                    f"turn_detect_threshold must be a number from 0.0 to 1.0, got {given!r}"
+                )
+            threshold = float(given)  # (a numpy float: plain, for the message)
+        silence: Optional[int] = None
+        if vad_silence_duration_ms is not None:
+            given = vad_silence_duration_ms
+            if isinstance(given, numbers.Integral) and not isinstance(given, bool):
+                silence = int(given)
+            elif (
+                isinstance(given, numbers.Real)
+                and not isinstance(given, bool)
+                and math.isfinite(given)
+                and float(given).is_integer()
+            ):
+                silence = int(float(given))  # 300.0
+            if silence is None or silence < 0:
+                raise SaynaValidationError(
+                    "vad_silence_duration_ms must be a whole number >= 0 (milliseconds), "
+                    f"got {given!r}"
+                )
         message = UpdateConfigMessage(
-            vad=None
-            if vad_silence_duration_ms is None
-            else VADConfig(silence_duration_ms=vad_silence_duration_ms),
-            turn_detect=None
-            if turn_detect_threshold is None
-            else TurnDetectConfig(threshold=turn_detect_threshold),
+            vad=None if silence is None else VADConfig(silence_duration_ms=silence),
+            turn_detect=None if threshold is None else TurnDetectConfig(threshold=threshold),
         )
         await self._session.ready_connection().send_text(encode(message))
 
