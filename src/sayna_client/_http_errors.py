@@ -169,6 +169,8 @@ def redirect_advice(url: str, endpoint: str, location: Optional[str]) -> str:
         return "a redirect without a Location; REST calls do not follow redirects: check the URL"
     try:
         shown = safe_url(URL(url).join(URL(location)))
+        if not shown.endswith("/") and URL(shown).raw_path == "/":
+            shown += "/"  # https://host, written without its path, is https://host/
     except ValueError:
         shown = "<unparseable URL>"
     if shown == "<unparseable URL>":

@@ -365,6 +365,12 @@ ELSEWHERE = (
             f"GET / failed with HTTP 301: redirected to https://secure.example.com/. {TRUST} "
             "(e.g. https://secure.example.com)",
         ),
+        (  # (no trailing slash: the same call, "/", as with one)
+            "health",
+            "https://secure.example.com",
+            f"GET / failed with HTTP 301: redirected to https://secure.example.com/. {TRUST} "
+            "(e.g. https://secure.example.com)",
+        ),
         (
             "get_voices",
             "https://user:pass-SECRET@api.example.com/v2/voices?api_key=SECRET-q",
