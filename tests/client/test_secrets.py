@@ -611,3 +611,29 @@ async def test_the_proxy_credentials_are_masked_as_the_proxy_authorization_heade
             assert "Proxy-Authorization: ***" in str(error.body)  # type: ignore[attr-defined]
     texts.check(caplog)
     _no_secret_in(texts, [PROXY_PASSWORD, token])
+
+
+async def test_a_key_echoed_in_a_sip_transfer_error_is_masked() -> None:
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.receive()  # the config
+        await ws.send_json({"type": "ready", "stream_id": "s"})
+        auth = request.headers.get("Authorization", "")
+        await ws.send_json({"type": "sip_transfer_error", "message": f"refused for {auth}"})
+        await ws.receive()  # until the client closes
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", echo)
+    failures: list[Any] = []
+    stt, tts = _configs()
+    async with (
+        serving(app) as url,
+        SaynaClient(url, stt, tts, api_key=API_KEY, retry=RETRY) as client,
+    ):
+        client.on("sip_transfer_error", failures.append)
+        await client.connect()
+        await eventually(lambda: failures, what="the sip_transfer_error")
+    assert failures[0].message == "refused for ***"
+    assert API_KEY not in repr(failures[0])

@@ -32,7 +32,12 @@ from ..errors import (
     SaynaTimeoutError,
 )
 from ..protocol.decode import MAX_TEXT_FRAME, decode_text, validate_event_json
-from ..protocol.events import ConnectionClosed, ErrorMessage, ReadyMessage
+from ..protocol.events import (
+    ConnectionClosed,
+    ErrorMessage,
+    ReadyMessage,
+    SipTransferErrorMessage,
+)
 from ..protocol.lifecycle import (
     CloseCode,
     Phase,
@@ -72,7 +77,8 @@ _WS = aiohttp.WSMsgType
 _BINARY = _WS.BINARY
 _TEXT = _WS.TEXT
 #: The events frame_text looks at before publishing (one set lookup per text frame).
-_READY_OR_ERROR = frozenset({"ready", "error"})
+#: Events handled before they are published (the rest go straight to the hub).
+_READY_OR_ERROR = frozenset({"ready", "error", "sip_transfer_error"})
 #: The close the client asked for.
 _CLOSED_BY_CLIENT = (int(CloseCode.NORMAL_CLOSURE), "closed by client")
 #: The reader yields to the event loop after this many frames in a row.
@@ -359,8 +365,10 @@ class WebSocketConnection(SocketSender):
             pending = waiter is not None and not waiter.done()
             if event_type == "ready":
                 self._got_ready(cast(ReadyMessage, event))
-            else:
+            elif event_type == "error":
                 event = self._got_error(cast(ErrorMessage, event))
+            else:  # sip_transfer_error: the server's words may echo the key too
+                event = self._masked(cast(SipTransferErrorMessage, event))
             if pending and waiter.done() and self._wire is not None:  # type: ignore[union-attr]
                 self._wire.hold()
         self._hub.publish(event)
@@ -610,6 +618,12 @@ class WebSocketConnection(SocketSender):
         waiter = self._ready_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(ready)
+
+    def _masked(self, event: SipTransferErrorMessage) -> SipTransferErrorMessage:
+        """``event`` with the client's secrets masked in its message (a server echoing
+        the key)."""
+        message = self._owner.redact(event.message)
+        return event if message == event.message else event.model_copy(update={"message": message})
 
     def _got_error(self, error: ErrorMessage) -> ErrorMessage:
         """Fail a pending ready wait on the config's refusal; return the event to
