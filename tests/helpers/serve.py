@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import IO, Optional
 
-__all__ = ["STARTUP_TIMEOUT", "Served", "sayna_serve"]
+__all__ = ["STARTUP_TIMEOUT", "Served", "sayna_serve", "serve_refusal"]
 
 #: Seconds the command may take to print its banner (or to exit once stopped): generous,
 #: the suite shares a loaded 2-core machine; it bounds a failing test.
@@ -152,3 +152,34 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
         if process.returncode is None:  # timed out or cancelled
             process.kill()
             await process.wait()
+
+
+async def serve_refusal(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """Run ``sayna serve --port 0 *args`` (this process's environment updated with
+    ``env``) until it exits, failing as soon as it listens: its exit status, stdout and
+    stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sayna_client",
+        "serve",
+        "--port",
+        "0",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **env},
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    try:
+        out = await asyncio.wait_for(process.stdout.readline(), STARTUP_TIMEOUT)
+        assert not out, f"sayna serve started: {out!r}"
+        err = await asyncio.wait_for(process.stderr.read(), STARTUP_TIMEOUT)
+        code = await asyncio.wait_for(process.wait(), STARTUP_TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return code, out.decode(), err.decode()

@@ -7,16 +7,13 @@ status 2, from the file and from ``SIP_HOOKS_JSON`` alike.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
 
-from helpers.serve import STARTUP_TIMEOUT
+from helpers.serve import serve_refusal as refused
 from sayna_client.server import config_file
 
 SECRET = "sk-live-SECRET123"
@@ -27,31 +24,7 @@ CLEAN = {name: "" for name in config_file.SAYNA_VARIABLES}
 
 async def serve_refusal(*args: str, env: Optional[dict[str, str]] = None) -> tuple[int, str, str]:
     """Run ``sayna serve --port 0 *args`` until it exits (failing if it listens)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sayna_client",
-        "serve",
-        "--port",
-        "0",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **CLEAN, **(env or {})},
-    )
-    assert process.stdout is not None
-    assert process.stderr is not None
-    try:
-        out = await asyncio.wait_for(process.stdout.readline(), STARTUP_TIMEOUT)
-        assert not out, f"sayna serve started: {out!r}"
-        err = await asyncio.wait_for(process.stderr.read(), STARTUP_TIMEOUT)
-        code = await asyncio.wait_for(process.wait(), STARTUP_TIMEOUT)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    return code, out.decode(), err.decode()
+    return await refused(*args, env={**CLEAN, **(env or {})})
 
 
 def refusal(environ: dict[str, str], path: Optional[Path] = None) -> str:

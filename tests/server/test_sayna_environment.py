@@ -14,17 +14,14 @@ environments; a few tests start ``sayna serve`` itself.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import aiohttp
 import pytest
 
-from helpers.serve import STARTUP_TIMEOUT, sayna_serve
+from helpers.serve import sayna_serve, serve_refusal
 from sayna_client.server import cli, config_file
 
 #: Sayna's variables ``sayna serve`` reads (the docs list them).
@@ -542,31 +539,7 @@ async def test_sayna_serve_puts_the_file_over_the_variables(
 
 async def _refusal(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     """Run ``sayna serve --port 0`` until it exits, or fail as soon as it listens."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sayna_client",
-        "serve",
-        "--port",
-        "0",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **CLEAN, **env},
-    )
-    assert process.stdout is not None
-    assert process.stderr is not None
-    try:
-        out = await asyncio.wait_for(process.stdout.readline(), STARTUP_TIMEOUT)
-        assert not out, f"sayna serve started: {out!r}"
-        err = await asyncio.wait_for(process.stderr.read(), STARTUP_TIMEOUT)
-        code = await asyncio.wait_for(process.wait(), STARTUP_TIMEOUT)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    return code, out.decode(), err.decode()
+    return await serve_refusal(*args, env={**CLEAN, **env})
 
 
 @pytest.mark.parametrize(
