@@ -205,18 +205,12 @@ class Outbound:
         """Close from the server side with ``code`` (server stopping). The handshake gets
         :data:`SHUTDOWN_CLOSE_TIMEOUT` seconds; then the connection is aborted: a client
         that stopped reading never takes the Close frame queued behind what it has not
-        read, and closing the transport gracefully would wait for it forever. Frames
-        still queued are discarded: nothing may follow the Close frame (RFC 6455 5.5.1),
-        and the server is going away."""
+        read, and closing the transport gracefully would wait for it forever."""
         if self._ws.closed or not self._accepting:
             self.close_transport()
             return
         self._stop_accepting()
         self.close_code = code
-        writer = self._writer
-        if writer is not None and not writer.done():
-            writer.cancel()  # it would go on writing the queued audio after the Close
-            await asyncio.gather(writer, return_exceptions=True)
         try:
             await asyncio.wait_for(self._ws.close(code=code), SHUTDOWN_CLOSE_TIMEOUT)
         except (asyncio.TimeoutError, ConnectionError, RuntimeError):
