@@ -8,6 +8,7 @@ import asyncio
 import math
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from aiohttp import web
 
 import sayna_client
 from sayna_client import audio
@@ -117,3 +119,35 @@ def tone_wav(path: Path, words: int, rate: int = 16000, channels: int = 1) -> Pa
 def leftovers(folder: Path) -> list[str]:
     """Temporary files a write left beside its target (``.NAME.XXXXXXXX.part``)."""
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
+
+
+class ThreadedApp:
+    """An aiohttp app on 127.0.0.1 (over TLS with ``ssl_context``) served from its own
+    loop thread (the command runs its own event loop in the test's thread)."""
+
+    def __init__(self, app: web.Application, ssl_context: Optional[ssl.SSLContext] = None) -> None:
+        self.app = app
+        self.ssl_context = ssl_context
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.runner: Optional[web.AppRunner] = None
+        self.url = ""
+
+    async def _start(self) -> None:
+        self.runner = web.AppRunner(self.app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=self.ssl_context).start()
+        scheme = "http" if self.ssl_context is None else "https"
+        self.url = f"{scheme}://127.0.0.1:{self.runner.addresses[0][1]}"
+
+    def __enter__(self) -> ThreadedApp:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(TIMEOUT)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.runner is not None
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(TIMEOUT)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(TIMEOUT)
+        self.loop.close()

@@ -5,20 +5,17 @@ terminal raw."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional
 
 import pytest
 from aiohttp import web
 
 from sayna_client.cli import main
 
-from .conftest import TIMEOUT, ThreadedServer, tone_wav
+from .conftest import ThreadedApp, ThreadedServer, tone_wav
 
 TERMINAL_TRICKS = "\x1b[2J\x1b[H\x1b]0;pwned\x07all good\x1b[8m hidden\x9b31m\x7f"
 
@@ -26,36 +23,6 @@ TERMINAL_TRICKS = "\x1b[2J\x1b[H\x1b]0;pwned\x07all good\x1b[8m hidden\x9b31m\x7
 def _raw_controls(text: str) -> list[str]:
     """The control characters of ``text`` a terminal acts on (newlines and tabs aside)."""
     return [c for c in text if (ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F]
-
-
-class ThreadedApp:
-    """An aiohttp app on 127.0.0.1 served from its own loop thread (the command runs
-    its own event loop in the test's thread)."""
-
-    def __init__(self, app: web.Application) -> None:
-        self.app = app
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.runner: Optional[web.AppRunner] = None
-        self.url = ""
-
-    async def _start(self) -> None:
-        self.runner = web.AppRunner(self.app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
-
-    def __enter__(self) -> ThreadedApp:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(TIMEOUT)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(TIMEOUT)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(TIMEOUT)
-        self.loop.close()
 
 
 def _answering(status: int, body: bytes, headers: dict[str, str]) -> ThreadedApp:

@@ -4,7 +4,6 @@ does not trust; a warning on the way: each is one line whose fix is a command-li
 
 from __future__ import annotations
 
-import asyncio
 import http.server
 import json
 import shutil
@@ -15,7 +14,6 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional
 
 import pytest
 from aiohttp import web
@@ -24,7 +22,7 @@ from helpers.cli import one_line_error
 from sayna_client.cli import main
 from sayna_client.server.faults import Faults
 
-from .conftest import TIMEOUT, ThreadedServer, environment, run_cli, tone_wav
+from .conftest import TIMEOUT, ThreadedApp, ThreadedServer, environment, run_cli, tone_wav
 
 SDK_ONLY = ("Timeouts", "timeout=", "ssl=", "SSLContext", "client.")
 
@@ -99,43 +97,19 @@ def test_a_server_that_never_gets_ready(tmp_path: Path) -> None:
     assert not any(word in line for word in SDK_ONLY), line
 
 
-class TlsServer:
+def tls_server(context: ssl.SSLContext) -> ThreadedApp:
     """``GET /`` -> ``{"status": "OK"}`` over HTTPS, with ``context``'s certificate."""
 
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self.context = context
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.runner: Optional[web.AppRunner] = None
-        self.url = ""
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "OK"})
 
-    async def _start(self) -> None:
-        async def health(request: web.Request) -> web.Response:
-            return web.json_response({"status": "OK"})
-
-        app = web.Application()
-        app.router.add_get("/", health)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=self.context)
-        await site.start()
-        self.url = f"https://127.0.0.1:{self.runner.addresses[0][1]}"
-
-    def __enter__(self) -> TlsServer:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(TIMEOUT)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(TIMEOUT)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(TIMEOUT)
-        self.loop.close()
+    app = web.Application()
+    app.router.add_get("/", health)
+    return ThreadedApp(app, context)
 
 
 @pytest.fixture
-def private_ca(tmp_path: Path) -> Iterator[tuple[Path, TlsServer]]:
+def private_ca(tmp_path: Path) -> Iterator[tuple[Path, ThreadedApp]]:
     """A server whose certificate is signed by no CA this machine trusts (its own), and
     that certificate's file."""
     openssl = shutil.which("openssl")
@@ -150,12 +124,12 @@ def private_ca(tmp_path: Path) -> Iterator[tuple[Path, TlsServer]]:
     )  # fmt: skip
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    with TlsServer(context) as server:
+    with tls_server(context) as server:
         yield cert, server
 
 
 def test_an_untrusted_certificate_names_ssl_cert_file(
-    tmp_path: Path, private_ca: tuple[Path, TlsServer]
+    tmp_path: Path, private_ca: tuple[Path, ThreadedApp]
 ) -> None:
     """It said `pass ssl= an SSLContext that trusts its CA`; SSL_CERT_FILE is the way
     from the command line, and it works."""
