@@ -566,6 +566,7 @@ class HttpTransport:
                     trust_env=self._user_session is not None and self._user_session.trust_env,
                     redactor=call_redactor(self.redactor, body),
                     url=str(url),
+                    note=note,
                 )
                 if attempt >= attempts or response.status not in policy.retry_statuses:
                     raise error

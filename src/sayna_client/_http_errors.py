@@ -190,6 +190,11 @@ def redirect_advice(url: str, endpoint: str, location: Optional[str]) -> str:
     )
 
 
+#: A gateway's answers after it may have passed the request on (502: the upstream's answer
+#: was bad or cut, 504: none in time): a call sent once may have been applied.
+_GATEWAY_FAILURES = frozenset({502, 504})
+
+
 def error_from_response(
     status: int,
     endpoint: str,
@@ -201,10 +206,13 @@ def error_from_response(
     trust_env: bool = False,
     redactor: Optional[Redactor] = None,
     url: Optional[str] = None,
+    note: Optional[str] = None,
 ) -> SaynaHttpError:
     """Build the typed error for a non-2xx response, keeping the server's body (with the
     client's secrets masked, should the server echo them). ``url``: the request's, which a
-    3xx's ``Location`` is relative to (the message names the target and the fix)."""
+    3xx's ``Location`` is relative to (the message names the target and the fix).
+    ``note``: for a call sent once, that the server may have applied it; added to a 502 or
+    504, the answers of a gateway that may have passed the request on before it failed."""
     text = body.decode("utf-8", errors="replace")
     if redactor is not None:
         text = redactor.scrub(text)
@@ -241,6 +249,8 @@ def error_from_response(
         message_text = f"{endpoint} failed with HTTP {status}: {excerpt(detail)}"
     if status == 401:
         message_text += f"; {auth_hint(sent_key, netrc=netrc, trust_env=trust_env)}"
+    if note is not None and status in _GATEWAY_FAILURES:
+        message_text += f"; {note}"
     error_cls = http_error_for_status(status)
     if error_cls is SaynaRateLimitError:
         return SaynaRateLimitError(

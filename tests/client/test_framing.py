@@ -335,6 +335,8 @@ async def test_a_message_over_the_limit_is_refused_with_1009(
         await client.connect()
         await eventually(lambda: closes)
         assert closes[0].code == 1009
+        assert closes[0].refused_by_client  # the client's refusal, not the server's
+        assert "20 ms frames" not in closes[0].message  # the server's limit is not the cause
         assert audio_in == []
 
 
@@ -712,6 +714,7 @@ async def test_a_frame_over_the_servers_limit_says_so_and_names_the_fix() -> Non
         await client.on_audio_input(bytes(128 * 1024))  # a whole file in one frame
         await eventually(lambda: closes, what="the server's close")
         assert closes[0].code == 1009
+        assert not closes[0].refused_by_client
         assert "20 ms frames" in closes[0].message
         with pytest.raises(SaynaError) as caught:
             await client.on_audio_input(bytes(640))

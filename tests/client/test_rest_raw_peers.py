@@ -380,6 +380,9 @@ MAYBE_APPLIED: dict[str, Answer] = {
     "2xx-broken-framing": _answering(
         b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nabcde"
     ),
+    # A gateway in front of Sayna that passed the request on, then got no good answer.
+    "gateway-502": _answering(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"),
+    "gateway-504": _answering(b"HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 0\r\n\r\n"),
 }
 
 
@@ -398,7 +401,9 @@ async def test_a_call_sent_once_that_may_have_been_applied_says_so(call: str, an
         RawPeer(MAYBE_APPLIED[answer]) as peer,
         SaynaClient(peer.url, without_audio=True, retry=FAST) as client,
     ):
-        with pytest.raises((SaynaConnectionError, SaynaInvalidResponseError)) as info:
+        with pytest.raises(
+            (SaynaConnectionError, SaynaInvalidResponseError, SaynaHttpError)
+        ) as info:
             await send(client)
     assert len(peer.requests) == 1
     assert _applied(check) in str(info.value)

@@ -339,3 +339,35 @@ def _unread(peer: DeafPeer) -> int:
     count = array.array("i", [0])
     fcntl.ioctl(peer.writer.transport.get_extra_info("socket").fileno(), termios.FIONREAD, count)
     return int(count[0])
+
+
+async def test_stop_sends_nothing_after_its_close_frame() -> None:
+    """`stop()` while a reading client gets fast TTS: the queued audio is dropped, not
+    written after the Close frame (RFC 6455 5.5.1: no data frame follows a Close)."""
+    server = LocalServer(tts_realtime=False)
+    await server.start()
+    peer = await DeafPeer.open(server.port)
+    frames: list[int] = []
+
+    async def read() -> None:
+        while True:
+            try:
+                opcode, payload = await peer.read()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            frames.append(opcode)
+            if opcode == 8:  # answer the Close as a client does, and read on
+                peer.writer.write(ws_frame(0x88, payload[:2], b"\0\0\0\0"))
+
+    try:
+        await peer.send_json({"type": "config", "stt_config": STT, "tts_config": TTS})
+        await peer.send_json({"type": "speak", "text": " ".join(["w"] * 2000)})
+        reader = asyncio.ensure_future(read())
+        await eventually(lambda: frames.count(2) >= 200)
+        await server.stop()
+        await asyncio.wait_for(reader, TIMEOUT)
+        assert 8 in frames
+        assert frames[frames.index(8) + 1 :] == []
+    finally:
+        peer.abort()
+        await server.stop()

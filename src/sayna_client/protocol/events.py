@@ -258,10 +258,13 @@ class ConnectionClosed(LocalEvent):
     ``will_reconnect`` is True when automatic reconnection is about to start.
 
     ``code`` is the close code (1005: the peer sent none, 1006: the transport dropped
-    or the heartbeat timed out).
+    or the heartbeat timed out). ``refused_by_client`` is True when the client itself
+    closed with ``code`` because the server broke the WebSocket protocol (1002, 1007, or
+    1009: a message larger than the client takes); the reason then says what the server
+    sent.
     """
 
-    __slots__ = ("code", "initiated_by_client", "reason", "will_reconnect")
+    __slots__ = ("code", "initiated_by_client", "reason", "refused_by_client", "will_reconnect")
     type: ClassVar[Literal["closed"]] = "closed"
 
     def __init__(
@@ -270,16 +273,20 @@ class ConnectionClosed(LocalEvent):
         reason: str,
         initiated_by_client: bool,
         will_reconnect: bool = False,
+        *,
+        refused_by_client: bool = False,
     ) -> None:
         self.code = code
         self.reason = reason
         self.initiated_by_client = initiated_by_client
         self.will_reconnect = will_reconnect
+        self.refused_by_client = refused_by_client
 
     @property
     def message(self) -> str:
         why = f": {self.reason}" if self.reason else ""
-        if self.code == 1009 and not self.initiated_by_client:  # the client's fix to make
+        if self.code == 1009 and not (self.initiated_by_client or self.refused_by_client):
+            # The server refused our message: the client's fix to make.
             why += (
                 " (a message was larger than the server takes: Sayna 16 MiB a frame, 64 MiB "
                 "a message, the local server 4 MiB unless --max-message-bytes; send audio "

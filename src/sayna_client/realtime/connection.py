@@ -409,7 +409,7 @@ class WebSocketConnection(SocketSender):
         logger.warning("Sayna server broke the WebSocket protocol: %s", violation.reason)
         if self._frames is not None:
             self._frames.write_close(violation.code)
-        self._finish(violation.code, violation.reason)
+        self._finish(violation.code, violation.reason, refused=True)
         self._end_transport()
 
     def frame_failure(self, exc: Exception) -> None:
@@ -504,8 +504,10 @@ class WebSocketConnection(SocketSender):
             # A protocol violation aiohttp closed the socket for carries its close code
             # (1007: a text frame not in UTF-8, 1009: too big), which no reconnect fixes.
             error = msg.data
-            code = error.code if isinstance(error, aiohttp.WebSocketError) else ABNORMAL_CLOSURE
-            return code, _describe(error)
+            if isinstance(error, aiohttp.WebSocketError):
+                self._finish(error.code, _describe(error), refused=True)
+                return error.code, _describe(error)
+            return ABNORMAL_CLOSURE, _describe(error)
         elif kind in (_WS.CLOSED, _WS.CLOSING):
             return int(self._aiohttp().close_code or ABNORMAL_CLOSURE), self._ended_reason()
         return None
@@ -641,7 +643,9 @@ class WebSocketConnection(SocketSender):
             waiter.set_exception(SaynaConfigRejectedError(message))
         return error
 
-    def _finish(self, code: Optional[int], reason: str) -> None:
+    def _finish(self, code: Optional[int], reason: str, *, refused: bool = False) -> None:
+        """End the session once: publish the close (``refused``: the client closed with
+        ``code`` because of what the server sent)."""
         if self.close_info is not None:
             return
         by_client = self._closing_by_client
@@ -650,7 +654,7 @@ class WebSocketConnection(SocketSender):
         self.phase = Phase.CLOSED
         if reason:  # a server's reason may echo the key; it goes into errors and the log
             reason = self._owner.redact(reason)
-        info = ConnectionClosed(code, reason, by_client)
+        info = ConnectionClosed(code, reason, by_client, refused_by_client=refused)
         self.close_info = info
         heartbeat, self._heartbeat = self._heartbeat, None  # it refers back to us
         self._sent = None  # so does this (through _bytes_written)

@@ -100,6 +100,7 @@ class Outbound:
         self._accepting = True
         self._server_closing = False
         self._writer_closing = False  # the writer took a Close off the queue
+        self._discarding = False  # shutdown() sent a Close itself: the writer stops
         #: The close code the session ended with (1005 = no status, 1006 = abnormal).
         self.close_code: Optional[int] = None
 
@@ -205,11 +206,19 @@ class Outbound:
         """Close from the server side with ``code`` (server stopping). The handshake gets
         :data:`SHUTDOWN_CLOSE_TIMEOUT` seconds; then the connection is aborted: a client
         that stopped reading never takes the Close frame queued behind what it has not
-        read, and closing the transport gracefully would wait for it forever."""
+        read, and closing the transport gracefully would wait for it forever. Frames
+        still queued are discarded, and the writer writes nothing more: no frame may
+        follow the Close (RFC 6455 5.5.1), and the server is going away. (The writer is
+        not cancelled: it may be inside aiohttp's send or drain, which a cancellation
+        would break for the Close sent here, on aiohttp 3.9.)"""
         if self._ws.closed or not self._accepting:
             self.close_transport()
             return
         self._stop_accepting()
+        self._discarding = True
+        queue = self._queue
+        while not queue.empty():
+            queue.get_nowait()
         self.close_code = code
         try:
             await asyncio.wait_for(self._ws.close(code=code), SHUTDOWN_CLOSE_TIMEOUT)
@@ -231,6 +240,8 @@ class Outbound:
             while True:
                 item = held if held is not None else await self._queue.get()
                 held = None
+                if self._discarding:
+                    return
                 if self._space is not None:  # a producer waits for room: there is some now
                     self._wake_space()
                 if isinstance(item, Close):
