@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
 import http.client
 import http.server
 import json
@@ -625,3 +628,70 @@ async def test_receive_aiohttp_verifies_the_raw_bytes(
     response = await hook_client.post("/hook", data=BODY, headers=signed_headers(pretty))
     assert response.status == 401
     assert await response.text() == "signature_mismatch"
+
+
+async def _post_raw(port: int, event_id: bytes, signature: str) -> bytes:
+    """POST BODY with raw header bytes (a client may send any byte in a header value)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"POST /hook HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Length: " + str(len(BODY)).encode() + b"\r\n"
+        b"X-Sayna-Signature: " + signature.encode() + b"\r\n"
+        b"X-Sayna-Timestamp: " + str(NOW).encode() + b"\r\n"
+        b"X-Sayna-Event-Id: " + event_id + b"\r\n\r\n" + BODY
+    )
+    try:
+        return await reader.read()
+    finally:
+        writer.close()
+
+
+async def test_a_header_byte_outside_utf8_is_verified_as_sent(
+    hook_client: TestClient[web.Request, web.Application],
+) -> None:
+    """aiohttp decodes such a byte as a lone surrogate; signing it raised
+    UnicodeEncodeError, a 500 for anyone who could reach the hook. The bytes on the wire
+    are what is signed: a right signature is accepted, a wrong one refused (401)."""
+    port = hook_client.server.port
+    assert port is not None
+    event_id = b"EV_\xff1"
+    digest = hmac.new(
+        SECRET.encode(), b"v1:%d:%s:%s" % (NOW, event_id, BODY), hashlib.sha256
+    ).hexdigest()
+    answer = await _post_raw(port, event_id, f"v1={digest}")
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+    answer = await _post_raw(port, b"EV_\xfe1", f"v1={digest}")
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:80]
+    assert answer.endswith(b"signature_mismatch")
+
+
+def test_a_lone_surrogate_in_a_header_is_a_mismatch() -> None:
+    headers = {**signed_headers(), "X-Sayna-Event-Id": "EV_\ud8001"}
+    assert rejection(make_receiver(), headers).reason == "signature_mismatch"
+
+
+def test_a_replay_at_the_windows_edge_is_refused_though_the_clock_moved_on() -> None:
+    """The window check and the memory each read the clock: a replay that passed the
+    first just inside the window had its first delivery forgotten by the second, and
+    was accepted as new."""
+    now = [float(NOW)]
+
+    def clock() -> float:
+        now[0] += 0.0005  # the clock moves between two reads of one request
+        return now[0]
+
+    receiver = WebhookReceiver(SECRET, clock=clock)
+    receiver.receive(signed_headers(), BODY)
+    now[0] = NOW + 300 - 0.0007  # the replay's window check passes, just
+    assert rejection(receiver, signed_headers()).reason == "duplicate_event"
+
+
+def test_a_secret_ending_in_an_information_separator_keeps_it() -> None:
+    """Sayna trims Unicode white space (Rust's ``str::trim``); Python's ``strip()`` also
+    took U+001C-U+001F, so such a secret never verified."""
+    secret = SECRET + "\x1f"
+    key = secret.encode()
+    digest = hmac.new(key, b"v1:%d:%s:%s" % (NOW, EVENT_ID.encode(), BODY), hashlib.sha256)
+    assert sign_payload(f" {secret}\u3000", str(NOW), EVENT_ID, BODY) == f"v1={digest.hexdigest()}"
+    receiver = WebhookReceiver(secret, clock=lambda: NOW)
+    receiver.receive(signed_headers(secret=secret), BODY)

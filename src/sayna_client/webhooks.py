@@ -111,6 +111,14 @@ WebhookRejectReason = Literal[
 ]
 
 
+#: What the server's ``str::trim`` removes (Unicode's White_Space property). Python's own
+#: ``str.strip()`` also removes U+001C-U+001F, which a secret may end with.
+_WHITE_SPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
 def sign_payload(secret: str, timestamp: str, event_id: str, body: BodyLike) -> str:
     """Return the ``X-Sayna-Signature`` value (``"v1=" + 64 lowercase hex``) for a body.
 
@@ -122,8 +130,11 @@ def sign_payload(secret: str, timestamp: str, event_id: str, body: BodyLike) -> 
         SaynaValidationError: ``secret`` is not a string.
         TypeError: ``body`` is not bytes-like or ``str``.
     """
-    key = _secret_text(secret).strip().encode()
-    message = f"{SIGNATURE_VERSION}:{timestamp}:{event_id}:".encode() + _body_bytes(body)
+    key = _secret_text(secret).strip(_WHITE_SPACE).encode()
+    # surrogateescape: a header aiohttp decoded with it (a byte that is not UTF-8) is
+    # signed as the bytes that were on the wire.
+    head = f"{SIGNATURE_VERSION}:{timestamp}:{event_id}:".encode("utf-8", "surrogateescape")
+    message = head + _body_bytes(body)
     digest = hmac.new(key, message, hashlib.sha256).hexdigest()
     return f"{SIGNATURE_VERSION}={digest}"
 
@@ -236,12 +247,12 @@ class WebhookReceiver:
             secret = os.environ.get(SECRET_ENV_VAR)
         if secret is not None:
             secret = _secret_text(secret)
-        if secret is None or not secret.strip():
+        if secret is None or not secret.strip(_WHITE_SPACE):
             raise SaynaValidationError(
                 "Webhook secret is required: pass WebhookReceiver(secret=...) or set the "
                 f"{SECRET_ENV_VAR} environment variable to the hook's signing secret."
             )
-        secret = secret.strip()
+        secret = secret.strip(_WHITE_SPACE)
         if len(secret) < MIN_SECRET_LENGTH:
             raise SaynaValidationError(
                 f"Webhook secret must be at least {MIN_SECRET_LENGTH} characters long "
@@ -377,7 +388,10 @@ class WebhookReceiver:
                 reason="future_timestamp",
             )
 
-        expected = sign_payload(self._secret, timestamp, event_id, raw)
+        try:
+            expected = sign_payload(self._secret, timestamp, event_id, raw)
+        except UnicodeEncodeError:  # a lone surrogate in the event id: Sayna never sends one
+            expected = ""
         provided = f"{SIGNATURE_VERSION}={match.group(1).lower()}"
         if not hmac.compare_digest(expected, provided):
             raise WebhookVerificationError(
@@ -393,6 +407,16 @@ class WebhookReceiver:
         if seen is None:
             return
         with self._lock:
+            # Checked before forgetting: this delivery passed the window check, so an id
+            # still remembered is a replay even when the clock, read again below, has
+            # moved its first delivery out of the window since.
+            if event_id in seen:
+                seen.move_to_end(event_id)
+                raise WebhookVerificationError(
+                    f"Duplicate webhook event {event_id[:64]!r}: it was already accepted. "
+                    "Acknowledge it (2xx) without processing it again.",
+                    reason="duplicate_event",
+                )
             # Forget ids whose timestamp has left the window: a replay of one is now
             # rejected as stale. Entries are nearly in timestamp order (accepted ones
             # are at most 2 * tolerance apart), so the oldest are at the front.
@@ -402,13 +426,6 @@ class WebhookReceiver:
                 if oldest_ts >= horizon:
                     break
                 del seen[oldest_id]
-            if event_id in seen:
-                seen.move_to_end(event_id)
-                raise WebhookVerificationError(
-                    f"Duplicate webhook event {event_id[:64]!r}: it was already accepted. "
-                    "Acknowledge it (2xx) without processing it again.",
-                    reason="duplicate_event",
-                )
             seen[event_id] = timestamp
             while len(seen) > self._dedupe_capacity:
                 seen.popitem(last=False)

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Telemetry", "instrument"]
 
-INSTALL_HINT = "pip install 'sayna-client[otel]'"
+INSTALL_HINT = "pip install 'sayna-client[otel]' (Python 3.10 or newer: OpenTelemetry's pins)"
 
 #: The histograms of :class:`~sayna_client.agents.TurnRecord` fields: (instrument name,
 #: record field, description, which provider's attributes).
