@@ -813,6 +813,74 @@ async def test_a_service_joining_at_another_rate_lets_the_sentence_in_flight_fin
     assert not listener.errors
 
 
+async def test_a_second_call_on_a_client_in_use_is_refused_not_mixed(server: LocalServer) -> None:
+    """Two calls' pipelines started on one client (e.g. a global one): a session carries
+    one call, so the second call's services are refused (an ErrorFrame naming the fix,
+    the services unusable) instead of sharing the session (each TTS got both calls'
+    audio). The refused call ending leaves the first call's session alone, and once the
+    first call ended the client serves the next one."""
+    client = make_client(server)
+    record = server.records
+    rates = {"audio_in_sample_rate": IN_RATE, "audio_out_sample_rate": OUT_RATE}
+
+    def services() -> list[FrameProcessor]:
+        return [SaynaSTTService(client=client), SaynaTTSService(client=client)]
+
+    async with Solo(services(), **rates) as first:
+        refused = services()
+        async with Solo(refused, **rates) as second:
+            await first.worker.queue_frame(TTSSpeakFrame("One two three four five six."))
+            await second.worker.queue_frame(TTSSpeakFrame("Seven."))
+            await first.sink.wait_for(lambda: first.sink.of(TTSStoppedFrame))
+            assert audio_bytes(first.sink.frames) == 6 * WORD_BYTES
+            await eventually(lambda: len(second.errors) == 2)
+        await first.worker.queue_frame(TTSSpeakFrame("Eight."))
+        await first.sink.wait_for(lambda: first.sink.of(TTSStoppedFrame)[1:])
+        first_session = record.last_session
+    async with Solo(services(), **rates) as third:
+        await third.worker.queue_frame(TTSSpeakFrame("Nine."))
+        await third.sink.wait_for(lambda: third.sink.of(TTSStoppedFrame))
+        third_session = record.last_session
+    assert len(record.sessions) == 2
+    assert speaks_of(first_session) == ["One two three four five six.", "Eight."]
+    assert speaks_of(third_session) == ["Nine."]
+    assert audio_bytes(first.sink.frames) == 7 * WORD_BYTES
+    assert audio_bytes(second.sink.frames) == 0
+    assert audio_bytes(third.sink.frames) == WORD_BYTES
+    assert [e.split(":")[0] for e in second.errors] == ["SaynaSTTService", "SaynaTTSService"]
+    assert all("Use one SaynaClient per call / pipeline" in e for e in second.errors)
+    assert not any(service.is_usable for service in refused)
+    assert not first.errors
+    assert not third.errors
+
+
+async def test_a_tts_service_built_for_the_next_call_leaves_the_running_one_alone(
+    server: LocalServer,
+) -> None:
+    """The app builds the next call's TTS service on the same client (not started) while
+    this call speaks: a settings change still waits for the sentence in flight (the
+    service built used to take the running one's place, so the config went at once and
+    cut the sentence: given up after sentence_timeout)."""
+    client = make_client(server)
+    record = server.records
+    async with Agent(client, ScriptedLLM([])) as agent:
+        await agent.worker.queue_frame(TTSSpeakFrame(" ".join(["word"] * 20) + "."))
+        await agent.sink.wait_for(lambda: agent.sink.of(TTSAudioRawFrame))
+        SaynaTTSService(client=client)  # the next call's, built ahead
+        await agent.worker.queue_frame(STTUpdateSettingsFrame(delta=STTSettings(model="nova-3")))
+        await agent.worker.queue_frame(TTSSpeakFrame("After."))
+        await agent.sink.wait_for(lambda: agent.sink.of(TTSStoppedFrame)[1:])
+        session = record.last_session
+    assert [m["type"] for m in session.messages if m["type"] in ("config", "speak")] == [
+        "config",
+        "speak",
+        "config",
+        "speak",
+    ]
+    assert audio_bytes(agent.sink.frames) == 21 * WORD_BYTES
+    assert not agent.errors
+
+
 async def test_a_speak_frame_during_a_reply_is_a_context_of_its_own(server: LocalServer) -> None:
     """A TTSSpeakFrame arrives while the LLM's reply is spoken: each audio context gets
     its own audio, in order, and ends with its own TTSStoppedFrame."""

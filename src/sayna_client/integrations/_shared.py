@@ -115,6 +115,8 @@ class SharedSession:
         # The speak queue on the session and who reports its unsent texts (see speaker()).
         self._speaks: Optional[SpeakQueue] = None
         self._report: Optional[Callable[[list[Unsent]], Awaitable[None]]] = None
+        # The live adapter of each kind ("STT", "TTS"): see claim().
+        self._claims: dict[str, object] = {}
 
     @classmethod
     def of(cls, client: SaynaClient) -> SharedSession:
@@ -124,13 +126,46 @@ class SharedSession:
             session = cls._sessions[client] = cls(client)
         return session
 
+    def claim(self, owner: object, kind: str, service: str) -> None:
+        """Make ``owner`` the live ``kind`` adapter ("STT" or "TTS") of this session,
+        until :meth:`unclaim`. A session carries one call: a second live adapter of the
+        same kind would mix two calls' audio (each TTS reads every ``tts_audio``; two
+        STTs feed one recognizer and both get every transcript).
+
+        Raises:
+            SaynaValidationError: another ``kind`` adapter holds the session
+                (``service`` names the one refused).
+        """
+        held = self._claims.get(kind)
+        if held is not None and held is not owner:
+            raise SaynaValidationError(
+                f"{service}: this SaynaClient already has a running {kind} service (another "
+                f"pipeline, or call, is using it), and one Sayna session carries one call: "
+                f"two would mix their audio. Use one SaynaClient per call / pipeline "
+                f"(one STT and one TTS service on each), or end the other pipeline first"
+            )
+        self._claims[kind] = owner
+
+    def unclaim(self, owner: object, kind: str) -> bool:
+        """Undo ``owner``'s :meth:`claim`. False (nothing changed) if it held none."""
+        if self._claims.get(kind) is not owner:
+            return False
+        del self._claims[kind]
+        return True
+
     def speaker(
         self, speaks: SpeakQueue, report: Callable[[list[Unsent]], Awaitable[None]]
     ) -> None:
-        """Register the speak queue that speaks on this session: :meth:`reconfigure`
-        waits for its text in flight to end (Sayna drops speech in progress when it is
-        sent a config) and ``report`` gets the texts it then fails to send."""
+        """Register the speak queue that speaks on this session (until
+        :meth:`unspeaker`): :meth:`reconfigure` waits for its text in flight to end
+        (Sayna drops speech in progress when it is sent a config) and ``report`` gets
+        the texts it then fails to send."""
         self._speaks, self._report = speaks, report
+
+    def unspeaker(self, speaks: SpeakQueue) -> None:
+        """Unregister ``speaks`` (if it is the one registered: a later one stays)."""
+        if self._speaks is speaks:
+            self._speaks, self._report = None, None
 
     def is_reporter(self, owner: object) -> bool:
         """True for the owner that reports session-wide problems (the first one), so a

@@ -155,10 +155,24 @@ class _SessionService(AIService):
         retrying cannot change (the server refused the config or the API key), or the
         last attempt failing, is pushed with ``force_treat_as_permanent=True``: the
         service is then unusable (Pipecat's ``ProcessorUnusablePolicy`` applies).
+
+        A session carries one call: an STT (or TTS) service started while another one
+        is running on the same client (another pipeline, another call) is refused the
+        same way, with a ``SaynaValidationError`` (use one ``SaynaClient`` per call /
+        pipeline); once the other's pipeline ended, the client can be used again.
         """
         await super().start(frame)
         self._closing = False
         self._ended = False
+        try:
+            self._session.claim(self, self._label, type(self).__name__)
+        except SaynaValidationError as exc:
+            # (Pipecat only logs what start() raises: the app sees this ErrorFrame)
+            self._ended = True  # sends nothing, reports nothing more
+            self._join_done = None
+            await self.push_error(str(exc), exception=exc, force_treat_as_permanent=True)
+            return
+        self._claimed()
         self._join_done = done = asyncio.Event()
         events = self._client.events()  # subscribe before connecting
         try:
@@ -176,6 +190,9 @@ class _SessionService(AIService):
         self._reader = self.create_task(
             self._read(events), name=f"sayna-{self._label.lower()}-events"
         )
+
+    def _claimed(self) -> None:
+        """This service is now the session's running one of its kind (see :meth:`start`)."""
 
     async def _join(self) -> None:
         """Connect again until an attempt succeeds (then read the session's events) or
@@ -301,7 +318,8 @@ class _SessionService(AIService):
         reader, self._reader = self._reader, None
         if reader is not None:
             await self.cancel_task(reader)
-        await self._session.release(self, graceful=graceful)
+        if self._session.unclaim(self, self._label):  # (a service refused has nothing to end)
+            await self._session.release(self, graceful=graceful)
 
     async def _report(self, event: Any) -> None:
         """Push a server ``error`` or an unexpected end of the session as an
@@ -608,9 +626,6 @@ class SaynaTTSService(_SessionService, TTSService):
             timeout=sentence_timeout,
             on_stall=self._stalled,
         )
-        # A settings change (this service's or the STT's) waits for the sentence in
-        # flight: re-sent, the config would cut it.
-        self._session.speaker(self._speaks, self._unsent)
         # The audio contexts with text queued or spoken, by context id.
         self._replies: dict[str, _Reply] = {}
         self._clear_due = False  # an interruption cut the sentence in flight
@@ -689,9 +704,16 @@ class SaynaTTSService(_SessionService, TTSService):
             del self._replies[context_id]
         await super().on_audio_context_completed(context_id)
 
+    def _claimed(self) -> None:
+        # A settings change (this service's or the STT's) waits for the sentence in
+        # flight: re-sent, the config would cut it. (Registered by the running service
+        # only: one built for a later call must not take its place.)
+        self._session.speaker(self._speaks, self._unsent)
+
     async def _leave(self, *, graceful: bool) -> None:
         await super()._leave(graceful=graceful)
         self._speaks.reset()  # (its events are read no more: nothing in flight ends)
+        self._session.unspeaker(self._speaks)
 
     def _interrupted(self, context_id: str) -> None:
         if self._replies.pop(context_id, None) is not None:
