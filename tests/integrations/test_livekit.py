@@ -4,7 +4,9 @@ interfaces (RecognizeStream, SynthesizeStream, ChunkedStream) against the local 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
+from array import array
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -33,7 +35,14 @@ from sayna_client.errors import SaynaValidationError
 from sayna_client.integrations import livekit as sayna
 from sayna_client.server import Faults, LocalServer
 
-from .helpers import StallingProxy, SwallowingProxy, first_speak, frames_of, tone_bursts
+from .helpers import (
+    CuttableProxy,
+    StallingProxy,
+    SwallowingProxy,
+    first_speak,
+    frames_of,
+    tone_bursts,
+)
 
 STT_RATE = 16000
 TTS_RATE = 24000
@@ -252,6 +261,52 @@ async def test_stt_recognize_a_buffer(server: LocalServer) -> None:
     assert event.type == stt.SpeechEventType.FINAL_TRANSCRIPT
     assert event.alternatives[0].text == "word word"
     assert server.records.last_session.config["stt_config"]["sample_rate"] == ROOM_RATE
+
+
+def stereo_frames(words: int, rate: int) -> list[rtc.AudioFrame]:
+    """``tone_bursts(words, rate)`` in both channels of 20 ms stereo frames."""
+    mono = array("h")
+    mono.frombytes(tone_bursts(words, rate))
+    both = array("h", (sample for value in mono for sample in (value, value))).tobytes()
+    size = 4 * rate * 20 // 1000
+    return [
+        rtc.AudioFrame(both[i : i + size], rate, 2, len(both[i : i + size]) // 4)
+        for i in range(0, len(both), size)
+    ]
+
+
+@pytest.mark.parametrize("rate", [STT_RATE, ROOM_RATE])
+async def test_stt_stream_mixes_stereo_frames_down_to_mono(server: LocalServer, rate: int) -> None:
+    """Stereo frames (the session's rate, or resampled by LiveKit) reach Sayna as mono:
+    they used to be sent interleaved, as mono (twice the bytes, heard at half speed,
+    and their usage doubled)."""
+    plugin = sayna.STT(url=server.url, **configs())  # type: ignore[arg-type]
+    stream = plugin.stream(conn_options=OPTIONS)
+    for frame in stereo_frames(3, rate):
+        stream.push_frame(frame)
+    events: list[stt.SpeechEvent] = []
+    async for event in stream:
+        events.append(event)
+        if event.type == stt.SpeechEventType.RECOGNITION_USAGE:
+            break
+    await stream.aclose()
+    finals = [e for e in events if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT]
+    assert " ".join(e.alternatives[0].text for e in finals) == "word word word"
+    mono_bytes = len(tone_bursts(3, STT_RATE))
+    assert 0.95 < server.records.last_session.audio_bytes / mono_bytes <= 1
+    usage = events[-1].recognition_usage
+    assert usage is not None
+    assert 0.95 < usage.audio_duration / (mono_bytes / (2 * STT_RATE)) <= 1
+
+
+async def test_stt_recognize_mixes_a_stereo_buffer_down_to_mono(server: LocalServer) -> None:
+    # (It refused it with a 400, while stream() took stereo frames.)
+    plugin = sayna.STT(url=server.url, **configs())  # type: ignore[arg-type]
+    event = await plugin.recognize(stereo_frames(2, STT_RATE), conn_options=OPTIONS)
+    assert event.alternatives[0].text == "word word"
+    session = server.records.last_session
+    assert session.config["stt_config"]["channels"] == 1
+    assert session.audio_bytes >= len(tone_bursts(2, STT_RATE))
 
 
 async def test_stt_recognize_a_buffer_without_speech(server: LocalServer) -> None:
@@ -513,6 +568,40 @@ async def test_tts_used_again_after_aclose_speaks_on_a_new_session(server: Local
     assert pcm_bytes(await collect(stream)) > 0
     await plugin.aclose()
     await all_closed(server)
+
+
+async def test_tts_a_pooled_session_dropped_while_idle_is_replaced(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The network drops the idle pooled session between two replies: the next reply
+    (synthesize() and stream()) is spoken on a new session, with no retry needed (it
+    failed with "The Sayna session has ended", using up a retry: with max_retry=0 the
+    reply was lost)."""
+    caplog.set_level(logging.WARNING, logger="sayna_client")
+    lost = "Sayna WebSocket closed by the server or network"
+    async with LocalServer() as server, CuttableProxy(server.port) as proxy:
+        plugin = sayna.TTS(url=proxy.url, **configs())  # type: ignore[arg-type]
+        try:
+            async with plugin.synthesize("one two. ", conn_options=OPTIONS) as first:
+                assert words_of(await collect(first)) == 2
+            proxy.cut()
+            await eventually(lambda: caplog.text.count(lost) == 1)  # (the client saw it)
+            async with plugin.synthesize("three four. ", conn_options=OPTIONS) as again:
+                assert words_of(await collect(again)) == 2
+            proxy.cut()
+            await eventually(lambda: caplog.text.count(lost) == 2)
+            stream = plugin.stream(conn_options=OPTIONS)
+            stream.push_text("five six. ")
+            stream.end_input()
+            assert words_of(await collect(stream)) == 2
+            await stream.aclose()
+        finally:
+            await plugin.aclose()
+        assert [speaks_of(s) for s in server.records.sessions] == [
+            ["one two."],
+            ["three four."],
+            ["five six."],
+        ]
 
 
 async def test_bad_arguments(server: LocalServer) -> None:

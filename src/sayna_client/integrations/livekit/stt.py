@@ -8,12 +8,12 @@ import logging
 import time
 from typing import Any, Optional
 
+import numpy as np
 from livekit import rtc
 from livekit.agents import (
     DEFAULT_API_CONNECT_OPTIONS,
     APIConnectionError,
     APIConnectOptions,
-    APIStatusError,
     APITimeoutError,
     LanguageCode,
     stt,
@@ -51,6 +51,18 @@ def _connect_within(options: APIConnectOptions, started: float) -> float:
 
 
 _RECOGNITION_FAILED = ("STT streaming error", "Failed to process audio")
+
+
+def _mono(frame: rtc.AudioFrame) -> rtc.AudioFrame:
+    """``frame`` with its channels averaged into one (LiveKit's frames are interleaved
+    16-bit samples); a mono frame as it is. A Sayna session hears mono: interleaved
+    channels sent as mono would be heard at a fraction of their speed."""
+    channels = frame.num_channels
+    if channels == 1:
+        return frame
+    samples = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, channels)
+    mono = (samples.sum(axis=1, dtype=np.int32) // channels).astype(np.int16)
+    return rtc.AudioFrame(mono.tobytes(), frame.sample_rate, 1, frame.samples_per_channel)
 
 
 class STT(stt.STT[Any]):
@@ -123,12 +135,8 @@ class STT(stt.STT[Any]):
         recognizer takes), then ``client.drain`` for the last results. The connect, then
         the rest, each get ``conn_options.timeout`` seconds (else ``APITimeoutError``).
         A buffer with no speech gives an empty ``FINAL_TRANSCRIPT``; the turns of one
-        with several are joined."""
-        frame = rtc.combine_audio_frames(buffer)
-        if frame.num_channels != 1:
-            raise APIStatusError(
-                "sayna.STT.recognize needs mono audio", status_code=400, retryable=False
-            )
+        with several are joined. Audio of several channels is mixed down to mono."""
+        frame = _mono(rtc.combine_audio_frames(buffer))
         lang = language if isinstance(language, str) else self._opts.stt_config.language
         config = self._opts.stt_config.model_copy(update={"language": lang})
         client = self._opts.client(frame.sample_rate)
@@ -200,6 +208,11 @@ class SpeechStream(stt.RecognizeStream):
         self._sent_bytes = 0
         self._request_id = ""
 
+    def push_frame(self, frame: rtc.AudioFrame) -> None:
+        """Push audio to be recognized: frames of several channels are mixed down to
+        mono first (before LiveKit's resampler, which takes them as mono)."""
+        super().push_frame(_mono(frame))
+
     async def _run(self) -> None:
         started = time.time()
         # A retry after a session lost mid-turn: that turn is over (its results are lost
@@ -246,13 +259,21 @@ class SpeechStream(stt.RecognizeStream):
 
         Raises:
             APIError: not retryable (the input is consumed: a new session would hear
-                nothing), when the last results did not come within the timeout or the
-                session failed meanwhile.
+                nothing), when the last results did not come within
+                ``conn_options.timeout`` (one deadline for both waits) or the session
+                failed meanwhile.
         """
         timeout = self._conn_options.timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout  # (one for both waits, as recognize() has)
         try:
             await client.finish_audio(timeout=timeout)
-            await client.drain(timeout=timeout)
+            left = deadline - loop.time()
+            if left <= 0:
+                raise APITimeoutError(
+                    f"Sayna: the last results did not come within {timeout} s", retryable=False
+                )
+            await client.drain(timeout=left)
         except SaynaError as exc:
             error = api_error(exc)
             error.retryable = False

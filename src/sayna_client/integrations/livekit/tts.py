@@ -156,19 +156,33 @@ class TTS(tts.TTS[Any]):
             stream=streamed,
         )
         try:
-            async with self._pool.connection(timeout=conn_options.timeout) as client:
-                segment = request_id if streamed else None
-                try:
-                    await _speak_all(
-                        client, sentences, emitter, segment, on_speak, conn_options.timeout
-                    )
-                except BaseException:
-                    # Interrupted or failed: the pool drops this session but would close
-                    # it only at its next use; close it now (also when cancelled).
-                    await asyncio.shield(end(client))
-                    raise
+            client = await self._session(conn_options.timeout)
+            segment = request_id if streamed else None
+            try:
+                await _speak_all(
+                    client, sentences, emitter, segment, on_speak, conn_options.timeout
+                )
+            except BaseException:
+                # Interrupted or failed: the pool drops this session but would close it
+                # only at its next use; close it now (also when cancelled).
+                self._pool.remove(client)
+                await asyncio.shield(end(client))
+                raise
+            self._pool.put(client)
         except SaynaError as exc:
             raise api_error(exc) from exc
+
+    async def _session(self, timeout: float) -> SaynaClient:
+        """A ready session from the pool: a pooled one that ended while it was idle (the
+        network or the server dropped it) is discarded (the pool closes it) and the
+        next one, or a new one, is used, so a reply never starts on a dead session (it
+        used to fail with "The Sayna session has ended", costing a retry)."""
+        while True:
+            client = await self._pool.get(timeout=timeout)
+            if client.ready or not self._pool.last_connection_reused:
+                return client
+            logger.debug("Sayna TTS: a pooled session had ended; another one is used")
+            self._pool.remove(client)
 
 
 def _closed_by_us() -> APIStatusError:
