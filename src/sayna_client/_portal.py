@@ -5,12 +5,14 @@ unsubscribe handles, and blocking iterators over async ones."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import functools
 import itertools
 import logging
 import queue
 import threading
+import weakref
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Callable, Generic, Optional, TypeVar, cast
 
@@ -72,20 +74,47 @@ def _wait(future: concurrent.futures.Future[T]) -> T:
         raise
 
 
-async def _shutdown(client: SaynaClient, graceful: bool, drain: Any) -> None:
-    """Disconnect, then let calls woken by the close finish; cancel whatever still runs."""
+async def _shutdown(
+    client: SaynaClient,
+    graceful: bool,
+    drain: Any,
+    iterators: Callable[[], list[BlockingIterator[Any]]],
+) -> None:
+    """Disconnect, then let calls woken by the close finish; cancel whatever still runs.
+    Last, each of ``iterators()`` keeps what its source still holds (see
+    :meth:`BlockingIterator._keep_rest`): the loop stops after this."""
     try:
         await client.disconnect(graceful=graceful, drain=drain)
     finally:
         current = asyncio.current_task()
         others = {task for task in asyncio.all_tasks() if task is not current}
         if others:
+            # (an iterator's pending next() among them: it takes its item first)
             _, pending = await asyncio.wait(others, timeout=_SETTLE_SECONDS)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             # A cancelled REST retry may have opened a new HTTP session meanwhile.
             await client.disconnect(graceful=False)
+        await _keep_rests(iterators())
+
+
+async def _keep_rests(iterators: list[BlockingIterator[Any]]) -> None:
+    """Move what the sources of ``iterators`` hold to the iterators. The disconnect
+    ended their sessions, so each source yields what it queued and ends at once (in one
+    step of this task); the bound only keeps ``close()`` bounded should one not end."""
+    if not iterators:
+        return
+    keeping = asyncio.ensure_future(_keep_each(iterators))
+    await asyncio.wait({keeping}, timeout=_SETTLE_SECONDS)
+    if not keeping.done():
+        keeping.cancel()  # what was moved so far stays with its iterator
+        await asyncio.gather(keeping, return_exceptions=True)
+
+
+async def _keep_each(iterators: list[BlockingIterator[Any]]) -> None:
+    for iterator in iterators:
+        await iterator._keep_rest()
 
 
 _Job = tuple[concurrent.futures.Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
@@ -234,12 +263,18 @@ class _LoopThread:
         return future
 
     def shutdown(
-        self, client: SaynaClient, graceful: bool = False, drain: Any = CLIENT_DEFAULT
+        self,
+        client: SaynaClient,
+        iterators: Callable[[], list[BlockingIterator[Any]]],
+        graceful: bool = False,
+        drain: Any = CLIENT_DEFAULT,
     ) -> concurrent.futures.Future[None]:
-        """Start the shutdown (once); the loop stops when it is done and the thread ends."""
+        """Start the shutdown (once); the loop stops when it is done and the thread ends.
+        ``iterators()``, called on the loop once the session is closed, lists the
+        iterators that keep what their sources still hold."""
         if self.stopping is None:
             loop = self.loop
-            self.stopping = self.submit(_shutdown(client, graceful, drain))
+            self.stopping = self.submit(_shutdown(client, graceful, drain, iterators))
             self.stopping.add_done_callback(lambda _: loop.call_soon_threadsafe(loop.stop))
         return self.stopping
 
@@ -259,6 +294,9 @@ class _Portal:
         #: Shutdowns so far. Each one ends every ``events()``/``turns()`` iterator, so an
         #: iterator from an earlier generation is over and must not start a new loop.
         self.generation = 0
+        # The live iterators, added and listed on the loop thread (or under the lock when
+        # no loop runs), so a shutdown sees every one made before it.
+        self._iterators: weakref.WeakSet[BlockingIterator[Any]] = weakref.WeakSet()
 
     @property
     def running(self) -> bool:
@@ -305,6 +343,26 @@ class _Portal:
                 self._runner = _LoopThread()
             return self._runner.submit(fn(*args))
 
+    def iterate(
+        self, subscribe: Callable[[], AsyncIterator[T]], timeout: Optional[float], what: str
+    ) -> BlockingIterator[T]:
+        """A :class:`BlockingIterator` over ``subscribe()``, made where it cannot race the
+        loop (see :meth:`call`), so the next shutdown hands it what its source still
+        holds then."""
+
+        def make() -> BlockingIterator[T]:
+            iterator = BlockingIterator(self, subscribe(), timeout, what)
+            self._iterators.add(iterator)
+            return iterator
+
+        return self.call(make)
+
+    def _live_iterators(self, generation: int) -> Callable[[], list[BlockingIterator[Any]]]:
+        def live() -> list[BlockingIterator[Any]]:
+            return [it for it in list(self._iterators) if it._generation == generation]
+
+        return live
+
     def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(*args, **kwargs)`` on the loop and wait for its result (see :func:`_wait`)."""
         return _wait(self.submit(f"{fn.__name__}()", fn, *args, **kwargs))
@@ -342,7 +400,9 @@ class _Portal:
             runner = self._runner
             if runner is None:
                 return
-            stopping = runner.shutdown(client, graceful, drain)
+            stopping = runner.shutdown(
+                client, self._live_iterators(self.generation), graceful, drain
+            )
             runner.thread.join(timeout)
             if runner.thread.is_alive():
                 return
@@ -357,9 +417,10 @@ class _Portal:
         runner = self._runner
         if runner is not None:
             self._runner = None  # the thread ends on its own
+            live = self._live_iterators(self.generation)
             self.generation += 1
             try:
-                runner.shutdown(client)
+                runner.shutdown(client, live)
             except RuntimeError:  # the loop is already closed
                 pass
 
@@ -391,7 +452,9 @@ class BlockingIterator(Generic[T]):
     ``next()`` waits up to ``timeout`` seconds (``None``: no limit) for the next item and
     raises :class:`~sayna_client.SaynaTimeoutError` if none came; the iterator stays
     usable, and the item still arrives on a later ``next()``. Iteration ends when the
-    session ends (``close()``, or a server close not followed by a reconnect). Leaving a
+    session ends (``close()``, or a server close not followed by a reconnect), after the
+    items queued for it by then, which a ``close()`` of the client keeps for it (they
+    arrive after the close too, in order, as from ``SaynaClient.events()``). Leaving a
     ``for`` loop early keeps the subscription (and its queue) until :meth:`close`, the end
     of the session or garbage collection; ``with client.events() as events:`` closes it.
     One thread at a time may read an iterator; :meth:`close` works from any thread.
@@ -406,6 +469,9 @@ class BlockingIterator(Generic[T]):
         self._what = what
         self._generation = portal.generation
         self._pending: Optional[concurrent.futures.Future[Optional[T]]] = None
+        # What the source still held when the client closed, served before the end
+        # (filled on the loop thread while close() holds the portal's lock).
+        self._rest: collections.deque[T] = collections.deque()
         self._closing: Optional[asyncio.Future[Any]] = None
         self._finished = False
 
@@ -424,12 +490,13 @@ class BlockingIterator(Generic[T]):
             raise StopIteration
         pending = self._pending
         if pending is None:
+            if self._rest:
+                return self._rest.popleft()
             pending = self._portal.submit_within(
                 self._generation, self._what, _next_or_none, self._source
             )
             if pending is None:  # the client closed since: the session this iterated is over
-                self._finished = True
-                raise StopIteration
+                return self._kept()
             self._pending = pending
         try:
             item = pending.result(self._timeout)
@@ -443,15 +510,38 @@ class BlockingIterator(Generic[T]):
             item = None
         self._pending = None
         if item is None:
-            self._finished = True
-            raise StopIteration
+            return self._kept()
         return item
+
+    def _kept(self) -> T:
+        """Once the source is over: what the client's close kept for this iterator, then
+        the end."""
+        if self._rest:
+            return self._rest.popleft()
+        self._finished = True
+        raise StopIteration
+
+    async def _keep_rest(self) -> None:
+        """On the loop thread, at the client's close (after the disconnect, and after a
+        ``next()`` still pending took its item): move what the source still yields to
+        :attr:`_rest`, so the blocking side gets it after the loop has stopped."""
+        if self._finished:
+            return
+        try:
+            while True:
+                item = await _next_or_none(self._source)
+                if item is None:
+                    return
+                self._rest.append(item)
+        except Exception:  # the source failed or was cancelled: nothing more to keep
+            logger.debug("%s kept what it could at the close", self._what, exc_info=True)
 
     def close(self) -> None:
         """Unsubscribe now (safe from any thread, and twice)."""
         if self._finished:
             return
         self._finished = True
+        self._rest.clear()
         pending, self._pending = self._pending, None
         if pending is not None and pending.cancel():
             return  # the cancellation runs the async iterator's cleanup

@@ -174,7 +174,9 @@ class SaynaSyncClient:
         finish, then is left to its thread (a daemon: it does not hold the process at
         exit) with a WARNING. Calls still waiting in other threads get their
         own error (``SaynaConnectionClosedError`` for a ``speak(wait=True)``...) or
-        ``SaynaConnectionError``; ``events()`` iterators end. Safe in every state and
+        ``SaynaConnectionError``; ``events()`` and ``turns()`` iterators end after
+        yielding what was queued for them (the close's ``ConnectionClosed`` last), read
+        during or after the close. Safe in every state and
         twice; the client may be used again afterwards (a new thread starts).
 
         Raises:
@@ -478,8 +480,7 @@ class SaynaSyncClient:
                 None (nothing is subscribed then).
         """
         check_seconds("timeout", timeout)
-        source = self._portal.call(self._client.events)
-        return BlockingIterator(self._portal, source, timeout, "events()")
+        return self._portal.iterate(self._client.events, timeout, "events()")
 
     def turns(self, timeout: Optional[float] = None) -> BlockingIterator[Turn]:
         """One :class:`Turn` per user turn, as a blocking iterator; like :meth:`events`.
@@ -489,8 +490,7 @@ class SaynaSyncClient:
                 None (nothing is subscribed then).
         """
         check_seconds("timeout", timeout)
-        source = self._portal.call(self._client.turns)
-        return BlockingIterator(self._portal, source, timeout, "turns()")
+        return self._portal.iterate(self._client.turns, timeout, "turns()")
 
     # --- events: callbacks, run on the loop thread --------------------------------------
 
