@@ -90,7 +90,10 @@ class SaynaSyncClient:
     Lifetime: :meth:`close` (or :meth:`disconnect`, or leaving ``with``) ends the session,
     then the thread and its loop. The client stays usable: a later call starts a new
     thread; callbacks stay registered. A client dropped or still open at interpreter exit
-    is closed and warns with ``ResourceWarning``; the daemon thread never delays exit.
+    is closed and, if it still held a session (open or reconnecting) or the HTTP
+    connections of its REST calls, warns with ``ResourceWarning``; a loop thread holding
+    nothing (restarted by a call after ``close()``) ends silently. The daemon thread
+    never delays exit.
 
     Raises:
         SaynaValidationError: a bad argument, named with the fix.
@@ -224,28 +227,43 @@ class SaynaSyncClient:
             else:
                 self.abort()
 
+    def _holds_open(self) -> bool:
+        """True while the client holds what only a close releases: a session (open,
+        opening or reconnecting) or the aiohttp session of its REST calls. A loop thread
+        alone is not a leak: a call after ``close()`` starts one, even a call refused
+        at once (``speak()`` when not connected)."""
+        client = self._client
+        # (HttpTransport.has_session: reading the wrapped client's transport, which has
+        # no public view of it)
+        return client.connected or client.reconnecting or client._http.has_session
+
     def __del__(self) -> None:
         portal = getattr(self, "_portal", None)
         if portal is None or not portal.running:
             return
-        warnings.warn(
-            f"unclosed {self!r}: call close() or use `with SaynaSyncClient(...) as client:`",
-            ResourceWarning,
-            stacklevel=1,
-            source=self,
-        )
-        portal.close_nowait(self._client)
-
-    def _close_at_exit(self) -> None:
-        if self._portal.running:
-            try:
+        try:
+            if self._holds_open():
                 warnings.warn(
-                    f"unclosed {self!r} at exit: call close() or use "
-                    "`with SaynaSyncClient(...) as client:`",
+                    f"unclosed {self!r}: call close() or use `with SaynaSyncClient(...) as "
+                    "client:`",
                     ResourceWarning,
                     stacklevel=1,
                     source=self,
                 )
+        finally:  # the thread ends, warned or not (-W error: the warning raised)
+            portal.close_nowait(self._client)
+
+    def _close_at_exit(self) -> None:
+        if self._portal.running:
+            try:
+                if self._holds_open():
+                    warnings.warn(
+                        f"unclosed {self!r} at exit: call close() or use "
+                        "`with SaynaSyncClient(...) as client:`",
+                        ResourceWarning,
+                        stacklevel=1,
+                        source=self,
+                    )
             finally:  # closed even when -W error made the warning an exception
                 close = self._client.timeouts.close
                 self._portal.close(self._client, timeout=2 * (close or 5.0) + 1, graceful=False)
