@@ -6,6 +6,12 @@ while the agent has unfinished speech, interrupts it through the client's
 :class:`~sayna_client.agents.SpeechQueue`: ``clear`` is sent, the attached audio output is
 flushed, the speech handles end as interrupted, and a :class:`BargeInEvent` is emitted.
 
+Only speech opened before a result arrived can be interrupted by it: while a speech
+opened since is unfinished (the reply an ``stt_result`` callback registered before the
+policy sent on that same result), the result interrupts nothing (``clear`` would cancel
+that reply too). Speech still playing from the attached audio output after its audio
+arrived counts as unfinished (see :mod:`sayna_client.agents.playout`).
+
 Guards against false interruptions: the user's words so far (not counting fillers
 such as "um") must number at least ``min_words``, and the user must have been heard for
 ``min_duration`` seconds (from the turn's first result); a transcript made only of
@@ -133,12 +139,16 @@ class BargeIn:
         if self._client is not None:
             raise SaynaValidationError("this BargeIn is already attached; detach() it first")
         self._client_ref = weakref.ref(client)  # the client's callbacks hold this policy
+        # Which speech was opened before each result arrived: a result never interrupts
+        # speech started after it (the reply an earlier callback of it just sent).
+        unstamp = client.speech.stamp_results()
         results = client.on("stt_result", self._on_result)
         closes = client.on("closed", self._on_closed)
 
         def unsubscribe() -> None:
             results()
             closes()
+            unstamp()
 
         self._unsubscribe = unsubscribe
         return self
@@ -206,6 +216,11 @@ class BargeIn:
                 return
             # Else decide on it too: a short utterance may end without any interim.
         queue = client.speech
+        # Speech opened after this result arrived (e.g. the reply that an stt_result
+        # callback registered before this policy sent on this very result) is not what
+        # the user talked over, and ``clear`` would cancel it with the rest: no decision.
+        if queue.opened_after(result):
+            return
         # The server goes by the latest speak's allow_interruption, not the oldest's.
         if not queue.speaking or not queue.interruptible or not transcript.strip():
             return

@@ -27,7 +27,9 @@ class SpeechHandle:
     """One utterance of the agent: a ``speak`` or a ``speak_stream``.
 
     ``await handle`` returns when the speech has played out (its
-    ``tts_playback_complete`` arrived, and a ``speak_stream``'s text source ended) or
+    ``tts_playback_complete`` arrived, and a ``speak_stream``'s text source ended; with
+    an attached output that offers ``buffered_bytes``, once it also played the
+    speech's last byte, see :mod:`~sayna_client.agents.playout`) or
     was interrupted (also by the connection closing first: :attr:`lost`); it raises
     what the text source (``speak_stream``'s iterable: once the chunks it sent played
     out) or a ``speak`` raised, and
@@ -55,6 +57,7 @@ class SpeechHandle:
         "_queue",
         "_sent",
         "_sent_frames",
+        "_seq",
         "_task",
         "_waiters",
         "allow_interruption",
@@ -81,6 +84,8 @@ class SpeechHandle:
         #: Every chunk has been sent (the text source is exhausted).
         self.sent_all = False
         self._sent = 0  # chunks sent
+        #: The handles its queue opened before this one (set by the queue).
+        self._seq = 0
         #: The queue's frame count when the last chunk went out (see SpeechQueue).
         self._sent_frames = _UNSENT
         #: Bytes credited so far (the queue adds those of the frames since it started

@@ -23,6 +23,12 @@ class AudioOutput(Protocol):
     its speech and sends ``clear``): it never ends the session. A ``write`` that raises
     for frame after frame (a device gone) is reported at the first frame of the run
     only; the others are logged at DEBUG.
+
+    Optional: ``buffered_bytes``, an ``int`` attribute or property, the bytes written
+    and not played yet (counted as written). An output that has it keeps each speech
+    unfinished (and interruptible by barge-in) until it has played the speech's last
+    byte; without it a speech ends when its audio has arrived (see
+    :mod:`~sayna_client.agents.playout`).
     """
 
     def write(self, data: bytes) -> None:

@@ -40,6 +40,7 @@ from ..errors import SaynaTTSError, SaynaValidationError
 from .handle import _UNSENT, SpeechHandle
 from .metrics import TurnMetrics
 from .output import AudioOutput, bytes_per_second
+from .playout import PlayOut
 from .segmenter import SentenceSegmenter
 from .sources import as_failure, close_source
 from .tts_errors import REFUSALS, SPEECH_FAILURES, speech_error
@@ -155,6 +156,14 @@ class SpeechQueue:
         self._open_listeners: tuple[Callable[[SpeechHandle], None], ...] = ()
         self._clear_tasks: Optional[set[asyncio.Task[None]]] = None
         self._output: Optional[AudioOutput] = None
+        # The attached output's play position and the speech it still holds (None: no
+        # output); see :mod:`.playout`.
+        self._playout: Optional[PlayOut] = None
+        # Handles opened so far (each handle's ``_seq`` is the count before it), and the
+        # count when each ``stt_result`` arrived, while a barge-in asks (see stamp_results).
+        self._opened = 0
+        self._stamps: Optional[list[tuple[Any, int]]] = None
+        self._stampers = 0
         # The frame count when the output's write last raised (see _output_failed).
         self._write_failed_at = -2
         #: Per-turn latency and usage, fed by this queue and the client's reader.
@@ -168,7 +177,13 @@ class SpeechQueue:
 
     @output.setter
     def output(self, output: Optional[AudioOutput]) -> None:
+        playout = self._playout
+        if playout is not None:  # the old output's speech: as played out (unknown now)
+            self._playout = None
+            playout.release()
         self._output = output
+        if output is not None:
+            self._playout = PlayOut(output)
         self._write_failed_at = -2  # a new output's first failure is reported
         self._relisten()
 
@@ -256,12 +271,81 @@ class SpeechQueue:
     @property
     def current(self) -> Optional[SpeechHandle]:
         """The oldest unfinished handle: the one being heard (or about to be)."""
+        playout = self._playout
+        if playout:
+            return playout.handles[0]
         return self._handles[0] if self._handles else None
 
     @property
     def speaking(self) -> bool:
-        """Speech is outstanding: an unfinished handle exists."""
-        return bool(self._handles)
+        """Speech is outstanding: an unfinished handle exists (also one whose audio has
+        all arrived and that the attached output has not played out yet)."""
+        return bool(self._handles) or bool(self._playout)
+
+    def _unfinished(self) -> list[SpeechHandle]:
+        """Every unfinished handle, oldest first: those the output still plays, then
+        the queue."""
+        playout = self._playout
+        held = playout.handles if playout else []
+        return [*held, *self._handles]
+
+    # --- which speech a user's result may interrupt ---------------------------------------
+
+    def stamp_results(self) -> Callable[[], None]:
+        """Note, for every ``stt_result`` from now on, how many handles had been opened
+        when it arrived (see :meth:`opened_after`); returns a function that stops it
+        (for this caller). The owner calls :meth:`on_stt_result` while it is on, told
+        through :attr:`watch_results`."""
+        self._stampers += 1
+        if self._stampers == 1:
+            self._stamps = []
+            watch = self.watch_results
+            if watch is not None:
+                watch(True)
+        stopped = False
+
+        def stop() -> None:
+            nonlocal stopped
+            if stopped:
+                return
+            stopped = True
+            self._stampers -= 1
+            if not self._stampers:
+                self._stamps = None
+                watch = self.watch_results
+                if watch is not None:
+                    watch(False)
+
+        return stop
+
+    #: ``watch_results(True)`` / ``watch_results(False)``: start / stop calling
+    #: :meth:`on_stt_result` inline, as each result arrives (None: the owner calls it for
+    #: every result).
+    watch_results: Optional[Callable[[bool], None]] = None
+
+    def on_stt_result(self, event: Any) -> None:
+        """An ``stt_result`` arrived (inline on the reader, before any callback sees it):
+        note how many handles were opened by then, while :meth:`stamp_results` is on."""
+        stamps = self._stamps
+        if stamps is not None:
+            if len(stamps) >= 4096:  # nobody looks them up any more: keep the newest
+                del stamps[:2048]
+            stamps.append((event, self._opened))
+
+    def opened_after(self, event: Any) -> bool:
+        """An unfinished handle was opened after ``event`` (an ``stt_result``) arrived:
+        e.g. the reply an earlier callback of that very result started. Such speech is
+        not what the user talked over. False for a result that arrived before
+        :meth:`stamp_results` was on. The results that arrived before ``event`` are
+        forgotten (callbacks see results in arrival order)."""
+        stamps = self._stamps
+        if not stamps:
+            return False
+        for index, (stamped, opened) in enumerate(stamps):
+            if stamped is event:
+                del stamps[:index]  # (kept itself: another policy may look it up too)
+                return any(h._seq >= opened for h in self._unfinished())
+        return False
 
     def on_interrupt(self, listener: Callable[[list[SpeechHandle]], None]) -> None:
         """Call ``listener(handles)`` (inline) whenever handles are interrupted."""
@@ -286,6 +370,8 @@ class SpeechQueue:
         """A new handle, last in the queue (its chunks are added with :meth:`add_chunk`;
         it is credited no audio nor completion before its first one)."""
         handle = SpeechHandle(self, allow_interruption)
+        handle._seq = self._opened
+        self._opened += 1
         self._handles.append(handle)
         if self._tally is not None and not self._listening:
             self._relisten()
@@ -414,7 +500,7 @@ class SpeechQueue:
     def cleared(self) -> list[SpeechHandle]:
         """``clear`` was sent by the application: unfinished handles are interrupted,
         unless the newest speech is non-interruptible (the server ignores the clear)."""
-        if not self._handles or not self.interruptible:
+        if not self.speaking or not self.interruptible:
             return []
         return self._interrupt(send_clear=False)
 
@@ -424,7 +510,7 @@ class SpeechQueue:
         handle with a chunk (the latest ``speak``, whose ``allow_interruption`` the
         server goes by; streams waiting for their first sentence sent nothing) allows
         interruption, or there is none."""
-        for handle in reversed(self._handles):
+        for handle in reversed(self._unfinished()):
             if handle._chunks:
                 return handle.allow_interruption
         return True
@@ -545,7 +631,8 @@ class SpeechQueue:
         if self._pending is not None:
             self._resolve()
         self._settle_head()
-        handles = list(self._handles)
+        playout = self._playout
+        handles = [*(playout.take() if playout is not None else ()), *self._handles]
         self._handles.clear()
         self._muted = True
         self._due = False  # cleared speech gets no completion (sent here or by the app)
@@ -556,9 +643,11 @@ class SpeechQueue:
                 unplayed = output.flush()
             except Exception as exc:  # the handles end and clear goes out all the same
                 self._output_failed("flush", "interruption", exc)
-        for handle in handles:
-            # The output's unplayed audio belongs to the newest handles that had audio.
-            taken = min(unplayed, handle.bytes_delivered) if handle is handles[0] else 0
+        # The output's unplayed audio belongs to the newest handles that had audio (the
+        # audio of speeches that overlapped is the oldest one's).
+        for handle in reversed(handles):
+            taken = min(unplayed, handle.bytes_delivered)
+            unplayed -= taken
             handle._finish(interrupted=True, unplayed=taken, error=handle._failure)
         self._check_reply()  # (ended)
         if send_clear:
@@ -599,6 +688,9 @@ class SpeechQueue:
                 output.write(data)
             except Exception as exc:  # the output's fault: not a reason to end the session
                 self._output_failed("write", "tts_audio", exc)
+            playout = self._playout
+            if playout is not None:
+                playout.written += len(data)
 
     def _output_failed(self, method: str, event_type: str, exc: Exception) -> None:
         """The attached output's ``method`` raised: logged, and told to the owner; a
@@ -673,7 +765,7 @@ class SpeechQueue:
         if rate is not None and failure is None:  # (a failed one: not its length)
             self._played_seconds += handle._bytes / rate
             self._played_words += len(handle.text.split())
-        handle._finish(interrupted=False, error=failure)
+        self._audio_ended(handle, size, failure)
         if handles:
             self._overlapped(frames, size, rate)
         self._check_reply()
@@ -705,7 +797,20 @@ class SpeechQueue:
             failure = handle._failure
             if rate is not None and failure is None:
                 self._played_words += len(handle.text.split())
+            self._audio_ended(handle, size, failure)
+
+    def _audio_ended(self, handle: SpeechHandle, size: int, failure: Optional[Exception]) -> None:
+        """``handle``'s audio has all arrived (up to the byte count ``size``): it ends, now
+        or, when the attached output tells what it holds, once the output played it
+        (see :mod:`.playout`)."""
+        playout = self._playout
+        if playout is None or self._muted:
             handle._finish(interrupted=False, error=failure)
+            return
+        # The bytes written to the output when the count was ``size`` (every frame since
+        # was written to it).
+        end = playout.written - max(0, self._received()[1] - size)
+        playout.end(handle, end, failure, self.byte_rate())
 
     # --- a speech the server failed ----------------------------------------------------
 

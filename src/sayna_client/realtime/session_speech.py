@@ -137,6 +137,14 @@ class SessionSpeechQueue(SpeechQueue):
             hub = session.hub
             (hub.observe_audio if on else hub.unobserve_audio)(self.on_tts_audio)
 
+    def watch_results(self, on: bool) -> None:
+        """Each ``stt_result`` to :meth:`on_stt_result` as it arrives, while a barge-in
+        asks (see :meth:`~sayna_client.agents.SpeechQueue.stamp_results`)."""
+        session = or_none(self._session)
+        if session is not None:
+            hub = session.hub
+            (hub.observe if on else hub.unobserve)("stt_result", self.on_stt_result)
+
     def refused(self) -> None:
         """A refused ``speak`` left no speech outstanding: end the tracker's waits for a
         completion that will not come."""
