@@ -199,3 +199,32 @@ def test_a_word_longer_than_speak_accepts_is_cut_at_that_limit(piece: int) -> No
     segmenter = SentenceSegmenter()
     assert segmenter.push(word[: MAX_TEXT_CHARS + 1]) == [word[:MAX_TEXT_CHARS]]
     assert segmenter.finish() == [word[MAX_TEXT_CHARS]]
+
+
+def test_a_numbered_list_item_keeps_its_number() -> None:
+    # An LLM's list: the item number used to end the sentence before it ("...steps:
+    # one." then a pause), as a "1." followed by a space looks like a full stop.
+    tokens = ["Sure", "!", " Here", " are", " the", " steps", ":", "\n\n", "1", ".", " Open"]
+    tokens += [" the", " settings", " app", " on", " your", " phone", ".", "\n", "2", "."]
+    tokens += [" Tap", " your", " account", " name", " at", " the", " top", ".", "\n", "3", "."]
+    tokens += [" Choose", " sign", " out", "."]
+    segmenter = SentenceSegmenter()
+    chunks: list[str] = []
+    for token in tokens:
+        chunks += segmenter.push(token)
+    chunks += segmenter.finish()
+    assert chunks == [
+        "Sure!",
+        "Here are the steps:\n\n1. Open the settings app on your phone.",
+        "2. Tap your account name at the top.",
+        "3. Choose sign out.",
+    ]
+    assert not any(chunk.endswith(("1.", "2.", "3.")) for chunk in chunks)
+    # Whatever the pieces; a first chunk (cut at its first boundary) is no bare number
+    # either, while a number ending a sentence inside a line still ends it.
+    assert cut("1. Open the app. 2. Tap it.") == ["1. Open the app.", "2. Tap it."]
+    assert cut("Steps:\n  12. Go on.") == ["Steps:\n  12. Go on."]
+    assert cut("I counted to 3. Then I stopped here.", min_chars=1) == [
+        "I counted to 3.",
+        "Then I stopped here.",
+    ]

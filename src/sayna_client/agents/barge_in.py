@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import re
 import time
 import weakref
@@ -97,7 +98,10 @@ class BargeIn:
             session's dispatcher task; ``client.on("barge_in", cb)`` works too.
 
     Raises:
-        SaynaValidationError: a negative or non-numeric guard.
+        SaynaValidationError: a guard that is not a number in range (``min_words`` a
+            whole number >= 1, ``min_duration`` a finite number >= 0, neither a bool),
+            ``backchannels`` or ``fillers`` not a collection of strings,
+            ``resume_on_noise`` not a bool, or ``on_barge_in`` not callable.
     """
 
     def __init__(
@@ -112,14 +116,30 @@ class BargeIn:
     ) -> None:
         if type(min_words) is not int or min_words < 1:
             raise SaynaValidationError("min_words must be a whole number >= 1")
-        if not isinstance(min_duration, (int, float)) or min_duration < 0:
-            raise SaynaValidationError("min_duration must be a number of seconds >= 0")
-        if isinstance(backchannels, str) or isinstance(fillers, str):
-            raise SaynaValidationError("backchannels and fillers are collections of strings")
+        if (
+            isinstance(min_duration, bool)
+            or not isinstance(min_duration, (int, float))
+            or not 0 <= min_duration < math.inf
+        ):
+            raise SaynaValidationError(
+                f"min_duration must be a finite number of seconds >= 0, got {min_duration!r}; "
+                "e.g. min_duration=0.5"
+            )
+        phrases = _strings("backchannels", backchannels, "{'yeah', 'uh huh'}")
+        filler_words = _strings("fillers", fillers, "{'um', 'uh'}")
+        if not isinstance(resume_on_noise, bool):
+            raise SaynaValidationError(
+                f"resume_on_noise must be True or False, got {resume_on_noise!r}"
+            )
+        if on_barge_in is not None and not callable(on_barge_in):
+            raise SaynaValidationError(
+                f"on_barge_in must be a function (plain or async) taking a BargeInEvent, or "
+                f"None, got {type(on_barge_in).__name__}"
+            )
         self.min_words = min_words
         self.min_duration = float(min_duration)
-        self.backchannels = frozenset(" ".join(_words(p)) for p in backchannels)
-        self.fillers = frozenset(w.lower() for w in fillers)
+        self.backchannels = frozenset(" ".join(_words(p)) for p in phrases)
+        self.fillers = frozenset(w.lower() for w in filler_words)
         self.resume_on_noise = resume_on_noise
         self.on_barge_in = on_barge_in
         #: Every decision taken, in order.
@@ -281,3 +301,24 @@ class BargeIn:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _strings(name: str, value: Any, example: str) -> tuple[str, ...]:
+    """``value``, a collection of strings, as a tuple (read once: it may be a generator).
+
+    Raises:
+        SaynaValidationError: one string, not iterable, or an item that is not a string.
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise SaynaValidationError(
+            f"backchannels and fillers are collections of strings; {name} got {value!r}, "
+            f"e.g. {name}={example}"
+        )
+    items = tuple(value)
+    for item in items:
+        if not isinstance(item, str):
+            raise SaynaValidationError(
+                f"backchannels and fillers are collections of strings; {name} holds "
+                f"{item!r} ({type(item).__name__}), e.g. {name}={example}"
+            )
+    return items

@@ -14,9 +14,10 @@ one word longer than ``max_chars`` is cut after it, or after its first
 :data:`~sayna_client._config.MAX_TEXT_CHARS` characters (100,000) when it is longer than
 that: no chunk is longer than ``speak()`` accepts.
 A ``.`` is not a boundary inside a number (``3.14``), after a known abbreviation
-(``Dr.``, ``e.g.``, ``etc.``) or an initial (``J.``), or inside a URL or an e-mail
-address: a boundary needs the whitespace after it, so a cut never waits for more than
-the next piece.
+(``Dr.``, ``e.g.``, ``etc.``) or an initial (``J.``), after a list item's number at the
+start of a line (``1. Open the app``: it belongs to the sentence after it), or inside a
+URL or an e-mail address: a boundary needs the whitespace after it, so a cut never
+waits for more than the next piece.
 
 The work of a :meth:`~SentenceSegmenter.push` is about the size of the piece, not of the
 text held: the scan for boundaries resumes where the last one stopped, so text that
@@ -266,6 +267,10 @@ class SentenceSegmenter:
         if not bare:
             return True
         if _URLISH.search(bare):
+            return False
+        if bare.isdigit() and not text[text.rfind("\n", 0, word_start) + 1 : word_start].strip():
+            # A number alone at the start of a line is a list item's ("1. Open the
+            # app"): its "." starts the sentence after it, it does not end one.
             return False
         if bare in self.abbreviations:
             return False

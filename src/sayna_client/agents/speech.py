@@ -532,8 +532,18 @@ class SpeechQueue:
         # A copy per stream: text one left unsent (interrupted, failed) never reaches another.
         if isinstance(segmenter, SentenceSegmenter):
             cutter = segmenter.fresh()
+        elif segmenter is None:
+            cutter = SentenceSegmenter()
+        elif callable(getattr(segmenter, "push", None)) and callable(
+            getattr(segmenter, "finish", None)
+        ):
+            cutter = segmenter  # a segmenter of the user's own: push(piece), finish()
         else:
-            cutter = segmenter or SentenceSegmenter()
+            raise SaynaValidationError(
+                f"segmenter must be a SentenceSegmenter (or an object with push(piece) and "
+                f"finish() methods returning lists of chunks) or None, got "
+                f"{type(segmenter).__name__}; e.g. segmenter=SentenceSegmenter(min_chars=20)"
+            )
         handle = self.open(allow_interruption)
         handle._task = asyncio.ensure_future(self._feed(handle, pieces, cutter, flush))
         return handle

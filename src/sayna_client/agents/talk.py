@@ -177,9 +177,21 @@ async def talk(
 
     Cancelling stops the conversation (the microphone is closed); so does ``max_seconds``.
     Either way an answer under way is interrupted: its reply is no longer read, and
-    ``clear`` stops what the server still had to say.
+    ``clear`` stops what the server still had to say; its line (what the user heard of
+    it, ``interrupted``) is still reported to ``on_line`` and, after ``max_seconds``,
+    returned.
+
+    Once the microphone's frames have ended (a file), a reply that gives no text for
+    ``client.timeouts.request`` seconds (60 by default; None: no limit) ends the
+    conversation as ``max_seconds`` does, with a warning naming the user's words it
+    answered: with nobody left to talk, a stalled reply would otherwise never end it.
     """
     lines: list[Line] = []
+    loop = asyncio.get_running_loop()
+    #: Since when the answer under way has waited for its reply's next piece (None: it
+    #: is not waiting for the reply).
+    waiting_since: Optional[float] = None
+    answering = ""  # the user's words the reply under way (or the last one) answers
     ends = {w.lower() for w in end_words}
     pending: asyncio.Queue[Turn] = asyncio.Queue()
     policy = client.barge_in() if barge_in else None
@@ -200,9 +212,21 @@ async def talk(
             # once suspends: let the loop run (max_seconds, the answers) after each frame.
             await asyncio.sleep(0)
         await client.finish_audio()
-        await client.drain()  # the last turn is in `pending` (the callbacks caught up)
+
+    async def timed(text: str) -> AsyncIterator[str]:
+        """The reply's pieces, noting when the answer waits on the reply."""
+        nonlocal waiting_since
+        waiting_since = loop.time()
+        try:
+            async for piece in _pieces(reply, text):
+                waiting_since = None
+                yield piece
+                waiting_since = loop.time()
+        finally:
+            waiting_since = None
 
     async def converse() -> None:
+        nonlocal answering
         while True:
             turn = await pending.get()
             try:
@@ -210,7 +234,8 @@ async def talk(
                 if not text:
                     continue
                 say(Line("you", text))
-                handle = await client.speak_stream(_pieces(reply, text))
+                answering = text
+                handle = await client.speak_stream(timed(text))
                 failure = None
                 try:
                     await handle
@@ -218,6 +243,9 @@ async def talk(
                     failure = exc.server_message
                 except asyncio.CancelledError:  # talk() ends: so does the answer
                     _stop(handle)
+                    # What the user heard of it is a line of the conversation too.
+                    cut = handle.interrupted or not handle.done
+                    say(Line("agent", handle.text_heard, cut))
                     raise
                 say(Line("agent", handle.text_heard, handle.interrupted, failure))
                 if ends & set(re.findall(r"[a-z']+", text.lower())):
@@ -225,9 +253,38 @@ async def talk(
             finally:
                 pending.task_done()
 
+    async def answers() -> None:
+        await client.drain()  # the last turn is in `pending` (the callbacks caught up)
+        await pending.join()
+
     async def until_answered() -> None:
         await feed()
-        await pending.join()
+        # The microphone ended (a file): nobody is left to end a reply that stalls, so
+        # one that gives no text for Timeouts.request seconds ends the conversation.
+        bound = client.timeouts.request
+        if bound is None:
+            await answers()
+            return
+        answered = asyncio.ensure_future(answers())
+        try:
+            while not answered.done():
+                since = waiting_since
+                if since is not None and loop.time() - since >= bound:
+                    logger.warning(
+                        "talk(): the reply to %r gave no text for %.1f s after the "
+                        "microphone ended (Timeouts.request); ending the conversation "
+                        "without the rest of it",
+                        answering,
+                        bound,
+                    )
+                    return
+                step = _STALL_POLL
+                if since is not None:
+                    step = min(step, since + bound - loop.time())
+                await asyncio.wait({answered}, timeout=step)
+            answered.result()  # raises what the session raised
+        finally:
+            answered.cancel()
 
     conversation = asyncio.ensure_future(converse())
     listening = asyncio.ensure_future(until_answered())
@@ -262,6 +319,10 @@ def _stop(handle: SpeechHandle) -> None:
     except SaynaValidationError:  # sent with allow_interruption=False: it plays out
         logger.debug("the answer under way cannot be interrupted; it plays out")
 
+
+#: Seconds between two looks of :func:`talk`, once the microphone ended, at whether the
+#: reply under way stalled.
+_STALL_POLL = 0.25
 
 #: Seconds the end of :func:`talk` waits for the speaker, beyond twice the audio it holds.
 _PLAY_OUT_SLACK = 2.0

@@ -5,7 +5,10 @@ An :class:`IdleEvent` is emitted after ``idle_after`` seconds with neither user 
 again after each further ``idle_after`` quiet seconds; ``on_idle`` can re-prompt the user or
 end the call. After ``max_duration`` seconds from :meth:`IdleWatchdog.start` an event with
 ``reason="max_duration"`` is emitted and ``on_max_duration`` runs (by default the client
-disconnects). The watchdog stops by itself when the session ends: a close that an automatic
+disconnects). A watchdog started before ``connect()`` counts both from the session's
+``ready``. A hook that raises is logged and reported to the session's error callbacks as a
+:class:`~sayna_client.CallbackError`; the watchdog goes on.
+The watchdog stops by itself when the session ends: a close that an automatic
 reconnection follows (``will_reconnect``) does not end it, and the outage counts as neither
 quiet nor activity (the quiet spell starts again once the session is back), while
 ``max_duration`` goes on counting through it.
@@ -58,7 +61,8 @@ class IdleWatchdog:
         on_max_duration: called then (default: ``client.disconnect()``).
 
     Raises:
-        SaynaValidationError: ``idle_after`` or ``max_duration`` not a positive number.
+        SaynaValidationError: ``idle_after`` or ``max_duration`` not a positive number,
+            or ``on_idle`` or ``on_max_duration`` not callable.
     """
 
     def __init__(
@@ -74,7 +78,15 @@ class IdleWatchdog:
             if value is None and name == "max_duration":
                 continue
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-                raise SaynaValidationError(f"{name} must be a positive number of seconds")
+                raise SaynaValidationError(
+                    f"{name} must be a positive number of seconds, got {value!r}; e.g. {name}=8.0"
+                )
+        for name, hook in (("on_idle", on_idle), ("on_max_duration", on_max_duration)):
+            if hook is not None and not callable(hook):
+                raise SaynaValidationError(
+                    f"{name} must be a function (plain or async) taking an IdleEvent, or "
+                    f"None, got {type(hook).__name__}"
+                )
         self._client = weakref.ref(client)
         self.idle_after = float(idle_after)
         self.on_idle = on_idle
@@ -136,12 +148,21 @@ class IdleWatchdog:
         speech_seen = self._last_speech
         count = 0
         step = min(0.1, self.idle_after / 4)
+        first = self._client()
+        # Started before connect(): nothing counts (quiet, max_duration) before ready.
+        counting = first is None or first.ready or first.reconnecting
+        del first
         while True:
             await asyncio.sleep(step)
             client = self._client()
             if client is None:
                 return
             now = loop.time()
+            if not counting:
+                if not client.ready:
+                    continue
+                counting = True
+                started = last_activity = now
             if client.reconnecting:
                 # The outage is nobody's silence: the quiet spell starts once it is over
                 # (an idle hook could not speak meanwhile anyway).
@@ -177,8 +198,14 @@ class IdleWatchdog:
             outcome = hook(event)
             if asyncio.iscoroutine(outcome):
                 await outcome
-        except Exception:  # a hook's failure must not stop the watchdog
-            logger.exception("idle watchdog hook failed")
+        except Exception as exc:  # a hook's failure must not stop the watchdog
+            # Reported as the dispatcher reports a callback's error (and barge-in its
+            # on_barge_in's): a CallbackError to the session's error callbacks.
+            name = getattr(hook, "__qualname__", None) or repr(hook)
+            logger.error("Sayna callback %s raised while handling 'idle'", name, exc_info=exc)
+            report = client.speech.report
+            if report is not None:
+                report(name, "idle", exc)
 
 
 def _ender(client: SaynaClient) -> Hook:

@@ -7,13 +7,19 @@ type (a value, :class:`UnknownEvent`) from a malformed frame
 """
 
 import json
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Optional, Union
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from .events import MalformedMessage, ServerEvent, UnknownEvent
+from .events import MalformedMessage, ServerEvent, TTSPlaybackCompleteMessage, UnknownEvent
 
-__all__ = ["KNOWN_EVENT_TYPES", "MAX_TEXT_FRAME", "decode_text", "validate_event_json"]
+__all__ = [
+    "KNOWN_EVENT_TYPES",
+    "MAX_TEXT_FRAME",
+    "completion_in",
+    "decode_text",
+    "validate_event_json",
+]
 
 #: Text frames above this many characters are reported as malformed without parsing
 #: (the largest legitimate server message is a few kilobytes).
@@ -106,3 +112,23 @@ def _explain(
         for err in first_error.errors(include_url=False)
     )
     return MalformedMessage(_preview(text), f"invalid {event_type!r} message: {problems}")
+
+
+def completion_in(text: Union[str, bytes]) -> Optional[TTSPlaybackCompleteMessage]:
+    """The completion a malformed frame still is: a ``tts_playback_complete`` whose
+    ``timestamp`` (its only required field) is missing or not an integer, as a
+    :class:`TTSPlaybackCompleteMessage` with ``timestamp`` None; None for any other frame.
+
+    :func:`decode_text` makes such a frame a :class:`MalformedMessage` (the protocol
+    requires the field); the session reports that, then delivers this, because the
+    server's TTS queue drained all the same, and speech waiting for it must end.
+    """
+    if len(text) > MAX_TEXT_FRAME:
+        return None
+    try:
+        data: Any = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or data.get("type") != "tts_playback_complete":
+        return None
+    return TTSPlaybackCompleteMessage.model_construct(timestamp=None)

@@ -31,7 +31,7 @@ from ..errors import (
     SaynaConfigRejectedError,
     SaynaTimeoutError,
 )
-from ..protocol.decode import MAX_TEXT_FRAME, decode_text, validate_event_json
+from ..protocol.decode import MAX_TEXT_FRAME, completion_in, decode_text, validate_event_json
 from ..protocol.events import (
     ConnectionClosed,
     ErrorMessage,
@@ -372,6 +372,12 @@ class WebSocketConnection(SocketSender):
             if pending and waiter.done() and self._wire is not None:  # type: ignore[union-attr]
                 self._wire.hold()
         self._hub.publish(event)
+        if event_type == "malformed_message":
+            # A completion with a bad timestamp is reported, and still a completion:
+            # speech waiting for it must not wait for ever.
+            completion = completion_in(text)
+            if completion is not None:
+                self._hub.publish(completion)
 
     def frame_binary(self, data: bytes) -> None:
         """A binary message: TTS audio."""
