@@ -25,6 +25,7 @@ from yarl import URL
 from ._redact import Redactor, safe_url
 from .errors import (
     SaynaHttpError,
+    SaynaInternalServerError,
     SaynaInvalidResponseError,
     SaynaRateLimitError,
     http_error_for_status,
@@ -251,18 +252,12 @@ def error_from_response(
         message_text += f"; {auth_hint(sent_key, netrc=netrc, trust_env=trust_env)}"
     if note is not None and status in _GATEWAY_FAILURES:
         message_text += f"; {note}"
-    error_cls = http_error_for_status(status)
-    if error_cls is SaynaRateLimitError:
-        return SaynaRateLimitError(
-            message_text,
-            status,
-            endpoint,
-            body=parsed,
-            error=error,
-            code=code,
-            retry_after=retry_after_seconds(headers.get("Retry-After")),
-        )
-    return error_cls(message_text, status, endpoint, body=parsed, error=error, code=code)
+    failure = http_error_for_status(status)(
+        message_text, status, endpoint, body=parsed, error=error, code=code
+    )
+    if isinstance(failure, (SaynaRateLimitError, SaynaInternalServerError)):
+        failure.retry_after = retry_after_seconds(headers.get("Retry-After"))
+    return failure
 
 
 def connection_problem(

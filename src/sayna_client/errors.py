@@ -31,7 +31,7 @@
             ├── SaynaPayloadTooLargeError       413
             ├── SaynaUnprocessableEntityError   415, 422
             ├── SaynaRateLimitError             429 (``retry_after`` seconds when sent)
-            └── SaynaInternalServerError        5xx
+            └── SaynaInternalServerError        5xx (``retry_after`` seconds when sent)
 
 aiohttp exceptions never escape the SDK: they are translated in exactly one place
 for REST (``_http``) and one for the WebSocket (``realtime``), always chained with
@@ -434,7 +434,22 @@ class SaynaRateLimitError(SaynaHttpError):
 
 
 class SaynaInternalServerError(SaynaHttpError):
-    """5xx: the server or one of its upstream providers failed."""
+    """5xx: the server or one of its upstream providers failed. ``retry_after`` is the
+    server's hint in seconds, if any (a 503 over capacity sends one)."""
+
+    def __init__(
+        self,
+        message: str,
+        status_code: int,
+        endpoint: Optional[str] = None,
+        *,
+        body: Any = None,
+        error: Optional[str] = None,
+        code: Optional[str] = None,
+        retry_after: Optional[float] = None,
+    ) -> None:
+        super().__init__(message, status_code, endpoint, body=body, error=error, code=code)
+        self.retry_after = retry_after
 
 
 _STATUS_CLASSES: dict[int, type[SaynaHttpError]] = {

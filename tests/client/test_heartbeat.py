@@ -12,7 +12,7 @@ from aiohttp import WSMsgType, web
 
 from helpers.waiting import eventually
 from sayna_client import SaynaClient
-from sayna_client.realtime.heartbeat import Heartbeat
+from sayna_client.realtime.heartbeat import Heartbeat, PingLedger
 
 from .conftest import serving, stt, tts
 
@@ -66,19 +66,67 @@ async def test_a_missing_pong_is_reported_once_then_nothing_more() -> None:
 
 async def test_data_still_arriving_defers_the_verdict_on_a_late_pong() -> None:
     # On a slow link the Pong can wait behind seconds of queued audio: as long as data
-    # keeps coming the peer is alive; once it stops, a missing Pong is a dead peer.
+    # keeps coming the peer is alive (for one more heartbeat past the Pong's due time);
+    # once it stops, a missing Pong is a dead peer.
     seen = Recorder()
-    # Pings about every 0.2 s, Pong due 0.1 s later; data every 10 ms leaves a wide
-    # margin for a loaded machine's late timers.
-    beat = beating(0.2, seen)
-    for _ in range(80):  # 0.8 s of steady data (four Pings) and never a Pong
-        seen.live += 1
-        await asyncio.sleep(0.01)
-    assert seen.dead == 0
-    # The data stops: the next Pong missing is a verdict.
+    # Pings about every 0.75 s, the first Pong due 0.5 s after the first, waited for
+    # until 1.5 s later while data comes: the second Ping (past the due time) comes
+    # with a wide margin for a loaded machine's late timers.
+    beat = beating(1.0, seen)
+
+    async def feed() -> None:
+        while True:
+            seen.live += 1
+            await asyncio.sleep(0.01)
+
+    feeding = asyncio.get_running_loop().create_task(feed())
+    try:
+        await eventually(lambda: seen.pings >= 2)  # past the first Pong's due time
+        assert seen.dead == 0
+    finally:
+        feeding.cancel()
+    # The data stops: the Pong still missing is a verdict.
     await eventually(lambda: seen.dead)
     assert seen.dead == 1
     beat.stop()
+
+
+async def test_a_peer_that_seems_alive_but_never_answers_is_dead_within_a_bound() -> None:
+    # A hung server's kernel keeps acknowledging our audio until its buffers fill: the
+    # liveness counter keeps changing, but the late Pong is waited for at most one more
+    # heartbeat (1.5 intervals) past its due time: three Pings at most, then the verdict.
+    seen = Recorder()
+    beat = beating(0.1, seen)
+
+    async def feed() -> None:
+        while True:  # the counter changes at every turn, for ever
+            seen.live += 1
+            await asyncio.sleep(0.005)
+
+    feeding = asyncio.get_running_loop().create_task(feed())
+    try:
+        await eventually(lambda: seen.dead)
+    finally:
+        feeding.cancel()
+        beat.stop()
+    assert seen.dead == 1
+    assert seen.pings <= 3  # (counted in Pings, not seconds: a loaded machine's timers)
+
+
+def test_the_ping_ledger_vouches_for_what_preceded_each_answered_ping() -> None:
+    ledger = PingLedger()
+    assert ledger.unconfirmed((5, 50)) == (5, 50)  # nothing answered yet
+    ledger.ping((5, 50))
+    ledger.ping((8, 80))  # sent while the first Pong was late
+    ledger.pong()  # answers the first Ping only
+    assert ledger.unconfirmed((10, 100)) == (5, 50)
+    ledger.pong()
+    assert ledger.unconfirmed((10, 100)) == (2, 20)
+    ledger.pong()  # a Pong with no Ping outstanding (unsolicited): answers nothing
+    ledger.ping((12, 120))
+    assert ledger.unconfirmed((12, 120)) == (4, 40)
+    ledger.pong()
+    assert ledger.unconfirmed((12, 120)) == (0, 0)
 
 
 async def test_stop_cancels_the_timers() -> None:

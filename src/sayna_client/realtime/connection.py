@@ -50,7 +50,7 @@ from ..protocol.lifecycle import (
 from .deadline import Deadlines, deadlines
 from .framing import BYTES_PER_TURN, FRAMES_PER_TURN, FrameProtocol, WireViolation
 from .handshake import MAX_MESSAGE_BYTES, open_socket
-from .heartbeat import Heartbeat
+from .heartbeat import Heartbeat, PingLedger
 from .hub import EventHub
 from .sender import ABNORMAL_CLOSURE, SocketSender
 from .wire import (
@@ -109,6 +109,15 @@ class ConnectionOwner(Protocol):
         """A counter of data received that changes while data flows (keepalive)."""
         ...
 
+    def audio_sent(self) -> tuple[int, int]:
+        """The audio frames and bytes sent on the current socket so far (read per Ping)."""
+        ...
+
+    def audio_unanswered(self, frames: int, size: int) -> None:
+        """The heartbeat found the server dead: ``frames`` (``size`` bytes) were sent
+        after the last Ping it answered, so it may not have taken them."""
+        ...
+
     def redact(self, text: str) -> str:
         """``text`` (a server's words about to go into an exception or a log line) with
         the client's secrets masked. Called only when such a text is built, never per
@@ -126,6 +135,7 @@ class WebSocketConnection(SocketSender):
     """
 
     __slots__ = (
+        "_acks",
         "_closing_by_client",
         "_control",
         "_ended",
@@ -176,6 +186,8 @@ class WebSocketConnection(SocketSender):
         self._heartbeat_interval = heartbeat * 2 / 3 if heartbeat else None
         self._heartbeat: Optional[Heartbeat] = None
         self._sent: Optional[SendProgress] = None  # made at the first Ping
+        #: The audio the answered Pings vouch for (made at the first Ping).
+        self._acks: Optional[PingLedger] = None
         #: Ping / Pong sends and the close after a dead heartbeat (awaited by close()).
         self._control: Optional[set[asyncio.Task[None]]] = None
         #: Set when the session ends (made by close() while it waits for the server).
@@ -395,9 +407,11 @@ class WebSocketConnection(SocketSender):
             self._frames.pong(payload)
 
     def frame_pong(self) -> None:
-        """A Pong: the peer is alive."""
+        """A Pong: the peer is alive, and has read what we sent before its Ping."""
         if self._heartbeat is not None:
             self._heartbeat.pong()
+        if self._acks is not None:
+            self._acks.pong()
 
     def frame_close(self, code: int, reason: str) -> None:
         """The server's Close: answer it unless ours went first, end the session, and
@@ -547,6 +561,10 @@ class WebSocketConnection(SocketSender):
         """Send a Ping (for the :class:`~.heartbeat.Heartbeat`)."""
         if self.close_info is not None:
             return
+        acks = self._acks
+        if acks is None:
+            acks = self._acks = PingLedger()
+        acks.ping(self._owner.audio_sent())
         if self._wire is not None:
             frames = self._frames
             assert frames is not None
@@ -581,6 +599,13 @@ class WebSocketConnection(SocketSender):
         if self.close_info is not None:
             return
         logger.warning("Sayna server did not answer a ping in time: dropping the connection")
+        acks = self._acks
+        if acks is not None:
+            # What went out after the last answered Ping may be in a hung server's
+            # buffers only: reported (before the close), never lost silently.
+            frames, size = acks.unconfirmed(self._owner.audio_sent())
+            if frames:
+                self._owner.audio_unanswered(frames, size)
         self._finish(ABNORMAL_CLOSURE, NO_PONG)
 
     async def _read(self) -> None:

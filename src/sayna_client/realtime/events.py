@@ -91,17 +91,26 @@ class Reconnected(LocalEvent):
 
 
 class AudioDropped(LocalEvent):
-    """Audio held during an outage exceeded the reconnect buffer; the oldest frames went."""
+    """Audio that will not reach the server: held during an outage and discarded (the
+    reconnect buffer overflowed, the reconnection gave up or was stopped), or, with
+    ``unconfirmed`` True, sent to a server the heartbeat then found dead, after the last
+    Ping it answered (it may or may not have taken them; they are not replayed)."""
 
-    __slots__ = ("bytes", "frames")
+    __slots__ = ("bytes", "frames", "unconfirmed")
     type: ClassVar[Literal["audio_dropped"]] = "audio_dropped"
 
-    def __init__(self, frames: int, bytes: int) -> None:
+    def __init__(self, frames: int, bytes: int, *, unconfirmed: bool = False) -> None:
         self.frames = frames
         self.bytes = bytes
+        self.unconfirmed = unconfirmed
 
     @property
     def message(self) -> str:
+        if self.unconfirmed:
+            return (
+                f"{self.frames} audio frames ({self.bytes} bytes) sent after the server's "
+                "last answer to a ping may not have reached it: it stopped answering"
+            )
         return f"{self.frames} audio frames ({self.bytes} bytes) held during an outage were dropped"
 
 

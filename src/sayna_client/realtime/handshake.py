@@ -13,13 +13,15 @@ from typing import Any, Optional
 import aiohttp
 
 from .._compat import within
-from .._http_errors import auth_hint, connection_problem, refused_request
+from .._http_errors import auth_hint, connection_problem, refused_request, retry_after_seconds
 from .._http_sessions import RedirectRefused, left_origin, redirected_elsewhere
 from .._redact import Redactor, safe_url
 from ..errors import (
     SaynaConnectionError,
     SaynaError,
     SaynaHttpError,
+    SaynaInternalServerError,
+    SaynaRateLimitError,
     SaynaTimeoutError,
     SaynaValidationError,
     http_error_for_status,
@@ -111,7 +113,8 @@ async def open_socket(
             hint = auth_hint(
                 "Authorization" in headers and not netrc, netrc=netrc, trust_env=session.trust_env
             )
-            failure = _handshake_error(where, exc.status, body, hint)
+            wait = retry_after_seconds(exc.headers.get("Retry-After") if exc.headers else None)
+            failure = _handshake_error(where, exc.status, body, hint, retry_after=wait)
     except (aiohttp.ClientError, OSError) as exc:
         cause = scrub.cause(exc)
         problem = scrub.scrub(connection_problem(url, exc, proxy))
@@ -207,9 +210,13 @@ async def _refusal_body(
         return text or None
 
 
-def _handshake_error(where: str, status: int, body: Any, auth: str) -> SaynaHttpError:
+def _handshake_error(
+    where: str, status: int, body: Any, auth: str, *, retry_after: Optional[float] = None
+) -> SaynaHttpError:
     """The typed error of a refused upgrade: the server's reason, and the fix in the
-    caller's terms (``auth``, the 401 hint: never "pass api_key=" when one was passed)."""
+    caller's terms (``auth``, the 401 hint: never "pass api_key=" when one was passed).
+    ``retry_after``: the refusal's ``Retry-After`` in seconds, kept on the 429 and 5xx
+    errors (their ``retry_after``) and named in the message."""
     error = code = message = None
     if isinstance(body, dict):
         error = body.get("error") if isinstance(body.get("error"), str) else None
@@ -220,8 +227,18 @@ def _handshake_error(where: str, status: int, body: Any, auth: str) -> SaynaHttp
     elif isinstance(body, str):
         message = body[:200]
     reason = message or error or "no reason given"
-    hint = auth if status == 401 else "check the URL points at a Sayna server"
-    return http_error_for_status(status)(
+    if status == 401:
+        hint = auth
+    elif status == 429 or status == 503:
+        # A busy server, not a wrong URL: the same request works later.
+        later = f"in {retry_after:g} s (Retry-After)" if retry_after is not None else "later"
+        busy = "rate-limited" if status == 429 else "over capacity"
+        hint = f"the server is {busy}: retry {later}"
+    elif status >= 500:
+        hint = "the server failed; retry later"
+    else:
+        hint = "check the URL points at a Sayna server"
+    failure = http_error_for_status(status)(
         f"WebSocket upgrade to {where} failed with HTTP {status}: {reason}; {hint}",
         status,
         "GET /ws",
@@ -229,3 +246,6 @@ def _handshake_error(where: str, status: int, body: Any, auth: str) -> SaynaHttp
         error=error,
         code=code,
     )
+    if isinstance(failure, (SaynaRateLimitError, SaynaInternalServerError)):
+        failure.retry_after = retry_after
+    return failure

@@ -11,6 +11,14 @@ audio) and while the peer takes the bytes we queued (our Ping waits behind an up
 that fills the socket buffers: a 128 KB/s link drains 2 MB in 16 s). A silent peer
 does neither.
 
+The deadline moves on for at most ``1.5 × interval`` (one ``heartbeat``) past the
+Pong's first due time, whatever the counter does: "taking our bytes" is the peer's
+kernel acknowledging them, which a hung server's kernel does until its receive buffer
+fills (a microphone's 32 KB/s keeps a loopback peer "alive" for minutes). So a peer
+that answers no Ping is declared dead within ``3 × interval`` (two ``heartbeat``) of
+its last answer, and within ``1.5 × interval`` when it shows no life at all.
+:class:`PingLedger` tells which of our data the last answered Ping vouches for.
+
 One timer per event loop (and interval) serves every connection of that loop: a
 :class:`_Wheel` ticks every ``interval / 8`` while it has members and looks at each
 one's deadlines. A session costs one small :class:`Heartbeat` record, not a timer
@@ -28,11 +36,12 @@ socket and its protocol in a reference cycle.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import weakref
 from typing import Optional, Protocol
 
-__all__ = ["Heartbeat", "HeartbeatPeer"]
+__all__ = ["Heartbeat", "HeartbeatPeer", "PingLedger"]
 
 logger = logging.getLogger("sayna_client")
 
@@ -71,6 +80,7 @@ class Heartbeat:
     __slots__ = (
         "__weakref__",
         "_interval",
+        "_limit",
         "_mark",
         "_next_ping",
         "_peer",
@@ -86,6 +96,8 @@ class Heartbeat:
         self._mark = 0
         self._next_ping = 0.0
         self._pong_due: Optional[float] = None
+        #: The latest the Pong due may be moved to (see the module docstring).
+        self._limit = 0.0
         self._wheel: Optional[_Wheel] = None
 
     def start(self) -> None:
@@ -113,9 +125,10 @@ class Heartbeat:
         due = self._pong_due
         if due is not None and now >= due:
             seen = peer.heartbeat_liveness()
-            if seen != self._mark:  # data is still coming in: the Pong may be behind it
+            if seen != self._mark and now < self._limit:
+                # Data still moves: the Pong may be behind it (up to the limit).
                 self._mark = seen
-                self._pong_due = now + wheel.window
+                self._pong_due = min(now + wheel.window, self._limit)
             else:
                 self.stop()
                 peer.heartbeat_dead()
@@ -124,8 +137,54 @@ class Heartbeat:
             self._next_ping = now + wheel.period
             if self._pong_due is None:
                 self._pong_due = now + wheel.window
+                self._limit = self._pong_due + wheel.grace
                 self._mark = peer.heartbeat_liveness()
             peer.heartbeat_ping()
+
+
+class PingLedger:
+    """Which of the audio sent the server has surely read: all of it up to the last
+    Ping it answered (the Pong comes after the server read what preceded the Ping).
+
+    Pings are numbered as sent, each with the audio counts at that moment (``sent``,
+    e.g. ``(frames, bytes)``), and Pongs are matched to them in order (a peer answers
+    every Ping, in order; one that skips some makes this vouch for less; an unsolicited
+    Pong while a Ping is outstanding, which RFC 6455 allows, for more).
+    Work per Ping and per Pong only, nothing per audio frame.
+    """
+
+    __slots__ = ("_marks", "_pings", "_pongs", "confirmed")
+
+    #: Pings waiting for their Pong that are remembered (later ones vouch for nothing).
+    MAX_PENDING = 16
+
+    def __init__(self) -> None:
+        self._marks: collections.deque[tuple[int, tuple[int, int]]] = collections.deque()
+        self._pings = 0
+        self._pongs = 0
+        #: The audio counts the latest answered Ping vouches for.
+        self.confirmed = (0, 0)
+
+    def ping(self, sent: tuple[int, int]) -> None:
+        """A Ping goes out after the audio counted in ``sent``."""
+        self._pings += 1
+        if len(self._marks) < self.MAX_PENDING:
+            self._marks.append((self._pings, sent))
+
+    def pong(self) -> None:
+        """A Pong arrived: it answers the oldest Ping not answered yet (none: an
+        unsolicited Pong, which answers nothing)."""
+        if self._pongs >= self._pings:
+            return
+        self._pongs += 1
+        marks = self._marks
+        while marks and marks[0][0] <= self._pongs:
+            self.confirmed = marks.popleft()[1]
+
+    def unconfirmed(self, sent: tuple[int, int]) -> tuple[int, int]:
+        """What of ``sent`` (the counts now) no answered Ping vouches for."""
+        frames, size = self.confirmed
+        return max(0, sent[0] - frames), max(0, sent[1] - size)
 
 
 class _Wheel:
@@ -133,7 +192,7 @@ class _Wheel:
     while the wheel has members, for all of them. The loop is held weakly: a loop
     closed with sessions still open is not kept alive by the wheels' registry."""
 
-    __slots__ = ("_loop", "_members", "_timer", "key", "period", "tick", "window")
+    __slots__ = ("_loop", "_members", "_timer", "grace", "key", "period", "tick", "window")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
         self._loop = weakref.ref(loop)
@@ -141,6 +200,9 @@ class _Wheel:
         self.tick = interval / _TICKS
         self.period = interval - 2 * self.tick  # a deadline is seen up to a tick late
         self.window = interval / 2
+        #: How long past its due time a late Pong may be waited for while the peer
+        #: shows other life: one more ``heartbeat`` (the user's figure).
+        self.grace = interval * 1.5
         self._members: dict[Heartbeat, None] = {}  # insertion-ordered
         self._timer: Optional[asyncio.TimerHandle] = None
 

@@ -56,7 +56,9 @@ async def run_reconnect(
 ) -> Optional[int]:
     """Re-open the session with capped exponential backoff and jitter.
 
-    Publishes :class:`Reconnecting` before each attempt; once an attempt opened a ready
+    Publishes :class:`Reconnecting` before each attempt; an attempt refused with a
+    ``Retry-After`` (429, 503) makes the next delay at least that long, up to the
+    policy's ``max_backoff``; once an attempt opened a ready
     session, ``recover(attempt)`` replays the audio held and publishes
     :class:`Reconnected`. It returns False when the session was lost again while it
     replayed: that loss is an outage of its own (the session's close handling took it
@@ -73,6 +75,8 @@ async def run_reconnect(
         dropped meanwhile.
     """
     attempt = attempts_used
+    #: The last refusal's Retry-After (a 429 or 503 of the upgrade), for the next delay.
+    hint: Optional[float] = None
     while policy.max_attempts is None or attempt < policy.max_attempts:
         attempt += 1
         delay = backoff_delay(
@@ -80,7 +84,9 @@ async def run_reconnect(
             initial=policy.initial_backoff,
             maximum=policy.max_backoff,
             jitter=policy.jitter,
+            retry_after=hint,  # (capped at max_backoff, as RetryPolicy caps it)
         )
+        hint = None
         publish(Reconnecting(attempt, delay, info.code, info.reason))
         logger.info(
             "Sayna session lost (code %s); reconnect attempt %d in %.2f s",
@@ -98,6 +104,7 @@ async def run_reconnect(
             if exc.status_code < 500 and exc.status_code != 429:
                 logger.error("Reconnect refused with HTTP %d; giving up", exc.status_code)
                 return None
+            hint = getattr(exc, "retry_after", None)
             logger.info("Reconnect attempt %d failed: %s", attempt, exc)
         except (SaynaConnectionError, SaynaTimeoutError) as exc:
             logger.info("Reconnect attempt %d failed: %s", attempt, exc)
@@ -233,9 +240,14 @@ class Reconnector:
         finally:
             # (Not the owner: lost again while replaying, and the reconnection that loss
             # started owns the outage; or claimed by a caller, who ends it.)
-            if self.owns(me):
-                self.end(by_client=False)
-                session.end_of_session()
+            try:
+                if self.owns(me):
+                    self.end(by_client=False)
+                    session.end_of_session()
+            except ReferenceError:
+                # The task was destroyed with its loop (closed by the garbage collector,
+                # its session already freed): nothing is left to end.
+                pass
 
     def _announce(self, event: object) -> None:
         """Publish the reconnection's own events, noting the attempt announced."""

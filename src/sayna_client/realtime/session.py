@@ -36,6 +36,7 @@ from .commands import Commands
 from .connection import WebSocketConnection
 from .conversation import SessionTracker
 from .drain import Drainer
+from .events import AudioDropped
 from .gate import SessionGate
 from .hold import AudioHold
 from .hub import EventHub
@@ -398,6 +399,15 @@ class VoiceSession:
         """Results and TTS frames received so far (the keepalive watches it)."""
         return self.tracker.activity
 
+    def audio_sent(self) -> tuple[int, int]:
+        """Audio frames and bytes sent on the current socket (the keepalive's marks)."""
+        metrics = self.tracker.metrics  # (new for each socket: see SessionTracker.connecting)
+        return metrics.audio_frames_sent, metrics.audio_bytes_sent
+
+    def audio_unanswered(self, frames: int, size: int) -> None:
+        """Audio sent after the last Ping a dead server answered: reported as dropped."""
+        self.report(AudioDropped(frames, size, unconfirmed=True))
+
     def redact(self, text: str) -> str:
         """``text`` with the client's secrets (API key, URL credentials) masked."""
         return self._link.redactor.scrub(text)
@@ -405,7 +415,6 @@ class VoiceSession:
     def connection_closed(self, info: ConnectionClosed) -> None:
         """Called by the reader when a socket ends (any reason)."""
         self._drop_lane()  # on_audio_input must not use this connection any more
-        forget(id(self), self._gate.loop)
         was_ready = self._was_ready
         lost = not info.initiated_by_client
         self.tracker.closed(
@@ -420,6 +429,7 @@ class VoiceSession:
             # An attempt failed before its `ready`: whoever made it reports that (one
             # `Reconnecting` per attempt, then `Reconnected` or the end of the outage),
             # not as a close of the session, which is still reconnecting.
+            # (The loop-end hook stays: a loop that ends during the outage ends it.)
             logger.info("Sayna reconnect attempt ended before ready: %s", info.message)
             return
         reconnector = self._reconnector
@@ -433,6 +443,12 @@ class VoiceSession:
             # Lost for good while it replayed the audio held after a reconnection: that
             # audio goes too, reported before the close that ends the session.
             reconnector.end(by_client=False, announce=False)
+        if used is None:
+            forget(id(self), self._gate.loop)
+        # Else the loop-end hook stays while the outage is open: a close seen as the
+        # loop ends (``asyncio.run()`` returning with the client connected, the
+        # server's socket closed in its teardown) starts a reconnection whose task the
+        # loop will never run; the hook's loop_ending() ends it (end_dropped()).
         self.hub.publish(info)
         if not lost:
             return  # (the client's close: whoever closed ends the session)
@@ -497,6 +513,9 @@ class VoiceSession:
 
     def end_of_session(self) -> None:
         """The session is over for good: iterators end, callbacks drain on their own."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            forget(id(self), self._gate.loop)  # (kept while an outage was open)
         self._set_ready(None)
         self.hub.end_session()
         self.hub.close_iterators()
@@ -637,6 +656,7 @@ class VoiceSession:
                     await conn.close(self.timeouts.close)
                 await self.hub.close_session(self.timeouts.close, caller)
             finally:
+                forget(id(self), self._gate.loop)  # (kept while an outage was open)
                 self._set_ready(None)
                 self._gate.release()
                 self.hub.close_iterators()
