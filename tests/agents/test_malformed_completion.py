@@ -17,9 +17,13 @@ from .conftest import WAIT, Peer
 BAD_COMPLETIONS = [
     {"type": "tts_playback_complete"},
     {"type": "tts_playback_complete", "timestamp": "NaN"},
-    {"type": "tts_playback_complete", "timestamp": None},
     {"type": "tts_playback_complete", "timestamp": 1.5, "extra": [1]},
 ]
+
+
+def test_a_null_timestamp_is_a_completion_without_one() -> None:
+    event = decode_text('{"type": "tts_playback_complete", "timestamp": null}')
+    assert event == TTSPlaybackCompleteMessage(timestamp=None)
 
 
 @pytest.mark.parametrize("frame", BAD_COMPLETIONS)

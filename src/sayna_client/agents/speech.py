@@ -775,7 +775,10 @@ class SpeechQueue:
         if rate is not None and failure is None:  # (a failed one: not its length)
             self._played_seconds += handle._bytes / rate
             self._played_words += len(handle.text.split())
-        self._audio_ended(handle, size, failure)
+        if self._playout is None:  # (no output that tells what it holds: ends now)
+            handle._finish(interrupted=False, error=failure)
+        else:
+            self._audio_ended(handle, size, failure)
         if handles:
             self._overlapped(frames, size, rate)
         self._check_reply()

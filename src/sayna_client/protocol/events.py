@@ -14,7 +14,7 @@ Every event has a ``type`` string; every event delivered to error callbacks has 
 
 from typing import Any, ClassVar, Dict, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from .attribution import error_source
 
@@ -135,17 +135,12 @@ class TTSPlaybackCompleteMessage(_ServerMessage):
     """Synthesis of the queued text finished (generation, not the listener's playback)."""
 
     type: Literal["tts_playback_complete"] = "tts_playback_complete"
-    #: Unix milliseconds. Required: a frame without a valid one is a
-    #: :class:`MalformedMessage`, and yet a completion, with ``timestamp`` None (see
-    #: :func:`~sayna_client.protocol.decode.completion_in`).
+    #: Unix milliseconds. Required by the protocol: a frame without the field or with
+    #: one that is not an integer is a :class:`MalformedMessage`, and yet a completion,
+    #: with ``timestamp`` None (see :func:`~sayna_client.protocol.decode.completion_in`);
+    #: a JSON ``null`` is taken as that completion directly (no validator runs on
+    #: every completion to tell the two apart).
     timestamp: Optional[int] = Field(..., description="Unix milliseconds")
-
-    @field_validator("timestamp")
-    @classmethod
-    def _given(cls, value: Optional[int]) -> int:
-        if value is None:  # only a completion made of a malformed frame has none
-            raise ValueError("must be an integer (Unix milliseconds), got null")
-        return value
 
 
 class VADEventMessage(_ServerMessage):

@@ -78,7 +78,8 @@ _BINARY = _WS.BINARY
 _TEXT = _WS.TEXT
 #: The events frame_text looks at before publishing (one set lookup per text frame).
 #: Events handled before they are published (the rest go straight to the hub).
-_READY_OR_ERROR = frozenset({"ready", "error", "sip_transfer_error"})
+#: Events the connection looks at before publishing them.
+_NOTED = frozenset({"ready", "error", "sip_transfer_error", "malformed_message"})
 #: The close the client asked for.
 _CLOSED_BY_CLIENT = (int(CloseCode.NORMAL_CLOSURE), "closed by client")
 #: The reader yields to the event loop after this many frames in a row.
@@ -372,7 +373,15 @@ class WebSocketConnection(SocketSender):
         else:
             event = decode_text(text)
         event_type = event.type
-        if event_type in _READY_OR_ERROR:
+        if event_type in _NOTED:  # one test on the path of every other event
+            if event_type == "malformed_message":
+                self._hub.publish(event)
+                # A completion with a bad timestamp is reported, and still a
+                # completion: speech waiting for it must not wait for ever.
+                completion = completion_in(text)
+                if completion is not None:
+                    self._hub.publish(completion)
+                return
             waiter = self._ready_waiter
             pending = waiter is not None and not waiter.done()
             if event_type == "ready":
@@ -384,12 +393,6 @@ class WebSocketConnection(SocketSender):
             if pending and waiter.done() and self._wire is not None:  # type: ignore[union-attr]
                 self._wire.hold()
         self._hub.publish(event)
-        if event_type == "malformed_message":
-            # A completion with a bad timestamp is reported, and still a completion:
-            # speech waiting for it must not wait for ever.
-            completion = completion_in(text)
-            if completion is not None:
-                self._hub.publish(completion)
 
     def frame_binary(self, data: bytes) -> None:
         """A binary message: TTS audio."""
