@@ -695,3 +695,37 @@ def test_a_secret_ending_in_an_information_separator_keeps_it() -> None:
     assert sign_payload(f" {secret}\u3000", str(NOW), EVENT_ID, BODY) == f"v1={digest.hexdigest()}"
     receiver = WebhookReceiver(secret, clock=lambda: NOW)
     receiver.receive(signed_headers(secret=secret), BODY)
+
+
+def _utf8_signed_wire(event_id: str) -> List[Tuple[bytes, bytes]]:
+    """Headers as Sayna sends them: the event id's UTF-8 bytes, signed over those bytes."""
+    digest = hmac.new(
+        SECRET.encode(), b"v1:%d:%s:%s" % (NOW, event_id.encode(), BODY), hashlib.sha256
+    ).hexdigest()
+    return [
+        (b"X-Sayna-Signature", f"v1={digest}".encode()),
+        (b"X-Sayna-Timestamp", str(NOW).encode()),
+        (b"X-Sayna-Event-Id", event_id.encode()),
+    ]
+
+
+def test_a_non_ascii_event_id_verifies_in_every_header_form() -> None:
+    """Raw header bytes (ASGI) were decoded as latin-1 and text headers a framework
+    decoded as latin-1 (Starlette, http.server) were signed as UTF-8 of that text: a
+    signature Sayna made over the UTF-8 bytes was refused."""
+    wire = _utf8_signed_wire("EV_caf\u00e9")
+    make_receiver().verify(wire, BODY)
+    as_latin1 = {name.decode(): value.decode("latin-1") for name, value in wire}
+    make_receiver().verify(as_latin1, BODY)
+    as_aiohttp = {name.decode(): value.decode("utf-8", "surrogateescape") for name, value in wire}
+    make_receiver().verify(as_aiohttp, BODY)
+    tampered = [*wire[:2], (b"X-Sayna-Event-Id", "EV_caf\u00e8".encode())]
+    assert rejection(make_receiver(), tampered).reason == "signature_mismatch"
+
+
+def test_a_secret_that_is_no_valid_text_is_refused_up_front() -> None:
+    """A lone surrogate (``os.environ``'s form of a byte that is not UTF-8) made every
+    delivery a signature_mismatch that blamed the sender."""
+    with pytest.raises(SaynaValidationError, match="not valid text") as info:
+        WebhookReceiver(SECRET + "\udcff", clock=lambda: NOW)
+    assert SECRET not in str(info.value)

@@ -129,14 +129,40 @@ def sign_payload(secret: str, timestamp: str, event_id: str, body: BodyLike) -> 
     Raises:
         SaynaValidationError: ``secret`` is not a string.
         TypeError: ``body`` is not bytes-like or ``str``.
+        UnicodeEncodeError: ``secret``, ``timestamp`` or ``event_id`` holds a lone
+            surrogate that stands for no byte (one from ``surrogateescape`` decoding, as
+            aiohttp's headers, is signed as that byte).
     """
     key = _secret_text(secret).strip(_WHITE_SPACE).encode()
     # surrogateescape: a header aiohttp decoded with it (a byte that is not UTF-8) is
     # signed as the bytes that were on the wire.
     head = f"{SIGNATURE_VERSION}:{timestamp}:{event_id}:".encode("utf-8", "surrogateescape")
-    message = head + _body_bytes(body)
-    digest = hmac.new(key, message, hashlib.sha256).hexdigest()
+    return _signature(key, head, _body_bytes(body))
+
+
+def _signature(key: bytes, head: bytes, body: bytes) -> str:
+    digest = hmac.new(key, head + body, hashlib.sha256).hexdigest()
     return f"{SIGNATURE_VERSION}={digest}"
+
+
+def _heads(timestamp: str, event_id: str) -> List[bytes]:
+    """The signed ``v1:{timestamp}:{event_id}:`` as the sender may have written it: UTF-8
+    (Sayna's; a header decoded with ``surrogateescape`` gives back its very bytes) and,
+    for a header that a framework decoded as latin-1 (Starlette, ``http.server``: every
+    character under U+0100, some not ASCII), those bytes. Empty when the text stands for
+    no bytes at all (a lone surrogate): nothing can match."""
+    text = f"{SIGNATURE_VERSION}:{timestamp}:{event_id}:"
+    heads = []
+    try:
+        heads.append(text.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:
+        pass
+    if not text.isascii():
+        try:
+            heads.append(text.encode("latin-1"))
+        except UnicodeEncodeError:
+            pass
+    return heads
 
 
 def _secret_text(secret: object) -> str:
@@ -253,6 +279,14 @@ class WebhookReceiver:
                 f"{SECRET_ENV_VAR} environment variable to the hook's signing secret."
             )
         secret = secret.strip(_WHITE_SPACE)
+        try:
+            secret.encode()
+        except UnicodeEncodeError:
+            raise SaynaValidationError(
+                "Webhook secret holds a character that is not valid text (a lone surrogate: "
+                f"{SECRET_ENV_VAR} set to bytes that are not UTF-8?): set it to the hook's "
+                "signing secret exactly as configured in Sayna (sip.hook_secret)."
+            ) from None
         if len(secret) < MIN_SECRET_LENGTH:
             raise SaynaValidationError(
                 f"Webhook secret must be at least {MIN_SECRET_LENGTH} characters long "
@@ -388,12 +422,12 @@ class WebhookReceiver:
                 reason="future_timestamp",
             )
 
-        try:
-            expected = sign_payload(self._secret, timestamp, event_id, raw)
-        except UnicodeEncodeError:  # a lone surrogate in the event id: Sayna never sends one
-            expected = ""
         provided = f"{SIGNATURE_VERSION}={match.group(1).lower()}"
-        if not hmac.compare_digest(expected, provided):
+        key = self._secret.encode()
+        matched = False
+        for head in _heads(timestamp, event_id):  # (each compared in constant time)
+            matched |= hmac.compare_digest(_signature(key, head, raw), provided)
+        if not matched:
             raise WebhookVerificationError(
                 "Signature verification failed: the body or headers were altered, or the "
                 "secret differs from the one Sayna signs with. Verify the raw body bytes "
@@ -477,8 +511,9 @@ def _body_bytes(body: BodyLike) -> bytes:
 
 def _header_text(value: Any) -> str:
     if isinstance(value, (bytes, bytearray)):
-        # HTTP header bytes are latin-1 by definition (RFC 9110 obs-text).
-        value = bytes(value).decode("latin-1")
+        # Decoded so that encoding it back (see _heads) gives the very bytes: UTF-8, the
+        # bytes that are not UTF-8 as surrogates (as aiohttp does).
+        value = bytes(value).decode("utf-8", "surrogateescape")
     return str(value).strip(_HTTP_OWS)
 
 
