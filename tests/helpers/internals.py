@@ -15,6 +15,7 @@ from typing import Any, Callable, TypeVar
 import aiohttp
 
 from sayna_client import SaynaClient
+from sayna_client.integrations._shared import SharedSession
 from sayna_client.realtime import wire
 from sayna_client.realtime.wire import FrameWriter
 from sayna_client.server import LocalServer
@@ -32,6 +33,7 @@ __all__ = [
     "raw_socket",
     "sender_kind",
     "server_state",
+    "session_waiters",
     "socket_record",
     "speech_worker",
     "transport",
@@ -129,6 +131,14 @@ def batch_open(client: SaynaClient) -> bool:
 def event_hub(client: SaynaClient) -> Any:
     """The client's event hub (callbacks, iterators and their queues)."""
     return client._voice.hub
+
+
+def session_waiters(client: SaynaClient) -> int:
+    """How many adapters wait for their turn to connect (or join) the client's shared
+    session (the adapters' ``SharedSession``: one connect at a time)."""
+    lock = SharedSession.of(client)._lock
+    waiters = getattr(lock, "_waiters", None)  # (asyncio.Lock's queue; None until used)
+    return len(waiters) if waiters else 0
 
 
 def turn_pending(client: SaynaClient) -> bool:

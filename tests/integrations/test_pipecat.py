@@ -51,6 +51,7 @@ from pipecat.services.settings import STTSettings, TTSSettings
 from pipecat.utils.errors import ErrorCategory
 from pipecat.workers.runner import WorkerRunner
 
+from helpers.internals import session_waiters
 from helpers.waiting import eventually
 from sayna_client import ReconnectPolicy, SaynaClient, STTConfig, Timeouts, TTSConfig
 from sayna_client.errors import SaynaValidationError
@@ -99,6 +100,24 @@ class JoinHoldingClient(SaynaClient):
         if self.ready:
             self.joining.set()
             await self.release.wait()
+        await super().connect()
+
+
+class RetryHoldingClient(SaynaClient):
+    """A ``SaynaClient`` whose ``connect()`` number :attr:`hold` opens its socket only
+    once another adapter waits for its turn on the shared session (its own connect or
+    join), so a test can have that connect fail while the other adapter waits.
+    Everything else is the real client."""
+
+    def __init__(self, *args: Any, hold: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hold = hold
+        self.calls = 0
+
+    async def connect(self) -> None:
+        self.calls += 1
+        if self.calls == self.hold:
+            await eventually(lambda: session_waiters(self), what="the other service waits")
         await super().connect()
 
 
@@ -596,6 +615,40 @@ async def test_a_service_joins_the_session_the_other_opened_at_once() -> None:
     assert audio_bytes(agent.sink.frames) == 2 * WORD_BYTES
     (error,) = agent.errors  # only the first failure to connect
     assert error.startswith("Sayna STT could not connect, retrying: ")
+
+
+async def test_a_service_whose_retry_waited_for_the_other_s_failing_one_reads_its_session() -> None:
+    """The server is down at the start; one service's retry is under way when the
+    other's begins, which waits for it: that attempt fails, the waiting one opens the
+    session, and reads its events (they used to be subscribed before the wait and ended
+    by the other's failure: the session opened by the TTS service played none of the
+    reply's audio, one opened by the STT service transcribed nothing)."""
+    policy = ReconnectPolicy(initial_backoff=0.2, max_backoff=60, jitter=0, max_attempts=None)
+    # Connections 1 and 2: the services' first attempts; 3: the first retry, held until
+    # the other service's retry waits for it; 4: that one.
+    async with (
+        LocalServer() as server,
+        CuttableProxy(server.port, admit=lambda n: n >= 4) as proxy,
+    ):
+        client = RetryHoldingClient(
+            proxy.url,
+            STTConfig(provider="deepgram", model="nova-2"),
+            TTSConfig(provider="deepgram", voice_id="aura-asteria-en"),
+            timeouts=Timeouts(connect=5, ready=10, request=10, close=5),
+            reconnect=policy,
+            hold=3,
+        )
+        async with Agent(client, ScriptedLLM([["Hello there."]])) as agent:
+            await server.records.wait_for(lambda: server.records.sessions and client.ready)
+            await agent.say(2)
+            await agent.sink.wait_for(lambda: agent.sink.of(TTSStoppedFrame))
+            session = server.records.last_session
+        assert proxy.connections == 4
+    assert len(server.records.sessions) == 1
+    assert agent.llm.heard == ["word word"]
+    assert speaks_of(session) == ["Hello there."]
+    assert list(contexts(agent.sink.frames).values()) == [["started", "audio", "stopped"]]
+    assert audio_bytes(agent.sink.frames) == 2 * WORD_BYTES
 
 
 async def test_a_sentence_given_while_the_tts_joins_the_session_waits_and_is_spoken() -> None:

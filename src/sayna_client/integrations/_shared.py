@@ -6,12 +6,14 @@ import asyncio
 import logging
 import weakref
 from collections import deque
+from collections.abc import AsyncIterator
 from typing import Any, Awaitable, Callable, NamedTuple, Optional
 
 from ..agents.handle import SpeechHandle
 from ..client import SaynaClient
 from ..errors import SaynaError, SaynaValidationError
 from ..protocol.encodings import canonical
+from ..realtime.events import Event
 from ..types import STTConfig, TTSConfig
 
 logger = logging.getLogger("sayna_client.integrations")
@@ -198,9 +200,15 @@ class SharedSession:
         except asyncio.TimeoutError:
             pass
 
-    async def acquire(self, owner: object) -> None:
+    async def acquire(self, owner: object) -> AsyncIterator[Event]:
         """Register ``owner`` and make sure the session is ready with the client's
         current configs. Success wakes the owners waiting in :meth:`opened`.
+
+        Returns ``owner``'s ``client.events()`` iterator, subscribed before the connect
+        (nothing of the session is missed) and under this lock: one made before another
+        owner's ``connect()`` failed would be ended by that failure (the iterators of a
+        session that never began end), and ``owner``, on the session opened just after,
+        would read none of its events (its audio or transcripts).
 
         An adapter set up after the session opened may have changed a config (its
         sample rate): the session is then sent the current configs (``reconfigure``)
@@ -210,7 +218,7 @@ class SharedSession:
 
         Raises:
             what ``SaynaClient.connect()`` or ``reconfigure()`` raises; ``owner`` is
-            then not registered.
+            then not registered (and not subscribed).
         """
         if self._lock is None:
             self._lock = asyncio.Lock()
@@ -219,7 +227,14 @@ class SharedSession:
                 client = self.client
                 wanted = (client.stt_config, client.tts_config)
                 if not (client.ready and self._sent != wanted):
-                    await client.connect()  # (nothing to do when it is ready)
+                    events = client.events()
+                    try:
+                        await client.connect()  # (nothing to do when it is ready)
+                    except BaseException:
+                        close = getattr(events, "aclose", None)
+                        if close is not None:
+                            await close()
+                        raise
                     self._sent = wanted
                     self._failure = ""
                     if owner not in self._owners:
@@ -230,6 +245,7 @@ class SharedSession:
         opened, self._opened = self._opened, None
         if opened is not None:
             opened.set()
+        return events
 
     async def reconfigure(
         self,

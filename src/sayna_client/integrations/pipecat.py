@@ -104,13 +104,6 @@ def _retry_delay(policy: ReconnectPolicy, attempts: int) -> float:
     return max(0.0, base * (1.0 - policy.jitter * random.random()))
 
 
-async def _unsubscribe(events: AsyncIterator[Any]) -> None:
-    """End an ``events()`` iterator that will not be read."""
-    close = getattr(events, "aclose", None)
-    if close is not None:
-        await close()
-
-
 def _language(code: str) -> Optional[Language]:
     try:
         return Language(code)
@@ -174,11 +167,9 @@ class _SessionService(AIService):
             return
         self._claimed()
         self._join_done = done = asyncio.Event()
-        events = self._client.events()  # subscribe before connecting
         try:
-            await self._session.acquire(self)
+            events = await self._session.acquire(self)
         except SaynaError as exc:
-            await _unsubscribe(events)
             if await self._connect_failed(exc, 1):
                 done.set()
             else:
@@ -202,11 +193,9 @@ class _SessionService(AIService):
         try:
             while True:
                 await self._session.opened(_retry_delay(self._policy(), attempts))
-                events = self._client.events()
                 try:
-                    await self._session.acquire(self)
+                    events = await self._session.acquire(self)
                 except SaynaError as exc:
-                    await _unsubscribe(events)
                     attempts += 1
                     if await self._connect_failed(exc, attempts):
                         return
