@@ -206,3 +206,90 @@ async def test_a_result_still_interrupts_speech_opened_before_it(
     await handle.wait(WAIT)
     assert handle.interrupted
     assert [e.transcript for e in policy.history] == ["wait stop"]
+
+
+class PlaysWhenAsked(ManualSpeaker):
+    """Plays all it holds at the first look at ``buffered_bytes`` once ``asked``: the
+    client's watch of the output, not the test, finds it played."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = False
+
+    @property  # type: ignore[override]
+    def buffered_bytes(self) -> int:
+        if self.asked:
+            self.played_bytes += self._held
+            self._held = 0
+        return self._held
+
+    @buffered_bytes.setter
+    def buffered_bytes(self, value: int) -> None:
+        self._held = value
+
+
+def watchers() -> list[asyncio.Task[object]]:
+    """The tasks watching an output play held speech."""
+    return [t for t in asyncio.all_tasks() if "PlayOut._watch" in repr(t.get_coro())]
+
+
+async def test_disconnect_lets_the_output_play_out_the_speech_it_holds(
+    fast_agent: SaynaClient,
+) -> None:
+    speaker = PlaysWhenAsked()
+    fast_agent.audio_output = speaker
+    completed = completions(fast_agent)
+    handle = await fast_agent.speak("one two three")
+    await asyncio.wait_for(completed.wait(), WAIT)
+    assert not handle.done
+    at_close: list[bool] = []
+    fast_agent.on("closed", lambda _e: at_close.append(handle.done))
+    speaker.asked = True
+    await fast_agent.disconnect()  # drains first: the speaker finishes the last reply
+    assert at_close == [True]
+    assert handle.done
+    assert not handle.interrupted
+    assert not handle.lost
+    assert handle.text_heard == "one two three"
+    assert speaker.played_bytes == handle.bytes_delivered > 0
+
+
+async def test_a_close_ends_the_speech_the_output_holds_as_lost(
+    fast_agent: SaynaClient,
+) -> None:
+    speaker = ManualSpeaker()  # never plays: a speaker not started
+    fast_agent.audio_output = speaker
+    completed = completions(fast_agent)
+    handle = await fast_agent.speak(LONG)
+    await asyncio.wait_for(completed.wait(), WAIT)
+    assert not handle.done
+    assert watchers()
+    await fast_agent.disconnect(drain=0)  # close at once: nothing waits for the output
+    assert handle.done
+    assert handle.interrupted
+    assert handle.lost
+    assert not fast_agent.speech.speaking
+    assert fast_agent.speech.current is None
+    # Its audio is all in the output, which is the application's: not flushed, and
+    # counted as heard as any audio delivered before a close.
+    assert speaker.buffered_bytes == handle.bytes_delivered > 0
+    assert handle.seconds_heard == handle.bytes_delivered / (2 * RATE)
+    await handle.wait(WAIT)  # returns (does not wait for the stall bound)
+    await eventually(lambda: not watchers())
+
+
+async def test_setting_the_same_output_again_keeps_the_speech_it_holds(
+    fast_agent: SaynaClient,
+) -> None:
+    speaker = ManualSpeaker()
+    fast_agent.audio_output = speaker
+    completed = completions(fast_agent)
+    handle = await fast_agent.speak("one two three")
+    await asyncio.wait_for(completed.wait(), WAIT)
+    fast_agent.audio_output = speaker  # unchanged: what it holds is still unplayed
+    assert not handle.done
+    assert fast_agent.speech.current is handle
+    speaker.play(handle.bytes_delivered)
+    await handle.wait(WAIT)
+    assert not handle.interrupted
+    assert handle.text_heard == "one two three"

@@ -14,7 +14,9 @@ ends when that position passes the byte count written when its completion came. 
 polled (every 20 ms) while speech is held: an output need offer no callback. An output
 that stops playing (a speaker never started, a stalled sound card) ends the held speech
 as played out once its position has not moved for twice the held audio's length plus
-2 s, with a warning: no ``await handle`` hangs for ever on a device.
+2 s, with a warning: no ``await handle`` hangs for ever on a device. ``drain()`` and
+a graceful ``disconnect()`` wait for the held speech (the queue's ``fed``); a close
+ends what is still held as lost, as any unfinished speech (the output plays on).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class PlayOut:
     Made by the queue for each output it is given. ``written`` counts the bytes the
     queue wrote to the output; :meth:`end` ends a speech, at once or once the output
     played up to a byte count; :meth:`take` hands the held speech back for an
-    interruption; :meth:`release` ends it as played out (the output was replaced).
+    interruption or a close; :meth:`release` ends it as played out (the output was replaced).
     """
 
     __slots__ = ("_held", "_output", "_rate", "_task", "written")
@@ -79,6 +81,11 @@ class PlayOut:
 
     def __bool__(self) -> bool:
         return bool(self._held)
+
+    @property
+    def watcher(self) -> Optional[asyncio.Task[None]]:
+        """The task that ends the held speech as the output plays it (None: none held)."""
+        return self._task
 
     def end(
         self,

@@ -43,6 +43,7 @@ from .output import AudioOutput, bytes_per_second
 from .playout import PlayOut
 from .segmenter import SentenceSegmenter
 from .sources import as_failure, close_source
+from .stamps import ResultStamps
 from .tts_errors import REFUSALS, SPEECH_FAILURES, speech_error
 
 __all__ = ["AudioOutput", "SpeechHandle", "SpeechQueue", "bytes_per_second"]
@@ -162,8 +163,7 @@ class SpeechQueue:
         # Handles opened so far (each handle's ``_seq`` is the count before it), and the
         # count when each ``stt_result`` arrived, while a barge-in asks (see stamp_results).
         self._opened = 0
-        self._stamps: Optional[list[tuple[Any, int]]] = None
-        self._stampers = 0
+        self._stamps: Optional[ResultStamps] = None  # made at the first stamp_results
         # The frame count when the output's write last raised (see _output_failed).
         self._write_failed_at = -2
         #: Per-turn latency and usage, fed by this queue and the client's reader.
@@ -177,6 +177,8 @@ class SpeechQueue:
 
     @output.setter
     def output(self, output: Optional[AudioOutput]) -> None:
+        if output is self._output:
+            return  # the same output: what it holds plays on
         playout = self._playout
         if playout is not None:  # the old output's speech: as played out (unknown now)
             self._playout = None
@@ -296,41 +298,27 @@ class SpeechQueue:
         when it arrived (see :meth:`opened_after`); returns a function that stops it
         (for this caller). The owner calls :meth:`on_stt_result` while it is on, told
         through :attr:`watch_results`."""
-        self._stampers += 1
-        if self._stampers == 1:
-            self._stamps = []
-            watch = self.watch_results
-            if watch is not None:
-                watch(True)
-        stopped = False
-
-        def stop() -> None:
-            nonlocal stopped
-            if stopped:
-                return
-            stopped = True
-            self._stampers -= 1
-            if not self._stampers:
-                self._stamps = None
-                watch = self.watch_results
-                if watch is not None:
-                    watch(False)
-
-        return stop
+        stamps = self._stamps
+        if stamps is None:
+            stamps = self._stamps = ResultStamps()
+        return stamps.start(self._watch_results)
 
     #: ``watch_results(True)`` / ``watch_results(False)``: start / stop calling
     #: :meth:`on_stt_result` inline, as each result arrives (None: the owner calls it for
     #: every result).
     watch_results: Optional[Callable[[bool], None]] = None
 
+    def _watch_results(self, on: bool) -> None:
+        watch = self.watch_results
+        if watch is not None:
+            watch(on)
+
     def on_stt_result(self, event: Any) -> None:
         """An ``stt_result`` arrived (inline on the reader, before any callback sees it):
         note how many handles were opened by then, while :meth:`stamp_results` is on."""
         stamps = self._stamps
         if stamps is not None:
-            if len(stamps) >= 4096:  # nobody looks them up any more: keep the newest
-                del stamps[:2048]
-            stamps.append((event, self._opened))
+            stamps.note(event, self._opened)
 
     def opened_after(self, event: Any) -> bool:
         """An unfinished handle was opened after ``event`` (an ``stt_result``) arrived:
@@ -338,14 +326,8 @@ class SpeechQueue:
         not what the user talked over. False for a result that arrived before
         :meth:`stamp_results` was on. The results that arrived before ``event`` are
         forgotten (callbacks see results in arrival order)."""
-        stamps = self._stamps
-        if not stamps:
-            return False
-        for index, (stamped, opened) in enumerate(stamps):
-            if stamped is event:
-                del stamps[:index]  # (kept itself: another policy may look it up too)
-                return any(h._seq >= opened for h in self._unfinished())
-        return False
+        opened = None if self._stamps is None else self._stamps.opened_at(event)
+        return opened is not None and any(h._seq >= opened for h in self._unfinished())
 
     def on_interrupt(self, listener: Callable[[list[SpeechHandle]], None]) -> None:
         """Call ``listener(handles)`` (inline) whenever handles are interrupted."""
@@ -585,14 +567,17 @@ class SpeechQueue:
 
     @property
     def feeding(self) -> bool:
-        """An unfinished ``speak_stream`` is still reading its text source (it has more
-        to send, or has yet to find it has nothing more)."""
+        """Speech is outstanding that the session cannot see: an unfinished
+        ``speak_stream`` is still reading its text source (it has more to send, or has
+        yet to find it has nothing more), or the attached output still plays speech
+        whose audio has all arrived (see :mod:`.playout`)."""
         return bool(self._feeds())
 
     async def fed(self) -> None:
-        """Wait until no unfinished ``speak_stream`` is reading its text source: each
-        has sent its last chunk (what it sent plays on), or ended. Streams started
-        meanwhile are waited for too. Cancelling the wait leaves the streams as they are.
+        """Wait until no unfinished ``speak_stream`` is reading its text source (each
+        has sent its last chunk, what it sent plays on, or ended) and the output has
+        played the speech it holds (or was taken to have stalled). Streams started
+        meanwhile are waited for too. Cancelling the wait leaves the speech as it is.
         """
         while True:
             feeds = self._feeds()
@@ -602,11 +587,14 @@ class SpeechQueue:
 
     def _feeds(self) -> list[asyncio.Task[None]]:
         """The tasks of the unfinished ``speak_stream`` handles still reading their
-        source (not the current task: a source cannot wait for itself)."""
+        source (not the current task: a source cannot wait for itself), and the one
+        watching the output play the speech it holds."""
         current = asyncio.current_task()
+        playout = self._playout
+        watcher = playout.watcher if playout is not None else None
         return [
             task
-            for task in (handle._task for handle in self._handles)
+            for task in (watcher, *(handle._task for handle in self._handles))
             if task is not None and not task.done() and task is not current
         ]
 
@@ -900,11 +888,13 @@ class SpeechQueue:
 
     def on_closed(self, event: Any) -> None:
         """The socket closed: unfinished handles end as interrupted and lost (nothing
-        more plays), those the server failed with their failure."""
+        more arrives), those the server failed with their failure; so does speech the
+        output still holds (it plays on: the output is the application's, not flushed)."""
         if self._pending is not None:
             self._resolve()
         self._settle_head()
-        handles = list(self._handles)
+        playout = self._playout
+        handles = [*(playout.take() if playout is not None else ()), *self._handles]
         self._handles.clear()
         self._due, self._alone = False, None  # the next session owes nothing
         for handle in handles:

@@ -183,15 +183,18 @@ async def talk(
 
     Once the microphone's frames have ended (a file), a reply that gives no text for
     ``client.timeouts.request`` seconds (60 by default; None: no limit) ends the
-    conversation as ``max_seconds`` does, with a warning naming the user's words it
-    answered: with nobody left to talk, a stalled reply would otherwise never end it.
+    conversation as ``max_seconds`` does, with a warning giving the length of the turn it
+    answered (in words: user speech is personal data, its text reaches no log line): with
+    nobody left to talk, a stalled reply would otherwise never end it.
     """
     lines: list[Line] = []
     loop = asyncio.get_running_loop()
     #: Since when the answer under way has waited for its reply's next piece (None: it
     #: is not waiting for the reply).
     waiting_since: Optional[float] = None
-    answering = ""  # the user's words the reply under way (or the last one) answers
+    # Words in the user's turn the reply under way (or the last one) answers: a count,
+    # for the log (user speech is personal data: its text reaches no log line).
+    answering = 0
     ends = {w.lower() for w in end_words}
     pending: asyncio.Queue[Turn] = asyncio.Queue()
     policy = client.barge_in() if barge_in else None
@@ -234,7 +237,7 @@ async def talk(
                 if not text:
                     continue
                 say(Line("you", text))
-                answering = text
+                answering = len(text.split())
                 handle = await client.speak_stream(timed(text))
                 failure = None
                 try:
@@ -271,9 +274,9 @@ async def talk(
                 since = waiting_since
                 if since is not None and loop.time() - since >= bound:
                     logger.warning(
-                        "talk(): the reply to %r gave no text for %.1f s after the "
-                        "microphone ended (Timeouts.request); ending the conversation "
-                        "without the rest of it",
+                        "talk(): the reply to the user's turn of %d words gave no text "
+                        "for %.1f s after the microphone ended (Timeouts.request); ending "
+                        "the conversation without the rest of it",
                         answering,
                         bound,
                     )
