@@ -48,8 +48,9 @@ class Drainer:
     async def drain(self, timeout: Optional[float] = None, *, settle: float = 0.3) -> None:
         """Wait until outstanding speech is synthesized (``tts_playback_complete``; a
         ``speak_stream`` still reading its text source is outstanding until it sent its
-        last chunk) and the user's current turn has ended (its ``is_speech_final``), e.g.
-        before ``disconnect()``.
+        last chunk; with an attached ``audio_output`` that tells what it holds, until the
+        output played it) and the user's current turn has ended (its
+        ``is_speech_final``), e.g. before ``disconnect()``.
 
         Results of audio sent just before may still be in flight, so the session must
         also stay quiet (no result, no TTS audio) for ``settle`` seconds. Returns after
