@@ -100,14 +100,16 @@ def retry_after_seconds(value: Optional[str]) -> Optional[float]:
     if value.isascii() and value.isdigit():
         seconds = float(value)  # 400 digits and more: inf
         return seconds if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
     import datetime
 
-    now = datetime.datetime.now(when.tzinfo or datetime.timezone.utc)
-    return max(0.0, (when - now).total_seconds())
+    try:
+        when = parsedate_to_datetime(value)
+        if when.tzinfo is None:  # "-0000" (RFC 5322: no zone information): an HTTP date is UTC
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        wait = (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, wait) if math.isfinite(wait) else None
 
 
 def auth_hint(sent_key: bool, *, netrc: bool = False, trust_env: bool = False) -> str:

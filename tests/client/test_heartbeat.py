@@ -18,12 +18,14 @@ from .conftest import serving, stt, tts
 
 
 class Recorder:
-    """A heartbeat's peer: counts Pings and verdicts; ``live`` is its liveness counter."""
+    """A heartbeat's peer: counts Pings and verdicts; ``arrived`` and ``drained`` are its
+    liveness counters (data from the peer, our bytes taken by it)."""
 
     def __init__(self, *, answer: bool = False) -> None:
         self.pings = 0
         self.dead = 0
-        self.live = 0
+        self.arrived = 0
+        self.drained = 0
         self.answer = answer
         self.beat: Optional[Heartbeat] = None
 
@@ -36,8 +38,8 @@ class Recorder:
     def heartbeat_dead(self) -> None:
         self.dead += 1
 
-    def heartbeat_liveness(self) -> int:
-        return self.live
+    def heartbeat_liveness(self) -> tuple[int, int]:
+        return self.arrived, self.drained
 
 
 def beating(interval: float, peer: Recorder) -> Heartbeat:
@@ -66,8 +68,7 @@ async def test_a_missing_pong_is_reported_once_then_nothing_more() -> None:
 
 async def test_data_still_arriving_defers_the_verdict_on_a_late_pong() -> None:
     # On a slow link the Pong can wait behind seconds of queued audio: as long as data
-    # keeps coming the peer is alive (for one more heartbeat past the Pong's due time);
-    # once it stops, a missing Pong is a dead peer.
+    # keeps coming the peer is alive; once it stops, a missing Pong is a dead peer.
     seen = Recorder()
     # Pings about every 0.75 s, the first Pong due 0.5 s after the first, waited for
     # until 1.5 s later while data comes: the second Ping (past the due time) comes
@@ -76,7 +77,7 @@ async def test_data_still_arriving_defers_the_verdict_on_a_late_pong() -> None:
 
     async def feed() -> None:
         while True:
-            seen.live += 1
+            seen.arrived += 1
             await asyncio.sleep(0.01)
 
     feeding = asyncio.get_running_loop().create_task(feed())
@@ -93,14 +94,14 @@ async def test_data_still_arriving_defers_the_verdict_on_a_late_pong() -> None:
 
 async def test_a_peer_that_seems_alive_but_never_answers_is_dead_within_a_bound() -> None:
     # A hung server's kernel keeps acknowledging our audio until its buffers fill: the
-    # liveness counter keeps changing, but the late Pong is waited for at most one more
+    # drained counter keeps changing, but the late Pong is waited for at most one more
     # heartbeat (1.5 intervals) past its due time: three Pings at most, then the verdict.
     seen = Recorder()
     beat = beating(0.1, seen)
 
     async def feed() -> None:
         while True:  # the counter changes at every turn, for ever
-            seen.live += 1
+            seen.drained += 1
             await asyncio.sleep(0.005)
 
     feeding = asyncio.get_running_loop().create_task(feed())
@@ -111,6 +112,36 @@ async def test_a_peer_that_seems_alive_but_never_answers_is_dead_within_a_bound(
         beat.stop()
     assert seen.dead == 1
     assert seen.pings <= 3  # (counted in Pings, not seconds: a loaded machine's timers)
+
+
+async def test_a_busy_peer_whose_data_keeps_arriving_is_waited_for_past_the_ceiling() -> None:
+    # A server streaming TTS whose Pongs wait behind it runs: data arriving moves the
+    # deadline on with no ceiling (the ceiling of draining alone ended it after three
+    # Pings); once its data stops and only our bytes drain, the ceiling holds again,
+    # counted from the last time data was seen.
+    seen = Recorder()
+    beat = beating(0.1, seen)
+    flowing = True
+
+    async def feed() -> None:
+        while True:
+            if flowing:
+                seen.arrived += 1
+            seen.drained += 1  # our upload drains all along
+            await asyncio.sleep(0.005)
+
+    feeding = asyncio.get_running_loop().create_task(feed())
+    try:
+        await eventually(lambda: seen.pings >= 10 or seen.dead)
+        assert seen.dead == 0  # ten Pings, none answered, the peer still sending
+        flowing = False
+        stopped_at = seen.pings
+        await eventually(lambda: seen.dead)
+    finally:
+        feeding.cancel()
+        beat.stop()
+    assert seen.dead == 1
+    assert seen.pings - stopped_at <= 4  # (the bound of draining alone, plus the Ping in flight)
 
 
 def test_the_ping_ledger_vouches_for_what_preceded_each_answered_ping() -> None:
@@ -234,3 +265,53 @@ async def test_a_hung_server_is_found_dead_at_the_first_unanswered_ping() -> Non
         await eventually(lambda: pings, what="the Ping received")
         assert len(pings) == 1
         await client.disconnect()
+
+
+async def test_a_busy_server_that_answers_pings_late_while_streaming_stays_connected() -> None:
+    # A server streaming TTS audio whose Pongs come back well past the ceiling of
+    # draining alone (queued behind that audio): alive, since its data keeps arriving.
+    # The ceiling applied to arriving data too and dropped it with 1006 before its
+    # first late Pong.
+    late_pongs = 0
+
+    async def busy(request: web.Request) -> web.WebSocketResponse:
+        nonlocal late_pongs
+        ws = web.WebSocketResponse(autoping=False)
+        await ws.prepare(request)
+
+        async def stream() -> None:
+            while not ws.closed:
+                await ws.send_bytes(bytes(640))
+                await asyncio.sleep(0.005)  # (pacing: TTS faster than real time)
+
+        async def pong_late(data: bytes) -> None:
+            nonlocal late_pongs
+            await asyncio.sleep(1.2)  # the scenario: past the 0.8 s ceiling of draining
+            if not ws.closed:
+                await ws.pong(data)
+                late_pongs += 1
+
+        tasks: set[asyncio.Task[None]] = set()
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                await ws.send_str('{"type":"ready","stream_id":"s"}')
+                tasks.add(asyncio.get_running_loop().create_task(stream()))
+            elif msg.type is WSMsgType.PING:
+                tasks.add(asyncio.get_running_loop().create_task(pong_late(msg.data)))
+        for task in tasks:
+            task.cancel()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", busy)
+    async with serving(app) as url:
+        client = SaynaClient(url, stt(), tts(), heartbeat=0.6)
+        closed: list[object] = []
+        client.register_on_close(closed.append)
+        try:
+            await client.connect()
+            await eventually(lambda: late_pongs >= 4 or closed, timeout=30)
+            assert not closed, closed
+            assert client.ready
+        finally:
+            await client.disconnect()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from typing import Optional
 
 import pytest
 from aiohttp import WSMsgType, web
@@ -178,6 +179,108 @@ async def test_reconnect_attempts_wait_as_long_as_a_refusals_retry_after() -> No
                 await client.disconnect()
         assert delays[0] == 0.01  # the first attempt: nothing refused yet
         assert delays[1:] == [expected, expected], delays
+
+
+#: Valid HTTP dates in the past: ``-0000`` parses to a naive datetime, GMT to an aware one.
+_DATES = ["Wed, 21 Oct 2015 07:28:00 -0000", "Wed, 21 Oct 2015 07:28:00 GMT"]
+
+
+@pytest.mark.parametrize("date", _DATES)
+async def test_a_refusal_whose_retry_after_is_a_date_raises_its_typed_error(date: str) -> None:
+    """The ``-0000`` form made connect() raise a raw TypeError (a naive date minus an
+    aware "now") instead of the refusal's SaynaInternalServerError."""
+    app = _busy_server([(503, {"Retry-After": date})])
+    async with serving(app) as url:
+        client = SaynaClient(url, stt(), tts())
+        try:
+            with pytest.raises(SaynaInternalServerError) as caught:
+                await client.connect()
+        finally:
+            await client.disconnect()
+    assert caught.value.retry_after == 0.0  # a date in the past: retry now
+    assert "retry in 0 s (Retry-After)" in str(caught.value)
+
+
+async def test_retry_after_is_read_only_on_a_busy_servers_refusal() -> None:
+    """A 502's Retry-After means nothing (RFC 9110: 503 and 3xx): not kept, not named."""
+    app = _busy_server([(502, {"Retry-After": "7"})])
+    async with serving(app) as url:
+        client = SaynaClient(url, stt(), tts())
+        try:
+            with pytest.raises(SaynaInternalServerError) as caught:
+                await client.connect()
+        finally:
+            await client.disconnect()
+    assert caught.value.retry_after is None
+    assert "Retry-After" not in str(caught.value)
+
+
+@pytest.mark.parametrize("date", _DATES)
+async def test_reconnection_survives_a_refusal_whose_retry_after_is_a_date(date: str) -> None:
+    """The TypeError killed the reconnect task ("Task exception was never retrieved"):
+    the session was never re-established, and no close said so."""
+    app = _busy_server([(101, {}), (503, {"Retry-After": date}), (101, {})])
+    async with serving(app) as url:
+        policy = ReconnectPolicy(initial_backoff=0.01, max_backoff=0.05, jitter=0)
+        client = SaynaClient(url, stt(), tts(), reconnect=policy)
+        events = client.events()
+        try:
+            await client.connect()
+            async for event in events:
+                if isinstance(event, Reconnected):
+                    break
+        finally:
+            await client.disconnect()
+    assert event.attempt == 2  # the refused attempt counted as one, then ready again
+
+
+async def test_an_unexpected_failure_of_an_attempt_is_a_failed_attempt(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An attempt that raises something unforeseen (a bug of ours or of a dependency) is
+    logged with its traceback and retried like a lost connection, never the silent
+    death of the reconnect task; attempts that all fail that way end the outage with
+    the usual close."""
+    from sayna_client.realtime import handshake
+
+    real = handshake.retry_after_seconds
+    calls = {"n": 0}
+
+    def broken(value: Optional[str]) -> Optional[float]:
+        calls["n"] += 1
+        raise TypeError("a fault in the client")
+
+    recovering = [(101, {}), (503, {}), (101, {})]
+    for answers, recovers in ((recovering, True), (recovering[:2], False)):
+        monkeypatch.setattr(handshake, "retry_after_seconds", broken)
+        app = _busy_server(answers)
+        async with serving(app) as url:
+            policy = ReconnectPolicy(max_attempts=2, initial_backoff=0.01, jitter=0)
+            client = SaynaClient(url, stt(), tts(), reconnect=policy)
+            events = client.events()
+            seen = []
+            try:
+                await client.connect()
+                async for event in events:
+                    seen.append(event)
+                    if isinstance(event, Reconnected) or (
+                        event.type == "closed" and not event.will_reconnect
+                    ):
+                        break
+            finally:
+                await client.disconnect()
+                monkeypatch.setattr(handshake, "retry_after_seconds", real)
+        last = seen[-1]
+        if recovers:
+            assert isinstance(last, Reconnected)
+            assert last.attempt == 2
+        else:
+            assert last.type == "closed", seen
+            assert last.code == 1011
+            assert [e.attempt for e in seen if isinstance(e, Reconnecting)] == [1, 2]
+    assert calls["n"] == 3
+    assert "Reconnect attempt 1 failed unexpectedly" in caplog.text
+    assert "TypeError: a fault in the client" in caplog.text
 
 
 async def test_audio_sent_to_a_hung_server_is_reported_when_the_heartbeat_finds_it_dead() -> None:

@@ -5,9 +5,11 @@ What the server received is counted, so a request sent twice shows."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable
+from email.utils import format_datetime
 from typing import Any, Callable, Optional, TypeVar
 
 import aiohttp
@@ -253,6 +255,30 @@ async def test_only_a_retry_after_in_whole_seconds_is_kept(
     )
     error, _ = await _health_failing(limited, SaynaRateLimitError, ONCE)
     assert error.retry_after == seconds
+
+
+def _http_date(when: datetime.datetime, zone: str) -> str:
+    """``when`` (UTC) as an HTTP date whose zone is written ``zone`` ("GMT", "-0000")."""
+    return format_datetime(when, usegmt=True)[: -len("GMT")] + zone
+
+
+@pytest.mark.parametrize("zone", ["GMT", "-0000", "+0000"])
+async def test_a_retry_after_date_is_seconds_from_now_whatever_its_zone_form(zone: str) -> None:
+    """``-0000`` (RFC 5322's "no zone information") parses to a naive datetime, which
+    was subtracted from an aware "now": a TypeError from the call instead of its
+    SaynaRateLimitError."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for when, low, high in (
+        (datetime.datetime(2015, 10, 21, 7, 28, tzinfo=datetime.timezone.utc), 0.0, 0.0),
+        (now + datetime.timedelta(hours=1), 3000.0, 3601.0),
+    ):
+        limited = (
+            b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+            b"Retry-After: " + _http_date(when, zone).encode() + b"\r\nContent-Length: 2\r\n\r\n{}"
+        )
+        error, _ = await _health_failing(limited, SaynaRateLimitError, ONCE)
+        assert error.retry_after is not None
+        assert low <= error.retry_after <= high, (when, error.retry_after)
 
 
 @pytest.mark.parametrize("how", ["close", "reset"])

@@ -582,18 +582,19 @@ class WebSocketConnection(SocketSender):
     def _bytes_written(self) -> int:
         return self._frames.written if self._frames is not None else 0
 
-    def heartbeat_liveness(self) -> int:
-        """A number that changes while the peer shows life other than a Pong: data
-        arriving (the owner's activity), or our queued bytes draining into it. A Ping sent
-        during an upload waits behind the upload's bytes, so its Pong is late however
-        alive a slow peer is; a silent peer takes nothing and is still found dead."""
-        seen = self._owner.connection_activity()
+    def heartbeat_liveness(self) -> tuple[int, int]:
+        """Life the peer shows other than a Pong, as ``(arrived, drained)``: data
+        arriving from the server (the owner's activity: its process runs), and our
+        queued bytes draining into it (maybe only its kernel taking them: the keepalive
+        trusts that for one heartbeat at most). A Ping sent during an upload waits
+        behind the upload's bytes, so its Pong is late however alive a slow peer is; a
+        silent peer takes nothing and is still found dead. Read per keepalive tick."""
         sent = self._sent
         if sent is None and self.close_info is None:
             # Made at the first Ping, not with the reader: its first reading is its
             # baseline either way, and an idle session holds nothing until then.
             sent = self._sent = send_progress(self._transport(), self._bytes_written)
-        return seen + (sent() if sent is not None else 0)
+        return self._owner.connection_activity(), (sent() if sent is not None else 0)
 
     def heartbeat_dead(self) -> None:
         """No Pong in time: the session ends now with 1006, and the connection is dropped

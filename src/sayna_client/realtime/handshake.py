@@ -113,7 +113,9 @@ async def open_socket(
             hint = auth_hint(
                 "Authorization" in headers and not netrc, netrc=netrc, trust_env=session.trust_env
             )
-            wait = retry_after_seconds(exc.headers.get("Retry-After") if exc.headers else None)
+            wait = None
+            if exc.status in (429, 503) and exc.headers:  # where Retry-After means "busy"
+                wait = retry_after_seconds(exc.headers.get("Retry-After"))
             failure = _handshake_error(where, exc.status, body, hint, retry_after=wait)
     except (aiohttp.ClientError, OSError) as exc:
         cause = scrub.cause(exc)
@@ -215,8 +217,8 @@ def _handshake_error(
 ) -> SaynaHttpError:
     """The typed error of a refused upgrade: the server's reason, and the fix in the
     caller's terms (``auth``, the 401 hint: never "pass api_key=" when one was passed).
-    ``retry_after``: the refusal's ``Retry-After`` in seconds, kept on the 429 and 5xx
-    errors (their ``retry_after``) and named in the message."""
+    ``retry_after``: the ``Retry-After`` of a 429 or 503 refusal in seconds, kept on
+    the error (its ``retry_after``) and named in the message."""
     error = code = message = None
     if isinstance(body, dict):
         error = body.get("error") if isinstance(body.get("error"), str) else None

@@ -4,19 +4,23 @@ Pure timers on the event loop, no I/O: the peer (the connection) sends the Ping,
 reports the Pong and drops a dead socket. Declaring the peer dead at most
 ``1.5 × interval`` after its last answer is what lets the client detect a dead server
 within its ``heartbeat`` figure (the interval is two thirds of it). A peer that still
-shows life when the Pong is due is not dead, so the deadline moves on while its
-liveness counter keeps changing. The connection's counter changes in both directions
-of a slow link: while data arrives (the Pong may wait behind seconds of queued TTS
-audio) and while the peer takes the bytes we queued (our Ping waits behind an upload
-that fills the socket buffers: a 128 KB/s link drains 2 MB in 16 s). A silent peer
-does neither.
+shows life when the Pong is due is not dead, so the deadline moves on. The connection
+reports two kinds of life, and they count differently:
 
-The deadline moves on for at most ``1.5 × interval`` (one ``heartbeat``) past the
-Pong's first due time, whatever the counter does: "taking our bytes" is the peer's
-kernel acknowledging them, which a hung server's kernel does until its receive buffer
-fills (a microphone's 32 KB/s keeps a loopback peer "alive" for minutes). So a peer
-that answers no Ping is declared dead within ``3 × interval`` (two ``heartbeat``) of
-its last answer, and within ``1.5 × interval`` when it shows no life at all.
+* Data arriving from the server (results, TTS audio): the server process runs, and its
+  Pong may wait behind seconds of queued audio on a slow downlink. The deadline moves on
+  as long as data keeps arriving, with no ceiling, and each time it does the ceiling of
+  the second kind starts again from the new due time.
+* The server's side taking the bytes we queued (our Ping waits behind an upload that
+  fills the socket buffers: a 128 KB/s link drains 2 MB in 16 s). This is the server's
+  *kernel* acknowledging them, which a hung server's kernel does until its receive
+  buffer fills (a microphone's 32 KB/s keeps a loopback peer "alive" for minutes), so
+  it moves the deadline on for at most ``1.5 × interval`` (one ``heartbeat``) past the
+  Pong's due time.
+
+So a peer that answers no Ping and sends no data is declared dead within
+``3 × interval`` (two ``heartbeat``) of its last answer or the last data it sent,
+whichever came later, and within ``1.5 × interval`` when it shows no life at all.
 :class:`PingLedger` tells which of our data the last answered Ping vouches for.
 
 One timer per event loop (and interval) serves every connection of that loop: a
@@ -60,9 +64,11 @@ class HeartbeatPeer(Protocol):
         """No Pong in time and no other sign of life: the peer is dead."""
         ...
 
-    def heartbeat_liveness(self) -> int:
-        """A number that changes while the peer shows life other than a Pong (data
-        arriving, our queued data draining); a constant when there is no such signal."""
+    def heartbeat_liveness(self) -> tuple[int, int]:
+        """Two counters of life other than a Pong, ``(arrived, drained)``: the first
+        changes while data arrives from the peer, the second while our queued bytes
+        drain into it (constants when there is no such signal). Read per tick, never
+        per frame."""
         ...
 
 
@@ -79,9 +85,10 @@ class Heartbeat:
 
     __slots__ = (
         "__weakref__",
+        "_arrived",
+        "_drained",
         "_interval",
         "_limit",
-        "_mark",
         "_next_ping",
         "_peer",
         "_pong_due",
@@ -93,10 +100,10 @@ class Heartbeat:
             raise ValueError("the heartbeat interval must be positive")
         self._interval = interval
         self._peer = peer
-        self._mark = 0
+        self._arrived = self._drained = 0
         self._next_ping = 0.0
         self._pong_due: Optional[float] = None
-        #: The latest the Pong due may be moved to (see the module docstring).
+        #: The latest the Pong due may be moved to by draining alone (module docstring).
         self._limit = 0.0
         self._wheel: Optional[_Wheel] = None
 
@@ -124,10 +131,15 @@ class Heartbeat:
         peer = self._peer
         due = self._pong_due
         if due is not None and now >= due:
-            seen = peer.heartbeat_liveness()
-            if seen != self._mark and now < self._limit:
-                # Data still moves: the Pong may be behind it (up to the limit).
-                self._mark = seen
+            arrived, drained = peer.heartbeat_liveness()
+            if arrived != self._arrived:
+                # The server sent data: it runs, and its Pong may be behind that data.
+                self._arrived, self._drained = arrived, drained
+                self._pong_due = now + wheel.window
+                self._limit = self._pong_due + wheel.grace
+            elif drained != self._drained and now < self._limit:
+                # Only our bytes drain (maybe into a hung server's kernel): up to the limit.
+                self._drained = drained
                 self._pong_due = min(now + wheel.window, self._limit)
             else:
                 self.stop()
@@ -138,7 +150,7 @@ class Heartbeat:
             if self._pong_due is None:
                 self._pong_due = now + wheel.window
                 self._limit = self._pong_due + wheel.grace
-                self._mark = peer.heartbeat_liveness()
+                self._arrived, self._drained = peer.heartbeat_liveness()
             peer.heartbeat_ping()
 
 
@@ -200,8 +212,8 @@ class _Wheel:
         self.tick = interval / _TICKS
         self.period = interval - 2 * self.tick  # a deadline is seen up to a tick late
         self.window = interval / 2
-        #: How long past its due time a late Pong may be waited for while the peer
-        #: shows other life: one more ``heartbeat`` (the user's figure).
+        #: How long past its due time a late Pong may be waited for while only our
+        #: bytes drain into the peer: one more ``heartbeat`` (the user's figure).
         self.grace = interval * 1.5
         self._members: dict[Heartbeat, None] = {}  # insertion-ordered
         self._timer: Optional[asyncio.TimerHandle] = None

@@ -17,9 +17,11 @@ from .._config import ReconnectPolicy, backoff_delay
 from ..errors import (
     SaynaConfigRejectedError,
     SaynaConnectionError,
+    SaynaEventLoopError,
     SaynaHttpError,
     SaynaNotConnectedError,
     SaynaTimeoutError,
+    SaynaValidationError,
 )
 from ..protocol.events import ConnectionClosed
 from ..protocol.lifecycle import CloseCode, is_recoverable
@@ -58,7 +60,10 @@ async def run_reconnect(
 
     Publishes :class:`Reconnecting` before each attempt; an attempt refused with a
     ``Retry-After`` (429, 503) makes the next delay at least that long, up to the
-    policy's ``max_backoff``; once an attempt opened a ready
+    policy's ``max_backoff``. An attempt that raises something unexpected (not a
+    refusal, a lost connection or a timeout) is logged with its traceback and counts as
+    a failed attempt; one that cannot succeed (a rejected config, a 4xx refusal, the
+    client's own bad setup) ends the reconnection. Once an attempt opened a ready
     session, ``recover(attempt)`` replays the audio held and publishes
     :class:`Reconnected`. It returns False when the session was lost again while it
     replayed: that loss is an outage of its own (the session's close handling took it
@@ -113,6 +118,16 @@ async def run_reconnect(
             # session, so the reconnection ends here (not as a task exception nobody reads).
             logger.info("Reconnecting stopped: %s", exc)
             return None
+        except (SaynaValidationError, SaynaEventLoopError) as exc:
+            # The client's own setup (a header aiohttp refuses, another loop): no later
+            # attempt can do better.
+            logger.error("Reconnect attempt %d cannot succeed; giving up: %s", attempt, exc)
+            return None
+        except Exception:
+            # Anything else (a protocol error, or a fault of ours or of a dependency) is a
+            # failed attempt, never the silent end of the task: logged with its traceback,
+            # it counts against max_attempts, and the next attempt may well succeed.
+            logger.exception("Reconnect attempt %d failed unexpectedly", attempt)
         else:
             if not await recover(attempt):
                 logger.info("Sayna session lost again while replaying the audio held")
@@ -225,14 +240,21 @@ class Reconnector:
         session = self._session
         me = asyncio.current_task()
         try:
-            succeeded = await run_reconnect(
-                policy,
-                info,
-                open_session=session.reopen,
-                recover=self._recover,
-                publish=self._announce,
-                attempts_used=used,
-            )
+            try:
+                succeeded = await run_reconnect(
+                    policy,
+                    info,
+                    open_session=session.reopen,
+                    recover=self._recover,
+                    publish=self._announce,
+                    attempts_used=used,
+                )
+            except Exception:
+                # A fault outside the attempts (replaying the hold, an event's
+                # publication): logged, and the outage ends as one that gave up (its
+                # typed close), not as a task exception nobody reads.
+                logger.exception("Reconnecting failed unexpectedly; giving up")
+                succeeded = None
             if succeeded is None and self.owns(me):
                 # A refused attempt (rejected config) leaves its socket open: the
                 # session is over, so close it; later sends raise "not connected".
