@@ -254,11 +254,17 @@ def error_from_response(
         message_text += f"; {auth_hint(sent_key, netrc=netrc, trust_env=trust_env)}"
     if note is not None and status in _GATEWAY_FAILURES:
         message_text += f"; {note}"
+    retry_after: Optional[float] = None
+    if status == 429 or status >= 500:
+        retry_after = retry_after_seconds(headers.get("Retry-After"))
+        if retry_after is not None and status in (429, 503):
+            busy = "rate-limited" if status == 429 else "over capacity"
+            message_text += f"; the server is {busy}: retry in {retry_after:g} s (Retry-After)"
     failure = http_error_for_status(status)(
         message_text, status, endpoint, body=parsed, error=error, code=code
     )
     if isinstance(failure, (SaynaRateLimitError, SaynaInternalServerError)):
-        failure.retry_after = retry_after_seconds(headers.get("Retry-After"))
+        failure.retry_after = retry_after
     return failure
 
 

@@ -255,6 +255,10 @@ async def test_only_a_retry_after_in_whole_seconds_is_kept(
     )
     error, _ = await _health_failing(limited, SaynaRateLimitError, ONCE)
     assert error.retry_after == seconds
+    if seconds is not None:  # the message says it too, as the WebSocket upgrade's does
+        assert f"rate-limited: retry in {seconds:g} s (Retry-After)" in str(error)
+    else:
+        assert "Retry-After" not in str(error)
 
 
 def _http_date(when: datetime.datetime, zone: str) -> str:
