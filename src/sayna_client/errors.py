@@ -415,41 +415,31 @@ class SaynaUnprocessableEntityError(SaynaHttpError):
     """415/422: the body was not JSON of the expected shape."""
 
 
-class SaynaRateLimitError(SaynaHttpError):
+class _RetryAfterError(SaynaHttpError):
+    """An HTTP error that may carry the server's ``Retry-After`` hint, in seconds."""
+
+    def __init__(
+        self,
+        message: str,
+        status_code: int,
+        endpoint: Optional[str] = None,
+        *,
+        body: Any = None,
+        error: Optional[str] = None,
+        code: Optional[str] = None,
+        retry_after: Optional[float] = None,
+    ) -> None:
+        super().__init__(message, status_code, endpoint, body=body, error=error, code=code)
+        self.retry_after = retry_after
+
+
+class SaynaRateLimitError(_RetryAfterError):
     """429: too many requests. ``retry_after`` is the server's hint in seconds, if any."""
 
-    def __init__(
-        self,
-        message: str,
-        status_code: int,
-        endpoint: Optional[str] = None,
-        *,
-        body: Any = None,
-        error: Optional[str] = None,
-        code: Optional[str] = None,
-        retry_after: Optional[float] = None,
-    ) -> None:
-        super().__init__(message, status_code, endpoint, body=body, error=error, code=code)
-        self.retry_after = retry_after
 
-
-class SaynaInternalServerError(SaynaHttpError):
+class SaynaInternalServerError(_RetryAfterError):
     """5xx: the server or one of its upstream providers failed. ``retry_after`` is the
     server's hint in seconds, if any (a 503 over capacity sends one)."""
-
-    def __init__(
-        self,
-        message: str,
-        status_code: int,
-        endpoint: Optional[str] = None,
-        *,
-        body: Any = None,
-        error: Optional[str] = None,
-        code: Optional[str] = None,
-        retry_after: Optional[float] = None,
-    ) -> None:
-        super().__init__(message, status_code, endpoint, body=body, error=error, code=code)
-        self.retry_after = retry_after
 
 
 _STATUS_CLASSES: dict[int, type[SaynaHttpError]] = {
