@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import os
 import sys
@@ -24,7 +25,6 @@ from urllib.request import (  # type: ignore[attr-defined]
 )
 
 import aiohttp
-from aiohttp.helpers import netrc_from_env
 from pydantic import BaseModel
 from yarl import URL
 
@@ -40,6 +40,7 @@ from ._http_errors import (
     retry_after_seconds,
     too_large,
 )
+from ._http_netrc import netrc_entries
 from ._http_sessions import SharedSession, abandon, client_timeout, drop, lease, unlease
 from ._redact import Redactor, model_secrets, safe_url, url_secrets
 from .errors import (
@@ -76,32 +77,36 @@ Route = Tuple[Optional[str], Optional[aiohttp.BasicAuth], Optional[str]]
 _DIRECT: Route = (None, None, None)
 
 
-def environment_route(url: str, proxy: Optional[str], netrc: bool) -> Route:
+async def environment_route(url: str, proxy: Optional[str], netrc: bool) -> Route:
     """What aiohttp's ``trust_env`` looks up for ``url``, looked up here once: the
     ``proxy`` argument, else ``HTTPS_PROXY``/``HTTP_PROXY`` unless ``NO_PROXY`` matches
     (with a proxy's ``.netrc`` credentials), and when ``netrc`` the ``.netrc``
     credentials for ``url``'s host. ``.netrc`` is read at most once, and only when
     needed (aiohttp's own lookup read it for the proxy, then again for the host: an
-    unreadable ``NETRC`` was logged twice). Blocking (reads ``.netrc``): call it in a
-    thread."""
+    unreadable ``NETRC`` was logged twice); in a worker thread when the file exists,
+    shared by the loop's clients while it is unchanged (:func:`netrc_entries`). The
+    environment variables are read on the loop (no I/O)."""
     proxy_auth: Optional[aiohttp.BasicAuth] = None
     target = URL(url)
-    entries: Any = None
-    read = False
-    if proxy is None:
+    proxy_host: Optional[str] = None
+    if proxy is None and _proxy_variables():
         found = _env_proxy(target)
         if found is not None:
             proxy_auth = aiohttp.BasicAuth.from_url(found)
             found = found if proxy_auth is None else found.with_user(None)
             proxy = str(found)
             if proxy_auth is None and found.host:
-                entries, read = netrc_from_env(), True
-                login = _netrc_login(entries, found.host)
-                proxy_auth = None if login is None else aiohttp.BasicAuth(*login)
+                proxy_host = found.host
+    host = target.host if netrc else None
+    if proxy_host is None and not host:
+        return proxy, proxy_auth, None
+    entries = await netrc_entries()
+    if proxy_host is not None:
+        login = _netrc_login(entries, proxy_host)
+        proxy_auth = None if login is None else aiohttp.BasicAuth(*login)
     authorization: Optional[str] = None
-    if netrc and target.host:
-        entries = entries if read else netrc_from_env()
-        login = _netrc_login(entries, target.host)
+    if host:
+        login = _netrc_login(entries, host)
         if login is not None:
             token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode("ascii")
             authorization = f"Basic {token}"
@@ -115,11 +120,12 @@ def _env_proxy(target: URL) -> Optional[URL]:
     Raises:
         SaynaValidationError: the variable is not an http:// URL (named, with the fix).
     """
-    if target.host is not None and proxy_bypass_environment(target.host):
+    proxies = getproxies_environment()
+    if target.host is not None and proxy_bypass_environment(target.host, proxies):
         return None
     if target.scheme not in ("http", "https", "ws", "wss"):
         return None
-    raw = getproxies_environment().get(target.scheme)
+    raw = proxies.get(target.scheme)
     if raw is None:
         return None
     scheme = raw.partition("://")[0].lower() if "://" in raw else ""
@@ -127,6 +133,14 @@ def _env_proxy(target: URL) -> Optional[URL]:
         logger.warning("%s proxies are not supported, ignoring", scheme.upper())
         return None
     return check_proxy_url(raw, proxy_variable(target.scheme))
+
+
+def _proxy_variables() -> bool:
+    """Whether any ``*_proxy`` variable is set, as ``getproxies_environment`` finds them
+    (in any case; ``NO_PROXY`` counts): one pass over the names. ``urllib``'s own lookup
+    reads every variable's name and value twice (and ``proxy_bypass_environment`` once
+    more): about 0.2 ms per client here, with a few dozen variables."""
+    return any(name[-6:].lower() == "_proxy" for name in os.environ)
 
 
 def proxy_variable(scheme: str) -> str:
@@ -242,6 +256,12 @@ def path_segment(value: str) -> str:
     if value in (".", ".."):
         return "%2E" * len(value)
     return quote(value, safe="")
+
+
+@functools.lru_cache(maxsize=64)
+def _normalised(base_url: str) -> str:
+    """``base_url`` as yarl writes it, worked out once per URL, not per request."""
+    return str(URL(base_url))
 
 
 class HttpResponse:
@@ -447,8 +467,10 @@ class HttpTransport:
         on (an error page may echo the header).
         The shared session has aiohttp's ``trust_env`` off: aiohttp would look this up
         in two worker threads on every request, which cost more than half of a
-        ``health()`` call on loopback; here it is one lookup per client, in a worker
-        thread (``.netrc`` is a file).
+        ``health()`` call on loopback; here it is one lookup per client, on the loop but
+        for reading an existing ``.netrc``: that is done in a worker thread, once for the
+        loop's clients while the file is unchanged, and the concurrent first calls of a
+        client wait for that one read.
 
         Cancellation: cancelling the caller during the lookup leaves nothing kept (the
         next call looks again).
@@ -459,9 +481,9 @@ class HttpTransport:
             trust_env = session.trust_env if session is not None else True
             if trust_env:
                 netrc = session is None and "Authorization" not in self._headers
-                route = await asyncio.get_running_loop().run_in_executor(
-                    None, environment_route, self._base_url, self._proxy, netrc
-                )
+                route = await environment_route(self._base_url, self._proxy, netrc)
+                if self._route is not None:  # a concurrent first call kept its own
+                    return self._route
             else:
                 route = (self._proxy, None, None)
             if route != _DIRECT:
@@ -539,7 +561,7 @@ class HttpTransport:
             headers = {**headers, "Content-Type": "application/json"}
         # ``path`` is encoded already: parsed again, its %2E would become a dot segment
         # and be normalised away (a room named ".." would be GET /livekit).
-        url = URL(str(URL(self._base_url)) + path, encoded=True)
+        url = URL(_normalised(self._base_url) + path, encoded=True)
         note = None if idempotent else applied_note(check)
         for attempt in range(1, attempts + 1):
             retry_after: Optional[float] = None
@@ -699,6 +721,11 @@ class HttpTransport:
         if status < 300 and declared is not None and declared > limit:
             resp.close()  # drop the connection: the body is never read
             raise too_large(status, endpoint, limit, f"declares {declared} bytes", note)
+        if declared is not None and declared <= limit and "Content-Encoding" not in resp.headers:
+            # Exactly ``declared`` bytes as sent (no decompression that could make more):
+            # read at once (JSON answers; about 5 % of a health() call against the loop below).
+            data = await resp.read()
+            return HttpResponse(status, resp.headers, data, endpoint, self.redactor, request, note)
         body = bytearray()
         while True:
             chunk = await resp.content.read(_CHUNK)

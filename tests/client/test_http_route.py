@@ -4,9 +4,12 @@ looked up once per client (not in two worker threads on every request, as aiohtt
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, Callable
 
 import aiohttp
 import pytest
@@ -192,3 +195,77 @@ async def test_an_unreadable_netrc_is_logged_once_per_client(
             await client.health()
     unreadable = [r for r in caplog.records if "Could not read .netrc" in r.getMessage()]
     assert len(unreadable) == 1
+
+
+class _CountingExecutor(ThreadPoolExecutor):
+    """A real thread pool that notes the name of each function it is given."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2)
+        self.names: list[str] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.names.append(getattr(fn, "__name__", repr(fn)))
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.fixture
+def executor() -> Any:
+    """A counting pool for the test to make its loop's default executor."""
+    pool = _CountingExecutor()
+    yield pool
+    pool.shutdown(wait=True)
+
+
+async def test_concurrent_first_calls_and_the_loops_clients_share_one_netrc_read(
+    netrc_file: str, executor: _CountingExecutor
+) -> None:
+    """50 concurrent first calls of a client wait for one read of ``.netrc`` (each used
+    to look it up in a worker thread of its own), and the next client of the loop reuses
+    it while the file is unchanged."""
+    asyncio.get_running_loop().set_default_executor(executor)
+    seen: list[tuple[str, str]] = []
+    async with serving(_recording_app(seen)) as url:
+        async with SaynaClient(url, stt(), tts(), timeouts=_TIMEOUTS) as client:
+            answers = await asyncio.gather(*(client.health() for _ in range(50)))
+        async with SaynaClient(url, stt(), tts(), timeouts=_TIMEOUTS) as again:
+            await again.health()
+    assert {a.status for a in answers} == {"OK"}
+    assert len(seen) == 51
+    assert {header for _, header in seen} == {netrc_file}
+    assert executor.names.count("netrc_from_env") == 1
+
+
+async def test_a_changed_netrc_is_read_again(netrc_file: str, tmp_path: Path) -> None:
+    seen: list[tuple[str, str]] = []
+    async with serving(_recording_app(seen)) as url:
+        async with SaynaClient(url, stt(), tts(), timeouts=_TIMEOUTS) as client:
+            await client.health()
+        (tmp_path / "netrc").write_text("machine 127.0.0.1 login bob password n3w-s3cret\n")
+        async with SaynaClient(url, stt(), tts(), timeouts=_TIMEOUTS) as client:
+            await client.health()
+    changed = "Basic " + base64.b64encode(b"bob:n3w-s3cret").decode()
+    assert [header for _, header in seen] == [netrc_file, changed]
+
+
+async def test_no_netrc_and_no_proxy_need_no_worker_thread(
+    server: LocalServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    executor: _CountingExecutor,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without a ``.netrc`` file and proxy variables there is nothing to read: the route
+    is looked up on the loop, and nothing is logged (as aiohttp logs nothing then)."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "NETRC"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    asyncio.get_running_loop().set_default_executor(executor)
+    with caplog.at_level(logging.DEBUG, logger="aiohttp"):
+        async with make_client(server) as client:
+            await client.health()
+            await client.connect()
+            await client.disconnect()
+    assert executor.names == []
+    assert not [r for r in caplog.records if "netrc" in r.getMessage()]
