@@ -310,7 +310,7 @@ class HttpResponse:
 class HttpTransport:
     """Sends REST requests to one Sayna server through the client's aiohttp session.
 
-    The WebSocket is opened through :meth:`session` too. REST calls pass their timeout
+    The WebSocket is opened through :meth:`socket_session`. REST calls pass their timeout
     per request; the WebSocket handshake is bounded by its caller.
 
     The session is the user's when ``http_session`` is given (never closed here);
@@ -408,8 +408,8 @@ class HttpTransport:
         return session is not None and not session.closed
 
     def session(self) -> aiohttp.ClientSession:
-        """The aiohttp session: the user's, else ours, created on first use (inside a
-        running loop).
+        """The aiohttp session of REST calls: the user's, else the loop's shared one's
+        (:meth:`SharedSession.rest`), created on first use (inside a running loop).
 
         Raises:
             SaynaConnectionError: the user's ``http_session`` has been closed.
@@ -424,7 +424,7 @@ class HttpTransport:
         shared = self._shared
         if shared is None or shared.session.closed or shared.loop is not asyncio.get_running_loop():
             shared = self._rejoin()
-        return shared.session
+        return shared.rest()
 
     def socket_session(self) -> tuple[aiohttp.ClientSession, Optional[SharedSession]]:
         """The aiohttp session a WebSocket opens on (inside a running loop), with the
