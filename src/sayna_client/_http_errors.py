@@ -259,7 +259,9 @@ def error_from_response(
         retry_after = retry_after_seconds(headers.get("Retry-After"))
         if retry_after is not None and status in (429, 503):
             busy = "rate-limited" if status == 429 else "over capacity"
-            message_text += f"; the server is {busy}: retry in {retry_after:g} s (Retry-After)"
+            message_text += (
+                f"; the server is {busy}: retry in {math.ceil(retry_after)} s (Retry-After)"
+            )
     failure = http_error_for_status(status)(
         message_text, status, endpoint, body=parsed, error=error, code=code
     )

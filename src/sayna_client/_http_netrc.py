@@ -1,13 +1,14 @@
 """The ``.netrc`` entries the REST transport's route lookup reads, without a thread hop when
-there is nothing to read, and read once per event loop while the file is unchanged.
+there is nothing to read, and read once while the file is unchanged.
 
 A client's first request or WebSocket upgrade needs them (``HttpTransport.route()``):
 aiohttp's ``trust_env`` reads the file in a worker thread on every request. Here a
 missing file is found by one ``stat`` on the loop (no file to block on; aiohttp's own
 lookup, with its "Could not read .netrc file" warning, then fails at once), an existing
 one is read in a worker thread, and the clients of a loop share what was read while the
-file's path, size, modification time and inode stay the same: sequential clients and 50
-concurrent first calls alike wait for one read.
+file's path, size, times, inode and mode stay the same: sequential clients and 50
+concurrent first calls alike wait for one read, and later clients (of any loop) take
+what it found.
 """
 
 from __future__ import annotations
@@ -23,14 +24,18 @@ from aiohttp.helpers import netrc_from_env
 
 __all__ = ["netrc_entries"]
 
-#: What identifies a version of the file: path, size, modification time (ns), inode, device.
-_Version = Tuple[str, int, int, int, int]
-#: Per loop: the read of each path (done or still running) and the version it read.
-_READS: weakref.WeakKeyDictionary[
+#: What identifies a version of the file: path, size, modification and change times (ns),
+#: inode, device and mode (a ``chmod`` changes only the last two).
+_Version = Tuple[str, int, int, int, int, int, int]
+#: What a finished read found, by path: kept for the process (no loop in it: the loops of
+#: ``asyncio.run`` calls and sync clients come and go).
+_DONE: dict[str, tuple[_Version, netrc.netrc]] = {}
+#: Per loop: the reads still running (their futures belong to it), forgotten when done.
+_RUNNING: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, dict[str, tuple[_Version, asyncio.Future[Optional[netrc.netrc]]]]
 ]
-_READS = weakref.WeakKeyDictionary()
-#: Loops of several threads (sync clients) add their entries.
+_RUNNING = weakref.WeakKeyDictionary()
+#: Loops of several threads (sync clients) share the two.
 _LOCK = threading.Lock()
 
 
@@ -63,30 +68,48 @@ async def netrc_entries() -> Optional[netrc.netrc]:
         # Nothing to read. aiohttp's lookup warns only for a NETRC it could not read
         # (then it fails at once, with its warning); else it says nothing.
         return None if "NETRC" not in os.environ else netrc_from_env()
-    version = (path, found.st_size, found.st_mtime_ns, found.st_ino, found.st_dev)
+    version = (
+        path,
+        found.st_size,
+        found.st_mtime_ns,
+        found.st_ctime_ns,
+        found.st_ino,
+        found.st_dev,
+        found.st_mode,
+    )
     with _LOCK:
-        reads = _READS.get(loop)
-        if reads is None:
-            reads = _READS[loop] = {}
-    known = reads.get(path)
+        done = _DONE.get(path)
+        if done is not None and done[0] == version:
+            return done[1]
+        running = _RUNNING.get(loop)
+        if running is None:
+            running = _RUNNING[loop] = {}
+    known = running.get(path)
     if known is not None and known[0] == version:
         read = known[1]
     else:
         read = loop.run_in_executor(None, netrc_from_env)
-        reads[path] = (version, read)
-        read.add_done_callback(lambda done: _keep_only_entries(reads, path, done))
+        running[path] = (version, read)
+        read.add_done_callback(lambda ended: _finished(running, path, version, ended))
     # shield: one caller cancelled does not cancel the read the others wait for.
     return await asyncio.shield(read)
 
 
-def _keep_only_entries(
-    reads: dict[str, tuple[_Version, asyncio.Future[Optional[netrc.netrc]]]],
+def _finished(
+    running: dict[str, tuple[_Version, asyncio.Future[Optional[netrc.netrc]]]],
     path: str,
-    done: asyncio.Future[Optional[netrc.netrc]],
+    version: _Version,
+    ended: asyncio.Future[Optional[netrc.netrc]],
 ) -> None:
-    """Forget a read that found nothing usable: the next client reads (and warns) again,
-    as each client did before the reads were shared."""
-    if done.cancelled() or done.exception() is not None or done.result() is None:
-        known = reads.get(path)
-        if known is not None and known[1] is done:
-            del reads[path]
+    """A read ended: forget its future (it holds its loop), keep what it found for the
+    process. A read that found nothing usable is not kept: the next client reads (and
+    warns) again, as each client did before the reads were shared."""
+    known = running.get(path)
+    if known is not None and known[1] is ended:
+        del running[path]
+    if ended.cancelled() or ended.exception() is not None:
+        return
+    entries = ended.result()
+    if entries is not None:
+        with _LOCK:
+            _DONE[path] = (version, entries)

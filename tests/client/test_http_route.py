@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import logging
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -16,6 +18,7 @@ import pytest
 from aiohttp import web
 
 from sayna_client import SaynaAuthenticationError, SaynaClient, SaynaError, Timeouts
+from sayna_client._http_netrc import netrc_entries
 from sayna_client.server import LocalServer
 
 from .conftest import make_client, serving, stt, tts
@@ -269,3 +272,41 @@ async def test_no_netrc_and_no_proxy_need_no_worker_thread(
             await client.disconnect()
     assert executor.names == []
     assert not [r for r in caplog.records if "netrc" in r.getMessage()]
+
+
+def _read_in_a_loop_of_its_own(names: list[str]) -> weakref.ref[Any]:
+    """``netrc_entries()`` in a fresh ``asyncio.run`` loop (which shuts its executor
+    down: a counting pool of its own, whose names are added to ``names``); a reference to
+    that loop."""
+    pool = _CountingExecutor()
+
+    async def read() -> weakref.ref[Any]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(pool)
+        assert await netrc_entries() is not None
+        return weakref.ref(loop)
+
+    try:
+        return asyncio.run(read())
+    finally:
+        names += pool.names
+
+
+def test_loops_that_read_netrc_are_freed_and_share_the_read(netrc_file: str) -> None:
+    """The read was kept per loop as a future, which holds its loop: every
+    ``asyncio.run`` and sync client's loop stayed in memory for the process's life."""
+    names: list[str] = []
+    loops = [_read_in_a_loop_of_its_own(names) for _ in range(3)]
+    gc.collect()
+    assert [loop() for loop in loops] == [None, None, None]
+    assert names.count("netrc_from_env") == 1  # what the first read found is kept
+
+
+def test_a_netrc_whose_mode_changed_is_read_again(netrc_file: str, tmp_path: Path) -> None:
+    """A ``chmod`` changes neither size, modification time nor inode: kept reads went on
+    serving a file made unreadable."""
+    names: list[str] = []
+    _read_in_a_loop_of_its_own(names)
+    (tmp_path / "netrc").chmod(0o400)
+    _read_in_a_loop_of_its_own(names)
+    assert names.count("netrc_from_env") == 2

@@ -248,7 +248,7 @@ async def test_an_unexpected_failure_of_an_attempt_is_a_failed_attempt(
 
     def broken(value: Optional[str]) -> Optional[float]:
         calls["n"] += 1
-        raise TypeError("a fault in the client")
+        raise TypeError("a fault in the client (it quotes sk-s3cret-key-123)")
 
     recovering = [(101, {}), (503, {}), (101, {})]
     for answers, recovers in ((recovering, True), (recovering[:2], False)):
@@ -256,7 +256,7 @@ async def test_an_unexpected_failure_of_an_attempt_is_a_failed_attempt(
         app = _busy_server(answers)
         async with serving(app) as url:
             policy = ReconnectPolicy(max_attempts=2, initial_backoff=0.01, jitter=0)
-            client = SaynaClient(url, stt(), tts(), reconnect=policy)
+            client = SaynaClient(url, stt(), tts(), api_key="sk-s3cret-key-123", reconnect=policy)
             events = client.events()
             seen = []
             try:
@@ -281,6 +281,7 @@ async def test_an_unexpected_failure_of_an_attempt_is_a_failed_attempt(
     assert calls["n"] == 3
     assert "Reconnect attempt 1 failed unexpectedly" in caplog.text
     assert "TypeError: a fault in the client" in caplog.text
+    assert "sk-s3cret-key-123" not in caplog.text  # the traceback logged is masked too
 
 
 async def test_audio_sent_to_a_hung_server_is_reported_when_the_heartbeat_finds_it_dead() -> None:

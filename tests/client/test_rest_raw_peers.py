@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import math
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable
@@ -242,6 +243,7 @@ async def test_an_audio_answer_without_a_content_type_is_returned() -> None:
         ("0", 0.0),
         ("7", 7.0),
         (" 120 ", 120.0),
+        ("1234567", 1234567.0),  # said as such, not "1.23457e+06"
     ],
 )
 async def test_only_a_retry_after_in_whole_seconds_is_kept(
@@ -256,7 +258,7 @@ async def test_only_a_retry_after_in_whole_seconds_is_kept(
     error, _ = await _health_failing(limited, SaynaRateLimitError, ONCE)
     assert error.retry_after == seconds
     if seconds is not None:  # the message says it too, as the WebSocket upgrade's does
-        assert f"rate-limited: retry in {seconds:g} s (Retry-After)" in str(error)
+        assert f"rate-limited: retry in {math.ceil(seconds)} s (Retry-After)" in str(error)
     else:
         assert "Retry-After" not in str(error)
 

@@ -65,6 +65,10 @@ class SessionCore(Protocol):
         """An SDK-side problem: to the log, the event stream and the error callbacks."""
         ...
 
+    def redact(self, text: str) -> str:
+        """``text`` with the client's secrets masked (for what goes to a log)."""
+        ...
+
     async def reopen(self) -> None:
         """One attempt of an automatic reconnection."""
         ...

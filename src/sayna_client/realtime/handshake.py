@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from typing import Any, Optional
 
 import aiohttp
@@ -233,7 +234,9 @@ def _handshake_error(
         hint = auth
     elif status == 429 or status == 503:
         # A busy server, not a wrong URL: the same request works later.
-        later = f"in {retry_after:g} s (Retry-After)" if retry_after is not None else "later"
+        later = (
+            f"in {math.ceil(retry_after)} s (Retry-After)" if retry_after is not None else "later"
+        )
         busy = "rate-limited" if status == 429 else "over capacity"
         hint = f"the server is {busy}: retry {later}"
     elif status >= 500:

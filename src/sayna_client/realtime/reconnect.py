@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -55,6 +56,7 @@ async def run_reconnect(
     publish: Callable[[object], None],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     attempts_used: int = 0,
+    redact: Callable[[str], str] = str,
 ) -> Optional[int]:
     """Re-open the session with capped exponential backoff and jitter.
 
@@ -123,11 +125,13 @@ async def run_reconnect(
             # attempt can do better.
             logger.error("Reconnect attempt %d cannot succeed; giving up: %s", attempt, exc)
             return None
-        except Exception:
+        except Exception as exc:
             # Anything else (a protocol error, or a fault of ours or of a dependency) is a
             # failed attempt, never the silent end of the task: logged with its traceback,
             # it counts against max_attempts, and the next attempt may well succeed.
-            logger.exception("Reconnect attempt %d failed unexpectedly", attempt)
+            logger.error(
+                "Reconnect attempt %d failed unexpectedly:\n%s", attempt, _told(exc, redact)
+            )
         else:
             if not await recover(attempt):
                 logger.info("Sayna session lost again while replaying the audio held")
@@ -248,12 +252,16 @@ class Reconnector:
                     recover=self._recover,
                     publish=self._announce,
                     attempts_used=used,
+                    redact=session.redact,
                 )
-            except Exception:
+            except Exception as exc:
                 # A fault outside the attempts (replaying the hold, an event's
                 # publication): logged, and the outage ends as one that gave up (its
                 # typed close), not as a task exception nobody reads.
-                logger.exception("Reconnecting failed unexpectedly; giving up")
+                logger.error(
+                    "Reconnecting failed unexpectedly; giving up:\n%s",
+                    _told(exc, session.redact),
+                )
                 succeeded = None
             if succeeded is None and self.owns(me):
                 # A refused attempt (rejected config) leaves its socket open: the
@@ -346,3 +354,9 @@ def _current_task() -> Optional[asyncio.Task[Any]]:
         return asyncio.current_task()
     except RuntimeError:
         return None
+
+
+def _told(exc: BaseException, redact: Callable[[str], str]) -> str:
+    """``exc`` with its traceback, as a log shows it, the client's secrets masked (an
+    unexpected error's text may quote a header or a URL)."""
+    return redact("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip())
