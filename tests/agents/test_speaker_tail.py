@@ -31,7 +31,8 @@ async def test_a_tail_shorter_than_the_prebuffer_plays_after_an_underrun() -> No
         assert speaker.buffered_bytes == 0  # it ran dry: the next audio is late
         speaker.write(bytes(40 * MS))  # the answer's last 40 ms
         await eventually(lambda: speaker.played_bytes == 140 * MS)
-    assert speaker.buffered_bytes == 0
+    assert speaker.buffered_bytes is None  # closed
+    assert speaker.flush() == 0
     assert len(b"".join(played)) == 140 * MS
 
 
@@ -40,7 +41,8 @@ async def test_an_answer_shorter_than_the_prebuffer_plays() -> None:
     async with PacedSpeaker(RATE, sink=played.append) as speaker:
         speaker.write(bytes(40 * MS))
         await eventually(lambda: speaker.played_bytes == 40 * MS)
-    assert speaker.buffered_bytes == 0
+    assert speaker.buffered_bytes is None  # closed
+    assert speaker.flush() == 0
     assert len(b"".join(played)) == 40 * MS
 
 
@@ -104,7 +106,7 @@ async def test_talk_ends_when_the_last_words_are_shorter_than_the_prebuffer(
                 talk(client, _caller(tmp_path), reply, speaker=speaker), 60
             )
     assert [str(line) for line in lines] == ["you: word word", "agent: Hello there. Ok."]
-    assert speaker.buffered_bytes == 0
+    assert speaker.flush() == 0
     assert speaker.played_bytes == first + last
 
 

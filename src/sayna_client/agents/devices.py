@@ -208,6 +208,8 @@ class PacedSpeaker:
         self.frame_ms = frame_ms
         self._sink = sink
         self._task: Optional[asyncio.Task[None]] = None
+        # Closed (aclose) and not started again: it plays nothing (buffered_bytes None).
+        self._closed = False
 
     async def __aenter__(self) -> PacedSpeaker:
         self.start()
@@ -233,8 +235,12 @@ class PacedSpeaker:
         return self._at_sample_rate(self._buffer.played_bytes)
 
     @property
-    def buffered_bytes(self) -> int:
-        """Bytes written and not played yet, counted at ``sample_rate``."""
+    def buffered_bytes(self) -> Optional[int]:
+        """Bytes written and not played yet, counted at ``sample_rate``; None once the
+        speaker is closed (it plays nothing more until started again: speech it holds
+        ends then, see :class:`~sayna_client.agents.AudioOutput`)."""
+        if self._closed:
+            return None
         return self._at_sample_rate(self._buffer.buffered)
 
     def _at_sample_rate(self, device_bytes: int) -> int:
@@ -270,9 +276,12 @@ class PacedSpeaker:
         """Start playing on a task of the running loop (idempotent)."""
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._play())
+        self._closed = False
 
     async def aclose(self) -> None:
-        """Stop playing; unplayed audio stays buffered (``flush()`` drops it)."""
+        """Stop playing; unplayed audio stays buffered (``flush()`` drops it), and
+        ``buffered_bytes`` is None until started again."""
+        self._closed = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -597,9 +606,11 @@ class SoundDeviceSpeaker(PacedSpeaker):
             device=self.device,
             callback=play,
         )
+        self._closed = False
 
     async def aclose(self) -> None:
-        """Close the output stream."""
+        """Close the output stream (``buffered_bytes`` is None until started again)."""
+        self._closed = True
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.stop()

@@ -28,7 +28,9 @@ class AudioOutput(Protocol):
     and not played yet (counted as written). An output that has it keeps each speech
     unfinished (and interruptible by barge-in) until it has played the speech's last
     byte; without it a speech ends when its audio has arrived (see
-    :mod:`~sayna_client.agents.playout`).
+    :mod:`~sayna_client.agents.playout`). An output that stopped playing (closed)
+    reports no ``buffered_bytes`` (None) until it plays again: the speech it holds ends
+    then, what it played as played out, the rest as interrupted (not heard).
     """
 
     def write(self, data: bytes) -> None:

@@ -12,11 +12,16 @@ then the handle is not done, the queue is still speaking and barge-in can interr
 The output's play position is the bytes written to it less those it holds; a speech
 ends when that position passes the byte count written when its completion came. It is
 polled (every 20 ms) while speech is held: an output need offer no callback. An output
-that stops playing (a speaker never started, a stalled sound card) ends the held speech
-as played out once its position has not moved for twice the held audio's length plus
-2 s, with a warning: no ``await handle`` hangs for ever on a device. ``drain()`` and
-a graceful ``disconnect()`` wait for the held speech (the queue's ``fed``); a close
-ends what is still held as lost, as any unfinished speech (the output plays on).
+that says it stopped (its ``buffered_bytes`` None after it was a number: a speaker
+closed) ends the held speech at the last play position seen: what it had played past
+as played out, the rest as interrupted with the audio it did not play unheard. An
+output that stops playing without saying so (a speaker never started, a stalled sound
+card) ends the held speech as played out once its position has not moved for twice the
+held audio's length plus 2 s, with a warning: no ``await handle`` hangs for ever on a
+device. ``drain()`` and a graceful ``disconnect()`` wait for the held speech (the
+queue's ``fed``); a close that does not reconnect ends what is still held as lost, as
+any unfinished speech (the output plays on); across a reconnection it stays held (its
+audio has all arrived).
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ class PlayOut:
     interruption or a close; :meth:`release` ends it as played out (the output was replaced).
     """
 
-    __slots__ = ("_held", "_output", "_rate", "_task", "written")
+    __slots__ = ("_held", "_output", "_position", "_rate", "_task", "written")
 
     def __init__(self, output: Any) -> None:
         self._output = output
@@ -70,6 +75,8 @@ class PlayOut:
         self._rate: Optional[float] = None
         #: Bytes written to the output so far.
         self.written = 0
+        # The last play position seen (None: the output never told its buffered_bytes).
+        self._position: Optional[int] = None
         # (handle, end, error), oldest first: each ends once the play position >= end.
         self._held: list[tuple[SpeechHandle, int, Optional[BaseException]]] = []
         self._task: Optional[asyncio.Task[None]] = None
@@ -100,7 +107,15 @@ class PlayOut:
         second of the audio (None: compressed), for the stall bound."""
         self._rate = rate
         buffered = buffered_bytes(self._output)
-        if buffered is None or (not self._held and self.written - buffered >= end):
+        if buffered is None:
+            if self._position is None:  # it never told: ends at its completion
+                handle._finish(interrupted=False, error=error)
+            else:  # it stopped: ends with what it had played
+                self._held.append((handle, end, error))
+                self._stopped()
+            return
+        position = self._position = self.written - buffered
+        if not self._held and position >= end:
             handle._finish(interrupted=False, error=error)
             return
         self._held.append((handle, end, error))
@@ -119,6 +134,22 @@ class PlayOut:
         held, self._held = self._held, []
         for handle, _end, error in held:
             handle._finish(interrupted=False, error=error)
+
+    def _stopped(self) -> None:
+        """The output stopped playing (``buffered_bytes`` None after a number): the held
+        speeches it had played past (at the last position seen) end as played out, the
+        others as interrupted, the audio it did not play unheard."""
+        self._stop()
+        held, self._held = self._held, []
+        position = self._position or 0
+        start = position
+        for handle, end, error in held:
+            if end <= position:
+                handle._finish(interrupted=False, error=error)
+                continue
+            unplayed = min(end - start, handle.bytes_delivered)
+            start = end
+            handle._finish(interrupted=True, unplayed=unplayed, error=error)
 
     def _stop(self) -> None:
         task, self._task = self._task, None
@@ -150,10 +181,10 @@ class PlayOut:
             while self._held:
                 await asyncio.sleep(_POLL)
                 buffered = buffered_bytes(self._output)
-                if buffered is None:  # no longer offered: as without it
-                    self.release()
+                if buffered is None:  # no longer offered: the output stopped
+                    self._stopped()
                     return
-                position = self.written - buffered
+                position = self._position = self.written - buffered
                 self._played(position)
                 if position != last:
                     last, since = position, loop.time()

@@ -889,12 +889,16 @@ class SpeechQueue:
     def on_closed(self, event: Any) -> None:
         """The socket closed: unfinished handles end as interrupted and lost (nothing
         more arrives), those the server failed with their failure; so does speech the
-        output still holds (it plays on: the output is the application's, not flushed)."""
+        output still holds (it plays on: the output is the application's, not flushed),
+        unless the client reconnects (``will_reconnect``): its audio has all arrived, so
+        it stays held, and barge-in can still stop it."""
         if self._pending is not None:
             self._resolve()
         self._settle_head()
         playout = self._playout
-        handles = [*(playout.take() if playout is not None else ()), *self._handles]
+        reconnecting = getattr(event, "will_reconnect", False)  # (none given: a final close)
+        held = () if playout is None or reconnecting else playout.take()
+        handles = [*held, *self._handles]
         self._handles.clear()
         self._due, self._alone = False, None  # the next session owes nothing
         for handle in handles:

@@ -336,13 +336,15 @@ async def _played_out(speaker: PacedSpeaker) -> None:
     last words of an answer may be shorter than its prebuffer), and wait until it has
     been played: at most twice the audio's length plus :data:`_PLAY_OUT_SLACK` seconds
     (a speaker that was not started, or a stalled sound card, never plays it)."""
-    seconds = speaker.buffered_bytes / (2 * speaker.sample_rate)
-    timeout = 2 * seconds + _PLAY_OUT_SLACK
+    held = speaker.buffered_bytes
+    if held is None:  # closed: it plays nothing more
+        return
+    timeout = 2 * held / (2 * speaker.sample_rate) + _PLAY_OUT_SLACK
     if not await speaker.play_out(timeout):
         logger.warning(
             "talk(): the speaker did not play its last %.2f s of audio within %.1f s (is it "
             "started? `async with speaker:`); ending without it",
-            speaker.buffered_bytes / (2 * speaker.sample_rate),
+            (speaker.buffered_bytes or 0) / (2 * speaker.sample_rate),
             timeout,
         )
 
