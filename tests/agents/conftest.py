@@ -39,6 +39,21 @@ async def agent(server: LocalServer) -> AsyncIterator[SaynaClient]:
         yield client
 
 
+@pytest_asyncio.fixture
+async def fast_server() -> AsyncIterator[LocalServer]:
+    """TTS audio faster than real time, as a real Sayna with HTTP providers sends it."""
+    async with LocalServer(port=0, tts_realtime=False) as srv:
+        yield srv
+
+
+@pytest_asyncio.fixture
+async def fast_agent(fast_server: LocalServer) -> AsyncIterator[SaynaClient]:
+    """A connected client of :func:`fast_server`."""
+    async with make_client(fast_server) as client:
+        await client.connect()
+        yield client
+
+
 class Peer:
     """A Sayna stand-in at /ws: answers ``config`` with ``ready``, queues what the client
     sends, and sends what the test tells it to, when it tells it. It takes a session

@@ -4,17 +4,15 @@ result never interrupts the reply an earlier callback of it started."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 
 from helpers.waiting import eventually
 from sayna_client import SaynaClient
 from sayna_client.agents import BargeInEvent
 from sayna_client.server import LocalServer
 
-from .conftest import RATE, WAIT, WORD_BYTES, make_client
+from .conftest import RATE, WAIT, WORD_BYTES
 from .test_barge_in import say
 
 LONG = " ".join(["word"] * 40)  # 7.2 s of the fake engine's audio
@@ -52,20 +50,6 @@ class PlainOutput:
 
     def flush(self) -> int:
         return 0
-
-
-@pytest_asyncio.fixture
-async def fast_server() -> AsyncIterator[LocalServer]:
-    """TTS audio faster than real time, as a real Sayna with HTTP providers sends it."""
-    async with LocalServer(port=0, tts_realtime=False) as srv:
-        yield srv
-
-
-@pytest_asyncio.fixture
-async def fast_agent(fast_server: LocalServer) -> AsyncIterator[SaynaClient]:
-    async with make_client(fast_server) as client:
-        await client.connect()
-        yield client
 
 
 def completions(client: SaynaClient) -> asyncio.Event:

@@ -6,10 +6,7 @@ played heard, at once, instead of a graceful close waiting out its drain time fo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Optional
-
-import pytest_asyncio
 
 from helpers.waiting import eventually
 from integrations.helpers import CuttableProxy
@@ -20,20 +17,6 @@ from sayna_client.server import LocalServer
 from .conftest import RATE, WAIT, WORD_BYTES, make_client
 from .test_barge_in import say
 from .test_playout import LONG, ManualSpeaker, completions
-
-
-@pytest_asyncio.fixture
-async def fast_server() -> AsyncIterator[LocalServer]:
-    """TTS audio faster than real time, as a real Sayna with HTTP providers sends it."""
-    async with LocalServer(port=0, tts_realtime=False) as srv:
-        yield srv
-
-
-@pytest_asyncio.fixture
-async def fast_agent(fast_server: LocalServer) -> AsyncIterator[SaynaClient]:
-    async with make_client(fast_server) as client:
-        await client.connect()
-        yield client
 
 
 class ClosableSpeaker(ManualSpeaker):
