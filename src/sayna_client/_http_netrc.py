@@ -17,7 +17,7 @@ import asyncio
 import netrc
 import os
 import threading
-import weakref
+from concurrent.futures import Future
 from typing import Optional, Tuple
 
 from aiohttp.helpers import netrc_from_env
@@ -30,11 +30,10 @@ _Version = Tuple[str, int, int, int, int, int, int]
 #: What a finished read found, by path: kept for the process (no loop in it: the loops of
 #: ``asyncio.run`` calls and sync clients come and go).
 _DONE: dict[str, tuple[_Version, netrc.netrc]] = {}
-#: Per loop: the reads still running (their futures belong to it), forgotten when done.
-_RUNNING: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[str, tuple[_Version, asyncio.Future[Optional[netrc.netrc]]]]
-]
-_RUNNING = weakref.WeakKeyDictionary()
+#: The reads still running, by path: thread futures (no loop in them either), which the
+#: callers of every loop await, forgotten by the worker thread when the read ends (a loop
+#: closed meanwhile keeps nothing).
+_RUNNING: dict[str, tuple[_Version, Future[Optional[netrc.netrc]]]] = {}
 #: Loops of several threads (sync clients) share the two.
 _LOCK = threading.Lock()
 
@@ -81,35 +80,50 @@ async def netrc_entries() -> Optional[netrc.netrc]:
         done = _DONE.get(path)
         if done is not None and done[0] == version:
             return done[1]
-        running = _RUNNING.get(loop)
-        if running is None:
-            running = _RUNNING[loop] = {}
-    known = running.get(path)
-    if known is not None and known[0] == version:
-        read = known[1]
-    else:
-        read = loop.run_in_executor(None, netrc_from_env)
-        running[path] = (version, read)
-        read.add_done_callback(lambda ended: _finished(running, path, version, ended))
-    # shield: one caller cancelled does not cancel the read the others wait for.
-    return await asyncio.shield(read)
+        known = _RUNNING.get(path)
+        start = known is None or known[0] != version
+        if start:
+            shared: Future[Optional[netrc.netrc]] = Future()
+            _RUNNING[path] = (version, shared)
+        else:
+            shared = known[1]  # type: ignore[index]
+    if start:
+        try:
+            loop.run_in_executor(None, _read_netrc, path, version, shared)
+        except RuntimeError as exc:  # the loop's executor is shut down (a loop ending)
+            _settle(path, version, shared, None)
+            shared.set_exception(exc)
+    # shield: one caller cancelled does not cancel the read the others (of any loop)
+    # wait for.
+    return await asyncio.shield(asyncio.wrap_future(shared))
 
 
-def _finished(
-    running: dict[str, tuple[_Version, asyncio.Future[Optional[netrc.netrc]]]],
+def _read_netrc(path: str, version: _Version, shared: Future[Optional[netrc.netrc]]) -> None:
+    """Read the file (in a worker thread), keep what it found for the process and hand it
+    to the waiters of every loop through ``shared``. Never raises: its own future, which
+    nobody awaits, must not hold an error."""
+    try:
+        entries = netrc_from_env()
+    except BaseException as exc:  # (aiohttp's reader warns and returns None for its own)
+        _settle(path, version, shared, None)
+        shared.set_exception(exc)
+        return
+    _settle(path, version, shared, entries)
+    shared.set_result(entries)
+
+
+def _settle(
     path: str,
     version: _Version,
-    ended: asyncio.Future[Optional[netrc.netrc]],
+    shared: Future[Optional[netrc.netrc]],
+    entries: Optional[netrc.netrc],
 ) -> None:
-    """A read ended: forget its future (it holds its loop), keep what it found for the
-    process. A read that found nothing usable is not kept: the next client reads (and
-    warns) again, as each client did before the reads were shared."""
-    known = running.get(path)
-    if known is not None and known[1] is ended:
-        del running[path]
-    if ended.cancelled() or ended.exception() is not None:
-        return
-    entries = ended.result()
-    if entries is not None:
-        with _LOCK:
+    """A read ended: forget it as running, keep what it found. A read that found nothing
+    usable is not kept: the next client reads (and warns) again, as each client did
+    before the reads were shared."""
+    with _LOCK:
+        known = _RUNNING.get(path)
+        if known is not None and known[1] is shared:
+            del _RUNNING[path]
+        if entries is not None:
             _DONE[path] = (version, entries)

@@ -144,3 +144,10 @@ async def test_a_speaker_closed_before_the_session_ends_does_not_hold_the_close(
     assert speaker.buffered_bytes is None  # closed: it says it plays no more
     assert handle.seconds_heard <= speaker.played_bytes / (2 * RATE)
     assert handle.seconds_heard < handle.bytes_delivered / (2 * RATE)
+    # What was reported unheard is dropped: started again, the speaker does not play it
+    # (before the next speech) after all.
+    speaker.start()
+    try:
+        assert speaker.buffered_bytes == 0
+    finally:
+        await speaker.aclose()

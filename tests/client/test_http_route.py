@@ -8,6 +8,7 @@ import asyncio
 import base64
 import gc
 import logging
+import os
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -236,7 +237,7 @@ async def test_concurrent_first_calls_and_the_loops_clients_share_one_netrc_read
     assert {a.status for a in answers} == {"OK"}
     assert len(seen) == 51
     assert {header for _, header in seen} == {netrc_file}
-    assert executor.names.count("netrc_from_env") == 1
+    assert executor.names.count("_read_netrc") == 1
 
 
 async def test_a_changed_netrc_is_read_again(netrc_file: str, tmp_path: Path) -> None:
@@ -299,7 +300,7 @@ def test_loops_that_read_netrc_are_freed_and_share_the_read(netrc_file: str) -> 
     loops = [_read_in_a_loop_of_its_own(names) for _ in range(3)]
     gc.collect()
     assert [loop() for loop in loops] == [None, None, None]
-    assert names.count("netrc_from_env") == 1  # what the first read found is kept
+    assert names.count("_read_netrc") == 1  # what the first read found is kept
 
 
 def test_a_netrc_whose_mode_changed_is_read_again(netrc_file: str, tmp_path: Path) -> None:
@@ -309,4 +310,34 @@ def test_a_netrc_whose_mode_changed_is_read_again(netrc_file: str, tmp_path: Pat
     _read_in_a_loop_of_its_own(names)
     (tmp_path / "netrc").chmod(0o400)
     _read_in_a_loop_of_its_own(names)
-    assert names.count("netrc_from_env") == 2
+    assert names.count("_read_netrc") == 2
+
+
+def test_a_loop_closed_while_its_netrc_read_runs_is_freed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read still running when its loop closed (a sync client's close gives the
+    executor 5 s) kept that loop alive for good. The ``.netrc`` is a FIFO here: its read
+    blocks until the test writes it."""
+    fifo = tmp_path / "netrc"
+    os.mkfifo(fifo)
+    monkeypatch.setenv("NETRC", str(fifo))
+    pool = _CountingExecutor()
+    loop = asyncio.new_event_loop()
+    loop.set_default_executor(pool)
+
+    async def start_and_give_up() -> None:
+        reading = asyncio.ensure_future(netrc_entries())
+        await asyncio.sleep(0)  # the read is submitted
+        reading.cancel()
+
+    loop.run_until_complete(start_and_give_up())
+    freed = weakref.ref(loop)
+    loop.close()  # the read still blocks in its worker thread
+    del loop
+    with open(fifo, "w") as writer:  # lets the read end
+        writer.write("machine 127.0.0.1 login alice password s3cret\n")
+    pool.shutdown(wait=True)
+    gc.collect()
+    assert freed() is None
+    assert pool.names == ["_read_netrc"]

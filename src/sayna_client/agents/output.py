@@ -30,7 +30,8 @@ class AudioOutput(Protocol):
     byte; without it a speech ends when its audio has arrived (see
     :mod:`~sayna_client.agents.playout`). An output that stopped playing (closed)
     reports no ``buffered_bytes`` (None) until it plays again: the speech it holds ends
-    then, what it played as played out, the rest as interrupted (not heard).
+    then, what it played as played out, the rest as interrupted (not heard, and
+    dropped from the output with ``flush()``, so that it is not played on a restart).
     """
 
     def write(self, data: bytes) -> None:

@@ -138,18 +138,27 @@ class PlayOut:
     def _stopped(self) -> None:
         """The output stopped playing (``buffered_bytes`` None after a number): the held
         speeches it had played past (at the last position seen) end as played out, the
-        others as interrupted, the audio it did not play unheard."""
+        others as interrupted, the audio it did not play unheard, and dropped from the
+        output (``flush()``): a speaker started again would play it after all, before
+        what follows."""
         self._stop()
         held, self._held = self._held, []
         position = self._position or 0
         start = position
+        cut = False
         for handle, end, error in held:
             if end <= position:
                 handle._finish(interrupted=False, error=error)
                 continue
             unplayed = min(end - start, handle.bytes_delivered)
             start = end
+            cut = True
             handle._finish(interrupted=True, unplayed=unplayed, error=error)
+        if cut:
+            try:
+                self._output.flush()
+            except Exception as exc:  # the output's fault: the speech ended all the same
+                logger.debug("Sayna audio_output.flush() raised: %r", exc)
 
     def _stop(self) -> None:
         task, self._task = self._task, None
