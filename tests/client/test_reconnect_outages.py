@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import Optional
+from typing import Optional, TypeVar
 
 import pytest
 from aiohttp import WSMsgType, web
@@ -75,6 +75,21 @@ async def _run_loop_end_script(held_by: str) -> str:
     return text
 
 
+E = TypeVar("E", bound=Exception)
+
+
+async def _refused_connect(answers: list[tuple[int, dict[str, str]]], error_type: type[E]) -> E:
+    """The error ``connect()`` raises against :func:`_busy_server` answering ``answers``."""
+    async with serving(_busy_server(answers)) as url:
+        client = SaynaClient(url, stt(), tts())
+        try:
+            with pytest.raises(error_type) as caught:
+                await client.connect()
+        finally:
+            await client.disconnect()
+    return caught.value
+
+
 async def test_a_loss_as_the_loop_ends_starts_no_reconnection_left_pending() -> None:
     """The close the loop's teardown causes started a reconnection after the loop had
     cancelled its tasks: "Task was destroyed but it is pending", a ReferenceError from
@@ -127,15 +142,7 @@ def _busy_server(answers: list[tuple[int, dict[str, str]]]) -> web.Application:
 async def test_a_busy_servers_refusal_carries_its_retry_after(
     status: int, error_type: type, busy: str
 ) -> None:
-    app = _busy_server([(status, {"Retry-After": "7"})])
-    async with serving(app) as url:
-        client = SaynaClient(url, stt(), tts())
-        try:
-            with pytest.raises(error_type) as caught:
-                await client.connect()
-        finally:
-            await client.disconnect()
-    error = caught.value
+    error = await _refused_connect([(status, {"Retry-After": "7"})], error_type)
     assert error.status_code == status
     assert error.retry_after == 7.0
     assert f"the server is {busy}: retry in 7 s (Retry-After)" in str(error)
@@ -143,16 +150,9 @@ async def test_a_busy_servers_refusal_carries_its_retry_after(
 
 
 async def test_a_refusal_without_retry_after_says_retry_later() -> None:
-    app = _busy_server([(503, {})])
-    async with serving(app) as url:
-        client = SaynaClient(url, stt(), tts())
-        try:
-            with pytest.raises(SaynaInternalServerError) as caught:
-                await client.connect()
-        finally:
-            await client.disconnect()
-    assert caught.value.retry_after is None
-    assert "the server is over capacity: retry later" in str(caught.value)
+    error = await _refused_connect([(503, {})], SaynaInternalServerError)
+    assert error.retry_after is None
+    assert "the server is over capacity: retry later" in str(error)
 
 
 async def test_reconnect_attempts_wait_as_long_as_a_refusals_retry_after() -> None:
@@ -189,30 +189,16 @@ _DATES = ["Wed, 21 Oct 2015 07:28:00 -0000", "Wed, 21 Oct 2015 07:28:00 GMT"]
 async def test_a_refusal_whose_retry_after_is_a_date_raises_its_typed_error(date: str) -> None:
     """The ``-0000`` form made connect() raise a raw TypeError (a naive date minus an
     aware "now") instead of the refusal's SaynaInternalServerError."""
-    app = _busy_server([(503, {"Retry-After": date})])
-    async with serving(app) as url:
-        client = SaynaClient(url, stt(), tts())
-        try:
-            with pytest.raises(SaynaInternalServerError) as caught:
-                await client.connect()
-        finally:
-            await client.disconnect()
-    assert caught.value.retry_after == 0.0  # a date in the past: retry now
-    assert "retry in 0 s (Retry-After)" in str(caught.value)
+    error = await _refused_connect([(503, {"Retry-After": date})], SaynaInternalServerError)
+    assert error.retry_after == 0.0  # a date in the past: retry now
+    assert "retry in 0 s (Retry-After)" in str(error)
 
 
 async def test_retry_after_is_read_only_on_a_busy_servers_refusal() -> None:
     """A 502's Retry-After means nothing (RFC 9110: 503 and 3xx): not kept, not named."""
-    app = _busy_server([(502, {"Retry-After": "7"})])
-    async with serving(app) as url:
-        client = SaynaClient(url, stt(), tts())
-        try:
-            with pytest.raises(SaynaInternalServerError) as caught:
-                await client.connect()
-        finally:
-            await client.disconnect()
-    assert caught.value.retry_after is None
-    assert "Retry-After" not in str(caught.value)
+    error = await _refused_connect([(502, {"Retry-After": "7"})], SaynaInternalServerError)
+    assert error.retry_after is None
+    assert "Retry-After" not in str(error)
 
 
 @pytest.mark.parametrize("date", _DATES)
