@@ -9,7 +9,7 @@ import pytest
 
 from helpers.waiting import eventually
 from sayna_client import SaynaClient
-from sayna_client.agents import BargeInEvent
+from sayna_client.agents import BargeInEvent, SpeechHandle
 from sayna_client.server import LocalServer
 
 from .conftest import RATE, WAIT, WORD_BYTES
@@ -52,11 +52,17 @@ class PlainOutput:
         return 0
 
 
-def completions(client: SaynaClient) -> asyncio.Event:
-    """Set at the next ``tts_playback_complete`` (the queue has handled it by then)."""
-    event = asyncio.Event()
-    client.on("tts_playback_complete", lambda _e: event.set())
-    return event
+async def speak_arrived(client: SaynaClient, text: str) -> SpeechHandle:
+    """``client.speak(text)``, returned once its ``tts_playback_complete`` came (the
+    speech queue has handled it by then: all its audio has arrived)."""
+    completed = asyncio.Event()
+    stop = client.on("tts_playback_complete", lambda _e: completed.set())
+    try:
+        handle = await client.speak(text)
+        await asyncio.wait_for(completed.wait(), WAIT)
+    finally:
+        stop()
+    return handle
 
 
 async def test_speech_is_unfinished_while_the_output_holds_it(
@@ -66,9 +72,7 @@ async def test_speech_is_unfinished_while_the_output_holds_it(
     fast_agent.audio_output = speaker
     events: list[BargeInEvent] = []
     policy = fast_agent.barge_in(on_barge_in=events.append)
-    completed = completions(fast_agent)
-    handle = await fast_agent.speak(LONG)
-    await asyncio.wait_for(completed.wait(), WAIT)
+    handle = await speak_arrived(fast_agent, LONG)
     # All its audio arrived; the user has heard none of it yet.
     assert speaker.buffered_bytes == handle.bytes_delivered > 0
     assert not handle.done
@@ -97,12 +101,8 @@ async def test_speech_is_unfinished_while_the_output_holds_it(
 async def test_speech_ends_once_the_output_played_it(fast_agent: SaynaClient) -> None:
     speaker = ManualSpeaker()
     fast_agent.audio_output = speaker
-    completed = completions(fast_agent)
-    first = await fast_agent.speak("one two three")
-    await asyncio.wait_for(completed.wait(), WAIT)
-    completed.clear()
-    second = await fast_agent.speak("four five")
-    await asyncio.wait_for(completed.wait(), WAIT)
+    first = await speak_arrived(fast_agent, "one two three")
+    second = await speak_arrived(fast_agent, "four five")
     assert not first.done
     assert not second.done
     assert fast_agent.speech.current is first
@@ -123,9 +123,7 @@ async def test_an_output_without_buffered_bytes_ends_speech_at_its_completion(
 ) -> None:
     output = PlainOutput()
     fast_agent.audio_output = output
-    completed = completions(fast_agent)
-    handle = await fast_agent.speak("one two three")
-    await asyncio.wait_for(completed.wait(), WAIT)
+    handle = await speak_arrived(fast_agent, "one two three")
     assert handle.done
     assert not handle.interrupted
     assert output.written == handle.bytes_delivered > 0
@@ -134,9 +132,7 @@ async def test_an_output_without_buffered_bytes_ends_speech_at_its_completion(
 
 async def test_replacing_the_output_ends_the_speech_it_held(fast_agent: SaynaClient) -> None:
     fast_agent.audio_output = ManualSpeaker()
-    completed = completions(fast_agent)
-    handle = await fast_agent.speak("one two three")
-    await asyncio.wait_for(completed.wait(), WAIT)
+    handle = await speak_arrived(fast_agent, "one two three")
     assert not handle.done
     fast_agent.audio_output = None
     assert handle.done
@@ -222,9 +218,7 @@ async def test_disconnect_lets_the_output_play_out_the_speech_it_holds(
 ) -> None:
     speaker = PlaysWhenAsked()
     fast_agent.audio_output = speaker
-    completed = completions(fast_agent)
-    handle = await fast_agent.speak("one two three")
-    await asyncio.wait_for(completed.wait(), WAIT)
+    handle = await speak_arrived(fast_agent, "one two three")
     assert not handle.done
     at_close: list[bool] = []
     fast_agent.on("closed", lambda _e: at_close.append(handle.done))
@@ -243,9 +237,7 @@ async def test_a_close_ends_the_speech_the_output_holds_as_lost(
 ) -> None:
     speaker = ManualSpeaker()  # never plays: a speaker not started
     fast_agent.audio_output = speaker
-    completed = completions(fast_agent)
-    handle = await fast_agent.speak(LONG)
-    await asyncio.wait_for(completed.wait(), WAIT)
+    handle = await speak_arrived(fast_agent, LONG)
     assert not handle.done
     assert watchers()
     await fast_agent.disconnect(drain=0)  # close at once: nothing waits for the output
@@ -267,9 +259,7 @@ async def test_setting_the_same_output_again_keeps_the_speech_it_holds(
 ) -> None:
     speaker = ManualSpeaker()
     fast_agent.audio_output = speaker
-    completed = completions(fast_agent)
-    handle = await fast_agent.speak("one two three")
-    await asyncio.wait_for(completed.wait(), WAIT)
+    handle = await speak_arrived(fast_agent, "one two three")
     fast_agent.audio_output = speaker  # unchanged: what it holds is still unplayed
     assert not handle.done
     assert fast_agent.speech.current is handle

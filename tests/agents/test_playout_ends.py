@@ -16,7 +16,7 @@ from sayna_client.server import LocalServer
 
 from .conftest import RATE, WAIT, WORD_BYTES, make_client
 from .test_barge_in import say
-from .test_playout import LONG, ManualSpeaker, completions
+from .test_playout import LONG, ManualSpeaker, speak_arrived
 
 
 class ClosableSpeaker(ManualSpeaker):
@@ -58,9 +58,7 @@ async def test_speech_the_output_holds_outlives_a_reconnection() -> None:
             policy = client.barge_in()
             back = asyncio.Event()
             client.on("reconnected", lambda _e: back.set())
-            completed = completions(client)
-            handle = await client.speak(LONG)
-            await asyncio.wait_for(completed.wait(), WAIT)
+            handle = await speak_arrived(client, LONG)
             speaker.play(3 * WORD_BYTES)
             proxy.cut()  # the connection drops while the speaker still plays the reply
             await asyncio.wait_for(back.wait(), WAIT)
@@ -85,9 +83,7 @@ async def test_a_close_without_reconnection_still_ends_held_speech_as_lost(
 ) -> None:
     speaker = ManualSpeaker()
     fast_agent.audio_output = speaker
-    completed = completions(fast_agent)
-    handle = await fast_agent.speak("one two three")
-    await asyncio.wait_for(completed.wait(), WAIT)
+    handle = await speak_arrived(fast_agent, "one two three")
     await fast_agent.disconnect(drain=0)
     assert handle.done
     assert handle.interrupted
@@ -99,12 +95,8 @@ async def test_an_output_that_stopped_ends_the_speech_it_held_with_what_it_playe
 ) -> None:
     speaker = ClosableSpeaker()
     fast_agent.audio_output = speaker
-    completed = completions(fast_agent)
-    first = await fast_agent.speak("one two")
-    await asyncio.wait_for(completed.wait(), WAIT)
-    completed.clear()
-    second = await fast_agent.speak(LONG)
-    await asyncio.wait_for(completed.wait(), WAIT)
+    first = await speak_arrived(fast_agent, "one two")
+    second = await speak_arrived(fast_agent, LONG)
     assert not first.done
     speaker.play(first.bytes_delivered + 3 * WORD_BYTES)
     # The client has seen that play position (the output says no more once closed).
@@ -133,9 +125,7 @@ async def test_a_speaker_closed_before_the_session_ends_does_not_hold_the_close(
     client = make_client(fast_server)
     async with client.session(), PacedSpeaker(RATE) as speaker:
         client.audio_output = speaker
-        completed = completions(client)
-        handle = await client.speak(LONG)
-        await asyncio.wait_for(completed.wait(), WAIT)
+        handle = await speak_arrived(client, LONG)
         # (Speech held: its 7.2 s of audio are in the speaker, which plays in real time.)
         assert not handle.done
     # Ended when the speaker closed, not as lost when the drain time ran out.
